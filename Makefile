@@ -1,0 +1,71 @@
+# Two commands do everything on a fresh Debian machine, as root: `make demo` and `make test`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+TSX := node --import tsx
+DEBIAN_PACKAGES := iproute2 nftables iptables conntrack
+TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
+
+.PHONY: help deps npm-deps debian-deps build typecheck lint format test unit demo bench fidelity fuzz clean
+
+help:
+	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
+	@echo "make test      install dependencies, build, lint, run every test (root for end-to-end)"
+	@echo "make build     compile to dist/ (bin/symroute runs it)"
+	@echo "make bench     benchmarks -> docs/benchmarks.md (root)"
+	@echo "make fidelity  10,000+ simulator-vs-kernel route lookups (root)"
+	@echo "make fuzz      10,000+ generated config files through the loader"
+
+deps: npm-deps debian-deps
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+npm-deps: node_modules/.package-lock.json
+
+# Installs the tools symroute drives when they are missing (needs root and Debian's apt).
+debian-deps:
+	@missing=""; \
+	for pair in ip:iproute2 nft:nftables iptables:iptables conntrack:conntrack; do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root to install them)"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: npm-deps
+	npx tsc -p tsconfig.build.json
+
+typecheck: npm-deps
+	npx tsc -p tsconfig.json --noEmit
+
+lint: npm-deps
+	$(TSX) scripts/lint-layers.ts
+	npx prettier --check --log-level warn .
+
+format: npm-deps
+	npx prettier --write --log-level warn .
+
+test: deps build typecheck lint
+	bash scripts/run-tests.sh $(TEST_FILES)
+
+unit: npm-deps
+	bash scripts/run-tests.sh $(filter-out %.e2e.test.ts,$(TEST_FILES))
+
+demo: deps build
+	bin/symroute lab demo
+
+bench: deps build
+	bash bench/run.sh
+
+fidelity: deps build
+	SYMROUTE_FIDELITY_RUNS=10000 bash scripts/run-tests.sh test/simulate/fidelity.e2e.test.ts
+
+fuzz: npm-deps
+	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts
+
+clean:
+	rm -rf dist

@@ -1,0 +1,221 @@
+// The real node: iproute2 to read and write routing, nft or iptables for symroute's firewall
+// objects, /proc/sys for sysctls. One process per tool per step, never one per object.
+
+import { readFile, writeFile, readdir } from "node:fs/promises";
+import type { Family } from "../model/address.ts";
+import { SymrouteError } from "../model/errors.ts";
+import type { FirewallBackend, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
+import type { Kernel, ReadScope } from "../engine/ports.ts";
+import { IPT_OUT, IPT_PRE, NFT_TABLE } from "../render/firewall.ts";
+import { runTool, toolError, type ToolRunner } from "./exec.ts";
+import { parseAddresses, parseLinks, parseRoutes, parseRules } from "./iproute2-parse.ts";
+
+type Json = Record<string, unknown>;
+
+export interface LinuxKernelOptions {
+  readonly run?: ToolRunner;
+  /** Root of the sysctl tree; tests may point it elsewhere. */
+  readonly procSys?: string;
+}
+
+function parseJsonArray(text: string, what: string): Json[] {
+  try {
+    const value: unknown = JSON.parse(text === "" ? "[]" : text);
+    return Array.isArray(value) ? (value as Json[]) : [];
+  } catch (cause) {
+    throw new SymrouteError("kernel", `could not parse the output of ${what}`, { cause });
+  }
+}
+
+/** `Command failed -:3` in ip's stderr names the batch line that failed. */
+export function failedBatchLine(stderr: string): number | undefined {
+  const m = /Command failed [^:\n]*:(\d+)/.exec(stderr);
+  return m === null ? undefined : Number(m[1]);
+}
+
+export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
+  const run = options.run ?? runTool;
+  const procSys = options.procSys ?? "/proc/sys";
+
+  const ipJson = async (args: string[]): Promise<Json[]> => {
+    const result = await run("ip", ["-j", ...args]);
+    return parseJsonArray(result.stdout, `ip -j ${args.join(" ")}`);
+  };
+
+  const readSysctl = async (name: string): Promise<string | undefined> => {
+    try {
+      return (await readFile(`${procSys}/${name}`, "utf8")).trim();
+    } catch {
+      return undefined;
+    }
+  };
+
+  const readNftOwned = async (): Promise<OwnedFirewall | undefined> => {
+    const result = await run("nft", ["-j", "list", "table", "inet", NFT_TABLE], { allowFailure: true });
+    if (result.code !== 0) {
+      if (/No such file or directory|does not exist/i.test(result.stderr)) return { backend: "nftables", ruleKeys: [] };
+      if (/Operation not permitted|Permission denied/i.test(result.stderr)) throw toolError("nft", ["-j", "list", "table"], result);
+      return undefined;
+    }
+    const doc = JSON.parse(result.stdout) as { nftables?: Json[] };
+    const ruleKeys: string[] = [];
+    for (const item of doc.nftables ?? []) {
+      const rule = item["rule"] as Json | undefined;
+      if (rule !== undefined) ruleKeys.push(typeof rule["comment"] === "string" ? rule["comment"] : `uncommented rule ${String(rule["handle"])}`);
+    }
+    return { backend: "nftables", ruleKeys };
+  };
+
+  const readIptablesOwned = async (): Promise<OwnedFirewall | undefined> => {
+    const keys: string[] = [];
+    for (const family of [4, 6] as const) {
+      const tool = family === 4 ? "iptables-save" : "ip6tables-save";
+      const result = await run(tool, ["-t", "mangle"], { allowFailure: true });
+      if (result.code !== 0) {
+        if (/Permission denied|Operation not permitted/i.test(result.stderr)) throw toolError(tool, ["-t", "mangle"], result);
+        continue;
+      }
+      for (const line of result.stdout.split("\n")) {
+        const ours =
+          line.startsWith(`-A ${IPT_PRE} `) ||
+          line.startsWith(`-A ${IPT_OUT} `) ||
+          line.endsWith(`-j ${IPT_PRE}`) ||
+          line.endsWith(`-j ${IPT_OUT}`);
+        if (!ours) continue;
+        const m = /--comment (?:"([^"]*)"|(\S+))/.exec(line);
+        keys.push(`${family}:${m?.[1] ?? m?.[2] ?? `uncommented ${line}`}`);
+      }
+    }
+    return { backend: "iptables", ruleKeys: keys };
+  };
+
+  const kubeProxyHints = async (links: readonly { ifname: string }[]): Promise<KubeProxyHints> => {
+    const nft = await run("nft", ["list", "tables"], { allowFailure: true });
+    const ipt = await run("iptables-save", ["-t", "nat"], { allowFailure: true });
+    return {
+      ipvsLink: links.some((l) => l.ifname === "kube-ipvs0"),
+      nftablesTable: nft.code === 0 && /table ip6? kube-proxy/.test(nft.stdout),
+      iptablesChains: ipt.code === 0 && /^:KUBE-SERVICES /m.test(ipt.stdout),
+    };
+  };
+
+  return {
+    async readNode(scope: ReadScope): Promise<NodeState> {
+      const [linkJson, addrJson, r4, r6, rules4, rules6] = await Promise.all([
+        ipJson(["-d", "link", "show"]),
+        ipJson(["addr", "show"]),
+        ipJson(["-4", "-N", "-d", "route", "show", "table", "all"]),
+        ipJson(["-6", "-N", "-d", "route", "show", "table", "all"]),
+        ipJson(["-4", "-N", "rule", "show"]),
+        ipJson(["-6", "-N", "rule", "show"]),
+      ]);
+      const links = parseLinks(linkJson);
+      const names = new Set(scope.sysctls);
+      for (const template of scope.linkSysctls ?? []) {
+        for (const link of links) names.add(template.replace("{}", link.ifname));
+      }
+      const sysctls: Record<string, string> = {};
+      await Promise.all(
+        [...names].map(async (name) => {
+          const value = await readSysctl(name);
+          if (value !== undefined) sysctls[name] = value;
+        }),
+      );
+      const firewall: OwnedFirewall[] = [];
+      for (const backend of scope.firewalls) {
+        const owned = backend === "nftables" ? await readNftOwned() : await readIptablesOwned();
+        if (owned !== undefined) firewall.push(owned);
+      }
+      return {
+        links,
+        addresses: parseAddresses(addrJson),
+        routes: [...parseRoutes(4, r4), ...parseRoutes(6, r6)],
+        rules: [...parseRules(4, rules4), ...parseRules(6, rules6)],
+        sysctls,
+        firewall,
+        kubeProxy: await kubeProxyHints(links),
+      };
+    },
+
+    async runIpBatch(family: Family, lines: readonly string[]): Promise<void> {
+      if (lines.length === 0) return;
+      const args = family === 6 ? ["-6", "-batch", "-"] : ["-batch", "-"];
+      const result = await run("ip", args, { input: `${lines.join("\n")}\n`, allowFailure: true });
+      if (result.code === 0) return;
+      const lineNo = failedBatchLine(result.stderr);
+      const error = toolError("ip", args, result);
+      throw new SymrouteError(error.kind, error.message, {
+        details: [
+          ...(lineNo === undefined ? [] : [`failing line ${lineNo}: ${lines[lineNo - 1] ?? "?"}`]),
+          ...error.details,
+        ],
+        hint: error.hint,
+        cause: { failedLine: lineNo },
+      });
+    },
+
+    async runNft(script: string): Promise<void> {
+      const result = await run("nft", ["-f", "-"], { input: script, allowFailure: true });
+      if (result.code === 0) return;
+      const error = toolError("nft", ["-f", "-"], result);
+      const m = /:(\d+):\d+/.exec(result.stderr);
+      const lineNo = m === null ? undefined : Number(m[1]);
+      throw new SymrouteError(error.kind, error.message, {
+        details: [
+          ...(lineNo === undefined ? [] : [`failing line ${lineNo}: ${script.split("\n")[lineNo - 1]?.trim() ?? "?"}`]),
+          ...error.details,
+        ],
+        hint: error.hint,
+      });
+    },
+
+    async runIptablesRestore(family: Family, payload: string): Promise<void> {
+      const tool = family === 4 ? "iptables-restore" : "ip6tables-restore";
+      const args = ["--noflush", "-w", "5"];
+      const result = await run(tool, args, { input: payload, allowFailure: true });
+      if (result.code === 0) return;
+      const error = toolError(tool, args, result);
+      const m = /line:? (\d+)/.exec(result.stderr);
+      const lineNo = m === null ? undefined : Number(m[1]);
+      throw new SymrouteError(error.kind, error.message, {
+        details: [
+          ...(lineNo === undefined ? [] : [`failing line ${lineNo}: ${payload.split("\n")[lineNo - 1] ?? "?"}`]),
+          ...error.details,
+        ],
+        hint: error.hint,
+      });
+    },
+
+    async writeSysctls(values): Promise<void> {
+      for (const [name, value] of values) {
+        try {
+          await writeFile(`${procSys}/${name}`, value);
+        } catch (cause) {
+          const code = (cause as NodeJS.ErrnoException).code;
+          throw new SymrouteError(code === "EACCES" || code === "EPERM" || code === "EROFS" ? "permission" : "kernel", `could not set ${name.replaceAll("/", ".")} to ${value}: ${code ?? String(cause)}`, {
+            cause,
+            hint: code === "EACCES" || code === "EPERM" || code === "EROFS" ? "run as root; in a container, /proc/sys must be writable (CAP_NET_ADMIN in the host network namespace)" : undefined,
+          });
+        }
+      }
+    },
+
+    async availableFirewalls(): Promise<readonly FirewallBackend[]> {
+      const found: FirewallBackend[] = [];
+      const nft = await run("nft", ["--version"], { allowFailure: true }).catch(() => undefined);
+      if (nft?.code === 0) found.push("nftables");
+      const ipt = await run("iptables-restore", ["--version"], { allowFailure: true }).catch(() => undefined);
+      if (ipt?.code === 0) found.push("iptables");
+      return found;
+    },
+  };
+}
+
+/** Names of the interfaces with IPv4 conf entries: what `readdir(/proc/sys/net/ipv4/conf)` lists. */
+export async function listConfInterfaces(procSys = "/proc/sys"): Promise<string[]> {
+  try {
+    return await readdir(`${procSys}/net/ipv4/conf`);
+  } catch {
+    return [];
+  }
+}

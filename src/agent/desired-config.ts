@@ -1,0 +1,72 @@
+// The configuration the agent converges to: the file (global settings and any local networks) plus
+// the networks the cluster assigns to this node. Each cluster network is validated together with
+// those accepted before it, so one bad object is refused alone (and its status says why) instead of
+// taking every other network down with it.
+
+import { parse as parseYaml } from "yaml";
+import { formatConfigIssues, parseConfigText, validateConfigObject } from "../config/index.ts";
+import type { Config } from "../model/config.ts";
+import type { NetworkVerdict } from "./kubernetes/cluster.ts";
+
+export type FileResult =
+  | { readonly ok: true; readonly config: Config; readonly raw: Record<string, unknown> }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+/** The file as the agent uses it: validated on its own, and as a plain object to merge into. */
+export function readConfigFile(text: string, fileName: string): FileResult {
+  const result = parseConfigText(text);
+  if (!result.ok) return { ok: false, problems: formatConfigIssues(fileName, result.issues) };
+  const raw: unknown = parseYaml(text);
+  return { ok: true, config: result.config, raw: isRecord(raw) ? raw : {} };
+}
+
+/** With --kubernetes and no file: defaults for every global setting and no local networks. */
+export const EMPTY_FILE: FileResult = (() => {
+  const result = validateConfigObject({ networks: [] });
+  if (!result.ok) throw new Error("the empty configuration does not validate");
+  return { ok: true, config: result.config, raw: { networks: [] } };
+})();
+
+export interface MergedConfig {
+  readonly config: Config;
+  /** Cluster networks refused by the config validator, with the validator's words. */
+  readonly refused: ReadonlyMap<string, string>;
+}
+
+export function mergeClusterNetworks(
+  file: Extract<FileResult, { ok: true }>,
+  verdicts: readonly NetworkVerdict[],
+): MergedConfig {
+  const fileNetworks: unknown[] = Array.isArray(file.raw.networks) ? file.raw.networks : [];
+  const fileNames = new Set(file.config.networks.map((n) => n.name));
+  const accepted: unknown[] = [];
+  const refused = new Map<string, string>();
+  let config = file.config;
+  for (const verdict of verdicts) {
+    if (verdict.state !== "selected") continue;
+    if (fileNames.has(verdict.network)) {
+      refused.set(verdict.network, `the local config file already has a network named ${JSON.stringify(verdict.network)}`);
+      continue;
+    }
+    const candidate = { ...file.raw, networks: [...fileNetworks, ...accepted, verdict.entry] };
+    const result = validateConfigObject(candidate);
+    if (result.ok) {
+      accepted.push(verdict.entry);
+      config = result.config;
+    } else {
+      const index = fileNetworks.length + accepted.length;
+      const mine = result.issues.filter((i) => i.path.length === 0 || (i.path[0] === "networks" && i.path[1] === index));
+      const issues = mine.length > 0 ? mine : result.issues;
+      const lines = formatConfigIssues(`SymrouteNetwork/${verdict.network}`, issues.map((i) => ({
+        ...i,
+        path: i.path[0] === "networks" && i.path[1] === index ? ["spec", ...i.path.slice(2)] : i.path,
+      })));
+      refused.set(verdict.network, lines.join("; "));
+    }
+  }
+  return { config, refused };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,74 @@
+// Kernel change events as reconcile triggers. `ip -o monitor rule route link address` prints one
+// line per netlink notification (in both families); the lines are only a signal to re-read the node,
+// never parsed as state (iproute2 6.1 prints text even with -j). Restarted with backoff if it exits.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { backoffDelay } from "./backoff.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
+
+export interface KernelMonitor {
+  stop(): void;
+}
+
+export interface KernelMonitorOptions {
+  readonly onEvent: (line: string) => void;
+  readonly onExit?: (detail: string) => void;
+  readonly clock: Clock;
+  /** The command; replaced in tests. */
+  readonly command?: readonly [string, ...string[]];
+}
+
+export const MONITOR_COMMAND = ["ip", "-o", "monitor", "rule", "route", "link", "address"] as const;
+
+export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
+  const [file, ...args] = options.command ?? MONITOR_COMMAND;
+  let child: ChildProcess | undefined;
+  let restart: TimerHandle | undefined;
+  let stopped = false;
+  let failures = 0;
+
+  const launch = (): void => {
+    const startedAt = options.clock.now();
+    const proc = spawn(file, args, {
+      env: { ...process.env, LC_ALL: "C", LANG: "C" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child = proc;
+    let pending = "";
+    let stderr = "";
+    proc.stdout?.setEncoding("utf8");
+    proc.stdout?.on("data", (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) if (line.trim() !== "") options.onEvent(line);
+    });
+    proc.stderr?.setEncoding("utf8");
+    proc.stderr?.on("data", (chunk: string) => {
+      stderr = (stderr + chunk).slice(-2_000);
+    });
+    const onGone = (detail: string): void => {
+      if (child !== proc) return;
+      child = undefined;
+      if (stopped) return;
+      // A monitor that ran for a while before dying starts a fresh backoff sequence.
+      failures = options.clock.now() - startedAt > 60_000 ? 1 : failures + 1;
+      options.onExit?.(detail);
+      restart = options.clock.after(backoffDelay(failures, { initialMs: 500, maxMs: 30_000 }), launch);
+    };
+    proc.on("error", (error) => onGone(`${file} could not start: ${error.message}`));
+    proc.on("exit", (code, signal) =>
+      onGone(`${file} exited (${signal ?? `code ${code}`})${stderr.trim() === "" ? "" : `: ${stderr.trim()}`}`),
+    );
+  };
+
+  launch();
+  return {
+    stop() {
+      stopped = true;
+      restart?.cancel();
+      child?.kill("SIGTERM");
+      child = undefined;
+    },
+  };
+}

@@ -1,0 +1,61 @@
+// MetalLB IPAddressPool `spec.addresses` entries ("192.0.2.0/24", "192.0.2.10-192.0.2.20",
+// "2001:db8::/64") as the minimal list of canonical prefixes symroute's config takes.
+
+import {
+  familyBits,
+  formatPrefix,
+  parseIp,
+  parsePrefix,
+  type Family,
+  type Prefix,
+} from "../../model/address.ts";
+
+export type PoolEntryResult =
+  | { readonly ok: true; readonly prefixes: readonly string[] }
+  | { readonly ok: false; readonly problem: string };
+
+/** The smallest set of aligned blocks that covers exactly [from, to]. */
+export function rangeToPrefixes(family: Family, from: bigint, to: bigint): Prefix[] {
+  const bits = familyBits(family);
+  const out: Prefix[] = [];
+  let low = from;
+  while (low <= to) {
+    // The largest block aligned at `low`: its size is the lowest set bit of `low` (all of space for 0)...
+    let size = low === 0n ? 1n << BigInt(bits) : low & -low;
+    // ...shrunk until it ends inside the range.
+    while (low + size - 1n > to) size >>= 1n;
+    let len = bits;
+    for (let s = size; s > 1n; s >>= 1n) len--;
+    out.push({ family, value: low, len });
+    low += size;
+  }
+  return out;
+}
+
+export function poolEntryToPrefixes(entry: string): PoolEntryResult {
+  const text = entry.trim();
+  const dash = text.indexOf("-");
+  if (dash >= 0) {
+    const from = parseIp(text.slice(0, dash).trim());
+    const to = parseIp(text.slice(dash + 1).trim());
+    if (from === undefined || to === undefined) {
+      return { ok: false, problem: `${JSON.stringify(entry)} is not a range of two IP addresses` };
+    }
+    if (from.family !== to.family) {
+      return { ok: false, problem: `${JSON.stringify(entry)} mixes IPv4 and IPv6` };
+    }
+    if (from.value > to.value) {
+      return { ok: false, problem: `${JSON.stringify(entry)} ends before it starts` };
+    }
+    return { ok: true, prefixes: rangeToPrefixes(from.family, from.value, to.value).map(formatPrefix) };
+  }
+  // MetalLB (Go's net.ParseCIDR) accepts host bits and clears them; so do we.
+  const prefix = parsePrefix(text);
+  if (prefix === undefined || !text.includes("/")) {
+    return { ok: false, problem: `${JSON.stringify(entry)} is neither a CIDR nor a range "FIRST-LAST"` };
+  }
+  if (prefix.len === 0) {
+    return { ok: false, problem: `${JSON.stringify(entry)} covers every address; symroute refuses a /0 pool` };
+  }
+  return { ok: true, prefixes: [formatPrefix(prefix)] };
+}

@@ -1,0 +1,201 @@
+// The cluster as a configuration source: informers (list + watch, relist on 410 Gone) on the
+// SymrouteNetworks, MetalLB's IPAddressPools and L2Advertisements, and this node; per-node status
+// written back through the status subresource. The informer caches outlive API outages, so the last
+// good view of the cluster stays in force while the API server is unreachable; a failed informer is
+// restarted with backoff (client-node 1.4 informers stop after an error).
+
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  ListWatch,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
+import { backoffDelay } from "../backoff.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
+import {
+  L2ADVERTISEMENT_PLURAL,
+  METALLB_GROUP,
+  METALLB_VERSION,
+  POOL_PLURAL,
+  SYMROUTE_GROUP,
+  SYMROUTE_PLURAL,
+  SYMROUTE_VERSION,
+  type IpAddressPool,
+  type L2Advertisement,
+  type NodeInfo,
+  type NodeStatus,
+  type SymrouteNetwork,
+} from "./resources.ts";
+
+export interface ClusterSnapshot {
+  readonly networks: readonly SymrouteNetwork[];
+  readonly pools: readonly IpAddressPool[];
+  readonly l2Advertisements: readonly L2Advertisement[];
+  readonly node: NodeInfo;
+}
+
+export interface KubernetesSourceOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly nodeName: string;
+  readonly metallbNamespace: string;
+  readonly clock: Clock;
+  /** Something in the cluster view changed (or an informer finished its first list). */
+  readonly onChange: (what: string) => void;
+  readonly onError: (what: string, error: unknown) => void;
+}
+
+export interface KubernetesSource {
+  start(): void;
+  stop(): Promise<void>;
+  /** undefined until every informer has listed once; afterwards the latest (or last known) view. */
+  snapshot(): ClusterSnapshot | undefined;
+  /** Merge-patches `status.nodes.<this node>` of one SymrouteNetwork; `undefined` removes the entry. */
+  writeStatus(network: string, status: NodeStatus | undefined): Promise<void>;
+}
+
+type AnyObject = KubernetesObject & Record<string, unknown>;
+
+interface Feed {
+  readonly name: string;
+  readonly informer: ListWatch<AnyObject>;
+  synced: boolean;
+  failures: number;
+  restart?: TimerHandle;
+}
+
+export function createKubernetesSource(options: KubernetesSourceOptions): KubernetesSource {
+  const { kubeConfig, nodeName, metallbNamespace, clock } = options;
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const watch = new Watch(kubeConfig);
+  let stopped = true;
+
+  const feeds: Feed[] = [];
+  const feed = (
+    name: string,
+    path: string,
+    list: () => Promise<KubernetesListObject<AnyObject>>,
+    fieldSelector?: string,
+  ): Feed => {
+    const entry: Feed = {
+      name,
+      synced: false,
+      failures: 0,
+      informer: new ListWatch<AnyObject>(
+        path,
+        watch,
+        async () => {
+          const result = await list();
+          entry.synced = true;
+          entry.failures = 0;
+          // The informer fills its cache after this promise settles; the loop debounces anyway.
+          options.onChange(`${name}-listed`);
+          return result;
+        },
+        false,
+        undefined,
+        fieldSelector,
+      ),
+    };
+    entry.informer.on("change", () => options.onChange(name));
+    entry.informer.on("error", (error: unknown) => {
+      options.onError(name, error);
+      if (stopped) return;
+      entry.failures++;
+      entry.restart = clock.after(backoffDelay(entry.failures, { initialMs: 500, maxMs: 30_000 }), () => {
+        entry.restart = undefined;
+        if (!stopped) void entry.informer.start();
+      });
+    });
+    feeds.push(entry);
+    return entry;
+  };
+
+  const networks = feed(
+    "symroutenetworks",
+    `/apis/${SYMROUTE_GROUP}/${SYMROUTE_VERSION}/${SYMROUTE_PLURAL}`,
+    () =>
+      custom.listClusterCustomObject({ group: SYMROUTE_GROUP, version: SYMROUTE_VERSION, plural: SYMROUTE_PLURAL }),
+  );
+  const pools = feed(
+    "ipaddresspools",
+    `/apis/${METALLB_GROUP}/${METALLB_VERSION}/namespaces/${metallbNamespace}/${POOL_PLURAL}`,
+    () =>
+      custom.listNamespacedCustomObject({
+        group: METALLB_GROUP,
+        version: METALLB_VERSION,
+        namespace: metallbNamespace,
+        plural: POOL_PLURAL,
+      }),
+  );
+  const l2ads = feed(
+    "l2advertisements",
+    `/apis/${METALLB_GROUP}/${METALLB_VERSION}/namespaces/${metallbNamespace}/${L2ADVERTISEMENT_PLURAL}`,
+    () =>
+      custom.listNamespacedCustomObject({
+        group: METALLB_GROUP,
+        version: METALLB_VERSION,
+        namespace: metallbNamespace,
+        plural: L2ADVERTISEMENT_PLURAL,
+      }),
+  );
+  const nodeSelector = `metadata.name=${nodeName}`;
+  const node = feed(
+    "node",
+    "/api/v1/nodes",
+    async () => (await core.listNode({ fieldSelector: nodeSelector })) as unknown as KubernetesListObject<AnyObject>,
+    nodeSelector,
+  );
+
+  return {
+    start() {
+      stopped = false;
+      for (const f of feeds) void f.informer.start();
+    },
+    async stop() {
+      stopped = true;
+      for (const f of feeds) {
+        f.restart?.cancel();
+        await f.informer.stop();
+      }
+    },
+    snapshot() {
+      if (!feeds.every((f) => f.synced)) return undefined;
+      const self = node.informer.get(nodeName);
+      if (self === undefined) return undefined;
+      return {
+        networks: networks.informer.list() as unknown as SymrouteNetwork[],
+        pools: pools.informer.list() as unknown as IpAddressPool[],
+        l2Advertisements: l2ads.informer.list() as unknown as L2Advertisement[],
+        node: { name: nodeName, labels: self.metadata?.labels ?? {} },
+      };
+    },
+    async writeStatus(network, status) {
+      await custom.patchClusterCustomObjectStatus(
+        {
+          group: SYMROUTE_GROUP,
+          version: SYMROUTE_VERSION,
+          plural: SYMROUTE_PLURAL,
+          name: network,
+          // JSON merge patch: maps merge key by key, so each node touches only its own entry and
+          // nodes never overwrite each other (a list would be replaced whole).
+          body: { status: { nodes: { [nodeName]: status ?? null } } },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    },
+  };
+}
+
+/** In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config; or the file given. */
+export function loadKubeConfig(file?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (file !== undefined) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  return kc;
+}

@@ -1,0 +1,109 @@
+// The agent's Prometheus metrics, on a registry of its own (never prom-client's global one, so that
+// tests and embedders get a clean set every time).
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export const METRIC_NAMES = {
+  reconciles: "symroute_reconciles_total",
+  reconcileDuration: "symroute_reconcile_duration_seconds",
+  reconcileErrors: "symroute_reconcile_errors_total",
+  driftRepairs: "symroute_drift_repairs_total",
+  changesApplied: "symroute_changes_applied_total",
+  ownedObjects: "symroute_owned_objects",
+  conflicts: "symroute_conflicts",
+  configErrors: "symroute_config_errors_total",
+  configLoaded: "symroute_config_loaded",
+  lastSuccess: "symroute_last_success_timestamp_seconds",
+  sourceErrors: "symroute_source_errors_total",
+  networks: "symroute_networks",
+} as const;
+
+export interface AgentMetrics {
+  readonly registry: Registry;
+  readonly reconciles: Counter<"result">;
+  readonly reconcileDuration: Histogram;
+  readonly reconcileErrors: Counter<"kind">;
+  readonly driftRepairs: Counter;
+  readonly changesApplied: Counter;
+  readonly ownedObjects: Gauge;
+  readonly conflicts: Gauge;
+  readonly configErrors: Counter<"source">;
+  readonly configLoaded: Gauge;
+  readonly lastSuccess: Gauge;
+  readonly sourceErrors: Counter<"source">;
+  readonly networks: Gauge;
+}
+
+export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.processMetrics === true) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    reconciles: new Counter({
+      name: METRIC_NAMES.reconciles,
+      help: "Reconciles run, by result (success, error).",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    reconcileDuration: new Histogram({
+      name: METRIC_NAMES.reconcileDuration,
+      help: "Time one reconcile took: read the node, plan, apply and verify.",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    reconcileErrors: new Counter({
+      name: METRIC_NAMES.reconcileErrors,
+      help: "Failed reconciles, by error kind.",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    driftRepairs: new Counter({
+      name: METRIC_NAMES.driftRepairs,
+      help: "Reconciles that changed the node although the configuration had not changed (drift repaired).",
+      registers,
+    }),
+    changesApplied: new Counter({
+      name: METRIC_NAMES.changesApplied,
+      help: "Individual changes (rules, routes, sysctls, firewall objects) applied.",
+      registers,
+    }),
+    ownedObjects: new Gauge({
+      name: METRIC_NAMES.ownedObjects,
+      help: "Objects symroute owns on this node after the last reconcile.",
+      registers,
+    }),
+    conflicts: new Gauge({
+      name: METRIC_NAMES.conflicts,
+      help: "Foreign objects in the way of the desired state (reported, never touched).",
+      registers,
+    }),
+    configErrors: new Counter({
+      name: METRIC_NAMES.configErrors,
+      help: "Configurations refused (the last good one stays in force), by source (file, kubernetes).",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    configLoaded: new Gauge({
+      name: METRIC_NAMES.configLoaded,
+      help: "1 when a valid configuration is in force.",
+      registers,
+    }),
+    lastSuccess: new Gauge({
+      name: METRIC_NAMES.lastSuccess,
+      help: "Unix time of the last successful reconcile.",
+      registers,
+    }),
+    sourceErrors: new Counter({
+      name: METRIC_NAMES.sourceErrors,
+      help: "Errors of the configuration sources (Kubernetes API unreachable, kernel monitor exits), by source.",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    networks: new Gauge({
+      name: METRIC_NAMES.networks,
+      help: "Networks in the configuration in force.",
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,208 @@
+// plan, apply, delete: the one-shot commands.
+
+import { readFile } from "node:fs/promises";
+import { Command, Option } from "@commander-js/extra-typings";
+import pc from "picocolors";
+import { loadConfigOrThrow } from "../../config/index.ts";
+import type { Config } from "../../model/config.ts";
+import { SymrouteError } from "../../model/errors.ts";
+import { formatHex } from "../../model/marks.ts";
+import { createEngine, describeChange, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
+import type { Change } from "../../plan/types.ts";
+import { createNodeDeps } from "../deps.ts";
+import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+
+export async function readConfigFile(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = path === "-" ? await readStdin() : await readFile(path, "utf8");
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new SymrouteError("invalid-argument", `cannot read the configuration file ${path}: ${code ?? String(cause)}`, {
+      cause,
+      hint: code === "ENOENT" ? "check the path given with -c/--config" : undefined,
+    });
+  }
+  return loadConfigOrThrow(text, path === "-" ? "<stdin>" : path);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const outputOption = () =>
+  new Option("-o, --output <format>", "text or json").default("text" as OutputFormat).argParser(parseOutputFormat);
+const stateDirOption = () =>
+  new Option("--state-dir <dir>", "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)");
+
+const SIGN: Readonly<Record<string, string>> = { add: "+", delete: "-", replace: "~", set: "~" };
+
+export function changeToJson(change: Change): Record<string, unknown> {
+  return { ...change, text: describeChange(change) };
+}
+
+export function planToJson(report: PlanReport | ApplyReport, options: { payloads: boolean }): Record<string, unknown> {
+  const p = report.payloads;
+  return {
+    inSync: report.inSync,
+    ...("applied" in report ? { applied: report.applied } : {}),
+    firewall: report.firewall ?? null,
+    kubeProxyMode: report.kubeProxyMode ?? null,
+    networks: report.networks,
+    changes: report.changes.map(changeToJson),
+    conflicts: report.conflicts,
+    warnings: report.warnings,
+    ownedObjects: report.ownedObjects,
+    ...(options.payloads
+      ? {
+          payloads: {
+            links: p.linkAdds.lines,
+            sysctls: p.sysctls.map((s) => ({ name: s.name, value: s.value })),
+            ip: Object.fromEntries(p.ip.map((b) => [`ipv${b.family}`, b.lines])),
+            firewall: p.firewall,
+            linkDeletes: p.linkDeletes.lines,
+          },
+        }
+      : {}),
+  };
+}
+
+export function formatPlanText(report: PlanReport, title: string): string {
+  const out: string[] = [];
+  out.push(
+    pc.bold(title) +
+      pc.dim(`  (firewall: ${report.firewall ?? "-"}, kube-proxy: ${report.kubeProxyMode ?? "-"})`),
+  );
+  for (const n of report.networks) {
+    const extra = [
+      n.table === undefined ? "" : `table ${n.table}`,
+      n.mark === undefined ? "" : `mark ${formatHex(n.mark)}`,
+    ].filter((x) => x !== "");
+    out.push(
+      `  ${pc.cyan(n.name)} IPv${n.family} ${n.pools.join(", ")} on ${n.interface}: ${pc.bold(n.case)} (method ${n.method}${extra.length > 0 ? `, ${extra.join(", ")}` : ""})`,
+    );
+    out.push(`    ${pc.dim("why:")} ${n.reason}`);
+  }
+  if (report.changes.length === 0) {
+    out.push(pc.green("In sync: nothing to change."));
+  } else {
+    out.push(`${report.changes.length} change(s):`);
+    for (const c of report.changes) {
+      const sign = SIGN[c.action] ?? "~";
+      const colour = sign === "+" ? pc.green : sign === "-" ? pc.red : pc.yellow;
+      out.push(`  ${colour(sign)} ${describeChange(c)}`);
+    }
+  }
+  for (const c of report.conflicts) out.push(`${pc.red("conflict:")} ${c.object}: ${c.reason}`);
+  for (const w of report.warnings) out.push(`${pc.yellow("warning:")} ${w}`);
+  return `${out.join("\n")}\n`;
+}
+
+export function formatPayloadsText(report: PlanReport): string {
+  const p = report.payloads;
+  const out: string[] = [];
+  if (p.linkAdds.lines.length > 0) out.push("# ip -batch - (links)", ...p.linkAdds.lines);
+  for (const s of p.sysctls) out.push(`# sysctl -w ${s.name.replaceAll("/", ".")}=${s.value}`);
+  for (const b of p.ip) out.push(`# ip${b.family === 6 ? " -6" : ""} -batch -`, ...b.lines);
+  for (const f of p.firewall) {
+    out.push(f.tool === "nft" ? "# nft -f -" : `# ${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush`);
+    out.push(f.script.trimEnd());
+  }
+  if (p.linkDeletes.lines.length > 0) out.push("# ip -batch - (link deletions)", ...p.linkDeletes.lines);
+  return out.length === 0 ? "# nothing to run\n" : `${out.join("\n")}\n`;
+}
+
+function engineFor(stateDir: string | undefined, config: Config | undefined) {
+  return createEngine(createNodeDeps({ stateDir: stateDir ?? config?.stateDir }));
+}
+
+export function registerPlanApplyDelete(program: Command): void {
+  program
+    .command("plan")
+    .description(
+      "Show what symroute would change on this node, and why.\n" +
+        "Exit codes: 0 in sync, 2 changes pending, 4 conflicts with foreign objects, 1 error.",
+    )
+    .requiredOption("-c, --config <file>", "configuration file (YAML; - for stdin)")
+    .addOption(outputOption())
+    .addOption(stateDirOption())
+    .option("--payloads", "also print the exact tool inputs an apply would run")
+    .action(async (opts) => {
+      await runAndExit(opts.output, async () => {
+        const config = await readConfigFile(opts.config);
+        const report = await engineFor(opts.stateDir, config).plan(config);
+        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.payloads === true }));
+        else {
+          process.stdout.write(formatPlanText(report, "symroute plan"));
+          if (opts.payloads === true) process.stdout.write(formatPayloadsText(report));
+        }
+        if (report.changes.length > 0) return EXIT.changesPending;
+        return report.conflicts.length > 0 ? EXIT.conflicts : EXIT.ok;
+      });
+    });
+
+  program
+    .command("apply")
+    .description(
+      "Converge this node to the configuration: one ip batch per family, one firewall transaction,\n" +
+        "then verify; any failure rolls back to the state before. Exit codes: 0 converged,\n" +
+        "4 converged except objects blocked by foreign ones (conflicts), 1 error (nothing changed).",
+    )
+    .requiredOption("-c, --config <file>", "configuration file (YAML; - for stdin)")
+    .option("--dry-run", "print the exact payloads instead of running them")
+    .addOption(outputOption())
+    .addOption(stateDirOption())
+    .option("--lock-wait <seconds>", "how long to wait for another symroute run in this namespace", "30")
+    .action(async (opts) => {
+      await runAndExit(opts.output, async () => {
+        const config = await readConfigFile(opts.config);
+        const report = await engineFor(opts.stateDir, config).apply(config, {
+          dryRun: opts.dryRun === true,
+          lockWaitMs: Number(opts.lockWait) * 1000,
+        });
+        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
+        else if (opts.dryRun === true) {
+          process.stdout.write(formatPlanText(report, "symroute apply --dry-run"));
+          process.stdout.write(formatPayloadsText(report));
+        } else {
+          process.stdout.write(formatPlanText(report, "symroute apply"));
+          process.stdout.write(
+            report.applied
+              ? `${pc.green("Applied and verified")}: ${report.changes.length} change(s); symroute owns ${report.ownedObjects} object(s).\n`
+              : "Nothing to do: the node was already converged.\n",
+          );
+        }
+        return report.conflicts.length > 0 ? EXIT.conflicts : EXIT.ok;
+      });
+    });
+
+  program
+    .command("delete")
+    .description(
+      "Remove everything symroute owns on this node and restore the sysctls it changed.\n" +
+        "Without -c, uses the settings recorded at the last apply.",
+    )
+    .option("-c, --config <file>", "configuration file, for its routeProtocol, rulePriorities and stateDir")
+    .option("--dry-run", "print the exact payloads instead of running them")
+    .addOption(outputOption())
+    .addOption(stateDirOption())
+    .option("--lock-wait <seconds>", "how long to wait for another symroute run in this namespace", "30")
+    .action(async (opts) => {
+      await runAndExit(opts.output, async () => {
+        const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
+        const report = await engineFor(opts.stateDir, config).remove(config, {
+          dryRun: opts.dryRun === true,
+          lockWaitMs: Number(opts.lockWait) * 1000,
+        });
+        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
+        else {
+          process.stdout.write(formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"));
+          if (opts.dryRun === true) process.stdout.write(formatPayloadsText(report));
+          else if (report.applied) process.stdout.write(`${pc.green("Removed")}: ${report.changes.length} change(s).\n`);
+        }
+        return EXIT.ok;
+      });
+    });
+}

@@ -1,0 +1,61 @@
+// How every command reports: text for people, JSON for machines, and one exit-code table.
+
+import pc from "picocolors";
+import { isSymrouteError } from "../model/errors.ts";
+
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  /** `plan`: changes are pending. */
+  changesPending: 2,
+  /** `doctor`: problems found. */
+  problemsFound: 3,
+  /** `plan`/`apply`: foreign objects keep some desired objects out (everything else converged). */
+  conflicts: 4,
+} as const;
+
+export type OutputFormat = "text" | "json";
+
+export function parseOutputFormat(value: string): OutputFormat {
+  if (value === "text" || value === "json") return value;
+  throw new Error(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Print an error the way every command does, and return the exit code for it. */
+export function reportError(error: unknown, format: OutputFormat): number {
+  if (format === "json") {
+    const body = isSymrouteError(error)
+      ? error.toJSON()
+      : { kind: "internal", message: error instanceof Error ? error.message : String(error) };
+    process.stdout.write(`${JSON.stringify({ error: body }, null, 2)}\n`);
+    return EXIT.error;
+  }
+  if (isSymrouteError(error)) {
+    process.stderr.write(`${pc.red("error")} (${error.kind}): ${error.message}\n`);
+    for (const line of error.details) process.stderr.write(`  ${line}\n`);
+    if (error.hint !== undefined) process.stderr.write(`${pc.dim("hint:")} ${error.hint}\n`);
+  } else {
+    const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`${pc.red("internal error")}: ${message}\n`);
+    process.stderr.write("hint: this is a bug in symroute; please report it with the command you ran\n");
+  }
+  return EXIT.error;
+}
+
+/** Run a command body and exit with its code; errors are printed, never thrown to Node. */
+export async function runAndExit(format: OutputFormat, body: () => Promise<number>): Promise<never> {
+  let code: number;
+  try {
+    code = await body();
+  } catch (error) {
+    code = reportError(error, format);
+  }
+  process.exitCode = code;
+  // Let stdout drain; exit explicitly so a stray handle (a watcher, a socket) cannot keep us alive.
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  process.exit(code);
+}

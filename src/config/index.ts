@@ -1,0 +1,27 @@
+// The configuration loader: text or a parsed object in, a validated Config or a list of issues out.
+// Pure: no I/O; callers read the file (or the custom resource) and pass its content.
+
+import type { Config } from "../model/config.ts";
+import { SymrouteError } from "../model/errors.ts";
+import { formatConfigIssues } from "./issues.ts";
+import { parseConfigText } from "./text.ts";
+
+export type { ConfigIssue, ConfigPath } from "./issues.ts";
+export { formatConfigIssues, formatPath } from "./issues.ts";
+export type { ConfigResult } from "./validate.ts";
+export { validateConfigObject } from "./validate.ts";
+export { parseConfigText } from "./text.ts";
+export { configJsonSchema } from "./schema.ts";
+export { configToDocument, configToYaml } from "./serialize.ts";
+export { interfaceNameProblem, isValidInterfaceName } from "./names.ts";
+
+export function loadConfigOrThrow(text: string, fileName: string): Config {
+  const result = parseConfigText(text);
+  if (result.ok) return result.config;
+  const count = result.issues.length;
+  throw new SymrouteError(
+    "invalid-argument",
+    `${fileName}: ${count} ${count === 1 ? "problem" : "problems"} in the configuration`,
+    { details: formatConfigIssues(fileName, result.issues), hint: "see docs/config.md" },
+  );
+}

@@ -1,0 +1,197 @@
+// From configuration text (YAML; JSON is YAML too) to a validated Config with line:col on every issue.
+// The YAML tree is converted by hand rather than with toJS(): keys stay plain own properties (a
+// `__proto__` key is just an unknown key), tagged values with no JSON meaning (!!binary, timestamps)
+// are reported instead of used, alias expansion is bounded, and the position of every value and key
+// is recorded on the way so an issue's path maps straight to where it is in the text.
+
+import {
+  type Document,
+  LineCounter,
+  type Node as YamlNode,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  parseDocument,
+} from "yaml";
+import type { ConfigIssue, ConfigPath } from "./issues.ts";
+import { UnsupportedValue, describe, quoteString } from "./issues.ts";
+import { type ConfigResult, type PendingIssue, validatePending } from "./validate.ts";
+
+/** Bounds on what a configuration document may expand to (aliases can multiply a small text). */
+const MAX_NODES = 100_000;
+const MAX_DEPTH = 64;
+
+interface Located {
+  readonly value?: number;
+  readonly key?: number;
+}
+
+class Converter {
+  readonly positions = new Map<string, Located>();
+  readonly issues: (PendingIssue & { readonly offset?: number })[] = [];
+  private nodes = 0;
+  private stopped = false;
+
+  constructor(private readonly doc: Document) {}
+
+  private note(path: ConfigPath, entry: Located): void {
+    const key = JSON.stringify(path);
+    this.positions.set(key, { ...this.positions.get(key), ...entry });
+  }
+
+  private fail(path: ConfigPath, offset: number | undefined, message: string): void {
+    this.issues.push({ path, message, ...(offset === undefined ? {} : { offset }) });
+  }
+
+  convert(node: unknown, path: ConfigPath, depth: number, aliasDepth = 0): unknown {
+    if (this.stopped) return undefined;
+    if (++this.nodes > MAX_NODES || depth > MAX_DEPTH) {
+      this.stopped = true;
+      this.fail(
+        [],
+        undefined,
+        `the document is too large or too deeply nested (aliases expand it); keep it plain`,
+      );
+      return undefined;
+    }
+    if (node === null || node === undefined) return null;
+    const yamlNode = node as YamlNode;
+    const start = yamlNode.range?.[0];
+    if (start !== undefined && this.positions.get(JSON.stringify(path))?.value === undefined)
+      this.note(path, { value: start });
+    if (isAlias(node)) {
+      const target = node.resolve(this.doc);
+      if (target === undefined || aliasDepth > MAX_DEPTH) {
+        this.fail(path, start, `alias *${node.source} does not refer to an anchor defined before it`);
+        return null;
+      }
+      return this.convert(target, path, depth + 1, aliasDepth + 1);
+    }
+    if (isScalar(node)) {
+      const v = node.value;
+      if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v;
+      const tag = node.tag === undefined ? "" : ` (${node.tag.replace(/^tag:yaml.org,2002:/, "!!")})`;
+      return new UnsupportedValue(`a YAML value with no plain meaning${tag}`);
+    }
+    if (isSeq(node)) {
+      return node.items.map((item, i) => this.convert(item, [...path, i], depth + 1, aliasDepth));
+    }
+    if (isMap(node)) {
+      const out: Record<string, unknown> = {};
+      for (const pair of node.items) {
+        const keyNode: unknown = pair.key;
+        const keyStart = (keyNode as YamlNode | null)?.range?.[0];
+        if (!isScalar(keyNode) || typeof keyNode.value === "symbol" || typeof keyNode.value === "object") {
+          const what =
+            isScalar(keyNode) && typeof keyNode.value === "symbol"
+              ? "merge keys (<<)"
+              : "keys that are not plain text";
+          this.fail(path, keyStart ?? start, `${what} are not supported; write each key out`);
+          continue;
+        }
+        const key = String(keyNode.value);
+        this.note([...path, key], keyStart === undefined ? {} : { key: keyStart });
+        // defineProperty: a "__proto__" key must become an own property, not a prototype.
+        Object.defineProperty(out, key, {
+          value: this.convert(pair.value, [...path, key], depth + 1, aliasDepth),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      return out;
+    }
+    return new UnsupportedValue(describe(undefined));
+  }
+}
+
+/** The key written at `offset`, for a duplicate-key message (yaml points at its first character). */
+function keyTextAt(text: string, offset: number): string {
+  const match = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^:,{}[\]\n]*)/.exec(text.slice(offset, offset + 200));
+  return (match?.[1] ?? "").trim();
+}
+
+/** The first line of a yaml error, without the library's source excerpt. */
+function shortMessage(message: string): string {
+  const first = message.split("\n")[0] ?? message;
+  return first.replace(/ at line \d+, column \d+:?$/, "");
+}
+
+export function parseConfigText(text: string): ConfigResult {
+  const lineCounter = new LineCounter();
+  const at = (offset: number | undefined): { line?: number; col?: number } => {
+    if (offset === undefined) return {};
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, col };
+  };
+  let doc: Document;
+  try {
+    doc = parseDocument(text, {
+      lineCounter,
+      prettyErrors: false,
+      uniqueKeys: true,
+      keepSourceTokens: false,
+    });
+  } catch (error) {
+    // parseDocument reports problems as doc.errors; this is a guard against a library bug.
+    return {
+      ok: false,
+      issues: [{ path: [], message: `the text could not be read as YAML: ${String(error)}` }],
+    };
+  }
+
+  const yamlIssues: ConfigIssue[] = [...doc.errors, ...doc.warnings].map((e) => ({
+    path: [],
+    message:
+      e.code === "DUPLICATE_KEY"
+        ? `YAML: duplicate key ${quoteString(keyTextAt(text, e.pos[0]))}; each key may appear once`
+        : `YAML: ${shortMessage(e.message)}`,
+    ...at(e.pos[0]),
+  }));
+  if (yamlIssues.length > 0) return { ok: false, issues: sortIssues(yamlIssues) };
+
+  const converter = new Converter(doc);
+  const value = converter.convert(doc.contents, [], 0);
+  const located = (path: ConfigPath, atKey: boolean, offset?: number): ConfigIssue => {
+    if (offset !== undefined) return { path, message: "", ...at(offset) };
+    // The nearest path that has a position: the issue's own node, else its parent's.
+    for (let n = path.length; n >= 0; n--) {
+      const entry = converter.positions.get(JSON.stringify(path.slice(0, n)));
+      const pos = atKey && n === path.length ? (entry?.key ?? entry?.value) : (entry?.value ?? entry?.key);
+      if (pos !== undefined) return { path, message: "", ...at(pos) };
+    }
+    return { path, message: "", ...at(0) };
+  };
+  const withPosition = (issue: PendingIssue & { offset?: number }): ConfigIssue => ({
+    ...located(issue.path, issue.atKey === true, issue.offset),
+    message: issue.message,
+  });
+
+  if (converter.issues.length > 0)
+    return { ok: false, issues: sortIssues(converter.issues.map(withPosition)) };
+  if (doc.contents === null) {
+    return {
+      ok: false,
+      issues: [{ path: [], message: "the configuration is empty; it needs at least `networks:`", ...at(0) }],
+    };
+  }
+  const { config, issues } = validatePending(value);
+  if (config !== undefined) return { ok: true, config };
+  return { ok: false, issues: sortIssues(issues.map(withPosition)) };
+}
+
+/** By position, stably: the order a reader meets them in the file. */
+function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  return issues
+    .map((issue, i) => ({ issue, i }))
+    .sort((a, b) => {
+      const la = a.issue.line ?? Infinity;
+      const lb = b.issue.line ?? Infinity;
+      if (la !== lb) return la - lb;
+      const ca = a.issue.col ?? 0;
+      const cb = b.issue.col ?? 0;
+      return ca !== cb ? ca - cb : a.i - b.i;
+    })
+    .map(({ issue }) => issue);
+}

@@ -1,0 +1,825 @@
+// From an already-parsed value (a YAML document, or a custom resource's spec) to a validated Config.
+// Hand-written rather than a schema library: every check reports its own message naming the field,
+// the value and what is allowed, every problem is collected (not just the first), and the checks
+// across fields (overlaps, shared tables, mark bits) sit next to the field checks they depend on.
+
+import {
+  type Family,
+  type Prefix,
+  formatIp,
+  formatPrefix,
+  parseIp,
+  parsePrefix,
+  prefixesOverlap,
+} from "../model/address.ts";
+import {
+  CONFIG_DEFAULTS,
+  type Config,
+  type FirewallChoice,
+  type KubeProxyMode,
+  type MarkSettings,
+  type Method,
+  type NetworkConfig,
+  type Range,
+  type Vlan,
+} from "../model/config.ts";
+import { KNOWN_MARK_OWNERS, formatHex, popcount } from "../model/marks.ts";
+import { RESERVED_TABLES, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN } from "../model/state.ts";
+import {
+  FIREWALLS,
+  GATEWAY_METHODS,
+  KUBE_PROXY_MODES,
+  MARKS_KEYS,
+  MARK_MASK_MAX,
+  MARK_OWNER_NAMES,
+  METHODS,
+  NETWORK_KEYS,
+  RANGE_KEYS,
+  ROUTE_PROTOCOL_MAX,
+  ROUTE_PROTOCOL_MIN,
+  RULE_PRIORITY_MAX,
+  RULE_PRIORITY_MIN,
+  TABLE_MAX,
+  TABLE_MIN,
+  TOP_LEVEL_KEYS,
+  VLAN_ID_MAX,
+  VLAN_ID_MIN,
+  VLAN_KEYS,
+} from "./fields.ts";
+import { type ConfigIssue, type ConfigPath, describe, formatPath, quoteString } from "./issues.ts";
+import { INTERFACE_RULE, NETWORK_NAME_RULE, interfaceNameProblem, networkNameProblem } from "./names.ts";
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
+
+/** An issue before positions are known; `atKey` points it at the key rather than the value. */
+export interface PendingIssue extends ConfigIssue {
+  readonly atKey?: boolean;
+}
+
+type Mapping = Readonly<Record<string, unknown>>;
+
+const familyName = (family: Family): string => (family === 4 ? "IPv4" : "IPv6");
+const list = (items: readonly (string | number)[]): string => items.join(", ");
+
+function isMapping(value: unknown): value is Mapping {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A key's value; null (an empty YAML value, `gateway:`) counts as not given. */
+function own(mapping: Mapping, key: string): unknown {
+  return Object.hasOwn(mapping, key) ? (mapping[key] ?? undefined) : undefined;
+}
+
+/** Prefixes no load-balancer pool (or gateway) may touch: they are never unicast on a link. */
+const SPECIAL_PREFIXES: readonly { readonly text: string; readonly what: string }[] = [
+  { text: "0.0.0.0/8", what: '"this network" (0.0.0.0/8)' },
+  { text: "127.0.0.0/8", what: "loopback (127.0.0.0/8)" },
+  { text: "224.0.0.0/4", what: "multicast (224.0.0.0/4)" },
+  { text: "255.255.255.255", what: "broadcast (255.255.255.255)" },
+  { text: "::", what: "the unspecified address (::)" },
+  { text: "::1", what: "loopback (::1)" },
+  { text: "ff00::/8", what: "multicast (ff00::/8)" },
+  { text: "::ffff:0.0.0.0/96", what: "IPv4-mapped IPv6 (::ffff:0:0/96; write the IPv4 address itself)" },
+];
+
+function specialOverlap(prefix: Prefix): string | undefined {
+  for (const special of SPECIAL_PREFIXES) {
+    const p = parsePrefix(special.text);
+    if (p !== undefined && prefixesOverlap(p, prefix)) return special.what;
+  }
+  return undefined;
+}
+
+interface PoolEntry {
+  readonly path: ConfigPath;
+  readonly prefix: Prefix;
+  readonly text: string;
+  readonly network: number;
+}
+
+class Checker {
+  readonly issues: PendingIssue[] = [];
+
+  report(path: ConfigPath, message: string, atKey = false): void {
+    this.issues.push(atKey ? { path, message, atKey } : { path, message });
+  }
+
+  /** A mapping with only the allowed keys; undefined (and reported) when it is not a mapping. */
+  mapping(value: unknown, path: ConfigPath, field: string, keys: readonly string[]): Mapping | undefined {
+    if (!isMapping(value)) {
+      const shape = keys.join(", ");
+      this.report(path, `${field} must be a mapping with the keys ${shape}; got ${describe(value)}`);
+      return undefined;
+    }
+    for (const key of Object.keys(value)) {
+      if (!keys.includes(key)) {
+        this.report([...path, key], `unknown key ${quoteString(key)}; allowed: ${list(keys)}`, true);
+      }
+    }
+    return value;
+  }
+
+  choice<T extends string>(
+    value: unknown,
+    path: ConfigPath,
+    field: string,
+    choices: readonly T[],
+  ): T | undefined {
+    if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
+    this.report(path, `${field} must be one of ${list(choices)}; got ${describe(value)}`);
+    return undefined;
+  }
+
+  integer(value: unknown, path: ConfigPath, field: string, min: number, max: number): number | undefined {
+    if (typeof value !== "number" || !Number.isInteger(value)) {
+      this.report(path, `${field} must be an integer from ${min} to ${max}; got ${describe(value)}`);
+      return undefined;
+    }
+    if (value < min || value > max) {
+      this.report(path, `${field} ${value} is out of range; allowed: ${min} to ${max}`);
+      return undefined;
+    }
+    return value;
+  }
+
+  stringList(
+    value: unknown,
+    path: ConfigPath,
+    field: string,
+    what: string,
+  ): (string | undefined)[] | undefined {
+    if (!Array.isArray(value)) {
+      this.report(path, `${field} must be a list of ${what}; got ${describe(value)}`);
+      return undefined;
+    }
+    return value.map((item: unknown, i) => {
+      if (typeof item === "string") return item;
+      this.report([...path, i], `${field} entries must be ${what}; got ${describe(item)}`);
+      return undefined;
+    });
+  }
+
+  /** A pool or pod CIDR: strict about host bits, canonical on output. */
+  prefix(text: string, path: ConfigPath, field: string): Prefix | undefined {
+    const prefix = parsePrefix(text, { strict: true });
+    if (prefix === undefined) {
+      const loose = parsePrefix(text);
+      if (loose !== undefined) {
+        const host = formatIp(loose.family, parseIp(text.slice(0, text.indexOf("/")))?.value ?? 0n);
+        this.report(
+          path,
+          `${field} ${quoteString(text)} has host bits set; did you mean ${quoteString(formatPrefix(loose))}` +
+            ` (the subnet) or ${quoteString(host)} (the single address)?`,
+        );
+      } else {
+        this.report(
+          path,
+          `${field} ${quoteString(text)} is not an IP address or CIDR; ` +
+            `allowed: an IPv4 or IPv6 subnet like 1.2.3.0/24 or 2001:db8::/64, or a single address`,
+        );
+      }
+      return undefined;
+    }
+    if (prefix.len === 0) {
+      this.report(path, `${field} ${quoteString(text)} covers every address; give the subnet itself`);
+      return undefined;
+    }
+    return prefix;
+  }
+}
+
+function validatePodCidrs(c: Checker, value: unknown): PoolEntry[] | undefined {
+  if (value === undefined) return [];
+  const texts = c.stringList(value, ["podCIDRs"], "podCIDRs", "CIDRs like 10.112.0.0/12");
+  if (texts === undefined) return undefined;
+  const out: PoolEntry[] = [];
+  let ok = true;
+  texts.forEach((text, i) => {
+    if (text === undefined) return void (ok = false);
+    const prefix = c.prefix(text, ["podCIDRs", i], "podCIDRs entry");
+    if (prefix === undefined) return void (ok = false);
+    out.push({ path: ["podCIDRs", i], prefix, text: formatPrefix(prefix), network: -1 });
+  });
+  return ok ? out : undefined;
+}
+
+interface NetworkDraft {
+  readonly index: number;
+  readonly name?: string;
+  /** The valid entries of addresses, for the checks across networks even when others are wrong. */
+  readonly pools: readonly PoolEntry[];
+  readonly poolsComplete: boolean;
+  readonly interface?: string;
+  readonly gateways?: Partial<Record<Family, string>>;
+  readonly vlan?: Vlan | "invalid";
+  readonly table?: number | "invalid";
+  readonly method?: Method;
+}
+
+function validateInterfaceName(
+  c: Checker,
+  value: unknown,
+  path: ConfigPath,
+  field: string,
+): string | undefined {
+  if (typeof value !== "string") {
+    c.report(path, `${field} must be an interface name (a string); got ${describe(value)}`);
+    return undefined;
+  }
+  const problem = interfaceNameProblem(value);
+  if (problem !== undefined) {
+    c.report(path, `${field} ${quoteString(value)} ${problem}; ${INTERFACE_RULE}`);
+    return undefined;
+  }
+  return value;
+}
+
+function validateGateways(
+  c: Checker,
+  value: unknown,
+  path: ConfigPath,
+): Partial<Record<Family, string>> | undefined {
+  const items: { text: unknown; path: ConfigPath }[] = Array.isArray(value)
+    ? value.map((text: unknown, i) => ({ text, path: [...path, i] }))
+    : [{ text: value, path }];
+  const gateways: Partial<Record<Family, string>> = {};
+  let ok = true;
+  for (const item of items) {
+    const shape = "one IP address, or a list of at most one IPv4 and one IPv6 address";
+    if (typeof item.text !== "string") {
+      c.report(item.path, `gateway must be ${shape}; got ${describe(item.text)}`);
+      ok = false;
+      continue;
+    }
+    const ip = parseIp(item.text);
+    if (ip === undefined) {
+      const withLength = item.text.includes("/") && parseIp(item.text.slice(0, item.text.indexOf("/")));
+      c.report(
+        item.path,
+        withLength
+          ? `gateway ${quoteString(item.text)} must be an address without a prefix length`
+          : `gateway ${quoteString(item.text)} is not an IP address; allowed: ${shape}`,
+      );
+      ok = false;
+      continue;
+    }
+    const special = specialOverlap({ family: ip.family, value: ip.value, len: ip.family === 4 ? 32 : 128 });
+    if (special !== undefined) {
+      c.report(
+        item.path,
+        `gateway ${quoteString(item.text)} is ${special}; give the router's unicast address`,
+      );
+      ok = false;
+      continue;
+    }
+    const text = formatIp(ip.family, ip.value);
+    const first = gateways[ip.family];
+    if (first !== undefined) {
+      c.report(
+        item.path,
+        `gateway ${quoteString(item.text)} is a second ${familyName(ip.family)} gateway (the first is ` +
+          `${quoteString(first)}); give at most one per family`,
+      );
+      ok = false;
+      continue;
+    }
+    gateways[ip.family] = text;
+  }
+  return ok ? gateways : undefined;
+}
+
+function validateVlan(c: Checker, value: unknown, path: ConfigPath): Vlan | undefined {
+  const vlan = c.mapping(value, path, "vlan", VLAN_KEYS);
+  if (vlan === undefined) return undefined;
+  let ok = true;
+  const parentValue = own(vlan, "parent");
+  const idValue = own(vlan, "id");
+  if (parentValue === undefined) {
+    c.report([...path, "parent"], "vlan.parent is required: the interface the VLAN is created on, like eth0");
+    ok = false;
+  }
+  if (idValue === undefined) {
+    c.report([...path, "id"], `vlan.id is required: the 802.1Q id, ${VLAN_ID_MIN} to ${VLAN_ID_MAX}`);
+    ok = false;
+  }
+  const parent =
+    parentValue === undefined
+      ? undefined
+      : validateInterfaceName(c, parentValue, [...path, "parent"], "vlan.parent");
+  const id =
+    idValue === undefined
+      ? undefined
+      : c.integer(idValue, [...path, "id"], "vlan.id", VLAN_ID_MIN, VLAN_ID_MAX);
+  return ok && parent !== undefined && id !== undefined ? { parent, id } : undefined;
+}
+
+function validateTable(c: Checker, value: unknown, path: ConfigPath): number | undefined {
+  const table = c.integer(value, path, "table", 0, TABLE_MAX);
+  if (table === undefined) return undefined;
+  if (RESERVED_TABLES.includes(table)) {
+    c.report(
+      path,
+      `table ${table} is reserved (0 unspec, ${TABLE_DEFAULT} default, ${TABLE_MAIN} main, ${TABLE_LOCAL} local); ` +
+        `allowed: ${TABLE_MIN} to ${TABLE_MAX} except those`,
+    );
+    return undefined;
+  }
+  return table;
+}
+
+function validateNetwork(c: Checker, value: unknown, index: number): NetworkDraft {
+  const path: ConfigPath = ["networks", index];
+  const net = c.mapping(value, path, `networks[${index}]`, NETWORK_KEYS);
+  if (net === undefined) return { index, pools: [], poolsComplete: false };
+  const field = (key: string): ConfigPath => [...path, key];
+  const required = (key: string, what: string): unknown => {
+    const v = own(net, key);
+    if (v === undefined) c.report(field(key), `${key} is required: ${what}`);
+    return v;
+  };
+
+  let name: string | undefined;
+  const nameValue = required("name", "a short name for the network, like public");
+  if (nameValue !== undefined) {
+    if (typeof nameValue !== "string") {
+      c.report(field("name"), `name must be a string; got ${describe(nameValue)}; ${NETWORK_NAME_RULE}`);
+    } else {
+      const problem = networkNameProblem(nameValue);
+      if (problem === undefined) name = nameValue;
+      else c.report(field("name"), `name ${quoteString(nameValue)} ${problem}; ${NETWORK_NAME_RULE}`);
+    }
+  }
+
+  const pools: PoolEntry[] = [];
+  let poolsComplete = false;
+  const addressesValue = required("addresses", "the MetalLB pool(s) of this network, like [1.2.3.0/24]");
+  if (addressesValue !== undefined) {
+    const what = "CIDRs or single addresses, like 1.2.3.0/24";
+    const texts = c.stringList(addressesValue, field("addresses"), "addresses", what);
+    if (texts !== undefined && texts.length === 0) {
+      c.report(field("addresses"), `addresses must list at least one CIDR or address; got an empty list`);
+    } else if (texts !== undefined) {
+      const found = pools;
+      let ok = true;
+      texts.forEach((text, i) => {
+        const p: ConfigPath = [...path, "addresses", i];
+        if (text === undefined) return void (ok = false);
+        const prefix = c.prefix(text, p, "address");
+        if (prefix === undefined) return void (ok = false);
+        const special = specialOverlap(prefix);
+        if (special !== undefined) {
+          c.report(p, `address ${quoteString(text)} overlaps ${special}; a pool must hold unicast addresses`);
+          return void (ok = false);
+        }
+        const canonical = formatPrefix(prefix);
+        const twin = found.find((other) => prefixesOverlap(other.prefix, prefix));
+        if (twin !== undefined) {
+          c.report(
+            p,
+            `address ${quoteString(text)} overlaps ${quoteString(twin.text)} (${formatPath(twin.path)}) ` +
+              `of the same network; list each address once`,
+          );
+          return void (ok = false);
+        }
+        found.push({ path: p, prefix, text: canonical, network: index });
+      });
+      poolsComplete = ok;
+    }
+  }
+
+  const interfaceValue = required("interface", "the interface requests for these addresses arrive on");
+  const ifname =
+    interfaceValue === undefined
+      ? undefined
+      : validateInterfaceName(c, interfaceValue, field("interface"), "interface");
+
+  const gatewayValue = own(net, "gateway");
+  const gateways = gatewayValue === undefined ? {} : validateGateways(c, gatewayValue, field("gateway"));
+
+  const vlanValue = own(net, "vlan");
+  let vlan: Vlan | "invalid" | undefined;
+  if (vlanValue !== undefined) vlan = validateVlan(c, vlanValue, field("vlan")) ?? "invalid";
+  if (vlan !== undefined && vlan !== "invalid" && ifname !== undefined && vlan.parent === ifname) {
+    c.report(
+      field("vlan"),
+      `vlan.parent ${quoteString(vlan.parent)} is the interface itself; the parent is the ` +
+        `link the VLAN interface ${quoteString(ifname)} is created on`,
+    );
+    vlan = "invalid";
+  }
+
+  const tableValue = own(net, "table");
+  const table =
+    tableValue === undefined ? undefined : (validateTable(c, tableValue, field("table")) ?? "invalid");
+
+  const methodValue = own(net, "method");
+  const method =
+    methodValue === undefined
+      ? CONFIG_DEFAULTS.method
+      : c.choice(methodValue, field("method"), "method", METHODS);
+
+  // A gateway serves the pool of its own family; the method decides whether one is needed.
+  if (gateways !== undefined && poolsComplete) {
+    const families = new Set(pools.map((p) => p.prefix.family));
+    for (const family of [4, 6] as const) {
+      const gw = gateways[family];
+      if (gw !== undefined && !families.has(family)) {
+        c.report(
+          field("gateway"),
+          `gateway ${quoteString(gw)} is ${familyName(family)} but addresses has no ${familyName(family)} ` +
+            `entry; a gateway routes the replies of the pool of its own family`,
+        );
+      }
+    }
+    if (method !== undefined && (GATEWAY_METHODS as readonly string[]).includes(method)) {
+      if (gateways[4] === undefined && gateways[6] === undefined) {
+        c.report(
+          field("method"),
+          `method ${quoteString(method)} needs a gateway to send replies to; add gateway, or use method ` +
+            `auto, route or none`,
+        );
+      } else {
+        for (const family of families) {
+          if (gateways[family] === undefined) {
+            c.report(
+              field("gateway"),
+              `method ${quoteString(method)} needs an ${familyName(family)} gateway for the ` +
+                `${familyName(family)} addresses of this network; add one to gateway`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  return {
+    index,
+    ...(name === undefined ? {} : { name }),
+    pools,
+    poolsComplete,
+    ...(ifname === undefined ? {} : { interface: ifname }),
+    ...(gateways === undefined ? {} : { gateways }),
+    ...(vlan === undefined ? {} : { vlan }),
+    ...(table === undefined ? {} : { table }),
+    ...(method === undefined ? {} : { method }),
+  };
+}
+
+function checkAcrossNetworks(
+  c: Checker,
+  drafts: readonly NetworkDraft[],
+  podCidrs: readonly PoolEntry[] | undefined,
+) {
+  const nameOwner = new Map<string, number>();
+  const tableOwner = new Map<number, NetworkDraft>();
+  const interfaceOwner = new Map<string, NetworkDraft>();
+  const vlanOwner = new Map<string, NetworkDraft>();
+  const label = (d: NetworkDraft): string =>
+    d.name === undefined ? `networks[${d.index}]` : `networks[${d.index}] (${quoteString(d.name)})`;
+  const vlanText = (v: Vlan): string => `{parent: ${v.parent}, id: ${v.id}}`;
+  const allPools: PoolEntry[] = [];
+
+  for (const d of drafts) {
+    const at = (key: string): ConfigPath => ["networks", d.index, key];
+    if (d.name !== undefined) {
+      const first = nameOwner.get(d.name);
+      if (first === undefined) nameOwner.set(d.name, d.index);
+      else
+        c.report(
+          at("name"),
+          `name ${quoteString(d.name)} is already used by networks[${first}]; names must be unique`,
+        );
+    }
+    if (typeof d.table === "number") {
+      const first = tableOwner.get(d.table);
+      if (first === undefined) tableOwner.set(d.table, d);
+      else
+        c.report(
+          at("table"),
+          `table ${d.table} is also the table of ${label(first)}; each network needs its own`,
+        );
+    }
+    if (d.interface !== undefined && d.vlan !== "invalid") {
+      const first = interfaceOwner.get(d.interface);
+      if (first === undefined) interfaceOwner.set(d.interface, d);
+      else if (first.vlan !== "invalid") {
+        const a = first.vlan === undefined ? "no vlan" : `vlan ${vlanText(first.vlan)}`;
+        const b = d.vlan === undefined ? "no vlan" : `vlan ${vlanText(d.vlan)}`;
+        if (a !== b) {
+          c.report(
+            d.vlan === undefined ? at("interface") : at("vlan"),
+            `interface ${quoteString(d.interface)} has ${b} here but ${a} in ${label(first)}; ` +
+              `networks sharing an interface must describe it the same way`,
+          );
+        }
+      }
+    }
+    if (d.vlan !== undefined && d.vlan !== "invalid" && d.interface !== undefined) {
+      const key = `${d.vlan.parent}|${d.vlan.id}`;
+      const first = vlanOwner.get(key);
+      if (first === undefined) vlanOwner.set(key, d);
+      else if (first.interface !== d.interface) {
+        c.report(
+          at("vlan"),
+          `vlan ${vlanText(d.vlan)} is also ${label(first)}, named ${quoteString(first.interface ?? "")}; ` +
+            `the kernel allows one VLAN per id on a parent, so use the same interface name`,
+        );
+      }
+    }
+    for (const pool of d.pools) {
+      for (const other of allPools) {
+        if (other.network === d.index || !prefixesOverlap(other.prefix, pool.prefix)) continue;
+        const otherDraft = drafts[other.network];
+        c.report(
+          pool.path,
+          `address ${quoteString(pool.text)} of ${label(d)} overlaps ${quoteString(other.text)} of ` +
+            `${otherDraft === undefined ? "another network" : label(otherDraft)} (${formatPath(other.path)}); ` +
+            `pools must be disjoint`,
+        );
+      }
+      for (const pod of podCidrs ?? []) {
+        if (prefixesOverlap(pod.prefix, pool.prefix)) {
+          c.report(
+            pool.path,
+            `address ${quoteString(pool.text)} overlaps pod CIDR ${quoteString(pod.text)} ` +
+              `(${formatPath(pod.path)}); load-balancer addresses must not be pod addresses`,
+          );
+        }
+      }
+    }
+    allPools.push(...d.pools);
+  }
+}
+
+function validateRange(
+  c: Checker,
+  value: unknown,
+  field: string,
+  min: number,
+  max: number,
+): Range | undefined {
+  const range = c.mapping(value, [field], field, RANGE_KEYS);
+  if (range === undefined) return undefined;
+  const ends: (number | undefined)[] = RANGE_KEYS.map((key) => {
+    const v = own(range, key);
+    if (v === undefined) {
+      c.report(
+        [field, key],
+        `${field}.${key} is required when ${field} is given: an integer from ${min} to ${max}`,
+      );
+      return undefined;
+    }
+    return c.integer(v, [field, key], `${field}.${key}`, min, max);
+  });
+  const [from, to] = ends;
+  if (from === undefined || to === undefined) return undefined;
+  if (from > to) {
+    c.report([field], `${field} is empty: from ${from} is greater than to ${to}`);
+    return undefined;
+  }
+  return { from, to };
+}
+
+function validateTables(c: Checker, value: unknown): Range | undefined {
+  const range = validateRange(c, value, "tables", TABLE_MIN, TABLE_MAX);
+  if (range === undefined) return undefined;
+  const reserved = RESERVED_TABLES.filter((t) => t >= range.from && t <= range.to);
+  if (reserved.length > 0) {
+    c.report(
+      ["tables"],
+      `tables ${range.from}-${range.to} includes reserved table ${list(reserved)} ` +
+        `(${TABLE_DEFAULT} default, ${TABLE_MAIN} main, ${TABLE_LOCAL} local); choose a range that avoids ` +
+        `${TABLE_DEFAULT}-${TABLE_LOCAL}, such as 20000-29999`,
+    );
+    return undefined;
+  }
+  return range;
+}
+
+function parseMask(c: Checker, value: unknown): number | undefined {
+  const path = ["marks", "mask"];
+  const allowed = `allowed: a non-zero 32-bit integer, or hex text like "0xff"`;
+  let mask: number | undefined;
+  if (typeof value === "number" && Number.isInteger(value)) mask = value;
+  else if (typeof value === "string" && /^0[xX][0-9a-fA-F]{1,8}$/.test(value))
+    mask = parseInt(value.slice(2), 16);
+  if (mask === undefined) {
+    c.report(path, `marks.mask must be an integer or hex text; got ${describe(value)}; ${allowed}`);
+    return undefined;
+  }
+  if (mask <= 0 || mask > MARK_MASK_MAX) {
+    c.report(path, `marks.mask ${describe(value)} is out of range; ${allowed}`);
+    return undefined;
+  }
+  return mask;
+}
+
+function validateMarks(c: Checker, value: unknown): MarkSettings | undefined {
+  if (value === undefined) return CONFIG_DEFAULTS.marks;
+  const marks = c.mapping(value, ["marks"], "marks", MARKS_KEYS);
+  if (marks === undefined) return undefined;
+  const maskValue = own(marks, "mask");
+  const mask = maskValue === undefined ? CONFIG_DEFAULTS.marks.mask : parseMask(c, maskValue);
+  const avoidValue = own(marks, "avoid");
+  let avoid: string[] | undefined = [...CONFIG_DEFAULTS.marks.avoid];
+  if (avoidValue !== undefined) {
+    const names = c.stringList(avoidValue, ["marks", "avoid"], "marks.avoid", "component names");
+    avoid = names === undefined ? undefined : [];
+    names?.forEach((name, i) => {
+      if (name === undefined || avoid === undefined) return void (avoid = undefined);
+      if (!MARK_OWNER_NAMES.includes(name)) {
+        c.report(
+          ["marks", "avoid", i],
+          `marks.avoid entry ${quoteString(name)} is not a known component; allowed: ${list(MARK_OWNER_NAMES)}`,
+        );
+        avoid = undefined;
+        return;
+      }
+      if (!avoid.includes(name)) avoid.push(name);
+    });
+  }
+  if (mask === undefined || avoid === undefined) return undefined;
+  let ok = true;
+  for (const name of avoid) {
+    const bits = KNOWN_MARK_OWNERS[name] ?? 0;
+    const shared = (mask & bits) >>> 0;
+    if (shared !== 0) {
+      c.report(
+        ["marks", "mask"],
+        `marks.mask ${formatHex(mask)} shares bits ${formatHex(shared)} with ${name} (which uses ` +
+          `${formatHex(bits)}); choose a mask clear of them, or remove ${quoteString(name)} from marks.avoid`,
+      );
+      ok = false;
+    }
+  }
+  return ok ? { mask, avoid } : undefined;
+}
+
+function validateStateDir(c: Checker, value: unknown): string | undefined {
+  const allowed = "allowed: an absolute path like /var/lib/symroute, without '..' or control characters";
+  if (typeof value !== "string") {
+    c.report(["stateDir"], `stateDir must be a path (a string); got ${describe(value)}; ${allowed}`);
+    return undefined;
+  }
+  const problem = !value.startsWith("/")
+    ? "is not absolute"
+    : /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(value)
+      ? "contains a control or invisible character"
+      : value.split("/").includes("..")
+        ? "contains '..'"
+        : value.length > 1024
+          ? "is longer than 1024 characters"
+          : undefined;
+  if (problem === undefined) return value;
+  c.report(["stateDir"], `stateDir ${quoteString(value)} ${problem}; ${allowed}`);
+  return undefined;
+}
+
+/** Networks that will need a table from the `tables` range, and a mark value within the mask. */
+function checkCapacity(
+  c: Checker,
+  drafts: readonly NetworkDraft[],
+  tables: Range | undefined,
+  marks: MarkSettings | undefined,
+) {
+  if (tables !== undefined) {
+    const needTable = drafts.filter((d) => d.table === undefined && d.method !== "none").length;
+    const size = tables.to - tables.from + 1;
+    if (needTable > size) {
+      c.report(
+        ["tables"],
+        `tables ${tables.from}-${tables.to} holds ${size} table(s) but ${needTable} networks need one ` +
+          `(those without table and method none); widen the range`,
+      );
+    }
+  }
+  if (marks !== undefined) {
+    const needMark = drafts.filter((d) => {
+      const hasGateway =
+        d.gateways !== undefined && (d.gateways[4] !== undefined || d.gateways[6] !== undefined);
+      return d.method === "connmark" || (d.method === "auto" && hasGateway);
+    }).length;
+    const room = 2 ** popcount(marks.mask) - 1;
+    if (needMark > room) {
+      c.report(
+        ["marks", "mask"],
+        `marks.mask ${formatHex(marks.mask)} has room for ${room} network(s) with a gateway but ${needMark} ` +
+          `may need a mark (method connmark, or auto with a gateway); give the mask more bits`,
+      );
+    }
+  }
+}
+
+/** Validate without positions; parseConfigText adds them. */
+export function validatePending(value: unknown): { config?: Config; issues: PendingIssue[] } {
+  const c = new Checker();
+  const root = c.mapping(value, [], "the configuration", TOP_LEVEL_KEYS);
+  if (root === undefined) return { issues: c.issues };
+  const get = (key: string): unknown => own(root, key);
+
+  const podCidrs = validatePodCidrs(c, get("podCIDRs"));
+
+  const networksValue = get("networks");
+  let drafts: NetworkDraft[] = [];
+  if (networksValue === undefined) {
+    c.report(
+      ["networks"],
+      "networks is required: a list of networks, each {name, addresses, interface} (it may be empty)",
+    );
+  } else if (!Array.isArray(networksValue)) {
+    c.report(
+      ["networks"],
+      `networks must be a list of networks, each {name, addresses, interface}; got ${describe(networksValue)}`,
+    );
+  } else {
+    drafts = networksValue.map((n: unknown, i) => validateNetwork(c, n, i));
+    checkAcrossNetworks(c, drafts, podCidrs);
+  }
+
+  const firewallValue = get("firewall");
+  const firewall: FirewallChoice | undefined =
+    firewallValue === undefined
+      ? CONFIG_DEFAULTS.firewall
+      : c.choice(firewallValue, ["firewall"], "firewall", FIREWALLS);
+  const kpValue = get("kubeProxyMode");
+  const kubeProxyMode: KubeProxyMode | undefined =
+    kpValue === undefined
+      ? CONFIG_DEFAULTS.kubeProxyMode
+      : c.choice(kpValue, ["kubeProxyMode"], "kubeProxyMode", KUBE_PROXY_MODES);
+  const rpValue = get("rulePriorities");
+  const rulePriorities =
+    rpValue === undefined
+      ? CONFIG_DEFAULTS.rulePriorities
+      : validateRange(c, rpValue, "rulePriorities", RULE_PRIORITY_MIN, RULE_PRIORITY_MAX);
+  const tablesValue = get("tables");
+  const tables = tablesValue === undefined ? CONFIG_DEFAULTS.tables : validateTables(c, tablesValue);
+  const marks = validateMarks(c, get("marks"));
+  const protoValue = get("routeProtocol");
+  const routeProtocol =
+    protoValue === undefined
+      ? CONFIG_DEFAULTS.routeProtocol
+      : c.integer(protoValue, ["routeProtocol"], "routeProtocol", ROUTE_PROTOCOL_MIN, ROUTE_PROTOCOL_MAX);
+  const stateDirValue = get("stateDir");
+  const stateDir = stateDirValue === undefined ? undefined : validateStateDir(c, stateDirValue);
+
+  checkCapacity(c, drafts, tables, marks);
+
+  if (c.issues.length > 0) return { issues: c.issues };
+  // No issues means every draft is complete; the checks below only narrow the types.
+  const networks: NetworkConfig[] = [];
+  for (const d of drafts) {
+    if (d.name === undefined || !d.poolsComplete || d.interface === undefined) return { issues: c.issues };
+    if (d.gateways === undefined || d.method === undefined || d.vlan === "invalid" || d.table === "invalid") {
+      return { issues: c.issues };
+    }
+    networks.push({
+      name: d.name,
+      addresses: d.pools.map((p) => p.text),
+      interface: d.interface,
+      gateways: d.gateways,
+      ...(d.vlan === undefined ? {} : { vlan: d.vlan }),
+      ...(d.table === undefined ? {} : { table: d.table }),
+      method: d.method,
+    });
+  }
+  if (
+    podCidrs === undefined ||
+    firewall === undefined ||
+    kubeProxyMode === undefined ||
+    rulePriorities === undefined ||
+    tables === undefined ||
+    marks === undefined ||
+    routeProtocol === undefined
+  ) {
+    return { issues: c.issues };
+  }
+  const config: Config = {
+    podCIDRs: podCidrs.map((p) => p.text),
+    networks,
+    firewall,
+    kubeProxyMode,
+    rulePriorities: { from: rulePriorities.from, to: rulePriorities.to },
+    tables: { from: tables.from, to: tables.to },
+    marks: { mask: marks.mask, avoid: [...marks.avoid] },
+    routeProtocol,
+    ...(stateDir === undefined ? {} : { stateDir }),
+  };
+  return { config, issues: [] };
+}
+
+const stripPending = (issue: PendingIssue): ConfigIssue => ({ path: issue.path, message: issue.message });
+
+export function validateConfigObject(value: unknown): ConfigResult {
+  const { config, issues } = validatePending(value);
+  if (config !== undefined) return { ok: true, config };
+  if (issues.length === 0) {
+    // Unreachable by construction; kept so a bug shows up as an issue, not as a crash.
+    return {
+      ok: false,
+      issues: [{ path: ["networks"], message: "the configuration could not be validated" }],
+    };
+  }
+  return { ok: false, issues: issues.map(stripPending) };
+}

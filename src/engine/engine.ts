@@ -1,0 +1,319 @@
+// observe -> desired -> diff -> render -> apply -> verify, with roll back on any failure.
+// Depends on the ports only; src/cli and src/agent wire the real kernel in.
+
+import type { Config } from "../model/config.ts";
+import { CONFIG_DEFAULTS } from "../model/config.ts";
+import { SymrouteError, isSymrouteError } from "../model/errors.ts";
+import type { FirewallBackend, NodeState } from "../model/state.ts";
+import { computeDesired, resolveFirewall, resolveKubeProxyMode } from "../plan/desired.ts";
+import { diffState, type OwnershipMarks } from "../plan/diff.ts";
+import { SYSCTLS_TO_READ } from "../plan/sysctls.ts";
+import type { Change, Conflict, DesiredState, NetworkDecision } from "../plan/types.ts";
+import { changeLines, type IpBatch } from "../render/ip.ts";
+import { renderFirewallPayloads, renderPayloads, type Payloads } from "../render/payloads.ts";
+import type { Kernel, SavedState, StateStore } from "./ports.ts";
+
+export interface EngineDeps {
+  readonly kernel: Kernel;
+  readonly store: StateStore;
+}
+
+export interface PlanReport {
+  readonly networks: readonly NetworkDecision[];
+  readonly changes: readonly Change[];
+  readonly conflicts: readonly Conflict[];
+  readonly warnings: readonly string[];
+  readonly inSync: boolean;
+  readonly firewall: FirewallBackend | undefined;
+  readonly kubeProxyMode: string | undefined;
+  /** Routes, rules and firewall rules symroute owns on the node (after the apply, for apply). */
+  readonly ownedObjects: number;
+  readonly payloads: Payloads;
+}
+
+export interface ApplyReport extends PlanReport {
+  readonly applied: boolean;
+}
+
+export interface ApplyOptions {
+  readonly dryRun?: boolean;
+  /** How long to wait for another run in this namespace to finish. */
+  readonly lockWaitMs?: number;
+}
+
+export interface Engine {
+  plan(config: Config): Promise<PlanReport>;
+  apply(config: Config, options?: ApplyOptions): Promise<ApplyReport>;
+  remove(config?: Config, options?: ApplyOptions): Promise<ApplyReport>;
+}
+
+interface Planned {
+  readonly report: PlanReport;
+  readonly desired: DesiredState;
+  readonly node: NodeState;
+  readonly saved: SavedState | undefined;
+  readonly own: OwnershipMarks;
+}
+
+const EMPTY_DESIRED: DesiredState = {
+  decisions: [],
+  routes: [],
+  rules: [],
+  sysctls: {},
+  firewall: undefined,
+  vlans: [],
+  allocations: {},
+  warnings: [],
+};
+
+function ownership(config: Config | undefined, saved: SavedState | undefined): OwnershipMarks {
+  return {
+    routeProtocol: config?.routeProtocol ?? saved?.routeProtocol ?? CONFIG_DEFAULTS.routeProtocol,
+    rulePriorities: config?.rulePriorities ?? saved?.rulePriorities ?? CONFIG_DEFAULTS.rulePriorities,
+    previousSysctls: saved?.previousSysctls ?? {},
+    createdLinks: saved?.createdLinks ?? [],
+  };
+}
+
+function countOwned(node: NodeState, own: OwnershipMarks): number {
+  return (
+    node.routes.filter((r) => r.protocol === own.routeProtocol).length +
+    node.rules.filter((r) => r.protocol === own.routeProtocol).length +
+    node.firewall.reduce((n, f) => n + f.ruleKeys.length, 0)
+  );
+}
+
+/** The changes that undo `executed`, in reverse order. */
+export function inverseChanges(executed: readonly Change[]): Change[] {
+  const out: Change[] = [];
+  for (const c of [...executed].reverse()) {
+    switch (c.kind) {
+      case "route":
+        if (c.action === "add") out.push({ kind: "route", action: "delete", route: c.route });
+        else if (c.action === "replace") out.push({ kind: "route", action: "replace", route: c.previous, previous: c.route });
+        else out.push({ kind: "route", action: "add", route: c.route });
+        break;
+      case "rule":
+        out.push({ kind: "rule", action: c.action === "add" ? "delete" : "add", rule: c.rule });
+        break;
+      case "sysctl":
+        if (c.from !== undefined) out.push({ kind: "sysctl", action: "set", name: c.name, from: c.to, to: c.from });
+        break;
+      case "link":
+        out.push({ kind: "link", action: c.action === "add" ? "delete" : "add", vlan: c.vlan });
+        break;
+      case "firewall":
+        break; // restored from the saved spec, whole
+    }
+  }
+  return out;
+}
+
+export function createEngine(deps: EngineDeps): Engine {
+  const { kernel, store } = deps;
+
+  async function observe(firewalls: readonly FirewallBackend[]): Promise<NodeState> {
+    return kernel.readNode({ ...SYSCTLS_TO_READ, firewalls });
+  }
+
+  /** With `removing`, the desired state is empty: everything owned goes, sysctls go back. */
+  async function planWith(config: Config | undefined, saved: SavedState | undefined, removing: boolean): Promise<Planned> {
+    const available = await kernel.availableFirewalls();
+    const node = await observe(available);
+    const firewall = config === undefined || removing ? undefined : resolveFirewall(config, available);
+    const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, node);
+    const desired =
+      config === undefined || firewall === undefined || kubeProxyMode === undefined
+        ? EMPTY_DESIRED
+        : computeDesired({ config, node, saved, firewall, kubeProxyMode });
+    const own = ownership(config, saved);
+    const { changes, conflicts, notices } = diffState(desired, node, own);
+    return {
+      desired,
+      node,
+      saved,
+      own,
+      report: {
+        networks: desired.decisions,
+        changes,
+        conflicts,
+        warnings: [...desired.warnings, ...notices],
+        inSync: changes.length === 0,
+        firewall,
+        kubeProxyMode,
+        ownedObjects: countOwned(node, own),
+        payloads: renderPayloads(changes, desired.firewall, node, desired.sysctls),
+      },
+    };
+  }
+
+  /** Runs the payloads in order; on failure returns what ran, so that it can be undone. */
+  async function execute(changes: readonly Change[], payloads: Payloads): Promise<{ executed: Change[]; firewallTouched: boolean; error?: unknown }> {
+    const done = new Set<number>();
+    const executed = (): Change[] => [...done].sort((a, b) => a - b).map((i) => changes[i] as Change);
+    let firewallTouched = false;
+    const runBatch = async (batch: IpBatch): Promise<void> => {
+      if (batch.lines.length === 0) return;
+      try {
+        await kernel.runIpBatch(batch.family, batch.lines);
+        for (const i of batch.changeIndex) done.add(i);
+      } catch (error) {
+        // ip stops at the failing line: everything before it is in the kernel.
+        const failed = (isSymrouteError(error) ? (error.cause as { failedLine?: number } | undefined)?.failedLine : undefined) ?? 1;
+        const partial = new Set<number>();
+        batch.changeIndex.forEach((changeIdx, lineIdx) => {
+          if (lineIdx < failed - 1) partial.add(changeIdx);
+        });
+        // A change is done only when all its lines ran.
+        batch.changeIndex.forEach((changeIdx, lineIdx) => {
+          if (lineIdx >= failed - 1) partial.delete(changeIdx);
+        });
+        for (const i of partial) done.add(i);
+        throw error;
+      }
+    };
+    try {
+      await runBatch(payloads.linkAdds);
+      for (const w of payloads.sysctls) {
+        await kernel.writeSysctls([[w.name, w.value]]);
+        if (w.changeIndex >= 0) done.add(w.changeIndex);
+      }
+      for (const batch of payloads.ip) await runBatch(batch);
+      for (const p of payloads.firewall) {
+        firewallTouched = true;
+        if (p.tool === "nft") await kernel.runNft(p.script);
+        else await kernel.runIptablesRestore(p.family, p.script);
+      }
+      await runBatch(payloads.linkDeletes);
+      return { executed: executed(), firewallTouched };
+    } catch (error) {
+      return { executed: executed(), firewallTouched, error };
+    }
+  }
+
+  async function rollBack(planned: Planned, executed: readonly Change[], firewallTouched: boolean): Promise<string[]> {
+    const problems: string[] = [];
+    const undo = inverseChanges(executed);
+    const node = await observe(await kernel.availableFirewalls());
+    const payloads = renderPayloads(undo, undefined, node);
+    const batches = [payloads.linkAdds, ...payloads.ip, payloads.linkDeletes];
+    try {
+      for (const w of payloads.sysctls.filter((s) => s.name.endsWith("/all/rp_filter"))) await kernel.writeSysctls([[w.name, w.value]]);
+      for (const w of payloads.sysctls.filter((s) => !s.name.endsWith("/all/rp_filter"))) await kernel.writeSysctls([[w.name, w.value]]);
+      for (const batch of batches) if (batch.lines.length > 0) await kernel.runIpBatch(batch.family, batch.lines);
+    } catch (error) {
+      problems.push(`roll back of routing failed: ${(error as Error).message}`);
+    }
+    if (firewallTouched) {
+      const previous = planned.saved?.firewallSpec;
+      const backends = new Set<FirewallBackend>(planned.report.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])));
+      for (const p of renderFirewallPayloads(previous, node, [...backends])) {
+        try {
+          if (p.tool === "nft") await kernel.runNft(p.script);
+          else await kernel.runIptablesRestore(p.family, p.script);
+        } catch (error) {
+          problems.push(`roll back of the firewall failed: ${(error as Error).message}`);
+        }
+      }
+    }
+    return problems;
+  }
+
+  async function converge(config: Config | undefined, options: ApplyOptions, removing: boolean): Promise<ApplyReport> {
+    const release = options.dryRun === true ? async () => {} : await store.lock(options.lockWaitMs ?? 30_000);
+    try {
+      const saved = await store.read();
+      const planned = await planWith(config, saved, removing);
+      const { report, desired, node } = planned;
+      if (options.dryRun === true) return { ...report, applied: false };
+
+      const previousSysctls: Record<string, string> = { ...(saved?.previousSysctls ?? {}) };
+      for (const c of report.changes) {
+        if (c.kind === "sysctl" && c.from !== undefined && !(c.name in previousSysctls)) previousSysctls[c.name] = c.from;
+      }
+      const createdLinks = [
+        ...new Set([
+          ...(saved?.createdLinks ?? []),
+          ...report.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
+        ]),
+      ];
+      const nextState = (inProgress: boolean, prev: Record<string, string>, links: readonly string[]): SavedState => ({
+        version: 1,
+        previousSysctls: prev,
+        allocations: desired.allocations,
+        createdLinks: links,
+        ...(report.firewall === undefined ? {} : { firewall: report.firewall }),
+        ...(desired.firewall === undefined ? {} : { firewallSpec: desired.firewall }),
+        rulePriorities: planned.own.rulePriorities,
+        routeProtocol: planned.own.routeProtocol,
+        ...(inProgress ? { inProgress: true } : {}),
+      });
+
+      if (report.inSync) {
+        if (!removing && JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations)) {
+          await store.write(nextState(false, previousSysctls, createdLinks));
+        }
+        if (removing && saved !== undefined) await store.remove();
+        return { ...report, applied: false };
+      }
+
+      // Record what we are about to change before changing it: a crash mid-way still knows the
+      // original sysctl values and links, and the next run converges from there.
+      await store.write(nextState(true, previousSysctls, createdLinks));
+      const outcome = await execute(report.changes, report.payloads);
+      let failure = outcome.error;
+      let after: Planned | undefined;
+      if (failure === undefined) {
+        after = await planWith(config, nextState(false, previousSysctls, createdLinks), removing);
+        if (!after.report.inSync) {
+          failure = new SymrouteError("verification", `${after.report.changes.length} change(s) still pending after apply`, {
+            details: after.report.changes.slice(0, 10).map(describeChange),
+            hint: "something on the node changes these objects back (a network manager?); see `symroute doctor`",
+          });
+        }
+      }
+      if (failure !== undefined) {
+        const problems = await rollBack(planned, outcome.executed, outcome.firewallTouched);
+        await store.write({ ...nextState(false, previousSysctls, createdLinks), ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }), allocations: saved?.allocations ?? {} });
+        const base = isSymrouteError(failure) ? failure : new SymrouteError("kernel", String((failure as Error).message ?? failure), { cause: failure });
+        throw new SymrouteError(base.kind, `apply failed and was rolled back: ${base.message}`, {
+          cause: failure,
+          details: [...base.details, ...problems],
+          hint: problems.length > 0 ? "the roll back was incomplete: run `symroute plan` to see what is left" : base.hint,
+          retriable: base.retriable,
+        });
+      }
+      // Success: sysctls no longer managed have their original value again, links deleted are gone.
+      const finalNode = after?.node ?? node;
+      const stillDesired = after?.desired.sysctls ?? {};
+      const keptPrevious = Object.fromEntries(Object.entries(previousSysctls).filter(([name]) => name in stillDesired));
+      const keptLinks = createdLinks.filter((l) => finalNode.links.some((x) => x.ifname === l));
+      if (removing) await store.remove();
+      else await store.write(nextState(false, keptPrevious, keptLinks));
+      return { ...report, ownedObjects: after?.report.ownedObjects ?? report.ownedObjects, applied: true };
+    } finally {
+      await release();
+    }
+  }
+
+  return {
+    async plan(config: Config): Promise<PlanReport> {
+      return (await planWith(config, await store.read(), false)).report;
+    },
+    apply: (config, options = {}) => converge(config, options, false),
+    remove: (config, options = {}) => converge(config, options, true),
+  };
+}
+
+export function describeChange(change: Change): string {
+  switch (change.kind) {
+    case "sysctl":
+      return `sysctl ${change.name.replaceAll("/", ".")} ${change.from ?? "(absent)"} -> ${change.to}`;
+    case "firewall":
+      return change.action === "delete"
+        ? `firewall ${change.backend}: remove symroute's rules (${change.rules})`
+        : `firewall ${change.backend}: replace symroute's rules (${change.rules} rules)`;
+    default:
+      return changeLines(change).join("; ");
+  }
+}

@@ -1,0 +1,65 @@
+// The seams between the engine and the node. Adapters implement them for the real kernel
+// (src/adapters/) and tests implement them in memory (test/support/fake-kernel.ts); one contract
+// suite runs against both.
+
+import type { Family } from "../model/address.ts";
+import type { FirewallBackend, NodeState } from "../model/state.ts";
+import type { FirewallSpec } from "../plan/types.ts";
+
+export interface ReadScope {
+  /** sysctl names to read (they are not enumerable cheaply). */
+  readonly sysctls: readonly string[];
+  /** sysctl name templates read once per link, "{}" standing for the interface name. */
+  readonly linkSysctls?: readonly string[];
+  /** Firewall front ends whose symroute-owned objects to read. */
+  readonly firewalls: readonly FirewallBackend[];
+}
+
+export interface Kernel {
+  /** Links, addresses, routes of every table, rules, the named sysctls, symroute's firewall objects. */
+  readNode(scope: ReadScope): Promise<NodeState>;
+  /** One `ip [-6] -batch -`; throws a SymrouteError naming the failing line. */
+  runIpBatch(family: Family, lines: readonly string[]): Promise<void>;
+  /** One `nft -f -` transaction. */
+  runNft(script: string): Promise<void>;
+  /** One `iptables-restore --noflush` (ip6tables-restore for 6). */
+  runIptablesRestore(family: Family, payload: string): Promise<void>;
+  /** Write sysctls in the given order. */
+  writeSysctls(values: readonly (readonly [string, string])[]): Promise<void>;
+  /** Which firewall front ends work on this node. */
+  availableFirewalls(): Promise<readonly FirewallBackend[]>;
+}
+
+/** What symroute keeps between runs, per network namespace. */
+export interface SavedState {
+  readonly version: 1;
+  /** sysctl values before symroute first changed them, to restore exactly on delete. */
+  readonly previousSysctls: Readonly<Record<string, string>>;
+  /** Stable table and mark allocations per network name. */
+  readonly allocations: Readonly<Record<string, Allocation>>;
+  /** Links symroute created (VLAN interfaces), deleted again on delete. */
+  readonly createdLinks: readonly string[];
+  readonly firewall?: FirewallBackend;
+  /** The firewall last applied, so that a failed apply can put it back. */
+  readonly firewallSpec?: FirewallSpec;
+  /** The rule-priority band and protocol in force when the state was written. */
+  readonly rulePriorities?: { readonly from: number; readonly to: number };
+  readonly routeProtocol?: number;
+  /** An apply was under way and did not finish: the next run must converge fully. */
+  readonly inProgress?: boolean;
+}
+
+export interface Allocation {
+  readonly table?: number;
+  readonly mark?: number;
+}
+
+export interface StateStore {
+  read(): Promise<SavedState | undefined>;
+  write(state: SavedState): Promise<void>;
+  remove(): Promise<void>;
+  /** Exclusive per network namespace; waits up to `waitMs`, then throws a "busy" error. */
+  lock(waitMs: number): Promise<() => Promise<void>>;
+  /** Where the state lives, for messages. */
+  readonly location: string;
+}

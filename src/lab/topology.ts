@@ -1,0 +1,396 @@
+// Builds a lab topology in network namespaces from a LabSpec, and always tears it down.
+//
+//   client ── router ── node eth0 (management) ── pods behind vpod/vpodc
+//               └── external link ── node ext0 (cases 3, 4)      lan ── node eth1 (case 2)
+//
+// Every namespace name starts with a per-run prefix (srlab-<pid>-<n>-) so runs can go in parallel;
+// `removeLabNamespaces` finds leftovers by the common "srlab-" prefix.
+
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runTool } from "../adapters/exec.ts";
+import type { RunOptions, ToolResult } from "../adapters/exec.ts";
+import { ProbeProcess } from "./probe-client.ts";
+import type { ListenSpec } from "./probe.ts";
+import {
+  CLIENT_PORT,
+  familiesOf,
+  HOST_NETWORK_PORT,
+  hostsOf,
+  MAC,
+  POD_PORT,
+  poolOf,
+} from "./spec.ts";
+import type { FamilyPlan, Host, LabSpec, Pool } from "./spec.ts";
+
+export const LAB_PREFIX = "srlab-";
+
+export interface Topology {
+  readonly spec: LabSpec;
+  readonly prefix: string;
+  /** Namespace name of each host present in this case. */
+  readonly namespaces: Readonly<Partial<Record<Host, string>>>;
+  /** A private directory for this run: symroute's config and state live here. */
+  readonly dir: string;
+  readonly pools: readonly Pool[];
+  namespaceOf(host: Host): string;
+  /** Runs argv inside a host's namespace. */
+  exec(host: Host, argv: readonly string[], options?: RunOptions): Promise<ToolResult>;
+  probe(host: Host): ProbeProcess;
+  teardown(): Promise<void>;
+}
+
+let runCounter = 0;
+
+export function newPrefix(): string {
+  runCounter += 1;
+  return `${LAB_PREFIX}${process.pid}-${runCounter}-`;
+}
+
+const live = new Set<Topology>();
+
+/** Tears down every topology this process built and has not torn down yet (signal handlers). */
+export async function teardownAll(): Promise<void> {
+  await Promise.allSettled([...live].map((t) => t.teardown()));
+}
+
+/** What one host's `ip -batch` holds, and the sysctls it gets before and after its links exist. */
+interface HostSetup {
+  readonly early: string[];
+  readonly late: string[];
+  readonly batch: string[];
+}
+
+function plans(spec: LabSpec): {
+  setups: Record<Host, HostSetup>;
+  nodeLinks: string[];
+  routerLinks: string[];
+  pools: Pool[];
+} {
+  const families = familiesOf(spec);
+  const pools = families.map((f) => poolOf(spec.case, f));
+  const blank = (): HostSetup => ({
+    // DAD would leave IPv6 addresses tentative for a second or two; the lab has no duplicates.
+    early: ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"],
+    late: [],
+    batch: ["link set lo up"],
+  });
+  const setups = { client: blank(), router: blank(), node: blank(), pod: blank(), podc: blank(), lan: blank() };
+  // New namespaces may inherit the host's IPv4 defaults: make the end hosts' filtering explicit.
+  for (const h of [setups.client, setups.pod, setups.podc, setups.lan]) {
+    h.early.push("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0");
+  }
+
+  // The node: a Kubernetes node forwards, and filters spoofed sources strictly (conf.all=1, the
+  // interfaces at their default 0: symroute must raise them before it lowers conf.all).
+  setups.node.early.push(
+    "net.ipv4.ip_forward=1",
+    "net.ipv6.conf.all.forwarding=1",
+    "net.ipv4.conf.all.rp_filter=1",
+  );
+  // The router drops spoofed sources on every interface (uRPF), as real upstream routers do.
+  setups.router.early.push(
+    "net.ipv4.ip_forward=1",
+    "net.ipv6.conf.all.forwarding=1",
+    "net.ipv4.conf.all.rp_filter=1",
+    "net.ipv4.conf.default.rp_filter=1",
+  );
+  setups.router.late.push(
+    ...["lo", "rclient", "rnode", ...(spec.case >= 3 ? ["rext"] : [])].map(
+      (i) => `net.ipv4.conf.${i}.rp_filter=1`,
+    ),
+  );
+
+  // Links are created from the node's namespace, the peer moved straight into its own namespace.
+  const nodeLinks: string[] = [];
+  const vethTo = (local: string, localMac: string | undefined, peerHost: Host, peer: string, peerMac?: string) =>
+    nodeLinks.push(
+      [
+        `link add ${local}`,
+        ...(localMac === undefined ? [] : [`address ${localMac}`]),
+        `type veth peer name ${peer}`,
+        ...(peerMac === undefined ? [] : [`address ${peerMac}`]),
+        `netns @${peerHost}`,
+      ].join(" "),
+    );
+  vethTo("eth0", MAC.nodeEth0, "router", "rnode", MAC.routerNodeSide);
+  vethTo("vpod", undefined, "pod", "eth0");
+  vethTo("vpodc", undefined, "podc", "eth0");
+  if (spec.case >= 3) vethTo("ext0", MAC.nodeExt0, "router", "rext", MAC.routerExternal);
+  if (spec.case === 2) vethTo("eth1", MAC.nodeEth1, "lan", "eth0", MAC.lan);
+  // The client hangs off the router; that veth is made in the router's namespace.
+  const routerLinks = ["link add rclient type veth peer name eth0 netns @client"];
+
+  const up = (h: HostSetup, ...links: string[]) => h.batch.push(...links.map((l) => `link set ${l} up`));
+  up(setups.node, "eth0", "vpod", "vpodc", ...(spec.case >= 3 ? ["ext0"] : []), ...(spec.case === 2 ? ["eth1"] : []));
+  up(setups.router, "rnode", "rclient", ...(spec.case >= 3 ? ["rext"] : []));
+  up(setups.client, "eth0");
+  up(setups.pod, "eth0");
+  up(setups.podc, "eth0");
+  if (spec.case === 2) up(setups.lan, "eth0");
+
+  for (const f of families) {
+    const pool = poolOf(spec.case, f);
+    const addr = (h: HostSetup, a: string, len: number, dev: string) =>
+      h.batch.push(`addr add ${a}/${len} dev ${dev}${f.family === 6 ? " nodad" : ""}`);
+    const any = f.family === 4 ? "0.0.0.0/0" : "::/0";
+    addr(setups.client, f.client, f.clientPrefixlen, "eth0");
+    setups.client.batch.push(`route add ${any} via ${f.routerClientSide}`);
+    addr(setups.router, f.routerClientSide, f.clientPrefixlen, "rclient");
+    addr(setups.router, f.router, f.nodePrefixlen, "rnode");
+    if (spec.case >= 3) addr(setups.router, f.routerExternal, f.externalPrefixlen, "rext");
+    addr(setups.node, f.node, f.nodePrefixlen, "eth0");
+    setups.node.batch.push(`route add ${any} via ${f.router} dev eth0`);
+    addr(setups.node, f.podGateway, f.podPrefixlen, "vpod");
+    addr(setups.node, f.podClientGateway, f.podPrefixlen, "vpodc");
+    addr(setups.pod, f.pod, f.podPrefixlen, "eth0");
+    setups.pod.batch.push(`route add ${any} via ${f.podGateway}`);
+    addr(setups.podc, f.podClient, f.podPrefixlen, "eth0");
+    setups.podc.batch.push(`route add ${any} via ${f.podClientGateway}`);
+    // MetalLB's speaker answers ARP/NDP for the LB address with the node's MAC on the pool's link:
+    // a permanent neighbour entry on the sender stands in for that answer.
+    if (pool.interface === "eth0") {
+      setups.router.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth0} dev rnode nud permanent`);
+    } else if (pool.interface === "ext0") {
+      setups.router.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev rext nud permanent`);
+      // ext0 has no IPv4 address, so the node's ARP request for the gateway carries another
+      // interface's address (192.168.1.10) as its sender, and a Linux router with rp_filter=1 ignores
+      // it (arp_process checks the sender like a packet source). Real networks differ here; the lab
+      // gives the node the gateway's MAC, as it gives the router the LB address's. See docs/lab.md.
+      if (f.family === 4) {
+        setups.node.batch.push(`neigh replace ${f.routerExternal} lladdr ${MAC.routerExternal} dev ext0 nud permanent`);
+      }
+    } else {
+      addr(setups.lan, f.lan, f.lanPrefixlen, "eth0");
+      setups.lan.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth1} dev eth0 nud permanent`);
+    }
+    // The router holds a pod-range address so it can send a spoofed packet into the node's eth0.
+    if (f.spoofSource !== undefined) setups.router.batch.push(`addr add ${f.spoofSource}/32 dev lo`);
+    if (spec.kubeProxy === "ipvs-like") {
+      addr(setups.node, pool.lbAddress, f.family === 4 ? 32 : 128, "kube-ipvs0");
+    }
+  }
+  if (spec.kubeProxy === "ipvs-like") {
+    // kube-proxy's IPVS mode holds every LB address on a down dummy device; this kernel has no
+    // dummy, and a bridge without ports does the same job.
+    setups.node.batch.splice(1, 0, "link add kube-ipvs0 type bridge", "link set kube-ipvs0 up");
+  }
+  return { setups, nodeLinks, routerLinks, pools };
+}
+
+/** kube-proxy's DNAT of the LB address, in the variant's own front end (ruleset text for one tool). */
+export function kubeProxyRules(spec: LabSpec): { tool: "iptables-restore" | "ip6tables-restore" | "nft"; text: string }[] {
+  const out: { tool: "iptables-restore" | "ip6tables-restore" | "nft"; text: string }[] = [];
+  for (const f of familiesOf(spec)) {
+    const pool = poolOf(spec.case, f);
+    const hostPort = (a: string, port: number) => (f.family === 4 ? `${a}:${port}` : `[${a}]:${port}`);
+    const targets: { port: number; to: string }[] = [{ port: POD_PORT, to: hostPort(f.pod, POD_PORT) }];
+    // In IPVS mode the host-network port is reached as a local address: no DNAT.
+    if (spec.kubeProxy !== "ipvs-like") {
+      targets.push({ port: HOST_NETWORK_PORT, to: hostPort(f.node, HOST_NETWORK_PORT) });
+    }
+    const len = f.family === 4 ? 32 : 128;
+    if (spec.kubeProxy === "nftables") {
+      const fam = f.family === 4 ? "ip" : "ip6";
+      const lines = targets.flatMap((t) =>
+        ["tcp", "udp"].map((p) => `    ${fam} daddr ${pool.lbAddress} ${p} dport ${t.port} dnat to ${t.to}`),
+      );
+      out.push({
+        tool: "nft",
+        text: [
+          `table ${fam} kube-proxy {`,
+          "  chain services {",
+          ...lines,
+          "  }",
+          "  chain nat-prerouting {",
+          "    type nat hook prerouting priority dstnat; policy accept;",
+          "    jump services",
+          "  }",
+          "  chain nat-output {",
+          "    type nat hook output priority -100; policy accept;",
+          "    jump services",
+          "  }",
+          "}",
+          "",
+        ].join("\n"),
+      });
+    } else {
+      out.push({
+        tool: f.family === 4 ? "iptables-restore" : "ip6tables-restore",
+        text: [
+          "*nat",
+          ":KUBE-SERVICES - [0:0]",
+          "-A PREROUTING -m comment --comment kubernetes-service-portals -j KUBE-SERVICES",
+          "-A OUTPUT -m comment --comment kubernetes-service-portals -j KUBE-SERVICES",
+          ...targets.flatMap((t) =>
+            ["tcp", "udp"].map(
+              (p) =>
+                `-A KUBE-SERVICES -d ${pool.lbAddress}/${len} -p ${p} -m ${p} --dport ${t.port} -j DNAT --to-destination ${t.to}`,
+            ),
+          ),
+          "COMMIT",
+          "",
+        ].join("\n"),
+      });
+    }
+  }
+  return out;
+}
+
+/** IPv6 has no rp_filter: the router's uRPF for IPv6 is nftables' fib lookup. */
+const ROUTER_IPV6_URPF = [
+  "table ip6 lab-urpf {",
+  "  chain prerouting {",
+  "    type filter hook prerouting priority raw; policy accept;",
+  "    fib saddr . iif oif missing drop",
+  "  }",
+  "}",
+  "",
+].join("\n");
+
+function listensOf(spec: LabSpec, host: Host): ListenSpec[] {
+  switch (host) {
+    case "pod":
+      return [
+        { proto: "tcp", port: POD_PORT },
+        { proto: "udp", port: POD_PORT },
+      ];
+    case "node": {
+      const listens: ListenSpec[] = [
+        { proto: "tcp", port: HOST_NETWORK_PORT },
+        { proto: "udp", port: HOST_NETWORK_PORT },
+      ];
+      // A wildcard UDP socket answers from the primary address; a local LB address needs its own.
+      if (spec.kubeProxy === "ipvs-like") {
+        for (const f of familiesOf(spec)) {
+          listens.push({ proto: "udp", port: HOST_NETWORK_PORT, address: poolOf(spec.case, f).lbAddress });
+        }
+      }
+      return listens;
+    }
+    case "client":
+      return [{ proto: "tcp", port: CLIENT_PORT }];
+    default:
+      return [];
+  }
+}
+
+export interface BuildOptions {
+  readonly prefix?: string;
+}
+
+/**
+ * Builds the topology of `spec` and starts a probe in every namespace. On any failure what was
+ * built is torn down before the error is thrown; on success the caller owns `teardown()`.
+ */
+export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): Promise<Topology> {
+  const prefix = options.prefix ?? newPrefix();
+  const hosts = hostsOf(spec);
+  const namespaces: Partial<Record<Host, string>> = {};
+  for (const h of hosts) namespaces[h] = `${prefix}${h}`;
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const probes = new Map<Host, ProbeProcess>();
+  const created: string[] = [];
+  let tornDown: Promise<void> | undefined;
+
+  const namespaceOf = (host: Host): string => {
+    const name = namespaces[host];
+    if (name === undefined) throw new Error(`host ${host} is not part of ${spec.case === 2 ? "case 2" : `case ${spec.case}`}`);
+    return name;
+  };
+  const topology: Topology = {
+    spec,
+    prefix,
+    namespaces,
+    dir,
+    pools: familiesOf(spec).map((f) => poolOf(spec.case, f)),
+    namespaceOf,
+    exec: (host, argv, runOptions) =>
+      runTool("ip", ["netns", "exec", namespaceOf(host), ...argv], runOptions),
+    probe: (host) => {
+      const probe = probes.get(host);
+      if (probe === undefined) throw new Error(`no probe runs on ${host}`);
+      return probe;
+    },
+    teardown: () => {
+      tornDown ??= (async () => {
+        await Promise.allSettled([...probes.values()].map((p) => p.stop()));
+        // Deleting a namespace deletes its veths (and their peers) with it.
+        await Promise.allSettled(created.map((n) => runTool("ip", ["netns", "del", n], { allowFailure: true })));
+        await rm(dir, { recursive: true, force: true });
+        live.delete(topology);
+      })();
+      return tornDown;
+    },
+  };
+  live.add(topology);
+
+  try {
+    for (const h of hosts) {
+      await runTool("ip", ["netns", "add", namespaceOf(h)]);
+      created.push(namespaceOf(h));
+    }
+    const { setups, nodeLinks, routerLinks } = plans(spec);
+    const sysctl = (h: Host, settings: readonly string[]) =>
+      settings.length === 0 ? Promise.resolve() : topology.exec(h, ["sysctl", "-q", "-w", ...settings]).then(() => undefined);
+    await Promise.all(hosts.map((h) => sysctl(h, setups[h].early)));
+    const resolveNs = (line: string) => line.replace(/@([a-z]+)/g, (_, h: string) => namespaceOf(h as Host));
+    // Router first (it creates the client's veth), then the node (it creates every other veth).
+    await runTool("ip", ["-n", namespaceOf("router"), "-batch", "-"], {
+      input: `${routerLinks.map(resolveNs).join("\n")}\n`,
+    });
+    await runTool("ip", ["-n", namespaceOf("node"), "-batch", "-"], {
+      input: `${nodeLinks.map(resolveNs).join("\n")}\n`,
+    });
+    await Promise.all(
+      hosts.map((h) =>
+        runTool("ip", ["-n", namespaceOf(h), "-batch", "-"], {
+          input: `${setups[h].batch.map(resolveNs).join("\n")}\n`,
+        }),
+      ),
+    );
+    await Promise.all(hosts.map((h) => sysctl(h, setups[h].late)));
+    for (const rules of kubeProxyRules(spec)) {
+      const argv = rules.tool === "nft" ? ["nft", "-f", "-"] : [rules.tool, "--noflush"];
+      await topology.exec("node", argv, { input: rules.text });
+    }
+    if (spec.dualStack) await topology.exec("router", ["nft", "-f", "-"], { input: ROUTER_IPV6_URPF });
+    const started = await Promise.all(
+      hosts.map(async (h) => [h, await ProbeProcess.start(namespaceOf(h), listensOf(spec, h))] as const),
+    );
+    for (const [h, p] of started) probes.set(h, p);
+    await writeFile(join(dir, "spec.json"), `${JSON.stringify(spec)}\n`);
+    return topology;
+  } catch (error) {
+    // A probe that did start is stopped by teardown only if it is registered; start errors leave none.
+    await topology.teardown();
+    throw error;
+  }
+}
+
+/** Every namespace whose name starts with "srlab-": what `lab down` removes. */
+export async function listLabNamespaces(): Promise<string[]> {
+  const result = await runTool("ip", ["-j", "netns", "list"], { allowFailure: true });
+  if (result.code !== 0 || result.stdout.trim() === "") return [];
+  const entries = JSON.parse(result.stdout) as { name: string }[];
+  return entries.map((e) => e.name).filter((n) => n.startsWith(LAB_PREFIX));
+}
+
+/** Removes lab namespaces, all of them or those of one prefix; returns the names removed. */
+export async function removeLabNamespaces(prefix: string = LAB_PREFIX): Promise<string[]> {
+  const names = (await listLabNamespaces()).filter((n) => n.startsWith(prefix));
+  for (const n of names) {
+    // Probes started by `lab up` run in the namespace; end them first so nothing lingers.
+    const pids = await runTool("ip", ["netns", "pids", n], { allowFailure: true });
+    for (const pid of pids.stdout.split(/\s+/).filter((p) => /^[0-9]+$/.test(p))) {
+      try {
+        process.kill(Number(pid), "SIGTERM");
+      } catch {
+        // Already gone.
+      }
+    }
+    await runTool("ip", ["netns", "del", n], { allowFailure: true });
+  }
+  return names;
+}

@@ -1,0 +1,186 @@
+// IP addresses and prefixes as bigints, in the canonical text forms `ip -j` prints.
+// Pure: no imports, so every layer (and the simulator's hot path) can use it.
+
+export type Family = 4 | 6;
+
+export interface Ip {
+  readonly family: Family;
+  readonly value: bigint;
+}
+
+export interface Prefix {
+  readonly family: Family;
+  /** Network address with host bits cleared. */
+  readonly value: bigint;
+  readonly len: number;
+}
+
+export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
+
+function parseIpv4(text: string): bigint | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  let value = 0n;
+  for (const part of parts) {
+    // Leading zeros are refused: "010" means octal to some tools and decimal to others.
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    value = (value << 8n) | BigInt(octet);
+  }
+  return value;
+}
+
+function parseIpv6(text: string): bigint | undefined {
+  if (!/^[0-9a-fA-F:.]+$/.test(text)) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groupsOf = (s: string): string[] => (s === "" ? [] : s.split(":"));
+  const head = groupsOf(halves[0] ?? "");
+  const tail = halves.length === 2 ? groupsOf(halves[1] ?? "") : [];
+  const words: number[] = [];
+  const pushGroups = (groups: string[], into: number[]): boolean => {
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i] ?? "";
+      if (g.includes(".")) {
+        // Embedded IPv4 only as the last group (::ffff:1.2.3.4).
+        if (i !== groups.length - 1) return false;
+        const v4 = parseIpv4(g);
+        if (v4 === undefined) return false;
+        into.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return false;
+        into.push(parseInt(g, 16));
+      }
+    }
+    return true;
+  };
+  const headWords: number[] = [];
+  const tailWords: number[] = [];
+  if (!pushGroups(head, headWords) || !pushGroups(tail, tailWords)) return undefined;
+  if (halves.length === 2) {
+    const missing = 8 - headWords.length - tailWords.length;
+    if (missing < 1) return undefined;
+    words.push(...headWords, ...new Array<number>(missing).fill(0), ...tailWords);
+  } else {
+    words.push(...headWords);
+  }
+  if (words.length !== 8) return undefined;
+  let value = 0n;
+  for (const w of words) value = (value << 16n) | BigInt(w);
+  // ::a.b.c.d (deprecated IPv4-compatible) is ambiguous across libraries: refuse it.
+  if (value >> 32n === 0n && value > 0xffffn && text.includes(".")) return undefined;
+  return value;
+}
+
+export function parseIp(text: string): Ip | undefined {
+  if (text.includes(":")) {
+    const value = parseIpv6(text);
+    return value === undefined ? undefined : { family: 6, value };
+  }
+  const value = parseIpv4(text);
+  return value === undefined ? undefined : { family: 4, value };
+}
+
+export function formatIp(family: Family, value: bigint): string {
+  if (family === 4) {
+    return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join(".");
+  }
+  const words: number[] = [];
+  for (let i = 7; i >= 0; i--) words.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952: compress the longest run (>= 2) of zero words, the first one on a tie.
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (value >> 32n === 0xffffn) {
+    return `::ffff:${formatIp(4, value & 0xffffffffn)}`;
+  }
+  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(":");
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+export function maskOf(family: Family, len: number): bigint {
+  const bits = BigInt(familyBits(family));
+  const all = (1n << bits) - 1n;
+  return len === 0 ? 0n : all ^ ((1n << (bits - BigInt(len))) - 1n);
+}
+
+export interface ParsePrefixOptions {
+  /** Refuse host bits set below the prefix length ("1.2.3.4/24"). */
+  readonly strict?: boolean;
+}
+
+/** "1.2.3.0/24", "1.2.3.4" (a host), "default" (family needed), "2001:db8::/64". */
+export function parsePrefix(text: string, options: ParsePrefixOptions = {}): Prefix | undefined {
+  const slash = text.indexOf("/");
+  const addrText = slash < 0 ? text : text.slice(0, slash);
+  const ip = parseIp(addrText);
+  if (ip === undefined) return undefined;
+  const max = familyBits(ip.family);
+  let len = max;
+  if (slash >= 0) {
+    const lenText = text.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText)) return undefined;
+    len = Number(lenText);
+    if (len > max) return undefined;
+  }
+  const value = ip.value & maskOf(ip.family, len);
+  if (options.strict === true && value !== ip.value) return undefined;
+  return { family: ip.family, value, len };
+}
+
+export function defaultPrefix(family: Family): Prefix {
+  return { family, value: 0n, len: 0 };
+}
+
+/** Canonical text: "1.2.3.0/24", a full-length prefix without "/32", and "default" for /0. */
+export function formatPrefix(prefix: Prefix): string {
+  if (prefix.len === 0) return "default";
+  const addr = formatIp(prefix.family, prefix.value);
+  return prefix.len === familyBits(prefix.family) ? addr : `${addr}/${prefix.len}`;
+}
+
+/** Always with a length: what nft and iptables want. */
+export function formatCidr(prefix: Prefix): string {
+  return `${formatIp(prefix.family, prefix.value)}/${prefix.len}`;
+}
+
+export function prefixContainsIp(prefix: Prefix, ip: Ip): boolean {
+  return prefix.family === ip.family && (ip.value & maskOf(ip.family, prefix.len)) === prefix.value;
+}
+
+export function prefixContains(outer: Prefix, inner: Prefix): boolean {
+  return (
+    outer.family === inner.family &&
+    outer.len <= inner.len &&
+    (inner.value & maskOf(inner.family, outer.len)) === outer.value
+  );
+}
+
+export function prefixesOverlap(a: Prefix, b: Prefix): boolean {
+  return prefixContains(a, b) || prefixContains(b, a);
+}
+
+/** Canonicalise any accepted prefix text; undefined when it is not one. */
+export function canonicalPrefix(text: string, family?: Family): string | undefined {
+  if (text === "default" || text === "all") return family === undefined ? undefined : "default";
+  const p = parsePrefix(text);
+  return p === undefined ? undefined : formatPrefix(p);
+}
+
+export function prefixFamily(text: string): Family | undefined {
+  return parsePrefix(text)?.family;
+}

@@ -1,0 +1,39 @@
+// Firewall marks: a value within a mask, as `ip rule ... fwmark VALUE/MASK` writes it.
+
+export interface Mark {
+  readonly value: number;
+  readonly mask: number;
+}
+
+export const formatHex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
+
+export function formatMark(mark: Mark): string {
+  return `${formatHex(mark.value)}/${formatHex(mark.mask)}`;
+}
+
+export function popcount(n: number): number {
+  let count = 0;
+  for (let x = n >>> 0; x !== 0; x &= x - 1) count++;
+  return count;
+}
+
+/** Spread the bits of `index` over the set bits of `mask`, lowest first (a "pdep"). */
+export function markValueForIndex(index: number, mask: number): number | undefined {
+  let value = 0;
+  let rest = index;
+  for (let bit = 0; bit < 32 && rest !== 0; bit++) {
+    const b = 2 ** bit;
+    if (Math.floor((mask >>> 0) / b) % 2 === 1) {
+      if (rest % 2 === 1) value += b;
+      rest = Math.floor(rest / 2);
+    }
+  }
+  return rest === 0 ? value >>> 0 : undefined;
+}
+
+/** Mark bits other components document as theirs (see docs/config.md). */
+export const KNOWN_MARK_OWNERS: Readonly<Record<string, number>> = {
+  "kube-proxy": 0x0000c000,
+  calico: 0xffff0000,
+  cilium: 0xffff0f00,
+};

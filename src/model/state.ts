@@ -1,0 +1,136 @@
+// The node as symroute sees it: the words are those of `ip link`, `ip addr`, `ip route`, `ip rule`.
+// Addresses and prefixes are canonical text (see address.ts) so states compare and serialise as is.
+
+import type { Family } from "./address.ts";
+
+export interface Link {
+  readonly ifname: string;
+  readonly ifindex: number;
+  /** IFF_UP is set. */
+  readonly up: boolean;
+  readonly operstate?: string;
+  /** linkinfo kind: "vlan", "veth", "bridge"...; undefined for plain devices. */
+  readonly kind?: string;
+  /** The lower device of a VLAN. */
+  readonly link?: string;
+  readonly vlanId?: number;
+}
+
+export interface InterfaceAddress {
+  readonly ifname: string;
+  readonly family: Family;
+  readonly local: string;
+  readonly prefixlen: number;
+  readonly scope?: string;
+}
+
+export type RouteType =
+  | "unicast"
+  | "local"
+  | "broadcast"
+  | "anycast"
+  | "multicast"
+  | "blackhole"
+  | "unreachable"
+  | "prohibit"
+  | "throw"
+  | "nat";
+
+export interface Route {
+  readonly family: Family;
+  readonly table: number;
+  readonly type: RouteType;
+  /** Canonical prefix; "default" for /0. */
+  readonly dst: string;
+  readonly gateway?: string;
+  readonly dev?: string;
+  /** Route metric ("priority" in netlink). */
+  readonly metric?: number;
+  readonly protocol?: number;
+  /** 0 universe, 200 site, 253 link, 254 host, 255 nowhere. */
+  readonly scope?: number;
+  readonly prefsrc?: string;
+  readonly tos?: number;
+  readonly onlink?: boolean;
+}
+
+export type RuleAction = "lookup" | "goto" | "nop" | "unreachable" | "blackhole" | "prohibit";
+
+export interface PortRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface Rule {
+  readonly family: Family;
+  readonly priority: number;
+  readonly not?: boolean;
+  /** Canonical prefix; undefined means "all". */
+  readonly from?: string;
+  readonly to?: string;
+  readonly iif?: string;
+  readonly oif?: string;
+  readonly fwmark?: number;
+  /** With fwmark; undefined means 0xffffffff. */
+  readonly fwmask?: number;
+  readonly tos?: number;
+  readonly ipproto?: number;
+  readonly sport?: PortRange;
+  readonly dport?: PortRange;
+  readonly uidrange?: PortRange;
+  readonly action: RuleAction;
+  /** With action "lookup". */
+  readonly table?: number;
+  /** With action "goto": the priority to continue at. */
+  readonly goto?: number;
+  readonly suppressPrefixlength?: number;
+  readonly suppressIfgroup?: number;
+  readonly protocol?: number;
+}
+
+/** sysctl name in path form ("net/ipv4/conf/all/rp_filter": interface names may hold dots) to its value. */
+export type Sysctls = Readonly<Record<string, string>>;
+
+export type FirewallBackend = "nftables" | "iptables";
+
+/** symroute's own firewall objects as read back: one key per rule, carried in the rule's comment. */
+export interface OwnedFirewall {
+  readonly backend: FirewallBackend;
+  readonly ruleKeys: readonly string[];
+}
+
+/** What the node says about kube-proxy's mode, for `kubeProxyMode: auto`. */
+export interface KubeProxyHints {
+  readonly iptablesChains: boolean;
+  readonly nftablesTable: boolean;
+  readonly ipvsLink: boolean;
+}
+
+export interface NodeState {
+  readonly links: readonly Link[];
+  readonly addresses: readonly InterfaceAddress[];
+  readonly routes: readonly Route[];
+  readonly rules: readonly Rule[];
+  readonly sysctls: Sysctls;
+  readonly firewall: readonly OwnedFirewall[];
+  readonly kubeProxy?: KubeProxyHints;
+}
+
+export const TABLE_LOCAL = 255;
+export const TABLE_MAIN = 254;
+export const TABLE_DEFAULT = 253;
+export const TABLE_UNSPEC = 0;
+export const RESERVED_TABLES: readonly number[] = [TABLE_UNSPEC, TABLE_DEFAULT, TABLE_MAIN, TABLE_LOCAL];
+
+export const SCOPE_UNIVERSE = 0;
+export const SCOPE_LINK = 253;
+export const SCOPE_HOST = 254;
+
+export const emptyNodeState = (): NodeState => ({
+  links: [],
+  addresses: [],
+  routes: [],
+  rules: [],
+  sysctls: {},
+  firewall: [],
+});

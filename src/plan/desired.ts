@@ -1,0 +1,409 @@
+// config + observed node -> the objects symroute wants on the node, with a reason for each network.
+// Pure: the same inputs always give the same desired state (allocations come from the saved state).
+
+import {
+  formatCidr,
+  parseIp,
+  parsePrefix,
+  prefixContains,
+  prefixContainsIp,
+  type Family,
+  type Prefix,
+} from "../model/address.ts";
+import type { Config, KubeProxyMode, NetworkConfig } from "../model/config.ts";
+import { SymrouteError } from "../model/errors.ts";
+import { formatHex, markValueForIndex, popcount } from "../model/marks.ts";
+import {
+  SCOPE_LINK,
+  SCOPE_UNIVERSE,
+  TABLE_MAIN,
+  RESERVED_TABLES,
+  type FirewallBackend,
+  type NodeState,
+  type Route,
+  type Rule,
+} from "../model/state.ts";
+import type { CaseName, DesiredState, MarkEntry, NetworkDecision, ResolvedMethod, VlanSpec } from "./types.ts";
+import { desiredSysctls } from "./sysctls.ts";
+
+export interface SavedPlanningState {
+  readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  readonly previousSysctls: Readonly<Record<string, string>>;
+}
+
+export interface DesiredInput {
+  readonly config: Config;
+  readonly node: NodeState;
+  readonly saved: SavedPlanningState | undefined;
+  readonly firewall: FirewallBackend;
+  readonly kubeProxyMode: Exclude<KubeProxyMode, "auto">;
+}
+
+export function resolveKubeProxyMode(config: Config, node: NodeState): Exclude<KubeProxyMode, "auto"> {
+  if (config.kubeProxyMode !== "auto") return config.kubeProxyMode;
+  if (node.kubeProxy?.ipvsLink === true) return "ipvs";
+  if (node.kubeProxy?.nftablesTable === true && node.kubeProxy.iptablesChains !== true) return "nftables";
+  return "iptables";
+}
+
+export function resolveFirewall(config: Config, available: readonly FirewallBackend[]): FirewallBackend {
+  const wanted = config.firewall;
+  if (wanted !== "auto") {
+    if (!available.includes(wanted)) {
+      throw new SymrouteError("dependency", `firewall: ${wanted} is not usable on this node`, {
+        hint: `install the Debian package ${wanted} or set firewall: auto`,
+      });
+    }
+    return wanted;
+  }
+  const pick = available.includes("nftables") ? "nftables" : available.includes("iptables") ? "iptables" : undefined;
+  if (pick === undefined) {
+    throw new SymrouteError("dependency", "neither nft nor iptables works on this node", {
+      hint: "install the Debian package nftables (or iptables)",
+    });
+  }
+  return pick;
+}
+
+const prefixesOf = (network: NetworkConfig, family: Family): Prefix[] =>
+  network.addresses.map((a) => parsePrefix(a)).filter((p): p is Prefix => p !== undefined && p.family === family);
+
+interface FamilyContext {
+  readonly network: NetworkConfig;
+  readonly family: Family;
+  readonly pools: readonly Prefix[];
+  readonly gateway: string | undefined;
+}
+
+function classify(
+  ctx: FamilyContext,
+  node: NodeState,
+  kubeProxyMode: Exclude<KubeProxyMode, "auto">,
+): { method: ResolvedMethod; case: CaseName; reason: string } {
+  const { network, family, pools, gateway } = ctx;
+  const poolText = pools.map(formatCidr).join(", ");
+  const connected = node.addresses
+    .filter((a) => a.family === family && a.ifname === network.interface)
+    .map((a) => parsePrefix(`${a.local}/${a.prefixlen}`))
+    .filter((p): p is Prefix => p !== undefined);
+  const onNodeSubnet = pools.every((pool) => connected.some((subnet) => prefixContains(subnet, pool)));
+  const mainDefaults = node.routes.filter(
+    (r) => r.family === family && r.table === TABLE_MAIN && r.dst === "default" && r.type === "unicast",
+  );
+  const caseOf = (method: ResolvedMethod): CaseName =>
+    method === "none"
+      ? "nothing-to-do"
+      : method === "route"
+        ? "route"
+        : method === "connmark"
+          ? "policy-routing"
+          : "source-routing";
+
+  if (network.method !== "auto") {
+    const m = network.method;
+    return { method: m, case: caseOf(m), reason: `method ${m} is set in the configuration for ${poolText}` };
+  }
+  if (gateway === undefined) {
+    if (onNodeSubnet) {
+      return {
+        method: "none",
+        case: "nothing-to-do",
+        reason: `${poolText} is on a subnet of ${network.interface}: replies already use the node's own routes`,
+      };
+    }
+    return {
+      method: "route",
+      case: "route",
+      reason: `${poolText} is on no subnet of this node and has no gateway: it needs a route via ${network.interface}`,
+    };
+  }
+  // With a gateway: what would the kernel do with a reply today? main's default route decides.
+  const viaSameGateway = mainDefaults.some((r) => r.gateway === gateway && r.dev === network.interface);
+  if (viaSameGateway) {
+    return {
+      method: "none",
+      case: "nothing-to-do",
+      reason: `replies from ${poolText} already leave through ${gateway} on ${network.interface} (main's default route)`,
+    };
+  }
+  const current = mainDefaults[0];
+  const today =
+    current === undefined
+      ? "main has no default route"
+      : `main would send them via ${current.gateway ?? "a direct route"} on ${current.dev ?? "?"}`;
+  if (kubeProxyMode === "ipvs") {
+    return {
+      method: "source",
+      case: "source-routing",
+      reason: `${poolText} has gateway ${gateway} but ${today}; with IPVS the LB address is local, so a source rule routes replies`,
+    };
+  }
+  return {
+    method: "connmark",
+    case: "policy-routing",
+    reason: `${poolText} has gateway ${gateway} but ${today}: replies need a table of their own, chosen by a connection mark`,
+  };
+}
+
+/** Tables and marks stay where the saved state put them; new ones take the lowest free value. */
+class Allocator {
+  private readonly usedTables = new Set<number>();
+  private readonly usedMarks = new Set<number>();
+  private nextTable: number;
+  private nextMarkIndex = 1;
+
+  constructor(
+    private readonly config: Config,
+    foreignTables: ReadonlySet<number>,
+  ) {
+    for (const t of foreignTables) this.usedTables.add(t);
+    for (const t of RESERVED_TABLES) this.usedTables.add(t);
+    for (const n of config.networks) if (n.table !== undefined) this.usedTables.add(n.table);
+    this.nextTable = config.tables.from;
+  }
+
+  claim(table: number | undefined, mark: number | undefined): void {
+    if (table !== undefined) this.usedTables.add(table);
+    if (mark !== undefined) this.usedMarks.add(mark);
+  }
+
+  table(): number {
+    while (this.usedTables.has(this.nextTable)) this.nextTable++;
+    if (this.nextTable > this.config.tables.to) {
+      throw new SymrouteError(
+        "invalid-argument",
+        `tables: the range ${this.config.tables.from}..${this.config.tables.to} has no free table left`,
+        { hint: "widen tables.to, or give networks an explicit table" },
+      );
+    }
+    const t = this.nextTable;
+    this.usedTables.add(t);
+    return t;
+  }
+
+  mark(): number {
+    const mask = this.config.marks.mask;
+    for (;;) {
+      const value = markValueForIndex(this.nextMarkIndex, mask);
+      if (value === undefined) {
+        throw new SymrouteError(
+          "invalid-argument",
+          `marks.mask ${formatHex(mask)} has ${popcount(mask)} bits: room for ${2 ** popcount(mask) - 1} networks with a gateway, and more are configured`,
+          { hint: "widen marks.mask with bits no other component on the node uses" },
+        );
+      }
+      this.nextMarkIndex++;
+      if (!this.usedMarks.has(value)) {
+        this.usedMarks.add(value);
+        return value;
+      }
+    }
+  }
+}
+
+export function computeDesired(input: DesiredInput): DesiredState {
+  const { config, node, saved } = input;
+  const proto = config.routeProtocol;
+  const linkNames = new Set(node.links.map((l) => l.ifname));
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const vlans: VlanSpec[] = [];
+
+  for (const network of config.networks) {
+    const link = node.links.find((l) => l.ifname === network.interface);
+    if (network.vlan !== undefined) {
+      if (link === undefined) {
+        if (!linkNames.has(network.vlan.parent)) {
+          problems.push(
+            `networks "${network.name}": vlan.parent "${network.vlan.parent}" does not exist on this node`,
+          );
+        }
+        vlans.push({ ifname: network.interface, parent: network.vlan.parent, id: network.vlan.id });
+      } else if (link.kind !== undefined && (link.kind !== "vlan" || link.vlanId !== network.vlan.id || link.link !== network.vlan.parent)) {
+        problems.push(
+          `networks "${network.name}": interface "${network.interface}" exists but is not VLAN ${network.vlan.id} on ${network.vlan.parent}`,
+        );
+      }
+    } else if (link === undefined) {
+      problems.push(`networks "${network.name}": interface "${network.interface}" does not exist on this node`);
+    } else if (!link.up) {
+      warnings.push(`interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new SymrouteError("dependency", `${problems.length} problem(s) with interfaces on this node`, {
+      details: problems,
+      hint: "create the interfaces (or add vlan: to the network), or run on the right node/namespace",
+    });
+  }
+
+  // Tables that something else uses are never handed out.
+  const foreignTables = new Set<number>();
+  for (const r of node.routes) if (r.protocol !== proto) foreignTables.add(r.table);
+  for (const r of node.rules) if (r.protocol !== proto && r.table !== undefined) foreignTables.add(r.table);
+  const allocator = new Allocator(config, foreignTables);
+  const savedAllocations = saved?.allocations ?? {};
+  for (const network of config.networks) {
+    const a = savedAllocations[network.name];
+    if (a === undefined) continue;
+    const tableOk = a.table !== undefined && a.table >= config.tables.from && a.table <= config.tables.to && !foreignTables.has(a.table);
+    const markOk = a.mark !== undefined && (a.mark & ~config.marks.mask) === 0 && a.mark !== 0;
+    allocator.claim(tableOk ? a.table : undefined, markOk ? a.mark : undefined);
+  }
+
+  const decisions: NetworkDecision[] = [];
+  const routes: Route[] = [];
+  const rules: Rule[] = [];
+  const marks: MarkEntry[] = [];
+  const allocations: Record<string, { table?: number; mark?: number }> = {};
+  const band = config.rulePriorities;
+  // Exemptions first, then every network's rule at one priority: their selectors never overlap,
+  // so adding a network never renumbers the others.
+  const exemptionPriority = band.from;
+  const networkPriority = Math.min(band.from + 1, band.to);
+
+  for (const network of config.networks) {
+    const contexts: FamilyContext[] = ([4, 6] as const)
+      .map((family) => ({ network, family, pools: prefixesOf(network, family), gateway: network.gateways[family] }))
+      .filter((c) => c.pools.length > 0);
+    const classified = contexts.map((c) => ({ ctx: c, ...classify(c, node, input.kubeProxyMode) }));
+    const needsTable = classified.some((c) => c.method === "source" || c.method === "connmark");
+    const needsMark = classified.some((c) => c.method === "connmark");
+    const saved = savedAllocations[network.name];
+    let table: number | undefined;
+    let mark: number | undefined;
+    if (needsTable) {
+      table =
+        network.table ??
+        (saved?.table !== undefined && saved.table >= config.tables.from && saved.table <= config.tables.to && !foreignTables.has(saved.table)
+          ? saved.table
+          : allocator.table());
+    }
+    if (needsMark) {
+      mark =
+        saved?.mark !== undefined && saved.mark !== 0 && (saved.mark & ~config.marks.mask) === 0
+          ? saved.mark
+          : allocator.mark();
+    }
+    if (table !== undefined || mark !== undefined) {
+      allocations[network.name] = { ...(table === undefined ? {} : { table }), ...(mark === undefined ? {} : { mark }) };
+    }
+
+    for (const c of classified) {
+      const { family, pools, gateway } = c.ctx;
+      const poolTexts = pools.map((p) => formatPrefixText(p));
+      decisions.push({
+        name: network.name,
+        family,
+        pools: poolTexts,
+        interface: network.interface,
+        ...(gateway === undefined ? {} : { gateway }),
+        case: c.case,
+        method: c.method,
+        reason: c.reason,
+        ...(table === undefined || (c.method !== "source" && c.method !== "connmark") ? {} : { table }),
+        ...(mark === undefined || c.method !== "connmark" ? {} : { mark }),
+      });
+      if (c.method === "none") continue;
+      if (c.method === "route") {
+        for (const pool of pools) {
+          routes.push(linkRoute(family, TABLE_MAIN, formatPrefixText(pool), network.interface, proto));
+        }
+        continue;
+      }
+      if (gateway === undefined || table === undefined) {
+        throw new SymrouteError("invalid-argument", `networks "${network.name}": method ${c.method} needs a gateway for IPv${family}`);
+      }
+      for (const pool of pools) routes.push(linkRoute(family, table, formatPrefixText(pool), network.interface, proto));
+      const gw = parseIp(gateway);
+      if (gw !== undefined && !pools.some((p) => prefixContainsIp(p, gw))) {
+        // The gateway must be reachable on the link inside the table too.
+        routes.push(linkRoute(family, table, gateway, network.interface, proto));
+      }
+      routes.push({
+        family,
+        table,
+        type: "unicast",
+        dst: "default",
+        gateway,
+        dev: network.interface,
+        protocol: proto,
+        scope: SCOPE_UNIVERSE,
+        ...familyMetric(family),
+      });
+      if (c.method === "source") {
+        for (const pool of poolTexts) {
+          for (const pod of config.podCIDRs.filter((p) => parsePrefix(p)?.family === family)) {
+            rules.push({ family, priority: exemptionPriority, from: pool, to: pod, action: "lookup", table: TABLE_MAIN, protocol: proto });
+          }
+          rules.push({ family, priority: networkPriority, from: pool, action: "lookup", table, protocol: proto });
+        }
+      } else if (mark !== undefined) {
+        rules.push({
+          family,
+          priority: networkPriority,
+          fwmark: mark,
+          fwmask: config.marks.mask,
+          action: "lookup",
+          table,
+          protocol: proto,
+        });
+        marks.push({ network: network.name, family, iif: network.interface, pools: poolTexts.map(toCidr), value: mark });
+      }
+    }
+  }
+
+  refuseGatewayHijack(node, routes);
+
+  return {
+    decisions,
+    routes,
+    rules,
+    sysctls: desiredSysctls({
+      decisions,
+      node,
+      previous: saved?.previousSysctls ?? {},
+      kubeProxyMode: input.kubeProxyMode,
+    }),
+    firewall: marks.length === 0 ? undefined : { backend: input.firewall, mask: config.marks.mask, entries: marks },
+    vlans,
+    allocations,
+    warnings,
+  };
+}
+
+const formatPrefixText = (p: Prefix): string => {
+  const full = p.family === 4 ? 32 : 128;
+  const cidr = formatCidr(p);
+  return p.len === full ? cidr.slice(0, cidr.indexOf("/")) : cidr;
+};
+
+const toCidr = (text: string): string => (text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`);
+
+/** IPv6 routes without a metric get 1024 from the kernel; saying so keeps the route's identity stable. */
+const familyMetric = (family: Family): { metric?: number } => (family === 6 ? { metric: 1024 } : {});
+
+function linkRoute(family: Family, table: number, dst: string, dev: string, protocol: number): Route {
+  return { family, table, type: "unicast", dst, dev, protocol, scope: family === 6 ? SCOPE_UNIVERSE : SCOPE_LINK, ...familyMetric(family) };
+}
+
+/** A route of ours in main that covers the node's own default gateway would cut the node off. */
+function refuseGatewayHijack(node: NodeState, routes: readonly Route[]): void {
+  const gateways = node.routes
+    .filter((r) => r.table === TABLE_MAIN && r.dst === "default" && r.gateway !== undefined)
+    .map((r) => ({ route: r, ip: parseIp(r.gateway ?? "") }));
+  for (const route of routes) {
+    if (route.table !== TABLE_MAIN) continue;
+    const dst = parsePrefix(route.dst);
+    if (dst === undefined) continue;
+    for (const g of gateways) {
+      if (g.ip !== undefined && prefixContainsIp(dst, g.ip) && route.dev !== g.route.dev) {
+        throw new SymrouteError(
+          "invalid-argument",
+          `a route for ${route.dst} via ${route.dev ?? "?"} would change how this node reaches its own default gateway ${g.route.gateway} (on ${g.route.dev ?? "?"})`,
+          { hint: "check the network's addresses: the pool must not contain the node's gateway" },
+        );
+      }
+    }
+  }
+}

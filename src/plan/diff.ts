@@ -1,0 +1,131 @@
+// desired vs observed -> the changes, and the foreign objects in the way. Only objects symroute
+// owns (its route/rule protocol, its firewall table or chains, sysctls it recorded) are ever changed.
+
+import { routeKey, routeValue, ruleKey } from "../model/keys.ts";
+import type { NodeState, Route, Rule } from "../model/state.ts";
+import { firewallRuleKeys } from "../render/firewall.ts";
+import type { Change, Conflict, DesiredState } from "./types.ts";
+
+export interface OwnershipMarks {
+  readonly routeProtocol: number;
+  readonly rulePriorities: { readonly from: number; readonly to: number };
+  /** Sysctl values before symroute changed them. */
+  readonly previousSysctls: Readonly<Record<string, string>>;
+  /** VLAN links symroute created. */
+  readonly createdLinks: readonly string[];
+}
+
+export interface DiffResult {
+  readonly changes: readonly Change[];
+  /** Foreign objects that keep a desired object out. */
+  readonly conflicts: readonly Conflict[];
+  /** Foreign objects worth knowing about that block nothing (a rule in symroute's band). */
+  readonly notices: readonly string[];
+}
+
+const describeRoute = (r: Route): string =>
+  `IPv${r.family} route ${r.type === "unicast" ? "" : `${r.type} `}${r.dst}${r.gateway === undefined ? "" : ` via ${r.gateway}`}${r.dev === undefined ? "" : ` dev ${r.dev}`} table ${r.table}`;
+
+export function diffState(desired: DesiredState, node: NodeState, own: OwnershipMarks): DiffResult {
+  const changes: Change[] = [];
+  const conflicts: Conflict[] = [];
+  const notices: string[] = [];
+
+  // Links first: routes need their device.
+  const linkNames = new Set(node.links.map((l) => l.ifname));
+  for (const vlan of desired.vlans) {
+    if (!linkNames.has(vlan.ifname)) changes.push({ kind: "link", action: "add", vlan });
+  }
+
+  // Sysctls: desired values, and recorded ones that are no longer wanted go back to what they were.
+  for (const [name, to] of Object.entries(desired.sysctls)) {
+    const from = node.sysctls[name];
+    if (from !== to) changes.push({ kind: "sysctl", action: "set", name, from, to });
+  }
+  for (const [name, previous] of Object.entries(own.previousSysctls)) {
+    if (name in desired.sysctls) continue;
+    const from = node.sysctls[name];
+    if (from !== undefined && from !== previous) changes.push({ kind: "sysctl", action: "set", name, from, to: previous });
+  }
+
+  // Routes by kernel identity.
+  const observedRoutes = new Map<string, Route>();
+  for (const r of node.routes) observedRoutes.set(routeKey(r), r);
+  const desiredRouteKeys = new Set<string>();
+  for (const route of desired.routes) {
+    const key = routeKey(route);
+    desiredRouteKeys.add(key);
+    const current = observedRoutes.get(key);
+    if (current === undefined) {
+      changes.push({ kind: "route", action: "add", route });
+    } else if (current.protocol !== own.routeProtocol) {
+      if (routeValue({ ...current, protocol: own.routeProtocol }) !== routeValue(route)) {
+        conflicts.push({
+          object: describeRoute(current),
+          reason: `not symroute's (proto ${current.protocol ?? "?"}) and in the way of ${describeRoute(route)}`,
+        });
+      }
+    } else if (routeValue(current) !== routeValue(route)) {
+      changes.push({ kind: "route", action: "replace", route, previous: current });
+    }
+  }
+  for (const r of node.routes) {
+    if (r.protocol === own.routeProtocol && !desiredRouteKeys.has(routeKey(r))) {
+      changes.push({ kind: "route", action: "delete", route: r });
+    }
+  }
+
+  // Rules by every selector; ours carry our protocol.
+  const ruleIdentity = (r: Rule): string => ruleKey({ ...r, protocol: undefined });
+  const observedRules = new Map<string, Rule>();
+  for (const r of node.rules) observedRules.set(ruleIdentity(r), r);
+  const desiredRuleKeys = new Set<string>();
+  for (const rule of desired.rules) {
+    const key = ruleIdentity(rule);
+    desiredRuleKeys.add(key);
+    const current = observedRules.get(key);
+    if (current === undefined) changes.push({ kind: "rule", action: "add", rule });
+    else if (current.protocol !== own.routeProtocol) {
+      conflicts.push({ object: `IPv${rule.family} rule ${rule.priority}`, reason: "an identical rule exists that symroute did not create" });
+    }
+  }
+  for (const r of node.rules) {
+    if (r.protocol === own.routeProtocol && !desiredRuleKeys.has(ruleIdentity(r))) {
+      changes.push({ kind: "rule", action: "delete", rule: r });
+    } else if (
+      r.protocol !== own.routeProtocol &&
+      !desiredRuleKeys.has(ruleIdentity(r)) &&
+      r.priority >= own.rulePriorities.from &&
+      r.priority <= own.rulePriorities.to
+    ) {
+      notices.push(
+        `IPv${r.family} rule priority ${r.priority}${r.table === undefined ? "" : ` lookup ${r.table}`} is not symroute's but sits in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}; left alone`,
+      );
+    }
+  }
+
+  // Firewall: compared by the keys carried in rule comments; replaced whole, in one transaction.
+  const wanted = desired.firewall === undefined ? [] : firewallRuleKeys(desired.firewall);
+  for (const owned of node.firewall) {
+    if (desired.firewall?.backend === owned.backend) continue;
+    if (owned.ruleKeys.length > 0) changes.push({ kind: "firewall", action: "delete", backend: owned.backend, rules: owned.ruleKeys.length });
+  }
+  if (desired.firewall !== undefined) {
+    const observed = node.firewall.find((f) => f.backend === desired.firewall?.backend);
+    const have = [...(observed?.ruleKeys ?? [])].sort();
+    const want = [...wanted].sort();
+    if (have.length !== want.length || have.some((k, i) => k !== want[i])) {
+      changes.push({ kind: "firewall", action: "replace", backend: desired.firewall.backend, rules: want.length });
+    }
+  }
+
+  // Links we created and no longer want go last.
+  const wantedLinks = new Set(desired.vlans.map((v) => v.ifname));
+  for (const ifname of own.createdLinks) {
+    const link = node.links.find((l) => l.ifname === ifname);
+    if (link !== undefined && !wantedLinks.has(ifname)) {
+      changes.push({ kind: "link", action: "delete", vlan: { ifname, parent: link.link ?? "", id: link.vlanId ?? 0 } });
+    }
+  }
+  return { changes, conflicts, notices };
+}

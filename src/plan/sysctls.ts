@@ -1,0 +1,75 @@
+// The sysctls symroute manages, and the values that keep every other interface's effective
+// rp_filter as it was (KERNEL-FACTS 5): effective = max(conf.all, conf.IFACE).
+
+import type { KubeProxyMode } from "../model/config.ts";
+import type { NodeState } from "../model/state.ts";
+import type { NetworkDecision } from "./types.ts";
+
+export const rpFilterName = (ifname: string): string => `net/ipv4/conf/${ifname}/rp_filter`;
+export const ARP_IGNORE = "net/ipv4/conf/all/arp_ignore";
+export const ARP_ANNOUNCE = "net/ipv4/conf/all/arp_announce";
+const ALL = rpFilterName("all");
+const DEFAULT = rpFilterName("default");
+
+export interface SysctlInput {
+  readonly decisions: readonly NetworkDecision[];
+  readonly node: NodeState;
+  /** Values before symroute first changed them: the baseline to keep for everything else. */
+  readonly previous: Readonly<Record<string, string>>;
+  readonly kubeProxyMode: Exclude<KubeProxyMode, "auto">;
+}
+
+/** What the node would have if symroute had never touched a sysctl. */
+function original(input: SysctlInput, name: string): number | undefined {
+  const text = input.previous[name] ?? input.node.sysctls[name];
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  return Number.isInteger(n) ? n : undefined;
+}
+
+export function desiredSysctls(input: SysctlInput): Record<string, string> {
+  const out: Record<string, string> = {};
+  const { node } = input;
+  const hasIpv4 = (ifname: string): boolean => node.addresses.some((a) => a.family === 4 && a.ifname === ifname);
+  const external = new Set(
+    input.decisions.filter((d) => d.family === 4 && d.method === "connmark").map((d) => d.interface),
+  );
+  const oldAll = original(input, ALL) ?? 0;
+  let lowerAll = false;
+  for (const ifname of [...external].sort()) {
+    const own = original(input, rpFilterName(ifname)) ?? 0;
+    if (Math.max(oldAll, own) === 0) continue;
+    if (hasIpv4(ifname)) {
+      // Loose mode passes once the interface has an address: no need to touch conf.all.
+      if (Math.max(oldAll, own) === 1) out[rpFilterName(ifname)] = "2";
+    } else {
+      // No IPv4 address: strict and loose both drop (the kernel's last-resort path); only 0 works.
+      out[rpFilterName(ifname)] = "0";
+      if (oldAll !== 0) lowerAll = true;
+    }
+  }
+  if (lowerAll) {
+    out[ALL] = "0";
+    // Every other interface (and default, for interfaces created later) keeps max(old all, own).
+    const others = [...node.links.map((l) => l.ifname), "default"].filter((n) => !external.has(n) && n !== "all");
+    for (const ifname of others) {
+      const name = rpFilterName(ifname);
+      const own = original(input, name);
+      if (own !== undefined && own < oldAll) out[name] = String(oldAll);
+    }
+  }
+  if (input.kubeProxyMode === "ipvs" && input.decisions.some((d) => d.method !== "none")) {
+    // IPVS puts LB addresses on kube-ipvs0: without strict ARP every node would answer for them.
+    const ignore = original(input, ARP_IGNORE) ?? 0;
+    const announce = original(input, ARP_ANNOUNCE) ?? 0;
+    if (ignore === 0) out[ARP_IGNORE] = "1";
+    if (announce < 2) out[ARP_ANNOUNCE] = "2";
+  }
+  return out;
+}
+
+/** The sysctls the observer must read for planning: fixed names, and templates per link. */
+export const SYSCTLS_TO_READ = {
+  sysctls: [ALL, DEFAULT, ARP_IGNORE, ARP_ANNOUNCE],
+  linkSysctls: [rpFilterName("{}")],
+} as const;

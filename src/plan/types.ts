@@ -1,0 +1,83 @@
+// What planning produces: the desired objects, the reasons behind them, and the changes to get there.
+
+import type { Family } from "../model/address.ts";
+import type { Method } from "../model/config.ts";
+import type { FirewallBackend, Route, Rule } from "../model/state.ts";
+
+/** The article's four cases, named by what they need. */
+export type CaseName = "nothing-to-do" | "route" | "source-routing" | "policy-routing";
+
+export type ResolvedMethod = Exclude<Method, "auto">;
+
+export interface NetworkDecision {
+  readonly name: string;
+  readonly family: Family;
+  readonly pools: readonly string[];
+  readonly interface: string;
+  readonly gateway?: string;
+  readonly case: CaseName;
+  readonly method: ResolvedMethod;
+  /** One line in plain words: why this method. */
+  readonly reason: string;
+  readonly table?: number;
+  readonly mark?: number;
+}
+
+/** One connection-marking entry: new connections arriving on `iif` for `pools` get `value`. */
+export interface MarkEntry {
+  readonly network: string;
+  readonly family: Family;
+  readonly iif: string;
+  readonly pools: readonly string[];
+  readonly value: number;
+}
+
+export interface FirewallSpec {
+  readonly backend: FirewallBackend;
+  readonly mask: number;
+  readonly entries: readonly MarkEntry[];
+}
+
+export interface VlanSpec {
+  readonly ifname: string;
+  readonly parent: string;
+  readonly id: number;
+}
+
+export interface DesiredState {
+  readonly decisions: readonly NetworkDecision[];
+  readonly routes: readonly Route[];
+  readonly rules: readonly Rule[];
+  /** Target values (path-form names), including raises that keep other interfaces' rp_filter. */
+  readonly sysctls: Readonly<Record<string, string>>;
+  /** undefined: symroute needs no firewall objects. */
+  readonly firewall: FirewallSpec | undefined;
+  readonly vlans: readonly VlanSpec[];
+  readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  readonly warnings: readonly string[];
+}
+
+export type Change =
+  | { readonly kind: "link"; readonly action: "add" | "delete"; readonly vlan: VlanSpec }
+  | { readonly kind: "route"; readonly action: "add" | "delete"; readonly route: Route }
+  | { readonly kind: "route"; readonly action: "replace"; readonly route: Route; readonly previous: Route }
+  | { readonly kind: "rule"; readonly action: "add" | "delete"; readonly rule: Rule }
+  | {
+      readonly kind: "sysctl";
+      readonly action: "set";
+      readonly name: string;
+      readonly from: string | undefined;
+      readonly to: string;
+    }
+  | {
+      readonly kind: "firewall";
+      readonly action: "replace" | "delete";
+      readonly backend: FirewallBackend;
+      readonly rules: number;
+    };
+
+/** A foreign object in symroute's way: reported, never touched. */
+export interface Conflict {
+  readonly object: string;
+  readonly reason: string;
+}

@@ -1,0 +1,124 @@
+// Changes -> `ip -batch` lines, one batch per family (`ip -batch` refuses `-6` on a line).
+
+import type { Family } from "../model/address.ts";
+import { SymrouteError } from "../model/errors.ts";
+import type { Route, Rule } from "../model/state.ts";
+import type { Change, VlanSpec } from "../plan/types.ts";
+import { addressToken, hexToken, ifnameToken, prefixToken, uintToken } from "./tokens.ts";
+
+export interface IpBatch {
+  readonly family: Family;
+  readonly lines: readonly string[];
+  /** For each line, the index of the change it comes from, to name the culprit on failure. */
+  readonly changeIndex: readonly number[];
+}
+
+export function routeArgs(route: Route): string[] {
+  const args: string[] = [];
+  if (route.type !== "unicast") args.push(route.type);
+  args.push(prefixToken(route.dst));
+  if (route.gateway !== undefined) args.push("via", addressToken(route.gateway));
+  if (route.dev !== undefined) args.push("dev", ifnameToken(route.dev));
+  args.push("table", uintToken(route.table));
+  if (route.protocol !== undefined) args.push("proto", uintToken(route.protocol, 255));
+  if (route.scope !== undefined) args.push("scope", uintToken(route.scope, 255));
+  if (route.metric !== undefined) args.push("metric", uintToken(route.metric));
+  if (route.prefsrc !== undefined) args.push("src", addressToken(route.prefsrc));
+  if (route.tos !== undefined) args.push("tos", hexToken(route.tos));
+  if (route.onlink === true) args.push("onlink");
+  return args;
+}
+
+export function ruleArgs(rule: Rule): string[] {
+  const args: string[] = ["priority", uintToken(rule.priority)];
+  if (rule.not === true) args.push("not");
+  if (rule.from !== undefined) args.push("from", prefixToken(rule.from));
+  if (rule.to !== undefined) args.push("to", prefixToken(rule.to));
+  if (rule.iif !== undefined) args.push("iif", ifnameToken(rule.iif));
+  if (rule.oif !== undefined) args.push("oif", ifnameToken(rule.oif));
+  if (rule.fwmark !== undefined) {
+    args.push("fwmark", rule.fwmask === undefined ? hexToken(rule.fwmark) : `${hexToken(rule.fwmark)}/${hexToken(rule.fwmask)}`);
+  }
+  if (rule.tos !== undefined) args.push("tos", hexToken(rule.tos));
+  if (rule.ipproto !== undefined) args.push("ipproto", uintToken(rule.ipproto, 255));
+  if (rule.sport !== undefined) args.push("sport", `${uintToken(rule.sport.start, 65535)}-${uintToken(rule.sport.end, 65535)}`);
+  if (rule.dport !== undefined) args.push("dport", `${uintToken(rule.dport.start, 65535)}-${uintToken(rule.dport.end, 65535)}`);
+  if (rule.uidrange !== undefined) args.push("uidrange", `${uintToken(rule.uidrange.start)}-${uintToken(rule.uidrange.end)}`);
+  switch (rule.action) {
+    case "lookup":
+      args.push("lookup", uintToken(rule.table ?? 254));
+      break;
+    case "goto":
+      args.push("goto", uintToken(rule.goto ?? 0));
+      break;
+    default:
+      args.push(rule.action);
+  }
+  if (rule.suppressPrefixlength !== undefined) args.push("suppress_prefixlength", uintToken(rule.suppressPrefixlength, 128));
+  if (rule.protocol !== undefined) args.push("proto", uintToken(rule.protocol, 255));
+  return args;
+}
+
+export function vlanLines(vlan: VlanSpec, action: "add" | "delete"): string[] {
+  const name = ifnameToken(vlan.ifname);
+  if (action === "delete") return [`link del ${name}`];
+  return [
+    `link add link ${ifnameToken(vlan.parent)} name ${name} type vlan id ${uintToken(vlan.id, 4094)}`,
+    `link set ${name} up`,
+  ];
+}
+
+/** The lines for one change (several for a VLAN). */
+export function changeLines(change: Change): string[] {
+  switch (change.kind) {
+    case "link":
+      return vlanLines(change.vlan, change.action);
+    case "route":
+      return [`route ${change.action === "delete" ? "del" : change.action} ${routeArgs(change.route).join(" ")}`];
+    case "rule":
+      return [`rule ${change.action === "delete" ? "del" : "add"} ${ruleArgs(change.rule).join(" ")}`];
+    default:
+      throw new SymrouteError("invalid-argument", `a ${change.kind} change has no ip batch line`);
+  }
+}
+
+const familyOf = (change: Change): Family | undefined =>
+  change.kind === "route" ? change.route.family : change.kind === "rule" ? change.rule.family : undefined;
+
+/**
+ * Route and rule changes of one family, ordered so that each line's dependencies exist: deletions of
+ * rules before routes, additions of routes (link routes before gateway routes) before rules.
+ */
+export function renderIpBatch(changes: readonly Change[], family: Family): IpBatch {
+  const indexed = changes.map((change, index) => ({ change, index })).filter((c) => familyOf(c.change) === family);
+  const rank = ({ change }: { change: Change }): number => {
+    if (change.kind === "rule" && change.action === "delete") return 0;
+    if (change.kind === "route" && change.action === "delete") return change.route.gateway === undefined ? 2 : 1;
+    if (change.kind === "route") return change.route.gateway === undefined ? 3 : 4;
+    return 5;
+  };
+  indexed.sort((a, b) => rank(a) - rank(b) || a.index - b.index);
+  const lines: string[] = [];
+  const changeIndex: number[] = [];
+  for (const { change, index } of indexed) {
+    for (const line of changeLines(change)) {
+      lines.push(line);
+      changeIndex.push(index);
+    }
+  }
+  return { family, lines, changeIndex };
+}
+
+/** VLAN changes: a batch of their own, run before sysctls (a new link's sysctls exist only then). */
+export function renderLinkBatch(changes: readonly Change[], action: "add" | "delete"): IpBatch {
+  const lines: string[] = [];
+  const changeIndex: number[] = [];
+  changes.forEach((change, index) => {
+    if (change.kind !== "link" || change.action !== action) return;
+    for (const line of changeLines(change)) {
+      lines.push(line);
+      changeIndex.push(index);
+    }
+  });
+  return { family: 4, lines, changeIndex };
+}

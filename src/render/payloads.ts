@@ -1,0 +1,96 @@
+// A plan's changes -> the exact inputs of each tool, in the order the engine runs them.
+
+import type { Family } from "../model/address.ts";
+import type { NodeState } from "../model/state.ts";
+import type { Change, FirewallSpec } from "../plan/types.ts";
+import { familiesOf, renderIptables, renderNft } from "./firewall.ts";
+import { renderIpBatch, renderLinkBatch, type IpBatch } from "./ip.ts";
+
+export interface SysctlWrite {
+  readonly name: string;
+  readonly value: string;
+  readonly changeIndex: number;
+}
+
+export type FirewallPayload =
+  | { readonly tool: "nft"; readonly script: string }
+  | { readonly tool: "iptables-restore"; readonly family: Family; readonly script: string };
+
+export interface Payloads {
+  readonly linkAdds: IpBatch;
+  readonly sysctls: readonly SysctlWrite[];
+  readonly ip: readonly IpBatch[];
+  readonly firewall: readonly FirewallPayload[];
+  readonly linkDeletes: IpBatch;
+}
+
+/**
+ * Sysctl writes that raise a value go first, then those that lower one: lowering conf.all only after
+ * every other interface was raised means no interface ever loses its rp_filter, even for a moment.
+ */
+function orderSysctls(changes: readonly Change[], pinned: Readonly<Record<string, string>>): SysctlWrite[] {
+  const writes: (SysctlWrite & { up: boolean })[] = [];
+  changes.forEach((c, changeIndex) => {
+    if (c.kind !== "sysctl") return;
+    writes.push({ name: c.name, value: c.to, changeIndex, up: Number(c.to) >= Number(c.from ?? 0) });
+  });
+  // Writing conf/default/X copies the value into every interface that never set X itself; so
+  // default goes first, and the values we want on interfaces are written explicitly after it.
+  const isDefault = (w: { name: string }): boolean => w.name.startsWith("net/ipv4/conf/default/");
+  const ordered = [
+    ...writes.filter(isDefault),
+    ...writes.filter((w) => w.up && !isDefault(w)),
+    ...writes.filter((w) => !w.up && !isDefault(w)),
+  ].map(({ name, value, changeIndex }) => ({ name, value, changeIndex }));
+  if (writes.some(isDefault)) {
+    const written = new Set(ordered.map((w) => w.name));
+    const repins = Object.entries(pinned)
+      .filter(([name]) => !written.has(name) && !isDefault({ name }) && !name.startsWith("net/ipv4/conf/all/"))
+      .map(([name, value]) => ({ name, value, changeIndex: -1 }));
+    ordered.splice(writes.filter(isDefault).length, 0, ...repins);
+  }
+  return ordered;
+}
+
+/** Firewall payloads for a target spec (undefined: remove everything symroute has). */
+export function renderFirewallPayloads(
+  target: FirewallSpec | undefined,
+  node: NodeState,
+  backends: readonly ("nftables" | "iptables")[],
+): FirewallPayload[] {
+  const out: FirewallPayload[] = [];
+  for (const backend of backends) {
+    const spec = target?.backend === backend ? target : undefined;
+    if (backend === "nftables") {
+      out.push({ tool: "nft", script: renderNft(spec) });
+      continue;
+    }
+    const observed = node.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
+    for (const family of [4, 6] as const) {
+      const present = new Set(observed.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)));
+      if (!familiesOf(spec).includes(family) && present.size === 0) continue;
+      out.push({ tool: "iptables-restore", family, script: renderIptables(spec, family, present) });
+    }
+  }
+  return out;
+}
+
+/**
+ * `pinned`: sysctl values that must hold afterwards (the desired ones); they are rewritten when a
+ * change to conf/default could have overwritten them.
+ */
+export function renderPayloads(
+  changes: readonly Change[],
+  firewall: FirewallSpec | undefined,
+  node: NodeState,
+  pinned: Readonly<Record<string, string>> = {},
+): Payloads {
+  const backends = changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : []));
+  return {
+    linkAdds: renderLinkBatch(changes, "add"),
+    sysctls: orderSysctls(changes, pinned),
+    ip: ([4, 6] as const).map((f) => renderIpBatch(changes, f)).filter((b) => b.lines.length > 0),
+    firewall: renderFirewallPayloads(firewall, node, backends),
+    linkDeletes: renderLinkBatch(changes, "delete"),
+  };
+}

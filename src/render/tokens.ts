@@ -1,0 +1,53 @@
+// Every word that goes into an `ip -batch`, `nft -f` or `iptables-restore` payload passes one of
+// these guards: a newline or a quote in a name must never reach a tool.
+
+import { SymrouteError } from "../model/errors.ts";
+import { formatIp, formatPrefix, parseIp, parsePrefix } from "../model/address.ts";
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+function refuse(what: string, value: unknown): never {
+  throw new SymrouteError("invalid-argument", `refusing to render ${what} ${JSON.stringify(value)}: not a safe token`, {
+    hint: "this value should have been rejected by the config loader; please report it",
+  });
+}
+
+export function ifnameToken(name: string): string {
+  if (!IFNAME.test(name) || name === "." || name === "..") refuse("interface name", name);
+  return name;
+}
+
+export function prefixToken(text: string): string {
+  if (text === "default") return text;
+  const p = parsePrefix(text);
+  if (p === undefined) refuse("prefix", text);
+  return formatPrefix(p);
+}
+
+export function cidrToken(text: string): string {
+  const p = parsePrefix(text);
+  if (p === undefined) refuse("prefix", text);
+  return `${formatIp(p.family, p.value)}/${p.len}`;
+}
+
+export function addressToken(text: string): string {
+  const ip = parseIp(text);
+  if (ip === undefined) refuse("address", text);
+  return formatIp(ip.family, ip.value);
+}
+
+export function uintToken(n: number, max = 0xffffffff): string {
+  if (!Number.isInteger(n) || n < 0 || n > max) refuse("number", n);
+  return String(n);
+}
+
+export function hexToken(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) refuse("mark", n);
+  return `0x${n.toString(16)}`;
+}
+
+/** Comments in firewall rules: a safe subset, so they can be quoted without escapes. */
+export function commentToken(text: string): string {
+  if (!/^[A-Za-z0-9_.:/# -]{1,120}$/.test(text)) refuse("comment", text);
+  return text;
+}

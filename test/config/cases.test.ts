@@ -1,0 +1,31 @@
+// Golden cases: test/config/cases/<name>/config.yaml and expected.json, which holds either
+// {"config": <the validated Config>} or {"issues": [<the exact formatted lines>]}.
+// SYMROUTE_UPDATE_CASES=1 rewrites expected.json from the current output (review the diff!).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { formatConfigIssues, parseConfigText } from "../../src/config/index.ts";
+
+const casesDir = join(import.meta.dirname, "cases");
+const update = process.env["SYMROUTE_UPDATE_CASES"] === "1";
+
+for (const name of readdirSync(casesDir).sort()) {
+  test(`config case ${name}`, () => {
+    const dir = join(casesDir, name);
+    const text = readFileSync(join(dir, "config.yaml"), "utf8");
+    const result = parseConfigText(text);
+    const actual = result.ok
+      ? { config: result.config }
+      : { issues: formatConfigIssues("config.yaml", result.issues) };
+    const expectedFile = join(dir, "expected.json");
+    if (update || !existsSync(expectedFile)) {
+      writeFileSync(expectedFile, `${JSON.stringify(actual, null, 2)}\n`);
+      if (!update) assert.fail(`${name}: expected.json was missing; written from the current output, review it`);
+      return;
+    }
+    const expected: unknown = JSON.parse(readFileSync(expectedFile, "utf8"));
+    assert.deepEqual(JSON.parse(JSON.stringify(actual)), expected);
+  });
+}
