@@ -200,6 +200,20 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       }
     },
 
+    async iptablesMangleExists(family: Family): Promise<boolean> {
+      // With iptables-nft the table is an nft table; with legacy iptables it always exists.
+      const r = await run("nft", ["list", "table", family === 4 ? "ip" : "ip6", "mangle"], { allowFailure: true }).catch(() => undefined);
+      return r === undefined || r.code === 0 || !/No such file or directory/.test(r.stderr);
+    },
+
+    async dropEmptyIptablesMangle(family: Family): Promise<void> {
+      const tool = family === 4 ? "iptables-save" : "ip6tables-save";
+      const saved = await run(tool, ["-t", "mangle"], { allowFailure: true });
+      const inUse = saved.stdout.split("\n").some((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(l)));
+      if (saved.code !== 0 || inUse) return;
+      await run("nft", ["delete", "table", family === 4 ? "ip" : "ip6", "mangle"], { allowFailure: true });
+    },
+
     async availableFirewalls(): Promise<readonly FirewallBackend[]> {
       const found: FirewallBackend[] = [];
       const nft = await run("nft", ["--version"], { allowFailure: true }).catch(() => undefined);

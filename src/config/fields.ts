@@ -52,3 +52,28 @@ export const ROUTE_PROTOCOL_MIN = 5;
 export const ROUTE_PROTOCOL_MAX = 255;
 
 export const MARK_MASK_MAX = 0xffffffff;
+
+/**
+ * Route protocols registered to other software (linux/rtnetlink.h, iproute2 rt_protos). symroute
+ * treats routes and rules with its protocol as its own and removes them, so these are refused.
+ */
+export const REGISTERED_ROUTE_PROTOCOLS: Readonly<Record<number, string>> = {
+  8: "gated",
+  9: "ra",
+  10: "mrt",
+  11: "zebra",
+  12: "bird",
+  13: "dnrouted",
+  14: "xorp",
+  15: "ntk",
+  16: "dhcp",
+  17: "mrouted",
+  18: "keepalived",
+  42: "babel",
+  99: "openr",
+  186: "bgp",
+  187: "isis",
+  188: "ospf",
+  189: "rip",
+  192: "eigrp",
+};

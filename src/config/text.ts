@@ -108,7 +108,9 @@ class Converter {
 
 /** The key written at `offset`, for a duplicate-key message (yaml points at its first character). */
 function keyTextAt(text: string, offset: number): string {
-  const match = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^:,{}[\]\n]*)/.exec(text.slice(offset, offset + 200));
+  const match = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^:,{}[\]\n]*)/.exec(
+    text.slice(offset, offset + 200),
+  );
   return (match?.[1] ?? "").trim();
 }
 
@@ -146,7 +148,9 @@ export function parseConfigText(text: string): ConfigResult {
     message:
       e.code === "DUPLICATE_KEY"
         ? `YAML: duplicate key ${quoteString(keyTextAt(text, e.pos[0]))}; each key may appear once`
-        : `YAML: ${shortMessage(e.message)}`,
+        : e.code === "MULTIPLE_DOCS"
+          ? "YAML: the text holds more than one document (a second ---); put the configuration in one"
+          : `YAML: ${shortMessage(e.message)}`,
     ...at(e.pos[0]),
   }));
   if (yamlIssues.length > 0) return { ok: false, issues: sortIssues(yamlIssues) };

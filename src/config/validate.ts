@@ -35,6 +35,7 @@ import {
   METHODS,
   NETWORK_KEYS,
   RANGE_KEYS,
+  REGISTERED_ROUTE_PROTOCOLS,
   ROUTE_PROTOCOL_MAX,
   ROUTE_PROTOCOL_MIN,
   RULE_PRIORITY_MAX,
@@ -316,7 +317,7 @@ function validateVlan(c: Checker, value: unknown, path: ConfigPath): Vlan | unde
 }
 
 function validateTable(c: Checker, value: unknown, path: ConfigPath): number | undefined {
-  const table = c.integer(value, path, "table", 0, TABLE_MAX);
+  const table = value === 0 ? 0 : c.integer(value, path, "table", TABLE_MIN, TABLE_MAX);
   if (table === undefined) return undefined;
   if (RESERVED_TABLES.includes(table)) {
     c.report(
@@ -534,9 +535,9 @@ function checkAcrossNetworks(
         const otherDraft = drafts[other.network];
         c.report(
           pool.path,
-          `address ${quoteString(pool.text)} of ${label(d)} overlaps ${quoteString(other.text)} of ` +
-            `${otherDraft === undefined ? "another network" : label(otherDraft)} (${formatPath(other.path)}); ` +
-            `pools must be disjoint`,
+          `address ${quoteString(pool.text)} overlaps ${quoteString(other.text)} of ` +
+            `${otherDraft?.name === undefined ? "another network" : `network ${quoteString(otherDraft.name)}`} ` +
+            `(${formatPath(other.path)}); the pools of different networks must not overlap`,
         );
       }
       for (const pod of podCidrs ?? []) {
@@ -761,6 +762,16 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
     protoValue === undefined
       ? CONFIG_DEFAULTS.routeProtocol
       : c.integer(protoValue, ["routeProtocol"], "routeProtocol", ROUTE_PROTOCOL_MIN, ROUTE_PROTOCOL_MAX);
+  if (routeProtocol !== undefined) {
+    const owner = REGISTERED_ROUTE_PROTOCOLS[routeProtocol];
+    if (owner !== undefined) {
+      c.report(
+        ["routeProtocol"],
+        `routeProtocol ${routeProtocol} is registered to ${owner}; symroute treats routes with its protocol ` +
+          `as its own and removes them, so pick an unregistered number such as ${CONFIG_DEFAULTS.routeProtocol}`,
+      );
+    }
+  }
   const stateDirValue = get("stateDir");
   const stateDir = stateDirValue === undefined ? undefined : validateStateDir(c, stateDirValue);
 

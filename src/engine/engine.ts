@@ -1,6 +1,7 @@
 // observe -> desired -> diff -> render -> apply -> verify, with roll back on any failure.
 // Depends on the ports only; src/cli and src/agent wire the real kernel in.
 
+import type { Family } from "../model/address.ts";
 import type { Config } from "../model/config.ts";
 import { CONFIG_DEFAULTS } from "../model/config.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
@@ -148,7 +149,11 @@ export function createEngine(deps: EngineDeps): Engine {
   }
 
   /** Runs the payloads in order; on failure returns what ran, so that it can be undone. */
-  async function execute(changes: readonly Change[], payloads: Payloads): Promise<{ executed: Change[]; firewallTouched: boolean; error?: unknown }> {
+  async function execute(
+    changes: readonly Change[],
+    payloads: Payloads,
+    tablesCreated: Set<Family>,
+  ): Promise<{ executed: Change[]; firewallTouched: boolean; error?: unknown }> {
     const done = new Set<number>();
     const executed = (): Change[] => [...done].sort((a, b) => a - b).map((i) => changes[i] as Change);
     let firewallTouched = false;
@@ -182,7 +187,10 @@ export function createEngine(deps: EngineDeps): Engine {
       for (const p of payloads.firewall) {
         firewallTouched = true;
         if (p.tool === "nft") await kernel.runNft(p.script);
-        else await kernel.runIptablesRestore(p.family, p.script);
+        else {
+          if (!tablesCreated.has(p.family) && !(await kernel.iptablesMangleExists(p.family))) tablesCreated.add(p.family);
+          await kernel.runIptablesRestore(p.family, p.script);
+        }
       }
       await runBatch(payloads.linkDeletes);
       return { executed: executed(), firewallTouched };
@@ -237,6 +245,7 @@ export function createEngine(deps: EngineDeps): Engine {
           ...report.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
         ]),
       ];
+      const tablesCreatedSoFar = new Set<Family>(saved?.iptablesTablesCreated ?? []);
       const nextState = (inProgress: boolean, prev: Record<string, string>, links: readonly string[]): SavedState => ({
         version: 1,
         previousSysctls: prev,
@@ -247,6 +256,7 @@ export function createEngine(deps: EngineDeps): Engine {
         rulePriorities: planned.own.rulePriorities,
         routeProtocol: planned.own.routeProtocol,
         ...(inProgress ? { inProgress: true } : {}),
+        ...(tablesCreatedSoFar.size > 0 ? { iptablesTablesCreated: [...tablesCreatedSoFar].sort() } : {}),
       });
 
       if (report.inSync) {
@@ -260,7 +270,7 @@ export function createEngine(deps: EngineDeps): Engine {
       // Record what we are about to change before changing it: a crash mid-way still knows the
       // original sysctl values and links, and the next run converges from there.
       await store.write(nextState(true, previousSysctls, createdLinks));
-      const outcome = await execute(report.changes, report.payloads);
+      const outcome = await execute(report.changes, report.payloads, tablesCreatedSoFar);
       let failure = outcome.error;
       let after: Planned | undefined;
       if (failure === undefined) {
@@ -288,6 +298,11 @@ export function createEngine(deps: EngineDeps): Engine {
       const stillDesired = after?.desired.sysctls ?? {};
       const keptPrevious = Object.fromEntries(Object.entries(previousSysctls).filter(([name]) => name in stillDesired));
       const keptLinks = createdLinks.filter((l) => finalNode.links.some((x) => x.ifname === l));
+      if (removing || desired.firewall?.backend !== "iptables") {
+        // iptables' own mangle table goes again when symroute created it and nothing else uses it.
+        for (const family of tablesCreatedSoFar) await kernel.dropEmptyIptablesMangle(family);
+        tablesCreatedSoFar.clear();
+      }
       if (removing) await store.remove();
       else await store.write(nextState(false, keptPrevious, keptLinks));
       return { ...report, ownedObjects: after?.report.ownedObjects ?? report.ownedObjects, applied: true };

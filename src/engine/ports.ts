@@ -26,6 +26,10 @@ export interface Kernel {
   runIptablesRestore(family: Family, payload: string): Promise<void>;
   /** Write sysctls in the given order. */
   writeSysctls(values: readonly (readonly [string, string])[]): Promise<void>;
+  /** Whether iptables' mangle table exists (iptables-nft creates it on first use). */
+  iptablesMangleExists(family: Family): Promise<boolean>;
+  /** Remove iptables' mangle table again if it holds nothing (symroute created it). */
+  dropEmptyIptablesMangle(family: Family): Promise<void>;
   /** Which firewall front ends work on this node. */
   availableFirewalls(): Promise<readonly FirewallBackend[]>;
 }
@@ -42,6 +46,8 @@ export interface SavedState {
   readonly firewall?: FirewallBackend;
   /** The firewall last applied, so that a failed apply can put it back. */
   readonly firewallSpec?: FirewallSpec;
+  /** Families whose iptables mangle table symroute's first iptables-restore created. */
+  readonly iptablesTablesCreated?: readonly Family[];
   /** The rule-priority band and protocol in force when the state was written. */
   readonly rulePriorities?: { readonly from: number; readonly to: number };
   readonly routeProtocol?: number;

@@ -54,17 +54,28 @@ function spoofDropped(plan: FamilyPlan, spoofSource: string) {
     const target = { host: plan.node, port: HOST_NETWORK_PORT } as const;
     await router.request({ op: "send-udp", ...target, source: spoofSource, payload: spoofed });
     await router.request({ op: "send-udp", ...target, source: plan.router, payload: control });
-    const arrived = await poll(() => node.request({ op: "received", payload: control }).then((a) => a.ok), timeoutMs);
-    if (!arrived) return { ok: false, detail: `the control packet from ${plan.router} did not arrive either` };
+    const arrived = await poll(
+      () => node.request({ op: "received", payload: control }).then((a) => a.ok),
+      timeoutMs,
+    );
+    if (!arrived)
+      return { ok: false, detail: `the control packet from ${plan.router} did not arrive either` };
     const seen = (await node.request({ op: "received", payload: spoofed })).ok;
     return seen
-      ? { ok: false, detail: `a packet from ${spoofSource} entering eth0 was delivered: anti-spoofing is off` }
+      ? {
+          ok: false,
+          detail: `a packet from ${spoofSource} entering eth0 was delivered: anti-spoofing is off`,
+        }
       : { ok: true, detail: `packet from ${spoofSource} dropped; control from ${plan.router} delivered` };
   };
 }
 
 /** Polls a condition with bounded retries (never a fixed sleep standing in for a condition). */
-export async function poll(condition: () => Promise<boolean>, withinMs: number, intervalMs = 10): Promise<boolean> {
+export async function poll(
+  condition: () => Promise<boolean>,
+  withinMs: number,
+  intervalMs = 10,
+): Promise<boolean> {
   const attempts = Math.max(1, Math.ceil(withinMs / intervalMs));
   for (let i = 0; i < attempts; i++) {
     if (await condition()) return true;
@@ -82,29 +93,37 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
     // Case 2's clients live on the pool's own link; everywhere else they come through the router.
     const external: Host = spec.case === 2 ? "lan" : "client";
     const externalWorks = spec.case === 1;
+    // The ipvs-like variant has no pod backend (see kubeProxyRules).
+    const podBackend = spec.kubeProxy !== "ipvs-like";
+    const nodeTarget = podBackend ? POD_PORT : HOST_NETWORK_PORT;
     for (const proto of ["tcp", "udp"] as const) {
-      cells.push({
-        name: `${v} ${external} → LB ${lb}:${POD_PORT}/${proto} (pod backend)`,
-        family: f.family,
-        expectedBefore: externalWorks,
-        expectedAfter: true,
-        proves: "an external client reaches a pod behind the LB address, and the reply goes back the way it came",
-        run: connect(external, proto, lb, POD_PORT),
-      });
+      if (podBackend) {
+        cells.push({
+          name: `${v} ${external} → LB ${lb}:${POD_PORT}/${proto} (pod backend)`,
+          family: f.family,
+          expectedBefore: externalWorks,
+          expectedAfter: true,
+          proves:
+            "an external client reaches a pod behind the LB address, and the reply goes back the way it came",
+          run: connect(external, proto, lb, POD_PORT),
+        });
+      }
       cells.push({
         name: `${v} ${external} → LB ${lb}:${HOST_NETWORK_PORT}/${proto} (host-network backend)`,
         family: f.family,
         expectedBefore: externalWorks,
         expectedAfter: true,
-        proves: "an external client reaches a host-network backend (the reply's source is the node's own address)",
+        proves:
+          "an external client reaches a host-network backend (the reply's source is the node's own address)",
         run: connect(external, proto, lb, HOST_NETWORK_PORT),
       });
     }
     if (spec.case === 4) {
-      for (const [port, what] of [
-        [POD_PORT, "pod backend"],
-        [HOST_NETWORK_PORT, "host-network backend"],
-      ] as const) {
+      const targets = [
+        ...(podBackend ? [[POD_PORT, "pod backend"] as const] : []),
+        [HOST_NETWORK_PORT, "host-network backend"] as const,
+      ];
+      for (const [port, what] of targets) {
         cells.push({
           name: `${v} pod → LB ${lb}:${port}/tcp (${what})`,
           family: f.family,
@@ -116,12 +135,13 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
       }
     }
     cells.push({
-      name: `${v} node → LB ${lb}:${POD_PORT}/tcp (node itself)`,
+      name: `${v} node → LB ${lb}:${nodeTarget}/tcp (node itself)`,
       family: f.family,
       expectedBefore: true,
       expectedAfter: true,
-      proves: "the node's own connections to an LB address keep working (a published connmark recipe broke them)",
-      run: connect("node", "tcp", lb, POD_PORT),
+      proves:
+        "the node's own connections to an LB address keep working (a published connmark recipe broke them)",
+      run: connect("node", "tcp", lb, nodeTarget),
     });
     cells.push({
       name: `${v} node → client ${f.client}:${CLIENT_PORT}/tcp (node's own traffic)`,
@@ -157,7 +177,11 @@ export interface MatrixOptions {
   readonly timeoutMs?: number;
 }
 
-export async function runMatrix(topology: Topology, phase: Phase, options: MatrixOptions = {}): Promise<Cell[]> {
+export async function runMatrix(
+  topology: Topology,
+  phase: Phase,
+  options: MatrixOptions = {},
+): Promise<Cell[]> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const specs = matrixOf(topology.spec);
   return Promise.all(
@@ -178,7 +202,10 @@ export async function runMatrix(topology: Topology, phase: Phase, options: Matri
 /** Cells whose outcome is not the expected one. */
 export const unexpectedCells = (cells: readonly Cell[]): Cell[] => cells.filter((c) => c.ok !== c.expected);
 
-export function formatMatrix(cells: readonly Cell[], mark: { ok: string; fail: string } = { ok: "✓", fail: "✗" }): string {
+export function formatMatrix(
+  cells: readonly Cell[],
+  mark: { ok: string; fail: string } = { ok: "✓", fail: "✗" },
+): string {
   const width = Math.max(...cells.map((c) => c.name.length));
   return cells
     .map((c) => {

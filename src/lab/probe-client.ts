@@ -49,14 +49,29 @@ export class ProbeProcess {
   }
 
   /** Starts the probe and resolves once it says every listener is bound. */
-  static async start(namespace: string, listens: readonly ListenSpec[]): Promise<ProbeProcess> {
-    const argv = [...nodeArgvFor("./probe-main"), ...listens.flatMap((l) => ["--listen", formatListen(l)])];
-    const child = spawn("ip", ["netns", "exec", namespace, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
+  static async start(
+    namespace: string,
+    listens: readonly ListenSpec[],
+    options: { persistent?: boolean } = {},
+  ): Promise<ProbeProcess> {
+    const argv = [
+      ...nodeArgvFor("./probe-main"),
+      ...listens.flatMap((l) => ["--listen", formatListen(l)]),
+      ...(options.persistent === true ? ["--stay"] : []),
+    ];
+    // A persistent probe (`lab up`) gets its own process group: a Ctrl-C in the shell that ran
+    // `lab up` later must not reach it.
+    const child = spawn("ip", ["netns", "exec", namespace, ...argv], {
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: options.persistent === true,
+    });
     const probe = new ProbeProcess(namespace, child);
     const lines = createInterface({ input: child.stdout });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new SymrouteError("kernel", `probe in ${namespace} did not start within ${READY_TIMEOUT_MS} ms`));
+        reject(
+          new SymrouteError("kernel", `probe in ${namespace} did not start within ${READY_TIMEOUT_MS} ms`),
+        );
       }, READY_TIMEOUT_MS);
       child.on("error", (error) => {
         clearTimeout(timer);
@@ -65,9 +80,13 @@ export class ProbeProcess {
       child.on("close", (code) => {
         clearTimeout(timer);
         reject(
-          new SymrouteError("kernel", `probe in ${namespace} exited (${code ?? "signal"}) before it was ready`, {
-            details: probe.stderr.trim().split("\n"),
-          }),
+          new SymrouteError(
+            "kernel",
+            `probe in ${namespace} exited (${code ?? "signal"}) before it was ready`,
+            {
+              details: probe.stderr.trim().split("\n"),
+            },
+          ),
         );
       });
       lines.on("line", (line) => {
@@ -94,6 +113,14 @@ export class ProbeProcess {
       this.pending.set(id, resolve);
       this.child.stdin.write(`${JSON.stringify({ id, ...request })}\n`);
     });
+  }
+
+  /** Lets this process exit while the probe keeps serving (started with persistent). */
+  detach(): void {
+    this.child.unref();
+    this.child.stdin.destroy();
+    this.child.stdout.destroy();
+    this.child.stderr.destroy();
   }
 
   /** Ends the probe: closing stdin asks it to exit; a kill follows if it has not within a bound. */

@@ -10,6 +10,7 @@
 // A connect answers ok only when the echo comes back from the address that was asked for: a UDP
 // reply from another source address would be dropped by a real client too.
 // Listener arguments: --listen tcp:PORT, --listen udp:PORT (wildcard, both families),
+// --stay keeps serving after stdin closes (`lab up`),
 // --listen udp:ADDRESS:PORT (a socket bound to one local address, for UDP replies from an LB address
 // that is local, where a wildcard socket would answer from the primary address).
 
@@ -128,7 +129,10 @@ function connectTcp(request: ConnectRequest, nonce: string): Promise<Omit<ProbeA
       resolve({ ok, detail });
     };
     // The timeout is the verdict "dropped", not a synchronisation delay.
-    const timer = setTimeout(() => finish(false, `no answer within ${request.timeoutMs} ms`), request.timeoutMs);
+    const timer = setTimeout(
+      () => finish(false, `no answer within ${request.timeoutMs} ms`),
+      request.timeoutMs,
+    );
     let echoed = "";
     socket = tcpConnect({
       host: request.host,
@@ -155,7 +159,10 @@ function connectUdp(request: ConnectRequest, nonce: string): Promise<Omit<ProbeA
       socket.close();
       resolve({ ok, detail });
     };
-    const timer = setTimeout(() => finish(false, `no answer within ${request.timeoutMs} ms`), request.timeoutMs);
+    const timer = setTimeout(
+      () => finish(false, `no answer within ${request.timeoutMs} ms`),
+      request.timeoutMs,
+    );
     socket.on("message", (message, rinfo) => {
       if (message.toString("utf8") !== nonce) return;
       const from = plainAddress(rinfo.address);
@@ -197,15 +204,20 @@ async function answer(request: ProbeRequest): Promise<Omit<ProbeAnswer, "id">> {
     case "send-udp":
       return sendUdp(request);
     case "received":
-      return { ok: received.has(request.payload), detail: received.has(request.payload) ? "seen" : "not seen" };
+      return {
+        ok: received.has(request.payload),
+        detail: received.has(request.payload) ? "seen" : "not seen",
+      };
   }
 }
 
 /** The probe's body; src/lab/probe-main.ts is the file a namespace runs. */
 export async function runProbe(argv: readonly string[]): Promise<void> {
   const listens: ListenSpec[] = [];
+  let stay = false;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--listen") listens.push(parseListen(argv[++i] ?? ""));
+    else if (argv[i] === "--stay") stay = true;
     else throw new Error(`unknown argument ${JSON.stringify(argv[i])}`);
   }
   const closers: Array<() => void> = [];
@@ -232,7 +244,9 @@ export async function runProbe(argv: readonly string[]): Promise<void> {
     );
   });
   // The lab ends a probe by closing its stdin (or by killing it); either way nothing lingers.
+  // With --stay (`lab up`) the probe outlives the command and `lab down` kills it.
   lines.on("close", () => {
+    if (stay) return;
     for (const close of closers) close();
     process.exit(0);
   });

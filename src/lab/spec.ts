@@ -28,7 +28,12 @@ export interface LabSpec {
   readonly firewall: FirewallFrontEnd;
 }
 
-export const DEFAULT_SPEC: LabSpec = { case: 3, kubeProxy: "iptables", dualStack: true, firewall: "nftables" };
+export const DEFAULT_SPEC: LabSpec = {
+  case: 3,
+  kubeProxy: "iptables",
+  dualStack: true,
+  firewall: "nftables",
+};
 
 /** The hosts of a topology; each is a network namespace. */
 export type Host = "client" | "router" | "node" | "pod" | "podc" | "lan";
@@ -130,7 +135,13 @@ export function poolOf(labCase: LabCase, plan: FamilyPlan): Pool {
     case 4:
       // On its own VLAN with its own gateway (ext0 stands in for eth0.100).
       return v4
-        ? { family: 4, prefix: "1.2.3.0/24", lbAddress: "1.2.3.4", interface: "ext0", gateway: plan.routerExternal }
+        ? {
+            family: 4,
+            prefix: "1.2.3.0/24",
+            lbAddress: "1.2.3.4",
+            interface: "ext0",
+            gateway: plan.routerExternal,
+          }
         : {
             family: 6,
             prefix: "2001:db8:4::/64",

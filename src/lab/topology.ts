@@ -6,22 +6,14 @@
 // Every namespace name starts with a per-run prefix (srlab-<pid>-<n>-) so runs can go in parallel;
 // `removeLabNamespaces` finds leftovers by the common "srlab-" prefix.
 
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runTool } from "../adapters/exec.ts";
 import type { RunOptions, ToolResult } from "../adapters/exec.ts";
 import { ProbeProcess } from "./probe-client.ts";
 import type { ListenSpec } from "./probe.ts";
-import {
-  CLIENT_PORT,
-  familiesOf,
-  HOST_NETWORK_PORT,
-  hostsOf,
-  MAC,
-  POD_PORT,
-  poolOf,
-} from "./spec.ts";
+import { CLIENT_PORT, familiesOf, HOST_NETWORK_PORT, hostsOf, MAC, POD_PORT, poolOf } from "./spec.ts";
 import type { FamilyPlan, Host, LabSpec, Pool } from "./spec.ts";
 
 export const LAB_PREFIX = "srlab-";
@@ -39,6 +31,8 @@ export interface Topology {
   exec(host: Host, argv: readonly string[], options?: RunOptions): Promise<ToolResult>;
   probe(host: Host): ProbeProcess;
   teardown(): Promise<void>;
+  /** Leaves the topology running after this process exits (`lab up`); `lab down` removes it. */
+  detach(): void;
 }
 
 let runCounter = 0;
@@ -76,7 +70,14 @@ function plans(spec: LabSpec): {
     late: [],
     batch: ["link set lo up"],
   });
-  const setups = { client: blank(), router: blank(), node: blank(), pod: blank(), podc: blank(), lan: blank() };
+  const setups = {
+    client: blank(),
+    router: blank(),
+    node: blank(),
+    pod: blank(),
+    podc: blank(),
+    lan: blank(),
+  };
   // New namespaces may inherit the host's IPv4 defaults: make the end hosts' filtering explicit.
   for (const h of [setups.client, setups.pod, setups.podc, setups.lan]) {
     h.early.push("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0");
@@ -104,7 +105,13 @@ function plans(spec: LabSpec): {
 
   // Links are created from the node's namespace, the peer moved straight into its own namespace.
   const nodeLinks: string[] = [];
-  const vethTo = (local: string, localMac: string | undefined, peerHost: Host, peer: string, peerMac?: string) =>
+  const vethTo = (
+    local: string,
+    localMac: string | undefined,
+    peerHost: Host,
+    peer: string,
+    peerMac?: string,
+  ) =>
     nodeLinks.push(
       [
         `link add ${local}`,
@@ -123,7 +130,14 @@ function plans(spec: LabSpec): {
   const routerLinks = ["link add rclient type veth peer name eth0 netns @client"];
 
   const up = (h: HostSetup, ...links: string[]) => h.batch.push(...links.map((l) => `link set ${l} up`));
-  up(setups.node, "eth0", "vpod", "vpodc", ...(spec.case >= 3 ? ["ext0"] : []), ...(spec.case === 2 ? ["eth1"] : []));
+  up(
+    setups.node,
+    "eth0",
+    "vpod",
+    "vpodc",
+    ...(spec.case >= 3 ? ["ext0"] : []),
+    ...(spec.case === 2 ? ["eth1"] : []),
+  );
   up(setups.router, "rnode", "rclient", ...(spec.case >= 3 ? ["rext"] : []));
   up(setups.client, "eth0");
   up(setups.pod, "eth0");
@@ -151,15 +165,21 @@ function plans(spec: LabSpec): {
     // MetalLB's speaker answers ARP/NDP for the LB address with the node's MAC on the pool's link:
     // a permanent neighbour entry on the sender stands in for that answer.
     if (pool.interface === "eth0") {
-      setups.router.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth0} dev rnode nud permanent`);
+      setups.router.batch.push(
+        `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth0} dev rnode nud permanent`,
+      );
     } else if (pool.interface === "ext0") {
-      setups.router.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev rext nud permanent`);
+      setups.router.batch.push(
+        `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev rext nud permanent`,
+      );
       // ext0 has no IPv4 address, so the node's ARP request for the gateway carries another
       // interface's address (192.168.1.10) as its sender, and a Linux router with rp_filter=1 ignores
       // it (arp_process checks the sender like a packet source). Real networks differ here; the lab
       // gives the node the gateway's MAC, as it gives the router the LB address's. See docs/lab.md.
       if (f.family === 4) {
-        setups.node.batch.push(`neigh replace ${f.routerExternal} lladdr ${MAC.routerExternal} dev ext0 nud permanent`);
+        setups.node.batch.push(
+          `neigh replace ${f.routerExternal} lladdr ${MAC.routerExternal} dev ext0 nud permanent`,
+        );
       }
     } else {
       addr(setups.lan, f.lan, f.lanPrefixlen, "eth0");
@@ -180,16 +200,21 @@ function plans(spec: LabSpec): {
 }
 
 /** kube-proxy's DNAT of the LB address, in the variant's own front end (ruleset text for one tool). */
-export function kubeProxyRules(spec: LabSpec): { tool: "iptables-restore" | "ip6tables-restore" | "nft"; text: string }[] {
+export function kubeProxyRules(
+  spec: LabSpec,
+): { tool: "iptables-restore" | "ip6tables-restore" | "nft"; text: string }[] {
   const out: { tool: "iptables-restore" | "ip6tables-restore" | "nft"; text: string }[] = [];
   for (const f of familiesOf(spec)) {
     const pool = poolOf(spec.case, f);
     const hostPort = (a: string, port: number) => (f.family === 4 ? `${a}:${port}` : `[${a}]:${port}`);
-    const targets: { port: number; to: string }[] = [{ port: POD_PORT, to: hostPort(f.pod, POD_PORT) }];
-    // In IPVS mode the host-network port is reached as a local address: no DNAT.
-    if (spec.kubeProxy !== "ipvs-like") {
-      targets.push({ port: HOST_NETWORK_PORT, to: hostPort(f.node, HOST_NETWORK_PORT) });
-    }
+    // In IPVS mode the LB address is local and the host-network port is a local socket: no DNAT.
+    // IPVS's forwarding to pods (with its snat_reroute of replies) has no stand-in on this kernel,
+    // so the ipvs-like variant has no pod backend.
+    if (spec.kubeProxy === "ipvs-like") continue;
+    const targets = [
+      { port: POD_PORT, to: hostPort(f.pod, POD_PORT) },
+      { port: HOST_NETWORK_PORT, to: hostPort(f.node, HOST_NETWORK_PORT) },
+    ];
     const len = f.family === 4 ? 32 : 128;
     if (spec.kubeProxy === "nftables") {
       const fam = f.family === 4 ? "ip" : "ip6";
@@ -278,6 +303,8 @@ function listensOf(spec: LabSpec, host: Host): ListenSpec[] {
 
 export interface BuildOptions {
   readonly prefix?: string;
+  /** Probes keep serving after this process exits (`lab up`). */
+  readonly persistent?: boolean;
 }
 
 /**
@@ -296,7 +323,8 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
 
   const namespaceOf = (host: Host): string => {
     const name = namespaces[host];
-    if (name === undefined) throw new Error(`host ${host} is not part of ${spec.case === 2 ? "case 2" : `case ${spec.case}`}`);
+    if (name === undefined)
+      throw new Error(`host ${host} is not part of ${spec.case === 2 ? "case 2" : `case ${spec.case}`}`);
     return name;
   };
   const topology: Topology = {
@@ -317,11 +345,17 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
       tornDown ??= (async () => {
         await Promise.allSettled([...probes.values()].map((p) => p.stop()));
         // Deleting a namespace deletes its veths (and their peers) with it.
-        await Promise.allSettled(created.map((n) => runTool("ip", ["netns", "del", n], { allowFailure: true })));
+        await Promise.allSettled(
+          created.map((n) => runTool("ip", ["netns", "del", n], { allowFailure: true })),
+        );
         await rm(dir, { recursive: true, force: true });
         live.delete(topology);
       })();
       return tornDown;
+    },
+    detach: () => {
+      for (const p of probes.values()) p.detach();
+      live.delete(topology);
     },
   };
   live.add(topology);
@@ -333,7 +367,9 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
     }
     const { setups, nodeLinks, routerLinks } = plans(spec);
     const sysctl = (h: Host, settings: readonly string[]) =>
-      settings.length === 0 ? Promise.resolve() : topology.exec(h, ["sysctl", "-q", "-w", ...settings]).then(() => undefined);
+      settings.length === 0
+        ? Promise.resolve()
+        : topology.exec(h, ["sysctl", "-q", "-w", ...settings]).then(() => undefined);
     await Promise.all(hosts.map((h) => sysctl(h, setups[h].early)));
     const resolveNs = (line: string) => line.replace(/@([a-z]+)/g, (_, h: string) => namespaceOf(h as Host));
     // Router first (it creates the client's veth), then the node (it creates every other veth).
@@ -357,7 +393,15 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
     }
     if (spec.dualStack) await topology.exec("router", ["nft", "-f", "-"], { input: ROUTER_IPV6_URPF });
     const started = await Promise.all(
-      hosts.map(async (h) => [h, await ProbeProcess.start(namespaceOf(h), listensOf(spec, h))] as const),
+      hosts.map(
+        async (h) =>
+          [
+            h,
+            await ProbeProcess.start(namespaceOf(h), listensOf(spec, h), {
+              persistent: options.persistent === true,
+            }),
+          ] as const,
+      ),
     );
     for (const [h, p] of started) probes.set(h, p);
     await writeFile(join(dir, "spec.json"), `${JSON.stringify(spec)}\n`);
@@ -391,6 +435,12 @@ export async function removeLabNamespaces(prefix: string = LAB_PREFIX): Promise<
       }
     }
     await runTool("ip", ["netns", "del", n], { allowFailure: true });
+  }
+  // The run directories of `lab up` (config and state), named after the same prefix.
+  for (const entry of await readdir(tmpdir())) {
+    if (entry.startsWith(prefix) && entry.startsWith(LAB_PREFIX)) {
+      await rm(join(tmpdir(), entry), { recursive: true, force: true });
+    }
   }
   return names;
 }

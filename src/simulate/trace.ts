@@ -73,7 +73,6 @@ function selectorsMatch(r: CompiledRule, flow: Flow): boolean {
   if (r.iif !== undefined && r.iif !== flow.iif) return false;
   if (r.oif !== undefined && r.oif !== flow.oif) return false;
   if (r.hasMark && ((r.fwmark ^ flow.mark) & r.fwmask) !== 0) return false;
-  if (r.hasUid && (flow.uid < r.uidStart || flow.uid > r.uidEnd)) return false;
   if (r.from !== undefined) {
     // IPv6 without a source address: a rule with a source prefix does not match (no HAS_SADDR).
     if (flow.family === 6 && flow.srcText === undefined) return false;
@@ -84,6 +83,16 @@ function selectorsMatch(r: CompiledRule, flow: Flow): boolean {
   if (r.ipproto !== 0 && r.ipproto !== flow.ipproto) return false;
   if (r.sportStart !== 0 && (flow.sport < r.sportStart || flow.sport > r.sportEnd)) return false;
   if (r.dportStart !== 0 && (flow.dport < r.dportStart || flow.dport > r.dportEnd)) return false;
+  if (r.hasUid) {
+    // Last, so that reaching it means the uid alone decides.
+    if (flow.uid < 0) {
+      throw new UnsupportedError(
+        `rule ${r.rule.priority} has a uidrange and the packet is IPv6 input: real packets route as uid 0, ` +
+          "`ip route get ... iif` as an invalid uid; not modelled",
+      );
+    }
+    if (flow.uid < r.uidStart || flow.uid > r.uidEnd) return false;
+  }
   return true;
 }
 
@@ -103,7 +112,7 @@ function describeMatch(r: CompiledRule, flow: Flow): string {
   if (r.iif !== undefined) check(r.iif === flow.iif, `iif is ${flow.iif === "lo" ? "lo (locally generated)" : flow.iif}`);
   if (r.oif !== undefined) check(r.oif === flow.oif, `oif is ${flow.oif ?? "unset"}`);
   if (r.hasMark) check(((r.fwmark ^ flow.mark) & r.fwmask) === 0, `mark ${formatHex(flow.mark)}`);
-  if (r.hasUid) check(flow.uid >= r.uidStart && flow.uid <= r.uidEnd, `uid ${flow.uid}`);
+  if (r.hasUid) check(flow.uid >= r.uidStart && flow.uid <= r.uidEnd, flow.uid < 0 ? "uid unknown (IPv6 input)" : `uid ${flow.uid}`);
   if (r.from !== undefined) {
     if (flow.family === 6 && flow.srcText === undefined) check(false, "no source address yet");
     else check(prefixMatches(r.from, flow.src), `source ${flow.srcText ?? (flow.family === 4 ? "0.0.0.0" : "::")}`);
@@ -148,6 +157,7 @@ function lookupTable(index: FamilyIndex, root: TrieNode, flow: Flow, v6Strict: b
     const routes = (pathScratch[d] as TrieNode).routes as CompiledRoute[];
     if (index.family === 6) {
       const first = routes[0] as CompiledRoute;
+      if (first.unsupported !== undefined) return { route: first, unsupported: first.unsupported };
       if (v6Strict && routes.length > 1) {
         return {
           route: undefined,
@@ -192,7 +202,7 @@ function nextCandidate(set: Uint32Array, from: number, n: number): number {
 function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
   const f = index.filter;
   const out = f.scratch;
-  const fromSet = selectorCandidates(f.fromRoot, flow.family === 6 && flow.srcText === undefined ? NO_SRC6 : flow.src);
+  const fromSet = selectorCandidates(f.fromRoot, flow.src);
   const toSet = selectorCandidates(f.toRoot, flow.dst);
   const iifSet = f.byIif.get(flow.iif);
   const oifSet = flow.oif === undefined ? undefined : f.byOif.get(flow.oif);
@@ -210,9 +220,6 @@ function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
   }
   return out;
 }
-// An IPv6 flow without a source matches no source selector; this address sits in no selector trie
-// path deeper than the root only by accident, so the walk re-checks every candidate anyway.
-const NO_SRC6: Words = [0, 0, 0, 0];
 
 function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Step[] | undefined): FibResult {
   const rules = index.rules;
@@ -314,6 +321,7 @@ export function sysctlsForInterface(iif: string): string[] {
 }
 
 class MissingSysctl extends Error {}
+class UnsupportedError extends Error {}
 
 function sysctlInt(index: RoutingIndex, name: string): number {
   const raw = index.sysctls[name];
@@ -401,7 +409,6 @@ function validateSource(
   return verdict(true, `${modeText}: ${back} finds a route: ${where}`);
 }
 
-class UnsupportedError extends Error {}
 
 // ---------------------------------------------------------------------------------------------
 // Entry point
@@ -450,7 +457,8 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options: TraceO
   if (packet.oif !== undefined && !index.links.has(packet.oif)) return unsupported(`no interface named ${packet.oif} in the state`);
   const input = packet.iif !== undefined;
   const fam = family === 4 ? index.v4 : index.v6;
-  const ipproto = packet.ipproto ?? 0;
+  // `ip route get` without ipproto asks IPv4 about UDP (a test packet with a UDP header); IPv6 about 0.
+  const ipproto = packet.ipproto ?? (family === 4 ? 17 : 0);
   let sport = packet.sport ?? 0;
   let dport = packet.dport ?? 0;
   if (input && ipproto !== 6 && ipproto !== 17) {
@@ -472,8 +480,9 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options: TraceO
     ipproto: input && !fam.requireDissect ? 0 : ipproto,
     sport: input && !fam.requireDissect ? 0 : sport,
     dport: input && !fam.requireDissect ? 0 : dport,
-    // Input routing runs as uid 0 whatever the socket would be; output defaults to root too.
-    uid: input ? 0 : (packet.uid ?? 0),
+    // IPv4 input routing runs as uid 0; IPv6 input is ambiguous (-1, see selectorsMatch); output
+    // defaults to root, as `ip route get` run by root does.
+    uid: input ? (family === 4 ? 0 : -1) : (packet.uid ?? 0),
   };
   if (steps !== undefined) {
     steps.push({ stage: "packet", reason: describePacket(packet, input) });
@@ -511,11 +520,7 @@ function trace4(
   const dstWord = flow.dst[0] as number;
   const dstClass = ipv4Class(dstWord);
   const srcClass = packet.from === undefined ? "zeronet" : ipv4Class(flow.src[0] as number);
-  const done = (fields: Omit<Trace, "family" | "steps">): Trace => {
-    steps?.push({ stage: "verdict", reason: "" });
-    steps?.pop();
-    return finish(base, fields);
-  };
+  const done = (fields: Omit<Trace, "family" | "steps">): Trace => finish(base, fields);
   if (dstClass === "multicast" || dstClass === "lbcast" || dstClass === "loopback" || dstClass === "zeronet") {
     return done({ result: "unsupported", reason: `destination ${flow.dstText} is ${dstClass}: special-cased by the kernel, not modelled` });
   }
@@ -542,7 +547,7 @@ function trace4(
       if (flow.oif !== undefined) {
         // The kernel then assumes the destination is on the bound device's link.
         steps?.push({ stage: "lookup", reason: `no usable route, the socket is bound to ${flow.oif}: assume on-link` });
-        return done({ result: "unicast", dev: flow.oif, ...(res.rule === undefined ? {} : {}), reason: "on-link fallback for a bound socket" });
+        return done({ result: "unicast", dev: flow.oif, reason: "on-link fallback for a bound socket" });
       }
       return done(refusal(res));
     }

@@ -47,7 +47,11 @@ export function poolEntryToPrefixes(entry: string): PoolEntryResult {
     if (from.value > to.value) {
       return { ok: false, problem: `${JSON.stringify(entry)} ends before it starts` };
     }
-    return { ok: true, prefixes: rangeToPrefixes(from.family, from.value, to.value).map(formatPrefix) };
+    const blocks = rangeToPrefixes(from.family, from.value, to.value);
+    if (blocks.some((b) => b.len === 0)) {
+      return { ok: false, problem: `${JSON.stringify(entry)} covers every address; symroute refuses a /0 pool` };
+    }
+    return { ok: true, prefixes: blocks.map(formatPrefix) };
   }
   // MetalLB (Go's net.ParseCIDR) accepts host bits and clears them; so do we.
   const prefix = parsePrefix(text);

@@ -1,4 +1,195 @@
-import type { Command } from "@commander-js/extra-typings";
+// `symroute explain`: the kernel's routing decision for one packet, rule by rule, on the live node
+// or on a snapshot; `symroute snapshot`: the node's routing state as JSON for a later explain.
 
-// Placeholder: filled in by the explain work.
-export function registerExplain(_program: Command): void {}
+import { readFile } from "node:fs/promises";
+import { Command, Option } from "@commander-js/extra-typings";
+import { createLinuxKernel, listConfInterfaces } from "../../adapters/kernel.ts";
+import { SymrouteError } from "../../model/errors.ts";
+import type { NodeState } from "../../model/state.ts";
+import { compileRoutingState } from "../../simulate/compile.ts";
+import { formatTrace, formatRoute, formatRule } from "../../simulate/format.ts";
+import { simulatorSysctls, tracePacket } from "../../simulate/trace.ts";
+import type { Packet, Trace } from "../../simulate/types.ts";
+import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+
+/** The snapshot file: the NodeState with a version, so that later formats can be told apart. */
+export interface Snapshot {
+  readonly version: 1;
+  readonly node: NodeState;
+}
+
+const outputOption = () =>
+  new Option("-o, --output <format>", "text or json").default("text" as OutputFormat).argParser(parseOutputFormat);
+
+function invalid(message: string, hint?: string): SymrouteError {
+  return new SymrouteError("invalid-argument", message, hint === undefined ? {} : { hint });
+}
+
+function parseNumber(text: string, what: string, max: number): number {
+  const value = /^0x[0-9a-f]+$/i.test(text) ? parseInt(text, 16) : /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw invalid(`${what} must be a number from 0 to ${max} (decimal or 0x hex), not ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, icmp: 1, "ipv6-icmp": 58, sctp: 132 };
+
+export interface ExplainOptions {
+  readonly from?: string;
+  readonly to: string;
+  readonly iif?: string;
+  readonly oif?: string;
+  readonly mark?: string;
+  readonly tos?: string;
+  readonly proto?: string;
+  readonly sport?: string;
+  readonly dport?: string;
+  readonly uid?: string;
+}
+
+/** Command-line options to a packet; errors name the option and the value. */
+export function packetFromOptions(o: ExplainOptions): Packet {
+  if ((o.sport !== undefined || o.dport !== undefined) && o.proto === undefined) {
+    throw invalid("--sport and --dport need --proto", "add --proto tcp or --proto udp");
+  }
+  let ipproto: number | undefined;
+  if (o.proto !== undefined) {
+    ipproto = PROTOCOLS[o.proto.toLowerCase()] ?? parseNumber(o.proto, "--proto", 255);
+  }
+  const packet: Record<string, unknown> = { to: o.to };
+  if (o.from !== undefined) packet["from"] = o.from;
+  if (o.iif !== undefined) packet["iif"] = o.iif;
+  if (o.oif !== undefined) packet["oif"] = o.oif;
+  if (o.mark !== undefined) packet["mark"] = parseNumber(o.mark, "--mark", 0xffffffff);
+  if (o.tos !== undefined) packet["tos"] = parseNumber(o.tos, "--tos", 255);
+  if (ipproto !== undefined) packet["ipproto"] = ipproto;
+  if (o.sport !== undefined) packet["sport"] = parseNumber(o.sport, "--sport", 65535);
+  if (o.dport !== undefined) packet["dport"] = parseNumber(o.dport, "--dport", 65535);
+  if (o.uid !== undefined) packet["uid"] = parseNumber(o.uid, "--uid", 0xfffffffe);
+  if (o.iif !== undefined && o.oif !== undefined) throw invalid("--iif and --oif exclude each other: a packet either arrives or is sent");
+  if (o.iif !== undefined && o.from === undefined) throw invalid("--iif needs --from: an arriving packet has a source address");
+  return packet as unknown as Packet;
+}
+
+/** Read the live node with every sysctl the simulator may need. */
+export async function readLiveState(): Promise<NodeState> {
+  const kernel = createLinuxKernel();
+  const confInterfaces = await listConfInterfaces();
+  return kernel.readNode({ sysctls: simulatorSysctls(confInterfaces), firewalls: [] });
+}
+
+export async function readSnapshot(path: string): Promise<NodeState> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new SymrouteError("invalid-argument", `cannot read the snapshot ${path}: ${code ?? String(cause)}`, {
+      cause,
+      hint: "make one with `symroute snapshot > node.json`",
+    });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw new SymrouteError("invalid-argument", `the snapshot ${path} is not JSON`, { cause });
+  }
+  const snapshot = doc as Partial<Snapshot> | null;
+  if (snapshot === null || typeof snapshot !== "object" || snapshot.version !== 1 || typeof snapshot.node !== "object") {
+    throw invalid(`the snapshot ${path} is not a symroute snapshot of version 1`, "make one with `symroute snapshot > node.json`");
+  }
+  const node = snapshot.node as Partial<NodeState>;
+  for (const key of ["links", "addresses", "routes", "rules"] as const) {
+    if (!Array.isArray(node[key])) throw invalid(`the snapshot ${path} has no "${key}" list`);
+  }
+  return { ...(node as NodeState), sysctls: node.sysctls ?? {}, firewall: node.firewall ?? [] };
+}
+
+export function traceToJson(trace: Trace): Record<string, unknown> {
+  return {
+    result: trace.result,
+    family: trace.family,
+    table: trace.table ?? null,
+    dev: trace.dev ?? null,
+    gateway: trace.gateway ?? null,
+    errno: trace.errno ?? null,
+    reason: trace.reason ?? null,
+    rule: trace.rule === undefined ? null : { ...trace.rule, text: formatRule(trace.rule) },
+    route: trace.route === undefined ? null : { text: formatRoute(trace.route), ...trace.route },
+    rpFilter: trace.rpFilter ?? null,
+    steps: trace.steps ?? [],
+  };
+}
+
+export function registerExplain(program: Command): void {
+  program
+    .command("explain")
+    .description(
+      "Explain how the kernel routes one packet: every policy rule tried and why it matched or not,\n" +
+        "the table, the route, the gateway and device, and the rp_filter verdict for arriving packets.\n" +
+        "Works on the live node or on a snapshot (--state). Exit codes: 0 when the explanation\n" +
+        "succeeded, whatever the verdict (unicast, local, blackhole, ...: see the output); 1 on error;\n" +
+        "3 when the packet needs kernel behaviour the simulator does not model (result unsupported).",
+    )
+    .requiredOption("--to <address>", "destination address")
+    .option("--from <address>", "source address (needed with --iif)")
+    .option("--iif <dev>", "the packet arrives on this interface (input path, rp_filter)")
+    .option("--oif <dev>", "a local socket bound to this interface sends it (IPv4)")
+    .option("--mark <mark>", "firewall mark of the packet (decimal or 0x hex)")
+    .option("--tos <tos>", "TOS byte (IPv4)")
+    .option("--proto <proto>", "tcp, udp, icmp or a protocol number (default: udp for IPv4, as ip route get)")
+    .option("--sport <port>", "source port (with --proto)")
+    .option("--dport <port>", "destination port (with --proto)")
+    .option("--uid <uid>", "socket owner of a locally generated packet (default 0)")
+    .option("--state <file>", "explain on a snapshot written by `symroute snapshot` instead of the live node")
+    .addOption(outputOption())
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  # the reply of a pod behind a load-balancer address, as a symroute node routes it:",
+        "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod --mark 0x100",
+        "  # the same packet without the connection mark: the path replies take without symroute",
+        "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod",
+        "  # a request arriving on the external interface (rp_filter verdict included):",
+        "  symroute explain --from 203.0.113.10 --to 1.2.3.4 --iif eth0.100 --proto tcp --dport 443",
+        "  # on a snapshot, as JSON:",
+        "  symroute snapshot > node.json; symroute explain --state node.json --to 1.2.3.4 -o json",
+        "",
+        "On a symroute node the firewall restores the network's mark on every reply of a connection that",
+        "arrived on an external interface: pass that mark (--mark) to see the reply path.",
+      ].join("\n"),
+    )
+    .action(async (opts) => {
+      await runAndExit(opts.output, async () => {
+        const packet = packetFromOptions(opts);
+        const state = opts.state === undefined ? await readLiveState() : await readSnapshot(opts.state);
+        const trace = tracePacket(compileRoutingState(state), packet, { explain: true });
+        if (opts.output === "json") printJson(traceToJson(trace));
+        else process.stdout.write(`${formatTrace(trace).join("\n")}\n`);
+        // A refusal (blackhole, unreachable, ...) is an answer too: only "not modelled" is not.
+        return trace.result === "unsupported" ? EXIT.problemsFound : EXIT.ok;
+      });
+    });
+
+  program
+    .command("snapshot")
+    .description(
+      "Print this node's routing state (links, addresses, rules and routes of every table, the\n" +
+        "sysctls explain reads) as JSON, for `symroute explain --state FILE` elsewhere or later.\n" +
+        "Exit codes: 0 ok, 1 error.",
+    )
+    .addOption(new Option("-o, --output <format>", "json (the only format)").default("json" as OutputFormat).argParser(parseOutputFormat))
+    .addHelpText("after", "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod\n")
+    .action(async (opts) => {
+      await runAndExit(opts.output, async () => {
+        const node = await readLiveState();
+        const snapshot: Snapshot = { version: 1, node };
+        printJson(snapshot);
+        return EXIT.ok;
+      });
+    });
+}

@@ -1,4 +1,226 @@
-import type { Command } from "@commander-js/extra-typings";
+// symroute lab: build the article's topologies in network namespaces, and show what symroute does
+// to them (`lab demo`, the first command of the README).
 
-// Placeholder: filled in by the lab work.
-export function registerLab(_program: Command): void {}
+import { Command, Option } from "@commander-js/extra-typings";
+import pc from "picocolors";
+import { formatMatrix, unexpectedCells } from "../../lab/matrix.ts";
+import type { Cell } from "../../lab/matrix.ts";
+import { CASE_TITLES, topologyPicture } from "../../lab/picture.ts";
+import { checkLabPrerequisites } from "../../lab/preflight.ts";
+import { runScenario } from "../../lab/scenario.ts";
+import type { ScenarioReport } from "../../lab/scenario.ts";
+import { describeDifference } from "../../lab/snapshot.ts";
+import { DEFAULT_SPEC, describeSpec, KUBE_PROXY_VARIANTS, LAB_CASES, parseLabCase } from "../../lab/spec.ts";
+import type { FirewallFrontEnd, KubeProxyVariant, LabCase, LabSpec } from "../../lab/spec.ts";
+import { labConfigText, symrouteArgv, writeLabConfig } from "../../lab/symroute.ts";
+import type { SymrouteRun } from "../../lab/symroute.ts";
+import { buildTopology, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
+import { EXIT, runAndExit } from "../output.ts";
+
+/** Ctrl-C or a TERM while a topology exists: tear it down, then exit as the signal would. */
+function tearDownOnSignals(): void {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${signal}: removing the lab namespaces...\n`);
+      void teardownAll().finally(() => process.exit(code));
+    });
+  }
+}
+
+const caseOption = () => new Option("--case <n>", "the article's case: 1, 2, 3 or 4").argParser(parseLabCase);
+const kubeProxyOption = () =>
+  new Option("--kube-proxy <mode>", "kube-proxy stand-in")
+    .choices(KUBE_PROXY_VARIANTS)
+    .default(DEFAULT_SPEC.kubeProxy);
+const firewallOption = () =>
+  new Option("--firewall <front-end>", "the firewall symroute is told to use")
+    .choices(["nftables", "iptables"] as const)
+    .default(DEFAULT_SPEC.firewall);
+const ipv4Option = () => new Option("--ipv4-only", "IPv4 only (the default is dual-stack)");
+
+function specFrom(opts: {
+  case?: LabCase;
+  kubeProxy: KubeProxyVariant;
+  firewall: FirewallFrontEnd;
+  ipv4Only?: true;
+}): LabSpec {
+  return {
+    case: opts.case ?? DEFAULT_SPEC.case,
+    kubeProxy: opts.kubeProxy,
+    firewall: opts.firewall,
+    dualStack: opts.ipv4Only !== true,
+  };
+}
+
+const heading = (text: string) => `\n${pc.bold(pc.cyan(text))}\n`;
+const indent = (text: string) =>
+  text
+    .trimEnd()
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
+
+function printRun(title: string, run: SymrouteRun): void {
+  process.stdout.write(heading(`${title}: ${run.argv.join(" ")}  (exit ${run.code})`));
+  if (run.stdout.trim() !== "") process.stdout.write(`${indent(run.stdout)}\n`);
+  if (run.stderr.trim() !== "") process.stdout.write(`${indent(pc.yellow(run.stderr))}\n`);
+}
+
+function printMatrix(title: string, cells: readonly Cell[]): void {
+  process.stdout.write(heading(title));
+  process.stdout.write(`${formatMatrix(cells, { ok: pc.green("✓"), fail: pc.red("✗") })}\n`);
+}
+
+/** Whether a finished scenario did what it should: the verdict `lab demo` exits with. */
+export function scenarioProblems(report: ScenarioReport): string[] {
+  const problems: string[] = [];
+  const wrongBefore = unexpectedCells(report.before);
+  if (wrongBefore.length > 0)
+    problems.push(`${wrongBefore.length} cell(s) before symroute were not as expected`);
+  if (report.stoppedAt !== undefined) problems.push(`symroute ${report.stoppedAt} failed`);
+  if (report.planAfterApply !== undefined && report.planAfterApply.code !== 0) {
+    problems.push(`plan after apply exited ${report.planAfterApply.code} (expected 0: in sync)`);
+  }
+  if (report.after !== undefined) {
+    const wrong = unexpectedCells(report.after);
+    if (wrong.length > 0) problems.push(`${wrong.length} cell(s) after apply failed`);
+  }
+  if (report.residue !== undefined && report.residue.length > 0) {
+    problems.push(
+      `after delete the node differs from its start in ${report.residue.map((d) => d.section).join(", ")}`,
+    );
+  }
+  return problems;
+}
+
+async function demo(specs: readonly LabSpec[]): Promise<number> {
+  let failures = 0;
+  for (const spec of specs) {
+    process.stdout.write(
+      `\n${pc.bold(CASE_TITLES[spec.case] ?? `Case ${spec.case}`)}  ${pc.dim(`(${describeSpec(spec)})`)}\n`,
+    );
+    process.stdout.write(`${topologyPicture(spec)}\n`);
+    const report = await runScenario(spec, {
+      built: (t) => {
+        process.stdout.write(pc.dim(`  namespaces: ${Object.values(t.namespaces).join(" ")}\n`));
+        process.stdout.write(heading("symroute's configuration"));
+        process.stdout.write(`${indent(labConfigText(spec))}\n`);
+      },
+      step: (name, value) => {
+        if (Array.isArray(value)) {
+          printMatrix(
+            name === "before" ? "Connectivity before symroute" : "Connectivity after symroute apply",
+            value,
+          );
+        } else {
+          printRun(name, value);
+        }
+      },
+    });
+    if (report.residue !== undefined) {
+      process.stdout.write(heading("After symroute delete: the node compared with its start"));
+      process.stdout.write(
+        report.residue.length === 0
+          ? `    ${pc.green("identical")} (ip -j link/addr/route/rule, sysctls, nftables ruleset)\n`
+          : `${indent(report.residue.map(describeDifference).join("\n"))}\n`,
+      );
+    }
+    const problems = scenarioProblems(report);
+    if (problems.length === 0) {
+      process.stdout.write(
+        `\n${pc.green("✓")} case ${spec.case} behaved as expected; the namespaces are removed.\n`,
+      );
+    } else {
+      failures += 1;
+      for (const p of problems) process.stdout.write(`${pc.red("✗")} ${p}\n`);
+    }
+  }
+  return failures === 0 ? EXIT.ok : EXIT.error;
+}
+
+export function registerLab(program: Command): void {
+  const lab = program
+    .command("lab")
+    .description(
+      "Build the article's topologies in network namespaces and show what symroute does to them.\n" +
+        "Needs Linux, root, and the Debian packages iproute2 nftables iptables conntrack.",
+    );
+
+  lab
+    .command("demo")
+    .description(
+      "For each case: the topology, connectivity before, symroute's plan, apply, connectivity after,\n" +
+        "delete, and a check that the node is back to its start. Everything is removed at the end.",
+    )
+    .addOption(caseOption())
+    .addOption(kubeProxyOption())
+    .addOption(firewallOption())
+    .addOption(ipv4Option())
+    .action(async (opts) => {
+      await runAndExit("text", async () => {
+        await checkLabPrerequisites();
+        tearDownOnSignals();
+        const cases = opts.case === undefined ? LAB_CASES : [opts.case];
+        return demo(cases.map((c) => specFrom({ ...opts, case: c })));
+      });
+    });
+
+  lab
+    .command("up")
+    .description("Build one case's topology and leave it running; `symroute lab down` removes it.")
+    .addOption(caseOption())
+    .addOption(kubeProxyOption())
+    .addOption(firewallOption())
+    .addOption(ipv4Option())
+    .action(async (opts) => {
+      await runAndExit("text", async () => {
+        await checkLabPrerequisites();
+        tearDownOnSignals();
+        const spec = specFrom(opts);
+        const topology = await buildTopology(spec, { persistent: true });
+        const config = await writeLabConfig(topology);
+        topology.detach();
+        const node = topology.namespaceOf("node");
+        const cli = symrouteArgv().join(" ");
+        process.stdout.write(
+          `${pc.bold(CASE_TITLES[spec.case] ?? "")}  ${pc.dim(`(${describeSpec(spec)})`)}\n`,
+        );
+        process.stdout.write(`${topologyPicture(spec)}\n\nNamespaces:\n`);
+        for (const [host, ns] of Object.entries(topology.namespaces)) {
+          process.stdout.write(`  ${host.padEnd(7)} ${ns}    enter: ip netns exec ${ns} bash\n`);
+        }
+        process.stdout.write(
+          [
+            "",
+            `symroute's configuration: ${config}`,
+            "Try:",
+            `  ip netns exec ${node} ${cli} plan -c ${config} --state-dir ${topology.dir}/state`,
+            `  ip netns exec ${node} ${cli} apply -c ${config} --state-dir ${topology.dir}/state`,
+            "Servers: the pod serves TCP/UDP 8080, the node 8081, the client 9000 (echo).",
+            "Remove everything with: symroute lab down",
+            "",
+          ].join("\n"),
+        );
+        return EXIT.ok;
+      });
+    });
+
+  lab
+    .command("down")
+    .description('Remove every lab namespace (names starting with "srlab-") and the processes in them.')
+    .action(async () => {
+      await runAndExit("text", async () => {
+        await checkLabPrerequisites();
+        const removed = await removeLabNamespaces();
+        process.stdout.write(
+          removed.length === 0
+            ? "No lab namespaces.\n"
+            : `Removed ${removed.length} namespace(s): ${removed.join(" ")}\n`,
+        );
+        return EXIT.ok;
+      });
+    });
+}

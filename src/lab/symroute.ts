@@ -1,0 +1,91 @@
+// Running symroute on a lab node: the config the lab hands it, and the CLI inside the namespace.
+
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ToolResult } from "../adapters/exec.ts";
+import { familiesOf, poolOf } from "./spec.ts";
+import type { LabSpec } from "./spec.ts";
+import type { Topology } from "./topology.ts";
+
+const KUBE_PROXY_MODE = { iptables: "iptables", nftables: "nftables", "ipvs-like": "ipvs" } as const;
+
+/** The symroute configuration for a lab spec, as YAML text (the file a user would write). */
+export function labConfigText(spec: LabSpec): string {
+  const families = familiesOf(spec);
+  const pools = families.map((f) => poolOf(spec.case, f));
+  const first = pools[0];
+  if (first === undefined) throw new Error("a lab spec has at least one family");
+  const gateways = pools.flatMap((p) => (p.gateway === undefined ? [] : [p.gateway]));
+  const lines = [
+    `# symroute lab, case ${spec.case}: kube-proxy ${spec.kubeProxy}, ${spec.dualStack ? "dual-stack" : "IPv4"}`,
+    `podCIDRs: [${families.map((f) => f.podCIDR).join(", ")}]`,
+    "networks:",
+    "  - name: public",
+    `    addresses: [${pools.map((p) => p.prefix).join(", ")}]`,
+    `    interface: ${first.interface}`,
+    ...(gateways.length === 0
+      ? []
+      : [gateways.length === 1 ? `    gateway: ${gateways[0]}` : `    gateway: [${gateways.join(", ")}]`]),
+    `firewall: ${spec.firewall}`,
+    `kubeProxyMode: ${KUBE_PROXY_MODE[spec.kubeProxy]}`,
+    "",
+  ];
+  return lines.join("\n");
+}
+
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * The command that runs symroute: $SYMROUTE_LAB_CLI if set (a path to an executable), the
+ * TypeScript source through tsx when the lab itself runs from source (tests: no stale build),
+ * otherwise the built CLI in bin/symroute.
+ */
+export function symrouteArgv(): string[] {
+  const override = process.env["SYMROUTE_LAB_CLI"];
+  if (override !== undefined && override !== "") return [override];
+  if (import.meta.url.endsWith(".ts")) {
+    return [process.execPath, "--import", import.meta.resolve("tsx"), join(REPO_ROOT, "src/cli/main.ts")];
+  }
+  return [process.execPath, join(REPO_ROOT, "bin/symroute")];
+}
+
+export function symrouteAvailable(): { ok: boolean; why?: string } {
+  const argv = symrouteArgv();
+  const entry = argv[argv.length - 1] ?? "";
+  if (entry.endsWith("bin/symroute") && !existsSync(join(REPO_ROOT, "dist/cli/main.js"))) {
+    return { ok: false, why: "the CLI is not built: run `make build` (npx tsc -p tsconfig.build.json)" };
+  }
+  return { ok: true };
+}
+
+export interface SymrouteRun extends ToolResult {
+  readonly argv: readonly string[];
+}
+
+/** Writes the lab's config into the run directory and returns its path. */
+export async function writeLabConfig(
+  topology: Topology,
+  text: string = labConfigText(topology.spec),
+): Promise<string> {
+  const path = join(topology.dir, "symroute.yaml");
+  await writeFile(path, text);
+  return path;
+}
+
+/**
+ * Runs `symroute <command> -c CONFIG --state-dir DIR ...` in the node's namespace. Exit codes are
+ * the caller's to judge (plan exits 2 when changes are pending).
+ */
+export async function runSymroute(
+  topology: Topology,
+  command: "plan" | "apply" | "delete",
+  configPath: string,
+  extra: readonly string[] = [],
+): Promise<SymrouteRun> {
+  const args = [command, "-c", configPath, "--state-dir", join(topology.dir, "state"), ...extra];
+  const argv = [...symrouteArgv(), ...args];
+  const result = await topology.exec("node", argv, { allowFailure: true });
+  return { ...result, argv: ["symroute", ...args] };
+}

@@ -1,0 +1,59 @@
+// A symroute agent as a child process inside a test namespace, with helpers to wait on it.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { REPO, run } from "../../support/netns.ts";
+
+export interface AgentProcess {
+  readonly child: ChildProcess;
+  output(): string;
+  exited(timeoutMs: number): Promise<number | null>;
+}
+
+/** Runs the CLI from source (tsx), so the test exercises the tree as it is, not a stale dist/. */
+export function startAgentIn(ns: string, args: readonly string[]): AgentProcess {
+  const child = spawn(
+    "ip",
+    ["netns", "exec", ns, process.execPath, "--import", "tsx", join(REPO, "src/cli/main.ts"), "agent", ...args],
+    { cwd: REPO, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  child.stdout?.on("data", (b: Buffer) => (out += b.toString("utf8")));
+  child.stderr?.on("data", (b: Buffer) => (out += b.toString("utf8")));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    child,
+    output: () => out,
+    exited: (timeoutMs) => Promise.race([exit, delay(timeoutMs).then(() => undefined as unknown as null)]),
+  };
+}
+
+/** GET inside the namespace (the agent listens on the namespace's own loopback). */
+export function nsGet(ns: string, url: string): { status: number; body: string } {
+  const r = run(["ip", "netns", "exec", ns, "curl", "-s", "-m", "2", "-o", "-", "-w", "\n%{http_code}", url]);
+  const lines = r.stdout.split("\n");
+  const status = Number(lines.pop() ?? "0");
+  return { status, body: lines.join("\n") };
+}
+
+export function metricValue(metricsText: string, name: string): number | undefined {
+  const line = metricsText.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? undefined : Number(line.split(" ").pop());
+}
+
+/** Polls `check` every `intervalMs` until it returns a value other than undefined, at most `timeoutMs`. */
+export async function pollUntil<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 20_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(intervalMs);
+  }
+}

@@ -1,0 +1,95 @@
+// Kernel differential test: random rule and route sets installed in a fresh namespace, random
+// packets asked of `ip route get` and of the simulator; every modelled case must agree.
+// SYMROUTE_FIDELITY_RUNS sets the number of packets (default 300), SYMROUTE_FIDELITY_SEED the seed.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import type { Family } from "../../src/model/address.ts";
+import { compileRoutingState } from "../../src/simulate/compile.ts";
+import { formatTrace } from "../../src/simulate/format.ts";
+import { tracePacket } from "../../src/simulate/trace.ts";
+import { disagreement, KernelLab, namespacesAvailable } from "./support/kernel-lab.ts";
+import { packetArb, routeGetArgs, stateArb } from "./support/random-state.ts";
+
+const RUNS = Number(process.env["SYMROUTE_FIDELITY_RUNS"] ?? "300");
+const SEED = Number(process.env["SYMROUTE_FIDELITY_SEED"] ?? "20261124");
+const PACKETS_PER_STATE = RUNS >= 2000 ? 50 : 25;
+const MAX_REPORTED = 5;
+
+test("the simulator agrees with the kernel's `ip route get`", { timeout: 30 * 60_000 }, async (t) => {
+  const missing = await namespacesAvailable();
+  if (missing !== undefined) {
+    t.skip(missing);
+    return;
+  }
+  const states = Math.max(2, Math.ceil(RUNS / PACKETS_PER_STATE));
+  let modelled = 0;
+  let agreed = 0;
+  let unsupported = 0;
+  const unsupportedReasons = new Map<string, number>();
+  const verdicts = new Map<string, number>();
+  const reproductions: string[] = [];
+  let disagreements = 0;
+  for (let s = 0; s < states; s++) {
+    const family: Family = s % 2 === 0 ? 4 : 6;
+    const [generated] = fc.sample(stateArb(family), { seed: SEED + s, numRuns: 1 });
+    const packets = fc.sample(packetArb(family), { seed: SEED * 7 + s, numRuns: PACKETS_PER_STATE });
+    if (generated === undefined) continue;
+    const lab = await KernelLab.create("sr-sim");
+    try {
+      await lab.writeSysctls(generated.sysctls);
+      const installed = await lab.batchAccepted(family, generated.lines);
+      const state = await lab.readState();
+      const index = compileRoutingState(state);
+      const answers = await lab.routeGet(family, packets);
+      packets.forEach((packet, i) => {
+        const answer = answers[i];
+        if (answer === undefined) return;
+        const trace = tracePacket(index, packet);
+        if (trace.result === "unsupported") {
+          unsupported++;
+          const key = (trace.reason ?? "").replace(/[0-9a-f.:]{7,}/g, "ADDR");
+          unsupportedReasons.set(key, (unsupportedReasons.get(key) ?? 0) + 1);
+          return;
+        }
+        modelled++;
+        const kind = `${packet.iif === undefined ? "output" : "input"} ${trace.result}${trace.rpFilter === undefined ? "" : ` rp_filter=${trace.rpFilter.mode}`}`;
+        verdicts.set(kind, (verdicts.get(kind) ?? 0) + 1);
+        const diff = disagreement(trace, answer);
+        if (diff === undefined) {
+          agreed++;
+          return;
+        }
+        disagreements++;
+        if (reproductions.length < MAX_REPORTED) {
+          const explained = tracePacket(index, packet, { explain: true });
+          reproductions.push(
+            [
+              `--- disagreement (state seed ${SEED + s}, IPv${family}): ${diff}`,
+              "reproduce in a fresh namespace with the topology of test/simulate/support/random-state.ts:",
+              ...Object.entries(generated.sysctls).map(([k, v]) => `  sysctl -w ${k.replaceAll("/", ".")}=${v}`),
+              ...installed.map((l) => `  ip ${family === 6 ? "-6 " : ""}${l}`),
+              `  ip ${family === 6 ? "-6 " : ""}${routeGetArgs(packet).join(" ")}`,
+              "simulator's explanation:",
+              ...formatTrace(explained).map((l) => `  ${l}`),
+            ].join("\n"),
+          );
+        }
+      });
+    } finally {
+      await lab.destroy();
+    }
+  }
+  const rate = modelled === 0 ? 0 : (100 * agreed) / modelled;
+  t.diagnostic(
+    `fidelity: ${agreed}/${modelled} modelled cases agree (${rate.toFixed(2)}%), ${unsupported} reported unsupported, ${states} states, seed ${SEED}`,
+  );
+  t.diagnostic(`verdicts: ${[...verdicts].sort().map(([k, n]) => `${k}: ${n}`).join(", ")}`);
+  for (const [reason, count] of [...unsupportedReasons].sort((a, b) => b[1] - a[1])) {
+    t.diagnostic(`unsupported x${count}: ${reason}`);
+  }
+  for (const r of reproductions) t.diagnostic(r);
+  assert.equal(disagreements, 0, `${disagreements} disagreements between the simulator and the kernel:\n${reproductions.join("\n")}`);
+  assert.ok(modelled > 0, "no modelled case was generated");
+});

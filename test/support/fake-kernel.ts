@@ -1,0 +1,394 @@
+// An in-memory node that takes the same payloads as the real one. Each `ip -batch` runs line by
+// line and stops at the first failure (as ip does); nft and iptables-restore transactions apply to a
+// copy and land only whole (as the kernel's do). Faults can be injected per tool.
+
+import { canonicalPrefix, parseIp, parsePrefix, prefixContainsIp, type Family } from "../../src/model/address.ts";
+import { SymrouteError } from "../../src/model/errors.ts";
+import { routeKey, ruleKey } from "../../src/model/keys.ts";
+import type { FirewallBackend, NodeState, Route, RouteType, Rule, RuleAction } from "../../src/model/state.ts";
+import type { Kernel, ReadScope } from "../../src/engine/ports.ts";
+
+export interface FakeFaults {
+  /** Fail the ip batch line matching this pattern. */
+  ipLine?: RegExp;
+  nft?: boolean;
+  iptables?: boolean;
+  /** Fail writing this sysctl. */
+  sysctl?: string;
+  /** Called before each step; throwing from it simulates a crash. */
+  beforeStep?: (step: string) => void;
+}
+
+const ROUTE_TYPES = new Set<RouteType>(["unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit", "throw", "nat"]);
+const RULE_ACTIONS = new Set<RuleAction>(["unreachable", "blackhole", "prohibit", "nop"]);
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+function parseRange(text: string): { start: number; end: number } {
+  const [a, b] = text.split("-");
+  return { start: Number(a), end: Number(b ?? a) };
+}
+
+export function parseRouteLine(family: Family, words: string[]): Route {
+  let i = 0;
+  let type: RouteType = "unicast";
+  if (ROUTE_TYPES.has(words[0] as RouteType)) type = words[i++] as RouteType;
+  const dstWord = words[i++] ?? fail("missing destination");
+  const dst = dstWord === "default" ? "default" : (canonicalPrefix(dstWord, family) ?? fail(`bad prefix ${dstWord}`));
+  const route: Record<string, unknown> = { family, type, dst, table: 254 };
+  while (i < words.length) {
+    const w = words[i++];
+    const v = words[i];
+    switch (w) {
+      case "via":
+        route["gateway"] = v;
+        i++;
+        break;
+      case "dev":
+        route["dev"] = v;
+        i++;
+        break;
+      case "table":
+        route["table"] = Number(v);
+        i++;
+        break;
+      case "proto":
+        route["protocol"] = Number(v);
+        i++;
+        break;
+      case "scope":
+        route["scope"] = Number(v);
+        i++;
+        break;
+      case "metric":
+        route["metric"] = Number(v);
+        i++;
+        break;
+      case "src":
+        route["prefsrc"] = v;
+        i++;
+        break;
+      case "tos":
+        route["tos"] = Number(v);
+        i++;
+        break;
+      case "onlink":
+        route["onlink"] = true;
+        break;
+      default:
+        fail(`Error: either "to" is duplicate, or "${String(w)}" is a garbage.`);
+    }
+  }
+  return route as unknown as Route;
+}
+
+export function parseRuleLine(family: Family, words: string[]): Rule {
+  const rule: Record<string, unknown> = { family, action: "lookup" };
+  for (let i = 0; i < words.length; ) {
+    const w = words[i++] as string;
+    const v = words[i] ?? "";
+    const take = (): string => {
+      i++;
+      return v;
+    };
+    switch (w) {
+      case "priority":
+        rule["priority"] = Number(take());
+        break;
+      case "not":
+        rule["not"] = true;
+        break;
+      case "from":
+        rule["from"] = canonicalPrefix(take(), family);
+        break;
+      case "to":
+        rule["to"] = canonicalPrefix(take(), family);
+        break;
+      case "iif":
+        rule["iif"] = take();
+        break;
+      case "oif":
+        rule["oif"] = take();
+        break;
+      case "fwmark": {
+        const [m, mask] = take().split("/");
+        rule["fwmark"] = Number(m);
+        if (mask !== undefined) rule["fwmask"] = Number(mask);
+        break;
+      }
+      case "tos":
+        rule["tos"] = Number(take());
+        break;
+      case "ipproto":
+        rule["ipproto"] = Number(take());
+        break;
+      case "sport":
+        rule["sport"] = parseRange(take());
+        break;
+      case "dport":
+        rule["dport"] = parseRange(take());
+        break;
+      case "uidrange":
+        rule["uidrange"] = parseRange(take());
+        break;
+      case "lookup":
+        rule["table"] = Number(take());
+        break;
+      case "goto":
+        rule["action"] = "goto";
+        rule["goto"] = Number(take());
+        break;
+      case "suppress_prefixlength":
+        rule["suppressPrefixlength"] = Number(take());
+        break;
+      case "proto":
+        rule["protocol"] = Number(take());
+        break;
+      default:
+        if (RULE_ACTIONS.has(w as RuleAction)) rule["action"] = w;
+        else fail(`Error: argument "${w}" is wrong: Failed to parse rule type`);
+    }
+  }
+  if (rule["fwmask"] === 0xffffffff) delete rule["fwmask"];
+  return rule as unknown as Rule;
+}
+
+export class FakeKernel implements Kernel {
+  state: NodeState;
+  faults: FakeFaults = {};
+  firewalls: FirewallBackend[] = ["nftables", "iptables"];
+  /** Every payload received, for assertions. */
+  readonly log: { tool: string; input: string }[] = [];
+  /** Interface sysctls written explicitly (no longer follow conf/default). */
+  readonly explicit = new Set<string>();
+
+  constructor(initial: NodeState) {
+    this.state = clone(initial);
+    // An interface value that differs from conf/default must have been set explicitly.
+    for (const [name, value] of Object.entries(initial.sysctls)) {
+      const m = /^net\/ipv4\/conf\/([^/]+)\/(.+)$/.exec(name);
+      if (m === null || m[1] === "all" || m[1] === "default") continue;
+      if (initial.sysctls[`net/ipv4/conf/default/${m[2]}`] !== value) this.explicit.add(name);
+    }
+  }
+
+  async readNode(scope: ReadScope): Promise<NodeState> {
+    const names = new Set(scope.sysctls);
+    for (const t of scope.linkSysctls ?? []) for (const l of this.state.links) names.add(t.replace("{}", l.ifname));
+    const sysctls: Record<string, string> = {};
+    for (const n of names) {
+      const v = this.state.sysctls[n];
+      if (v !== undefined) sysctls[n] = v;
+    }
+    return clone({
+      ...this.state,
+      sysctls,
+      firewall: this.state.firewall.filter((f) => scope.firewalls.includes(f.backend)),
+    });
+  }
+
+  private step(name: string): void {
+    this.faults.beforeStep?.(name);
+  }
+
+  async runIpBatch(family: Family, lines: readonly string[]): Promise<void> {
+    this.step(`ip${family}`);
+    this.log.push({ tool: `ip -${family} -batch`, input: lines.join("\n") });
+    const next = clone(this.state) as { -readonly [K in keyof NodeState]: NodeState[K] };
+    for (let n = 0; n < lines.length; n++) {
+      const line = lines[n] as string;
+      try {
+        if (this.faults.ipLine?.test(line) === true) fail("RTNETLINK answers: Invalid argument (injected)");
+        this.applyLine(next, family, line);
+      } catch (error) {
+        // ip -batch keeps what ran before the failing line.
+        this.state = next;
+        throw new SymrouteError("kernel", `ip -batch - failed (exit 1): ${(error as Error).message}`, {
+          details: [`failing line ${n + 1}: ${line}`, (error as Error).message, `Command failed -:${n + 1}`],
+          cause: { failedLine: n + 1 },
+        });
+      }
+    }
+    this.state = next;
+  }
+
+  private applyLine(next: { links: NodeState["links"]; routes: NodeState["routes"]; rules: NodeState["rules"]; sysctls: NodeState["sysctls"] }, family: Family, line: string): void {
+    if (/[\n"'`;$]/.test(line)) fail(`unsafe characters in batch line: ${line}`);
+    const [object, verb, ...words] = line.split(" ");
+    if (object === "route") {
+      const route = parseRouteLine(family, words);
+      const key = routeKey(route);
+      const index = next.routes.findIndex((r) => routeKey(r) === key);
+      if (verb === "del") {
+        if (index < 0) fail("RTNETLINK answers: No such process");
+        next.routes = next.routes.filter((_, i) => i !== index);
+        return;
+      }
+      if (route.dev !== undefined && !next.links.some((l) => l.ifname === route.dev)) fail(`Cannot find device "${route.dev}"`);
+      if (route.gateway !== undefined && route.onlink !== true) {
+        const gw = parseIp(route.gateway);
+        const reachable = next.routes.some(
+          (r) =>
+            (r.table === route.table || r.table === 254) &&
+            r.gateway === undefined &&
+            r.dst !== "default" &&
+            gw !== undefined &&
+            prefixContainsIp(parsePrefix(r.dst) ?? fail("bad"), gw),
+        );
+        if (!reachable) fail("RTNETLINK answers: Network is unreachable");
+      }
+      if (verb === "add" && index >= 0) fail("RTNETLINK answers: File exists");
+      if (index >= 0) next.routes = next.routes.map((r, i) => (i === index ? route : r));
+      else next.routes = [...next.routes, route];
+      return;
+    }
+    if (object === "rule") {
+      const rule = parseRuleLine(family, words);
+      const key = ruleKey(rule);
+      const index = next.rules.findIndex((r) => ruleKey(r) === key);
+      if (verb === "del") {
+        if (index < 0) fail("RTNETLINK answers: No such file or directory");
+        next.rules = next.rules.filter((_, i) => i !== index);
+      } else {
+        if (index >= 0) fail("RTNETLINK answers: File exists");
+        next.rules = [...next.rules, rule].sort((a, b) => a.family - b.family || a.priority - b.priority);
+      }
+      return;
+    }
+    if (object === "link") {
+      if (verb === "add") {
+        const name = words[words.indexOf("name") + 1] as string;
+        const parent = words[words.indexOf("link") + 1] as string;
+        if (!next.links.some((l) => l.ifname === parent)) fail(`Cannot find device "${parent}"`);
+        const id = Number(words[words.indexOf("id") + 1]);
+        const ifindex = Math.max(0, ...next.links.map((l) => l.ifindex)) + 1;
+        next.links = [...next.links, { ifname: name, ifindex, up: false, kind: "vlan", link: parent, vlanId: id }];
+        next.sysctls = { ...next.sysctls, [`net/ipv4/conf/${name}/rp_filter`]: next.sysctls["net/ipv4/conf/default/rp_filter"] ?? "0" };
+      } else if (verb === "set") {
+        const name = words[0];
+        next.links = next.links.map((l) => (l.ifname === name ? { ...l, up: true } : l));
+      } else if (verb === "del") {
+        const name = words[0];
+        next.links = next.links.filter((l) => l.ifname !== name);
+        next.routes = next.routes.filter((r) => r.dev !== name);
+      }
+      return;
+    }
+    fail(`Object "${String(object)}" is unknown`);
+  }
+
+  async runNft(script: string): Promise<void> {
+    this.step("nft");
+    this.log.push({ tool: "nft -f", input: script });
+    if (this.faults.nft === true) throw new SymrouteError("kernel", "nft -f - failed (exit 1): Error: injected", { details: ["/dev/stdin:5:1-3: Error: injected"] });
+    const afterDelete = script.split("delete table inet symroute")[1] ?? "";
+    const keys = [...afterDelete.matchAll(/comment "([^"]*)"/g)].map((m) => m[1] as string);
+    this.setFirewall("nftables", keys);
+  }
+
+  async runIptablesRestore(family: Family, payload: string): Promise<void> {
+    this.step(`iptables${family}`);
+    this.log.push({ tool: `iptables-restore -${family}`, input: payload });
+    if (this.faults.iptables === true) throw new SymrouteError("kernel", "iptables-restore failed: line 3 failed (injected)");
+    const all = this.state.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
+    const mine = all.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2));
+    const isJump = (k: string): boolean => k.startsWith("symroute ");
+    let jumps = mine.filter(isJump);
+    let chains = mine.filter((k) => !isJump(k));
+    for (const line of payload.split("\n")) {
+      const key = /--comment "([^"]*)"/.exec(line)?.[1];
+      if (line.startsWith(":SYMROUTE-")) chains = []; // declaring a chain flushes it
+      else if (line.startsWith("-X SYMROUTE-") && jumps.length > 0 && !payload.includes("-D ")) fail("chain in use");
+      else if (key === undefined) continue;
+      else if (line.startsWith("-A ")) chains.push(key);
+      else if (line.startsWith("-I ")) {
+        if (jumps.includes(key)) fail("duplicate jump");
+        jumps.push(key);
+      } else if (line.startsWith("-D ")) {
+        if (!jumps.includes(key)) fail("iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?)");
+        jumps = jumps.filter((k) => k !== key);
+      }
+    }
+    const others = all.filter((k) => !k.startsWith(`${family}:`));
+    this.setFirewall("iptables", [...others, ...[...jumps, ...chains].map((k) => `${family}:${k}`)]);
+  }
+
+  private setFirewall(backend: FirewallBackend, ruleKeys: string[]): void {
+    this.state = {
+      ...this.state,
+      firewall: [...this.state.firewall.filter((f) => f.backend !== backend), { backend, ruleKeys }],
+    };
+  }
+
+  async writeSysctls(values: readonly (readonly [string, string])[]): Promise<void> {
+    this.step("sysctl");
+    for (const [name, value] of values) {
+      if (this.faults.sysctl === name) throw new SymrouteError("permission", `could not set ${name}: EACCES (injected)`);
+      if (!(name in this.state.sysctls)) throw new SymrouteError("kernel", `could not set ${name}: ENOENT`);
+      const sysctls: Record<string, string> = { ...this.state.sysctls, [name]: value };
+      const m = /^net\/ipv4\/conf\/default\/(.+)$/.exec(name);
+      if (m !== null) {
+        // As the kernel does: writing conf/default copies the value into every interface that never
+        // set its own.
+        for (const l of this.state.links) {
+          const n = `net/ipv4/conf/${l.ifname}/${m[1]}`;
+          if (n in sysctls && !this.explicit.has(n)) sysctls[n] = value;
+        }
+      } else {
+        this.explicit.add(name);
+      }
+      this.state = { ...this.state, sysctls };
+    }
+  }
+
+  async iptablesMangleExists(): Promise<boolean> {
+    return true;
+  }
+
+  async dropEmptyIptablesMangle(): Promise<void> {}
+
+  async availableFirewalls(): Promise<readonly FirewallBackend[]> {
+    return this.firewalls;
+  }
+}
+
+/** A small node like the article's: eth0 with the default route, ext0 without an address. */
+export function articleNode(): NodeState {
+  return {
+    links: [
+      { ifname: "lo", ifindex: 1, up: true },
+      { ifname: "eth0", ifindex: 2, up: true, kind: "veth" },
+      { ifname: "ext0", ifindex: 3, up: true, kind: "veth" },
+    ],
+    addresses: [
+      { ifname: "lo", family: 4, local: "127.0.0.1", prefixlen: 8 },
+      { ifname: "eth0", family: 4, local: "192.168.1.10", prefixlen: 24 },
+    ],
+    routes: [
+      { family: 4, table: 254, type: "unicast", dst: "default", gateway: "192.168.1.1", dev: "eth0", protocol: 3, scope: 0 },
+      { family: 4, table: 254, type: "unicast", dst: "192.168.1.0/24", dev: "eth0", protocol: 2, scope: 253, prefsrc: "192.168.1.10" },
+    ],
+    rules: [
+      { family: 4, priority: 0, action: "lookup", table: 255 },
+      { family: 4, priority: 32766, action: "lookup", table: 254 },
+      { family: 4, priority: 32767, action: "lookup", table: 253 },
+      { family: 6, priority: 0, action: "lookup", table: 255 },
+      { family: 6, priority: 32766, action: "lookup", table: 254 },
+    ],
+    sysctls: {
+      "net/ipv4/conf/all/rp_filter": "1",
+      "net/ipv4/conf/default/rp_filter": "0",
+      "net/ipv4/conf/lo/rp_filter": "0",
+      "net/ipv4/conf/eth0/rp_filter": "0",
+      "net/ipv4/conf/ext0/rp_filter": "0",
+      "net/ipv4/conf/all/arp_ignore": "0",
+      "net/ipv4/conf/all/arp_announce": "0",
+    },
+    firewall: [],
+    kubeProxy: { iptablesChains: true, nftablesTable: false, ipvsLink: false },
+  };
+}

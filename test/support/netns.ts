@@ -1,0 +1,124 @@
+// Fresh network namespaces for end-to-end tests: unique names, always torn down, and the node
+// dumps (ip -j, sysctls) that prove a round trip byte for byte.
+
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { TestContext } from "node:test";
+
+export const REPO = resolve(import.meta.dirname, "../..");
+export const CLI = join(REPO, "bin/symroute");
+let counter = 0;
+
+export interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export function run(argv: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Run {
+  const [file, ...args] = argv;
+  const r = spawnSync(file as string, args, {
+    input: options.input,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1", ...options.env },
+  });
+  return { code: r.status ?? 1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+export function must(argv: readonly string[], input?: string): string {
+  const r = run(argv, { input });
+  if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Why end-to-end tests cannot run here, or undefined when they can. */
+export function e2eUnavailable(): string | undefined {
+  if (process.platform !== "linux") return "needs Linux network namespaces";
+  if (process.getuid?.() !== 0) return "needs root to create network namespaces";
+  const r = run(["ip", "netns", "list"]);
+  if (r.code !== 0) return "needs iproute2 (ip netns)";
+  return undefined;
+}
+
+export interface Netns {
+  readonly name: string;
+  readonly peer: string;
+  readonly stateDir: string;
+  exec(argv: readonly string[], input?: string): Run;
+  symroute(args: readonly string[], input?: string): Run;
+  dump(): string;
+}
+
+/**
+ * A node namespace like the article's: eth0 192.168.1.10/24 with the default route via 192.168.1.1
+ * (the peer namespace holds the router end), ext0 without an address, rp_filter 1 on conf.all.
+ */
+export function createNode(t: TestContext, options: { dualStack?: boolean } = {}): Netns {
+  const id = `${process.pid}-${++counter}`;
+  const name = `sr-t-${id}`;
+  const peer = `sr-tp-${id}`;
+  const stateDir = mkdtempSync(join(tmpdir(), "symroute-test-"));
+  t.after(() => {
+    run(["ip", "netns", "del", name]);
+    run(["ip", "netns", "del", peer]);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  must(["ip", "netns", "add", name]);
+  must(["ip", "netns", "add", peer]);
+  // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
+  for (const ns of [name, peer]) {
+    must(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+  }
+  const batch = [
+    `link add eth0 netns ${name} type veth peer name r-eth0 netns ${peer}`,
+    `link add ext0 netns ${name} type veth peer name r-ext0 netns ${peer}`,
+  ];
+  must(["ip", "-batch", "-"], `${batch.join("\n")}\n`);
+  const node = [
+    "link set lo up",
+    "link set eth0 up",
+    "link set ext0 up",
+    "addr add 192.168.1.10/24 dev eth0",
+    ...(options.dualStack === true ? ["addr add 2001:db8:1::10/64 dev eth0 nodad"] : []),
+    "route add default via 192.168.1.1",
+    ...(options.dualStack === true ? ["route add default via 2001:db8:1::1 dev eth0"] : []),
+  ];
+  must(["ip", "-n", name, "-batch", "-"], `${node.join("\n")}\n`);
+  must(["ip", "-n", peer, "-batch", "-"], "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n");
+  must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+  const exec = (argv: readonly string[], input?: string): Run => run(["ip", "netns", "exec", name, ...argv], { input });
+  return {
+    name,
+    peer,
+    stateDir,
+    exec,
+    symroute: (args, input) => exec([process.execPath, CLI, ...args, "--state-dir", stateDir], input),
+    dump: () => dumpNamespace(name),
+  };
+}
+
+/** Everything a round trip must leave as it found it. */
+export function dumpNamespace(name: string): string {
+  const parts = [
+    ["ip", "-j", "-d", "link", "show"],
+    ["ip", "-j", "-d", "addr", "show"],
+    ["ip", "-j", "-d", "-4", "route", "show", "table", "all"],
+    ["ip", "-j", "-d", "-6", "route", "show", "table", "all"],
+    ["ip", "-j", "-4", "rule", "show"],
+    ["ip", "-j", "-6", "rule", "show"],
+    ["nft", "list", "ruleset"],
+    ["iptables-save", "-t", "mangle"],
+    ["ip6tables-save", "-t", "mangle"],
+  ].map((argv) => {
+    const out = run(["ip", "netns", "exec", name, ...argv]).stdout;
+    // Counters and generation comments change with traffic, not with configuration.
+    return `## ${argv.join(" ")}\n${out.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
+  });
+  const sysctls = run(["ip", "netns", "exec", name, "sysctl", "-a"]).stdout
+    .split("\n")
+    .filter((l) => /\.(rp_filter|arp_ignore|arp_announce) =/.test(l))
+    .join("\n");
+  return `${parts.join("\n")}\n## sysctl\n${sysctls}\n`;
+}
