@@ -17,7 +17,8 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Characters that must never be printed raw: controls, format (RTL marks, zero-width), separators, combining. */
 const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{M}]|[^\P{Z} ]/gu;
 
-function escapeUnprintable(text: string): string {
+/** `text` with every unprintable character as \\uXXXX: safe on a terminal and in a log line. */
+export function escapeUnprintable(text: string): string {
   return text.replace(UNPRINTABLE, (ch) => {
     const code = ch.codePointAt(0) ?? 0;
     return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, "0")}`;
@@ -67,6 +68,8 @@ export function formatConfigIssues(fileName: string, issues: readonly ConfigIssu
   return issues.map((issue) => {
     const where = issue.line === undefined ? file : `${file}:${issue.line}:${issue.col ?? 1}`;
     const path = formatPath(issue.path);
-    return path === "" ? `${where}: ${issue.message}` : `${where} ${path}: ${issue.message}`;
+    // Messages quote user values already; escaping again is the safety net for any that do not.
+    const message = escapeUnprintable(issue.message);
+    return path === "" ? `${where}: ${message}` : `${where} ${path}: ${message}`;
   });
 }

@@ -15,12 +15,13 @@ import {
   parseDocument,
 } from "yaml";
 import type { ConfigIssue, ConfigPath } from "./issues.ts";
-import { UnsupportedValue, describe, quoteString } from "./issues.ts";
+import { UnsupportedValue, describe, escapeUnprintable, quoteString } from "./issues.ts";
 import { type ConfigResult, type PendingIssue, validatePending } from "./validate.ts";
 
 /** Bounds on what a configuration document may expand to (aliases can multiply a small text). */
 const MAX_NODES = 100_000;
 const MAX_DEPTH = 64;
+const MAX_YAML_ISSUES = 10;
 
 interface Located {
   readonly value?: number;
@@ -116,8 +117,10 @@ function keyTextAt(text: string, offset: number): string {
 
 /** The first line of a yaml error, without the library's source excerpt. */
 function shortMessage(message: string): string {
-  const first = message.split("\n")[0] ?? message;
-  return first.replace(/ at line \d+, column \d+:?$/, "");
+  const first = (message.split("\n")[0] ?? message).replace(/ at line \d+, column \d+:?$/, "");
+  // yaml quotes source text in some messages: escape it like every other user value, and cap it.
+  const capped = first.length > 200 ? `${first.slice(0, 200)}...` : first;
+  return escapeUnprintable(capped);
 }
 
 export function parseConfigText(text: string): ConfigResult {
@@ -143,7 +146,8 @@ export function parseConfigText(text: string): ConfigResult {
     };
   }
 
-  const yamlIssues: ConfigIssue[] = [...doc.errors, ...doc.warnings].map((e) => ({
+  const yamlProblems = [...doc.errors, ...doc.warnings].sort((a, b) => a.pos[0] - b.pos[0]);
+  const yamlIssues: ConfigIssue[] = yamlProblems.slice(0, MAX_YAML_ISSUES).map((e) => ({
     path: [],
     message:
       e.code === "DUPLICATE_KEY"
@@ -153,6 +157,16 @@ export function parseConfigText(text: string): ConfigResult {
           : `YAML: ${shortMessage(e.message)}`,
     ...at(e.pos[0]),
   }));
+  const rest = yamlProblems[MAX_YAML_ISSUES];
+  if (rest !== undefined) {
+    // One slip (a missing bracket) cascades into an error per token: the first ones are the news.
+    const more = yamlProblems.length - MAX_YAML_ISSUES;
+    yamlIssues.push({
+      path: [],
+      message: `YAML: ${more} more problem(s) from here on, likely caused by the ones above`,
+      ...at(rest.pos[0]),
+    });
+  }
   if (yamlIssues.length > 0) return { ok: false, issues: sortIssues(yamlIssues) };
 
   const converter = new Converter(doc);

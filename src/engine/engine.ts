@@ -328,7 +328,11 @@ export function describeChange(change: Change): string {
       return change.action === "delete"
         ? `firewall ${change.backend}: remove symroute's rules (${change.rules})`
         : `firewall ${change.backend}: replace symroute's rules (${change.rules} rules)`;
-    default:
-      return changeLines(change).join("; ");
+    case "link":
+      return changeLines(change).map((l) => `ip ${l}`).join("; ");
+    case "route":
+      return `ip${change.route.family === 6 ? " -6" : ""} ${changeLines(change).join("; ")}`;
+    case "rule":
+      return `ip${change.rule.family === 6 ? " -6" : ""} ${changeLines(change).join("; ")}`;
   }
 }

@@ -75,21 +75,38 @@ interface FamilyContext {
   readonly gateway: string | undefined;
 }
 
+/** What classification needs from the node, indexed once (thousands of networks share it). */
+interface NodeFacts {
+  readonly subnets: ReadonlyMap<string, readonly Prefix[]>;
+  readonly mainDefaults: ReadonlyMap<Family, readonly Route[]>;
+}
+
+function nodeFacts(node: NodeState): NodeFacts {
+  const subnets = new Map<string, Prefix[]>();
+  for (const a of node.addresses) {
+    const p = parsePrefix(`${a.local}/${a.prefixlen}`);
+    if (p === undefined) continue;
+    const key = `${a.family}|${a.ifname}`;
+    subnets.set(key, [...(subnets.get(key) ?? []), p]);
+  }
+  const mainDefaults = new Map<Family, Route[]>();
+  for (const r of node.routes) {
+    if (r.table !== TABLE_MAIN || r.dst !== "default" || r.type !== "unicast") continue;
+    mainDefaults.set(r.family, [...(mainDefaults.get(r.family) ?? []), r]);
+  }
+  return { subnets, mainDefaults };
+}
+
 function classify(
   ctx: FamilyContext,
-  node: NodeState,
+  facts: NodeFacts,
   kubeProxyMode: Exclude<KubeProxyMode, "auto">,
 ): { method: ResolvedMethod; case: CaseName; reason: string } {
   const { network, family, pools, gateway } = ctx;
-  const poolText = pools.map(formatCidr).join(", ");
-  const connected = node.addresses
-    .filter((a) => a.family === family && a.ifname === network.interface)
-    .map((a) => parsePrefix(`${a.local}/${a.prefixlen}`))
-    .filter((p): p is Prefix => p !== undefined);
+  const poolText = pools.map(formatPrefixText).join(", ");
+  const connected = facts.subnets.get(`${family}|${network.interface}`) ?? [];
   const onNodeSubnet = pools.every((pool) => connected.some((subnet) => prefixContains(subnet, pool)));
-  const mainDefaults = node.routes.filter(
-    (r) => r.family === family && r.table === TABLE_MAIN && r.dst === "default" && r.type === "unicast",
-  );
+  const mainDefaults = facts.mainDefaults.get(family) ?? [];
   const caseOf = (method: ResolvedMethod): CaseName =>
     method === "none"
       ? "nothing-to-do"
@@ -209,8 +226,9 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const warnings: string[] = [];
   const vlans: VlanSpec[] = [];
 
+  const linksByName = new Map(node.links.map((l) => [l.ifname, l]));
   for (const network of config.networks) {
-    const link = node.links.find((l) => l.ifname === network.interface);
+    const link = linksByName.get(network.interface);
     if (network.vlan !== undefined) {
       if (link === undefined) {
         if (!linkNames.has(network.vlan.parent)) {
@@ -251,6 +269,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     allocator.claim(tableOk ? a.table : undefined, markOk ? a.mark : undefined);
   }
 
+  const facts = nodeFacts(node);
   const decisions: NetworkDecision[] = [];
   const routes: Route[] = [];
   const rules: Rule[] = [];
@@ -266,7 +285,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     const contexts: FamilyContext[] = ([4, 6] as const)
       .map((family) => ({ network, family, pools: prefixesOf(network, family), gateway: network.gateways[family] }))
       .filter((c) => c.pools.length > 0);
-    const classified = contexts.map((c) => ({ ctx: c, ...classify(c, node, input.kubeProxyMode) }));
+    const classified = contexts.map((c) => ({ ctx: c, ...classify(c, facts, input.kubeProxyMode) }));
     const needsTable = classified.some((c) => c.method === "source" || c.method === "connmark");
     const needsMark = classified.some((c) => c.method === "connmark");
     const saved = savedAllocations[network.name];

@@ -199,6 +199,9 @@ function nextCandidate(set: Uint32Array, from: number, n: number): number {
   }
 }
 
+/** Mark sets matched by the current packet, reused between walks. */
+const markScratch: Uint32Array[] = [];
+
 function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
   const f = index.filter;
   const out = f.scratch;
@@ -207,13 +210,15 @@ function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
   const iifSet = f.byIif.get(flow.iif);
   const oifSet = flow.oif === undefined ? undefined : f.byOif.get(flow.oif);
   const groups = f.markGroups;
+  let marks = 0;
+  for (let g = 0; g < groups.length; g++) {
+    const group = groups[g] as { mask: number; byValue: Map<number, Uint32Array> };
+    const set = group.byValue.get((flow.mark & group.mask) >>> 0);
+    if (set !== undefined) markScratch[marks++] = set;
+  }
   for (let w = 0; w < f.words; w++) {
     let mark = f.noMark[w] as number;
-    for (let g = 0; g < groups.length; g++) {
-      const group = groups[g] as { mask: number; byValue: Map<number, Uint32Array> };
-      const set = group.byValue.get((flow.mark & group.mask) >>> 0);
-      if (set !== undefined) mark |= set[w] as number;
-    }
+    for (let g = 0; g < marks; g++) mark |= (markScratch[g] as Uint32Array)[w] as number;
     const iif = (f.noIif[w] as number) | (iifSet === undefined ? 0 : (iifSet[w] as number));
     const oif = (f.noOif[w] as number) | (oifSet === undefined ? 0 : (oifSet[w] as number));
     out[w] = (fromSet[w] as number) & (toSet[w] as number) & mark & iif & oif;

@@ -5,12 +5,7 @@ import fc from "fast-check";
 import { formatIp, formatPrefix, maskOf, parsePrefix, type Family } from "../../src/model/address.ts";
 import type { Config, Method, NetworkConfig } from "../../src/model/config.ts";
 import { KNOWN_MARK_OWNERS, popcount } from "../../src/model/marks.ts";
-import {
-  FIREWALLS,
-  KUBE_PROXY_MODES,
-  METHODS,
-  REGISTERED_ROUTE_PROTOCOLS,
-} from "../../src/config/fields.ts";
+import { FIREWALLS, KUBE_PROXY_MODES, METHODS, REGISTERED_ROUTE_PROTOCOLS } from "../../src/config/fields.ts";
 
 const MAX_NETWORKS = 4;
 const MAX_POOLS = 3;
@@ -19,7 +14,10 @@ const MAX_POOLS = 3;
 function prefixIn(family: Family, base: bigint, baseLen: number): fc.Arbitrary<string> {
   const bits = family === 4 ? 32 : 128;
   return fc
-    .record({ len: fc.integer({ min: baseLen, max: bits }), rest: fc.bigInt({ min: 0n, max: (1n << BigInt(bits - baseLen)) - 1n }) })
+    .record({
+      len: fc.integer({ min: baseLen, max: bits }),
+      rest: fc.bigInt({ min: 0n, max: (1n << BigInt(bits - baseLen)) - 1n }),
+    })
     .map(({ len, rest }) => formatPrefix({ family, value: (base | rest) & maskOf(family, len), len }));
 }
 
@@ -49,9 +47,15 @@ const IF_FIRST = [...LOWER_ALNUM, ..."ABCDEFGHIJKLMNOPQRSTUVWXYZ_"];
 export const networkName = fc
   .tuple(
     fc.constantFrom(...LOWER_ALNUM),
-    fc.option(fc.tuple(fc.array(fc.constantFrom(...LOWER_ALNUM, "-"), { maxLength: 12 }), fc.constantFrom(...LOWER_ALNUM)), {
-      nil: undefined,
-    }),
+    fc.option(
+      fc.tuple(
+        fc.array(fc.constantFrom(...LOWER_ALNUM, "-"), { maxLength: 12 }),
+        fc.constantFrom(...LOWER_ALNUM),
+      ),
+      {
+        nil: undefined,
+      },
+    ),
   )
   .map(([first, rest]) => (rest === undefined ? first : `${first}${rest[0].join("")}${rest[1]}`));
 
@@ -60,7 +64,13 @@ export const interfaceName = fc
   .tuple(fc.constantFrom(...IF_FIRST), fc.array(fc.constantFrom(...IF_FIRST, ".", "-"), { maxLength: 14 }))
   .map(([first, rest]) => `${first}${rest.join("")}`);
 
-function network(i: number, name: string, ifname: string, parent: string, table: number): fc.Arbitrary<NetworkConfig> {
+function network(
+  i: number,
+  name: string,
+  ifname: string,
+  parent: string,
+  table: number,
+): fc.Arbitrary<NetworkConfig> {
   return fc
     .record({
       families: fc.constantFrom<Family[]>([4], [6], [4, 6]),
@@ -82,7 +92,16 @@ function network(i: number, name: string, ifname: string, parent: string, table:
         // At least one pool per family chosen, so a gateway always has a pool of its family.
         families.forEach((family, k) => {
           if (!addresses.some((a) => parsePrefix(a)?.family === family)) {
-            addresses.push(formatPrefix({ family, value: (family === 4 ? 10n << 24n : 0x20010db8n << 96n) | (BigInt(i * MAX_POOLS + 2) << (family === 4 ? 16n : 80n)) | BigInt(k + 1), len: family === 4 ? 32 : 128 }));
+            addresses.push(
+              formatPrefix({
+                family,
+                value:
+                  (family === 4 ? 10n << 24n : 0x20010db8n << 96n) |
+                  (BigInt(i * MAX_POOLS + 2) << (family === 4 ? 16n : 80n)) |
+                  BigInt(k + 1),
+                len: family === 4 ? 32 : 128,
+              }),
+            );
           }
         });
         const gateways: Partial<Record<Family, string>> = {};
@@ -108,11 +127,17 @@ const ownerNames = Object.keys(KNOWN_MARK_OWNERS);
 export const validConfig: fc.Arbitrary<Config> = fc
   .record({
     names: fc.uniqueArray(networkName, { minLength: 0, maxLength: MAX_NETWORKS }),
-    ifnames: fc.uniqueArray(interfaceName.filter((s) => s !== "." && s !== ".." && !s.startsWith("-")), {
-      minLength: MAX_NETWORKS * 2,
-      maxLength: MAX_NETWORKS * 2,
+    ifnames: fc.uniqueArray(
+      interfaceName.filter((s) => s !== "." && s !== ".." && !s.startsWith("-")),
+      {
+        minLength: MAX_NETWORKS * 2,
+        maxLength: MAX_NETWORKS * 2,
+      },
+    ),
+    tables: fc.uniqueArray(fc.integer({ min: 256, max: 100_000 }), {
+      minLength: MAX_NETWORKS,
+      maxLength: MAX_NETWORKS,
     }),
-    tables: fc.uniqueArray(fc.integer({ min: 256, max: 100_000 }), { minLength: MAX_NETWORKS, maxLength: MAX_NETWORKS }),
   })
   .chain(({ names, ifnames, tables }) =>
     fc.record({
@@ -127,10 +152,12 @@ export const validConfig: fc.Arbitrary<Config> = fc
       rulePriorities: fc
         .tuple(fc.integer({ min: 1, max: 32765 }), fc.integer({ min: 1, max: 32765 }))
         .map(([a, b]) => ({ from: Math.min(a, b), to: Math.max(a, b) })),
-      tables: fc.oneof(
-        fc.tuple(fc.integer({ min: 1, max: 248 }), fc.integer({ min: 4, max: 252 })),
-        fc.tuple(fc.integer({ min: 256, max: 4294967291 }), fc.integer({ min: 4, max: 4294967295 })),
-      ).map(([from, size]) => ({ from, to: Math.min(from + size, from < 253 ? 252 : 4294967295) })),
+      tables: fc
+        .oneof(
+          fc.tuple(fc.integer({ min: 1, max: 248 }), fc.integer({ min: 4, max: 252 })),
+          fc.tuple(fc.integer({ min: 256, max: 4294967291 }), fc.integer({ min: 4, max: 4294967295 })),
+        )
+        .map(([from, size]) => ({ from, to: Math.min(from + size, from < 253 ? 252 : 4294967295) })),
       marks: fc
         .record({ avoid: fc.subarray(ownerNames), mask: fc.integer({ min: 1, max: 0xffffffff }) })
         .map(({ avoid, mask }) => {
@@ -139,11 +166,20 @@ export const validConfig: fc.Arbitrary<Config> = fc
           if (popcount(clear) < 3) clear = (clear | 0x7) >>> 0;
           return { mask: clear, avoid };
         }),
-      routeProtocol: fc.integer({ min: 5, max: 255 }).filter((p) => REGISTERED_ROUTE_PROTOCOLS[p] === undefined),
+      routeProtocol: fc
+        .integer({ min: 5, max: 255 })
+        .filter((p) => REGISTERED_ROUTE_PROTOCOLS[p] === undefined),
       stateDir: fc.option(
-        fc.array(fc.array(fc.constantFrom(...LOWER_ALNUM, "_", "-"), { minLength: 1, maxLength: 8 }).map((cs) => cs.join("")), {
-          maxLength: 4,
-        }).map((parts) => `/${parts.join("/")}`),
+        fc
+          .array(
+            fc
+              .array(fc.constantFrom(...LOWER_ALNUM, "_", "-"), { minLength: 1, maxLength: 8 })
+              .map((cs) => cs.join("")),
+            {
+              maxLength: 4,
+            },
+          )
+          .map((parts) => `/${parts.join("/")}`),
         { nil: undefined },
       ),
     }),
@@ -155,11 +191,13 @@ export function respell(text: string, variant: number, isGateway = false): strin
   const prefix = parsePrefix(text);
   if (prefix === undefined) return text;
   const full = prefix.family === 4 ? 32 : 128;
-  const withLength = !isGateway && variant % 2 === 0 && prefix.len === full && !text.includes("/") ? `${text}/${full}` : text;
+  const withLength =
+    !isGateway && variant % 2 === 0 && prefix.len === full && !text.includes("/") ? `${text}/${full}` : text;
   if (prefix.family === 6 && variant % 3 === 0) {
     // Fully expanded, upper case: 2001:0DB8:0000:...
     const words: string[] = [];
-    for (let k = 7; k >= 0; k--) words.push(((prefix.value >> BigInt(k * 16)) & 0xffffn).toString(16).padStart(4, "0"));
+    for (let k = 7; k >= 0; k--)
+      words.push(((prefix.value >> BigInt(k * 16)) & 0xffffn).toString(16).padStart(4, "0"));
     const addr = words.join(":").toUpperCase();
     return withLength.includes("/") ? `${addr}/${withLength.split("/")[1]}` : addr;
   }

@@ -22,7 +22,8 @@ for (const name of readdirSync(casesDir).sort()) {
     const expectedFile = join(dir, "expected.json");
     if (update || !existsSync(expectedFile)) {
       writeFileSync(expectedFile, `${JSON.stringify(actual, null, 2)}\n`);
-      if (!update) assert.fail(`${name}: expected.json was missing; written from the current output, review it`);
+      if (!update)
+        assert.fail(`${name}: expected.json was missing; written from the current output, review it`);
       return;
     }
     const expected: unknown = JSON.parse(readFileSync(expectedFile, "utf8"));

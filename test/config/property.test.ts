@@ -4,7 +4,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { stringify } from "yaml";
-import { configToDocument, configToYaml, parseConfigText, validateConfigObject } from "../../src/config/index.ts";
+import {
+  configToDocument,
+  configToYaml,
+  parseConfigText,
+  validateConfigObject,
+} from "../../src/config/index.ts";
 import { respell, validConfig } from "./arbitraries.ts";
 
 const runs = Number(process.env["SYMROUTE_FUZZ_RUNS"] ?? "300");
@@ -41,13 +46,17 @@ test("a valid config as JSON text and as an object validates to the same Config"
 test("other spellings of prefixes and gateways canonicalise to the same Config", () => {
   fc.assert(
     fc.property(validConfig, fc.nat(), (config, variant) => {
-      const document = configToDocument(config) as { podCIDRs: string[]; networks: Record<string, unknown>[] };
+      const document = configToDocument(config) as {
+        podCIDRs: string[];
+        networks: Record<string, unknown>[];
+      };
       document.podCIDRs = document.podCIDRs.map((p, i) => respell(p, variant + i));
       for (const [k, n] of document.networks.entries()) {
         n["addresses"] = (n["addresses"] as string[]).map((a, i) => respell(a, variant + k + i));
         const gw = n["gateway"];
         // The list form with one element is the same as the single address.
-        if (typeof gw === "string") n["gateway"] = variant % 2 === 0 ? [respell(gw, variant + 1, true)] : respell(gw, variant, true);
+        if (typeof gw === "string")
+          n["gateway"] = variant % 2 === 0 ? [respell(gw, variant + 1, true)] : respell(gw, variant, true);
         else if (Array.isArray(gw)) n["gateway"] = (gw as string[]).map((g) => respell(g, variant, true));
       }
       const result = parseConfigText(stringify(document));

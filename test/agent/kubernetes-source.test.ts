@@ -1,0 +1,233 @@
+// The Kubernetes source against a local fake API server (no kube-apiserver on these machines):
+// list + watch, addresses that follow the MetalLB pools, per-node status through the status
+// subresource, a 410 Gone relist, and an outage during which the last good configuration stays.
+
+import { strict as assert } from "node:assert";
+import { after, before, describe, it } from "node:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import { startAgent, type Agent } from "../../src/agent/agent.ts";
+import { systemClock } from "../../src/agent/clock.ts";
+import { createKubernetesSource } from "../../src/agent/kubernetes/source.ts";
+import { createLogger } from "../../src/agent/logger.ts";
+import { createMetrics } from "../../src/agent/metrics.ts";
+import type { ApplyReport, Engine } from "../../src/engine/engine.ts";
+import type { Config } from "../../src/model/config.ts";
+import { FakeApiServer } from "./support/fake-apiserver.ts";
+import { pollUntil } from "./support/agent-process.ts";
+import { Writable } from "node:stream";
+
+const NETWORKS = "/apis/symroute.io/v1alpha1/symroutenetworks";
+const POOLS = "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools";
+const L2ADS = "/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements";
+const NODES = "/api/v1/nodes";
+
+/** An engine that records the configurations it is asked to converge to. */
+function recordingEngine(): Engine & { applied: Config[] } {
+  const applied: Config[] = [];
+  const report = (config: Config): ApplyReport =>
+    ({
+      networks: config.networks.map((n) => ({ name: n.name, family: 4, pools: n.addresses, interface: n.interface, case: "c", method: "connmark", reason: "test engine" })),
+      changes: [],
+      conflicts: [],
+      warnings: [],
+      inSync: true,
+      firewall: undefined,
+      kubeProxyMode: undefined,
+      ownedObjects: 0,
+      payloads: {},
+      applied: false,
+    }) as unknown as ApplyReport;
+  return {
+    applied,
+    plan: async (config) => report(config),
+    apply: async (config) => {
+      applied.push(config);
+      return report(config);
+    },
+    remove: async () => report({ networks: [] } as unknown as Config),
+  };
+}
+
+const addressesOf = (config: Config | undefined, name: string): readonly string[] | undefined =>
+  config?.networks.find((n) => n.name === name)?.addresses;
+
+describe("Kubernetes source against a fake API server", () => {
+  const server = new FakeApiServer()
+    .collection(NETWORKS, [
+      {
+        metadata: { name: "public", generation: 1 },
+        spec: { pools: { names: ["ext-pool"] }, interface: "ext0", gateway: ["1.2.3.1"] },
+      },
+      { metadata: { name: "elsewhere", generation: 1 }, spec: { nodeSelector: { matchLabels: { zone: "b" } }, addresses: ["198.51.100.0/24"], interface: "eth1" } },
+      { metadata: { name: "typo", generation: 2 }, spec: { pools: { names: ["no-such-pool"] }, interface: "ext0" } },
+    ])
+    .collection(POOLS, [{ metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.0/24"] } }])
+    .collection(L2ADS, [{ metadata: { name: "all", namespace: "metallb-system" }, spec: {} }])
+    .collection(NODES, [
+      { metadata: { name: "node-a", labels: { zone: "a" } } },
+      { metadata: { name: "node-b", labels: { zone: "b" } } },
+    ]);
+  const engine = recordingEngine();
+  const logLines: string[] = [];
+  let agent: Agent;
+  const latest = (): Config | undefined => engine.applied.at(-1);
+
+  before(async () => {
+    await server.start();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: "fake", server: server.url, skipTLSVerify: true }],
+      users: [{ name: "agent", token: "test-token" }],
+      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
+      currentContext: "fake",
+    });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logLines.push(...chunk.toString("utf8").split("\n").filter((l) => l !== ""));
+        done();
+      },
+    });
+    agent = await startAgent({
+      engine,
+      logger: createLogger("debug", sink),
+      metrics: createMetrics(),
+      kernelEvents: false,
+      debounceMs: 20,
+      resyncMs: 200,
+      lockName: `symroute-agent-test-${process.pid}`,
+      kubernetes: {
+        nodeName: "node-a",
+        createSource: (callbacks) =>
+          createKubernetesSource({ kubeConfig, nodeName: "node-a", metallbNamespace: "metallb-system", clock: systemClock, ...callbacks }),
+      },
+    });
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await server.stop();
+  });
+
+  it("converges to the networks selected for this node, with the pool's addresses", async () => {
+    await pollUntil("the first apply", () => (addressesOf(latest(), "public") !== undefined ? true : undefined), 10_000);
+    assert.deepEqual(addressesOf(latest(), "public"), ["1.2.3.0/24"]);
+    assert.equal(addressesOf(latest(), "elsewhere"), undefined, "not selected for node-a");
+    assert.equal(addressesOf(latest(), "typo"), undefined, "refused");
+    assert.deepEqual(agent.readiness(), { ready: true, reason: "converged" });
+    const auth = server.requests.find((r) => r.path === NETWORKS);
+    assert.ok(auth);
+  });
+
+  it("writes this node's status on each network: converged, or why not", async () => {
+    const status = (name: string) =>
+      (server.get(NETWORKS, name)?.status as { nodes?: Record<string, { converged: boolean; reason: string; message: string; observedGeneration?: number }> } | undefined)?.nodes?.["node-a"];
+    const ok = await pollUntil("status of public", () => status("public"), 10_000);
+    assert.equal(ok.converged, true);
+    assert.equal(ok.reason, "Converged");
+    assert.equal(ok.observedGeneration, 1);
+    const bad = await pollUntil("status of typo", () => status("typo"), 10_000);
+    assert.equal(bad.converged, false);
+    assert.equal(bad.reason, "PoolNotFound");
+    assert.match(bad.message, /"no-such-pool"/);
+    assert.equal(status("elsewhere"), undefined, "no status where the network does not apply");
+    // Nodes patch their own key only (a merge patch), so they never overwrite each other.
+    const patches = server.requests.filter((r) => r.method === "PATCH");
+    for (const p of patches) {
+      assert.deepEqual(Object.keys((p.body as { status: { nodes: object } }).status.nodes), ["node-a"]);
+    }
+    // Steady state: no status rewrites while nothing changes.
+    const count = patches.length;
+    const applies = engine.applied.length;
+    await pollUntil("two more resyncs", () => (engine.applied.length >= applies + 2 ? true : undefined), 5_000);
+    assert.equal(server.requests.filter((r) => r.method === "PATCH").length, count);
+  });
+
+  it("follows the pool: a changed IPAddressPool changes the network's addresses (watch)", async () => {
+    server.upsert(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.0/25", "1.2.3.200-1.2.3.203"] } });
+    await pollUntil("the new addresses", () =>
+      JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.0/25", "1.2.3.200/30"]) ? true : undefined,
+    );
+  });
+
+  it("relists after 410 Gone and sees what changed meanwhile", async () => {
+    const listsBefore = server.listCount(POOLS);
+    server.compact();
+    server.upsertSilently(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.64/26"] } });
+    await pollUntil("the relisted addresses", () =>
+      JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.64/26"]) ? true : undefined,
+    );
+    assert.ok(server.listCount(POOLS) > listsBefore, "the informer listed again");
+  });
+
+  it("keeps the last good configuration and routing through an API outage, and catches up after", async () => {
+    await server.stop();
+    const appliesAtOutage = engine.applied.length;
+    await pollUntil("resyncs during the outage", () => (engine.applied.length >= appliesAtOutage + 3 ? true : undefined), 10_000);
+    for (const config of engine.applied.slice(appliesAtOutage)) {
+      assert.deepEqual(addressesOf(config, "public"), ["1.2.3.64/26"], "the cluster's networks stay in force");
+    }
+    assert.equal(agent.readiness().ready, true, "routing is converged; the API being away is not the node's fault");
+    assert.ok(logLines.some((l) => l.includes("Kubernetes API error")), "the outage is logged");
+    assert.ok((await agent.metrics.registry.getSingleMetricAsString("symroute_source_errors_total")).includes('source="kubernetes"'));
+
+    server.upsertSilently(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.128/26"] } });
+    await server.start();
+    await pollUntil(
+      "the change made during the outage",
+      () => (JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.128/26"]) ? true : undefined),
+      40_000,
+    );
+  });
+
+  it("a network removed from the cluster is removed from the node's configuration", async () => {
+    server.remove(NETWORKS, "public");
+    await pollUntil("public to go", () => (latest() !== undefined && addressesOf(latest(), "public") === undefined ? true : undefined));
+  });
+});
+
+describe("Kubernetes source: API server unreachable at start", () => {
+  it("does not converge (which would remove the cluster's networks) until the first list", async () => {
+    const server = new FakeApiServer()
+      .collection(NETWORKS, [{ metadata: { name: "public" }, spec: { addresses: ["1.2.3.0/24"], interface: "ext0", gateway: ["1.2.3.1"] } }])
+      .collection(POOLS)
+      .collection(L2ADS)
+      .collection(NODES, [{ metadata: { name: "node-a" } }]);
+    await server.start();
+    const port = server.port;
+    await server.stop();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: "fake", server: `http://127.0.0.1:${port}` }],
+      users: [{ name: "agent" }],
+      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
+      currentContext: "fake",
+    });
+    const engine = recordingEngine();
+    const agent = await startAgent({
+      engine,
+      logger: createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
+      metrics: createMetrics(),
+      kernelEvents: false,
+      debounceMs: 20,
+      resyncMs: 100,
+      lockName: `symroute-agent-test2-${process.pid}`,
+      kubernetes: {
+        nodeName: "node-a",
+        createSource: (callbacks) =>
+          createKubernetesSource({ kubeConfig, nodeName: "node-a", metallbNamespace: "metallb-system", clock: systemClock, ...callbacks }),
+      },
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(engine.applied.length, 0);
+      assert.equal(agent.readiness().ready, false);
+      assert.match(agent.readiness().reason, /waiting for the first list/);
+      await server.start();
+      await pollUntil("the first apply", () => (addressesOf(engine.applied.at(-1), "public") !== undefined ? true : undefined), 40_000);
+      assert.equal(agent.readiness().ready, true);
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
+  });
+});
