@@ -53,9 +53,9 @@ for (const file of files) {
   }
   const text = readFileSync(file, "utf8");
   const isPure = (PURE as readonly string[]).includes(layer);
-  const specifiers = [...text.matchAll(/(?:import|export)\s[^;]*?from\s+"([^"]+)"|import\(\s*"([^"]+)"\s*\)/g)].map(
-    (m) => m[1] ?? m[2] ?? "",
-  );
+  const specifiers = [
+    ...text.matchAll(/(?:import|export)\s[^;]*?from\s+"([^"]+)"|import\(\s*"([^"]+)"\s*\)/g),
+  ].map((m) => m[1] ?? m[2] ?? "");
   for (const spec of specifiers) {
     if (spec.startsWith(".")) {
       const target = resolve(dirname(file), spec);

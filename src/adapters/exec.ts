@@ -47,7 +47,8 @@ export const runTool: ToolRunner = (file, args, options = {}) =>
         reject(
           new SymrouteError("dependency", `required tool "${file}" is not installed`, {
             cause: error,
-            hint: pkg === undefined ? undefined : `install the Debian package ${pkg} (apt-get install ${pkg})`,
+            hint:
+              pkg === undefined ? undefined : `install the Debian package ${pkg} (apt-get install ${pkg})`,
           }),
         );
       } else {
@@ -72,7 +73,12 @@ export const runTool: ToolRunner = (file, args, options = {}) =>
     child.stdin.end(options.input ?? "");
   });
 
-const PERMISSION_PATTERNS = [/Operation not permitted/i, /Permission denied/i, /must be root/i, /you must be root/i];
+const PERMISSION_PATTERNS = [
+  /Operation not permitted/i,
+  /Permission denied/i,
+  /must be root/i,
+  /you must be root/i,
+];
 
 /** A failed tool run as a SymrouteError; permission problems get their own kind and hint. */
 export function toolError(file: string, args: readonly string[], result: ToolResult): SymrouteError {

@@ -2,7 +2,15 @@
 // they can be tested on recorded dumps.
 
 import { canonicalPrefix, formatIp, parseIp, type Family } from "../model/address.ts";
-import type { InterfaceAddress, Link, PortRange, Route, RouteType, Rule, RuleAction } from "../model/state.ts";
+import type {
+  InterfaceAddress,
+  Link,
+  PortRange,
+  Route,
+  RouteType,
+  Rule,
+  RuleAction,
+} from "../model/state.ts";
 
 type Json = Record<string, unknown>;
 
@@ -28,7 +36,14 @@ const RULE_ACTIONS: Readonly<Record<string, RuleAction>> = {
   prohibit: "prohibit",
 };
 
-const SCOPES: Readonly<Record<string, number>> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+const SCOPES: Readonly<Record<string, number>> = {
+  global: 0,
+  universe: 0,
+  site: 200,
+  link: 253,
+  host: 254,
+  nowhere: 255,
+};
 
 function num(value: unknown): number | undefined {
   if (typeof value === "number") return value;

@@ -53,15 +53,22 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const readNftOwned = async (): Promise<OwnedFirewall | undefined> => {
     const result = await run("nft", ["-j", "list", "table", "inet", NFT_TABLE], { allowFailure: true });
     if (result.code !== 0) {
-      if (/No such file or directory|does not exist/i.test(result.stderr)) return { backend: "nftables", ruleKeys: [] };
-      if (/Operation not permitted|Permission denied/i.test(result.stderr)) throw toolError("nft", ["-j", "list", "table"], result);
+      if (/No such file or directory|does not exist/i.test(result.stderr))
+        return { backend: "nftables", ruleKeys: [] };
+      if (/Operation not permitted|Permission denied/i.test(result.stderr))
+        throw toolError("nft", ["-j", "list", "table"], result);
       return undefined;
     }
     const doc = JSON.parse(result.stdout) as { nftables?: Json[] };
     const ruleKeys: string[] = [];
     for (const item of doc.nftables ?? []) {
       const rule = item["rule"] as Json | undefined;
-      if (rule !== undefined) ruleKeys.push(typeof rule["comment"] === "string" ? rule["comment"] : `uncommented rule ${String(rule["handle"])}`);
+      if (rule !== undefined)
+        ruleKeys.push(
+          typeof rule["comment"] === "string"
+            ? rule["comment"]
+            : `uncommented rule ${String(rule["handle"])}`,
+        );
     }
     return { backend: "nftables", ruleKeys };
   };
@@ -72,7 +79,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const tool = family === 4 ? "iptables-save" : "ip6tables-save";
       const result = await run(tool, ["-t", "mangle"], { allowFailure: true });
       if (result.code !== 0) {
-        if (/Permission denied|Operation not permitted/i.test(result.stderr)) throw toolError(tool, ["-t", "mangle"], result);
+        if (/Permission denied|Operation not permitted/i.test(result.stderr))
+          throw toolError(tool, ["-t", "mangle"], result);
         continue;
       }
       for (const line of result.stdout.split("\n")) {
@@ -162,7 +170,9 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const lineNo = m === null ? undefined : Number(m[1]);
       throw new SymrouteError(error.kind, error.message, {
         details: [
-          ...(lineNo === undefined ? [] : [`failing line ${lineNo}: ${script.split("\n")[lineNo - 1]?.trim() ?? "?"}`]),
+          ...(lineNo === undefined
+            ? []
+            : [`failing line ${lineNo}: ${script.split("\n")[lineNo - 1]?.trim() ?? "?"}`]),
           ...error.details,
         ],
         hint: error.hint,
@@ -179,7 +189,9 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const lineNo = m === null ? undefined : Number(m[1]);
       throw new SymrouteError(error.kind, error.message, {
         details: [
-          ...(lineNo === undefined ? [] : [`failing line ${lineNo}: ${payload.split("\n")[lineNo - 1] ?? "?"}`]),
+          ...(lineNo === undefined
+            ? []
+            : [`failing line ${lineNo}: ${payload.split("\n")[lineNo - 1] ?? "?"}`]),
           ...error.details,
         ],
         hint: error.hint,
@@ -192,24 +204,39 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           await writeFile(`${procSys}/${name}`, value);
         } catch (cause) {
           const code = (cause as NodeJS.ErrnoException).code;
-          throw new SymrouteError(code === "EACCES" || code === "EPERM" || code === "EROFS" ? "permission" : "kernel", `could not set ${name.replaceAll("/", ".")} to ${value}: ${code ?? String(cause)}`, {
-            cause,
-            hint: code === "EACCES" || code === "EPERM" || code === "EROFS" ? "run as root; in a container, /proc/sys must be writable (CAP_NET_ADMIN in the host network namespace)" : undefined,
-          });
+          throw new SymrouteError(
+            code === "EACCES" || code === "EPERM" || code === "EROFS" ? "permission" : "kernel",
+            `could not set ${name.replaceAll("/", ".")} to ${value}: ${code ?? String(cause)}`,
+            {
+              cause,
+              hint:
+                code === "EACCES" || code === "EPERM" || code === "EROFS"
+                  ? "run as root; in a container, /proc/sys must be writable (CAP_NET_ADMIN in the host network namespace)"
+                  : undefined,
+            },
+          );
         }
       }
     },
 
     async iptablesMangleExists(family: Family): Promise<boolean> {
       // With iptables-nft the table is an nft table; with legacy iptables it always exists.
-      const r = await run("nft", ["list", "table", family === 4 ? "ip" : "ip6", "mangle"], { allowFailure: true }).catch(() => undefined);
+      const r = await run("nft", ["list", "table", family === 4 ? "ip" : "ip6", "mangle"], {
+        allowFailure: true,
+      }).catch(() => undefined);
       return r === undefined || r.code === 0 || !/No such file or directory/.test(r.stderr);
     },
 
     async dropEmptyIptablesMangle(family: Family): Promise<void> {
       const tool = family === 4 ? "iptables-save" : "ip6tables-save";
       const saved = await run(tool, ["-t", "mangle"], { allowFailure: true });
-      const inUse = saved.stdout.split("\n").some((l) => l.startsWith("-A ") || (l.startsWith(":") && !/^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(l)));
+      const inUse = saved.stdout
+        .split("\n")
+        .some(
+          (l) =>
+            l.startsWith("-A ") ||
+            (l.startsWith(":") && !/^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(l)),
+        );
       if (saved.code !== 0 || inUse) return;
       await run("nft", ["delete", "table", family === 4 ? "ip" : "ip6", "mangle"], { allowFailure: true });
     },

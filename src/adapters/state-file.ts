@@ -48,10 +48,14 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
       await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
-      throw new SymrouteError(code === "EACCES" || code === "EPERM" ? "permission" : "kernel", `cannot create the state directory ${dir}: ${code ?? String(cause)}`, {
-        cause,
-        hint: "run as root, or choose another directory with --state-dir",
-      });
+      throw new SymrouteError(
+        code === "EACCES" || code === "EPERM" ? "permission" : "kernel",
+        `cannot create the state directory ${dir}: ${code ?? String(cause)}`,
+        {
+          cause,
+          hint: "run as root, or choose another directory with --state-dir",
+        },
+      );
     }
   };
 
@@ -74,10 +78,14 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
         if (state.version !== 1) throw new Error(`unknown version ${String(state.version)}`);
         return state;
       } catch (cause) {
-        throw new SymrouteError("invalid-argument", `the state file ${file} is not valid: ${(cause as Error).message}`, {
-          cause,
-          hint: "move it away only if you know the node holds no symroute objects, or restore it from a backup",
-        });
+        throw new SymrouteError(
+          "invalid-argument",
+          `the state file ${file} is not valid: ${(cause as Error).message}`,
+          {
+            cause,
+            hint: "move it away only if you know the node holds no symroute objects, or restore it from a backup",
+          },
+        );
       }
     },
 
@@ -98,7 +106,10 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
         const code = (cause as NodeJS.ErrnoException).code;
         throw new SymrouteError("kernel", `cannot write the state file ${file}: ${code ?? String(cause)}`, {
           cause,
-          hint: code === "ENOSPC" ? "the disk is full: free space and run again" : "check the state directory (--state-dir)",
+          hint:
+            code === "ENOSPC"
+              ? "the disk is full: free space and run again"
+              : "check the state directory (--state-dir)",
         });
       }
     },
@@ -129,10 +140,14 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
           continue;
         }
         if (Date.now() >= deadline) {
-          throw new SymrouteError("busy", `another symroute (pid ${holder}) is changing this network namespace`, {
-            hint: "wait for it to finish; the agent and a manual apply must not run at once",
-            retriable: true,
-          });
+          throw new SymrouteError(
+            "busy",
+            `another symroute (pid ${holder}) is changing this network namespace`,
+            {
+              hint: "wait for it to finish; the agent and a manual apply must not run at once",
+              retriable: true,
+            },
+          );
         }
         await delay(Math.min(50 * (attempt + 1), 250));
       }

@@ -659,15 +659,16 @@ function validateMarks(c: Checker, value: unknown): MarkSettings | undefined {
 }
 
 function validateStateDir(c: Checker, value: unknown): string | undefined {
-  const allowed = "allowed: an absolute path like /var/lib/symroute, without '..' or control characters";
+  const allowed = "allowed: an absolute path like /var/lib/symroute, of A-Z a-z 0-9 / . _ - + @ and without '..'";
   if (typeof value !== "string") {
     c.report(["stateDir"], `stateDir must be a path (a string); got ${describe(value)}; ${allowed}`);
     return undefined;
   }
+  const bad = Array.from(value).find((ch) => !/^[A-Za-z0-9/._+@-]$/.test(ch));
   const problem = !value.startsWith("/")
     ? "is not absolute"
-    : /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(value)
-      ? "contains a control or invisible character"
+    : bad !== undefined
+      ? `contains ${quoteString(bad)}`
       : value.split("/").includes("..")
         ? "contains '..'"
         : value.length > 1024

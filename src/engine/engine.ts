@@ -91,14 +91,16 @@ export function inverseChanges(executed: readonly Change[]): Change[] {
     switch (c.kind) {
       case "route":
         if (c.action === "add") out.push({ kind: "route", action: "delete", route: c.route });
-        else if (c.action === "replace") out.push({ kind: "route", action: "replace", route: c.previous, previous: c.route });
+        else if (c.action === "replace")
+          out.push({ kind: "route", action: "replace", route: c.previous, previous: c.route });
         else out.push({ kind: "route", action: "add", route: c.route });
         break;
       case "rule":
         out.push({ kind: "rule", action: c.action === "add" ? "delete" : "add", rule: c.rule });
         break;
       case "sysctl":
-        if (c.from !== undefined) out.push({ kind: "sysctl", action: "set", name: c.name, from: c.to, to: c.from });
+        if (c.from !== undefined)
+          out.push({ kind: "sysctl", action: "set", name: c.name, from: c.to, to: c.from });
         break;
       case "link":
         out.push({ kind: "link", action: c.action === "add" ? "delete" : "add", vlan: c.vlan });
@@ -118,7 +120,11 @@ export function createEngine(deps: EngineDeps): Engine {
   }
 
   /** With `removing`, the desired state is empty: everything owned goes, sysctls go back. */
-  async function planWith(config: Config | undefined, saved: SavedState | undefined, removing: boolean): Promise<Planned> {
+  async function planWith(
+    config: Config | undefined,
+    saved: SavedState | undefined,
+    removing: boolean,
+  ): Promise<Planned> {
     const available = await kernel.availableFirewalls();
     const node = await observe(available);
     const firewall = config === undefined || removing ? undefined : resolveFirewall(config, available);
@@ -164,7 +170,10 @@ export function createEngine(deps: EngineDeps): Engine {
         for (const i of batch.changeIndex) done.add(i);
       } catch (error) {
         // ip stops at the failing line: everything before it is in the kernel.
-        const failed = (isSymrouteError(error) ? (error.cause as { failedLine?: number } | undefined)?.failedLine : undefined) ?? 1;
+        const failed =
+          (isSymrouteError(error)
+            ? (error.cause as { failedLine?: number } | undefined)?.failedLine
+            : undefined) ?? 1;
         const partial = new Set<number>();
         batch.changeIndex.forEach((changeIdx, lineIdx) => {
           if (lineIdx < failed - 1) partial.add(changeIdx);
@@ -188,7 +197,8 @@ export function createEngine(deps: EngineDeps): Engine {
         firewallTouched = true;
         if (p.tool === "nft") await kernel.runNft(p.script);
         else {
-          if (!tablesCreated.has(p.family) && !(await kernel.iptablesMangleExists(p.family))) tablesCreated.add(p.family);
+          if (!tablesCreated.has(p.family) && !(await kernel.iptablesMangleExists(p.family)))
+            tablesCreated.add(p.family);
           await kernel.runIptablesRestore(p.family, p.script);
         }
       }
@@ -199,22 +209,31 @@ export function createEngine(deps: EngineDeps): Engine {
     }
   }
 
-  async function rollBack(planned: Planned, executed: readonly Change[], firewallTouched: boolean): Promise<string[]> {
+  async function rollBack(
+    planned: Planned,
+    executed: readonly Change[],
+    firewallTouched: boolean,
+  ): Promise<string[]> {
     const problems: string[] = [];
     const undo = inverseChanges(executed);
     const node = await observe(await kernel.availableFirewalls());
     const payloads = renderPayloads(undo, undefined, node);
     const batches = [payloads.linkAdds, ...payloads.ip, payloads.linkDeletes];
     try {
-      for (const w of payloads.sysctls.filter((s) => s.name.endsWith("/all/rp_filter"))) await kernel.writeSysctls([[w.name, w.value]]);
-      for (const w of payloads.sysctls.filter((s) => !s.name.endsWith("/all/rp_filter"))) await kernel.writeSysctls([[w.name, w.value]]);
-      for (const batch of batches) if (batch.lines.length > 0) await kernel.runIpBatch(batch.family, batch.lines);
+      for (const w of payloads.sysctls.filter((s) => s.name.endsWith("/all/rp_filter")))
+        await kernel.writeSysctls([[w.name, w.value]]);
+      for (const w of payloads.sysctls.filter((s) => !s.name.endsWith("/all/rp_filter")))
+        await kernel.writeSysctls([[w.name, w.value]]);
+      for (const batch of batches)
+        if (batch.lines.length > 0) await kernel.runIpBatch(batch.family, batch.lines);
     } catch (error) {
       problems.push(`roll back of routing failed: ${(error as Error).message}`);
     }
     if (firewallTouched) {
       const previous = planned.saved?.firewallSpec;
-      const backends = new Set<FirewallBackend>(planned.report.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])));
+      const backends = new Set<FirewallBackend>(
+        planned.report.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
+      );
       for (const p of renderFirewallPayloads(previous, node, [...backends])) {
         try {
           if (p.tool === "nft") await kernel.runNft(p.script);
@@ -227,7 +246,11 @@ export function createEngine(deps: EngineDeps): Engine {
     return problems;
   }
 
-  async function converge(config: Config | undefined, options: ApplyOptions, removing: boolean): Promise<ApplyReport> {
+  async function converge(
+    config: Config | undefined,
+    options: ApplyOptions,
+    removing: boolean,
+  ): Promise<ApplyReport> {
     const release = options.dryRun === true ? async () => {} : await store.lock(options.lockWaitMs ?? 30_000);
     try {
       const saved = await store.read();
@@ -237,7 +260,8 @@ export function createEngine(deps: EngineDeps): Engine {
 
       const previousSysctls: Record<string, string> = { ...(saved?.previousSysctls ?? {}) };
       for (const c of report.changes) {
-        if (c.kind === "sysctl" && c.from !== undefined && !(c.name in previousSysctls)) previousSysctls[c.name] = c.from;
+        if (c.kind === "sysctl" && c.from !== undefined && !(c.name in previousSysctls))
+          previousSysctls[c.name] = c.from;
       }
       const createdLinks = [
         ...new Set([
@@ -246,7 +270,11 @@ export function createEngine(deps: EngineDeps): Engine {
         ]),
       ];
       const tablesCreatedSoFar = new Set<Family>(saved?.iptablesTablesCreated ?? []);
-      const nextState = (inProgress: boolean, prev: Record<string, string>, links: readonly string[]): SavedState => ({
+      const nextState = (
+        inProgress: boolean,
+        prev: Record<string, string>,
+        links: readonly string[],
+      ): SavedState => ({
         version: 1,
         previousSysctls: prev,
         allocations: desired.allocations,
@@ -276,27 +304,42 @@ export function createEngine(deps: EngineDeps): Engine {
       if (failure === undefined) {
         after = await planWith(config, nextState(false, previousSysctls, createdLinks), removing);
         if (!after.report.inSync) {
-          failure = new SymrouteError("verification", `${after.report.changes.length} change(s) still pending after apply`, {
-            details: after.report.changes.slice(0, 10).map(describeChange),
-            hint: "something on the node changes these objects back (a network manager?); see `symroute doctor`",
-          });
+          failure = new SymrouteError(
+            "verification",
+            `${after.report.changes.length} change(s) still pending after apply`,
+            {
+              details: after.report.changes.slice(0, 10).map(describeChange),
+              hint: "something on the node changes these objects back (a network manager?); see `symroute doctor`",
+            },
+          );
         }
       }
       if (failure !== undefined) {
         const problems = await rollBack(planned, outcome.executed, outcome.firewallTouched);
-        await store.write({ ...nextState(false, previousSysctls, createdLinks), ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }), allocations: saved?.allocations ?? {} });
-        const base = isSymrouteError(failure) ? failure : new SymrouteError("kernel", String((failure as Error).message ?? failure), { cause: failure });
+        await store.write({
+          ...nextState(false, previousSysctls, createdLinks),
+          ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
+          allocations: saved?.allocations ?? {},
+        });
+        const base = isSymrouteError(failure)
+          ? failure
+          : new SymrouteError("kernel", String((failure as Error).message ?? failure), { cause: failure });
         throw new SymrouteError(base.kind, `apply failed and was rolled back: ${base.message}`, {
           cause: failure,
           details: [...base.details, ...problems],
-          hint: problems.length > 0 ? "the roll back was incomplete: run `symroute plan` to see what is left" : base.hint,
+          hint:
+            problems.length > 0
+              ? "the roll back was incomplete: run `symroute plan` to see what is left"
+              : base.hint,
           retriable: base.retriable,
         });
       }
       // Success: sysctls no longer managed have their original value again, links deleted are gone.
       const finalNode = after?.node ?? node;
       const stillDesired = after?.desired.sysctls ?? {};
-      const keptPrevious = Object.fromEntries(Object.entries(previousSysctls).filter(([name]) => name in stillDesired));
+      const keptPrevious = Object.fromEntries(
+        Object.entries(previousSysctls).filter(([name]) => name in stillDesired),
+      );
       const keptLinks = createdLinks.filter((l) => finalNode.links.some((x) => x.ifname === l));
       if (removing || desired.firewall?.backend !== "iptables") {
         // iptables' own mangle table goes again when symroute created it and nothing else uses it.
@@ -329,7 +372,9 @@ export function describeChange(change: Change): string {
         ? `firewall ${change.backend}: remove symroute's rules (${change.rules})`
         : `firewall ${change.backend}: replace symroute's rules (${change.rules} rules)`;
     case "link":
-      return changeLines(change).map((l) => `ip ${l}`).join("; ");
+      return changeLines(change)
+        .map((l) => `ip ${l}`)
+        .join("; ");
     case "route":
       return `ip${change.route.family === 6 ? " -6" : ""} ${changeLines(change).join("; ")}`;
     case "rule":

@@ -91,7 +91,7 @@ export function formatIp(family: Family, value: bigint): string {
   // RFC 5952: compress the longest run (>= 2) of zero words, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;

@@ -23,7 +23,14 @@ import {
   type Route,
   type Rule,
 } from "../model/state.ts";
-import type { CaseName, DesiredState, MarkEntry, NetworkDecision, ResolvedMethod, VlanSpec } from "./types.ts";
+import type {
+  CaseName,
+  DesiredState,
+  MarkEntry,
+  NetworkDecision,
+  ResolvedMethod,
+  VlanSpec,
+} from "./types.ts";
 import { desiredSysctls } from "./sysctls.ts";
 
 export interface SavedPlanningState {
@@ -56,7 +63,11 @@ export function resolveFirewall(config: Config, available: readonly FirewallBack
     }
     return wanted;
   }
-  const pick = available.includes("nftables") ? "nftables" : available.includes("iptables") ? "iptables" : undefined;
+  const pick = available.includes("nftables")
+    ? "nftables"
+    : available.includes("iptables")
+      ? "iptables"
+      : undefined;
   if (pick === undefined) {
     throw new SymrouteError("dependency", "neither nft nor iptables works on this node", {
       hint: "install the Debian package nftables (or iptables)",
@@ -66,7 +77,9 @@ export function resolveFirewall(config: Config, available: readonly FirewallBack
 }
 
 const prefixesOf = (network: NetworkConfig, family: Family): Prefix[] =>
-  network.addresses.map((a) => parsePrefix(a)).filter((p): p is Prefix => p !== undefined && p.family === family);
+  network.addresses
+    .map((a) => parsePrefix(a))
+    .filter((p): p is Prefix => p !== undefined && p.family === family);
 
 interface FamilyContext {
   readonly network: NetworkConfig;
@@ -237,15 +250,22 @@ export function computeDesired(input: DesiredInput): DesiredState {
           );
         }
         vlans.push({ ifname: network.interface, parent: network.vlan.parent, id: network.vlan.id });
-      } else if (link.kind !== undefined && (link.kind !== "vlan" || link.vlanId !== network.vlan.id || link.link !== network.vlan.parent)) {
+      } else if (
+        link.kind !== undefined &&
+        (link.kind !== "vlan" || link.vlanId !== network.vlan.id || link.link !== network.vlan.parent)
+      ) {
         problems.push(
           `networks "${network.name}": interface "${network.interface}" exists but is not VLAN ${network.vlan.id} on ${network.vlan.parent}`,
         );
       }
     } else if (link === undefined) {
-      problems.push(`networks "${network.name}": interface "${network.interface}" does not exist on this node`);
+      problems.push(
+        `networks "${network.name}": interface "${network.interface}" does not exist on this node`,
+      );
     } else if (!link.up) {
-      warnings.push(`interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive`);
+      warnings.push(
+        `interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive`,
+      );
     }
   }
   if (problems.length > 0) {
@@ -264,7 +284,11 @@ export function computeDesired(input: DesiredInput): DesiredState {
   for (const network of config.networks) {
     const a = savedAllocations[network.name];
     if (a === undefined) continue;
-    const tableOk = a.table !== undefined && a.table >= config.tables.from && a.table <= config.tables.to && !foreignTables.has(a.table);
+    const tableOk =
+      a.table !== undefined &&
+      a.table >= config.tables.from &&
+      a.table <= config.tables.to &&
+      !foreignTables.has(a.table);
     const markOk = a.mark !== undefined && (a.mark & ~config.marks.mask) === 0 && a.mark !== 0;
     allocator.claim(tableOk ? a.table : undefined, markOk ? a.mark : undefined);
   }
@@ -283,7 +307,12 @@ export function computeDesired(input: DesiredInput): DesiredState {
 
   for (const network of config.networks) {
     const contexts: FamilyContext[] = ([4, 6] as const)
-      .map((family) => ({ network, family, pools: prefixesOf(network, family), gateway: network.gateways[family] }))
+      .map((family) => ({
+        network,
+        family,
+        pools: prefixesOf(network, family),
+        gateway: network.gateways[family],
+      }))
       .filter((c) => c.pools.length > 0);
     const classified = contexts.map((c) => ({ ctx: c, ...classify(c, facts, input.kubeProxyMode) }));
     const needsTable = classified.some((c) => c.method === "source" || c.method === "connmark");
@@ -294,7 +323,10 @@ export function computeDesired(input: DesiredInput): DesiredState {
     if (needsTable) {
       table =
         network.table ??
-        (saved?.table !== undefined && saved.table >= config.tables.from && saved.table <= config.tables.to && !foreignTables.has(saved.table)
+        (saved?.table !== undefined &&
+        saved.table >= config.tables.from &&
+        saved.table <= config.tables.to &&
+        !foreignTables.has(saved.table)
           ? saved.table
           : allocator.table());
     }
@@ -305,7 +337,10 @@ export function computeDesired(input: DesiredInput): DesiredState {
           : allocator.mark();
     }
     if (table !== undefined || mark !== undefined) {
-      allocations[network.name] = { ...(table === undefined ? {} : { table }), ...(mark === undefined ? {} : { mark }) };
+      allocations[network.name] = {
+        ...(table === undefined ? {} : { table }),
+        ...(mark === undefined ? {} : { mark }),
+      };
     }
 
     for (const c of classified) {
@@ -331,9 +366,13 @@ export function computeDesired(input: DesiredInput): DesiredState {
         continue;
       }
       if (gateway === undefined || table === undefined) {
-        throw new SymrouteError("invalid-argument", `networks "${network.name}": method ${c.method} needs a gateway for IPv${family}`);
+        throw new SymrouteError(
+          "invalid-argument",
+          `networks "${network.name}": method ${c.method} needs a gateway for IPv${family}`,
+        );
       }
-      for (const pool of pools) routes.push(linkRoute(family, table, formatPrefixText(pool), network.interface, proto));
+      for (const pool of pools)
+        routes.push(linkRoute(family, table, formatPrefixText(pool), network.interface, proto));
       const gw = parseIp(gateway);
       if (gw !== undefined && !pools.some((p) => prefixContainsIp(p, gw))) {
         // The gateway must be reachable on the link inside the table too.
@@ -353,9 +392,24 @@ export function computeDesired(input: DesiredInput): DesiredState {
       if (c.method === "source") {
         for (const pool of poolTexts) {
           for (const pod of config.podCIDRs.filter((p) => parsePrefix(p)?.family === family)) {
-            rules.push({ family, priority: exemptionPriority, from: pool, to: pod, action: "lookup", table: TABLE_MAIN, protocol: proto });
+            rules.push({
+              family,
+              priority: exemptionPriority,
+              from: pool,
+              to: pod,
+              action: "lookup",
+              table: TABLE_MAIN,
+              protocol: proto,
+            });
           }
-          rules.push({ family, priority: networkPriority, from: pool, action: "lookup", table, protocol: proto });
+          rules.push({
+            family,
+            priority: networkPriority,
+            from: pool,
+            action: "lookup",
+            table,
+            protocol: proto,
+          });
         }
       } else if (mark !== undefined) {
         rules.push({
@@ -367,7 +421,13 @@ export function computeDesired(input: DesiredInput): DesiredState {
           table,
           protocol: proto,
         });
-        marks.push({ network: network.name, family, iif: network.interface, pools: poolTexts.map(toCidr), value: mark });
+        marks.push({
+          network: network.name,
+          family,
+          iif: network.interface,
+          pools: poolTexts.map(toCidr),
+          value: mark,
+        });
       }
     }
   }
@@ -384,7 +444,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
       previous: saved?.previousSysctls ?? {},
       kubeProxyMode: input.kubeProxyMode,
     }),
-    firewall: marks.length === 0 ? undefined : { backend: input.firewall, mask: config.marks.mask, entries: marks },
+    firewall:
+      marks.length === 0 ? undefined : { backend: input.firewall, mask: config.marks.mask, entries: marks },
     vlans,
     allocations,
     warnings,
@@ -397,13 +458,23 @@ const formatPrefixText = (p: Prefix): string => {
   return p.len === full ? cidr.slice(0, cidr.indexOf("/")) : cidr;
 };
 
-const toCidr = (text: string): string => (text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`);
+const toCidr = (text: string): string =>
+  text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`;
 
 /** IPv6 routes without a metric get 1024 from the kernel; saying so keeps the route's identity stable. */
 const familyMetric = (family: Family): { metric?: number } => (family === 6 ? { metric: 1024 } : {});
 
 function linkRoute(family: Family, table: number, dst: string, dev: string, protocol: number): Route {
-  return { family, table, type: "unicast", dst, dev, protocol, scope: family === 6 ? SCOPE_UNIVERSE : SCOPE_LINK, ...familyMetric(family) };
+  return {
+    family,
+    table,
+    type: "unicast",
+    dst,
+    dev,
+    protocol,
+    scope: family === 6 ? SCOPE_UNIVERSE : SCOPE_LINK,
+    ...familyMetric(family),
+  };
 }
 
 /** A route of ours in main that covers the node's own default gateway would cut the node off. */

@@ -45,7 +45,8 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
   for (const [name, previous] of Object.entries(own.previousSysctls)) {
     if (name in desired.sysctls) continue;
     const from = node.sysctls[name];
-    if (from !== undefined && from !== previous) changes.push({ kind: "sysctl", action: "set", name, from, to: previous });
+    if (from !== undefined && from !== previous)
+      changes.push({ kind: "sysctl", action: "set", name, from, to: previous });
   }
 
   // Routes by kernel identity.
@@ -86,7 +87,10 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
     const current = observedRules.get(key);
     if (current === undefined) changes.push({ kind: "rule", action: "add", rule });
     else if (current.protocol !== own.routeProtocol) {
-      conflicts.push({ object: `IPv${rule.family} rule ${rule.priority}`, reason: "an identical rule exists that symroute did not create" });
+      conflicts.push({
+        object: `IPv${rule.family} rule ${rule.priority}`,
+        reason: "an identical rule exists that symroute did not create",
+      });
     }
   }
   for (const r of node.rules) {
@@ -108,14 +112,25 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
   const wanted = desired.firewall === undefined ? [] : firewallRuleKeys(desired.firewall);
   for (const owned of node.firewall) {
     if (desired.firewall?.backend === owned.backend) continue;
-    if (owned.ruleKeys.length > 0) changes.push({ kind: "firewall", action: "delete", backend: owned.backend, rules: owned.ruleKeys.length });
+    if (owned.ruleKeys.length > 0)
+      changes.push({
+        kind: "firewall",
+        action: "delete",
+        backend: owned.backend,
+        rules: owned.ruleKeys.length,
+      });
   }
   if (desired.firewall !== undefined) {
     const observed = node.firewall.find((f) => f.backend === desired.firewall?.backend);
     const have = [...(observed?.ruleKeys ?? [])].sort();
     const want = [...wanted].sort();
     if (have.length !== want.length || have.some((k, i) => k !== want[i])) {
-      changes.push({ kind: "firewall", action: "replace", backend: desired.firewall.backend, rules: want.length });
+      changes.push({
+        kind: "firewall",
+        action: "replace",
+        backend: desired.firewall.backend,
+        rules: want.length,
+      });
     }
   }
 
@@ -124,7 +139,11 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
   for (const ifname of own.createdLinks) {
     const link = node.links.find((l) => l.ifname === ifname);
     if (link !== undefined && !wantedLinks.has(ifname)) {
-      changes.push({ kind: "link", action: "delete", vlan: { ifname, parent: link.link ?? "", id: link.vlanId ?? 0 } });
+      changes.push({
+        kind: "link",
+        action: "delete",
+        vlan: { ifname, parent: link.link ?? "", id: link.vlanId ?? 0 },
+      });
     }
   }
   return { changes, conflicts, notices };

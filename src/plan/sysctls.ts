@@ -30,7 +30,8 @@ function original(input: SysctlInput, name: string): number | undefined {
 export function desiredSysctls(input: SysctlInput): Record<string, string> {
   const out: Record<string, string> = {};
   const { node } = input;
-  const hasIpv4 = (ifname: string): boolean => node.addresses.some((a) => a.family === 4 && a.ifname === ifname);
+  const hasIpv4 = (ifname: string): boolean =>
+    node.addresses.some((a) => a.family === 4 && a.ifname === ifname);
   const external = new Set(
     input.decisions.filter((d) => d.family === 4 && d.method === "connmark").map((d) => d.interface),
   );
@@ -51,7 +52,9 @@ export function desiredSysctls(input: SysctlInput): Record<string, string> {
   if (lowerAll) {
     out[ALL] = "0";
     // Every other interface (and default, for interfaces created later) keeps max(old all, own).
-    const others = [...node.links.map((l) => l.ifname), "default"].filter((n) => !external.has(n) && n !== "all");
+    const others = [...node.links.map((l) => l.ifname), "default"].filter(
+      (n) => !external.has(n) && n !== "all",
+    );
     for (const ifname of others) {
       const name = rpFilterName(ifname);
       const own = original(input, name);

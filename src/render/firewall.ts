@@ -50,7 +50,11 @@ function nftRules(spec: FirewallSpec): FirewallRule[] {
     add("restore", `ct mark and ${mask} vmap { ${elements} }`, "dispatch by mark");
   }
   for (const [value, network] of byValue(spec.entries)) {
-    add(`m${hexToken(value)}`, `meta mark set meta mark and ${keep} or ${hexToken(value)}`, `${network} restore ${hexToken(value)}`);
+    add(
+      `m${hexToken(value)}`,
+      `meta mark set meta mark and ${keep} or ${hexToken(value)}`,
+      `${network} restore ${hexToken(value)}`,
+    );
   }
   return rules;
 }
@@ -116,7 +120,11 @@ export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
  * from the built-in chains are inserted only when missing (`presentKeys` from the observer), and with
  * no spec the jumps and chains are removed.
  */
-export function renderIptables(spec: FirewallSpec | undefined, family: Family, presentKeys: ReadonlySet<string>): string {
+export function renderIptables(
+  spec: FirewallSpec | undefined,
+  family: Family,
+  presentKeys: ReadonlySet<string>,
+): string {
   const lines = ["*mangle", `:${IPT_PRE} - [0:0]`, `:${IPT_OUT} - [0:0]`];
   const wanted = spec !== undefined && familiesOf(spec).includes(family);
   if (wanted) {

@@ -37,13 +37,19 @@ export function ruleArgs(rule: Rule): string[] {
   if (rule.iif !== undefined) args.push("iif", ifnameToken(rule.iif));
   if (rule.oif !== undefined) args.push("oif", ifnameToken(rule.oif));
   if (rule.fwmark !== undefined) {
-    args.push("fwmark", rule.fwmask === undefined ? hexToken(rule.fwmark) : `${hexToken(rule.fwmark)}/${hexToken(rule.fwmask)}`);
+    args.push(
+      "fwmark",
+      rule.fwmask === undefined ? hexToken(rule.fwmark) : `${hexToken(rule.fwmark)}/${hexToken(rule.fwmask)}`,
+    );
   }
   if (rule.tos !== undefined) args.push("tos", hexToken(rule.tos));
   if (rule.ipproto !== undefined) args.push("ipproto", uintToken(rule.ipproto, 255));
-  if (rule.sport !== undefined) args.push("sport", `${uintToken(rule.sport.start, 65535)}-${uintToken(rule.sport.end, 65535)}`);
-  if (rule.dport !== undefined) args.push("dport", `${uintToken(rule.dport.start, 65535)}-${uintToken(rule.dport.end, 65535)}`);
-  if (rule.uidrange !== undefined) args.push("uidrange", `${uintToken(rule.uidrange.start)}-${uintToken(rule.uidrange.end)}`);
+  if (rule.sport !== undefined)
+    args.push("sport", `${uintToken(rule.sport.start, 65535)}-${uintToken(rule.sport.end, 65535)}`);
+  if (rule.dport !== undefined)
+    args.push("dport", `${uintToken(rule.dport.start, 65535)}-${uintToken(rule.dport.end, 65535)}`);
+  if (rule.uidrange !== undefined)
+    args.push("uidrange", `${uintToken(rule.uidrange.start)}-${uintToken(rule.uidrange.end)}`);
   switch (rule.action) {
     case "lookup":
       args.push("lookup", uintToken(rule.table ?? 254));
@@ -54,7 +60,8 @@ export function ruleArgs(rule: Rule): string[] {
     default:
       args.push(rule.action);
   }
-  if (rule.suppressPrefixlength !== undefined) args.push("suppress_prefixlength", uintToken(rule.suppressPrefixlength, 128));
+  if (rule.suppressPrefixlength !== undefined)
+    args.push("suppress_prefixlength", uintToken(rule.suppressPrefixlength, 128));
   if (rule.protocol !== undefined) args.push("proto", uintToken(rule.protocol, 255));
   return args;
 }
@@ -74,7 +81,9 @@ export function changeLines(change: Change): string[] {
     case "link":
       return vlanLines(change.vlan, change.action);
     case "route":
-      return [`route ${change.action === "delete" ? "del" : change.action} ${routeArgs(change.route).join(" ")}`];
+      return [
+        `route ${change.action === "delete" ? "del" : change.action} ${routeArgs(change.route).join(" ")}`,
+      ];
     case "rule":
       return [`rule ${change.action === "delete" ? "del" : "add"} ${ruleArgs(change.rule).join(" ")}`];
     default:
@@ -90,10 +99,13 @@ const familyOf = (change: Change): Family | undefined =>
  * rules before routes, additions of routes (link routes before gateway routes) before rules.
  */
 export function renderIpBatch(changes: readonly Change[], family: Family): IpBatch {
-  const indexed = changes.map((change, index) => ({ change, index })).filter((c) => familyOf(c.change) === family);
+  const indexed = changes
+    .map((change, index) => ({ change, index }))
+    .filter((c) => familyOf(c.change) === family);
   const rank = ({ change }: { change: Change }): number => {
     if (change.kind === "rule" && change.action === "delete") return 0;
-    if (change.kind === "route" && change.action === "delete") return change.route.gateway === undefined ? 2 : 1;
+    if (change.kind === "route" && change.action === "delete")
+      return change.route.gateway === undefined ? 2 : 1;
     if (change.kind === "route") return change.route.gateway === undefined ? 3 : 4;
     return 5;
   };

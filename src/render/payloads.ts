@@ -45,7 +45,9 @@ function orderSysctls(changes: readonly Change[], pinned: Readonly<Record<string
   if (writes.some(isDefault)) {
     const written = new Set(ordered.map((w) => w.name));
     const repins = Object.entries(pinned)
-      .filter(([name]) => !written.has(name) && !isDefault({ name }) && !name.startsWith("net/ipv4/conf/all/"))
+      .filter(
+        ([name]) => !written.has(name) && !isDefault({ name }) && !name.startsWith("net/ipv4/conf/all/"),
+      )
       .map(([name, value]) => ({ name, value, changeIndex: -1 }));
     ordered.splice(writes.filter(isDefault).length, 0, ...repins);
   }

@@ -7,9 +7,13 @@ import { formatIp, formatPrefix, parseIp, parsePrefix } from "../model/address.t
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 function refuse(what: string, value: unknown): never {
-  throw new SymrouteError("invalid-argument", `refusing to render ${what} ${JSON.stringify(value)}: not a safe token`, {
-    hint: "this value should have been rejected by the config loader; please report it",
-  });
+  throw new SymrouteError(
+    "invalid-argument",
+    `refusing to render ${what} ${JSON.stringify(value)}: not a safe token`,
+    {
+      hint: "this value should have been rejected by the config loader; please report it",
+    },
+  );
 }
 
 export function ifnameToken(name: string): string {

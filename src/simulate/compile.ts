@@ -57,6 +57,17 @@ export interface TrieNode {
   readonly depth: number;
 }
 
+/**
+ * One routing table: the binary trie, and for IPv4 the same nodes' route lists keyed by masked
+ * destination per prefix length present (longest first), which skips the empty trie levels.
+ */
+export interface TableIndex {
+  readonly root: TrieNode;
+  readonly lengths: number[];
+  readonly masks: number[];
+  readonly byLength: Map<number, CompiledRoute[]>[];
+}
+
 /** Selector trie of the candidate filter: `cumulative` ORs the rules of every prefix on the path. */
 interface FilterNode {
   zero: FilterNode | undefined;
@@ -83,7 +94,7 @@ export interface FamilyIndex {
   readonly family: Family;
   readonly rules: readonly CompiledRule[];
   readonly filter: RuleFilter;
-  readonly tables: ReadonlyMap<number, TrieNode>;
+  readonly tables: ReadonlyMap<number, TableIndex>;
   /** Exact interface addresses (what `__ip_dev_find` knows). */
   readonly localAddresses: ReadonlySet<string | number>;
   /** Interfaces with at least one address of this family. */
@@ -191,6 +202,26 @@ function insertRoute(root: TrieNode, prefix: WordPrefix, route: CompiledRoute): 
   let at = routes.length;
   while (at > 0 && (routes[at - 1]?.metric ?? 0) > route.metric) at--;
   routes.splice(at, 0, route);
+}
+
+function indexLengths(table: TableIndex): void {
+  const byLen = new Map<number, Map<number, CompiledRoute[]>>();
+  const visit = (node: TrieNode, value: number): void => {
+    if (node.routes !== undefined) {
+      let map = byLen.get(node.depth);
+      if (map === undefined) byLen.set(node.depth, (map = new Map()));
+      map.set(value >>> 0, node.routes);
+    }
+    const bit = 2 ** (31 - node.depth);
+    if (node.zero !== undefined) visit(node.zero, value);
+    if (node.one !== undefined) visit(node.one, value + bit);
+  };
+  visit(table.root, 0);
+  for (const len of [...byLen.keys()].sort((a, b) => b - a)) {
+    table.lengths.push(len);
+    table.masks.push(len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
+    table.byLength.push(byLen.get(len) as Map<number, CompiledRoute[]>);
+  }
 }
 
 function newFilterNode(words: number): FilterNode {
@@ -309,7 +340,7 @@ function compileFamily(state: NodeState, family: Family): FamilyIndex {
     .sort((a, b) => a.r.priority - b.r.priority || a.i - b.i)
     .map(({ r }) => r);
   const rules = ordered.map((r, i) => compileRule(r, i, ordered));
-  const tables = new Map<number, TrieNode>();
+  const tables = new Map<number, TableIndex>();
   const skippedRoutes: { route: Route; reason: string }[] = [];
   let customLocalRoutes = false;
   for (const route of state.routes) {
@@ -319,11 +350,15 @@ function compileFamily(state: NodeState, family: Family): FamilyIndex {
       skippedRoutes.push({ route, reason: `cannot parse destination "${route.dst}"` });
       continue;
     }
-    let root = tables.get(route.table);
-    if (root === undefined) tables.set(route.table, (root = { zero: undefined, one: undefined, routes: undefined, depth: 0 }));
-    insertRoute(root, prefix, compileRoute(route, prefix));
+    let table = tables.get(route.table);
+    if (table === undefined) {
+      table = { root: { zero: undefined, one: undefined, routes: undefined, depth: 0 }, lengths: [], masks: [], byLength: [] };
+      tables.set(route.table, table);
+    }
+    insertRoute(table.root, prefix, compileRoute(route, prefix));
     if (route.type === "local" && route.protocol !== 2) customLocalRoutes = true;
   }
+  if (family === 4) for (const table of tables.values()) indexLengths(table);
   const localAddresses = new Set<string | number>();
   const addressedLinks = new Set<string>();
   for (const a of state.addresses) {

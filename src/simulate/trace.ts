@@ -12,6 +12,7 @@ import {
   type CompiledRule,
   type FamilyIndex,
   type RoutingIndex,
+  type TableIndex,
   type TrieNode,
 } from "./compile.ts";
 import { protoName, tableName } from "./format.ts";
@@ -143,7 +144,9 @@ interface TableHit {
 }
 const TABLE_MISS: TableHit = { route: undefined };
 
-function lookupTable(index: FamilyIndex, root: TrieNode, flow: Flow, v6Strict: boolean): TableHit {
+function lookupTable(index: FamilyIndex, table: TableIndex, flow: Flow, v6Strict: boolean): TableHit {
+  if (index.family === 4) return lookupTable4(table, flow);
+  const root = table.root;
   let depth = 0;
   let node: TrieNode | undefined = root;
   const bits = flow.family === 4 ? 32 : 128;
@@ -167,6 +170,27 @@ function lookupTable(index: FamilyIndex, root: TrieNode, flow: Flow, v6Strict: b
       }
       return { route: first };
     }
+    for (let k = 0; k < routes.length; k++) {
+      const route = routes[k] as CompiledRoute;
+      if (route.unsupported !== undefined) return { route, unsupported: route.unsupported };
+      const t = route.type;
+      if (t === "unicast" || t === "local" || t === "broadcast") {
+        // A socket bound to a device only takes next hops on that device.
+        if (flow.oif !== undefined && route.dev !== flow.oif) continue;
+      }
+      return { route };
+    }
+  }
+  return TABLE_MISS;
+}
+
+/** IPv4: the trie's route lists by prefix length, longest first (same order as the trie walk). */
+function lookupTable4(table: TableIndex, flow: Flow): TableHit {
+  const dst = flow.dst[0] as number;
+  const lengths = table.lengths;
+  for (let l = 0; l < lengths.length; l++) {
+    const routes = (table.byLength[l] as Map<number, CompiledRoute[]>).get((dst & (table.masks[l] as number)) >>> 0);
+    if (routes === undefined) continue;
     for (let k = 0; k < routes.length; k++) {
       const route = routes[k] as CompiledRoute;
       if (route.unsupported !== undefined) return { route, unsupported: route.unsupported };
@@ -217,11 +241,16 @@ function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
     if (set !== undefined) markScratch[marks++] = set;
   }
   for (let w = 0; w < f.words; w++) {
+    const both = (fromSet[w] as number) & (toSet[w] as number);
+    if (both === 0) {
+      out[w] = 0;
+      continue;
+    }
     let mark = f.noMark[w] as number;
     for (let g = 0; g < marks; g++) mark |= (markScratch[g] as Uint32Array)[w] as number;
     const iif = (f.noIif[w] as number) | (iifSet === undefined ? 0 : (iifSet[w] as number));
     const oif = (f.noOif[w] as number) | (oifSet === undefined ? 0 : (oifSet[w] as number));
-    out[w] = (fromSet[w] as number) & (toSet[w] as number) & mark & iif & oif;
+    out[w] = both & mark & iif & oif;
   }
   return out;
 }
@@ -418,12 +447,15 @@ function validateSource(
 // ---------------------------------------------------------------------------------------------
 // Entry point
 
-function finish(
-  base: { family: Family; steps: Step[] | undefined },
-  fields: Omit<Trace, "family" | "steps">,
-): Trace {
-  const trace: Trace = { family: base.family, ...fields };
-  return base.steps === undefined ? trace : { ...trace, steps: base.steps };
+function finish(base: { family: Family; steps: Step[] | undefined }, fields: Omit<Trace, "family" | "steps">): Trace {
+  const trace = fields as { -readonly [K in keyof Trace]: Trace[K] };
+  trace.family = base.family;
+  if (base.steps !== undefined) trace.steps = base.steps;
+  return trace;
+}
+
+function unsupportedTrace(base: { family: Family; steps: Step[] | undefined }, reason: string): Trace {
+  return finish(base, { result: "unsupported", reason });
 }
 
 function fromFib(res: FibResult): Pick<Trace, "table" | "route" | "rule"> {
@@ -452,14 +484,12 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options: TraceO
   const family: Family = dst?.family ?? 4;
   const steps: Step[] | undefined = options.explain === true ? [] : undefined;
   const base = { family, steps };
-  const unsupported = (reason: string, extra: Omit<Trace, "family" | "steps" | "result" | "reason"> = {}): Trace =>
-    finish(base, { result: "unsupported", ...extra, reason });
-  if (dst === undefined) return unsupported(`"${packet.to}" is not an IP address`);
+  if (dst === undefined) return unsupportedTrace(base, `"${packet.to}" is not an IP address`);
   const src = packet.from === undefined ? undefined : parseAddressWords(packet.from);
-  if (packet.from !== undefined && src === undefined) return unsupported(`"${packet.from}" is not an IP address`);
-  if (src !== undefined && src.family !== family) return unsupported("source and destination are of different families");
-  if (packet.iif !== undefined && !index.links.has(packet.iif)) return unsupported(`no interface named ${packet.iif} in the state`);
-  if (packet.oif !== undefined && !index.links.has(packet.oif)) return unsupported(`no interface named ${packet.oif} in the state`);
+  if (packet.from !== undefined && src === undefined) return unsupportedTrace(base, `"${packet.from}" is not an IP address`);
+  if (src !== undefined && src.family !== family) return unsupportedTrace(base, "source and destination are of different families");
+  if (packet.iif !== undefined && !index.links.has(packet.iif)) return unsupportedTrace(base, `no interface named ${packet.iif} in the state`);
+  if (packet.oif !== undefined && !index.links.has(packet.oif)) return unsupportedTrace(base, `no interface named ${packet.oif} in the state`);
   const input = packet.iif !== undefined;
   const fam = family === 4 ? index.v4 : index.v6;
   // `ip route get` without ipproto asks IPv4 about UDP (a test packet with a UDP header); IPv6 about 0.
@@ -495,7 +525,7 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options: TraceO
   try {
     return family === 4 ? trace4(index, fam, flow, input, packet, base) : trace6(index, fam, flow, input, packet, base);
   } catch (error) {
-    if (error instanceof MissingSysctl || error instanceof UnsupportedError) return unsupported(error.message);
+    if (error instanceof MissingSysctl || error instanceof UnsupportedError) return unsupportedTrace(base, error.message);
     throw error;
   }
 }
@@ -525,21 +555,20 @@ function trace4(
   const dstWord = flow.dst[0] as number;
   const dstClass = ipv4Class(dstWord);
   const srcClass = packet.from === undefined ? "zeronet" : ipv4Class(flow.src[0] as number);
-  const done = (fields: Omit<Trace, "family" | "steps">): Trace => finish(base, fields);
   if (dstClass === "multicast" || dstClass === "lbcast" || dstClass === "loopback" || dstClass === "zeronet") {
-    return done({ result: "unsupported", reason: `destination ${flow.dstText} is ${dstClass}: special-cased by the kernel, not modelled` });
+    return finish(base, { result: "unsupported", reason: `destination ${flow.dstText} is ${dstClass}: special-cased by the kernel, not modelled` });
   }
   if (packet.tos !== undefined && (packet.tos & 0x03) !== 0) {
-    return done({ result: "unsupported", reason: "tos with ECN bits set is not modelled" });
+    return finish(base, { result: "unsupported", reason: "tos with ECN bits set is not modelled" });
   }
   if (!input) {
     if (packet.from !== undefined) {
       if (srcClass === "multicast" || srcClass === "lbcast" || srcClass === "zeronet") {
-        return done({ result: "rejected", errno: "EINVAL", reason: `source ${flow.srcText ?? ""} is ${srcClass}` });
+        return finish(base, { result: "rejected", errno: "EINVAL", reason: `source ${flow.srcText ?? ""} is ${srcClass}` });
       }
-      if (srcClass === "loopback") return done({ result: "unsupported", reason: "loopback source addresses are not modelled" });
+      if (srcClass === "loopback") return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
       if (!fam.localAddresses.has(wordsKey(flow.src))) {
-        return done({
+        return finish(base, {
           result: "rejected",
           errno: "ENETUNREACH",
           reason: `source ${flow.srcText ?? ""} is not an address of this node (a local socket cannot send from it)`,
@@ -547,19 +576,19 @@ function trace4(
       }
     }
     const res = fibLookup(fam, flow, false, steps);
-    if (res.kind === "unsupported") return done({ result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
+    if (res.kind === "unsupported") return finish(base, { result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
     if (res.kind !== "route" || res.route === undefined) {
       if (flow.oif !== undefined) {
         // The kernel then assumes the destination is on the bound device's link.
         steps?.push({ stage: "lookup", reason: `no usable route, the socket is bound to ${flow.oif}: assume on-link` });
-        return done({ result: "unicast", dev: flow.oif, reason: "on-link fallback for a bound socket" });
+        return finish(base, { result: "unicast", dev: flow.oif, reason: "on-link fallback for a bound socket" });
       }
-      return done(refusal(res));
+      return finish(base, refusal(res));
     }
     const route = res.route;
-    if (route.type === "local") return done({ result: "local", dev: "lo", ...fromFib(res) });
-    if (route.type === "broadcast") return done({ result: "broadcast", dev: route.dev, ...fromFib(res) });
-    return done({
+    if (route.type === "local") return finish(base, { result: "local", dev: "lo", ...fromFib(res) });
+    if (route.type === "broadcast") return finish(base, { result: "broadcast", dev: route.dev, ...fromFib(res) });
+    return finish(base, {
       result: "unicast",
       ...(route.dev === undefined ? {} : { dev: route.dev }),
       ...(route.gateway === undefined ? {} : { gateway: route.gateway }),
@@ -569,53 +598,62 @@ function trace4(
   // Input path (ip_route_input_slow).
   const iif = flow.iif;
   if (srcClass === "multicast" || srcClass === "lbcast") {
-    return done({ result: "rejected", errno: "EINVAL", reason: `martian source ${flow.srcText ?? ""} (${srcClass})` });
+    return finish(base, { result: "rejected", errno: "EINVAL", reason: `martian source ${flow.srcText ?? ""} (${srcClass})` });
   }
   if (packet.from === undefined || srcClass === "zeronet") {
-    return done({ result: "rejected", errno: "EINVAL", reason: `martian source ${flow.srcText ?? "0.0.0.0"} (zero network)` });
+    return finish(base, { result: "rejected", errno: "EINVAL", reason: `martian source ${flow.srcText ?? "0.0.0.0"} (zero network)` });
   }
-  if (srcClass === "loopback") return done({ result: "unsupported", reason: "loopback source addresses are not modelled" });
+  if (srcClass === "loopback") return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
   const res = fibLookup(fam, flow, false, steps);
-  if (res.kind === "unsupported") return done({ result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
+  if (res.kind === "unsupported") return finish(base, { result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
   const forwarding = sysctlInt(index, confName(iif, "forwarding")) !== 0;
   if (res.kind !== "route" || res.route === undefined) {
     if (!forwarding) {
-      return done({
+      return finish(base, {
         ...refusal(res),
         result: "unreachable",
         errno: "EHOSTUNREACH",
         reason: `${res.reason ?? "no route"}; forwarding is off on ${iif}`,
       });
     }
-    return done(refusal(res));
+    return finish(base, refusal(res));
   }
   const route = res.route;
   if (route.type === "broadcast") {
-    if (andConf(index, iif, "bc_forwarding")) return done({ result: "unsupported", reason: "bc_forwarding is not modelled" });
+    if (andConf(index, iif, "bc_forwarding")) return finish(base, { result: "unsupported", reason: "bc_forwarding is not modelled" });
     const rp = validateSource(index, flow, zeroWords(4), "0.0.0.0", undefined, steps);
-    if (!rp.accepted) return done({ result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
-    return done({ result: "broadcast", dev: "lo", rpFilter: rp, ...fromFib(res) });
+    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
+    return finish(base, { result: "broadcast", dev: "lo", rpFilter: rp, ...fromFib(res) });
   }
   if (route.type === "local") {
     const rp = validateSource(index, flow, flow.dst, flow.dstText, undefined, steps);
-    if (!rp.accepted) return done({ result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
-    return done({ result: "local", dev: "lo", rpFilter: rp, ...fromFib(res) });
+    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
+    return finish(base, { result: "local", dev: "lo", rpFilter: rp, ...fromFib(res) });
   }
   if (!forwarding) {
-    return done({ result: "unreachable", errno: "EHOSTUNREACH", ...fromFib(res), reason: `forwarding is off on ${iif}` });
+    return finish(base, { result: "unreachable", errno: "EHOSTUNREACH", ...fromFib(res), reason: `forwarding is off on ${iif}` });
   }
   if (route.type !== "unicast") {
-    return done({ result: "rejected", errno: "EINVAL", ...fromFib(res), reason: `martian destination (route type ${route.type})` });
+    return finish(base, { result: "rejected", errno: "EINVAL", ...fromFib(res), reason: `martian destination (route type ${route.type})` });
   }
   const rp = validateSource(index, flow, flow.dst, flow.dstText, route.dev, steps);
-  if (!rp.accepted) return done({ result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
-  return done({
+  if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
+  return finish(base, {
     result: "unicast",
     ...(route.dev === undefined ? {} : { dev: route.dev }),
     ...(route.gateway === undefined ? {} : { gateway: route.gateway }),
     rpFilter: rp,
     ...fromFib(res),
   });
+}
+
+function special6(w: Words): string | undefined {
+  const top = (w[0] as number) >>> 16;
+  if (top >= 0xff00) return "multicast";
+  if ((top & 0xffc0) === 0xfe80) return "link-local";
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && (w[3] === 0 || w[3] === 1)) return "unspecified or loopback";
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) return "IPv4-mapped";
+  return undefined;
 }
 
 function trace6(
@@ -627,36 +665,27 @@ function trace6(
   base: { family: Family; steps: Step[] | undefined },
 ): Trace {
   const steps = base.steps;
-  const done = (fields: Omit<Trace, "family" | "steps">): Trace => finish(base, fields);
-  const special = (w: Words): string | undefined => {
-    const top = (w[0] as number) >>> 16;
-    if (top >= 0xff00) return "multicast";
-    if ((top & 0xffc0) === 0xfe80) return "link-local";
-    if (w[0] === 0 && w[1] === 0 && w[2] === 0 && (w[3] === 0 || w[3] === 1)) return "unspecified or loopback";
-    if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) return "IPv4-mapped";
-    return undefined;
-  };
-  const dstSpecial = special(flow.dst);
-  if (dstSpecial !== undefined) return done({ result: "unsupported", reason: `destination ${flow.dstText} is ${dstSpecial}: not modelled` });
+  const dstSpecial = special6(flow.dst);
+  if (dstSpecial !== undefined) return finish(base, { result: "unsupported", reason: `destination ${flow.dstText} is ${dstSpecial}: not modelled` });
   if (packet.from !== undefined) {
-    const srcSpecial = special(flow.src);
-    if (srcSpecial !== undefined) return done({ result: "unsupported", reason: `source ${flow.srcText ?? ""} is ${srcSpecial}: not modelled` });
+    const srcSpecial = special6(flow.src);
+    if (srcSpecial !== undefined) return finish(base, { result: "unsupported", reason: `source ${flow.srcText ?? ""} is ${srcSpecial}: not modelled` });
   }
-  if (flow.oif !== undefined) return done({ result: "unsupported", reason: "IPv6 with an output interface (oif) is not modelled" });
-  if (flow.tos !== 0) return done({ result: "unsupported", reason: "IPv6 traffic class is not modelled" });
-  if (input && packet.from === undefined) return done({ result: "unsupported", reason: "IPv6 input packets need a source address" });
+  if (flow.oif !== undefined) return finish(base, { result: "unsupported", reason: "IPv6 with an output interface (oif) is not modelled" });
+  if (flow.tos !== 0) return finish(base, { result: "unsupported", reason: "IPv6 traffic class is not modelled" });
+  if (input && packet.from === undefined) return finish(base, { result: "unsupported", reason: "IPv6 input packets need a source address" });
   const forwardingAll = index.sysctls["net/ipv6/conf/all/forwarding"];
   if (forwardingAll === undefined) {
-    return done({ result: "unsupported", reason: "sysctl net.ipv6.conf.all.forwarding is not in the state" });
+    return finish(base, { result: "unsupported", reason: "sysctl net.ipv6.conf.all.forwarding is not in the state" });
   }
   const v6Strict = forwardingAll.trim() === "0";
   const res = fibLookup(fam, flow, v6Strict, steps);
-  if (res.kind === "unsupported") return done({ result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
-  if (res.kind !== "route" || res.route === undefined) return done(refusal(res));
+  if (res.kind === "unsupported") return finish(base, { result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
+  if (res.kind !== "route" || res.route === undefined) return finish(base, refusal(res));
   const route = res.route;
-  if (route.type === "local") return done({ result: "local", dev: "lo", ...fromFib(res) });
-  if (route.type !== "unicast") return done({ result: "unsupported", ...fromFib(res), reason: `IPv6 route type ${route.type} is not modelled` });
-  return done({
+  if (route.type === "local") return finish(base, { result: "local", dev: "lo", ...fromFib(res) });
+  if (route.type !== "unicast") return finish(base, { result: "unsupported", ...fromFib(res), reason: `IPv6 route type ${route.type} is not modelled` });
+  return finish(base, {
     result: "unicast",
     ...(route.dev === undefined ? {} : { dev: route.dev }),
     ...(route.gateway === undefined ? {} : { gateway: route.gateway }),

@@ -170,7 +170,9 @@ describe("Kubernetes source against a fake API server", () => {
     assert.ok(logLines.some((l) => l.includes("Kubernetes API error")), "the outage is logged");
     assert.ok((await agent.metrics.registry.getSingleMetricAsString("symroute_source_errors_total")).includes('source="kubernetes"'));
 
-    server.upsertSilently(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.128/26"] } });
+    // Recorded in the server's history while nobody watches: the informer re-watches from its last
+    // resourceVersion and receives it.
+    server.upsert(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.128/26"] } });
     await server.start();
     await pollUntil(
       "the change made during the outage",
@@ -197,7 +199,7 @@ describe("Kubernetes source: API server unreachable at start", () => {
     await server.stop();
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromOptions({
-      clusters: [{ name: "fake", server: `http://127.0.0.1:${port}` }],
+      clusters: [{ name: "fake", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
       users: [{ name: "agent" }],
       contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
       currentContext: "fake",
@@ -218,7 +220,11 @@ describe("Kubernetes source: API server unreachable at start", () => {
       },
     });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await pollUntil("two failed attempts to reach the API", async () => {
+        const text = await agent.metrics.registry.getSingleMetricAsString("symroute_source_errors_total");
+        const errors = Number(/source="kubernetes"} (\d+)/.exec(text)?.[1] ?? "0");
+        return errors >= 8 ? true : undefined; // four informers, two rounds each
+      }, 10_000);
       assert.equal(engine.applied.length, 0);
       assert.equal(agent.readiness().ready, false);
       assert.match(agent.readiness().reason, /waiting for the first list/);

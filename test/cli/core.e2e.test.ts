@@ -42,8 +42,14 @@ test("plan says 2 before apply and 0 after; a second apply changes nothing", { s
   assert.equal(again.code, 0);
   assert.match(again.stdout, /already converged/);
   const rules = JSON.parse(node.exec(["ip", "-j", "rule"]).stdout) as { fwmark?: string; table?: string }[];
-  assert.ok(rules.some((r) => r.fwmark === "0x1" && r.table === "20000"), JSON.stringify(rules));
-  const json = JSON.parse(node.symroute(["plan", "-c", PUBLIC, "-o", "json"]).stdout) as { inSync: boolean; networks: { method: string }[] };
+  assert.ok(
+    rules.some((r) => r.fwmark === "0x1" && r.table === "20000"),
+    JSON.stringify(rules),
+  );
+  const json = JSON.parse(node.symroute(["plan", "-c", PUBLIC, "-o", "json"]).stdout) as {
+    inSync: boolean;
+    networks: { method: string }[];
+  };
   assert.equal(json.inSync, true);
   assert.equal(json.networks[0]?.method, "connmark");
 });
@@ -97,7 +103,10 @@ test("foreign rules, routes, tables and firewall objects are left alone", { skip
   const report = JSON.parse(applied.stdout) as { networks: { table: number }[]; warnings: string[] };
   assert.equal(report.networks[0]?.table, 20001, "a table something else uses is never handed out");
   assert.ok(report.warnings.some((w) => /priority 1500/.test(w)));
-  assert.match(node.exec(["ip", "rule"]).stdout, /1500:\s+from all fwmark 0x4000\/0x4000 lookup 77 proto static/);
+  assert.match(
+    node.exec(["ip", "rule"]).stdout,
+    /1500:\s+from all fwmark 0x4000\/0x4000 lookup 77 proto static/,
+  );
   assert.equal(node.symroute(["delete"]).code, 0);
   assert.equal(node.dump(), start);
 });
@@ -141,7 +150,18 @@ test("--dry-run prints the payloads and changes nothing", { skip }, (t) => {
 test("without privileges: a clear error, exit 1, nothing changed", { skip }, (t) => {
   const node = createNode(t);
   const start = node.dump();
-  const r = node.exec(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", process.execPath, CLI, "apply", "-c", PUBLIC]);
+  const r = node.exec([
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+    process.execPath,
+    CLI,
+    "apply",
+    "-c",
+    PUBLIC,
+  ]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stderr, /error \(permission\)/);
   assert.match(r.stderr, /hint: run (symroute )?as root/);
@@ -152,9 +172,24 @@ test("a missing tool is named with the package that provides it", { skip }, (t) 
   const node = createNode(t);
   const empty = mkdtempSync(join(tmpdir(), "symroute-nopath-"));
   const ipPath = must(["sh", "-c", "command -v ip"]).trim();
-  const r = run([ipPath, "netns", "exec", node.name, process.execPath, CLI, "plan", "-c", PUBLIC, "--state-dir", node.stateDir], {
-    env: { PATH: empty },
-  });
+  const r = run(
+    [
+      ipPath,
+      "netns",
+      "exec",
+      node.name,
+      process.execPath,
+      CLI,
+      "plan",
+      "-c",
+      PUBLIC,
+      "--state-dir",
+      node.stateDir,
+    ],
+    {
+      env: { PATH: empty },
+    },
+  );
   assert.equal(r.code, 1);
   assert.match(r.stderr, /required tool "ip" is not installed/);
   assert.match(r.stderr, /apt-get install iproute2/);

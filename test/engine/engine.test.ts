@@ -36,7 +36,9 @@ test("apply converges a gateway network with the connmark method, and a second a
   assert.equal(first.applied, true);
   assert.equal(first.networks[0]?.method, "connmark");
   assert.ok(kernel.state.rules.some((r) => r.fwmark === 1 && r.fwmask === 0xff && r.table === 20000));
-  assert.ok(kernel.state.routes.some((r) => r.table === 20000 && r.dst === "default" && r.gateway === "1.2.3.1"));
+  assert.ok(
+    kernel.state.routes.some((r) => r.table === 20000 && r.dst === "default" && r.gateway === "1.2.3.1"),
+  );
   assert.equal(kernel.state.sysctls["net/ipv4/conf/all/rp_filter"], "0");
   assert.equal(kernel.state.sysctls["net/ipv4/conf/ext0/rp_filter"], "0");
   // Every other interface keeps its effective value max(all, own) = 1.
@@ -70,7 +72,12 @@ test("a kernel refusing a rule rolls the whole apply back and names the line", a
   await assert.rejects(engine.apply(PUBLIC), (error: unknown) => {
     assert.ok(isSymrouteError(error));
     assert.match(error.message, /rolled back/);
-    assert.ok(error.details.some((d) => /failing line 3: rule add priority 1001 fwmark 0x1\/0xff lookup 20000/.test(d)), error.details.join("\n"));
+    assert.ok(
+      error.details.some((d) =>
+        /failing line 3: rule add priority 1001 fwmark 0x1\/0xff lookup 20000/.test(d),
+      ),
+      error.details.join("\n"),
+    );
     return true;
   });
   assert.deepEqual(kernel.state.routes, initial.routes);
@@ -107,7 +114,19 @@ test("a foreign route in the way is a conflict and stays untouched", async () =>
   kernel.state = {
     ...kernel.state,
     links: [...kernel.state.links, { ifname: "eth1", ifindex: 9, up: true }],
-    routes: [...kernel.state.routes, { family: 4, table: 254, type: "unicast", dst: "10.9.8.0/24", gateway: "192.168.1.77", dev: "eth0", protocol: 4, scope: 0 }],
+    routes: [
+      ...kernel.state.routes,
+      {
+        family: 4,
+        table: 254,
+        type: "unicast",
+        dst: "10.9.8.0/24",
+        gateway: "192.168.1.77",
+        dev: "eth0",
+        protocol: 4,
+        scope: 0,
+      },
+    ],
   };
   const before = structuredClone(kernel.state.routes);
   const report = await engine.apply(
@@ -126,7 +145,10 @@ networks:
 
 test("a pool that holds the node's own gateway is refused with nothing changed", async () => {
   const { kernel, engine, initial } = setup();
-  kernel.state = { ...kernel.state, links: [...kernel.state.links, { ifname: "eth1", ifindex: 9, up: true }] };
+  kernel.state = {
+    ...kernel.state,
+    links: [...kernel.state.links, { ifname: "eth1", ifindex: 9, up: true }],
+  };
   const withEth1 = structuredClone(kernel.state);
   await assert.rejects(
     engine.apply(config(`networks: [{name: bad, addresses: [192.168.1.0/25], interface: eth1}]`)),
@@ -139,15 +161,24 @@ test("a pool that holds the node's own gateway is refused with nothing changed",
 test("a missing interface is reported by name and nothing changes", async () => {
   const { kernel, engine, initial } = setup();
   await assert.rejects(
-    engine.apply(config(`networks: [{name: pub, addresses: [1.2.3.0/24], interface: nope0, gateway: 1.2.3.1}]`)),
-    (e: unknown) => isSymrouteError(e) && e.kind === "dependency" && e.details.some((d) => d.includes('"nope0" does not exist')),
+    engine.apply(
+      config(`networks: [{name: pub, addresses: [1.2.3.0/24], interface: nope0, gateway: 1.2.3.1}]`),
+    ),
+    (e: unknown) =>
+      isSymrouteError(e) &&
+      e.kind === "dependency" &&
+      e.details.some((d) => d.includes('"nope0" does not exist')),
   );
   assert.deepEqual(kernel.state, initial);
 });
 
 test("tables and marks stay stable when networks are added and removed", async () => {
   const { kernel, engine } = setup();
-  kernel.state = { ...kernel.state, links: [...kernel.state.links, { ifname: "ext1", ifindex: 8, up: true }], sysctls: { ...kernel.state.sysctls, "net/ipv4/conf/ext1/rp_filter": "0" } };
+  kernel.state = {
+    ...kernel.state,
+    links: [...kernel.state.links, { ifname: "ext1", ifindex: 8, up: true }],
+    sysctls: { ...kernel.state.sysctls, "net/ipv4/conf/ext1/rp_filter": "0" },
+  };
   const two = config(`
 networks:
   - {name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1}

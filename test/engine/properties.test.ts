@@ -15,41 +15,50 @@ const RUNS = Number(process.env["SYMROUTE_PROPERTY_RUNS"] ?? 150);
 const EXTERNAL = ["ext0", "ext1", "ext2"];
 
 const networkArb = (i: number) =>
-  fc.record({
-    iface: fc.constantFrom(...EXTERNAL),
-    v4: fc.boolean(),
-    v6: fc.boolean(),
-    gateway: fc.boolean(),
-    single: fc.boolean(),
-  }).map((n) => {
-    const addresses: string[] = [];
-    const gateway: string[] = [];
-    if (n.v4 || !n.v6) {
-      addresses.push(n.single ? `100.64.${i}.7` : `100.64.${i}.0/24`);
-      if (n.gateway) gateway.push(n.single ? `100.65.${i}.1` : `100.64.${i}.1`);
-    }
-    if (n.v6) {
-      addresses.push(`2001:db8:${i}::/64`);
-      if (n.gateway) gateway.push(`2001:db8:${i}::1`);
-    }
-    return { name: `net-${i}`, addresses, interface: n.iface, ...(gateway.length > 0 ? { gateway } : {}) };
-  });
+  fc
+    .record({
+      iface: fc.constantFrom(...EXTERNAL),
+      v4: fc.boolean(),
+      v6: fc.boolean(),
+      gateway: fc.boolean(),
+      single: fc.boolean(),
+    })
+    .map((n) => {
+      const addresses: string[] = [];
+      const gateway: string[] = [];
+      if (n.v4 || !n.v6) {
+        addresses.push(n.single ? `100.64.${i}.7` : `100.64.${i}.0/24`);
+        if (n.gateway) gateway.push(n.single ? `100.65.${i}.1` : `100.64.${i}.1`);
+      }
+      if (n.v6) {
+        addresses.push(`2001:db8:${i}::/64`);
+        if (n.gateway) gateway.push(`2001:db8:${i}::1`);
+      }
+      return { name: `net-${i}`, addresses, interface: n.iface, ...(gateway.length > 0 ? { gateway } : {}) };
+    });
 
 const sysctlValue = fc.constantFrom("0", "1", "2");
 
-const scenarioArb = fc.record({
-  count: fc.integer({ min: 1, max: 5 }),
-  firewall: fc.constantFrom("nftables", "iptables"),
-  all: sysctlValue,
-  dflt: sysctlValue,
-  eth0: sysctlValue,
-  exts: fc.array(sysctlValue, { minLength: 3, maxLength: 3 }),
-  pods: fc.boolean(),
-}).chain((s) => fc.tuple(fc.constant(s), fc.tuple(...Array.from({ length: s.count }, (_, i) => networkArb(i)))));
+const scenarioArb = fc
+  .record({
+    count: fc.integer({ min: 1, max: 5 }),
+    firewall: fc.constantFrom("nftables", "iptables"),
+    all: sysctlValue,
+    dflt: sysctlValue,
+    eth0: sysctlValue,
+    exts: fc.array(sysctlValue, { minLength: 3, maxLength: 3 }),
+    pods: fc.boolean(),
+  })
+  .chain((s) =>
+    fc.tuple(fc.constant(s), fc.tuple(...Array.from({ length: s.count }, (_, i) => networkArb(i)))),
+  );
 
 function nodeFor(s: { all: string; dflt: string; eth0: string; exts: string[] }): NodeState {
   const base = articleNode();
-  const links = [...base.links.filter((l) => l.ifname !== "ext0"), ...EXTERNAL.map((ifname, k) => ({ ifname, ifindex: 10 + k, up: true, kind: "veth" }))];
+  const links = [
+    ...base.links.filter((l) => l.ifname !== "ext0"),
+    ...EXTERNAL.map((ifname, k) => ({ ifname, ifindex: 10 + k, up: true, kind: "veth" })),
+  ];
   const sysctls: Record<string, string> = {
     ...base.sysctls,
     "net/ipv4/conf/all/rp_filter": s.all,
@@ -61,7 +70,10 @@ function nodeFor(s: { all: string; dflt: string; eth0: string; exts: string[] })
 }
 
 const effective = (node: NodeState, ifname: string): number =>
-  Math.max(Number(node.sysctls["net/ipv4/conf/all/rp_filter"]), Number(node.sysctls[`net/ipv4/conf/${ifname}/rp_filter`]));
+  Math.max(
+    Number(node.sysctls["net/ipv4/conf/all/rp_filter"]),
+    Number(node.sysctls[`net/ipv4/conf/${ifname}/rp_filter`]),
+  );
 
 test("apply converges, is idempotent, keeps other interfaces' rp_filter, and delete restores the node", async (t) => {
   let executed = 0;
@@ -84,17 +96,28 @@ test("apply converges, is idempotent, keeps other interfaces' rp_filter, and del
       assert.deepEqual(plan.changes, [], "the plan after an apply is empty");
       assert.equal((await engine.apply(config)).applied, false);
 
-      const external = new Set(applied.networks.filter((n) => n.method === "connmark" && n.family === 4).map((n) => n.interface));
+      const external = new Set(
+        applied.networks.filter((n) => n.method === "connmark" && n.family === 4).map((n) => n.interface),
+      );
       for (const ifname of ["lo", "eth0", ...EXTERNAL]) {
-        if (external.has(ifname)) assert.equal(effective(kernel.state, ifname), 0, `${ifname} accepts replies' requests`);
-        else assert.equal(effective(kernel.state, ifname), effective(initial, ifname), `${ifname} keeps its rp_filter`);
+        if (external.has(ifname))
+          assert.equal(effective(kernel.state, ifname), 0, `${ifname} accepts replies' requests`);
+        else
+          assert.equal(
+            effective(kernel.state, ifname),
+            effective(initial, ifname),
+            `${ifname} keeps its rp_filter`,
+          );
       }
 
       await engine.remove();
       assert.deepEqual(kernel.state.routes, initial.routes);
       assert.deepEqual(kernel.state.rules, initial.rules);
       assert.deepEqual(kernel.state.sysctls, initial.sysctls);
-      assert.deepEqual(kernel.state.firewall.flatMap((f) => f.ruleKeys), []);
+      assert.deepEqual(
+        kernel.state.firewall.flatMap((f) => f.ruleKeys),
+        [],
+      );
     }),
     { numRuns: RUNS },
   );

@@ -97,7 +97,7 @@ describe("lab kube-proxy stand-ins", () => {
       ipt[0]!.text,
       /-d 1\.2\.3\.4\/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10\.112\.0\.5:8080/,
     );
-    assert.match(ipt[1]!.text, /--to-destination \[2001:db8:112::5\]:8081/);
+    assert.match(ipt[1]!.text, /--to-destination \[2001:db8:1::10\]:8081/);
     const nft = kubeProxyRules({ case: 3, kubeProxy: "nftables", firewall: "nftables", dualStack: false });
     assert.equal(nft.length, 1);
     assert.match(nft[0]!.text, /table ip kube-proxy/);

@@ -22,12 +22,14 @@ for (const name of readdirSync(CASES).sort()) {
     if (!parsed.ok) throw new Error(`${name}/config.yaml: ${JSON.stringify(parsed.issues)}`);
     const node = JSON.parse(readFileSync(join(dir, "node.json"), "utf8")) as NodeState;
     const store = new MemoryStore();
-    if (existsSync(join(dir, "saved.json"))) store.state = JSON.parse(readFileSync(join(dir, "saved.json"), "utf8")) as SavedState;
+    if (existsSync(join(dir, "saved.json")))
+      store.state = JSON.parse(readFileSync(join(dir, "saved.json"), "utf8")) as SavedState;
     const kernel = new FakeKernel(node);
     const report = await createEngine({ kernel, store }).plan(parsed.config);
     const actual = formatPlanText(report, "symroute plan") + formatPayloadsText(report);
     const expectedFile = join(dir, "expected.txt");
-    if (process.env["UPDATE_GOLDEN"] === "1" || !existsSync(expectedFile)) writeFileSync(expectedFile, actual);
+    if (process.env["UPDATE_GOLDEN"] === "1" || !existsSync(expectedFile))
+      writeFileSync(expectedFile, actual);
     assert.equal(actual, readFileSync(expectedFile, "utf8"));
   });
 }

@@ -2,10 +2,23 @@
 // line and stops at the first failure (as ip does); nft and iptables-restore transactions apply to a
 // copy and land only whole (as the kernel's do). Faults can be injected per tool.
 
-import { canonicalPrefix, parseIp, parsePrefix, prefixContainsIp, type Family } from "../../src/model/address.ts";
+import {
+  canonicalPrefix,
+  parseIp,
+  parsePrefix,
+  prefixContainsIp,
+  type Family,
+} from "../../src/model/address.ts";
 import { SymrouteError } from "../../src/model/errors.ts";
 import { routeKey, ruleKey } from "../../src/model/keys.ts";
-import type { FirewallBackend, NodeState, Route, RouteType, Rule, RuleAction } from "../../src/model/state.ts";
+import type {
+  FirewallBackend,
+  NodeState,
+  Route,
+  RouteType,
+  Rule,
+  RuleAction,
+} from "../../src/model/state.ts";
 import type { Kernel, ReadScope } from "../../src/engine/ports.ts";
 
 export interface FakeFaults {
@@ -19,7 +32,18 @@ export interface FakeFaults {
   beforeStep?: (step: string) => void;
 }
 
-const ROUTE_TYPES = new Set<RouteType>(["unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit", "throw", "nat"]);
+const ROUTE_TYPES = new Set<RouteType>([
+  "unicast",
+  "local",
+  "broadcast",
+  "anycast",
+  "multicast",
+  "blackhole",
+  "unreachable",
+  "prohibit",
+  "throw",
+  "nat",
+]);
 const RULE_ACTIONS = new Set<RuleAction>(["unreachable", "blackhole", "prohibit", "nop"]);
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -38,7 +62,8 @@ export function parseRouteLine(family: Family, words: string[]): Route {
   let type: RouteType = "unicast";
   if (ROUTE_TYPES.has(words[0] as RouteType)) type = words[i++] as RouteType;
   const dstWord = words[i++] ?? fail("missing destination");
-  const dst = dstWord === "default" ? "default" : (canonicalPrefix(dstWord, family) ?? fail(`bad prefix ${dstWord}`));
+  const dst =
+    dstWord === "default" ? "default" : (canonicalPrefix(dstWord, family) ?? fail(`bad prefix ${dstWord}`));
   const route: Record<string, unknown> = { family, type, dst, table: 254 };
   while (i < words.length) {
     const w = words[i++];
@@ -88,7 +113,7 @@ export function parseRouteLine(family: Family, words: string[]): Route {
 
 export function parseRuleLine(family: Family, words: string[]): Rule {
   const rule: Record<string, unknown> = { family, action: "lookup" };
-  for (let i = 0; i < words.length; ) {
+  for (let i = 0; i < words.length;) {
     const w = words[i++] as string;
     const v = words[i] ?? "";
     const take = (): string => {
@@ -178,7 +203,8 @@ export class FakeKernel implements Kernel {
 
   async readNode(scope: ReadScope): Promise<NodeState> {
     const names = new Set(scope.sysctls);
-    for (const t of scope.linkSysctls ?? []) for (const l of this.state.links) names.add(t.replace("{}", l.ifname));
+    for (const t of scope.linkSysctls ?? [])
+      for (const l of this.state.links) names.add(t.replace("{}", l.ifname));
     const sysctls: Record<string, string> = {};
     for (const n of names) {
       const v = this.state.sysctls[n];
@@ -216,7 +242,16 @@ export class FakeKernel implements Kernel {
     this.state = next;
   }
 
-  private applyLine(next: { links: NodeState["links"]; routes: NodeState["routes"]; rules: NodeState["rules"]; sysctls: NodeState["sysctls"] }, family: Family, line: string): void {
+  private applyLine(
+    next: {
+      links: NodeState["links"];
+      routes: NodeState["routes"];
+      rules: NodeState["rules"];
+      sysctls: NodeState["sysctls"];
+    },
+    family: Family,
+    line: string,
+  ): void {
     if (/[\n"'`;$]/.test(line)) fail(`unsafe characters in batch line: ${line}`);
     const [object, verb, ...words] = line.split(" ");
     if (object === "route") {
@@ -228,7 +263,8 @@ export class FakeKernel implements Kernel {
         next.routes = next.routes.filter((_, i) => i !== index);
         return;
       }
-      if (route.dev !== undefined && !next.links.some((l) => l.ifname === route.dev)) fail(`Cannot find device "${route.dev}"`);
+      if (route.dev !== undefined && !next.links.some((l) => l.ifname === route.dev))
+        fail(`Cannot find device "${route.dev}"`);
       if (route.gateway !== undefined && route.onlink !== true) {
         const gw = parseIp(route.gateway);
         const reachable = next.routes.some(
@@ -266,8 +302,14 @@ export class FakeKernel implements Kernel {
         if (!next.links.some((l) => l.ifname === parent)) fail(`Cannot find device "${parent}"`);
         const id = Number(words[words.indexOf("id") + 1]);
         const ifindex = Math.max(0, ...next.links.map((l) => l.ifindex)) + 1;
-        next.links = [...next.links, { ifname: name, ifindex, up: false, kind: "vlan", link: parent, vlanId: id }];
-        next.sysctls = { ...next.sysctls, [`net/ipv4/conf/${name}/rp_filter`]: next.sysctls["net/ipv4/conf/default/rp_filter"] ?? "0" };
+        next.links = [
+          ...next.links,
+          { ifname: name, ifindex, up: false, kind: "vlan", link: parent, vlanId: id },
+        ];
+        next.sysctls = {
+          ...next.sysctls,
+          [`net/ipv4/conf/${name}/rp_filter`]: next.sysctls["net/ipv4/conf/default/rp_filter"] ?? "0",
+        };
       } else if (verb === "set") {
         const name = words[0];
         next.links = next.links.map((l) => (l.ifname === name ? { ...l, up: true } : l));
@@ -284,7 +326,10 @@ export class FakeKernel implements Kernel {
   async runNft(script: string): Promise<void> {
     this.step("nft");
     this.log.push({ tool: "nft -f", input: script });
-    if (this.faults.nft === true) throw new SymrouteError("kernel", "nft -f - failed (exit 1): Error: injected", { details: ["/dev/stdin:5:1-3: Error: injected"] });
+    if (this.faults.nft === true)
+      throw new SymrouteError("kernel", "nft -f - failed (exit 1): Error: injected", {
+        details: ["/dev/stdin:5:1-3: Error: injected"],
+      });
     const afterDelete = script.split("delete table inet symroute")[1] ?? "";
     const keys = [...afterDelete.matchAll(/comment "([^"]*)"/g)].map((m) => m[1] as string);
     this.setFirewall("nftables", keys);
@@ -293,7 +338,8 @@ export class FakeKernel implements Kernel {
   async runIptablesRestore(family: Family, payload: string): Promise<void> {
     this.step(`iptables${family}`);
     this.log.push({ tool: `iptables-restore -${family}`, input: payload });
-    if (this.faults.iptables === true) throw new SymrouteError("kernel", "iptables-restore failed: line 3 failed (injected)");
+    if (this.faults.iptables === true)
+      throw new SymrouteError("kernel", "iptables-restore failed: line 3 failed (injected)");
     const all = this.state.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
     const mine = all.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2));
     const isJump = (k: string): boolean => k.startsWith("symroute ");
@@ -301,15 +347,18 @@ export class FakeKernel implements Kernel {
     let chains = mine.filter((k) => !isJump(k));
     for (const line of payload.split("\n")) {
       const key = /--comment "([^"]*)"/.exec(line)?.[1];
-      if (line.startsWith(":SYMROUTE-")) chains = []; // declaring a chain flushes it
-      else if (line.startsWith("-X SYMROUTE-") && jumps.length > 0 && !payload.includes("-D ")) fail("chain in use");
+      if (line.startsWith(":SYMROUTE-"))
+        chains = []; // declaring a chain flushes it
+      else if (line.startsWith("-X SYMROUTE-") && jumps.length > 0 && !payload.includes("-D "))
+        fail("chain in use");
       else if (key === undefined) continue;
       else if (line.startsWith("-A ")) chains.push(key);
       else if (line.startsWith("-I ")) {
         if (jumps.includes(key)) fail("duplicate jump");
         jumps.push(key);
       } else if (line.startsWith("-D ")) {
-        if (!jumps.includes(key)) fail("iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?)");
+        if (!jumps.includes(key))
+          fail("iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?)");
         jumps = jumps.filter((k) => k !== key);
       }
     }
@@ -327,7 +376,8 @@ export class FakeKernel implements Kernel {
   async writeSysctls(values: readonly (readonly [string, string])[]): Promise<void> {
     this.step("sysctl");
     for (const [name, value] of values) {
-      if (this.faults.sysctl === name) throw new SymrouteError("permission", `could not set ${name}: EACCES (injected)`);
+      if (this.faults.sysctl === name)
+        throw new SymrouteError("permission", `could not set ${name}: EACCES (injected)`);
       if (!(name in this.state.sysctls)) throw new SymrouteError("kernel", `could not set ${name}: ENOENT`);
       const sysctls: Record<string, string> = { ...this.state.sysctls, [name]: value };
       const m = /^net\/ipv4\/conf\/default\/(.+)$/.exec(name);
@@ -369,8 +419,26 @@ export function articleNode(): NodeState {
       { ifname: "eth0", family: 4, local: "192.168.1.10", prefixlen: 24 },
     ],
     routes: [
-      { family: 4, table: 254, type: "unicast", dst: "default", gateway: "192.168.1.1", dev: "eth0", protocol: 3, scope: 0 },
-      { family: 4, table: 254, type: "unicast", dst: "192.168.1.0/24", dev: "eth0", protocol: 2, scope: 253, prefsrc: "192.168.1.10" },
+      {
+        family: 4,
+        table: 254,
+        type: "unicast",
+        dst: "default",
+        gateway: "192.168.1.1",
+        dev: "eth0",
+        protocol: 3,
+        scope: 0,
+      },
+      {
+        family: 4,
+        table: 254,
+        type: "unicast",
+        dst: "192.168.1.0/24",
+        dev: "eth0",
+        protocol: 2,
+        scope: 253,
+        prefsrc: "192.168.1.10",
+      },
     ],
     rules: [
       { family: 4, priority: 0, action: "lookup", table: 255 },

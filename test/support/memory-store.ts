@@ -13,7 +13,10 @@ export class MemoryStore implements StateStore {
     return this.state === undefined ? undefined : structuredClone(this.state);
   }
   async write(state: SavedState): Promise<void> {
-    if (this.failWrite) throw new SymrouteError("kernel", "cannot write the state file memory: ENOSPC", { hint: "the disk is full" });
+    if (this.failWrite)
+      throw new SymrouteError("kernel", "cannot write the state file memory: ENOSPC", {
+        hint: "the disk is full",
+      });
     this.state = structuredClone(state);
   }
   async remove(): Promise<void> {

@@ -69,7 +69,16 @@ export function createNode(t: TestContext, options: { dualStack?: boolean } = {}
   must(["ip", "netns", "add", peer]);
   // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
   for (const ns of [name, peer]) {
-    must(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+    must([
+      "ip",
+      "netns",
+      "exec",
+      ns,
+      "sysctl",
+      "-qw",
+      "net.ipv6.conf.default.accept_dad=0",
+      "net.ipv6.conf.all.accept_dad=0",
+    ]);
   }
   const batch = [
     `link add eth0 netns ${name} type veth peer name r-eth0 netns ${peer}`,
@@ -86,9 +95,13 @@ export function createNode(t: TestContext, options: { dualStack?: boolean } = {}
     ...(options.dualStack === true ? ["route add default via 2001:db8:1::1 dev eth0"] : []),
   ];
   must(["ip", "-n", name, "-batch", "-"], `${node.join("\n")}\n`);
-  must(["ip", "-n", peer, "-batch", "-"], "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n");
+  must(
+    ["ip", "-n", peer, "-batch", "-"],
+    "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
+  );
   must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
-  const exec = (argv: readonly string[], input?: string): Run => run(["ip", "netns", "exec", name, ...argv], { input });
+  const exec = (argv: readonly string[], input?: string): Run =>
+    run(["ip", "netns", "exec", name, ...argv], { input });
   return {
     name,
     peer,
@@ -116,8 +129,8 @@ export function dumpNamespace(name: string): string {
     // Counters and generation comments change with traffic, not with configuration.
     return `## ${argv.join(" ")}\n${out.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
   });
-  const sysctls = run(["ip", "netns", "exec", name, "sysctl", "-a"]).stdout
-    .split("\n")
+  const sysctls = run(["ip", "netns", "exec", name, "sysctl", "-a"])
+    .stdout.split("\n")
     .filter((l) => /\.(rp_filter|arp_ignore|arp_announce) =/.test(l))
     .join("\n");
   return `${parts.join("\n")}\n## sysctl\n${sysctls}\n`;

@@ -102,10 +102,30 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
         fieldSelector,
       ),
     };
-    entry.informer.on("change", () => options.onChange(name));
+    // Status-only updates (every node writes its own) do not change what a node converges to:
+    // they are skipped for objects that have a generation, so N nodes do not wake each other up.
+    const generations = new Map<string, number | undefined>();
+    const key = (o: AnyObject): string => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
+    entry.informer.on("add", (o) => {
+      generations.set(key(o), o.metadata?.generation);
+      entry.failures = 0;
+      options.onChange(name);
+    });
+    entry.informer.on("update", (o) => {
+      const generation = o.metadata?.generation;
+      const before = generations.get(key(o));
+      generations.set(key(o), generation);
+      entry.failures = 0;
+      if (generation !== undefined && generation === before) return;
+      options.onChange(name);
+    });
+    entry.informer.on("delete", (o) => {
+      generations.delete(key(o));
+      options.onChange(name);
+    });
     entry.informer.on("error", (error: unknown) => {
+      if (stopped) return; // aborting the watches on stop reports an AbortError
       options.onError(name, error);
-      if (stopped) return;
       entry.failures++;
       entry.restart = clock.after(backoffDelay(entry.failures, { initialMs: 500, maxMs: 30_000 }), () => {
         entry.restart = undefined;

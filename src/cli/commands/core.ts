@@ -18,10 +18,14 @@ export async function readConfigFile(path: string): Promise<Config> {
     text = path === "-" ? await readStdin() : await readFile(path, "utf8");
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new SymrouteError("invalid-argument", `cannot read the configuration file ${path}: ${code ?? String(cause)}`, {
-      cause,
-      hint: code === "ENOENT" ? "check the path given with -c/--config" : undefined,
-    });
+    throw new SymrouteError(
+      "invalid-argument",
+      `cannot read the configuration file ${path}: ${code ?? String(cause)}`,
+      {
+        cause,
+        hint: code === "ENOENT" ? "check the path given with -c/--config" : undefined,
+      },
+    );
   }
   return loadConfigOrThrow(text, path === "-" ? "<stdin>" : path);
 }
@@ -33,9 +37,14 @@ async function readStdin(): Promise<string> {
 }
 
 const outputOption = () =>
-  new Option("-o, --output <format>", "text or json").default("text" as OutputFormat).argParser(parseOutputFormat);
+  new Option("-o, --output <format>", "text or json")
+    .default("text" as OutputFormat)
+    .argParser(parseOutputFormat);
 const stateDirOption = () =>
-  new Option("--state-dir <dir>", "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)");
+  new Option(
+    "--state-dir <dir>",
+    "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
+  );
 
 const SIGN: Readonly<Record<string, string>> = { add: "+", delete: "-", replace: "~", set: "~" };
 
@@ -43,7 +52,10 @@ export function changeToJson(change: Change): Record<string, unknown> {
   return { ...change, text: describeChange(change) };
 }
 
-export function planToJson(report: PlanReport | ApplyReport, options: { payloads: boolean }): Record<string, unknown> {
+export function planToJson(
+  report: PlanReport | ApplyReport,
+  options: { payloads: boolean },
+): Record<string, unknown> {
   const p = report.payloads;
   return {
     inSync: report.inSync,
@@ -107,7 +119,9 @@ export function formatPayloadsText(report: PlanReport): string {
   for (const s of p.sysctls) out.push(`# sysctl -w ${s.name.replaceAll("/", ".")}=${s.value}`);
   for (const b of p.ip) out.push(`# ip${b.family === 6 ? " -6" : ""} -batch -`, ...b.lines);
   for (const f of p.firewall) {
-    out.push(f.tool === "nft" ? "# nft -f -" : `# ${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush`);
+    out.push(
+      f.tool === "nft" ? "# nft -f -" : `# ${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush`,
+    );
     out.push(f.script.trimEnd());
   }
   if (p.linkDeletes.lines.length > 0) out.push("# ip -batch - (link deletions)", ...p.linkDeletes.lines);
@@ -198,9 +212,12 @@ export function registerPlanApplyDelete(program: Command): void {
         });
         if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
         else {
-          process.stdout.write(formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"));
+          process.stdout.write(
+            formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"),
+          );
           if (opts.dryRun === true) process.stdout.write(formatPayloadsText(report));
-          else if (report.applied) process.stdout.write(`${pc.green("Removed")}: ${report.changes.length} change(s).\n`);
+          else if (report.applied)
+            process.stdout.write(`${pc.green("Removed")}: ${report.changes.length} change(s).\n`);
         }
         return EXIT.ok;
       });

@@ -1,0 +1,50 @@
+// The contract suite against the real kernel: this file re-runs itself inside a fresh network
+// namespace (sysctls and nft state belong to the namespace of the process that touches them).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createLinuxKernel } from "../../src/adapters/kernel.ts";
+import { kernelContract } from "../support/kernel-contract.ts";
+import { createNode, e2eUnavailable, run } from "../support/netns.ts";
+
+const INSIDE = process.env["SYMROUTE_CONTRACT_INSIDE"];
+
+if (INSIDE !== undefined) {
+  // Each test starts from the pristine node: flush what the previous one added.
+  kernelContract("linux kernel", async () => {
+    run(["ip", "route", "flush", "table", "20000"]);
+    run(["ip", "route", "flush", "table", "20001"]);
+    run(["ip", "-6", "route", "flush", "table", "20000"]);
+    run(["ip", "rule", "del", "priority", "1001"]);
+    run(["ip", "-6", "rule", "del", "priority", "1001"]);
+    run(["nft", "delete", "table", "inet", "symroute"]);
+    run(["sysctl", "-qw", "net.ipv4.conf.ext0.rp_filter=0"]);
+    return createLinuxKernel();
+  });
+} else {
+  const skip = e2eUnavailable();
+  test("the kernel contract holds for the real kernel in a network namespace", { skip }, (t) => {
+    const node = createNode(t);
+    const r = node.exec([
+      "env",
+      "-u",
+      "NODE_TEST_CONTEXT",
+      "SYMROUTE_CONTRACT_INSIDE=1",
+      process.execPath,
+      "--import",
+      "tsx",
+      "--test",
+      "--test-reporter=spec",
+      import.meta.filename,
+    ]);
+    t.diagnostic(
+      r.stdout
+        .split("\n")
+        .filter((l) => /^[✔✖]/.test(l))
+        .join("\n"),
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    // The nested runner must really have run the whole suite.
+    assert.match(r.stdout, /ℹ pass 6\n/, r.stdout);
+  });
+}

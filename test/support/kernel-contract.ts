@@ -1,0 +1,161 @@
+// One contract every Kernel implementation passes: the in-memory fake in unit tests, the real
+// kernel inside a network namespace in end-to-end tests (after Hono's shared router suite).
+// The node it starts from: eth0 192.168.1.10/24 with default via 192.168.1.1, ext0 without an
+// address, conf.all.rp_filter 1.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Kernel } from "../../src/engine/ports.ts";
+import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
+import { firewallRuleKeys, renderIptables, renderNft } from "../../src/render/firewall.ts";
+import type { FirewallSpec } from "../../src/plan/types.ts";
+import { isSymrouteError } from "../../src/model/errors.ts";
+
+const SPEC: FirewallSpec = {
+  backend: "nftables",
+  mask: 0xff,
+  entries: [
+    { network: "public", family: 4, iif: "ext0", pools: ["1.2.3.0/24"], value: 1 },
+    { network: "public", family: 6, iif: "ext0", pools: ["2001:db8:100::/64"], value: 1 },
+  ],
+};
+
+export function kernelContract(name: string, makeKernel: () => Promise<Kernel>): void {
+  const read = (k: Kernel) => k.readNode({ ...SYSCTLS_TO_READ, firewalls: ["nftables", "iptables"] });
+
+  test(`${name}: reads links, addresses, main's default route and the default rules`, async () => {
+    const node = await read(await makeKernel());
+    const names = node.links.map((l) => l.ifname);
+    assert.ok(names.includes("eth0") && names.includes("ext0"), names.join(","));
+    assert.ok(
+      node.addresses.some((a) => a.ifname === "eth0" && a.local === "192.168.1.10" && a.prefixlen === 24),
+    );
+    assert.ok(
+      node.routes.some(
+        (r) =>
+          r.family === 4 &&
+          r.table === 254 &&
+          r.dst === "default" &&
+          r.gateway === "192.168.1.1" &&
+          r.dev === "eth0",
+      ),
+    );
+    assert.deepEqual(
+      node.rules.filter((r) => r.family === 4).map((r) => [r.priority, r.table]),
+      [
+        [0, 255],
+        [32766, 254],
+        [32767, 253],
+      ],
+    );
+    assert.equal(node.sysctls["net/ipv4/conf/all/rp_filter"], "1");
+    assert.ok("net/ipv4/conf/ext0/rp_filter" in node.sysctls);
+  });
+
+  test(`${name}: what a batch adds reads back as the same model objects`, async () => {
+    const kernel = await makeKernel();
+    await kernel.runIpBatch(4, [
+      "route add 1.2.3.0/24 dev ext0 table 20000 proto 201 scope 253",
+      "route add default via 1.2.3.1 dev ext0 table 20000 proto 201 scope 0",
+      "rule add priority 1001 fwmark 0x1/0xff lookup 20000 proto 201",
+    ]);
+    await kernel.runIpBatch(6, [
+      "route add 2001:db8:100::/64 dev ext0 table 20000 proto 201 scope 0 metric 1024",
+      "rule add priority 1001 fwmark 0x1/0xff lookup 20000 proto 201",
+    ]);
+    const node = await read(kernel);
+    const sorted = <T>(xs: readonly T[]): T[] =>
+      [...xs].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    const canon = <T extends object>(x: T): T =>
+      Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) as T;
+    assert.deepEqual(
+      sorted(node.routes.filter((r) => r.table === 20000).map(canon)),
+      sorted(
+        [
+          {
+            family: 4,
+            table: 20000,
+            type: "unicast",
+            dst: "default",
+            gateway: "1.2.3.1",
+            dev: "ext0",
+            protocol: 201,
+            scope: 0,
+          },
+          {
+            family: 4,
+            table: 20000,
+            type: "unicast",
+            dst: "1.2.3.0/24",
+            dev: "ext0",
+            protocol: 201,
+            scope: 253,
+          },
+          {
+            family: 6,
+            table: 20000,
+            type: "unicast",
+            dst: "2001:db8:100::/64",
+            dev: "ext0",
+            metric: 1024,
+            protocol: 201,
+            scope: 0,
+          },
+        ].map(canon),
+      ),
+    );
+    for (const family of [4, 6] as const) {
+      assert.deepEqual(
+        node.rules.filter((r) => r.family === family && r.priority === 1001),
+        [{ family, priority: 1001, fwmark: 1, fwmask: 0xff, action: "lookup", table: 20000, protocol: 201 }],
+      );
+    }
+  });
+
+  test(`${name}: a failing batch line is named, and the lines before it stay applied`, async () => {
+    const kernel = await makeKernel();
+    await assert.rejects(
+      kernel.runIpBatch(4, [
+        "route add 1.2.3.0/24 dev ext0 table 20001 proto 201 scope 253",
+        "route add 5.6.7.0/24 dev nope0 table 20001",
+      ]),
+      (e: unknown) =>
+        isSymrouteError(e) &&
+        e.details.some((d) => d.startsWith("failing line 2: route add 5.6.7.0/24 dev nope0")),
+    );
+    const node = await read(kernel);
+    assert.ok(node.routes.some((r) => r.table === 20001 && r.dst === "1.2.3.0/24"));
+    assert.ok(!node.routes.some((r) => r.dst === "5.6.7.0/24"));
+  });
+
+  test(`${name}: the nft table reads back with the keys it was rendered with, and goes`, async () => {
+    const kernel = await makeKernel();
+    await kernel.runNft(renderNft(SPEC));
+    const owned = (await read(kernel)).firewall.find((f) => f.backend === "nftables");
+    assert.deepEqual([...(owned?.ruleKeys ?? [])].sort(), firewallRuleKeys(SPEC).sort());
+    await kernel.runNft(renderNft(undefined));
+    assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "nftables")?.ruleKeys, []);
+  });
+
+  test(`${name}: iptables chains read back with their keys, and go`, async () => {
+    const kernel = await makeKernel();
+    const spec: FirewallSpec = { ...SPEC, backend: "iptables" };
+    for (const family of [4, 6] as const)
+      await kernel.runIptablesRestore(family, renderIptables(spec, family, new Set()));
+    const owned = (await read(kernel)).firewall.find((f) => f.backend === "iptables");
+    assert.deepEqual([...(owned?.ruleKeys ?? [])].sort(), firewallRuleKeys(spec).sort());
+    for (const family of [4, 6] as const) {
+      const present = new Set(
+        (owned?.ruleKeys ?? []).filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)),
+      );
+      await kernel.runIptablesRestore(family, renderIptables(undefined, family, present));
+    }
+    assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "iptables")?.ruleKeys, []);
+  });
+
+  test(`${name}: sysctls written read back`, async () => {
+    const kernel = await makeKernel();
+    await kernel.writeSysctls([["net/ipv4/conf/ext0/rp_filter", "2"]]);
+    assert.equal((await read(kernel)).sysctls["net/ipv4/conf/ext0/rp_filter"], "2");
+  });
+}
