@@ -10,7 +10,13 @@ import type { Config } from "../model/config.ts";
 import { isSymrouteError, SymrouteError } from "../model/errors.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { EMPTY_FILE, mergeClusterNetworks, readConfigFile, type FileResult } from "./desired-config.ts";
-import { startHttpServer, isLoopback, type AgentHttpServer, type ListenAddress, type Readiness } from "./http.ts";
+import {
+  startHttpServer,
+  isLoopback,
+  type AgentHttpServer,
+  type ListenAddress,
+  type Readiness,
+} from "./http.ts";
 import { startKernelMonitor, type KernelMonitor } from "./kernel-monitor.ts";
 import { networksFromCluster, type NetworkVerdict } from "./kubernetes/cluster.ts";
 import type { NodeStatus } from "./kubernetes/resources.ts";
@@ -51,6 +57,8 @@ export interface Agent {
   readonly http: AgentHttpServer | undefined;
   readonly metrics: AgentMetrics;
   readiness(): Readiness;
+  /** Whether a reconcile is running, and what is scheduled next (for tests and debugging). */
+  loopState(): ReconcileLoop["state"];
   /** Stops every watcher and the server; routing stays unless `cleanup` (then everything owned goes). */
   stop(options?: { readonly cleanup?: boolean }): Promise<void>;
 }
@@ -74,8 +82,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let lastSnapshot: ClusterSnapshot | undefined;
 
   const readiness = (): Readiness => {
-    if (inForce === undefined) return { ready: false, reason: `no configuration in force: ${lastOutcome.reason}` };
-    return lastOutcome.ok ? { ready: true, reason: "converged" } : { ready: false, reason: lastOutcome.reason };
+    if (inForce === undefined)
+      return { ready: false, reason: `no configuration in force: ${lastOutcome.reason}` };
+    return lastOutcome.ok
+      ? { ready: true, reason: "converged" }
+      : { ready: false, reason: lastOutcome.reason };
   };
 
   /** Re-reads the file; a refused file keeps the last good one in force. */
@@ -86,11 +97,17 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       text = await readFile(options.configFile, "utf8");
     } catch (error) {
       if (fileText !== undefined || file !== undefined) {
-        logger.error({ file: options.configFile, err: String(error) }, "cannot read the config file; keeping the last good one");
+        logger.error(
+          { file: options.configFile, err: String(error) },
+          "cannot read the config file; keeping the last good one",
+        );
       }
       metrics.configErrors.inc({ source: "file" });
       if (file === undefined) {
-        throw new SymrouteError("invalid-argument", `cannot read the config file ${options.configFile}: ${String(error)}`);
+        throw new SymrouteError(
+          "invalid-argument",
+          `cannot read the config file ${options.configFile}: ${String(error)}`,
+        );
       }
       return;
     }
@@ -105,7 +122,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     metrics.configErrors.inc({ source: "file" });
     logger.error(
       { file: options.configFile, problems: result.problems },
-      file?.ok === true ? "config file refused; the last good configuration stays in force" : "config file refused",
+      file?.ok === true
+        ? "config file refused; the last good configuration stays in force"
+        : "config file refused",
     );
     if (file === undefined || !file.ok) {
       file = result;
@@ -123,7 +142,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     let report: ApplyReport | undefined;
     try {
       await refreshFile();
-      if (file === undefined || !file.ok) throw new SymrouteError("invalid-argument", "no valid configuration");
+      if (file === undefined || !file.ok)
+        throw new SymrouteError("invalid-argument", "no valid configuration");
       let config = file.config;
       if (kube !== undefined) {
         const snapshot = kube.snapshot() ?? lastSnapshot;
@@ -161,7 +181,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         metrics.driftRepairs.inc();
         logger.warn({ changes: report.changes.length, reasons: [...reasons] }, "drift repaired");
       } else if (changed) {
-        logger.info({ changes: report.changes.length, networks: config.networks.length, reasons: [...reasons] }, "applied");
+        logger.info(
+          { changes: report.changes.length, networks: config.networks.length, reasons: [...reasons] },
+          "applied",
+        );
       } else {
         logger.debug({ reasons: [...reasons] }, "in sync");
       }
@@ -269,7 +292,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         await source.writeStatus(verdict.network, status);
       } catch (error) {
         metrics.sourceErrors.inc({ source: "kubernetes-status" });
-        logger.warn({ network: verdict.network, err: String(error) }, "cannot write status; retried on the next reconcile");
+        logger.warn(
+          { network: verdict.network, err: String(error) },
+          "cannot write status; retried on the next reconcile",
+        );
       }
     }
   }
@@ -292,7 +318,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           loop.trigger("config-file", { resetBackoff: true });
         }
       });
-      fileWatcher.on("error", (error) => logger.warn({ err: String(error) }, "config file watch failed; resync still re-reads it"));
+      fileWatcher.on("error", (error) =>
+        logger.warn({ err: String(error) }, "config file watch failed; resync still re-reads it"),
+      );
     } catch (error) {
       logger.warn({ err: String(error) }, "cannot watch the config file; the periodic resync re-reads it");
     }
@@ -359,6 +387,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     http,
     metrics,
     readiness,
+    loopState: () => loop.state,
     stop(stopOptions = {}) {
       stopping ??= (async () => {
         await loop.stop();

@@ -45,7 +45,10 @@ export function mergeClusterNetworks(
   for (const verdict of verdicts) {
     if (verdict.state !== "selected") continue;
     if (fileNames.has(verdict.network)) {
-      refused.set(verdict.network, `the local config file already has a network named ${JSON.stringify(verdict.network)}`);
+      refused.set(
+        verdict.network,
+        `the local config file already has a network named ${JSON.stringify(verdict.network)}`,
+      );
       continue;
     }
     const candidate = { ...file.raw, networks: [...fileNetworks, ...accepted, verdict.entry] };
@@ -55,12 +58,17 @@ export function mergeClusterNetworks(
       config = result.config;
     } else {
       const index = fileNetworks.length + accepted.length;
-      const mine = result.issues.filter((i) => i.path.length === 0 || (i.path[0] === "networks" && i.path[1] === index));
+      const mine = result.issues.filter(
+        (i) => i.path.length === 0 || (i.path[0] === "networks" && i.path[1] === index),
+      );
       const issues = mine.length > 0 ? mine : result.issues;
-      const lines = formatConfigIssues(`SymrouteNetwork/${verdict.network}`, issues.map((i) => ({
-        ...i,
-        path: i.path[0] === "networks" && i.path[1] === index ? ["spec", ...i.path.slice(2)] : i.path,
-      })));
+      const lines = formatConfigIssues(
+        `SymrouteNetwork/${verdict.network}`,
+        issues.map((i) => ({
+          ...i,
+          path: i.path[0] === "networks" && i.path[1] === index ? ["spec", ...i.path.slice(2)] : i.path,
+        })),
+      );
       refused.set(verdict.network, lines.join("; "));
     }
   }

@@ -60,7 +60,8 @@ export async function startHttpServer(options: {
     } else if (path === "/metrics") {
       options.registry.metrics().then(
         (text) => response.writeHead(200, { "content-type": options.registry.contentType }).end(text),
-        (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(`${String(error)}\n`),
+        (error: unknown) =>
+          response.writeHead(500, { "content-type": "text/plain" }).end(`${String(error)}\n`),
       );
     } else {
       response.writeHead(404, { "content-type": "text/plain" }).end("not found: /healthz /readyz /metrics\n");

@@ -58,7 +58,9 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
     };
     proc.on("error", (error) => onGone(`${file} could not start: ${error.message}`));
     proc.on("exit", (code, signal) =>
-      onGone(`${file} exited (${signal ?? `code ${code}`})${stderr.trim() === "" ? "" : `: ${stderr.trim()}`}`),
+      onGone(
+        `${file} exited (${signal ?? `code ${code}`})${stderr.trim() === "" ? "" : `: ${stderr.trim()}`}`,
+      ),
     );
   };
 

@@ -37,7 +37,9 @@ export async function acquireAgentLock(name: string = AGENT_LOCK_NAME): Promise<
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== "EADDRINUSE") {
-      throw new SymrouteError("kernel", `cannot take the agent lock @${name}: ${String(error)}`, { cause: error });
+      throw new SymrouteError("kernel", `cannot take the agent lock @${name}: ${String(error)}`, {
+        cause: error,
+      });
     }
     const holder = await askHolder(path);
     throw new SymrouteError(

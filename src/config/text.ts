@@ -45,14 +45,18 @@ class Converter {
     this.issues.push({ path, message, ...(offset === undefined ? {} : { offset }) });
   }
 
-  convert(node: unknown, path: ConfigPath, depth: number, aliasDepth = 0): unknown {
+  /** `aliasAt`: where the outermost alias being expanded is written, the place to blame. */
+  convert(node: unknown, path: ConfigPath, depth: number, aliasAt?: number): unknown {
     if (this.stopped) return undefined;
     if (++this.nodes > MAX_NODES || depth > MAX_DEPTH) {
       this.stopped = true;
+      const offset = aliasAt ?? (node as YamlNode | null)?.range?.[0];
       this.fail(
         [],
-        undefined,
-        `the document is too large or too deeply nested (aliases expand it); keep it plain`,
+        offset,
+        depth > MAX_DEPTH
+          ? `the document nests deeper than ${MAX_DEPTH} levels here; a configuration needs 4`
+          : `the document expands to more than ${MAX_NODES} values (through aliases); write it out plainly`,
       );
       return undefined;
     }
@@ -63,11 +67,15 @@ class Converter {
       this.note(path, { value: start });
     if (isAlias(node)) {
       const target = node.resolve(this.doc);
-      if (target === undefined || aliasDepth > MAX_DEPTH) {
-        this.fail(path, start, `alias *${node.source} does not refer to an anchor defined before it`);
+      if (target === undefined) {
+        this.fail(
+          path,
+          start,
+          `alias ${quoteString(`*${node.source}`)} does not refer to an anchor defined before it`,
+        );
         return null;
       }
-      return this.convert(target, path, depth + 1, aliasDepth + 1);
+      return this.convert(target, path, depth + 1, aliasAt ?? start);
     }
     if (isScalar(node)) {
       const v = node.value;
@@ -76,7 +84,7 @@ class Converter {
       return new UnsupportedValue(`a YAML value with no plain meaning${tag}`);
     }
     if (isSeq(node)) {
-      return node.items.map((item, i) => this.convert(item, [...path, i], depth + 1, aliasDepth));
+      return node.items.map((item, i) => this.convert(item, [...path, i], depth + 1, aliasAt));
     }
     if (isMap(node)) {
       const out: Record<string, unknown> = {};
@@ -95,7 +103,7 @@ class Converter {
         this.note([...path, key], keyStart === undefined ? {} : { key: keyStart });
         // defineProperty: a "__proto__" key must become an own property, not a prototype.
         Object.defineProperty(out, key, {
-          value: this.convert(pair.value, [...path, key], depth + 1, aliasDepth),
+          value: this.convert(pair.value, [...path, key], depth + 1, aliasAt),
           enumerable: true,
           writable: true,
           configurable: true,

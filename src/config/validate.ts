@@ -59,6 +59,11 @@ export interface PendingIssue extends ConfigIssue {
 
 type Mapping = Readonly<Record<string, unknown>>;
 
+/** Far above any real cluster; they bound the pairwise overlap checks on hostile input. */
+const MAX_NETWORKS = 1024;
+const MAX_POOLS = 4096;
+const MAX_POD_CIDRS = 256;
+
 const familyName = (family: Family): string => (family === 4 ? "IPv4" : "IPv6");
 const list = (items: readonly (string | number)[]): string => items.join(", ");
 
@@ -167,7 +172,9 @@ class Checker {
     const prefix = parsePrefix(text, { strict: true });
     if (prefix === undefined) {
       const loose = parsePrefix(text);
-      if (loose !== undefined) {
+      if (loose !== undefined && loose.len === 0) {
+        this.report(path, `${field} ${quoteString(text)} covers every address; give the subnet itself`);
+      } else if (loose !== undefined) {
         const host = formatIp(loose.family, parseIp(text.slice(0, text.indexOf("/")))?.value ?? 0n);
         this.report(
           path,
@@ -195,6 +202,10 @@ function validatePodCidrs(c: Checker, value: unknown): PoolEntry[] | undefined {
   if (value === undefined) return [];
   const texts = c.stringList(value, ["podCIDRs"], "podCIDRs", "CIDRs like 10.112.0.0/12");
   if (texts === undefined) return undefined;
+  if (texts.length > MAX_POD_CIDRS) {
+    c.report(["podCIDRs"], `podCIDRs has ${texts.length} entries; symroute handles at most ${MAX_POD_CIDRS}`);
+    return undefined;
+  }
   const out: PoolEntry[] = [];
   let ok = true;
   texts.forEach((text, i) => {
@@ -659,7 +670,8 @@ function validateMarks(c: Checker, value: unknown): MarkSettings | undefined {
 }
 
 function validateStateDir(c: Checker, value: unknown): string | undefined {
-  const allowed = "allowed: an absolute path like /var/lib/symroute, of A-Z a-z 0-9 / . _ - + @ and without '..'";
+  const allowed =
+    "allowed: an absolute path like /var/lib/symroute, of A-Z a-z 0-9 / . _ - + @ and without '..'";
   if (typeof value !== "string") {
     c.report(["stateDir"], `stateDir must be a path (a string); got ${describe(value)}; ${allowed}`);
     return undefined;
@@ -735,9 +747,22 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
       ["networks"],
       `networks must be a list of networks, each {name, addresses, interface}; got ${describe(networksValue)}`,
     );
+  } else if (networksValue.length > MAX_NETWORKS) {
+    c.report(
+      ["networks"],
+      `networks has ${networksValue.length} entries; symroute handles at most ${MAX_NETWORKS}`,
+    );
   } else {
     drafts = networksValue.map((n: unknown, i) => validateNetwork(c, n, i));
-    checkAcrossNetworks(c, drafts, podCidrs);
+    const pools = drafts.reduce((sum, d) => sum + d.pools.length, 0);
+    if (pools > MAX_POOLS) {
+      c.report(
+        ["networks"],
+        `networks list ${pools} addresses in all; symroute handles at most ${MAX_POOLS}`,
+      );
+    } else {
+      checkAcrossNetworks(c, drafts, podCidrs);
+    }
   }
 
   const firewallValue = get("firewall");

@@ -9,7 +9,7 @@ import type { FirewallBackend, NodeState } from "../model/state.ts";
 import { computeDesired, resolveFirewall, resolveKubeProxyMode } from "../plan/desired.ts";
 import { diffState, type OwnershipMarks } from "../plan/diff.ts";
 import { SYSCTLS_TO_READ } from "../plan/sysctls.ts";
-import type { Change, Conflict, DesiredState, NetworkDecision } from "../plan/types.ts";
+import type { Change, Conflict, DesiredState, FirewallSpec, NetworkDecision } from "../plan/types.ts";
 import { changeLines, type IpBatch } from "../render/ip.ts";
 import { renderFirewallPayloads, renderPayloads, type Payloads } from "../render/payloads.ts";
 import type { Kernel, SavedState, StateStore } from "./ports.ts";
@@ -30,6 +30,8 @@ export interface PlanReport {
   /** Routes, rules and firewall rules symroute owns on the node (after the apply, for apply). */
   readonly ownedObjects: number;
   readonly payloads: Payloads;
+  /** The firewall symroute wants on the node (undefined: none). */
+  readonly firewallSpec: FirewallSpec | undefined;
 }
 
 export interface ApplyReport extends PlanReport {
@@ -150,6 +152,7 @@ export function createEngine(deps: EngineDeps): Engine {
         kubeProxyMode,
         ownedObjects: countOwned(node, own),
         payloads: renderPayloads(changes, desired.firewall, node, desired.sysctls),
+        firewallSpec: desired.firewall,
       },
     };
   }

@@ -17,7 +17,7 @@ const TOOLS: readonly (readonly [string, string])[] = [
 ];
 
 async function onPath(tool: string): Promise<boolean> {
-  const dirs = (process.env["PATH"] ?? "").split(delimiter).concat(["/usr/sbin", "/sbin"]);
+  const dirs = (process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== "");
   for (const dir of dirs) {
     try {
       await access(join(dir, tool), constants.X_OK);

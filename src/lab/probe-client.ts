@@ -3,7 +3,9 @@
 import { spawn } from "node:child_process";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { builtTreeIsFresh, REPO_ROOT } from "./build-freshness.ts";
 import { SymrouteError } from "../model/errors.ts";
 import { formatListen } from "./probe.ts";
 import type { ListenSpec, ProbeAnswer, ProbeRequest } from "./probe.ts";
@@ -11,15 +13,16 @@ import type { ListenSpec, ProbeAnswer, ProbeRequest } from "./probe.ts";
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith(".ts");
 
 /**
- * How to start Node on one of our own modules from inside a namespace: the compiled file when
- * running from dist, the TypeScript file through tsx when running from source (tests).
+ * How to start the probe inside a namespace: the compiled file when running from dist (or when the
+ * build is fresh), the TypeScript file through tsx otherwise.
  */
-export function nodeArgvFor(moduleUrlFromHere: string): string[] {
-  if (RUNNING_FROM_SOURCE) {
-    const file = fileURLToPath(new URL(`${moduleUrlFromHere}.ts`, import.meta.url));
-    return [process.execPath, "--import", import.meta.resolve("tsx"), file];
-  }
-  return [process.execPath, fileURLToPath(new URL(`${moduleUrlFromHere}.js`, import.meta.url))];
+export function probeArgv(): string[] {
+  if (!RUNNING_FROM_SOURCE)
+    return [process.execPath, fileURLToPath(new URL("./probe-main.js", import.meta.url))];
+  // From source, a fresh build still starts faster than tsx (about 0.1 s against 0.7 s).
+  if (builtTreeIsFresh()) return [process.execPath, join(REPO_ROOT, "dist/lab/probe-main.js")];
+  const file = fileURLToPath(new URL("./probe-main.ts", import.meta.url));
+  return [process.execPath, "--import", import.meta.resolve("tsx"), file];
 }
 
 /** Time a probe gets to bind its listeners (tsx compiles on first start). */
@@ -55,7 +58,7 @@ export class ProbeProcess {
     options: { persistent?: boolean } = {},
   ): Promise<ProbeProcess> {
     const argv = [
-      ...nodeArgvFor("./probe-main"),
+      ...probeArgv(),
       ...listens.flatMap((l) => ["--listen", formatListen(l)]),
       ...(options.persistent === true ? ["--stay"] : []),
     ];

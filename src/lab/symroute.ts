@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { builtTreeIsFresh, REPO_ROOT } from "./build-freshness.ts";
 import type { ToolResult } from "../adapters/exec.ts";
 import { familiesOf, poolOf } from "./spec.ts";
 import type { LabSpec } from "./spec.ts";
@@ -35,17 +35,15 @@ export function labConfigText(spec: LabSpec): string {
   return lines.join("\n");
 }
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
 /**
- * The command that runs symroute: $SYMROUTE_LAB_CLI if set (a path to an executable), the
- * TypeScript source through tsx when the lab itself runs from source (tests: no stale build),
- * otherwise the built CLI in bin/symroute.
+ * The command that runs symroute: $SYMROUTE_LAB_CLI if set (a path to an executable); the built
+ * CLI in bin/symroute when the lab runs from dist, or from source with a build newer than every
+ * source file; otherwise the TypeScript source through tsx (so that a stale build is never tested).
  */
 export function symrouteArgv(): string[] {
   const override = process.env["SYMROUTE_LAB_CLI"];
   if (override !== undefined && override !== "") return [override];
-  if (import.meta.url.endsWith(".ts")) {
+  if (import.meta.url.endsWith(".ts") && !builtTreeIsFresh()) {
     return [process.execPath, "--import", import.meta.resolve("tsx"), join(REPO_ROOT, "src/cli/main.ts")];
   }
   return [process.execPath, join(REPO_ROOT, "bin/symroute")];

@@ -72,22 +72,22 @@ export interface TableIndex {
 interface FilterNode {
   zero: FilterNode | undefined;
   one: FilterNode | undefined;
-  own: Uint32Array;
-  cumulative: Uint32Array;
+  own: Int32Array;
+  cumulative: Int32Array;
 }
 
 export interface RuleFilter {
   readonly words: number;
   readonly fromRoot: FilterNode;
   readonly toRoot: FilterNode;
-  readonly noMark: Uint32Array;
-  readonly markGroups: readonly { readonly mask: number; readonly byValue: Map<number, Uint32Array> }[];
-  readonly noIif: Uint32Array;
-  readonly byIif: Map<string, Uint32Array>;
-  readonly noOif: Uint32Array;
-  readonly byOif: Map<string, Uint32Array>;
+  readonly noMark: Int32Array;
+  readonly markGroups: readonly { readonly mask: number; readonly byValue: Map<number, Int32Array> }[];
+  readonly noIif: Int32Array;
+  readonly byIif: Map<string, Int32Array>;
+  readonly noOif: Int32Array;
+  readonly byOif: Map<string, Int32Array>;
   /** Scratch space for one walk (the simulator is synchronous, one walk at a time). */
-  readonly scratch: Uint32Array;
+  readonly scratch: Int32Array;
 }
 
 export interface FamilyIndex {
@@ -225,11 +225,11 @@ function indexLengths(table: TableIndex): void {
 }
 
 function newFilterNode(words: number): FilterNode {
-  return { zero: undefined, one: undefined, own: new Uint32Array(words), cumulative: new Uint32Array(words) };
+  return { zero: undefined, one: undefined, own: new Int32Array(words), cumulative: new Int32Array(words) };
 }
 
-const setBit = (set: Uint32Array, i: number): void => {
-  set[i >>> 5] = ((set[i >>> 5] ?? 0) | (1 << (i & 31))) >>> 0;
+const setBit = (set: Int32Array, i: number): void => {
+  set[i >>> 5] = (set[i >>> 5] ?? 0) | (1 << (i & 31));
 };
 
 function insertSelector(root: FilterNode, prefix: WordPrefix, ruleIndex: number, words: number): void {
@@ -247,8 +247,8 @@ function insertSelector(root: FilterNode, prefix: WordPrefix, ruleIndex: number,
   setBit(node.own, ruleIndex);
 }
 
-function accumulate(node: FilterNode, parent: Uint32Array | undefined): void {
-  for (let w = 0; w < node.own.length; w++) node.cumulative[w] = ((parent?.[w] ?? 0) | (node.own[w] ?? 0)) >>> 0;
+function accumulate(node: FilterNode, parent: Int32Array | undefined): void {
+  for (let w = 0; w < node.own.length; w++) node.cumulative[w] = (parent?.[w] ?? 0) | (node.own[w] ?? 0);
   if (node.zero !== undefined) accumulate(node.zero, node.cumulative);
   if (node.one !== undefined) accumulate(node.one, node.cumulative);
 }
@@ -257,15 +257,15 @@ function buildFilter(rules: readonly CompiledRule[]): RuleFilter {
   const words = Math.max(1, Math.ceil(rules.length / 32));
   const fromRoot = newFilterNode(words);
   const toRoot = newFilterNode(words);
-  const noMark = new Uint32Array(words);
-  const noIif = new Uint32Array(words);
-  const noOif = new Uint32Array(words);
-  const byIif = new Map<string, Uint32Array>();
-  const byOif = new Map<string, Uint32Array>();
-  const groups = new Map<number, Map<number, Uint32Array>>();
-  const setIn = (map: Map<string | number, Uint32Array>, key: string | number, i: number): void => {
+  const noMark = new Int32Array(words);
+  const noIif = new Int32Array(words);
+  const noOif = new Int32Array(words);
+  const byIif = new Map<string, Int32Array>();
+  const byOif = new Map<string, Int32Array>();
+  const groups = new Map<number, Map<number, Int32Array>>();
+  const setIn = (map: Map<string | number, Int32Array>, key: string | number, i: number): void => {
     let set = map.get(key);
-    if (set === undefined) map.set(key, (set = new Uint32Array(words)));
+    if (set === undefined) map.set(key, (set = new Int32Array(words)));
     setBit(set, i);
   };
   rules.forEach((r, i) => {
@@ -279,12 +279,12 @@ function buildFilter(rules: readonly CompiledRule[]): RuleFilter {
     else {
       let group = groups.get(r.fwmask);
       if (group === undefined) groups.set(r.fwmask, (group = new Map()));
-      setIn(group as Map<string | number, Uint32Array>, (r.fwmark & r.fwmask) >>> 0, i);
+      setIn(group as Map<string | number, Int32Array>, (r.fwmark & r.fwmask) >>> 0, i);
     }
     if (open || r.iif === undefined) setBit(noIif, i);
-    else setIn(byIif as Map<string | number, Uint32Array>, r.iif, i);
+    else setIn(byIif as Map<string | number, Int32Array>, r.iif, i);
     if (open || r.oif === undefined) setBit(noOif, i);
-    else setIn(byOif as Map<string | number, Uint32Array>, r.oif, i);
+    else setIn(byOif as Map<string | number, Int32Array>, r.oif, i);
   });
   accumulate(fromRoot, undefined);
   accumulate(toRoot, undefined);
@@ -298,12 +298,12 @@ function buildFilter(rules: readonly CompiledRule[]): RuleFilter {
     byIif,
     noOif,
     byOif,
-    scratch: new Uint32Array(words),
+    scratch: new Int32Array(words),
   };
 }
 
 /** The deepest selector-trie node on the address's path: its cumulative set. */
-export function selectorCandidates(root: FilterNode, addr: Words): Uint32Array {
+export function selectorCandidates(root: FilterNode, addr: Words): Int32Array {
   let node = root;
   const bits = addr.length * 32;
   for (let i = 0; i < bits; i++) {

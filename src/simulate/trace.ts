@@ -138,77 +138,66 @@ function describeMatch(r: CompiledRule, flow: Flow): string {
 /** Matching trie nodes, deepest last; reused across lookups (no allocation per lookup). */
 const pathScratch: TrieNode[] = new Array<TrieNode>(129);
 
-interface TableHit {
-  readonly route: CompiledRoute | undefined;
-  readonly unsupported?: string;
-}
-const TABLE_MISS: TableHit = { route: undefined };
+/** Several IPv6 routes of one prefix with forwarding off: the kernel scores routers (not modelled). */
+const AMBIGUOUS_V6: CompiledRoute = {
+  route: { family: 6, table: 0, type: "unicast", dst: "default" },
+  text: "(several routes)",
+  type: "unicast",
+  len: 0,
+  metric: 0,
+  dev: undefined,
+  gateway: undefined,
+  unsupported:
+    "several IPv6 routes share this prefix and forwarding is off: the kernel then scores routers by reachability (not modelled)",
+};
 
-function lookupTable(index: FamilyIndex, table: TableIndex, flow: Flow, v6Strict: boolean): TableHit {
+/** The route the table gives (check `unsupported` on it), or undefined when it has none. */
+function lookupTable(index: FamilyIndex, table: TableIndex, flow: Flow, v6Strict: boolean): CompiledRoute | undefined {
   if (index.family === 4) return lookupTable4(table, flow);
-  const root = table.root;
   let depth = 0;
-  let node: TrieNode | undefined = root;
-  const bits = flow.family === 4 ? 32 : 128;
+  let node: TrieNode | undefined = table.root;
   for (let i = 0; node !== undefined; i++) {
     if (node.routes !== undefined) pathScratch[depth++] = node;
-    if (i === bits) break;
+    if (i === 128) break;
     node = bitAt(flow.dst, i) === 0 ? node.zero : node.one;
   }
-  // Longest prefix first; within a prefix, aliases in metric order; backtrack to shorter prefixes.
-  for (let d = depth - 1; d >= 0; d--) {
-    const routes = (pathScratch[d] as TrieNode).routes as CompiledRoute[];
-    if (index.family === 6) {
-      const first = routes[0] as CompiledRoute;
-      if (first.unsupported !== undefined) return { route: first, unsupported: first.unsupported };
-      if (v6Strict && routes.length > 1) {
-        return {
-          route: undefined,
-          unsupported:
-            "several IPv6 routes share this prefix and forwarding is off: the kernel then scores routers by reachability (not modelled)",
-        };
-      }
-      return { route: first };
-    }
-    for (let k = 0; k < routes.length; k++) {
-      const route = routes[k] as CompiledRoute;
-      if (route.unsupported !== undefined) return { route, unsupported: route.unsupported };
-      const t = route.type;
-      if (t === "unicast" || t === "local" || t === "broadcast") {
-        // A socket bound to a device only takes next hops on that device.
-        if (flow.oif !== undefined && route.dev !== flow.oif) continue;
-      }
-      return { route };
-    }
-  }
-  return TABLE_MISS;
+  // The longest prefix with routes decides; among its routes the lowest metric (no oif modelled for
+  // IPv6, so every route is acceptable and no backtracking happens).
+  if (depth === 0) return undefined;
+  const routes = (pathScratch[depth - 1] as TrieNode).routes as CompiledRoute[];
+  const first = routes[0] as CompiledRoute;
+  if (first.unsupported === undefined && v6Strict && routes.length > 1) return AMBIGUOUS_V6;
+  return first;
 }
 
-/** IPv4: the trie's route lists by prefix length, longest first (same order as the trie walk). */
-function lookupTable4(table: TableIndex, flow: Flow): TableHit {
+/**
+ * IPv4 (fib_table_lookup): longest prefix first; within a prefix, aliases in metric order; a next
+ * hop on another device than the bound socket's is skipped, and the lookup backtracks to shorter
+ * prefixes. The trie's route lists are kept by prefix length so empty levels cost nothing.
+ */
+function lookupTable4(table: TableIndex, flow: Flow): CompiledRoute | undefined {
   const dst = flow.dst[0] as number;
   const lengths = table.lengths;
+  const oif = flow.oif;
   for (let l = 0; l < lengths.length; l++) {
     const routes = (table.byLength[l] as Map<number, CompiledRoute[]>).get((dst & (table.masks[l] as number)) >>> 0);
     if (routes === undefined) continue;
     for (let k = 0; k < routes.length; k++) {
       const route = routes[k] as CompiledRoute;
-      if (route.unsupported !== undefined) return { route, unsupported: route.unsupported };
-      const t = route.type;
-      if (t === "unicast" || t === "local" || t === "broadcast") {
-        // A socket bound to a device only takes next hops on that device.
-        if (flow.oif !== undefined && route.dev !== flow.oif) continue;
+      if (oif !== undefined && route.unsupported === undefined) {
+        const t = route.type;
+        if ((t === "unicast" || t === "local" || t === "broadcast") && route.dev !== oif) continue;
       }
-      return { route };
+      return route;
     }
   }
-  return TABLE_MISS;
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The rule walk (fib_rules_lookup)
 
-function nextCandidate(set: Uint32Array, from: number, n: number): number {
+function nextCandidate(set: Int32Array, from: number, n: number): number {
   let w = from >>> 5;
   if (w >= set.length) return -1;
   let word = (set[w] ?? 0) & (0xffffffff << (from & 31));
@@ -224,9 +213,9 @@ function nextCandidate(set: Uint32Array, from: number, n: number): number {
 }
 
 /** Mark sets matched by the current packet, reused between walks. */
-const markScratch: Uint32Array[] = [];
+const markScratch: Int32Array[] = [];
 
-function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
+function fillCandidates(index: FamilyIndex, flow: Flow): Int32Array {
   const f = index.filter;
   const out = f.scratch;
   const fromSet = selectorCandidates(f.fromRoot, flow.src);
@@ -236,7 +225,7 @@ function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
   const groups = f.markGroups;
   let marks = 0;
   for (let g = 0; g < groups.length; g++) {
-    const group = groups[g] as { mask: number; byValue: Map<number, Uint32Array> };
+    const group = groups[g] as { mask: number; byValue: Map<number, Int32Array> };
     const set = group.byValue.get((flow.mark & group.mask) >>> 0);
     if (set !== undefined) markScratch[marks++] = set;
   }
@@ -247,7 +236,7 @@ function fillCandidates(index: FamilyIndex, flow: Flow): Uint32Array {
       continue;
     }
     let mark = f.noMark[w] as number;
-    for (let g = 0; g < marks; g++) mark |= (markScratch[g] as Uint32Array)[w] as number;
+    for (let g = 0; g < marks; g++) mark |= (markScratch[g] as Int32Array)[w] as number;
     const iif = (f.noIif[w] as number) | (iifSet === undefined ? 0 : (iifSet[w] as number));
     const oif = (f.noOif[w] as number) | (oifSet === undefined ? 0 : (oifSet[w] as number));
     out[w] = both & mark & iif & oif;
@@ -294,12 +283,12 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
           };
         case "lookup": {
           const root = index.tables.get(r.table);
-          const hit = root === undefined ? TABLE_MISS : lookupTable(index, root, flow, v6Strict);
-          if (hit.unsupported !== undefined) {
-            steps?.push({ stage: "lookup", table: r.table, route: hit.route?.text, reason: "not modelled" });
-            return { kind: "unsupported", rule: r, table: r.table, route: hit.route, verdict: "unsupported", reason: hit.unsupported };
+          const route = root === undefined ? undefined : lookupTable(index, root, flow, v6Strict);
+          if (route?.unsupported !== undefined) {
+            const shown = route === AMBIGUOUS_V6 ? undefined : route;
+            steps?.push({ stage: "lookup", table: r.table, route: route.text, reason: "not modelled" });
+            return { kind: "unsupported", rule: r, table: r.table, route: shown, verdict: "unsupported", reason: route.unsupported };
           }
-          const route = hit.route;
           if (route === undefined) {
             steps?.push({ stage: "lookup", table: r.table, reason: root === undefined ? "table is empty, next rule" : "no route, next rule" });
             break;
@@ -576,18 +565,18 @@ function trace4(
       }
     }
     const res = fibLookup(fam, flow, false, steps);
-    if (res.kind === "unsupported") return finish(base, { result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
+    if (res.kind === "unsupported") return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
     if (res.kind !== "route" || res.route === undefined) {
       if (flow.oif !== undefined) {
         // The kernel then assumes the destination is on the bound device's link.
         steps?.push({ stage: "lookup", reason: `no usable route, the socket is bound to ${flow.oif}: assume on-link` });
         return finish(base, { result: "unicast", dev: flow.oif, reason: "on-link fallback for a bound socket" });
       }
-      return finish(base, refusal(res));
+      return finish(base, refusal(res), res);
     }
     const route = res.route;
-    if (route.type === "local") return finish(base, { result: "local", dev: "lo", ...fromFib(res) });
-    if (route.type === "broadcast") return finish(base, { result: "broadcast", dev: route.dev, ...fromFib(res) });
+    if (route.type === "local") return finish(base, { result: "local", dev: "lo" }, res);
+    if (route.type === "broadcast") return finish(base, { result: "broadcast", dev: route.dev }, res);
     return finish(base, {
       result: "unicast",
       ...(route.dev === undefined ? {} : { dev: route.dev }),
@@ -605,7 +594,7 @@ function trace4(
   }
   if (srcClass === "loopback") return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
   const res = fibLookup(fam, flow, false, steps);
-  if (res.kind === "unsupported") return finish(base, { result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
+  if (res.kind === "unsupported") return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
   const forwarding = sysctlInt(index, confName(iif, "forwarding")) !== 0;
   if (res.kind !== "route" || res.route === undefined) {
     if (!forwarding) {
@@ -616,19 +605,19 @@ function trace4(
         reason: `${res.reason ?? "no route"}; forwarding is off on ${iif}`,
       });
     }
-    return finish(base, refusal(res));
+    return finish(base, refusal(res), res);
   }
   const route = res.route;
   if (route.type === "broadcast") {
     if (andConf(index, iif, "bc_forwarding")) return finish(base, { result: "unsupported", reason: "bc_forwarding is not modelled" });
     const rp = validateSource(index, flow, zeroWords(4), "0.0.0.0", undefined, steps);
-    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
-    return finish(base, { result: "broadcast", dev: "lo", rpFilter: rp, ...fromFib(res) });
+    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
+    return finish(base, { result: "broadcast", dev: "lo", rpFilter: rp }, res);
   }
   if (route.type === "local") {
     const rp = validateSource(index, flow, flow.dst, flow.dstText, undefined, steps);
-    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
-    return finish(base, { result: "local", dev: "lo", rpFilter: rp, ...fromFib(res) });
+    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
+    return finish(base, { result: "local", dev: "lo", rpFilter: rp }, res);
   }
   if (!forwarding) {
     return finish(base, { result: "unreachable", errno: "EHOSTUNREACH", ...fromFib(res), reason: `forwarding is off on ${iif}` });
@@ -637,7 +626,7 @@ function trace4(
     return finish(base, { result: "rejected", errno: "EINVAL", ...fromFib(res), reason: `martian destination (route type ${route.type})` });
   }
   const rp = validateSource(index, flow, flow.dst, flow.dstText, route.dev, steps);
-  if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, ...fromFib(res), reason: rp.reason });
+  if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
   return finish(base, {
     result: "unicast",
     ...(route.dev === undefined ? {} : { dev: route.dev }),
@@ -680,10 +669,10 @@ function trace6(
   }
   const v6Strict = forwardingAll.trim() === "0";
   const res = fibLookup(fam, flow, v6Strict, steps);
-  if (res.kind === "unsupported") return finish(base, { result: "unsupported", ...fromFib(res), reason: res.reason ?? "" });
-  if (res.kind !== "route" || res.route === undefined) return finish(base, refusal(res));
+  if (res.kind === "unsupported") return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
+  if (res.kind !== "route" || res.route === undefined) return finish(base, refusal(res), res);
   const route = res.route;
-  if (route.type === "local") return finish(base, { result: "local", dev: "lo", ...fromFib(res) });
+  if (route.type === "local") return finish(base, { result: "local", dev: "lo" }, res);
   if (route.type !== "unicast") return finish(base, { result: "unsupported", ...fromFib(res), reason: `IPv6 route type ${route.type} is not modelled` });
   return finish(base, {
     result: "unicast",

@@ -24,7 +24,11 @@ describe("agent command-line values", () => {
     assert.deepEqual(parseListen("127.0.0.1:9473"), { host: "127.0.0.1", port: 9473 });
     assert.deepEqual(parseListen("[::1]:0"), { host: "::1", port: 0 });
     for (const bad of [":9473", "127.0.0.1", "127.0.0.1:99999", "a:b:c", ""]) {
-      assert.throws(() => parseListen(bad), (e: unknown) => isSymrouteError(e) && e.kind === "invalid-argument", bad);
+      assert.throws(
+        () => parseListen(bad),
+        (e: unknown) => isSymrouteError(e) && e.kind === "invalid-argument",
+        bad,
+      );
     }
     assert.equal(isLoopback("127.0.0.1"), true);
     assert.equal(isLoopback("::1"), true);
@@ -38,7 +42,10 @@ describe("agent command-line values", () => {
     assert.equal(parseDuration("5m", "--x"), 300_000);
     assert.equal(parseDuration("60", "--x"), 60_000);
     assert.equal(parseDuration("0", "--x"), 0);
-    assert.throws(() => parseDuration("soon", "--resync-interval"), /--resync-interval "soon" is not a duration/);
+    assert.throws(
+      () => parseDuration("soon", "--resync-interval"),
+      /--resync-interval "soon" is not a duration/,
+    );
   });
 });
 
@@ -47,7 +54,8 @@ describe("metrics", () => {
     const metrics = createMetrics();
     metrics.reconciles.inc({ result: "success" });
     const text = await metrics.registry.metrics();
-    for (const name of Object.values(METRIC_NAMES)) assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), name);
+    for (const name of Object.values(METRIC_NAMES))
+      assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), name);
     assert.equal(createMetrics().registry === metrics.registry, false);
   });
 });

@@ -30,106 +30,146 @@ interface RuleJson {
 }
 /** Rules symroute owns: its proto (201 by default) in its priority band. */
 function ownedRules(ns: string): number[] {
-  const rules = JSON.parse(run(["ip", "netns", "exec", ns, "ip", "-j", "rule", "show"]).stdout || "[]") as RuleJson[];
+  const rules = JSON.parse(
+    run(["ip", "netns", "exec", ns, "ip", "-j", "rule", "show"]).stdout || "[]",
+  ) as RuleJson[];
   return rules
     .filter((r) => r.priority !== undefined && r.priority >= 1000 && r.priority <= 1999)
     .map((r) => r.priority as number);
 }
 
 const ready = (ns: string): Promise<true> =>
-  pollUntil(`${ns} /readyz`, () => (nsGet(ns, `${URL_BASE}/readyz`).status === 200 ? true : undefined), 30_000);
+  pollUntil(
+    `${ns} /readyz`,
+    () => (nsGet(ns, `${URL_BASE}/readyz`).status === 200 ? true : undefined),
+    30_000,
+  );
 
 const metric = (ns: string, name: string): number | undefined =>
   metricValue(nsGet(ns, `${URL_BASE}/metrics`).body, name);
 
-test("agent: converge, repair drift, reload config, refuse a second agent, SIGTERM keeps routing", { skip }, async (t) => {
-  const node = createNode(t);
-  run(["ip", "-n", node.name, "link", "add", "ext1", "type", "veth", "peer", "name", "ext1p"]);
-  run(["ip", "-n", node.name, "link", "set", "ext1", "up"]);
-  const config = join(node.stateDir, "agent.yaml");
-  writeFileSync(config, ONE_NETWORK);
-  const args = ["-c", config, "--state-dir", node.stateDir, "--resync-interval", "5m"];
-  const agents: AgentProcess[] = [];
-  t.after(() => {
-    for (const a of agents) if (a.child.exitCode === null) a.child.kill("SIGKILL");
-  });
-  const agent = startAgentIn(node.name, args);
-  agents.push(agent);
-  try {
-    await ready(node.name);
-  } catch (error) {
-    throw new Error(`${String(error)}\nagent output:\n${agent.output()}`);
-  }
-
-  await t.test("converged at start; the endpoints are read-only", () => {
-    assert.ok(ownedRules(node.name).length > 0, "owned rules exist");
-    assert.equal(nsGet(node.name, `${URL_BASE}/healthz`).status, 200);
-    const post = run(["ip", "netns", "exec", node.name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", `${URL_BASE}/readyz`]);
-    assert.equal(post.stdout, "405");
-    assert.equal(metric(node.name, "symroute_config_loaded"), 1);
-    assert.ok((metric(node.name, "symroute_owned_objects") ?? 0) > 0);
-  });
-
-  await t.test("a rule deleted by hand is put back, and counted as a drift repair", async () => {
-    const before = metric(node.name, "symroute_drift_repairs_total") ?? 0;
-    const rules = ownedRules(node.name);
-    const victim = rules[0] as number;
-    const started = Date.now();
-    assert.equal(run(["ip", "netns", "exec", node.name, "ip", "rule", "del", "priority", String(victim)]).code, 0);
-    await pollUntil("the rule to come back", () => (ownedRules(node.name).includes(victim) ? true : undefined), 10_000, 20);
-    t.diagnostic(`rule ${victim} repaired after ${Date.now() - started} ms`);
-    const after = await pollUntil("the drift metric", () => {
-      const v = metric(node.name, "symroute_drift_repairs_total") ?? 0;
-      return v > before ? v : undefined;
+test(
+  "agent: converge, repair drift, reload config, refuse a second agent, SIGTERM keeps routing",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    run(["ip", "-n", node.name, "link", "add", "ext1", "type", "veth", "peer", "name", "ext1p"]);
+    run(["ip", "-n", node.name, "link", "set", "ext1", "up"]);
+    const config = join(node.stateDir, "agent.yaml");
+    writeFileSync(config, ONE_NETWORK);
+    const args = ["-c", config, "--state-dir", node.stateDir, "--resync-interval", "5m"];
+    const agents: AgentProcess[] = [];
+    t.after(() => {
+      for (const a of agents) if (a.child.exitCode === null) a.child.kill("SIGKILL");
     });
-    assert.ok(after > before);
-  });
+    const agent = startAgentIn(node.name, args);
+    agents.push(agent);
+    try {
+      await ready(node.name);
+    } catch (error) {
+      throw new Error(`${String(error)}\nagent output:\n${agent.output()}`);
+    }
 
-  await t.test("a changed config file is applied without a restart", async () => {
-    const rulesBefore = ownedRules(node.name).length;
-    writeFileSync(config, TWO_NETWORKS);
-    await pollUntil("the second network", () => (metric(node.name, "symroute_networks") === 2 ? true : undefined));
-    await pollUntil("its rules", () => (ownedRules(node.name).length > rulesBefore ? true : undefined));
-    const routes = run(["ip", "netns", "exec", node.name, "ip", "route", "show", "table", "all"]).stdout;
-    assert.match(routes, /198\.51\.100\.1 dev ext1/);
-  });
-
-  await t.test("a broken config file is refused and the last good one stays in force", async () => {
-    const errorsBefore = metric(node.name, "symroute_config_errors_total") ?? 0;
-    const rules = ownedRules(node.name);
-    writeFileSync(config, "networks: [ { name: Bad Name } ]\n");
-    await pollUntil("the config error", () => {
-      const text = nsGet(node.name, `${URL_BASE}/metrics`).body;
-      const v = text.split("\n").find((l) => l.startsWith('symroute_config_errors_total{source="file"}'));
-      return v !== undefined && Number(v.split(" ").pop()) > errorsBefore ? true : undefined;
+    await t.test("converged at start; the endpoints are read-only", () => {
+      assert.ok(ownedRules(node.name).length > 0, "owned rules exist");
+      assert.equal(nsGet(node.name, `${URL_BASE}/healthz`).status, 200);
+      const post = run([
+        "ip",
+        "netns",
+        "exec",
+        node.name,
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        `${URL_BASE}/readyz`,
+      ]);
+      assert.equal(post.stdout, "405");
+      assert.equal(metric(node.name, "symroute_config_loaded"), 1);
+      assert.ok((metric(node.name, "symroute_owned_objects") ?? 0) > 0);
     });
-    assert.deepEqual(ownedRules(node.name), rules);
-    writeFileSync(config, TWO_NETWORKS);
-  });
 
-  await t.test("a second agent in the same namespace is refused with exit 1", async () => {
-    const second = startAgentIn(node.name, [...args, "--listen", "127.0.0.1:9474"]);
-    agents.push(second);
-    const code = await second.exited(30_000);
-    assert.equal(code, 1, second.output());
-    assert.match(second.output(), /another symroute agent already runs in this network namespace \(pid \d+/);
-  });
+    await t.test("a rule deleted by hand is put back, and counted as a drift repair", async () => {
+      const before = metric(node.name, "symroute_drift_repairs_total") ?? 0;
+      const rules = ownedRules(node.name);
+      const victim = rules[0] as number;
+      const started = Date.now();
+      assert.equal(
+        run(["ip", "netns", "exec", node.name, "ip", "rule", "del", "priority", String(victim)]).code,
+        0,
+      );
+      await pollUntil(
+        "the rule to come back",
+        () => (ownedRules(node.name).includes(victim) ? true : undefined),
+        10_000,
+        20,
+      );
+      t.diagnostic(`rule ${victim} repaired after ${Date.now() - started} ms`);
+      const after = await pollUntil("the drift metric", () => {
+        const v = metric(node.name, "symroute_drift_repairs_total") ?? 0;
+        return v > before ? v : undefined;
+      });
+      assert.ok(after > before);
+    });
 
-  await t.test("SIGTERM: exit 0 and routing stays in place", async () => {
-    const rules = ownedRules(node.name);
-    agent.child.kill("SIGTERM");
-    assert.equal(await agent.exited(15_000), 0, agent.output());
-    assert.deepEqual(ownedRules(node.name), rules);
-    assert.match(agent.output(), /routing stays in place/);
-  });
+    await t.test("a changed config file is applied without a restart", async () => {
+      const rulesBefore = ownedRules(node.name).length;
+      writeFileSync(config, TWO_NETWORKS);
+      await pollUntil("the second network", () =>
+        metric(node.name, "symroute_networks") === 2 ? true : undefined,
+      );
+      await pollUntil("its rules", () => (ownedRules(node.name).length > rulesBefore ? true : undefined));
+      const routes = run(["ip", "netns", "exec", node.name, "ip", "route", "show", "table", "all"]).stdout;
+      assert.match(routes, /198\.51\.100\.1 dev ext1/);
+    });
 
-  await t.test("the lock is free again after exit; --cleanup-on-exit removes what symroute owns", async () => {
-    const next = startAgentIn(node.name, [...args, "--cleanup-on-exit"]);
-    agents.push(next);
-    await ready(node.name);
-    assert.ok(ownedRules(node.name).length > 0);
-    next.child.kill("SIGTERM");
-    assert.equal(await next.exited(15_000), 0, next.output());
-    assert.deepEqual(ownedRules(node.name), []);
-  });
-});
+    await t.test("a broken config file is refused and the last good one stays in force", async () => {
+      const errorsBefore = metric(node.name, "symroute_config_errors_total") ?? 0;
+      const rules = ownedRules(node.name);
+      writeFileSync(config, "networks: [ { name: Bad Name } ]\n");
+      await pollUntil("the config error", () => {
+        const text = nsGet(node.name, `${URL_BASE}/metrics`).body;
+        const v = text.split("\n").find((l) => l.startsWith('symroute_config_errors_total{source="file"}'));
+        return v !== undefined && Number(v.split(" ").pop()) > errorsBefore ? true : undefined;
+      });
+      assert.deepEqual(ownedRules(node.name), rules);
+      writeFileSync(config, TWO_NETWORKS);
+    });
+
+    await t.test("a second agent in the same namespace is refused with exit 1", async () => {
+      const second = startAgentIn(node.name, [...args, "--listen", "127.0.0.1:9474"]);
+      agents.push(second);
+      const code = await second.exited(30_000);
+      assert.equal(code, 1, second.output());
+      assert.match(
+        second.output(),
+        /another symroute agent already runs in this network namespace \(pid \d+/,
+      );
+    });
+
+    await t.test("SIGTERM: exit 0 and routing stays in place", async () => {
+      const rules = ownedRules(node.name);
+      agent.child.kill("SIGTERM");
+      assert.equal(await agent.exited(15_000), 0, agent.output());
+      assert.deepEqual(ownedRules(node.name), rules);
+      assert.match(agent.output(), /routing stays in place/);
+    });
+
+    await t.test(
+      "the lock is free again after exit; --cleanup-on-exit removes what symroute owns",
+      async () => {
+        const next = startAgentIn(node.name, [...args, "--cleanup-on-exit"]);
+        agents.push(next);
+        await ready(node.name);
+        assert.ok(ownedRules(node.name).length > 0);
+        next.child.kill("SIGTERM");
+        assert.equal(await next.exited(15_000), 0, next.output());
+        assert.deepEqual(ownedRules(node.name), []);
+      },
+    );
+  },
+);

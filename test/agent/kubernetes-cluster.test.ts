@@ -6,7 +6,12 @@ import { parse } from "yaml";
 import { mergeClusterNetworks, readConfigFile } from "../../src/agent/desired-config.ts";
 import { networksFromCluster, type NetworkVerdict } from "../../src/agent/kubernetes/cluster.ts";
 import { poolEntryToPrefixes, rangeToPrefixes } from "../../src/agent/kubernetes/pool-addresses.ts";
-import type { IpAddressPool, L2Advertisement, NodeInfo, SymrouteNetwork } from "../../src/agent/kubernetes/resources.ts";
+import type {
+  IpAddressPool,
+  L2Advertisement,
+  NodeInfo,
+  SymrouteNetwork,
+} from "../../src/agent/kubernetes/resources.ts";
 import { matchSelector } from "../../src/agent/kubernetes/selectors.ts";
 import { parsePrefix, prefixContainsIp } from "../../src/model/address.ts";
 
@@ -19,7 +24,10 @@ describe("rangeToPrefixes / poolEntryToPrefixes", () => {
       ok: true,
       prefixes: ["1.2.3.100/30", "1.2.3.104/30", "1.2.3.108/31", "1.2.3.110"],
     });
-    assert.deepEqual(poolEntryToPrefixes("192.0.2.0 - 192.0.2.255"), { ok: true, prefixes: ["192.0.2.0/24"] });
+    assert.deepEqual(poolEntryToPrefixes("192.0.2.0 - 192.0.2.255"), {
+      ok: true,
+      prefixes: ["192.0.2.0/24"],
+    });
     assert.deepEqual(poolEntryToPrefixes("2001:db8::1-2001:db8::2"), {
       ok: true,
       prefixes: ["2001:db8::1", "2001:db8::2"],
@@ -28,7 +36,14 @@ describe("rangeToPrefixes / poolEntryToPrefixes", () => {
   });
 
   it("refuses what is not a pool entry, naming it", () => {
-    for (const bad of ["192.0.2.5-192.0.2.1", "192.0.2.1-2001:db8::1", "192.0.2.1", "nonsense", "0.0.0.0/0", "0.0.0.0-255.255.255.255"]) {
+    for (const bad of [
+      "192.0.2.5-192.0.2.1",
+      "192.0.2.1-2001:db8::1",
+      "192.0.2.1",
+      "nonsense",
+      "0.0.0.0/0",
+      "0.0.0.0-255.255.255.255",
+    ]) {
       const result = poolEntryToPrefixes(bad);
       assert.equal(result.ok, false, bad);
       if (!result.ok) assert.match(result.problem, new RegExp(bad.replace(/[.*]/g, "\\$&").slice(0, 6)));
@@ -37,19 +52,23 @@ describe("rangeToPrefixes / poolEntryToPrefixes", () => {
 
   it("covers exactly the range, with aligned blocks, never more than 2*bits of them (property)", () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 0xffffffffn }), fc.bigInt({ min: 0n, max: 0xffffffffn }), (a, b) => {
-        const [from, to] = a <= b ? [a, b] : [b, a];
-        const blocks = rangeToPrefixes(4, from, to);
-        assert.ok(blocks.length <= 62);
-        let next = from;
-        for (const block of blocks) {
-          assert.equal(block.value, next, "contiguous, in order");
-          const size = 1n << BigInt(32 - block.len);
-          assert.equal(block.value % size, 0n, "aligned");
-          next += size;
-        }
-        assert.equal(next, to + 1n, "ends at the end of the range");
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 0xffffffffn }),
+        fc.bigInt({ min: 0n, max: 0xffffffffn }),
+        (a, b) => {
+          const [from, to] = a <= b ? [a, b] : [b, a];
+          const blocks = rangeToPrefixes(4, from, to);
+          assert.ok(blocks.length <= 62);
+          let next = from;
+          for (const block of blocks) {
+            assert.equal(block.value, next, "contiguous, in order");
+            const size = 1n << BigInt(32 - block.len);
+            assert.equal(block.value % size, 0n, "aligned");
+            next += size;
+          }
+          assert.equal(next, to + 1n, "ends at the end of the range");
+        },
+      ),
     );
   });
 
@@ -77,7 +96,8 @@ describe("matchSelector", () => {
     assert.equal(matchSelector({ matchLabels: { zone: "dmz" } }, labels).matches, true);
     assert.equal(matchSelector({ matchLabels: { zone: "inside" } }, labels).matches, false);
     const expr = (operator: string, values?: string[]) =>
-      matchSelector({ matchExpressions: [{ key: "hw", operator, ...(values ? { values } : {}) }] }, labels).matches;
+      matchSelector({ matchExpressions: [{ key: "hw", operator, ...(values ? { values } : {}) }] }, labels)
+        .matches;
     assert.equal(expr("In", ["gen1", "gen2"]), true);
     assert.equal(expr("In", ["gen1"]), false);
     assert.equal(expr("NotIn", ["gen1"]), true);
@@ -115,21 +135,44 @@ describe("networksFromCluster", () => {
     const pools = metallb.pools.map((p) =>
       p.metadata.name === "ext-pool" ? { ...p, spec: { addresses: ["1.2.3.64/26"] } } : p,
     );
-    const verdict = networksFromCluster({ networks, pools, l2Advertisements: metallb.l2Advertisements, node }).find(
-      (v) => v.network === "by-name",
-    );
+    const verdict = networksFromCluster({
+      networks,
+      pools,
+      l2Advertisements: metallb.l2Advertisements,
+      node,
+    }).find((v) => v.network === "by-name");
     assert.equal(verdict?.state, "selected");
     if (verdict?.state === "selected") assert.deepEqual(verdict.entry.addresses, ["1.2.3.64/26"]);
   });
 
   it("merges cluster networks with the file; a bad one is refused alone, with the validator's words", () => {
-    const file = readConfigFile("podCIDRs: [10.112.0.0/12]\nnetworks:\n  - name: local\n    addresses: [192.0.2.0/28]\n    interface: eth9\n    gateway: [192.0.2.1]\n", "agent.yaml");
+    const file = readConfigFile(
+      "podCIDRs: [10.112.0.0/12]\nnetworks:\n  - name: local\n    addresses: [192.0.2.0/28]\n    interface: eth9\n    gateway: [192.0.2.1]\n",
+      "agent.yaml",
+    );
     assert.ok(file.ok);
     if (!file.ok) return;
     const verdicts: NetworkVerdict[] = [
-      { network: "good", state: "selected", entry: { name: "good", addresses: ["198.51.100.0/24"], interface: "eth1", gateway: ["198.51.100.1"] } },
-      { network: "inside-pods", state: "selected", entry: { name: "inside-pods", addresses: ["10.112.5.0/24"], interface: "eth1", gateway: ["10.112.5.1"] } },
-      { network: "local", state: "selected", entry: { name: "local", addresses: ["203.0.113.0/24"], interface: "eth1" } },
+      {
+        network: "good",
+        state: "selected",
+        entry: { name: "good", addresses: ["198.51.100.0/24"], interface: "eth1", gateway: ["198.51.100.1"] },
+      },
+      {
+        network: "inside-pods",
+        state: "selected",
+        entry: {
+          name: "inside-pods",
+          addresses: ["10.112.5.0/24"],
+          interface: "eth1",
+          gateway: ["10.112.5.1"],
+        },
+      },
+      {
+        network: "local",
+        state: "selected",
+        entry: { name: "local", addresses: ["203.0.113.0/24"], interface: "eth1" },
+      },
       { network: "elsewhere", state: "not-selected" },
     ];
     const merged = mergeClusterNetworks(file, verdicts);

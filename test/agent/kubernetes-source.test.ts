@@ -26,7 +26,15 @@ function recordingEngine(): Engine & { applied: Config[] } {
   const applied: Config[] = [];
   const report = (config: Config): ApplyReport =>
     ({
-      networks: config.networks.map((n) => ({ name: n.name, family: 4, pools: n.addresses, interface: n.interface, case: "c", method: "connmark", reason: "test engine" })),
+      networks: config.networks.map((n) => ({
+        name: n.name,
+        family: 4,
+        pools: n.addresses,
+        interface: n.interface,
+        case: "c",
+        method: "connmark",
+        reason: "test engine",
+      })),
       changes: [],
       conflicts: [],
       warnings: [],
@@ -58,10 +66,22 @@ describe("Kubernetes source against a fake API server", () => {
         metadata: { name: "public", generation: 1 },
         spec: { pools: { names: ["ext-pool"] }, interface: "ext0", gateway: ["1.2.3.1"] },
       },
-      { metadata: { name: "elsewhere", generation: 1 }, spec: { nodeSelector: { matchLabels: { zone: "b" } }, addresses: ["198.51.100.0/24"], interface: "eth1" } },
-      { metadata: { name: "typo", generation: 2 }, spec: { pools: { names: ["no-such-pool"] }, interface: "ext0" } },
+      {
+        metadata: { name: "elsewhere", generation: 1 },
+        spec: {
+          nodeSelector: { matchLabels: { zone: "b" } },
+          addresses: ["198.51.100.0/24"],
+          interface: "eth1",
+        },
+      },
+      {
+        metadata: { name: "typo", generation: 2 },
+        spec: { pools: { names: ["no-such-pool"] }, interface: "ext0" },
+      },
     ])
-    .collection(POOLS, [{ metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.0/24"] } }])
+    .collection(POOLS, [
+      { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.0/24"] } },
+    ])
     .collection(L2ADS, [{ metadata: { name: "all", namespace: "metallb-system" }, spec: {} }])
     .collection(NODES, [
       { metadata: { name: "node-a", labels: { zone: "a" } } },
@@ -83,7 +103,12 @@ describe("Kubernetes source against a fake API server", () => {
     });
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
-        logLines.push(...chunk.toString("utf8").split("\n").filter((l) => l !== ""));
+        logLines.push(
+          ...chunk
+            .toString("utf8")
+            .split("\n")
+            .filter((l) => l !== ""),
+        );
         done();
       },
     });
@@ -98,7 +123,13 @@ describe("Kubernetes source against a fake API server", () => {
       kubernetes: {
         nodeName: "node-a",
         createSource: (callbacks) =>
-          createKubernetesSource({ kubeConfig, nodeName: "node-a", metallbNamespace: "metallb-system", clock: systemClock, ...callbacks }),
+          createKubernetesSource({
+            kubeConfig,
+            nodeName: "node-a",
+            metallbNamespace: "metallb-system",
+            clock: systemClock,
+            ...callbacks,
+          }),
       },
     });
   });
@@ -109,7 +140,11 @@ describe("Kubernetes source against a fake API server", () => {
   });
 
   it("converges to the networks selected for this node, with the pool's addresses", async () => {
-    await pollUntil("the first apply", () => (addressesOf(latest(), "public") !== undefined ? true : undefined), 10_000);
+    await pollUntil(
+      "the first apply",
+      () => (addressesOf(latest(), "public") !== undefined ? true : undefined),
+      10_000,
+    );
     assert.deepEqual(addressesOf(latest(), "public"), ["1.2.3.0/24"]);
     assert.equal(addressesOf(latest(), "elsewhere"), undefined, "not selected for node-a");
     assert.equal(addressesOf(latest(), "typo"), undefined, "refused");
@@ -120,7 +155,16 @@ describe("Kubernetes source against a fake API server", () => {
 
   it("writes this node's status on each network: converged, or why not", async () => {
     const status = (name: string) =>
-      (server.get(NETWORKS, name)?.status as { nodes?: Record<string, { converged: boolean; reason: string; message: string; observedGeneration?: number }> } | undefined)?.nodes?.["node-a"];
+      (
+        server.get(NETWORKS, name)?.status as
+          | {
+              nodes?: Record<
+                string,
+                { converged: boolean; reason: string; message: string; observedGeneration?: number }
+              >;
+            }
+          | undefined
+      )?.nodes?.["node-a"];
     const ok = await pollUntil("status of public", () => status("public"), 10_000);
     assert.equal(ok.converged, true);
     assert.equal(ok.reason, "Converged");
@@ -138,21 +182,33 @@ describe("Kubernetes source against a fake API server", () => {
     // Steady state: no status rewrites while nothing changes.
     const count = patches.length;
     const applies = engine.applied.length;
-    await pollUntil("two more resyncs", () => (engine.applied.length >= applies + 2 ? true : undefined), 5_000);
+    await pollUntil(
+      "two more resyncs",
+      () => (engine.applied.length >= applies + 2 ? true : undefined),
+      5_000,
+    );
     assert.equal(server.requests.filter((r) => r.method === "PATCH").length, count);
   });
 
   it("follows the pool: a changed IPAddressPool changes the network's addresses (watch)", async () => {
-    server.upsert(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.0/25", "1.2.3.200-1.2.3.203"] } });
+    server.upsert(POOLS, {
+      metadata: { name: "ext-pool", namespace: "metallb-system" },
+      spec: { addresses: ["1.2.3.0/25", "1.2.3.200-1.2.3.203"] },
+    });
     await pollUntil("the new addresses", () =>
-      JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.0/25", "1.2.3.200/30"]) ? true : undefined,
+      JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.0/25", "1.2.3.200/30"])
+        ? true
+        : undefined,
     );
   });
 
   it("relists after 410 Gone and sees what changed meanwhile", async () => {
     const listsBefore = server.listCount(POOLS);
     server.compact();
-    server.upsertSilently(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.64/26"] } });
+    server.upsertSilently(POOLS, {
+      metadata: { name: "ext-pool", namespace: "metallb-system" },
+      spec: { addresses: ["1.2.3.64/26"] },
+    });
     await pollUntil("the relisted addresses", () =>
       JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.64/26"]) ? true : undefined,
     );
@@ -162,35 +218,67 @@ describe("Kubernetes source against a fake API server", () => {
   it("keeps the last good configuration and routing through an API outage, and catches up after", async () => {
     await server.stop();
     const appliesAtOutage = engine.applied.length;
-    await pollUntil("resyncs during the outage", () => (engine.applied.length >= appliesAtOutage + 3 ? true : undefined), 10_000);
+    await pollUntil(
+      "resyncs during the outage",
+      () => (engine.applied.length >= appliesAtOutage + 3 ? true : undefined),
+      10_000,
+    );
     for (const config of engine.applied.slice(appliesAtOutage)) {
-      assert.deepEqual(addressesOf(config, "public"), ["1.2.3.64/26"], "the cluster's networks stay in force");
+      assert.deepEqual(
+        addressesOf(config, "public"),
+        ["1.2.3.64/26"],
+        "the cluster's networks stay in force",
+      );
     }
-    assert.equal(agent.readiness().ready, true, "routing is converged; the API being away is not the node's fault");
-    assert.ok(logLines.some((l) => l.includes("Kubernetes API error")), "the outage is logged");
-    assert.ok((await agent.metrics.registry.getSingleMetricAsString("symroute_source_errors_total")).includes('source="kubernetes"'));
+    assert.equal(
+      agent.readiness().ready,
+      true,
+      "routing is converged; the API being away is not the node's fault",
+    );
+    assert.ok(
+      logLines.some((l) => l.includes("Kubernetes API error")),
+      "the outage is logged",
+    );
+    assert.ok(
+      (await agent.metrics.registry.getSingleMetricAsString("symroute_source_errors_total")).includes(
+        'source="kubernetes"',
+      ),
+    );
 
     // Recorded in the server's history while nobody watches: the informer re-watches from its last
     // resourceVersion and receives it.
-    server.upsert(POOLS, { metadata: { name: "ext-pool", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.128/26"] } });
+    server.upsert(POOLS, {
+      metadata: { name: "ext-pool", namespace: "metallb-system" },
+      spec: { addresses: ["1.2.3.128/26"] },
+    });
     await server.start();
     await pollUntil(
       "the change made during the outage",
-      () => (JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.128/26"]) ? true : undefined),
+      () =>
+        JSON.stringify(addressesOf(latest(), "public")) === JSON.stringify(["1.2.3.128/26"])
+          ? true
+          : undefined,
       40_000,
     );
   });
 
   it("a network removed from the cluster is removed from the node's configuration", async () => {
     server.remove(NETWORKS, "public");
-    await pollUntil("public to go", () => (latest() !== undefined && addressesOf(latest(), "public") === undefined ? true : undefined));
+    await pollUntil("public to go", () =>
+      latest() !== undefined && addressesOf(latest(), "public") === undefined ? true : undefined,
+    );
   });
 });
 
 describe("Kubernetes source: API server unreachable at start", () => {
   it("does not converge (which would remove the cluster's networks) until the first list", async () => {
     const server = new FakeApiServer()
-      .collection(NETWORKS, [{ metadata: { name: "public" }, spec: { addresses: ["1.2.3.0/24"], interface: "ext0", gateway: ["1.2.3.1"] } }])
+      .collection(NETWORKS, [
+        {
+          metadata: { name: "public" },
+          spec: { addresses: ["1.2.3.0/24"], interface: "ext0", gateway: ["1.2.3.1"] },
+        },
+      ])
       .collection(POOLS)
       .collection(L2ADS)
       .collection(NODES, [{ metadata: { name: "node-a" } }]);
@@ -216,20 +304,34 @@ describe("Kubernetes source: API server unreachable at start", () => {
       kubernetes: {
         nodeName: "node-a",
         createSource: (callbacks) =>
-          createKubernetesSource({ kubeConfig, nodeName: "node-a", metallbNamespace: "metallb-system", clock: systemClock, ...callbacks }),
+          createKubernetesSource({
+            kubeConfig,
+            nodeName: "node-a",
+            metallbNamespace: "metallb-system",
+            clock: systemClock,
+            ...callbacks,
+          }),
       },
     });
     try {
-      await pollUntil("two failed attempts to reach the API", async () => {
-        const text = await agent.metrics.registry.getSingleMetricAsString("symroute_source_errors_total");
-        const errors = Number(/source="kubernetes"} (\d+)/.exec(text)?.[1] ?? "0");
-        return errors >= 8 ? true : undefined; // four informers, two rounds each
-      }, 10_000);
+      await pollUntil(
+        "two failed attempts to reach the API",
+        async () => {
+          const text = await agent.metrics.registry.getSingleMetricAsString("symroute_source_errors_total");
+          const errors = Number(/source="kubernetes"} (\d+)/.exec(text)?.[1] ?? "0");
+          return errors >= 8 ? true : undefined; // four informers, two rounds each
+        },
+        10_000,
+      );
       assert.equal(engine.applied.length, 0);
       assert.equal(agent.readiness().ready, false);
       assert.match(agent.readiness().reason, /waiting for the first list/);
       await server.start();
-      await pollUntil("the first apply", () => (addressesOf(engine.applied.at(-1), "public") !== undefined ? true : undefined), 40_000);
+      await pollUntil(
+        "the first apply",
+        () => (addressesOf(engine.applied.at(-1), "public") !== undefined ? true : undefined),
+        40_000,
+      );
       assert.equal(agent.readiness().ready, true);
     } finally {
       await agent.stop();

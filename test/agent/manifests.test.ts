@@ -8,7 +8,8 @@ import { parseAllDocuments } from "yaml";
 import { readConfigFile } from "../../src/agent/desired-config.ts";
 import { renderCrdYaml } from "../../src/agent/kubernetes/crd-yaml.ts";
 
-const deployFile = (name: string): string => readFileSync(new URL(`../../deploy/${name}`, import.meta.url), "utf8");
+const deployFile = (name: string): string =>
+  readFileSync(new URL(`../../deploy/${name}`, import.meta.url), "utf8");
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const docs = (name: string): Obj[] =>
   parseAllDocuments(deployFile(name)).map((d) => {
@@ -64,7 +65,17 @@ describe("deploy/crd.yaml", () => {
     const schema = version.schema.openAPIV3Schema as Obj;
     assert.deepEqual(structuralProblems(schema, "openAPIV3Schema", [], true), []);
     const spec = schema.properties.spec as Obj;
-    for (const key of ["addresses", "interface", "gateway", "vlan", "table", "method", "nodeSelector", "interfaceOverrides", "pools"]) {
+    for (const key of [
+      "addresses",
+      "interface",
+      "gateway",
+      "vlan",
+      "table",
+      "method",
+      "nodeSelector",
+      "interfaceOverrides",
+      "pools",
+    ]) {
       assert.ok(spec.properties[key], `spec.${key}`);
     }
     assert.equal(spec.properties.name, undefined, "the network's name is the object's name");
@@ -111,12 +122,28 @@ describe("deploy/daemonset.yaml", () => {
 describe("deploy/rbac.yaml", () => {
   const objects = docs("rbac.yaml");
   it("grants read on its resources, pools and nodes, and write on nothing but its status", () => {
-    const rules = objects.filter((o) => o.kind === "ClusterRole" || o.kind === "Role").flatMap((o) => o.rules as Obj[]);
-    const writeVerbs = new Set(["create", "update", "patch", "delete", "deletecollection", "*", "escalate", "bind", "impersonate"]);
+    const rules = objects
+      .filter((o) => o.kind === "ClusterRole" || o.kind === "Role")
+      .flatMap((o) => o.rules as Obj[]);
+    const writeVerbs = new Set([
+      "create",
+      "update",
+      "patch",
+      "delete",
+      "deletecollection",
+      "*",
+      "escalate",
+      "bind",
+      "impersonate",
+    ]);
     for (const rule of rules) {
       const writes = (rule.verbs as string[]).filter((v) => writeVerbs.has(v));
       if (writes.length > 0) {
-        assert.deepEqual(rule.resources, ["symroutenetworks/status"], "only the status subresource is written");
+        assert.deepEqual(
+          rule.resources,
+          ["symroutenetworks/status"],
+          "only the status subresource is written",
+        );
         assert.deepEqual(rule.verbs, ["patch"]);
       } else {
         assert.deepEqual([...(rule.verbs as string[])].sort(), ["get", "list", "watch"]);
@@ -141,10 +168,17 @@ describe("deploy/ other files", () => {
 
   it("kustomization lists every manifest; Dockerfile and systemd unit ask for the documented tools and capability", () => {
     const [k] = docs("kustomization.yaml");
-    assert.deepEqual(k?.resources, ["namespace.yaml", "crd.yaml", "rbac.yaml", "configmap.yaml", "daemonset.yaml"]);
+    assert.deepEqual(k?.resources, [
+      "namespace.yaml",
+      "crd.yaml",
+      "rbac.yaml",
+      "configmap.yaml",
+      "daemonset.yaml",
+    ]);
     const dockerfile = deployFile("Dockerfile");
     assert.match(dockerfile, /^FROM node:20-slim$/m);
-    for (const pkg of ["iproute2", "nftables", "iptables", "conntrack"]) assert.match(dockerfile, new RegExp(`\\b${pkg}\\b`));
+    for (const pkg of ["iproute2", "nftables", "iptables", "conntrack"])
+      assert.match(dockerfile, new RegExp(`\\b${pkg}\\b`));
     const unit = deployFile("symroute.service");
     assert.match(unit, /^CapabilityBoundingSet=CAP_NET_ADMIN$/m);
     assert.match(unit, /^AmbientCapabilities=CAP_NET_ADMIN$/m);

@@ -106,7 +106,10 @@ describe("ReconcileLoop", () => {
     assert.equal(r.calls.length, 1, "a conflict or an invalid config is not retried in a loop");
     await loop.stop();
 
-    const s = recorder([{ result: "error", retry: true }, { result: "error", retry: true }]);
+    const s = recorder([
+      { result: "error", retry: true },
+      { result: "error", retry: true },
+    ]);
     const loop2 = new ReconcileLoop({ reconcile: s.reconcile, clock: s.clock, debounceMs: 100, resyncMs: 0 });
     loop2.start();
     await s.clock.advance(0); // fails: retry in 250

@@ -21,7 +21,12 @@ export type NetworkVerdict =
   | { readonly network: string; readonly state: "not-selected" }
   /** Its pools are not announced (L2) from this node: nothing to route here. */
   | { readonly network: string; readonly state: "not-announced"; readonly message: string }
-  | { readonly network: string; readonly state: "invalid"; readonly reason: string; readonly message: string };
+  | {
+      readonly network: string;
+      readonly state: "invalid";
+      readonly reason: string;
+      readonly message: string;
+    };
 
 export interface ClusterInput {
   readonly networks: readonly SymrouteNetwork[];
@@ -32,10 +37,19 @@ export interface ClusterInput {
 
 /** Keys of the spec that are the config file's network entry, passed through as they are. */
 const PASS_THROUGH = ["gateway", "vlan", "table", "method"] as const;
-const CLUSTER_KEYS = new Set(["addresses", "interface", "nodeSelector", "interfaceOverrides", "pools", ...PASS_THROUGH]);
+const CLUSTER_KEYS = new Set([
+  "addresses",
+  "interface",
+  "nodeSelector",
+  "interfaceOverrides",
+  "pools",
+  ...PASS_THROUGH,
+]);
 
 export function networksFromCluster(input: ClusterInput): NetworkVerdict[] {
-  const sorted = [...input.networks].sort((a, b) => (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""));
+  const sorted = [...input.networks].sort((a, b) =>
+    (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""),
+  );
   return sorted.map((network) => verdictFor(network, input));
 }
 
@@ -43,7 +57,11 @@ function invalid(network: string, reason: string, message: string): NetworkVerdi
   return { network, state: "invalid", reason, message };
 }
 
-function selectorProblem(where: string, selector: LabelSelector | undefined, labels: Labels): string | undefined {
+function selectorProblem(
+  where: string,
+  selector: LabelSelector | undefined,
+  labels: Labels,
+): string | undefined {
   const { problem } = matchSelector(selector, labels);
   return problem === undefined ? undefined : `${where}: ${problem}`;
 }
@@ -53,11 +71,19 @@ function verdictFor(object: SymrouteNetwork, input: ClusterInput): NetworkVerdic
   const spec: SymrouteNetworkSpec = object.spec ?? {};
   const nameProblem = networkNameProblem(name);
   if (nameProblem !== undefined) {
-    return invalid(name, "InvalidName", `the object name ${JSON.stringify(name)} ${nameProblem} as a network name`);
+    return invalid(
+      name,
+      "InvalidName",
+      `the object name ${JSON.stringify(name)} ${nameProblem} as a network name`,
+    );
   }
   const unknown = Object.keys(spec).filter((k) => !CLUSTER_KEYS.has(k));
   if (unknown.length > 0) {
-    return invalid(name, "InvalidSpec", `spec has unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")}`);
+    return invalid(
+      name,
+      "InvalidSpec",
+      `spec has unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")}`,
+    );
   }
   const nodeLabels = input.node.labels;
   const badSelector = selectorProblem("spec.nodeSelector", spec.nodeSelector, nodeLabels);
@@ -100,14 +126,22 @@ function verdictFor(object: SymrouteNetwork, input: ClusterInput): NetworkVerdic
       for (const entry of pool.spec?.addresses ?? []) {
         const result = poolEntryToPrefixes(entry);
         if (!result.ok) {
-          return invalid(name, "InvalidPool", `IPAddressPool ${JSON.stringify(pool.metadata.name)}: ${result.problem}`);
+          return invalid(
+            name,
+            "InvalidPool",
+            `IPAddressPool ${JSON.stringify(pool.metadata.name)}: ${result.problem}`,
+          );
         }
         addresses.push(...result.prefixes);
       }
     }
     if (addresses.length === 0) {
       if (selected.size === 0) {
-        return invalid(name, "PoolNotFound", "spec.pools selects no IPAddressPool and spec.addresses is empty");
+        return invalid(
+          name,
+          "PoolNotFound",
+          "spec.pools selects no IPAddressPool and spec.addresses is empty",
+        );
       }
       return {
         network: name,
@@ -174,7 +208,8 @@ function advertisementsFor(
       names.includes(poolName) ||
       selectors.some((s) => matchSelector(s, poolLabels).matches);
     const nodeSelectors = ad.spec?.nodeSelectors ?? [];
-    const coversNode = nodeSelectors.length === 0 || nodeSelectors.some((s) => matchSelector(s, nodeLabels).matches);
+    const coversNode =
+      nodeSelectors.length === 0 || nodeSelectors.some((s) => matchSelector(s, nodeLabels).matches);
     return coversPool && coversNode;
   });
 }

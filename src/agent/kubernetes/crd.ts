@@ -2,12 +2,7 @@
 // two cannot drift apart: the spec is a network entry (its name is the object's name) plus the parts
 // only a cluster has: a node selector, per-node-group interface overrides, and MetalLB pool references.
 
-import {
-  SYMROUTE_GROUP,
-  SYMROUTE_KIND,
-  SYMROUTE_PLURAL,
-  SYMROUTE_VERSION,
-} from "./resources.ts";
+import { SYMROUTE_GROUP, SYMROUTE_KIND, SYMROUTE_PLURAL, SYMROUTE_VERSION } from "./resources.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -36,7 +31,10 @@ const nodeStatus: Schema = {
   required: ["converged", "reason"],
   properties: {
     converged: { type: "boolean", description: "The node's routing matches this network." },
-    reason: { type: "string", description: "CamelCase cause: Converged, Conflict, ApplyFailed, PoolNotFound..." },
+    reason: {
+      type: "string",
+      description: "CamelCase cause: Converged, Conflict, ApplyFailed, PoolNotFound...",
+    },
     message: { type: "string" },
     lastTransitionTime: { type: "string", format: "date-time" },
     observedGeneration: { type: "integer", format: "int64" },

@@ -49,7 +49,10 @@ export function poolEntryToPrefixes(entry: string): PoolEntryResult {
     }
     const blocks = rangeToPrefixes(from.family, from.value, to.value);
     if (blocks.some((b) => b.len === 0)) {
-      return { ok: false, problem: `${JSON.stringify(entry)} covers every address; symroute refuses a /0 pool` };
+      return {
+        ok: false,
+        problem: `${JSON.stringify(entry)} covers every address; symroute refuses a /0 pool`,
+      };
     }
     return { ok: true, prefixes: blocks.map(formatPrefix) };
   }
@@ -59,7 +62,10 @@ export function poolEntryToPrefixes(entry: string): PoolEntryResult {
     return { ok: false, problem: `${JSON.stringify(entry)} is neither a CIDR nor a range "FIRST-LAST"` };
   }
   if (prefix.len === 0) {
-    return { ok: false, problem: `${JSON.stringify(entry)} covers every address; symroute refuses a /0 pool` };
+    return {
+      ok: false,
+      problem: `${JSON.stringify(entry)} covers every address; symroute refuses a /0 pool`,
+    };
   }
   return { ok: true, prefixes: [formatPrefix(prefix)] };
 }

@@ -140,7 +140,11 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     "symroutenetworks",
     `/apis/${SYMROUTE_GROUP}/${SYMROUTE_VERSION}/${SYMROUTE_PLURAL}`,
     () =>
-      custom.listClusterCustomObject({ group: SYMROUTE_GROUP, version: SYMROUTE_VERSION, plural: SYMROUTE_PLURAL }),
+      custom.listClusterCustomObject({
+        group: SYMROUTE_GROUP,
+        version: SYMROUTE_VERSION,
+        plural: SYMROUTE_PLURAL,
+      }),
   );
   const pools = feed(
     "ipaddresspools",
@@ -168,7 +172,8 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
   const node = feed(
     "node",
     "/api/v1/nodes",
-    async () => (await core.listNode({ fieldSelector: nodeSelector })) as unknown as KubernetesListObject<AnyObject>,
+    async () =>
+      (await core.listNode({ fieldSelector: nodeSelector })) as unknown as KubernetesListObject<AnyObject>,
     nodeSelector,
   );
 

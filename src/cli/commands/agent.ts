@@ -1,10 +1,10 @@
 // `symroute agent`: wiring only; the agent lives in src/agent/.
 
 import { readFile } from "node:fs/promises";
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { loadConfigOrThrow } from "../../config/index.ts";
 import { createEngine } from "../../engine/engine.ts";
-import { SymrouteError } from "../../model/errors.ts";
+import { isSymrouteError, SymrouteError } from "../../model/errors.ts";
 import { startAgent, type Agent } from "../../agent/agent.ts";
 import { systemClock } from "../../agent/clock.ts";
 import { parseDuration } from "../../agent/duration.ts";
@@ -17,34 +17,69 @@ import { createStateFile, DEFAULT_STATE_DIR } from "../../adapters/state-file.ts
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, runAndExit } from "../output.ts";
 
+/** Commander reports InvalidArgumentError as a usage error (exit 1, with help); anything else would crash. */
+function commanderParser<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (error) {
+      const hint = isSymrouteError(error) && error.hint !== undefined ? ` (${error.hint})` : "";
+      throw new InvalidArgumentError(`${error instanceof Error ? error.message : String(error)}${hint}`);
+    }
+  };
+}
+
 export function registerAgent(program: Command): void {
   program
     .command("agent")
     .description(
-      "Keep this node converged: at start, on config file and kernel changes, on a periodic resync, and\n" +
+      "Keep this node converged: at start, on config file and kernel changes, on a periodic resync, and " +
         "(with --kubernetes) on SymrouteNetwork and MetalLB pool changes. SIGTERM leaves routing in place.",
     )
-    .option("-c, --config <file>", "configuration file (global settings and local networks); required without --kubernetes")
-    .option("--state-dir <dir>", "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)")
+    .option(
+      "-c, --config <file>",
+      "configuration file (global settings and local networks); required without --kubernetes",
+    )
+    .option(
+      "--state-dir <dir>",
+      "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
+    )
     .option("--listen <host:port>", "health, readiness and metrics endpoints (read-only)", DEFAULT_LISTEN)
     .addOption(
       new Option("--resync-interval <duration>", "full resync period, e.g. 60s, 5m; 0 turns it off")
-        .default(60_000)
-        .argParser((v) => parseDuration(v, "--resync-interval")),
+        .default(60_000, "60s")
+        .argParser(commanderParser((v) => parseDuration(v, "--resync-interval"))),
     )
     .addOption(
       new Option("--debounce <duration>", "window in which change events are merged")
-        .default(100)
-        .argParser((v) => parseDuration(v, "--debounce")),
+        .default(100, "100ms")
+        .argParser(commanderParser((v) => parseDuration(v, "--debounce"))),
     )
     .option("--no-kernel-events", "do not watch kernel changes (`ip monitor`); rely on the resync")
-    .option("--cleanup-on-exit", "on SIGTERM/SIGINT remove everything symroute owns (default: leave routing in place)")
+    .option(
+      "--cleanup-on-exit",
+      "on SIGTERM/SIGINT remove everything symroute owns (default: leave routing in place)",
+    )
     .option("--kubernetes", "take networks from SymrouteNetwork resources and MetalLB pools in the cluster")
     .addOption(new Option("--node-name <name>", "this node's name (with --kubernetes)").env("NODE_NAME"))
-    .option("--kubeconfig <file>", "kubeconfig (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)")
-    .option("--metallb-namespace <ns>", "namespace of MetalLB's IPAddressPools and L2Advertisements", DEFAULT_METALLB_NAMESPACE)
-    .option("--proc-sys <dir>", "root of the sysctl tree (default /proc/sys; a container mounts the host's elsewhere)")
-    .addOption(new Option("--log-level <level>", "debug, info, warn or error").default("info").argParser(parseLogLevel))
+    .option(
+      "--kubeconfig <file>",
+      "kubeconfig (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)",
+    )
+    .option(
+      "--metallb-namespace <ns>",
+      "namespace of MetalLB's IPAddressPools and L2Advertisements",
+      DEFAULT_METALLB_NAMESPACE,
+    )
+    .option(
+      "--proc-sys <dir>",
+      "root of the sysctl tree (default /proc/sys; a container mounts the host's elsewhere)",
+    )
+    .addOption(
+      new Option("--log-level <level>", "debug, info, warn or error")
+        .default("info")
+        .argParser(commanderParser(parseLogLevel)),
+    )
     .action(async (opts) => {
       await runAndExit("text", async () => {
         if (opts.config === undefined && opts.kubernetes !== true) {
@@ -53,9 +88,13 @@ export function registerAgent(program: Command): void {
           });
         }
         if (opts.kubernetes === true && (opts.nodeName === undefined || opts.nodeName === "")) {
-          throw new SymrouteError("invalid-argument", "--kubernetes needs --node-name (or the NODE_NAME environment variable)", {
-            hint: "in a DaemonSet, set NODE_NAME from the downward API (fieldRef spec.nodeName)",
-          });
+          throw new SymrouteError(
+            "invalid-argument",
+            "--kubernetes needs --node-name (or the NODE_NAME environment variable)",
+            {
+              hint: "in a DaemonSet, set NODE_NAME from the downward API (fieldRef spec.nodeName)",
+            },
+          );
         }
         const listen = parseListen(opts.listen);
         // A file that is wrong at start is an error now (exit 1), not a silent wait.
@@ -65,13 +104,22 @@ export function registerAgent(program: Command): void {
           try {
             text = await readFile(opts.config, "utf8");
           } catch (cause) {
-            throw new SymrouteError("invalid-argument", `cannot read the configuration file ${opts.config}: ${String(cause)}`, {
-              cause,
-            });
+            throw new SymrouteError(
+              "invalid-argument",
+              `cannot read the configuration file ${opts.config}: ${String(cause)}`,
+              {
+                cause,
+              },
+            );
           }
           stateDir ??= loadConfigOrThrow(text, opts.config).stateDir;
         }
         const logger = createLogger(opts.logLevel);
+        // Listen for signals before starting anything, so that a SIGTERM during start-up also stops cleanly.
+        const signalled = new Promise<NodeJS.Signals>((resolve) => {
+          process.once("SIGTERM", () => resolve("SIGTERM"));
+          process.once("SIGINT", () => resolve("SIGINT"));
+        });
         const engine = createEngine(
           opts.procSys === undefined
             ? createNodeDeps(stateDir === undefined ? {} : { stateDir })
@@ -107,10 +155,7 @@ export function registerAgent(program: Command): void {
                 },
               }),
         });
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once("SIGTERM", () => resolve("SIGTERM"));
-          process.once("SIGINT", () => resolve("SIGINT"));
-        });
+        const signal = await signalled;
         logger.info({ signal }, "signal received");
         await agent.stop({ cleanup: opts.cleanupOnExit === true });
         logger.info("agent stopped");

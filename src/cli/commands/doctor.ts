@@ -1,4 +1,108 @@
-import type { Command } from "@commander-js/extra-typings";
+// symroute doctor: simulate each network's request and reply paths on the live node.
 
-// Placeholder: filled in by the doctor work.
-export function registerDoctor(_program: Command): void {}
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { Command, Option } from "@commander-js/extra-typings";
+import pc from "picocolors";
+import { createEngine } from "../../engine/engine.ts";
+import { SymrouteError } from "../../model/errors.ts";
+import { SYSCTLS_TO_READ } from "../../plan/sysctls.ts";
+import { simulatorSysctls } from "../../simulate/index.ts";
+import { diagnose, type DoctorReport, type HostFacts } from "../../verify/doctor.ts";
+import { createNodeDeps } from "../deps.ts";
+import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+import { readConfigFile } from "./core.ts";
+
+/** systemd-networkd, when it runs, deletes foreign rules unless told not to. */
+export function networkdFacts(): HostFacts {
+  // networkd manages the host's own network namespace only.
+  if (!existsSync("/run/systemd/netif/links") || !inInitialNetworkNamespace()) return {};
+  const files = ["/etc/systemd/networkd.conf"];
+  const dir = "/etc/systemd/networkd.conf.d";
+  if (existsSync(dir))
+    for (const f of readdirSync(dir).sort()) if (f.endsWith(".conf")) files.push(`${dir}/${f}`);
+  let manages = true;
+  for (const f of files) {
+    const text = existsSync(f) ? readFileSync(f, "utf8") : "";
+    const m = /^\s*ManageForeignRoutingPolicyRules\s*=\s*(\S+)/im.exec(text);
+    if (m !== null) manages = !/^(no|false|0|off)$/i.test(m[1] ?? "");
+  }
+  return { networkdDeletesForeignRules: manages };
+}
+
+function inInitialNetworkNamespace(): boolean {
+  try {
+    const self = statSync("/proc/self/ns/net");
+    const init = statSync("/proc/1/ns/net");
+    return self.ino === init.ino && self.dev === init.dev;
+  } catch {
+    return false;
+  }
+}
+
+export function formatDoctorText(report: DoctorReport): string {
+  const lines: string[] = [];
+  for (const f of report.findings) {
+    const where = `${f.network}${f.family === undefined ? "" : ` IPv${f.family}`}`;
+    lines.push(`${f.ok ? pc.green("ok  ") : pc.red("FAIL")} ${where}: ${f.path}: ${f.summary}`);
+    if (f.cause !== undefined) lines.push(`       cause: ${f.cause}`);
+    if (f.fix !== undefined) lines.push(`       fix:   ${f.fix}`);
+  }
+  const problems = report.findings.filter((f) => !f.ok).length;
+  lines.push(
+    problems === 0 ? pc.green("Healthy: every path checked works.") : pc.red(`${problems} problem(s) found.`),
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+export function registerDoctor(program: Command): void {
+  program
+    .command("doctor")
+    .description(
+      "Simulate, for each network, a request from an outside client to an LB address and its reply\n" +
+        "(pod and host-network backends), and pods reaching the LB address; report broken paths with\n" +
+        "their cause and fix. Exit codes: 0 healthy, 3 problems found, 1 error.",
+    )
+    .option("-c, --config <file>", "configuration file (default: the networks recorded at the last apply)")
+    .addOption(
+      new Option("-o, --output <format>", "text or json")
+        .default("text" as OutputFormat)
+        .argParser(parseOutputFormat),
+    )
+    .option("--state-dir <dir>", "where symroute keeps its state")
+    .option("--client <address>", "the outside client to simulate (default 203.0.113.10 / 2001:db8:ffff::10)")
+    .action(async (opts) => {
+      await runAndExit(opts.output, async () => {
+        if (opts.config === undefined) {
+          throw new SymrouteError("invalid-argument", "doctor needs the configuration to know the networks", {
+            hint: "run `symroute doctor -c FILE` with the file you apply",
+          });
+        }
+        const config = await readConfigFile(opts.config);
+        const deps = createNodeDeps({ stateDir: opts.stateDir ?? config.stateDir });
+        const plan = await createEngine(deps).plan(config);
+        const node = await deps.kernel.readNode({
+          sysctls: [...SYSCTLS_TO_READ.sysctls, ...simulatorSysctls([])],
+          linkSysctls: [
+            ...SYSCTLS_TO_READ.linkSysctls,
+            ...simulatorSysctls(["{}"]).filter((n) => n.includes("{}")),
+          ],
+          firewalls: await deps.kernel.availableFirewalls(),
+        });
+        const client = opts.client;
+        const report = diagnose({
+          node,
+          decisions: plan.networks,
+          firewall: plan.firewallSpec,
+          podCIDRs: config.podCIDRs,
+          routeProtocol: config.routeProtocol,
+          kubeProxyMode: plan.kubeProxyMode,
+          pendingChanges: plan.changes.length,
+          host: networkdFacts(),
+          ...(client === undefined ? {} : { clients: { [client.includes(":") ? 6 : 4]: client } }),
+        });
+        if (opts.output === "json") printJson(report);
+        else process.stdout.write(formatDoctorText(report));
+        return report.healthy ? EXIT.ok : EXIT.problemsFound;
+      });
+    });
+}

@@ -14,7 +14,8 @@ import { DEFAULT_SPEC, describeSpec, KUBE_PROXY_VARIANTS, LAB_CASES, parseLabCas
 import type { FirewallFrontEnd, KubeProxyVariant, LabCase, LabSpec } from "../../lab/spec.ts";
 import { labConfigText, symrouteArgv, writeLabConfig } from "../../lab/symroute.ts";
 import type { SymrouteRun } from "../../lab/symroute.ts";
-import { buildTopology, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
+import { buildTopology, LAB_PREFIX, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
+import { SymrouteError } from "../../model/errors.ts";
 import { EXIT, runAndExit } from "../output.ts";
 
 /** Ctrl-C or a TERM while a topology exists: tear it down, then exit as the signal would. */
@@ -189,8 +190,9 @@ export function registerLab(program: Command): void {
           `${pc.bold(CASE_TITLES[spec.case] ?? "")}  ${pc.dim(`(${describeSpec(spec)})`)}\n`,
         );
         process.stdout.write(`${topologyPicture(spec)}\n\nNamespaces:\n`);
+        const width = Math.max(...Object.values(topology.namespaces).map((n) => n.length));
         for (const [host, ns] of Object.entries(topology.namespaces)) {
-          process.stdout.write(`  ${host.padEnd(7)} ${ns}    enter: ip netns exec ${ns} bash\n`);
+          process.stdout.write(`  ${host.padEnd(7)} ${ns.padEnd(width)}   enter: ip netns exec ${ns} bash\n`);
         }
         process.stdout.write(
           [
@@ -200,7 +202,7 @@ export function registerLab(program: Command): void {
             `  ip netns exec ${node} ${cli} plan -c ${config} --state-dir ${topology.dir}/state`,
             `  ip netns exec ${node} ${cli} apply -c ${config} --state-dir ${topology.dir}/state`,
             "Servers: the pod serves TCP/UDP 8080, the node 8081, the client 9000 (echo).",
-            "Remove everything with: symroute lab down",
+            `Remove it with: symroute lab down --prefix ${topology.prefix}   (or every lab: symroute lab down)`,
             "",
           ].join("\n"),
         );
@@ -211,10 +213,21 @@ export function registerLab(program: Command): void {
   lab
     .command("down")
     .description('Remove every lab namespace (names starting with "srlab-") and the processes in them.')
-    .action(async () => {
+    .option("--prefix <prefix>", 'only the namespaces of one run, e.g. "srlab-1234-1-" (as `lab up` printed)')
+    .action(async (opts) => {
       await runAndExit("text", async () => {
         await checkLabPrerequisites();
-        const removed = await removeLabNamespaces();
+        const prefix = opts.prefix ?? LAB_PREFIX;
+        if (!prefix.startsWith(LAB_PREFIX)) {
+          throw new SymrouteError(
+            "invalid-argument",
+            `--prefix must start with "${LAB_PREFIX}", not ${JSON.stringify(prefix)}`,
+            {
+              hint: "lab down only removes the lab's own namespaces",
+            },
+          );
+        }
+        const removed = await removeLabNamespaces(prefix);
         process.stdout.write(
           removed.length === 0
             ? "No lab namespaces.\n"

@@ -15,7 +15,17 @@ export interface AgentProcess {
 export function startAgentIn(ns: string, args: readonly string[]): AgentProcess {
   const child = spawn(
     "ip",
-    ["netns", "exec", ns, process.execPath, "--import", "tsx", join(REPO, "src/cli/main.ts"), "agent", ...args],
+    [
+      "netns",
+      "exec",
+      ns,
+      process.execPath,
+      "--import",
+      "tsx",
+      join(REPO, "src/cli/main.ts"),
+      "agent",
+      ...args,
+    ],
     { cwd: REPO, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";

@@ -6,7 +6,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
-type Obj = { metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; generation?: number }; [k: string]: unknown };
+type Obj = {
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    generation?: number;
+  };
+  [k: string]: unknown;
+};
 
 interface Collection {
   readonly objects: Map<string, Obj>;
@@ -82,7 +91,11 @@ export class FakeApiServer {
     if (old === undefined) return;
     c.objects.delete(name);
     const rv = ++this.#rv;
-    this.#emit(path, c, { rv, type: "DELETED", object: { ...old, metadata: { ...old.metadata, resourceVersion: String(rv) } } });
+    this.#emit(path, c, {
+      rv,
+      type: "DELETED",
+      object: { ...old, metadata: { ...old.metadata, resourceVersion: String(rv) } },
+    });
   }
 
   get(path: string, name: string): Obj | undefined {
@@ -96,7 +109,9 @@ export class FakeApiServer {
   compact(): void {
     this.#oldestRv = this.#rv + 1;
     for (const w of this.#watches) {
-      w.response.end(`${JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: "too old resource version" } })}\n`);
+      w.response.end(
+        `${JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: "too old resource version" } })}\n`,
+      );
     }
     this.#watches.clear();
   }
@@ -105,11 +120,15 @@ export class FakeApiServer {
   upsertSilently(path: string, object: Obj): void {
     const c = this.#get(path);
     const rv = ++this.#rv;
-    c.objects.set(object.metadata.name, { ...object, metadata: { ...object.metadata, resourceVersion: String(rv) } });
+    c.objects.set(object.metadata.name, {
+      ...object,
+      metadata: { ...object.metadata, resourceVersion: String(rv) },
+    });
   }
 
   listCount(path: string): number {
-    return this.requests.filter((r) => r.method === "GET" && r.path === path && r.query.watch !== "true").length;
+    return this.requests.filter((r) => r.method === "GET" && r.path === path && r.query.watch !== "true")
+      .length;
   }
 
   #get(path: string): Collection {
@@ -143,7 +162,12 @@ export class FakeApiServer {
     req.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8");
       const body = text === "" ? undefined : (JSON.parse(text) as unknown);
-      this.requests.push({ method: req.method ?? "GET", path: url.pathname, query, ...(body === undefined ? {} : { body }) });
+      this.requests.push({
+        method: req.method ?? "GET",
+        path: url.pathname,
+        query,
+        ...(body === undefined ? {} : { body }),
+      });
       const fieldName = /^metadata\.name=(.+)$/.exec(query.fieldSelector ?? "")?.[1];
       const json = (status: number, value: unknown): void => {
         res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(value));
@@ -155,7 +179,11 @@ export class FakeApiServer {
         const current = c?.objects.get(name);
         if (c === undefined || current === undefined) return json(404, { kind: "Status", code: 404 });
         if (req.headers["content-type"] !== "application/merge-patch+json") {
-          return json(415, { kind: "Status", code: 415, message: `unsupported ${req.headers["content-type"]}` });
+          return json(415, {
+            kind: "Status",
+            code: 415,
+            message: `unsupported ${req.headers["content-type"]}`,
+          });
         }
         const patch = body as { status?: unknown };
         const next = { ...current, status: mergePatch(current.status, patch.status) };
@@ -164,19 +192,32 @@ export class FakeApiServer {
       }
       const c = this.#collections.get(url.pathname);
       if (req.method !== "GET" || c === undefined) return json(404, { kind: "Status", code: 404 });
-      const items = [...c.objects.values()].filter((o) => fieldName === undefined || o.metadata.name === fieldName);
+      const items = [...c.objects.values()].filter(
+        (o) => fieldName === undefined || o.metadata.name === fieldName,
+      );
       if (query.watch !== "true") {
-        return json(200, { kind: "List", apiVersion: "v1", metadata: { resourceVersion: String(this.#rv) }, items });
+        return json(200, {
+          kind: "List",
+          apiVersion: "v1",
+          metadata: { resourceVersion: String(this.#rv) },
+          items,
+        });
       }
       const from = Number(query.resourceVersion ?? "0");
       if (from < this.#oldestRv - 1) {
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(`${JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, reason: "Expired", message: "too old resource version" } })}\n`);
+        res.end(
+          `${JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, reason: "Expired", message: "too old resource version" } })}\n`,
+        );
         return;
       }
       res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
       res.flushHeaders();
-      const stream: WatchStream = { path: url.pathname, ...(fieldName === undefined ? {} : { fieldName }), response: res };
+      const stream: WatchStream = {
+        path: url.pathname,
+        ...(fieldName === undefined ? {} : { fieldName }),
+        response: res,
+      };
       for (const e of c.events) {
         if (e.rv > from && (fieldName === undefined || e.object.metadata.name === fieldName)) {
           res.write(`${JSON.stringify({ type: e.type, object: e.object })}\n`);
@@ -192,7 +233,9 @@ export class FakeApiServer {
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
   const out: Record<string, unknown> =
-    typeof target === "object" && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+    typeof target === "object" && target !== null && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);

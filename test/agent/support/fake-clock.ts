@@ -13,6 +13,8 @@ export class FakeClock implements Clock {
   #now = 0;
   #seq = 0;
   #pending: Pending[] = [];
+  /** Awaited after every timer fires: lets real I/O started by the timer (a file read) finish first. */
+  idle: () => Promise<void> = async () => {};
 
   now(): number {
     return this.#now;
@@ -34,6 +36,7 @@ export class FakeClock implements Clock {
     const target = this.#now + ms;
     for (;;) {
       await settle();
+      await this.idle();
       const due = this.#pending
         .filter((t) => !t.cancelled && t.at <= target)
         .sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
@@ -44,6 +47,7 @@ export class FakeClock implements Clock {
     }
     this.#now = target;
     await settle();
+    await this.idle();
   }
 }
 

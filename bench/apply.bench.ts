@@ -1,0 +1,305 @@
+// Items 1, 2, 3 and 6 (apply) of the benchmark: apply, no-op reconcile and delete of N gateway
+// networks (connmark method), each in a fresh node namespace, beside
+//   - the floor: symroute's own payloads (from `apply --dry-run -o json` on an identical node) fed to
+//     `ip -batch` and `nft -f` from a shell script, and
+//   - one process per object: every ip line as its own `ip` process, every nft table, chain and rule
+//     as its own `nft` process, the way hand-written scripts do it.
+// Writes bench/results/apply.json; bench/report.ts turns it into docs/benchmarks.md.
+// Run: SRBENCH_SIZES=10,100 node --import tsx bench/apply.bench.ts   (root)
+
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  cleanupScratch,
+  destroyAll,
+  HAVE_GNU_TIME,
+  log,
+  must,
+  repeatsFor,
+  run,
+  scratch,
+  shellWord,
+  sizes,
+  timed,
+  timedOk,
+  withNode,
+  writeConfig,
+  writeResult,
+  type BenchNode,
+  type Timed,
+} from "./lib.ts";
+
+interface Payloads {
+  readonly links: readonly string[];
+  readonly sysctls: readonly { name: string; value: string }[];
+  readonly ip: Readonly<Record<string, readonly string[]>>;
+  readonly firewall: readonly ({ tool: "nft"; script: string } | { tool: "iptables-restore"; family: 4 | 6; script: string })[];
+  readonly linkDeletes: readonly string[];
+}
+
+export interface Sample {
+  readonly ms: number;
+  readonly maxRssMiB: number | undefined;
+}
+
+export interface SizeResult {
+  readonly networks: number;
+  readonly objects: { ipLines: number; nftRules: number; nftChains: number; sysctls: number; processesPerObject: number };
+  readonly symroute: { apply: Sample[]; noop: Sample[]; plan: Sample[]; delete: Sample[]; dryRun: Sample[] };
+  readonly floor: { apply: Sample[]; delete: Sample[]; reads: Sample[] };
+  readonly perObject: { apply: Sample[]; delete: Sample[]; runs: number; note: string };
+  readonly checks: string[];
+}
+
+export interface ApplyResults {
+  readonly date: string;
+  readonly overheads: { netnsExec: Sample[]; bash: Sample[]; nodeStart: Sample[]; symrouteVersion: Sample[] };
+  readonly sizes: SizeResult[];
+}
+
+const sample = (t: Timed): Sample => ({ ms: t.ms, maxRssMiB: t.maxRssMiB });
+
+function parsePayloads(stdout: string, what: string): Payloads {
+  const doc = JSON.parse(stdout) as { payloads?: Payloads };
+  if (doc.payloads === undefined) throw new Error(`${what}: no payloads in the JSON output`);
+  return doc.payloads;
+}
+
+/** The floor: the payloads through one process per tool, as the engine runs them (same order). */
+function floorScript(p: Payloads, dir: string, label: string): string {
+  const lines = ["set -e"];
+  const file = (name: string, text: string): string => {
+    const path = join(dir, `${label}-${name}`);
+    writeFileSync(path, text);
+    return path;
+  };
+  if (p.links.length > 0) lines.push(`ip -batch ${shellWord(file("links", `${p.links.join("\n")}\n`))}`);
+  if (p.sysctls.length > 0) {
+    lines.push(`sysctl -qw ${p.sysctls.map((s) => shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)).join(" ")}`);
+  }
+  for (const [family, batch] of Object.entries(p.ip)) {
+    if (batch.length === 0) continue;
+    lines.push(`ip ${family === "ipv6" ? "-6 " : ""}-batch ${shellWord(file(family, `${batch.join("\n")}\n`))}`);
+  }
+  p.firewall.forEach((f, i) => {
+    const path = file(`fw${i}`, f.script);
+    if (f.tool === "nft") lines.push(`nft -f ${shellWord(path)}`);
+    else lines.push(`${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush ${shellWord(path)}`);
+  });
+  if (p.linkDeletes.length > 0) lines.push(`ip -batch ${shellWord(file("linkdel", `${p.linkDeletes.join("\n")}\n`))}`);
+  const script = join(dir, `${label}.sh`);
+  writeFileSync(script, `${lines.join("\n")}\n`);
+  return script;
+}
+
+/** nft table/chain/rule commands from symroute's `nft -f` script (one table, chains, rules). */
+function nftObjects(script: string): { chains: { name: string; hook?: string }[]; rules: { chain: string; body: string }[] } {
+  const chains: { name: string; hook?: string }[] = [];
+  const rules: { chain: string; body: string }[] = [];
+  let chain: { name: string; hook?: string } | undefined;
+  for (const raw of script.split("\n")) {
+    const line = raw.trim();
+    const open = /^chain (\S+) \{$/.exec(line);
+    if (open !== null) {
+      chain = { name: open[1] as string };
+      chains.push(chain);
+    } else if (chain !== undefined && line.startsWith("type ")) chain.hook = line;
+    else if (line === "}") chain = undefined;
+    else if (chain !== undefined && line !== "") rules.push({ chain: chain.name, body: line });
+  }
+  return { chains, rules };
+}
+
+/** One process per object: the shell script a person writes with one command per route, rule, chain. */
+function perObjectApplyScript(p: Payloads, dir: string): { path: string; processes: number } {
+  const cmds: string[] = [];
+  for (const l of p.links) cmds.push(`ip ${l}`);
+  for (const s of p.sysctls) cmds.push(`sysctl -qw ${shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)}`);
+  for (const [family, batch] of Object.entries(p.ip)) for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
+  for (const f of p.firewall) {
+    if (f.tool !== "nft") throw new Error("the per-object variant is written for nftables only");
+    const { chains, rules } = nftObjects(f.script);
+    cmds.push("nft add table inet symroute");
+    for (const c of chains) {
+      const spec = c.hook === undefined ? "" : ` { ${c.hook} }`;
+      cmds.push(`nft ${shellWord(`add chain inet symroute ${c.name}${spec}`)}`);
+    }
+    for (const r of rules) cmds.push(`nft ${shellWord(`add rule inet symroute ${r.chain} ${r.body}`)}`);
+  }
+  for (const l of p.linkDeletes) cmds.push(`ip ${l}`);
+  const path = join(dir, "per-object-apply.sh");
+  writeFileSync(path, `set -e\n${cmds.join("\n")}\n`);
+  return { path, processes: cmds.length };
+}
+
+/** Deleting the same objects one by one: ip lines of symroute's delete payload, nft rules by handle. */
+function perObjectDeleteScript(node: BenchNode, p: Payloads, dir: string): string {
+  const cmds: string[] = [];
+  for (const [family, batch] of Object.entries(p.ip)) for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
+  const listed = run(node.inside(["nft", "-j", "-a", "list", "table", "inet", "symroute"]));
+  if (listed.code === 0) {
+    const items = (JSON.parse(listed.stdout) as { nftables: Record<string, { name?: string; chain?: string; handle?: number }>[] }).nftables;
+    const chains: string[] = [];
+    for (const item of items) {
+      const rule = item["rule"];
+      const chain = item["chain"];
+      if (rule !== undefined) cmds.push(`nft delete rule inet symroute ${rule.chain} handle ${rule.handle}`);
+      else if (chain?.name !== undefined) chains.push(chain.name);
+    }
+    for (const c of chains) cmds.push(`nft delete chain inet symroute ${shellWord(c)}`);
+    cmds.push("nft delete table inet symroute");
+  }
+  for (const l of p.linkDeletes) cmds.push(`ip ${l}`);
+  const path = join(dir, "per-object-delete.sh");
+  writeFileSync(path, `set -e\n${cmds.join("\n")}\n`);
+  return path;
+}
+
+/** The reads a plan needs, with the same tools: the floor of a no-op reconcile. */
+function readsScript(dir: string): string {
+  const reads = [
+    "nft --version",
+    "iptables-restore --version",
+    "ip -j -d link show",
+    "ip -j addr show",
+    "ip -j -4 -N -d route show table all",
+    "ip -j -6 -N -d route show table all",
+    "ip -j -4 -N rule show",
+    "ip -j -6 -N rule show",
+    "nft -j list table inet symroute",
+    "iptables-save -t mangle",
+    "ip6tables-save -t mangle",
+    "nft list tables",
+    "iptables-save -t nat",
+  ];
+  const path = join(dir, "reads.sh");
+  writeFileSync(path, `${reads.map((r) => `${r} >/dev/null 2>&1 || true`).join("\n")}\n`);
+  return path;
+}
+
+function countRules(node: BenchNode): number {
+  return (JSON.parse(must(node.inside(["ip", "-j", "-4", "rule", "show"]))) as unknown[]).length;
+}
+
+async function overheads(): Promise<ApplyResults["overheads"]> {
+  const out: ApplyResults["overheads"] = { netnsExec: [], bash: [], nodeStart: [], symrouteVersion: [] };
+  await withNode(async (node) => {
+    const empty = join(scratch(), "empty.sh");
+    writeFileSync(empty, "true\n");
+    for (let i = 0; i < 10; i++) {
+      out.netnsExec.push(sample(await timedOk(node.inside(["true"]), "ip netns exec true")));
+      out.bash.push(sample(await timedOk(node.inside(["bash", empty]), "bash")));
+      out.nodeStart.push(sample(await timedOk(node.inside([process.execPath, "-e", "0"]), "node -e 0")));
+      out.symrouteVersion.push(sample(await timedOk(node.symroute(["--version"]).slice(0, -2), "symroute --version")));
+    }
+  });
+  return out;
+}
+
+async function measureSize(networks: number): Promise<SizeResult> {
+  const config = writeConfig(networks);
+  const dir = join(scratch(), `n${networks}`);
+  must(["mkdir", "-p", dir]);
+  const repeats = repeatsFor(networks);
+  const perObjectRuns = networks >= 5000 ? 1 : networks >= 1000 ? Math.min(repeats, 3) : repeats;
+  const checks: string[] = [];
+  const result: SizeResult = {
+    networks,
+    objects: { ipLines: 0, nftRules: 0, nftChains: 0, sysctls: 0, processesPerObject: 0 },
+    symroute: { apply: [], noop: [], plan: [], delete: [], dryRun: [] },
+    floor: { apply: [], delete: [], reads: [] },
+    perObject: {
+      apply: [],
+      delete: [],
+      runs: perObjectRuns,
+      note: perObjectRuns < repeats ? `${perObjectRuns} run(s) of ${repeats}: one process per object is slow at this size` : "",
+    },
+    checks,
+  };
+
+  // The payloads, from an identical fresh node.
+  let applyPayloads: Payloads | undefined;
+  let deletePayloads: Payloads | undefined;
+  await withNode(async (node) => {
+    const dry = await timedOk(node.symroute(["apply", "-c", config, "--dry-run", "-o", "json"]), "apply --dry-run");
+    result.symroute.dryRun.push(sample(dry));
+    applyPayloads = parsePayloads(dry.stdout, "apply --dry-run");
+    await timedOk(node.symroute(["apply", "-c", config]), "apply (for the delete payloads)");
+    const delDry = await timedOk(node.symroute(["delete", "--dry-run", "-o", "json"]), "delete --dry-run");
+    deletePayloads = parsePayloads(delDry.stdout, "delete --dry-run");
+  });
+  if (applyPayloads === undefined || deletePayloads === undefined) throw new Error("no payloads");
+  const ipLines = Object.values(applyPayloads.ip).reduce((n, b) => n + b.length, 0);
+  const nft = applyPayloads.firewall.map((f) => nftObjects(f.script));
+  const perObjectApply = perObjectApplyScript(applyPayloads, dir);
+  Object.assign(result.objects, {
+    ipLines,
+    nftRules: nft.reduce((n, o) => n + o.rules.length, 0),
+    nftChains: nft.reduce((n, o) => n + o.chains.length, 0),
+    sysctls: applyPayloads.sysctls.length,
+    processesPerObject: perObjectApply.processes,
+  });
+  const floorApply = floorScript(applyPayloads, dir, "floor-apply");
+  const floorDelete = floorScript(deletePayloads, dir, "floor-delete");
+  const reads = readsScript(dir);
+
+  for (let r = 0; r < repeats; r++) {
+    log(`${networks} networks: run ${r + 1}/${repeats}`);
+    // symroute: apply, no-op apply, plan, delete on one fresh node.
+    await withNode(async (node) => {
+      const baseline = countRules(node);
+      result.symroute.apply.push(sample(await timedOk(node.symroute(["apply", "-c", config]), "symroute apply")));
+      if (r === 0) {
+        const rules = countRules(node);
+        checks.push(`symroute apply added ${rules - baseline} ip rules (expected ${networks})`);
+      }
+      result.symroute.noop.push(sample(await timedOk(node.symroute(["apply", "-c", config]), "symroute apply (no-op)")));
+      result.symroute.plan.push(sample(await timedOk(node.symroute(["plan", "-c", config]), "symroute plan (in sync)")));
+      result.floor.reads.push(sample(await timedOk(node.inside(["bash", reads]), "reads")));
+      result.symroute.delete.push(sample(await timedOk(node.symroute(["delete"]), "symroute delete")));
+      if (r === 0) checks.push(`symroute delete left ${countRules(node) - baseline} extra ip rules (expected 0)`);
+    });
+    // The floor: same payloads, one process per tool.
+    await withNode(async (node) => {
+      result.floor.apply.push(sample(await timedOk(node.inside(["bash", floorApply]), "floor apply")));
+      if (r === 0 && networks <= 1000) {
+        const plan = run(node.symroute(["plan", "-c", config]));
+        checks.push(`after the floor apply, symroute plan exits ${plan.code} (0: the floor built the same state)`);
+      }
+      result.floor.delete.push(sample(await timedOk(node.inside(["bash", floorDelete]), "floor delete")));
+    });
+    // One process per object.
+    if (r < perObjectRuns) {
+      await withNode(async (node) => {
+        result.perObject.apply.push(sample(await timedOk(node.inside(["bash", perObjectApply.path]), "per-object apply")));
+        if (r === 0 && networks <= 1000) {
+          const plan = run(node.symroute(["plan", "-c", config]));
+          checks.push(`after the per-object apply, symroute plan exits ${plan.code} (0: the same state)`);
+        }
+        const del = perObjectDeleteScript(node, deletePayloads as Payloads, dir);
+        result.perObject.delete.push(sample(await timedOk(node.inside(["bash", del]), "per-object delete")));
+      });
+    }
+  }
+  return result;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("bench/apply.bench.ts needs root (network namespaces)");
+  if (!HAVE_GNU_TIME) log("GNU time (/usr/bin/time) is missing: peak memory is not measured (apt-get install time)");
+  const results: ApplyResults = { date: new Date().toISOString(), overheads: await overheads(), sizes: [] };
+  for (const networks of sizes()) {
+    const started = Date.now();
+    results.sizes.push(await measureSize(networks));
+    log(`${networks} networks: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    writeResult("apply", results);
+  }
+  writeResult("apply", results);
+}
+
+try {
+  await main();
+} finally {
+  destroyAll();
+  cleanupScratch();
+}

@@ -1,0 +1,85 @@
+// Crash consistency, the full run (issue 7, item 1): SIGKILL symroute at random moments of `apply`
+// and `delete` of 200 networks, N trials each (default 100), and check every recovery.
+//
+//   node --import tsx scripts/reliability/crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE]
+//   SYMROUTE_CRASH_TRIALS=100 SYMROUTE_CRASH_SEED=1 node --import tsx scripts/reliability/crash.ts
+//
+// Needs root (network namespaces) and a built CLI (`make build`). Replay one trial with
+// `--only apply:17 --seed S` (the base seed and the trial number that the summary prints).
+// Exit code 0 when every trial recovered, 1 otherwise.
+
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { crashTrial, measureBaseline, summarise, type Baseline, type Phase, type TrialResult } from "../../test/reliability/support/crash.ts";
+import {
+  createReliabilityNode,
+  manyNetworksConfig,
+  writeConfig,
+  type ReliabilityNode,
+} from "../../test/reliability/support/node.ts";
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    seed: { type: "string" },
+    networks: { type: "string", default: "200" },
+    json: { type: "string" },
+    only: { type: "string" },
+  },
+});
+const trials = Number(positionals[0] ?? process.env["SYMROUTE_CRASH_TRIALS"] ?? 100);
+const baseSeed = Number(values.seed ?? process.env["SYMROUTE_CRASH_SEED"] ?? Date.now() % 1_000_000);
+const networks = Number(values.networks);
+if (!Number.isInteger(trials) || trials < 1 || !Number.isInteger(networks) || networks < 1) {
+  console.error("usage: crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE] [--only apply:K|delete:K]");
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  console.error("crash.ts needs root (it creates network namespaces)");
+  process.exit(2);
+}
+
+/** Each trial's seed follows from the base seed, the phase and the trial number. */
+const trialSeed = (phase: Phase, trial: number): number => (baseSeed * 1000 + trial * 2 + (phase === "delete" ? 1 : 0)) >>> 0;
+
+const only = values.only === undefined ? undefined : /^(apply|delete):(\d+)$/.exec(values.only);
+let node: ReliabilityNode | undefined;
+const results: TrialResult[] = [];
+const started = Date.now();
+
+function fresh(): { node: ReliabilityNode; config: string; baseline: Baseline } {
+  node?.destroy();
+  node = createReliabilityNode({ area: "crash", dualStack: true });
+  const config = writeConfig(node.stateDir, "networks.yaml", manyNetworksConfig(networks));
+  return { node, config, baseline: measureBaseline(node, config) };
+}
+
+try {
+  let setup = fresh();
+  console.log(
+    `crash: ${networks} networks, ${trials} trials per phase, base seed ${baseSeed}; ` +
+      `uninterrupted apply ${Math.round(setup.baseline.applyMs)} ms, delete ${Math.round(setup.baseline.deleteMs)} ms`,
+  );
+  // Phases interleaved, so that a run cut short still has figures for both.
+  for (let trial = 0; trial < trials; trial++) {
+    for (const phase of ["apply", "delete"] as const) {
+      if (only !== undefined && (only[1] !== phase || Number(only[2]) !== trial)) continue;
+      const result = await crashTrial({ ...setup, phase, trial, windows: trials, seed: trialSeed(phase, trial) });
+      results.push(result);
+      const status = result.problems.length === 0 ? "ok" : "FAILED";
+      console.log(
+        `${phase} ${String(trial).padStart(3)} seed ${result.seed} ${result.killMode.padEnd(7)} kill at ${String(result.delayMs).padStart(5)} ms ` +
+          `-> ${result.landing.padEnd(14)} ${result.inProgressLeft ? "inProgress " : "           "}${status}` +
+          (result.leftovers.length > 0 ? ` leftovers: ${result.leftovers.join(", ")}` : ""),
+      );
+      // A failed trial may leave the node dirty: the next one starts from a fresh namespace.
+      if (result.problems.length > 0) setup = fresh();
+      if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify({ baseSeed, networks, trials, results }, null, 2)}\n`);
+    }
+  }
+} finally {
+  node?.destroy();
+}
+
+console.log(`\n${summarise(results)}\ntook ${Math.round((Date.now() - started) / 1000)} s`);
+process.exit(results.some((r) => r.problems.length > 0) ? 1 : 0);

@@ -1,0 +1,226 @@
+// Node namespaces for the reliability proofs, usable from node:test and from the scripts in
+// scripts/reliability/: unique names, an explicit destroy(), a complete dump (every iptables table,
+// the whole nft ruleset, every rp_filter/arp sysctl) and the consistency checks a crash must not break.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CLI, REPO, must, run, type Run } from "../../support/netns.ts";
+
+export { CLI, REPO, must, run, type Run };
+
+let counter = 0;
+
+export interface ReliabilityNode {
+  readonly name: string;
+  readonly peer: string;
+  readonly stateDir: string;
+  exec(argv: readonly string[], input?: string): Run;
+  /** `symroute ARGS --state-dir DIR` inside the namespace, waited for. */
+  symroute(args: readonly string[]): Run;
+  /** The same, as a child process that the caller may kill. */
+  spawnSymroute(args: readonly string[]): ChildProcess;
+  /** Everything a round trip must leave as it found it, byte for byte. */
+  dump(): string;
+  destroy(): void;
+}
+
+export interface NodeOptions {
+  /** Name prefix, unique per area: `sr-<area>-<pid>-<n>`. */
+  readonly area: string;
+  readonly dualStack?: boolean;
+}
+
+/**
+ * The article's node: eth0 192.168.1.10/24 with the default route via 192.168.1.1 (the router end
+ * lives in a peer namespace), ext0 without an address, conf.all.rp_filter 1.
+ */
+export function createReliabilityNode(options: NodeOptions): ReliabilityNode {
+  const id = `${process.pid}-${++counter}`;
+  const name = `sr-${options.area}-${id}`;
+  const peer = `sr-${options.area}p-${id}`;
+  const stateDir = mkdtempSync(join(tmpdir(), `symroute-${options.area}-`));
+  const destroy = (): void => {
+    run(["ip", "netns", "del", name]);
+    run(["ip", "netns", "del", peer]);
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  try {
+    must(["ip", "netns", "add", name]);
+    must(["ip", "netns", "add", peer]);
+    for (const ns of [name, peer]) {
+      // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
+      must(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+    }
+    must(
+      ["ip", "-batch", "-"],
+      `link add eth0 netns ${name} type veth peer name r-eth0 netns ${peer}\n` +
+        `link add ext0 netns ${name} type veth peer name r-ext0 netns ${peer}\n`,
+    );
+    const node = [
+      "link set lo up",
+      "link set eth0 up",
+      "link set ext0 up",
+      "addr add 192.168.1.10/24 dev eth0",
+      ...(options.dualStack === true ? ["addr add 2001:db8:1::10/64 dev eth0 nodad"] : []),
+      "route add default via 192.168.1.1",
+      ...(options.dualStack === true ? ["route add default via 2001:db8:1::1 dev eth0"] : []),
+    ];
+    must(["ip", "-n", name, "-batch", "-"], `${node.join("\n")}\n`);
+    must(["ip", "-n", peer, "-batch", "-"], "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n");
+    must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+  } catch (error) {
+    destroy();
+    throw error;
+  }
+  const exec = (argv: readonly string[], input?: string): Run => run(["ip", "netns", "exec", name, ...argv], { input });
+  const cliArgs = (args: readonly string[]): string[] => ["ip", "netns", "exec", name, process.execPath, CLI, ...args, "--state-dir", stateDir];
+  return {
+    name,
+    peer,
+    stateDir,
+    exec,
+    symroute: (args) => run(cliArgs(args)),
+    spawnSymroute: (args) => {
+      const [file, ...rest] = cliArgs(args);
+      return spawn(file as string, rest, { stdio: "ignore", env: { ...process.env, NO_COLOR: "1" } });
+    },
+    dump: () => fullDump(name),
+    destroy,
+  };
+}
+
+/** A config file readable by any user (the least-privilege proofs run the CLI as nobody). */
+export function writeConfig(dir: string, fileName: string, text: string): string {
+  const path = join(dir, fileName);
+  writeFileSync(path, text);
+  chmodSync(path, 0o644);
+  return path;
+}
+
+/**
+ * `count` networks on ext0, each with a /24 pool 10.112.N.0/24 and its gateway .1; every even one
+ * also has an IPv6 pool 2001:db8:N::/64. 200 networks are 901 changes: 400 routes and 200 rules
+ * per family in use, sysctls, and 504 nft rules.
+ */
+export function manyNetworksConfig(count: number, firewall: "auto" | "nftables" | "iptables" = "auto"): string {
+  const lines = [`firewall: ${firewall}`, "networks:"];
+  for (let i = 0; i < count; i++) {
+    const v6 = i % 2 === 0;
+    const hex = i.toString(16);
+    lines.push(
+      `  - name: net-${i}`,
+      `    addresses: [10.112.${i}.0/24${v6 ? `, "2001:db8:${hex}::/64"` : ""}]`,
+      "    interface: ext0",
+      `    gateway: ${v6 ? `[10.112.${i}.1, "2001:db8:${hex}::1"]` : `10.112.${i}.1`}`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+const SECTIONS: readonly (readonly string[])[] = [
+  ["ip", "-j", "-d", "link", "show"],
+  ["ip", "-j", "-d", "addr", "show"],
+  ["ip", "-j", "-d", "-4", "route", "show", "table", "all"],
+  ["ip", "-j", "-d", "-6", "route", "show", "table", "all"],
+  ["ip", "-j", "-4", "rule", "show"],
+  ["ip", "-j", "-6", "rule", "show"],
+  ["nft", "list", "ruleset"],
+  ["iptables-save"],
+  ["ip6tables-save"],
+];
+
+/** Every section of the node, plus every rp_filter/arp_ignore/arp_announce/arp_filter sysctl. */
+export function fullDump(ns: string): string {
+  const parts = SECTIONS.map((argv) => {
+    const out = run(["ip", "netns", "exec", ns, ...argv]).stdout;
+    // Counters and generation comments change with traffic and time, not with configuration.
+    return `## ${argv.join(" ")}\n${out.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
+  });
+  const sysctls = run(["ip", "netns", "exec", ns, "sysctl", "-a"])
+    .stdout.split("\n")
+    .filter((l) => /\.(rp_filter|arp_ignore|arp_announce|arp_filter|src_valid_mark) =/.test(l))
+    .join("\n");
+  return `${parts.join("\n")}\n## sysctl\n${sysctls}\n`;
+}
+
+/** The dump with every JSON list and text section sorted: equal when the same objects exist. */
+export function canonicalDump(dump: string): string {
+  return dump
+    .split(/^## /m)
+    .map((section) => {
+      const [head = "", ...body] = section.split("\n");
+      const text = body.join("\n").trim();
+      if (text.startsWith("[")) {
+        const items = (JSON.parse(text) as unknown[]).map((x) => JSON.stringify(x)).sort();
+        return `${head}\n${items.join("\n")}`;
+      }
+      return `${head}\n${text.split("\n").sort().join("\n")}`;
+    })
+    .join("\n## ");
+}
+
+/** The lines of `a` and `b` that differ, for a readable failure. */
+export function dumpDifference(a: string, b: string, limit = 12): string {
+  const left = a.split("\n");
+  const right = b.split("\n");
+  const onlyA = left.filter((l) => !right.includes(l)).slice(0, limit);
+  const onlyB = right.filter((l) => !left.includes(l)).slice(0, limit);
+  return [...onlyA.map((l) => `- ${l}`), ...onlyB.map((l) => `+ ${l}`)].join("\n");
+}
+
+type Json = Record<string, unknown>;
+
+function repeated(items: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out = new Set<string>();
+  for (const item of items) {
+    if (seen.has(item)) out.add(item);
+    seen.add(item);
+  }
+  return [...out];
+}
+
+/**
+ * Duplicates a crash could leave: two equal rules (also at different priorities: the same selector
+ * and action twice), two equal routes, two equal nft rules in symroute's table, two equal iptables
+ * rules in one chain.
+ */
+export function duplicateObjects(node: Pick<ReliabilityNode, "exec">): string[] {
+  const problems: string[] = [];
+  for (const family of ["-4", "-6"]) {
+    const rules = JSON.parse(node.exec(["ip", "-j", family, "rule", "show"]).stdout || "[]") as Json[];
+    for (const dup of repeated(rules.map((r) => JSON.stringify(r)))) problems.push(`rule ${family} twice: ${dup}`);
+    const selectors = rules.map((r) => {
+      const { priority: _priority, ...rest } = r;
+      return JSON.stringify(rest);
+    });
+    for (const dup of repeated(selectors)) problems.push(`rule ${family} at two priorities: ${dup}`);
+    const routes = JSON.parse(node.exec(["ip", "-j", "-d", family, "route", "show", "table", "all"]).stdout || "[]") as Json[];
+    for (const dup of repeated(routes.map((r) => JSON.stringify(r)))) problems.push(`route ${family} twice: ${dup}`);
+  }
+  const nft = node.exec(["nft", "list", "table", "inet", "symroute"]);
+  if (nft.code === 0) {
+    for (const dup of repeated(nft.stdout.split("\n").map((l) => l.trim()).filter((l) => /^(iifname|ct |meta |fib )/.test(l)))) {
+      problems.push(`nft rule twice: ${dup}`);
+    }
+  }
+  for (const tool of ["iptables-save", "ip6tables-save"]) {
+    const lines = node.exec([tool]).stdout.split("\n").filter((l) => l.startsWith("-A "));
+    for (const dup of repeated(lines)) problems.push(`${tool} rule twice: ${dup}`);
+  }
+  return problems;
+}
+
+/** A small deterministic PRNG (mulberry32), so that every random trial can be replayed from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

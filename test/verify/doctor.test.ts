@@ -1,0 +1,148 @@
+// doctor on an in-memory node: the article's case 3 flags the broken request and reply paths
+// before apply, and nothing after; a missing firewall, a shadowing rule and IPVS without strict
+// ARP are each named with their cause.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseConfigText } from "../../src/config/index.ts";
+import type { Config } from "../../src/model/config.ts";
+import type { NodeState } from "../../src/model/state.ts";
+import { createEngine } from "../../src/engine/engine.ts";
+import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";
+import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+
+function config(yaml: string): Config {
+  const r = parseConfigText(yaml);
+  if (!r.ok) throw new Error(JSON.stringify(r.issues));
+  return r.config;
+}
+
+const CASE3 = config(`
+podCIDRs: [10.112.0.0/12]
+networks:
+  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+`);
+
+/** The article's node with a pod network behind vpod, forwarding on, and the simulator's sysctls. */
+function labNode(): NodeState {
+  const n = articleNode();
+  const sysctls: Record<string, string> = { ...n.sysctls, "net/ipv6/conf/all/forwarding": "0" };
+  for (const dev of ["all", "lo", "eth0", "ext0", "vpod"]) {
+    for (const [k, v] of Object.entries({
+      accept_local: "0",
+      src_valid_mark: "0",
+      send_redirects: "1",
+      forwarding: "1",
+      bc_forwarding: "0",
+    })) {
+      sysctls[`net/ipv4/conf/${dev}/${k}`] = v;
+    }
+  }
+  sysctls["net/ipv4/conf/vpod/rp_filter"] = "0";
+  return {
+    ...n,
+    links: [...n.links, { ifname: "vpod", ifindex: 4, up: true, kind: "veth" }],
+    addresses: [...n.addresses, { ifname: "vpod", family: 4, local: "10.112.0.1", prefixlen: 24 }],
+    routes: [
+      ...n.routes,
+      {
+        family: 4,
+        table: 254,
+        type: "unicast",
+        dst: "10.112.0.0/24",
+        dev: "vpod",
+        protocol: 2,
+        scope: 253,
+        prefsrc: "10.112.0.1",
+      },
+    ],
+    sysctls,
+  };
+}
+
+async function run(kernel: FakeKernel, cfg: Config, store = new MemoryStore()): Promise<DoctorReport> {
+  const plan = await createEngine({ kernel, store }).plan(cfg);
+  return diagnose({
+    node: kernel.state,
+    decisions: plan.networks,
+    firewall: plan.firewallSpec,
+    podCIDRs: cfg.podCIDRs,
+    routeProtocol: cfg.routeProtocol,
+    kubeProxyMode: plan.kubeProxyMode,
+    pendingChanges: plan.changes.length,
+    host: {},
+  });
+}
+
+const failing = (r: DoctorReport): string[] =>
+  r.findings.filter((f) => !f.ok).map((f) => `${f.path}: ${f.cause ?? ""}`);
+
+test("case 3 before apply: both backends broken, each with its cause; after apply: healthy", async () => {
+  const kernel = new FakeKernel(labNode());
+  const before = await run(kernel, CASE3);
+  assert.equal(before.healthy, false);
+  const problems = failing(before);
+  assert.ok(
+    problems.some((p) => p.startsWith("client to LB, pod backend: rp_filter drops it")),
+    problems.join("\n"),
+  );
+  assert.ok(
+    problems.some((p) => p.startsWith("client to LB, host-network backend: rp_filter drops it")),
+    problems.join("\n"),
+  );
+  assert.ok(problems.some((p) => p.startsWith("symroute:")));
+
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(CASE3);
+  const after = await run(kernel, CASE3, store);
+  assert.deepEqual(failing(after), []);
+  assert.equal(after.healthy, true);
+  assert.ok(
+    after.findings.some((f) => f.path === "client to LB, pod backend" && /via 1\.2\.3\.1/.test(f.summary)),
+  );
+});
+
+test("with the firewall rules gone, replies lose their mark and doctor says so", async () => {
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(CASE3);
+  kernel.state = { ...kernel.state, firewall: [] };
+  const report = await run(kernel, CASE3, store);
+  assert.ok(
+    failing(report).some((p) => /firewall rules are missing/.test(p)),
+    failing(report).join("\n"),
+  );
+});
+
+test("a foreign rule that decides before symroute's is named", async () => {
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(CASE3);
+  kernel.state = {
+    ...kernel.state,
+    rules: [...kernel.state.rules, { family: 4, priority: 500, action: "lookup", table: 254 }].sort(
+      (a, b) => a.family - b.family || a.priority - b.priority,
+    ),
+  };
+  const report = await run(kernel, CASE3, store);
+  assert.ok(
+    failing(report).some((p) => /rule 500 \(not symroute's\) decides before/.test(p)),
+    failing(report).join("\n"),
+  );
+});
+
+test("IPVS without strict ARP, and a down interface, are flagged", async () => {
+  const node = labNode();
+  const kernel = new FakeKernel({
+    ...node,
+    links: node.links.map((l) => (l.ifname === "ext0" ? { ...l, up: false } : l)),
+  });
+  const report = await run(kernel, { ...CASE3, kubeProxyMode: "ipvs" });
+  const problems = failing(report);
+  assert.ok(
+    problems.some((p) => /IPVS puts every LB address/.test(p)),
+    problems.join("\n"),
+  );
+  assert.ok(report.findings.some((f) => f.path === "interface" && /ext0 is down/.test(f.summary)));
+});
