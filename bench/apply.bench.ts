@@ -7,7 +7,7 @@
 // Writes bench/results/apply.json; bench/report.ts turns it into docs/benchmarks.md.
 // Run: SRBENCH_SIZES=10,100 node --import tsx bench/apply.bench.ts   (root)
 
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   cleanupScratch,
@@ -51,12 +51,21 @@ export interface SizeResult {
   readonly checks: string[];
 }
 
+export interface ProfileEntry {
+  readonly fn: string;
+  readonly where: string;
+  readonly ms: number;
+}
+
 export interface ApplyResults {
   readonly date: string;
+  /** Self time by function of one `apply --dry-run` at the largest size (node --cpu-prof). */
+  profile?: { networks: number; totalMs: number; top: ProfileEntry[] };
   readonly overheads: { netnsExec: Sample[]; bash: Sample[]; nodeStart: Sample[]; symrouteVersion: Sample[] };
   readonly sizes: SizeResult[];
 }
 
+const OVERHEAD_RUNS = 10;
 const sample = (t: Timed): Sample => ({ ms: t.ms, maxRssMiB: t.maxRssMiB });
 
 function parsePayloads(stdout: string, what: string): Payloads {
@@ -186,11 +195,11 @@ async function overheads(): Promise<ApplyResults["overheads"]> {
   await withNode(async (node) => {
     const empty = join(scratch(), "empty.sh");
     writeFileSync(empty, "true\n");
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < OVERHEAD_RUNS; i++) {
       out.netnsExec.push(sample(await timedOk(node.inside(["true"]), "ip netns exec true")));
       out.bash.push(sample(await timedOk(node.inside(["bash", empty]), "bash")));
       out.nodeStart.push(sample(await timedOk(node.inside([process.execPath, "-e", "0"]), "node -e 0")));
-      out.symrouteVersion.push(sample(await timedOk(node.symroute(["--version"]).slice(0, -2), "symroute --version")));
+      out.symrouteVersion.push(sample(await timedOk(node.symroute(["apply", "--help"]).slice(0, -2), "symroute apply --help")));
     }
   });
   return out;
@@ -284,6 +293,44 @@ async function measureSize(networks: number): Promise<SizeResult> {
   return result;
 }
 
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where the time of one `apply --dry-run` goes: self time per function, the largest first. */
+async function profileDryRun(networks: number): Promise<NonNullable<ApplyResults["profile"]>> {
+  const config = writeConfig(networks);
+  const dir = join(scratch(), `profile-${networks}`);
+  must(["mkdir", "-p", dir]);
+  await withNode(async (node) => {
+    const argv = node.symroute(["apply", "-c", config, "--dry-run", "-o", "json"]);
+    const at = argv.indexOf(process.execPath);
+    argv.splice(at + 1, 0, "--cpu-prof", `--cpu-prof-dir=${dir}`);
+    await timedOk(argv, "apply --dry-run under --cpu-prof");
+  });
+  const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+  if (file === undefined) throw new Error("no CPU profile written");
+  const profile = JSON.parse(readFileSync(join(dir, file), "utf8")) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, ProfileEntry>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const us = profile.timeDeltas[i] ?? 0;
+    total += us;
+    const frame = byId.get(id)?.callFrame;
+    if (frame === undefined) return;
+    const where = frame.url === "" ? "" : `${frame.url.replace(/^.*?\/(dist|node_modules|node:)/, "$1").replace(/^file:\/\//, "")}:${frame.lineNumber + 1}`;
+    const fn = frame.functionName === "" ? "(anonymous)" : frame.functionName;
+    const key = `${fn} ${where}`;
+    const entry = self.get(key) ?? { fn, where, ms: 0 };
+    self.set(key, { ...entry, ms: entry.ms + us / 1000 });
+  });
+  const top = [...self.values()].sort((a, b) => b.ms - a.ms).slice(0, 12);
+  return { networks, totalMs: total / 1000, top };
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench/apply.bench.ts needs root (network namespaces)");
   if (!HAVE_GNU_TIME) log("GNU time (/usr/bin/time) is missing: peak memory is not measured (apt-get install time)");
@@ -294,6 +341,9 @@ async function main(): Promise<void> {
     log(`${networks} networks: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     writeResult("apply", results);
   }
+  const largest = Math.max(...sizes());
+  log(`CPU profile of one apply --dry-run at ${largest} networks`);
+  results.profile = await profileDryRun(largest);
   writeResult("apply", results);
 }
 

@@ -14,6 +14,7 @@ const RULES = 1000;
 const ROUTES = 100_000;
 const TABLES = 100;
 const LOOKUPS = 2_000_000;
+const ROUNDS = 8;
 const KERNEL_QUERIES = 20_000;
 
 // A deterministic generator, so both halves measure the same state and packets.
@@ -100,14 +101,22 @@ function simulatorRate(state: NodeState, sample: readonly Packet[]): SimulatorRe
   const compileMs = Number(process.hrtime.bigint() - t0) / 1e6;
   let routed = 0;
   for (let i = 0; i < 50_000; i++) tracePacket(index, sample[i % sample.length] as Packet); // warm-up
-  const start = process.hrtime.bigint();
-  const cpuStart = process.cpuUsage();
-  for (let i = 0; i < LOOKUPS; i++) {
-    if (tracePacket(index, sample[i % sample.length] as Packet).result === "unicast") routed++;
+  // Best of several rounds: other processes share the machine, the best round is the least disturbed.
+  let bestWall = 0;
+  let bestCpu = 0;
+  const perRound = LOOKUPS / ROUNDS;
+  for (let round = 0; round < ROUNDS; round++) {
+    const start = process.hrtime.bigint();
+    const cpuStart = process.cpuUsage();
+    for (let i = 0; i < perRound; i++) {
+      if (tracePacket(index, sample[i % sample.length] as Packet).result === "unicast") routed++;
+    }
+    const cpu = process.cpuUsage(cpuStart);
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    bestWall = Math.max(bestWall, perRound / seconds);
+    bestCpu = Math.max(bestCpu, perRound / ((cpu.user + cpu.system) / 1e6));
   }
-  const cpu = process.cpuUsage(cpuStart);
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { rate: LOOKUPS / seconds, cpuRate: LOOKUPS / ((cpu.user + cpu.system) / 1e6), compileMs, routed };
+  return { rate: bestWall, cpuRate: bestCpu, compileMs, routed };
 }
 
 async function kernelRate(ruleLines: string[], routeLines: string[], sample: readonly Packet[]): Promise<number | string> {
@@ -145,7 +154,7 @@ const lines = [
   "",
   "| what | rate |",
   "|---|---|",
-  `| simulator \`tracePacket\` (no explanation), ${LOOKUPS.toLocaleString("en-US")} lookups | ${fmt(sim.rate)} lookups/s (${fmt(sim.cpuRate)} per CPU-second) |`,
+  `| simulator \`tracePacket\` (no explanation), best of ${ROUNDS} rounds of ${(LOOKUPS / ROUNDS).toLocaleString("en-US")} lookups | ${fmt(sim.rate)} lookups/s (${fmt(sim.cpuRate)} per CPU-second) |`,
   `| kernel \`ip -batch\` of \`route get\` (${KERNEL_QUERIES.toLocaleString("en-US")} queries, one process) | ${typeof kernel === "number" ? `${fmt(kernel)} lookups/s` : kernel} |`,
   "",
   `Compiling the state (tries and rule filter): ${sim.compileMs.toFixed(0)} ms. Node ${process.version}; load average ${loadavg()[0]?.toFixed(1)} on ${availableParallelism()} CPUs while measuring (other work shares the machine: compare the per-CPU-second figure).`,

@@ -47,23 +47,24 @@ let node: ReliabilityNode | undefined;
 const results: TrialResult[] = [];
 const started = Date.now();
 
-function fresh(): { node: ReliabilityNode; config: string; baseline: Baseline } {
+async function fresh(): Promise<{ node: ReliabilityNode; config: string; baseline: Baseline }> {
   node?.destroy();
   node = createReliabilityNode({ area: "crash", dualStack: true });
   const config = writeConfig(node.stateDir, "networks.yaml", manyNetworksConfig(networks));
-  return { node, config, baseline: measureBaseline(node, config) };
+  return { node, config, baseline: await measureBaseline(node, config) };
 }
 
 try {
-  let setup = fresh();
+  let setup = await fresh();
   console.log(
     `crash: ${networks} networks, ${trials} trials per phase, base seed ${baseSeed}; ` +
-      `uninterrupted apply ${Math.round(setup.baseline.applyMs)} ms, delete ${Math.round(setup.baseline.deleteMs)} ms`,
+      `uninterrupted apply ${Math.round(setup.baseline.applyMs)} ms (changes from ${Math.round(setup.baseline.applyChangesAtMs)} ms), ` +
+      `delete ${Math.round(setup.baseline.deleteMs)} ms (changes from ${Math.round(setup.baseline.deleteChangesAtMs)} ms)`,
   );
   // Phases interleaved, so that a run cut short still has figures for both.
   for (let trial = 0; trial < trials; trial++) {
     for (const phase of ["apply", "delete"] as const) {
-      if (only !== undefined && (only[1] !== phase || Number(only[2]) !== trial)) continue;
+      if (only !== undefined && only !== null && (only[1] !== phase || Number(only[2]) !== trial)) continue;
       const result = await crashTrial({ ...setup, phase, trial, windows: trials, seed: trialSeed(phase, trial) });
       results.push(result);
       const status = result.problems.length === 0 ? "ok" : "FAILED";
@@ -73,7 +74,7 @@ try {
           (result.leftovers.length > 0 ? ` leftovers: ${result.leftovers.join(", ")}` : ""),
       );
       // A failed trial may leave the node dirty: the next one starts from a fresh namespace.
-      if (result.problems.length > 0) setup = fresh();
+      if (result.problems.length > 0) setup = await fresh();
       if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify({ baseSeed, networks, trials, results }, null, 2)}\n`);
     }
   }

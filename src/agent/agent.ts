@@ -8,7 +8,7 @@ import { basename, dirname, resolve } from "node:path";
 import type { Engine, ApplyReport } from "../engine/engine.ts";
 import type { Config } from "../model/config.ts";
 import { isSymrouteError, SymrouteError } from "../model/errors.ts";
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, type Clock, type TimerHandle } from "./clock.ts";
 import { EMPTY_FILE, mergeClusterNetworks, readConfigFile, type FileResult } from "./desired-config.ts";
 import {
   startHttpServer,
@@ -19,6 +19,7 @@ import {
 } from "./http.ts";
 import { startKernelMonitor, type KernelMonitor } from "./kernel-monitor.ts";
 import { networksFromCluster, type NetworkVerdict } from "./kubernetes/cluster.ts";
+import type { ClusterCache } from "./kubernetes/cluster-cache.ts";
 import type { NodeStatus } from "./kubernetes/resources.ts";
 import type { ClusterSnapshot, KubernetesSource } from "./kubernetes/source.ts";
 import { acquireAgentLock, AGENT_LOCK_NAME, type AgentLock } from "./lock.ts";
@@ -28,6 +29,10 @@ import { ReconcileLoop, type LoopOutcome } from "./reconcile-loop.ts";
 
 export interface KubernetesWiring {
   readonly nodeName: string;
+  /** The last converged cluster view, for a restart while the API server is unreachable. */
+  readonly cache?: ClusterCache;
+  /** How long to wait for the API before falling back to the cache; default 15 s. */
+  readonly cacheGraceMs?: number;
   readonly createSource: (callbacks: {
     readonly onChange: (what: string) => void;
     readonly onError: (what: string, error: unknown) => void;
@@ -80,6 +85,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let lastRefused = "";
   let kube: KubernetesSource | undefined;
   let lastSnapshot: ClusterSnapshot | undefined;
+  let pendingCacheSave: ClusterSnapshot | undefined;
+  let cacheAllowed = false;
 
   const readiness = (): Readiness => {
     if (inForce === undefined)
@@ -146,10 +153,22 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         throw new SymrouteError("invalid-argument", "no valid configuration");
       let config = file.config;
       if (kube !== undefined) {
-        const snapshot = kube.snapshot() ?? lastSnapshot;
+        const fresh = kube.snapshot();
+        let snapshot = fresh ?? lastSnapshot;
+        if (snapshot === undefined && cacheAllowed && options.kubernetes?.cache !== undefined) {
+          const cached = await options.kubernetes.cache.load();
+          if (cached !== undefined) {
+            logger.warn(
+              { savedAt: cached.savedAt },
+              "Kubernetes API unreachable since start; using the cached cluster view",
+            );
+            snapshot = cached.snapshot;
+          }
+        }
+        if (fresh !== undefined) pendingCacheSave = fresh;
         if (snapshot === undefined) {
           // Never seen the cluster: converging with the file alone would remove the cluster's networks.
-          lastOutcome = { ok: false, reason: "waiting for the first list from the Kubernetes API" };
+          lastOutcome = { ok: false, reason: kube.waitingFor() };
           end();
           return { result: "error", retry: false };
         }
@@ -200,6 +219,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       for (const w of report.warnings) logger.debug({ warning: w }, "plan warning");
       lastOutcome = { ok: true, reason: "converged" };
       end();
+      if (pendingCacheSave !== undefined && options.kubernetes?.cache !== undefined) {
+        const toSave = pendingCacheSave;
+        pendingCacheSave = undefined;
+        await options.kubernetes.cache.save(toSave).catch((error: unknown) => {
+          logger.warn({ err: String(error) }, "cannot write the cluster cache");
+        });
+      }
       await writeStatuses(verdicts, refused, report, undefined);
       logger.debug({ ms: clock.now() - started }, "reconcile done");
       return { result: "ok", changed };
@@ -327,6 +353,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   let monitor: KernelMonitor | undefined;
+  let cacheTimer: TimerHandle | undefined;
   if (options.kernelEvents !== false) {
     monitor = startKernelMonitor({
       clock,
@@ -350,6 +377,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       },
     });
     kube.start();
+    if (options.kubernetes.cache !== undefined) {
+      cacheTimer = clock.after(options.kubernetes.cacheGraceMs ?? 15_000, () => {
+        cacheAllowed = true;
+        if (lastSnapshot === undefined) loop.trigger("kubernetes-cache");
+      });
+    }
   }
 
   let http: AgentHttpServer | undefined;
@@ -364,6 +397,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       http = await startHttpServer({ listen: options.listen, registry: metrics.registry, readiness });
     }
   } catch (error) {
+    cacheTimer?.cancel();
     monitor?.stop();
     fileWatcher?.close();
     await kube?.stop();
@@ -391,6 +425,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     stop(stopOptions = {}) {
       stopping ??= (async () => {
         await loop.stop();
+        cacheTimer?.cancel();
         monitor?.stop();
         fileWatcher?.close();
         await kube?.stop();

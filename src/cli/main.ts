@@ -1,27 +1,42 @@
-// Wiring only: each command lives in src/cli/commands/ and registers itself here.
+// Wiring only: each command lives in src/cli/commands/ and registers itself here. A run loads only
+// the module of the command it runs (the agent's Kubernetes client alone costs more start-up time
+// than a whole no-op apply); `--help` and unknown commands load them all.
 
 import { Command } from "@commander-js/extra-typings";
-import { registerPlanApplyDelete } from "./commands/core.ts";
-import { registerExplain } from "./commands/explain.ts";
-import { registerDoctor } from "./commands/doctor.ts";
-import { registerLab } from "./commands/lab.ts";
-import { registerAgent } from "./commands/agent.ts";
 import { VERSION } from "./version.ts";
+
+type Register = (program: Command) => void;
+
+const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
+  plan: async () => (await import("./commands/core.ts")).registerPlanApplyDelete,
+  apply: async () => (await import("./commands/core.ts")).registerPlanApplyDelete,
+  delete: async () => (await import("./commands/core.ts")).registerPlanApplyDelete,
+  explain: async () => (await import("./commands/explain.ts")).registerExplain,
+  snapshot: async () => (await import("./commands/explain.ts")).registerExplain,
+  doctor: async () => (await import("./commands/doctor.ts")).registerDoctor,
+  lab: async () => (await import("./commands/lab.ts")).registerLab,
+  agent: async () => (await import("./commands/agent.ts")).registerAgent,
+};
 
 const program = new Command()
   .name("symroute")
-  .description(
-    "Routing for MetalLB L2 load-balancer addresses on their own subnet or VLAN.\n" +
-      "Exit codes: 0 ok, 1 error, 2 changes pending (plan), 3 problems found (doctor).",
+  .description("Routing for MetalLB L2 load-balancer addresses on their own subnet or VLAN.")
+  .addHelpText(
+    "after",
+    "\nExit codes: 0 ok, 1 error, 2 changes pending (plan), 3 problems found (doctor), 4 conflicts with objects symroute does not own (plan, apply).\nRun a command in another network namespace with `ip netns exec NAME symroute ...`.",
   )
   .version(VERSION)
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: false });
 
-registerPlanApplyDelete(program);
-registerExplain(program);
-registerDoctor(program);
-registerLab(program);
-registerAgent(program);
+const wanted = process.argv[2];
+const loaders = wanted !== undefined && wanted in COMMANDS ? [COMMANDS[wanted]] : Object.values(COMMANDS);
+const registered = new Set<Register>();
+for (const load of loaders) {
+  const register = await load?.();
+  if (register === undefined || registered.has(register)) continue;
+  registered.add(register);
+  register(program);
+}
 
 await program.parseAsync(process.argv);

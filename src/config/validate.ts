@@ -48,6 +48,7 @@ import {
   VLAN_KEYS,
 } from "./fields.ts";
 import { type ConfigIssue, type ConfigPath, describe, formatPath, quoteString } from "./issues.ts";
+import { findOverlaps } from "./overlaps.ts";
 import { INTERFACE_RULE, NETWORK_NAME_RULE, interfaceNameProblem, networkNameProblem } from "./names.ts";
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
@@ -98,11 +99,12 @@ function specialOverlap(prefix: Prefix): string | undefined {
   return undefined;
 }
 
+/** A pool (with its network's index) or a pod CIDR (without), and where it is written. */
 interface PoolEntry {
   readonly path: ConfigPath;
   readonly prefix: Prefix;
   readonly text: string;
-  readonly network: number;
+  readonly network?: number;
 }
 
 class Checker {
@@ -212,7 +214,7 @@ function validatePodCidrs(c: Checker, value: unknown): PoolEntry[] | undefined {
     if (text === undefined) return void (ok = false);
     const prefix = c.prefix(text, ["podCIDRs", i], "podCIDRs entry");
     if (prefix === undefined) return void (ok = false);
-    out.push({ path: ["podCIDRs", i], prefix, text: formatPrefix(prefix), network: -1 });
+    out.push({ path: ["podCIDRs", i], prefix, text: formatPrefix(prefix) });
   });
   return ok ? out : undefined;
 }
@@ -373,7 +375,6 @@ function validateNetwork(c: Checker, value: unknown, index: number): NetworkDraf
     if (texts !== undefined && texts.length === 0) {
       c.report(field("addresses"), `addresses must list at least one CIDR or address; got an empty list`);
     } else if (texts !== undefined) {
-      const found = pools;
       let ok = true;
       texts.forEach((text, i) => {
         const p: ConfigPath = [...path, "addresses", i];
@@ -385,17 +386,7 @@ function validateNetwork(c: Checker, value: unknown, index: number): NetworkDraf
           c.report(p, `address ${quoteString(text)} overlaps ${special}; a pool must hold unicast addresses`);
           return void (ok = false);
         }
-        const canonical = formatPrefix(prefix);
-        const twin = found.find((other) => prefixesOverlap(other.prefix, prefix));
-        if (twin !== undefined) {
-          c.report(
-            p,
-            `address ${quoteString(text)} overlaps ${quoteString(twin.text)} (${formatPath(twin.path)}) ` +
-              `of the same network; list each address once`,
-          );
-          return void (ok = false);
-        }
-        found.push({ path: p, prefix, text: canonical, network: index });
+        pools.push({ path: p, prefix, text: formatPrefix(prefix), network: index });
       });
       poolsComplete = ok;
     }
@@ -540,28 +531,26 @@ function checkAcrossNetworks(
         );
       }
     }
-    for (const pool of d.pools) {
-      for (const other of allPools) {
-        if (other.network === d.index || !prefixesOverlap(other.prefix, pool.prefix)) continue;
-        const otherDraft = drafts[other.network];
-        c.report(
-          pool.path,
-          `address ${quoteString(pool.text)} overlaps ${quoteString(other.text)} of ` +
-            `${otherDraft?.name === undefined ? "another network" : `network ${quoteString(otherDraft.name)}`} ` +
-            `(${formatPath(other.path)}); the pools of different networks must not overlap`,
-        );
-      }
-      for (const pod of podCidrs ?? []) {
-        if (prefixesOverlap(pod.prefix, pool.prefix)) {
-          c.report(
-            pool.path,
-            `address ${quoteString(pool.text)} overlaps pod CIDR ${quoteString(pod.text)} ` +
-              `(${formatPath(pod.path)}); load-balancer addresses must not be pod addresses`,
-          );
-        }
-      }
-    }
     allPools.push(...d.pools);
+  }
+
+  const entries = [
+    ...(podCidrs ?? []).map((entry, i) => ({ ...entry, order: i - (podCidrs ?? []).length })),
+    ...allPools.map((entry, i) => ({ ...entry, order: i })),
+  ];
+  const overlaps = findOverlaps(entries).sort(
+    (a, b) => a.entry.order - b.entry.order || a.other.order - b.other.order,
+  );
+  for (const { entry, other, kind } of overlaps) {
+    const otherDraft = other.network === undefined ? undefined : drafts[other.network];
+    const what =
+      kind === "pod"
+        ? `pod CIDR ${quoteString(other.text)} (${formatPath(other.path)}); load-balancer addresses must not be pod addresses`
+        : kind === "same-network"
+          ? `${quoteString(other.text)} (${formatPath(other.path)}) of the same network; list each address once`
+          : `${quoteString(other.text)} of ${otherDraft?.name === undefined ? "another network" : `network ${quoteString(otherDraft.name)}`} ` +
+            `(${formatPath(other.path)}); the pools of different networks must not overlap`;
+    c.report(entry.path, `address ${quoteString(entry.text)} overlaps ${what}`);
   }
 }
 

@@ -55,12 +55,17 @@ function spoofDropped(plan: FamilyPlan, spoofSource: string) {
     const target = { host: plan.node, port: HOST_NETWORK_PORT } as const;
     await router.request({ op: "send-udp", ...target, source: spoofSource, payload: spoofed });
     await router.request({ op: "send-udp", ...target, source: plan.router, payload: control });
-    const arrived = await poll(
-      () => node.request({ op: "received", payload: control }).then((a) => a.ok),
-      timeoutMs,
-    );
-    if (!arrived)
+    const delivered = (payload: string) =>
+      poll(() => node.request({ op: "received", payload }).then((a) => a.ok), timeoutMs);
+    if (!(await delivered(control))) {
       return { ok: false, detail: `the control packet from ${plan.router} did not arrive either` };
+    }
+    // Two packets sent one after the other may be handled on different CPUs; a second control sent
+    // after the first has arrived leaves no doubt that the spoofed one had its turn.
+    await router.request({ op: "send-udp", ...target, source: plan.router, payload: `${control}-2` });
+    if (!(await delivered(`${control}-2`))) {
+      return { ok: false, detail: `the second control packet from ${plan.router} did not arrive` };
+    }
     const seen = (await node.request({ op: "received", payload: spoofed })).ok;
     return seen
       ? {

@@ -56,14 +56,13 @@ interface HostSetup {
   readonly batch: string[];
 }
 
-function plans(spec: LabSpec): {
+/** What every host gets, as `ip -batch` lines and sysctls; `@host` stands for a namespace name. */
+function hostSetups(spec: LabSpec): {
   setups: Record<Host, HostSetup>;
   nodeLinks: string[];
   routerLinks: string[];
-  pools: Pool[];
 } {
   const families = familiesOf(spec);
-  const pools = families.map((f) => poolOf(spec.case, f));
   const blank = (): HostSetup => ({
     // DAD would leave IPv6 addresses tentative for a second or two; the lab has no duplicates.
     early: ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"],
@@ -196,7 +195,7 @@ function plans(spec: LabSpec): {
     // dummy, and a bridge without ports does the same job.
     setups.node.batch.splice(1, 0, "link add kube-ipvs0 type bridge", "link set kube-ipvs0 up");
   }
-  return { setups, nodeLinks, routerLinks, pools };
+  return { setups, nodeLinks, routerLinks };
 }
 
 /** kube-proxy's DNAT of the LB address, in the variant's own front end (ruleset text for one tool). */
@@ -365,7 +364,7 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
       await runTool("ip", ["netns", "add", namespaceOf(h)]);
       created.push(namespaceOf(h));
     }
-    const { setups, nodeLinks, routerLinks } = plans(spec);
+    const { setups, nodeLinks, routerLinks } = hostSetups(spec);
     const sysctl = (h: Host, settings: readonly string[]) =>
       settings.length === 0
         ? Promise.resolve()

@@ -18,17 +18,31 @@ export interface Prefix {
 export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
 
 function parseIpv4(text: string): bigint | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let value = 0n;
-  for (const part of parts) {
-    // Leading zeros are refused: "010" means octal to some tools and decimal to others.
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = (value << 8n) | BigInt(octet);
+  // A hand-written scanner: this runs for every address of every dump and config.
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return undefined;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      // Leading zeros are refused: "010" means octal to some tools and decimal to others.
+      if (digits === 1 && octet === 0) return undefined;
+      octet = octet * 10 + (c - 48);
+      digits++;
+      if (octet > 255) return undefined;
+    } else {
+      return undefined;
+    }
   }
-  return value;
+  if (dots !== 3 || digits === 0) return undefined;
+  return BigInt(value * 256 + octet);
 }
 
 function parseIpv6(text: string): bigint | undefined {
@@ -112,10 +126,18 @@ export function formatIp(family: Family, value: bigint): string {
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
 }
 
-export function maskOf(family: Family, len: number): bigint {
+function buildMasks(family: Family): bigint[] {
   const bits = BigInt(familyBits(family));
   const all = (1n << bits) - 1n;
-  return len === 0 ? 0n : all ^ ((1n << (bits - BigInt(len))) - 1n);
+  return Array.from({ length: familyBits(family) + 1 }, (_, len) =>
+    len === 0 ? 0n : all ^ ((1n << (bits - BigInt(len))) - 1n),
+  );
+}
+// Masks are asked for on every prefix comparison: compute each once.
+const MASKS: Readonly<Record<Family, readonly bigint[]>> = { 4: buildMasks(4), 6: buildMasks(6) };
+
+export function maskOf(family: Family, len: number): bigint {
+  return MASKS[family][len] ?? 0n;
 }
 
 export interface ParsePrefixOptions {

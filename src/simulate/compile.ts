@@ -37,6 +37,8 @@ export interface CompiledRule {
   readonly suppressPrefixlength: number;
   /** Set when the rule uses something the simulator does not model. */
   readonly unsupported: string | undefined;
+  /** With action "lookup": the table, resolved once (undefined: the kernel has no such table). */
+  tableRef: TableIndex | undefined;
 }
 
 export interface CompiledRoute {
@@ -48,7 +50,16 @@ export interface CompiledRoute {
   readonly dev: string | undefined;
   readonly gateway: string | undefined;
   readonly unsupported: string | undefined;
+  /** What a lookup does with it: use it, refuse, throw back to the rules, or report it unsupported. */
+  readonly use: RouteUse;
 }
+
+/** 0 a route to use, 1 a refusal (blackhole, unreachable, prohibit), 2 throw, 3 not modelled. */
+export type RouteUse = 0 | 1 | 2 | 3;
+export const USE_ROUTE = 0;
+export const USE_REFUSE = 1;
+export const USE_THROW = 2;
+export const USE_UNSUPPORTED = 3;
 
 export interface TrieNode {
   zero: TrieNode | undefined;
@@ -88,6 +99,9 @@ export interface RuleFilter {
   readonly byOif: Map<string, Int32Array>;
   /** Scratch space for one walk (the simulator is synchronous, one walk at a time). */
   readonly scratch: Int32Array;
+  /** Candidate sets computed so far per mark value and per "iif oif" pair (bounded, see trace.ts). */
+  readonly markCache: Map<number, Int32Array>;
+  readonly ifaceCache: Map<string, Int32Array>;
 }
 
 export interface FamilyIndex {
@@ -158,6 +172,7 @@ function compileRule(rule: Rule, index: number, rules: readonly Rule[]): Compile
     gotoIndex,
     suppressPrefixlength: rule.suppressPrefixlength ?? -1,
     unsupported,
+    tableRef: undefined,
   };
 }
 
@@ -182,6 +197,14 @@ function compileRoute(route: Route, prefix: WordPrefix): CompiledRoute {
     dev: route.dev,
     gateway: route.gateway,
     unsupported,
+    use:
+      unsupported !== undefined
+        ? USE_UNSUPPORTED
+        : route.type === "throw"
+          ? USE_THROW
+          : route.type === "blackhole" || route.type === "unreachable" || route.type === "prohibit"
+            ? USE_REFUSE
+            : USE_ROUTE,
   };
 }
 
@@ -299,6 +322,8 @@ function buildFilter(rules: readonly CompiledRule[]): RuleFilter {
     noOif,
     byOif,
     scratch: new Int32Array(words),
+    markCache: new Map(),
+    ifaceCache: new Map(),
   };
 }
 
@@ -359,6 +384,7 @@ function compileFamily(state: NodeState, family: Family): FamilyIndex {
     if (route.type === "local" && route.protocol !== 2) customLocalRoutes = true;
   }
   if (family === 4) for (const table of tables.values()) indexLengths(table);
+  for (const r of rules) if (r.action === "lookup") r.tableRef = tables.get(r.table);
   const localAddresses = new Set<string | number>();
   const addressedLinks = new Set<string>();
   for (const a of state.addresses) {

@@ -14,10 +14,12 @@ import {
   type RoutingIndex,
   type TableIndex,
   type TrieNode,
+  USE_REFUSE,
+  USE_THROW,
 } from "./compile.ts";
 import { protoName, tableName } from "./format.ts";
 import type { Packet, RouteErrno, RpFilterMode, RpFilterVerdict, Step, Trace, TraceOptions, Verdict } from "./types.ts";
-import { bitAt, ipv4Class, parseAddressWords, prefixMatches, wordsKey, zeroWords, type Words } from "./words.ts";
+import { bitAt, fastIpv4, ipv4Class, parseAddressWords, prefixMatches, wordsKey, zeroWords, type Words } from "./words.ts";
 
 /** The kernel's flow key (struct flowi4/flowi6) as far as rules and lookups read it. */
 interface Flow {
@@ -142,6 +144,7 @@ const pathScratch: TrieNode[] = new Array<TrieNode>(129);
 const AMBIGUOUS_V6: CompiledRoute = {
   route: { family: 6, table: 0, type: "unicast", dst: "default" },
   text: "(several routes)",
+  use: 3,
   type: "unicast",
   len: 0,
   metric: 0,
@@ -212,34 +215,50 @@ function nextCandidate(set: Int32Array, from: number, n: number): number {
   }
 }
 
-/** Mark sets matched by the current packet, reused between walks. */
-const markScratch: Int32Array[] = [];
+const CACHE_LIMIT = 4096;
 
+function markCandidates(f: FamilyIndex["filter"], mark: number): Int32Array {
+  const cache = f.markCache;
+  let set = cache.get(mark);
+  if (set !== undefined) return set;
+  set = Int32Array.from(f.noMark);
+  for (const group of f.markGroups) {
+    const matched = group.byValue.get((mark & group.mask) >>> 0);
+    if (matched !== undefined) for (let w = 0; w < set.length; w++) set[w] = (set[w] as number) | (matched[w] as number);
+  }
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(mark, set);
+  return set;
+}
+
+function ifaceCandidates(f: FamilyIndex["filter"], iif: string, oif: string | undefined): Int32Array {
+  const cache = f.ifaceCache;
+  const key = oif === undefined ? iif : `${iif}\u0000${oif}`;
+  let set = cache.get(key);
+  if (set !== undefined) return set;
+  const iifSet = f.byIif.get(iif);
+  const oifSet = oif === undefined ? undefined : f.byOif.get(oif);
+  set = new Int32Array(f.words);
+  for (let w = 0; w < f.words; w++) {
+    const i = (f.noIif[w] as number) | (iifSet === undefined ? 0 : (iifSet[w] as number));
+    const o = (f.noOif[w] as number) | (oifSet === undefined ? 0 : (oifSet[w] as number));
+    set[w] = i & o;
+  }
+  if (cache.size >= CACHE_LIMIT) cache.clear();
+  cache.set(key, set);
+  return set;
+}
+
+/** Rules that may match: the AND over selector kinds of the rules each selector admits. */
 function fillCandidates(index: FamilyIndex, flow: Flow): Int32Array {
   const f = index.filter;
   const out = f.scratch;
   const fromSet = selectorCandidates(f.fromRoot, flow.src);
   const toSet = selectorCandidates(f.toRoot, flow.dst);
-  const iifSet = f.byIif.get(flow.iif);
-  const oifSet = flow.oif === undefined ? undefined : f.byOif.get(flow.oif);
-  const groups = f.markGroups;
-  let marks = 0;
-  for (let g = 0; g < groups.length; g++) {
-    const group = groups[g] as { mask: number; byValue: Map<number, Int32Array> };
-    const set = group.byValue.get((flow.mark & group.mask) >>> 0);
-    if (set !== undefined) markScratch[marks++] = set;
-  }
+  const markSet = markCandidates(f, flow.mark);
+  const ifaceSet = ifaceCandidates(f, flow.iif, flow.oif);
   for (let w = 0; w < f.words; w++) {
-    const both = (fromSet[w] as number) & (toSet[w] as number);
-    if (both === 0) {
-      out[w] = 0;
-      continue;
-    }
-    let mark = f.noMark[w] as number;
-    for (let g = 0; g < marks; g++) mark |= (markScratch[g] as Int32Array)[w] as number;
-    const iif = (f.noIif[w] as number) | (iifSet === undefined ? 0 : (iifSet[w] as number));
-    const oif = (f.noOif[w] as number) | (oifSet === undefined ? 0 : (oifSet[w] as number));
-    out[w] = both & mark & iif & oif;
+    out[w] = (fromSet[w] as number) & (toSet[w] as number) & (markSet[w] as number) & (ifaceSet[w] as number);
   }
   return out;
 }
@@ -282,7 +301,7 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
             reason: `rule ${r.rule.priority} says ${r.action}`,
           };
         case "lookup": {
-          const root = index.tables.get(r.table);
+          const root = r.tableRef;
           const route = root === undefined ? undefined : lookupTable(index, root, flow, v6Strict);
           if (route?.unsupported !== undefined) {
             const shown = route === AMBIGUOUS_V6 ? undefined : route;
@@ -293,12 +312,12 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
             steps?.push({ stage: "lookup", table: r.table, reason: root === undefined ? "table is empty, next rule" : "no route, next rule" });
             break;
           }
-          if (route.type === "throw") {
+          if (route.use === USE_THROW) {
             steps?.push({ stage: "lookup", table: r.table, route: route.text, reason: "throw: back to the rule walk" });
             break;
           }
-          const refusal = ROUTE_ERRNO[route.type];
-          if (refusal !== undefined) {
+          if (route.use === USE_REFUSE) {
+            const refusal = ROUTE_ERRNO[route.type];
             steps?.push({ stage: "lookup", table: r.table, route: route.text, reason: `route type ${route.type}` });
             return {
               kind: "refused",
@@ -436,9 +455,21 @@ function validateSource(
 // ---------------------------------------------------------------------------------------------
 // Entry point
 
-function finish(base: { family: Family; steps: Step[] | undefined }, fields: Omit<Trace, "family" | "steps">): Trace {
-  const trace = fields as { -readonly [K in keyof Trace]: Trace[K] };
+type MutableTrace = { -readonly [K in keyof Trace]: Trace[K] };
+
+/** The trace object, built in place (the hot path allocates one object per answer). */
+function finish(
+  base: { family: Family; steps: Step[] | undefined },
+  fields: Omit<Trace, "family" | "steps">,
+  res?: FibResult,
+): Trace {
+  const trace = fields as MutableTrace;
   trace.family = base.family;
+  if (res !== undefined) {
+    if (res.table !== undefined) trace.table = res.table;
+    if (res.route !== undefined) trace.route = res.route.route;
+    if (res.rule !== undefined) trace.rule = res.rule.rule;
+  }
   if (base.steps !== undefined) trace.steps = base.steps;
   return trace;
 }
@@ -447,36 +478,36 @@ function unsupportedTrace(base: { family: Family; steps: Step[] | undefined }, r
   return finish(base, { result: "unsupported", reason });
 }
 
-function fromFib(res: FibResult): Pick<Trace, "table" | "route" | "rule"> {
-  const out: { table?: number; route?: Route; rule?: Rule } = {};
-  if (res.table !== undefined) out.table = res.table;
-  if (res.route !== undefined) out.route = res.route.route;
-  if (res.rule !== undefined) out.rule = res.rule.rule;
-  return out;
+function refusal(res: FibResult): Omit<Trace, "family" | "steps"> {
+  return { result: res.verdict ?? "unreachable", errno: res.errno, reason: res.reason };
 }
 
-function refusal(res: FibResult): Omit<Trace, "family" | "steps"> {
-  return {
-    result: res.verdict ?? "unreachable",
-    ...(res.errno === undefined ? {} : { errno: res.errno }),
-    ...fromFib(res),
-    ...(res.reason === undefined ? {} : { reason: res.reason }),
-  };
+/** Reused IPv4 address words: a trace keeps no reference to them once it returns. */
+const DST4: number[] = [0];
+const SRC4: number[] = [0];
+
+function addressWords(text: string, scratch4: number[]): Words | undefined {
+  const v4 = text.includes(":") ? undefined : fastIpv4(text);
+  if (v4 !== undefined) {
+    scratch4[0] = v4;
+    return scratch4;
+  }
+  return parseAddressWords(text)?.words;
 }
 
 /**
  * Route one packet through the compiled state. Input packets (with `iif`) take the kernel's input
  * path (forwarding, martians, rp_filter for IPv4); others the local output path.
  */
-export function tracePacket(index: RoutingIndex, packet: Packet, options: TraceOptions = {}): Trace {
-  const dst = parseAddressWords(packet.to);
-  const family: Family = dst?.family ?? 4;
-  const steps: Step[] | undefined = options.explain === true ? [] : undefined;
+export function tracePacket(index: RoutingIndex, packet: Packet, options?: TraceOptions): Trace {
+  const dst = addressWords(packet.to, DST4);
+  const family: Family = dst?.length === 4 ? 6 : 4;
+  const steps: Step[] | undefined = options?.explain === true ? [] : undefined;
   const base = { family, steps };
   if (dst === undefined) return unsupportedTrace(base, `"${packet.to}" is not an IP address`);
-  const src = packet.from === undefined ? undefined : parseAddressWords(packet.from);
+  const src = packet.from === undefined ? undefined : addressWords(packet.from, SRC4);
   if (packet.from !== undefined && src === undefined) return unsupportedTrace(base, `"${packet.from}" is not an IP address`);
-  if (src !== undefined && src.family !== family) return unsupportedTrace(base, "source and destination are of different families");
+  if (src !== undefined && src.length !== dst.length) return unsupportedTrace(base, "source and destination are of different families");
   if (packet.iif !== undefined && !index.links.has(packet.iif)) return unsupportedTrace(base, `no interface named ${packet.iif} in the state`);
   if (packet.oif !== undefined && !index.links.has(packet.oif)) return unsupportedTrace(base, `no interface named ${packet.oif} in the state`);
   const input = packet.iif !== undefined;
@@ -492,9 +523,9 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options: TraceO
   }
   const flow: Flow = {
     family,
-    src: src?.words ?? zeroWords(family),
+    src: src ?? zeroWords(family),
     srcText: packet.from === undefined ? undefined : packet.from,
-    dst: dst.words,
+    dst,
     dstText: packet.to,
     iif: packet.iif ?? "lo",
     oif: packet.oif,
@@ -577,12 +608,7 @@ function trace4(
     const route = res.route;
     if (route.type === "local") return finish(base, { result: "local", dev: "lo" }, res);
     if (route.type === "broadcast") return finish(base, { result: "broadcast", dev: route.dev }, res);
-    return finish(base, {
-      result: "unicast",
-      ...(route.dev === undefined ? {} : { dev: route.dev }),
-      ...(route.gateway === undefined ? {} : { gateway: route.gateway }),
-      ...fromFib(res),
-    });
+    return finish(base, { result: "unicast", dev: route.dev, gateway: route.gateway }, res);
   }
   // Input path (ip_route_input_slow).
   const iif = flow.iif;
@@ -598,12 +624,8 @@ function trace4(
   const forwarding = sysctlInt(index, confName(iif, "forwarding")) !== 0;
   if (res.kind !== "route" || res.route === undefined) {
     if (!forwarding) {
-      return finish(base, {
-        ...refusal(res),
-        result: "unreachable",
-        errno: "EHOSTUNREACH",
-        reason: `${res.reason ?? "no route"}; forwarding is off on ${iif}`,
-      });
+      const reason = `${res.reason ?? "no route"}; forwarding is off on ${iif}`;
+      return finish(base, { result: "unreachable", errno: "EHOSTUNREACH", reason }, res);
     }
     return finish(base, refusal(res), res);
   }
@@ -620,20 +642,14 @@ function trace4(
     return finish(base, { result: "local", dev: "lo", rpFilter: rp }, res);
   }
   if (!forwarding) {
-    return finish(base, { result: "unreachable", errno: "EHOSTUNREACH", ...fromFib(res), reason: `forwarding is off on ${iif}` });
+    return finish(base, { result: "unreachable", errno: "EHOSTUNREACH", reason: `forwarding is off on ${iif}` }, res);
   }
   if (route.type !== "unicast") {
-    return finish(base, { result: "rejected", errno: "EINVAL", ...fromFib(res), reason: `martian destination (route type ${route.type})` });
+    return finish(base, { result: "rejected", errno: "EINVAL", reason: `martian destination (route type ${route.type})` }, res);
   }
   const rp = validateSource(index, flow, flow.dst, flow.dstText, route.dev, steps);
   if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
-  return finish(base, {
-    result: "unicast",
-    ...(route.dev === undefined ? {} : { dev: route.dev }),
-    ...(route.gateway === undefined ? {} : { gateway: route.gateway }),
-    rpFilter: rp,
-    ...fromFib(res),
-  });
+  return finish(base, { result: "unicast", dev: route.dev, gateway: route.gateway, rpFilter: rp }, res);
 }
 
 function special6(w: Words): string | undefined {
@@ -673,13 +689,10 @@ function trace6(
   if (res.kind !== "route" || res.route === undefined) return finish(base, refusal(res), res);
   const route = res.route;
   if (route.type === "local") return finish(base, { result: "local", dev: "lo" }, res);
-  if (route.type !== "unicast") return finish(base, { result: "unsupported", ...fromFib(res), reason: `IPv6 route type ${route.type} is not modelled` });
-  return finish(base, {
-    result: "unicast",
-    ...(route.dev === undefined ? {} : { dev: route.dev }),
-    ...(route.gateway === undefined ? {} : { gateway: route.gateway }),
-    ...fromFib(res),
-  });
+  if (route.type !== "unicast") {
+    return finish(base, { result: "unsupported", reason: `IPv6 route type ${route.type} is not modelled` }, res);
+  }
+  return finish(base, { result: "unicast", dev: route.dev, gateway: route.gateway }, res);
 }
 
 /** sysctl names to read for explaining packets (IPv4 input on any of `links`, and IPv6). */

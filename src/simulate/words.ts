@@ -23,7 +23,7 @@ export function bigintToWords(family: Family, value: bigint): number[] {
 }
 
 /** Dotted quad to a word without regexes or bigints; undefined when it is not one. */
-function fastIpv4(text: string): number | undefined {
+export function fastIpv4(text: string): number | undefined {
   let value = 0;
   let octet = 0;
   let digits = 0;

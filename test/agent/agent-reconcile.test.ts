@@ -39,7 +39,10 @@ function scriptedEngine(steps: Step[]): Engine & { calls: Config[] } {
       return {
         networks: [],
         changes: Array.from({ length: step.changes ?? 0 }, () => ({ kind: "rule" })),
-        conflicts: Array.from({ length: step.conflicts ?? 0 }, (_, i) => ({ object: `rule ${1000 + i}`, reason: "foreign" })),
+        conflicts: Array.from({ length: step.conflicts ?? 0 }, (_, i) => ({
+          object: `rule ${1000 + i}`,
+          reason: "foreign",
+        })),
         warnings: [],
         inSync: (step.changes ?? 0) === 0,
         firewall: undefined,

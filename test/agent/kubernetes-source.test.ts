@@ -14,7 +14,11 @@ import type { ApplyReport, Engine } from "../../src/engine/engine.ts";
 import type { Config } from "../../src/model/config.ts";
 import { FakeApiServer } from "./support/fake-apiserver.ts";
 import { pollUntil } from "./support/agent-process.ts";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
+import { fileClusterCache } from "../../src/agent/kubernetes/cluster-cache.ts";
 
 const NETWORKS = "/apis/symroute.io/v1alpha1/symroutenetworks";
 const POOLS = "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools";
@@ -202,6 +206,23 @@ describe("Kubernetes source against a fake API server", () => {
     );
   });
 
+  it("follows the node's labels: a network that stops selecting the node loses its status entry", async () => {
+    const entry = () =>
+      (server.get(NETWORKS, "elsewhere")?.status as { nodes?: Record<string, unknown> } | undefined)?.nodes?.[
+        "node-a"
+      ];
+    server.upsert(NODES, { metadata: { name: "node-a", labels: { zone: "b" } } });
+    await pollUntil("elsewhere on node-a", () =>
+      addressesOf(latest(), "elsewhere") !== undefined ? true : undefined,
+    );
+    await pollUntil("its status entry", () => entry());
+    server.upsert(NODES, { metadata: { name: "node-a", labels: { zone: "a" } } });
+    await pollUntil("elsewhere gone from node-a", () =>
+      latest() !== undefined && addressesOf(latest(), "elsewhere") === undefined ? true : undefined,
+    );
+    await pollUntil("the status entry removed", () => (entry() === undefined ? true : undefined));
+  });
+
   it("relists after 410 Gone and sees what changed meanwhile", async () => {
     const listsBefore = server.listCount(POOLS);
     server.compact();
@@ -336,6 +357,87 @@ describe("Kubernetes source: API server unreachable at start", () => {
     } finally {
       await agent.stop();
       await server.stop();
+    }
+  });
+});
+
+describe("Kubernetes source: cached cluster view", () => {
+  it("saves the view that converged, and uses it after a restart while the API is unreachable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "symroute-cache-"));
+    const cachePath = join(dir, "kubernetes-cache.json");
+    const server = new FakeApiServer()
+      .collection(NETWORKS, [
+        {
+          metadata: { name: "public", generation: 4 },
+          spec: { pools: { names: ["p"] }, interface: "ext0", gateway: ["1.2.3.1"] },
+        },
+      ])
+      .collection(POOLS, [
+        { metadata: { name: "p", namespace: "metallb-system" }, spec: { addresses: ["1.2.3.0/24"] } },
+      ])
+      .collection(L2ADS, [{ metadata: { name: "all", namespace: "metallb-system" }, spec: {} }])
+      .collection(NODES, [{ metadata: { name: "node-a" } }]);
+    await server.start();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: "fake", server: server.url, skipTLSVerify: true }],
+      users: [{ name: "agent" }],
+      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
+      currentContext: "fake",
+    });
+    const run = async (engine: Engine, grace: number): Promise<Agent> =>
+      startAgent({
+        engine,
+        logger: createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
+        metrics: createMetrics(),
+        kernelEvents: false,
+        debounceMs: 20,
+        resyncMs: 100,
+        lockName: `symroute-agent-test3-${process.pid}`,
+        kubernetes: {
+          nodeName: "node-a",
+          cache: fileClusterCache(cachePath),
+          cacheGraceMs: grace,
+          createSource: (callbacks) =>
+            createKubernetesSource({
+              kubeConfig,
+              nodeName: "node-a",
+              metallbNamespace: "metallb-system",
+              clock: systemClock,
+              ...callbacks,
+            }),
+        },
+      });
+    try {
+      const first = recordingEngine();
+      const a = await run(first, 60_000);
+      await pollUntil("the cache file", () => (existsSync(cachePath) ? true : undefined), 10_000);
+      await a.stop();
+      const cached = JSON.parse(readFileSync(cachePath, "utf8")) as {
+        snapshot: { networks: { metadata: object }[] };
+      };
+      assert.deepEqual(
+        cached.snapshot.networks[0]?.metadata,
+        { name: "public", generation: 4 },
+        "slim: no status, no resourceVersion",
+      );
+
+      await server.stop();
+      const second = recordingEngine();
+      const b = await run(second, 200);
+      try {
+        await pollUntil(
+          "an apply from the cache",
+          () => (addressesOf(second.applied.at(-1), "public") !== undefined ? true : undefined),
+          10_000,
+        );
+        assert.deepEqual(addressesOf(second.applied.at(-1), "public"), ["1.2.3.0/24"]);
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   formatConfigIssues,
   formatPath,
@@ -14,6 +15,9 @@ import {
 } from "../../src/config/index.ts";
 import { describe as describeValue, quoteString } from "../../src/config/issues.ts";
 import { SymrouteError } from "../../src/model/errors.ts";
+
+// import.meta.dirname needs Node 20.11; engines allows 20.9.
+const here = fileURLToPath(new URL(".", import.meta.url));
 
 const minimal = "networks:\n  - {name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1}\n";
 
@@ -140,7 +144,7 @@ test("interface names: the kernel's limits plus the characters that break tools"
 });
 
 test("src/config is pure: no node: imports, no process, no clock, no randomness", () => {
-  const dir = join(import.meta.dirname, "..", "..", "src", "config");
+  const dir = join(here, "..", "..", "src", "config");
   for (const file of readdirSync(dir)) {
     const source = readFileSync(join(dir, file), "utf8");
     assert.doesNotMatch(source, /from "node:|require\(|\bprocess\.|Date\.now|new Date|Math\.random/, file);

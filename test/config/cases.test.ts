@@ -6,9 +6,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { formatConfigIssues, parseConfigText } from "../../src/config/index.ts";
 
-const casesDir = join(import.meta.dirname, "cases");
+// import.meta.dirname needs Node 20.11; engines allows 20.9.
+const here = fileURLToPath(new URL(".", import.meta.url));
+
+const casesDir = join(here, "cases");
 const update = process.env["SYMROUTE_UPDATE_CASES"] === "1";
 
 for (const name of readdirSync(casesDir).sort()) {

@@ -4,9 +4,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { formatConfigIssues, parseConfigText } from "../../src/config/index.ts";
 
-const examplesDir = join(import.meta.dirname, "..", "..", "examples");
+// import.meta.dirname needs Node 20.11; engines allows 20.9.
+const here = fileURLToPath(new URL(".", import.meta.url));
+
+const examplesDir = join(here, "..", "..", "examples");
 const files = readdirSync(examplesDir).filter(
   (f) => f.endsWith(".yaml") || f.endsWith(".yml") || f.endsWith(".json"),
 );

@@ -5,12 +5,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { configJsonSchema } from "../../src/config/index.ts";
 import { MARKS_KEYS, NETWORK_KEYS, RANGE_KEYS, TOP_LEVEL_KEYS, VLAN_KEYS } from "../../src/config/fields.ts";
 
+// import.meta.dirname needs Node 20.11; engines allows 20.9.
+const here = fileURLToPath(new URL(".", import.meta.url));
+
 type Schema = Record<string, unknown>;
-const examplesDir = join(import.meta.dirname, "..", "..", "examples");
+const examplesDir = join(here, "..", "..", "examples");
 
 function* nodes(schema: Schema, where = "spec"): Generator<[string, Schema]> {
   yield [where, schema];

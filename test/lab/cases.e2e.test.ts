@@ -61,6 +61,6 @@ async function check(spec: LabSpec): Promise<void> {
 
 describe("symroute lab: the article's cases end to end", () => {
   for (const spec of VARIANTS) {
-    it(describeSpec(spec), { skip: missing, timeout: 90_000 }, () => check(spec));
+    it(describeSpec(spec), { skip: missing, timeout: 180_000 }, () => check(spec));
   }
 });

@@ -121,9 +121,10 @@ test("a foreign rule that decides before symroute's is named", async () => {
   await createEngine({ kernel, store }).apply(CASE3);
   kernel.state = {
     ...kernel.state,
-    rules: [...kernel.state.rules, { family: 4, priority: 500, action: "lookup", table: 254 }].sort(
-      (a, b) => a.family - b.family || a.priority - b.priority,
-    ),
+    rules: [
+      ...kernel.state.rules,
+      { family: 4 as const, priority: 500, action: "lookup" as const, table: 254 },
+    ].sort((a, b) => a.family - b.family || a.priority - b.priority),
   };
   const report = await run(kernel, CASE3, store);
   assert.ok(

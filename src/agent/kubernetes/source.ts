@@ -54,6 +54,8 @@ export interface KubernetesSource {
   stop(): Promise<void>;
   /** undefined until every informer has listed once; afterwards the latest (or last known) view. */
   snapshot(): ClusterSnapshot | undefined;
+  /** Why snapshot() is undefined, in words for /readyz. */
+  waitingFor(): string;
   /** Merge-patches `status.nodes.<this node>` of one SymrouteNetwork; `undefined` removes the entry. */
   writeStatus(network: string, status: NodeStatus | undefined): Promise<void>;
 }
@@ -91,10 +93,14 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
         watch,
         async () => {
           const result = await list();
-          entry.synced = true;
           entry.failures = 0;
-          // The informer fills its cache after this promise settles; the loop debounces anyway.
-          options.onChange(`${name}-listed`);
+          // The informer fills its cache only after this promise settles (in the microtasks that
+          // follow): count the feed as synced on the next turn, never with an empty cache, which
+          // would look like "every network was deleted".
+          setImmediate(() => {
+            entry.synced = true;
+            options.onChange(`${name}-listed`);
+          });
           return result;
         },
         false,
@@ -199,6 +205,11 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
         l2Advertisements: l2ads.informer.list() as unknown as L2Advertisement[],
         node: { name: nodeName, labels: self.metadata?.labels ?? {} },
       };
+    },
+    waitingFor() {
+      const pending = feeds.filter((f) => !f.synced).map((f) => f.name);
+      if (pending.length > 0) return `waiting for the first list from the Kubernetes API (${pending.join(", ")})`;
+      return `node ${JSON.stringify(nodeName)} is not in the cluster: check --node-name (NODE_NAME)`;
     },
     async writeStatus(network, status) {
       await custom.patchClusterCustomObjectStatus(

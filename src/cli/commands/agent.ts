@@ -1,6 +1,7 @@
 // `symroute agent`: wiring only; the agent lives in src/agent/.
 
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { loadConfigOrThrow } from "../../config/index.ts";
 import { createEngine } from "../../engine/engine.ts";
@@ -9,6 +10,7 @@ import { startAgent, type Agent } from "../../agent/agent.ts";
 import { systemClock } from "../../agent/clock.ts";
 import { parseDuration } from "../../agent/duration.ts";
 import { DEFAULT_LISTEN, parseListen } from "../../agent/http.ts";
+import { fileClusterCache } from "../../agent/kubernetes/cluster-cache.ts";
 import { createKubernetesSource, loadKubeConfig } from "../../agent/kubernetes/source.ts";
 import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
 import { createLogger, parseLogLevel } from "../../agent/logger.ts";
@@ -144,6 +146,7 @@ export function registerAgent(program: Command): void {
             : {
                 kubernetes: {
                   nodeName,
+                  cache: fileClusterCache(join(stateDir ?? DEFAULT_STATE_DIR, "kubernetes-cache.json")),
                   createSource: (callbacks) =>
                     createKubernetesSource({
                       kubeConfig,

@@ -58,11 +58,10 @@ export function registerDoctor(program: Command): void {
   program
     .command("doctor")
     .description(
-      "Simulate, for each network, a request from an outside client to an LB address and its reply\n" +
-        "(pod and host-network backends), and pods reaching the LB address; report broken paths with\n" +
-        "their cause and fix. Exit codes: 0 healthy, 3 problems found, 1 error.",
+      "Simulate, for each network, a request from an outside client to an LB address and its reply (pod and host-network backends), and pods reaching the LB address; report broken paths with their cause and fix.",
     )
-    .option("-c, --config <file>", "configuration file (default: the networks recorded at the last apply)")
+    .addHelpText("after", "\nExit codes: 0 healthy, 3 problems found, 1 error.")
+    .option("-c, --config <file>", "configuration file (required: the file you apply)")
     .addOption(
       new Option("-o, --output <format>", "text or json")
         .default("text" as OutputFormat)

@@ -19,16 +19,24 @@ export interface Snapshot {
 }
 
 const outputOption = () =>
-  new Option("-o, --output <format>", "text or json").default("text" as OutputFormat).argParser(parseOutputFormat);
+  new Option("-o, --output <format>", "text or json")
+    .default("text" as OutputFormat)
+    .argParser(parseOutputFormat);
 
 function invalid(message: string, hint?: string): SymrouteError {
   return new SymrouteError("invalid-argument", message, hint === undefined ? {} : { hint });
 }
 
 function parseNumber(text: string, what: string, max: number): number {
-  const value = /^0x[0-9a-f]+$/i.test(text) ? parseInt(text, 16) : /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  const value = /^0x[0-9a-f]+$/i.test(text)
+    ? parseInt(text, 16)
+    : /^[0-9]+$/.test(text)
+      ? Number(text)
+      : Number.NaN;
   if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw invalid(`${what} must be a number from 0 to ${max} (decimal or 0x hex), not ${JSON.stringify(text)}`);
+    throw invalid(
+      `${what} must be a number from 0 to ${max} (decimal or 0x hex), not ${JSON.stringify(text)}`,
+    );
   }
   return value;
 }
@@ -67,8 +75,10 @@ export function packetFromOptions(o: ExplainOptions): Packet {
   if (o.sport !== undefined) packet["sport"] = parseNumber(o.sport, "--sport", 65535);
   if (o.dport !== undefined) packet["dport"] = parseNumber(o.dport, "--dport", 65535);
   if (o.uid !== undefined) packet["uid"] = parseNumber(o.uid, "--uid", 0xfffffffe);
-  if (o.iif !== undefined && o.oif !== undefined) throw invalid("--iif and --oif exclude each other: a packet either arrives or is sent");
-  if (o.iif !== undefined && o.from === undefined) throw invalid("--iif needs --from: an arriving packet has a source address");
+  if (o.iif !== undefined && o.oif !== undefined)
+    throw invalid("--iif and --oif exclude each other: a packet either arrives or is sent");
+  if (o.iif !== undefined && o.from === undefined)
+    throw invalid("--iif needs --from: an arriving packet has a source address");
   return packet as unknown as Packet;
 }
 
@@ -85,10 +95,14 @@ export async function readSnapshot(path: string): Promise<NodeState> {
     text = await readFile(path, "utf8");
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new SymrouteError("invalid-argument", `cannot read the snapshot ${path}: ${code ?? String(cause)}`, {
-      cause,
-      hint: "make one with `symroute snapshot > node.json`",
-    });
+    throw new SymrouteError(
+      "invalid-argument",
+      `cannot read the snapshot ${path}: ${code ?? String(cause)}`,
+      {
+        cause,
+        hint: "make one with `symroute snapshot > node.json`",
+      },
+    );
   }
   let doc: unknown;
   try {
@@ -97,8 +111,16 @@ export async function readSnapshot(path: string): Promise<NodeState> {
     throw new SymrouteError("invalid-argument", `the snapshot ${path} is not JSON`, { cause });
   }
   const snapshot = doc as Partial<Snapshot> | null;
-  if (snapshot === null || typeof snapshot !== "object" || snapshot.version !== 1 || typeof snapshot.node !== "object") {
-    throw invalid(`the snapshot ${path} is not a symroute snapshot of version 1`, "make one with `symroute snapshot > node.json`");
+  if (
+    snapshot === null ||
+    typeof snapshot !== "object" ||
+    snapshot.version !== 1 ||
+    typeof snapshot.node !== "object"
+  ) {
+    throw invalid(
+      `the snapshot ${path} is not a symroute snapshot of version 1`,
+      "make one with `symroute snapshot > node.json`",
+    );
   }
   const node = snapshot.node as Partial<NodeState>;
   for (const key of ["links", "addresses", "routes", "rules"] as const) {
@@ -182,8 +204,15 @@ export function registerExplain(program: Command): void {
         "sysctls explain reads) as JSON, for `symroute explain --state FILE` elsewhere or later.\n" +
         "Exit codes: 0 ok, 1 error.",
     )
-    .addOption(new Option("-o, --output <format>", "json (the only format)").default("json" as OutputFormat).argParser(parseOutputFormat))
-    .addHelpText("after", "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod\n")
+    .addOption(
+      new Option("-o, --output <format>", "json (the only format)")
+        .default("json" as OutputFormat)
+        .argParser(parseOutputFormat),
+    )
+    .addHelpText(
+      "after",
+      "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod\n",
+    )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const node = await readLiveState();

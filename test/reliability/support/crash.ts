@@ -4,6 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import type { FaultTools, PayloadTool } from "./fault-tools.ts";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import {
@@ -30,6 +31,9 @@ export interface Baseline {
   /** Milliseconds of an uninterrupted apply and delete, start to exit. */
   readonly applyMs: number;
   readonly deleteMs: number;
+  /** When the kernel changes started (the state file said "inProgress"), from the start. */
+  readonly applyChangesAtMs: number;
+  readonly deleteChangesAtMs: number;
 }
 
 export interface TrialResult {
@@ -47,23 +51,45 @@ export interface TrialResult {
   readonly ms: number;
 }
 
-function timed(node: ReliabilityNode, args: readonly string[]): { ms: number; code: number; stderr: string } {
+/**
+ * Runs symroute to the end and notes when the state file first says "inProgress": the moment the
+ * kernel changes start. Everything before it is start-up, reading and planning.
+ */
+async function timed(node: ReliabilityNode, args: readonly string[]): Promise<{ ms: number; changesAtMs: number; code: number }> {
   const start = performance.now();
-  const r = node.symroute(args);
-  return { ms: performance.now() - start, code: r.code, stderr: r.stderr };
+  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir], {
+    stdio: "ignore",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let code: number | undefined;
+  child.on("exit", (c) => (code = c ?? 1));
+  let changesAtMs: number | undefined;
+  while (code === undefined) {
+    if (changesAtMs === undefined && stateFiles(node.stateDir).inProgress) changesAtMs = performance.now() - start;
+    await delay(5);
+  }
+  const ms = performance.now() - start;
+  return { ms, changesAtMs: changesAtMs ?? 0, code };
 }
 
 /** Applies and deletes once, uninterrupted: the reference state and the durations the kills are drawn from. */
-export function measureBaseline(node: ReliabilityNode, config: string): Baseline {
+export async function measureBaseline(node: ReliabilityNode, config: string): Promise<Baseline> {
   const original = node.dump();
-  const applied = timed(node, ["apply", "-c", config]);
-  if (applied.code !== 0) throw new Error(`baseline apply failed (${applied.code}): ${applied.stderr}`);
+  const applied = await timed(node, ["apply", "-c", config]);
+  if (applied.code !== 0) throw new Error(`baseline apply failed (${applied.code})`);
   const converged = canonicalDump(node.dump());
-  const deleted = timed(node, ["delete"]);
-  if (deleted.code !== 0) throw new Error(`baseline delete failed (${deleted.code}): ${deleted.stderr}`);
+  const deleted = await timed(node, ["delete"]);
+  if (deleted.code !== 0) throw new Error(`baseline delete failed (${deleted.code})`);
   const after = node.dump();
   if (after !== original) throw new Error(`baseline delete did not restore the node:\n${dumpDifference(original, after)}`);
-  return { original, converged, applyMs: applied.ms, deleteMs: deleted.ms };
+  return {
+    original,
+    converged,
+    applyMs: applied.ms,
+    applyChangesAtMs: applied.changesAtMs,
+    deleteMs: deleted.ms,
+    deleteChangesAtMs: deleted.changesAtMs,
+  };
 }
 
 /** Waits until no process is left in the namespace (orphaned ip/nft children finishing their batch). */
@@ -105,9 +131,8 @@ async function killDuring(
     ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
     { stdio: "ignore", detached: mode === "group", env: { ...process.env, NO_COLOR: "1" } },
   );
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  let exitedFirst = false;
-  await Promise.race([delay(delayMs), exited.then(() => (exitedFirst = true))]);
+  const exited = new Promise<"exited">((resolve) => child.on("exit", () => resolve("exited")));
+  let exitedFirst = (await Promise.race([delay(delayMs, "timer" as const), exited])) === "exited";
   if (!exitedFirst && child.pid !== undefined) {
     try {
       process.kill(mode === "group" ? -child.pid : child.pid, "SIGKILL");
@@ -137,7 +162,7 @@ function checkConverged(node: ReliabilityNode, config: string, baseline: Baselin
   const applied = node.symroute(["apply", "-c", config]);
   if (applied.code !== 0) problems.push(`apply after the crash exited ${applied.code}: ${applied.stderr.trim()}`);
   const plan = node.symroute(["plan", "-c", config]);
-  if (plan.code !== 0) problems.push(`plan after the re-apply exited ${plan.code}: ${plan.stdout.slice(-2000)}`);
+  if (plan.code !== 0) problems.push(`plan after the re-apply exited ${plan.code}: ${plan.stdout.slice(-2000)}${plan.stderr.trim()}`);
   problems.push(...duplicateObjects(node));
   const now = canonicalDump(node.dump());
   if (now !== baseline.converged) {
@@ -160,7 +185,7 @@ export interface TrialOptions {
   readonly baseline: Baseline;
   readonly phase: Phase;
   readonly trial: number;
-  /** The trial's window out of `windows`: the delay is drawn within it, so n trials cover 0..duration. */
+  /** How many trials there are per phase: the delays of n trials are spread over the range. */
   readonly windows: number;
   readonly seed: number;
 }
@@ -173,9 +198,15 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
   const { node, config, baseline, phase, trial, windows, seed } = options;
   const started = performance.now();
   const random = prng(seed);
+  // Even trials: anywhere in the run, 0..duration. Odd trials: within the part of the run that
+  // changes the kernel (from "inProgress" to exit), which a uniform draw rarely hits. Either way the
+  // range is cut into slices and each trial draws within its own slice, so n trials cover it.
   const duration = phase === "apply" ? baseline.applyMs : baseline.deleteMs;
-  const window = trial % windows;
-  const delayMs = Math.round((duration * (window + random())) / windows);
+  const changesAt = phase === "apply" ? baseline.applyChangesAtMs : baseline.deleteChangesAtMs;
+  const [from, to] = trial % 2 === 0 ? [0, duration] : [changesAt, duration];
+  const slices = Math.max(1, Math.ceil(windows / 2));
+  const slice = Math.floor(trial / 2) % slices;
+  const delayMs = Math.round(from + ((to - from) * (slice + random())) / slices);
   const killMode: KillMode = random() < 0.5 ? "process" : "group";
   const problems: string[] = [];
   if (phase === "delete") {
@@ -186,15 +217,7 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
   const { exitedFirst } = await killDuring(node, args, delayMs, killMode);
   const landing = landingOf(node, baseline, phase, exitedFirst);
   const { inProgress } = stateFiles(node.stateDir);
-  if (phase === "apply") {
-    checkConverged(node, config, baseline, problems);
-    checkDeleted(node, baseline, problems, "delete after the re-apply");
-  } else {
-    // Odd trials also prove that a second delete alone cleans up after a killed one.
-    if (trial % 2 === 1) checkDeleted(node, baseline, problems, "delete after the crash");
-    checkConverged(node, config, baseline, problems);
-    checkDeleted(node, baseline, problems, "delete after the re-apply");
-  }
+  recover(node, config, baseline, phase, trial % 2 === 1, problems);
   const { leftovers } = stateFiles(node.stateDir);
   return {
     phase,
@@ -208,6 +231,77 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     problems,
     ms: Math.round(performance.now() - started),
   };
+}
+
+/**
+ * After the kill. apply: apply again (converged, no duplicates, plan 0), then delete (original).
+ * delete: with `deleteFirst`, delete again (original); then apply (converged) and delete (original).
+ */
+function recover(node: ReliabilityNode, config: string, baseline: Baseline, phase: Phase, deleteFirst: boolean, problems: string[]): void {
+  if (phase === "delete" && deleteFirst) checkDeleted(node, baseline, problems, "delete after the crash");
+  checkConverged(node, config, baseline, problems);
+  checkDeleted(node, baseline, problems, "delete after the re-apply");
+}
+
+export interface CrashPoint {
+  readonly phase: Phase;
+  readonly tool: PayloadTool;
+  /** The n-th payload call of that tool in the run (1 = the first). */
+  readonly call: number;
+  /** How many lines of that payload the tool runs (after symroute is dead); "all": the whole payload. */
+  readonly lines: number | "all";
+}
+
+export interface CrashPointResult {
+  readonly point: CrashPoint;
+  /** The wrapper reached the point (the run had at least `call` payloads of the tool). */
+  readonly fired: boolean;
+  readonly landing: Landing;
+  readonly inProgressLeft: boolean;
+  readonly leftovers: readonly string[];
+  readonly problems: readonly string[];
+}
+
+export function describePoint(p: CrashPoint): string {
+  return `${p.phase}: killed at ${p.tool} payload #${p.call} with ${p.lines === "all" ? "all" : p.lines} line(s) run`;
+}
+
+/** Kills symroute at an exact point of a payload (see fault-tools.ts), then recovers and checks. */
+export async function crashPointTrial(
+  options: { node: ReliabilityNode; config: string; baseline: Baseline; tools: FaultTools; deleteFirst?: boolean },
+  point: CrashPoint,
+): Promise<CrashPointResult> {
+  const { node, config, baseline, tools } = options;
+  const problems: string[] = [];
+  if (point.phase === "delete") {
+    const applied = node.symroute(["apply", "-c", config]);
+    if (applied.code !== 0) problems.push(`set-up apply exited ${applied.code}: ${applied.stderr.trim()}`);
+  }
+  const env = tools.env({ kind: "crash", tool: point.tool, call: point.call, lines: point.lines });
+  const args = point.phase === "apply" ? ["apply", "-c", config] : ["delete"];
+  const killed = node.symroute(args, env);
+  await namespaceQuiet(node.name);
+  const calls = Number(readFileSync(env["SR_FAULT_COUNTER"] as string, { encoding: "utf8", flag: "a+" }).trim() || 0);
+  const fired = calls >= point.call;
+  if (fired && killed.code === 0) problems.push("the wrapper fired but symroute exited 0");
+  const landing = landingOf(node, baseline, point.phase, !fired);
+  const { inProgress } = stateFiles(node.stateDir);
+  recover(node, config, baseline, point.phase, options.deleteFirst ?? true, problems);
+  const { leftovers } = stateFiles(node.stateDir);
+  return { point, fired, landing, inProgressLeft: inProgress, leftovers, problems };
+}
+
+/** Every interesting point of a run with `payloads` (tool -> its payload line counts, in call order). */
+export function crashPoints(phase: Phase, payloads: Readonly<Partial<Record<PayloadTool, readonly number[]>>>): CrashPoint[] {
+  const points: CrashPoint[] = [];
+  for (const [tool, counts] of Object.entries(payloads) as [PayloadTool, readonly number[]][]) {
+    counts.forEach((count, i) => {
+      const lines = tool === "ip" ? [...new Set([0, 1, Math.floor(count / 2), count - 1])].filter((n) => n >= 0 && n < count) : [0];
+      for (const n of lines) points.push({ phase, tool, call: i + 1, lines: n });
+      points.push({ phase, tool, call: i + 1, lines: "all" });
+    });
+  }
+  return points;
 }
 
 export function summarise(results: readonly TrialResult[]): string {

@@ -17,8 +17,8 @@ export interface ReliabilityNode {
   readonly peer: string;
   readonly stateDir: string;
   exec(argv: readonly string[], input?: string): Run;
-  /** `symroute ARGS --state-dir DIR` inside the namespace, waited for. */
-  symroute(args: readonly string[]): Run;
+  /** `symroute ARGS --state-dir DIR` inside the namespace, waited for; `env` adds to the environment. */
+  symroute(args: readonly string[], env?: NodeJS.ProcessEnv): Run;
   /** The same, as a child process that the caller may kill. */
   spawnSymroute(args: readonly string[]): ChildProcess;
   /** Everything a round trip must leave as it found it, byte for byte. */
@@ -81,7 +81,7 @@ export function createReliabilityNode(options: NodeOptions): ReliabilityNode {
     peer,
     stateDir,
     exec,
-    symroute: (args) => run(cliArgs(args)),
+    symroute: (args, env) => run(cliArgs(args), env === undefined ? {} : { env }),
     spawnSymroute: (args) => {
       const [file, ...rest] = cliArgs(args);
       return spawn(file as string, rest, { stdio: "ignore", env: { ...process.env, NO_COLOR: "1" } });

@@ -1,0 +1,180 @@
+// Runs INSIDE a node namespace (bench/agent.bench.ts starts it with `ip netns exec`): starts
+// `symroute agent`, waits for /readyz, then deletes owned `ip rule`s one at a time and times, from
+// `ip -o monitor rule`, the deletion event to the event of the rule being back. Prints JSON.
+// Args: CONFIG STATE_DIR TRIALS
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { CLI } from "./lib.ts";
+
+const [configPath, stateDir, trialsText] = process.argv.slice(2);
+if (configPath === undefined || stateDir === undefined) throw new Error("usage: agent-probe.ts CONFIG STATE_DIR TRIALS");
+const TRIALS = Number(trialsText ?? "0");
+const PORT = 9477;
+const BASE = `http://127.0.0.1:${PORT}`;
+const DEBOUNCE_MS = 100; // the agent's default, written out so the report can state it
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function get(path: string): Promise<{ status: number; text: string } | undefined> {
+  try {
+    const res = await fetch(`${BASE}${path}`, { signal: AbortSignal.timeout(2000) });
+    return { status: res.status, text: await res.text() };
+  } catch {
+    return undefined;
+  }
+}
+
+function memoryMiB(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+async function reconciles(): Promise<number> {
+  const m = await get("/metrics");
+  if (m === undefined) return -1;
+  let total = 0;
+  for (const line of m.text.split("\n")) if (line.startsWith("symroute_reconciles_total")) total += Number(line.split(" ").pop());
+  return total;
+}
+
+/** Waits until no reconcile ran for `quietMs` (bounded): the agent is idle. */
+async function settle(quietMs: number, limitMs = 60_000): Promise<void> {
+  const deadline = now() + limitMs;
+  let last = await reconciles();
+  let since = now();
+  while (now() < deadline) {
+    await pause(50);
+    const count = await reconciles();
+    if (count !== last) {
+      last = count;
+      since = now();
+    } else if (now() - since >= quietMs) return;
+  }
+}
+
+interface MonitorEvent {
+  readonly at: number;
+  readonly line: string;
+}
+
+function startMonitor(): { child: ChildProcess; events: MonitorEvent[]; waitFor: (match: (l: string) => boolean, from: number, limitMs: number) => Promise<MonitorEvent | undefined> } {
+  const events: MonitorEvent[] = [];
+  const waiters: (() => void)[] = [];
+  const child = spawn("ip", ["-o", "monitor", "rule"], { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LC_ALL: "C" } });
+  let pending = "";
+  child.stdout?.setEncoding("utf8");
+  child.stdout?.on("data", (chunk: string) => {
+    const at = now();
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) if (line.trim() !== "") events.push({ at, line });
+    for (const w of waiters.splice(0)) w();
+  });
+  const waitFor = async (match: (l: string) => boolean, from: number, limitMs: number): Promise<MonitorEvent | undefined> => {
+    const deadline = now() + limitMs;
+    for (;;) {
+      const hit = events.slice(from).find((e) => match(e.line));
+      if (hit !== undefined) return hit;
+      const left = deadline - now();
+      if (left <= 0) return undefined;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  };
+  return { child, events, waitFor };
+}
+
+interface OwnedRule {
+  readonly priority: number;
+  readonly fwmark: string;
+  readonly fwmask: string;
+  readonly table: string;
+}
+
+function ownedRules(): OwnedRule[] {
+  const r = spawnSync("ip", ["-j", "-4", "rule", "show"], { encoding: "utf8" });
+  const rules = JSON.parse(r.stdout) as { priority: number; fwmark?: string; fwmask?: string; table?: string; protocol?: string }[];
+  return rules
+    .filter((x) => x.fwmark !== undefined && Number(x.table) >= 20000)
+    .map((x) => ({ priority: x.priority, fwmark: x.fwmark as string, fwmask: x.fwmask ?? "0xffffffff", table: String(x.table) }));
+}
+
+async function main(): Promise<void> {
+  const started = now();
+  const agent = spawn(
+    process.execPath,
+    [CLI, "agent", "-c", configPath as string, "--state-dir", stateDir as string, "--listen", `127.0.0.1:${PORT}`, "--log-level", "warn", "--debounce", `${DEBOUNCE_MS}ms`],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
+  );
+  let stderr = "";
+  agent.stderr?.setEncoding("utf8");
+  agent.stderr?.on("data", (c: string) => {
+    stderr = (stderr + c).slice(-4000);
+  });
+  let exited: number | null | undefined;
+  agent.on("exit", (code) => {
+    exited = code;
+  });
+  const out: Record<string, unknown> = { debounceMs: DEBOUNCE_MS };
+  try {
+    let readyMs: number | undefined;
+    const deadline = started + 300_000;
+    while (now() < deadline && exited === undefined) {
+      const r = await get("/readyz");
+      if (r?.status === 200) {
+        readyMs = now() - started;
+        break;
+      }
+      await pause(20);
+    }
+    if (readyMs === undefined) throw new Error(`agent never became ready (exit ${String(exited)}): ${stderr}`);
+    out["readyMs"] = readyMs;
+    await settle(500);
+    out["memoryAfterStart"] = memoryMiB(agent.pid as number);
+    const rules = ownedRules();
+    out["ownedRules"] = rules.length;
+    const monitor = startMonitor();
+    const latencies: number[] = [];
+    const failures: string[] = [];
+    try {
+      await pause(100); // the monitor subscribes asynchronously; give it a moment before the first trial
+      for (let t = 0; t < TRIALS && rules.length > 0; t++) {
+        const rule = rules[(t * 7919) % rules.length] as OwnedRule;
+        const from = monitor.events.length;
+        const ours = (l: string): boolean => l.includes(`lookup ${rule.table} `) || l.endsWith(`lookup ${rule.table}`);
+        const del = spawnSync("ip", ["rule", "del", "priority", String(rule.priority), "fwmark", `${rule.fwmark}/${rule.fwmask}`, "lookup", rule.table], {
+          encoding: "utf8",
+        });
+        if (del.status !== 0) {
+          failures.push(`trial ${t}: ip rule del failed: ${del.stderr.trim()}`);
+          continue;
+        }
+        const gone = await monitor.waitFor((l) => l.startsWith("Deleted") && ours(l), from, 5_000);
+        const back = await monitor.waitFor((l) => !l.startsWith("Deleted") && ours(l), from, 30_000);
+        if (gone === undefined || back === undefined) {
+          failures.push(`trial ${t}: rule for table ${rule.table} ${gone === undefined ? "deletion not seen" : "not back within 30 s"}`);
+        } else latencies.push(back.at - gone.at);
+        await settle(300);
+      }
+    } finally {
+      monitor.child.kill("SIGTERM");
+    }
+    out["latenciesMs"] = latencies;
+    out["failures"] = failures;
+    out["memoryAfterTrials"] = memoryMiB(agent.pid as number);
+  } finally {
+    agent.kill("SIGTERM");
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+await main();
