@@ -688,13 +688,15 @@ function checkCapacity(
   marks: MarkSettings | undefined,
 ) {
   if (tables !== undefined) {
-    const needTable = drafts.filter((d) => d.table === undefined && d.method !== "none").length;
+    const needTable = drafts.filter(
+      (d) => d.table === undefined && d.method !== "none" && d.method !== "route",
+    ).length;
     const size = tables.to - tables.from + 1;
     if (needTable > size) {
       c.report(
         ["tables"],
         `tables ${tables.from}-${tables.to} holds ${size} table(s) but ${needTable} networks need one ` +
-          `(those without table and method none); widen the range`,
+          `(those without table whose method is auto, source or connmark); widen the range`,
       );
     }
   }
@@ -765,10 +767,19 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
       ? CONFIG_DEFAULTS.kubeProxyMode
       : c.choice(kpValue, ["kubeProxyMode"], "kubeProxyMode", KUBE_PROXY_MODES);
   const rpValue = get("rulePriorities");
-  const rulePriorities =
+  let rulePriorities =
     rpValue === undefined
       ? CONFIG_DEFAULTS.rulePriorities
       : validateRange(c, rpValue, "rulePriorities", RULE_PRIORITY_MIN, RULE_PRIORITY_MAX);
+  if (rulePriorities !== undefined && rulePriorities.from === rulePriorities.to) {
+    // The pod exemptions of method source must sit before the network rules, at a priority of their own.
+    c.report(
+      ["rulePriorities"],
+      `rulePriorities ${rulePriorities.from}-${rulePriorities.to} holds one priority; symroute needs at least 2 ` +
+        `(exemption rules go before the network rules)`,
+    );
+    rulePriorities = undefined;
+  }
   const tablesValue = get("tables");
   const tables = tablesValue === undefined ? CONFIG_DEFAULTS.tables : validateTables(c, tablesValue);
   const marks = validateMarks(c, get("marks"));

@@ -45,43 +45,69 @@ function parseIpv4(text: string): bigint | undefined {
   return BigInt(value * 256 + octet);
 }
 
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
 function parseIpv6(text: string): bigint | undefined {
-  if (!/^[0-9a-fA-F:.]+$/.test(text)) return undefined;
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const groupsOf = (s: string): string[] => (s === "" ? [] : s.split(":"));
-  const head = groupsOf(halves[0] ?? "");
-  const tail = halves.length === 2 ? groupsOf(halves[1] ?? "") : [];
+  // A hand-written scanner, like parseIpv4: groups of 1-4 hex digits, one "::", and an embedded
+  // IPv4 address only as the last 32 bits.
   const words: number[] = [];
-  const pushGroups = (groups: string[], into: number[]): boolean => {
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i] ?? "";
-      if (g.includes(".")) {
-        // Embedded IPv4 only as the last group (::ffff:1.2.3.4).
-        if (i !== groups.length - 1) return false;
-        const v4 = parseIpv4(g);
-        if (v4 === undefined) return false;
-        into.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return false;
-        into.push(parseInt(g, 16));
-      }
-    }
-    return true;
-  };
-  const headWords: number[] = [];
-  const tailWords: number[] = [];
-  if (!pushGroups(head, headWords) || !pushGroups(tail, tailWords)) return undefined;
-  if (halves.length === 2) {
-    const missing = 8 - headWords.length - tailWords.length;
-    if (missing < 1) return undefined;
-    words.push(...headWords, ...new Array<number>(missing).fill(0), ...tailWords);
-  } else {
-    words.push(...headWords);
+  let gap = -1;
+  let i = 0;
+  const n = text.length;
+  if (n < 2) return undefined;
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return undefined;
+    gap = 0;
+    i = 2;
+    if (i === n) return 0n;
   }
-  if (words.length !== 8) return undefined;
+  while (i < n) {
+    let j = i;
+    let word = 0;
+    while (j < n && j - i < 5) {
+      const h = hexValue(text.charCodeAt(j));
+      if (h < 0) break;
+      word = word * 16 + h;
+      j++;
+    }
+    const c = j < n ? text.charCodeAt(j) : -1;
+    if (c === 46) {
+      // Embedded IPv4: the rest of the text.
+      const v4 = parseIpv4(text.slice(i));
+      if (v4 === undefined || words.length > 6) return undefined;
+      words.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
+      i = n;
+      break;
+    }
+    if (j === i || j - i > 4) return undefined;
+    words.push(word);
+    if (j === n) {
+      i = n;
+      break;
+    }
+    if (c !== 58) return undefined;
+    if (j + 1 < n && text.charCodeAt(j + 1) === 58) {
+      if (gap >= 0) return undefined;
+      gap = words.length;
+      i = j + 2;
+      if (i === n) break;
+    } else {
+      i = j + 1;
+      if (i === n) return undefined;
+    }
+  }
+  if (words.length > 8 || (gap >= 0 && words.length > 7) || (gap < 0 && words.length !== 8)) return undefined;
+  const full =
+    gap < 0
+      ? words
+      : [...words.slice(0, gap), ...new Array<number>(8 - words.length).fill(0), ...words.slice(gap)];
   let value = 0n;
-  for (const w of words) value = (value << 16n) | BigInt(w);
+  for (const w of full) value = (value << 16n) | BigInt(w);
   // ::a.b.c.d (deprecated IPv4-compatible) is ambiguous across libraries: refuse it.
   if (value >> 32n === 0n && value > 0xffffn && text.includes(".")) return undefined;
   return value;

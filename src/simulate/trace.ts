@@ -5,7 +5,7 @@
 
 import type { Family } from "../model/address.ts";
 import { formatHex } from "../model/marks.ts";
-import type { Route, Rule } from "../model/state.ts";
+import { TABLE_LOCAL } from "../model/state.ts";
 import {
   selectorCandidates,
   type CompiledRoute,
@@ -156,7 +156,7 @@ const AMBIGUOUS_V6: CompiledRoute = {
 
 /** The route the table gives (check `unsupported` on it), or undefined when it has none. */
 function lookupTable(index: FamilyIndex, table: TableIndex, flow: Flow, v6Strict: boolean): CompiledRoute | undefined {
-  if (index.family === 4) return lookupTable4(table, flow);
+  if (index.family === 4) return lookupTable4(table, flow.dst, flow.oif);
   let depth = 0;
   let node: TrieNode | undefined = table.root;
   for (let i = 0; node !== undefined; i++) {
@@ -178,10 +178,9 @@ function lookupTable(index: FamilyIndex, table: TableIndex, flow: Flow, v6Strict
  * hop on another device than the bound socket's is skipped, and the lookup backtracks to shorter
  * prefixes. The trie's route lists are kept by prefix length so empty levels cost nothing.
  */
-function lookupTable4(table: TableIndex, flow: Flow): CompiledRoute | undefined {
-  const dst = flow.dst[0] as number;
+function lookupTable4(table: TableIndex, dstWords: Words, oif: string | undefined): CompiledRoute | undefined {
+  const dst = dstWords[0] as number;
   const lengths = table.lengths;
-  const oif = flow.oif;
   for (let l = 0; l < lengths.length; l++) {
     const routes = (table.byLength[l] as Map<number, CompiledRoute[]>).get((dst & (table.masks[l] as number)) >>> 0);
     if (routes === undefined) continue;
@@ -587,7 +586,7 @@ function trace4(
         return finish(base, { result: "rejected", errno: "EINVAL", reason: `source ${flow.srcText ?? ""} is ${srcClass}` });
       }
       if (srcClass === "loopback") return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
-      if (!fam.localAddresses.has(wordsKey(flow.src))) {
+      if (!isLocalSource4(fam, flow.src)) {
         return finish(base, {
           result: "rejected",
           errno: "ENETUNREACH",
@@ -650,6 +649,16 @@ function trace4(
   const rp = validateSource(index, flow, flow.dst, flow.dstText, route.dev, steps);
   if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
   return finish(base, { result: "unicast", dev: route.dev, gateway: route.gateway, rpFilter: rp }, res);
+}
+
+/**
+ * May a local socket send from this IPv4 address (`__ip_dev_find`)? An interface address, or else an
+ * address the local table routes as type local (a `local` route over a whole prefix counts).
+ */
+function isLocalSource4(fam: FamilyIndex, src: Words): boolean {
+  if (fam.localAddresses.has(wordsKey(src))) return true;
+  const local = fam.tables.get(TABLE_LOCAL);
+  return local !== undefined && lookupTable4(local, src, undefined)?.type === "local";
 }
 
 function special6(w: Words): string | undefined {

@@ -150,8 +150,8 @@ export const validConfig: fc.Arbitrary<Config> = fc
       firewall: fc.constantFrom(...FIREWALLS),
       kubeProxyMode: fc.constantFrom(...KUBE_PROXY_MODES),
       rulePriorities: fc
-        .tuple(fc.integer({ min: 1, max: 32765 }), fc.integer({ min: 1, max: 32765 }))
-        .map(([a, b]) => ({ from: Math.min(a, b), to: Math.max(a, b) })),
+        .tuple(fc.integer({ min: 1, max: 32764 }), fc.integer({ min: 1, max: 32765 }))
+        .map(([a, b]) => ({ from: Math.min(a, b), to: Math.max(a, b, Math.min(a, b) + 1) })),
       tables: fc
         .oneof(
           fc.tuple(fc.integer({ min: 1, max: 248 }), fc.integer({ min: 4, max: 252 })),

@@ -90,6 +90,7 @@ const HOSTS: Record<Family, string[]> = {
 };
 
 const TABLES = ["100", "101", "102", "main"];
+const ROUTE_TABLES = [...TABLES, "default", "local"];
 
 export interface GeneratedState {
   readonly family: Family;
@@ -167,13 +168,14 @@ interface RouteChoice {
 function routeArb(family: Family): fc.Arbitrary<RouteChoice> {
   return fc
     .record({
-      table: pick(TABLES),
+      table: fc.oneof({ weight: 6, arbitrary: pick(TABLES) }, { weight: 1, arbitrary: pick(ROUTE_TABLES) }),
       dst: pick(PREFIXES[family]),
       // IPv6 turns metric 0 into 1024; 256 is the kernel's own for connected IPv6 routes.
       metric: family === 4 ? pick([0, 10, 20, 1024]) : pick([10, 20, 1024]),
       kind: fc.oneof(
         { weight: 6, arbitrary: fc.constant("unicast") },
         { weight: 1, arbitrary: pick(["blackhole", "unreachable", "prohibit", "throw"]) },
+        { weight: 1, arbitrary: fc.constant("local") },
       ),
       dev: pick(["e0", "e1", "e2"]),
       gw: fc.nat(),
@@ -183,7 +185,9 @@ function routeArb(family: Family): fc.Arbitrary<RouteChoice> {
       const parts = ["route add"];
       if (r.kind !== "unicast") parts.push(r.kind);
       parts.push(r.dst);
-      if (r.kind === "unicast") {
+      if (r.kind === "local") {
+        parts.push("dev", r.dev === "e2" ? "e0" : r.dev);
+      } else if (r.kind === "unicast") {
         const gws = TOPOLOGY.gateways[family][r.dev] ?? [];
         if (r.useGw && gws.length > 0) parts.push("via", gws[r.gw % gws.length] as string, "dev", r.dev, "onlink");
         else parts.push("dev", r.dev);
@@ -201,6 +205,8 @@ export function stateArb(family: Family): fc.Arbitrary<GeneratedState> {
       routes: fc.array(routeArb(family), { minLength: 1, maxLength: 20 }),
       rp: fc.record({ all: pick([0, 0, 1, 2]), e0: pick([0, 1, 2]), e1: pick([0, 1, 2]), e2: pick([0, 1, 2]), p0: pick([0, 1, 2]) }),
       srcValidMark: fc.boolean(),
+      acceptLocal: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
+      sendRedirects: fc.boolean(),
       forwardingE2: fc.boolean(),
     })
     .map((s) => {
@@ -220,6 +226,9 @@ export function stateArb(family: Family): fc.Arbitrary<GeneratedState> {
         "net/ipv6/conf/all/forwarding": "1",
         "net/ipv4/conf/all/rp_filter": String(s.rp.all),
         "net/ipv4/conf/all/src_valid_mark": s.srcValidMark ? "1" : "0",
+        "net/ipv4/conf/all/accept_local": s.acceptLocal ? "1" : "0",
+        "net/ipv4/conf/all/send_redirects": s.sendRedirects ? "1" : "0",
+        "net/ipv4/conf/e0/send_redirects": s.sendRedirects ? "1" : "0",
       };
       for (const dev of ["e0", "e1", "e2", "p0"] as const) sysctls[`net/ipv4/conf/${dev}/rp_filter`] = String(s.rp[dev]);
       if (!s.forwardingE2) sysctls["net/ipv4/conf/e2/forwarding"] = "0";
