@@ -7,7 +7,7 @@ TSX := node --import tsx
 DEBIAN_PACKAGES := iproute2 nftables iptables conntrack
 TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 
-.PHONY: help deps npm-deps debian-deps build typecheck lint format test unit demo bench fidelity fuzz clean
+.PHONY: help deps npm-deps debian-deps build typecheck lint format test unit demo bench fidelity fuzz crd clean
 
 help:
 	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench     benchmarks -> docs/benchmarks.md (root)"
 	@echo "make fidelity  10,000+ simulator-vs-kernel route lookups (root)"
 	@echo "make fuzz      10,000+ generated config files through the loader"
+	@echo "make crd       regenerate deploy/crd.yaml from the config schema"
 
 deps: npm-deps debian-deps
 
@@ -66,6 +67,10 @@ fidelity: deps build
 
 fuzz: npm-deps
 	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts
+
+# deploy/crd.yaml is generated from the config schema (a test checks it is current).
+crd: npm-deps
+	$(TSX) scripts/gen-crd.ts
 
 clean:
 	rm -rf dist

@@ -39,7 +39,9 @@ function buildState(): { state: NodeState; ruleLines: string[]; routeLines: stri
       // symroute's shape: a mark bit per network.
       const mark = ((i / 2) % 200) + 1;
       rules.push({ family: 4, priority, fwmark: mark << 8, fwmask: 0xff00, action: "lookup", table });
-      ruleLines.push(`rule add fwmark 0x${(mark << 8).toString(16)}/0xff00 lookup ${table} priority ${priority}`);
+      ruleLines.push(
+        `rule add fwmark 0x${(mark << 8).toString(16)}/0xff00 lookup ${table} priority ${priority}`,
+      );
     } else {
       const net = (172 << 24) | (16 << 16) | ((i % 250) << 8);
       rules.push({ family: 4, priority, from: `${ipOf(net)}/24`, action: "lookup", table });
@@ -64,7 +66,10 @@ function buildState(): { state: NodeState; ruleLines: string[]; routeLines: stri
     routeLines.push(`route add ${dst} via 192.0.2.254 dev e0 onlink table ${table}`);
   }
   const state: NodeState = {
-    links: [{ ifname: "lo", ifindex: 1, up: true }, { ifname: "e0", ifindex: 2, up: true }],
+    links: [
+      { ifname: "lo", ifindex: 1, up: true },
+      { ifname: "e0", ifindex: 2, up: true },
+    ],
     addresses: [{ ifname: "e0", family: 4, local: "192.0.2.1", prefixlen: 24 }],
     routes,
     rules,
@@ -119,13 +124,25 @@ function simulatorRate(state: NodeState, sample: readonly Packet[]): SimulatorRe
   return { rate: bestWall, cpuRate: bestCpu, compileMs, routed };
 }
 
-async function kernelRate(ruleLines: string[], routeLines: string[], sample: readonly Packet[]): Promise<number | string> {
+async function kernelRate(
+  ruleLines: string[],
+  routeLines: string[],
+  sample: readonly Packet[],
+): Promise<number | string> {
   if (process.getuid?.() !== 0) return "skipped (needs root)";
   const ns = `sr-sim-bench-${process.pid}`;
   await runTool("ip", ["netns", "add", ns]);
   try {
-    const setup = ["link set lo up", "link add e0 type veth peer name p0", "link set e0 up", "link set p0 up", "addr add 192.0.2.1/24 dev e0"];
-    await runTool("ip", ["-n", ns, "-batch", "-"], { input: `${[...setup, ...ruleLines, ...routeLines].join("\n")}\n` });
+    const setup = [
+      "link set lo up",
+      "link add e0 type veth peer name p0",
+      "link set e0 up",
+      "link set p0 up",
+      "addr add 192.0.2.1/24 dev e0",
+    ];
+    await runTool("ip", ["-n", ns, "-batch", "-"], {
+      input: `${[...setup, ...ruleLines, ...routeLines].join("\n")}\n`,
+    });
     const queries = sample.slice(0, KERNEL_QUERIES).map((p) => {
       const args = ["route", "get", p.to];
       if (p.from !== undefined) args.push("from", p.from);
@@ -133,7 +150,10 @@ async function kernelRate(ruleLines: string[], routeLines: string[], sample: rea
       return args.join(" ");
     });
     const start = process.hrtime.bigint();
-    await runTool("ip", ["-n", ns, "-force", "-batch", "-"], { input: `${queries.join("\n")}\n`, allowFailure: true });
+    await runTool("ip", ["-n", ns, "-force", "-batch", "-"], {
+      input: `${queries.join("\n")}\n`,
+      allowFailure: true,
+    });
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     return queries.length / seconds;
   } finally {

@@ -1,16 +1,31 @@
 // Crash consistency, the full run (issue 7, item 1): SIGKILL symroute at random moments of `apply`
 // and `delete` of 200 networks, N trials each (default 100), and check every recovery.
 //
-//   node --import tsx scripts/reliability/crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE]
+//   node --import tsx scripts/reliability/crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE] [--no-points]
 //   SYMROUTE_CRASH_TRIALS=100 SYMROUTE_CRASH_SEED=1 node --import tsx scripts/reliability/crash.ts
 //
+// First every exact crash point (each ip batch killed after 0, 1, half, all-but-one and all of its
+// lines; each nft/iptables-restore killed before and after its commit; see support/fault-tools.ts),
+// then TRIALS kills at random moments per phase (see crashTrial for how the moment is drawn).
 // Needs root (network namespaces) and a built CLI (`make build`). Replay one trial with
 // `--only apply:17 --seed S` (the base seed and the trial number that the summary prints).
 // Exit code 0 when every trial recovered, 1 otherwise.
 
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { crashTrial, measureBaseline, summarise, type Baseline, type Phase, type TrialResult } from "../../test/reliability/support/crash.ts";
+import {
+  crashPoints,
+  crashPointTrial,
+  crashTrial,
+  describePoint,
+  measureBaseline,
+  summarise,
+  type Baseline,
+  type CrashPointResult,
+  type Phase,
+  type TrialResult,
+} from "../../test/reliability/support/crash.ts";
+import { createFaultTools, type PayloadTool } from "../../test/reliability/support/fault-tools.ts";
 import {
   createReliabilityNode,
   manyNetworksConfig,
@@ -25,6 +40,7 @@ const { values, positionals } = parseArgs({
     networks: { type: "string", default: "200" },
     json: { type: "string" },
     only: { type: "string" },
+    "no-points": { type: "boolean", default: false },
   },
 });
 const trials = Number(positionals[0] ?? process.env["SYMROUTE_CRASH_TRIALS"] ?? 100);
@@ -40,11 +56,43 @@ if (process.getuid?.() !== 0) {
 }
 
 /** Each trial's seed follows from the base seed, the phase and the trial number. */
-const trialSeed = (phase: Phase, trial: number): number => (baseSeed * 1000 + trial * 2 + (phase === "delete" ? 1 : 0)) >>> 0;
+const trialSeed = (phase: Phase, trial: number): number =>
+  (baseSeed * 1000 + trial * 2 + (phase === "delete" ? 1 : 0)) >>> 0;
 
 const only = values.only === undefined ? undefined : /^(apply|delete):(\d+)$/.exec(values.only);
 let node: ReliabilityNode | undefined;
 const results: TrialResult[] = [];
+const pointResults: CrashPointResult[] = [];
+const tools = createFaultTools();
+const save = (): void => {
+  if (values.json !== undefined) {
+    writeFileSync(
+      values.json,
+      `${JSON.stringify({ baseSeed, networks, trials, points: pointResults, results }, null, 2)}\n`,
+    );
+  }
+};
+
+/** Payload line counts per tool, in call order, from a JSON plan with payloads. */
+function payloadCounts(json: string): Partial<Record<PayloadTool, number[]>> {
+  const p = (
+    JSON.parse(json) as {
+      payloads: {
+        ip: Record<string, string[]>;
+        firewall: { tool: string; family?: number; script: string }[];
+      };
+    }
+  ).payloads;
+  const counts: Partial<Record<PayloadTool, number[]>> = {
+    ip: Object.values(p.ip).map((lines) => lines.length),
+  };
+  for (const f of p.firewall) {
+    const tool: PayloadTool =
+      f.tool === "nft" ? "nft" : f.family === 6 ? "ip6tables-restore" : "iptables-restore";
+    (counts[tool] ??= []).push(f.script.split("\n").length);
+  }
+  return counts;
+}
 const started = Date.now();
 
 async function fresh(): Promise<{ node: ReliabilityNode; config: string; baseline: Baseline }> {
@@ -61,11 +109,37 @@ try {
       `uninterrupted apply ${Math.round(setup.baseline.applyMs)} ms (changes from ${Math.round(setup.baseline.applyChangesAtMs)} ms), ` +
       `delete ${Math.round(setup.baseline.deleteMs)} ms (changes from ${Math.round(setup.baseline.deleteChangesAtMs)} ms)`,
   );
+  if (values["no-points"] !== true && only === undefined) {
+    const n = setup.node;
+    const applyCounts = payloadCounts(
+      n.symroute(["plan", "-c", setup.config, "-o", "json", "--payloads"]).stdout,
+    );
+    n.symroute(["apply", "-c", setup.config]);
+    const deleteCounts = payloadCounts(n.symroute(["delete", "--dry-run", "-o", "json"]).stdout);
+    n.symroute(["delete"]);
+    const points = [...crashPoints("apply", applyCounts), ...crashPoints("delete", deleteCounts)];
+    console.log(`crash points: ${points.length}`);
+    for (const [i, point] of points.entries()) {
+      const r = await crashPointTrial({ ...setup, tools, deleteFirst: i % 2 === 0 }, point);
+      pointResults.push(r);
+      console.log(
+        `${describePoint(point)} -> ${r.fired ? r.landing : "not reached"} ${r.inProgressLeft ? "inProgress " : ""}${r.problems.length === 0 ? "ok" : `FAILED: ${r.problems.join("; ")}`}`,
+      );
+      if (r.problems.length > 0) setup = await fresh();
+      save();
+    }
+  }
   // Phases interleaved, so that a run cut short still has figures for both.
   for (let trial = 0; trial < trials; trial++) {
     for (const phase of ["apply", "delete"] as const) {
       if (only !== undefined && only !== null && (only[1] !== phase || Number(only[2]) !== trial)) continue;
-      const result = await crashTrial({ ...setup, phase, trial, windows: trials, seed: trialSeed(phase, trial) });
+      const result = await crashTrial({
+        ...setup,
+        phase,
+        trial,
+        windows: trials,
+        seed: trialSeed(phase, trial),
+      });
       results.push(result);
       const status = result.problems.length === 0 ? "ok" : "FAILED";
       console.log(
@@ -75,12 +149,18 @@ try {
       );
       // A failed trial may leave the node dirty: the next one starts from a fresh namespace.
       if (result.problems.length > 0) setup = await fresh();
-      if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify({ baseSeed, networks, trials, results }, null, 2)}\n`);
+      save();
     }
   }
 } finally {
   node?.destroy();
+  tools.remove();
 }
 
-console.log(`\n${summarise(results)}\ntook ${Math.round((Date.now() - started) / 1000)} s`);
-process.exit(results.some((r) => r.problems.length > 0) ? 1 : 0);
+const pointsFailed = pointResults.filter((r) => r.problems.length > 0);
+console.log(
+  `\ncrash points: ${pointResults.length} (${pointResults.filter((r) => r.fired).length} reached), ${pointsFailed.length} failed` +
+    pointsFailed.map((r) => `\n  FAILED ${describePoint(r.point)}: ${r.problems.join("; ")}`).join(""),
+);
+console.log(`${summarise(results)}\ntook ${Math.round((Date.now() - started) / 1000)} s`);
+process.exit(results.some((r) => r.problems.length > 0) || pointsFailed.length > 0 ? 1 : 0);

@@ -1,12 +1,16 @@
 // symroute's memory between runs: one JSON file per network namespace, written atomically
-// (temp file, fsync, rename), and a lock file so that two runs in one namespace never interleave.
+// (temp file, fsync, rename), and a namespace-scoped lock so that two runs in one namespace never
+// interleave.
 
 import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { SymrouteError } from "../model/errors.ts";
+import { isLock, tryNamespaceLock } from "./namespace-lock.ts";
 import type { SavedState, StateStore } from "../engine/ports.ts";
 
 export const DEFAULT_STATE_DIR = "/var/lib/symroute";
+/** The abstract socket name of the apply lock (one per network namespace). */
+export const APPLY_LOCK_NAME = "symroute-apply";
 
 /** Identity of the current network namespace: the inode of /proc/self/ns/net. */
 export async function networkNamespaceId(): Promise<string> {
@@ -21,25 +25,14 @@ export async function networkNamespaceId(): Promise<string> {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** The state of the current network namespace under `stateDir` (resolved on first use). */
 export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStore {
   let dir = "";
   let file = "";
-  let lockFile = "";
   const resolve = async (): Promise<void> => {
     if (dir !== "") return;
     dir = `${stateDir}/${await networkNamespaceId()}`;
     file = `${dir}/state.json`;
-    lockFile = `${dir}/apply.lock`;
   };
 
   const ensureDir = async (): Promise<void> => {
@@ -120,36 +113,22 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
     },
 
     async lock(waitMs: number): Promise<() => Promise<void>> {
-      await ensureDir();
+      // Scoped to the network namespace, like the state itself; released by the kernel if we die.
       const deadline = Date.now() + waitMs;
       for (let attempt = 0; ; attempt++) {
-        try {
-          const handle = await open(lockFile, "wx", 0o600);
-          await handle.writeFile(String(process.pid));
-          await handle.close();
-          return async () => {
-            await rm(lockFile, { force: true });
-          };
-        } catch (cause) {
-          if ((cause as NodeJS.ErrnoException).code !== "EEXIST") throw cause;
-        }
-        const holder = Number((await readFile(lockFile, "utf8").catch(() => "")).trim());
-        if (!Number.isInteger(holder) || holder <= 0 || !pidAlive(holder)) {
-          // A crashed run left its lock behind: take it over.
-          await rm(lockFile, { force: true });
-          continue;
-        }
+        const result = await tryNamespaceLock(APPLY_LOCK_NAME);
+        if (isLock(result)) return () => result.release();
         if (Date.now() >= deadline) {
           throw new SymrouteError(
             "busy",
-            `another symroute (pid ${holder}) is changing this network namespace`,
+            `another symroute${result.pid === undefined ? "" : ` (pid ${result.pid})`} is changing this network namespace`,
             {
-              hint: "wait for it to finish; the agent and a manual apply must not run at once",
+              hint: "wait for it to finish, or raise --lock-wait; the agent and a manual apply take turns",
               retriable: true,
             },
           );
         }
-        await delay(Math.min(50 * (attempt + 1), 250));
+        await delay(Math.min(20 * (attempt + 1), 200));
       }
     },
   };

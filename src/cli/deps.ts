@@ -6,11 +6,13 @@ import type { EngineDeps } from "../engine/engine.ts";
 
 export interface NodeDepsOptions {
   readonly stateDir?: string;
+  /** Root of the sysctl tree (a container mounts the host's at /host/proc/sys). */
+  readonly procSys?: string;
 }
 
 export function createNodeDeps(options: NodeDepsOptions = {}): EngineDeps {
   return {
-    kernel: createLinuxKernel(),
+    kernel: createLinuxKernel(options.procSys === undefined ? {} : { procSys: options.procSys }),
     store: createStateFile(options.stateDir ?? DEFAULT_STATE_DIR),
   };
 }

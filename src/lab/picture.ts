@@ -25,9 +25,9 @@ export function topologyPicture(spec: LabSpec): string {
   if (spec.case === 2) {
     lines.push(`  lan ${join((f) => f.lan)} ── node eth1 (no address, no route for the pool)`);
   }
-  lines.push(`  node: ${join((f) => `vpod ${f.podGateway}`)} ── pod ${join((f) => f.pod)} (serves :8080)`);
+  lines.push(`  node: vpod ${join((f) => f.podGateway)} ── pod ${join((f) => f.pod)} (serves :8080)`);
   lines.push(
-    `        ${join((f) => `vpodc ${f.podClientGateway}`)} ── pod ${join((f) => f.podClient)} (a client pod)`,
+    `        vpodc ${join((f) => f.podClientGateway)} ── pod ${join((f) => f.podClient)} (a client pod)`,
   );
   lines.push("        the node itself serves :8081 (host-network backend)");
   const where = pools[0]?.interface ?? "eth0";

@@ -26,7 +26,11 @@ export interface LabSpec {
   readonly dualStack: boolean;
   /** The `firewall:` symroute's config asks for. */
   readonly firewall: FirewallFrontEnd;
+  /** One node, or two on shared links (the second has a pod the first DNATs to); default 1. */
+  readonly nodes?: 1 | 2;
 }
+
+export const nodeCountOf = (spec: LabSpec): 1 | 2 => spec.nodes ?? 1;
 
 export const DEFAULT_SPEC: LabSpec = {
   case: 3,
@@ -36,11 +40,17 @@ export const DEFAULT_SPEC: LabSpec = {
 };
 
 /** The hosts of a topology; each is a network namespace. */
-export type Host = "client" | "router" | "node" | "pod" | "podc" | "lan";
+export type Host = "client" | "router" | "node" | "pod" | "podc" | "lan" | "node2" | "pod2";
+
+/** The hosts symroute runs on. */
+export const nodesOf = (spec: LabSpec): readonly ("node" | "node2")[] =>
+  nodeCountOf(spec) === 2 ? ["node", "node2"] : ["node"];
 
 export const POD_PORT = 8080;
 export const HOST_NETWORK_PORT = 8081;
 export const CLIENT_PORT = 9000;
+/** Served by a pod on the second node: kube-proxy DNATs and masquerades across nodes. */
+export const REMOTE_POD_PORT = 8082;
 
 /** Every address of one family in the lab. */
 export interface FamilyPlan {
@@ -63,6 +73,13 @@ export interface FamilyPlan {
   readonly podClient: string;
   readonly podPrefixlen: number;
   readonly podCIDR: string;
+  /** The per-node pod subnets: node's pod, node's client pod, node2's pod. */
+  readonly podSubnet: string;
+  readonly podClientSubnet: string;
+  readonly node2: string;
+  readonly pod2Gateway: string;
+  readonly pod2: string;
+  readonly pod2Subnet: string;
   /** A pod-range source the router sends from, for the anti-spoofing cell (IPv4 only: IPv6 has no rp_filter). */
   readonly spoofSource?: string;
 }
@@ -85,6 +102,12 @@ export const IPV4: FamilyPlan = {
   podClient: "10.112.1.5",
   podPrefixlen: 24,
   podCIDR: "10.112.0.0/12",
+  podSubnet: "10.112.0.0/24",
+  podClientSubnet: "10.112.1.0/24",
+  node2: "192.168.1.11",
+  pod2Gateway: "10.112.2.1",
+  pod2: "10.112.2.5",
+  pod2Subnet: "10.112.2.0/24",
   spoofSource: "10.112.0.77",
 };
 
@@ -106,6 +129,12 @@ export const IPV6: FamilyPlan = {
   podClient: "2001:db8:112:1::5",
   podPrefixlen: 64,
   podCIDR: "2001:db8:112::/48",
+  podSubnet: "2001:db8:112::/64",
+  podClientSubnet: "2001:db8:112:1::/64",
+  node2: "2001:db8:1::11",
+  pod2Gateway: "2001:db8:112:2::1",
+  pod2: "2001:db8:112:2::5",
+  pod2Subnet: "2001:db8:112:2::/64",
 };
 
 /** The pool of a case: where MetalLB takes the LB address from, and which link answers for it. */
@@ -156,9 +185,15 @@ export const familiesOf = (spec: LabSpec): readonly FamilyPlan[] => (spec.dualSt
 
 /** Hosts present in a case; the lan host exists only in case 2. */
 export function hostsOf(spec: LabSpec): readonly Host[] {
-  return spec.case === 2
-    ? ["client", "router", "node", "pod", "podc", "lan"]
-    : ["client", "router", "node", "pod", "podc"];
+  return [
+    "client",
+    "router",
+    "node",
+    "pod",
+    "podc",
+    ...(spec.case === 2 ? (["lan"] as const) : []),
+    ...(nodeCountOf(spec) === 2 ? (["node2", "pod2"] as const) : []),
+  ];
 }
 
 /** Fixed, locally administered MACs so that static neighbour entries need no lookup. */
@@ -169,10 +204,13 @@ export const MAC = {
   routerExternal: "02:5e:00:00:04:01",
   nodeEth1: "02:5e:00:00:98:10",
   lan: "02:5e:00:00:98:20",
+  node2Eth0: "02:5e:00:00:01:11",
+  node2Ext0: "02:5e:00:00:04:11",
 } as const;
 
 export function describeSpec(spec: LabSpec): string {
-  return `case ${spec.case}, kube-proxy ${spec.kubeProxy}, firewall ${spec.firewall}, ${spec.dualStack ? "dual-stack" : "IPv4"}`;
+  const nodes = nodeCountOf(spec) === 2 ? ", two nodes" : "";
+  return `case ${spec.case}, kube-proxy ${spec.kubeProxy}, firewall ${spec.firewall}, ${spec.dualStack ? "dual-stack" : "IPv4"}${nodes}`;
 }
 
 export function parseLabCase(text: string): LabCase {

@@ -59,6 +59,7 @@ export function symrouteAvailable(): { ok: boolean; why?: string } {
 }
 
 export interface SymrouteRun extends ToolResult {
+  /** The command as a user would type it (symroute by name, in the node's namespace). */
   readonly argv: readonly string[];
 }
 
@@ -85,5 +86,5 @@ export async function runSymroute(
   const args = [command, "-c", configPath, "--state-dir", join(topology.dir, "state"), ...extra];
   const argv = [...symrouteArgv(), ...args];
   const result = await topology.exec("node", argv, { allowFailure: true });
-  return { ...result, argv: ["symroute", ...args] };
+  return { ...result, argv: ["ip", "netns", "exec", topology.namespaceOf("node"), "symroute", ...args] };
 }

@@ -59,36 +59,39 @@ interface HostSetup {
 /** What every host gets, as `ip -batch` lines and sysctls; `@host` stands for a namespace name. */
 function hostSetups(spec: LabSpec): {
   setups: Record<Host, HostSetup>;
-  nodeLinks: string[];
+  /** Run first, in the router's namespace (the client's veth, the bridges of shared links). */
   routerLinks: string[];
+  /** Run next, in each node's namespace: veths whose peers go straight into their namespaces. */
+  nodeLinks: Record<"node" | "node2", string[]>;
 } {
   const families = familiesOf(spec);
+  const twoNodes = nodeCountOf(spec) === 2;
+  const external = spec.case >= 3;
   const blank = (): HostSetup => ({
     // DAD would leave IPv6 addresses tentative for a second or two; the lab has no duplicates.
     early: ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"],
     late: [],
     batch: ["link set lo up"],
   });
-  const setups = {
+  const setups: Record<Host, HostSetup> = {
     client: blank(),
     router: blank(),
     node: blank(),
     pod: blank(),
     podc: blank(),
     lan: blank(),
+    node2: blank(),
+    pod2: blank(),
   };
   // New namespaces may inherit the host's IPv4 defaults: make the end hosts' filtering explicit.
-  for (const h of [setups.client, setups.pod, setups.podc, setups.lan]) {
+  for (const h of [setups.client, setups.pod, setups.podc, setups.lan, setups.pod2]) {
     h.early.push("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0");
   }
-
-  // The node: a Kubernetes node forwards, and filters spoofed sources strictly (conf.all=1, the
-  // interfaces at their default 0: symroute must raise them before it lowers conf.all).
-  setups.node.early.push(
-    "net.ipv4.ip_forward=1",
-    "net.ipv6.conf.all.forwarding=1",
-    "net.ipv4.conf.all.rp_filter=1",
-  );
+  // A node forwards, and filters spoofed sources strictly (conf.all=1, the interfaces at their
+  // default 0: symroute must raise them before it lowers conf.all).
+  for (const h of [setups.node, setups.node2]) {
+    h.early.push("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv4.conf.all.rp_filter=1");
+  }
   // The router drops spoofed sources on every interface (uRPF), as real upstream routers do.
   setups.router.early.push(
     "net.ipv4.ip_forward=1",
@@ -96,22 +99,33 @@ function hostSetups(spec: LabSpec): {
     "net.ipv4.conf.all.rp_filter=1",
     "net.ipv4.conf.default.rp_filter=1",
   );
-  setups.router.late.push(
-    ...["lo", "rclient", "rnode", ...(spec.case >= 3 ? ["rext"] : [])].map(
-      (i) => `net.ipv4.conf.${i}.rp_filter=1`,
-    ),
-  );
 
-  // Links are created from the node's namespace, the peer moved straight into its own namespace.
-  const nodeLinks: string[] = [];
-  const vethTo = (
+  // With two nodes the router's node-side and external links are shared segments: a bridge each,
+  // holding the router's address; with one node, the router's end of the veth holds it.
+  const nodeSide = twoNodes ? "brnode" : "rnode";
+  const externalSide = twoNodes ? "brext" : "rext";
+  const routerLinks = ["link add rclient type veth peer name eth0 netns @client"];
+  const routerIfaces = ["lo", "rclient", "rnode", ...(external ? ["rext"] : [])];
+  if (twoNodes) {
+    routerLinks.push("link add brnode type bridge mcast_snooping 0");
+    routerIfaces.push("brnode", "rnode2");
+    if (external) {
+      routerLinks.push("link add brext type bridge mcast_snooping 0");
+      routerIfaces.push("brext", "rext2");
+    }
+  }
+  setups.router.late.push(...routerIfaces.map((i) => `net.ipv4.conf.${i}.rp_filter=1`));
+
+  const nodeLinks: Record<"node" | "node2", string[]> = { node: [], node2: [] };
+  const veth = (
+    from: "node" | "node2",
     local: string,
     localMac: string | undefined,
     peerHost: Host,
     peer: string,
     peerMac?: string,
   ) =>
-    nodeLinks.push(
+    nodeLinks[from].push(
       [
         `link add ${local}`,
         ...(localMac === undefined ? [] : [`address ${localMac}`]),
@@ -120,24 +134,37 @@ function hostSetups(spec: LabSpec): {
         `netns @${peerHost}`,
       ].join(" "),
     );
-  vethTo("eth0", MAC.nodeEth0, "router", "rnode", MAC.routerNodeSide);
-  vethTo("vpod", undefined, "pod", "eth0");
-  vethTo("vpodc", undefined, "podc", "eth0");
-  if (spec.case >= 3) vethTo("ext0", MAC.nodeExt0, "router", "rext", MAC.routerExternal);
-  if (spec.case === 2) vethTo("eth1", MAC.nodeEth1, "lan", "eth0", MAC.lan);
-  // The client hangs off the router; that veth is made in the router's namespace.
-  const routerLinks = ["link add rclient type veth peer name eth0 netns @client"];
+  veth("node", "eth0", MAC.nodeEth0, "router", "rnode", MAC.routerNodeSide);
+  veth("node", "vpod", undefined, "pod", "eth0");
+  veth("node", "vpodc", undefined, "podc", "eth0");
+  if (external) veth("node", "ext0", MAC.nodeExt0, "router", "rext", MAC.routerExternal);
+  if (spec.case === 2) veth("node", "eth1", MAC.nodeEth1, "lan", "eth0", MAC.lan);
+  if (twoNodes) {
+    // On a bridge the router's MAC is the bridge's; the port MACs are left to the kernel.
+    veth("node2", "eth0", MAC.node2Eth0, "router", "rnode2");
+    veth("node2", "vpod", undefined, "pod2", "eth0");
+    if (external) veth("node2", "ext0", MAC.node2Ext0, "router", "rext2");
+  }
+  const routerExternalMac = MAC.routerExternal;
+  if (twoNodes) {
+    setups.router.batch.push(
+      `link set brnode address ${MAC.routerNodeSide}`,
+      "link set rnode master brnode",
+      "link set rnode2 master brnode",
+      ...(external
+        ? [`link set brext address ${routerExternalMac}`, "link set rext master brext", "link set rext2 master brext"]
+        : []),
+    );
+  }
 
   const up = (h: HostSetup, ...links: string[]) => h.batch.push(...links.map((l) => `link set ${l} up`));
-  up(
-    setups.node,
-    "eth0",
-    "vpod",
-    "vpodc",
-    ...(spec.case >= 3 ? ["ext0"] : []),
-    ...(spec.case === 2 ? ["eth1"] : []),
-  );
-  up(setups.router, "rnode", "rclient", ...(spec.case >= 3 ? ["rext"] : []));
+  up(setups.node, "eth0", "vpod", "vpodc", ...(external ? ["ext0"] : []), ...(spec.case === 2 ? ["eth1"] : []));
+  up(setups.router, "rnode", "rclient", ...(external ? ["rext"] : []));
+  if (twoNodes) {
+    up(setups.router, "brnode", "rnode2", ...(external ? ["brext", "rext2"] : []));
+    up(setups.node2, "eth0", "vpod", ...(external ? ["ext0"] : []));
+    up(setups.pod2, "eth0");
+  }
   up(setups.client, "eth0");
   up(setups.pod, "eth0");
   up(setups.podc, "eth0");
@@ -151,8 +178,8 @@ function hostSetups(spec: LabSpec): {
     addr(setups.client, f.client, f.clientPrefixlen, "eth0");
     setups.client.batch.push(`route add ${any} via ${f.routerClientSide}`);
     addr(setups.router, f.routerClientSide, f.clientPrefixlen, "rclient");
-    addr(setups.router, f.router, f.nodePrefixlen, "rnode");
-    if (spec.case >= 3) addr(setups.router, f.routerExternal, f.externalPrefixlen, "rext");
+    addr(setups.router, f.router, f.nodePrefixlen, nodeSide);
+    if (external) addr(setups.router, f.routerExternal, f.externalPrefixlen, externalSide);
     addr(setups.node, f.node, f.nodePrefixlen, "eth0");
     setups.node.batch.push(`route add ${any} via ${f.router} dev eth0`);
     addr(setups.node, f.podGateway, f.podPrefixlen, "vpod");
@@ -161,24 +188,35 @@ function hostSetups(spec: LabSpec): {
     setups.pod.batch.push(`route add ${any} via ${f.podGateway}`);
     addr(setups.podc, f.podClient, f.podPrefixlen, "eth0");
     setups.podc.batch.push(`route add ${any} via ${f.podClientGateway}`);
+    if (twoNodes) {
+      // The pod network between the nodes: plain routes, as a routed CNI (Calico without overlay) has.
+      addr(setups.node2, f.node2, f.nodePrefixlen, "eth0");
+      setups.node2.batch.push(`route add ${any} via ${f.router} dev eth0`);
+      addr(setups.node2, f.pod2Gateway, f.podPrefixlen, "vpod");
+      addr(setups.pod2, f.pod2, f.podPrefixlen, "eth0");
+      setups.pod2.batch.push(`route add ${any} via ${f.pod2Gateway}`);
+      setups.node.batch.push(`route add ${f.pod2Subnet} via ${f.node2} dev eth0`);
+      setups.node2.batch.push(
+        `route add ${f.podSubnet} via ${f.node} dev eth0`,
+        `route add ${f.podClientSubnet} via ${f.node} dev eth0`,
+      );
+    }
     // MetalLB's speaker answers ARP/NDP for the LB address with the node's MAC on the pool's link:
     // a permanent neighbour entry on the sender stands in for that answer.
     if (pool.interface === "eth0") {
-      setups.router.batch.push(
-        `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth0} dev rnode nud permanent`,
-      );
+      setups.router.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth0} dev ${nodeSide} nud permanent`);
     } else if (pool.interface === "ext0") {
       setups.router.batch.push(
-        `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev rext nud permanent`,
+        `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev ${externalSide} nud permanent`,
       );
       // ext0 has no IPv4 address, so the node's ARP request for the gateway carries another
       // interface's address (192.168.1.10) as its sender, and a Linux router with rp_filter=1 ignores
       // it (arp_process checks the sender like a packet source). Real networks differ here; the lab
       // gives the node the gateway's MAC, as it gives the router the LB address's. See docs/lab.md.
       if (f.family === 4) {
-        setups.node.batch.push(
-          `neigh replace ${f.routerExternal} lladdr ${MAC.routerExternal} dev ext0 nud permanent`,
-        );
+        for (const h of twoNodes ? [setups.node, setups.node2] : [setups.node]) {
+          h.batch.push(`neigh replace ${f.routerExternal} lladdr ${routerExternalMac} dev ext0 nud permanent`);
+        }
       }
     } else {
       addr(setups.lan, f.lan, f.lanPrefixlen, "eth0");
@@ -198,7 +236,14 @@ function hostSetups(spec: LabSpec): {
   return { setups, nodeLinks, routerLinks };
 }
 
-/** kube-proxy's DNAT of the LB address, in the variant's own front end (ruleset text for one tool). */
+/** kube-proxy's bit for "masquerade this connection" (the real kube-proxy's default). */
+const KUBE_MASQ_MARK = "0x4000";
+
+/**
+ * kube-proxy's DNAT of the LB address, in the variant's own front end (ruleset text for one tool),
+ * the same on every node. With two nodes a third port goes to a pod on the second node, marked for
+ * masquerade as kube-proxy does, so that its replies come back through the first.
+ */
 export function kubeProxyRules(
   spec: LabSpec,
 ): { tool: "iptables-restore" | "ip6tables-restore" | "nft"; text: string }[] {
@@ -211,14 +256,21 @@ export function kubeProxyRules(
     // so the ipvs-like variant has no pod backend.
     if (spec.kubeProxy === "ipvs-like") continue;
     const targets = [
-      { port: POD_PORT, to: hostPort(f.pod, POD_PORT) },
-      { port: HOST_NETWORK_PORT, to: hostPort(f.node, HOST_NETWORK_PORT) },
+      { port: POD_PORT, to: hostPort(f.pod, POD_PORT), masquerade: false },
+      { port: HOST_NETWORK_PORT, to: hostPort(f.node, HOST_NETWORK_PORT), masquerade: false },
+      ...(nodeCountOf(spec) === 2
+        ? [{ port: REMOTE_POD_PORT, to: hostPort(f.pod2, POD_PORT), masquerade: true }]
+        : []),
     ];
     const len = f.family === 4 ? 32 : 128;
     if (spec.kubeProxy === "nftables") {
       const fam = f.family === 4 ? "ip" : "ip6";
       const lines = targets.flatMap((t) =>
-        ["tcp", "udp"].map((p) => `    ${fam} daddr ${pool.lbAddress} ${p} dport ${t.port} dnat to ${t.to}`),
+        ["tcp", "udp"].map(
+          (p) =>
+            `    ${fam} daddr ${pool.lbAddress} ${p} dport ${t.port}` +
+            `${t.masquerade ? ` meta mark set meta mark or ${KUBE_MASQ_MARK}` : ""} dnat to ${t.to}`,
+        ),
       );
       out.push({
         tool: "nft",
@@ -235,6 +287,10 @@ export function kubeProxyRules(
           "    type nat hook output priority -100; policy accept;",
           "    jump services",
           "  }",
+          "  chain nat-postrouting {",
+          "    type nat hook postrouting priority srcnat; policy accept;",
+          `    meta mark and ${KUBE_MASQ_MARK} == ${KUBE_MASQ_MARK} masquerade`,
+          "  }",
           "}",
           "",
         ].join("\n"),
@@ -245,13 +301,21 @@ export function kubeProxyRules(
         text: [
           "*nat",
           ":KUBE-SERVICES - [0:0]",
+          ":KUBE-MARK-MASQ - [0:0]",
+          ":KUBE-POSTROUTING - [0:0]",
           "-A PREROUTING -m comment --comment kubernetes-service-portals -j KUBE-SERVICES",
           "-A OUTPUT -m comment --comment kubernetes-service-portals -j KUBE-SERVICES",
+          "-A POSTROUTING -m comment --comment kubernetes-postrouting-rules -j KUBE-POSTROUTING",
+          `-A KUBE-MARK-MASQ -j MARK --or-mark ${KUBE_MASQ_MARK}`,
+          `-A KUBE-POSTROUTING -m mark --mark ${KUBE_MASQ_MARK}/${KUBE_MASQ_MARK} -j MASQUERADE`,
           ...targets.flatMap((t) =>
-            ["tcp", "udp"].map(
-              (p) =>
-                `-A KUBE-SERVICES -d ${pool.lbAddress}/${len} -p ${p} -m ${p} --dport ${t.port} -j DNAT --to-destination ${t.to}`,
-            ),
+            ["tcp", "udp"].flatMap((p) => {
+              const match = `-A KUBE-SERVICES -d ${pool.lbAddress}/${len} -p ${p} -m ${p} --dport ${t.port}`;
+              return [
+                ...(t.masquerade ? [`${match} -j KUBE-MARK-MASQ`] : []),
+                `${match} -j DNAT --to-destination ${t.to}`,
+              ];
+            }),
           ),
           "COMMIT",
           "",
@@ -276,6 +340,7 @@ const ROUTER_IPV6_URPF = [
 function listensOf(spec: LabSpec, host: Host): ListenSpec[] {
   switch (host) {
     case "pod":
+    case "pod2":
       return [
         { proto: "tcp", port: POD_PORT },
         { proto: "udp", port: POD_PORT },
@@ -375,9 +440,11 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
     await runTool("ip", ["-n", namespaceOf("router"), "-batch", "-"], {
       input: `${routerLinks.map(resolveNs).join("\n")}\n`,
     });
-    await runTool("ip", ["-n", namespaceOf("node"), "-batch", "-"], {
-      input: `${nodeLinks.map(resolveNs).join("\n")}\n`,
-    });
+    for (const node of nodesOf(spec)) {
+      await runTool("ip", ["-n", namespaceOf(node), "-batch", "-"], {
+        input: `${nodeLinks[node].map(resolveNs).join("\n")}\n`,
+      });
+    }
     await Promise.all(
       hosts.map((h) =>
         runTool("ip", ["-n", namespaceOf(h), "-batch", "-"], {
@@ -386,9 +453,11 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
       ),
     );
     await Promise.all(hosts.map((h) => sysctl(h, setups[h].late)));
-    for (const rules of kubeProxyRules(spec)) {
-      const argv = rules.tool === "nft" ? ["nft", "-f", "-"] : [rules.tool, "--noflush"];
-      await topology.exec("node", argv, { input: rules.text });
+    for (const node of nodesOf(spec)) {
+      for (const rules of kubeProxyRules(spec)) {
+        const argv = rules.tool === "nft" ? ["nft", "-f", "-"] : [rules.tool, "--noflush"];
+        await topology.exec(node, argv, { input: rules.text });
+      }
     }
     if (spec.dualStack) await topology.exec("router", ["nft", "-f", "-"], { input: ROUTER_IPV6_URPF });
     const started = await Promise.all(

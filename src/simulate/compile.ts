@@ -140,7 +140,9 @@ function compileRule(rule: Rule, index: number, rules: readonly Rule[]): Compile
   if (rule.from !== undefined && from === undefined) unsupported = `cannot parse "from ${rule.from}"`;
   if (rule.to !== undefined && to === undefined) unsupported = `cannot parse "to ${rule.to}"`;
   if (rule.suppressIfgroup !== undefined) unsupported = "suppress_ifgroup is not modelled";
-  if (rule.action === "lookup" && rule.table === undefined) unsupported = "lookup without a table";
+  if (rule.action === "lookup" && rule.table === undefined) {
+    unsupported = "a lookup without a table (an l3mdev/VRF rule?) is not modelled";
+  }
   let gotoIndex = -1;
   if (rule.action === "goto" && rule.goto !== undefined) {
     // The kernel binds a goto to the first rule whose priority equals the target; none: unresolved.
@@ -155,7 +157,7 @@ function compileRule(rule: Rule, index: number, rules: readonly Rule[]): Compile
     to: to?.len === 0 ? undefined : to,
     iif: rule.iif,
     oif: rule.oif,
-    hasMark: rule.fwmark !== undefined && ((rule.fwmask ?? ALL_ONES) >>> 0) !== 0,
+    hasMark: rule.fwmark !== undefined && (rule.fwmask ?? ALL_ONES) >>> 0 !== 0,
     fwmark: (rule.fwmark ?? 0) >>> 0,
     fwmask: (rule.fwmask ?? ALL_ONES) >>> 0,
     tos: rule.tos ?? 0,
@@ -184,9 +186,16 @@ function compileRoute(route: Route, prefix: WordPrefix): CompiledRoute {
     unsupported = `route type ${route.type} is not modelled`;
   } else if (route.tos !== undefined && route.tos !== 0) {
     unsupported = "routes with a tos selector are not modelled";
+  } else if (
+    (route.type === "unicast" || route.type === "local" || route.type === "broadcast") &&
+    route.dev === undefined
+  ) {
+    // Only a multipath route or a nexthop object lacks a device; the reader does not carry either.
+    unsupported = "a route without a device (multipath or nexthop object) is not modelled";
   } else {
     const extra = UNMODELLED_ROUTE_FIELDS.find((f) => Object.hasOwn(route, f));
-    if (extra !== undefined) unsupported = `routes with "${extra}" (multipath, nexthop objects, encapsulation) are not modelled`;
+    if (extra !== undefined)
+      unsupported = `routes with "${extra}" (multipath, nexthop objects, encapsulation) are not modelled`;
   }
   return {
     route,
@@ -377,7 +386,12 @@ function compileFamily(state: NodeState, family: Family): FamilyIndex {
     }
     let table = tables.get(route.table);
     if (table === undefined) {
-      table = { root: { zero: undefined, one: undefined, routes: undefined, depth: 0 }, lengths: [], masks: [], byLength: [] };
+      table = {
+        root: { zero: undefined, one: undefined, routes: undefined, depth: 0 },
+        lengths: [],
+        masks: [],
+        byLength: [],
+      };
       tables.set(route.table, table);
     }
     insertRoute(table.root, prefix, compileRoute(route, prefix));

@@ -1,7 +1,14 @@
 // Rules, routes and traces as people read them: the `ip rule` / `ip route` wording.
 
 import { formatHex } from "../model/marks.ts";
-import { TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, type PortRange, type Route, type Rule } from "../model/state.ts";
+import {
+  TABLE_DEFAULT,
+  TABLE_LOCAL,
+  TABLE_MAIN,
+  type PortRange,
+  type Route,
+  type Rule,
+} from "../model/state.ts";
 import type { Trace } from "./types.ts";
 
 export function tableName(table: number): string {
@@ -13,7 +20,13 @@ export function tableName(table: number): string {
 
 const range = (r: PortRange): string => (r.start === r.end ? String(r.start) : `${r.start}-${r.end}`);
 
-const PROTO_NAMES: Readonly<Record<number, string>> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp" };
+const PROTO_NAMES: Readonly<Record<number, string>> = {
+  1: "icmp",
+  6: "tcp",
+  17: "udp",
+  58: "ipv6-icmp",
+  132: "sctp",
+};
 export const protoName = (n: number): string => PROTO_NAMES[n] ?? String(n);
 
 /** The selector and action part of a rule, as `ip rule show` prints it (without the priority). */
@@ -25,7 +38,11 @@ export function formatRuleBody(rule: Rule): string {
   if (rule.tos !== undefined) parts.push(`tos ${formatHex(rule.tos)}`);
   if (rule.fwmark !== undefined) {
     const mask = rule.fwmask ?? 0xffffffff;
-    parts.push(mask === 0xffffffff ? `fwmark ${formatHex(rule.fwmark)}` : `fwmark ${formatHex(rule.fwmark)}/${formatHex(mask)}`);
+    parts.push(
+      mask === 0xffffffff
+        ? `fwmark ${formatHex(rule.fwmark)}`
+        : `fwmark ${formatHex(rule.fwmark)}/${formatHex(mask)}`,
+    );
   }
   if (rule.iif !== undefined) parts.push(`iif ${rule.iif}`);
   if (rule.oif !== undefined) parts.push(`oif ${rule.oif}`);
@@ -43,7 +60,8 @@ export function formatRuleBody(rule: Rule): string {
     default:
       parts.push(rule.action);
   }
-  if (rule.suppressPrefixlength !== undefined) parts.push(`suppress_prefixlength ${rule.suppressPrefixlength}`);
+  if (rule.suppressPrefixlength !== undefined)
+    parts.push(`suppress_prefixlength ${rule.suppressPrefixlength}`);
   if (rule.suppressIfgroup !== undefined) parts.push(`suppress_ifgroup ${rule.suppressIfgroup}`);
   return parts.join(" ");
 }
@@ -91,7 +109,9 @@ export function formatTrace(trace: Trace): string[] {
         lines.push(`${step.rule ?? `${step.priority ?? "?"}: ?`} -> ${step.reason}`);
         break;
       case "lookup":
-        lines.push(`    table ${tableName(step.table ?? 0)}: ${step.route ?? ""}${step.route === undefined ? "" : " -> "}${step.reason}`);
+        lines.push(
+          `    table ${tableName(step.table ?? 0)}: ${step.route ?? ""}${step.route === undefined ? "" : " -> "}${step.reason}`,
+        );
         break;
       case "rp_filter":
         lines.push(`rp_filter: ${step.reason}`);

@@ -18,8 +18,26 @@ import {
   USE_THROW,
 } from "./compile.ts";
 import { protoName, tableName } from "./format.ts";
-import type { Packet, RouteErrno, RpFilterMode, RpFilterVerdict, Step, Trace, TraceOptions, Verdict } from "./types.ts";
-import { bitAt, fastIpv4, ipv4Class, parseAddressWords, prefixMatches, wordsKey, zeroWords, type Words } from "./words.ts";
+import type {
+  Packet,
+  RouteErrno,
+  RpFilterMode,
+  RpFilterVerdict,
+  Step,
+  Trace,
+  TraceOptions,
+  Verdict,
+} from "./types.ts";
+import {
+  bitAt,
+  fastIpv4,
+  ipv4Class,
+  parseAddressWords,
+  prefixMatches,
+  wordsKey,
+  zeroWords,
+  type Words,
+} from "./words.ts";
 
 /** The kernel's flow key (struct flowi4/flowi6) as far as rules and lookups read it. */
 interface Flow {
@@ -50,7 +68,12 @@ interface FibResult {
   readonly reason?: string;
 }
 
-const NO_MATCH: FibResult = { kind: "none", errno: "ENETUNREACH", verdict: "unreachable", reason: "no rule led to a route" };
+const NO_MATCH: FibResult = {
+  kind: "none",
+  errno: "ENETUNREACH",
+  verdict: "unreachable",
+  reason: "no rule led to a route",
+};
 
 const RULE_ERRNO: Readonly<Record<string, RouteErrno>> = {
   unreachable: "ENETUNREACH",
@@ -112,26 +135,40 @@ function describeMatch(r: CompiledRule, flow: Flow): string {
   const check = (ok: boolean, what: string): void => {
     (ok ? hits : misses).push(what);
   };
-  if (r.iif !== undefined) check(r.iif === flow.iif, `iif is ${flow.iif === "lo" ? "lo (locally generated)" : flow.iif}`);
+  if (r.iif !== undefined)
+    check(r.iif === flow.iif, `iif is ${flow.iif === "lo" ? "lo (locally generated)" : flow.iif}`);
   if (r.oif !== undefined) check(r.oif === flow.oif, `oif is ${flow.oif ?? "unset"}`);
   if (r.hasMark) check(((r.fwmark ^ flow.mark) & r.fwmask) === 0, `mark ${formatHex(flow.mark)}`);
-  if (r.hasUid) check(flow.uid >= r.uidStart && flow.uid <= r.uidEnd, flow.uid < 0 ? "uid unknown (IPv6 input)" : `uid ${flow.uid}`);
+  if (r.hasUid)
+    check(
+      flow.uid >= r.uidStart && flow.uid <= r.uidEnd,
+      flow.uid < 0 ? "uid unknown (IPv6 input)" : `uid ${flow.uid}`,
+    );
   if (r.from !== undefined) {
     if (flow.family === 6 && flow.srcText === undefined) check(false, "no source address yet");
-    else check(prefixMatches(r.from, flow.src), `source ${flow.srcText ?? (flow.family === 4 ? "0.0.0.0" : "::")}`);
+    else
+      check(
+        prefixMatches(r.from, flow.src),
+        `source ${flow.srcText ?? (flow.family === 4 ? "0.0.0.0" : "::")}`,
+      );
   }
   if (r.to !== undefined) check(prefixMatches(r.to, flow.dst), `destination ${flow.dstText}`);
   if (r.tos !== 0) check(tosMatches(r, flow), `tos ${formatHex(flow.tos)}`);
-  if (r.ipproto !== 0) check(r.ipproto === flow.ipproto, `ipproto ${flow.ipproto === 0 ? "unset" : protoName(flow.ipproto)}`);
-  if (r.sportStart !== 0) check(flow.sport >= r.sportStart && flow.sport <= r.sportEnd, `sport ${flow.sport}`);
-  if (r.dportStart !== 0) check(flow.dport >= r.dportStart && flow.dport <= r.dportEnd, `dport ${flow.dport}`);
+  if (r.ipproto !== 0)
+    check(r.ipproto === flow.ipproto, `ipproto ${flow.ipproto === 0 ? "unset" : protoName(flow.ipproto)}`);
+  if (r.sportStart !== 0)
+    check(flow.sport >= r.sportStart && flow.sport <= r.sportEnd, `sport ${flow.sport}`);
+  if (r.dportStart !== 0)
+    check(flow.dport >= r.dportStart && flow.dport <= r.dportEnd, `dport ${flow.dport}`);
   const matched = misses.length === 0;
   if (r.not) {
     return matched
       ? `no match ("not": the selectors match: ${hits.join(", ") || "all"})`
       : `match ("not": ${misses.join(", ")})`;
   }
-  return matched ? `match${hits.length === 0 ? "" : ` (${hits.join(", ")})`}` : `no match (${misses.join(", ")})`;
+  return matched
+    ? `match${hits.length === 0 ? "" : ` (${hits.join(", ")})`}`
+    : `no match (${misses.join(", ")})`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,7 +192,12 @@ const AMBIGUOUS_V6: CompiledRoute = {
 };
 
 /** The route the table gives (check `unsupported` on it), or undefined when it has none. */
-function lookupTable(index: FamilyIndex, table: TableIndex, flow: Flow, v6Strict: boolean): CompiledRoute | undefined {
+function lookupTable(
+  index: FamilyIndex,
+  table: TableIndex,
+  flow: Flow,
+  v6Strict: boolean,
+): CompiledRoute | undefined {
   if (index.family === 4) return lookupTable4(table, flow.dst, flow.oif);
   let depth = 0;
   let node: TrieNode | undefined = table.root;
@@ -178,11 +220,17 @@ function lookupTable(index: FamilyIndex, table: TableIndex, flow: Flow, v6Strict
  * hop on another device than the bound socket's is skipped, and the lookup backtracks to shorter
  * prefixes. The trie's route lists are kept by prefix length so empty levels cost nothing.
  */
-function lookupTable4(table: TableIndex, dstWords: Words, oif: string | undefined): CompiledRoute | undefined {
+function lookupTable4(
+  table: TableIndex,
+  dstWords: Words,
+  oif: string | undefined,
+): CompiledRoute | undefined {
   const dst = dstWords[0] as number;
   const lengths = table.lengths;
   for (let l = 0; l < lengths.length; l++) {
-    const routes = (table.byLength[l] as Map<number, CompiledRoute[]>).get((dst & (table.masks[l] as number)) >>> 0);
+    const routes = (table.byLength[l] as Map<number, CompiledRoute[]>).get(
+      (dst & (table.masks[l] as number)) >>> 0,
+    );
     if (routes === undefined) continue;
     for (let k = 0; k < routes.length; k++) {
       const route = routes[k] as CompiledRoute;
@@ -223,7 +271,8 @@ function markCandidates(f: FamilyIndex["filter"], mark: number): Int32Array {
   set = Int32Array.from(f.noMark);
   for (const group of f.markGroups) {
     const matched = group.byValue.get((mark & group.mask) >>> 0);
-    if (matched !== undefined) for (let w = 0; w < set.length; w++) set[w] = (set[w] as number) | (matched[w] as number);
+    if (matched !== undefined)
+      for (let w = 0; w < set.length; w++) set[w] = (set[w] as number) | (matched[w] as number);
   }
   if (cache.size >= CACHE_LIMIT) cache.clear();
   cache.set(mark, set);
@@ -271,20 +320,39 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
     const r = rules[i] as CompiledRule;
     const matched = matchRule(r, flow);
     if (steps !== undefined) {
-      steps.push({ stage: "rule", priority: r.rule.priority, rule: r.text, matched, reason: describeMatch(r, flow) });
+      steps.push({
+        stage: "rule",
+        priority: r.rule.priority,
+        rule: r.text,
+        matched,
+        reason: describeMatch(r, flow),
+      });
     }
     let next = i + 1;
     if (matched) {
       if (r.unsupported !== undefined) {
-        return { kind: "unsupported", rule: r, verdict: "unsupported", reason: `rule ${r.rule.priority}: ${r.unsupported}` };
+        return {
+          kind: "unsupported",
+          rule: r,
+          verdict: "unsupported",
+          reason: `rule ${r.rule.priority}: ${r.unsupported}`,
+        };
       }
       switch (r.action) {
         case "goto":
           if (r.gotoIndex >= 0) {
             next = r.gotoIndex;
-            steps?.push({ stage: "rule", priority: r.rule.priority, reason: `    goto: continue at priority ${r.rule.goto}` });
+            steps?.push({
+              stage: "rule",
+              priority: r.rule.priority,
+              reason: `    goto: continue at priority ${r.rule.goto}`,
+            });
           } else {
-            steps?.push({ stage: "rule", priority: r.rule.priority, reason: `    goto ${r.rule.goto}: no rule has that priority, ignored` });
+            steps?.push({
+              stage: "rule",
+              priority: r.rule.priority,
+              reason: `    goto ${r.rule.goto}: no rule has that priority, ignored`,
+            });
           }
           break;
         case "nop":
@@ -305,19 +373,40 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
           if (route?.unsupported !== undefined) {
             const shown = route === AMBIGUOUS_V6 ? undefined : route;
             steps?.push({ stage: "lookup", table: r.table, route: route.text, reason: "not modelled" });
-            return { kind: "unsupported", rule: r, table: r.table, route: shown, verdict: "unsupported", reason: route.unsupported };
+            return {
+              kind: "unsupported",
+              rule: r,
+              table: r.table,
+              route: shown,
+              verdict: "unsupported",
+              reason: route.unsupported,
+            };
           }
           if (route === undefined) {
-            steps?.push({ stage: "lookup", table: r.table, reason: root === undefined ? "table is empty, next rule" : "no route, next rule" });
+            steps?.push({
+              stage: "lookup",
+              table: r.table,
+              reason: root === undefined ? "table is empty, next rule" : "no route, next rule",
+            });
             break;
           }
           if (route.use === USE_THROW) {
-            steps?.push({ stage: "lookup", table: r.table, route: route.text, reason: "throw: back to the rule walk" });
+            steps?.push({
+              stage: "lookup",
+              table: r.table,
+              route: route.text,
+              reason: "throw: back to the rule walk",
+            });
             break;
           }
           if (route.use === USE_REFUSE) {
             const refusal = ROUTE_ERRNO[route.type];
-            steps?.push({ stage: "lookup", table: r.table, route: route.text, reason: `route type ${route.type}` });
+            steps?.push({
+              stage: "lookup",
+              table: r.table,
+              route: route.text,
+              reason: `route type ${route.type}`,
+            });
             return {
               kind: "refused",
               route,
@@ -354,11 +443,21 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
 const confName = (dev: string, key: string): string => `net/ipv4/conf/${dev}/${key}`;
 
 /** The per-interface sysctls an IPv4 input decision reads ("{}" stands for the interface). */
-export const INPUT_SYSCTL_KEYS = ["rp_filter", "accept_local", "src_valid_mark", "send_redirects", "forwarding", "bc_forwarding"] as const;
+export const INPUT_SYSCTL_KEYS = [
+  "rp_filter",
+  "accept_local",
+  "src_valid_mark",
+  "send_redirects",
+  "forwarding",
+  "bc_forwarding",
+] as const;
 
 /** Every sysctl name the simulator may read for packets arriving on `iif`. */
 export function sysctlsForInterface(iif: string): string[] {
-  return [...INPUT_SYSCTL_KEYS.map((k) => confName("all", k)), ...INPUT_SYSCTL_KEYS.map((k) => confName(iif, k))];
+  return [
+    ...INPUT_SYSCTL_KEYS.map((k) => confName("all", k)),
+    ...INPUT_SYSCTL_KEYS.map((k) => confName(iif, k)),
+  ];
 }
 
 class MissingSysctl extends Error {}
@@ -367,7 +466,8 @@ class UnsupportedError extends Error {}
 function sysctlInt(index: RoutingIndex, name: string): number {
   const raw = index.sysctls[name];
   const value = raw === undefined ? Number.NaN : Number(raw.trim());
-  if (!Number.isInteger(value)) throw new MissingSysctl(`sysctl ${name.replaceAll("/", ".")} is not in the state`);
+  if (!Number.isInteger(value))
+    throw new MissingSysctl(`sysctl ${name.replaceAll("/", ".")} is not in the state`);
   return value;
 }
 const orConf = (index: RoutingIndex, dev: string, key: string): boolean =>
@@ -376,7 +476,10 @@ const andConf = (index: RoutingIndex, dev: string, key: string): boolean =>
   sysctlInt(index, confName("all", key)) !== 0 && sysctlInt(index, confName(dev, key)) !== 0;
 
 export function effectiveRpFilter(index: RoutingIndex, dev: string): RpFilterMode {
-  const value = Math.max(sysctlInt(index, confName("all", "rp_filter")), sysctlInt(index, confName(dev, "rp_filter")));
+  const value = Math.max(
+    sysctlInt(index, confName("all", "rp_filter")),
+    sysctlInt(index, confName(dev, "rp_filter")),
+  );
   return (value >= 2 ? 2 : value <= 0 ? 0 : 1) as RpFilterMode;
 }
 
@@ -396,15 +499,18 @@ function validateSource(
   const mode = effectiveRpFilter(index, dev);
   const acceptLocal = orConf(index, dev, "accept_local");
   const srcText = flow.srcText ?? "0.0.0.0";
-  const verdict = (accepted: boolean, reason: string): RpFilterVerdict => {
+  const modeText = mode === 0 ? "rp_filter 0" : mode === 1 ? "strict rp_filter (1)" : "loose rp_filter (2)";
+  const verdict = (accepted: boolean, why: string): RpFilterVerdict => {
+    const reason = `${modeText} on ${dev}: ${why}`;
     steps?.push({ stage: "rp_filter", reason: `${accepted ? "accepted" : "rejected"}: ${reason}` });
     return { mode, accepted, reason };
   };
   if (mode === 0 && !(oif === dev && orConf(index, dev, "send_redirects"))) {
-    if (acceptLocal) return verdict(true, "rp_filter is 0 and accept_local is set");
+    if (acceptLocal) return verdict(true, "accept_local is set");
     if (!fam.customRules && !fam.customLocalRoutes) {
-      if (fam.localAddresses.has(wordsKey(flow.src))) return verdict(false, `rp_filter is 0, but source ${srcText} is a local address (martian)`);
-      return verdict(true, "rp_filter is 0");
+      if (fam.localAddresses.has(wordsKey(flow.src)))
+        return verdict(false, `source ${srcText} is a local address (martian)`);
+      return verdict(true, "no source check");
     }
   }
   // The reverse lookup: source and destination swapped, the forward output device as input device.
@@ -424,14 +530,14 @@ function validateSource(
     uid: 0,
   };
   const res = fibLookup(fam, reverse, false, undefined);
-  const modeText = mode === 0 ? "rp_filter 0" : mode === 1 ? "strict rp_filter (1)" : "loose rp_filter (2)";
   const noAddr = !fam.addressedLinks.has(dev);
   const back = `reverse lookup of ${srcText} (from ${dstText}, iif ${reverse.iif}${reverse.mark !== 0 ? `, mark ${formatHex(reverse.mark)}` : ""})`;
-  if (res.kind === "unsupported") throw new UnsupportedError(`rp_filter ${back}: ${res.reason ?? "not modelled"}`);
+  if (res.kind === "unsupported")
+    throw new UnsupportedError(`rp_filter ${back}: ${res.reason ?? "not modelled"}`);
   if (res.kind !== "route" || res.route === undefined) {
     return mode !== 0
-      ? verdict(false, `${modeText}: ${back} finds no route (${res.reason ?? res.verdict ?? ""})`)
-      : verdict(true, `rp_filter 0: ${back} finds no route, accepted as a last resort`);
+      ? verdict(false, `${back} finds no route (${res.reason ?? res.verdict ?? ""})`)
+      : verdict(true, `${back} finds no route, accepted as a last resort`);
   }
   const route = res.route;
   const where = `${route.text}${res.rule === undefined ? "" : ` (rule ${res.rule.rule.priority})`}`;
@@ -443,13 +549,15 @@ function validateSource(
   }
   if (noAddr) {
     return mode !== 0
-      ? verdict(false, `${modeText}: ${back} leaves by ${route.dev ?? "?"}, not ${dev}, and ${dev} has no IPv4 address (the kernel's last resort rejects)`)
-      : verdict(true, `rp_filter 0: ${dev} has no IPv4 address, accepted as a last resort`);
+      ? verdict(
+          false,
+          `${back} leaves by ${route.dev ?? "?"}, not ${dev}, and ${dev} has no IPv4 address (the kernel's last resort rejects)`,
+        )
+      : verdict(true, `${dev} has no IPv4 address, accepted as a last resort`);
   }
-  if (mode === 1) return verdict(false, `${modeText}: ${back} leaves by ${route.dev ?? "?"}, not ${dev}: ${where}`);
-  return verdict(true, `${modeText}: ${back} finds a route: ${where}`);
+  if (mode === 1) return verdict(false, `${back} leaves by ${route.dev ?? "?"}, not ${dev}: ${where}`);
+  return verdict(true, `${back} finds a route (any device will do): ${where}`);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Entry point
@@ -505,10 +613,14 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options?: Trace
   const base = { family, steps };
   if (dst === undefined) return unsupportedTrace(base, `"${packet.to}" is not an IP address`);
   const src = packet.from === undefined ? undefined : addressWords(packet.from, SRC4);
-  if (packet.from !== undefined && src === undefined) return unsupportedTrace(base, `"${packet.from}" is not an IP address`);
-  if (src !== undefined && src.length !== dst.length) return unsupportedTrace(base, "source and destination are of different families");
-  if (packet.iif !== undefined && !index.links.has(packet.iif)) return unsupportedTrace(base, `no interface named ${packet.iif} in the state`);
-  if (packet.oif !== undefined && !index.links.has(packet.oif)) return unsupportedTrace(base, `no interface named ${packet.oif} in the state`);
+  if (packet.from !== undefined && src === undefined)
+    return unsupportedTrace(base, `"${packet.from}" is not an IP address`);
+  if (src !== undefined && src.length !== dst.length)
+    return unsupportedTrace(base, "source and destination are of different families");
+  if (packet.iif !== undefined && !index.links.has(packet.iif))
+    return unsupportedTrace(base, `no interface named ${packet.iif} in the state`);
+  if (packet.oif !== undefined && !index.links.has(packet.oif))
+    return unsupportedTrace(base, `no interface named ${packet.oif} in the state`);
   const input = packet.iif !== undefined;
   const fam = family === 4 ? index.v4 : index.v6;
   // `ip route get` without ipproto asks IPv4 about UDP (a test packet with a UDP header); IPv6 about 0.
@@ -542,9 +654,12 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options?: Trace
     steps.push({ stage: "packet", reason: describePacket(packet, input) });
   }
   try {
-    return family === 4 ? trace4(index, fam, flow, input, packet, base) : trace6(index, fam, flow, input, packet, base);
+    return family === 4
+      ? trace4(index, fam, flow, input, packet, base)
+      : trace6(index, fam, flow, input, packet, base);
   } catch (error) {
-    if (error instanceof MissingSysctl || error instanceof UnsupportedError) return unsupportedTrace(base, error.message);
+    if (error instanceof MissingSysctl || error instanceof UnsupportedError)
+      return unsupportedTrace(base, error.message);
     throw error;
   }
 }
@@ -574,8 +689,16 @@ function trace4(
   const dstWord = flow.dst[0] as number;
   const dstClass = ipv4Class(dstWord);
   const srcClass = packet.from === undefined ? "zeronet" : ipv4Class(flow.src[0] as number);
-  if (dstClass === "multicast" || dstClass === "lbcast" || dstClass === "loopback" || dstClass === "zeronet") {
-    return finish(base, { result: "unsupported", reason: `destination ${flow.dstText} is ${dstClass}: special-cased by the kernel, not modelled` });
+  if (
+    dstClass === "multicast" ||
+    dstClass === "lbcast" ||
+    dstClass === "loopback" ||
+    dstClass === "zeronet"
+  ) {
+    return finish(base, {
+      result: "unsupported",
+      reason: `destination ${flow.dstText} is ${dstClass}: special-cased by the kernel, not modelled`,
+    });
   }
   if (packet.tos !== undefined && (packet.tos & 0x03) !== 0) {
     return finish(base, { result: "unsupported", reason: "tos with ECN bits set is not modelled" });
@@ -583,9 +706,14 @@ function trace4(
   if (!input) {
     if (packet.from !== undefined) {
       if (srcClass === "multicast" || srcClass === "lbcast" || srcClass === "zeronet") {
-        return finish(base, { result: "rejected", errno: "EINVAL", reason: `source ${flow.srcText ?? ""} is ${srcClass}` });
+        return finish(base, {
+          result: "rejected",
+          errno: "EINVAL",
+          reason: `source ${flow.srcText ?? ""} is ${srcClass}`,
+        });
       }
-      if (srcClass === "loopback") return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
+      if (srcClass === "loopback")
+        return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
       if (!isLocalSource4(fam, flow.src)) {
         return finish(base, {
           result: "rejected",
@@ -595,12 +723,20 @@ function trace4(
       }
     }
     const res = fibLookup(fam, flow, false, steps);
-    if (res.kind === "unsupported") return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
+    if (res.kind === "unsupported")
+      return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
     if (res.kind !== "route" || res.route === undefined) {
       if (flow.oif !== undefined) {
         // The kernel then assumes the destination is on the bound device's link.
-        steps?.push({ stage: "lookup", reason: `no usable route, the socket is bound to ${flow.oif}: assume on-link` });
-        return finish(base, { result: "unicast", dev: flow.oif, reason: "on-link fallback for a bound socket" });
+        steps?.push({
+          stage: "lookup",
+          reason: `no usable route, the socket is bound to ${flow.oif}: assume on-link`,
+        });
+        return finish(base, {
+          result: "unicast",
+          dev: flow.oif,
+          reason: "on-link fallback for a bound socket",
+        });
       }
       return finish(base, refusal(res), res);
     }
@@ -612,14 +748,24 @@ function trace4(
   // Input path (ip_route_input_slow).
   const iif = flow.iif;
   if (srcClass === "multicast" || srcClass === "lbcast") {
-    return finish(base, { result: "rejected", errno: "EINVAL", reason: `martian source ${flow.srcText ?? ""} (${srcClass})` });
+    return finish(base, {
+      result: "rejected",
+      errno: "EINVAL",
+      reason: `martian source ${flow.srcText ?? ""} (${srcClass})`,
+    });
   }
   if (packet.from === undefined || srcClass === "zeronet") {
-    return finish(base, { result: "rejected", errno: "EINVAL", reason: `martian source ${flow.srcText ?? "0.0.0.0"} (zero network)` });
+    return finish(base, {
+      result: "rejected",
+      errno: "EINVAL",
+      reason: `martian source ${flow.srcText ?? "0.0.0.0"} (zero network)`,
+    });
   }
-  if (srcClass === "loopback") return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
+  if (srcClass === "loopback")
+    return finish(base, { result: "unsupported", reason: "loopback source addresses are not modelled" });
   const res = fibLookup(fam, flow, false, steps);
-  if (res.kind === "unsupported") return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
+  if (res.kind === "unsupported")
+    return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
   const forwarding = sysctlInt(index, confName(iif, "forwarding")) !== 0;
   if (res.kind !== "route" || res.route === undefined) {
     if (!forwarding) {
@@ -630,24 +776,36 @@ function trace4(
   }
   const route = res.route;
   if (route.type === "broadcast") {
-    if (andConf(index, iif, "bc_forwarding")) return finish(base, { result: "unsupported", reason: "bc_forwarding is not modelled" });
+    if (andConf(index, iif, "bc_forwarding"))
+      return finish(base, { result: "unsupported", reason: "bc_forwarding is not modelled" });
     const rp = validateSource(index, flow, zeroWords(4), "0.0.0.0", undefined, steps);
-    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
+    if (!rp.accepted)
+      return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
     return finish(base, { result: "broadcast", dev: "lo", rpFilter: rp }, res);
   }
   if (route.type === "local") {
     const rp = validateSource(index, flow, flow.dst, flow.dstText, undefined, steps);
-    if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
+    if (!rp.accepted)
+      return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
     return finish(base, { result: "local", dev: "lo", rpFilter: rp }, res);
   }
   if (!forwarding) {
-    return finish(base, { result: "unreachable", errno: "EHOSTUNREACH", reason: `forwarding is off on ${iif}` }, res);
+    return finish(
+      base,
+      { result: "unreachable", errno: "EHOSTUNREACH", reason: `forwarding is off on ${iif}` },
+      res,
+    );
   }
   if (route.type !== "unicast") {
-    return finish(base, { result: "rejected", errno: "EINVAL", reason: `martian destination (route type ${route.type})` }, res);
+    return finish(
+      base,
+      { result: "rejected", errno: "EINVAL", reason: `martian destination (route type ${route.type})` },
+      res,
+    );
   }
   const rp = validateSource(index, flow, flow.dst, flow.dstText, route.dev, steps);
-  if (!rp.accepted) return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
+  if (!rp.accepted)
+    return finish(base, { result: "rejected", errno: "EINVAL", rpFilter: rp, reason: rp.reason }, res);
   return finish(base, { result: "unicast", dev: route.dev, gateway: route.gateway, rpFilter: rp }, res);
 }
 
@@ -680,26 +838,48 @@ function trace6(
 ): Trace {
   const steps = base.steps;
   const dstSpecial = special6(flow.dst);
-  if (dstSpecial !== undefined) return finish(base, { result: "unsupported", reason: `destination ${flow.dstText} is ${dstSpecial}: not modelled` });
+  if (dstSpecial !== undefined)
+    return finish(base, {
+      result: "unsupported",
+      reason: `destination ${flow.dstText} is ${dstSpecial}: not modelled`,
+    });
   if (packet.from !== undefined) {
     const srcSpecial = special6(flow.src);
-    if (srcSpecial !== undefined) return finish(base, { result: "unsupported", reason: `source ${flow.srcText ?? ""} is ${srcSpecial}: not modelled` });
+    if (srcSpecial !== undefined)
+      return finish(base, {
+        result: "unsupported",
+        reason: `source ${flow.srcText ?? ""} is ${srcSpecial}: not modelled`,
+      });
   }
-  if (flow.oif !== undefined) return finish(base, { result: "unsupported", reason: "IPv6 with an output interface (oif) is not modelled" });
-  if (flow.tos !== 0) return finish(base, { result: "unsupported", reason: "IPv6 traffic class is not modelled" });
-  if (input && packet.from === undefined) return finish(base, { result: "unsupported", reason: "IPv6 input packets need a source address" });
+  if (flow.oif !== undefined)
+    return finish(base, {
+      result: "unsupported",
+      reason: "IPv6 with an output interface (oif) is not modelled",
+    });
+  if (flow.tos !== 0)
+    return finish(base, { result: "unsupported", reason: "IPv6 traffic class is not modelled" });
+  if (input && packet.from === undefined)
+    return finish(base, { result: "unsupported", reason: "IPv6 input packets need a source address" });
   const forwardingAll = index.sysctls["net/ipv6/conf/all/forwarding"];
   if (forwardingAll === undefined) {
-    return finish(base, { result: "unsupported", reason: "sysctl net.ipv6.conf.all.forwarding is not in the state" });
+    return finish(base, {
+      result: "unsupported",
+      reason: "sysctl net.ipv6.conf.all.forwarding is not in the state",
+    });
   }
   const v6Strict = forwardingAll.trim() === "0";
   const res = fibLookup(fam, flow, v6Strict, steps);
-  if (res.kind === "unsupported") return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
+  if (res.kind === "unsupported")
+    return finish(base, { result: "unsupported", reason: res.reason ?? "" }, res);
   if (res.kind !== "route" || res.route === undefined) return finish(base, refusal(res), res);
   const route = res.route;
   if (route.type === "local") return finish(base, { result: "local", dev: "lo" }, res);
   if (route.type !== "unicast") {
-    return finish(base, { result: "unsupported", reason: `IPv6 route type ${route.type} is not modelled` }, res);
+    return finish(
+      base,
+      { result: "unsupported", reason: `IPv6 route type ${route.type} is not modelled` },
+      res,
+    );
   }
   return finish(base, { result: "unicast", dev: route.dev, gateway: route.gateway }, res);
 }

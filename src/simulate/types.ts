@@ -33,14 +33,7 @@ export interface Packet {
  * the state or the packet needs kernel behaviour the simulator does not model: nothing is guessed.
  */
 export type Verdict =
-  | "unicast"
-  | "local"
-  | "broadcast"
-  | "blackhole"
-  | "unreachable"
-  | "prohibit"
-  | "rejected"
-  | "unsupported";
+  "unicast" | "local" | "broadcast" | "blackhole" | "unreachable" | "prohibit" | "rejected" | "unsupported";
 
 /** The errno `ip route get` answers with when the kernel refuses. */
 export type RouteErrno = "ENETUNREACH" | "EHOSTUNREACH" | "EACCES" | "EINVAL";

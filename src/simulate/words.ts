@@ -93,7 +93,7 @@ export function prefixMatches(prefix: WordPrefix, words: Words): boolean {
   const value = prefix.value;
   const mask = prefix.mask;
   for (let i = 0; i < value.length; i++) {
-    if ((((words[i] ?? 0) & (mask[i] ?? 0)) >>> 0) !== value[i]) return false;
+    if (((words[i] ?? 0) & (mask[i] ?? 0)) >>> 0 !== value[i]) return false;
   }
   return true;
 }
@@ -117,7 +117,9 @@ export function wordsKey(words: Words): string | number {
 }
 
 /** First-octet checks the kernel makes before routing (IPv4). */
-export function ipv4Class(word: number): "zeronet" | "loopback" | "multicast" | "lbcast" | "class-e" | "normal" {
+export function ipv4Class(
+  word: number,
+): "zeronet" | "loopback" | "multicast" | "lbcast" | "class-e" | "normal" {
   const first = word >>> 24;
   if (word === 0xffffffff) return "lbcast";
   if (first === 0) return "zeronet";

@@ -208,7 +208,8 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     },
     waitingFor() {
       const pending = feeds.filter((f) => !f.synced).map((f) => f.name);
-      if (pending.length > 0) return `waiting for the first list from the Kubernetes API (${pending.join(", ")})`;
+      if (pending.length > 0)
+        return `waiting for the first list from the Kubernetes API (${pending.join(", ")})`;
       return `node ${JSON.stringify(nodeName)} is not in the cluster: check --node-name (NODE_NAME)`;
     },
     async writeStatus(network, status) {

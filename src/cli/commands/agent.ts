@@ -14,8 +14,7 @@ import { fileClusterCache } from "../../agent/kubernetes/cluster-cache.ts";
 import { createKubernetesSource, loadKubeConfig } from "../../agent/kubernetes/source.ts";
 import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
 import { createLogger, parseLogLevel } from "../../agent/logger.ts";
-import { createLinuxKernel } from "../../adapters/kernel.ts";
-import { createStateFile, DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
+import { DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, runAndExit } from "../output.ts";
 
@@ -122,14 +121,12 @@ export function registerAgent(program: Command): void {
           process.once("SIGTERM", () => resolve("SIGTERM"));
           process.once("SIGINT", () => resolve("SIGINT"));
         });
+        // A container sees /proc/sys read-only; the DaemonSet mounts the host's /proc/sys/net elsewhere.
         const engine = createEngine(
-          opts.procSys === undefined
-            ? createNodeDeps(stateDir === undefined ? {} : { stateDir })
-            : {
-                // A container sees /proc/sys read-only; the DaemonSet mounts the host's /proc/sys/net elsewhere.
-                kernel: createLinuxKernel({ procSys: opts.procSys }),
-                store: createStateFile(stateDir ?? DEFAULT_STATE_DIR),
-              },
+          createNodeDeps({
+            ...(stateDir === undefined ? {} : { stateDir }),
+            ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
+          }),
         );
         const nodeName = opts.nodeName ?? "";
         const kubeConfig = opts.kubernetes === true ? loadKubeConfig(opts.kubeconfig) : undefined;

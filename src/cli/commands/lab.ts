@@ -64,9 +64,12 @@ const indent = (text: string) =>
     .map((l) => `    ${l}`)
     .join("\n");
 
+/** The plan in full; of apply, delete and the second plan only their closing line (the plan said it all). */
 function printRun(title: string, run: SymrouteRun): void {
   process.stdout.write(heading(`${title}: ${run.argv.join(" ")}  (exit ${run.code})`));
-  if (run.stdout.trim() !== "") process.stdout.write(`${indent(run.stdout)}\n`);
+  const lines = run.stdout.trimEnd().split("\n");
+  const shown = title === "plan" || run.code !== 0 ? lines : lines.slice(-1);
+  if (run.stdout.trim() !== "") process.stdout.write(`${indent(shown.join("\n"))}\n`);
   if (run.stderr.trim() !== "") process.stdout.write(`${indent(pc.yellow(run.stderr))}\n`);
 }
 

@@ -55,17 +55,25 @@ export interface TrialResult {
  * Runs symroute to the end and notes when the state file first says "inProgress": the moment the
  * kernel changes start. Everything before it is start-up, reading and planning.
  */
-async function timed(node: ReliabilityNode, args: readonly string[]): Promise<{ ms: number; changesAtMs: number; code: number }> {
+async function timed(
+  node: ReliabilityNode,
+  args: readonly string[],
+): Promise<{ ms: number; changesAtMs: number; code: number }> {
   const start = performance.now();
-  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir], {
-    stdio: "ignore",
-    env: { ...process.env, NO_COLOR: "1" },
-  });
+  const child = spawn(
+    "ip",
+    ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
+    {
+      stdio: "ignore",
+      env: { ...process.env, NO_COLOR: "1" },
+    },
+  );
   let code: number | undefined;
   child.on("exit", (c) => (code = c ?? 1));
   let changesAtMs: number | undefined;
   while (code === undefined) {
-    if (changesAtMs === undefined && stateFiles(node.stateDir).inProgress) changesAtMs = performance.now() - start;
+    if (changesAtMs === undefined && stateFiles(node.stateDir).inProgress)
+      changesAtMs = performance.now() - start;
     await delay(5);
   }
   const ms = performance.now() - start;
@@ -81,7 +89,8 @@ export async function measureBaseline(node: ReliabilityNode, config: string): Pr
   const deleted = await timed(node, ["delete"]);
   if (deleted.code !== 0) throw new Error(`baseline delete failed (${deleted.code})`);
   const after = node.dump();
-  if (after !== original) throw new Error(`baseline delete did not restore the node:\n${dumpDifference(original, after)}`);
+  if (after !== original)
+    throw new Error(`baseline delete did not restore the node:\n${dumpDifference(original, after)}`);
   return {
     original,
     converged,
@@ -160,13 +169,19 @@ function landingOf(node: ReliabilityNode, baseline: Baseline, phase: Phase, exit
 /** The node must be converged: exit 0 from apply and plan, no duplicates, exactly the reference objects. */
 function checkConverged(node: ReliabilityNode, config: string, baseline: Baseline, problems: string[]): void {
   const applied = node.symroute(["apply", "-c", config]);
-  if (applied.code !== 0) problems.push(`apply after the crash exited ${applied.code}: ${applied.stderr.trim()}`);
+  if (applied.code !== 0)
+    problems.push(`apply after the crash exited ${applied.code}: ${applied.stderr.trim()}`);
   const plan = node.symroute(["plan", "-c", config]);
-  if (plan.code !== 0) problems.push(`plan after the re-apply exited ${plan.code}: ${plan.stdout.slice(-2000)}${plan.stderr.trim()}`);
+  if (plan.code !== 0)
+    problems.push(
+      `plan after the re-apply exited ${plan.code}: ${plan.stdout.slice(-2000)}${plan.stderr.trim()}`,
+    );
   problems.push(...duplicateObjects(node));
   const now = canonicalDump(node.dump());
   if (now !== baseline.converged) {
-    problems.push(`owned objects differ from an uninterrupted apply:\n${dumpDifference(baseline.converged, now)}`);
+    problems.push(
+      `owned objects differ from an uninterrupted apply:\n${dumpDifference(baseline.converged, now)}`,
+    );
   }
 }
 
@@ -237,7 +252,14 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
  * After the kill. apply: apply again (converged, no duplicates, plan 0), then delete (original).
  * delete: with `deleteFirst`, delete again (original); then apply (converged) and delete (original).
  */
-function recover(node: ReliabilityNode, config: string, baseline: Baseline, phase: Phase, deleteFirst: boolean, problems: string[]): void {
+function recover(
+  node: ReliabilityNode,
+  config: string,
+  baseline: Baseline,
+  phase: Phase,
+  deleteFirst: boolean,
+  problems: string[],
+): void {
   if (phase === "delete" && deleteFirst) checkDeleted(node, baseline, problems, "delete after the crash");
   checkConverged(node, config, baseline, problems);
   checkDeleted(node, baseline, problems, "delete after the re-apply");
@@ -268,7 +290,13 @@ export function describePoint(p: CrashPoint): string {
 
 /** Kills symroute at an exact point of a payload (see fault-tools.ts), then recovers and checks. */
 export async function crashPointTrial(
-  options: { node: ReliabilityNode; config: string; baseline: Baseline; tools: FaultTools; deleteFirst?: boolean },
+  options: {
+    node: ReliabilityNode;
+    config: string;
+    baseline: Baseline;
+    tools: FaultTools;
+    deleteFirst?: boolean;
+  },
   point: CrashPoint,
 ): Promise<CrashPointResult> {
   const { node, config, baseline, tools } = options;
@@ -281,7 +309,9 @@ export async function crashPointTrial(
   const args = point.phase === "apply" ? ["apply", "-c", config] : ["delete"];
   const killed = node.symroute(args, env);
   await namespaceQuiet(node.name);
-  const calls = Number(readFileSync(env["SR_FAULT_COUNTER"] as string, { encoding: "utf8", flag: "a+" }).trim() || 0);
+  const calls = Number(
+    readFileSync(env["SR_FAULT_COUNTER"] as string, { encoding: "utf8", flag: "a+" }).trim() || 0,
+  );
   const fired = calls >= point.call;
   if (fired && killed.code === 0) problems.push("the wrapper fired but symroute exited 0");
   const landing = landingOf(node, baseline, point.phase, !fired);
@@ -292,11 +322,17 @@ export async function crashPointTrial(
 }
 
 /** Every interesting point of a run with `payloads` (tool -> its payload line counts, in call order). */
-export function crashPoints(phase: Phase, payloads: Readonly<Partial<Record<PayloadTool, readonly number[]>>>): CrashPoint[] {
+export function crashPoints(
+  phase: Phase,
+  payloads: Readonly<Partial<Record<PayloadTool, readonly number[]>>>,
+): CrashPoint[] {
   const points: CrashPoint[] = [];
   for (const [tool, counts] of Object.entries(payloads) as [PayloadTool, readonly number[]][]) {
     counts.forEach((count, i) => {
-      const lines = tool === "ip" ? [...new Set([0, 1, Math.floor(count / 2), count - 1])].filter((n) => n >= 0 && n < count) : [0];
+      const lines =
+        tool === "ip"
+          ? [...new Set([0, 1, Math.floor(count / 2), count - 1])].filter((n) => n >= 0 && n < count)
+          : [0];
       for (const n of lines) points.push({ phase, tool, call: i + 1, lines: n });
       points.push({ phase, tool, call: i + 1, lines: "all" });
     });
@@ -317,7 +353,10 @@ export function summarise(results: readonly TrialResult[]): string {
         `state file left "inProgress" ${of.filter((r) => r.inProgressLeft).length}; ` +
         `kill modes process ${of.filter((r) => r.killMode === "process").length} / group ${of.filter((r) => r.killMode === "group").length}`,
     );
-    for (const r of failed) out.push(`  FAILED ${phase} trial ${r.trial} seed ${r.seed} (${r.killMode}, ${r.delayMs} ms, ${r.landing}): ${r.problems.join("; ")}`);
+    for (const r of failed)
+      out.push(
+        `  FAILED ${phase} trial ${r.trial} seed ${r.seed} (${r.killMode}, ${r.delayMs} ms, ${r.landing}): ${r.problems.join("; ")}`,
+      );
   }
   return out.join("\n");
 }

@@ -21,7 +21,12 @@ export interface FaultTools {
 }
 
 export type Fault =
-  | { readonly kind: "crash"; readonly tool: PayloadTool; readonly call: number; readonly lines: number | "all" }
+  | {
+      readonly kind: "crash";
+      readonly tool: PayloadTool;
+      readonly call: number;
+      readonly lines: number | "all";
+    }
   | { readonly kind: "corrupt"; readonly tool: PayloadTool; readonly match: string; readonly sed: string };
 
 export type PayloadTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore";
@@ -83,9 +88,18 @@ export function createFaultTools(): FaultTools {
     dir,
     env(fault) {
       const counter = join(dir, `counter-${++runs}`);
-      const common = { PATH: `${dir}:${process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`, SR_FAULT_COUNTER: counter, SR_FAULT_TOOL: fault.tool };
+      const common = {
+        PATH: `${dir}:${process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
+        SR_FAULT_COUNTER: counter,
+        SR_FAULT_TOOL: fault.tool,
+      };
       return fault.kind === "crash"
-        ? { ...common, SR_FAULT: "crash", SR_FAULT_CALL: String(fault.call), SR_FAULT_LINES: String(fault.lines) }
+        ? {
+            ...common,
+            SR_FAULT: "crash",
+            SR_FAULT_CALL: String(fault.call),
+            SR_FAULT_LINES: String(fault.lines),
+          }
         : { ...common, SR_FAULT: "corrupt", SR_FAULT_MATCH: fault.match, SR_FAULT_SED: fault.sed };
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),

@@ -51,7 +51,16 @@ export function createReliabilityNode(options: NodeOptions): ReliabilityNode {
     must(["ip", "netns", "add", peer]);
     for (const ns of [name, peer]) {
       // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
-      must(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+      must([
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.default.accept_dad=0",
+        "net.ipv6.conf.all.accept_dad=0",
+      ]);
     }
     must(
       ["ip", "-batch", "-"],
@@ -68,14 +77,28 @@ export function createReliabilityNode(options: NodeOptions): ReliabilityNode {
       ...(options.dualStack === true ? ["route add default via 2001:db8:1::1 dev eth0"] : []),
     ];
     must(["ip", "-n", name, "-batch", "-"], `${node.join("\n")}\n`);
-    must(["ip", "-n", peer, "-batch", "-"], "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n");
+    must(
+      ["ip", "-n", peer, "-batch", "-"],
+      "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
+    );
     must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
   } catch (error) {
     destroy();
     throw error;
   }
-  const exec = (argv: readonly string[], input?: string): Run => run(["ip", "netns", "exec", name, ...argv], { input });
-  const cliArgs = (args: readonly string[]): string[] => ["ip", "netns", "exec", name, process.execPath, CLI, ...args, "--state-dir", stateDir];
+  const exec = (argv: readonly string[], input?: string): Run =>
+    run(["ip", "netns", "exec", name, ...argv], { input });
+  const cliArgs = (args: readonly string[]): string[] => [
+    "ip",
+    "netns",
+    "exec",
+    name,
+    process.execPath,
+    CLI,
+    ...args,
+    "--state-dir",
+    stateDir,
+  ];
   return {
     name,
     peer,
@@ -104,7 +127,10 @@ export function writeConfig(dir: string, fileName: string, text: string): string
  * also has an IPv6 pool 2001:db8:N::/64. 200 networks are 901 changes: 400 routes and 200 rules
  * per family in use, sysctls, and 504 nft rules.
  */
-export function manyNetworksConfig(count: number, firewall: "auto" | "nftables" | "iptables" = "auto"): string {
+export function manyNetworksConfig(
+  count: number,
+  firewall: "auto" | "nftables" | "iptables" = "auto",
+): string {
   const lines = [`firewall: ${firewall}`, "networks:"];
   for (let i = 0; i < count; i++) {
     const v6 = i % 2 === 0;
@@ -191,23 +217,35 @@ export function duplicateObjects(node: Pick<ReliabilityNode, "exec">): string[] 
   const problems: string[] = [];
   for (const family of ["-4", "-6"]) {
     const rules = JSON.parse(node.exec(["ip", "-j", family, "rule", "show"]).stdout || "[]") as Json[];
-    for (const dup of repeated(rules.map((r) => JSON.stringify(r)))) problems.push(`rule ${family} twice: ${dup}`);
+    for (const dup of repeated(rules.map((r) => JSON.stringify(r))))
+      problems.push(`rule ${family} twice: ${dup}`);
     const selectors = rules.map((r) => {
       const { priority: _priority, ...rest } = r;
       return JSON.stringify(rest);
     });
     for (const dup of repeated(selectors)) problems.push(`rule ${family} at two priorities: ${dup}`);
-    const routes = JSON.parse(node.exec(["ip", "-j", "-d", family, "route", "show", "table", "all"]).stdout || "[]") as Json[];
-    for (const dup of repeated(routes.map((r) => JSON.stringify(r)))) problems.push(`route ${family} twice: ${dup}`);
+    const routes = JSON.parse(
+      node.exec(["ip", "-j", "-d", family, "route", "show", "table", "all"]).stdout || "[]",
+    ) as Json[];
+    for (const dup of repeated(routes.map((r) => JSON.stringify(r))))
+      problems.push(`route ${family} twice: ${dup}`);
   }
   const nft = node.exec(["nft", "list", "table", "inet", "symroute"]);
   if (nft.code === 0) {
-    for (const dup of repeated(nft.stdout.split("\n").map((l) => l.trim()).filter((l) => /^(iifname|ct |meta |fib )/.test(l)))) {
+    for (const dup of repeated(
+      nft.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => /^(iifname|ct |meta |fib )/.test(l)),
+    )) {
       problems.push(`nft rule twice: ${dup}`);
     }
   }
   for (const tool of ["iptables-save", "ip6tables-save"]) {
-    const lines = node.exec([tool]).stdout.split("\n").filter((l) => l.startsWith("-A "));
+    const lines = node
+      .exec([tool])
+      .stdout.split("\n")
+      .filter((l) => l.startsWith("-A "));
     for (const dup of repeated(lines)) problems.push(`${tool} rule twice: ${dup}`);
   }
   return problems;

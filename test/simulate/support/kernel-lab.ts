@@ -10,7 +10,13 @@ import type { Packet, Trace } from "../../../src/simulate/types.ts";
 import { routeGetArgs, TOPOLOGY } from "./random-state.ts";
 
 export type KernelAnswer =
-  | { readonly ok: true; readonly type: string; readonly dev?: string; readonly gateway?: string; readonly table?: number }
+  | {
+      readonly ok: true;
+      readonly type: string;
+      readonly dev?: string;
+      readonly gateway?: string;
+      readonly table?: number;
+    }
   | { readonly ok: false; readonly error: string };
 
 let counter = 0;
@@ -94,9 +100,13 @@ export class KernelLab {
     const kernel = createLinuxKernel({ run });
     const state = await kernel.readNode({ sysctls: [], firewalls: [] });
     const names = simulatorSysctls(TOPOLOGY.devices);
-    const result = await runTool("ip", ["netns", "exec", this.ns, "sysctl", "-e", ...names.map((n) => n.replaceAll("/", "."))], {
-      allowFailure: true,
-    });
+    const result = await runTool(
+      "ip",
+      ["netns", "exec", this.ns, "sysctl", "-e", ...names.map((n) => n.replaceAll("/", "."))],
+      {
+        allowFailure: true,
+      },
+    );
     const sysctls: Record<string, string> = {};
     for (const line of result.stdout.split("\n")) {
       const m = /^(\S+) = (.*)$/.exec(line);
@@ -116,7 +126,13 @@ export class KernelLab {
     for (const line of result.stderr.split("\n")) {
       const m = /^Command failed [^:]*:(\d+)$/.exec(line.trim());
       if (m !== null) {
-        failures.set(Number(m[1]), pending.join(" ").replace(/^RTNETLINK answers: /, "").replace(/^Error: /, ""));
+        failures.set(
+          Number(m[1]),
+          pending
+            .join(" ")
+            .replace(/^RTNETLINK answers: /, "")
+            .replace(/^Error: /, ""),
+        );
         pending = [];
       } else if (line.trim() !== "") {
         pending.push(line.trim());
@@ -166,7 +182,8 @@ export function disagreement(trace: Trace, answer: KernelAnswer): string | undef
   if (trace.result === "unicast" || trace.result === "local" || trace.result === "broadcast") {
     if (!answer.ok || answer.type !== trace.result) return differ();
     if (answer.dev !== trace.dev || answer.gateway !== trace.gateway) return differ();
-    if (answer.table !== undefined && trace.table !== undefined && answer.table !== trace.table) return differ();
+    if (answer.table !== undefined && trace.table !== undefined && answer.table !== trace.table)
+      return differ();
     return undefined;
   }
   if (answer.ok) return differ();

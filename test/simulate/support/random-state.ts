@@ -24,7 +24,10 @@ export const TOPOLOGY = {
     4: { e0: ["192.0.2.254", "192.0.2.9"], e1: ["198.51.100.254", "198.51.100.7"], e2: ["203.0.113.1"] },
     6: { e0: ["2001:db8:0:1::fe", "2001:db8:0:1::9"], e1: ["2001:db8:0:2::fe"], e2: ["2001:db8:ff::1"] },
   } as Record<Family, Record<string, string[]>>,
-  localAddresses: { 4: ["192.0.2.1", "198.51.100.1"], 6: ["2001:db8:0:1::1", "2001:db8:0:2::1"] } as Record<Family, string[]>,
+  localAddresses: { 4: ["192.0.2.1", "198.51.100.1"], 6: ["2001:db8:0:1::1", "2001:db8:0:2::1"] } as Record<
+    Family,
+    string[]
+  >,
 };
 
 const PREFIXES: Record<Family, string[]> = {
@@ -147,11 +150,15 @@ function ruleArb(family: Family): fc.Arbitrary<(priority: number, later: readonl
       if (r.uidrange !== undefined) parts.push("uidrange", r.uidrange);
       if (r.action === "goto") {
         // A goto target: a later priority that exists, or one that does not (unresolved).
-        const target = later.length > 0 && r.gotoPick % 4 !== 0 ? later[r.gotoPick % later.length] : priority + 1 + (r.gotoPick % 7);
+        const target =
+          later.length > 0 && r.gotoPick % 4 !== 0
+            ? later[r.gotoPick % later.length]
+            : priority + 1 + (r.gotoPick % 7);
         parts.push("goto", String(target));
       } else {
         parts.push(r.action);
-        if (r.suppress !== undefined && r.action.startsWith("lookup")) parts.push("suppress_prefixlength", String(r.suppress));
+        if (r.suppress !== undefined && r.action.startsWith("lookup"))
+          parts.push("suppress_prefixlength", String(r.suppress));
       }
       parts.push("priority", String(priority));
       return parts.join(" ");
@@ -189,7 +196,8 @@ function routeArb(family: Family): fc.Arbitrary<RouteChoice> {
         parts.push("dev", r.dev === "e2" ? "e0" : r.dev);
       } else if (r.kind === "unicast") {
         const gws = TOPOLOGY.gateways[family][r.dev] ?? [];
-        if (r.useGw && gws.length > 0) parts.push("via", gws[r.gw % gws.length] as string, "dev", r.dev, "onlink");
+        if (r.useGw && gws.length > 0)
+          parts.push("via", gws[r.gw % gws.length] as string, "dev", r.dev, "onlink");
         else parts.push("dev", r.dev);
       }
       parts.push("table", r.table, "metric", String(r.metric));
@@ -203,7 +211,13 @@ export function stateArb(family: Family): fc.Arbitrary<GeneratedState> {
       rules: fc.array(ruleArb(family), { minLength: 1, maxLength: 12 }),
       priorities: fc.uniqueArray(fc.integer({ min: 1, max: 32765 }), { minLength: 12, maxLength: 12 }),
       routes: fc.array(routeArb(family), { minLength: 1, maxLength: 20 }),
-      rp: fc.record({ all: pick([0, 0, 1, 2]), e0: pick([0, 1, 2]), e1: pick([0, 1, 2]), e2: pick([0, 1, 2]), p0: pick([0, 1, 2]) }),
+      rp: fc.record({
+        all: pick([0, 0, 1, 2]),
+        e0: pick([0, 1, 2]),
+        e1: pick([0, 1, 2]),
+        e2: pick([0, 1, 2]),
+        p0: pick([0, 1, 2]),
+      }),
       srcValidMark: fc.boolean(),
       acceptLocal: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
       sendRedirects: fc.boolean(),
@@ -230,7 +244,8 @@ export function stateArb(family: Family): fc.Arbitrary<GeneratedState> {
         "net/ipv4/conf/all/send_redirects": s.sendRedirects ? "1" : "0",
         "net/ipv4/conf/e0/send_redirects": s.sendRedirects ? "1" : "0",
       };
-      for (const dev of ["e0", "e1", "e2", "p0"] as const) sysctls[`net/ipv4/conf/${dev}/rp_filter`] = String(s.rp[dev]);
+      for (const dev of ["e0", "e1", "e2", "p0"] as const)
+        sysctls[`net/ipv4/conf/${dev}/rp_filter`] = String(s.rp[dev]);
       if (!s.forwardingE2) sysctls["net/ipv4/conf/e2/forwarding"] = "0";
       return { family, lines: [...ruleLines, ...routeLines], sysctls };
     });
@@ -248,7 +263,10 @@ export function packetArb(family: Family): fc.Arbitrary<Packet> {
       iif: maybe(pick(["e0", "e1", "e2", "p0"]), 1),
       oif: family === 4 ? maybe(pick(["e0", "e1"]), 8) : fc.constant(undefined),
       mark: maybe(pick([0x1, 0x2, 0x100, 0x101, 0x1ff]), 2),
-      tos: family === 4 ? maybe(pick([0x04, 0x08, 0x10, 0x14, 0x18, 0x1c, 0x20, 0xb8]), 5) : fc.constant(undefined),
+      tos:
+        family === 4
+          ? maybe(pick([0x04, 0x08, 0x10, 0x14, 0x18, 0x1c, 0x20, 0xb8]), 5)
+          : fc.constant(undefined),
       ipproto: maybe(pick([6, 17]), 2),
       sport: fc.integer({ min: 1, max: 2600 }),
       dport: fc.integer({ min: 1, max: 2600 }),
@@ -257,10 +275,15 @@ export function packetArb(family: Family): fc.Arbitrary<Packet> {
     .map((p) => {
       const input = p.iif !== undefined;
       // Input packets need a source; locally generated ones take none, a local one, or (refused) a foreign one.
-      const from =
-        input
-          ? p.fromKind === "local" ? p.local : p.foreign
-          : p.fromKind === "none" ? undefined : p.fromKind === "local" ? p.local : p.foreign;
+      const from = input
+        ? p.fromKind === "local"
+          ? p.local
+          : p.foreign
+        : p.fromKind === "none"
+          ? undefined
+          : p.fromKind === "local"
+            ? p.local
+            : p.foreign;
       const packet: Record<string, unknown> = { to: p.to };
       if (from !== undefined) packet["from"] = from;
       if (input) packet["iif"] = p.iif;
@@ -285,7 +308,8 @@ export function routeGetArgs(p: Packet): string[] {
   if (p.oif !== undefined) args.push("oif", p.oif);
   if (p.mark !== undefined) args.push("mark", `0x${p.mark.toString(16)}`);
   if (p.tos !== undefined) args.push("tos", `0x${p.tos.toString(16)}`);
-  if (p.ipproto !== undefined) args.push("ipproto", p.ipproto === 6 ? "tcp" : p.ipproto === 17 ? "udp" : String(p.ipproto));
+  if (p.ipproto !== undefined)
+    args.push("ipproto", p.ipproto === 6 ? "tcp" : p.ipproto === 17 ? "udp" : String(p.ipproto));
   if (p.sport !== undefined) args.push("sport", String(p.sport));
   if (p.dport !== undefined) args.push("dport", String(p.dport));
   if (p.uid !== undefined) args.push("uid", String(p.uid));

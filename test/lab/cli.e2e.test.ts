@@ -1,0 +1,75 @@
+// End-to-end: `symroute lab up` leaves a topology running whose servers answer, and
+// `symroute lab down --prefix` removes exactly that run (namespaces, probes, run directory).
+
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, it } from "node:test";
+import { runTool } from "../../src/adapters/exec.ts";
+import { checkLabPrerequisites } from "../../src/lab/preflight.ts";
+import { listLabNamespaces } from "../../src/lab/topology.ts";
+
+const missing = await checkLabPrerequisites().then(
+  () => undefined,
+  (error: unknown) =>
+    `needs root, Linux and the lab's tools: ${error instanceof Error ? error.message : String(error)}`,
+);
+
+const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const symroute = (...args: string[]) =>
+  runTool(process.execPath, ["--import", import.meta.resolve("tsx"), MAIN, ...args], { allowFailure: true });
+
+describe("symroute lab up / lab down", () => {
+  it(
+    "builds a case that keeps serving, and removes exactly that run",
+    { skip: missing, timeout: 60_000 },
+    async (t) => {
+      const up = await symroute("lab", "up", "--case", "1", "--ipv4-only");
+      const prefix = /lab down --prefix (srlab-\S+)/.exec(up.stdout)?.[1];
+      // Whatever happens below, this run's namespaces go.
+      t.after(async () => {
+        if (prefix !== undefined) await symroute("lab", "down", "--prefix", prefix);
+      });
+      assert.equal(up.code, 0, up.stderr);
+      assert.ok(prefix !== undefined, `lab up names its prefix:\n${up.stdout}`);
+      const config = /symroute's configuration: (\S+)/.exec(up.stdout)?.[1];
+      assert.ok(config !== undefined && existsSync(config), "lab up writes symroute's configuration");
+
+      const ours = (await listLabNamespaces()).filter((n) => n.startsWith(prefix));
+      assert.deepEqual(
+        ours.sort(),
+        ["client", "node", "pod", "podc", "router"].map((h) => `${prefix}${h}`),
+      );
+
+      // The probes outlived `lab up`: the client reaches the node's management address, in bash
+      // alone (no nc/curl needed), through the node's echo server on :8081.
+      const echo = await runTool(
+        "ip",
+        [
+          "netns",
+          "exec",
+          `${prefix}client`,
+          "bash",
+          "-c",
+          'exec 3<>/dev/tcp/192.168.1.10/8081 && printf hello >&3 && read -t 3 -n 5 reply <&3 && echo "$reply"',
+        ],
+        { allowFailure: true },
+      );
+      assert.equal(echo.stdout.trim(), "hello", `echo through the lab: ${echo.stderr}`);
+
+      const down = await symroute("lab", "down", "--prefix", prefix);
+      assert.equal(down.code, 0, down.stderr);
+      assert.deepEqual(
+        (await listLabNamespaces()).filter((n) => n.startsWith(prefix)),
+        [],
+      );
+      assert.ok(!existsSync(config), "lab down removes the run directory");
+    },
+  );
+
+  it("refuses a prefix that is not the lab's", { skip: missing }, async () => {
+    const down = await symroute("lab", "down", "--prefix", "sr-other-");
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /--prefix must start with "srlab-"/);
+  });
+});
