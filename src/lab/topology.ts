@@ -152,13 +152,24 @@ function hostSetups(spec: LabSpec): {
       "link set rnode master brnode",
       "link set rnode2 master brnode",
       ...(external
-        ? [`link set brext address ${routerExternalMac}`, "link set rext master brext", "link set rext2 master brext"]
+        ? [
+            `link set brext address ${routerExternalMac}`,
+            "link set rext master brext",
+            "link set rext2 master brext",
+          ]
         : []),
     );
   }
 
   const up = (h: HostSetup, ...links: string[]) => h.batch.push(...links.map((l) => `link set ${l} up`));
-  up(setups.node, "eth0", "vpod", "vpodc", ...(external ? ["ext0"] : []), ...(spec.case === 2 ? ["eth1"] : []));
+  up(
+    setups.node,
+    "eth0",
+    "vpod",
+    "vpodc",
+    ...(external ? ["ext0"] : []),
+    ...(spec.case === 2 ? ["eth1"] : []),
+  );
   up(setups.router, "rnode", "rclient", ...(external ? ["rext"] : []));
   if (twoNodes) {
     up(setups.router, "brnode", "rnode2", ...(external ? ["brext", "rext2"] : []));
@@ -204,7 +215,9 @@ function hostSetups(spec: LabSpec): {
     // MetalLB's speaker answers ARP/NDP for the LB address with the node's MAC on the pool's link:
     // a permanent neighbour entry on the sender stands in for that answer.
     if (pool.interface === "eth0") {
-      setups.router.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth0} dev ${nodeSide} nud permanent`);
+      setups.router.batch.push(
+        `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth0} dev ${nodeSide} nud permanent`,
+      );
     } else if (pool.interface === "ext0") {
       setups.router.batch.push(
         `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev ${externalSide} nud permanent`,
@@ -215,7 +228,9 @@ function hostSetups(spec: LabSpec): {
       // gives the node the gateway's MAC, as it gives the router the LB address's. See docs/lab.md.
       if (f.family === 4) {
         for (const h of twoNodes ? [setups.node, setups.node2] : [setups.node]) {
-          h.batch.push(`neigh replace ${f.routerExternal} lladdr ${routerExternalMac} dev ext0 nud permanent`);
+          h.batch.push(
+            `neigh replace ${f.routerExternal} lladdr ${routerExternalMac} dev ext0 nud permanent`,
+          );
         }
       }
     } else {
