@@ -37,6 +37,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const run = options.run ?? runTool;
   const procSys = options.procSys ?? "/proc/sys";
 
+  let available: Promise<readonly FirewallBackend[]> | undefined;
+
   const ipJson = async (args: string[]): Promise<Json[]> => {
     const result = await run("ip", ["-j", ...args]);
     return parseJsonArray(result.stdout, `ip -j ${args.join(" ")}`);
@@ -98,8 +100,10 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   };
 
   const kubeProxyHints = async (links: readonly { ifname: string }[]): Promise<KubeProxyHints> => {
-    const nft = await run("nft", ["list", "tables"], { allowFailure: true });
-    const ipt = await run("iptables-save", ["-t", "nat"], { allowFailure: true });
+    const [nft, ipt] = await Promise.all([
+      run("nft", ["list", "tables"], { allowFailure: true }).catch(() => ({ code: 1, stdout: "", stderr: "" })),
+      run("iptables-save", ["-t", "nat"], { allowFailure: true }).catch(() => ({ code: 1, stdout: "", stderr: "" })),
+    ]);
     return {
       ipvsLink: links.some((l) => l.ifname === "kube-ipvs0"),
       nftablesTable: nft.code === 0 && /table ip6? kube-proxy/.test(nft.stdout),
@@ -109,6 +113,10 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
 
   return {
     async readNode(scope: ReadScope): Promise<NodeState> {
+      // Every reader at once: the cost of a read is the slowest tool, not the sum.
+      const firewallReads = Promise.all(
+        scope.firewalls.map((backend) => (backend === "nftables" ? readNftOwned() : readIptablesOwned())),
+      );
       const [linkJson, addrJson, r4, r6, rules4, rules6] = await Promise.all([
         ipJson(["-d", "link", "show"]),
         ipJson(["addr", "show"]),
@@ -118,6 +126,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         ipJson(["-6", "-N", "rule", "show"]),
       ]);
       const links = parseLinks(linkJson);
+      const hints = kubeProxyHints(links);
       const names = new Set(scope.sysctls);
       for (const template of scope.linkSysctls ?? []) {
         for (const link of links) names.add(template.replace("{}", link.ifname));
@@ -129,11 +138,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           if (value !== undefined) sysctls[name] = value;
         }),
       );
-      const firewall: OwnedFirewall[] = [];
-      for (const backend of scope.firewalls) {
-        const owned = backend === "nftables" ? await readNftOwned() : await readIptablesOwned();
-        if (owned !== undefined) firewall.push(owned);
-      }
+      const firewall = (await firewallReads).filter((f): f is OwnedFirewall => f !== undefined);
       return {
         links,
         addresses: parseAddresses(addrJson),
@@ -141,7 +146,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         rules: [...parseRules(4, rules4), ...parseRules(6, rules6)],
         sysctls,
         firewall,
-        kubeProxy: await kubeProxyHints(links),
+        kubeProxy: await hints,
       };
     },
 
@@ -241,13 +246,19 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       await run("nft", ["delete", "table", family === 4 ? "ip" : "ip6", "mangle"], { allowFailure: true });
     },
 
-    async availableFirewalls(): Promise<readonly FirewallBackend[]> {
-      const found: FirewallBackend[] = [];
-      const nft = await run("nft", ["--version"], { allowFailure: true }).catch(() => undefined);
-      if (nft?.code === 0) found.push("nftables");
-      const ipt = await run("iptables-restore", ["--version"], { allowFailure: true }).catch(() => undefined);
-      if (ipt?.code === 0) found.push("iptables");
-      return found;
+    availableFirewalls(): Promise<readonly FirewallBackend[]> {
+      // Installed tools do not come and go during a run: ask once.
+      available ??= (async () => {
+        const [nft, ipt] = await Promise.all([
+          run("nft", ["--version"], { allowFailure: true }).catch(() => undefined),
+          run("iptables-restore", ["--version"], { allowFailure: true }).catch(() => undefined),
+        ]);
+        const found: FirewallBackend[] = [];
+        if (nft?.code === 0) found.push("nftables");
+        if (ipt?.code === 0) found.push("iptables");
+        return found;
+      })();
+      return available;
     },
   };
 }

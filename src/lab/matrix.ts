@@ -3,7 +3,15 @@
 // connect timeout however many cells fail.
 
 import { randomBytes } from "node:crypto";
-import { CLIENT_PORT, familiesOf, HOST_NETWORK_PORT, POD_PORT, poolOf } from "./spec.ts";
+import {
+  CLIENT_PORT,
+  familiesOf,
+  HOST_NETWORK_PORT,
+  nodeCountOf,
+  POD_PORT,
+  poolOf,
+  REMOTE_POD_PORT,
+} from "./spec.ts";
 import type { FamilyPlan, Host, LabSpec } from "./spec.ts";
 import type { Topology } from "./topology.ts";
 
@@ -112,6 +120,18 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
           proves:
             "an external client reaches a pod behind the LB address, and the reply goes back the way it came",
           run: connect(external, proto, lb, POD_PORT),
+        });
+      }
+      if (podBackend && nodeCountOf(spec) === 2) {
+        cells.push({
+          name: `${v} ${external} → LB ${lb}:${REMOTE_POD_PORT}/${proto} (pod on the other node)`,
+          family: f.family,
+          expectedBefore: externalWorks,
+          expectedAfter: true,
+          proves:
+            "a backend on another node works: kube-proxy masquerades the request (its own mark bit), " +
+            "the reply comes back through this node and still leaves by the way the request came",
+          run: connect(external, proto, lb, REMOTE_POD_PORT),
         });
       }
       cells.push({

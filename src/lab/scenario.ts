@@ -4,25 +4,29 @@
 import { runMatrix } from "./matrix.ts";
 import type { Cell, MatrixOptions } from "./matrix.ts";
 import { compareSnapshots, snapshot } from "./snapshot.ts";
-import type { SnapshotDifference } from "./snapshot.ts";
+import type { Snapshot, SnapshotDifference } from "./snapshot.ts";
+import { nodesOf } from "./spec.ts";
+import type { LabSpec } from "./spec.ts";
 import { labConfigText, runSymroute, writeLabConfig } from "./symroute.ts";
 import type { SymrouteRun } from "./symroute.ts";
 import { buildTopology } from "./topology.ts";
 import type { Topology } from "./topology.ts";
-import type { LabSpec } from "./spec.ts";
 
 export interface ScenarioReport {
   readonly spec: LabSpec;
   readonly namespaces: Readonly<Record<string, string>>;
   readonly config: string;
   readonly before: readonly Cell[];
+  /** The runs on the first node (the one that answers for the LB address). */
   readonly plan?: SymrouteRun;
   readonly apply?: SymrouteRun;
   /** `plan` right after `apply`: must say in sync (exit 0). */
   readonly planAfterApply?: SymrouteRun;
   readonly after?: readonly Cell[];
   readonly delete?: SymrouteRun;
-  /** Differences between the node's state at the start and after delete; empty is the goal. */
+  /** The same commands on the other nodes, in order. */
+  readonly otherNodeRuns: readonly SymrouteRun[];
+  /** Differences between the nodes' state at the start and after delete; empty is the goal. */
   readonly residue?: readonly SnapshotDifference[];
   /** Where the run stopped early, and why (a symroute command failed). */
   readonly stoppedAt?: string;
@@ -40,6 +44,18 @@ export interface ScenarioOptions extends MatrixOptions {
   readonly beforeOnly?: boolean;
 }
 
+async function snapshotNodes(topology: Topology): Promise<Snapshot> {
+  const nodes = nodesOf(topology.spec);
+  const parts = await Promise.all(nodes.map((n) => snapshot(topology.namespaceOf(n))));
+  const merged: Record<string, string> = {};
+  nodes.forEach((n, i) => {
+    for (const [section, text] of Object.entries(parts[i] ?? {})) {
+      merged[nodes.length === 1 ? section : `${n}: ${section}`] = text;
+    }
+  });
+  return merged;
+}
+
 /** Runs the whole scenario; the topology is always torn down, also when a step throws. */
 export async function runScenario(
   spec: LabSpec,
@@ -49,38 +65,53 @@ export async function runScenario(
   const topology = await buildTopology(spec, options.prefix === undefined ? {} : { prefix: options.prefix });
   try {
     const config = labConfigText(spec);
-    const node = topology.namespaceOf("node");
-    const start = await snapshot(node);
+    const start = await snapshotNodes(topology);
     await hooks.built?.(topology);
-    const base = { spec, namespaces: { ...topology.namespaces }, config };
+    const otherNodeRuns: SymrouteRun[] = [];
+    const base = { spec, namespaces: { ...topology.namespaces }, config, otherNodeRuns };
     const before = await runMatrix(topology, "before", options);
     await hooks.step?.("before", before);
     if (options.beforeOnly === true) return { ...base, before };
 
     const configPath = await writeLabConfig(topology, config);
-    const plan = await runSymroute(topology, "plan", configPath);
-    await hooks.step?.("plan", plan);
-    if (plan.code !== 0 && plan.code !== 2) return { ...base, before, plan, stoppedAt: "plan" };
-    const apply = await runSymroute(topology, "apply", configPath);
-    await hooks.step?.("apply", apply);
-    if (apply.code !== 0) return { ...base, before, plan, apply, stoppedAt: "apply" };
-    const planAfterApply = await runSymroute(topology, "plan", configPath);
-    await hooks.step?.("plan after apply", planAfterApply);
+    // Every node runs the same command; the first node's run is the one reported and shown, and a
+    // failure on another node counts as a failure of the step.
+    const onEveryNode = async (
+      command: "plan" | "apply" | "delete",
+      ok: (code: number) => boolean,
+    ): Promise<{ run: SymrouteRun; ok: boolean }> => {
+      const [first, ...others] = await Promise.all(
+        nodesOf(spec).map((n) => runSymroute(topology, command, configPath, n)),
+      );
+      if (first === undefined) throw new Error("a topology has at least one node");
+      otherNodeRuns.push(...others);
+      return { run: first, ok: [first, ...others].every((r) => ok(r.code)) };
+    };
+
+    const plan = await onEveryNode("plan", (code) => code === 0 || code === 2);
+    await hooks.step?.("plan", plan.run);
+    if (!plan.ok) return { ...base, before, plan: plan.run, stoppedAt: "plan" };
+    const apply = await onEveryNode("apply", (code) => code === 0);
+    await hooks.step?.("apply", apply.run);
+    if (!apply.ok) return { ...base, before, plan: plan.run, apply: apply.run, stoppedAt: "apply" };
+    const planAfterApply = await onEveryNode("plan", (code) => code === 0);
+    await hooks.step?.("plan after apply", planAfterApply.run);
     const after = await runMatrix(topology, "after", options);
     await hooks.step?.("after", after);
-    const deleted = await runSymroute(topology, "delete", configPath);
-    await hooks.step?.("delete", deleted);
-    const residue = compareSnapshots(start, await snapshot(node));
+    const deleted = await onEveryNode("delete", (code) => code === 0);
+    await hooks.step?.("delete", deleted.run);
+    const residue = compareSnapshots(start, await snapshotNodes(topology));
+    const stoppedAt = !planAfterApply.ok ? "plan after apply" : !deleted.ok ? "delete" : undefined;
     return {
       ...base,
       before,
-      plan,
-      apply,
-      planAfterApply,
+      plan: plan.run,
+      apply: apply.run,
+      planAfterApply: planAfterApply.run,
       after,
-      delete: deleted,
+      delete: deleted.run,
       residue,
-      ...(deleted.code === 0 ? {} : { stoppedAt: "delete" }),
+      ...(stoppedAt === undefined ? {} : { stoppedAt }),
     };
   } finally {
     await topology.teardown();

@@ -81,10 +81,14 @@ export async function runSymroute(
   topology: Topology,
   command: "plan" | "apply" | "delete",
   configPath: string,
-  extra: readonly string[] = [],
+  node: "node" | "node2" = "node",
 ): Promise<SymrouteRun> {
-  const args = [command, "-c", configPath, "--state-dir", join(topology.dir, "state"), ...extra];
+  const args = [command, "-c", configPath, "--state-dir", stateDirOf(topology, node)];
   const argv = [...symrouteArgv(), ...args];
-  const result = await topology.exec("node", argv, { allowFailure: true });
-  return { ...result, argv: ["ip", "netns", "exec", topology.namespaceOf("node"), "symroute", ...args] };
+  const result = await topology.exec(node, argv, { allowFailure: true });
+  return { ...result, argv: ["ip", "netns", "exec", topology.namespaceOf(node), "symroute", ...args] };
 }
+
+/** Each node keeps its own state, as each real node does. */
+export const stateDirOf = (topology: Topology, node: "node" | "node2"): string =>
+  join(topology.dir, node === "node" ? "state" : `state-${node}`);

@@ -13,7 +13,18 @@ import { runTool } from "../adapters/exec.ts";
 import type { RunOptions, ToolResult } from "../adapters/exec.ts";
 import { ProbeProcess } from "./probe-client.ts";
 import type { ListenSpec } from "./probe.ts";
-import { CLIENT_PORT, familiesOf, HOST_NETWORK_PORT, hostsOf, MAC, POD_PORT, poolOf } from "./spec.ts";
+import {
+  CLIENT_PORT,
+  familiesOf,
+  HOST_NETWORK_PORT,
+  hostsOf,
+  MAC,
+  nodeCountOf,
+  nodesOf,
+  POD_PORT,
+  poolOf,
+  REMOTE_POD_PORT,
+} from "./spec.ts";
 import type { FamilyPlan, Host, LabSpec, Pool } from "./spec.ts";
 
 export const LAB_PREFIX = "srlab-";

@@ -17,7 +17,7 @@ import {
   USE_REFUSE,
   USE_THROW,
 } from "./compile.ts";
-import { protoName, tableName } from "./format.ts";
+import { protoName } from "./format.ts";
 import type {
   Packet,
   RouteErrno,
@@ -174,9 +174,6 @@ function describeMatch(r: CompiledRule, flow: Flow): string {
 // ---------------------------------------------------------------------------------------------
 // Table lookup (fib_table_lookup / fib6_table_lookup)
 
-/** Matching trie nodes, deepest last; reused across lookups (no allocation per lookup). */
-const pathScratch: TrieNode[] = new Array<TrieNode>(129);
-
 /** Several IPv6 routes of one prefix with forwarding off: the kernel scores routers (not modelled). */
 const AMBIGUOUS_V6: CompiledRoute = {
   route: { family: 6, table: 0, type: "unicast", dst: "default" },
@@ -199,17 +196,17 @@ function lookupTable(
   v6Strict: boolean,
 ): CompiledRoute | undefined {
   if (index.family === 4) return lookupTable4(table, flow.dst, flow.oif);
-  let depth = 0;
+  let deepest: TrieNode | undefined;
   let node: TrieNode | undefined = table.root;
   for (let i = 0; node !== undefined; i++) {
-    if (node.routes !== undefined) pathScratch[depth++] = node;
+    if (node.routes !== undefined) deepest = node;
     if (i === 128) break;
     node = bitAt(flow.dst, i) === 0 ? node.zero : node.one;
   }
   // The longest prefix with routes decides; among its routes the lowest metric (no oif modelled for
   // IPv6, so every route is acceptable and no backtracking happens).
-  if (depth === 0) return undefined;
-  const routes = (pathScratch[depth - 1] as TrieNode).routes as CompiledRoute[];
+  if (deepest === undefined) return undefined;
+  const routes = deepest.routes as CompiledRoute[];
   const first = routes[0] as CompiledRoute;
   if (first.unsupported === undefined && v6Strict && routes.length > 1) return AMBIGUOUS_V6;
   return first;
@@ -891,5 +888,3 @@ export function simulatorSysctls(links: readonly string[]): string[] {
   for (const l of links) for (const k of INPUT_SYSCTL_KEYS) names.add(confName(l, k));
   return [...names];
 }
-
-export { tableName };

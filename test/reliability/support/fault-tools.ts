@@ -62,7 +62,7 @@ crash)
   fi ;;
 corrupt)
   if [ "$n" = 1 ]; then
-    line=$(grep -n -m1 -E "$SR_FAULT_MATCH" "$payload" | cut -d: -f1)
+    line=$(grep -n -m1 -E -e "$SR_FAULT_MATCH" "$payload" | cut -d: -f1)
     [ -n "$line" ] && sed -i -E "\${line}\${SR_FAULT_SED}" "$payload"
   fi
   "$real" "$@" <"$payload"; status=$? ;;

@@ -1,0 +1,191 @@
+// Failure mid-apply on the real kernel (issue 7, item 2): each backend fails in turn and the node
+// must be exactly as before the apply (full dump: routes, rules, sysctls, nft, every iptables table),
+// with an error that names the cause and the failing line of the payload.
+// The refusals are real: nft and iptables-restore get one corrupted line (a wrapper first in
+// symroute's PATH rewrites it; the real tool and the kernel refuse it), the kernel refuses a rule
+// (a backward goto) and a route (its device is down); a missing interface is refused before any
+// change; the state file lives on a tiny tmpfs that is full at the first or at the last write.
+
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { statSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { e2eUnavailable } from "../support/netns.ts";
+import { createFaultTools, type Fault } from "./support/fault-tools.ts";
+import {
+  CLI,
+  createReliabilityNode,
+  dumpDifference,
+  manyNetworksConfig,
+  run,
+  writeConfig,
+  type ReliabilityNode,
+} from "./support/node.ts";
+
+const skip = e2eUnavailable();
+
+function twoNetworks(firewall: "nftables" | "iptables", secondInterface = "ext0"): string {
+  return `firewall: ${firewall}
+networks:
+  - name: public
+    addresses: [203.0.113.0/24, "2001:db8:100::/64"]
+    interface: ext0
+    gateway: [203.0.113.1, "2001:db8:100::1"]
+  - name: second
+    addresses: [198.51.100.0/24]
+    interface: ${secondInterface}
+    gateway: 198.51.100.1
+`;
+}
+
+function nodeFor(t: TestContext): ReliabilityNode {
+  const node = createReliabilityNode({ area: "fail", dualStack: true });
+  t.after(() => node.destroy());
+  return node;
+}
+
+/** Applies with `env`, expects exit 1 and the node exactly as before; returns stderr. */
+function applyMustFailCleanly(node: ReliabilityNode, config: string, env?: NodeJS.ProcessEnv): string {
+  const before = node.dump();
+  const r = node.symroute(["apply", "-c", config], env);
+  assert.equal(r.code, 1, `apply should fail: ${r.stdout}${r.stderr}`);
+  const after = node.dump();
+  assert.equal(after, before, `the node changed:\n${dumpDifference(before, after)}\n${r.stderr}`);
+  // symroute itself agrees: nothing of its own is left, and the next apply converges.
+  assert.equal(node.symroute(["plan", "-c", config]).code, 2);
+  return r.stderr;
+}
+
+const corruptions: { name: string; firewall: "nftables" | "iptables"; fault: Fault; cause: RegExp; line: RegExp }[] = [
+  {
+    name: "nft refuses the transaction (a jump to a chain that does not exist)",
+    firewall: "nftables",
+    fault: { kind: "corrupt", tool: "nft", match: "jump restore", sed: "s/jump restore/jump missing-chain/" },
+    // The failing line is the one symroute sent; nft's own message shows what it received.
+    cause: /nft -f - failed \(exit 1\): \S+:\d+:\d+-\d+: Error: Could not process rule: No such file or directory/,
+    line: /failing line \d+: ct direction reply .*jump restore/,
+  },
+  {
+    name: "iptables-restore refuses a line (a bad CONNMARK mask)",
+    firewall: "iptables",
+    fault: { kind: "corrupt", tool: "iptables-restore", match: "--nfmask", sed: "s/--nfmask 0x[0-9a-f]+/--nfmask 0xfg/" },
+    cause: /iptables-restore --noflush -w 5 failed/,
+    line: /failing line \d+: -A SYMROUTE-\S+ .*--nfmask 0xff/,
+  },
+  {
+    name: "the kernel refuses a rule (a backward goto), half-way through the IPv4 batch",
+    firewall: "nftables",
+    fault: { kind: "corrupt", tool: "ip", match: "^rule add .*lookup", sed: "s/lookup [0-9]+/goto 1/" },
+    cause: /Backward goto not supported/,
+    line: /failing line \d+: rule add priority \d+ fwmark \S+ goto 1/,
+  },
+];
+
+for (const c of corruptions) {
+  test(`rolled back when ${c.name}`, { skip }, (t) => {
+    const node = nodeFor(t);
+    const tools = createFaultTools();
+    t.after(() => tools.remove());
+    const config = writeConfig(node.stateDir, "two.yaml", twoNetworks(c.firewall));
+    const stderr = applyMustFailCleanly(node, config, tools.env(c.fault));
+    assert.match(stderr, /apply failed and was rolled back/);
+    assert.match(stderr, c.cause);
+    assert.match(stderr, c.line);
+    // Without the fault the same apply converges: the failure left nothing in the way.
+    assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+    assert.equal(node.symroute(["plan", "-c", config]).code, 0);
+  });
+}
+
+test("rolled back when the kernel refuses a route (its interface is down): sysctls and routes come back", { skip }, (t) => {
+  const node = nodeFor(t);
+  assert.equal(node.exec(["ip", "link", "add", "ext1", "type", "veth", "peer", "name", "ext1p"]).code, 0);
+  const config = writeConfig(node.stateDir, "down.yaml", twoNetworks("nftables", "ext1"));
+  const stderr = applyMustFailCleanly(node, config);
+  assert.match(stderr, /ip -batch - failed \(exit 1\): Error: Device for nexthop is not up/);
+  assert.match(stderr, /failing line \d+: route add 198\.51\.100\.0\/24 dev ext1 table \d+/);
+});
+
+test("a missing interface is refused before anything changes, naming the interface", { skip }, (t) => {
+  const node = nodeFor(t);
+  const config = writeConfig(node.stateDir, "missing.yaml", twoNetworks("nftables", "ext9"));
+  const before = node.dump();
+  const r = node.symroute(["apply", "-c", config]);
+  assert.notEqual(r.code, 0, r.stdout);
+  assert.match(`${r.stdout}${r.stderr}`, /ext9/);
+  assert.equal(node.dump(), before);
+  assert.equal(readdirSync(node.stateDir).filter((f) => f.startsWith("netns-")).length <= 1, true);
+});
+
+/** Runs symroute with its state directory on a tmpfs of `size`, in a private mount namespace. */
+function applyOnTinyDisk(node: ReliabilityNode, config: string, size: string): { code: number; stderr: string } {
+  const dir = join(node.stateDir, "tiny");
+  const script = 'mkdir -p "$1" && mount -t tmpfs -o size="$2" tmpfs "$1" && shift 2 && exec "$@"';
+  const r = run([
+    "unshare",
+    "-m",
+    "sh",
+    "-c",
+    script,
+    "sh",
+    dir,
+    size,
+    "ip",
+    "netns",
+    "exec",
+    node.name,
+    process.execPath,
+    CLI,
+    "apply",
+    "-c",
+    config,
+    "--state-dir",
+    dir,
+  ]);
+  return { code: r.code, stderr: r.stderr };
+}
+
+function mountsWork(): boolean {
+  return run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs /mnt"]).code === 0;
+}
+
+test("a full disk at the first state write: nothing changes, the error names the file and ENOSPC", { skip }, (t) => {
+  if (!mountsWork()) return t.skip("needs mount namespaces and tmpfs (unshare -m)");
+  const node = nodeFor(t);
+  const config = writeConfig(node.stateDir, "two.yaml", twoNetworks("nftables"));
+  const before = node.dump();
+  // One page: the lock file takes it, the state file finds no room before any change.
+  const r = applyOnTinyDisk(node, config, "4k");
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot write the state file \S+state\.json: ENOSPC/);
+  assert.match(r.stderr, /the disk is full/);
+  assert.equal(node.dump(), before);
+});
+
+test(
+  "a full disk at the last state write: the node is rolled back",
+  {
+    skip,
+    todo:
+      "engine.ts converge(): the final store.write() after a verified apply is outside the roll back, so " +
+      "ENOSPC there leaves every change in place and the state file inProgress (docs/reliability.md, item 2)",
+  },
+  (t) => {
+    if (!mountsWork()) return t.skip("needs mount namespaces and tmpfs (unshare -m)");
+    const node = nodeFor(t);
+    const config = writeConfig(node.stateDir, "many.yaml", manyNetworksConfig(200));
+    // The state of 200 networks is some 60 KiB: measure it, then size the disk so that the lock
+    // file and the first ("inProgress") write fit but the last one (a temp file beside the old) does not.
+    assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+    const sub = readdirSync(node.stateDir).find((f) => f.startsWith("netns-")) as string;
+    const pages = Math.ceil(statSync(join(node.stateDir, sub, "state.json")).size / 4096);
+    assert.equal(node.symroute(["delete"]).code, 0);
+    assert.ok(pages >= 4, `state of ${pages} pages is too small to place the failure`);
+    const before = node.dump();
+    const r = applyOnTinyDisk(node, config, `${(1 + pages + Math.floor(pages / 2)) * 4}k`);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ENOSPC/);
+    const after = node.dump();
+    assert.equal(after, before, `not rolled back:\n${dumpDifference(before, after, 6)}`);
+  },
+);
