@@ -117,6 +117,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const firewallReads = Promise.all(
         scope.firewalls.map((backend) => (backend === "nftables" ? readNftOwned() : readIptablesOwned())),
       );
+      // Awaited below; until then a rejection must not count as unhandled.
+      firewallReads.catch(() => undefined);
       const [linkJson, addrJson, r4, r6, rules4, rules6] = await Promise.all([
         ipJson(["-d", "link", "show"]),
         ipJson(["addr", "show"]),
