@@ -66,7 +66,7 @@ fidelity: deps build
 	SYMROUTE_FIDELITY_RUNS=10000 bash scripts/run-tests.sh test/simulate/fidelity.e2e.test.ts
 
 fuzz: npm-deps
-	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts
+	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts test/config/property.test.ts test/config/overlaps.test.ts
 
 # deploy/crd.yaml is generated from the config schema (a test checks it is current).
 crd: npm-deps

@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs";
 import { CLI } from "./lib.ts";
 
 const [configPath, stateDir, trialsText] = process.argv.slice(2);
-if (configPath === undefined || stateDir === undefined) throw new Error("usage: agent-probe.ts CONFIG STATE_DIR TRIALS");
+if (configPath === undefined || stateDir === undefined)
+  throw new Error("usage: agent-probe.ts CONFIG STATE_DIR TRIALS");
 const TRIALS = Number(trialsText ?? "0");
 const PORT = 9477;
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -28,7 +29,8 @@ async function get(path: string): Promise<{ status: number; text: string } | und
 
 function memoryMiB(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+  const kb = (field: string): number =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
   return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
 }
 
@@ -36,7 +38,8 @@ async function reconciles(): Promise<number> {
   const m = await get("/metrics");
   if (m === undefined) return -1;
   let total = 0;
-  for (const line of m.text.split("\n")) if (line.startsWith("symroute_reconciles_total")) total += Number(line.split(" ").pop());
+  for (const line of m.text.split("\n"))
+    if (line.startsWith("symroute_reconciles_total")) total += Number(line.split(" ").pop());
   return total;
 }
 
@@ -60,10 +63,21 @@ interface MonitorEvent {
   readonly line: string;
 }
 
-function startMonitor(): { child: ChildProcess; events: MonitorEvent[]; waitFor: (match: (l: string) => boolean, from: number, limitMs: number) => Promise<MonitorEvent | undefined> } {
+function startMonitor(): {
+  child: ChildProcess;
+  events: MonitorEvent[];
+  waitFor: (
+    match: (l: string) => boolean,
+    from: number,
+    limitMs: number,
+  ) => Promise<MonitorEvent | undefined>;
+} {
   const events: MonitorEvent[] = [];
   const waiters: (() => void)[] = [];
-  const child = spawn("ip", ["-o", "monitor", "rule"], { stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, LC_ALL: "C" } });
+  const child = spawn("ip", ["-o", "monitor", "rule"], {
+    stdio: ["ignore", "pipe", "ignore"],
+    env: { ...process.env, LC_ALL: "C" },
+  });
   let pending = "";
   child.stdout?.setEncoding("utf8");
   child.stdout?.on("data", (chunk: string) => {
@@ -74,7 +88,11 @@ function startMonitor(): { child: ChildProcess; events: MonitorEvent[]; waitFor:
     for (const line of lines) if (line.trim() !== "") events.push({ at, line });
     for (const w of waiters.splice(0)) w();
   });
-  const waitFor = async (match: (l: string) => boolean, from: number, limitMs: number): Promise<MonitorEvent | undefined> => {
+  const waitFor = async (
+    match: (l: string) => boolean,
+    from: number,
+    limitMs: number,
+  ): Promise<MonitorEvent | undefined> => {
     const deadline = now() + limitMs;
     for (;;) {
       const hit = events.slice(from).find((e) => match(e.line));
@@ -102,17 +120,41 @@ interface OwnedRule {
 
 function ownedRules(): OwnedRule[] {
   const r = spawnSync("ip", ["-j", "-4", "rule", "show"], { encoding: "utf8" });
-  const rules = JSON.parse(r.stdout) as { priority: number; fwmark?: string; fwmask?: string; table?: string; protocol?: string }[];
+  const rules = JSON.parse(r.stdout) as {
+    priority: number;
+    fwmark?: string;
+    fwmask?: string;
+    table?: string;
+    protocol?: string;
+  }[];
   return rules
     .filter((x) => x.fwmark !== undefined && Number(x.table) >= 20000)
-    .map((x) => ({ priority: x.priority, fwmark: x.fwmark as string, fwmask: x.fwmask ?? "0xffffffff", table: String(x.table) }));
+    .map((x) => ({
+      priority: x.priority,
+      fwmark: x.fwmark as string,
+      fwmask: x.fwmask ?? "0xffffffff",
+      table: String(x.table),
+    }));
 }
 
 async function main(): Promise<void> {
   const started = now();
   const agent = spawn(
     process.execPath,
-    [CLI, "agent", "-c", configPath as string, "--state-dir", stateDir as string, "--listen", `127.0.0.1:${PORT}`, "--log-level", "warn", "--debounce", `${DEBOUNCE_MS}ms`],
+    [
+      CLI,
+      "agent",
+      "-c",
+      configPath as string,
+      "--state-dir",
+      stateDir as string,
+      "--listen",
+      `127.0.0.1:${PORT}`,
+      "--log-level",
+      "warn",
+      "--debounce",
+      `${DEBOUNCE_MS}ms`,
+    ],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
   );
   let stderr = "";
@@ -136,7 +178,8 @@ async function main(): Promise<void> {
       }
       await pause(20);
     }
-    if (readyMs === undefined) throw new Error(`agent never became ready (exit ${String(exited)}): ${stderr}`);
+    if (readyMs === undefined)
+      throw new Error(`agent never became ready (exit ${String(exited)}): ${stderr}`);
     out["readyMs"] = readyMs;
     await settle(500);
     out["memoryAfterStart"] = memoryMiB(agent.pid as number);
@@ -150,10 +193,24 @@ async function main(): Promise<void> {
       for (let t = 0; t < TRIALS && rules.length > 0; t++) {
         const rule = rules[(t * 7919) % rules.length] as OwnedRule;
         const from = monitor.events.length;
-        const ours = (l: string): boolean => l.includes(`lookup ${rule.table} `) || l.endsWith(`lookup ${rule.table}`);
-        const del = spawnSync("ip", ["rule", "del", "priority", String(rule.priority), "fwmark", `${rule.fwmark}/${rule.fwmask}`, "lookup", rule.table], {
-          encoding: "utf8",
-        });
+        const ours = (l: string): boolean =>
+          l.includes(`lookup ${rule.table} `) || l.endsWith(`lookup ${rule.table}`);
+        const del = spawnSync(
+          "ip",
+          [
+            "rule",
+            "del",
+            "priority",
+            String(rule.priority),
+            "fwmark",
+            `${rule.fwmark}/${rule.fwmask}`,
+            "lookup",
+            rule.table,
+          ],
+          {
+            encoding: "utf8",
+          },
+        );
         if (del.status !== 0) {
           failures.push(`trial ${t}: ip rule del failed: ${del.stderr.trim()}`);
           continue;
@@ -161,7 +218,9 @@ async function main(): Promise<void> {
         const gone = await monitor.waitFor((l) => l.startsWith("Deleted") && ours(l), from, 5_000);
         const back = await monitor.waitFor((l) => !l.startsWith("Deleted") && ours(l), from, 30_000);
         if (gone === undefined || back === undefined) {
-          failures.push(`trial ${t}: rule for table ${rule.table} ${gone === undefined ? "deletion not seen" : "not back within 30 s"}`);
+          failures.push(
+            `trial ${t}: rule for table ${rule.table} ${gone === undefined ? "deletion not seen" : "not back within 30 s"}`,
+          );
         } else latencies.push(back.at - gone.at);
         await settle(300);
       }

@@ -6,7 +6,18 @@
 // Run: SRBENCH_SIZES=10,100 node --import tsx bench/agent.bench.ts   (root)
 
 import { join } from "node:path";
-import { cleanupScratch, destroyAll, log, REPO, run, sizes, timed, withNode, writeConfig, writeResult } from "./lib.ts";
+import {
+  cleanupScratch,
+  destroyAll,
+  log,
+  REPO,
+  run,
+  sizes,
+  timed,
+  withNode,
+  writeConfig,
+  writeResult,
+} from "./lib.ts";
 
 export interface AgentSize {
   readonly networks: number;
@@ -41,7 +52,12 @@ function trialsFor(networks: number): number {
 async function main(): Promise<void> {
   const help = run([process.execPath, join(REPO, "bin/symroute"), "agent", "--help"]);
   if (help.code !== 0) {
-    writeResult("agent", { date: new Date().toISOString(), available: false, reason: "`symroute agent` is not available", sizes: [] });
+    writeResult("agent", {
+      date: new Date().toISOString(),
+      available: false,
+      reason: "`symroute agent` is not available",
+      sizes: [],
+    });
     log("agent: not available");
     return;
   }
@@ -52,11 +68,25 @@ async function main(): Promise<void> {
     const config = writeConfig(networks);
     try {
       const r = await withNode(async (node) =>
-        timed(node.inside([process.execPath, "--import", "tsx", join(REPO, "bench/agent-probe.ts"), config, node.stateDir, String(trials)])),
+        timed(
+          node.inside([
+            process.execPath,
+            "--import",
+            "tsx",
+            join(REPO, "bench/agent-probe.ts"),
+            config,
+            node.stateDir,
+            String(trials),
+          ]),
+        ),
       );
       if (r.code !== 0) throw new Error(`agent probe exited ${r.code}: ${r.stderr.slice(-2000)}`);
       const line = r.stdout.trim().split("\n").pop() ?? "{}";
-      results.sizes.push({ networks, trials, ...(JSON.parse(line) as Omit<AgentSize, "networks" | "trials">) });
+      results.sizes.push({
+        networks,
+        trials,
+        ...(JSON.parse(line) as Omit<AgentSize, "networks" | "trials">),
+      });
     } catch (error) {
       log(`agent, ${networks} networks: ${(error as Error).message}`);
       results.sizes.push({ networks, trials, error: (error as Error).message.slice(0, 500) });

@@ -33,7 +33,9 @@ interface Payloads {
   readonly links: readonly string[];
   readonly sysctls: readonly { name: string; value: string }[];
   readonly ip: Readonly<Record<string, readonly string[]>>;
-  readonly firewall: readonly ({ tool: "nft"; script: string } | { tool: "iptables-restore"; family: 4 | 6; script: string })[];
+  readonly firewall: readonly (
+    { tool: "nft"; script: string } | { tool: "iptables-restore"; family: 4 | 6; script: string }
+  )[];
   readonly linkDeletes: readonly string[];
 }
 
@@ -44,11 +46,19 @@ export interface Sample {
 
 export interface SizeResult {
   readonly networks: number;
-  readonly objects: { ipLines: number; nftRules: number; nftChains: number; sysctls: number; processesPerObject: number };
+  readonly objects: {
+    ipLines: number;
+    nftRules: number;
+    nftChains: number;
+    sysctls: number;
+    processesPerObject: number;
+  };
   readonly symroute: { apply: Sample[]; noop: Sample[]; plan: Sample[]; delete: Sample[]; dryRun: Sample[] };
   readonly floor: { apply: Sample[]; delete: Sample[]; reads: Sample[] };
   readonly perObject: { apply: Sample[]; delete: Sample[]; runs: number; note: string };
   readonly checks: string[];
+  /** Why symroute refused this size (nothing else was measured then). */
+  refused?: string;
 }
 
 export interface ProfileEntry {
@@ -84,25 +94,33 @@ function floorScript(p: Payloads, dir: string, label: string): string {
   };
   if (p.links.length > 0) lines.push(`ip -batch ${shellWord(file("links", `${p.links.join("\n")}\n`))}`);
   if (p.sysctls.length > 0) {
-    lines.push(`sysctl -qw ${p.sysctls.map((s) => shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)).join(" ")}`);
+    lines.push(
+      `sysctl -qw ${p.sysctls.map((s) => shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)).join(" ")}`,
+    );
   }
   for (const [family, batch] of Object.entries(p.ip)) {
     if (batch.length === 0) continue;
-    lines.push(`ip ${family === "ipv6" ? "-6 " : ""}-batch ${shellWord(file(family, `${batch.join("\n")}\n`))}`);
+    lines.push(
+      `ip ${family === "ipv6" ? "-6 " : ""}-batch ${shellWord(file(family, `${batch.join("\n")}\n`))}`,
+    );
   }
   p.firewall.forEach((f, i) => {
     const path = file(`fw${i}`, f.script);
     if (f.tool === "nft") lines.push(`nft -f ${shellWord(path)}`);
     else lines.push(`${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush ${shellWord(path)}`);
   });
-  if (p.linkDeletes.length > 0) lines.push(`ip -batch ${shellWord(file("linkdel", `${p.linkDeletes.join("\n")}\n`))}`);
+  if (p.linkDeletes.length > 0)
+    lines.push(`ip -batch ${shellWord(file("linkdel", `${p.linkDeletes.join("\n")}\n`))}`);
   const script = join(dir, `${label}.sh`);
   writeFileSync(script, `${lines.join("\n")}\n`);
   return script;
 }
 
 /** nft table/chain/rule commands from symroute's `nft -f` script (one table, chains, rules). */
-function nftObjects(script: string): { chains: { name: string; hook?: string }[]; rules: { chain: string; body: string }[] } {
+function nftObjects(script: string): {
+  chains: { name: string; hook?: string }[];
+  rules: { chain: string; body: string }[];
+} {
   const chains: { name: string; hook?: string }[] = [];
   const rules: { chain: string; body: string }[] = [];
   let chain: { name: string; hook?: string } | undefined;
@@ -123,8 +141,10 @@ function nftObjects(script: string): { chains: { name: string; hook?: string }[]
 function perObjectApplyScript(p: Payloads, dir: string): { path: string; processes: number } {
   const cmds: string[] = [];
   for (const l of p.links) cmds.push(`ip ${l}`);
-  for (const s of p.sysctls) cmds.push(`sysctl -qw ${shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)}`);
-  for (const [family, batch] of Object.entries(p.ip)) for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
+  for (const s of p.sysctls)
+    cmds.push(`sysctl -qw ${shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)}`);
+  for (const [family, batch] of Object.entries(p.ip))
+    for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
   for (const f of p.firewall) {
     if (f.tool !== "nft") throw new Error("the per-object variant is written for nftables only");
     const { chains, rules } = nftObjects(f.script);
@@ -144,10 +164,15 @@ function perObjectApplyScript(p: Payloads, dir: string): { path: string; process
 /** Deleting the same objects one by one: ip lines of symroute's delete payload, nft rules by handle. */
 function perObjectDeleteScript(node: BenchNode, p: Payloads, dir: string): string {
   const cmds: string[] = [];
-  for (const [family, batch] of Object.entries(p.ip)) for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
+  for (const [family, batch] of Object.entries(p.ip))
+    for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
   const listed = run(node.inside(["nft", "-j", "-a", "list", "table", "inet", "symroute"]));
   if (listed.code === 0) {
-    const items = (JSON.parse(listed.stdout) as { nftables: Record<string, { name?: string; chain?: string; handle?: number }>[] }).nftables;
+    const items = (
+      JSON.parse(listed.stdout) as {
+        nftables: Record<string, { name?: string; chain?: string; handle?: number }>[];
+      }
+    ).nftables;
     const chains: string[] = [];
     for (const item of items) {
       const rule = item["rule"];
@@ -199,7 +224,9 @@ async function overheads(): Promise<ApplyResults["overheads"]> {
       out.netnsExec.push(sample(await timedOk(node.inside(["true"]), "ip netns exec true")));
       out.bash.push(sample(await timedOk(node.inside(["bash", empty]), "bash")));
       out.nodeStart.push(sample(await timedOk(node.inside([process.execPath, "-e", "0"]), "node -e 0")));
-      out.symrouteVersion.push(sample(await timedOk(node.symroute(["apply", "--help"]).slice(0, -2), "symroute apply --help")));
+      out.symrouteVersion.push(
+        sample(await timedOk(node.symroute(["apply", "--help"]).slice(0, -2), "symroute apply --help")),
+      );
     }
   });
   return out;
@@ -210,7 +237,9 @@ async function measureSize(networks: number): Promise<SizeResult> {
   const dir = join(scratch(), `n${networks}`);
   must(["mkdir", "-p", dir]);
   const repeats = repeatsFor(networks);
-  const perObjectRuns = networks >= 5000 ? 1 : networks >= 1000 ? Math.min(repeats, 3) : repeats;
+  // One process per object costs minutes from 1,000 networks on (nft reads the whole table on every
+  // call): once from 500 on, extrapolated above 1,000 (and said so in the report).
+  const perObjectRuns = networks > 1000 ? 0 : networks >= 500 ? 1 : Math.min(repeats, 3);
   const checks: string[] = [];
   const result: SizeResult = {
     networks,
@@ -221,7 +250,10 @@ async function measureSize(networks: number): Promise<SizeResult> {
       apply: [],
       delete: [],
       runs: perObjectRuns,
-      note: perObjectRuns < repeats ? `${perObjectRuns} run(s) of ${repeats}: one process per object is slow at this size` : "",
+      note:
+        perObjectRuns > 0 && perObjectRuns < repeats
+          ? `one process per object: ${perObjectRuns} run(s) of ${repeats}, it is slow at this size`
+          : "",
     },
     checks,
   };
@@ -230,13 +262,22 @@ async function measureSize(networks: number): Promise<SizeResult> {
   let applyPayloads: Payloads | undefined;
   let deletePayloads: Payloads | undefined;
   await withNode(async (node) => {
-    const dry = await timedOk(node.symroute(["apply", "-c", config, "--dry-run", "-o", "json"]), "apply --dry-run");
+    const dry = await timed(node.symroute(["apply", "-c", config, "--dry-run", "-o", "json"]));
+    if (dry.code !== 0) {
+      const why = dry.stderr.trim().split("\n").slice(0, 3).join(" / ");
+      result.refused = why === "" ? `exit ${dry.code}` : why;
+      return;
+    }
     result.symroute.dryRun.push(sample(dry));
     applyPayloads = parsePayloads(dry.stdout, "apply --dry-run");
     await timedOk(node.symroute(["apply", "-c", config]), "apply (for the delete payloads)");
     const delDry = await timedOk(node.symroute(["delete", "--dry-run", "-o", "json"]), "delete --dry-run");
     deletePayloads = parsePayloads(delDry.stdout, "delete --dry-run");
   });
+  if (result.refused !== undefined) {
+    log(`${networks} networks: symroute refused the configuration: ${result.refused}`);
+    return result;
+  }
   if (applyPayloads === undefined || deletePayloads === undefined) throw new Error("no payloads");
   const ipLines = Object.values(applyPayloads.ip).reduce((n, b) => n + b.length, 0);
   const nft = applyPayloads.firewall.map((f) => nftObjects(f.script));
@@ -257,30 +298,41 @@ async function measureSize(networks: number): Promise<SizeResult> {
     // symroute: apply, no-op apply, plan, delete on one fresh node.
     await withNode(async (node) => {
       const baseline = countRules(node);
-      result.symroute.apply.push(sample(await timedOk(node.symroute(["apply", "-c", config]), "symroute apply")));
+      result.symroute.apply.push(
+        sample(await timedOk(node.symroute(["apply", "-c", config]), "symroute apply")),
+      );
       if (r === 0) {
         const rules = countRules(node);
         checks.push(`symroute apply added ${rules - baseline} ip rules (expected ${networks})`);
       }
-      result.symroute.noop.push(sample(await timedOk(node.symroute(["apply", "-c", config]), "symroute apply (no-op)")));
-      result.symroute.plan.push(sample(await timedOk(node.symroute(["plan", "-c", config]), "symroute plan (in sync)")));
+      result.symroute.noop.push(
+        sample(await timedOk(node.symroute(["apply", "-c", config]), "symroute apply (no-op)")),
+      );
+      result.symroute.plan.push(
+        sample(await timedOk(node.symroute(["plan", "-c", config]), "symroute plan (in sync)")),
+      );
       result.floor.reads.push(sample(await timedOk(node.inside(["bash", reads]), "reads")));
       result.symroute.delete.push(sample(await timedOk(node.symroute(["delete"]), "symroute delete")));
-      if (r === 0) checks.push(`symroute delete left ${countRules(node) - baseline} extra ip rules (expected 0)`);
+      if (r === 0)
+        checks.push(`symroute delete left ${countRules(node) - baseline} extra ip rules (expected 0)`);
     });
     // The floor: same payloads, one process per tool.
     await withNode(async (node) => {
       result.floor.apply.push(sample(await timedOk(node.inside(["bash", floorApply]), "floor apply")));
       if (r === 0 && networks <= 1000) {
         const plan = run(node.symroute(["plan", "-c", config]));
-        checks.push(`after the floor apply, symroute plan exits ${plan.code} (0: the floor built the same state)`);
+        checks.push(
+          `after the floor apply, symroute plan exits ${plan.code} (0: the floor built the same state)`,
+        );
       }
       result.floor.delete.push(sample(await timedOk(node.inside(["bash", floorDelete]), "floor delete")));
     });
     // One process per object.
     if (r < perObjectRuns) {
       await withNode(async (node) => {
-        result.perObject.apply.push(sample(await timedOk(node.inside(["bash", perObjectApply.path]), "per-object apply")));
+        result.perObject.apply.push(
+          sample(await timedOk(node.inside(["bash", perObjectApply.path]), "per-object apply")),
+        );
         if (r === 0 && networks <= 1000) {
           const plan = run(node.symroute(["plan", "-c", config]));
           checks.push(`after the per-object apply, symroute plan exits ${plan.code} (0: the same state)`);
@@ -321,7 +373,10 @@ async function profileDryRun(networks: number): Promise<NonNullable<ApplyResults
     total += us;
     const frame = byId.get(id)?.callFrame;
     if (frame === undefined) return;
-    const where = frame.url === "" ? "" : `${frame.url.replace(/^.*?\/(dist|node_modules|node:)/, "$1").replace(/^file:\/\//, "")}:${frame.lineNumber + 1}`;
+    const where =
+      frame.url === ""
+        ? ""
+        : `${frame.url.replace(/^.*?\/(dist|node_modules|node:)/, "$1").replace(/^file:\/\//, "")}:${frame.lineNumber + 1}`;
     const fn = frame.functionName === "" ? "(anonymous)" : frame.functionName;
     const key = `${fn} ${where}`;
     const entry = self.get(key) ?? { fn, where, ms: 0 };
@@ -333,7 +388,8 @@ async function profileDryRun(networks: number): Promise<NonNullable<ApplyResults
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench/apply.bench.ts needs root (network namespaces)");
-  if (!HAVE_GNU_TIME) log("GNU time (/usr/bin/time) is missing: peak memory is not measured (apt-get install time)");
+  if (!HAVE_GNU_TIME)
+    log("GNU time (/usr/bin/time) is missing: peak memory is not measured (apt-get install time)");
   const results: ApplyResults = { date: new Date().toISOString(), overheads: await overheads(), sizes: [] };
   for (const networks of sizes()) {
     const started = Date.now();
@@ -341,9 +397,12 @@ async function main(): Promise<void> {
     log(`${networks} networks: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     writeResult("apply", results);
   }
-  const largest = Math.max(...sizes());
-  log(`CPU profile of one apply --dry-run at ${largest} networks`);
-  results.profile = await profileDryRun(largest);
+  const measured = results.sizes.filter((s) => s.refused === undefined).map((s) => s.networks);
+  if (measured.length > 0) {
+    const largest = Math.max(...measured);
+    log(`CPU profile of one apply --dry-run at ${largest} networks`);
+    results.profile = await profileDryRun(largest);
+  }
   writeResult("apply", results);
 }
 

@@ -76,10 +76,20 @@ export async function timed(argv: readonly string[], options: { input?: string }
     if (Number.isFinite(kb)) maxRssMiB = kb / 1024;
     rmSync(rssFile, { force: true });
   }
-  return { code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), ms, maxRssMiB };
+  return {
+    code,
+    stdout: Buffer.concat(out).toString("utf8"),
+    stderr: Buffer.concat(err).toString("utf8"),
+    ms,
+    maxRssMiB,
+  };
 }
 
-export async function timedOk(argv: readonly string[], what: string, okCodes: readonly number[] = [0]): Promise<Timed> {
+export async function timedOk(
+  argv: readonly string[],
+  what: string,
+  okCodes: readonly number[] = [0],
+): Promise<Timed> {
   const r = await timed(argv);
   if (!okCodes.includes(r.code)) throw new Error(`${what}: exit ${r.code}: ${r.stderr.slice(0, 2000)}`);
   return r;
@@ -129,14 +139,27 @@ export function createNode(): BenchNode {
     ["ip", "-n", name, "-batch", "-"],
     "link set lo up\nlink set eth0 up\nlink set ext0 up\naddr add 192.168.1.10/24 dev eth0\nroute add default via 192.168.1.1\n",
   );
-  must(["ip", "-n", peer, "-batch", "-"], "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n");
+  must(
+    ["ip", "-n", peer, "-batch", "-"],
+    "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
+  );
   must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
   const node: BenchNode = {
     name,
     peer,
     stateDir,
     inside: (argv) => ["ip", "netns", "exec", name, ...argv],
-    symroute: (args) => ["ip", "netns", "exec", name, process.execPath, CLI, ...args, "--state-dir", stateDir],
+    symroute: (args) => [
+      "ip",
+      "netns",
+      "exec",
+      name,
+      process.execPath,
+      CLI,
+      ...args,
+      "--state-dir",
+      stateDir,
+    ],
     destroy() {
       live.delete(node);
       run(["ip", "netns", "del", name]);
@@ -169,7 +192,11 @@ export function networkAddress(i: number): { pool: string; gateway: string } {
 }
 
 export function configText(networks: number): string {
-  const lines = ["marks: { mask: 0x3fff, avoid: [kube-proxy] }", "tables: { from: 20000, to: 29999 }", "networks:"];
+  const lines = [
+    "marks: { mask: 0x3fff, avoid: [kube-proxy] }",
+    "tables: { from: 20000, to: 29999 }",
+    "networks:",
+  ];
   for (let i = 0; i < networks; i++) {
     const { pool, gateway } = networkAddress(i);
     lines.push(`  - { name: n${i}, addresses: [${pool}], interface: ext0, gateway: ${gateway} }`);
@@ -195,7 +222,8 @@ export function stats(values: readonly number[]): Stats {
   const n = sorted.length;
   if (n === 0) return { n: 0, median: Number.NaN, min: Number.NaN, max: Number.NaN };
   const mid = Math.floor(n / 2);
-  const median = n % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  const median =
+    n % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
   return { n, median, min: sorted[0] as number, max: sorted[n - 1] as number };
 }
 
@@ -216,10 +244,13 @@ export function readResult<T>(name: string): T | undefined {
   return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as T) : undefined;
 }
 
-/** Sizes and repeats, from SRBENCH_SIZES ("10,100,1000,5000") and SRBENCH_QUICK (1: fewer repeats). */
+/** Sizes and repeats, from SRBENCH_SIZES ("10,100,500,1000,5000") and SRBENCH_QUICK (1: fewer repeats). */
 export function sizes(): number[] {
-  const text = process.env["SRBENCH_SIZES"] ?? "10,100,1000,5000";
-  return text.split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
+  const text = process.env["SRBENCH_SIZES"] ?? "10,100,500,1000,5000";
+  return text
+    .split(",")
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
 }
 
 export function repeatsFor(networks: number): number {

@@ -2,7 +2,7 @@
 # `make bench`: the benchmarks of issue 6, in network namespaces of their own, then docs/benchmarks.md.
 # Needs root and a build (make build). Every namespace is named srbench-<pid>-*, and all of them are
 # removed on exit, whatever happened.
-# Knobs: SRBENCH_SIZES=10,100,1000,5000  SRBENCH_QUICK=1 (one run per size)  SRBENCH_DRIFT=10:50,1000:10
+# Knobs: SRBENCH_SIZES=10,100,500,1000,5000  SRBENCH_QUICK=1 (one run per size)  SRBENCH_DRIFT=10:50,1000:10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

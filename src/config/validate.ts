@@ -61,8 +61,8 @@ export interface PendingIssue extends ConfigIssue {
 type Mapping = Readonly<Record<string, unknown>>;
 
 /** Far above any real cluster; they bound the pairwise overlap checks on hostile input. */
-const MAX_NETWORKS = 1024;
-const MAX_POOLS = 4096;
+const MAX_NETWORKS = 16384;
+const MAX_POOLS = 65536;
 const MAX_POD_CIDRS = 256;
 
 const familyName = (family: Family): string => (family === 4 ? "IPv4" : "IPv6");
@@ -91,10 +91,12 @@ const SPECIAL_PREFIXES: readonly { readonly text: string; readonly what: string 
   { text: "::ffff:0.0.0.0/96", what: "IPv4-mapped IPv6 (::ffff:0:0/96; write the IPv4 address itself)" },
 ];
 
+// Parsed once: every pool of every network is checked against them.
+const PARSED_SPECIALS = SPECIAL_PREFIXES.map((s) => ({ prefix: parsePrefix(s.text), what: s.what }));
+
 function specialOverlap(prefix: Prefix): string | undefined {
-  for (const special of SPECIAL_PREFIXES) {
-    const p = parsePrefix(special.text);
-    if (p !== undefined && prefixesOverlap(p, prefix)) return special.what;
+  for (const special of PARSED_SPECIALS) {
+    if (special.prefix !== undefined && prefixesOverlap(special.prefix, prefix)) return special.what;
   }
   return undefined;
 }
@@ -802,6 +804,17 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
   const stateDir = stateDirValue === undefined ? undefined : validateStateDir(c, stateDirValue);
 
   checkCapacity(c, drafts, tables, marks);
+  if (kubeProxyMode === "iptables" || kubeProxyMode === "nftables") {
+    for (const d of drafts.filter((n) => n.method === "source")) {
+      // KERNEL-FACTS 2: the reply is routed before the DNAT is undone, with the backend's source.
+      c.report(
+        ["networks", d.index, "method"],
+        `method "source" does not work with kubeProxyMode ${kubeProxyMode}: kube-proxy DNATs the LB address, ` +
+          `so replies are routed with the backend's address and never match "from POOL"; use method ` +
+          `connmark (or auto)`,
+      );
+    }
+  }
 
   if (c.issues.length > 0) return { issues: c.issues };
   // No issues means every draft is complete; the checks below only narrow the types.

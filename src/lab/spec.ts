@@ -206,6 +206,7 @@ export const MAC = {
   lan: "02:5e:00:00:98:20",
   node2Eth0: "02:5e:00:00:01:11",
   node2Ext0: "02:5e:00:00:04:11",
+  node2Eth1: "02:5e:00:00:98:11",
 } as const;
 
 export function describeSpec(spec: LabSpec): string {

@@ -64,6 +64,8 @@ export async function teardownAll(): Promise<void> {
 interface HostSetup {
   readonly early: string[];
   readonly late: string[];
+  /** Set if the kernel has them (`sysctl -e`): br_netfilter's knobs exist only with that module. */
+  readonly ifPresent: string[];
   readonly batch: string[];
 }
 
@@ -82,6 +84,7 @@ function hostSetups(spec: LabSpec): {
     // DAD would leave IPv6 addresses tentative for a second or two; the lab has no duplicates.
     early: ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"],
     late: [],
+    ifPresent: [],
     batch: ["link set lo up"],
   });
   const setups: Record<Host, HostSetup> = {
@@ -118,6 +121,13 @@ function hostSetups(spec: LabSpec): {
   const routerLinks = ["link add rclient type veth peer name eth0 netns @client"];
   const routerIfaces = ["lo", "rclient", "rnode", ...(external ? ["rext"] : [])];
   if (twoNodes) {
+    // Frames the bridge forwards between the nodes must not meet the router's IP filters (the
+    // IPv6 uRPF would drop pod-to-pod traffic): a switch does not route.
+    setups.router.ifPresent.push(
+      "net.bridge.bridge-nf-call-iptables=0",
+      "net.bridge.bridge-nf-call-ip6tables=0",
+      "net.bridge.bridge-nf-call-arptables=0",
+    );
     routerLinks.push("link add brnode type bridge mcast_snooping 0");
     routerIfaces.push("brnode", "rnode2");
     if (external) {
@@ -155,6 +165,22 @@ function hostSetups(spec: LabSpec): {
     veth("node2", "eth0", MAC.node2Eth0, "router", "rnode2");
     veth("node2", "vpod", undefined, "pod2", "eth0");
     if (external) veth("node2", "ext0", MAC.node2Ext0, "router", "rext2");
+    if (spec.case === 2) veth("node2", "eth1", MAC.node2Eth1, "lan", "eth1");
+  }
+  // Case 2 with two nodes: the pool's link is a segment both nodes' eth1 are on, a bridge on the lan host.
+  const lanSide = twoNodes ? "brlan" : "eth0";
+  if (spec.case === 2 && twoNodes) {
+    setups.lan.ifPresent.push(
+      "net.bridge.bridge-nf-call-iptables=0",
+      "net.bridge.bridge-nf-call-ip6tables=0",
+      "net.bridge.bridge-nf-call-arptables=0",
+    );
+    setups.lan.batch.push(
+      "link add brlan type bridge mcast_snooping 0",
+      `link set brlan address ${MAC.lan}`,
+      "link set eth0 master brlan",
+      "link set eth1 master brlan",
+    );
   }
   const routerExternalMac = MAC.routerExternal;
   if (twoNodes) {
@@ -184,7 +210,8 @@ function hostSetups(spec: LabSpec): {
   up(setups.router, "rnode", "rclient", ...(external ? ["rext"] : []));
   if (twoNodes) {
     up(setups.router, "brnode", "rnode2", ...(external ? ["brext", "rext2"] : []));
-    up(setups.node2, "eth0", "vpod", ...(external ? ["ext0"] : []));
+    up(setups.node2, "eth0", "vpod", ...(external ? ["ext0"] : []), ...(spec.case === 2 ? ["eth1"] : []));
+    if (spec.case === 2) up(setups.lan, "brlan", "eth1");
     up(setups.pod2, "eth0");
   }
   up(setups.client, "eth0");
@@ -245,8 +272,10 @@ function hostSetups(spec: LabSpec): {
         }
       }
     } else {
-      addr(setups.lan, f.lan, f.lanPrefixlen, "eth0");
-      setups.lan.batch.push(`neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth1} dev eth0 nud permanent`);
+      addr(setups.lan, f.lan, f.lanPrefixlen, lanSide);
+      setups.lan.batch.push(
+        `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeEth1} dev ${lanSide} nud permanent`,
+      );
     }
     // The router holds a pod-range address so it can send a spoofed packet into the node's eth0.
     if (f.spoofSource !== undefined) setups.router.batch.push(`addr add ${f.spoofSource}/32 dev lo`);
@@ -461,6 +490,11 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
         ? Promise.resolve()
         : topology.exec(h, ["sysctl", "-q", "-w", ...settings]).then(() => undefined);
     await Promise.all(hosts.map((h) => sysctl(h, setups[h].early)));
+    await Promise.all(
+      hosts
+        .filter((h) => setups[h].ifPresent.length > 0)
+        .map((h) => topology.exec(h, ["sysctl", "-q", "-e", "-w", ...setups[h].ifPresent])),
+    );
     const resolveNs = (line: string) => line.replace(/@([a-z]+)/g, (_, h: string) => namespaceOf(h as Host));
     // Router first (it creates the client's veth), then the node (it creates every other veth).
     await runTool("ip", ["-n", namespaceOf("router"), "-batch", "-"], {

@@ -174,7 +174,7 @@ function describeMatch(r: CompiledRule, flow: Flow): string {
 // ---------------------------------------------------------------------------------------------
 // Table lookup (fib_table_lookup / fib6_table_lookup)
 
-/** Several IPv6 routes of one prefix with forwarding off: the kernel scores routers (not modelled). */
+/** IPv6 with forwarding off and a router to choose: the kernel scores neighbours (not modelled). */
 const AMBIGUOUS_V6: CompiledRoute = {
   route: { family: 6, table: 0, type: "unicast", dst: "default" },
   text: "(several routes)",
@@ -185,7 +185,7 @@ const AMBIGUOUS_V6: CompiledRoute = {
   dev: undefined,
   gateway: undefined,
   unsupported:
-    "several IPv6 routes share this prefix and forwarding is off: the kernel then scores routers by reachability (not modelled)",
+    "IPv6 forwarding is off and the route has a gateway or shares its prefix: the kernel then scores routers by neighbour reachability, which the snapshot does not hold (not modelled)",
 };
 
 /** The route the table gives (check `unsupported` on it), or undefined when it has none. */
@@ -208,7 +208,11 @@ function lookupTable(
   if (deepest === undefined) return undefined;
   const routes = deepest.routes as CompiledRoute[];
   const first = routes[0] as CompiledRoute;
-  if (first.unsupported === undefined && v6Strict && routes.length > 1) return AMBIGUOUS_V6;
+  // With forwarding off the kernel prefers routers whose neighbour entry is reachable: a choice
+  // the snapshot (no neighbour table) cannot make when a gateway or several routes are involved.
+  if (first.unsupported === undefined && v6Strict && (routes.length > 1 || first.gateway !== undefined)) {
+    return AMBIGUOUS_V6;
+  }
   return first;
 }
 

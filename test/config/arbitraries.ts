@@ -184,7 +184,15 @@ export const validConfig: fc.Arbitrary<Config> = fc
       ),
     }),
   )
-  .map(({ stateDir, ...rest }): Config => ({ ...rest, ...(stateDir === undefined ? {} : { stateDir }) }));
+  .map(({ stateDir, networks, ...rest }): Config => ({
+    ...rest,
+    // method source is refused when kube-proxy DNATs (iptables, nftables): connmark needs the same.
+    networks:
+      rest.kubeProxyMode === "iptables" || rest.kubeProxyMode === "nftables"
+        ? networks.map((n) => (n.method === "source" ? { ...n, method: "connmark" } : n))
+        : networks,
+    ...(stateDir === undefined ? {} : { stateDir }),
+  }));
 
 /** Another spelling of a canonical prefix or address that must canonicalise back to it. */
 export function respell(text: string, variant: number, isGateway = false): string {

@@ -161,8 +161,13 @@ const SECTIONS: readonly (readonly string[])[] = [
 export function fullDump(ns: string): string {
   const parts = SECTIONS.map((argv) => {
     const out = run(["ip", "netns", "exec", ns, ...argv]).stdout;
-    // Counters and generation comments change with traffic and time, not with configuration.
-    return `## ${argv.join(" ")}\n${out.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
+    // Counters (iptables-save's, and nft's for iptables-nft tables) and generation comments change
+    // with traffic and time, not with configuration.
+    const normalised = out
+      .replace(/^#.*$/gm, "")
+      .replace(/\[\d+:\d+\]/g, "[0:0]")
+      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0");
+    return `## ${argv.join(" ")}\n${normalised}`;
   });
   const sysctls = run(["ip", "netns", "exec", ns, "sysctl", "-a"])
     .stdout.split("\n")

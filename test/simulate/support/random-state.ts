@@ -222,6 +222,7 @@ export function stateArb(family: Family): fc.Arbitrary<GeneratedState> {
       acceptLocal: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
       sendRedirects: fc.boolean(),
       forwardingE2: fc.boolean(),
+      forwarding6: fc.integer({ min: 0, max: 3 }).map((n) => (n === 0 ? "0" : "1")),
     })
     .map((s) => {
       const prios = [...s.priorities].sort((a, b) => a - b).slice(0, s.rules.length);
@@ -237,7 +238,7 @@ export function stateArb(family: Family): fc.Arbitrary<GeneratedState> {
       }
       const sysctls: Record<string, string> = {
         "net/ipv4/ip_forward": "1",
-        "net/ipv6/conf/all/forwarding": "1",
+        "net/ipv6/conf/all/forwarding": s.forwarding6,
         "net/ipv4/conf/all/rp_filter": String(s.rp.all),
         "net/ipv4/conf/all/src_valid_mark": s.srcValidMark ? "1" : "0",
         "net/ipv4/conf/all/accept_local": s.acceptLocal ? "1" : "0",
