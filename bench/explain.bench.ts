@@ -1,6 +1,7 @@
 // Simulator lookups per second on 1,000 rules and 100,000 routes, beside the kernel's own
 // `ip -batch` route-get rate on the same state in a fresh namespace. Writes bench/results/explain.md.
-// Run: node --import tsx bench/explain.bench.ts   (the kernel half needs root; it is skipped otherwise)
+// Run: node --import tsx bench/explain.bench.ts   (the kernel half needs root; it is skipped otherwise,
+// and with SKIP_KERNEL=1).
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
@@ -130,7 +131,8 @@ async function kernelRate(
   sample: readonly Packet[],
 ): Promise<number | string> {
   if (process.getuid?.() !== 0) return "skipped (needs root)";
-  const ns = `sr-sim-bench-${process.pid}`;
+  // bench/run.sh removes every namespace with its prefix, whatever happens to this script.
+  const ns = `${process.env["SRBENCH_PREFIX"] ?? "sr-sim-bench-"}explain-${process.pid}`;
   await runTool("ip", ["netns", "add", ns]);
   try {
     const setup = [

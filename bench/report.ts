@@ -202,18 +202,17 @@ function item1(apply: ApplyResults): void {
         `${int.format(s.networks)} networks: **not measured, symroute refused the configuration**: ${cell(s.refused)}`,
       );
   }
-  for (const n of notes) out(`- ${n}`);
   const perProcess = ok(apply)
-    .filter((s) => s.perObject.apply.length > 0)
+    .filter((s) => s.perObject.apply.length > 0 && s.perObject.delete.length > 0)
     .map(
       (s) =>
-        `${int.format(s.networks)}: ${ms(times(s.perObject.apply).median / s.objects.processesPerObject)}`,
+        `${int.format(s.networks)}: ${ms(times(s.perObject.apply).median / s.objects.processesPerObject)} / ` +
+        `${ms(times(s.perObject.delete).median / s.objects.processesPerObject)}`,
     );
   if (perProcess.length > 0) {
-    notes.push(
-      `one process per object, time per process (apply): ${perProcess.join(", ")}; it grows with the table because every \`nft\` call reads the table it changes`,
-    );
+    notes.push(`one process per object, time per process, apply / delete: ${perProcess.join("; ")}`);
   }
+  for (const n of notes) out(`- ${n}`);
   const extrapolated = extrapolatePerObject(apply);
   if (extrapolated.length > 0) out(...extrapolated);
   if (notes.length > 0 || extrapolated.length > 0) out("");

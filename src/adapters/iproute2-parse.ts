@@ -120,6 +120,10 @@ export function parseRoutes(family: Family, json: readonly Json[]): Route[] {
       protocol: num(r["protocol"]),
       scope: typeof scopeRaw === "string" && scopeRaw in SCOPES ? SCOPES[scopeRaw] : num(scopeRaw),
       prefsrc: canonicalAddress(str(r["prefsrc"])),
+      src:
+        str(r["from"]) === undefined
+          ? undefined
+          : (canonicalPrefix(str(r["from"]) ?? "", family) ?? str(r["from"])),
       tos: num(r["tos"]) || undefined,
       onlink: flags.includes("onlink") ? true : undefined,
     };

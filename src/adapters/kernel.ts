@@ -101,8 +101,16 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
 
   const kubeProxyHints = async (links: readonly { ifname: string }[]): Promise<KubeProxyHints> => {
     const [nft, ipt] = await Promise.all([
-      run("nft", ["list", "tables"], { allowFailure: true }).catch(() => ({ code: 1, stdout: "", stderr: "" })),
-      run("iptables-save", ["-t", "nat"], { allowFailure: true }).catch(() => ({ code: 1, stdout: "", stderr: "" })),
+      run("nft", ["list", "tables"], { allowFailure: true }).catch(() => ({
+        code: 1,
+        stdout: "",
+        stderr: "",
+      })),
+      run("iptables-save", ["-t", "nat"], { allowFailure: true }).catch(() => ({
+        code: 1,
+        stdout: "",
+        stderr: "",
+      })),
     ]);
     return {
       ipvsLink: links.some((l) => l.ifname === "kube-ipvs0"),

@@ -1,6 +1,6 @@
 // The ASCII picture of a lab topology, with the addresses of the spec (what `lab demo` shows).
 
-import { familiesOf, poolOf } from "./spec.ts";
+import { familiesOf, nodeCountOf, poolOf } from "./spec.ts";
 import type { LabSpec } from "./spec.ts";
 
 export function topologyPicture(spec: LabSpec): string {
@@ -30,6 +30,14 @@ export function topologyPicture(spec: LabSpec): string {
     `        vpodc ${join((f) => f.podClientGateway)} ── pod ${join((f) => f.podClient)} (a client pod)`,
   );
   lines.push("        the node itself serves :8081 (host-network backend)");
+  if (nodeCountOf(spec) === 2) {
+    const shared = ["eth0", ...(spec.case >= 3 ? ["ext0"] : []), ...(spec.case === 2 ? ["eth1"] : [])].join(
+      ", ",
+    );
+    lines.push(
+      `  node2 ${join((f) => f.node2)}: ${shared} on the same links (bridges); vpod ${join((f) => f.pod2Gateway)} ── pod ${join((f) => f.pod2)} (serves :8080)`,
+    );
+  }
   const where = pools[0]?.interface ?? "eth0";
   const speaker =
     where === "eth1"
@@ -41,7 +49,8 @@ export function topologyPicture(spec: LabSpec): string {
   lines.push(
     spec.kubeProxy === "ipvs-like"
       ? "  kube-proxy stand-in: IPVS-like (LB address local on kube-ipvs0; no pod backend: this kernel has no IPVS)"
-      : `  kube-proxy stand-in: ${spec.kubeProxy} mode, DNAT LB:8080 -> pod:8080, LB:8081 -> node:8081`,
+      : `  kube-proxy stand-in: ${spec.kubeProxy} mode, DNAT LB:8080 -> pod:8080, LB:8081 -> node:8081` +
+          (nodeCountOf(spec) === 2 ? ", LB:8082 -> node2's pod:8080 (masqueraded)" : ""),
   );
   return lines.join("\n");
 }

@@ -2,6 +2,7 @@
 //
 //   client ── router ── node eth0 (management) ── pods behind vpod/vpodc
 //               └── external link ── node ext0 (cases 3, 4)      lan ── node eth1 (case 2)
+//   with two nodes, node2 (and its pod) joins each link; the shared ends become bridges.
 //
 // Every namespace name starts with a per-run prefix (srlab-<pid>-<n>-) so runs can go in parallel;
 // `removeLabNamespaces` finds leftovers by the common "srlab-" prefix.
@@ -25,7 +26,7 @@ import {
   poolOf,
   REMOTE_POD_PORT,
 } from "./spec.ts";
-import type { FamilyPlan, Host, LabSpec, Pool } from "./spec.ts";
+import type { Host, LabSpec, Pool } from "./spec.ts";
 
 export const LAB_PREFIX = "srlab-";
 
@@ -520,22 +521,21 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
       }
     }
     if (spec.dualStack) await topology.exec("router", ["nft", "-f", "-"], { input: ROUTER_IPV6_URPF });
-    const started = await Promise.all(
-      hosts.map(
-        async (h) =>
-          [
-            h,
-            await ProbeProcess.start(namespaceOf(h), listensOf(spec, h), {
-              persistent: options.persistent === true,
-            }),
-          ] as const,
-      ),
+    // Each probe is registered as soon as it runs, so that a sibling's failure still stops it.
+    const starts = await Promise.allSettled(
+      hosts.map(async (h) => {
+        const probe = await ProbeProcess.start(namespaceOf(h), listensOf(spec, h), {
+          persistent: options.persistent === true,
+        });
+        probes.set(h, probe);
+      }),
     );
-    for (const [h, p] of started) probes.set(h, p);
+    const failed = starts.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
     await writeFile(join(dir, "spec.json"), `${JSON.stringify(spec)}\n`);
     return topology;
   } catch (error) {
-    // A probe that did start is stopped by teardown only if it is registered; start errors leave none.
+    // Whatever was built goes: probes that started, namespaces, the run directory.
     await topology.teardown();
     throw error;
   }

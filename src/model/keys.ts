@@ -3,9 +3,9 @@
 
 import type { Route, Rule } from "./state.ts";
 
-/** The kernel's route identity: table, destination, tos and metric (IPv4 and IPv6 alike here). */
+/** The kernel's route identity: table, destination, tos and metric, and for IPv6 the source prefix. */
 export function routeKey(route: Route): string {
-  return `${route.family}|${route.table}|${route.dst}|${route.tos ?? 0}|${route.metric ?? 0}`;
+  return `${route.family}|${route.table}|${route.dst}|${route.src ?? ""}|${route.tos ?? 0}|${route.metric ?? 0}`;
 }
 
 /** Every field of a rule; the kernel refuses exact duplicates but allows one priority twice. */

@@ -50,6 +50,8 @@ export interface Route {
   /** 0 universe, 200 site, 253 link, 254 host, 255 nowhere. */
   readonly scope?: number;
   readonly prefsrc?: string;
+  /** IPv6 source-specific routing: `ip -6 route add DST from SRC ...` (canonical prefix). */
+  readonly src?: string;
   readonly tos?: number;
   readonly onlink?: boolean;
 }

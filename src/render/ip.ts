@@ -17,6 +17,7 @@ export function routeArgs(route: Route): string[] {
   const args: string[] = [];
   if (route.type !== "unicast") args.push(route.type);
   args.push(prefixToken(route.dst));
+  if (route.src !== undefined) args.push("from", prefixToken(route.src));
   if (route.gateway !== undefined) args.push("via", addressToken(route.gateway));
   if (route.dev !== undefined) args.push("dev", ifnameToken(route.dev));
   args.push("table", uintToken(route.table));

@@ -97,11 +97,12 @@ export interface RuleFilter {
   readonly byIif: Map<string, Int32Array>;
   readonly noOif: Int32Array;
   readonly byOif: Map<string, Int32Array>;
-  /** Scratch space for one walk (the simulator is synchronous, one walk at a time). */
-  readonly scratch: Int32Array;
   /** Candidate sets computed so far per mark value and per "iif oif" pair (bounded, see trace.ts). */
   readonly markCache: Map<number, Int32Array>;
   readonly ifaceCache: Map<string, Int32Array>;
+  /** Candidate rule lists per (from, to, mark, iface) set tuple, and how many are cached. */
+  readonly listCache: Map<Int32Array, Map<Int32Array, Map<Int32Array, Map<Int32Array, Int32Array>>>>;
+  listCacheSize: number;
 }
 
 export interface FamilyIndex {
@@ -178,7 +179,9 @@ function compileRule(rule: Rule, index: number, rules: readonly Rule[]): Compile
   };
 }
 
-const UNMODELLED_ROUTE_FIELDS = ["multipath", "nexthops", "nhid", "encap", "via"] as const;
+// Fields a reader may carry for what is not modelled: next hop lists and objects, encapsulation, an
+// IPv4 route via an IPv6 gateway, IPv6 source-specific routes (`ip -6 route ... from PREFIX`).
+const UNMODELLED_ROUTE_FIELDS = ["multipath", "nexthops", "nhid", "encap", "via", "from", "src"] as const;
 
 function compileRoute(route: Route, prefix: WordPrefix): CompiledRoute {
   let unsupported: string | undefined;
@@ -330,9 +333,10 @@ function buildFilter(rules: readonly CompiledRule[]): RuleFilter {
     byIif,
     noOif,
     byOif,
-    scratch: new Int32Array(words),
     markCache: new Map(),
     ifaceCache: new Map(),
+    listCache: new Map(),
+    listCacheSize: 0,
   };
 }
 

@@ -248,21 +248,6 @@ function lookupTable4(
 // ---------------------------------------------------------------------------------------------
 // The rule walk (fib_rules_lookup)
 
-function nextCandidate(set: Int32Array, from: number, n: number): number {
-  let w = from >>> 5;
-  if (w >= set.length) return -1;
-  let word = (set[w] ?? 0) & (0xffffffff << (from & 31));
-  for (;;) {
-    if (word !== 0) {
-      const i = (w << 5) + (31 - Math.clz32(word & -word));
-      return i < n ? i : -1;
-    }
-    w++;
-    if (w >= set.length) return -1;
-    word = set[w] ?? 0;
-  }
-}
-
 const CACHE_LIMIT = 4096;
 
 function markCandidates(f: FamilyIndex["filter"], mark: number): Int32Array {
@@ -298,26 +283,60 @@ function ifaceCandidates(f: FamilyIndex["filter"], iif: string, oif: string | un
   return set;
 }
 
-/** Rules that may match: the AND over selector kinds of the rules each selector admits. */
-function fillCandidates(index: FamilyIndex, flow: Flow): Int32Array {
+/**
+ * Rules that may match, as ascending rule indices: the AND over selector kinds of the rules each
+ * selector admits. Packets share few distinct selector sets, so the lists are cached per set tuple.
+ */
+function candidateList(index: FamilyIndex, flow: Flow): Int32Array {
   const f = index.filter;
-  const out = f.scratch;
   const fromSet = selectorCandidates(f.fromRoot, flow.src);
   const toSet = selectorCandidates(f.toRoot, flow.dst);
   const markSet = markCandidates(f, flow.mark);
   const ifaceSet = ifaceCandidates(f, flow.iif, flow.oif);
+  let byTo = f.listCache.get(fromSet);
+  if (byTo === undefined) f.listCache.set(fromSet, (byTo = new Map()));
+  let byMark = byTo.get(toSet);
+  if (byMark === undefined) byTo.set(toSet, (byMark = new Map()));
+  let byIface = byMark.get(markSet);
+  if (byIface === undefined) byMark.set(markSet, (byIface = new Map()));
+  const cached = byIface.get(ifaceSet);
+  if (cached !== undefined) return cached;
+  const indices: number[] = [];
   for (let w = 0; w < f.words; w++) {
-    out[w] = (fromSet[w] as number) & (toSet[w] as number) & (markSet[w] as number) & (ifaceSet[w] as number);
+    let word =
+      (fromSet[w] as number) & (toSet[w] as number) & (markSet[w] as number) & (ifaceSet[w] as number);
+    while (word !== 0) {
+      const low = word & -word;
+      indices.push((w << 5) + (31 - Math.clz32(low)));
+      word ^= low;
+    }
   }
-  return out;
+  const list = Int32Array.from(indices);
+  if (++f.listCacheSize > CACHE_LIMIT) {
+    f.listCache.clear();
+    f.listCacheSize = 0;
+  }
+  byIface.set(ifaceSet, list);
+  return list;
+}
+
+/** What a matched rule's action does, when the walk goes on. */
+function actionNote(r: CompiledRule): string {
+  if (r.action === "nop") return "; nop: next rule";
+  if (r.action !== "goto") return "";
+  return r.gotoIndex >= 0
+    ? `; goto: continue at priority ${r.rule.goto ?? "?"}`
+    : `; goto ${r.rule.goto ?? "?"}: no rule has that priority, so it is ignored`;
 }
 
 function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Step[] | undefined): FibResult {
   const rules = index.rules;
   const n = rules.length;
-  const candidates = steps === undefined ? fillCandidates(index, flow) : undefined;
-  let i = candidates === undefined ? 0 : nextCandidate(candidates, 0, n);
-  while (i >= 0 && i < n) {
+  // Fast walk: only the candidate rules (a rule left out cannot match); explaining walk: every rule.
+  const candidates = steps === undefined ? candidateList(index, flow) : undefined;
+  let pos = 0;
+  let i = candidates === undefined ? 0 : (candidates[0] ?? n);
+  while (i < n) {
     const r = rules[i] as CompiledRule;
     const matched = matchRule(r, flow);
     if (steps !== undefined) {
@@ -326,7 +345,7 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
         priority: r.rule.priority,
         rule: r.text,
         matched,
-        reason: describeMatch(r, flow),
+        reason: `${describeMatch(r, flow)}${matched ? actionNote(r) : ""}`,
       });
     }
     let next = i + 1;
@@ -341,20 +360,7 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
       }
       switch (r.action) {
         case "goto":
-          if (r.gotoIndex >= 0) {
-            next = r.gotoIndex;
-            steps?.push({
-              stage: "rule",
-              priority: r.rule.priority,
-              reason: `    goto: continue at priority ${r.rule.goto}`,
-            });
-          } else {
-            steps?.push({
-              stage: "rule",
-              priority: r.rule.priority,
-              reason: `    goto ${r.rule.goto}: no rule has that priority, ignored`,
-            });
-          }
+          if (r.gotoIndex >= 0) next = r.gotoIndex;
           break;
         case "nop":
           break;
@@ -432,8 +438,13 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
         }
       }
     }
-    if (candidates === undefined) i = next;
-    else i = nextCandidate(candidates, next, n);
+    if (candidates === undefined) {
+      i = next;
+    } else {
+      // `next` is past `i` (the next rule, or a goto target, which the kernel only allows forward).
+      while (pos < candidates.length && (candidates[pos] as number) < next) pos++;
+      i = pos < candidates.length ? (candidates[pos] as number) : n;
+    }
   }
   return NO_MATCH;
 }

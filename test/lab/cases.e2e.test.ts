@@ -51,6 +51,11 @@ async function check(spec: LabSpec): Promise<void> {
   assert.ok(after.length > 0 && after.every((c) => c.ok), "every cell holds after apply");
 
   assert.equal(report.delete?.code, 0, showRun(report.delete));
+  assert.equal(
+    report.stoppedAt,
+    undefined,
+    `a symroute run failed on another node:\n${report.otherNodeRuns.map(showRun).join("\n")}`,
+  );
   const residue = report.residue ?? [];
   assert.deepEqual(
     residue.map((d) => d.section),

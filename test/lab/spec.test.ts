@@ -7,7 +7,15 @@ import { loadConfigOrThrow } from "../../src/config/index.ts";
 import { matrixOf } from "../../src/lab/matrix.ts";
 import { topologyPicture } from "../../src/lab/picture.ts";
 import { formatListen, parseListen } from "../../src/lab/probe.ts";
-import { familiesOf, KUBE_PROXY_VARIANTS, LAB_CASES, parseLabCase, poolOf } from "../../src/lab/spec.ts";
+import {
+  familiesOf,
+  hostsOf,
+  KUBE_PROXY_VARIANTS,
+  LAB_CASES,
+  nodesOf,
+  parseLabCase,
+  poolOf,
+} from "../../src/lab/spec.ts";
 import type { LabSpec } from "../../src/lab/spec.ts";
 import { labConfigText } from "../../src/lab/symroute.ts";
 import { kubeProxyRules } from "../../src/lab/topology.ts";
@@ -15,7 +23,9 @@ import { kubeProxyRules } from "../../src/lab/topology.ts";
 const ALL_SPECS: LabSpec[] = LAB_CASES.flatMap((c) =>
   KUBE_PROXY_VARIANTS.flatMap((kubeProxy) =>
     (["nftables", "iptables"] as const).flatMap((firewall) =>
-      [true, false].map((dualStack) => ({ case: c, kubeProxy, firewall, dualStack })),
+      [true, false].flatMap((dualStack) =>
+        ([1, 2] as const).map((nodes) => ({ case: c, kubeProxy, firewall, dualStack, nodes })),
+      ),
     ),
   ),
 );
@@ -109,6 +119,34 @@ describe("lab kube-proxy stand-ins", () => {
       kubeProxyRules({ case: 4, kubeProxy: "ipvs-like", firewall: "nftables", dualStack: true }),
       [],
     );
+  });
+});
+
+describe("lab with two nodes", () => {
+  const spec: LabSpec = { case: 3, kubeProxy: "iptables", firewall: "nftables", dualStack: true, nodes: 2 };
+
+  it("adds the second node and its pod, and symroute runs on both nodes", () => {
+    assert.deepEqual(hostsOf(spec), ["client", "router", "node", "pod", "podc", "node2", "pod2"]);
+    assert.deepEqual(nodesOf(spec), ["node", "node2"]);
+    assert.deepEqual(nodesOf({ ...spec, nodes: undefined }), ["node"]);
+  });
+
+  it("has cells for the pod on the other node, failing before symroute in cases 2-4", () => {
+    const remote = matrixOf(spec).filter((c) => c.name.includes("pod on the other node"));
+    assert.equal(remote.length, 4);
+    assert.ok(remote.every((c) => !c.expectedBefore && c.expectedAfter));
+    assert.equal(matrixOf({ ...spec, nodes: 1 }).filter((c) => c.name.includes("other node")).length, 0);
+  });
+
+  it("masquerades the cross-node backend with kube-proxy's own mark bit", () => {
+    const [v4, v6] = kubeProxyRules(spec);
+    assert.match(v4!.text, /--dport 8082 -j KUBE-MARK-MASQ/);
+    assert.match(v4!.text, /-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000/);
+    assert.match(v4!.text, /--dport 8082 -j DNAT --to-destination 10\.112\.2\.5:8080/);
+    assert.match(v6!.text, /--to-destination \[2001:db8:112:2::5\]:8080/);
+    const [nft] = kubeProxyRules({ ...spec, kubeProxy: "nftables", dualStack: false });
+    assert.match(nft!.text, /meta mark set meta mark or 0x4000 dnat to 10\.112\.2\.5:8080/);
+    assert.match(nft!.text, /meta mark and 0x4000 == 0x4000 masquerade/);
   });
 });
 

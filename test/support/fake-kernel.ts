@@ -77,6 +77,10 @@ export function parseRouteLine(family: Family, words: string[]): Route {
         route["dev"] = v;
         i++;
         break;
+      case "from":
+        route["src"] = canonicalPrefix(v ?? "", family);
+        i++;
+        break;
       case "table":
         route["table"] = Number(v);
         i++;

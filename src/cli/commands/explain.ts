@@ -149,11 +149,12 @@ export function registerExplain(program: Command): void {
   program
     .command("explain")
     .description(
-      "Explain how the kernel routes one packet: every policy rule tried and why it matched or not,\n" +
-        "the table, the route, the gateway and device, and the rp_filter verdict for arriving packets.\n" +
-        "Works on the live node or on a snapshot (--state). Exit codes: 0 when the explanation\n" +
-        "succeeded, whatever the verdict (unicast, local, blackhole, ...: see the output); 1 on error;\n" +
-        "3 when the packet needs kernel behaviour the simulator does not model (result unsupported).",
+      "Explain how the kernel routes one packet: every policy rule tried and why it matched or not, " +
+        "the table, the route, the gateway and device, and the rp_filter verdict for arriving packets. " +
+        "Works on the live node or on a snapshot (--state).\n" +
+        "Exit codes: 0 explained, whatever the verdict (unicast, local, blackhole, unreachable, ...: " +
+        "see the output); 3 the packet needs kernel behaviour the simulator does not model " +
+        "(result unsupported); 1 error.",
     )
     .requiredOption("--to <address>", "destination address")
     .option("--from <address>", "source address (needed with --iif)")
@@ -176,8 +177,8 @@ export function registerExplain(program: Command): void {
         "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod --mark 0x100",
         "  # the same packet without the connection mark: the path replies take without symroute",
         "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod",
-        "  # a request arriving on the external interface (rp_filter verdict included):",
-        "  symroute explain --from 203.0.113.10 --to 1.2.3.4 --iif eth0.100 --proto tcp --dport 443",
+        "  # a request arriving on the external interface, after kube-proxy's DNAT (rp_filter verdict included):",
+        "  symroute explain --from 203.0.113.10 --to 10.112.0.5 --iif eth0.100 --proto tcp --dport 8080",
         "  # on a snapshot, as JSON:",
         "  symroute snapshot > node.json; symroute explain --state node.json --to 1.2.3.4 -o json",
         "",
@@ -200,7 +201,7 @@ export function registerExplain(program: Command): void {
   program
     .command("snapshot")
     .description(
-      "Print this node's routing state (links, addresses, rules and routes of every table, the\n" +
+      "Print this node's routing state (links, addresses, rules and routes of every table, and the " +
         "sysctls explain reads) as JSON, for `symroute explain --state FILE` elsewhere or later.\n" +
         "Exit codes: 0 ok, 1 error.",
     )

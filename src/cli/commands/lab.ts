@@ -10,9 +10,16 @@ import { checkLabPrerequisites } from "../../lab/preflight.ts";
 import { runScenario } from "../../lab/scenario.ts";
 import type { ScenarioReport } from "../../lab/scenario.ts";
 import { describeDifference } from "../../lab/snapshot.ts";
-import { DEFAULT_SPEC, describeSpec, KUBE_PROXY_VARIANTS, LAB_CASES, parseLabCase } from "../../lab/spec.ts";
+import {
+  DEFAULT_SPEC,
+  describeSpec,
+  KUBE_PROXY_VARIANTS,
+  LAB_CASES,
+  nodesOf,
+  parseLabCase,
+} from "../../lab/spec.ts";
 import type { FirewallFrontEnd, KubeProxyVariant, LabCase, LabSpec } from "../../lab/spec.ts";
-import { labConfigText, symrouteArgv, writeLabConfig } from "../../lab/symroute.ts";
+import { labConfigText, stateDirOf, symrouteArgv, writeLabConfig } from "../../lab/symroute.ts";
 import type { SymrouteRun } from "../../lab/symroute.ts";
 import { buildTopology, LAB_PREFIX, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
 import { SymrouteError } from "../../model/errors.ts";
@@ -41,18 +48,24 @@ const firewallOption = () =>
     .choices(["nftables", "iptables"] as const)
     .default(DEFAULT_SPEC.firewall);
 const ipv4Option = () => new Option("--ipv4-only", "IPv4 only (the default is dual-stack)");
+const nodesOption = () =>
+  new Option("--nodes <n>", "1, or 2 nodes on shared links (a backend on the other node)")
+    .choices(["1", "2"] as const)
+    .default("1" as const);
 
 function specFrom(opts: {
   case?: LabCase;
   kubeProxy: KubeProxyVariant;
   firewall: FirewallFrontEnd;
   ipv4Only?: true;
+  nodes: "1" | "2";
 }): LabSpec {
   return {
     case: opts.case ?? DEFAULT_SPEC.case,
     kubeProxy: opts.kubeProxy,
     firewall: opts.firewall,
     dualStack: opts.ipv4Only !== true,
+    nodes: opts.nodes === "2" ? 2 : 1,
   };
 }
 
@@ -156,13 +169,14 @@ export function registerLab(program: Command): void {
   lab
     .command("demo")
     .description(
-      "For each case: the topology, connectivity before, symroute's plan, apply, connectivity after,\n" +
-        "delete, and a check that the node is back to its start. Everything is removed at the end.",
+      "For each case: the topology, connectivity before, symroute's plan, apply, connectivity " +
+        "after, delete, and a check that the node is back to its start. Everything is removed at the end.",
     )
     .addOption(caseOption())
     .addOption(kubeProxyOption())
     .addOption(firewallOption())
     .addOption(ipv4Option())
+    .addOption(nodesOption())
     .action(async (opts) => {
       await runAndExit("text", async () => {
         await checkLabPrerequisites();
@@ -179,6 +193,7 @@ export function registerLab(program: Command): void {
     .addOption(kubeProxyOption())
     .addOption(firewallOption())
     .addOption(ipv4Option())
+    .addOption(nodesOption())
     .action(async (opts) => {
       await runAndExit("text", async () => {
         await checkLabPrerequisites();
@@ -187,7 +202,6 @@ export function registerLab(program: Command): void {
         const topology = await buildTopology(spec, { persistent: true });
         const config = await writeLabConfig(topology);
         topology.detach();
-        const node = topology.namespaceOf("node");
         const cli = symrouteArgv().join(" ");
         process.stdout.write(
           `${pc.bold(CASE_TITLES[spec.case] ?? "")}  ${pc.dim(`(${describeSpec(spec)})`)}\n`,
@@ -202,8 +216,12 @@ export function registerLab(program: Command): void {
             "",
             `symroute's configuration: ${config}`,
             "Try:",
-            `  ip netns exec ${node} ${cli} plan -c ${config} --state-dir ${topology.dir}/state`,
-            `  ip netns exec ${node} ${cli} apply -c ${config} --state-dir ${topology.dir}/state`,
+            ...nodesOf(spec).flatMap((n) =>
+              ["plan", "apply"].map(
+                (command) =>
+                  `  ip netns exec ${topology.namespaceOf(n)} ${cli} ${command} -c ${config} --state-dir ${stateDirOf(topology, n)}`,
+              ),
+            ),
             "Servers: the pod serves TCP/UDP 8080, the node 8081, the client 9000 (echo).",
             `Remove it with: symroute lab down --prefix ${topology.prefix}   (or every lab: symroute lab down)`,
             "",

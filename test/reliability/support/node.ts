@@ -6,9 +6,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, REPO, must, run, type Run } from "../../support/netns.ts";
+import { CLI as TREE_CLI, REPO, must, run, type Run } from "../../support/netns.ts";
 
-export { CLI, REPO, must, run, type Run };
+export { REPO, must, run, type Run };
+
+/**
+ * The CLI the proofs run: bin/symroute of this tree, or SYMROUTE_CLI (long script runs point it at
+ * a copy of bin/ and dist/, so that a rebuild of the tree during the run cannot break a trial).
+ */
+export const CLI = process.env["SYMROUTE_CLI"] ?? TREE_CLI;
 
 let counter = 0;
 

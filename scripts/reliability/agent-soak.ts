@@ -1,0 +1,236 @@
+// Agent soak (issue 7, item 6): the agent keeps a node of N networks converged for a long time
+// while the node and its config churn, and its memory and file descriptors stay flat.
+//
+//   node --import tsx scripts/reliability/agent-soak.ts [SECONDS] [--networks N] [--seed S] [--json FILE]
+//   SYMROUTE_SOAK_SECONDS=3600 node --import tsx scripts/reliability/agent-soak.ts
+//
+// Needs root and a built CLI (`make build`). Events, one after the other, drawn from the seed:
+//   rule    an owned rule deleted by hand            -> back within the deadline
+//   route   an owned route deleted by hand           -> back
+//   nft     symroute's nft table deleted by hand     -> back (at the next resync: the agent does not
+//           watch nftables events; the soak runs with --resync-interval 10s)
+//   config  the config file swapped (N <-> N-10 networks) -> the node converges to the new one
+//   foreign another component's rule and route added, then removed -> never touched by the agent
+// After each event: the agent's RSS, open file descriptors and error counters are sampled. At the
+// end: `plan` in sync, no duplicates, SIGTERM exits 0, and `delete` restores the original node.
+// Exit code 0 when every event was repaired in time and nothing leaked, 1 otherwise.
+
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  CLI,
+  createReliabilityNode,
+  duplicateObjects,
+  manyNetworksConfig,
+  prng,
+  writeConfig,
+} from "../../test/reliability/support/node.ts";
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    networks: { type: "string", default: "50" },
+    seed: { type: "string" },
+    json: { type: "string" },
+  },
+});
+const seconds = Number(positionals[0] ?? process.env["SYMROUTE_SOAK_SECONDS"] ?? 600);
+const networks = Number(values.networks);
+const seed = Number(values.seed ?? process.env["SYMROUTE_SOAK_SEED"] ?? Date.now() % 1_000_000);
+if (!(seconds > 0) || !Number.isInteger(networks) || networks < 11) {
+  console.error("usage: agent-soak.ts [SECONDS] [--networks N>10] [--seed S] [--json FILE]");
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  console.error("agent-soak.ts needs root (it creates network namespaces)");
+  process.exit(2);
+}
+
+const REPAIR_DEADLINE_MS = 15_000;
+// The agent watches routing (`ip monitor`), not nftables: nft drift waits for the periodic resync.
+const RESYNC = "10s";
+const random = prng(seed);
+const node = createReliabilityNode({ area: "soak" });
+const configs = [manyNetworksConfig(networks), manyNetworksConfig(networks - 10)];
+const configFile = writeConfig(node.stateDir, "agent.yaml", configs[0] as string);
+const reference = [writeConfig(node.stateDir, "a.yaml", configs[0] as string), writeConfig(node.stateDir, "b.yaml", configs[1] as string)];
+let current = 0;
+const original = node.dump();
+
+type Kind = "rule" | "route" | "nft" | "config" | "foreign";
+interface Sample {
+  readonly atS: number;
+  readonly rssKiB: number;
+  readonly fds: number;
+}
+const repairs: Record<Kind, number[]> = { rule: [], route: [], nft: [], config: [], foreign: [] };
+const failures: string[] = [];
+const samples: Sample[] = [];
+
+const agent = spawn(
+  "ip",
+  ["netns", "exec", node.name, process.execPath, CLI, "agent", "-c", configFile, "--state-dir", node.stateDir, "--resync-interval", RESYNC],
+  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
+);
+let output = "";
+agent.stdout?.on("data", (b: Buffer) => (output = (output + b.toString("utf8")).slice(-20_000)));
+agent.stderr?.on("data", (b: Buffer) => (output = (output + b.toString("utf8")).slice(-20_000)));
+const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
+const started = Date.now();
+
+function sample(): Sample {
+  const status = readFileSync(`/proc/${agent.pid}/status`, "utf8");
+  const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  const fds = readdirSync(`/proc/${agent.pid}/fd`).length;
+  return { atS: Math.round((Date.now() - started) / 1000), rssKiB, fds };
+}
+
+async function until(what: string, check: () => boolean): Promise<number | undefined> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < REPAIR_DEADLINE_MS) {
+    if (check()) return performance.now() - t0;
+    if (agent.exitCode !== null) break;
+    await delay(20);
+  }
+  failures.push(`${what}: not done within ${REPAIR_DEADLINE_MS} ms`);
+  return undefined;
+}
+
+const inSync = (): boolean => node.symroute(["plan", "-c", reference[current] as string]).code === 0;
+const metrics = (): string => node.exec(["curl", "-s", "-m", "2", "http://127.0.0.1:9473/metrics"]).stdout;
+/** The sum of a metric over its label sets. */
+const metric = (text: string, name: string): number =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
+
+function ownedRules(): { priority: number; fwmark: string; fwmask: string; table: string }[] {
+  const rules = JSON.parse(node.exec(["ip", "-j", "rule", "show"]).stdout || "[]") as { priority: number; fwmark?: string; fwmask?: string; table: string; protocol?: string }[];
+  return rules.filter((r) => r.protocol === "201") as { priority: number; fwmark: string; fwmask: string; table: string }[];
+}
+
+async function event(kind: Kind): Promise<void> {
+  let ms: number | undefined;
+  switch (kind) {
+    case "rule": {
+      const rules = ownedRules();
+      const victim = rules[Math.floor(random() * rules.length)];
+      if (victim === undefined) return;
+      const sel = ["priority", String(victim.priority), "fwmark", `${victim.fwmark}/${victim.fwmask}`, "lookup", victim.table];
+      node.exec(["ip", "rule", "del", ...sel]);
+      ms = await until(`rule ${sel.join(" ")}`, () => node.exec(["ip", "rule", "show", ...sel]).stdout.trim() !== "");
+      break;
+    }
+    case "route": {
+      const n = Math.floor(random() * (current === 0 ? networks : networks - 10));
+      const table = node.exec(["ip", "-j", "rule", "show"]).stdout; // tables come from the allocation
+      const tableOf = (JSON.parse(table) as { table: string; fwmark?: string; protocol?: string }[]).filter((r) => r.protocol === "201")[n]?.table;
+      if (tableOf === undefined) return;
+      node.exec(["ip", "route", "del", "default", "table", tableOf]);
+      ms = await until(`default route of table ${tableOf}`, () => node.exec(["ip", "route", "show", "default", "table", tableOf]).stdout.trim() !== "");
+      break;
+    }
+    case "nft":
+      node.exec(["nft", "delete", "table", "inet", "symroute"]);
+      ms = await until("nft table inet symroute", () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0);
+      break;
+    case "config":
+      current = 1 - current;
+      writeFileSync(configFile, configs[current] as string);
+      ms = await until(`config with ${current === 0 ? networks : networks - 10} networks`, inSync);
+      break;
+    case "foreign": {
+      node.exec(["ip", "-batch", "-"], "rule add priority 2500 fwmark 0x4000/0x4000 lookup 77\nroute add 192.0.2.0/24 dev eth0 table 77 proto static\n");
+      // Provoke a reconcile by a drift the agent must repair, then check the foreign objects are intact.
+      node.exec(["nft", "delete", "table", "inet", "symroute"]);
+      ms = await until("nft table after foreign objects", () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0);
+      if (node.exec(["ip", "rule", "show", "priority", "2500"]).stdout.trim() === "") failures.push("the foreign rule at priority 2500 was removed");
+      if (node.exec(["ip", "route", "show", "table", "77"]).stdout.trim() === "") failures.push("the foreign route in table 77 was removed");
+      node.exec(["ip", "-batch", "-"], "rule del priority 2500\nroute del 192.0.2.0/24 table 77\n");
+      break;
+    }
+  }
+  if (ms !== undefined) repairs[kind].push(ms);
+}
+
+const percentile = (xs: readonly number[], p: number): number => {
+  if (xs.length === 0) return Number.NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
+};
+
+let exitCode = 0;
+try {
+  if ((await until("agent ready", () => node.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9473/readyz"]).stdout === "200")) === undefined) {
+    throw new Error(`the agent did not become ready:\n${output}`);
+  }
+  await until("converged at start", inSync);
+  // Warm-up: the first reconciles allocate what the process keeps; measure from here.
+  samples.push(sample());
+  console.log(`agent soak: ${networks} networks, ${seconds} s, seed ${seed}, agent pid ${agent.pid}`);
+  const kinds: Kind[] = ["rule", "route", "nft", "config", "foreign"];
+  let events = 0;
+  while (Date.now() - started < seconds * 1000 && agent.exitCode === null) {
+    const kind = kinds[Math.floor(random() * kinds.length)] as Kind;
+    await event(kind);
+    events++;
+    if (events % 10 === 0) {
+      const s = sample();
+      samples.push(s);
+      console.log(`${s.atS}s events ${events} rss ${s.rssKiB} KiB fds ${s.fds} failures ${failures.length}`);
+    }
+  }
+  await until("converged at the end", inSync);
+  const duplicates = duplicateObjects(node);
+  failures.push(...duplicates);
+  const m = metrics();
+  const last = sample();
+  samples.push(last);
+  agent.kill("SIGTERM");
+  const code = await exited;
+  if (code !== 0) failures.push(`the agent exited ${code} on SIGTERM`);
+  const deleted = node.symroute(["delete"]);
+  if (deleted.code !== 0 || node.dump() !== original) failures.push("delete after the soak did not restore the node");
+
+  const first = samples[0] as Sample;
+  const rss = samples.map((s) => s.rssKiB);
+  const fds = samples.map((s) => s.fds);
+  // After warm-up, the second half of the run should not grow: compare its ends.
+  const half = samples.slice(Math.floor(samples.length / 2));
+  const rssGrowthSecondHalf = (half[half.length - 1]?.rssKiB ?? 0) - (half[0]?.rssKiB ?? 0);
+  const summary = {
+    seed,
+    networks,
+    seconds: Math.round((Date.now() - started) / 1000),
+    events,
+    repairsMs: Object.fromEntries(
+      Object.entries(repairs).map(([k, xs]) => [k, { count: xs.length, p50: percentile(xs, 50), p95: percentile(xs, 95), max: percentile(xs, 100) }]),
+    ),
+    rssKiB: { first: first.rssKiB, last: last.rssKiB, max: Math.max(...rss), growthSecondHalf: rssGrowthSecondHalf },
+    fds: { first: first.fds, last: last.fds, max: Math.max(...fds) },
+    agentMetrics: {
+      reconciles: metric(m, "symroute_reconciles_total"),
+      driftRepairs: metric(m, "symroute_drift_repairs_total"),
+      reconcileErrors: metric(m, "symroute_reconcile_errors_total"),
+      configErrors: metric(m, "symroute_config_errors_total"),
+    },
+    failures,
+    samples,
+  };
+  if (last.fds > first.fds + 2) failures.push(`file descriptors grew from ${first.fds} to ${last.fds}`);
+  if ((summary.agentMetrics.reconcileErrors || 0) > 0) failures.push(`${summary.agentMetrics.reconcileErrors} reconcile error(s)`);
+  const { samples: _samples, ...short } = summary;
+  console.log(JSON.stringify(short, null, 2));
+  if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(summary, null, 2)}\n`);
+  exitCode = failures.length === 0 ? 0 : 1;
+} catch (error) {
+  console.error(error);
+  exitCode = 1;
+} finally {
+  if (agent.exitCode === null) agent.kill("SIGKILL");
+  node.destroy();
+}
+process.exit(exitCode);
