@@ -188,6 +188,8 @@ async function main(): Promise<void> {
     const monitor = startMonitor();
     const latencies: number[] = [];
     const failures: string[] = [];
+    // RSS every 10 trials: a steady climb would be a leak, a plateau is the heap settling.
+    const rssSeries: number[] = [];
     try {
       await pause(100); // the monitor subscribes asynchronously; give it a moment before the first trial
       for (let t = 0; t < TRIALS && rules.length > 0; t++) {
@@ -223,12 +225,14 @@ async function main(): Promise<void> {
           );
         } else latencies.push(back.at - gone.at);
         await settle(300);
+        if ((t + 1) % 10 === 0) rssSeries.push(memoryMiB(agent.pid as number).rss);
       }
     } finally {
       monitor.child.kill("SIGTERM");
     }
     out["latenciesMs"] = latencies;
     out["failures"] = failures;
+    out["rssSeriesMiB"] = rssSeries;
     out["memoryAfterTrials"] = memoryMiB(agent.pid as number);
   } finally {
     agent.kill("SIGTERM");

@@ -28,6 +28,7 @@ export interface AgentSize {
   readonly ownedRules?: number;
   readonly latenciesMs?: number[];
   readonly failures?: string[];
+  readonly rssSeriesMiB?: number[];
   readonly debounceMs?: number;
   readonly error?: string;
 }

@@ -259,7 +259,7 @@ function extrapolatePerObject(apply: ApplyResults): string[] {
         `- ${int.format(s.networks)} networks: one process per object was **not run** (it would take minutes); ` +
         `extrapolated from ${int.format(base.networks)} networks (${ms(perProcess)} per process × ${int.format(s.objects.processesPerObject)} processes): ` +
         `about ${((perProcess * s.objects.processesPerObject) / 1000).toFixed(0)} s, ${ratio((perProcess * s.objects.processesPerObject) / times(s.symroute.apply).median)} symroute's apply. ` +
-        "This is a lower bound if an `nft` process gets slower as the table grows.",
+        "The time per process above shows whether that linear estimate is fair (it is, when it stays flat).",
     );
 }
 
@@ -385,6 +385,15 @@ function item6(apply: ApplyResults, agent: AgentResults | undefined): void {
     const a = agent?.sizes.find((x) => x.networks === s.networks);
     out(
       `| ${int.format(s.networks)} | ${mib(peak(s.symroute.apply))} | ${mib(peak(s.symroute.noop))} | ${mib(peak(s.symroute.delete))} | ${mib(peak(s.floor.apply))} | ${mib(a?.memoryAfterStart?.hwm)} | ${a?.trials === 0 ? "-" : mib(a?.memoryAfterTrials?.hwm)} |`,
+    );
+  }
+  out("");
+  for (const a of agent?.sizes ?? []) {
+    const series = a.rssSeriesMiB ?? [];
+    if (series.length < 2) continue;
+    out(
+      `Agent RSS at ${int.format(a.networks)} networks, every 10 drift trials: ${series.map((v) => v.toFixed(0)).join(", ")} MiB` +
+        ` (after start: ${mib(a.memoryAfterStart?.rss)}).`,
     );
   }
   out("");

@@ -41,7 +41,9 @@ export interface TrialResult {
   readonly trial: number;
   readonly seed: number;
   readonly killMode: KillMode;
+  /** From the start of the run, or from the start of its kernel changes (`afterChangesStart`). */
   readonly delayMs: number;
+  readonly afterChangesStart: boolean;
   readonly landing: Landing;
   /** The state file said an apply was under way when the kill landed. */
   readonly inProgressLeft: boolean;
@@ -128,20 +130,35 @@ function stateFiles(stateDir: string): { inProgress: boolean; leftovers: string[
   return { inProgress, leftovers };
 }
 
-/** Starts symroute, SIGKILLs it after `delayMs`, and waits until it and its children are gone. */
+/**
+ * Starts symroute, SIGKILLs it `delayMs` after its start (or, with `afterChangesStart`, after its
+ * state file first says "inProgress": the kernel changes have begun), and waits until it and its
+ * children are gone.
+ */
 async function killDuring(
   node: ReliabilityNode,
   args: readonly string[],
   delayMs: number,
   mode: KillMode,
+  afterChangesStart: boolean,
 ): Promise<{ exitedFirst: boolean }> {
   const child = spawn(
     "ip",
     ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
     { stdio: "ignore", detached: mode === "group", env: { ...process.env, NO_COLOR: "1" } },
   );
-  const exited = new Promise<"exited">((resolve) => child.on("exit", () => resolve("exited")));
-  let exitedFirst = (await Promise.race([delay(delayMs, "timer" as const), exited])) === "exited";
+  let exitCode: number | null | undefined;
+  const exited = new Promise<"exited">((resolve) =>
+    child.on("exit", (code) => {
+      exitCode = code;
+      resolve("exited");
+    }),
+  );
+  if (afterChangesStart) {
+    // A load-independent anchor: the moment this very run starts changing the kernel.
+    while (exitCode === undefined && !stateFiles(node.stateDir).inProgress) await delay(2);
+  }
+  let exitedFirst = exitCode !== undefined || (await Promise.race([delay(delayMs, "timer" as const), exited])) === "exited";
   if (!exitedFirst && child.pid !== undefined) {
     try {
       process.kill(mode === "group" ? -child.pid : child.pid, "SIGKILL");
@@ -213,15 +230,18 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
   const { node, config, baseline, phase, trial, windows, seed } = options;
   const started = performance.now();
   const random = prng(seed);
-  // Even trials: anywhere in the run, 0..duration. Odd trials: within the part of the run that
-  // changes the kernel (from "inProgress" to exit), which a uniform draw rarely hits. Either way the
-  // range is cut into slices and each trial draws within its own slice, so n trials cover it.
+  // Even trials: from the start, anywhere in 0..duration of an uninterrupted run. Odd trials: from
+  // the moment this run starts changing the kernel (its state file says "inProgress"), anywhere in
+  // the length of that part of an uninterrupted run: a uniform draw from the start rarely hits it,
+  // and the machine's load moves it. Either way the range is cut into slices and each trial draws
+  // within its own slice, so n trials cover it.
   const duration = phase === "apply" ? baseline.applyMs : baseline.deleteMs;
   const changesAt = phase === "apply" ? baseline.applyChangesAtMs : baseline.deleteChangesAtMs;
-  const [from, to] = trial % 2 === 0 ? [0, duration] : [changesAt, duration];
+  const afterChangesStart = trial % 2 === 1;
+  const range = afterChangesStart ? duration - changesAt : duration;
   const slices = Math.max(1, Math.ceil(windows / 2));
   const slice = Math.floor(trial / 2) % slices;
-  const delayMs = Math.round(from + ((to - from) * (slice + random())) / slices);
+  const delayMs = Math.round((range * (slice + random())) / slices);
   const killMode: KillMode = random() < 0.5 ? "process" : "group";
   const problems: string[] = [];
   if (phase === "delete") {
@@ -229,7 +249,7 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     if (applied.code !== 0) problems.push(`set-up apply exited ${applied.code}: ${applied.stderr.trim()}`);
   }
   const args = phase === "apply" ? ["apply", "-c", config] : ["delete"];
-  const { exitedFirst } = await killDuring(node, args, delayMs, killMode);
+  const { exitedFirst } = await killDuring(node, args, delayMs, killMode, afterChangesStart);
   const landing = landingOf(node, baseline, phase, exitedFirst);
   const { inProgress } = stateFiles(node.stateDir);
   recover(node, config, baseline, phase, trial % 2 === 1, problems);
@@ -240,6 +260,7 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     seed,
     killMode,
     delayMs,
+    afterChangesStart,
     landing,
     inProgressLeft: inProgress,
     leftovers,
