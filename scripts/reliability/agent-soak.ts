@@ -55,7 +55,10 @@ const random = prng(seed);
 const node = createReliabilityNode({ area: "soak" });
 const configs = [manyNetworksConfig(networks), manyNetworksConfig(networks - 10)];
 const configFile = writeConfig(node.stateDir, "agent.yaml", configs[0] as string);
-const reference = [writeConfig(node.stateDir, "a.yaml", configs[0] as string), writeConfig(node.stateDir, "b.yaml", configs[1] as string)];
+const reference = [
+  writeConfig(node.stateDir, "a.yaml", configs[0] as string),
+  writeConfig(node.stateDir, "b.yaml", configs[1] as string),
+];
 let current = 0;
 const original = node.dump();
 
@@ -71,7 +74,20 @@ const samples: Sample[] = [];
 
 const agent = spawn(
   "ip",
-  ["netns", "exec", node.name, process.execPath, CLI, "agent", "-c", configFile, "--state-dir", node.stateDir, "--resync-interval", RESYNC],
+  [
+    "netns",
+    "exec",
+    node.name,
+    process.execPath,
+    CLI,
+    "agent",
+    "-c",
+    configFile,
+    "--state-dir",
+    node.stateDir,
+    "--resync-interval",
+    RESYNC,
+  ],
   { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
 );
 let output = "";
@@ -108,8 +124,19 @@ const metric = (text: string, name: string): number =>
     .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 
 function ownedRules(): { priority: number; fwmark: string; fwmask: string; table: string }[] {
-  const rules = JSON.parse(node.exec(["ip", "-j", "rule", "show"]).stdout || "[]") as { priority: number; fwmark?: string; fwmask?: string; table: string; protocol?: string }[];
-  return rules.filter((r) => r.protocol === "201") as { priority: number; fwmark: string; fwmask: string; table: string }[];
+  const rules = JSON.parse(node.exec(["ip", "-j", "rule", "show"]).stdout || "[]") as {
+    priority: number;
+    fwmark?: string;
+    fwmask?: string;
+    table: string;
+    protocol?: string;
+  }[];
+  return rules.filter((r) => r.protocol === "201") as {
+    priority: number;
+    fwmark: string;
+    fwmask: string;
+    table: string;
+  }[];
 }
 
 async function event(kind: Kind): Promise<void> {
@@ -119,23 +146,41 @@ async function event(kind: Kind): Promise<void> {
       const rules = ownedRules();
       const victim = rules[Math.floor(random() * rules.length)];
       if (victim === undefined) return;
-      const sel = ["priority", String(victim.priority), "fwmark", `${victim.fwmark}/${victim.fwmask}`, "lookup", victim.table];
+      const sel = [
+        "priority",
+        String(victim.priority),
+        "fwmark",
+        `${victim.fwmark}/${victim.fwmask}`,
+        "lookup",
+        victim.table,
+      ];
       node.exec(["ip", "rule", "del", ...sel]);
-      ms = await until(`rule ${sel.join(" ")}`, () => node.exec(["ip", "rule", "show", ...sel]).stdout.trim() !== "");
+      ms = await until(
+        `rule ${sel.join(" ")}`,
+        () => node.exec(["ip", "rule", "show", ...sel]).stdout.trim() !== "",
+      );
       break;
     }
     case "route": {
       const n = Math.floor(random() * (current === 0 ? networks : networks - 10));
       const table = node.exec(["ip", "-j", "rule", "show"]).stdout; // tables come from the allocation
-      const tableOf = (JSON.parse(table) as { table: string; fwmark?: string; protocol?: string }[]).filter((r) => r.protocol === "201")[n]?.table;
+      const tableOf = (JSON.parse(table) as { table: string; fwmark?: string; protocol?: string }[]).filter(
+        (r) => r.protocol === "201",
+      )[n]?.table;
       if (tableOf === undefined) return;
       node.exec(["ip", "route", "del", "default", "table", tableOf]);
-      ms = await until(`default route of table ${tableOf}`, () => node.exec(["ip", "route", "show", "default", "table", tableOf]).stdout.trim() !== "");
+      ms = await until(
+        `default route of table ${tableOf}`,
+        () => node.exec(["ip", "route", "show", "default", "table", tableOf]).stdout.trim() !== "",
+      );
       break;
     }
     case "nft":
       node.exec(["nft", "delete", "table", "inet", "symroute"]);
-      ms = await until("nft table inet symroute", () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0);
+      ms = await until(
+        "nft table inet symroute",
+        () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0,
+      );
       break;
     case "config":
       current = 1 - current;
@@ -143,12 +188,20 @@ async function event(kind: Kind): Promise<void> {
       ms = await until(`config with ${current === 0 ? networks : networks - 10} networks`, inSync);
       break;
     case "foreign": {
-      node.exec(["ip", "-batch", "-"], "rule add priority 2500 fwmark 0x4000/0x4000 lookup 77\nroute add 192.0.2.0/24 dev eth0 table 77 proto static\n");
+      node.exec(
+        ["ip", "-batch", "-"],
+        "rule add priority 2500 fwmark 0x4000/0x4000 lookup 77\nroute add 192.0.2.0/24 dev eth0 table 77 proto static\n",
+      );
       // Provoke a reconcile by a drift the agent must repair, then check the foreign objects are intact.
       node.exec(["nft", "delete", "table", "inet", "symroute"]);
-      ms = await until("nft table after foreign objects", () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0);
-      if (node.exec(["ip", "rule", "show", "priority", "2500"]).stdout.trim() === "") failures.push("the foreign rule at priority 2500 was removed");
-      if (node.exec(["ip", "route", "show", "table", "77"]).stdout.trim() === "") failures.push("the foreign route in table 77 was removed");
+      ms = await until(
+        "nft table after foreign objects",
+        () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0,
+      );
+      if (node.exec(["ip", "rule", "show", "priority", "2500"]).stdout.trim() === "")
+        failures.push("the foreign rule at priority 2500 was removed");
+      if (node.exec(["ip", "route", "show", "table", "77"]).stdout.trim() === "")
+        failures.push("the foreign route in table 77 was removed");
       node.exec(["ip", "-batch", "-"], "rule del priority 2500\nroute del 192.0.2.0/24 table 77\n");
       break;
     }
@@ -164,7 +217,14 @@ const percentile = (xs: readonly number[], p: number): number => {
 
 let exitCode = 0;
 try {
-  if ((await until("agent ready", () => node.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9473/readyz"]).stdout === "200")) === undefined) {
+  if (
+    (await until(
+      "agent ready",
+      () =>
+        node.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9473/readyz"])
+          .stdout === "200",
+    )) === undefined
+  ) {
     throw new Error(`the agent did not become ready:\n${output}`);
   }
   await until("converged at start", inSync);
@@ -193,7 +253,8 @@ try {
   const code = await exited;
   if (code !== 0) failures.push(`the agent exited ${code} on SIGTERM`);
   const deleted = node.symroute(["delete"]);
-  if (deleted.code !== 0 || node.dump() !== original) failures.push("delete after the soak did not restore the node");
+  if (deleted.code !== 0 || node.dump() !== original)
+    failures.push("delete after the soak did not restore the node");
 
   const first = samples[0] as Sample;
   const rss = samples.map((s) => s.rssKiB);
@@ -207,9 +268,17 @@ try {
     seconds: Math.round((Date.now() - started) / 1000),
     events,
     repairsMs: Object.fromEntries(
-      Object.entries(repairs).map(([k, xs]) => [k, { count: xs.length, p50: percentile(xs, 50), p95: percentile(xs, 95), max: percentile(xs, 100) }]),
+      Object.entries(repairs).map(([k, xs]) => [
+        k,
+        { count: xs.length, p50: percentile(xs, 50), p95: percentile(xs, 95), max: percentile(xs, 100) },
+      ]),
     ),
-    rssKiB: { first: first.rssKiB, last: last.rssKiB, max: Math.max(...rss), growthSecondHalf: rssGrowthSecondHalf },
+    rssKiB: {
+      first: first.rssKiB,
+      last: last.rssKiB,
+      max: Math.max(...rss),
+      growthSecondHalf: rssGrowthSecondHalf,
+    },
     fds: { first: first.fds, last: last.fds, max: Math.max(...fds) },
     agentMetrics: {
       reconciles: metric(m, "symroute_reconciles_total"),
@@ -221,7 +290,8 @@ try {
     samples,
   };
   if (last.fds > first.fds + 2) failures.push(`file descriptors grew from ${first.fds} to ${last.fds}`);
-  if ((summary.agentMetrics.reconcileErrors || 0) > 0) failures.push(`${summary.agentMetrics.reconcileErrors} reconcile error(s)`);
+  if ((summary.agentMetrics.reconcileErrors || 0) > 0)
+    failures.push(`${summary.agentMetrics.reconcileErrors} reconcile error(s)`);
   const { samples: _samples, ...short } = summary;
   console.log(JSON.stringify(short, null, 2));
   if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(summary, null, 2)}\n`);

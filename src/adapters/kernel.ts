@@ -1,7 +1,8 @@
 // The real node: iproute2 to read and write routing, nft or iptables for symroute's firewall
 // objects, /proc/sys for sysctls. One process per tool per step, never one per object.
 
-import { readFile, writeFile, readdir } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readFile, writeFile, readdir } from "node:fs/promises";
 import type { Family } from "../model/address.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { FirewallBackend, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
@@ -136,7 +137,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         ipJson(["-6", "-N", "rule", "show"]),
       ]);
       const links = parseLinks(linkJson);
-      const hints = kubeProxyHints(links);
+      const hints = scope.kubeProxyHints === false ? Promise.resolve(undefined) : kubeProxyHints(links);
       const names = new Set(scope.sysctls);
       for (const template of scope.linkSysctls ?? []) {
         for (const link of links) names.add(template.replace("{}", link.ifname));
@@ -156,7 +157,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         rules: [...parseRules(4, rules4), ...parseRules(6, rules6)],
         sysctls,
         firewall,
-        kubeProxy: await hints,
+        ...(await hints.then((kubeProxy) => (kubeProxy === undefined ? {} : { kubeProxy }))),
       };
     },
 
@@ -259,18 +260,30 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     availableFirewalls(): Promise<readonly FirewallBackend[]> {
       // Installed tools do not come and go during a run: ask once.
       available ??= (async () => {
-        const [nft, ipt] = await Promise.all([
-          run("nft", ["--version"], { allowFailure: true }).catch(() => undefined),
-          run("iptables-restore", ["--version"], { allowFailure: true }).catch(() => undefined),
-        ]);
+        // A look at PATH, not a process per tool: this runs on every plan.
+        const [nft, ipt] = await Promise.all([onPath("nft"), onPath("iptables-restore")]);
         const found: FirewallBackend[] = [];
-        if (nft?.code === 0) found.push("nftables");
-        if (ipt?.code === 0) found.push("iptables");
+        if (nft) found.push("nftables");
+        if (ipt) found.push("iptables");
         return found;
       })();
       return available;
     },
   };
+}
+
+/** Whether an executable of this name is on PATH (what spawning it would find). */
+async function onPath(name: string): Promise<boolean> {
+  for (const dir of (process.env["PATH"] ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      await access(`${dir}/${name}`, constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
 }
 
 /** Names of the interfaces with IPv4 conf entries: what `readdir(/proc/sys/net/ipv4/conf)` lists. */

@@ -56,6 +56,8 @@ interface Planned {
   readonly node: NodeState;
   readonly saved: SavedState | undefined;
   readonly own: OwnershipMarks;
+  /** The firewall front ends this plan read. */
+  readonly firewallsRead: readonly FirewallBackend[];
 }
 
 const EMPTY_DESIRED: DesiredState = {
@@ -117,8 +119,8 @@ export function inverseChanges(executed: readonly Change[]): Change[] {
 export function createEngine(deps: EngineDeps): Engine {
   const { kernel, store } = deps;
 
-  async function observe(firewalls: readonly FirewallBackend[]): Promise<NodeState> {
-    return kernel.readNode({ ...SYSCTLS_TO_READ, firewalls });
+  async function observe(firewalls: readonly FirewallBackend[], kubeProxyHints = false): Promise<NodeState> {
+    return kernel.readNode({ ...SYSCTLS_TO_READ, firewalls, kubeProxyHints });
   }
 
   /** With `removing`, the desired state is empty: everything owned goes, sysctls go back. */
@@ -128,8 +130,14 @@ export function createEngine(deps: EngineDeps): Engine {
     removing: boolean,
   ): Promise<Planned> {
     const available = await kernel.availableFirewalls();
-    const node = await observe(available);
     const firewall = config === undefined || removing ? undefined : resolveFirewall(config, available);
+    // Only the front ends that can hold symroute's objects: the one wanted and the one last used.
+    // Without a record (a first run, or a lost state file) every available one is read.
+    const toRead =
+      saved === undefined || firewall === undefined
+        ? available
+        : available.filter((b) => b === firewall || b === saved.firewall);
+    const node = await observe(toRead, config?.kubeProxyMode === "auto" && !removing);
     const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, node);
     const desired =
       config === undefined || firewall === undefined || kubeProxyMode === undefined
@@ -142,6 +150,7 @@ export function createEngine(deps: EngineDeps): Engine {
       node,
       saved,
       own,
+      firewallsRead: toRead,
       report: {
         networks: desired.decisions,
         changes,
@@ -305,7 +314,21 @@ export function createEngine(deps: EngineDeps): Engine {
       let failure = outcome.error;
       let after: Planned | undefined;
       if (failure === undefined) {
-        after = await planWith(config, nextState(false, previousSysctls, createdLinks), removing);
+        // Verify: read the node again and diff it against the same desired state.
+        const ownAfter = ownership(config, nextState(false, previousSysctls, createdLinks));
+        const reread = await observe(planned.firewallsRead);
+        const check = diffState(desired, reread, ownAfter);
+        after = {
+          ...planned,
+          node: reread,
+          own: ownAfter,
+          report: {
+            ...report,
+            changes: check.changes,
+            inSync: check.changes.length === 0,
+            ownedObjects: countOwned(reread, ownAfter),
+          },
+        };
         if (!after.report.inSync) {
           failure = new SymrouteError(
             "verification",

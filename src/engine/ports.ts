@@ -13,6 +13,8 @@ export interface ReadScope {
   readonly linkSysctls?: readonly string[];
   /** Firewall front ends whose symroute-owned objects to read. */
   readonly firewalls: readonly FirewallBackend[];
+  /** Also look for kube-proxy's traces (for `kubeProxyMode: auto`); two more tool runs. */
+  readonly kubeProxyHints?: boolean;
 }
 
 export interface Kernel {

@@ -63,15 +63,20 @@ function nftRules(spec: FirewallSpec): FirewallRule[] {
 export function renderNft(spec: FirewallSpec | undefined): string {
   const lines = [`table inet ${NFT_TABLE} {}`, `delete table inet ${NFT_TABLE}`];
   if (spec === undefined) return `${lines.join("\n")}\n`;
-  const rules = nftRules(spec);
-  const chains = [...new Set(rules.map((r) => r.chain))];
+  // Group once, in order of first appearance: one chain per mark value, so never filter per chain.
+  const byChain = new Map<string, FirewallRule[]>();
+  for (const r of nftRules(spec)) {
+    const list = byChain.get(r.chain);
+    if (list === undefined) byChain.set(r.chain, [r]);
+    else list.push(r);
+  }
   lines.push(`table inet ${NFT_TABLE} {`);
-  for (const chain of chains) {
+  for (const [chain, rules] of byChain) {
     lines.push(`  chain ${chain} {`);
     if (chain === "pre") lines.push("    type filter hook prerouting priority mangle; policy accept;");
     // Only a `route` chain re-routes a locally generated packet whose mark changed (KERNEL-FACTS 4).
     if (chain === "out") lines.push("    type route hook output priority mangle; policy accept;");
-    for (const r of rules.filter((x) => x.chain === chain)) lines.push(`    ${r.body} comment "${r.key}"`);
+    for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
     lines.push("  }");
   }
   lines.push("}");

@@ -8,7 +8,16 @@ import { spawn } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
 import { APPLY_LOCK_NAME } from "../../src/adapters/state-file.ts";
 import { e2eUnavailable } from "../support/netns.ts";
-import { canonicalDump, CLI, createReliabilityNode, duplicateObjects, manyNetworksConfig, writeConfig, type ReliabilityNode } from "./support/node.ts";
+import {
+  assertSameDump,
+  canonicalDump,
+  CLI,
+  createReliabilityNode,
+  duplicateObjects,
+  manyNetworksConfig,
+  writeConfig,
+  type ReliabilityNode,
+} from "./support/node.ts";
 
 const skip = e2eUnavailable();
 
@@ -18,11 +27,18 @@ interface Finished {
 }
 
 /** Starts symroute without waiting for it. */
-function start(node: ReliabilityNode, args: readonly string[]): { child: ReturnType<typeof spawn>; done: Promise<Finished> } {
-  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, NO_COLOR: "1" },
-  });
+function start(
+  node: ReliabilityNode,
+  args: readonly string[],
+): { child: ReturnType<typeof spawn>; done: Promise<Finished> } {
+  const child = spawn(
+    "ip",
+    ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    },
+  );
   let stderr = "";
   child.stderr?.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
   const done = new Promise<Finished>((resolve) => child.on("close", (code) => resolve({ code, stderr })));
@@ -33,7 +49,11 @@ function start(node: ReliabilityNode, args: readonly string[]): { child: ReturnT
 function waitedOrRefused(r: Finished, what: string): "waited" | "refused" {
   if (r.code === 0) return "waited";
   assert.equal(r.code, 1, `${what}: ${r.stderr}`);
-  assert.match(r.stderr, /error \(busy\): another symroute \(pid \d+\) is changing this network namespace/, what);
+  assert.match(
+    r.stderr,
+    /error \(busy\): another symroute \(pid \d+\) is changing this network namespace/,
+    what,
+  );
   return "refused";
 }
 
@@ -43,55 +63,74 @@ function assertConsistent(node: ReliabilityNode, config: string, what: string): 
   assert.deepEqual(duplicateObjects(node), [], what);
 }
 
-test("a held lock: apply refuses with a busy error after --lock-wait, and waits while it is held", { skip }, async (t) => {
-  const node = createReliabilityNode({ area: "conc" });
-  t.after(() => node.destroy());
-  const config = writeConfig(node.stateDir, "ten.yaml", manyNetworksConfig(10));
-  // Another holder of this namespace's lock (an abstract Unix socket, scoped to the namespace),
-  // answering like symroute does; it prints "ready" once it holds the lock.
-  const holderCode =
-    "const s = require('node:net').createServer((c) => c.end(JSON.stringify({ pid: process.pid }) + '\\n'));" +
-    `s.listen({ path: '\\0${APPLY_LOCK_NAME}' }, () => console.log('ready'));`;
-  const holder = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", holderCode], { stdio: ["ignore", "pipe", "inherit"] });
-  t.after(() => holder.kill("SIGKILL"));
-  await new Promise<void>((resolve) => holder.stdout?.once("data", () => resolve()));
-  const original = node.dump();
+test(
+  "a held lock: apply refuses with a busy error after --lock-wait, and waits while it is held",
+  { skip },
+  async (t) => {
+    const node = createReliabilityNode({ area: "conc" });
+    t.after(() => node.destroy());
+    const config = writeConfig(node.stateDir, "ten.yaml", manyNetworksConfig(10));
+    // Another holder of this namespace's lock (an abstract Unix socket, scoped to the namespace),
+    // answering like symroute does; it prints "ready" once it holds the lock.
+    const holderCode =
+      "const s = require('node:net').createServer((c) => c.end(JSON.stringify({ pid: process.pid }) + '\\n'));" +
+      `s.listen({ path: '\\0${APPLY_LOCK_NAME}' }, () => console.log('ready'));`;
+    const holder = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", holderCode], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    t.after(() => holder.kill("SIGKILL"));
+    await new Promise<void>((resolve) => holder.stdout?.once("data", () => resolve()));
+    const original = node.dump();
 
-  const refused = node.symroute(["apply", "-c", config, "--lock-wait", "1"]);
-  assert.equal(refused.code, 1);
-  assert.match(refused.stderr, new RegExp(`error \\(busy\\): another symroute \\(pid ${holder.pid}\\) is changing this network namespace`));
-  assert.equal(node.dump(), original, "a refused apply changed the node");
+    const refused = node.symroute(["apply", "-c", config, "--lock-wait", "1"]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `error \\(busy\\): another symroute \\(pid ${holder.pid}\\) is changing this network namespace`,
+      ),
+    );
+    assertSameDump(original, node.dump(), "a refused apply changed the node");
 
-  const waiting = start(node, ["apply", "-c", config, "--lock-wait", "60"]);
-  // Whatever the timing, it cannot finish while the lock is held: check a few times, then release.
-  for (let i = 0; i < 10; i++) {
-    await delay(100);
-    assert.equal(waiting.child.exitCode, null, "apply finished while another run held the lock");
-  }
-  assert.equal(node.dump(), original, "a waiting apply changed the node");
-  holder.kill("SIGKILL"); // the kernel releases the lock with the process, as after a crash
-  const finished = await waiting.done;
-  assert.equal(finished.code, 0, finished.stderr);
-  assertConsistent(node, config, "after the waiting apply");
-});
+    const waiting = start(node, ["apply", "-c", config, "--lock-wait", "60"]);
+    // Whatever the timing, it cannot finish while the lock is held: check a few times, then release.
+    for (let i = 0; i < 10; i++) {
+      await delay(100);
+      assert.equal(waiting.child.exitCode, null, "apply finished while another run held the lock");
+    }
+    assertSameDump(original, node.dump(), "a waiting apply changed the node");
+    holder.kill("SIGKILL"); // the kernel releases the lock with the process, as after a crash
+    const finished = await waiting.done;
+    assert.equal(finished.code, 0, finished.stderr);
+    assertConsistent(node, config, "after the waiting apply");
+  },
+);
 
-test("two applies of the same config at once: one waits or refuses, and one consistent state results", { skip }, async (t) => {
-  const node = createReliabilityNode({ area: "conc" });
-  t.after(() => node.destroy());
-  const config = writeConfig(node.stateDir, "many.yaml", manyNetworksConfig(100));
-  const original = node.dump();
-  for (let round = 0; round < 3; round++) {
-    const a = start(node, ["apply", "-c", config]);
-    const b = start(node, ["apply", "-c", config]);
-    const [ra, rb] = await Promise.all([a.done, b.done]);
-    const outcomes = [waitedOrRefused(ra, `round ${round} first`), waitedOrRefused(rb, `round ${round} second`)];
-    assert.ok(outcomes.includes("waited"), `round ${round}: both refused`);
-    assertConsistent(node, config, `round ${round}`);
-    const deleted = node.symroute(["delete"]);
-    assert.equal(deleted.code, 0, deleted.stderr);
-    assert.equal(node.dump(), original, `round ${round}: delete did not restore the node`);
-  }
-});
+test(
+  "two applies of the same config at once: one waits or refuses, and one consistent state results",
+  { skip },
+  async (t) => {
+    const node = createReliabilityNode({ area: "conc" });
+    t.after(() => node.destroy());
+    const config = writeConfig(node.stateDir, "many.yaml", manyNetworksConfig(100));
+    const original = node.dump();
+    for (let round = 0; round < 3; round++) {
+      const a = start(node, ["apply", "-c", config]);
+      const b = start(node, ["apply", "-c", config]);
+      const [ra, rb] = await Promise.all([a.done, b.done]);
+      const outcomes = [
+        waitedOrRefused(ra, `round ${round} first`),
+        waitedOrRefused(rb, `round ${round} second`),
+      ];
+      t.diagnostic(`round ${round}: ${outcomes.join(", ")}`);
+      assert.ok(outcomes.includes("waited"), `round ${round}: both refused`);
+      assertConsistent(node, config, `round ${round}`);
+      const deleted = node.symroute(["delete"]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assertSameDump(original, node.dump(), `round ${round}: delete did not restore the node`);
+    }
+  },
+);
 
 test("two different configs at once: the node ends in exactly one of them", { skip }, async (t) => {
   const node = createReliabilityNode({ area: "conc" });
@@ -112,13 +151,13 @@ test("two different configs at once: the node ends in exactly one of them", { sk
     const a = start(node, ["apply", "-c", configA]);
     const b = start(node, ["apply", "-c", configB]);
     const [ra, rb] = await Promise.all([a.done, b.done]);
-    waitedOrRefused(ra, `round ${round} A`);
-    waitedOrRefused(rb, `round ${round} B`);
+    const outcomes = [waitedOrRefused(ra, `round ${round} A`), waitedOrRefused(rb, `round ${round} B`)];
     const now = canonicalDump(node.dump());
     const winner = now === onlyA ? configA : now === onlyB ? configB : undefined;
     assert.ok(winner !== undefined, `round ${round}: the node is neither A nor B`);
+    t.diagnostic(`round ${round}: ${outcomes.join(", ")}; the node holds ${winner === configA ? "A" : "B"}`);
     assertConsistent(node, winner, `round ${round}`);
     assert.equal(node.symroute(["delete"]).code, 0);
-    assert.equal(node.dump(), original, `round ${round}: delete did not restore the node`);
+    assertSameDump(original, node.dump(), `round ${round}: delete did not restore the node`);
   }
 });

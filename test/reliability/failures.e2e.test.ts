@@ -15,7 +15,7 @@ import { createFaultTools, type Fault } from "./support/fault-tools.ts";
 import {
   CLI,
   createReliabilityNode,
-  dumpDifference,
+  assertSameDump,
   manyNetworksConfig,
   run,
   writeConfig,
@@ -49,26 +49,37 @@ function applyMustFailCleanly(node: ReliabilityNode, config: string, env?: NodeJ
   const before = node.dump();
   const r = node.symroute(["apply", "-c", config], env);
   assert.equal(r.code, 1, `apply should fail: ${r.stdout}${r.stderr}`);
-  const after = node.dump();
-  assert.equal(after, before, `the node changed:\n${dumpDifference(before, after)}\n${r.stderr}`);
+  assertSameDump(before, node.dump(), `the node changed (${r.stderr.trim()})`);
   // symroute itself agrees: nothing of its own is left, and the next apply converges.
   assert.equal(node.symroute(["plan", "-c", config]).code, 2);
   return r.stderr;
 }
 
-const corruptions: { name: string; firewall: "nftables" | "iptables"; fault: Fault; cause: RegExp; line: RegExp }[] = [
+const corruptions: {
+  name: string;
+  firewall: "nftables" | "iptables";
+  fault: Fault;
+  cause: RegExp;
+  line: RegExp;
+}[] = [
   {
     name: "nft refuses the transaction (a jump to a chain that does not exist)",
     firewall: "nftables",
     fault: { kind: "corrupt", tool: "nft", match: "jump restore", sed: "s/jump restore/jump missing-chain/" },
     // The failing line is the one symroute sent; nft's own message shows what it received.
-    cause: /nft -f - failed \(exit 1\): \S+:\d+:\d+-\d+: Error: Could not process rule: No such file or directory/,
+    cause:
+      /nft -f - failed \(exit 1\): \S+:\d+:\d+-\d+: Error: Could not process rule: No such file or directory/,
     line: /failing line \d+: ct direction reply .*jump restore/,
   },
   {
     name: "iptables-restore refuses a line (a bad CONNMARK mask)",
     firewall: "iptables",
-    fault: { kind: "corrupt", tool: "iptables-restore", match: "--nfmask", sed: "s/--nfmask 0x[0-9a-f]+/--nfmask 0xfg/" },
+    fault: {
+      kind: "corrupt",
+      tool: "iptables-restore",
+      match: "--nfmask",
+      sed: "s/--nfmask 0x[0-9a-f]+/--nfmask 0xfg/",
+    },
     cause: /iptables-restore --noflush -w 5 failed/,
     line: /failing line \d+: -A SYMROUTE-\S+ .*--nfmask 0xff/,
   },
@@ -97,14 +108,18 @@ for (const c of corruptions) {
   });
 }
 
-test("rolled back when the kernel refuses a route (its interface is down): sysctls and routes come back", { skip }, (t) => {
-  const node = nodeFor(t);
-  assert.equal(node.exec(["ip", "link", "add", "ext1", "type", "veth", "peer", "name", "ext1p"]).code, 0);
-  const config = writeConfig(node.stateDir, "down.yaml", twoNetworks("nftables", "ext1"));
-  const stderr = applyMustFailCleanly(node, config);
-  assert.match(stderr, /ip -batch - failed \(exit 1\): Error: Device for nexthop is not up/);
-  assert.match(stderr, /failing line \d+: route add 198\.51\.100\.0\/24 dev ext1 table \d+/);
-});
+test(
+  "rolled back when the kernel refuses a route (its interface is down): sysctls and routes come back",
+  { skip },
+  (t) => {
+    const node = nodeFor(t);
+    assert.equal(node.exec(["ip", "link", "add", "ext1", "type", "veth", "peer", "name", "ext1p"]).code, 0);
+    const config = writeConfig(node.stateDir, "down.yaml", twoNetworks("nftables", "ext1"));
+    const stderr = applyMustFailCleanly(node, config);
+    assert.match(stderr, /ip -batch - failed \(exit 1\): Error: Device for nexthop is not up/);
+    assert.match(stderr, /failing line \d+: route add 198\.51\.100\.0\/24 dev ext1 table \d+/);
+  },
+);
 
 test("a missing interface is refused before anything changes, naming the interface", { skip }, (t) => {
   const node = nodeFor(t);
@@ -113,7 +128,7 @@ test("a missing interface is refused before anything changes, naming the interfa
   const r = node.symroute(["apply", "-c", config]);
   assert.notEqual(r.code, 0, r.stdout);
   assert.match(`${r.stdout}${r.stderr}`, /ext9/);
-  assert.equal(node.dump(), before);
+  assertSameDump(before, node.dump(), "the node changed");
   assert.equal(readdirSync(node.stateDir).filter((f) => f.startsWith("netns-")).length <= 1, true);
 });
 
@@ -121,7 +136,12 @@ test("a missing interface is refused before anything changes, naming the interfa
  * Runs symroute with its state directory on a tmpfs of `size`, in a private mount namespace; with
  * `fill`, the tmpfs is filled up first.
  */
-function applyOnTinyDisk(node: ReliabilityNode, config: string, size: string, fill = false): { code: number; stderr: string } {
+function applyOnTinyDisk(
+  node: ReliabilityNode,
+  config: string,
+  size: string,
+  fill = false,
+): { code: number; stderr: string } {
   const dir = join(node.stateDir, "tiny");
   const script =
     'mkdir -p "$1" && mount -t tmpfs -o size="$2" tmpfs "$1" || exit 99; ' +
@@ -165,7 +185,7 @@ test("a full disk before the apply: nothing changes, the error says ENOSPC", { s
   const r = applyOnTinyDisk(node, config, "64k", true);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /ENOSPC/);
-  assert.equal(node.dump(), before);
+  assertSameDump(before, node.dump(), "the node changed");
 });
 
 test(
@@ -191,7 +211,6 @@ test(
     const r = applyOnTinyDisk(node, config, `${(1 + pages + Math.floor(pages / 2)) * 4}k`);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /ENOSPC/);
-    const after = node.dump();
-    assert.equal(after, before, `not rolled back:\n${dumpDifference(before, after, 6)}`);
+    assertSameDump(before, node.dump(), "not rolled back");
   },
 );

@@ -9,10 +9,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { e2eUnavailable } from "../support/netns.ts";
-import { createReliabilityNode, dumpDifference, must, writeConfig, type ReliabilityNode } from "./support/node.ts";
+import {
+  createReliabilityNode,
+  assertSameDump,
+  must,
+  writeConfig,
+  type ReliabilityNode,
+} from "./support/node.ts";
 
 const skip = e2eUnavailable();
-const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
+const fixture = (name: string): string =>
+  readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
 
 /** Per-interface values that make the effective value differ from the interface's own. */
 const SYSCTLS: readonly string[] = [
@@ -74,14 +81,23 @@ function effective(values: Sysctls, ifaces: readonly string[]): Record<string, n
 }
 
 /** Applies symroute's sysctl writes one by one and checks the effective values after each. */
-function checkEveryStep(start: Sysctls, writes: readonly { name: string; value: string }[], ifaces: readonly string[], what: string): void {
+function checkEveryStep(
+  start: Sysctls,
+  writes: readonly { name: string; value: string }[],
+  ifaces: readonly string[],
+  what: string,
+): void {
   const expected = effective(start, ifaces);
   const values = new Map(start);
   for (const [i, w] of writes.entries()) {
     const m = /^net\/ipv4\/conf\/([^/]+)\/([a-z_]+)$/.exec(w.name);
     if (m === null) continue;
     values.set(`${m[1]}/${m[2]}`, Number(w.value));
-    assert.deepEqual(effective(values, ifaces), expected, `${what}: after write ${i + 1} (${w.name}=${w.value})`);
+    assert.deepEqual(
+      effective(values, ifaces),
+      expected,
+      `${what}: after write ${i + 1} (${w.name}=${w.value})`,
+    );
   }
 }
 
@@ -135,36 +151,43 @@ networks:
 `;
 
 for (const firewall of ["nftables", "iptables"] as const) {
-  test(`kube-proxy and Calico objects survive apply and delete byte for byte (${firewall})`, { skip }, (t) => {
-    const node = createReliabilityNode({ area: "foreign", dualStack: true });
-    t.after(() => node.destroy());
-    preload(node);
-    const cfg = writeConfig(node.stateDir, "foreign.yaml", config(firewall));
-    const others = ["lo", "eth0", "cali1234abcd", "cali5678efgh"];
-    const original = node.dump();
-    const start = readSysctls(node);
+  test(
+    `kube-proxy and Calico objects survive apply and delete byte for byte (${firewall})`,
+    { skip },
+    (t) => {
+      const node = createReliabilityNode({ area: "foreign", dualStack: true });
+      t.after(() => node.destroy());
+      preload(node);
+      const cfg = writeConfig(node.stateDir, "foreign.yaml", config(firewall));
+      const others = ["lo", "eth0", "cali1234abcd", "cali5678efgh"];
+      const original = node.dump();
+      const start = readSysctls(node);
 
-    const dry = node.symroute(["apply", "-c", cfg, "--dry-run", "-o", "json"]);
-    assert.equal(dry.code, 0, dry.stderr);
-    const applyWrites = payloadSysctls(dry.stdout);
-    assert.ok(applyWrites.some((w) => w.name === "net/ipv4/conf/all/rp_filter" && w.value === "0"), "conf.all.rp_filter is lowered");
-    checkEveryStep(start, applyWrites, others, "apply");
+      const dry = node.symroute(["apply", "-c", cfg, "--dry-run", "-o", "json"]);
+      assert.equal(dry.code, 0, dry.stderr);
+      const applyWrites = payloadSysctls(dry.stdout);
+      assert.ok(
+        applyWrites.some((w) => w.name === "net/ipv4/conf/all/rp_filter" && w.value === "0"),
+        "conf.all.rp_filter is lowered",
+      );
+      checkEveryStep(start, applyWrites, others, "apply");
 
-    const applied = node.symroute(["apply", "-c", cfg]);
-    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
-    const during = node.dump();
-    assert.notEqual(during, original);
-    assert.equal(foreignOnly(during), foreignOnly(original), dumpDifference(foreignOnly(original), foreignOnly(during)));
-    const appliedSysctls = readSysctls(node);
-    assert.deepEqual(effective(appliedSysctls, others), effective(start, others));
-    assert.equal(node.symroute(["plan", "-c", cfg]).code, 0);
+      const applied = node.symroute(["apply", "-c", cfg]);
+      assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+      const during = node.dump();
+      assert.notEqual(during, original);
+      assertSameDump(foreignOnly(original), foreignOnly(during), "foreign objects changed by apply");
+      const appliedSysctls = readSysctls(node);
+      assert.deepEqual(effective(appliedSysctls, others), effective(start, others));
+      assert.equal(node.symroute(["plan", "-c", cfg]).code, 0);
 
-    const dryDelete = node.symroute(["delete", "--dry-run", "-o", "json"]);
-    assert.equal(dryDelete.code, 0, dryDelete.stderr);
-    checkEveryStep(appliedSysctls, payloadSysctls(dryDelete.stdout), others, "delete");
-    const deleted = node.symroute(["delete"]);
-    assert.equal(deleted.code, 0, deleted.stderr);
-    const after = node.dump();
-    assert.equal(after, original, dumpDifference(original, after));
-  });
+      const dryDelete = node.symroute(["delete", "--dry-run", "-o", "json"]);
+      assert.equal(dryDelete.code, 0, dryDelete.stderr);
+      checkEveryStep(appliedSysctls, payloadSysctls(dryDelete.stdout), others, "delete");
+      const deleted = node.symroute(["delete"]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      const after = node.dump();
+      assertSameDump(original, after, "delete did not restore the node");
+    },
+  );
 }

@@ -10,9 +10,17 @@ import { chmodSync, chownSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { e2eUnavailable } from "../support/netns.ts";
-import { CLI, createReliabilityNode, dumpDifference, run, writeConfig, type ReliabilityNode } from "./support/node.ts";
+import {
+  CLI,
+  createReliabilityNode,
+  assertSameDump,
+  run,
+  writeConfig,
+  type ReliabilityNode,
+} from "./support/node.ts";
 
-const skip = e2eUnavailable() ?? (run(["setpriv", "--version"]).code === 0 ? undefined : "needs setpriv (util-linux)");
+const skip =
+  e2eUnavailable() ?? (run(["setpriv", "--version"]).code === 0 ? undefined : "needs setpriv (util-linux)");
 const NOBODY = 65534;
 const CAP_NET_ADMIN = 1n << 12n;
 
@@ -79,7 +87,7 @@ for (const who of Object.keys(PRIVILEGES) as Who[]) {
       const deleted = cli(["delete"]);
       assert.equal(deleted.code, 0, deleted.stderr);
       const after = node.dump();
-      assert.equal(after, original, dumpDifference(original, after));
+      assertSameDump(original, after, "delete did not restore the node");
     });
   }
 }
@@ -93,50 +101,62 @@ function listening(node: ReliabilityNode): string[] {
     .filter((x): x is string => x !== undefined && x !== "");
 }
 
-test("the agent as nobody with CAP_NET_ADMIN: converges, listens on loopback only, SIGTERM exits 0", { skip }, async (t) => {
-  const node = createReliabilityNode({ area: "priv" });
-  t.after(() => node.destroy());
-  const { stateDir, config } = workspace(node, "nftables", "nobody with CAP_NET_ADMIN");
-  const agent = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      node.name,
-      "setpriv",
-      ...PRIVILEGES["nobody with CAP_NET_ADMIN"],
-      process.execPath,
-      CLI,
-      "agent",
-      "-c",
-      config,
-      "--state-dir",
-      stateDir,
-      "--resync-interval",
-      "5m",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
-  );
-  let output = "";
-  agent.stdout?.on("data", (b: Buffer) => (output += b.toString("utf8")));
-  agent.stderr?.on("data", (b: Buffer) => (output += b.toString("utf8")));
-  const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
-  t.after(() => agent.kill("SIGKILL"));
+test(
+  "the agent as nobody with CAP_NET_ADMIN: converges, listens on loopback only, SIGTERM exits 0",
+  { skip },
+  async (t) => {
+    const node = createReliabilityNode({ area: "priv" });
+    t.after(() => node.destroy());
+    const { stateDir, config } = workspace(node, "nftables", "nobody with CAP_NET_ADMIN");
+    const agent = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        node.name,
+        "setpriv",
+        ...PRIVILEGES["nobody with CAP_NET_ADMIN"],
+        process.execPath,
+        CLI,
+        "agent",
+        "-c",
+        config,
+        "--state-dir",
+        stateDir,
+        "--resync-interval",
+        "5m",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
+    );
+    let output = "";
+    agent.stdout?.on("data", (b: Buffer) => (output += b.toString("utf8")));
+    agent.stderr?.on("data", (b: Buffer) => (output += b.toString("utf8")));
+    const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
+    t.after(() => agent.kill("SIGKILL"));
 
-  const ready = async (): Promise<void> => {
-    for (let i = 0; i < 300; i++) {
-      const r = node.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9473/readyz"]);
-      if (r.stdout === "200") return;
-      if (agent.exitCode !== null) break;
-      await delay(100);
-    }
-    assert.fail(`the agent never became ready:\n${output}`);
-  };
-  await ready();
-  assert.deepEqual(listening(node), ["127.0.0.1:9473"], "the agent listens on loopback only");
-  // Converged: a plan (as root, same state) finds nothing to do.
-  const plan = node.exec([process.execPath, CLI, "plan", "-c", config, "--state-dir", stateDir]);
-  assert.equal(plan.code, 0, plan.stdout + plan.stderr);
-  agent.kill("SIGTERM");
-  assert.equal(await exited, 0, output);
-});
+    const ready = async (): Promise<void> => {
+      for (let i = 0; i < 300; i++) {
+        const r = node.exec([
+          "curl",
+          "-s",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "http://127.0.0.1:9473/readyz",
+        ]);
+        if (r.stdout === "200") return;
+        if (agent.exitCode !== null) break;
+        await delay(100);
+      }
+      assert.fail(`the agent never became ready:\n${output}`);
+    };
+    await ready();
+    assert.deepEqual(listening(node), ["127.0.0.1:9473"], "the agent listens on loopback only");
+    // Converged: a plan (as root, same state) finds nothing to do.
+    const plan = node.exec([process.execPath, CLI, "plan", "-c", config, "--state-dir", stateDir]);
+    assert.equal(plan.code, 0, plan.stdout + plan.stderr);
+    agent.kill("SIGTERM");
+    assert.equal(await exited, 0, output);
+  },
+);

@@ -217,7 +217,10 @@ export class FakeKernel implements Kernel {
     return clone({
       ...this.state,
       sysctls,
-      firewall: this.state.firewall.filter((f) => scope.firewalls.includes(f.backend)),
+      // Like the real reader: one entry per front end read, empty when it holds nothing of ours.
+      firewall: scope.firewalls.map(
+        (backend) => this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] },
+      ),
     });
   }
 

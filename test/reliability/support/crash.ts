@@ -158,7 +158,8 @@ async function killDuring(
     // A load-independent anchor: the moment this very run starts changing the kernel.
     while (exitCode === undefined && !stateFiles(node.stateDir).inProgress) await delay(2);
   }
-  let exitedFirst = exitCode !== undefined || (await Promise.race([delay(delayMs, "timer" as const), exited])) === "exited";
+  let exitedFirst =
+    exitCode !== undefined || (await Promise.race([delay(delayMs, "timer" as const), exited])) === "exited";
   if (!exitedFirst && child.pid !== undefined) {
     try {
       process.kill(mode === "group" ? -child.pid : child.pid, "SIGKILL");

@@ -207,6 +207,11 @@ export function dumpDifference(a: string, b: string, limit = 12): string {
   return [...onlyA.map((l) => `- ${l}`), ...onlyB.map((l) => `+ ${l}`)].join("\n");
 }
 
+/** Fails with only the lines that differ (a whole dump in an assertion message is unreadable). */
+export function assertSameDump(expected: string, actual: string, what: string): void {
+  if (actual !== expected) throw new Error(`${what}:\n${dumpDifference(expected, actual)}`);
+}
+
 type Json = Record<string, unknown>;
 
 function repeated(items: readonly string[]): string[] {
