@@ -40,9 +40,21 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
 
   let available: Promise<readonly FirewallBackend[]> | undefined;
 
-  const ipJson = async (args: string[]): Promise<Json[]> => {
-    const result = await run("ip", ["-j", ...args]);
-    return parseJsonArray(result.stdout, `ip -j ${args.join(" ")}`);
+  /** One `ip -j -N -d -batch -` with several show commands: their outputs, in order. */
+  const ipBatchJson = async (flags: string[], commands: string[]): Promise<Json[][]> => {
+    const args = [...flags, "-j", "-N", "-d", "-batch", "-"];
+    const result = await run("ip", args, { input: `${commands.join("\n")}\n` });
+    const lines = result.stdout.split("\n").filter((l) => l.trim() !== "");
+    if (lines.length !== commands.length) {
+      throw new SymrouteError(
+        "kernel",
+        `ip ${args.join(" ")} printed ${lines.length} answers to ${commands.length} commands`,
+        {
+          details: [result.stderr.trim()].filter((x) => x !== ""),
+        },
+      );
+    }
+    return lines.map((line, i) => parseJsonArray(line, `ip -j ${flags.join(" ")} ${commands[i] ?? ""}`));
   };
 
   const readSysctl = async (name: string): Promise<string | undefined> => {
@@ -128,14 +140,14 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       );
       // Awaited below; until then a rejection must not count as unhandled.
       firewallReads.catch(() => undefined);
-      const [linkJson, addrJson, r4, r6, rules4, rules6] = await Promise.all([
-        ipJson(["-d", "link", "show"]),
-        ipJson(["addr", "show"]),
-        ipJson(["-4", "-N", "-d", "route", "show", "table", "all"]),
-        ipJson(["-6", "-N", "-d", "route", "show", "table", "all"]),
-        ipJson(["-4", "-N", "rule", "show"]),
-        ipJson(["-6", "-N", "rule", "show"]),
+      // Two processes: `ip -batch` answers several commands, one JSON array per line; a batch
+      // cannot switch family, so IPv6 routes and rules take a second one.
+      const [main4, main6] = await Promise.all([
+        ipBatchJson(["-4"], ["link show", "addr show", "route show table all", "rule show"]),
+        ipBatchJson(["-6"], ["addr show", "route show table all", "rule show"]),
       ]);
+      const [linkJson = [], addr4 = [], r4 = [], rules4 = []] = main4;
+      const [addr6 = [], r6 = [], rules6 = []] = main6;
       const links = parseLinks(linkJson);
       const hints = scope.kubeProxyHints === false ? Promise.resolve(undefined) : kubeProxyHints(links);
       const names = new Set(scope.sysctls);
@@ -152,7 +164,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const firewall = (await firewallReads).filter((f): f is OwnedFirewall => f !== undefined);
       return {
         links,
-        addresses: parseAddresses(addrJson),
+        addresses: [...parseAddresses(addr4), ...parseAddresses(addr6)],
         routes: [...parseRoutes(4, r4), ...parseRoutes(6, r6)],
         rules: [...parseRules(4, rules4), ...parseRules(6, rules6)],
         sysctls,

@@ -130,7 +130,15 @@ export function createEngine(deps: EngineDeps): Engine {
     removing: boolean,
   ): Promise<Planned> {
     const available = await kernel.availableFirewalls();
-    const firewall = config === undefined || removing ? undefined : resolveFirewall(config, available);
+    // A missing firewall tool is reported after the node was read, so that a missing `ip` (the
+    // tool everything needs) is the error a user sees first.
+    let firewallError: unknown;
+    let firewall: FirewallBackend | undefined;
+    try {
+      firewall = config === undefined || removing ? undefined : resolveFirewall(config, available);
+    } catch (error) {
+      firewallError = error;
+    }
     // Only the front ends that can hold symroute's objects: the one wanted and the one last used.
     // Without a record (a first run, or a lost state file) every available one is read.
     const toRead =
@@ -138,6 +146,7 @@ export function createEngine(deps: EngineDeps): Engine {
         ? available
         : available.filter((b) => b === firewall || b === saved.firewall);
     const node = await observe(toRead, config?.kubeProxyMode === "auto" && !removing);
+    if (firewallError !== undefined) throw firewallError;
     const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, node);
     const desired =
       config === undefined || firewall === undefined || kubeProxyMode === undefined

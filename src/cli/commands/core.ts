@@ -3,7 +3,8 @@
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
-import { loadConfigOrThrow, validateConfigObject } from "../../config/index.ts";
+// The YAML parser loads only for YAML files: JSON configs (generated ones) skip it.
+import { validateConfigObject } from "../../config/validate.ts";
 import type { Config } from "../../model/config.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
@@ -35,7 +36,7 @@ export async function readConfigFile(path: string): Promise<Config> {
  * tens of times faster than a YAML parser on thousands of networks). Any problem falls back to the
  * YAML loader, whose issues carry line and column.
  */
-export function loadConfigText(text: string, fileName: string): Config {
+export async function loadConfigText(text: string, fileName: string): Promise<Config> {
   if (text.trimStart().startsWith("{")) {
     let value: unknown;
     try {
@@ -48,6 +49,7 @@ export function loadConfigText(text: string, fileName: string): Config {
       if (result.ok) return result.config;
     }
   }
+  const { loadConfigOrThrow } = await import("../../config/index.ts");
   return loadConfigOrThrow(text, fileName);
 }
 
