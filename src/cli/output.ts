@@ -1,5 +1,6 @@
 // How every command reports: text for people, JSON for machines, and one exit-code table.
 
+import { InvalidArgumentError } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { isSymrouteError } from "../model/errors.ts";
 
@@ -18,7 +19,7 @@ export type OutputFormat = "text" | "json";
 
 export function parseOutputFormat(value: string): OutputFormat {
   if (value === "text" || value === "json") return value;
-  throw new Error(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
+  throw new InvalidArgumentError(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
 }
 
 export function printJson(value: unknown): void {

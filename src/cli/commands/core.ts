@@ -1,7 +1,7 @@
 // plan, apply, delete: the one-shot commands.
 
 import { readFile } from "node:fs/promises";
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
 // The YAML parser loads only for YAML files: JSON configs (generated ones) skip it.
 import { validateConfigObject } from "../../config/validate.ts";
@@ -68,6 +68,17 @@ const stateDirOption = () =>
     "--state-dir <dir>",
     "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
   );
+
+const lockWaitOption = () =>
+  new Option("--lock-wait <seconds>", "how long to wait for another symroute run in this namespace")
+    .default(30)
+    .argParser((value: string): number => {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0)
+        throw new InvalidArgumentError(`--lock-wait takes a number of seconds, not ${JSON.stringify(value)}`);
+      return n;
+    });
+const dryRunOption = () => new Option("--dry-run", "print the exact payloads instead of running them");
 
 const SIGN: Readonly<Record<string, string>> = { add: "+", delete: "-", replace: "~", set: "~" };
 
@@ -191,16 +202,16 @@ export function registerPlanApplyDelete(program: Command): void {
       "\nExit codes: 0 converged, 4 converged except objects blocked by foreign ones (conflicts), 1 error (nothing changed).",
     )
     .requiredOption("-c, --config <file>", "configuration file (YAML; - for stdin)")
-    .option("--dry-run", "print the exact payloads instead of running them")
+    .addOption(dryRunOption())
     .addOption(outputOption())
     .addOption(stateDirOption())
-    .option("--lock-wait <seconds>", "how long to wait for another symroute run in this namespace", "30")
+    .addOption(lockWaitOption())
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
         const report = await engineFor(opts.stateDir, config).apply(config, {
           dryRun: opts.dryRun === true,
-          lockWaitMs: Number(opts.lockWait) * 1000,
+          lockWaitMs: opts.lockWait * 1000,
         });
         if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
         else if (opts.dryRun === true) {
@@ -225,16 +236,16 @@ export function registerPlanApplyDelete(program: Command): void {
     )
     .addHelpText("after", "\nExit codes: 0 removed (or nothing to remove), 1 error.")
     .option("-c, --config <file>", "configuration file, for its routeProtocol, rulePriorities and stateDir")
-    .option("--dry-run", "print the exact payloads instead of running them")
+    .addOption(dryRunOption())
     .addOption(outputOption())
     .addOption(stateDirOption())
-    .option("--lock-wait <seconds>", "how long to wait for another symroute run in this namespace", "30")
+    .addOption(lockWaitOption())
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
         const report = await engineFor(opts.stateDir, config).remove(config, {
           dryRun: opts.dryRun === true,
-          lockWaitMs: Number(opts.lockWait) * 1000,
+          lockWaitMs: opts.lockWait * 1000,
         });
         if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
         else {
