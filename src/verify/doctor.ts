@@ -177,8 +177,13 @@ export function diagnose(input: DoctorInput): DoctorReport {
       [d.gateway ?? "", ...localAddrs],
       pool.len >= (pool.family === 4 ? 31 : 127) ? 0 : 3,
     );
-    const client = input.clients?.[d.family] ?? DEFAULT_CLIENTS[d.family];
+    // Without a gateway the clients are the hosts of the pool's own link (the article's case 2).
+    const onLink = d.gateway === undefined;
+    const client = onLink
+      ? hostIn(pool, [lb, ...localAddrs], 9)
+      : (input.clients?.[d.family] ?? DEFAULT_CLIENTS[d.family]);
     const wantsGateway = d.method === "connmark" || d.method === "source";
+    const linkFix = `symroute apply adds \`ip route ${d.pools.join(", ")} dev ${d.interface}\``;
     const mark = d.method === "connmark" && firewallInPlace ? d.mark : undefined;
 
     // Backends: a pod in a pod CIDR routed on this node, and the node's own address (host network).
@@ -258,8 +263,12 @@ export function diagnose(input: DoctorInput): DoctorReport {
           path: b.path,
           ok: false,
           summary: `the request from ${client} to ${lb} (DNAT to ${requestTo}) is dropped on ${d.interface}`,
-          cause: `rp_filter drops it: ${request.rpFilter?.reason ?? request.reason ?? "reverse path check failed"} (effective rp_filter ${request.rpFilter?.mode ?? "?"})`,
-          fix: `symroute apply sets net.ipv4.conf.${d.interface}.rp_filter (and conf.all, raising every other interface first)`,
+          cause: onLink
+            ? `no route for the pool's link: the reverse-path check finds ${client} behind another interface`
+            : `rp_filter drops it: ${request.rpFilter?.reason ?? request.reason ?? "reverse path check failed"} (effective rp_filter ${request.rpFilter?.mode ?? "?"})`,
+          fix: onLink
+            ? linkFix
+            : `symroute apply sets net.ipv4.conf.${d.interface}.rp_filter (and conf.all, raising every other interface first)`,
         });
         continue;
       }
@@ -286,7 +295,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
         sport: 8080,
         dport: 40000,
       });
-      const expectDev = wantsGateway ? d.interface : undefined;
+      const expectDev = wantsGateway || onLink ? d.interface : undefined;
       const good =
         reply.result === "unicast" &&
         (expectDev === undefined ||
@@ -311,19 +320,25 @@ export function diagnose(input: DoctorInput): DoctorReport {
           ? "symroute's firewall rules are missing, so replies get no mark"
           : shadow
             ? `rule ${reply.rule?.priority} (not symroute's) decides before symroute's rule`
-            : wantsGateway
-              ? `replies are routed by table ${reply.table ?? "?"}${mark === undefined ? " (no mark)" : ` with mark ${formatHex(mark)}`}, not by a table whose default route is ${d.gateway ?? "?"}`
-              : "no route back to the client";
+            : onLink
+              ? `no route for the pool's link: replies to ${client} follow ${reply.gateway === undefined ? "another route" : `the default route via ${reply.gateway}`}`
+              : wantsGateway
+                ? `replies are routed by table ${reply.table ?? "?"}${mark === undefined ? " (no mark)" : ` with mark ${formatHex(mark)}`}, not by a table whose default route is ${d.gateway ?? "?"}`
+                : "no route back to the client";
       findings.push({
         network: d.name,
         family: d.family,
         path: b.path,
         ok: false,
-        summary: `the reply ${describe(reply)}${wantsGateway ? `, not via ${d.gateway ?? "?"} on ${d.interface}` : ""}: upstream routers drop it`,
+        summary: onLink
+          ? `the reply to ${client} ${describe(reply)}, not directly on ${d.interface}`
+          : `the reply ${describe(reply)}${wantsGateway ? `, not via ${d.gateway ?? "?"} on ${d.interface}` : ""}: upstream routers drop it`,
         cause,
         fix: shadow
           ? `remove or re-prioritise rule ${reply.rule?.priority}, or move symroute's rulePriorities before it`
-          : "run `symroute apply -c FILE`",
+          : onLink
+            ? linkFix
+            : "run `symroute apply -c FILE`",
       });
     }
 

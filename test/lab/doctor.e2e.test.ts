@@ -26,6 +26,7 @@ function pathOfCell(cell: Cell): string | undefined {
 }
 
 for (const spec of [
+  { case: 2, kubeProxy: "iptables", dualStack: true, firewall: "nftables" },
   { case: 3, kubeProxy: "iptables", dualStack: false, firewall: "nftables" },
   { case: 4, kubeProxy: "nftables", dualStack: true, firewall: "iptables" },
 ] satisfies LabSpec[]) {

@@ -28,7 +28,7 @@ networks:
 function labNode(): NodeState {
   const n = articleNode();
   const sysctls: Record<string, string> = { ...n.sysctls, "net/ipv6/conf/all/forwarding": "0" };
-  for (const dev of ["all", "lo", "eth0", "ext0", "vpod"]) {
+  for (const dev of ["all", "lo", "eth0", "ext0", "eth1", "vpod"]) {
     for (const [k, v] of Object.entries({
       accept_local: "0",
       src_valid_mark: "0",
@@ -40,9 +40,14 @@ function labNode(): NodeState {
     }
   }
   sysctls["net/ipv4/conf/vpod/rp_filter"] = "0";
+  sysctls["net/ipv4/conf/eth1/rp_filter"] = "0";
   return {
     ...n,
-    links: [...n.links, { ifname: "vpod", ifindex: 4, up: true, kind: "veth" }],
+    links: [
+      ...n.links,
+      { ifname: "vpod", ifindex: 4, up: true, kind: "veth" },
+      { ifname: "eth1", ifindex: 5, up: true, kind: "veth" },
+    ],
     addresses: [...n.addresses, { ifname: "vpod", family: 4, local: "10.112.0.1", prefixlen: 24 }],
     routes: [
       ...n.routes,
@@ -146,4 +151,23 @@ test("IPVS without strict ARP, and a down interface, are flagged", async () => {
     problems.join("\n"),
   );
   assert.ok(report.findings.some((f) => f.path === "interface" && /ext0 is down/.test(f.summary)));
+});
+
+test("case 2: without the pool's route, hosts on its link cannot reach the LB; with it they can", async () => {
+  const case2 = config(`
+podCIDRs: [10.112.0.0/12]
+networks:
+  - { name: lan, addresses: [10.9.8.0/24], interface: eth1 }
+`);
+  const kernel = new FakeKernel(labNode());
+  const before = await run(kernel, case2);
+  const problems = failing(before);
+  assert.ok(
+    problems.some((p) => p.startsWith("client to LB, host-network backend: no route for the pool's link")),
+    problems.join("\n"),
+  );
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(case2);
+  const after = await run(kernel, case2, store);
+  assert.deepEqual(failing(after), []);
 });
