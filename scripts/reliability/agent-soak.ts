@@ -49,6 +49,8 @@ if (process.getuid?.() !== 0) {
 }
 
 const REPAIR_DEADLINE_MS = 15_000;
+/** nft drift waits for the resync (10 s below), possibly after a failed reconcile and its back-off. */
+const NFT_DEADLINE_MS = 25_000;
 // The agent watches routing (`ip monitor`), not nftables: nft drift waits for the periodic resync.
 const RESYNC = "10s";
 const random = prng(seed);
@@ -91,8 +93,20 @@ const agent = spawn(
   { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
 );
 let output = "";
-agent.stdout?.on("data", (b: Buffer) => (output = (output + b.toString("utf8")).slice(-20_000)));
-agent.stderr?.on("data", (b: Buffer) => (output = (output + b.toString("utf8")).slice(-20_000)));
+/** The agent's error log lines, the first 100 ("drift repaired" warnings are expected). */
+const agentProblems: string[] = [];
+let partial = "";
+const collect = (b: Buffer): void => {
+  const text = b.toString("utf8");
+  output = (output + text).slice(-20_000);
+  const lines = (partial + text).split("\n");
+  partial = lines.pop() ?? "";
+  for (const line of lines) {
+    if (/"level":"(error|fatal)"/.test(line) && agentProblems.length < 100) agentProblems.push(line);
+  }
+};
+agent.stdout?.on("data", collect);
+agent.stderr?.on("data", collect);
 const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
 const started = Date.now();
 
@@ -103,14 +117,18 @@ function sample(): Sample {
   return { atS: Math.round((Date.now() - started) / 1000), rssKiB, fds };
 }
 
-async function until(what: string, check: () => boolean): Promise<number | undefined> {
+async function until(
+  what: string,
+  check: () => boolean,
+  deadlineMs = REPAIR_DEADLINE_MS,
+): Promise<number | undefined> {
   const t0 = performance.now();
-  while (performance.now() - t0 < REPAIR_DEADLINE_MS) {
+  while (performance.now() - t0 < deadlineMs) {
     if (check()) return performance.now() - t0;
     if (agent.exitCode !== null) break;
     await delay(20);
   }
-  failures.push(`${what}: not done within ${REPAIR_DEADLINE_MS} ms`);
+  failures.push(`${what}: not done within ${deadlineMs} ms`);
   return undefined;
 }
 
@@ -286,13 +304,23 @@ try {
       reconcileErrors: metric(m, "symroute_reconcile_errors_total"),
       configErrors: metric(m, "symroute_config_errors_total"),
     },
+    verificationRaces: agentProblems.filter((l) => /still pending after apply/.test(l)).length,
     failures,
+    agentProblems,
     samples,
   };
   if (last.fds > first.fds + 2) failures.push(`file descriptors grew from ${first.fds} to ${last.fds}`);
   if ((summary.agentMetrics.reconcileErrors || 0) > 0)
     failures.push(`${summary.agentMetrics.reconcileErrors} reconcile error(s)`);
-  const { samples: _samples, ...short } = summary;
+  const { samples: _samples, agentProblems: _problems, ...short } = summary;
+  const byMessage = new Map<string, number>();
+  for (const line of agentProblems) {
+    const msg =
+      /"err":"([^"]{0,160})/.exec(line)?.[1] ?? /"msg":"([^"]{0,160})/.exec(line)?.[1] ?? line.slice(0, 160);
+    byMessage.set(msg, (byMessage.get(msg) ?? 0) + 1);
+  }
+  console.log("agent errors (first 100, by message):");
+  for (const [msg, n] of byMessage) console.log(`  ${n} x ${msg}`);
   console.log(JSON.stringify(short, null, 2));
   if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(summary, null, 2)}\n`);
   exitCode = failures.length === 0 ? 0 : 1;
