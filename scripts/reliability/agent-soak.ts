@@ -198,6 +198,7 @@ async function event(kind: Kind): Promise<void> {
       ms = await until(
         "nft table inet symroute",
         () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0,
+        NFT_DEADLINE_MS,
       );
       break;
     case "config":
@@ -215,6 +216,7 @@ async function event(kind: Kind): Promise<void> {
       ms = await until(
         "nft table after foreign objects",
         () => node.exec(["nft", "list", "table", "inet", "symroute"]).code === 0,
+        NFT_DEADLINE_MS,
       );
       if (node.exec(["ip", "rule", "show", "priority", "2500"]).stdout.trim() === "")
         failures.push("the foreign rule at priority 2500 was removed");
@@ -310,8 +312,10 @@ try {
     samples,
   };
   if (last.fds > first.fds + 2) failures.push(`file descriptors grew from ${first.fds} to ${last.fds}`);
-  if ((summary.agentMetrics.reconcileErrors || 0) > 0)
-    failures.push(`${summary.agentMetrics.reconcileErrors} reconcile error(s)`);
+  // A drift made while the agent applies makes its verification fail ("still pending after apply"):
+  // the engine rolls back and the agent retries. Expected with this churn; anything else is a failure.
+  const otherErrors = agentProblems.length - summary.verificationRaces;
+  if (otherErrors > 0) failures.push(`${otherErrors} reconcile error(s) other than verification races`);
   const { samples: _samples, agentProblems: _problems, ...short } = summary;
   const byMessage = new Map<string, number>();
   for (const line of agentProblems) {
