@@ -31,7 +31,8 @@ export type Fault =
 
 export type PayloadTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore";
 
-/** Which arguments make a call a payload (a batch that changes the node) rather than a read. */
+/** Which argument makes a call a payload (a batch that changes the node) rather than a read; a call
+ * with `-j` (JSON output) is always a read. */
 const PAYLOAD_ARG: Readonly<Record<PayloadTool, string>> = {
   ip: "-batch",
   nft: "-f",
@@ -45,6 +46,8 @@ function wrapper(tool: PayloadTool, real: string): string {
 real=${real}
 is_payload=0
 for a in "$@"; do [ "$a" = "${PAYLOAD_ARG[tool]}" ] && is_payload=1; done
+# symroute also reads with batches (ip -j -batch: several show commands at once): not a payload.
+for a in "$@"; do [ "$a" = "-j" ] && is_payload=0; done
 if [ "$is_payload" = 0 ] || [ "\${SR_FAULT_TOOL:-}" != "${tool}" ]; then exec "$real" "$@"; fi
 payload=$(mktemp)
 cat >"$payload"
