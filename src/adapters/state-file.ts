@@ -46,7 +46,10 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
         `cannot create the state directory ${dir}: ${code ?? String(cause)}`,
         {
           cause,
-          hint: "run as root, or choose another directory with --state-dir",
+          hint:
+            code === "EACCES" || code === "EPERM"
+              ? `this user cannot write ${stateDir} (root without CAP_DAC_OVERRIDE cannot write a directory it does not own): fix its owner, or choose another directory with --state-dir`
+              : "choose another directory with --state-dir",
         },
       );
     }
@@ -84,7 +87,9 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
 
     async write(state: SavedState): Promise<void> {
       await ensureDir();
-      const tmp = `${file}.${process.pid}.tmp`;
+      // One fixed name: writers hold the namespace lock, and a run killed between write and rename
+      // leaves at most this one file, which the next write replaces.
+      const tmp = `${file}.tmp`;
       try {
         const handle = await open(tmp, "w", 0o600);
         try {

@@ -17,7 +17,12 @@ import {
   type ListenAddress,
   type Readiness,
 } from "./http.ts";
-import { startKernelMonitor, type KernelMonitor } from "./kernel-monitor.ts";
+import {
+  isSymrouteFirewallEvent,
+  NFT_MONITOR_COMMAND,
+  startKernelMonitor,
+  type KernelMonitor,
+} from "./kernel-monitor.ts";
 import { networksFromCluster, type NetworkVerdict } from "./kubernetes/cluster.ts";
 import type { ClusterCache } from "./kubernetes/cluster-cache.ts";
 import type { NodeStatus } from "./kubernetes/resources.ts";
@@ -353,6 +358,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   let monitor: KernelMonitor | undefined;
+  let firewallMonitor: KernelMonitor | undefined;
   let cacheTimer: TimerHandle | undefined;
   if (options.kernelEvents !== false) {
     monitor = startKernelMonitor({
@@ -361,6 +367,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       onExit: (detail) => {
         metrics.sourceErrors.inc({ source: "kernel-monitor" });
         logger.warn({ detail }, "kernel monitor stopped; restarting it (periodic resync still runs)");
+      },
+    });
+    // Drift in symroute's own firewall objects (a table deleted by hand) is repaired at once too,
+    // not only at the next resync.
+    firewallMonitor = startKernelMonitor({
+      clock,
+      command: NFT_MONITOR_COMMAND,
+      filter: isSymrouteFirewallEvent,
+      optional: true,
+      onEvent: () => loop.trigger("kernel"),
+      onExit: (detail) => {
+        metrics.sourceErrors.inc({ source: "firewall-monitor" });
+        logger.warn({ detail }, "firewall monitor stopped; restarting it (periodic resync still runs)");
       },
     });
   }
@@ -399,6 +418,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   } catch (error) {
     cacheTimer?.cancel();
     monitor?.stop();
+    firewallMonitor?.stop();
     fileWatcher?.close();
     await kube?.stop();
     await lock.release();
@@ -427,6 +447,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         await loop.stop();
         cacheTimer?.cancel();
         monitor?.stop();
+        firewallMonitor?.stop();
         fileWatcher?.close();
         await kube?.stop();
         if (stopOptions.cleanup === true) {

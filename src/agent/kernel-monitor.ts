@@ -16,9 +16,19 @@ export interface KernelMonitorOptions {
   readonly clock: Clock;
   /** The command; replaced in tests. */
   readonly command?: readonly [string, ...string[]];
+  /** Only lines this accepts are events (default: every line). */
+  readonly filter?: (line: string) => boolean;
+  /** A monitor whose tool is not installed stays off instead of retrying (nft on an iptables node). */
+  readonly optional?: boolean;
 }
 
 export const MONITOR_COMMAND = ["ip", "-o", "monitor", "rule", "route", "link", "address"] as const;
+
+/** Firewall changes: nft reports every table's, so only symroute's own are kept (isSymrouteFirewallEvent). */
+export const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
+/** symroute's nft table, or its iptables chains (iptables-nft changes are nft events too). */
+export const isSymrouteFirewallEvent = (line: string): boolean =>
+  / inet symroute\b/.test(line) || /\bSYMROUTE-(PRE|OUT)\b/.test(line);
 
 export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
   const [file, ...args] = options.command ?? MONITOR_COMMAND;
@@ -41,7 +51,10 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
       pending += chunk;
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
-      for (const line of lines) if (line.trim() !== "") options.onEvent(line);
+      for (const line of lines) {
+        if (line.trim() !== "" && (options.filter === undefined || options.filter(line)))
+          options.onEvent(line);
+      }
     });
     proc.stderr?.setEncoding("utf8");
     proc.stderr?.on("data", (chunk: string) => {
@@ -56,7 +69,14 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
       options.onExit?.(detail);
       restart = options.clock.after(backoffDelay(failures, { initialMs: 500, maxMs: 30_000 }), launch);
     };
-    proc.on("error", (error) => onGone(`${file} could not start: ${error.message}`));
+    proc.on("error", (error: NodeJS.ErrnoException) => {
+      if (options.optional === true && error.code === "ENOENT") {
+        child = undefined;
+        stopped = true;
+        return;
+      }
+      onGone(`${file} could not start: ${error.message}`);
+    });
     proc.on("exit", (code, signal) =>
       onGone(
         `${file} exited (${signal ?? `code ${code}`})${stderr.trim() === "" ? "" : `: ${stderr.trim()}`}`,

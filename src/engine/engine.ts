@@ -318,7 +318,9 @@ export function createEngine(deps: EngineDeps): Engine {
 
       // Record what we are about to change before changing it: a crash mid-way still knows the
       // original sysctl values and links, and the next run converges from there.
-      await store.write(nextState(true, previousSysctls, createdLinks));
+      // A delete changes nothing the saved state does not already describe: no write before it, so
+      // that a full disk cannot stop a clean-up.
+      if (!removing || saved === undefined) await store.write(nextState(true, previousSysctls, createdLinks));
       const outcome = await execute(report.changes, report.payloads, tablesCreatedSoFar);
       let failure = outcome.error;
       let after: Planned | undefined;
@@ -349,13 +351,41 @@ export function createEngine(deps: EngineDeps): Engine {
           );
         }
       }
+      if (failure === undefined) {
+        // Success: sysctls no longer managed have their original value again, links deleted are
+        // gone. Recording that is part of the apply: if it fails (a full disk), it is rolled back.
+        try {
+          const finalNode = after?.node ?? node;
+          const stillDesired = after?.desired.sysctls ?? {};
+          const keptPrevious = Object.fromEntries(
+            Object.entries(previousSysctls).filter(([name]) => name in stillDesired),
+          );
+          const keptLinks = createdLinks.filter((l) => finalNode.links.some((x) => x.ifname === l));
+          if (removing || desired.firewall?.backend !== "iptables") {
+            // iptables' own mangle table goes again when symroute created it and nothing else uses it.
+            for (const family of tablesCreatedSoFar) await kernel.dropEmptyIptablesMangle(family);
+            tablesCreatedSoFar.clear();
+          }
+          if (removing) await store.remove();
+          else await store.write(nextState(false, keptPrevious, keptLinks));
+        } catch (error) {
+          failure = error;
+        }
+      }
       if (failure !== undefined) {
         const problems = await rollBack(planned, outcome.executed, outcome.firewallTouched);
-        await store.write({
-          ...nextState(false, previousSysctls, createdLinks),
-          ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
-          allocations: saved?.allocations ?? {},
-        });
+        try {
+          await store.write({
+            ...nextState(false, previousSysctls, createdLinks),
+            ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
+            allocations: saved?.allocations ?? {},
+          });
+        } catch (error) {
+          // The original failure is what the user needs to see; this one goes with it.
+          problems.push(
+            `the state file could not be written after the roll back: ${(error as Error).message}`,
+          );
+        }
         const base = isSymrouteError(failure)
           ? failure
           : new SymrouteError("kernel", String((failure as Error).message ?? failure), { cause: failure });
@@ -369,20 +399,6 @@ export function createEngine(deps: EngineDeps): Engine {
           retriable: base.retriable,
         });
       }
-      // Success: sysctls no longer managed have their original value again, links deleted are gone.
-      const finalNode = after?.node ?? node;
-      const stillDesired = after?.desired.sysctls ?? {};
-      const keptPrevious = Object.fromEntries(
-        Object.entries(previousSysctls).filter(([name]) => name in stillDesired),
-      );
-      const keptLinks = createdLinks.filter((l) => finalNode.links.some((x) => x.ifname === l));
-      if (removing || desired.firewall?.backend !== "iptables") {
-        // iptables' own mangle table goes again when symroute created it and nothing else uses it.
-        for (const family of tablesCreatedSoFar) await kernel.dropEmptyIptablesMangle(family);
-        tablesCreatedSoFar.clear();
-      }
-      if (removing) await store.remove();
-      else await store.write(nextState(false, keptPrevious, keptLinks));
       return { ...report, ownedObjects: after?.report.ownedObjects ?? report.ownedObjects, applied: true };
     } finally {
       await release();

@@ -116,6 +116,20 @@ test(
       assert.ok(after > before);
     });
 
+    await t.test("symroute's nft table deleted by hand is put back before the resync", async () => {
+      const hasTable = (): boolean =>
+        run(["ip", "netns", "exec", node.name, "nft", "list", "table", "inet", "symroute"]).code === 0;
+      assert.ok(hasTable());
+      const started = Date.now();
+      assert.equal(
+        run(["ip", "netns", "exec", node.name, "nft", "delete", "table", "inet", "symroute"]).code,
+        0,
+      );
+      // The resync interval is 5 minutes: only the firewall monitor can bring it back this soon.
+      await pollUntil("the nft table to come back", () => (hasTable() ? true : undefined), 10_000, 20);
+      t.diagnostic(`nft table repaired after ${Date.now() - started} ms`);
+    });
+
     await t.test("a changed config file is applied without a restart", async () => {
       const rulesBefore = ownedRules(node.name).length;
       writeFileSync(config, TWO_NETWORKS);
