@@ -3,6 +3,8 @@
 # checks that it really ran tests: every file reported, and more than zero tests.
 set -euo pipefail
 if [ "$#" -eq 0 ]; then echo "run-tests: no test files given" >&2; exit 1; fi
+# Test assertions read plain text; CI=true would otherwise switch colours on in every child.
+export NO_COLOR=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "run-tests: $# test file(s)"

@@ -26,7 +26,11 @@ for (const name of readdirSync(CASES).sort()) {
       store.state = JSON.parse(readFileSync(join(dir, "saved.json"), "utf8")) as SavedState;
     const kernel = new FakeKernel(node);
     const report = await createEngine({ kernel, store }).plan(parsed.config);
-    const actual = formatPlanText(report, "symroute plan") + formatPayloadsText(report);
+    // Colours depend on the terminal and on CI=true (picocolors): golden files hold plain text.
+    const actual = (formatPlanText(report, "symroute plan") + formatPayloadsText(report)).replace(
+      /\x1b\[[0-9;]*m/g,
+      "",
+    );
     const expectedFile = join(dir, "expected.txt");
     if (process.env["UPDATE_GOLDEN"] === "1" || !existsSync(expectedFile))
       writeFileSync(expectedFile, actual);
