@@ -7,7 +7,7 @@ TSX := node --import tsx
 DEBIAN_PACKAGES := iproute2 nftables iptables conntrack
 TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 
-.PHONY: help deps npm-deps debian-deps build typecheck lint format test unit demo bench fidelity fuzz crd clean
+.PHONY: help deps npm-deps debian-deps build typecheck lint format test unit demo bench fidelity fuzz crash soak crd clean
 
 help:
 	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
@@ -16,6 +16,8 @@ help:
 	@echo "make bench     benchmarks -> docs/benchmarks.md (root)"
 	@echo "make fidelity  10,000+ simulator-vs-kernel route lookups (root)"
 	@echo "make fuzz      10,000+ generated config files through the loader"
+	@echo "make crash     100 SIGKILLs during apply and delete of 200 networks, each recovery checked (root)"
+	@echo "make soak      the agent under 10 minutes of config changes and drift (root)"
 	@echo "make crd       regenerate deploy/crd.yaml from the config schema"
 
 deps: npm-deps debian-deps
@@ -67,6 +69,14 @@ fidelity: deps build
 
 fuzz: npm-deps
 	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts test/config/property.test.ts test/config/overlaps.test.ts
+
+# Reliability runs (docs/reliability.md): 100 SIGKILLs in apply and in delete of 200 networks; a
+# 10-minute agent soak.
+crash: deps build
+	$(TSX) scripts/reliability/crash.ts 100
+
+soak: deps build
+	$(TSX) scripts/reliability/agent-soak.ts 600 --networks 50
 
 # deploy/crd.yaml is generated from the config schema (a test checks it is current).
 crd: npm-deps

@@ -7,8 +7,8 @@
 // Needs root and a built CLI (`make build`). Events, one after the other, drawn from the seed:
 //   rule    an owned rule deleted by hand            -> back within the deadline
 //   route   an owned route deleted by hand           -> back
-//   nft     symroute's nft table deleted by hand     -> back (at the next resync: the agent does not
-//           watch nftables events; the soak runs with --resync-interval 10s)
+//   nft     symroute's nft table deleted by hand     -> back (the agent watches `nft monitor` for
+//           events about its own table; the soak also runs with --resync-interval 10s)
 //   config  the config file swapped (N <-> N-10 networks) -> the node converges to the new one
 //   foreign another component's rule and route added, then removed -> never touched by the agent
 // After each event: the agent's RSS, open file descriptors and error counters are sampled. At the
