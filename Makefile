@@ -4,7 +4,6 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 TSX := node --import tsx
-DEBIAN_PACKAGES := iproute2 nftables iptables conntrack
 TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 
 .PHONY: help deps npm-deps debian-deps build typecheck lint format test unit demo bench fidelity fuzz crash soak crd clean
@@ -30,7 +29,7 @@ npm-deps: node_modules/.package-lock.json
 # Installs the tools symroute drives when they are missing (needs root and Debian's apt).
 debian-deps:
 	@missing=""; \
-	for pair in ip:iproute2 nft:nftables iptables:iptables conntrack:conntrack; do \
+	for pair in ip:iproute2 nft:nftables iptables:iptables conntrack:conntrack sysctl:procps; do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
