@@ -172,12 +172,13 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       if (result.code === 0) return;
       const lineNo = failedBatchLine(result.stderr);
       const error = toolError("ip", args, result);
+      const failing = lineNo === undefined ? undefined : lines[lineNo - 1];
+      const noVlan = /Unknown device type/.test(result.stderr) && failing?.includes(" type vlan ") === true;
       throw new SymrouteError(error.kind, error.message, {
-        details: [
-          ...(lineNo === undefined ? [] : [`failing line ${lineNo}: ${lines[lineNo - 1] ?? "?"}`]),
-          ...error.details,
-        ],
-        hint: error.hint,
+        details: [...(failing === undefined ? [] : [`failing line ${lineNo}: ${failing}`]), ...error.details],
+        hint: noVlan
+          ? "this kernel has no 802.1Q VLAN support: load it (modprobe 8021q), or create the interface another way and drop `vlan:`"
+          : error.hint,
         cause: { failedLine: lineNo },
       });
     },
