@@ -52,19 +52,11 @@ export interface Netns {
 }
 
 /**
- * A node namespace like the article's: eth0 192.168.1.10/24 with the default route via 192.168.1.1
- * (the peer namespace holds the router end), ext0 without an address, rp_filter 1 on conf.all.
+ * Creates the namespaces `name` (the node) and `peer` (the router's ends) of the article's node:
+ * eth0 192.168.1.10/24 with the default route via 192.168.1.1, ext0 without an address, rp_filter 1
+ * on conf.all. Shared by the end-to-end tests, the reliability runs and the benchmarks' peers.
  */
-export function createNode(t: TestContext, options: { dualStack?: boolean } = {}): Netns {
-  const id = `${process.pid}-${++counter}`;
-  const name = `sr-t-${id}`;
-  const peer = `sr-tp-${id}`;
-  const stateDir = mkdtempSync(join(tmpdir(), "symroute-test-"));
-  t.after(() => {
-    run(["ip", "netns", "del", name]);
-    run(["ip", "netns", "del", peer]);
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+export function buildArticleNode(name: string, peer: string, options: { dualStack?: boolean } = {}): void {
   must(["ip", "netns", "add", name]);
   must(["ip", "netns", "add", peer]);
   // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
@@ -100,6 +92,23 @@ export function createNode(t: TestContext, options: { dualStack?: boolean } = {}
     "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
   );
   must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+}
+
+/**
+ * A node namespace like the article's: eth0 192.168.1.10/24 with the default route via 192.168.1.1
+ * (the peer namespace holds the router end), ext0 without an address, rp_filter 1 on conf.all.
+ */
+export function createNode(t: TestContext, options: { dualStack?: boolean } = {}): Netns {
+  const id = `${process.pid}-${++counter}`;
+  const name = `sr-t-${id}`;
+  const peer = `sr-tp-${id}`;
+  const stateDir = mkdtempSync(join(tmpdir(), "symroute-test-"));
+  t.after(() => {
+    run(["ip", "netns", "del", name]);
+    run(["ip", "netns", "del", peer]);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  buildArticleNode(name, peer, options);
   const exec = (argv: readonly string[], input?: string): Run =>
     run(["ip", "netns", "exec", name, ...argv], { input });
   return {

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI as TREE_CLI, REPO, must, run, type Run } from "../../support/netns.ts";
+import { buildArticleNode, CLI as TREE_CLI, REPO, must, run, type Run } from "../../support/netns.ts";
 
 export { REPO, must, run, type Run };
 
@@ -53,41 +53,7 @@ export function createReliabilityNode(options: NodeOptions): ReliabilityNode {
     rmSync(stateDir, { recursive: true, force: true });
   };
   try {
-    must(["ip", "netns", "add", name]);
-    must(["ip", "netns", "add", peer]);
-    for (const ns of [name, peer]) {
-      // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
-      must([
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "sysctl",
-        "-qw",
-        "net.ipv6.conf.default.accept_dad=0",
-        "net.ipv6.conf.all.accept_dad=0",
-      ]);
-    }
-    must(
-      ["ip", "-batch", "-"],
-      `link add eth0 netns ${name} type veth peer name r-eth0 netns ${peer}\n` +
-        `link add ext0 netns ${name} type veth peer name r-ext0 netns ${peer}\n`,
-    );
-    const node = [
-      "link set lo up",
-      "link set eth0 up",
-      "link set ext0 up",
-      "addr add 192.168.1.10/24 dev eth0",
-      ...(options.dualStack === true ? ["addr add 2001:db8:1::10/64 dev eth0 nodad"] : []),
-      "route add default via 192.168.1.1",
-      ...(options.dualStack === true ? ["route add default via 2001:db8:1::1 dev eth0"] : []),
-    ];
-    must(["ip", "-n", name, "-batch", "-"], `${node.join("\n")}\n`);
-    must(
-      ["ip", "-n", peer, "-batch", "-"],
-      "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
-    );
-    must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+    buildArticleNode(name, peer, options);
   } catch (error) {
     destroy();
     throw error;
