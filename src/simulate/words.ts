@@ -1,7 +1,7 @@
 // Addresses as arrays of unsigned 32-bit words (1 for IPv4, 4 for IPv6): the simulator's hot path
 // compares and walks them with plain integer operations instead of bigints.
 
-import { familyBits, parseIp, parsePrefix, type Family } from "../model/address.ts";
+import { familyBits, parseIp, parseIpv4Word, parsePrefix, type Family } from "../model/address.ts";
 
 export type Words = readonly number[];
 
@@ -23,31 +23,7 @@ export function bigintToWords(family: Family, value: bigint): number[] {
 }
 
 /** Dotted quad to a word without regexes or bigints; undefined when it is not one. */
-export function fastIpv4(text: string): number | undefined {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0) return undefined;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return undefined; // leading zero
-      octet = octet * 10 + (c - 48);
-      digits++;
-      if (octet > 255) return undefined;
-    } else {
-      return undefined;
-    }
-  }
-  if (dots !== 3 || digits === 0) return undefined;
-  return value * 256 + octet;
-}
+export const fastIpv4 = parseIpv4Word;
 
 export interface ParsedAddress {
   readonly family: Family;
