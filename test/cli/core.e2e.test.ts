@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, createNode, e2eUnavailable, must, run } from "../support/netns.ts";
+import { CLI, createNode, e2eUnavailable, must, publicCli, run } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-cfg-"));
@@ -157,7 +157,7 @@ test("without privileges: a clear error, exit 1, nothing changed", { skip }, (t)
     "--clear-groups",
     "--inh-caps=-all",
     process.execPath,
-    CLI,
+    publicCli(),
     "apply",
     "-c",
     PUBLIC,

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { e2eUnavailable } from "../support/netns.ts";
+import { e2eUnavailable, publicCli } from "../support/netns.ts";
 import {
   CLI,
   createReliabilityNode,
@@ -22,6 +22,8 @@ import {
 const skip =
   e2eUnavailable() ?? (run(["setpriv", "--version"]).code === 0 ? undefined : "needs setpriv (util-linux)");
 const NOBODY = 65534;
+/** nobody must be able to read the CLI: a copy when the tree sits in a private directory. */
+const cliForNobody = (): string => process.env["SYMROUTE_CLI"] ?? publicCli();
 const CAP_NET_ADMIN = 1n << 12n;
 
 /** setpriv arguments: only CAP_NET_ADMIN, as nobody (ambient) or as root (bounding set). */
@@ -78,7 +80,7 @@ for (const who of Object.keys(PRIVILEGES) as Who[]) {
       t.after(() => node.destroy());
       const { stateDir, config } = workspace(node, firewall, who);
       const cli = (args: readonly string[]) =>
-        limited(node, who, [process.execPath, CLI, ...args, "--state-dir", stateDir]);
+        limited(node, who, [process.execPath, cliForNobody(), ...args, "--state-dir", stateDir]);
       const original = node.dump();
       const applied = cli(["apply", "-c", config]);
       assert.equal(applied.code, 0, applied.stdout + applied.stderr);
@@ -117,7 +119,7 @@ test(
         "setpriv",
         ...PRIVILEGES["nobody with CAP_NET_ADMIN"],
         process.execPath,
-        CLI,
+        cliForNobody(),
         "agent",
         "-c",
         config,

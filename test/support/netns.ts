@@ -2,13 +2,46 @@
 // dumps (ip -j, sysctls) that prove a round trip byte for byte.
 
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { TestContext } from "node:test";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 export const CLI = join(REPO, "bin/symroute");
+
+/** Whether a user other than the owner can reach and read `file` (every directory on the way lets others in). */
+function openToOthers(file: string): boolean {
+  try {
+    if ((statSync(file).mode & 0o004) === 0) return false;
+    for (let dir = dirname(file); ; dir = dirname(dir)) {
+      if ((statSync(dir).mode & 0o001) === 0) return false;
+      if (dir === dirname(dir)) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+let publicCopy: string | undefined;
+
+/**
+ * The CLI at a path an unprivileged user (nobody) can run: the tree's own when its directories let
+ * others in, else a world-readable copy of what it needs (a clone in a private temporary directory,
+ * as CI may make, is out of nobody's reach).
+ */
+export function publicCli(): string {
+  if (publicCopy !== undefined) return publicCopy;
+  const files = ["bin/symroute", "dist/cli/main.js", "package.json", "node_modules/commander/package.json"];
+  if (files.every((f) => openToOthers(join(REPO, f)))) return (publicCopy = CLI);
+  const dir = mkdtempSync(join(tmpdir(), "symroute-public-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  for (const entry of ["bin", "dist", "package.json", "node_modules"])
+    must(["cp", "-R", join(REPO, entry), dir]);
+  must(["chmod", "-R", "a+rX", dir]);
+  chmodSync(dir, 0o755);
+  return (publicCopy = join(dir, "bin/symroute"));
+}
 let counter = 0;
 
 export interface Run {
