@@ -7,9 +7,18 @@ import type { Family } from "../model/address.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { FirewallBackend, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
 import type { Kernel, ReadScope } from "../engine/ports.ts";
-import { IPT_OUT, IPT_PRE, NFT_TABLE } from "../render/firewall.ts";
+import { IPT_OUT, IPT_PRE } from "../render/firewall.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
 import { parseAddresses, parseLinks, parseRoutes, parseRules } from "./iproute2-parse.ts";
+import {
+  IPTABLES_READ_ARGS,
+  KUBE_PROXY_IPTABLES_ARGS,
+  KUBE_PROXY_NFT_ARGS,
+  NFT_READ_ARGS,
+  batchInput,
+  ipReadArgs,
+  ipReadCommands,
+} from "./node-reads.ts";
 
 type Json = Record<string, unknown>;
 
@@ -41,9 +50,9 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   let available: Promise<readonly FirewallBackend[]> | undefined;
 
   /** One `ip -j -N -d -batch -` with several show commands: their outputs, in order. */
-  const ipBatchJson = async (flags: string[], commands: string[]): Promise<Json[][]> => {
-    const args = [...flags, "-j", "-N", "-d", "-batch", "-"];
-    const result = await run("ip", args, { input: `${commands.join("\n")}\n` });
+  const ipBatchJson = async (family: Family, commands: string[]): Promise<Json[][]> => {
+    const args = ipReadArgs(family);
+    const result = await run("ip", args, { input: batchInput(commands) });
     const lines = result.stdout.split("\n").filter((l) => l.trim() !== "");
     if (lines.length !== commands.length) {
       throw new SymrouteError(
@@ -54,7 +63,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         },
       );
     }
-    return lines.map((line, i) => parseJsonArray(line, `ip -j ${flags.join(" ")} ${commands[i] ?? ""}`));
+    return lines.map((line, i) => parseJsonArray(line, `ip -${family} -j ${commands[i] ?? ""}`));
   };
 
   const readSysctl = async (name: string): Promise<string | undefined> => {
@@ -66,9 +75,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   };
 
   const readNftOwned = async (): Promise<OwnedFirewall | undefined> => {
-    // Terse text, not JSON: at thousands of rules `nft -j` costs three times as much, and the
-    // comment keys are all we need.
-    const args = ["-t", "list", "table", "inet", NFT_TABLE];
+    const args = NFT_READ_ARGS;
     const result = await run("nft", args, { allowFailure: true });
     if (result.code !== 0) {
       if (/No such file or directory|does not exist/i.test(result.stderr))
@@ -82,12 +89,17 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
 
   const readIptablesOwned = async (): Promise<OwnedFirewall | undefined> => {
     const keys: string[] = [];
-    for (const family of [4, 6] as const) {
-      const tool = family === 4 ? "iptables-save" : "ip6tables-save";
-      const result = await run(tool, ["-t", "mangle"], { allowFailure: true });
+    const tools = ["iptables-save", "ip6tables-save"] as const;
+    // Both families at once; their keys in family order.
+    const results = await Promise.all(
+      tools.map((tool) => run(tool, IPTABLES_READ_ARGS, { allowFailure: true })),
+    );
+    for (const [i, result] of results.entries()) {
+      const family = i === 0 ? 4 : 6;
+      const tool = tools[i] as string;
       if (result.code !== 0) {
         if (/Permission denied|Operation not permitted/i.test(result.stderr))
-          throw toolError(tool, ["-t", "mangle"], result);
+          throw toolError(tool, IPTABLES_READ_ARGS, result);
         continue;
       }
       for (const line of result.stdout.split("\n")) {
@@ -104,44 +116,50 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     return { backend: "iptables", ruleKeys: keys };
   };
 
-  const kubeProxyHints = async (links: readonly { ifname: string }[]): Promise<KubeProxyHints> => {
+  /** kube-proxy's traces: its nft table, its iptables chains (started before the links are known). */
+  const kubeProxyTraces = async (): Promise<Omit<KubeProxyHints, "ipvsLink">> => {
+    const absent = { code: 1, stdout: "", stderr: "" };
     const [nft, ipt] = await Promise.all([
-      run("nft", ["list", "tables"], { allowFailure: true }).catch(() => ({
-        code: 1,
-        stdout: "",
-        stderr: "",
-      })),
-      run("iptables-save", ["-t", "nat"], { allowFailure: true }).catch(() => ({
-        code: 1,
-        stdout: "",
-        stderr: "",
-      })),
+      run("nft", KUBE_PROXY_NFT_ARGS, { allowFailure: true }).catch(() => absent),
+      run("iptables-save", KUBE_PROXY_IPTABLES_ARGS, { allowFailure: true }).catch(() => absent),
     ]);
     return {
-      ipvsLink: links.some((l) => l.ifname === "kube-ipvs0"),
       nftablesTable: nft.code === 0 && /table ip6? kube-proxy/.test(nft.stdout),
       iptablesChains: ipt.code === 0 && /^:KUBE-SERVICES /m.test(ipt.stdout),
     };
   };
 
+  const readFirewall = async (backends: readonly FirewallBackend[]): Promise<OwnedFirewall[]> => {
+    const read = await Promise.all(
+      backends.map((backend) => (backend === "nftables" ? readNftOwned() : readIptablesOwned())),
+    );
+    return read.filter((f): f is OwnedFirewall => f !== undefined);
+  };
+
   return {
+    readFirewall,
+
     async readNode(scope: ReadScope): Promise<NodeState> {
       // Every reader at once: the cost of a read is the slowest tool, not the sum.
-      const firewallReads = Promise.all(
-        scope.firewalls.map((backend) => (backend === "nftables" ? readNftOwned() : readIptablesOwned())),
-      );
+      const firewallReads = readFirewall(scope.firewalls);
+      const traces = scope.kubeProxyHints === true ? kubeProxyTraces() : undefined;
       // Awaited below; until then a rejection must not count as unhandled.
       firewallReads.catch(() => undefined);
-      // Two processes: `ip -batch` answers several commands, one JSON array per line; a batch
-      // cannot switch family, so IPv6 routes and rules take a second one.
-      const [main4, main6] = await Promise.all([
-        ipBatchJson(["-4"], ["link show", "addr show", "route show table all", "rule show"]),
-        ipBatchJson(["-6"], ["addr show", "route show table all", "rule show"]),
-      ]);
-      const [linkJson = [], addr4 = [], r4 = [], rules4 = []] = main4;
-      const [addr6 = [], r6 = [], rules6 = []] = main6;
+      // One process per family: `ip -batch` answers several commands, one JSON array per line; a
+      // batch cannot switch family. One of them also lists the links.
+      const families = scope.families ?? [4, 6];
+      const linksFrom: Family = families.includes(6) && !families.includes(4) ? 6 : 4;
+      const readFamily = async (family: Family): Promise<{ links?: Json[]; objects: Json[][] }> => {
+        const commands = ipReadCommands(family === linksFrom, families.includes(family));
+        if (commands.length === 0) return { objects: [] };
+        const out = await ipBatchJson(family, commands);
+        return family === linksFrom ? { links: out[0] ?? [], objects: out.slice(1) } : { objects: out };
+      };
+      const [read4, read6] = await Promise.all([readFamily(4), readFamily(6)]);
+      const linkJson = (linksFrom === 4 ? read4 : read6).links ?? [];
+      const [addr4 = [], r4 = [], rules4 = []] = read4.objects;
+      const [addr6 = [], r6 = [], rules6 = []] = read6.objects;
       const links = parseLinks(linkJson);
-      const hints = scope.kubeProxyHints === false ? Promise.resolve(undefined) : kubeProxyHints(links);
       const names = new Set(scope.sysctls);
       for (const template of scope.linkSysctls ?? []) {
         for (const link of links) names.add(template.replace("{}", link.ifname));
@@ -153,7 +171,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           if (value !== undefined) sysctls[name] = value;
         }),
       );
-      const firewall = (await firewallReads).filter((f): f is OwnedFirewall => f !== undefined);
+      const firewall = await firewallReads;
       return {
         links,
         addresses: [...parseAddresses(addr4), ...parseAddresses(addr6)],
@@ -161,7 +179,9 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         rules: [...parseRules(4, rules4), ...parseRules(6, rules6)],
         sysctls,
         firewall,
-        ...(await hints.then((kubeProxy) => (kubeProxy === undefined ? {} : { kubeProxy }))),
+        ...(traces === undefined
+          ? {}
+          : { kubeProxy: { ipvsLink: links.some((l) => l.ifname === "kube-ipvs0"), ...(await traces) } }),
       };
     },
 

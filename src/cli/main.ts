@@ -2,6 +2,9 @@
 // the module of the command it runs (the agent's Kubernetes client alone costs more start-up time
 // than a whole no-op apply); `--help` and unknown commands load them all.
 
+// First, before anything heavy loads: a plan, apply or delete starts reading the node (bin/symroute
+// imports it before this module; this import covers running main directly).
+import "./early-start.ts";
 import { Command } from "@commander-js/extra-typings";
 import { VERSION } from "./version.ts";
 
@@ -30,7 +33,13 @@ const program = new Command()
   .configureHelp({ sortSubcommands: false });
 
 const wanted = process.argv[2];
-const loaders = wanted !== undefined && wanted in COMMANDS ? [COMMANDS[wanted]] : Object.values(COMMANDS);
+// The version needs no command at all; help and unknown commands need them all.
+const loaders =
+  wanted === "--version" || wanted === "-V"
+    ? []
+    : wanted !== undefined && wanted in COMMANDS
+      ? [COMMANDS[wanted]]
+      : Object.values(COMMANDS);
 const registered = new Set<Register>();
 for (const load of loaders) {
   const register = await load?.();

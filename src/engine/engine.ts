@@ -5,7 +5,7 @@ import type { Family } from "../model/address.ts";
 import type { Config } from "../model/config.ts";
 import { CONFIG_DEFAULTS } from "../model/config.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
-import type { FirewallBackend, NodeState } from "../model/state.ts";
+import type { FirewallBackend, NodeState, OwnedFirewall } from "../model/state.ts";
 import { computeDesired, resolveFirewall, resolveKubeProxyMode } from "../plan/desired.ts";
 import { diffState, type OwnershipMarks } from "../plan/diff.ts";
 import { SYSCTLS_TO_READ } from "../plan/sysctls.ts";
@@ -145,13 +145,19 @@ export function createEngine(deps: EngineDeps): Engine {
       saved === undefined || firewall === undefined
         ? available
         : available.filter((b) => b === firewall || b === saved.firewall);
-    const node = await observe(toRead, config?.kubeProxyMode === "auto" && !removing);
+    // Routing and firewall are read side by side, and the desired state (which depends on routing
+    // only) is computed while the firewall's read, the slower one at thousands of rules, goes on.
+    const firewallRead = kernel.readFirewall(toRead);
+    firewallRead.catch(() => undefined); // awaited below; a rejection must not count as unhandled
+    const routing = await observe([], config?.kubeProxyMode === "auto" && !removing);
     if (firewallError !== undefined) throw firewallError;
-    const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, node);
+    const kubeProxyMode =
+      config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
     const desired =
       config === undefined || firewall === undefined || kubeProxyMode === undefined
         ? EMPTY_DESIRED
-        : computeDesired({ config, node, saved, firewall, kubeProxyMode });
+        : computeDesired({ config, node: routing, saved, firewall, kubeProxyMode });
+    const node: NodeState = { ...routing, firewall: await firewallRead };
     const own = ownership(config, saved);
     const { changes, conflicts, notices } = diffState(desired, node, own);
     return {
@@ -175,11 +181,18 @@ export function createEngine(deps: EngineDeps): Engine {
     };
   }
 
-  /** Runs the payloads in order; on failure returns what ran, so that it can be undone. */
+  /**
+   * Runs the payloads; on failure returns what ran, so that it can be undone. Links and sysctls go
+   * first; then routing (ip batches, then link deletions) and the firewall transaction run side by
+   * side: they touch disjoint kernel objects (nft matches interfaces by name, rules by mark), so
+   * the order between them changes nothing but the wall time. `firewallDone` fires as soon as the
+   * firewall's part succeeded, so that verification can start reading it while routing is written.
+   */
   async function execute(
     changes: readonly Change[],
     payloads: Payloads,
     tablesCreated: Set<Family>,
+    firewallDone: () => void = () => {},
   ): Promise<{ executed: Change[]; firewallTouched: boolean; error?: unknown }> {
     const done = new Set<number>();
     const executed = (): Change[] => [...done].sort((a, b) => a - b).map((i) => changes[i] as Change);
@@ -207,13 +220,11 @@ export function createEngine(deps: EngineDeps): Engine {
         throw error;
       }
     };
-    try {
-      await runBatch(payloads.linkAdds);
-      for (const w of payloads.sysctls) {
-        await kernel.writeSysctls([[w.name, w.value]]);
-        if (w.changeIndex >= 0) done.add(w.changeIndex);
-      }
+    const routing = async (): Promise<void> => {
       for (const batch of payloads.ip) await runBatch(batch);
+      await runBatch(payloads.linkDeletes);
+    };
+    const firewall = async (): Promise<void> => {
       for (const p of payloads.firewall) {
         firewallTouched = true;
         if (p.tool === "nft") await kernel.runNft(p.script);
@@ -223,7 +234,18 @@ export function createEngine(deps: EngineDeps): Engine {
           await kernel.runIptablesRestore(p.family, p.script);
         }
       }
-      await runBatch(payloads.linkDeletes);
+      if (payloads.firewall.length > 0) firewallDone();
+    };
+    try {
+      await runBatch(payloads.linkAdds);
+      for (const w of payloads.sysctls) {
+        await kernel.writeSysctls([[w.name, w.value]]);
+        if (w.changeIndex >= 0) done.add(w.changeIndex);
+      }
+      // Both branches run to their end even when one fails: a roll back must know all that ran.
+      const [routed, firewalled] = await Promise.allSettled([routing(), firewall()]);
+      if (routed.status === "rejected") throw routed.reason;
+      if (firewalled.status === "rejected") throw firewalled.reason;
       return { executed: executed(), firewallTouched };
     } catch (error) {
       return { executed: executed(), firewallTouched, error };
@@ -321,13 +343,45 @@ export function createEngine(deps: EngineDeps): Engine {
       // A delete changes nothing the saved state does not already describe: no write before it, so
       // that a full disk cannot stop a clean-up.
       if (!removing || saved === undefined) await store.write(nextState(true, previousSysctls, createdLinks));
-      const outcome = await execute(report.changes, report.payloads, tablesCreatedSoFar);
+      // The front ends the firewall payloads write (a switch of front end writes both).
+      const written = [
+        ...new Set(
+          report.payloads.firewall.map((p): FirewallBackend => (p.tool === "nft" ? "nftables" : "iptables")),
+        ),
+      ];
+      let firewallReread: Promise<readonly OwnedFirewall[]> | undefined;
+      const rereadFirewall = (): Promise<readonly OwnedFirewall[]> => {
+        firewallReread ??= kernel.readFirewall(written);
+        // Awaited below, unless the apply failed; until then a rejection must not count as unhandled.
+        firewallReread.catch(() => undefined);
+        return firewallReread;
+      };
+      const outcome = await execute(report.changes, report.payloads, tablesCreatedSoFar, rereadFirewall);
       let failure = outcome.error;
       let after: Planned | undefined;
       if (failure === undefined) {
-        // Verify: read the node again and diff it against the same desired state.
+        // Verify: read again what this apply wrote (links, sysctls, the families it sent ip
+        // batches for, the firewall if it ran a transaction) and diff the node against the same
+        // desired state; what it did not write is as the plan read it. The firewall's read may
+        // already be under way: it starts when the firewall transaction is done.
         const ownAfter = ownership(config, nextState(false, previousSysctls, createdLinks));
-        const reread = await observe(planned.firewallsRead);
+        const families = [
+          ...new Set(report.payloads.ip.filter((b) => b.lines.length > 0).map((b) => b.family)),
+        ];
+        const [routing, firewall] = await Promise.all([
+          kernel.readNode({ ...SYSCTLS_TO_READ, firewalls: [], families }),
+          outcome.firewallTouched ? rereadFirewall() : node.firewall,
+        ]);
+        const rewritten = new Set(firewall.map((f) => f.backend));
+        const untouched = <T extends { readonly family: Family }>(objects: readonly T[]): T[] =>
+          objects.filter((o) => !families.includes(o.family));
+        const reread: NodeState = {
+          ...routing,
+          addresses: [...routing.addresses, ...untouched(node.addresses)],
+          routes: [...routing.routes, ...untouched(node.routes)],
+          rules: [...routing.rules, ...untouched(node.rules)],
+          firewall: [...firewall, ...node.firewall.filter((f) => !rewritten.has(f.backend))],
+        };
         const check = diffState(desired, reread, ownAfter);
         after = {
           ...planned,

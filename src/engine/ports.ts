@@ -3,7 +3,7 @@
 // suite runs against both.
 
 import type { Family } from "../model/address.ts";
-import type { FirewallBackend, NodeState } from "../model/state.ts";
+import type { FirewallBackend, NodeState, OwnedFirewall } from "../model/state.ts";
 import type { FirewallSpec } from "../plan/types.ts";
 
 export interface ReadScope {
@@ -13,13 +13,23 @@ export interface ReadScope {
   readonly linkSysctls?: readonly string[];
   /** Firewall front ends whose symroute-owned objects to read. */
   readonly firewalls: readonly FirewallBackend[];
-  /** Also look for kube-proxy's traces (for `kubeProxyMode: auto`); two more tool runs. */
+  /** Also look for kube-proxy's traces (for `kubeProxyMode: auto`); two more tool runs. Default: no. */
   readonly kubeProxyHints?: boolean;
+  /**
+   * Families whose addresses, routes and rules to read (default both); the state holds none of
+   * the others. Links are read either way.
+   */
+  readonly families?: readonly Family[];
 }
 
 export interface Kernel {
   /** Links, addresses, routes of every table, rules, the named sysctls, symroute's firewall objects. */
   readNode(scope: ReadScope): Promise<NodeState>;
+  /**
+   * Only symroute's firewall objects (what `readNode` puts in `firewall`): verification reads them
+   * as soon as the firewall transaction is done, while routing is still being written.
+   */
+  readFirewall(backends: readonly FirewallBackend[]): Promise<readonly OwnedFirewall[]>;
   /** One `ip [-6] -batch -`; throws a SymrouteError naming the failing line. */
   runIpBatch(family: Family, lines: readonly string[]): Promise<void>;
   /** One `nft -f -` transaction. */

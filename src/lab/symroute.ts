@@ -52,8 +52,8 @@ export function symrouteArgv(): string[] {
 export function symrouteAvailable(): { ok: boolean; why?: string } {
   const argv = symrouteArgv();
   const entry = argv[argv.length - 1] ?? "";
-  if (entry.endsWith("bin/symroute") && !existsSync(join(REPO_ROOT, "dist/cli/main.js"))) {
-    return { ok: false, why: "the CLI is not built: run `make build` (npx tsc -p tsconfig.build.json)" };
+  if (entry.endsWith("bin/symroute") && !existsSync(join(REPO_ROOT, "dist/bundle/main.js"))) {
+    return { ok: false, why: "the CLI is not built: run `make build`" };
   }
   return { ok: true };
 }

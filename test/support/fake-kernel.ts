@@ -14,6 +14,7 @@ import { routeKey, ruleKey } from "../../src/model/keys.ts";
 import type {
   FirewallBackend,
   NodeState,
+  OwnedFirewall,
   Route,
   RouteType,
   Rule,
@@ -214,14 +215,28 @@ export class FakeKernel implements Kernel {
       const v = this.state.sysctls[n];
       if (v !== undefined) sysctls[n] = v;
     }
+    const families = scope.families ?? [4, 6];
+    const read = <T extends { readonly family: Family }>(objects: readonly T[]): T[] =>
+      objects.filter((o) => families.includes(o.family));
     return clone({
       ...this.state,
+      addresses: read(this.state.addresses),
+      routes: read(this.state.routes),
+      rules: read(this.state.rules),
       sysctls,
-      // Like the real reader: one entry per front end read, empty when it holds nothing of ours.
-      firewall: scope.firewalls.map(
-        (backend) => this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] },
-      ),
+      firewall: this.firewallOf(scope.firewalls),
     });
+  }
+
+  async readFirewall(backends: readonly FirewallBackend[]): Promise<readonly OwnedFirewall[]> {
+    return clone(this.firewallOf(backends));
+  }
+
+  /** Like the real reader: one entry per front end read, empty when it holds nothing of ours. */
+  private firewallOf(backends: readonly FirewallBackend[]): OwnedFirewall[] {
+    return backends.map(
+      (backend) => this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] },
+    );
   }
 
   private step(name: string): void {

@@ -133,6 +133,8 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     await kernel.runNft(renderNft(SPEC));
     const owned = (await read(kernel)).firewall.find((f) => f.backend === "nftables");
     assert.deepEqual([...(owned?.ruleKeys ?? [])].sort(), firewallRuleKeys(SPEC).sort());
+    // The firewall-only read (verification's) sees the same as the whole node's read.
+    assert.deepEqual(await kernel.readFirewall(["nftables", "iptables"]), (await read(kernel)).firewall);
     await kernel.runNft(renderNft(undefined));
     assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "nftables")?.ruleKeys, []);
   });
@@ -144,6 +146,7 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
       await kernel.runIptablesRestore(family, renderIptables(spec, family, new Set()));
     const owned = (await read(kernel)).firewall.find((f) => f.backend === "iptables");
     assert.deepEqual([...(owned?.ruleKeys ?? [])].sort(), firewallRuleKeys(spec).sort());
+    assert.deepEqual(await kernel.readFirewall(["iptables"]), [owned]);
     for (const family of [4, 6] as const) {
       const present = new Set(
         (owned?.ruleKeys ?? []).filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)),
@@ -151,6 +154,29 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
       await kernel.runIptablesRestore(family, renderIptables(undefined, family, present));
     }
     assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "iptables")?.ruleKeys, []);
+  });
+
+  test(`${name}: a read of one family holds that family's objects only, and the links`, async () => {
+    const kernel = await makeKernel();
+    await kernel.runIpBatch(6, ["route add 2001:db8:5::/64 dev ext0 table 20000 proto 201"]);
+    const both = await read(kernel);
+    for (const family of [4, 6] as const) {
+      const one = await kernel.readNode({ ...SYSCTLS_TO_READ, firewalls: [], families: [family] });
+      assert.deepEqual(one.links, both.links);
+      assert.deepEqual(
+        one.routes,
+        both.routes.filter((r) => r.family === family),
+      );
+      assert.deepEqual(
+        one.rules,
+        both.rules.filter((r) => r.family === family),
+      );
+      assert.deepEqual(
+        one.addresses,
+        both.addresses.filter((a) => a.family === family),
+      );
+      assert.deepEqual(one.sysctls, both.sysctls);
+    }
   });
 
   test(`${name}: sysctls written read back`, async () => {

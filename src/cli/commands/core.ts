@@ -11,6 +11,7 @@ import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChange, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
 import type { Change } from "../../plan/types.ts";
 import { createNodeDeps } from "../deps.ts";
+import { takeEarlyRead } from "../early-read.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
 export async function readConfigFile(path: string): Promise<Config> {
@@ -162,8 +163,11 @@ export function formatPayloadsText(report: PlanReport): string {
   return out.length === 0 ? "# nothing to run\n" : `${out.join("\n")}\n`;
 }
 
-function engineFor(stateDir: string | undefined, config: Config | undefined) {
-  return createEngine(createNodeDeps({ stateDir: stateDir ?? config?.stateDir }));
+async function engineFor(stateDir: string | undefined, config: Config | undefined) {
+  const early = await takeEarlyRead();
+  return createEngine(
+    createNodeDeps({ stateDir: stateDir ?? config?.stateDir, ...(early === undefined ? {} : { early }) }),
+  );
 }
 
 export function registerPlanApplyDelete(program: Command): void {
@@ -181,7 +185,7 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
-        const report = await engineFor(opts.stateDir, config).plan(config);
+        const report = await (await engineFor(opts.stateDir, config)).plan(config);
         if (opts.output === "json") printJson(planToJson(report, { payloads: opts.payloads === true }));
         else {
           process.stdout.write(formatPlanText(report, "symroute plan"));
@@ -209,7 +213,9 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
-        const report = await engineFor(opts.stateDir, config).apply(config, {
+        const report = await (
+          await engineFor(opts.stateDir, config)
+        ).apply(config, {
           dryRun: opts.dryRun === true,
           lockWaitMs: opts.lockWait * 1000,
         });
@@ -243,7 +249,9 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
-        const report = await engineFor(opts.stateDir, config).remove(config, {
+        const report = await (
+          await engineFor(opts.stateDir, config)
+        ).remove(config, {
           dryRun: opts.dryRun === true,
           lockWaitMs: opts.lockWait * 1000,
         });

@@ -1,0 +1,40 @@
+// The read-only commands that observe the node, in one place: the kernel adapter runs them, and the
+// CLI may start them before its own modules have loaded (src/cli/early-read.ts). A result started
+// early is used only for exactly the same command line and input, so both must come from here.
+// No imports with side effects: the early reader loads this before anything else.
+
+import type { Family } from "../model/address.ts";
+
+/** `ip -4|-6 -j -N -d -batch -`: one JSON array per command of the input. */
+export function ipReadArgs(family: Family): string[] {
+  return [`-${family}`, "-j", "-N", "-d", "-batch", "-"];
+}
+
+/** The commands of one family's read; `withLinks` adds the link list (read once, by one family). */
+export function ipReadCommands(withLinks: boolean, objects: boolean): string[] {
+  return [
+    ...(withLinks ? ["link show"] : []),
+    ...(objects ? ["addr show", "route show table all", "rule show"] : []),
+  ];
+}
+
+/** The batch input for a list of commands. */
+export const batchInput = (commands: readonly string[]): string => `${commands.join("\n")}\n`;
+
+/**
+ * `nft -t list table inet symroute` (the table is render/firewall.ts's NFT_TABLE; a test keeps the
+ * two equal). Terse text, not JSON: at thousands of rules `nft -j` costs three times as much, and
+ * the comment keys are all the reader needs.
+ */
+export const NFT_READ_ARGS: readonly string[] = ["-t", "list", "table", "inet", "symroute"];
+
+/** `iptables-save -t mangle` and `ip6tables-save -t mangle`: where symroute's iptables chains live. */
+export const IPTABLES_READ_ARGS: readonly string[] = ["-t", "mangle"];
+
+/**
+ * kube-proxy's traces, for `kubeProxyMode: auto`: its nft table shows in `nft list chains` (a
+ * fraction of the cost of `nft list tables`, which caches every rule: 20 ms against 150 ms next to
+ * 10,000 rules), its iptables chains in the nat table.
+ */
+export const KUBE_PROXY_NFT_ARGS: readonly string[] = ["list", "chains"];
+export const KUBE_PROXY_IPTABLES_ARGS: readonly string[] = ["-t", "nat"];
