@@ -1,7 +1,7 @@
 // Reading the node before the command's modules have loaded. A one-shot `plan`, `apply` or `delete`
 // spends tens of milliseconds loading and compiling its modules and parsing the configuration; the
 // read-only tools that observe the node (`ip -4`/`ip -6` batches, `nft list table`) do not depend on
-// either, so main.ts starts them first and the kernel adapter takes their results when it asks for
+// either, so they start first (early-start.ts) and the kernel adapter takes their results when it asks for
 // exactly the same command. Each early result is used once: later reads (verification) run afresh.
 // An apply or delete takes the namespace lock before it reads, as it would later anyway: what is read
 // early is then what the run changes. When the lock is busy, nothing is read early and the engine
@@ -27,17 +27,49 @@ export interface EarlyRead {
   readonly release?: () => Promise<void>;
 }
 
-const key = (file: string, args: readonly string[], input: string): string =>
-  JSON.stringify([file, args, input]);
-
 let started: Promise<EarlyRead | undefined> | undefined;
+
+/**
+ * Whether `symroute COMMAND ARGS...` reads the node early, and whether it takes the lock first
+ * (the commands that change the node); undefined: no early read.
+ */
+export function earlyReadFor(
+  command: string | undefined,
+  args: readonly string[],
+): { readonly lock: boolean } | undefined {
+  if (command !== "plan" && command !== "apply" && command !== "delete") return undefined;
+  if (args.includes("-h") || args.includes("--help")) return undefined;
+  return { lock: command !== "plan" && !args.includes("--dry-run") };
+}
+
+/**
+ * A runner that answers a command from its early result (once: a later identical command runs
+ * afresh) and runs every other command with `fallback`. An early result keeps the exit status the
+ * tool had: it fails the caller only when the caller does not allow failure, as `fallback` would.
+ */
+export function answerFromEarly(early: Map<string, Promise<ToolResult>>, fallback: ToolRunner): ToolRunner {
+  return (file, args, options = {}) => {
+    const k = key(file, args, options.input ?? "");
+    const result = early.get(k);
+    if (result === undefined) return fallback(file, args, options);
+    early.delete(k);
+    return result.then((r) => {
+      if (r.code !== 0 && options.allowFailure !== true) throw toolError(file, args, r);
+      return r;
+    });
+  };
+}
+
+/** The key of a command in the map answerFromEarly takes. */
+export const key = (file: string, args: readonly string[], input: string): string =>
+  JSON.stringify([file, args, input]);
 
 /** For `symroute COMMAND ARGS...`: starts the reads when the command is one that will make them. */
 export function startEarlyRead(command: string | undefined, args: readonly string[]): void {
   if (started !== undefined) return;
-  if (command !== "plan" && command !== "apply" && command !== "delete") return;
-  if (args.includes("-h") || args.includes("--help")) return;
-  const locks = command !== "plan" && !args.includes("--dry-run");
+  const plan = earlyReadFor(command, args);
+  if (plan === undefined) return;
+  const locks = plan.lock;
   started = (async () => {
     let release: (() => Promise<void>) | undefined;
     if (locks) {
@@ -60,16 +92,7 @@ export function startEarlyRead(command: string | undefined, args: readonly strin
     // kube-proxy's traces are read for `kubeProxyMode: auto`, the default.
     start("nft", KUBE_PROXY_NFT_ARGS, "");
     start("iptables-save", KUBE_PROXY_IPTABLES_ARGS, "");
-    const run: ToolRunner = (file, args, options = {}) => {
-      const k = key(file, args, options.input ?? "");
-      const early = results.get(k);
-      if (early === undefined) return runTool(file, args, options);
-      results.delete(k);
-      return early.then((result) => {
-        if (result.code !== 0 && options.allowFailure !== true) throw toolError(file, args, result);
-        return result;
-      });
-    };
+    const run = answerFromEarly(results, runTool);
     return release === undefined ? { run } : { run, release };
   })();
   started.catch(() => undefined);
