@@ -106,8 +106,9 @@ function method(apply: ApplyResults): void {
     "  to read the peak RSS).",
     "- **floor**: symroute's own payloads, taken from `apply --dry-run -o json` (and `delete --dry-run -o json`)",
     "  on an identical node, fed to `ip -batch FILE`, `nft -f FILE` and one `sysctl -w` by a bash script: the",
-    "  least any tool can do to create the same objects. It neither reads nor verifies the node; symroute",
-    "  reads the node before and after (verify), and keeps its state file.",
+    "  least any tool can do to create the same objects, one tool after the other. It neither reads nor",
+    "  verifies the node; symroute reads the node before (while its modules load) and what it wrote after",
+    "  (verify), keeps its state file, and runs the `ip -batch` and `nft -f` of one apply side by side.",
     "- **one process per object**: a bash script with one `ip route add`/`ip rule add` per line, one",
     "  `nft add table`/`add chain`/`add rule` per object and one `sysctl -w` per value, the way hand-written",
     "  scripts do it; for delete, one `ip rule del`/`ip route del` per line and `nft delete rule ... handle H`",
@@ -240,8 +241,9 @@ function item1(apply: ApplyResults): void {
     ok(apply)
       .map((s) => `${int.format(s.networks)}: ${ms(times(s.symroute.apply).median - startup)}`)
       .join(", ") + ".",
-    "The floor's own cost is mostly the kernel's and nft's; symroute adds reading the node twice (before,",
-    "and again to verify), planning, rendering and its state file.",
+    "The floor's own cost is mostly the kernel's and nft's; symroute adds Node's start-up, parsing the",
+    "configuration, reading the node (before, and what it wrote to verify), planning, rendering and its",
+    "state file, and saves the time of the shorter of its two transactions by running them side by side.",
     "",
   );
 }
