@@ -131,6 +131,27 @@ function shortMessage(message: string): string {
   return escapeUnprintable(capped);
 }
 
+function readYamlDocument(text: string, lineCounter?: LineCounter): Document {
+  return parseDocument(text, {
+    ...(lineCounter === undefined ? {} : { lineCounter }),
+    prettyErrors: false,
+    uniqueKeys: true,
+    keepSourceTokens: false,
+  });
+}
+
+/**
+ * The plain value this loader makes of `text`, before validation; `ok` is false when yaml or the
+ * conversion reported any problem. For checking another reader (fast-yaml.ts) against this one.
+ */
+export function yamlToPlainValue(text: string): { readonly ok: boolean; readonly value: unknown } {
+  const doc = readYamlDocument(text);
+  if (doc.errors.length > 0 || doc.warnings.length > 0) return { ok: false, value: undefined };
+  const converter = new Converter(doc);
+  const value = converter.convert(doc.contents, [], 0);
+  return { ok: converter.issues.length === 0, value };
+}
+
 export function parseConfigText(text: string): ConfigResult {
   const lineCounter = new LineCounter();
   const at = (offset: number | undefined): { line?: number; col?: number } => {
@@ -140,12 +161,7 @@ export function parseConfigText(text: string): ConfigResult {
   };
   let doc: Document;
   try {
-    doc = parseDocument(text, {
-      lineCounter,
-      prettyErrors: false,
-      uniqueKeys: true,
-      keepSourceTokens: false,
-    });
+    doc = readYamlDocument(text, lineCounter);
   } catch (error) {
     // parseDocument reports problems as doc.errors; this is a guard against a library bug.
     return {
