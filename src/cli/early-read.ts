@@ -42,27 +42,35 @@ export function earlyReadFor(
   return { lock: command !== "plan" && !args.includes("--dry-run") };
 }
 
+/** A command started early: its input and its result. */
+export interface EarlyCommand {
+  readonly input: string;
+  readonly result: Promise<ToolResult>;
+}
+
+/** The key of a command in the map answerFromEarly takes: the tool and its arguments. */
+export const commandKey = (file: string, args: readonly string[]): string => JSON.stringify([file, args]);
+
 /**
  * A runner that answers a command from its early result (once: a later identical command runs
- * afresh) and runs every other command with `fallback`. An early result keeps the exit status the
- * tool had: it fails the caller only when the caller does not allow failure, as `fallback` would.
+ * afresh) and runs every other command with `fallback`. A command matches when its tool,
+ * arguments and input are the same (the input is compared, never copied into a key: payloads run
+ * to megabytes). An early result keeps the exit status the tool had: it fails the caller only when
+ * the caller does not allow failure, as `fallback` would.
  */
-export function answerFromEarly(early: Map<string, Promise<ToolResult>>, fallback: ToolRunner): ToolRunner {
+export function answerFromEarly(early: Map<string, EarlyCommand>, fallback: ToolRunner): ToolRunner {
   return (file, args, options = {}) => {
-    const k = key(file, args, options.input ?? "");
-    const result = early.get(k);
-    if (result === undefined) return fallback(file, args, options);
+    const k = commandKey(file, args);
+    const started = early.get(k);
+    if (started === undefined || started.input !== (options.input ?? ""))
+      return fallback(file, args, options);
     early.delete(k);
-    return result.then((r) => {
+    return started.result.then((r) => {
       if (r.code !== 0 && options.allowFailure !== true) throw toolError(file, args, r);
       return r;
     });
   };
 }
-
-/** The key of a command in the map answerFromEarly takes. */
-export const key = (file: string, args: readonly string[], input: string): string =>
-  JSON.stringify([file, args, input]);
 
 /** For `symroute COMMAND ARGS...`: starts the reads when the command is one that will make them. */
 export function startEarlyRead(command: string | undefined, args: readonly string[]): void {
@@ -77,11 +85,11 @@ export function startEarlyRead(command: string | undefined, args: readonly strin
       if (lock === undefined || !isLock(lock)) return undefined;
       release = () => lock.release();
     }
-    const results = new Map<string, Promise<ToolResult>>();
+    const results = new Map<string, EarlyCommand>();
     const start = (file: string, args: readonly string[], input: string): void => {
       const result = runTool(file, args, { input, allowFailure: true });
       result.catch(() => undefined); // a missing tool is reported when (and if) the result is used
-      results.set(key(file, args, input), result);
+      results.set(commandKey(file, args), { input, result });
     };
     start("ip", ipReadArgs(4), batchInput(ipReadCommands(true, true)));
     start("ip", ipReadArgs(6), batchInput(ipReadCommands(false, true)));
