@@ -48,7 +48,8 @@ import {
   VLAN_KEYS,
 } from "./fields.ts";
 import { type ConfigIssue, type ConfigPath, describe, formatPath, quoteString } from "./issues.ts";
-import { findOverlaps } from "./overlaps.ts";
+import { ipv4Word, strictIpv4Prefix } from "./ipv4-text.ts";
+import { type SpanEntry, findSpanOverlaps, ipv4Last, prefixBounds } from "./overlaps.ts";
 import { INTERFACE_RULE, NETWORK_NAME_RULE, interfaceNameProblem, networkNameProblem } from "./names.ts";
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
@@ -94,6 +95,25 @@ const SPECIAL_PREFIXES: readonly { readonly text: string; readonly what: string 
 // Parsed once: every pool of every network is checked against them.
 const PARSED_SPECIALS = SPECIAL_PREFIXES.map((s) => ({ prefix: parsePrefix(s.text), what: s.what }));
 
+// The IPv4 ones as numeric ranges, in the same order, for the 32-bit fast path.
+const IPV4_SPECIALS = PARSED_SPECIALS.flatMap((s) =>
+  s.prefix === undefined || s.prefix.family !== 4
+    ? []
+    : [{ lo: Number(s.prefix.value), hi: ipv4Last(Number(s.prefix.value), s.prefix.len), what: s.what }],
+);
+
+/** specialOverlap for an IPv4 prefix given as numbers: prefixes overlap exactly when their ranges meet. */
+function ipv4SpecialOverlap(word: number, len: number): string | undefined {
+  const last = ipv4Last(word, len);
+  // Indexed loops here and below: for-of allocates an iterator result per step until the code is
+  // optimised, which in a one-shot run over thousands of networks it mostly is not.
+  for (let i = 0; i < IPV4_SPECIALS.length; i++) {
+    const special = IPV4_SPECIALS[i];
+    if (special !== undefined && word <= special.hi && special.lo <= last) return special.what;
+  }
+  return undefined;
+}
+
 function specialOverlap(prefix: Prefix): string | undefined {
   for (const special of PARSED_SPECIALS) {
     if (special.prefix !== undefined && prefixesOverlap(special.prefix, prefix)) return special.what;
@@ -102,15 +122,29 @@ function specialOverlap(prefix: Prefix): string | undefined {
 }
 
 /** A pool (with its network's index) or a pod CIDR (without), and where it is written. */
-interface PoolEntry {
-  readonly path: ConfigPath;
-  readonly prefix: Prefix;
+interface PoolEntry extends SpanEntry {
   readonly text: string;
   readonly network?: number;
+  /** The index in its list (addresses or podCIDRs): the path is only built for a message. */
+  readonly position: number;
+  /** Document order across all pools (pod CIDRs negative, first): the order of the overlap messages. */
+  readonly order: number;
+}
+
+const poolText = (entry: PoolEntry): string => entry.text;
+
+function entryPath(entry: PoolEntry): ConfigPath {
+  return entry.network === undefined
+    ? ["podCIDRs", entry.position]
+    : ["networks", entry.network, "addresses", entry.position];
 }
 
 class Checker {
   readonly issues: PendingIssue[] = [];
+  /** Pools accepted so far, over all networks: the next pool's order. */
+  poolCount = 0;
+  /** The last interface name found valid: networks often share one, so it is checked once. */
+  lastInterface: string | undefined;
 
   report(path: ConfigPath, message: string, atKey = false): void {
     this.issues.push(atKey ? { path, message, atKey } : { path, message });
@@ -216,22 +250,32 @@ function validatePodCidrs(c: Checker, value: unknown): PoolEntry[] | undefined {
     if (text === undefined) return void (ok = false);
     const prefix = c.prefix(text, ["podCIDRs", i], "podCIDRs entry");
     if (prefix === undefined) return void (ok = false);
-    out.push({ path: ["podCIDRs", i], prefix, text: formatPrefix(prefix) });
+    // Only used when every entry is valid, so the list is `texts` and these orders run up to -1.
+    const { lo, hi } = prefixBounds(prefix);
+    out.push({
+      family: prefix.family,
+      lo,
+      hi,
+      text: formatPrefix(prefix),
+      network: undefined,
+      position: i,
+      order: i - texts.length,
+    });
   });
   return ok ? out : undefined;
 }
 
 interface NetworkDraft {
   readonly index: number;
-  readonly name?: string;
+  readonly name: string | undefined;
   /** The valid entries of addresses, for the checks across networks even when others are wrong. */
   readonly pools: readonly PoolEntry[];
   readonly poolsComplete: boolean;
-  readonly interface?: string;
-  readonly gateways?: Partial<Record<Family, string>>;
-  readonly vlan?: Vlan | "invalid";
-  readonly table?: number | "invalid";
-  readonly method?: Method;
+  readonly interface: string | undefined;
+  readonly gateways: Partial<Record<Family, string>> | undefined;
+  readonly vlan: Vlan | "invalid" | undefined;
+  readonly table: number | "invalid" | undefined;
+  readonly method: Method | undefined;
 }
 
 function validateInterfaceName(
@@ -252,58 +296,82 @@ function validateInterfaceName(
   return value;
 }
 
+const GATEWAY_SHAPE = "one IP address, or a list of at most one IPv4 and one IPv6 address";
+
+/** networks[index].gateway, or its entry `position` when gateway is a list (position >= 0). */
+function gatewayPath(index: number, position: number): ConfigPath {
+  return position < 0 ? ["networks", index, "gateway"] : ["networks", index, "gateway", position];
+}
+
 function validateGateways(
   c: Checker,
   value: unknown,
-  path: ConfigPath,
+  index: number,
 ): Partial<Record<Family, string>> | undefined {
-  const items: { text: unknown; path: ConfigPath }[] = Array.isArray(value)
-    ? value.map((text: unknown, i) => ({ text, path: [...path, i] }))
-    : [{ text: value, path }];
   const gateways: Partial<Record<Family, string>> = {};
+  if (!Array.isArray(value)) return addGateway(c, value, index, -1, gateways) ? gateways : undefined;
   let ok = true;
-  for (const item of items) {
-    const shape = "one IP address, or a list of at most one IPv4 and one IPv6 address";
-    if (typeof item.text !== "string") {
-      c.report(item.path, `gateway must be ${shape}; got ${describe(item.text)}`);
-      ok = false;
-      continue;
-    }
-    const ip = parseIp(item.text);
-    if (ip === undefined) {
-      const withLength = item.text.includes("/") && parseIp(item.text.slice(0, item.text.indexOf("/")));
-      c.report(
-        item.path,
-        withLength
-          ? `gateway ${quoteString(item.text)} must be an address without a prefix length`
-          : `gateway ${quoteString(item.text)} is not an IP address; allowed: ${shape}`,
-      );
-      ok = false;
-      continue;
-    }
-    const special = specialOverlap({ family: ip.family, value: ip.value, len: ip.family === 4 ? 32 : 128 });
-    if (special !== undefined) {
-      c.report(
-        item.path,
-        `gateway ${quoteString(item.text)} is ${special}; give the router's unicast address`,
-      );
-      ok = false;
-      continue;
-    }
-    const text = formatIp(ip.family, ip.value);
-    const first = gateways[ip.family];
-    if (first !== undefined) {
-      c.report(
-        item.path,
-        `gateway ${quoteString(item.text)} is a second ${familyName(ip.family)} gateway (the first is ` +
-          `${quoteString(first)}); give at most one per family`,
-      );
-      ok = false;
-      continue;
-    }
-    gateways[ip.family] = text;
+  for (let i = 0; i < value.length; i++) {
+    if (!addGateway(c, value[i], index, i, gateways)) ok = false;
   }
   return ok ? gateways : undefined;
+}
+
+/** Check one gateway and add its canonical text to `gateways`; false (and reported) when it is wrong. */
+function addGateway(
+  c: Checker,
+  text: unknown,
+  index: number,
+  position: number,
+  gateways: Partial<Record<Family, string>>,
+): boolean {
+  if (typeof text !== "string") {
+    c.report(gatewayPath(index, position), `gateway must be ${GATEWAY_SHAPE}; got ${describe(text)}`);
+    return false;
+  }
+  let family: Family;
+  let canonical: string;
+  let special: string | undefined;
+  const word = ipv4Word(text);
+  if (word !== undefined) {
+    // A dotted quad this strict is its own canonical text.
+    family = 4;
+    canonical = text;
+    special = ipv4SpecialOverlap(word, 32);
+  } else {
+    const ip = parseIp(text);
+    if (ip === undefined) {
+      const withLength = text.includes("/") && parseIp(text.slice(0, text.indexOf("/")));
+      c.report(
+        gatewayPath(index, position),
+        withLength
+          ? `gateway ${quoteString(text)} must be an address without a prefix length`
+          : `gateway ${quoteString(text)} is not an IP address; allowed: ${GATEWAY_SHAPE}`,
+      );
+      return false;
+    }
+    family = ip.family;
+    special = specialOverlap({ family: ip.family, value: ip.value, len: ip.family === 4 ? 32 : 128 });
+    canonical = special === undefined ? formatIp(ip.family, ip.value) : "";
+  }
+  if (special !== undefined) {
+    c.report(
+      gatewayPath(index, position),
+      `gateway ${quoteString(text)} is ${special}; give the router's unicast address`,
+    );
+    return false;
+  }
+  const first = gateways[family];
+  if (first !== undefined) {
+    c.report(
+      gatewayPath(index, position),
+      `gateway ${quoteString(text)} is a second ${familyName(family)} gateway (the first is ` +
+        `${quoteString(first)}); give at most one per family`,
+    );
+    return false;
+  }
+  gateways[family] = canonical;
+  return true;
 }
 
 function validateVlan(c: Checker, value: unknown, path: ConfigPath): Vlan | undefined {
@@ -345,70 +413,194 @@ function validateTable(c: Checker, value: unknown, path: ConfigPath): number | u
   return table;
 }
 
+/** networks[index].key: built only for a message, not for every network. */
+function networkPath(index: number, key: string): ConfigPath {
+  return ["networks", index, key];
+}
+
+/** A key every network needs; reported when missing. */
+function requiredField(c: Checker, net: Mapping, index: number, key: string, what: string): unknown {
+  const v = own(net, key);
+  if (v === undefined) c.report(networkPath(index, key), `${key} is required: ${what}`);
+  return v;
+}
+
+const ADDRESSES_WHAT = "CIDRs or single addresses, like 1.2.3.0/24";
+
+/** One entry of a network's addresses; undefined (and reported) when it is wrong. */
+function poolEntry(c: Checker, text: string, index: number, position: number): PoolEntry | undefined {
+  let family: Family;
+  let lo: number | bigint;
+  let hi: number | bigint;
+  let canonical = "";
+  let special: string | undefined;
+  const fast = strictIpv4Prefix(text);
+  if (fast !== undefined) {
+    family = 4;
+    lo = fast.word;
+    hi = ipv4Last(fast.word, fast.len);
+    canonical = fast.text;
+    special = ipv4SpecialOverlap(fast.word, fast.len);
+  } else {
+    // IPv6, or anything wrong: the general parser, which also words the messages.
+    const prefix = c.prefix(text, ["networks", index, "addresses", position], "address");
+    if (prefix === undefined) return undefined;
+    family = prefix.family;
+    ({ lo, hi } = prefixBounds(prefix));
+    special = specialOverlap(prefix);
+    if (special === undefined) canonical = formatPrefix(prefix);
+  }
+  if (special !== undefined) {
+    c.report(
+      ["networks", index, "addresses", position],
+      `address ${quoteString(text)} overlaps ${special}; a pool must hold unicast addresses`,
+    );
+    return undefined;
+  }
+  return { family, lo, hi, text: canonical, network: index, position, order: c.poolCount++ };
+}
+
+function reportGatewayWithoutPool(c: Checker, index: number, family: Family, gateway: string): void {
+  c.report(
+    networkPath(index, "gateway"),
+    `gateway ${quoteString(gateway)} is ${familyName(family)} but addresses has no ${familyName(family)} ` +
+      `entry; a gateway routes the replies of the pool of its own family`,
+  );
+}
+
+function reportMissingGateway(c: Checker, index: number, method: Method, family: Family): void {
+  c.report(
+    networkPath(index, "gateway"),
+    `method ${quoteString(method)} needs an ${familyName(family)} gateway for the ` +
+      `${familyName(family)} addresses of this network; add one to gateway`,
+  );
+}
+
 function validateNetwork(c: Checker, value: unknown, index: number): NetworkDraft {
-  const path: ConfigPath = ["networks", index];
-  const net = c.mapping(value, path, `networks[${index}]`, NETWORK_KEYS);
-  if (net === undefined) return { index, pools: [], poolsComplete: false };
-  const field = (key: string): ConfigPath => [...path, key];
-  const required = (key: string, what: string): unknown => {
-    const v = own(net, key);
-    if (v === undefined) c.report(field(key), `${key} is required: ${what}`);
-    return v;
-  };
+  if (!isMapping(value)) {
+    c.mapping(value, ["networks", index], `networks[${index}]`, NETWORK_KEYS);
+    return {
+      index,
+      name: undefined,
+      pools: [],
+      poolsComplete: false,
+      interface: undefined,
+      gateways: undefined,
+      vlan: undefined,
+      table: undefined,
+      method: undefined,
+    };
+  }
+  const net = value;
+  for (const key in net) {
+    if (Object.hasOwn(net, key) && !(NETWORK_KEYS as readonly string[]).includes(key)) {
+      c.report(
+        ["networks", index, key],
+        `unknown key ${quoteString(key)}; allowed: ${list(NETWORK_KEYS)}`,
+        true,
+      );
+    }
+  }
 
   let name: string | undefined;
-  const nameValue = required("name", "a short name for the network, like public");
+  const nameValue = requiredField(c, net, index, "name", "a short name for the network, like public");
   if (nameValue !== undefined) {
     if (typeof nameValue !== "string") {
-      c.report(field("name"), `name must be a string; got ${describe(nameValue)}; ${NETWORK_NAME_RULE}`);
+      c.report(
+        networkPath(index, "name"),
+        `name must be a string; got ${describe(nameValue)}; ${NETWORK_NAME_RULE}`,
+      );
     } else {
       const problem = networkNameProblem(nameValue);
       if (problem === undefined) name = nameValue;
-      else c.report(field("name"), `name ${quoteString(nameValue)} ${problem}; ${NETWORK_NAME_RULE}`);
+      else {
+        c.report(
+          networkPath(index, "name"),
+          `name ${quoteString(nameValue)} ${problem}; ${NETWORK_NAME_RULE}`,
+        );
+      }
     }
   }
 
-  const pools: PoolEntry[] = [];
+  let pools: PoolEntry[] = [];
   let poolsComplete = false;
-  const addressesValue = required("addresses", "the MetalLB pool(s) of this network, like [1.2.3.0/24]");
+  const addressesValue = requiredField(
+    c,
+    net,
+    index,
+    "addresses",
+    "the MetalLB pool(s) of this network, like [1.2.3.0/24]",
+  );
   if (addressesValue !== undefined) {
-    const what = "CIDRs or single addresses, like 1.2.3.0/24";
-    const texts = c.stringList(addressesValue, field("addresses"), "addresses", what);
-    if (texts !== undefined && texts.length === 0) {
-      c.report(field("addresses"), `addresses must list at least one CIDR or address; got an empty list`);
-    } else if (texts !== undefined) {
+    if (!Array.isArray(addressesValue)) {
+      c.report(
+        networkPath(index, "addresses"),
+        `addresses must be a list of ${ADDRESSES_WHAT}; got ${describe(addressesValue)}`,
+      );
+    } else {
+      // Entries that are not strings first, then the addresses themselves: the order of the messages.
       let ok = true;
-      texts.forEach((text, i) => {
-        const p: ConfigPath = [...path, "addresses", i];
-        if (text === undefined) return void (ok = false);
-        const prefix = c.prefix(text, p, "address");
-        if (prefix === undefined) return void (ok = false);
-        const special = specialOverlap(prefix);
-        if (special !== undefined) {
-          c.report(p, `address ${quoteString(text)} overlaps ${special}; a pool must hold unicast addresses`);
-          return void (ok = false);
+      for (let i = 0; i < addressesValue.length; i++) {
+        const item: unknown = addressesValue[i];
+        if (typeof item === "string") continue;
+        c.report(
+          ["networks", index, "addresses", i],
+          `addresses entries must be ${ADDRESSES_WHAT}; got ${describe(item)}`,
+        );
+        ok = false;
+      }
+      if (addressesValue.length === 0) {
+        c.report(
+          networkPath(index, "addresses"),
+          `addresses must list at least one CIDR or address; got an empty list`,
+        );
+      } else {
+        const first: unknown = addressesValue[0];
+        if (addressesValue.length === 1 && typeof first === "string") {
+          // The usual single pool: an array of its exact size, not one grown by push.
+          const entry = poolEntry(c, first, index, 0);
+          if (entry === undefined) ok = false;
+          else pools = [entry];
+        } else {
+          for (let i = 0; i < addressesValue.length; i++) {
+            const text: unknown = addressesValue[i];
+            if (typeof text !== "string") continue;
+            const entry = poolEntry(c, text, index, i);
+            if (entry === undefined) ok = false;
+            else pools.push(entry);
+          }
         }
-        pools.push({ path: p, prefix, text: formatPrefix(prefix), network: index });
-      });
-      poolsComplete = ok;
+        poolsComplete = ok;
+      }
     }
   }
 
-  const interfaceValue = required("interface", "the interface requests for these addresses arrive on");
-  const ifname =
-    interfaceValue === undefined
-      ? undefined
-      : validateInterfaceName(c, interfaceValue, field("interface"), "interface");
+  const interfaceValue = requiredField(
+    c,
+    net,
+    index,
+    "interface",
+    "the interface requests for these addresses arrive on",
+  );
+  let ifname: string | undefined;
+  if (
+    typeof interfaceValue === "string" &&
+    (interfaceValue === c.lastInterface || interfaceNameProblem(interfaceValue) === undefined)
+  ) {
+    ifname = c.lastInterface = interfaceValue;
+  } else if (interfaceValue !== undefined) {
+    ifname = validateInterfaceName(c, interfaceValue, networkPath(index, "interface"), "interface");
+  }
 
   const gatewayValue = own(net, "gateway");
-  const gateways = gatewayValue === undefined ? {} : validateGateways(c, gatewayValue, field("gateway"));
+  const gateways = gatewayValue === undefined ? {} : validateGateways(c, gatewayValue, index);
 
   const vlanValue = own(net, "vlan");
   let vlan: Vlan | "invalid" | undefined;
-  if (vlanValue !== undefined) vlan = validateVlan(c, vlanValue, field("vlan")) ?? "invalid";
+  if (vlanValue !== undefined) vlan = validateVlan(c, vlanValue, networkPath(index, "vlan")) ?? "invalid";
   if (vlan !== undefined && vlan !== "invalid" && ifname !== undefined && vlan.parent === ifname) {
     c.report(
-      field("vlan"),
+      networkPath(index, "vlan"),
       `vlan.parent ${quoteString(vlan.parent)} is the interface itself; the parent is the ` +
         `link the VLAN interface ${quoteString(ifname)} is created on`,
     );
@@ -417,43 +609,51 @@ function validateNetwork(c: Checker, value: unknown, index: number): NetworkDraf
 
   const tableValue = own(net, "table");
   const table =
-    tableValue === undefined ? undefined : (validateTable(c, tableValue, field("table")) ?? "invalid");
+    tableValue === undefined
+      ? undefined
+      : (validateTable(c, tableValue, networkPath(index, "table")) ?? "invalid");
 
   const methodValue = own(net, "method");
   const method =
     methodValue === undefined
       ? CONFIG_DEFAULTS.method
-      : c.choice(methodValue, field("method"), "method", METHODS);
+      : typeof methodValue === "string" && (METHODS as readonly string[]).includes(methodValue)
+        ? (methodValue as Method)
+        : c.choice(methodValue, networkPath(index, "method"), "method", METHODS);
 
   // A gateway serves the pool of its own family; the method decides whether one is needed.
   if (gateways !== undefined && poolsComplete) {
-    const families = new Set(pools.map((p) => p.prefix.family));
-    for (const family of [4, 6] as const) {
-      const gw = gateways[family];
-      if (gw !== undefined && !families.has(family)) {
-        c.report(
-          field("gateway"),
-          `gateway ${quoteString(gw)} is ${familyName(family)} but addresses has no ${familyName(family)} ` +
-            `entry; a gateway routes the replies of the pool of its own family`,
-        );
+    // The families of the pools, in the order they first appear.
+    let firstFamily: Family | undefined;
+    let secondFamily: Family | undefined;
+    for (let i = 0; i < pools.length; i++) {
+      const family = pools[i]?.family;
+      if (family === undefined) continue;
+      if (firstFamily === undefined) firstFamily = family;
+      else if (family !== firstFamily) {
+        secondFamily = family;
+        break;
       }
+    }
+    if (gateways[4] !== undefined && firstFamily !== 4 && secondFamily !== 4) {
+      reportGatewayWithoutPool(c, index, 4, gateways[4]);
+    }
+    if (gateways[6] !== undefined && firstFamily !== 6 && secondFamily !== 6) {
+      reportGatewayWithoutPool(c, index, 6, gateways[6]);
     }
     if (method !== undefined && (GATEWAY_METHODS as readonly string[]).includes(method)) {
       if (gateways[4] === undefined && gateways[6] === undefined) {
         c.report(
-          field("method"),
+          networkPath(index, "method"),
           `method ${quoteString(method)} needs a gateway to send replies to; add gateway, or use method ` +
             `auto, route or none`,
         );
       } else {
-        for (const family of families) {
-          if (gateways[family] === undefined) {
-            c.report(
-              field("gateway"),
-              `method ${quoteString(method)} needs an ${familyName(family)} gateway for the ` +
-                `${familyName(family)} addresses of this network; add one to gateway`,
-            );
-          }
+        if (firstFamily !== undefined && gateways[firstFamily] === undefined) {
+          reportMissingGateway(c, index, method, firstFamily);
+        }
+        if (secondFamily !== undefined && gateways[secondFamily] === undefined) {
+          reportMissingGateway(c, index, method, secondFamily);
         }
       }
     }
@@ -461,15 +661,27 @@ function validateNetwork(c: Checker, value: unknown, index: number): NetworkDraf
 
   return {
     index,
-    ...(name === undefined ? {} : { name }),
+    name,
     pools,
     poolsComplete,
-    ...(ifname === undefined ? {} : { interface: ifname }),
-    ...(gateways === undefined ? {} : { gateways }),
-    ...(vlan === undefined ? {} : { vlan }),
-    ...(table === undefined ? {} : { table }),
-    ...(method === undefined ? {} : { method }),
+    interface: ifname,
+    gateways,
+    vlan,
+    table,
+    method,
   };
+}
+
+function networkLabel(d: NetworkDraft): string {
+  return d.name === undefined ? `networks[${d.index}]` : `networks[${d.index}] (${quoteString(d.name)})`;
+}
+
+const vlanText = (v: Vlan): string => `{parent: ${v.parent}, id: ${v.id}}`;
+
+/** Whether two networks describe their interface's VLAN the same way (both without one counts). */
+function sameVlan(a: Vlan | undefined, b: Vlan | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.parent === b.parent && a.id === b.id;
 }
 
 function checkAcrossNetworks(
@@ -481,19 +693,18 @@ function checkAcrossNetworks(
   const tableOwner = new Map<number, NetworkDraft>();
   const interfaceOwner = new Map<string, NetworkDraft>();
   const vlanOwner = new Map<string, NetworkDraft>();
-  const label = (d: NetworkDraft): string =>
-    d.name === undefined ? `networks[${d.index}]` : `networks[${d.index}] (${quoteString(d.name)})`;
-  const vlanText = (v: Vlan): string => `{parent: ${v.parent}, id: ${v.id}}`;
-  const allPools: PoolEntry[] = [];
+  // Pod CIDRs, then the pools in document order: their `order` fields count the same way.
+  const entries: PoolEntry[] = podCidrs === undefined ? [] : podCidrs.slice();
 
-  for (const d of drafts) {
-    const at = (key: string): ConfigPath => ["networks", d.index, key];
+  for (let i = 0; i < drafts.length; i++) {
+    const d = drafts[i];
+    if (d === undefined) continue;
     if (d.name !== undefined) {
       const first = nameOwner.get(d.name);
       if (first === undefined) nameOwner.set(d.name, d.index);
       else
         c.report(
-          at("name"),
+          networkPath(d.index, "name"),
           `name ${quoteString(d.name)} is already used by networks[${first}]; names must be unique`,
         );
     }
@@ -502,23 +713,21 @@ function checkAcrossNetworks(
       if (first === undefined) tableOwner.set(d.table, d);
       else
         c.report(
-          at("table"),
-          `table ${d.table} is also the table of ${label(first)}; each network needs its own`,
+          networkPath(d.index, "table"),
+          `table ${d.table} is also the table of ${networkLabel(first)}; each network needs its own`,
         );
     }
     if (d.interface !== undefined && d.vlan !== "invalid") {
       const first = interfaceOwner.get(d.interface);
       if (first === undefined) interfaceOwner.set(d.interface, d);
-      else if (first.vlan !== "invalid") {
+      else if (first.vlan !== "invalid" && !sameVlan(first.vlan, d.vlan)) {
         const a = first.vlan === undefined ? "no vlan" : `vlan ${vlanText(first.vlan)}`;
         const b = d.vlan === undefined ? "no vlan" : `vlan ${vlanText(d.vlan)}`;
-        if (a !== b) {
-          c.report(
-            d.vlan === undefined ? at("interface") : at("vlan"),
-            `interface ${quoteString(d.interface)} has ${b} here but ${a} in ${label(first)}; ` +
-              `networks sharing an interface must describe it the same way`,
-          );
-        }
+        c.report(
+          networkPath(d.index, d.vlan === undefined ? "interface" : "vlan"),
+          `interface ${quoteString(d.interface)} has ${b} here but ${a} in ${networkLabel(first)}; ` +
+            `networks sharing an interface must describe it the same way`,
+        );
       }
     }
     if (d.vlan !== undefined && d.vlan !== "invalid" && d.interface !== undefined) {
@@ -527,32 +736,32 @@ function checkAcrossNetworks(
       if (first === undefined) vlanOwner.set(key, d);
       else if (first.interface !== d.interface) {
         c.report(
-          at("vlan"),
-          `vlan ${vlanText(d.vlan)} is also ${label(first)}, named ${quoteString(first.interface ?? "")}; ` +
+          networkPath(d.index, "vlan"),
+          `vlan ${vlanText(d.vlan)} is also ${networkLabel(first)}, named ${quoteString(first.interface ?? "")}; ` +
             `the kernel allows one VLAN per id on a parent, so use the same interface name`,
         );
       }
     }
-    allPools.push(...d.pools);
+    for (let k = 0; k < d.pools.length; k++) {
+      const pool = d.pools[k];
+      if (pool !== undefined) entries.push(pool);
+    }
   }
 
-  const entries = [
-    ...(podCidrs ?? []).map((entry, i) => ({ ...entry, order: i - (podCidrs ?? []).length })),
-    ...allPools.map((entry, i) => ({ ...entry, order: i })),
-  ];
-  const overlaps = findOverlaps(entries).sort(
-    (a, b) => a.entry.order - b.entry.order || a.other.order - b.other.order,
-  );
+  const overlaps = findSpanOverlaps(entries);
+  if (overlaps.length === 0) return;
+  overlaps.sort((a, b) => a.entry.order - b.entry.order || a.other.order - b.other.order);
   for (const { entry, other, kind } of overlaps) {
     const otherDraft = other.network === undefined ? undefined : drafts[other.network];
+    const otherPath = formatPath(entryPath(other));
     const what =
       kind === "pod"
-        ? `pod CIDR ${quoteString(other.text)} (${formatPath(other.path)}); load-balancer addresses must not be pod addresses`
+        ? `pod CIDR ${quoteString(other.text)} (${otherPath}); load-balancer addresses must not be pod addresses`
         : kind === "same-network"
-          ? `${quoteString(other.text)} (${formatPath(other.path)}) of the same network; list each address once`
+          ? `${quoteString(other.text)} (${otherPath}) of the same network; list each address once`
           : `${quoteString(other.text)} of ${otherDraft?.name === undefined ? "another network" : `network ${quoteString(otherDraft.name)}`} ` +
-            `(${formatPath(other.path)}); the pools of different networks must not overlap`;
-    c.report(entry.path, `address ${quoteString(entry.text)} overlaps ${what}`);
+            `(${otherPath}); the pools of different networks must not overlap`;
+    c.report(entryPath(entry), `address ${quoteString(entry.text)} overlaps ${what}`);
   }
 }
 
@@ -690,9 +899,13 @@ function checkCapacity(
   marks: MarkSettings | undefined,
 ) {
   if (tables !== undefined) {
-    const needTable = drafts.filter(
-      (d) => d.table === undefined && d.method !== "none" && d.method !== "route",
-    ).length;
+    let needTable = 0;
+    for (let i = 0; i < drafts.length; i++) {
+      const d = drafts[i];
+      if (d !== undefined && d.table === undefined && d.method !== "none" && d.method !== "route") {
+        needTable++;
+      }
+    }
     const size = tables.to - tables.from + 1;
     if (needTable > size) {
       c.report(
@@ -703,11 +916,14 @@ function checkCapacity(
     }
   }
   if (marks !== undefined) {
-    const needMark = drafts.filter((d) => {
+    let needMark = 0;
+    for (let i = 0; i < drafts.length; i++) {
+      const d = drafts[i];
+      if (d === undefined) continue;
       const hasGateway =
         d.gateways !== undefined && (d.gateways[4] !== undefined || d.gateways[6] !== undefined);
-      return d.method === "connmark" || (d.method === "auto" && hasGateway);
-    }).length;
+      if (d.method === "connmark" || (d.method === "auto" && hasGateway)) needMark++;
+    }
     const room = 2 ** popcount(marks.mask) - 1;
     if (needMark > room) {
       c.report(
@@ -717,6 +933,41 @@ function checkCapacity(
       );
     }
   }
+}
+
+/** Every entry of networks, as drafts appended to `drafts`. */
+function validateNetworks(c: Checker, list: readonly unknown[], drafts: NetworkDraft[]): void {
+  for (let i = 0; i < list.length; i++) drafts.push(validateNetwork(c, list[i], i));
+}
+
+/** The validated networks, or undefined when a draft is incomplete (not after a run without issues). */
+function networkConfigs(drafts: readonly NetworkDraft[]): NetworkConfig[] | undefined {
+  const networks: NetworkConfig[] = [];
+  for (let i = 0; i < drafts.length; i++) {
+    const d = drafts[i];
+    if (d === undefined) continue;
+    if (d.name === undefined || !d.poolsComplete || d.interface === undefined) return undefined;
+    if (d.gateways === undefined || d.method === undefined || d.vlan === "invalid" || d.table === "invalid") {
+      return undefined;
+    }
+    const addresses = d.pools.map(poolText);
+    const { name, interface: ifname, gateways, vlan, table, method } = d;
+    // The key order of NetworkConfig; vlan and table only when given.
+    networks.push(
+      vlan === undefined && table === undefined
+        ? { name, addresses, interface: ifname, gateways, method }
+        : {
+            name,
+            addresses,
+            interface: ifname,
+            gateways,
+            ...(vlan === undefined ? {} : { vlan }),
+            ...(table === undefined ? {} : { table }),
+            method,
+          },
+    );
+  }
+  return networks;
 }
 
 /** Validate without positions; parseConfigText adds them. */
@@ -729,7 +980,7 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
   const podCidrs = validatePodCidrs(c, get("podCIDRs"));
 
   const networksValue = get("networks");
-  let drafts: NetworkDraft[] = [];
+  const drafts: NetworkDraft[] = [];
   if (networksValue === undefined) {
     c.report(
       ["networks"],
@@ -746,8 +997,9 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
       `networks has ${networksValue.length} entries; symroute handles at most ${MAX_NETWORKS}`,
     );
   } else {
-    drafts = networksValue.map((n: unknown, i) => validateNetwork(c, n, i));
-    const pools = drafts.reduce((sum, d) => sum + d.pools.length, 0);
+    validateNetworks(c, networksValue, drafts);
+    // Every accepted pool was counted as it was added to its network.
+    const pools = c.poolCount;
     if (pools > MAX_POOLS) {
       c.report(
         ["networks"],
@@ -805,7 +1057,9 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
 
   checkCapacity(c, drafts, tables, marks);
   if (kubeProxyMode === "iptables" || kubeProxyMode === "nftables") {
-    for (const d of drafts.filter((n) => n.method === "source")) {
+    for (let i = 0; i < drafts.length; i++) {
+      const d = drafts[i];
+      if (d === undefined || d.method !== "source") continue;
       // KERNEL-FACTS 2: the reply is routed before the DNAT is undone, with the backend's source.
       c.report(
         ["networks", d.index, "method"],
@@ -817,23 +1071,9 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
   }
 
   if (c.issues.length > 0) return { issues: c.issues };
-  // No issues means every draft is complete; the checks below only narrow the types.
-  const networks: NetworkConfig[] = [];
-  for (const d of drafts) {
-    if (d.name === undefined || !d.poolsComplete || d.interface === undefined) return { issues: c.issues };
-    if (d.gateways === undefined || d.method === undefined || d.vlan === "invalid" || d.table === "invalid") {
-      return { issues: c.issues };
-    }
-    networks.push({
-      name: d.name,
-      addresses: d.pools.map((p) => p.text),
-      interface: d.interface,
-      gateways: d.gateways,
-      ...(d.vlan === undefined ? {} : { vlan: d.vlan }),
-      ...(d.table === undefined ? {} : { table: d.table }),
-      method: d.method,
-    });
-  }
+  // No issues means every draft is complete; the checks only narrow the types.
+  const networks = networkConfigs(drafts);
+  if (networks === undefined) return { issues: c.issues };
   if (
     podCidrs === undefined ||
     firewall === undefined ||
