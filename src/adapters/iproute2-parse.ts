@@ -1,7 +1,7 @@
 // Parsers for `ip -j -N [-d]` output into the model. Kept apart from the process plumbing so that
 // they can be tested on recorded dumps.
 
-import { canonicalPrefix, formatIp, parseIp, type Family } from "../model/address.ts";
+import { canonicalIp, canonicalPrefix, type Family } from "../model/address.ts";
 import type {
   InterfaceAddress,
   Link,
@@ -59,9 +59,7 @@ function str(value: unknown): string | undefined {
 }
 
 function canonicalAddress(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  const ip = parseIp(text);
-  return ip === undefined ? text : formatIp(ip.family, ip.value);
+  return text === undefined ? undefined : (canonicalIp(text) ?? text);
 }
 
 export function parseLinks(json: readonly Json[]): Link[] {
@@ -191,7 +189,9 @@ export function parseRules(family: Family, json: readonly Json[]): Rule[] {
 
 /** Drop undefined fields so states compare and print cleanly. */
 export function stripUndefined<T extends object>(value: T): T {
+  // for-in, not Object.entries: no pair arrays for each of a dump's thousands of objects.
+  const source = value as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = v;
+  for (const k in source) if (source[k] !== undefined) out[k] = source[k];
   return out as T;
 }

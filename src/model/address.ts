@@ -19,12 +19,17 @@ export const familyBits = (family: Family): number => (family === 4 ? 32 : 128);
 
 /** A dotted quad as a 32-bit number, or undefined; also the simulator's hot path. */
 export function parseIpv4Word(text: string): number | undefined {
+  return ipv4WordBefore(text, text.length);
+}
+
+/** The dotted quad text[0..end): no slice needed to read the address of "a.b.c.d/len". */
+function ipv4WordBefore(text: string, end: number): number | undefined {
   // A hand-written scanner: this runs for every address of every dump and config.
   let value = 0;
   let octet = 0;
   let digits = 0;
   let dots = 0;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = 0; i < end; i++) {
     const c = text.charCodeAt(i);
     if (c === 46) {
       if (digits === 0 || dots === 3) return undefined;
@@ -50,6 +55,14 @@ function parseIpv4(text: string): bigint | undefined {
   const word = parseIpv4Word(text);
   return word === undefined ? undefined : BigInt(word);
 }
+
+/** A 32-bit number as a dotted quad. */
+function formatIpv4Word(word: number): string {
+  return `${word >>> 24}.${(word >>> 16) & 0xff}.${(word >>> 8) & 0xff}.${word & 0xff}`;
+}
+
+/** The network mask of an IPv4 prefix length as a 32-bit number. */
+const ipv4Mask = (len: number): number => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
 
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;
@@ -129,11 +142,11 @@ export function parseIp(text: string): Ip | undefined {
 }
 
 export function formatIp(family: Family, value: bigint): string {
-  if (family === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join(".");
-  }
+  // Numbers, not bigint shifts: this runs for every address of every dump and payload.
+  if (family === 4) return formatIpv4Word(Number(BigInt.asUintN(32, value)));
+  const hex = BigInt.asUintN(128, value).toString(16).padStart(32, "0");
   const words: number[] = [];
-  for (let i = 7; i >= 0; i--) words.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  for (let i = 0; i < 32; i += 4) words.push(parseInt(hex.slice(i, i + 4), 16));
   // RFC 5952: compress the longest run (>= 2) of zero words, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
@@ -153,9 +166,9 @@ export function formatIp(family: Family, value: bigint): string {
   if (value >> 32n === 0xffffn) {
     return `::ffff:${formatIp(4, value & 0xffffffffn)}`;
   }
-  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(":");
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  const groups = (ws: number[]): string => ws.map((w) => w.toString(16)).join(":");
+  if (bestStart < 0) return groups(words);
+  return `${groups(words.slice(0, bestStart))}::${groups(words.slice(bestStart + bestLen))}`;
 }
 
 function buildMasks(family: Family): bigint[] {
@@ -177,23 +190,43 @@ export interface ParsePrefixOptions {
   readonly strict?: boolean;
 }
 
+/** A prefix length: 1-3 digits, no leading zero (what `/^(0|[1-9][0-9]{0,2})$/` accepts). */
+function parsePrefixLength(text: string, start: number): number | undefined {
+  const digits = text.length - start;
+  if (digits < 1 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48)) return undefined;
+  let len = 0;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+    len = len * 10 + (c - 48);
+  }
+  return len;
+}
+
 /** "1.2.3.0/24", "1.2.3.4" (a host), "default" (family needed), "2001:db8::/64". */
 export function parsePrefix(text: string, options: ParsePrefixOptions = {}): Prefix | undefined {
   const slash = text.indexOf("/");
-  const addrText = slash < 0 ? text : text.slice(0, slash);
-  const ip = parseIp(addrText);
-  if (ip === undefined) return undefined;
-  const max = familyBits(ip.family);
-  let len = max;
+  const end = slash < 0 ? text.length : slash;
+  const v6 = text.lastIndexOf(":", end - 1) >= 0;
+  let len = v6 ? 128 : 32;
   if (slash >= 0) {
-    const lenText = text.slice(slash + 1);
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(lenText)) return undefined;
-    len = Number(lenText);
-    if (len > max) return undefined;
+    const given = parsePrefixLength(text, slash + 1);
+    if (given === undefined || given > len) return undefined;
+    len = given;
   }
-  const value = ip.value & maskOf(ip.family, len);
-  if (options.strict === true && value !== ip.value) return undefined;
-  return { family: ip.family, value, len };
+  if (!v6) {
+    // IPv4 in numbers, one bigint at the end: the common case of every dump and config.
+    const word = ipv4WordBefore(text, end);
+    if (word === undefined) return undefined;
+    const network = (word & ipv4Mask(len)) >>> 0;
+    if (options.strict === true && network !== word) return undefined;
+    return { family: 4, value: BigInt(network), len };
+  }
+  const ip = parseIpv6(text.slice(0, end));
+  if (ip === undefined) return undefined;
+  const value = ip & maskOf(6, len);
+  if (options.strict === true && value !== ip) return undefined;
+  return { family: 6, value, len };
 }
 
 export function defaultPrefix(family: Family): Prefix {
@@ -228,9 +261,43 @@ export function prefixesOverlap(a: Prefix, b: Prefix): boolean {
   return prefixContains(a, b) || prefixContains(b, a);
 }
 
+/**
+ * The length of "a.b.c.d/len" when formatCidr would write it exactly so (no host bits; the scanners
+ * already refuse leading zeros), else -1. Most text in dumps and plans is canonical IPv4: it needs
+ * no parse -> format round trip, and no bigint.
+ */
+function canonicalIpv4CidrLength(text: string): number {
+  const slash = text.indexOf("/");
+  if (slash < 0) return -1;
+  const word = ipv4WordBefore(text, slash);
+  const len = parsePrefixLength(text, slash + 1);
+  if (word === undefined || len === undefined || len > 32) return -1;
+  return (word & ipv4Mask(len)) >>> 0 === word ? len : -1;
+}
+
+/** formatCidr(parsePrefix(text)) is `text` itself, an IPv4 prefix (false: ask the general path). */
+export const isCanonicalIpv4Cidr = (text: string): boolean => canonicalIpv4CidrLength(text) >= 0;
+
+/** formatPrefix(parsePrefix(text)) is `text` itself, an IPv4 prefix (false: ask the general path). */
+export function isCanonicalIpv4Prefix(text: string): boolean {
+  if (!text.includes("/")) return parseIpv4Word(text) !== undefined;
+  const len = canonicalIpv4CidrLength(text);
+  // formatPrefix writes /0 as "default" and /32 without a length.
+  return len > 0 && len < 32;
+}
+
+/** Canonicalise any accepted address text; undefined when it is not one. */
+export function canonicalIp(text: string): string | undefined {
+  // A dotted quad the scanner accepts is canonical already.
+  if (parseIpv4Word(text) !== undefined) return text;
+  const ip = parseIp(text);
+  return ip === undefined ? undefined : formatIp(ip.family, ip.value);
+}
+
 /** Canonicalise any accepted prefix text; undefined when it is not one. */
 export function canonicalPrefix(text: string, family?: Family): string | undefined {
   if (text === "default" || text === "all") return family === undefined ? undefined : "default";
+  if (isCanonicalIpv4Prefix(text)) return text;
   const p = parsePrefix(text);
   return p === undefined ? undefined : formatPrefix(p);
 }

@@ -21,10 +21,11 @@ export function popcount(n: number): number {
 export function markValueForIndex(index: number, mask: number): number | undefined {
   let value = 0;
   let rest = index;
+  // Bit operations on the mask (the allocator asks this once per network); `rest` stays a plain
+  // number, so any safe integer index is answered.
   for (let bit = 0; bit < 32 && rest !== 0; bit++) {
-    const b = 2 ** bit;
-    if (Math.floor((mask >>> 0) / b) % 2 === 1) {
-      if (rest % 2 === 1) value += b;
+    if (((mask >>> bit) & 1) === 1) {
+      if (rest % 2 === 1) value |= 1 << bit;
       rest = Math.floor(rest / 2);
     }
   }

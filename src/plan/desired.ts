@@ -2,7 +2,9 @@
 // Pure: the same inputs always give the same desired state (allocations come from the saved state).
 
 import {
+  familyBits,
   formatCidr,
+  formatIp,
   parseIp,
   parsePrefix,
   prefixContains,
@@ -76,104 +78,152 @@ export function resolveFirewall(config: Config, available: readonly FirewallBack
   return pick;
 }
 
-const prefixesOf = (network: NetworkConfig, family: Family): Prefix[] =>
-  network.addresses
-    .map((a) => parsePrefix(a))
-    .filter((p): p is Prefix => p !== undefined && p.family === family);
-
 interface FamilyContext {
   readonly network: NetworkConfig;
   readonly family: Family;
   readonly pools: readonly Prefix[];
+  /** The pools as text, in the same order: formatted once, used by reasons, routes and marks. */
+  readonly poolTexts: readonly string[];
   readonly gateway: string | undefined;
 }
 
+/** The network's pools of each family it has, every address parsed and formatted once. */
+function familyContexts(network: NetworkConfig): FamilyContext[] {
+  const v4: Prefix[] = [];
+  const v6: Prefix[] = [];
+  for (const address of network.addresses) {
+    const p = parsePrefix(address);
+    if (p !== undefined) (p.family === 4 ? v4 : v6).push(p);
+  }
+  const contexts: FamilyContext[] = [];
+  if (v4.length > 0) contexts.push(familyContext(network, 4, v4));
+  if (v6.length > 0) contexts.push(familyContext(network, 6, v6));
+  return contexts;
+}
+
+const familyContext = (network: NetworkConfig, family: Family, pools: readonly Prefix[]): FamilyContext => ({
+  network,
+  family,
+  pools,
+  poolTexts: pools.map(formatPrefixText),
+  gateway: network.gateways[family],
+});
+
 /** What classification needs from the node, indexed once (thousands of networks share it). */
 interface NodeFacts {
-  readonly subnets: ReadonlyMap<string, readonly Prefix[]>;
+  /** Connected subnets by family, then interface. */
+  readonly subnets: ReadonlyMap<Family, ReadonlyMap<string, readonly Prefix[]>>;
   readonly mainDefaults: ReadonlyMap<Family, readonly Route[]>;
+  /** Where main's default route sends replies today, in words, by family. */
+  readonly mainDefaultText: Readonly<Record<Family, string>>;
 }
 
 function nodeFacts(node: NodeState): NodeFacts {
-  const subnets = new Map<string, Prefix[]>();
+  const subnets = new Map<Family, Map<string, Prefix[]>>([
+    [4, new Map()],
+    [6, new Map()],
+  ]);
   for (const a of node.addresses) {
     const p = parsePrefix(`${a.local}/${a.prefixlen}`);
-    if (p === undefined) continue;
-    const key = `${a.family}|${a.ifname}`;
-    subnets.set(key, [...(subnets.get(key) ?? []), p]);
+    const byInterface = subnets.get(a.family);
+    if (p === undefined || byInterface === undefined) continue;
+    byInterface.set(a.ifname, [...(byInterface.get(a.ifname) ?? []), p]);
   }
   const mainDefaults = new Map<Family, Route[]>();
   for (const r of node.routes) {
     if (r.table !== TABLE_MAIN || r.dst !== "default" || r.type !== "unicast") continue;
     mainDefaults.set(r.family, [...(mainDefaults.get(r.family) ?? []), r]);
   }
-  return { subnets, mainDefaults };
+  const describe = (family: Family): string => {
+    const current = mainDefaults.get(family)?.[0];
+    return current === undefined
+      ? "main has no default route"
+      : `main would send them via ${current.gateway ?? "a direct route"} on ${current.dev ?? "?"}`;
+  };
+  return { subnets, mainDefaults, mainDefaultText: { 4: describe(4), 6: describe(6) } };
+}
+
+interface Classified {
+  readonly ctx: FamilyContext;
+  readonly method: ResolvedMethod;
+  readonly case: CaseName;
+  readonly reason: string;
 }
 
 function classify(
   ctx: FamilyContext,
   facts: NodeFacts,
   kubeProxyMode: Exclude<KubeProxyMode, "auto">,
-): { method: ResolvedMethod; case: CaseName; reason: string } {
+): Classified {
   const { network, family, pools, gateway } = ctx;
-  const poolText = pools.map(formatPrefixText).join(", ");
-  const connected = facts.subnets.get(`${family}|${network.interface}`) ?? [];
-  const onNodeSubnet = pools.every((pool) => connected.some((subnet) => prefixContains(subnet, pool)));
-  const mainDefaults = facts.mainDefaults.get(family) ?? [];
-  const caseOf = (method: ResolvedMethod): CaseName =>
-    method === "none"
-      ? "nothing-to-do"
-      : method === "route"
-        ? "route"
-        : method === "connmark"
-          ? "policy-routing"
-          : "source-routing";
+  const poolText = ctx.poolTexts.join(", ");
 
   if (network.method !== "auto") {
     const m = network.method;
-    return { method: m, case: caseOf(m), reason: `method ${m} is set in the configuration for ${poolText}` };
+    return {
+      ctx,
+      method: m,
+      case: caseOf(m),
+      reason: `method ${m} is set in the configuration for ${poolText}`,
+    };
   }
   if (gateway === undefined) {
+    const connected = facts.subnets.get(family)?.get(network.interface) ?? [];
+    const onNodeSubnet = pools.every((pool) => connected.some((subnet) => prefixContains(subnet, pool)));
     if (onNodeSubnet) {
       return {
+        ctx,
         method: "none",
         case: "nothing-to-do",
         reason: `${poolText} is on a subnet of ${network.interface}: replies already use the node's own routes`,
       };
     }
     return {
+      ctx,
       method: "route",
       case: "route",
       reason: `${poolText} is on no subnet of this node and has no gateway: it needs a route via ${network.interface}`,
     };
   }
   // With a gateway: what would the kernel do with a reply today? main's default route decides.
+  const mainDefaults = facts.mainDefaults.get(family) ?? [];
   const viaSameGateway = mainDefaults.some((r) => r.gateway === gateway && r.dev === network.interface);
   if (viaSameGateway) {
     return {
+      ctx,
       method: "none",
       case: "nothing-to-do",
       reason: `replies from ${poolText} already leave through ${gateway} on ${network.interface} (main's default route)`,
     };
   }
-  const current = mainDefaults[0];
-  const today =
-    current === undefined
-      ? "main has no default route"
-      : `main would send them via ${current.gateway ?? "a direct route"} on ${current.dev ?? "?"}`;
+  const today = facts.mainDefaultText[family];
   if (kubeProxyMode === "ipvs") {
     return {
+      ctx,
       method: "source",
       case: "source-routing",
       reason: `${poolText} has gateway ${gateway} but ${today}; with IPVS the LB address is local, so a source rule routes replies`,
     };
   }
   return {
+    ctx,
     method: "connmark",
     case: "policy-routing",
     reason: `${poolText} has gateway ${gateway} but ${today}: replies need a table of their own, chosen by a connection mark`,
   };
 }
+
+const usesTable = (c: Classified): boolean => c.method === "source" || c.method === "connmark";
+const usesMark = (c: Classified): boolean => c.method === "connmark";
+
+const caseOf = (method: ResolvedMethod): CaseName =>
+  method === "none"
+    ? "nothing-to-do"
+    : method === "route"
+      ? "route"
+      : method === "connmark"
+        ? "policy-routing"
+        : "source-routing";
 
 /** Tables and marks stay where the saved state put them; new ones take the lowest free value. */
 class Allocator {
@@ -304,19 +354,16 @@ export function computeDesired(input: DesiredInput): DesiredState {
   // so adding a network never renumbers the others.
   const exemptionPriority = band.from;
   const networkPriority = Math.min(band.from + 1, band.to);
+  const podCidrs: Record<Family, string[]> = { 4: [], 6: [] };
+  for (const cidr of config.podCIDRs) {
+    const family = parsePrefix(cidr)?.family;
+    if (family !== undefined) podCidrs[family].push(cidr);
+  }
 
   for (const network of config.networks) {
-    const contexts: FamilyContext[] = ([4, 6] as const)
-      .map((family) => ({
-        network,
-        family,
-        pools: prefixesOf(network, family),
-        gateway: network.gateways[family],
-      }))
-      .filter((c) => c.pools.length > 0);
-    const classified = contexts.map((c) => ({ ctx: c, ...classify(c, facts, input.kubeProxyMode) }));
-    const needsTable = classified.some((c) => c.method === "source" || c.method === "connmark");
-    const needsMark = classified.some((c) => c.method === "connmark");
+    const classified = familyContexts(network).map((c) => classify(c, facts, input.kubeProxyMode));
+    const needsTable = classified.some(usesTable);
+    const needsMark = classified.some(usesMark);
     const saved = savedAllocations[network.name];
     let table: number | undefined;
     let mark: number | undefined;
@@ -336,33 +383,19 @@ export function computeDesired(input: DesiredInput): DesiredState {
           ? saved.mark
           : allocator.mark();
     }
+    // Literals, not spreads of optional fields: thousands of these are built on every plan.
     if (table !== undefined || mark !== undefined) {
-      allocations[network.name] = {
-        ...(table === undefined ? {} : { table }),
-        ...(mark === undefined ? {} : { mark }),
-      };
+      allocations[network.name] =
+        mark === undefined ? { table } : table === undefined ? { mark } : { table, mark };
     }
 
     for (const c of classified) {
-      const { family, pools, gateway } = c.ctx;
-      const poolTexts = pools.map((p) => formatPrefixText(p));
-      decisions.push({
-        name: network.name,
-        family,
-        pools: poolTexts,
-        interface: network.interface,
-        ...(gateway === undefined ? {} : { gateway }),
-        case: c.case,
-        method: c.method,
-        reason: c.reason,
-        ...(table === undefined || (c.method !== "source" && c.method !== "connmark") ? {} : { table }),
-        ...(mark === undefined || c.method !== "connmark" ? {} : { mark }),
-      });
+      const { family, pools, poolTexts, gateway } = c.ctx;
+      decisions.push(decisionOf(c, usesTable(c) ? table : undefined, usesMark(c) ? mark : undefined));
       if (c.method === "none") continue;
       if (c.method === "route") {
-        for (const pool of pools) {
-          routes.push(linkRoute(family, TABLE_MAIN, formatPrefixText(pool), network.interface, proto));
-        }
+        for (const pool of poolTexts)
+          routes.push(linkRoute(family, TABLE_MAIN, pool, network.interface, proto));
         continue;
       }
       if (gateway === undefined || table === undefined) {
@@ -371,27 +404,16 @@ export function computeDesired(input: DesiredInput): DesiredState {
           `networks "${network.name}": method ${c.method} needs a gateway for IPv${family}`,
         );
       }
-      for (const pool of pools)
-        routes.push(linkRoute(family, table, formatPrefixText(pool), network.interface, proto));
+      for (const pool of poolTexts) routes.push(linkRoute(family, table, pool, network.interface, proto));
       const gw = parseIp(gateway);
       if (gw !== undefined && !pools.some((p) => prefixContainsIp(p, gw))) {
         // The gateway must be reachable on the link inside the table too.
         routes.push(linkRoute(family, table, gateway, network.interface, proto));
       }
-      routes.push({
-        family,
-        table,
-        type: "unicast",
-        dst: "default",
-        gateway,
-        dev: network.interface,
-        protocol: proto,
-        scope: SCOPE_UNIVERSE,
-        ...familyMetric(family),
-      });
+      routes.push(defaultRoute(family, table, gateway, network.interface, proto));
       if (c.method === "source") {
         for (const pool of poolTexts) {
-          for (const pod of config.podCIDRs.filter((p) => parsePrefix(p)?.family === family)) {
+          for (const pod of podCidrs[family]) {
             rules.push({
               family,
               priority: exemptionPriority,
@@ -452,29 +474,46 @@ export function computeDesired(input: DesiredInput): DesiredState {
   };
 }
 
-const formatPrefixText = (p: Prefix): string => {
-  const full = p.family === 4 ? 32 : 128;
-  const cidr = formatCidr(p);
-  return p.len === full ? cidr.slice(0, cidr.indexOf("/")) : cidr;
-};
+/** Like formatPrefix, but /0 stays "0.0.0.0/0": a pool is never "default". */
+const formatPrefixText = (p: Prefix): string =>
+  p.len === familyBits(p.family) ? formatIp(p.family, p.value) : formatCidr(p);
 
 const toCidr = (text: string): string =>
   text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`;
 
 /** IPv6 routes without a metric get 1024 from the kernel; saying so keeps the route's identity stable. */
-const familyMetric = (family: Family): { metric?: number } => (family === 6 ? { metric: 1024 } : {});
+const IPV6_METRIC = 1024;
 
 function linkRoute(family: Family, table: number, dst: string, dev: string, protocol: number): Route {
-  return {
+  return family === 6
+    ? { family, table, type: "unicast", dst, dev, protocol, scope: SCOPE_UNIVERSE, metric: IPV6_METRIC }
+    : { family, table, type: "unicast", dst, dev, protocol, scope: SCOPE_LINK };
+}
+
+function defaultRoute(family: Family, table: number, gateway: string, dev: string, protocol: number): Route {
+  const dst = "default";
+  const scope = SCOPE_UNIVERSE;
+  return family === 6
+    ? { family, table, type: "unicast", dst, gateway, dev, protocol, scope, metric: IPV6_METRIC }
+    : { family, table, type: "unicast", dst, gateway, dev, protocol, scope };
+}
+
+/** The decision's fields in their documented order, the optional ones only when set. */
+function decisionOf(c: Classified, table: number | undefined, mark: number | undefined): NetworkDecision {
+  const { network, family, poolTexts, gateway } = c.ctx;
+  const decision: { -readonly [K in keyof NetworkDecision]?: NetworkDecision[K] } = {
+    name: network.name,
     family,
-    table,
-    type: "unicast",
-    dst,
-    dev,
-    protocol,
-    scope: family === 6 ? SCOPE_UNIVERSE : SCOPE_LINK,
-    ...familyMetric(family),
+    pools: poolTexts,
+    interface: network.interface,
   };
+  if (gateway !== undefined) decision.gateway = gateway;
+  decision.case = c.case;
+  decision.method = c.method;
+  decision.reason = c.reason;
+  if (table !== undefined) decision.table = table;
+  if (mark !== undefined) decision.mark = mark;
+  return decision as NetworkDecision;
 }
 
 /** A route of ours in main that covers the node's own default gateway would cut the node off. */

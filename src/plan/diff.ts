@@ -1,7 +1,7 @@
 // desired vs observed -> the changes, and the foreign objects in the way. Only objects symroute
 // owns (its route/rule protocol, its firewall table or chains, sysctls it recorded) are ever changed.
 
-import { routeKey, routeValue, ruleKey } from "../model/keys.ts";
+import { routeKey, ruleKey, sameRouteValue } from "../model/keys.ts";
 import type { NodeState, Route, Rule } from "../model/state.ts";
 import { firewallRuleKeys } from "../render/firewall.ts";
 import type { Change, Conflict, DesiredState } from "./types.ts";
@@ -26,6 +26,13 @@ export interface DiffResult {
 const describeRoute = (r: Route): string =>
   `IPv${r.family} route ${r.type === "unicast" ? "" : `${r.type} `}${r.dst}${r.gateway === undefined ? "" : ` via ${r.gateway}`}${r.dev === undefined ? "" : ` dev ${r.dev}`} table ${r.table}`;
 
+/** Equal as multisets (both of one length). */
+function sameSorted(a: readonly string[], b: readonly string[]): boolean {
+  const x = [...a].sort();
+  const y = [...b].sort();
+  return x.every((k, i) => k === y[i]);
+}
+
 export function diffState(desired: DesiredState, node: NodeState, own: OwnershipMarks): DiffResult {
   const changes: Change[] = [];
   const conflicts: Conflict[] = [];
@@ -49,9 +56,10 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
       changes.push({ kind: "sysctl", action: "set", name, from, to: previous });
   }
 
-  // Routes by kernel identity.
+  // Routes by kernel identity; each key is built once (there are thousands).
+  const observedRouteKeys = node.routes.map(routeKey);
   const observedRoutes = new Map<string, Route>();
-  for (const r of node.routes) observedRoutes.set(routeKey(r), r);
+  node.routes.forEach((r, i) => observedRoutes.set(observedRouteKeys[i] ?? "", r));
   const desiredRouteKeys = new Set<string>();
   for (const route of desired.routes) {
     const key = routeKey(route);
@@ -60,29 +68,29 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
     if (current === undefined) {
       changes.push({ kind: "route", action: "add", route });
     } else if (current.protocol !== own.routeProtocol) {
-      if (routeValue({ ...current, protocol: own.routeProtocol }) !== routeValue(route)) {
+      if (!sameRouteValue({ ...current, protocol: own.routeProtocol }, route)) {
         conflicts.push({
           object: describeRoute(current),
           reason: `not symroute's (proto ${current.protocol ?? "?"}) and in the way of ${describeRoute(route)}`,
         });
       }
-    } else if (routeValue(current) !== routeValue(route)) {
+    } else if (!sameRouteValue(current, route)) {
       changes.push({ kind: "route", action: "replace", route, previous: current });
     }
   }
-  for (const r of node.routes) {
-    if (r.protocol === own.routeProtocol && !desiredRouteKeys.has(routeKey(r))) {
+  node.routes.forEach((r, i) => {
+    if (r.protocol === own.routeProtocol && !desiredRouteKeys.has(observedRouteKeys[i] ?? "")) {
       changes.push({ kind: "route", action: "delete", route: r });
     }
-  }
+  });
 
-  // Rules by every selector; ours carry our protocol.
-  const ruleIdentity = (r: Rule): string => ruleKey({ ...r, protocol: undefined });
+  // Rules by every selector (ruleKey leaves the protocol out); ours carry our protocol.
+  const observedRuleKeys = node.rules.map(ruleKey);
   const observedRules = new Map<string, Rule>();
-  for (const r of node.rules) observedRules.set(ruleIdentity(r), r);
+  node.rules.forEach((r, i) => observedRules.set(observedRuleKeys[i] ?? "", r));
   const desiredRuleKeys = new Set<string>();
   for (const rule of desired.rules) {
-    const key = ruleIdentity(rule);
+    const key = ruleKey(rule);
     desiredRuleKeys.add(key);
     const current = observedRules.get(key);
     if (current === undefined) changes.push({ kind: "rule", action: "add", rule });
@@ -93,12 +101,13 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
       });
     }
   }
-  for (const r of node.rules) {
-    if (r.protocol === own.routeProtocol && !desiredRuleKeys.has(ruleIdentity(r))) {
+  node.rules.forEach((r, i) => {
+    const isDesired = desiredRuleKeys.has(observedRuleKeys[i] ?? "");
+    if (r.protocol === own.routeProtocol && !isDesired) {
       changes.push({ kind: "rule", action: "delete", rule: r });
     } else if (
       r.protocol !== own.routeProtocol &&
-      !desiredRuleKeys.has(ruleIdentity(r)) &&
+      !isDesired &&
       r.priority >= own.rulePriorities.from &&
       r.priority <= own.rulePriorities.to
     ) {
@@ -106,7 +115,7 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
         `IPv${r.family} rule priority ${r.priority}${r.table === undefined ? "" : ` lookup ${r.table}`} is not symroute's but sits in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}; left alone`,
       );
     }
-  }
+  });
 
   // Firewall: compared by the keys carried in rule comments; replaced whole, in one transaction.
   const wanted = desired.firewall === undefined ? [] : firewallRuleKeys(desired.firewall);
@@ -122,14 +131,14 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
   }
   if (desired.firewall !== undefined) {
     const observed = node.firewall.find((f) => f.backend === desired.firewall?.backend);
-    const have = [...(observed?.ruleKeys ?? [])].sort();
-    const want = [...wanted].sort();
-    if (have.length !== want.length || have.some((k, i) => k !== want[i])) {
+    const have = observed?.ruleKeys ?? [];
+    // Sorted copies only when the counts agree: a count that differs already decides.
+    if (have.length !== wanted.length || !sameSorted(have, wanted)) {
       changes.push({
         kind: "firewall",
         action: "replace",
         backend: desired.firewall.backend,
-        rules: want.length,
+        rules: wanted.length,
       });
     }
   }

@@ -4,7 +4,7 @@
 // Each rule carries a comment key, which is how the observer reads ownership and drift back.
 
 import type { Family } from "../model/address.ts";
-import { fnv1a } from "../model/keys.ts";
+import { fnv1aOfLines } from "../model/keys.ts";
 import type { FirewallSpec, MarkEntry } from "../plan/types.ts";
 import { cidrToken, commentToken, hexToken, ifnameToken } from "./tokens.ts";
 
@@ -20,7 +20,7 @@ interface FirewallRule {
 }
 
 const keyOf = (label: string, chain: string, body: string): string =>
-  commentToken(`${label.slice(0, 100)} #${fnv1a(`${chain}\n${body}`)}`);
+  commentToken(`${label.slice(0, 100)} #${fnv1aOfLines(chain, body)}`);
 
 const byValue = (entries: readonly MarkEntry[]): Map<number, string> => {
   const names = new Map<number, string>();
@@ -28,7 +28,21 @@ const byValue = (entries: readonly MarkEntry[]): Map<number, string> => {
   return names;
 };
 
-function nftRules(spec: FirewallSpec): FirewallRule[] {
+// A plan asks for the rules of one spec twice (the diff's keys, then the payload): hashing every
+// rule's text is the expensive part at thousands of networks, so each spec's rules are built once.
+// Specs are immutable, and a WeakMap lets them go with the plan.
+const nftRulesOfSpec = new WeakMap<FirewallSpec, readonly FirewallRule[]>();
+
+function nftRules(spec: FirewallSpec): readonly FirewallRule[] {
+  let rules = nftRulesOfSpec.get(spec);
+  if (rules === undefined) {
+    rules = buildNftRules(spec);
+    nftRulesOfSpec.set(spec, rules);
+  }
+  return rules;
+}
+
+function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   const mask = hexToken(spec.mask);
   const keep = hexToken(~spec.mask >>> 0);
   const rules: FirewallRule[] = [];
@@ -38,23 +52,36 @@ function nftRules(spec: FirewallSpec): FirewallRule[] {
   add("pre", "ct state new jump classify", "classify new connections");
   add("pre", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on replies");
   add("out", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on local replies");
+  // Every classify body is HEAD POOLS TAIL VALUE; heads are few (an interface and a family), so they
+  // are built once rather than once per network.
+  const heads: Record<Family, Map<string, string>> = { 4: new Map(), 6: new Map() };
+  const headOf = (e: MarkEntry): string => {
+    let head = heads[e.family].get(e.iif);
+    if (head === undefined) {
+      head = `iifname "${ifnameToken(e.iif)}" ${e.family === 4 ? "ip" : "ip6"} daddr { `;
+      heads[e.family].set(e.iif, head);
+    }
+    return head;
+  };
+  const tail = ` } ct mark set ct mark and ${keep} or `;
   for (const e of spec.entries) {
+    // Pools, interface, value: the order in which a bad word is refused.
     const pools = e.pools.map(cidrToken).join(", ");
-    const body = `iifname "${ifnameToken(e.iif)}" ${e.family === 4 ? "ip" : "ip6"} daddr { ${pools} } ct mark set ct mark and ${keep} or ${hexToken(e.value)}`;
-    add("classify", body, `${e.network} v${e.family} mark ${hexToken(e.value)}`);
+    const head = headOf(e);
+    const value = hexToken(e.value);
+    const body = head + pools + tail + value;
+    add("classify", body, `${e.network} v${e.family} mark ${value}`);
   }
-  const values = [...byValue(spec.entries).keys()].sort((a, b) => a - b);
+  const networkOfValue = byValue(spec.entries);
+  const values = [...networkOfValue.keys()].sort((a, b) => a - b);
   if (values.length > 0) {
     // A verdict map keeps reply handling O(1) whatever the number of networks.
     const elements = values.map((v) => `${hexToken(v)} : goto m${hexToken(v)}`).join(", ");
     add("restore", `ct mark and ${mask} vmap { ${elements} }`, "dispatch by mark");
   }
-  for (const [value, network] of byValue(spec.entries)) {
-    add(
-      `m${hexToken(value)}`,
-      `meta mark set meta mark and ${keep} or ${hexToken(value)}`,
-      `${network} restore ${hexToken(value)}`,
-    );
+  for (const [value, network] of networkOfValue) {
+    const hex = hexToken(value);
+    add(`m${hex}`, `meta mark set meta mark and ${keep} or ${hex}`, `${network} restore ${hex}`);
   }
   return rules;
 }

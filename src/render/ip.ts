@@ -76,48 +76,63 @@ export function vlanLines(vlan: VlanSpec, action: "add" | "delete"): string[] {
   ];
 }
 
+type RouteOrRuleChange = Extract<Change, { kind: "route" | "rule" }>;
+
+/** The one line of a route or rule change. */
+function routeOrRuleLine(change: RouteOrRuleChange): string {
+  return change.kind === "route"
+    ? `route ${change.action === "delete" ? "del" : change.action} ${routeArgs(change.route).join(" ")}`
+    : `rule ${change.action === "delete" ? "del" : "add"} ${ruleArgs(change.rule).join(" ")}`;
+}
+
 /** The lines for one change (several for a VLAN). */
 export function changeLines(change: Change): string[] {
   switch (change.kind) {
     case "link":
       return vlanLines(change.vlan, change.action);
     case "route":
-      return [
-        `route ${change.action === "delete" ? "del" : change.action} ${routeArgs(change.route).join(" ")}`,
-      ];
     case "rule":
-      return [`rule ${change.action === "delete" ? "del" : "add"} ${ruleArgs(change.rule).join(" ")}`];
+      return [routeOrRuleLine(change)];
     default:
       throw new SymrouteError("invalid-argument", `a ${change.kind} change has no ip batch line`);
   }
 }
 
-const familyOf = (change: Change): Family | undefined =>
-  change.kind === "route" ? change.route.family : change.kind === "rule" ? change.rule.family : undefined;
+const isRouteOrRule = (change: Change): change is RouteOrRuleChange =>
+  change.kind === "route" || change.kind === "rule";
+
+const familyOf = (change: RouteOrRuleChange): Family =>
+  change.kind === "route" ? change.route.family : change.rule.family;
+
+/**
+ * A change's place in its batch: deletions of rules, gateway routes, link routes; then additions of
+ * link routes, gateway routes, rules.
+ */
+function rankOf(change: RouteOrRuleChange): number {
+  if (change.kind === "rule" && change.action === "delete") return 0;
+  if (change.kind === "route" && change.action === "delete")
+    return change.route.gateway === undefined ? 2 : 1;
+  if (change.kind === "route") return change.route.gateway === undefined ? 3 : 4;
+  return 5;
+}
 
 /**
  * Route and rule changes of one family, ordered so that each line's dependencies exist: deletions of
  * rules before routes, additions of routes (link routes before gateway routes) before rules.
  */
 export function renderIpBatch(changes: readonly Change[], family: Family): IpBatch {
-  const indexed = changes
-    .map((change, index) => ({ change, index }))
-    .filter((c) => familyOf(c.change) === family);
-  const rank = ({ change }: { change: Change }): number => {
-    if (change.kind === "rule" && change.action === "delete") return 0;
-    if (change.kind === "route" && change.action === "delete")
-      return change.route.gateway === undefined ? 2 : 1;
-    if (change.kind === "route") return change.route.gateway === undefined ? 3 : 4;
-    return 5;
-  };
-  indexed.sort((a, b) => rank(a) - rank(b) || a.index - b.index);
+  // A stable sort by rank in one pass: a bucket per rank, each filled in change order.
+  const byRank: { change: RouteOrRuleChange; index: number }[][] = [[], [], [], [], [], []];
+  changes.forEach((change, index) => {
+    if (isRouteOrRule(change) && familyOf(change) === family) byRank[rankOf(change)]?.push({ change, index });
+  });
   const lines: string[] = [];
   const changeIndex: number[] = [];
-  for (const { change, index } of indexed) {
-    for (const line of changeLines(change)) {
-      lines.push(line);
+  for (const bucket of byRank) {
+    bucket.forEach(({ change, index }) => {
+      lines.push(routeOrRuleLine(change));
       changeIndex.push(index);
-    }
+    });
   }
   return { family, lines, changeIndex };
 }

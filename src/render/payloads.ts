@@ -77,6 +77,8 @@ export function renderFirewallPayloads(
   return out;
 }
 
+const isFirewallChange = (c: Change): c is Extract<Change, { kind: "firewall" }> => c.kind === "firewall";
+
 /**
  * `pinned`: sysctl values that must hold afterwards (the desired ones); they are rewritten when a
  * change to conf/default could have overwritten them.
@@ -87,7 +89,7 @@ export function renderPayloads(
   node: NodeState,
   pinned: Readonly<Record<string, string>> = {},
 ): Payloads {
-  const backends = changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : []));
+  const backends = changes.filter(isFirewallChange).map((c) => c.backend);
   return {
     linkAdds: renderLinkBatch(changes, "add"),
     sysctls: orderSysctls(changes, pinned),

@@ -2,7 +2,14 @@
 // these guards: a newline or a quote in a name must never reach a tool.
 
 import { SymrouteError } from "../model/errors.ts";
-import { formatIp, formatPrefix, parseIp, parsePrefix } from "../model/address.ts";
+import {
+  canonicalIp,
+  formatIp,
+  formatPrefix,
+  isCanonicalIpv4Cidr,
+  isCanonicalIpv4Prefix,
+  parsePrefix,
+} from "../model/address.ts";
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -21,23 +28,27 @@ export function ifnameToken(name: string): string {
   return name;
 }
 
+// The address tokens check text that is canonical already, nearly always: the cheap IPv4 test
+// answers first, and only other text is parsed and formatted again.
+
 export function prefixToken(text: string): string {
-  if (text === "default") return text;
+  if (text === "default" || isCanonicalIpv4Prefix(text)) return text;
   const p = parsePrefix(text);
   if (p === undefined) refuse("prefix", text);
   return formatPrefix(p);
 }
 
 export function cidrToken(text: string): string {
+  if (isCanonicalIpv4Cidr(text)) return text;
   const p = parsePrefix(text);
   if (p === undefined) refuse("prefix", text);
   return `${formatIp(p.family, p.value)}/${p.len}`;
 }
 
 export function addressToken(text: string): string {
-  const ip = parseIp(text);
-  if (ip === undefined) refuse("address", text);
-  return formatIp(ip.family, ip.value);
+  const canonical = canonicalIp(text);
+  if (canonical === undefined) refuse("address", text);
+  return canonical;
 }
 
 export function uintToken(n: number, max = 0xffffffff): string {
