@@ -468,6 +468,25 @@ export function createEngine(deps: EngineDeps): Engine {
   };
 }
 
+/**
+ * describeChange of every change, taking the line of a route or rule change from the batch already
+ * rendered for the payloads (thousands of changes need not be rendered twice).
+ */
+export function describeChanges(changes: readonly Change[], payloads: Payloads): string[] {
+  const rendered = new Map<number, string>();
+  for (const batch of payloads.ip) {
+    for (let i = 0; i < batch.lines.length; i++)
+      rendered.set(batch.changeIndex[i] as number, batch.lines[i] as string);
+  }
+  return changes.map((change, i) => {
+    const line = rendered.get(i);
+    if (line === undefined || (change.kind !== "route" && change.kind !== "rule"))
+      return describeChange(change);
+    const family = change.kind === "route" ? change.route.family : change.rule.family;
+    return `ip${family === 6 ? " -6" : ""} ${line}`;
+  });
+}
+
 export function describeChange(change: Change): string {
   switch (change.kind) {
     case "sysctl":

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { parseConfigText } from "../../src/config/index.ts";
 import type { Config } from "../../src/model/config.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
-import { createEngine } from "../../src/engine/engine.ts";
+import { createEngine, describeChange, describeChanges } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 
@@ -204,4 +204,26 @@ test("the iptables front end converges and deletes cleanly too", async () => {
   await engine.remove();
   assert.deepEqual(kernel.state.firewall.find((f) => f.backend === "iptables")?.ruleKeys, []);
   assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+});
+
+test("the changes' descriptions reuse the rendered batch lines and read as describeChange does", async () => {
+  const { engine } = setup();
+  const dual = config(`
+networks:
+  - name: public
+    addresses: [1.2.3.0/24, 2001:db8:5::/64]
+    interface: ext0
+    gateway: 1.2.3.1
+  - name: other
+    addresses: [5.6.7.0/24]
+    interface: ext0
+    gateway: 5.6.7.1
+`);
+  const plan = await engine.plan(dual);
+  const kinds = new Set(plan.changes.map((c) => c.kind));
+  assert.ok(kinds.has("route") && kinds.has("rule") && kinds.has("sysctl") && kinds.has("firewall"));
+  assert.deepEqual(describeChanges(plan.changes, plan.payloads), plan.changes.map(describeChange));
+  await engine.apply(dual);
+  const removal = await engine.remove(undefined, { dryRun: true });
+  assert.deepEqual(describeChanges(removal.changes, removal.payloads), removal.changes.map(describeChange));
 });

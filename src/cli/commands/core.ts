@@ -9,8 +9,7 @@ import { validateConfigObject } from "../../config/validate.ts";
 import type { Config } from "../../model/config.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
-import { createEngine, describeChange, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
-import type { Change } from "../../plan/types.ts";
+import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
 import { createNodeDeps } from "../deps.ts";
 import { takeEarlyRead } from "../early-read.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
@@ -90,8 +89,10 @@ const dryRunOption = () => new Option("--dry-run", "print the exact payloads ins
 
 const SIGN: Readonly<Record<string, string>> = { add: "+", delete: "-", replace: "~", set: "~" };
 
-export function changeToJson(change: Change): Record<string, unknown> {
-  return { ...change, text: describeChange(change) };
+/** Each change with `text`, the line describeChange gives. */
+function changesToJson(report: PlanReport): Record<string, unknown>[] {
+  const texts = describeChanges(report.changes, report.payloads);
+  return report.changes.map((change, i) => ({ ...change, text: texts[i] }));
 }
 
 export function planToJson(
@@ -105,7 +106,7 @@ export function planToJson(
     firewall: report.firewall ?? null,
     kubeProxyMode: report.kubeProxyMode ?? null,
     networks: report.networks,
-    changes: report.changes.map(changeToJson),
+    changes: changesToJson(report),
     conflicts: report.conflicts,
     warnings: report.warnings,
     ownedObjects: report.ownedObjects,
@@ -143,11 +144,12 @@ export function formatPlanText(report: PlanReport, title: string): string {
     out.push(pc.green("In sync: nothing to change."));
   } else {
     out.push(`${report.changes.length} change(s):`);
-    for (const c of report.changes) {
+    const texts = describeChanges(report.changes, report.payloads);
+    report.changes.forEach((c, i) => {
       const sign = SIGN[c.action] ?? "~";
       const colour = sign === "+" ? pc.green : sign === "-" ? pc.red : pc.yellow;
-      out.push(`  ${colour(sign)} ${describeChange(c)}`);
-    }
+      out.push(`  ${colour(sign)} ${texts[i] as string}`);
+    });
   }
   for (const c of report.conflicts) out.push(`${pc.red("conflict:")} ${c.object}: ${c.reason}`);
   for (const w of report.warnings) out.push(`${pc.yellow("warning:")} ${w}`);
