@@ -461,23 +461,24 @@ class SubsetReader {
       this.count(depth);
       return null;
     }
-    const value = this.inlineValue(depth);
+    const value = this.inlineValue(depth, false);
     this.endLine();
     this.toContent();
     return value;
   }
 
-  /** A scalar or flow collection after "key: " (a nested "a: b: c" is not YAML). */
-  private inlineValue(depth: number): unknown {
+  /** A scalar or flow collection: after "key: " in block context, or as an item in flow context. */
+  private inlineValue(depth: number, inFlow: boolean): unknown {
     const s = this.s;
     const start = this.p;
     const c = s.charCodeAt(start);
     if (c === LBRACKET || c === LBRACE) return this.flow(depth);
     this.count(depth);
     if (c === DQUOTE || c === SQUOTE) return this.quoted();
-    if (!this.plainStarts(c, start, false)) giveUp();
-    const end = this.scanPlain(false);
-    if (this.code(this.p) === COLON) giveUp();
+    if (!this.plainStarts(c, start, inFlow)) giveUp();
+    const end = this.scanPlain(inFlow);
+    // After "key: ", another ": " would make "a: b: c", which is not YAML.
+    if (!inFlow && this.code(this.p) === COLON) giveUp();
     return resolvePlain(s.slice(start, end));
   }
 
@@ -520,7 +521,7 @@ class SubsetReader {
         return out;
       }
       for (;;) {
-        out.push(this.flowItem(depth + 1));
+        out.push(this.inlineValue(depth + 1, true));
         this.flowSpaces();
         const c = s.charCodeAt(this.p);
         if (c === RBRACKET) {
@@ -547,7 +548,7 @@ class SubsetReader {
       this.p++;
       this.flowSpaces();
       if (key === "<<") giveUp();
-      setOwn(out, key, this.flowItem(depth + 1));
+      setOwn(out, key, this.inlineValue(depth + 1, true));
       this.flowSpaces();
       const c = s.charCodeAt(this.p);
       if (c === RBRACE) {
@@ -579,18 +580,6 @@ class SubsetReader {
     if (!this.plainStarts(c, start, true)) giveUp();
     const end = this.scanPlain(true);
     return plainKey(s.slice(start, end));
-  }
-
-  private flowItem(depth: number): unknown {
-    const s = this.s;
-    const start = this.p;
-    const c = s.charCodeAt(start);
-    if (c === LBRACKET || c === LBRACE) return this.flow(depth);
-    this.count(depth);
-    if (c === DQUOTE || c === SQUOTE) return this.quoted();
-    if (!this.plainStarts(c, start, true)) giveUp();
-    const end = this.scanPlain(true);
-    return resolvePlain(s.slice(start, end));
   }
 
   private plainStarts(c: number, at: number, inFlow: boolean): boolean {
