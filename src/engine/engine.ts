@@ -145,8 +145,8 @@ export function createEngine(deps: EngineDeps): Engine {
       saved === undefined || firewall === undefined
         ? available
         : available.filter((b) => b === firewall || b === saved.firewall);
-    // Routing and firewall are read side by side, and the desired state (which depends on routing
-    // only) is computed while the firewall's read, the slower one at thousands of rules, goes on.
+    // Routing and firewall are read side by side, and the desired state (a RoutingState is all it
+    // takes) is computed while the firewall's read, the slower one at thousands of rules, goes on.
     const firewallRead = kernel.readFirewall(toRead);
     firewallRead.catch(() => undefined); // awaited below; a rejection must not count as unhandled
     const routing = await observe([], config?.kubeProxyMode === "auto" && !removing);

@@ -118,6 +118,12 @@ export interface NodeState {
   readonly kubeProxy?: KubeProxyHints;
 }
 
+/**
+ * The node without symroute's firewall objects: all that planning the desired state looks at, so
+ * that it can run while the firewall (the slower read) is still being read.
+ */
+export type RoutingState = Omit<NodeState, "firewall">;
+
 export const TABLE_LOCAL = 255;
 export const TABLE_MAIN = 254;
 export const TABLE_DEFAULT = 253;

@@ -21,7 +21,7 @@ import {
   TABLE_MAIN,
   RESERVED_TABLES,
   type FirewallBackend,
-  type NodeState,
+  type RoutingState,
   type Route,
   type Rule,
 } from "../model/state.ts";
@@ -42,13 +42,13 @@ export interface SavedPlanningState {
 
 export interface DesiredInput {
   readonly config: Config;
-  readonly node: NodeState;
+  readonly node: RoutingState;
   readonly saved: SavedPlanningState | undefined;
   readonly firewall: FirewallBackend;
   readonly kubeProxyMode: Exclude<KubeProxyMode, "auto">;
 }
 
-export function resolveKubeProxyMode(config: Config, node: NodeState): Exclude<KubeProxyMode, "auto"> {
+export function resolveKubeProxyMode(config: Config, node: RoutingState): Exclude<KubeProxyMode, "auto"> {
   if (config.kubeProxyMode !== "auto") return config.kubeProxyMode;
   if (node.kubeProxy?.ipvsLink === true) return "ipvs";
   if (node.kubeProxy?.nftablesTable === true && node.kubeProxy.iptablesChains !== true) return "nftables";
@@ -118,7 +118,7 @@ interface NodeFacts {
   readonly mainDefaultText: Readonly<Record<Family, string>>;
 }
 
-function nodeFacts(node: NodeState): NodeFacts {
+function nodeFacts(node: RoutingState): NodeFacts {
   const subnets = new Map<Family, Map<string, Prefix[]>>([
     [4, new Map()],
     [6, new Map()],
@@ -517,7 +517,7 @@ function decisionOf(c: Classified, table: number | undefined, mark: number | und
 }
 
 /** A route of ours in main that covers the node's own default gateway would cut the node off. */
-function refuseGatewayHijack(node: NodeState, routes: readonly Route[]): void {
+function refuseGatewayHijack(node: RoutingState, routes: readonly Route[]): void {
   const gateways = node.routes
     .filter((r) => r.table === TABLE_MAIN && r.dst === "default" && r.gateway !== undefined)
     .map((r) => ({ route: r, ip: parseIp(r.gateway ?? "") }));

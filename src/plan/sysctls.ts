@@ -2,7 +2,7 @@
 // rp_filter as it was (KERNEL-FACTS 5): effective = max(conf.all, conf.IFACE).
 
 import type { KubeProxyMode } from "../model/config.ts";
-import type { NodeState } from "../model/state.ts";
+import type { RoutingState } from "../model/state.ts";
 import type { NetworkDecision } from "./types.ts";
 
 export const rpFilterName = (ifname: string): string => `net/ipv4/conf/${ifname}/rp_filter`;
@@ -13,7 +13,7 @@ const DEFAULT = rpFilterName("default");
 
 export interface SysctlInput {
   readonly decisions: readonly NetworkDecision[];
-  readonly node: NodeState;
+  readonly node: RoutingState;
   /** Values before symroute first changed them: the baseline to keep for everything else. */
   readonly previous: Readonly<Record<string, string>>;
   readonly kubeProxyMode: Exclude<KubeProxyMode, "auto">;
