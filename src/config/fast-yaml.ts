@@ -514,34 +514,14 @@ class SubsetReader {
     const s = this.s;
     if (s.charCodeAt(this.p) === LBRACKET) {
       const out: unknown[] = [];
-      this.p++;
-      this.flowSpaces();
-      if (s.charCodeAt(this.p) === RBRACKET) {
-        this.p++;
-        return out;
-      }
-      for (;;) {
-        out.push(this.inlineValue(depth + 1, true));
-        this.flowSpaces();
-        const c = s.charCodeAt(this.p);
-        if (c === RBRACKET) {
-          this.p++;
-          return out;
-        }
-        if (c !== COMMA) giveUp();
-        this.p++;
-        this.flowSpaces();
-        if (s.charCodeAt(this.p) === RBRACKET) giveUp(); // a trailing comma
-      }
-    }
-    const out: Record<string, unknown> = {};
-    this.p++;
-    this.flowSpaces();
-    if (s.charCodeAt(this.p) === RBRACE) {
-      this.p++;
+      if (this.openFlow(RBRACKET)) return out;
+      do out.push(this.inlineValue(depth + 1, true));
+      while (!this.afterFlowItem(RBRACKET));
       return out;
     }
-    for (;;) {
+    const out: Record<string, unknown> = {};
+    if (this.openFlow(RBRACE)) return out;
+    do {
       const key = this.flowKey();
       this.flowSpaces();
       if (s.charCodeAt(this.p) !== COLON || this.code(this.p + 1) !== SPACE) giveUp();
@@ -549,17 +529,32 @@ class SubsetReader {
       this.flowSpaces();
       if (key === "<<") giveUp();
       setOwn(out, key, this.inlineValue(depth + 1, true));
-      this.flowSpaces();
-      const c = s.charCodeAt(this.p);
-      if (c === RBRACE) {
-        this.p++;
-        return out;
-      }
-      if (c !== COMMA) giveUp();
+    } while (!this.afterFlowItem(RBRACE));
+    return out;
+  }
+
+  /** Past the opening bracket; true when the collection is empty (its closing bracket consumed). */
+  private openFlow(close: number): boolean {
+    this.p++;
+    this.flowSpaces();
+    if (this.s.charCodeAt(this.p) !== close) return false;
+    this.p++;
+    return true;
+  }
+
+  /** After an item: true at the closing bracket (consumed), else past the comma to the next item. */
+  private afterFlowItem(close: number): boolean {
+    this.flowSpaces();
+    const c = this.s.charCodeAt(this.p);
+    if (c === close) {
       this.p++;
-      this.flowSpaces();
-      if (s.charCodeAt(this.p) === RBRACE) giveUp();
+      return true;
     }
+    if (c !== COMMA) giveUp();
+    this.p++;
+    this.flowSpaces();
+    if (this.s.charCodeAt(this.p) === close) giveUp(); // a trailing comma
+    return false;
   }
 
   /** Spaces inside a flow collection; a line end there means a multi-line collection. */
