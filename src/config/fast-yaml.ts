@@ -428,22 +428,28 @@ class SubsetReader {
 
   /** A key at the cursor, which is at the mapping's indentation; leaves the cursor past its ':'. */
   private blockKey(): string {
+    const code = this.s.charCodeAt(this.p);
+    const text = this.keyText(false);
+    if (code === DQUOTE || code === SQUOTE) {
+      this.skipSpaces();
+      if (this.code(this.p) !== COLON || !this.blankAt(this.p + 1)) giveUp();
+    } else if (this.code(this.p) !== COLON) giveUp();
+    this.p++;
+    return text;
+  }
+
+  /** A quoted or plain key at the cursor, which stays just after it. */
+  private keyText(inFlow: boolean): string {
     const s = this.s;
     const start = this.p;
     const c = s.charCodeAt(start);
     if (c === DQUOTE || c === SQUOTE) {
       const text = this.quoted();
       if (this.p - start > MAX_KEY_LENGTH) giveUp();
-      this.skipSpaces();
-      if (this.code(this.p) !== COLON || !this.blankAt(this.p + 1)) giveUp();
-      this.p++;
       return text;
     }
-    if (!this.plainStarts(c, start, false)) giveUp();
-    const end = this.scanPlain(false);
-    if (this.code(this.p) !== COLON) giveUp();
-    this.p++;
-    return plainKey(s.slice(start, end));
+    if (!this.plainStarts(c, start, inFlow)) giveUp();
+    return plainKey(s.slice(start, this.scanPlain(inFlow)));
   }
 
   /** The value after "key:"; the cursor is just past the ':'. */
@@ -522,7 +528,7 @@ class SubsetReader {
     const out: Record<string, unknown> = {};
     if (this.openFlow(RBRACE)) return out;
     do {
-      const key = this.flowKey();
+      const key = this.keyText(true);
       this.flowSpaces();
       if (s.charCodeAt(this.p) !== COLON || this.code(this.p + 1) !== SPACE) giveUp();
       this.p++;
@@ -561,20 +567,6 @@ class SubsetReader {
   private flowSpaces(): void {
     this.skipSpaces();
     if (this.code(this.p) === LF) giveUp();
-  }
-
-  private flowKey(): string {
-    const s = this.s;
-    const start = this.p;
-    const c = s.charCodeAt(start);
-    if (c === DQUOTE || c === SQUOTE) {
-      const text = this.quoted();
-      if (this.p - start > MAX_KEY_LENGTH) giveUp();
-      return text;
-    }
-    if (!this.plainStarts(c, start, true)) giveUp();
-    const end = this.scanPlain(true);
-    return plainKey(s.slice(start, end));
   }
 
   private plainStarts(c: number, at: number, inFlow: boolean): boolean {

@@ -15,6 +15,7 @@ import { yamlToPlainValue } from "../../src/config/text.ts";
 import { loadConfigText } from "../../src/cli/commands/core.ts";
 import { readConfigFile } from "../../src/agent/desired-config.ts";
 import { configText } from "../../bench/lib.ts";
+import { prng } from "../support/prng.ts";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const examplesDir = join(here, "..", "..", "examples");
@@ -40,18 +41,6 @@ type Source =
   | { readonly kind: "scalar"; readonly text: string; readonly style: Style }
   | { readonly kind: "map"; readonly entries: readonly (readonly [Source, Source])[] }
   | { readonly kind: "seq"; readonly items: readonly Source[] };
-
-/** A small seeded generator for rendering choices (fast-check picks the seed). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function scalarText(s: Source & { kind: "scalar" }, rnd: () => number): string {
   switch (s.style) {

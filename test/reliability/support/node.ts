@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildArticleNode, CLI as TREE_CLI, REPO, must, run, type Run } from "../../support/netns.ts";
+export { prng } from "../../support/prng.ts";
 
 export { REPO, must, run, type Run };
 
@@ -231,16 +232,4 @@ export function duplicateObjects(node: Pick<ReliabilityNode, "exec">): string[] 
     for (const dup of repeated(lines)) problems.push(`${tool} rule twice: ${dup}`);
   }
   return problems;
-}
-
-/** A small deterministic PRNG (mulberry32), so that every random trial can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
