@@ -3,7 +3,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SymrouteError } from "../model/errors.ts";
@@ -60,6 +60,32 @@ function spillFile(): number | undefined {
   return undefined;
 }
 
+/**
+ * Inputs larger than this go to the tool from an unlinked file instead of a pipe: a pipe takes
+ * 64 KiB at a time, so a tool reading a megabyte of batch lines would wait for this process's event
+ * loop between chunks, and the loop has other work while the tools run (the other tool's payload,
+ * verification, the report).
+ */
+const INPUT_FILE_THRESHOLD = 32 * 1024;
+
+/**
+ * An unlinked file holding `input`, positioned at its start (pwrite leaves the offset alone), or
+ * undefined when no file could be made (then the input goes through a pipe).
+ */
+function inputFile(input: string): number | undefined {
+  const fd = spillFile();
+  if (fd === undefined) return undefined;
+  try {
+    const bytes = Buffer.from(input, "utf8");
+    let done = 0;
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, done);
+    return fd;
+  } catch {
+    closeSync(fd); // a full /dev/shm: the pipe still works
+    return undefined;
+  }
+}
+
 /** Everything the tool wrote to the spill file, and the file closed. */
 function readSpill(fd: number): Buffer {
   try {
@@ -80,15 +106,20 @@ function readSpill(fd: number): Buffer {
 export const runTool: ToolRunner = (file, args, options = {}) =>
   new Promise<ToolResult>((resolve, reject) => {
     let spill = spillFile();
+    const input = options.input ?? "";
+    const stdin = input.length > INPUT_FILE_THRESHOLD ? inputFile(input) : undefined;
     let child;
     try {
       child = spawn(file, [...args], {
         env: { ...process.env, LC_ALL: "C", LANG: "C" },
-        stdio: ["pipe", spill ?? "pipe", "pipe"],
+        stdio: [stdin ?? "pipe", spill ?? "pipe", "pipe"],
       });
     } catch (error) {
       if (spill !== undefined) closeSync(spill);
       throw error;
+    } finally {
+      // The child has its own copy of the descriptor now (or never will).
+      if (stdin !== undefined) closeSync(stdin);
     }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -133,7 +164,7 @@ export const runTool: ToolRunner = (file, args, options = {}) =>
         resolve(result);
       }
     });
-    child.stdin?.end(options.input ?? "");
+    child.stdin?.end(input);
   });
 
 const PERMISSION_PATTERNS = [

@@ -5,13 +5,25 @@ import type { Family } from "../model/address.ts";
 import type { Config } from "../model/config.ts";
 import { CONFIG_DEFAULTS } from "../model/config.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
-import type { FirewallBackend, NodeState, OwnedFirewall } from "../model/state.ts";
+import type { FirewallBackend, NodeState, OwnedFirewall, RoutingState } from "../model/state.ts";
 import { computeDesired, resolveFirewall, resolveKubeProxyMode } from "../plan/desired.ts";
-import { diffState, type OwnershipMarks } from "../plan/diff.ts";
+import {
+  diffFirewall,
+  diffLinkDeletes,
+  diffRouting,
+  type DiffResult,
+  type OwnershipMarks,
+} from "../plan/diff.ts";
 import { SYSCTLS_TO_READ } from "../plan/sysctls.ts";
 import type { Change, Conflict, DesiredState, FirewallSpec, NetworkDecision } from "../plan/types.ts";
 import { changeLines, type IpBatch } from "../render/ip.ts";
-import { renderFirewallPayloads, renderPayloads, type Payloads } from "../render/payloads.ts";
+import {
+  renderFirewallPayloads,
+  renderLastPayloads,
+  renderPayloads,
+  renderRoutingPayloads,
+  type Payloads,
+} from "../render/payloads.ts";
 import type { Kernel, SavedState, StateStore } from "./ports.ts";
 
 export interface EngineDeps {
@@ -42,6 +54,12 @@ export interface ApplyOptions {
   readonly dryRun?: boolean;
   /** How long to wait for another run in this namespace to finish. */
   readonly lockWaitMs?: number;
+  /**
+   * Called once, with the plan, when its payloads are running (not for a dry run or a node in
+   * sync): a caller can prepare its output while the tools work. The tools run in other processes;
+   * work done here delays only what this process does next (reading the results).
+   */
+  readonly whileRunning?: (report: PlanReport) => void;
 }
 
 export interface Engine {
@@ -58,6 +76,28 @@ interface Planned {
   readonly own: OwnershipMarks;
   /** The firewall front ends this plan read. */
   readonly firewallsRead: readonly FirewallBackend[];
+}
+
+/** The first half of a plan (planRouting); finishPlan completes it. */
+interface RoutingPlan {
+  readonly routing: RoutingState;
+  readonly desired: DesiredState;
+  readonly saved: SavedState | undefined;
+  readonly own: OwnershipMarks;
+  readonly firewall: FirewallBackend | undefined;
+  readonly kubeProxyMode: string | undefined;
+  /** Links added, sysctls, routes and rules (diffRouting). */
+  readonly diff: DiffResult;
+  readonly firewallRead: Promise<readonly OwnedFirewall[]>;
+  readonly firewallsRead: readonly FirewallBackend[];
+}
+
+type RoutingPayloads = ReturnType<typeof renderRoutingPayloads>;
+
+interface ExecuteHooks {
+  readonly routingDone: () => void;
+  readonly firewallDone: () => void;
+  readonly running?: (report: PlanReport) => void;
 }
 
 const EMPTY_DESIRED: DesiredState = {
@@ -123,12 +163,16 @@ export function createEngine(deps: EngineDeps): Engine {
     return kernel.readNode({ ...SYSCTLS_TO_READ, firewalls, kubeProxyHints });
   }
 
-  /** With `removing`, the desired state is empty: everything owned goes, sysctls go back. */
-  async function planWith(
+  /**
+   * The first half of a plan: the node's routing read, the desired state, and the changes that come
+   * before the firewall's (diffRouting). The firewall's read goes on meanwhile; `finishPlan` takes it.
+   * With `removing`, the desired state is empty: everything owned goes, sysctls go back.
+   */
+  async function planRouting(
     config: Config | undefined,
     saved: SavedState | undefined,
     removing: boolean,
-  ): Promise<Planned> {
+  ): Promise<RoutingPlan> {
     const available = await kernel.availableFirewalls();
     // A missing firewall tool is reported after the node was read, so that a missing `ip` (the
     // tool everything needs) is the error a user sees first.
@@ -148,7 +192,7 @@ export function createEngine(deps: EngineDeps): Engine {
     // Routing and firewall are read side by side, and the desired state (a RoutingState is all it
     // takes) is computed while the firewall's read, the slower one at thousands of rules, goes on.
     const firewallRead = kernel.readFirewall(toRead);
-    firewallRead.catch(() => undefined); // awaited below; a rejection must not count as unhandled
+    firewallRead.catch(() => undefined); // awaited by the caller; a rejection must not count as unhandled
     const routing = await observe([], config?.kubeProxyMode === "auto" && !removing);
     if (firewallError !== undefined) throw firewallError;
     const kubeProxyMode =
@@ -157,45 +201,92 @@ export function createEngine(deps: EngineDeps): Engine {
       config === undefined || firewall === undefined || kubeProxyMode === undefined
         ? EMPTY_DESIRED
         : computeDesired({ config, node: routing, saved, firewall, kubeProxyMode });
-    const node: NodeState = { ...routing, firewall: await firewallRead };
     const own = ownership(config, saved);
-    const { changes, conflicts, notices } = diffState(desired, node, own);
+    return {
+      routing,
+      desired,
+      saved,
+      own,
+      firewall,
+      kubeProxyMode,
+      diff: diffRouting(desired, routing, own),
+      firewallRead,
+      firewallsRead: toRead,
+    };
+  }
+
+  /** The second half: the firewall's changes, link deletions, and the report with every payload. */
+  function finishPlan(
+    rp: RoutingPlan,
+    observedFirewall: readonly OwnedFirewall[],
+    routingPayloads = renderRoutingPayloads(rp.diff.changes, rp.desired.sysctls),
+  ): Planned {
+    const { desired, own } = rp;
+    const node: NodeState = { ...rp.routing, firewall: observedFirewall };
+    // The same order diffState gives: the routing part keeps its indices, which its payloads name.
+    const changes = [
+      ...rp.diff.changes,
+      ...diffFirewall(desired, observedFirewall),
+      ...diffLinkDeletes(desired, node.links, own),
+    ];
     return {
       desired,
       node,
-      saved,
+      saved: rp.saved,
       own,
-      firewallsRead: toRead,
+      firewallsRead: rp.firewallsRead,
       report: {
         networks: desired.decisions,
         changes,
-        conflicts,
-        warnings: [...desired.warnings, ...notices],
+        conflicts: rp.diff.conflicts,
+        warnings: [...desired.warnings, ...rp.diff.notices],
         inSync: changes.length === 0,
-        firewall,
-        kubeProxyMode,
+        firewall: rp.firewall,
+        kubeProxyMode: rp.kubeProxyMode,
         ownedObjects: countOwned(node, own),
-        payloads: renderPayloads(changes, desired.firewall, node, desired.sysctls),
+        payloads: { ...routingPayloads, ...renderLastPayloads(changes, desired.firewall, node) },
         firewallSpec: desired.firewall,
       },
     };
+  }
+
+  async function planWith(
+    config: Config | undefined,
+    saved: SavedState | undefined,
+    removing: boolean,
+  ): Promise<Planned> {
+    const rp = await planRouting(config, saved, removing);
+    return finishPlan(rp, await rp.firewallRead);
   }
 
   /**
    * Runs the payloads; on failure returns what ran, so that it can be undone. Links and sysctls go
    * first; then routing (ip batches, then link deletions) and the firewall transaction run side by
    * side: they touch disjoint kernel objects (nft matches interfaces by name, rules by mark), so
-   * the order between them changes nothing but the wall time. `firewallDone` fires as soon as the
-   * firewall's part succeeded, so that verification can start reading it while routing is written.
+   * the order between them changes nothing but the wall time. The ip batches start before the
+   * firewall is even compared: `finish` completes the plan (firewall and link deletions) while they
+   * run. `routingDone` and `firewallDone` fire as soon as each branch succeeded, so that
+   * verification reads each part while the other is still being written.
    */
   async function execute(
-    changes: readonly Change[],
-    payloads: Payloads,
+    first: RoutingPayloads,
+    routingChanges: readonly Change[],
+    finish: () => Planned,
     tablesCreated: Set<Family>,
-    firewallDone: () => void = () => {},
-  ): Promise<{ executed: Change[]; firewallTouched: boolean; error?: unknown }> {
+    hooks: ExecuteHooks,
+  ): Promise<{
+    planned?: Planned;
+    /** What ran, in order (asked for only to roll back: sorting thousands of indices costs). */
+    executed: () => Change[];
+    firewallTouched: boolean;
+    error?: unknown;
+  }> {
     const done = new Set<number>();
-    const executed = (): Change[] => [...done].sort((a, b) => a - b).map((i) => changes[i] as Change);
+    let planned: Planned | undefined;
+    const executed = (): Change[] => {
+      const all = planned?.report.changes ?? routingChanges;
+      return [...done].sort((a, b) => a - b).map((i) => all[i] as Change);
+    };
     let firewallTouched = false;
     const runBatch = async (batch: IpBatch): Promise<void> => {
       if (batch.lines.length === 0) return;
@@ -220,11 +311,7 @@ export function createEngine(deps: EngineDeps): Engine {
         throw error;
       }
     };
-    const routing = async (): Promise<void> => {
-      for (const batch of payloads.ip) await runBatch(batch);
-      await runBatch(payloads.linkDeletes);
-    };
-    const firewall = async (): Promise<void> => {
+    const firewall = async (payloads: Payloads): Promise<void> => {
       for (const p of payloads.firewall) {
         firewallTouched = true;
         if (p.tool === "nft") await kernel.runNft(p.script);
@@ -234,26 +321,44 @@ export function createEngine(deps: EngineDeps): Engine {
           await kernel.runIptablesRestore(p.family, p.script);
         }
       }
-      if (payloads.firewall.length > 0) firewallDone();
+      if (payloads.firewall.length > 0) hooks.firewallDone();
     };
     try {
-      await runBatch(payloads.linkAdds);
-      for (const w of payloads.sysctls) {
+      await runBatch(first.linkAdds);
+      for (const w of first.sysctls) {
         await kernel.writeSysctls([[w.name, w.value]]);
         if (w.changeIndex >= 0) done.add(w.changeIndex);
       }
+      // The real kernel starts `ip` within this call, before `finish` takes the main thread.
+      const batches = (async () => {
+        for (const batch of first.ip) await runBatch(batch);
+      })();
+      try {
+        planned = finish();
+      } catch (error) {
+        await batches.catch(() => undefined);
+        throw error;
+      }
+      const full = planned;
+      const routing = batches.then(async () => {
+        await runBatch(full.report.payloads.linkDeletes);
+        hooks.routingDone();
+      });
+      const firewalled = firewall(full.report.payloads);
+      hooks.running?.(full.report);
       // Both branches run to their end even when one fails: a roll back must know all that ran.
-      const [routed, firewalled] = await Promise.allSettled([routing(), firewall()]);
-      if (routed.status === "rejected") throw routed.reason;
-      if (firewalled.status === "rejected") throw firewalled.reason;
-      return { executed: executed(), firewallTouched };
+      const [r, f] = await Promise.allSettled([routing, firewalled]);
+      if (r.status === "rejected") throw r.reason;
+      if (f.status === "rejected") throw f.reason;
+      return { planned, executed, firewallTouched };
     } catch (error) {
-      return { executed: executed(), firewallTouched, error };
+      return { ...(planned === undefined ? {} : { planned }), executed, firewallTouched, error };
     }
   }
 
   async function rollBack(
-    planned: Planned,
+    saved: SavedState | undefined,
+    changes: readonly Change[],
     executed: readonly Change[],
     firewallTouched: boolean,
   ): Promise<string[]> {
@@ -273,9 +378,9 @@ export function createEngine(deps: EngineDeps): Engine {
       problems.push(`roll back of routing failed: ${(error as Error).message}`);
     }
     if (firewallTouched) {
-      const previous = planned.saved?.firewallSpec;
+      const previous = saved?.firewallSpec;
       const backends = new Set<FirewallBackend>(
-        planned.report.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
+        changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
       );
       for (const p of renderFirewallPayloads(previous, node, [...backends])) {
         try {
@@ -297,19 +402,26 @@ export function createEngine(deps: EngineDeps): Engine {
     const release = options.dryRun === true ? async () => {} : await store.lock(options.lockWaitMs ?? 30_000);
     try {
       const saved = await store.read();
-      const planned = await planWith(config, saved, removing);
-      const { report, desired, node } = planned;
-      if (options.dryRun === true) return { ...report, applied: false };
+      const rp = await planRouting(config, saved, removing);
+      // Every read is in before anything is written: a failed read changes nothing.
+      const observedFirewall = await rp.firewallRead;
+      const { desired } = rp;
+      if (options.dryRun === true) return { ...finishPlan(rp, observedFirewall).report, applied: false };
+      const routingPayloads = renderRoutingPayloads(rp.diff.changes, desired.sysctls);
+      // Routing changes pending: the node is not in sync, whatever the firewall's comparison says,
+      // and the ip batches can start before it is made.
+      const early =
+        rp.diff.changes.length > 0 ? undefined : finishPlan(rp, observedFirewall, routingPayloads);
 
       const previousSysctls: Record<string, string> = { ...(saved?.previousSysctls ?? {}) };
-      for (const c of report.changes) {
+      for (const c of rp.diff.changes) {
         if (c.kind === "sysctl" && c.from !== undefined && !(c.name in previousSysctls))
           previousSysctls[c.name] = c.from;
       }
       const createdLinks = [
         ...new Set([
           ...(saved?.createdLinks ?? []),
-          ...report.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
+          ...rp.diff.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
         ]),
       ];
       const tablesCreatedSoFar = new Set<Family>(saved?.iptablesTablesCreated ?? []);
@@ -322,20 +434,20 @@ export function createEngine(deps: EngineDeps): Engine {
         previousSysctls: prev,
         allocations: desired.allocations,
         createdLinks: links,
-        ...(report.firewall === undefined ? {} : { firewall: report.firewall }),
+        ...(rp.firewall === undefined ? {} : { firewall: rp.firewall }),
         ...(desired.firewall === undefined ? {} : { firewallSpec: desired.firewall }),
-        rulePriorities: planned.own.rulePriorities,
-        routeProtocol: planned.own.routeProtocol,
+        rulePriorities: rp.own.rulePriorities,
+        routeProtocol: rp.own.routeProtocol,
         ...(inProgress ? { inProgress: true } : {}),
         ...(tablesCreatedSoFar.size > 0 ? { iptablesTablesCreated: [...tablesCreatedSoFar].sort() } : {}),
       });
 
-      if (report.inSync) {
+      if (early?.report.inSync === true) {
         if (!removing && JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations)) {
           await store.write(nextState(false, previousSysctls, createdLinks));
         }
         if (removing && saved !== undefined) await store.remove();
-        return { ...report, applied: false };
+        return { ...early.report, applied: false };
       }
 
       // Record what we are about to change before changing it: a crash mid-way still knows the
@@ -343,54 +455,84 @@ export function createEngine(deps: EngineDeps): Engine {
       // A delete changes nothing the saved state does not already describe: no write before it, so
       // that a full disk cannot stop a clean-up.
       if (!removing || saved === undefined) await store.write(nextState(true, previousSysctls, createdLinks));
-      // The front ends the firewall payloads write (a switch of front end writes both).
-      const written = [
-        ...new Set(
-          report.payloads.firewall.map((p): FirewallBackend => (p.tool === "nft" ? "nftables" : "iptables")),
-        ),
-      ];
-      let firewallReread: Promise<readonly OwnedFirewall[]> | undefined;
-      const rereadFirewall = (): Promise<readonly OwnedFirewall[]> => {
-        firewallReread ??= kernel.readFirewall(written);
+
+      // Verification reads again what this apply wrote (links, sysctls, the families it sent ip
+      // batches for, the firewall front ends it ran a transaction for) and compares each part with
+      // the same desired state as soon as its read is in; what it did not write is as the plan
+      // read it. Each part's read starts when that part is written.
+      const ownAfter = ownership(config, nextState(false, previousSysctls, createdLinks));
+      const families = [...new Set(routingPayloads.ip.map((b) => b.family))];
+      const untouched = <T extends { readonly family: Family }>(objects: readonly T[]): T[] =>
+        objects.filter((o) => !families.includes(o.family));
+      let routingCheck: Promise<{ reread: RoutingState; diff: DiffResult }> | undefined;
+      const checkRouting = (): Promise<{ reread: RoutingState; diff: DiffResult }> => {
+        routingCheck ??= kernel
+          .readNode({ ...SYSCTLS_TO_READ, firewalls: [], families })
+          .then(({ firewall: _none, ...routing }) => {
+            const reread: RoutingState = {
+              ...routing,
+              addresses: [...routing.addresses, ...untouched(rp.routing.addresses)],
+              routes: [...routing.routes, ...untouched(rp.routing.routes)],
+              rules: [...routing.rules, ...untouched(rp.routing.rules)],
+            };
+            return { reread, diff: diffRouting(desired, reread, ownAfter) };
+          });
         // Awaited below, unless the apply failed; until then a rejection must not count as unhandled.
-        firewallReread.catch(() => undefined);
-        return firewallReread;
+        routingCheck.catch(() => undefined);
+        return routingCheck;
       };
-      const outcome = await execute(report.changes, report.payloads, tablesCreatedSoFar, rereadFirewall);
-      let failure = outcome.error;
-      let after: Planned | undefined;
-      if (failure === undefined) {
-        // Verify: read again what this apply wrote (links, sysctls, the families it sent ip
-        // batches for, the firewall if it ran a transaction) and diff the node against the same
-        // desired state; what it did not write is as the plan read it. The firewall's read may
-        // already be under way: it starts when the firewall transaction is done.
-        const ownAfter = ownership(config, nextState(false, previousSysctls, createdLinks));
-        const families = [
-          ...new Set(report.payloads.ip.filter((b) => b.lines.length > 0).map((b) => b.family)),
+      let written: readonly FirewallBackend[] = [];
+      let firewallCheck: Promise<{ reread: readonly OwnedFirewall[]; changes: Change[] }> | undefined;
+      const checkFirewall = (): Promise<{ reread: readonly OwnedFirewall[]; changes: Change[] }> => {
+        firewallCheck ??= kernel.readFirewall(written).then((read) => {
+          const rewritten = new Set(read.map((f) => f.backend));
+          const reread = [...read, ...observedFirewall.filter((f) => !rewritten.has(f.backend))];
+          return { reread, changes: diffFirewall(desired, reread) };
+        });
+        firewallCheck.catch(() => undefined);
+        return firewallCheck;
+      };
+      const finish = (): Planned => {
+        const planned = early ?? finishPlan(rp, observedFirewall, routingPayloads);
+        // The front ends the firewall payloads write (a switch of front end writes both).
+        written = [
+          ...new Set(
+            planned.report.payloads.firewall.map((p): FirewallBackend =>
+              p.tool === "nft" ? "nftables" : "iptables",
+            ),
+          ),
         ];
+        return planned;
+      };
+      const outcome = await execute(routingPayloads, rp.diff.changes, finish, tablesCreatedSoFar, {
+        routingDone: () => void checkRouting(),
+        firewallDone: () => void checkFirewall(),
+        ...(options.whileRunning === undefined ? {} : { running: options.whileRunning }),
+      });
+      let failure = outcome.error;
+      const planned = outcome.planned;
+      let after: Planned | undefined;
+      if (failure === undefined && planned !== undefined) {
         const [routing, firewall] = await Promise.all([
-          kernel.readNode({ ...SYSCTLS_TO_READ, firewalls: [], families }),
-          outcome.firewallTouched ? rereadFirewall() : node.firewall,
+          checkRouting(),
+          outcome.firewallTouched
+            ? checkFirewall()
+            : { reread: observedFirewall, changes: diffFirewall(desired, observedFirewall) },
         ]);
-        const rewritten = new Set(firewall.map((f) => f.backend));
-        const untouched = <T extends { readonly family: Family }>(objects: readonly T[]): T[] =>
-          objects.filter((o) => !families.includes(o.family));
-        const reread: NodeState = {
-          ...routing,
-          addresses: [...routing.addresses, ...untouched(node.addresses)],
-          routes: [...routing.routes, ...untouched(node.routes)],
-          rules: [...routing.rules, ...untouched(node.rules)],
-          firewall: [...firewall, ...node.firewall.filter((f) => !rewritten.has(f.backend))],
-        };
-        const check = diffState(desired, reread, ownAfter);
+        const reread: NodeState = { ...routing.reread, firewall: firewall.reread };
+        const changes = [
+          ...routing.diff.changes,
+          ...firewall.changes,
+          ...diffLinkDeletes(desired, reread.links, ownAfter),
+        ];
         after = {
           ...planned,
           node: reread,
           own: ownAfter,
           report: {
-            ...report,
-            changes: check.changes,
-            inSync: check.changes.length === 0,
+            ...planned.report,
+            changes,
+            inSync: changes.length === 0,
             ownedObjects: countOwned(reread, ownAfter),
           },
         };
@@ -409,7 +551,7 @@ export function createEngine(deps: EngineDeps): Engine {
         // Success: sysctls no longer managed have their original value again, links deleted are
         // gone. Recording that is part of the apply: if it fails (a full disk), it is rolled back.
         try {
-          const finalNode = after?.node ?? node;
+          const finalNode = after?.node ?? rp.routing;
           const stillDesired = after?.desired.sysctls ?? {};
           const keptPrevious = Object.fromEntries(
             Object.entries(previousSysctls).filter(([name]) => name in stillDesired),
@@ -426,8 +568,13 @@ export function createEngine(deps: EngineDeps): Engine {
           failure = error;
         }
       }
-      if (failure !== undefined) {
-        const problems = await rollBack(planned, outcome.executed, outcome.firewallTouched);
+      if (failure !== undefined || planned === undefined) {
+        const problems = await rollBack(
+          saved,
+          planned?.report.changes ?? rp.diff.changes,
+          outcome.executed(),
+          outcome.firewallTouched,
+        );
         try {
           await store.write({
             ...nextState(false, previousSysctls, createdLinks),
@@ -453,7 +600,11 @@ export function createEngine(deps: EngineDeps): Engine {
           retriable: base.retriable,
         });
       }
-      return { ...report, ownedObjects: after?.report.ownedObjects ?? report.ownedObjects, applied: true };
+      return {
+        ...planned.report,
+        ownedObjects: after?.report.ownedObjects ?? planned.report.ownedObjects,
+        applied: true,
+      };
     } finally {
       await release();
     }

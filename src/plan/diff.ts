@@ -2,7 +2,7 @@
 // owns (its route/rule protocol, its firewall table or chains, sysctls it recorded) are ever changed.
 
 import { routeKey, ruleKey, sameRouteValue } from "../model/keys.ts";
-import type { NodeState, Route, Rule } from "../model/state.ts";
+import type { Link, NodeState, OwnedFirewall, Route, RoutingState, Rule } from "../model/state.ts";
 import { firewallRuleKeys } from "../render/firewall.ts";
 import type { Change, Conflict, DesiredState } from "./types.ts";
 
@@ -33,7 +33,26 @@ function sameSorted(a: readonly string[], b: readonly string[]): boolean {
   return x.every((k, i) => k === y[i]);
 }
 
+/**
+ * desired vs observed, all of it. The changes come in the order they run: links added, sysctls,
+ * routes, rules, the firewall, links deleted. The parts below give the same changes piece by
+ * piece, so that an apply can start writing routes before the firewall is compared.
+ */
 export function diffState(desired: DesiredState, node: NodeState, own: OwnershipMarks): DiffResult {
+  const routing = diffRouting(desired, node, own);
+  return {
+    changes: [
+      ...routing.changes,
+      ...diffFirewall(desired, node.firewall),
+      ...diffLinkDeletes(desired, node.links, own),
+    ],
+    conflicts: routing.conflicts,
+    notices: routing.notices,
+  };
+}
+
+/** Links to add, sysctls, routes and rules: every change that comes before the firewall's. */
+export function diffRouting(desired: DesiredState, node: RoutingState, own: OwnershipMarks): DiffResult {
   const changes: Change[] = [];
   const conflicts: Conflict[] = [];
   const notices: string[] = [];
@@ -117,9 +136,14 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
     }
   });
 
-  // Firewall: compared by the keys carried in rule comments; replaced whole, in one transaction.
+  return { changes, conflicts, notices };
+}
+
+/** The firewall, compared by the keys carried in rule comments; replaced whole, in one transaction. */
+export function diffFirewall(desired: DesiredState, observed: readonly OwnedFirewall[]): Change[] {
+  const changes: Change[] = [];
   const wanted = desired.firewall === undefined ? [] : firewallRuleKeys(desired.firewall);
-  for (const owned of node.firewall) {
+  for (const owned of observed) {
     if (desired.firewall?.backend === owned.backend) continue;
     if (owned.ruleKeys.length > 0)
       changes.push({
@@ -130,8 +154,7 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
       });
   }
   if (desired.firewall !== undefined) {
-    const observed = node.firewall.find((f) => f.backend === desired.firewall?.backend);
-    const have = observed?.ruleKeys ?? [];
+    const have = observed.find((f) => f.backend === desired.firewall?.backend)?.ruleKeys ?? [];
     // Sorted copies only when the counts agree: a count that differs already decides.
     if (have.length !== wanted.length || !sameSorted(have, wanted)) {
       changes.push({
@@ -143,10 +166,19 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
     }
   }
 
-  // Links we created and no longer want go last.
+  return changes;
+}
+
+/** Links symroute created and no longer wants: they go last. */
+export function diffLinkDeletes(
+  desired: DesiredState,
+  links: readonly Link[],
+  own: OwnershipMarks,
+): Change[] {
+  const changes: Change[] = [];
   const wantedLinks = new Set(desired.vlans.map((v) => v.ifname));
   for (const ifname of own.createdLinks) {
-    const link = node.links.find((l) => l.ifname === ifname);
+    const link = links.find((l) => l.ifname === ifname);
     if (link !== undefined && !wantedLinks.has(ifname)) {
       changes.push({
         kind: "link",
@@ -155,5 +187,5 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
       });
     }
   }
-  return { changes, conflicts, notices };
+  return changes;
 }

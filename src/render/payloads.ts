@@ -89,11 +89,33 @@ export function renderPayloads(
   node: NodeState,
   pinned: Readonly<Record<string, string>> = {},
 ): Payloads {
-  const backends = changes.filter(isFirewallChange).map((c) => c.backend);
+  return { ...renderRoutingPayloads(changes, pinned), ...renderLastPayloads(changes, firewall, node) };
+}
+
+/**
+ * The payloads that run first: links added, sysctls, ip batches. They depend only on the changes
+ * diffRouting gives (links added, sysctls, routes, rules), which keep their indices in the whole
+ * list: the firewall's changes and link deletions come after them.
+ */
+export function renderRoutingPayloads(
+  changes: readonly Change[],
+  pinned: Readonly<Record<string, string>> = {},
+): Pick<Payloads, "linkAdds" | "sysctls" | "ip"> {
   return {
     linkAdds: renderLinkBatch(changes, "add"),
     sysctls: orderSysctls(changes, pinned),
     ip: ([4, 6] as const).map((f) => renderIpBatch(changes, f)).filter((b) => b.lines.length > 0),
+  };
+}
+
+/** The rest: the firewall's transactions and the link deletions. */
+export function renderLastPayloads(
+  changes: readonly Change[],
+  firewall: FirewallSpec | undefined,
+  node: NodeState,
+): Pick<Payloads, "firewall" | "linkDeletes"> {
+  const backends = changes.filter(isFirewallChange).map((c) => c.backend);
+  return {
     firewall: renderFirewallPayloads(firewall, node, backends),
     linkDeletes: renderLinkBatch(changes, "delete"),
   };

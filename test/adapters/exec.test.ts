@@ -23,6 +23,24 @@ test("a listing larger than a pipe arrives whole, even when the event loop was b
   assert.equal(leftovers().length, before, "the spill file is unlinked");
 });
 
+test("an input larger than a pipe reaches the tool whole, even when the event loop is busy", async () => {
+  const before = leftovers().length;
+  const lines = Array.from(
+    { length: 40_000 },
+    (_, i) => `route add 10.${(i >> 8) & 255}.${i & 255}.0/24 dev eth0`,
+  );
+  const input = `${lines.join("\n")}\n`;
+  assert.ok(input.length > 1_000_000);
+  const pending = runTool("wc", ["-l"], { input });
+  let sum = 0;
+  for (let i = 0; i < 5e7; i++) sum += i % 7;
+  assert.ok(sum > 0);
+  const result = await pending;
+  assert.equal(result.stdout.trim(), "40000");
+  assert.equal((await runTool("cat", [], { input })).stdout, input, "byte for byte, from its first line");
+  assert.equal(leftovers().length, before, "the input file is unlinked");
+});
+
 test("input goes to stdin and stdout comes back; stderr and the exit status are kept", async () => {
   const echo = await runTool("cat", [], { input: "route show\nrule show\n" });
   assert.equal(echo.stdout, "route show\nrule show\n");

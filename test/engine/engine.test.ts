@@ -227,3 +227,50 @@ networks:
   const removal = await engine.remove(undefined, { dryRun: true });
   assert.deepEqual(describeChanges(removal.changes, removal.payloads), removal.changes.map(describeChange));
 });
+
+test(
+  "an apply starts routing before it compares the firewall, and verifies each part as soon as that part is written",
+  {
+    timeout: 30_000, // a wrong order waits forever on the gate below; this turns that into a failure
+  },
+  async () => {
+    const events: string[] = [];
+    let openNft: () => void = () => {};
+    const nftGate = new Promise<void>((resolve) => (openNft = resolve));
+    let rereadStarted: () => void = () => {};
+    const routingReread = new Promise<void>((resolve) => (rereadStarted = resolve));
+    class GatedKernel extends FakeKernel {
+      override async runIpBatch(family: 4 | 6, lines: readonly string[]): Promise<void> {
+        events.push("ip");
+        return super.runIpBatch(family, lines);
+      }
+      override async runNft(script: string): Promise<void> {
+        events.push("nft start");
+        await nftGate;
+        events.push("nft done");
+        return super.runNft(script);
+      }
+      override async readNode(scope: Parameters<FakeKernel["readNode"]>[0]) {
+        // Verification reads only the families it wrote; planning reads all of them.
+        if (scope.families !== undefined) {
+          events.push("routing re-read");
+          rereadStarted();
+        }
+        return super.readNode(scope);
+      }
+    }
+    const kernel = new GatedKernel(articleNode());
+    const engine = createEngine({ kernel, store: new MemoryStore() });
+    const prepared: unknown[] = [];
+    const applying = engine.apply(PUBLIC, { whileRunning: (report) => prepared.push(report.changes) });
+    // Routing is read back while the firewall's transaction is still held at the gate.
+    await routingReread;
+    assert.deepEqual(events, ["ip", "nft start", "routing re-read"]);
+    openNft();
+    const report = await applying;
+    assert.equal(report.applied, true);
+    assert.deepEqual(events, ["ip", "nft start", "routing re-read", "nft done"]);
+    assert.equal(prepared.length, 1, "whileRunning is called once");
+    assert.equal(prepared[0], report.changes, "with the plan whose changes the report gives");
+  },
+);

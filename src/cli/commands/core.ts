@@ -95,9 +95,33 @@ function changesToJson(report: PlanReport): Record<string, unknown>[] {
   return report.changes.map((change, i) => ({ ...change, text: texts[i] }));
 }
 
+/**
+ * Output an apply prepares while its tools run (the engine's `whileRunning`): describing thousands
+ * of changes takes tens of milliseconds, and this process has nothing else to do then. Used only
+ * for the report whose changes it was made from.
+ */
+interface Prepared {
+  readonly changes: PlanReport["changes"];
+  readonly text?: string;
+  readonly json?: Record<string, unknown>[];
+}
+
+function prepareOutput(format: OutputFormat, title: string, sink: (prepared: Prepared) => void) {
+  return (report: PlanReport): void => {
+    // After the current turn: the tools' processes are started first.
+    setImmediate(() =>
+      sink(
+        format === "json"
+          ? { changes: report.changes, json: changesToJson(report) }
+          : { changes: report.changes, text: formatPlanText(report, title) },
+      ),
+    );
+  };
+}
+
 export function planToJson(
   report: PlanReport | ApplyReport,
-  options: { payloads: boolean },
+  options: { payloads: boolean; changes?: Record<string, unknown>[] },
 ): Record<string, unknown> {
   const p = report.payloads;
   return {
@@ -106,7 +130,7 @@ export function planToJson(
     firewall: report.firewall ?? null,
     kubeProxyMode: report.kubeProxyMode ?? null,
     networks: report.networks,
-    changes: changesToJson(report),
+    changes: options.changes ?? changesToJson(report),
     conflicts: report.conflicts,
     warnings: report.warnings,
     ownedObjects: report.ownedObjects,
@@ -222,18 +246,27 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
+        let prepared: Prepared | undefined;
         const report = await (
           await engineFor(opts.stateDir, config)
         ).apply(config, {
           dryRun: opts.dryRun === true,
           lockWaitMs: opts.lockWait * 1000,
+          whileRunning: prepareOutput(opts.output, "symroute apply", (p) => (prepared = p)),
         });
-        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
+        const ready = prepared?.changes === report.changes ? prepared : undefined;
+        if (opts.output === "json")
+          printJson(
+            planToJson(report, {
+              payloads: opts.dryRun === true,
+              ...(ready?.json === undefined ? {} : { changes: ready.json }),
+            }),
+          );
         else if (opts.dryRun === true) {
           process.stdout.write(formatPlanText(report, "symroute apply --dry-run"));
           process.stdout.write(formatPayloadsText(report));
         } else {
-          process.stdout.write(formatPlanText(report, "symroute apply"));
+          process.stdout.write(ready?.text ?? formatPlanText(report, "symroute apply"));
           process.stdout.write(
             report.applied
               ? `${pc.green("Applied and verified")}: ${report.changes.length} change(s); symroute owns ${report.ownedObjects} object(s).\n`
@@ -258,16 +291,26 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
+        let prepared: Prepared | undefined;
         const report = await (
           await engineFor(opts.stateDir, config)
         ).remove(config, {
           dryRun: opts.dryRun === true,
           lockWaitMs: opts.lockWait * 1000,
+          whileRunning: prepareOutput(opts.output, "symroute delete", (p) => (prepared = p)),
         });
-        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
+        const ready = prepared?.changes === report.changes ? prepared : undefined;
+        if (opts.output === "json")
+          printJson(
+            planToJson(report, {
+              payloads: opts.dryRun === true,
+              ...(ready?.json === undefined ? {} : { changes: ready.json }),
+            }),
+          );
         else {
           process.stdout.write(
-            formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"),
+            ready?.text ??
+              formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"),
           );
           if (opts.dryRun === true) process.stdout.write(formatPayloadsText(report));
           else if (report.applied)
