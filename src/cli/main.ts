@@ -5,8 +5,8 @@
 // First, before anything heavy loads: a plan, apply or delete starts reading the node (bin/symroute
 // imports it before this module; this import covers running main directly).
 import "./early-start.ts";
-import { Command } from "@commander-js/extra-typings";
-import { VERSION } from "./version.ts";
+import type { Command } from "@commander-js/extra-typings";
+import { createProgram } from "./program.ts";
 
 type Register = (program: Command) => void;
 
@@ -21,16 +21,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   agent: async () => (await import("./commands/agent.ts")).registerAgent,
 };
 
-const program = new Command()
-  .name("symroute")
-  .description("Routing for MetalLB L2 load-balancer addresses on their own subnet or VLAN.")
-  .addHelpText(
-    "after",
-    "\nExit codes: 0 ok, 1 error, 2 changes pending (plan), 3 problems found (doctor) or a verdict the simulator does not model (explain), 4 conflicts with objects symroute does not own (plan, apply).\nRun a command in another network namespace with `ip netns exec NAME symroute ...`.",
-  )
-  .version(VERSION)
-  .showHelpAfterError()
-  .configureHelp({ sortSubcommands: false });
+const program = createProgram();
 
 const wanted = process.argv[2];
 // The version needs no command at all; help and unknown commands need them all.

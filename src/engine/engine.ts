@@ -55,9 +55,10 @@ export interface ApplyOptions {
   /** How long to wait for another run in this namespace to finish. */
   readonly lockWaitMs?: number;
   /**
-   * Called once, with the plan, when its payloads are running (not for a dry run or a node in
-   * sync): a caller can prepare its output while the tools work. The tools run in other processes;
-   * work done here delays only what this process does next (reading the results).
+   * Called once, with the plan, while its payloads run (not for a dry run or a node in sync), as
+   * soon as the first of the two branches (routing, firewall) is over: a caller can prepare its
+   * output while the other is still at work. Work done here delays only what this process does
+   * next (reading the results).
    */
   readonly whileRunning?: (report: PlanReport) => void;
 }
@@ -345,7 +346,12 @@ export function createEngine(deps: EngineDeps): Engine {
         hooks.routingDone();
       });
       const firewalled = firewall(full.report.payloads);
-      hooks.running?.(full.report);
+      // The caller's work waits until one branch is over: while both tools run they may use every
+      // CPU a small node has, and the one this process would take is theirs.
+      void Promise.race([routing, firewalled]).then(
+        () => hooks.running?.(full.report),
+        () => undefined, // a failed apply has no use for it
+      );
       // Both branches run to their end even when one fails: a roll back must know all that ran.
       const [r, f] = await Promise.allSettled([routing, firewalled]);
       if (r.status === "rejected") throw r.reason;
