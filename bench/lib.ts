@@ -255,7 +255,7 @@ export function sizes(): number[] {
 
 export function repeatsFor(networks: number): number {
   if (process.env["SRBENCH_QUICK"] === "1") return 1;
-  return networks >= 5000 ? 3 : 5;
+  return 5;
 }
 
 /** A POSIX shell word: single quotes, with any single quote closed, escaped and reopened. */
