@@ -174,9 +174,9 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const firewall = await firewallReads;
       return {
         links,
-        addresses: [...parseAddresses(addr4), ...parseAddresses(addr6)],
-        routes: [...parseRoutes(4, r4), ...parseRoutes(6, r6)],
-        rules: [...parseRules(4, rules4), ...parseRules(6, rules6)],
+        addresses: parseAddresses(addr4).concat(parseAddresses(addr6)),
+        routes: parseRoutes(4, r4).concat(parseRoutes(6, r6)),
+        rules: parseRules(4, rules4).concat(parseRules(6, rules6)),
         sysctls,
         firewall,
         ...(traces === undefined

@@ -630,18 +630,24 @@ export function createEngine(deps: EngineDeps): Engine {
  * rendered for the payloads (thousands of changes need not be rendered twice).
  */
 export function describeChanges(changes: readonly Change[], payloads: Payloads): string[] {
-  const rendered = new Map<number, string>();
+  // An array by change index, not a Map: one slot per change, no hashing of thousands of keys.
+  const rendered: (string | undefined)[] = new Array(changes.length).fill(undefined);
   for (const batch of payloads.ip) {
-    for (let i = 0; i < batch.lines.length; i++)
-      rendered.set(batch.changeIndex[i] as number, batch.lines[i] as string);
+    const { lines, changeIndex } = batch;
+    for (let i = 0; i < lines.length; i++) rendered[changeIndex[i] as number] = lines[i];
   }
-  return changes.map((change, i) => {
-    const line = rendered.get(i);
+  const texts: string[] = new Array(changes.length);
+  for (let i = 0; i < changes.length; i++) {
+    const change = changes[i] as Change;
+    const line = rendered[i];
     if (line === undefined || (change.kind !== "route" && change.kind !== "rule"))
-      return describeChange(change);
-    const family = change.kind === "route" ? change.route.family : change.rule.family;
-    return `ip${family === 6 ? " -6" : ""} ${line}`;
-  });
+      texts[i] = describeChange(change);
+    else {
+      const family = change.kind === "route" ? change.route.family : change.rule.family;
+      texts[i] = (family === 6 ? "ip -6 " : "ip ") + line;
+    }
+  }
+  return texts;
 }
 
 export function describeChange(change: Change): string {

@@ -360,6 +360,49 @@ test("documents in the supported styles are all taken, with yaml's value", () =>
   );
 });
 
+// Flow collections of short words (A-Z a-z 0-9 _ . / + -) next to every kind of neighbour: where a
+// plain scalar ends in flow context is where a subset reader most easily goes wrong.
+const FLOW_WORD = fc.string({ unit: fc.constantFrom(..."aZn09_./+-"), minLength: 1, maxLength: 5 });
+const FLOW_TAIL = fc.constantFrom(
+  "",
+  "",
+  "",
+  " ",
+  ":",
+  ":x",
+  " x",
+  " #c",
+  "#",
+  "~",
+  "-",
+  "[",
+  "{",
+  "'q'",
+  "\n",
+);
+const FLOW_SEPARATOR = fc.constantFrom(", ", ",", " , ", ",,", " ");
+const flowItem = fc.tuple(FLOW_WORD, FLOW_TAIL).map(([word, tail]) => word + tail);
+
+test("flow words next to any neighbour: whenever the fast reader answers, it agrees with yaml", () => {
+  let accepted = 0;
+  fc.assert(
+    fc.property(
+      fc.constantFrom("", "k: ", "- "),
+      fc.boolean(),
+      fc.array(fc.tuple(flowItem, flowItem), { minLength: 1, maxLength: 4 }),
+      FLOW_SEPARATOR,
+      fc.constantFrom("", "", " ", " # c", "]", "}", ",", " x"),
+      (lead, mapping, items, separator, after) => {
+        const body = items.map(([a, b]) => (mapping ? `${a}: ${b}` : a)).join(separator);
+        const text = `${lead}${mapping ? "{" : "["}${body}${mapping ? "}" : "]"}${after}`;
+        if (checkAgainstFullLoader(text)) accepted++;
+      },
+    ),
+    { numRuns: 4000 },
+  );
+  assert.ok(accepted > 400, `the fast reader took only ${accepted} of 4000 flow texts`);
+});
+
 const YAML_CHARS = [..."ab0x.-: #'\"[]{},\n\n  \t\\&*!|>%@?~1e/é"];
 
 test("arbitrary strings: whenever the fast reader answers, it agrees with yaml", () => {

@@ -87,12 +87,12 @@ const lockWaitOption = () =>
     });
 const dryRunOption = () => new Option("--dry-run", "print the exact payloads instead of running them");
 
-const SIGN: Readonly<Record<string, string>> = { add: "+", delete: "-", replace: "~", set: "~" };
-
 /** Each change with `text`, the line describeChange gives. */
 function changesToJson(report: PlanReport): Record<string, unknown>[] {
   const texts = describeChanges(report.changes, report.payloads);
-  return report.changes.map((change, i) => ({ ...change, text: texts[i] }));
+  // Object.assign rather than a spread: the same keys in the same order, several times faster on
+  // thousands of changes of varied shapes (a spread of a megamorphic object goes to the runtime).
+  return report.changes.map((change, i) => Object.assign({}, change, { text: texts[i] }));
 }
 
 /**
@@ -154,26 +154,31 @@ export function formatPlanText(report: PlanReport, title: string): string {
     pc.bold(title) +
       pc.dim(`  (firewall: ${report.firewall ?? "-"}, kube-proxy: ${report.kubeProxyMode ?? "-"})`),
   );
+  // Thousands of networks and changes, in a process the JIT has not warmed up: few calls and
+  // strings per line.
+  const why = `    ${pc.dim("why:")} `;
   for (const n of report.networks) {
-    const extra = [
-      n.table === undefined ? "" : `table ${n.table}`,
-      n.mark === undefined ? "" : `mark ${formatHex(n.mark)}`,
-    ].filter((x) => x !== "");
+    let extra = n.table === undefined ? "" : `, table ${n.table}`;
+    if (n.mark !== undefined) extra += `, mark ${formatHex(n.mark)}`;
     out.push(
-      `  ${pc.cyan(n.name)} IPv${n.family} ${n.pools.join(", ")} on ${n.interface}: ${pc.bold(n.case)} (method ${n.method}${extra.length > 0 ? `, ${extra.join(", ")}` : ""})`,
+      `  ${pc.cyan(n.name)} IPv${n.family} ${n.pools.join(", ")} on ${n.interface}: ${pc.bold(n.case)} (method ${n.method}${extra})`,
+      why + n.reason,
     );
-    out.push(`    ${pc.dim("why:")} ${n.reason}`);
   }
-  if (report.changes.length === 0) {
+  const changes = report.changes;
+  if (changes.length === 0) {
     out.push(pc.green("In sync: nothing to change."));
   } else {
-    out.push(`${report.changes.length} change(s):`);
-    const texts = describeChanges(report.changes, report.payloads);
-    report.changes.forEach((c, i) => {
-      const sign = SIGN[c.action] ?? "~";
-      const colour = sign === "+" ? pc.green : sign === "-" ? pc.red : pc.yellow;
-      out.push(`  ${colour(sign)} ${texts[i] as string}`);
-    });
+    out.push(`${changes.length} change(s):`);
+    const texts = describeChanges(changes, report.payloads);
+    // The coloured sign of each action, made once rather than once per change.
+    const added = `  ${pc.green("+")} `;
+    const deleted = `  ${pc.red("-")} `;
+    const changed = `  ${pc.yellow("~")} `;
+    for (let i = 0; i < changes.length; i++) {
+      const action = (changes[i] as PlanReport["changes"][number]).action;
+      out.push((action === "add" ? added : action === "delete" ? deleted : changed) + (texts[i] as string));
+    }
   }
   for (const c of report.conflicts) out.push(`${pc.red("conflict:")} ${c.object}: ${c.reason}`);
   for (const w of report.warnings) out.push(`${pc.yellow("warning:")} ${w}`);
