@@ -477,9 +477,9 @@ export function createEngine(deps: EngineDeps): Engine {
           .then(({ firewall: _none, ...routing }) => {
             const reread: RoutingState = {
               ...routing,
-              addresses: [...routing.addresses, ...untouched(rp.routing.addresses)],
-              routes: [...routing.routes, ...untouched(rp.routing.routes)],
-              rules: [...routing.rules, ...untouched(rp.routing.rules)],
+              addresses: routing.addresses.concat(untouched(rp.routing.addresses)),
+              routes: routing.routes.concat(untouched(rp.routing.routes)),
+              rules: routing.rules.concat(untouched(rp.routing.rules)),
             };
             return { reread, diff: diffRouting(desired, reread, ownAfter) };
           });

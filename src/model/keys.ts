@@ -10,28 +10,12 @@ export function routeKey(route: Route): string {
 
 /** Every field of a rule; the kernel refuses exact duplicates but allows one priority twice. */
 export function ruleKey(rule: Rule): string {
-  return [
-    rule.family,
-    rule.priority,
-    rule.not === true ? "not" : "",
-    rule.from ?? "",
-    rule.to ?? "",
-    rule.iif ?? "",
-    rule.oif ?? "",
-    rule.fwmark ?? "",
-    rule.fwmask ?? "",
-    rule.tos ?? "",
-    rule.ipproto ?? "",
-    rule.sport === undefined ? "" : `${rule.sport.start}-${rule.sport.end}`,
-    rule.dport === undefined ? "" : `${rule.dport.start}-${rule.dport.end}`,
-    rule.uidrange === undefined ? "" : `${rule.uidrange.start}-${rule.uidrange.end}`,
-    rule.action,
-    rule.table ?? "",
-    rule.goto ?? "",
-    rule.suppressPrefixlength ?? "",
-    rule.suppressIfgroup ?? "",
-  ].join("|");
+  // One template, not an array joined: the diff keys thousands of rules, twice per apply.
+  return `${rule.family}|${rule.priority}|${rule.not === true ? "not" : ""}|${rule.from ?? ""}|${rule.to ?? ""}|${rule.iif ?? ""}|${rule.oif ?? ""}|${rule.fwmark ?? ""}|${rule.fwmask ?? ""}|${rule.tos ?? ""}|${rule.ipproto ?? ""}|${rangeText(rule.sport)}|${rangeText(rule.dport)}|${rangeText(rule.uidrange)}|${rule.action}|${rule.table ?? ""}|${rule.goto ?? ""}|${rule.suppressPrefixlength ?? ""}|${rule.suppressIfgroup ?? ""}`;
 }
+
+const rangeText = (range: { readonly start: number; readonly end: number } | undefined): string =>
+  range === undefined ? "" : `${range.start}-${range.end}`;
 
 /**
  * Route content beyond its identity: a route with the same key but another value is replaced.
