@@ -2,7 +2,7 @@
 // well, used as it is afterwards, never taken from a file others may write, and never written after
 // a failure. Runs a private copy of the built CLI, so that the tree's own cache files stay as they are.
 
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,28 +20,32 @@ const CONFIG = `networks:
     gateway: 1.2.3.1
 `;
 
-function privateCli(): { root: string; cli: string; cache: (name: string) => string } {
+/**
+ * A private copy of the built CLI, a node namespace, and `plan CONFIG` there with that copy; the
+ * copy's cache file for a command is `cache(command)`.
+ */
+function privateRun(t: TestContext) {
+  const node = createNode(t);
   const root = mkdtempSync(join(tmpdir(), "symroute-cache-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
   cpSync(join(REPO, "bin"), join(root, "bin"), { recursive: true });
   cpSync(join(REPO, "dist/bundle/core.cjs"), join(root, "dist/bundle/core.cjs"));
+  const cli = join(root, "bin/symroute");
+  const planWith = (text: string) => {
+    const config = join(root, "config.yaml");
+    writeFileSync(config, text);
+    return node.exec([process.execPath, cli, "plan", "-c", config, "--state-dir", node.stateDir]);
+  };
   return {
-    root,
-    cli: join(root, "bin/symroute"),
-    cache: (name) => join(root, `dist/bundle/core.cjs.${name}.cache`),
+    plan: () => planWith(CONFIG),
+    planWith,
+    cache: (command: string) => join(root, `dist/bundle/core.cjs.${command}.cache`),
   };
 }
 
 test("plan writes its code cache after a good run, then uses it unchanged", { skip }, (t) => {
-  const node = createNode(t);
-  const { root, cli, cache } = privateCli();
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  const config = join(root, "config.yaml");
-  writeFileSync(config, CONFIG);
-  const plan = () => node.exec([process.execPath, cli, "plan", "-c", config, "--state-dir", node.stateDir]);
-
-  const bad = join(root, "bad.yaml");
-  writeFileSync(bad, "networks: [{name: BAD}]\n");
-  const refused = node.exec([process.execPath, cli, "plan", "-c", bad, "--state-dir", node.stateDir]);
+  const { plan, planWith, cache } = privateRun(t);
+  const refused = planWith("networks: [{name: BAD}]\n");
   assert.equal(refused.code, 1);
   assert.equal(existsSync(cache("plan")), false, "no cache from a failed run");
 
@@ -61,12 +65,7 @@ test(
   "a cache others may write is not used, nor one made for other source; both are written anew",
   { skip },
   (t) => {
-    const node = createNode(t);
-    const { root, cli, cache } = privateCli();
-    t.after(() => rmSync(root, { recursive: true, force: true }));
-    const config = join(root, "config.yaml");
-    writeFileSync(config, CONFIG);
-    const plan = () => node.exec([process.execPath, cli, "plan", "-c", config, "--state-dir", node.stateDir]);
+    const { plan, cache } = privateRun(t);
     const first = plan();
     assert.equal(first.code, 2, first.stderr);
 

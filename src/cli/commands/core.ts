@@ -119,6 +119,24 @@ function prepareOutput(format: OutputFormat, title: string, sink: (prepared: Pre
   };
 }
 
+/** An apply or delete whose output is made while its tools run; `ready` only if made from this report. */
+async function runPrepared(
+  format: OutputFormat,
+  title: string,
+  run: (whileRunning: (report: PlanReport) => void) => Promise<ApplyReport>,
+): Promise<{ report: ApplyReport; ready: Prepared | undefined }> {
+  let prepared: Prepared | undefined;
+  const report = await run(prepareOutput(format, title, (p) => (prepared = p)));
+  const made = prepared as Prepared | undefined;
+  return { report, ready: made?.changes === report.changes ? made : undefined };
+}
+
+function printReportJson(report: ApplyReport, dryRun: boolean, ready: Prepared | undefined): void {
+  printJson(
+    planToJson(report, { payloads: dryRun, ...(ready?.json === undefined ? {} : { changes: ready.json }) }),
+  );
+}
+
 export function planToJson(
   report: PlanReport | ApplyReport,
   options: { payloads: boolean; changes?: Record<string, unknown>[] },
@@ -251,22 +269,15 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
-        let prepared: Prepared | undefined;
-        const report = await (
-          await engineFor(opts.stateDir, config)
-        ).apply(config, {
-          dryRun: opts.dryRun === true,
-          lockWaitMs: opts.lockWait * 1000,
-          whileRunning: prepareOutput(opts.output, "symroute apply", (p) => (prepared = p)),
-        });
-        const ready = prepared?.changes === report.changes ? prepared : undefined;
-        if (opts.output === "json")
-          printJson(
-            planToJson(report, {
-              payloads: opts.dryRun === true,
-              ...(ready?.json === undefined ? {} : { changes: ready.json }),
-            }),
-          );
+        const engine = await engineFor(opts.stateDir, config);
+        const { report, ready } = await runPrepared(opts.output, "symroute apply", (whileRunning) =>
+          engine.apply(config, {
+            dryRun: opts.dryRun === true,
+            lockWaitMs: opts.lockWait * 1000,
+            whileRunning,
+          }),
+        );
+        if (opts.output === "json") printReportJson(report, opts.dryRun === true, ready);
         else if (opts.dryRun === true) {
           process.stdout.write(formatPlanText(report, "symroute apply --dry-run"));
           process.stdout.write(formatPayloadsText(report));
@@ -296,22 +307,15 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
-        let prepared: Prepared | undefined;
-        const report = await (
-          await engineFor(opts.stateDir, config)
-        ).remove(config, {
-          dryRun: opts.dryRun === true,
-          lockWaitMs: opts.lockWait * 1000,
-          whileRunning: prepareOutput(opts.output, "symroute delete", (p) => (prepared = p)),
-        });
-        const ready = prepared?.changes === report.changes ? prepared : undefined;
-        if (opts.output === "json")
-          printJson(
-            planToJson(report, {
-              payloads: opts.dryRun === true,
-              ...(ready?.json === undefined ? {} : { changes: ready.json }),
-            }),
-          );
+        const engine = await engineFor(opts.stateDir, config);
+        const { report, ready } = await runPrepared(opts.output, "symroute delete", (whileRunning) =>
+          engine.remove(config, {
+            dryRun: opts.dryRun === true,
+            lockWaitMs: opts.lockWait * 1000,
+            whileRunning,
+          }),
+        );
+        if (opts.output === "json") printReportJson(report, opts.dryRun === true, ready);
         else {
           process.stdout.write(
             ready?.text ??
