@@ -54,7 +54,15 @@ export interface SizeResult {
     processesPerObject: number;
   };
   readonly symroute: { apply: Sample[]; noop: Sample[]; plan: Sample[]; delete: Sample[]; dryRun: Sample[] };
-  readonly floor: { apply: Sample[]; delete: Sample[]; reads: Sample[] };
+  readonly floor: {
+    apply: Sample[];
+    delete: Sample[];
+    reads: Sample[];
+    /** `node -e 0`, the payloads side by side, then one read of what each tool wrote, side by side. */
+    leastApply: Sample[];
+    /** `node -e 0`, then the reads of a plan side by side. */
+    leastReads: Sample[];
+  };
   readonly perObject: { apply: Sample[]; delete: Sample[]; runs: number; note: string };
   readonly checks: string[];
   /** Why symroute refused this size (nothing else was measured then). */
@@ -84,35 +92,88 @@ function parsePayloads(stdout: string, what: string): Payloads {
   return doc.payloads;
 }
 
-/** The floor: the payloads through one process per tool, as the engine runs them (same order). */
-function floorScript(p: Payloads, dir: string, label: string): string {
-  const lines = ["set -e"];
+/** The payloads as files, and the command that feeds each file to its tool. */
+function payloadCommands(
+  p: Payloads,
+  dir: string,
+  label: string,
+): { links?: string; sysctls?: string; transactions: string[]; linkDeletes?: string } {
   const file = (name: string, text: string): string => {
     const path = join(dir, `${label}-${name}`);
     writeFileSync(path, text);
-    return path;
+    return shellWord(path);
   };
-  if (p.links.length > 0) lines.push(`ip -batch ${shellWord(file("links", `${p.links.join("\n")}\n`))}`);
-  if (p.sysctls.length > 0) {
-    lines.push(
-      `sysctl -qw ${p.sysctls.map((s) => shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)).join(" ")}`,
-    );
-  }
+  const transactions: string[] = [];
   for (const [family, batch] of Object.entries(p.ip)) {
     if (batch.length === 0) continue;
-    lines.push(
-      `ip ${family === "ipv6" ? "-6 " : ""}-batch ${shellWord(file(family, `${batch.join("\n")}\n`))}`,
-    );
+    transactions.push(`ip ${family === "ipv6" ? "-6 " : ""}-batch ${file(family, `${batch.join("\n")}\n`)}`);
   }
   p.firewall.forEach((f, i) => {
     const path = file(`fw${i}`, f.script);
-    if (f.tool === "nft") lines.push(`nft -f ${shellWord(path)}`);
-    else lines.push(`${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush ${shellWord(path)}`);
+    transactions.push(
+      f.tool === "nft"
+        ? `nft -f ${path}`
+        : `${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush ${path}`,
+    );
   });
-  if (p.linkDeletes.length > 0)
-    lines.push(`ip -batch ${shellWord(file("linkdel", `${p.linkDeletes.join("\n")}\n`))}`);
+  return {
+    ...(p.links.length > 0 && { links: `ip -batch ${file("links", `${p.links.join("\n")}\n`)}` }),
+    ...(p.sysctls.length > 0 && {
+      sysctls: `sysctl -qw ${p.sysctls.map((s) => shellWord(`${s.name.replaceAll("/", ".")}=${s.value}`)).join(" ")}`,
+    }),
+    transactions,
+    ...(p.linkDeletes.length > 0 && {
+      linkDeletes: `ip -batch ${file("linkdel", `${p.linkDeletes.join("\n")}\n`)}`,
+    }),
+  };
+}
+
+/** The floor: the payloads through one process per tool, as the engine runs them (same order). */
+function floorScript(p: Payloads, dir: string, label: string): string {
+  const c = payloadCommands(p, dir, label);
+  const lines = ["set -e", c.links, c.sysctls, ...c.transactions, c.linkDeletes];
   const script = join(dir, `${label}.sh`);
-  writeFileSync(script, `${lines.join("\n")}\n`);
+  writeFileSync(script, `${lines.filter((l) => l !== undefined).join("\n")}\n`);
+  return script;
+}
+
+/** Runs commands side by side in bash and fails when any of them fails. */
+function sideBySide(commands: readonly string[]): string[] {
+  return [
+    "pids=()",
+    ...commands.map((c) => `${c} >/dev/null & pids+=($!)`),
+    'for p in "${pids[@]}"; do wait "$p"; done',
+  ];
+}
+
+/**
+ * The least an apply can cost when it is a Node program that verifies, whatever it is written in:
+ * Node's start-up (`node -e 0`), the payloads' transactions side by side, then one read of what each
+ * tool wrote, side by side. No module loading, no reading before, no planning, no state file.
+ */
+function leastApplyScript(p: Payloads, dir: string): string {
+  const c = payloadCommands(p, dir, "least-apply");
+  const reads: string[] = [];
+  for (const [family, batch] of Object.entries(p.ip)) {
+    if (batch.length === 0) continue;
+    const f = family === "ipv6" ? "-6" : "-4";
+    reads.push(`ip -j ${f} -N -d rule show`, `ip -j ${f} -N -d route show table all`);
+  }
+  for (const f of p.firewall) {
+    if (f.tool === "nft") reads.push("nft -t list table inet symroute");
+    else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save -t mangle`);
+  }
+  const lines = [
+    "set -e",
+    `${shellWord(process.execPath)} -e 0`,
+    c.links,
+    c.sysctls,
+    ...sideBySide(c.transactions),
+    c.linkDeletes,
+    ...sideBySide(reads),
+  ];
+  const script = join(dir, "least-apply.sh");
+  writeFileSync(script, `${lines.filter((l) => l !== undefined).join("\n")}\n`);
   return script;
 }
 
@@ -189,26 +250,31 @@ function perObjectDeleteScript(node: BenchNode, p: Payloads, dir: string): strin
   return path;
 }
 
-/** The reads a plan needs, with the same tools: the floor of a no-op reconcile. */
-function readsScript(dir: string): string {
+/**
+ * The reads a plan runs (src/adapters/node-reads.ts), with the same tools and arguments: one after
+ * the other, the floor of a no-op reconcile; and after `node -e 0`, side by side, the least a Node
+ * program that reads the node can cost.
+ */
+function readsScripts(dir: string): { reads: string; least: string } {
+  const batch = (name: string, commands: readonly string[]): string => {
+    const path = join(dir, `reads-${name}`);
+    writeFileSync(path, `${commands.join("\n")}\n`);
+    return shellWord(path);
+  };
   const reads = [
-    "nft --version",
-    "iptables-restore --version",
-    "ip -j -d link show",
-    "ip -j addr show",
-    "ip -j -4 -N -d route show table all",
-    "ip -j -6 -N -d route show table all",
-    "ip -j -4 -N rule show",
-    "ip -j -6 -N rule show",
-    "nft -j list table inet symroute",
+    `ip -4 -j -N -d -batch ${batch("ip4", ["link show", "addr show", "route show table all", "rule show"])}`,
+    `ip -6 -j -N -d -batch ${batch("ip6", ["addr show", "route show table all", "rule show"])}`,
+    "nft -t list table inet symroute",
     "iptables-save -t mangle",
     "ip6tables-save -t mangle",
-    "nft list tables",
+    "nft list chains",
     "iptables-save -t nat",
-  ];
+  ].map((r) => `{ ${r} 2>/dev/null || true; }`);
   const path = join(dir, "reads.sh");
-  writeFileSync(path, `${reads.map((r) => `${r} >/dev/null 2>&1 || true`).join("\n")}\n`);
-  return path;
+  writeFileSync(path, `${reads.map((r) => `${r} >/dev/null`).join("\n")}\n`);
+  const least = join(dir, "least-reads.sh");
+  writeFileSync(least, `${[`${shellWord(process.execPath)} -e 0`, ...sideBySide(reads)].join("\n")}\n`);
+  return { reads: path, least };
 }
 
 function countRules(node: BenchNode): number {
@@ -245,7 +311,7 @@ async function measureSize(networks: number): Promise<SizeResult> {
     networks,
     objects: { ipLines: 0, nftRules: 0, nftChains: 0, sysctls: 0, processesPerObject: 0 },
     symroute: { apply: [], noop: [], plan: [], delete: [], dryRun: [] },
-    floor: { apply: [], delete: [], reads: [] },
+    floor: { apply: [], delete: [], reads: [], leastApply: [], leastReads: [] },
     perObject: {
       apply: [],
       delete: [],
@@ -291,7 +357,8 @@ async function measureSize(networks: number): Promise<SizeResult> {
   });
   const floorApply = floorScript(applyPayloads, dir, "floor-apply");
   const floorDelete = floorScript(deletePayloads, dir, "floor-delete");
-  const reads = readsScript(dir);
+  const reads = readsScripts(dir);
+  const leastApply = leastApplyScript(applyPayloads, dir);
 
   for (let r = 0; r < repeats; r++) {
     log(`${networks} networks: run ${r + 1}/${repeats}`);
@@ -311,7 +378,10 @@ async function measureSize(networks: number): Promise<SizeResult> {
       result.symroute.plan.push(
         sample(await timedOk(node.symroute(["plan", "-c", config]), "symroute plan (in sync)")),
       );
-      result.floor.reads.push(sample(await timedOk(node.inside(["bash", reads]), "reads")));
+      result.floor.reads.push(sample(await timedOk(node.inside(["bash", reads.reads]), "reads")));
+      result.floor.leastReads.push(
+        sample(await timedOk(node.inside(["bash", reads.least]), "node -e 0, then the reads side by side")),
+      );
       result.symroute.delete.push(sample(await timedOk(node.symroute(["delete"]), "symroute delete")));
       if (r === 0)
         checks.push(`symroute delete left ${countRules(node) - baseline} extra ip rules (expected 0)`);
@@ -326,6 +396,12 @@ async function measureSize(networks: number): Promise<SizeResult> {
         );
       }
       result.floor.delete.push(sample(await timedOk(node.inside(["bash", floorDelete]), "floor delete")));
+    });
+    // The least a verifying Node program can cost: same payloads, side by side, after `node -e 0`.
+    await withNode(async (node) => {
+      result.floor.leastApply.push(
+        sample(await timedOk(node.inside(["bash", leastApply]), "least possible apply")),
+      );
     });
     // One process per object.
     if (r < perObjectRuns) {

@@ -116,8 +116,13 @@ function method(apply: ApplyResults): void {
     "  `nft add table`/`add chain`/`add rule` per object and one `sysctl -w` per value, the way hand-written",
     "  scripts do it; for delete, one `ip rule del`/`ip route del` per line and `nft delete rule ... handle H`",
     "  per rule, then the chains and the table (handles read beforehand, outside the timing).",
-    "- **reads**: the read-only commands a plan runs (`ip -j` link/addr/route/rule, `nft -j list table`,",
-    "  `iptables-save`, ...) from a bash script: the floor of a no-op reconcile.",
+    "- **reads**: the read-only commands a plan runs, with its arguments (`ip -j -batch` of link/addr/route/rule",
+    "  per family, `nft -t list table`, `nft list chains`, `iptables-save`), one after the other from a bash",
+    "  script: the floor of a no-op reconcile.",
+    "- **least possible**: what any verifying one-shot Node program would pay before doing any work of its own:",
+    "  `node -e 0`, then the floor's transactions side by side (as symroute runs them), then one read of what",
+    "  each tool wrote (`ip -j` rule and route, `nft -t list table`), side by side. For the no-op: `node -e 0`,",
+    "  then the reads above side by side. No modules loaded, nothing read before, nothing planned.",
     "",
     "Fixed costs, measured in a node namespace (10 runs each):",
     "",
@@ -186,16 +191,17 @@ function item1(apply: ApplyResults): void {
     "Targets, end to end with Node start-up: at most 2x the floor at 1,000 networks and 1.5x at 5,000; at",
     "least 10x faster than one process per object at 1,000.",
     "",
-    "| networks | ip lines / nft rules / per-object processes | symroute apply | floor | one process per object | symroute / floor | per object / symroute |",
-    "|---|---|---|---|---|---|---|",
+    "| networks | ip lines / nft rules / per-object processes | symroute apply | floor | least possible | one process per object | symroute / floor | least possible / floor | per object / symroute |",
+    "|---|---|---|---|---|---|---|---|---|",
   );
   const notes: string[] = [];
   for (const s of ok(apply)) {
     const sr = times(s.symroute.apply);
     const fl = times(s.floor.apply);
     const po = times(s.perObject.apply);
+    const least = times(s.floor.leastApply ?? []);
     out(
-      `| ${int.format(s.networks)} | ${int.format(s.objects.ipLines)} / ${int.format(s.objects.nftRules)} / ${int.format(s.objects.processesPerObject)} | ${spread(sr)} | ${spread(fl)} | ${po.n === 0 ? "not run" : spread(po)} | ${ratio(sr.median / fl.median)} | ${po.n === 0 ? "-" : ratio(po.median / sr.median)} |`,
+      `| ${int.format(s.networks)} | ${int.format(s.objects.ipLines)} / ${int.format(s.objects.nftRules)} / ${int.format(s.objects.processesPerObject)} | ${spread(sr)} | ${spread(fl)} | ${least.n === 0 ? "not run" : spread(least)} | ${po.n === 0 ? "not run" : spread(po)} | ${ratio(sr.median / fl.median)} | ${least.n === 0 ? "-" : ratio(least.median / fl.median)} | ${po.n === 0 ? "-" : ratio(po.median / sr.median)} |`,
     );
     if (s.perObject.note !== "") notes.push(`${int.format(s.networks)} networks: ${s.perObject.note}.`);
   }
@@ -239,6 +245,7 @@ function item1(apply: ApplyResults): void {
     "",
   );
   const startup = times(apply.overheads.symrouteVersion).median;
+  out(...leastPossibleNote(apply, at1000));
   out(
     `symroute's work beyond start-up (median apply minus the median \`symroute apply --help\`, ${ms(startup)}):`,
     ok(apply)
@@ -249,6 +256,27 @@ function item1(apply: ApplyResults): void {
     "state file, and saves the time of the shorter of its two transactions by running them side by side.",
     "",
   );
+}
+
+/**
+ * What the least possible run says about the 2x target at 1,000 networks: how much of the budget a
+ * verifying Node program has spent before any work of its own, with and without loading its code.
+ */
+function leastPossibleNote(apply: ApplyResults, at1000: SizeResult | undefined): string[] {
+  if (at1000 === undefined || (at1000.floor.leastApply ?? []).length === 0) return [];
+  const floor = times(at1000.floor.apply).median;
+  const least = times(at1000.floor.leastApply).median;
+  const loading = times(apply.overheads.symrouteVersion).median - times(apply.overheads.nodeStart).median;
+  return [
+    `At 1,000 networks the least possible run, which does nothing of its own, is already ${ratio(least / floor)} the`,
+    `floor (${ms(least)} against ${ms(floor)}); with the time symroute takes to load the code of \`apply\``,
+    `(\`symroute apply --help\` minus \`node -e 0\`: ${ms(loading)}) it is ${ratio((least + loading) / floor)}, so a`,
+    (least + loading) / floor > 2
+      ? "one-shot Node process that verifies what it wrote cannot reach 2x at this size on this machine."
+      : `verifying one-shot Node process has ${ms(2 * floor - least - loading)} left for its own work within 2x.`,
+    "Node's start-up alone is near the floor; the ratio falls with size, as the floor outgrows the fixed costs.",
+    "",
+  ];
 }
 
 /** At sizes where one process per object was not run, estimate it from the largest size where it was. */
@@ -274,14 +302,15 @@ function item2(apply: ApplyResults): void {
     "",
     "Target: under 150 ms at 1,000 networks, Node start-up included.",
     "",
-    "| networks | `symroute apply` (no-op) | `symroute plan` (in sync) | reads only (floor) | no-op / reads |",
-    "|---|---|---|---|---|",
+    "| networks | `symroute apply` (no-op) | `symroute plan` (in sync) | reads only (floor) | least possible | no-op / reads |",
+    "|---|---|---|---|---|---|",
   );
   for (const s of ok(apply)) {
     const noop = times(s.symroute.noop);
     const reads = times(s.floor.reads);
+    const least = times(s.floor.leastReads ?? []);
     out(
-      `| ${int.format(s.networks)} | ${spread(noop)} | ${spread(times(s.symroute.plan))} | ${spread(reads)} | ${ratio(noop.median / reads.median)} |`,
+      `| ${int.format(s.networks)} | ${spread(noop)} | ${spread(times(s.symroute.plan))} | ${spread(reads)} | ${least.n === 0 ? "not run" : spread(least)} | ${ratio(noop.median / reads.median)} |`,
     );
   }
   const at1000 = findSize(apply, 1000);
@@ -289,8 +318,17 @@ function item2(apply: ApplyResults): void {
   out(
     "",
     `Target < 150 ms at 1,000 networks: ${v === undefined ? "-" : ms(v)}, ${met(v === undefined ? undefined : v < 150)}.`,
-    "",
   );
+  const least = at1000 === undefined ? [] : (at1000.floor.leastReads ?? []);
+  if (least.length > 0) {
+    const loading = times(apply.overheads.symrouteVersion).median - times(apply.overheads.nodeStart).median;
+    out(
+      `The least possible no-op at 1,000 networks (\`node -e 0\`, then the reads side by side) takes ${ms(times(least).median)};`,
+      `with the ${ms(loading)} symroute needs to load its code, ${ms(times(least).median + loading)}` +
+        (times(least).median + loading >= 150 ? ", over the target before any planning." : "."),
+    );
+  }
+  out("");
 }
 
 function item3(apply: ApplyResults): void {
