@@ -147,9 +147,9 @@ function sideBySide(commands: readonly string[]): string[] {
 }
 
 /**
- * The least an apply can cost when it is a Node program that verifies, whatever it is written in:
- * Node's start-up (`node -e 0`), the payloads' transactions side by side, then one read of what each
- * tool wrote, side by side. No module loading, no reading before, no planning, no state file.
+ * The least an apply can cost for any one-shot Node program that verifies what it wrote: Node's
+ * start-up (`node -e 0`), the payloads' transactions side by side, then one read of what each tool
+ * wrote, side by side. No module loading, no reading before, no planning, no state file.
  */
 function leastApplyScript(p: Payloads, dir: string): string {
   const c = payloadCommands(p, dir, "least-apply");
