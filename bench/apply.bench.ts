@@ -10,6 +10,15 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  batchInput,
+  IPTABLES_READ_ARGS,
+  ipReadArgs,
+  ipReadCommands,
+  KUBE_PROXY_IPTABLES_ARGS,
+  KUBE_PROXY_NFT_ARGS,
+  NFT_READ_ARGS,
+} from "../src/adapters/node-reads.ts";
+import {
   cleanupScratch,
   destroyAll,
   HAVE_GNU_TIME,
@@ -156,12 +165,14 @@ function leastApplyScript(p: Payloads, dir: string): string {
   const reads: string[] = [];
   for (const [family, batch] of Object.entries(p.ip)) {
     if (batch.length === 0) continue;
-    const f = family === "ipv6" ? "-6" : "-4";
-    reads.push(`ip -j ${f} -N -d rule show`, `ip -j ${f} -N -d route show table all`);
+    const f = family === "ipv6" ? 6 : 4;
+    const input = join(dir, `least-read-ip${f}`);
+    writeFileSync(input, batchInput(ipReadCommands(false, true)));
+    reads.push(ipBatchRead(f, input));
   }
   for (const f of p.firewall) {
-    if (f.tool === "nft") reads.push("nft -t list table inet symroute");
-    else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save -t mangle`);
+    if (f.tool === "nft") reads.push(`nft ${NFT_READ_ARGS.join(" ")}`);
+    else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save ${IPTABLES_READ_ARGS.join(" ")}`);
   }
   const lines = [
     "set -e",
@@ -250,25 +261,30 @@ function perObjectDeleteScript(node: BenchNode, p: Payloads, dir: string): strin
   return path;
 }
 
+/** symroute's read of one family (its `ip -batch` arguments), the batch from a file instead of stdin. */
+function ipBatchRead(family: 4 | 6, input: string): string {
+  return `ip ${ipReadArgs(family).slice(0, -1).join(" ")} ${shellWord(input)}`;
+}
+
 /**
  * The reads a plan runs (src/adapters/node-reads.ts), with the same tools and arguments: one after
  * the other, the floor of a no-op reconcile; and after `node -e 0`, side by side, the least a Node
  * program that reads the node can cost.
  */
 function readsScripts(dir: string): { reads: string; least: string } {
-  const batch = (name: string, commands: readonly string[]): string => {
-    const path = join(dir, `reads-${name}`);
-    writeFileSync(path, `${commands.join("\n")}\n`);
-    return shellWord(path);
+  const batch = (family: 4 | 6): string => {
+    const path = join(dir, `reads-ip${family}`);
+    writeFileSync(path, batchInput(ipReadCommands(family === 4, true)));
+    return ipBatchRead(family, path);
   };
   const reads = [
-    `ip -4 -j -N -d -batch ${batch("ip4", ["link show", "addr show", "route show table all", "rule show"])}`,
-    `ip -6 -j -N -d -batch ${batch("ip6", ["addr show", "route show table all", "rule show"])}`,
-    "nft -t list table inet symroute",
-    "iptables-save -t mangle",
-    "ip6tables-save -t mangle",
-    "nft list chains",
-    "iptables-save -t nat",
+    batch(4),
+    batch(6),
+    `nft ${NFT_READ_ARGS.join(" ")}`,
+    `iptables-save ${IPTABLES_READ_ARGS.join(" ")}`,
+    `ip6tables-save ${IPTABLES_READ_ARGS.join(" ")}`,
+    `nft ${KUBE_PROXY_NFT_ARGS.join(" ")}`,
+    `iptables-save ${KUBE_PROXY_IPTABLES_ARGS.join(" ")}`,
   ].map((r) => `{ ${r} 2>/dev/null || true; }`);
   const path = join(dir, "reads.sh");
   writeFileSync(path, `${reads.map((r) => `${r} >/dev/null`).join("\n")}\n`);
