@@ -32,10 +32,43 @@ export interface MarkEntry {
   readonly value: number;
 }
 
+/**
+ * Anti-spoofing for a pool's interface whose effective rp_filter symroute lowers (KERNEL-FACTS 5,
+ * 11), or for IPv6, which has no rp_filter: a packet arriving on `iif` whose source would not be
+ * routed back (strict: out of `iif`; loose: anywhere) is dropped, unless it is addressed to one of
+ * `exempt` (the pools on that interface).
+ */
+export interface SpoofGuard {
+  readonly family: Family;
+  readonly iif: string;
+  readonly mode: "strict" | "loose";
+  /** Canonical prefixes: the pools on `iif` of this family. */
+  readonly exempt: readonly string[];
+  /** One line in plain words: why this guard (shown by `plan`). */
+  readonly reason: string;
+}
+
+/**
+ * ARP requests leaving `oif` for one of `targets` go out as RFC 5227 probes (sender 0.0.0.0), so
+ * that a router that checks ARP senders answers a node whose `oif` has no address in the target's
+ * subnet (KERNEL-FACTS 10). The kernel's neighbour state machine is untouched.
+ */
+export interface ArpProbe {
+  readonly oif: string;
+  /** Canonical IPv4 prefixes (a gateway is a /32). */
+  readonly targets: readonly string[];
+  /** One line in plain words: why these probes (shown by `plan`). */
+  readonly reason: string;
+}
+
 export interface FirewallSpec {
   readonly backend: FirewallBackend;
   readonly mask: number;
   readonly entries: readonly MarkEntry[];
+  /** Anti-spoofing guards; undefined (a state file written before they existed): none. */
+  readonly guards?: readonly SpoofGuard[];
+  /** ARP probes; undefined (a state file written before they existed): none. */
+  readonly arpProbes?: readonly ArpProbe[];
 }
 
 export interface VlanSpec {
