@@ -10,11 +10,15 @@ export function ipReadArgs(family: Family): string[] {
   return [`-${family}`, "-j", "-N", "-d", "-batch", "-"];
 }
 
-/** The commands of one family's read; `withLinks` adds the link list (read once, by one family). */
-export function ipReadCommands(withLinks: boolean, objects: boolean): string[] {
+/**
+ * The commands of one family's read; `withLinks` adds the link list (read once, by one family),
+ * `neighbours` the neighbour table, last.
+ */
+export function ipReadCommands(withLinks: boolean, objects: boolean, neighbours = false): string[] {
   return [
     ...(withLinks ? ["link show"] : []),
     ...(objects ? ["addr show", "route show table all", "rule show"] : []),
+    ...(objects && neighbours ? ["neigh show"] : []),
   ];
 }
 
@@ -38,3 +42,12 @@ export const IPTABLES_READ_ARGS: readonly string[] = ["-t", "mangle"];
  */
 export const KUBE_PROXY_NFT_ARGS: readonly string[] = ["list", "chains"];
 export const KUBE_PROXY_IPTABLES_ARGS: readonly string[] = ["-t", "nat"];
+
+/**
+ * Where Cilium and Calico's eBPF dataplane pin their maps (cilium_lb4_services_v2, cali_v4_nat_fe...):
+ * one directory listing tells whether either runs on the node.
+ */
+export const BPF_GLOBALS_DIR = "/sys/fs/bpf/tc/globals";
+
+/** `tc -j filter show dev IF ingress`: the BPF programs that see the interface's packets before netfilter. */
+export const tcIngressArgs = (ifname: string): string[] => ["-j", "filter", "show", "dev", ifname, "ingress"];

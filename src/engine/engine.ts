@@ -24,6 +24,7 @@ import {
   renderRoutingPayloads,
   type Payloads,
 } from "../render/payloads.ts";
+import { bypassMessage, detectBypassingDatapaths } from "../verify/datapath.ts";
 import type { Kernel, SavedState, StateStore } from "./ports.ts";
 
 export interface EngineDeps {
@@ -157,11 +158,34 @@ export function inverseChanges(executed: readonly Change[]): Change[] {
   return out;
 }
 
+function refuseBypassingDatapath(config: Config, node: NodeState): void {
+  if (node.datapath === undefined) return;
+  const found = detectBypassingDatapaths({
+    links: node.links,
+    datapath: node.datapath,
+    interfaces: config.networks.map((n) => n.interface),
+  });
+  if (found.length === 0) return;
+  const { message, details, hint } = bypassMessage(found);
+  throw new SymrouteError("not-supported", message, { details, hint });
+}
+
 export function createEngine(deps: EngineDeps): Engine {
   const { kernel, store } = deps;
 
-  async function observe(firewalls: readonly FirewallBackend[], kubeProxyHints = false): Promise<NodeState> {
-    return kernel.readNode({ ...SYSCTLS_TO_READ, firewalls, kubeProxyHints });
+  async function observe(
+    firewalls: readonly FirewallBackend[],
+    kubeProxyHints = false,
+    datapathOf?: Config,
+  ): Promise<NodeState> {
+    return kernel.readNode({
+      ...SYSCTLS_TO_READ,
+      firewalls,
+      kubeProxyHints,
+      ...(datapathOf === undefined
+        ? {}
+        : { datapath: { interfaces: [...new Set(datapathOf.networks.map((n) => n.interface))] } }),
+    });
   }
 
   /**
@@ -194,8 +218,15 @@ export function createEngine(deps: EngineDeps): Engine {
     // takes) is computed while the firewall's read, the slower one at thousands of rules, goes on.
     const firewallRead = kernel.readFirewall(toRead);
     firewallRead.catch(() => undefined); // awaited by the caller; a rejection must not count as unhandled
-    const routing = await observe([], config?.kubeProxyMode === "auto" && !removing);
+    const routing = await observe(
+      [],
+      config?.kubeProxyMode === "auto" && !removing,
+      removing ? undefined : config,
+    );
     if (firewallError !== undefined) throw firewallError;
+    // A datapath that DNATs outside netfilter makes every object symroute would add useless: refuse
+    // plan and apply; delete (removing) still runs, so that what an earlier apply left can go.
+    if (!removing && config !== undefined) refuseBypassingDatapath(config, routing);
     const kubeProxyMode =
       config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
     const desired =
