@@ -11,7 +11,7 @@ TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 help:
 	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
 	@echo "make test      install dependencies, build, lint, run every test (root for end-to-end)"
-	@echo "make build     compile to dist/ and bundle the CLI into dist/bundle/ (bin/symroute runs it)"
+	@echo "make build     compile to dist/ (bin/symroute runs dist/cli/main.js)"
 	@echo "make bench     benchmarks -> docs/benchmarks.md (root)"
 	@echo "make fidelity  10,000+ simulator-vs-kernel route lookups (root)"
 	@echo "make fuzz      10,000+ generated config files through the loader"
@@ -40,8 +40,8 @@ debian-deps:
 	fi
 
 build: npm-deps
+	rm -rf dist
 	npx tsc -p tsconfig.build.json
-	$(TSX) scripts/bundle.ts
 
 typecheck: npm-deps
 	npx tsc -p tsconfig.json --noEmit

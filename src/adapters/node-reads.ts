@@ -1,7 +1,5 @@
 // The read-only commands that observe the node, in one place: the kernel adapter runs them, and the
-// CLI may start them before its own modules have loaded (src/cli/early-read.ts). A result started
-// early is used only for exactly the same command line and input, so both must come from here.
-// No imports with side effects: the early reader loads this before anything else.
+// benchmarks time the same command lines.
 
 import type { Family } from "../model/address.ts";
 

@@ -55,13 +55,6 @@ export interface ApplyOptions {
   readonly dryRun?: boolean;
   /** How long to wait for another run in this namespace to finish. */
   readonly lockWaitMs?: number;
-  /**
-   * Called once, with the plan, while its payloads run (not for a dry run or a node in sync), as
-   * soon as the first of the two branches (routing, firewall) is over: a caller can prepare its
-   * output while the other is still at work. Work done here delays only what this process does
-   * next (reading the results).
-   */
-  readonly whileRunning?: (report: PlanReport) => void;
 }
 
 export interface Engine {
@@ -99,7 +92,6 @@ type RoutingPayloads = ReturnType<typeof renderRoutingPayloads>;
 interface ExecuteHooks {
   readonly routingDone: () => void;
   readonly firewallDone: () => void;
-  readonly running?: (report: PlanReport) => void;
 }
 
 const EMPTY_DESIRED: DesiredState = {
@@ -377,12 +369,6 @@ export function createEngine(deps: EngineDeps): Engine {
         hooks.routingDone();
       });
       const firewalled = firewall(full.report.payloads);
-      // The caller's work waits until one branch is over: while both tools run they may use every
-      // CPU a small node has, and the one this process would take is theirs.
-      void Promise.race([routing, firewalled]).then(
-        () => hooks.running?.(full.report),
-        () => undefined, // a failed apply has no use for it
-      );
       // Both branches run to their end even when one fails: a roll back must know all that ran.
       const [r, f] = await Promise.allSettled([routing, firewalled]);
       if (r.status === "rejected") throw r.reason;
@@ -544,7 +530,6 @@ export function createEngine(deps: EngineDeps): Engine {
       const outcome = await execute(routingPayloads, rp.diff.changes, finish, tablesCreatedSoFar, {
         routingDone: () => void checkRouting(),
         firewallDone: () => void checkFirewall(),
-        ...(options.whileRunning === undefined ? {} : { running: options.whileRunning }),
       });
       let failure = outcome.error;
       const planned = outcome.planned;

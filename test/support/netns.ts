@@ -34,12 +34,7 @@ let publicCopy: string | undefined;
  */
 export function publicCli(): string {
   if (publicCopy !== undefined) return publicCopy;
-  const files = [
-    "bin/symroute",
-    "dist/bundle/main.js",
-    "package.json",
-    "node_modules/commander/package.json",
-  ];
+  const files = ["bin/symroute", "dist/cli/main.js", "package.json", "node_modules/commander/package.json"];
   if (files.every((f) => openToOthers(join(REPO, f)))) return (publicCopy = CLI);
   const dir = mkdtempSync(join(tmpdir(), "symroute-public-"));
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
