@@ -355,7 +355,7 @@ export function formatMatrix(
       const expectation = c.expected ? "expected ✓" : "expected ✗";
       const right = c.ok === c.expected && c.invalid !== true;
       const flag = right ? "" : c.invalid === true ? "   <-- NOT MEASURED" : "   <-- UNEXPECTED";
-      return `  ${outcome} ${c.name.padEnd(width)}  (${expectation})${flag}${right && c.ok ? "" : `  ${c.detail}`}`;
+      return `  ${outcome} ${c.name.padEnd(width)}  (${expectation})${flag}${right && c.ok && c.kind !== "spoof" ? "" : `  ${c.detail}`}`;
     })
     .join("\n");
 }

@@ -15,7 +15,6 @@ import {
 } from "../../src/lab/controls.ts";
 import { matrixOf, runCells, spoofCell, unexpectedCells } from "../../src/lab/matrix.ts";
 import type { Cell, CellSpec } from "../../src/lab/matrix.ts";
-import { checkLabPrerequisites } from "../../src/lab/preflight.ts";
 import { describeSpec } from "../../src/lab/spec.ts";
 import type { LabSpec } from "../../src/lab/spec.ts";
 import { spoofProbesOf } from "../../src/lab/spoof.ts";
@@ -23,12 +22,10 @@ import { runSymroute, writeLabConfig } from "../../src/lab/symroute.ts";
 import type { SymrouteRun } from "../../src/lab/symroute.ts";
 import { buildTopology, newPrefix } from "../../src/lab/topology.ts";
 import type { Topology } from "../../src/lab/topology.ts";
+import { labUnavailable } from "../support/netns.ts";
 
-const missing = await checkLabPrerequisites().then(
-  () => undefined,
-  (error: unknown) =>
-    `needs root, Linux and the lab's tools: ${error instanceof Error ? error.message : String(error)}`,
-);
+// Not root: skipped; a tool the lab needs that is missing fails the file, naming it.
+const missing = await labUnavailable();
 
 const show = (cells: readonly Cell[]) =>
   cells.map((c) => `${c.name}: ${c.ok ? "held" : "did not hold"} (${c.detail})`).join("\n  ");
