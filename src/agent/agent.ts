@@ -40,7 +40,7 @@ export interface KubernetesWiring {
   readonly cacheGraceMs?: number;
   readonly createSource: (callbacks: {
     readonly onChange: (what: string) => void;
-    readonly onError: (what: string, error: unknown) => void;
+    readonly onError: (what: string, error: unknown, retryInMs?: number) => void;
   }) => KubernetesSource;
 }
 
@@ -387,10 +387,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   if (options.kubernetes !== undefined) {
     kube = options.kubernetes.createSource({
       onChange: (what) => loop.trigger(`kubernetes:${what}`, { resetBackoff: true }),
-      onError: (what, error) => {
+      onError: (what, error, retryInMs) => {
         metrics.sourceErrors.inc({ source: "kubernetes" });
         logger.warn(
-          { informer: what, err: error instanceof Error ? error.message : String(error) },
+          { what, err: error instanceof Error ? error.message : String(error), retryInMs },
           "Kubernetes API error; the last known cluster configuration stays in force",
         );
       },
