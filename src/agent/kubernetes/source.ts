@@ -5,6 +5,7 @@
 // restarted with backoff (client-node 1.4 informers stop after an error).
 
 import {
+  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -17,6 +18,7 @@ import {
 } from "@kubernetes/client-node";
 import { backoffDelay } from "../backoff.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
+import { summarizeNodes } from "./conditions.ts";
 import { describeMissingKubeConfig, type KubeConfigDiscovery, type KubeConfigFound } from "./kubeconfig.ts";
 import {
   L2ADVERTISEMENT_PLURAL,
@@ -232,21 +234,50 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     },
     retryState: () => ({ failures, waiting: [...failed].map((f) => f.name) }),
     async writeStatus(network, status) {
-      await custom.patchClusterCustomObjectStatus(
-        {
-          group: SYMROUTE_GROUP,
-          version: SYMROUTE_VERSION,
-          plural: SYMROUTE_PLURAL,
-          name: network,
-          // JSON merge patch: maps merge key by key, so each node touches only its own entry and
-          // nodes never overwrite each other (a list would be replaced whole).
-          body: { status: { nodes: { [nodeName]: status ?? null } } },
-        },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
+      const ref = {
+        group: SYMROUTE_GROUP,
+        version: SYMROUTE_VERSION,
+        plural: SYMROUTE_PLURAL,
+        name: network,
+      };
+      // The conditions summarise every node's entry: read the object, write this node's entry and
+      // the summary under its resourceVersion; another node's write in between is a 409 (re-read).
+      for (let attempt = 1; ; attempt++) {
+        const current = (await custom.getClusterCustomObjectStatus(ref)) as SymrouteNetwork;
+        const nodes: Record<string, NodeStatus> = { ...(current.status?.nodes ?? {}) };
+        if (status === undefined) delete nodes[nodeName];
+        else nodes[nodeName] = status;
+        const summary = summarizeNodes(
+          nodes,
+          current.metadata.generation,
+          current.status?.conditions,
+          new Date().toISOString(),
+        );
+        try {
+          await custom.patchClusterCustomObjectStatus(
+            {
+              ...ref,
+              // JSON merge patch: maps merge key by key, so each node touches only its own entry and
+              // nodes never overwrite each other (a list, like conditions, is replaced whole).
+              body: {
+                metadata: { resourceVersion: current.metadata.resourceVersion },
+                status: { nodes: { [nodeName]: status ?? null }, ...summary },
+              },
+            },
+            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+          );
+          return;
+        } catch (error) {
+          if (!(error instanceof ApiException && error.code === 409) || attempt >= STATUS_ATTEMPTS)
+            throw error;
+        }
+      }
     },
   };
 }
+
+/** Status writes that lost a race to another node are re-read and retried this many times in all. */
+const STATUS_ATTEMPTS = 5;
 
 export interface DiscoveringSourceOptions {
   readonly discover: () => KubeConfigDiscovery;
