@@ -174,6 +174,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         if (snapshot === undefined) {
           // Never seen the cluster: converging with the file alone would remove the cluster's networks.
           lastOutcome = { ok: false, reason: kube.waitingFor() };
+          metrics.converged.set(0);
           end();
           return { result: "error", retry: false };
         }
@@ -201,6 +202,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       metrics.configLoaded.set(1);
       metrics.networks.set(config.networks.length);
       metrics.lastSuccess.set(Date.now() / 1000);
+      metrics.converged.set(1);
       if (changed && !configChanged) {
         metrics.driftRepairs.inc();
         logger.warn({ changes: report.changes.length, reasons: [...reasons] }, "drift repaired");
@@ -239,6 +241,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       const kind = isSymrouteError(error) ? error.kind : "internal";
       metrics.reconciles.inc({ result: "error" });
       metrics.reconcileErrors.inc({ kind });
+      metrics.converged.set(0);
       const message = error instanceof Error ? error.message : String(error);
       lastOutcome = { ok: false, reason: `${kind}: ${message}` };
       logger.error(

@@ -146,7 +146,7 @@ export function registerAgent(program: Command): void {
           debounceMs: opts.debounce,
           kernelEvents: opts.kernelEvents,
           ...(opts.config === undefined ? {} : { configFile: opts.config }),
-            ...(opts.kubernetes !== true
+          ...(opts.kubernetes !== true
             ? {}
             : {
                 kubernetes: {
