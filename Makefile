@@ -6,18 +6,19 @@ SHELL := /bin/bash
 TSX := node --import tsx
 TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 
-.PHONY: help deps npm-deps debian-deps image-deps build image typecheck lint format test unit demo bench fidelity fuzz crash soak crd clean
+.PHONY: help deps npm-deps debian-deps image-deps build image typecheck lint format test unit golden demo bench fidelity fuzz crash soak crd clean
 
 help:
 	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
 	@echo "make test      install dependencies, build, lint, run every test (root for end-to-end)"
-	@echo "make build     compile to dist/ and bundle the CLI into dist/bundle/ (bin/symroute runs it)"
+	@echo "make build     compile to dist/ (bin/symroute runs dist/cli/main.js)"
 	@echo "make bench     benchmarks -> docs/benchmarks.md (root)"
 	@echo "make fidelity  10,000+ simulator-vs-kernel route lookups (root)"
 	@echo "make fuzz      10,000+ generated config files through the loader"
 	@echo "make crash     100 SIGKILLs during apply and delete of 200 networks, each recovery checked (root)"
 	@echo "make soak      the agent under 10 minutes of config changes and drift (root)"
 	@echo "make crd       regenerate deploy/crd.yaml from the config schema"
+	@echo "make golden    rewrite the golden files of the plan and config cases (review the diff)"
 	@echo "make image     the agent's OCI image -> dist/symroute-image.tar, from Debian packages, no registry (root)"
 
 deps: npm-deps debian-deps
@@ -57,8 +58,8 @@ image: image-deps build
 	bash scripts/image/build.sh
 
 build: npm-deps
+	rm -rf dist
 	npx tsc -p tsconfig.build.json
-	$(TSX) scripts/bundle.ts
 
 typecheck: npm-deps
 	npx tsc -p tsconfig.json --noEmit
@@ -75,6 +76,13 @@ test: deps build typecheck lint
 
 unit: npm-deps
 	bash scripts/run-tests.sh $(filter-out %.e2e.test.ts,$(TEST_FILES))
+
+# Tests never write golden files (a missing or different one fails); this rewrites them.
+GOLDEN_TESTS = test/plan/cases.test.ts test/config/cases.test.ts
+golden: npm-deps
+	UPDATE_GOLDEN=1 bash scripts/run-tests.sh $(GOLDEN_TESTS)
+	npx prettier --write --log-level warn test/config/cases
+	git status --short -- test/plan/cases test/config/cases || true
 
 demo: deps build
 	bin/symroute lab demo

@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "bench: needs root (it creates network namespaces)" >&2
   exit 1
 fi
-if [ ! -f dist/bundle/main.js ]; then
+if [ ! -f dist/cli/main.js ]; then
   echo "bench: symroute is not built; run make build first" >&2
   exit 1
 fi

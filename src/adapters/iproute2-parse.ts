@@ -5,6 +5,7 @@ import { canonicalIp, canonicalPrefix, type Family } from "../model/address.ts";
 import type {
   InterfaceAddress,
   Link,
+  Neighbour,
   PortRange,
   Route,
   RouteType,
@@ -79,6 +80,26 @@ export function parseLinks(json: readonly Json[]): Link[] {
       vlanId: kind === "vlan" ? num(infoData?.["id"]) : undefined,
     };
   });
+}
+
+/** `ip -j neigh show` of one family; entries without an interface or address are skipped. */
+export function parseNeighbours(family: Family, json: readonly Json[]): Neighbour[] {
+  const out: Neighbour[] = [];
+  for (const n of json) {
+    const dst = str(n["dst"]);
+    const ifname = str(n["dev"]);
+    if (dst === undefined || ifname === undefined) continue;
+    const lladdr = str(n["lladdr"]);
+    const state = Array.isArray(n["state"]) ? (n["state"] as unknown[]).map(String) : [];
+    out.push({
+      ifname,
+      family,
+      dst: canonicalAddress(dst) ?? dst,
+      ...(lladdr === undefined ? {} : { lladdr }),
+      state,
+    });
+  }
+  return out;
 }
 
 export function parseAddresses(json: readonly Json[]): InterfaceAddress[] {

@@ -4,20 +4,30 @@
 import { constants } from "node:fs";
 import { access, readFile, writeFile, readdir } from "node:fs/promises";
 import type { Family } from "../model/address.ts";
-import { SymrouteError } from "../model/errors.ts";
-import type { FirewallBackend, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
+import { SymrouteError, isSymrouteError } from "../model/errors.ts";
+import type {
+  AttachedProgram,
+  DatapathTraces,
+  FirewallBackend,
+  KubeProxyHints,
+  NodeState,
+  OwnedFirewall,
+} from "../model/state.ts";
 import type { Kernel, ReadScope } from "../engine/ports.ts";
-import { IPT_OUT, IPT_PRE } from "../render/firewall.ts";
+import { ARP_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../render/firewall.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
-import { parseAddresses, parseLinks, parseRoutes, parseRules } from "./iproute2-parse.ts";
+import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {
+  BPF_GLOBALS_DIR,
   IPTABLES_READ_ARGS,
   KUBE_PROXY_IPTABLES_ARGS,
   KUBE_PROXY_NFT_ARGS,
+  NFT_ARP_READ_ARGS,
   NFT_READ_ARGS,
   batchInput,
   ipReadArgs,
   ipReadCommands,
+  tcIngressArgs,
 } from "./node-reads.ts";
 
 type Json = Record<string, unknown>;
@@ -26,6 +36,8 @@ export interface LinuxKernelOptions {
   readonly run?: ToolRunner;
   /** Root of the sysctl tree; tests may point it elsewhere. */
   readonly procSys?: string;
+  /** Where BPF maps are pinned (node-reads.ts BPF_GLOBALS_DIR); tests may point it elsewhere. */
+  readonly bpfGlobals?: string;
 }
 
 function parseJsonArray(text: string, what: string): Json[] {
@@ -46,6 +58,7 @@ export function failedBatchLine(stderr: string): number | undefined {
 export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const run = options.run ?? runTool;
   const procSys = options.procSys ?? "/proc/sys";
+  const bpfGlobals = options.bpfGlobals ?? BPF_GLOBALS_DIR;
 
   let available: Promise<readonly FirewallBackend[]> | undefined;
 
@@ -74,20 +87,36 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     }
   };
 
-  const readNftOwned = async (): Promise<OwnedFirewall | undefined> => {
-    const args = NFT_READ_ARGS;
-    const result = await run("nft", args, { allowFailure: true });
+  /** The keys of one nft table of ours; [] when it does not exist, undefined when nft is unusable. */
+  const readNftKeys = async (args: readonly string[]): Promise<string[] | undefined> => {
+    const result = await run("nft", args, { allowFailure: true }).catch((error: unknown) => {
+      // No nft at all (an iptables-only node): nothing of ours can be in its tables.
+      if (isSymrouteError(error) && error.kind === "dependency") return undefined;
+      throw error;
+    });
+    if (result === undefined) return undefined;
     if (result.code !== 0) {
-      if (/No such file or directory|does not exist/i.test(result.stderr))
-        return { backend: "nftables", ruleKeys: [] };
+      if (/No such file or directory|does not exist/i.test(result.stderr)) return [];
       if (/Operation not permitted|Permission denied/i.test(result.stderr))
         throw toolError("nft", args, result);
       return undefined;
     }
-    return { backend: "nftables", ruleKeys: nftRuleKeysFromText(result.stdout) };
+    return nftRuleKeysFromText(result.stdout);
   };
 
-  const readIptablesOwned = async (): Promise<OwnedFirewall | undefined> => {
+  /** The ARP table's keys that belong with `backend` (the rule's label names its front end). */
+  const arpKeysOf = (keys: readonly string[] | undefined, backend: FirewallBackend): string[] =>
+    (keys ?? []).filter((k) => arpKeyBackend(k) === backend).map((k) => ARP_KEY_PREFIX + k);
+
+  const readNftOwned = async (arp: Promise<string[] | undefined>): Promise<OwnedFirewall | undefined> => {
+    const keys = await readNftKeys(NFT_READ_ARGS);
+    if (keys === undefined) return undefined;
+    return { backend: "nftables", ruleKeys: [...keys, ...arpKeysOf(await arp, "nftables")] };
+  };
+
+  const readIptablesOwned = async (
+    arp: Promise<string[] | undefined>,
+  ): Promise<OwnedFirewall | undefined> => {
     const keys: string[] = [];
     const tools = ["iptables-save", "ip6tables-save"] as const;
     // Both families at once; their keys in family order.
@@ -103,17 +132,16 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         continue;
       }
       for (const line of result.stdout.split("\n")) {
+        // Rules in our chains, and jumps to them from the built-in ones.
         const ours =
-          line.startsWith(`-A ${IPT_PRE} `) ||
-          line.startsWith(`-A ${IPT_OUT} `) ||
-          line.endsWith(`-j ${IPT_PRE}`) ||
-          line.endsWith(`-j ${IPT_OUT}`);
+          line.startsWith(`-A ${IPT_CHAIN_PREFIX}`) ||
+          (line.startsWith("-A ") && / -[jg] SYMROUTE-\S+$/.test(line));
         if (!ours) continue;
         const m = /--comment (?:"([^"]*)"|(\S+))/.exec(line);
         keys.push(`${family}:${m?.[1] ?? m?.[2] ?? `uncommented ${line}`}`);
       }
     }
-    return { backend: "iptables", ruleKeys: keys };
+    return { backend: "iptables", ruleKeys: [...keys, ...arpKeysOf(await arp, "iptables")] };
   };
 
   /** kube-proxy's traces: its nft table, its iptables chains (started before the links are known). */
@@ -129,9 +157,57 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     };
   };
 
+  /**
+   * Pinned maps (one directory listing), XDP programs (already in `ip -d link`), and tc ingress
+   * programs of `interfaces`, the last only when Cilium or Calico shows in the first two or the
+   * links: on an ordinary node this costs one readdir.
+   */
+  const readDatapath = async (
+    linkJson: readonly Json[],
+    interfaces: readonly string[],
+  ): Promise<DatapathTraces> => {
+    const pinnedMaps = (await readdir(bpfGlobals).catch(() => [] as string[])).sort();
+    const programs: AttachedProgram[] = [];
+    for (const l of linkJson) {
+      const prog = (l["xdp"] as Json | undefined)?.["prog"] as Json | undefined;
+      const name = prog?.["name"];
+      if (typeof name === "string") programs.push({ ifname: String(l["ifname"]), hook: "xdp", name });
+    }
+    const names = linkJson.map((l) => String(l["ifname"]));
+    const suspect =
+      pinnedMaps.some((m) => m.startsWith("cilium_") || m.startsWith("cali_")) ||
+      names.some((n) => n.startsWith("cilium_") || n.endsWith(".cali") || n.startsWith("bpfnat"));
+    if (suspect) {
+      const present = interfaces.filter((i) => names.includes(i));
+      const outputs = await Promise.all(
+        present.map((i) =>
+          run("tc", tcIngressArgs(i), { allowFailure: true }).catch(() => ({
+            code: 1,
+            stdout: "",
+            stderr: "",
+          })),
+        ),
+      );
+      for (const [k, out] of outputs.entries()) {
+        if (out.code !== 0) continue;
+        for (const f of parseJsonArray(out.stdout, "tc -j filter show")) {
+          const options = f["options"] as Json | undefined;
+          const progName = (options?.["prog"] as Json | undefined)?.["name"];
+          const objName = options?.["bpf_name"];
+          const name = [progName, objName].filter((x): x is string => typeof x === "string").join(" ");
+          if (name !== "") programs.push({ ifname: present[k] as string, hook: "tc ingress", name });
+        }
+      }
+    }
+    return { pinnedMaps, programs, ...(suspect ? { kubeProxy: await kubeProxyTraces() } : {}) };
+  };
+
   const readFirewall = async (backends: readonly FirewallBackend[]): Promise<OwnedFirewall[]> => {
+    // The ARP table is read once for both front ends; each takes the keys labelled with its name.
+    const arp = backends.length === 0 ? Promise.resolve(undefined) : readNftKeys(NFT_ARP_READ_ARGS);
+    arp.catch(() => undefined); // awaited by the readers
     const read = await Promise.all(
-      backends.map((backend) => (backend === "nftables" ? readNftOwned() : readIptablesOwned())),
+      backends.map((backend) => (backend === "nftables" ? readNftOwned(arp) : readIptablesOwned(arp))),
     );
     return read.filter((f): f is OwnedFirewall => f !== undefined);
   };
@@ -150,16 +226,23 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const families = scope.families ?? [4, 6];
       const linksFrom: Family = families.includes(6) && !families.includes(4) ? 6 : 4;
       const readFamily = async (family: Family): Promise<{ links?: Json[]; objects: Json[][] }> => {
-        const commands = ipReadCommands(family === linksFrom, families.includes(family));
+        const commands = ipReadCommands(
+          family === linksFrom,
+          families.includes(family),
+          scope.neighbours === true,
+        );
         if (commands.length === 0) return { objects: [] };
         const out = await ipBatchJson(family, commands);
         return family === linksFrom ? { links: out[0] ?? [], objects: out.slice(1) } : { objects: out };
       };
       const [read4, read6] = await Promise.all([readFamily(4), readFamily(6)]);
       const linkJson = (linksFrom === 4 ? read4 : read6).links ?? [];
-      const [addr4 = [], r4 = [], rules4 = []] = read4.objects;
-      const [addr6 = [], r6 = [], rules6 = []] = read6.objects;
+      const [addr4 = [], r4 = [], rules4 = [], neigh4 = []] = read4.objects;
+      const [addr6 = [], r6 = [], rules6 = [], neigh6 = []] = read6.objects;
       const links = parseLinks(linkJson);
+      const datapath =
+        scope.datapath === undefined ? undefined : readDatapath(linkJson, scope.datapath.interfaces);
+      datapath?.catch(() => undefined); // awaited below
       const names = new Set(scope.sysctls);
       for (const template of scope.linkSysctls ?? []) {
         for (const link of links) names.add(template.replace("{}", link.ifname));
@@ -182,6 +265,10 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         ...(traces === undefined
           ? {}
           : { kubeProxy: { ipvsLink: links.some((l) => l.ifname === "kube-ipvs0"), ...(await traces) } }),
+        ...(scope.neighbours === true
+          ? { neighbours: parseNeighbours(4, neigh4).concat(parseNeighbours(6, neigh6)) }
+          : {}),
+        ...(datapath === undefined ? {} : { datapath: await datapath }),
       };
     },
 

@@ -1,7 +1,5 @@
 // The read-only commands that observe the node, in one place: the kernel adapter runs them, and the
-// CLI may start them before its own modules have loaded (src/cli/early-read.ts). A result started
-// early is used only for exactly the same command line and input, so both must come from here.
-// No imports with side effects: the early reader loads this before anything else.
+// benchmarks time the same command lines.
 
 import type { Family } from "../model/address.ts";
 
@@ -10,11 +8,15 @@ export function ipReadArgs(family: Family): string[] {
   return [`-${family}`, "-j", "-N", "-d", "-batch", "-"];
 }
 
-/** The commands of one family's read; `withLinks` adds the link list (read once, by one family). */
-export function ipReadCommands(withLinks: boolean, objects: boolean): string[] {
+/**
+ * The commands of one family's read; `withLinks` adds the link list (read once, by one family),
+ * `neighbours` the neighbour table, last.
+ */
+export function ipReadCommands(withLinks: boolean, objects: boolean, neighbours = false): string[] {
   return [
     ...(withLinks ? ["link show"] : []),
     ...(objects ? ["addr show", "route show table all", "rule show"] : []),
+    ...(objects && neighbours ? ["neigh show"] : []),
   ];
 }
 
@@ -28,6 +30,9 @@ export const batchInput = (commands: readonly string[]): string => `${commands.j
  */
 export const NFT_READ_ARGS: readonly string[] = ["-t", "list", "table", "inet", "symroute"];
 
+/** `nft -t list table arp symroute`: the ARP probes (either front end puts them there). */
+export const NFT_ARP_READ_ARGS: readonly string[] = ["-t", "list", "table", "arp", "symroute"];
+
 /** `iptables-save -t mangle` and `ip6tables-save -t mangle`: where symroute's iptables chains live. */
 export const IPTABLES_READ_ARGS: readonly string[] = ["-t", "mangle"];
 
@@ -38,3 +43,12 @@ export const IPTABLES_READ_ARGS: readonly string[] = ["-t", "mangle"];
  */
 export const KUBE_PROXY_NFT_ARGS: readonly string[] = ["list", "chains"];
 export const KUBE_PROXY_IPTABLES_ARGS: readonly string[] = ["-t", "nat"];
+
+/**
+ * Where Cilium and Calico's eBPF dataplane pin their maps (cilium_lb4_services_v2, cali_v4_nat_fe...):
+ * one directory listing tells whether either runs on the node.
+ */
+export const BPF_GLOBALS_DIR = "/sys/fs/bpf/tc/globals";
+
+/** `tc -j filter show dev IF ingress`: the BPF programs that see the interface's packets before netfilter. */
+export const tcIngressArgs = (ifname: string): string[] => ["-j", "filter", "show", "dev", ifname, "ingress"];

@@ -4,7 +4,6 @@
 // taking every other network down with it.
 
 import { parse as parseYaml } from "yaml";
-import { parseYamlSubset } from "../config/fast-yaml.ts";
 import { formatConfigIssues, parseConfigText, validateConfigObject } from "../config/index.ts";
 import type { Config } from "../model/config.ts";
 import type { NetworkVerdict } from "./kubernetes/cluster.ts";
@@ -15,13 +14,6 @@ export type FileResult =
 
 /** The file as the agent uses it: validated on its own, and as a plain object to merge into. */
 export function readConfigFile(text: string, fileName: string): FileResult {
-  // The plain subset of YAML is read without the yaml parser (a large file takes milliseconds,
-  // not hundreds); anything else, and any invalid config, gets the full loader and its positions.
-  const plain = parseYamlSubset(text);
-  if (plain !== undefined && isRecord(plain)) {
-    const fast = validateConfigObject(plain);
-    if (fast.ok) return { ok: true, config: fast.config, raw: plain };
-  }
   const result = parseConfigText(text);
   if (!result.ok) return { ok: false, problems: formatConfigIssues(fileName, result.issues) };
   const raw: unknown = parseYaml(text);

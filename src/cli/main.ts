@@ -2,9 +2,6 @@
 // the module of the command it runs (the agent's Kubernetes client alone costs more start-up time
 // than a whole no-op apply); `--help` and unknown commands load them all.
 
-// First, before anything heavy loads: a plan, apply or delete starts reading the node (bin/symroute
-// imports it before this module; this import covers running main directly).
-import "./early-start.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { createProgram } from "./program.ts";
 

@@ -140,18 +140,6 @@ function readYamlDocument(text: string, lineCounter?: LineCounter): Document {
   });
 }
 
-/**
- * The plain value this loader makes of `text`, before validation; `ok` is false when yaml or the
- * conversion reported any problem. For checking another reader (fast-yaml.ts) against this one.
- */
-export function yamlToPlainValue(text: string): { readonly ok: boolean; readonly value: unknown } {
-  const doc = readYamlDocument(text);
-  if (doc.errors.length > 0 || doc.warnings.length > 0) return { ok: false, value: undefined };
-  const converter = new Converter(doc);
-  const value = converter.convert(doc.contents, [], 0);
-  return { ok: converter.issues.length === 0, value };
-}
-
 export function parseConfigText(text: string): ConfigResult {
   const lineCounter = new LineCounter();
   const at = (offset: number | undefined): { line?: number; col?: number } => {

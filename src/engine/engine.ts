@@ -24,6 +24,7 @@ import {
   renderRoutingPayloads,
   type Payloads,
 } from "../render/payloads.ts";
+import { bypassMessage, detectBypassingDatapaths } from "../verify/datapath.ts";
 import type { Kernel, SavedState, StateStore } from "./ports.ts";
 
 export interface EngineDeps {
@@ -54,13 +55,6 @@ export interface ApplyOptions {
   readonly dryRun?: boolean;
   /** How long to wait for another run in this namespace to finish. */
   readonly lockWaitMs?: number;
-  /**
-   * Called once, with the plan, while its payloads run (not for a dry run or a node in sync), as
-   * soon as the first of the two branches (routing, firewall) is over: a caller can prepare its
-   * output while the other is still at work. Work done here delays only what this process does
-   * next (reading the results).
-   */
-  readonly whileRunning?: (report: PlanReport) => void;
 }
 
 export interface Engine {
@@ -98,7 +92,6 @@ type RoutingPayloads = ReturnType<typeof renderRoutingPayloads>;
 interface ExecuteHooks {
   readonly routingDone: () => void;
   readonly firewallDone: () => void;
-  readonly running?: (report: PlanReport) => void;
 }
 
 const EMPTY_DESIRED: DesiredState = {
@@ -157,11 +150,34 @@ export function inverseChanges(executed: readonly Change[]): Change[] {
   return out;
 }
 
+function refuseBypassingDatapath(config: Config, node: NodeState): void {
+  if (node.datapath === undefined) return;
+  const found = detectBypassingDatapaths({
+    links: node.links,
+    datapath: node.datapath,
+    interfaces: config.networks.map((n) => n.interface),
+  });
+  if (found.length === 0) return;
+  const { message, details, hint } = bypassMessage(found);
+  throw new SymrouteError("not-supported", message, { details, hint });
+}
+
 export function createEngine(deps: EngineDeps): Engine {
   const { kernel, store } = deps;
 
-  async function observe(firewalls: readonly FirewallBackend[], kubeProxyHints = false): Promise<NodeState> {
-    return kernel.readNode({ ...SYSCTLS_TO_READ, firewalls, kubeProxyHints });
+  async function observe(
+    firewalls: readonly FirewallBackend[],
+    kubeProxyHints = false,
+    datapathOf?: Config,
+  ): Promise<NodeState> {
+    return kernel.readNode({
+      ...SYSCTLS_TO_READ,
+      firewalls,
+      kubeProxyHints,
+      ...(datapathOf === undefined
+        ? {}
+        : { datapath: { interfaces: [...new Set(datapathOf.networks.map((n) => n.interface))] } }),
+    });
   }
 
   /**
@@ -194,14 +210,30 @@ export function createEngine(deps: EngineDeps): Engine {
     // takes) is computed while the firewall's read, the slower one at thousands of rules, goes on.
     const firewallRead = kernel.readFirewall(toRead);
     firewallRead.catch(() => undefined); // awaited by the caller; a rejection must not count as unhandled
-    const routing = await observe([], config?.kubeProxyMode === "auto" && !removing);
+    const routing = await observe(
+      [],
+      config?.kubeProxyMode === "auto" && !removing,
+      removing ? undefined : config,
+    );
     if (firewallError !== undefined) throw firewallError;
+    // A datapath that DNATs outside netfilter makes every object symroute would add useless: refuse
+    // plan and apply; delete (removing) still runs, so that what an earlier apply left can go.
+    if (!removing && config !== undefined) refuseBypassingDatapath(config, routing);
     const kubeProxyMode =
       config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
     const desired =
       config === undefined || firewall === undefined || kubeProxyMode === undefined
         ? EMPTY_DESIRED
         : computeDesired({ config, node: routing, saved, firewall, kubeProxyMode });
+    if ((desired.firewall?.arpProbes ?? []).length > 0 && !available.includes("nftables")) {
+      throw new SymrouteError(
+        "dependency",
+        `ARP probes on ${(desired.firewall?.arpProbes ?? []).map((p) => p.oif).join(", ")} need nft, also with the iptables front end`,
+        {
+          hint: "install the Debian package nftables, or give the interface an IPv4 address in the gateway's subnet",
+        },
+      );
+    }
     const own = ownership(config, saved);
     return {
       routing,
@@ -346,12 +378,6 @@ export function createEngine(deps: EngineDeps): Engine {
         hooks.routingDone();
       });
       const firewalled = firewall(full.report.payloads);
-      // The caller's work waits until one branch is over: while both tools run they may use every
-      // CPU a small node has, and the one this process would take is theirs.
-      void Promise.race([routing, firewalled]).then(
-        () => hooks.running?.(full.report),
-        () => undefined, // a failed apply has no use for it
-      );
       // Both branches run to their end even when one fails: a roll back must know all that ran.
       const [r, f] = await Promise.allSettled([routing, firewalled]);
       if (r.status === "rejected") throw r.reason;
@@ -504,7 +530,7 @@ export function createEngine(deps: EngineDeps): Engine {
         written = [
           ...new Set(
             planned.report.payloads.firewall.map((p): FirewallBackend =>
-              p.tool === "nft" ? "nftables" : "iptables",
+              p.tool === "nft" && p.frontEnd === undefined ? "nftables" : "iptables",
             ),
           ),
         ];
@@ -513,7 +539,6 @@ export function createEngine(deps: EngineDeps): Engine {
       const outcome = await execute(routingPayloads, rp.diff.changes, finish, tablesCreatedSoFar, {
         routingDone: () => void checkRouting(),
         firewallDone: () => void checkFirewall(),
-        ...(options.whileRunning === undefined ? {} : { running: options.whileRunning }),
       });
       let failure = outcome.error;
       const planned = outcome.planned;

@@ -20,6 +20,13 @@ export interface ReadScope {
    * the others. Links are read either way.
    */
   readonly families?: readonly Family[];
+  /** Also read the neighbour table of the families read (doctor). Default: no. */
+  readonly neighbours?: boolean;
+  /**
+   * Also look for datapaths that bypass netfilter (pinned BPF maps, XDP programs, and tc ingress
+   * programs on these interfaces, read only when the maps or links show Cilium or Calico).
+   */
+  readonly datapath?: { readonly interfaces: readonly string[] };
 }
 
 export interface Kernel {

@@ -20,10 +20,10 @@ function newestMtime(dir: string): number {
 
 let cached: boolean | undefined;
 
-/** The CLI bundle and dist/lab/probe-main.js exist and are newer than every file under src/. */
+/** The compiled CLI and dist/lab/probe-main.js exist and are newer than every file under src/. */
 export function builtTreeIsFresh(): boolean {
   if (cached !== undefined) return cached;
-  const outputs = ["dist/bundle/main.js", "dist/lab/probe-main.js"].map((p) => join(REPO_ROOT, p));
+  const outputs = ["dist/cli/main.js", "dist/lab/probe-main.js"].map((p) => join(REPO_ROOT, p));
   if (!outputs.every((p) => existsSync(p)) || !existsSync(join(REPO_ROOT, "src"))) {
     cached = false;
     return cached;

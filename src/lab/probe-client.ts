@@ -17,8 +17,8 @@ const RUNNING_FROM_SOURCE = import.meta.url.endsWith(".ts");
  * build is fresh), the TypeScript file through tsx otherwise.
  */
 export function probeArgv(): string[] {
-  // From dist (compiled or bundled, so not relative to this module), or from source with a fresh
-  // build: the compiled probe starts faster than tsx (about 0.1 s against 0.7 s).
+  // From dist, or from source with a fresh build: the compiled probe starts faster than tsx (about
+  // 0.1 s against 0.7 s).
   if (!RUNNING_FROM_SOURCE || builtTreeIsFresh())
     return [process.execPath, join(REPO_ROOT, "dist/lab/probe-main.js")];
   const file = fileURLToPath(new URL("./probe-main.ts", import.meta.url));

@@ -52,7 +52,7 @@ export function symrouteArgv(): string[] {
 export function symrouteAvailable(): { ok: boolean; why?: string } {
   const argv = symrouteArgv();
   const entry = argv[argv.length - 1] ?? "";
-  if (entry.endsWith("bin/symroute") && !existsSync(join(REPO_ROOT, "dist/bundle/main.js"))) {
+  if (entry.endsWith("bin/symroute") && !existsSync(join(REPO_ROOT, "dist/cli/main.js"))) {
     return { ok: false, why: "the CLI is not built: run `make build`" };
   }
   return { ok: true };

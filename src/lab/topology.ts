@@ -25,7 +25,9 @@ import {
   POD_PORT,
   poolOf,
   REMOTE_POD_PORT,
+  SPOOF_TABLE,
 } from "./spec.ts";
+import { ingressCountersText } from "./spoof.ts";
 import type { Host, LabSpec, Pool } from "./spec.ts";
 
 export const LAB_PREFIX = "srlab-";
@@ -68,6 +70,8 @@ interface HostSetup {
   /** Set if the kernel has them (`sysctl -e`): br_netfilter's knobs exist only with that module. */
   readonly ifPresent: string[];
   readonly batch: string[];
+  /** Run after `batch` with `ip -6 -batch` (an IPv6 `rule add from` needs the family up front). */
+  readonly batch6: string[];
 }
 
 /** What every host gets, as `ip -batch` lines and sysctls; `@host` stands for a namespace name. */
@@ -87,6 +91,7 @@ function hostSetups(spec: LabSpec): {
     late: [],
     ifPresent: [],
     batch: ["link set lo up"],
+    batch6: [],
   });
   const setups: Record<Host, HostSetup> = {
     client: blank(),
@@ -280,6 +285,16 @@ function hostSetups(spec: LabSpec): {
     }
     // The router holds a pod-range address so it can send a spoofed packet into the node's eth0.
     if (f.spoofSource !== undefined) setups.router.batch.push(`addr add ${f.spoofSource}/32 dev lo`);
+    if (external) {
+      // And another one whose packets leave by the external link to the node's MAC there (through
+      // the LB address's neighbour entry), whatever their destination: the attacker on the VLAN.
+      const batch = f.family === 4 ? setups.router.batch : setups.router.batch6;
+      batch.push(
+        `addr add ${f.externalSpoofSource}/${f.family === 4 ? 32 : 128} dev lo`,
+        `rule add from ${f.externalSpoofSource} lookup ${SPOOF_TABLE} priority ${SPOOF_TABLE}`,
+        `route add ${any} via ${pool.lbAddress} dev ${externalSide} table ${SPOOF_TABLE}`,
+      );
+    }
     if (spec.kubeProxy === "ipvs-like") {
       addr(setups.node, pool.lbAddress, f.family === 4 ? 32 : 128, "kube-ipvs0");
     }
@@ -513,7 +528,18 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
         }),
       ),
     );
+    await Promise.all(
+      hosts
+        .filter((h) => setups[h].batch6.length > 0)
+        .map((h) =>
+          runTool("ip", ["-6", "-n", namespaceOf(h), "-batch", "-"], {
+            input: `${setups[h].batch6.join("\n")}\n`,
+          }),
+        ),
+    );
     await Promise.all(hosts.map((h) => sysctl(h, setups[h].late)));
+    const counters = ingressCountersText(spec);
+    if (counters !== "") await topology.exec("node", ["nft", "-f", "-"], { input: counters });
     for (const node of nodesOf(spec)) {
       for (const rules of kubeProxyRules(spec)) {
         const argv = rules.tool === "nft" ? ["nft", "-f", "-"] : [rules.tool, "--noflush"];

@@ -108,6 +108,38 @@ export interface KubeProxyHints {
   readonly ipvsLink: boolean;
 }
 
+/** One entry of the neighbour table (`ip -j neigh show`): what the kernel knows of a next hop. */
+export interface Neighbour {
+  readonly ifname: string;
+  readonly family: Family;
+  /** Canonical address. */
+  readonly dst: string;
+  readonly lladdr?: string;
+  /** NUD states as `ip neigh` prints them: "REACHABLE", "STALE", "INCOMPLETE", "FAILED", "PERMANENT"... */
+  readonly state: readonly string[];
+}
+
+/** A BPF program attached where it sees packets before netfilter does. */
+export interface AttachedProgram {
+  readonly ifname: string;
+  readonly hook: "xdp" | "tc ingress";
+  /** The program's name, and for tc the object/section name `tc` shows (`bpf_netdev.o:[from-netdev]`). */
+  readonly name: string;
+}
+
+/**
+ * Traces of datapaths that handle service traffic outside netfilter (Cilium's kube-proxy
+ * replacement, Calico's eBPF dataplane): read only when asked for (ReadScope.datapath).
+ */
+export interface DatapathTraces {
+  /** Names pinned under /sys/fs/bpf/tc/globals, where Cilium and Calico pin their maps. */
+  readonly pinnedMaps: readonly string[];
+  /** Programs on XDP of any link and on tc ingress of the pools' interfaces. */
+  readonly programs: readonly AttachedProgram[];
+  /** kube-proxy's traces, read only when Cilium or Calico shows (the link list says whether kube-ipvs0 exists). */
+  readonly kubeProxy?: Omit<KubeProxyHints, "ipvsLink">;
+}
+
 export interface NodeState {
   readonly links: readonly Link[];
   readonly addresses: readonly InterfaceAddress[];
@@ -116,6 +148,10 @@ export interface NodeState {
   readonly sysctls: Sysctls;
   readonly firewall: readonly OwnedFirewall[];
   readonly kubeProxy?: KubeProxyHints;
+  /** Only when read with ReadScope.neighbours. */
+  readonly neighbours?: readonly Neighbour[];
+  /** Only when read with ReadScope.datapath. */
+  readonly datapath?: DatapathTraces;
 }
 
 /**

@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { unexpectedCells } from "../../src/lab/matrix.ts";
 import type { Cell } from "../../src/lab/matrix.ts";
-import { checkLabPrerequisites } from "../../src/lab/preflight.ts";
 import { runScenario } from "../../src/lab/scenario.ts";
 import { describeDifference } from "../../src/lab/snapshot.ts";
 import { describeSpec } from "../../src/lab/spec.ts";
@@ -14,12 +13,10 @@ import type { LabSpec } from "../../src/lab/spec.ts";
 import type { SymrouteRun } from "../../src/lab/symroute.ts";
 import { newPrefix } from "../../src/lab/topology.ts";
 import { VARIANTS } from "./variants.ts";
+import { labUnavailable } from "../support/netns.ts";
 
-const missing = await checkLabPrerequisites().then(
-  () => undefined,
-  (error: unknown) =>
-    `needs root, Linux and the lab's tools: ${error instanceof Error ? error.message : String(error)}`,
-);
+// Not root: skipped; a tool the lab needs that is missing fails the file, naming it.
+const missing = await labUnavailable();
 
 const showCells = (cells: readonly Cell[]) =>
   cells.map((c) => `${c.name}: ${c.ok ? "held" : "did not hold"} (${c.detail})`).join("\n  ");

@@ -3,15 +3,12 @@
 import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
-// The YAML parser loads only when needed: JSON configs and YAML in the plain subset skip it.
-import { parseYamlSubset } from "../../config/fast-yaml.ts";
-import { validateConfigObject } from "../../config/validate.ts";
+import { loadConfigOrThrow } from "../../config/index.ts";
 import type { Config } from "../../model/config.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
 import { createNodeDeps } from "../deps.ts";
-import { takeEarlyRead } from "../early-read.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
 export async function readConfigFile(path: string): Promise<Config> {
@@ -29,35 +26,7 @@ export async function readConfigFile(path: string): Promise<Config> {
       },
     );
   }
-  return loadConfigText(text, path === "-" ? "<stdin>" : path);
-}
-
-/**
- * JSON is YAML too, and generated files often are JSON: those take the fast path (JSON.parse is
- * tens of times faster than a YAML parser on thousands of networks). YAML written in the plain
- * subset fast-yaml.ts reads (generated files, the examples) takes a fast path too. Any problem, or
- * any text outside that subset, falls back to the YAML loader, whose issues carry line and column.
- */
-export async function loadConfigText(text: string, fileName: string): Promise<Config> {
-  if (text.trimStart().startsWith("{")) {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      value = undefined;
-    }
-    if (value !== undefined) {
-      const result = validateConfigObject(value);
-      if (result.ok) return result.config;
-    }
-  }
-  const plain = parseYamlSubset(text);
-  if (plain !== undefined) {
-    const result = validateConfigObject(plain);
-    if (result.ok) return result.config;
-  }
-  const { loadConfigOrThrow } = await import("../../config/index.ts");
-  return loadConfigOrThrow(text, fileName);
+  return loadConfigOrThrow(text, path === "-" ? "<stdin>" : path);
 }
 
 async function readStdin(): Promise<string> {
@@ -90,56 +59,12 @@ const dryRunOption = () => new Option("--dry-run", "print the exact payloads ins
 /** Each change with `text`, the line describeChange gives. */
 function changesToJson(report: PlanReport): Record<string, unknown>[] {
   const texts = describeChanges(report.changes, report.payloads);
-  // Object.assign rather than a spread: the same keys in the same order, several times faster on
-  // thousands of changes of varied shapes (a spread of a megamorphic object goes to the runtime).
-  return report.changes.map((change, i) => Object.assign({}, change, { text: texts[i] }));
-}
-
-/**
- * Output an apply prepares while its tools run (the engine's `whileRunning`): describing thousands
- * of changes takes tens of milliseconds, and this process has nothing else to do then. Used only
- * for the report whose changes it was made from.
- */
-interface Prepared {
-  readonly changes: PlanReport["changes"];
-  readonly text?: string;
-  readonly json?: Record<string, unknown>[];
-}
-
-function prepareOutput(format: OutputFormat, title: string, sink: (prepared: Prepared) => void) {
-  return (report: PlanReport): void => {
-    // After the current turn: the tools' processes are started first.
-    setImmediate(() =>
-      sink(
-        format === "json"
-          ? { changes: report.changes, json: changesToJson(report) }
-          : { changes: report.changes, text: formatPlanText(report, title) },
-      ),
-    );
-  };
-}
-
-/** An apply or delete whose output is made while its tools run; `ready` only if made from this report. */
-async function runPrepared(
-  format: OutputFormat,
-  title: string,
-  run: (whileRunning: (report: PlanReport) => void) => Promise<ApplyReport>,
-): Promise<{ report: ApplyReport; ready: Prepared | undefined }> {
-  let prepared: Prepared | undefined;
-  const report = await run(prepareOutput(format, title, (p) => (prepared = p)));
-  const made = prepared as Prepared | undefined;
-  return { report, ready: made?.changes === report.changes ? made : undefined };
-}
-
-function printReportJson(report: ApplyReport, dryRun: boolean, ready: Prepared | undefined): void {
-  printJson(
-    planToJson(report, { payloads: dryRun, ...(ready?.json === undefined ? {} : { changes: ready.json }) }),
-  );
+  return report.changes.map((change, i) => ({ ...change, text: texts[i] }));
 }
 
 export function planToJson(
   report: PlanReport | ApplyReport,
-  options: { payloads: boolean; changes?: Record<string, unknown>[] },
+  options: { payloads: boolean },
 ): Record<string, unknown> {
   const p = report.payloads;
   return {
@@ -148,10 +73,12 @@ export function planToJson(
     firewall: report.firewall ?? null,
     kubeProxyMode: report.kubeProxyMode ?? null,
     networks: report.networks,
-    changes: options.changes ?? changesToJson(report),
+    changes: changesToJson(report),
     conflicts: report.conflicts,
     warnings: report.warnings,
     ownedObjects: report.ownedObjects,
+    guards: report.firewallSpec?.guards ?? [],
+    arpProbes: report.firewallSpec?.arpProbes ?? [],
     ...(options.payloads
       ? {
           payloads: {
@@ -172,8 +99,6 @@ export function formatPlanText(report: PlanReport, title: string): string {
     pc.bold(title) +
       pc.dim(`  (firewall: ${report.firewall ?? "-"}, kube-proxy: ${report.kubeProxyMode ?? "-"})`),
   );
-  // Thousands of networks and changes, in a process the JIT has not warmed up: few calls and
-  // strings per line.
   const why = `    ${pc.dim("why:")} `;
   for (const n of report.networks) {
     let extra = n.table === undefined ? "" : `, table ${n.table}`;
@@ -182,6 +107,16 @@ export function formatPlanText(report: PlanReport, title: string): string {
       `  ${pc.cyan(n.name)} IPv${n.family} ${n.pools.join(", ")} on ${n.interface}: ${pc.bold(n.case)} (method ${n.method}${extra})`,
       why + n.reason,
     );
+  }
+  for (const g of report.firewallSpec?.guards ?? []) {
+    const except = g.exempt.length === 0 ? "" : `, except to ${g.exempt.join(", ")}`;
+    out.push(
+      `  ${pc.cyan("anti-spoofing")} IPv${g.family} on ${g.iif}: ${pc.bold(g.mode)} source check${except}`,
+      why + g.reason,
+    );
+  }
+  for (const p of report.firewallSpec?.arpProbes ?? []) {
+    out.push(`  ${pc.cyan("arp probes")} on ${p.oif} for ${p.targets.join(", ")}`, why + p.reason);
   }
   const changes = report.changes;
   if (changes.length === 0) {
@@ -219,11 +154,8 @@ export function formatPayloadsText(report: PlanReport): string {
   return out.length === 0 ? "# nothing to run\n" : `${out.join("\n")}\n`;
 }
 
-async function engineFor(stateDir: string | undefined, config: Config | undefined) {
-  const early = await takeEarlyRead();
-  return createEngine(
-    createNodeDeps({ stateDir: stateDir ?? config?.stateDir, ...(early === undefined ? {} : { early }) }),
-  );
+function engineFor(stateDir: string | undefined, config: Config | undefined) {
+  return createEngine(createNodeDeps({ stateDir: stateDir ?? config?.stateDir }));
 }
 
 export function registerPlanApplyDelete(program: Command): void {
@@ -241,7 +173,7 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
-        const report = await (await engineFor(opts.stateDir, config)).plan(config);
+        const report = await engineFor(opts.stateDir, config).plan(config);
         if (opts.output === "json") printJson(planToJson(report, { payloads: opts.payloads === true }));
         else {
           process.stdout.write(formatPlanText(report, "symroute plan"));
@@ -269,20 +201,16 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
-        const engine = await engineFor(opts.stateDir, config);
-        const { report, ready } = await runPrepared(opts.output, "symroute apply", (whileRunning) =>
-          engine.apply(config, {
-            dryRun: opts.dryRun === true,
-            lockWaitMs: opts.lockWait * 1000,
-            whileRunning,
-          }),
-        );
-        if (opts.output === "json") printReportJson(report, opts.dryRun === true, ready);
+        const report = await engineFor(opts.stateDir, config).apply(config, {
+          dryRun: opts.dryRun === true,
+          lockWaitMs: opts.lockWait * 1000,
+        });
+        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
         else if (opts.dryRun === true) {
           process.stdout.write(formatPlanText(report, "symroute apply --dry-run"));
           process.stdout.write(formatPayloadsText(report));
         } else {
-          process.stdout.write(ready?.text ?? formatPlanText(report, "symroute apply"));
+          process.stdout.write(formatPlanText(report, "symroute apply"));
           process.stdout.write(
             report.applied
               ? `${pc.green("Applied and verified")}: ${report.changes.length} change(s); symroute owns ${report.ownedObjects} object(s).\n`
@@ -307,19 +235,14 @@ export function registerPlanApplyDelete(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
-        const engine = await engineFor(opts.stateDir, config);
-        const { report, ready } = await runPrepared(opts.output, "symroute delete", (whileRunning) =>
-          engine.remove(config, {
-            dryRun: opts.dryRun === true,
-            lockWaitMs: opts.lockWait * 1000,
-            whileRunning,
-          }),
-        );
-        if (opts.output === "json") printReportJson(report, opts.dryRun === true, ready);
+        const report = await engineFor(opts.stateDir, config).remove(config, {
+          dryRun: opts.dryRun === true,
+          lockWaitMs: opts.lockWait * 1000,
+        });
+        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
         else {
           process.stdout.write(
-            ready?.text ??
-              formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"),
+            formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"),
           );
           if (opts.dryRun === true) process.stdout.write(formatPayloadsText(report));
           else if (report.applied)
