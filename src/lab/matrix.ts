@@ -160,8 +160,8 @@ export function spoofCell(probe: SpoofProbe): CellSpec {
         expectedBefore: true,
         expectedAfter: true,
         proves:
-          "the external interface is not opened to spoofed sources: before apply rp_filter drops the packet, " +
-          "after apply symroute's anti-spoofing guard does",
+          "the external interface is not opened to spoofed sources: before apply rp_filter drops the packet; " +
+          "after apply symroute's anti-spoofing guard does where symroute lowered rp_filter, rp_filter where it did not",
       }
     : {
         ...base,
