@@ -112,6 +112,15 @@ export function scenarioProblems(report: ScenarioReport): string[] {
     const wrong = unexpectedCells(report.after);
     if (wrong.length > 0) problems.push(`${wrong.length} cell(s) after apply failed`);
   }
+  const unresolved = (report.neighbours?.after ?? []).filter((n) => !resolved(n));
+  if (unresolved.length > 0) {
+    problems.push(`after apply the node did not resolve ${unresolved.map(formatNeighbour).join("; ")}`);
+  }
+  if (report.arpControl !== undefined && unexpectedCells(report.arpControl.cells).length > 0) {
+    problems.push(
+      "with symroute's ARP probes removed, some external cells still held: the lab is not strict",
+    );
+  }
   if (report.residue !== undefined && report.residue.length > 0) {
     problems.push(
       `after delete the node differs from its start in ${report.residue.map((d) => d.section).join(", ")}`,
@@ -170,7 +179,7 @@ async function demo(specs: readonly LabSpec[]): Promise<number> {
           );
         },
       },
-      {},
+      { arpControl: true },
     );
     if (report.residue !== undefined) {
       process.stdout.write(heading("After symroute delete: the node compared with its start"));
