@@ -160,8 +160,8 @@ export function spoofCell(probe: SpoofProbe): CellSpec {
         expectedBefore: true,
         expectedAfter: true,
         proves:
-          "the external interface is not opened to spoofed sources: before apply rp_filter drops the packet, " +
-          "after apply symroute's anti-spoofing guard does",
+          "the external interface is not opened to spoofed sources: before apply rp_filter drops the packet; " +
+          "after apply symroute's anti-spoofing guard does where symroute lowered rp_filter, rp_filter where it did not",
       }
     : {
         ...base,
@@ -282,9 +282,7 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
       run: connect("client", "tcp", f.node, HOST_NETWORK_PORT),
     });
   }
-  // The external interface's spoof cells join the matrix with symroute's anti-spoofing guards
-  // (issue 13); until then the lab builds them and test/lab/controls.e2e.test.ts runs them.
-  for (const probe of spoofProbesOf(spec).filter((p) => p.device === "eth0")) cells.push(spoofCell(probe));
+  for (const probe of spoofProbesOf(spec)) cells.push(spoofCell(probe));
   return cells;
 }
 
@@ -355,7 +353,7 @@ export function formatMatrix(
       const expectation = c.expected ? "expected ✓" : "expected ✗";
       const right = c.ok === c.expected && c.invalid !== true;
       const flag = right ? "" : c.invalid === true ? "   <-- NOT MEASURED" : "   <-- UNEXPECTED";
-      return `  ${outcome} ${c.name.padEnd(width)}  (${expectation})${flag}${right && c.ok ? "" : `  ${c.detail}`}`;
+      return `  ${outcome} ${c.name.padEnd(width)}  (${expectation})${flag}${right && c.ok && c.kind !== "spoof" ? "" : `  ${c.detail}`}`;
     })
     .join("\n");
 }

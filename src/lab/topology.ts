@@ -104,9 +104,12 @@ function hostSetups(spec: LabSpec): {
     pod2: blank(),
   };
   // New namespaces may inherit the host's IPv4 defaults: make the end hosts' filtering explicit.
-  for (const h of [setups.client, setups.pod, setups.podc, setups.lan, setups.pod2]) {
+  for (const h of [setups.client, setups.pod, setups.podc, setups.pod2]) {
     h.early.push("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0");
   }
+  // The on-link client of case 2 checks sources like a router: it ignores an ARP request whose
+  // sender is not on its subnet, so the node must resolve it by itself (KERNEL-FACTS 10).
+  setups.lan.early.push("net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.default.rp_filter=1");
   // A node forwards, and filters spoofed sources strictly (conf.all=1, the interfaces at their
   // default 0: symroute must raise them before it lowers conf.all).
   for (const h of [setups.node, setups.node2]) {
@@ -266,17 +269,8 @@ function hostSetups(spec: LabSpec): {
       setups.router.batch.push(
         `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev ${externalSide} nud permanent`,
       );
-      // ext0 has no IPv4 address, so the node's ARP request for the gateway carries another
-      // interface's address (192.168.1.10) as its sender, and a Linux router with rp_filter=1 ignores
-      // it (arp_process checks the sender like a packet source). Real networks differ here; the lab
-      // gives the node the gateway's MAC, as it gives the router the LB address's. See docs/lab.md.
-      if (f.family === 4) {
-        for (const h of twoNodes ? [setups.node, setups.node2] : [setups.node]) {
-          h.batch.push(
-            `neigh replace ${f.routerExternal} lladdr ${routerExternalMac} dev ext0 nud permanent`,
-          );
-        }
-      }
+      // Nothing on the node side: ext0 has no IPv4 address, and the node resolves the gateway by
+      // itself against a router that ignores ARP senders outside the link's subnet (KERNEL-FACTS 10).
     } else {
       addr(setups.lan, f.lan, f.lanPrefixlen, lanSide);
       setups.lan.batch.push(

@@ -370,14 +370,16 @@ export function diagnose(input: DoctorInput): DoctorReport {
       });
     }
   }
-  // Below routing: the next hop's resolution on each pool's interface (KERNEL-FACTS 10).
-  for (const f of nodeChecks({
-    node,
-    decisions: input.decisions,
-    firewall: input.firewall,
-    firewallInPlace,
-    applyCommand: apply,
-  }))
-    if (f.path === "gateway") findings.push(f);
+  // Below routing: the next hop's resolution on each pool's interface (KERNEL-FACTS 10), and the
+  // source checks of those interfaces (KERNEL-FACTS 5, 11).
+  findings.push(
+    ...nodeChecks({
+      node,
+      decisions: input.decisions,
+      firewall: input.firewall,
+      firewallInPlace,
+      applyCommand: apply,
+    }),
+  );
   return { healthy: findings.every((f) => f.ok), findings };
 }

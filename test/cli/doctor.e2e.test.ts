@@ -157,3 +157,87 @@ test(
     assert.match(fixed.summary, /ext0 has 1\.2\.3\.2\/24 in that subnet/);
   },
 );
+
+const DUAL = join(dir, "dual.yaml");
+writeFileSync(
+  DUAL,
+  `networks:
+  - name: public
+    addresses: [1.2.3.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+  - name: public6
+    addresses: [2001:db8:5::/64]
+    interface: ext0
+    gateway: 2001:db8:5::1
+`,
+);
+chmodSync(DUAL, 0o644);
+
+test(
+  "doctor: rp_filter lowered by hand and IPv6 unchecked are weakened anti-spoofing; the fix it names restores both, and the gateway resolves",
+  { skip },
+  (t) => {
+    const node = createNode(t, { dualStack: true });
+    strictRouter(node);
+    must(["ip", "-n", node.peer, "addr", "add", "2001:db8:5::1/64", "dev", "r-ext0", "nodad"]);
+    const run = (): DoctorReport => {
+      const r = node.symroute(["doctor", "-c", DUAL, "-o", "json"]);
+      assert.ok(r.code === 0 || r.code === 3, `doctor exited ${r.code}: ${r.stderr}`);
+      return JSON.parse(r.stdout) as DoctorReport;
+    };
+
+    // conf.all.rp_filter 1: ext0 is checked (strictly) before anything is lowered; IPv6 never is.
+    const start = run();
+    assert.equal(finding(start, "anti-spoofing").ok, true, JSON.stringify(finding(start, "anti-spoofing")));
+    const v6 = finding(start, "anti-spoofing", 6);
+    assert.equal(v6.ok, false);
+    assert.match(v6.cause ?? "", /Linux has no rp_filter for IPv6/);
+    assert.ok(v6.fix?.startsWith("`symroute apply -c"), v6.fix);
+
+    // Lowered by hand (what a user does after reading the article): weakened, and no guard.
+    must(["ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
+    const r = node.symroute(["doctor", "-c", DUAL]);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(
+      r.stdout,
+      /FAIL public IPv4: anti-spoofing: the sources of packets arriving on ext0 are not checked/,
+    );
+    const weak = finding(run(), "anti-spoofing");
+    assert.equal(weak.ok, false);
+    assert.match(weak.summary, /effective rp_filter 0: conf\.all 0, conf\.ext0 0\) and no guard is in place/);
+    assert.match(weak.fix ?? "", /^sysctl -w net\.ipv4\.conf\.ext0\.rp_filter=1, then `symroute apply -c /);
+
+    // Do what it says: raise ext0, apply. symroute lowers it again and keeps the check in its guard.
+    must(["ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.conf.ext0.rp_filter=1"]);
+    const applied = node.symroute(["apply", "-c", DUAL]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const after = run();
+    const guard4 = finding(after, "anti-spoofing");
+    assert.equal(guard4.ok, true, JSON.stringify(guard4));
+    assert.match(guard4.summary, /dropped by symroute's guard \(strict\) \(except to 1\.2\.3\.0\/24\)/);
+    assert.equal(finding(after, "anti-spoofing", 6).ok, true);
+    assert.equal(
+      must(["ip", "netns", "exec", node.name, "sysctl", "-n", "net.ipv4.conf.ext0.rp_filter"]).trim(),
+      "0",
+    );
+
+    // The same strict router now answers: requests leave as probes and the entry resolves.
+    const probing = finding(after, "gateway");
+    assert.equal(probing.ok, true, JSON.stringify(probing));
+    assert.match(probing.summary, /RFC 5227 probes/);
+    sendToGateway(node);
+    const resolved = finding(run(), "gateway");
+    assert.equal(resolved.ok, true, JSON.stringify(resolved));
+    const neigh = JSON.parse(
+      must(["ip", "-n", node.name, "-j", "neigh", "show", "dev", "ext0", "to", "1.2.3.1"]),
+    ) as {
+      state: string[];
+    }[];
+    assert.ok(
+      neigh.length === 1 && !neigh[0]?.state.some((s) => s === "INCOMPLETE" || s === "FAILED"),
+      JSON.stringify(neigh),
+    );
+    assert.ok(arpRequestsSeen(node) >= 1);
+  },
+);

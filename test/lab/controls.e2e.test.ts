@@ -87,7 +87,8 @@ describe("lab negative controls: each cell fails without what it relies on", () 
         await assertAllHold(topology, external, "apply puts the mark back");
 
         // After apply: with rp_filter off and symroute's guards removed, every spoofed packet arrives.
-        await removeSpoofProtection(topology);
+        const removed = await removeSpoofProtection(topology);
+        assert.ok(removed.rules > 0, "symroute wrote anti-spoofing guards, and the control removed them");
         await assertAllFail(topology, spoof, "with the anti-spoofing removed after apply");
       } finally {
         await topology.teardown();
