@@ -59,7 +59,7 @@ export function registerDoctor(program: Command): void {
   program
     .command("doctor")
     .description(
-      "Simulate, for each network, a request from an outside client to an LB address and its reply (pod and host-network backends), and pods reaching the LB address; report broken paths with their cause and fix.",
+      "Simulate, for each network, a request from an outside client to an LB address and its reply (pod and host-network backends), and pods reaching the LB address; check that the node can resolve the network's gateway on the pool's interface (neighbour table, strict ARP) and that the interface still checks sources (rp_filter, symroute's guard); report what is broken with its cause and the command that fixes it.",
     )
     .addHelpText("after", "\nExit codes: 0 healthy, 3 problems found, 1 error.")
     .option("-c, --config <file>", "configuration file (required: the file you apply)")
