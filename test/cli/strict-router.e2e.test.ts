@@ -17,25 +17,52 @@ const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-strict-"));
 chmodSync(dir, 0o755);
 
-const CLIENT = "203.0.113.10";
-const LB = "1.2.3.4";
-const GATEWAY = "1.2.3.1";
-const NODE = "192.168.1.10";
-const SPOOF = "10.112.0.5";
 const PORT = 8081;
 const PROBE_PORT = 9999;
 
-const configFor = (firewall: string): string => {
-  const path = join(dir, `${firewall}.yaml`);
+/** One address family's side of the test: the router's client, the LB address, the node. */
+interface Side {
+  readonly family: 4 | 6;
+  readonly client: string;
+  readonly lb: string;
+  readonly node: string;
+  /** A pod-range source: the spoofed packets'. */
+  readonly spoof: string;
+  readonly ip: "ip" | "ip6";
+}
+const V4: Side = {
+  family: 4,
+  client: "203.0.113.10",
+  lb: "1.2.3.4",
+  node: "192.168.1.10",
+  spoof: "10.112.0.5",
+  ip: "ip",
+};
+const V6: Side = {
+  family: 6,
+  client: "2001:db8:ff::10",
+  lb: "2001:db8:100::4",
+  node: "2001:db8:1::10",
+  spoof: "fd00:112::5",
+  ip: "ip6",
+};
+const { client: CLIENT, lb: LB, node: NODE, spoof: SPOOF } = V4;
+const GATEWAY = "1.2.3.1";
+
+const configFor = (firewall: string, family: 4 | 6 = 4): string => {
+  const path = join(dir, `${firewall}-${family}.yaml`);
+  const network =
+    family === 4
+      ? `addresses: [1.2.3.0/24]\n    gateway: ${GATEWAY}`
+      : `addresses: ["2001:db8:100::/64"]\n    gateway: "2001:db8:100::1"`;
   writeFileSync(
     path,
     `firewall: ${firewall}
-podCIDRs: [10.112.0.0/12]
+podCIDRs: [10.112.0.0/12, "fd00:112::/56"]
 networks:
   - name: public
-    addresses: [1.2.3.0/24]
     interface: ext0
-    gateway: ${GATEWAY}
+    ${network}
 `,
   );
   chmodSync(path, 0o644);
@@ -57,21 +84,26 @@ const mustIn = (node: Netns, argv: readonly string[], input?: string): string =>
  * own), the way a spoofing host on that segment would. On the node: strict ARP, and a kube-proxy
  * stand-in that DNATs the LB address to the node's own server.
  */
-function strictTopology(node: Netns): void {
-  const ext0Mac = (JSON.parse(mustIn(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
+function ext0Mac(node: Netns): string {
+  const mac = (JSON.parse(mustIn(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
     ?.address;
-  assert.ok(ext0Mac);
+  assert.ok(mac);
+  return mac;
+}
+
+function strictTopology(node: Netns): void {
+  const mac = ext0Mac(node);
   const router = [
     "addr add 1.2.3.1/24 dev r-ext0",
     `addr add ${CLIENT}/32 dev lo`,
     `addr add ${SPOOF}/32 dev lo`,
     "link set lo up",
-    `neigh replace ${LB} lladdr ${ext0Mac} dev r-ext0 nud permanent`,
+    `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
     `rule add from ${SPOOF} lookup 99 priority 99`,
     `route add ${NODE}/32 dev r-ext0 table 99`,
     // The spoofing host knows the node's MAC (it is on the segment); the node never answers ARP on
     // ext0 for an address of eth0 under strict ARP.
-    `neigh replace ${NODE} lladdr ${ext0Mac} dev r-ext0 nud permanent`,
+    `neigh replace ${NODE} lladdr ${mac} dev r-ext0 nud permanent`,
   ];
   const r = inRouter(node, ["ip", "-batch", "-"], `${router.join("\n")}\n`);
   assert.equal(r.code, 0, r.stderr);
@@ -102,9 +134,41 @@ function strictTopology(node: Netns): void {
   );
 }
 
+/**
+ * The IPv6 side: the router is 2001:db8:100::1 on the external segment, with the client's address
+ * and a pod-range one on its loopback; the LB address is a static neighbour (MetalLB answers
+ * neighbour solicitations in user space). The node's stand-in DNATs the LB address to its own
+ * server. IPv6 has no rp_filter: before apply nothing checks sources on ext0.
+ */
+function ipv6Topology(node: Netns): void {
+  const mac = ext0Mac(node);
+  const router = [
+    "addr add 2001:db8:100::1/64 dev r-ext0 nodad",
+    `addr add ${V6.client}/128 dev lo nodad`,
+    `addr add ${V6.spoof}/128 dev lo nodad`,
+    `neigh replace ${V6.lb} lladdr ${mac} dev r-ext0 nud permanent`,
+    `rule add from ${V6.spoof} lookup 99 priority 99`,
+    `route add ${V6.node}/128 dev r-ext0 table 99`,
+    `neigh replace ${V6.node} lladdr ${mac} dev r-ext0 nud permanent`,
+  ];
+  const r = inRouter(node, ["ip", "-6", "-batch", "-"], `link set lo up\n${router.join("\n")}\n`);
+  assert.equal(r.code, 0, r.stderr);
+  mustIn(
+    node,
+    ["nft", "-f", "-"],
+    `table ip6 kube-proxy-standin {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip6 daddr ${V6.lb} tcp dport ${PORT} dnat to [${V6.node}]:${PORT}
+  }
+}
+`,
+  );
+}
+
 /** The node's own HTTP server (a host-network backend), up until the test ends. */
 async function startServer(t: TestContext, node: Netns): Promise<void> {
-  const script = `require("node:http").createServer((q, r) => r.end("ok")).listen(${PORT}, "0.0.0.0", () => console.log("ready"))`;
+  const script = `require("node:http").createServer((q, r) => r.end("ok")).listen(${PORT}, "::", () => console.log("ready"))`;
   const child = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", script], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -117,10 +181,12 @@ async function startServer(t: TestContext, node: Netns): Promise<void> {
   });
 }
 
-/** client → LB through the strict router: whether the answer came back. */
-const clientReachesLb = (node: Netns): boolean =>
-  inRouter(node, ["curl", "-s", "--max-time", "3", "--interface", CLIENT, `http://${LB}:${PORT}/`]).stdout ===
-  "ok";
+/** client → LB through the router: whether the answer came back. */
+const clientReachesLb = (node: Netns, side: Side = V4): boolean => {
+  const host = side.family === 6 ? `[${side.lb}]` : side.lb;
+  const argv = ["curl", "-s", "--max-time", "3", "--interface", side.client, `http://${host}:${PORT}/`];
+  return inRouter(node, argv).stdout === "ok";
+};
 
 interface Neighbour {
   dst: string;
@@ -132,11 +198,11 @@ const neighbours = (node: Netns): Neighbour[] =>
 const gatewayState = (node: Netns): string[] => neighbours(node).find((n) => n.dst === GATEWAY)?.state ?? [];
 
 /** Counters of the test's own: the node's ext0 ingress, after the guards' hooks, and local delivery. */
-const COUNTERS = `table netdev nfwtest-ingress {
+const countersFor = (side: Side): string => `table netdev nfwtest-ingress {
   counter spoof-in { }
   chain ext0 {
     type filter hook ingress device "ext0" priority -500; policy accept;
-    ip saddr ${SPOOF} udp dport ${PROBE_PORT} counter name "spoof-in"
+    ${side.ip} saddr ${side.spoof} udp dport ${PROBE_PORT} counter name "spoof-in"
   }
 }
 table inet nfwtest {
@@ -145,15 +211,16 @@ table inet nfwtest {
   counter spoof-delivered { }
   chain after_guard {
     type filter hook prerouting priority -140; policy accept;
-    ip saddr ${SPOOF} udp dport ${PROBE_PORT} counter name "spoof-past-guard"
-    ip saddr ${CLIENT} ip daddr ${LB} udp dport ${PROBE_PORT} counter name "control-past-guard"
+    ${side.ip} saddr ${side.spoof} udp dport ${PROBE_PORT} counter name "spoof-past-guard"
+    ${side.ip} saddr ${side.client} ${side.ip} daddr ${side.lb} udp dport ${PROBE_PORT} counter name "control-past-guard"
   }
   chain input {
     type filter hook input priority 0; policy accept;
-    ip saddr ${SPOOF} udp dport ${PROBE_PORT} counter name "spoof-delivered"
+    ${side.ip} saddr ${side.spoof} udp dport ${PROBE_PORT} counter name "spoof-delivered"
   }
 }
 `;
+const COUNTERS = countersFor(V4);
 const REMOVE_COUNTERS = "delete table netdev nfwtest-ingress\ndelete table inet nfwtest\n";
 
 function counter(node: Netns, family: string, table: string, name: string): number {
@@ -174,7 +241,8 @@ function readUntil<T>(read: () => T, done: (v: T) => boolean, what: string): T {
 }
 
 const sendUdp = (node: Netns, from: string, to: string): void => {
-  const script = `const s = require("node:dgram").createSocket("udp4"); s.bind({ address: "${from}" }, () => s.send("probe", ${PROBE_PORT}, "${to}", (e) => { s.close(); process.exitCode = e ? 1 : 0; }));`;
+  const socket = to.includes(":") ? "udp6" : "udp4";
+  const script = `const s = require("node:dgram").createSocket("${socket}"); s.bind({ address: "${from}" }, () => s.send("probe", ${PROBE_PORT}, "${to}", (e) => { s.close(); process.exitCode = e ? 1 : 0; }));`;
   const r = inRouter(node, [process.execPath, "-e", script]);
   assert.equal(r.code, 0, r.stderr);
 };
@@ -184,12 +252,12 @@ const sendUdp = (node: Netns, from: string, to: string): void => {
  * once the control is counted past the guard, the spoofed one (sent first, same queue) is through
  * the guard too. Returns whether the spoofed packet got past the guard; it must have arrived.
  */
-function spoofPassesGuard(node: Netns): boolean {
+function spoofPassesGuard(node: Netns, side: Side = V4): boolean {
   const arrived = counter(node, "netdev", "nfwtest-ingress", "spoof-in");
   const passed = counter(node, "inet", "nfwtest", "spoof-past-guard");
   const controls = counter(node, "inet", "nfwtest", "control-past-guard");
-  sendUdp(node, SPOOF, NODE);
-  sendUdp(node, CLIENT, LB);
+  sendUdp(node, side.spoof, side.node);
+  sendUdp(node, side.client, side.lb);
   readUntil(
     () => counter(node, "inet", "nfwtest", "control-past-guard"),
     (n) => n > controls,
@@ -286,6 +354,89 @@ for (const firewall of ["nftables", "iptables"] as const) {
       assert.equal(spoofPassesGuard(node), false, "dropped again after the repair");
       assert.equal(clientReachesLb(node), true, "client → LB with the guard back");
       mustIn(node, ["nft", "-f", "-"], REMOVE_COUNTERS);
+
+      const deleted = node.symroute(["delete"]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(node.dump(), start);
+    },
+  );
+}
+
+/** Deletes the guard's neighbour-discovery RETURNs by hand. */
+function removeNdExemption(node: Netns, firewall: "nftables" | "iptables"): void {
+  if (firewall === "nftables") {
+    const listing = mustIn(node, ["nft", "-a", "list", "chain", "inet", "symroute", "guard_ext0"]);
+    const handle = /nd-neighbor-solicit.* # handle (\d+)/.exec(listing)?.[1];
+    assert.ok(handle, listing);
+    mustIn(node, ["nft", "delete", "rule", "inet", "symroute", "guard_ext0", "handle", handle]);
+    return;
+  }
+  const rules = mustIn(node, ["ip6tables", "-t", "mangle", "-S", "SYMROUTE-G-ext0"])
+    .split("\n")
+    .filter((l) => l.startsWith("-A "));
+  const first = rules.findIndex((l) => l.includes("--icmpv6-type"));
+  const count = rules.filter((l) => l.includes("--icmpv6-type")).length;
+  assert.ok(first >= 0 && count === 3, rules.join("\n"));
+  for (let i = 0; i < count; i++)
+    mustIn(node, ["ip6tables", "-t", "mangle", "-D", "SYMROUTE-G-ext0", String(first + 1)]);
+}
+
+for (const firewall of ["nftables", "iptables"] as const) {
+  test(
+    `IPv6, ${firewall}: a spoofed source entering ext0 is delivered before apply and dropped after; client → LB works, through the ND exemption`,
+    { skip },
+    async (t) => {
+      const node = createNode(t, { dualStack: true });
+      ipv6Topology(node);
+      await startServer(t, node);
+      const config = configFor(firewall, 6);
+      const start = node.dump();
+      mustIn(node, ["nft", "-f", "-"], countersFor(V6));
+
+      // Before: Linux checks no IPv6 source on ext0; the pod-range packet reaches the node.
+      assert.equal(spoofPassesGuard(node, V6), true, "before apply nothing stops it");
+      readUntil(
+        () => counter(node, "inet", "nfwtest", "spoof-delivered"),
+        (n) => n === 1,
+        "spoofed packet delivered before apply",
+      );
+      assert.equal(clientReachesLb(node, V6), false, "client → LB before apply");
+
+      const plan = JSON.parse(node.symroute(["plan", "-c", config, "-o", "json"]).stdout) as {
+        guards: { family: number; iif: string; mode: string; exempt: string[] }[];
+        arpProbes: unknown[];
+      };
+      assert.deepEqual(
+        plan.guards.map((g) => [g.family, g.iif, g.mode, g.exempt]),
+        [[6, "ext0", "strict", ["2001:db8:100::/64"]]],
+      );
+      assert.deepEqual(plan.arpProbes, [], "IPv6 needs no ARP probes (NDP uses link-local addresses)");
+      assert.match(
+        node.symroute(["plan", "-c", config]).stdout,
+        /Linux has no IPv6 rp_filter: symroute makes ext0 stricter/,
+      );
+
+      const applied = node.symroute(["apply", "-c", config]);
+      assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+      // Neighbour discovery passes the guard (the router solicits from its global address).
+      assert.equal(clientReachesLb(node, V6), true, "client → LB after apply");
+      assert.equal(spoofPassesGuard(node, V6), false, "the spoofed packet is dropped after apply");
+      assert.equal(counter(node, "inet", "nfwtest", "spoof-delivered"), 1, "nothing more delivered");
+      mustIn(node, ["nft", "-f", "-"], REMOVE_COUNTERS);
+
+      // Negative control: without the neighbour-discovery exemption the gateway's advertisement
+      // (sent from its global address, which only the network's table routes) is dropped.
+      removeNdExemption(node, firewall);
+      mustIn(node, ["ip", "-6", "neigh", "flush", "dev", "ext0"]);
+      assert.equal(clientReachesLb(node, V6), false, "client → LB without the ND exemption");
+      const gateway6 = neighbours(node).find((n) => n.dst === "2001:db8:100::1")?.state ?? [];
+      assert.ok(
+        ["INCOMPLETE", "FAILED"].some((s) => gateway6.includes(s)),
+        JSON.stringify(neighbours(node)),
+      );
+      assert.equal(node.symroute(["plan", "-c", config]).code, 2, "the missing exemption is drift");
+      assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+      assert.equal(clientReachesLb(node, V6), true, "client → LB after the repair");
 
       const deleted = node.symroute(["delete"]);
       assert.equal(deleted.code, 0, deleted.stderr);
