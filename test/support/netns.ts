@@ -3,7 +3,7 @@
 
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { TestContext } from "node:test";
 import { checkLabPrerequisites } from "../../src/lab/preflight.ts";
@@ -65,8 +65,9 @@ export function run(argv: readonly string[], options: { input?: string; env?: No
     env: { ...process.env, NO_COLOR: "1", ...options.env },
   });
   if (r.error !== undefined) throw new Error(`${argv.join(" ")}: could not run ${file}: ${r.error.message}`);
-  if (r.status === null) throw new Error(`${argv.join(" ")}: killed by ${r.signal ?? "a signal"}`);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  // Killed by a signal: the shell's convention, 128 + its number.
+  const code = r.status ?? 128 + (r.signal === null ? 0 : constants.signals[r.signal]);
+  return { code, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function must(argv: readonly string[], input?: string): string {
