@@ -321,6 +321,8 @@ try {
     ok: false,
     seed,
     networks,
+    deadlinesMs: { repair: REPAIR_DEADLINE_MS, nft: NFT_DEADLINE_MS },
+    resyncInterval: RESYNC,
     seconds: Math.round((Date.now() - started) / 1000),
     events,
     repairsMs: Object.fromEntries(
