@@ -112,26 +112,24 @@ export async function removeSymrouteArpProbes(topology: Topology, node: Node = "
   return removeNftRules(topology, node, (r) => r.family === "arp");
 }
 
-/**
- * Removes every anti-spoofing protection on the node: rp_filter to 0 on every IPv4 interface, and
- * symroute's guards (nftables `fib` rules in its tables; iptables `rpfilter` matches in raw and
- * mangle). What was there is returned so that the caller can put the sysctls back.
- */
-export async function removeSpoofProtection(
-  topology: Topology,
-  node: Node = "node",
-): Promise<{ sysctls: string[]; rules: number }> {
+/** Removes symroute's anti-spoofing guards: nftables `fib` rules in its tables, iptables `rpfilter` matches. */
+export async function removeSymrouteGuards(topology: Topology, node: Node = "node"): Promise<number> {
+  let rules = await removeNftRules(topology, node, (r, text) => r.family !== "arp" && text.includes('"fib"'));
+  for (const table of ["raw", "mangle"]) {
+    rules += await removeIptablesRules(topology, node, table, / -m rpfilter /);
+  }
+  return rules;
+}
+
+/** Sets every IPv4 rp_filter of the node to 0; returns the old values, for `restoreSysctls`. */
+export async function disableRpFilter(topology: Topology, node: Node = "node"): Promise<string[]> {
   const listed = await topology.exec(node, ["sysctl", "-a", "-r", "^net\\.ipv4\\.conf\\.[^.]+\\.rp_filter$"]);
   const sysctls = listed.stdout
     .split("\n")
     .filter((l) => l.includes(" = "))
     .map((l) => l.replace(" = ", "="));
   await topology.exec(node, ["sysctl", "-q", "-w", ...sysctls.map((s) => s.replace(/=.*/, "=0"))]);
-  let rules = await removeNftRules(topology, node, (r, text) => r.family !== "arp" && text.includes('"fib"'));
-  for (const table of ["raw", "mangle"]) {
-    rules += await removeIptablesRules(topology, node, table, / -m rpfilter /);
-  }
-  return { sysctls, rules };
+  return sysctls;
 }
 
 /** Puts sysctls back as `removeSpoofProtection` found them. */

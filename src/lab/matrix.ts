@@ -122,7 +122,7 @@ function spoofDropped(probe: SpoofProbe) {
     return seen
       ? {
           ok: false,
-          detail: `a packet from ${probe.source} entering ${probe.device} was delivered to ${probe.address}: anti-spoofing is off`,
+          detail: `a packet from ${probe.source} entering ${probe.device} was delivered to ${probe.address}: nothing dropped it`,
         }
       : {
           ok: true,

@@ -1,14 +1,16 @@
 // Negative controls for the lab's cells: with the protection a cell relies on taken away on
 // purpose, the cell must fail. Otherwise a passing matrix would prove nothing (issue 18).
-//   - spoof cells: with rp_filter off (before apply) and symroute's guards removed (after apply),
-//     every spoofed packet is counted on the node's ingress and delivered;
+//   - spoof cells: with rp_filter off (before apply), with symroute's guards removed (after apply:
+//     the spoofs into ext0, whose rp_filter symroute set to 0), and with both, every spoofed packet
+//     is counted on the node's ingress and delivered;
 //   - external cells: with symroute's ip rules removed after apply, or its connection mark, every
 //     client → LB cell fails; `apply` repairs it and they hold again.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  removeSpoofProtection,
+  disableRpFilter,
+  removeSymrouteGuards,
   removeSymrouteMark,
   removeSymrouteRules,
   restoreSysctls,
@@ -66,7 +68,7 @@ describe("lab negative controls: each cell fails without what it relies on", () 
         assert.ok(spoof.some((c) => c.name.includes("ext0")) && spoof.some((c) => c.name.includes("eth0")));
 
         // Before apply: with rp_filter off, every spoofed packet arrives (the IPv6 ones arrive anyway).
-        const { sysctls } = await removeSpoofProtection(topology);
+        const sysctls = await disableRpFilter(topology);
         await assertAllFail(topology, spoof, "with rp_filter off before apply");
         await restoreSysctls(topology, sysctls);
 
@@ -87,9 +89,16 @@ describe("lab negative controls: each cell fails without what it relies on", () 
         await assertAllHold(topology, external, "apply puts the mark back");
 
         // After apply: with rp_filter off and symroute's guards removed, every spoofed packet arrives.
-        const removed = await removeSpoofProtection(topology);
-        assert.ok(removed.rules > 0, "symroute wrote anti-spoofing guards, and the control removed them");
-        await assertAllFail(topology, spoof, "with the anti-spoofing removed after apply");
+        // After apply: ext0's rp_filter is 0, so symroute's guards alone stop the spoofs into ext0;
+        // with them removed those arrive. eth0's protection is still rp_filter: with it off, that one too.
+        assert.ok((await removeSymrouteGuards(topology)) > 0, "symroute wrote anti-spoofing guards");
+        await assertAllFail(
+          topology,
+          spoof.filter((c) => c.name.includes("into node ext0")),
+          "with symroute's anti-spoofing guards removed after apply",
+        );
+        await disableRpFilter(topology);
+        await assertAllFail(topology, spoof, "with the guards removed and rp_filter off after apply");
       } finally {
         await topology.teardown();
       }

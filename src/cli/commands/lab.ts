@@ -166,11 +166,11 @@ async function demo(specs: readonly LabSpec[]): Promise<number> {
         arpControl: (control) => {
           process.stdout.write(
             heading(
-              `Control: symroute's ARP probes removed (${control.removed} rule(s)), the gateway's MAC forgotten`,
+              `Control: symroute's ARP probes removed (${control.removed} rule(s)), the next hop's MAC forgotten`,
             ),
           );
           process.stdout.write(
-            "    The strict router ignores the node's ARP requests (their sender is not on the link's subnet):\n",
+            "    The next hop ignores the node's own ARP requests again (their sender is not on the link's subnet):\n",
           );
           process.stdout.write(`${control.neighbours.map((n) => `    ${colourNeighbour(n)}`).join("\n")}\n`);
           process.stdout.write(`${formatMatrix(control.cells, { ok: pc.green("✓"), fail: pc.red("✗") })}\n`);
