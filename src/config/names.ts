@@ -1,10 +1,13 @@
 // Names that reach the kernel and other tools: interface names and network names.
 // The rules are an allow-list, so a value that passes is safe in an argument, a comment and a log.
 
-import { INTERFACE_NAME_MAX, NETWORK_NAME_MAX } from "./fields.ts";
 import { quoteString } from "./issues.ts";
 
 const INTERFACE_CHAR = /^[A-Za-z0-9_.-]$/;
+/** IFNAMSIZ (16) minus the terminating NUL. */
+const INTERFACE_NAME_MAX = 15;
+/** Like a Kubernetes DNS label: it ends up in rule comments, keys and file names. */
+const NETWORK_NAME_MAX = 63;
 
 // Character classes by code, for the loops below: they run for every network, and a loop over a
 // short name costs less than compiling and running a regular expression once per command.

@@ -2,7 +2,7 @@
 // what the round-trip property test feeds back into the loader.
 
 import { stringify } from "yaml";
-import type { Config } from "../model/config.ts";
+import type { Config } from "./schema.ts";
 
 /** The file shape with every default written out; one gateway is a string, two are a list. */
 export function configToDocument(config: Config): Record<string, unknown> {

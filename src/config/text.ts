@@ -207,7 +207,7 @@ export function parseConfigText(text: string): ConfigResult {
     };
   }
   const { config, issues } = validatePending(value);
-  if (config !== undefined) return { ok: true, config };
+  if (config !== undefined) return { ok: true, config, value };
   return { ok: false, issues: sortIssues(issues.map(withPosition)) };
 }
 
