@@ -23,8 +23,7 @@ export type {
   Vlan,
 } from "./schema.ts";
 export { CONFIG_DEFAULTS } from "./schema.ts";
-export { configToDocument, configToYaml } from "./serialize.ts";
-export { interfaceNameProblem, isValidInterfaceName } from "./names.ts";
+export { interfaceNameProblem } from "./names.ts";
 
 export function loadConfigOrThrow(text: string, fileName: string): Config {
   const result = parseConfigText(text);

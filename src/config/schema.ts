@@ -35,26 +35,11 @@ const MARK_MASK_MAX = 0xffffffff;
  * Route protocols registered to other software (linux/rtnetlink.h, iproute2 rt_protos). symroute
  * treats routes and rules with its protocol as its own and removes them, so these are refused.
  */
-export const REGISTERED_ROUTE_PROTOCOLS: Readonly<Record<number, string>> = {
-  8: "gated",
-  9: "ra",
-  10: "mrt",
-  11: "zebra",
-  12: "bird",
-  13: "dnrouted",
-  14: "xorp",
-  15: "ntk",
-  16: "dhcp",
-  17: "mrouted",
-  18: "keepalived",
-  42: "babel",
-  99: "openr",
-  186: "bgp",
-  187: "isis",
-  188: "ospf",
-  189: "rip",
-  192: "eigrp",
-};
+export const REGISTERED_ROUTE_PROTOCOLS: Readonly<Record<number, string>> = Object.fromEntries(
+  "8 gated 9 ra 10 mrt 11 zebra 12 bird 13 dnrouted 14 xorp 15 ntk 16 dhcp 17 mrouted 18 keepalived 42 babel 99 openr 186 bgp 187 isis 188 ospf 189 rip 192 eigrp"
+    .match(/\d+ \S+/g)
+    ?.map((pair) => pair.split(" ")) ?? [],
+);
 
 const list = (items: readonly (string | number)[]): string => items.join(", ");
 const familyName = (family: Family): string => (family === 4 ? "IPv4" : "IPv6");
@@ -141,20 +126,18 @@ function prefixText(field: string, listField: string, what: string, unicast: boo
         ctx.issues.push({ code: "custom", message, input: text });
         return z.NEVER;
       };
+      const loose = parsePrefix(text);
+      if (loose === undefined) return issue(notAddress(text));
+      if (loose.len === 0)
+        return issue(`${field} ${quoteString(text)} covers every address; give the subnet itself`);
       const prefix = parsePrefix(text, { strict: true });
       if (prefix === undefined) {
-        const loose = parsePrefix(text);
-        if (loose === undefined) return issue(notAddress(text));
-        if (loose.len === 0)
-          return issue(`${field} ${quoteString(text)} covers every address; give the subnet itself`);
         const host = formatIp(loose.family, parseIp(text.slice(0, text.indexOf("/")))?.value ?? 0n);
         return issue(
           `${field} ${quoteString(text)} has host bits set; did you mean ${quoteString(formatPrefix(loose))}` +
             ` (the subnet) or ${quoteString(host)} (the single address)?`,
         );
       }
-      if (prefix.len === 0)
-        return issue(`${field} ${quoteString(text)} covers every address; give the subnet itself`);
       const special = unicast ? specialOverlap(prefix) : undefined;
       if (special !== undefined)
         return issue(`${field} ${quoteString(text)} overlaps ${special}; a pool must hold unicast addresses`);

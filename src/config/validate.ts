@@ -116,37 +116,27 @@ function validateNetwork(value: unknown, index: number, out: PendingIssue[]) {
   }
   unknownKeys(value, NETWORK_SHAPE, path, out);
   const before = out.length;
-  const fields: Partial<Record<keyof NetworkFields, unknown>> = {};
+  const fields: Partial<NetworkFields> = {};
   for (const key of Object.keys(NETWORK_SHAPE) as (keyof NetworkFields)[])
-    fields[key] = field(NETWORK_SHAPE[key], own(value, key), [...path, key], out);
-  const addresses = fields.addresses as string[] | undefined;
-  let pools = addresses?.map((text, position) => ({ text, position })) ?? [];
-  const given = own(value, "addresses");
-  if (addresses === undefined && Array.isArray(given)) {
-    // The valid entries still take part in the overlap checks.
-    pools = given.flatMap((v, position) => {
-      const r = NETWORK_SHAPE.addresses.element.safeParse(v);
-      return r.success ? [{ text: r.data, position }] : [];
-    });
-  }
-  const invalid = (key: keyof NetworkFields) =>
-    fields[key] === undefined && own(value, key) !== undefined ? "invalid" : undefined;
+    Object.assign(fields, { [key]: field(NETWORK_SHAPE[key], own(value, key), [...path, key], out) });
+  const given = (key: string): boolean => own(value, key) !== undefined;
+  const addresses = own(value, "addresses");
   const draft: NetworkDraft = {
     index,
-    pools,
-    poolsComplete: addresses !== undefined,
-    ...(fields.name === undefined ? {} : { name: fields.name as string }),
-    ...(fields.interface === undefined ? {} : { interface: fields.interface as string }),
-    ...(fields.gateway !== undefined || own(value, "gateway") === undefined
-      ? { gateways: (fields.gateway as NetworkDraft["gateways"]) ?? {} }
-      : {}),
-    ...(fields.vlan !== undefined || invalid("vlan")
-      ? { vlan: (fields.vlan as NetworkDraft["vlan"]) ?? "invalid" }
-      : {}),
-    ...(fields.table !== undefined || invalid("table")
-      ? { table: (fields.table as number | undefined) ?? "invalid" }
-      : {}),
-    ...(fields.method === undefined ? {} : { method: fields.method as NetworkDraft["method"] }),
+    // The valid entries take part in the overlap checks even when others are wrong.
+    pools:
+      fields.addresses?.map((text, position) => ({ text, position })) ??
+      (Array.isArray(addresses) ? addresses : []).flatMap((v, position) => {
+        const r = NETWORK_SHAPE.addresses.element.safeParse(v);
+        return r.success ? [{ text: r.data, position }] : [];
+      }),
+    poolsComplete: fields.addresses !== undefined,
+    name: fields.name,
+    interface: fields.interface,
+    gateways: given("gateway") ? fields.gateway : {},
+    vlan: given("vlan") ? (fields.vlan ?? "invalid") : undefined,
+    table: given("table") ? (fields.table ?? "invalid") : undefined,
+    method: fields.method,
   };
   return { draft, fields: out.length === before ? (fields as NetworkFields) : undefined };
 }
@@ -184,13 +174,7 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
     routeProtocol: field(shape.routeProtocol, ...at("routeProtocol")),
     stateDir: field(shape.stateDir, ...at("stateDir")),
   };
-  const across: Drafts = {
-    networks: drafts,
-    ...(podCIDRs === undefined ? {} : { podCIDRs }),
-    ...(config.tables === undefined ? {} : { tables: config.tables }),
-    ...(config.marks === undefined ? {} : { marks: config.marks }),
-    ...(config.kubeProxyMode === undefined ? {} : { kubeProxyMode: config.kubeProxyMode }),
-  };
+  const across: Drafts = { networks: drafts, ...config };
   issues.push(...checkAcrossFields(across));
   if (issues.length > 0) return { issues };
   const {

@@ -9,12 +9,11 @@ import { stringify } from "yaml";
 import {
   type ConfigIssue,
   type ConfigResult,
-  configToDocument,
-  configToYaml,
   formatConfigIssues,
   parseConfigText,
   validateConfigObject,
 } from "../../src/config/index.ts";
+import { configToDocument, configToYaml } from "./serialize.ts";
 import { configSchema } from "../../src/config/schema.ts";
 
 const TOP_LEVEL_KEYS = Object.keys(configSchema.shape);
