@@ -6,7 +6,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 
-.PHONY: help deps npm-deps debian-deps build typecheck lint format test unit demo bench fidelity fuzz crash soak crd clean
+.PHONY: help deps npm-deps debian-deps image-deps build image typecheck lint format test unit golden demo bench fidelity fuzz crash soak crd clean
 
 help:
 	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
@@ -18,6 +18,8 @@ help:
 	@echo "make crash     100 SIGKILLs during apply and delete of 200 networks, each recovery checked (root)"
 	@echo "make soak      the agent under 10 minutes of config changes and drift (root)"
 	@echo "make crd       regenerate deploy/crd.yaml from the config schema"
+	@echo "make golden    rewrite the golden files of the plan and config cases (review the diff)"
+	@echo "make image     the agent's OCI image -> dist/symroute-image.tar, from Debian packages, no registry (root)"
 
 deps: npm-deps debian-deps
 
@@ -37,6 +39,23 @@ debian-deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# What `make image` and the image test use: mmdebstrap builds the image, podman and runc run it.
+image-deps:
+	@missing=""; \
+	for pair in mmdebstrap:mmdebstrap podman:podman runc:runc; do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root to install them)"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The agent's image (docs/kubernetes.md): dist/symroute-image.tar; the root filesystem and the
+# production node_modules are cached in .cache/image/.
+image: image-deps build
+	bash scripts/image/build.sh
 
 build: npm-deps
 	rm -rf dist
@@ -58,6 +77,13 @@ test: deps build typecheck lint
 unit: npm-deps
 	bash scripts/run-tests.sh $(filter-out %.e2e.test.ts,$(TEST_FILES))
 
+# Tests never write golden files (a missing or different one fails); this rewrites them.
+GOLDEN_TESTS = test/plan/cases.test.ts test/config/cases.test.ts
+golden: npm-deps
+	UPDATE_GOLDEN=1 bash scripts/run-tests.sh $(GOLDEN_TESTS)
+	npx prettier --write --log-level warn test/config/cases
+	git status --short -- test/plan/cases test/config/cases || true
+
 demo: deps build
 	bin/symroute lab demo
 
@@ -68,7 +94,7 @@ fidelity: deps build
 	SYMROUTE_FIDELITY_RUNS=10000 bash scripts/run-tests.sh test/simulate/fidelity.e2e.test.ts
 
 fuzz: npm-deps
-	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts test/config/property.test.ts test/config/overlaps.test.ts
+	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts test/config/fuzz-rejects.test.ts test/config/property.test.ts test/config/overlaps.test.ts
 
 # Reliability runs (docs/reliability.md): 100 SIGKILLs in apply and in delete of 200 networks; a
 # 10-minute agent soak.

@@ -24,6 +24,7 @@ import {
   createReliabilityNode,
   duplicateObjects,
   manyNetworksConfig,
+  must,
   prng,
   writeConfig,
 } from "../../test/reliability/support/node.ts";
@@ -142,7 +143,7 @@ const metric = (text: string, name: string): number =>
     .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 
 function ownedRules(): { priority: number; fwmark: string; fwmask: string; table: string }[] {
-  const rules = JSON.parse(node.exec(["ip", "-j", "rule", "show"]).stdout || "[]") as {
+  const rules = JSON.parse(must(["ip", "netns", "exec", node.name, "ip", "-j", "rule", "show"])) as {
     priority: number;
     fwmark?: string;
     fwmask?: string;

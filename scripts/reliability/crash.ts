@@ -10,9 +10,11 @@
 // TRIALS 0 runs the crash points only.
 // Needs root (network namespaces) and a built CLI (`make build`). Replay one trial with
 // `--only apply:17 --seed S` (the base seed and the trial number that the summary prints).
-// Exit code 0 when every trial recovered, 1 otherwise.
+// Exit code 0 when every trial recovered, every crash point was reached and at least 60% of the
+// random kills of each phase landed mid-change (see landedMidChange); 1 otherwise. `--json FILE`
+// writes the results (with the commit they ran on) for scripts/reliability/report.ts.
 
-import { writeFileSync } from "node:fs";
+import { runProvenance, writeResult } from "./results.ts";
 import { parseArgs } from "node:util";
 import {
   crashPoints,
@@ -20,7 +22,9 @@ import {
   crashTrial,
   describePoint,
   measureBaseline,
+  landedMidChange,
   summarise,
+  weakRun,
   type Baseline,
   type CrashPointResult,
   type Phase,
@@ -65,12 +69,22 @@ let node: ReliabilityNode | undefined;
 const results: TrialResult[] = [];
 const pointResults: CrashPointResult[] = [];
 const tools = createFaultTools();
-const save = (): void => {
+const provenance = runProvenance();
+const save = (final?: { problems: readonly string[]; seconds: number }): void => {
   if (values.json !== undefined) {
-    writeFileSync(
-      values.json,
-      `${JSON.stringify({ baseSeed, networks, trials, points: pointResults, results }, null, 2)}\n`,
-    );
+    writeResult(values.json, {
+      kind: "crash",
+      ...provenance,
+      finished: final !== undefined,
+      ...(final === undefined
+        ? {}
+        : { ok: final.problems.length === 0, problems: final.problems, seconds: final.seconds }),
+      baseSeed,
+      networks,
+      trials,
+      points: pointResults,
+      results,
+    });
   }
 };
 
@@ -100,7 +114,7 @@ async function fresh(): Promise<{ node: ReliabilityNode; config: string; baselin
   node?.destroy();
   node = createReliabilityNode({ area: "crash", dualStack: true });
   const config = writeConfig(node.stateDir, "networks.yaml", manyNetworksConfig(networks));
-  return { node, config, baseline: await measureBaseline(node, config) };
+  return { node, config, baseline: await measureBaseline(node, config, tools) };
 }
 
 try {
@@ -139,6 +153,7 @@ try {
       if (only !== undefined && only !== null && (only[1] !== phase || Number(only[2]) !== trial)) continue;
       const result = await crashTrial({
         ...setup,
+        tools,
         phase,
         trial,
         windows: trials,
@@ -148,7 +163,7 @@ try {
       const status = result.problems.length === 0 ? "ok" : "FAILED";
       console.log(
         `${phase} ${String(trial).padStart(3)} seed ${result.seed} ${result.killMode.padEnd(7)} kill at ${result.afterChangesStart ? "changes+" : "start+  "}${String(result.delayMs).padStart(5)} ms ` +
-          `-> ${result.landing.padEnd(14)} ${result.inProgressLeft ? "inProgress " : "           "}${status}` +
+          `-> ${result.landing.padEnd(14)} ${result.uncommitted ? "uncommitted " : "            "}${landedMidChange(result) ? "mid-change " : "           "}${status}` +
           (result.leftovers.length > 0 ? ` leftovers: ${result.leftovers.join(", ")}` : ""),
       );
       // A failed trial may leave the node dirty: the next one starts from a fresh namespace.
@@ -166,5 +181,17 @@ console.log(
   `\ncrash points: ${pointResults.length} (${pointResults.filter((r) => r.fired).length} reached), ${pointsFailed.length} failed` +
     pointsFailed.map((r) => `\n  FAILED ${describePoint(r.point)}: ${r.problems.join("; ")}`).join(""),
 );
-console.log(`${summarise(results)}\ntook ${Math.round((Date.now() - started) / 1000)} s`);
-process.exit(results.some((r) => r.problems.length > 0) || pointsFailed.length > 0 ? 1 : 0);
+const seconds = Math.round((Date.now() - started) / 1000);
+console.log(`${summarise(results)}\ntook ${seconds} s`);
+// A replay of one trial (--only) proves nothing about shares.
+const weak = only === undefined ? weakRun(results, pointResults) : [];
+for (const p of weak) console.log(`WEAK RUN: ${p}`);
+const problems = [
+  ...pointsFailed.map((r) => `${describePoint(r.point)}: ${r.problems.join("; ")}`),
+  ...results
+    .filter((r) => r.problems.length > 0)
+    .map((r) => `${r.phase} trial ${r.trial}: ${r.problems.join("; ")}`),
+  ...weak,
+];
+save({ problems, seconds });
+process.exit(problems.length > 0 ? 1 : 0);

@@ -4,7 +4,7 @@
 import { constants } from "node:fs";
 import { access, readFile, writeFile, readdir } from "node:fs/promises";
 import type { Family } from "../model/address.ts";
-import { SymrouteError } from "../model/errors.ts";
+import { SymrouteError, isSymrouteError } from "../model/errors.ts";
 import type {
   AttachedProgram,
   DatapathTraces,
@@ -14,7 +14,7 @@ import type {
   OwnedFirewall,
 } from "../model/state.ts";
 import type { Kernel, ReadScope } from "../engine/ports.ts";
-import { IPT_OUT, IPT_PRE } from "../render/firewall.ts";
+import { ARP_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../render/firewall.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {
@@ -22,6 +22,7 @@ import {
   IPTABLES_READ_ARGS,
   KUBE_PROXY_IPTABLES_ARGS,
   KUBE_PROXY_NFT_ARGS,
+  NFT_ARP_READ_ARGS,
   NFT_READ_ARGS,
   batchInput,
   ipReadArgs,
@@ -86,20 +87,36 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     }
   };
 
-  const readNftOwned = async (): Promise<OwnedFirewall | undefined> => {
-    const args = NFT_READ_ARGS;
-    const result = await run("nft", args, { allowFailure: true });
+  /** The keys of one nft table of ours; [] when it does not exist, undefined when nft is unusable. */
+  const readNftKeys = async (args: readonly string[]): Promise<string[] | undefined> => {
+    const result = await run("nft", args, { allowFailure: true }).catch((error: unknown) => {
+      // No nft at all (an iptables-only node): nothing of ours can be in its tables.
+      if (isSymrouteError(error) && error.kind === "dependency") return undefined;
+      throw error;
+    });
+    if (result === undefined) return undefined;
     if (result.code !== 0) {
-      if (/No such file or directory|does not exist/i.test(result.stderr))
-        return { backend: "nftables", ruleKeys: [] };
+      if (/No such file or directory|does not exist/i.test(result.stderr)) return [];
       if (/Operation not permitted|Permission denied/i.test(result.stderr))
         throw toolError("nft", args, result);
       return undefined;
     }
-    return { backend: "nftables", ruleKeys: nftRuleKeysFromText(result.stdout) };
+    return nftRuleKeysFromText(result.stdout);
   };
 
-  const readIptablesOwned = async (): Promise<OwnedFirewall | undefined> => {
+  /** The ARP table's keys that belong with `backend` (the rule's label names its front end). */
+  const arpKeysOf = (keys: readonly string[] | undefined, backend: FirewallBackend): string[] =>
+    (keys ?? []).filter((k) => arpKeyBackend(k) === backend).map((k) => ARP_KEY_PREFIX + k);
+
+  const readNftOwned = async (arp: Promise<string[] | undefined>): Promise<OwnedFirewall | undefined> => {
+    const keys = await readNftKeys(NFT_READ_ARGS);
+    if (keys === undefined) return undefined;
+    return { backend: "nftables", ruleKeys: [...keys, ...arpKeysOf(await arp, "nftables")] };
+  };
+
+  const readIptablesOwned = async (
+    arp: Promise<string[] | undefined>,
+  ): Promise<OwnedFirewall | undefined> => {
     const keys: string[] = [];
     const tools = ["iptables-save", "ip6tables-save"] as const;
     // Both families at once; their keys in family order.
@@ -115,17 +132,16 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         continue;
       }
       for (const line of result.stdout.split("\n")) {
+        // Rules in our chains, and jumps to them from the built-in ones.
         const ours =
-          line.startsWith(`-A ${IPT_PRE} `) ||
-          line.startsWith(`-A ${IPT_OUT} `) ||
-          line.endsWith(`-j ${IPT_PRE}`) ||
-          line.endsWith(`-j ${IPT_OUT}`);
+          line.startsWith(`-A ${IPT_CHAIN_PREFIX}`) ||
+          (line.startsWith("-A ") && / -[jg] SYMROUTE-\S+$/.test(line));
         if (!ours) continue;
         const m = /--comment (?:"([^"]*)"|(\S+))/.exec(line);
         keys.push(`${family}:${m?.[1] ?? m?.[2] ?? `uncommented ${line}`}`);
       }
     }
-    return { backend: "iptables", ruleKeys: keys };
+    return { backend: "iptables", ruleKeys: [...keys, ...arpKeysOf(await arp, "iptables")] };
   };
 
   /** kube-proxy's traces: its nft table, its iptables chains (started before the links are known). */
@@ -187,8 +203,11 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   };
 
   const readFirewall = async (backends: readonly FirewallBackend[]): Promise<OwnedFirewall[]> => {
+    // The ARP table is read once for both front ends; each takes the keys labelled with its name.
+    const arp = backends.length === 0 ? Promise.resolve(undefined) : readNftKeys(NFT_ARP_READ_ARGS);
+    arp.catch(() => undefined); // awaited by the readers
     const read = await Promise.all(
-      backends.map((backend) => (backend === "nftables" ? readNftOwned() : readIptablesOwned())),
+      backends.map((backend) => (backend === "nftables" ? readNftOwned(arp) : readIptablesOwned(arp))),
     );
     return read.filter((f): f is OwnedFirewall => f !== undefined);
   };

@@ -30,6 +30,9 @@ export const batchInput = (commands: readonly string[]): string => `${commands.j
  */
 export const NFT_READ_ARGS: readonly string[] = ["-t", "list", "table", "inet", "symroute"];
 
+/** `nft -t list table arp symroute`: the ARP probes (either front end puts them there). */
+export const NFT_ARP_READ_ARGS: readonly string[] = ["-t", "list", "table", "arp", "symroute"];
+
 /** `iptables-save -t mangle` and `ip6tables-save -t mangle`: where symroute's iptables chains live. */
 export const IPTABLES_READ_ARGS: readonly string[] = ["-t", "mangle"];
 

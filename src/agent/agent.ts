@@ -40,7 +40,7 @@ export interface KubernetesWiring {
   readonly cacheGraceMs?: number;
   readonly createSource: (callbacks: {
     readonly onChange: (what: string) => void;
-    readonly onError: (what: string, error: unknown) => void;
+    readonly onError: (what: string, error: unknown, retryInMs?: number) => void;
   }) => KubernetesSource;
 }
 
@@ -174,6 +174,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         if (snapshot === undefined) {
           // Never seen the cluster: converging with the file alone would remove the cluster's networks.
           lastOutcome = { ok: false, reason: kube.waitingFor() };
+          metrics.converged.set(0);
           end();
           return { result: "error", retry: false };
         }
@@ -201,6 +202,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       metrics.configLoaded.set(1);
       metrics.networks.set(config.networks.length);
       metrics.lastSuccess.set(Date.now() / 1000);
+      metrics.converged.set(1);
       if (changed && !configChanged) {
         metrics.driftRepairs.inc();
         logger.warn({ changes: report.changes.length, reasons: [...reasons] }, "drift repaired");
@@ -239,6 +241,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       const kind = isSymrouteError(error) ? error.kind : "internal";
       metrics.reconciles.inc({ result: "error" });
       metrics.reconcileErrors.inc({ kind });
+      metrics.converged.set(0);
       const message = error instanceof Error ? error.message : String(error);
       lastOutcome = { ok: false, reason: `${kind}: ${message}` };
       logger.error(
@@ -387,10 +390,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   if (options.kubernetes !== undefined) {
     kube = options.kubernetes.createSource({
       onChange: (what) => loop.trigger(`kubernetes:${what}`, { resetBackoff: true }),
-      onError: (what, error) => {
+      onError: (what, error, retryInMs) => {
         metrics.sourceErrors.inc({ source: "kubernetes" });
         logger.warn(
-          { informer: what, err: error instanceof Error ? error.message : String(error) },
+          { what, err: error instanceof Error ? error.message : String(error), retryInMs },
           "Kubernetes API error; the last known cluster configuration stays in force",
         );
       },

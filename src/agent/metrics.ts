@@ -16,6 +16,7 @@ export const METRIC_NAMES = {
   lastSuccess: "symroute_last_success_timestamp_seconds",
   sourceErrors: "symroute_source_errors_total",
   networks: "symroute_networks",
+  converged: "symroute_converged",
 } as const;
 
 export interface AgentMetrics {
@@ -32,6 +33,7 @@ export interface AgentMetrics {
   readonly lastSuccess: Gauge;
   readonly sourceErrors: Counter<"source">;
   readonly networks: Gauge;
+  readonly converged: Gauge;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -103,6 +105,11 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     networks: new Gauge({
       name: METRIC_NAMES.networks,
       help: "Networks in the configuration in force.",
+      registers,
+    }),
+    converged: new Gauge({
+      name: METRIC_NAMES.converged,
+      help: "1 when the last reconcile converged the node (what /readyz says), else 0.",
       registers,
     }),
   };

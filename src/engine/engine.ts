@@ -225,6 +225,15 @@ export function createEngine(deps: EngineDeps): Engine {
       config === undefined || firewall === undefined || kubeProxyMode === undefined
         ? EMPTY_DESIRED
         : computeDesired({ config, node: routing, saved, firewall, kubeProxyMode });
+    if ((desired.firewall?.arpProbes ?? []).length > 0 && !available.includes("nftables")) {
+      throw new SymrouteError(
+        "dependency",
+        `ARP probes on ${(desired.firewall?.arpProbes ?? []).map((p) => p.oif).join(", ")} need nft, also with the iptables front end`,
+        {
+          hint: "install the Debian package nftables, or give the interface an IPv4 address in the gateway's subnet",
+        },
+      );
+    }
     const own = ownership(config, saved);
     return {
       routing,
@@ -521,7 +530,7 @@ export function createEngine(deps: EngineDeps): Engine {
         written = [
           ...new Set(
             planned.report.payloads.firewall.map((p): FirewallBackend =>
-              p.tool === "nft" ? "nftables" : "iptables",
+              p.tool === "nft" && p.frontEnd === undefined ? "nftables" : "iptables",
             ),
           ),
         ];

@@ -12,23 +12,39 @@ import {
   poolOf,
   REMOTE_POD_PORT,
 } from "./spec.ts";
-import type { FamilyPlan, Host, LabSpec } from "./spec.ts";
+import type { Host, LabSpec } from "./spec.ts";
+import { INGRESS_TABLE, parseCounterPackets, spoofProbesOf } from "./spoof.ts";
+import type { SpoofProbe } from "./spoof.ts";
 import type { Topology } from "./topology.ts";
 
 export type Phase = "before" | "after";
 
+/** external: a client outside the node reaches an LB address (what symroute fixes); spoof: a
+ * spoofed packet is dropped; local: what must keep working (pods, the node's own traffic). */
+export type CellKind = "external" | "spoof" | "local";
+
 export interface CellSpec {
   readonly name: string;
+  readonly kind: CellKind;
   readonly family: 4 | 6;
   /** Whether the cell holds without symroute, and with it. */
   readonly expectedBefore: boolean;
   readonly expectedAfter: boolean;
   readonly proves: string;
-  readonly run: (topology: Topology, timeoutMs: number) => Promise<{ ok: boolean; detail: string }>;
+  readonly run: (topology: Topology, timeoutMs: number) => Promise<Outcome>;
+}
+
+export interface Outcome {
+  readonly ok: boolean;
+  readonly detail: string;
+  /** The measurement itself failed (a spoofed packet not sent or never counted on the node): the
+   * cell is wrong whatever it expected. */
+  readonly invalid?: boolean;
 }
 
 export interface Cell {
   readonly name: string;
+  readonly kind: CellKind;
   readonly family: 4 | 6;
   /** Whether the cell should hold in this phase. */
   readonly expected: boolean;
@@ -36,6 +52,7 @@ export interface Cell {
   readonly ok: boolean;
   readonly detail: string;
   readonly proves: string;
+  readonly invalid?: boolean;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1_500;
@@ -48,40 +65,112 @@ function connect(from: Host, proto: "tcp" | "udp", host: string, port: number) {
   };
 }
 
+/** Packets the node's ingress counter of one spoof probe has seen (src/lab/spoof.ts). */
+export async function ingressCount(topology: Topology, probe: SpoofProbe): Promise<number> {
+  const listed = await topology.exec("node", [
+    "nft",
+    "-j",
+    "list",
+    "counter",
+    "netdev",
+    INGRESS_TABLE,
+    probe.name,
+  ]);
+  return parseCounterPackets(listed.stdout, probe.name);
+}
+
 /**
- * A packet from a pod-range source sent into the node's eth0 by the router must not be delivered:
- * the node's strict rp_filter on eth0 drops it. A control packet from the router's own address goes
- * the same way after it; once the control has arrived, the spoofed one would have too.
+ * The router sends a UDP packet with a source that does not belong on the probe's interface. The
+ * cell holds when that packet was sent, was counted on the node's ingress (so it reached the node),
+ * and was not delivered. "Not delivered" is read after a control packet, sent once the spoofed one
+ * was counted, has reached the same socket: the spoofed packet's path through the node is over by then.
  */
-function spoofDropped(plan: FamilyPlan, spoofSource: string) {
-  return async (topology: Topology, timeoutMs: number) => {
+function spoofDropped(probe: SpoofProbe) {
+  return async (topology: Topology, timeoutMs: number): Promise<Outcome> => {
     const router = topology.probe("router");
-    const node = topology.probe("node");
+    const receiver = topology.probe(probe.receiver);
     const tag = randomBytes(6).toString("hex");
     const spoofed = `spoof-${tag}`;
-    const control = `control-${tag}`;
-    const target = { host: plan.node, port: HOST_NETWORK_PORT } as const;
-    await router.request({ op: "send-udp", ...target, source: spoofSource, payload: spoofed });
-    await router.request({ op: "send-udp", ...target, source: plan.router, payload: control });
+    const target = { host: probe.address, port: probe.port } as const;
+    const counted = await ingressCount(topology, probe);
+    const sent = await router.request({ op: "send-udp", ...target, source: probe.source, payload: spoofed });
+    if (!sent.ok) {
+      return { ok: false, invalid: true, detail: `the spoofed packet was not sent: ${sent.detail}` };
+    }
+    const arrived = await poll(async () => (await ingressCount(topology, probe)) > counted, timeoutMs);
+    if (!arrived) {
+      return {
+        ok: false,
+        invalid: true,
+        detail: `the spoofed packet from ${probe.source} never reached the node's ${probe.device} (ingress counter unchanged)`,
+      };
+    }
     const delivered = (payload: string) =>
-      poll(() => node.request({ op: "received", payload }).then((a) => a.ok), timeoutMs);
-    if (!(await delivered(control))) {
-      return { ok: false, detail: `the control packet from ${plan.router} did not arrive either` };
+      poll(() => receiver.request({ op: "received", payload }).then((a) => a.ok), timeoutMs);
+    const control = `control-${tag}`;
+    const controlSent = await topology
+      .probe(probe.control.from)
+      .request({ op: "send-udp", ...target, source: probe.control.source, payload: control });
+    if (!controlSent.ok || !(await delivered(control))) {
+      return {
+        ok: false,
+        invalid: true,
+        detail: `the control packet from ${probe.control.source} did not arrive (${controlSent.detail})`,
+      };
     }
-    // Two packets sent one after the other may be handled on different CPUs; a second control sent
-    // after the first has arrived leaves no doubt that the spoofed one had its turn.
-    await router.request({ op: "send-udp", ...target, source: plan.router, payload: `${control}-2` });
-    if (!(await delivered(`${control}-2`))) {
-      return { ok: false, detail: `the second control packet from ${plan.router} did not arrive` };
-    }
-    const seen = (await node.request({ op: "received", payload: spoofed })).ok;
+    const seen = (await receiver.request({ op: "received", payload: spoofed })).ok;
     return seen
       ? {
           ok: false,
-          detail: `a packet from ${spoofSource} entering eth0 was delivered: anti-spoofing is off`,
+          detail: `a packet from ${probe.source} entering ${probe.device} was delivered to ${probe.address}: nothing dropped it`,
         }
-      : { ok: true, detail: `packet from ${spoofSource} dropped; control from ${plan.router} delivered` };
+      : {
+          ok: true,
+          detail: `packet from ${probe.source} reached ${probe.device} and was dropped; the control was delivered`,
+        };
   };
+}
+
+/** What a spoof cell expects and proves: where the packet enters decides what held before symroute. */
+export function spoofCell(probe: SpoofProbe): CellSpec {
+  const v = `IPv${probe.family}`;
+  const to = probe.target === "pod" ? `pod ${probe.address}` : `node's management address ${probe.address}`;
+  const base = {
+    kind: "spoof" as const,
+    name: `${v} spoofed ${probe.source} into node ${probe.device} → ${to} is dropped`,
+    family: probe.family,
+    run: spoofDropped(probe),
+  };
+  if (probe.device === "eth0") {
+    return {
+      ...base,
+      expectedBefore: true,
+      expectedAfter: true,
+      proves:
+        "anti-spoofing on the management interface is not weakened: symroute lowers conf.all.rp_filter " +
+        "for the external interface and must raise eth0 first",
+    };
+  }
+  // IPv4: before apply the address-less external interface drops every foreign source (rp_filter,
+  // KERNEL-FACTS 5); after apply its rp_filter is 0 and symroute's guard must drop it instead.
+  // IPv6 has no rp_filter: before apply nothing stops the packet, and the cell says so.
+  return probe.family === 4
+    ? {
+        ...base,
+        expectedBefore: true,
+        expectedAfter: true,
+        proves:
+          "the external interface is not opened to spoofed sources: before apply rp_filter drops the packet; " +
+          "after apply symroute's anti-spoofing guard does where symroute lowered rp_filter, rp_filter where it did not",
+      }
+    : {
+        ...base,
+        expectedBefore: false,
+        expectedAfter: true,
+        proves:
+          "IPv6 has no rp_filter: before apply the spoofed packet is delivered (nothing held), " +
+          "after apply symroute's anti-spoofing guard drops it",
+      };
 }
 
 /** Polls a condition with bounded retries (never a fixed sleep standing in for a condition). */
@@ -114,6 +203,7 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
       if (podBackend) {
         cells.push({
           name: `${v} ${external} → LB ${lb}:${POD_PORT}/${proto} (pod backend)`,
+          kind: "external",
           family: f.family,
           expectedBefore: externalWorks,
           expectedAfter: true,
@@ -125,6 +215,7 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
       if (podBackend && nodeCountOf(spec) === 2) {
         cells.push({
           name: `${v} ${external} → LB ${lb}:${REMOTE_POD_PORT}/${proto} (pod on the other node)`,
+          kind: "external",
           family: f.family,
           expectedBefore: externalWorks,
           expectedAfter: true,
@@ -136,6 +227,7 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
       }
       cells.push({
         name: `${v} ${external} → LB ${lb}:${HOST_NETWORK_PORT}/${proto} (host-network backend)`,
+        kind: "external",
         family: f.family,
         expectedBefore: externalWorks,
         expectedAfter: true,
@@ -152,6 +244,7 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
       for (const [port, what] of targets) {
         cells.push({
           name: `${v} pod → LB ${lb}:${port}/tcp (${what})`,
+          kind: "local",
           family: f.family,
           expectedBefore: true,
           expectedAfter: true,
@@ -162,6 +255,7 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
     }
     cells.push({
       name: `${v} node → LB ${lb}:${nodeTarget}/tcp (node itself)`,
+      kind: "local",
       family: f.family,
       expectedBefore: true,
       expectedAfter: true,
@@ -171,6 +265,7 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
     });
     cells.push({
       name: `${v} node → client ${f.client}:${CLIENT_PORT}/tcp (node's own traffic)`,
+      kind: "local",
       family: f.family,
       expectedBefore: true,
       expectedAfter: true,
@@ -179,23 +274,15 @@ export function matrixOf(spec: LabSpec): CellSpec[] {
     });
     cells.push({
       name: `${v} client → node ${f.node}:${HOST_NETWORK_PORT}/tcp (management address)`,
+      kind: "local",
       family: f.family,
       expectedBefore: true,
       expectedAfter: true,
       proves: "the node's management address is reached as before",
       run: connect("client", "tcp", f.node, HOST_NETWORK_PORT),
     });
-    if (f.spoofSource !== undefined) {
-      cells.push({
-        name: `${v} spoofed ${f.spoofSource} into node eth0 is dropped`,
-        family: f.family,
-        expectedBefore: true,
-        expectedAfter: true,
-        proves: "anti-spoofing on the management interface is not weakened (rp_filter stays strict on eth0)",
-        run: spoofDropped(f, f.spoofSource),
-      });
-    }
   }
+  for (const probe of spoofProbesOf(spec)) cells.push(spoofCell(probe));
   return cells;
 }
 
@@ -208,32 +295,52 @@ export async function runMatrix(
   phase: Phase,
   options: MatrixOptions = {},
 ): Promise<Cell[]> {
+  return runCells(
+    topology,
+    matrixOf(topology.spec),
+    (c) => (phase === "before" ? c.expectedBefore : c.expectedAfter),
+    options,
+  );
+}
+
+/** Runs some cells in parallel, each expected as `expectedOf` says (negative controls turn them around). */
+export async function runCells(
+  topology: Topology,
+  specs: readonly CellSpec[],
+  expectedOf: (cell: CellSpec) => boolean,
+  options: MatrixOptions = {},
+): Promise<Cell[]> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const specs = matrixOf(topology.spec);
   return Promise.all(
     specs.map(async (c) => {
-      const expected = phase === "before" ? c.expectedBefore : c.expectedAfter;
-      let { ok, detail } = await c.run(topology, timeoutMs);
+      const expected = expectedOf(c);
+      let outcome = await c.run(topology, timeoutMs);
       // A loaded machine can delay an answer past the timeout; a cell that must pass gets one more
       // try with a longer one. A cell that must fail is never retried, so its cost stays one timeout.
-      if (!ok && expected) {
-        ({ ok, detail } = await c.run(topology, timeoutMs * RETRY_TIMEOUT_FACTOR));
-        detail = ok ? `${detail} (on a retry)` : `${detail} (also on a retry)`;
+      if ((!outcome.ok && expected) || outcome.invalid === true) {
+        const retry = await c.run(topology, timeoutMs * RETRY_TIMEOUT_FACTOR);
+        outcome = {
+          ...retry,
+          detail: `${retry.detail} (${retry.ok === expected ? "on" : "also on"} a retry)`,
+        };
       }
       return {
         name: c.name,
+        kind: c.kind,
         family: c.family,
         expected,
-        ok,
-        detail,
+        ok: outcome.ok,
+        detail: outcome.detail,
         proves: c.proves,
+        ...(outcome.invalid === true ? { invalid: true } : {}),
       };
     }),
   );
 }
 
 /** Cells whose outcome is not the expected one. */
-export const unexpectedCells = (cells: readonly Cell[]): Cell[] => cells.filter((c) => c.ok !== c.expected);
+export const unexpectedCells = (cells: readonly Cell[]): Cell[] =>
+  cells.filter((c) => c.ok !== c.expected || c.invalid === true);
 
 export function formatMatrix(
   cells: readonly Cell[],
@@ -244,8 +351,9 @@ export function formatMatrix(
     .map((c) => {
       const outcome = c.ok ? mark.ok : mark.fail;
       const expectation = c.expected ? "expected ✓" : "expected ✗";
-      const flag = c.ok === c.expected ? "" : "   <-- UNEXPECTED";
-      return `  ${outcome} ${c.name.padEnd(width)}  (${expectation})${flag}${c.ok === c.expected && c.ok ? "" : `  ${c.detail}`}`;
+      const right = c.ok === c.expected && c.invalid !== true;
+      const flag = right ? "" : c.invalid === true ? "   <-- NOT MEASURED" : "   <-- UNEXPECTED";
+      return `  ${outcome} ${c.name.padEnd(width)}  (${expectation})${flag}${right && c.ok && c.kind !== "spoof" ? "" : `  ${c.detail}`}`;
     })
     .join("\n");
 }

@@ -12,7 +12,7 @@ export function topologyPicture(spec: LabSpec): string {
   lines.push(`  client ${join((f) => f.client)}`);
   lines.push("     │");
   lines.push(
-    `  router ${join((f) => f.routerClientSide)} (rp_filter=1 on every interface${spec.dualStack ? "; IPv6: nft fib uRPF" : ""})`,
+    `  router ${join((f) => f.routerClientSide)} (rp_filter=1 on every interface: ignores ARP senders from other subnets${spec.dualStack ? "; IPv6: nft fib uRPF" : ""})`,
   );
   lines.push(
     `     ├── ${join((f) => `${f.router}/${f.nodePrefixlen}`)} ── node eth0 ${join((f) => f.node)}  (management; default route)`,
@@ -23,7 +23,7 @@ export function topologyPicture(spec: LabSpec): string {
     );
   }
   if (spec.case === 2) {
-    lines.push(`  lan ${join((f) => f.lan)} ── node eth1 (no address, no route for the pool)`);
+    lines.push(`  lan ${join((f) => f.lan)} (rp_filter=1) ── node eth1 (no address, no route for the pool)`);
   }
   lines.push(`  node: vpod ${join((f) => f.podGateway)} ── pod ${join((f) => f.pod)} (serves :8080)`);
   lines.push(
@@ -43,6 +43,7 @@ export function topologyPicture(spec: LabSpec): string {
     where === "eth1"
       ? "the lan host's neighbour entry"
       : `the router's neighbour entry on ${where === "eth0" ? "eth0's link" : "the external link"}`;
+  lines.push("  nothing pinned on the node: it resolves its gateways and on-link clients by itself");
   lines.push(
     `  LB ${lb} (pool ${pools.map((p) => p.prefix).join(", ")} on ${where}), answered by ${speaker}`,
   );

@@ -1,8 +1,11 @@
 // One lab run from start to end: build, matrix before, plan, apply, matrix after, delete, compare
 // with the start, tear down. Shared by `symroute lab demo` and the end-to-end tests.
 
-import { runMatrix } from "./matrix.ts";
+import { removeSymrouteArpProbes } from "./controls.ts";
+import { matrixOf, runCells, runMatrix } from "./matrix.ts";
 import type { Cell, MatrixOptions } from "./matrix.ts";
+import { neighbourStates, nextHopsOf } from "./neighbours.ts";
+import type { NeighbourState } from "./neighbours.ts";
 import { compareSnapshots, snapshot } from "./snapshot.ts";
 import type { Snapshot, SnapshotDifference } from "./snapshot.ts";
 import { nodesOf } from "./spec.ts";
@@ -30,18 +33,44 @@ export interface ScenarioReport {
   readonly residue?: readonly SnapshotDifference[];
   /** Where the run stopped early, and why (a symroute command failed). */
   readonly stoppedAt?: string;
+  /** The first node's neighbour entries for its next hops on the pool's link, after each matrix. */
+  readonly neighbours?: {
+    readonly before: readonly NeighbourState[];
+    readonly after?: readonly NeighbourState[];
+  };
+  /** After apply, symroute's ARP probes removed on purpose (see ScenarioOptions.arpControl). */
+  readonly arpControl?: ArpControl;
+}
+
+export interface ArpControl {
+  /** How many ARP probe rules were removed. */
+  readonly removed: number;
+  /** The IPv4 external cells, expected to fail now. */
+  readonly cells: readonly Cell[];
+  /** The next hops' neighbour entries after those cells ran. */
+  readonly neighbours: readonly NeighbourState[];
+  /** `apply` again: it puts the probes back. */
+  readonly reapply: SymrouteRun;
 }
 
 /** Hooks to show progress while a scenario runs (the demo prints; tests ignore them). */
 export interface ScenarioHooks {
   built?(topology: Topology): void | Promise<void>;
   step?(name: string, value: Cell[] | SymrouteRun): void | Promise<void>;
+  neighbours?(phase: "before" | "after", states: readonly NeighbourState[]): void | Promise<void>;
+  arpControl?(control: ArpControl): void | Promise<void>;
 }
 
 export interface ScenarioOptions extends MatrixOptions {
   readonly prefix?: string;
   /** Stop after the "before" matrix (no symroute run). */
   readonly beforeOnly?: boolean;
+  /**
+   * After the "after" matrix: remove symroute's ARP probes, forget the next hop's MAC, and show that
+   * the IPv4 external cells fail and the entry does not resolve (the strict router ignores the node's
+   * ARP requests); then `apply` again. Only where a next hop sits on the pool's address-less link.
+   */
+  readonly arpControl?: boolean;
 }
 
 async function snapshotNodes(topology: Topology): Promise<Snapshot> {
@@ -71,7 +100,9 @@ export async function runScenario(
     const base = { spec, namespaces: { ...topology.namespaces }, config, otherNodeRuns };
     const before = await runMatrix(topology, "before", options);
     await hooks.step?.("before", before);
-    if (options.beforeOnly === true) return { ...base, before };
+    const neighboursBefore = await neighbourStates(topology);
+    await hooks.neighbours?.("before", neighboursBefore);
+    if (options.beforeOnly === true) return { ...base, before, neighbours: { before: neighboursBefore } };
 
     const configPath = await writeLabConfig(topology, config);
     // Every node runs the same command; the first node's run is the one reported and shown, and a
@@ -98,10 +129,33 @@ export async function runScenario(
     await hooks.step?.("plan after apply", planAfterApply.run);
     const after = await runMatrix(topology, "after", options);
     await hooks.step?.("after", after);
+    const neighbours = { before: neighboursBefore, after: await neighbourStates(topology) };
+    await hooks.neighbours?.("after", neighbours.after);
+    let arpControl: ArpControl | undefined;
+    let reapplyFailed = false;
+    const arpHops = nextHopsOf(spec).filter((h) => h.family === 4);
+    if (options.arpControl === true && arpHops.length > 0) {
+      const removed = await removeSymrouteArpProbes(topology);
+      for (const hop of arpHops)
+        await topology.exec("node", ["ip", "-4", "neigh", "flush", "dev", hop.device]);
+      const external = matrixOf(spec).filter((c) => c.kind === "external" && c.family === 4);
+      const cells = await runCells(topology, external, () => false, options);
+      const states = await neighbourStates(topology);
+      const reapply = await onEveryNode("apply", (code) => code === 0);
+      arpControl = { removed, cells, neighbours: states.filter((n) => n.family === 4), reapply: reapply.run };
+      if (!reapply.ok) reapplyFailed = true;
+      await hooks.arpControl?.(arpControl);
+    }
     const deleted = await onEveryNode("delete", (code) => code === 0);
     await hooks.step?.("delete", deleted.run);
     const residue = compareSnapshots(start, await snapshotNodes(topology));
-    const stoppedAt = !planAfterApply.ok ? "plan after apply" : !deleted.ok ? "delete" : undefined;
+    const stoppedAt = !planAfterApply.ok
+      ? "plan after apply"
+      : reapplyFailed
+        ? "apply after the ARP control"
+        : !deleted.ok
+          ? "delete"
+          : undefined;
     return {
       ...base,
       before,
@@ -111,6 +165,8 @@ export async function runScenario(
       after,
       delete: deleted.run,
       residue,
+      neighbours,
+      ...(arpControl === undefined ? {} : { arpControl }),
       ...(stoppedAt === undefined ? {} : { stoppedAt }),
     };
   } finally {

@@ -59,7 +59,9 @@ function canonicalFirewall(nftJson: string): string {
     if (kind === "chain" && (ruleCount.get(key(body, "name")) ?? 0) === 0) continue;
     if (kind === "table") continue;
     tablesWithContent.add(`${String(body["family"])} ${String(body["table"])}`);
-    kept.push(`${kind} ${JSON.stringify(withoutVolatile(body))}`);
+    // A named counter's values move with traffic (the lab's ingress counters): only its name is state.
+    const { packets: _packets, bytes: _bytes, ...rest } = body;
+    kept.push(`${kind} ${JSON.stringify(withoutVolatile(kind === "counter" ? rest : body))}`);
   }
   return [...[...tablesWithContent].map((t) => `table ${t}`), ...kept].join("\n");
 }

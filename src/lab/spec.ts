@@ -51,6 +51,8 @@ export const HOST_NETWORK_PORT = 8081;
 export const CLIENT_PORT = 9000;
 /** Served by a pod on the second node: kube-proxy DNATs and masquerades across nodes. */
 export const REMOTE_POD_PORT = 8082;
+/** The router's table for packets from the external spoof source: out of the external link. */
+export const SPOOF_TABLE = 78;
 
 /** Every address of one family in the lab. */
 export interface FamilyPlan {
@@ -80,8 +82,10 @@ export interface FamilyPlan {
   readonly pod2Gateway: string;
   readonly pod2: string;
   readonly pod2Subnet: string;
-  /** A pod-range source the router sends from, for the anti-spoofing cell (IPv4 only: IPv6 has no rp_filter). */
+  /** A pod-range source the router sends from into the node's eth0 (IPv4 only: IPv6 has no rp_filter). */
   readonly spoofSource?: string;
+  /** A pod-range source the router sends from into the node's external interface (cases 3, 4). */
+  readonly externalSpoofSource: string;
 }
 
 export const IPV4: FamilyPlan = {
@@ -109,6 +113,7 @@ export const IPV4: FamilyPlan = {
   pod2: "10.112.2.5",
   pod2Subnet: "10.112.2.0/24",
   spoofSource: "10.112.0.77",
+  externalSpoofSource: "10.112.0.78",
 };
 
 export const IPV6: FamilyPlan = {
@@ -135,6 +140,7 @@ export const IPV6: FamilyPlan = {
   pod2Gateway: "2001:db8:112:2::1",
   pod2: "2001:db8:112:2::5",
   pod2Subnet: "2001:db8:112:2::/64",
+  externalSpoofSource: "2001:db8:112::78",
 };
 
 /** The pool of a case: where MetalLB takes the LB address from, and which link answers for it. */

@@ -25,7 +25,9 @@ import {
   POD_PORT,
   poolOf,
   REMOTE_POD_PORT,
+  SPOOF_TABLE,
 } from "./spec.ts";
+import { ingressCountersText } from "./spoof.ts";
 import type { Host, LabSpec, Pool } from "./spec.ts";
 
 export const LAB_PREFIX = "srlab-";
@@ -68,6 +70,8 @@ interface HostSetup {
   /** Set if the kernel has them (`sysctl -e`): br_netfilter's knobs exist only with that module. */
   readonly ifPresent: string[];
   readonly batch: string[];
+  /** Run after `batch` with `ip -6 -batch` (an IPv6 `rule add from` needs the family up front). */
+  readonly batch6: string[];
 }
 
 /** What every host gets, as `ip -batch` lines and sysctls; `@host` stands for a namespace name. */
@@ -87,6 +91,7 @@ function hostSetups(spec: LabSpec): {
     late: [],
     ifPresent: [],
     batch: ["link set lo up"],
+    batch6: [],
   });
   const setups: Record<Host, HostSetup> = {
     client: blank(),
@@ -99,9 +104,12 @@ function hostSetups(spec: LabSpec): {
     pod2: blank(),
   };
   // New namespaces may inherit the host's IPv4 defaults: make the end hosts' filtering explicit.
-  for (const h of [setups.client, setups.pod, setups.podc, setups.lan, setups.pod2]) {
+  for (const h of [setups.client, setups.pod, setups.podc, setups.pod2]) {
     h.early.push("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0");
   }
+  // The on-link client of case 2 checks sources like a router: it ignores an ARP request whose
+  // sender is not on its subnet, so the node must resolve it by itself (KERNEL-FACTS 10).
+  setups.lan.early.push("net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.default.rp_filter=1");
   // A node forwards, and filters spoofed sources strictly (conf.all=1, the interfaces at their
   // default 0: symroute must raise them before it lowers conf.all).
   for (const h of [setups.node, setups.node2]) {
@@ -261,17 +269,8 @@ function hostSetups(spec: LabSpec): {
       setups.router.batch.push(
         `neigh replace ${pool.lbAddress} lladdr ${MAC.nodeExt0} dev ${externalSide} nud permanent`,
       );
-      // ext0 has no IPv4 address, so the node's ARP request for the gateway carries another
-      // interface's address (192.168.1.10) as its sender, and a Linux router with rp_filter=1 ignores
-      // it (arp_process checks the sender like a packet source). Real networks differ here; the lab
-      // gives the node the gateway's MAC, as it gives the router the LB address's. See docs/lab.md.
-      if (f.family === 4) {
-        for (const h of twoNodes ? [setups.node, setups.node2] : [setups.node]) {
-          h.batch.push(
-            `neigh replace ${f.routerExternal} lladdr ${routerExternalMac} dev ext0 nud permanent`,
-          );
-        }
-      }
+      // Nothing on the node side: ext0 has no IPv4 address, and the node resolves the gateway by
+      // itself against a router that ignores ARP senders outside the link's subnet (KERNEL-FACTS 10).
     } else {
       addr(setups.lan, f.lan, f.lanPrefixlen, lanSide);
       setups.lan.batch.push(
@@ -280,6 +279,16 @@ function hostSetups(spec: LabSpec): {
     }
     // The router holds a pod-range address so it can send a spoofed packet into the node's eth0.
     if (f.spoofSource !== undefined) setups.router.batch.push(`addr add ${f.spoofSource}/32 dev lo`);
+    if (external) {
+      // And another one whose packets leave by the external link to the node's MAC there (through
+      // the LB address's neighbour entry), whatever their destination: the attacker on the VLAN.
+      const batch = f.family === 4 ? setups.router.batch : setups.router.batch6;
+      batch.push(
+        `addr add ${f.externalSpoofSource}/${f.family === 4 ? 32 : 128} dev lo`,
+        `rule add from ${f.externalSpoofSource} lookup ${SPOOF_TABLE} priority ${SPOOF_TABLE}`,
+        `route add ${any} via ${pool.lbAddress} dev ${externalSide} table ${SPOOF_TABLE}`,
+      );
+    }
     if (spec.kubeProxy === "ipvs-like") {
       addr(setups.node, pool.lbAddress, f.family === 4 ? 32 : 128, "kube-ipvs0");
     }
@@ -513,7 +522,18 @@ export async function buildTopology(spec: LabSpec, options: BuildOptions = {}): 
         }),
       ),
     );
+    await Promise.all(
+      hosts
+        .filter((h) => setups[h].batch6.length > 0)
+        .map((h) =>
+          runTool("ip", ["-6", "-n", namespaceOf(h), "-batch", "-"], {
+            input: `${setups[h].batch6.join("\n")}\n`,
+          }),
+        ),
+    );
     await Promise.all(hosts.map((h) => sysctl(h, setups[h].late)));
+    const counters = ingressCountersText(spec);
+    if (counters !== "") await topology.exec("node", ["nft", "-f", "-"], { input: counters });
     for (const node of nodesOf(spec)) {
       for (const rules of kubeProxyRules(spec)) {
         const argv = rules.tool === "nft" ? ["nft", "-f", "-"] : [rules.tool, "--noflush"];

@@ -26,14 +26,16 @@ import {
   type Rule,
 } from "../model/state.ts";
 import type {
+  ArpProbe,
   CaseName,
   DesiredState,
   MarkEntry,
   NetworkDecision,
   ResolvedMethod,
+  SpoofGuard,
   VlanSpec,
 } from "./types.ts";
-import { desiredSysctls } from "./sysctls.ts";
+import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
 
 export interface SavedPlanningState {
   readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
@@ -456,22 +458,108 @@ export function computeDesired(input: DesiredInput): DesiredState {
 
   refuseGatewayHijack(node, routes);
 
+  const sysctlInput: SysctlInput = {
+    decisions,
+    node,
+    previous: saved?.previousSysctls ?? {},
+    kubeProxyMode: input.kubeProxyMode,
+  };
+  const sysctls = desiredSysctls(sysctlInput);
+  const guards = spoofGuards(decisions, sysctlInput, sysctls);
+  const arpProbes = probesFor(decisions, facts);
+  const wantsFirewall = marks.length > 0 || guards.length > 0 || arpProbes.length > 0;
   return {
     decisions,
     routes,
     rules,
-    sysctls: desiredSysctls({
-      decisions,
-      node,
-      previous: saved?.previousSysctls ?? {},
-      kubeProxyMode: input.kubeProxyMode,
-    }),
-    firewall:
-      marks.length === 0 ? undefined : { backend: input.firewall, mask: config.marks.mask, entries: marks },
+    sysctls,
+    firewall: wantsFirewall
+      ? {
+          backend: input.firewall,
+          mask: config.marks.mask,
+          entries: marks,
+          ...(guards.length > 0 ? { guards } : {}),
+          ...(arpProbes.length > 0 ? { arpProbes } : {}),
+        }
+      : undefined,
     vlans,
     allocations,
     warnings,
   };
+}
+
+/** Unique, in first-seen order. */
+const unique = (xs: readonly string[]): string[] => [...new Set(xs)];
+
+/**
+ * Anti-spoofing guards (KERNEL-FACTS 5, 11): IPv4 on each pool interface whose effective rp_filter
+ * the sysctls lower, in the mode it had; IPv6 (no rp_filter in Linux) strict on each interface
+ * with an IPv6 pool symroute routes. Every network kind counts; each guard exempts all the pools
+ * of its family on its interface (requests to them arrive with any source).
+ */
+function spoofGuards(
+  decisions: readonly NetworkDecision[],
+  sysctlInput: SysctlInput,
+  sysctls: Readonly<Record<string, string>>,
+): SpoofGuard[] {
+  const pools: Record<Family, Map<string, string[]>> = { 4: new Map(), 6: new Map() };
+  const routed: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
+  for (const d of decisions) {
+    const byIf = pools[d.family];
+    byIf.set(d.interface, [...(byIf.get(d.interface) ?? []), ...d.pools.map(toCidr)]);
+    if (d.method !== "none") routed[d.family].add(d.interface);
+  }
+  const guards: SpoofGuard[] = [];
+  const lowered = loweredRpFilter(sysctlInput, sysctls, [...routed[4]].sort());
+  for (const [iif, was] of lowered) {
+    const exempt = unique(pools[4].get(iif) ?? []);
+    const mode = was === 1 ? "strict" : "loose";
+    guards.push({
+      family: 4,
+      iif,
+      mode,
+      exempt,
+      reason: `symroute lowers the effective rp_filter of ${iif} (${mode} before): the firewall checks sources instead, except for packets to ${exempt.join(", ")}`,
+    });
+  }
+  for (const iif of [...routed[6]].sort()) {
+    const exempt = unique(pools[6].get(iif) ?? []);
+    guards.push({
+      family: 6,
+      iif,
+      mode: "strict",
+      exempt,
+      reason: `Linux has no IPv6 rp_filter: symroute makes ${iif} stricter than before, dropping sources not routed back through it, except for packets to ${exempt.join(", ")}`,
+    });
+  }
+  return guards;
+}
+
+/**
+ * ARP probes (KERNEL-FACTS 10): every next hop symroute routes through (a gateway; the on-link
+ * clients of a pool routed to its link) on an interface without an IPv4 address in its subnet.
+ */
+function probesFor(decisions: readonly NetworkDecision[], facts: NodeFacts): ArpProbe[] {
+  const targets = new Map<string, string[]>();
+  for (const d of decisions) {
+    if (d.family !== 4 || d.method === "none") continue;
+    const subnets = facts.subnets.get(4)?.get(d.interface) ?? [];
+    const hops =
+      d.method === "route" ? d.pools.map(toCidr) : d.gateway === undefined ? [] : [toCidr(d.gateway)];
+    for (const hop of hops) {
+      const p = parsePrefix(hop);
+      if (p === undefined || subnets.some((s) => prefixContains(s, p))) continue;
+      targets.set(d.interface, [...(targets.get(d.interface) ?? []), hop]);
+    }
+  }
+  return [...targets.keys()].sort().map((oif) => {
+    const list = unique(targets.get(oif) ?? []);
+    return {
+      oif,
+      targets: list,
+      reason: `${oif} has no IPv4 address in the subnet of ${list.join(", ")}: ARP requests for them leave as RFC 5227 probes (sender 0.0.0.0), which routers that check senders answer`,
+    };
+  });
 }
 
 /** Like formatPrefix, but /0 stays "0.0.0.0/0": a pool is never "default". */

@@ -76,3 +76,30 @@ export const SYSCTLS_TO_READ = {
   sysctls: [ALL, DEFAULT, ARP_IGNORE, ARP_ANNOUNCE],
   linkSysctls: [rpFilterName("{}")],
 } as const;
+
+/**
+ * Pool interfaces whose effective IPv4 rp_filter (max of conf.all and the interface's own) the
+ * desired sysctls lower, with the effective value they had before symroute (1 strict, 2 loose):
+ * those need the check back in the firewall (KERNEL-FACTS 5, 11).
+ */
+export function loweredRpFilter(
+  input: SysctlInput,
+  desired: Readonly<Record<string, string>>,
+  interfaces: Iterable<string>,
+): Map<string, 1 | 2> {
+  const before = (name: string): number => original(input, name) ?? 0;
+  const after = (name: string): number => {
+    const text = desired[name] ?? input.node.sysctls[name];
+    const n = Number(text ?? "0");
+    return Number.isInteger(n) ? n : 0;
+  };
+  const out = new Map<string, 1 | 2>();
+  for (const ifname of interfaces) {
+    const was = Math.max(before(ALL), before(rpFilterName(ifname)));
+    const now = Math.max(after(ALL), after(rpFilterName(ifname)));
+    // Effective values order as 0 (off) < 2 (loose) < 1 (strict).
+    const strength = (v: number): number => (v === 1 ? 2 : v === 2 ? 1 : 0);
+    if (strength(now) < strength(was)) out.set(ifname, was === 1 ? 1 : 2);
+  }
+  return out;
+}

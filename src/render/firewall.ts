@@ -2,15 +2,25 @@
 // new connections arriving for a pool get the network's mark value in the connection mark; replies
 // get it restored into the packet mark, which `ip rule fwmark V/MASK` turns into the network's table.
 // Each rule carries a comment key, which is how the observer reads ownership and drift back.
+// Beside the marks: anti-spoofing guards on the pools' interfaces (KERNEL-FACTS 11) and ARP probes
+// from interfaces without an address in a next hop's subnet (KERNEL-FACTS 10), in nft's own `arp`
+// table whichever front end holds the rest (iptables has no ARP output hook of its own).
 
 import type { Family } from "../model/address.ts";
 import { fnv1aOfLines } from "../model/keys.ts";
-import type { FirewallSpec, MarkEntry } from "../plan/types.ts";
+import type { ArpProbe, FirewallSpec, MarkEntry, SpoofGuard } from "../plan/types.ts";
 import { cidrToken, commentToken, hexToken, ifnameToken } from "./tokens.ts";
 
 export const NFT_TABLE = "symroute";
 export const IPT_PRE = "SYMROUTE-PRE";
 export const IPT_OUT = "SYMROUTE-OUT";
+/** The guards' dispatch chain (one `-i` rule per interface) and each interface's own chain. */
+export const IPT_GUARD = "SYMROUTE-GUARD";
+export const iptGuardChain = (ifname: string): string => `SYMROUTE-G-${ifnameToken(ifname)}`;
+/** Every chain of symroute's in iptables starts so. */
+export const IPT_CHAIN_PREFIX = "SYMROUTE-";
+/** Keys of rules in nft's `table arp symroute` carry this prefix in the owned-firewall lists. */
+export const ARP_KEY_PREFIX = "arp:";
 
 interface FirewallRule {
   readonly chain: string;
@@ -49,6 +59,42 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   const add = (chain: string, body: string, label: string): void => {
     rules.push({ chain, body, key: keyOf(label, chain, body) });
   };
+  const guards = spec.guards ?? [];
+  if (guards.length > 0) {
+    // One lookup by interface, whatever the number of interfaces; then each interface's chain.
+    const byIf = guardsByInterface(guards);
+    const elements = [...byIf.keys()]
+      .map((iif) => `"${ifnameToken(iif)}" : jump ${nftGuardChain(iif)}`)
+      .join(", ");
+    add("guard", `iifname vmap { ${elements} }`, "anti-spoofing by interface");
+    for (const [iif, list] of byIf) {
+      const chain = nftGuardChain(iif);
+      for (const g of list) {
+        const ip = g.family === 4 ? "ip" : "ip6";
+        const nfproto = g.family === 4 ? "ipv4" : "ipv6";
+        if (g.exempt.length > 0)
+          add(
+            chain,
+            `${ip} daddr { ${g.exempt.map(cidrToken).join(", ")} } return`,
+            `${iif} v${g.family} pools`,
+          );
+        if (g.family === 4) {
+          // As rp_filter and xt_rpfilter: DHCP-style packets from 0.0.0.0 are not checked.
+          add(chain, "ip saddr 0.0.0.0 ip daddr 255.255.255.255 return", `${iif} v4 dhcp`);
+        } else {
+          // Neighbour discovery comes from link-local or unspecified sources fib cannot vouch for.
+          add(
+            chain,
+            "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } return",
+            `${iif} v6 neighbour discovery`,
+          );
+        }
+        const lookup = g.mode === "strict" ? "fib saddr . iif oif missing" : "fib saddr oif missing";
+        add(chain, `meta nfproto ${nfproto} ${lookup} drop`, `${iif} v${g.family} ${g.mode} source check`);
+      }
+    }
+  }
+  if (spec.entries.length === 0) return rules;
   add("pre", "ct state new jump classify", "classify new connections");
   add("pre", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on replies");
   add("out", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on local replies");
@@ -86,10 +132,60 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   return rules;
 }
 
-/** One `nft -f` transaction that replaces symroute's table whole (or only removes it). */
+const nftGuardChain = (iif: string): string => `guard_${ifnameToken(iif)}`;
+
+function guardsByInterface(guards: readonly SpoofGuard[]): Map<string, SpoofGuard[]> {
+  const byIf = new Map<string, SpoofGuard[]>();
+  for (const g of [...guards].sort((a, b) => a.family - b.family)) {
+    const list = byIf.get(g.iif);
+    if (list === undefined) byIf.set(g.iif, [g]);
+    else list.push(g);
+  }
+  return byIf;
+}
+
+/**
+ * The ARP probe rule: requests leaving an interface for a target in the set go out with sender
+ * 0.0.0.0. One set keyed by interface and target, so the cost does not grow with networks. The
+ * label names the front end whose objects it belongs with, which is how the reader attributes it.
+ */
+function arpRules(spec: FirewallSpec): FirewallRule[] {
+  const probes: readonly ArpProbe[] = spec.arpProbes ?? [];
+  if (probes.length === 0) return [];
+  const elements = probes.flatMap((p) => p.targets.map((t) => `"${ifnameToken(p.oif)}" . ${cidrToken(t)}`));
+  const chain = "probes";
+  const body = `arp operation request oifname . arp daddr ip { ${elements.join(", ")} } arp saddr ip set 0.0.0.0`;
+  return [{ chain, body, key: keyOf(`${spec.backend} arp probes`, chain, body) }];
+}
+
+/** Which front end an ARP rule's key (without ARP_KEY_PREFIX) belongs with. */
+export const arpKeyBackend = (key: string): "nftables" | "iptables" =>
+  key.startsWith("iptables ") ? "iptables" : "nftables";
+
+/** `nft -f` lines that replace symroute's `arp` table whole (or only remove it). */
+function arpTableLines(spec: FirewallSpec | undefined): string[] {
+  const lines = [`table arp ${NFT_TABLE} {}`, `delete table arp ${NFT_TABLE}`];
+  const rules = spec === undefined ? [] : arpRules(spec);
+  if (rules.length === 0) return lines;
+  lines.push(
+    `table arp ${NFT_TABLE} {`,
+    "  chain probes {",
+    "    type filter hook output priority 0; policy accept;",
+  );
+  for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
+  lines.push("  }", "}");
+  return lines;
+}
+
+/** One `nft -f` transaction for the iptables front end's ARP probes (or their removal). */
+export function renderNftArp(spec: FirewallSpec | undefined): string {
+  return `${arpTableLines(spec).join("\n")}\n`;
+}
+
+/** One `nft -f` transaction that replaces symroute's tables whole (or only removes them). */
 export function renderNft(spec: FirewallSpec | undefined): string {
   const lines = [`table inet ${NFT_TABLE} {}`, `delete table inet ${NFT_TABLE}`];
-  if (spec === undefined) return `${lines.join("\n")}\n`;
+  if (spec === undefined) return `${[...lines, ...arpTableLines(undefined)].join("\n")}\n`;
   // Group once, in order of first appearance: one chain per mark value, so never filter per chain.
   const byChain = new Map<string, FirewallRule[]>();
   for (const r of nftRules(spec)) {
@@ -97,16 +193,20 @@ export function renderNft(spec: FirewallSpec | undefined): string {
     if (list === undefined) byChain.set(r.chain, [r]);
     else list.push(r);
   }
-  lines.push(`table inet ${NFT_TABLE} {`);
+  // Only ARP probes: no inet table at all.
+  if (byChain.size > 0) lines.push(`table inet ${NFT_TABLE} {`);
   for (const [chain, rules] of byChain) {
     lines.push(`  chain ${chain} {`);
+    // Before conntrack and DNAT: the destination is still the pool's address.
+    if (chain === "guard") lines.push("    type filter hook prerouting priority raw; policy accept;");
     if (chain === "pre") lines.push("    type filter hook prerouting priority mangle; policy accept;");
     // Only a `route` chain re-routes a locally generated packet whose mark changed (KERNEL-FACTS 4).
     if (chain === "out") lines.push("    type route hook output priority mangle; policy accept;");
     for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
     lines.push("  }");
   }
-  lines.push("}");
+  if (byChain.size > 0) lines.push("}");
+  lines.push(...arpTableLines(spec));
   return `${lines.join("\n")}\n`;
 }
 
@@ -115,6 +215,8 @@ interface IptablesRule extends FirewallRule {
   readonly target: string;
 }
 
+const BUILTIN = new Set(["PREROUTING", "OUTPUT"]);
+
 function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
   const mask = hexToken(spec.mask);
   const rules: IptablesRule[] = [];
@@ -122,72 +224,122 @@ function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
     const body = `${match} ${target}`.trim();
     rules.push({ chain, body, match, target, key: keyOf(label, chain, body), family });
   };
-  add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
-  add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
-  for (const e of spec.entries.filter((x) => x.family === family)) {
-    for (const pool of e.pools) {
-      add(
-        IPT_PRE,
-        `-i ${ifnameToken(e.iif)} -d ${cidrToken(pool)} -m conntrack --ctstate NEW`,
-        `-j CONNMARK --set-xmark ${hexToken(e.value)}/${mask}`,
-        `${e.network} mark ${hexToken(e.value)}`,
-      );
+  const entries = spec.entries.filter((x) => x.family === family);
+  if (entries.length > 0) {
+    add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
+    add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
+    for (const e of entries) {
+      for (const pool of e.pools) {
+        add(
+          IPT_PRE,
+          `-i ${ifnameToken(e.iif)} -d ${cidrToken(pool)} -m conntrack --ctstate NEW`,
+          `-j CONNMARK --set-xmark ${hexToken(e.value)}/${mask}`,
+          `${e.network} mark ${hexToken(e.value)}`,
+        );
+      }
+    }
+    const restore = `-j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`;
+    add(IPT_PRE, "-m conntrack --ctdir REPLY", restore, "restore mark on replies");
+    add(IPT_OUT, "-m conntrack --ctdir REPLY", restore, "restore mark on local replies");
+  }
+  const guards = (spec.guards ?? []).filter((g) => g.family === family);
+  if (guards.length > 0) {
+    // In mangle, before nat's DNAT: the destination is still the pool's address. A packet walks
+    // one `-i` rule per guarded interface, then only its own interface's chain (whose exemptions
+    // are one rule per pool on that interface: iptables has no set without ipset).
+    add("PREROUTING", "", `-j ${IPT_GUARD}`, "symroute guard");
+    for (const g of guards)
+      add(IPT_GUARD, `-i ${ifnameToken(g.iif)}`, `-g ${iptGuardChain(g.iif)}`, guardLabel(g.iif));
+    for (const g of guards) {
+      const chain = iptGuardChain(g.iif);
+      for (const pool of g.exempt) add(chain, `-d ${cidrToken(pool)}`, "-j RETURN", `${g.iif} pool ${pool}`);
+      if (family === 6) {
+        for (const type of ["neighbour-solicitation", "neighbour-advertisement", "router-advertisement"])
+          add(chain, `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}`, "-j RETURN", `${g.iif} ${type}`);
+      }
+      const loose = g.mode === "loose" ? " --loose" : "";
+      add(chain, `-m rpfilter${loose} --invert`, "-j DROP", `${g.iif} v${family} ${g.mode} source check`);
     }
   }
-  const restore = `-j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`;
-  add(IPT_PRE, "-m conntrack --ctdir REPLY", restore, "restore mark on replies");
-  add(IPT_OUT, "-m conntrack --ctdir REPLY", restore, "restore mark on local replies");
   return rules;
 }
+
+/** The label of a guard's dispatch rule: the renderer finds stale interface chains by it. */
+const guardLabel = (iif: string): string => `guard ${iif}`;
+const GUARD_KEY = /^guard (\S+) #/;
 
 // The comment sits before the target, where iptables-save prints it, so that `-D` finds the rule.
 const iptablesLine = (op: string, r: IptablesRule): string =>
   [op, r.chain, r.match, `-m comment --comment "${r.key}"`, r.target].filter((w) => w !== "").join(" ");
 
+/** The families whose iptables objects a spec asks for. */
 export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
-  spec === undefined ? [] : ([4, 6] as const).filter((f) => spec.entries.some((e) => e.family === f));
+  spec === undefined
+    ? []
+    : ([4, 6] as const).filter(
+        (f) => spec.entries.some((e) => e.family === f) || (spec.guards ?? []).some((g) => g.family === f),
+      );
+
+/** The jump rules from the built-in chains, whatever the spec: how stale ones are recognised. */
+const ALL_JUMPS = (family: Family): IptablesRule[] =>
+  iptablesRules(
+    {
+      backend: "iptables",
+      mask: 1,
+      entries: [
+        { network: "x", family, iif: "x", pools: [family === 4 ? "0.0.0.0/32" : "::/128"], value: 1 },
+      ],
+      guards: [{ family, iif: "x", mode: "strict", exempt: [], reason: "" }],
+    },
+    family,
+  ).filter((r) => BUILTIN.has(r.chain));
 
 /**
  * One `iptables-restore --noflush` payload for a family: declaring our chains flushes them, the jumps
- * from the built-in chains are inserted only when missing (`presentKeys` from the observer), and with
- * no spec the jumps and chains are removed.
+ * from the built-in chains are inserted only when missing (`presentKeys` from the observer), and
+ * what the spec no longer asks for (jumps, chains) is removed.
  */
 export function renderIptables(
   spec: FirewallSpec | undefined,
   family: Family,
   presentKeys: ReadonlySet<string>,
 ): string {
-  const lines = ["*mangle", `:${IPT_PRE} - [0:0]`, `:${IPT_OUT} - [0:0]`];
-  const wanted = spec !== undefined && familiesOf(spec).includes(family);
-  if (wanted) {
-    for (const r of iptablesRules(spec, family)) {
-      const builtin = r.chain === "PREROUTING" || r.chain === "OUTPUT";
-      if (builtin) {
-        if (!presentKeys.has(r.key)) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));
-      } else {
-        lines.push(iptablesLine("-A", r));
-      }
+  const wanted = spec === undefined ? [] : iptablesRules(spec, family);
+  const wantedChains = new Set(wanted.filter((r) => !BUILTIN.has(r.chain)).map((r) => r.chain));
+  // Interface chains of guards applied before: found by their dispatch rules' keys.
+  const staleGuardChains = [...presentKeys].flatMap((k) => {
+    const m = GUARD_KEY.exec(k);
+    return m === null ? [] : [iptGuardChain(m[1] as string)];
+  });
+  const chains = [...new Set([IPT_PRE, IPT_OUT, IPT_GUARD, ...wantedChains, ...staleGuardChains])];
+  const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
+  const wantedKeys = new Set(wanted.map((r) => r.key));
+  for (const r of ALL_JUMPS(family))
+    if (presentKeys.has(r.key) && !wantedKeys.has(r.key)) lines.push(iptablesLine("-D", r));
+  for (const r of wanted) {
+    if (BUILTIN.has(r.chain)) {
+      if (!presentKeys.has(r.key)) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));
+    } else {
+      lines.push(iptablesLine("-A", r));
     }
-  } else {
-    const jumps = iptablesRules({ backend: "iptables", mask: 1, entries: [] }, family).filter(
-      (r) => r.chain === "PREROUTING" || r.chain === "OUTPUT",
-    );
-    for (const r of jumps) if (presentKeys.has(r.key)) lines.push(iptablesLine("-D", r));
-    lines.push(`-X ${IPT_PRE}`, `-X ${IPT_OUT}`);
   }
+  // Declared above (so they exist), emptied, and no longer jumped to: these go.
+  for (const c of chains) if (!wantedChains.has(c)) lines.push(`-X ${c}`);
   lines.push("COMMIT");
   return `${lines.join("\n")}\n`;
 }
 
-/** The comment keys the rendered firewall carries; iptables keys are per family ("4:..."). */
+/**
+ * The comment keys the rendered firewall carries: iptables keys per family ("4:..."), the ARP
+ * table's with ARP_KEY_PREFIX.
+ */
 export function firewallRuleKeys(spec: FirewallSpec): string[] {
-  if (spec.backend === "nftables") return nftRules(spec).map((r) => r.key);
-  return familiesOf(spec).flatMap((f) => iptablesRules(spec, f).map((r) => `${f}:${r.key}`));
+  const arp = arpRules(spec).map((r) => ARP_KEY_PREFIX + r.key);
+  if (spec.backend === "nftables") return [...nftRules(spec).map((r) => r.key), ...arp];
+  return [...familiesOf(spec).flatMap((f) => iptablesRules(spec, f).map((r) => `${f}:${r.key}`)), ...arp];
 }
 
 /** Keys of the jump rules, which the iptables observer reports with the others. */
 export function iptablesJumpKeys(family: Family): string[] {
-  return iptablesRules({ backend: "iptables", mask: 1, entries: [] }, family)
-    .filter((r) => r.chain === "PREROUTING" || r.chain === "OUTPUT")
-    .map((r) => r.key);
+  return ALL_JUMPS(family).map((r) => r.key);
 }

@@ -3,7 +3,7 @@
 import type { Family } from "../model/address.ts";
 import type { NodeState } from "../model/state.ts";
 import type { Change, FirewallSpec } from "../plan/types.ts";
-import { familiesOf, renderIptables, renderNft } from "./firewall.ts";
+import { ARP_KEY_PREFIX, familiesOf, renderIptables, renderNft, renderNftArp } from "./firewall.ts";
 import { renderIpBatch, renderLinkBatch, type IpBatch } from "./ip.ts";
 
 export interface SysctlWrite {
@@ -13,7 +13,8 @@ export interface SysctlWrite {
 }
 
 export type FirewallPayload =
-  | { readonly tool: "nft"; readonly script: string }
+  /** `frontEnd` "iptables": the iptables front end's ARP table (nft has the only ARP hook). */
+  | { readonly tool: "nft"; readonly script: string; readonly frontEnd?: "iptables" }
   | { readonly tool: "iptables-restore"; readonly family: Family; readonly script: string };
 
 export interface Payloads {
@@ -73,6 +74,10 @@ export function renderFirewallPayloads(
       if (!familiesOf(spec).includes(family) && present.size === 0) continue;
       out.push({ tool: "iptables-restore", family, script: renderIptables(spec, family, present) });
     }
+    // iptables has no ARP output hook: the probes live in nft's `arp` table with either front end.
+    const arpWanted = (spec?.arpProbes ?? []).length > 0;
+    if (arpWanted || observed.some((k) => k.startsWith(ARP_KEY_PREFIX)))
+      out.push({ tool: "nft", script: renderNftArp(spec), frontEnd: "iptables" });
   }
   return out;
 }

@@ -116,6 +116,9 @@ export function formatTrace(trace: Trace): string[] {
       case "rp_filter":
         lines.push(`rp_filter: ${step.reason}`);
         break;
+      case "guard":
+        lines.push(`anti-spoofing guard: ${step.reason}`);
+        break;
       case "packet":
         lines.push(`packet: ${step.reason}`);
         break;

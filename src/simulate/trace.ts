@@ -18,7 +18,9 @@ import {
   USE_THROW,
 } from "./compile.ts";
 import { protoName } from "./format.ts";
+import type { SpoofGuard } from "../plan/types.ts";
 import type {
+  GuardVerdict,
   Packet,
   RouteErrno,
   RpFilterMode,
@@ -33,6 +35,7 @@ import {
   fastIpv4,
   ipv4Class,
   parseAddressWords,
+  parseWordPrefix,
   prefixMatches,
   wordsKey,
   zeroWords,
@@ -615,11 +618,97 @@ function addressWords(text: string, scratch4: number[]): Words | undefined {
 }
 
 /**
+ * symroute's guard (KERNEL-FACTS 11): a packet addressed to one of the interface's pools passes;
+ * any other passes only if a lookup of its source (the reverse of the packet, as nft's `fib saddr
+ * . iif oif` and xt_rpfilter do it: from the local side, mark 0) finds a unicast route out of the
+ * same interface (strict) or out of any (loose). A local or missing route drops it.
+ */
+function runGuard(
+  index: RoutingIndex,
+  fam: FamilyIndex,
+  g: SpoofGuard,
+  dst: Words,
+  packet: Packet,
+  src: Words | undefined,
+): GuardVerdict {
+  const iif = g.iif;
+  const base = { iif, mode: g.mode };
+  const exempt = g.exempt.find((p) => {
+    const prefix = parseWordPrefix(p, fam.family);
+    return prefix !== undefined && prefixMatches(prefix, dst);
+  });
+  if (exempt !== undefined)
+    return {
+      ...base,
+      result: "exempt",
+      reason: `${packet.to} is in ${exempt}, a pool of ${iif}: accepted without a source check`,
+    };
+  const from = packet.from ?? (fam.family === 4 ? "0.0.0.0" : "::");
+  const reverse: Flow = {
+    family: fam.family,
+    src: dst,
+    srcText: packet.to,
+    dst: src ?? zeroWords(fam.family),
+    dstText: from,
+    iif: "lo",
+    // nft's strict form restricts the lookup to the input interface (IPv4 honours an oif here).
+    oif: g.mode === "strict" && fam.family === 4 ? iif : undefined,
+    mark: 0,
+    tos: 0,
+    ipproto: 0,
+    sport: 0,
+    dport: 0,
+    uid: 0,
+  };
+  const v6Strict = fam.family === 6 && (index.sysctls["net/ipv6/conf/all/forwarding"] ?? "1").trim() === "0";
+  const res = fibLookup(fam, reverse, v6Strict, undefined);
+  const what = `lookup of the source ${from}`;
+  if (res.kind === "unsupported")
+    throw new UnsupportedError(`guard on ${iif}: ${what}: ${res.reason ?? "not modelled"}`);
+  const route = res.route;
+  if ((res.kind !== "route" || route === undefined) && reverse.oif !== undefined) {
+    // Bound to the interface, the lookup found nothing: say where the source is routed instead.
+    const free = fibLookup(fam, { ...reverse, oif: undefined }, v6Strict, undefined);
+    if (free.kind === "route" && free.route !== undefined)
+      return {
+        ...base,
+        result: "drop",
+        reason: `strict guard on ${iif}: ${what} leaves by ${free.route.dev ?? "?"}, not ${iif}: ${free.route.text}: spoofed source, dropped`,
+      };
+  }
+  if (res.kind !== "route" || route === undefined)
+    return {
+      ...base,
+      result: "drop",
+      reason: `${g.mode} guard on ${iif}: ${what} finds no route: spoofed source, dropped`,
+    };
+  const where = `${route.text}${res.rule === undefined ? "" : ` (rule ${res.rule.rule.priority})`}`;
+  if (route.type !== "unicast")
+    return {
+      ...base,
+      result: "drop",
+      reason: `${g.mode} guard on ${iif}: ${what} gives a ${route.type} route, ${where}: dropped`,
+    };
+  if (g.mode === "loose" || route.dev === iif)
+    return {
+      ...base,
+      result: "pass",
+      reason: `${g.mode} guard on ${iif}: ${what} leaves by ${route.dev ?? "?"}: ${where}`,
+    };
+  return {
+    ...base,
+    result: "drop",
+    reason: `strict guard on ${iif}: ${what} leaves by ${route.dev ?? "?"}, not ${iif}: ${where}: spoofed source, dropped`,
+  };
+}
+
+/**
  * Route one packet through the compiled state. Input packets (with `iif`) take the kernel's input
  * path (forwarding, martians, rp_filter for IPv4); others the local output path.
  */
-export function tracePacket(index: RoutingIndex, packet: Packet, options?: TraceOptions): Trace {
-  const dst = addressWords(packet.to, DST4);
+export function tracePacket(index: RoutingIndex, original: Packet, options?: TraceOptions): Trace {
+  let packet = original;
+  let dst = addressWords(packet.to, DST4);
   const family: Family = dst?.length === 4 ? 6 : 4;
   const steps: Step[] | undefined = options?.explain === true ? [] : undefined;
   const base = { family, steps };
@@ -635,6 +724,28 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options?: Trace
     return unsupportedTrace(base, `no interface named ${packet.oif} in the state`);
   const input = packet.iif !== undefined;
   const fam = family === 4 ? index.v4 : index.v6;
+  let guard: GuardVerdict | undefined;
+  if (input && options?.guards !== undefined) {
+    const g = options.guards.find((x) => x.iif === packet.iif && x.family === family);
+    if (g === undefined) {
+      steps?.push({
+        stage: "guard",
+        reason: `none of symroute's on ${packet.iif ?? ""} for IPv${family}${family === 6 ? ": Linux has no rp_filter for IPv6, the source is not checked" : ""}`,
+      });
+    } else {
+      guard = runGuard(index, fam, g, dst, packet, src);
+      steps?.push({ stage: "guard", reason: `${guard.result}: ${guard.reason}` });
+      if (guard.result === "drop") return finish(base, { result: "rejected", guard, reason: guard.reason });
+    }
+  }
+  // Routing and rp_filter come after kube-proxy's DNAT.
+  if (packet.dnatTo !== undefined) {
+    const routed = addressWords(packet.dnatTo, DST4);
+    if (routed === undefined || routed.length !== dst.length)
+      return unsupportedTrace(base, `"${packet.dnatTo}" is not an address of the packet's family`);
+    dst = routed;
+    packet = { ...packet, to: packet.dnatTo };
+  }
   // `ip route get` without ipproto asks IPv4 about UDP (a test packet with a UDP header); IPv6 about 0.
   const ipproto = packet.ipproto ?? (family === 4 ? 17 : 0);
   let sport = packet.sport ?? 0;
@@ -666,9 +777,12 @@ export function tracePacket(index: RoutingIndex, packet: Packet, options?: Trace
     steps.push({ stage: "packet", reason: describePacket(packet, input) });
   }
   try {
-    return family === 4
-      ? trace4(index, fam, flow, input, packet, base)
-      : trace6(index, fam, flow, input, packet, base);
+    const trace =
+      family === 4
+        ? trace4(index, fam, flow, input, packet, base)
+        : trace6(index, fam, flow, input, packet, base);
+    if (guard !== undefined) (trace as MutableTrace).guard = guard;
+    return trace;
   } catch (error) {
     if (error instanceof MissingSysctl || error instanceof UnsupportedError)
       return unsupportedTrace(base, error.message);

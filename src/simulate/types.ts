@@ -3,6 +3,7 @@
 
 import type { Family } from "../model/address.ts";
 import type { Route, Rule } from "../model/state.ts";
+import type { SpoofGuard } from "../plan/types.ts";
 
 /** A packet to route, in the words of `ip route get`. */
 export interface Packet {
@@ -24,6 +25,11 @@ export interface Packet {
   readonly dport?: number;
   /** Socket owner of a locally generated packet; 0 (root) when unset, as for `ip route get`. */
   readonly uid?: number;
+  /**
+   * Input packets: the address kube-proxy's DNAT rewrites `to` into. The anti-spoofing guard
+   * (prerouting, priority raw) sees `to`; routing and rp_filter, which come after the DNAT, see this.
+   */
+  readonly dnatTo?: string;
 }
 
 /**
@@ -38,7 +44,7 @@ export type Verdict =
 /** The errno `ip route get` answers with when the kernel refuses. */
 export type RouteErrno = "ENETUNREACH" | "EHOSTUNREACH" | "EACCES" | "EINVAL";
 
-export type StepStage = "packet" | "rule" | "lookup" | "rp_filter" | "verdict";
+export type StepStage = "packet" | "guard" | "rule" | "lookup" | "rp_filter" | "verdict";
 
 /** One line of the explanation. */
 export interface Step {
@@ -66,6 +72,15 @@ export interface RpFilterVerdict {
   readonly reason: string;
 }
 
+/** symroute's anti-spoofing guard on the packet's input interface (before DNAT and routing). */
+export interface GuardVerdict {
+  readonly iif: string;
+  readonly mode: "strict" | "loose";
+  /** exempt: addressed to a pool of the interface; pass: its source routes back; drop: it does not. */
+  readonly result: "exempt" | "pass" | "drop";
+  readonly reason: string;
+}
+
 export interface Trace {
   readonly result: Verdict;
   readonly family: Family;
@@ -82,6 +97,8 @@ export interface Trace {
   readonly rule?: Rule;
   /** Input packets (IPv4): the reverse-path check. */
   readonly rpFilter?: RpFilterVerdict;
+  /** Input packets on an interface with one of the guards given in TraceOptions. */
+  readonly guard?: GuardVerdict;
   /** For rejected and unsupported results, and refusals: what and why. */
   readonly reason?: string;
   /** Only with `{ explain: true }`. */
@@ -91,4 +108,9 @@ export interface Trace {
 export interface TraceOptions {
   /** Build the step list (slower: every rule is tried and described). */
   readonly explain?: boolean;
+  /**
+   * symroute's anti-spoofing guards in place on the node (FirewallSpec.guards): input packets on
+   * their interfaces go through them first, as through the firewall's prerouting raw chain.
+   */
+  readonly guards?: readonly SpoofGuard[];
 }

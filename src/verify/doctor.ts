@@ -16,6 +16,7 @@ import type { NodeState, Route } from "../model/state.ts";
 import type { FirewallSpec, NetworkDecision } from "../plan/types.ts";
 import { firewallRuleKeys } from "../render/firewall.ts";
 import { compileRoutingState, tracePacket, type Trace } from "../simulate/index.ts";
+import { nodeChecks } from "./node-checks.ts";
 
 export interface HostFacts {
   /** systemd-networkd runs and deletes routing rules it did not create (ManageForeignRoutingPolicyRules). */
@@ -35,6 +36,8 @@ export interface DoctorInput {
   readonly host: HostFacts;
   /** The outside client to simulate, per family. */
   readonly clients?: Partial<Record<Family, string>>;
+  /** The command that applies this configuration, named in fixes (default `symroute apply -c FILE`). */
+  readonly applyCommand?: string;
 }
 
 export type PathName =
@@ -42,6 +45,8 @@ export type PathName =
   | "client to LB, pod backend"
   | "client to LB, host-network backend"
   | "pod to LB"
+  | "gateway"
+  | "anti-spoofing"
   | "node"
   | "symroute";
 
@@ -109,6 +114,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
     firewallRuleKeys(input.firewall).every((k) =>
       node.firewall.some((f) => f.backend === input.firewall?.backend && f.ruleKeys.includes(k)),
     );
+  const apply = input.applyCommand ?? "symroute apply -c FILE";
 
   if (input.pendingChanges > 0) {
     findings.push({
@@ -118,7 +124,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
       ok: false,
       summary: `symroute's objects are not all in place: ${input.pendingChanges} change(s) pending`,
       cause: "the node drifted from the configuration, or it was never applied",
-      fix: "run `symroute apply -c FILE` (or run the agent to keep the node converged)",
+      fix: `run \`${apply}\` (or run the agent to keep the node converged)`,
     });
   }
   if (input.host.networkdDeletesForeignRules === true) {
@@ -338,7 +344,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
           ? `remove or re-prioritise rule ${reply.rule?.priority}, or move symroute's rulePriorities before it`
           : onLink
             ? linkFix
-            : "run `symroute apply -c FILE`",
+            : `run \`${apply}\``,
       });
     }
 
@@ -364,5 +370,16 @@ export function diagnose(input: DoctorInput): DoctorReport {
       });
     }
   }
+  // Below routing: the next hop's resolution on each pool's interface (KERNEL-FACTS 10), and the
+  // source checks of those interfaces (KERNEL-FACTS 5, 11).
+  findings.push(
+    ...nodeChecks({
+      node,
+      decisions: input.decisions,
+      firewall: input.firewall,
+      firewallInPlace,
+      applyCommand: apply,
+    }),
+  );
   return { healthy: findings.every((f) => f.ok), findings };
 }

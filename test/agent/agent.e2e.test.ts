@@ -5,7 +5,7 @@ import { strict as assert } from "node:assert";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, run } from "../support/netns.ts";
+import { createNode, e2eUnavailable, must, run } from "../support/netns.ts";
 import { metricValue, nsGet, pollUntil, startAgentIn, type AgentProcess } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
@@ -30,9 +30,7 @@ interface RuleJson {
 }
 /** Rules symroute owns: its proto (201 by default) in its priority band. */
 function ownedRules(ns: string): number[] {
-  const rules = JSON.parse(
-    run(["ip", "netns", "exec", ns, "ip", "-j", "rule", "show"]).stdout || "[]",
-  ) as RuleJson[];
+  const rules = JSON.parse(must(["ip", "netns", "exec", ns, "ip", "-j", "rule", "show"])) as RuleJson[];
   return rules
     .filter((r) => r.priority !== undefined && r.priority >= 1000 && r.priority <= 1999)
     .map((r) => r.priority as number);

@@ -81,6 +81,30 @@ describe("deploy/crd.yaml", () => {
     assert.equal(spec.properties.name, undefined, "the network's name is the object's name");
     assert.equal(spec.required, undefined, "addresses and interface may come from MetalLB objects");
   });
+
+  it("has standard status conditions (kubectl wait --for=condition=Converged) and shows them in columns", () => {
+    const [crd] = docs("crd.yaml");
+    const version = (crd?.spec.versions as Obj[])[0] as Obj;
+    const status = version.schema.openAPIV3Schema.properties.status as Obj;
+    const conditions = status.properties.conditions as Obj;
+    assert.equal(conditions.type, "array");
+    assert.equal(conditions["x-kubernetes-list-type"], "map");
+    assert.deepEqual(conditions["x-kubernetes-list-map-keys"], ["type"]);
+    assert.deepEqual([...(conditions.items.required as string[])].sort(), [
+      "lastTransitionTime",
+      "message",
+      "reason",
+      "status",
+      "type",
+    ]);
+    assert.deepEqual(conditions.items.properties.status.enum, ["True", "False", "Unknown"]);
+    const columns = Object.fromEntries(
+      (version.additionalPrinterColumns as Obj[]).map((c) => [c.name, c.jsonPath]),
+    );
+    assert.equal(columns.Converged, '.status.conditions[?(@.type=="Converged")].status');
+    assert.equal(columns.Nodes, ".status.convergedNodes");
+    assert.equal(status.properties.convergedNodes.type, "string");
+  });
 });
 
 describe("deploy/daemonset.yaml", () => {
@@ -107,15 +131,91 @@ describe("deploy/daemonset.yaml", () => {
     assert.ok(args.includes("--listen=127.0.0.1:9473"));
     assert.ok(args.includes("--kubernetes"));
     assert.ok(!args.includes("--cleanup-on-exit"), "a restart must leave routing in place");
-    for (const probe of [container?.livenessProbe, container?.readinessProbe] as Obj[]) {
+    assert.deepEqual(container?.ports, [{ name: "metrics", containerPort: 9473, protocol: "TCP" }]);
+    const probes = [container?.startupProbe, container?.livenessProbe, container?.readinessProbe] as Obj[];
+    for (const probe of probes) {
       assert.equal(probe.httpGet.host, "127.0.0.1");
-      assert.equal(probe.httpGet.port, 9473);
+      assert.equal(probe.httpGet.port, "metrics");
     }
-    assert.equal(container?.ports, undefined, "no declared ports: nothing is exposed");
+    assert.deepEqual(
+      probes.map((p) => p.httpGet.path),
+      ["/healthz", "/healthz", "/readyz"],
+    );
     const state = (pod.volumes as Obj[]).find((v) => v.name === "state");
     assert.equal(state?.hostPath.path, "/var/lib/symroute");
     const env = (container?.env as Obj[]).find((e) => e.name === "NODE_NAME");
     assert.equal(env?.valueFrom.fieldRef.fieldPath, "spec.nodeName");
+  });
+});
+
+describe("deploy/daemonset.yaml: scheduling, image, resources", () => {
+  const [ds] = docs("daemonset.yaml");
+  const pod = ds?.spec.template.spec as Obj;
+  const [container] = pod.containers as Obj[];
+
+  it("tolerates the control-plane NoSchedule taints only (no NoExecute, no blanket Exists)", () => {
+    assert.deepEqual(pod.tolerations, [
+      { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
+      { key: "node-role.kubernetes.io/master", operator: "Exists", effect: "NoSchedule" },
+    ]);
+  });
+
+  it("runs the image make image builds, which kustomization.yaml can repoint (newName, newTag)", () => {
+    const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as Obj)
+      .version as string;
+    const script = readFileSync(new URL("../../scripts/image/build.sh", import.meta.url), "utf8");
+    const name = /^name=\$\{IMAGE_NAME:-([^}]+)\}$/m.exec(script)?.[1];
+    assert.equal(container?.image, `${name}:${version}`);
+    const [k] = docs("kustomization.yaml");
+    assert.deepEqual(k?.images, [{ name, newName: name, newTag: version }]);
+  });
+
+  it("asks for memory matching the measured footprint, with a limit above it", () => {
+    const requests = container?.resources.requests as Obj;
+    const limits = container?.resources.limits as Obj;
+    const mi = (v: string): number => Number(/^(\d+)Mi$/.exec(v)?.[1]);
+    assert.ok(mi(requests.memory) >= 128, "the agent holds about 130 MB");
+    assert.ok(mi(limits.memory) >= 2 * mi(requests.memory));
+    assert.ok(requests.cpu);
+  });
+
+  it("the namespace is labelled privileged for Pod Security admission (as MetalLB's)", () => {
+    const [ns] = docs("namespace.yaml");
+    assert.equal(ns?.metadata.labels["pod-security.kubernetes.io/enforce"], "privileged");
+  });
+});
+
+describe("deploy/prometheus/", () => {
+  it("scrapes the named metrics port, and alerts on metrics the agent exports", async () => {
+    const { METRIC_NAMES } = await import("../../src/agent/metrics.ts");
+    const [k] = docs("prometheus/kustomization.yaml");
+    assert.deepEqual(k?.resources, ["..", "podmonitor.yaml", "prometheusrule.yaml"]);
+    const [pm] = docs("prometheus/podmonitor.yaml");
+    assert.equal(pm?.kind, "PodMonitor");
+    assert.deepEqual(
+      pm?.spec.podMetricsEndpoints.map((e: Obj) => e.port),
+      ["metrics"],
+    );
+    const [rule] = docs("prometheus/prometheusrule.yaml");
+    const rules = (rule?.spec.groups as Obj[]).flatMap((g) => g.rules as Obj[]);
+    assert.deepEqual(
+      rules.map((r) => r.alert),
+      ["SymrouteNotConverged", "SymrouteConflicts", "SymrouteConfigErrors", "SymrouteKubernetesApiErrors"],
+    );
+    const known = new Set<string>(Object.values(METRIC_NAMES));
+    for (const r of rules) {
+      for (const name of (r.expr as string).match(/symroute_[a-z_]+/g) ?? []) {
+        assert.ok(known.has(name), `${r.alert}: ${name} is not a metric the agent exports`);
+      }
+    }
+    // The patch replaces the listen argument it expects to find (a `test` op guards it).
+    const patch = (k?.patches as Obj[])[0]?.patch as string;
+    assert.match(
+      patch,
+      /op: test\n\s+path: \/spec\/template\/spec\/containers\/0\/args\/5\n\s+value: --listen=127\.0\.0\.1:9473/,
+    );
+    const [ds] = docs("daemonset.yaml");
+    assert.equal(ds?.spec.template.spec.containers[0].args[5], "--listen=127.0.0.1:9473");
   });
 });
 
@@ -166,7 +266,7 @@ describe("deploy/ other files", () => {
     assert.ok(inMap.ok, inMap.ok ? "" : inMap.problems.join("\n"));
   });
 
-  it("kustomization lists every manifest; Dockerfile and systemd unit ask for the documented tools and capability", () => {
+  it("kustomization lists every manifest; the image script and systemd unit ask for the documented tools and capability", () => {
     const [k] = docs("kustomization.yaml");
     assert.deepEqual(k?.resources, [
       "namespace.yaml",
@@ -175,10 +275,9 @@ describe("deploy/ other files", () => {
       "configmap.yaml",
       "daemonset.yaml",
     ]);
-    const dockerfile = deployFile("Dockerfile");
-    assert.match(dockerfile, /^FROM node:20-slim$/m);
-    for (const pkg of ["iproute2", "nftables", "iptables", "conntrack"])
-      assert.match(dockerfile, new RegExp(`\\b${pkg}\\b`));
+    const script = readFileSync(new URL("../../scripts/image/build.sh", import.meta.url), "utf8");
+    const packages = /^packages=(.*)$/m.exec(script)?.[1]?.split(",");
+    assert.deepEqual(packages, ["nodejs", "iproute2", "nftables", "iptables", "conntrack"]);
     const unit = deployFile("symroute.service");
     assert.match(unit, /^CapabilityBoundingSet=CAP_NET_ADMIN$/m);
     assert.match(unit, /^AmbientCapabilities=CAP_NET_ADMIN$/m);

@@ -1,19 +1,18 @@
 // Golden cases: test/config/cases/<name>/config.yaml (or config.txt) and expected.json, which holds either
 // {"config": <the validated Config>} or {"issues": [<the exact formatted lines>]}.
-// SYMROUTE_UPDATE_CASES=1 rewrites expected.json from the current output (review the diff!).
+// `make golden` rewrites expected.json from the current output (review the diff!).
 
 import { test } from "node:test";
-import assert from "node:assert/strict";
-import { readdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatConfigIssues, parseConfigText } from "../../src/config/index.ts";
+import { assertGoldenJson } from "../support/golden.ts";
 
 // import.meta.dirname needs Node 20.11; engines allows 20.9.
 const here = fileURLToPath(new URL(".", import.meta.url));
 
 const casesDir = join(here, "cases");
-const update = process.env["SYMROUTE_UPDATE_CASES"] === "1";
 
 for (const name of readdirSync(casesDir).sort()) {
   test(`config case ${name}`, () => {
@@ -25,14 +24,6 @@ for (const name of readdirSync(casesDir).sort()) {
     const actual = result.ok
       ? { config: result.config }
       : { issues: formatConfigIssues(input, result.issues) };
-    const expectedFile = join(dir, "expected.json");
-    if (update || !existsSync(expectedFile)) {
-      writeFileSync(expectedFile, `${JSON.stringify(actual, null, 2)}\n`);
-      if (!update)
-        assert.fail(`${name}: expected.json was missing; written from the current output, review it`);
-      return;
-    }
-    const expected: unknown = JSON.parse(readFileSync(expectedFile, "utf8"));
-    assert.deepEqual(JSON.parse(JSON.stringify(actual)), expected);
+    assertGoldenJson(join(dir, "expected.json"), actual);
   });
 }

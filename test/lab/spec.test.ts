@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { loadConfigOrThrow } from "../../src/config/index.ts";
-import { matrixOf } from "../../src/lab/matrix.ts";
+import { matrixOf, spoofCell } from "../../src/lab/matrix.ts";
 import { topologyPicture } from "../../src/lab/picture.ts";
 import { formatListen, parseListen } from "../../src/lab/probe.ts";
 import {
@@ -17,6 +17,7 @@ import {
   poolOf,
 } from "../../src/lab/spec.ts";
 import type { LabSpec } from "../../src/lab/spec.ts";
+import { ingressCountersText, parseCounterPackets, spoofProbesOf } from "../../src/lab/spoof.ts";
 import { labConfigText } from "../../src/lab/symroute.ts";
 import { kubeProxyRules } from "../../src/lab/topology.ts";
 
@@ -64,7 +65,15 @@ describe("lab matrix", () => {
       if (spec.case === 1) assert.equal(failing.length, 0);
       else {
         assert.ok(failing.length > 0);
-        assert.ok(failing.every((c) => c.name.includes("→ LB") && !c.name.includes("node →")));
+        // The external cells, and in cases 3, 4 the IPv6 spoof cells: IPv6 has no rp_filter.
+        assert.ok(
+          failing.every(
+            (c) =>
+              (c.kind === "external" && c.name.includes("→ LB") && !c.name.includes("node →")) ||
+              (c.kind === "spoof" && c.family === 6 && c.name.includes("into node ext0")),
+          ),
+        );
+        assert.ok(failing.some((c) => c.kind === "external"));
       }
       assert.ok(cells.every((c) => c.expectedAfter));
     }
@@ -180,6 +189,55 @@ describe("lab probe arguments and options", () => {
         familiesOf({ case: c, kubeProxy: "iptables", firewall: "nftables", dualStack: true })[0]!,
       );
       assert.ok(picture.includes(lb.lbAddress));
+    }
+  });
+});
+
+describe("lab spoof probes", () => {
+  const external: LabSpec = { case: 3, kubeProxy: "iptables", firewall: "nftables", dualStack: true };
+
+  it("send into eth0 (IPv4) everywhere and into ext0 (both families, pod and management) in cases 3, 4", () => {
+    assert.deepEqual(
+      spoofProbesOf(external).map((p) => p.name),
+      ["eth0-v4-management", "ext0-v4-pod", "ext0-v4-management", "ext0-v6-pod", "ext0-v6-management"],
+    );
+    assert.deepEqual(
+      spoofProbesOf({ ...external, case: 2 }).map((p) => p.name),
+      ["eth0-v4-management"],
+    );
+  });
+
+  it("count each probe's packet on the node's ingress, in a table of the lab's own", () => {
+    const text = ingressCountersText(external);
+    assert.match(text, /^table netdev srlab-ingress \{/);
+    assert.match(text, /type filter hook ingress device "ext0" priority -500;/);
+    assert.match(
+      text,
+      /ip6 saddr 2001:db8:112::78 ip6 daddr 2001:db8:112::5 udp dport 8080 counter name "ext0-v6-pod"/,
+    );
+    assert.match(
+      text,
+      /ip saddr 10\.112\.0\.77 ip daddr 192\.168\.1\.10 udp dport 8081 counter name "eth0-v4-management"/,
+    );
+  });
+
+  it("read a counter's packets, and refuse a missing one", () => {
+    const json = JSON.stringify({
+      nftables: [
+        { metainfo: { version: "1.0.6" } },
+        { counter: { family: "netdev", name: "ext0-v4-pod", table: "srlab-ingress", packets: 3, bytes: 90 } },
+      ],
+    });
+    assert.equal(parseCounterPackets(json, "ext0-v4-pod"), 3);
+    assert.throws(() => parseCounterPackets(json, "ext0-v6-pod"), /no counter ext0-v6-pod/);
+  });
+
+  it("expect IPv4 spoofs dropped before and after, and say that IPv6 ones were delivered before", () => {
+    const cells = spoofProbesOf(external).map(spoofCell);
+    for (const c of cells) {
+      assert.equal(c.kind, "spoof");
+      assert.equal(c.expectedAfter, true);
+      assert.equal(c.expectedBefore, c.family === 4, c.name);
     }
   });
 });

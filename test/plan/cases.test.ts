@@ -1,9 +1,8 @@
 // Case folders: config.yaml + node.json (the observed node) [+ saved.json] -> expected.txt, the plan
-// and the exact payloads as `symroute plan --payloads` prints them. UPDATE_GOLDEN=1 rewrites them.
+// and the exact payloads as `symroute plan --payloads` prints them. `make golden` rewrites them.
 
 import { test } from "node:test";
-import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfigText } from "../../src/config/index.ts";
 import { createEngine } from "../../src/engine/engine.ts";
@@ -12,6 +11,7 @@ import type { NodeState } from "../../src/model/state.ts";
 import { formatPayloadsText, formatPlanText } from "../../src/cli/commands/core.ts";
 import { FakeKernel } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
+import { assertGoldenText } from "../support/golden.ts";
 
 const CASES = join(import.meta.dirname, "cases");
 
@@ -31,9 +31,6 @@ for (const name of readdirSync(CASES).sort()) {
       /\x1b\[[0-9;]*m/g,
       "",
     );
-    const expectedFile = join(dir, "expected.txt");
-    if (process.env["UPDATE_GOLDEN"] === "1" || !existsSync(expectedFile))
-      writeFileSync(expectedFile, actual);
-    assert.equal(actual, readFileSync(expectedFile, "utf8"));
+    assertGoldenText(join(dir, "expected.txt"), actual);
   });
 }

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { e2eUnavailable } from "../support/netns.ts";
+import { missing } from "../support/skip.ts";
 import { createFaultTools, type Fault } from "./support/fault-tools.ts";
 import {
   CLI,
@@ -178,7 +179,7 @@ function mountsWork(): boolean {
 }
 
 test("a full disk before the apply: nothing changes, the error says ENOSPC", { skip }, (t) => {
-  if (!mountsWork()) return t.skip("needs mount namespaces and tmpfs (unshare -m)");
+  if (!mountsWork()) return t.skip(missing("mount namespaces", "unshare -m with a tmpfs"));
   const node = nodeFor(t);
   const config = writeConfig(node.stateDir, "two.yaml", twoNetworks("nftables"));
   const before = node.dump();
@@ -189,7 +190,7 @@ test("a full disk before the apply: nothing changes, the error says ENOSPC", { s
 });
 
 test("a full disk at the last state write: the node is rolled back", { skip }, (t) => {
-  if (!mountsWork()) return t.skip("needs mount namespaces and tmpfs (unshare -m)");
+  if (!mountsWork()) return t.skip(missing("mount namespaces", "unshare -m with a tmpfs"));
   const node = nodeFor(t);
   const config = writeConfig(node.stateDir, "many.yaml", manyNetworksConfig(200));
   // The state of 200 networks is some 60 KiB: measure it, then size the disk so that the lock

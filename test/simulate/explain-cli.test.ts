@@ -56,7 +56,8 @@ test("a snapshot round-trips, and a foreign JSON file is refused with a hint", a
     const good = join(dir, "node.json");
     writeFileSync(good, JSON.stringify({ version: 1, node: caseFile.state }));
     const state = await readSnapshot(good);
-    assert.equal(state.rules.length, caseFile.state.rules.length);
+    assert.equal(state.node.rules.length, caseFile.state.rules.length);
+    assert.deepEqual(state.guards, []);
     const bad = join(dir, "other.json");
     writeFileSync(bad, JSON.stringify({ rules: [] }));
     await assert.rejects(readSnapshot(bad), (e: unknown) => isSymrouteError(e) && e.hint !== undefined);

@@ -21,6 +21,7 @@ import type {
   RuleAction,
 } from "../../src/model/state.ts";
 import type { Kernel, ReadScope } from "../../src/engine/ports.ts";
+import { ARP_KEY_PREFIX, arpKeyBackend } from "../../src/render/firewall.ts";
 
 export interface FakeFaults {
   /** Fail the ip batch line matching this pattern. */
@@ -352,9 +353,40 @@ export class FakeKernel implements Kernel {
       throw new SymrouteError("kernel", "nft -f - failed (exit 1): Error: injected", {
         details: ["/dev/stdin:5:1-3: Error: injected"],
       });
-    const afterDelete = script.split("delete table inet symroute")[1] ?? "";
-    const keys = [...afterDelete.matchAll(/comment "([^"]*)"/g)].map((m) => m[1] as string);
-    this.setFirewall("nftables", keys);
+    // Each table a script deletes is replaced whole by what the script declares for it.
+    const keysOfTable = (family: string): string[] | undefined => {
+      if (!script.includes(`delete table ${family} symroute`)) return undefined;
+      const block = /^table (\S+) symroute \{$/gm;
+      const keys: string[] = [];
+      for (const m of script.matchAll(block)) {
+        if (m[1] !== family) continue;
+        const rest = script.slice((m.index ?? 0) + m[0].length);
+        const body = rest.slice(0, rest.search(/^\}$/m));
+        for (const k of body.matchAll(/comment "([^"]*)"/g)) keys.push(k[1] as string);
+      }
+      return keys;
+    };
+    const inet = keysOfTable("inet");
+    const arp = keysOfTable("arp");
+    const keysOf = (backend: FirewallBackend): string[] =>
+      this.state.firewall.find((f) => f.backend === backend)?.ruleKeys.slice() ?? [];
+    let nft = keysOf("nftables");
+    let ipt = keysOf("iptables");
+    if (inet !== undefined) nft = [...inet, ...nft.filter((k) => k.startsWith(ARP_KEY_PREFIX))];
+    if (arp !== undefined) {
+      const strip = (keys: string[]): string[] => keys.filter((k) => !k.startsWith(ARP_KEY_PREFIX));
+      nft = [
+        ...strip(nft),
+        ...arp.filter((k) => arpKeyBackend(k) === "nftables").map((k) => ARP_KEY_PREFIX + k),
+      ];
+      ipt = [
+        ...strip(ipt),
+        ...arp.filter((k) => arpKeyBackend(k) === "iptables").map((k) => ARP_KEY_PREFIX + k),
+      ];
+    }
+    this.setFirewall("nftables", nft);
+    if (arp !== undefined && (ipt.length > 0 || this.state.firewall.some((f) => f.backend === "iptables")))
+      this.setFirewall("iptables", ipt);
   }
 
   async runIptablesRestore(family: Family, payload: string): Promise<void> {
@@ -364,16 +396,24 @@ export class FakeKernel implements Kernel {
       throw new SymrouteError("kernel", "iptables-restore failed: line 3 failed (injected)");
     const all = this.state.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
     const mine = all.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2));
-    const isJump = (k: string): boolean => k.startsWith("symroute ");
-    let jumps = mine.filter(isJump);
-    let chains = mine.filter((k) => !isJump(k));
+    // Jumps from the built-in chains, by their labels, and the chain each one targets.
+    const JUMPS: Record<string, string> = {
+      "symroute prerouting": "SYMROUTE-PRE",
+      "symroute output": "SYMROUTE-OUT",
+      "symroute guard": "SYMROUTE-GUARD",
+    };
+    const targetOf = (k: string): string | undefined =>
+      Object.entries(JUMPS).find(([label]) => k.startsWith(`${label} #`))?.[1];
+    let jumps = mine.filter((k) => targetOf(k) !== undefined);
+    let chains = mine.filter((k) => targetOf(k) === undefined);
     for (const line of payload.split("\n")) {
       const key = /--comment "([^"]*)"/.exec(line)?.[1];
       if (line.startsWith(":SYMROUTE-"))
-        chains = []; // declaring a chain flushes it
-      else if (line.startsWith("-X SYMROUTE-") && jumps.length > 0 && !payload.includes("-D "))
-        fail("chain in use");
-      else if (key === undefined) continue;
+        chains = []; // declaring a chain flushes it (every payload declares all of ours)
+      else if (line.startsWith("-X SYMROUTE-")) {
+        const chain = line.slice(3);
+        if (jumps.some((k) => targetOf(k) === chain)) fail(`chain ${chain} in use`);
+      } else if (key === undefined) continue;
       else if (line.startsWith("-A ")) chains.push(key);
       else if (line.startsWith("-I ")) {
         if (jumps.includes(key)) fail("duplicate jump");

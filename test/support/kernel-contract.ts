@@ -8,7 +8,9 @@ import assert from "node:assert/strict";
 import type { Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
 import { firewallRuleKeys, renderIptables, renderNft } from "../../src/render/firewall.ts";
+import { renderFirewallPayloads } from "../../src/render/payloads.ts";
 import type { FirewallSpec } from "../../src/plan/types.ts";
+import type { FirewallBackend } from "../../src/model/state.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 
 const SPEC: FirewallSpec = {
@@ -19,6 +21,26 @@ const SPEC: FirewallSpec = {
     { network: "public", family: 6, iif: "ext0", pools: ["2001:db8:100::/64"], value: 1 },
   ],
 };
+
+/** SPEC with anti-spoofing guards (both families, both modes) and ARP probes. */
+const GUARDED: FirewallSpec = {
+  ...SPEC,
+  guards: [
+    { family: 4, iif: "ext0", mode: "strict", exempt: ["1.2.3.0/24"], reason: "r" },
+    { family: 6, iif: "ext0", mode: "strict", exempt: ["2001:db8:100::/64"], reason: "r" },
+    { family: 4, iif: "eth0", mode: "loose", exempt: [], reason: "r" },
+  ],
+  arpProbes: [{ oif: "ext0", targets: ["1.2.3.1/32", "5.6.7.0/24"], reason: "r" }],
+};
+
+/** What the engine does for one front end: payloads from the node's keys, run in order. */
+async function converge(kernel: Kernel, spec: FirewallSpec | undefined, backend: FirewallBackend) {
+  const node = await kernel.readNode({ ...SYSCTLS_TO_READ, firewalls: [backend] });
+  for (const p of renderFirewallPayloads(spec, node, [backend])) {
+    if (p.tool === "nft") await kernel.runNft(p.script);
+    else await kernel.runIptablesRestore(p.family, p.script);
+  }
+}
 
 export function kernelContract(name: string, makeKernel: () => Promise<Kernel>): void {
   const read = (k: Kernel) => k.readNode({ ...SYSCTLS_TO_READ, firewalls: ["nftables", "iptables"] });
@@ -155,6 +177,32 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     }
     assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "iptables")?.ruleKeys, []);
   });
+
+  for (const backend of ["nftables", "iptables"] as const) {
+    test(`${name}: guards and ARP probes read back with their keys, and go (${backend})`, async () => {
+      const kernel = await makeKernel();
+      const spec: FirewallSpec = { ...GUARDED, backend };
+      await converge(kernel, spec, backend);
+      const firewall = await kernel.readFirewall(["nftables", "iptables"]);
+      const owned = (b: FirewallBackend) =>
+        [...(firewall.find((f) => f.backend === b)?.ruleKeys ?? [])].sort();
+      assert.deepEqual(owned(backend), firewallRuleKeys(spec).sort());
+      // The ARP table belongs with the front end that put it there, and with that one only.
+      assert.ok(owned(backend).some((k) => k.startsWith("arp:")));
+      assert.deepEqual(owned(backend === "nftables" ? "iptables" : "nftables"), []);
+      // Fewer guards and no probes: what is no longer asked for goes (the eth0 guard's chain too).
+      const smaller: FirewallSpec = { ...spec, guards: spec.guards?.filter((g) => g.iif === "ext0") ?? [] };
+      delete (smaller as { arpProbes?: unknown }).arpProbes;
+      await converge(kernel, smaller, backend);
+      const after = await kernel.readFirewall([backend]);
+      assert.deepEqual([...(after[0]?.ruleKeys ?? [])].sort(), firewallRuleKeys(smaller).sort());
+      await converge(kernel, undefined, backend);
+      assert.deepEqual(
+        (await kernel.readFirewall(["nftables", "iptables"])).flatMap((f) => f.ruleKeys),
+        [],
+      );
+    });
+  }
 
   test(`${name}: a read of one family holds that family's objects only, and the links`, async () => {
     const kernel = await makeKernel();

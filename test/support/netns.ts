@@ -3,9 +3,11 @@
 
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { TestContext } from "node:test";
+import { checkLabPrerequisites } from "../../src/lab/preflight.ts";
+import { missing } from "./skip.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 export const CLI = join(REPO, "bin/symroute");
@@ -50,6 +52,11 @@ export interface Run {
   readonly stderr: string;
 }
 
+/**
+ * Runs a command and returns its exit code and output. A command that cannot be started (a tool
+ * that is not installed) throws: empty output from a missing tool would compare equal to empty
+ * output from another, and a proof built on two dumps of nothing proves nothing.
+ */
 export function run(argv: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Run {
   const [file, ...args] = argv;
   const r = spawnSync(file as string, args, {
@@ -57,7 +64,10 @@ export function run(argv: readonly string[], options: { input?: string; env?: No
     encoding: "utf8",
     env: { ...process.env, NO_COLOR: "1", ...options.env },
   });
-  return { code: r.status ?? 1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  if (r.error !== undefined) throw new Error(`${argv.join(" ")}: could not run ${file}: ${r.error.message}`);
+  // Killed by a signal: the shell's convention, 128 + its number.
+  const code = r.status ?? 128 + (r.signal === null ? 0 : constants.signals[r.signal]);
+  return { code, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function must(argv: readonly string[], input?: string): string {
@@ -66,13 +76,23 @@ export function must(argv: readonly string[], input?: string): string {
   return r.stdout;
 }
 
-/** Why end-to-end tests cannot run here, or undefined when they can. */
+/**
+ * The skip message when end-to-end tests cannot run here (not root), or undefined when they can.
+ * Anything else missing (Linux, iproute2) throws: the test fails, it does not skip.
+ */
 export function e2eUnavailable(): string | undefined {
-  if (process.platform !== "linux") return "needs Linux network namespaces";
-  if (process.getuid?.() !== 0) return "needs root to create network namespaces";
-  const r = run(["ip", "netns", "list"]);
-  if (r.code !== 0) return "needs iproute2 (ip netns)";
+  if (process.platform !== "linux")
+    throw new Error(`end-to-end tests need Linux network namespaces, not ${process.platform}`);
+  if (process.getuid?.() !== 0) return missing("root", "network namespaces");
+  must(["ip", "netns", "list"]);
   return undefined;
+}
+
+/** e2eUnavailable() for the lab's tests; a tool the lab needs that is missing throws, naming it. */
+export async function labUnavailable(): Promise<string | undefined> {
+  const why = e2eUnavailable();
+  if (why === undefined) await checkLabPrerequisites();
+  return why;
 }
 
 export interface Netns {
@@ -167,12 +187,12 @@ export function dumpNamespace(name: string): string {
     ["iptables-save", "-t", "mangle"],
     ["ip6tables-save", "-t", "mangle"],
   ].map((argv) => {
-    const out = run(["ip", "netns", "exec", name, ...argv]).stdout;
+    const out = must(["ip", "netns", "exec", name, ...argv]);
     // Counters and generation comments change with traffic, not with configuration.
     return `## ${argv.join(" ")}\n${out.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
   });
-  const sysctls = run(["ip", "netns", "exec", name, "sysctl", "-a"])
-    .stdout.split("\n")
+  const sysctls = must(["ip", "netns", "exec", name, "sysctl", "-a"])
+    .split("\n")
     .filter((l) => /\.(rp_filter|arp_ignore|arp_announce) =/.test(l))
     .join("\n");
   return `${parts.join("\n")}\n## sysctl\n${sysctls}\n`;

@@ -41,6 +41,32 @@ const nodeStatus: Schema = {
   },
 };
 
+/** metav1.Condition, as Kubernetes' own types declare it (kubectl wait --for=condition=Converged). */
+const conditions: Schema = {
+  type: "array",
+  description:
+    "Standard conditions. Converged: True when every node that reports on this network is converged.",
+  "x-kubernetes-list-type": "map",
+  "x-kubernetes-list-map-keys": ["type"],
+  items: {
+    type: "object",
+    required: ["type", "status", "lastTransitionTime", "reason", "message"],
+    properties: {
+      type: { type: "string", maxLength: 316 },
+      status: { type: "string", enum: ["True", "False", "Unknown"] },
+      reason: {
+        type: "string",
+        minLength: 1,
+        maxLength: 1024,
+        pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+      },
+      message: { type: "string", maxLength: 32768 },
+      lastTransitionTime: { type: "string", format: "date-time" },
+      observedGeneration: { type: "integer", format: "int64", minimum: 0 },
+    },
+  },
+};
+
 /** The network item of the config schema (`configJsonSchema().properties.networks.items`). */
 export function networkItemSchema(configSchema: Schema): Schema {
   const properties = (configSchema.properties as Record<string, Schema> | undefined)?.networks;
@@ -109,6 +135,17 @@ export function buildCrd(configSchema: Schema): Schema {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
+            {
+              name: "Converged",
+              type: "string",
+              jsonPath: '.status.conditions[?(@.type=="Converged")].status',
+            },
+            {
+              name: "Nodes",
+              type: "string",
+              description: "Converged nodes / nodes that report on this network.",
+              jsonPath: ".status.convergedNodes",
+            },
             { name: "Interface", type: "string", jsonPath: ".spec.interface" },
             { name: "Method", type: "string", jsonPath: ".spec.method" },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
@@ -126,6 +163,11 @@ export function buildCrd(configSchema: Schema): Schema {
                   type: "object",
                   description: "Written by the symroute agent on each node, each under its own node name.",
                   properties: {
+                    conditions,
+                    convergedNodes: {
+                      type: "string",
+                      description: "Converged nodes / nodes that report on this network, e.g. 3/4.",
+                    },
                     nodes: {
                       type: "object",
                       description: "Per node: converged or not, and why.",

@@ -1,5 +1,6 @@
 // The Kubernetes objects the agent reads and writes, as far as it looks at them.
 
+import type { Condition } from "./conditions.ts";
 import type { LabelSelector, Labels } from "./selectors.ts";
 
 export const SYMROUTE_GROUP = "symroute.io";
@@ -59,7 +60,11 @@ export interface SymrouteNetwork {
   readonly kind?: string;
   readonly metadata: ObjectMeta;
   readonly spec?: SymrouteNetworkSpec;
-  readonly status?: { readonly nodes?: Readonly<Record<string, NodeStatus>> };
+  readonly status?: {
+    readonly nodes?: Readonly<Record<string, NodeStatus>>;
+    readonly conditions?: readonly Condition[];
+    readonly convergedNodes?: string;
+  };
 }
 
 export interface IpAddressPool {

@@ -5,6 +5,7 @@
 // restarted with backoff (client-node 1.4 informers stop after an error).
 
 import {
+  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -17,6 +18,8 @@ import {
 } from "@kubernetes/client-node";
 import { backoffDelay } from "../backoff.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
+import { summarizeNodes } from "./conditions.ts";
+import { describeMissingKubeConfig, type KubeConfigDiscovery, type KubeConfigFound } from "./kubeconfig.ts";
 import {
   L2ADVERTISEMENT_PLURAL,
   METALLB_GROUP,
@@ -41,13 +44,19 @@ export interface ClusterSnapshot {
 
 export interface KubernetesSourceOptions {
   readonly kubeConfig: KubeConfig;
+  /** Where the configuration came from (e.g. "in-cluster service account"), for error messages. */
+  readonly from?: string;
   readonly nodeName: string;
   readonly metallbNamespace: string;
   readonly clock: Clock;
   /** Something in the cluster view changed (or an informer finished its first list). */
   readonly onChange: (what: string) => void;
-  readonly onError: (what: string, error: unknown) => void;
+  /** Called once per failed round (all informers together), with the delay before the next one. */
+  readonly onError: (what: string, error: unknown, retryInMs?: number) => void;
 }
+
+/** Retries of the informers after API errors: one shared round for all of them. */
+export const API_BACKOFF = { initialMs: 500, maxMs: 30_000 } as const;
 
 export interface KubernetesSource {
   start(): void;
@@ -56,6 +65,8 @@ export interface KubernetesSource {
   snapshot(): ClusterSnapshot | undefined;
   /** Why snapshot() is undefined, in words for /readyz. */
   waitingFor(): string;
+  /** Consecutive failed rounds, and the informers (or "kubeconfig") waiting for the next one. */
+  retryState(): { readonly failures: number; readonly waiting: readonly string[] };
   /** Merge-patches `status.nodes.<this node>` of one SymrouteNetwork; `undefined` removes the entry. */
   writeStatus(network: string, status: NodeStatus | undefined): Promise<void>;
 }
@@ -66,8 +77,6 @@ interface Feed {
   readonly name: string;
   readonly informer: ListWatch<AnyObject>;
   synced: boolean;
-  failures: number;
-  restart?: TimerHandle;
 }
 
 export function createKubernetesSource(options: KubernetesSourceOptions): KubernetesSource {
@@ -76,6 +85,26 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const watch = new Watch(kubeConfig);
   let stopped = true;
+  const server = kubeConfig.getCurrentCluster()?.server ?? "(no current cluster)";
+  const where = options.from === undefined ? server : `${server} (from ${options.from})`;
+  // When the API is down every informer fails at about the same moment: they share one backoff and
+  // one log line per round, instead of one line per informer per retry.
+  let failures = 0;
+  let retry: TimerHandle | undefined;
+  const failed = new Set<Feed>();
+  const onFeedError = (entry: Feed, error: unknown): void => {
+    failed.add(entry);
+    if (retry !== undefined) return;
+    failures++;
+    const delay = backoffDelay(failures, API_BACKOFF);
+    options.onError(`${entry.name} from ${where}`, error, delay);
+    retry = clock.after(delay, () => {
+      retry = undefined;
+      const again = [...failed];
+      failed.clear();
+      if (!stopped) for (const f of again) void f.informer.start();
+    });
+  };
 
   const feeds: Feed[] = [];
   const feed = (
@@ -87,13 +116,12 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     const entry: Feed = {
       name,
       synced: false,
-      failures: 0,
       informer: new ListWatch<AnyObject>(
         path,
         watch,
         async () => {
           const result = await list();
-          entry.failures = 0;
+          failures = 0;
           // The informer fills its cache only after this promise settles (in the microtasks that
           // follow): count the feed as synced on the next turn, never with an empty cache, which
           // would look like "every network was deleted".
@@ -114,14 +142,12 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     const key = (o: AnyObject): string => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
     entry.informer.on("add", (o) => {
       generations.set(key(o), o.metadata?.generation);
-      entry.failures = 0;
       options.onChange(name);
     });
     entry.informer.on("update", (o) => {
       const generation = o.metadata?.generation;
       const before = generations.get(key(o));
       generations.set(key(o), generation);
-      entry.failures = 0;
       if (generation !== undefined && generation === before) return;
       options.onChange(name);
     });
@@ -131,12 +157,7 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     });
     entry.informer.on("error", (error: unknown) => {
       if (stopped) return; // aborting the watches on stop reports an AbortError
-      options.onError(name, error);
-      entry.failures++;
-      entry.restart = clock.after(backoffDelay(entry.failures, { initialMs: 500, maxMs: 30_000 }), () => {
-        entry.restart = undefined;
-        if (!stopped) void entry.informer.start();
-      });
+      onFeedError(entry, error);
     });
     feeds.push(entry);
     return entry;
@@ -190,10 +211,9 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     },
     async stop() {
       stopped = true;
-      for (const f of feeds) {
-        f.restart?.cancel();
-        await f.informer.stop();
-      }
+      retry?.cancel();
+      retry = undefined;
+      for (const f of feeds) await f.informer.stop();
     },
     snapshot() {
       if (!feeds.every((f) => f.synced)) return undefined;
@@ -212,27 +232,115 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
         return `waiting for the first list from the Kubernetes API (${pending.join(", ")})`;
       return `node ${JSON.stringify(nodeName)} is not in the cluster: check --node-name (NODE_NAME)`;
     },
+    retryState: () => ({ failures, waiting: [...failed].map((f) => f.name) }),
     async writeStatus(network, status) {
-      await custom.patchClusterCustomObjectStatus(
-        {
-          group: SYMROUTE_GROUP,
-          version: SYMROUTE_VERSION,
-          plural: SYMROUTE_PLURAL,
-          name: network,
-          // JSON merge patch: maps merge key by key, so each node touches only its own entry and
-          // nodes never overwrite each other (a list would be replaced whole).
-          body: { status: { nodes: { [nodeName]: status ?? null } } },
-        },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
+      const ref = {
+        group: SYMROUTE_GROUP,
+        version: SYMROUTE_VERSION,
+        plural: SYMROUTE_PLURAL,
+        name: network,
+      };
+      // The conditions summarise every node's entry: read the object, write this node's entry and
+      // the summary under its resourceVersion; another node's write in between is a 409 (re-read).
+      for (let attempt = 1; ; attempt++) {
+        const current = (await custom.getClusterCustomObjectStatus(ref)) as SymrouteNetwork;
+        const nodes: Record<string, NodeStatus> = { ...(current.status?.nodes ?? {}) };
+        if (status === undefined) delete nodes[nodeName];
+        else nodes[nodeName] = status;
+        const summary = summarizeNodes(
+          nodes,
+          current.metadata.generation,
+          current.status?.conditions,
+          new Date().toISOString(),
+        );
+        try {
+          await custom.patchClusterCustomObjectStatus(
+            {
+              ...ref,
+              // JSON merge patch: maps merge key by key, so each node touches only its own entry and
+              // nodes never overwrite each other (a list, like conditions, is replaced whole).
+              body: {
+                metadata: { resourceVersion: current.metadata.resourceVersion },
+                status: { nodes: { [nodeName]: status ?? null }, ...summary },
+              },
+            },
+            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+          );
+          return;
+        } catch (error) {
+          if (!(error instanceof ApiException && error.code === 409) || attempt >= STATUS_ATTEMPTS)
+            throw error;
+        }
+      }
     },
   };
 }
 
-/** In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config; or the file given. */
-export function loadKubeConfig(file?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (file !== undefined) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  return kc;
+/** Status writes that lost a race to another node are re-read and retried this many times in all. */
+const STATUS_ATTEMPTS = 5;
+
+export interface DiscoveringSourceOptions {
+  readonly discover: () => KubeConfigDiscovery;
+  readonly clock: Clock;
+  readonly create: (found: KubeConfigFound) => KubernetesSource;
+  readonly onError: (what: string, error: unknown, retryInMs?: number) => void;
 }
+
+/**
+ * Until a kubeconfig or a service account is found, looks again with backoff (one log line each
+ * time, naming every place tried); then hands over to the informers of createKubernetesSource.
+ */
+export function createDiscoveringSource(options: DiscoveringSourceOptions): KubernetesSource {
+  let inner: KubernetesSource | undefined;
+  let stopped = true;
+  let failures = 0;
+  let retry: TimerHandle | undefined;
+  let missing = "looking for the Kubernetes API configuration";
+
+  const attempt = (): void => {
+    retry = undefined;
+    if (stopped) return;
+    let found: KubeConfigDiscovery;
+    try {
+      found = options.discover();
+    } catch (error) {
+      found = { found: false, tried: [`kubeconfig unreadable: ${errorText(error)}`] };
+    }
+    if (found.found) {
+      failures = 0;
+      inner = options.create(found);
+      inner.start();
+      return;
+    }
+    failures++;
+    missing = describeMissingKubeConfig(found.tried);
+    const delay = backoffDelay(failures, DISCOVERY_BACKOFF);
+    options.onError("kubeconfig", new Error(missing), delay);
+    retry = options.clock.after(delay, attempt);
+  };
+
+  return {
+    start() {
+      stopped = false;
+      attempt();
+    },
+    async stop() {
+      stopped = true;
+      retry?.cancel();
+      retry = undefined;
+      await inner?.stop();
+    },
+    snapshot: () => inner?.snapshot(),
+    waitingFor: () => inner?.waitingFor() ?? missing,
+    retryState: () => inner?.retryState() ?? { failures, waiting: inner === undefined ? ["kubeconfig"] : [] },
+    async writeStatus(network, status) {
+      if (inner === undefined) throw new Error(missing);
+      await inner.writeStatus(network, status);
+    },
+  };
+}
+
+/** A missing service account does not appear within seconds: look again, but rarely. */
+export const DISCOVERY_BACKOFF = { initialMs: 2_000, maxMs: 300_000 } as const;
+
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -11,7 +11,8 @@ import { systemClock } from "../../agent/clock.ts";
 import { parseDuration } from "../../agent/duration.ts";
 import { DEFAULT_LISTEN, parseListen } from "../../agent/http.ts";
 import { fileClusterCache } from "../../agent/kubernetes/cluster-cache.ts";
-import { createKubernetesSource, loadKubeConfig } from "../../agent/kubernetes/source.ts";
+import { discoverKubeConfig } from "../../agent/kubernetes/kubeconfig.ts";
+import { createDiscoveringSource, createKubernetesSource } from "../../agent/kubernetes/source.ts";
 import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
 import { createLogger, parseLogLevel } from "../../agent/logger.ts";
 import { DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
@@ -131,7 +132,14 @@ export function registerAgent(program: Command): void {
           }),
         );
         const nodeName = opts.nodeName ?? "";
-        const kubeConfig = opts.kubernetes === true ? loadKubeConfig(opts.kubeconfig) : undefined;
+        // An explicit --kubeconfig that is missing is a mistake at start (exit 1); otherwise the
+        // agent keeps looking, with backoff, and says where it looked.
+        if (opts.kubeconfig !== undefined && opts.kubernetes === true) {
+          const first = discoverKubeConfig(opts.kubeconfig);
+          if (!first.found) {
+            throw new SymrouteError("invalid-argument", `--kubeconfig ${opts.kubeconfig}: no such file`);
+          }
+        }
         const agent: Agent = await startAgent({
           engine,
           logger,
@@ -140,19 +148,26 @@ export function registerAgent(program: Command): void {
           debounceMs: opts.debounce,
           kernelEvents: opts.kernelEvents,
           ...(opts.config === undefined ? {} : { configFile: opts.config }),
-          ...(kubeConfig === undefined
+          ...(opts.kubernetes !== true
             ? {}
             : {
                 kubernetes: {
                   nodeName,
                   cache: fileClusterCache(join(stateDir ?? DEFAULT_STATE_DIR, "kubernetes-cache.json")),
                   createSource: (callbacks) =>
-                    createKubernetesSource({
-                      kubeConfig,
-                      nodeName,
-                      metallbNamespace: opts.metallbNamespace,
+                    createDiscoveringSource({
+                      discover: () => discoverKubeConfig(opts.kubeconfig),
                       clock: systemClock,
-                      ...callbacks,
+                      onError: callbacks.onError,
+                      create: (found) =>
+                        createKubernetesSource({
+                          kubeConfig: found.kubeConfig,
+                          from: found.from,
+                          nodeName,
+                          metallbNamespace: opts.metallbNamespace,
+                          clock: systemClock,
+                          ...callbacks,
+                        }),
                     }),
                 },
               }),

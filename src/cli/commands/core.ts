@@ -77,6 +77,8 @@ export function planToJson(
     conflicts: report.conflicts,
     warnings: report.warnings,
     ownedObjects: report.ownedObjects,
+    guards: report.firewallSpec?.guards ?? [],
+    arpProbes: report.firewallSpec?.arpProbes ?? [],
     ...(options.payloads
       ? {
           payloads: {
@@ -105,6 +107,16 @@ export function formatPlanText(report: PlanReport, title: string): string {
       `  ${pc.cyan(n.name)} IPv${n.family} ${n.pools.join(", ")} on ${n.interface}: ${pc.bold(n.case)} (method ${n.method}${extra})`,
       why + n.reason,
     );
+  }
+  for (const g of report.firewallSpec?.guards ?? []) {
+    const except = g.exempt.length === 0 ? "" : `, except to ${g.exempt.join(", ")}`;
+    out.push(
+      `  ${pc.cyan("anti-spoofing")} IPv${g.family} on ${g.iif}: ${pc.bold(g.mode)} source check${except}`,
+      why + g.reason,
+    );
+  }
+  for (const p of report.firewallSpec?.arpProbes ?? []) {
+    out.push(`  ${pc.cyan("arp probes")} on ${p.oif} for ${p.targets.join(", ")}`, why + p.reason);
   }
   const changes = report.changes;
   if (changes.length === 0) {

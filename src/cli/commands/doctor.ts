@@ -1,6 +1,7 @@
 // symroute doctor: simulate each network's request and reply paths on the live node.
 
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import { Command, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { createEngine } from "../../engine/engine.ts";
@@ -58,7 +59,7 @@ export function registerDoctor(program: Command): void {
   program
     .command("doctor")
     .description(
-      "Simulate, for each network, a request from an outside client to an LB address and its reply (pod and host-network backends), and pods reaching the LB address; report broken paths with their cause and fix.",
+      "Simulate, for each network, a request from an outside client to an LB address and its reply (pod and host-network backends), and pods reaching the LB address; check that the node can resolve the network's gateway on the pool's interface (neighbour table, strict ARP) and that the interface still checks sources (rp_filter, symroute's guard); report what is broken with its cause and the command that fixes it.",
     )
     .addHelpText("after", "\nExit codes: 0 healthy, 3 problems found, 1 error.")
     .option("-c, --config <file>", "configuration file (required: the file you apply)")
@@ -84,9 +85,17 @@ export function registerDoctor(program: Command): void {
           linkSysctls: [
             ...SYSCTLS_TO_READ.linkSysctls,
             ...simulatorSysctls(["{}"]).filter((n) => n.includes("{}")),
+            "net/ipv4/conf/{}/arp_announce",
           ],
           firewalls: await deps.kernel.availableFirewalls(),
+          neighbours: true,
         });
+        // Fixes name the command exactly as this node needs it.
+        const applyCommand = [
+          "symroute apply -c",
+          resolve(opts.config),
+          ...(opts.stateDir === undefined ? [] : ["--state-dir", resolve(opts.stateDir)]),
+        ].join(" ");
         const client = opts.client;
         const report = diagnose({
           node,
@@ -97,6 +106,7 @@ export function registerDoctor(program: Command): void {
           kubeProxyMode: plan.kubeProxyMode,
           pendingChanges: plan.changes.length,
           host: networkdFacts(),
+          applyCommand,
           ...(client === undefined ? {} : { clients: { [client.includes(":") ? 6 : 4]: client } }),
         });
         if (opts.output === "json") printJson(report);

@@ -3,9 +3,12 @@
 
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "@commander-js/extra-typings";
-import { createLinuxKernel, listConfInterfaces } from "../../adapters/kernel.ts";
+import { listConfInterfaces } from "../../adapters/kernel.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import type { NodeState } from "../../model/state.ts";
+import type { SpoofGuard } from "../../plan/types.ts";
+import { firewallRuleKeys } from "../../render/firewall.ts";
+import { createNodeDeps } from "../deps.ts";
 import { compileRoutingState } from "../../simulate/compile.ts";
 import { formatTrace, formatRoute, formatRule } from "../../simulate/format.ts";
 import { simulatorSysctls, tracePacket } from "../../simulate/trace.ts";
@@ -16,6 +19,8 @@ import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } fro
 export interface Snapshot {
   readonly version: 1;
   readonly node: NodeState;
+  /** symroute's anti-spoofing guards that were on the node (absent in older snapshots: none). */
+  readonly guards?: readonly SpoofGuard[];
 }
 
 const outputOption = () =>
@@ -54,6 +59,7 @@ export interface ExplainOptions {
   readonly sport?: string;
   readonly dport?: string;
   readonly uid?: string;
+  readonly dnatTo?: string;
 }
 
 /** Command-line options to a packet; errors name the option and the value. */
@@ -75,6 +81,11 @@ export function packetFromOptions(o: ExplainOptions): Packet {
   if (o.sport !== undefined) packet["sport"] = parseNumber(o.sport, "--sport", 65535);
   if (o.dport !== undefined) packet["dport"] = parseNumber(o.dport, "--dport", 65535);
   if (o.uid !== undefined) packet["uid"] = parseNumber(o.uid, "--uid", 0xfffffffe);
+  if (o.dnatTo !== undefined) {
+    if (o.iif === undefined)
+      throw invalid("--dnat-to needs --iif: kube-proxy's DNAT rewrites arriving packets");
+    packet["dnatTo"] = o.dnatTo;
+  }
   if (o.iif !== undefined && o.oif !== undefined)
     throw invalid("--iif and --oif exclude each other: a packet either arrives or is sent");
   if (o.iif !== undefined && o.from === undefined)
@@ -82,14 +93,40 @@ export function packetFromOptions(o: ExplainOptions): Packet {
   return packet as unknown as Packet;
 }
 
-/** Read the live node with every sysctl the simulator may need. */
-export async function readLiveState(): Promise<NodeState> {
-  const kernel = createLinuxKernel();
-  const confInterfaces = await listConfInterfaces();
-  return kernel.readNode({ sysctls: simulatorSysctls(confInterfaces), firewalls: [] });
+/** What explain simulates: the node, and symroute's anti-spoofing guards on it. */
+export interface ExplainState {
+  readonly node: NodeState;
+  readonly guards: readonly SpoofGuard[];
+  /** Guards symroute's state names that are not (all) on the node: left out, and said so. */
+  readonly missingGuards: readonly SpoofGuard[];
 }
 
-export async function readSnapshot(path: string): Promise<NodeState> {
+/**
+ * Read the live node with every sysctl the simulator may need, and the guards symroute last
+ * applied (its state file), kept only if the firewall holding them is on the node as applied.
+ */
+export async function readLiveState(stateDir?: string): Promise<ExplainState> {
+  const deps = createNodeDeps(stateDir === undefined ? {} : { stateDir });
+  // Without --state-dir an unreadable default (explain run by a user who cannot read it) means no
+  // guards known, not a failure: the routing explanation stands on its own.
+  const savedRead = deps.store.read();
+  const [confInterfaces, saved] = await Promise.all([
+    listConfInterfaces(),
+    stateDir === undefined ? savedRead.catch(() => undefined) : savedRead,
+  ]);
+  const spec = saved?.firewallSpec;
+  const node = await deps.kernel.readNode({
+    sysctls: simulatorSysctls(confInterfaces),
+    firewalls: spec === undefined ? [] : [spec.backend],
+  });
+  const wanted = spec?.guards ?? [];
+  if (spec === undefined || wanted.length === 0) return { node, guards: [], missingGuards: [] };
+  const owned = node.firewall.find((f) => f.backend === spec.backend)?.ruleKeys ?? [];
+  const inPlace = firewallRuleKeys(spec).every((k) => owned.includes(k));
+  return inPlace ? { node, guards: wanted, missingGuards: [] } : { node, guards: [], missingGuards: wanted };
+}
+
+export async function readSnapshot(path: string): Promise<ExplainState> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
@@ -126,7 +163,13 @@ export async function readSnapshot(path: string): Promise<NodeState> {
   for (const key of ["links", "addresses", "routes", "rules"] as const) {
     if (!Array.isArray(node[key])) throw invalid(`the snapshot ${path} has no "${key}" list`);
   }
-  return { ...(node as NodeState), sysctls: node.sysctls ?? {}, firewall: node.firewall ?? [] };
+  if (snapshot.guards !== undefined && !Array.isArray(snapshot.guards))
+    throw invalid(`the snapshot ${path} has a "guards" field that is not a list`);
+  return {
+    node: { ...(node as NodeState), sysctls: node.sysctls ?? {}, firewall: node.firewall ?? [] },
+    guards: snapshot.guards ?? [],
+    missingGuards: [],
+  };
 }
 
 export function traceToJson(trace: Trace): Record<string, unknown> {
@@ -141,6 +184,7 @@ export function traceToJson(trace: Trace): Record<string, unknown> {
     rule: trace.rule === undefined ? null : { ...trace.rule, text: formatRule(trace.rule) },
     route: trace.route === undefined ? null : { text: formatRoute(trace.route), ...trace.route },
     rpFilter: trace.rpFilter ?? null,
+    guard: trace.guard ?? null,
     steps: trace.steps ?? [],
   };
 }
@@ -166,7 +210,12 @@ export function registerExplain(program: Command): void {
     .option("--sport <port>", "source port (with --proto)")
     .option("--dport <port>", "destination port (with --proto)")
     .option("--uid <uid>", "socket owner of a locally generated packet (default 0)")
+    .option(
+      "--dnat-to <address>",
+      "with --iif: kube-proxy's DNAT target; the anti-spoofing guard sees --to, routing and rp_filter this",
+    )
     .option("--state <file>", "explain on a snapshot written by `symroute snapshot` instead of the live node")
+    .option("--state-dir <dir>", "where symroute keeps its state (for the anti-spoofing guards it applied)")
     .addOption(outputOption())
     .addHelpText(
       "after",
@@ -179,6 +228,10 @@ export function registerExplain(program: Command): void {
         "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod",
         "  # a request arriving on the external interface, after kube-proxy's DNAT (rp_filter verdict included):",
         "  symroute explain --from 203.0.113.10 --to 10.112.0.5 --iif eth0.100 --proto tcp --dport 8080",
+        "  # a spoofed source entering the external interface: symroute's anti-spoofing guard decides first:",
+        "  symroute explain --from 10.112.0.5 --to 192.168.1.10 --iif eth0.100",
+        "  # a request to an LB address, DNATed by kube-proxy (the guard exempts the pool):",
+        "  symroute explain --from 203.0.113.10 --to 1.2.3.4 --dnat-to 10.112.0.5 --iif eth0.100 --proto tcp --dport 8080",
         "  # on a snapshot, as JSON:",
         "  symroute snapshot > node.json; symroute explain --state node.json --to 1.2.3.4 -o json",
         "",
@@ -189,10 +242,23 @@ export function registerExplain(program: Command): void {
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const packet = packetFromOptions(opts);
-        const state = opts.state === undefined ? await readLiveState() : await readSnapshot(opts.state);
-        const trace = tracePacket(compileRoutingState(state), packet, { explain: true });
-        if (opts.output === "json") printJson(traceToJson(trace));
-        else process.stdout.write(`${formatTrace(trace).join("\n")}\n`);
+        const state =
+          opts.state === undefined ? await readLiveState(opts.stateDir) : await readSnapshot(opts.state);
+        const trace = tracePacket(compileRoutingState(state.node), packet, {
+          explain: true,
+          guards: state.guards,
+        });
+        const missing = state.missingGuards
+          .filter((g) => g.iif === packet.iif)
+          .map(
+            (g) =>
+              `symroute's IPv${g.family} guard on ${g.iif} is in its state but its firewall is not on the node as applied: not simulated (run \`symroute plan\`)`,
+          );
+        if (opts.output === "json") printJson({ ...traceToJson(trace), notes: missing });
+        else
+          process.stdout.write(
+            `${[...formatTrace(trace), ...missing.map((m) => `note: ${m}`)].join("\n")}\n`,
+          );
         // A refusal (blackhole, unreachable, ...) is an answer too: only "not modelled" is not.
         return trace.result === "unsupported" ? EXIT.problemsFound : EXIT.ok;
       });
@@ -210,14 +276,15 @@ export function registerExplain(program: Command): void {
         .default("json" as OutputFormat)
         .argParser(parseOutputFormat),
     )
+    .option("--state-dir <dir>", "where symroute keeps its state (for the anti-spoofing guards it applied)")
     .addHelpText(
       "after",
       "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod\n",
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
-        const node = await readLiveState();
-        const snapshot: Snapshot = { version: 1, node };
+        const { node, guards } = await readLiveState(opts.stateDir);
+        const snapshot: Snapshot = { version: 1, node, ...(guards.length === 0 ? {} : { guards }) };
         printJson(snapshot);
         return EXIT.ok;
       });

@@ -6,6 +6,8 @@ import pc from "picocolors";
 import { formatMatrix, unexpectedCells } from "../../lab/matrix.ts";
 import type { Cell } from "../../lab/matrix.ts";
 import { CASE_TITLES, topologyPicture } from "../../lab/picture.ts";
+import { formatNeighbour, resolved } from "../../lab/neighbours.ts";
+import type { NeighbourState } from "../../lab/neighbours.ts";
 import { checkLabPrerequisites } from "../../lab/preflight.ts";
 import { runScenario } from "../../lab/scenario.ts";
 import type { ScenarioReport } from "../../lab/scenario.ts";
@@ -91,6 +93,11 @@ function printMatrix(title: string, cells: readonly Cell[]): void {
   process.stdout.write(`${formatMatrix(cells, { ok: pc.green("✓"), fail: pc.red("✗") })}\n`);
 }
 
+function colourNeighbour(n: NeighbourState): string {
+  const text = formatNeighbour(n);
+  return resolved(n) ? pc.green(text) : n.states.includes("PERMANENT") ? pc.yellow(text) : pc.red(text);
+}
+
 /** Whether a finished scenario did what it should: the verdict `lab demo` exits with. */
 export function scenarioProblems(report: ScenarioReport): string[] {
   const problems: string[] = [];
@@ -104,6 +111,15 @@ export function scenarioProblems(report: ScenarioReport): string[] {
   if (report.after !== undefined) {
     const wrong = unexpectedCells(report.after);
     if (wrong.length > 0) problems.push(`${wrong.length} cell(s) after apply failed`);
+  }
+  const unresolved = (report.neighbours?.after ?? []).filter((n) => !resolved(n));
+  if (unresolved.length > 0) {
+    problems.push(`after apply the node did not resolve ${unresolved.map(formatNeighbour).join("; ")}`);
+  }
+  if (report.arpControl !== undefined && unexpectedCells(report.arpControl.cells).length > 0) {
+    problems.push(
+      "with symroute's ARP probes removed, some external cells still held: the lab is not strict",
+    );
   }
   if (report.residue !== undefined && report.residue.length > 0) {
     problems.push(
@@ -120,23 +136,51 @@ async function demo(specs: readonly LabSpec[]): Promise<number> {
       `\n${pc.bold(CASE_TITLES[spec.case] ?? `Case ${spec.case}`)}  ${pc.dim(`(${describeSpec(spec)})`)}\n`,
     );
     process.stdout.write(`${topologyPicture(spec)}\n`);
-    const report = await runScenario(spec, {
-      built: (t) => {
-        process.stdout.write(pc.dim(`  namespaces: ${Object.values(t.namespaces).join(" ")}\n`));
-        process.stdout.write(heading("symroute's configuration"));
-        process.stdout.write(`${indent(labConfigText(spec))}\n`);
-      },
-      step: (name, value) => {
-        if (Array.isArray(value)) {
-          printMatrix(
-            name === "before" ? "Connectivity before symroute" : "Connectivity after symroute apply",
-            value,
+    const report = await runScenario(
+      spec,
+      {
+        built: (t) => {
+          process.stdout.write(pc.dim(`  namespaces: ${Object.values(t.namespaces).join(" ")}\n`));
+          process.stdout.write(heading("symroute's configuration"));
+          process.stdout.write(`${indent(labConfigText(spec))}\n`);
+        },
+        step: (name, value) => {
+          if (Array.isArray(value)) {
+            printMatrix(
+              name === "before" ? "Connectivity before symroute" : "Connectivity after symroute apply",
+              value,
+            );
+          } else {
+            printRun(name, value);
+          }
+        },
+        neighbours: (phase, states) => {
+          if (states.length === 0) return;
+          process.stdout.write(
+            heading(
+              `The node's neighbour entries for its next hops on ${states[0]?.device ?? "the pool's link"} (${phase} apply)`,
+            ),
           );
-        } else {
-          printRun(name, value);
-        }
+          process.stdout.write(`${states.map((n) => `    ${colourNeighbour(n)}`).join("\n")}\n`);
+        },
+        arpControl: (control) => {
+          process.stdout.write(
+            heading(
+              `Control: symroute's ARP probes removed (${control.removed} rule(s)), the next hop's MAC forgotten`,
+            ),
+          );
+          process.stdout.write(
+            "    The next hop ignores the node's own ARP requests again (their sender is not on the link's subnet):\n",
+          );
+          process.stdout.write(`${control.neighbours.map((n) => `    ${colourNeighbour(n)}`).join("\n")}\n`);
+          process.stdout.write(`${formatMatrix(control.cells, { ok: pc.green("✓"), fail: pc.red("✗") })}\n`);
+          process.stdout.write(
+            `    ${pc.dim(`symroute apply again puts the probes back (exit ${control.reapply.code})`)}\n`,
+          );
+        },
       },
-    });
+      { arpControl: true },
+    );
     if (report.residue !== undefined) {
       process.stdout.write(heading("After symroute delete: the node compared with its start"));
       process.stdout.write(
@@ -181,8 +225,17 @@ export function registerLab(program: Command): void {
       await runAndExit("text", async () => {
         await checkLabPrerequisites();
         tearDownOnSignals();
-        const cases = opts.case === undefined ? LAB_CASES : [opts.case];
-        return demo(cases.map((c) => specFrom({ ...opts, case: c })));
+        // Without --case: the four cases, then case 4 with kube-proxy's IPVS mode (strict ARP on).
+        const specs =
+          opts.case === undefined
+            ? [
+                ...LAB_CASES.map((c) => specFrom({ ...opts, case: c })),
+                ...(opts.kubeProxy === "ipvs-like"
+                  ? []
+                  : [specFrom({ ...opts, case: 4, kubeProxy: "ipvs-like" })]),
+              ]
+            : [specFrom({ ...opts, case: opts.case })];
+        return demo(specs);
       });
     });
 

@@ -37,6 +37,8 @@ export interface Request {
 
 export class FakeApiServer {
   readonly requests: Request[] = [];
+  /** Status patches refused with 409 because their resourceVersion was stale. */
+  conflicts = 0;
   #rv = 100;
   /** Watches from an older resourceVersion than this get 410 Gone. */
   #oldestRv = 0;
@@ -185,10 +187,27 @@ export class FakeApiServer {
             message: `unsupported ${req.headers["content-type"]}`,
           });
         }
-        const patch = body as { status?: unknown };
+        const patch = body as { status?: unknown; metadata?: { resourceVersion?: string } };
+        // Optimistic concurrency, as the real API server does when the patch names a resourceVersion.
+        const expected = patch.metadata?.resourceVersion;
+        if (expected !== undefined && expected !== current.metadata.resourceVersion) {
+          this.conflicts++;
+          return json(409, {
+            kind: "Status",
+            code: 409,
+            reason: "Conflict",
+            message: "the object has been modified",
+          });
+        }
         const next = { ...current, status: mergePatch(current.status, patch.status) };
         this.#store(c, "MODIFIED", next);
         return json(200, c.objects.get(name));
+      }
+      const one = /^(.*)\/([^/]+)$/.exec(url.pathname.replace(/\/status$/, ""));
+      const parent = one === null ? undefined : this.#collections.get(one[1] as string);
+      if (req.method === "GET" && one !== null && parent !== undefined) {
+        const object = parent.objects.get(one[2] as string);
+        return object === undefined ? json(404, { kind: "Status", code: 404 }) : json(200, object);
       }
       const c = this.#collections.get(url.pathname);
       if (req.method !== "GET" || c === undefined) return json(404, { kind: "Status", code: 404 });

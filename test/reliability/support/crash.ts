@@ -3,7 +3,8 @@
 // `delete` restores the original node byte for byte. Shared by the test and scripts/reliability/crash.ts.
 
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import type { FaultTools, PayloadTool } from "./fault-tools.ts";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -20,8 +21,22 @@ import {
 export type Phase = "apply" | "delete";
 /** `process`: only symroute dies, its ip/nft children finish on their own; `group`: they die too. */
 export type KillMode = "process" | "group";
-/** Where the kill landed, judged from the node afterwards. */
+/**
+ * Where the kill landed, judged from the node afterwards: before any kernel change, with the kernel
+ * partly changed, with every change made (`uncommitted` says whether the run had yet to commit), or
+ * never: the run had exited before the signal was sent.
+ */
 export type Landing = "before-changes" | "partial" | "complete" | "exited-first";
+
+/**
+ * A kill that tests recovery from the middle of a change: the kernel partly changed, or fully changed
+ * with the run not yet committed (an apply's state file still says "inProgress"; a delete's state
+ * file is still there). Kills before any change, after the commit, or after exit are counted apart:
+ * they prove nothing about crash recovery.
+ */
+export function landedMidChange(r: Pick<TrialResult, "landing" | "uncommitted">): boolean {
+  return r.landing === "partial" || (r.landing === "complete" && r.uncommitted);
+}
 
 export interface Baseline {
   /** The node before symroute, byte for byte. */
@@ -31,9 +46,12 @@ export interface Baseline {
   /** Milliseconds of an uninterrupted apply and delete, start to exit. */
   readonly applyMs: number;
   readonly deleteMs: number;
-  /** When the kernel changes started (the state file said "inProgress"), from the start. */
+  /** When the first payload (ip -batch, nft -f, *-restore) started, from the start. */
   readonly applyChangesAtMs: number;
   readonly deleteChangesAtMs: number;
+  /** When the last payload (ip -batch, nft -f, *-restore) was done, from the start. */
+  readonly applyPayloadsEndMs: number;
+  readonly deletePayloadsEndMs: number;
 }
 
 export interface TrialResult {
@@ -41,12 +59,17 @@ export interface TrialResult {
   readonly trial: number;
   readonly seed: number;
   readonly killMode: KillMode;
-  /** From the start of the run, or from the start of its kernel changes (`afterChangesStart`). */
+  /** From the start of the run, or from the start of its first payload (`afterChangesStart`). */
   readonly delayMs: number;
   readonly afterChangesStart: boolean;
   readonly landing: Landing;
+  /** Payloads that had started, and that had ended, when the signal was sent (from the trace). */
+  readonly payloadsStarted: number;
+  readonly payloadsEnded: number;
   /** The state file said an apply was under way when the kill landed. */
   readonly inProgressLeft: boolean;
+  /** The run had not committed: apply, its state says "inProgress"; delete, its state file is there. */
+  readonly uncommitted: boolean;
   /** Files other than state.json and apply.lock left in the state directory after recovery. */
   readonly leftovers: readonly string[];
   readonly problems: readonly string[];
@@ -54,41 +77,67 @@ export interface TrialResult {
 }
 
 /**
- * Runs symroute to the end and notes when the state file first says "inProgress": the moment the
- * kernel changes start. Everything before it is start-up, reading and planning.
+ * Runs symroute to the end and notes, from the wrappers' trace, when its first payload started and
+ * its last one ended: the kernel changes. Everything before is start-up, reading and planning.
  */
 async function timed(
   node: ReliabilityNode,
   args: readonly string[],
-): Promise<{ ms: number; changesAtMs: number; code: number }> {
+  tools: FaultTools,
+): Promise<{ ms: number; changesAtMs: number; payloadsEndMs: number; code: number }> {
+  const traceDir = mkdtempSync(join(tmpdir(), "symroute-trace-"));
+  const trace = join(traceDir, "trace");
+  const startedAt = Date.now();
   const start = performance.now();
   const child = spawn(
     "ip",
     ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
     {
       stdio: "ignore",
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", ...tools.env(undefined, { trace }) },
     },
   );
   let code: number | undefined;
   child.on("exit", (c) => (code = c ?? 1));
-  let changesAtMs: number | undefined;
-  while (code === undefined) {
-    if (changesAtMs === undefined && stateFiles(node.stateDir).inProgress)
-      changesAtMs = performance.now() - start;
-    await delay(5);
-  }
+  await new Promise((resolve) => child.on("exit", resolve));
   const ms = performance.now() - start;
-  return { ms, changesAtMs: changesAtMs ?? 0, code };
+  const events = readTrace(trace);
+  rmSync(traceDir, { recursive: true, force: true });
+  const starts = events.filter((e) => e.what === "start").map((e) => e.atMs);
+  const ends = events.filter((e) => e.what === "end").map((e) => e.atMs);
+  if (starts.length === 0 || ends.length === 0)
+    throw new Error(`symroute ${args.join(" ")} ran no payload: nothing to time`);
+  return {
+    ms,
+    changesAtMs: Math.min(...starts) - startedAt,
+    payloadsEndMs: Math.max(...ends) - startedAt,
+    code: code ?? 1,
+  };
+}
+
+/** The wrappers' trace (fault-tools.ts, SR_FAULT_TRACE): one entry per payload start and end. */
+function readTrace(file: string): { tool: string; what: "start" | "end"; atMs: number }[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const [tool = "", what, ns = "0"] = l.split(" ");
+      return { tool, what: what === "end" ? "end" : "start", atMs: Number(BigInt(ns) / 1_000_000n) };
+    });
 }
 
 /** Applies and deletes once, uninterrupted: the reference state and the durations the kills are drawn from. */
-export async function measureBaseline(node: ReliabilityNode, config: string): Promise<Baseline> {
+export async function measureBaseline(
+  node: ReliabilityNode,
+  config: string,
+  tools: FaultTools,
+): Promise<Baseline> {
   const original = node.dump();
-  const applied = await timed(node, ["apply", "-c", config]);
+  const applied = await timed(node, ["apply", "-c", config], tools);
   if (applied.code !== 0) throw new Error(`baseline apply failed (${applied.code})`);
   const converged = canonicalDump(node.dump());
-  const deleted = await timed(node, ["delete"]);
+  const deleted = await timed(node, ["delete"], tools);
   if (deleted.code !== 0) throw new Error(`baseline delete failed (${deleted.code})`);
   const after = node.dump();
   if (after !== original)
@@ -100,6 +149,8 @@ export async function measureBaseline(node: ReliabilityNode, config: string): Pr
     applyChangesAtMs: applied.changesAtMs,
     deleteMs: deleted.ms,
     deleteChangesAtMs: deleted.changesAtMs,
+    applyPayloadsEndMs: applied.payloadsEndMs,
+    deletePayloadsEndMs: deleted.payloadsEndMs,
   };
 }
 
@@ -112,12 +163,14 @@ async function namespaceQuiet(ns: string, timeoutMs = 20_000): Promise<void> {
   }
 }
 
-function stateFiles(stateDir: string): { inProgress: boolean; leftovers: string[] } {
+function stateFiles(stateDir: string): { inProgress: boolean; stateLeft: boolean; leftovers: string[] } {
   let inProgress = false;
+  let stateLeft = false;
   const leftovers: string[] = [];
   for (const sub of existsSync(stateDir) ? readdirSync(stateDir).filter((d) => d.startsWith("netns-")) : []) {
     for (const file of readdirSync(join(stateDir, sub))) {
       if (file === "state.json") {
+        stateLeft = true;
         const text = readFileSync(join(stateDir, sub, file), "utf8");
         try {
           inProgress ||= (JSON.parse(text) as { inProgress?: boolean }).inProgress === true;
@@ -127,12 +180,12 @@ function stateFiles(stateDir: string): { inProgress: boolean; leftovers: string[
       } else if (file !== "apply.lock") leftovers.push(`${sub}/${file}`);
     }
   }
-  return { inProgress, leftovers };
+  return { inProgress, stateLeft, leftovers };
 }
 
 /**
  * Starts symroute, SIGKILLs it `delayMs` after its start (or, with `afterChangesStart`, after its
- * state file first says "inProgress": the kernel changes have begun), and waits until it and its
+ * first payload started: the kernel changes have begun), and waits until it and its
  * children are gone.
  */
 async function killDuring(
@@ -141,11 +194,18 @@ async function killDuring(
   delayMs: number,
   mode: KillMode,
   afterChangesStart: boolean,
-): Promise<{ exitedFirst: boolean }> {
+  tools: FaultTools,
+): Promise<{ exitedFirst: boolean; payloadsStarted: number; payloadsEnded: number }> {
+  const traceDir = mkdtempSync(join(tmpdir(), "symroute-trace-"));
+  const trace = join(traceDir, "trace");
   const child = spawn(
     "ip",
     ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
-    { stdio: "ignore", detached: mode === "group", env: { ...process.env, NO_COLOR: "1" } },
+    {
+      stdio: "ignore",
+      detached: mode === "group",
+      env: { ...process.env, NO_COLOR: "1", ...tools.env(undefined, { trace }) },
+    },
   );
   let exitCode: number | null | undefined;
   const exited = new Promise<"exited">((resolve) =>
@@ -156,10 +216,11 @@ async function killDuring(
   );
   if (afterChangesStart) {
     // A load-independent anchor: the moment this very run starts changing the kernel.
-    while (exitCode === undefined && !stateFiles(node.stateDir).inProgress) await delay(2);
+    while (exitCode === undefined && !readTrace(trace).some((e) => e.what === "start")) await delay(2);
   }
   let exitedFirst =
     exitCode !== undefined || (await Promise.race([delay(delayMs, "timer" as const), exited])) === "exited";
+  const atKill = readTrace(trace);
   if (!exitedFirst && child.pid !== undefined) {
     try {
       process.kill(mode === "group" ? -child.pid : child.pid, "SIGKILL");
@@ -168,8 +229,15 @@ async function killDuring(
     }
   }
   await exited;
+  // \`ip netns exec\` exits with the signal of the process it ran: no signal means symroute ended on its own.
+  if (!exitedFirst && child.signalCode === null && exitCode !== null) exitedFirst = true;
   await namespaceQuiet(node.name);
-  return { exitedFirst };
+  rmSync(traceDir, { recursive: true, force: true });
+  return {
+    exitedFirst,
+    payloadsStarted: atKill.filter((e) => e.what === "start").length,
+    payloadsEnded: atKill.filter((e) => e.what === "end").length,
+  };
 }
 
 function landingOf(node: ReliabilityNode, baseline: Baseline, phase: Phase, exitedFirst: boolean): Landing {
@@ -216,6 +284,7 @@ export interface TrialOptions {
   readonly node: ReliabilityNode;
   readonly config: string;
   readonly baseline: Baseline;
+  readonly tools: FaultTools;
   readonly phase: Phase;
   readonly trial: number;
   /** How many trials there are per phase: the delays of n trials are spread over the range. */
@@ -228,20 +297,25 @@ export interface TrialOptions {
  * delete: apply; kill delete; (odd trials: delete again, original); apply (converged); delete (original).
  */
 export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
-  const { node, config, baseline, phase, trial, windows, seed } = options;
+  const { node, config, baseline, phase, trial, windows, seed, tools } = options;
   const started = performance.now();
   const random = prng(seed);
-  // Even trials: from the start, anywhere in 0..duration of an uninterrupted run. Odd trials: from
-  // the moment this run starts changing the kernel (its state file says "inProgress"), anywhere in
-  // the length of that part of an uninterrupted run: a uniform draw from the start rarely hits it,
-  // and the machine's load moves it. Either way the range is cut into slices and each trial draws
-  // within its own slice, so n trials cover it.
+  // One trial in four (0, 4, 8, ...): from the start, anywhere in 0..duration of an uninterrupted
+  // run (start-up, reads and planning included). The others: from the moment this run starts
+  // changing the kernel (its state file says "inProgress"), anywhere until its last payload ended in
+  // an uninterrupted run: a uniform draw from the start rarely hits the changes, and the machine's
+  // load moves them. Either way the range is cut into slices and each trial draws within its own
+  // slice, so n trials cover it.
   const duration = phase === "apply" ? baseline.applyMs : baseline.deleteMs;
   const changesAt = phase === "apply" ? baseline.applyChangesAtMs : baseline.deleteChangesAtMs;
-  const afterChangesStart = trial % 2 === 1;
-  const range = afterChangesStart ? duration - changesAt : duration;
-  const slices = Math.max(1, Math.ceil(windows / 2));
-  const slice = Math.floor(trial / 2) % slices;
+  const payloadsEnd = phase === "apply" ? baseline.applyPayloadsEndMs : baseline.deletePayloadsEndMs;
+  const fromStart = trial % 4 === 0;
+  const afterChangesStart = !fromStart;
+  const range = fromStart ? duration : Math.max(1, payloadsEnd - changesAt);
+  const startTrials = Math.ceil(windows / 4);
+  const slices = Math.max(1, fromStart ? startTrials : windows - startTrials);
+  const index = fromStart ? trial / 4 : trial - Math.floor(trial / 4) - 1;
+  const slice = index % slices;
   const delayMs = Math.round((range * (slice + random())) / slices);
   const killMode: KillMode = random() < 0.5 ? "process" : "group";
   const problems: string[] = [];
@@ -250,9 +324,16 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     if (applied.code !== 0) problems.push(`set-up apply exited ${applied.code}: ${applied.stderr.trim()}`);
   }
   const args = phase === "apply" ? ["apply", "-c", config] : ["delete"];
-  const { exitedFirst } = await killDuring(node, args, delayMs, killMode, afterChangesStart);
+  const { exitedFirst, payloadsStarted, payloadsEnded } = await killDuring(
+    node,
+    args,
+    delayMs,
+    killMode,
+    afterChangesStart,
+    tools,
+  );
   const landing = landingOf(node, baseline, phase, exitedFirst);
-  const { inProgress } = stateFiles(node.stateDir);
+  const { inProgress, stateLeft } = stateFiles(node.stateDir);
   recover(node, config, baseline, phase, trial % 2 === 1, problems);
   const { leftovers } = stateFiles(node.stateDir);
   return {
@@ -263,7 +344,10 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     delayMs,
     afterChangesStart,
     landing,
+    payloadsStarted,
+    payloadsEnded,
     inProgressLeft: inProgress,
+    uncommitted: phase === "apply" ? inProgress : stateLeft,
     leftovers,
     problems,
     ms: Math.round(performance.now() - started),
@@ -370,8 +454,9 @@ export function summarise(results: readonly TrialResult[]): string {
     const count = (landing: Landing): number => of.filter((r) => r.landing === landing).length;
     const failed = of.filter((r) => r.problems.length > 0);
     out.push(
-      `${phase}: ${of.length} trials, ${failed.length} failed; kill landed before changes ${count("before-changes")}, ` +
-        `mid-way ${count("partial")}, after all changes ${count("complete")}, after exit ${count("exited-first")}; ` +
+      `${phase}: ${of.length} trials, ${failed.length} failed, ${of.filter(landedMidChange).length} killed mid-change; ` +
+        `kill landed before changes ${count("before-changes")}, ` +
+        `mid-way ${count("partial")}, after all changes ${count("complete")}, no signal sent (exited first) ${count("exited-first")}; ` +
         `state file left "inProgress" ${of.filter((r) => r.inProgressLeft).length}; ` +
         `kill modes process ${of.filter((r) => r.killMode === "process").length} / group ${of.filter((r) => r.killMode === "group").length}`,
     );
@@ -381,4 +466,30 @@ export function summarise(results: readonly TrialResult[]): string {
       );
   }
   return out.join("\n");
+}
+
+/** The share of random kills that must land mid-change (landedMidChange), per phase. */
+export const MIN_MID_CHANGE_SHARE = 0.6;
+
+/**
+ * Why a crash run proves too little, beyond failed recoveries: a named crash point never reached,
+ * or too few kills of a phase landed mid-change (at least MIN_MID_CHANGE_SHARE of its trials).
+ */
+export function weakRun(results: readonly TrialResult[], points: readonly CrashPointResult[]): string[] {
+  const problems: string[] = [];
+  for (const p of points) if (!p.fired) problems.push(`crash point never reached: ${describePoint(p.point)}`);
+  for (const phase of ["apply", "delete"] as const) {
+    const of = results.filter((r) => r.phase === phase);
+    if (of.length === 0) continue;
+    const mid = of.filter(landedMidChange).length;
+    const needed = Math.ceil(MIN_MID_CHANGE_SHARE * of.length);
+    if (mid < needed)
+      problems.push(
+        `${phase}: only ${mid} of ${of.length} kills landed mid-change (at least ${needed} needed); ` +
+          `before changes ${of.filter((r) => r.landing === "before-changes").length}, ` +
+          `after the commit ${of.filter((r) => r.landing === "complete" && !r.uncommitted).length}, ` +
+          `no signal sent ${of.filter((r) => r.landing === "exited-first").length}`,
+      );
+  }
+  return problems;
 }

@@ -6,6 +6,9 @@
 //     the 2nd ip batch: symroute is killed, then the first 17 lines of its batch run ("all": every line)
 //   SR_FAULT=corrupt  SR_FAULT_TOOL=nft  SR_FAULT_MATCH=REGEX  SR_FAULT_SED=SED-EXPRESSION
 //     the first payload line matching REGEX is rewritten with the sed expression, then the real tool runs
+//   SR_FAULT_TRACE=FILE (with or without a fault)
+//     every payload appends "TOOL start NS", and "TOOL end NS" when its tool is done (wall clock, ns)
+//     to FILE: when the kernel changes of a run begin and end, and which of them ran
 
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,8 +18,11 @@ import { must } from "../../support/netns.ts";
 export interface FaultTools {
   /** Prepend to PATH. */
   readonly dir: string;
-  /** The environment for one symroute run with this fault (PATH included); a fresh call counter. */
-  env(fault: Fault): NodeJS.ProcessEnv;
+  /**
+   * The environment for one symroute run with this fault, or none (PATH included); a fresh call
+   * counter. With `trace`, the payloads' start and end times are appended to that file.
+   */
+  env(fault: Fault | undefined, options?: { readonly trace?: string }): NodeJS.ProcessEnv;
   remove(): void;
 }
 
@@ -48,7 +54,14 @@ is_payload=0
 for a in "$@"; do [ "$a" = "${PAYLOAD_ARG[tool]}" ] && is_payload=1; done
 # symroute also reads with batches (ip -j -batch: several show commands at once): not a payload.
 for a in "$@"; do [ "$a" = "-j" ] && is_payload=0; done
-if [ "$is_payload" = 0 ] || [ "\${SR_FAULT_TOOL:-}" != "${tool}" ]; then exec "$real" "$@"; fi
+trace() { [ "$is_payload" = 1 ] && [ -n "\${SR_FAULT_TRACE:-}" ] && echo "${tool} $1 $(date +%s%N)" >>"$SR_FAULT_TRACE"; return 0; }
+trace start
+if [ "$is_payload" = 0 ] || [ "\${SR_FAULT_TOOL:-}" != "${tool}" ]; then
+  [ "$is_payload" = 0 ] || [ -z "\${SR_FAULT_TRACE:-}" ] && exec "$real" "$@"
+  "$real" "$@"; status=$?
+  trace end
+  exit "$status"
+fi
 payload=$(mktemp)
 cat >"$payload"
 n=$(( $(cat "$SR_FAULT_COUNTER" 2>/dev/null || echo 0) + 1 ))
@@ -73,6 +86,7 @@ corrupt)
   "$real" "$@" <"$payload"; status=$? ;;
 esac
 rm -f "$payload"
+trace end
 exit "$status"
 `;
 }
@@ -89,13 +103,12 @@ export function createFaultTools(): FaultTools {
   let runs = 0;
   return {
     dir,
-    env(fault) {
+    env(fault, options = {}) {
       const counter = join(dir, `counter-${++runs}`);
-      const common = {
-        PATH: `${dir}:${process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
-        SR_FAULT_COUNTER: counter,
-        SR_FAULT_TOOL: fault.tool,
-      };
+      const path = `${dir}:${process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`;
+      const trace = options.trace === undefined ? {} : { SR_FAULT_TRACE: options.trace };
+      if (fault === undefined) return { PATH: path, SR_FAULT_COUNTER: counter, ...trace };
+      const common = { PATH: path, SR_FAULT_COUNTER: counter, SR_FAULT_TOOL: fault.tool, ...trace };
       return fault.kind === "crash"
         ? {
             ...common,

@@ -133,7 +133,7 @@ const SECTIONS: readonly (readonly string[])[] = [
 /** Every section of the node, plus every rp_filter/arp_ignore/arp_announce/arp_filter sysctl. */
 export function fullDump(ns: string): string {
   const parts = SECTIONS.map((argv) => {
-    const out = run(["ip", "netns", "exec", ns, ...argv]).stdout;
+    const out = must(["ip", "netns", "exec", ns, ...argv]);
     // Counters (iptables-save's, and nft's for iptables-nft tables) and generation comments change
     // with traffic and time, not with configuration.
     const normalised = out
@@ -142,8 +142,8 @@ export function fullDump(ns: string): string {
       .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0");
     return `## ${argv.join(" ")}\n${normalised}`;
   });
-  const sysctls = run(["ip", "netns", "exec", ns, "sysctl", "-a"])
-    .stdout.split("\n")
+  const sysctls = must(["ip", "netns", "exec", ns, "sysctl", "-a"])
+    .split("\n")
     .filter((l) => /\.(rp_filter|arp_ignore|arp_announce|arp_filter|src_valid_mark) =/.test(l))
     .join("\n");
   return `${parts.join("\n")}\n## sysctl\n${sysctls}\n`;
@@ -181,6 +181,13 @@ export function assertSameDump(expected: string, actual: string, what: string): 
 
 type Json = Record<string, unknown>;
 
+/** The output of a read inside the node; a failed read throws instead of reading as "nothing". */
+function output(node: Pick<ReliabilityNode, "exec">, argv: readonly string[]): string {
+  const r = node.exec(argv);
+  if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
 function repeated(items: readonly string[]): string[] {
   const seen = new Set<string>();
   const out = new Set<string>();
@@ -199,7 +206,7 @@ function repeated(items: readonly string[]): string[] {
 export function duplicateObjects(node: Pick<ReliabilityNode, "exec">): string[] {
   const problems: string[] = [];
   for (const family of ["-4", "-6"]) {
-    const rules = JSON.parse(node.exec(["ip", "-j", family, "rule", "show"]).stdout || "[]") as Json[];
+    const rules = JSON.parse(output(node, ["ip", "-j", family, "rule", "show"])) as Json[];
     for (const dup of repeated(rules.map((r) => JSON.stringify(r))))
       problems.push(`rule ${family} twice: ${dup}`);
     const selectors = rules.map((r) => {
@@ -208,7 +215,7 @@ export function duplicateObjects(node: Pick<ReliabilityNode, "exec">): string[] 
     });
     for (const dup of repeated(selectors)) problems.push(`rule ${family} at two priorities: ${dup}`);
     const routes = JSON.parse(
-      node.exec(["ip", "-j", "-d", family, "route", "show", "table", "all"]).stdout || "[]",
+      output(node, ["ip", "-j", "-d", family, "route", "show", "table", "all"]),
     ) as Json[];
     for (const dup of repeated(routes.map((r) => JSON.stringify(r))))
       problems.push(`route ${family} twice: ${dup}`);
@@ -225,9 +232,8 @@ export function duplicateObjects(node: Pick<ReliabilityNode, "exec">): string[] 
     }
   }
   for (const tool of ["iptables-save", "ip6tables-save"]) {
-    const lines = node
-      .exec([tool])
-      .stdout.split("\n")
+    const lines = output(node, [tool])
+      .split("\n")
       .filter((l) => l.startsWith("-A "));
     for (const dup of repeated(lines)) problems.push(`${tool} rule twice: ${dup}`);
   }

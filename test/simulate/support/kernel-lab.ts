@@ -8,6 +8,7 @@ import { createLinuxKernel } from "../../../src/adapters/kernel.ts";
 import { simulatorSysctls } from "../../../src/simulate/trace.ts";
 import type { Packet, Trace } from "../../../src/simulate/types.ts";
 import { routeGetArgs, TOPOLOGY } from "./random-state.ts";
+import { missing } from "../../support/skip.ts";
 
 export type KernelAnswer =
   | {
@@ -21,10 +22,11 @@ export type KernelAnswer =
 
 let counter = 0;
 
+/** The skip message when not root; a missing or failing `ip netns` throws (the test fails). */
 export async function namespacesAvailable(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root (network namespaces)";
-  const probe = await runTool("ip", ["netns", "list"], { allowFailure: true }).catch(() => undefined);
-  return probe?.code === 0 ? undefined : "needs iproute2 with network namespace support";
+  if (process.getuid?.() !== 0) return missing("root", "network namespaces");
+  await runTool("ip", ["netns", "list"]);
+  return undefined;
 }
 
 export class KernelLab {

@@ -125,7 +125,9 @@ function ruleArb(family: Family): fc.Arbitrary<(priority: number, later: readonl
       ipproto: maybe(pick(["tcp", "udp"]), 6),
       sport: maybe(portRange, 8),
       dport: maybe(portRange, 6),
-      uidrange: maybe(pick(["0-0", "1-1000", "1000-2000"]), 8),
+      // Rare in IPv6: a uidrange rule makes IPv6 input lookups unmodelled (`ip route get ... iif`
+      // matches with an invalid uid), and the fidelity test needs 95% of its cases compared.
+      uidrange: maybe(pick(["0-0", "1-1000", "1000-2000"]), family === 4 ? 8 : 40),
       action: fc.oneof(
         { weight: 8, arbitrary: pick(TABLES).map((t) => `lookup ${t}`) },
         { weight: 1, arbitrary: fc.constant("goto") },

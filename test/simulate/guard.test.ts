@@ -1,0 +1,120 @@
+// The simulator's anti-spoofing stage (issue 13 item 5): symroute's guard on the external interface
+// runs before DNAT and routing, exempts packets addressed to the interface's pools, and drops a
+// packet whose source would not be routed back out of that interface (KERNEL-FACTS 11).
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { NodeState } from "../../src/model/state.ts";
+import type { SpoofGuard } from "../../src/plan/types.ts";
+import { compileRoutingState, formatTrace, tracePacket } from "../../src/simulate/index.ts";
+import { articleNode } from "../support/fake-kernel.ts";
+
+/** The article's node after apply: rp_filter 0 on ext0 and conf.all, a pod network behind vpod. */
+function appliedNode(): NodeState {
+  const n = articleNode();
+  const sysctls: Record<string, string> = { ...n.sysctls, "net/ipv6/conf/all/forwarding": "1" };
+  for (const dev of ["all", "lo", "eth0", "ext0", "vpod"])
+    for (const [k, v] of Object.entries({
+      rp_filter: "0",
+      accept_local: "0",
+      src_valid_mark: "0",
+      send_redirects: "1",
+      forwarding: "1",
+      bc_forwarding: "0",
+    }))
+      sysctls[`net/ipv4/conf/${dev}/${k}`] = v;
+  return {
+    ...n,
+    links: [...n.links, { ifname: "vpod", ifindex: 4, up: true, kind: "veth" }],
+    addresses: [...n.addresses, { ifname: "vpod", family: 4, local: "10.112.0.1", prefixlen: 24 }],
+    routes: [
+      ...n.routes,
+      { family: 4, table: 254, type: "unicast", dst: "10.112.0.0/24", dev: "vpod", protocol: 2, scope: 253 },
+      { family: 4, table: 20000, type: "unicast", dst: "1.2.3.0/24", dev: "ext0", scope: 253 },
+      { family: 4, table: 20000, type: "unicast", dst: "default", gateway: "1.2.3.1", dev: "ext0" },
+      { family: 6, table: 254, type: "unicast", dst: "default", gateway: "2001:db8:1::1", dev: "eth0" },
+    ],
+    rules: [
+      ...n.rules,
+      { family: 4 as const, priority: 1000, fwmark: 1, fwmask: 1, action: "lookup" as const, table: 20000 },
+    ].sort((a, b) => a.family - b.family || a.priority - b.priority),
+    sysctls,
+  };
+}
+
+const GUARD: SpoofGuard = { family: 4, iif: "ext0", mode: "strict", exempt: ["1.2.3.0/24"], reason: "" };
+const index = compileRoutingState(appliedNode());
+const guards = [GUARD];
+
+test("a spoofed pod-range source into ext0 is dropped by the guard, to a pod and to the node", () => {
+  for (const to of ["10.112.0.5", "192.168.1.10"]) {
+    const t = tracePacket(index, { from: "10.112.0.99", to, iif: "ext0" }, { explain: true, guards });
+    assert.equal(t.result, "rejected");
+    assert.equal(t.guard?.result, "drop");
+    assert.match(
+      t.reason ?? "",
+      /strict guard on ext0: lookup of the source 10\.112\.0\.99 leaves by vpod, not ext0/,
+    );
+    assert.ok(
+      formatTrace(t).some((l) => l.startsWith("anti-spoofing guard: drop:")),
+      formatTrace(t).join("\n"),
+    );
+    // Without the guard (what rp_filter 0 leaves), the same packet goes through.
+    const open = tracePacket(index, { from: "10.112.0.99", to, iif: "ext0" });
+    assert.ok(open.result === "unicast" || open.result === "local", JSON.stringify(open));
+  }
+});
+
+test("a packet addressed to a pool passes the guard whatever its source, then is DNATed and routed", () => {
+  const t = tracePacket(
+    index,
+    { from: "203.0.113.10", to: "1.2.3.4", dnatTo: "10.112.0.5", iif: "ext0", ipproto: 6, dport: 8080 },
+    { explain: true, guards },
+  );
+  assert.equal(t.guard?.result, "exempt");
+  assert.match(t.guard?.reason ?? "", /1\.2\.3\.4 is in 1\.2\.3\.0\/24, a pool of ext0/);
+  assert.equal(t.result, "unicast");
+  assert.equal(t.dev, "vpod");
+});
+
+test("a source routed back out of ext0 passes; a loose guard accepts any routable source", () => {
+  // 1.2.3.77 is on ext0's link (main has no route for it; the guard's strict lookup is bound to ext0).
+  const node = appliedNode();
+  const withLink = compileRoutingState({
+    ...node,
+    routes: [
+      ...node.routes,
+      { family: 4, table: 254, type: "unicast", dst: "1.2.3.0/24", dev: "ext0", scope: 253 },
+    ],
+  });
+  const t = tracePacket(withLink, { from: "1.2.3.77", to: "10.112.0.5", iif: "ext0" }, { guards });
+  assert.equal(t.guard?.result, "pass");
+  assert.equal(t.result, "unicast");
+  const strictNode = tracePacket(
+    index,
+    { from: "203.0.113.10", to: "192.168.1.10", iif: "ext0" },
+    { guards },
+  );
+  assert.equal(strictNode.guard?.result, "drop");
+  const loose = tracePacket(
+    index,
+    { from: "203.0.113.10", to: "192.168.1.10", iif: "ext0" },
+    { guards: [{ ...GUARD, mode: "loose" }] },
+  );
+  assert.equal(loose.guard?.result, "pass");
+});
+
+test("no guard for IPv6 on ext0: the step says the source is not checked; other interfaces are untouched", () => {
+  const t = tracePacket(
+    index,
+    { from: "2001:db8:9::9", to: "2001:db8:1::10", iif: "ext0" },
+    { explain: true, guards },
+  );
+  assert.equal(t.guard, undefined);
+  assert.ok(
+    (t.steps ?? []).some((s) => s.stage === "guard" && /Linux has no rp_filter for IPv6/.test(s.reason)),
+    JSON.stringify(t.steps),
+  );
+  const eth0 = tracePacket(index, { from: "10.112.0.99", to: "192.168.1.10", iif: "eth0" }, { guards });
+  assert.equal(eth0.guard, undefined);
+});
