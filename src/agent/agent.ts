@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import type { Engine, ApplyReport } from "../engine/engine.ts";
-import type { Config } from "../model/config.ts";
+import type { Config } from "../config/schema.ts";
 import { isSymrouteError, SymrouteError } from "../model/errors.ts";
 import { systemClock, type Clock, type TimerHandle } from "./clock.ts";
 import { EMPTY_FILE, mergeClusterNetworks, readConfigFile, type FileResult } from "./desired-config.ts";

@@ -2,8 +2,8 @@
 // Depends on the ports only; src/cli and src/agent wire the real kernel in.
 
 import type { Family } from "../model/address.ts";
-import type { Config } from "../model/config.ts";
-import { CONFIG_DEFAULTS } from "../model/config.ts";
+import type { Config } from "../config/schema.ts";
+import { CONFIG_DEFAULTS } from "../config/schema.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall, RoutingState } from "../model/state.ts";
 import { computeDesired, resolveFirewall, resolveKubeProxyMode } from "../plan/desired.ts";

@@ -1,7 +1,7 @@
 // The sysctls symroute manages, and the values that keep every other interface's effective
 // rp_filter as it was (KERNEL-FACTS 5): effective = max(conf.all, conf.IFACE).
 
-import type { KubeProxyMode } from "../model/config.ts";
+import type { KubeProxyMode } from "../config/schema.ts";
 import type { RoutingState } from "../model/state.ts";
 import type { NetworkDecision } from "./types.ts";
 

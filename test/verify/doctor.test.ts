@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseConfigText } from "../../src/config/index.ts";
-import type { Config } from "../../src/model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";

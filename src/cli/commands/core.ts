@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { loadConfigOrThrow } from "../../config/index.ts";
-import type { Config } from "../../model/config.ts";
+import type { Config } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
