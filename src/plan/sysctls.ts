@@ -103,3 +103,21 @@ export function loweredRpFilter(
   }
   return out;
 }
+
+/**
+ * The sysctls symroute may have changed, with their values now, in dotted form
+ * ("net.ipv4.conf.all.rp_filter=0"): what a delete without the state file cannot put back, since
+ * only the state records the values from before symroute.
+ */
+export function managedSysctlsNow(node: Pick<RoutingState, "sysctls" | "links">): string[] {
+  const names = [
+    ALL,
+    DEFAULT,
+    ...node.links.map((l) => rpFilterName(l.ifname)).sort(),
+    ARP_IGNORE,
+    ARP_ANNOUNCE,
+  ];
+  return [...new Set(names)]
+    .filter((name) => node.sysctls[name] !== undefined)
+    .map((name) => `${name.replaceAll("/", ".")}=${node.sysctls[name]}`);
+}
