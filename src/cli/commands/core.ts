@@ -8,6 +8,7 @@ import type { Config } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
+import { classifyForm } from "../../render/firewall.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
@@ -81,6 +82,7 @@ export function planToJson(
     ...(report.state === undefined ? {} : { state: report.state }),
     guards: report.firewallSpec?.guards ?? [],
     arpProbes: report.firewallSpec?.arpProbes ?? [],
+    classify: classifyForm(report.firewallSpec) ?? null,
     ...(options.payloads
       ? {
           payloads: {
@@ -126,6 +128,11 @@ export function formatPlanText(report: PlanReport, title: string): string {
   for (const p of report.firewallSpec?.arpProbes ?? []) {
     out.push(`  ${pc.cyan("arp probes")} on ${p.oif} for ${p.targets.join(", ")}`, why + p.reason);
   }
+  const classify = classifyForm(report.firewallSpec);
+  if (classify !== undefined)
+    out.push(
+      `  ${pc.cyan("classify")} new connections (${classify.backend}): ${pc.bold(classify.form)}, ${classify.text}`,
+    );
   const changes = report.changes;
   if (changes.length === 0) {
     out.push(pc.green("In sync: nothing to change."));
