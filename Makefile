@@ -6,7 +6,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 
-.PHONY: help deps npm-deps debian-deps image-deps build image typecheck lint format test unit golden demo bench fidelity fuzz crash soak crd clean
+.PHONY: help deps npm-deps debian-deps image-deps build image typecheck lint format test unit golden demo bench fidelity fuzz crash soak failures reliability-docs crd clean
 
 help:
 	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
@@ -15,8 +15,9 @@ help:
 	@echo "make bench     benchmarks -> docs/benchmarks.md (root)"
 	@echo "make fidelity  10,000+ simulator-vs-kernel route lookups (root)"
 	@echo "make fuzz      10,000+ generated config files through the loader"
-	@echo "make crash     100 SIGKILLs during apply and delete of 200 networks, each recovery checked (root)"
-	@echo "make soak      the agent under 10 minutes of config changes and drift (root)"
+	@echo "make crash     SIGKILLs during apply and delete of 200 networks, each recovery checked (root)"
+	@echo "make soak      the agent under config changes and drift (root)"
+	@echo "make failures  the failure-injection suite, results kept for docs/reliability.md (root)"
 	@echo "make crd       regenerate deploy/crd.yaml from the config schema"
 	@echo "make golden    rewrite the golden files of the plan and config cases (review the diff)"
 	@echo "make image     the agent's OCI image -> dist/symroute-image.tar, from Debian packages, no registry (root)"
@@ -96,13 +97,25 @@ fidelity: deps build
 fuzz: npm-deps
 	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts test/config/fuzz-rejects.test.ts test/config/property.test.ts test/config/overlaps.test.ts
 
-# Reliability runs (docs/reliability.md): 100 SIGKILLs in apply and in delete of 200 networks; a
-# 10-minute agent soak.
+# Reliability runs (docs/reliability.md): SIGKILLs in apply and in delete of 200 networks; an agent
+# soak; the failure-injection suite.
+# Each writes its result file (docs/results/*.json, with the commit it ran on) and regenerates
+# docs/reliability.md from the result files, whether the run passed or not.
+RELIABILITY_TESTS = $(sort $(wildcard test/reliability/*.e2e.test.ts))
 crash: deps build
-	$(TSX) scripts/reliability/crash.ts 100
+	status=0; $(TSX) scripts/reliability/crash.ts 100 --json docs/results/crash.json || status=$$?; \
+	$(TSX) scripts/reliability/report.ts; exit $$status
 
 soak: deps build
-	$(TSX) scripts/reliability/agent-soak.ts 600 --networks 50
+	status=0; $(TSX) scripts/reliability/agent-soak.ts 600 --networks 50 --json docs/results/soak.json || status=$$?; \
+	$(TSX) scripts/reliability/report.ts; exit $$status
+
+failures: deps build
+	status=0; RUN_TESTS_RESULTS=docs/results/failures.json bash scripts/run-tests.sh $(RELIABILITY_TESTS) || status=$$?; \
+	$(TSX) scripts/reliability/report.ts; exit $$status
+
+reliability-docs: npm-deps
+	$(TSX) scripts/reliability/report.ts
 
 # deploy/crd.yaml is generated from the config schema (a test checks it is current).
 crd: npm-deps

@@ -40,6 +40,6 @@ if [ -f bench/explain.bench.ts ]; then
   echo "bench: explain (item 5)"
   "${TSX[@]}" bench/explain.bench.ts || status=1
 fi
-"${TSX[@]}" bench/report.ts
+"${TSX[@]}" bench/report.ts --record-machine
 echo "bench: took $(($(date +%s) - SRBENCH_STARTED)) s; see docs/benchmarks.md"
 exit "$status"

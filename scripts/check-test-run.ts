@@ -4,12 +4,16 @@
 // fails on any skip other than a missing feature of test/support/skip.ts, on a todo, and on a
 // runner that failed. Exit 1 when a check fails.
 //   node --import tsx scripts/check-test-run.ts DIR FILE...
+// With RUN_TESTS_RESULTS=FILE it also writes every test's outcome and diagnostics there, with the
+// commit they ran on (docs/results/failures.json, read by scripts/reliability/report.ts).
 
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { explainedSkip, MISSING_FEATURES } from "../test/support/skip.ts";
+import { runProvenance, writeResult } from "./reliability/results.ts";
 
 interface TestEvent {
+  readonly diagnostic?: string;
   readonly result: "pass" | "fail";
   readonly name: string;
   readonly file?: string;
@@ -27,6 +31,15 @@ if (dir === undefined || files.length === 0) {
 }
 
 const problems: string[] = [];
+/** For RUN_TESTS_RESULTS: per file, its tests (leaves) with their outcome and diagnostics. */
+interface Outcome {
+  readonly name: string;
+  readonly outcome: "passed" | "failed" | "skipped";
+  readonly skip?: string;
+  readonly error?: string;
+  readonly diagnostics: string[];
+}
+const outcomes: { file: string; tests: Outcome[] }[] = [];
 let passed = 0;
 let failed = 0;
 const skipped = new Map<string, number>();
@@ -47,10 +60,30 @@ files.forEach((given, i) => {
     problems.push(`${given}: the runner left no results`);
     return;
   }
-  const events = text
+  const lines = text
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as TestEvent);
+  const tests: Outcome[] = [];
+  outcomes.push({ file: given, tests });
+  // Diagnostics belong to the result just before them at their nesting.
+  const lastAt = new Map<number, Outcome>();
+  for (const l of lines) {
+    if (l.diagnostic === undefined) {
+      if (l.suite) continue;
+      const o: Outcome = {
+        name: l.name,
+        outcome:
+          l.skip !== undefined && l.skip !== false ? "skipped" : l.result === "pass" ? "passed" : "failed",
+        ...(typeof l.skip === "string" ? { skip: l.skip } : {}),
+        ...(l.error === undefined ? {} : { error: l.error }),
+        diagnostics: [],
+      };
+      tests.push(o);
+      lastAt.set(l.nesting, o);
+    } else lastAt.get(l.nesting)?.diagnostics.push(l.diagnostic);
+  }
+  const events = lines.filter((l) => l.diagnostic === undefined);
   let results = 0;
   for (const e of events) {
     // A file that ran no test at all is reported as one test named after the file itself.
@@ -93,4 +126,17 @@ if (problems.length > 0) {
   console.error(`run-tests: a skip must say "missing: <feature>", one of: ${MISSING_FEATURES.join(", ")}`);
 }
 if (failed > 0) console.error(`run-tests: ${failed} test(s) failed`);
+const resultsFile = process.env["RUN_TESTS_RESULTS"];
+if (resultsFile !== undefined && resultsFile !== "") {
+  writeResult(resultsFile, {
+    kind: "tests",
+    ...runProvenance(),
+    ok: problems.length === 0 && failed === 0,
+    passed,
+    failed,
+    skipped: skips,
+    problems,
+    files: outcomes,
+  });
+}
 process.exit(problems.length > 0 || failed > 0 ? 1 : 0);

@@ -4,8 +4,13 @@
 
 export default async function* testEvents(source) {
   for await (const event of source) {
-    if (event.type !== "test:pass" && event.type !== "test:fail") continue;
     const { data } = event;
+    // A test's diagnostics follow its result, at its nesting; the run's own summary has no file.
+    if (event.type === "test:diagnostic" && data.file !== undefined) {
+      yield `${JSON.stringify({ diagnostic: data.message, nesting: data.nesting })}\n`;
+      continue;
+    }
+    if (event.type !== "test:pass" && event.type !== "test:fail") continue;
     const error = data.details?.error;
     yield `${JSON.stringify({
       result: event.type === "test:pass" ? "pass" : "fail",

@@ -57,12 +57,18 @@ if [ ! -f "$base.tar.gz" ]; then
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --customize-hook='chroot "$1" dpkg-query -W -f "\${Package} \${Version} \${Architecture}\n" > "$1/etc/symroute-image.packages"' \
+    --customize-hook='sed -n "s/^Date: //p" "$1"/var/lib/apt/lists/*_InRelease | sort | tail -n 1 > "$1/etc/symroute-image.archive-date"' \
     --customize-hook='rm -rf "$1"/var/cache/* "$1"/var/log/* "$1"/var/lib/apt/lists/*' \
     "$suite" "$work/rootfs.tar" "$mirror"
   mkdir "$work/rootfs"
   tar --extract --numeric-owner --same-permissions --directory "$work/rootfs" --file "$work/rootfs.tar"
-  cp "$work/rootfs/etc/symroute-image.packages" "$base.packages"
-  det_tar "$work/rootfs" "$work/base.tar.gz"
+  # The archive's state it was made from: its Release date (a snapshot.debian.org timestamp), and
+  # every package's version. That date is also every file's time in this layer, so that the same
+  # archive state gives the same layer whenever and wherever it is built.
+  archive_date=$(cat "$work/rootfs/etc/symroute-image.archive-date")
+  base_epoch=$(date -u -d "$archive_date" +%s)
+  { echo "# Debian $suite from $mirror, Release of $archive_date"; cat "$work/rootfs/etc/symroute-image.packages"; } >"$base.packages"
+  SOURCE_DATE_EPOCH=$base_epoch det_tar "$work/rootfs" "$work/base.tar.gz"
   gzip -dc "$work/base.tar.gz" | sha256sum | cut -d' ' -f1 >"$work/base.diffid"
   mv "$work/base.diffid" "$base.diffid"
   mv "$work/base.tar.gz" "$base.tar.gz"

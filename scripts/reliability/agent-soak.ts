@@ -13,10 +13,13 @@
 //   foreign another component's rule and route added, then removed -> never touched by the agent
 // After each event: the agent's RSS, open file descriptors and error counters are sampled. At the
 // end: `plan` in sync, no duplicates, SIGTERM exits 0, and `delete` restores the original node.
-// Exit code 0 when every event was repaired in time and nothing leaked, 1 otherwise.
+// Exit code 0 when every event was repaired in time and nothing leaked, 1 otherwise. `--json FILE`
+// writes the results (with the commit they ran on, every missed deadline with the agent's log lines
+// of that moment) for scripts/reliability/report.ts.
 
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { runProvenance, writeResult } from "./results.ts";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import {
@@ -73,6 +76,17 @@ interface Sample {
 }
 const repairs: Record<Kind, number[]> = { rule: [], route: [], nft: [], config: [], foreign: [] };
 const failures: string[] = [];
+const provenance = runProvenance();
+/** Every missed deadline: when, what, and the agent's error lines from the event to the deadline. */
+interface Miss {
+  readonly atS: number;
+  readonly kind: Kind | "start" | "end";
+  readonly what: string;
+  readonly deadlineMs: number;
+  readonly agentLines: readonly string[];
+}
+const misses: Miss[] = [];
+let currentKind: Miss["kind"] = "start";
 const samples: Sample[] = [];
 
 const agent = spawn(
@@ -96,6 +110,8 @@ const agent = spawn(
 let output = "";
 /** The agent's error log lines, the first 100 ("drift repaired" warnings are expected). */
 const agentProblems: string[] = [];
+/** Every error line with the second it arrived, for the misses' context. */
+const agentErrors: { atMs: number; line: string }[] = [];
 let partial = "";
 const collect = (b: Buffer): void => {
   const text = b.toString("utf8");
@@ -103,7 +119,11 @@ const collect = (b: Buffer): void => {
   const lines = (partial + text).split("\n");
   partial = lines.pop() ?? "";
   for (const line of lines) {
-    if (/"level":"(error|fatal)"/.test(line) && agentProblems.length < 100) agentProblems.push(line);
+    if (/"level":"(error|fatal)"/.test(line)) {
+      if (agentProblems.length < 100) agentProblems.push(line);
+      if (agentErrors.length < 5000)
+        agentErrors.push({ atMs: Date.now() - started, line: line.slice(0, 400) });
+    }
   }
 };
 agent.stdout?.on("data", collect);
@@ -124,12 +144,21 @@ async function until(
   deadlineMs = REPAIR_DEADLINE_MS,
 ): Promise<number | undefined> {
   const t0 = performance.now();
+  const fromMs = Date.now() - started;
   while (performance.now() - t0 < deadlineMs) {
     if (check()) return performance.now() - t0;
     if (agent.exitCode !== null) break;
     await delay(20);
   }
   failures.push(`${what}: not done within ${deadlineMs} ms`);
+  const toMs = Date.now() - started;
+  misses.push({
+    atS: Math.round(fromMs / 1000),
+    kind: currentKind,
+    what,
+    deadlineMs,
+    agentLines: agentErrors.filter((e) => e.atMs >= fromMs - 2000 && e.atMs <= toMs).map((e) => e.line),
+  });
   return undefined;
 }
 
@@ -159,6 +188,7 @@ function ownedRules(): { priority: number; fwmark: string; fwmask: string; table
 }
 
 async function event(kind: Kind): Promise<void> {
+  currentKind = kind;
   let ms: number | undefined;
   switch (kind) {
     case "rule": {
@@ -264,6 +294,7 @@ try {
       console.log(`${s.atS}s events ${events} rss ${s.rssKiB} KiB fds ${s.fds} failures ${failures.length}`);
     }
   }
+  currentKind = "end";
   await until("converged at the end", inSync);
   const duplicates = duplicateObjects(node);
   failures.push(...duplicates);
@@ -284,8 +315,14 @@ try {
   const half = samples.slice(Math.floor(samples.length / 2));
   const rssGrowthSecondHalf = (half[half.length - 1]?.rssKiB ?? 0) - (half[0]?.rssKiB ?? 0);
   const summary = {
+    kind: "soak",
+    ...provenance,
+    finished: true,
+    ok: false,
     seed,
     networks,
+    deadlinesMs: { repair: REPAIR_DEADLINE_MS, nft: NFT_DEADLINE_MS },
+    resyncInterval: RESYNC,
     seconds: Math.round((Date.now() - started) / 1000),
     events,
     repairsMs: Object.fromEntries(
@@ -309,6 +346,7 @@ try {
     },
     verificationRaces: agentProblems.filter((l) => /still pending after apply/.test(l)).length,
     failures,
+    misses,
     agentProblems,
     samples,
   };
@@ -317,7 +355,8 @@ try {
   // the engine rolls back and the agent retries. Expected with this churn; anything else is a failure.
   const otherErrors = agentProblems.length - summary.verificationRaces;
   if (otherErrors > 0) failures.push(`${otherErrors} reconcile error(s) other than verification races`);
-  const { samples: _samples, agentProblems: _problems, ...short } = summary;
+  summary.ok = failures.length === 0;
+  const { samples: _samples, agentProblems: _problems, misses: _misses, ...short } = summary;
   const byMessage = new Map<string, number>();
   for (const line of agentProblems) {
     const msg =
@@ -327,11 +366,27 @@ try {
   console.log("agent errors (first 100, by message):");
   for (const [msg, n] of byMessage) console.log(`  ${n} x ${msg}`);
   console.log(JSON.stringify(short, null, 2));
-  if (values.json !== undefined) writeFileSync(values.json, `${JSON.stringify(summary, null, 2)}\n`);
+  for (const miss of misses)
+    console.log(
+      `missed at ${miss.atS}s (${miss.kind}): ${miss.what}; agent errors then: ${miss.agentLines.length}`,
+    );
+  if (values.json !== undefined) writeResult(values.json, summary);
   exitCode = failures.length === 0 ? 0 : 1;
 } catch (error) {
   console.error(error);
   exitCode = 1;
+  if (values.json !== undefined)
+    writeResult(values.json, {
+      kind: "soak",
+      ...provenance,
+      finished: false,
+      ok: false,
+      seed,
+      networks,
+      error: String(error),
+      failures,
+      misses,
+    });
 } finally {
   if (agent.exitCode === null) agent.kill("SIGKILL");
   node.destroy();

@@ -23,6 +23,7 @@ import {
   describePoint,
   measureBaseline,
   landedMidChange,
+  MIN_MID_CHANGE_SHARE,
   summarise,
   weakRun,
   type Baseline,
@@ -70,6 +71,8 @@ const results: TrialResult[] = [];
 const pointResults: CrashPointResult[] = [];
 const tools = createFaultTools();
 const provenance = runProvenance();
+/** The uninterrupted runs' timings, measured at the start and every 20 trials. */
+const baselines: Omit<Baseline, "original" | "converged">[] = [];
 const save = (final?: { problems: readonly string[]; seconds: number }): void => {
   if (values.json !== undefined) {
     writeResult(values.json, {
@@ -82,6 +85,8 @@ const save = (final?: { problems: readonly string[]; seconds: number }): void =>
       baseSeed,
       networks,
       trials,
+      minMidChangeShare: MIN_MID_CHANGE_SHARE,
+      baselines,
       points: pointResults,
       results,
     });
@@ -114,7 +119,10 @@ async function fresh(): Promise<{ node: ReliabilityNode; config: string; baselin
   node?.destroy();
   node = createReliabilityNode({ area: "crash", dualStack: true });
   const config = writeConfig(node.stateDir, "networks.yaml", manyNetworksConfig(networks));
-  return { node, config, baseline: await measureBaseline(node, config, tools) };
+  const baseline = await measureBaseline(node, config, tools);
+  const { original: _o, converged: _c, ...timings } = baseline;
+  baselines.push(timings);
+  return { node, config, baseline };
 }
 
 try {

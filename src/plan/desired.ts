@@ -12,7 +12,7 @@ import {
   type Family,
   type Prefix,
 } from "../model/address.ts";
-import type { Config, KubeProxyMode, NetworkConfig } from "../model/config.ts";
+import type { Config, KubeProxyMode, NetworkConfig } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
 import { formatHex, markValueForIndex, popcount } from "../model/marks.ts";
 import {
@@ -506,7 +506,10 @@ function spoofGuards(
   const routed: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
   for (const d of decisions) {
     const byIf = pools[d.family];
-    byIf.set(d.interface, [...(byIf.get(d.interface) ?? []), ...d.pools.map(toCidr)]);
+    let list = byIf.get(d.interface);
+    if (list === undefined) byIf.set(d.interface, (list = []));
+    // Pushed, not spread: thousands of networks may share one interface.
+    for (const pool of d.pools) list.push(toCidr(pool));
     if (d.method !== "none") routed[d.family].add(d.interface);
   }
   const guards: SpoofGuard[] = [];
@@ -549,7 +552,9 @@ function probesFor(decisions: readonly NetworkDecision[], facts: NodeFacts): Arp
     for (const hop of hops) {
       const p = parsePrefix(hop);
       if (p === undefined || subnets.some((s) => prefixContains(s, p))) continue;
-      targets.set(d.interface, [...(targets.get(d.interface) ?? []), hop]);
+      let list = targets.get(d.interface);
+      if (list === undefined) targets.set(d.interface, (list = []));
+      list.push(hop);
     }
   }
   return [...targets.keys()].sort().map((oif) => {

@@ -444,3 +444,46 @@ for (const firewall of ["nftables", "iptables"] as const) {
     },
   );
 }
+
+test(
+  "switching firewall front end moves the guards and the ARP probes; delete restores the dump",
+  { skip },
+  (t) => {
+    const node = createNode(t, { dualStack: true });
+    const start = node.dump();
+    const dual = (firewall: string): string => {
+      const path = join(dir, `switch-${firewall}.yaml`);
+      writeFileSync(
+        path,
+        `firewall: ${firewall}
+networks:
+  - name: public
+    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
+    interface: ext0
+    gateway: [1.2.3.1, "2001:db8:100::1"]
+`,
+      );
+      chmodSync(path, 0o644);
+      return path;
+    };
+    for (const firewall of ["nftables", "iptables", "nftables", "iptables"]) {
+      const applied = node.symroute(["apply", "-c", dual(firewall)]);
+      assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+      assert.equal(node.symroute(["plan", "-c", dual(firewall)]).code, 0, `in sync with ${firewall}`);
+      const arp = mustIn(node, ["nft", "list", "table", "arp", "symroute"]);
+      assert.match(arp, new RegExp(`comment "${firewall} arp probes #`));
+      const inet = node.exec(["nft", "list", "table", "inet", "symroute"]);
+      const mangle = mustIn(node, ["ip6tables-save", "-t", "mangle"]);
+      if (firewall === "nftables") {
+        assert.match(inet.stdout, /chain guard_ext0/);
+        assert.doesNotMatch(mangle, /SYMROUTE/);
+      } else {
+        assert.notEqual(inet.code, 0, "no inet table with the iptables front end");
+        assert.match(mangle, /-A SYMROUTE-G-ext0 -m rpfilter --invert/);
+      }
+    }
+    const deleted = node.symroute(["delete"]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(node.dump(), start);
+  },
+);

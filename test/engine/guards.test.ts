@@ -9,7 +9,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { parseConfigText } from "../../src/config/index.ts";
-import type { Config } from "../../src/model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 
 function config(yaml: string): Config {
   const result = parseConfigText(yaml);
@@ -117,4 +117,29 @@ test("no probes where the interface has an address in the gateway's subnet", asy
   });
   const plan = await createEngine({ kernel, store: new MemoryStore() }).plan(configFor("nftables"));
   assert.deepEqual(plan.firewallSpec?.arpProbes, undefined);
+});
+
+test("switching front end moves the guards and the ARP table with it, and back", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  const owned = (backend: string) => kernel.state.firewall.find((f) => f.backend === backend)?.ruleKeys ?? [];
+  for (const [to, from] of [
+    ["nftables", "iptables"],
+    ["iptables", "nftables"],
+    ["nftables", "iptables"],
+  ] as const) {
+    const applied = await engine.apply(configFor(to));
+    assert.equal(applied.applied, true);
+    assert.ok(
+      owned(to).some((k) => k.startsWith("arp:")),
+      `${to} holds the ARP table`,
+    );
+    assert.deepEqual(owned(from), [], `${from} holds nothing of ours`);
+    assert.equal((await engine.plan(configFor(to))).inSync, true);
+  }
+  await engine.remove();
+  assert.deepEqual(
+    kernel.state.firewall.flatMap((f) => f.ruleKeys),
+    [],
+  );
 });

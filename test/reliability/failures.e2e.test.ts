@@ -8,7 +8,7 @@
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { statSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { e2eUnavailable } from "../support/netns.ts";
 import { missing } from "../support/skip.ts";
@@ -142,36 +142,58 @@ function applyOnTinyDisk(
   config: string,
   size: string,
   fill = false,
-): { code: number; stderr: string } {
+): { code: number; stderr: string; payloads: string[] } {
+  // The fault tools only trace here: which payloads ran, to tell "failed before any change" from
+  // "changed, then rolled back".
+  const tools = createFaultTools();
+  const trace = join(tools.dir, "trace");
   const dir = join(node.stateDir, "tiny");
   const script =
     'mkdir -p "$1" && mount -t tmpfs -o size="$2" tmpfs "$1" || exit 99; ' +
     '[ "$3" = fill ] && { dd if=/dev/zero of="$1/filler" bs=4096 2>/dev/null; [ -s "$1/filler" ] || exit 98; }; ' +
     'shift 3 && exec "$@"';
-  const r = run([
-    "unshare",
-    "-m",
-    "sh",
-    "-c",
-    script,
-    "sh",
-    dir,
-    size,
-    fill ? "fill" : "no-fill",
-    "ip",
-    "netns",
-    "exec",
-    node.name,
-    process.execPath,
-    CLI,
-    "apply",
-    "-c",
-    config,
-    "--state-dir",
-    dir,
-  ]);
+  const r = run(
+    [
+      "unshare",
+      "-m",
+      "sh",
+      "-c",
+      script,
+      "sh",
+      dir,
+      size,
+      fill ? "fill" : "no-fill",
+      "ip",
+      "netns",
+      "exec",
+      node.name,
+      process.execPath,
+      CLI,
+      "apply",
+      "-c",
+      config,
+      "--state-dir",
+      dir,
+    ],
+    { env: tools.env(undefined, { trace }) },
+  );
+  const payloads = existsSync(trace)
+    ? readFileSync(trace, "utf8")
+        .split("\n")
+        .filter((l) => / start /.test(l))
+        .map((l) => l.split(" ")[0] as string)
+    : [];
+  tools.remove();
   assert.ok(r.code !== 99 && r.code !== 98, `could not prepare the tmpfs: ${r.stderr}`);
-  return { code: r.code, stderr: r.stderr };
+  return { code: r.code, stderr: r.stderr, payloads };
+}
+
+/** How many payloads (ip batches, firewall transactions) an apply of `config` sends. */
+function payloadCount(node: ReliabilityNode, config: string): number {
+  const plan = node.symroute(["plan", "-c", config, "-o", "json", "--payloads"]);
+  const p = (JSON.parse(plan.stdout) as { payloads: { ip: Record<string, string[]>; firewall: unknown[] } })
+    .payloads;
+  return Object.values(p.ip).filter((lines) => lines.length > 0).length + p.firewall.length;
 }
 
 function mountsWork(): boolean {
@@ -186,6 +208,7 @@ test("a full disk before the apply: nothing changes, the error says ENOSPC", { s
   const r = applyOnTinyDisk(node, config, "64k", true);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /ENOSPC/);
+  assert.deepEqual(r.payloads, [], "no payload may run when the first state write fails");
   assertSameDump(before, node.dump(), "the node changed");
 });
 
@@ -200,9 +223,16 @@ test("a full disk at the last state write: the node is rolled back", { skip }, (
   const pages = Math.ceil(statSync(join(node.stateDir, sub, "state.json")).size / 4096);
   assert.equal(node.symroute(["delete"]).code, 0);
   assert.ok(pages >= 4, `state of ${pages} pages is too small to place the failure`);
+  const sent = payloadCount(node, config);
   const before = node.dump();
   const r = applyOnTinyDisk(node, config, `${(1 + pages + Math.floor(pages / 2)) * 4}k`);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /ENOSPC/);
+  // The failure came after the changes: the apply's own payloads all ran, then the roll back's,
+  // and the error says so. A failure at the first write would have run no payload at all.
+  assert.match(r.stderr, /apply failed and was rolled back: .*state.*ENOSPC/s);
+  assert.ok(
+    r.payloads.length > sent,
+    `expected the apply's ${sent} payloads and then a roll back, got ${r.payloads.length}: ${r.payloads.join(", ")}`,
+  );
   assertSameDump(before, node.dump(), "not rolled back");
 });
