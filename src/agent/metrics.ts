@@ -13,6 +13,7 @@ export const METRIC_NAMES = {
   conflicts: "symroute_conflicts",
   configErrors: "symroute_config_errors_total",
   configLoaded: "symroute_config_loaded",
+  configStale: "symroute_config_stale",
   lastSuccess: "symroute_last_success_timestamp_seconds",
   sourceErrors: "symroute_source_errors_total",
   networks: "symroute_networks",
@@ -32,6 +33,7 @@ export interface AgentMetrics {
   readonly conflicts: Gauge;
   readonly configErrors: Counter<"source">;
   readonly configLoaded: Gauge;
+  readonly configStale: Gauge;
   readonly lastSuccess: Gauge;
   readonly sourceErrors: Counter<"source">;
   readonly networks: Gauge;
@@ -93,6 +95,11 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     configLoaded: new Gauge({
       name: METRIC_NAMES.configLoaded,
       help: "1 when a valid configuration is in force.",
+      registers,
+    }),
+    configStale: new Gauge({
+      name: METRIC_NAMES.configStale,
+      help: "1 when the config file's last edit was refused and an older configuration stays in force.",
       registers,
     }),
     lastSuccess: new Gauge({

@@ -112,6 +112,18 @@ test(
         return v > before ? v : undefined;
       });
       assert.ok(after > before);
+      // The log names what was repaired, the way plan prints it.
+      const logged = agent
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"drift repaired"'))
+        .map((l) => JSON.parse(l) as { repaired?: string[] });
+      assert.ok(
+        logged.some((l) =>
+          (l.repaired ?? []).some((c) => new RegExp(`^ip rule add priority ${victim} `).test(c)),
+        ),
+        agent.output(),
+      );
     });
 
     await t.test("symroute's nft table deleted by hand is put back before the resync", async () => {
@@ -160,7 +172,19 @@ test(
         return v !== undefined && Number(v.split(" ").pop()) > errorsBefore ? true : undefined;
       });
       assert.deepEqual(ownedRules(node.name), rules);
+      // The agent says the configuration it runs is not the file's: a gauge, and readiness.
+      assert.equal(metric(node.name, "symroute_config_stale"), 1);
+      const readyz = nsGet(node.name, `${URL_BASE}/readyz`);
+      assert.equal(readyz.status, 200, "the last good configuration is still converged");
+      assert.match(
+        readyz.body,
+        /running config is stale: the last edit of \S+agent\.yaml was refused \(.*name/,
+      );
       writeFileSync(config, TWO_NETWORKS);
+      await pollUntil("the stale gauge back to 0", () =>
+        metric(node.name, "symroute_config_stale") === 0 ? true : undefined,
+      );
+      assert.equal(nsGet(node.name, `${URL_BASE}/readyz`).body, "converged\n");
     });
 
     await t.test("a second agent in the same namespace is refused with exit 1", async () => {
