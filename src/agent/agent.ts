@@ -358,6 +358,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const loop = new ReconcileLoop({
     reconcile,
     clock,
+    onTrigger: (reason, coalesced) => {
+      // The source without its detail (`kubernetes:networks` counts as kubernetes): few label values.
+      const source = reason.split(":")[0] ?? reason;
+      metrics.eventsReceived.inc({ source });
+      if (coalesced) metrics.eventsCoalesced.inc({ source });
+    },
     ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
     ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
   });
