@@ -86,6 +86,8 @@ export interface ProfileEntry {
 
 export interface ApplyResults {
   readonly date: string;
+  /** How bin/symroute starts the CLI; absent in results from before issue 14 (bundle + code cache). */
+  readonly cli?: string;
   /** Self time by function of one `apply --dry-run` at the largest size (node --cpu-prof). */
   profile?: { networks: number; totalMs: number; top: ProfileEntry[] };
   readonly overheads: { netnsExec: Sample[]; bash: Sample[]; nodeStart: Sample[]; symrouteVersion: Sample[] };
@@ -482,7 +484,12 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench/apply.bench.ts needs root (network namespaces)");
   if (!HAVE_GNU_TIME)
     log("GNU time (/usr/bin/time) is missing: peak memory is not measured (apt-get install time)");
-  const results: ApplyResults = { date: new Date().toISOString(), overheads: await overheads(), sizes: [] };
+  const results: ApplyResults = {
+    date: new Date().toISOString(),
+    cli: "dist/cli/main.js (tsc output, no bundle, no code cache)",
+    overheads: await overheads(),
+    sizes: [],
+  };
   for (const networks of sizes()) {
     const started = Date.now();
     results.sizes.push(await measureSize(networks));
