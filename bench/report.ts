@@ -326,11 +326,11 @@ function item2(apply: ApplyResults): void {
     );
   }
   const at1000 = findSize(apply, 1000);
-  out("");
   const least = at1000 === undefined ? [] : (at1000.floor.leastReads ?? []);
   if (least.length > 0) {
     const loading = times(apply.overheads.symrouteVersion).median - times(apply.overheads.nodeStart).median;
     out(
+      "",
       `The least possible no-op at 1,000 networks (\`node -e 0\`, then the reads side by side) takes ${ms(times(least).median)};`,
       `with the ${ms(loading)} symroute needs to load its code, ${ms(times(least).median + loading)}.`,
     );
