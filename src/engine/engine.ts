@@ -679,6 +679,8 @@ export function createEngine(deps: EngineDeps): Engine {
       }
       return withWarnings({
         ...planned.report,
+        // The changes listed are those applied; after them the node is in sync (verified above).
+        inSync: after?.report.inSync ?? planned.report.inSync,
         ownedObjects: after?.report.ownedObjects ?? planned.report.ownedObjects,
         applied: true,
       });

@@ -29,6 +29,16 @@ networks:
 `,
 );
 
+test("apply -o json reports inSync true once it applied and verified", { skip }, (t) => {
+  const node = createNode(t);
+  const applied = node.symroute(["apply", "-c", PUBLIC, "-o", "json"]);
+  assert.equal(applied.code, 0, applied.stderr);
+  const report = JSON.parse(applied.stdout) as { applied: boolean; inSync: boolean; changes: unknown[] };
+  assert.equal(report.applied, true);
+  assert.ok(report.changes.length > 0, "the changes it applied are listed");
+  assert.equal(report.inSync, true);
+});
+
 test("plan says 2 before apply and 0 after; a second apply changes nothing", { skip }, (t) => {
   const node = createNode(t);
   const before = node.symroute(["plan", "-c", PUBLIC]);
