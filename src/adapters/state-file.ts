@@ -25,6 +25,25 @@ export async function networkNamespaceId(): Promise<string> {
   }
 }
 
+const isPermission = (cause: unknown): boolean => {
+  const code = (cause as NodeJS.ErrnoException).code;
+  return code === "EACCES" || code === "EPERM";
+};
+
+/** A state file or directory this user may not use: its own kind, and what to do about it. */
+function permissionError(what: string, stateDir: string, cause: unknown): SymrouteError {
+  return new SymrouteError(
+    "permission",
+    `${what}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`,
+    {
+      cause,
+      hint:
+        `this user may not use ${stateDir} (root without CAP_DAC_OVERRIDE cannot use a directory it does not ` +
+        `own): run symroute as the user that owns it, fix its owner, or choose another directory with --state-dir`,
+    },
+  );
+}
+
 /** The state of the current network namespace under `stateDir` (resolved on first use). */
 export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStore {
   let dir = "";
@@ -40,16 +59,15 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (cause) {
+      if (isPermission(cause))
+        throw permissionError(`cannot create the state directory ${dir}`, stateDir, cause);
       const code = (cause as NodeJS.ErrnoException).code;
       throw new SymrouteError(
-        code === "EACCES" || code === "EPERM" ? "permission" : "kernel",
+        "kernel",
         `cannot create the state directory ${dir}: ${code ?? String(cause)}`,
         {
           cause,
-          hint:
-            code === "EACCES" || code === "EPERM"
-              ? `this user cannot write ${stateDir} (root without CAP_DAC_OVERRIDE cannot write a directory it does not own): fix its owner, or choose another directory with --state-dir`
-              : "choose another directory with --state-dir",
+          hint: "choose another directory with --state-dir",
         },
       );
     }
@@ -67,6 +85,7 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
         text = await readFile(file, "utf8");
       } catch (cause) {
         if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        if (isPermission(cause)) throw permissionError(`cannot read the state file ${file}`, stateDir, cause);
         throw new SymrouteError("kernel", `cannot read the state file ${file}`, { cause });
       }
       try {
@@ -100,7 +119,9 @@ export function createStateFile(stateDir: string = DEFAULT_STATE_DIR): StateStor
         }
         await rename(tmp, file);
       } catch (cause) {
-        await rm(tmp, { force: true });
+        await rm(tmp, { force: true }).catch(() => undefined);
+        if (isPermission(cause))
+          throw permissionError(`cannot write the state file ${file}`, stateDir, cause);
         const code = (cause as NodeJS.ErrnoException).code;
         throw new SymrouteError("kernel", `cannot write the state file ${file}: ${code ?? String(cause)}`, {
           cause,

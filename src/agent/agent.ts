@@ -5,8 +5,8 @@
 import { readFile } from "node:fs/promises";
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
-import type { Engine, ApplyReport } from "../engine/engine.ts";
-import type { Config } from "../model/config.ts";
+import { describeChanges, type Engine, type ApplyReport } from "../engine/engine.ts";
+import type { Config } from "../config/schema.ts";
 import { isSymrouteError, SymrouteError } from "../model/errors.ts";
 import { systemClock, type Clock, type TimerHandle } from "./clock.ts";
 import { EMPTY_FILE, mergeClusterNetworks, readConfigFile, type FileResult } from "./desired-config.ts";
@@ -86,6 +86,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let fileText: string | undefined;
   let inForce: { config: Config; fingerprint: string } | undefined;
   let lastOutcome: { ok: boolean; reason: string } = { ok: false, reason: "starting" };
+  /** The config file's last edit was refused: the configuration in force is an older one. */
+  let stale: { readonly problems: readonly string[] } | undefined;
   let lastConflicts = "";
   let lastRefused = "";
   let kube: KubernetesSource | undefined;
@@ -96,9 +98,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const readiness = (): Readiness => {
     if (inForce === undefined)
       return { ready: false, reason: `no configuration in force: ${lastOutcome.reason}` };
+    // Still ready with a stale configuration (the node keeps the last good one), but it says so.
+    const staleNote =
+      stale === undefined
+        ? ""
+        : `; the running config is stale: the last edit of ${options.configFile ?? "the config file"} was refused (${stale.problems.join("; ")}), the last good configuration stays in force`;
     return lastOutcome.ok
-      ? { ready: true, reason: "converged" }
-      : { ready: false, reason: lastOutcome.reason };
+      ? { ready: true, reason: `converged${staleNote}` }
+      : { ready: false, reason: lastOutcome.reason + staleNote };
   };
 
   /** Re-reads the file; a refused file keeps the last good one in force. */
@@ -129,9 +136,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     if (result.ok) {
       if (file !== undefined) logger.info({ file: options.configFile }, "config file changed");
       file = result;
+      stale = undefined;
+      metrics.configStale.set(0);
       return;
     }
     metrics.configErrors.inc({ source: "file" });
+    if (file?.ok === true) {
+      stale = { problems: result.problems };
+      metrics.configStale.set(1);
+    }
     logger.error(
       { file: options.configFile, problems: result.problems },
       file?.ok === true
@@ -205,7 +218,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       metrics.converged.set(1);
       if (changed && !configChanged) {
         metrics.driftRepairs.inc();
-        logger.warn({ changes: report.changes.length, reasons: [...reasons] }, "drift repaired");
+        logger.warn(
+          {
+            changes: report.changes.length,
+            // What was repaired, as plan prints it (the first 50: a flushed table is thousands).
+            repaired: describeChanges(report.changes, report.payloads).slice(0, 50),
+            reasons: [...reasons],
+          },
+          "drift repaired",
+        );
       } else if (changed) {
         logger.info(
           { changes: report.changes.length, networks: config.networks.length, reasons: [...reasons] },
@@ -337,6 +358,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const loop = new ReconcileLoop({
     reconcile,
     clock,
+    onTrigger: (reason, coalesced) => {
+      // The source without its detail (`kubernetes:networks` counts as kubernetes): few label values.
+      const source = reason.split(":")[0] ?? reason;
+      metrics.eventsReceived.inc({ source });
+      if (coalesced) metrics.eventsCoalesced.inc({ source });
+    },
     ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
     ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
   });

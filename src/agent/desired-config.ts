@@ -3,9 +3,8 @@
 // those accepted before it, so one bad object is refused alone (and its status says why) instead of
 // taking every other network down with it.
 
-import { parse as parseYaml } from "yaml";
 import { formatConfigIssues, parseConfigText, validateConfigObject } from "../config/index.ts";
-import type { Config } from "../model/config.ts";
+import type { Config } from "../config/schema.ts";
 import type { NetworkVerdict } from "./kubernetes/cluster.ts";
 
 export type FileResult =
@@ -16,8 +15,7 @@ export type FileResult =
 export function readConfigFile(text: string, fileName: string): FileResult {
   const result = parseConfigText(text);
   if (!result.ok) return { ok: false, problems: formatConfigIssues(fileName, result.issues) };
-  const raw: unknown = parseYaml(text);
-  return { ok: true, config: result.config, raw: isRecord(raw) ? raw : {} };
+  return { ok: true, config: result.config, raw: isRecord(result.value) ? result.value : {} };
 }
 
 /** With --kubernetes and no file: defaults for every global setting and no local networks. */

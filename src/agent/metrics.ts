@@ -13,10 +13,13 @@ export const METRIC_NAMES = {
   conflicts: "symroute_conflicts",
   configErrors: "symroute_config_errors_total",
   configLoaded: "symroute_config_loaded",
+  configStale: "symroute_config_stale",
   lastSuccess: "symroute_last_success_timestamp_seconds",
   sourceErrors: "symroute_source_errors_total",
   networks: "symroute_networks",
   converged: "symroute_converged",
+  eventsReceived: "symroute_events_received_total",
+  eventsCoalesced: "symroute_events_coalesced_total",
 } as const;
 
 export interface AgentMetrics {
@@ -30,10 +33,13 @@ export interface AgentMetrics {
   readonly conflicts: Gauge;
   readonly configErrors: Counter<"source">;
   readonly configLoaded: Gauge;
+  readonly configStale: Gauge;
   readonly lastSuccess: Gauge;
   readonly sourceErrors: Counter<"source">;
   readonly networks: Gauge;
   readonly converged: Gauge;
+  readonly eventsReceived: Counter<"source">;
+  readonly eventsCoalesced: Counter<"source">;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -91,6 +97,11 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       help: "1 when a valid configuration is in force.",
       registers,
     }),
+    configStale: new Gauge({
+      name: METRIC_NAMES.configStale,
+      help: "1 when the config file's last edit was refused and an older configuration stays in force.",
+      registers,
+    }),
     lastSuccess: new Gauge({
       name: METRIC_NAMES.lastSuccess,
       help: "Unix time of the last successful reconcile.",
@@ -110,6 +121,18 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     converged: new Gauge({
       name: METRIC_NAMES.converged,
       help: "1 when the last reconcile converged the node (what /readyz says), else 0.",
+      registers,
+    }),
+    eventsReceived: new Counter({
+      name: METRIC_NAMES.eventsReceived,
+      help: "Events that asked for a reconcile (kernel, config-file, kubernetes), by source.",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    eventsCoalesced: new Counter({
+      name: METRIC_NAMES.eventsCoalesced,
+      help: "Events merged into a reconcile already scheduled or running (no reconcile of their own), by source.",
+      labelNames: ["source"] as const,
       registers,
     }),
   };

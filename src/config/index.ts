@@ -1,9 +1,9 @@
 // The configuration loader: text or a parsed object in, a validated Config or a list of issues out.
 // Pure: no I/O; callers read the file (or the custom resource) and pass its content.
 
-import type { Config } from "../model/config.ts";
 import { SymrouteError } from "../model/errors.ts";
 import { formatConfigIssues } from "./issues.ts";
+import type { Config } from "./schema.ts";
 import { parseConfigText } from "./text.ts";
 
 export type { ConfigIssue, ConfigPath } from "./issues.ts";
@@ -11,9 +11,19 @@ export { formatConfigIssues, formatPath } from "./issues.ts";
 export type { ConfigResult } from "./validate.ts";
 export { validateConfigObject } from "./validate.ts";
 export { parseConfigText } from "./text.ts";
-export { configJsonSchema } from "./schema.ts";
-export { configToDocument, configToYaml } from "./serialize.ts";
-export { interfaceNameProblem, isValidInterfaceName } from "./names.ts";
+export { configJsonSchema } from "./crd-schema.ts";
+export type {
+  Config,
+  FirewallChoice,
+  KubeProxyMode,
+  MarkSettings,
+  Method,
+  NetworkConfig,
+  Range,
+  Vlan,
+} from "./schema.ts";
+export { CONFIG_DEFAULTS } from "./schema.ts";
+export { interfaceNameProblem } from "./names.ts";
 
 export function loadConfigOrThrow(text: string, fileName: string): Config {
   const result = parseConfigText(text);

@@ -5,24 +5,20 @@
 
 import { type Family, type Prefix, familyBits, maskOf } from "../model/address.ts";
 
-export interface PrefixEntry {
-  readonly prefix: Prefix;
+/** A prefix as its first and last address: what the sweep compares. */
+export interface SpanEntry {
+  readonly family: Family;
+  readonly lo: bigint;
+  readonly hi: bigint;
   /** The network index for a pool; undefined for a pod CIDR. */
-  readonly network?: number;
+  readonly network?: number | undefined;
   /** Document order: on equal prefixes the later one is reported. */
   readonly order: number;
 }
 
-/** A prefix as its first and last address: what the sweep compares. */
-export interface SpanEntry {
-  readonly family: Family;
-  // IPv4 bounds are plain numbers (no bigint to allocate and compare), IPv6 ones bigints; only
-  // entries of one family are ever compared with each other.
-  readonly lo: number | bigint;
-  readonly hi: number | bigint;
-  /** The network index for a pool; undefined for a pod CIDR. */
-  readonly network?: number | undefined;
-  /** Document order: on equal prefixes the later one is reported. */
+export interface PrefixEntry {
+  readonly prefix: Prefix;
+  readonly network?: number;
   readonly order: number;
 }
 
@@ -33,22 +29,7 @@ export interface Overlap<T> {
   readonly kind: "same-network" | "other-network" | "pod";
 }
 
-/** The number of addresses of an IPv4 prefix by its length: a table, as this runs for every pool. */
-const IPV4_SIZES: readonly number[] = Array.from({ length: 33 }, (_, len) => 2 ** (32 - len));
-
-/** The last address of an IPv4 prefix: `word` with every host bit set. */
-export function ipv4Last(word: number, len: number): number {
-  const size = IPV4_SIZES[len] ?? 1;
-  return word - (word % size) + size - 1;
-}
-
-/** The bounds of a prefix: numbers for IPv4, bigints for IPv6. */
-export function prefixBounds(prefix: Prefix): { lo: number | bigint; hi: number | bigint } {
-  const { family, value, len } = prefix;
-  if (family === 4) {
-    const lo = Number(value);
-    return { lo, hi: ipv4Last(lo, len) };
-  }
+export function prefixBounds({ family, value, len }: Prefix): { lo: bigint; hi: bigint } {
   const hostBits = ((1n << BigInt(familyBits(family))) - 1n) ^ maskOf(family, len);
   return { lo: value, hi: value | hostBits };
 }
@@ -65,32 +46,23 @@ function compare(a: SpanEntry, b: SpanEntry): number {
 
 /** Drop the entries that end before `s` starts (or are of another family): the rest contain `s`. */
 function close(stack: SpanEntry[], s: SpanEntry): void {
-  // Indexing rather than at(-1): this runs twice for every pool.
   for (
-    let top = stack[stack.length - 1];
+    let top = stack.at(-1);
     top !== undefined && (top.family !== s.family || top.hi < s.lo);
-    top = stack[stack.length - 1]
-  ) {
+    top = stack.at(-1)
+  )
     stack.pop();
-  }
 }
 
-/** The overlaps among entries that carry their bounds (the validator's pools). */
 export function findSpanOverlaps<T extends SpanEntry>(entries: readonly T[]): Overlap<T>[] {
-  const spans = entries.slice().sort(compare);
   const found: Overlap<T>[] = [];
   const pools: T[] = [];
   const pods: T[] = [];
   const reportedWithPod = new Set<T>();
-
-  // An indexed loop: for-of allocates an iterator result per step until the code is optimised.
-  for (let k = 0; k < spans.length; k++) {
-    const s = spans[k];
-    if (s === undefined) continue;
+  for (const s of entries.slice().sort(compare)) {
     close(pools, s);
     close(pods, s);
-    const network = s.network;
-    if (network === undefined) {
+    if (s.network === undefined) {
       // Every open pool contains this pod CIDR; report each pool once.
       for (const pool of pools) {
         if (reportedWithPod.has(pool)) continue;
@@ -101,17 +73,11 @@ export function findSpanOverlaps<T extends SpanEntry>(entries: readonly T[]): Ov
       continue;
     }
     // The innermost containing entry of each kind names the closest conflict.
-    let same: T | undefined;
-    let other: T | undefined;
-    for (let i = pools.length - 1; i >= 0 && (same === undefined || other === undefined); i--) {
-      const open = pools[i];
-      if (open === undefined) continue;
-      if (open.network === network) same ??= open;
-      else other ??= open;
-    }
+    const same = pools.findLast((open) => open.network === s.network);
+    const other = pools.findLast((open) => open.network !== s.network);
     if (same !== undefined) found.push({ entry: s, other: same, kind: "same-network" });
     if (other !== undefined) found.push({ entry: s, other, kind: "other-network" });
-    const pod = pods[pods.length - 1];
+    const pod = pods.at(-1);
     if (pod !== undefined && !reportedWithPod.has(s)) {
       reportedWithPod.add(s);
       found.push({ entry: s, other: pod, kind: "pod" });
@@ -121,7 +87,6 @@ export function findSpanOverlaps<T extends SpanEntry>(entries: readonly T[]): Ov
   return found;
 }
 
-/** The overlaps among prefixes. */
 export function findOverlaps<T extends PrefixEntry>(entries: readonly T[]): Overlap<T>[] {
   const spans = entries.map((item) => ({
     ...prefixBounds(item.prefix),

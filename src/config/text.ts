@@ -120,7 +120,16 @@ function keyTextAt(text: string, offset: number): string {
   const match = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^:,{}[\]\n]*)/.exec(
     text.slice(offset, offset + 200),
   );
-  return (match?.[1] ?? "").trim();
+  const key = (match?.[1] ?? "").trim();
+  // A quoted key (JSON writes every key so) is named by its text, as the other messages do.
+  if (key.startsWith('"')) {
+    try {
+      return String(JSON.parse(key));
+    } catch {
+      return key;
+    }
+  }
+  return key.startsWith("'") ? key.slice(1, -1).replaceAll("''", "'") : key;
 }
 
 /** The first line of a yaml error, without the library's source excerpt. */
@@ -207,7 +216,7 @@ export function parseConfigText(text: string): ConfigResult {
     };
   }
   const { config, issues } = validatePending(value);
-  if (config !== undefined) return { ok: true, config };
+  if (config !== undefined) return { ok: true, config, value };
   return { ok: false, issues: sortIssues(issues.map(withPosition)) };
 }
 

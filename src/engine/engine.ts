@@ -2,8 +2,8 @@
 // Depends on the ports only; src/cli and src/agent wire the real kernel in.
 
 import type { Family } from "../model/address.ts";
-import type { Config } from "../model/config.ts";
-import { CONFIG_DEFAULTS } from "../model/config.ts";
+import type { Config } from "../config/schema.ts";
+import { CONFIG_DEFAULTS } from "../config/schema.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall, RoutingState } from "../model/state.ts";
 import { computeDesired, resolveFirewall, resolveKubeProxyMode } from "../plan/desired.ts";
@@ -14,7 +14,7 @@ import {
   type DiffResult,
   type OwnershipMarks,
 } from "../plan/diff.ts";
-import { SYSCTLS_TO_READ } from "../plan/sysctls.ts";
+import { managedSysctlsNow, SYSCTLS_TO_READ } from "../plan/sysctls.ts";
 import type { Change, Conflict, DesiredState, FirewallSpec, NetworkDecision } from "../plan/types.ts";
 import { changeLines, type IpBatch } from "../render/ip.ts";
 import {
@@ -45,6 +45,15 @@ export interface PlanReport {
   readonly payloads: Payloads;
   /** The firewall symroute wants on the node (undefined: none). */
   readonly firewallSpec: FirewallSpec | undefined;
+  /** The state file this run used, and whether it held a record (set by the engine). */
+  readonly state?: StateInfo;
+}
+
+export interface StateInfo {
+  /** The state file (its directory is the state directory plus the network namespace's id). */
+  readonly file: string;
+  /** Whether the file held a record of an earlier apply. */
+  readonly found: boolean;
 }
 
 export interface ApplyReport extends PlanReport {
@@ -53,6 +62,11 @@ export interface ApplyReport extends PlanReport {
 
 export interface ApplyOptions {
   readonly dryRun?: boolean;
+  /**
+   * delete only: remove what symroute owns even without a state file, leaving the sysctls it may
+   * have changed as they are (their earlier values are known only from the state).
+   */
+  readonly force?: boolean;
   /** How long to wait for another run in this namespace to finish. */
   readonly lockWaitMs?: number;
 }
@@ -279,6 +293,7 @@ export function createEngine(deps: EngineDeps): Engine {
         ownedObjects: countOwned(node, own),
         payloads: { ...routingPayloads, ...renderLastPayloads(changes, desired.firewall, node) },
         firewallSpec: desired.firewall,
+        state: { file: store.location, found: rp.saved !== undefined },
       },
     };
   }
@@ -426,6 +441,33 @@ export function createEngine(deps: EngineDeps): Engine {
     return problems;
   }
 
+  /**
+   * A delete that finds objects symroute owns but no state file: the sysctls symroute may have
+   * changed cannot be put back (only the state knows their earlier values). Refused unless forced;
+   * forced, the warning that says what stays as it is.
+   */
+  function unrestorable(
+    rp: RoutingPlan,
+    observedFirewall: readonly OwnedFirewall[],
+    options: ApplyOptions,
+  ): string[] {
+    const { changes } = finishPlan(rp, observedFirewall).report;
+    if (changes.length === 0) return [];
+    const values = managedSysctlsNow(rp.routing);
+    const where = `no state file at ${store.location}`;
+    if (options.force !== true) {
+      throw new SymrouteError(
+        "conflict",
+        `found ${changes.length} object(s) symroute owns but ${where}: the values these sysctls had before symroute cannot be restored`,
+        {
+          details: values,
+          hint: "run delete with the --state-dir (or -c config with the stateDir) that apply used; or add --force to remove the objects and leave these sysctls as they are now",
+        },
+      );
+    }
+    return [`${where}: sysctls left as they are, not restored: ${values.join(", ")}`];
+  }
+
   async function converge(
     config: Config | undefined,
     options: ApplyOptions,
@@ -438,7 +480,11 @@ export function createEngine(deps: EngineDeps): Engine {
       // Every read is in before anything is written: a failed read changes nothing.
       const observedFirewall = await rp.firewallRead;
       const { desired } = rp;
-      if (options.dryRun === true) return { ...finishPlan(rp, observedFirewall).report, applied: false };
+      const stateless = removing && saved === undefined ? unrestorable(rp, observedFirewall, options) : [];
+      const withWarnings = <T extends PlanReport>(report: T): T =>
+        stateless.length === 0 ? report : { ...report, warnings: [...report.warnings, ...stateless] };
+      if (options.dryRun === true)
+        return withWarnings({ ...finishPlan(rp, observedFirewall).report, applied: false });
       const routingPayloads = renderRoutingPayloads(rp.diff.changes, desired.sysctls);
       // Routing changes pending: the node is not in sync, whatever the firewall's comparison says,
       // and the ip batches can start before it is made.
@@ -479,7 +525,7 @@ export function createEngine(deps: EngineDeps): Engine {
           await store.write(nextState(false, previousSysctls, createdLinks));
         }
         if (removing && saved !== undefined) await store.remove();
-        return { ...early.report, applied: false };
+        return withWarnings({ ...early.report, applied: false });
       }
 
       // Record what we are about to change before changing it: a crash mid-way still knows the
@@ -631,11 +677,13 @@ export function createEngine(deps: EngineDeps): Engine {
           retriable: base.retriable,
         });
       }
-      return {
+      return withWarnings({
         ...planned.report,
+        // The changes listed are those applied; after them the node is in sync (verified above).
+        inSync: after?.report.inSync ?? planned.report.inSync,
         ownedObjects: after?.report.ownedObjects ?? planned.report.ownedObjects,
         applied: true,
-      };
+      });
     } finally {
       await release();
     }

@@ -80,20 +80,20 @@ export async function ingressCount(topology: Topology, probe: SpoofProbe): Promi
 }
 
 /**
- * The router sends a UDP packet with a source that does not belong on the probe's interface. The
+ * The sender (router, or case 2's lan host) sends a UDP packet with a source that does not belong on the probe's interface. The
  * cell holds when that packet was sent, was counted on the node's ingress (so it reached the node),
  * and was not delivered. "Not delivered" is read after a control packet, sent once the spoofed one
  * was counted, has reached the same socket: the spoofed packet's path through the node is over by then.
  */
 function spoofDropped(probe: SpoofProbe) {
   return async (topology: Topology, timeoutMs: number): Promise<Outcome> => {
-    const router = topology.probe("router");
+    const sender = topology.probe(probe.sender);
     const receiver = topology.probe(probe.receiver);
     const tag = randomBytes(6).toString("hex");
     const spoofed = `spoof-${tag}`;
     const target = { host: probe.address, port: probe.port } as const;
     const counted = await ingressCount(topology, probe);
-    const sent = await router.request({ op: "send-udp", ...target, source: probe.source, payload: spoofed });
+    const sent = await sender.request({ op: "send-udp", ...target, source: probe.source, payload: spoofed });
     if (!sent.ok) {
       return { ok: false, invalid: true, detail: `the spoofed packet was not sent: ${sent.detail}` };
     }
@@ -151,16 +151,17 @@ export function spoofCell(probe: SpoofProbe): CellSpec {
         "for the external interface and must raise eth0 first",
     };
   }
-  // IPv4: before apply the address-less external interface drops every foreign source (rp_filter,
-  // KERNEL-FACTS 5); after apply its rp_filter is 0 and symroute's guard must drop it instead.
-  // IPv6 has no rp_filter: before apply nothing stops the packet, and the cell says so.
+  // The pool's interface (ext0, case 2's eth1). IPv4: before apply the address-less interface drops
+  // every foreign source (rp_filter, KERNEL-FACTS 5); after apply either its rp_filter is still up or
+  // symroute lowered it and its guard must drop the packet instead. IPv6 has no rp_filter: before
+  // apply nothing stops the packet, and the cell says so.
   return probe.family === 4
     ? {
         ...base,
         expectedBefore: true,
         expectedAfter: true,
         proves:
-          "the external interface is not opened to spoofed sources: before apply rp_filter drops the packet; " +
+          "the pool's interface is not opened to spoofed sources: before apply rp_filter drops the packet; " +
           "after apply symroute's anti-spoofing guard does where symroute lowered rp_filter, rp_filter where it did not",
       }
     : {

@@ -5,7 +5,7 @@
 // rp_filter, before any prerouting chain), so "dropped" can never mean "never sent": a spoof cell
 // holds only when its packet was counted on the node's interface and still not delivered.
 
-import { familiesOf, HOST_NETWORK_PORT, POD_PORT } from "./spec.ts";
+import { familiesOf, HOST_NETWORK_PORT, POD_PORT, poolOf } from "./spec.ts";
 import type { FamilyPlan, Host, LabSpec } from "./spec.ts";
 
 export const INGRESS_TABLE = "srlab-ingress";
@@ -14,8 +14,10 @@ export interface SpoofProbe {
   /** Also the name of its counter. */
   readonly name: string;
   readonly family: 4 | 6;
-  /** The node interface the packet enters by. */
-  readonly device: "eth0" | "ext0";
+  /** The node interface the packet enters by: eth0 (management) or the pool's. */
+  readonly device: "eth0" | "ext0" | "eth1";
+  /** The host that sends it: the router, or in case 2 the lan host on the pool's link. */
+  readonly sender: Host;
   readonly source: string;
   readonly target: "pod" | "management";
   readonly address: string;
@@ -42,17 +44,23 @@ function probesOf(spec: LabSpec, f: FamilyPlan): SpoofProbe[] {
       name: `eth0-${v}-management`,
       family: f.family,
       device: "eth0",
+      sender: "router",
       source: f.spoofSource,
       ...management,
     });
   }
-  if (spec.case >= 3) {
+  const pool = poolOf(spec.case, f);
+  if (pool.interface !== "eth0") {
+    const onPoolLink = {
+      family: f.family,
+      device: pool.interface,
+      sender: spec.case === 2 ? "lan" : "router",
+      source: f.externalSpoofSource,
+    } as const;
     probes.push(
       {
-        name: `ext0-${v}-pod`,
-        family: f.family,
-        device: "ext0",
-        source: f.externalSpoofSource,
+        name: `${pool.interface}-${v}-pod`,
+        ...onPoolLink,
         target: "pod",
         address: f.pod,
         port: POD_PORT,
@@ -60,13 +68,7 @@ function probesOf(spec: LabSpec, f: FamilyPlan): SpoofProbe[] {
         // The node itself reaches its pod whatever symroute does.
         control: { from: "node", source: f.podGateway },
       },
-      {
-        name: `ext0-${v}-management`,
-        family: f.family,
-        device: "ext0",
-        source: f.externalSpoofSource,
-        ...management,
-      },
+      { name: `${pool.interface}-${v}-management`, ...onPoolLink, ...management },
     );
   }
   return probes;

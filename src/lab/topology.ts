@@ -279,14 +279,16 @@ function hostSetups(spec: LabSpec): {
     }
     // The router holds a pod-range address so it can send a spoofed packet into the node's eth0.
     if (f.spoofSource !== undefined) setups.router.batch.push(`addr add ${f.spoofSource}/32 dev lo`);
-    if (external) {
-      // And another one whose packets leave by the external link to the node's MAC there (through
-      // the LB address's neighbour entry), whatever their destination: the attacker on the VLAN.
-      const batch = f.family === 4 ? setups.router.batch : setups.router.batch6;
+    if (pool.interface !== "eth0") {
+      // And the attacker on the pool's link (the router in cases 3, 4, the lan host in case 2): a
+      // pod-range source whose packets leave by that link to the node's MAC there (through the LB
+      // address's neighbour entry), whatever their destination.
+      const attacker = external ? setups.router : setups.lan;
+      const batch = f.family === 4 ? attacker.batch : attacker.batch6;
       batch.push(
         `addr add ${f.externalSpoofSource}/${f.family === 4 ? 32 : 128} dev lo`,
         `rule add from ${f.externalSpoofSource} lookup ${SPOOF_TABLE} priority ${SPOOF_TABLE}`,
-        `route add ${any} via ${pool.lbAddress} dev ${externalSide} table ${SPOOF_TABLE}`,
+        `route add ${any} via ${pool.lbAddress} dev ${external ? externalSide : lanSide} table ${SPOOF_TABLE}`,
       );
     }
     if (spec.kubeProxy === "ipvs-like") {

@@ -12,7 +12,7 @@ import {
   type Family,
   type Prefix,
 } from "../model/address.ts";
-import type { Config, KubeProxyMode, NetworkConfig } from "../model/config.ts";
+import type { Config, KubeProxyMode, NetworkConfig } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
 import { formatHex, markValueForIndex, popcount } from "../model/marks.ts";
 import {

@@ -1,7 +1,7 @@
 // The sysctls symroute manages, and the values that keep every other interface's effective
 // rp_filter as it was (KERNEL-FACTS 5): effective = max(conf.all, conf.IFACE).
 
-import type { KubeProxyMode } from "../model/config.ts";
+import type { KubeProxyMode } from "../config/schema.ts";
 import type { RoutingState } from "../model/state.ts";
 import type { NetworkDecision } from "./types.ts";
 
@@ -102,4 +102,22 @@ export function loweredRpFilter(
     if (strength(now) < strength(was)) out.set(ifname, was === 1 ? 1 : 2);
   }
   return out;
+}
+
+/**
+ * The sysctls symroute may have changed, with their values now, in dotted form
+ * ("net.ipv4.conf.all.rp_filter=0"): what a delete without the state file cannot put back, since
+ * only the state records the values from before symroute.
+ */
+export function managedSysctlsNow(node: Pick<RoutingState, "sysctls" | "links">): string[] {
+  const names = [
+    ALL,
+    DEFAULT,
+    ...node.links.map((l) => rpFilterName(l.ifname)).sort(),
+    ARP_IGNORE,
+    ARP_ANNOUNCE,
+  ];
+  return [...new Set(names)]
+    .filter((name) => node.sysctls[name] !== undefined)
+    .map((name) => `${name.replaceAll("/", ".")}=${node.sysctls[name]}`);
 }

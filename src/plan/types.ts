@@ -1,7 +1,7 @@
 // What planning produces: the desired objects, the reasons behind them, and the changes to get there.
 
 import type { Family } from "../model/address.ts";
-import type { Method } from "../model/config.ts";
+import type { Method } from "../config/schema.ts";
 import type { FirewallBackend, Route, Rule } from "../model/state.ts";
 
 /** The article's four cases, named by what they need. */

@@ -95,30 +95,34 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
     }
   }
   if (spec.entries.length === 0) return rules;
-  add("pre", "ct state new jump classify", "classify new connections");
+  const networkOfValue = byValue(spec.entries);
+  // Classification is one lookup per new connection whatever the number of networks (KERNEL-FACTS
+  // 12): a verdict map on interface and destination, with intervals, per family. It jumps to one
+  // small chain per mark value, because `ct mark set ... map` would overwrite the other bits.
+  for (const family of [4, 6] as const) {
+    const elements: string[] = [];
+    for (const e of spec.entries) {
+      if (e.family !== family) continue;
+      // Pools, interface, value: the order in which a bad word is refused.
+      const pools = e.pools.map(cidrToken);
+      const iif = `"${ifnameToken(e.iif)}" . `;
+      const verdict = ` : jump c${hexToken(e.value)}`;
+      for (const pool of pools) elements.push(iif + pool + verdict);
+    }
+    if (elements.length === 0) continue;
+    const ip = family === 4 ? "ip" : "ip6";
+    add(
+      "pre",
+      `ct state new iifname . ${ip} daddr vmap { ${elements.join(", ")} }`,
+      `classify new IPv${family} connections`,
+    );
+  }
   add("pre", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on replies");
   add("out", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on local replies");
-  // Every classify body is HEAD POOLS TAIL VALUE; heads are few (an interface and a family), so they
-  // are built once rather than once per network.
-  const heads: Record<Family, Map<string, string>> = { 4: new Map(), 6: new Map() };
-  const headOf = (e: MarkEntry): string => {
-    let head = heads[e.family].get(e.iif);
-    if (head === undefined) {
-      head = `iifname "${ifnameToken(e.iif)}" ${e.family === 4 ? "ip" : "ip6"} daddr { `;
-      heads[e.family].set(e.iif, head);
-    }
-    return head;
-  };
-  const tail = ` } ct mark set ct mark and ${keep} or `;
-  for (const e of spec.entries) {
-    // Pools, interface, value: the order in which a bad word is refused.
-    const pools = e.pools.map(cidrToken).join(", ");
-    const head = headOf(e);
-    const value = hexToken(e.value);
-    const body = head + pools + tail + value;
-    add("classify", body, `${e.network} v${e.family} mark ${value}`);
+  for (const [value, network] of networkOfValue) {
+    const hex = hexToken(value);
+    add(`c${hex}`, `ct mark set ct mark and ${keep} or ${hex}`, `${network} classify ${hex}`);
   }
-  const networkOfValue = byValue(spec.entries);
   const values = [...networkOfValue.keys()].sort((a, b) => a - b);
   if (values.length > 0) {
     // A verdict map keeps reply handling O(1) whatever the number of networks.
@@ -342,4 +346,36 @@ export function firewallRuleKeys(spec: FirewallSpec): string[] {
 /** Keys of the jump rules, which the iptables observer reports with the others. */
 export function iptablesJumpKeys(family: Family): string[] {
   return ALL_JUMPS(family).map((r) => r.key);
+}
+
+/** How new connections are classified into networks: what `plan` reports. */
+export interface ClassifyForm {
+  readonly backend: FirewallSpec["backend"];
+  /** `map`: one lookup per new connection whatever the number of networks; `rules`: a list walked. */
+  readonly form: "map" | "rules";
+  /** Elements of the maps (`map`) or rules in the list (`rules`): one per pool. */
+  readonly size: number;
+  /** One line in plain words. */
+  readonly text: string;
+}
+
+/** The classify form of a spec; undefined when it marks nothing. */
+export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | undefined {
+  if (spec === undefined || spec.entries.length === 0) return undefined;
+  const size = spec.entries.reduce((n, e) => n + e.pools.length, 0);
+  if (spec.backend === "nftables") {
+    const keys = [...new Set(spec.entries.map((e) => (e.family === 4 ? "ip daddr" : "ip6 daddr")))];
+    return {
+      backend: spec.backend,
+      form: "map",
+      size,
+      text: `one verdict-map lookup on iifname . ${keys.join(" / ")} per new connection (${size} element(s)), whatever the number of networks`,
+    };
+  }
+  return {
+    backend: spec.backend,
+    form: "rules",
+    size,
+    text: `a list of ${size} rule(s), one per pool, walked by every new connection (linear in pools: this front end has no ipset support in symroute yet; docs/benchmarks.md measures the cost)`,
+  };
 }

@@ -115,6 +115,8 @@ export function diagnose(input: DoctorInput): DoctorReport {
       node.firewall.some((f) => f.backend === input.firewall?.backend && f.ruleKeys.includes(k)),
     );
   const apply = input.applyCommand ?? "symroute apply -c FILE";
+  // symroute's anti-spoofing guards, simulated only when its firewall is on the node as planned.
+  const guardsInPlace = firewallInPlace ? (input.firewall?.guards ?? []) : [];
 
   if (input.pendingChanges > 0) {
     findings.push({
@@ -242,14 +244,20 @@ export function diagnose(input: DoctorInput): DoctorReport {
     for (const b of backends) {
       // The request after kube-proxy's DNAT (rp_filter runs after it: KERNEL-FACTS 5).
       const requestTo = d.method === "source" ? lb : b.addr;
-      const request = tracePacket(index, {
-        from: client,
-        to: requestTo,
-        iif: d.interface,
-        ipproto: 6,
-        dport: 8080,
-        sport: 40000,
-      });
+      // As it arrives: to the LB address (symroute's guards, before DNAT, exempt it), then DNAT'ed.
+      const request = tracePacket(
+        index,
+        {
+          from: client,
+          to: lb,
+          ...(requestTo === lb ? {} : { dnatTo: requestTo }),
+          iif: d.interface,
+          ipproto: 6,
+          dport: 8080,
+          sport: 40000,
+        },
+        { guards: guardsInPlace },
+      );
       if (request.result === "unsupported") {
         findings.push({
           network: d.name,
@@ -259,6 +267,18 @@ export function diagnose(input: DoctorInput): DoctorReport {
           summary: `cannot tell: ${request.reason ?? "not modelled"}`,
           cause: "the simulator does not model this state",
           fix: "see `symroute explain` for details",
+        });
+        continue;
+      }
+      if (request.guard?.result === "drop") {
+        findings.push({
+          network: d.name,
+          family: d.family,
+          path: b.path,
+          ok: false,
+          summary: `the request from ${client} to ${lb} is dropped on ${d.interface} by symroute's anti-spoofing guard`,
+          cause: request.guard.reason,
+          fix: "the guard exempts the pools of its interface: check the network's `addresses` and `interface`, and `symroute plan`",
         });
         continue;
       }

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createLinuxKernel } from "../../src/adapters/kernel.ts";
-import { parseRoutes, parseRules } from "../../src/adapters/iproute2-parse.ts";
+import { parseNeighbours, parseRoutes, parseRules } from "../../src/adapters/iproute2-parse.ts";
 
 type Json = Record<string, unknown>;
 const fixture = (name: string): unknown =>
@@ -49,4 +49,22 @@ test("readNode gives the same routes and rules from one batch per family", async
   const node = await kernel.readNode({ sysctls: [], firewalls: [] });
   assertSameObjects(node.routes, [...expected.routes4, ...expected.routes6]);
   assertSameObjects(node.rules, [...expected.rules4, ...expected.rules6]);
+});
+
+test("neighbours parse from `ip -j neigh show` as this kernel prints it (an INCOMPLETE entry has no lladdr)", () => {
+  // Recorded with iproute2 6.1 in a namespace: `ip neigh add ... nud incomplete|permanent`, both families.
+  const v4: Json[] = [
+    { dst: "1.2.3.1", dev: "ext0", state: ["INCOMPLETE"] },
+    { dst: "1.2.3.9", dev: "ext0", lladdr: "02:00:00:00:00:01", state: ["PERMANENT"] },
+  ];
+  const v6: Json[] = [{ dst: "2001:db8::1", dev: "ext0", lladdr: "02:00:00:00:00:02", state: ["PERMANENT"] }];
+  assertSameObjects(parseNeighbours(4, v4), [
+    { ifname: "ext0", family: 4, dst: "1.2.3.1", state: ["INCOMPLETE"] },
+    { ifname: "ext0", family: 4, dst: "1.2.3.9", lladdr: "02:00:00:00:00:01", state: ["PERMANENT"] },
+  ]);
+  assertSameObjects(parseNeighbours(6, v6), [
+    { ifname: "ext0", family: 6, dst: "2001:db8::1", lladdr: "02:00:00:00:00:02", state: ["PERMANENT"] },
+  ]);
+  // Entries without an address or device (never printed so, but not trusted) are left out.
+  assert.deepEqual(parseNeighbours(4, [{ dev: "ext0", state: [] }, { dst: "1.2.3.4" }]), []);
 });

@@ -11,7 +11,7 @@ import { startAgent, type Agent } from "../../src/agent/agent.ts";
 import { createLogger } from "../../src/agent/logger.ts";
 import { createMetrics, type AgentMetrics } from "../../src/agent/metrics.ts";
 import type { ApplyReport, Engine } from "../../src/engine/engine.ts";
-import type { Config } from "../../src/model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 import { SymrouteError } from "../../src/model/errors.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 

@@ -112,6 +112,18 @@ test(
         return v > before ? v : undefined;
       });
       assert.ok(after > before);
+      // The log names what was repaired, the way plan prints it.
+      const logged = agent
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"drift repaired"'))
+        .map((l) => JSON.parse(l) as { repaired?: string[] });
+      assert.ok(
+        logged.some((l) =>
+          (l.repaired ?? []).some((c) => new RegExp(`^ip rule add priority ${victim} `).test(c)),
+        ),
+        agent.output(),
+      );
     });
 
     await t.test("symroute's nft table deleted by hand is put back before the resync", async () => {
@@ -126,6 +138,17 @@ test(
       // The resync interval is 5 minutes: only the firewall monitor can bring it back this soon.
       await pollUntil("the nft table to come back", () => (hasTable() ? true : undefined), 10_000, 20);
       t.diagnostic(`nft table repaired after ${Date.now() - started} ms`);
+    });
+
+    await t.test("/metrics shows reconcile durations, events received and coalesced, memory", () => {
+      const text = nsGet(node.name, `${URL_BASE}/metrics`).body;
+      // The repairs above ran because the kernel monitors reported events.
+      assert.ok((metric(node.name, 'symroute_events_received_total{source="kernel"}') ?? 0) > 0, text);
+      assert.match(text, /^# TYPE symroute_events_coalesced_total counter$/m);
+      assert.match(text, /^# TYPE symroute_reconcile_duration_seconds histogram$/m);
+      assert.match(text, /^symroute_reconcile_duration_seconds_bucket\{le="\+Inf"\} [1-9]/m);
+      assert.ok((metric(node.name, "process_resident_memory_bytes") ?? 0) > 10 * 2 ** 20, text);
+      assert.ok((metric(node.name, "nodejs_heap_size_used_bytes") ?? 0) > 0, text);
     });
 
     await t.test("a changed config file is applied without a restart", async () => {
@@ -149,7 +172,19 @@ test(
         return v !== undefined && Number(v.split(" ").pop()) > errorsBefore ? true : undefined;
       });
       assert.deepEqual(ownedRules(node.name), rules);
+      // The agent says the configuration it runs is not the file's: a gauge, and readiness.
+      assert.equal(metric(node.name, "symroute_config_stale"), 1);
+      const readyz = nsGet(node.name, `${URL_BASE}/readyz`);
+      assert.equal(readyz.status, 200, "the last good configuration is still converged");
+      assert.match(
+        readyz.body,
+        /running config is stale: the last edit of \S+agent\.yaml was refused \(.*name/,
+      );
       writeFileSync(config, TWO_NETWORKS);
+      await pollUntil("the stale gauge back to 0", () =>
+        metric(node.name, "symroute_config_stale") === 0 ? true : undefined,
+      );
+      assert.equal(nsGet(node.name, `${URL_BASE}/readyz`).body, "converged\n");
     });
 
     await t.test("a second agent in the same namespace is refused with exit 1", async () => {

@@ -11,7 +11,7 @@ import { createKubernetesSource } from "../../src/agent/kubernetes/source.ts";
 import { createLogger } from "../../src/agent/logger.ts";
 import { createMetrics } from "../../src/agent/metrics.ts";
 import type { ApplyReport, Engine } from "../../src/engine/engine.ts";
-import type { Config } from "../../src/model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 import { FakeApiServer } from "./support/fake-apiserver.ts";
 import { pollUntil } from "./support/agent-process.ts";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";

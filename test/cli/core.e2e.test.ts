@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI, createNode, e2eUnavailable, must, publicCli, run } from "../support/netns.ts";
@@ -28,6 +28,16 @@ networks:
     gateway: 1.2.3.1
 `,
 );
+
+test("apply -o json reports inSync true once it applied and verified", { skip }, (t) => {
+  const node = createNode(t);
+  const applied = node.symroute(["apply", "-c", PUBLIC, "-o", "json"]);
+  assert.equal(applied.code, 0, applied.stderr);
+  const report = JSON.parse(applied.stdout) as { applied: boolean; inSync: boolean; changes: unknown[] };
+  assert.equal(report.applied, true);
+  assert.ok(report.changes.length > 0, "the changes it applied are listed");
+  assert.equal(report.inSync, true);
+});
 
 test("plan says 2 before apply and 0 after; a second apply changes nothing", { skip }, (t) => {
   const node = createNode(t);
@@ -147,10 +157,9 @@ test("--dry-run prints the payloads and changes nothing", { skip }, (t) => {
   assert.equal(node.dump(), start);
 });
 
-test("without privileges: a clear error, exit 1, nothing changed", { skip }, (t) => {
-  const node = createNode(t);
-  const start = node.dump();
-  const r = node.exec([
+/** `symroute ARGS` as nobody without capabilities, in the node's namespace. */
+function asNobody(node: ReturnType<typeof createNode>, args: readonly string[]) {
+  return node.exec([
     "setpriv",
     "--reuid=65534",
     "--regid=65534",
@@ -158,14 +167,38 @@ test("without privileges: a clear error, exit 1, nothing changed", { skip }, (t)
     "--inh-caps=-all",
     process.execPath,
     publicCli(),
-    "apply",
-    "-c",
-    PUBLIC,
+    ...args,
   ]);
+}
+
+/** A state directory nobody owns (tests never use /var/lib/symroute). */
+function nobodysStateDir(t: { after: (fn: () => void) => void }): string {
+  const stateDir = mkdtempSync(join(tmpdir(), "symroute-nobody-"));
+  chownSync(stateDir, 65534, 65534);
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  return stateDir;
+}
+
+test("without privileges: a clear error, exit 1, nothing changed", { skip }, (t) => {
+  const node = createNode(t);
+  const start = node.dump();
+  const r = asNobody(node, ["apply", "-c", PUBLIC, "--state-dir", nobodysStateDir(t)]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stderr, /error \(permission\)/);
   assert.match(r.stderr, /hint: run (symroute )?as root/);
   assert.equal(node.dump(), start);
+});
+
+test("a state file the user may not read is a permission error that names it", { skip }, (t) => {
+  const node = createNode(t);
+  // root's state (0700, as symroute makes it), then nobody runs plan against it.
+  assert.equal(node.symroute(["apply", "-c", PUBLIC]).code, 0);
+  const r = asNobody(node, ["plan", "-c", PUBLIC, "--state-dir", node.stateDir]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /error \(permission\): cannot read the state file .*state\.json: EACCES/);
+  assert.match(r.stderr, /hint: this user may not use .*--state-dir/);
+  const json = asNobody(node, ["plan", "-c", PUBLIC, "--state-dir", node.stateDir, "-o", "json"]);
+  assert.equal((JSON.parse(json.stdout) as { error: { kind: string } }).error.kind, "permission");
 });
 
 test("a missing tool is named with the package that provides it", { skip }, (t) => {

@@ -3,9 +3,9 @@
 
 import fc from "fast-check";
 import { formatIp, formatPrefix, maskOf, parsePrefix, type Family } from "../../src/model/address.ts";
-import type { Config, Method, NetworkConfig } from "../../src/model/config.ts";
+import type { Config, Method, NetworkConfig } from "../../src/config/schema.ts";
 import { KNOWN_MARK_OWNERS, popcount } from "../../src/model/marks.ts";
-import { FIREWALLS, KUBE_PROXY_MODES, METHODS, REGISTERED_ROUTE_PROTOCOLS } from "../../src/config/fields.ts";
+import { FIREWALLS, KUBE_PROXY_MODES, METHODS, REGISTERED_ROUTE_PROTOCOLS } from "../../src/config/schema.ts";
 
 const MAX_NETWORKS = 4;
 const MAX_POOLS = 3;

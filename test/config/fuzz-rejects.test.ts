@@ -7,7 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { stringify } from "yaml";
-import { configToDocument, parseConfigText, validateConfigObject } from "../../src/config/index.ts";
+import { parseConfigText, validateConfigObject } from "../../src/config/index.ts";
+import { configToDocument } from "./serialize.ts";
 import { validConfig } from "./arbitraries.ts";
 
 const runs = Number(process.env["SYMROUTE_FUZZ_RUNS"] ?? "300");

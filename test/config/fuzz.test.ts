@@ -9,13 +9,14 @@ import { stringify } from "yaml";
 import {
   type ConfigIssue,
   type ConfigResult,
-  configToDocument,
-  configToYaml,
   formatConfigIssues,
   parseConfigText,
   validateConfigObject,
 } from "../../src/config/index.ts";
-import { TOP_LEVEL_KEYS } from "../../src/config/fields.ts";
+import { configToDocument, configToYaml } from "./serialize.ts";
+import { configSchema } from "../../src/config/schema.ts";
+
+const TOP_LEVEL_KEYS = Object.keys(configSchema.shape);
 import { formatIp, formatPrefix, parseIp, parsePrefix } from "../../src/model/address.ts";
 import { hostileFragment, hostileString, hostileValue, validConfig } from "./arbitraries.ts";
 
@@ -41,7 +42,7 @@ function checkIssue(issue: ConfigIssue, withPositions: boolean): void {
   }
   const top = issue.path[0];
   assert.ok(
-    (typeof top === "string" && (TOP_LEVEL_KEYS as readonly string[]).includes(top)) ||
+    (typeof top === "string" && TOP_LEVEL_KEYS.includes(top)) ||
       issue.message.startsWith("unknown key ") ||
       DOCUMENT_LEVEL.test(issue.message),
     `the path does not name a field: ${JSON.stringify(issue.path)} ${issue.message}`,

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseConfigText } from "../../src/config/index.ts";
-import type { Config } from "../../src/model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 import { createEngine, describeChange, describeChanges } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";

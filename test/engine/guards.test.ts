@@ -9,7 +9,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { parseConfigText } from "../../src/config/index.ts";
-import type { Config } from "../../src/model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 
 function config(yaml: string): Config {
   const result = parseConfigText(yaml);

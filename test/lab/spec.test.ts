@@ -70,7 +70,7 @@ describe("lab matrix", () => {
           failing.every(
             (c) =>
               (c.kind === "external" && c.name.includes("→ LB") && !c.name.includes("node →")) ||
-              (c.kind === "spoof" && c.family === 6 && c.name.includes("into node ext0")),
+              (c.kind === "spoof" && c.family === 6 && !c.name.includes("into node eth0")),
           ),
         );
         assert.ok(failing.some((c) => c.kind === "external"));
@@ -196,14 +196,20 @@ describe("lab probe arguments and options", () => {
 describe("lab spoof probes", () => {
   const external: LabSpec = { case: 3, kubeProxy: "iptables", firewall: "nftables", dualStack: true };
 
-  it("send into eth0 (IPv4) everywhere and into ext0 (both families, pod and management) in cases 3, 4", () => {
+  it("send into eth0 (IPv4) everywhere and into the pool's interface (both families, pod and management) in cases 2-4", () => {
     assert.deepEqual(
       spoofProbesOf(external).map((p) => p.name),
       ["eth0-v4-management", "ext0-v4-pod", "ext0-v4-management", "ext0-v6-pod", "ext0-v6-management"],
     );
     assert.deepEqual(
-      spoofProbesOf({ ...external, case: 2 }).map((p) => p.name),
-      ["eth0-v4-management"],
+      spoofProbesOf({ ...external, case: 2 }).map((p) => [p.name, p.sender]),
+      [
+        ["eth0-v4-management", "router"],
+        ["eth1-v4-pod", "lan"],
+        ["eth1-v4-management", "lan"],
+        ["eth1-v6-pod", "lan"],
+        ["eth1-v6-management", "lan"],
+      ],
     );
   });
 

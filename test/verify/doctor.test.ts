@@ -5,10 +5,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseConfigText } from "../../src/config/index.ts";
-import type { Config } from "../../src/model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";
+import type { FirewallSpec } from "../../src/plan/types.ts";
+import { firewallRuleKeys } from "../../src/render/firewall.ts";
 import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 
@@ -170,4 +172,45 @@ networks:
   await createEngine({ kernel, store }).apply(case2);
   const after = await run(kernel, case2, store);
   assert.deepEqual(failing(after), []);
+});
+
+test("symroute's guards are simulated on the request: in place they exempt the pool, a guard without it is named", async () => {
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(CASE3);
+  const plan = await createEngine({ kernel, store }).plan(CASE3);
+  const spec = plan.firewallSpec;
+  assert.ok(spec !== undefined);
+  assert.ok(spec.guards?.some((g) => g.iif === "ext0" && g.family === 4));
+  const report = (firewall: FirewallSpec, node: NodeState) =>
+    diagnose({
+      node,
+      decisions: plan.networks,
+      firewall,
+      podCIDRs: CASE3.podCIDRs,
+      routeProtocol: CASE3.routeProtocol,
+      kubeProxyMode: plan.kubeProxyMode,
+      pendingChanges: 0,
+      host: {},
+    });
+  assert.deepEqual(failing(report(spec, kernel.state)), []);
+  // A guard on ext0 that forgot the pool, and its rules on the node: the request is dropped.
+  const broken: FirewallSpec = {
+    ...spec,
+    guards: (spec.guards ?? []).map((g) => (g.iif === "ext0" ? { ...g, exempt: [] } : g)),
+  };
+  const node: NodeState = {
+    ...kernel.state,
+    firewall: [{ backend: broken.backend, ruleKeys: firewallRuleKeys(broken) }],
+  };
+  const problems = report(broken, node).findings.filter((f) => !f.ok);
+  assert.ok(
+    problems.some(
+      (f) =>
+        f.path === "client to LB, pod backend" &&
+        /dropped on ext0 by symroute's anti-spoofing guard/.test(f.summary) &&
+        /strict guard on ext0: lookup of the source 203\.0\.113\.10/.test(f.cause ?? ""),
+    ),
+    JSON.stringify(problems, null, 2),
+  );
 });

@@ -114,7 +114,9 @@ export function registerAgent(program: Command): void {
               },
             );
           }
-          stateDir ??= loadConfigOrThrow(text, opts.config).stateDir;
+          // Checked even with --state-dir: a file that is wrong at start is an error, not a wait.
+          const fileConfig = loadConfigOrThrow(text, opts.config);
+          stateDir ??= fileConfig.stateDir;
         }
         const logger = createLogger(opts.logLevel);
         // Listen for signals before starting anything, so that a SIGTERM during start-up also stops cleanly.

@@ -4,10 +4,11 @@ import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { loadConfigOrThrow } from "../../config/index.ts";
-import type { Config } from "../../model/config.ts";
+import type { Config } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
+import { classifyForm } from "../../render/firewall.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
@@ -77,8 +78,11 @@ export function planToJson(
     conflicts: report.conflicts,
     warnings: report.warnings,
     ownedObjects: report.ownedObjects,
+    // The state file this run used (absent from reports made without an engine).
+    ...(report.state === undefined ? {} : { state: report.state }),
     guards: report.firewallSpec?.guards ?? [],
     arpProbes: report.firewallSpec?.arpProbes ?? [],
+    classify: classifyForm(report.firewallSpec) ?? null,
     ...(options.payloads
       ? {
           payloads: {
@@ -99,6 +103,12 @@ export function formatPlanText(report: PlanReport, title: string): string {
     pc.bold(title) +
       pc.dim(`  (firewall: ${report.firewall ?? "-"}, kube-proxy: ${report.kubeProxyMode ?? "-"})`),
   );
+  if (report.state !== undefined)
+    out.push(
+      pc.dim(
+        `  state: ${report.state.file} (${report.state.found ? "found" : "none: no earlier apply recorded"})`,
+      ),
+    );
   const why = `    ${pc.dim("why:")} `;
   for (const n of report.networks) {
     let extra = n.table === undefined ? "" : `, table ${n.table}`;
@@ -118,6 +128,11 @@ export function formatPlanText(report: PlanReport, title: string): string {
   for (const p of report.firewallSpec?.arpProbes ?? []) {
     out.push(`  ${pc.cyan("arp probes")} on ${p.oif} for ${p.targets.join(", ")}`, why + p.reason);
   }
+  const classify = classifyForm(report.firewallSpec);
+  if (classify !== undefined)
+    out.push(
+      `  ${pc.cyan("classify")} new connections (${classify.backend}): ${pc.bold(classify.form)}, ${classify.text}`,
+    );
   const changes = report.changes;
   if (changes.length === 0) {
     out.push(pc.green("In sync: nothing to change."));
@@ -226,16 +241,24 @@ export function registerPlanApplyDelete(program: Command): void {
     .description(
       "Remove everything symroute owns on this node and restore the sysctls it changed. Without -c, uses the settings recorded at the last apply.",
     )
-    .addHelpText("after", "\nExit codes: 0 removed (or nothing to remove), 1 error.")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 removed (or nothing to remove), 1 error, also when symroute's objects are on the node but its state file is not (without --force).",
+    )
     .option("-c, --config <file>", "configuration file, for its routeProtocol, rulePriorities and stateDir")
     .addOption(dryRunOption())
     .addOption(outputOption())
     .addOption(stateDirOption())
     .addOption(lockWaitOption())
+    .option(
+      "--force",
+      "remove symroute's objects even when its state file is missing; the sysctls it changed then stay as they are",
+    )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
         const report = await engineFor(opts.stateDir, config).remove(config, {
+          force: opts.force === true,
           dryRun: opts.dryRun === true,
           lockWaitMs: opts.lockWait * 1000,
         });

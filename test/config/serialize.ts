@@ -1,8 +1,7 @@
-// A Config back in the file shape: what `symroute` can print as the effective configuration, and
-// what the round-trip property test feeds back into the loader.
+// A Config back in the file shape: what the round-trip property tests feed back into the loader.
 
 import { stringify } from "yaml";
-import type { Config } from "../model/config.ts";
+import type { Config } from "../../src/config/schema.ts";
 
 /** The file shape with every default written out; one gateway is a string, two are a list. */
 export function configToDocument(config: Config): Record<string, unknown> {
