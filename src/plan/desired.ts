@@ -215,6 +215,28 @@ function classify(
   };
 }
 
+/**
+ * A network whose pools of one family have no gateway while the other family has one: most likely a
+ * forgotten gateway. The kernel routes replies of that family by main: a client beyond a router gets
+ * its reply through main's default route, not back through the pool's interface (where a router that
+ * checks sources drops it, or it never arrives). A warning rather than an error: clients on the
+ * interface's own link are served, and that setup is legitimate (docs/config.md).
+ */
+function halfGatewayWarnings(classified: readonly Classified[], facts: NodeFacts, warnings: string[]): void {
+  for (const c of classified) {
+    const { network, family, gateway, poolTexts } = c.ctx;
+    if (gateway !== undefined) continue;
+    const other: Family = family === 4 ? 6 : 4;
+    const otherGateway = network.gateways[other];
+    if (otherGateway === undefined) continue;
+    warnings.push(
+      `network "${network.name}": IPv${family} pools ${poolTexts.join(", ")} have no IPv${family} gateway while IPv${other} has ${otherGateway}: ` +
+        `symroute treats them as on-link on ${network.interface} (method ${c.method}), and the kernel routes replies to IPv${family} clients beyond that link by main, ` +
+        `not back through ${network.interface} (${facts.mainDefaultText[family]}); add the IPv${family} router to gateway if such clients exist`,
+    );
+  }
+}
+
 const usesTable = (c: Classified): boolean => c.method === "source" || c.method === "connmark";
 const usesMark = (c: Classified): boolean => c.method === "connmark";
 
@@ -364,6 +386,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
 
   for (const network of config.networks) {
     const classified = familyContexts(network).map((c) => classify(c, facts, input.kubeProxyMode));
+    halfGatewayWarnings(classified, facts, warnings);
     const needsTable = classified.some(usesTable);
     const needsMark = classified.some(usesMark);
     const saved = savedAllocations[network.name];
