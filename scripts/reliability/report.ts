@@ -436,7 +436,7 @@ function soakSection(out: (...l: string[]) => void, soak: SoakJson | undefined):
   if (soak.rssKiB !== undefined && soak.fds !== undefined)
     out(
       `- RSS first / last / max: ${int.format(soak.rssKiB.first)} / ${int.format(soak.rssKiB.last)} / ${int.format(soak.rssKiB.max)} KiB ` +
-        `(second half grew by ${int.format(soak.rssKiB.growthSecondHalf)} KiB); open descriptors ${soak.fds.first} / ${soak.fds.last} / ${soak.fds.max}.`,
+        `(change over the second half: ${int.format(soak.rssKiB.growthSecondHalf)} KiB); open descriptors ${soak.fds.first} / ${soak.fds.last} / ${soak.fds.max}.`,
     );
   if (soak.agentMetrics !== undefined)
     out(
@@ -482,12 +482,26 @@ function soakSection(out: (...l: string[]) => void, soak: SoakJson | undefined):
     out("");
   }
   out(
-    "**Known cause of late repairs under churn.** A drift made while the agent applies fails that",
-    "apply's verification (`1 change(s) still pending after apply`); the engine rolls the whole apply",
-    "back and the agent schedules a retry with exponential back-off (`src/agent/backoff.ts`). While a",
-    "retry is scheduled, a kernel event does not bring it forward (`src/agent/reconcile-loop.ts`,",
-    "`trigger()`), so under the soak's churn a repair can wait for the back-off rather than for the",
-    "event. The table of misses above shows, per miss, whether such errors preceded it.",
+    "**Why repairs come late under the soak's churn** (from `src/agent/reconcile-loop.ts`). Two",
+    "mechanisms delay a repair without anything being wrong with the node:",
+    "",
+    "- _Churn damping._ When more than `churnLimit` reconciles in a row each had to repair something,",
+    "  the loop waits an exponential back-off (`src/agent/backoff.ts`) before the next one, and a",
+    "  kernel event does not bring it forward while that wait is scheduled (`#scheduleNext()` and",
+    "  `trigger()`). Only a reconcile that changes nothing, or a config change (`resetBackoff`), resets",
+    "  it. The soak deletes one of symroute's objects right after each repair, which is exactly the",
+    '  "another component keeps undoing us" pattern the damping exists for; a run of drift events',
+    "  without a config event in between grows the wait past the deadline. A miss with **no agent",
+    "  error** in its window (table above) is most likely this one: damping logs nothing (the load",
+    "  average, given above, slows every repair as well).",
+    "- _Verification races._ A drift made while the agent applies fails that apply's verification",
+    "  (`1 change(s) still pending after apply`); the engine rolls the apply back and the agent retries",
+    "  after its failure back-off, which an event does not bring forward either. A miss preceded by",
+    "  such errors is this one.",
+    "",
+    "Both bound a repair by the back-off ceiling rather than by the event. For a node where something",
+    "really keeps deleting symroute's objects that is the intended trade (the agent stops fighting",
+    "hard); for a one-off drift after a busy period it is a delay the soak makes visible.",
     "",
     "**Not covered.** Runs of hours; the Kubernetes source (API server churn) in the soak.",
     "",
