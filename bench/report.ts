@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { AgentResults, AgentSize } from "./agent.bench.ts";
 import type { ApplyResults, Sample, SizeResult } from "./apply.bench.ts";
+import { dataplaneSection } from "./dataplane-report.ts";
 import { percentile, readResult, REPO, RESULTS, run, stats, type Stats } from "./lib.ts";
 
 export const OUT = join(REPO, "docs/benchmarks.md");
@@ -534,6 +535,7 @@ export function renderBenchmarks(): string {
     growthSection(apply, agent);
     checks(apply);
   }
+  out(...dataplaneSection());
   return `${lines.join("\n").trimEnd()}\n`;
 }
 

@@ -358,11 +358,9 @@ export function computeDesired(input: DesiredInput): DesiredState {
   for (const network of config.networks) {
     const a = savedAllocations[network.name];
     if (a === undefined) continue;
-    const tableOk =
-      a.table !== undefined &&
-      a.table >= config.tables.from &&
-      a.table <= config.tables.to &&
-      !foreignTables.has(a.table);
+    // A foreign object that appeared in a table symroute already uses does not move it (the
+    // operator's route would silently lose its effect): it is reported as a conflict (diff.ts).
+    const tableOk = a.table !== undefined && a.table >= config.tables.from && a.table <= config.tables.to;
     const markOk = a.mark !== undefined && (a.mark & ~config.marks.mask) === 0 && a.mark !== 0;
     allocator.claim(tableOk ? a.table : undefined, markOk ? a.mark : undefined);
   }
@@ -373,6 +371,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const rules: Rule[] = [];
   const marks: MarkEntry[] = [];
   const allocations: Record<string, { table?: number; mark?: number }> = {};
+  const allocatedTables = new Set<number>();
   const band = config.rulePriorities;
   // Exemptions first, then every network's rule at one priority: their selectors never overlap,
   // so adding a network never renumbers the others.
@@ -395,12 +394,10 @@ export function computeDesired(input: DesiredInput): DesiredState {
     if (needsTable) {
       table =
         network.table ??
-        (saved?.table !== undefined &&
-        saved.table >= config.tables.from &&
-        saved.table <= config.tables.to &&
-        !foreignTables.has(saved.table)
+        (saved?.table !== undefined && saved.table >= config.tables.from && saved.table <= config.tables.to
           ? saved.table
           : allocator.table());
+      if (network.table === undefined) allocatedTables.add(table);
     }
     if (needsMark) {
       mark =
@@ -508,6 +505,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     vlans,
     allocations,
     warnings,
+    ...(allocatedTables.size > 0 ? { allocatedTables: [...allocatedTables].sort((a, b) => a - b) } : {}),
   };
 }
 
