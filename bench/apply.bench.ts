@@ -16,6 +16,7 @@ import {
   ipReadCommands,
   KUBE_PROXY_IPTABLES_ARGS,
   KUBE_PROXY_NFT_ARGS,
+  NFT_ARP_READ_ARGS,
   NFT_READ_ARGS,
 } from "../src/adapters/node-reads.ts";
 import {
@@ -86,6 +87,8 @@ export interface ProfileEntry {
 
 export interface ApplyResults {
   readonly date: string;
+  /** How bin/symroute starts the CLI; absent in results from before issue 14 (bundle + code cache). */
+  readonly cli?: string;
   /** Self time by function of one `apply --dry-run` at the largest size (node --cpu-prof). */
   profile?: { networks: number; totalMs: number; top: ProfileEntry[] };
   readonly overheads: { netnsExec: Sample[]; bash: Sample[]; nodeStart: Sample[]; symrouteVersion: Sample[] };
@@ -171,8 +174,11 @@ function leastApplyScript(p: Payloads, dir: string): string {
     reads.push(ipBatchRead(f, input));
   }
   for (const f of p.firewall) {
-    if (f.tool === "nft") reads.push(`nft ${NFT_READ_ARGS.join(" ")}`);
-    else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save ${IPTABLES_READ_ARGS.join(" ")}`);
+    if (f.tool === "nft") {
+      if (f.script.includes("table inet ")) reads.push(`nft ${NFT_READ_ARGS.join(" ")}`);
+      // The ARP probes' table (KERNEL-FACTS 10), read back like the rest.
+      if (f.script.includes("table arp ")) reads.push(`nft ${NFT_ARP_READ_ARGS.join(" ")}`);
+    } else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save ${IPTABLES_READ_ARGS.join(" ")}`);
   }
   const lines = [
     "set -e",
@@ -188,25 +194,35 @@ function leastApplyScript(p: Payloads, dir: string): string {
   return script;
 }
 
-/** nft table/chain/rule commands from symroute's `nft -f` script (one table, chains, rules). */
+/** nft table/chain/rule objects from symroute's `nft -f` script (its tables, their chains and rules). */
 function nftObjects(script: string): {
-  chains: { name: string; hook?: string }[];
-  rules: { chain: string; body: string }[];
+  tables: string[];
+  chains: { table: string; name: string; hook?: string }[];
+  rules: { table: string; chain: string; body: string }[];
 } {
-  const chains: { name: string; hook?: string }[] = [];
-  const rules: { chain: string; body: string }[] = [];
-  let chain: { name: string; hook?: string } | undefined;
+  const tables: string[] = [];
+  const chains: { table: string; name: string; hook?: string }[] = [];
+  const rules: { table: string; chain: string; body: string }[] = [];
+  let table: string | undefined;
+  let chain: { table: string; name: string; hook?: string } | undefined;
   for (const raw of script.split("\n")) {
     const line = raw.trim();
+    const opened = /^table (\S+ \S+) \{$/.exec(line);
     const open = /^chain (\S+) \{$/.exec(line);
-    if (open !== null) {
-      chain = { name: open[1] as string };
+    if (opened !== null) {
+      table = opened[1] as string;
+      if (!tables.includes(table)) tables.push(table);
+    } else if (open !== null && table !== undefined) {
+      chain = { table, name: open[1] as string };
       chains.push(chain);
     } else if (chain !== undefined && line.startsWith("type ")) chain.hook = line;
-    else if (line === "}") chain = undefined;
-    else if (chain !== undefined && line !== "") rules.push({ chain: chain.name, body: line });
+    else if (line === "}") {
+      if (chain !== undefined) chain = undefined;
+      else table = undefined;
+    } else if (chain !== undefined && line !== "")
+      rules.push({ table: chain.table, chain: chain.name, body: line });
   }
-  return { chains, rules };
+  return { tables, chains, rules };
 }
 
 /** One process per object: the shell script a person writes with one command per route, rule, chain. */
@@ -219,13 +235,13 @@ function perObjectApplyScript(p: Payloads, dir: string): { path: string; process
     for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
   for (const f of p.firewall) {
     if (f.tool !== "nft") throw new Error("the per-object variant is written for nftables only");
-    const { chains, rules } = nftObjects(f.script);
-    cmds.push("nft add table inet symroute");
+    const { tables, chains, rules } = nftObjects(f.script);
+    for (const t of tables) cmds.push(`nft add table ${t}`);
     for (const c of chains) {
       const spec = c.hook === undefined ? "" : ` { ${c.hook} }`;
-      cmds.push(`nft ${shellWord(`add chain inet symroute ${c.name}${spec}`)}`);
+      cmds.push(`nft ${shellWord(`add chain ${c.table} ${c.name}${spec}`)}`);
     }
-    for (const r of rules) cmds.push(`nft ${shellWord(`add rule inet symroute ${r.chain} ${r.body}`)}`);
+    for (const r of rules) cmds.push(`nft ${shellWord(`add rule ${r.table} ${r.chain} ${r.body}`)}`);
   }
   for (const l of p.linkDeletes) cmds.push(`ip ${l}`);
   const path = join(dir, "per-object-apply.sh");
@@ -238,8 +254,9 @@ function perObjectDeleteScript(node: BenchNode, p: Payloads, dir: string): strin
   const cmds: string[] = [];
   for (const [family, batch] of Object.entries(p.ip))
     for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
-  const listed = run(node.inside(["nft", "-j", "-a", "list", "table", "inet", "symroute"]));
-  if (listed.code === 0) {
+  for (const table of ["inet symroute", "arp symroute"]) {
+    const listed = run(node.inside(["nft", "-j", "-a", "list", "table", ...table.split(" ")]));
+    if (listed.code !== 0) continue;
     const items = (
       JSON.parse(listed.stdout) as {
         nftables: Record<string, { name?: string; chain?: string; handle?: number }>[];
@@ -249,11 +266,11 @@ function perObjectDeleteScript(node: BenchNode, p: Payloads, dir: string): strin
     for (const item of items) {
       const rule = item["rule"];
       const chain = item["chain"];
-      if (rule !== undefined) cmds.push(`nft delete rule inet symroute ${rule.chain} handle ${rule.handle}`);
+      if (rule !== undefined) cmds.push(`nft delete rule ${table} ${rule.chain} handle ${rule.handle}`);
       else if (chain?.name !== undefined) chains.push(chain.name);
     }
-    for (const c of chains) cmds.push(`nft delete chain inet symroute ${shellWord(c)}`);
-    cmds.push("nft delete table inet symroute");
+    for (const c of chains) cmds.push(`nft delete chain ${table} ${shellWord(c)}`);
+    cmds.push(`nft delete table ${table}`);
   }
   for (const l of p.linkDeletes) cmds.push(`ip ${l}`);
   const path = join(dir, "per-object-delete.sh");
@@ -281,6 +298,7 @@ function readsScripts(dir: string): { reads: string; least: string } {
     batch(4),
     batch(6),
     `nft ${NFT_READ_ARGS.join(" ")}`,
+    `nft ${NFT_ARP_READ_ARGS.join(" ")}`,
     `iptables-save ${IPTABLES_READ_ARGS.join(" ")}`,
     `ip6tables-save ${IPTABLES_READ_ARGS.join(" ")}`,
     `nft ${KUBE_PROXY_NFT_ARGS.join(" ")}`,
@@ -482,7 +500,12 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench/apply.bench.ts needs root (network namespaces)");
   if (!HAVE_GNU_TIME)
     log("GNU time (/usr/bin/time) is missing: peak memory is not measured (apt-get install time)");
-  const results: ApplyResults = { date: new Date().toISOString(), overheads: await overheads(), sizes: [] };
+  const results: ApplyResults = {
+    date: new Date().toISOString(),
+    cli: "dist/cli/main.js (tsc output, no bundle, no code cache)",
+    overheads: await overheads(),
+    sizes: [],
+  };
   for (const networks of sizes()) {
     const started = Date.now();
     results.sizes.push(await measureSize(networks));

@@ -30,7 +30,7 @@ trap 'exit 130' INT TERM
 
 TSX=(node --import tsx)
 mkdir -p bench/results
-rm -f bench/results/apply.json bench/results/agent.json
+rm -f bench/results/apply.json bench/results/agent.json bench/results/dataplane.json
 status=0
 echo "bench: apply, no-op and delete (items 1-3, 6)"
 "${TSX[@]}" bench/apply.bench.ts || status=1
@@ -40,6 +40,8 @@ if [ -f bench/explain.bench.ts ]; then
   echo "bench: explain (item 5)"
   "${TSX[@]}" bench/explain.bench.ts || status=1
 fi
+echo "bench: data plane, cost per packet (issue 15 item 2)"
+"${TSX[@]}" bench/dataplane.bench.ts || status=1
 "${TSX[@]}" bench/report.ts --record-machine
 echo "bench: took $(($(date +%s) - SRBENCH_STARTED)) s; see docs/benchmarks.md"
 exit "$status"

@@ -215,7 +215,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       metrics.configLoaded.set(1);
       metrics.networks.set(config.networks.length);
       metrics.lastSuccess.set(Date.now() / 1000);
-      metrics.converged.set(1);
+      // Foreign objects in the way: the node is not what the configuration asks; readiness says so.
+      metrics.converged.set(report.conflicts.length === 0 ? 1 : 0);
       if (changed && !configChanged) {
         metrics.driftRepairs.inc();
         logger.warn(
@@ -245,7 +246,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         lastConflicts = conflictText;
       }
       for (const w of report.warnings) logger.debug({ warning: w }, "plan warning");
-      lastOutcome = { ok: true, reason: "converged" };
+      lastOutcome =
+        report.conflicts.length === 0
+          ? { ok: true, reason: "converged" }
+          : {
+              ok: false,
+              reason: `converged except ${report.conflicts.length} conflict(s) with foreign objects: ${report.conflicts
+                .slice(0, 3)
+                .map((c) => `${c.object}: ${c.reason}`)
+                .join("; ")}`,
+            };
       end();
       if (pendingCacheSave !== undefined && options.kubernetes?.cache !== undefined) {
         const toSave = pendingCacheSave;
@@ -358,6 +368,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const loop = new ReconcileLoop({
     reconcile,
     clock,
+    onTrigger: (reason, coalesced) => {
+      // The source without its detail (`kubernetes:networks` counts as kubernetes): few label values.
+      const source = reason.split(":")[0] ?? reason;
+      metrics.eventsReceived.inc({ source });
+      if (coalesced) metrics.eventsCoalesced.inc({ source });
+    },
     ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
     ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
   });

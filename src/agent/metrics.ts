@@ -18,6 +18,8 @@ export const METRIC_NAMES = {
   sourceErrors: "symroute_source_errors_total",
   networks: "symroute_networks",
   converged: "symroute_converged",
+  eventsReceived: "symroute_events_received_total",
+  eventsCoalesced: "symroute_events_coalesced_total",
 } as const;
 
 export interface AgentMetrics {
@@ -36,6 +38,8 @@ export interface AgentMetrics {
   readonly sourceErrors: Counter<"source">;
   readonly networks: Gauge;
   readonly converged: Gauge;
+  readonly eventsReceived: Counter<"source">;
+  readonly eventsCoalesced: Counter<"source">;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -117,6 +121,18 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     converged: new Gauge({
       name: METRIC_NAMES.converged,
       help: "1 when the last reconcile converged the node (what /readyz says), else 0.",
+      registers,
+    }),
+    eventsReceived: new Counter({
+      name: METRIC_NAMES.eventsReceived,
+      help: "Events that asked for a reconcile (kernel, config-file, kubernetes), by source.",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    eventsCoalesced: new Counter({
+      name: METRIC_NAMES.eventsCoalesced,
+      help: "Events merged into a reconcile already scheduled or running (no reconcile of their own), by source.",
+      labelNames: ["source"] as const,
       registers,
     }),
   };

@@ -24,6 +24,11 @@ export interface ReconcileLoopOptions {
   readonly resyncMs?: number;
   /** Consecutive runs that changed something before the loop starts slowing down. */
   readonly churnLimit?: number;
+  /**
+   * Told of every trigger; `coalesced` when it starts no reconcile of its own (merged into one
+   * already scheduled or running, or waiting for a retry): what the agent's metrics count.
+   */
+  readonly onTrigger?: (reason: string, coalesced: boolean) => void;
 }
 
 export interface TriggerOptions {
@@ -40,6 +45,7 @@ export class ReconcileLoop {
   readonly #backoff: BackoffOptions;
   readonly #resyncMs: number;
   readonly #churnLimit: number;
+  readonly #onTrigger: (reason: string, coalesced: boolean) => void;
   #scheduled: Scheduled | undefined;
   #running: Promise<void> | undefined;
   #dirty = false;
@@ -56,6 +62,7 @@ export class ReconcileLoop {
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#resyncMs = options.resyncMs ?? 60_000;
     this.#churnLimit = options.churnLimit ?? 3;
+    this.#onTrigger = options.onTrigger ?? (() => undefined);
   }
 
   /** Starts with an immediate reconcile. */
@@ -67,6 +74,7 @@ export class ReconcileLoop {
   }
 
   trigger(reason: string, options: TriggerOptions = {}): void {
+    this.#onTrigger(reason, this.#coalesces(options));
     this.#reasons.add(reason);
     if (options.resetBackoff === true) {
       this.#failures = 0;
@@ -81,6 +89,14 @@ export class ReconcileLoop {
     if (kind === "debounce") return;
     if ((kind === "retry" || kind === "churn") && options.resetBackoff !== true) return;
     this.#scheduleNext();
+  }
+
+  /** Whether a trigger now would start no reconcile of its own (the branches of `trigger`). */
+  #coalesces(options: TriggerOptions): boolean {
+    if (this.#stopped) return true;
+    if (this.#running !== undefined) return this.#dirty;
+    const kind = this.#scheduled?.kind;
+    return kind === "debounce" || ((kind === "retry" || kind === "churn") && options.resetBackoff !== true);
   }
 
   /** Cancels timers and waits for a reconcile in progress. */

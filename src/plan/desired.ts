@@ -215,6 +215,28 @@ function classify(
   };
 }
 
+/**
+ * A network whose pools of one family have no gateway while the other family has one: most likely a
+ * forgotten gateway. The kernel routes replies of that family by main: a client beyond a router gets
+ * its reply through main's default route, not back through the pool's interface (where a router that
+ * checks sources drops it, or it never arrives). A warning rather than an error: clients on the
+ * interface's own link are served, and that setup is legitimate (docs/config.md).
+ */
+function halfGatewayWarnings(classified: readonly Classified[], facts: NodeFacts, warnings: string[]): void {
+  for (const c of classified) {
+    const { network, family, gateway, poolTexts } = c.ctx;
+    if (gateway !== undefined) continue;
+    const other: Family = family === 4 ? 6 : 4;
+    const otherGateway = network.gateways[other];
+    if (otherGateway === undefined) continue;
+    warnings.push(
+      `network "${network.name}": IPv${family} pools ${poolTexts.join(", ")} have no IPv${family} gateway while IPv${other} has ${otherGateway}: ` +
+        `symroute treats them as on-link on ${network.interface} (method ${c.method}), and the kernel routes replies to IPv${family} clients beyond that link by main, ` +
+        `not back through ${network.interface} (${facts.mainDefaultText[family]}); add the IPv${family} router to gateway if such clients exist`,
+    );
+  }
+}
+
 const usesTable = (c: Classified): boolean => c.method === "source" || c.method === "connmark";
 const usesMark = (c: Classified): boolean => c.method === "connmark";
 
@@ -336,11 +358,9 @@ export function computeDesired(input: DesiredInput): DesiredState {
   for (const network of config.networks) {
     const a = savedAllocations[network.name];
     if (a === undefined) continue;
-    const tableOk =
-      a.table !== undefined &&
-      a.table >= config.tables.from &&
-      a.table <= config.tables.to &&
-      !foreignTables.has(a.table);
+    // A foreign object that appeared in a table symroute already uses does not move it (the
+    // operator's route would silently lose its effect): it is reported as a conflict (diff.ts).
+    const tableOk = a.table !== undefined && a.table >= config.tables.from && a.table <= config.tables.to;
     const markOk = a.mark !== undefined && (a.mark & ~config.marks.mask) === 0 && a.mark !== 0;
     allocator.claim(tableOk ? a.table : undefined, markOk ? a.mark : undefined);
   }
@@ -351,6 +371,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const rules: Rule[] = [];
   const marks: MarkEntry[] = [];
   const allocations: Record<string, { table?: number; mark?: number }> = {};
+  const allocatedTables = new Set<number>();
   const band = config.rulePriorities;
   // Exemptions first, then every network's rule at one priority: their selectors never overlap,
   // so adding a network never renumbers the others.
@@ -364,6 +385,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
 
   for (const network of config.networks) {
     const classified = familyContexts(network).map((c) => classify(c, facts, input.kubeProxyMode));
+    halfGatewayWarnings(classified, facts, warnings);
     const needsTable = classified.some(usesTable);
     const needsMark = classified.some(usesMark);
     const saved = savedAllocations[network.name];
@@ -372,12 +394,10 @@ export function computeDesired(input: DesiredInput): DesiredState {
     if (needsTable) {
       table =
         network.table ??
-        (saved?.table !== undefined &&
-        saved.table >= config.tables.from &&
-        saved.table <= config.tables.to &&
-        !foreignTables.has(saved.table)
+        (saved?.table !== undefined && saved.table >= config.tables.from && saved.table <= config.tables.to
           ? saved.table
           : allocator.table());
+      if (network.table === undefined) allocatedTables.add(table);
     }
     if (needsMark) {
       mark =
@@ -485,6 +505,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     vlans,
     allocations,
     warnings,
+    ...(allocatedTables.size > 0 ? { allocatedTables: [...allocatedTables].sort((a, b) => a - b) } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // desired vs observed -> the changes, and the foreign objects in the way. Only objects symroute
 // owns (its route/rule protocol, its firewall table or chains, sysctls it recorded) are ever changed.
 
+import { parsePrefix, prefixContains } from "../model/address.ts";
 import { routeKey, ruleKey, sameRouteValue } from "../model/keys.ts";
 import type { Link, NodeState, OwnedFirewall, Route, RoutingState, Rule } from "../model/state.ts";
 import { firewallRuleKeys } from "../render/firewall.ts";
@@ -97,9 +98,18 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       changes.push({ kind: "route", action: "replace", route, previous: current });
     }
   }
+  // A foreign route in a table symroute allocated changes where symroute's replies go (or is lost
+  // on them): a conflict for the operator to resolve, never a reason to move to another table.
+  const allocated = new Set(desired.allocatedTables ?? []);
   node.routes.forEach((r, i) => {
-    if (r.protocol === own.routeProtocol && !desiredRouteKeys.has(observedRouteKeys[i] ?? "")) {
+    const key = observedRouteKeys[i] ?? "";
+    if (r.protocol === own.routeProtocol && !desiredRouteKeys.has(key)) {
       changes.push({ kind: "route", action: "delete", route: r });
+    } else if (r.protocol !== own.routeProtocol && allocated.has(r.table) && !desiredRouteKeys.has(key)) {
+      conflicts.push({
+        object: describeRoute(r),
+        reason: `not symroute's (proto ${r.protocol ?? "?"}) but in table ${r.table}, which symroute allocated for its replies; remove it (ip${r.family === 6 ? " -6" : ""} route del ${r.dst} table ${r.table}); for routes of your own next to symroute's, give the network a table: of your own (docs/config.md)`,
+      });
     }
   });
 
@@ -130,6 +140,16 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       r.priority >= own.rulePriorities.from &&
       r.priority <= own.rulePriorities.to
     ) {
+      const shadowed = desired.rules.find(
+        (d) => d.family === r.family && d.priority >= r.priority && mayOverlap(r, d),
+      );
+      if (shadowed !== undefined) {
+        conflicts.push({
+          object: `IPv${r.family} rule ${describeRule(r)}`,
+          reason: `not symroute's, in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}, and the kernel tries it before symroute's rule ${describeRule(shadowed)} for packets both match; remove it (ip${r.family === 6 ? " -6" : ""} rule del priority ${r.priority}), or move it out of the band`,
+        });
+        return;
+      }
       notices.push(
         `IPv${r.family} rule priority ${r.priority}${r.table === undefined ? "" : ` lookup ${r.table}`} is not symroute's but sits in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}; left alone`,
       );
@@ -137,6 +157,48 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   });
 
   return { changes, conflicts, notices };
+}
+
+const describeRule = (r: Rule): string =>
+  [
+    `priority ${r.priority}`,
+    r.not === true ? "not" : "",
+    r.from === undefined ? "" : `from ${r.from}`,
+    r.to === undefined ? "" : `to ${r.to}`,
+    r.iif === undefined ? "" : `iif ${r.iif}`,
+    r.oif === undefined ? "" : `oif ${r.oif}`,
+    r.fwmark === undefined
+      ? ""
+      : `fwmark 0x${r.fwmark.toString(16)}${r.fwmask === undefined ? "" : `/0x${r.fwmask.toString(16)}`}`,
+    r.action === "lookup" ? `lookup ${r.table ?? "?"}` : r.action,
+  ]
+    .filter((w) => w !== "")
+    .join(" ");
+
+/** Whether two prefixes (canonical text; undefined is "all") share an address. */
+function prefixesMeet(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return true;
+  const pa = parsePrefix(a);
+  const pb = parsePrefix(b);
+  if (pa === undefined || pb === undefined) return true;
+  return prefixContains(pa, pb) || prefixContains(pb, pa);
+}
+
+/**
+ * Whether some packet can match both rules (conservative: a selector it does not model counts as
+ * matching). Disjoint only when a selector both set tells them apart.
+ */
+export function mayOverlap(a: Rule, b: Rule): boolean {
+  if (a.not === true || b.not === true) return true;
+  if (!prefixesMeet(a.from, b.from) || !prefixesMeet(a.to, b.to)) return false;
+  if (a.iif !== undefined && b.iif !== undefined && a.iif !== b.iif) return false;
+  if (a.oif !== undefined && b.oif !== undefined && a.oif !== b.oif) return false;
+  if (a.fwmark !== undefined && b.fwmark !== undefined) {
+    const common = (a.fwmask ?? 0xffffffff) & (b.fwmask ?? 0xffffffff);
+    if (((a.fwmark ^ b.fwmark) & common) !== 0) return false;
+  }
+  if (a.ipproto !== undefined && b.ipproto !== undefined && a.ipproto !== b.ipproto) return false;
+  return true;
 }
 
 /** The firewall, compared by the keys carried in rule comments; replaced whole, in one transaction. */

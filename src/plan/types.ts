@@ -88,6 +88,11 @@ export interface DesiredState {
   readonly vlans: readonly VlanSpec[];
   readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
   readonly warnings: readonly string[];
+  /**
+   * Tables symroute chose itself (not a network's `table:`): a foreign route in one is a conflict.
+   * In a table of the operator's choosing, their own routes are expected.
+   */
+  readonly allocatedTables?: readonly number[];
 }
 
 export type Change =

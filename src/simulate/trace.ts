@@ -637,6 +637,12 @@ function runGuard(
     const prefix = parseWordPrefix(p, fam.family);
     return prefix !== undefined && prefixMatches(prefix, dst);
   });
+  if (
+    fam.family === 4 &&
+    (packet.from === undefined || packet.from === "0.0.0.0") &&
+    packet.to === "255.255.255.255"
+  )
+    return { ...base, result: "exempt", reason: "DHCP from 0.0.0.0 to 255.255.255.255: not checked" };
   if (exempt !== undefined)
     return {
       ...base,
@@ -724,6 +730,9 @@ export function tracePacket(index: RoutingIndex, original: Packet, options?: Tra
     return unsupportedTrace(base, `no interface named ${packet.oif} in the state`);
   const input = packet.iif !== undefined;
   const fam = family === 4 ? index.v4 : index.v6;
+  if (steps !== undefined) {
+    steps.push({ stage: "packet", reason: describePacket(original, input) });
+  }
   let guard: GuardVerdict | undefined;
   if (input && options?.guards !== undefined) {
     const g = options.guards.find((x) => x.iif === packet.iif && x.family === family);
@@ -733,7 +742,13 @@ export function tracePacket(index: RoutingIndex, original: Packet, options?: Tra
         reason: `none of symroute's on ${packet.iif ?? ""} for IPv${family}${family === 6 ? ": Linux has no rp_filter for IPv6, the source is not checked" : ""}`,
       });
     } else {
-      guard = runGuard(index, fam, g, dst, packet, src);
+      try {
+        guard = runGuard(index, fam, g, dst, packet, src);
+      } catch (error) {
+        if (error instanceof MissingSysctl || error instanceof UnsupportedError)
+          return unsupportedTrace(base, error.message);
+        throw error;
+      }
       steps?.push({ stage: "guard", reason: `${guard.result}: ${guard.reason}` });
       if (guard.result === "drop") return finish(base, { result: "rejected", guard, reason: guard.reason });
     }
@@ -773,9 +788,6 @@ export function tracePacket(index: RoutingIndex, original: Packet, options?: Tra
     // defaults to root, as `ip route get` run by root does.
     uid: input ? (family === 4 ? 0 : -1) : (packet.uid ?? 0),
   };
-  if (steps !== undefined) {
-    steps.push({ stage: "packet", reason: describePacket(packet, input) });
-  }
   try {
     const trace =
       family === 4
@@ -800,6 +812,7 @@ function describePacket(p: Packet, input: boolean): string {
   if (p.sport !== undefined) parts.push(`sport ${p.sport}`);
   if (p.dport !== undefined) parts.push(`dport ${p.dport}`);
   if (p.uid !== undefined) parts.push(`uid ${p.uid}`);
+  if (p.dnatTo !== undefined) parts.push(`DNAT to ${p.dnatTo}`);
   return parts.join(" ");
 }
 

@@ -140,6 +140,17 @@ test(
       t.diagnostic(`nft table repaired after ${Date.now() - started} ms`);
     });
 
+    await t.test("/metrics shows reconcile durations, events received and coalesced, memory", () => {
+      const text = nsGet(node.name, `${URL_BASE}/metrics`).body;
+      // The repairs above ran because the kernel monitors reported events.
+      assert.ok((metric(node.name, 'symroute_events_received_total{source="kernel"}') ?? 0) > 0, text);
+      assert.match(text, /^# TYPE symroute_events_coalesced_total counter$/m);
+      assert.match(text, /^# TYPE symroute_reconcile_duration_seconds histogram$/m);
+      assert.match(text, /^symroute_reconcile_duration_seconds_bucket\{le="\+Inf"\} [1-9]/m);
+      assert.ok((metric(node.name, "process_resident_memory_bytes") ?? 0) > 10 * 2 ** 20, text);
+      assert.ok((metric(node.name, "nodejs_heap_size_used_bytes") ?? 0) > 0, text);
+    });
+
     await t.test("a changed config file is applied without a restart", async () => {
       const rulesBefore = ownedRules(node.name).length;
       writeFileSync(config, TWO_NETWORKS);

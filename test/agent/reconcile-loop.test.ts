@@ -56,6 +56,47 @@ describe("ReconcileLoop", () => {
     await loop.stop();
   });
 
+  it("tells of every trigger, and which ones were merged into a reconcile already due", async () => {
+    const r = recorder();
+    const seen: [string, boolean][] = [];
+    const loop = new ReconcileLoop({
+      reconcile: r.reconcile,
+      clock: r.clock,
+      debounceMs: 100,
+      resyncMs: 0,
+      onTrigger: (reason, coalesced) => seen.push([reason, coalesced]),
+    });
+    loop.start();
+    await r.clock.advance(0);
+    // A burst: the first opens the window, the other nine ride along.
+    for (let i = 0; i < 10; i++) loop.trigger("kernel");
+    await r.clock.advance(100);
+    assert.equal(r.calls.length, 2);
+    assert.deepEqual(
+      seen.map(([, c]) => c),
+      [false, true, true, true, true, true, true, true, true, true],
+    );
+    // During a run: the first schedules one more run, the rest are merged into it.
+    seen.length = 0;
+    r.hold();
+    loop.trigger("config-file");
+    await r.clock.advance(100);
+    assert.equal(loop.state.running, true);
+    loop.trigger("kernel");
+    loop.trigger("kernel");
+    loop.trigger("kubernetes:networks");
+    assert.deepEqual(seen, [
+      ["config-file", false],
+      ["kernel", false],
+      ["kernel", true],
+      ["kubernetes:networks", true],
+    ]);
+    r.release();
+    await r.clock.advance(100);
+    assert.equal(r.calls.length, 4, "one more run for the three triggers during the run");
+    await loop.stop();
+  });
+
   it("never runs two reconciles at once; triggers during a run schedule exactly one more", async () => {
     const r = recorder();
     const loop = new ReconcileLoop({ reconcile: r.reconcile, clock: r.clock, debounceMs: 100, resyncMs: 0 });

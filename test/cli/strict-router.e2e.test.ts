@@ -120,6 +120,13 @@ function strictTopology(node: Netns): void {
     "net.ipv4.conf.r-eth0.rp_filter=1",
   ]);
   mustIn(node, ["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2", "net.ipv4.conf.all.arp_ignore=1"]);
+  // Short neighbour timers (the defaults are tens of seconds): a changed MAC is noticed quickly.
+  mustIn(node, [
+    "sysctl",
+    "-qw",
+    "net.ipv4.neigh.ext0.base_reachable_time_ms=1000",
+    "net.ipv4.neigh.ext0.delay_first_probe_time=1",
+  ]);
   // kube-proxy's stand-in, in nftables mode (no counters: the dumps compare byte for byte).
   mustIn(
     node,
@@ -184,7 +191,7 @@ async function startServer(t: TestContext, node: Netns): Promise<void> {
 /** client → LB through the router: whether the answer came back. */
 const clientReachesLb = (node: Netns, side: Side = V4): boolean => {
   const host = side.family === 6 ? `[${side.lb}]` : side.lb;
-  const argv = ["curl", "-s", "--max-time", "3", "--interface", side.client, `http://${host}:${PORT}/`];
+  const argv = ["curl", "-s", "--max-time", "2", "--interface", side.client, `http://${host}:${PORT}/`];
   return inRouter(node, argv).stdout === "ok";
 };
 
@@ -323,6 +330,24 @@ for (const firewall of ["nftables", "iptables"] as const) {
         neighbours(node).every((n) => !(n.state ?? []).some((s) => s === "PERMANENT" || s === "NOARP")),
         JSON.stringify(neighbours(node)),
       );
+
+      // The router's MAC changes (no gratuitous ARP): the kernel's own neighbour state machine
+      // finds the entry stale, re-resolves through the probes, and traffic flows again. Each try
+      // is a whole client request; the node's neighbour timers are short (strictTopology).
+      const before = neighbours(node).find((n) => n.dst === GATEWAY)?.lladdr;
+      const r = inRouter(node, ["ip", "link", "set", "r-ext0", "address", "02:00:00:00:01:99"]);
+      assert.equal(r.code, 0, r.stderr);
+      // A new MAC flushes every neighbour entry of the router's interface, its static ones too:
+      // the stand-ins for MetalLB's answer and the spoofing host's knowledge come back.
+      const mac = ext0Mac(node);
+      const again = [LB, NODE].map((a) => `neigh replace ${a} lladdr ${mac} dev r-ext0 nud permanent`);
+      const re = inRouter(node, ["ip", "-batch", "-"], `${again.join("\n")}\n`);
+      assert.equal(re.code, 0, re.stderr);
+      let relearned = false;
+      for (let i = 0; i < 10 && !relearned; i++) relearned = clientReachesLb(node);
+      assert.ok(relearned, `client → LB after the router's MAC changed: ${JSON.stringify(neighbours(node))}`);
+      const after = neighbours(node).find((n) => n.dst === GATEWAY)?.lladdr;
+      assert.equal(after, "02:00:00:00:01:99", `learned anew (was ${before ?? "?"})`);
 
       // Without the probes (removed by hand, the gateway forgotten), the gateway stays unresolved.
       mustIn(node, ["nft", "delete", "table", "arp", "symroute"]);

@@ -118,3 +118,36 @@ test("no guard for IPv6 on ext0: the step says the source is not checked; other 
   const eth0 = tracePacket(index, { from: "10.112.0.99", to: "192.168.1.10", iif: "eth0" }, { guards });
   assert.equal(eth0.guard, undefined);
 });
+
+test("the packet comes first in the explanation; a guard lookup the simulator cannot model is unsupported, not a crash", () => {
+  const t = tracePacket(
+    index,
+    { from: "203.0.113.10", to: "1.2.3.4", dnatTo: "10.112.0.5", iif: "ext0" },
+    { explain: true, guards },
+  );
+  assert.deepEqual(
+    (t.steps ?? []).slice(0, 2).map((s) => s.stage),
+    ["packet", "guard"],
+  );
+  assert.match(t.steps?.[0]?.reason ?? "", /DNAT to 10\.112\.0\.5/);
+  // IPv6 forwarding off and the source behind a gateway: the kernel scores routers (not modelled).
+  const node = appliedNode();
+  const v6off = compileRoutingState({
+    ...node,
+    sysctls: { ...node.sysctls, "net/ipv6/conf/all/forwarding": "0" },
+  });
+  const v6guard: SpoofGuard = {
+    family: 6,
+    iif: "ext0",
+    mode: "strict",
+    exempt: ["2001:db8:5::/64"],
+    reason: "",
+  };
+  const u = tracePacket(
+    v6off,
+    { from: "2001:db8:9::9", to: "2001:db8:1::10", iif: "ext0" },
+    { guards: [v6guard] },
+  );
+  assert.equal(u.result, "unsupported");
+  assert.match(u.reason ?? "", /^guard on ext0: lookup of the source 2001:db8:9::9/);
+});

@@ -219,13 +219,17 @@ export class FakeKernel implements Kernel {
     const families = scope.families ?? [4, 6];
     const read = <T extends { readonly family: Family }>(objects: readonly T[]): T[] =>
       objects.filter((o) => families.includes(o.family));
+    // Like the real reader: the neighbour table and the datapath traces only when asked for.
+    const { neighbours, datapath, ...rest } = this.state;
     return clone({
-      ...this.state,
+      ...rest,
       addresses: read(this.state.addresses),
       routes: read(this.state.routes),
       rules: read(this.state.rules),
       sysctls,
       firewall: this.firewallOf(scope.firewalls),
+      ...(scope.neighbours === true ? { neighbours: read(neighbours ?? []) } : {}),
+      ...(scope.datapath !== undefined && datapath !== undefined ? { datapath } : {}),
     });
   }
 

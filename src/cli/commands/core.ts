@@ -227,9 +227,11 @@ export function registerPlanApplyDelete(program: Command): void {
         } else {
           process.stdout.write(formatPlanText(report, "symroute apply"));
           process.stdout.write(
-            report.applied
-              ? `${pc.green("Applied and verified")}: ${report.changes.length} change(s); symroute owns ${report.ownedObjects} object(s).\n`
-              : "Nothing to do: the node was already converged.\n",
+            report.conflicts.length > 0
+              ? `${pc.red("Not converged")}: ${report.conflicts.length} conflict(s) with foreign objects (above); ${report.applied ? `${report.changes.length} change(s) applied, ` : ""}symroute owns ${report.ownedObjects} object(s).\n`
+              : report.applied
+                ? `${pc.green("Applied and verified")}: ${report.changes.length} change(s); symroute owns ${report.ownedObjects} object(s).\n`
+                : "Nothing to do: the node was already converged.\n",
           );
         }
         return report.conflicts.length > 0 ? EXIT.conflicts : EXIT.ok;

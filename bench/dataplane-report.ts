@@ -1,0 +1,84 @@
+// The data-plane section of docs/benchmarks.md, from bench/results/dataplane.json alone (written by
+// bench/dataplane.bench.ts). Kept apart from report.ts so that the two evolve without conflicts.
+
+import type { DataplaneResults, DataplaneVariant } from "./dataplane.bench.ts";
+import { readResult, stats } from "./lib.ts";
+
+const TARGET = 1.1;
+const us = (ns: number): string => (Number.isFinite(ns) ? `${(ns / 1000).toFixed(1)} us` : "-");
+const ratio = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}x` : "-");
+const median = (values: readonly number[]): number => stats(values).median;
+const range = (values: readonly number[]): string => {
+  const s = stats(values);
+  return s.n === 0 ? "-" : `${us(s.median)} (${us(s.min)} – ${us(s.max)}, n=${s.n})`;
+};
+const label = (v: DataplaneVariant): string =>
+  v.firewall === "none"
+    ? "no symroute"
+    : v.firewall === "ip-rules"
+      ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
+      : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks`;
+
+export function dataplaneSection(): string[] {
+  const out: string[] = ["## 7. Data plane: cost per packet through the node (issue 15 item 2)", ""];
+  const r = readResult<DataplaneResults>("dataplane");
+  if (r === undefined) {
+    out.push(
+      "Not measured (bench/results/dataplane.json is missing: bench/dataplane.bench.ts did not run).",
+      "",
+    );
+    return out;
+  }
+  if (!r.available) {
+    out.push(`Not measured: ${r.reason ?? "unavailable"}.`, "");
+    return out;
+  }
+  const none = r.variants.find((v) => v.firewall === "none");
+  const baseNew = median(none?.newFlowNs ?? []);
+  const baseOld = median(none?.existingFlowNs ?? []);
+  const loaded = Number(r.loadBefore.split(" ")[0]) > r.cpus;
+  out.push(
+    `Run ${r.date.slice(0, 16).replace("T", " ")} UTC: ${r.rounds} rounds of ${r.datagramsPerRound.toLocaleString("en-US")} datagrams per variant and mode, the variants visited in turn in every round (ratios are of medians from the same run). Load average before ${r.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${r.loadAfter?.split(" ").slice(0, 3).join(" ") ?? "-"}, on ${r.cpus} CPU(s).`,
+    "",
+  );
+  if (loaded)
+    out.push(
+      `> **The machine was loaded** (load average above its ${r.cpus} CPUs, from other work): absolute times are inflated and the spread is wide; compare ratios, and re-run on a quiet machine before drawing fine conclusions.`,
+      "",
+    );
+  out.push(
+    "How: per variant, a node namespace with a kube-proxy stand-in (one iptables nat DNAT rule from the service address 10.96.0.10 to a pod in a namespace of its own, so conntrack is on in every variant). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to the service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry, the classify path), *existing flow* sends all on one flow. Through veth the node and the pod process each datagram in the sender's context, so wall time per datagram includes the node's netfilter and routing path. These flows concern no pool: a rule list is walked to its end. The conntrack table is flushed before every batch.",
+    "",
+    "| variant | classify form (`plan`) | new flow, median (min – max) | vs none | existing flow, median (min – max) | vs none | delivered |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const v of r.variants) {
+    out.push(
+      `| ${label(v)} | ${v.classify ?? "-"} | ${range(v.newFlowNs)} | ${ratio(median(v.newFlowNs) / baseNew)} | ${range(v.existingFlowNs)} | ${ratio(median(v.existingFlowNs) / baseOld)} | ${(v.delivered * 100).toFixed(1)}% |`,
+    );
+  }
+  out.push("");
+  out.push(
+    `Target (issue 15): at most ${TARGET.toFixed(2)}x for new flows at 1,000 networks; no measurable change for packets of existing flows.`,
+    "",
+  );
+  for (const fw of ["nftables", "iptables"] as const) {
+    const v = r.variants.find((x) => x.firewall === fw && x.networks === 1000);
+    if (v === undefined) {
+      out.push(`- ${fw}, 1,000 networks: not measured in this run.`);
+      continue;
+    }
+    const q = median(v.newFlowNs) / baseNew;
+    out.push(`- ${fw}, 1,000 networks, new flows: ${ratio(q)}: ${q <= TARGET ? "**met**" : "**not met**"}.`);
+  }
+  const control = r.variants.find((v) => v.firewall === "ip-rules");
+  if (control !== undefined) {
+    const q = median(control.newFlowNs) / baseNew;
+    const qe = median(control.existingFlowNs) / baseOld;
+    out.push(
+      `- Control: ${control.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines alone (no firewall at all) cost ${ratio(q)} for new flows and ${ratio(qe)} for existing ones. Every forwarded packet's route lookup walks the policy rules until one matches, and symroute adds one fwmark rule per network in front of main: this share is routing's, not the classify path's, and no firewall form removes it.`,
+    );
+  }
+  out.push("");
+  return out;
+}

@@ -1,0 +1,236 @@
+// Issue 15 item 2: what symroute's firewall costs every new flow through a node. One node namespace
+// per variant (no symroute; symroute with 0, 10, 100, 1,000 networks in each front end), each with a
+// kube-proxy stand-in (one iptables nat DNAT rule, so conntrack is on in every variant) in front of a
+// pod namespace. The sender (bench/flow-sender.c, compiled here) sits in the node's peer and sends
+// datagrams to the service address: each to a new port (a new flow, the case that walks symroute's
+// classify path) or all on one flow (packets of an existing flow). These flows concern no pool, so a
+// rule list is walked to its end. Rounds visit the variants in turn, so that a load change hits all
+// of them alike; the ratio is each variant's median over the baseline's median from the same run.
+// Writes bench/results/dataplane.json.
+// Run: node --import tsx bench/dataplane.bench.ts   (root; SRBENCH_DATAPLANE_SIZES=0,10,100,1000)
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { cpus } from "node:os";
+import {
+  cleanupScratch,
+  createNode,
+  destroyAll,
+  log,
+  must,
+  REPO,
+  run,
+  scratch,
+  stats,
+  writeConfig,
+  writeResult,
+  type BenchNode,
+} from "./lib.ts";
+
+export interface DataplaneVariant {
+  /** "none", or the front end. */
+  /**
+   * "none", a front end with symroute applied, or "ip-rules": no firewall, only as many `ip rule
+   * fwmark` lines as symroute adds for the networks (what the route lookup walks; the control that
+   * separates routing's share from the firewall's).
+   */
+  readonly firewall: "none" | "nftables" | "iptables" | "ip-rules";
+  readonly networks: number;
+  /** The classify form `plan` reported (map, rules), when symroute is applied. */
+  readonly classify?: string;
+  /** Nanoseconds per datagram, one value per round. */
+  readonly newFlowNs: number[];
+  readonly existingFlowNs: number[];
+  /** Datagrams the pod received over the sent ones (all rounds): 1 when nothing was lost. */
+  readonly delivered: number;
+}
+
+export interface DataplaneResults {
+  readonly date: string;
+  readonly available: boolean;
+  readonly reason?: string;
+  readonly datagramsPerRound: number;
+  readonly rounds: number;
+  readonly loadBefore: string;
+  readonly loadAfter?: string;
+  readonly cpus: number;
+  readonly variants: DataplaneVariant[];
+}
+
+const SERVICE = "10.96.0.10";
+const hex = (v: number): string => `0x${v.toString(16)}`;
+/** The pod namespaces made, removed at the end (bench/run.sh also removes them by prefix). */
+const pods: string[] = [];
+const POD = "10.112.0.5";
+
+function sizesOf(): number[] {
+  return (process.env["SRBENCH_DATAPLANE_SIZES"] ?? "0,10,100,1000")
+    .split(",")
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n) && n >= 0);
+}
+
+interface Setup {
+  readonly node: BenchNode;
+  readonly pod: string;
+  readonly variant: { firewall: DataplaneVariant["firewall"]; networks: number; classify?: string };
+  readonly newFlowNs: number[];
+  readonly existingFlowNs: number[];
+  sent: number;
+}
+
+/** A node with a pod behind a DNAT, and symroute applied (or not). */
+function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup {
+  const node = createNode();
+  const pod = `${node.name}-pod`;
+  must(["ip", "netns", "add", pod]);
+  pods.push(pod);
+  must(["ip", "-n", node.name, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", pod]);
+  must(["ip", "-n", node.name, "-batch", "-"], "addr add 10.112.0.1/24 dev vpod\nlink set vpod up\n");
+  must(
+    ["ip", "-n", pod, "-batch", "-"],
+    `link set lo up\naddr add ${POD}/24 dev eth0\nlink set eth0 up\nroute add default via 10.112.0.1\n`,
+  );
+  // The pod takes the datagrams and drops them before its own stack (no ICMP back: one-way cost).
+  must(
+    ["ip", "netns", "exec", pod, "nft", "-f", "-"],
+    "table inet sink {\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n  }\n}\n",
+  );
+  must(node.inside(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+  must(
+    node.inside([
+      "iptables",
+      "-w",
+      "-t",
+      "nat",
+      "-A",
+      "PREROUTING",
+      "-d",
+      SERVICE,
+      "-p",
+      "udp",
+      "-j",
+      "DNAT",
+      "--to-destination",
+      POD,
+    ]),
+  );
+  must(["ip", "-n", node.peer, "route", "add", "10.96.0.0/16", "via", "192.168.1.10"]);
+  let classify: string | undefined;
+  if (firewall === "ip-rules") {
+    const lines: string[] = [];
+    for (let i = 0; i < networks; i++)
+      lines.push(`rule add priority 1001 fwmark ${hex(i + 1)}/0x3fff lookup ${20000 + i}`);
+    must(["ip", "-n", node.name, "-batch", "-"], `${lines.join("\n")}\n`);
+  } else if (firewall !== "none") {
+    const base = writeConfig(networks);
+    const config = join(scratch(), `dataplane-${firewall}-${networks}.yaml`);
+    const text = readFileSync(base, "utf8").replace(
+      /^networks:\n?/m,
+      networks === 0 ? "networks: []\n" : "networks:\n",
+    );
+    writeFileSync(config, `firewall: ${firewall}\n${text}`);
+    const applied = run(node.symroute(["apply", "-c", config]));
+    if (applied.code !== 0)
+      throw new Error(`apply ${firewall} ${networks}: ${applied.stderr}${applied.stdout}`);
+    const plan = JSON.parse(must(node.symroute(["plan", "-c", config, "-o", "json"]))) as {
+      classify: { form: string } | null;
+    };
+    classify = plan.classify?.form ?? "nothing rendered";
+  }
+  return {
+    node,
+    pod,
+    variant: { firewall, networks, ...(classify === undefined ? {} : { classify }) },
+    newFlowNs: [],
+    existingFlowNs: [],
+    sent: 0,
+  };
+}
+
+function podReceived(s: Setup): number {
+  const link = JSON.parse(must(["ip", "-n", s.pod, "-s", "-j", "link", "show", "eth0"])) as {
+    stats64: { rx: { packets: number } };
+  }[];
+  return link[0]?.stats64.rx.packets ?? 0;
+}
+
+function send(sender: string, s: Setup, count: number, mode: "new" | "same"): number {
+  // A fresh conntrack table each time: every datagram of a `new` round is a new connection.
+  run(s.node.inside(["conntrack", "-F"]));
+  const out = must(["ip", "netns", "exec", s.node.peer, sender, SERVICE, String(count), "1024", mode]);
+  const [ns, failed] = out.trim().split(" ").map(Number);
+  if (failed !== 0) throw new Error(`sender: ${failed} sends failed`);
+  s.sent += count;
+  return ns as number;
+}
+
+async function main(): Promise<void> {
+  const loadBefore = readFileSync("/proc/loadavg", "utf8").trim();
+  const count = Number(process.env["SRBENCH_DATAPLANE_DATAGRAMS"] ?? "20000");
+  const rounds = Number(
+    process.env["SRBENCH_DATAPLANE_ROUNDS"] ?? (process.env["SRBENCH_QUICK"] === "1" ? "3" : "9"),
+  );
+  const base: Omit<DataplaneResults, "variants" | "available"> = {
+    date: new Date().toISOString(),
+    datagramsPerRound: count,
+    rounds,
+    loadBefore,
+    cpus: cpus().length,
+  };
+  const sender = join(scratch(), "flow-sender");
+  const cc = run(["cc", "-O2", "-o", sender, join(REPO, "bench/flow-sender.c")]);
+  if (cc.code !== 0) {
+    writeResult("dataplane", {
+      ...base,
+      available: false,
+      reason: `no C compiler: ${cc.stderr.trim()}`,
+      variants: [],
+    });
+    return;
+  }
+  const setups: Setup[] = [setUp("none", 0)];
+  const largest = Math.max(...sizesOf());
+  if (largest > 0) setups.push(setUp("ip-rules", largest));
+  for (const firewall of ["nftables", "iptables"] as const)
+    for (const n of sizesOf()) {
+      log(`dataplane: ${firewall} with ${n} network(s)`);
+      setups.push(setUp(firewall, n));
+    }
+  // Warm up: neighbours resolved, caches filled.
+  for (const s of setups) send(sender, s, 1000, "new");
+  for (const s of setups) s.sent = 0;
+  const received0 = setups.map(podReceived);
+  for (let r = 0; r < rounds; r++) {
+    log(`dataplane: round ${r + 1}/${rounds}`);
+    // Alternate the order so that no variant always runs first or last.
+    const order = r % 2 === 0 ? setups : [...setups].reverse();
+    for (const s of order) s.newFlowNs.push(send(sender, s, count, "new"));
+    for (const s of order) s.existingFlowNs.push(send(sender, s, count, "same"));
+  }
+  const variants = setups.map((s, i) => ({
+    ...s.variant,
+    newFlowNs: s.newFlowNs,
+    existingFlowNs: s.existingFlowNs,
+    delivered: (podReceived(s) - (received0[i] as number)) / s.sent,
+  }));
+  writeResult("dataplane", {
+    ...base,
+    available: true,
+    loadAfter: readFileSync("/proc/loadavg", "utf8").trim(),
+    variants,
+  } satisfies DataplaneResults);
+  const none = stats(variants[0]?.newFlowNs ?? []).median;
+  for (const v of variants)
+    log(
+      `  ${v.firewall} ${v.networks}: new ${stats(v.newFlowNs).median.toFixed(0)} ns (${(stats(v.newFlowNs).median / none).toFixed(2)}x), existing ${stats(v.existingFlowNs).median.toFixed(0)} ns, delivered ${v.delivered.toFixed(3)}`,
+    );
+}
+
+try {
+  await main();
+} finally {
+  destroyAll();
+  for (const pod of pods) run(["ip", "netns", "del", pod]);
+  cleanupScratch();
+}

@@ -1,0 +1,136 @@
+// No half-configured families (issue 17 item 4): a network with pools of both families and a
+// gateway for IPv4 only. plan warns that replies to IPv6 clients beyond the pool's link follow main
+// (here its default route via eth0), and the traffic shows why: a client behind the router gets no
+// IPv6 answer. With the IPv6 gateway added the warning goes and the client is answered.
+
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createNode, e2eUnavailable, run, type Netns } from "../support/netns.ts";
+
+const skip = e2eUnavailable();
+const dir = mkdtempSync(join(tmpdir(), "symroute-half-"));
+chmodSync(dir, 0o755);
+
+const PORT = 8082;
+const CLIENT = "2001:db8:ff::10";
+const LB = "2001:db8:100::4";
+const NODE = "2001:db8:1::10";
+
+function configFile(name: string, gateway: string): string {
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    `networks:
+  - name: public
+    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
+    interface: ext0
+    gateway: ${gateway}
+`,
+  );
+  chmodSync(path, 0o644);
+  return path;
+}
+const HALF = configFile("half.yaml", "1.2.3.1");
+const FULL = configFile("full.yaml", `[1.2.3.1, "2001:db8:100::1"]`);
+
+const mustIn = (node: Netns, argv: readonly string[], input?: string): string => {
+  const r = node.exec(argv, input);
+  assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+};
+const inRouter = (node: Netns, argv: readonly string[], input?: string) =>
+  run(["ip", "netns", "exec", node.peer, ...argv], { input });
+
+/**
+ * The router (the peer namespace) is 2001:db8:100::1 on ext0's segment, with the client's address on
+ * its loopback and a static neighbour for the LB address (MetalLB answers in user space). It has no
+ * IPv6 address toward eth0: a reply sent that way is lost, as behind a router that checks sources.
+ * On the node, kube-proxy's stand-in DNATs the LB address to the node's own server.
+ */
+function topology(node: Netns): void {
+  const mac = (JSON.parse(mustIn(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
+    ?.address;
+  assert.ok(mac);
+  const router = [
+    "link set lo up",
+    "addr add 2001:db8:100::1/64 dev r-ext0 nodad",
+    `addr add ${CLIENT}/128 dev lo nodad`,
+    `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
+  ];
+  const r = inRouter(node, ["ip", "-6", "-batch", "-"], `${router.join("\n")}\n`);
+  assert.equal(r.code, 0, r.stderr);
+  mustIn(
+    node,
+    ["nft", "-f", "-"],
+    `table ip6 kube-proxy-standin {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip6 daddr ${LB} tcp dport ${PORT} dnat to [${NODE}]:${PORT}
+  }
+}
+`,
+  );
+}
+
+async function startServer(t: TestContext, node: Netns): Promise<void> {
+  const script = `require("node:http").createServer((q, r) => r.end("ok")).listen(${PORT}, "::", () => console.log("ready"))`;
+  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", script], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  t.after(() => child.kill());
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("ready")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`the server exited (${code})`)));
+  });
+}
+
+const clientReachesLb = (node: Netns): boolean =>
+  inRouter(node, ["curl", "-s", "--max-time", "3", "--interface", CLIENT, `http://[${LB}]:${PORT}/`])
+    .stdout === "ok";
+
+test(
+  "an IPv6 pool without an IPv6 gateway next to an IPv4 one: plan warns, and the traffic agrees",
+  { skip },
+  async (t) => {
+    const node = createNode(t, { dualStack: true });
+    topology(node);
+    await startServer(t, node);
+
+    const planned = node.symroute(["plan", "-c", HALF, "-o", "json"]);
+    assert.equal(planned.code, 2, planned.stderr);
+    const warnings = (JSON.parse(planned.stdout) as { warnings: string[] }).warnings;
+    const warning = warnings.find((w) =>
+      /IPv6 pools 2001:db8:100::\/64 have no IPv6 gateway while IPv4 has 1\.2\.3\.1/.test(w),
+    );
+    assert.ok(warning, JSON.stringify(warnings));
+    assert.match(
+      warning,
+      /replies to IPv6 clients beyond that link by main, not back through ext0 \(main would send them via 2001:db8:1::1 on eth0\)/,
+    );
+    const text = node.symroute(["plan", "-c", HALF]);
+    assert.match(text.stdout, /warning: network "public": IPv6 pools/);
+
+    const applied = node.symroute(["apply", "-c", HALF]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.match(applied.stdout, /warning: network "public": IPv6 pools/);
+    // What the warning says, from the kernel and from the traffic.
+    assert.match(
+      mustIn(node, ["ip", "-6", "route", "get", CLIENT, "from", NODE]),
+      /via 2001:db8:1::1 dev eth0/,
+    );
+    assert.equal(clientReachesLb(node), false, "the client behind the router gets no IPv6 answer");
+
+    const fixed = node.symroute(["apply", "-c", FULL, "-o", "json"]);
+    assert.equal(fixed.code, 0, fixed.stderr);
+    assert.ok(
+      !(JSON.parse(fixed.stdout) as { warnings: string[] }).warnings.some((w) => /no IPv6 gateway/.test(w)),
+    );
+    assert.equal(clientReachesLb(node), true, "with the IPv6 gateway the reply goes back through ext0");
+  },
+);
