@@ -6,7 +6,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 TEST_FILES = $(shell find test src -name '*.test.ts' | sort)
 
-.PHONY: help deps npm-deps debian-deps image-deps build image typecheck lint format test unit golden demo bench fidelity fuzz crash soak failures reliability-docs crd clean
+.PHONY: help deps npm-deps debian-deps image-deps build image image-report typecheck lint format test unit golden demo bench fidelity fuzz crash soak failures reliability-docs crd clean
 
 help:
 	@echo "make demo      the lab demo: the article's four cases, broken then fixed (root)"
@@ -21,6 +21,7 @@ help:
 	@echo "make crd       regenerate deploy/crd.yaml from the config schema"
 	@echo "make golden    rewrite the golden files of the plan and config cases (review the diff)"
 	@echo "make image     the agent's OCI image -> dist/symroute-image.tar, from Debian packages, no registry (root)"
+	@echo "make image-report  the image test, its figures kept in docs/results/image.json (root)"
 
 deps: npm-deps debian-deps
 
@@ -57,6 +58,11 @@ image-deps:
 # production node_modules are cached in .cache/image/.
 image: image-deps build
 	bash scripts/image/build.sh
+
+# The image test alone, its outcome and diagnostics (archive size, the agent's memory, the rolling
+# restart's gaps against a baseline, the commit) kept in docs/results/image.json.
+image-report: deps image-deps build
+	RUN_TESTS_RESULTS=docs/results/image.json bash scripts/run-tests.sh test/image/image.e2e.test.ts
 
 build: npm-deps
 	rm -rf dist

@@ -16,6 +16,7 @@ import {
   ipReadCommands,
   KUBE_PROXY_IPTABLES_ARGS,
   KUBE_PROXY_NFT_ARGS,
+  NFT_ARP_READ_ARGS,
   NFT_READ_ARGS,
 } from "../src/adapters/node-reads.ts";
 import {
@@ -173,8 +174,11 @@ function leastApplyScript(p: Payloads, dir: string): string {
     reads.push(ipBatchRead(f, input));
   }
   for (const f of p.firewall) {
-    if (f.tool === "nft") reads.push(`nft ${NFT_READ_ARGS.join(" ")}`);
-    else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save ${IPTABLES_READ_ARGS.join(" ")}`);
+    if (f.tool === "nft") {
+      if (f.script.includes("table inet ")) reads.push(`nft ${NFT_READ_ARGS.join(" ")}`);
+      // The ARP probes' table (KERNEL-FACTS 10), read back like the rest.
+      if (f.script.includes("table arp ")) reads.push(`nft ${NFT_ARP_READ_ARGS.join(" ")}`);
+    } else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save ${IPTABLES_READ_ARGS.join(" ")}`);
   }
   const lines = [
     "set -e",
@@ -294,6 +298,7 @@ function readsScripts(dir: string): { reads: string; least: string } {
     batch(4),
     batch(6),
     `nft ${NFT_READ_ARGS.join(" ")}`,
+    `nft ${NFT_ARP_READ_ARGS.join(" ")}`,
     `iptables-save ${IPTABLES_READ_ARGS.join(" ")}`,
     `ip6tables-save ${IPTABLES_READ_ARGS.join(" ")}`,
     `nft ${KUBE_PROXY_NFT_ARGS.join(" ")}`,

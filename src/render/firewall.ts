@@ -14,6 +14,8 @@ import { cidrToken, commentToken, hexToken, ifnameToken } from "./tokens.ts";
 export const NFT_TABLE = "symroute";
 export const IPT_PRE = "SYMROUTE-PRE";
 export const IPT_OUT = "SYMROUTE-OUT";
+/** The classify rules, jumped to for new connections only (packets of existing ones skip them). */
+export const IPT_CLASSIFY = "SYMROUTE-CLASSIFY";
 /** The guards' dispatch chain (one `-i` rule per interface) and each interface's own chain. */
 export const IPT_GUARD = "SYMROUTE-GUARD";
 export const iptGuardChain = (ifname: string): string => `SYMROUTE-G-${ifnameToken(ifname)}`;
@@ -232,11 +234,14 @@ function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
   if (entries.length > 0) {
     add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
     add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
+    // Without ipset this list is linear in pools (docs/benchmarks.md section 7); only new
+    // connections walk it.
+    add(IPT_PRE, "-m conntrack --ctstate NEW", `-j ${IPT_CLASSIFY}`, "classify new connections");
     for (const e of entries) {
       for (const pool of e.pools) {
         add(
-          IPT_PRE,
-          `-i ${ifnameToken(e.iif)} -d ${cidrToken(pool)} -m conntrack --ctstate NEW`,
+          IPT_CLASSIFY,
+          `-i ${ifnameToken(e.iif)} -d ${cidrToken(pool)}`,
           `-j CONNMARK --set-xmark ${hexToken(e.value)}/${mask}`,
           `${e.network} mark ${hexToken(e.value)}`,
         );
@@ -315,7 +320,9 @@ export function renderIptables(
     const m = GUARD_KEY.exec(k);
     return m === null ? [] : [iptGuardChain(m[1] as string)];
   });
-  const chains = [...new Set([IPT_PRE, IPT_OUT, IPT_GUARD, ...wantedChains, ...staleGuardChains])];
+  const chains = [
+    ...new Set([IPT_PRE, IPT_OUT, IPT_CLASSIFY, IPT_GUARD, ...wantedChains, ...staleGuardChains]),
+  ];
   const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
   const wantedKeys = new Set(wanted.map((r) => r.key));
   for (const r of ALL_JUMPS(family))
@@ -376,6 +383,6 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
     backend: spec.backend,
     form: "rules",
     size,
-    text: `a list of ${size} rule(s), one per pool, walked by every new connection (linear in pools: this front end has no ipset support in symroute yet; docs/benchmarks.md measures the cost)`,
+    text: `a list of ${size} rule(s), one per pool, walked by every new connection; packets of existing connections skip it (linear in pools: this front end has no ipset support in symroute yet; docs/benchmarks.md section 7 measures the cost)`,
   };
 }

@@ -112,17 +112,19 @@ test(
         return v > before ? v : undefined;
       });
       assert.ok(after > before);
-      // The log names what was repaired, the way plan prints it.
-      const logged = agent
-        .output()
-        .split("\n")
-        .filter((l) => l.includes('"drift repaired"'))
-        .map((l) => JSON.parse(l) as { repaired?: string[] });
-      assert.ok(
-        logged.some((l) =>
-          (l.repaired ?? []).some((c) => new RegExp(`^ip rule add priority ${victim} `).test(c)),
-        ),
-        agent.output(),
+      // The log names what was repaired, the way plan prints it. The metric is counted before the
+      // log line is written, and the line crosses a pipe: wait for it rather than read once.
+      const named = (l: { repaired?: string[] }): boolean =>
+        (l.repaired ?? []).some((c) => new RegExp(`^ip rule add priority ${victim} `).test(c));
+      await pollUntil("the drift-repair log line naming the rule", () =>
+        agent
+          .output()
+          .split("\n")
+          .filter((l) => l.includes('"drift repaired"'))
+          .map((l) => JSON.parse(l) as { repaired?: string[] })
+          .some(named)
+          ? true
+          : undefined,
       );
     });
 

@@ -55,6 +55,13 @@ test(
   { skip },
   (t) => {
     const node = createNode(t);
+    // The veths' carrier comes up on its own time: the starting dump waits for it (bounded reads).
+    const up = () =>
+      (JSON.parse(node.exec(["ip", "-j", "link", "show"]).stdout) as { ifname: string; operstate: string }[])
+        .filter((l) => l.ifname === "eth0" || l.ifname === "ext0")
+        .every((l) => l.operstate === "UP");
+    for (let i = 0; i < 2000 && !up(); i++);
+    assert.ok(up(), "eth0 and ext0 are up");
     const start = node.dump();
     // Applied before Cilium took over the node's services.
     const applied = node.symroute(["apply", "-c", CONFIG]);

@@ -12,7 +12,16 @@
 
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,6 +74,7 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
   let hostBefore = "";
   let blobCacheExisted = true;
   let runcRootExisted = true;
+  let buildNote = "";
 
   const podman = (args: readonly string[], allowFailure = false) =>
     runTool(
@@ -171,7 +181,11 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
     hostBefore = await hostSysctls();
     await installTools();
     // make image (cached in .cache/image: seconds once the root filesystem exists).
+    const cached =
+      existsSync(join(REPO, ".cache/image")) && readdirSync(join(REPO, ".cache/image")).length > 0;
+    const buildStarted = performance.now();
     const build = await runTool("bash", [join(REPO, "scripts/image/build.sh")], { allowFailure: true });
+    buildNote = `make image took ${((performance.now() - buildStarted) / 1000).toFixed(1)} s (${cached ? "with" : "without"} .cache/image)`;
     assert.equal(build.code, 0, `make image failed:\n${build.stdout}\n${build.stderr}`);
     dir = await mkdtemp(join(tmpdir(), `${name}-`));
     for (const sub of ["storage", "run", "tmp", "runc", "config", "state"]) mkdirSync(join(dir, sub));
@@ -210,7 +224,11 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
     assert.equal(await hostSysctls(), hostBefore, "the host's forwarding and rp_filter are unchanged");
   });
 
-  it("the archive is an OCI layout podman loads, with only what the agent needs", async () => {
+  it("the archive is an OCI layout podman loads, with only what the agent needs", async (t) => {
+    t.diagnostic(buildNote);
+    t.diagnostic(
+      `archive ${ARCHIVE.slice(REPO.length + 1)}: ${(statSync(ARCHIVE).size / 2 ** 20).toFixed(1)} MiB`,
+    );
     const listing = (await runTool("tar", ["-tf", ARCHIVE])).stdout.split("\n");
     for (const f of ["./oci-layout", "./index.json", "./manifest.json"]) assert.ok(listing.includes(f), f);
     const probe = await podman(
@@ -297,15 +315,22 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
     traffic.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
     const lines = createInterface({ input: traffic.stdout });
     const output: string[] = [];
-    const readyLine = new Promise<void>((resolve, reject) => {
-      lines.on("line", (line) => {
-        output.push(line);
-        if (line === "ready") resolve();
+    lines.on("line", (line) => output.push(line));
+    const seen = (wanted: string) =>
+      new Promise<void>((resolve, reject) => {
+        lines.on("line", (line) => {
+          if (line === wanted) resolve();
+        });
+        traffic.on("exit", (code) => reject(new Error(`traffic exited (${code}) early: ${stderr}`)));
       });
-      traffic.on("exit", (code) => reject(new Error(`traffic exited (${code}) early: ${stderr}`)));
-    });
+    const bothWork = seen("ready");
+    const baselineDone = seen("ok 150");
     const finished = new Promise<void>((resolve) => traffic.on("exit", () => resolve()));
-    await readyLine;
+    await bothWork;
+    // A baseline first, with the agent running and nothing restarted: 150 new connections, whose
+    // gaps the restart's are compared with.
+    await baselineDone;
+    traffic.stdin.write("mark\n");
 
     // The rolling update: the old container gets SIGTERM (routing stays), then the new one starts.
     const restartStarted = performance.now();
@@ -329,15 +354,21 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
       worstNewMs: number;
       worstGapMs: number;
       worstHeldMs: number;
+      phases: { newOk: number; worstNewMs: number; worstGapMs: number; worstHeldMs: number }[];
     };
     assert.deepEqual(summary.newFailed, [], "no new connection failed during the restart");
     assert.equal(summary.heldFailure, undefined, "the held connection survived");
     assert.ok(summary.newOk > 10 && summary.heldEchoes > 10, JSON.stringify(summary));
+    // Reported, not asserted (timings on a shared machine): the restart against the baseline.
+    const figures = (p: (typeof summary.phases)[number] | undefined): string =>
+      p === undefined
+        ? "none"
+        : `${p.newOk} new connections, worst gap ${p.worstGapMs.toFixed(1)} ms, slowest connection ` +
+          `${p.worstNewMs.toFixed(1)} ms, slowest held echo ${p.worstHeldMs.toFixed(1)} ms`;
     t.diagnostic(
-      `restart (stop + start + ready) ${Math.round(restartMs)} ms; ${summary.newOk} new connections, ` +
-        `${summary.heldEchoes} echoes on the held one; worst gap between new connections ` +
-        `${summary.worstGapMs.toFixed(1)} ms (every 20 ms), slowest new connection ` +
-        `${summary.worstNewMs.toFixed(1)} ms, slowest held echo ${summary.worstHeldMs.toFixed(1)} ms`,
+      `restart (stop + start + ready) ${Math.round(restartMs)} ms; a new connection every 20 ms, ` +
+        `${summary.heldEchoes} echoes on the held one. Baseline: ${figures(summary.phases[0])}. ` +
+        `During the restart: ${figures(summary.phases[1])}`,
     );
 
     // Uninstall: the agent run once with --cleanup-on-exit removes everything it owns on SIGTERM.

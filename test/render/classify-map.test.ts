@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { classifyForm, firewallRuleKeys, renderNft } from "../../src/render/firewall.ts";
+import { classifyForm, firewallRuleKeys, renderIptables, renderNft } from "../../src/render/firewall.ts";
 import type { FirewallSpec, MarkEntry } from "../../src/plan/types.ts";
 
 function spec(networks: number, backend: FirewallSpec["backend"] = "nftables"): FirewallSpec {
@@ -103,4 +103,18 @@ test("a bad word in an entry is refused, naming it", () => {
     entries: [{ network: "x", family: 4 as const, iif: "ext0", pools: ["1.2.3.0/24 }"], value: 1 }],
   };
   assert.throws(() => renderNft(bad));
+});
+
+test("iptables: only new connections jump to the classify list; the rest of PREROUTING's path is constant", () => {
+  const script = renderIptables(spec(100, "iptables"), 4, new Set());
+  const pre = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
+  assert.equal(pre.length, 2, pre.join("\n"));
+  assert.match(pre[0] ?? "", /--ctstate NEW .* -j SYMROUTE-CLASSIFY$/);
+  const classify = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-CLASSIFY "));
+  assert.equal(classify.length, 100);
+  assert.equal(classify.filter((l) => l.includes("conntrack")).length, 0);
+  // Without networks the chain is declared (so emptied) and removed.
+  const none = renderIptables(undefined, 4, new Set());
+  assert.match(none, /^:SYMROUTE-CLASSIFY - \[0:0\]$/m);
+  assert.match(none, /^-X SYMROUTE-CLASSIFY$/m);
 });

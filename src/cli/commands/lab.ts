@@ -162,6 +162,13 @@ async function demo(specs: readonly LabSpec[]): Promise<number> {
             ),
           );
           process.stdout.write(`${states.map((n) => `    ${colourNeighbour(n)}`).join("\n")}\n`);
+          if (phase === "before" && states.some((n) => n.states.length === 0)) {
+            // Without symroute the requests die on the node (rp_filter, replies by eth0): nothing asks
+            // for the next hop yet. The control after apply shows what a strict peer does to the ask.
+            process.stdout.write(
+              pc.dim("    (no entry: before apply nothing on the node sends to its next hop on this link)\n"),
+            );
+          }
         },
         arpControl: (control) => {
           process.stdout.write(

@@ -1,7 +1,9 @@
 // Client traffic through the LB address while the agent's container is replaced: one TCP
 // connection held open (a message echoed every INTERVAL ms), and a new connection every INTERVAL
 // ms (connect, echo, close). Runs inside the client's namespace until its stdin closes, then
-// prints one JSON summary: what failed, and the worst gaps seen.
+// prints one JSON summary: what failed, and the worst gaps seen. A line "mark" on stdin closes the
+// current phase (its figures are kept apart: a baseline before a restart, the restart after it);
+// every 50 successful new connections it prints "ok N" (N counted in the current phase).
 //
 //   ip netns exec CLIENT node --import tsx traffic.ts HOST PORT INTERVAL_MS
 
@@ -24,6 +26,15 @@ interface Summary {
   worstGapMs: number;
   /** Longest time a held-connection message waited for its echo. */
   worstHeldMs: number;
+  /** The same figures per phase (phases end at each "mark" on stdin). */
+  phases: Phase[];
+}
+
+interface Phase {
+  newOk: number;
+  worstNewMs: number;
+  worstGapMs: number;
+  worstHeldMs: number;
 }
 
 const summary: Summary = {
@@ -33,7 +44,9 @@ const summary: Summary = {
   worstNewMs: 0,
   worstGapMs: 0,
   worstHeldMs: 0,
+  phases: [{ newOk: 0, worstNewMs: 0, worstGapMs: 0, worstHeldMs: 0 }],
 };
+const phase = (): Phase => summary.phases.at(-1) as Phase;
 let stopping = false;
 let lastNewOk = 0;
 
@@ -51,10 +64,17 @@ function oneConnection(): Promise<void> {
       socket.destroy();
       const now = performance.now();
       if (error === undefined) {
+        const p = phase();
         summary.newOk++;
+        p.newOk++;
         summary.worstNewMs = Math.max(summary.worstNewMs, now - started);
-        if (lastNewOk !== 0) summary.worstGapMs = Math.max(summary.worstGapMs, now - lastNewOk);
+        p.worstNewMs = Math.max(p.worstNewMs, now - started);
+        if (lastNewOk !== 0) {
+          summary.worstGapMs = Math.max(summary.worstGapMs, now - lastNewOk);
+          p.worstGapMs = Math.max(p.worstGapMs, now - lastNewOk);
+        }
         lastNewOk = now;
+        if (p.newOk % 50 === 0) process.stdout.write(`ok ${p.newOk}\n`);
       } else {
         summary.newFailed.push(`${new Date().toISOString()} ${error}`);
       }
@@ -112,6 +132,7 @@ function heldConnection(): Promise<void> {
       clearTimeout(timer);
       summary.heldEchoes++;
       summary.worstHeldMs = Math.max(summary.worstHeldMs, performance.now() - sentAt);
+      phase().worstHeldMs = Math.max(phase().worstHeldMs, performance.now() - sentAt);
       setTimeout(send, interval);
     });
     socket.on("error", (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
@@ -121,7 +142,12 @@ function heldConnection(): Promise<void> {
   });
 }
 
-process.stdin.resume();
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (text: string) => {
+  for (const line of text.split("\n")) {
+    if (line === "mark") summary.phases.push({ newOk: 0, worstNewMs: 0, worstGapMs: 0, worstHeldMs: 0 });
+  }
+});
 const stopped = new Promise<void>((resolve) => process.stdin.on("end", resolve));
 const held = heldConnection();
 const fresh = newConnections();
