@@ -32,9 +32,10 @@ export interface DataplaneVariant {
   /**
    * "none", a front end with symroute applied, or "ip-rules": no firewall, only as many `ip rule
    * fwmark` lines as symroute adds for the networks (what the route lookup walks; the control that
-   * separates routing's share from the firewall's).
+   * separates routing's share from the firewall's); "ip-rules-skip": the same lines behind one
+   * `fwmark 0/MASK goto` rule that sends unmarked packets past them to a `nop` (a possible fix).
    */
-  readonly firewall: "none" | "nftables" | "iptables" | "ip-rules";
+  readonly firewall: "none" | "nftables" | "iptables" | "ip-rules" | "ip-rules-skip";
   readonly networks: number;
   /** The classify form `plan` reported (map, rules), when symroute is applied. */
   readonly classify?: string;
@@ -117,10 +118,12 @@ function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup 
   );
   must(["ip", "-n", node.peer, "route", "add", "10.96.0.0/16", "via", "192.168.1.10"]);
   let classify: string | undefined;
-  if (firewall === "ip-rules") {
+  if (firewall === "ip-rules" || firewall === "ip-rules-skip") {
     const lines: string[] = [];
+    if (firewall === "ip-rules-skip") lines.push("rule add priority 1000 fwmark 0x0/0x3fff goto 1002");
     for (let i = 0; i < networks; i++)
       lines.push(`rule add priority 1001 fwmark ${hex(i + 1)}/0x3fff lookup ${20000 + i}`);
+    if (firewall === "ip-rules-skip") lines.push("rule add priority 1002 nop");
     must(["ip", "-n", node.name, "-batch", "-"], `${lines.join("\n")}\n`);
   } else if (firewall !== "none") {
     const base = writeConfig(networks);
@@ -158,10 +161,28 @@ function podReceived(s: Setup): number {
 function send(sender: string, s: Setup, count: number, mode: "new" | "same"): number {
   // A fresh conntrack table each time: every datagram of a `new` round is a new connection.
   run(s.node.inside(["conntrack", "-F"]));
-  const out = must(["ip", "netns", "exec", s.node.peer, sender, SERVICE, String(count), "1024", mode]);
+  const from = mode === "same" ? ["40000"] : [];
+  if (mode === "same") {
+    // An established connection: one datagram, then the pod answers on the same flow (a UDP flow
+    // stays NEW in conntrack until it has seen a reply).
+    must(["ip", "netns", "exec", s.node.peer, sender, SERVICE, "1", "1024", "same", ...from]);
+    must(["ip", "netns", "exec", s.pod, sender, "192.168.1.1", "1", "40000", "same", "1024"]);
+  }
+  const out = must([
+    "ip",
+    "netns",
+    "exec",
+    s.node.peer,
+    sender,
+    SERVICE,
+    String(count),
+    "1024",
+    mode,
+    ...from,
+  ]);
   const [ns, failed] = out.trim().split(" ").map(Number);
   if (failed !== 0) throw new Error(`sender: ${failed} sends failed`);
-  s.sent += count;
+  s.sent += count + (mode === "same" ? 1 : 0);
   return ns as number;
 }
 
@@ -191,7 +212,7 @@ async function main(): Promise<void> {
   }
   const setups: Setup[] = [setUp("none", 0)];
   const largest = Math.max(...sizesOf());
-  if (largest > 0) setups.push(setUp("ip-rules", largest));
+  if (largest > 0) setups.push(setUp("ip-rules", largest), setUp("ip-rules-skip", largest));
   for (const firewall of ["nftables", "iptables"] as const)
     for (const n of sizesOf()) {
       log(`dataplane: ${firewall} with ${n} network(s)`);

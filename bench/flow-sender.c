@@ -13,8 +13,8 @@
 #include <time.h>
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: flow-sender DST COUNT FIRSTPORT new|same\n");
+  if (argc != 5 && argc != 6) {
+    fprintf(stderr, "usage: flow-sender DST COUNT FIRSTPORT new|same [SOURCEPORT]\n");
     return 2;
   }
   long count = atol(argv[2]);
@@ -22,6 +22,14 @@ int main(int argc, char **argv) {
   int same = strcmp(argv[4], "same") == 0;
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) { perror("socket"); return 1; }
+  if (argc == 6) {
+    /* A fixed source port: the flow a reply was sent on (an established connection). */
+    struct sockaddr_in src;
+    memset(&src, 0, sizeof src);
+    src.sin_family = AF_INET;
+    src.sin_port = htons((unsigned short)atoi(argv[5]));
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { perror("bind"); return 1; }
+  }
   struct sockaddr_in dst;
   memset(&dst, 0, sizeof dst);
   dst.sin_family = AF_INET;

@@ -87,8 +87,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     }
   };
 
-  /** The keys of one nft table of ours; [] when it does not exist, undefined when nft is unusable. */
-  const readNftKeys = async (args: readonly string[]): Promise<string[] | undefined> => {
+  /** The rules of one nft table of ours; [] when it does not exist, undefined when nft is unusable. */
+  const readNftKeys = async (args: readonly string[]): Promise<NftRule[] | undefined> => {
     const result = await run("nft", args, { allowFailure: true }).catch((error: unknown) => {
       // No nft at all (an iptables-only node): nothing of ours can be in its tables.
       if (isSymrouteError(error) && error.kind === "dependency") return undefined;
@@ -101,23 +101,31 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         throw toolError("nft", args, result);
       return undefined;
     }
-    return nftRuleKeysFromText(result.stdout);
+    return nftRulesFromText(result.stdout);
   };
 
-  /** The ARP table's keys that belong with `backend` (the rule's label names its front end). */
-  const arpKeysOf = (keys: readonly string[] | undefined, backend: FirewallBackend): string[] =>
-    (keys ?? []).filter((k) => arpKeyBackend(k) === backend).map((k) => ARP_KEY_PREFIX + k);
+  /** The ARP table's rules that belong with `backend` (the rule's label names its front end). */
+  const arpRulesOf = (rules: readonly NftRule[] | undefined, backend: FirewallBackend): NftRule[] =>
+    (rules ?? [])
+      .filter((r) => r.key !== undefined && arpKeyBackend(r.key) === backend)
+      .map((r) => ({ key: ARP_KEY_PREFIX + (r.key ?? ""), content: ARP_KEY_PREFIX + r.content }));
 
-  const readNftOwned = async (arp: Promise<string[] | undefined>): Promise<OwnedFirewall | undefined> => {
-    const keys = await readNftKeys(NFT_READ_ARGS);
-    if (keys === undefined) return undefined;
-    return { backend: "nftables", ruleKeys: [...keys, ...arpKeysOf(await arp, "nftables")] };
+  const readNftOwned = async (arp: Promise<NftRule[] | undefined>): Promise<OwnedFirewall | undefined> => {
+    const own = await readNftKeys(NFT_READ_ARGS);
+    if (own === undefined) return undefined;
+    const rules = [...own, ...arpRulesOf(await arp, "nftables")];
+    return {
+      backend: "nftables",
+      ruleKeys: rules.flatMap((r) => (r.key === undefined ? [] : [r.key])),
+      contents: rules.map((r) => r.content),
+    };
   };
 
   const readIptablesOwned = async (
-    arp: Promise<string[] | undefined>,
+    arp: Promise<NftRule[] | undefined>,
   ): Promise<OwnedFirewall | undefined> => {
     const keys: string[] = [];
+    const contents: string[] = [];
     const tools = ["iptables-save", "ip6tables-save"] as const;
     // Both families at once; their keys in family order.
     const results = await Promise.all(
@@ -139,9 +147,15 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         if (!ours) continue;
         const m = /--comment (?:"([^"]*)"|(\S+))/.exec(line);
         keys.push(`${family}:${m?.[1] ?? m?.[2] ?? `uncommented ${line}`}`);
+        contents.push(`${family}:${line.replace(/^\[\d+:\d+\] /, "").trim()}`);
       }
     }
-    return { backend: "iptables", ruleKeys: [...keys, ...arpKeysOf(await arp, "iptables")] };
+    const arpRules = arpRulesOf(await arp, "iptables");
+    return {
+      backend: "iptables",
+      ruleKeys: [...keys, ...arpRules.flatMap((r) => (r.key === undefined ? [] : [r.key]))],
+      contents: [...contents, ...arpRules.map((r) => r.content)],
+    };
   };
 
   /** kube-proxy's traces: its nft table, its iptables chains (started before the links are known). */
@@ -382,6 +396,35 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       return available;
     },
   };
+}
+
+export interface NftRule {
+  /** Undefined for a base chain's `type ... hook ...` and `policy` lines, content without a key. */
+  readonly key: string | undefined;
+  /** The rule as nft lists it, counters zeroed: its content, compared against the record. */
+  readonly content: string;
+}
+
+/** Every rule of `nft -t list table` output, with its comment key; a rule without one is drift. */
+export function nftRulesFromText(text: string): NftRule[] {
+  const rules: NftRule[] = [];
+  let chain = "";
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line.startsWith("chain ")) chain = line.slice(6).replace(/\s*\{$/, "");
+    else if (line === "}") chain = "";
+    else if (chain !== "" && line !== "" && !line.startsWith("type ") && !line.startsWith("policy ")) {
+      const m = / comment "([^"]*)"$/.exec(line);
+      rules.push({
+        key: m?.[1] ?? `uncommented rule: ${line}`,
+        content: `${chain}: ${line.replace(/counter packets \d+ bytes \d+/g, "counter")}`,
+      });
+    } else if (chain !== "" && (line.startsWith("type ") || line.startsWith("policy "))) {
+      // A base chain's hook, priority and policy are content too.
+      rules.push({ key: undefined, content: `${chain}: ${line}` });
+    }
+  }
+  return rules;
 }
 
 /** The comment key of every rule in `nft -t list table` output; a rule without one is drift. */

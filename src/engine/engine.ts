@@ -136,6 +136,20 @@ function countOwned(node: NodeState, own: OwnershipMarks): number {
   );
 }
 
+/**
+ * The record of symroute's firewall as the kernel lists it (sorted), for the front end wanted;
+ * undefined when there is none or the reader lists no contents.
+ */
+function recordContents(
+  desired: DesiredState,
+  firewall: readonly OwnedFirewall[],
+): Partial<Record<FirewallBackend, readonly string[]>> | undefined {
+  const backend = desired.firewall?.backend;
+  const contents = firewall.find((f) => f.backend === backend)?.contents;
+  if (backend === undefined || contents === undefined) return undefined;
+  return { [backend]: [...contents].sort() };
+}
+
 /** The changes that undo `executed`, in reverse order. */
 export function inverseChanges(executed: readonly Change[]): Change[] {
   const out: Change[] = [];
@@ -273,7 +287,7 @@ export function createEngine(deps: EngineDeps): Engine {
     // The same order diffState gives: the routing part keeps its indices, which its payloads name.
     const changes = [
       ...rp.diff.changes,
-      ...diffFirewall(desired, observedFirewall),
+      ...diffFirewall(desired, observedFirewall, rp.saved?.firewallContents),
       ...diffLinkDeletes(desired, node.links, own),
     ];
     return {
@@ -503,6 +517,8 @@ export function createEngine(deps: EngineDeps): Engine {
         ]),
       ];
       const tablesCreatedSoFar = new Set<Family>(saved?.iptablesTablesCreated ?? []);
+      // The record of the firewall's content, renewed from the kernel's listing once verified.
+      let contentsRecord = saved?.firewallContents;
       const nextState = (
         inProgress: boolean,
         prev: Record<string, string>,
@@ -517,11 +533,20 @@ export function createEngine(deps: EngineDeps): Engine {
         rulePriorities: rp.own.rulePriorities,
         routeProtocol: rp.own.routeProtocol,
         ...(inProgress ? { inProgress: true } : {}),
+        ...(contentsRecord === undefined || desired.firewall === undefined
+          ? {}
+          : { firewallContents: contentsRecord }),
         ...(tablesCreatedSoFar.size > 0 ? { iptablesTablesCreated: [...tablesCreatedSoFar].sort() } : {}),
       });
 
       if (early?.report.inSync === true) {
-        if (!removing && JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations)) {
+        const record = recordContents(desired, observedFirewall);
+        const recordMissing = record !== undefined && saved?.firewallContents === undefined;
+        if (recordMissing) contentsRecord = record;
+        if (
+          !removing &&
+          (recordMissing || JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations))
+        ) {
           await store.write(nextState(false, previousSysctls, createdLinks));
         }
         if (removing && saved !== undefined) await store.remove();
@@ -594,7 +619,10 @@ export function createEngine(deps: EngineDeps): Engine {
           checkRouting(),
           outcome.firewallTouched
             ? checkFirewall()
-            : { reread: observedFirewall, changes: diffFirewall(desired, observedFirewall) },
+            : {
+                reread: observedFirewall,
+                changes: diffFirewall(desired, observedFirewall, saved?.firewallContents),
+              },
         ]);
         const reread: NodeState = { ...routing.reread, firewall: firewall.reread };
         const changes = [
@@ -639,6 +667,8 @@ export function createEngine(deps: EngineDeps): Engine {
             for (const family of tablesCreatedSoFar) await kernel.dropEmptyIptablesMangle(family);
             tablesCreatedSoFar.clear();
           }
+          contentsRecord =
+            recordContents(desired, after?.node.firewall ?? observedFirewall) ?? contentsRecord;
           if (removing) await store.remove();
           else await store.write(nextState(false, keptPrevious, keptLinks));
         } catch (error) {
@@ -653,6 +683,7 @@ export function createEngine(deps: EngineDeps): Engine {
           outcome.firewallTouched,
         );
         try {
+          contentsRecord = saved?.firewallContents;
           await store.write({
             ...nextState(false, previousSysctls, createdLinks),
             ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),

@@ -65,6 +65,11 @@ export interface SavedState {
   readonly firewall?: FirewallBackend;
   /** The firewall last applied, so that a failed apply can put it back. */
   readonly firewallSpec?: FirewallSpec;
+  /**
+   * symroute's firewall rules as the kernel listed them right after the last apply (canonical,
+   * sorted), by front end: a rule changed under the same comment differs from this record.
+   */
+  readonly firewallContents?: Partial<Record<FirewallBackend, readonly string[]>>;
   /** Families whose iptables mangle table symroute's first iptables-restore created. */
   readonly iptablesTablesCreated?: readonly Family[];
   /** The rule-priority band and protocol in force when the state was written. */

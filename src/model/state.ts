@@ -99,6 +99,12 @@ export type FirewallBackend = "nftables" | "iptables";
 export interface OwnedFirewall {
   readonly backend: FirewallBackend;
   readonly ruleKeys: readonly string[];
+  /**
+   * Each rule as the kernel lists it, canonicalised (counters zeroed), in no particular order: what
+   * drift detection compares, since a rule changed under the same comment keeps its key.
+   * Undefined when the reader does not list contents.
+   */
+  readonly contents?: readonly string[];
 }
 
 /** What the node says about kube-proxy's mode, for `kubeProxyMode: auto`. */

@@ -3,7 +3,15 @@
 
 import { parsePrefix, prefixContains } from "../model/address.ts";
 import { routeKey, ruleKey, sameRouteValue } from "../model/keys.ts";
-import type { Link, NodeState, OwnedFirewall, Route, RoutingState, Rule } from "../model/state.ts";
+import type {
+  FirewallBackend,
+  Link,
+  NodeState,
+  OwnedFirewall,
+  Route,
+  RoutingState,
+  Rule,
+} from "../model/state.ts";
 import { firewallRuleKeys } from "../render/firewall.ts";
 import type { Change, Conflict, DesiredState } from "./types.ts";
 
@@ -201,8 +209,16 @@ export function mayOverlap(a: Rule, b: Rule): boolean {
   return true;
 }
 
-/** The firewall, compared by the keys carried in rule comments; replaced whole, in one transaction. */
-export function diffFirewall(desired: DesiredState, observed: readonly OwnedFirewall[]): Change[] {
+/**
+ * The firewall, compared by the keys carried in rule comments and, when a record of the rules as
+ * the kernel listed them after the last apply is given, by their content; replaced whole, in one
+ * transaction.
+ */
+export function diffFirewall(
+  desired: DesiredState,
+  observed: readonly OwnedFirewall[],
+  recorded?: Partial<Record<FirewallBackend, readonly string[]>>,
+): Change[] {
   const changes: Change[] = [];
   const wanted = desired.firewall === undefined ? [] : firewallRuleKeys(desired.firewall);
   for (const owned of observed) {
@@ -216,9 +232,17 @@ export function diffFirewall(desired: DesiredState, observed: readonly OwnedFire
       });
   }
   if (desired.firewall !== undefined) {
-    const have = observed.find((f) => f.backend === desired.firewall?.backend)?.ruleKeys ?? [];
+    const current = observed.find((f) => f.backend === desired.firewall?.backend);
+    const have = current?.ruleKeys ?? [];
+    const record = recorded?.[desired.firewall.backend];
+    const contents = current?.contents;
     // Sorted copies only when the counts agree: a count that differs already decides.
-    if (have.length !== wanted.length || !sameSorted(have, wanted)) {
+    const keysDiffer = have.length !== wanted.length || !sameSorted(have, wanted);
+    const contentDiffers =
+      record !== undefined &&
+      contents !== undefined &&
+      (record.length !== contents.length || !sameSorted(record, contents));
+    if (keysDiffer || contentDiffers) {
       changes.push({
         kind: "firewall",
         action: "replace",

@@ -512,3 +512,81 @@ networks:
     assert.equal(node.dump(), start);
   },
 );
+
+/**
+ * Replaces symroute's mark-restoring rules in the kernel by `mark set 0x2` under the same comment
+ * (the comment key, all that verification compared before, stays).
+ */
+function tamperRestore(node: Netns, firewall: "nftables" | "iptables"): void {
+  if (firewall === "nftables") {
+    const listing = mustIn(node, ["nft", "-a", "list", "table", "inet", "symroute"]);
+    let chain = "";
+    let done = 0;
+    for (const line of listing.split("\n")) {
+      const c = /^\s*chain (\S+) \{/.exec(line);
+      if (c !== null) chain = c[1] as string;
+      const m = /^\s*meta mark set .* comment "([^"]*restore[^"]*)" # handle (\d+)/.exec(line);
+      if (m === null) continue;
+      const [, comment, handle] = m as unknown as [string, string, string];
+      mustIn(node, [
+        "nft",
+        "replace",
+        "rule",
+        "inet",
+        "symroute",
+        chain,
+        "handle",
+        handle,
+        "meta",
+        "mark",
+        "set",
+        "0x2",
+        "comment",
+        `"${comment}"`,
+      ]);
+      done++;
+    }
+    assert.ok(done > 0, listing);
+    return;
+  }
+  for (const chain of ["SYMROUTE-PRE", "SYMROUTE-OUT"]) {
+    const rules = mustIn(node, ["iptables", "-t", "mangle", "-S", chain]).split("\n").slice(1);
+    const index = rules.findIndex((l) => l.includes("--restore-mark"));
+    assert.ok(index >= 0, rules.join("\n"));
+    const comment = /--comment (?:"([^"]*)"|(\S+))/.exec(rules[index] as string);
+    const text = comment?.[1] ?? comment?.[2] ?? "";
+    mustIn(node, [
+      "iptables",
+      ...["-t", "mangle", "-R", chain, String(index + 1), "-m", "conntrack", "--ctdir", "REPLY"],
+      ...["-m", "comment", "--comment", text, "-j", "MARK", "--set-xmark", "0x2/0xffffffff"],
+    ]);
+  }
+}
+
+for (const firewall of ["nftables", "iptables"] as const) {
+  test(
+    `${firewall}: a rule of symroute's changed under the same comment is drift, and apply repairs it`,
+    { skip },
+    async (t) => {
+      const node = createNode(t);
+      strictTopology(node);
+      await startServer(t, node);
+      const config = configFor(firewall);
+      assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+      assert.equal(clientReachesLb(node), true, "client → LB after apply");
+
+      tamperRestore(node, firewall);
+      assert.equal(clientReachesLb(node), false, "client → LB with the restore rule changed");
+      const plan = node.symroute(["plan", "-c", config, "-o", "json"]);
+      assert.equal(plan.code, 2, `the changed rule is drift: ${plan.stdout}`);
+      const changes = (JSON.parse(plan.stdout) as { changes: { kind: string; action: string }[] }).changes;
+      assert.deepEqual(
+        changes.map((c) => `${c.kind} ${c.action}`),
+        ["firewall replace"],
+      );
+      assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+      assert.equal(node.symroute(["plan", "-c", config]).code, 0, "in sync after the repair");
+      assert.equal(clientReachesLb(node), true, "client → LB after the repair");
+    },
+  );
+}
