@@ -153,6 +153,54 @@ test(
       assert.ok((metric(node.name, "nodejs_heap_size_used_bytes") ?? 0) > 0, text);
     });
 
+    await t.test("a rule of symroute's changed under the same comment is put back", async () => {
+      const listing = run([
+        "ip",
+        "netns",
+        "exec",
+        node.name,
+        "nft",
+        "-a",
+        "list",
+        "table",
+        "inet",
+        "symroute",
+      ]).stdout;
+      let chain = "";
+      let target: { chain: string; handle: string; comment: string; original: string } | undefined;
+      for (const line of listing.split("\n")) {
+        const c = /^\s*chain (\S+) \{/.exec(line);
+        if (c !== null) chain = c[1] as string;
+        const m = /^\s*(meta mark set .*) comment "([^"]*)" # handle (\d+)/.exec(line);
+        if (m !== null && target === undefined)
+          target = { chain, handle: m[3] as string, comment: m[2] as string, original: m[1] as string };
+      }
+      assert.ok(target, listing);
+      const { chain: ch, handle, comment, original } = target;
+      const replaced = run([
+        ...["ip", "netns", "exec", node.name, "nft", "replace", "rule", "inet", "symroute", ch],
+        ...["handle", handle, "meta", "mark", "set", "0x2", "comment", `"${comment}"`],
+      ]);
+      assert.equal(replaced.code, 0, replaced.stderr);
+      // The resync interval is 5 minutes: the firewall monitor's event and the content comparison
+      // bring the original rule back.
+      await pollUntil("the original rule back", () => {
+        const now = run([
+          "ip",
+          "netns",
+          "exec",
+          node.name,
+          "nft",
+          "list",
+          "chain",
+          "inet",
+          "symroute",
+          ch,
+        ]).stdout;
+        return now.includes(original) && !now.includes("meta mark set 0x00000002") ? true : undefined;
+      });
+    });
+
     await t.test("a changed config file is applied without a restart", async () => {
       const rulesBefore = ownedRules(node.name).length;
       writeFileSync(config, TWO_NETWORKS);

@@ -6,7 +6,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildArticleNode, CLI as TREE_CLI, REPO, must, run, type Run } from "../../support/netns.ts";
+import {
+  buildArticleNode,
+  CLI as TREE_CLI,
+  REPO,
+  must,
+  run,
+  type Run,
+  withoutCarrierState,
+} from "../../support/netns.ts";
 export { prng } from "../../support/prng.ts";
 
 export { REPO, must, run, type Run };
@@ -133,7 +141,8 @@ const SECTIONS: readonly (readonly string[])[] = [
 /** Every section of the node, plus every rp_filter/arp_ignore/arp_announce/arp_filter sysctl. */
 export function fullDump(ns: string): string {
   const parts = SECTIONS.map((argv) => {
-    const out = must(["ip", "netns", "exec", ns, ...argv]);
+    const raw = must(["ip", "netns", "exec", ns, ...argv]);
+    const out = argv[3] === "link" || argv[3] === "addr" ? withoutCarrierState(raw) : raw;
     // Counters (iptables-save's, and nft's for iptables-nft tables) and generation comments change
     // with traffic and time, not with configuration.
     const normalised = out
