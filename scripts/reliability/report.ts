@@ -183,7 +183,7 @@ export function renderReliability(): string {
   row(
     "crash consistency",
     "make crash",
-    "SIGKILL during apply and delete, every recovery checked",
+    `SIGKILL during apply and delete, every recovery checked${crash === undefined ? "" : ` (this run: ${crash.trials} random kills per phase; \`make crash\` runs 100)`}`,
     crash,
     crash?.finished ?? false,
   );
