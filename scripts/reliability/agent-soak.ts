@@ -286,6 +286,9 @@ try {
   let events = 0;
   while (Date.now() - started < seconds * 1000 && agent.exitCode === null) {
     const kind = kinds[Math.floor(random() * kinds.length)] as Kind;
+    // Drifts come one at a time with a pause (longer than the agent's fight window): undoing each
+    // repair at once is a fight, which the agent deliberately slows down for.
+    await delay(2_500 + Math.floor(random() * 1_500));
     await event(kind);
     events++;
     if (events % 10 === 0) {

@@ -25,6 +25,11 @@ export interface ReconcileLoopOptions {
   /** Consecutive runs that changed something before the loop starts slowing down. */
   readonly churnLimit?: number;
   /**
+   * A trigger this long after the last run that changed something is a new event, not someone
+   * undoing our work: it ends the slow-down (which is for fights only).
+   */
+  readonly fightWindowMs?: number;
+  /**
    * Told of every trigger; `coalesced` when it starts no reconcile of its own (merged into one
    * already scheduled or running, or waiting for a retry): what the agent's metrics count.
    */
@@ -45,6 +50,7 @@ export class ReconcileLoop {
   readonly #backoff: BackoffOptions;
   readonly #resyncMs: number;
   readonly #churnLimit: number;
+  readonly #fightWindowMs: number;
   readonly #onTrigger: (reason: string, coalesced: boolean) => void;
   #scheduled: Scheduled | undefined;
   #running: Promise<void> | undefined;
@@ -52,6 +58,7 @@ export class ReconcileLoop {
   #stopped = true;
   #failures = 0;
   #churn = 0;
+  #lastChangeAt: number | undefined;
   #reasons = new Set<string>();
   #runs = 0;
 
@@ -62,6 +69,7 @@ export class ReconcileLoop {
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#resyncMs = options.resyncMs ?? 60_000;
     this.#churnLimit = options.churnLimit ?? 3;
+    this.#fightWindowMs = options.fightWindowMs ?? 2_000;
     this.#onTrigger = options.onTrigger ?? (() => undefined);
   }
 
@@ -74,12 +82,14 @@ export class ReconcileLoop {
   }
 
   trigger(reason: string, options: TriggerOptions = {}): void {
-    this.#onTrigger(reason, this.#coalesces(options));
+    const lateEvent = this.#isLateEvent();
+    this.#onTrigger(reason, this.#coalesces(options, lateEvent));
     this.#reasons.add(reason);
     if (options.resetBackoff === true) {
       this.#failures = 0;
       this.#churn = 0;
     }
+    if (lateEvent) this.#churn = 0;
     if (this.#stopped) return;
     if (this.#running !== undefined) {
       this.#dirty = true;
@@ -87,16 +97,29 @@ export class ReconcileLoop {
     }
     const kind = this.#scheduled?.kind;
     if (kind === "debounce") return;
-    if ((kind === "retry" || kind === "churn") && options.resetBackoff !== true) return;
+    if (kind === "retry" && options.resetBackoff !== true) return;
+    if (kind === "churn" && options.resetBackoff !== true && !lateEvent) return;
     this.#scheduleNext();
   }
 
+  /** Long after the last change, while no run is in progress: not a fight (see fightWindowMs). */
+  #isLateEvent(): boolean {
+    return (
+      this.#running === undefined &&
+      this.#lastChangeAt !== undefined &&
+      this.#clock.now() - this.#lastChangeAt > this.#fightWindowMs
+    );
+  }
+
   /** Whether a trigger now would start no reconcile of its own (the branches of `trigger`). */
-  #coalesces(options: TriggerOptions): boolean {
+  #coalesces(options: TriggerOptions, lateEvent: boolean): boolean {
     if (this.#stopped) return true;
     if (this.#running !== undefined) return this.#dirty;
     const kind = this.#scheduled?.kind;
-    return kind === "debounce" || ((kind === "retry" || kind === "churn") && options.resetBackoff !== true);
+    if (kind === "debounce") return true;
+    if (kind === "retry") return options.resetBackoff !== true;
+    if (kind === "churn") return options.resetBackoff !== true && !lateEvent;
+    return false;
   }
 
   /** Cancels timers and waits for a reconcile in progress. */
@@ -168,6 +191,7 @@ export class ReconcileLoop {
     } else {
       this.#failures = 0;
       this.#churn = outcome.changed ? this.#churn + 1 : 0;
+      if (outcome.changed) this.#lastChangeAt = this.#clock.now();
     }
     if (this.#dirty) {
       this.#scheduleNext();

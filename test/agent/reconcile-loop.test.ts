@@ -205,6 +205,37 @@ describe("ReconcileLoop", () => {
     await loop.stop();
   });
 
+  it("a drift long after the last repair is repaired promptly, even after a run of repairs", async () => {
+    const changed: LoopOutcome = { result: "ok", changed: true };
+    const r = recorder(Array.from({ length: 20 }, () => changed));
+    const loop = new ReconcileLoop({
+      reconcile: r.reconcile,
+      clock: r.clock,
+      debounceMs: 100,
+      resyncMs: 0,
+      churnLimit: 3,
+      fightWindowMs: 2_000,
+      backoff: { initialMs: 250, maxMs: 30_000 },
+    });
+    loop.start();
+    await r.clock.advance(0);
+    // Separate drifts, each well after the last repair (an operator's hand, not a controller).
+    const delays: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      await r.clock.advance(3_000);
+      const asked = r.clock.now();
+      loop.trigger("kernel");
+      const before = r.calls.length;
+      while (r.calls.length === before) await r.clock.advance(50);
+      delays.push((r.calls.at(-1)?.at ?? 0) - asked);
+    }
+    assert.ok(
+      delays.every((d) => d <= 150),
+      `every repair within the debounce window: ${delays}`,
+    );
+    await loop.stop();
+  });
+
   it("stop() cancels timers and waits for the run in progress", async () => {
     const r = recorder();
     const loop = new ReconcileLoop({ reconcile: r.reconcile, clock: r.clock, resyncMs: 1_000 });

@@ -142,7 +142,7 @@ const SECTIONS: readonly (readonly string[])[] = [
 export function fullDump(ns: string): string {
   const parts = SECTIONS.map((argv) => {
     const raw = must(["ip", "netns", "exec", ns, ...argv]);
-    const out = argv[3] === "link" || argv[3] === "addr" ? withoutCarrierState(raw) : raw;
+    const out = argv[1] === "-j" ? withoutCarrierState(raw) : raw;
     // Counters (iptables-save's, and nft's for iptables-nft tables) and generation comments change
     // with traffic and time, not with configuration.
     const normalised = out
