@@ -124,3 +124,40 @@ test(
     assert.match(text.stdout, /verdict: unicast via 192\.0\.2\.254 dev e0 table main/);
   },
 );
+
+test(
+  "explain: a malformed address or mark exits 1 naming the option; an unknown --iif lists the interfaces",
+  { timeout: 120_000 },
+  async (t) => {
+    const missing = await namespacesAvailable();
+    if (missing !== undefined) {
+      t.skip(missing);
+      return;
+    }
+    const lab = await KernelLab.create("sr-simbad");
+    t.after(() => lab.destroy());
+    const cli = (args: string[]) =>
+      runTool(
+        "ip",
+        ["netns", "exec", lab.ns, process.execPath, "--import", "tsx", MAIN, "explain", ...args],
+        {
+          allowFailure: true,
+        },
+      );
+    // Before: "unsupported" with exit 3, as if the kernel's behaviour were the question.
+    for (const [args, option] of [
+      [["--to", "10.1.2"], "--to"],
+      [["--to", "10.1.2.3", "--from", "198.51.100.300", "--iif", "e1"], "--from"],
+      [["--to", "10.1.2.3", "--mark", "0x100/0x1"], "--mark"],
+    ] as const) {
+      const r = await cli([...args]);
+      assert.equal(r.code, 1, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.ok(r.stderr.includes(option), r.stderr);
+    }
+    // Before: "no interface named eth0.100 in the state", nothing about the ones there are.
+    const r = await cli(["--from", "198.51.100.20", "--to", "10.1.2.3", "--iif", "eth0.100"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /--iif: no interface named eth0\.100/);
+    for (const name of ["lo", "e0", "e1", "e2"]) assert.match(r.stderr, new RegExp(`\\b${name}\\b`));
+  },
+);

@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { packetFromOptions, readSnapshot, traceToJson } from "../../src/cli/commands/explain.ts";
+import { Command } from "@commander-js/extra-typings";
+import {
+  checkInterfaces,
+  registerExplain,
+  packetFromOptions,
+  readSnapshot,
+  traceToJson,
+} from "../../src/cli/commands/explain.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { compileRoutingState } from "../../src/simulate/compile.ts";
@@ -34,6 +41,49 @@ test("options become a packet: hex and decimal marks, protocol names", () => {
   });
 });
 
+test("a mark as plan prints it (VALUE/MASK) is the packet's mark VALUE", () => {
+  assert.equal(packetFromOptions({ to: "1.2.3.4", mark: "0x1/0xff" }).mark, 1);
+  assert.equal(packetFromOptions({ to: "1.2.3.4", mark: "0x200/0xff00" }).mark, 0x200);
+});
+
+test("the help's mark, pasted, takes symroute's reply path; 0x100 would not", () => {
+  // symroute's first network with the default marks.mask 0xff: `fwmark 0x1/0xff lookup 100`.
+  const state: NodeState = {
+    ...caseFile.state,
+    rules: caseFile.state.rules.map((r) =>
+      r.family === 4 && r.priority === 100 ? { ...r, fwmark: 1, fwmask: 0xff } : r,
+    ),
+  };
+  const index = compileRoutingState(state);
+  const ask = (mark: string) =>
+    tracePacket(index, packetFromOptions({ from: "10.112.0.5", to: "8.8.8.8", iif: "vpod", mark }));
+  assert.equal(ask("0x1/0xff").table, 100);
+  assert.notEqual(ask("0x100").table, 100);
+});
+
+test("an unknown --iif or --oif is an error that lists the node's interfaces", () => {
+  const names = caseFile.state.links.map((l) => l.ifname);
+  assert.ok(names.length > 0);
+  for (const options of [
+    { to: "1.2.3.4", from: "10.0.0.1", iif: "eth0.100" },
+    { to: "1.2.3.4", oif: "eth0.100" },
+  ]) {
+    assert.throws(
+      () => checkInterfaces(packetFromOptions(options), caseFile.state, "this node"),
+      (e: unknown) =>
+        isSymrouteError(e) &&
+        e.kind === "invalid-argument" &&
+        /--[io]if: no interface named eth0\.100/.test(e.message) &&
+        names.every((n) => e.message.includes(n)),
+    );
+  }
+  checkInterfaces(
+    packetFromOptions({ to: "1.2.3.4", from: "10.0.0.1", iif: names[0]! }),
+    caseFile.state,
+    "x",
+  );
+});
+
 test("bad options are invalid-argument errors that name the option", () => {
   const cases: [Parameters<typeof packetFromOptions>[0], RegExp][] = [
     [{ to: "1.2.3.4", mark: "0xzz" }, /--mark/],
@@ -41,6 +91,13 @@ test("bad options are invalid-argument errors that name the option", () => {
     [{ to: "1.2.3.4", proto: "tcp", dport: "70000" }, /--dport/],
     [{ to: "1.2.3.4", iif: "eth0" }, /--from/],
     [{ to: "1.2.3.4", from: "10.0.0.1", iif: "eth0", oif: "eth1" }, /--oif/],
+    // Malformed addresses were "unsupported" answers (exit 3); they are bad input (exit 1).
+    [{ to: "1.2.3" }, /--to/],
+    [{ to: "1.2.3.4", from: "10.0.0.999" }, /--from/],
+    [{ to: "1.2.3.4", from: "2001:db8::1" }, /--from/],
+    [{ to: "1.2.3.4", from: "10.0.0.1", iif: "eth0", dnatTo: "pod" }, /--dnat-to/],
+    [{ to: "1.2.3.4", mark: "0x3/0x1" }, /--mark/],
+    [{ to: "1.2.3.4", mark: "0x1/" }, /--mark/],
   ];
   for (const [options, message] of cases) {
     assert.throws(
@@ -88,4 +145,20 @@ test("JSON output has result, table, dev, gateway, rule.priority and steps", () 
   assert.equal(json.rule.priority, 100);
   assert.ok(json.steps.length >= 3);
   assert.ok(JSON.stringify(json).length > 0);
+});
+
+test("the help's and docs' marks are symroute's (VALUE/MASK as plan prints them), not 0x100", () => {
+  const program = new Command();
+  registerExplain(program);
+  let help = "";
+  for (const name of ["explain", "snapshot"]) {
+    const command = program.commands.find((c) => c.name() === name)!;
+    command.configureOutput({ writeOut: (text) => (help += text) });
+    command.outputHelp();
+  }
+  const docs = readFileSync(new URL("../../docs/explain.md", import.meta.url), "utf8");
+  for (const text of [help, docs]) {
+    assert.match(text, /--mark 0x1\/0xff/);
+    assert.doesNotMatch(text, /--mark 0x100\b/);
+  }
 });

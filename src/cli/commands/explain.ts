@@ -13,6 +13,7 @@ import { compileRoutingState } from "../../simulate/compile.ts";
 import { formatTrace, formatRoute, formatRule } from "../../simulate/format.ts";
 import { simulatorSysctls, tracePacket } from "../../simulate/trace.ts";
 import type { Packet, Trace } from "../../simulate/types.ts";
+import { parseAddressWords } from "../../simulate/words.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
 /** The snapshot file: the NodeState with a version, so that later formats can be told apart. */
@@ -46,6 +47,28 @@ function parseNumber(text: string, what: string, max: number): number {
   return value;
 }
 
+/**
+ * A packet's mark: a number, or a mark as `plan` and `ip rule` print it (`0x1/0xff`), taken as its
+ * value (the bits outside the mask 0), so that a network's mark can be pasted as it is.
+ */
+function parseMark(text: string): number {
+  const slash = text.indexOf("/");
+  if (slash < 0) return parseNumber(text, "--mark", 0xffffffff);
+  const value = parseNumber(text.slice(0, slash), "--mark (value)", 0xffffffff);
+  const mask = parseNumber(text.slice(slash + 1), "--mark (mask)", 0xffffffff);
+  if ((value & ~mask) >>> 0 !== 0)
+    throw invalid(`--mark ${text}: the value has bits outside the mask`, "give the mark as `plan` prints it");
+  return value;
+}
+
+/** An address option: the family it has, or an invalid-argument error naming the option. */
+function addressFamily(text: string, option: string): number {
+  const parsed = parseAddressWords(text);
+  if (parsed === undefined)
+    throw invalid(`${option} must be an IPv4 or IPv6 address, not ${JSON.stringify(text)}`);
+  return parsed.family;
+}
+
 const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, icmp: 1, "ipv6-icmp": 58, sctp: 132 };
 
 export interface ExplainOptions {
@@ -67,6 +90,11 @@ export function packetFromOptions(o: ExplainOptions): Packet {
   if ((o.sport !== undefined || o.dport !== undefined) && o.proto === undefined) {
     throw invalid("--sport and --dport need --proto", "add --proto tcp or --proto udp");
   }
+  const family = addressFamily(o.to, "--to");
+  if (o.from !== undefined && addressFamily(o.from, "--from") !== family)
+    throw invalid(`--from ${o.from} and --to ${o.to} are of different families`);
+  if (o.dnatTo !== undefined && addressFamily(o.dnatTo, "--dnat-to") !== family)
+    throw invalid(`--dnat-to ${o.dnatTo} and --to ${o.to} are of different families`);
   let ipproto: number | undefined;
   if (o.proto !== undefined) {
     ipproto = PROTOCOLS[o.proto.toLowerCase()] ?? parseNumber(o.proto, "--proto", 255);
@@ -75,7 +103,7 @@ export function packetFromOptions(o: ExplainOptions): Packet {
   if (o.from !== undefined) packet["from"] = o.from;
   if (o.iif !== undefined) packet["iif"] = o.iif;
   if (o.oif !== undefined) packet["oif"] = o.oif;
-  if (o.mark !== undefined) packet["mark"] = parseNumber(o.mark, "--mark", 0xffffffff);
+  if (o.mark !== undefined) packet["mark"] = parseMark(o.mark);
   if (o.tos !== undefined) packet["tos"] = parseNumber(o.tos, "--tos", 255);
   if (ipproto !== undefined) packet["ipproto"] = ipproto;
   if (o.sport !== undefined) packet["sport"] = parseNumber(o.sport, "--sport", 65535);
@@ -91,6 +119,20 @@ export function packetFromOptions(o: ExplainOptions): Packet {
   if (o.iif !== undefined && o.from === undefined)
     throw invalid("--iif needs --from: an arriving packet has a source address");
   return packet as unknown as Packet;
+}
+
+/** An --iif or --oif the node (or snapshot) does not have: an error that lists those it has. */
+export function checkInterfaces(packet: Packet, node: NodeState, where: string): void {
+  for (const [option, name] of [
+    ["--iif", packet.iif],
+    ["--oif", packet.oif],
+  ] as const) {
+    if (name === undefined || node.links.some((l) => l.ifname === name)) continue;
+    const names = node.links.map((l) => l.ifname);
+    throw invalid(
+      `${option}: no interface named ${name} on ${where}; its interfaces: ${names.length === 0 ? "none" : names.join(", ")}`,
+    );
+  }
 }
 
 /** What explain simulates: the node, and symroute's anti-spoofing guards on it. */
@@ -204,7 +246,10 @@ export function registerExplain(program: Command): void {
     .option("--from <address>", "source address (needed with --iif)")
     .option("--iif <dev>", "the packet arrives on this interface (input path, rp_filter)")
     .option("--oif <dev>", "a local socket bound to this interface sends it (IPv4)")
-    .option("--mark <mark>", "firewall mark of the packet (decimal or 0x hex)")
+    .option(
+      "--mark <mark>",
+      "firewall mark of the packet (decimal or 0x hex), or a network's mark as plan prints it (0x1/0xff: its value)",
+    )
     .option("--tos <tos>", "TOS byte (IPv4)")
     .option("--proto <proto>", "tcp, udp, icmp or a protocol number (default: udp for IPv4, as ip route get)")
     .option("--sport <port>", "source port (with --proto)")
@@ -221,22 +266,25 @@ export function registerExplain(program: Command): void {
       "after",
       [
         "",
-        "Examples:",
-        "  # the reply of a pod behind a load-balancer address, as a symroute node routes it:",
-        "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod --mark 0x100",
+        "Examples (addresses and interface names are placeholders: `ip -br link` and `symroute plan` give yours):",
+        "  # the reply of a pod behind a load-balancer address, as a symroute node routes it; 0x1/0xff is",
+        "  # the mark symroute gives its first network with the default marks.mask (`symroute plan` lists each):",
+        "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod --mark 0x1/0xff",
         "  # the same packet without the connection mark: the path replies take without symroute",
         "  symroute explain --from 10.112.0.5 --to 203.0.113.10 --iif vpod",
         "  # a request arriving on the external interface, after kube-proxy's DNAT (rp_filter verdict included):",
         "  symroute explain --from 203.0.113.10 --to 10.112.0.5 --iif eth0.100 --proto tcp --dport 8080",
         "  # a spoofed source entering the external interface: symroute's anti-spoofing guard decides first:",
         "  symroute explain --from 10.112.0.5 --to 192.168.1.10 --iif eth0.100",
-        "  # a request to an LB address, DNATed by kube-proxy (the guard exempts the pool):",
+        "  # a request to an LB address, DNATed by kube-proxy to a pod (the guard exempts the pool):",
         "  symroute explain --from 203.0.113.10 --to 1.2.3.4 --dnat-to 10.112.0.5 --iif eth0.100 --proto tcp --dport 8080",
         "  # on a snapshot, as JSON:",
         "  symroute snapshot > node.json; symroute explain --state node.json --to 1.2.3.4 -o json",
         "",
         "On a symroute node the firewall restores the network's mark on every reply of a connection that",
-        "arrived on an external interface: pass that mark (--mark) to see the reply path.",
+        "arrived on an external interface: pass that mark (--mark, as `symroute plan` prints it) to see the reply path.",
+        "kube-proxy DNATs a load-balancer address before routing, and explain does not model that DNAT:",
+        "ask about the backend with --dnat-to (or --to the backend itself).",
       ].join("\n"),
     )
     .action(async (opts) => {
@@ -244,6 +292,11 @@ export function registerExplain(program: Command): void {
         const packet = packetFromOptions(opts);
         const state =
           opts.state === undefined ? await readLiveState(opts.stateDir) : await readSnapshot(opts.state);
+        checkInterfaces(
+          packet,
+          state.node,
+          opts.state === undefined ? "this node" : `the snapshot ${opts.state}`,
+        );
         const trace = tracePacket(compileRoutingState(state.node), packet, {
           explain: true,
           guards: state.guards,
@@ -279,7 +332,7 @@ export function registerExplain(program: Command): void {
     .option("--state-dir <dir>", "where symroute keeps its state (for the anti-spoofing guards it applied)")
     .addHelpText(
       "after",
-      "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod\n",
+      "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod --mark 0x1/0xff\n",
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
