@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runTool } from "../../src/adapters/exec.ts";
+import { CLI, createNode, e2eUnavailable } from "../support/netns.ts";
 import { KernelLab, namespacesAvailable } from "./support/kernel-lab.ts";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -159,5 +160,72 @@ test(
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /--iif: no interface named eth0\.100/);
     for (const name of ["lo", "e0", "e1", "e2"]) assert.match(r.stderr, new RegExp(`\\b${name}\\b`));
+  },
+);
+
+test(
+  "after apply: explain of an LB address says kube-proxy DNATs it first; snapshot carries symroute's firewall",
+  { skip: e2eUnavailable(), timeout: 120_000 },
+  (t) => {
+    const node = createNode(t);
+    const dir = mkdtempSync(join(tmpdir(), "symroute-explain-dnat-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const config = join(dir, "symroute.yaml");
+    writeFileSync(
+      config,
+      "firewall: nftables\nnetworks:\n  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n",
+    );
+    const applied = node.symroute(["apply", "-c", config]);
+    assert.equal(applied.code, 0, applied.stderr);
+
+    // Before: the answer for 1.2.3.4 itself ("local" here), not a word about kube-proxy's DNAT.
+    const ask = ["--from", "203.0.113.10", "--to", "1.2.3.4", "--iif", "ext0"];
+    const live = node.symroute(["explain", ...ask, "-o", "json"]);
+    assert.equal(live.code, 0, live.stderr);
+    const notes = (JSON.parse(live.stdout) as { notes: string[] }).notes.join("\n");
+    assert.match(
+      notes,
+      /1\.2\.3\.4 is in 1\.2\.3\.0\/24, a pool of network public on ext0: kube-proxy DNATs/,
+    );
+    assert.match(notes, /--dnat-to BACKEND/);
+    const text = node.symroute(["explain", ...ask]);
+    assert.match(text.stdout, /^note: 1\.2\.3\.4 is in 1\.2\.3\.0\/24/m);
+    // Asked as the help says, with the backend: no such note.
+    const dnat = node.symroute(["explain", ...ask, "--dnat-to", "192.168.1.10", "-o", "json"]);
+    assert.equal(dnat.code, 0, dnat.stderr);
+    assert.deepEqual((JSON.parse(dnat.stdout) as { notes: string[] }).notes, []);
+
+    // The snapshot holds the firewall symroute applied, and explain on it says the same.
+    const snap = node.symroute(["snapshot"]);
+    assert.equal(snap.code, 0, snap.stderr);
+    const file = join(dir, "node.json");
+    writeFileSync(file, snap.stdout);
+    const doc = JSON.parse(snap.stdout) as {
+      node: { firewall: { backend: string; ruleKeys: string[] }[] };
+      firewallSpec?: { entries: { pools: string[] }[] };
+    };
+    assert.ok(
+      doc.node.firewall.some((f) => f.backend === "nftables" && f.ruleKeys.length > 0),
+      snap.stdout,
+    );
+    assert.deepEqual(
+      doc.firewallSpec?.entries.map((e) => e.pools),
+      [["1.2.3.0/24"]],
+    );
+    const offline = node.exec([process.execPath, CLI, "explain", "--state", file, ...ask]);
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.match(offline.stdout, /^note: 1\.2\.3\.4 is in 1\.2\.3\.0\/24/m);
+
+    // Before: `"firewall": []` whenever symroute's state was not where snapshot looked.
+    const elsewhere = join(dir, "other-state");
+    const bare = node.exec([process.execPath, CLI, "snapshot", "--state-dir", elsewhere]);
+    assert.equal(bare.code, 0, bare.stderr);
+    const bareDoc = JSON.parse(bare.stdout) as {
+      node: { firewall: { backend: string; ruleKeys: string[] }[] };
+    };
+    assert.ok(
+      bareDoc.node.firewall.some((f) => f.backend === "nftables" && f.ruleKeys.length > 0),
+      JSON.stringify(bareDoc.node.firewall),
+    );
   },
 );

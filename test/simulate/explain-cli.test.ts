@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Command } from "@commander-js/extra-typings";
 import {
   checkInterfaces,
+  dnatNotes,
   registerExplain,
   packetFromOptions,
   readSnapshot,
@@ -160,5 +161,54 @@ test("the help's and docs' marks are symroute's (VALUE/MASK as plan prints them)
   for (const text of [help, docs]) {
     assert.match(text, /--mark 0x1\/0xff/);
     assert.doesNotMatch(text, /--mark 0x100\b/);
+  }
+});
+
+test("a destination in one of symroute's pools without --dnat-to: the answer says kube-proxy DNATs it first", () => {
+  const entries = [{ network: "public", family: 4 as const, iif: "ext0", pools: ["1.2.3.0/24"], value: 1 }];
+  const [note, ...rest] = dnatNotes({ from: "203.0.113.10", to: "1.2.3.4", iif: "ext0" }, entries, []);
+  assert.equal(rest.length, 0);
+  assert.match(note ?? "", /1\.2\.3\.4 is in 1\.2\.3\.0\/24, a pool of network public on ext0/);
+  assert.match(note ?? "", /kube-proxy DNATs .* explain does not model that DNAT/);
+  assert.match(note ?? "", /--dnat-to BACKEND/);
+  // A locally generated packet: ask --to the backend.
+  assert.match(dnatNotes({ to: "1.2.3.4" }, entries, []).join(""), /--to BACKEND/);
+  // With --dnat-to, or outside the pools, or another family: nothing to say.
+  assert.deepEqual(
+    dnatNotes({ from: "203.0.113.10", to: "1.2.3.4", iif: "ext0", dnatTo: "10.112.0.5" }, entries, []),
+    [],
+  );
+  assert.deepEqual(dnatNotes({ to: "1.2.4.4" }, entries, []), []);
+  assert.deepEqual(dnatNotes({ to: "2001:db8::1" }, entries, []), []);
+  // A guard's exempt pools count too (a snapshot with guards only).
+  const guard = {
+    family: 6 as const,
+    iif: "ext0",
+    mode: "strict" as const,
+    exempt: ["2001:db8:1::/64"],
+    reason: "",
+  };
+  assert.equal(dnatNotes({ to: "2001:db8:1::5" }, [], [guard]).length, 1);
+});
+
+test("a snapshot carries symroute's firewall spec, and a malformed one is refused", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "symroute-explain-"));
+  try {
+    const firewallSpec = {
+      backend: "nftables",
+      mask: 0xff,
+      entries: [{ network: "public", family: 4, iif: "ext0", pools: ["1.2.3.0/24"], value: 1 }],
+    };
+    const good = join(dir, "node.json");
+    writeFileSync(good, JSON.stringify({ version: 1, node: caseFile.state, firewallSpec }));
+    assert.deepEqual((await readSnapshot(good)).firewallSpec, firewallSpec);
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, JSON.stringify({ version: 1, node: caseFile.state, firewallSpec: { entries: 1 } }));
+    await assert.rejects(
+      readSnapshot(bad),
+      (e: unknown) => isSymrouteError(e) && /firewallSpec/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -5,15 +5,15 @@ import { readFile } from "node:fs/promises";
 import { Command, Option } from "@commander-js/extra-typings";
 import { listConfInterfaces } from "../../adapters/kernel.ts";
 import { SymrouteError } from "../../model/errors.ts";
-import type { NodeState } from "../../model/state.ts";
-import type { SpoofGuard } from "../../plan/types.ts";
+import type { FirewallBackend, NodeState } from "../../model/state.ts";
+import type { FirewallSpec, MarkEntry, SpoofGuard } from "../../plan/types.ts";
 import { firewallRuleKeys } from "../../render/firewall.ts";
 import { createNodeDeps } from "../deps.ts";
 import { compileRoutingState } from "../../simulate/compile.ts";
 import { formatTrace, formatRoute, formatRule } from "../../simulate/format.ts";
 import { simulatorSysctls, tracePacket } from "../../simulate/trace.ts";
 import type { Packet, Trace } from "../../simulate/types.ts";
-import { parseAddressWords } from "../../simulate/words.ts";
+import { parseAddressWords, parseWordPrefix, prefixMatches } from "../../simulate/words.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
 /** The snapshot file: the NodeState with a version, so that later formats can be told apart. */
@@ -22,6 +22,11 @@ export interface Snapshot {
   readonly node: NodeState;
   /** symroute's anti-spoofing guards that were on the node (absent in older snapshots: none). */
   readonly guards?: readonly SpoofGuard[];
+  /**
+   * symroute's firewall as it last applied it (marks, pools, guards), from its state: absent when
+   * the state was not readable. The rules the kernel holds are in `node.firewall`.
+   */
+  readonly firewallSpec?: FirewallSpec;
 }
 
 const outputOption = () =>
@@ -141,13 +146,55 @@ export interface ExplainState {
   readonly guards: readonly SpoofGuard[];
   /** Guards symroute's state names that are not (all) on the node: left out, and said so. */
   readonly missingGuards: readonly SpoofGuard[];
+  /** symroute's firewall as last applied (its pools: the addresses kube-proxy DNATs), if known. */
+  readonly firewallSpec?: FirewallSpec;
+}
+
+const BACKENDS: readonly FirewallBackend[] = ["nftables", "iptables"];
+
+/**
+ * A destination in one of symroute's pools (a load-balancer address) without --dnat-to: kube-proxy
+ * DNATs it to a backend before routing, which explain does not model, so the answer is about the
+ * address itself; say so, and what to ask instead.
+ */
+export function dnatNotes(
+  packet: Packet,
+  entries: readonly MarkEntry[],
+  guards: readonly SpoofGuard[],
+): string[] {
+  if (packet.dnatTo !== undefined) return [];
+  const dst = parseAddressWords(packet.to);
+  if (dst === undefined) return [];
+  const pools = [
+    ...entries.map((e) => ({ family: e.family, pools: e.pools, where: `network ${e.network} on ${e.iif}` })),
+    ...guards.map((g) => ({ family: g.family, pools: g.exempt, where: g.iif })),
+  ];
+  for (const { family, pools: list, where } of pools) {
+    if (family !== dst.family) continue;
+    const pool = list.find((p) => {
+      const prefix = parseWordPrefix(p, family);
+      return prefix !== undefined && prefixMatches(prefix, dst.words);
+    });
+    if (pool === undefined) continue;
+    const how =
+      packet.iif === undefined
+        ? `--to BACKEND (the pod's address)`
+        : `--dnat-to BACKEND (the pod's address kube-proxy chose; the guard still sees ${packet.to})`;
+    return [
+      `${packet.to} is in ${pool}, a pool of ${where}: kube-proxy DNATs packets to it to a backend before routing, and explain does not model that DNAT (it reads none of kube-proxy's rules), so this answer is for ${packet.to} itself; ask about the backend with ${how}`,
+    ];
+  }
+  return [];
 }
 
 /**
  * Read the live node with every sysctl the simulator may need, and the guards symroute last
  * applied (its state file), kept only if the firewall holding them is on the node as applied.
  */
-export async function readLiveState(stateDir?: string): Promise<ExplainState> {
+export async function readLiveState(
+  stateDir?: string,
+  options: { everyFirewall?: boolean } = {},
+): Promise<ExplainState> {
   const deps = createNodeDeps(stateDir === undefined ? {} : { stateDir });
   // Without --state-dir an unreadable default (explain run by a user who cannot read it) means no
   // guards known, not a failure: the routing explanation stands on its own.
@@ -157,15 +204,30 @@ export async function readLiveState(stateDir?: string): Promise<ExplainState> {
     stateDir === undefined ? savedRead.catch(() => undefined) : savedRead,
   ]);
   const spec = saved?.firewallSpec;
-  const node = await deps.kernel.readNode({
+  const read = await deps.kernel.readNode({
     sysctls: simulatorSysctls(confInterfaces),
     firewalls: spec === undefined ? [] : [spec.backend],
   });
+  // A snapshot holds symroute's firewall as the kernel has it even without (readable) state: each
+  // other front end is read on its own, one that cannot be read (tool missing) left out.
+  let node = read;
+  if (options.everyFirewall === true) {
+    const others = await Promise.all(
+      BACKENDS.filter((b) => !read.firewall.some((f) => f.backend === b)).map((b) =>
+        deps.kernel.readFirewall([b]).catch(() => []),
+      ),
+    );
+    const found = others.flat().filter((f) => f.ruleKeys.length > 0);
+    node = { ...read, firewall: [...read.firewall, ...found] };
+  }
+  const known = spec === undefined ? {} : { firewallSpec: spec };
   const wanted = spec?.guards ?? [];
-  if (spec === undefined || wanted.length === 0) return { node, guards: [], missingGuards: [] };
+  if (spec === undefined || wanted.length === 0) return { node, guards: [], missingGuards: [], ...known };
   const owned = node.firewall.find((f) => f.backend === spec.backend)?.ruleKeys ?? [];
   const inPlace = firewallRuleKeys(spec).every((k) => owned.includes(k));
-  return inPlace ? { node, guards: wanted, missingGuards: [] } : { node, guards: [], missingGuards: wanted };
+  return inPlace
+    ? { node, guards: wanted, missingGuards: [], ...known }
+    : { node, guards: [], missingGuards: wanted, ...known };
 }
 
 export async function readSnapshot(path: string): Promise<ExplainState> {
@@ -207,10 +269,14 @@ export async function readSnapshot(path: string): Promise<ExplainState> {
   }
   if (snapshot.guards !== undefined && !Array.isArray(snapshot.guards))
     throw invalid(`the snapshot ${path} has a "guards" field that is not a list`);
+  const spec = snapshot.firewallSpec;
+  if (spec !== undefined && (typeof spec !== "object" || spec === null || !Array.isArray(spec.entries)))
+    throw invalid(`the snapshot ${path} has a "firewallSpec" field without an "entries" list`);
   return {
     node: { ...(node as NodeState), sysctls: node.sysctls ?? {}, firewall: node.firewall ?? [] },
     guards: snapshot.guards ?? [],
     missingGuards: [],
+    ...(spec === undefined ? {} : { firewallSpec: spec }),
   };
 }
 
@@ -306,6 +372,9 @@ export function registerExplain(program: Command): void {
           .map(
             (g) =>
               `symroute's IPv${g.family} guard on ${g.iif} is in its state but its firewall is not on the node as applied: not simulated (run \`symroute plan\`)`,
+          )
+          .concat(
+            dnatNotes(packet, state.firewallSpec?.entries ?? [], state.firewallSpec?.guards ?? state.guards),
           );
         if (opts.output === "json") printJson({ ...traceToJson(trace), notes: missing });
         else
@@ -320,8 +389,9 @@ export function registerExplain(program: Command): void {
   program
     .command("snapshot")
     .description(
-      "Print this node's routing state (links, addresses, rules and routes of every table, and the " +
-        "sysctls explain reads) as JSON, for `symroute explain --state FILE` elsewhere or later.\n" +
+      "Print this node's routing state (links, addresses, rules and routes of every table, the " +
+        "sysctls explain reads, and symroute's firewall: its rules as the kernel lists them and, from its state, " +
+        "the marks, pools and guards it applied) as JSON, for `symroute explain --state FILE` elsewhere or later.\n" +
         "Exit codes: 0 ok, 1 error.",
     )
     .addOption(
@@ -336,8 +406,13 @@ export function registerExplain(program: Command): void {
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
-        const { node, guards } = await readLiveState(opts.stateDir);
-        const snapshot: Snapshot = { version: 1, node, ...(guards.length === 0 ? {} : { guards }) };
+        const { node, guards, firewallSpec } = await readLiveState(opts.stateDir, { everyFirewall: true });
+        const snapshot: Snapshot = {
+          version: 1,
+          node,
+          ...(guards.length === 0 ? {} : { guards }),
+          ...(firewallSpec === undefined ? {} : { firewallSpec }),
+        };
         printJson(snapshot);
         return EXIT.ok;
       });
