@@ -135,6 +135,9 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
         // /proc/sys/net shows the netns of whoever reads it: the node's, from inside the container.
         "--volume",
         "/proc/sys/net:/host/proc/sys/net",
+        // As the DaemonSet: the host's bpffs, read only, for the eBPF datapath detection.
+        "--volume",
+        "/sys/fs/bpf:/sys/fs/bpf:ro",
         IMAGE,
         "agent",
         "--config=/etc/symroute/config.yaml",
