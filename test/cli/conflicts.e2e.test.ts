@@ -5,25 +5,18 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createNode, e2eUnavailable, type Netns } from "../support/netns.ts";
+import {
+  createNode,
+  e2eUnavailable,
+  type Netns,
+  configDir,
+  writeConfigFile,
+  PUBLIC_NETWORK,
+} from "../support/netns.ts";
 
 const skip = e2eUnavailable();
-const dir = mkdtempSync(join(tmpdir(), "symroute-conflicts-"));
-chmodSync(dir, 0o755);
-const CONFIG = join(dir, "public.yaml");
-writeFileSync(
-  CONFIG,
-  `networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`,
-);
-chmodSync(CONFIG, 0o644);
+const dir = configDir("symroute-conflicts-");
+const CONFIG = writeConfigFile(dir, "public.yaml", PUBLIC_NETWORK);
 
 interface RuleJson {
   priority: number;

@@ -5,26 +5,20 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createNode, e2eUnavailable, must, type Netns } from "../support/netns.ts";
+import {
+  createNode,
+  e2eUnavailable,
+  must,
+  type Netns,
+  configDir,
+  writeConfigFile,
+  PUBLIC_NETWORK,
+} from "../support/netns.ts";
 import type { DoctorReport, Finding } from "../../src/verify/doctor.ts";
 
 const skip = e2eUnavailable();
-const dir = mkdtempSync(join(tmpdir(), "symroute-doctor-"));
-chmodSync(dir, 0o755);
-const CONFIG = join(dir, "public.yaml");
-writeFileSync(
-  CONFIG,
-  `networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`,
-);
-chmodSync(CONFIG, 0o644);
+const dir = configDir("symroute-doctor-");
+const CONFIG = writeConfigFile(dir, "public.yaml", PUBLIC_NETWORK);
 
 /** The router end of ext0 as real upstream routers are: its own subnet, source checks on. */
 function strictRouter(node: Netns): void {
@@ -158,9 +152,9 @@ test(
   },
 );
 
-const DUAL = join(dir, "dual.yaml");
-writeFileSync(
-  DUAL,
+const DUAL = writeConfigFile(
+  dir,
+  "dual.yaml",
   `networks:
   - name: public
     addresses: [1.2.3.0/24]
@@ -172,7 +166,6 @@ writeFileSync(
     gateway: 2001:db8:5::1
 `,
 );
-chmodSync(DUAL, 0o644);
 
 test(
   "doctor: rp_filter lowered by hand and IPv6 unchecked are weakened anti-spoofing; the fix it names restores both, and the gateway resolves",

@@ -4,24 +4,22 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, createNode, e2eUnavailable, type Netns } from "../support/netns.ts";
+import {
+  CLI,
+  createNode,
+  e2eUnavailable,
+  type Netns,
+  configDir,
+  writeConfigFile,
+  PUBLIC_NETWORK,
+} from "../support/netns.ts";
 
 const skip = e2eUnavailable();
-const dir = mkdtempSync(join(tmpdir(), "symroute-state-"));
-chmodSync(dir, 0o755);
-const CONFIG = join(dir, "public.yaml");
-writeFileSync(
-  CONFIG,
-  `networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`,
-);
+const dir = configDir("symroute-state-");
+const CONFIG = writeConfigFile(dir, "public.yaml", PUBLIC_NETWORK);
 
 /** The CLI with an explicit state directory (node.symroute appends the test's own). */
 function symroute(node: Netns, stateDir: string, args: readonly string[]) {

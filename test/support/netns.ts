@@ -2,7 +2,7 @@
 // dumps (ip -j, sysctls) that prove a round trip byte for byte.
 
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { TestContext } from "node:test";
@@ -218,3 +218,26 @@ export function dumpNamespace(name: string): string {
     .join("\n");
   return `${parts.join("\n")}\n## sysctl\n${sysctls}\n`;
 }
+
+/** A directory of its own for a test's config files, readable by anyone (some runs are unprivileged). */
+export function configDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** Writes a config file readable by anyone and returns its path. */
+export function writeConfigFile(dir: string, fileName: string, text: string): string {
+  const path = join(dir, fileName);
+  writeFileSync(path, text);
+  chmodSync(path, 0o644);
+  return path;
+}
+
+/** The article's case 3 network: the pool 1.2.3.0/24 on ext0, via the router 1.2.3.1. */
+export const PUBLIC_NETWORK = `networks:
+  - name: public
+    addresses: [1.2.3.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+`;
