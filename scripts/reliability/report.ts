@@ -7,19 +7,9 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { REPO, RESULTS } from "./results.ts";
+import { REPO, RESULTS, type Provenance } from "./results.ts";
 
 export const OUT = join(REPO, "docs/reliability.md");
-
-interface Provenance {
-  readonly commit: string;
-  readonly dirty: boolean;
-  readonly started: string;
-  readonly kernel: string;
-  readonly node: string;
-  readonly cpus: string;
-  readonly loadAtStart: string;
-}
 
 interface CrashPointJson {
   readonly point: { phase: string; tool: string; call: number; lines: number | "all" };
