@@ -3,13 +3,12 @@
 // (here its default route via eth0), and the traffic shows why: a client behind the router gets no
 // IPv6 answer. With the IPv6 gateway added the warning goes and the client is answered.
 
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createNode, e2eUnavailable, run, type Netns } from "../support/netns.ts";
+import { createNode, e2eUnavailable, run, type Netns, startHttpServer } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-half-"));
@@ -76,20 +75,6 @@ function topology(node: Netns): void {
   );
 }
 
-async function startServer(t: TestContext, node: Netns): Promise<void> {
-  const script = `require("node:http").createServer((q, r) => r.end("ok")).listen(${PORT}, "::", () => console.log("ready"))`;
-  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", script], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  t.after(() => child.kill());
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("ready")) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`the server exited (${code})`)));
-  });
-}
-
 const clientReachesLb = (node: Netns): boolean =>
   inRouter(node, ["curl", "-s", "--max-time", "3", "--interface", CLIENT, `http://[${LB}]:${PORT}/`])
     .stdout === "ok";
@@ -100,7 +85,7 @@ test(
   async (t) => {
     const node = createNode(t, { dualStack: true });
     topology(node);
-    await startServer(t, node);
+    await startHttpServer(t, node, PORT);
 
     const planned = node.symroute(["plan", "-c", HALF, "-o", "json"]);
     assert.equal(planned.code, 2, planned.stderr);

@@ -5,13 +5,12 @@
 // Each protection is shown to be what makes the difference: removed by hand, the traffic fails (or
 // the spoofed packet arrives), `plan` reports the drift, and `apply` repairs it.
 
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createNode, e2eUnavailable, must, run, type Netns } from "../support/netns.ts";
+import { createNode, e2eUnavailable, must, run, type Netns, startHttpServer } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-strict-"));
@@ -173,21 +172,6 @@ function ipv6Topology(node: Netns): void {
   );
 }
 
-/** The node's own HTTP server (a host-network backend), up until the test ends. */
-async function startServer(t: TestContext, node: Netns): Promise<void> {
-  const script = `require("node:http").createServer((q, r) => r.end("ok")).listen(${PORT}, "::", () => console.log("ready"))`;
-  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", script], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  t.after(() => child.kill());
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("ready")) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`the server exited (${code})`)));
-  });
-}
-
 /** client → LB through the router: whether the answer came back. */
 const clientReachesLb = (node: Netns, side: Side = V4): boolean => {
   const host = side.family === 6 ? `[${side.lb}]` : side.lb;
@@ -290,7 +274,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
     async (t) => {
       const node = createNode(t);
       strictTopology(node);
-      await startServer(t, node);
+      await startHttpServer(t, node, PORT);
       const config = configFor(firewall);
       const start = node.dump();
 
@@ -413,7 +397,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
     async (t) => {
       const node = createNode(t, { dualStack: true });
       ipv6Topology(node);
-      await startServer(t, node);
+      await startHttpServer(t, node, PORT);
       const config = configFor(firewall, 6);
       const start = node.dump();
       mustIn(node, ["nft", "-f", "-"], countersFor(V6));
@@ -570,7 +554,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
     async (t) => {
       const node = createNode(t);
       strictTopology(node);
-      await startServer(t, node);
+      await startHttpServer(t, node, PORT);
       const config = configFor(firewall);
       assert.equal(node.symroute(["apply", "-c", config]).code, 0);
       assert.equal(clientReachesLb(node), true, "client → LB after apply");

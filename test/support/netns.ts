@@ -1,7 +1,7 @@
 // Fresh network namespaces for end-to-end tests: unique names, always torn down, and the node
 // dumps (ip -j, sysctls) that prove a round trip byte for byte.
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -241,3 +241,18 @@ export const PUBLIC_NETWORK = `networks:
     interface: ext0
     gateway: 1.2.3.1
 `;
+
+/** An HTTP server in the node itself (a host-network backend) on `port`, up until the test ends. */
+export async function startHttpServer(t: TestContext, node: Netns, port: number): Promise<void> {
+  const script = `require("node:http").createServer((q, r) => r.end("ok")).listen(${port}, "::", () => console.log("ready"))`;
+  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", script], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  t.after(() => child.kill());
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("ready")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`the server exited (${code})`)));
+  });
+}
