@@ -178,7 +178,8 @@ describe("ReconcileLoop", () => {
     await loop.stop();
   });
 
-  it("slows down when every run has to repair again (never fights at full speed)", async () => {
+  /** A started loop whose every run has to change something (a node someone keeps undoing). */
+  async function alwaysRepairing(fightWindowMs?: number) {
     const changed: LoopOutcome = { result: "ok", changed: true };
     const r = recorder(Array.from({ length: 20 }, () => changed));
     const loop = new ReconcileLoop({
@@ -187,10 +188,16 @@ describe("ReconcileLoop", () => {
       debounceMs: 100,
       resyncMs: 0,
       churnLimit: 3,
+      ...(fightWindowMs === undefined ? {} : { fightWindowMs }),
       backoff: { initialMs: 250, maxMs: 30_000 },
     });
     loop.start();
     await r.clock.advance(0);
+    return { r, loop };
+  }
+
+  it("slows down when every run has to repair again (never fights at full speed)", async () => {
+    const { r, loop } = await alwaysRepairing();
     // Someone undoes our work right after every run.
     const times: number[] = [];
     for (let i = 0; i < 8; i++) {
@@ -206,19 +213,7 @@ describe("ReconcileLoop", () => {
   });
 
   it("a drift long after the last repair is repaired promptly, even after a run of repairs", async () => {
-    const changed: LoopOutcome = { result: "ok", changed: true };
-    const r = recorder(Array.from({ length: 20 }, () => changed));
-    const loop = new ReconcileLoop({
-      reconcile: r.reconcile,
-      clock: r.clock,
-      debounceMs: 100,
-      resyncMs: 0,
-      churnLimit: 3,
-      fightWindowMs: 2_000,
-      backoff: { initialMs: 250, maxMs: 30_000 },
-    });
-    loop.start();
-    await r.clock.advance(0);
+    const { r, loop } = await alwaysRepairing(2_000);
     // Separate drifts, each well after the last repair (an operator's hand, not a controller).
     const delays: number[] = [];
     for (let i = 0; i < 8; i++) {
