@@ -15,7 +15,9 @@ import {
   type OwnershipMarks,
 } from "../plan/diff.ts";
 import { managedSysctlsNow, SYSCTLS_TO_READ } from "../plan/sysctls.ts";
-import type { Change, Conflict, DesiredState, FirewallSpec, NetworkDecision } from "../plan/types.ts";
+import type { Change } from "../model/change.ts";
+import type { Conflict, DesiredState, NetworkDecision } from "../plan/types.ts";
+import type { FirewallSpec } from "../model/firewall.ts";
 import { changeLines, type IpBatch } from "../render/ip.ts";
 import {
   renderFirewallPayloads,
