@@ -1,6 +1,6 @@
 // Changes as the lines a person reads: `plan`'s listing, verification's details.
 
-import type { Change } from "../plan/types.ts";
+import type { Change } from "../model/change.ts";
 import { changeLines } from "../render/ip.ts";
 import type { Payloads } from "../render/payloads.ts";
 

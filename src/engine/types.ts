@@ -3,7 +3,9 @@
 import type { Config } from "../config/schema.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall, RoutingState } from "../model/state.ts";
 import type { DiffResult, OwnershipMarks } from "../plan/diff.ts";
-import type { Change, Conflict, DesiredState, FirewallSpec, NetworkDecision } from "../plan/types.ts";
+import type { Change } from "../model/change.ts";
+import type { FirewallSpec } from "../model/firewall.ts";
+import type { Conflict, DesiredState, NetworkDecision } from "../plan/types.ts";
 import type { Payloads } from "../render/payloads.ts";
 import type { Kernel, SavedState, StateStore } from "./ports.ts";
 

@@ -5,7 +5,7 @@
 
 import type { Family } from "../../model/address.ts";
 import { isSymrouteError } from "../../model/errors.ts";
-import type { Change } from "../../plan/types.ts";
+import type { Change } from "../../model/change.ts";
 import type { IpBatch } from "../../render/ip.ts";
 import type { Payloads, renderRoutingPayloads } from "../../render/payloads.ts";
 import type { Kernel } from "../ports.ts";

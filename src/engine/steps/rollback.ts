@@ -4,7 +4,7 @@
 
 import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend } from "../../model/state.ts";
-import type { Change } from "../../plan/types.ts";
+import type { Change } from "../../model/change.ts";
 import { renderFirewallPayloads, renderPayloads } from "../../render/payloads.ts";
 import type { Kernel, SavedState, StateStore } from "../ports.ts";
 import { readNode } from "./observe.ts";

@@ -14,7 +14,7 @@ import {
   type OwnershipMarks,
 } from "../../plan/diff.ts";
 import { SYSCTLS_TO_READ } from "../../plan/sysctls.ts";
-import type { Change } from "../../plan/types.ts";
+import type { Change } from "../../model/change.ts";
 import { describeChange } from "../describe.ts";
 import type { Kernel } from "../ports.ts";
 import type { Planned, RoutingPlan } from "../types.ts";
