@@ -15,7 +15,14 @@ import {
   type OwnershipMarks,
 } from "../plan/diff.ts";
 import { managedSysctlsNow, SYSCTLS_TO_READ } from "../plan/sysctls.ts";
-import type { Change, Conflict, DesiredState, FirewallSpec, NetworkDecision } from "../plan/types.ts";
+import type {
+  Change,
+  Conflict,
+  DesiredState,
+  FirewallSpec,
+  NetworkDecision,
+  RuleSkip,
+} from "../plan/types.ts";
 import { changeLines, type IpBatch } from "../render/ip.ts";
 import {
   renderFirewallPayloads,
@@ -45,6 +52,8 @@ export interface PlanReport {
   readonly payloads: Payloads;
   /** The firewall symroute wants on the node (undefined: none). */
   readonly firewallSpec: FirewallSpec | undefined;
+  /** Per family with fwmark rules: the rule that lets unmarked packets skip them, or why none. */
+  readonly ruleSkips?: readonly RuleSkip[];
   /** The state file this run used, and whether it held a record (set by the engine). */
   readonly state?: StateInfo;
 }
@@ -307,6 +316,7 @@ export function createEngine(deps: EngineDeps): Engine {
         ownedObjects: countOwned(node, own),
         payloads: { ...routingPayloads, ...renderLastPayloads(changes, desired.firewall, node) },
         firewallSpec: desired.firewall,
+        ...(desired.ruleSkips === undefined ? {} : { ruleSkips: desired.ruleSkips }),
         state: { file: store.location, found: rp.saved !== undefined },
       },
     };
