@@ -14,7 +14,7 @@ import type {
   OwnedFirewall,
 } from "../model/state.ts";
 import type { Kernel, ReadScope } from "../engine/ports.ts";
-import { ARP_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../render/firewall.ts";
+import { ARP_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../model/firewall.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {

@@ -4,7 +4,7 @@
 
 import type { Family } from "../model/address.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall } from "../model/state.ts";
-import type { FirewallSpec } from "../plan/types.ts";
+import type { FirewallSpec } from "../model/firewall.ts";
 
 export interface ReadScope {
   /** sysctl names to read (they are not enumerable cheaply). */

@@ -25,17 +25,9 @@ import {
   type Route,
   type Rule,
 } from "../model/state.ts";
-import type {
-  ArpProbe,
-  CaseName,
-  DesiredState,
-  MarkEntry,
-  NetworkDecision,
-  ResolvedMethod,
-  RuleSkip,
-  SpoofGuard,
-  VlanSpec,
-} from "./types.ts";
+import type { ArpProbe, MarkEntry, SpoofGuard } from "../model/firewall.ts";
+import type { CaseName, DesiredState, NetworkDecision, ResolvedMethod, RuleSkip } from "./types.ts";
+import type { VlanSpec } from "../model/change.ts";
 import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
 
 export interface SavedPlanningState {

@@ -12,8 +12,9 @@ import type {
   RoutingState,
   Rule,
 } from "../model/state.ts";
-import { firewallRuleKeys } from "../render/firewall.ts";
-import type { Change, Conflict, DesiredState } from "./types.ts";
+import { firewallRuleKeys } from "../model/firewall.ts";
+import type { Change } from "../model/change.ts";
+import type { Conflict, DesiredState } from "./types.ts";
 
 export interface OwnershipMarks {
   readonly routeProtocol: number;

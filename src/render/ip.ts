@@ -3,8 +3,8 @@
 import type { Family } from "../model/address.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { Route, Rule } from "../model/state.ts";
-import type { Change, VlanSpec } from "../plan/types.ts";
-import { addressToken, hexToken, ifnameToken, prefixToken, uintToken } from "./tokens.ts";
+import type { Change, VlanSpec } from "../model/change.ts";
+import { addressToken, hexToken, ifnameToken, prefixToken, uintToken } from "../model/tokens.ts";
 
 export interface IpBatch {
   readonly family: Family;

@@ -13,8 +13,8 @@ import {
 } from "../model/address.ts";
 import { formatHex } from "../model/marks.ts";
 import type { NodeState, Route } from "../model/state.ts";
-import type { FirewallSpec, NetworkDecision } from "../plan/types.ts";
-import { firewallRuleKeys } from "../render/firewall.ts";
+import { firewallRuleKeys, type FirewallSpec } from "../model/firewall.ts";
+import type { NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Trace } from "../simulate/index.ts";
 import { nodeChecks } from "./node-checks.ts";
 

@@ -21,7 +21,7 @@ import type {
   RuleAction,
 } from "../../src/model/state.ts";
 import type { Kernel, ReadScope } from "../../src/engine/ports.ts";
-import { ARP_KEY_PREFIX, arpKeyBackend } from "../../src/render/firewall.ts";
+import { ARP_KEY_PREFIX, arpKeyBackend } from "../../src/model/firewall.ts";
 
 export interface FakeFaults {
   /** Fail the ip batch line matching this pattern. */

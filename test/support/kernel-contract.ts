@@ -7,9 +7,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
-import { firewallRuleKeys, renderIptables, renderNft } from "../../src/render/firewall.ts";
+import { firewallRuleKeys } from "../../src/model/firewall.ts";
+import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
 import { renderFirewallPayloads } from "../../src/render/payloads.ts";
-import type { FirewallSpec } from "../../src/plan/types.ts";
+import type { FirewallSpec } from "../../src/model/firewall.ts";
 import type { FirewallBackend } from "../../src/model/state.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 

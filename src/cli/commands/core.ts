@@ -8,7 +8,7 @@ import type { Config } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
-import { classifyForm } from "../../render/firewall.ts";
+import { classifyForm } from "../../model/firewall.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
