@@ -5,7 +5,7 @@ import type { FirewallBackend, NodeState, OwnedFirewall, RoutingState } from "..
 import type { DiffResult, OwnershipMarks } from "../plan/diff.ts";
 import type { Change } from "../model/change.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
-import type { Conflict, DesiredState, NetworkDecision } from "../plan/types.ts";
+import type { Conflict, DesiredState, NetworkDecision, RuleSkip } from "../plan/types.ts";
 import type { Payloads } from "../render/payloads.ts";
 import type { Kernel, SavedState, StateStore } from "./ports.ts";
 
@@ -27,6 +27,8 @@ export interface PlanReport {
   readonly payloads: Payloads;
   /** The firewall symroute wants on the node (undefined: none). */
   readonly firewallSpec: FirewallSpec | undefined;
+  /** Per family with fwmark rules: the rule that lets unmarked packets skip them, or why none. */
+  readonly ruleSkips?: readonly RuleSkip[];
   /** The state file this run used, and whether it held a record (set by the engine). */
   readonly state?: StateInfo;
 }

@@ -320,6 +320,10 @@ export class FakeKernel implements Kernel {
         next.rules = next.rules.filter((_, i) => i !== index);
       } else {
         if (index >= 0) fail("RTNETLINK answers: File exists");
+        // As the kernel: a goto only jumps forward; one to a priority no rule has yet is accepted
+        // (listed "unresolved") and ignored by the walk until such a rule exists.
+        if (rule.action === "goto" && (rule.goto ?? 0) <= rule.priority)
+          fail("Error: Backward goto not supported.");
         next.rules = [...next.rules, rule].sort((a, b) => a.family - b.family || a.priority - b.priority);
       }
       return;

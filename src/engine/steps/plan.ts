@@ -131,6 +131,7 @@ export function finishPlan(
       ownedObjects: countOwned(node, own),
       payloads: { ...routingPayloads, ...renderLastPayloads(changes, desired.firewall, node) },
       firewallSpec: desired.firewall,
+      ...(desired.ruleSkips === undefined ? {} : { ruleSkips: desired.ruleSkips }),
       state: { file: rp.stateFile, found: rp.saved !== undefined },
     },
   };
