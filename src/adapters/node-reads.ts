@@ -24,7 +24,7 @@ export function ipReadCommands(withLinks: boolean, objects: boolean, neighbours 
 export const batchInput = (commands: readonly string[]): string => `${commands.join("\n")}\n`;
 
 /**
- * `nft -t list table inet symroute` (the table is render/firewall.ts's NFT_TABLE; a test keeps the
+ * `nft -t list table inet symroute` (the table is model/firewall.ts's NFT_TABLE; a test keeps the
  * two equal). Terse text, not JSON: at thousands of rules `nft -j` costs three times as much, and
  * the comment keys are all the reader needs.
  */

@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SymrouteError } from "../model/errors.ts";
 import type { Registry } from "prom-client";
+import type { Logger } from "./logger.ts";
 
 export interface ListenAddress {
   readonly host: string;
@@ -92,4 +93,20 @@ export async function startHttpServer(options: {
         server.closeAllConnections();
       }),
   };
+}
+
+/** The agent's endpoints; a listener off loopback is allowed (read-only) but logged. */
+export async function startAgentEndpoints(options: {
+  readonly listen: ListenAddress;
+  readonly registry: Registry;
+  readonly readiness: () => Readiness;
+  readonly logger: Logger;
+}): Promise<AgentHttpServer> {
+  if (!isLoopback(options.listen.host)) {
+    options.logger.warn(
+      { listen: options.listen },
+      "the health and metrics endpoints listen on a non-loopback address (they are read-only)",
+    );
+  }
+  return startHttpServer(options);
 }

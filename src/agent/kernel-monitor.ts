@@ -94,3 +94,34 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
     },
   };
 }
+
+/**
+ * The agent's kernel triggers: routing changes (`ip monitor`) and, where nft exists, changes to
+ * symroute's own firewall objects (a table deleted by hand is repaired at once, not at the resync).
+ */
+export function watchKernel(options: {
+  readonly clock: Clock;
+  readonly onEvent: () => void;
+  /** A monitor stopped (it is restarted with backoff): `source` names which, for the metrics. */
+  readonly onExit: (source: "kernel-monitor" | "firewall-monitor", detail: string) => void;
+}): KernelMonitor {
+  const routing = startKernelMonitor({
+    clock: options.clock,
+    onEvent: options.onEvent,
+    onExit: (detail) => options.onExit("kernel-monitor", detail),
+  });
+  const firewall = startKernelMonitor({
+    clock: options.clock,
+    command: NFT_MONITOR_COMMAND,
+    filter: isSymrouteFirewallEvent,
+    optional: true,
+    onEvent: options.onEvent,
+    onExit: (detail) => options.onExit("firewall-monitor", detail),
+  });
+  return {
+    stop() {
+      routing.stop();
+      firewall.stop();
+    },
+  };
+}

@@ -2,8 +2,9 @@
 
 import type { Family } from "../model/address.ts";
 import type { NodeState } from "../model/state.ts";
-import type { Change, FirewallSpec } from "../plan/types.ts";
-import { ARP_KEY_PREFIX, familiesOf, renderIptables, renderNft, renderNftArp } from "./firewall.ts";
+import type { Change } from "../model/change.ts";
+import { ARP_KEY_PREFIX, familiesOf, type FirewallSpec } from "../model/firewall.ts";
+import { renderIptables, renderNft, renderNftArp } from "./firewall-scripts.ts";
 import { renderIpBatch, renderLinkBatch, type IpBatch } from "./ip.ts";
 
 export interface SysctlWrite {

@@ -14,8 +14,8 @@ import {
 import { formatHex } from "../model/marks.ts";
 import { formatBackend, formatServiceAddress } from "../model/services.ts";
 import type { NodeState, Route } from "../model/state.ts";
-import type { FirewallSpec, NetworkDecision } from "../plan/types.ts";
-import { ARP_KEY_PREFIX, firewallRuleKeys } from "../render/firewall.ts";
+import { ARP_KEY_PREFIX, firewallRuleKeys, type FirewallSpec } from "../model/firewall.ts";
+import type { NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Trace } from "../simulate/index.ts";
 import { nodeChecks } from "./node-checks.ts";
 

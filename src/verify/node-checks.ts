@@ -5,7 +5,8 @@
 
 import { parseIp, parsePrefix, prefixContainsIp, prefixesOverlap, type Prefix } from "../model/address.ts";
 import type { Neighbour, NodeState } from "../model/state.ts";
-import type { FirewallSpec, NetworkDecision } from "../plan/types.ts";
+import type { FirewallSpec } from "../model/firewall.ts";
+import type { NetworkDecision } from "../plan/types.ts";
 
 export interface NodeCheckInput {
   readonly node: NodeState;

@@ -4,8 +4,13 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { classifyForm, firewallRuleKeys, renderIptables, renderNft } from "../../src/render/firewall.ts";
-import type { FirewallSpec, MarkEntry } from "../../src/plan/types.ts";
+import {
+  classifyForm,
+  firewallRuleKeys,
+  type FirewallSpec,
+  type MarkEntry,
+} from "../../src/model/firewall.ts";
+import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
 
 function spec(networks: number, backend: FirewallSpec["backend"] = "nftables"): FirewallSpec {
   const entries: MarkEntry[] = [];

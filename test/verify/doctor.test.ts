@@ -9,8 +9,7 @@ import type { Config } from "../../src/config/schema.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";
-import type { FirewallSpec } from "../../src/plan/types.ts";
-import { firewallRuleKeys } from "../../src/render/firewall.ts";
+import { firewallRuleKeys, type FirewallSpec } from "../../src/model/firewall.ts";
 import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 

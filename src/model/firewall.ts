@@ -5,11 +5,61 @@
 // Beside the marks: anti-spoofing guards on the pools' interfaces (KERNEL-FACTS 11) and ARP probes
 // from interfaces without an address in a next hop's subnet (KERNEL-FACTS 10), in nft's own `arp`
 // table whichever front end holds the rest (iptables has no ARP output hook of its own).
+// Here: what the firewall holds, as rules with their keys (plan compares keys, render writes the
+// rules as `nft -f` and `iptables-restore` scripts in src/render/firewall-scripts.ts).
 
-import type { Family } from "../model/address.ts";
-import { fnv1aOfLines } from "../model/keys.ts";
-import type { ArpProbe, FirewallSpec, MarkEntry, SpoofGuard } from "../plan/types.ts";
+import type { Family } from "./address.ts";
+import { fnv1aOfLines } from "./keys.ts";
+import type { FirewallBackend } from "./state.ts";
 import { cidrToken, commentToken, hexToken, ifnameToken } from "./tokens.ts";
+
+/** One connection-marking entry: new connections arriving on `iif` for `pools` get `value`. */
+export interface MarkEntry {
+  readonly network: string;
+  readonly family: Family;
+  readonly iif: string;
+  readonly pools: readonly string[];
+  readonly value: number;
+}
+
+/**
+ * Anti-spoofing for a pool's interface whose effective rp_filter symroute lowers (KERNEL-FACTS 5,
+ * 11), or for IPv6, which has no rp_filter: a packet arriving on `iif` whose source would not be
+ * routed back (strict: out of `iif`; loose: anywhere) is dropped, unless it is addressed to one of
+ * `exempt` (the pools on that interface).
+ */
+export interface SpoofGuard {
+  readonly family: Family;
+  readonly iif: string;
+  readonly mode: "strict" | "loose";
+  /** Canonical prefixes: the pools on `iif` of this family. */
+  readonly exempt: readonly string[];
+  /** One line in plain words: why this guard (shown by `plan`). */
+  readonly reason: string;
+}
+
+/**
+ * ARP requests leaving `oif` for one of `targets` go out as RFC 5227 probes (sender 0.0.0.0), so
+ * that a router that checks ARP senders answers a node whose `oif` has no address in the target's
+ * subnet (KERNEL-FACTS 10). The kernel's neighbour state machine is untouched.
+ */
+export interface ArpProbe {
+  readonly oif: string;
+  /** Canonical IPv4 prefixes (a gateway is a /32). */
+  readonly targets: readonly string[];
+  /** One line in plain words: why these probes (shown by `plan`). */
+  readonly reason: string;
+}
+
+export interface FirewallSpec {
+  readonly backend: FirewallBackend;
+  readonly mask: number;
+  readonly entries: readonly MarkEntry[];
+  /** Anti-spoofing guards; undefined (a state file written before they existed): none. */
+  readonly guards?: readonly SpoofGuard[];
+  /** ARP probes; undefined (a state file written before they existed): none. */
+  readonly arpProbes?: readonly ArpProbe[];
+}
 
 export const NFT_TABLE = "symroute";
 export const IPT_PRE = "SYMROUTE-PRE";
@@ -24,7 +74,7 @@ export const IPT_CHAIN_PREFIX = "SYMROUTE-";
 /** Keys of rules in nft's `table arp symroute` carry this prefix in the owned-firewall lists. */
 export const ARP_KEY_PREFIX = "arp:";
 
-interface FirewallRule {
+export interface FirewallRule {
   readonly chain: string;
   readonly body: string;
   readonly key: string;
@@ -45,7 +95,7 @@ const byValue = (entries: readonly MarkEntry[]): Map<number, string> => {
 // Specs are immutable, and a WeakMap lets them go with the plan.
 const nftRulesOfSpec = new WeakMap<FirewallSpec, readonly FirewallRule[]>();
 
-function nftRules(spec: FirewallSpec): readonly FirewallRule[] {
+export function nftRules(spec: FirewallSpec): readonly FirewallRule[] {
   let rules = nftRulesOfSpec.get(spec);
   if (rules === undefined) {
     rules = buildNftRules(spec);
@@ -155,7 +205,7 @@ function guardsByInterface(guards: readonly SpoofGuard[]): Map<string, SpoofGuar
  * 0.0.0.0. One set keyed by interface and target, so the cost does not grow with networks. The
  * label names the front end whose objects it belongs with, which is how the reader attributes it.
  */
-function arpRules(spec: FirewallSpec): FirewallRule[] {
+export function arpRules(spec: FirewallSpec): FirewallRule[] {
   const probes: readonly ArpProbe[] = spec.arpProbes ?? [];
   if (probes.length === 0) return [];
   const elements = probes.flatMap((p) => p.targets.map((t) => `"${ifnameToken(p.oif)}" . ${cidrToken(t)}`));
@@ -168,62 +218,15 @@ function arpRules(spec: FirewallSpec): FirewallRule[] {
 export const arpKeyBackend = (key: string): "nftables" | "iptables" =>
   key.startsWith("iptables ") ? "iptables" : "nftables";
 
-/** `nft -f` lines that replace symroute's `arp` table whole (or only remove it). */
-function arpTableLines(spec: FirewallSpec | undefined): string[] {
-  const lines = [`table arp ${NFT_TABLE} {}`, `delete table arp ${NFT_TABLE}`];
-  const rules = spec === undefined ? [] : arpRules(spec);
-  if (rules.length === 0) return lines;
-  lines.push(
-    `table arp ${NFT_TABLE} {`,
-    "  chain probes {",
-    "    type filter hook output priority 0; policy accept;",
-  );
-  for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
-  lines.push("  }", "}");
-  return lines;
-}
-
-/** One `nft -f` transaction for the iptables front end's ARP probes (or their removal). */
-export function renderNftArp(spec: FirewallSpec | undefined): string {
-  return `${arpTableLines(spec).join("\n")}\n`;
-}
-
-/** One `nft -f` transaction that replaces symroute's tables whole (or only removes them). */
-export function renderNft(spec: FirewallSpec | undefined): string {
-  const lines = [`table inet ${NFT_TABLE} {}`, `delete table inet ${NFT_TABLE}`];
-  if (spec === undefined) return `${[...lines, ...arpTableLines(undefined)].join("\n")}\n`;
-  // Group once, in order of first appearance: one chain per mark value, so never filter per chain.
-  const byChain = new Map<string, FirewallRule[]>();
-  for (const r of nftRules(spec)) {
-    const list = byChain.get(r.chain);
-    if (list === undefined) byChain.set(r.chain, [r]);
-    else list.push(r);
-  }
-  // Only ARP probes: no inet table at all.
-  if (byChain.size > 0) lines.push(`table inet ${NFT_TABLE} {`);
-  for (const [chain, rules] of byChain) {
-    lines.push(`  chain ${chain} {`);
-    // Before conntrack and DNAT: the destination is still the pool's address.
-    if (chain === "guard") lines.push("    type filter hook prerouting priority raw; policy accept;");
-    if (chain === "pre") lines.push("    type filter hook prerouting priority mangle; policy accept;");
-    // Only a `route` chain re-routes a locally generated packet whose mark changed (KERNEL-FACTS 4).
-    if (chain === "out") lines.push("    type route hook output priority mangle; policy accept;");
-    for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
-    lines.push("  }");
-  }
-  if (byChain.size > 0) lines.push("}");
-  lines.push(...arpTableLines(spec));
-  return `${lines.join("\n")}\n`;
-}
-
-interface IptablesRule extends FirewallRule {
+export interface IptablesRule extends FirewallRule {
   readonly match: string;
   readonly target: string;
 }
 
-const BUILTIN = new Set(["PREROUTING", "OUTPUT"]);
+/** iptables' own chains, which symroute's chains are jumped to from. */
+export const BUILTIN = new Set(["PREROUTING", "OUTPUT"]);
 
-function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
+export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
   const mask = hexToken(spec.mask);
   const rules: IptablesRule[] = [];
   const add = (chain: string, match: string, target: string, label: string): void => {
@@ -275,11 +278,7 @@ function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
 
 /** The label of a guard's dispatch rule: the renderer finds stale interface chains by it. */
 const guardLabel = (iif: string): string => `guard ${iif}`;
-const GUARD_KEY = /^guard (\S+) #/;
-
-// The comment sits before the target, where iptables-save prints it, so that `-D` finds the rule.
-const iptablesLine = (op: string, r: IptablesRule): string =>
-  [op, r.chain, r.match, `-m comment --comment "${r.key}"`, r.target].filter((w) => w !== "").join(" ");
+export const GUARD_KEY = /^guard (\S+) #/;
 
 /** The families whose iptables objects a spec asks for. */
 export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
@@ -290,7 +289,7 @@ export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
       );
 
 /** The jump rules from the built-in chains, whatever the spec: how stale ones are recognised. */
-const ALL_JUMPS = (family: Family): IptablesRule[] =>
+export const ALL_JUMPS = (family: Family): IptablesRule[] =>
   iptablesRules(
     {
       backend: "iptables",
@@ -302,43 +301,6 @@ const ALL_JUMPS = (family: Family): IptablesRule[] =>
     },
     family,
   ).filter((r) => BUILTIN.has(r.chain));
-
-/**
- * One `iptables-restore --noflush` payload for a family: declaring our chains flushes them, the jumps
- * from the built-in chains are inserted only when missing (`presentKeys` from the observer), and
- * what the spec no longer asks for (jumps, chains) is removed.
- */
-export function renderIptables(
-  spec: FirewallSpec | undefined,
-  family: Family,
-  presentKeys: ReadonlySet<string>,
-): string {
-  const wanted = spec === undefined ? [] : iptablesRules(spec, family);
-  const wantedChains = new Set(wanted.filter((r) => !BUILTIN.has(r.chain)).map((r) => r.chain));
-  // Interface chains of guards applied before: found by their dispatch rules' keys.
-  const staleGuardChains = [...presentKeys].flatMap((k) => {
-    const m = GUARD_KEY.exec(k);
-    return m === null ? [] : [iptGuardChain(m[1] as string)];
-  });
-  const chains = [
-    ...new Set([IPT_PRE, IPT_OUT, IPT_CLASSIFY, IPT_GUARD, ...wantedChains, ...staleGuardChains]),
-  ];
-  const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
-  const wantedKeys = new Set(wanted.map((r) => r.key));
-  for (const r of ALL_JUMPS(family))
-    if (presentKeys.has(r.key) && !wantedKeys.has(r.key)) lines.push(iptablesLine("-D", r));
-  for (const r of wanted) {
-    if (BUILTIN.has(r.chain)) {
-      if (!presentKeys.has(r.key)) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));
-    } else {
-      lines.push(iptablesLine("-A", r));
-    }
-  }
-  // Declared above (so they exist), emptied, and no longer jumped to: these go.
-  for (const c of chains) if (!wantedChains.has(c)) lines.push(`-X ${c}`);
-  lines.push("COMMIT");
-  return `${lines.join("\n")}\n`;
-}
 
 /**
  * The comment keys the rendered firewall carries: iptables keys per family ("4:..."), the ARP

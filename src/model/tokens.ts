@@ -1,7 +1,7 @@
 // Every word that goes into an `ip -batch`, `nft -f` or `iptables-restore` payload passes one of
 // these guards: a newline or a quote in a name must never reach a tool.
 
-import { SymrouteError } from "../model/errors.ts";
+import { SymrouteError } from "./errors.ts";
 import {
   canonicalIp,
   formatIp,
@@ -9,7 +9,7 @@ import {
   isCanonicalIpv4Cidr,
   isCanonicalIpv4Prefix,
   parsePrefix,
-} from "../model/address.ts";
+} from "./address.ts";
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 

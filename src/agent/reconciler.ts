@@ -1,0 +1,171 @@
+// One reconcile: take the desired configuration from the config source, have the engine converge the
+// node to it, and report the outcome (metrics, logs, readiness, node statuses). When to run one is
+// the reconcile loop's business (reconcile-loop.ts).
+
+import { describeChanges, type Engine, type ApplyReport } from "../engine/engine.ts";
+import type { Config } from "../config/schema.ts";
+import { isSymrouteError } from "../model/errors.ts";
+import type { Clock } from "./clock.ts";
+import type { ConfigSource } from "./config-source.ts";
+import type { Readiness } from "./http.ts";
+import type { NetworkVerdict } from "./kubernetes/cluster.ts";
+import type { Logger } from "./logger.ts";
+import type { AgentMetrics } from "./metrics.ts";
+import type { LoopOutcome } from "./reconcile-loop.ts";
+import { writeNodeStatuses } from "./status-writer.ts";
+
+/** Failures that retrying cannot fix: wait for the next trigger or resync instead of backing off. */
+const PERMANENT_KINDS = new Set(["invalid-argument", "conflict", "not-supported", "permission"]);
+
+export interface ReconcilerOptions {
+  readonly engine: Engine;
+  readonly source: ConfigSource;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: AgentMetrics;
+  /** How long an apply waits for a `symroute apply` run in the same namespace. */
+  readonly lockWaitMs: number;
+}
+
+export class Reconciler {
+  readonly #options: ReconcilerOptions;
+  #inForce: { readonly config: Config; readonly fingerprint: string } | undefined;
+  #lastOutcome: { readonly ok: boolean; readonly reason: string } = { ok: false, reason: "starting" };
+  #lastConflicts = "";
+
+  constructor(options: ReconcilerOptions) {
+    this.#options = options;
+  }
+
+  /** The configuration the node was last converged to (what --cleanup-on-exit removes). */
+  get configInForce(): Config | undefined {
+    return this.#inForce?.config;
+  }
+
+  readiness(): Readiness {
+    if (this.#inForce === undefined)
+      return { ready: false, reason: `no configuration in force: ${this.#lastOutcome.reason}` };
+    // Still ready with a stale configuration (the node keeps the last good one), but it says so.
+    const staleNote = this.#options.source.staleNote();
+    return this.#lastOutcome.ok
+      ? { ready: true, reason: `converged${staleNote}` }
+      : { ready: false, reason: this.#lastOutcome.reason + staleNote };
+  }
+
+  readonly reconcile = async (reasons: ReadonlySet<string>): Promise<LoopOutcome> => {
+    const { engine, source, clock, logger, metrics } = this.#options;
+    const started = clock.now();
+    const end = metrics.reconcileDuration.startTimer();
+    let verdicts: readonly NetworkVerdict[] = [];
+    let refused: ReadonlyMap<string, string> = new Map();
+    let report: ApplyReport | undefined;
+    try {
+      const desired = await source.desired();
+      if (!desired.ready) {
+        this.#lastOutcome = { ok: false, reason: desired.reason };
+        metrics.converged.set(0);
+        end();
+        return { result: "error", retry: false };
+      }
+      const { config } = desired;
+      verdicts = desired.verdicts;
+      refused = desired.refused;
+      const fingerprint = JSON.stringify(config);
+      const configChanged = this.#inForce?.fingerprint !== fingerprint;
+      report = await engine.apply(config, { lockWaitMs: this.#options.lockWaitMs });
+      this.#inForce = { config, fingerprint };
+      const changed = report.applied && report.changes.length > 0;
+      this.#recordSuccess(config, report);
+      if (changed && !configChanged) {
+        metrics.driftRepairs.inc();
+        logger.warn(
+          {
+            changes: report.changes.length,
+            // What was repaired, as plan prints it (the first 50: a flushed table is thousands).
+            repaired: describeChanges(report.changes, report.payloads).slice(0, 50),
+            reasons: [...reasons],
+          },
+          "drift repaired",
+        );
+      } else if (changed) {
+        logger.info(
+          { changes: report.changes.length, networks: config.networks.length, reasons: [...reasons] },
+          "applied",
+        );
+      } else {
+        logger.debug({ reasons: [...reasons] }, "in sync");
+      }
+      this.#reportConflicts(report);
+      for (const w of report.warnings) logger.debug({ warning: w }, "plan warning");
+      end();
+      await source.converged();
+      await writeNodeStatuses(
+        { cluster: source.cluster, verdicts, refused, report, failure: undefined },
+        metrics,
+        logger,
+      );
+      logger.debug({ ms: clock.now() - started }, "reconcile done");
+      return { result: "ok", changed };
+    } catch (error) {
+      end();
+      const kind = isSymrouteError(error) ? error.kind : "internal";
+      metrics.reconciles.inc({ result: "error" });
+      metrics.reconcileErrors.inc({ kind });
+      metrics.converged.set(0);
+      const message = error instanceof Error ? error.message : String(error);
+      this.#lastOutcome = { ok: false, reason: `${kind}: ${message}` };
+      logger.error(
+        {
+          kind,
+          err: message,
+          details: isSymrouteError(error) ? error.details : undefined,
+          hint: isSymrouteError(error) ? error.hint : undefined,
+          reasons: [...reasons],
+        },
+        "reconcile failed",
+      );
+      await writeNodeStatuses(
+        { cluster: source.cluster, verdicts, refused, report, failure: message },
+        metrics,
+        logger,
+      );
+      return { result: "error", retry: !PERMANENT_KINDS.has(kind) };
+    }
+  };
+
+  #recordSuccess(config: Config, report: ApplyReport): void {
+    const { metrics } = this.#options;
+    metrics.reconciles.inc({ result: "success" });
+    metrics.changesApplied.inc(report.applied ? report.changes.length : 0);
+    metrics.ownedObjects.set(report.ownedObjects);
+    metrics.conflicts.set(report.conflicts.length);
+    metrics.configLoaded.set(1);
+    metrics.networks.set(config.networks.length);
+    metrics.lastSuccess.set(Date.now() / 1000);
+    // Foreign objects in the way: the node is not what the configuration asks; readiness says so.
+    metrics.converged.set(report.conflicts.length === 0 ? 1 : 0);
+    this.#lastOutcome =
+      report.conflicts.length === 0
+        ? { ok: true, reason: "converged" }
+        : {
+            ok: false,
+            reason: `converged except ${report.conflicts.length} conflict(s) with foreign objects: ${report.conflicts
+              .slice(0, 3)
+              .map((c) => `${c.object}: ${c.reason}`)
+              .join("; ")}`,
+          };
+  }
+
+  /** Logs conflicts when they change (not on every resync). */
+  #reportConflicts(report: ApplyReport): void {
+    const { logger } = this.#options;
+    const conflictText = JSON.stringify(report.conflicts);
+    if (conflictText === this.#lastConflicts) return;
+    if (report.conflicts.length > 0) {
+      logger.warn({ conflicts: report.conflicts }, "foreign objects are in the way; left alone");
+    } else if (this.#lastConflicts !== "" && this.#lastConflicts !== "[]") {
+      logger.info("conflicts resolved");
+    }
+    this.#lastConflicts = conflictText;
+  }
+}

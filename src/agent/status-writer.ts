@@ -1,0 +1,97 @@
+// Per-network status for this node on the SymrouteNetwork objects (with --kubernetes): converged or
+// why not. Written only when it differs from what the object already shows, so a quiet node does not
+// write to the API server on every resync.
+
+import type { ApplyReport } from "../engine/engine.ts";
+import type { NetworkVerdict } from "./kubernetes/cluster.ts";
+import type { NodeStatus } from "./kubernetes/resources.ts";
+import type { ClusterSnapshot, KubernetesSource } from "./kubernetes/source.ts";
+import type { Logger } from "./logger.ts";
+import type { AgentMetrics } from "./metrics.ts";
+
+export interface StatusInput {
+  readonly cluster:
+    | { readonly source: KubernetesSource; readonly snapshot: ClusterSnapshot; readonly nodeName: string }
+    | undefined;
+  readonly verdicts: readonly NetworkVerdict[];
+  readonly refused: ReadonlyMap<string, string>;
+  readonly report: ApplyReport | undefined;
+  /** The reconcile's error message, when it failed. */
+  readonly failure: string | undefined;
+}
+
+export async function writeNodeStatuses(
+  input: StatusInput,
+  metrics: AgentMetrics,
+  logger: Logger,
+): Promise<void> {
+  const { cluster, verdicts, refused, report, failure } = input;
+  if (cluster === undefined) return;
+  const { source, snapshot, nodeName } = cluster;
+  for (const verdict of verdicts) {
+    const object = snapshot.networks.find((n) => n.metadata.name === verdict.network);
+    const previous = object?.status?.nodes?.[nodeName];
+    const next = nodeStatusFor(verdict, refused.get(verdict.network), report, failure);
+    const generation = object?.metadata.generation;
+    if (next === undefined) {
+      if (previous === undefined) continue;
+    } else if (
+      previous !== undefined &&
+      previous.converged === next.converged &&
+      previous.reason === next.reason &&
+      previous.message === next.message &&
+      previous.observedGeneration === generation
+    ) {
+      continue;
+    }
+    const status: NodeStatus | undefined =
+      next === undefined
+        ? undefined
+        : {
+            ...next,
+            lastTransitionTime:
+              previous !== undefined && previous.converged === next.converged
+                ? previous.lastTransitionTime
+                : new Date().toISOString(),
+            ...(generation === undefined ? {} : { observedGeneration: generation }),
+          };
+    try {
+      await source.writeStatus(verdict.network, status);
+    } catch (error) {
+      metrics.sourceErrors.inc({ source: "kubernetes-status" });
+      logger.warn(
+        { network: verdict.network, err: String(error) },
+        "cannot write status; retried on the next reconcile",
+      );
+    }
+  }
+}
+
+/** What this node says about one network; undefined: nothing (the network does not select it). */
+function nodeStatusFor(
+  verdict: NetworkVerdict,
+  refusal: string | undefined,
+  report: ApplyReport | undefined,
+  failure: string | undefined,
+): Omit<NodeStatus, "lastTransitionTime"> | undefined {
+  if (verdict.state === "not-selected") return undefined;
+  if (verdict.state === "invalid")
+    return { converged: false, reason: verdict.reason, message: verdict.message };
+  if (verdict.state === "not-announced")
+    return { converged: true, reason: "NotAnnounced", message: verdict.message };
+  if (refusal !== undefined) return { converged: false, reason: "InvalidSpec", message: refusal };
+  if (failure !== undefined) return { converged: false, reason: "ApplyFailed", message: failure };
+  if (report !== undefined && report.conflicts.length > 0) {
+    return {
+      converged: false,
+      reason: "Conflict",
+      message: report.conflicts
+        .slice(0, 3)
+        .map((c) => `${c.object}: ${c.reason}`)
+        .join("; "),
+    };
+  }
+  const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);
+  const how = decisions.map((d) => `IPv${d.family} ${d.method}: ${d.reason}`).join("; ");
+  return { converged: true, reason: "Converged", message: how === "" ? "in sync" : how };
+}
