@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Kernel } from "../../src/engine/ports.ts";
+import { BatchError, type Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
 import { firewallRuleKeys } from "../../src/model/firewall.ts";
 import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
@@ -172,7 +172,9 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
         "route add 5.6.7.0/24 dev nope0 table 20001",
       ]),
       (e: unknown) =>
-        isSymrouteError(e) &&
+        e instanceof BatchError &&
+        e.tool === "ip" &&
+        e.failedLine === 2 &&
         e.details.some((d) => d.startsWith("failing line 2: route add 5.6.7.0/24 dev nope0")),
     );
     const node = await read(kernel);

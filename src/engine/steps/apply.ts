@@ -4,11 +4,10 @@
 // the wall time.
 
 import type { Family } from "../../model/address.ts";
-import { isSymrouteError } from "../../model/errors.ts";
 import type { Change } from "../../model/change.ts";
 import type { IpBatch } from "../../render/ip.ts";
 import type { Payloads, renderRoutingPayloads } from "../../render/payloads.ts";
-import type { Kernel } from "../ports.ts";
+import { BatchError, type Kernel } from "../ports.ts";
 import type { Planned } from "../types.ts";
 
 export type RoutingPayloads = ReturnType<typeof renderRoutingPayloads>;
@@ -58,10 +57,7 @@ export async function apply(
       for (const i of batch.changeIndex) done.add(i);
     } catch (error) {
       // ip stops at the failing line: everything before it is in the kernel.
-      const failed =
-        (isSymrouteError(error)
-          ? (error.cause as { failedLine?: number } | undefined)?.failedLine
-          : undefined) ?? 1;
+      const failed = (error instanceof BatchError ? error.failedLine : undefined) ?? 1;
       const partial = new Set<number>();
       batch.changeIndex.forEach((changeIdx, lineIdx) => {
         if (lineIdx < failed - 1) partial.add(changeIdx);
