@@ -13,7 +13,7 @@ import type {
   NodeState,
   OwnedFirewall,
 } from "../model/state.ts";
-import type { Kernel, ReadScope } from "../engine/ports.ts";
+import { BatchError, type Kernel, type ReadScope } from "../engine/ports.ts";
 import { ARP_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../model/firewall.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
@@ -295,12 +295,14 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const error = toolError("ip", args, result);
       const failing = lineNo === undefined ? undefined : lines[lineNo - 1];
       const noVlan = /Unknown device type/.test(result.stderr) && failing?.includes(" type vlan ") === true;
-      throw new SymrouteError(error.kind, error.message, {
-        details: [...(failing === undefined ? [] : [`failing line ${lineNo}: ${failing}`]), ...error.details],
+      throw new BatchError(error.kind, error.message, {
+        tool: "ip",
+        ...(lineNo === undefined ? {} : { failedLine: lineNo }),
+        ...(failing === undefined ? {} : { failedText: failing }),
+        details: error.details,
         hint: noVlan
           ? "this kernel has no 802.1Q VLAN support: load it (modprobe 8021q), or create the interface another way and drop `vlan:`"
           : error.hint,
-        cause: { failedLine: lineNo },
       });
     },
 
@@ -310,13 +312,12 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const error = toolError("nft", ["-f", "-"], result);
       const m = /:(\d+):\d+/.exec(result.stderr);
       const lineNo = m === null ? undefined : Number(m[1]);
-      throw new SymrouteError(error.kind, error.message, {
-        details: [
-          ...(lineNo === undefined
-            ? []
-            : [`failing line ${lineNo}: ${script.split("\n")[lineNo - 1]?.trim() ?? "?"}`]),
-          ...error.details,
-        ],
+      throw new BatchError(error.kind, error.message, {
+        tool: "nft",
+        ...(lineNo === undefined
+          ? {}
+          : { failedLine: lineNo, failedText: script.split("\n")[lineNo - 1]?.trim() ?? "?" }),
+        details: error.details,
         hint: error.hint,
       });
     },
@@ -329,13 +330,12 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const error = toolError(tool, args, result);
       const m = /line:? (\d+)/.exec(result.stderr);
       const lineNo = m === null ? undefined : Number(m[1]);
-      throw new SymrouteError(error.kind, error.message, {
-        details: [
-          ...(lineNo === undefined
-            ? []
-            : [`failing line ${lineNo}: ${payload.split("\n")[lineNo - 1] ?? "?"}`]),
-          ...error.details,
-        ],
+      throw new BatchError(error.kind, error.message, {
+        tool,
+        ...(lineNo === undefined
+          ? {}
+          : { failedLine: lineNo, failedText: payload.split("\n")[lineNo - 1] ?? "?" }),
+        details: error.details,
         hint: error.hint,
       });
     },

@@ -3,6 +3,7 @@
 // suite runs against both.
 
 import type { Family } from "../model/address.ts";
+import { SymrouteError, type ErrorKind, type SymrouteErrorOptions } from "../model/errors.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall } from "../model/state.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
 
@@ -29,6 +30,41 @@ export interface ReadScope {
   readonly datapath?: { readonly interfaces: readonly string[] };
 }
 
+/** The tools that take their input as one batch, one object per line. */
+export type BatchTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore";
+
+export interface BatchErrorOptions extends SymrouteErrorOptions {
+  readonly tool: BatchTool;
+  /** The line the tool refused, counted from 1; undefined when its message names none. */
+  readonly failedLine?: number;
+  /** That line as it was sent (it goes first in the details, as `failing line N: ...`). */
+  readonly failedText?: string;
+}
+
+/**
+ * A batch tool refused its input. `ip -batch` has run every line before `failedLine` (roll back
+ * undoes those); an `nft -f` or `iptables-restore` transaction has changed nothing.
+ */
+export class BatchError extends SymrouteError {
+  readonly tool: BatchTool;
+  readonly failedLine: number | undefined;
+
+  constructor(kind: ErrorKind, message: string, options: BatchErrorOptions) {
+    const { tool, failedLine, failedText, ...rest } = options;
+    super(kind, message, {
+      ...rest,
+      details: [
+        ...(failedLine === undefined || failedText === undefined
+          ? []
+          : [`failing line ${failedLine}: ${failedText}`]),
+        ...(rest.details ?? []),
+      ],
+    });
+    this.tool = tool;
+    this.failedLine = failedLine;
+  }
+}
+
 export interface Kernel {
   /** Links, addresses, routes of every table, rules, the named sysctls, symroute's firewall objects. */
   readNode(scope: ReadScope): Promise<NodeState>;
@@ -37,11 +73,14 @@ export interface Kernel {
    * as soon as the firewall transaction is done, while routing is still being written.
    */
   readFirewall(backends: readonly FirewallBackend[]): Promise<readonly OwnedFirewall[]>;
-  /** One `ip [-6] -batch -`; throws a SymrouteError naming the failing line. */
+  /** One `ip [-6] -batch -`; a refused line throws a BatchError naming it. */
   runIpBatch(family: Family, lines: readonly string[]): Promise<void>;
-  /** One `nft -f -` transaction. */
+  /** One `nft -f -` transaction; refused, it changes nothing and throws a BatchError. */
   runNft(script: string): Promise<void>;
-  /** One `iptables-restore --noflush` (ip6tables-restore for 6). */
+  /**
+   * One `iptables-restore --noflush` (ip6tables-restore for 6); refused, it changes nothing and
+   * throws a BatchError.
+   */
   runIptablesRestore(family: Family, payload: string): Promise<void>;
   /** Write sysctls in the given order. */
   writeSysctls(values: readonly (readonly [string, string])[]): Promise<void>;

@@ -25,6 +25,23 @@ export interface NetworkDecision {
   readonly mark?: number;
 }
 
+/**
+ * How packets without symroute's mark get past its `fwmark` rules in one family (KERNEL-FACTS 12,
+ * issue 15): every new flow through the node, most of which concern no pool, would otherwise try
+ * each of them in turn. With `skip`, a rule `priority P fwmark 0x0/MASK goto G` sends them to a
+ * `nop` rule at priority G, past the fwmark rules at P+1; the band's unmarked rules (method
+ * `source`) come after the nop, so nothing they need is skipped.
+ */
+export interface RuleSkip {
+  readonly family: Family;
+  /** symroute's fwmark rules of this family. */
+  readonly fwmarkRules: number;
+  /** The skip rule's priority and its target's (the nop); undefined: no skip rule. */
+  readonly skip?: { readonly priority: number; readonly goto: number };
+  /** One line in plain words: why there is a skip rule or not (shown by `plan`). */
+  readonly reason: string;
+}
+
 export interface DesiredState {
   readonly decisions: readonly NetworkDecision[];
   readonly routes: readonly Route[];
@@ -41,6 +58,8 @@ export interface DesiredState {
    * In a table of the operator's choosing, their own routes are expected.
    */
   readonly allocatedTables?: readonly number[];
+  /** One entry per family with fwmark rules: the skip rule over them, or why there is none. */
+  readonly ruleSkips?: readonly RuleSkip[];
 }
 
 /** A foreign object in symroute's way: reported, never touched. */

@@ -20,7 +20,7 @@ import type {
   Rule,
   RuleAction,
 } from "../../src/model/state.ts";
-import type { Kernel, ReadScope } from "../../src/engine/ports.ts";
+import { BatchError, type Kernel, type ReadScope } from "../../src/engine/ports.ts";
 import { ARP_KEY_PREFIX, arpKeyBackend } from "../../src/model/firewall.ts";
 
 export interface FakeFaults {
@@ -260,9 +260,11 @@ export class FakeKernel implements Kernel {
       } catch (error) {
         // ip -batch keeps what ran before the failing line.
         this.state = next;
-        throw new SymrouteError("kernel", `ip -batch - failed (exit 1): ${(error as Error).message}`, {
-          details: [`failing line ${n + 1}: ${line}`, (error as Error).message, `Command failed -:${n + 1}`],
-          cause: { failedLine: n + 1 },
+        throw new BatchError("kernel", `ip -batch - failed (exit 1): ${(error as Error).message}`, {
+          tool: "ip",
+          failedLine: n + 1,
+          failedText: line,
+          details: [(error as Error).message, `Command failed -:${n + 1}`],
         });
       }
     }
@@ -318,6 +320,10 @@ export class FakeKernel implements Kernel {
         next.rules = next.rules.filter((_, i) => i !== index);
       } else {
         if (index >= 0) fail("RTNETLINK answers: File exists");
+        // As the kernel: a goto only jumps forward; one to a priority no rule has yet is accepted
+        // (listed "unresolved") and ignored by the walk until such a rule exists.
+        if (rule.action === "goto" && (rule.goto ?? 0) <= rule.priority)
+          fail("Error: Backward goto not supported.");
         next.rules = [...next.rules, rule].sort((a, b) => a.family - b.family || a.priority - b.priority);
       }
       return;

@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Kernel } from "../../src/engine/ports.ts";
+import { BatchError, type Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
 import { firewallRuleKeys } from "../../src/model/firewall.ts";
 import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
@@ -135,6 +135,35 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     }
   });
 
+  test(`${name}: a goto rule and its nop read back; a goto to a missing priority is kept, a backward one refused`, async () => {
+    const kernel = await makeKernel();
+    for (const family of [4, 6] as const) {
+      // The skip symroute renders: the target does not exist yet when the goto is added.
+      await kernel.runIpBatch(family, [
+        "rule add priority 1000 fwmark 0x0/0xff goto 1002 proto 201",
+        "rule add priority 1002 nop proto 201",
+        "rule add priority 1003 fwmark 0x0/0xffffffff goto 1010 proto 201",
+      ]);
+      await assert.rejects(
+        kernel.runIpBatch(family, ["rule add priority 1005 goto 1004 proto 201"]),
+        (e: unknown) =>
+          isSymrouteError(e) && e.details.some((d) => d.includes("rule add priority 1005 goto 1004")),
+      );
+    }
+    const node = await read(kernel);
+    for (const family of [4, 6] as const) {
+      assert.deepEqual(
+        node.rules.filter((r) => r.family === family && r.priority >= 1000 && r.priority < 1010),
+        [
+          { family, priority: 1000, fwmark: 0, fwmask: 0xff, action: "goto", goto: 1002, protocol: 201 },
+          { family, priority: 1002, action: "nop", protocol: 201 },
+          // An all-ones mask is listed as none; the goto to a priority without a rule stays.
+          { family, priority: 1003, fwmark: 0, action: "goto", goto: 1010, protocol: 201 },
+        ],
+      );
+    }
+  });
+
   test(`${name}: a failing batch line is named, and the lines before it stay applied`, async () => {
     const kernel = await makeKernel();
     await assert.rejects(
@@ -143,7 +172,9 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
         "route add 5.6.7.0/24 dev nope0 table 20001",
       ]),
       (e: unknown) =>
-        isSymrouteError(e) &&
+        e instanceof BatchError &&
+        e.tool === "ip" &&
+        e.failedLine === 2 &&
         e.details.some((d) => d.startsWith("failing line 2: route add 5.6.7.0/24 dev nope0")),
     );
     const node = await read(kernel);

@@ -83,6 +83,7 @@ export function planToJson(
     guards: report.firewallSpec?.guards ?? [],
     arpProbes: report.firewallSpec?.arpProbes ?? [],
     classify: classifyForm(report.firewallSpec) ?? null,
+    ruleSkips: report.ruleSkips ?? [],
     ...(options.payloads
       ? {
           payloads: {
@@ -133,6 +134,13 @@ export function formatPlanText(report: PlanReport, title: string): string {
     out.push(
       `  ${pc.cyan("classify")} new connections (${classify.backend}): ${pc.bold(classify.form)}, ${classify.text}`,
     );
+  for (const s of report.ruleSkips ?? []) {
+    const what =
+      s.skip === undefined
+        ? `none before the ${s.fwmarkRules} fwmark rule(s)`
+        : `priority ${s.skip.priority} goto ${s.skip.goto} over the ${s.fwmarkRules} fwmark rules`;
+    out.push(`  ${pc.cyan("rule skip")} IPv${s.family}: ${pc.bold(what)}`, why + s.reason);
+  }
   const changes = report.changes;
   if (changes.length === 0) {
     out.push(pc.green("In sync: nothing to change."));
