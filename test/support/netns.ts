@@ -206,11 +206,15 @@ export function dumpNamespace(name: string): string {
     ["nft", "list", "ruleset"],
     ["iptables-save", "-t", "mangle"],
     ["ip6tables-save", "-t", "mangle"],
+    // The iptables front end's sets (names and content; not the kernel's random hash seed).
+    ["ipset", "list", "-o", "save"],
   ].map((argv) => {
     const out = must(["ip", "netns", "exec", name, ...argv]);
     const settled = argv[1] === "-j" ? withoutCarrierState(out) : out;
     // Counters and generation comments change with traffic, not with configuration.
-    return `## ${argv.join(" ")}\n${settled.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
+    const canonical =
+      argv[0] === "ipset" ? settled.replace(/ (initval|hashsize|bucketsize) \S+/g, "") : settled;
+    return `## ${argv.join(" ")}\n${canonical.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
   });
   const sysctls = must(["ip", "netns", "exec", name, "sysctl", "-a"])
     .split("\n")

@@ -136,6 +136,7 @@ const SECTIONS: readonly (readonly string[])[] = [
   ["nft", "list", "ruleset"],
   ["iptables-save"],
   ["ip6tables-save"],
+  ["ipset", "list", "-o", "save"],
 ];
 
 /** Every section of the node, plus every rp_filter/arp_ignore/arp_announce/arp_filter sysctl. */
@@ -148,7 +149,9 @@ export function fullDump(ns: string): string {
     const normalised = out
       .replace(/^#.*$/gm, "")
       .replace(/\[\d+:\d+\]/g, "[0:0]")
-      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0");
+      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0")
+      // ipset's hash seed is random, and its hash size grows with the set: neither is content.
+      .replace(/ (initval|hashsize|bucketsize) \S+/g, "");
     return `## ${argv.join(" ")}\n${normalised}`;
   });
   const sysctls = must(["ip", "netns", "exec", ns, "sysctl", "-a"])
