@@ -3,9 +3,11 @@
 // kube-proxy stand-in (one iptables nat DNAT rule, so conntrack is on in every variant) in front of a
 // pod namespace. The sender (bench/flow-sender.c, compiled here) sits in the node's peer and sends
 // datagrams to the service address: each to a new port (a new flow, the case that walks symroute's
-// classify path) or all on one flow (packets of an existing flow). These flows concern no pool, so a
-// rule list is walked to its end. Rounds visit the variants in turn, so that a load change hits all
-// of them alike; the ratio is each variant's median over the baseline's median from the same run.
+// classify path) or all on one flow (packets of an existing flow). These flows concern no pool: a
+// rule list would be walked to its end; nftables' map and iptables' ipset are one lookup each (the
+// `classify` form `plan` reports is recorded per variant). Rounds visit the variants in turn, so
+// that a load change hits all of them alike; the ratio is each variant's median over the
+// baseline's median from the same run.
 // Writes bench/results/dataplane.json.
 // Run: node --import tsx bench/dataplane.bench.ts   (root; SRBENCH_DATAPLANE_SIZES=0,10,100,1000)
 
@@ -37,7 +39,7 @@ export interface DataplaneVariant {
    */
   readonly firewall: "none" | "nftables" | "iptables" | "ip-rules" | "ip-rules-skip";
   readonly networks: number;
-  /** The classify form `plan` reported (map, rules), when symroute is applied. */
+  /** The classify form `plan` reported (map, set; rules before ipset), when symroute is applied. */
   readonly classify?: string;
   /** Nanoseconds per datagram, one value per round. */
   readonly newFlowNs: number[];
