@@ -21,7 +21,9 @@ import {
   IPT_CHAIN_PREFIX,
   arpKeyBackend,
 } from "../model/firewall.ts";
+import type { DnatService, KubeProxyServices } from "../model/services.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
+import { parseIptablesNatServices, parseNftKubeProxyServices } from "./kube-proxy-parse.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {
   BPF_GLOBALS_DIR,
@@ -34,6 +36,7 @@ import {
   batchInput,
   ipReadArgs,
   ipReadCommands,
+  kubeProxyNftArgs,
   tcIngressArgs,
 } from "./node-reads.ts";
 
@@ -199,6 +202,55 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   };
 
   /**
+   * kube-proxy's DNAT targets from its iptables and nftables rules, both families; a source that
+   * cannot be read (tool missing, table absent) is named in `sources` and adds nothing.
+   */
+  const readKubeProxyServices = async (): Promise<KubeProxyServices> => {
+    const reads = ([4, 6] as const).flatMap((family) => [
+      {
+        what: `${family === 4 ? "iptables" : "ip6tables"} nat`,
+        tool: family === 4 ? "iptables-save" : "ip6tables-save",
+        args: [...KUBE_PROXY_IPTABLES_ARGS],
+        parse: (text: string) => parseIptablesNatServices(text, family),
+      },
+      {
+        what: `nft table ${family === 4 ? "ip" : "ip6"} kube-proxy`,
+        tool: "nft",
+        args: kubeProxyNftArgs(family),
+        parse: (text: string) => parseNftKubeProxyServices(text, family),
+      },
+    ]);
+    const outputs = await Promise.all(
+      reads.map((r) =>
+        run(r.tool, r.args, { allowFailure: true }).catch((cause: unknown) => ({
+          code: -1,
+          stdout: "",
+          stderr: String(cause),
+        })),
+      ),
+    );
+    const sources: string[] = [];
+    const services: DnatService[] = [];
+    for (const [i, r] of reads.entries()) {
+      const out = outputs[i];
+      if (out === undefined || out.code !== 0) {
+        sources.push(`${r.what}: ${out?.code === -1 ? `${r.tool} not available` : "absent"}`);
+        continue;
+      }
+      let found: DnatService[];
+      try {
+        found = r.parse(out.stdout);
+      } catch {
+        sources.push(`${r.what}: not readable`);
+        continue;
+      }
+      sources.push(`${r.what}: ${found.length} DNAT'ed destination(s)`);
+      services.push(...found);
+    }
+    return { sources, services };
+  };
+
+  /**
    * Pinned maps (one directory listing), XDP programs (already in `ip -d link`), and tc ingress
    * programs of `interfaces`, the last only when Cilium or Calico shows in the first two or the
    * links: on an ordinary node this costs one readdir.
@@ -260,6 +312,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       // Every reader at once: the cost of a read is the slowest tool, not the sum.
       const firewallReads = readFirewall(scope.firewalls);
       const traces = scope.kubeProxyHints === true ? kubeProxyTraces() : undefined;
+      const services = scope.kubeProxyServices === true ? readKubeProxyServices() : undefined;
+      services?.catch(() => undefined); // awaited below
       // Awaited below; until then a rejection must not count as unhandled.
       firewallReads.catch(() => undefined);
       // One process per family: `ip -batch` answers several commands, one JSON array per line; a
@@ -310,6 +364,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           ? { neighbours: parseNeighbours(4, neigh4).concat(parseNeighbours(6, neigh6)) }
           : {}),
         ...(datapath === undefined ? {} : { datapath: await datapath }),
+        ...(services === undefined ? {} : { kubeProxyServices: await services }),
       };
     },
 

@@ -45,6 +45,19 @@ export const KUBE_PROXY_NFT_ARGS: readonly string[] = ["list", "chains"];
 export const KUBE_PROXY_IPTABLES_ARGS: readonly string[] = ["-t", "nat"];
 
 /**
+ * kube-proxy's DNAT targets (doctor, explain): its nftables table of one family as JSON (the rules
+ * are walked, src/adapters/kube-proxy-parse.ts), and its iptables rules in `iptables-save -t nat`
+ * / `ip6tables-save -t nat` (KUBE_PROXY_IPTABLES_ARGS).
+ */
+export const kubeProxyNftArgs = (family: Family): string[] => [
+  "-j",
+  "list",
+  "table",
+  family === 4 ? "ip" : "ip6",
+  "kube-proxy",
+];
+
+/**
  * Where Cilium and Calico's eBPF dataplane pin their maps (cilium_lb4_services_v2, cali_v4_nat_fe...):
  * one directory listing tells whether either runs on the node.
  */

@@ -24,6 +24,11 @@ export interface ReadScope {
   /** Also read the neighbour table of the families read (doctor). Default: no. */
   readonly neighbours?: boolean;
   /**
+   * Also read kube-proxy's DNAT targets from its rules (iptables nat, nft tables `ip`/`ip6
+   * kube-proxy`): doctor and explain simulate with them. Four more tool runs. Default: no.
+   */
+  readonly kubeProxyServices?: boolean;
+  /**
    * Also look for datapaths that bypass netfilter (pinned BPF maps, XDP programs, and tc ingress
    * programs on these interfaces, read only when the maps or links show Cilium or Calico).
    */
