@@ -138,7 +138,7 @@ export interface NodeOptions {
  * eth0 192.168.1.10/24 with the default route via 192.168.1.1, ext0 without an address, rp_filter 1
  * on conf.all.
  */
-export function buildArticleNode(name: string, peer: string, options: { dualStack?: boolean } = {}): void {
+function buildArticleNode(name: string, peer: string, options: { dualStack?: boolean } = {}): void {
   must(["ip", "netns", "add", name]);
   must(["ip", "netns", "add", peer]);
   // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
@@ -174,6 +174,13 @@ export function buildArticleNode(name: string, peer: string, options: { dualStac
     "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
   );
   must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+}
+
+/** A namespace with nothing but `lo` in it (probes, the simulator's differential runs): `PREFIX-<pid>-<n>`. */
+export function createBareNamespace(prefix: string): { readonly name: string; destroy(): void } {
+  const name = `${prefix}-${process.pid}-${++counter}`;
+  must(["ip", "netns", "add", name]);
+  return { name, destroy: () => void run(["ip", "netns", "del", name]) };
 }
 
 /** The article's node in fresh namespaces, torn down by destroy() (also when building fails). */
