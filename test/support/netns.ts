@@ -174,6 +174,28 @@ function buildArticleNode(name: string, peer: string, options: { dualStack?: boo
     "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
   );
   must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+  waitForLinkLocal(name, ["eth0", "ext0"]);
+}
+
+/**
+ * The kernel adds a link's IPv6 link-local address only once the link has carrier, which the link
+ * watcher reports up to a second after the peer comes up: a dump taken before that and one taken
+ * after differ by those addresses. Wait until they are there (a condition, polled), so the
+ * starting dump of a round trip is the settled one.
+ */
+function waitForLinkLocal(namespace: string, links: readonly string[]): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const listing = must(["ip", "-n", namespace, "-j", "-6", "addr", "show", "scope", "link"]);
+    const present = new Set(
+      (JSON.parse(listing || "[]") as { ifname?: string; addr_info?: unknown[] }[])
+        .filter((link) => (link.addr_info ?? []).length > 0)
+        .map((link) => link.ifname),
+    );
+    if (links.every((link) => present.has(link))) return;
+    Atomics.wait(pause, 0, 0, 10);
+  }
+  throw new Error(`${links.join(", ")} in ${namespace} got no IPv6 link-local address within 5 s`);
 }
 
 /** A namespace with nothing but `lo` in it (probes, the simulator's differential runs): `PREFIX-<pid>-<n>`. */
@@ -247,11 +269,13 @@ const DUMPS: readonly (readonly string[])[] = [
   ["nft", "list", "ruleset"],
   ["iptables-save"],
   ["ip6tables-save"],
+  // The iptables front end's sets, names and content.
+  ["ipset", "list", "-o", "save"],
 ];
 
 /**
  * Everything a round trip must leave as it found it: links, addresses, routes and rules (settled:
- * src/lab/snapshot.ts's settledIpJson), the whole nft ruleset, every iptables table, and every
+ * src/lab/snapshot.ts's settledIpJson), the whole nft ruleset, every iptables table, every ipset, and every
  * rp_filter/arp_ignore/arp_announce/arp_filter/src_valid_mark sysctl.
  */
 export function dumpNamespace(name: string): string {
@@ -263,7 +287,9 @@ export function dumpNamespace(name: string): string {
     const normalised = out
       .replace(/^#.*$/gm, "")
       .replace(/\[\d+:\d+\]/g, "[0:0]")
-      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0");
+      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0")
+      // ipset's hash seed is random, and its hash size grows with the set: neither is content.
+      .replace(/ (initval|hashsize|bucketsize) \S+/g, "");
     return `## ${argv.join(" ")}\n${normalised}`;
   });
   const sysctls = must(["ip", "netns", "exec", name, "sysctl", "-a"])
