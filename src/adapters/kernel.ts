@@ -13,12 +13,21 @@ import type {
   NodeState,
   OwnedFirewall,
 } from "../model/state.ts";
-import type { Kernel, ReadScope } from "../engine/ports.ts";
-import { ARP_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../render/firewall.ts";
+import { BatchError, type Kernel, type ReadScope } from "../engine/ports.ts";
+import {
+  ARP_KEY_PREFIX,
+  IPSET_KEY_PREFIX,
+  IPSET_PREFIX,
+  IPT_CHAIN_PREFIX,
+  arpKeyBackend,
+} from "../model/firewall.ts";
+import type { DnatService, KubeProxyServices } from "../model/services.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
+import { parseIptablesNatServices, parseNftKubeProxyServices } from "./kube-proxy-parse.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {
   BPF_GLOBALS_DIR,
+  IPSET_READ_ARGS,
   IPTABLES_READ_ARGS,
   KUBE_PROXY_IPTABLES_ARGS,
   KUBE_PROXY_NFT_ARGS,
@@ -27,6 +36,7 @@ import {
   batchInput,
   ipReadArgs,
   ipReadCommands,
+  kubeProxyNftArgs,
   tcIngressArgs,
 } from "./node-reads.ts";
 
@@ -61,6 +71,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const bpfGlobals = options.bpfGlobals ?? BPF_GLOBALS_DIR;
 
   let available: Promise<readonly FirewallBackend[]> | undefined;
+  let ipset: Promise<boolean> | undefined;
 
   /** One `ip -j -N -d -batch -` with several show commands: their outputs, in order. */
   const ipBatchJson = async (family: Family, commands: string[]): Promise<Json[][]> => {
@@ -124,6 +135,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const readIptablesOwned = async (
     arp: Promise<NftRule[] | undefined>,
   ): Promise<OwnedFirewall | undefined> => {
+    const sets_ = readIpsets();
+    sets_.catch(() => undefined); // awaited below
     const keys: string[] = [];
     const contents: string[] = [];
     const tools = ["iptables-save", "ip6tables-save"] as const;
@@ -151,11 +164,28 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       }
     }
     const arpRules = arpRulesOf(await arp, "iptables");
+    const sets = ipsetsFromSave(await sets_);
     return {
       backend: "iptables",
-      ruleKeys: [...keys, ...arpRules.flatMap((r) => (r.key === undefined ? [] : [r.key]))],
-      contents: [...contents, ...arpRules.map((r) => r.content)],
+      ruleKeys: [...keys, ...sets.keys, ...arpRules.flatMap((r) => (r.key === undefined ? [] : [r.key]))],
+      contents: [...contents, ...sets.contents, ...arpRules.map((r) => r.content)],
     };
+  };
+
+  /** `ipset save`'s output ("" when ipset is not installed or the kernel has no ip_set). */
+  const readIpsets = async (): Promise<string> => {
+    const result = await run("ipset", IPSET_READ_ARGS, { allowFailure: true }).catch((error: unknown) => {
+      // No ipset at all: nothing of ours can be in the kernel's sets.
+      if (isSymrouteError(error) && error.kind === "dependency") return undefined;
+      throw error;
+    });
+    if (result === undefined) return "";
+    if (result.code !== 0) {
+      if (/Operation not permitted|Permission denied/i.test(result.stderr))
+        throw toolError("ipset", IPSET_READ_ARGS, result);
+      return "";
+    }
+    return result.stdout;
   };
 
   /** kube-proxy's traces: its nft table, its iptables chains (started before the links are known). */
@@ -169,6 +199,55 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       nftablesTable: nft.code === 0 && /table ip6? kube-proxy/.test(nft.stdout),
       iptablesChains: ipt.code === 0 && /^:KUBE-SERVICES /m.test(ipt.stdout),
     };
+  };
+
+  /**
+   * kube-proxy's DNAT targets from its iptables and nftables rules, both families; a source that
+   * cannot be read (tool missing, table absent) is named in `sources` and adds nothing.
+   */
+  const readKubeProxyServices = async (): Promise<KubeProxyServices> => {
+    const reads = ([4, 6] as const).flatMap((family) => [
+      {
+        what: `${family === 4 ? "iptables" : "ip6tables"} nat`,
+        tool: family === 4 ? "iptables-save" : "ip6tables-save",
+        args: [...KUBE_PROXY_IPTABLES_ARGS],
+        parse: (text: string) => parseIptablesNatServices(text, family),
+      },
+      {
+        what: `nft table ${family === 4 ? "ip" : "ip6"} kube-proxy`,
+        tool: "nft",
+        args: kubeProxyNftArgs(family),
+        parse: (text: string) => parseNftKubeProxyServices(text, family),
+      },
+    ]);
+    const outputs = await Promise.all(
+      reads.map((r) =>
+        run(r.tool, r.args, { allowFailure: true }).catch((cause: unknown) => ({
+          code: -1,
+          stdout: "",
+          stderr: String(cause),
+        })),
+      ),
+    );
+    const sources: string[] = [];
+    const services: DnatService[] = [];
+    for (const [i, r] of reads.entries()) {
+      const out = outputs[i];
+      if (out === undefined || out.code !== 0) {
+        sources.push(`${r.what}: ${out?.code === -1 ? `${r.tool} not available` : "absent"}`);
+        continue;
+      }
+      let found: DnatService[];
+      try {
+        found = r.parse(out.stdout);
+      } catch {
+        sources.push(`${r.what}: not readable`);
+        continue;
+      }
+      sources.push(`${r.what}: ${found.length} DNAT'ed destination(s)`);
+      services.push(...found);
+    }
+    return { sources, services };
   };
 
   /**
@@ -233,6 +312,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       // Every reader at once: the cost of a read is the slowest tool, not the sum.
       const firewallReads = readFirewall(scope.firewalls);
       const traces = scope.kubeProxyHints === true ? kubeProxyTraces() : undefined;
+      const services = scope.kubeProxyServices === true ? readKubeProxyServices() : undefined;
+      services?.catch(() => undefined); // awaited below
       // Awaited below; until then a rejection must not count as unhandled.
       firewallReads.catch(() => undefined);
       // One process per family: `ip -batch` answers several commands, one JSON array per line; a
@@ -283,6 +364,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           ? { neighbours: parseNeighbours(4, neigh4).concat(parseNeighbours(6, neigh6)) }
           : {}),
         ...(datapath === undefined ? {} : { datapath: await datapath }),
+        ...(services === undefined ? {} : { kubeProxyServices: await services }),
       };
     },
 
@@ -295,12 +377,14 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const error = toolError("ip", args, result);
       const failing = lineNo === undefined ? undefined : lines[lineNo - 1];
       const noVlan = /Unknown device type/.test(result.stderr) && failing?.includes(" type vlan ") === true;
-      throw new SymrouteError(error.kind, error.message, {
-        details: [...(failing === undefined ? [] : [`failing line ${lineNo}: ${failing}`]), ...error.details],
+      throw new BatchError(error.kind, error.message, {
+        tool: "ip",
+        ...(lineNo === undefined ? {} : { failedLine: lineNo }),
+        ...(failing === undefined ? {} : { failedText: failing }),
+        details: error.details,
         hint: noVlan
           ? "this kernel has no 802.1Q VLAN support: load it (modprobe 8021q), or create the interface another way and drop `vlan:`"
           : error.hint,
-        cause: { failedLine: lineNo },
       });
     },
 
@@ -310,13 +394,12 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const error = toolError("nft", ["-f", "-"], result);
       const m = /:(\d+):\d+/.exec(result.stderr);
       const lineNo = m === null ? undefined : Number(m[1]);
-      throw new SymrouteError(error.kind, error.message, {
-        details: [
-          ...(lineNo === undefined
-            ? []
-            : [`failing line ${lineNo}: ${script.split("\n")[lineNo - 1]?.trim() ?? "?"}`]),
-          ...error.details,
-        ],
+      throw new BatchError(error.kind, error.message, {
+        tool: "nft",
+        ...(lineNo === undefined
+          ? {}
+          : { failedLine: lineNo, failedText: script.split("\n")[lineNo - 1]?.trim() ?? "?" }),
+        details: error.details,
         hint: error.hint,
       });
     },
@@ -329,15 +412,42 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const error = toolError(tool, args, result);
       const m = /line:? (\d+)/.exec(result.stderr);
       const lineNo = m === null ? undefined : Number(m[1]);
-      throw new SymrouteError(error.kind, error.message, {
-        details: [
-          ...(lineNo === undefined
-            ? []
-            : [`failing line ${lineNo}: ${payload.split("\n")[lineNo - 1] ?? "?"}`]),
-          ...error.details,
-        ],
+      throw new BatchError(error.kind, error.message, {
+        tool,
+        ...(lineNo === undefined
+          ? {}
+          : { failedLine: lineNo, failedText: payload.split("\n")[lineNo - 1] ?? "?" }),
+        details: error.details,
         hint: error.hint,
       });
+    },
+
+    async runIpsetRestore(payload: string): Promise<void> {
+      const args = ["restore", "-exist"];
+      const result = await run("ipset", args, { input: payload, allowFailure: true });
+      if (result.code === 0) return;
+      const error = toolError("ipset", args, result);
+      // "ipset v7.17: Error in line 3: ..." names the failing line.
+      const m = /Error in line (\d+)/.exec(result.stderr);
+      const lineNo = m === null ? undefined : Number(m[1]);
+      const noKernel = /set type not supported|Protocol not supported|Cannot open session/i.test(
+        result.stderr,
+      );
+      throw new BatchError(error.kind, error.message, {
+        tool: "ipset",
+        ...(lineNo === undefined
+          ? {}
+          : { failedLine: lineNo, failedText: payload.split("\n")[lineNo - 1] ?? "?" }),
+        details: error.details,
+        hint: noKernel
+          ? "the kernel has no ip_set hash:net,iface support (modprobe ip_set_hash_netiface), or use firewall: nftables"
+          : error.hint,
+      });
+    },
+
+    ipsetAvailable(): Promise<boolean> {
+      ipset ??= onPath("ipset");
+      return ipset;
     },
 
     async writeSysctls(values): Promise<void> {
@@ -441,6 +551,23 @@ export function nftRuleKeysFromText(text: string): string[] {
     }
   }
   return keys;
+}
+
+/**
+ * symroute's sets in `ipset save` output: a key per set, and each line canonical for drift
+ * comparison (hash size, bucket size and the random initval are the kernel's, not content).
+ */
+export function ipsetsFromSave(text: string): { keys: string[]; contents: string[] } {
+  const keys: string[] = [];
+  const contents: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^(create|add) (\S+)/.exec(line);
+    if (m === null || !(m[2] as string).startsWith(IPSET_PREFIX)) continue;
+    if (m[1] === "create") keys.push(IPSET_KEY_PREFIX + (m[2] as string));
+    const canonical = line.replace(/ (hashsize|bucketsize|initval) \S+/g, "").trim();
+    contents.push(IPSET_KEY_PREFIX + canonical);
+  }
+  return { keys, contents };
 }
 
 /** Whether an executable of this name is on PATH (what spawning it would find). */

@@ -24,7 +24,7 @@ export function ipReadCommands(withLinks: boolean, objects: boolean, neighbours 
 export const batchInput = (commands: readonly string[]): string => `${commands.join("\n")}\n`;
 
 /**
- * `nft -t list table inet symroute` (the table is render/firewall.ts's NFT_TABLE; a test keeps the
+ * `nft -t list table inet symroute` (the table is model/firewall.ts's NFT_TABLE; a test keeps the
  * two equal). Terse text, not JSON: at thousands of rules `nft -j` costs three times as much, and
  * the comment keys are all the reader needs.
  */
@@ -45,6 +45,19 @@ export const KUBE_PROXY_NFT_ARGS: readonly string[] = ["list", "chains"];
 export const KUBE_PROXY_IPTABLES_ARGS: readonly string[] = ["-t", "nat"];
 
 /**
+ * kube-proxy's DNAT targets (doctor, explain): its nftables table of one family as JSON (the rules
+ * are walked, src/adapters/kube-proxy-parse.ts), and its iptables rules in `iptables-save -t nat`
+ * / `ip6tables-save -t nat` (KUBE_PROXY_IPTABLES_ARGS).
+ */
+export const kubeProxyNftArgs = (family: Family): string[] => [
+  "-j",
+  "list",
+  "table",
+  family === 4 ? "ip" : "ip6",
+  "kube-proxy",
+];
+
+/**
  * Where Cilium and Calico's eBPF dataplane pin their maps (cilium_lb4_services_v2, cali_v4_nat_fe...):
  * one directory listing tells whether either runs on the node.
  */
@@ -52,3 +65,6 @@ export const BPF_GLOBALS_DIR = "/sys/fs/bpf/tc/globals";
 
 /** `tc -j filter show dev IF ingress`: the BPF programs that see the interface's packets before netfilter. */
 export const tcIngressArgs = (ifname: string): string[] => ["-j", "filter", "show", "dev", ifname, "ingress"];
+
+/** `ipset save`: every set (symroute's are picked out by their prefix), in restore syntax. */
+export const IPSET_READ_ARGS: readonly string[] = ["save"];

@@ -3,8 +3,9 @@
 // suite runs against both.
 
 import type { Family } from "../model/address.ts";
+import { SymrouteError, type ErrorKind, type SymrouteErrorOptions } from "../model/errors.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall } from "../model/state.ts";
-import type { FirewallSpec } from "../plan/types.ts";
+import type { FirewallSpec } from "../model/firewall.ts";
 
 export interface ReadScope {
   /** sysctl names to read (they are not enumerable cheaply). */
@@ -23,10 +24,51 @@ export interface ReadScope {
   /** Also read the neighbour table of the families read (doctor). Default: no. */
   readonly neighbours?: boolean;
   /**
+   * Also read kube-proxy's DNAT targets from its rules (iptables nat, nft tables `ip`/`ip6
+   * kube-proxy`): doctor and explain simulate with them. Four more tool runs. Default: no.
+   */
+  readonly kubeProxyServices?: boolean;
+  /**
    * Also look for datapaths that bypass netfilter (pinned BPF maps, XDP programs, and tc ingress
    * programs on these interfaces, read only when the maps or links show Cilium or Calico).
    */
   readonly datapath?: { readonly interfaces: readonly string[] };
+}
+
+/** The tools that take their input as one batch, one object per line. */
+export type BatchTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore" | "ipset";
+
+export interface BatchErrorOptions extends SymrouteErrorOptions {
+  readonly tool: BatchTool;
+  /** The line the tool refused, counted from 1; undefined when its message names none. */
+  readonly failedLine?: number;
+  /** That line as it was sent (it goes first in the details, as `failing line N: ...`). */
+  readonly failedText?: string;
+}
+
+/**
+ * A batch tool refused its input. `ip -batch` and `ipset restore` have run every line before
+ * `failedLine` (roll back undoes those); an `nft -f` or `iptables-restore` transaction has changed
+ * nothing.
+ */
+export class BatchError extends SymrouteError {
+  readonly tool: BatchTool;
+  readonly failedLine: number | undefined;
+
+  constructor(kind: ErrorKind, message: string, options: BatchErrorOptions) {
+    const { tool, failedLine, failedText, ...rest } = options;
+    super(kind, message, {
+      ...rest,
+      details: [
+        ...(failedLine === undefined || failedText === undefined
+          ? []
+          : [`failing line ${failedLine}: ${failedText}`]),
+        ...(rest.details ?? []),
+      ],
+    });
+    this.tool = tool;
+    this.failedLine = failedLine;
+  }
 }
 
 export interface Kernel {
@@ -37,12 +79,22 @@ export interface Kernel {
    * as soon as the firewall transaction is done, while routing is still being written.
    */
   readFirewall(backends: readonly FirewallBackend[]): Promise<readonly OwnedFirewall[]>;
-  /** One `ip [-6] -batch -`; throws a SymrouteError naming the failing line. */
+  /** One `ip [-6] -batch -`; a refused line throws a BatchError naming it. */
   runIpBatch(family: Family, lines: readonly string[]): Promise<void>;
-  /** One `nft -f -` transaction. */
+  /** One `nft -f -` transaction; refused, it changes nothing and throws a BatchError. */
   runNft(script: string): Promise<void>;
-  /** One `iptables-restore --noflush` (ip6tables-restore for 6). */
+  /**
+   * One `iptables-restore --noflush` (ip6tables-restore for 6); refused, it changes nothing and
+   * throws a BatchError.
+   */
   runIptablesRestore(family: Family, payload: string): Promise<void>;
+  /**
+   * One `ipset restore -exist` (symroute's sets for the iptables front end). Not a transaction:
+   * ipset stops at a failing line and keeps what ran before it; throws naming the failing line.
+   */
+  runIpsetRestore(payload: string): Promise<void>;
+  /** Whether ipset can be run on this node (the iptables front end keeps its pools in sets). */
+  ipsetAvailable(): Promise<boolean>;
   /** Write sysctls in the given order. */
   writeSysctls(values: readonly (readonly [string, string])[]): Promise<void>;
   /** Whether iptables' mangle table exists (iptables-nft creates it on first use). */

@@ -2,6 +2,7 @@
 // Addresses and prefixes are canonical text (see address.ts) so states compare and serialise as is.
 
 import type { Family } from "./address.ts";
+import type { KubeProxyServices } from "./services.ts";
 
 export interface Link {
   readonly ifname: string;
@@ -158,6 +159,8 @@ export interface NodeState {
   readonly neighbours?: readonly Neighbour[];
   /** Only when read with ReadScope.datapath. */
   readonly datapath?: DatapathTraces;
+  /** Only when read with ReadScope.kubeProxyServices. */
+  readonly kubeProxyServices?: KubeProxyServices;
 }
 
 /**

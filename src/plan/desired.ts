@@ -25,16 +25,9 @@ import {
   type Route,
   type Rule,
 } from "../model/state.ts";
-import type {
-  ArpProbe,
-  CaseName,
-  DesiredState,
-  MarkEntry,
-  NetworkDecision,
-  ResolvedMethod,
-  SpoofGuard,
-  VlanSpec,
-} from "./types.ts";
+import type { ArpProbe, MarkEntry, SpoofGuard } from "../model/firewall.ts";
+import type { CaseName, DesiredState, NetworkDecision, ResolvedMethod, RuleSkip } from "./types.ts";
+import type { VlanSpec } from "../model/change.ts";
 import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
 
 export interface SavedPlanningState {
@@ -372,11 +365,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const marks: MarkEntry[] = [];
   const allocations: Record<string, { table?: number; mark?: number }> = {};
   const allocatedTables = new Set<number>();
-  const band = config.rulePriorities;
-  // Exemptions first, then every network's rule at one priority: their selectors never overlap,
-  // so adding a network never renumbers the others.
-  const exemptionPriority = band.from;
-  const networkPriority = Math.min(band.from + 1, band.to);
+  const layout = bandLayout(config.rulePriorities);
+  const fwmask = config.marks.mask === ALL_MARK_BITS ? undefined : config.marks.mask;
   const podCidrs: Record<Family, string[]> = { 4: [], 6: [] };
   for (const cidr of config.podCIDRs) {
     const family = parsePrefix(cidr)?.family;
@@ -438,7 +428,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
           for (const pod of podCidrs[family]) {
             rules.push({
               family,
-              priority: exemptionPriority,
+              priority: layout.exemptions,
               from: pool,
               to: pod,
               action: "lookup",
@@ -448,7 +438,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
           }
           rules.push({
             family,
-            priority: networkPriority,
+            priority: layout.sourceRules,
             from: pool,
             action: "lookup",
             table,
@@ -456,15 +446,20 @@ export function computeDesired(input: DesiredInput): DesiredState {
           });
         }
       } else if (mark !== undefined) {
-        rules.push({
-          family,
-          priority: networkPriority,
-          fwmark: mark,
-          fwmask: config.marks.mask,
-          action: "lookup",
-          table,
-          protocol: proto,
-        });
+        // Literals, not spreads: `ip -j rule` leaves out an all-ones mask, so it is left out here too.
+        rules.push(
+          fwmask === undefined
+            ? { family, priority: layout.fwmarkRules, fwmark: mark, action: "lookup", table, protocol: proto }
+            : {
+                family,
+                priority: layout.fwmarkRules,
+                fwmark: mark,
+                fwmask,
+                action: "lookup",
+                table,
+                protocol: proto,
+              },
+        );
         marks.push({
           network: network.name,
           family,
@@ -477,6 +472,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
   }
 
   refuseGatewayHijack(node, routes);
+  const ruleSkips = skipRules(rules, layout, config.marks.mask, proto);
 
   const sysctlInput: SysctlInput = {
     decisions,
@@ -506,7 +502,105 @@ export function computeDesired(input: DesiredInput): DesiredState {
     allocations,
     warnings,
     ...(allocatedTables.size > 0 ? { allocatedTables: [...allocatedTables].sort((a, b) => a - b) } : {}),
+    ...(ruleSkips.length > 0 ? { ruleSkips } : {}),
   };
+}
+
+const ALL_MARK_BITS = 0xffffffff;
+
+/** Where each kind of symroute's rules goes in its band of priorities. */
+export interface BandLayout {
+  /** The skip rule (`fwmark 0x0/MASK goto nop`); undefined: the band has no room for it. */
+  readonly skip: number | undefined;
+  /** Every connmark network's `fwmark MARK/MASK lookup TABLE`. */
+  readonly fwmarkRules: number;
+  /** The `nop` rule the skip lands on; undefined with skip. */
+  readonly nop: number | undefined;
+  /** Method source's `from POOL to POD lookup main`, which must come before its network rules. */
+  readonly exemptions: number;
+  /** Method source's `from POOL lookup TABLE`. */
+  readonly sourceRules: number;
+}
+
+/** Priorities the layout with a skip rule needs: skip, fwmark rules, nop, exemptions, source rules. */
+export const SKIP_LAYOUT_PRIORITIES = 5;
+
+/**
+ * The band from B holds, in order: B the skip rule, B+1 the fwmark rules, B+2 the nop, B+3 the
+ * exemptions, B+4 the source rules. The rules a packet without a mark needs (method source's)
+ * come after the nop, so the skip cannot take such a packet past them; the fwmark rules keep the
+ * priority they always had. A band too narrow for that (validation allows 2 priorities) keeps the
+ * layout without a skip: exemptions at B, every network rule at B+1.
+ */
+export function bandLayout(band: { readonly from: number; readonly to: number }): BandLayout {
+  const b = band.from;
+  if (band.to - band.from + 1 < SKIP_LAYOUT_PRIORITIES) {
+    return { skip: undefined, fwmarkRules: b + 1, nop: undefined, exemptions: b, sourceRules: b + 1 };
+  }
+  return { skip: b, fwmarkRules: b + 1, nop: b + 2, exemptions: b + 3, sourceRules: b + 4 };
+}
+
+/**
+ * From this many fwmark rules in a family on, a skip rule is added. Counted, not timed: without
+ * it a packet without a mark tries every fwmark rule; with it, two rules (the skip and the nop),
+ * while a marked packet (a reply symroute routes) tries one more than before. Most packets that
+ * reach the rules are unmarked (every new flow through the node), so two rules saved per flow
+ * outweigh one rule more per routed reply flow from three on.
+ */
+export const SKIP_FROM_FWMARK_RULES = 3;
+
+/**
+ * For each family with fwmark rules: the skip rule and its nop appended to `rules` when they pay,
+ * and the decision in words either way.
+ */
+function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: number): RuleSkip[] {
+  const counts: Record<Family, number> = { 4: 0, 6: 0 };
+  for (const r of rules) if (r.fwmark !== undefined) counts[r.family]++;
+  const maskText = formatHex(mask);
+  const skips: RuleSkip[] = [];
+  for (const family of [4, 6] as const) {
+    const fwmarkRules = counts[family];
+    if (fwmarkRules === 0) continue;
+    if (layout.skip === undefined || layout.nop === undefined) {
+      skips.push({
+        family,
+        fwmarkRules,
+        reason: `rulePriorities has fewer than ${SKIP_LAYOUT_PRIORITIES} priorities, too few for a skip rule: every packet without a mark in ${maskText} tries the ${fwmarkRules} fwmark rule(s)`,
+      });
+      continue;
+    }
+    if (fwmarkRules < SKIP_FROM_FWMARK_RULES) {
+      skips.push({
+        family,
+        fwmarkRules,
+        reason: `only ${fwmarkRules} fwmark rule(s): a skip rule and its nop would cost a packet without a mark as many rules as it saves`,
+      });
+      continue;
+    }
+    // The nop first: a goto whose target does not exist yet is ignored by the kernel, never wrong,
+    // but this way the skip works from the moment it is added.
+    rules.push({ family, priority: layout.nop, action: "nop", protocol });
+    rules.push(
+      mask === ALL_MARK_BITS
+        ? { family, priority: layout.skip, fwmark: 0, action: "goto", goto: layout.nop, protocol }
+        : {
+            family,
+            priority: layout.skip,
+            fwmark: 0,
+            fwmask: mask,
+            action: "goto",
+            goto: layout.nop,
+            protocol,
+          },
+    );
+    skips.push({
+      family,
+      fwmarkRules,
+      skip: { priority: layout.skip, goto: layout.nop },
+      reason: `packets without a mark in ${maskText} (every new flow through the node that is not a reply symroute routes) jump from priority ${layout.skip} to ${layout.nop}, past the ${fwmarkRules} fwmark rules, instead of trying each`,
+    });
+  }
+  return skips;
 }
 
 /** Unique, in first-seen order. */

@@ -12,8 +12,9 @@ import type {
   RoutingState,
   Rule,
 } from "../model/state.ts";
-import { firewallRuleKeys } from "../render/firewall.ts";
-import type { Change, Conflict, DesiredState } from "./types.ts";
+import { firewallRuleKeys } from "../model/firewall.ts";
+import type { Change } from "../model/change.ts";
+import type { Conflict, DesiredState } from "./types.ts";
 
 export interface OwnershipMarks {
   readonly routeProtocol: number;
@@ -138,6 +139,9 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       });
     }
   }
+  // symroute's goto rules (the skip over its fwmark rules): a foreign rule between one and its target
+  // no longer sees the packets the goto takes past it.
+  const gotos = desired.rules.filter((d) => d.action === "goto" && d.goto !== undefined);
   node.rules.forEach((r, i) => {
     const isDesired = desiredRuleKeys.has(observedRuleKeys[i] ?? "");
     if (r.protocol === own.routeProtocol && !isDesired) {
@@ -148,8 +152,26 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       r.priority >= own.rulePriorities.from &&
       r.priority <= own.rulePriorities.to
     ) {
+      const jumper = gotos.find(
+        (d) =>
+          d.family === r.family && r.priority > d.priority && r.priority < (d.goto ?? 0) && mayOverlap(r, d),
+      );
+      if (jumper !== undefined) {
+        conflicts.push({
+          object: `IPv${r.family} rule ${describeRule(r)}`,
+          reason: `not symroute's, and between symroute's skip rule ${describeRule(jumper)} and its target: packets that rule matches (those without symroute's mark) jump over it and never reach it; move it out of the band ${own.rulePriorities.from}-${own.rulePriorities.to} (ip${r.family === 6 ? " -6" : ""} rule del priority ${r.priority}, then add it outside)`,
+        });
+        return;
+      }
+      // Only rules that route: a foreign rule tried before the skip or the nop changes nothing
+      // they do (the rules behind them are checked in their own right).
       const shadowed = desired.rules.find(
-        (d) => d.family === r.family && d.priority >= r.priority && mayOverlap(r, d),
+        (d) =>
+          d.family === r.family &&
+          d.priority >= r.priority &&
+          d.action !== "nop" &&
+          d.action !== "goto" &&
+          mayOverlap(r, d),
       );
       if (shadowed !== undefined) {
         conflicts.push({
@@ -178,7 +200,11 @@ const describeRule = (r: Rule): string =>
     r.fwmark === undefined
       ? ""
       : `fwmark 0x${r.fwmark.toString(16)}${r.fwmask === undefined ? "" : `/0x${r.fwmask.toString(16)}`}`,
-    r.action === "lookup" ? `lookup ${r.table ?? "?"}` : r.action,
+    r.action === "lookup"
+      ? `lookup ${r.table ?? "?"}`
+      : r.action === "goto"
+        ? `goto ${r.goto ?? "?"}`
+        : r.action,
   ]
     .filter((w) => w !== "")
     .join(" ");

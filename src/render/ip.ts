@@ -3,8 +3,8 @@
 import type { Family } from "../model/address.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { Route, Rule } from "../model/state.ts";
-import type { Change, VlanSpec } from "../plan/types.ts";
-import { addressToken, hexToken, ifnameToken, prefixToken, uintToken } from "./tokens.ts";
+import type { Change, VlanSpec } from "../model/change.ts";
+import { addressToken, hexToken, ifnameToken, prefixToken, uintToken } from "../model/tokens.ts";
 
 export interface IpBatch {
   readonly family: Family;
@@ -30,6 +30,8 @@ export function routeArgs(route: Route): string[] {
   return args;
 }
 
+const ALL_ONES = 0xffffffff;
+
 export function ruleArgs(rule: Rule): string[] {
   const args: string[] = ["priority", uintToken(rule.priority)];
   if (rule.not === true) args.push("not");
@@ -38,9 +40,12 @@ export function ruleArgs(rule: Rule): string[] {
   if (rule.iif !== undefined) args.push("iif", ifnameToken(rule.iif));
   if (rule.oif !== undefined) args.push("oif", ifnameToken(rule.oif));
   if (rule.fwmark !== undefined) {
+    // `fwmark 0` without a mask gets mask 0 from the kernel (it matches every packet): the model's
+    // all-ones mask is written out for it.
+    const mask = rule.fwmask ?? (rule.fwmark === 0 ? ALL_ONES : undefined);
     args.push(
       "fwmark",
-      rule.fwmask === undefined ? hexToken(rule.fwmark) : `${hexToken(rule.fwmark)}/${hexToken(rule.fwmask)}`,
+      mask === undefined ? hexToken(rule.fwmark) : `${hexToken(rule.fwmark)}/${hexToken(mask)}`,
     );
   }
   if (rule.tos !== undefined) args.push("tos", hexToken(rule.tos));

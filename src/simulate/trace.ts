@@ -18,7 +18,7 @@ import {
   USE_THROW,
 } from "./compile.ts";
 import { protoName } from "./format.ts";
-import type { SpoofGuard } from "../plan/types.ts";
+import type { SpoofGuard } from "../model/firewall.ts";
 import type {
   GuardVerdict,
   Packet,

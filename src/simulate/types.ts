@@ -3,7 +3,7 @@
 
 import type { Family } from "../model/address.ts";
 import type { Route, Rule } from "../model/state.ts";
-import type { SpoofGuard } from "../plan/types.ts";
+import type { SpoofGuard } from "../model/firewall.ts";
 
 /** A packet to route, in the words of `ip route get`. */
 export interface Packet {

@@ -5,15 +5,20 @@
 
 import { parseIp, parsePrefix, prefixContainsIp, prefixesOverlap, type Prefix } from "../model/address.ts";
 import type { Neighbour, NodeState } from "../model/state.ts";
-import type { FirewallSpec, NetworkDecision } from "../plan/types.ts";
+import type { FirewallSpec } from "../model/firewall.ts";
+import type { NetworkDecision } from "../plan/types.ts";
 
 export interface NodeCheckInput {
   readonly node: NodeState;
   readonly decisions: readonly NetworkDecision[];
   /** The firewall symroute wants (plan), with its ARP probes and anti-spoofing guards. */
   readonly firewall: FirewallSpec | undefined;
-  /** Every rule of that firewall is on the node. */
+  /** Every rule of that firewall is on the node (its ARP probes aside: probesInPlace). */
   readonly firewallInPlace: boolean;
+  /** symroute's ARP probes are on the node as planned (default: as firewallInPlace). */
+  readonly probesInPlace?: boolean;
+  /** symroute's anti-spoofing guards are on the node as planned (default: as firewallInPlace). */
+  readonly guardsInPlace?: boolean;
   /** The command that applies the configuration, for fixes: `symroute apply -c /etc/symroute.yaml`. */
   readonly applyCommand: string;
 }
@@ -113,7 +118,7 @@ function gatewayCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFindi
         }),
       ),
   );
-  const probing = probe !== undefined && input.firewallInPlace;
+  const probing = probe !== undefined && (input.probesInPlace ?? input.firewallInPlace);
   const announce = effective(node, d.interface, "arp_announce") ?? 0;
   const sender = arpSender(node, d, announce);
   const list = (ns: readonly Neighbour[]) => ns.map((n) => `${n.dst} ${n.state.join(",")}`).join(", ");
@@ -171,7 +176,7 @@ function antiSpoofCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFin
   const { node } = input;
   const base = { network: d.name, family: d.family, path: "anti-spoofing" as const };
   const wanted = (input.firewall?.guards ?? []).find((g) => g.family === d.family && g.iif === d.interface);
-  const guarded = wanted !== undefined && input.firewallInPlace;
+  const guarded = wanted !== undefined && (input.guardsInPlace ?? input.firewallInPlace);
   const exempt = wanted === undefined ? "" : ` (except to ${wanted.exempt.join(", ")})`;
   if (guarded) {
     return {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { NodeState } from "../../src/model/state.ts";
-import type { SpoofGuard } from "../../src/plan/types.ts";
+import type { SpoofGuard } from "../../src/model/firewall.ts";
 import { compileRoutingState, formatTrace, tracePacket } from "../../src/simulate/index.ts";
 import { articleNode } from "../support/fake-kernel.ts";
 

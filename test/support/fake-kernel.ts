@@ -1,6 +1,7 @@
-// An in-memory node that takes the same payloads as the real one. Each `ip -batch` runs line by
-// line and stops at the first failure (as ip does); nft and iptables-restore transactions apply to a
-// copy and land only whole (as the kernel's do). Faults can be injected per tool.
+// An in-memory node that takes the same payloads as the real one. Each `ip -batch` and `ipset
+// restore` runs line by line and stops at the first failure, keeping what ran (as ip and ipset do);
+// nft and iptables-restore transactions apply to a copy and land only whole (as the kernel's do).
+// Faults can be injected per tool.
 
 import {
   canonicalPrefix,
@@ -20,14 +21,25 @@ import type {
   Rule,
   RuleAction,
 } from "../../src/model/state.ts";
-import type { Kernel, ReadScope } from "../../src/engine/ports.ts";
-import { ARP_KEY_PREFIX, arpKeyBackend } from "../../src/render/firewall.ts";
+import { BatchError, type Kernel, type ReadScope } from "../../src/engine/ports.ts";
+import { checkIptablesRestore, IptablesRefusal } from "./fake-iptables.ts";
+import { checkNftScript, NftRefusal, type NftTables } from "./fake-nft.ts";
+import { ARP_KEY_PREFIX, IPSET_KEY_PREFIX, arpKeyBackend } from "../../src/model/firewall.ts";
+
+/** One ipset as the fake keeps it: its create line's parameters and its elements. */
+interface FakeIpset {
+  readonly params: string;
+  readonly family: Family;
+  readonly elements: Set<string>;
+}
 
 export interface FakeFaults {
   /** Fail the ip batch line matching this pattern. */
   ipLine?: RegExp;
   nft?: boolean;
   iptables?: boolean;
+  /** Fail the ipset restore line matching this pattern. */
+  ipsetLine?: RegExp;
   /** Fail writing this sysctl. */
   sysctl?: string;
   /** Called before each step; throwing from it simulates a crash. */
@@ -188,14 +200,61 @@ export function parseRuleLine(family: Family, words: string[]): Rule {
   return rule as unknown as Rule;
 }
 
+const IPV6_DEFAULT_METRIC = 1024;
+
+/**
+ * Whether `ip rule del` with selector `sel` (what its line gives) takes `rule`: as the kernel's
+ * rule_find, an attribute the line leaves out (or gives as 0, "all") matches any value; a fwmark
+ * without a mask stands for the mask 0xffffffff; an action other than lookup must be the same.
+ */
+function deleteSelects(sel: Rule, rule: Rule): boolean {
+  const given = <T>(a: T | undefined, b: T | undefined): boolean => a === undefined || a === b;
+  const range = (a: Rule["sport"], b: Rule["sport"]): boolean =>
+    a === undefined || (b !== undefined && a.start === b.start && a.end === b.end);
+  const ALL_ONES = 0xffffffff;
+  const fwmaskSel = sel.fwmask ?? ((sel.fwmark ?? 0) !== 0 ? ALL_ONES : undefined);
+  return (
+    // A line without a priority leaves it undefined (parseRuleLine sets only what the line gives).
+    given(sel.priority as number | undefined, rule.priority) &&
+    (sel.from === undefined || sel.from === "default" || sel.from === rule.from) &&
+    (sel.to === undefined || sel.to === "default" || sel.to === rule.to) &&
+    given(sel.iif, rule.iif) &&
+    given(sel.oif, rule.oif) &&
+    ((sel.fwmark ?? 0) === 0 || sel.fwmark === rule.fwmark) &&
+    (fwmaskSel === undefined ||
+      fwmaskSel === (rule.fwmask ?? (rule.fwmark !== undefined ? ALL_ONES : undefined))) &&
+    ((sel.tos ?? 0) === 0 || sel.tos === rule.tos) &&
+    given(sel.ipproto, rule.ipproto) &&
+    range(sel.sport, rule.sport) &&
+    range(sel.dport, rule.dport) &&
+    range(sel.uidrange, rule.uidrange) &&
+    (sel.action === "lookup" || sel.action === rule.action) &&
+    given(sel.table, rule.table) &&
+    given(sel.goto, rule.goto) &&
+    given(sel.suppressPrefixlength, rule.suppressPrefixlength) &&
+    given(sel.protocol, rule.protocol) &&
+    (sel.not !== true || rule.not === true)
+  );
+}
+
 export class FakeKernel implements Kernel {
   state: NodeState;
   faults: FakeFaults = {};
   firewalls: FirewallBackend[] = ["nftables", "iptables"];
+  /** Whether ipset is installed (false: a node without the Debian package ipset). */
+  ipsetInstalled = true;
+  /** The kernel's ipsets, by name. */
+  ipsets = new Map<string, FakeIpset>();
+  /** The set each iptables rule ("4:key") refers to: a set in use cannot be destroyed. */
+  private readonly setRefs = new Map<string, string>();
   /** Every payload received, for assertions. */
   readonly log: { tool: string; input: string }[] = [];
   /** Interface sysctls written explicitly (no longer follow conf/default). */
   readonly explicit = new Set<string>();
+  /** nft tables and their chains, as the transactions so far left them. */
+  private nftTables: NftTables = new Map();
+  /** iptables' mangle chains per family, as the restores so far left them. */
+  private readonly iptablesChains: Record<Family, ReadonlySet<string>> = { 4: new Set(), 6: new Set() };
 
   constructor(initial: NodeState) {
     this.state = clone(initial);
@@ -239,9 +298,13 @@ export class FakeKernel implements Kernel {
 
   /** Like the real reader: one entry per front end read, empty when it holds nothing of ours. */
   private firewallOf(backends: readonly FirewallBackend[]): OwnedFirewall[] {
-    return backends.map(
-      (backend) => this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] },
-    );
+    return backends.map((backend) => {
+      const owned = this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] };
+      if (backend !== "iptables") return owned;
+      // Like the real reader: symroute's sets are read with the iptables front end's rules.
+      const sets = [...this.ipsets.keys()].filter((n) => n.startsWith("symroute-")).sort();
+      return { ...owned, ruleKeys: [...owned.ruleKeys, ...sets.map((n) => IPSET_KEY_PREFIX + n)] };
+    });
   }
 
   private step(name: string): void {
@@ -260,9 +323,11 @@ export class FakeKernel implements Kernel {
       } catch (error) {
         // ip -batch keeps what ran before the failing line.
         this.state = next;
-        throw new SymrouteError("kernel", `ip -batch - failed (exit 1): ${(error as Error).message}`, {
-          details: [`failing line ${n + 1}: ${line}`, (error as Error).message, `Command failed -:${n + 1}`],
-          cause: { failedLine: n + 1 },
+        throw new BatchError("kernel", `ip -batch - failed (exit 1): ${(error as Error).message}`, {
+          tool: "ip",
+          failedLine: n + 1,
+          failedText: line,
+          details: [(error as Error).message, `Command failed -:${n + 1}`],
         });
       }
     }
@@ -282,16 +347,32 @@ export class FakeKernel implements Kernel {
     if (/[\n"'`;$]/.test(line)) fail(`unsafe characters in batch line: ${line}`);
     const [object, verb, ...words] = line.split(" ");
     if (object === "route") {
-      const route = parseRouteLine(family, words);
-      const key = routeKey(route);
-      const index = next.routes.findIndex((r) => routeKey(r) === key);
+      const parsed = parseRouteLine(family, words);
       if (verb === "del") {
+        // As the kernel: a delete without a metric takes the first route of that identity, whatever
+        // its metric.
+        const key = routeKey({ ...parsed, metric: parsed.metric ?? 0 });
+        const index = next.routes.findIndex(
+          (r) => routeKey(parsed.metric === undefined ? { ...r, metric: 0 } : r) === key,
+        );
         if (index < 0) fail("RTNETLINK answers: No such process");
         next.routes = next.routes.filter((_, i) => i !== index);
         return;
       }
-      if (route.dev !== undefined && !next.links.some((l) => l.ifname === route.dev))
-        fail(`Cannot find device "${route.dev}"`);
+      // As the kernel: an IPv6 route without a metric (or metric 0) gets 1024.
+      const route: Route =
+        family === 6 && (parsed.metric ?? 0) === 0 ? { ...parsed, metric: IPV6_DEFAULT_METRIC } : parsed;
+      const key = routeKey(route);
+      const index = next.routes.findIndex((r) => routeKey(r) === key);
+      const link = route.dev === undefined ? undefined : next.links.find((l) => l.ifname === route.dev);
+      if (route.dev !== undefined && link === undefined) fail(`Cannot find device "${route.dev}"`);
+      // As the kernel: a unicast route through a link that is not up (IFF_UP) is refused.
+      if (link !== undefined && !link.up && route.type === "unicast")
+        fail(
+          family === 4 && route.gateway === undefined
+            ? "Error: Device for nexthop is not up."
+            : "Error: Nexthop device is not up.",
+        );
       if (route.gateway !== undefined && route.onlink !== true) {
         const gw = parseIp(route.gateway);
         const reachable = next.routes.some(
@@ -314,10 +395,16 @@ export class FakeKernel implements Kernel {
       const key = ruleKey(rule);
       const index = next.rules.findIndex((r) => ruleKey(r) === key);
       if (verb === "del") {
+        // As the kernel: the first rule (by priority) that has every attribute the line gives.
+        const index = next.rules.findIndex((r) => r.family === family && deleteSelects(rule, r));
         if (index < 0) fail("RTNETLINK answers: No such file or directory");
         next.rules = next.rules.filter((_, i) => i !== index);
       } else {
         if (index >= 0) fail("RTNETLINK answers: File exists");
+        // As the kernel: a goto only jumps forward; one to a priority no rule has yet is accepted
+        // (listed "unresolved") and ignored by the walk until such a rule exists.
+        if (rule.action === "goto" && (rule.goto ?? 0) <= rule.priority)
+          fail("Error: Backward goto not supported.");
         next.rules = [...next.rules, rule].sort((a, b) => a.family - b.family || a.priority - b.priority);
       }
       return;
@@ -339,7 +426,8 @@ export class FakeKernel implements Kernel {
         };
       } else if (verb === "set") {
         const name = words[0];
-        next.links = next.links.map((l) => (l.ifname === name ? { ...l, up: true } : l));
+        const up = words[1] !== "down";
+        next.links = next.links.map((l) => (l.ifname === name ? { ...l, up } : l));
       } else if (verb === "del") {
         const name = words[0];
         next.links = next.links.filter((l) => l.ifname !== name);
@@ -354,9 +442,28 @@ export class FakeKernel implements Kernel {
     this.step("nft");
     this.log.push({ tool: "nft -f", input: script });
     if (this.faults.nft === true)
-      throw new SymrouteError("kernel", "nft -f - failed (exit 1): Error: injected", {
+      throw new BatchError("kernel", "nft -f - failed (exit 1): Error: injected", {
+        tool: "nft",
+        failedLine: 5,
+        failedText: script.split("\n")[4]?.trim() ?? "?",
         details: ["/dev/stdin:5:1-3: Error: injected"],
       });
+    // As nft: the whole script is checked before any of it lands.
+    try {
+      this.nftTables = checkNftScript(script, this.nftTables);
+    } catch (error) {
+      if (!(error instanceof NftRefusal)) throw error;
+      throw new BatchError(
+        "kernel",
+        `nft -f - failed (exit 1): /dev/stdin:${error.line}:1: Error: ${error.message}`,
+        {
+          tool: "nft",
+          failedLine: error.line,
+          failedText: script.split("\n")[error.line - 1]?.trim() ?? "?",
+          details: [`/dev/stdin:${error.line}:1: Error: ${error.message}`],
+        },
+      );
+    }
     // Each table a script deletes is replaced whole by what the script declares for it.
     const keysOfTable = (family: string): string[] | undefined => {
       if (!script.includes(`delete table ${family} symroute`)) return undefined;
@@ -396,8 +503,23 @@ export class FakeKernel implements Kernel {
   async runIptablesRestore(family: Family, payload: string): Promise<void> {
     this.step(`iptables${family}`);
     this.log.push({ tool: `iptables-restore -${family}`, input: payload });
-    if (this.faults.iptables === true)
-      throw new SymrouteError("kernel", "iptables-restore failed: line 3 failed (injected)");
+    const tool = family === 4 ? "iptables-restore" : "ip6tables-restore";
+    const refused = (line: number, message: string): BatchError =>
+      new BatchError("kernel", `${tool} --noflush -w 5 failed (exit 1): ${message}`, {
+        tool,
+        failedLine: line,
+        failedText: payload.split("\n")[line - 1] ?? "?",
+        details: [message],
+      });
+    if (this.faults.iptables === true) throw refused(3, `${tool}: line 3 failed (injected)`);
+    // As iptables-restore: the payload commits whole, or nothing of it does.
+    let chainsAfter: ReadonlySet<string>;
+    try {
+      chainsAfter = checkIptablesRestore(payload, this.iptablesChains[family]);
+    } catch (error) {
+      if (error instanceof IptablesRefusal) throw refused(error.line, error.message);
+      throw error;
+    }
     const all = this.state.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
     const mine = all.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2));
     // Jumps from the built-in chains, by their labels, and the chain each one targets.
@@ -410,26 +532,125 @@ export class FakeKernel implements Kernel {
       Object.entries(JUMPS).find(([label]) => k.startsWith(`${label} #`))?.[1];
     let jumps = mine.filter((k) => targetOf(k) !== undefined);
     let chains = mine.filter((k) => targetOf(k) === undefined);
-    for (const line of payload.split("\n")) {
+    const refs = new Map<string, string>();
+    const payloadLines = payload.split("\n");
+    for (let n = 0; n < payloadLines.length; n++) {
+      const line = payloadLines[n] as string;
+      const fail = (message: string): never => {
+        throw refused(n + 1, `${tool}: line ${n + 1} failed: ${message}`);
+      };
       const key = /--comment "([^"]*)"/.exec(line)?.[1];
+      const set = /--(?:match|map)-set (\S+)/.exec(line)?.[1];
+      if (set !== undefined) {
+        // As xt_set: a rule can only refer to a set that exists, of the table's family.
+        const found = this.ipsets.get(set);
+        if (found === undefined || found.family !== family) fail(`Set ${set} doesn't exist.`);
+        if (key !== undefined) refs.set(`${family}:${key}`, set);
+      }
       if (line.startsWith(":SYMROUTE-"))
         chains = []; // declaring a chain flushes it (every payload declares all of ours)
       else if (line.startsWith("-X SYMROUTE-")) {
         const chain = line.slice(3);
-        if (jumps.some((k) => targetOf(k) === chain)) fail(`chain ${chain} in use`);
+        if (jumps.some((k) => targetOf(k) === chain)) fail("Device or resource busy (chain in use)");
       } else if (key === undefined) continue;
       else if (line.startsWith("-A ")) chains.push(key);
       else if (line.startsWith("-I ")) {
-        if (jumps.includes(key)) fail("duplicate jump");
+        if (jumps.includes(key)) fail("duplicate jump (the fake keeps one per key)");
         jumps.push(key);
       } else if (line.startsWith("-D ")) {
-        if (!jumps.includes(key))
-          fail("iptables-restore: line 2 failed: Bad rule (does a matching rule exist in that chain?)");
+        if (!jumps.includes(key)) fail("Bad rule (does a matching rule exist in that chain?)");
         jumps = jumps.filter((k) => k !== key);
       }
     }
     const others = all.filter((k) => !k.startsWith(`${family}:`));
+    this.iptablesChains[family] = chainsAfter;
     this.setFirewall("iptables", [...others, ...[...jumps, ...chains].map((k) => `${family}:${k}`)]);
+    for (const k of [...this.setRefs.keys()]) if (k.startsWith(`${family}:`)) this.setRefs.delete(k);
+    for (const [k, set] of refs) this.setRefs.set(k, set);
+  }
+
+  async runIpsetRestore(payload: string): Promise<void> {
+    this.step("ipset");
+    this.log.push({ tool: "ipset restore", input: payload });
+    if (!this.ipsetInstalled)
+      throw new SymrouteError("dependency", "ipset is not installed", {
+        hint: "install the Debian package ipset",
+      });
+    const lines = payload.split("\n").filter((l) => l !== "");
+    for (const [n, line] of lines.entries()) {
+      try {
+        if (this.faults.ipsetLine?.test(line) === true) fail("Kernel error received: injected");
+        this.applyIpsetLine(line);
+      } catch (error) {
+        // ipset restore keeps what ran before the failing line, like ip -batch.
+        const message = `ipset v7.17: Error in line ${n + 1}: ${(error as Error).message}`;
+        throw new BatchError("kernel", `ipset restore -exist failed (exit 1): ${message}`, {
+          tool: "ipset",
+          failedLine: n + 1,
+          failedText: line,
+          details: [message],
+        });
+      }
+    }
+  }
+
+  /** One `ipset restore -exist` line: create/flush/add/swap/destroy, as ipset checks them. */
+  private applyIpsetLine(line: string): void {
+    if (/[\n"'`;$]/.test(line)) fail(`unsafe characters: ${line}`);
+    const [verb, name = "", ...rest] = line.split(" ");
+    if (!/^[A-Za-z0-9_.:-]{1,31}$/.test(name)) fail("Syntax error: bad set name");
+    const set = this.ipsets.get(name);
+    const needSet = (): FakeIpset => set ?? fail("The set with the given name does not exist");
+    switch (verb) {
+      case "create": {
+        const params = rest.join(" ");
+        const m = /^hash:net,iface family (inet|inet6)( skbinfo)?$/.exec(params);
+        if (m === null) fail(`Syntax error: unsupported create parameters ${params}`);
+        if (set !== undefined) {
+          if (set.params !== params) fail("Set cannot be created: set with the same name already exists");
+          return;
+        }
+        this.ipsets.set(name, { params, family: m[1] === "inet" ? 4 : 6, elements: new Set() });
+        return;
+      }
+      case "flush":
+        needSet().elements.clear();
+        return;
+      case "add": {
+        const target = needSet();
+        const [element = "", ...extra] = rest;
+        const m = /^([^,]+),([A-Za-z0-9_.-]{1,15})$/.exec(element);
+        const prefix = m === null ? undefined : canonicalPrefix(m[1] as string, target.family);
+        if (m === null || prefix === undefined)
+          fail(`Syntax error: Second element is missing from ${element}`);
+        const skbinfo = target.params.endsWith(" skbinfo");
+        if (extra.length > 0 && !(skbinfo && /^skbmark 0x[0-9a-f]+\/0x[0-9a-f]+$/.test(extra.join(" "))))
+          fail(`Syntax error: cannot parse ${extra.join(" ")}`);
+        target.elements.add([`${prefix},${m[2] as string}`, ...extra].join(" "));
+        return;
+      }
+      case "swap": {
+        const other = rest[0] ?? "";
+        const b = this.ipsets.get(other) ?? fail("The set with the given name does not exist");
+        const a = needSet();
+        if (a.params !== b.params) fail("The sets cannot be swapped: their type does not match");
+        this.ipsets.set(name, b);
+        this.ipsets.set(other, a);
+        return;
+      }
+      case "destroy":
+        if (set === undefined) return; // -exist
+        if ([...this.setRefs.values()].includes(name))
+          fail("Set cannot be destroyed: it is in use by a kernel component");
+        this.ipsets.delete(name);
+        return;
+      default:
+        fail(`Syntax error: unknown command ${String(verb)}`);
+    }
+  }
+
+  async ipsetAvailable(): Promise<boolean> {
+    return this.ipsetInstalled;
   }
 
   private setFirewall(backend: FirewallBackend, ruleKeys: string[]): void {

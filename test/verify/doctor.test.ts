@@ -9,8 +9,7 @@ import type { Config } from "../../src/config/schema.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";
-import type { FirewallSpec } from "../../src/plan/types.ts";
-import { firewallRuleKeys } from "../../src/render/firewall.ts";
+import { firewallRuleKeys, type FirewallSpec } from "../../src/model/firewall.ts";
 import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 
@@ -213,4 +212,142 @@ test("symroute's guards are simulated on the request: in place they exempt the p
     ),
     JSON.stringify(problems, null, 2),
   );
+});
+
+test("kube-proxy's DNAT targets read from the node are the backends simulated; without them doctor says what it invented", async () => {
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(CASE3);
+  const invented = await run(kernel, CASE3, store);
+  const guessed = invented.findings.filter((f) => f.path.startsWith("client to LB"));
+  assert.ok(guessed.length > 0);
+  for (const f of guessed)
+    assert.match(f.assumed ?? "", /kube-proxy's rules were not read: simulated with an invented LB address/);
+
+  kernel.state = {
+    ...kernel.state,
+    kubeProxyServices: {
+      sources: ["iptables nat: 2 DNAT'ed destination(s)"],
+      services: [
+        {
+          family: 4,
+          address: "1.2.3.4",
+          proto: "tcp",
+          port: 80,
+          backends: [{ address: "10.112.0.5", port: 8080 }],
+        },
+        // Outside the pool: not this network's.
+        {
+          family: 4,
+          address: "172.30.0.9",
+          proto: "tcp",
+          port: 80,
+          backends: [{ address: "10.112.0.9", port: 80 }],
+        },
+      ],
+    },
+  };
+  const read = await run(kernel, CASE3, store);
+  const paths = read.findings.filter((f) => f.path.startsWith("client to LB"));
+  assert.deepEqual(
+    paths.map((f) => [f.path, f.backend, f.services, f.assumed, f.ok]),
+    [["client to LB, pod backend", "10.112.0.5", ["1.2.3.4:80/tcp → 10.112.0.5:8080"], undefined, true]],
+  );
+  assert.match(
+    paths[0]?.summary ?? "",
+    /request reaches 10\.112\.0\.5; the reply leaves by ext0 via 1\.2\.3\.1/,
+  );
+
+  // Rules read, none for the pool: the invented addresses say where doctor looked.
+  kernel.state = {
+    ...kernel.state,
+    kubeProxyServices: { sources: ["nft table ip kube-proxy: absent"], services: [] },
+  };
+  const none = await run(kernel, CASE3, store);
+  assert.match(
+    none.findings.find((f) => f.path === "client to LB, pod backend")?.assumed ?? "",
+    /kube-proxy's rules DNAT no address of 1\.2\.3\.0\/24 \(nft table ip kube-proxy: absent\)/,
+  );
+});
+
+test("a missing interface is a finding per family of the network; an unresolved gateway fails the paths it serves", async () => {
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  const plan = await createEngine({ kernel, store }).apply(CASE3);
+  const report = diagnose({
+    node: {
+      ...kernel.state,
+      neighbours: [{ ifname: "ext0", family: 4, dst: "1.2.3.1", state: ["INCOMPLETE"] }],
+    },
+    decisions: (await createEngine({ kernel, store }).plan(CASE3)).networks,
+    firewall: plan.firewallSpec,
+    podCIDRs: CASE3.podCIDRs,
+    routeProtocol: CASE3.routeProtocol,
+    kubeProxyMode: undefined,
+    pendingChanges: 0,
+    host: {},
+    missingInterfaces: [{ network: "other", interface: "ext9", families: [4, 6] }],
+    applyCommand: "symroute apply -c /etc/symroute.yaml",
+  });
+  const missing = report.findings.filter((f) => f.network === "other");
+  assert.deepEqual(
+    missing.map((f) => [f.family, f.path, f.ok, f.summary]),
+    [
+      [4, "interface", false, "interface ext9 does not exist on this node"],
+      [6, "interface", false, "interface ext9 does not exist on this node"],
+    ],
+  );
+  assert.match(missing[0]?.fix ?? "", /then run `symroute apply -c \/etc\/symroute\.yaml`/);
+  const paths = report.findings.filter((f) => f.network === "public" && f.path.startsWith("client to LB"));
+  assert.ok(paths.length > 0);
+  for (const f of paths) {
+    assert.equal(f.ok, false, f.summary);
+    assert.match(f.summary, /leaves by ext0 via 1\.2\.3\.1 .*, but the next hop is not resolved/);
+  }
+});
+
+test("a network with an IPv4 gateway and none for IPv6: a client beyond the router is simulated, and its reply fails", async () => {
+  const half = config(`
+podCIDRs: [10.112.0.0/12]
+networks:
+  - { name: public, addresses: [1.2.3.0/24, "2001:db8:100::/64"], interface: ext0, gateway: 1.2.3.1 }
+`);
+  const node = labNode();
+  const kernel = new FakeKernel({
+    ...node,
+    sysctls: { ...node.sysctls, "net/ipv6/conf/all/forwarding": "1" },
+    addresses: [...node.addresses, { ifname: "eth0", family: 6, local: "2001:db8:1::10", prefixlen: 64 }],
+    routes: [
+      ...node.routes,
+      {
+        family: 6,
+        table: 254,
+        type: "unicast",
+        dst: "2001:db8:1::/64",
+        dev: "eth0",
+        protocol: 2,
+        metric: 256,
+      },
+      {
+        family: 6,
+        table: 254,
+        type: "unicast",
+        dst: "default",
+        gateway: "2001:db8:1::1",
+        dev: "eth0",
+        protocol: 3,
+        metric: 1024,
+      },
+    ],
+  });
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(half);
+  const report = await run(kernel, half, store);
+  const v6 = report.findings.filter((f) => f.family === 6 && f.path === "client to LB, host-network backend");
+  const beyond = v6.find((f) => f.client === "2001:db8:ffff::10");
+  assert.ok(beyond !== undefined, JSON.stringify(v6, null, 2));
+  assert.equal(beyond.ok, false);
+  assert.match(beyond.summary, /beyond ext0's link, leaves by eth0 via 2001:db8:1::1/);
+  assert.match(beyond.cause ?? "", /network public has no IPv6 gateway/);
+  assert.equal(report.healthy, false);
 });

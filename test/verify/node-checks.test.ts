@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Neighbour, NodeState } from "../../src/model/state.ts";
-import type { FirewallSpec, NetworkDecision } from "../../src/plan/types.ts";
+import type { FirewallSpec } from "../../src/model/firewall.ts";
+import type { NetworkDecision } from "../../src/plan/types.ts";
 import { nodeChecks, type NodeCheckFinding } from "../../src/verify/node-checks.ts";
 import { articleNode } from "../support/fake-kernel.ts";
 

@@ -8,7 +8,8 @@ import { createEngine } from "../../engine/engine.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { SYSCTLS_TO_READ } from "../../plan/sysctls.ts";
 import { simulatorSysctls } from "../../simulate/index.ts";
-import { diagnose, type DoctorReport, type HostFacts } from "../../verify/doctor.ts";
+import { parseAddressWords } from "../../simulate/words.ts";
+import { diagnose, type DoctorReport, type HostFacts, type MissingInterface } from "../../verify/doctor.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 import { readConfigFile } from "./core.ts";
@@ -45,6 +46,9 @@ export function formatDoctorText(report: DoctorReport): string {
   for (const f of report.findings) {
     const where = `${f.network}${f.family === undefined ? "" : ` IPv${f.family}`}`;
     lines.push(`${f.ok ? pc.green("ok  ") : pc.red("FAIL")} ${where}: ${f.path}: ${f.summary}`);
+    if (f.services !== undefined && f.services.length > 0)
+      lines.push(`       kube-proxy: ${f.services.join(", ")}`);
+    if (f.assumed !== undefined) lines.push(`       assumed: ${f.assumed}`);
     if (f.cause !== undefined) lines.push(`       cause: ${f.cause}`);
     if (f.fix !== undefined) lines.push(`       fix:   ${f.fix}`);
   }
@@ -69,7 +73,11 @@ export function registerDoctor(program: Command): void {
         .argParser(parseOutputFormat),
     )
     .option("--state-dir <dir>", "where symroute keeps its state")
-    .option("--client <address>", "the outside client to simulate (default 203.0.113.10 / 2001:db8:ffff::10)")
+    .option(
+      "--client <address>",
+      "an outside client to simulate; repeat for more (default 203.0.113.10 / 2001:db8:ffff::10)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         if (opts.config === undefined) {
@@ -79,7 +87,6 @@ export function registerDoctor(program: Command): void {
         }
         const config = await readConfigFile(opts.config);
         const deps = createNodeDeps({ stateDir: opts.stateDir ?? config.stateDir });
-        const plan = await createEngine(deps).plan(config);
         const node = await deps.kernel.readNode({
           sysctls: [...SYSCTLS_TO_READ.sysctls, ...simulatorSysctls([])],
           linkSysctls: [
@@ -89,6 +96,28 @@ export function registerDoctor(program: Command): void {
           ],
           firewalls: await deps.kernel.availableFirewalls(),
           neighbours: true,
+          kubeProxyServices: true,
+        });
+        // A network whose interface is not on the node is a finding, not the end of the diagnosis:
+        // the others are planned and simulated without it.
+        const links = new Set(node.links.map((l) => l.ifname));
+        const missingInterfaces = config.networks.flatMap((n): MissingInterface[] => {
+          if (links.has(n.interface)) return [];
+          if (n.vlan !== undefined && links.has(n.vlan.parent)) return [];
+          const families = [...new Set(n.addresses.map((a) => (a.includes(":") ? 6 : 4) as 4 | 6))];
+          return [
+            {
+              network: n.name,
+              interface: n.interface,
+              families,
+              ...(n.vlan === undefined ? {} : { vlanParent: n.vlan.parent }),
+            },
+          ];
+        });
+        const missingNames = new Set(missingInterfaces.map((m) => m.network));
+        const plan = await createEngine(deps).plan({
+          ...config,
+          networks: config.networks.filter((n) => !missingNames.has(n.name)),
         });
         // Fixes name the command exactly as this node needs it.
         const applyCommand = [
@@ -96,7 +125,16 @@ export function registerDoctor(program: Command): void {
           resolve(opts.config),
           ...(opts.stateDir === undefined ? [] : ["--state-dir", resolve(opts.stateDir)]),
         ].join(" ");
-        const client = opts.client;
+        const clients: Partial<Record<4 | 6, string[]>> = {};
+        for (const c of opts.client ?? []) {
+          const family = parseAddressWords(c)?.family;
+          if (family === undefined)
+            throw new SymrouteError(
+              "invalid-argument",
+              `--client must be an IPv4 or IPv6 address, not ${JSON.stringify(c)}`,
+            );
+          (clients[family] ??= []).push(c);
+        }
         const report = diagnose({
           node,
           decisions: plan.networks,
@@ -107,7 +145,8 @@ export function registerDoctor(program: Command): void {
           pendingChanges: plan.changes.length,
           host: networkdFacts(),
           applyCommand,
-          ...(client === undefined ? {} : { clients: { [client.includes(":") ? 6 : 4]: client } }),
+          clients,
+          missingInterfaces,
         });
         if (opts.output === "json") printJson(report);
         else process.stdout.write(formatDoctorText(report));

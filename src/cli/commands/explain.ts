@@ -6,8 +6,12 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { listConfInterfaces } from "../../adapters/kernel.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, NodeState } from "../../model/state.ts";
-import type { FirewallSpec, MarkEntry, SpoofGuard } from "../../plan/types.ts";
-import { firewallRuleKeys } from "../../render/firewall.ts";
+import {
+  firewallRuleKeys,
+  type FirewallSpec,
+  type MarkEntry,
+  type SpoofGuard,
+} from "../../model/firewall.ts";
 import { createNodeDeps } from "../deps.ts";
 import { compileRoutingState } from "../../simulate/compile.ts";
 import { formatTrace, formatRoute, formatRule } from "../../simulate/format.ts";

@@ -5,11 +5,61 @@
 // Beside the marks: anti-spoofing guards on the pools' interfaces (KERNEL-FACTS 11) and ARP probes
 // from interfaces without an address in a next hop's subnet (KERNEL-FACTS 10), in nft's own `arp`
 // table whichever front end holds the rest (iptables has no ARP output hook of its own).
+// Here: what the firewall holds, as rules with their keys (plan compares keys, render writes the
+// rules as `nft -f` and `iptables-restore` scripts in src/render/firewall-scripts.ts).
 
-import type { Family } from "../model/address.ts";
-import { fnv1aOfLines } from "../model/keys.ts";
-import type { ArpProbe, FirewallSpec, MarkEntry, SpoofGuard } from "../plan/types.ts";
+import type { Family } from "./address.ts";
+import { fnv1aOfLines } from "./keys.ts";
+import type { FirewallBackend } from "./state.ts";
 import { cidrToken, commentToken, hexToken, ifnameToken } from "./tokens.ts";
+
+/** One connection-marking entry: new connections arriving on `iif` for `pools` get `value`. */
+export interface MarkEntry {
+  readonly network: string;
+  readonly family: Family;
+  readonly iif: string;
+  readonly pools: readonly string[];
+  readonly value: number;
+}
+
+/**
+ * Anti-spoofing for a pool's interface whose effective rp_filter symroute lowers (KERNEL-FACTS 5,
+ * 11), or for IPv6, which has no rp_filter: a packet arriving on `iif` whose source would not be
+ * routed back (strict: out of `iif`; loose: anywhere) is dropped, unless it is addressed to one of
+ * `exempt` (the pools on that interface).
+ */
+export interface SpoofGuard {
+  readonly family: Family;
+  readonly iif: string;
+  readonly mode: "strict" | "loose";
+  /** Canonical prefixes: the pools on `iif` of this family. */
+  readonly exempt: readonly string[];
+  /** One line in plain words: why this guard (shown by `plan`). */
+  readonly reason: string;
+}
+
+/**
+ * ARP requests leaving `oif` for one of `targets` go out as RFC 5227 probes (sender 0.0.0.0), so
+ * that a router that checks ARP senders answers a node whose `oif` has no address in the target's
+ * subnet (KERNEL-FACTS 10). The kernel's neighbour state machine is untouched.
+ */
+export interface ArpProbe {
+  readonly oif: string;
+  /** Canonical IPv4 prefixes (a gateway is a /32). */
+  readonly targets: readonly string[];
+  /** One line in plain words: why these probes (shown by `plan`). */
+  readonly reason: string;
+}
+
+export interface FirewallSpec {
+  readonly backend: FirewallBackend;
+  readonly mask: number;
+  readonly entries: readonly MarkEntry[];
+  /** Anti-spoofing guards; undefined (a state file written before they existed): none. */
+  readonly guards?: readonly SpoofGuard[];
+  /** ARP probes; undefined (a state file written before they existed): none. */
+  readonly arpProbes?: readonly ArpProbe[];
+}
 
 export const NFT_TABLE = "symroute";
 export const IPT_PRE = "SYMROUTE-PRE";
@@ -24,7 +74,7 @@ export const IPT_CHAIN_PREFIX = "SYMROUTE-";
 /** Keys of rules in nft's `table arp symroute` carry this prefix in the owned-firewall lists. */
 export const ARP_KEY_PREFIX = "arp:";
 
-interface FirewallRule {
+export interface FirewallRule {
   readonly chain: string;
   readonly body: string;
   readonly key: string;
@@ -45,7 +95,7 @@ const byValue = (entries: readonly MarkEntry[]): Map<number, string> => {
 // Specs are immutable, and a WeakMap lets them go with the plan.
 const nftRulesOfSpec = new WeakMap<FirewallSpec, readonly FirewallRule[]>();
 
-function nftRules(spec: FirewallSpec): readonly FirewallRule[] {
+export function nftRules(spec: FirewallSpec): readonly FirewallRule[] {
   let rules = nftRulesOfSpec.get(spec);
   if (rules === undefined) {
     rules = buildNftRules(spec);
@@ -155,7 +205,7 @@ function guardsByInterface(guards: readonly SpoofGuard[]): Map<string, SpoofGuar
  * 0.0.0.0. One set keyed by interface and target, so the cost does not grow with networks. The
  * label names the front end whose objects it belongs with, which is how the reader attributes it.
  */
-function arpRules(spec: FirewallSpec): FirewallRule[] {
+export function arpRules(spec: FirewallSpec): FirewallRule[] {
   const probes: readonly ArpProbe[] = spec.arpProbes ?? [];
   if (probes.length === 0) return [];
   const elements = probes.flatMap((p) => p.targets.map((t) => `"${ifnameToken(p.oif)}" . ${cidrToken(t)}`));
@@ -168,100 +218,123 @@ function arpRules(spec: FirewallSpec): FirewallRule[] {
 export const arpKeyBackend = (key: string): "nftables" | "iptables" =>
   key.startsWith("iptables ") ? "iptables" : "nftables";
 
-/** `nft -f` lines that replace symroute's `arp` table whole (or only remove it). */
-function arpTableLines(spec: FirewallSpec | undefined): string[] {
-  const lines = [`table arp ${NFT_TABLE} {}`, `delete table arp ${NFT_TABLE}`];
-  const rules = spec === undefined ? [] : arpRules(spec);
-  if (rules.length === 0) return lines;
-  lines.push(
-    `table arp ${NFT_TABLE} {`,
-    "  chain probes {",
-    "    type filter hook output priority 0; policy accept;",
-  );
-  for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
-  lines.push("  }", "}");
-  return lines;
-}
-
-/** One `nft -f` transaction for the iptables front end's ARP probes (or their removal). */
-export function renderNftArp(spec: FirewallSpec | undefined): string {
-  return `${arpTableLines(spec).join("\n")}\n`;
-}
-
-/** One `nft -f` transaction that replaces symroute's tables whole (or only removes them). */
-export function renderNft(spec: FirewallSpec | undefined): string {
-  const lines = [`table inet ${NFT_TABLE} {}`, `delete table inet ${NFT_TABLE}`];
-  if (spec === undefined) return `${[...lines, ...arpTableLines(undefined)].join("\n")}\n`;
-  // Group once, in order of first appearance: one chain per mark value, so never filter per chain.
-  const byChain = new Map<string, FirewallRule[]>();
-  for (const r of nftRules(spec)) {
-    const list = byChain.get(r.chain);
-    if (list === undefined) byChain.set(r.chain, [r]);
-    else list.push(r);
-  }
-  // Only ARP probes: no inet table at all.
-  if (byChain.size > 0) lines.push(`table inet ${NFT_TABLE} {`);
-  for (const [chain, rules] of byChain) {
-    lines.push(`  chain ${chain} {`);
-    // Before conntrack and DNAT: the destination is still the pool's address.
-    if (chain === "guard") lines.push("    type filter hook prerouting priority raw; policy accept;");
-    if (chain === "pre") lines.push("    type filter hook prerouting priority mangle; policy accept;");
-    // Only a `route` chain re-routes a locally generated packet whose mark changed (KERNEL-FACTS 4).
-    if (chain === "out") lines.push("    type route hook output priority mangle; policy accept;");
-    for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
-    lines.push("  }");
-  }
-  if (byChain.size > 0) lines.push("}");
-  lines.push(...arpTableLines(spec));
-  return `${lines.join("\n")}\n`;
-}
-
-interface IptablesRule extends FirewallRule {
+export interface IptablesRule extends FirewallRule {
   readonly match: string;
   readonly target: string;
 }
 
-const BUILTIN = new Set(["PREROUTING", "OUTPUT"]);
+/** iptables' own chains, which symroute's chains are jumped to from. */
+export const BUILTIN = new Set(["PREROUTING", "OUTPUT"]);
 
-function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
+/** symroute's ipsets start so (the kernel allows set names of at most 31 characters). */
+export const IPSET_PREFIX = "symroute-";
+/** Keys of symroute's ipsets in the iptables front end's owned-firewall lists carry this prefix. */
+export const IPSET_KEY_PREFIX = "ipset:";
+
+/**
+ * An ipset of the iptables front end (`hash:net,iface`): one lookup per packet whatever the number
+ * of pools. Its name carries a digest of its content, so a change of content is a new set that the
+ * rules switch to in one iptables-restore transaction, and the rules' keys change with it.
+ */
+export interface IpSet {
+  readonly name: string;
+  /** `classify`: new connections' mark by pool and interface; `guard`: the pools the guards exempt. */
+  readonly purpose: "classify" | "guard";
+  readonly family: Family;
+  /** Elements carry a mark value/mask (`skbinfo`), which `-j SET --map-mark` puts in the packet mark. */
+  readonly skbinfo: boolean;
+  /** `prefix,ifname[ skbmark V/M]`, as `ipset restore` takes them. */
+  readonly elements: readonly string[];
+}
+
+const ipsetsOfSpec = new WeakMap<FirewallSpec, readonly IpSet[]>();
+
+/** The ipsets an iptables spec needs: per family, one for classify and one for the guards' pools. */
+export function ipsetsOf(spec: FirewallSpec | undefined): readonly IpSet[] {
+  if (spec === undefined || spec.backend !== "iptables") return [];
+  let sets = ipsetsOfSpec.get(spec);
+  if (sets === undefined) {
+    sets = buildIpsets(spec);
+    ipsetsOfSpec.set(spec, sets);
+  }
+  return sets;
+}
+
+function buildIpsets(spec: FirewallSpec): IpSet[] {
+  const mask = hexToken(spec.mask);
+  const sets: IpSet[] = [];
+  const make = (kind: "c" | "g", family: Family, skbinfo: boolean, elements: string[]): void => {
+    if (elements.length === 0) return;
+    const digest = fnv1aOfLines(`${kind}${family}${skbinfo ? " skbinfo" : ""}`, elements.join("\n"));
+    const purpose = kind === "c" ? "classify" : "guard";
+    sets.push({ name: `${IPSET_PREFIX}${kind}${family}-${digest}`, purpose, family, skbinfo, elements });
+  };
+  for (const family of [4, 6] as const) {
+    const classify: string[] = [];
+    for (const e of spec.entries) {
+      if (e.family !== family) continue;
+      const iif = ifnameToken(e.iif);
+      const mark = ` skbmark ${hexToken(e.value)}/${mask}`;
+      for (const pool of e.pools) classify.push(`${cidrToken(pool)},${iif}${mark}`);
+    }
+    make("c", family, true, classify);
+    const exempt: string[] = [];
+    for (const g of spec.guards ?? []) {
+      if (g.family !== family) continue;
+      const iif = ifnameToken(g.iif);
+      for (const pool of g.exempt) exempt.push(`${cidrToken(pool)},${iif}`);
+    }
+    make("g", family, false, exempt);
+  }
+  return sets;
+}
+
+export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
   const mask = hexToken(spec.mask);
   const rules: IptablesRule[] = [];
   const add = (chain: string, match: string, target: string, label: string): void => {
     const body = `${match} ${target}`.trim();
     rules.push({ chain, body, match, target, key: keyOf(label, chain, body), family });
   };
-  const entries = spec.entries.filter((x) => x.family === family);
-  if (entries.length > 0) {
+  const sets = ipsetsOf(spec).filter((s) => s.family === family);
+  // `dst,src` on hash:net,iface: the destination address and the incoming interface.
+  const setOf = (purpose: IpSet["purpose"]): string | undefined =>
+    sets.find((s) => s.purpose === purpose)?.name;
+  const classifySet = setOf("classify");
+  if (classifySet !== undefined) {
     add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
     add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
-    // Without ipset this list is linear in pools (docs/benchmarks.md section 7); only new
-    // connections walk it.
-    add(IPT_PRE, "-m conntrack --ctstate NEW", `-j ${IPT_CLASSIFY}`, "classify new connections");
-    for (const e of entries) {
-      for (const pool of e.pools) {
-        add(
-          IPT_CLASSIFY,
-          `-i ${ifnameToken(e.iif)} -d ${cidrToken(pool)}`,
-          `-j CONNMARK --set-xmark ${hexToken(e.value)}/${mask}`,
-          `${e.network} mark ${hexToken(e.value)}`,
-        );
-      }
-    }
+    // One set lookup per new connection, whatever the number of networks; packets of existing
+    // connections skip it.
+    add(
+      IPT_PRE,
+      `-m conntrack --ctstate NEW -m set --match-set ${classifySet} dst,src`,
+      `-j ${IPT_CLASSIFY}`,
+      "classify new connections",
+    );
+    // The set's element puts the network's value in the packet mark; the mark's bits go into the
+    // connection mark (its other bits kept), and the packet mark gets its bits back to zero, so that
+    // the request itself is routed as before.
+    add(IPT_CLASSIFY, "", `-j SET --map-set ${classifySet} dst,src --map-mark`, "mark from the set");
+    add(IPT_CLASSIFY, "", `-j CONNMARK --save-mark --nfmask ${mask} --ctmask ${mask}`, "save mark");
+    add(IPT_CLASSIFY, "", `-j MARK --set-xmark 0x0/${mask}`, "clear the packet mark");
     const restore = `-j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`;
     add(IPT_PRE, "-m conntrack --ctdir REPLY", restore, "restore mark on replies");
     add(IPT_OUT, "-m conntrack --ctdir REPLY", restore, "restore mark on local replies");
   }
   const guards = (spec.guards ?? []).filter((g) => g.family === family);
   if (guards.length > 0) {
-    // In mangle, before nat's DNAT: the destination is still the pool's address. A packet walks
-    // one `-i` rule per guarded interface, then only its own interface's chain (whose exemptions
-    // are one rule per pool on that interface: iptables has no set without ipset).
+    // In mangle, before nat's DNAT: the destination is still the pool's address. The pools are one
+    // set lookup (address and incoming interface); then a packet walks one `-i` rule per guarded
+    // interface (not per pool) to its interface's chain.
     add("PREROUTING", "", `-j ${IPT_GUARD}`, "symroute guard");
+    const guardSet = setOf("guard");
+    if (guardSet !== undefined)
+      add(IPT_GUARD, `-m set --match-set ${guardSet} dst,src`, "-j RETURN", "pools exempt from the guards");
     for (const g of guards)
       add(IPT_GUARD, `-i ${ifnameToken(g.iif)}`, `-g ${iptGuardChain(g.iif)}`, guardLabel(g.iif));
     for (const g of guards) {
       const chain = iptGuardChain(g.iif);
-      for (const pool of g.exempt) add(chain, `-d ${cidrToken(pool)}`, "-j RETURN", `${g.iif} pool ${pool}`);
       if (family === 6) {
         for (const type of ["neighbour-solicitation", "neighbour-advertisement", "router-advertisement"])
           add(chain, `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}`, "-j RETURN", `${g.iif} ${type}`);
@@ -275,11 +348,7 @@ function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
 
 /** The label of a guard's dispatch rule: the renderer finds stale interface chains by it. */
 const guardLabel = (iif: string): string => `guard ${iif}`;
-const GUARD_KEY = /^guard (\S+) #/;
-
-// The comment sits before the target, where iptables-save prints it, so that `-D` finds the rule.
-const iptablesLine = (op: string, r: IptablesRule): string =>
-  [op, r.chain, r.match, `-m comment --comment "${r.key}"`, r.target].filter((w) => w !== "").join(" ");
+export const GUARD_KEY = /^guard (\S+) #/;
 
 /** The families whose iptables objects a spec asks for. */
 export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
@@ -290,7 +359,7 @@ export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
       );
 
 /** The jump rules from the built-in chains, whatever the spec: how stale ones are recognised. */
-const ALL_JUMPS = (family: Family): IptablesRule[] =>
+export const ALL_JUMPS = (family: Family): IptablesRule[] =>
   iptablesRules(
     {
       backend: "iptables",
@@ -304,50 +373,17 @@ const ALL_JUMPS = (family: Family): IptablesRule[] =>
   ).filter((r) => BUILTIN.has(r.chain));
 
 /**
- * One `iptables-restore --noflush` payload for a family: declaring our chains flushes them, the jumps
- * from the built-in chains are inserted only when missing (`presentKeys` from the observer), and
- * what the spec no longer asks for (jumps, chains) is removed.
- */
-export function renderIptables(
-  spec: FirewallSpec | undefined,
-  family: Family,
-  presentKeys: ReadonlySet<string>,
-): string {
-  const wanted = spec === undefined ? [] : iptablesRules(spec, family);
-  const wantedChains = new Set(wanted.filter((r) => !BUILTIN.has(r.chain)).map((r) => r.chain));
-  // Interface chains of guards applied before: found by their dispatch rules' keys.
-  const staleGuardChains = [...presentKeys].flatMap((k) => {
-    const m = GUARD_KEY.exec(k);
-    return m === null ? [] : [iptGuardChain(m[1] as string)];
-  });
-  const chains = [
-    ...new Set([IPT_PRE, IPT_OUT, IPT_CLASSIFY, IPT_GUARD, ...wantedChains, ...staleGuardChains]),
-  ];
-  const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
-  const wantedKeys = new Set(wanted.map((r) => r.key));
-  for (const r of ALL_JUMPS(family))
-    if (presentKeys.has(r.key) && !wantedKeys.has(r.key)) lines.push(iptablesLine("-D", r));
-  for (const r of wanted) {
-    if (BUILTIN.has(r.chain)) {
-      if (!presentKeys.has(r.key)) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));
-    } else {
-      lines.push(iptablesLine("-A", r));
-    }
-  }
-  // Declared above (so they exist), emptied, and no longer jumped to: these go.
-  for (const c of chains) if (!wantedChains.has(c)) lines.push(`-X ${c}`);
-  lines.push("COMMIT");
-  return `${lines.join("\n")}\n`;
-}
-
-/**
- * The comment keys the rendered firewall carries: iptables keys per family ("4:..."), the ARP
- * table's with ARP_KEY_PREFIX.
+ * The comment keys the rendered firewall carries: iptables keys per family ("4:..."), the ipsets'
+ * names with IPSET_KEY_PREFIX, the ARP table's with ARP_KEY_PREFIX.
  */
 export function firewallRuleKeys(spec: FirewallSpec): string[] {
   const arp = arpRules(spec).map((r) => ARP_KEY_PREFIX + r.key);
   if (spec.backend === "nftables") return [...nftRules(spec).map((r) => r.key), ...arp];
-  return [...familiesOf(spec).flatMap((f) => iptablesRules(spec, f).map((r) => `${f}:${r.key}`)), ...arp];
+  return [
+    ...familiesOf(spec).flatMap((f) => iptablesRules(spec, f).map((r) => `${f}:${r.key}`)),
+    ...ipsetsOf(spec).map((s) => IPSET_KEY_PREFIX + s.name),
+    ...arp,
+  ];
 }
 
 /** Keys of the jump rules, which the iptables observer reports with the others. */
@@ -358,9 +394,12 @@ export function iptablesJumpKeys(family: Family): string[] {
 /** How new connections are classified into networks: what `plan` reports. */
 export interface ClassifyForm {
   readonly backend: FirewallSpec["backend"];
-  /** `map`: one lookup per new connection whatever the number of networks; `rules`: a list walked. */
-  readonly form: "map" | "rules";
-  /** Elements of the maps (`map`) or rules in the list (`rules`): one per pool. */
+  /**
+   * One lookup per new connection whatever the number of networks: `map` (nftables) or `set`
+   * (iptables with ipset); `rules`: a list walked (no longer rendered; kept in the JSON contract).
+   */
+  readonly form: "map" | "set" | "rules";
+  /** Elements of the maps or sets: one per pool. */
   readonly size: number;
   /** One line in plain words. */
   readonly text: string;
@@ -379,10 +418,11 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
       text: `one verdict-map lookup on iifname . ${keys.join(" / ")} per new connection (${size} element(s)), whatever the number of networks`,
     };
   }
+  const sets = ipsetsOf(spec).filter((x) => x.purpose === "classify");
   return {
     backend: spec.backend,
-    form: "rules",
+    form: "set",
     size,
-    text: `a list of ${size} rule(s), one per pool, walked by every new connection; packets of existing connections skip it (linear in pools: this front end has no ipset support in symroute yet; docs/benchmarks.md section 7 measures the cost)`,
+    text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection (${size} element(s)), whatever the number of networks`,
   };
 }

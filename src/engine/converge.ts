@@ -1,0 +1,98 @@
+// apply and delete, step by step: lock -> observe -> plan -> record state -> apply -> verify ->
+// commit, or roll back. Each step is a function in steps/; this file only says their order and
+// what passes between them.
+
+import type { Config } from "../config/schema.ts";
+import { renderRoutingPayloads } from "../render/payloads.ts";
+import { apply } from "./steps/apply.ts";
+import { commit, commitInSync } from "./steps/commit.ts";
+import { lock } from "./steps/lock.ts";
+import { observe } from "./steps/observe.ts";
+import { finishPlan, ownership, planRouting, unrestorable } from "./steps/plan.ts";
+import { recordState, StateRecord } from "./steps/record.ts";
+import { rollBack } from "./steps/rollback.ts";
+import { Verification, verify } from "./steps/verify.ts";
+import type { ApplyOptions, ApplyReport, EngineDeps, Planned, PlanReport } from "./types.ts";
+
+/** Brings the node to the config (apply) or removes everything symroute owns (`removing`: delete). */
+export async function converge(
+  { kernel, store }: EngineDeps,
+  config: Config | undefined,
+  options: ApplyOptions,
+  removing: boolean,
+): Promise<ApplyReport> {
+  const release = await lock(store, options);
+  try {
+    const saved = await store.read();
+    const observed = await observe(kernel, config, saved, removing);
+    const rp = planRouting(observed, config, saved, removing, store.location);
+    // Every read is in before anything is written: a failed read changes nothing.
+    const observedFirewall = await rp.firewallRead;
+    const stateless = removing && saved === undefined ? unrestorable(rp, observedFirewall, options) : [];
+    const withWarnings = <T extends PlanReport>(report: T): T =>
+      stateless.length === 0 ? report : { ...report, warnings: [...report.warnings, ...stateless] };
+    if (options.dryRun === true)
+      return withWarnings({ ...finishPlan(rp, observedFirewall).report, applied: false });
+    const routingPayloads = renderRoutingPayloads(rp.diff.changes, rp.desired.sysctls);
+    // Routing changes pending: the node is not in sync, whatever the firewall's comparison says,
+    // and the ip batches can start before it is made.
+    const early = rp.diff.changes.length > 0 ? undefined : finishPlan(rp, observedFirewall, routingPayloads);
+
+    const record = new StateRecord(rp);
+    if (early?.report.inSync === true) {
+      await commitInSync(store, record, rp, observedFirewall, removing);
+      return withWarnings({ ...early.report, applied: false });
+    }
+    await recordState(store, record, saved, removing);
+
+    const check = new Verification(kernel, rp, observedFirewall, ownership(config, record.state(false)), [
+      ...new Set(routingPayloads.ip.map((b) => b.family)),
+    ]);
+    const outcome = await apply(
+      kernel,
+      routingPayloads,
+      rp.diff.changes,
+      (): Planned => check.expect(early ?? finishPlan(rp, observedFirewall, routingPayloads)),
+      record.tablesCreated,
+      { routingDone: () => void check.routing(), firewallDone: () => void check.firewall() },
+    );
+    const { planned } = outcome;
+    let failure = outcome.error;
+    let after: Planned | undefined;
+    if (failure === undefined && planned !== undefined) {
+      const verified = await verify(check, planned, outcome.firewallTouched);
+      after = verified.after;
+      failure = verified.failure;
+    }
+    if (failure === undefined && after !== undefined) {
+      try {
+        await commit(kernel, store, record, after, removing);
+      } catch (error) {
+        failure = error;
+      }
+    }
+    if (failure !== undefined || planned === undefined || after === undefined) {
+      return await rollBack(
+        kernel,
+        store,
+        record,
+        saved,
+        {
+          changes: planned?.report.changes ?? rp.diff.changes,
+          executed: outcome.executed(),
+          firewallTouched: outcome.firewallTouched,
+        },
+        failure,
+      );
+    }
+    return withWarnings({
+      ...planned.report,
+      // The changes listed are those applied; after them the node is in sync (verified above).
+      inSync: after.report.inSync,
+      ownedObjects: after.report.ownedObjects,
+      applied: true,
+    });
+  } finally {
+    await release();
+  }
+}

@@ -1,0 +1,116 @@
+// Step 5: apply the payloads. Links and sysctls go first; then routing (ip batches, then link
+// deletions) and the firewall transaction run side by side: they touch disjoint kernel objects
+// (nft matches interfaces by name, rules by mark), so the order between them changes nothing but
+// the wall time.
+
+import type { Family } from "../../model/address.ts";
+import type { Change } from "../../model/change.ts";
+import type { IpBatch } from "../../render/ip.ts";
+import type { Payloads, renderRoutingPayloads } from "../../render/payloads.ts";
+import { BatchError, type Kernel } from "../ports.ts";
+import type { Planned } from "../types.ts";
+
+export type RoutingPayloads = ReturnType<typeof renderRoutingPayloads>;
+
+export interface ApplyHooks {
+  /** Routing (ip batches and link deletions) is written. */
+  readonly routingDone: () => void;
+  /** The firewall's transactions ran. */
+  readonly firewallDone: () => void;
+}
+
+export interface ApplyOutcome {
+  /** The whole plan, once `finish` made it. */
+  readonly planned?: Planned;
+  /** What ran, in order (asked for only to roll back: sorting thousands of indices costs). */
+  readonly executed: () => Change[];
+  readonly firewallTouched: boolean;
+  readonly error?: unknown;
+}
+
+/**
+ * Runs the payloads; on failure returns what ran, so that it can be undone. The ip batches start
+ * before the firewall is even compared: `finish` completes the plan (firewall and link deletions)
+ * while they run. `routingDone` and `firewallDone` fire as soon as each branch succeeded, so that
+ * verification reads each part while the other is still being written. `tablesCreated` gains the
+ * families whose iptables mangle table the firewall's transaction creates.
+ */
+export async function apply(
+  kernel: Kernel,
+  first: RoutingPayloads,
+  routingChanges: readonly Change[],
+  finish: () => Planned,
+  tablesCreated: Set<Family>,
+  hooks: ApplyHooks,
+): Promise<ApplyOutcome> {
+  const done = new Set<number>();
+  let planned: Planned | undefined;
+  const executed = (): Change[] => {
+    const all = planned?.report.changes ?? routingChanges;
+    return [...done].sort((a, b) => a - b).map((i) => all[i] as Change);
+  };
+  let firewallTouched = false;
+  const runBatch = async (batch: IpBatch): Promise<void> => {
+    if (batch.lines.length === 0) return;
+    try {
+      await kernel.runIpBatch(batch.family, batch.lines);
+      for (const i of batch.changeIndex) done.add(i);
+    } catch (error) {
+      // ip stops at the failing line: everything before it is in the kernel.
+      const failed = (error instanceof BatchError ? error.failedLine : undefined) ?? 1;
+      const partial = new Set<number>();
+      batch.changeIndex.forEach((changeIdx, lineIdx) => {
+        if (lineIdx < failed - 1) partial.add(changeIdx);
+      });
+      // A change is done only when all its lines ran.
+      batch.changeIndex.forEach((changeIdx, lineIdx) => {
+        if (lineIdx >= failed - 1) partial.delete(changeIdx);
+      });
+      for (const i of partial) done.add(i);
+      throw error;
+    }
+  };
+  const firewall = async (payloads: Payloads): Promise<void> => {
+    for (const p of payloads.firewall) {
+      firewallTouched = true;
+      if (p.tool === "nft") await kernel.runNft(p.script);
+      else if (p.tool === "ipset") await kernel.runIpsetRestore(p.script);
+      else {
+        if (!tablesCreated.has(p.family) && !(await kernel.iptablesMangleExists(p.family)))
+          tablesCreated.add(p.family);
+        await kernel.runIptablesRestore(p.family, p.script);
+      }
+    }
+    if (payloads.firewall.length > 0) hooks.firewallDone();
+  };
+  try {
+    await runBatch(first.linkAdds);
+    for (const w of first.sysctls) {
+      await kernel.writeSysctls([[w.name, w.value]]);
+      if (w.changeIndex >= 0) done.add(w.changeIndex);
+    }
+    // The real kernel starts `ip` within this call, before `finish` takes the main thread.
+    const batches = (async () => {
+      for (const batch of first.ip) await runBatch(batch);
+    })();
+    try {
+      planned = finish();
+    } catch (error) {
+      await batches.catch(() => undefined);
+      throw error;
+    }
+    const full = planned;
+    const routing = batches.then(async () => {
+      await runBatch(full.report.payloads.linkDeletes);
+      hooks.routingDone();
+    });
+    const firewalled = firewall(full.report.payloads);
+    // Both branches run to their end even when one fails: a roll back must know all that ran.
+    const [r, f] = await Promise.allSettled([routing, firewalled]);
+    if (r.status === "rejected") throw r.reason;
+    if (f.status === "rejected") throw f.reason;
+    return { planned, executed, firewallTouched };
+  } catch (error) {
+    return { ...(planned === undefined ? {} : { planned }), executed, firewallTouched, error };
+  }
+}

@@ -1,0 +1,57 @@
+// Step 7: commit. The apply took (or nothing needed changing): the state file records the node as
+// it now is. Recording is part of the apply: if it fails (a full disk), the apply is rolled back.
+
+import type { OwnedFirewall } from "../../model/state.ts";
+import type { Kernel, StateStore } from "../ports.ts";
+import type { Planned, RoutingPlan } from "../types.ts";
+import { recordContents, type StateRecord } from "./record.ts";
+
+/**
+ * After a verified apply: sysctls no longer managed have their original value again, links deleted
+ * are gone, iptables' mangle table goes again when symroute created it and no longer uses it. A
+ * delete removes the state file.
+ */
+export async function commit(
+  kernel: Kernel,
+  store: StateStore,
+  record: StateRecord,
+  after: Planned,
+  removing: boolean,
+): Promise<void> {
+  const stillDesired = after.desired.sysctls;
+  const keptPrevious = Object.fromEntries(
+    Object.entries(record.previousSysctls).filter(([name]) => name in stillDesired),
+  );
+  const keptLinks = record.createdLinks.filter((l) => after.node.links.some((x) => x.ifname === l));
+  if (removing || after.desired.firewall?.backend !== "iptables") {
+    for (const family of record.tablesCreated) await kernel.dropEmptyIptablesMangle(family);
+    record.tablesCreated.clear();
+  }
+  record.contents = recordContents(after.desired, after.node.firewall) ?? record.contents;
+  if (removing) await store.remove();
+  else await store.write(record.state(false, keptPrevious, keptLinks));
+}
+
+/**
+ * A run that found the node in sync changes nothing on it; the state file is renewed only when its
+ * record of the firewall's content is missing or the allocations moved, and a delete removes it.
+ */
+export async function commitInSync(
+  store: StateStore,
+  record: StateRecord,
+  rp: RoutingPlan,
+  observedFirewall: readonly OwnedFirewall[],
+  removing: boolean,
+): Promise<void> {
+  const { saved, desired } = rp;
+  const contents = recordContents(desired, observedFirewall);
+  const recordMissing = contents !== undefined && saved?.firewallContents === undefined;
+  if (recordMissing) record.contents = contents;
+  if (
+    !removing &&
+    (recordMissing || JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations))
+  ) {
+    await store.write(record.state(false));
+  }
+  if (removing && saved !== undefined) await store.remove();
+}

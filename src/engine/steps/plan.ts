@@ -1,0 +1,173 @@
+// Step 3: plan. The desired state from the config and the node's routing, the changes that bring
+// the node there, and their payloads. Made in two halves: the routing half as soon as routing is
+// read (its ip batches can start), the firewall half once the firewall's read is in.
+
+import type { Config } from "../../config/schema.ts";
+import { CONFIG_DEFAULTS } from "../../config/schema.ts";
+import { SymrouteError } from "../../model/errors.ts";
+import { ipsetsOf } from "../../model/firewall.ts";
+import type { NodeState, OwnedFirewall } from "../../model/state.ts";
+import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
+import { diffFirewall, diffLinkDeletes, diffRouting, type OwnershipMarks } from "../../plan/diff.ts";
+import { managedSysctlsNow } from "../../plan/sysctls.ts";
+import type { DesiredState } from "../../plan/types.ts";
+import { renderLastPayloads, renderRoutingPayloads } from "../../render/payloads.ts";
+import { bypassMessage, detectBypassingDatapaths } from "../../verify/datapath.ts";
+import type { SavedState } from "../ports.ts";
+import type { ApplyOptions, Observation, Planned, RoutingPlan } from "../types.ts";
+
+const EMPTY_DESIRED: DesiredState = {
+  decisions: [],
+  routes: [],
+  rules: [],
+  sysctls: {},
+  firewall: undefined,
+  vlans: [],
+  allocations: {},
+  warnings: [],
+};
+
+/** How symroute's objects are told from others': the config's marks, else the state's, else defaults. */
+export function ownership(config: Config | undefined, saved: SavedState | undefined): OwnershipMarks {
+  return {
+    routeProtocol: config?.routeProtocol ?? saved?.routeProtocol ?? CONFIG_DEFAULTS.routeProtocol,
+    rulePriorities: config?.rulePriorities ?? saved?.rulePriorities ?? CONFIG_DEFAULTS.rulePriorities,
+    previousSysctls: saved?.previousSysctls ?? {},
+    createdLinks: saved?.createdLinks ?? [],
+  };
+}
+
+export function countOwned(node: NodeState, own: OwnershipMarks): number {
+  return (
+    node.routes.filter((r) => r.protocol === own.routeProtocol).length +
+    node.rules.filter((r) => r.protocol === own.routeProtocol).length +
+    node.firewall.reduce((n, f) => n + f.ruleKeys.length, 0)
+  );
+}
+
+function refuseBypassingDatapath(config: Config, node: NodeState): void {
+  if (node.datapath === undefined) return;
+  const found = detectBypassingDatapaths({
+    links: node.links,
+    datapath: node.datapath,
+    interfaces: config.networks.map((n) => n.interface),
+  });
+  if (found.length === 0) return;
+  const { message, details, hint } = bypassMessage(found);
+  throw new SymrouteError("not-supported", message, { details, hint });
+}
+
+/**
+ * The first half of a plan: the desired state and the changes that come before the firewall's
+ * (diffRouting). With `removing`, the desired state is empty: everything owned goes, sysctls go back.
+ */
+export function planRouting(
+  observed: Observation,
+  config: Config | undefined,
+  saved: SavedState | undefined,
+  removing: boolean,
+  stateFile: string,
+): RoutingPlan {
+  const { routing, available, firewall } = observed;
+  // A datapath that DNATs outside netfilter makes every object symroute would add useless: refuse
+  // plan and apply; delete (removing) still runs, so that what an earlier apply left can go.
+  if (!removing && config !== undefined) refuseBypassingDatapath(config, routing);
+  const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
+  const desired =
+    config === undefined || firewall === undefined || kubeProxyMode === undefined
+      ? EMPTY_DESIRED
+      : computeDesired({ config, node: routing, saved, firewall, kubeProxyMode });
+  if ((desired.firewall?.arpProbes ?? []).length > 0 && !available.includes("nftables")) {
+    throw new SymrouteError(
+      "dependency",
+      `ARP probes on ${(desired.firewall?.arpProbes ?? []).map((p) => p.oif).join(", ")} need nft, also with the iptables front end`,
+      {
+        hint: "install the Debian package nftables, or give the interface an IPv4 address in the gateway's subnet",
+      },
+    );
+  }
+  if (ipsetsOf(desired.firewall).length > 0 && !observed.ipsetAvailable) {
+    throw new SymrouteError(
+      "dependency",
+      "the iptables front end keeps the pools in ipsets (one lookup per packet), and ipset is not installed on this node",
+      { hint: "install the Debian package ipset, or use firewall: nftables" },
+    );
+  }
+  const own = ownership(config, saved);
+  return {
+    routing,
+    desired,
+    saved,
+    own,
+    firewall,
+    kubeProxyMode,
+    diff: diffRouting(desired, routing, own),
+    firewallRead: observed.firewallRead,
+    firewallsRead: observed.firewallsRead,
+    stateFile,
+  };
+}
+
+/** The second half: the firewall's changes, link deletions, and the report with every payload. */
+export function finishPlan(
+  rp: RoutingPlan,
+  observedFirewall: readonly OwnedFirewall[],
+  routingPayloads = renderRoutingPayloads(rp.diff.changes, rp.desired.sysctls),
+): Planned {
+  const { desired, own } = rp;
+  const node: NodeState = { ...rp.routing, firewall: observedFirewall };
+  // The same order diffState gives: the routing part keeps its indices, which its payloads name.
+  const changes = [
+    ...rp.diff.changes,
+    ...diffFirewall(desired, observedFirewall, rp.saved?.firewallContents),
+    ...diffLinkDeletes(desired, node.links, own),
+  ];
+  return {
+    desired,
+    node,
+    saved: rp.saved,
+    own,
+    firewallsRead: rp.firewallsRead,
+    report: {
+      networks: desired.decisions,
+      changes,
+      conflicts: rp.diff.conflicts,
+      warnings: [...desired.warnings, ...rp.diff.notices],
+      inSync: changes.length === 0,
+      firewall: rp.firewall,
+      kubeProxyMode: rp.kubeProxyMode,
+      ownedObjects: countOwned(node, own),
+      payloads: { ...routingPayloads, ...renderLastPayloads(changes, desired.firewall, node) },
+      firewallSpec: desired.firewall,
+      ...(desired.ruleSkips === undefined ? {} : { ruleSkips: desired.ruleSkips }),
+      state: { file: rp.stateFile, found: rp.saved !== undefined },
+    },
+  };
+}
+
+/**
+ * A delete that finds objects symroute owns but no state file: the sysctls symroute may have
+ * changed cannot be put back (only the state knows their earlier values). Refused unless forced;
+ * forced, the warning that says what stays as it is.
+ */
+export function unrestorable(
+  rp: RoutingPlan,
+  observedFirewall: readonly OwnedFirewall[],
+  options: ApplyOptions,
+): string[] {
+  const { changes } = finishPlan(rp, observedFirewall).report;
+  if (changes.length === 0) return [];
+  const values = managedSysctlsNow(rp.routing);
+  const where = `no state file at ${rp.stateFile}`;
+  if (options.force !== true) {
+    throw new SymrouteError(
+      "conflict",
+      `found ${changes.length} object(s) symroute owns but ${where}: the values these sysctls had before symroute cannot be restored`,
+      {
+        details: values,
+        hint: "run delete with the --state-dir (or -c config with the stateDir) that apply used; or add --force to remove the objects and leave these sysctls as they are now",
+      },
+    );
+  }
+  return [`${where}: sysctls left as they are, not restored: ${values.join(", ")}`];
+}

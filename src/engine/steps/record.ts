@@ -1,0 +1,91 @@
+// Step 4: record state. What symroute is about to change is written to the state file before the
+// node is touched: a crash mid-way still knows the original sysctl values and the links it
+// created, and the next run converges from there. The same record, renewed, is what commit writes.
+
+import type { Family } from "../../model/address.ts";
+import type { FirewallBackend, OwnedFirewall } from "../../model/state.ts";
+import type { DesiredState } from "../../plan/types.ts";
+import type { SavedState, StateStore } from "../ports.ts";
+import type { RoutingPlan } from "../types.ts";
+
+type ContentsRecord = Partial<Record<FirewallBackend, readonly string[]>>;
+
+/**
+ * The record of symroute's firewall as the kernel lists it (sorted), for the front end wanted;
+ * undefined when there is none or the reader lists no contents.
+ */
+export function recordContents(
+  desired: DesiredState,
+  firewall: readonly OwnedFirewall[],
+): ContentsRecord | undefined {
+  const backend = desired.firewall?.backend;
+  const contents = firewall.find((f) => f.backend === backend)?.contents;
+  if (backend === undefined || contents === undefined) return undefined;
+  return { [backend]: [...contents].sort() };
+}
+
+/** The state this run will leave, built up as the run goes. */
+export class StateRecord {
+  /** sysctl values before symroute first changed them: the saved ones, and those this run changes. */
+  readonly previousSysctls: Record<string, string>;
+  /** Links symroute created: the saved ones, and those this run adds. */
+  readonly createdLinks: readonly string[];
+  /** Families whose iptables mangle table symroute created (apply adds to it, commit clears it). */
+  readonly tablesCreated: Set<Family>;
+  /** The firewall's content as listed, renewed from the kernel's listing once verified. */
+  contents: ContentsRecord | undefined;
+
+  constructor(private readonly rp: RoutingPlan) {
+    const { saved, diff } = rp;
+    this.previousSysctls = { ...(saved?.previousSysctls ?? {}) };
+    for (const c of diff.changes) {
+      if (c.kind === "sysctl" && c.from !== undefined && !(c.name in this.previousSysctls))
+        this.previousSysctls[c.name] = c.from;
+    }
+    this.createdLinks = [
+      ...new Set([
+        ...(saved?.createdLinks ?? []),
+        ...diff.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
+      ]),
+    ];
+    this.tablesCreated = new Set<Family>(saved?.iptablesTablesCreated ?? []);
+    this.contents = saved?.firewallContents;
+  }
+
+  /** The state to write, with these sysctls and links (by default all this run knows of). */
+  state(
+    inProgress: boolean,
+    previousSysctls: Record<string, string> = this.previousSysctls,
+    createdLinks: readonly string[] = this.createdLinks,
+  ): SavedState {
+    const { desired, firewall, own } = this.rp;
+    return {
+      version: 1,
+      previousSysctls,
+      allocations: desired.allocations,
+      createdLinks,
+      ...(firewall === undefined ? {} : { firewall }),
+      ...(desired.firewall === undefined ? {} : { firewallSpec: desired.firewall }),
+      rulePriorities: own.rulePriorities,
+      routeProtocol: own.routeProtocol,
+      ...(inProgress ? { inProgress: true } : {}),
+      ...(this.contents === undefined || desired.firewall === undefined
+        ? {}
+        : { firewallContents: this.contents }),
+      ...(this.tablesCreated.size > 0 ? { iptablesTablesCreated: [...this.tablesCreated].sort() } : {}),
+    };
+  }
+}
+
+/**
+ * Writes the record with `inProgress` before anything changes. A delete changes nothing the saved
+ * state does not already describe: no write before it, so that a full disk cannot stop a clean-up.
+ */
+export async function recordState(
+  store: StateStore,
+  record: StateRecord,
+  saved: SavedState | undefined,
+  removing: boolean,
+): Promise<void> {
+  if (!removing || saved === undefined) await store.write(record.state(true));
+}

@@ -1,0 +1,155 @@
+// The firewall's rules (src/model/firewall.ts) as the scripts each tool reads: one `nft -f`
+// transaction, or one `iptables-restore --noflush` payload per family with its `ipset restore`
+// payloads (the sets filled before, the stale ones destroyed after).
+
+import type { Family } from "../model/address.ts";
+import {
+  ALL_JUMPS,
+  BUILTIN,
+  GUARD_KEY,
+  IPT_CLASSIFY,
+  IPT_GUARD,
+  IPT_OUT,
+  IPT_PRE,
+  NFT_TABLE,
+  arpRules,
+  iptGuardChain,
+  IPSET_PREFIX,
+  iptablesRules,
+  ipsetsOf,
+  nftRules,
+  type IpSet,
+  type FirewallRule,
+  type FirewallSpec,
+  type IptablesRule,
+} from "../model/firewall.ts";
+import { ipsetNameToken } from "../model/tokens.ts";
+
+/** `nft -f` lines that replace symroute's `arp` table whole (or only remove it). */
+function arpTableLines(spec: FirewallSpec | undefined): string[] {
+  const lines = [`table arp ${NFT_TABLE} {}`, `delete table arp ${NFT_TABLE}`];
+  const rules = spec === undefined ? [] : arpRules(spec);
+  if (rules.length === 0) return lines;
+  lines.push(
+    `table arp ${NFT_TABLE} {`,
+    "  chain probes {",
+    "    type filter hook output priority 0; policy accept;",
+  );
+  for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
+  lines.push("  }", "}");
+  return lines;
+}
+
+/** One `nft -f` transaction for the iptables front end's ARP probes (or their removal). */
+export function renderNftArp(spec: FirewallSpec | undefined): string {
+  return `${arpTableLines(spec).join("\n")}\n`;
+}
+
+/** One `nft -f` transaction that replaces symroute's tables whole (or only removes them). */
+export function renderNft(spec: FirewallSpec | undefined): string {
+  const lines = [`table inet ${NFT_TABLE} {}`, `delete table inet ${NFT_TABLE}`];
+  if (spec === undefined) return `${[...lines, ...arpTableLines(undefined)].join("\n")}\n`;
+  // Group once, in order of first appearance: one chain per mark value, so never filter per chain.
+  const byChain = new Map<string, FirewallRule[]>();
+  for (const r of nftRules(spec)) {
+    const list = byChain.get(r.chain);
+    if (list === undefined) byChain.set(r.chain, [r]);
+    else list.push(r);
+  }
+  // Only ARP probes: no inet table at all.
+  if (byChain.size > 0) lines.push(`table inet ${NFT_TABLE} {`);
+  for (const [chain, rules] of byChain) {
+    lines.push(`  chain ${chain} {`);
+    // Before conntrack and DNAT: the destination is still the pool's address.
+    if (chain === "guard") lines.push("    type filter hook prerouting priority raw; policy accept;");
+    if (chain === "pre") lines.push("    type filter hook prerouting priority mangle; policy accept;");
+    // Only a `route` chain re-routes a locally generated packet whose mark changed (KERNEL-FACTS 4).
+    if (chain === "out") lines.push("    type route hook output priority mangle; policy accept;");
+    for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
+    lines.push("  }");
+  }
+  if (byChain.size > 0) lines.push("}");
+  lines.push(...arpTableLines(spec));
+  return `${lines.join("\n")}\n`;
+}
+
+// The comment sits before the target, where iptables-save prints it, so that `-D` finds the rule.
+const iptablesLine = (op: string, r: IptablesRule): string =>
+  [op, r.chain, r.match, `-m comment --comment "${r.key}"`, r.target].filter((w) => w !== "").join(" ");
+
+/**
+ * One `iptables-restore --noflush` payload for a family: declaring our chains flushes them, the jumps
+ * from the built-in chains are inserted only when missing (`presentKeys` from the observer), and
+ * what the spec no longer asks for (jumps, chains) is removed.
+ */
+export function renderIptables(
+  spec: FirewallSpec | undefined,
+  family: Family,
+  presentKeys: ReadonlySet<string>,
+): string {
+  const wanted = spec === undefined ? [] : iptablesRules(spec, family);
+  const wantedChains = new Set(wanted.filter((r) => !BUILTIN.has(r.chain)).map((r) => r.chain));
+  // Interface chains of guards applied before: found by their dispatch rules' keys.
+  const staleGuardChains = [...presentKeys].flatMap((k) => {
+    const m = GUARD_KEY.exec(k);
+    return m === null ? [] : [iptGuardChain(m[1] as string)];
+  });
+  const chains = [
+    ...new Set([IPT_PRE, IPT_OUT, IPT_CLASSIFY, IPT_GUARD, ...wantedChains, ...staleGuardChains]),
+  ];
+  const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
+  const wantedKeys = new Set(wanted.map((r) => r.key));
+  for (const r of ALL_JUMPS(family))
+    if (presentKeys.has(r.key) && !wantedKeys.has(r.key)) lines.push(iptablesLine("-D", r));
+  for (const r of wanted) {
+    if (BUILTIN.has(r.chain)) {
+      if (!presentKeys.has(r.key)) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));
+    } else {
+      lines.push(iptablesLine("-A", r));
+    }
+  }
+  // Declared above (so they exist), emptied, and no longer jumped to: these go.
+  for (const c of chains) if (!wantedChains.has(c)) lines.push(`-X ${c}`);
+  lines.push("COMMIT");
+  return `${lines.join("\n")}\n`;
+}
+
+const ipsetCreate = (name: string, set: IpSet): string =>
+  `create ${name} hash:net,iface family ${set.family === 4 ? "inet" : "inet6"}${set.skbinfo ? " skbinfo" : ""}`;
+
+/** The temporary set a set is filled in before it is swapped in. */
+const ipsetTemp = (name: string): string => `${name}-t`;
+
+/**
+ * One `ipset restore -exist` payload that fills every set the spec needs. `ipset restore` is not a
+ * transaction (it stops at a failing line and keeps what ran): each set is filled as a temporary
+ * set and swapped in whole, so a packet sees either the old content or the new, never a half.
+ * `-exist` makes the create of a set present already, and the destroy of one absent, no error.
+ */
+export function renderIpsetFill(spec: FirewallSpec | undefined): string | undefined {
+  const sets = ipsetsOf(spec);
+  if (sets.length === 0) return undefined;
+  const lines: string[] = [];
+  for (const set of sets) {
+    const temp = ipsetTemp(set.name);
+    lines.push(ipsetCreate(temp, set), `flush ${temp}`);
+    for (const e of set.elements) lines.push(`add ${temp} ${e}`);
+    lines.push(ipsetCreate(set.name, set), `swap ${temp} ${set.name}`, `destroy ${temp}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * One `ipset restore -exist` payload that destroys symroute's sets present (`present`, names) and
+ * no longer asked for: it runs after the iptables-restore that stopped referring to them (a set in
+ * use cannot be destroyed).
+ */
+export function renderIpsetRemove(
+  spec: FirewallSpec | undefined,
+  present: readonly string[],
+): string | undefined {
+  const wanted = new Set(ipsetsOf(spec).map((s) => s.name));
+  const stale = present.filter((n) => !wanted.has(n) && n.startsWith(IPSET_PREFIX));
+  if (stale.length === 0) return undefined;
+  return `${stale.map((n) => `destroy ${ipsetNameToken(n)}`).join("\n")}\n`;
+}

@@ -1,0 +1,229 @@
+// The skip rule over symroute's fwmark rules (issue 15): where it goes in the band, when it is
+// added, what the kernel would do with a packet with and without a mark (simulator), a foreign rule
+// it would jump over (conflict), and apply/delete on the in-memory node.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseConfigText } from "../../src/config/index.ts";
+import type { Config } from "../../src/config/schema.ts";
+import { createEngine } from "../../src/engine/engine.ts";
+import type { Rule } from "../../src/model/state.ts";
+import { bandLayout, computeDesired, SKIP_FROM_FWMARK_RULES } from "../../src/plan/desired.ts";
+import { diffRouting } from "../../src/plan/diff.ts";
+import { ruleArgs } from "../../src/render/ip.ts";
+import { compileRoutingState } from "../../src/simulate/compile.ts";
+import { formatTrace } from "../../src/simulate/format.ts";
+import { simulatorSysctls, tracePacket } from "../../src/simulate/trace.ts";
+import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+
+function config(yaml: string): Config {
+  const result = parseConfigText(yaml);
+  if (!result.ok) throw new Error(JSON.stringify(result.issues));
+  return result.config;
+}
+
+/** `count` connmark networks on ext0 (1.2.N.0/24 via 1.2.N.1), and `extra` YAML at the top. */
+function networks(count: number, extra = ""): Config {
+  const lines = Array.from(
+    { length: count },
+    (_, i) => `  - { name: n${i}, addresses: [10.${i}.3.0/24], interface: ext0, gateway: 10.${i}.3.1 }`,
+  );
+  return config(`${extra}\nnetworks:\n${lines.join("\n")}\n`);
+}
+
+const desiredFor = (cfg: Config) =>
+  computeDesired({
+    config: cfg,
+    node: articleNode(),
+    saved: undefined,
+    firewall: "nftables",
+    kubeProxyMode: "iptables",
+  });
+
+const own = (cfg: Config) => ({
+  routeProtocol: cfg.routeProtocol,
+  rulePriorities: cfg.rulePriorities,
+  previousSysctls: {},
+  createdLinks: [],
+});
+
+test("the band holds skip, fwmark rules, nop, exemptions and source rules in that order", () => {
+  assert.deepEqual(bandLayout({ from: 1000, to: 1999 }), {
+    skip: 1000,
+    fwmarkRules: 1001,
+    nop: 1002,
+    exemptions: 1003,
+    sourceRules: 1004,
+  });
+  // Too narrow for five priorities: no skip, the layout before it.
+  assert.deepEqual(bandLayout({ from: 1000, to: 1003 }), {
+    skip: undefined,
+    fwmarkRules: 1001,
+    nop: undefined,
+    exemptions: 1000,
+    sourceRules: 1001,
+  });
+});
+
+test(`from ${SKIP_FROM_FWMARK_RULES} fwmark rules a skip rule jumps to a nop past them; below, none and why`, () => {
+  const many = desiredFor(networks(SKIP_FROM_FWMARK_RULES));
+  const skip = many.rules.filter((r) => r.action === "goto");
+  assert.deepEqual(skip, [
+    { family: 4, priority: 1000, fwmark: 0, fwmask: 0xff, action: "goto", goto: 1002, protocol: 201 },
+  ]);
+  assert.deepEqual(
+    many.rules.filter((r) => r.action === "nop"),
+    [{ family: 4, priority: 1002, action: "nop", protocol: 201 }],
+  );
+  assert.ok(
+    many.rules
+      .filter((r) => r.fwmark !== undefined && r.action === "lookup")
+      .every((r) => r.priority === 1001),
+  );
+  assert.equal(many.ruleSkips?.[0]?.skip?.goto, 1002);
+  assert.equal(ruleArgs(skip[0] as Rule).join(" "), "priority 1000 fwmark 0x0/0xff goto 1002 proto 201");
+
+  const few = desiredFor(networks(SKIP_FROM_FWMARK_RULES - 1));
+  assert.ok(!few.rules.some((r) => r.action === "goto" || r.action === "nop"));
+  assert.equal(few.ruleSkips?.[0]?.skip, undefined);
+  assert.match(few.ruleSkips?.[0]?.reason ?? "", /as many rules as it saves/);
+
+  const narrow = desiredFor(networks(5, "rulePriorities: {from: 100, to: 103}"));
+  assert.ok(!narrow.rules.some((r) => r.action === "goto" || r.action === "nop"));
+  assert.match(narrow.ruleSkips?.[0]?.reason ?? "", /fewer than 5 priorities/);
+
+  // No fwmark rule at all: nothing to say.
+  assert.equal(desiredFor(config("networks: []")).ruleSkips, undefined);
+});
+
+test("with every mark bit symroute's, the skip says so explicitly: `fwmark 0` alone would match every packet", () => {
+  const d = desiredFor(networks(3, "marks: {mask: 0xffffffff, avoid: []}"));
+  const skip = d.rules.find((r) => r.action === "goto") as Rule;
+  // The kernel lists an all-ones mask as no mask: the model leaves it out, the batch line writes it.
+  assert.equal(skip.fwmask, undefined);
+  assert.equal(ruleArgs(skip).join(" "), "priority 1000 fwmark 0x0/0xffffffff goto 1002 proto 201");
+  assert.ok(d.rules.filter((r) => r.fwmark !== undefined).every((r) => r.fwmask === undefined));
+});
+
+test("a method source network's rules come after the nop, where the skip cannot take a packet past them", () => {
+  const d = desiredFor(
+    config(`
+podCIDRs: [10.112.0.0/12]
+networks:
+  - { name: a, addresses: [10.0.3.0/24], interface: ext0, gateway: 10.0.3.1 }
+  - { name: b, addresses: [10.1.3.0/24], interface: ext0, gateway: 10.1.3.1 }
+  - { name: c, addresses: [10.2.3.0/24], interface: ext0, gateway: 10.2.3.1 }
+  - { name: ipvs, addresses: [10.3.3.0/24], interface: ext0, gateway: 10.3.3.1, method: source }
+`),
+  );
+  const base = articleNode();
+  // IPVS puts the LB address on the node: its replies are locally generated from it.
+  const node = {
+    ...base,
+    addresses: [...base.addresses, { ifname: "ext0", family: 4 as const, local: "10.3.3.4", prefixlen: 32 }],
+    rules: [...base.rules, ...d.rules],
+    routes: [...base.routes, ...d.routes],
+  };
+  const index = compileRoutingState(node);
+  // A reply of the source network (unmarked, from its pool): skip, nop, then its rule.
+  const reply = tracePacket(index, { from: "10.3.3.4", to: "198.51.100.7" }, { explain: true });
+  assert.equal(reply.table, 20003, formatTrace(reply).join("\n"));
+  assert.equal(reply.rule?.priority, 1004);
+  // To a pod it stays in main (the exemption, also after the nop).
+  const toPod = tracePacket(index, { from: "10.3.3.4", to: "10.112.0.5" }, { explain: true });
+  assert.equal(toPod.rule?.priority, 1003, formatTrace(toPod).join("\n"));
+});
+
+test("simulator: an unmarked packet jumps over the fwmark rules, a marked one is routed by its table", () => {
+  const d = desiredFor(networks(4));
+  const base = articleNode();
+  const node = {
+    ...base,
+    // What the simulator reads for input packets: the node's values, the kernel's defaults for the rest.
+    sysctls: {
+      ...Object.fromEntries(
+        simulatorSysctls(["eth0", "ext0"]).map((name) => [name, name.endsWith("forwarding") ? "1" : "0"]),
+      ),
+      ...base.sysctls,
+    },
+    rules: [...base.rules, ...d.rules],
+    routes: [...base.routes, ...d.routes],
+  };
+  const index = compileRoutingState(node);
+  // Forwarded from a pod behind eth0 (on its subnet, so rp_filter passes it).
+  const unmarked = tracePacket(
+    index,
+    { from: "192.168.1.50", iif: "eth0", to: "198.51.100.7" },
+    { explain: true },
+  );
+  const steps = formatTrace(unmarked).join("\n");
+  assert.equal(unmarked.table, 254, steps);
+  // Not one fwmark rule was tried: the walk went from the skip to the nop.
+  assert.ok(!(unmarked.steps ?? []).some((s) => s.stage === "rule" && s.priority === 1001), steps);
+  assert.ok(
+    (unmarked.steps ?? []).some((s) => s.stage === "rule" && s.priority === 1002 && s.matched === true),
+    steps,
+  );
+  // A mark outside symroute's mask is still "unmarked" for it.
+  assert.equal(tracePacket(index, { to: "198.51.100.7", mark: 0x4000 }).table, 254);
+  const marked = tracePacket(
+    index,
+    { from: "192.168.1.50", iif: "eth0", to: "198.51.100.7", mark: 0x3 },
+    { explain: true },
+  );
+  assert.equal(marked.table, 20002, formatTrace(marked).join("\n"));
+  assert.equal(marked.gateway, "10.2.3.1");
+});
+
+test("a foreign rule between the skip and its nop that unmarked packets reach is a conflict that says so", () => {
+  const cfg = networks(3);
+  const d = desiredFor(cfg);
+  const foreign: Rule = { family: 4, priority: 1001, to: "198.51.100.0/24", action: "lookup", table: 7 };
+  const node = { ...articleNode(), rules: [...articleNode().rules, ...d.rules, foreign] };
+  const result = diffRouting(d, node, own(cfg));
+  assert.equal(result.conflicts.length, 1, JSON.stringify(result));
+  assert.match(result.conflicts[0]?.object ?? "", /priority 1001 to 198\.51\.100\.0\/24 lookup 7/);
+  assert.match(
+    result.conflicts[0]?.reason ?? "",
+    /skip rule priority 1000 fwmark 0x0\/0xff goto 1002.*jump over it/,
+  );
+  // One that only marked packets reach is not jumped over: the skip lets those through.
+  const marked: Rule = { family: 4, priority: 1001, fwmark: 0x9, fwmask: 0xff, action: "lookup", table: 7 };
+  const other = diffRouting(d, { ...node, rules: [...articleNode().rules, ...d.rules, marked] }, own(cfg));
+  assert.ok(!other.conflicts.some((c) => /jump over it/.test(c.reason)), JSON.stringify(other));
+  // At the nop's priority (after the fwmark rules, nothing of symroute's behind it): a notice.
+  const atNop: Rule = { family: 4, priority: 1002, to: "198.51.100.0/24", action: "lookup", table: 7 };
+  const notice = diffRouting(d, { ...node, rules: [...articleNode().rules, ...d.rules, atNop] }, own(cfg));
+  assert.deepEqual(notice.conflicts, []);
+  assert.match(notice.notices.join("\n"), /priority 1002 lookup 7 is not symroute's/);
+});
+
+test("apply adds the skip and nop (in sync after), and delete returns the node's rules exactly", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  const before = structuredClone(kernel.state.rules);
+  const cfg = networks(3, "podCIDRs: [10.112.0.0/12]");
+  await engine.apply(cfg);
+  const rules = kernel.state.rules.filter((r) => r.protocol === 201).map((r) => ruleArgs(r).join(" "));
+  assert.ok(rules.includes("priority 1000 fwmark 0x0/0xff goto 1002 proto 201"), rules.join("\n"));
+  assert.ok(rules.includes("priority 1002 nop proto 201"), rules.join("\n"));
+  assert.equal((await engine.plan(cfg)).inSync, true);
+  // Down to two networks: the skip and nop go, the fwmark rules stay where they were.
+  await engine.apply(networks(2, "podCIDRs: [10.112.0.0/12]"));
+  assert.ok(!kernel.state.rules.some((r) => r.action === "goto" || r.action === "nop"));
+  assert.deepEqual(
+    kernel.state.rules.filter((r) => r.fwmark !== undefined).map((r) => r.priority),
+    [1001, 1001],
+  );
+  await engine.apply(cfg);
+  await engine.remove();
+  assert.deepEqual(kernel.state.rules, before);
+});
+
+test("the in-memory node refuses a backward goto and keeps a goto to a missing priority, as the kernel does", async () => {
+  const kernel = new FakeKernel(articleNode());
+  await assert.rejects(kernel.runIpBatch(4, ["rule add priority 1000 goto 1000"]), /Backward goto/);
+  await kernel.runIpBatch(4, ["rule add priority 1000 fwmark 0x0/0xff goto 1002 proto 201"]);
+  assert.ok(kernel.state.rules.some((r) => r.action === "goto" && r.goto === 1002));
+});
