@@ -4,9 +4,11 @@
 // forwarded to a pod namespace, one delivered to the node's own address (a host-network backend).
 // The sender (bench/flow-sender.c, compiled here) sits in the node's peer and sends datagrams to a
 // service address: each to a new port (a new flow, the case that walks symroute's classify path) or
-// all on one flow (packets of an existing flow). These flows concern no pool, so a rule list is
-// walked to its end. Rounds visit the variants in turn, so that a load change hits all of them
-// alike; the ratio is each variant's median over the baseline's median from the same run.
+// all on one flow (packets of an existing flow). These flows concern no pool: a rule list would be
+// walked to its end; nftables' map and iptables' ipset are one lookup each (the `classify` form
+// `plan` reports is recorded per variant). Rounds visit the variants in turn, so that a load change
+// hits all of them alike; the ratio is each variant's median over the baseline's median from the
+// same run.
 // Writes bench/results/dataplane.json.
 // Run: node --import tsx bench/dataplane.bench.ts   (root; SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000;
 // SRBENCH_QUICK=1 leaves 5,000 out and runs 3 rounds)
@@ -39,7 +41,7 @@ export interface DataplaneVariant {
    */
   readonly firewall: "none" | "nftables" | "iptables" | "ip-rules" | "ip-rules-skip";
   readonly networks: number;
-  /** The classify form `plan` reported (map, rules), when symroute is applied. */
+  /** The classify form `plan` reported (map, set; rules before ipset), when symroute is applied. */
   readonly classify?: string;
   /** Whether `plan` reported symroute's skip rule over its fwmark rules (absent in older results). */
   readonly ruleSkip?: boolean;

@@ -103,6 +103,8 @@ function payloadCounts(json: string): Partial<Record<PayloadTool, number[]>> {
     ip: Object.values(p.ip).map((lines) => lines.length),
   };
   for (const f of p.firewall) {
+    // The fault wrappers do not wrap ipset (the iptables front end's sets): not a kill point.
+    if (f.tool === "ipset") continue;
     const tool: PayloadTool =
       f.tool === "nft" ? "nft" : f.family === 6 ? "ip6tables-restore" : "iptables-restore";
     (counts[tool] ??= []).push(f.script.split("\n").length);

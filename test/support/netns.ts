@@ -269,11 +269,13 @@ const DUMPS: readonly (readonly string[])[] = [
   ["nft", "list", "ruleset"],
   ["iptables-save"],
   ["ip6tables-save"],
+  // The iptables front end's sets, names and content.
+  ["ipset", "list", "-o", "save"],
 ];
 
 /**
  * Everything a round trip must leave as it found it: links, addresses, routes and rules (settled:
- * src/lab/snapshot.ts's settledIpJson), the whole nft ruleset, every iptables table, and every
+ * src/lab/snapshot.ts's settledIpJson), the whole nft ruleset, every iptables table, every ipset, and every
  * rp_filter/arp_ignore/arp_announce/arp_filter/src_valid_mark sysctl.
  */
 export function dumpNamespace(name: string): string {
@@ -285,7 +287,9 @@ export function dumpNamespace(name: string): string {
     const normalised = out
       .replace(/^#.*$/gm, "")
       .replace(/\[\d+:\d+\]/g, "[0:0]")
-      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0");
+      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0")
+      // ipset's hash seed is random, and its hash size grows with the set: neither is content.
+      .replace(/ (initval|hashsize|bucketsize) \S+/g, "");
     return `## ${argv.join(" ")}\n${normalised}`;
   });
   const sysctls = must(["ip", "netns", "exec", name, "sysctl", "-a"])

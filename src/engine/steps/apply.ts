@@ -74,6 +74,7 @@ export async function apply(
     for (const p of payloads.firewall) {
       firewallTouched = true;
       if (p.tool === "nft") await kernel.runNft(p.script);
+      else if (p.tool === "ipset") await kernel.runIpsetRestore(p.script);
       else {
         if (!tablesCreated.has(p.family) && !(await kernel.iptablesMangleExists(p.family)))
           tablesCreated.add(p.family);

@@ -69,6 +69,7 @@ async function undo(
     for (const p of renderFirewallPayloads(previous, node, [...backends])) {
       try {
         if (p.tool === "nft") await kernel.runNft(p.script);
+        else if (p.tool === "ipset") await kernel.runIpsetRestore(p.script);
         else await kernel.runIptablesRestore(p.family, p.script);
       } catch (error) {
         problems.push(`roll back of the firewall failed: ${(error as Error).message}`);
