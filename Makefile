@@ -33,7 +33,7 @@ npm-deps: node_modules/.package-lock.json
 # Installs the tools symroute drives when they are missing (needs root and Debian's apt).
 debian-deps:
 	@missing=""; \
-	for pair in ip:iproute2 nft:nftables iptables:iptables conntrack:conntrack sysctl:procps curl:curl; do \
+	for pair in ip:iproute2 nft:nftables iptables:iptables ipset:ipset conntrack:conntrack sysctl:procps curl:curl; do \
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   batchInput,
+  IPSET_READ_ARGS,
   IPTABLES_READ_ARGS,
   ipReadArgs,
   ipReadCommands,
@@ -44,7 +45,9 @@ interface Payloads {
   readonly sysctls: readonly { name: string; value: string }[];
   readonly ip: Readonly<Record<string, readonly string[]>>;
   readonly firewall: readonly (
-    { tool: "nft"; script: string } | { tool: "iptables-restore"; family: 4 | 6; script: string }
+    | { tool: "nft"; script: string }
+    | { tool: "iptables-restore"; family: 4 | 6; script: string }
+    | { tool: "ipset"; script: string }
   )[];
   readonly linkDeletes: readonly string[];
 }
@@ -125,7 +128,9 @@ function payloadCommands(
     transactions.push(
       f.tool === "nft"
         ? `nft -f ${path}`
-        : `${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush ${path}`,
+        : f.tool === "ipset"
+          ? `ipset -exist -file ${path} restore`
+          : `${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush ${path}`,
     );
   });
   return {
@@ -178,7 +183,8 @@ function leastApplyScript(p: Payloads, dir: string): string {
       if (f.script.includes("table inet ")) reads.push(`nft ${NFT_READ_ARGS.join(" ")}`);
       // The ARP probes' table (KERNEL-FACTS 10), read back like the rest.
       if (f.script.includes("table arp ")) reads.push(`nft ${NFT_ARP_READ_ARGS.join(" ")}`);
-    } else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save ${IPTABLES_READ_ARGS.join(" ")}`);
+    } else if (f.tool === "ipset") reads.push(`ipset ${IPSET_READ_ARGS.join(" ")}`);
+    else reads.push(`${f.family === 6 ? "ip6tables" : "iptables"}-save ${IPTABLES_READ_ARGS.join(" ")}`);
   }
   const lines = [
     "set -e",

@@ -1,13 +1,17 @@
-// Issue 15 item 2: what symroute's firewall costs every new flow through a node. One node namespace
-// per variant (no symroute; symroute with 0, 10, 100, 1,000 networks in each front end), each with a
-// kube-proxy stand-in (one iptables nat DNAT rule, so conntrack is on in every variant) in front of a
-// pod namespace. The sender (bench/flow-sender.c, compiled here) sits in the node's peer and sends
-// datagrams to the service address: each to a new port (a new flow, the case that walks symroute's
-// classify path) or all on one flow (packets of an existing flow). These flows concern no pool, so a
-// rule list is walked to its end. Rounds visit the variants in turn, so that a load change hits all
-// of them alike; the ratio is each variant's median over the baseline's median from the same run.
+// Issue 15 item 2: what symroute costs every new flow through a node. One node namespace per variant
+// (no symroute; symroute with 0, 10, 100, 1,000, 5,000 networks in each front end), each with a
+// kube-proxy stand-in (iptables nat DNAT rules, so conntrack is on in every variant): one service
+// forwarded to a pod namespace, one delivered to the node's own address (a host-network backend).
+// The sender (bench/flow-sender.c, compiled here) sits in the node's peer and sends datagrams to a
+// service address: each to a new port (a new flow, the case that walks symroute's classify path) or
+// all on one flow (packets of an existing flow). These flows concern no pool: a rule list would be
+// walked to its end; nftables' map and iptables' ipset are one lookup each (the `classify` form
+// `plan` reports is recorded per variant). Rounds visit the variants in turn, so that a load change
+// hits all of them alike; the ratio is each variant's median over the baseline's median from the
+// same run.
 // Writes bench/results/dataplane.json.
-// Run: node --import tsx bench/dataplane.bench.ts   (root; SRBENCH_DATAPLANE_SIZES=0,10,100,1000)
+// Run: node --import tsx bench/dataplane.bench.ts   (root; SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000;
+// SRBENCH_QUICK=1 leaves 5,000 out and runs 3 rounds)
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -37,12 +41,23 @@ export interface DataplaneVariant {
    */
   readonly firewall: "none" | "nftables" | "iptables" | "ip-rules" | "ip-rules-skip";
   readonly networks: number;
-  /** The classify form `plan` reported (map, rules), when symroute is applied. */
+  /** The classify form `plan` reported (map, set; rules before ipset), when symroute is applied. */
   readonly classify?: string;
+  /** Whether `plan` reported symroute's skip rule over its fwmark rules (absent in older results). */
+  readonly ruleSkip?: boolean;
   /** Nanoseconds per datagram, one value per round. */
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
   /** Datagrams the pod received over the sent ones (all rounds): 1 when nothing was lost. */
+  readonly delivered: number;
+  /** The same flows to a service whose backend is the node itself (absent in older results). */
+  readonly toNode?: PathResult;
+}
+
+/** One path's measurements: nanoseconds per datagram, one value per round, and what arrived. */
+export interface PathResult {
+  readonly newFlowNs: number[];
+  readonly existingFlowNs: number[];
   readonly delivered: number;
 }
 
@@ -59,13 +74,17 @@ export interface DataplaneResults {
 }
 
 const SERVICE = "10.96.0.10";
+/** A service whose backend is the node's own eth0 address (host network), on the same ports. */
+const NODE_SERVICE = "10.96.0.11";
+const NODE_ADDRESS = "192.168.1.10";
 const hex = (v: number): string => `0x${v.toString(16)}`;
 /** The pod namespaces made, removed at the end (bench/run.sh also removes them by prefix). */
 const pods: string[] = [];
 const POD = "10.112.0.5";
 
 function sizesOf(): number[] {
-  return (process.env["SRBENCH_DATAPLANE_SIZES"] ?? "0,10,100,1000")
+  const quick = process.env["SRBENCH_QUICK"] === "1";
+  return (process.env["SRBENCH_DATAPLANE_SIZES"] ?? (quick ? "0,10,100,1000" : "0,10,100,1000,5000"))
     .split(",")
     .map((s) => Number(s.trim()))
     .filter((n) => Number.isInteger(n) && n >= 0);
@@ -74,11 +93,21 @@ function sizesOf(): number[] {
 interface Setup {
   readonly node: BenchNode;
   readonly pod: string;
-  readonly variant: { firewall: DataplaneVariant["firewall"]; networks: number; classify?: string };
+  readonly variant: {
+    firewall: DataplaneVariant["firewall"];
+    networks: number;
+    classify?: string;
+    ruleSkip?: boolean;
+  };
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
   sent: number;
+  /** The path to the node's own address. */
+  readonly toNode: { newFlowNs: number[]; existingFlowNs: number[]; sent: number };
 }
+
+/** Where a batch goes: through the node to the pod, or to the node itself. */
+type Path = "pod" | "node";
 
 /** A node with a pod behind a DNAT, and symroute applied (or not). */
 function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup {
@@ -98,26 +127,30 @@ function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup 
     "table inet sink {\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n  }\n}\n",
   );
   must(node.inside(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+  for (const [service, backend] of [
+    [SERVICE, POD],
+    [NODE_SERVICE, NODE_ADDRESS],
+  ] as const) {
+    must(
+      node.inside(
+        ["iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-d", service, "-p", "udp"].concat([
+          "-j",
+          "DNAT",
+          "--to-destination",
+          backend,
+        ]),
+      ),
+    );
+  }
+  // The node takes the datagrams delivered to it after routing (input hook) and drops them there,
+  // counting them: no socket, no ICMP back, the same in every variant.
   must(
-    node.inside([
-      "iptables",
-      "-w",
-      "-t",
-      "nat",
-      "-A",
-      "PREROUTING",
-      "-d",
-      SERVICE,
-      "-p",
-      "udp",
-      "-j",
-      "DNAT",
-      "--to-destination",
-      POD,
-    ]),
+    node.inside(["nft", "-f", "-"]),
+    `table inet sink {\n  counter delivered {}\n  chain in {\n    type filter hook input priority 0; policy accept;\n    ip daddr ${NODE_ADDRESS} udp dport 1024-65535 counter name "delivered" drop\n  }\n}\n`,
   );
   must(["ip", "-n", node.peer, "route", "add", "10.96.0.0/16", "via", "192.168.1.10"]);
   let classify: string | undefined;
+  let ruleSkip: boolean | undefined;
   if (firewall === "ip-rules" || firewall === "ip-rules-skip") {
     const lines: string[] = [];
     if (firewall === "ip-rules-skip") lines.push("rule add priority 1000 fwmark 0x0/0x3fff goto 1002");
@@ -138,17 +171,34 @@ function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup 
       throw new Error(`apply ${firewall} ${networks}: ${applied.stderr}${applied.stdout}`);
     const plan = JSON.parse(must(node.symroute(["plan", "-c", config, "-o", "json"]))) as {
       classify: { form: string } | null;
+      ruleSkips?: { skip?: unknown }[];
     };
     classify = plan.classify?.form ?? "nothing rendered";
+    ruleSkip = (plan.ruleSkips ?? []).some((r) => r.skip !== undefined);
   }
   return {
     node,
     pod,
-    variant: { firewall, networks, ...(classify === undefined ? {} : { classify }) },
+    variant: {
+      firewall,
+      networks,
+      ...(classify === undefined ? {} : { classify }),
+      ...(ruleSkip === undefined ? {} : { ruleSkip }),
+    },
     newFlowNs: [],
     existingFlowNs: [],
     sent: 0,
+    toNode: { newFlowNs: [], existingFlowNs: [], sent: 0 },
   };
+}
+
+function nodeReceived(s: Setup): number {
+  const listing = JSON.parse(
+    must(s.node.inside(["nft", "-j", "list", "counter", "inet", "sink", "delivered"])),
+  ) as {
+    nftables: { counter?: { packets: number } }[];
+  };
+  return listing.nftables.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
 }
 
 function podReceived(s: Setup): number {
@@ -158,15 +208,17 @@ function podReceived(s: Setup): number {
   return link[0]?.stats64.rx.packets ?? 0;
 }
 
-function send(sender: string, s: Setup, count: number, mode: "new" | "same"): number {
+function send(sender: string, s: Setup, count: number, mode: "new" | "same", path: Path = "pod"): number {
   // A fresh conntrack table each time: every datagram of a `new` round is a new connection.
   run(s.node.inside(["conntrack", "-F"]));
   const from = mode === "same" ? ["40000"] : [];
+  const service = path === "pod" ? SERVICE : NODE_SERVICE;
   if (mode === "same") {
-    // An established connection: one datagram, then the pod answers on the same flow (a UDP flow
-    // stays NEW in conntrack until it has seen a reply).
-    must(["ip", "netns", "exec", s.node.peer, sender, SERVICE, "1", "1024", "same", ...from]);
-    must(["ip", "netns", "exec", s.pod, sender, "192.168.1.1", "1", "40000", "same", "1024"]);
+    // An established connection: one datagram, then the backend answers on the same flow (a UDP
+    // flow stays NEW in conntrack until it has seen a reply).
+    must(["ip", "netns", "exec", s.node.peer, sender, service, "1", "1024", "same", ...from]);
+    const backend = path === "pod" ? s.pod : s.node.name;
+    must(["ip", "netns", "exec", backend, sender, "192.168.1.1", "1", "40000", "same", "1024"]);
   }
   const out = must([
     "ip",
@@ -174,7 +226,7 @@ function send(sender: string, s: Setup, count: number, mode: "new" | "same"): nu
     "exec",
     s.node.peer,
     sender,
-    SERVICE,
+    service,
     String(count),
     "1024",
     mode,
@@ -182,7 +234,9 @@ function send(sender: string, s: Setup, count: number, mode: "new" | "same"): nu
   ]);
   const [ns, failed] = out.trim().split(" ").map(Number);
   if (failed !== 0) throw new Error(`sender: ${failed} sends failed`);
-  s.sent += count + (mode === "same" ? 1 : 0);
+  const sent = count + (mode === "same" ? 1 : 0);
+  if (path === "pod") s.sent += sent;
+  else s.toNode.sent += sent;
   return ns as number;
 }
 
@@ -219,21 +273,33 @@ async function main(): Promise<void> {
       setups.push(setUp(firewall, n));
     }
   // Warm up: neighbours resolved, caches filled.
-  for (const s of setups) send(sender, s, 1000, "new");
-  for (const s of setups) s.sent = 0;
+  for (const s of setups) {
+    send(sender, s, 1000, "new");
+    send(sender, s, 1000, "new", "node");
+    s.sent = 0;
+    s.toNode.sent = 0;
+  }
   const received0 = setups.map(podReceived);
+  const nodeReceived0 = setups.map(nodeReceived);
   for (let r = 0; r < rounds; r++) {
     log(`dataplane: round ${r + 1}/${rounds}`);
     // Alternate the order so that no variant always runs first or last.
     const order = r % 2 === 0 ? setups : [...setups].reverse();
     for (const s of order) s.newFlowNs.push(send(sender, s, count, "new"));
     for (const s of order) s.existingFlowNs.push(send(sender, s, count, "same"));
+    for (const s of order) s.toNode.newFlowNs.push(send(sender, s, count, "new", "node"));
+    for (const s of order) s.toNode.existingFlowNs.push(send(sender, s, count, "same", "node"));
   }
   const variants = setups.map((s, i) => ({
     ...s.variant,
     newFlowNs: s.newFlowNs,
     existingFlowNs: s.existingFlowNs,
     delivered: (podReceived(s) - (received0[i] as number)) / s.sent,
+    toNode: {
+      newFlowNs: s.toNode.newFlowNs,
+      existingFlowNs: s.toNode.existingFlowNs,
+      delivered: (nodeReceived(s) - (nodeReceived0[i] as number)) / s.toNode.sent,
+    },
   }));
   writeResult("dataplane", {
     ...base,
@@ -242,9 +308,10 @@ async function main(): Promise<void> {
     variants,
   } satisfies DataplaneResults);
   const none = stats(variants[0]?.newFlowNs ?? []).median;
+  const noneToNode = stats(variants[0]?.toNode.newFlowNs ?? []).median;
   for (const v of variants)
     log(
-      `  ${v.firewall} ${v.networks}: new ${stats(v.newFlowNs).median.toFixed(0)} ns (${(stats(v.newFlowNs).median / none).toFixed(2)}x), existing ${stats(v.existingFlowNs).median.toFixed(0)} ns, delivered ${v.delivered.toFixed(3)}`,
+      `  ${v.firewall} ${v.networks}: to the pod new ${stats(v.newFlowNs).median.toFixed(0)} ns (${(stats(v.newFlowNs).median / none).toFixed(2)}x), existing ${stats(v.existingFlowNs).median.toFixed(0)} ns, delivered ${v.delivered.toFixed(3)}; to the node new ${stats(v.toNode.newFlowNs).median.toFixed(0)} ns (${(stats(v.toNode.newFlowNs).median / noneToNode).toFixed(2)}x), delivered ${v.toNode.delivered.toFixed(3)}`,
     );
 }
 

@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
 import { runTool } from "../src/adapters/exec.ts";
+import { createBareNamespace } from "../test/support/netns.ts";
 import type { NodeState, Route, Rule } from "../src/model/state.ts";
 import { compileRoutingState } from "../src/simulate/compile.ts";
 import { tracePacket } from "../src/simulate/trace.ts";
@@ -132,8 +133,8 @@ async function kernelRate(
 ): Promise<number | string> {
   if (process.getuid?.() !== 0) return "skipped (needs root)";
   // bench/run.sh removes every namespace with its prefix, whatever happens to this script.
-  const ns = `${process.env["SRBENCH_PREFIX"] ?? "sr-sim-bench-"}explain-${process.pid}`;
-  await runTool("ip", ["netns", "add", ns]);
+  const namespace = createBareNamespace(`${process.env["SRBENCH_PREFIX"] ?? "sr-sim-bench-"}explain`);
+  const ns = namespace.name;
   try {
     const setup = [
       "link set lo up",
@@ -159,7 +160,7 @@ async function kernelRate(
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     return queries.length / seconds;
   } finally {
-    await runTool("ip", ["netns", "del", ns], { allowFailure: true });
+    namespace.destroy();
   }
 }
 

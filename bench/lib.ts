@@ -1,15 +1,15 @@
-// Shared pieces of the benchmarks: node namespaces like test/support/netns.ts builds, generated
+// Shared pieces of the benchmarks: node namespaces from the tests' harness (test/support/netns.ts), generated
 // configurations of N gateway networks, process timing (wall clock and peak memory) and statistics.
 // Every namespace name starts with SRBENCH_PREFIX (set by bench/run.sh), so run.sh can remove
 // whatever a crashed script left behind.
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { CLI, REPO, createNamespaceNode, run as runInHarness, type Run } from "../test/support/netns.ts";
 
-export const REPO = resolve(import.meta.dirname, "..");
-export const CLI = join(REPO, "bin/symroute");
+export { CLI, REPO, type Run };
 export const RESULTS = join(REPO, "bench/results");
 export const PREFIX = process.env["SRBENCH_PREFIX"] ?? `srbench-${process.pid}-`;
 const GNU_TIME = "/usr/bin/time";
@@ -17,21 +17,8 @@ export const HAVE_GNU_TIME = existsSync(GNU_TIME);
 
 let counter = 0;
 
-export interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 export function run(argv: readonly string[], input?: string): Run {
-  const [file, ...args] = argv;
-  const r = spawnSync(file as string, args, {
-    input,
-    encoding: "utf8",
-    maxBuffer: 512 * 1024 * 1024,
-    env: { ...process.env, NO_COLOR: "1", LC_ALL: "C" },
-  });
-  return { code: r.status ?? 1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  return runInHarness(argv, { input, env: { LC_ALL: "C" } });
 }
 
 export function must(argv: readonly string[], input?: string): string {
@@ -118,57 +105,22 @@ export interface BenchNode {
 
 const live = new Set<BenchNode>();
 
-/**
- * The article's node: eth0 192.168.1.10/24 with the default route via 192.168.1.1 (held by the peer
- * namespace), ext0 up without an address, rp_filter 1 on conf.all.
- */
+/** The article's node (the harness's), its names starting with PREFIX. */
 export function createNode(): BenchNode {
-  const id = ++counter;
-  const name = `${PREFIX}n${id}`;
-  const peer = `${PREFIX}p${id}`;
-  const stateDir = join(scratch(), `state-${id}`);
-  mkdirSync(stateDir, { recursive: true });
-  must(["ip", "netns", "add", name]);
-  must(["ip", "netns", "add", peer]);
-  must(
-    ["ip", "-batch", "-"],
-    `link add eth0 netns ${name} type veth peer name r-eth0 netns ${peer}\n` +
-      `link add ext0 netns ${name} type veth peer name r-ext0 netns ${peer}\n`,
-  );
-  must(
-    ["ip", "-n", name, "-batch", "-"],
-    "link set lo up\nlink set eth0 up\nlink set ext0 up\naddr add 192.168.1.10/24 dev eth0\nroute add default via 192.168.1.1\n",
-  );
-  must(
-    ["ip", "-n", peer, "-batch", "-"],
-    "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
-  );
-  must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
-  const node: BenchNode = {
-    name,
-    peer,
-    stateDir,
-    inside: (argv) => ["ip", "netns", "exec", name, ...argv],
-    symroute: (args) => [
-      "ip",
-      "netns",
-      "exec",
-      name,
-      process.execPath,
-      CLI,
-      ...args,
-      "--state-dir",
-      stateDir,
-    ],
+  const node = createNamespaceNode({ prefix: `${PREFIX}n` });
+  const bench: BenchNode = {
+    name: node.name,
+    peer: node.peer,
+    stateDir: node.stateDir,
+    inside: (argv) => ["ip", "netns", "exec", node.name, ...argv],
+    symroute: node.symrouteArgv,
     destroy() {
-      live.delete(node);
-      run(["ip", "netns", "del", name]);
-      run(["ip", "netns", "del", peer]);
-      rmSync(stateDir, { recursive: true, force: true });
+      live.delete(bench);
+      node.destroy();
     },
   };
-  live.add(node);
-  return node;
+  live.add(bench);
+  return bench;
 }
 
 export function destroyAll(): void {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make image: the agent's OCI image from Debian packages and the built project, without any registry.
 #
-#   layer 1: a Debian root filesystem made by mmdebstrap (nodejs, iproute2, nftables, iptables,
+#   layer 1: a Debian root filesystem made by mmdebstrap (nodejs, iproute2, nftables, iptables, ipset,
 #            conntrack and their dependencies; no apt, no docs), cached in .cache/image/
 #   layer 2: /app = bin/, dist/ (make build), package.json and the production node_modules
 #            (`npm ci --omit=dev` in a staging directory, cached by package-lock.json)
@@ -20,7 +20,7 @@ name=${IMAGE_NAME:-ghcr.io/symroute/symroute}
 tag=${IMAGE_TAG:-$(node -p 'require("./package.json").version')}
 suite=${IMAGE_SUITE:-trixie}
 mirror=${IMAGE_MIRROR:-http://deb.debian.org/debian}
-packages=nodejs,iproute2,nftables,iptables,conntrack
+packages=nodejs,iproute2,nftables,iptables,ipset,conntrack
 out=${IMAGE_OUT:-dist/symroute-image.tar}
 cache=.cache/image
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
@@ -127,7 +127,7 @@ const config = {
   },
   rootfs: { type: "layers", diff_ids: [`sha256:${baseDiff}`, `sha256:${appDiff}`] },
   history: [
-    { created, created_by: "mmdebstrap (scripts/image/build.sh): Debian with nodejs, iproute2, nftables, iptables, conntrack" },
+    { created, created_by: "mmdebstrap (scripts/image/build.sh): Debian with nodejs, iproute2, nftables, iptables, ipset, conntrack" },
     { created, created_by: "scripts/image/build.sh: /app (bin, dist, production node_modules)" },
   ],
 };

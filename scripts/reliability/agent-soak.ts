@@ -22,15 +22,9 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { runProvenance, writeResult } from "./results.ts";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
-import {
-  CLI,
-  createReliabilityNode,
-  duplicateObjects,
-  manyNetworksConfig,
-  must,
-  prng,
-  writeConfig,
-} from "../../test/reliability/support/node.ts";
+import { CLI, createNamespaceNode, must, writeConfigFile } from "../../test/support/netns.ts";
+import { prng } from "../../test/support/prng.ts";
+import { duplicateObjects, manyNetworksConfig } from "../../test/reliability/support/node.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -58,12 +52,12 @@ const NFT_DEADLINE_MS = 25_000;
 // The agent watches routing (`ip monitor`), not nftables: nft drift waits for the periodic resync.
 const RESYNC = "10s";
 const random = prng(seed);
-const node = createReliabilityNode({ area: "soak" });
+const node = createNamespaceNode({ prefix: "sr-soak" });
 const configs = [manyNetworksConfig(networks), manyNetworksConfig(networks - 10)];
-const configFile = writeConfig(node.stateDir, "agent.yaml", configs[0] as string);
+const configFile = writeConfigFile(node.stateDir, "agent.yaml", configs[0] as string);
 const reference = [
-  writeConfig(node.stateDir, "a.yaml", configs[0] as string),
-  writeConfig(node.stateDir, "b.yaml", configs[1] as string),
+  writeConfigFile(node.stateDir, "a.yaml", configs[0] as string),
+  writeConfigFile(node.stateDir, "b.yaml", configs[1] as string),
 ];
 let current = 0;
 const original = node.dump();

@@ -32,12 +32,8 @@ import {
   type TrialResult,
 } from "../../test/reliability/support/crash.ts";
 import { createFaultTools, type PayloadTool } from "../../test/reliability/support/fault-tools.ts";
-import {
-  createReliabilityNode,
-  manyNetworksConfig,
-  writeConfig,
-  type ReliabilityNode,
-} from "../../test/reliability/support/node.ts";
+import { createNamespaceNode, type Netns, writeConfigFile } from "../../test/support/netns.ts";
+import { manyNetworksConfig } from "../../test/reliability/support/node.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -66,7 +62,7 @@ const trialSeed = (phase: Phase, trial: number): number =>
   (baseSeed * 1000 + trial * 2 + (phase === "delete" ? 1 : 0)) >>> 0;
 
 const only = values.only === undefined ? undefined : /^(apply|delete):(\d+)$/.exec(values.only);
-let node: ReliabilityNode | undefined;
+let node: Netns | undefined;
 const results: TrialResult[] = [];
 const pointResults: CrashPointResult[] = [];
 const tools = createFaultTools();
@@ -107,6 +103,8 @@ function payloadCounts(json: string): Partial<Record<PayloadTool, number[]>> {
     ip: Object.values(p.ip).map((lines) => lines.length),
   };
   for (const f of p.firewall) {
+    // The fault wrappers do not wrap ipset (the iptables front end's sets): not a kill point.
+    if (f.tool === "ipset") continue;
     const tool: PayloadTool =
       f.tool === "nft" ? "nft" : f.family === 6 ? "ip6tables-restore" : "iptables-restore";
     (counts[tool] ??= []).push(f.script.split("\n").length);
@@ -115,10 +113,10 @@ function payloadCounts(json: string): Partial<Record<PayloadTool, number[]>> {
 }
 const started = Date.now();
 
-async function fresh(): Promise<{ node: ReliabilityNode; config: string; baseline: Baseline }> {
+async function fresh(): Promise<{ node: Netns; config: string; baseline: Baseline }> {
   node?.destroy();
-  node = createReliabilityNode({ area: "crash", dualStack: true });
-  const config = writeConfig(node.stateDir, "networks.yaml", manyNetworksConfig(networks));
+  node = createNamespaceNode({ prefix: "sr-crash", dualStack: true });
+  const config = writeConfigFile(node.stateDir, "networks.yaml", manyNetworksConfig(networks));
   const baseline = await measureBaseline(node, config, tools);
   const { original: _o, converged: _c, ...timings } = baseline;
   baselines.push(timings);

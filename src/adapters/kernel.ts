@@ -14,13 +14,20 @@ import type {
   OwnedFirewall,
 } from "../model/state.ts";
 import { BatchError, type Kernel, type ReadScope } from "../engine/ports.ts";
-import { ARP_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../model/firewall.ts";
+import {
+  ARP_KEY_PREFIX,
+  IPSET_KEY_PREFIX,
+  IPSET_PREFIX,
+  IPT_CHAIN_PREFIX,
+  arpKeyBackend,
+} from "../model/firewall.ts";
 import type { DnatService, KubeProxyServices } from "../model/services.ts";
 import { runTool, toolError, type ToolRunner } from "./exec.ts";
 import { parseIptablesNatServices, parseNftKubeProxyServices } from "./kube-proxy-parse.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {
   BPF_GLOBALS_DIR,
+  IPSET_READ_ARGS,
   IPTABLES_READ_ARGS,
   KUBE_PROXY_IPTABLES_ARGS,
   KUBE_PROXY_NFT_ARGS,
@@ -64,6 +71,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const bpfGlobals = options.bpfGlobals ?? BPF_GLOBALS_DIR;
 
   let available: Promise<readonly FirewallBackend[]> | undefined;
+  let ipset: Promise<boolean> | undefined;
 
   /** One `ip -j -N -d -batch -` with several show commands: their outputs, in order. */
   const ipBatchJson = async (family: Family, commands: string[]): Promise<Json[][]> => {
@@ -127,6 +135,8 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const readIptablesOwned = async (
     arp: Promise<NftRule[] | undefined>,
   ): Promise<OwnedFirewall | undefined> => {
+    const sets_ = readIpsets();
+    sets_.catch(() => undefined); // awaited below
     const keys: string[] = [];
     const contents: string[] = [];
     const tools = ["iptables-save", "ip6tables-save"] as const;
@@ -154,11 +164,28 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       }
     }
     const arpRules = arpRulesOf(await arp, "iptables");
+    const sets = ipsetsFromSave(await sets_);
     return {
       backend: "iptables",
-      ruleKeys: [...keys, ...arpRules.flatMap((r) => (r.key === undefined ? [] : [r.key]))],
-      contents: [...contents, ...arpRules.map((r) => r.content)],
+      ruleKeys: [...keys, ...sets.keys, ...arpRules.flatMap((r) => (r.key === undefined ? [] : [r.key]))],
+      contents: [...contents, ...sets.contents, ...arpRules.map((r) => r.content)],
     };
+  };
+
+  /** `ipset save`'s output ("" when ipset is not installed or the kernel has no ip_set). */
+  const readIpsets = async (): Promise<string> => {
+    const result = await run("ipset", IPSET_READ_ARGS, { allowFailure: true }).catch((error: unknown) => {
+      // No ipset at all: nothing of ours can be in the kernel's sets.
+      if (isSymrouteError(error) && error.kind === "dependency") return undefined;
+      throw error;
+    });
+    if (result === undefined) return "";
+    if (result.code !== 0) {
+      if (/Operation not permitted|Permission denied/i.test(result.stderr))
+        throw toolError("ipset", IPSET_READ_ARGS, result);
+      return "";
+    }
+    return result.stdout;
   };
 
   /** kube-proxy's traces: its nft table, its iptables chains (started before the links are known). */
@@ -399,6 +426,34 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       });
     },
 
+    async runIpsetRestore(payload: string): Promise<void> {
+      const args = ["restore", "-exist"];
+      const result = await run("ipset", args, { input: payload, allowFailure: true });
+      if (result.code === 0) return;
+      const error = toolError("ipset", args, result);
+      // "ipset v7.17: Error in line 3: ..." names the failing line.
+      const m = /Error in line (\d+)/.exec(result.stderr);
+      const lineNo = m === null ? undefined : Number(m[1]);
+      const noKernel = /set type not supported|Protocol not supported|Cannot open session/i.test(
+        result.stderr,
+      );
+      throw new BatchError(error.kind, error.message, {
+        tool: "ipset",
+        ...(lineNo === undefined
+          ? {}
+          : { failedLine: lineNo, failedText: payload.split("\n")[lineNo - 1] ?? "?" }),
+        details: error.details,
+        hint: noKernel
+          ? "the kernel has no ip_set hash:net,iface support (modprobe ip_set_hash_netiface), or use firewall: nftables"
+          : error.hint,
+      });
+    },
+
+    ipsetAvailable(): Promise<boolean> {
+      ipset ??= onPath("ipset");
+      return ipset;
+    },
+
     async writeSysctls(values): Promise<void> {
       for (const [name, value] of values) {
         try {
@@ -500,6 +555,23 @@ export function nftRuleKeysFromText(text: string): string[] {
     }
   }
   return keys;
+}
+
+/**
+ * symroute's sets in `ipset save` output: a key per set, and each line canonical for drift
+ * comparison (hash size, bucket size and the random initval are the kernel's, not content).
+ */
+export function ipsetsFromSave(text: string): { keys: string[]; contents: string[] } {
+  const keys: string[] = [];
+  const contents: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^(create|add) (\S+)/.exec(line);
+    if (m === null || !(m[2] as string).startsWith(IPSET_PREFIX)) continue;
+    if (m[1] === "create") keys.push(IPSET_KEY_PREFIX + (m[2] as string));
+    const canonical = line.replace(/ (hashsize|bucketsize|initval) \S+/g, "").trim();
+    contents.push(IPSET_KEY_PREFIX + canonical);
+  }
+  return { keys, contents };
 }
 
 /** Whether an executable of this name is on PATH (what spawning it would find). */

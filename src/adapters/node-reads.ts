@@ -65,3 +65,6 @@ export const BPF_GLOBALS_DIR = "/sys/fs/bpf/tc/globals";
 
 /** `tc -j filter show dev IF ingress`: the BPF programs that see the interface's packets before netfilter. */
 export const tcIngressArgs = (ifname: string): string[] => ["-j", "filter", "show", "dev", ifname, "ingress"];
+
+/** `ipset save`: every set (symroute's are picked out by their prefix), in restore syntax. */
+export const IPSET_READ_ARGS: readonly string[] = ["save"];

@@ -36,7 +36,7 @@ export interface ReadScope {
 }
 
 /** The tools that take their input as one batch, one object per line. */
-export type BatchTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore";
+export type BatchTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore" | "ipset";
 
 export interface BatchErrorOptions extends SymrouteErrorOptions {
   readonly tool: BatchTool;
@@ -47,8 +47,9 @@ export interface BatchErrorOptions extends SymrouteErrorOptions {
 }
 
 /**
- * A batch tool refused its input. `ip -batch` has run every line before `failedLine` (roll back
- * undoes those); an `nft -f` or `iptables-restore` transaction has changed nothing.
+ * A batch tool refused its input. `ip -batch` and `ipset restore` have run every line before
+ * `failedLine` (roll back undoes those); an `nft -f` or `iptables-restore` transaction has changed
+ * nothing.
  */
 export class BatchError extends SymrouteError {
   readonly tool: BatchTool;
@@ -87,6 +88,13 @@ export interface Kernel {
    * throws a BatchError.
    */
   runIptablesRestore(family: Family, payload: string): Promise<void>;
+  /**
+   * One `ipset restore -exist` (symroute's sets for the iptables front end). Not a transaction:
+   * ipset stops at a failing line and keeps what ran before it; throws naming the failing line.
+   */
+  runIpsetRestore(payload: string): Promise<void>;
+  /** Whether ipset can be run on this node (the iptables front end keeps its pools in sets). */
+  ipsetAvailable(): Promise<boolean>;
   /** Write sysctls in the given order. */
   writeSysctls(values: readonly (readonly [string, string])[]): Promise<void>;
   /** Whether iptables' mangle table exists (iptables-nft creates it on first use). */

@@ -66,6 +66,8 @@ export interface Observation {
   readonly routing: NodeState;
   /** The firewall front ends that work on this node. */
   readonly available: readonly FirewallBackend[];
+  /** Whether ipset is installed (the iptables front end keeps its pools in sets). */
+  readonly ipsetAvailable: boolean;
   /** The front end wanted (undefined: removing, or no config). */
   readonly firewall: FirewallBackend | undefined;
   readonly firewallRead: Promise<readonly OwnedFirewall[]>;

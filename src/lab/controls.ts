@@ -4,7 +4,8 @@
 //
 // symroute's objects are found the way a reviewer would find them: its ip rules (the node has none
 // of its own beyond the kernel's three), its nftables tables (named "symroute"), and rules in the
-// iptables tables that carry what it writes (CONNMARK --set-xmark, the rpfilter match).
+// iptables tables that carry what it writes (CONNMARK --save-mark from its classify set, the
+// rpfilter match).
 
 import type { Topology } from "./topology.ts";
 
@@ -104,7 +105,8 @@ export async function removeSymrouteMark(topology: Topology, node: Node = "node"
     // `ct mark set ...`: a mangle statement on the ct mark key.
     return removeNftRules(topology, node, (_, text) => /"mangle":\{"key":\{"ct":\{"key":"mark"/.test(text));
   }
-  return removeIptablesRules(topology, node, "mangle", / --set-xmark /);
+  // The rule that saves the mark the classify set put on the packet into the connection.
+  return removeIptablesRules(topology, node, "mangle", / --save-mark /);
 }
 
 /** Removes symroute's ARP probes (rules of its tables in nft's arp family). */

@@ -5,7 +5,7 @@ import { access } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { SymrouteError } from "../model/errors.ts";
 
-const DEBIAN_PACKAGES = "iproute2 nftables iptables conntrack";
+const DEBIAN_PACKAGES = "iproute2 nftables iptables ipset conntrack";
 
 /** Tool, and the Debian package it comes from. */
 const TOOLS: readonly (readonly [string, string])[] = [
@@ -13,6 +13,8 @@ const TOOLS: readonly (readonly [string, string])[] = [
   ["nft", "nftables"],
   ["iptables-restore", "iptables"],
   ["ip6tables-restore", "iptables"],
+  // The iptables front end keeps its pools in ipsets.
+  ["ipset", "ipset"],
   ["sysctl", "procps"],
 ];
 

@@ -226,6 +226,69 @@ export interface IptablesRule extends FirewallRule {
 /** iptables' own chains, which symroute's chains are jumped to from. */
 export const BUILTIN = new Set(["PREROUTING", "OUTPUT"]);
 
+/** symroute's ipsets start so (the kernel allows set names of at most 31 characters). */
+export const IPSET_PREFIX = "symroute-";
+/** Keys of symroute's ipsets in the iptables front end's owned-firewall lists carry this prefix. */
+export const IPSET_KEY_PREFIX = "ipset:";
+
+/**
+ * An ipset of the iptables front end (`hash:net,iface`): one lookup per packet whatever the number
+ * of pools. Its name carries a digest of its content, so a change of content is a new set that the
+ * rules switch to in one iptables-restore transaction, and the rules' keys change with it.
+ */
+export interface IpSet {
+  readonly name: string;
+  /** `classify`: new connections' mark by pool and interface; `guard`: the pools the guards exempt. */
+  readonly purpose: "classify" | "guard";
+  readonly family: Family;
+  /** Elements carry a mark value/mask (`skbinfo`), which `-j SET --map-mark` puts in the packet mark. */
+  readonly skbinfo: boolean;
+  /** `prefix,ifname[ skbmark V/M]`, as `ipset restore` takes them. */
+  readonly elements: readonly string[];
+}
+
+const ipsetsOfSpec = new WeakMap<FirewallSpec, readonly IpSet[]>();
+
+/** The ipsets an iptables spec needs: per family, one for classify and one for the guards' pools. */
+export function ipsetsOf(spec: FirewallSpec | undefined): readonly IpSet[] {
+  if (spec === undefined || spec.backend !== "iptables") return [];
+  let sets = ipsetsOfSpec.get(spec);
+  if (sets === undefined) {
+    sets = buildIpsets(spec);
+    ipsetsOfSpec.set(spec, sets);
+  }
+  return sets;
+}
+
+function buildIpsets(spec: FirewallSpec): IpSet[] {
+  const mask = hexToken(spec.mask);
+  const sets: IpSet[] = [];
+  const make = (kind: "c" | "g", family: Family, skbinfo: boolean, elements: string[]): void => {
+    if (elements.length === 0) return;
+    const digest = fnv1aOfLines(`${kind}${family}${skbinfo ? " skbinfo" : ""}`, elements.join("\n"));
+    const purpose = kind === "c" ? "classify" : "guard";
+    sets.push({ name: `${IPSET_PREFIX}${kind}${family}-${digest}`, purpose, family, skbinfo, elements });
+  };
+  for (const family of [4, 6] as const) {
+    const classify: string[] = [];
+    for (const e of spec.entries) {
+      if (e.family !== family) continue;
+      const iif = ifnameToken(e.iif);
+      const mark = ` skbmark ${hexToken(e.value)}/${mask}`;
+      for (const pool of e.pools) classify.push(`${cidrToken(pool)},${iif}${mark}`);
+    }
+    make("c", family, true, classify);
+    const exempt: string[] = [];
+    for (const g of spec.guards ?? []) {
+      if (g.family !== family) continue;
+      const iif = ifnameToken(g.iif);
+      for (const pool of g.exempt) exempt.push(`${cidrToken(pool)},${iif}`);
+    }
+    make("g", family, false, exempt);
+  }
+  return sets;
+}
+
 export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[] {
   const mask = hexToken(spec.mask);
   const rules: IptablesRule[] = [];
@@ -233,38 +296,45 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
     const body = `${match} ${target}`.trim();
     rules.push({ chain, body, match, target, key: keyOf(label, chain, body), family });
   };
-  const entries = spec.entries.filter((x) => x.family === family);
-  if (entries.length > 0) {
+  const sets = ipsetsOf(spec).filter((s) => s.family === family);
+  // `dst,src` on hash:net,iface: the destination address and the incoming interface.
+  const setOf = (purpose: IpSet["purpose"]): string | undefined =>
+    sets.find((s) => s.purpose === purpose)?.name;
+  const classifySet = setOf("classify");
+  if (classifySet !== undefined) {
     add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
     add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
-    // Without ipset this list is linear in pools (docs/benchmarks.md section 7); only new
-    // connections walk it.
-    add(IPT_PRE, "-m conntrack --ctstate NEW", `-j ${IPT_CLASSIFY}`, "classify new connections");
-    for (const e of entries) {
-      for (const pool of e.pools) {
-        add(
-          IPT_CLASSIFY,
-          `-i ${ifnameToken(e.iif)} -d ${cidrToken(pool)}`,
-          `-j CONNMARK --set-xmark ${hexToken(e.value)}/${mask}`,
-          `${e.network} mark ${hexToken(e.value)}`,
-        );
-      }
-    }
+    // One set lookup per new connection, whatever the number of networks; packets of existing
+    // connections skip it.
+    add(
+      IPT_PRE,
+      `-m conntrack --ctstate NEW -m set --match-set ${classifySet} dst,src`,
+      `-j ${IPT_CLASSIFY}`,
+      "classify new connections",
+    );
+    // The set's element puts the network's value in the packet mark; the mark's bits go into the
+    // connection mark (its other bits kept), and the packet mark gets its bits back to zero, so that
+    // the request itself is routed as before.
+    add(IPT_CLASSIFY, "", `-j SET --map-set ${classifySet} dst,src --map-mark`, "mark from the set");
+    add(IPT_CLASSIFY, "", `-j CONNMARK --save-mark --nfmask ${mask} --ctmask ${mask}`, "save mark");
+    add(IPT_CLASSIFY, "", `-j MARK --set-xmark 0x0/${mask}`, "clear the packet mark");
     const restore = `-j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`;
     add(IPT_PRE, "-m conntrack --ctdir REPLY", restore, "restore mark on replies");
     add(IPT_OUT, "-m conntrack --ctdir REPLY", restore, "restore mark on local replies");
   }
   const guards = (spec.guards ?? []).filter((g) => g.family === family);
   if (guards.length > 0) {
-    // In mangle, before nat's DNAT: the destination is still the pool's address. A packet walks
-    // one `-i` rule per guarded interface, then only its own interface's chain (whose exemptions
-    // are one rule per pool on that interface: iptables has no set without ipset).
+    // In mangle, before nat's DNAT: the destination is still the pool's address. The pools are one
+    // set lookup (address and incoming interface); then a packet walks one `-i` rule per guarded
+    // interface (not per pool) to its interface's chain.
     add("PREROUTING", "", `-j ${IPT_GUARD}`, "symroute guard");
+    const guardSet = setOf("guard");
+    if (guardSet !== undefined)
+      add(IPT_GUARD, `-m set --match-set ${guardSet} dst,src`, "-j RETURN", "pools exempt from the guards");
     for (const g of guards)
       add(IPT_GUARD, `-i ${ifnameToken(g.iif)}`, `-g ${iptGuardChain(g.iif)}`, guardLabel(g.iif));
     for (const g of guards) {
       const chain = iptGuardChain(g.iif);
-      for (const pool of g.exempt) add(chain, `-d ${cidrToken(pool)}`, "-j RETURN", `${g.iif} pool ${pool}`);
       if (family === 6) {
         for (const type of ["neighbour-solicitation", "neighbour-advertisement", "router-advertisement"])
           add(chain, `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}`, "-j RETURN", `${g.iif} ${type}`);
@@ -303,13 +373,17 @@ export const ALL_JUMPS = (family: Family): IptablesRule[] =>
   ).filter((r) => BUILTIN.has(r.chain));
 
 /**
- * The comment keys the rendered firewall carries: iptables keys per family ("4:..."), the ARP
- * table's with ARP_KEY_PREFIX.
+ * The comment keys the rendered firewall carries: iptables keys per family ("4:..."), the ipsets'
+ * names with IPSET_KEY_PREFIX, the ARP table's with ARP_KEY_PREFIX.
  */
 export function firewallRuleKeys(spec: FirewallSpec): string[] {
   const arp = arpRules(spec).map((r) => ARP_KEY_PREFIX + r.key);
   if (spec.backend === "nftables") return [...nftRules(spec).map((r) => r.key), ...arp];
-  return [...familiesOf(spec).flatMap((f) => iptablesRules(spec, f).map((r) => `${f}:${r.key}`)), ...arp];
+  return [
+    ...familiesOf(spec).flatMap((f) => iptablesRules(spec, f).map((r) => `${f}:${r.key}`)),
+    ...ipsetsOf(spec).map((s) => IPSET_KEY_PREFIX + s.name),
+    ...arp,
+  ];
 }
 
 /** Keys of the jump rules, which the iptables observer reports with the others. */
@@ -320,9 +394,12 @@ export function iptablesJumpKeys(family: Family): string[] {
 /** How new connections are classified into networks: what `plan` reports. */
 export interface ClassifyForm {
   readonly backend: FirewallSpec["backend"];
-  /** `map`: one lookup per new connection whatever the number of networks; `rules`: a list walked. */
-  readonly form: "map" | "rules";
-  /** Elements of the maps (`map`) or rules in the list (`rules`): one per pool. */
+  /**
+   * One lookup per new connection whatever the number of networks: `map` (nftables) or `set`
+   * (iptables with ipset); `rules`: a list walked (no longer rendered; kept in the JSON contract).
+   */
+  readonly form: "map" | "set" | "rules";
+  /** Elements of the maps or sets: one per pool. */
   readonly size: number;
   /** One line in plain words. */
   readonly text: string;
@@ -341,10 +418,11 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
       text: `one verdict-map lookup on iifname . ${keys.join(" / ")} per new connection (${size} element(s)), whatever the number of networks`,
     };
   }
+  const sets = ipsetsOf(spec).filter((x) => x.purpose === "classify");
   return {
     backend: spec.backend,
-    form: "rules",
+    form: "set",
     size,
-    text: `a list of ${size} rule(s), one per pool, walked by every new connection; packets of existing connections skip it (linear in pools: this front end has no ipset support in symroute yet; docs/benchmarks.md section 7 measures the cost)`,
+    text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection (${size} element(s)), whatever the number of networks`,
   };
 }

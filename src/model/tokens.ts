@@ -1,4 +1,4 @@
-// Every word that goes into an `ip -batch`, `nft -f` or `iptables-restore` payload passes one of
+// Every word that goes into an `ip -batch`, `nft -f`, `iptables-restore` or `ipset restore` payload passes one of
 // these guards: a newline or a quote in a name must never reach a tool.
 
 import { SymrouteError } from "./errors.ts";
@@ -65,4 +65,10 @@ export function hexToken(n: number): string {
 export function commentToken(text: string): string {
   if (!/^[A-Za-z0-9_.:/# -]{1,120}$/.test(text)) refuse("comment", text);
   return text;
+}
+
+/** A set name read back from the node goes into a payload only if symroute could have made it. */
+export function ipsetNameToken(name: string): string {
+  if (!/^symroute-[A-Za-z0-9_-]{1,22}$/.test(name)) refuse("ipset name", name);
+  return name;
 }

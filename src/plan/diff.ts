@@ -163,8 +163,15 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
         });
         return;
       }
+      // Only rules that route: a foreign rule tried before the skip or the nop changes nothing
+      // they do (the rules behind them are checked in their own right).
       const shadowed = desired.rules.find(
-        (d) => d.family === r.family && d.priority >= r.priority && mayOverlap(r, d),
+        (d) =>
+          d.family === r.family &&
+          d.priority >= r.priority &&
+          d.action !== "nop" &&
+          d.action !== "goto" &&
+          mayOverlap(r, d),
       );
       if (shadowed !== undefined) {
         conflicts.push({

@@ -1,5 +1,6 @@
 // The firewall's rules (src/model/firewall.ts) as the scripts each tool reads: one `nft -f`
-// transaction, or one `iptables-restore --noflush` payload per family.
+// transaction, or one `iptables-restore --noflush` payload per family with its `ipset restore`
+// payloads (the sets filled before, the stale ones destroyed after).
 
 import type { Family } from "../model/address.ts";
 import {
@@ -13,12 +14,16 @@ import {
   NFT_TABLE,
   arpRules,
   iptGuardChain,
+  IPSET_PREFIX,
   iptablesRules,
+  ipsetsOf,
   nftRules,
+  type IpSet,
   type FirewallRule,
   type FirewallSpec,
   type IptablesRule,
 } from "../model/firewall.ts";
+import { ipsetNameToken } from "../model/tokens.ts";
 
 /** `nft -f` lines that replace symroute's `arp` table whole (or only remove it). */
 function arpTableLines(spec: FirewallSpec | undefined): string[] {
@@ -107,4 +112,44 @@ export function renderIptables(
   for (const c of chains) if (!wantedChains.has(c)) lines.push(`-X ${c}`);
   lines.push("COMMIT");
   return `${lines.join("\n")}\n`;
+}
+
+const ipsetCreate = (name: string, set: IpSet): string =>
+  `create ${name} hash:net,iface family ${set.family === 4 ? "inet" : "inet6"}${set.skbinfo ? " skbinfo" : ""}`;
+
+/** The temporary set a set is filled in before it is swapped in. */
+const ipsetTemp = (name: string): string => `${name}-t`;
+
+/**
+ * One `ipset restore -exist` payload that fills every set the spec needs. `ipset restore` is not a
+ * transaction (it stops at a failing line and keeps what ran): each set is filled as a temporary
+ * set and swapped in whole, so a packet sees either the old content or the new, never a half.
+ * `-exist` makes the create of a set present already, and the destroy of one absent, no error.
+ */
+export function renderIpsetFill(spec: FirewallSpec | undefined): string | undefined {
+  const sets = ipsetsOf(spec);
+  if (sets.length === 0) return undefined;
+  const lines: string[] = [];
+  for (const set of sets) {
+    const temp = ipsetTemp(set.name);
+    lines.push(ipsetCreate(temp, set), `flush ${temp}`);
+    for (const e of set.elements) lines.push(`add ${temp} ${e}`);
+    lines.push(ipsetCreate(set.name, set), `swap ${temp} ${set.name}`, `destroy ${temp}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * One `ipset restore -exist` payload that destroys symroute's sets present (`present`, names) and
+ * no longer asked for: it runs after the iptables-restore that stopped referring to them (a set in
+ * use cannot be destroyed).
+ */
+export function renderIpsetRemove(
+  spec: FirewallSpec | undefined,
+  present: readonly string[],
+): string | undefined {
+  const wanted = new Set(ipsetsOf(spec).map((s) => s.name));
+  const stale = present.filter((n) => !wanted.has(n) && n.startsWith(IPSET_PREFIX));
+  if (stale.length === 0) return undefined;
+  return `${stale.map((n) => `destroy ${ipsetNameToken(n)}`).join("\n")}\n`;
 }

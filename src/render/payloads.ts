@@ -3,8 +3,14 @@
 import type { Family } from "../model/address.ts";
 import type { NodeState } from "../model/state.ts";
 import type { Change } from "../model/change.ts";
-import { ARP_KEY_PREFIX, familiesOf, type FirewallSpec } from "../model/firewall.ts";
-import { renderIptables, renderNft, renderNftArp } from "./firewall-scripts.ts";
+import { ARP_KEY_PREFIX, IPSET_KEY_PREFIX, familiesOf, type FirewallSpec } from "../model/firewall.ts";
+import {
+  renderIpsetFill,
+  renderIpsetRemove,
+  renderIptables,
+  renderNft,
+  renderNftArp,
+} from "./firewall-scripts.ts";
 import { renderIpBatch, renderLinkBatch, type IpBatch } from "./ip.ts";
 
 export interface SysctlWrite {
@@ -16,7 +22,9 @@ export interface SysctlWrite {
 export type FirewallPayload =
   /** `frontEnd` "iptables": the iptables front end's ARP table (nft has the only ARP hook). */
   | { readonly tool: "nft"; readonly script: string; readonly frontEnd?: "iptables" }
-  | { readonly tool: "iptables-restore"; readonly family: Family; readonly script: string };
+  | { readonly tool: "iptables-restore"; readonly family: Family; readonly script: string }
+  /** `ipset restore -exist`: the iptables front end's sets (filled before its rules, destroyed after). */
+  | { readonly tool: "ipset"; readonly script: string };
 
 export interface Payloads {
   readonly linkAdds: IpBatch;
@@ -62,18 +70,28 @@ export function renderNftablesPayloads(spec: FirewallSpec | undefined): Firewall
 }
 
 /**
- * The iptables front end's payloads: one `iptables-restore` per family that has or gets symroute's
- * chains (the jumps from the built-in chains inserted only when `node` lacks them), and nft's ARP
- * table when probes are wanted or were there.
+ * The iptables front end's payloads: its sets filled (`ipset restore`), one `iptables-restore` per
+ * family that has or gets symroute's chains (the jumps from the built-in chains inserted only when
+ * `node` lacks them), the sets no longer used destroyed, and nft's ARP table when probes are
+ * wanted or were there.
  */
 export function renderIptablesPayloads(spec: FirewallSpec | undefined, node: NodeState): FirewallPayload[] {
   const out: FirewallPayload[] = [];
   const observed = node.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
+  // The sets exist, filled, before the rules that refer to them; stale ones go after the rules
+  // that referred to them (a set in use cannot be destroyed).
+  const fill = renderIpsetFill(spec);
+  if (fill !== undefined) out.push({ tool: "ipset", script: fill });
   for (const family of [4, 6] as const) {
     const present = new Set(observed.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)));
     if (!familiesOf(spec).includes(family) && present.size === 0) continue;
     out.push({ tool: "iptables-restore", family, script: renderIptables(spec, family, present) });
   }
+  const sets = observed
+    .filter((k) => k.startsWith(IPSET_KEY_PREFIX))
+    .map((k) => k.slice(IPSET_KEY_PREFIX.length));
+  const remove = renderIpsetRemove(spec, sets);
+  if (remove !== undefined) out.push({ tool: "ipset", script: remove });
   // iptables has no ARP output hook: the probes live in nft's `arp` table with either front end.
   const arpWanted = (spec?.arpProbes ?? []).length > 0;
   if (arpWanted || observed.some((k) => k.startsWith(ARP_KEY_PREFIX)))

@@ -6,18 +6,17 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createNode, e2eUnavailable, must, run } from "../support/netns.ts";
+import { createBareNamespace, createNode, e2eUnavailable, run } from "../support/netns.ts";
 import { missing } from "../support/skip.ts";
 
 function vlanUnsupported(): string | undefined {
-  const ns = `sr-vlanprobe-${process.pid}`;
-  must(["ip", "netns", "add", ns]);
+  const ns = createBareNamespace("sr-vlanprobe");
   try {
     const probe = "link add name p0 type veth peer name p1\nlink add link p0 name p0.5 type vlan id 5\n";
-    const r = run(["ip", "-n", ns, "-batch", "-"], { input: probe });
+    const r = run(["ip", "-n", ns.name, "-batch", "-"], { input: probe });
     return r.code === 0 ? undefined : missing("802.1Q VLAN", r.stderr.trim().split("\n")[0]);
   } finally {
-    run(["ip", "netns", "del", ns]);
+    ns.destroy();
   }
 }
 

@@ -192,6 +192,11 @@ test("a foreign rule between the skip and its nop that unmarked packets reach is
   const marked: Rule = { family: 4, priority: 1001, fwmark: 0x9, fwmask: 0xff, action: "lookup", table: 7 };
   const other = diffRouting(d, { ...node, rules: [...articleNode().rules, ...d.rules, marked] }, own(cfg));
   assert.ok(!other.conflicts.some((c) => /jump over it/.test(c.reason)), JSON.stringify(other));
+  // At the nop's priority (after the fwmark rules, nothing of symroute's behind it): a notice.
+  const atNop: Rule = { family: 4, priority: 1002, to: "198.51.100.0/24", action: "lookup", table: 7 };
+  const notice = diffRouting(d, { ...node, rules: [...articleNode().rules, ...d.rules, atNop] }, own(cfg));
+  assert.deepEqual(notice.conflicts, []);
+  assert.match(notice.notices.join("\n"), /priority 1002 lookup 7 is not symroute's/);
 });
 
 test("apply adds the skip and nop (in sync after), and delete returns the node's rules exactly", async () => {

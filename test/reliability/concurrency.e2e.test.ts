@@ -7,17 +7,16 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
 import { APPLY_LOCK_NAME } from "../../src/adapters/state-file.ts";
-import { e2eUnavailable } from "../support/netns.ts";
 import {
   assertSameDump,
   canonicalDump,
   CLI,
-  createReliabilityNode,
-  duplicateObjects,
-  manyNetworksConfig,
-  writeConfig,
-  type ReliabilityNode,
-} from "./support/node.ts";
+  createNamespaceNode,
+  e2eUnavailable,
+  type Netns,
+  writeConfigFile,
+} from "../support/netns.ts";
+import { duplicateObjects, manyNetworksConfig } from "./support/node.ts";
 
 const skip = e2eUnavailable();
 
@@ -28,7 +27,7 @@ interface Finished {
 
 /** Starts symroute without waiting for it. */
 function start(
-  node: ReliabilityNode,
+  node: Netns,
   args: readonly string[],
 ): { child: ReturnType<typeof spawn>; done: Promise<Finished> } {
   const child = spawn(
@@ -57,7 +56,7 @@ function waitedOrRefused(r: Finished, what: string): "waited" | "refused" {
   return "refused";
 }
 
-function assertConsistent(node: ReliabilityNode, config: string, what: string): void {
+function assertConsistent(node: Netns, config: string, what: string): void {
   const plan = node.symroute(["plan", "-c", config]);
   assert.equal(plan.code, 0, `${what}: plan is not in sync:\n${plan.stdout}${plan.stderr}`);
   assert.deepEqual(duplicateObjects(node), [], what);
@@ -67,9 +66,9 @@ test(
   "a held lock: apply refuses with a busy error after --lock-wait, and waits while it is held",
   { skip },
   async (t) => {
-    const node = createReliabilityNode({ area: "conc" });
+    const node = createNamespaceNode({ prefix: "sr-conc" });
     t.after(() => node.destroy());
-    const config = writeConfig(node.stateDir, "ten.yaml", manyNetworksConfig(10));
+    const config = writeConfigFile(node.stateDir, "ten.yaml", manyNetworksConfig(10));
     // Another holder of this namespace's lock (an abstract Unix socket, scoped to the namespace),
     // answering like symroute does; it prints "ready" once it holds the lock.
     const holderCode =
@@ -110,9 +109,9 @@ test(
   "two applies of the same config at once: one waits or refuses, and one consistent state results",
   { skip },
   async (t) => {
-    const node = createReliabilityNode({ area: "conc" });
+    const node = createNamespaceNode({ prefix: "sr-conc" });
     t.after(() => node.destroy());
-    const config = writeConfig(node.stateDir, "many.yaml", manyNetworksConfig(100));
+    const config = writeConfigFile(node.stateDir, "many.yaml", manyNetworksConfig(100));
     const original = node.dump();
     for (let round = 0; round < 3; round++) {
       const a = start(node, ["apply", "-c", config]);
@@ -133,10 +132,10 @@ test(
 );
 
 test("two different configs at once: the node ends in exactly one of them", { skip }, async (t) => {
-  const node = createReliabilityNode({ area: "conc" });
+  const node = createNamespaceNode({ prefix: "sr-conc" });
   t.after(() => node.destroy());
-  const configA = writeConfig(node.stateDir, "a.yaml", manyNetworksConfig(100));
-  const configB = writeConfig(node.stateDir, "b.yaml", manyNetworksConfig(60, "iptables"));
+  const configA = writeConfigFile(node.stateDir, "a.yaml", manyNetworksConfig(100));
+  const configB = writeConfigFile(node.stateDir, "b.yaml", manyNetworksConfig(60, "iptables"));
   const original = node.dump();
   // What each config alone produces, to compare the race's result with.
   const alone = (config: string): string => {

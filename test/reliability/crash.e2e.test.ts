@@ -8,7 +8,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { e2eUnavailable } from "../support/netns.ts";
 import {
   crashPointTrial,
   crashTrial,
@@ -21,7 +20,8 @@ import {
   type TrialResult,
 } from "./support/crash.ts";
 import { createFaultTools } from "./support/fault-tools.ts";
-import { createReliabilityNode, manyNetworksConfig, writeConfig } from "./support/node.ts";
+import { createNamespaceNode, e2eUnavailable, writeConfigFile } from "../support/netns.ts";
+import { manyNetworksConfig } from "./support/node.ts";
 
 const skip = e2eUnavailable();
 const NETWORKS = 200;
@@ -32,13 +32,13 @@ test(
   `SIGKILL during apply and delete of ${NETWORKS} networks: the next runs converge and restore`,
   { skip, timeout: 600_000 },
   async (t) => {
-    const node = createReliabilityNode({ area: "crash", dualStack: true });
+    const node = createNamespaceNode({ prefix: "sr-crash", dualStack: true });
     const tools = createFaultTools();
     t.after(() => {
       node.destroy();
       tools.remove();
     });
-    const config = writeConfig(node.stateDir, "networks.yaml", manyNetworksConfig(NETWORKS));
+    const config = writeConfigFile(node.stateDir, "networks.yaml", manyNetworksConfig(NETWORKS));
     const plan = node.symroute(["plan", "-c", config, "-o", "json", "--payloads"]);
     assert.equal(plan.code, 2, plan.stderr);
     const payloads = (JSON.parse(plan.stdout) as { payloads: { ip: { ipv4: string[]; ipv6: string[] } } })

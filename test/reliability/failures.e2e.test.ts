@@ -10,18 +10,18 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { e2eUnavailable } from "../support/netns.ts";
 import { missing } from "../support/skip.ts";
 import { createFaultTools, type Fault } from "./support/fault-tools.ts";
 import {
-  CLI,
-  createReliabilityNode,
   assertSameDump,
-  manyNetworksConfig,
+  CLI,
+  createNamespaceNode,
+  e2eUnavailable,
+  type Netns,
   run,
-  writeConfig,
-  type ReliabilityNode,
-} from "./support/node.ts";
+  writeConfigFile,
+} from "../support/netns.ts";
+import { manyNetworksConfig } from "./support/node.ts";
 
 const skip = e2eUnavailable();
 
@@ -39,14 +39,14 @@ networks:
 `;
 }
 
-function nodeFor(t: TestContext): ReliabilityNode {
-  const node = createReliabilityNode({ area: "fail", dualStack: true });
+function nodeFor(t: TestContext): Netns {
+  const node = createNamespaceNode({ prefix: "sr-fail", dualStack: true });
   t.after(() => node.destroy());
   return node;
 }
 
 /** Applies with `env`, expects exit 1 and the node exactly as before; returns stderr. */
-function applyMustFailCleanly(node: ReliabilityNode, config: string, env?: NodeJS.ProcessEnv): string {
+function applyMustFailCleanly(node: Netns, config: string, env?: NodeJS.ProcessEnv): string {
   const before = node.dump();
   const r = node.symroute(["apply", "-c", config], env);
   assert.equal(r.code, 1, `apply should fail: ${r.stdout}${r.stderr}`);
@@ -98,7 +98,7 @@ for (const c of corruptions) {
     const node = nodeFor(t);
     const tools = createFaultTools();
     t.after(() => tools.remove());
-    const config = writeConfig(node.stateDir, "two.yaml", twoNetworks(c.firewall));
+    const config = writeConfigFile(node.stateDir, "two.yaml", twoNetworks(c.firewall));
     const stderr = applyMustFailCleanly(node, config, tools.env(c.fault));
     assert.match(stderr, /apply failed and was rolled back/);
     assert.match(stderr, c.cause);
@@ -115,7 +115,7 @@ test(
   (t) => {
     const node = nodeFor(t);
     assert.equal(node.exec(["ip", "link", "add", "ext1", "type", "veth", "peer", "name", "ext1p"]).code, 0);
-    const config = writeConfig(node.stateDir, "down.yaml", twoNetworks("nftables", "ext1"));
+    const config = writeConfigFile(node.stateDir, "down.yaml", twoNetworks("nftables", "ext1"));
     const stderr = applyMustFailCleanly(node, config);
     assert.match(stderr, /ip -batch - failed \(exit 1\): Error: Device for nexthop is not up/);
     assert.match(stderr, /failing line \d+: route add 198\.51\.100\.0\/24 dev ext1 table \d+/);
@@ -124,7 +124,7 @@ test(
 
 test("a missing interface is refused before anything changes, naming the interface", { skip }, (t) => {
   const node = nodeFor(t);
-  const config = writeConfig(node.stateDir, "missing.yaml", twoNetworks("nftables", "ext9"));
+  const config = writeConfigFile(node.stateDir, "missing.yaml", twoNetworks("nftables", "ext9"));
   const before = node.dump();
   const r = node.symroute(["apply", "-c", config]);
   assert.notEqual(r.code, 0, r.stdout);
@@ -138,7 +138,7 @@ test("a missing interface is refused before anything changes, naming the interfa
  * `fill`, the tmpfs is filled up first.
  */
 function applyOnTinyDisk(
-  node: ReliabilityNode,
+  node: Netns,
   config: string,
   size: string,
   fill = false,
@@ -189,7 +189,7 @@ function applyOnTinyDisk(
 }
 
 /** How many payloads (ip batches, firewall transactions) an apply of `config` sends. */
-function payloadCount(node: ReliabilityNode, config: string): number {
+function payloadCount(node: Netns, config: string): number {
   const plan = node.symroute(["plan", "-c", config, "-o", "json", "--payloads"]);
   const p = (JSON.parse(plan.stdout) as { payloads: { ip: Record<string, string[]>; firewall: unknown[] } })
     .payloads;
@@ -203,7 +203,7 @@ function mountsWork(): boolean {
 test("a full disk before the apply: nothing changes, the error says ENOSPC", { skip }, (t) => {
   if (!mountsWork()) return t.skip(missing("mount namespaces", "unshare -m with a tmpfs"));
   const node = nodeFor(t);
-  const config = writeConfig(node.stateDir, "two.yaml", twoNetworks("nftables"));
+  const config = writeConfigFile(node.stateDir, "two.yaml", twoNetworks("nftables"));
   const before = node.dump();
   const r = applyOnTinyDisk(node, config, "64k", true);
   assert.equal(r.code, 1);
@@ -215,7 +215,7 @@ test("a full disk before the apply: nothing changes, the error says ENOSPC", { s
 test("a full disk at the last state write: the node is rolled back", { skip }, (t) => {
   if (!mountsWork()) return t.skip(missing("mount namespaces", "unshare -m with a tmpfs"));
   const node = nodeFor(t);
-  const config = writeConfig(node.stateDir, "many.yaml", manyNetworksConfig(200));
+  const config = writeConfigFile(node.stateDir, "many.yaml", manyNetworksConfig(200));
   // The state of 200 networks is some 60 KiB: measure it, then size the disk so that the lock
   // file and the first ("inProgress") write fit but the last one (a temp file beside the old) does not.
   assert.equal(node.symroute(["apply", "-c", config]).code, 0);

@@ -8,14 +8,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { e2eUnavailable } from "../support/netns.ts";
 import {
-  createReliabilityNode,
   assertSameDump,
+  createNamespaceNode,
+  e2eUnavailable,
   must,
-  writeConfig,
-  type ReliabilityNode,
-} from "./support/node.ts";
+  type Netns,
+  writeConfigFile,
+} from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const fixture = (name: string): string =>
@@ -36,7 +36,7 @@ const SYSCTLS: readonly string[] = [
   "net.ipv4.conf.cali5678efgh.arp_ignore=8",
 ];
 
-function preload(node: ReliabilityNode): void {
+function preload(node: Netns): void {
   must(
     ["ip", "-batch", "-"],
     `link add cali1234abcd netns ${node.name} type veth peer name pod1 netns ${node.peer}\n` +
@@ -58,7 +58,7 @@ function preload(node: ReliabilityNode): void {
 
 type Sysctls = Map<string, number>;
 
-function readSysctls(node: ReliabilityNode): Sysctls {
+function readSysctls(node: Netns): Sysctls {
   const out: Sysctls = new Map();
   for (const line of node.exec(["sysctl", "-a"]).stdout.split("\n")) {
     const m = /^net\.ipv4\.conf\.([^.]+)\.(rp_filter|arp_ignore|arp_announce|arp_filter) = (\d+)$/.exec(line);
@@ -155,10 +155,10 @@ for (const firewall of ["nftables", "iptables"] as const) {
     `kube-proxy and Calico objects survive apply and delete byte for byte (${firewall})`,
     { skip },
     (t) => {
-      const node = createReliabilityNode({ area: "foreign", dualStack: true });
+      const node = createNamespaceNode({ prefix: "sr-foreign", dualStack: true });
       t.after(() => node.destroy());
       preload(node);
-      const cfg = writeConfig(node.stateDir, "foreign.yaml", config(firewall));
+      const cfg = writeConfigFile(node.stateDir, "foreign.yaml", config(firewall));
       const others = ["lo", "eth0", "cali1234abcd", "cali5678efgh"];
       const original = node.dump();
       const start = readSysctls(node);

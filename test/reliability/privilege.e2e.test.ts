@@ -9,15 +9,16 @@ import { spawn } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { e2eUnavailable, publicCli } from "../support/netns.ts";
 import {
-  CLI,
-  createReliabilityNode,
   assertSameDump,
+  CLI,
+  createNamespaceNode,
+  e2eUnavailable,
+  type Netns,
+  publicCli,
   run,
-  writeConfig,
-  type ReliabilityNode,
-} from "./support/node.ts";
+  writeConfigFile,
+} from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 // setpriv (util-linux) is required: a missing one throws here, naming it.
@@ -41,18 +42,18 @@ const PRIVILEGES = {
 } as const;
 type Who = keyof typeof PRIVILEGES;
 
-function limited(node: ReliabilityNode, who: Who, argv: readonly string[]): ReturnType<typeof run> {
+function limited(node: Netns, who: Who, argv: readonly string[]): ReturnType<typeof run> {
   return node.exec(["setpriv", ...PRIVILEGES[who], ...argv]);
 }
 
 /** A config anyone can read and a state directory of the user's own (root without CAP_DAC_OVERRIDE
  * cannot write into nobody's directory, nor nobody into root's). */
-function workspace(node: ReliabilityNode, firewall: string, who: Who): { stateDir: string; config: string } {
+function workspace(node: Netns, firewall: string, who: Who): { stateDir: string; config: string } {
   chmodSync(node.stateDir, 0o755);
   const stateDir = join(node.stateDir, "state");
   mkdirSync(stateDir, { mode: 0o700 });
   if (who === "nobody with CAP_NET_ADMIN") chownSync(stateDir, NOBODY, NOBODY);
-  const config = writeConfig(
+  const config = writeConfigFile(
     node.stateDir,
     `${firewall}.yaml`,
     `firewall: ${firewall}
@@ -68,7 +69,7 @@ networks:
 
 for (const who of Object.keys(PRIVILEGES) as Who[]) {
   test(`${who}: the effective capability set is CAP_NET_ADMIN alone`, { skip }, (t) => {
-    const node = createReliabilityNode({ area: "priv" });
+    const node = createNamespaceNode({ prefix: "sr-priv" });
     t.after(() => node.destroy());
     const status = limited(node, who, ["cat", "/proc/self/status"]).stdout;
     const eff = /^CapEff:\s+([0-9a-f]+)$/m.exec(status)?.[1];
@@ -77,7 +78,7 @@ for (const who of Object.keys(PRIVILEGES) as Who[]) {
 
   for (const firewall of ["nftables", "iptables"] as const) {
     test(`${who}: apply, plan and delete converge (${firewall}), delete restores the node`, { skip }, (t) => {
-      const node = createReliabilityNode({ area: "priv", dualStack: true });
+      const node = createNamespaceNode({ prefix: "sr-priv", dualStack: true });
       t.after(() => node.destroy());
       const { stateDir, config } = workspace(node, firewall, who);
       const cli = (args: readonly string[]) =>
@@ -96,7 +97,7 @@ for (const who of Object.keys(PRIVILEGES) as Who[]) {
 }
 
 /** Listening TCP sockets of the namespace, as "address:port". */
-function listening(node: ReliabilityNode): string[] {
+function listening(node: Netns): string[] {
   return node
     .exec(["ss", "-Hltn"])
     .stdout.split("\n")
@@ -108,7 +109,7 @@ test(
   "the agent as nobody with CAP_NET_ADMIN: converges, listens on loopback only, SIGTERM exits 0",
   { skip },
   async (t) => {
-    const node = createReliabilityNode({ area: "priv" });
+    const node = createNamespaceNode({ prefix: "sr-priv" });
     t.after(() => node.destroy());
     const { stateDir, config } = workspace(node, "nftables", "nobody with CAP_NET_ADMIN");
     const agent = spawn(

@@ -1,16 +1,22 @@
-// Classification of new connections in nftables is one verdict-map lookup per family, however many
-// networks (KERNEL-FACTS 12); the keys still change with any element, which is how drift and
-// ownership see a changed pool.
+// Classification of new connections is one lookup per family, however many networks (KERNEL-FACTS
+// 12): a verdict map in nftables, an ipset in iptables; the keys still change with any element,
+// which is how drift and ownership see a changed pool.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   classifyForm,
   firewallRuleKeys,
+  ipsetsOf,
   type FirewallSpec,
   type MarkEntry,
 } from "../../src/model/firewall.ts";
-import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
+import {
+  renderIpsetFill,
+  renderIpsetRemove,
+  renderIptables,
+  renderNft,
+} from "../../src/render/firewall-scripts.ts";
 
 function spec(networks: number, backend: FirewallSpec["backend"] = "nftables"): FirewallSpec {
   const entries: MarkEntry[] = [];
@@ -91,15 +97,16 @@ test("a changed pool, interface or value changes the keys (drift and ownership s
   }
 });
 
-test("plan names the form: a map for nftables, a rule list for iptables", () => {
+test("plan names the form: a map for nftables, a set for iptables", () => {
   assert.equal(classifyForm(undefined), undefined);
   assert.equal(classifyForm({ backend: "nftables", mask: 0xff, entries: [] }), undefined);
   const nft = classifyForm(spec(10));
   assert.equal(nft?.form, "map");
   assert.match(nft?.text ?? "", /one verdict-map lookup on iifname \. ip daddr \/ ip6 daddr/);
   const ipt = classifyForm(spec(10, "iptables"));
-  assert.equal(ipt?.form, "rules");
+  assert.equal(ipt?.form, "set");
   assert.equal(ipt?.size, 11);
+  assert.match(ipt?.text ?? "", /one ipset lookup .*hash:net,iface symroute-c4-[0-9a-f]{8}, symroute-c6-/);
 });
 
 test("a bad word in an entry is refused, naming it", () => {
@@ -110,16 +117,94 @@ test("a bad word in an entry is refused, naming it", () => {
   assert.throws(() => renderNft(bad));
 });
 
-test("iptables: only new connections jump to the classify list; the rest of PREROUTING's path is constant", () => {
-  const script = renderIptables(spec(100, "iptables"), 4, new Set());
+/** A spec of `n` networks with anti-spoofing guards on both interfaces, both families. */
+function guarded(n: number): FirewallSpec {
+  const base = spec(n, "iptables");
+  const guards = (["ext0", "ext1"] as const).flatMap((iif) =>
+    ([4, 6] as const).map((family) => ({
+      family,
+      iif,
+      mode: "strict" as const,
+      exempt: base.entries.filter((e) => e.iif === iif && e.family === family).flatMap((e) => e.pools),
+      reason: "r",
+    })),
+  );
+  return { ...base, guards };
+}
+
+const rulesPerChain = (script: string): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const l of script.split("\n")) {
+    const chain = /^-[AI] (\S+)/.exec(l)?.[1];
+    if (chain !== undefined) counts[chain] = (counts[chain] ?? 0) + 1;
+  }
+  return counts;
+};
+
+test("iptables: 1 and 50 networks give the same rules in every chain (the pools are in ipsets)", () => {
+  for (const family of [4, 6] as const) {
+    const one = rulesPerChain(renderIptables(guarded(1), family, new Set()));
+    const fifty = rulesPerChain(renderIptables(guarded(50), family, new Set()));
+    assert.deepEqual(fifty, one, `IPv${family}`);
+    assert.equal(one["SYMROUTE-CLASSIFY"], 3);
+    assert.equal(one["SYMROUTE-GUARD"], 3); // the pools' set, then one goto per interface
+  }
+  // The sets hold the pools: one element per pool and interface.
+  const sets = ipsetsOf(guarded(50));
+  const elements = (prefix: string): number =>
+    sets.filter((s) => s.name.startsWith(prefix)).reduce((n, s) => n + s.elements.length, 0);
+  assert.equal(elements("symroute-c4-"), 50);
+  assert.equal(elements("symroute-g4-"), 50);
+  assert.equal(elements("symroute-c6-"), 5);
+});
+
+test("iptables: new connections to a pool are one set lookup; the mark's bits only are saved", () => {
+  const s = spec(100, "iptables");
+  const script = renderIptables(s, 4, new Set());
+  const [classifySet] = ipsetsOf(s).map((x) => x.name);
   const pre = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
   assert.equal(pre.length, 2, pre.join("\n"));
-  assert.match(pre[0] ?? "", /--ctstate NEW .* -j SYMROUTE-CLASSIFY$/);
+  assert.match(
+    pre[0] ?? "",
+    new RegExp(`--ctstate NEW -m set --match-set ${classifySet} dst,src .* -j SYMROUTE-CLASSIFY$`),
+  );
   const classify = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-CLASSIFY "));
-  assert.equal(classify.length, 100);
-  assert.equal(classify.filter((l) => l.includes("conntrack")).length, 0);
-  // Without networks the chain is declared (so emptied) and removed.
+  assert.deepEqual(
+    classify.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
+    [
+      `-A SYMROUTE-CLASSIFY -j SET --map-set ${classifySet} dst,src --map-mark`,
+      "-A SYMROUTE-CLASSIFY -j CONNMARK --save-mark --nfmask 0x3fff --ctmask 0x3fff",
+      "-A SYMROUTE-CLASSIFY -j MARK --set-xmark 0x0/0x3fff",
+    ],
+  );
+  // Each element carries the network's value under symroute's mask.
+  const set = ipsetsOf(s)[0];
+  assert.ok(
+    set?.elements.includes("100.64.0.0/24,ext0 skbmark 0x1/0x3fff"),
+    set?.elements.slice(0, 3).join(),
+  );
+  // Without networks the chain is declared (so emptied) and removed, and no set is filled.
   const none = renderIptables(undefined, 4, new Set());
   assert.match(none, /^:SYMROUTE-CLASSIFY - \[0:0\]$/m);
   assert.match(none, /^-X SYMROUTE-CLASSIFY$/m);
+  assert.equal(renderIpsetFill(undefined), undefined);
+});
+
+test("ipset payloads: each set filled aside and swapped in; stale sets destroyed after the rules", () => {
+  const s = spec(3, "iptables");
+  const fill = renderIpsetFill(s) ?? "";
+  const [name] = ipsetsOf(s).map((x) => x.name);
+  const lines = fill.split("\n");
+  assert.deepEqual(lines.slice(0, 2), [
+    `create ${name}-t hash:net,iface family inet skbinfo`,
+    `flush ${name}-t`,
+  ]);
+  assert.ok(lines.includes(`swap ${name}-t ${name}`) && lines.includes(`destroy ${name}-t`));
+  // A changed pool is a new set name (so new rule keys); the old set goes.
+  const changed = spec(4, "iptables");
+  assert.notEqual(ipsetsOf(changed)[0]?.name, name);
+  assert.equal(renderIpsetRemove(changed, [name as string]), `destroy ${name}\n`);
+  assert.equal(renderIpsetRemove(s, [name as string]), undefined);
+  // Only names symroute could have made go back into a payload.
+  assert.throws(() => renderIpsetRemove(undefined, ["symroute-x\ncreate y"]));
 });

@@ -13,7 +13,7 @@ export class IptablesRefusal extends Error {
 }
 
 const BUILTIN = new Set(["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]);
-const TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "CONNMARK", "MARK", "LOG", "REJECT", "NOTRACK"]);
+const TARGETS = new Set(["ACCEPT", "DROP", "RETURN", "CONNMARK", "MARK", "SET", "LOG", "REJECT", "NOTRACK"]);
 const MATCHES = new Set([
   "comment",
   "conntrack",

@@ -1,6 +1,7 @@
-// An in-memory node that takes the same payloads as the real one. Each `ip -batch` runs line by
-// line and stops at the first failure (as ip does); nft and iptables-restore transactions apply to a
-// copy and land only whole (as the kernel's do). Faults can be injected per tool.
+// An in-memory node that takes the same payloads as the real one. Each `ip -batch` and `ipset
+// restore` runs line by line and stops at the first failure, keeping what ran (as ip and ipset do);
+// nft and iptables-restore transactions apply to a copy and land only whole (as the kernel's do).
+// Faults can be injected per tool.
 
 import {
   canonicalPrefix,
@@ -23,13 +24,22 @@ import type {
 import { BatchError, type Kernel, type ReadScope } from "../../src/engine/ports.ts";
 import { checkIptablesRestore, IptablesRefusal } from "./fake-iptables.ts";
 import { checkNftScript, NftRefusal, type NftTables } from "./fake-nft.ts";
-import { ARP_KEY_PREFIX, arpKeyBackend } from "../../src/model/firewall.ts";
+import { ARP_KEY_PREFIX, IPSET_KEY_PREFIX, arpKeyBackend } from "../../src/model/firewall.ts";
+
+/** One ipset as the fake keeps it: its create line's parameters and its elements. */
+interface FakeIpset {
+  readonly params: string;
+  readonly family: Family;
+  readonly elements: Set<string>;
+}
 
 export interface FakeFaults {
   /** Fail the ip batch line matching this pattern. */
   ipLine?: RegExp;
   nft?: boolean;
   iptables?: boolean;
+  /** Fail the ipset restore line matching this pattern. */
+  ipsetLine?: RegExp;
   /** Fail writing this sysctl. */
   sysctl?: string;
   /** Called before each step; throwing from it simulates a crash. */
@@ -231,6 +241,12 @@ export class FakeKernel implements Kernel {
   state: NodeState;
   faults: FakeFaults = {};
   firewalls: FirewallBackend[] = ["nftables", "iptables"];
+  /** Whether ipset is installed (false: a node without the Debian package ipset). */
+  ipsetInstalled = true;
+  /** The kernel's ipsets, by name. */
+  ipsets = new Map<string, FakeIpset>();
+  /** The set each iptables rule ("4:key") refers to: a set in use cannot be destroyed. */
+  private readonly setRefs = new Map<string, string>();
   /** Every payload received, for assertions. */
   readonly log: { tool: string; input: string }[] = [];
   /** Interface sysctls written explicitly (no longer follow conf/default). */
@@ -282,9 +298,13 @@ export class FakeKernel implements Kernel {
 
   /** Like the real reader: one entry per front end read, empty when it holds nothing of ours. */
   private firewallOf(backends: readonly FirewallBackend[]): OwnedFirewall[] {
-    return backends.map(
-      (backend) => this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] },
-    );
+    return backends.map((backend) => {
+      const owned = this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] };
+      if (backend !== "iptables") return owned;
+      // Like the real reader: symroute's sets are read with the iptables front end's rules.
+      const sets = [...this.ipsets.keys()].filter((n) => n.startsWith("symroute-")).sort();
+      return { ...owned, ruleKeys: [...owned.ruleKeys, ...sets.map((n) => IPSET_KEY_PREFIX + n)] };
+    });
   }
 
   private step(name: string): void {
@@ -512,6 +532,7 @@ export class FakeKernel implements Kernel {
       Object.entries(JUMPS).find(([label]) => k.startsWith(`${label} #`))?.[1];
     let jumps = mine.filter((k) => targetOf(k) !== undefined);
     let chains = mine.filter((k) => targetOf(k) === undefined);
+    const refs = new Map<string, string>();
     const payloadLines = payload.split("\n");
     for (let n = 0; n < payloadLines.length; n++) {
       const line = payloadLines[n] as string;
@@ -519,6 +540,13 @@ export class FakeKernel implements Kernel {
         throw refused(n + 1, `${tool}: line ${n + 1} failed: ${message}`);
       };
       const key = /--comment "([^"]*)"/.exec(line)?.[1];
+      const set = /--(?:match|map)-set (\S+)/.exec(line)?.[1];
+      if (set !== undefined) {
+        // As xt_set: a rule can only refer to a set that exists, of the table's family.
+        const found = this.ipsets.get(set);
+        if (found === undefined || found.family !== family) fail(`Set ${set} doesn't exist.`);
+        if (key !== undefined) refs.set(`${family}:${key}`, set);
+      }
       if (line.startsWith(":SYMROUTE-"))
         chains = []; // declaring a chain flushes it (every payload declares all of ours)
       else if (line.startsWith("-X SYMROUTE-")) {
@@ -537,6 +565,92 @@ export class FakeKernel implements Kernel {
     const others = all.filter((k) => !k.startsWith(`${family}:`));
     this.iptablesChains[family] = chainsAfter;
     this.setFirewall("iptables", [...others, ...[...jumps, ...chains].map((k) => `${family}:${k}`)]);
+    for (const k of [...this.setRefs.keys()]) if (k.startsWith(`${family}:`)) this.setRefs.delete(k);
+    for (const [k, set] of refs) this.setRefs.set(k, set);
+  }
+
+  async runIpsetRestore(payload: string): Promise<void> {
+    this.step("ipset");
+    this.log.push({ tool: "ipset restore", input: payload });
+    if (!this.ipsetInstalled)
+      throw new SymrouteError("dependency", "ipset is not installed", {
+        hint: "install the Debian package ipset",
+      });
+    const lines = payload.split("\n").filter((l) => l !== "");
+    for (const [n, line] of lines.entries()) {
+      try {
+        if (this.faults.ipsetLine?.test(line) === true) fail("Kernel error received: injected");
+        this.applyIpsetLine(line);
+      } catch (error) {
+        // ipset restore keeps what ran before the failing line, like ip -batch.
+        const message = `ipset v7.17: Error in line ${n + 1}: ${(error as Error).message}`;
+        throw new BatchError("kernel", `ipset restore -exist failed (exit 1): ${message}`, {
+          tool: "ipset",
+          failedLine: n + 1,
+          failedText: line,
+          details: [message],
+        });
+      }
+    }
+  }
+
+  /** One `ipset restore -exist` line: create/flush/add/swap/destroy, as ipset checks them. */
+  private applyIpsetLine(line: string): void {
+    if (/[\n"'`;$]/.test(line)) fail(`unsafe characters: ${line}`);
+    const [verb, name = "", ...rest] = line.split(" ");
+    if (!/^[A-Za-z0-9_.:-]{1,31}$/.test(name)) fail("Syntax error: bad set name");
+    const set = this.ipsets.get(name);
+    const needSet = (): FakeIpset => set ?? fail("The set with the given name does not exist");
+    switch (verb) {
+      case "create": {
+        const params = rest.join(" ");
+        const m = /^hash:net,iface family (inet|inet6)( skbinfo)?$/.exec(params);
+        if (m === null) fail(`Syntax error: unsupported create parameters ${params}`);
+        if (set !== undefined) {
+          if (set.params !== params) fail("Set cannot be created: set with the same name already exists");
+          return;
+        }
+        this.ipsets.set(name, { params, family: m[1] === "inet" ? 4 : 6, elements: new Set() });
+        return;
+      }
+      case "flush":
+        needSet().elements.clear();
+        return;
+      case "add": {
+        const target = needSet();
+        const [element = "", ...extra] = rest;
+        const m = /^([^,]+),([A-Za-z0-9_.-]{1,15})$/.exec(element);
+        const prefix = m === null ? undefined : canonicalPrefix(m[1] as string, target.family);
+        if (m === null || prefix === undefined)
+          fail(`Syntax error: Second element is missing from ${element}`);
+        const skbinfo = target.params.endsWith(" skbinfo");
+        if (extra.length > 0 && !(skbinfo && /^skbmark 0x[0-9a-f]+\/0x[0-9a-f]+$/.test(extra.join(" "))))
+          fail(`Syntax error: cannot parse ${extra.join(" ")}`);
+        target.elements.add([`${prefix},${m[2] as string}`, ...extra].join(" "));
+        return;
+      }
+      case "swap": {
+        const other = rest[0] ?? "";
+        const b = this.ipsets.get(other) ?? fail("The set with the given name does not exist");
+        const a = needSet();
+        if (a.params !== b.params) fail("The sets cannot be swapped: their type does not match");
+        this.ipsets.set(name, b);
+        this.ipsets.set(other, a);
+        return;
+      }
+      case "destroy":
+        if (set === undefined) return; // -exist
+        if ([...this.setRefs.values()].includes(name))
+          fail("Set cannot be destroyed: it is in use by a kernel component");
+        this.ipsets.delete(name);
+        return;
+      default:
+        fail(`Syntax error: unknown command ${String(verb)}`);
+    }
+  }
+
+  async ipsetAvailable(): Promise<boolean> {
+    return this.ipsetInstalled;
   }
 
   private setFirewall(backend: FirewallBackend, ruleKeys: string[]): void {

@@ -6,11 +6,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Family } from "../../src/model/address.ts";
-import type { FirewallSpec } from "../../src/model/firewall.ts";
+import { ipsetsOf, type FirewallSpec } from "../../src/model/firewall.ts";
 import type { FirewallBackend } from "../../src/model/state.ts";
 import { BatchError, type BatchTool, type Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
-import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
+import {
+  renderIpsetFill,
+  renderIpsetRemove,
+  renderIptables,
+  renderNft,
+} from "../../src/render/firewall-scripts.ts";
 
 const SPEC: FirewallSpec = {
   backend: "nftables",
@@ -185,6 +190,8 @@ export function kernelFailureContract(name: string, makeKernel: () => Promise<Ke
     test(`${name}: a refused ${family === 4 ? "iptables" : "ip6tables"}-restore changes nothing and names the line`, async () => {
       const kernel = await makeKernel();
       const spec: FirewallSpec = { ...SPEC, backend: "iptables" };
+      // The rules refer to the spec's ipsets, which exist first.
+      await kernel.runIpsetRestore(renderIpsetFill(spec) ?? "");
       await kernel.runIptablesRestore(family, renderIptables(spec, family, new Set()));
       const before = await firewallOf(kernel, "iptables");
       assert.ok(before.some((k) => k.startsWith(`${family}:`)));
@@ -200,6 +207,8 @@ export function kernelFailureContract(name: string, makeKernel: () => Promise<Ke
       // Clean up: the real kernel keeps iptables chains between the tests of one namespace.
       const present = new Set(before.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)));
       await kernel.runIptablesRestore(family, renderIptables(undefined, family, present));
+      const sets = ipsetsOf(spec).map((x) => x.name);
+      await kernel.runIpsetRestore(renderIpsetRemove(undefined, sets) ?? "");
     });
   }
 

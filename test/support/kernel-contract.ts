@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BatchError, type Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
-import { firewallRuleKeys } from "../../src/model/firewall.ts";
+import { IPSET_KEY_PREFIX, firewallRuleKeys, ipsetsOf } from "../../src/model/firewall.ts";
 import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
 import { firewallPayloads, frontEndOf } from "../../src/engine/firewall/index.ts";
 import type { FirewallSpec } from "../../src/model/firewall.ts";
@@ -190,21 +190,58 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "nftables")?.ruleKeys, []);
   });
 
-  test(`${name}: iptables chains read back with their keys, and go`, async () => {
+  test(`${name}: iptables chains and ipsets read back with their keys, and go`, async () => {
     const kernel = await makeKernel();
     const spec: FirewallSpec = { ...SPEC, backend: "iptables" };
-    for (const family of [4, 6] as const)
-      await kernel.runIptablesRestore(family, renderIptables(spec, family, new Set()));
+    await converge(kernel, spec, "iptables");
     const owned = (await read(kernel)).firewall.find((f) => f.backend === "iptables");
     assert.deepEqual([...(owned?.ruleKeys ?? [])].sort(), firewallRuleKeys(spec).sort());
+    // One set per family for classify: the pools are not rules.
+    assert.equal(owned?.ruleKeys.filter((k) => k.startsWith(IPSET_KEY_PREFIX)).length, 2);
     assert.deepEqual(await kernel.readFirewall(["iptables"]), [owned]);
-    for (const family of [4, 6] as const) {
-      const present = new Set(
-        (owned?.ruleKeys ?? []).filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)),
-      );
-      await kernel.runIptablesRestore(family, renderIptables(undefined, family, present));
-    }
+    await converge(kernel, undefined, "iptables");
     assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "iptables")?.ruleKeys, []);
+  });
+
+  test(`${name}: ipset restore stops at a failing line, names it, and keeps what ran before it`, async () => {
+    const kernel = await makeKernel();
+    await assert.rejects(
+      kernel.runIpsetRestore(
+        [
+          "create symroute-k4-test hash:net,iface family inet",
+          "add symroute-k4-test 1.2.3.0/24,ext0",
+          "add symroute-k4-test bogus",
+          "create symroute-k4-never hash:net,iface family inet",
+        ].join("\n") + "\n",
+      ),
+      (e: unknown) =>
+        isSymrouteError(e) &&
+        e.details.some((d) => d.startsWith("failing line 3: add symroute-k4-test bogus")),
+    );
+    const keys = (await kernel.readFirewall(["iptables"]))[0]?.ruleKeys ?? [];
+    assert.ok(keys.includes(`${IPSET_KEY_PREFIX}symroute-k4-test`), keys.join(","));
+    assert.ok(!keys.includes(`${IPSET_KEY_PREFIX}symroute-k4-never`), keys.join(","));
+    // -exist: creating the same set again and destroying an absent one are no errors.
+    await kernel.runIpsetRestore(
+      "create symroute-k4-test hash:net,iface family inet\ndestroy symroute-k4-test\ndestroy symroute-k4-test\n",
+    );
+    assert.deepEqual((await kernel.readFirewall(["iptables"]))[0]?.ruleKeys ?? [], []);
+  });
+
+  test(`${name}: a rule cannot refer to a missing set, and a set in use cannot be destroyed`, async () => {
+    const kernel = await makeKernel();
+    const spec: FirewallSpec = { ...GUARDED, backend: "iptables" };
+    // The rules without their sets: refused whole.
+    await assert.rejects(kernel.runIptablesRestore(4, renderIptables(spec, 4, new Set())));
+    assert.deepEqual((await kernel.readFirewall(["iptables"]))[0]?.ruleKeys ?? [], []);
+    await converge(kernel, spec, "iptables");
+    const sets = ipsetsOf(spec).map((s) => s.name);
+    // Per family, one set for classify and one for the guards' pools.
+    assert.equal(sets.length, 4);
+    await assert.rejects(kernel.runIpsetRestore(`destroy ${sets[0]}\n`));
+    const keys = (await kernel.readFirewall(["iptables"]))[0]?.ruleKeys ?? [];
+    for (const set of sets) assert.ok(keys.includes(IPSET_KEY_PREFIX + set), set);
+    await converge(kernel, undefined, "iptables");
   });
 
   for (const backend of ["nftables", "iptables"] as const) {

@@ -1,16 +1,24 @@
-// Fresh network namespaces for end-to-end tests: unique names, always torn down, and the node
-// dumps (ip -j, sysctls) that prove a round trip byte for byte.
+// The namespace harness of the tests, the reliability scripts and the benchmarks: fresh network
+// namespaces with unique names, always torn down, and the node dumps (ip -j, nft, iptables-save,
+// sysctls) that prove a round trip byte for byte. The lab's own snapshot (src/lab/snapshot.ts) shares
+// how an `ip -j` dump is settled.
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { TestContext } from "node:test";
 import { checkLabPrerequisites } from "../../src/lab/preflight.ts";
+import { settledIpJson } from "../../src/lab/snapshot.ts";
 import { missing } from "./skip.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
-export const CLI = join(REPO, "bin/symroute");
+/**
+ * The CLI under test: bin/symroute of this tree, or SYMROUTE_CLI (the long runs of
+ * scripts/reliability/ point it at a copy of bin/ and dist/, so that a rebuild of the tree during the
+ * run cannot break a trial).
+ */
+export const CLI = process.env["SYMROUTE_CLI"] ?? join(REPO, "bin/symroute");
 
 /** Whether a user other than the owner can reach and read `file` (every directory on the way lets others in). */
 function openToOthers(file: string): boolean {
@@ -62,6 +70,8 @@ export function run(argv: readonly string[], options: { input?: string; env?: No
   const r = spawnSync(file as string, args, {
     input: options.input,
     encoding: "utf8",
+    // A ruleset of thousands of networks (the benchmarks) is far more than the default 1 MiB.
+    maxBuffer: 512 * 1024 * 1024,
     env: { ...process.env, NO_COLOR: "1", ...options.env },
   });
   if (r.error !== undefined) throw new Error(`${argv.join(" ")}: could not run ${file}: ${r.error.message}`);
@@ -95,21 +105,40 @@ export async function labUnavailable(): Promise<string | undefined> {
   return why;
 }
 
+/**
+ * A node namespace like the article's, with its peer (the router's ends). One harness for the
+ * end-to-end tests (createNode), the reliability proofs and scripts/reliability/
+ * (createNamespaceNode, destroyed explicitly) and the benchmarks (bench/lib.ts).
+ */
 export interface Netns {
   readonly name: string;
   readonly peer: string;
   readonly stateDir: string;
   exec(argv: readonly string[], input?: string): Run;
-  symroute(args: readonly string[], input?: string): Run;
+  /** `symroute ARGS --state-dir DIR` inside the node, waited for; `env` adds to the environment. */
+  symroute(args: readonly string[], env?: NodeJS.ProcessEnv): Run;
+  /** The same, as a child process that the caller may kill. */
+  spawnSymroute(args: readonly string[]): ChildProcess;
+  /** argv that runs `args` (symroute's, with the node's state directory) inside the node. */
+  symrouteArgv(args: readonly string[]): string[];
+  /** Everything a round trip must leave as it found it, byte for byte (dumpNamespace). */
   dump(): string;
+  /** Removes both namespaces and the state directory; safe to call twice. */
+  destroy(): void;
+}
+
+export interface NodeOptions {
+  /** Namespace names are `PREFIX-<pid>-<n>` (the node) and `PREFIXp-<pid>-<n>` (its peer). */
+  readonly prefix?: string;
+  readonly dualStack?: boolean;
 }
 
 /**
  * Creates the namespaces `name` (the node) and `peer` (the router's ends) of the article's node:
  * eth0 192.168.1.10/24 with the default route via 192.168.1.1, ext0 without an address, rp_filter 1
- * on conf.all. Shared by the end-to-end tests, the reliability runs and the benchmarks' peers.
+ * on conf.all.
  */
-export function buildArticleNode(name: string, peer: string, options: { dualStack?: boolean } = {}): void {
+function buildArticleNode(name: string, peer: string, options: { dualStack?: boolean } = {}): void {
   must(["ip", "netns", "add", name]);
   must(["ip", "netns", "add", peer]);
   // No duplicate address detection: addresses are final at once, so dumps do not race with DAD.
@@ -145,78 +174,159 @@ export function buildArticleNode(name: string, peer: string, options: { dualStac
     "link set r-eth0 up\nlink set r-ext0 up\naddr add 192.168.1.1/24 dev r-eth0\n",
   );
   must(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
+  waitForLinkLocal(name, ["eth0", "ext0"]);
 }
 
 /**
- * A node namespace like the article's: eth0 192.168.1.10/24 with the default route via 192.168.1.1
- * (the peer namespace holds the router end), ext0 without an address, rp_filter 1 on conf.all.
+ * The kernel adds a link's IPv6 link-local address only once the link has carrier, which the link
+ * watcher reports up to a second after the peer comes up: a dump taken before that and one taken
+ * after differ by those addresses. Wait until they are there (a condition, polled), so the
+ * starting dump of a round trip is the settled one.
  */
-export function createNode(t: TestContext, options: { dualStack?: boolean } = {}): Netns {
+function waitForLinkLocal(namespace: string, links: readonly string[]): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const listing = must(["ip", "-n", namespace, "-j", "-6", "addr", "show", "scope", "link"]);
+    const present = new Set(
+      (JSON.parse(listing || "[]") as { ifname?: string; addr_info?: unknown[] }[])
+        .filter((link) => (link.addr_info ?? []).length > 0)
+        .map((link) => link.ifname),
+    );
+    if (links.every((link) => present.has(link))) return;
+    Atomics.wait(pause, 0, 0, 10);
+  }
+  throw new Error(`${links.join(", ")} in ${namespace} got no IPv6 link-local address within 5 s`);
+}
+
+/** A namespace with nothing but `lo` in it (probes, the simulator's differential runs): `PREFIX-<pid>-<n>`. */
+export function createBareNamespace(prefix: string): { readonly name: string; destroy(): void } {
+  const name = `${prefix}-${process.pid}-${++counter}`;
+  must(["ip", "netns", "add", name]);
+  return { name, destroy: () => void run(["ip", "netns", "del", name]) };
+}
+
+/** The article's node in fresh namespaces, torn down by destroy() (also when building fails). */
+export function createNamespaceNode(options: NodeOptions = {}): Netns {
+  const prefix = options.prefix ?? "sr-t";
   const id = `${process.pid}-${++counter}`;
-  const name = `sr-t-${id}`;
-  const peer = `sr-tp-${id}`;
+  const name = `${prefix}-${id}`;
+  const peer = `${prefix}p-${id}`;
   const stateDir = mkdtempSync(join(tmpdir(), "symroute-test-"));
-  t.after(() => {
+  const destroy = (): void => {
     run(["ip", "netns", "del", name]);
     run(["ip", "netns", "del", peer]);
     rmSync(stateDir, { recursive: true, force: true });
-  });
-  buildArticleNode(name, peer, options);
+  };
+  try {
+    buildArticleNode(name, peer, options);
+  } catch (error) {
+    destroy();
+    throw error;
+  }
   const exec = (argv: readonly string[], input?: string): Run =>
     run(["ip", "netns", "exec", name, ...argv], { input });
+  const symrouteArgv = (args: readonly string[]): string[] => [
+    "ip",
+    "netns",
+    "exec",
+    name,
+    process.execPath,
+    CLI,
+    ...args,
+    "--state-dir",
+    stateDir,
+  ];
   return {
     name,
     peer,
     stateDir,
     exec,
-    symroute: (args, input) => exec([process.execPath, CLI, ...args, "--state-dir", stateDir], input),
+    symroute: (args, env) => run(symrouteArgv(args), env === undefined ? {} : { env }),
+    spawnSymroute: (args) => {
+      const [file, ...rest] = symrouteArgv(args);
+      return spawn(file as string, rest, { stdio: "ignore", env: { ...process.env, NO_COLOR: "1" } });
+    },
+    symrouteArgv,
     dump: () => dumpNamespace(name),
+    destroy,
   };
 }
 
-/**
- * A fresh veth pair comes up a moment after it is created, and IPv6 DAD runs after that: carrier (and the routes' linkdown flag),
- * operational state, DAD flags and address lifetimes change by themselves, not by configuration.
- * Dropping them keeps a dump taken at once comparable with one taken after a round trip.
- */
-export function withoutCarrierState(json: string): string {
-  const transient = new Set(["NO-CARRIER", "LOWER_UP", "M-DOWN", "linkdown"]);
-  const links = JSON.parse(json) as Record<string, unknown>[];
-  for (const link of links) {
-    delete link.operstate;
-    if (Array.isArray(link.flags)) link.flags = link.flags.filter((f) => !transient.has(String(f)));
-    if (Array.isArray(link.addr_info)) {
-      for (const a of link.addr_info as Record<string, unknown>[]) {
-        for (const k of ["tentative", "dadfailed", "valid_life_time", "preferred_life_time"]) delete a[k];
-      }
-    }
-  }
-  return JSON.stringify(links);
+/** createNamespaceNode for one test: destroyed when the test ends. */
+export function createNode(t: TestContext, options: NodeOptions = {}): Netns {
+  const node = createNamespaceNode(options);
+  t.after(node.destroy);
+  return node;
 }
 
-/** Everything a round trip must leave as it found it. */
+const DUMPS: readonly (readonly string[])[] = [
+  ["ip", "-j", "-d", "link", "show"],
+  ["ip", "-j", "-d", "addr", "show"],
+  ["ip", "-j", "-d", "-4", "route", "show", "table", "all"],
+  ["ip", "-j", "-d", "-6", "route", "show", "table", "all"],
+  ["ip", "-j", "-4", "rule", "show"],
+  ["ip", "-j", "-6", "rule", "show"],
+  ["nft", "list", "ruleset"],
+  ["iptables-save"],
+  ["ip6tables-save"],
+  // The iptables front end's sets, names and content.
+  ["ipset", "list", "-o", "save"],
+];
+
+/**
+ * Everything a round trip must leave as it found it: links, addresses, routes and rules (settled:
+ * src/lab/snapshot.ts's settledIpJson), the whole nft ruleset, every iptables table, every ipset, and every
+ * rp_filter/arp_ignore/arp_announce/arp_filter/src_valid_mark sysctl.
+ */
 export function dumpNamespace(name: string): string {
-  const parts = [
-    ["ip", "-j", "-d", "link", "show"],
-    ["ip", "-j", "-d", "addr", "show"],
-    ["ip", "-j", "-d", "-4", "route", "show", "table", "all"],
-    ["ip", "-j", "-d", "-6", "route", "show", "table", "all"],
-    ["ip", "-j", "-4", "rule", "show"],
-    ["ip", "-j", "-6", "rule", "show"],
-    ["nft", "list", "ruleset"],
-    ["iptables-save", "-t", "mangle"],
-    ["ip6tables-save", "-t", "mangle"],
-  ].map((argv) => {
-    const out = must(["ip", "netns", "exec", name, ...argv]);
-    const settled = argv[1] === "-j" ? withoutCarrierState(out) : out;
-    // Counters and generation comments change with traffic, not with configuration.
-    return `## ${argv.join(" ")}\n${settled.replace(/^#.*$/gm, "").replace(/\[\d+:\d+\]/g, "[0:0]")}`;
+  const parts = DUMPS.map((argv) => {
+    const raw = must(["ip", "netns", "exec", name, ...argv]);
+    const out = argv[1] === "-j" ? settledIpJson(raw) : raw;
+    // Counters (iptables-save's, and nft's for iptables-nft tables) and generation comments change
+    // with traffic and time, not with configuration.
+    const normalised = out
+      .replace(/^#.*$/gm, "")
+      .replace(/\[\d+:\d+\]/g, "[0:0]")
+      .replace(/packets \d+ bytes \d+/g, "packets 0 bytes 0")
+      // ipset's hash seed is random, and its hash size grows with the set: neither is content.
+      .replace(/ (initval|hashsize|bucketsize) \S+/g, "");
+    return `## ${argv.join(" ")}\n${normalised}`;
   });
   const sysctls = must(["ip", "netns", "exec", name, "sysctl", "-a"])
     .split("\n")
-    .filter((l) => /\.(rp_filter|arp_ignore|arp_announce) =/.test(l))
+    .filter((l) => /\.(rp_filter|arp_ignore|arp_announce|arp_filter|src_valid_mark) =/.test(l))
     .join("\n");
   return `${parts.join("\n")}\n## sysctl\n${sysctls}\n`;
+}
+
+/** The dump with every JSON list and text section sorted: equal when the same objects exist. */
+export function canonicalDump(dump: string): string {
+  return dump
+    .split(/^## /m)
+    .map((section) => {
+      const [head = "", ...body] = section.split("\n");
+      const text = body.join("\n").trim();
+      if (text.startsWith("[")) {
+        const items = (JSON.parse(text) as unknown[]).map((x) => JSON.stringify(x)).sort();
+        return `${head}\n${items.join("\n")}`;
+      }
+      return `${head}\n${text.split("\n").sort().join("\n")}`;
+    })
+    .join("\n## ");
+}
+
+/** The lines of `a` and `b` that differ, for a readable failure. */
+export function dumpDifference(a: string, b: string, limit = 12): string {
+  const left = a.split("\n");
+  const right = b.split("\n");
+  const onlyA = left.filter((l) => !right.includes(l)).slice(0, limit);
+  const onlyB = right.filter((l) => !left.includes(l)).slice(0, limit);
+  return [...onlyA.map((l) => `- ${l}`), ...onlyB.map((l) => `+ ${l}`)].join("\n");
+}
+
+/** Fails with only the lines that differ (a whole dump in an assertion message is unreadable). */
+export function assertSameDump(expected: string, actual: string, what: string): void {
+  if (actual !== expected) throw new Error(`${what}:\n${dumpDifference(expected, actual)}`);
 }
 
 /** A directory of its own for a test's config files, readable by anyone (some runs are unprivileged). */

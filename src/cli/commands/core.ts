@@ -8,7 +8,7 @@ import type { Config } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
-import { classifyForm } from "../../model/firewall.ts";
+import { classifyForm, ipsetsOf } from "../../model/firewall.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
@@ -84,6 +84,14 @@ export function planToJson(
     arpProbes: report.firewallSpec?.arpProbes ?? [],
     classify: classifyForm(report.firewallSpec) ?? null,
     ruleSkips: report.ruleSkips ?? [],
+    // The iptables front end's ipsets: one lookup per packet whatever the number of pools.
+    ipsets: ipsetsOf(report.firewallSpec).map((s) => ({
+      name: s.name,
+      purpose: s.purpose,
+      family: s.family,
+      type: "hash:net,iface",
+      elements: s.elements.length,
+    })),
     ...(options.payloads
       ? {
           payloads: {
@@ -141,6 +149,13 @@ export function formatPlanText(report: PlanReport, title: string): string {
         : `priority ${s.skip.priority} goto ${s.skip.goto} over the ${s.fwmarkRules} fwmark rules`;
     out.push(`  ${pc.cyan("rule skip")} IPv${s.family}: ${pc.bold(what)}`, why + s.reason);
   }
+  for (const s of ipsetsOf(report.firewallSpec)) {
+    const what = s.purpose === "classify" ? "classify by pool and interface" : "pools the guards exempt";
+    out.push(
+      `  ${pc.cyan("ipset")} ${s.name} (hash:net,iface, IPv${s.family}, ${s.elements.length} element(s)): ${what}`,
+      `${why}one set lookup per packet whatever the number of pools (sets, not rule lists)`,
+    );
+  }
   const changes = report.changes;
   if (changes.length === 0) {
     out.push(pc.green("In sync: nothing to change."));
@@ -169,7 +184,11 @@ export function formatPayloadsText(report: PlanReport): string {
   for (const b of p.ip) out.push(`# ip${b.family === 6 ? " -6" : ""} -batch -`, ...b.lines);
   for (const f of p.firewall) {
     out.push(
-      f.tool === "nft" ? "# nft -f -" : `# ${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush`,
+      f.tool === "nft"
+        ? "# nft -f -"
+        : f.tool === "ipset"
+          ? "# ipset restore -exist"
+          : `# ${f.family === 6 ? "ip6tables" : "iptables"}-restore --noflush`,
     );
     out.push(f.script.trimEnd());
   }

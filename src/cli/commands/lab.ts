@@ -214,7 +214,7 @@ export function registerLab(program: Command): void {
     .command("lab")
     .description(
       "Build the article's topologies in network namespaces and show what symroute does to them.\n" +
-        "Needs Linux, root, and the Debian packages iproute2 nftables iptables conntrack.",
+        "Needs Linux, root, and the Debian packages iproute2 nftables iptables ipset conntrack.",
     );
 
   lab

@@ -1,5 +1,6 @@
 // The iptables front end: symroute's chains in the mangle table, one `iptables-restore --noflush`
-// per family, and nft's ARP table for the probes (iptables has no ARP output hook).
+// per family, the pools in ipsets (`ipset restore`), and nft's ARP table for the probes (iptables
+// has no ARP output hook).
 
 import { renderIptablesPayloads } from "../../render/payloads.ts";
 import type { FirewallFrontEnd } from "./front-end.ts";
@@ -10,6 +11,7 @@ export const iptablesFrontEnd: FirewallFrontEnd = {
   owns: (payload) => payload.tool !== "nft" || payload.frontEnd === "iptables",
   async run(kernel, payload, created) {
     if (payload.tool === "nft") return kernel.runNft(payload.script);
+    if (payload.tool === "ipset") return kernel.runIpsetRestore(payload.script);
     // iptables-nft creates the mangle table on first use: noted, so that clean-up can drop it.
     if (
       created !== undefined &&

@@ -41,7 +41,10 @@ export async function observe(
   saved: SavedState | undefined,
   removing: boolean,
 ): Promise<Observation> {
-  const available = await kernel.availableFirewalls();
+  const [available, ipsetAvailable] = await Promise.all([
+    kernel.availableFirewalls(),
+    kernel.ipsetAvailable(),
+  ]);
   // A missing firewall tool is reported after the node was read, so that a missing `ip` (the
   // tool everything needs) is the error a user sees first.
   let firewallError: unknown;
@@ -64,5 +67,5 @@ export async function observe(
     ...(removing || config === undefined ? {} : { datapathOf: config }),
   });
   if (firewallError !== undefined) throw firewallError;
-  return { routing, available, firewall, firewallRead, firewallsRead };
+  return { routing, available, ipsetAvailable, firewall, firewallRead, firewallsRead };
 }

@@ -5,6 +5,7 @@
 import type { Config } from "../../config/schema.ts";
 import { CONFIG_DEFAULTS } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
+import { ipsetsOf } from "../../model/firewall.ts";
 import type { NodeState, OwnedFirewall } from "../../model/state.ts";
 import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
 import { diffFirewall, diffLinkDeletes, diffRouting, type OwnershipMarks } from "../../plan/diff.ts";
@@ -85,6 +86,13 @@ export function planRouting(
       {
         hint: "install the Debian package nftables, or give the interface an IPv4 address in the gateway's subnet",
       },
+    );
+  }
+  if (ipsetsOf(desired.firewall).length > 0 && !observed.ipsetAvailable) {
+    throw new SymrouteError(
+      "dependency",
+      "the iptables front end keeps the pools in ipsets (one lookup per packet), and ipset is not installed on this node",
+      { hint: "install the Debian package ipset, or use firewall: nftables" },
     );
   }
   const own = ownership(config, saved);

@@ -8,15 +8,9 @@ import { tmpdir } from "node:os";
 import type { FaultTools, PayloadTool } from "./fault-tools.ts";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import {
-  CLI,
-  canonicalDump,
-  dumpDifference,
-  duplicateObjects,
-  prng,
-  run,
-  type ReliabilityNode,
-} from "./node.ts";
+import { canonicalDump, CLI, dumpDifference, type Netns, run } from "../../support/netns.ts";
+import { prng } from "../../support/prng.ts";
+import { duplicateObjects } from "./node.ts";
 
 export type Phase = "apply" | "delete";
 /** `process`: only symroute dies, its ip/nft children finish on their own; `group`: they die too. */
@@ -81,7 +75,7 @@ export interface TrialResult {
  * its last one ended: the kernel changes. Everything before is start-up, reading and planning.
  */
 async function timed(
-  node: ReliabilityNode,
+  node: Netns,
   args: readonly string[],
   tools: FaultTools,
 ): Promise<{ ms: number; changesAtMs: number; payloadsEndMs: number; code: number }> {
@@ -128,11 +122,7 @@ function readTrace(file: string): { tool: string; what: "start" | "end"; atMs: n
 }
 
 /** Applies and deletes once, uninterrupted: the reference state and the durations the kills are drawn from. */
-export async function measureBaseline(
-  node: ReliabilityNode,
-  config: string,
-  tools: FaultTools,
-): Promise<Baseline> {
+export async function measureBaseline(node: Netns, config: string, tools: FaultTools): Promise<Baseline> {
   const original = node.dump();
   const applied = await timed(node, ["apply", "-c", config], tools);
   if (applied.code !== 0) throw new Error(`baseline apply failed (${applied.code})`);
@@ -189,7 +179,7 @@ function stateFiles(stateDir: string): { inProgress: boolean; stateLeft: boolean
  * children are gone.
  */
 async function killDuring(
-  node: ReliabilityNode,
+  node: Netns,
   args: readonly string[],
   delayMs: number,
   mode: KillMode,
@@ -240,7 +230,7 @@ async function killDuring(
   };
 }
 
-function landingOf(node: ReliabilityNode, baseline: Baseline, phase: Phase, exitedFirst: boolean): Landing {
+function landingOf(node: Netns, baseline: Baseline, phase: Phase, exitedFirst: boolean): Landing {
   if (exitedFirst) return "exited-first";
   const now = node.dump();
   const start = phase === "apply" ? baseline.original : undefined;
@@ -253,7 +243,7 @@ function landingOf(node: ReliabilityNode, baseline: Baseline, phase: Phase, exit
 }
 
 /** The node must be converged: exit 0 from apply and plan, no duplicates, exactly the reference objects. */
-function checkConverged(node: ReliabilityNode, config: string, baseline: Baseline, problems: string[]): void {
+function checkConverged(node: Netns, config: string, baseline: Baseline, problems: string[]): void {
   const applied = node.symroute(["apply", "-c", config]);
   if (applied.code !== 0)
     problems.push(`apply after the crash exited ${applied.code}: ${applied.stderr.trim()}`);
@@ -271,7 +261,7 @@ function checkConverged(node: ReliabilityNode, config: string, baseline: Baselin
   }
 }
 
-function checkDeleted(node: ReliabilityNode, baseline: Baseline, problems: string[], what: string): void {
+function checkDeleted(node: Netns, baseline: Baseline, problems: string[], what: string): void {
   const deleted = node.symroute(["delete"]);
   if (deleted.code !== 0) problems.push(`${what} exited ${deleted.code}: ${deleted.stderr.trim()}`);
   const now = node.dump();
@@ -281,7 +271,7 @@ function checkDeleted(node: ReliabilityNode, baseline: Baseline, problems: strin
 }
 
 export interface TrialOptions {
-  readonly node: ReliabilityNode;
+  readonly node: Netns;
   readonly config: string;
   readonly baseline: Baseline;
   readonly tools: FaultTools;
@@ -359,7 +349,7 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
  * delete: with `deleteFirst`, delete again (original); then apply (converged) and delete (original).
  */
 function recover(
-  node: ReliabilityNode,
+  node: Netns,
   config: string,
   baseline: Baseline,
   phase: Phase,
@@ -397,7 +387,7 @@ export function describePoint(p: CrashPoint): string {
 /** Kills symroute at an exact point of a payload (see fault-tools.ts), then recovers and checks. */
 export async function crashPointTrial(
   options: {
-    node: ReliabilityNode;
+    node: Netns;
     config: string;
     baseline: Baseline;
     tools: FaultTools;

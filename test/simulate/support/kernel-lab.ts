@@ -9,6 +9,7 @@ import { simulatorSysctls } from "../../../src/simulate/trace.ts";
 import type { Packet, Trace } from "../../../src/simulate/types.ts";
 import { routeGetArgs, TOPOLOGY } from "./random-state.ts";
 import { missing } from "../../support/skip.ts";
+import { createBareNamespace } from "../../support/netns.ts";
 
 export type KernelAnswer =
   | {
@@ -20,8 +21,6 @@ export type KernelAnswer =
     }
   | { readonly ok: false; readonly error: string };
 
-let counter = 0;
-
 /** The skip message when not root; a missing or failing `ip netns` throws (the test fails). */
 export async function namespacesAvailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return missing("root", "network namespaces");
@@ -31,14 +30,14 @@ export async function namespacesAvailable(): Promise<string | undefined> {
 
 export class KernelLab {
   readonly ns: string;
-  private constructor(ns: string) {
-    this.ns = ns;
+  private readonly namespace: ReturnType<typeof createBareNamespace>;
+  private constructor(namespace: ReturnType<typeof createBareNamespace>) {
+    this.namespace = namespace;
+    this.ns = namespace.name;
   }
 
   static async create(prefix: string): Promise<KernelLab> {
-    const ns = `${prefix}-${process.pid}-${counter++}`;
-    await runTool("ip", ["netns", "add", ns]);
-    const lab = new KernelLab(ns);
+    const lab = new KernelLab(createBareNamespace(prefix));
     try {
       await lab.batch(4, TOPOLOGY.setup);
     } catch (error) {
@@ -49,7 +48,7 @@ export class KernelLab {
   }
 
   async destroy(): Promise<void> {
-    await runTool("ip", ["netns", "del", this.ns], { allowFailure: true });
+    this.namespace.destroy();
   }
 
   /** One `ip [-6] -batch -`; throws with the failing line. */

@@ -1,0 +1,143 @@
+// The real CLI in a fresh namespace, iptables front end: new connections are classified by one
+// ipset lookup (hash:net,iface), a new connection gets its network's value in the ct mark while
+// another component's bit outside symroute's mask survives, an element removed from the set is
+// drift that the next apply repairs, the rules do not grow with the networks, and delete returns the
+// node to its exact starting dump, sets included.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createNode, dumpNamespace, e2eUnavailable, must } from "../support/netns.ts";
+import { configDir, writeConfigFile } from "../support/netns.ts";
+
+const skip = e2eUnavailable();
+const dir = configDir("symroute-ipset-");
+const CONFIG = writeConfigFile(
+  dir,
+  "three.yaml",
+  `firewall: iptables
+podCIDRs: [10.112.0.0/12]
+networks:
+  - { name: red, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: blue, addresses: [5.6.7.0/24], interface: ext0, gateway: 5.6.7.1 }
+  - { name: green, addresses: [9.9.9.0/24], interface: ext0, gateway: 9.9.9.1 }
+`,
+);
+const many = (n: number): string =>
+  writeConfigFile(
+    dir,
+    `many-${n}.yaml`,
+    `firewall: iptables
+networks:
+${Array.from(
+  { length: n },
+  (_, i) => `  - { name: n${i}, addresses: [100.64.${i}.0/24], interface: ext0, gateway: 100.64.${i}.1 }`,
+).join("\n")}
+`,
+  );
+
+// Another component's bit, set on new connections after conntrack (-200) and before the mangle
+// table of iptables-nft (-150).
+const FOREIGN_BIT = 0x10000000;
+const FOREIGN = `table inet other {
+  chain p {
+    type filter hook prerouting priority -160; policy accept;
+    ct state new ct mark set ct mark or ${FOREIGN_BIT}
+  }
+}
+`;
+
+test(
+  "iptables: one ipset lookup classifies; other bits of the ct mark survive; set drift is repaired; delete restores the dump",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    const peerExec = (argv: string[]) => must(["ip", "netns", "exec", node.peer, ...argv]);
+    node.exec(["nft", "-f", "-"], FOREIGN);
+    // The pool address is local to the node (as a kube-proxy DNAT target would be), so the
+    // connection is confirmed and shows in the conntrack table.
+    must(["ip", "-n", node.name, "addr", "add", "5.6.7.5/32", "dev", "lo"]);
+    must(["ip", "-n", node.peer, "addr", "add", "5.6.7.1/24", "dev", "r-ext0"]);
+    const mac = (
+      JSON.parse(node.exec(["ip", "-j", "link", "show", "ext0"]).stdout) as { address: string }[]
+    )[0]?.address as string;
+    must(["ip", "-n", node.peer, "neigh", "add", "5.6.7.5", "lladdr", mac, "dev", "r-ext0"]);
+    const start = dumpNamespace(node.name);
+
+    const plan = node.symroute(["plan", "-c", CONFIG, "-o", "json"]);
+    assert.equal(plan.code, 2, plan.stderr);
+    const report = JSON.parse(plan.stdout) as {
+      classify: { form: string; size: number };
+      ipsets: { name: string; purpose: string; family: number; elements: number }[];
+      networks: { name: string; mark?: number }[];
+    };
+    assert.equal(report.classify.form, "set");
+    assert.equal(report.classify.size, 3);
+    assert.deepEqual(
+      report.ipsets.map((s) => [s.purpose, s.family, s.elements]),
+      [
+        ["classify", 4, 3],
+        ["guard", 4, 3],
+      ],
+    );
+    const text = node.symroute(["plan", "-c", CONFIG]);
+    assert.match(text.stdout, /classify new connections \(iptables\): set, one ipset lookup/);
+    assert.match(text.stdout, /ipset symroute-c4-[0-9a-f]{8} \(hash:net,iface, IPv4, 3 element\(s\)\)/);
+
+    const applied = node.symroute(["apply", "-c", CONFIG]);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    const classifySet = report.ipsets.find((s) => s.purpose === "classify")?.name as string;
+    const saved = node.exec(["ipset", "list", "-o", "save", classifySet]).stdout;
+    assert.equal(saved.split("\n").filter((l) => l.startsWith("add ")).length, 3, saved);
+
+    // A new flow to blue: blue's value in the ct mark, the other component's bit kept.
+    const blue = report.networks.find((n) => n.name === "blue")?.mark as number;
+    const markOf = (port: number): number => {
+      peerExec(["bash", "-c", `echo x > /dev/udp/5.6.7.5/${port}`]);
+      const listed = node.exec(["conntrack", "-L", "-p", "udp", "--dport", String(port), "-o", "extended"]);
+      return Number(/ mark=(\d+)/.exec(listed.stdout)?.[1]);
+    };
+    assert.equal(markOf(4000), FOREIGN_BIT | blue);
+
+    // Drift: blue's element gone from the set. plan sees it (by content), apply puts it back.
+    node.exec(["ipset", "del", classifySet, "5.6.7.0/24,ext0"]);
+    assert.equal(markOf(4001), FOREIGN_BIT, "without the element, the flow is not blue's");
+    assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 2);
+    assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
+    assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 0);
+    assert.equal(markOf(4002), FOREIGN_BIT | blue);
+
+    const deleted = node.symroute(["delete", "-c", CONFIG]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(node.exec(["ipset", "list", "-n"]).stdout.trim(), "", "no set left");
+    assert.equal(dumpNamespace(node.name), start);
+  },
+);
+
+test("iptables: 1 and 50 networks give the same number of rules in symroute's chains", { skip }, (t) => {
+  const node = createNode(t);
+  const rules = (): Map<string, number> => {
+    const counts = new Map<string, number>();
+    for (const tool of ["iptables-save", "ip6tables-save"]) {
+      for (const line of node.exec([tool, "-t", "mangle"]).stdout.split("\n")) {
+        const chain = /^-A (SYMROUTE-\S+)/.exec(line)?.[1];
+        if (chain !== undefined) counts.set(`${tool} ${chain}`, (counts.get(`${tool} ${chain}`) ?? 0) + 1);
+      }
+    }
+    return counts;
+  };
+  const elements = (): number =>
+    node
+      .exec(["ipset", "save"])
+      .stdout.split("\n")
+      .filter((l) => l.startsWith("add symroute-")).length;
+  assert.equal(node.symroute(["apply", "-c", many(1)]).code, 0);
+  const one = rules();
+  assert.equal(elements(), 2); // classify and the guard's exemption
+  const applied = node.symroute(["apply", "-c", many(50)]);
+  assert.equal(applied.code, 0, applied.stderr);
+  assert.deepEqual(rules(), one);
+  assert.equal(elements(), 100);
+  assert.equal(one.get("iptables-save SYMROUTE-CLASSIFY"), 3);
+  assert.equal(node.symroute(["delete", "-c", many(50)]).code, 0);
+  assert.equal(node.exec(["ipset", "list", "-n"]).stdout.trim(), "");
+});
