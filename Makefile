@@ -67,6 +67,7 @@ image-report: deps image-deps build
 build: npm-deps
 	rm -rf dist
 	npx tsc -p tsconfig.build.json
+	$(TSX) scripts/bundle-kubernetes-client.ts
 
 typecheck: npm-deps
 	npx tsc -p tsconfig.json --noEmit

@@ -1,15 +1,27 @@
 // Runs INSIDE a node namespace (bench/agent.bench.ts starts it with `ip netns exec`): starts
 // `symroute agent`, waits for /readyz, then deletes owned `ip rule`s one at a time and times, from
 // `ip -o monitor rule`, the deletion event to the event of the rule being back. Prints JSON.
-// Args: CONFIG STATE_DIR TRIALS
+// Args: CONFIG STATE_DIR TRIALS [file|kubernetes]
+// In `kubernetes` mode the networks come from SymrouteNetwork objects served by a small API server of
+// the probe's own (the tests' fake, on loopback in this namespace), and the file keeps only the
+// global settings: the agent runs with --kubernetes, so it loads and uses the Kubernetes client.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { FakeApiServer } from "../test/agent/support/fake-apiserver.ts";
+import { AGENT_NODE_FLAGS } from "../src/agent/node-flags.ts";
 import { CLI } from "./lib.ts";
 
-const [configPath, stateDir, trialsText] = process.argv.slice(2);
+const [configPath, stateDir, trialsText, modeText] = process.argv.slice(2);
 if (configPath === undefined || stateDir === undefined)
-  throw new Error("usage: agent-probe.ts CONFIG STATE_DIR TRIALS");
+  throw new Error("usage: agent-probe.ts CONFIG STATE_DIR TRIALS [file|kubernetes]");
+/** Node flags for the agent process, as its deployment runs it (SRBENCH_AGENT_NODE_FLAGS overrides). */
+const NODE_FLAGS: readonly string[] =
+  process.env["SRBENCH_AGENT_NODE_FLAGS"] === undefined
+    ? AGENT_NODE_FLAGS
+    : process.env["SRBENCH_AGENT_NODE_FLAGS"].split(" ").filter((f) => f !== "");
+const MODE = modeText === "kubernetes" ? "kubernetes" : "file";
 const TRIALS = Number(trialsText ?? "0");
 const PORT = 9477;
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -32,6 +44,23 @@ function memoryMiB(pid: number): { rss: number; hwm: number } {
   const kb = (field: string): number =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
   return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+}
+
+/** The agent's own view of its memory (process metrics on /metrics), MiB. */
+async function heapMiB(): Promise<Record<string, number>> {
+  const m = await get("/metrics");
+  const out: Record<string, number> = {};
+  const wanted: Record<string, string> = {
+    nodejs_heap_size_used_bytes: "heapUsed",
+    nodejs_heap_size_total_bytes: "heapTotal",
+    nodejs_external_memory_bytes: "external",
+  };
+  for (const line of m?.text.split("\n") ?? []) {
+    const [name, value] = line.split(" ");
+    const key = name === undefined ? undefined : wanted[name];
+    if (key !== undefined) out[key] = Number(value) / 2 ** 20;
+  }
+  return out;
 }
 
 async function reconciles(): Promise<number> {
@@ -137,15 +166,64 @@ function ownedRules(): OwnedRule[] {
     }));
 }
 
+/** The bench config's networks (one flow-style line each) as SymrouteNetwork objects. */
+function networkObjects(
+  configText: string,
+): { metadata: { name: string; generation: number }; spec: unknown }[] {
+  const objects = [];
+  for (const line of configText.split("\n")) {
+    const m = /- \{ name: (\S+), addresses: \[([^\]]+)\], interface: (\S+), gateway: ([^ }]+) \}/.exec(line);
+    if (m === null) continue;
+    objects.push({
+      metadata: { name: m[1] as string, generation: 1 },
+      spec: { addresses: [m[2] as string], interface: m[3] as string, gateway: [m[4] as string] },
+    });
+  }
+  return objects;
+}
+
+/** The API server and the agent's arguments for Kubernetes mode: the file keeps the global settings. */
+async function kubernetesMode(): Promise<{ server: FakeApiServer; args: string[] }> {
+  const text = readFileSync(configPath as string, "utf8");
+  const server = new FakeApiServer()
+    .collection("/apis/symroute.io/v1alpha1/symroutenetworks", networkObjects(text))
+    .collection("/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools")
+    .collection("/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements")
+    .collection("/api/v1/nodes", [{ metadata: { name: "bench-node", labels: {} } }]);
+  await server.start();
+  const globals = join(stateDir as string, "globals.yaml");
+  const settings = text.split("\n").filter((l) => !l.startsWith("  -") && !l.startsWith("networks:"));
+  writeFileSync(globals, `${[...settings, "networks: []"].join("\n")}\n`);
+  const kubeconfig = join(stateDir as string, "kubeconfig.yaml");
+  writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      // Plain HTTP on loopback: client-node allows it only with skip-TLS-verify set.
+      `clusters: [{ name: bench, cluster: { server: "${server.url}", insecure-skip-tls-verify: true } }]`,
+      "users: [{ name: agent, user: { token: bench } }]",
+      "contexts: [{ name: bench, context: { cluster: bench, user: agent } }]",
+      "current-context: bench",
+      "",
+    ].join("\n"),
+  );
+  return {
+    server,
+    args: ["--kubernetes", "--node-name", "bench-node", "--kubeconfig", kubeconfig, "-c", globals],
+  };
+}
+
 async function main(): Promise<void> {
+  const kube = MODE === "kubernetes" ? await kubernetesMode() : undefined;
   const started = now();
   const agent = spawn(
     process.execPath,
     [
+      ...NODE_FLAGS,
       CLI,
       "agent",
-      "-c",
-      configPath as string,
+      ...(kube?.args ?? ["-c", configPath as string]),
       "--state-dir",
       stateDir as string,
       "--listen",
@@ -166,10 +244,10 @@ async function main(): Promise<void> {
   agent.on("exit", (code) => {
     exited = code;
   });
-  const out: Record<string, unknown> = { debounceMs: DEBOUNCE_MS };
+  const out: Record<string, unknown> = { debounceMs: DEBOUNCE_MS, nodeFlags: NODE_FLAGS };
   try {
     let readyMs: number | undefined;
-    const deadline = started + 300_000;
+    const deadline = started + (MODE === "kubernetes" ? 120_000 : 300_000);
     while (now() < deadline && exited === undefined) {
       const r = await get("/readyz");
       if (r?.status === 200) {
@@ -182,7 +260,7 @@ async function main(): Promise<void> {
       throw new Error(`agent never became ready (exit ${String(exited)}): ${stderr}`);
     out["readyMs"] = readyMs;
     await settle(500);
-    out["memoryAfterStart"] = memoryMiB(agent.pid as number);
+    out["memoryAfterStart"] = { ...memoryMiB(agent.pid as number), ...(await heapMiB()) };
     const rules = ownedRules();
     out["ownedRules"] = rules.length;
     const monitor = startMonitor();
@@ -233,9 +311,10 @@ async function main(): Promise<void> {
     out["latenciesMs"] = latencies;
     out["failures"] = failures;
     out["rssSeriesMiB"] = rssSeries;
-    out["memoryAfterTrials"] = memoryMiB(agent.pid as number);
+    out["memoryAfterTrials"] = { ...memoryMiB(agent.pid as number), ...(await heapMiB()) };
   } finally {
     agent.kill("SIGTERM");
+    await kube?.server.stop();
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }

@@ -21,16 +21,29 @@ import {
 
 export interface AgentSize {
   readonly networks: number;
+  /** `file`: networks from the config file; `kubernetes`: from SymrouteNetwork objects (--kubernetes). */
+  readonly mode?: "file" | "kubernetes";
+  /** The Node flags the agent ran with (src/agent/node-flags.ts unless overridden). */
+  readonly nodeFlags?: readonly string[];
   readonly trials: number;
   readonly readyMs?: number;
-  readonly memoryAfterStart?: { rss: number; hwm: number };
-  readonly memoryAfterTrials?: { rss: number; hwm: number };
+  readonly memoryAfterStart?: AgentMemory;
+  readonly memoryAfterTrials?: AgentMemory;
   readonly ownedRules?: number;
   readonly latenciesMs?: number[];
   readonly failures?: string[];
   readonly rssSeriesMiB?: number[];
   readonly debounceMs?: number;
   readonly error?: string;
+}
+
+/** MiB: the kernel's VmRSS/VmHWM, and V8's heap as the agent's /metrics report it. */
+export interface AgentMemory {
+  readonly rss: number;
+  readonly hwm: number;
+  readonly heapUsed?: number;
+  readonly heapTotal?: number;
+  readonly external?: number;
 }
 
 export interface AgentResults {
@@ -50,6 +63,14 @@ function trialsFor(networks: number): number {
   return 0;
 }
 
+/** Kubernetes mode at these sizes (SRBENCH_AGENT_KUBERNETES="10"): the memory target's size by default. */
+function kubernetesSizes(): number[] {
+  return (process.env["SRBENCH_AGENT_KUBERNETES"] ?? "10")
+    .split(",")
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0);
+}
+
 async function main(): Promise<void> {
   const help = run([process.execPath, join(REPO, "bin/symroute"), "agent", "--help"]);
   if (help.code !== 0) {
@@ -63,9 +84,15 @@ async function main(): Promise<void> {
     return;
   }
   const results: AgentResults = { date: new Date().toISOString(), available: true, sizes: [] };
-  for (const networks of sizes()) {
+  const runs = [
+    ...sizes().map((networks) => ({ networks, mode: "file" as const })),
+    ...kubernetesSizes().map((networks) => ({ networks, mode: "kubernetes" as const })),
+  ];
+  for (const { networks, mode } of runs) {
     const trials = trialsFor(networks);
-    log(`agent, ${networks} networks: start-up, memory${trials > 0 ? `, ${trials} drift trials` : ""}`);
+    log(
+      `agent (${mode}), ${networks} networks: start-up, memory${trials > 0 ? `, ${trials} drift trials` : ""}`,
+    );
     const config = writeConfig(networks);
     try {
       const r = await withNode(async (node) =>
@@ -78,6 +105,7 @@ async function main(): Promise<void> {
             config,
             node.stateDir,
             String(trials),
+            mode,
           ]),
         ),
       );
@@ -85,12 +113,13 @@ async function main(): Promise<void> {
       const line = r.stdout.trim().split("\n").pop() ?? "{}";
       results.sizes.push({
         networks,
+        mode,
         trials,
-        ...(JSON.parse(line) as Omit<AgentSize, "networks" | "trials">),
+        ...(JSON.parse(line) as Omit<AgentSize, "networks" | "trials" | "mode">),
       });
     } catch (error) {
-      log(`agent, ${networks} networks: ${(error as Error).message}`);
-      results.sizes.push({ networks, trials, error: (error as Error).message.slice(0, 500) });
+      log(`agent (${mode}), ${networks} networks: ${(error as Error).message}`);
+      results.sizes.push({ networks, mode, trials, error: (error as Error).message.slice(0, 500) });
     }
     writeResult("agent", results);
   }

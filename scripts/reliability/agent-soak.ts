@@ -19,6 +19,7 @@
 
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { AGENT_NODE_FLAGS } from "../../src/agent/node-flags.ts";
 import { runProvenance, writeResult } from "./results.ts";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
@@ -90,6 +91,8 @@ const agent = spawn(
     "exec",
     node.name,
     process.execPath,
+    // As it is deployed (src/agent/node-flags.ts): the soak's memory is the deployed agent's.
+    ...AGENT_NODE_FLAGS,
     CLI,
     "agent",
     "-c",

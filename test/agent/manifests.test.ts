@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { readConfigFile } from "../../src/agent/desired-config.ts";
 import { renderCrdYaml } from "../../src/agent/kubernetes/crd-yaml.ts";
+import { AGENT_NODE_FLAGS } from "../../src/agent/node-flags.ts";
 
 const deployFile = (name: string): string =>
   readFileSync(new URL(`../../deploy/${name}`, import.meta.url), "utf8");
@@ -282,5 +283,18 @@ describe("deploy/ other files", () => {
     assert.match(unit, /^CapabilityBoundingSet=CAP_NET_ADMIN$/m);
     assert.match(unit, /^AmbientCapabilities=CAP_NET_ADMIN$/m);
     assert.doesNotMatch(unit, /cleanup-on-exit/);
+  });
+
+  it("every way of running the agent passes the agent's Node flags (src/agent/node-flags.ts)", () => {
+    const command = ["node", ...AGENT_NODE_FLAGS, "/app/bin/symroute"];
+    const [ds] = docs("daemonset.yaml");
+    assert.deepEqual(ds?.spec.template.spec.containers[0].command, command);
+    const script = readFileSync(new URL("../../scripts/image/build.sh", import.meta.url), "utf8");
+    assert.equal(/Entrypoint: (\[.*\]),/.exec(script)?.[1], JSON.stringify(command).replaceAll(",", ", "));
+    const unit = deployFile("symroute.service");
+    assert.match(
+      unit,
+      new RegExp(`^ExecStart=/usr/bin/node ${AGENT_NODE_FLAGS.join(" ")} /usr/bin/symroute agent `, "m"),
+    );
   });
 });

@@ -15,7 +15,7 @@ import {
   setHeaderOptions,
   type KubernetesListObject,
   type KubernetesObject,
-} from "@kubernetes/client-node";
+} from "./client-node.ts";
 import { backoffDelay } from "../backoff.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { summarizeNodes } from "./conditions.ts";

@@ -10,9 +10,7 @@ import { startAgent, type Agent } from "../../agent/agent.ts";
 import { systemClock } from "../../agent/clock.ts";
 import { parseDuration } from "../../agent/duration.ts";
 import { DEFAULT_LISTEN, parseListen } from "../../agent/http.ts";
-import { fileClusterCache } from "../../agent/kubernetes/cluster-cache.ts";
-import { discoverKubeConfig } from "../../agent/kubernetes/kubeconfig.ts";
-import { createDiscoveringSource, createKubernetesSource } from "../../agent/kubernetes/source.ts";
+import type { KubernetesWiring } from "../../agent/config-source.ts";
 import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
 import { createLogger, parseLogLevel } from "../../agent/logger.ts";
 import { DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
@@ -131,15 +129,15 @@ export function registerAgent(program: Command): void {
             ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
           }),
         );
-        const nodeName = opts.nodeName ?? "";
-        // An explicit --kubeconfig that is missing is a mistake at start (exit 1); otherwise the
-        // agent keeps looking, with backoff, and says where it looked.
-        if (opts.kubeconfig !== undefined && opts.kubernetes === true) {
-          const first = discoverKubeConfig(opts.kubeconfig);
-          if (!first.found) {
-            throw new SymrouteError("invalid-argument", `--kubeconfig ${opts.kubeconfig}: no such file`);
-          }
-        }
+        const kubernetes =
+          opts.kubernetes === true
+            ? await kubernetesWiring({
+                nodeName: opts.nodeName ?? "",
+                kubeconfig: opts.kubeconfig,
+                metallbNamespace: opts.metallbNamespace,
+                stateDir: stateDir ?? DEFAULT_STATE_DIR,
+              })
+            : undefined;
         const agent: Agent = await startAgent({
           engine,
           logger,
@@ -148,29 +146,7 @@ export function registerAgent(program: Command): void {
           debounceMs: opts.debounce,
           kernelEvents: opts.kernelEvents,
           ...(opts.config === undefined ? {} : { configFile: opts.config }),
-          ...(opts.kubernetes !== true
-            ? {}
-            : {
-                kubernetes: {
-                  nodeName,
-                  cache: fileClusterCache(join(stateDir ?? DEFAULT_STATE_DIR, "kubernetes-cache.json")),
-                  createSource: (callbacks) =>
-                    createDiscoveringSource({
-                      discover: () => discoverKubeConfig(opts.kubeconfig),
-                      clock: systemClock,
-                      onError: callbacks.onError,
-                      create: (found) =>
-                        createKubernetesSource({
-                          kubeConfig: found.kubeConfig,
-                          from: found.from,
-                          nodeName,
-                          metallbNamespace: opts.metallbNamespace,
-                          clock: systemClock,
-                          ...callbacks,
-                        }),
-                    }),
-                },
-              }),
+          ...(kubernetes === undefined ? {} : { kubernetes }),
         });
         const signal = await signalled;
         logger.info({ signal }, "signal received");
@@ -179,4 +155,48 @@ export function registerAgent(program: Command): void {
         return EXIT.ok;
       });
     });
+}
+
+/**
+ * The cluster as a config source. Loaded only with --kubernetes: the Kubernetes client is most of
+ * the agent's memory (about 70 MiB resident of code and heap, docs/agent.md), which a node without
+ * Kubernetes should not pay.
+ */
+async function kubernetesWiring(options: {
+  readonly nodeName: string;
+  readonly kubeconfig: string | undefined;
+  readonly metallbNamespace: string;
+  readonly stateDir: string;
+}): Promise<KubernetesWiring> {
+  const [{ fileClusterCache }, { discoverKubeConfig }, { createDiscoveringSource, createKubernetesSource }] =
+    await Promise.all([
+      import("../../agent/kubernetes/cluster-cache.ts"),
+      import("../../agent/kubernetes/kubeconfig.ts"),
+      import("../../agent/kubernetes/source.ts"),
+    ]);
+  const { nodeName, kubeconfig, metallbNamespace } = options;
+  // An explicit --kubeconfig that is missing is a mistake at start (exit 1); otherwise the agent
+  // keeps looking, with backoff, and says where it looked.
+  if (kubeconfig !== undefined && !discoverKubeConfig(kubeconfig).found) {
+    throw new SymrouteError("invalid-argument", `--kubeconfig ${kubeconfig}: no such file`);
+  }
+  return {
+    nodeName,
+    cache: fileClusterCache(join(options.stateDir, "kubernetes-cache.json")),
+    createSource: (callbacks) =>
+      createDiscoveringSource({
+        discover: () => discoverKubeConfig(kubeconfig),
+        clock: systemClock,
+        onError: callbacks.onError,
+        create: (found) =>
+          createKubernetesSource({
+            kubeConfig: found.kubeConfig,
+            from: found.from,
+            nodeName,
+            metallbNamespace,
+            clock: systemClock,
+            ...callbacks,
+          }),
+      }),
+  };
 }

@@ -17,6 +17,9 @@ import { compileRoutingState } from "../../simulate/compile.ts";
 import { formatTrace, formatRoute, formatRule } from "../../simulate/format.ts";
 import { simulatorSysctls, tracePacket } from "../../simulate/trace.ts";
 import type { Packet, Trace } from "../../simulate/types.ts";
+import { protoName } from "../../simulate/format.ts";
+import { canonicalIp } from "../../model/address.ts";
+import { formatBackend, formatServiceAddress, type KubeProxyServices } from "../../model/services.ts";
 import { parseAddressWords, parseWordPrefix, prefixMatches } from "../../simulate/words.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
@@ -165,6 +168,7 @@ export function dnatNotes(
   packet: Packet,
   entries: readonly MarkEntry[],
   guards: readonly SpoofGuard[],
+  read?: KubeProxyServices,
 ): string[] {
   if (packet.dnatTo !== undefined) return [];
   const dst = parseAddressWords(packet.to);
@@ -185,10 +189,76 @@ export function dnatNotes(
         ? `--to BACKEND (the pod's address)`
         : `--dnat-to BACKEND (the pod's address kube-proxy chose; the guard still sees ${packet.to})`;
     return [
-      `${packet.to} is in ${pool}, a pool of ${where}: kube-proxy DNATs packets to it to a backend before routing, and explain does not model that DNAT (it reads none of kube-proxy's rules), so this answer is for ${packet.to} itself; ask about the backend with ${how}`,
+      `${packet.to} is in ${pool}, a pool of ${where}: kube-proxy DNATs packets to it to a backend before routing, and explain does not model that DNAT without kube-proxy's rules for it (${read === undefined ? "none were read" : `none found: ${read.sources.join("; ")}`}), so this answer is for ${packet.to} itself; ask about the backend with ${how}`,
     ];
   }
   return [];
+}
+
+/** kube-proxy's DNAT of a packet's destination, as the node's rules (or the snapshot) have it. */
+export interface DnatResolution {
+  /** The destination as asked. */
+  readonly address: string;
+  /** Each matching service and backend: `1.2.3.4:80/tcp → 10.112.0.5:8080`. */
+  readonly services: readonly string[];
+  /** The distinct backend addresses, in the rules' order. */
+  readonly backends: readonly string[];
+  /** The backend the packet is traced to (the first). */
+  readonly traced: string;
+}
+
+/**
+ * The DNAT kube-proxy applies to the packet's destination (protocol and port taken into account
+ * when given), read from its rules; undefined when --dnat-to was given or no rule DNATs it.
+ */
+export function resolveDnat(packet: Packet, read: KubeProxyServices | undefined): DnatResolution | undefined {
+  if (read === undefined || packet.dnatTo !== undefined) return undefined;
+  const address = canonicalIp(packet.to);
+  if (address === undefined) return undefined;
+  const proto = packet.ipproto === undefined ? undefined : protoName(packet.ipproto);
+  const matching = read.services.filter(
+    (s) =>
+      s.address === address &&
+      (proto === undefined || s.proto === undefined || s.proto === proto) &&
+      (packet.dport === undefined || s.port === undefined || s.port === packet.dport),
+  );
+  const backends = [...new Set(matching.flatMap((s) => s.backends.map((b) => b.address)))];
+  const traced = backends[0];
+  if (traced === undefined) return undefined;
+  const services = matching.flatMap((s) =>
+    s.backends.map((b) => `${formatServiceAddress(s)} → ${formatBackend(s.family, b)}`),
+  );
+  return { address, services, backends, traced };
+}
+
+/** The packet as routing sees it after kube-proxy's DNAT: arriving, `dnatTo`; sent locally, the new `to`. */
+export function dnatPacket(packet: Packet, dnat: DnatResolution | undefined): Packet {
+  if (dnat === undefined) return packet;
+  return packet.iif === undefined ? { ...packet, to: dnat.traced } : { ...packet, dnatTo: dnat.traced };
+}
+
+/** What explain says about the DNAT it applied, and about a destination DNAT'ed only on other ports. */
+export function dnatResolutionNotes(
+  packet: Packet,
+  dnat: DnatResolution | undefined,
+  read: KubeProxyServices | undefined,
+): string[] {
+  if (dnat === undefined) {
+    const address = canonicalIp(packet.to);
+    const others = (read?.services ?? []).filter((s) => s.address === address);
+    if (packet.dnatTo !== undefined || others.length === 0) return [];
+    return [
+      `kube-proxy DNATs ${packet.to} only for ${others.map((s) => formatServiceAddress(s)).join(", ")}: this packet (${packet.ipproto === undefined ? "any protocol" : protoName(packet.ipproto)}${packet.dport === undefined ? "" : ` port ${packet.dport}`}) is not DNAT'ed`,
+    ];
+  }
+  const how = packet.iif === undefined ? "--to" : "--dnat-to";
+  const others = dnat.backends.filter((b) => b !== dnat.traced);
+  return [
+    `kube-proxy DNATs ${dnat.services.join(", ")} (read from the node's rules): traced to ${dnat.traced}, as with ${how} ${dnat.traced}` +
+      (others.length === 0
+        ? ""
+        : `; kube-proxy picks among ${dnat.backends.length} backends, ask about the others with ${how} (${others.join(", ")})`),
+  ];
 }
 
 /**
@@ -211,6 +281,7 @@ export async function readLiveState(
   const read = await deps.kernel.readNode({
     sysctls: simulatorSysctls(confInterfaces),
     firewalls: spec === undefined ? [] : [spec.backend],
+    kubeProxyServices: true,
   });
   // A snapshot holds symroute's firewall as the kernel has it even without (readable) state: each
   // other front end is read on its own, one that cannot be read (tool missing) left out.
@@ -306,7 +377,8 @@ export function registerExplain(program: Command): void {
     .command("explain")
     .description(
       "Explain how the kernel routes one packet: every policy rule tried and why it matched or not, " +
-        "the table, the route, the gateway and device, and the rp_filter verdict for arriving packets. " +
+        "the table, the route, the gateway and device, and the rp_filter verdict for arriving packets; " +
+        "a destination kube-proxy DNATs (read from its rules) is traced to its backend. " +
         "Works on the live node or on a snapshot (--state).\n" +
         "Exit codes: 0 explained, whatever the verdict (unicast, local, blackhole, unreachable, ...: " +
         "see the output); 3 the packet needs kernel behaviour the simulator does not model " +
@@ -327,7 +399,7 @@ export function registerExplain(program: Command): void {
     .option("--uid <uid>", "socket owner of a locally generated packet (default 0)")
     .option(
       "--dnat-to <address>",
-      "with --iif: kube-proxy's DNAT target; the anti-spoofing guard sees --to, routing and rp_filter this",
+      "with --iif: kube-proxy's DNAT target (default: the first backend its rules name); the anti-spoofing guard sees --to, routing and rp_filter this",
     )
     .option("--state <file>", "explain on a snapshot written by `symroute snapshot` instead of the live node")
     .option("--state-dir <dir>", "where symroute keeps its state (for the anti-spoofing guards it applied)")
@@ -353,8 +425,9 @@ export function registerExplain(program: Command): void {
         "",
         "On a symroute node the firewall restores the network's mark on every reply of a connection that",
         "arrived on an external interface: pass that mark (--mark, as `symroute plan` prints it) to see the reply path.",
-        "kube-proxy DNATs a load-balancer address before routing, and explain does not model that DNAT:",
-        "ask about the backend with --dnat-to (or --to the backend itself).",
+        "kube-proxy DNATs service and load-balancer addresses before routing: explain reads its rules (iptables",
+        "nat, nft tables ip/ip6 kube-proxy) and traces such a packet to the first backend they name, listing the",
+        "others; --dnat-to chooses the backend yourself. IPVS's backends are not read (explain shows the LB address).",
       ].join("\n"),
     )
     .action(async (opts) => {
@@ -367,7 +440,9 @@ export function registerExplain(program: Command): void {
           state.node,
           opts.state === undefined ? "this node" : `the snapshot ${opts.state}`,
         );
-        const trace = tracePacket(compileRoutingState(state.node), packet, {
+        const read = state.node.kubeProxyServices;
+        const dnat = resolveDnat(packet, read);
+        const trace = tracePacket(compileRoutingState(state.node), dnatPacket(packet, dnat), {
           explain: true,
           guards: state.guards,
         });
@@ -377,10 +452,26 @@ export function registerExplain(program: Command): void {
             (g) =>
               `symroute's IPv${g.family} guard on ${g.iif} is in its state but its firewall is not on the node as applied: not simulated (run \`symroute plan\`)`,
           )
+          .concat(dnatResolutionNotes(packet, dnat, read))
           .concat(
-            dnatNotes(packet, state.firewallSpec?.entries ?? [], state.firewallSpec?.guards ?? state.guards),
+            dnat === undefined
+              ? dnatNotes(
+                  packet,
+                  state.firewallSpec?.entries ?? [],
+                  state.firewallSpec?.guards ?? state.guards,
+                  read,
+                )
+              : [],
           );
-        if (opts.output === "json") printJson({ ...traceToJson(trace), notes: missing });
+        if (opts.output === "json")
+          printJson({
+            ...traceToJson(trace),
+            dnat:
+              dnat === undefined
+                ? null
+                : { services: dnat.services, backends: dnat.backends, tracedTo: dnat.traced },
+            notes: missing,
+          });
         else
           process.stdout.write(
             `${[...formatTrace(trace), ...missing.map((m) => `note: ${m}`)].join("\n")}\n`,
@@ -394,7 +485,7 @@ export function registerExplain(program: Command): void {
     .command("snapshot")
     .description(
       "Print this node's routing state (links, addresses, rules and routes of every table, the " +
-        "sysctls explain reads, and symroute's firewall: its rules as the kernel lists them and, from its state, " +
+        "sysctls explain reads, kube-proxy's DNAT targets, and symroute's firewall: its rules as the kernel lists them and, from its state, " +
         "the marks, pools and guards it applied) as JSON, for `symroute explain --state FILE` elsewhere or later.\n" +
         "Exit codes: 0 ok, 1 error.",
     )
