@@ -14,7 +14,8 @@ import type { FirewallSpec } from "../../src/model/firewall.ts";
 import type { FirewallBackend } from "../../src/model/state.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 
-const SPEC: FirewallSpec = {
+/** The firewall the contract's cases start from (the failure cases too). */
+export const SPEC: FirewallSpec = {
   backend: "nftables",
   mask: 0xff,
   entries: [
