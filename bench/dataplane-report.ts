@@ -19,7 +19,7 @@ const label = (v: DataplaneVariant): string =>
       ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
       : v.firewall === "ip-rules-skip"
         ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
-        : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks`;
+        : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}`;
 
 /** The classify form `plan` named, and whether the rules had symroute's skip rule. */
 const classifyText = (v: DataplaneVariant): string =>
@@ -90,7 +90,7 @@ export function dataplaneSection(): string[] {
   );
   for (const fw of ["nftables", "iptables"] as const) {
     for (const size of [1000, 5000]) {
-      const v = r.variants.find((x) => x.firewall === fw && x.networks === size);
+      const v = r.variants.find((x) => x.firewall === fw && x.networks === size && x.narrowBand !== true);
       const name = `${fw}, ${size.toLocaleString("en-US")} networks, new flows`;
       if (v === undefined) {
         out.push(`- ${name}: not measured in this run.`);
@@ -120,6 +120,26 @@ export function dataplaneSection(): string[] {
   if (skip !== undefined) {
     out.push(
       `- Control: the same lines behind one rule \`fwmark 0x0/0x3fff goto\` a \`nop\` rule after them (packets without a mark, which is every packet that is not a reply of a pool's connection, skip the list): ${ratio(median(skip.newFlowNs) / baseNew)} for new flows, ${ratio(median(skip.existingFlowNs) / baseOld)} for existing ones. ${r.variants.some((v) => v.ruleSkip === true) ? "symroute renders this skip itself from 3 fwmark rules in a family on (`rule skip` in the table)." : "symroute did not render this skip in this run (the results predate it, or no size had 3 networks)."}`,
+    );
+  }
+  const narrow = r.variants.find((v) => v.narrowBand === true);
+  const withSkip =
+    narrow === undefined
+      ? undefined
+      : r.variants.find(
+          (v) => v.firewall === narrow.firewall && v.networks === narrow.networks && v.narrowBand !== true,
+        );
+  if (narrow !== undefined && withSkip !== undefined) {
+    const both = paths.map((path) => {
+      const base = none === undefined ? undefined : path.of(none);
+      const a = path.of(withSkip);
+      const b = path.of(narrow);
+      if (base === undefined || a === undefined || b === undefined) return `${path.title.toLowerCase()}: -`;
+      const q = (p: PathResult): string => ratio(median(p.newFlowNs) / median(base.newFlowNs));
+      return `${path.title.toLowerCase()} ${q(a)} with it, ${q(b)} without`;
+    });
+    out.push(
+      `- symroute's own skip rule (${narrow.firewall}, ${narrow.networks.toLocaleString("en-US")} networks, new flows; without it: the same config in a band of 4 priorities): ${both.join("; ")}.`,
     );
   }
   out.push("");

@@ -45,6 +45,8 @@ export interface DataplaneVariant {
   readonly classify?: string;
   /** Whether `plan` reported symroute's skip rule over its fwmark rules (absent in older results). */
   readonly ruleSkip?: boolean;
+  /** symroute applied with a band of 4 priorities, too narrow for its skip rule: the same node without it. */
+  readonly narrowBand?: boolean;
   /** Nanoseconds per datagram, one value per round. */
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
@@ -98,6 +100,7 @@ interface Setup {
     networks: number;
     classify?: string;
     ruleSkip?: boolean;
+    narrowBand?: boolean;
   };
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
@@ -110,7 +113,11 @@ interface Setup {
 type Path = "pod" | "node";
 
 /** A node with a pod behind a DNAT, and symroute applied (or not). */
-function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup {
+function setUp(
+  firewall: DataplaneVariant["firewall"],
+  networks: number,
+  options: { narrowBand?: boolean } = {},
+): Setup {
   const node = createNode();
   const pod = `${node.name}-pod`;
   must(["ip", "netns", "add", pod]);
@@ -165,7 +172,8 @@ function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup 
       /^networks:\n?/m,
       networks === 0 ? "networks: []\n" : "networks:\n",
     );
-    writeFileSync(config, `firewall: ${firewall}\n${text}`);
+    const band = options.narrowBand === true ? "rulePriorities: { from: 1000, to: 1003 }\n" : "";
+    writeFileSync(config, `firewall: ${firewall}\n${band}${text}`);
     const applied = run(node.symroute(["apply", "-c", config]));
     if (applied.code !== 0)
       throw new Error(`apply ${firewall} ${networks}: ${applied.stderr}${applied.stdout}`);
@@ -184,6 +192,7 @@ function setUp(firewall: DataplaneVariant["firewall"], networks: number): Setup 
       networks,
       ...(classify === undefined ? {} : { classify }),
       ...(ruleSkip === undefined ? {} : { ruleSkip }),
+      ...(options.narrowBand === true ? { narrowBand: true } : {}),
     },
     newFlowNs: [],
     existingFlowNs: [],
@@ -267,6 +276,9 @@ async function main(): Promise<void> {
   const setups: Setup[] = [setUp("none", 0)];
   const largest = Math.max(...sizesOf());
   if (largest > 0) setups.push(setUp("ip-rules", largest), setUp("ip-rules-skip", largest));
+  // symroute itself with and without its skip rule: the same networks in a band too narrow for it.
+  const skipControl = Math.min(largest, 1000);
+  if (skipControl >= 3) setups.push(setUp("nftables", skipControl, { narrowBand: true }));
   for (const firewall of ["nftables", "iptables"] as const)
     for (const n of sizesOf()) {
       log(`dataplane: ${firewall} with ${n} network(s)`);

@@ -295,13 +295,17 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     return { pinnedMaps, programs, ...(suspect ? { kubeProxy: await kubeProxyTraces() } : {}) };
   };
 
+  /** Each front end's reader of symroute's objects. */
+  const readOwned: Record<
+    FirewallBackend,
+    (arp: Promise<NftRule[] | undefined>) => Promise<OwnedFirewall | undefined>
+  > = { nftables: readNftOwned, iptables: readIptablesOwned };
+
   const readFirewall = async (backends: readonly FirewallBackend[]): Promise<OwnedFirewall[]> => {
     // The ARP table is read once for both front ends; each takes the keys labelled with its name.
     const arp = backends.length === 0 ? Promise.resolve(undefined) : readNftKeys(NFT_ARP_READ_ARGS);
     arp.catch(() => undefined); // awaited by the readers
-    const read = await Promise.all(
-      backends.map((backend) => (backend === "nftables" ? readNftOwned(arp) : readIptablesOwned(arp))),
-    );
+    const read = await Promise.all(backends.map((backend) => readOwned[backend](arp)));
     return read.filter((f): f is OwnedFirewall => f !== undefined);
   };
 

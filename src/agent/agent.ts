@@ -7,6 +7,7 @@
 // with status-writer.ts), the kernel triggers (kernel-monitor.ts) and the HTTP endpoints (http.ts).
 
 import type { Engine } from "../engine/engine.ts";
+import { isSymrouteError } from "../model/errors.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { ConfigSource, type KubernetesWiring } from "./config-source.ts";
 import { startAgentEndpoints, type AgentHttpServer, type ListenAddress, type Readiness } from "./http.ts";
@@ -126,6 +127,31 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     "agent started",
   );
 
+  /**
+   * --cleanup-on-exit: what `symroute delete` does, with its rule for a missing state file: objects
+   * symroute owns but no state to restore the sysctls from is refused (logged with the file and the
+   * sysctls, nothing removed, the error goes to the caller: a non-zero exit); nothing owned and no
+   * state is nothing to do.
+   */
+  const cleanUp = async (): Promise<void> => {
+    try {
+      const report = await engine.remove(reconciler.configInForce, { lockWaitMs });
+      logger.info(
+        { changes: report.changes.length, state: report.state?.file },
+        report.changes.length === 0 ? "nothing to remove" : "removed everything symroute owned",
+      );
+    } catch (error) {
+      logger.error(
+        {
+          err: String(error),
+          ...(isSymrouteError(error) ? { details: error.details, hint: error.hint } : {}),
+        },
+        "--cleanup-on-exit removed nothing",
+      );
+      throw error;
+    }
+  };
+
   let stopping: Promise<void> | undefined;
   return {
     http,
@@ -134,17 +160,21 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     loopState: () => loop.state,
     stop(stopOptions = {}) {
       stopping ??= (async () => {
-        await loop.stop();
-        kernel?.stop();
-        await source.stop();
-        if (stopOptions.cleanup === true) {
-          logger.info("removing everything symroute owns (--cleanup-on-exit)");
-          await engine.remove(reconciler.configInForce, { lockWaitMs });
-        } else {
-          logger.info("stopping; routing stays in place");
+        try {
+          await loop.stop();
+          kernel?.stop();
+          await source.stop();
+          if (stopOptions.cleanup === true) {
+            logger.info("removing everything symroute owns (--cleanup-on-exit)");
+            await cleanUp();
+          } else {
+            logger.info("stopping; routing stays in place");
+          }
+        } finally {
+          // Whatever the clean-up did, the endpoints close and the namespace's lock is free again.
+          await http?.close();
+          await lock.release();
         }
-        await http?.close();
-        await lock.release();
       })();
       return stopping;
     },

@@ -64,55 +64,39 @@ function orderSysctls(changes: readonly Change[], pinned: Readonly<Record<string
   return ordered;
 }
 
-/** Firewall payloads for a target spec (undefined: remove everything symroute has). */
-export function renderFirewallPayloads(
-  target: FirewallSpec | undefined,
-  node: NodeState,
-  backends: readonly ("nftables" | "iptables")[],
-): FirewallPayload[] {
-  const out: FirewallPayload[] = [];
-  for (const backend of backends) {
-    const spec = target?.backend === backend ? target : undefined;
-    if (backend === "nftables") {
-      out.push({ tool: "nft", script: renderNft(spec) });
-      continue;
-    }
-    const observed = node.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
-    // The sets exist, filled, before the rules that refer to them; stale ones go after the rules
-    // that referred to them (a set in use cannot be destroyed).
-    const fill = renderIpsetFill(spec);
-    if (fill !== undefined) out.push({ tool: "ipset", script: fill });
-    for (const family of [4, 6] as const) {
-      const present = new Set(observed.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)));
-      if (!familiesOf(spec).includes(family) && present.size === 0) continue;
-      out.push({ tool: "iptables-restore", family, script: renderIptables(spec, family, present) });
-    }
-    const sets = observed
-      .filter((k) => k.startsWith(IPSET_KEY_PREFIX))
-      .map((k) => k.slice(IPSET_KEY_PREFIX.length));
-    const remove = renderIpsetRemove(spec, sets);
-    if (remove !== undefined) out.push({ tool: "ipset", script: remove });
-    // iptables has no ARP output hook: the probes live in nft's `arp` table with either front end.
-    const arpWanted = (spec?.arpProbes ?? []).length > 0;
-    if (arpWanted || observed.some((k) => k.startsWith(ARP_KEY_PREFIX)))
-      out.push({ tool: "nft", script: renderNftArp(spec), frontEnd: "iptables" });
-  }
-  return out;
+/** The nftables front end's payload: one `nft -f` replacing symroute's inet and arp tables whole. */
+export function renderNftablesPayloads(spec: FirewallSpec | undefined): FirewallPayload[] {
+  return [{ tool: "nft", script: renderNft(spec) }];
 }
 
-const isFirewallChange = (c: Change): c is Extract<Change, { kind: "firewall" }> => c.kind === "firewall";
-
 /**
- * `pinned`: sysctl values that must hold afterwards (the desired ones); they are rewritten when a
- * change to conf/default could have overwritten them.
+ * The iptables front end's payloads: its sets filled (`ipset restore`), one `iptables-restore` per
+ * family that has or gets symroute's chains (the jumps from the built-in chains inserted only when
+ * `node` lacks them), the sets no longer used destroyed, and nft's ARP table when probes are
+ * wanted or were there.
  */
-export function renderPayloads(
-  changes: readonly Change[],
-  firewall: FirewallSpec | undefined,
-  node: NodeState,
-  pinned: Readonly<Record<string, string>> = {},
-): Payloads {
-  return { ...renderRoutingPayloads(changes, pinned), ...renderLastPayloads(changes, firewall, node) };
+export function renderIptablesPayloads(spec: FirewallSpec | undefined, node: NodeState): FirewallPayload[] {
+  const out: FirewallPayload[] = [];
+  const observed = node.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
+  // The sets exist, filled, before the rules that refer to them; stale ones go after the rules
+  // that referred to them (a set in use cannot be destroyed).
+  const fill = renderIpsetFill(spec);
+  if (fill !== undefined) out.push({ tool: "ipset", script: fill });
+  for (const family of [4, 6] as const) {
+    const present = new Set(observed.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)));
+    if (!familiesOf(spec).includes(family) && present.size === 0) continue;
+    out.push({ tool: "iptables-restore", family, script: renderIptables(spec, family, present) });
+  }
+  const sets = observed
+    .filter((k) => k.startsWith(IPSET_KEY_PREFIX))
+    .map((k) => k.slice(IPSET_KEY_PREFIX.length));
+  const remove = renderIpsetRemove(spec, sets);
+  if (remove !== undefined) out.push({ tool: "ipset", script: remove });
+  // iptables has no ARP output hook: the probes live in nft's `arp` table with either front end.
+  const arpWanted = (spec?.arpProbes ?? []).length > 0;
+  if (arpWanted || observed.some((k) => k.startsWith(ARP_KEY_PREFIX)))
+    out.push({ tool: "nft", script: renderNftArp(spec), frontEnd: "iptables" });
+  return out;
 }
 
 /**
@@ -128,18 +112,5 @@ export function renderRoutingPayloads(
     linkAdds: renderLinkBatch(changes, "add"),
     sysctls: orderSysctls(changes, pinned),
     ip: ([4, 6] as const).map((f) => renderIpBatch(changes, f)).filter((b) => b.lines.length > 0),
-  };
-}
-
-/** The rest: the firewall's transactions and the link deletions. */
-export function renderLastPayloads(
-  changes: readonly Change[],
-  firewall: FirewallSpec | undefined,
-  node: NodeState,
-): Pick<Payloads, "firewall" | "linkDeletes"> {
-  const backends = changes.filter(isFirewallChange).map((c) => c.backend);
-  return {
-    firewall: renderFirewallPayloads(firewall, node, backends),
-    linkDeletes: renderLinkBatch(changes, "delete"),
   };
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { DoctorReport } from "../../src/verify/doctor.ts";
 import { createNode, e2eUnavailable, run, type Netns, startHttpServer } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
@@ -84,6 +85,9 @@ test(
   { skip },
   async (t) => {
     const node = createNode(t, { dualStack: true });
+    // A Kubernetes node forwards (to its pods): with IPv6 forwarding off the kernel would pick among
+    // routers by reachability, which doctor's simulator does not model.
+    mustIn(node, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
     topology(node);
     await startHttpServer(t, node, PORT);
 
@@ -110,6 +114,21 @@ test(
       /via 2001:db8:1::1 dev eth0/,
     );
     assert.equal(clientReachesLb(node), false, "the client behind the router gets no IPv6 answer");
+    // doctor, asked about that client, agrees with the traffic (it used to say "ok ... the reply
+    // leaves by ext0 (direct)" and "Healthy"), and with explain's `via 2001:db8:1::1 dev eth0`.
+    const doctor = (config: string): DoctorReport => {
+      const r = node.symroute(["doctor", "-c", config, "--client", CLIENT, "-o", "json"]);
+      assert.ok(r.code === 0 || r.code === 3, `doctor exited ${r.code}: ${r.stderr}`);
+      return JSON.parse(r.stdout) as DoctorReport;
+    };
+    const halfReport = doctor(HALF);
+    const toClient = halfReport.findings.filter((f) => f.family === 6 && f.client === CLIENT);
+    assert.ok(toClient.length > 0, JSON.stringify(halfReport.findings, null, 2));
+    for (const f of toClient) {
+      assert.equal(f.ok, false, f.summary);
+      assert.match(f.summary, /beyond ext0's link, leaves by eth0 via 2001:db8:1::1/);
+    }
+    assert.equal(halfReport.healthy, false);
 
     const fixed = node.symroute(["apply", "-c", FULL, "-o", "json"]);
     assert.equal(fixed.code, 0, fixed.stderr);
@@ -117,5 +136,8 @@ test(
       !(JSON.parse(fixed.stdout) as { warnings: string[] }).warnings.some((w) => /no IPv6 gateway/.test(w)),
     );
     assert.equal(clientReachesLb(node), true, "with the IPv6 gateway the reply goes back through ext0");
+    const fullPaths = doctor(FULL).findings.filter((f) => f.family === 6 && f.client === CLIENT);
+    assert.ok(fullPaths.length > 0);
+    for (const f of fullPaths) assert.equal(f.ok, true, f.summary);
   },
 );

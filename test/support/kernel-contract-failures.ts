@@ -16,15 +16,7 @@ import {
   renderIptables,
   renderNft,
 } from "../../src/render/firewall-scripts.ts";
-
-const SPEC: FirewallSpec = {
-  backend: "nftables",
-  mask: 0xff,
-  entries: [
-    { network: "public", family: 4, iif: "ext0", pools: ["1.2.3.0/24"], value: 1 },
-    { network: "public", family: 6, iif: "ext0", pools: ["2001:db8:100::/64"], value: 1 },
-  ],
-};
+import { SPEC } from "./kernel-contract.ts";
 
 /** A table of symroute's shape around `body` (the lines of one chain), each line numbered as nft counts. */
 const inTable = (...body: string[]): string =>

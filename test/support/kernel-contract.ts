@@ -9,12 +9,13 @@ import { BatchError, type Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
 import { IPSET_KEY_PREFIX, firewallRuleKeys, ipsetsOf } from "../../src/model/firewall.ts";
 import { renderIptables, renderNft } from "../../src/render/firewall-scripts.ts";
-import { renderFirewallPayloads } from "../../src/render/payloads.ts";
+import { firewallPayloads, frontEndOf } from "../../src/engine/firewall/index.ts";
 import type { FirewallSpec } from "../../src/model/firewall.ts";
 import type { FirewallBackend } from "../../src/model/state.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 
-const SPEC: FirewallSpec = {
+/** The firewall the contract's cases start from (the failure cases too). */
+export const SPEC: FirewallSpec = {
   backend: "nftables",
   mask: 0xff,
   entries: [
@@ -37,11 +38,7 @@ const GUARDED: FirewallSpec = {
 /** What the engine does for one front end: payloads from the node's keys, run in order. */
 async function converge(kernel: Kernel, spec: FirewallSpec | undefined, backend: FirewallBackend) {
   const node = await kernel.readNode({ ...SYSCTLS_TO_READ, firewalls: [backend] });
-  for (const p of renderFirewallPayloads(spec, node, [backend])) {
-    if (p.tool === "nft") await kernel.runNft(p.script);
-    else if (p.tool === "ipset") await kernel.runIpsetRestore(p.script);
-    else await kernel.runIptablesRestore(p.family, p.script);
-  }
+  for (const p of firewallPayloads(spec, node, [backend])) await frontEndOf(p).run(kernel, p);
 }
 
 export function kernelContract(name: string, makeKernel: () => Promise<Kernel>): void {

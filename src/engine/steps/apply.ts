@@ -7,6 +7,7 @@ import type { Family } from "../../model/address.ts";
 import type { Change } from "../../model/change.ts";
 import type { IpBatch } from "../../render/ip.ts";
 import type { Payloads, renderRoutingPayloads } from "../../render/payloads.ts";
+import { frontEndOf } from "../firewall/index.ts";
 import { BatchError, type Kernel } from "../ports.ts";
 import type { Planned } from "../types.ts";
 
@@ -32,8 +33,8 @@ export interface ApplyOutcome {
  * Runs the payloads; on failure returns what ran, so that it can be undone. The ip batches start
  * before the firewall is even compared: `finish` completes the plan (firewall and link deletions)
  * while they run. `routingDone` and `firewallDone` fire as soon as each branch succeeded, so that
- * verification reads each part while the other is still being written. `tablesCreated` gains the
- * families whose iptables mangle table the firewall's transaction creates.
+ * verification reads each part while the other is still being written. Each firewall payload is
+ * run by its front end; `tablesCreated` gains the families whose tables they create.
  */
 export async function apply(
   kernel: Kernel,
@@ -73,13 +74,7 @@ export async function apply(
   const firewall = async (payloads: Payloads): Promise<void> => {
     for (const p of payloads.firewall) {
       firewallTouched = true;
-      if (p.tool === "nft") await kernel.runNft(p.script);
-      else if (p.tool === "ipset") await kernel.runIpsetRestore(p.script);
-      else {
-        if (!tablesCreated.has(p.family) && !(await kernel.iptablesMangleExists(p.family)))
-          tablesCreated.add(p.family);
-        await kernel.runIptablesRestore(p.family, p.script);
-      }
+      await frontEndOf(p).run(kernel, p, tablesCreated);
     }
     if (payloads.firewall.length > 0) hooks.firewallDone();
   };

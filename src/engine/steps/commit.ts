@@ -2,13 +2,14 @@
 // it now is. Recording is part of the apply: if it fails (a full disk), the apply is rolled back.
 
 import type { OwnedFirewall } from "../../model/state.ts";
+import { FRONT_ENDS } from "../firewall/index.ts";
 import type { Kernel, StateStore } from "../ports.ts";
 import type { Planned, RoutingPlan } from "../types.ts";
 import { recordContents, type StateRecord } from "./record.ts";
 
 /**
  * After a verified apply: sysctls no longer managed have their original value again, links deleted
- * are gone, iptables' mangle table goes again when symroute created it and no longer uses it. A
+ * are gone, each firewall front end cleans up what symroute created for it and no longer uses. A
  * delete removes the state file.
  */
 export async function commit(
@@ -23,10 +24,12 @@ export async function commit(
     Object.entries(record.previousSysctls).filter(([name]) => name in stillDesired),
   );
   const keptLinks = record.createdLinks.filter((l) => after.node.links.some((x) => x.ifname === l));
-  if (removing || after.desired.firewall?.backend !== "iptables") {
-    for (const family of record.tablesCreated) await kernel.dropEmptyIptablesMangle(family);
-    record.tablesCreated.clear();
-  }
+  for (const frontEnd of Object.values(FRONT_ENDS))
+    await frontEnd.cleanUp(
+      kernel,
+      record.tablesCreated,
+      !removing && after.desired.firewall?.backend === frontEnd.name,
+    );
   record.contents = recordContents(after.desired, after.node.firewall) ?? record.contents;
   if (removing) await store.remove();
   else await store.write(record.state(false, keptPrevious, keptLinks));

@@ -11,7 +11,9 @@ import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
 import { diffFirewall, diffLinkDeletes, diffRouting, type OwnershipMarks } from "../../plan/diff.ts";
 import { managedSysctlsNow } from "../../plan/sysctls.ts";
 import type { DesiredState } from "../../plan/types.ts";
-import { renderLastPayloads, renderRoutingPayloads } from "../../render/payloads.ts";
+import { renderLinkBatch } from "../../render/ip.ts";
+import { renderRoutingPayloads } from "../../render/payloads.ts";
+import { firewallPayloads } from "../firewall/index.ts";
 import { bypassMessage, detectBypassingDatapaths } from "../../verify/datapath.ts";
 import type { SavedState } from "../ports.ts";
 import type { ApplyOptions, Observation, Planned, RoutingPlan } from "../types.ts";
@@ -137,7 +139,15 @@ export function finishPlan(
       firewall: rp.firewall,
       kubeProxyMode: rp.kubeProxyMode,
       ownedObjects: countOwned(node, own),
-      payloads: { ...routingPayloads, ...renderLastPayloads(changes, desired.firewall, node) },
+      payloads: {
+        ...routingPayloads,
+        firewall: firewallPayloads(
+          desired.firewall,
+          node,
+          changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
+        ),
+        linkDeletes: renderLinkBatch(changes, "delete"),
+      },
       firewallSpec: desired.firewall,
       ...(desired.ruleSkips === undefined ? {} : { ruleSkips: desired.ruleSkips }),
       state: { file: rp.stateFile, found: rp.saved !== undefined },

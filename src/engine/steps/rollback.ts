@@ -5,7 +5,9 @@
 import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend } from "../../model/state.ts";
 import type { Change } from "../../model/change.ts";
-import { renderFirewallPayloads, renderPayloads } from "../../render/payloads.ts";
+import { renderLinkBatch } from "../../render/ip.ts";
+import { renderRoutingPayloads } from "../../render/payloads.ts";
+import { firewallPayloads, frontEndOf } from "../firewall/index.ts";
 import type { Kernel, SavedState, StateStore } from "../ports.ts";
 import { readNode } from "./observe.ts";
 import type { StateRecord } from "./record.ts";
@@ -49,8 +51,8 @@ async function undo(
   const problems: string[] = [];
   const inverse = inverseChanges(executed);
   const node = await readNode(kernel, { firewalls: await kernel.availableFirewalls() });
-  const payloads = renderPayloads(inverse, undefined, node);
-  const batches = [payloads.linkAdds, ...payloads.ip, payloads.linkDeletes];
+  const payloads = renderRoutingPayloads(inverse);
+  const batches = [payloads.linkAdds, ...payloads.ip, renderLinkBatch(inverse, "delete")];
   try {
     for (const w of payloads.sysctls.filter((s) => s.name.endsWith("/all/rp_filter")))
       await kernel.writeSysctls([[w.name, w.value]]);
@@ -66,11 +68,9 @@ async function undo(
     const backends = new Set<FirewallBackend>(
       changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
     );
-    for (const p of renderFirewallPayloads(previous, node, [...backends])) {
+    for (const p of firewallPayloads(previous, node, [...backends])) {
       try {
-        if (p.tool === "nft") await kernel.runNft(p.script);
-        else if (p.tool === "ipset") await kernel.runIpsetRestore(p.script);
-        else await kernel.runIptablesRestore(p.family, p.script);
+        await frontEndOf(p).run(kernel, p);
       } catch (error) {
         problems.push(`roll back of the firewall failed: ${(error as Error).message}`);
       }

@@ -16,6 +16,7 @@ import {
 import { SYSCTLS_TO_READ } from "../../plan/sysctls.ts";
 import type { Change } from "../../model/change.ts";
 import { describeChange } from "../describe.ts";
+import { frontEndOf } from "../firewall/index.ts";
 import type { Kernel } from "../ports.ts";
 import type { Planned, RoutingPlan } from "../types.ts";
 import { countOwned } from "./plan.ts";
@@ -50,13 +51,7 @@ export class Verification {
 
   /** Notes which front ends the whole plan's firewall payloads write; returns the plan. */
   expect(planned: Planned): Planned {
-    this.written = [
-      ...new Set(
-        planned.report.payloads.firewall.map((p): FirewallBackend =>
-          p.tool === "nft" && p.frontEnd === undefined ? "nftables" : "iptables",
-        ),
-      ),
-    ];
+    this.written = [...new Set(planned.report.payloads.firewall.map((p) => frontEndOf(p).name))];
     return planned;
   }
 

@@ -1,0 +1,31 @@
+// A firewall front end: how symroute's firewall objects are rendered, written and cleaned up with
+// one set of tools. The engine holds no branch on the front end; it asks the implementation
+// (nftables.ts, iptables.ts) through this interface.
+
+import type { Family } from "../../model/address.ts";
+import type { FirewallSpec } from "../../model/firewall.ts";
+import type { FirewallBackend, NodeState } from "../../model/state.ts";
+import type { FirewallPayload } from "../../render/payloads.ts";
+import type { Kernel } from "../ports.ts";
+
+export interface FirewallFrontEnd {
+  /** Its name in the config, the plan and the state file. */
+  readonly name: FirewallBackend;
+  /**
+   * The payloads that bring its objects on the node to `spec` (undefined: none of them left),
+   * in the order they run. Pure.
+   */
+  render(spec: FirewallSpec | undefined, node: NodeState): FirewallPayload[];
+  /** Whether a payload of a plan is one of this front end's. */
+  owns(payload: FirewallPayload): boolean;
+  /**
+   * Runs one of its payloads. `created`, when given (an apply), gains the families whose tables
+   * the tool creates on this run and symroute alone will use (so that clean-up can remove them).
+   */
+  run(kernel: Kernel, payload: FirewallPayload, created?: Set<Family>): Promise<void>;
+  /**
+   * After a committed run: removes what symroute created for this front end (`created`) and no
+   * longer needs; `inUse` when it is the front end the config wants.
+   */
+  cleanUp(kernel: Kernel, created: Set<Family>, inUse: boolean): Promise<void>;
+}

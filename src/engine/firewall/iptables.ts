@@ -1,0 +1,30 @@
+// The iptables front end: symroute's chains in the mangle table, one `iptables-restore --noflush`
+// per family, the pools in ipsets (`ipset restore`), and nft's ARP table for the probes (iptables
+// has no ARP output hook).
+
+import { renderIptablesPayloads } from "../../render/payloads.ts";
+import type { FirewallFrontEnd } from "./front-end.ts";
+
+export const iptablesFrontEnd: FirewallFrontEnd = {
+  name: "iptables",
+  render: (spec, node) => renderIptablesPayloads(spec, node),
+  owns: (payload) => payload.tool !== "nft" || payload.frontEnd === "iptables",
+  async run(kernel, payload, created) {
+    if (payload.tool === "nft") return kernel.runNft(payload.script);
+    if (payload.tool === "ipset") return kernel.runIpsetRestore(payload.script);
+    // iptables-nft creates the mangle table on first use: noted, so that clean-up can drop it.
+    if (
+      created !== undefined &&
+      !created.has(payload.family) &&
+      !(await kernel.iptablesMangleExists(payload.family))
+    )
+      created.add(payload.family);
+    return kernel.runIptablesRestore(payload.family, payload.script);
+  },
+  async cleanUp(kernel, created, inUse) {
+    if (inUse) return;
+    // The mangle table goes again when symroute created it and nothing else uses it.
+    for (const family of created) await kernel.dropEmptyIptablesMangle(family);
+    created.clear();
+  },
+};

@@ -1,0 +1,14 @@
+// The nftables front end: symroute's own `inet` and `arp` tables, replaced whole by one `nft -f`.
+
+import { renderNftablesPayloads } from "../../render/payloads.ts";
+import type { FirewallFrontEnd } from "./front-end.ts";
+
+export const nftablesFrontEnd: FirewallFrontEnd = {
+  name: "nftables",
+  render: (spec) => renderNftablesPayloads(spec),
+  // The iptables front end's ARP table is an nft payload too; it says whose it is.
+  owns: (payload) => payload.tool === "nft" && payload.frontEnd === undefined,
+  run: (kernel, payload) => kernel.runNft(payload.script),
+  // Its tables are symroute's own, and a removal deletes them: nothing else to clean up.
+  cleanUp: async () => {},
+};

@@ -1,0 +1,68 @@
+// `agent --cleanup-on-exit` when its state file is gone (issue 17 item 3), end to end: SIGTERM makes
+// the agent refuse the clean-up as `delete` does (exit 1, the log names the state file and the
+// sysctls it cannot restore, nothing removed); `symroute delete --force` then removes the objects.
+
+import { strict as assert } from "node:assert";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { createNode, e2eUnavailable, must } from "../support/netns.ts";
+import { nsGet, pollUntil, startAgentIn } from "./support/agent-process.ts";
+
+const skip = e2eUnavailable();
+
+const ownedRules = (ns: string): number =>
+  (
+    JSON.parse(must(["ip", "netns", "exec", ns, "ip", "-j", "rule", "show"])) as { priority?: number }[]
+  ).filter((r) => r.priority !== undefined && r.priority >= 1000 && r.priority <= 1999).length;
+
+test(
+  "agent --cleanup-on-exit without its state file: exit 1, logged, nothing removed",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    const config = join(node.stateDir, "agent.yaml");
+    writeFileSync(
+      config,
+      "networks:\n  - name: public\n    addresses: [1.2.3.0/24]\n    interface: ext0\n    gateway: 1.2.3.1\n",
+    );
+    const agent = startAgentIn(node.name, [
+      "-c",
+      config,
+      "--state-dir",
+      node.stateDir,
+      "--resync-interval",
+      "5m",
+      "--listen",
+      "127.0.0.1:9479",
+      "--cleanup-on-exit",
+    ]);
+    t.after(() => {
+      if (agent.child.exitCode === null) agent.child.kill("SIGKILL");
+    });
+    await pollUntil(
+      "the agent is ready",
+      () => (nsGet(node.name, "http://127.0.0.1:9479/readyz").status === 200 ? true : undefined),
+      30_000,
+    );
+    assert.ok(ownedRules(node.name) > 0);
+    // The state lives under the state directory, in a folder per network namespace.
+  const stateFile = must(["find", node.stateDir, "-name", "state.json"]).trim();
+  assert.ok(stateFile.endsWith("state.json"), stateFile);
+  rmSync(stateFile);
+
+    agent.child.kill("SIGTERM");
+    assert.equal(await agent.exited(15_000), 1, agent.output());
+    assert.match(agent.output(), /"msg":"--cleanup-on-exit removed nothing"/);
+    assert.match(
+      agent.output(),
+      /no state file at .*state\.json: the values these sysctls had before symroute cannot be restored/,
+    );
+    assert.match(agent.output(), /net\.ipv4\.conf\.all\.rp_filter=0/);
+    assert.ok(ownedRules(node.name) > 0, "nothing was removed");
+
+    const forced = node.symroute(["delete", "--force"]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(ownedRules(node.name), 0);
+  },
+);

@@ -1,0 +1,137 @@
+// A conflict on the node shows on the SymrouteNetwork (issue 17 item 2): the agent, fed by the fake
+// API server and converging a fake kernel through the real engine, writes its node's entry as
+// `converged: false, reason: Conflict` naming the foreign object, and the Converged condition turns
+// False with that reason; once the operator removes the object, both go back to converged.
+
+import { strict as assert } from "node:assert";
+import { Writable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import { startAgent, type Agent } from "../../src/agent/agent.ts";
+import { systemClock } from "../../src/agent/clock.ts";
+import { createKubernetesSource } from "../../src/agent/kubernetes/source.ts";
+import { createLogger } from "../../src/agent/logger.ts";
+import { createMetrics } from "../../src/agent/metrics.ts";
+import { createEngine } from "../../src/engine/engine.ts";
+import type { Route } from "../../src/model/state.ts";
+import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+import { pollUntil } from "./support/agent-process.ts";
+import { FakeApiServer } from "./support/fake-apiserver.ts";
+
+const NETWORKS = "/apis/symroute.io/v1alpha1/symroutenetworks";
+const POOLS = "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools";
+const L2ADS = "/apis/metallb.io/v1beta1/namespaces/metallb-system/l2advertisements";
+const NODES = "/api/v1/nodes";
+
+interface Status {
+  nodes?: Record<string, { converged: boolean; reason: string; message: string }>;
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  convergedNodes?: string;
+}
+
+describe("Kubernetes status: a conflict with a foreign object", () => {
+  const server = new FakeApiServer()
+    .collection(NETWORKS, [
+      {
+        metadata: { name: "public", generation: 1 },
+        spec: { addresses: ["1.2.3.0/24"], interface: "ext0", gateway: ["1.2.3.1"] },
+      },
+    ])
+    .collection(POOLS, [])
+    .collection(L2ADS, [{ metadata: { name: "all", namespace: "metallb-system" }, spec: {} }])
+    .collection(NODES, [{ metadata: { name: "node-a", labels: {} } }]);
+  const kernel = new FakeKernel(articleNode());
+  let agent: Agent;
+  const status = (): Status | undefined => server.get(NETWORKS, "public")?.status as Status | undefined;
+
+  before(async () => {
+    await server.start();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: "fake", server: server.url, skipTLSVerify: true }],
+      users: [{ name: "agent", token: "test-token" }],
+      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
+      currentContext: "fake",
+    });
+    agent = await startAgent({
+      engine: createEngine({ kernel, store: new MemoryStore() }),
+      logger: createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
+      metrics: createMetrics(),
+      kernelEvents: false,
+      debounceMs: 20,
+      resyncMs: 100,
+      lockName: `symroute-agent-conflict-${process.pid}`,
+      kubernetes: {
+        nodeName: "node-a",
+        createSource: (callbacks) =>
+          createKubernetesSource({
+            kubeConfig,
+            nodeName: "node-a",
+            metallbNamespace: "metallb-system",
+            clock: systemClock,
+            ...callbacks,
+          }),
+      },
+    });
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await server.stop();
+  });
+
+  it("Conflict on the node's entry and the Converged condition, and back once it is gone", async () => {
+    const converged = await pollUntil(
+      "the first converged status",
+      () => (status()?.nodes?.["node-a"]?.converged === true ? status() : undefined),
+      10_000,
+    );
+    assert.deepEqual(
+      converged.conditions?.map((c) => [c.type, c.status, c.reason]),
+      [["Converged", "True", "AllNodesConverged"]],
+    );
+    const table = kernel.state.routes.find(
+      (r) => r.family === 4 && r.table !== 254 && r.table !== 255,
+    )?.table;
+    assert.ok(table !== undefined, "symroute made a table of its own");
+
+    // An operator's route in symroute's table: a conflict, reported, never worked around.
+    const foreign: Route = {
+      family: 4,
+      table,
+      type: "unicast",
+      dst: "9.9.9.0/24",
+      dev: "ext0",
+      protocol: 4,
+      scope: 253,
+    };
+    kernel.state = { ...kernel.state, routes: [...kernel.state.routes, foreign] };
+    const conflicted = await pollUntil(
+      "the Conflict status",
+      () => (status()?.nodes?.["node-a"]?.reason === "Conflict" ? status() : undefined),
+      10_000,
+    );
+    const entry = conflicted.nodes?.["node-a"];
+    assert.equal(entry?.converged, false);
+    assert.match(entry?.message ?? "", new RegExp(`9\\.9\\.9\\.0/24.*table ${table}`));
+    const condition = conflicted.conditions?.find((c) => c.type === "Converged");
+    assert.equal(condition?.status, "False");
+    assert.equal(condition?.reason, "Conflict");
+    assert.match(condition?.message ?? "", /1 of 1 nodes not converged; node-a: Conflict: .*9\.9\.9\.0\/24/);
+    assert.equal(conflicted.convergedNodes, "0/1");
+    assert.ok(
+      kernel.state.routes.some((r) => r.table === table && r.dst === "9.9.9.0/24"),
+      "the foreign route is left alone",
+    );
+    assert.match(agent.readiness().reason, /conflict/);
+
+    kernel.state = { ...kernel.state, routes: kernel.state.routes.filter((r) => r !== foreign) };
+    const back = await pollUntil(
+      "converged again",
+      () => (status()?.nodes?.["node-a"]?.converged === true ? status() : undefined),
+      10_000,
+    );
+    assert.equal(back.conditions?.find((c) => c.type === "Converged")?.status, "True");
+  });
+});
