@@ -80,17 +80,28 @@ const PERMISSION_PATTERNS = [
   /you must be root/i,
 ];
 
+/**
+ * iptables looks ipsets up over a raw socket (its set match and SET target, when writing and when
+ * listing rules), which takes CAP_NET_RAW: with CAP_NET_ADMIN alone it prints this and stops.
+ */
+export const IPSET_SOCKET_REFUSED = /Can't open socket to ipset/;
+
 /** A failed tool run as a SymrouteError; permission problems get their own kind and hint. */
 export function toolError(file: string, args: readonly string[], result: ToolResult): SymrouteError {
   const stderr = result.stderr.trim();
   const firstLine = stderr.split("\n")[0] ?? "";
-  const permission = PERMISSION_PATTERNS.some((p) => p.test(stderr));
+  const rawSocket = IPSET_SOCKET_REFUSED.test(stderr);
+  const permission = rawSocket || PERMISSION_PATTERNS.some((p) => p.test(stderr));
   return new SymrouteError(
     permission ? "permission" : "kernel",
     `${file} ${args.join(" ")} failed (exit ${result.code})${firstLine === "" ? "" : `: ${firstLine}`}`,
     {
       details: stderr === "" ? [] : stderr.split("\n"),
-      hint: permission ? "run symroute as root (or with CAP_NET_ADMIN)" : undefined,
+      hint: rawSocket
+        ? "the iptables front end's ipset rules need CAP_NET_RAW besides CAP_NET_ADMIN (iptables looks sets up over a raw socket): add NET_RAW to the capabilities, or use firewall: nftables"
+        : permission
+          ? "run symroute as root (or with CAP_NET_ADMIN)"
+          : undefined,
     },
   );
 }

@@ -22,7 +22,7 @@ import {
   arpKeyBackend,
 } from "../model/firewall.ts";
 import type { DnatService, KubeProxyServices } from "../model/services.ts";
-import { runTool, toolError, type ToolRunner } from "./exec.ts";
+import { IPSET_SOCKET_REFUSED, runTool, toolError, type ToolRunner } from "./exec.ts";
 import { parseIptablesNatServices, parseNftKubeProxyServices } from "./kube-proxy-parse.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {
@@ -148,7 +148,11 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const family = i === 0 ? 4 : 6;
       const tool = tools[i] as string;
       if (result.code !== 0) {
-        if (/Permission denied|Operation not permitted/i.test(result.stderr))
+        // A listing cut short (no raw socket for its sets) must not read as "nothing of ours".
+        if (
+          /Permission denied|Operation not permitted/i.test(result.stderr) ||
+          IPSET_SOCKET_REFUSED.test(result.stderr)
+        )
           throw toolError(tool, IPTABLES_READ_ARGS, result);
         continue;
       }

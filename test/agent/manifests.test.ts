@@ -278,7 +278,7 @@ describe("deploy/ other files", () => {
     ]);
     const script = readFileSync(new URL("../../scripts/image/build.sh", import.meta.url), "utf8");
     const packages = /^packages=(.*)$/m.exec(script)?.[1]?.split(",");
-    assert.deepEqual(packages, ["nodejs", "iproute2", "nftables", "iptables", "conntrack"]);
+    assert.deepEqual(packages, ["nodejs", "iproute2", "nftables", "iptables", "ipset", "conntrack"]);
     const unit = deployFile("symroute.service");
     assert.match(unit, /^CapabilityBoundingSet=CAP_NET_ADMIN$/m);
     assert.match(unit, /^AmbientCapabilities=CAP_NET_ADMIN$/m);
