@@ -5,6 +5,8 @@
 // listener is reachable. Writes bench/results/agent.json.
 // Run: SRBENCH_SIZES=10,100 node --import tsx bench/agent.bench.ts   (root)
 
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import {
   cleanupScratch,
@@ -125,8 +127,45 @@ async function main(): Promise<void> {
   }
 }
 
+/** CPU under pod churn (issue 15 item 3): SRBENCH_CHURN="SECONDS:PODS_PER_SECOND", default 30:10. */
+async function churn(): Promise<void> {
+  const [seconds, pods] = (process.env["SRBENCH_CHURN"] ?? "30:10").split(":").map(Number);
+  const networks = 10;
+  log(`agent under pod churn: ${pods} veth pairs a second for ${seconds} s, ${networks} networks`);
+  const load = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const base = { date: new Date().toISOString(), cpus: cpus().length, networks };
+  const before = load();
+  try {
+    const r = await withNode(async (node) =>
+      timed(
+        node.inside([
+          process.execPath,
+          "--import",
+          "tsx",
+          join(REPO, "bench/agent-churn-probe.ts"),
+          writeConfig(networks),
+          node.stateDir,
+          String(seconds),
+          String(pods),
+        ]),
+      ),
+    );
+    if (r.code !== 0) throw new Error(`churn probe exited ${r.code}: ${r.stderr.slice(-2000)}`);
+    const line = r.stdout.trim().split("\n").pop() ?? "{}";
+    writeResult("churn", { ...base, load: { before, after: load() }, ...(JSON.parse(line) as object) });
+  } catch (error) {
+    log(`agent under pod churn: ${(error as Error).message}`);
+    writeResult("churn", {
+      ...base,
+      load: { before, after: load() },
+      error: (error as Error).message.slice(0, 500),
+    });
+  }
+}
+
 try {
   await main();
+  await churn();
 } finally {
   destroyAll();
   cleanupScratch();

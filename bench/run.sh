@@ -30,11 +30,11 @@ trap 'exit 130' INT TERM
 
 TSX=(node --import tsx)
 mkdir -p bench/results
-rm -f bench/results/apply.json bench/results/agent.json bench/results/dataplane.json
+rm -f bench/results/apply.json bench/results/agent.json bench/results/churn.json bench/results/warm.json bench/results/dataplane.json
 status=0
 echo "bench: apply, no-op and delete (items 1-3, 6)"
 "${TSX[@]}" bench/apply.bench.ts || status=1
-echo "bench: agent (items 4, 6)"
+echo "bench: agent (items 4, 6; issue 15 item 3: footprint, churn)"
 "${TSX[@]}" bench/agent.bench.ts || status=1
 if [ -f bench/explain.bench.ts ]; then
   echo "bench: explain (item 5)"

@@ -81,6 +81,35 @@ function addressOf(text: string, family: Family): string | undefined {
 
 const MAX_DEPTH = 32;
 
+/** Appends to the list a map holds for `key`. */
+function append<V>(map: Map<string, V[]>, key: string, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+/** Where a rule sends the walk next: a chain, with what the path has matched by then. */
+type Follow = (chain: string, path: Matched) => void;
+
+/**
+ * Walks the chains from the entry chains: each rule of a chain is handed to `onRule` with the path
+ * that reached the chain; each chain is walked once per path, and only so deep (loops end).
+ */
+function walkChains<R>(
+  entries: readonly string[],
+  chains: ReadonlyMap<string, readonly R[]>,
+  onRule: (rule: R, path: Matched, follow: Follow) => void,
+): void {
+  const seen = new Set<string>();
+  const visit = (chain: string, path: Matched, depth: number): void => {
+    const key = `${chain} ${path.address ?? ""} ${path.proto ?? ""} ${path.port ?? ""}`;
+    if (depth > MAX_DEPTH || seen.has(key)) return;
+    seen.add(key);
+    for (const rule of chains.get(chain) ?? []) onRule(rule, path, (next, at) => visit(next, at, depth + 1));
+  };
+  for (const chain of entries) visit(chain, {}, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // iptables-save
 
@@ -204,30 +233,20 @@ export function parseIptablesNatServices(text: string, family: Family): DnatServ
     const [, chain, ...args] = words(line);
     if (chain === undefined) continue;
     const rule = parseIptablesRule(args, family);
-    if (rule === undefined) continue;
-    const list = chains.get(chain) ?? [];
-    list.push(rule);
-    chains.set(chain, list);
+    if (rule !== undefined) append(chains, chain, rule);
   }
   const out = new Collector(family);
-  const seen = new Set<string>();
-  const visit = (chain: string, path: Matched, depth: number): void => {
-    const key = `${chain} ${path.address ?? ""} ${path.proto ?? ""} ${path.port ?? ""}`;
-    if (depth > MAX_DEPTH || seen.has(key)) return;
-    seen.add(key);
-    for (const rule of chains.get(chain) ?? []) {
-      const here = narrow(path, rule.match);
-      if (here === undefined || rule.target === undefined) continue;
-      if (rule.target === "DNAT") {
-        const backend =
-          rule.toDestination === undefined ? undefined : parseToDestination(rule.toDestination, family);
-        if (backend !== undefined) out.add(here, backend);
-      } else if (chains.has(rule.target)) {
-        visit(rule.target, here, depth + 1);
-      }
+  walkChains(["PREROUTING", "OUTPUT"], chains, (rule, path, follow) => {
+    const here = narrow(path, rule.match);
+    if (here === undefined || rule.target === undefined) return;
+    if (rule.target === "DNAT") {
+      const backend =
+        rule.toDestination === undefined ? undefined : parseToDestination(rule.toDestination, family);
+      if (backend !== undefined) out.add(here, backend);
+    } else if (chains.has(rule.target)) {
+      follow(rule.target, here);
     }
-  };
-  for (const hook of ["PREROUTING", "OUTPUT"]) visit(hook, {}, 0);
+  });
   return out.services();
 }
 
@@ -300,24 +319,14 @@ export function parseNftKubeProxyServices(json: string | unknown, family: Family
     if (isObject(map) && typeof map["name"] === "string" && Array.isArray(map["elem"]))
       maps.set(map["name"], map["elem"] as unknown[]);
     const rule = item["rule"];
-    if (isObject(rule) && typeof rule["chain"] === "string" && Array.isArray(rule["expr"])) {
-      const list = rules.get(rule["chain"]) ?? [];
-      list.push(rule["expr"] as unknown[]);
-      rules.set(rule["chain"], list);
-    }
+    if (isObject(rule) && typeof rule["chain"] === "string" && Array.isArray(rule["expr"]))
+      append(rules, rule["chain"], rule["expr"] as unknown[]);
   }
 
   const out = new Collector(family);
-  const seen = new Set<string>();
-  const visit = (chain: string, path: Matched, depth: number): void => {
-    const key = `${chain} ${path.address ?? ""} ${path.proto ?? ""} ${path.port ?? ""}`;
-    if (depth > MAX_DEPTH || seen.has(key)) return;
-    seen.add(key);
-    for (const expr of rules.get(chain) ?? []) walkRule(expr, path, depth);
-  };
 
   /** One map or set element [key, verdict]: bind the key's parts, follow the verdict. */
-  const followElement = (keyExpr: unknown, element: unknown, path: Matched, depth: number): void => {
+  const followElement = (keyExpr: unknown, element: unknown, path: Matched, follow: Follow): void => {
     if (!Array.isArray(element) || element.length !== 2) return;
     let [value, verdict] = element as [unknown, unknown];
     if (isObject(value) && isObject(value["elem"])) value = value["elem"]["val"];
@@ -335,10 +344,10 @@ export function parseNftKubeProxyServices(json: string | unknown, family: Family
       // A part that is not a single value (an interval, a prefix) does not narrow the path.
       if (bound !== undefined) here = here === undefined ? undefined : narrow(here, bound);
     }
-    if (here !== undefined) visit(target, here, depth + 1);
+    if (here !== undefined) follow(target, here);
   };
 
-  const walkRule = (expr: readonly unknown[], start: Matched, depth: number): void => {
+  const walkRule = (expr: readonly unknown[], start: Matched, follow: Follow): void => {
     let path: Matched | undefined = start;
     for (const statement of expr) {
       if (path === undefined || !isObject(statement)) return;
@@ -362,12 +371,12 @@ export function parseNftKubeProxyServices(json: string | unknown, family: Family
             : isObject(data) && Array.isArray(data["set"])
               ? (data["set"] as unknown[])
               : [];
-        for (const element of elements) followElement(vmap["key"], element, path, depth);
+        for (const element of elements) followElement(vmap["key"], element, path, follow);
         return;
       }
       const target = verdictTarget(statement);
       if (target !== undefined) {
-        visit(target, path, depth + 1);
+        follow(target, path);
         if (isObject(statement["goto"])) return;
         continue;
       }
@@ -381,6 +390,6 @@ export function parseNftKubeProxyServices(json: string | unknown, family: Family
     }
   };
 
-  for (const chain of entries) visit(chain, {}, 0);
+  walkChains(entries, rules, walkRule);
   return out.services();
 }

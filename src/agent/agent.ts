@@ -11,7 +11,7 @@ import { isSymrouteError } from "../model/errors.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { ConfigSource, type KubernetesWiring } from "./config-source.ts";
 import { startAgentEndpoints, type AgentHttpServer, type ListenAddress, type Readiness } from "./http.ts";
-import { watchKernel, type KernelMonitor } from "./kernel-monitor.ts";
+import { kernelEventConcerns, watchKernel, type KernelMonitor } from "./kernel-monitor.ts";
 import { acquireAgentLock, AGENT_LOCK_NAME } from "./lock.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type AgentMetrics } from "./metrics.ts";
@@ -84,6 +84,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       : watchKernel({
           clock,
           onEvent: () => loop.trigger("kernel"),
+          // Until a configuration is in force every event counts.
+          relevant: (line) => {
+            const interfaces = reconciler.interfacesInForce;
+            return interfaces === undefined || kernelEventConcerns(line, interfaces);
+          },
+          onIgnored: () => metrics.eventsIgnored.inc({ source: "kernel" }),
           onExit: (which, detail) => {
             metrics.sourceErrors.inc({ source: which });
             logger.warn(

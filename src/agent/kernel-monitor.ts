@@ -1,6 +1,8 @@
-// Kernel change events as reconcile triggers. `ip -o monitor rule route link address` prints one
-// line per netlink notification (in both families); the lines are only a signal to re-read the node,
-// never parsed as state (iproute2 6.1 prints text even with -j). Restarted with backoff if it exits.
+// Kernel change events as reconcile triggers. `ip -o monitor label rule route link address` prints
+// one line per netlink notification (in both families), prefixed [RULE], [ROUTE], [LINK] or [ADDR];
+// the lines are only a signal to re-read the node, never parsed as state (iproute2 6.1 prints text
+// even with -j), except to drop the events of links symroute has nothing to do with (a pod's veth
+// coming and going: kernelEventConcerns). Restarted with backoff if it exits.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { backoffDelay } from "./backoff.ts";
@@ -22,7 +24,37 @@ export interface KernelMonitorOptions {
   readonly optional?: boolean;
 }
 
-export const MONITOR_COMMAND = ["ip", "-o", "monitor", "rule", "route", "link", "address"] as const;
+export const MONITOR_COMMAND = ["ip", "-o", "monitor", "label", "rule", "route", "link", "address"] as const;
+
+/**
+ * Whether a line of MONITOR_COMMAND can change what a reconcile does, given the interfaces the
+ * configuration in force names (each network's interface and VLAN parent). What the plan reads
+ * from the node: every rule; routes in tables other than main and local (symroute's tables, and
+ * foreign routes there are conflicts); main's default routes (how replies leave today); routes,
+ * links and addresses of the named interfaces. Everything else (a pod's veth, its addresses, its
+ * routes in main and local) is dropped: the periodic resync still re-reads the whole node. A link
+ * created later inherits `conf.default.rp_filter`, which symroute sets when it lowers `conf.all`.
+ */
+export function kernelEventConcerns(line: string, interfaces: ReadonlySet<string>): boolean {
+  const label = /^\[([A-Z]+)\]/.exec(line)?.[1];
+  const body = line.slice(label === undefined ? 0 : label.length + 2).replace(/^Deleted /, "");
+  if (label === "LINK" || label === "ADDR") {
+    // "5: podx@podxp: <...> ..." and "5: podx    inet 10.9.9.1/24 ...".
+    const name = /^\d+: ([^\s:@]+)/.exec(body)?.[1];
+    return name === undefined || interfaces.has(name);
+  }
+  if (label === "ROUTE") {
+    const dev = /(?:^|\s)dev (\S+)/.exec(body)?.[1];
+    if (dev === undefined || interfaces.has(dev)) return true;
+    const table = /(?:^|\s)table (\S+)/.exec(body)?.[1];
+    if (table === "local") return false;
+    if (table !== undefined && table !== "main") return true;
+    // main: its default routes only ("default ...", "unreachable default ...").
+    return /^(?:[a-z]+ )?default\b/.test(body);
+  }
+  // [RULE], and anything unlabelled or unknown: better a reconcile too many than a missed drift.
+  return true;
+}
 
 /** Firewall changes: nft reports every table's, so only symroute's own are kept (isSymrouteFirewallEvent). */
 export const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
@@ -102,12 +134,18 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
 export function watchKernel(options: {
   readonly clock: Clock;
   readonly onEvent: () => void;
+  /** Routing events that cannot change a reconcile (kernelEventConcerns); told, not acted on. */
+  readonly relevant?: (line: string) => boolean;
+  readonly onIgnored?: () => void;
   /** A monitor stopped (it is restarted with backoff): `source` names which, for the metrics. */
   readonly onExit: (source: "kernel-monitor" | "firewall-monitor", detail: string) => void;
 }): KernelMonitor {
   const routing = startKernelMonitor({
     clock: options.clock,
-    onEvent: options.onEvent,
+    onEvent: (line) => {
+      if (options.relevant === undefined || options.relevant(line)) options.onEvent();
+      else options.onIgnored?.();
+    },
     onExit: (detail) => options.onExit("kernel-monitor", detail),
   });
   const firewall = startKernelMonitor({

@@ -20,6 +20,7 @@ export const METRIC_NAMES = {
   converged: "symroute_converged",
   eventsReceived: "symroute_events_received_total",
   eventsCoalesced: "symroute_events_coalesced_total",
+  eventsIgnored: "symroute_events_ignored_total",
 } as const;
 
 export interface AgentMetrics {
@@ -40,6 +41,7 @@ export interface AgentMetrics {
   readonly converged: Gauge;
   readonly eventsReceived: Counter<"source">;
   readonly eventsCoalesced: Counter<"source">;
+  readonly eventsIgnored: Counter<"source">;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -132,6 +134,12 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     eventsCoalesced: new Counter({
       name: METRIC_NAMES.eventsCoalesced,
       help: "Events merged into a reconcile already scheduled or running (no reconcile of their own), by source.",
+      labelNames: ["source"] as const,
+      registers,
+    }),
+    eventsIgnored: new Counter({
+      name: METRIC_NAMES.eventsIgnored,
+      help: "Kernel events about links and routes the configuration does not name (a pod's veth): no reconcile.",
       labelNames: ["source"] as const,
       registers,
     }),

@@ -29,7 +29,9 @@ export interface ReconcilerOptions {
 
 export class Reconciler {
   readonly #options: ReconcilerOptions;
-  #inForce: { readonly config: Config; readonly fingerprint: string } | undefined;
+  #inForce:
+    | { readonly config: Config; readonly fingerprint: string; readonly interfaces: ReadonlySet<string> }
+    | undefined;
   #lastOutcome: { readonly ok: boolean; readonly reason: string } = { ok: false, reason: "starting" };
   #lastConflicts = "";
 
@@ -40,6 +42,11 @@ export class Reconciler {
   /** The configuration the node was last converged to (what --cleanup-on-exit removes). */
   get configInForce(): Config | undefined {
     return this.#inForce?.config;
+  }
+
+  /** The interfaces the configuration in force names (networks' interfaces and VLAN parents). */
+  get interfacesInForce(): ReadonlySet<string> | undefined {
+    return this.#inForce?.interfaces;
   }
 
   readiness(): Readiness {
@@ -73,7 +80,19 @@ export class Reconciler {
       const fingerprint = JSON.stringify(config);
       const configChanged = this.#inForce?.fingerprint !== fingerprint;
       report = await engine.apply(config, { lockWaitMs: this.#options.lockWaitMs });
-      this.#inForce = { config, fingerprint };
+      this.#inForce = {
+        config,
+        fingerprint,
+        interfaces:
+          this.#inForce?.fingerprint === fingerprint
+            ? this.#inForce.interfaces
+            : new Set(
+                config.networks.flatMap((n) => [
+                  n.interface,
+                  ...(n.vlan === undefined ? [] : [n.vlan.parent]),
+                ]),
+              ),
+      };
       const changed = report.applied && report.changes.length > 0;
       this.#recordSuccess(config, report);
       if (changed && !configChanged) {

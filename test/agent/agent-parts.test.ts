@@ -3,6 +3,7 @@ import { request } from "node:http";
 import { describe, it } from "node:test";
 import { parseDuration } from "../../src/agent/duration.ts";
 import { isLoopback, parseListen, startHttpServer } from "../../src/agent/http.ts";
+import { kernelEventConcerns } from "../../src/agent/kernel-monitor.ts";
 import { acquireAgentLock } from "../../src/agent/lock.ts";
 import { createMetrics, METRIC_NAMES } from "../../src/agent/metrics.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
@@ -99,5 +100,46 @@ describe("agent lock", () => {
     await first.release();
     const again = await acquireAgentLock(name);
     await again.release();
+  });
+});
+
+describe("kernel events the configuration is concerned with", () => {
+  // Lines as `ip -o monitor label rule route link address` printed them (iproute2 6.1) while a veth
+  // pair came and went, with ext0 the configured interface.
+  const interfaces = new Set(["ext0", "eth1"]);
+  const concerns = (line: string): boolean => kernelEventConcerns(line, interfaces);
+
+  it("drops a pod's veth: its link, addresses and routes in main and local", () => {
+    for (const line of [
+      "[LINK]5: podx@podxp: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default \\    link/ether 92:e3:dd:a8:5f:13 brd ff:ff:ff:ff:ff:ff",
+      "[LINK]Deleted 4: podxp@NONE: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether 56:d4:b5:d5:bc:a8 brd ff:ff:ff:ff:ff:ff",
+      "[ADDR]5: podx    inet 10.9.9.1/24 scope global podx\\       valid_lft forever preferred_lft forever",
+      "[ADDR]Deleted 4: podxp    inet6 fe80::54d4:b5ff:fed5:bca8/64 scope link tentative \\       valid_lft forever preferred_lft forever",
+      "[ROUTE]multicast ff00::/8 dev podxp table local proto kernel metric 256 pref medium",
+      "[ROUTE]fe80::/64 dev podx proto kernel metric 256 pref medium",
+      "[ROUTE]local 10.9.9.1 dev podx table local proto kernel scope host src 10.9.9.1 ",
+      "[ROUTE]Deleted 10.9.9.0/24 dev podx proto kernel scope link src 10.9.9.1 ",
+      "[ROUTE]10.1.2.3 dev cali12345 scope link",
+    ])
+      assert.equal(concerns(line), false, line);
+  });
+
+  it("keeps rules, other tables, main's default routes and the configured interfaces", () => {
+    for (const line of [
+      "[RULE]900:\tfrom all fwmark 0x7 lookup 300",
+      "[RULE]Deleted 1001:\tfrom all fwmark 0x1/0x3fff lookup 20000 proto 201",
+      "[ROUTE]10.10.0.0/16 dev podx table 300 scope link ",
+      "[ROUTE]default via 10.9.9.2 dev podx table 300 ",
+      "[ROUTE]default via 192.168.1.1 dev eth0 ",
+      "[ROUTE]Deleted default via 192.168.1.1 dev eth0 ",
+      "[ROUTE]unreachable default metric 4278198272",
+      "[ROUTE]1.2.3.0/24 dev ext0 proto 201 scope link ",
+      "[ROUTE]local 1.2.3.4 dev ext0 table local proto kernel scope host src 1.2.3.4 ",
+      "[LINK]3: ext0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default",
+      "[LINK]Deleted 7: eth1: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default",
+      "[ADDR]3: ext0    inet6 fe80::d0e0:41ff:fe83:e471/64 scope link \\       valid_lft forever preferred_lft forever",
+      "an unlabelled line",
+    ])
+      assert.equal(concerns(line), true, line);
   });
 });

@@ -153,6 +153,36 @@ test(
       assert.ok((metric(node.name, "nodejs_heap_size_used_bytes") ?? 0) > 0, text);
     });
 
+    await t.test(
+      "a pod's veth coming and going costs no reconcile; the node's own links still do",
+      async () => {
+        const inside = (...argv: string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
+        const counts = () => ({
+          ignored: metric(node.name, 'symroute_events_ignored_total{source="kernel"}') ?? 0,
+          received: metric(node.name, 'symroute_events_received_total{source="kernel"}') ?? 0,
+        });
+        const before = counts();
+        assert.equal(
+          inside("ip", "link", "add", "podtest0", "type", "veth", "peer", "name", "podtest1").code,
+          0,
+        );
+        assert.equal(inside("ip", "link", "set", "podtest0", "up").code, 0);
+        assert.equal(inside("ip", "addr", "add", "10.250.0.1/30", "dev", "podtest0").code, 0);
+        assert.equal(inside("ip", "link", "del", "podtest0").code, 0);
+        // The link's deletion is its last event: once it is counted, the veth's events all arrived.
+        await pollUntil("the veth's events counted as ignored", () =>
+          counts().ignored >= before.ignored + 4 ? true : undefined,
+        );
+        assert.equal(counts().received, before.received, "no reconcile was asked for");
+        // Control: an address on the network's own interface is an event that counts.
+        assert.equal(inside("ip", "addr", "add", "10.251.0.1/32", "dev", "ext0").code, 0);
+        await pollUntil("ext0's event received", () =>
+          counts().received > before.received ? true : undefined,
+        );
+        assert.equal(inside("ip", "addr", "del", "10.251.0.1/32", "dev", "ext0").code, 0);
+      },
+    );
+
     await t.test("a rule of symroute's changed under the same comment is put back", async () => {
       const listing = run([
         "ip",

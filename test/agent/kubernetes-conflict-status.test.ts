@@ -6,10 +6,7 @@
 import { strict as assert } from "node:assert";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { startAgent, type Agent } from "../../src/agent/agent.ts";
-import { systemClock } from "../../src/agent/clock.ts";
-import { createKubernetesSource } from "../../src/agent/kubernetes/source.ts";
 import { createLogger } from "../../src/agent/logger.ts";
 import { createMetrics } from "../../src/agent/metrics.ts";
 import { createEngine } from "../../src/engine/engine.ts";
@@ -18,6 +15,7 @@ import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { pollUntil } from "./support/agent-process.ts";
 import { FakeApiServer } from "./support/fake-apiserver.ts";
+import { fakeKubeConfig, kubernetesWiring } from "./support/fake-cluster.ts";
 
 const NETWORKS = "/apis/symroute.io/v1alpha1/symroutenetworks";
 const POOLS = "/apis/metallb.io/v1beta1/namespaces/metallb-system/ipaddresspools";
@@ -47,13 +45,6 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
 
   before(async () => {
     await server.start();
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [{ name: "fake", server: server.url, skipTLSVerify: true }],
-      users: [{ name: "agent", token: "test-token" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
-      currentContext: "fake",
-    });
     agent = await startAgent({
       engine: createEngine({ kernel, store: new MemoryStore() }),
       logger: createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
@@ -62,17 +53,7 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
       debounceMs: 20,
       resyncMs: 100,
       lockName: `symroute-agent-conflict-${process.pid}`,
-      kubernetes: {
-        nodeName: "node-a",
-        createSource: (callbacks) =>
-          createKubernetesSource({
-            kubeConfig,
-            nodeName: "node-a",
-            metallbNamespace: "metallb-system",
-            clock: systemClock,
-            ...callbacks,
-          }),
-      },
+      kubernetes: kubernetesWiring(fakeKubeConfig(server.url, "test-token"), "node-a"),
     });
   });
 

@@ -4,7 +4,6 @@
 
 import { strict as assert } from "node:assert";
 import { after, before, describe, it } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { startAgent, type Agent } from "../../src/agent/agent.ts";
 import { systemClock } from "../../src/agent/clock.ts";
 import { createKubernetesSource } from "../../src/agent/kubernetes/source.ts";
@@ -13,6 +12,7 @@ import { createMetrics } from "../../src/agent/metrics.ts";
 import type { ApplyReport, Engine } from "../../src/engine/engine.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { FakeApiServer } from "./support/fake-apiserver.ts";
+import { fakeKubeConfig, kubernetesWiring } from "./support/fake-cluster.ts";
 import { pollUntil } from "./support/agent-process.ts";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -98,13 +98,7 @@ describe("Kubernetes source against a fake API server", () => {
 
   before(async () => {
     await server.start();
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [{ name: "fake", server: server.url, skipTLSVerify: true }],
-      users: [{ name: "agent", token: "test-token" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
-      currentContext: "fake",
-    });
+    const kubeConfig = fakeKubeConfig(server.url, "test-token");
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
         logLines.push(
@@ -124,17 +118,7 @@ describe("Kubernetes source against a fake API server", () => {
       debounceMs: 20,
       resyncMs: 200,
       lockName: `symroute-agent-test-${process.pid}`,
-      kubernetes: {
-        nodeName: "node-a",
-        createSource: (callbacks) =>
-          createKubernetesSource({
-            kubeConfig,
-            nodeName: "node-a",
-            metallbNamespace: "metallb-system",
-            clock: systemClock,
-            ...callbacks,
-          }),
-      },
+      kubernetes: kubernetesWiring(kubeConfig, "node-a"),
     });
   });
 
@@ -320,13 +304,7 @@ describe("Kubernetes source: API server unreachable at start", () => {
     await server.start();
     const port = server.port;
     await server.stop();
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [{ name: "fake", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: "agent" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
-      currentContext: "fake",
-    });
+    const kubeConfig = fakeKubeConfig(`http://127.0.0.1:${port}`);
     const engine = recordingEngine();
     const agent = await startAgent({
       engine,
@@ -336,17 +314,7 @@ describe("Kubernetes source: API server unreachable at start", () => {
       debounceMs: 20,
       resyncMs: 100,
       lockName: `symroute-agent-test2-${process.pid}`,
-      kubernetes: {
-        nodeName: "node-a",
-        createSource: (callbacks) =>
-          createKubernetesSource({
-            kubeConfig,
-            nodeName: "node-a",
-            metallbNamespace: "metallb-system",
-            clock: systemClock,
-            ...callbacks,
-          }),
-      },
+      kubernetes: kubernetesWiring(kubeConfig, "node-a"),
     });
     try {
       await pollUntil(
@@ -392,13 +360,7 @@ describe("Kubernetes source: cached cluster view", () => {
       .collection(L2ADS, [{ metadata: { name: "all", namespace: "metallb-system" }, spec: {} }])
       .collection(NODES, [{ metadata: { name: "node-a" } }]);
     await server.start();
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [{ name: "fake", server: server.url, skipTLSVerify: true }],
-      users: [{ name: "agent" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
-      currentContext: "fake",
-    });
+    const kubeConfig = fakeKubeConfig(server.url);
     const run = async (engine: Engine, grace: number): Promise<Agent> =>
       startAgent({
         engine,
@@ -408,19 +370,10 @@ describe("Kubernetes source: cached cluster view", () => {
         debounceMs: 20,
         resyncMs: 100,
         lockName: `symroute-agent-test3-${process.pid}`,
-        kubernetes: {
-          nodeName: "node-a",
+        kubernetes: kubernetesWiring(kubeConfig, "node-a", {
           cache: fileClusterCache(cachePath),
           cacheGraceMs: grace,
-          createSource: (callbacks) =>
-            createKubernetesSource({
-              kubeConfig,
-              nodeName: "node-a",
-              metallbNamespace: "metallb-system",
-              clock: systemClock,
-              ...callbacks,
-            }),
-        },
+        }),
       });
     try {
       const first = recordingEngine();
@@ -466,13 +419,7 @@ describe("Kubernetes source: conditions written by several nodes", () => {
       .collection(L2ADS)
       .collection(NODES);
     await server.start();
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromOptions({
-      clusters: [{ name: "fake", server: server.url, skipTLSVerify: true }],
-      users: [{ name: "agent" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "agent" }],
-      currentContext: "fake",
-    });
+    const kubeConfig = fakeKubeConfig(server.url);
     const source = (nodeName: string) =>
       createKubernetesSource({
         kubeConfig,
