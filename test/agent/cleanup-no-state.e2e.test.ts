@@ -47,9 +47,9 @@ test(
     );
     assert.ok(ownedRules(node.name) > 0);
     // The state lives under the state directory, in a folder per network namespace.
-  const stateFile = must(["find", node.stateDir, "-name", "state.json"]).trim();
-  assert.ok(stateFile.endsWith("state.json"), stateFile);
-  rmSync(stateFile);
+    const stateFile = must(["find", node.stateDir, "-name", "state.json"]).trim();
+    assert.ok(stateFile.endsWith("state.json"), stateFile);
+    rmSync(stateFile);
 
     agent.child.kill("SIGTERM");
     assert.equal(await agent.exited(15_000), 1, agent.output());

@@ -227,3 +227,25 @@ test("the in-memory node refuses a backward goto and keeps a goto to a missing p
   await kernel.runIpBatch(4, ["rule add priority 1000 fwmark 0x0/0xff goto 1002 proto 201"]);
   assert.ok(kernel.state.rules.some((r) => r.action === "goto" && r.goto === 1002));
 });
+
+test("a skip rule refused by the kernel rolls the apply back; a nop deleted by hand is drift that apply repairs", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  const initial = structuredClone(kernel.state);
+  const cfg = networks(3);
+  kernel.faults.ipLine = /goto 1002/;
+  await assert.rejects(engine.apply(cfg), /rolled back/);
+  assert.deepEqual(kernel.state.rules, initial.rules);
+  assert.deepEqual(kernel.state.routes, initial.routes);
+
+  kernel.faults = {};
+  await engine.apply(cfg);
+  await kernel.runIpBatch(4, ["rule del priority 1002 nop proto 201"]);
+  const drift = await engine.plan(cfg);
+  assert.deepEqual(
+    drift.changes.map((c) => (c.kind === "rule" ? `${c.action} ${ruleArgs(c.rule).join(" ")}` : c.kind)),
+    ["add priority 1002 nop proto 201"],
+  );
+  await engine.apply(cfg);
+  assert.equal((await engine.plan(cfg)).inSync, true);
+});

@@ -6,7 +6,9 @@ import type { Family } from "../../model/address.ts";
 import type { FirewallSpec } from "../../model/firewall.ts";
 import type { FirewallBackend, NodeState } from "../../model/state.ts";
 import type { FirewallPayload } from "../../render/payloads.ts";
+import type { SymrouteError } from "../../model/errors.ts";
 import type { Kernel } from "../ports.ts";
+import type { Observation } from "../types.ts";
 
 export interface FirewallFrontEnd {
   /** Its name in the config, the plan and the state file. */
@@ -16,6 +18,8 @@ export interface FirewallFrontEnd {
    * in the order they run. Pure.
    */
   render(spec: FirewallSpec | undefined, node: NodeState): FirewallPayload[];
+  /** What `spec` needs on the node that observe found missing (a dependency error); undefined: none. */
+  missing(spec: FirewallSpec, observed: Observation): SymrouteError | undefined;
   /** Whether a payload of a plan is one of this front end's. */
   owns(payload: FirewallPayload): boolean;
   /**

@@ -2,12 +2,22 @@
 // per family, the pools in ipsets (`ipset restore`), and nft's ARP table for the probes (iptables
 // has no ARP output hook).
 
+import { SymrouteError } from "../../model/errors.ts";
+import { ipsetsOf } from "../../model/firewall.ts";
 import { renderIptablesPayloads } from "../../render/payloads.ts";
 import type { FirewallFrontEnd } from "./front-end.ts";
 
 export const iptablesFrontEnd: FirewallFrontEnd = {
   name: "iptables",
   render: (spec, node) => renderIptablesPayloads(spec, node),
+  missing(spec, observed) {
+    if (ipsetsOf(spec).length === 0 || observed.ipsetAvailable) return undefined;
+    return new SymrouteError(
+      "dependency",
+      "the iptables front end keeps the pools in ipsets (one lookup per packet), and ipset is not installed on this node",
+      { hint: "install the Debian package ipset, or use firewall: nftables" },
+    );
+  },
   owns: (payload) => payload.tool !== "nft" || payload.frontEnd === "iptables",
   async run(kernel, payload, created) {
     if (payload.tool === "nft") return kernel.runNft(payload.script);

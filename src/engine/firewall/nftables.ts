@@ -6,6 +6,8 @@ import type { FirewallFrontEnd } from "./front-end.ts";
 export const nftablesFrontEnd: FirewallFrontEnd = {
   name: "nftables",
   render: (spec) => renderNftablesPayloads(spec),
+  // nft itself is what chose this front end.
+  missing: () => undefined,
   // The iptables front end's ARP table is an nft payload too; it says whose it is.
   owns: (payload) => payload.tool === "nft" && payload.frontEnd === undefined,
   run: (kernel, payload) => kernel.runNft(payload.script),

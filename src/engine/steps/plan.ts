@@ -5,7 +5,6 @@
 import type { Config } from "../../config/schema.ts";
 import { CONFIG_DEFAULTS } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
-import { ipsetsOf } from "../../model/firewall.ts";
 import type { NodeState, OwnedFirewall } from "../../model/state.ts";
 import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
 import { diffFirewall, diffLinkDeletes, diffRouting, type OwnershipMarks } from "../../plan/diff.ts";
@@ -13,7 +12,7 @@ import { managedSysctlsNow } from "../../plan/sysctls.ts";
 import type { DesiredState } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
-import { firewallPayloads } from "../firewall/index.ts";
+import { FRONT_ENDS, firewallPayloads } from "../firewall/index.ts";
 import { bypassMessage, detectBypassingDatapaths } from "../../verify/datapath.ts";
 import type { SavedState } from "../ports.ts";
 import type { ApplyOptions, Observation, Planned, RoutingPlan } from "../types.ts";
@@ -88,13 +87,11 @@ export function planRouting(
       },
     );
   }
-  if (ipsetsOf(desired.firewall).length > 0 && !observed.ipsetAvailable) {
-    throw new SymrouteError(
-      "dependency",
-      "the iptables front end keeps the pools in ipsets (one lookup per packet), and ipset is not installed on this node",
-      { hint: "install the Debian package ipset, or use firewall: nftables" },
-    );
-  }
+  const missing =
+    desired.firewall === undefined
+      ? undefined
+      : FRONT_ENDS[desired.firewall.backend].missing(desired.firewall, observed);
+  if (missing !== undefined) throw missing;
   const own = ownership(config, saved);
   return {
     routing,
