@@ -27,8 +27,8 @@ export interface BackendsInput {
   readonly clients?: Partial<Record<Family, string | readonly string[]>>;
 }
 
-export /** One backend the doctor simulates a client's request to, and the backend's reply from. */
-interface SimulatedBackend {
+/** One backend the doctor simulates a client's request to, and the backend's reply from. */
+export interface SimulatedBackend {
   readonly path: ClientPath;
   /** The address the client connects to. */
   readonly lb: string;
@@ -36,10 +36,13 @@ interface SimulatedBackend {
   readonly backend: string;
   /** Where the backend's reply enters the node; undefined: a local socket sends it. */
   readonly iif: string | undefined;
-  /** The services (`1.2.3.4:80/tcp`) that DNAT the LB address to this backend, when read. */
+  /** kube-proxy's services that DNAT the LB address to this backend (`1.2.3.4:80/tcp → 10.0.0.5:8080`), when read. */
   readonly services?: readonly string[];
   readonly ipproto: number;
+  /** The port the client asks for. */
   readonly port: number;
+  /** The port the backend answers from (the service's, unless the DNAT changes it). */
+  readonly backendPort: number;
   /** What was not read from the node but assumed, in words. */
   readonly assumed?: string;
 }
@@ -67,10 +70,8 @@ export function simulatedBackends(
   };
   const poolText = d.pools.join(", ");
   const notes: string[] = [];
-  const note = (summary: string): void => {
-    notes.push(summary);
-  };
-  const tcp = { ipproto: 6, port: 8080 };
+  const note = (summary: string): void => void notes.push(summary);
+  const tcp = { ipproto: 6, port: 8080, backendPort: 8080 };
 
   if (d.method === "source") {
     const ipvsBackends =
@@ -103,7 +104,7 @@ export function simulatedBackends(
   if (services.length > 0) {
     const pairs = new Map<
       string,
-      { lb: string; backend: string; services: string[]; ipproto: number; port: number }
+      { lb: string; backend: string; services: string[]; ipproto: number; port: number; backendPort: number }
     >();
     for (const s of services) {
       for (const b of s.backends) {
@@ -113,7 +114,8 @@ export function simulatedBackends(
           backend: b.address,
           services: [],
           ipproto: IPPROTO[s.proto ?? "tcp"] ?? 6,
-          port: b.port ?? s.port ?? 8080,
+          port: s.port ?? b.port ?? 8080,
+          backendPort: b.port ?? s.port ?? 8080,
         };
         pair.services.push(`${formatServiceAddress(s)} → ${formatBackend(s.family, b)}`);
         pairs.set(key, pair);

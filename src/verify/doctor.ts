@@ -279,7 +279,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
           ...(b.iif === undefined ? {} : { iif: b.iif }),
           ...(mark === undefined ? {} : { mark }),
           ipproto: b.ipproto,
-          sport: b.port,
+          sport: b.backendPort,
           dport: 40000,
         });
         // Replies to a client beyond the pool's link must leave by its gateway; to an on-link client,
