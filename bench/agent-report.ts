@@ -76,7 +76,7 @@ export function agentFootprintSection(): string[] {
   const at10 = (agent?.sizes ?? []).filter((s) => s.networks === 10 && s.error === undefined);
   const flags = at10.find((s) => s.nodeFlags !== undefined)?.nodeFlags;
   out.push(
-    `The agent as it is deployed (Node flags \`${(flags ?? []).join(" ") || "none"}\`, src/agent/node-flags.ts), 10 networks,`,
+    `The agent as it is deployed (${flags === undefined ? "Node flags not recorded: a run from before src/agent/node-flags.ts" : `Node flags \`${flags.join(" ") || "none"}\`, src/agent/node-flags.ts`}), 10 networks,`,
     "in a fresh node namespace. File mode: the networks in the config file. Kubernetes mode: the same networks",
     "as SymrouteNetwork objects from a small API server on loopback (the tests' fake), `--kubernetes`.",
     "Memory is the kernel's `VmRSS` after the first converge and after the drift trials (`VmHWM`: the peak).",
@@ -128,7 +128,10 @@ function churnPart(): string[] {
   return out;
 }
 
-export function warmReconcileSection(): string[] {
+/** `oneShotApplyMs(n)`: the one-shot CLI's `apply` of n networks on an empty node (report.ts, item 1). */
+export function warmReconcileSection(
+  oneShotApplyMs: (networks: number) => number | undefined = () => undefined,
+): string[] {
   const out: string[] = ["## 9. Warm reconcile (issue 15 item 4)", ""];
   const r = readResult<WarmResults>("warm");
   if (r === undefined) return [...out, "Not measured (bench/results/warm.json is missing).", ""];
@@ -147,7 +150,12 @@ export function warmReconcileSection(): string[] {
       `| ${c.label} | ${ms(a)} (n=${c.agentMs.length}, p90 ${ms(percentile([...c.agentMs], 90))}) | ${ms(t)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-"} | ≤ ${TARGETS.warmRatio}x | ${met(Number.isFinite(ratio) ? ratio <= TARGETS.warmRatio : undefined)} |`,
     );
   }
-  out.push("");
+  const oneShot = oneShotApplyMs(r.networks);
+  out.push(
+    "",
+    `Beside it, the one-shot CLI (information, no target): \`symroute apply\` of ${r.networks.toLocaleString("en-US")} networks on an empty node, Node start-up included, ${oneShot === undefined ? "not measured in this run" : ms(oneShot)} (item 1 above).`,
+    "",
+  );
   return out;
 }
 

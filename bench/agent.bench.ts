@@ -163,9 +163,47 @@ async function churn(): Promise<void> {
   }
 }
 
+/** Warm reconcile (issue 15 item 4): SRBENCH_WARM="NETWORKS:TRIALS", default 1000:5; "0" skips it. */
+async function warm(): Promise<void> {
+  const [networks, trials] = (process.env["SRBENCH_WARM"] ?? "1000:5").split(":").map(Number);
+  if (!networks || !trials) return;
+  log(`agent, warm reconcile: ${networks} networks, ${trials} trials per case`);
+  const load = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const base = { date: new Date().toISOString(), cpus: cpus().length, networks };
+  const before = load();
+  try {
+    const r = await withNode(async (node) =>
+      timed(
+        node.inside([
+          process.execPath,
+          "--import",
+          "tsx",
+          join(REPO, "bench/agent-warm-probe.ts"),
+          node.stateDir,
+          String(networks),
+          String(trials),
+        ]),
+      ),
+    );
+    if (r.code !== 0) throw new Error(`warm probe exited ${r.code}: ${r.stderr.slice(-2000)}`);
+    const line = r.stdout.trim().split("\n").pop() ?? "{}";
+    writeResult("warm", { ...base, load: { before, after: load() }, ...(JSON.parse(line) as object) });
+  } catch (error) {
+    log(`agent, warm reconcile: ${(error as Error).message}`);
+    writeResult("warm", {
+      ...base,
+      load: { before, after: load() },
+      cases: [],
+      nodeFlags: [],
+      error: (error as Error).message.slice(0, 500),
+    });
+  }
+}
+
 try {
   await main();
   await churn();
+  await warm();
 } finally {
   destroyAll();
   cleanupScratch();

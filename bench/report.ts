@@ -540,7 +540,12 @@ export function renderBenchmarks(): string {
   }
   out(...dataplaneSection());
   out(...agentFootprintSection());
-  out(...warmReconcileSection());
+  out(
+    ...warmReconcileSection((n) => {
+      const size = apply === undefined ? undefined : findSize(apply, n);
+      return size === undefined ? undefined : times(size.symroute.apply).median;
+    }),
+  );
   return `${lines.join("\n").trimEnd()}\n`;
 }
 

@@ -97,6 +97,15 @@ export async function snapshot(namespace: string): Promise<Snapshot> {
     .join("\n");
   const nft = await inNs(["nft", "-j", "list", "ruleset"]);
   sections["nft list ruleset (canonical)"] = canonicalFirewall(nft.stdout);
+  // The iptables front end's ipsets (a set left behind is residue too); the hash seed and sizes
+  // are the kernel's, not content.
+  const sets = await runTool("ip", ["netns", "exec", namespace, "ipset", "save"], { allowFailure: true });
+  sections["ipset save (canonical)"] = sets.stdout
+    .split("\n")
+    .map((line) => line.replace(/ (initval|hashsize|bucketsize) \S+/g, ""))
+    .filter((line) => line !== "")
+    .sort()
+    .join("\n");
   return sections;
 }
 

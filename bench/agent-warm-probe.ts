@@ -1,0 +1,213 @@
+// Runs INSIDE a node namespace (bench/agent.bench.ts starts it with `ip netns exec`): the warm
+// reconcile of issue 15 item 4. A running agent (as deployed) converged on N networks gets its config
+// file edited; the time runs from the edit to the agent's "applied" log line (the reconcile done:
+// read, plan, payloads run, verified). Cases: one network added to N, and all N added to an agent
+// running with none (a full converge by a warm agent). Beside each, the same payloads fed straight
+// to the tools (`ip -batch`, `nft -f`, run side by side as the engine runs them), from the same node
+// state, taken from `symroute plan --payloads`; after each tools run its inverse puts the node back.
+// Prints JSON: { cases: [{ label, agentMs[], toolsMs[] }] }.
+// Args: STATE_DIR NETWORKS TRIALS
+
+import { spawn, spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AGENT_NODE_FLAGS } from "../src/agent/node-flags.ts";
+import { CLI, configText } from "./lib.ts";
+
+const [stateArg, networksText, trialsText] = process.argv.slice(2);
+if (stateArg === undefined) throw new Error("usage: agent-warm-probe.ts STATE_DIR NETWORKS TRIALS");
+const stateDir: string = stateArg;
+const NETWORKS = Number(networksText ?? "1000");
+const TRIALS = Number(trialsText ?? "5");
+const NODE_FLAGS: readonly string[] =
+  process.env["SRBENCH_AGENT_NODE_FLAGS"] === undefined
+    ? AGENT_NODE_FLAGS
+    : process.env["SRBENCH_AGENT_NODE_FLAGS"].split(" ").filter((f) => f !== "");
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+const configFile = join(stateDir, "agent.yaml");
+const texts = {
+  base: configText(NETWORKS),
+  plusOne: configText(NETWORKS + 1),
+  empty: configText(0).replace(/^networks:$/m, "networks: []"),
+};
+const toolsState = join(stateDir, "tools-state");
+
+interface Payloads {
+  readonly ip: Record<string, readonly string[]>;
+  readonly firewall: readonly { readonly tool: string; readonly script: string }[];
+}
+
+function symroute(args: readonly string[]): string {
+  const r = spawnSync(process.execPath, [CLI, ...args, "--state-dir", toolsState], {
+    encoding: "utf8",
+    maxBuffer: 256 * 2 ** 20,
+  });
+  if (r.status !== 0 && r.status !== 2) throw new Error(`symroute ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function payloadsFor(text: string): Payloads {
+  const file = join(stateDir, "tools.yaml");
+  writeFileSync(file, text);
+  return (JSON.parse(symroute(["plan", "-c", file, "-o", "json", "--payloads"])) as { payloads: Payloads })
+    .payloads;
+}
+
+function run(argv: readonly string[], input: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["pipe", "ignore", "pipe"] });
+    let err = "";
+    child.stderr?.on("data", (b: Buffer) => (err += b.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(" ")}: ${err}`))));
+    child.stdin?.end(input);
+  });
+}
+
+/** The payloads through the tools, side by side (ms); `inverse` undoes the ip part afterwards. */
+async function feed(p: Payloads): Promise<number> {
+  const jobs: (() => Promise<void>)[] = [];
+  for (const [family, lines] of Object.entries(p.ip))
+    if (lines.length > 0)
+      jobs.push(() =>
+        run(["ip", ...(family === "ipv6" ? ["-6"] : []), "-batch", "-"], `${lines.join("\n")}\n`),
+      );
+  for (const f of p.firewall) {
+    const input = f.script;
+    jobs.push(() =>
+      run(f.tool === "iptables-restore" ? ["iptables-restore", "--noflush"] : ["nft", "-f", "-"], input),
+    );
+  }
+  const started = now();
+  await Promise.all(jobs.map((j) => j()));
+  return now() - started;
+}
+
+async function undoIp(p: Payloads): Promise<void> {
+  for (const [family, lines] of Object.entries(p.ip)) {
+    const inverse = [...lines].reverse().map((l) => l.replace(/^(rule|route) add /, "$1 del "));
+    if (inverse.length > 0)
+      await run(
+        ["ip", "-force", ...(family === "ipv6" ? ["-6"] : []), "-batch", "-"],
+        `${inverse.join("\n")}\n`,
+      );
+  }
+}
+
+async function main(): Promise<void> {
+  // Tools first, on the empty node: the full payload, then (with the base applied) one network more.
+  const full = payloadsFor(texts.base);
+  const fullTools: number[] = [];
+  for (let t = 0; t < TRIALS; t++) {
+    fullTools.push(await feed(full));
+    await undoIp(full);
+    spawnSync("nft", ["flush", "ruleset"]);
+  }
+  symroute(["apply", "-c", join(stateDir, "tools.yaml")]);
+  const one = payloadsFor(texts.plusOne);
+  const oneTools: number[] = [];
+  for (let t = 0; t < TRIALS; t++) {
+    oneTools.push(await feed(one));
+    await undoIp(one);
+  }
+  // Back to an empty node for the agent.
+  symroute(["delete", "-c", join(stateDir, "tools.yaml")]);
+  spawnSync("nft", ["flush", "ruleset"]);
+
+  writeFileSync(configFile, texts.base);
+  const agent = spawn(
+    process.execPath,
+    [
+      ...NODE_FLAGS,
+      CLI,
+      "agent",
+      "-c",
+      configFile,
+      "--state-dir",
+      join(stateDir, "agent-state"),
+      "--listen",
+      "127.0.0.1:9479",
+      "--log-level",
+      "info",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
+  );
+  const applied: number[] = [];
+  const failures: string[] = [];
+  let waiting: (() => void) | undefined;
+  let pending = "";
+  agent.stdout?.setEncoding("utf8");
+  agent.stdout?.on("data", (chunk: string) => {
+    const at = now();
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.includes('"msg":"applied"')) {
+        applied.push(at);
+        waiting?.();
+      } else if (line.includes('"level":"error"')) failures.push(line.slice(0, 300));
+    }
+  });
+  const nextApplied = (limitMs: number): Promise<number | undefined> => {
+    const seen = applied.length;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), limitMs);
+      waiting = () => {
+        if (applied.length > seen) {
+          clearTimeout(timer);
+          resolve(applied[seen]);
+        }
+      };
+    });
+  };
+  const edit = async (text: string): Promise<number | undefined> => {
+    const done = nextApplied(120_000);
+    const started = now();
+    writeFileSync(configFile, text);
+    const at = await done;
+    // Let the file watcher's later events and the agent's status settle before the next edit.
+    await new Promise((r) => setTimeout(r, 1500));
+    return at === undefined ? undefined : at - started;
+  };
+  try {
+    if ((await nextApplied(300_000)) === undefined)
+      throw new Error("the agent never applied the base config");
+    await new Promise((r) => setTimeout(r, 2000));
+    const oneAgent: number[] = [];
+    const fullAgent: number[] = [];
+    for (let t = 0; t < TRIALS; t++) {
+      const add = await edit(texts.plusOne);
+      if (add !== undefined) oneAgent.push(add);
+      await edit(texts.base);
+    }
+    for (let t = 0; t < TRIALS; t++) {
+      await edit(texts.empty);
+      const all = await edit(texts.base);
+      if (all !== undefined) fullAgent.push(all);
+    }
+    process.stdout.write(
+      `${JSON.stringify({
+        cases: [
+          {
+            label: `1 network added to ${NETWORKS.toLocaleString("en-US")}`,
+            agentMs: oneAgent,
+            toolsMs: oneTools,
+          },
+          {
+            label: `${NETWORKS.toLocaleString("en-US")} networks added to a running agent with none`,
+            agentMs: fullAgent,
+            toolsMs: fullTools,
+          },
+        ],
+        failures: failures.slice(0, 5),
+        nodeFlags: NODE_FLAGS,
+      })}\n`,
+    );
+  } finally {
+    agent.kill("SIGTERM");
+  }
+}
+
+await main();
