@@ -85,6 +85,15 @@ const corruptions: {
     line: /failing line \d+: -A SYMROUTE-\S+ .*--nfmask 0xff/,
   },
   {
+    // ipset restore is no transaction: the classify set was swapped in before the guard set's bad
+    // element; roll back must destroy both (and the temporary set) for the node to be as before.
+    name: "ipset restore refuses a line half-way (a malformed element of the second set)",
+    firewall: "iptables",
+    fault: { kind: "corrupt", tool: "ipset", match: "^add symroute-g4-", sed: "s/,ext0/,/" },
+    cause: /ipset restore -exist failed \(exit 1\)/,
+    line: /failing line \d+: add symroute-g4-[0-9a-f]{8}-t 203\.0\.113\.0\/24,ext0/,
+  },
+  {
     name: "the kernel refuses a rule (a backward goto), half-way through the IPv4 batch",
     firewall: "nftables",
     fault: { kind: "corrupt", tool: "ip", match: "^rule add .*lookup", sed: "s/lookup [0-9]+/goto 1/" },

@@ -35,7 +35,7 @@ export type Fault =
     }
   | { readonly kind: "corrupt"; readonly tool: PayloadTool; readonly match: string; readonly sed: string };
 
-export type PayloadTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore";
+export type PayloadTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore" | "ipset";
 
 /** Which argument makes a call a payload (a batch that changes the node) rather than a read; a call
  * with `-j` (JSON output) is always a read. */
@@ -44,6 +44,8 @@ const PAYLOAD_ARG: Readonly<Record<PayloadTool, string>> = {
   nft: "-f",
   "iptables-restore": "--noflush",
   "ip6tables-restore": "--noflush",
+  // `ipset restore` changes the node; `ipset save` reads it.
+  ipset: "restore",
 };
 
 function wrapper(tool: PayloadTool, real: string): string {
