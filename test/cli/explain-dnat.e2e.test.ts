@@ -71,7 +71,8 @@ test("explain traces an LB address through kube-proxy's DNAT rules read from the
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as Explained;
   };
-  const ask = [
+  /** A TCP request from the client arriving on ext0 for the LB address's port. */
+  const toPort = (port: number): string[] => [
     "--from",
     "203.0.113.10",
     "--to",
@@ -81,8 +82,9 @@ test("explain traces an LB address through kube-proxy's DNAT rules read from the
     "--proto",
     "tcp",
     "--dport",
-    "80",
+    String(port),
   ];
+  const ask = toPort(80);
 
   // Without kube-proxy's rules: the answer is for the LB address itself, and says so.
   const none = explain(ask);
@@ -119,18 +121,7 @@ test("explain traces an LB address through kube-proxy's DNAT rules read from the
   assert.equal(chosen.dev, "eth0");
 
   // A port the service does not have is not DNAT'ed, and the answer says which ones are.
-  const otherPort = explain([
-    "--from",
-    "203.0.113.10",
-    "--to",
-    "1.2.3.4",
-    "--iif",
-    "ext0",
-    "--proto",
-    "tcp",
-    "--dport",
-    "9999",
-  ]);
+  const otherPort = explain(toPort(9999));
   assert.equal(otherPort.dnat, null);
   assert.match(
     otherPort.notes.join("\n"),
