@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FakeApiServer } from "../test/agent/support/fake-apiserver.ts";
 import { AGENT_NODE_FLAGS } from "../src/agent/node-flags.ts";
+import { DEFAULT_DEBOUNCE_MS } from "../src/agent/reconcile-loop.ts";
 import { CLI } from "./lib.ts";
 
 const [configPath, stateDir, trialsText, modeText] = process.argv.slice(2);
@@ -25,7 +26,8 @@ const MODE = modeText === "kubernetes" ? "kubernetes" : "file";
 const TRIALS = Number(trialsText ?? "0");
 const PORT = 9477;
 const BASE = `http://127.0.0.1:${PORT}`;
-const DEBOUNCE_MS = 100; // the agent's default, written out so the report can state it
+// The agent's default, written out so the report can state it.
+const DEBOUNCE_MS = Number(process.env["SRBENCH_DEBOUNCE_MS"] ?? DEFAULT_DEBOUNCE_MS);
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

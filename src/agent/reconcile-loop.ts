@@ -41,6 +41,14 @@ export interface TriggerOptions {
   readonly resetBackoff?: boolean;
 }
 
+/**
+ * The window in which triggers are merged. One netlink batch (an `ip -batch`, an editor's write and
+ * rename, an informer's relist) arrives within a few milliseconds; a pod's veth is filtered out
+ * before it gets here (kernel-monitor.ts). 100 ms was most of a drift repair's latency (issue 15:
+ * median under 150 ms), 20 ms still merges each burst (docs/agent.md).
+ */
+export const DEFAULT_DEBOUNCE_MS = 20;
+
 type Scheduled = { readonly kind: "debounce" | "retry" | "resync" | "churn"; readonly handle: TimerHandle };
 
 export class ReconcileLoop {
@@ -65,7 +73,7 @@ export class ReconcileLoop {
   constructor(options: ReconcileLoopOptions) {
     this.#reconcile = options.reconcile;
     this.#clock = options.clock;
-    this.#debounceMs = options.debounceMs ?? 100;
+    this.#debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
     this.#backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.#resyncMs = options.resyncMs ?? 60_000;
     this.#churnLimit = options.churnLimit ?? 3;

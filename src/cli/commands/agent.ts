@@ -9,6 +9,7 @@ import { isSymrouteError, SymrouteError } from "../../model/errors.ts";
 import { startAgent, type Agent } from "../../agent/agent.ts";
 import { systemClock } from "../../agent/clock.ts";
 import { parseDuration } from "../../agent/duration.ts";
+import { DEFAULT_DEBOUNCE_MS } from "../../agent/reconcile-loop.ts";
 import { DEFAULT_LISTEN, parseListen } from "../../agent/http.ts";
 import type { KubernetesWiring } from "../../agent/config-source.ts";
 import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
@@ -52,7 +53,7 @@ export function registerAgent(program: Command): void {
     )
     .addOption(
       new Option("--debounce <duration>", "window in which change events are merged")
-        .default(100, "100ms")
+        .default(DEFAULT_DEBOUNCE_MS, `${DEFAULT_DEBOUNCE_MS}ms`)
         .argParser(commanderParser((v) => parseDuration(v, "--debounce"))),
     )
     .option("--no-kernel-events", "do not watch kernel changes (`ip monitor`); rely on the resync")
