@@ -14,7 +14,7 @@ import { runIpBatch } from "./apply.ts";
 import type { StateRecord } from "./record.ts";
 
 /** The changes that undo `executed`, in reverse order. */
-export function inverseChanges(executed: readonly Change[]): Change[] {
+function inverseChanges(executed: readonly Change[]): Change[] {
   const out: Change[] = [];
   for (const c of [...executed].reverse()) {
     switch (c.kind) {
