@@ -336,7 +336,8 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "",
     "**Not covered.** A sysctl write that fails (no fault injection for `/proc/sys` on the real kernel;",
     "the engine's unit tests cover it with the in-memory kernel); a failure of the roll back itself on",
-    "the real kernel.",
+    "the real kernel (the unit tests, `test/engine/verify-read.test.ts`, check that its error says what",
+    "is still changed and that the state file stays `inProgress`).",
     "",
   );
 }
@@ -346,10 +347,11 @@ const ABOUT: Readonly<Record<string, readonly string[]>> = {
     "**Failure mid-apply.** Each backend fails in turn and the node must be exactly as before the apply",
     "(full dump), with an error that names the cause and the failing line: nft and iptables-restore get",
     "one corrupted line (a wrapper rewrites it; the real tool refuses it), the kernel refuses a rule (a",
-    "backward goto) and a route (its device is down), a missing interface is refused before any change,",
-    "and the state directory sits on a tiny tmpfs: full before the apply (no payload may run) or full at",
-    "the last state write (the apply's payloads run, then the roll back's; the error says it rolled",
-    "back).",
+    "backward goto) and a route (its device is down), the verification's reads fail after the apply (a",
+    "wrapper fails `ip -j` or `nft -j list` once a payload of that tool ran; the state file is not left",
+    "`inProgress`), a missing interface is refused before any change, and the state directory sits on a",
+    "tiny tmpfs: full before the apply (no payload may run) or full at the last state write (the apply's",
+    "payloads run, then the roll back's; the error says it rolled back).",
   ],
   "test/reliability/foreign.e2e.test.ts": [
     "**Foreign state.** The node is pre-loaded with kube-proxy-like and Calico-like rules, routes, nft",

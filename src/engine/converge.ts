@@ -77,6 +77,7 @@ export async function converge(
         store,
         record,
         saved,
+        rp.routing,
         {
           changes: planned?.report.changes ?? rp.diff.changes,
           executed: outcome.executed(),

@@ -3,8 +3,9 @@
 // with an error that names the cause and the failing line of the payload.
 // The refusals are real: nft and iptables-restore get one corrupted line (a wrapper first in
 // symroute's PATH rewrites it; the real tool and the kernel refuse it), the kernel refuses a rule
-// (a backward goto) and a route (its device is down); a missing interface is refused before any
-// change; the state file lives on a tiny tmpfs that is full at the first or at the last write.
+// (a backward goto) and a route (its device is down); the verification's reads (`ip -j`, `nft -j`)
+// fail after the apply (the wrapper fails them); a missing interface is refused before any change;
+// the state file lives on a tiny tmpfs that is full at the first or at the last write.
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -116,6 +117,35 @@ for (const c of corruptions) {
     assert.equal(node.symroute(["apply", "-c", config]).code, 0);
     assert.equal(node.symroute(["plan", "-c", config]).code, 0);
   });
+}
+
+// `ip -j` failing throws: the verification could not read. `nft -j list` failing with a message the
+// adapter does not know reads as "nft unusable" (no table of ours), so the verification finds the
+// firewall missing. Either way the apply is rolled back and the state file is not left in progress.
+const readFailures = [
+  { tool: "ip", cause: /could not read the node back to verify the apply: .*injected read failure/ },
+  { tool: "nft", cause: /1 change\(s\) still pending after apply/ },
+] as const;
+
+for (const { tool, cause } of readFailures) {
+  test(
+    `rolled back when the verification's read fails after the apply (${tool} reads fail)`,
+    { skip },
+    (t) => {
+      const node = nodeFor(t);
+      const tools = createFaultTools();
+      t.after(() => tools.remove());
+      const config = writeConfigFile(node.stateDir, "two.yaml", twoNetworks("nftables"));
+      const stderr = applyMustFailCleanly(node, config, tools.env({ kind: "fail-reads", tool }));
+      assert.match(stderr, /apply failed and was rolled back: /);
+      assert.match(stderr, cause);
+      const state = readdirSync(node.stateDir).find((f) => f.startsWith("netns-")) as string;
+      const saved = JSON.parse(readFileSync(join(node.stateDir, state, "state.json"), "utf8")) as object;
+      assert.equal("inProgress" in saved, false, "the state file must not be left in progress");
+      assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+      assert.equal(node.symroute(["plan", "-c", config]).code, 0);
+    },
+  );
 }
 
 test(

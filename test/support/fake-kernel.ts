@@ -42,6 +42,12 @@ export interface FakeFaults {
   ipsetLine?: RegExp;
   /** Fail writing this sysctl. */
   sysctl?: string;
+  /**
+   * Fail the reads of routing (`ip -j`: every readNode) or of the firewall (`nft -j list`,
+   * iptables-save: readFirewall, and readNode when it reads a front end). Set it from `beforeStep`
+   * to fail the reads after the apply wrote.
+   */
+  read?: "routing" | "firewall";
   /** Called before each step; throwing from it simulates a crash. */
   beforeStep?: (step: string) => void;
 }
@@ -237,6 +243,12 @@ function deleteSelects(sel: Rule, rule: Rule): boolean {
   );
 }
 
+/** A read tool's failure as the real adapter reports it (src/adapters/exec.ts). */
+const readFailure = (command: string): SymrouteError =>
+  new SymrouteError("kernel", `${command} failed (exit 1): injected read failure`, {
+    details: ["injected read failure"],
+  });
+
 export class FakeKernel implements Kernel {
   state: NodeState;
   faults: FakeFaults = {};
@@ -267,6 +279,8 @@ export class FakeKernel implements Kernel {
   }
 
   async readNode(scope: ReadScope): Promise<NodeState> {
+    if (this.faults.read === "routing") throw readFailure("ip -j -batch -");
+    if (scope.firewalls.length > 0) this.failFirewallRead();
     const names = new Set(scope.sysctls);
     for (const t of scope.linkSysctls ?? [])
       for (const l of this.state.links) names.add(t.replace("{}", l.ifname));
@@ -293,6 +307,7 @@ export class FakeKernel implements Kernel {
   }
 
   async readFirewall(backends: readonly FirewallBackend[]): Promise<readonly OwnedFirewall[]> {
+    this.failFirewallRead();
     return clone(this.firewallOf(backends));
   }
 
@@ -305,6 +320,10 @@ export class FakeKernel implements Kernel {
       const sets = [...this.ipsets.keys()].filter((n) => n.startsWith("symroute-")).sort();
       return { ...owned, ruleKeys: [...owned.ruleKeys, ...sets.map((n) => IPSET_KEY_PREFIX + n)] };
     });
+  }
+
+  private failFirewallRead(): void {
+    if (this.faults.read === "firewall") throw readFailure("nft -j list table inet symroute");
   }
 
   private step(name: string): void {

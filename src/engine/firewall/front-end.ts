@@ -18,6 +18,11 @@ export interface FirewallFrontEnd {
    * in the order they run. Pure.
    */
   render(spec: FirewallSpec | undefined, node: NodeState): FirewallPayload[];
+  /**
+   * Whether `render` depends on this front end's objects in `node.firewall` (a roll back reads
+   * them again only then, so that a read tool that fails does not stop the others' roll back).
+   */
+  readonly rendersFromNode: boolean;
   /** What `spec` needs on the node that observe found missing (a dependency error); undefined: none. */
   missing(spec: FirewallSpec, observed: Observation): SymrouteError | undefined;
   /** Whether a payload of a plan is one of this front end's. */

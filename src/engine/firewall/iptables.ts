@@ -10,6 +10,8 @@ import type { FirewallFrontEnd } from "./front-end.ts";
 export const iptablesFrontEnd: FirewallFrontEnd = {
   name: "iptables",
   render: (spec, node) => renderIptablesPayloads(spec, node),
+  // The jumps from the built-in chains are inserted only where missing; stale sets are destroyed.
+  rendersFromNode: true,
   missing(spec, observed) {
     if (ipsetsOf(spec).length === 0 || observed.ipsetAvailable) return undefined;
     return new SymrouteError(

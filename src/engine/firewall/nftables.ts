@@ -6,6 +6,8 @@ import type { FirewallFrontEnd } from "./front-end.ts";
 export const nftablesFrontEnd: FirewallFrontEnd = {
   name: "nftables",
   render: (spec) => renderNftablesPayloads(spec),
+  // Its tables are replaced whole, whatever they hold.
+  rendersFromNode: false,
   // nft itself is what chose this front end.
   missing: () => undefined,
   // The iptables front end's ARP table is an nft payload too; it says whose it is.

@@ -25,9 +25,31 @@ export interface ApplyOutcome {
   readonly planned?: Planned;
   /** What ran, in order (asked for only to roll back: sorting thousands of indices costs). */
   readonly executed: () => Change[];
+  /** Whether a firewall payload changed the node (a refused transaction did not). */
   readonly firewallTouched: boolean;
   readonly error?: unknown;
 }
+
+/**
+ * The changes of `batch` that ran whole before it failed with `error`: ip stops at the failing line
+ * and keeps every line before it (a failure that names no line: none ran).
+ */
+export function changesRun(batch: IpBatch, error: unknown): Set<number> {
+  const failed = (error instanceof BatchError ? error.failedLine : undefined) ?? 1;
+  const run = new Set<number>();
+  batch.changeIndex.forEach((changeIdx, lineIdx) => {
+    if (lineIdx < failed - 1) run.add(changeIdx);
+  });
+  // A change is done only when all its lines ran.
+  batch.changeIndex.forEach((changeIdx, lineIdx) => {
+    if (lineIdx >= failed - 1) run.delete(changeIdx);
+  });
+  return run;
+}
+
+/** An `nft -f` or `iptables-restore` transaction the tool refused: it changed nothing. */
+const refusedTransaction = (error: unknown): boolean =>
+  error instanceof BatchError && error.tool !== "ip" && error.tool !== "ipset";
 
 /**
  * Runs the payloads; on failure returns what ran, so that it can be undone. The ip batches start
@@ -57,24 +79,20 @@ export async function apply(
       await kernel.runIpBatch(batch.family, batch.lines);
       for (const i of batch.changeIndex) done.add(i);
     } catch (error) {
-      // ip stops at the failing line: everything before it is in the kernel.
-      const failed = (error instanceof BatchError ? error.failedLine : undefined) ?? 1;
-      const partial = new Set<number>();
-      batch.changeIndex.forEach((changeIdx, lineIdx) => {
-        if (lineIdx < failed - 1) partial.add(changeIdx);
-      });
-      // A change is done only when all its lines ran.
-      batch.changeIndex.forEach((changeIdx, lineIdx) => {
-        if (lineIdx >= failed - 1) partial.delete(changeIdx);
-      });
-      for (const i of partial) done.add(i);
+      for (const i of changesRun(batch, error)) done.add(i);
       throw error;
     }
   };
   const firewall = async (payloads: Payloads): Promise<void> => {
     for (const p of payloads.firewall) {
+      try {
+        await frontEndOf(p).run(kernel, p, tablesCreated);
+      } catch (error) {
+        // A transaction the tool refused changed nothing; anything else may have.
+        if (!refusedTransaction(error)) firewallTouched = true;
+        throw error;
+      }
       firewallTouched = true;
-      await frontEndOf(p).run(kernel, p, tablesCreated);
     }
     if (payloads.firewall.length > 0) hooks.firewallDone();
   };

@@ -3,13 +3,14 @@
 // restores old sysctl values, and re-applies the previously recorded firewall spec.
 
 import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
-import type { FirewallBackend } from "../../model/state.ts";
+import type { FirewallBackend, RoutingState } from "../../model/state.ts";
 import type { Change } from "../../model/change.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
-import { firewallPayloads, frontEndOf } from "../firewall/index.ts";
+import { describeChange } from "../describe.ts";
+import { FRONT_ENDS, firewallPayloads, frontEndOf } from "../firewall/index.ts";
 import type { Kernel, SavedState, StateStore } from "../ports.ts";
-import { readNode } from "./observe.ts";
+import { changesRun } from "./apply.ts";
 import type { StateRecord } from "./record.ts";
 
 /** The changes that undo `executed`, in reverse order. */
@@ -40,84 +41,137 @@ export function inverseChanges(executed: readonly Change[]): Change[] {
   return out;
 }
 
-/** Undoes `executed` on the node; returns what could not be undone (empty: all of it was). */
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** What a roll back did: what failed (empty: nothing) and, part by part, what the node holds now. */
+interface Undone {
+  readonly problems: string[];
+  readonly node: string[];
+}
+
+/** Undoes `executed`: routing by the inverse changes, each firewall front end touched from `saved`. */
 async function undo(
   kernel: Kernel,
   saved: SavedState | undefined,
-  changes: readonly Change[],
-  executed: readonly Change[],
-  firewallTouched: boolean,
-): Promise<string[]> {
+  routing: RoutingState,
+  ran: Ran,
+): Promise<Undone> {
   const problems: string[] = [];
-  const inverse = inverseChanges(executed);
-  const node = await readNode(kernel, { firewalls: await kernel.availableFirewalls() });
+  const node: string[] = [];
+  const inverse = inverseChanges(ran.executed);
   const payloads = renderRoutingPayloads(inverse);
-  const batches = [payloads.linkAdds, ...payloads.ip, renderLinkBatch(inverse, "delete")];
+  const isAll = (name: string): boolean => name.endsWith("/all/rp_filter");
+  const sysctls = [
+    ...payloads.sysctls.filter((s) => isAll(s.name)),
+    ...payloads.sysctls.filter((s) => !isAll(s.name)),
+  ];
+  const done = new Set<number>();
   try {
-    for (const w of payloads.sysctls.filter((s) => s.name.endsWith("/all/rp_filter")))
+    for (const w of sysctls) {
       await kernel.writeSysctls([[w.name, w.value]]);
-    for (const w of payloads.sysctls.filter((s) => !s.name.endsWith("/all/rp_filter")))
-      await kernel.writeSysctls([[w.name, w.value]]);
-    for (const batch of batches)
-      if (batch.lines.length > 0) await kernel.runIpBatch(batch.family, batch.lines);
-  } catch (error) {
-    problems.push(`roll back of routing failed: ${(error as Error).message}`);
-  }
-  if (firewallTouched) {
-    const previous = saved?.firewallSpec;
-    const backends = new Set<FirewallBackend>(
-      changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
-    );
-    for (const p of firewallPayloads(previous, node, [...backends])) {
+      done.add(w.changeIndex);
+    }
+    for (const batch of [payloads.linkAdds, ...payloads.ip, renderLinkBatch(inverse, "delete")]) {
+      if (batch.lines.length === 0) continue;
       try {
-        await frontEndOf(p).run(kernel, p);
+        await kernel.runIpBatch(batch.family, batch.lines);
+        for (const i of batch.changeIndex) done.add(i);
       } catch (error) {
-        problems.push(`roll back of the firewall failed: ${(error as Error).message}`);
+        for (const i of changesRun(batch, error)) done.add(i);
+        throw error;
       }
     }
+    node.push("routing, links and sysctls are as before this apply");
+  } catch (error) {
+    problems.push(`roll back of routing failed: ${messageOf(error)}`);
+    const left = inverse.filter((_, i) => !done.has(i));
+    node.push(
+      `routing, links and sysctls: ${left.length} change(s) of this apply are still on the node`,
+      ...left.slice(0, 10).map((c) => `still to undo: ${describeChange(c)}`),
+      ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
+    );
   }
-  return problems;
+  if (!ran.firewallTouched) return { problems, node };
+  const backends = new Set<FirewallBackend>(
+    ran.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
+  );
+  for (const backend of backends) {
+    let payloadsRun = 0;
+    try {
+      // Only a front end whose payloads depend on what it holds now reads it again.
+      const firewall = FRONT_ENDS[backend].rendersFromNode ? await kernel.readFirewall([backend]) : [];
+      for (const p of firewallPayloads(saved?.firewallSpec, { ...routing, firewall }, [backend])) {
+        await frontEndOf(p).run(kernel, p);
+        payloadsRun++;
+      }
+      node.push(`symroute's ${backend} firewall is as before this apply`);
+    } catch (error) {
+      problems.push(`roll back of the ${backend} firewall failed: ${messageOf(error)}`);
+      node.push(
+        payloadsRun === 0
+          ? `symroute's ${backend} firewall is as the failed apply left it`
+          : `symroute's ${backend} firewall is partly restored (${payloadsRun} of the roll back's payloads ran)`,
+      );
+    }
+  }
+  return { problems, node };
+}
+
+/** What the failed apply ran, for the roll back. */
+interface Ran {
+  /** Every change of the plan (their indices are what `executed` names). */
+  readonly changes: readonly Change[];
+  readonly executed: readonly Change[];
+  readonly firewallTouched: boolean;
 }
 
 /**
  * Rolls back what ran, records the state as it was (the links and sysctl values this run learnt of
- * stay known), and throws the failure, saying whether the roll back was complete.
+ * stay known; still `inProgress` when the roll back was incomplete), and throws the failure, saying
+ * whether the roll back was complete and, when not, what the node holds now.
  */
 export async function rollBack(
   kernel: Kernel,
   store: StateStore,
   record: StateRecord,
   saved: SavedState | undefined,
-  ran: {
-    /** Every change of the plan (their indices are what `executed` names). */
-    readonly changes: readonly Change[];
-    readonly executed: readonly Change[];
-    readonly firewallTouched: boolean;
-  },
+  /** Routing as the plan read it (the firewall's payloads render from the firewall alone). */
+  routing: RoutingState,
+  ran: Ran,
   failure: unknown,
 ): Promise<never> {
-  const problems = await undo(kernel, saved, ran.changes, ran.executed, ran.firewallTouched);
+  const { problems, node } = await undo(kernel, saved, routing, ran);
+  const complete = problems.length === 0;
+  let stateWritten = true;
   try {
     record.contents = saved?.firewallContents;
     await store.write({
-      ...record.state(false),
+      ...record.state(!complete),
       ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
       allocations: saved?.allocations ?? {},
     });
   } catch (error) {
     // The original failure is what the user needs to see; this one goes with it.
-    problems.push(`the state file could not be written after the roll back: ${(error as Error).message}`);
+    stateWritten = false;
+    problems.push(`the state file could not be written after the roll back: ${messageOf(error)}`);
   }
   const base = isSymrouteError(failure)
     ? failure
-    : new SymrouteError("kernel", String((failure as Error).message ?? failure), { cause: failure });
-  throw new SymrouteError(base.kind, `apply failed and was rolled back: ${base.message}`, {
+    : new SymrouteError("kernel", messageOf(failure), { cause: failure });
+  if (complete) {
+    throw new SymrouteError(base.kind, `apply failed and was rolled back: ${base.message}`, {
+      cause: failure,
+      details: [...base.details, ...problems],
+      hint: stateWritten
+        ? base.hint
+        : "the node is as before this apply, but its state file still says the apply is in progress: fix the cause above, then run `symroute apply` again",
+      retriable: base.retriable,
+    });
+  }
+  throw new SymrouteError(base.kind, `apply failed and its roll back was incomplete: ${base.message}`, {
     cause: failure,
-    details: [...base.details, ...problems],
-    hint:
-      problems.length > 0
-        ? "the roll back was incomplete: run `symroute plan` to see what is left"
-        : base.hint,
+    details: [...base.details, ...problems, ...node.map((line) => `now: ${line}`)],
+    hint: "the node is half-changed (the `now:` lines say how) and its state file says the apply is in progress: fix the cause above, then run `symroute apply` again (it converges from the node as it is), or `symroute delete` to remove what symroute owns",
     retriable: base.retriable,
   });
 }

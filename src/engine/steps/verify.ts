@@ -4,7 +4,7 @@
 // Each part's read starts when that part is written, while the other is still being written.
 
 import type { Family } from "../../model/address.ts";
-import { SymrouteError } from "../../model/errors.ts";
+import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall, RoutingState } from "../../model/state.ts";
 import {
   diffFirewall,
@@ -88,23 +88,30 @@ export class Verification {
 
 /**
  * The plan again, made from the re-read node: `after.report.inSync` when the apply took. A change
- * still pending is a verification failure, returned (not thrown) so that it is rolled back.
+ * still pending, or a read that failed (no `after` then), is a verification failure, returned (not
+ * thrown) so that it is rolled back: without the read nothing says the node is as planned.
  */
 export async function verify(
   check: Verification,
   planned: Planned,
   firewallTouched: boolean,
-): Promise<{ readonly after: Planned; readonly failure?: SymrouteError }> {
+): Promise<{ readonly after?: Planned; readonly failure?: SymrouteError }> {
   const { rp, observedFirewall, own } = check;
-  const [routing, firewall] = await Promise.all([
-    check.routing(),
-    firewallTouched
-      ? check.firewall()
-      : {
-          reread: observedFirewall,
-          changes: diffFirewall(rp.desired, observedFirewall, rp.saved?.firewallContents),
-        },
-  ]);
+  let routing: RoutingCheck;
+  let firewall: FirewallCheck;
+  try {
+    [routing, firewall] = await Promise.all([
+      check.routing(),
+      firewallTouched
+        ? check.firewall()
+        : {
+            reread: observedFirewall,
+            changes: diffFirewall(rp.desired, observedFirewall, rp.saved?.firewallContents),
+          },
+    ]);
+  } catch (error) {
+    return { failure: readFailed(error) };
+  }
   const reread: NodeState = { ...routing.reread, firewall: firewall.reread };
   const changes = [
     ...routing.diff.changes,
@@ -130,4 +137,19 @@ export async function verify(
       hint: "something on the node changes these objects back (a network manager?); see `symroute doctor`",
     }),
   };
+}
+
+/** A read after the apply failed: the apply cannot be verified. */
+function readFailed(error: unknown): SymrouteError {
+  const cause = isSymrouteError(error) ? error : undefined;
+  return new SymrouteError(
+    "verification",
+    `could not read the node back to verify the apply: ${error instanceof Error ? error.message : String(error)}`,
+    {
+      cause: error,
+      details: cause?.details ?? [],
+      hint: "the node is as it was before this apply; find why the read failed (the tool's message above), then run `symroute apply` again",
+      retriable: cause?.retriable ?? false,
+    },
+  );
 }

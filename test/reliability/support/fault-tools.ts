@@ -6,6 +6,8 @@
 //     the 2nd ip batch: symroute is killed, then the first 17 lines of its batch run ("all": every line)
 //   SR_FAULT=corrupt  SR_FAULT_TOOL=nft  SR_FAULT_MATCH=REGEX  SR_FAULT_SED=SED-EXPRESSION
 //     the first payload line matching REGEX is rewritten with the sed expression, then the real tool runs
+//   SR_FAULT=fail-reads  SR_FAULT_TOOL=ip
+//     once a payload of the tool ran, every other call of it (its reads: `ip -j`, `nft -j list`) fails
 //   SR_FAULT_TRACE=FILE (with or without a fault)
 //     every payload appends "TOOL start NS", and "TOOL end NS" when its tool is done (wall clock, ns)
 //     to FILE: when the kernel changes of a run begin and end, and which of them ran
@@ -33,7 +35,8 @@ export type Fault =
       readonly call: number;
       readonly lines: number | "all";
     }
-  | { readonly kind: "corrupt"; readonly tool: PayloadTool; readonly match: string; readonly sed: string };
+  | { readonly kind: "corrupt"; readonly tool: PayloadTool; readonly match: string; readonly sed: string }
+  | { readonly kind: "fail-reads"; readonly tool: PayloadTool };
 
 export type PayloadTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore" | "ipset";
 
@@ -58,6 +61,10 @@ for a in "$@"; do [ "$a" = "${PAYLOAD_ARG[tool]}" ] && is_payload=1; done
 for a in "$@"; do [ "$a" = "-j" ] && is_payload=0; done
 trace() { [ "$is_payload" = 1 ] && [ -n "\${SR_FAULT_TRACE:-}" ] && echo "${tool} $1 $(date +%s%N)" >>"$SR_FAULT_TRACE"; return 0; }
 trace start
+if [ "$is_payload" = 0 ] && [ "\${SR_FAULT:-}" = fail-reads ] && [ "\${SR_FAULT_TOOL:-}" = "${tool}" ] && [ -s "\${SR_FAULT_COUNTER:-}" ]; then
+  echo "${tool}: injected read failure" >&2
+  exit 1
+fi
 if [ "$is_payload" = 0 ] || [ "\${SR_FAULT_TOOL:-}" != "${tool}" ]; then
   [ "$is_payload" = 0 ] || [ -z "\${SR_FAULT_TRACE:-}" ] && exec "$real" "$@"
   "$real" "$@"; status=$?
@@ -111,14 +118,19 @@ export function createFaultTools(): FaultTools {
       const trace = options.trace === undefined ? {} : { SR_FAULT_TRACE: options.trace };
       if (fault === undefined) return { PATH: path, SR_FAULT_COUNTER: counter, ...trace };
       const common = { PATH: path, SR_FAULT_COUNTER: counter, SR_FAULT_TOOL: fault.tool, ...trace };
-      return fault.kind === "crash"
-        ? {
+      switch (fault.kind) {
+        case "crash":
+          return {
             ...common,
             SR_FAULT: "crash",
             SR_FAULT_CALL: String(fault.call),
             SR_FAULT_LINES: String(fault.lines),
-          }
-        : { ...common, SR_FAULT: "corrupt", SR_FAULT_MATCH: fault.match, SR_FAULT_SED: fault.sed };
+          };
+        case "corrupt":
+          return { ...common, SR_FAULT: "corrupt", SR_FAULT_MATCH: fault.match, SR_FAULT_SED: fault.sed };
+        case "fail-reads":
+          return { ...common, SR_FAULT: "fail-reads" };
+      }
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };

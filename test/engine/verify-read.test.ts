@@ -1,0 +1,136 @@
+// A verification read that fails after the apply wrote (`ip -j` or `nft -j list` failing) is a
+// failed verification: the apply is rolled back and the error says so. When the roll back itself
+// cannot finish, the error says what is still changed and the state file stays `inProgress`.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createEngine } from "../../src/engine/engine.ts";
+import { isSymrouteError, type SymrouteError } from "../../src/model/errors.ts";
+import type { NodeState } from "../../src/model/state.ts";
+import { FakeKernel, articleNode, type FakeFaults } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+import { configFrom } from "../support/config.ts";
+
+const network = (firewall: "nftables" | "iptables") =>
+  configFrom(`
+firewall: ${firewall}
+networks:
+  - name: public
+    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
+    interface: ext0
+    gateway: [1.2.3.1, "2001:db8:100::1"]
+`);
+
+function setup() {
+  const kernel = new FakeKernel(articleNode());
+  const store = new MemoryStore();
+  return { kernel, store, engine: createEngine({ kernel, store }), initial: structuredClone(kernel.state) };
+}
+
+/** Fails `read` from the apply's first write on (until a test clears `faults.read`). */
+function failReadsAfterFirstWrite(kernel: FakeKernel, read: NonNullable<FakeFaults["read"]>): void {
+  let written = false;
+  kernel.faults.beforeStep = () => {
+    if (!written) kernel.faults.read = read;
+    written = true;
+  };
+}
+
+function assertAsBefore(kernel: FakeKernel, initial: NodeState): void {
+  assert.deepEqual(kernel.state.links, initial.links);
+  assert.deepEqual(kernel.state.routes, initial.routes);
+  assert.deepEqual(kernel.state.rules, initial.rules);
+  assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+  assert.deepEqual(
+    kernel.state.firewall.flatMap((f) => f.ruleKeys),
+    [],
+  );
+  assert.deepEqual([...kernel.ipsets.keys()], []);
+}
+
+async function applyError(run: Promise<unknown>): Promise<SymrouteError> {
+  const error = await run.then(
+    () => assert.fail("the apply should fail"),
+    (e: unknown) => e,
+  );
+  assert.ok(isSymrouteError(error), String(error));
+  return error;
+}
+
+for (const firewall of ["nftables", "iptables"] as const) {
+  for (const read of ["routing", "firewall"] as const) {
+    test(`${firewall}: the ${read} read failing after the apply rolls the apply back`, async () => {
+      const { kernel, store, engine, initial } = setup();
+      failReadsAfterFirstWrite(kernel, read);
+      // iptables' roll back reads its chains again (its payloads depend on the jumps present):
+      // here only the verification's read fails, as a tool failing once would.
+      if (firewall === "iptables" && read === "firewall") {
+        const readFirewall = kernel.readFirewall.bind(kernel);
+        kernel.readFirewall = async (backends) => {
+          const result = readFirewall(backends);
+          kernel.faults.read = undefined;
+          return result;
+        };
+      }
+      const error = await applyError(engine.apply(network(firewall)));
+      assert.equal(error.kind, "verification");
+      assert.match(
+        error.message,
+        /^apply failed and was rolled back: could not read the node back to verify the apply: .*injected read failure/,
+      );
+      assert.match(error.hint ?? "", /as it was before this apply.*symroute apply/);
+      assertAsBefore(kernel, initial);
+      assert.equal(store.state?.inProgress, undefined, "the state file is no longer in progress");
+      // Once the tool reads again, the same apply converges.
+      kernel.faults = {};
+      assert.equal((await engine.apply(network(firewall))).applied, true);
+      assert.equal((await engine.plan(network(firewall))).inSync, true);
+    });
+  }
+}
+
+test("iptables: a firewall read that keeps failing leaves the firewall as the apply left it, and says so", async () => {
+  const { kernel, store, engine, initial } = setup();
+  failReadsAfterFirstWrite(kernel, "firewall");
+  const error = await applyError(engine.apply(network("iptables")));
+  assert.equal(error.kind, "verification");
+  assert.match(error.message, /^apply failed and its roll back was incomplete: could not read the node back/);
+  assert.ok(
+    error.details.some((d) => /roll back of the iptables firewall failed: .*injected read failure/.test(d)),
+    error.details.join("\n"),
+  );
+  assert.ok(
+    error.details.some((d) => /routing, links and sysctls are as before this apply/.test(d)),
+    error.details.join("\n"),
+  );
+  assert.match(error.hint ?? "", /symroute apply.*symroute delete/);
+  // Routing came back; the firewall did not, and the state file says the apply did not finish.
+  assert.deepEqual(kernel.state.routes, initial.routes);
+  assert.deepEqual(kernel.state.rules, initial.rules);
+  assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+  assert.notDeepEqual(
+    kernel.state.firewall.flatMap((f) => f.ruleKeys),
+    [],
+  );
+  assert.equal(store.state?.inProgress, true);
+  kernel.faults = {};
+  assert.equal((await engine.apply(network("iptables"))).applied, true);
+  assert.equal((await engine.plan(network("iptables"))).inSync, true);
+});
+
+test("a routing roll back that fails names the changes still on the node", async () => {
+  const { kernel, store, engine } = setup();
+  kernel.faults.beforeStep = (step) => {
+    kernel.faults.read = "routing";
+    // The apply's IPv4 batch runs; the roll back's (the second) is refused at its rule line.
+    if (step === "ip4" && kernel.log.some((l) => l.tool === "ip -4 -batch"))
+      kernel.faults.ipLine = /^rule del/;
+  };
+  const error = await applyError(engine.apply(network("nftables")));
+  assert.match(error.message, /^apply failed and its roll back was incomplete: /);
+  const details = error.details.join("\n");
+  assert.match(details, /roll back of routing failed: .*Invalid argument \(injected\)/);
+  assert.match(details, /still to undo: ip rule del priority 1001 fwmark 0x1\/0xff lookup 20000/);
+  assert.match(details, /symroute's nftables firewall is as before this apply/);
+  assert.equal(store.state?.inProgress, true);
+});
