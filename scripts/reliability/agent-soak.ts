@@ -11,6 +11,8 @@
 //           events about its own table; the soak also runs with --resync-interval 10s)
 //   config  the config file swapped (N <-> N-10 networks) -> the node converges to the new one
 //   foreign another component's rule and route added, then removed -> never touched by the agent
+// Throughout, pods come and go (issue 15 item 3): SYMROUTE_SOAK_CHURN veth pairs a second (default
+// 10; 0 turns it off) are created in the node and deleted a second later.
 // After each event: the agent's RSS, open file descriptors and error counters are sampled. At the
 // end: `plan` in sync, no duplicates, SIGTERM exits 0, and `delete` restores the original node.
 // Exit code 0 when every event was repaired in time and nothing leaked, 1 otherwise. `--json FILE`
@@ -48,6 +50,10 @@ if (process.getuid?.() !== 0) {
 }
 
 const REPAIR_DEADLINE_MS = 15_000;
+/** Pods (veth pairs) created and deleted per second while the soak runs. */
+const CHURN = Number(process.env["SYMROUTE_SOAK_CHURN"] ?? 10);
+/** Issue 15's targets for the agent, reported met or not met (the exit code is about correctness). */
+const TARGETS = { rssMiB: 80, repairMedianMs: 150, repairWorstMs: 500, cpuPercent: 20 } as const;
 /** nft drift waits for the resync (10 s below), possibly after a failed reconcile and its back-off. */
 const NFT_DEADLINE_MS = 25_000;
 // The agent watches routing (`ip monitor`), not nftables: nft drift waits for the periodic resync.
@@ -127,6 +133,39 @@ agent.stdout?.on("data", collect);
 agent.stderr?.on("data", collect);
 const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
 const started = Date.now();
+
+/** CPU seconds (user + system) the agent has used (stat(5) fields 14 and 15). */
+function cpuSeconds(): number {
+  const stat = readFileSync(`/proc/${agent.pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Pods coming and going: one `ip -batch` fed a line at a time, so the soak itself stays light. */
+function startChurn(): { stop: () => Promise<number> } {
+  if (!(CHURN > 0)) return { stop: async () => 0 };
+  const ip = spawn("ip", ["netns", "exec", node.name, "ip", "-force", "-batch", "-"], {
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  let created = 0;
+  const alive: string[] = [];
+  const timer = setInterval(() => {
+    const name = `soakpod${created % 100_000}`;
+    ip.stdin?.write(`link add ${name} type veth peer name ${name}p\nlink set ${name} up\n`);
+    alive.push(name);
+    created++;
+    if (alive.length > CHURN) ip.stdin?.write(`link del ${alive.shift() as string}\n`);
+  }, 1000 / CHURN);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      for (const name of alive) ip.stdin?.write(`link del ${name}\n`);
+      ip.stdin?.end();
+      await new Promise((resolve) => ip.on("exit", resolve));
+      return created;
+    },
+  };
+}
 
 function sample(): Sample {
   const status = readFileSync(`/proc/${agent.pid}/status`, "utf8");
@@ -257,6 +296,35 @@ async function event(kind: Kind): Promise<void> {
   if (ms !== undefined) repairs[kind].push(ms);
 }
 
+/** Issue 15's targets: memory after start (the warm-up sample) and after the soak, drift repair
+ * (rules and routes, the kernel-event repairs), CPU under the soak's churn. */
+function targetsMet(rssStartMiB: number, rssEndMiB: number, cpuPercent: number) {
+  const drift = [...repairs.rule, ...repairs.route];
+  const median = percentile(drift, 50);
+  const worst = percentile(drift, 100);
+  return {
+    memory: {
+      targetMiB: TARGETS.rssMiB,
+      afterStartMiB: rssStartMiB,
+      afterSoakMiB: rssEndMiB,
+      met: Math.max(rssStartMiB, rssEndMiB) <= TARGETS.rssMiB,
+    },
+    repair: {
+      targetMedianMs: TARGETS.repairMedianMs,
+      targetWorstMs: TARGETS.repairWorstMs,
+      medianMs: median,
+      worstMs: worst,
+      met: median < TARGETS.repairMedianMs && worst < TARGETS.repairWorstMs,
+    },
+    cpu: {
+      targetPercent: TARGETS.cpuPercent,
+      percent: cpuPercent,
+      podsPerSecond: CHURN,
+      met: CHURN > 0 ? cpuPercent <= TARGETS.cpuPercent : undefined,
+    },
+  };
+}
+
 const percentile = (xs: readonly number[], p: number): number => {
   if (xs.length === 0) return Number.NaN;
   const sorted = [...xs].sort((a, b) => a - b);
@@ -278,6 +346,9 @@ try {
   await until("converged at start", inSync);
   // Warm-up: the first reconciles allocate what the process keeps; measure from here.
   samples.push(sample());
+  const churn = startChurn();
+  const cpuStart = cpuSeconds();
+  const cpuStartedAt = performance.now();
   console.log(`agent soak: ${networks} networks, ${seconds} s, seed ${seed}, agent pid ${agent.pid}`);
   const kinds: Kind[] = ["rule", "route", "nft", "config", "foreign"];
   let events = 0;
@@ -294,6 +365,8 @@ try {
       console.log(`${s.atS}s events ${events} rss ${s.rssKiB} KiB fds ${s.fds} failures ${failures.length}`);
     }
   }
+  const cpuPercent = (100 * (cpuSeconds() - cpuStart)) / ((performance.now() - cpuStartedAt) / 1000);
+  const podsCreated = await churn.stop();
   currentKind = "end";
   await until("converged at the end", inSync);
   const duplicates = duplicateObjects(node);
@@ -338,6 +411,10 @@ try {
       growthSecondHalf: rssGrowthSecondHalf,
     },
     fds: { first: first.fds, last: last.fds, max: Math.max(...fds) },
+    churn: { podsPerSecond: CHURN, podsCreated },
+    nodeFlags: AGENT_NODE_FLAGS,
+    cpuPercent,
+    targets: targetsMet(first.rssKiB / 1024, last.rssKiB / 1024, cpuPercent),
     agentMetrics: {
       reconciles: metric(m, "symroute_reconciles_total"),
       driftRepairs: metric(m, "symroute_drift_repairs_total"),
@@ -366,6 +443,14 @@ try {
   console.log("agent errors (first 100, by message):");
   for (const [msg, n] of byMessage) console.log(`  ${n} x ${msg}`);
   console.log(JSON.stringify(short, null, 2));
+  const t = summary.targets;
+  const verdict = (ok: boolean | undefined): string =>
+    ok === undefined ? "not measured" : ok ? "met" : "NOT MET";
+  console.log(
+    `targets: memory ${t.memory.afterStartMiB.toFixed(1)} MiB after start, ${t.memory.afterSoakMiB.toFixed(1)} MiB after the soak (<= ${TARGETS.rssMiB}): ${verdict(t.memory.met)}; ` +
+      `drift repair median ${t.repair.medianMs} ms, worst ${t.repair.worstMs} ms (< ${TARGETS.repairMedianMs} / ${TARGETS.repairWorstMs}): ${verdict(t.repair.met)}; ` +
+      `CPU ${cpuPercent.toFixed(1)}% of a core with ${CHURN} pods/s (<= ${TARGETS.cpuPercent}%): ${verdict(t.cpu.met)}`,
+  );
   for (const miss of misses)
     console.log(
       `missed at ${miss.atS}s (${miss.kind}): ${miss.what}; agent errors then: ${miss.agentLines.length}`,
