@@ -10,7 +10,6 @@ import type { Engine, EngineDeps, PlanReport } from "./types.ts";
 
 export type { ApplyOptions, ApplyReport, Engine, EngineDeps, PlanReport, StateInfo } from "./types.ts";
 export { describeChange, describeChanges } from "./describe.ts";
-export { inverseChanges } from "./steps/rollback.ts";
 
 export function createEngine(deps: EngineDeps): Engine {
   const { kernel, store } = deps;

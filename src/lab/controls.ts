@@ -134,7 +134,7 @@ export async function disableRpFilter(topology: Topology, node: Node = "node"): 
   return sysctls;
 }
 
-/** Puts sysctls back as `removeSpoofProtection` found them. */
+/** Puts sysctls back as `disableRpFilter` found them. */
 export async function restoreSysctls(
   topology: Topology,
   sysctls: readonly string[],

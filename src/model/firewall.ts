@@ -93,15 +93,22 @@ const byValue = (entries: readonly MarkEntry[]): Map<number, string> => {
 // A plan asks for the rules of one spec twice (the diff's keys, then the payload): hashing every
 // rule's text is the expensive part at thousands of networks, so each spec's rules are built once.
 // Specs are immutable, and a WeakMap lets them go with the plan.
-const nftRulesOfSpec = new WeakMap<FirewallSpec, readonly FirewallRule[]>();
+function oncePerSpec<T>(build: (spec: FirewallSpec) => T): (spec: FirewallSpec) => T {
+  const built = new WeakMap<FirewallSpec, T>();
+  return (spec) => {
+    let value = built.get(spec);
+    if (value === undefined) {
+      value = build(spec);
+      built.set(spec, value);
+    }
+    return value;
+  };
+}
+
+const nftRulesOfSpec = oncePerSpec<readonly FirewallRule[]>(buildNftRules);
 
 export function nftRules(spec: FirewallSpec): readonly FirewallRule[] {
-  let rules = nftRulesOfSpec.get(spec);
-  if (rules === undefined) {
-    rules = buildNftRules(spec);
-    nftRulesOfSpec.set(spec, rules);
-  }
-  return rules;
+  return nftRulesOfSpec(spec);
 }
 
 function buildNftRules(spec: FirewallSpec): FirewallRule[] {
@@ -247,17 +254,12 @@ export interface IpSet {
   readonly elements: readonly string[];
 }
 
-const ipsetsOfSpec = new WeakMap<FirewallSpec, readonly IpSet[]>();
+const ipsetsOfSpec = oncePerSpec<readonly IpSet[]>(buildIpsets);
 
 /** The ipsets an iptables spec needs: per family, one for classify and one for the guards' pools. */
 export function ipsetsOf(spec: FirewallSpec | undefined): readonly IpSet[] {
   if (spec === undefined || spec.backend !== "iptables") return [];
-  let sets = ipsetsOfSpec.get(spec);
-  if (sets === undefined) {
-    sets = buildIpsets(spec);
-    ipsetsOfSpec.set(spec, sets);
-  }
-  return sets;
+  return ipsetsOfSpec(spec);
 }
 
 function buildIpsets(spec: FirewallSpec): IpSet[] {
@@ -384,11 +386,6 @@ export function firewallRuleKeys(spec: FirewallSpec): string[] {
     ...ipsetsOf(spec).map((s) => IPSET_KEY_PREFIX + s.name),
     ...arp,
   ];
-}
-
-/** Keys of the jump rules, which the iptables observer reports with the others. */
-export function iptablesJumpKeys(family: Family): string[] {
-  return ALL_JUMPS(family).map((r) => r.key);
 }
 
 /** How new connections are classified into networks: what `plan` reports. */

@@ -2,18 +2,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseConfigText } from "../../src/config/index.ts";
-import type { Config } from "../../src/config/schema.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 import { createEngine, describeChange, describeChanges } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-
-export function config(yaml: string): Config {
-  const result = parseConfigText(yaml);
-  if (!result.ok) throw new Error(JSON.stringify(result.issues));
-  return result.config;
-}
+import { configFrom as config } from "../support/config.ts";
 
 const PUBLIC = config(`
 podCIDRs: [10.112.0.0/12]

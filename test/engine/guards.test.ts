@@ -8,14 +8,7 @@ import { isSymrouteError } from "../../src/model/errors.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-import { parseConfigText } from "../../src/config/index.ts";
-import type { Config } from "../../src/config/schema.ts";
-
-function config(yaml: string): Config {
-  const result = parseConfigText(yaml);
-  if (!result.ok) throw new Error(JSON.stringify(result.issues));
-  return result.config;
-}
+import { configFrom as config } from "../support/config.ts";
 
 const configFor = (firewall: string) =>
   config(`

@@ -9,11 +9,11 @@ import { isSymrouteError } from "../../src/model/errors.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-import { parseConfigText } from "../../src/config/index.ts";
 import type { Config } from "../../src/config/schema.ts";
+import { configFrom } from "../support/config.ts";
 
-function config(pools: string, firewall = "iptables"): Config {
-  const result = parseConfigText(`
+const config = (pools: string, firewall = "iptables"): Config =>
+  configFrom(`
 firewall: ${firewall}
 networks:
   - name: public
@@ -21,9 +21,6 @@ networks:
     interface: ext0
     gateway: [1.2.3.1, "2001:db8:100::1"]
 `);
-  if (!result.ok) throw new Error(JSON.stringify(result.issues));
-  return result.config;
-}
 
 const BOTH = `1.2.3.0/24, "2001:db8:100::/64"`;
 const MORE = `1.2.3.0/24, 1.2.4.0/24, "2001:db8:100::/64"`;

@@ -4,7 +4,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseConfigText } from "../../src/config/index.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import type { Rule } from "../../src/model/state.ts";
@@ -16,12 +15,7 @@ import { formatTrace } from "../../src/simulate/format.ts";
 import { simulatorSysctls, tracePacket } from "../../src/simulate/trace.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-
-function config(yaml: string): Config {
-  const result = parseConfigText(yaml);
-  if (!result.ok) throw new Error(JSON.stringify(result.issues));
-  return result.config;
-}
+import { configFrom as config } from "../support/config.ts";
 
 /** `count` connmark networks on ext0 (1.2.N.0/24 via 1.2.N.1), and `extra` YAML at the top. */
 function networks(count: number, extra = ""): Config {

@@ -34,7 +34,7 @@ export interface ApplyOutcome {
  * The changes of `batch` that ran whole before it failed with `error`: ip stops at the failing line
  * and keeps every line before it (a failure that names no line: none ran).
  */
-export function changesRun(batch: IpBatch, error: unknown): Set<number> {
+function changesRun(batch: IpBatch, error: unknown): Set<number> {
   const failed = (error instanceof BatchError ? error.failedLine : undefined) ?? 1;
   const run = new Set<number>();
   batch.changeIndex.forEach((changeIdx, lineIdx) => {
@@ -45,6 +45,18 @@ export function changesRun(batch: IpBatch, error: unknown): Set<number> {
     if (lineIdx >= failed - 1) run.delete(changeIdx);
   });
   return run;
+}
+
+/** Runs one ip batch (none when it is empty); `done` gains the changes that ran whole, even when it fails. */
+export async function runIpBatch(kernel: Kernel, batch: IpBatch, done: Set<number>): Promise<void> {
+  if (batch.lines.length === 0) return;
+  try {
+    await kernel.runIpBatch(batch.family, batch.lines);
+    for (const i of batch.changeIndex) done.add(i);
+  } catch (error) {
+    for (const i of changesRun(batch, error)) done.add(i);
+    throw error;
+  }
 }
 
 /** An `nft -f` or `iptables-restore` transaction the tool refused: it changed nothing. */
@@ -73,16 +85,7 @@ export async function apply(
     return [...done].sort((a, b) => a - b).map((i) => all[i] as Change);
   };
   let firewallTouched = false;
-  const runBatch = async (batch: IpBatch): Promise<void> => {
-    if (batch.lines.length === 0) return;
-    try {
-      await kernel.runIpBatch(batch.family, batch.lines);
-      for (const i of batch.changeIndex) done.add(i);
-    } catch (error) {
-      for (const i of changesRun(batch, error)) done.add(i);
-      throw error;
-    }
-  };
+  const runBatch = (batch: IpBatch): Promise<void> => runIpBatch(kernel, batch, done);
   const firewall = async (payloads: Payloads): Promise<void> => {
     for (const p of payloads.firewall) {
       try {

@@ -10,11 +10,11 @@ import { renderRoutingPayloads } from "../../render/payloads.ts";
 import { describeChange } from "../describe.ts";
 import { FRONT_ENDS, firewallPayloads, frontEndOf } from "../firewall/index.ts";
 import type { Kernel, SavedState, StateStore } from "../ports.ts";
-import { changesRun } from "./apply.ts";
+import { runIpBatch } from "./apply.ts";
 import type { StateRecord } from "./record.ts";
 
 /** The changes that undo `executed`, in reverse order. */
-export function inverseChanges(executed: readonly Change[]): Change[] {
+function inverseChanges(executed: readonly Change[]): Change[] {
   const out: Change[] = [];
   for (const c of [...executed].reverse()) {
     switch (c.kind) {
@@ -71,16 +71,8 @@ async function undo(
       await kernel.writeSysctls([[w.name, w.value]]);
       done.add(w.changeIndex);
     }
-    for (const batch of [payloads.linkAdds, ...payloads.ip, renderLinkBatch(inverse, "delete")]) {
-      if (batch.lines.length === 0) continue;
-      try {
-        await kernel.runIpBatch(batch.family, batch.lines);
-        for (const i of batch.changeIndex) done.add(i);
-      } catch (error) {
-        for (const i of changesRun(batch, error)) done.add(i);
-        throw error;
-      }
-    }
+    for (const batch of [payloads.linkAdds, ...payloads.ip, renderLinkBatch(inverse, "delete")])
+      await runIpBatch(kernel, batch, done);
     node.push("routing, links and sysctls are as before this apply");
   } catch (error) {
     problems.push(`roll back of routing failed: ${messageOf(error)}`);
