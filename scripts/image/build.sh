@@ -120,7 +120,7 @@ const config = {
   os: "linux",
   config: {
     Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV=production"],
-    Entrypoint: ["node", "--lite-mode", "--max-semi-space-size=1", "/app/bin/symroute"],
+    Entrypoint: ["node", "--lite-mode", "--max-semi-space-size=1", "--no-expose-wasm", "/app/bin/symroute"],
     Cmd: ["agent", "--config", "/etc/symroute/config.yaml"],
     WorkingDir: "/app",
     Labels: { "org.opencontainers.image.title": "symroute", "org.opencontainers.image.ref.name": ref },

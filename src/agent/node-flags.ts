@@ -7,5 +7,8 @@
 //   growing with every compiled function; its reconciles cost somewhat more CPU (docs/agent.md).
 // --max-semi-space-size=1: the young generation takes 2 MiB instead of up to 32 MiB; the agent
 //   allocates little between reconciles, so scavenges stay rare.
+// --no-expose-wasm: --lite-mode turns WebAssembly off anyway, and V8 says so on stderr at every start
+//   ("disabling flag --expose_wasm due to conflicting flags"); the agent uses none (nothing in it
+//   calls fetch, whose HTTP parser is WebAssembly).
 
-export const AGENT_NODE_FLAGS = ["--lite-mode", "--max-semi-space-size=1"] as const;
+export const AGENT_NODE_FLAGS = ["--lite-mode", "--max-semi-space-size=1", "--no-expose-wasm"] as const;
