@@ -70,9 +70,8 @@ export interface Observation {
   readonly ipsetAvailable: boolean;
   /** The front end wanted (undefined: removing, or no config). */
   readonly firewall: FirewallBackend | undefined;
+  /** The front ends that may hold symroute's objects, still being read. */
   readonly firewallRead: Promise<readonly OwnedFirewall[]>;
-  /** The firewall front ends being read. */
-  readonly firewallsRead: readonly FirewallBackend[];
 }
 
 /** The first half of a plan (planRouting); finishPlan completes it once the firewall is read. */
@@ -86,7 +85,6 @@ export interface RoutingPlan {
   /** Links added, sysctls, routes and rules (diffRouting). */
   readonly diff: DiffResult;
   readonly firewallRead: Promise<readonly OwnedFirewall[]>;
-  readonly firewallsRead: readonly FirewallBackend[];
   /** The state file, for the report. */
   readonly stateFile: string;
 }
@@ -96,8 +94,4 @@ export interface Planned {
   readonly report: PlanReport;
   readonly desired: DesiredState;
   readonly node: NodeState;
-  readonly saved: SavedState | undefined;
-  readonly own: OwnershipMarks;
-  /** The firewall front ends this plan read. */
-  readonly firewallsRead: readonly FirewallBackend[];
 }

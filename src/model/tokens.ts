@@ -1,5 +1,5 @@
-// Every word that goes into an `ip -batch`, `nft -f`, `iptables-restore` or `ipset restore` payload passes one of
-// these guards: a newline or a quote in a name must never reach a tool.
+// Every word that goes into an `ip -batch`, `nft -f`, `iptables-restore` or `ipset restore` payload
+// passes one of these guards: a newline or a quote in a name must never reach a tool.
 
 import { SymrouteError } from "./errors.ts";
 import {

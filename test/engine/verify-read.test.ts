@@ -134,3 +134,21 @@ test("a routing roll back that fails names the changes still on the node", async
   assert.match(details, /symroute's nftables firewall is as before this apply/);
   assert.equal(store.state?.inProgress, true);
 });
+
+test("a delete whose verification read fails is rolled back: the node keeps what the apply made", async () => {
+  const { kernel, store, engine } = setup();
+  await engine.apply(network("nftables"));
+  const applied = structuredClone(kernel.state);
+  const savedBefore = structuredClone(store.state);
+  failReadsAfterFirstWrite(kernel, "routing");
+  const error = await applyError(engine.remove());
+  assert.match(error.message, /^apply failed and was rolled back: could not read the node back/);
+  assert.deepEqual(kernel.state.routes, applied.routes);
+  assert.deepEqual(kernel.state.rules, applied.rules);
+  assert.deepEqual(kernel.state.sysctls, applied.sysctls);
+  assert.deepEqual(kernel.state.firewall, applied.firewall);
+  assert.deepEqual(store.state?.previousSysctls, savedBefore?.previousSysctls);
+  kernel.faults = {};
+  assert.equal((await engine.remove()).applied, true);
+  assert.equal(store.state, undefined);
+});

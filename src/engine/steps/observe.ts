@@ -67,5 +67,5 @@ export async function observe(
     ...(removing || config === undefined ? {} : { datapathOf: config }),
   });
   if (firewallError !== undefined) throw firewallError;
-  return { routing, available, ipsetAvailable, firewall, firewallRead, firewallsRead };
+  return { routing, available, ipsetAvailable, firewall, firewallRead };
 }

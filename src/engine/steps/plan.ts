@@ -102,7 +102,6 @@ export function planRouting(
     kubeProxyMode,
     diff: diffRouting(desired, routing, own),
     firewallRead: observed.firewallRead,
-    firewallsRead: observed.firewallsRead,
     stateFile,
   };
 }
@@ -124,9 +123,6 @@ export function finishPlan(
   return {
     desired,
     node,
-    saved: rp.saved,
-    own,
-    firewallsRead: rp.firewallsRead,
     report: {
       networks: desired.decisions,
       changes,

@@ -121,7 +121,6 @@ export async function verify(
   const after: Planned = {
     ...planned,
     node: reread,
-    own,
     report: {
       ...planned.report,
       changes,
