@@ -65,10 +65,14 @@ export interface WarmResults {
   readonly error?: string;
 }
 
-const loadNote = (load: { before: string; after: string } | undefined, cpus: number | undefined): string =>
+const loadNote = (
+  load: { before: string; after: string } | undefined,
+  cpus: number | undefined,
+  date?: string,
+): string =>
   load === undefined
     ? ""
-    : ` Load average before ${load.before}, after ${load.after}${cpus === undefined ? "" : ` on ${cpus} CPU(s)`}.`;
+    : ` Run ${date === undefined ? "" : `${date.slice(0, 16).replace("T", " ")} UTC, `}load average before ${load.before}, after ${load.after}${cpus === undefined ? "" : ` on ${cpus} CPU(s)`}.`;
 
 export function agentFootprintSection(): string[] {
   const out: string[] = ["## 8. Agent footprint (issue 15 item 3)", ""];
@@ -79,7 +83,7 @@ export function agentFootprintSection(): string[] {
     `The agent as it is deployed (${flags === undefined ? "Node flags not recorded: a run from before src/agent/node-flags.ts" : `Node flags \`${flags.join(" ") || "none"}\`, src/agent/node-flags.ts`}), 10 networks,`,
     "in a fresh node namespace. File mode: the networks in the config file. Kubernetes mode: the same networks",
     "as SymrouteNetwork objects from a small API server on loopback (the tests' fake), `--kubernetes`.",
-    "Memory is the kernel's `VmRSS` after the first converge and after the drift trials (`VmHWM`: the peak).",
+    `Memory is the kernel's \`VmRSS\` after the first converge and after the drift trials (\`VmHWM\`: the peak).${agent?.load === undefined ? "" : loadNote({ before: agent.load.before, after: agent.load.after ?? "-" }, agent.cpus, agent.date)}`,
     "",
     "| mode | after start | after trials (peak) | V8 heap used / total after trials | trials | repair median | repair worst | memory | repair |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -118,7 +122,7 @@ function churnPart(): string[] {
   if (r === undefined) return [...out, "Not measured (bench/results/churn.json is missing).", ""];
   if (r.error !== undefined) return [...out, `Not measured: ${r.error}`, ""];
   out.push(
-    `${r.podsPerSecond} veth pairs per second created and deleted in the node namespace for ${r.seconds} s (${r.pairsCreated} pairs: a pod's network coming and going), the agent converged on ${r.networks} networks.${loadNote(r.load, r.cpus)}`,
+    `${r.podsPerSecond} veth pairs per second created and deleted in the node namespace for ${r.seconds} s (${r.pairsCreated} pairs: a pod's network coming and going), the agent converged on ${r.networks} networks.${loadNote(r.load, r.cpus, r.date)}`,
     "",
     "| agent CPU under churn | idle, as long | reconciles during churn | kernel events received / ignored | converged after | RSS after | target | |",
     "|---|---|---|---|---|---|---|---|",
@@ -137,7 +141,7 @@ export function warmReconcileSection(
   if (r === undefined) return [...out, "Not measured (bench/results/warm.json is missing).", ""];
   if (r.error !== undefined) return [...out, `Not measured: ${r.error}`, ""];
   out.push(
-    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is edited and the time runs from the edit to the changed objects in the kernel. Beside it, the same payloads (what the agent's engine wrote, from its state after the change) fed straight to \`ip -batch\` and \`nft -f\`, starting from the same node state.${loadNote(r.load, r.cpus)}`,
+    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is edited and the time runs from the edit to the agent's \`applied\` log line (read, plan, payloads run, verified). Beside it, the payloads of the same change (\`symroute plan --payloads\` from the same node state) fed straight to \`ip -batch\` and \`nft -f\`, side by side as the engine runs them. Where the agent's time goes: docs/agent.md, "Warm reconcile".${loadNote(r.load, r.cpus, r.date)}`,
     "",
     "| change | agent (median, n) | tools (median) | ratio | target | |",
     "|---|---|---|---|---|---|",

@@ -50,6 +50,9 @@ export interface AgentMemory {
 
 export interface AgentResults {
   readonly date: string;
+  /** Load average (1, 5, 15 min) before and after the runs, and the CPUs: the machine's state. */
+  readonly load?: { readonly before: string; readonly after?: string };
+  readonly cpus?: number;
   readonly available: boolean;
   readonly reason?: string;
   readonly sizes: AgentSize[];
@@ -85,7 +88,15 @@ async function main(): Promise<void> {
     log("agent: not available");
     return;
   }
-  const results: AgentResults = { date: new Date().toISOString(), available: true, sizes: [] };
+  const load = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const before = load();
+  const results: AgentResults & { load: { before: string; after?: string } } = {
+    date: new Date().toISOString(),
+    load: { before },
+    cpus: cpus().length,
+    available: true,
+    sizes: [],
+  };
   const runs = [
     ...sizes().map((networks) => ({ networks, mode: "file" as const })),
     ...kubernetesSizes().map((networks) => ({ networks, mode: "kubernetes" as const })),
@@ -123,6 +134,7 @@ async function main(): Promise<void> {
       log(`agent (${mode}), ${networks} networks: ${(error as Error).message}`);
       results.sizes.push({ networks, mode, trials, error: (error as Error).message.slice(0, 500) });
     }
+    results.load.after = load();
     writeResult("agent", results);
   }
 }
