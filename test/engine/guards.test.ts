@@ -8,17 +8,9 @@ import { isSymrouteError } from "../../src/model/errors.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-import { configFrom as config } from "../support/config.ts";
+import { configFrom as config, dualStackGatewayConfig } from "../support/config.ts";
 
-const configFor = (firewall: string) =>
-  config(`
-firewall: ${firewall}
-networks:
-  - name: public
-    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
-    interface: ext0
-    gateway: [1.2.3.1, "2001:db8:100::1"]
-`);
+const configFor = dualStackGatewayConfig;
 
 for (const firewall of ["nftables", "iptables"] as const) {
   test(`guards and ARP probes: applied, recorded, repaired, rolled back and removed (${firewall})`, async () => {

@@ -9,17 +9,9 @@ import { isSymrouteError, type SymrouteError } from "../../src/model/errors.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { FakeKernel, articleNode, type FakeFaults } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-import { configFrom } from "../support/config.ts";
+import { dualStackGatewayConfig } from "../support/config.ts";
 
-const network = (firewall: "nftables" | "iptables") =>
-  configFrom(`
-firewall: ${firewall}
-networks:
-  - name: public
-    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
-    interface: ext0
-    gateway: [1.2.3.1, "2001:db8:100::1"]
-`);
+const network = dualStackGatewayConfig;
 
 function setup() {
   const kernel = new FakeKernel(articleNode());

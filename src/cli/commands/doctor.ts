@@ -72,7 +72,10 @@ export function registerDoctor(program: Command): void {
         .default("text" as OutputFormat)
         .argParser(parseOutputFormat),
     )
-    .option("--state-dir <dir>", "where symroute keeps its state")
+    .option(
+      "--state-dir <dir>",
+      "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
+    )
     .option(
       "--client <address>",
       "an outside client to simulate; repeat for more (default 203.0.113.10 / 2001:db8:ffff::10)",
