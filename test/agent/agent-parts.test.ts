@@ -3,7 +3,7 @@ import { request } from "node:http";
 import { describe, it } from "node:test";
 import { parseDuration } from "../../src/agent/duration.ts";
 import { isLoopback, parseListen, startHttpServer } from "../../src/agent/http.ts";
-import { kernelEventConcerns } from "../../src/agent/kernel-monitor.ts";
+import { isSymrouteFirewallEvent, kernelEventConcerns } from "../../src/agent/kernel-monitor.ts";
 import { acquireAgentLock } from "../../src/agent/lock.ts";
 import { createMetrics, METRIC_NAMES } from "../../src/agent/metrics.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
@@ -141,5 +141,37 @@ describe("kernel events the configuration is concerned with", () => {
       "an unlabelled line",
     ])
       assert.equal(concerns(line), true, line);
+  });
+});
+
+describe("firewall events that are symroute's", () => {
+  // Lines as `nft monitor` (nftables 1.0.9) printed them while rules of symroute's iptables front
+  // end and its ARP probe table were removed by hand, and while other tools changed theirs.
+  it("keeps every chain and table of symroute's, and deletions in mangle's hooks", () => {
+    for (const line of [
+      "delete rule ip mangle SYMROUTE-G-ext0 handle 19",
+      "delete rule ip mangle SYMROUTE-CLASSIFY handle 11",
+      "delete rule ip6 mangle SYMROUTE-GUARD handle 4",
+      "delete rule ip mangle SYMROUTE-PRE handle 7",
+      // symroute's jump into its chains, deleted: nft names the handle only.
+      "delete rule ip mangle PREROUTING handle 16",
+      "delete rule ip6 mangle OUTPUT handle 3",
+      "delete rule arp symroute probes handle 3",
+      "delete table arp symroute",
+      "delete table inet symroute",
+      'add rule inet symroute prerouting ct state new meta l4proto tcp comment "x"',
+    ])
+      assert.equal(isSymrouteFirewallEvent(line), true, line);
+  });
+
+  it("drops other tools' tables and chains", () => {
+    for (const line of [
+      "add rule ip nat KUBE-SERVICES ip daddr 10.96.0.1 tcp dport 443 jump KUBE-SVC-NPX46M4PTMTKRN6Y",
+      "delete rule ip filter FORWARD handle 12",
+      "add rule ip mangle PREROUTING counter jump cali-PREROUTING",
+      "# new generation 22 by process 28396 (iptables)",
+      "delete table ip kube-proxy",
+    ])
+      assert.equal(isSymrouteFirewallEvent(line), false, line);
   });
 });

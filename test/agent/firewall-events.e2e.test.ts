@@ -1,0 +1,92 @@
+// The agent repairs the iptables front end's firewall on nft's events alone (the resync is off):
+// a rule removed from a guard chain, symroute's jump out of mangle PREROUTING (which nft reports by
+// handle only) and the ARP probe table. Before, only events naming SYMROUTE-PRE/-OUT or `inet
+// symroute` were kept, and these waited for the periodic resync.
+
+import { strict as assert } from "node:assert";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { createNode, e2eUnavailable, run } from "../support/netns.ts";
+import { nsGet, pollUntil, startAgentIn, type AgentProcess } from "./support/agent-process.ts";
+
+const skip = e2eUnavailable();
+const URL_BASE = "http://127.0.0.1:9473";
+
+const CONFIG = `firewall: iptables
+networks:
+  - name: public
+    addresses: [1.2.3.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+`;
+
+test(
+  "agent (iptables front end): symroute's firewall removed by hand comes back on nft events, without a resync",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    const inNode = (argv: readonly string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
+    const mangle = (chain: string): string => inNode(["iptables", "-t", "mangle", "-S", chain]).stdout;
+    const config = join(node.stateDir, "agent.yaml");
+    writeFileSync(config, CONFIG);
+    const agents: AgentProcess[] = [];
+    t.after(() => {
+      for (const a of agents) if (a.child.exitCode === null) a.child.kill("SIGKILL");
+    });
+    const agent = startAgentIn(node.name, [
+      "-c",
+      config,
+      "--state-dir",
+      node.stateDir,
+      "--resync-interval",
+      "0",
+    ]);
+    agents.push(agent);
+    const within = async (what: string, check: () => boolean): Promise<void> => {
+      await pollUntil(what, () => (check() ? true : undefined), 20_000).catch((error: unknown) => {
+        throw new Error(`${String(error)}\nagent output:\n${agent.output()}`);
+      });
+    };
+    await within("/readyz", () => nsGet(node.name, `${URL_BASE}/readyz`).status === 200);
+
+    const guardRule = (): boolean => mangle("SYMROUTE-G-ext0").includes("-j DROP");
+    assert.ok(guardRule(), mangle("SYMROUTE-G-ext0"));
+    assert.equal(inNode(["iptables", "-t", "mangle", "-D", "SYMROUTE-G-ext0", "1"]).code, 0);
+    assert.ok(!guardRule(), "the guard's rule is gone");
+    await within("the guard's rule to come back", guardRule);
+
+    const guardJump = (): boolean => mangle("PREROUTING").includes("-j SYMROUTE-GUARD");
+    assert.ok(guardJump(), mangle("PREROUTING"));
+    assert.equal(
+      inNode([
+        "iptables",
+        "-t",
+        "mangle",
+        "-D",
+        "PREROUTING",
+        "-m",
+        "comment",
+        "--comment",
+        jumpComment(mangle("PREROUTING")),
+        "-j",
+        "SYMROUTE-GUARD",
+      ]).code,
+      0,
+    );
+    assert.ok(!guardJump(), "the jump into the guard chain is gone");
+    await within("the jump into the guard chain to come back", guardJump);
+
+    const probes = (): boolean => inNode(["nft", "list", "table", "arp", "symroute"]).code === 0;
+    assert.ok(probes(), "the ARP probe table is there");
+    assert.equal(inNode(["nft", "delete", "table", "arp", "symroute"]).code, 0);
+    await within("the ARP probe table to come back", probes);
+  },
+);
+
+/** The comment of symroute's jump into SYMROUTE-GUARD, as `iptables -S PREROUTING` lists it. */
+function jumpComment(listing: string): string {
+  const comment = /--comment "([^"]+)" -j SYMROUTE-GUARD/.exec(listing)?.[1];
+  assert.ok(comment !== undefined, listing);
+  return comment;
+}
