@@ -84,6 +84,7 @@ export async function converge(
           firewallTouched: outcome.firewallTouched,
         },
         failure,
+        removing ? "delete" : "apply",
       );
     }
     return withWarnings({

@@ -68,9 +68,9 @@ for (const firewall of ["nftables", "iptables"] as const) {
       assert.equal(error.kind, "verification");
       assert.match(
         error.message,
-        /^apply failed and was rolled back: could not read the node back to verify the apply: .*injected read failure/,
+        /^apply failed and was rolled back: could not read the node back to verify what this run wrote: .*injected read failure/,
       );
-      assert.match(error.hint ?? "", /as it was before this apply.*symroute apply/);
+      assert.match(error.hint ?? "", /as it was before this run.*run the same command again/);
       assertAsBefore(kernel, initial);
       assert.equal(store.state?.inProgress, undefined, "the state file is no longer in progress");
       // Once the tool reads again, the same apply converges.
@@ -134,7 +134,7 @@ test("a delete whose verification read fails is rolled back: the node keeps what
   const savedBefore = structuredClone(store.state);
   failReadsAfterFirstWrite(kernel, "routing");
   const error = await applyError(engine.remove());
-  assert.match(error.message, /^apply failed and was rolled back: could not read the node back/);
+  assert.match(error.message, /^delete failed and was rolled back: could not read the node back/);
   assert.deepEqual(kernel.state.routes, applied.routes);
   assert.deepEqual(kernel.state.rules, applied.rules);
   assert.deepEqual(kernel.state.sysctls, applied.sysctls);

@@ -123,7 +123,10 @@ for (const c of corruptions) {
 // adapter does not know reads as "nft unusable" (no table of ours), so the verification finds the
 // firewall missing. Either way the apply is rolled back and the state file is not left in progress.
 const readFailures = [
-  { tool: "ip", cause: /could not read the node back to verify the apply: .*injected read failure/ },
+  {
+    tool: "ip",
+    cause: /could not read the node back to verify what this run wrote: .*injected read failure/,
+  },
   { tool: "nft", cause: /1 change\(s\) still pending after apply/ },
 ] as const;
 

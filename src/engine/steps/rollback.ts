@@ -131,6 +131,8 @@ export async function rollBack(
   routing: RoutingState,
   ran: Ran,
   failure: unknown,
+  /** What failed, for the message: the command the user ran. */
+  run: "apply" | "delete" = "apply",
 ): Promise<never> {
   const { problems, node } = await undo(kernel, saved, routing, ran);
   const complete = problems.length === 0;
@@ -151,16 +153,16 @@ export async function rollBack(
     ? failure
     : new SymrouteError("kernel", messageOf(failure), { cause: failure });
   if (complete) {
-    throw new SymrouteError(base.kind, `apply failed and was rolled back: ${base.message}`, {
+    throw new SymrouteError(base.kind, `${run} failed and was rolled back: ${base.message}`, {
       cause: failure,
       details: [...base.details, ...problems],
       hint: stateWritten
         ? base.hint
-        : "the node is as before this apply, but its state file still says the apply is in progress: fix the cause above, then run `symroute apply` again",
+        : `the node is as before this ${run}, but its state file still says a run is in progress: fix the cause above, then run \`symroute ${run}\` again`,
       retriable: base.retriable,
     });
   }
-  throw new SymrouteError(base.kind, `apply failed and its roll back was incomplete: ${base.message}`, {
+  throw new SymrouteError(base.kind, `${run} failed and its roll back was incomplete: ${base.message}`, {
     cause: failure,
     details: [...base.details, ...problems, ...node.map((line) => `now: ${line}`)],
     hint: "the node is half-changed (the `now:` lines say how) and its state file says the apply is in progress: fix the cause above, then run `symroute apply` again (it converges from the node as it is), or `symroute delete` to remove what symroute owns",

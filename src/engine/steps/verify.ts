@@ -143,11 +143,11 @@ function readFailed(error: unknown): SymrouteError {
   const cause = isSymrouteError(error) ? error : undefined;
   return new SymrouteError(
     "verification",
-    `could not read the node back to verify the apply: ${error instanceof Error ? error.message : String(error)}`,
+    `could not read the node back to verify what this run wrote: ${error instanceof Error ? error.message : String(error)}`,
     {
       cause: error,
       details: cause?.details ?? [],
-      hint: "the node is as it was before this apply; find why the read failed (the tool's message above), then run `symroute apply` again",
+      hint: "the node is as it was before this run; find why the read failed (the tool's message above), then run the same command again",
       retriable: cause?.retriable ?? false,
     },
   );
