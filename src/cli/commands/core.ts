@@ -206,7 +206,7 @@ export function registerPlanApplyDelete(program: Command): void {
     .description("Show what symroute would change on this node, and why.")
     .addHelpText(
       "after",
-      "\nExit codes: 0 in sync, 2 changes pending, 4 conflicts with foreign objects, 1 error.",
+      "\nExit codes: 0 in sync, 2 changes pending (whether or not there are conflicts too), 4 conflicts with foreign objects and no change pending, 1 error.",
     )
     .requiredOption("-c, --config <file>", "configuration file (YAML; - for stdin)")
     .addOption(outputOption())
