@@ -4,6 +4,7 @@ import type { Family } from "../model/address.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { Route, Rule } from "../model/state.ts";
 import type { Change, VlanSpec } from "../model/change.ts";
+import { ruleKey } from "../model/keys.ts";
 import { addressToken, hexToken, ifnameToken, prefixToken, uintToken } from "../model/tokens.ts";
 
 export interface IpBatch {
@@ -110,27 +111,66 @@ const familyOf = (change: RouteOrRuleChange): Family =>
   change.kind === "route" ? change.route.family : change.rule.family;
 
 /**
- * A change's place in its batch: deletions of rules, gateway routes, link routes; then additions of
- * link routes, gateway routes, rules.
+ * What the kernel compares when it refuses an added route as already there (`File exists`), made
+ * coarser on purpose: table, destination and source prefix, leaving out tos and metric. An added
+ * route with the same such key as a deleted one waits for the deletion; any other runs before it.
  */
-function rankOf(change: RouteOrRuleChange): number {
-  if (change.kind === "rule" && change.action === "delete") return 0;
-  if (change.kind === "route" && change.action === "delete")
-    return change.route.gateway === undefined ? 2 : 1;
+const routeClashKey = (route: Route): string =>
+  `${route.family}|${route.table}|${route.dst}|${route.src ?? ""}`;
+
+/**
+ * What the kernel compares when it refuses an added rule as a duplicate. Measured (6.18): it leaves
+ * out `not` and the `goto` target, and takes `fwmark M` as `fwmark M/0xffffffff`; the protocol
+ * counts.
+ */
+const ruleClashKey = (rule: Rule): string =>
+  ruleKey({
+    ...rule,
+    not: undefined,
+    goto: undefined,
+    fwmask: rule.fwmark === undefined ? rule.fwmask : (rule.fwmask ?? ALL_ONES),
+  });
+
+const clashKey = (change: RouteOrRuleChange): string =>
+  change.kind === "route" ? `route|${routeClashKey(change.route)}` : `rule|${ruleClashKey(change.rule)}`;
+
+/**
+ * A change's place in its batch. Additions run before deletions, so that an object that moves (a
+ * rule to another priority, a route to another table) exists at every moment: link routes, gateway
+ * routes, rules are added; then rules, gateway routes, link routes deleted. A deletion that clashes
+ * with an addition (the kernel would refuse the addition while the old object is there) keeps the
+ * old order and runs first.
+ */
+function rankOf(change: RouteOrRuleChange, clashes: boolean): number {
+  if (change.action === "delete") {
+    const base = clashes ? 0 : 6;
+    if (change.kind === "rule") return base;
+    return base + (change.route.gateway === undefined ? 2 : 1);
+  }
   if (change.kind === "route") return change.route.gateway === undefined ? 3 : 4;
   return 5;
 }
 
 /**
- * Route and rule changes of one family, ordered so that each line's dependencies exist: deletions of
- * rules before routes, additions of routes (link routes before gateway routes) before rules.
+ * Route and rule changes of one family, ordered so that each line's dependencies exist (routes are
+ * added before the rules that lead to them and deleted after) and so that nothing symroute keeps
+ * is missing for a moment: see rankOf.
  */
 export function renderIpBatch(changes: readonly Change[], family: Family): IpBatch {
-  // A stable sort by rank in one pass: a bucket per rank, each filled in change order.
-  const byRank: { change: RouteOrRuleChange; index: number }[][] = [[], [], [], [], [], []];
+  const ours: { change: RouteOrRuleChange; index: number }[] = [];
   changes.forEach((change, index) => {
-    if (isRouteOrRule(change) && familyOf(change) === family) byRank[rankOf(change)]?.push({ change, index });
+    if (isRouteOrRule(change) && familyOf(change) === family) ours.push({ change, index });
   });
+  // Clash keys only when the batch both adds and deletes (a first apply or a delete does one).
+  const added = new Set<string>();
+  if (ours.some(({ change }) => change.action === "delete"))
+    for (const { change } of ours) if (change.action !== "delete") added.add(clashKey(change));
+  // A stable sort by rank in one pass: a bucket per rank, each filled in change order.
+  const byRank: { change: RouteOrRuleChange; index: number }[][] = [[], [], [], [], [], [], [], [], []];
+  for (const item of ours) {
+    const clashes = item.change.action === "delete" && added.size > 0 && added.has(clashKey(item.change));
+    byRank[rankOf(item.change, clashes)]?.push(item);
+  }
   const lines: string[] = [];
   const changeIndex: number[] = [];
   for (const bucket of byRank) {
