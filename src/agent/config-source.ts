@@ -9,7 +9,13 @@ import { basename, dirname, resolve } from "node:path";
 import type { Config } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
-import { EMPTY_FILE, mergeClusterNetworks, readConfigFile, type FileResult } from "./desired-config.ts";
+import {
+  EMPTY_FILE,
+  mergeClusterNetworks,
+  readConfigFile,
+  type FileResult,
+  type MergedConfig,
+} from "./desired-config.ts";
 import { networksFromCluster, type NetworkVerdict } from "./kubernetes/cluster.ts";
 import type { ClusterCache } from "./kubernetes/cluster-cache.ts";
 import type { ClusterSnapshot, KubernetesSource } from "./kubernetes/source.ts";
@@ -65,6 +71,8 @@ export class ConfigSource {
   #cacheAllowed = false;
   #cacheTimer: TimerHandle | undefined;
   #fileWatcher: FSWatcher | undefined;
+  /** The last merge of file and cluster: a drift repair or a resync with nothing new reuses it. */
+  #merged: { readonly file: FileResult; readonly key: string; readonly merged: MergedConfig } | undefined;
 
   constructor(options: ConfigSourceOptions) {
     this.#options = options;
@@ -159,7 +167,12 @@ export class ConfigSource {
     if (snapshot === undefined) return { ready: false, reason: kube.waitingFor() };
     this.#lastSnapshot = snapshot;
     const verdicts = networksFromCluster(snapshot);
-    const merged = mergeClusterNetworks(file, verdicts);
+    const key = JSON.stringify(verdicts);
+    const merged =
+      this.#merged?.file === file && this.#merged.key === key
+        ? this.#merged.merged
+        : mergeClusterNetworks(file, verdicts);
+    this.#merged = { file, key, merged };
     const refusedText = JSON.stringify([...merged.refused]);
     if (refusedText !== this.#lastRefused && merged.refused.size > 0) {
       metrics.configErrors.inc({ source: "kubernetes" });

@@ -184,4 +184,35 @@ describe("networksFromCluster", () => {
     assert.match(merged.refused.get("inside-pods") ?? "", /SymrouteNetwork\/inside-pods/);
     assert.match(merged.refused.get("local") ?? "", /already has a network named "local"/);
   });
+  it("accepts a valid cluster list whole, in order, with the file's networks first", () => {
+    const file = readConfigFile(
+      "networks:\n  - name: local\n    addresses: [192.0.2.0/28]\n    interface: eth9\n",
+      "agent.yaml",
+    );
+    assert.ok(file.ok);
+    if (!file.ok) return;
+    const verdicts: NetworkVerdict[] = Array.from({ length: 200 }, (_, i) => ({
+      network: `n${i}`,
+      state: "selected" as const,
+      entry: {
+        name: `n${i}`,
+        addresses: [`100.64.${i}.0/24`],
+        interface: "eth1",
+        gateway: [`100.64.${i}.1`],
+      },
+    }));
+    const merged = mergeClusterNetworks(file, [
+      ...verdicts,
+      {
+        network: "local",
+        state: "selected",
+        entry: { name: "local", addresses: ["203.0.113.0/24"], interface: "eth1" },
+      },
+    ]);
+    assert.deepEqual(
+      merged.config.networks.map((n) => n.name),
+      ["local", ...verdicts.map((v) => v.network)],
+    );
+    assert.deepEqual([...merged.refused.keys()], ["local"]);
+  });
 });
