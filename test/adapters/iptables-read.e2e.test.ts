@@ -59,3 +59,43 @@ test(
     assert.equal(jumps(), before, "no second copy of the jump");
   },
 );
+
+test(
+  "a jump listed twice (iptables keeps duplicates) is brought back to one copy by the next apply",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    const applied = node.symroute(["apply", "-c", CONFIG]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const preJumps = (): string[] =>
+      node
+        .exec(["iptables-save", "-t", "mangle"])
+        .stdout.split("\n")
+        .filter((l) => l.startsWith("-A PREROUTING") && l.endsWith("-j SYMROUTE-PRE"));
+    const [jump] = preJumps();
+    const comment = / --comment "([^"]+)"/.exec(jump ?? "")?.[1];
+    assert.ok(comment !== undefined, `symroute's jump from PREROUTING: ${jump ?? "none"}`);
+    node.exec([
+      "iptables",
+      "-t",
+      "mangle",
+      "-I",
+      "PREROUTING",
+      "1",
+      "-m",
+      "comment",
+      "--comment",
+      comment,
+      "-j",
+      "SYMROUTE-PRE",
+    ]);
+    assert.equal(preJumps().length, 2);
+
+    assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 2, "the second copy is a pending change");
+    const again = node.symroute(["apply", "-c", CONFIG]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(preJumps().length, 1);
+    const plan = node.symroute(["plan", "-c", CONFIG]);
+    assert.equal(plan.code, 0, plan.stdout);
+  },
+);
