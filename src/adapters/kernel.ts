@@ -65,6 +65,9 @@ export function failedBatchLine(stderr: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
+/** What iptables-nft prints, with exit 0, for a table holding a rule it cannot show. */
+const INCOMPATIBLE_TABLE = /^# Table `[^']*' is incompatible/m;
+
 export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const run = options.run ?? runTool;
   const procSys = options.procSys ?? "/proc/sys";
@@ -132,6 +135,18 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     };
   };
 
+  /**
+   * Whether nft shows a chain of symroute's in table mangle of `family` (a jump of its needs one).
+   * Asked only when iptables-nft cannot list that table; no nft, or an unreadable table: true.
+   */
+  const symrouteChainsHiddenFrom = async (family: Family): Promise<boolean> => {
+    const args = ["list", "table", family === 4 ? "ip" : "ip6", "mangle"];
+    const result = await run("nft", args, { allowFailure: true }).catch(() => undefined);
+    if (result === undefined) return true;
+    if (result.code !== 0) return !/No such file or directory|does not exist/i.test(result.stderr);
+    return new RegExp(`^\\s*chain ${IPT_CHAIN_PREFIX}`, "m").test(result.stdout);
+  };
+
   const readIptablesOwned = async (
     arp: Promise<NftRule[] | undefined>,
   ): Promise<OwnedFirewall | undefined> => {
@@ -154,6 +169,34 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           IPSET_SOCKET_REFUSED.test(result.stderr)
         )
           throw toolError(tool, IPTABLES_READ_ARGS, result);
+        // iptables-legacy without its kernel table: nothing can be in it. iptables-nft that fails
+        // on a table where nft shows no chain of symroute's: no jump of its can be there either
+        // (a node on nftables is not held up by an iptables it does not use).
+        if (/Table does not exist/i.test(result.stderr)) continue;
+        if (/\(nf_tables\)/.test(result.stderr) && !(await symrouteChainsHiddenFrom(family))) continue;
+        // Anything else would read as "nothing of ours": the next apply would insert the jumps
+        // from the built-in chains a second time (iptables keeps duplicates).
+        throw new SymrouteError(
+          "kernel",
+          `${tool} ${IPTABLES_READ_ARGS.join(" ")} failed (exit ${result.code}): symroute cannot tell which of its rules are in IPv${family} table mangle`,
+          {
+            details: result.stderr.trim() === "" ? [] : result.stderr.trim().split("\n"),
+            hint: `run \`${tool} ${IPTABLES_READ_ARGS.join(" ")}\` to see why and repair iptables, then run symroute again`,
+          },
+        );
+      }
+      if (INCOMPATIBLE_TABLE.test(result.stdout)) {
+        // iptables-nft lists nothing of a table that holds a rule it cannot show (added with nft
+        // by another tool) and still exits 0; nft sees whether symroute has a chain in it.
+        if (await symrouteChainsHiddenFrom(family))
+          throw new SymrouteError(
+            "kernel",
+            `${tool} ${IPTABLES_READ_ARGS.join(" ")} cannot list IPv${family} table mangle (a rule in it was added with nft and iptables cannot show it), and symroute's chains are in it: symroute cannot see its own rules`,
+            {
+              details: result.stdout.trim().split("\n").slice(0, 3),
+              hint: `see the rule with \`nft list table ${family === 4 ? "ip" : "ip6"} mangle\`; move it to a table of its own (or remove it), or use firewall: nftables, then run symroute again`,
+            },
+          );
         continue;
       }
       for (const line of result.stdout.split("\n")) {

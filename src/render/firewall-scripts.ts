@@ -80,12 +80,15 @@ const iptablesLine = (op: string, r: IptablesRule): string =>
 /**
  * One `iptables-restore --noflush` payload for a family: declaring our chains flushes them, the jumps
  * from the built-in chains are inserted only when missing (`presentKeys` from the observer), and
- * what the spec no longer asks for (jumps, chains) is removed.
+ * what the spec no longer asks for (jumps, chains) is removed. A jump listed more than once
+ * (`copies`: iptables keeps duplicates, and `-D` removes one copy) loses its extra copies: a `-D`
+ * per copy, never one more (a `-D` that finds no rule fails the whole restore).
  */
 export function renderIptables(
   spec: FirewallSpec | undefined,
   family: Family,
   presentKeys: ReadonlySet<string>,
+  copies: ReadonlyMap<string, number> = new Map(),
 ): string {
   const wanted = spec === undefined ? [] : iptablesRules(spec, family);
   const wantedChains = new Set(wanted.filter((r) => !BUILTIN.has(r.chain)).map((r) => r.chain));
@@ -99,8 +102,11 @@ export function renderIptables(
   ];
   const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
   const wantedKeys = new Set(wanted.map((r) => r.key));
-  for (const r of ALL_JUMPS(family))
-    if (presentKeys.has(r.key) && !wantedKeys.has(r.key)) lines.push(iptablesLine("-D", r));
+  for (const r of ALL_JUMPS(family)) {
+    if (!presentKeys.has(r.key)) continue;
+    const extra = (copies.get(r.key) ?? 1) - (wantedKeys.has(r.key) ? 1 : 0);
+    for (let i = 0; i < extra; i++) lines.push(iptablesLine("-D", r));
+  }
   for (const r of wanted) {
     if (BUILTIN.has(r.chain)) {
       if (!presentKeys.has(r.key)) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));

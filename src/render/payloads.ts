@@ -83,9 +83,12 @@ export function renderIptablesPayloads(spec: FirewallSpec | undefined, node: Nod
   const fill = renderIpsetFill(spec);
   if (fill !== undefined) out.push({ tool: "ipset", script: fill });
   for (const family of [4, 6] as const) {
-    const present = new Set(observed.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2)));
+    const copies = new Map<string, number>();
+    for (const k of observed)
+      if (k.startsWith(`${family}:`)) copies.set(k.slice(2), (copies.get(k.slice(2)) ?? 0) + 1);
+    const present = new Set(copies.keys());
     if (!familiesOf(spec).includes(family) && present.size === 0) continue;
-    out.push({ tool: "iptables-restore", family, script: renderIptables(spec, family, present) });
+    out.push({ tool: "iptables-restore", family, script: renderIptables(spec, family, present, copies) });
   }
   const sets = observed
     .filter((k) => k.startsWith(IPSET_KEY_PREFIX))
