@@ -9,6 +9,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createNode, e2eUnavailable, must } from "../support/netns.ts";
+import { ctMarkOf, FOREIGN_BIT, prepareForeignMark, sendFlow } from "../support/ct-mark.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-classify-"));
@@ -25,17 +26,6 @@ networks:
 );
 chmodSync(CONFIG, 0o644);
 
-// Another component's bit, set on new connections after conntrack (-200) and before symroute's
-// mangle-priority chain (-150).
-const FOREIGN_BIT = 0x10000000;
-const FOREIGN = `table inet other {
-  chain p {
-    type filter hook prerouting priority -160; policy accept;
-    ct state new ct mark set ct mark or ${FOREIGN_BIT}
-  }
-}
-`;
-
 interface NftRule {
   rule?: { chain: string; expr: unknown[]; comment?: string };
 }
@@ -45,16 +35,7 @@ test(
   { skip },
   (t) => {
     const node = createNode(t);
-    const peerExec = (argv: string[]) => must(["ip", "netns", "exec", node.peer, ...argv]);
-    node.exec(["nft", "-f", "-"], FOREIGN);
-    // The pool address the connection is for is local to the node (as a kube-proxy DNAT target would
-    // be), so the connection is confirmed and shows in the conntrack table.
-    must(["ip", "-n", node.name, "addr", "add", "5.6.7.5/32", "dev", "lo"]);
-    must(["ip", "-n", node.peer, "addr", "add", "5.6.7.1/24", "dev", "r-ext0"]);
-    const mac = (
-      JSON.parse(node.exec(["ip", "-j", "link", "show", "ext0"]).stdout) as { address: string }[]
-    )[0]?.address as string;
-    must(["ip", "-n", node.peer, "neigh", "add", "5.6.7.5", "lladdr", mac, "dev", "r-ext0"]);
+    prepareForeignMark(node);
 
     const plan = node.symroute(["plan", "-c", CONFIG, "-o", "json"]);
     assert.equal(plan.code, 2, plan.stderr);
@@ -69,10 +50,10 @@ test(
     // Before apply: only the other component's bit (rp_filter off for the moment, so that the node,
     // which does not route 5.6.7.1 back through ext0 yet, accepts the packet).
     node.exec(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"]);
-    peerExec(["bash", "-c", "echo x > /dev/udp/5.6.7.5/3999"]);
+    sendFlow(node, 3999);
     node.exec(["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]);
-    const before = node.exec(["conntrack", "-L", "-p", "udp", "--dport", "3999", "-o", "extended"]).stdout;
-    assert.equal(Number(/ mark=(\d+)/.exec(before)?.[1]), FOREIGN_BIT, before);
+    const before = ctMarkOf(node, 3999);
+    assert.equal(before.mark, FOREIGN_BIT, before.entries);
     const applied = node.symroute(["apply", "-c", CONFIG]);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
 
@@ -86,10 +67,9 @@ test(
     assert.equal(JSON.stringify(lookups[0]?.expr).match(/"jump"/g)?.length, 3);
 
     // Broken before (no symroute mark yet on an earlier connection is not needed): a new flow to blue.
-    peerExec(["bash", "-c", "echo x > /dev/udp/5.6.7.5/4000"]);
+    sendFlow(node, 4000);
     const blue = report.networks.find((n) => n.name === "blue")?.mark as number;
-    const entries = node.exec(["conntrack", "-L", "-p", "udp", "--dport", "4000", "-o", "extended"]).stdout;
-    const mark = Number(/ mark=(\d+)/.exec(entries)?.[1]);
+    const { mark, entries } = ctMarkOf(node, 4000);
     assert.equal(mark, FOREIGN_BIT | blue, `conntrack: ${entries}`);
 
     // Drift: remove the rule of blue's classify chain; plan sees it, apply puts it back.
@@ -113,8 +93,8 @@ test(
     assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 2);
     assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
     assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 0);
-    peerExec(["bash", "-c", "echo x > /dev/udp/5.6.7.5/4001"]);
-    const again = node.exec(["conntrack", "-L", "-p", "udp", "--dport", "4001", "-o", "extended"]).stdout;
-    assert.equal(Number(/ mark=(\d+)/.exec(again)?.[1]), FOREIGN_BIT | blue, again);
+    sendFlow(node, 4001);
+    const again = ctMarkOf(node, 4001);
+    assert.equal(again.mark, FOREIGN_BIT | blue, again.entries);
   },
 );

@@ -6,8 +6,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createNode, dumpNamespace, e2eUnavailable, must } from "../support/netns.ts";
+import { createNode, dumpNamespace, e2eUnavailable } from "../support/netns.ts";
 import { configDir, writeConfigFile } from "../support/netns.ts";
+import { ctMarkOf, FOREIGN_BIT, prepareForeignMark, sendFlow } from "../support/ct-mark.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-ipset-");
@@ -35,32 +36,12 @@ ${Array.from(
 `,
   );
 
-// Another component's bit, set on new connections after conntrack (-200) and before the mangle
-// table of iptables-nft (-150).
-const FOREIGN_BIT = 0x10000000;
-const FOREIGN = `table inet other {
-  chain p {
-    type filter hook prerouting priority -160; policy accept;
-    ct state new ct mark set ct mark or ${FOREIGN_BIT}
-  }
-}
-`;
-
 test(
   "iptables: one ipset lookup classifies; other bits of the ct mark survive; set drift is repaired; delete restores the dump",
   { skip },
   (t) => {
     const node = createNode(t);
-    const peerExec = (argv: string[]) => must(["ip", "netns", "exec", node.peer, ...argv]);
-    node.exec(["nft", "-f", "-"], FOREIGN);
-    // The pool address is local to the node (as a kube-proxy DNAT target would be), so the
-    // connection is confirmed and shows in the conntrack table.
-    must(["ip", "-n", node.name, "addr", "add", "5.6.7.5/32", "dev", "lo"]);
-    must(["ip", "-n", node.peer, "addr", "add", "5.6.7.1/24", "dev", "r-ext0"]);
-    const mac = (
-      JSON.parse(node.exec(["ip", "-j", "link", "show", "ext0"]).stdout) as { address: string }[]
-    )[0]?.address as string;
-    must(["ip", "-n", node.peer, "neigh", "add", "5.6.7.5", "lladdr", mac, "dev", "r-ext0"]);
+    prepareForeignMark(node);
     const start = dumpNamespace(node.name);
 
     const plan = node.symroute(["plan", "-c", CONFIG, "-o", "json"]);
@@ -92,9 +73,8 @@ test(
     // A new flow to blue: blue's value in the ct mark, the other component's bit kept.
     const blue = report.networks.find((n) => n.name === "blue")?.mark as number;
     const markOf = (port: number): number => {
-      peerExec(["bash", "-c", `echo x > /dev/udp/5.6.7.5/${port}`]);
-      const listed = node.exec(["conntrack", "-L", "-p", "udp", "--dport", String(port), "-o", "extended"]);
-      return Number(/ mark=(\d+)/.exec(listed.stdout)?.[1]);
+      sendFlow(node, port);
+      return ctMarkOf(node, port).mark;
     };
     assert.equal(markOf(4000), FOREIGN_BIT | blue);
 
