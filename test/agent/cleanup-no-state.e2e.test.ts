@@ -3,11 +3,10 @@
 // sysctls it cannot restore, nothing removed); `symroute delete --force` then removes the objects.
 
 import { strict as assert } from "node:assert";
-import { rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { test } from "node:test";
 import { createNode, e2eUnavailable, must } from "../support/netns.ts";
-import { nsGet, pollUntil, startAgentIn } from "./support/agent-process.ts";
+import { startNodeAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
 
@@ -21,30 +20,13 @@ test(
   { skip },
   async (t) => {
     const node = createNode(t);
-    const config = join(node.stateDir, "agent.yaml");
-    writeFileSync(
-      config,
+    const agent = startNodeAgent(
+      t,
+      node,
       "networks:\n  - name: public\n    addresses: [1.2.3.0/24]\n    interface: ext0\n    gateway: 1.2.3.1\n",
+      ["--resync-interval", "5m", "--listen", "127.0.0.1:9479", "--cleanup-on-exit"],
     );
-    const agent = startAgentIn(node.name, [
-      "-c",
-      config,
-      "--state-dir",
-      node.stateDir,
-      "--resync-interval",
-      "5m",
-      "--listen",
-      "127.0.0.1:9479",
-      "--cleanup-on-exit",
-    ]);
-    t.after(() => {
-      if (agent.child.exitCode === null) agent.child.kill("SIGKILL");
-    });
-    await pollUntil(
-      "the agent is ready",
-      () => (nsGet(node.name, "http://127.0.0.1:9479/readyz").status === 200 ? true : undefined),
-      30_000,
-    );
+    await untilReady(agent, node.name, "http://127.0.0.1:9479");
     assert.ok(ownedRules(node.name) > 0);
     // The state lives under the state directory, in a folder per network namespace.
     const stateFile = must(["find", node.stateDir, "-name", "state.json"]).trim();

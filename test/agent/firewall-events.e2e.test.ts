@@ -4,11 +4,9 @@
 // symroute` were kept, and these waited for the periodic resync.
 
 import { strict as assert } from "node:assert";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
 import { createNode, e2eUnavailable, run } from "../support/netns.ts";
-import { nsGet, pollUntil, startAgentIn, type AgentProcess } from "./support/agent-process.ts";
+import { startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const URL_BASE = "http://127.0.0.1:9473";
@@ -28,27 +26,9 @@ test(
     const node = createNode(t);
     const inNode = (argv: readonly string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
     const mangle = (chain: string): string => inNode(["iptables", "-t", "mangle", "-S", chain]).stdout;
-    const config = join(node.stateDir, "agent.yaml");
-    writeFileSync(config, CONFIG);
-    const agents: AgentProcess[] = [];
-    t.after(() => {
-      for (const a of agents) if (a.child.exitCode === null) a.child.kill("SIGKILL");
-    });
-    const agent = startAgentIn(node.name, [
-      "-c",
-      config,
-      "--state-dir",
-      node.stateDir,
-      "--resync-interval",
-      "0",
-    ]);
-    agents.push(agent);
-    const within = async (what: string, check: () => boolean): Promise<void> => {
-      await pollUntil(what, () => (check() ? true : undefined), 20_000).catch((error: unknown) => {
-        throw new Error(`${String(error)}\nagent output:\n${agent.output()}`);
-      });
-    };
-    await within("/readyz", () => nsGet(node.name, `${URL_BASE}/readyz`).status === 200);
+    const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
+    const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
+    await untilReady(agent, node.name, URL_BASE);
 
     const guardRule = (): boolean => mangle("SYMROUTE-G-ext0").includes("-j DROP");
     assert.ok(guardRule(), mangle("SYMROUTE-G-ext0"));

@@ -3,11 +3,9 @@
 // names the firewall it repaired.
 
 import { strict as assert } from "node:assert";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
 import { createNode, e2eUnavailable, must, run } from "../support/netns.ts";
-import { nsGet, pollUntil, startAgentIn, type AgentProcess } from "./support/agent-process.ts";
+import { pollUntil, startNodeAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const URL_BASE = "http://127.0.0.1:9473";
@@ -38,28 +36,8 @@ test(
   { skip },
   async (t) => {
     const node = createNode(t);
-    const config = join(node.stateDir, "agent.yaml");
-    writeFileSync(config, CONFIG);
-    const agents: AgentProcess[] = [];
-    t.after(() => {
-      for (const a of agents) if (a.child.exitCode === null) a.child.kill("SIGKILL");
-    });
-    const agent = startAgentIn(node.name, [
-      "-c",
-      config,
-      "--state-dir",
-      node.stateDir,
-      "--resync-interval",
-      "1s",
-    ]);
-    agents.push(agent);
-    await pollUntil(
-      "/readyz",
-      () => (nsGet(node.name, `${URL_BASE}/readyz`).status === 200 ? true : undefined),
-      30_000,
-    ).catch((error: unknown) => {
-      throw new Error(`${String(error)}\nagent output:\n${agent.output()}`);
-    });
+    const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "1s"]);
+    await untilReady(agent, node.name, URL_BASE);
     const set = classifySet(node.name);
     assert.ok(set !== undefined, must(["ip", "netns", "exec", node.name, "ipset", "save"]));
     assert.deepEqual(set.elements, ["1.2.3.0/24,ext0 skbmark 0x1/0xff"]);

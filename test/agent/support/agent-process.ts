@@ -1,9 +1,11 @@
 // A symroute agent as a child process inside a test namespace, with helpers to wait on it.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { TestContext } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { REPO, run } from "../../support/netns.ts";
+import { REPO, run, type Netns } from "../../support/netns.ts";
 
 export interface AgentProcess {
   readonly child: ChildProcess;
@@ -37,6 +39,42 @@ export function startAgentIn(ns: string, args: readonly string[]): AgentProcess 
     output: () => out,
     exited: (timeoutMs) => Promise.race([exit, delay(timeoutMs).then(() => undefined as unknown as null)]),
   };
+}
+
+/**
+ * The agent in `node` on `configText` (written to agent.yaml in the node's state directory), with
+ * that state directory and `args`; killed when the test ends if it is still running.
+ */
+export function startNodeAgent(
+  t: TestContext,
+  node: Netns,
+  configText: string,
+  args: readonly string[],
+): AgentProcess {
+  const config = join(node.stateDir, "agent.yaml");
+  writeFileSync(config, configText);
+  const agent = startAgentIn(node.name, ["-c", config, "--state-dir", node.stateDir, ...args]);
+  t.after(() => {
+    if (agent.child.exitCode === null) agent.child.kill("SIGKILL");
+  });
+  return agent;
+}
+
+/** Polls `check` until it holds (pollUntil); on time-out the error carries the agent's output. */
+export async function untilAgent(
+  agent: AgentProcess,
+  what: string,
+  check: () => boolean,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await pollUntil(what, () => (check() ? true : undefined), timeoutMs).catch((error: unknown) => {
+    throw new Error(`${String(error)}\nagent output:\n${agent.output()}`);
+  });
+}
+
+/** Waits until the agent's /readyz (`base` is its listen URL inside `ns`) answers 200. */
+export function untilReady(agent: AgentProcess, ns: string, base: string): Promise<void> {
+  return untilAgent(agent, "/readyz", () => nsGet(ns, `${base}/readyz`).status === 200, 30_000);
 }
 
 /** GET inside the namespace (the agent listens on the namespace's own loopback). */
