@@ -10,47 +10,20 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FakeApiServer } from "../test/agent/support/fake-apiserver.ts";
-import { AGENT_NODE_FLAGS } from "../src/agent/node-flags.ts";
 import { DEFAULT_DEBOUNCE_MS } from "../src/agent/reconcile-loop.ts";
-import { CLI } from "./lib.ts";
+import { NODE_FLAGS, now, onLines, pause, ProbedAgent } from "./agent-lib.ts";
 
 const [configPath, stateDir, trialsText, modeText] = process.argv.slice(2);
 if (configPath === undefined || stateDir === undefined)
   throw new Error("usage: agent-probe.ts CONFIG STATE_DIR TRIALS [file|kubernetes]");
-/** Node flags for the agent process, as its deployment runs it (SRBENCH_AGENT_NODE_FLAGS overrides). */
-const NODE_FLAGS: readonly string[] =
-  process.env["SRBENCH_AGENT_NODE_FLAGS"] === undefined
-    ? AGENT_NODE_FLAGS
-    : process.env["SRBENCH_AGENT_NODE_FLAGS"].split(" ").filter((f) => f !== "");
 const MODE = modeText === "kubernetes" ? "kubernetes" : "file";
 const TRIALS = Number(trialsText ?? "0");
-const PORT = 9477;
-const BASE = `http://127.0.0.1:${PORT}`;
 // The agent's default, written out so the report can state it.
 const DEBOUNCE_MS = Number(process.env["SRBENCH_DEBOUNCE_MS"] ?? DEFAULT_DEBOUNCE_MS);
 
-const now = (): number => Number(process.hrtime.bigint()) / 1e6;
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function get(path: string): Promise<{ status: number; text: string } | undefined> {
-  try {
-    const res = await fetch(`${BASE}${path}`, { signal: AbortSignal.timeout(2000) });
-    return { status: res.status, text: await res.text() };
-  } catch {
-    return undefined;
-  }
-}
-
-function memoryMiB(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string): number =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
-  return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
-}
-
 /** The agent's own view of its memory (process metrics on /metrics), MiB. */
-async function heapMiB(): Promise<Record<string, number>> {
-  const m = await get("/metrics");
+async function heapMiB(agent: ProbedAgent): Promise<Record<string, number>> {
+  const m = await agent.get("/metrics");
   const out: Record<string, number> = {};
   const wanted: Record<string, string> = {
     nodejs_heap_size_used_bytes: "heapUsed",
@@ -63,30 +36,6 @@ async function heapMiB(): Promise<Record<string, number>> {
     if (key !== undefined) out[key] = Number(value) / 2 ** 20;
   }
   return out;
-}
-
-async function reconciles(): Promise<number> {
-  const m = await get("/metrics");
-  if (m === undefined) return -1;
-  let total = 0;
-  for (const line of m.text.split("\n"))
-    if (line.startsWith("symroute_reconciles_total")) total += Number(line.split(" ").pop());
-  return total;
-}
-
-/** Waits until no reconcile ran for `quietMs` (bounded): the agent is idle. */
-async function settle(quietMs: number, limitMs = 60_000): Promise<void> {
-  const deadline = now() + limitMs;
-  let last = await reconciles();
-  let since = now();
-  while (now() < deadline) {
-    await pause(50);
-    const count = await reconciles();
-    if (count !== last) {
-      last = count;
-      since = now();
-    } else if (now() - since >= quietMs) return;
-  }
 }
 
 interface MonitorEvent {
@@ -109,13 +58,7 @@ function startMonitor(): {
     stdio: ["ignore", "pipe", "ignore"],
     env: { ...process.env, LC_ALL: "C" },
   });
-  let pending = "";
-  child.stdout?.setEncoding("utf8");
-  child.stdout?.on("data", (chunk: string) => {
-    const at = now();
-    pending += chunk;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
+  onLines(child.stdout, (lines, at) => {
     for (const line of lines) if (line.trim() !== "") events.push({ at, line });
     for (const w of waiters.splice(0)) w();
   });
@@ -218,51 +161,22 @@ async function kubernetesMode(): Promise<{ server: FakeApiServer; args: string[]
 
 async function main(): Promise<void> {
   const kube = MODE === "kubernetes" ? await kubernetesMode() : undefined;
-  const started = now();
-  const agent = spawn(
-    process.execPath,
-    [
-      ...NODE_FLAGS,
-      CLI,
-      "agent",
-      ...(kube?.args ?? ["-c", configPath as string]),
-      "--state-dir",
-      stateDir as string,
-      "--listen",
-      `127.0.0.1:${PORT}`,
-      "--log-level",
-      "warn",
-      "--debounce",
-      `${DEBOUNCE_MS}ms`,
-    ],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
-  );
-  let stderr = "";
-  agent.stderr?.setEncoding("utf8");
-  agent.stderr?.on("data", (c: string) => {
-    stderr = (stderr + c).slice(-4000);
-  });
-  let exited: number | null | undefined;
-  agent.on("exit", (code) => {
-    exited = code;
+  const agent = new ProbedAgent({
+    source: kube?.args ?? ["-c", configPath as string],
+    stateDir: stateDir as string,
+    listen: "127.0.0.1:9477",
+    logLevel: "warn",
+    extraArgs: ["--debounce", `${DEBOUNCE_MS}ms`],
+    stdout: "ignore",
   });
   const out: Record<string, unknown> = { debounceMs: DEBOUNCE_MS, nodeFlags: NODE_FLAGS };
   try {
-    let readyMs: number | undefined;
-    const deadline = started + (MODE === "kubernetes" ? 120_000 : 300_000);
-    while (now() < deadline && exited === undefined) {
-      const r = await get("/readyz");
-      if (r?.status === 200) {
-        readyMs = now() - started;
-        break;
-      }
-      await pause(20);
-    }
+    const readyMs = await agent.untilReady(MODE === "kubernetes" ? 120_000 : 300_000);
     if (readyMs === undefined)
-      throw new Error(`agent never became ready (exit ${String(exited)}): ${stderr}`);
+      throw new Error(`agent never became ready (exit ${String(agent.exited)}): ${agent.stderrTail()}`);
     out["readyMs"] = readyMs;
-    await settle(500);
-    out["memoryAfterStart"] = { ...memoryMiB(agent.pid as number), ...(await heapMiB()) };
+    await agent.settle(500, 50);
+    out["memoryAfterStart"] = { ...agent.memoryMiB(), ...(await heapMiB(agent)) };
     const rules = ownedRules();
     out["ownedRules"] = rules.length;
     const monitor = startMonitor();
@@ -304,8 +218,8 @@ async function main(): Promise<void> {
             `trial ${t}: rule for table ${rule.table} ${gone === undefined ? "deletion not seen" : "not back within 30 s"}`,
           );
         } else latencies.push(back.at - gone.at);
-        await settle(300);
-        if ((t + 1) % 10 === 0) rssSeries.push(memoryMiB(agent.pid as number).rss);
+        await agent.settle(300, 50);
+        if ((t + 1) % 10 === 0) rssSeries.push(agent.memoryMiB().rss);
       }
     } finally {
       monitor.child.kill("SIGTERM");
@@ -313,9 +227,9 @@ async function main(): Promise<void> {
     out["latenciesMs"] = latencies;
     out["failures"] = failures;
     out["rssSeriesMiB"] = rssSeries;
-    out["memoryAfterTrials"] = { ...memoryMiB(agent.pid as number), ...(await heapMiB()) };
+    out["memoryAfterTrials"] = { ...agent.memoryMiB(), ...(await heapMiB(agent)) };
   } finally {
-    agent.kill("SIGTERM");
+    agent.stop();
     await kube?.server.stop();
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -11,7 +11,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AGENT_NODE_FLAGS } from "../src/agent/node-flags.ts";
+import { NODE_FLAGS, now, onLines, ProbedAgent } from "./agent-lib.ts";
 import { CLI, configText } from "./lib.ts";
 
 const [stateArg, networksText, trialsText] = process.argv.slice(2);
@@ -19,12 +19,7 @@ if (stateArg === undefined) throw new Error("usage: agent-warm-probe.ts STATE_DI
 const stateDir: string = stateArg;
 const NETWORKS = Number(networksText ?? "1000");
 const TRIALS = Number(trialsText ?? "5");
-const NODE_FLAGS: readonly string[] =
-  process.env["SRBENCH_AGENT_NODE_FLAGS"] === undefined
-    ? AGENT_NODE_FLAGS
-    : process.env["SRBENCH_AGENT_NODE_FLAGS"].split(" ").filter((f) => f !== "");
 
-const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 const configFile = join(stateDir, "agent.yaml");
 const texts = {
   base: configText(NETWORKS),
@@ -116,33 +111,17 @@ async function main(): Promise<void> {
   spawnSync("nft", ["flush", "ruleset"]);
 
   writeFileSync(configFile, texts.base);
-  const agent = spawn(
-    process.execPath,
-    [
-      ...NODE_FLAGS,
-      CLI,
-      "agent",
-      "-c",
-      configFile,
-      "--state-dir",
-      join(stateDir, "agent-state"),
-      "--listen",
-      "127.0.0.1:9479",
-      "--log-level",
-      "info",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
-  );
+  const agent = new ProbedAgent({
+    source: ["-c", configFile],
+    stateDir: join(stateDir, "agent-state"),
+    listen: "127.0.0.1:9479",
+    logLevel: "info",
+    stdout: "pipe",
+  });
   const applied: number[] = [];
   const failures: string[] = [];
   let waiting: (() => void) | undefined;
-  let pending = "";
-  agent.stdout?.setEncoding("utf8");
-  agent.stdout?.on("data", (chunk: string) => {
-    const at = now();
-    pending += chunk;
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
+  onLines(agent.child.stdout, (lines, at) => {
     for (const line of lines) {
       if (line.includes('"msg":"applied"')) {
         applied.push(at);
@@ -206,7 +185,7 @@ async function main(): Promise<void> {
       })}\n`,
     );
   } finally {
-    agent.kill("SIGTERM");
+    agent.stop();
   }
 }
 

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import {
+  type BenchNode,
   cleanupScratch,
   destroyAll,
   log,
@@ -76,6 +77,45 @@ function kubernetesSizes(): number[] {
     .filter((n) => Number.isInteger(n) && n > 0);
 }
 
+const load = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+/** Runs bench/SCRIPT inside a fresh node namespace; the JSON object of its last line of output. */
+async function probe(name: string, script: string, args: (node: BenchNode) => string[]): Promise<object> {
+  const r = await withNode(async (node) =>
+    timed(node.inside([process.execPath, "--import", "tsx", join(REPO, "bench", script), ...args(node)])),
+  );
+  if (r.code !== 0) throw new Error(`${name} probe exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as object;
+}
+
+/**
+ * A probe's run at `networks` written to bench/results/NAME.json with the date, the CPUs and the load
+ * before and after; on failure, `failed` gives the fields the report needs besides the error.
+ */
+async function probeSection(
+  name: string,
+  what: string,
+  networks: number,
+  script: string,
+  args: (node: BenchNode) => string[],
+  failed: object = {},
+): Promise<void> {
+  const base = { date: new Date().toISOString(), cpus: cpus().length, networks };
+  const before = load();
+  try {
+    const result = await probe(name, script, args);
+    writeResult(name, { ...base, load: { before, after: load() }, ...result });
+  } catch (error) {
+    log(`${what}: ${(error as Error).message}`);
+    writeResult(name, {
+      ...base,
+      load: { before, after: load() },
+      ...failed,
+      error: (error as Error).message.slice(0, 500),
+    });
+  }
+}
+
 async function main(): Promise<void> {
   const help = run([process.execPath, join(REPO, "bin/symroute"), "agent", "--help"]);
   if (help.code !== 0) {
@@ -108,27 +148,17 @@ async function main(): Promise<void> {
     );
     const config = writeConfig(networks);
     try {
-      const r = await withNode(async (node) =>
-        timed(
-          node.inside([
-            process.execPath,
-            "--import",
-            "tsx",
-            join(REPO, "bench/agent-probe.ts"),
-            config,
-            node.stateDir,
-            String(trials),
-            mode,
-          ]),
-        ),
-      );
-      if (r.code !== 0) throw new Error(`agent probe exited ${r.code}: ${r.stderr.slice(-2000)}`);
-      const line = r.stdout.trim().split("\n").pop() ?? "{}";
+      const result = await probe("agent", "agent-probe.ts", (node) => [
+        config,
+        node.stateDir,
+        String(trials),
+        mode,
+      ]);
       results.sizes.push({
         networks,
         mode,
         trials,
-        ...(JSON.parse(line) as Omit<AgentSize, "networks" | "trials" | "mode">),
+        ...(result as Omit<AgentSize, "networks" | "trials" | "mode">),
       });
     } catch (error) {
       log(`agent (${mode}), ${networks} networks: ${(error as Error).message}`);
@@ -144,35 +174,12 @@ async function churn(): Promise<void> {
   const [seconds, pods] = (process.env["SRBENCH_CHURN"] ?? "30:10").split(":").map(Number);
   const networks = 10;
   log(`agent under pod churn: ${pods} veth pairs a second for ${seconds} s, ${networks} networks`);
-  const load = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  const base = { date: new Date().toISOString(), cpus: cpus().length, networks };
-  const before = load();
-  try {
-    const r = await withNode(async (node) =>
-      timed(
-        node.inside([
-          process.execPath,
-          "--import",
-          "tsx",
-          join(REPO, "bench/agent-churn-probe.ts"),
-          writeConfig(networks),
-          node.stateDir,
-          String(seconds),
-          String(pods),
-        ]),
-      ),
-    );
-    if (r.code !== 0) throw new Error(`churn probe exited ${r.code}: ${r.stderr.slice(-2000)}`);
-    const line = r.stdout.trim().split("\n").pop() ?? "{}";
-    writeResult("churn", { ...base, load: { before, after: load() }, ...(JSON.parse(line) as object) });
-  } catch (error) {
-    log(`agent under pod churn: ${(error as Error).message}`);
-    writeResult("churn", {
-      ...base,
-      load: { before, after: load() },
-      error: (error as Error).message.slice(0, 500),
-    });
-  }
+  await probeSection("churn", "agent under pod churn", networks, "agent-churn-probe.ts", (node) => [
+    writeConfig(networks),
+    node.stateDir,
+    String(seconds),
+    String(pods),
+  ]);
 }
 
 /** Warm reconcile (issue 15 item 4): SRBENCH_WARM="NETWORKS:TRIALS", default 1000:5; "0" skips it. */
@@ -180,36 +187,14 @@ async function warm(): Promise<void> {
   const [networks, trials] = (process.env["SRBENCH_WARM"] ?? "1000:5").split(":").map(Number);
   if (!networks || !trials) return;
   log(`agent, warm reconcile: ${networks} networks, ${trials} trials per case`);
-  const load = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  const base = { date: new Date().toISOString(), cpus: cpus().length, networks };
-  const before = load();
-  try {
-    const r = await withNode(async (node) =>
-      timed(
-        node.inside([
-          process.execPath,
-          "--import",
-          "tsx",
-          join(REPO, "bench/agent-warm-probe.ts"),
-          node.stateDir,
-          String(networks),
-          String(trials),
-        ]),
-      ),
-    );
-    if (r.code !== 0) throw new Error(`warm probe exited ${r.code}: ${r.stderr.slice(-2000)}`);
-    const line = r.stdout.trim().split("\n").pop() ?? "{}";
-    writeResult("warm", { ...base, load: { before, after: load() }, ...(JSON.parse(line) as object) });
-  } catch (error) {
-    log(`agent, warm reconcile: ${(error as Error).message}`);
-    writeResult("warm", {
-      ...base,
-      load: { before, after: load() },
-      cases: [],
-      nodeFlags: [],
-      error: (error as Error).message.slice(0, 500),
-    });
-  }
+  await probeSection(
+    "warm",
+    "agent, warm reconcile",
+    networks,
+    "agent-warm-probe.ts",
+    (node) => [node.stateDir, String(networks), String(trials)],
+    { cases: [], nodeFlags: [] },
+  );
 }
 
 try {
