@@ -6,7 +6,9 @@
 //   function is hot): the agent's resident memory at 10 networks drops by about 20 MiB and stops
 //   growing with every compiled function; its reconciles cost somewhat more CPU (docs/agent.md).
 // --max-semi-space-size=1: the young generation takes 2 MiB instead of up to 32 MiB; the agent
-//   allocates little between reconciles, so scavenges stay rare.
+//   allocates little between reconciles, so scavenges stay rare. Under --lite-mode V8 keeps it that
+//   small whatever this flag says (a larger value measured no fewer scavenges, docs/agent.md); the
+//   flag bounds it when the agent runs without --lite-mode.
 // --no-expose-wasm: --lite-mode turns WebAssembly off anyway, and V8 says so on stderr at every start
 //   ("disabling flag --expose_wasm due to conflicting flags"); the agent uses none (nothing in it
 //   calls fetch, whose HTTP parser is WebAssembly).
