@@ -207,21 +207,42 @@ const metric = (text: string, name: string): number =>
     .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
     .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 
-function ownedRules(): { priority: number; fwmark: string; fwmask: string; table: string }[] {
-  const rules = JSON.parse(must(["ip", "netns", "exec", node.name, "ip", "-j", "rule", "show"])) as {
-    priority: number;
-    fwmark?: string;
-    fwmask?: string;
-    table: string;
-    protocol?: string;
-  }[];
-  return rules.filter((r) => r.protocol === "201") as {
-    priority: number;
-    fwmark: string;
-    fwmask: string;
-    table: string;
-  }[];
+/** symroute's rules as `ip -j rule` lists them (protocol 201): lookups, the skip (goto) and its nop. */
+interface OwnedRule {
+  priority: number;
+  fwmark?: string;
+  fwmask?: string;
+  table?: string;
+  goto?: number;
+  nop?: null;
+  protocol?: string;
 }
+
+function ownedRules(): OwnedRule[] {
+  const rules = JSON.parse(
+    must(["ip", "netns", "exec", node.name, "ip", "-j", "rule", "show"]),
+  ) as OwnedRule[];
+  return rules.filter((r) => r.protocol === "201");
+}
+
+/** An `ip rule del` selector naming exactly this rule (a nop and a goto have no table). */
+function ruleSelector(rule: OwnedRule): string[] {
+  return [
+    "priority",
+    String(rule.priority),
+    ...(rule.fwmark === undefined
+      ? []
+      : ["fwmark", rule.fwmask === undefined ? rule.fwmark : `${rule.fwmark}/${rule.fwmask}`]),
+    ...(rule.goto !== undefined
+      ? ["goto", String(rule.goto)]
+      : "nop" in rule
+        ? ["nop"]
+        : ["lookup", String(rule.table)]),
+  ];
+}
+
+const sameRule = (a: OwnedRule, b: OwnedRule): boolean =>
+  ruleSelector(a).join(" ") === ruleSelector(b).join(" ");
 
 async function event(kind: Kind): Promise<void> {
   currentKind = kind;
@@ -231,27 +252,16 @@ async function event(kind: Kind): Promise<void> {
       const rules = ownedRules();
       const victim = rules[Math.floor(random() * rules.length)];
       if (victim === undefined) return;
-      const sel = [
-        "priority",
-        String(victim.priority),
-        "fwmark",
-        `${victim.fwmark}/${victim.fwmask}`,
-        "lookup",
-        victim.table,
-      ];
-      node.exec(["ip", "rule", "del", ...sel]);
-      ms = await until(
-        `rule ${sel.join(" ")}`,
-        () => node.exec(["ip", "rule", "show", ...sel]).stdout.trim() !== "",
-      );
+      const sel = ruleSelector(victim);
+      const removed = node.exec(["ip", "rule", "del", ...sel]);
+      if (removed.code !== 0) throw new Error(`ip rule del ${sel.join(" ")}: ${removed.stderr.trim()}`);
+      ms = await until(`rule ${sel.join(" ")}`, () => ownedRules().some((r) => sameRule(r, victim)));
       break;
     }
     case "route": {
       const n = Math.floor(random() * (current === 0 ? networks : networks - 10));
-      const table = node.exec(["ip", "-j", "rule", "show"]).stdout; // tables come from the allocation
-      const tableOf = (JSON.parse(table) as { table: string; fwmark?: string; protocol?: string }[]).filter(
-        (r) => r.protocol === "201",
-      )[n]?.table;
+      // Tables come from the allocation; the skip rule and its nop look nothing up.
+      const tableOf = ownedRules().filter((r) => r.table !== undefined)[n]?.table;
       if (tableOf === undefined) return;
       node.exec(["ip", "route", "del", "default", "table", tableOf]);
       ms = await until(
