@@ -16,11 +16,13 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cpus } from "node:os";
+import { createBareNamespace } from "../test/support/netns.ts";
 import {
   cleanupScratch,
   createNode,
   destroyAll,
   log,
+  PREFIX,
   must,
   REPO,
   run,
@@ -80,8 +82,8 @@ const SERVICE = "10.96.0.10";
 const NODE_SERVICE = "10.96.0.11";
 const NODE_ADDRESS = "192.168.1.10";
 const hex = (v: number): string => `0x${v.toString(16)}`;
-/** The pod namespaces made, removed at the end (bench/run.sh also removes them by prefix). */
-const pods: string[] = [];
+/** The pod namespaces made (the harness's bare namespaces), removed at the end (bench/run.sh also removes them by prefix). */
+const pods: { destroy(): void }[] = [];
 const POD = "10.112.0.5";
 
 function sizesOf(): number[] {
@@ -119,9 +121,9 @@ function setUp(
   options: { narrowBand?: boolean } = {},
 ): Setup {
   const node = createNode();
-  const pod = `${node.name}-pod`;
-  must(["ip", "netns", "add", pod]);
-  pods.push(pod);
+  const podNamespace = createBareNamespace(`${PREFIX}pod`);
+  pods.push(podNamespace);
+  const pod = podNamespace.name;
   must(["ip", "-n", node.name, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", pod]);
   must(["ip", "-n", node.name, "-batch", "-"], "addr add 10.112.0.1/24 dev vpod\nlink set vpod up\n");
   must(
@@ -331,6 +333,6 @@ try {
   await main();
 } finally {
   destroyAll();
-  for (const pod of pods) run(["ip", "netns", "del", pod]);
+  for (const pod of pods) pod.destroy();
   cleanupScratch();
 }
