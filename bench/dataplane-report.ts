@@ -19,15 +19,17 @@ const label = (v: DataplaneVariant): string =>
       ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
       : v.firewall === "ip-rules-skip"
         ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
-        : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}`;
+        : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}${v.cli === undefined ? "" : ` (CLI \`${v.cli}\`)`}`;
 
 /** The classify form `plan` named, and whether the rules had symroute's skip rule. */
 const classifyText = (v: DataplaneVariant): string =>
   v.classify === undefined ? "-" : v.ruleSkip === true ? `${v.classify}, rule skip` : v.classify;
 
-export function dataplaneSection(): string[] {
+/** Section 7 from bench/results/dataplane.json, or from the results given (a run of chosen variants). */
+export function dataplaneSection(
+  r: DataplaneResults | undefined = readResult<DataplaneResults>("dataplane"),
+): string[] {
   const out: string[] = ["## 7. Data plane: cost per packet through the node (issue 15 item 2)", ""];
-  const r = readResult<DataplaneResults>("dataplane");
   if (r === undefined) {
     out.push(
       "Not measured (bench/results/dataplane.json is missing: bench/dataplane.bench.ts did not run).",
@@ -48,6 +50,11 @@ export function dataplaneSection(): string[] {
     { title: "Delivered to the node (a host-network backend)", of: (v) => v.toNode },
   ];
   const loaded = Number(r.loadBefore.split(" ")[0]) > r.cpus;
+  if (r.chosen === true)
+    out.push(
+      `> A run of chosen variants (\`SRBENCH_DATAPLANE_VARIANTS=${r.variants.map((v) => v.spec ?? v.firewall).join(",")}\`), not the section of \`make bench\`.`,
+      "",
+    );
   out.push(
     `Run ${r.date.slice(0, 16).replace("T", " ")} UTC: ${r.rounds} rounds of ${r.datagramsPerRound.toLocaleString("en-US")} datagrams per variant, mode and path, the variants visited in turn in every round (ratios are of medians from the same run). Load average before ${r.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${r.loadAfter?.split(" ").slice(0, 3).join(" ") ?? "-"}, on ${r.cpus} CPU(s).`,
     "",
@@ -58,7 +65,7 @@ export function dataplaneSection(): string[] {
       "",
     );
   out.push(
-    "How: per variant, a node namespace with a kube-proxy stand-in (iptables nat DNAT rules, so conntrack is on in every variant): the service address 10.96.0.10 to a pod in a namespace of its own, and 10.96.0.11 to the node's own eth0 address (a host-network backend; the node drops the datagrams in its input hook, after routing, and counts them). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry, the classify path), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context, so wall time per datagram includes the node's netfilter and routing path. These flows concern no pool: a rule list is walked to its end. The conntrack table is flushed before every batch. Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
+    "How: per variant, a node namespace with a kube-proxy stand-in (iptables nat DNAT rules, so conntrack is on in every variant): the service address 10.96.0.10 to a pod in a namespace of its own, and 10.96.0.11 to the node's own eth0 address (a host-network backend; the node drops the datagrams in its input hook, after routing, and counts them). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry, the classify path), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context, so wall time per datagram includes the node's netfilter and routing path. These flows concern no pool: a rule list is walked to its end. The conntrack table is flushed before every batch. To re-run this section alone: `SRBENCH_ONLY=dataplane bash bench/run.sh` (as root; it rewrites bench/results/dataplane.json and this section only); to compare chosen variants side by side, e.g. two builds: `SRBENCH_ONLY=dataplane SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,nftables:1000@/other/tree/bin/symroute` (results in tmp/bench/, the page untouched; the knobs are listed in bench/run.sh). Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
     "",
   );
   for (const path of paths) {

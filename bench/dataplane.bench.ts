@@ -9,15 +9,29 @@
 // `plan` reports is recorded per variant). Rounds visit the variants in turn, so that a load change
 // hits all of them alike; the ratio is each variant's median over the baseline's median from the
 // same run.
-// Writes bench/results/dataplane.json.
-// Run: node --import tsx bench/dataplane.bench.ts   (root; SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000;
-// SRBENCH_QUICK=1 leaves 5,000 out and runs 3 rounds)
+// Writes bench/results/dataplane.json (docs/benchmarks.md section 7), or, with chosen variants, a
+// file of its own (below) and the section for them on stdout.
+// Run: node --import tsx bench/dataplane.bench.ts   (root; or SRBENCH_ONLY=dataplane bash bench/run.sh)
+// Knobs: SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000  SRBENCH_QUICK=1 (5,000 left out, 3 rounds)
+//   SRBENCH_DATAPLANE_ROUNDS=9  SRBENCH_DATAPLANE_DATAGRAMS=20000
+//   SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order; the results go
+//     to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and its .md beside it,
+//     never to bench/results/. A variant is KIND[:NETWORKS][:narrow][@CLI]:
+//       none                     no symroute (the baseline every ratio is taken against)
+//       nftables:N, iptables:N   symroute applied with N networks in that front end
+//       ...:narrow               the same in a band of 4 rule priorities (no room for the skip rule)
+//       ip-rules:N               N `ip rule fwmark` lines only, no firewall; ip-rules-skip:N: behind a skip
+//       ...@CLI                  symroute from another build, e.g. nftables:1000@/work/main/bin/symroute
+//                                (A/B of two builds side by side in one run)
 
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { cpus } from "node:os";
 import { createBareNamespace } from "../test/support/netns.ts";
+import { dataplaneSection } from "./dataplane-report.ts";
 import {
+  CLI,
   cleanupScratch,
   createNode,
   destroyAll,
@@ -34,7 +48,8 @@ import {
 } from "./lib.ts";
 
 export interface DataplaneVariant {
-  /** "none", or the front end. */
+  /** How the variant was asked for (KIND[:NETWORKS][:narrow][@CLI]); absent in older results. */
+  readonly spec?: string;
   /**
    * "none", a front end with symroute applied, or "ip-rules": no firewall, only as many `ip rule
    * fwmark` lines as symroute adds for the networks (what the route lookup walks; the control that
@@ -49,6 +64,8 @@ export interface DataplaneVariant {
   readonly ruleSkip?: boolean;
   /** symroute applied with a band of 4 priorities, too narrow for its skip rule: the same node without it. */
   readonly narrowBand?: boolean;
+  /** The symroute CLI applied, when not this tree's bin/symroute (an A/B of two builds). */
+  readonly cli?: string;
   /** Nanoseconds per datagram, one value per round. */
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
@@ -75,6 +92,67 @@ export interface DataplaneResults {
   readonly loadAfter?: string;
   readonly cpus: number;
   readonly variants: DataplaneVariant[];
+  /** The variants were chosen (SRBENCH_DATAPLANE_VARIANTS): not the full section of `make bench`. */
+  readonly chosen?: boolean;
+}
+
+/** One variant to measure, as parsed from KIND[:NETWORKS][:narrow][@CLI]. */
+export interface VariantSpec {
+  readonly spec: string;
+  readonly firewall: DataplaneVariant["firewall"];
+  readonly networks: number;
+  readonly narrowBand?: boolean;
+  readonly cli?: string;
+}
+
+const KINDS: readonly DataplaneVariant["firewall"][] = [
+  "none",
+  "nftables",
+  "iptables",
+  "ip-rules",
+  "ip-rules-skip",
+];
+
+/** Parses SRBENCH_DATAPLANE_VARIANTS; throws on anything it does not know, naming it. */
+export function parseVariants(text: string): VariantSpec[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map((spec) => {
+      const at = spec.indexOf("@");
+      const cli = at < 0 ? undefined : spec.slice(at + 1);
+      const [kind, ...rest] = (at < 0 ? spec : spec.slice(0, at)).split(":");
+      const firewall = KINDS.find((k) => k === kind);
+      if (firewall === undefined) throw new Error(`variant ${spec}: unknown kind (${KINDS.join(", ")})`);
+      const narrowBand = rest.includes("narrow");
+      const numbers = rest.filter((r) => r !== "narrow");
+      const networks = numbers.length === 0 ? 0 : Number(numbers[0]);
+      if (numbers.length > 1 || !Number.isInteger(networks) || networks < 0)
+        throw new Error(`variant ${spec}: expected KIND[:NETWORKS][:narrow][@CLI]`);
+      if (firewall === "none" && (networks !== 0 || narrowBand || cli !== undefined))
+        throw new Error(`variant ${spec}: none takes no networks, band or CLI`);
+      if (cli !== undefined && !existsSync(cli)) throw new Error(`variant ${spec}: no CLI at ${cli}`);
+      return {
+        spec,
+        firewall,
+        networks,
+        ...(narrowBand ? { narrowBand } : {}),
+        ...(cli === undefined ? {} : { cli: resolve(cli) }),
+      };
+    });
+}
+
+/** The variants of `make bench`: the baseline, the routing controls, then every size per front end. */
+function defaultVariants(): VariantSpec[] {
+  const specs = ["none"];
+  const largest = Math.max(...sizesOf());
+  if (largest > 0) specs.push(`ip-rules:${largest}`, `ip-rules-skip:${largest}`);
+  // symroute itself with and without its skip rule: the same networks in a band too narrow for it.
+  const skipControl = Math.min(largest, 1000);
+  if (skipControl >= 3) specs.push(`nftables:${skipControl}:narrow`);
+  for (const firewall of ["nftables", "iptables"]) for (const n of sizesOf()) specs.push(`${firewall}:${n}`);
+  return parseVariants(specs.join(","));
 }
 
 const SERVICE = "10.96.0.10";
@@ -98,11 +176,13 @@ interface Setup {
   readonly node: BenchNode;
   readonly pod: string;
   readonly variant: {
+    spec: string;
     firewall: DataplaneVariant["firewall"];
     networks: number;
     classify?: string;
     ruleSkip?: boolean;
     narrowBand?: boolean;
+    cli?: string;
   };
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
@@ -115,12 +195,12 @@ interface Setup {
 type Path = "pod" | "node";
 
 /** A node with a pod behind a DNAT, and symroute applied (or not). */
-function setUp(
-  firewall: DataplaneVariant["firewall"],
-  networks: number,
-  options: { narrowBand?: boolean } = {},
-): Setup {
+function setUp(spec: VariantSpec): Setup {
+  const { firewall, networks } = spec;
   const node = createNode();
+  // Another build's CLI in place of this tree's.
+  const symroute = (args: readonly string[]): string[] =>
+    node.symroute(args).map((a) => (a === CLI && spec.cli !== undefined ? spec.cli : a));
   const podNamespace = createBareNamespace(`${PREFIX}pod`);
   pods.push(podNamespace);
   const pod = podNamespace.name;
@@ -174,12 +254,11 @@ function setUp(
       /^networks:\n?/m,
       networks === 0 ? "networks: []\n" : "networks:\n",
     );
-    const band = options.narrowBand === true ? "rulePriorities: { from: 1000, to: 1003 }\n" : "";
+    const band = spec.narrowBand === true ? "rulePriorities: { from: 1000, to: 1003 }\n" : "";
     writeFileSync(config, `firewall: ${firewall}\n${band}${text}`);
-    const applied = run(node.symroute(["apply", "-c", config]));
-    if (applied.code !== 0)
-      throw new Error(`apply ${firewall} ${networks}: ${applied.stderr}${applied.stdout}`);
-    const plan = JSON.parse(must(node.symroute(["plan", "-c", config, "-o", "json"]))) as {
+    const applied = run(symroute(["apply", "-c", config]));
+    if (applied.code !== 0) throw new Error(`apply ${spec.spec}: ${applied.stderr}${applied.stdout}`);
+    const plan = JSON.parse(must(symroute(["plan", "-c", config, "-o", "json"]))) as {
       classify: { form: string } | null;
       ruleSkips?: { skip?: unknown }[];
     };
@@ -190,11 +269,13 @@ function setUp(
     node,
     pod,
     variant: {
+      spec: spec.spec,
       firewall,
       networks,
       ...(classify === undefined ? {} : { classify }),
       ...(ruleSkip === undefined ? {} : { ruleSkip }),
-      ...(options.narrowBand === true ? { narrowBand: true } : {}),
+      ...(spec.narrowBand === true ? { narrowBand: true } : {}),
+      ...(spec.cli === undefined ? {} : { cli: spec.cli }),
     },
     newFlowNs: [],
     existingFlowNs: [],
@@ -251,13 +332,32 @@ function send(sender: string, s: Setup, count: number, mode: "new" | "same", pat
   return ns as number;
 }
 
+/** Where the results go: bench/results/dataplane.json, or with chosen variants a file of its own. */
+function save(results: DataplaneResults): void {
+  if (results.chosen !== true) {
+    writeResult("dataplane", results);
+    return;
+  }
+  const out = resolve(process.env["SRBENCH_DATAPLANE_OUT"] ?? join(REPO, "tmp/bench/dataplane.json"));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  const section = `${dataplaneSection(results).join("\n").trimEnd()}\n`;
+  const md = out.replace(/\.json$/, "") + ".md";
+  writeFileSync(md, section);
+  process.stdout.write(section);
+  log(`dataplane: chosen variants, results in ${out} and ${md} (bench/results/ untouched)`);
+}
+
 async function main(): Promise<void> {
+  const chosen = process.env["SRBENCH_DATAPLANE_VARIANTS"];
+  const specs = chosen === undefined || chosen.trim() === "" ? defaultVariants() : parseVariants(chosen);
   const loadBefore = readFileSync("/proc/loadavg", "utf8").trim();
   const count = Number(process.env["SRBENCH_DATAPLANE_DATAGRAMS"] ?? "20000");
   const rounds = Number(
     process.env["SRBENCH_DATAPLANE_ROUNDS"] ?? (process.env["SRBENCH_QUICK"] === "1" ? "3" : "9"),
   );
   const base: Omit<DataplaneResults, "variants" | "available"> = {
+    ...(chosen === undefined || chosen.trim() === "" ? {} : { chosen: true }),
     date: new Date().toISOString(),
     datagramsPerRound: count,
     rounds,
@@ -267,7 +367,7 @@ async function main(): Promise<void> {
   const sender = join(scratch(), "flow-sender");
   const cc = run(["cc", "-O2", "-o", sender, join(REPO, "bench/flow-sender.c")]);
   if (cc.code !== 0) {
-    writeResult("dataplane", {
+    save({
       ...base,
       available: false,
       reason: `no C compiler: ${cc.stderr.trim()}`,
@@ -275,17 +375,11 @@ async function main(): Promise<void> {
     });
     return;
   }
-  const setups: Setup[] = [setUp("none", 0)];
-  const largest = Math.max(...sizesOf());
-  if (largest > 0) setups.push(setUp("ip-rules", largest), setUp("ip-rules-skip", largest));
-  // symroute itself with and without its skip rule: the same networks in a band too narrow for it.
-  const skipControl = Math.min(largest, 1000);
-  if (skipControl >= 3) setups.push(setUp("nftables", skipControl, { narrowBand: true }));
-  for (const firewall of ["nftables", "iptables"] as const)
-    for (const n of sizesOf()) {
-      log(`dataplane: ${firewall} with ${n} network(s)`);
-      setups.push(setUp(firewall, n));
-    }
+  const setups: Setup[] = [];
+  for (const spec of specs) {
+    log(`dataplane: setting up ${spec.spec}`);
+    setups.push(setUp(spec));
+  }
   // Warm up: neighbours resolved, caches filled.
   for (const s of setups) {
     send(sender, s, 1000, "new");
@@ -315,7 +409,7 @@ async function main(): Promise<void> {
       delivered: (nodeReceived(s) - (nodeReceived0[i] as number)) / s.toNode.sent,
     },
   }));
-  writeResult("dataplane", {
+  save({
     ...base,
     available: true,
     loadAfter: readFileSync("/proc/loadavg", "utf8").trim(),
@@ -329,10 +423,12 @@ async function main(): Promise<void> {
     );
 }
 
-try {
-  await main();
-} finally {
-  destroyAll();
-  for (const pod of pods) pod.destroy();
-  cleanupScratch();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  try {
+    await main();
+  } finally {
+    destroyAll();
+    for (const pod of pods) pod.destroy();
+    cleanupScratch();
+  }
 }

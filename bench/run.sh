@@ -3,6 +3,17 @@
 # Needs root and a build (make build). Every namespace is named srbench-<pid>-*, and all of them are
 # removed on exit, whatever happened.
 # Knobs: SRBENCH_SIZES=10,100,500,1000,5000  SRBENCH_QUICK=1 (one run per size)  SRBENCH_DRIFT=10:50,1000:10
+#   SRBENCH_ONLY=apply,agent,explain,dataplane  run only these sections: only their result files are
+#     replaced, the page is re-rendered from bench/results/ (the other sections stay as they were) and
+#     the machine record (machine.json) is left alone.
+#   Data plane (bench/dataplane.bench.ts): SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000
+#     SRBENCH_DATAPLANE_ROUNDS=9  SRBENCH_DATAPLANE_DATAGRAMS=20000
+#     SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order (an A/B):
+#       the results go to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and the
+#       section for them to tmp/bench/dataplane.md and stdout; bench/results/ and docs/ are untouched.
+#       A variant is KIND[:NETWORKS][:narrow][@CLI], KIND one of none, nftables, iptables, ip-rules,
+#       ip-rules-skip; :narrow = a band of 4 rule priorities; @CLI = another build's bin/symroute.
+#     Example: SRBENCH_ONLY=dataplane SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000@/work/main/bin/symroute,nftables:1000 bash bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,19 +40,41 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 TSX=(node --import tsx)
+ONLY="${SRBENCH_ONLY:-apply,agent,explain,dataplane}"
+for section in ${ONLY//,/ }; do
+  case "$section" in apply | agent | explain | dataplane) ;; *)
+    echo "bench: SRBENCH_ONLY: unknown section $section (apply, agent, explain, dataplane)" >&2
+    exit 2
+    ;;
+  esac
+done
+selected() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac }
 mkdir -p bench/results
-rm -f bench/results/apply.json bench/results/agent.json bench/results/churn.json bench/results/warm.json bench/results/dataplane.json
 status=0
-echo "bench: apply, no-op and delete (items 1-3, 6)"
-"${TSX[@]}" bench/apply.bench.ts || status=1
-echo "bench: agent (items 4, 6; issue 15 item 3: footprint, churn)"
-"${TSX[@]}" bench/agent.bench.ts || status=1
-if [ -f bench/explain.bench.ts ]; then
+if selected apply; then
+  rm -f bench/results/apply.json
+  echo "bench: apply, no-op and delete (items 1-3, 6)"
+  "${TSX[@]}" bench/apply.bench.ts || status=1
+fi
+if selected agent; then
+  rm -f bench/results/agent.json bench/results/churn.json bench/results/warm.json
+  echo "bench: agent (items 4, 6; issue 15 item 3: footprint, churn)"
+  "${TSX[@]}" bench/agent.bench.ts || status=1
+fi
+if selected explain && [ -f bench/explain.bench.ts ]; then
   echo "bench: explain (item 5)"
   "${TSX[@]}" bench/explain.bench.ts || status=1
 fi
-echo "bench: data plane, cost per packet (issue 15 item 2)"
-"${TSX[@]}" bench/dataplane.bench.ts || status=1
-"${TSX[@]}" bench/report.ts --record-machine
+if selected dataplane; then
+  # Chosen variants write a file of their own, not bench/results/dataplane.json.
+  [ -n "${SRBENCH_DATAPLANE_VARIANTS:-}" ] || rm -f bench/results/dataplane.json
+  echo "bench: data plane, cost per packet (issue 15 item 2)"
+  "${TSX[@]}" bench/dataplane.bench.ts || status=1
+fi
+if [ -z "${SRBENCH_ONLY:-}" ]; then
+  "${TSX[@]}" bench/report.ts --record-machine
+else
+  "${TSX[@]}" bench/report.ts
+fi
 echo "bench: took $(($(date +%s) - SRBENCH_STARTED)) s; see docs/benchmarks.md"
 exit "$status"

@@ -67,6 +67,9 @@ export function failedBatchLine(stderr: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
+/** nft's answer (measured, nft 1.0.6) to `list table` for a table that does not exist. */
+const NFT_NO_TABLE = /^Error: (?:Could not process rule: )?No such file or directory/m;
+
 /** What iptables-nft prints, with exit 0, for a table holding a rule it cannot show. */
 const INCOMPATIBLE_TABLE = /^# Table `[^']*' is incompatible/m;
 
@@ -108,7 +111,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     }
   };
 
-  /** The rules of one nft table of ours; [] when it does not exist, undefined when nft is unusable. */
+  /** The rules of one nft table of ours; [] when it does not exist, undefined when nft is not installed. */
   const readNftKeys = async (args: readonly string[]): Promise<NftRule[] | undefined> => {
     const result = await run("nft", args, { allowFailure: true }).catch((error: unknown) => {
       // No nft at all (an iptables-only node): nothing of ours can be in its tables.
@@ -117,10 +120,20 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     });
     if (result === undefined) return undefined;
     if (result.code !== 0) {
-      if (/No such file or directory|does not exist/i.test(result.stderr)) return [];
+      // Only an absent table is "nothing of ours"; any other failure would make the next apply
+      // plan from an empty firewall (and a delete leave symroute's table behind).
+      if (NFT_NO_TABLE.test(result.stderr)) return [];
       if (/Operation not permitted|Permission denied/i.test(result.stderr))
         throw toolError("nft", args, result);
-      return undefined;
+      const command = `nft ${args.join(" ")}`;
+      throw new SymrouteError(
+        "kernel",
+        `${command} failed (exit ${result.code}): symroute cannot tell which of its rules are in that table`,
+        {
+          details: result.stderr.trim() === "" ? [] : result.stderr.trim().split("\n"),
+          hint: `run \`${command}\` to see why and repair nftables, then run symroute again`,
+        },
+      );
     }
     return nftRulesFromText(result.stdout);
   };

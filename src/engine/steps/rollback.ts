@@ -5,11 +5,11 @@
 import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, RoutingState } from "../../model/state.ts";
 import type { Change } from "../../model/change.ts";
-import { renderLinkBatch } from "../../render/ip.ts";
+import { renderLinkBatch, type IpBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
 import { describeChange } from "../describe.ts";
 import { FRONT_ENDS, firewallPayloads, frontEndOf } from "../firewall/index.ts";
-import type { Kernel, SavedState, StateStore } from "../ports.ts";
+import { BatchError, type Kernel, type SavedState, type StateStore } from "../ports.ts";
 import { runIpBatch } from "./apply.ts";
 import type { StateRecord } from "./record.ts";
 
@@ -41,6 +41,41 @@ function inverseChanges(executed: readonly Change[]): Change[] {
   return out;
 }
 
+/** Whether `change` is a sysctl write that lowers a value. */
+const lowers = (change: Change | undefined): boolean =>
+  change?.kind === "sysctl" && Number(change.to) < Number(change.from ?? 0);
+
+/**
+ * Runs `batch`, and after a line ip refused, the lines after it: each line it can take is undone.
+ * `failed` gains the changes of the refused lines; the first error is returned (none: undefined).
+ * A failure that names no line stops the batch (nothing tells which lines ran).
+ */
+async function runIpBatchOnward(
+  kernel: Kernel,
+  batch: IpBatch,
+  done: Set<number>,
+  failed: Set<number>,
+): Promise<unknown> {
+  let first: unknown;
+  let rest = batch;
+  while (rest.lines.length > 0) {
+    try {
+      await runIpBatch(kernel, rest, done);
+      break;
+    } catch (error) {
+      first ??= error;
+      const line = error instanceof BatchError ? error.failedLine : undefined;
+      if (line === undefined || line < 1 || line > rest.lines.length) {
+        rest.changeIndex.forEach((i) => failed.add(i));
+        break;
+      }
+      failed.add(rest.changeIndex[line - 1] as number);
+      rest = { ...rest, lines: rest.lines.slice(line), changeIndex: rest.changeIndex.slice(line) };
+    }
+  }
+  return first;
+}
+
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** What a roll back did: what failed (empty: nothing) and, part by part, what the node holds now. */
@@ -65,24 +100,36 @@ async function undo(
     ...payloads.sysctls.filter((s) => isAll(s.name)),
     ...payloads.sysctls.filter((s) => !isAll(s.name)),
   ];
+  // Every undo step is tried, whatever failed before it: what is left is exactly what failed or
+  // was held back.
   const done = new Set<number>();
-  try {
-    for (const w of sysctls) {
+  const failed = new Set<number>();
+  const failedAll = new Set<string>();
+  for (const w of sysctls) {
+    // Lowering an interface's value while conf.all stays lowered would lower its effective
+    // rp_filter below what it was before the apply: such a write waits for conf.all.
+    const setting = w.name.slice(w.name.lastIndexOf("/") + 1);
+    if (failedAll.has(setting) && lowers(inverse[w.changeIndex])) continue;
+    try {
       await kernel.writeSysctls([[w.name, w.value]]);
       done.add(w.changeIndex);
+    } catch (error) {
+      problems.push(`roll back of routing failed: ${messageOf(error)}`);
+      if (w.name.includes("/conf/all/")) failedAll.add(setting);
     }
-    for (const batch of [payloads.linkAdds, ...payloads.ip, renderLinkBatch(inverse, "delete")])
-      await runIpBatch(kernel, batch, done);
-    node.push("routing, links and sysctls are as before this apply");
-  } catch (error) {
-    problems.push(`roll back of routing failed: ${messageOf(error)}`);
-    const left = inverse.filter((_, i) => !done.has(i));
+  }
+  for (const batch of [payloads.linkAdds, ...payloads.ip, renderLinkBatch(inverse, "delete")]) {
+    const error = await runIpBatchOnward(kernel, batch, done, failed);
+    if (error !== undefined) problems.push(`roll back of routing failed: ${messageOf(error)}`);
+  }
+  const left = inverse.filter((_, i) => !done.has(i) || failed.has(i));
+  if (left.length === 0) node.push("routing, links and sysctls are as before this apply");
+  else
     node.push(
       `routing, links and sysctls: ${left.length} change(s) of this apply are still on the node`,
       ...left.slice(0, 10).map((c) => `still to undo: ${describeChange(c)}`),
       ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
     );
-  }
   if (!ran.firewallTouched) return { problems, node };
   const backends = new Set<FirewallBackend>(
     ran.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
