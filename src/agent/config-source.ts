@@ -6,13 +6,14 @@
 import { readFile } from "node:fs/promises";
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
+import type { ConfigTextMemo } from "../config/index.ts";
 import type { Config } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import {
   EMPTY_FILE,
   mergeClusterNetworks,
-  readConfigFile,
+  rereadConfigFile,
   type FileResult,
   type MergedConfig,
 } from "./desired-config.ts";
@@ -62,6 +63,8 @@ export class ConfigSource {
   readonly #options: ConfigSourceOptions;
   #file: FileResult | undefined;
   #fileText: string | undefined;
+  /** What the last read of the file leaves for the next: an edit re-reads only the entries it changed. */
+  #fileMemo: ConfigTextMemo | undefined;
   /** The config file's last edit was refused: the configuration in force is an older one. */
   #stale: { readonly problems: readonly string[] } | undefined;
   #lastRefused = "";
@@ -218,7 +221,8 @@ export class ConfigSource {
     }
     if (text === this.#fileText) return;
     this.#fileText = text;
-    const result = readConfigFile(text, configFile);
+    const { file: result, memo } = rereadConfigFile(text, configFile, this.#fileMemo);
+    this.#fileMemo = memo;
     const previous = this.#file;
     if (result.ok) {
       if (previous !== undefined) logger.info({ file: configFile }, "config file changed");

@@ -3,7 +3,12 @@
 // those accepted before it, so one bad object is refused alone (and its status says why) instead of
 // taking every other network down with it.
 
-import { formatConfigIssues, parseConfigText, validateConfigObject } from "../config/index.ts";
+import {
+  type ConfigTextMemo,
+  formatConfigIssues,
+  parseConfigTextReusing,
+  validateConfigObject,
+} from "../config/index.ts";
 import type { Config } from "../config/schema.ts";
 import type { NetworkVerdict } from "./kubernetes/cluster.ts";
 
@@ -13,9 +18,23 @@ export type FileResult =
 
 /** The file as the agent uses it: validated on its own, and as a plain object to merge into. */
 export function readConfigFile(text: string, fileName: string): FileResult {
-  const result = parseConfigText(text);
-  if (!result.ok) return { ok: false, problems: formatConfigIssues(fileName, result.issues) };
-  return { ok: true, config: result.config, raw: isRecord(result.value) ? result.value : {} };
+  return rereadConfigFile(text, fileName).file;
+}
+
+/**
+ * readConfigFile, given the memo of the last read: an edit re-reads only the networks entries it
+ * changed (the result is the same); the memo to keep for the next read comes back beside it.
+ */
+export function rereadConfigFile(
+  text: string,
+  fileName: string,
+  memo?: ConfigTextMemo,
+): { readonly file: FileResult; readonly memo: ConfigTextMemo } {
+  const { result, memo: next } = parseConfigTextReusing(text, memo);
+  if (!result.ok)
+    return { file: { ok: false, problems: formatConfigIssues(fileName, result.issues) }, memo: next };
+  const raw = isRecord(result.value) ? result.value : {};
+  return { file: { ok: true, config: result.config, raw }, memo: next };
 }
 
 /** With --kubernetes and no file: defaults for every global setting and no local networks. */

@@ -67,8 +67,11 @@ export async function writeNodeStatuses(
   }
 }
 
+/** How many of a network's conflicts its status names (the rest are counted). */
+const CONFLICTS_SHOWN = 3;
+
 /** What this node says about one network; undefined: nothing (the network does not select it). */
-function nodeStatusFor(
+export function nodeStatusFor(
   verdict: NetworkVerdict,
   refusal: string | undefined,
   report: ApplyReport | undefined,
@@ -81,14 +84,18 @@ function nodeStatusFor(
     return { converged: true, reason: "NotAnnounced", message: verdict.message };
   if (refusal !== undefined) return { converged: false, reason: "InvalidSpec", message: refusal };
   if (failure !== undefined) return { converged: false, reason: "ApplyFailed", message: failure };
-  if (report !== undefined && report.conflicts.length > 0) {
+  // This network's conflicts only; one that names no network is the whole node's, so every
+  // network's.
+  const conflicts = (report?.conflicts ?? []).filter(
+    (c) => c.networks === undefined || c.networks.includes(verdict.network),
+  );
+  if (conflicts.length > 0) {
+    const shown = conflicts.slice(0, CONFLICTS_SHOWN).map((c) => `${c.object}: ${c.reason}`);
+    const more = conflicts.length - shown.length;
     return {
       converged: false,
       reason: "Conflict",
-      message: report.conflicts
-        .slice(0, 3)
-        .map((c) => `${c.object}: ${c.reason}`)
-        .join("; "),
+      message: [...shown, ...(more > 0 ? [`and ${more} more conflict(s)`] : [])].join("; "),
     };
   }
   const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);

@@ -19,7 +19,7 @@ import { UnsupportedValue, describe, escapeUnprintable, quoteString } from "./is
 import { type ConfigResult, type PendingIssue, validatePending } from "./validate.ts";
 
 /** Bounds on what a configuration document may expand to (aliases can multiply a small text). */
-const MAX_NODES = 100_000;
+export const MAX_NODES = 100_000;
 const MAX_DEPTH = 64;
 const MAX_YAML_ISSUES = 10;
 
@@ -28,15 +28,21 @@ interface Located {
   readonly key?: number;
 }
 
-class Converter {
+export class Converter {
   readonly positions = new Map<string, Located>();
   readonly issues: (PendingIssue & { readonly offset?: number })[] = [];
-  private nodes = 0;
+  /** How many values were converted (aliases count once per use): bounded by MAX_NODES. */
+  nodes = 0;
   private stopped = false;
 
-  constructor(private readonly doc: Document) {}
+  /** `trackPositions` false: no positions recorded (a caller that re-reads on any issue needs none). */
+  constructor(
+    private readonly doc: Document,
+    private readonly trackPositions = true,
+  ) {}
 
   private note(path: ConfigPath, entry: Located): void {
+    if (!this.trackPositions) return;
     const key = JSON.stringify(path);
     this.positions.set(key, { ...this.positions.get(key), ...entry });
   }
@@ -63,7 +69,11 @@ class Converter {
     if (node === null || node === undefined) return null;
     const yamlNode = node as YamlNode;
     const start = yamlNode.range?.[0];
-    if (start !== undefined && this.positions.get(JSON.stringify(path))?.value === undefined)
+    if (
+      this.trackPositions &&
+      start !== undefined &&
+      this.positions.get(JSON.stringify(path))?.value === undefined
+    )
       this.note(path, { value: start });
     if (isAlias(node)) {
       const target = node.resolve(this.doc);
@@ -100,7 +110,7 @@ class Converter {
           continue;
         }
         const key = String(keyNode.value);
-        this.note([...path, key], keyStart === undefined ? {} : { key: keyStart });
+        if (this.trackPositions) this.note([...path, key], keyStart === undefined ? {} : { key: keyStart });
         // defineProperty: a "__proto__" key must become an own property, not a prototype.
         Object.defineProperty(out, key, {
           value: this.convert(pair.value, [...path, key], depth + 1, aliasAt),
@@ -140,7 +150,7 @@ function shortMessage(message: string): string {
   return escapeUnprintable(capped);
 }
 
-function readYamlDocument(text: string, lineCounter?: LineCounter): Document {
+export function readYamlDocument(text: string, lineCounter?: LineCounter): Document {
   return parseDocument(text, {
     ...(lineCounter === undefined ? {} : { lineCounter }),
     prettyErrors: false,

@@ -101,11 +101,20 @@ function unknownKeys(value: Mapping, shape: object, path: ConfigPath, out: Pendi
       });
 }
 
-type NetworkFields = z.output<typeof networkSchema>;
+export type NetworkFields = z.output<typeof networkSchema>;
 const NETWORK_SHAPE = networkSchema.shape;
 
+/** One networks entry checked on its own: what the checks across fields need, and its fields when valid. */
+export interface CheckedNetwork {
+  readonly draft: NetworkDraft;
+  readonly fields: NetworkFields | undefined;
+}
+
+/** How an entry of networks is checked: validateNetwork, or one that reuses earlier results (incremental.ts). */
+export type NetworkChecker = (value: unknown, index: number, out: PendingIssue[]) => CheckedNetwork;
+
 /** One network, field by field; its fields when all are valid. */
-function validateNetwork(value: unknown, index: number, out: PendingIssue[]) {
+export function validateNetwork(value: unknown, index: number, out: PendingIssue[]): CheckedNetwork {
   const path = ["networks", index];
   if (!isMapping(value)) {
     out.push({
@@ -142,7 +151,10 @@ function validateNetwork(value: unknown, index: number, out: PendingIssue[]) {
 }
 
 /** Validate without positions; parseConfigText adds them. */
-export function validatePending(value: unknown): { config?: Config; issues: PendingIssue[] } {
+export function validatePending(
+  value: unknown,
+  checkNetwork: NetworkChecker = validateNetwork,
+): { config?: Config; issues: PendingIssue[] } {
   const issues: PendingIssue[] = [];
   const shape = configSchema.shape;
   if (!isMapping(value)) {
@@ -160,7 +172,7 @@ export function validatePending(value: unknown): { config?: Config; issues: Pend
   const networks: NetworkFields[] = [];
   const list = field(networkList(z.unknown()), ...at("networks"));
   list?.forEach((entry, i) => {
-    const { draft, fields } = validateNetwork(entry, i, issues);
+    const { draft, fields } = checkNetwork(entry, i, issues);
     drafts.push(draft);
     if (fields !== undefined) networks.push(fields);
   });

@@ -123,26 +123,33 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   rules.push(...nftGuardRules(spec));
   if (spec.entries.length === 0) return rules;
   const networkOfValue = byValue(spec.entries);
-  // Classification is one lookup per new connection whatever the number of networks (KERNEL-FACTS
-  // 12): a verdict map on interface and destination, with intervals, per family. It jumps to one
-  // small chain per mark value, because `ct mark set ... map` would overwrite the other bits.
-  for (const family of [4, 6] as const) {
-    const elements: string[] = [];
-    for (const e of spec.entries) {
-      if (e.family !== family) continue;
-      // Pools, interface, value: the order in which a bad word is refused.
-      const pools = e.pools.map(cidrToken);
-      const iif = `"${ifnameToken(e.iif)}" . `;
-      const verdict = ` : jump c${hexToken(e.value)}`;
-      for (const pool of pools) elements.push(iif + pool + verdict);
+  // Classification is a lookup per new connection whatever the number of networks (KERNEL-FACTS
+  // 12), in two steps: a verdict map on the incoming interface alone (a plain hash), then, in that
+  // interface's chain, one on the destination per family (single-field intervals). One map keyed by
+  // `iifname . ip daddr` with intervals would be a pipapo set, which this kernel runs with AVX2 and
+  // an FPU save in softirq for every new connection on every interface, and which grows with the
+  // elements of the interface (measured in docs/architecture.md). Both steps jump to one small chain
+  // per mark value, because `ct mark set ... map` would overwrite the other bits.
+  const byIf = entriesByInterface(spec.entries);
+  if (byIf.size > 0) {
+    const elements = [...byIf.keys()]
+      .map((iif) => `"${ifnameToken(iif)}" : jump ${nftClassifyChain(iif)}`)
+      .join(", ");
+    add("pre", `ct state new iifname vmap { ${elements} }`, "classify new connections by interface");
+  }
+  for (const [iif, list] of byIf) {
+    const chain = nftClassifyChain(iif);
+    for (const family of [4, 6] as const) {
+      const elements: string[] = [];
+      for (const e of list) {
+        if (e.family !== family) continue;
+        const verdict = ` : jump c${hexToken(e.value)}`;
+        for (const pool of e.pools) elements.push(cidrToken(pool) + verdict);
+      }
+      if (elements.length === 0) continue;
+      const ip = family === 4 ? "ip" : "ip6";
+      add(chain, `${ip} daddr vmap { ${elements.join(", ")} }`, `${iif} classify IPv${family}`);
     }
-    if (elements.length === 0) continue;
-    const ip = family === 4 ? "ip" : "ip6";
-    add(
-      "pre",
-      `ct state new iifname . ${ip} daddr vmap { ${elements.join(", ")} }`,
-      `classify new IPv${family} connections`,
-    );
   }
   add("pre", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on replies");
   add("out", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on local replies");
@@ -212,6 +219,25 @@ function nftGuardRules(spec: FirewallSpec): FirewallRule[] {
     }
   }
   return rules;
+}
+
+/**
+ * An interface's classify chain. Interface names are unique and every character ifnameToken lets
+ * through may follow a letter in an nft identifier (checked against nft for odd names), so the
+ * name is collision-free; no other chain of the table starts so.
+ */
+export const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
+
+/** Entries by incoming interface, in order of first appearance (so the rendering is stable). */
+function entriesByInterface(entries: readonly MarkEntry[]): Map<string, MarkEntry[]> {
+  const byIf = new Map<string, MarkEntry[]>();
+  for (const e of entries) {
+    if (e.pools.length === 0) continue;
+    const list = byIf.get(e.iif);
+    if (list === undefined) byIf.set(e.iif, [e]);
+    else list.push(e);
+  }
+  return byIf;
 }
 
 function guardsByInterface(guards: readonly SpoofGuard[]): Map<string, SpoofGuard[]> {
@@ -415,6 +441,12 @@ export interface ClassifyForm {
   readonly form: "map" | "set" | "rules";
   /** Elements of the maps or sets: one per pool. */
   readonly size: number;
+  /**
+   * Lookups a new connection arriving on a pool's interface makes: 2 with nftables (its interface,
+   * a hash, then its destination in that interface's chain, intervals), 1 with iptables (one
+   * `hash:net,iface` set). A new connection on any other interface makes one, in either.
+   */
+  readonly lookups: number;
   /** One line in plain words. */
   readonly text: string;
 }
@@ -425,11 +457,13 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
   const size = spec.entries.reduce((n, e) => n + e.pools.length, 0);
   if (spec.backend === "nftables") {
     const keys = [...new Set(spec.entries.map((e) => (e.family === 4 ? "ip daddr" : "ip6 daddr")))];
+    const interfaces = new Set(spec.entries.map((e) => e.iif)).size;
     return {
       backend: spec.backend,
       form: "map",
       size,
-      text: `one verdict-map lookup on iifname . ${keys.join(" / ")} per new connection (${size} element(s)), whatever the number of networks`,
+      lookups: 2,
+      text: `one verdict-map lookup on iifname (${interfaces} interface(s)), then one on ${keys.join(" / ")} in that interface's chain, per new connection (${size} element(s)), whatever the number of networks`,
     };
   }
   const sets = ipsetsOf(spec).filter((x) => x.purpose === "classify");
@@ -437,6 +471,7 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
     backend: spec.backend,
     form: "set",
     size,
+    lookups: 1,
     text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection (${size} element(s)), whatever the number of networks`,
   };
 }

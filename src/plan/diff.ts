@@ -14,6 +14,7 @@ import type {
 } from "../model/state.ts";
 import { firewallRuleKeys } from "../model/firewall.ts";
 import type { Change } from "../model/change.ts";
+import { routeNetworks, ruleNetworks } from "./conflict-networks.ts";
 import type { Conflict, DesiredState } from "./types.ts";
 
 export interface OwnershipMarks {
@@ -35,6 +36,9 @@ export interface DiffResult {
 
 const describeRoute = (r: Route): string =>
   `IPv${r.family} route ${r.type === "unicast" ? "" : `${r.type} `}${r.dst}${r.gateway === undefined ? "" : ` via ${r.gateway}`}${r.dev === undefined ? "" : ` dev ${r.dev}`} table ${r.table}`;
+
+const networksField = (networks: readonly string[] | undefined): Pick<Conflict, "networks"> =>
+  networks === undefined ? {} : { networks };
 
 /** Equal as multisets (both of one length). */
 function sameSorted(a: readonly string[], b: readonly string[]): boolean {
@@ -101,6 +105,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
         conflicts.push({
           object: describeRoute(current),
           reason: `not symroute's (proto ${current.protocol ?? "?"}) and in the way of ${describeRoute(route)}`,
+          ...networksField(routeNetworks(desired.decisions, route)),
         });
       }
     } else if (!sameRouteValue(current, route)) {
@@ -118,6 +123,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       conflicts.push({
         object: describeRoute(r),
         reason: `not symroute's (proto ${r.protocol ?? "?"}) but in table ${r.table}, which symroute allocated for its replies; remove it (ip${r.family === 6 ? " -6" : ""} route del ${r.dst} table ${r.table}); for routes of your own next to symroute's, give the network a table: of your own (docs/config.md)`,
+        ...networksField(routeNetworks(desired.decisions, { family: r.family, table: r.table, dst: "" })),
       });
     }
   });
@@ -136,6 +142,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       conflicts.push({
         object: `IPv${rule.family} rule ${rule.priority}`,
         reason: "an identical rule exists that symroute did not create",
+        ...networksField(ruleNetworks(desired.decisions, rule)),
       });
     }
   }
@@ -160,6 +167,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
         conflicts.push({
           object: `IPv${r.family} rule ${describeRule(r)}`,
           reason: `not symroute's, and between symroute's skip rule ${describeRule(jumper)} and its target: packets that rule matches (those without symroute's mark) jump over it and never reach it; move it out of the band ${own.rulePriorities.from}-${own.rulePriorities.to} (ip${r.family === 6 ? " -6" : ""} rule del priority ${r.priority}, then add it outside)`,
+          ...networksField(ruleNetworks(desired.decisions, jumper)),
         });
         return;
       }
@@ -177,6 +185,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
         conflicts.push({
           object: `IPv${r.family} rule ${describeRule(r)}`,
           reason: `not symroute's, in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}, and the kernel tries it before symroute's rule ${describeRule(shadowed)} for packets both match; remove it (ip${r.family === 6 ? " -6" : ""} rule del priority ${r.priority}), or move it out of the band`,
+          ...networksField(ruleNetworks(desired.decisions, shadowed)),
         });
         return;
       }

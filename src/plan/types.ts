@@ -66,4 +66,6 @@ export interface DesiredState {
 export interface Conflict {
   readonly object: string;
   readonly reason: string;
+  /** The networks whose objects it is in the way of; undefined: none in particular (the node's). */
+  readonly networks?: readonly string[];
 }

@@ -13,6 +13,14 @@ import { compileRoutingState, tracePacket, type Trace } from "../simulate/index.
 import { clientsOf, hostIn, simulatedBackends, type ClientPath } from "./backends.ts";
 import { nodeChecks } from "./node-checks.ts";
 
+/**
+ * Why a running agent may not have repaired it yet: no kernel event reports a change to an ipset
+ * (the kernel's ipset has no netlink notifications), so only the next reconcile, at the latest
+ * the periodic resync, compares the sets' elements.
+ */
+const IPSET_REPAIR_BOUND =
+  "; a running agent repairs an element changed in symroute's ipsets only at its next reconcile (no kernel event reports it): at the latest after its --resync-interval, 60 s by default";
+
 export interface HostFacts {
   /** systemd-networkd runs and deletes routing rules it did not create (ManageForeignRoutingPolicyRules). */
   readonly networkdDeletesForeignRules?: boolean;
@@ -116,7 +124,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
       ok: false,
       summary: `symroute's objects are not all in place: ${input.pendingChanges} change(s) pending`,
       cause: "the node drifted from the configuration, or it was never applied",
-      fix: `run \`${apply}\` (or run the agent to keep the node converged)`,
+      fix: `run \`${apply}\` (or run the agent to keep the node converged)${fw?.backend === "iptables" ? IPSET_REPAIR_BOUND : ""}`,
     });
   }
   if (input.host.networkdDeletesForeignRules === true) {

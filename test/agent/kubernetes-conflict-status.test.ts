@@ -1,7 +1,9 @@
 // A conflict on the node shows on the SymrouteNetwork (issue 17 item 2): the agent, fed by the fake
 // API server and converging a fake kernel through the real engine, writes its node's entry as
-// `converged: false, reason: Conflict` naming the foreign object, and the Converged condition turns
-// False with that reason; once the operator removes the object, both go back to converged.
+// `converged: false, reason: Conflict` naming the foreign objects (three, and how many more), and
+// the Converged condition turns False with that reason; once the operator removes them, both go
+// back to converged. Only the network the objects are in the way of shows them: another network
+// on the same node stays converged.
 
 import { strict as assert } from "node:assert";
 import { Writable } from "node:stream";
@@ -35,20 +37,38 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
         metadata: { name: "public", generation: 1 },
         spec: { addresses: ["1.2.3.0/24"], interface: "ext0", gateway: ["1.2.3.1"] },
       },
+      {
+        metadata: { name: "private", generation: 1 },
+        spec: { addresses: ["10.1.3.0/24"], interface: "ext0", gateway: ["10.1.3.1"] },
+      },
     ])
     .collection(POOLS, [])
     .collection(L2ADS, [{ metadata: { name: "all", namespace: "metallb-system" }, spec: {} }])
     .collection(NODES, [{ metadata: { name: "node-a", labels: {} } }]);
   const kernel = new FakeKernel(articleNode());
   let agent: Agent;
-  const status = (): Status | undefined => server.get(NETWORKS, "public")?.status as Status | undefined;
+  const metrics = createMetrics();
+  const reconciles = async (): Promise<number> =>
+    (await metrics.reconciles.get()).values.reduce((sum, v) => sum + v.value, 0);
+  /** Resolves once a whole reconcile (statuses written) ran after this call. */
+  const nextWholeReconcile = async (): Promise<void> => {
+    const now = await reconciles();
+    const target = now + 2;
+    await pollUntil(
+      "a whole reconcile more",
+      async () => ((await reconciles()) >= target ? true : undefined),
+      10_000,
+    );
+  };
+  const status = (network = "public"): Status | undefined =>
+    server.get(NETWORKS, network)?.status as Status | undefined;
 
   before(async () => {
     await server.start();
     agent = await startAgent({
       engine: createEngine({ kernel, store: new MemoryStore() }),
       logger: createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
-      metrics: createMetrics(),
+      metrics,
       kernelEvents: false,
       debounceMs: 20,
       resyncMs: 100,
@@ -65,7 +85,10 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
   it("Conflict on the node's entry and the Converged condition, and back once it is gone", async () => {
     const converged = await pollUntil(
       "the first converged status",
-      () => (status()?.nodes?.["node-a"]?.converged === true ? status() : undefined),
+      () =>
+        status()?.nodes?.["node-a"]?.converged === true && status("private")?.nodes?.["node-a"]?.converged
+          ? status()
+          : undefined,
       10_000,
     );
     assert.deepEqual(
@@ -73,21 +96,21 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
       [["Converged", "True", "AllNodesConverged"]],
     );
     const table = kernel.state.routes.find(
-      (r) => r.family === 4 && r.table !== 254 && r.table !== 255,
+      (r) => r.family === 4 && r.dst === "1.2.3.0/24" && r.table !== 254 && r.table !== 255,
     )?.table;
     assert.ok(table !== undefined, "symroute made a table of its own");
 
-    // An operator's route in symroute's table: a conflict, reported, never worked around.
-    const foreign: Route = {
+    // An operator's routes in public's table: conflicts, reported, never worked around.
+    const foreign: Route[] = [9, 10, 11, 12].map((n) => ({
       family: 4,
       table,
       type: "unicast",
-      dst: "9.9.9.0/24",
+      dst: `${n}.9.9.0/24`,
       dev: "ext0",
       protocol: 4,
       scope: 253,
-    };
-    kernel.state = { ...kernel.state, routes: [...kernel.state.routes, foreign] };
+    }));
+    kernel.state = { ...kernel.state, routes: [...kernel.state.routes, ...foreign] };
     const conflicted = await pollUntil(
       "the Conflict status",
       () => (status()?.nodes?.["node-a"]?.reason === "Conflict" ? status() : undefined),
@@ -96,18 +119,26 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
     const entry = conflicted.nodes?.["node-a"];
     assert.equal(entry?.converged, false);
     assert.match(entry?.message ?? "", new RegExp(`9\\.9\\.9\\.0/24.*table ${table}`));
+    assert.equal(entry?.message.match(/in table \d+, which symroute allocated/g)?.length, 3);
+    assert.match(entry?.message ?? "", /; and 1 more conflict\(s\)$/);
+    // The other network's entry says nothing of them (after a whole reconcile more, its statuses
+    // written).
+    await nextWholeReconcile();
+    const other = status("private")?.nodes?.["node-a"];
+    assert.equal(other?.converged, true, JSON.stringify(other));
+    assert.equal(other?.reason, "Converged");
     const condition = conflicted.conditions?.find((c) => c.type === "Converged");
     assert.equal(condition?.status, "False");
     assert.equal(condition?.reason, "Conflict");
     assert.match(condition?.message ?? "", /1 of 1 nodes not converged; node-a: Conflict: .*9\.9\.9\.0\/24/);
     assert.equal(conflicted.convergedNodes, "0/1");
     assert.ok(
-      kernel.state.routes.some((r) => r.table === table && r.dst === "9.9.9.0/24"),
+      foreign.every((f) => kernel.state.routes.includes(f)),
       "the foreign route is left alone",
     );
     assert.match(agent.readiness().reason, /conflict/);
 
-    kernel.state = { ...kernel.state, routes: kernel.state.routes.filter((r) => r !== foreign) };
+    kernel.state = { ...kernel.state, routes: kernel.state.routes.filter((r) => !foreign.includes(r)) };
     const back = await pollUntil(
       "converged again",
       () => (status()?.nodes?.["node-a"]?.converged === true ? status() : undefined),

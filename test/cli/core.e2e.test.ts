@@ -87,6 +87,10 @@ networks:
     const deleted = node.symroute(["delete"]);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(node.dump(), start);
+    // A second delete finds nothing of symroute's, and says so (exit 0).
+    const again = node.symroute(["delete"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /\nNothing to delete: symroute owns nothing on this node\.\n$/);
   });
 }
 

@@ -37,3 +37,10 @@ test("a report in sync says so", () => {
   const inSync = { ...report, changes: [], conflicts: [], warnings: [] };
   assert.match(plain(formatPlanText(inSync, "symroute plan")), /\nIn sync: nothing to change\.\n$/);
 });
+
+test("a delete with nothing of symroute's on the node says there is nothing to delete", () => {
+  const nothing = { ...report, networks: [], changes: [], conflicts: [], warnings: [] };
+  const text = plain(formatPlanText(nothing, "symroute delete", { removing: true }));
+  assert.match(text, /\nNothing to delete: symroute owns nothing on this node\.\n$/);
+  assert.doesNotMatch(text, /In sync/);
+});

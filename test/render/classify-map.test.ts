@@ -51,21 +51,31 @@ const rulesOf = (script: string, chain: string): string[] => {
 };
 
 for (const n of [1, 10, 1000]) {
-  test(`${n} network(s): the prerouting chain holds one classify rule per family, not one per network`, () => {
+  test(`${n} network(s): a new connection is one lookup by interface, then one by destination`, () => {
     const s = spec(n);
     const script = renderNft(s);
     const pre = rulesOf(script, "pre");
     const classify = pre.filter((l) => l.includes("ct state new"));
-    assert.equal(classify.length, 2, classify.join("\n"));
-    assert.match(
-      classify[0] ?? "",
-      /^ {4}ct state new iifname \. ip daddr vmap \{ "ext0" \. 100\.64\.0\.0\/24 : jump c0x1/,
-    );
-    assert.match(
-      classify[1] ?? "",
-      /^ {4}ct state new iifname \. ip6 daddr vmap \{ "ext0" \. 2001:db8::\/64 : jump c0x1/,
-    );
-    assert.equal((classify[0]?.match(/ : jump c0x/g) ?? []).length, n);
+    assert.equal(classify.length, 1, classify.join("\n"));
+    // The first lookup is on the interface alone (a hash), not on a concatenation with intervals.
+    const dispatch =
+      n === 1 ? '"ext0" : jump classify_ext0' : '"ext0" : jump classify_ext0, "ext1" : jump classify_ext1';
+    assert.match(classify[0] ?? "", new RegExp(`^ {4}ct state new iifname vmap \\{ ${dispatch} \\} comment`));
+    assert.equal(script.includes(" . ip"), false, "no concatenated key");
+    // Each interface's chain: one destination lookup per family, one element per pool.
+    const ext0 = rulesOf(script, "classify_ext0");
+    assert.equal(ext0.length, 2, ext0.join("\n"));
+    assert.match(ext0[0] ?? "", /^ {4}ip daddr vmap \{ 100\.64\.0\.0\/24 : jump c0x1[, ]/);
+    assert.match(ext0[1] ?? "", /^ {4}ip6 daddr vmap \{ 2001:db8::\/64 : jump c0x1/);
+    const elements = (lines: string[]): number =>
+      lines.reduce((sum, l) => sum + (l.match(/ : jump c0x/g) ?? []).length, 0);
+    const ext1 = n === 1 ? [] : rulesOf(script, "classify_ext1");
+    assert.equal(elements([...ext0, ...ext1]), s.entries.length);
+    if (n > 1)
+      assert.ok(
+        ext1.every((l) => l.startsWith("    ip daddr vmap ")),
+        ext1.join("\n"),
+      );
     // One small chain per mark value, each keeping the bits outside the mask.
     for (const v of [1, n]) {
       const hex = `0x${v.toString(16)}`;
@@ -74,11 +84,48 @@ for (const n of [1, 10, 1000]) {
         [`ct mark set ct mark and 0xffffc000 or ${hex}`],
       );
     }
-    assert.equal(script.includes("chain classify"), false);
+    assert.equal(script.includes("chain classify {"), false);
     // The reply side is unchanged: one dispatch by mark.
     assert.equal(rulesOf(script, "restore").length, 1);
   });
 }
+
+test("odd interface names give distinct classify chains that are nft identifiers", () => {
+  // Every character ifnameToken allows, at any place, and names that read as numbers or keywords.
+  const names = [
+    "a.b-c_d",
+    "-x",
+    ".x",
+    "x..",
+    "0",
+    "123456789012345",
+    "1.2.3.4",
+    "eth0.100",
+    "_",
+    "vmap",
+    "ff02",
+  ];
+  const entries: MarkEntry[] = names.map((iif, i) => ({
+    network: `n${i}`,
+    family: 4,
+    iif,
+    pools: [`100.64.${i}.0/24`],
+    value: i + 1,
+  }));
+  const script = renderNft({ backend: "nftables", mask: 0xff, entries });
+  const chains = names.map((iif) => {
+    const rules = rulesOf(script, `classify_${iif}`);
+    assert.equal(rules.length, 1, iif);
+    return `classify_${iif}`;
+  });
+  assert.equal(new Set(chains).size, names.length);
+  // nft's identifiers: a letter or `_` or `.` first, then letters, digits, `/ - _ .`.
+  for (const c of chains) assert.match(c, /^[A-Za-z_.][A-Za-z0-9/\-_.]*$/);
+  // A name ifnameToken refuses never reaches a chain name.
+  assert.throws(() =>
+    renderNft({ backend: "nftables", mask: 0xff, entries: [{ ...entries[0]!, iif: "a b" }] }),
+  );
+});
 
 test("a changed pool, interface or value changes the keys (drift and ownership see it)", () => {
   const base = spec(100);
@@ -102,10 +149,15 @@ test("plan names the form: a map for nftables, a set for iptables", () => {
   assert.equal(classifyForm({ backend: "nftables", mask: 0xff, entries: [] }), undefined);
   const nft = classifyForm(spec(10));
   assert.equal(nft?.form, "map");
-  assert.match(nft?.text ?? "", /one verdict-map lookup on iifname \. ip daddr \/ ip6 daddr/);
+  assert.equal(nft?.lookups, 2);
+  assert.match(
+    nft?.text ?? "",
+    /one verdict-map lookup on iifname \(2 interface\(s\)\), then one on ip daddr \/ ip6 daddr/,
+  );
   const ipt = classifyForm(spec(10, "iptables"));
   assert.equal(ipt?.form, "set");
   assert.equal(ipt?.size, 11);
+  assert.equal(ipt?.lookups, 1);
   assert.match(ipt?.text ?? "", /one ipset lookup .*hash:net,iface symroute-c4-[0-9a-f]{8}, symroute-c6-/);
 });
 

@@ -19,11 +19,12 @@ function config(yaml: string): Config {
   return r.config;
 }
 
-const CASE3 = config(`
+const CASE3_YAML = `
 podCIDRs: [10.112.0.0/12]
 networks:
   - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
-`);
+`;
+const CASE3 = config(CASE3_YAML);
 
 /** The article's node with a pod network behind vpod, forwarding on, and the simulator's sysctls. */
 function labNode(): NodeState {
@@ -350,4 +351,27 @@ networks:
   assert.match(beyond.summary, /beyond ext0's link, leaves by eth0 via 2001:db8:1::1/);
   assert.match(beyond.cause ?? "", /network public has no IPv6 gateway/);
   assert.equal(report.healthy, false);
+});
+
+test("drift with the iptables front end: the fix says when a running agent repairs ipset elements", async () => {
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  const cfg = config(`firewall: iptables\n${CASE3_YAML}`);
+  await createEngine({ kernel, store }).apply(cfg);
+  // symroute's classify set changed by hand (the in-memory node tells sets apart by name only: here
+  // it is gone); no kernel event reports an ipset change.
+  const classify = [...kernel.ipsets.keys()].find((name) => name.startsWith("symroute-c4-"));
+  assert.ok(classify !== undefined);
+  kernel.ipsets.delete(classify);
+  const drifted = (await run(kernel, cfg, store)).findings.find((f) => f.path === "symroute");
+  assert.equal(drifted?.ok, false);
+  assert.match(drifted?.fix ?? "", /ipsets only at its next reconcile .*--resync-interval, 60 s by default$/);
+  // The nftables front end has no ipsets (its objects' changes are nft events): no such words.
+  const other = new FakeKernel(labNode());
+  const nft = config(`firewall: nftables\n${CASE3_YAML}`);
+  await createEngine({ kernel: other, store: new MemoryStore() }).apply(nft);
+  other.state = { ...other.state, rules: other.state.rules.filter((r) => r.fwmark === undefined) };
+  const nftDrift = (await run(other, nft)).findings.find((f) => f.path === "symroute");
+  assert.equal(nftDrift?.ok, false);
+  assert.doesNotMatch(nftDrift?.fix ?? "", /ipset/);
 });

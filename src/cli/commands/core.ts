@@ -106,7 +106,11 @@ export function planToJson(
   };
 }
 
-export function formatPlanText(report: PlanReport, title: string): string {
+export function formatPlanText(
+  report: PlanReport,
+  title: string,
+  options: { readonly removing?: boolean } = {},
+): string {
   const out: string[] = [];
   out.push(
     pc.bold(title) +
@@ -158,7 +162,13 @@ export function formatPlanText(report: PlanReport, title: string): string {
   }
   const changes = report.changes;
   if (changes.length === 0) {
-    out.push(pc.green("In sync: nothing to change."));
+    out.push(
+      pc.green(
+        options.removing === true
+          ? "Nothing to delete: symroute owns nothing on this node."
+          : "In sync: nothing to change.",
+      ),
+    );
   } else {
     out.push(`${changes.length} change(s):`);
     const texts = describeChanges(changes, report.payloads);
@@ -294,7 +304,9 @@ export function registerPlanApplyDelete(program: Command): void {
         if (opts.output === "json") printJson(planToJson(report, { payloads: opts.dryRun === true }));
         else {
           process.stdout.write(
-            formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete"),
+            formatPlanText(report, opts.dryRun === true ? "symroute delete --dry-run" : "symroute delete", {
+              removing: true,
+            }),
           );
           if (opts.dryRun === true) process.stdout.write(formatPayloadsText(report));
           else if (report.applied)
