@@ -71,7 +71,7 @@ export async function writeNodeStatuses(
 const CONFLICTS_SHOWN = 3;
 
 /** What this node says about one network; undefined: nothing (the network does not select it). */
-export function nodeStatusFor(
+function nodeStatusFor(
   verdict: NetworkVerdict,
   refusal: string | undefined,
   report: ApplyReport | undefined,

@@ -8,7 +8,7 @@ import { apply } from "./steps/apply.ts";
 import { commit, commitInSync } from "./steps/commit.ts";
 import { lock } from "./steps/lock.ts";
 import { observe } from "./steps/observe.ts";
-import { finishPlan, ownership, planRouting, unrestorable } from "./steps/plan.ts";
+import { finishPlan, ownership, planRouting, unrestorable, withObservedGuards } from "./steps/plan.ts";
 import { recordState, StateRecord } from "./steps/record.ts";
 import { rollBack } from "./steps/rollback.ts";
 import { Verification, verify } from "./steps/verify.ts";
@@ -25,9 +25,10 @@ export async function converge(
   try {
     const saved = await store.read();
     const observed = await observe(kernel, config, saved, removing);
-    const rp = planRouting(observed, config, saved, removing, store.location);
+    const routingPlan = planRouting(observed, config, saved, removing, store.location);
     // Every read is in before anything is written: a failed read changes nothing.
-    const observedFirewall = await rp.firewallRead;
+    const observedFirewall = await routingPlan.firewallRead;
+    const rp = withObservedGuards(routingPlan, observedFirewall);
     const stateless = removing && saved === undefined ? unrestorable(rp, observedFirewall, options) : [];
     const withWarnings = <T extends PlanReport>(report: T): T =>
       stateless.length === 0 ? report : { ...report, warnings: [...report.warnings, ...stateless] };

@@ -5,7 +5,7 @@
 import type { Config } from "../config/schema.ts";
 import { converge } from "./converge.ts";
 import { observe } from "./steps/observe.ts";
-import { finishPlan, planRouting } from "./steps/plan.ts";
+import { finishPlan, planRouting, withObservedGuards } from "./steps/plan.ts";
 import type { Engine, EngineDeps, PlanReport } from "./types.ts";
 
 export type { ApplyOptions, ApplyReport, Engine, EngineDeps, PlanReport, StateInfo } from "./types.ts";
@@ -19,7 +19,8 @@ export function createEngine(deps: EngineDeps): Engine {
       const saved = await store.read();
       const observed = await observe(kernel, config, saved, false);
       const rp = planRouting(observed, config, saved, false, store.location);
-      return finishPlan(rp, await rp.firewallRead).report;
+      const observedFirewall = await rp.firewallRead;
+      return finishPlan(withObservedGuards(rp, observedFirewall), observedFirewall).report;
     },
     apply: (config, options = {}) => converge(deps, config, options, false),
     remove: (config, options = {}) => converge(deps, config, options, true),

@@ -14,7 +14,7 @@ export interface IpBatch {
   readonly changeIndex: readonly number[];
 }
 
-export function routeArgs(route: Route): string[] {
+function routeArgs(route: Route): string[] {
   const args: string[] = [];
   if (route.type !== "unicast") args.push(route.type);
   args.push(prefixToken(route.dst));
@@ -73,7 +73,7 @@ export function ruleArgs(rule: Rule): string[] {
   return args;
 }
 
-export function vlanLines(vlan: VlanSpec, action: "add" | "delete"): string[] {
+function vlanLines(vlan: VlanSpec, action: "add" | "delete"): string[] {
   const name = ifnameToken(vlan.ifname);
   if (action === "delete") return [`link del ${name}`];
   return [

@@ -102,3 +102,37 @@ test(
     assert.equal(second.code, 0, second.stderr);
   },
 );
+
+test(
+  "without the state, plan and apply keep the anti-spoofing guard the node has (rp_filter stays lowered)",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    const other = mkdtempSync(join(tmpdir(), "symroute-other-"));
+    t.after(() => rmSync(other, { recursive: true, force: true }));
+    assert.equal(symroute(node, node.stateDir, ["apply", "-c", CONFIG]).code, 0);
+    const guard = (): string[] =>
+      node
+        .exec(["nft", "list", "table", "inet", "symroute"])
+        .stdout.split("\n")
+        .filter((l) => /fib saddr \. iif oif missing drop/.test(l))
+        .map((l) => l.trim());
+    const applied = guard();
+    assert.equal(applied.length, 1, "the apply checks sources on ext0 in the firewall (rp_filter lowered)");
+    assert.equal(rpFilterAll(node), "0");
+    // Another state directory (a lost state file): symroute's own lowered rp_filter must not read as
+    // the node's original, or the guard would go while rp_filter stays off.
+    const planned = symroute(node, other, ["plan", "-c", CONFIG, "-o", "json"]);
+    assert.equal(planned.code, 0, planned.stdout + planned.stderr);
+    const plan = JSON.parse(planned.stdout) as { guards: { iif: string; mode: string }[]; inSync: boolean };
+    assert.deepEqual(
+      plan.guards.map((g) => `${g.iif} ${g.mode}`),
+      ["ext0 strict"],
+    );
+    const reapplied = symroute(node, other, ["apply", "-c", CONFIG]);
+    assert.equal(reapplied.code, 0, reapplied.stderr);
+    assert.deepEqual(guard(), applied, "the guard is still in the kernel");
+    // And again with the state that apply wrote (it records no earlier rp_filter): still kept.
+    assert.equal(symroute(node, other, ["plan", "-c", CONFIG]).code, 0);
+  },
+);

@@ -4,6 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import { createEngine } from "../../src/engine/engine.ts";
 import { isSymrouteError, type SymrouteError } from "../../src/model/errors.ts";
 import type { NodeState } from "../../src/model/state.ts";
@@ -110,11 +111,11 @@ test("iptables: a firewall read that keeps failing leaves the firewall as the ap
   assert.equal((await engine.plan(network("iptables"))).inSync, true);
 });
 
-test("a routing roll back that fails names the changes still on the node", async () => {
-  const { kernel, store, engine } = setup();
+test("a routing roll back that fails goes on past the refused line, and names exactly what is still on the node", async () => {
+  const { kernel, store, engine, initial } = setup();
   kernel.faults.beforeStep = (step) => {
     kernel.faults.read = "routing";
-    // The apply's IPv4 batch runs; the roll back's (the second) is refused at its rule line.
+    // The apply's batches run; the roll back's are refused at their rule lines (the first ones).
     if (step === "ip4" && kernel.log.some((l) => l.tool === "ip -4 -batch"))
       kernel.faults.ipLine = /^rule del/;
   };
@@ -122,8 +123,22 @@ test("a routing roll back that fails names the changes still on the node", async
   assert.match(error.message, /^apply failed and its roll back was incomplete: /);
   const details = error.details.join("\n");
   assert.match(details, /roll back of routing failed: .*Invalid argument \(injected\)/);
-  assert.match(details, /still to undo: ip rule del priority 1001 fwmark 0x1\/0xff lookup 20000/);
+  assert.deepEqual(error.details.filter((d) => d.includes("still to undo: ")).sort(), [
+    "now: still to undo: ip -6 rule del priority 1001 fwmark 0x1/0xff lookup 20000 proto 201",
+    "now: still to undo: ip rule del priority 1001 fwmark 0x1/0xff lookup 20000 proto 201",
+  ]);
   assert.match(details, /symroute's nftables firewall is as before this apply/);
+  // The routes in symroute's tables went (the lines after the refused ones ran); the rules stayed.
+  assert.deepEqual(kernel.state.routes, initial.routes);
+  const stayed = kernel.state.rules.filter((r) => !initial.rules.some((i) => isDeepStrictEqual(i, r)));
+  assert.deepEqual(
+    stayed.map((r) => [r.family, r.priority, r.fwmark, r.table]),
+    [
+      [4, 1001, 1, 20000],
+      [6, 1001, 1, 20000],
+    ],
+  );
+  assert.deepEqual(kernel.state.sysctls, initial.sysctls);
   assert.equal(store.state?.inProgress, true);
 });
 

@@ -77,7 +77,7 @@ function parseRange(text: string): { start: number; end: number } {
   return { start: Number(a), end: Number(b ?? a) };
 }
 
-export function parseRouteLine(family: Family, words: string[]): Route {
+function parseRouteLine(family: Family, words: string[]): Route {
   let i = 0;
   let type: RouteType = "unicast";
   if (ROUTE_TYPES.has(words[0] as RouteType)) type = words[i++] as RouteType;
@@ -135,7 +135,7 @@ export function parseRouteLine(family: Family, words: string[]): Route {
   return route as unknown as Route;
 }
 
-export function parseRuleLine(family: Family, words: string[]): Rule {
+function parseRuleLine(family: Family, words: string[]): Rule {
   const rule: Record<string, unknown> = { family, action: "lookup" };
   for (let i = 0; i < words.length;) {
     const w = words[i++] as string;

@@ -8,6 +8,7 @@ import { SymrouteError } from "../../model/errors.ts";
 import type { NodeState, OwnedFirewall } from "../../model/state.ts";
 import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
 import { diffFirewall, diffLinkDeletes, diffRouting, type OwnershipMarks } from "../../plan/diff.ts";
+import { keepObservedGuards } from "../../plan/kept-guards.ts";
 import { managedSysctlsNow } from "../../plan/sysctls.ts";
 import type { DesiredState } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
@@ -104,6 +105,20 @@ export function planRouting(
     firewallRead: observed.firewallRead,
     stateFile,
   };
+}
+
+/**
+ * The routing plan once the firewall is read: with the anti-spoofing guards the node shows and no
+ * state record explains kept (keepObservedGuards), so that a lost state file does not take them away.
+ */
+export function withObservedGuards(rp: RoutingPlan, observedFirewall: readonly OwnedFirewall[]): RoutingPlan {
+  const desired = keepObservedGuards(
+    rp.desired,
+    observedFirewall,
+    rp.saved?.previousSysctls ?? {},
+    rp.routing,
+  );
+  return desired === rp.desired ? rp : { ...rp, desired };
 }
 
 /** The second half: the firewall's changes, link deletions, and the report with every payload. */
