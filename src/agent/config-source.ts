@@ -174,7 +174,7 @@ export class ConfigSource {
     const merged =
       this.#merged?.file === file && this.#merged.key === key
         ? this.#merged.merged
-        : mergeClusterNetworks(file, verdicts);
+        : mergeClusterNetworks(file, verdicts, this.#merged?.merged.memo);
     this.#merged = { file, key, merged };
     const refusedText = JSON.stringify([...merged.refused]);
     if (refusedText !== this.#lastRefused && merged.refused.size > 0) {

@@ -4,10 +4,12 @@
 // taking every other network down with it.
 
 import {
+  type ConfigObjectMemo,
   type ConfigTextMemo,
   formatConfigIssues,
   parseConfigTextReusing,
   validateConfigObject,
+  validateConfigObjectReusing,
 } from "../config/index.ts";
 import type { Config } from "../config/schema.ts";
 import type { NetworkVerdict } from "./kubernetes/cluster.ts";
@@ -48,11 +50,14 @@ export interface MergedConfig {
   readonly config: Config;
   /** Cluster networks refused by the config validator, with the validator's words. */
   readonly refused: ReadonlyMap<string, string>;
+  /** Pass to the next merge: the networks checked here are not checked again while unchanged. */
+  readonly memo: ConfigObjectMemo;
 }
 
 export function mergeClusterNetworks(
   file: Extract<FileResult, { ok: true }>,
   verdicts: readonly NetworkVerdict[],
+  memo?: ConfigObjectMemo,
 ): MergedConfig {
   const fileNetworks: unknown[] = Array.isArray(file.raw.networks) ? file.raw.networks : [];
   const fileNames = new Set(file.config.networks.map((n) => n.name));
@@ -74,15 +79,16 @@ export function mergeClusterNetworks(
   // makes a valid list invalid (overlaps, shared names and tables, mark room only grow with more),
   // so this is what the one-by-one loop below would accept, at the cost of one validation instead of
   // one per network (at 1,000 networks the loop validated half a million network entries).
-  const whole = validateConfigObject({
-    ...file.raw,
-    networks: [...fileNetworks, ...selected.map((v) => v.entry)],
-  });
-  if (whole.ok) return { config: whole.config, refused };
+  const { result: whole, memo: next } = validateConfigObjectReusing(
+    { ...file.raw, networks: [...fileNetworks, ...selected.map((v) => v.entry)] },
+    memo,
+  );
+  if (whole.ok) return { config: whole.config, refused, memo: next };
   let config = file.config;
   for (const verdict of selected) {
     const candidate = { ...file.raw, networks: [...fileNetworks, ...accepted, verdict.entry] };
-    const result = validateConfigObject(candidate);
+    // Each entry was checked on its own in the whole list above: only the checks across networks rerun.
+    const { result } = validateConfigObjectReusing(candidate, next);
     if (result.ok) {
       accepted.push(verdict.entry);
       config = result.config;
@@ -102,7 +108,7 @@ export function mergeClusterNetworks(
       refused.set(verdict.network, lines.join("; "));
     }
   }
-  return { config, refused };
+  return { config, refused, memo: next };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

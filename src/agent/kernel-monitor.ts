@@ -1,13 +1,16 @@
-// Kernel change events as reconcile triggers. `ip -o monitor label rule route link address netconf`
-// prints one line per netlink notification (in both families), prefixed [RULE], [ROUTE], [LINK],
-// [ADDR] or [NETCONF] (of the sysctls symroute sets, the kernel reports rp_filter's changes, not
-// arp_announce's: measured); the lines are only a signal to re-read the node, never parsed as state (iproute2 6.1 prints text
+// Kernel change events as reconcile triggers. `ip -o -ts monitor label rule route link address
+// netconf` prints one line per netlink notification (in both families), stamped with the time ip
+// received it (the agent's read cache compares it with its reads: read-cache.ts) and prefixed
+// [RULE], [ROUTE], [LINK], [ADDR] or [NETCONF] (of the sysctls symroute sets, the kernel reports
+// rp_filter's changes, not arp_announce's or arp_ignore's: measured);
+// the lines are only a signal to re-read the node, never parsed as state (iproute2 6.1 prints text
 // even with -j), except to drop the events of links symroute has nothing to do with (a pod's veth
 // coming and going: kernelEventConcerns). Restarted with backoff if it exits.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { backoffDelay } from "./backoff.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { splitStamp } from "./read-cache.ts";
 
 export interface KernelMonitor {
   stop(): void;
@@ -28,6 +31,7 @@ export interface KernelMonitorOptions {
 export const MONITOR_COMMAND = [
   "ip",
   "-o",
+  "-ts",
   "monitor",
   "label",
   "rule",
@@ -98,7 +102,8 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
   const launch = (): void => {
     const startedAt = options.clock.now();
     const proc = spawn(file, args, {
-      env: { ...process.env, LC_ALL: "C", LANG: "C" },
+      // ip stamps its lines in local time: UTC, so that the read cache can compare them.
+      env: { ...process.env, LC_ALL: "C", LANG: "C", TZ: "UTC" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = proc;
@@ -165,11 +170,16 @@ export function watchKernel(options: {
   readonly onIgnored?: () => void;
   /** A monitor stopped (it is restarted with backoff): `source` names which, for the metrics. */
   readonly onExit: (source: "kernel-monitor" | "firewall-monitor", detail: string) => void;
+  /** Every line of each monitor as it came, before any filter (the read cache's evidence). */
+  readonly onRoutingLine?: (line: string) => void;
+  readonly onFirewallLine?: (line: string) => void;
 }): KernelMonitor {
   const routing = startKernelMonitor({
     clock: options.clock,
     onEvent: (line) => {
-      if (options.relevant === undefined || options.relevant(line)) options.onEvent();
+      options.onRoutingLine?.(line);
+      const { event } = splitStamp(line);
+      if (options.relevant === undefined || options.relevant(event)) options.onEvent();
       else options.onIgnored?.();
     },
     onExit: (detail) => options.onExit("kernel-monitor", detail),
@@ -177,9 +187,11 @@ export function watchKernel(options: {
   const firewall = startKernelMonitor({
     clock: options.clock,
     command: NFT_MONITOR_COMMAND,
-    filter: isSymrouteFirewallEvent,
     optional: true,
-    onEvent: options.onEvent,
+    onEvent: (line) => {
+      options.onFirewallLine?.(line);
+      if (isSymrouteFirewallEvent(line)) options.onEvent();
+    },
     onExit: (detail) => options.onExit("firewall-monitor", detail),
   });
   return {

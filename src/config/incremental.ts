@@ -19,6 +19,7 @@ import {
   type NetworkChecker,
   type NetworkFields,
   validateNetwork,
+  validateObjectWith,
   validatePending,
 } from "./validate.ts";
 
@@ -222,4 +223,70 @@ export function parseConfigTextReusing(text: string, previous: ConfigTextMemo = 
   const { config, issues } = validatePending(value, checkNetwork);
   if (config === undefined || issues.length > 0) return whole();
   return { result: { ok: true, config, value }, memo: { entries }, reused };
+}
+
+/** A networks entry checked before: what the checks across fields need, and its fields. */
+interface CheckedEntry {
+  readonly draft: Omit<NetworkDraft, "index">;
+  readonly fields: NetworkFields;
+}
+
+/** What validateConfigObjectReusing leaves for the next call: the clean entries, by their JSON text. */
+export interface ConfigObjectMemo {
+  readonly entries: ReadonlyMap<string, CheckedEntry>;
+}
+
+const EMPTY_OBJECT_MEMO: ConfigObjectMemo = { entries: new Map() };
+
+/**
+ * validateConfigObject(value), reusing the checks of the networks entries that `previous` saw
+ * written the same (the agent merges the cluster's networks into the file's on every change, and
+ * at 1,000 networks one more should not re-check the others). Pure: `previous` is not modified; the
+ * memo returned holds the clean entries of this value.
+ */
+export function validateConfigObjectReusing(
+  value: unknown,
+  previous: ConfigObjectMemo = EMPTY_OBJECT_MEMO,
+): { readonly result: ConfigResult; readonly memo: ConfigObjectMemo } {
+  const entries = new Map<string, CheckedEntry>();
+  const checkNetwork: NetworkChecker = (item, index, out): CheckedNetwork => {
+    const key = jsonKey(item, 0);
+    const known = key === undefined ? undefined : (entries.get(key) ?? previous.entries.get(key));
+    if (key !== undefined && known !== undefined) {
+      entries.set(key, known);
+      return { draft: { ...known.draft, index }, fields: known.fields };
+    }
+    const before = out.length;
+    const checked = validateNetwork(item, index, out);
+    if (key !== undefined && checked.fields !== undefined && out.length === before) {
+      const { index: _index, ...draft } = checked.draft;
+      entries.set(key, { draft, fields: checked.fields });
+    }
+    return checked;
+  };
+  return { result: validateObjectWith(value, checkNetwork), memo: { entries } };
+}
+
+/**
+ * The JSON text of a plain JSON value, which two values share only when they are the same value;
+ * undefined for anything else (undefined, NaN, -0, holes, class instances, deep nesting).
+ */
+function jsonKey(value: unknown, depth: number): string | undefined {
+  return isPlainJson(value, depth) ? JSON.stringify(value) : undefined;
+}
+
+function isPlainJson(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value) && !Object.is(value, -0);
+  if (typeof value !== "object" || depth > 8) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key of Object.keys(value))
+    if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+  // A key JSON leaves out (a symbol, or one not enumerable) would make two values look alike.
+  return Reflect.ownKeys(value).length === Object.keys(value).length;
 }

@@ -11,8 +11,8 @@ export { formatConfigIssues, formatPath } from "./issues.ts";
 export type { ConfigResult } from "./validate.ts";
 export { validateConfigObject } from "./validate.ts";
 export { parseConfigText } from "./text.ts";
-export type { ConfigTextMemo, IncrementalRead } from "./incremental.ts";
-export { parseConfigTextReusing } from "./incremental.ts";
+export type { ConfigObjectMemo, ConfigTextMemo, IncrementalRead } from "./incremental.ts";
+export { parseConfigTextReusing, validateConfigObjectReusing } from "./incremental.ts";
 export { configJsonSchema } from "./crd-schema.ts";
 export type {
   Config,

@@ -224,7 +224,12 @@ export function validatePending(
 }
 
 export function validateConfigObject(value: unknown): ConfigResult {
-  const { config, issues } = validatePending(value);
+  return validateObjectWith(value, validateNetwork);
+}
+
+/** validateConfigObject with another checker of the networks entries (incremental.ts). */
+export function validateObjectWith(value: unknown, checkNetwork: NetworkChecker): ConfigResult {
+  const { config, issues } = validatePending(value, checkNetwork);
   if (config !== undefined) return { ok: true, config };
   if (issues.length === 0) {
     // Unreachable by construction; kept so a bug shows up as an issue, not as a crash.

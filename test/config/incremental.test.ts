@@ -9,8 +9,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { stringify } from "yaml";
-import { parseConfigText } from "../../src/config/index.ts";
-import { type ConfigTextMemo, parseConfigTextReusing, splitNetworks } from "../../src/config/incremental.ts";
+import { parseConfigText, validateConfigObject } from "../../src/config/index.ts";
+import {
+  type ConfigObjectMemo,
+  type ConfigTextMemo,
+  parseConfigTextReusing,
+  splitNetworks,
+  validateConfigObjectReusing,
+} from "../../src/config/incremental.ts";
 import { configToDocument } from "./serialize.ts";
 import { hostileFragment, hostileValue, validConfig } from "./arbitraries.ts";
 
@@ -239,4 +245,57 @@ test("one network added to 1,000 re-reads only that entry", () => {
   assert.equal(after.reused, 1000);
   assert.deepEqual(after.result, parseConfigText(text(1001)));
   assert.equal(splitNetworks(text(3))?.entries.length, 3);
+});
+
+/** Values that JSON writes alike but that are not the same value: the memo must tell them apart. */
+const lookalike = fc.constantFrom<unknown>(Number.NaN, -0, 0, null, undefined, Infinity, [undefined], {
+  toJSON: () => "eth0",
+});
+
+test("an object (the cluster's networks merged into the file's) checked with the memo of the last check is checked as without", (t) => {
+  let reused = 0;
+  fc.assert(
+    fc.property(
+      validConfig.filter((c) => c.networks.length > 0),
+      fc.array(
+        fc.record({
+          document: documentEdit,
+          lookalike: fc.option(
+            fc.tuple(fc.nat(), fc.constantFrom("table", "name", "vlan", "gateway", "x"), lookalike),
+          ),
+        }),
+        { minLength: 1, maxLength: 3 },
+      ),
+      (config, edits) => {
+        let doc = configToDocument(config) as Document;
+        let memo: ConfigObjectMemo | undefined;
+        const check = (value: Document): void => {
+          const incremental = validateConfigObjectReusing(value, memo);
+          assert.deepEqual(incremental.result, validateConfigObject(value));
+          reused += [...incremental.memo.entries.values()].filter((e) =>
+            memo === undefined ? false : [...memo.entries.values()].includes(e),
+          ).length;
+          memo = incremental.memo;
+        };
+        check(doc);
+        for (const step of edits) {
+          doc = step.document(doc);
+          const odd = step.lookalike;
+          if (odd !== null) {
+            const [i, key, value] = odd;
+            doc = {
+              ...doc,
+              networks: doc.networks.map((n, k) =>
+                k === i % doc.networks.length ? { ...n, [key]: value } : n,
+              ),
+            };
+          }
+          check(doc);
+        }
+      },
+    ),
+    { numRuns: runs },
+  );
+  t.diagnostic(`${reused} entries reused`);
+  assert.ok(reused > 0, "no entry was ever reused");
 });
