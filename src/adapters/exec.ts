@@ -14,6 +14,8 @@ export interface RunOptions {
   readonly input?: string;
   /** Do not throw on a non-zero exit; the caller classifies the result. */
   readonly allowFailure?: boolean;
+  /** Told the process id of the tool once started (the agent tells its own nft writes by it). */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 /** Runs `file args...`; the tool-runner seam that fakes replace in tests. */
@@ -37,6 +39,7 @@ export const runTool: ToolRunner = (file, args, options = {}) =>
       env: { ...process.env, LC_ALL: "C", LANG: "C" },
       stdio: ["pipe", "pipe", "pipe"],
     });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));

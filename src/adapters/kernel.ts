@@ -48,6 +48,8 @@ export interface LinuxKernelOptions {
   readonly procSys?: string;
   /** Where BPF maps are pinned (node-reads.ts BPF_GLOBALS_DIR); tests may point it elsewhere. */
   readonly bpfGlobals?: string;
+  /** Told the process id of every tool started (runTool's onSpawn). */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 function parseJsonArray(text: string, what: string): Json[] {
@@ -72,7 +74,12 @@ const NFT_NO_TABLE = /^Error: (?:Could not process rule: )?No such file or direc
 const INCOMPATIBLE_TABLE = /^# Table `[^']*' is incompatible/m;
 
 export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
-  const run = options.run ?? runTool;
+  const runner = options.run ?? runTool;
+  const { onSpawn } = options;
+  const run: ToolRunner =
+    onSpawn === undefined
+      ? runner
+      : (file, args, runOptions = {}) => runner(file, args, { ...runOptions, onSpawn });
   const procSys = options.procSys ?? "/proc/sys";
   const bpfGlobals = options.bpfGlobals ?? BPF_GLOBALS_DIR;
 

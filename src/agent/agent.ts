@@ -16,6 +16,7 @@ import { acquireAgentLock, AGENT_LOCK_NAME } from "./lock.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type AgentMetrics } from "./metrics.ts";
 import { ReconcileLoop } from "./reconcile-loop.ts";
+import type { ReadCache } from "./read-cache.ts";
 import { Reconciler } from "./reconciler.ts";
 
 export type { KubernetesWiring } from "./config-source.ts";
@@ -37,6 +38,11 @@ export interface AgentOptions {
   readonly lockName?: string;
   /** How long an apply waits for a `symroute apply` run in the same namespace. */
   readonly lockWaitMs?: number;
+  /**
+   * The read cache wrapped around the engine's kernel (read-cache.ts): fed the kernel monitors'
+   * lines, forgotten on start, resync and failures. Without it every reconcile reads the node.
+   */
+  readonly readCache?: ReadCache;
 }
 
 export interface Agent {
@@ -63,7 +69,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     logger,
     metrics,
   });
-  const reconciler = new Reconciler({ engine, source, clock, logger, metrics, lockWaitMs });
+  const { readCache } = options;
+  const reconciler = new Reconciler({
+    engine,
+    source,
+    clock,
+    logger,
+    metrics,
+    lockWaitMs,
+    ...(readCache === undefined ? {} : { readCache }),
+  });
   const loop = new ReconcileLoop({
     reconcile: reconciler.reconcile,
     clock,
@@ -90,7 +105,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
             return interfaces === undefined || kernelEventConcerns(line, interfaces);
           },
           onIgnored: () => metrics.eventsIgnored.inc({ source: "kernel" }),
+          ...(readCache === undefined
+            ? {}
+            : {
+                onRoutingLine: (line: string) => readCache.routingLine(line),
+                onFirewallLine: (line: string) => readCache.firewallLine(line),
+              }),
           onExit: (which, detail) => {
+            readCache?.monitorDown(which === "kernel-monitor" ? "routing" : "firewall");
             metrics.sourceErrors.inc({ source: which });
             logger.warn(
               { detail },

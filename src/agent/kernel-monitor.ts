@@ -1,5 +1,7 @@
-// Kernel change events as reconcile triggers. `ip -o monitor label rule route link address` prints
-// one line per netlink notification (in both families), prefixed [RULE], [ROUTE], [LINK] or [ADDR];
+// Kernel change events as reconcile triggers. `ip -o -ts monitor label rule route link address`
+// prints one line per netlink notification (in both families), stamped with the time ip received it
+// (the agent's read cache compares it with its reads: read-cache.ts) and prefixed [RULE], [ROUTE],
+// [LINK] or [ADDR];
 // the lines are only a signal to re-read the node, never parsed as state (iproute2 6.1 prints text
 // even with -j), except to drop the events of links symroute has nothing to do with (a pod's veth
 // coming and going: kernelEventConcerns). Restarted with backoff if it exits.
@@ -7,6 +9,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { backoffDelay } from "./backoff.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { splitStamp } from "./read-cache.ts";
 
 export interface KernelMonitor {
   stop(): void;
@@ -24,7 +27,17 @@ export interface KernelMonitorOptions {
   readonly optional?: boolean;
 }
 
-export const MONITOR_COMMAND = ["ip", "-o", "monitor", "label", "rule", "route", "link", "address"] as const;
+export const MONITOR_COMMAND = [
+  "ip",
+  "-o",
+  "-ts",
+  "monitor",
+  "label",
+  "rule",
+  "route",
+  "link",
+  "address",
+] as const;
 
 /**
  * Whether a line of MONITOR_COMMAND can change what a reconcile does, given the interfaces the
@@ -80,7 +93,8 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
   const launch = (): void => {
     const startedAt = options.clock.now();
     const proc = spawn(file, args, {
-      env: { ...process.env, LC_ALL: "C", LANG: "C" },
+      // ip stamps its lines in local time: UTC, so that the read cache can compare them.
+      env: { ...process.env, LC_ALL: "C", LANG: "C", TZ: "UTC" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = proc;
@@ -147,11 +161,16 @@ export function watchKernel(options: {
   readonly onIgnored?: () => void;
   /** A monitor stopped (it is restarted with backoff): `source` names which, for the metrics. */
   readonly onExit: (source: "kernel-monitor" | "firewall-monitor", detail: string) => void;
+  /** Every line of each monitor as it came, before any filter (the read cache's evidence). */
+  readonly onRoutingLine?: (line: string) => void;
+  readonly onFirewallLine?: (line: string) => void;
 }): KernelMonitor {
   const routing = startKernelMonitor({
     clock: options.clock,
     onEvent: (line) => {
-      if (options.relevant === undefined || options.relevant(line)) options.onEvent();
+      options.onRoutingLine?.(line);
+      const { event } = splitStamp(line);
+      if (options.relevant === undefined || options.relevant(event)) options.onEvent();
       else options.onIgnored?.();
     },
     onExit: (detail) => options.onExit("kernel-monitor", detail),
@@ -159,9 +178,11 @@ export function watchKernel(options: {
   const firewall = startKernelMonitor({
     clock: options.clock,
     command: NFT_MONITOR_COMMAND,
-    filter: isSymrouteFirewallEvent,
     optional: true,
-    onEvent: options.onEvent,
+    onEvent: (line) => {
+      options.onFirewallLine?.(line);
+      if (isSymrouteFirewallEvent(line)) options.onEvent();
+    },
     onExit: (detail) => options.onExit("firewall-monitor", detail),
   });
   return {

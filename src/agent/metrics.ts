@@ -21,6 +21,7 @@ export const METRIC_NAMES = {
   eventsReceived: "symroute_events_received_total",
   eventsCoalesced: "symroute_events_coalesced_total",
   eventsIgnored: "symroute_events_ignored_total",
+  nodeReads: "symroute_node_reads_total",
 } as const;
 
 export interface AgentMetrics {
@@ -42,6 +43,7 @@ export interface AgentMetrics {
   readonly eventsReceived: Counter<"source">;
   readonly eventsCoalesced: Counter<"source">;
   readonly eventsIgnored: Counter<"source">;
+  readonly nodeReads: Counter<"from">;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -141,6 +143,12 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       name: METRIC_NAMES.eventsIgnored,
       help: "Kernel events about links and routes the configuration does not name (a pod's veth): no reconcile.",
       labelNames: ["source"] as const,
+      registers,
+    }),
+    nodeReads: new Counter({
+      name: METRIC_NAMES.nodeReads,
+      help: "Reads of the node's routing or firewall a reconcile asked for, by where they came from (cache: kept since an earlier read, nothing changed since; kernel).",
+      labelNames: ["from"] as const,
       registers,
     }),
   };

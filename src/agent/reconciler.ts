@@ -25,7 +25,12 @@ export interface ReconcilerOptions {
   readonly metrics: AgentMetrics;
   /** How long an apply waits for a `symroute apply` run in the same namespace. */
   readonly lockWaitMs: number;
+  /** What the agent last read of the node (read-cache.ts): forgotten where a full read is due. */
+  readonly readCache?: { forget(): void };
 }
+
+/** Reconciles that read the whole node whatever was kept: the first one and the periodic resync. */
+const FULL_READ_REASONS = ["start", "resync"];
 
 export class Reconciler {
   readonly #options: ReconcilerOptions;
@@ -66,6 +71,7 @@ export class Reconciler {
     let verdicts: readonly NetworkVerdict[] = [];
     let refused: ReadonlyMap<string, string> = new Map();
     let report: ApplyReport | undefined;
+    if (FULL_READ_REASONS.some((r) => reasons.has(r))) this.#options.readCache?.forget();
     try {
       const desired = await source.desired();
       if (!desired.ready) {
@@ -126,6 +132,8 @@ export class Reconciler {
       logger.debug({ ms: clock.now() - started }, "reconcile done");
       return { result: "ok", changed };
     } catch (error) {
+      // After a failure or a roll back, nothing read before it is trusted.
+      this.#options.readCache?.forget();
       end();
       const kind = isSymrouteError(error) ? error.kind : "internal";
       metrics.reconciles.inc({ result: "error" });

@@ -8,11 +8,16 @@ export interface NodeDepsOptions {
   readonly stateDir?: string;
   /** Root of the sysctl tree (a container mounts the host's at /host/proc/sys). */
   readonly procSys?: string;
+  /** Told the process id of every tool the kernel adapter starts (the agent's read cache). */
+  readonly onSpawn?: (pid: number) => void;
 }
 
 export function createNodeDeps(options: NodeDepsOptions = {}): EngineDeps {
   return {
-    kernel: createLinuxKernel(options.procSys === undefined ? {} : { procSys: options.procSys }),
+    kernel: createLinuxKernel({
+      ...(options.procSys === undefined ? {} : { procSys: options.procSys }),
+      ...(options.onSpawn === undefined ? {} : { onSpawn: options.onSpawn }),
+    }),
     store: createStateFile(options.stateDir ?? DEFAULT_STATE_DIR),
   };
 }

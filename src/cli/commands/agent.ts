@@ -14,6 +14,8 @@ import { DEFAULT_LISTEN, parseListen } from "../../agent/http.ts";
 import type { KubernetesWiring } from "../../agent/config-source.ts";
 import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
 import { createLogger, parseLogLevel } from "../../agent/logger.ts";
+import { createMetrics } from "../../agent/metrics.ts";
+import { ReadCache } from "../../agent/read-cache.ts";
 import { DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, runAndExit } from "../output.ts";
@@ -124,12 +126,19 @@ export function registerAgent(program: Command): void {
           process.once("SIGINT", () => resolve("SIGINT"));
         });
         // A container sees /proc/sys read-only; the DaemonSet mounts the host's /proc/sys/net elsewhere.
-        const engine = createEngine(
-          createNodeDeps({
-            ...(stateDir === undefined ? {} : { stateDir }),
-            ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
-          }),
-        );
+        // The agent keeps what it read while its kernel monitors show nothing changed since
+        // (read-cache.ts); it tells its own nft transactions from others' by the tools' process ids.
+        const metrics = createMetrics({ processMetrics: true });
+        const readCache = new ReadCache({
+          ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
+          onRead: (from) => metrics.nodeReads.inc({ from }),
+        });
+        const deps = createNodeDeps({
+          ...(stateDir === undefined ? {} : { stateDir }),
+          ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
+          onSpawn: (pid) => readCache.ownProcess(pid),
+        });
+        const engine = createEngine({ ...deps, kernel: readCache.wrap(deps.kernel) });
         const kubernetes =
           opts.kubernetes === true
             ? await kubernetesWiring({
@@ -142,6 +151,8 @@ export function registerAgent(program: Command): void {
         const agent: Agent = await startAgent({
           engine,
           logger,
+          metrics,
+          readCache,
           listen,
           resyncMs: opts.resyncInterval,
           debounceMs: opts.debounce,

@@ -1,0 +1,301 @@
+// What the agent last read of the node, reused by the next reconcile while nothing has changed in
+// the kernel since: at 1,000 networks the reads before a plan cost more than the change itself
+// (docs/agent.md, "Warm reconcile"). It sits behind the engine's Kernel port (wrap), so that the
+// engine and the one-shot CLI read as before.
+//
+// A kept read is good only while the kernel monitors prove that nothing changed after it started:
+// - routing (`ip -ts monitor`): every line carries the time ip received it, which is after the
+//   change; a line stamped after a read's start may be a change the read missed. The agent's own
+//   writes are stamped before the read that followed them (verification reads after writing), so
+//   they cost nothing; one ip received late only costs a full read.
+// - firewall (`nft monitor`): each transaction ends with `# new generation N by process PID`; the
+//   agent knows the process ids of the tools it started, anything else is foreign.
+// - a monitor that is not running, or has not yet shown a line since it started (so may not be
+//   listening yet), keeps nothing valid; the agent's own writes drop what they change.
+// The reconciler forgets everything on start, on the periodic resync and after any failure, so
+// that those always read the node in full.
+
+import { readFile } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import type { Family } from "../model/address.ts";
+import type { DatapathTraces, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
+import type { Kernel, ReadScope } from "../engine/ports.ts";
+
+export type MonitorName = "routing" | "firewall";
+
+/** What a kept read depends on: every routing line, the routing monitor's [LINK] lines, nft's. */
+type Evidence = "routing" | "links" | "firewall";
+
+interface Kept<T> {
+  readonly value: T;
+  /** Wall clock (ms) when the read started: compared with ip's stamps. */
+  readonly wallStart: number;
+  /** Monotonic (ms) when the read started: compared with when lines arrived. */
+  readonly monoStart: number;
+}
+
+/** `[2026-12-07T00:06:09.601195] [RULE]...` as `ip -ts` prints it (UTC: the monitor runs with TZ=UTC). */
+const STAMP = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{1,9})\] /;
+
+/** A routing monitor line split into ip's stamp (wall ms; undefined when absent) and the event. */
+export function splitStamp(line: string): { readonly at: number | undefined; readonly event: string } {
+  const m = STAMP.exec(line);
+  if (m === null) return { at: undefined, event: line };
+  const seconds = Date.parse(`${m[1] ?? ""}Z`);
+  const fraction = Number(`0.${m[2] ?? "0"}`);
+  return {
+    at: Number.isFinite(seconds) ? seconds + fraction * 1000 : undefined,
+    event: line.slice(m[0].length),
+  };
+}
+
+/** The process id in nft monitor's `# new generation N by process PID (comm)`; undefined for other lines. */
+export function generationProcess(line: string): number | "unknown" | undefined {
+  if (!line.startsWith("# new generation ")) return undefined;
+  const m = / by process (\d+)/.exec(line);
+  return m === null ? "unknown" : Number(m[1]);
+}
+
+export interface ReadCacheOptions {
+  /** Root of the sysctl tree (the same as the kernel adapter's): sysctls are always read afresh. */
+  readonly procSys?: string;
+  /** Reads one sysctl (undefined: absent); default: the file under `procSys`. Tests replace it. */
+  readonly readSysctl?: (name: string) => Promise<string | undefined>;
+  /** Told of every read a reconcile asks for: served from what was kept, or from the kernel. */
+  readonly onRead?: (from: "cache" | "kernel") => void;
+}
+
+export class ReadCache {
+  readonly #readSysctl: (name: string) => Promise<string | undefined>;
+  readonly #onRead: (from: "cache" | "kernel") => void;
+  /** When each monitor's first line since it (re)started arrived (monotonic); undefined: not proven. */
+  readonly #liveSince: Record<MonitorName, number | undefined> = { routing: undefined, firewall: undefined };
+  /** ip's stamp (wall ms) of the latest routing event, and of the latest about a link. */
+  #latestRoutingEvent = -Infinity;
+  #latestLinkEvent = -Infinity;
+  /** When the latest foreign nft transaction's generation line arrived (monotonic). */
+  #foreignFirewallAt = -Infinity;
+  /** Lines of an nft transaction whose generation line (whose process) has not come yet. */
+  #firewallPending = false;
+  /** The tools the kernel adapter started lately (their nft transactions are the agent's own). */
+  readonly #ownProcesses: number[] = [];
+  #routing: Kept<Omit<NodeState, "firewall" | "kubeProxy" | "datapath">> | undefined;
+  #kubeProxy: Kept<Omit<KubeProxyHints, "ipvsLink">> | undefined;
+  /** The datapath's traces for the interfaces in `key` (undefined value: the reader gave none). */
+  #datapath: (Kept<DatapathTraces | undefined> & { readonly key: string }) | undefined;
+  #firewall: Kept<readonly OwnedFirewall[]> | undefined;
+  /** Bumped by every write (at its start and its end): a read that saw one is not kept. */
+  #routingEpoch = 0;
+  #firewallEpoch = 0;
+  #routingWrites = 0;
+  #firewallWrites = 0;
+
+  constructor(options: ReadCacheOptions = {}) {
+    const procSys = options.procSys ?? "/proc/sys";
+    this.#readSysctl =
+      options.readSysctl ??
+      (async (name) => {
+        try {
+          return (await readFile(`${procSys}/${name}`, "utf8")).trim();
+        } catch {
+          return undefined; // absent on this node: left out, as the kernel adapter does
+        }
+      });
+    this.#onRead = options.onRead ?? (() => undefined);
+  }
+
+  /** A tool the kernel adapter started. */
+  ownProcess(pid: number): void {
+    this.#ownProcesses.push(pid);
+    if (this.#ownProcesses.length > 256) this.#ownProcesses.shift();
+  }
+
+  /** A line of the routing monitor (`ip -o -ts monitor`), relevant or not. */
+  routingLine(line: string): void {
+    this.#liveSince.routing ??= performance.now();
+    // No stamp: the line's arrival is after the change too.
+    const { at = Date.now(), event } = splitStamp(line);
+    if (at > this.#latestRoutingEvent) this.#latestRoutingEvent = at;
+    if (event.startsWith("[LINK]") && at > this.#latestLinkEvent) this.#latestLinkEvent = at;
+  }
+
+  /** A line of `nft monitor`, whatever table it names. */
+  firewallLine(line: string): void {
+    this.#liveSince.firewall ??= performance.now();
+    const pid = generationProcess(line);
+    if (pid === undefined) {
+      this.#firewallPending = true;
+      return;
+    }
+    this.#firewallPending = false;
+    if (pid === "unknown" || !this.#ownProcesses.includes(pid)) this.#foreignFirewallAt = performance.now();
+  }
+
+  /** A monitor stopped: until its restart shows a line, nothing it watches can be trusted. */
+  monitorDown(which: MonitorName): void {
+    this.#liveSince[which] = undefined;
+  }
+
+  /** The next reads go to the kernel (start, resync, a failure). */
+  forget(): void {
+    this.#routing = undefined;
+    this.#kubeProxy = undefined;
+    this.#datapath = undefined;
+    this.#firewall = undefined;
+  }
+
+  /** Whether nothing `kept` depends on can have changed since it was read. */
+  #valid(kept: Kept<unknown>, dependsOn: readonly Evidence[]): boolean {
+    for (const which of dependsOn) {
+      const since = this.#liveSince[which === "links" ? "routing" : which];
+      if (since === undefined || since > kept.monoStart) return false;
+    }
+    if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
+    if (dependsOn.includes("links") && this.#latestLinkEvent > kept.wallStart) return false;
+    if (
+      dependsOn.includes("firewall") &&
+      (this.#firewallPending || this.#foreignFirewallAt >= kept.monoStart)
+    )
+      return false;
+    return true;
+  }
+
+  /** The Kernel port with reads served from what was kept, when it is still good. */
+  wrap(kernel: Kernel): Kernel {
+    const routingWrite = async <T>(write: () => Promise<T>): Promise<T> => {
+      this.#routingWrites++;
+      this.#routingEpoch++;
+      this.#routing = undefined;
+      try {
+        return await write();
+      } finally {
+        this.#routingWrites--;
+        this.#routingEpoch++;
+      }
+    };
+    const firewallWrite = async <T>(write: () => Promise<T>): Promise<T> => {
+      this.#firewallWrites++;
+      this.#firewallEpoch++;
+      this.#firewall = undefined;
+      try {
+        return await write();
+      } finally {
+        this.#firewallWrites--;
+        this.#firewallEpoch++;
+      }
+    };
+    const start = (): { wallStart: number; monoStart: number } => ({
+      wallStart: Date.now(),
+      monoStart: performance.now(),
+    });
+
+    return {
+      // Passed through (a class's methods are not own properties: named one by one).
+      ipsetAvailable: () => kernel.ipsetAvailable(),
+      iptablesMangleExists: (family) => kernel.iptablesMangleExists(family),
+      availableFirewalls: () => kernel.availableFirewalls(),
+      readNode: async (scope: ReadScope): Promise<NodeState> => {
+        const cacheable =
+          scope.firewalls.length === 0 && scope.neighbours !== true && scope.kubeProxyServices !== true;
+        if (!cacheable) return kernel.readNode(scope);
+        const kept = await this.#nodeFromCache(scope);
+        if (kept !== undefined) {
+          this.#onRead("cache");
+          return kept;
+        }
+        this.#onRead("kernel");
+        // Both families, whatever was asked: verification reads only those it wrote, and the
+        // next plan needs both.
+        const began = { ...start(), epoch: this.#routingEpoch, writing: this.#routingWrites > 0 };
+        const node = await kernel.readNode({ ...scope, families: [4, 6] });
+        if (!began.writing && began.epoch === this.#routingEpoch) {
+          const { firewall: _f, kubeProxy, datapath, ...routing } = node;
+          this.#routing = { value: routing, ...began };
+          if (kubeProxy !== undefined) {
+            const { ipvsLink: _i, ...traces } = kubeProxy;
+            this.#kubeProxy = { value: traces, ...began };
+          }
+          if (scope.datapath !== undefined)
+            this.#datapath = { value: datapath, key: datapathKey(scope), ...began };
+        }
+        return project(node, scope.families ?? [4, 6]);
+      },
+      readFirewall: async (backends) => {
+        // nft's tables only: the iptables front end's ipsets change without any event.
+        if (backends.length !== 1 || backends[0] !== "nftables") return kernel.readFirewall(backends);
+        const kept = this.#firewall;
+        if (kept !== undefined && this.#firewallWrites === 0 && this.#valid(kept, ["firewall"])) {
+          this.#onRead("cache");
+          return kept.value;
+        }
+        this.#onRead("kernel");
+        const began = { ...start(), epoch: this.#firewallEpoch, writing: this.#firewallWrites > 0 };
+        const read = await kernel.readFirewall(backends);
+        if (!began.writing && began.epoch === this.#firewallEpoch) this.#firewall = { value: read, ...began };
+        return read;
+      },
+      runIpBatch: (family, lines) => routingWrite(() => kernel.runIpBatch(family, lines)),
+      writeSysctls: (values) => routingWrite(() => kernel.writeSysctls(values)),
+      runNft: (script) => firewallWrite(() => kernel.runNft(script)),
+      runIptablesRestore: (family, payload) =>
+        firewallWrite(() => kernel.runIptablesRestore(family, payload)),
+      runIpsetRestore: (payload) => firewallWrite(() => kernel.runIpsetRestore(payload)),
+      dropEmptyIptablesMangle: (family) => firewallWrite(() => kernel.dropEmptyIptablesMangle(family)),
+    };
+  }
+
+  /** The node as kept, with the sysctls read afresh (files, no process); undefined when not good. */
+  async #nodeFromCache(scope: ReadScope): Promise<NodeState | undefined> {
+    const routing = this.#routing;
+    if (routing === undefined || this.#routingWrites > 0 || !this.#valid(routing, ["routing"]))
+      return undefined;
+    // kube-proxy's traces are in its nft tables (iptables-nft's too); the datapath is on links
+    // (XDP, tc) and in BPF's file system (no event: seen at the resync). The agent's own routing
+    // writes change neither.
+    const kubeProxy = this.#kubeProxy;
+    if (scope.kubeProxyHints === true && (kubeProxy === undefined || !this.#valid(kubeProxy, ["firewall"])))
+      return undefined;
+    const datapath = this.#datapath;
+    if (
+      scope.datapath !== undefined &&
+      (datapath === undefined ||
+        datapath.key !== datapathKey(scope) ||
+        !this.#valid(datapath, ["links", "firewall"]))
+    )
+      return undefined;
+    const names = new Set(scope.sysctls);
+    for (const template of scope.linkSysctls ?? []) {
+      for (const link of routing.value.links) names.add(template.replace("{}", link.ifname));
+    }
+    const sysctls: Record<string, string> = {};
+    await Promise.all(
+      [...names].map(async (name) => {
+        const value = await this.#readSysctl(name);
+        if (value !== undefined) sysctls[name] = value;
+      }),
+    );
+    return {
+      ...project({ ...routing.value, firewall: [] }, scope.families ?? [4, 6]),
+      sysctls,
+      ...(scope.kubeProxyHints === true && kubeProxy !== undefined
+        ? {
+            kubeProxy: {
+              ipvsLink: routing.value.links.some((l) => l.ifname === "kube-ipvs0"),
+              ...kubeProxy.value,
+            },
+          }
+        : {}),
+      ...(scope.datapath !== undefined && datapath?.value !== undefined ? { datapath: datapath.value } : {}),
+    };
+  }
+}
+
+const datapathKey = (scope: ReadScope): string => JSON.stringify(scope.datapath?.interfaces ?? []);
+
+/** The node with only the families asked for (the kernel adapter reads no others). */
+function project(node: NodeState, families: readonly Family[]): NodeState {
+  if (families.includes(4) && families.includes(6)) return node;
+  const keep = <T extends { readonly family: Family }>(objects: readonly T[]): T[] =>
+    objects.filter((o) => families.includes(o.family));
+  return { ...node, addresses: keep(node.addresses), routes: keep(node.routes), rules: keep(node.rules) };
+}

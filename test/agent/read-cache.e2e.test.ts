@@ -1,0 +1,99 @@
+// The agent serves a reconcile from what it last read when its kernel monitors show nothing changed
+// since (src/agent/read-cache.ts), and still repairs what another process changes between two
+// reconciles: a rule deleted, one of its nft chains flushed, a route of its tables replaced. The
+// periodic resync is off: each repair comes from the change's own event invalidating the cache.
+// Before each change, a reconcile served from the cache is awaited, so that the change meets a warm
+// cache (a cache that missed the event would plan from the node as it was, and repair nothing).
+// The changes are not checked in between: the agent may have repaired them already.
+
+import { strict as assert } from "node:assert";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { createNode, e2eUnavailable, run } from "../support/netns.ts";
+import { nsGet, startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
+
+const skip = e2eUnavailable();
+const URL_BASE = "http://127.0.0.1:9474";
+
+const CONFIG = `firewall: nftables
+networks:
+  - name: public
+    addresses: [1.2.3.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+  - name: second
+    addresses: [1.2.5.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+`;
+
+interface RuleJson {
+  readonly priority?: number;
+  readonly table?: string;
+  readonly fwmark?: string;
+}
+
+test(
+  "agent: reconciles served from its read cache still repair a rule deleted, an nft chain flushed and a route replaced by hand",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    const inNode = (argv: readonly string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
+    const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0", "--listen", "127.0.0.1:9474"]);
+    const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
+    await untilReady(agent, node.name, URL_BASE);
+
+    const cacheReads = (): number => {
+      const line = nsGet(node.name, `${URL_BASE}/metrics`)
+        .body.split("\n")
+        .find((l) => l.startsWith('symroute_node_reads_total{from="cache"}'));
+      return line === undefined ? 0 : Number(line.split(" ").pop());
+    };
+    const configFile = join(node.stateDir, "agent.yaml");
+    let edits = 0;
+    /** Touches the config (a comment: the same networks) until a reconcile was served from the cache. */
+    const warm = async (): Promise<void> => {
+      const before = cacheReads();
+      await within("a reconcile served from the read cache", () => {
+        writeFileSync(configFile, `${CONFIG}# edit ${++edits}\n`);
+        // Routing and firewall, both from the cache.
+        return cacheReads() >= before + 2;
+      });
+    };
+
+    const fwmarkRules = (): RuleJson[] =>
+      (JSON.parse(inNode(["ip", "-j", "rule", "show"]).stdout) as RuleJson[]).filter(
+        (r) => r.fwmark !== undefined && r.table !== undefined && r.table !== "main",
+      );
+    const victim = fwmarkRules()[0];
+    assert.ok(victim?.priority !== undefined, JSON.stringify(fwmarkRules()));
+    const hasRule = (): boolean => fwmarkRules().some((r) => r.priority === victim.priority);
+
+    await warm();
+    assert.equal(inNode(["ip", "rule", "del", "priority", String(victim.priority)]).code, 0);
+    await within("the deleted rule to come back", hasRule);
+
+    const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
+    const chain = /^\s*chain (c0x\w+) \{/m.exec(listing)?.[1];
+    assert.ok(chain !== undefined, listing);
+    const chainHasRule = (): boolean =>
+      /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);
+    assert.ok(chainHasRule());
+    await warm();
+    assert.equal(inNode(["nft", "flush", "chain", "inet", "symroute", chain]).code, 0);
+    await within(`chain ${chain}'s rule to come back`, chainHasRule);
+
+    const table = victim.table ?? "";
+    const defaultRoute = (): string =>
+      inNode(["ip", "route", "show", "default", "table", table]).stdout.trim();
+    assert.match(defaultRoute(), /via 1\.2\.3\.1/);
+    await warm();
+    // Still symroute's (its protocol, 201 by default): drift, not a foreign object in the way.
+    assert.equal(
+      inNode(["ip", "route", "replace", "unreachable", "default", "table", table, "proto", "201"]).code,
+      0,
+    );
+    await within(`table ${table}'s default route to come back`, () => /via 1\.2\.3\.1/.test(defaultRoute()));
+  },
+);

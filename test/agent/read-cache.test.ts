@@ -1,0 +1,167 @@
+// The agent's read cache (src/agent/read-cache.ts) around the in-memory kernel: a reconcile served
+// from it plans the same payloads as one that reads the node, and whatever the monitors show of a
+// change the agent did not make (a routing line stamped after the read, an nft transaction of
+// another process), a monitor that stopped, a write or `forget` sends the next read to the kernel.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createEngine } from "../../src/engine/engine.ts";
+import type { Kernel } from "../../src/engine/ports.ts";
+import { generationProcess, ReadCache, splitStamp } from "../../src/agent/read-cache.ts";
+import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
+
+const OWN_PID = 4242;
+const FOREIGN_PID = 777;
+
+/** `ip -ts` stamps a line as it does (UTC, microseconds). */
+const stamped = (at: number, event: string): string =>
+  `[${new Date(at).toISOString().slice(0, 19)}.${String(Math.round((at % 1000) * 1000)).padStart(6, "0")}] ${event}`;
+
+function cached(kernel: FakeKernel): { cache: ReadCache; wrapped: Kernel; reads: string[] } {
+  const reads: string[] = [];
+  const cache = new ReadCache({
+    readSysctl: async (name) => kernel.state.sysctls[name],
+    onRead: (from) => reads.push(from),
+  });
+  // Both monitors have shown a line (they listen), long before any read.
+  cache.ownProcess(OWN_PID);
+  cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  return { cache, wrapped: cache.wrap(kernel), reads };
+}
+
+const twoNetworks = configFrom(`
+firewall: nftables
+networks:
+  - name: public
+    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
+    interface: ext0
+    gateway: [1.2.3.1, "2001:db8:100::1"]
+  - name: second
+    addresses: [1.2.4.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+`);
+
+test("ip -ts stamps and nft's generation lines are read as the monitors print them", () => {
+  const { at, event } = splitStamp(
+    "[2026-12-07T00:06:09.601195] [RULE]1000:\tfrom all fwmark 0x5/0xff lookup 100",
+  );
+  assert.equal(at, Date.UTC(2026, 11, 7, 0, 6, 9) + 601.195);
+  assert.equal(event, "[RULE]1000:\tfrom all fwmark 0x5/0xff lookup 100");
+  assert.deepEqual(splitStamp("[ROUTE]default via 1.2.3.1"), {
+    at: undefined,
+    event: "[ROUTE]default via 1.2.3.1",
+  });
+  assert.equal(generationProcess("# new generation 6 by process 22509 (nft)"), 22509);
+  assert.equal(generationProcess("# new generation 6"), "unknown");
+  assert.equal(generationProcess("delete table inet symroute"), undefined);
+});
+
+test("a reconcile served from the cache plans and writes the same payloads as one that reads the node", async () => {
+  const plain = new FakeKernel(articleNode());
+  const fake = new FakeKernel(articleNode());
+  const { wrapped, reads } = cached(fake);
+  const engines = [
+    createEngine({ kernel: plain, store: new MemoryStore() }),
+    createEngine({ kernel: wrapped, store: new MemoryStore() }),
+  ] as const;
+  for (const config of [
+    dualStackGatewayConfig("nftables"),
+    twoNetworks,
+    dualStackGatewayConfig("nftables"),
+  ]) {
+    reads.length = 0;
+    const [a, b] = await Promise.all(engines.map((e) => e.apply(config)));
+    assert.deepEqual(b?.payloads, a?.payloads);
+    assert.deepEqual(b?.changes, a?.changes);
+    assert.equal(b?.applied, a?.applied);
+    assert.deepEqual(fake.state, plain.state);
+    const [pa, pb] = await Promise.all(engines.map((e) => e.plan(config)));
+    assert.deepEqual(pb, pa);
+    assert.equal(pb?.inSync, true);
+  }
+  // After the first apply, each plan before a write came from what verification read.
+  assert.ok(reads.includes("cache"), reads.join(" "));
+});
+
+test("a foreign routing change stamped after the read is read again and repaired; without its line it is not seen", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped } = cached(fake);
+  const engine = createEngine({ kernel: wrapped, store: new MemoryStore() });
+  const config = dualStackGatewayConfig("nftables");
+  await engine.apply(config);
+  const converged = structuredClone(fake.state);
+  const owned = fake.state.rules.find(
+    (r) => r.protocol !== undefined && r.priority !== undefined && r.table !== 254,
+  );
+  assert.ok(owned !== undefined);
+  const dropRule = (): void => {
+    fake.state = { ...fake.state, rules: fake.state.rules.filter((r) => r !== owned) };
+  };
+
+  // No monitor line: the cache still holds the node as verified (what the monitors are for).
+  dropRule();
+  assert.equal((await engine.plan(config)).inSync, true);
+
+  // The monitor's line, stamped after the read: the next reconcile reads the node and repairs it.
+  cache.routingLine(stamped(Date.now() + 1, "[RULE]Deleted 10000:\tfrom all fwmark 0x100/0x3fff lookup 100"));
+  const repaired = await engine.apply(config);
+  assert.equal(repaired.applied, true);
+  assert.ok(repaired.changes.length > 0);
+  assert.deepEqual(fake.state.rules, converged.rules);
+});
+
+test("nft transactions: the agent's own keep the firewall read, another process's drop it", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(dualStackGatewayConfig("nftables"));
+  const readFirewall = async (): Promise<string | undefined> => {
+    reads.length = 0;
+    await wrapped.readFirewall(["nftables"]);
+    return reads[0];
+  };
+  assert.equal(await readFirewall(), "cache");
+  cache.firewallLine("add rule inet symroute pre counter");
+  assert.equal(await readFirewall(), "kernel", "a transaction whose process is not known yet");
+  cache.firewallLine(`# new generation 7 by process ${OWN_PID} (nft)`);
+  // The read made while it was pending started after the change: kept.
+  assert.equal(await readFirewall(), "cache");
+  cache.firewallLine("delete rule inet symroute pre handle 4");
+  cache.firewallLine(`# new generation 8 by process ${FOREIGN_PID} (nft)`);
+  assert.equal(await readFirewall(), "kernel");
+  assert.equal(await readFirewall(), "cache");
+  // The iptables front end's reads are never kept (its ipsets change without an event).
+  reads.length = 0;
+  await wrapped.readFirewall(["iptables"]);
+  assert.deepEqual(reads, []);
+});
+
+test("a stopped monitor, a write of the agent's and forget() each send the next read to the kernel", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  const scope = { sysctls: [], firewalls: [] };
+  const read = async (): Promise<string | undefined> => {
+    reads.length = 0;
+    await wrapped.readNode(scope);
+    return reads[0];
+  };
+  assert.equal(await read(), "kernel");
+  assert.equal(await read(), "cache");
+  cache.monitorDown("routing");
+  assert.equal(await read(), "kernel");
+  assert.equal(await read(), "kernel", "until the restarted monitor shows a line");
+  cache.routingLine(stamped(Date.now() - 1, "[LINK]1: lo: <LOOPBACK,UP>"));
+  assert.equal(await read(), "kernel", "the line came after the last read started");
+  assert.equal(await read(), "cache");
+  await wrapped.runIpBatch(4, ["rule add priority 99 lookup 99"]);
+  assert.equal(await read(), "kernel");
+  assert.equal(await read(), "cache");
+  cache.forget();
+  assert.equal(await read(), "kernel");
+  // A read asked for one family is the kept node's, filtered as the kernel adapter would.
+  const v4 = await wrapped.readNode({ ...scope, families: [4] });
+  assert.deepEqual(v4.rules, (await fake.readNode({ ...scope, families: [4] })).rules);
+});
