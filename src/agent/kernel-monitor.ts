@@ -72,14 +72,14 @@ export function kernelEventConcerns(line: string, interfaces: ReadonlySet<string
 /** Firewall changes: nft reports every table's, so only symroute's own are kept (isSymrouteFirewallEvent). */
 export const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
 /**
- * symroute's nft tables (`inet symroute`; `arp symroute`, the ARP probes of either front end), its
- * iptables chains (SYMROUTE-PRE, -OUT, -CLASSIFY, -GUARD, -G-IF: iptables-nft changes are nft
- * events too), and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by
+ * symroute's nft tables (`inet symroute`; `netdev symroute`, the guards; `arp symroute`, the ARP
+ * probes of either front end), its iptables chains (SYMROUTE-PRE, -OUT, -CLASSIFY, -GUARD, -G-IF:
+ * iptables-nft changes are nft events too), and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by
  * its handle only, and it may be symroute's jump into its chains (a reconcile too many is cheaper
  * than a missed drift).
  */
 export const isSymrouteFirewallEvent = (line: string): boolean =>
-  / (?:inet|arp) symroute\b/.test(line) ||
+  / (?:inet|netdev|arp) symroute\b/.test(line) ||
   /\bSYMROUTE-/.test(line) ||
   /^delete rule ip6? mangle (?:PREROUTING|OUTPUT) /.test(line);
 

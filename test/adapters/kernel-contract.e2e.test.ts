@@ -24,6 +24,7 @@ if (INSIDE !== undefined) {
     }
     run(["nft", "delete", "table", "inet", "symroute"]);
     run(["nft", "delete", "table", "arp", "symroute"]);
+    run(["nft", "delete", "table", "netdev", "symroute"]);
     run(["sysctl", "-qw", "net.ipv4.conf.ext0.rp_filter=0"]);
     return createLinuxKernel();
   };
