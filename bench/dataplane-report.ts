@@ -6,24 +6,37 @@ import { readResult, stats } from "./lib.ts";
 
 const TARGET = 1.1;
 const us = (ns: number): string => (Number.isFinite(ns) ? `${(ns / 1000).toFixed(1)} us` : "-");
+const usFine = (ns: number): string => (Number.isFinite(ns) ? `${(ns / 1000).toFixed(2)} us` : "-");
 const ratio = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}x` : "-");
 const median = (values: readonly number[]): number => stats(values).median;
-const range = (values: readonly number[]): string => {
+const range = (values: readonly number[], fmt = us): string => {
   const s = stats(values);
-  return s.n === 0 ? "-" : `${us(s.median)} (${us(s.min)} – ${us(s.max)}, n=${s.n})`;
+  return s.n === 0 ? "-" : `${fmt(s.median)} (${fmt(s.min)} – ${fmt(s.max)}, n=${s.n})`;
+};
+/** Relative spread of a series: (max - min) / median / 2, as "±N%". */
+const spread = (values: readonly number[]): string => {
+  const s = stats(values);
+  return s.n < 2 ? "-" : `±${((50 * (s.max - s.min)) / s.median).toFixed(0)}%`;
 };
 const label = (v: DataplaneVariant): string =>
   v.firewall === "none"
     ? "no symroute"
-    : v.firewall === "ip-rules"
-      ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
-      : v.firewall === "ip-rules-skip"
-        ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
-        : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}${v.cli === undefined ? "" : ` (CLI \`${v.cli}\`)`}`;
+    : v.firewall === "one-rule"
+      ? "control: no symroute, plus one unrelated `ip rule`"
+      : v.firewall === "empty-chain"
+        ? "control: no symroute, plus an empty nft base chain at prerouting"
+        : v.firewall === "ip-rules"
+          ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
+          : v.firewall === "ip-rules-skip"
+            ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
+            : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}${v.cli === undefined ? "" : ` (CLI \`${v.cli}\`)`}`;
 
 /** The classify form `plan` named, and whether the rules had symroute's skip rule. */
 const classifyText = (v: DataplaneVariant): string =>
   v.classify === undefined ? "-" : v.ruleSkip === true ? `${v.classify}, rule skip` : v.classify;
+
+type Mode = "new" | "existing";
+const wall = (p: PathResult, mode: Mode): number[] => (mode === "new" ? p.newFlowNs : p.existingFlowNs);
 
 /** Section 7 from bench/results/dataplane.json, or from the results given (a run of chosen variants). */
 export function dataplaneSection(
@@ -44,61 +57,118 @@ export function dataplaneSection(
   const none = r.variants.find((v) => v.firewall === "none");
   const paths: readonly {
     readonly title: string;
+    readonly short: string;
     readonly of: (v: DataplaneVariant) => PathResult | undefined;
   }[] = [
-    { title: "Forwarded to a pod", of: (v) => v },
-    { title: "Delivered to the node (a host-network backend)", of: (v) => v.toNode },
+    { title: "Forwarded to a pod", short: "forwarded to a pod", of: (v) => v },
+    {
+      title: "Delivered to the node (a host-network backend)",
+      short: "delivered to the node",
+      of: (v) => v.toNode,
+    },
   ];
+  // Results from before the sender's CPU time (and before the node's socket sink) are judged on
+  // wall time, as ratios of medians; since then on CPU time, as medians of per-round ratios.
+  const cpuBased = r.timeBase === "cpu";
+  const timed = (p: PathResult, mode: Mode): number[] =>
+    cpuBased ? ((mode === "new" ? p.newFlowCpuNs : p.existingFlowCpuNs) ?? []) : wall(p, mode);
+  /** p against base: the median of the per-round ratios (each round runs every variant back to back). */
+  const perRound = (p: PathResult, base: PathResult, mode: Mode): number[] => {
+    const a = timed(p, mode);
+    const b = timed(base, mode);
+    return a.length === b.length ? a.map((x, i) => x / (b[i] as number)) : [];
+  };
+  const versus = (p: PathResult | undefined, base: PathResult | undefined, mode: Mode): number => {
+    if (p === undefined || base === undefined) return Number.NaN;
+    if (!cpuBased) return median(wall(p, mode)) / median(wall(base, mode));
+    return median(perRound(p, base, mode));
+  };
+  /** "A.AAx for new flows, B.BBx for existing ones" per path, of v against base. */
+  const both = (v: DataplaneVariant, base: DataplaneVariant | undefined): string =>
+    paths
+      .map((path) => {
+        const p = path.of(v);
+        const b = base === undefined ? undefined : path.of(base);
+        if (p === undefined || b === undefined) return `${path.short}: -`;
+        return `${path.short} ${ratio(versus(p, b, "new"))} for new flows, ${ratio(versus(p, b, "existing"))} for existing ones`;
+      })
+      .join("; ");
   const loaded = Number(r.loadBefore.split(" ")[0]) > r.cpus;
+  // Results from before the node's socket sink carry no proof of their existing flows.
+  const proven = r.variants.some((v) => v.existingFlowProof !== undefined);
   if (r.chosen === true)
     out.push(
       `> A run of chosen variants (\`SRBENCH_DATAPLANE_VARIANTS=${r.variants.map((v) => v.spec ?? v.firewall).join(",")}\`), not the section of \`make bench\`.`,
       "",
     );
   out.push(
-    `Run ${r.date.slice(0, 16).replace("T", " ")} UTC: ${r.rounds} rounds of ${r.datagramsPerRound.toLocaleString("en-US")} datagrams per variant, mode and path, the variants visited in turn in every round (ratios are of medians from the same run). Load average before ${r.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${r.loadAfter?.split(" ").slice(0, 3).join(" ") ?? "-"}, on ${r.cpus} CPU(s).`,
+    `Run ${r.date.slice(0, 16).replace("T", " ")} UTC: ${r.rounds} rounds of ${r.datagramsPerRound.toLocaleString("en-US")} datagrams per variant, mode and path, the variants visited in turn in every round (${cpuBased ? "ratios are medians of per-round ratios" : "ratios are of medians from the same run"}). Load average before ${r.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${r.loadAfter?.split(" ").slice(0, 3).join(" ") ?? "-"}, on ${r.cpus} CPU(s)${r.pinnedCpu === undefined ? "" : `; the sender pinned to CPU ${r.pinnedCpu}`}.`,
     "",
   );
   if (loaded)
     out.push(
-      `> **The machine was loaded** (load average above its ${r.cpus} CPUs, from other work): absolute times are inflated and the spread is wide; compare ratios, and re-run on a quiet machine before drawing fine conclusions.`,
+      cpuBased
+        ? `> **The machine was loaded** (load average above its ${r.cpus} CPUs, from other work): wall times are inflated and spread wide; the CPU times and the ratios, taken from them, much less (see How).`
+        : `> **The machine was loaded** (load average above its ${r.cpus} CPUs, from other work): absolute times are inflated and the spread is wide; compare ratios, and re-run on a quiet machine before drawing fine conclusions.`,
       "",
     );
   out.push(
-    "How: per variant, a node namespace with a kube-proxy stand-in (iptables nat DNAT rules, so conntrack is on in every variant): the service address 10.96.0.10 to a pod in a namespace of its own, and 10.96.0.11 to the node's own eth0 address (a host-network backend; the node drops the datagrams in its input hook, after routing, and counts them). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry, the classify path), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context, so wall time per datagram includes the node's netfilter and routing path. These flows concern no pool: a rule list is walked to its end. The conntrack table is flushed before every batch. To re-run this section alone: `SRBENCH_ONLY=dataplane bash bench/run.sh` (as root; it rewrites bench/results/dataplane.json and this section only); to compare chosen variants side by side, e.g. two builds: `SRBENCH_ONLY=dataplane SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,nftables:1000@/other/tree/bin/symroute` (results in tmp/bench/, the page untouched; the knobs are listed in bench/run.sh). Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
+    "How: per variant, a node namespace with a kube-proxy stand-in (iptables nat DNAT rules, so conntrack is on in every variant): the service address 10.96.0.10 to a pod in a namespace of its own (which counts the datagrams and drops them in its prerouting hook), and 10.96.0.11 to the node's own eth0 address, one UDP port (a host-network backend: " +
+      (proven
+        ? "a socket with the smallest receive buffer, not read while the sender runs: the kernel delivers each datagram to it after every input hook, conntrack's confirm included, and drops it at the full buffer; counted in the node's /proc/net/snmp, InDatagrams + RcvbufErrors"
+        : "in these results, which predate the socket, the node dropped the datagrams in an nft input hook at priority 0, before conntrack confirms the entry: its existing-flow column measured new flows") +
+      "). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry, the classify path), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context (softirq), so the sender's time per datagram includes the node's netfilter and routing path. These flows concern no pool: a rule list is walked to its end. The conntrack table is flushed before every batch. Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
+    "",
+  );
+  if (cpuBased) {
+    const b = none?.newFlowCpuNs ?? [];
+    const w = none?.newFlowNs ?? [];
+    out.push(
+      `Times are the sender thread's CPU time per datagram (\`CLOCK_THREAD_CPUTIME_ID\`): it holds the softirq work done in the sender's context, since this kernel does not account softirq time apart (\`CONFIG_IRQ_TIME_ACCOUNTING\` is off in /proc/config.gz; the bench falls back to wall time where it is on or unknown), and it leaves out the time other processes take the CPU away, which wall time counts. In this run no symroute's new-flow batches spread ${spread(b)} in CPU time against ${spread(w)} in wall time. Wall time per datagram, what earlier runs reported, is in the table beside it. The ratios are medians of per-round ratios: each round runs every variant back to back, in alternating order, so a change of load between rounds does not move them.`,
+      "",
+    );
+  }
+  out.push(
+    "To re-run this section alone: `SRBENCH_ONLY=dataplane bash bench/run.sh` (as root; it rewrites bench/results/dataplane.json and this section only); to compare chosen variants side by side, e.g. two builds: `SRBENCH_ONLY=dataplane SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,nftables:1000@/other/tree/bin/symroute` (results in tmp/bench/, the page untouched; the knobs are listed in bench/run.sh).",
     "",
   );
   for (const path of paths) {
     const base = none === undefined ? undefined : path.of(none);
-    const baseNew = median(base?.newFlowNs ?? []);
-    const baseOld = median(base?.existingFlowNs ?? []);
     if (!r.variants.some((v) => path.of(v) !== undefined)) {
       out.push(`### ${path.title}`, "", "Not measured in this run (the results predate this path).", "");
       continue;
     }
-    out.push(
-      `### ${path.title}`,
-      "",
-      "| variant | classify form (`plan`) | new flow, median (min – max) | vs none | existing flow, median (min – max) | vs none | delivered |",
-      "| --- | --- | --- | --- | --- | --- | --- |",
-    );
+    out.push(`### ${path.title}`, "");
+    if (cpuBased)
+      out.push(
+        "| variant | classify form (`plan`) | new flow: CPU, median (min – max) | vs none | wall | existing flow: CPU, median (min – max) | vs none | wall | delivered |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      );
+    else
+      out.push(
+        "| variant | classify form (`plan`) | new flow, median (min – max) | vs none | existing flow, median (min – max) | vs none | delivered |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+      );
     for (const v of r.variants) {
       const p = path.of(v);
       if (p === undefined) continue;
+      const delivered = Number.isFinite(p.delivered) ? `${(p.delivered * 100).toFixed(1)}%` : "-";
       out.push(
-        `| ${label(v)} | ${classifyText(v)} | ${range(p.newFlowNs)} | ${ratio(median(p.newFlowNs) / baseNew)} | ${range(p.existingFlowNs)} | ${ratio(median(p.existingFlowNs) / baseOld)} | ${(p.delivered * 100).toFixed(1)}% |`,
+        cpuBased
+          ? `| ${label(v)} | ${classifyText(v)} | ${range(timed(p, "new"), usFine)} | ${ratio(versus(p, base, "new"))} | ${us(median(p.newFlowNs))} | ${range(timed(p, "existing"), usFine)} | ${ratio(versus(p, base, "existing"))} | ${us(median(p.existingFlowNs))} | ${delivered} |`
+          : `| ${label(v)} | ${classifyText(v)} | ${range(p.newFlowNs)} | ${ratio(versus(p, base, "new"))} | ${range(p.existingFlowNs)} | ${ratio(versus(p, base, "existing"))} | ${delivered} |`,
       );
     }
     out.push("");
   }
   out.push(
-    `Target (issue 15): at most ${TARGET.toFixed(2)}x for new flows at 1,000 networks (5,000 is held to the same bar here); no measurable change for packets of existing flows.`,
+    `Target (issue 15), against no symroute: at most ${TARGET.toFixed(2)}x for new flows at 1,000 networks (5,000 is held to the same bar here); no measurable change for packets of existing flows${cpuBased ? " (measurable: every round's ratio above 1.00)" : ""}.`,
     "",
   );
   for (const fw of ["nftables", "iptables"] as const) {
     for (const size of [1000, 5000]) {
       const v = r.variants.find((x) => x.firewall === fw && x.networks === size && x.narrowBand !== true);
-      const name = `${fw}, ${size.toLocaleString("en-US")} networks, new flows`;
+      const name = `${fw}, ${size.toLocaleString("en-US")} networks`;
       if (v === undefined) {
         out.push(`- ${name}: not measured in this run.`);
         continue;
@@ -106,27 +176,47 @@ export function dataplaneSection(
       const verdicts = paths.map((path) => {
         const p = path.of(v);
         const base = none === undefined ? undefined : path.of(none);
-        if (p === undefined || base === undefined) return `${path.title.toLowerCase()}: not measured`;
-        const q = median(p.newFlowNs) / median(base.newFlowNs);
-        return `${path.title.toLowerCase().replace(/ \(.*\)$/, "")} ${ratio(q)} ${q <= TARGET ? "**met**" : "**not met**"}`;
+        if (p === undefined || base === undefined) return `${path.short}: not measured`;
+        const q = versus(p, base, "new");
+        const newFlows = `new flows ${ratio(q)} ${q <= TARGET ? "**met**" : "**not met**"}`;
+        if (!cpuBased) return `${path.short}: ${newFlows}`;
+        const rounds = perRound(p, base, "existing");
+        const low = Math.min(...rounds);
+        const existing = `existing flows ${ratio(versus(p, base, "existing"))} (rounds ${ratio(low)} – ${ratio(Math.max(...rounds))}) ${low > 1 ? "**not met**" : "**met**"}`;
+        return `${path.short}: ${newFlows}, ${existing}`;
       });
       out.push(`- ${name}: ${verdicts.join("; ")}.`);
     }
   }
-  const baseNew = median(none?.newFlowNs ?? []);
-  const baseOld = median(none?.existingFlowNs ?? []);
   const control = r.variants.find((v) => v.firewall === "ip-rules");
   if (control !== undefined) {
-    const q = median(control.newFlowNs) / baseNew;
-    const qe = median(control.existingFlowNs) / baseOld;
     out.push(
-      `- Control: ${control.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines alone (no firewall at all) cost ${ratio(q)} for new flows and ${ratio(qe)} for existing ones. Every forwarded packet's route lookup walks the policy rules until one matches, and symroute adds one fwmark rule per network in front of main: this share is routing's, not the classify path's (what symroute's rules cost without the skip rule below).`,
+      `- Control: ${control.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines alone (no firewall at all): ${both(control, none)}. Every forwarded packet's route lookup walks the policy rules until one matches, and symroute adds one fwmark rule per network in front of main: this share is routing's, not the classify path's (what symroute's rules cost without the skip rule below).`,
     );
   }
   const skip = r.variants.find((v) => v.firewall === "ip-rules-skip");
   if (skip !== undefined) {
     out.push(
-      `- Control: the same lines behind one rule \`fwmark 0x0/0x3fff goto\` a \`nop\` rule after them (packets without a mark, which is every packet that is not a reply of a pool's connection, skip the list): ${ratio(median(skip.newFlowNs) / baseNew)} for new flows, ${ratio(median(skip.existingFlowNs) / baseOld)} for existing ones. ${r.variants.some((v) => v.ruleSkip === true) ? "symroute renders this skip itself from 3 fwmark rules in a family on (`rule skip` in the table)." : "symroute did not render this skip in this run (the results predate it, or no size had 3 networks)."}`,
+      `- Control: the same lines behind one rule \`fwmark 0x0/0x3fff goto\` a \`nop\` rule after them (packets without a mark, which is every packet that is not a reply of a pool's connection, skip the list): ${both(skip, none)}. ${r.variants.some((v) => v.ruleSkip === true) ? "symroute renders this skip itself from 3 fwmark rules in a family on (`rule skip` in the table)." : "symroute did not render this skip in this run (the results predate it, or no size had 3 networks)."}`,
+    );
+  }
+  const oneRule = r.variants.find((v) => v.firewall === "one-rule");
+  if (oneRule !== undefined) {
+    out.push(
+      `- Control: one \`ip rule\` of anyone's, which no packet here matches (no symroute, no firewall): ${both(oneRule, none)}. The first rule added to a namespace turns the kernel's policy routing on for good: its merged local/main lookup gives way to a walk of the rules and separate table lookups on every routed packet (twice per forwarded packet with rp_filter). Any node with a rule of any other tool pays this; symroute, whose replies need rules, pays it too.`,
+    );
+    for (const fw of ["nftables", "iptables"] as const) {
+      const v = r.variants.find((x) => x.firewall === fw && x.networks === 1000 && x.narrowBand !== true);
+      if (v === undefined) continue;
+      out.push(
+        `- What is symroute's own (${fw}, 1,000 networks, measured against the one-rule control instead of plain no symroute; the target above stays judged against no symroute): ${both(v, oneRule)}.`,
+      );
+    }
+  }
+  const chain = r.variants.find((v) => v.firewall === "empty-chain");
+  if (chain !== undefined) {
+    out.push(
+      `- Control: one empty nft base chain at prerouting (no symroute, no rule): ${both(chain, none)}: what a hook of nftables' costs before any rule in it.`,
     );
   }
   const narrow = r.variants.find((v) => v.narrowBand === true);
@@ -137,18 +227,43 @@ export function dataplaneSection(
           (v) => v.firewall === narrow.firewall && v.networks === narrow.networks && v.narrowBand !== true,
         );
   if (narrow !== undefined && withSkip !== undefined) {
-    const both = paths.map((path) => {
+    const pair = paths.map((path) => {
       const base = none === undefined ? undefined : path.of(none);
       const a = path.of(withSkip);
       const b = path.of(narrow);
-      if (base === undefined || a === undefined || b === undefined) return `${path.title.toLowerCase()}: -`;
-      const q = (p: PathResult): string => ratio(median(p.newFlowNs) / median(base.newFlowNs));
-      return `${path.title.toLowerCase()} ${q(a)} with it, ${q(b)} without`;
+      if (base === undefined || a === undefined || b === undefined) return `${path.short}: -`;
+      return `${path.short} ${ratio(versus(a, base, "new"))} with it, ${ratio(versus(b, base, "new"))} without`;
     });
     out.push(
-      `- symroute's own skip rule (${narrow.firewall}, ${narrow.networks.toLocaleString("en-US")} networks, new flows; without it: the same config in a band of 4 priorities): ${both.join("; ")}.`,
+      `- symroute's own skip rule (${narrow.firewall}, ${narrow.networks.toLocaleString("en-US")} networks, new flows; without it: the same config in a band of 4 priorities): ${pair.join("; ")}.`,
     );
   }
   out.push("");
+  if (proven) {
+    out.push("Sanity checks made during the run:", "");
+    const problems = r.variants.flatMap((v) => (v.problems ?? []).map((p) => `${label(v)}: ${p}`));
+    out.push(
+      problems.length === 0
+        ? "- After every batch, `conntrack -L` in the node: a new-flow batch left one confirmed entry per datagram, an existing-flow batch one replied entry (conntrack lists confirmed entries only)."
+        : `- **After some batches conntrack did not hold what the mode means**: ${problems.slice(0, 8).join("; ")}.`,
+    );
+    const proofs = r.variants.flatMap((v) =>
+      paths.flatMap((path) => {
+        const p = path.of(v);
+        return p?.existingFlowProof === undefined ? [] : [{ v, path, text: p.existingFlowProof }];
+      }),
+    );
+    const failed = proofs.filter((p) => !p.text.startsWith("ok"));
+    const sample = proofs[0];
+    out.push(
+      failed.length === 0 && sample !== undefined
+        ? `- The existing flow, after the rounds with conntrack accounting on, in each of the ${proofs.length} variant-path pairs: ${sample.text.replace(/^ok: /, "")} (the same in every pair).`
+        : `- **The existing flow is not what it should be** in ${failed.length} of ${proofs.length} variant-path pairs: ${failed
+            .slice(0, 6)
+            .map((p) => `${label(p.v)}, ${p.path.short}: ${p.text}`)
+            .join("; ")}.`,
+      "",
+    );
+  }
   return out;
 }

@@ -14,6 +14,7 @@
 // Run: node --import tsx bench/dataplane.bench.ts   (root; or SRBENCH_ONLY=dataplane bash bench/run.sh)
 // Knobs: SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000  SRBENCH_QUICK=1 (5,000 left out, 3 rounds)
 //   SRBENCH_DATAPLANE_ROUNDS=9  SRBENCH_DATAPLANE_DATAGRAMS=20000
+//   SRBENCH_DATAPLANE_PATHS=pod,node  SRBENCH_DATAPLANE_MODES=new,existing  SRBENCH_DATAPLANE_PIN=CPU
 //   SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order; the results go
 //     to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and its .md beside it,
 //     never to bench/results/. A variant is KIND[:NETWORKS][:narrow][@CLI]:
@@ -21,13 +22,17 @@
 //       nftables:N, iptables:N   symroute applied with N networks in that front end
 //       ...:narrow               the same in a band of 4 rule priorities (no room for the skip rule)
 //       ip-rules:N               N `ip rule fwmark` lines only, no firewall; ip-rules-skip:N: behind a skip
+//       one-rule                 no symroute, plus one `ip rule` no packet matches (routing's fixed cost)
+//       empty-chain              no symroute, plus an empty nft base chain at prerouting
 //       ...@CLI                  symroute from another build, e.g. nftables:1000@/work/main/bin/symroute
 //                                (A/B of two builds side by side in one run)
 
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { cpus } from "node:os";
+import { cpus, release } from "node:os";
 import { createBareNamespace } from "../test/support/netns.ts";
 import { dataplaneSection } from "./dataplane-report.ts";
 import {
@@ -56,7 +61,8 @@ export interface DataplaneVariant {
    * separates routing's share from the firewall's); "ip-rules-skip": the same lines behind one
    * `fwmark 0/MASK goto` rule that sends unmarked packets past them to a `nop` (a possible fix).
    */
-  readonly firewall: "none" | "nftables" | "iptables" | "ip-rules" | "ip-rules-skip";
+  readonly firewall:
+    "none" | "nftables" | "iptables" | "ip-rules" | "ip-rules-skip" | "one-rule" | "empty-chain";
   readonly networks: number;
   /** The classify form `plan` reported (map, set; rules before ipset), when symroute is applied. */
   readonly classify?: string;
@@ -69,17 +75,27 @@ export interface DataplaneVariant {
   /** Nanoseconds per datagram, one value per round. */
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
+  /** The sender thread's CPU time per datagram, one value per round (absent in older results). */
+  readonly newFlowCpuNs?: number[];
+  readonly existingFlowCpuNs?: number[];
   /** Datagrams the pod received over the sent ones (all rounds): 1 when nothing was lost. */
   readonly delivered: number;
   /** The same flows to a service whose backend is the node itself (absent in older results). */
   readonly toNode?: PathResult;
+  /** The proof that an existing flow is one confirmed conntrack entry that saw every datagram. */
+  readonly existingFlowProof?: string;
+  /** What batches found in conntrack that the mode does not mean (the first few); empty when sound. */
+  readonly problems?: string[];
 }
 
 /** One path's measurements: nanoseconds per datagram, one value per round, and what arrived. */
 export interface PathResult {
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
+  readonly newFlowCpuNs?: number[];
+  readonly existingFlowCpuNs?: number[];
   readonly delivered: number;
+  readonly existingFlowProof?: string;
 }
 
 export interface DataplaneResults {
@@ -94,6 +110,13 @@ export interface DataplaneResults {
   readonly variants: DataplaneVariant[];
   /** The variants were chosen (SRBENCH_DATAPLANE_VARIANTS): not the full section of `make bench`. */
   readonly chosen?: boolean;
+  /** The CPU the sender (and with it the node's softirq work) was pinned to (SRBENCH_DATAPLANE_PIN). */
+  readonly pinnedCpu?: string;
+  /**
+   * What the ratios are taken from: "cpu", the sender thread's CPU time (softirq work included: the
+   * kernel does not account it apart), or "wall" (absent in older results: wall).
+   */
+  readonly timeBase?: "cpu" | "wall";
 }
 
 /** One variant to measure, as parsed from KIND[:NETWORKS][:narrow][@CLI]. */
@@ -107,6 +130,8 @@ export interface VariantSpec {
 
 const KINDS: readonly DataplaneVariant["firewall"][] = [
   "none",
+  "one-rule",
+  "empty-chain",
   "nftables",
   "iptables",
   "ip-rules",
@@ -130,8 +155,9 @@ export function parseVariants(text: string): VariantSpec[] {
       const networks = numbers.length === 0 ? 0 : Number(numbers[0]);
       if (numbers.length > 1 || !Number.isInteger(networks) || networks < 0)
         throw new Error(`variant ${spec}: expected KIND[:NETWORKS][:narrow][@CLI]`);
-      if (firewall === "none" && (networks !== 0 || narrowBand || cli !== undefined))
-        throw new Error(`variant ${spec}: none takes no networks, band or CLI`);
+      const bare = firewall === "none" || firewall === "one-rule" || firewall === "empty-chain";
+      if (bare && (networks !== 0 || narrowBand || cli !== undefined))
+        throw new Error(`variant ${spec}: ${firewall} takes no networks, band or CLI`);
       if (cli !== undefined && !existsSync(cli)) throw new Error(`variant ${spec}: no CLI at ${cli}`);
       return {
         spec,
@@ -145,7 +171,7 @@ export function parseVariants(text: string): VariantSpec[] {
 
 /** The variants of `make bench`: the baseline, the routing controls, then every size per front end. */
 function defaultVariants(): VariantSpec[] {
-  const specs = ["none"];
+  const specs = ["none", "one-rule", "empty-chain"];
   const largest = Math.max(...sizesOf());
   if (largest > 0) specs.push(`ip-rules:${largest}`, `ip-rules-skip:${largest}`);
   // symroute itself with and without its skip rule: the same networks in a band too narrow for it.
@@ -163,6 +189,10 @@ const hex = (v: number): string => `0x${v.toString(16)}`;
 /** The pod namespaces made (the harness's bare namespaces), removed at the end (bench/run.sh also removes them by prefix). */
 const pods: { destroy(): void }[] = [];
 const POD = "10.112.0.5";
+/** The source port of the existing flow. */
+const EXISTING_SOURCE_PORT = 40000;
+/** A source no packet of the bench has: the one-rule control's rule matches nothing. */
+const UNRELATED = "198.51.100.0/24";
 
 function sizesOf(): number[] {
   const quick = process.env["SRBENCH_QUICK"] === "1";
@@ -172,9 +202,20 @@ function sizesOf(): number[] {
     .filter((n) => Number.isInteger(n) && n >= 0);
 }
 
+interface PathMeasure {
+  readonly newFlowNs: number[];
+  readonly existingFlowNs: number[];
+  readonly newFlowCpuNs: number[];
+  readonly existingFlowCpuNs: number[];
+  /** Datagrams sent (all rounds, the set-up datagram of an existing flow included). */
+  sent: number;
+}
+
 interface Setup {
   readonly node: BenchNode;
   readonly pod: string;
+  /** The node's host-network backend (flow-sender sink). */
+  readonly sink: Sink;
   readonly variant: {
     spec: string;
     firewall: DataplaneVariant["firewall"];
@@ -184,18 +225,58 @@ interface Setup {
     narrowBand?: boolean;
     cli?: string;
   };
-  readonly newFlowNs: number[];
-  readonly existingFlowNs: number[];
-  sent: number;
-  /** The path to the node's own address. */
-  readonly toNode: { newFlowNs: number[]; existingFlowNs: number[]; sent: number };
+  readonly paths: Record<Path, PathMeasure>;
+  /** What a batch found that it should not have (conntrack entries, failed sends); empty when sound. */
+  readonly problems: string[];
 }
 
 /** Where a batch goes: through the node to the pod, or to the node itself. */
 type Path = "pod" | "node";
+const PATHS: readonly Path[] = ["pod", "node"];
+
+/** The port of the node's host-network backend: every node-service datagram is DNATed to it. */
+const SINK_PORT = 9;
+
+/** `flow-sender sink PORT` in the node, talked to one line at a time. */
+class Sink {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: string[] = [];
+  private waiting: ((line: string) => void) | undefined;
+  constructor(argv: readonly string[]) {
+    const [file, ...args] = argv;
+    this.child = spawn(file as string, args, { stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stderr.on("data", (b: Buffer) => log(`sink: ${b.toString().trim()}`));
+    createInterface({ input: this.child.stdout }).on("line", (line) => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      if (w !== undefined) w(line);
+      else this.lines.push(line);
+    });
+  }
+  /** The next line it prints (the child exiting first is an error). */
+  next(): Promise<string> {
+    const queued = this.lines.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise((resolveLine, reject) => {
+      if (this.child.exitCode !== null) reject(new Error(`sink exited (${this.child.exitCode})`));
+      this.waiting = resolveLine;
+      this.child.once("exit", (code) => reject(new Error(`sink exited (${code})`)));
+    });
+  }
+  async ask(command: "drain" | "reply"): Promise<string> {
+    this.child.stdin.write(`${command}\n`);
+    const answer = await this.next();
+    if (answer.startsWith("error")) throw new Error(`sink ${command}: ${answer}`);
+    return answer;
+  }
+  close(): void {
+    this.child.stdin.end();
+  }
+}
+const sinks: Sink[] = [];
 
 /** A node with a pod behind a DNAT, and symroute applied (or not). */
-function setUp(spec: VariantSpec): Setup {
+async function setUp(spec: VariantSpec, sender: string): Promise<Setup> {
   const { firewall, networks } = spec;
   const node = createNode();
   // Another build's CLI in place of this tree's.
@@ -210,15 +291,17 @@ function setUp(spec: VariantSpec): Setup {
     ["ip", "-n", pod, "-batch", "-"],
     `link set lo up\naddr add ${POD}/24 dev eth0\nlink set eth0 up\nroute add default via 10.112.0.1\n`,
   );
-  // The pod takes the datagrams and drops them before its own stack (no ICMP back: one-way cost).
+  // The pod takes the datagrams and drops them before its own stack (no ICMP back: one-way cost),
+  // counting the bench's. The node has forwarded them by then: its conntrack confirmed their
+  // entries in postrouting.
   must(
     ["ip", "netns", "exec", pod, "nft", "-f", "-"],
-    "table inet sink {\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n  }\n}\n",
+    'table inet sink {\n  counter delivered {}\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n    udp dport 1024-65535 counter name "delivered"\n  }\n}\n',
   );
   must(node.inside(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
   for (const [service, backend] of [
     [SERVICE, POD],
-    [NODE_SERVICE, NODE_ADDRESS],
+    [NODE_SERVICE, `${NODE_ADDRESS}:${SINK_PORT}`],
   ] as const) {
     must(
       node.inside(
@@ -231,12 +314,14 @@ function setUp(spec: VariantSpec): Setup {
       ),
     );
   }
-  // The node takes the datagrams delivered to it after routing (input hook) and drops them there,
-  // counting them: no socket, no ICMP back, the same in every variant.
-  must(
-    node.inside(["nft", "-f", "-"]),
-    `table inet sink {\n  counter delivered {}\n  chain in {\n    type filter hook input priority 0; policy accept;\n    ip daddr ${NODE_ADDRESS} udp dport 1024-65535 counter name "delivered" drop\n  }\n}\n`,
-  );
+  // The node's host-network backend: a socket that is not read while the sender runs, with the
+  // smallest receive buffer. The kernel delivers every datagram to it, after every input hook
+  // (conntrack confirms the entry in the last), and drops it at the full buffer: the same in
+  // every variant, no ICMP back, counted in /proc/net/snmp.
+  const sink = new Sink(node.inside([sender, "sink", String(SINK_PORT)]));
+  sinks.push(sink);
+  const ready = await sink.next();
+  if (ready !== "ready") throw new Error(`sink: ${ready}`);
   must(["ip", "-n", node.peer, "route", "add", "10.96.0.0/16", "via", "192.168.1.10"]);
   let classify: string | undefined;
   let ruleSkip: boolean | undefined;
@@ -247,6 +332,15 @@ function setUp(spec: VariantSpec): Setup {
       lines.push(`rule add priority 1001 fwmark ${hex(i + 1)}/0x3fff lookup ${20000 + i}`);
     if (firewall === "ip-rules-skip") lines.push("rule add priority 1002 nop");
     must(["ip", "-n", node.name, "-batch", "-"], `${lines.join("\n")}\n`);
+  } else if (firewall === "one-rule") {
+    // One rule no packet of the bench matches: the kernel's policy routing is on from the first
+    // rule of anyone's (the merged local/main lookup is gone, KERNEL-FACTS).
+    must(node.inside(["ip", "rule", "add", "priority", "1000", "from", UNRELATED, "lookup", "30000"]));
+  } else if (firewall === "empty-chain") {
+    must(
+      node.inside(["nft", "-f", "-"]),
+      "table inet control {\n  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n  }\n}\n",
+    );
   } else if (firewall !== "none") {
     const base = writeConfig(networks);
     const config = join(scratch(), `dataplane-${firewall}-${networks}.yaml`);
@@ -268,6 +362,7 @@ function setUp(spec: VariantSpec): Setup {
   return {
     node,
     pod,
+    sink,
     variant: {
       spec: spec.spec,
       firewall,
@@ -277,59 +372,140 @@ function setUp(spec: VariantSpec): Setup {
       ...(spec.narrowBand === true ? { narrowBand: true } : {}),
       ...(spec.cli === undefined ? {} : { cli: spec.cli }),
     },
-    newFlowNs: [],
-    existingFlowNs: [],
-    sent: 0,
-    toNode: { newFlowNs: [], existingFlowNs: [], sent: 0 },
+    paths: {
+      pod: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
+      node: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
+    },
+    problems: [],
   };
 }
 
+/** UDP datagrams the node's stack delivered to a socket: queued (InDatagrams) or dropped at a full buffer (RcvbufErrors). */
 function nodeReceived(s: Setup): number {
+  const snmp = must(s.node.inside(["cat", "/proc/net/snmp"])).split("\n");
+  const [names, values] = snmp.filter((l) => l.startsWith("Udp:"));
+  const fields = (names ?? "").split(/\s+/);
+  const numbers = (values ?? "").split(/\s+/).map(Number);
+  const of = (name: string): number => numbers[fields.indexOf(name)] ?? Number.NaN;
+  return of("InDatagrams") + of("RcvbufErrors");
+}
+
+/** The bench's datagrams that reached the pod (its sink's counter). */
+function podReceived(s: Setup): number {
   const listing = JSON.parse(
-    must(s.node.inside(["nft", "-j", "list", "counter", "inet", "sink", "delivered"])),
-  ) as {
-    nftables: { counter?: { packets: number } }[];
-  };
+    must(["ip", "netns", "exec", s.pod, "nft", "-j", "list", "counter", "inet", "sink", "delivered"]),
+  ) as { nftables: { counter?: { packets: number } }[] };
   return listing.nftables.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
 }
 
-function podReceived(s: Setup): number {
-  const link = JSON.parse(must(["ip", "-n", s.pod, "-s", "-j", "link", "show", "eth0"])) as {
-    stats64: { rx: { packets: number } };
-  }[];
-  return link[0]?.stats64.rx.packets ?? 0;
+const received = (s: Setup, path: Path): number => (path === "pod" ? podReceived(s) : nodeReceived(s));
+
+/** The node's conntrack entries of a service (confirmed entries only: `conntrack -L` lists the hash table). */
+function conntrackEntries(s: Setup, path: Path): string[] {
+  const service = path === "pod" ? SERVICE : NODE_SERVICE;
+  const listed = must(s.node.inside(["conntrack", "-L", "-p", "udp", "--orig-dst", service]));
+  return listed.split("\n").filter((l) => l.startsWith("udp"));
 }
 
-function send(sender: string, s: Setup, count: number, mode: "new" | "same", path: Path = "pod"): number {
+/** A subset of `all` from a comma-separated knob (all of them when unset); throws on a word it does not know. */
+function listOf<T extends string>(knob: string, all: readonly T[]): T[] {
+  const text = process.env[knob];
+  if (text === undefined || text.trim() === "") return [...all];
+  const words = text.split(",").map((w) => w.trim());
+  const unknown = words.filter((w) => !all.includes(w as T));
+  if (unknown.length > 0) throw new Error(`${knob}: unknown ${unknown.join(", ")} (${all.join(", ")})`);
+  return all.filter((w) => words.includes(w));
+}
+
+/** The sender's argv, pinned to one CPU when SRBENCH_DATAPLANE_PIN says which. */
+function senderArgv(namespace: string, sender: string, args: readonly string[]): string[] {
+  const pin = process.env["SRBENCH_DATAPLANE_PIN"];
+  const pinned = pin === undefined || pin === "" ? [] : ["taskset", "-c", pin];
+  return ["ip", "netns", "exec", namespace, ...pinned, sender, ...args];
+}
+
+/**
+ * One batch: `count` datagrams on new flows or on one existing flow, through the node to the pod
+ * or to the node's own socket. Returns nanoseconds per datagram; records what the batch left in
+ * conntrack when it is not what the mode means (every new flow confirmed; one replied entry).
+ */
+async function send(
+  sender: string,
+  s: Setup,
+  count: number,
+  mode: "new" | "same",
+  path: Path,
+): Promise<{ wall: number; cpu: number }> {
   // A fresh conntrack table each time: every datagram of a `new` round is a new connection.
   run(s.node.inside(["conntrack", "-F"]));
-  const from = mode === "same" ? ["40000"] : [];
   const service = path === "pod" ? SERVICE : NODE_SERVICE;
+  const from = mode === "same" ? [String(EXISTING_SOURCE_PORT)] : [];
   if (mode === "same") {
     // An established connection: one datagram, then the backend answers on the same flow (a UDP
     // flow stays NEW in conntrack until it has seen a reply).
-    must(["ip", "netns", "exec", s.node.peer, sender, service, "1", "1024", "same", ...from]);
-    const backend = path === "pod" ? s.pod : s.node.name;
-    must(["ip", "netns", "exec", backend, sender, "192.168.1.1", "1", "40000", "same", "1024"]);
+    if (path === "node") await s.sink.ask("drain");
+    must(senderArgv(s.node.peer, sender, [service, "1", "1024", "same", ...from]));
+    if (path === "pod")
+      must([
+        "ip",
+        "netns",
+        "exec",
+        s.pod,
+        sender,
+        "192.168.1.1",
+        "1",
+        String(EXISTING_SOURCE_PORT),
+        "same",
+        "1024",
+      ]);
+    else await s.sink.ask("reply");
   }
-  const out = must([
-    "ip",
-    "netns",
-    "exec",
-    s.node.peer,
-    sender,
-    service,
-    String(count),
-    "1024",
-    mode,
-    ...from,
-  ]);
-  const [ns, failed] = out.trim().split(" ").map(Number);
-  if (failed !== 0) throw new Error(`sender: ${failed} sends failed`);
-  const sent = count + (mode === "same" ? 1 : 0);
-  if (path === "pod") s.sent += sent;
-  else s.toNode.sent += sent;
-  return ns as number;
+  const out = must(senderArgv(s.node.peer, sender, [service, String(count), "1024", mode, ...from]));
+  const [ns, failed, cpu] = out.trim().split(" ").map(Number);
+  if (failed !== 0) s.problems.push(`${path} ${mode}: ${failed} sends failed`);
+  s.paths[path].sent += count + (mode === "same" ? 1 : 0);
+  const entries = conntrackEntries(s, path);
+  if (mode === "new" && entries.length !== count)
+    s.problems.push(`${path} new: ${entries.length} confirmed conntrack entries after ${count} new flows`);
+  if (mode === "same" && (entries.length !== 1 || /UNREPLIED/.test(entries[0] ?? "")))
+    s.problems.push(
+      `${path} existing: ${entries.length} confirmed conntrack entries (expected one replied): ${entries.slice(0, 2).join(" / ")}`,
+    );
+  return { wall: ns as number, cpu: cpu as number };
+}
+
+/**
+ * The proof, outside the timed rounds: with conntrack accounting on, one existing flow of `count`
+ * datagrams is one confirmed, replied entry that counted every datagram, and every datagram arrived.
+ */
+async function proveExistingFlow(sender: string, s: Setup, path: Path, count: number): Promise<string> {
+  must(s.node.inside(["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"]));
+  try {
+    const before = received(s, path);
+    await send(sender, s, count, "same", path);
+    const arrived = received(s, path) - before;
+    const entries = conntrackEntries(s, path);
+    const packets = Number(/packets=(\d+)/.exec(entries[0] ?? "")?.[1] ?? "NaN");
+    const replied = entries.length === 1 && !/UNREPLIED/.test(entries[0] ?? "");
+    const sound = replied && packets === count + 1 && arrived === count + 1;
+    return `${sound ? "ok" : "FAILED"}: ${entries.length} confirmed conntrack entr${entries.length === 1 ? "y" : "ies"}${replied ? ", replied" : ""}, ${packets} datagrams counted in it, ${arrived} arrived, of ${count + 1} sent`;
+  } finally {
+    must(s.node.inside(["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=0"]));
+  }
+}
+
+/**
+ * Whether the sender's CPU time holds the softirq work done in its context: only when the kernel
+ * does not account softirq time apart (CONFIG_IRQ_TIME_ACCOUNTING off). Unknown config: wall time.
+ */
+function timeBase(): "cpu" | "wall" {
+  const boot = `/boot/config-${release()}`;
+  const config = existsSync("/proc/config.gz")
+    ? run(["zcat", "/proc/config.gz"]).stdout
+    : existsSync(boot)
+      ? readFileSync(boot, "utf8")
+      : "";
+  return /^# CONFIG_IRQ_TIME_ACCOUNTING is not set$/m.test(config) ? "cpu" : "wall";
 }
 
 /** Where the results go: bench/results/dataplane.json, or with chosen variants a file of its own. */
@@ -356,6 +532,7 @@ async function main(): Promise<void> {
   const rounds = Number(
     process.env["SRBENCH_DATAPLANE_ROUNDS"] ?? (process.env["SRBENCH_QUICK"] === "1" ? "3" : "9"),
   );
+  const pin = process.env["SRBENCH_DATAPLANE_PIN"];
   const base: Omit<DataplaneResults, "variants" | "available"> = {
     ...(chosen === undefined || chosen.trim() === "" ? {} : { chosen: true }),
     date: new Date().toISOString(),
@@ -363,6 +540,8 @@ async function main(): Promise<void> {
     rounds,
     loadBefore,
     cpus: cpus().length,
+    ...(pin === undefined || pin === "" ? {} : { pinnedCpu: pin }),
+    timeBase: timeBase(),
   };
   const sender = join(scratch(), "flow-sender");
   const cc = run(["cc", "-O2", "-o", sender, join(REPO, "bench/flow-sender.c")]);
@@ -378,37 +557,67 @@ async function main(): Promise<void> {
   const setups: Setup[] = [];
   for (const spec of specs) {
     log(`dataplane: setting up ${spec.spec}`);
-    setups.push(setUp(spec));
+    setups.push(await setUp(spec, sender));
   }
+  const paths = listOf("SRBENCH_DATAPLANE_PATHS", PATHS);
+  const modes = listOf("SRBENCH_DATAPLANE_MODES", ["new", "existing"] as const);
   // Warm up: neighbours resolved, caches filled.
   for (const s of setups) {
-    send(sender, s, 1000, "new");
-    send(sender, s, 1000, "new", "node");
-    s.sent = 0;
-    s.toNode.sent = 0;
+    for (const path of paths) {
+      await send(sender, s, 1000, "new", path);
+      s.paths[path].sent = 0;
+    }
+    s.problems.length = 0;
   }
-  const received0 = setups.map(podReceived);
-  const nodeReceived0 = setups.map(nodeReceived);
+  const before = setups.map((s) => ({ pod: podReceived(s), node: nodeReceived(s) }));
   for (let r = 0; r < rounds; r++) {
     log(`dataplane: round ${r + 1}/${rounds}`);
     // Alternate the order so that no variant always runs first or last.
     const order = r % 2 === 0 ? setups : [...setups].reverse();
-    for (const s of order) s.newFlowNs.push(send(sender, s, count, "new"));
-    for (const s of order) s.existingFlowNs.push(send(sender, s, count, "same"));
-    for (const s of order) s.toNode.newFlowNs.push(send(sender, s, count, "new", "node"));
-    for (const s of order) s.toNode.existingFlowNs.push(send(sender, s, count, "same", "node"));
+    for (const path of paths) {
+      if (modes.includes("new"))
+        for (const s of order) {
+          const t = await send(sender, s, count, "new", path);
+          s.paths[path].newFlowNs.push(t.wall);
+          s.paths[path].newFlowCpuNs.push(t.cpu);
+        }
+      if (modes.includes("existing"))
+        for (const s of order) {
+          const t = await send(sender, s, count, "same", path);
+          s.paths[path].existingFlowNs.push(t.wall);
+          s.paths[path].existingFlowCpuNs.push(t.cpu);
+        }
+    }
   }
-  const variants = setups.map((s, i) => ({
-    ...s.variant,
-    newFlowNs: s.newFlowNs,
-    existingFlowNs: s.existingFlowNs,
-    delivered: (podReceived(s) - (received0[i] as number)) / s.sent,
-    toNode: {
-      newFlowNs: s.toNode.newFlowNs,
-      existingFlowNs: s.toNode.existingFlowNs,
-      delivered: (nodeReceived(s) - (nodeReceived0[i] as number)) / s.toNode.sent,
-    },
+  const delivered = setups.map((s, i) => ({
+    pod: (podReceived(s) - (before[i]?.pod ?? 0)) / s.paths.pod.sent,
+    node: (nodeReceived(s) - (before[i]?.node ?? 0)) / s.paths.node.sent,
   }));
+  log("dataplane: proving the existing flows (conntrack accounting on, outside the timed rounds)");
+  const variants: DataplaneVariant[] = [];
+  for (const [i, s] of setups.entries()) {
+    const proof: Partial<Record<Path, string>> = {};
+    for (const path of paths) proof[path] = await proveExistingFlow(sender, s, path, 1000);
+    const d = delivered[i] as { pod: number; node: number };
+    variants.push({
+      ...s.variant,
+      newFlowNs: s.paths.pod.newFlowNs,
+      existingFlowNs: s.paths.pod.existingFlowNs,
+      newFlowCpuNs: s.paths.pod.newFlowCpuNs,
+      existingFlowCpuNs: s.paths.pod.existingFlowCpuNs,
+      delivered: d.pod,
+      ...(proof.pod === undefined ? {} : { existingFlowProof: proof.pod }),
+      toNode: {
+        newFlowNs: s.paths.node.newFlowNs,
+        existingFlowNs: s.paths.node.existingFlowNs,
+        newFlowCpuNs: s.paths.node.newFlowCpuNs,
+        existingFlowCpuNs: s.paths.node.existingFlowCpuNs,
+        delivered: d.node,
+        ...(proof.node === undefined ? {} : { existingFlowProof: proof.node }),
+      },
+      problems: s.problems.slice(0, 5),
+    });
+  }
   save({
     ...base,
     available: true,
@@ -416,10 +625,10 @@ async function main(): Promise<void> {
     variants,
   } satisfies DataplaneResults);
   const none = stats(variants[0]?.newFlowNs ?? []).median;
-  const noneToNode = stats(variants[0]?.toNode.newFlowNs ?? []).median;
+  const noneToNode = stats(variants[0]?.toNode?.newFlowNs ?? []).median;
   for (const v of variants)
     log(
-      `  ${v.firewall} ${v.networks}: to the pod new ${stats(v.newFlowNs).median.toFixed(0)} ns (${(stats(v.newFlowNs).median / none).toFixed(2)}x), existing ${stats(v.existingFlowNs).median.toFixed(0)} ns, delivered ${v.delivered.toFixed(3)}; to the node new ${stats(v.toNode.newFlowNs).median.toFixed(0)} ns (${(stats(v.toNode.newFlowNs).median / noneToNode).toFixed(2)}x), delivered ${v.toNode.delivered.toFixed(3)}`,
+      `  ${v.spec ?? v.firewall}: to the pod new ${stats(v.newFlowNs).median.toFixed(0)} ns (${(stats(v.newFlowNs).median / none).toFixed(2)}x), existing ${stats(v.existingFlowNs).median.toFixed(0)} ns, delivered ${v.delivered.toFixed(3)}; to the node new ${stats(v.toNode?.newFlowNs ?? []).median.toFixed(0)} ns (${(stats(v.toNode?.newFlowNs ?? []).median / noneToNode).toFixed(2)}x), delivered ${v.toNode?.delivered.toFixed(3)}; ${(v.problems ?? []).length} problem(s)`,
     );
 }
 
@@ -427,6 +636,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   try {
     await main();
   } finally {
+    for (const sink of sinks) sink.close();
     destroyAll();
     for (const pod of pods) pod.destroy();
     cleanupScratch();

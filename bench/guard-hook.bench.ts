@@ -1,13 +1,15 @@
 // Issue 15 item 2 (the anti-spoofing guard): what the guard's hook costs packets that enter an
 // interface it does not guard, and packets through the one it guards, by where the guard hooks.
 // Variants, each a node of the harness with a kube-proxy stand-in (conntrack on) and symroute
-// applied with N networks on ext0 (nftables): `prerouting` as symroute renders it (a base chain at
-// priority raw whose `iifname` verdict map every packet of every interface looks up); `ingress`
-// the same guard rules moved into a `table netdev` chain hooked at ingress of ext0 only; `no-guard`
-// symroute without the guard (the floor); and `none`, no symroute. Paths: eth0 to a pod behind a
-// DNAT (new flows, packets of an existing flow), as bench/dataplane.bench.ts sends them; ext0 to a
-// pool address DNAT'ed to the pod (exempt by the guard's first rule) and ext0 from a source routed
-// back through ext0 to the node's service (the guard's fib check runs). Rounds alternate the order.
+// applied with N networks on ext0 (nftables): `ingress` as symroute renders it (a `table netdev`
+// chain hooked at ingress of ext0 only); `prerouting` the same checks as symroute rendered them
+// before (a base chain at priority raw whose `iifname` verdict map every packet of every interface
+// looks up), put in by hand; `no-guard` symroute without the guard (the floor); and `none`, no
+// symroute. Paths: eth0 to a pod behind a DNAT (new flows, packets of an existing flow), as
+// bench/dataplane.bench.ts sends them; ext0 to a pool address DNAT'ed to the pod (exempt by the
+// guard's first rule) and ext0 from a source routed back through ext0 to the node's service (the
+// guard's fib check runs). Rounds alternate the order; the sender is pinned to one CPU
+// (SRBENCH_GUARD_CPU, default the last) so that the softirq work it measures stays on one core.
 // Writes bench/results/guard-hook.json and prints medians with min-max.
 // Run: node --import tsx bench/guard-hook.bench.ts  (root; SRBENCH_GUARD_ROUNDS=9,
 // SRBENCH_GUARD_DATAGRAMS=20000, SRBENCH_GUARD_NETWORKS=10)
@@ -45,6 +47,9 @@ const LB_GATEWAY = "100.64.0.1";
 /** A client on ext0's segment whose source the node routes back through ext0. */
 const CLIENT = "203.0.113.5";
 const pods: { destroy(): void }[] = [];
+const cpu = process.env["SRBENCH_GUARD_CPU"] ?? String(cpus().length - 1);
+/** The sender's CPU pinning (none without taskset). */
+const pin = run(["taskset", "-c", cpu, "true"]).code === 0 ? ["taskset", "-c", cpu] : [];
 
 interface Setup {
   readonly variant: Variant;
@@ -108,26 +113,32 @@ function setUp(variant: Variant, networks: number): Setup {
     writeFileSync(config, `firewall: nftables\n${readFileSync(writeConfig(networks), "utf8")}`);
     const applied = run(node.symroute(["apply", "-c", config]));
     if (applied.code !== 0) throw new Error(`apply: ${applied.stderr}${applied.stdout}`);
-    const listing = must(node.inside(["nft", "list", "chain", "inet", "symroute", "guard_ext0"]));
+    const listing = must(node.inside(["nft", "list", "chain", "netdev", "symroute", "guard_ext0"]));
     const rules = listing
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l.includes(" comment "));
     if (rules.length === 0) throw new Error("symroute rendered no guard on ext0");
-    must(
-      node.inside(["nft", "-f", "-"]),
-      "delete chain inet symroute guard\ndelete chain inet symroute guard_ext0\n",
-    );
-    if (variant === "ingress") {
-      const body = rules.map((r) =>
-        r.replace("meta nfproto ipv4", "meta protocol ip").replace("meta nfproto ipv6", "meta protocol ip6"),
-      );
+    if (variant !== "ingress") must(node.inside(["nft", "delete", "table", "netdev", "symroute"]));
+    if (variant === "prerouting") {
+      // The guard as symroute rendered it before issue 15: the same checks behind a raw-priority
+      // prerouting chain that every packet enters for one `iifname` verdict-map lookup.
+      const body = rules
+        .filter((r) => !r.startsWith("vlan ") && !r.startsWith("meta pkttype "))
+        .map((r) =>
+          r
+            .replace("meta protocol ip6 ", "meta nfproto ipv6 ")
+            .replace("meta protocol ip ", "meta nfproto ipv4 "),
+        );
       must(
         node.inside(["nft", "-f", "-"]),
         [
-          "table netdev symroute {",
+          "table inet symroute {",
+          "  chain guard {",
+          "    type filter hook prerouting priority raw; policy accept;",
+          '    iifname vmap { "ext0" : jump guard_ext0 }',
+          "  }",
           "  chain guard_ext0 {",
-          '    type filter hook ingress device "ext0" priority -500; policy accept;',
           ...body.map((r) => `    ${r}`),
           "  }",
           "}",
@@ -154,7 +165,7 @@ function send(sender: string, s: Setup, count: number, path: PathName): number {
     argv = [SERVICE, String(count), "1024", "same", "40000"];
   } else if (path === "ext0-pool") argv = [LB, String(count), "1024", "same", "40001"];
   else argv = [NODE_SERVICE, String(count), "1024", "same", "40002"];
-  const out = must(["ip", "netns", "exec", s.node.peer, sender, ...argv]);
+  const out = must(["ip", "netns", "exec", s.node.peer, ...pin, sender, ...argv]);
   const [ns, failed] = out.trim().split(" ").map(Number);
   if (failed !== 0) throw new Error(`sender: ${failed} sends failed`);
   return ns as number;

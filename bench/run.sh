@@ -7,12 +7,16 @@
 #     replaced, the page is re-rendered from bench/results/ (the other sections stay as they were) and
 #     the machine record (machine.json) is left alone.
 #   Data plane (bench/dataplane.bench.ts): SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000
-#     SRBENCH_DATAPLANE_ROUNDS=9  SRBENCH_DATAPLANE_DATAGRAMS=20000
+#     SRBENCH_DATAPLANE_ROUNDS=9  SRBENCH_DATAPLANE_DATAGRAMS=20000 (per variant, path, mode and round)
+#     SRBENCH_DATAPLANE_PATHS=pod,node  SRBENCH_DATAPLANE_MODES=new,existing (a subset: a shorter A/B)
+#     SRBENCH_DATAPLANE_PIN=1  pin the sender (and the node's softirq work it carries) to that CPU
 #     SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order (an A/B):
 #       the results go to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and the
 #       section for them to tmp/bench/dataplane.md and stdout; bench/results/ and docs/ are untouched.
 #       A variant is KIND[:NETWORKS][:narrow][@CLI], KIND one of none, nftables, iptables, ip-rules,
-#       ip-rules-skip; :narrow = a band of 4 rule priorities; @CLI = another build's bin/symroute.
+#       ip-rules-skip, one-rule (no symroute + one unrelated ip rule), empty-chain (no symroute + an
+#       empty nft base chain at prerouting); :narrow = a band of 4 rule priorities; @CLI = another
+#       build's bin/symroute. The same variant twice (none,none) shows the noise of the run.
 #     Example: SRBENCH_ONLY=dataplane SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000@/work/main/bin/symroute,nftables:1000 bash bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
