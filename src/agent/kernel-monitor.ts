@@ -1,7 +1,8 @@
-// Kernel change events as reconcile triggers. `ip -o -ts monitor label rule route link address`
-// prints one line per netlink notification (in both families), stamped with the time ip received it
-// (the agent's read cache compares it with its reads: read-cache.ts) and prefixed [RULE], [ROUTE],
-// [LINK] or [ADDR];
+// Kernel change events as reconcile triggers. `ip -o -ts monitor label rule route link address
+// netconf` prints one line per netlink notification (in both families), stamped with the time ip
+// received it (the agent's read cache compares it with its reads: read-cache.ts) and prefixed
+// [RULE], [ROUTE], [LINK], [ADDR] or [NETCONF] (of the sysctls symroute sets, the kernel reports
+// rp_filter's changes, not arp_announce's or arp_ignore's: measured);
 // the lines are only a signal to re-read the node, never parsed as state (iproute2 6.1 prints text
 // even with -j), except to drop the events of links symroute has nothing to do with (a pod's veth
 // coming and going: kernelEventConcerns). Restarted with backoff if it exits.
@@ -37,6 +38,7 @@ export const MONITOR_COMMAND = [
   "route",
   "link",
   "address",
+  "netconf",
 ] as const;
 
 /**
@@ -55,6 +57,13 @@ export function kernelEventConcerns(line: string, interfaces: ReadonlySet<string
     // "5: podx@podxp: <...> ..." and "5: podx    inet 10.9.9.1/24 ...".
     const name = /^\d+: ([^\s:@]+)/.exec(body)?.[1];
     return name === undefined || interfaces.has(name);
+  }
+  if (label === "NETCONF") {
+    // "inet ext0 rp_filter strict": one setting changed (a link's first event lists every setting,
+    // a pod's veth coming, and is dropped). Only rp_filter of conf.all, conf.default and the named
+    // interfaces: a change there can drop every request (KERNEL-FACTS 5) until it is put back.
+    const name = /^inet (\S+) rp_filter \S+\s*$/.exec(body)?.[1];
+    return name !== undefined && (name === "all" || name === "default" || interfaces.has(name));
   }
   if (label === "ROUTE") {
     const dev = /(?:^|\s)dev (\S+)/.exec(body)?.[1];
