@@ -32,6 +32,7 @@ import {
   KUBE_PROXY_IPTABLES_ARGS,
   KUBE_PROXY_NFT_ARGS,
   NFT_ARP_READ_ARGS,
+  NFT_GUARD_READ_ARGS,
   NFT_READ_ARGS,
   batchInput,
   ipReadArgs,
@@ -145,9 +146,9 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       .map((r) => ({ key: ARP_KEY_PREFIX + (r.key ?? ""), content: ARP_KEY_PREFIX + r.content }));
 
   const readNftOwned = async (arp: Promise<NftRule[] | undefined>): Promise<OwnedFirewall | undefined> => {
-    const own = await readNftKeys(NFT_READ_ARGS);
+    const [own, guards] = await Promise.all([readNftKeys(NFT_READ_ARGS), readNftKeys(NFT_GUARD_READ_ARGS)]);
     if (own === undefined) return undefined;
-    const rules = [...own, ...arpRulesOf(await arp, "nftables")];
+    const rules = [...own, ...(guards ?? []), ...arpRulesOf(await arp, "nftables")];
     return {
       backend: "nftables",
       ruleKeys: rules.flatMap((r) => (r.key === undefined ? [] : [r.key])),

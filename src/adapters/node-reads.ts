@@ -30,6 +30,9 @@ export const batchInput = (commands: readonly string[]): string => `${commands.j
  */
 export const NFT_READ_ARGS: readonly string[] = ["-t", "list", "table", "inet", "symroute"];
 
+/** `nft -t list table netdev symroute`: the anti-spoofing guards, one ingress chain per interface. */
+export const NFT_GUARD_READ_ARGS: readonly string[] = ["-t", "list", "table", "netdev", "symroute"];
+
 /** `nft -t list table arp symroute`: the ARP probes (either front end puts them there). */
 export const NFT_ARP_READ_ARGS: readonly string[] = ["-t", "list", "table", "arp", "symroute"];
 

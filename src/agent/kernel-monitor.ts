@@ -1,7 +1,8 @@
-// Kernel change events as reconcile triggers. `ip -o -ts monitor label rule route link address`
-// prints one line per netlink notification (in both families), stamped with the time ip received it
-// (the agent's read cache compares it with its reads: read-cache.ts) and prefixed [RULE], [ROUTE],
-// [LINK] or [ADDR];
+// Kernel change events as reconcile triggers. `ip -o -ts monitor label rule route link address
+// netconf` prints one line per netlink notification (in both families), stamped with the time ip
+// received it (the agent's read cache compares it with its reads: read-cache.ts) and prefixed
+// [RULE], [ROUTE], [LINK], [ADDR] or [NETCONF] (of the sysctls symroute sets, the kernel reports
+// rp_filter's changes, not arp_announce's or arp_ignore's: measured);
 // the lines are only a signal to re-read the node, never parsed as state (iproute2 6.1 prints text
 // even with -j), except to drop the events of links symroute has nothing to do with (a pod's veth
 // coming and going: kernelEventConcerns). Restarted with backoff if it exits.
@@ -37,6 +38,7 @@ export const MONITOR_COMMAND = [
   "route",
   "link",
   "address",
+  "netconf",
 ] as const;
 
 /**
@@ -56,6 +58,13 @@ export function kernelEventConcerns(line: string, interfaces: ReadonlySet<string
     const name = /^\d+: ([^\s:@]+)/.exec(body)?.[1];
     return name === undefined || interfaces.has(name);
   }
+  if (label === "NETCONF") {
+    // "inet ext0 rp_filter strict": one setting changed (a link's first event lists every setting,
+    // a pod's veth coming, and is dropped). Only rp_filter of conf.all, conf.default and the named
+    // interfaces: a change there can drop every request (KERNEL-FACTS 5) until it is put back.
+    const name = /^inet (\S+) rp_filter \S+\s*$/.exec(body)?.[1];
+    return name !== undefined && (name === "all" || name === "default" || interfaces.has(name));
+  }
   if (label === "ROUTE") {
     const dev = /(?:^|\s)dev (\S+)/.exec(body)?.[1];
     if (dev === undefined || interfaces.has(dev)) return true;
@@ -72,14 +81,14 @@ export function kernelEventConcerns(line: string, interfaces: ReadonlySet<string
 /** Firewall changes: nft reports every table's, so only symroute's own are kept (isSymrouteFirewallEvent). */
 export const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
 /**
- * symroute's nft tables (`inet symroute`; `arp symroute`, the ARP probes of either front end), its
- * iptables chains (SYMROUTE-PRE, -OUT, -CLASSIFY, -GUARD, -G-IF: iptables-nft changes are nft
- * events too), and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by
+ * symroute's nft tables (`inet symroute`; `netdev symroute`, the guards; `arp symroute`, the ARP
+ * probes of either front end), its iptables chains (SYMROUTE-PRE, -OUT, -CLASSIFY, -GUARD, -G-IF:
+ * iptables-nft changes are nft events too), and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by
  * its handle only, and it may be symroute's jump into its chains (a reconcile too many is cheaper
  * than a missed drift).
  */
 export const isSymrouteFirewallEvent = (line: string): boolean =>
-  / (?:inet|arp) symroute\b/.test(line) ||
+  / (?:inet|netdev|arp) symroute\b/.test(line) ||
   /\bSYMROUTE-/.test(line) ||
   /^delete rule ip6? mangle (?:PREROUTING|OUTPUT) /.test(line);
 

@@ -20,7 +20,7 @@ export interface NetworkDraft {
   readonly index: number;
   readonly name?: string;
   /** The valid entries of addresses, with their positions in the list. */
-  readonly pools: readonly { readonly text: string; readonly position: number }[];
+  readonly pools: readonly DraftPool[];
   /** Every entry of addresses is valid. */
   readonly poolsComplete: boolean;
   readonly interface?: string;
@@ -29,6 +29,23 @@ export interface NetworkDraft {
   readonly vlan?: Vlan | "invalid";
   readonly table?: number | "invalid";
   readonly method?: Method;
+}
+
+/** A valid pool: its text, where it is in addresses, and its first and last address (poolSpan). */
+export interface DraftPool {
+  readonly text: string;
+  readonly position: number;
+  readonly family: Family;
+  readonly lo: bigint;
+  readonly hi: bigint;
+}
+
+/** A pool's family and bounds, parsed once per network (a reused network keeps them). */
+export function draftPool(text: string, position: number): DraftPool {
+  const prefix = parsePrefix(text);
+  if (prefix === undefined) throw new Error(`the schema let through ${text}`);
+  const { lo, hi } = prefixBounds(prefix);
+  return { text, position, family: prefix.family, lo, hi };
 }
 
 export interface Drafts {
@@ -157,14 +174,12 @@ function checkShared(drafts: readonly NetworkDraft[], out: Issue[]): void {
 
 interface PoolEntry extends SpanEntry {
   readonly text: string;
-  readonly path: ConfigPath;
+  /** The index in podCIDRs (a pod CIDR) or in the network's addresses. */
+  readonly position: number;
 }
 
-function spanEntry(text: string, path: ConfigPath, network: number | undefined, order: number): PoolEntry {
-  const prefix = parsePrefix(text);
-  if (prefix === undefined) throw new Error(`the schema let through ${text}`);
-  return { ...prefixBounds(prefix), family: prefix.family, network, order, text, path };
-}
+const entryPath = (e: PoolEntry): ConfigPath =>
+  e.network === undefined ? ["podCIDRs", e.position] : ["networks", e.network, "addresses", e.position];
 
 /** Pools that overlap each other or a pod CIDR, in one sorted sweep (overlaps.ts). */
 function checkOverlaps(
@@ -173,19 +188,26 @@ function checkOverlaps(
   out: Issue[],
 ) {
   const pods = podCIDRs ?? [];
-  const entries: PoolEntry[] = pods.map((text, i) =>
-    spanEntry(text, ["podCIDRs", i], undefined, i - pods.length),
-  );
+  const entries: PoolEntry[] = pods.map((text, i) => {
+    const { family, lo, hi } = draftPool(text, i);
+    return { family, lo, hi, network: undefined, order: i - pods.length, text, position: i };
+  });
   for (const d of drafts)
     for (const p of d.pools)
-      entries.push(
-        spanEntry(p.text, ["networks", d.index, "addresses", p.position], d.index, entries.length),
-      );
+      entries.push({
+        family: p.family,
+        lo: p.lo,
+        hi: p.hi,
+        network: d.index,
+        order: entries.length,
+        text: p.text,
+        position: p.position,
+      });
   const overlaps = findSpanOverlaps(entries);
   overlaps.sort((a, b) => a.entry.order - b.entry.order || a.other.order - b.other.order);
   for (const { entry, other, kind } of overlaps) {
     const owner = other.network === undefined ? undefined : drafts[other.network];
-    const where = `(${formatPath(other.path)})`;
+    const where = `(${formatPath(entryPath(other))})`;
     const what =
       kind === "pod"
         ? `pod CIDR ${quoteString(other.text)} ${where}; load-balancer addresses must not be pod addresses`
@@ -193,7 +215,7 @@ function checkOverlaps(
           ? `${quoteString(other.text)} ${where} of the same network; list each address once`
           : `${quoteString(other.text)} of ${owner?.name === undefined ? "another network" : `network ${quoteString(owner.name)}`} ` +
             `${where}; the pools of different networks must not overlap`;
-    out.push({ path: entry.path, message: `address ${quoteString(entry.text)} overlaps ${what}` });
+    out.push({ path: entryPath(entry), message: `address ${quoteString(entry.text)} overlaps ${what}` });
   }
 }
 

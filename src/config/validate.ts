@@ -4,7 +4,7 @@
 // checks across fields see whatever is valid.
 
 import { z } from "zod";
-import { type Drafts, type NetworkDraft, checkAcrossFields } from "./cross.ts";
+import { type Drafts, type NetworkDraft, checkAcrossFields, draftPool } from "./cross.ts";
 import { type ConfigIssue, type ConfigPath, describe, quoteString } from "./issues.ts";
 import { type Config, configSchema, networkList, networkSchema, toNetworkConfig } from "./schema.ts";
 
@@ -134,10 +134,10 @@ export function validateNetwork(value: unknown, index: number, out: PendingIssue
     index,
     // The valid entries take part in the overlap checks even when others are wrong.
     pools:
-      fields.addresses?.map((text, position) => ({ text, position })) ??
+      fields.addresses?.map((text, position) => draftPool(text, position)) ??
       (Array.isArray(addresses) ? addresses : []).flatMap((v, position) => {
         const r = NETWORK_SHAPE.addresses.element.safeParse(v);
-        return r.success ? [{ text: r.data, position }] : [];
+        return r.success ? [draftPool(r.data, position)] : [];
       }),
     poolsComplete: fields.addresses !== undefined,
     name: fields.name,

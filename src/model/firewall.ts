@@ -79,6 +79,8 @@ export interface FirewallRule {
   readonly body: string;
   readonly key: string;
   readonly family?: Family;
+  /** nftables: the rule's table is `netdev symroute` (the guards) rather than `inet symroute`. */
+  readonly table?: "netdev";
 }
 
 const keyOf = (label: string, chain: string, body: string): string =>
@@ -118,41 +120,7 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   const add = (chain: string, body: string, label: string): void => {
     rules.push({ chain, body, key: keyOf(label, chain, body) });
   };
-  const guards = spec.guards ?? [];
-  if (guards.length > 0) {
-    // One lookup by interface, whatever the number of interfaces; then each interface's chain.
-    const byIf = guardsByInterface(guards);
-    const elements = [...byIf.keys()]
-      .map((iif) => `"${ifnameToken(iif)}" : jump ${nftGuardChain(iif)}`)
-      .join(", ");
-    add("guard", `iifname vmap { ${elements} }`, "anti-spoofing by interface");
-    for (const [iif, list] of byIf) {
-      const chain = nftGuardChain(iif);
-      for (const g of list) {
-        const ip = g.family === 4 ? "ip" : "ip6";
-        const nfproto = g.family === 4 ? "ipv4" : "ipv6";
-        if (g.exempt.length > 0)
-          add(
-            chain,
-            `${ip} daddr { ${g.exempt.map(cidrToken).join(", ")} } return`,
-            `${iif} v${g.family} pools`,
-          );
-        if (g.family === 4) {
-          // As rp_filter and xt_rpfilter: DHCP-style packets from 0.0.0.0 are not checked.
-          add(chain, "ip saddr 0.0.0.0 ip daddr 255.255.255.255 return", `${iif} v4 dhcp`);
-        } else {
-          // Neighbour discovery comes from link-local or unspecified sources fib cannot vouch for.
-          add(
-            chain,
-            "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } return",
-            `${iif} v6 neighbour discovery`,
-          );
-        }
-        const lookup = g.mode === "strict" ? "fib saddr . iif oif missing" : "fib saddr oif missing";
-        add(chain, `meta nfproto ${nfproto} ${lookup} drop`, `${iif} v${g.family} ${g.mode} source check`);
-      }
-    }
-  }
+  rules.push(...nftGuardRules(spec));
   if (spec.entries.length === 0) return rules;
   const networkOfValue = byValue(spec.entries);
   // Classification is a lookup per new connection whatever the number of networks (KERNEL-FACTS
@@ -202,7 +170,56 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   return rules;
 }
 
-const nftGuardChain = (iif: string): string => `guard_${ifnameToken(iif)}`;
+/** The guard's chain of an interface, in the `netdev` table, hooked at that interface's ingress. */
+export const nftGuardChain = (iif: string): string => `guard_${ifnameToken(iif)}`;
+
+/**
+ * The guards (nftables): one base chain per guarded interface in `table netdev symroute`, hooked at
+ * ingress of that device only, so that packets arriving on any other interface never meet them (a
+ * `prerouting` chain is entered by every packet of every interface). `fib` is refused in an `inet`
+ * ingress chain (6.18: "Operation not supported"), accepted in a `netdev` one. Ingress comes before
+ * defragmentation: each fragment is checked by its addresses, which all fragments share.
+ */
+function nftGuardRules(spec: FirewallSpec): FirewallRule[] {
+  const rules: FirewallRule[] = [];
+  const add = (chain: string, body: string, label: string): void => {
+    rules.push({ chain, body, key: keyOf(label, chain, body), table: "netdev" });
+  };
+  for (const [iif, list] of guardsByInterface(spec.guards ?? [])) {
+    const chain = nftGuardChain(iif);
+    // Ingress of a device also sees what the stack hands to devices stacked on it: frames tagged for
+    // one of its VLANs (the tag is already out of the packet, so they look like IP) and frames for
+    // another MAC address (a macvlan's). The stack receives neither on this interface, so a
+    // `prerouting` guard of it never saw them: they go on, to the VLAN's own guard or rp_filter.
+    // VLAN 0 (priority tagged) stays checked: the stack receives those on this interface.
+    add(chain, "vlan id != 0 return", `${iif} frames for its VLANs`);
+    add(chain, "meta pkttype other return", `${iif} frames for other hosts`);
+    for (const g of list) {
+      const ip = g.family === 4 ? "ip" : "ip6";
+      if (g.exempt.length > 0)
+        add(
+          chain,
+          `${ip} daddr { ${g.exempt.map(cidrToken).join(", ")} } return`,
+          `${iif} v${g.family} pools`,
+        );
+      if (g.family === 4) {
+        // As rp_filter and xt_rpfilter: DHCP-style packets from 0.0.0.0 are not checked.
+        add(chain, "ip saddr 0.0.0.0 ip daddr 255.255.255.255 return", `${iif} v4 dhcp`);
+      } else {
+        // Neighbour discovery comes from link-local or unspecified sources fib cannot vouch for.
+        add(
+          chain,
+          "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } return",
+          `${iif} v6 neighbour discovery`,
+        );
+      }
+      const lookup = g.mode === "strict" ? "fib saddr . iif oif missing" : "fib saddr oif missing";
+      // `meta nfproto` exists only in the inet family; in netdev the link-layer protocol says it.
+      add(chain, `meta protocol ${ip} ${lookup} drop`, `${iif} v${g.family} ${g.mode} source check`);
+    }
+  }
+  return rules;
+}
 
 /**
  * An interface's classify chain. Interface names are unique and every character ifnameToken lets

@@ -14,6 +14,7 @@ import {
   NFT_TABLE,
   arpRules,
   iptGuardChain,
+  nftGuardChain,
   IPSET_PREFIX,
   iptablesRules,
   ipsetsOf,
@@ -23,7 +24,7 @@ import {
   type FirewallSpec,
   type IptablesRule,
 } from "../model/firewall.ts";
-import { ipsetNameToken } from "../model/tokens.ts";
+import { ifnameToken, ipsetNameToken } from "../model/tokens.ts";
 
 /** `nft -f` lines that replace symroute's `arp` table whole (or only remove it). */
 function arpTableLines(spec: FirewallSpec | undefined): string[] {
@@ -45,23 +46,48 @@ export function renderNftArp(spec: FirewallSpec | undefined): string {
   return `${arpTableLines(spec).join("\n")}\n`;
 }
 
+/**
+ * The guards' chains in `table netdev symroute` (replaced whole, or only removed), each hooked at
+ * ingress of its interface, before any other ingress hook.
+ */
+function netdevTableLines(spec: FirewallSpec | undefined, byChain: Map<string, FirewallRule[]>): string[] {
+  const lines = [`table netdev ${NFT_TABLE} {}`, `delete table netdev ${NFT_TABLE}`];
+  if (spec === undefined || byChain.size === 0) return lines;
+  const deviceOf = new Map((spec.guards ?? []).map((g) => [nftGuardChain(g.iif), ifnameToken(g.iif)]));
+  lines.push(`table netdev ${NFT_TABLE} {`);
+  for (const [chain, rules] of byChain) {
+    lines.push(
+      `  chain ${chain} {`,
+      `    type filter hook ingress device "${deviceOf.get(chain) ?? "?"}" priority ${GUARD_PRIORITY}; policy accept;`,
+    );
+    for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
+    lines.push("  }");
+  }
+  lines.push("}");
+  return lines;
+}
+
+/** The guards' ingress priority: before any other netdev ingress chain (the usual one is 0). */
+const GUARD_PRIORITY = -500;
+
 /** One `nft -f` transaction that replaces symroute's tables whole (or only removes them). */
 export function renderNft(spec: FirewallSpec | undefined): string {
   const lines = [`table inet ${NFT_TABLE} {}`, `delete table inet ${NFT_TABLE}`];
-  if (spec === undefined) return `${[...lines, ...arpTableLines(undefined)].join("\n")}\n`;
+  if (spec === undefined)
+    return `${[...lines, ...netdevTableLines(undefined, new Map()), ...arpTableLines(undefined)].join("\n")}\n`;
   // Group once, in order of first appearance: one chain per mark value, so never filter per chain.
   const byChain = new Map<string, FirewallRule[]>();
+  const guardChains = new Map<string, FirewallRule[]>();
   for (const r of nftRules(spec)) {
-    const list = byChain.get(r.chain);
-    if (list === undefined) byChain.set(r.chain, [r]);
+    const chains = r.table === "netdev" ? guardChains : byChain;
+    const list = chains.get(r.chain);
+    if (list === undefined) chains.set(r.chain, [r]);
     else list.push(r);
   }
-  // Only ARP probes: no inet table at all.
+  // Only guards or ARP probes: no inet table at all.
   if (byChain.size > 0) lines.push(`table inet ${NFT_TABLE} {`);
   for (const [chain, rules] of byChain) {
     lines.push(`  chain ${chain} {`);
-    // Before conntrack and DNAT: the destination is still the pool's address.
-    if (chain === "guard") lines.push("    type filter hook prerouting priority raw; policy accept;");
     if (chain === "pre") lines.push("    type filter hook prerouting priority mangle; policy accept;");
     // Only a `route` chain re-routes a locally generated packet whose mark changed (KERNEL-FACTS 4).
     if (chain === "out") lines.push("    type route hook output priority mangle; policy accept;");
@@ -69,7 +95,7 @@ export function renderNft(spec: FirewallSpec | undefined): string {
     lines.push("  }");
   }
   if (byChain.size > 0) lines.push("}");
-  lines.push(...arpTableLines(spec));
+  lines.push(...netdevTableLines(spec, guardChains), ...arpTableLines(spec));
   return `${lines.join("\n")}\n`;
 }
 

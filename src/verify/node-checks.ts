@@ -198,7 +198,7 @@ function antiSpoofCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFin
         "Linux has no rp_filter for IPv6: any host on that link can send packets with any source to pods and to the node",
       fix:
         fixApply ??
-        `a guard in the firewall: nft \`iifname "${d.interface}" ip6 daddr != { ${d.pools.join(", ")} } fib saddr . iif oif missing drop\` in a prerouting chain at priority raw (ND exempted)`,
+        `a guard in the firewall: nft \`iifname "${d.interface}" ip6 daddr != { ${d.pools.join(", ")} } fib saddr . iif oif missing drop\` in a netdev chain at ingress of ${d.interface} (ND exempted)`,
     };
   }
   const mode = effective(node, d.interface, "rp_filter");

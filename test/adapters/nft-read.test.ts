@@ -17,13 +17,21 @@ const OURS = ok(
   'table inet symroute {\n\tchain pre {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\t\tiifname "ext0" ct state new ct mark set ct mark or 0x00000001 comment "n1 mark"\n\t}\n}\n',
 );
 
-/** A runner with nft's answers for `table inet symroute` and `table arp symroute`. */
-function runner(inet: ToolResult, arp: ToolResult = noTable("arp")): ToolRunner {
+/** A runner with nft's answers for `table inet symroute`, `table arp symroute` and `table netdev symroute`. */
+function runner(
+  inet: ToolResult,
+  arp: ToolResult = noTable("arp"),
+  netdev: ToolResult = noTable("netdev"),
+): ToolRunner {
   return async (tool, args) => {
     if (tool !== "nft") throw new Error(`unexpected tool ${tool} ${args.join(" ")}`);
-    return args.includes("arp") ? arp : inet;
+    return args.includes("arp") ? arp : args.includes("netdev") ? netdev : inet;
   };
 }
+
+const GUARDS = ok(
+  'table netdev symroute {\n\tchain guard_ext0 {\n\t\ttype filter hook ingress device "ext0" priority -500; policy accept;\n\t\tmeta protocol ip fib saddr . iif oif missing drop comment "ext0 v4 strict source check #1"\n\t}\n}\n',
+);
 
 const read = (run: ToolRunner) => createLinuxKernel({ run }).readFirewall(["nftables"]);
 
@@ -32,6 +40,15 @@ test("a table of ours is read; an absent one is nothing of ours", async () => {
   assert.deepEqual(owned?.ruleKeys, ["n1 mark"]);
   const [none] = await read(runner(noTable("inet")));
   assert.deepEqual(none?.ruleKeys, []);
+  // The guards' netdev table is read with it, its hook line content without a key.
+  const [guarded] = await read(runner(OURS, noTable("arp"), GUARDS));
+  assert.deepEqual(guarded?.ruleKeys, ["n1 mark", "ext0 v4 strict source check #1"]);
+  assert.ok(
+    guarded?.contents?.includes(
+      'guard_ext0: type filter hook ingress device "ext0" priority -500; policy accept;',
+    ),
+    JSON.stringify(guarded?.contents),
+  );
 });
 
 test("no nft installed: nothing of ours can be in its tables", async () => {
@@ -46,6 +63,7 @@ test("nft failing for a reason it does not explain is an error naming the comman
   const cases = [
     { table: "inet", run: runner(failed(`${stderr}\n`)) },
     { table: "arp", run: runner(OURS, failed(`${stderr}\n`)) },
+    { table: "netdev", run: runner(OURS, noTable("arp"), failed(`${stderr}\n`)) },
   ];
   for (const { table, run } of cases) {
     await assert.rejects(read(run), (error: unknown) => {

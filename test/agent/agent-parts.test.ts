@@ -120,6 +120,13 @@ describe("kernel events the configuration is concerned with", () => {
       "[ROUTE]local 10.9.9.1 dev podx table local proto kernel scope host src 10.9.9.1 ",
       "[ROUTE]Deleted 10.9.9.0/24 dev podx proto kernel scope link src 10.9.9.1 ",
       "[ROUTE]10.1.2.3 dev cali12345 scope link",
+      // As `ip monitor netconf` printed them (iproute2 6.1): a veth's first event lists every
+      // setting; a pod interface's rp_filter, other settings, a link gone.
+      "[NETCONF]inet podx forwarding off rp_filter off mc_forwarding off proxy_neigh off ignore_routes_with_linkdown off ",
+      "[NETCONF]inet podx rp_filter strict ",
+      "[NETCONF]inet all forwarding on ",
+      "[NETCONF]inet6 ext0 forwarding on ",
+      "[NETCONF]Deleted inet podx ",
     ])
       assert.equal(concerns(line), false, line);
   });
@@ -139,6 +146,10 @@ describe("kernel events the configuration is concerned with", () => {
       "[LINK]Deleted 7: eth1: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default",
       "[ADDR]3: ext0    inet6 fe80::d0e0:41ff:fe83:e471/64 scope link \\       valid_lft forever preferred_lft forever",
       "an unlabelled line",
+      // rp_filter of conf.all, conf.default and a configured interface changed.
+      "[NETCONF]inet all rp_filter loose ",
+      "[NETCONF]inet default rp_filter strict ",
+      "[NETCONF]inet ext0 rp_filter strict ",
     ])
       assert.equal(concerns(line), true, line);
   });

@@ -153,6 +153,22 @@ test(
       assert.ok((metric(node.name, "nodejs_heap_size_used_bytes") ?? 0) > 0, text);
     });
 
+    await t.test("conf.all's rp_filter reset by hand is put back before the resync", async () => {
+      const allRpFilter = "/proc/sys/net/ipv4/conf/all/rp_filter";
+      const read = (): string => must(["ip", "netns", "exec", node.name, "cat", allRpFilter]).trim();
+      assert.equal(read(), "0");
+      const started = Date.now();
+      // As `sysctl --system` would: every request on ext0 (no address) is dropped until it is 0.
+      assert.equal(
+        run(["ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"]).code,
+        0,
+      );
+      // The resync interval is 5 minutes: only the kernel's netconf event can bring it back this soon
+      // (the reconciles the repairs above caused are over: /metrics was read in between).
+      await pollUntil("conf.all.rp_filter back to 0", () => (read() === "0" ? true : undefined), 10_000, 20);
+      t.diagnostic(`conf.all.rp_filter repaired after ${Date.now() - started} ms`);
+    });
+
     await t.test(
       "a pod's veth coming and going costs no reconcile; the node's own links still do",
       async () => {

@@ -64,11 +64,14 @@ function segment(node: Netns): void {
   must(["ip", "-n", node.peer, "-batch", "-"], `${lines.join("\n")}\n`);
 }
 
-/** The test's own counters on the node: arrival on ext0, past the guards' hooks, local delivery. */
+/**
+ * The test's own counters on the node: arrival on ext0 (before symroute's guard there, at priority
+ * -500), past the guards' hooks, local delivery.
+ */
 const COUNTERS = `table netdev xg-ingress {
   counter arrived { }
   chain ext0 {
-    type filter hook ingress device "ext0" priority -500; policy accept;
+    type filter hook ingress device "ext0" priority -600; policy accept;
     udp dport ${PORT} counter name "arrived"
   }
 }
@@ -151,7 +154,7 @@ function explain(node: Netns, from: string, to: string): ExplainJson {
 }
 
 const GUARD_REMOVAL: Record<string, readonly string[]> = {
-  nftables: ["nft", "flush", "chain", "inet", "symroute", "guard"],
+  nftables: ["nft", "flush", "chain", "netdev", "symroute", "guard_ext0"],
   iptables: ["iptables", "-t", "mangle", "-F", "SYMROUTE-GUARD"],
 };
 
@@ -229,7 +232,7 @@ networks:
 const COUNTERS6 = `table netdev xg6-ingress {
   counter arrived { }
   chain ext0 {
-    type filter hook ingress device "ext0" priority -500; policy accept;
+    type filter hook ingress device "ext0" priority -600; policy accept;
     ip6 saddr { ${SPOOF6}, ${CLIENT6} } udp dport ${PORT} counter name "arrived"
   }
 }

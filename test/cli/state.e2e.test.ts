@@ -113,7 +113,7 @@ test(
     assert.equal(symroute(node, node.stateDir, ["apply", "-c", CONFIG]).code, 0);
     const guard = (): string[] =>
       node
-        .exec(["nft", "list", "table", "inet", "symroute"])
+        .exec(["nft", "list", "table", "netdev", "symroute"])
         .stdout.split("\n")
         .filter((l) => /fib saddr \. iif oif missing drop/.test(l))
         .map((l) => l.trim());

@@ -188,11 +188,14 @@ const neighbours = (node: Netns): Neighbour[] =>
   JSON.parse(mustIn(node, ["ip", "-j", "neigh", "show"])) as Neighbour[];
 const gatewayState = (node: Netns): string[] => neighbours(node).find((n) => n.dst === GATEWAY)?.state ?? [];
 
-/** Counters of the test's own: the node's ext0 ingress, after the guards' hooks, and local delivery. */
+/**
+ * Counters of the test's own: the node's ext0 ingress (before symroute's guard there, at priority
+ * -500), after the guards' hooks, and local delivery.
+ */
 const countersFor = (side: Side): string => `table netdev nfwtest-ingress {
   counter spoof-in { }
   chain ext0 {
-    type filter hook ingress device "ext0" priority -500; policy accept;
+    type filter hook ingress device "ext0" priority -600; policy accept;
     ${side.ip} saddr ${side.spoof} udp dport ${PROBE_PORT} counter name "spoof-in"
   }
 }
@@ -263,7 +266,7 @@ function spoofPassesGuard(node: Netns, side: Side = V4): boolean {
 }
 
 const GUARD_REMOVAL: Record<string, readonly string[]> = {
-  nftables: ["nft", "flush", "chain", "inet", "symroute", "guard"],
+  nftables: ["nft", "flush", "chain", "netdev", "symroute", "guard_ext0"],
   iptables: ["iptables", "-t", "mangle", "-F", "SYMROUTE-GUARD"],
 };
 
@@ -374,10 +377,10 @@ for (const firewall of ["nftables", "iptables"] as const) {
 /** Deletes the guard's neighbour-discovery RETURNs by hand. */
 function removeNdExemption(node: Netns, firewall: "nftables" | "iptables"): void {
   if (firewall === "nftables") {
-    const listing = mustIn(node, ["nft", "-a", "list", "chain", "inet", "symroute", "guard_ext0"]);
+    const listing = mustIn(node, ["nft", "-a", "list", "chain", "netdev", "symroute", "guard_ext0"]);
     const handle = /nd-neighbor-solicit.* # handle (\d+)/.exec(listing)?.[1];
     assert.ok(handle, listing);
-    mustIn(node, ["nft", "delete", "rule", "inet", "symroute", "guard_ext0", "handle", handle]);
+    mustIn(node, ["nft", "delete", "rule", "netdev", "symroute", "guard_ext0", "handle", handle]);
     return;
   }
   const rules = mustIn(node, ["ip6tables", "-t", "mangle", "-S", "SYMROUTE-G-ext0"])
@@ -482,12 +485,14 @@ networks:
       const arp = mustIn(node, ["nft", "list", "table", "arp", "symroute"]);
       assert.match(arp, new RegExp(`comment "${firewall} arp probes #`));
       const inet = node.exec(["nft", "list", "table", "inet", "symroute"]);
+      const netdev = node.exec(["nft", "list", "table", "netdev", "symroute"]);
       const mangle = mustIn(node, ["ip6tables-save", "-t", "mangle"]);
       if (firewall === "nftables") {
-        assert.match(inet.stdout, /chain guard_ext0/);
+        assert.match(netdev.stdout, /chain guard_ext0 \{\n\s*type filter hook ingress device "ext0"/);
         assert.doesNotMatch(mangle, /SYMROUTE/);
       } else {
         assert.notEqual(inet.code, 0, "no inet table with the iptables front end");
+        assert.notEqual(netdev.code, 0, "no netdev table with the iptables front end");
         assert.match(mangle, /-A SYMROUTE-G-ext0 -m rpfilter --invert/);
       }
     }

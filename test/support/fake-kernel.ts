@@ -496,7 +496,8 @@ export class FakeKernel implements Kernel {
       }
       return keys;
     };
-    const inet = keysOfTable("inet");
+    const ownTables = [keysOfTable("inet"), keysOfTable("netdev")];
+    const inet = ownTables.every((k) => k === undefined) ? undefined : ownTables.flatMap((k) => k ?? []);
     const arp = keysOfTable("arp");
     const keysOf = (backend: FirewallBackend): string[] =>
       this.state.firewall.find((f) => f.backend === backend)?.ruleKeys.slice() ?? [];

@@ -40,6 +40,7 @@ const RULE_STARTS = new Set([
   "th",
   "arp",
   "ether",
+  "vlan",
   "mark",
   "counter",
   "log",
@@ -89,11 +90,19 @@ function badAddress(word: string): boolean {
 }
 
 function checkBaseChain(w: readonly string[], line: number): void {
-  // type T hook H priority P ; policy accept ;
+  // type T hook H [device "D"] priority P ; policy accept ;
   if (!CHAIN_TYPES.has(w[1] ?? "")) throw new NftRefusal(line, `unknown chain type ${w[1] ?? ""}`);
   if (w[2] !== "hook" || !HOOKS.has(w[3] ?? "")) throw new NftRefusal(line, "unknown chain hook");
-  const priority = w[5] ?? "";
-  if (w[4] !== "priority" || !(PRIORITY_NAMES.has(priority) || /^-?\d+$/.test(priority)))
+  // An ingress or egress hook is one device's; the others are the family's.
+  const perDevice = w[3] === "ingress" || w[3] === "egress";
+  if (perDevice !== (w[4] === "device"))
+    throw new NftRefusal(
+      line,
+      perDevice ? "Missing `device' in this chain definition" : "syntax error, unexpected device",
+    );
+  const at = perDevice ? 6 : 4;
+  const priority = w[at + 1] ?? "";
+  if (w[at] !== "priority" || !(PRIORITY_NAMES.has(priority) || /^-?\d+$/.test(priority)))
     throw new NftRefusal(line, "invalid priority expression value in this context.");
   const policy = w.indexOf("policy");
   if (policy >= 0 && !["accept", "drop"].includes(w[policy + 1] ?? ""))

@@ -43,7 +43,10 @@ export const NFT_CASES: readonly {
     name: "symroute's own script",
     script: renderNft({
       ...SPEC,
-      guards: [{ family: 4, iif: "ext0", mode: "strict", exempt: ["1.2.3.0/24"], reason: "r" }],
+      guards: [
+        { family: 4, iif: "ext0", mode: "strict", exempt: ["1.2.3.0/24"], reason: "r" },
+        { family: 6, iif: "ext0", mode: "strict", exempt: ["2001:db8::/64"], reason: "r" },
+      ],
     }),
   },
   { name: "the script that removes symroute's tables", script: renderNft(undefined) },
@@ -95,6 +98,19 @@ export const NFT_CASES: readonly {
   {
     name: "a priority that is neither a number nor a name",
     script: inTable().replace("priority mangle", "priority bogus"),
+    refusedAt: 3,
+  },
+  {
+    name: "an ingress chain without its device",
+    script: [
+      "table netdev symroute {",
+      "  chain guard_ext0 {",
+      "    type filter hook ingress priority -500; policy accept;",
+      '    vlan id != 0 return comment "x #1"',
+      "  }",
+      "}",
+      "",
+    ].join("\n"),
     refusedAt: 3,
   },
   { name: "an unknown table family", script: "table inet6 symroute {}\n", refusedAt: 1 },

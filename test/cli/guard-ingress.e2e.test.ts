@@ -1,0 +1,162 @@
+// Issue 15 item 2: with the nftables front end, the anti-spoofing guard is a chain hooked at ingress
+// of the guarded interface only, so packets arriving on any other interface never enter it. After
+// apply: the guard's chain is in `table netdev symroute` on ext0's ingress and nothing of symroute's
+// hooks prerouting at priority raw; a spoofed packet into ext0 is dropped, a client's packet to the
+// pool passes, and a counter put at the head of the guard's chain (by the test) counts the packets
+// that entered ext0 and none of those that entered eth0.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createNode, e2eUnavailable, must, run, type Netns } from "../support/netns.ts";
+
+const skip = e2eUnavailable();
+const dir = mkdtempSync(join(tmpdir(), "symroute-guard-ingress-"));
+chmodSync(dir, 0o755);
+
+const CLIENT = "203.0.113.10";
+const LB = "1.2.3.4";
+const NODE = "192.168.1.10";
+const SPOOF = "10.112.0.5";
+const PORT = 9998;
+
+const inNode = (node: Netns, argv: readonly string[], input?: string): string => {
+  const r = node.exec(argv, input);
+  assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+};
+
+/** The external segment: the client, and a spoofing host sending a pod-range source into ext0. */
+function segment(node: Netns): void {
+  const mac = (JSON.parse(inNode(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
+    ?.address;
+  assert.ok(mac);
+  const lines = [
+    "addr add 1.2.3.1/24 dev r-ext0",
+    `addr add ${CLIENT}/32 dev lo`,
+    `addr add ${SPOOF}/32 dev lo`,
+    "link set lo up",
+    `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
+    `neigh replace ${NODE} lladdr ${mac} dev r-ext0 nud permanent`,
+    `rule add from ${SPOOF} lookup 99 priority 99`,
+    `route add ${NODE}/32 dev r-ext0 table 99`,
+    `rule add from ${CLIENT} lookup 98 priority 98`,
+    `route add ${LB}/32 dev r-ext0 table 98`,
+  ];
+  must(["ip", "-n", node.peer, "-batch", "-"], `${lines.join("\n")}\n`);
+}
+
+/** The test's counters on the node, after every ingress hook (prerouting, before conntrack). */
+const COUNTERS = `table inet gi {
+  counter spoof-past { }
+  counter client-past { }
+  counter eth0-past { }
+  chain after_guard {
+    type filter hook prerouting priority -350; policy accept;
+    iifname "ext0" ip saddr ${SPOOF} udp dport ${PORT} counter name "spoof-past"
+    iifname "ext0" ip saddr ${CLIENT} ip daddr ${LB} udp dport ${PORT} counter name "client-past"
+    iifname "eth0" udp dport ${PORT} counter name "eth0-past"
+  }
+}
+`;
+
+function counter(node: Netns, name: string): number {
+  const out = JSON.parse(inNode(node, ["nft", "-j", "list", "counter", "inet", "gi", name])) as {
+    nftables: { counter?: { packets: number } }[];
+  };
+  const c = out.nftables.find((x) => x.counter !== undefined)?.counter;
+  assert.ok(c, `counter ${name}`);
+  return c.packets;
+}
+
+/** Packets the test's own rule at the head of symroute's guard chain counted. */
+function enteredGuard(node: Netns): number {
+  const out = JSON.parse(
+    inNode(node, ["nft", "-j", "list", "chain", "netdev", "symroute", "guard_ext0"]),
+  ) as {
+    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
+  };
+  const rule = out.nftables.find((x) => x.rule?.comment === "test: entered")?.rule;
+  assert.ok(rule, "the test's counter in guard_ext0");
+  return rule.expr.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
+}
+
+function send(node: Netns, from: string, to: string, count = 1): void {
+  const script = `const s=require("node:dgram").createSocket("udp4");let n=${count};s.bind({address:"${from}"},()=>{const go=()=>s.send("x",${PORT},"${to}",(e)=>{if(e){process.exitCode=1;s.close();return}if(--n>0)go();else s.close()});go()})`;
+  const r = run(["ip", "netns", "exec", node.peer, process.execPath, "-e", script]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+/** Waits (a condition, polled) until `name` reaches `value`; returns what it reached. */
+function awaitCounter(node: Netns, name: string, value: number): number {
+  let seen = counter(node, name);
+  for (let i = 0; i < 2000 && seen < value; i++) seen = counter(node, name);
+  return seen;
+}
+
+test(
+  "the guard hooks ingress of the guarded interface only: other interfaces never enter it",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    segment(node);
+    const config = join(dir, "nftables.yaml");
+    writeFileSync(
+      config,
+      "firewall: nftables\nnetworks:\n  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n",
+    );
+    chmodSync(config, 0o644);
+    const applied = node.symroute(["apply", "-c", config]);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+
+    // Where it hooks: ext0's ingress, in symroute's netdev table; no raw-priority prerouting chain.
+    const netdev = inNode(node, ["nft", "list", "table", "netdev", "symroute"]);
+    assert.match(netdev, /chain guard_ext0 \{\n\s*type filter hook ingress device "ext0" priority -500;/);
+    assert.match(
+      netdev,
+      /meta protocol ip fib saddr \. iif oif missing drop comment "ext0 v4 strict source check #/,
+    );
+    const inet = inNode(node, ["nft", "list", "table", "inet", "symroute"]);
+    assert.doesNotMatch(inet, /hook prerouting priority raw/);
+    assert.doesNotMatch(inet, /fib saddr/);
+
+    inNode(node, ["nft", "-f", "-"], COUNTERS);
+    // The test's own counter at the head of the guard's chain (drift to symroute; the test reads it).
+    inNode(node, [
+      "nft",
+      "insert",
+      "rule",
+      "netdev",
+      "symroute",
+      "guard_ext0",
+      "udp",
+      "dport",
+      `${PORT}`,
+      "counter",
+      "comment",
+      '"test: entered"',
+    ]);
+
+    // Into eth0: delivered as before, and the guard never saw them.
+    const eth0 = counter(node, "eth0-past");
+    send(node, "192.168.1.1", NODE, 5);
+    assert.equal(awaitCounter(node, "eth0-past", eth0 + 5), eth0 + 5, "the packets into eth0 arrived");
+    assert.equal(enteredGuard(node), 0, "no packet from eth0 entered the guard");
+
+    // Into ext0: the spoofed source is dropped, the client reaches the pool; both entered the guard.
+    const spoof = counter(node, "spoof-past");
+    const client = counter(node, "client-past");
+    send(node, SPOOF, NODE);
+    send(node, CLIENT, LB);
+    // The client's packet, sent after the spoofed one on the same queue, passed: so has the spoofed one, if it did.
+    assert.equal(
+      awaitCounter(node, "client-past", client + 1),
+      client + 1,
+      "the client's packet passed the guard",
+    );
+    assert.equal(counter(node, "spoof-past"), spoof, "the spoofed packet was dropped");
+    assert.equal(enteredGuard(node), 2, "both packets into ext0 entered the guard");
+  },
+);
