@@ -191,6 +191,39 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     assert.deepEqual((await read(kernel)).firewall.find((f) => f.backend === "nftables")?.ruleKeys, []);
   });
 
+  test(`${name}: classify chains named after odd interface names load and read back`, async () => {
+    // Every character an interface name may hold, in places nft could read otherwise (a leading
+    // `-` or `.`, a number, an address, a keyword); the interfaces need not exist (`iifname`).
+    const names = [
+      "ext0",
+      "-x",
+      ".x",
+      "x..",
+      "0",
+      "1.2.3.4",
+      "eth0.100",
+      "a-b_c.d",
+      "vmap",
+      "123456789012345",
+    ];
+    const spec: FirewallSpec = {
+      backend: "nftables",
+      mask: 0xff,
+      entries: names.map((iif, i) => ({
+        network: `n${i}`,
+        family: 4 as const,
+        iif,
+        pools: [`100.64.${i}.0/24`],
+        value: i + 1,
+      })),
+    };
+    const kernel = await makeKernel();
+    await kernel.runNft(renderNft(spec));
+    const owned = (await read(kernel)).firewall.find((f) => f.backend === "nftables");
+    assert.deepEqual([...(owned?.ruleKeys ?? [])].sort(), firewallRuleKeys(spec).sort());
+    await kernel.runNft(renderNft(undefined));
+  });
+
   test(`${name}: iptables chains and ipsets read back with their keys, and go`, async () => {
     const kernel = await makeKernel();
     const spec: FirewallSpec = { ...SPEC, backend: "iptables" };
