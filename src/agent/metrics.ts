@@ -147,7 +147,7 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     }),
     nodeReads: new Counter({
       name: METRIC_NAMES.nodeReads,
-      help: "Reads of the node's routing or firewall a reconcile asked for, by where they came from (cache: kept since an earlier read, nothing changed since; kernel).",
+      help: "Reads of the node's routing or firewall a reconcile asked for, by where they came from (cache: kept since an earlier read, nothing changed since; kernel; chains: only the nft chains the agent's transaction changed).",
       labelNames: ["from"] as const,
       registers,
     }),

@@ -20,8 +20,12 @@ import { performance } from "node:perf_hooks";
 import type { Family } from "../model/address.ts";
 import type { DatapathTraces, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
 import type { Kernel, ReadScope } from "../engine/ports.ts";
+import { chainsToList, composeListing, listingByChain, scriptChains, type ListedRule } from "./nft-chains.ts";
 
 export type MonitorName = "routing" | "firewall";
+
+/** Where a read came from: kept, the kernel in full, or only the nft chains the agent changed. */
+export type ReadFrom = "cache" | "kernel" | "chains";
 
 /** What a kept read depends on: every routing line, the routing monitor's [LINK] lines, nft's. */
 type Evidence = "routing" | "links" | "firewall";
@@ -62,12 +66,32 @@ export interface ReadCacheOptions {
   /** Reads one sysctl (undefined: absent); default: the file under `procSys`. Tests replace it. */
   readonly readSysctl?: (name: string) => Promise<string | undefined>;
   /** Told of every read a reconcile asks for: served from what was kept, or from the kernel. */
-  readonly onRead?: (from: "cache" | "kernel") => void;
+  readonly onRead?: (from: ReadFrom) => void;
+  /**
+   * Lists one chain of `inet symroute` (`nft -t list chain`): with it, the read after the agent's
+   * own whole-table transaction lists only the chains whose text changed (nft-chains.ts).
+   */
+  readonly listNftChain?: (chain: string) => Promise<readonly ListedRule[]>;
+}
+
+/** The agent's last nft transaction, split by chain, and what was kept when it started. */
+interface Transaction {
+  readonly chains: ReadonlyMap<string, string>;
+  /** The chains of the transaction the kept listing followed, and that listing by chain. */
+  readonly basis?: FirewallBasis;
+  readonly startMono: number;
+  /** The firewall epoch once it ended: another write since makes it no basis for a listing. */
+  readonly epoch: number;
+}
+
+interface FirewallBasis {
+  readonly chains: ReadonlyMap<string, string>;
+  readonly listed: ReadonlyMap<string, readonly string[]>;
 }
 
 export class ReadCache {
   readonly #readSysctl: (name: string) => Promise<string | undefined>;
-  readonly #onRead: (from: "cache" | "kernel") => void;
+  readonly #onRead: (from: ReadFrom) => void;
   /** When each monitor's first line since it (re)started arrived (monotonic); undefined: not proven. */
   readonly #liveSince: Record<MonitorName, number | undefined> = { routing: undefined, firewall: undefined };
   /** ip's stamp (wall ms) of the latest routing event, and of the latest about a link. */
@@ -83,7 +107,10 @@ export class ReadCache {
   #kubeProxy: Kept<Omit<KubeProxyHints, "ipvsLink">> | undefined;
   /** The datapath's traces for the interfaces in `key` (undefined value: the reader gave none). */
   #datapath: (Kept<DatapathTraces | undefined> & { readonly key: string }) | undefined;
-  #firewall: Kept<readonly OwnedFirewall[]> | undefined;
+  /** The firewall as last read; `basis` when it was read right after one of the agent's transactions. */
+  #firewall: (Kept<readonly OwnedFirewall[]> & { readonly basis?: FirewallBasis }) | undefined;
+  #transaction: Transaction | undefined;
+  readonly #listNftChain: ((chain: string) => Promise<readonly ListedRule[]>) | undefined;
   /** Bumped by every write (at its start and its end): a read that saw one is not kept. */
   #routingEpoch = 0;
   #firewallEpoch = 0;
@@ -102,6 +129,7 @@ export class ReadCache {
         }
       });
     this.#onRead = options.onRead ?? (() => undefined);
+    this.#listNftChain = options.listNftChain;
   }
 
   /** A tool the kernel adapter started. */
@@ -142,6 +170,7 @@ export class ReadCache {
     this.#kubeProxy = undefined;
     this.#datapath = undefined;
     this.#firewall = undefined;
+    this.#transaction = undefined;
   }
 
   /** Whether nothing `kept` depends on can have changed since it was read. */
@@ -177,6 +206,7 @@ export class ReadCache {
       this.#firewallWrites++;
       this.#firewallEpoch++;
       this.#firewall = undefined;
+      this.#transaction = undefined;
       try {
         return await write();
       } finally {
@@ -228,20 +258,76 @@ export class ReadCache {
           this.#onRead("cache");
           return kept.value;
         }
-        this.#onRead("kernel");
         const began = { ...start(), epoch: this.#firewallEpoch, writing: this.#firewallWrites > 0 };
-        const read = await kernel.readFirewall(backends);
-        if (!began.writing && began.epoch === this.#firewallEpoch) this.#firewall = { value: read, ...began };
+        const transaction = began.writing ? undefined : this.#transaction;
+        // Right after the agent's own transaction: only the chains it changed, when it can.
+        const partial = transaction === undefined ? undefined : await this.#listChanged(transaction);
+        this.#onRead(partial === undefined ? "kernel" : "chains");
+        const read = partial ?? (await kernel.readFirewall(backends));
+        if (!began.writing && began.epoch === this.#firewallEpoch) {
+          const after = transaction !== undefined && this.#followed(transaction, began.epoch);
+          const listed =
+            after && read.length === 1 && read[0] !== undefined ? listingByChain(read[0]) : undefined;
+          this.#firewall = {
+            value: read,
+            ...began,
+            ...(transaction !== undefined && listed !== undefined
+              ? { basis: { chains: transaction.chains, listed } }
+              : {}),
+          };
+        }
         return read;
       },
       runIpBatch: (family, lines) => routingWrite(() => kernel.runIpBatch(family, lines)),
       writeSysctls: (values) => routingWrite(() => kernel.writeSysctls(values)),
-      runNft: (script) => firewallWrite(() => kernel.runNft(script)),
+      runNft: async (script) => {
+        // What was kept when the transaction started, if still good: the basis of the next listing.
+        const kept = this.#firewall;
+        const basis =
+          kept?.basis !== undefined && this.#firewallWrites === 0 && this.#valid(kept, ["firewall"])
+            ? kept.basis
+            : undefined;
+        const startMono = performance.now();
+        await firewallWrite(() => kernel.runNft(script));
+        const chains = scriptChains(script);
+        if (chains !== undefined)
+          this.#transaction = {
+            chains,
+            ...(basis === undefined ? {} : { basis }),
+            startMono,
+            epoch: this.#firewallEpoch,
+          };
+      },
       runIptablesRestore: (family, payload) =>
         firewallWrite(() => kernel.runIptablesRestore(family, payload)),
       runIpsetRestore: (payload) => firewallWrite(() => kernel.runIpsetRestore(payload)),
       dropEmptyIptablesMangle: (family) => firewallWrite(() => kernel.dropEmptyIptablesMangle(family)),
     };
+  }
+
+  /**
+   * Whether a read that started at `epoch` came right after `transaction`: no write since it, no
+   * foreign nft transaction since it started (that one could have changed a chain it did not).
+   */
+  #followed(transaction: Transaction, epoch: number): boolean {
+    return epoch === transaction.epoch && this.#foreignFirewallAt < transaction.startMono;
+  }
+
+  /**
+   * The firewall after the agent's transaction, listing only the chains it changed (the others
+   * list as they did after the transaction the basis followed); undefined: list it whole.
+   */
+  async #listChanged(transaction: Transaction): Promise<OwnedFirewall[] | undefined> {
+    const { basis } = transaction;
+    const list = this.#listNftChain;
+    if (basis === undefined || list === undefined || !this.#followed(transaction, this.#firewallEpoch))
+      return undefined;
+    const labels = chainsToList(basis.chains, basis.listed, transaction.chains);
+    if (labels === undefined) return undefined;
+    const fresh = new Map<string, readonly ListedRule[]>(
+      await Promise.all(labels.map(async (label) => [label, await list(label)] as const)),
+    );
+    return [composeListing(basis.listed, transaction.chains, fresh)];
   }
 
   /** The node as kept, with the sysctls read afresh (files, no process); undefined when not good. */

@@ -7,9 +7,11 @@
 // The changes are not checked in between: the agent may have repaired them already.
 
 import { strict as assert } from "node:assert";
-import { writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { runTool } from "../../src/adapters/exec.ts";
+import { createLinuxKernel } from "../../src/adapters/kernel.ts";
 import { createNode, e2eUnavailable, run } from "../support/netns.ts";
 import { nsGet, startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
 
@@ -44,12 +46,13 @@ test(
     const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
     await untilReady(agent, node.name, URL_BASE);
 
-    const cacheReads = (): number => {
+    const reads = (from: string): number => {
       const line = nsGet(node.name, `${URL_BASE}/metrics`)
         .body.split("\n")
-        .find((l) => l.startsWith('symroute_node_reads_total{from="cache"}'));
+        .find((l) => l.startsWith(`symroute_node_reads_total{from="${from}"}`));
       return line === undefined ? 0 : Number(line.split(" ").pop());
     };
+    const cacheReads = (): number => reads("cache");
     const configFile = join(node.stateDir, "agent.yaml");
     let edits = 0;
     /** Touches the config (a comment: the same networks) until a reconcile was served from the cache. */
@@ -95,5 +98,33 @@ test(
       0,
     );
     await within(`table ${table}'s default route to come back`, () => /via 1\.2\.3\.1/.test(defaultRoute()));
+
+    // A network added: verification lists only the chains the transaction changed, and puts the
+    // rest together from the listing after the previous one. What it recorded is the kernel's listing.
+    const third = `${CONFIG}  - name: third
+    addresses: [1.2.6.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+`;
+    await warm();
+    writeFileSync(configFile, third);
+    const kernel = createLinuxKernel({
+      run: (file, args, options) => runTool("ip", ["netns", "exec", node.name, file, ...args], options),
+    });
+    const listed = async (): Promise<string[]> =>
+      [...((await kernel.readFirewall(["nftables"]))[0]?.contents ?? [])].sort();
+    const recorded = (): string[] | undefined => {
+      const dir = readdirSync(node.stateDir).find((d) => existsSync(join(node.stateDir, d, "state.json")));
+      if (dir === undefined) return undefined;
+      const state = JSON.parse(readFileSync(join(node.stateDir, dir, "state.json"), "utf8")) as {
+        firewallContents?: { nftables?: string[] };
+      };
+      return state.firewallContents?.nftables;
+    };
+    await within("the third network's classify chain", () =>
+      (recorded() ?? []).some((c) => c.includes('"third ')),
+    );
+    assert.deepEqual(recorded(), await listed());
+    assert.ok(reads("chains") >= 1, "verification listed only the changed chains");
   },
 );

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createEngine } from "../../src/engine/engine.ts";
 import type { Kernel } from "../../src/engine/ports.ts";
 import { generationProcess, ReadCache, splitStamp } from "../../src/agent/read-cache.ts";
+import { scriptChains } from "../../src/agent/nft-chains.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
@@ -164,4 +165,91 @@ test("a stopped monitor, a write of the agent's and forget() each send the next 
   // A read asked for one family is the kept node's, filtered as the kernel adapter would.
   const v4 = await wrapped.readNode({ ...scope, families: [4] });
   assert.deepEqual(v4.rules, (await fake.readNode({ ...scope, families: [4] })).rules);
+});
+
+/** What nft lists for a whole-table script, as the kernel adapter parses it (one line per rule). */
+function listingOf(script: string): { ruleKeys: string[]; contents: string[] } {
+  const ruleKeys: string[] = [];
+  const contents: string[] = [];
+  for (const [label, text] of scriptChains(script) ?? new Map<string, string>()) {
+    for (const line of text.split("\n").map((l) => l.trim())) {
+      contents.push(`${label}: ${line}`);
+      if (line.startsWith("type ")) continue;
+      const key = / comment "([^"]*)"$/.exec(line)?.[1] ?? "";
+      ruleKeys.push(label.startsWith("arp:") ? `arp:${key}` : key);
+    }
+  }
+  return { ruleKeys, contents };
+}
+
+const script = (chains: Record<string, string>): string =>
+  [
+    "table inet symroute {}",
+    "delete table inet symroute",
+    "table inet symroute {",
+    ...Object.entries(chains).flatMap(([name, rule]) => [`  chain ${name} {`, `    ${rule}`, "  }"]),
+    "}",
+    "table arp symroute {}",
+    "delete table arp symroute",
+    "table arp symroute {",
+    "  chain probes {",
+    "    type filter hook output priority 0; policy accept;",
+    '    oifname "ext0" arp operation request arp saddr ip set 0.0.0.0 comment "ext0 probe"',
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+
+test("after the agent's own nft transaction only the chains whose text changed are listed", async () => {
+  let current = "";
+  let fullReads = 0;
+  const listedChains: string[] = [];
+  const kernel = {
+    runNft: async (s: string) => {
+      current = s;
+    },
+    readFirewall: async () => {
+      fullReads++;
+      return [{ backend: "nftables" as const, ...listingOf(current) }];
+    },
+  } as unknown as Kernel;
+  const cache = new ReadCache({
+    listNftChain: async (chain) => {
+      listedChains.push(chain);
+      const { contents } = listingOf(current);
+      return contents
+        .filter((c) => c.startsWith(`${chain}: `))
+        .map((content) => ({ key: / comment "([^"]*)"$/.exec(content)?.[1], content }));
+    },
+  });
+  cache.ownProcess(OWN_PID);
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const wrapped = cache.wrap(kernel);
+
+  const first = script({
+    pre: 'counter comment "pre"',
+    c0x1: 'ct mark set 1 comment "n0"',
+    c0x2: 'ct mark set 2 comment "n1"',
+  });
+  await wrapped.runNft(first);
+  assert.deepEqual(await wrapped.readFirewall(["nftables"]), [{ backend: "nftables", ...listingOf(first) }]);
+  assert.equal(fullReads, 1);
+
+  // pre changed, c0x2 gone, c0x3 new, c0x1 and the ARP table as before.
+  const second = script({
+    pre: 'counter accept comment "pre"',
+    c0x1: 'ct mark set 1 comment "n0"',
+    c0x3: 'ct mark set 3 comment "n2"',
+  });
+  await wrapped.runNft(second);
+  const after = await wrapped.readFirewall(["nftables"]);
+  assert.equal(fullReads, 1, "no whole listing");
+  assert.deepEqual(listedChains, ["pre", "c0x3"]);
+  assert.deepEqual(after, [{ backend: "nftables", ...listingOf(second) }]);
+
+  // Another process's transaction in between: listed whole.
+  await wrapped.runNft(first);
+  cache.firewallLine(`# new generation 9 by process ${FOREIGN_PID} (nft)`);
+  assert.deepEqual(await wrapped.readFirewall(["nftables"]), [{ backend: "nftables", ...listingOf(first) }]);
+  assert.equal(fullReads, 2);
 });

@@ -17,6 +17,9 @@ import { createLogger, parseLogLevel } from "../../agent/logger.ts";
 import { createMetrics } from "../../agent/metrics.ts";
 import { ReadCache } from "../../agent/read-cache.ts";
 import { DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
+import { runTool } from "../../adapters/exec.ts";
+import { nftRulesFromText } from "../../adapters/kernel.ts";
+import { NFT_TABLE } from "../../model/firewall.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, runAndExit } from "../output.ts";
 
@@ -129,9 +132,17 @@ export function registerAgent(program: Command): void {
         // The agent keeps what it read while its kernel monitors show nothing changed since
         // (read-cache.ts); it tells its own nft transactions from others' by the tools' process ids.
         const metrics = createMetrics({ processMetrics: true });
-        const readCache = new ReadCache({
+        const readCache: ReadCache = new ReadCache({
           ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
           onRead: (from) => metrics.nodeReads.inc({ from }),
+          listNftChain: async (chain) =>
+            nftRulesFromText(
+              (
+                await runTool("nft", ["-t", "list", "chain", "inet", NFT_TABLE, chain], {
+                  onSpawn: (pid) => readCache.ownProcess(pid),
+                })
+              ).stdout,
+            ),
         });
         const deps = createNodeDeps({
           ...(stateDir === undefined ? {} : { stateDir }),
