@@ -241,7 +241,8 @@ const SINK_PORT = 9;
 class Sink {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly lines: string[] = [];
-  private waiting: ((line: string) => void) | undefined;
+  private waiting: { resolve: (line: string) => void; reject: (error: Error) => void } | undefined;
+  private exited: Error | undefined;
   constructor(argv: readonly string[]) {
     const [file, ...args] = argv;
     this.child = spawn(file as string, args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -249,18 +250,22 @@ class Sink {
     createInterface({ input: this.child.stdout }).on("line", (line) => {
       const w = this.waiting;
       this.waiting = undefined;
-      if (w !== undefined) w(line);
+      if (w !== undefined) w.resolve(line);
       else this.lines.push(line);
+    });
+    this.child.once("exit", (code) => {
+      this.exited = new Error(`sink exited (${code})`);
+      this.waiting?.reject(this.exited);
+      this.waiting = undefined;
     });
   }
   /** The next line it prints (the child exiting first is an error). */
   next(): Promise<string> {
     const queued = this.lines.shift();
     if (queued !== undefined) return Promise.resolve(queued);
-    return new Promise((resolveLine, reject) => {
-      if (this.child.exitCode !== null) reject(new Error(`sink exited (${this.child.exitCode})`));
-      this.waiting = resolveLine;
-      this.child.once("exit", (code) => reject(new Error(`sink exited (${code})`)));
+    if (this.exited !== undefined) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
     });
   }
   async ask(command: "drain" | "reply"): Promise<string> {
@@ -624,12 +629,11 @@ async function main(): Promise<void> {
     loadAfter: readFileSync("/proc/loadavg", "utf8").trim(),
     variants,
   } satisfies DataplaneResults);
-  const none = stats(variants[0]?.newFlowNs ?? []).median;
-  const noneToNode = stats(variants[0]?.toNode?.newFlowNs ?? []).median;
-  for (const v of variants)
-    log(
-      `  ${v.spec ?? v.firewall}: to the pod new ${stats(v.newFlowNs).median.toFixed(0)} ns (${(stats(v.newFlowNs).median / none).toFixed(2)}x), existing ${stats(v.existingFlowNs).median.toFixed(0)} ns, delivered ${v.delivered.toFixed(3)}; to the node new ${stats(v.toNode?.newFlowNs ?? []).median.toFixed(0)} ns (${(stats(v.toNode?.newFlowNs ?? []).median / noneToNode).toFixed(2)}x), delivered ${v.toNode?.delivered.toFixed(3)}; ${(v.problems ?? []).length} problem(s)`,
-    );
+  // The same lines as the page's section (CPU-time ratios where the run used them).
+  for (const line of dataplaneSection({ ...base, available: true, variants }).filter((l) =>
+    l.startsWith("- "),
+  ))
+    log(line);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
