@@ -1,9 +1,10 @@
 // The lab's spoofing probes: packets the router sends into a node interface with a source that does
 // not belong there, and the counters on the node's ingress that prove each one arrived.
 //
-// The counters live in a table of the lab's own (`table netdev srlab-ingress`, hook ingress: before
-// rp_filter, before any prerouting chain), so "dropped" can never mean "never sent": a spoof cell
-// holds only when its packet was counted on the node's interface and still not delivered.
+// The counters live in a table of the lab's own (`table netdev srlab-ingress`, hook ingress at
+// priority -600: before rp_filter, before any prerouting chain, before symroute's guard at ingress
+// priority -500), so "dropped" can never mean "never sent": a spoof cell holds only when its packet
+// was counted on the node's interface and still not delivered.
 
 import { familiesOf, HOST_NETWORK_PORT, POD_PORT, poolOf } from "./spec.ts";
 import type { FamilyPlan, Host, LabSpec } from "./spec.ts";
@@ -87,7 +88,7 @@ export function ingressCountersText(spec: LabSpec): string {
     ...probes.map((p) => `  counter ${p.name} { }`),
     ...devices.flatMap((d) => [
       `  chain ${d} {`,
-      `    type filter hook ingress device "${d}" priority -500; policy accept;`,
+      `    type filter hook ingress device "${d}" priority -600; policy accept;`,
       ...probes
         .filter((p) => p.device === d)
         .map((p) => {

@@ -216,7 +216,7 @@ describe("lab spoof probes", () => {
   it("count each probe's packet on the node's ingress, in a table of the lab's own", () => {
     const text = ingressCountersText(external);
     assert.match(text, /^table netdev srlab-ingress \{/);
-    assert.match(text, /type filter hook ingress device "ext0" priority -500;/);
+    assert.match(text, /type filter hook ingress device "ext0" priority -600;/);
     assert.match(
       text,
       /ip6 saddr 2001:db8:112::78 ip6 daddr 2001:db8:112::5 udp dport 8080 counter name "ext0-v6-pod"/,
