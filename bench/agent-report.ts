@@ -141,7 +141,7 @@ export function warmReconcileSection(
   if (r === undefined) return [...out, "Not measured (bench/results/warm.json is missing).", ""];
   if (r.error !== undefined) return [...out, `Not measured: ${r.error}`, ""];
   out.push(
-    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is edited and the time runs from the edit to the agent's \`applied\` log line (read, plan, payloads run, verified). Beside it, the payloads of the same change (\`symroute plan --payloads\` from the same node state) fed straight to \`ip -batch\` and \`nft -f\`, side by side as the engine runs them. Where the agent's time goes: docs/agent.md, "Warm reconcile".${loadNote(r.load, r.cpus, r.date)}`,
+    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is edited and the time runs from the edit to the agent's \`applied\` log line (read, plan, payloads run, verified). Beside it, the payloads of the same change (\`symroute plan --payloads\` from the same node state) fed straight to \`ip -batch\` and \`nft -f\`, side by side as the engine runs them. Where the agent's time goes: docs/agent.md, "Warm reconcile". To re-run this section alone: \`SRBENCH_ONLY=warm bash bench/run.sh\` (as root, after make build; other Node flags with \`SRBENCH_AGENT_NODE_FLAGS\`).${loadNote(r.load, r.cpus, r.date)}`,
     "",
     "| change | agent (median, n) | tools (median) | ratio | target | |",
     "|---|---|---|---|---|---|",

@@ -4,6 +4,8 @@
 // The measuring half runs inside the namespace (bench/agent-probe.ts), where the agent's loopback
 // listener is reachable. Writes bench/results/agent.json.
 // Run: SRBENCH_SIZES=10,100 node --import tsx bench/agent.bench.ts   (root)
+// Parts: SRBENCH_AGENT_PARTS=footprint,churn,warm (default all); the agent's Node flags:
+// SRBENCH_AGENT_NODE_FLAGS="--flag ..." (default src/agent/node-flags.ts).
 
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -197,10 +199,13 @@ async function warm(): Promise<void> {
   );
 }
 
+/** Which parts run: SRBENCH_AGENT_PARTS="footprint,churn,warm" (default all; run.sh's SRBENCH_ONLY=warm sets warm). */
+const parts = (process.env["SRBENCH_AGENT_PARTS"] ?? "footprint,churn,warm").split(",");
+
 try {
-  await main();
-  await churn();
-  await warm();
+  if (parts.includes("footprint")) await main();
+  if (parts.includes("churn")) await churn();
+  if (parts.includes("warm")) await warm();
 } finally {
   destroyAll();
   cleanupScratch();

@@ -5,9 +5,11 @@
 # Knobs: SRBENCH_SIZES=10,100,500,1000,5000  SRBENCH_QUICK=1 (one run per size)  SRBENCH_DRIFT=10:50,1000:10
 #   SRBENCH_ONLY=apply,agent,explain,dataplane  run only these sections: only their result files are
 #     replaced, the page is re-rendered from bench/results/ (the other sections stay as they were) and
-#     the machine record (machine.json) is left alone.
+#     the machine record (machine.json) is left alone. `warm` runs only the agent's warm reconcile
+#     (section 9; part of `agent`): SRBENCH_WARM=1000:5 (networks:trials), and the agent's Node flags
+#     SRBENCH_AGENT_NODE_FLAGS="--flag ..." (default src/agent/node-flags.ts; also for `agent`).
 #   Data plane (bench/dataplane.bench.ts): SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000
-#     SRBENCH_DATAPLANE_ROUNDS=9  SRBENCH_DATAPLANE_DATAGRAMS=20000 (per variant, path, mode and round)
+#     SRBENCH_DATAPLANE_ROUNDS=36  SRBENCH_DATAPLANE_DATAGRAMS=5000 (per variant, path, mode and round)
 #     SRBENCH_DATAPLANE_PATHS=pod,node  SRBENCH_DATAPLANE_MODES=new,existing (a subset: a shorter A/B)
 #     SRBENCH_DATAPLANE_PIN=1  pin the sender (and the node's softirq work it carries) to that CPU
 #     SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order (an A/B):
@@ -46,8 +48,8 @@ trap 'exit 130' INT TERM
 TSX=(node --import tsx)
 ONLY="${SRBENCH_ONLY:-apply,agent,explain,dataplane}"
 for section in ${ONLY//,/ }; do
-  case "$section" in apply | agent | explain | dataplane) ;; *)
-    echo "bench: SRBENCH_ONLY: unknown section $section (apply, agent, explain, dataplane)" >&2
+  case "$section" in apply | agent | warm | explain | dataplane) ;; *)
+    echo "bench: SRBENCH_ONLY: unknown section $section (apply, agent, warm, explain, dataplane)" >&2
     exit 2
     ;;
   esac
@@ -64,6 +66,11 @@ if selected agent; then
   rm -f bench/results/agent.json bench/results/churn.json bench/results/warm.json
   echo "bench: agent (items 4, 6; issue 15 item 3: footprint, churn)"
   "${TSX[@]}" bench/agent.bench.ts || status=1
+fi
+if selected warm && ! selected agent; then
+  rm -f bench/results/warm.json
+  echo "bench: agent, warm reconcile only (issue 15 item 4)"
+  SRBENCH_AGENT_PARTS=warm "${TSX[@]}" bench/agent.bench.ts || status=1
 fi
 if selected explain && [ -f bench/explain.bench.ts ]; then
   echo "bench: explain (item 5)"
