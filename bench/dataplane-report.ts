@@ -19,17 +19,19 @@ const spread = (values: readonly number[]): string => {
   return s.n < 2 ? "-" : `±${((50 * (s.max - s.min)) / s.median).toFixed(0)}%`;
 };
 const label = (v: DataplaneVariant): string =>
-  v.firewall === "none"
-    ? "no symroute"
-    : v.firewall === "one-rule"
-      ? "control: no symroute, plus one unrelated `ip rule`"
-      : v.firewall === "empty-chain"
-        ? "control: no symroute, plus an empty nft base chain at prerouting"
-        : v.firewall === "ip-rules"
-          ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
-          : v.firewall === "ip-rules-skip"
-            ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
-            : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}${v.cli === undefined ? "" : ` (CLI \`${v.cli}\`)`}`;
+  v.again === true
+    ? `${label({ ...v, again: false })}, again (the run's noise: an A/A)`
+    : v.firewall === "none"
+      ? "no symroute"
+      : v.firewall === "one-rule"
+        ? "control: no symroute, plus one unrelated `ip rule`"
+        : v.firewall === "empty-chain"
+          ? "control: no symroute, plus an empty nft base chain at prerouting"
+          : v.firewall === "ip-rules"
+            ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
+            : v.firewall === "ip-rules-skip"
+              ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
+              : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}${v.cli === undefined ? "" : ` (CLI \`${v.cli}\`)`}`;
 
 /** The classify form `plan` named, and whether the rules had symroute's skip rule. */
 const classifyText = (v: DataplaneVariant): string =>
@@ -198,6 +200,12 @@ export function dataplaneSection(
   if (skip !== undefined) {
     out.push(
       `- Control: the same lines behind one rule \`fwmark 0x0/0x3fff goto\` a \`nop\` rule after them (packets without a mark, which is every packet that is not a reply of a pool's connection, skip the list): ${both(skip, none)}. ${r.variants.some((v) => v.ruleSkip === true) ? "symroute renders this skip itself from 3 fwmark rules in a family on (`rule skip` in the table)." : "symroute did not render this skip in this run (the results predate it, or no size had 3 networks)."}`,
+    );
+  }
+  const twice = r.variants.find((v) => v.firewall === "none" && v.again === true);
+  if (twice !== undefined) {
+    out.push(
+      `- Noise: the same node without symroute measured twice in every round: ${both(twice, none)}. A ratio that differs from 1.00x by no more than that is no measurable difference.`,
     );
   }
   const oneRule = r.variants.find((v) => v.firewall === "one-rule");

@@ -12,8 +12,8 @@
 // Writes bench/results/dataplane.json (docs/benchmarks.md section 7), or, with chosen variants, a
 // file of its own (below) and the section for them on stdout.
 // Run: node --import tsx bench/dataplane.bench.ts   (root; or SRBENCH_ONLY=dataplane bash bench/run.sh)
-// Knobs: SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000  SRBENCH_QUICK=1 (5,000 left out, 3 rounds)
-//   SRBENCH_DATAPLANE_ROUNDS=9  SRBENCH_DATAPLANE_DATAGRAMS=20000
+// Knobs: SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000  SRBENCH_QUICK=1 (5,000 left out, 12 rounds)
+//   SRBENCH_DATAPLANE_ROUNDS=36  SRBENCH_DATAPLANE_DATAGRAMS=5000 (many short rounds: steadier ratios)
 //   SRBENCH_DATAPLANE_PATHS=pod,node  SRBENCH_DATAPLANE_MODES=new,existing  SRBENCH_DATAPLANE_PIN=CPU
 //   SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order; the results go
 //     to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and its .md beside it,
@@ -72,6 +72,8 @@ export interface DataplaneVariant {
   readonly narrowBand?: boolean;
   /** The symroute CLI applied, when not this tree's bin/symroute (an A/B of two builds). */
   readonly cli?: string;
+  /** The same spec as an earlier variant of the run: the pair shows the run's noise (an A/A). */
+  readonly again?: boolean;
   /** Nanoseconds per datagram, one value per round. */
   readonly newFlowNs: number[];
   readonly existingFlowNs: number[];
@@ -171,7 +173,8 @@ export function parseVariants(text: string): VariantSpec[] {
 
 /** The variants of `make bench`: the baseline, the routing controls, then every size per front end. */
 function defaultVariants(): VariantSpec[] {
-  const specs = ["none", "one-rule", "empty-chain"];
+  // "none" twice: the second is the A/A that shows what the run's noise alone makes of a ratio.
+  const specs = ["none", "none", "one-rule", "empty-chain"];
   const largest = Math.max(...sizesOf());
   if (largest > 0) specs.push(`ip-rules:${largest}`, `ip-rules-skip:${largest}`);
   // symroute itself with and without its skip rule: the same networks in a band too narrow for it.
@@ -533,9 +536,9 @@ async function main(): Promise<void> {
   const chosen = process.env["SRBENCH_DATAPLANE_VARIANTS"];
   const specs = chosen === undefined || chosen.trim() === "" ? defaultVariants() : parseVariants(chosen);
   const loadBefore = readFileSync("/proc/loadavg", "utf8").trim();
-  const count = Number(process.env["SRBENCH_DATAPLANE_DATAGRAMS"] ?? "20000");
+  const count = Number(process.env["SRBENCH_DATAPLANE_DATAGRAMS"] ?? "5000");
   const rounds = Number(
-    process.env["SRBENCH_DATAPLANE_ROUNDS"] ?? (process.env["SRBENCH_QUICK"] === "1" ? "3" : "9"),
+    process.env["SRBENCH_DATAPLANE_ROUNDS"] ?? (process.env["SRBENCH_QUICK"] === "1" ? "12" : "36"),
   );
   const pin = process.env["SRBENCH_DATAPLANE_PIN"];
   const base: Omit<DataplaneResults, "variants" | "available"> = {
@@ -604,8 +607,10 @@ async function main(): Promise<void> {
     const proof: Partial<Record<Path, string>> = {};
     for (const path of paths) proof[path] = await proveExistingFlow(sender, s, path, 1000);
     const d = delivered[i] as { pod: number; node: number };
+    const again = setups.slice(0, i).some((earlier) => earlier.variant.spec === s.variant.spec);
     variants.push({
       ...s.variant,
+      ...(again ? { again } : {}),
       newFlowNs: s.paths.pod.newFlowNs,
       existingFlowNs: s.paths.pod.existingFlowNs,
       newFlowCpuNs: s.paths.pod.newFlowCpuNs,

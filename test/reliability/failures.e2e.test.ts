@@ -119,15 +119,19 @@ for (const c of corruptions) {
   });
 }
 
-// `ip -j` failing throws: the verification could not read. `nft -j list` failing with a message the
-// adapter does not know reads as "nft unusable" (no table of ours), so the verification finds the
-// firewall missing. Either way the apply is rolled back and the state file is not left in progress.
+// `ip -j` or `nft -t list` failing throws: the verification could not read (an nft failure other
+// than an absent table is never "nothing of ours"; the error names the nft command). Either way the
+// apply is rolled back and the state file is not left in progress.
 const readFailures = [
   {
     tool: "ip",
     cause: /could not read the node back to verify what this run wrote: .*injected read failure/,
   },
-  { tool: "nft", cause: /1 change\(s\) still pending after apply/ },
+  {
+    tool: "nft",
+    cause:
+      /could not read the node back to verify what this run wrote: nft -t list table \S+ symroute failed \(exit 1\)[^\n]*\n\s+nft: injected read failure/,
+  },
 ] as const;
 
 for (const { tool, cause } of readFailures) {
