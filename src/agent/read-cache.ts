@@ -20,7 +20,15 @@ import { performance } from "node:perf_hooks";
 import type { Family } from "../model/address.ts";
 import type { DatapathTraces, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
 import type { Kernel, ReadScope } from "../engine/ports.ts";
-import { chainsToList, composeListing, listingByChain, scriptChains, type ListedRule } from "./nft-chains.ts";
+import {
+  asListed,
+  chainsToList,
+  composeListing,
+  listingByChain,
+  scriptChains,
+  type ListedRule,
+  type ScriptChain,
+} from "./nft-chains.ts";
 
 export type MonitorName = "routing" | "firewall";
 
@@ -68,15 +76,16 @@ export interface ReadCacheOptions {
   /** Told of every read a reconcile asks for: served from what was kept, or from the kernel. */
   readonly onRead?: (from: ReadFrom) => void;
   /**
-   * Lists one chain of `inet symroute` (`nft -t list chain`): with it, the read after the agent's
-   * own whole-table transaction lists only the chains whose text changed (nft-chains.ts).
+   * Lists one chain of symroute's `inet` or `arp` table (`nft -t list chain`): with it, the read
+   * after the agent's own whole-table transaction lists only the chains whose text changed
+   * (nft-chains.ts).
    */
-  readonly listNftChain?: (chain: string) => Promise<readonly ListedRule[]>;
+  readonly listNftChain?: (family: ScriptChain["family"], chain: string) => Promise<readonly ListedRule[]>;
 }
 
 /** The agent's last nft transaction, split by chain, and what was kept when it started. */
 interface Transaction {
-  readonly chains: ReadonlyMap<string, string>;
+  readonly chains: ReadonlyMap<string, ScriptChain>;
   /** The chains of the transaction the kept listing followed, and that listing by chain. */
   readonly basis?: FirewallBasis;
   readonly startMono: number;
@@ -85,7 +94,7 @@ interface Transaction {
 }
 
 interface FirewallBasis {
-  readonly chains: ReadonlyMap<string, string>;
+  readonly chains: ReadonlyMap<string, ScriptChain>;
   readonly listed: ReadonlyMap<string, readonly string[]>;
 }
 
@@ -110,7 +119,7 @@ export class ReadCache {
   /** The firewall as last read; `basis` when it was read right after one of the agent's transactions. */
   #firewall: (Kept<readonly OwnedFirewall[]> & { readonly basis?: FirewallBasis }) | undefined;
   #transaction: Transaction | undefined;
-  readonly #listNftChain: ((chain: string) => Promise<readonly ListedRule[]>) | undefined;
+  readonly #listNftChain: ReadCacheOptions["listNftChain"];
   /** Bumped by every write (at its start and its end): a read that saw one is not kept. */
   #routingEpoch = 0;
   #firewallEpoch = 0;
@@ -323,9 +332,13 @@ export class ReadCache {
     if (basis === undefined || list === undefined || !this.#followed(transaction, this.#firewallEpoch))
       return undefined;
     const labels = chainsToList(basis.chains, basis.listed, transaction.chains);
-    if (labels === undefined) return undefined;
     const fresh = new Map<string, readonly ListedRule[]>(
-      await Promise.all(labels.map(async (label) => [label, await list(label)] as const)),
+      await Promise.all(
+        labels.map(async (label) => {
+          const { family, chain } = transaction.chains.get(label) as ScriptChain;
+          return [label, asListed(label, await list(family, chain))] as const;
+        }),
+      ),
     );
     return [composeListing(basis.listed, transaction.chains, fresh)];
   }
