@@ -3,7 +3,7 @@
 // apply: the guard's chain is in `table netdev symroute` on ext0's ingress and nothing of symroute's
 // hooks prerouting at priority raw; a spoofed packet into ext0 is dropped, a client's packet to the
 // pool passes, and a counter put at the head of the guard's chain (by the test) counts the packets
-// that entered ext0 and none of those that entered eth0.
+// that entered ext0 and none of those that entered eth0. Fragmented datagrams get the same verdicts.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -83,10 +83,21 @@ function enteredGuard(node: Netns): number {
   return rule.expr.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
 }
 
-function send(node: Netns, from: string, to: string, count = 1): void {
-  const script = `const s=require("node:dgram").createSocket("udp4");let n=${count};s.bind({address:"${from}"},()=>{const go=()=>s.send("x",${PORT},"${to}",(e)=>{if(e){process.exitCode=1;s.close();return}if(--n>0)go();else s.close()});go()})`;
+function send(node: Netns, from: string, to: string, count = 1, size = 1): void {
+  const script = `const s=require("node:dgram").createSocket("udp4");let n=${count};s.bind({address:"${from}"},()=>{const go=()=>s.send(Buffer.alloc(${size}),${PORT},"${to}",(e)=>{if(e){process.exitCode=1;s.close();return}if(--n>0)go();else s.close()});go()})`;
   const r = run(["ip", "netns", "exec", node.peer, process.execPath, "-e", script]);
   assert.equal(r.code, 0, r.stderr);
+}
+
+/** Datagrams the node reassembled from fragments (/proc/net/snmp, Ip: ReasmOKs). */
+function reassemblies(node: Netns): number {
+  const [names, values] = inNode(node, ["cat", "/proc/net/snmp"])
+    .split("\n")
+    .filter((l) => l.startsWith("Ip: "))
+    .map((l) => l.split(" "));
+  const at = names?.indexOf("ReasmOKs") ?? -1;
+  assert.ok(at > 0, "ReasmOKs in /proc/net/snmp");
+  return Number(values?.[at]);
 }
 
 /** Waits (a condition, polled) until `name` reaches `value`; returns what it reached. */
@@ -158,5 +169,21 @@ test(
     );
     assert.equal(counter(node, "spoof-past"), spoof, "the spoofed packet was dropped");
     assert.equal(enteredGuard(node), 2, "both packets into ext0 entered the guard");
+
+    // Ingress comes before defragmentation: the guard sees each fragment, and decides alike for all
+    // of a datagram's fragments (they share its addresses). The sender's link MTU makes it fragment.
+    must(["ip", "-n", node.peer, "link", "set", "r-ext0", "mtu", "576"]);
+    const reassembled = reassemblies(node);
+    send(node, SPOOF, NODE, 1, 1400);
+    send(node, CLIENT, LB, 1, 1400);
+    assert.equal(
+      awaitCounter(node, "client-past", client + 2),
+      client + 2,
+      "the client's fragmented datagram passed the guard, reassembled",
+    );
+    assert.equal(counter(node, "spoof-past"), spoof, "no fragment of the spoofed datagram passed");
+    assert.equal(reassemblies(node), reassembled + 1, "the node reassembled the client's datagram only");
+    // Only a first fragment carries the UDP header the test's counter matches.
+    assert.equal(enteredGuard(node), 4, "the first fragment of each datagram entered the guard");
   },
 );
