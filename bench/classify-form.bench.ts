@@ -10,7 +10,8 @@
 // The baseline `none` runs no symroute, with ext0's rp_filter at 0 as symroute would leave it (an
 // interface without an address drops everything otherwise, KERNEL-FACTS 5). Rounds visit the
 // variants in turn, alternating the order; ratios are taken per round against `none` (adjacent in
-// time, so a load change hits both) and summarised by their median with min-max.
+// time, so a load change hits both) and summarised by their median with min-max, of wall time and
+// of the sender thread's CPU time (bench/flow-sender.c; less exposed to other work's load).
 // Writes SRBENCH_CLASSIFY_OUT (default tmp/bench/classify-form.json; never bench/results/).
 // Run (root): node --import tsx bench/classify-form.bench.ts
 // Knobs: SRBENCH_CLASSIFY_VARIANTS=none,nftables,nftables@/other/tree/bin/symroute,iptables
@@ -63,7 +64,11 @@ interface Setup {
   readonly pod: string;
   /** The classify object `plan -o json` reported (undefined for none). */
   readonly classify?: unknown;
+  /** Wall time per datagram, one value per round. */
   readonly ns: Record<PathName, number[]>;
+  /** The sender thread's CPU time per datagram (softirq work in its context included unless the
+   * kernel accounts IRQ time apart), one value per round: less exposed to other work's load. */
+  readonly cpuNs: Record<PathName, number[]>;
 }
 
 function variantsOf(text: string): Variant[] {
@@ -131,12 +136,19 @@ function setUp(variant: Variant, networks: number): Setup {
     classify = (JSON.parse(must(argv(["plan", "-c", config, "-o", "json"]))) as { classify: unknown })
       .classify;
   }
-  return { variant, node, pod, classify, ns: { eth0: [], "ext0-pool": [], "ext0-other": [] } };
+  return {
+    variant,
+    node,
+    pod,
+    classify,
+    ns: { eth0: [], "ext0-pool": [], "ext0-other": [] },
+    cpuNs: { eth0: [], "ext0-pool": [], "ext0-other": [] },
+  };
 }
 
 const DESTINATION: Record<PathName, string> = { eth0: SERVICE, "ext0-pool": LB, "ext0-other": OTHER_SERVICE };
 
-function send(sender: string, s: Setup, count: number, path: PathName): number {
+function send(sender: string, s: Setup, count: number, path: PathName): { wall: number; cpu: number } {
   run(s.node.inside(["conntrack", "-F"]));
   const out = must([
     "ip",
@@ -149,9 +161,9 @@ function send(sender: string, s: Setup, count: number, path: PathName): number {
     "1024",
     "new",
   ]);
-  const [ns, failed] = out.trim().split(" ").map(Number);
+  const [ns, failed, cpu] = out.trim().split(" ").map(Number);
   if (failed !== 0) throw new Error(`sender: ${failed} sends failed`);
-  return ns as number;
+  return { wall: ns as number, cpu: cpu as number };
 }
 
 /** The pod's received packets: a path whose datagrams do not arrive measures nothing. */
@@ -196,17 +208,31 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     log(`classify-form: round ${r + 1}/${rounds}`);
     const order = r % 2 === 0 ? setups : [...setups].reverse();
-    for (const p of PATHS) for (const s of order) s.ns[p].push(send(sender, s, count, p));
+    for (const p of PATHS)
+      for (const s of order) {
+        const t = send(sender, s, count, p);
+        s.ns[p].push(t.wall);
+        s.cpuNs[p].push(t.cpu);
+      }
   }
   const none = setups.find((s) => s.variant.firewall === "none");
+  const perRound = (values: number[], base: number[] | undefined) =>
+    stats(base === undefined ? [] : values.map((v, i) => v / (base[i] as number)));
   const results = setups.map((s) => ({
     variant: s.variant.spec,
     classify: s.classify,
     paths: Object.fromEntries(
-      PATHS.map((p) => {
-        const ratios = none === undefined ? [] : s.ns[p].map((v, i) => v / (none.ns[p][i] as number));
-        return [p, { ns: s.ns[p], ns_stats: stats(s.ns[p]), vsNonePerRound: stats(ratios) }];
-      }),
+      PATHS.map((p) => [
+        p,
+        {
+          ns: s.ns[p],
+          cpuNs: s.cpuNs[p],
+          wall: stats(s.ns[p]),
+          cpu: stats(s.cpuNs[p]),
+          wallVsNonePerRound: perRound(s.ns[p], none?.ns[p]),
+          cpuVsNonePerRound: perRound(s.cpuNs[p], none?.cpuNs[p]),
+        },
+      ]),
     ),
   }));
   mkdirSync(dirname(out), { recursive: true });
@@ -228,14 +254,14 @@ async function main(): Promise<void> {
     )}\n`,
   );
   log(`classify-form: results in ${out}`);
+  type Summary = ReturnType<typeof stats>;
+  const show = (x: Summary, digits: number): string =>
+    `${x.median.toFixed(digits)} (${x.min.toFixed(digits)}-${x.max.toFixed(digits)})`;
   for (const p of PATHS)
     for (const r of results) {
-      const { ns_stats: st, vsNonePerRound: ratio } = r.paths[p] as {
-        ns_stats: ReturnType<typeof stats>;
-        vsNonePerRound: ReturnType<typeof stats>;
-      };
+      const x = r.paths[p] as Record<"wall" | "cpu" | "wallVsNonePerRound" | "cpuVsNonePerRound", Summary>;
       log(
-        `  ${p} ${r.variant}: ${st.median.toFixed(0)} ns (${st.min.toFixed(0)}-${st.max.toFixed(0)}); vs none per round ${ratio.median.toFixed(3)}x (${ratio.min.toFixed(2)}-${ratio.max.toFixed(2)})`,
+        `  ${p} ${r.variant}: wall ${show(x.wall, 0)} ns, ${show(x.wallVsNonePerRound, 3)}x none; cpu ${show(x.cpu, 0)} ns, ${show(x.cpuVsNonePerRound, 3)}x none (per round)`,
       );
     }
 }

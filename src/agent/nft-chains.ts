@@ -4,7 +4,7 @@
 // chains whose text changed (read-cache.ts). These functions split a transaction and a listing by
 // chain and put a listing together again.
 
-import { ARP_KEY_PREFIX, NFT_TABLE } from "../model/firewall.ts";
+import { ARP_KEY_PREFIX, NFT_TABLE, arpKeyBackend } from "../model/firewall.ts";
 import type { OwnedFirewall } from "../model/state.ts";
 
 /** One rule of a listing (adapters/kernel.ts NftRule): the comment key and the content. */
@@ -13,40 +13,54 @@ export interface ListedRule {
   readonly content: string;
 }
 
+/** One chain of a transaction: where it is and its text. */
+export interface ScriptChain {
+  readonly family: "inet" | "netdev" | "arp";
+  readonly chain: string;
+  readonly text: string;
+}
+
 /**
- * Each chain's text in a whole-table transaction, by the label its listing lines carry (`pre`;
- * `arp:probes` for the ARP table); undefined for any other kind of script.
+ * Each chain of a whole-table transaction, by the label its listing lines carry (`pre`,
+ * `guard_ext0` of the netdev table; `arp:probes` for the ARP table); undefined for any script of
+ * another shape, or one where two tables name a chain alike (their listing lines would mix).
  */
-export function scriptChains(script: string): Map<string, string> | undefined {
+export function scriptChains(script: string): Map<string, ScriptChain> | undefined {
   const lines = script.split("\n");
   if (lines[0] !== `table inet ${NFT_TABLE} {}` || lines[1] !== `delete table inet ${NFT_TABLE}`)
     return undefined;
-  const chains = new Map<string, string>();
-  let table: string | undefined;
+  const chains = new Map<string, ScriptChain>();
+  let family: ScriptChain["family"] | undefined;
   let chain: string | undefined;
   let body: string[] = [];
   for (const line of lines.slice(2)) {
-    const opened = /^table (inet|arp) (\S+) \{$/.exec(line);
-    if (opened !== null) {
-      if (opened[2] !== NFT_TABLE) return undefined;
-      table = opened[1];
+    if (chain !== undefined) {
+      if (line === "  }") {
+        const label = family === "arp" ? `${ARP_KEY_PREFIX}${chain}` : chain;
+        if (family === undefined || chains.has(label)) return undefined;
+        chains.set(label, { family, chain, text: body.join("\n") });
+        chain = undefined;
+      } else body.push(line);
       continue;
     }
     const chainStart = /^ {2}chain (\S+) \{$/.exec(line);
-    if (table !== undefined && chainStart !== null) {
+    if (chainStart !== null && family !== undefined) {
       chain = chainStart[1];
       body = [];
       continue;
     }
-    if (chain !== undefined && line === "  }") {
-      chains.set(table === "arp" ? `${ARP_KEY_PREFIX}${chain}` : chain, body.join("\n"));
-      chain = undefined;
+    const table = /^(?:table|delete table) (inet|netdev|arp) (\S+)( \{\}| \{)?$/.exec(line);
+    if (table !== null && table[2] === NFT_TABLE) {
+      family = table[3] === " {" ? (table[1] as ScriptChain["family"]) : undefined;
       continue;
     }
-    if (chain !== undefined) body.push(line);
-    else if (line === "}") table = undefined;
+    if (line === "}" && family !== undefined) {
+      family = undefined;
+      continue;
+    }
+    if (line !== "") return undefined;
   }
-  return chain === undefined ? chains : undefined;
+  return chain === undefined && family === undefined ? chains : undefined;
 }
 
 /** The key the kernel adapter gives a listed line (nftRulesFromText): its comment. */
@@ -80,28 +94,35 @@ export function listingByChain(owned: OwnedFirewall): Map<string, string[]> | un
   return byChain;
 }
 
-/**
- * The chains of `next` that must be listed: new ones, and those whose text differs from `previous`'s.
- * Undefined when the ARP table changed (it is listed whole then: its rules are filtered by front end).
- */
+/** The chains of `next` that must be listed: new ones, and those whose text differs from `previous`'s. */
 export function chainsToList(
-  previous: ReadonlyMap<string, string>,
+  previous: ReadonlyMap<string, ScriptChain>,
   listed: ReadonlyMap<string, readonly string[]>,
-  next: ReadonlyMap<string, string>,
-): string[] | undefined {
+  next: ReadonlyMap<string, ScriptChain>,
+): string[] {
   const changed: string[] = [];
-  for (const [label, text] of next) {
-    if (previous.get(label) === text && listed.has(label)) continue;
-    if (label.startsWith(ARP_KEY_PREFIX)) return undefined;
+  for (const [label, { text }] of next) {
+    if (previous.get(label)?.text === text && listed.has(label)) continue;
     changed.push(label);
   }
   return changed;
 }
 
+/**
+ * A listed chain's rules as the nftables front end's read gives them: the ARP table's carry the
+ * `arp:` prefix and only those of the nftables front end are kept (adapters/kernel.ts arpRulesOf).
+ */
+export function asListed(label: string, rules: readonly ListedRule[]): ListedRule[] {
+  if (!label.startsWith(ARP_KEY_PREFIX)) return [...rules];
+  return rules
+    .filter((r) => r.key !== undefined && arpKeyBackend(r.key) === "nftables")
+    .map((r) => ({ key: `${ARP_KEY_PREFIX}${r.key ?? ""}`, content: `${ARP_KEY_PREFIX}${r.content}` }));
+}
+
 /** The listing after `next` ran: the unchanged chains as listed before, the others as listed now. */
 export function composeListing(
   listed: ReadonlyMap<string, readonly string[]>,
-  next: ReadonlyMap<string, string>,
+  next: ReadonlyMap<string, ScriptChain>,
   fresh: ReadonlyMap<string, readonly ListedRule[]>,
 ): OwnedFirewall {
   const ruleKeys: string[] = [];

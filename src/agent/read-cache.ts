@@ -20,15 +20,26 @@ import { performance } from "node:perf_hooks";
 import type { Family } from "../model/address.ts";
 import type { DatapathTraces, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
 import type { Kernel, ReadScope } from "../engine/ports.ts";
-import { chainsToList, composeListing, listingByChain, scriptChains, type ListedRule } from "./nft-chains.ts";
+import {
+  asListed,
+  chainsToList,
+  composeListing,
+  listingByChain,
+  scriptChains,
+  type ListedRule,
+  type ScriptChain,
+} from "./nft-chains.ts";
 
 export type MonitorName = "routing" | "firewall";
 
 /** Where a read came from: kept, the kernel in full, or only the nft chains the agent changed. */
 export type ReadFrom = "cache" | "kernel" | "chains";
 
-/** What a kept read depends on: every routing line, the routing monitor's [LINK] lines, nft's. */
-type Evidence = "routing" | "links" | "firewall";
+/**
+ * What a kept read depends on: every routing line, the routing monitor's [LINK] lines, nft's lines
+ * about symroute's tables (`firewall`) or about any other (`others`: kube-proxy's traces).
+ */
+type Evidence = "routing" | "links" | "firewall" | "others";
 
 interface Kept<T> {
   readonly value: T;
@@ -68,15 +79,16 @@ export interface ReadCacheOptions {
   /** Told of every read a reconcile asks for: served from what was kept, or from the kernel. */
   readonly onRead?: (from: ReadFrom) => void;
   /**
-   * Lists one chain of `inet symroute` (`nft -t list chain`): with it, the read after the agent's
-   * own whole-table transaction lists only the chains whose text changed (nft-chains.ts).
+   * Lists one chain of symroute's `inet` or `arp` table (`nft -t list chain`): with it, the read
+   * after the agent's own whole-table transaction lists only the chains whose text changed
+   * (nft-chains.ts).
    */
-  readonly listNftChain?: (chain: string) => Promise<readonly ListedRule[]>;
+  readonly listNftChain?: (family: ScriptChain["family"], chain: string) => Promise<readonly ListedRule[]>;
 }
 
 /** The agent's last nft transaction, split by chain, and what was kept when it started. */
 interface Transaction {
-  readonly chains: ReadonlyMap<string, string>;
+  readonly chains: ReadonlyMap<string, ScriptChain>;
   /** The chains of the transaction the kept listing followed, and that listing by chain. */
   readonly basis?: FirewallBasis;
   readonly startMono: number;
@@ -85,7 +97,7 @@ interface Transaction {
 }
 
 interface FirewallBasis {
-  readonly chains: ReadonlyMap<string, string>;
+  readonly chains: ReadonlyMap<string, ScriptChain>;
   readonly listed: ReadonlyMap<string, readonly string[]>;
 }
 
@@ -99,8 +111,11 @@ export class ReadCache {
   #latestLinkEvent = -Infinity;
   /** When the latest foreign nft transaction's generation line arrived (monotonic). */
   #foreignFirewallAt = -Infinity;
-  /** Lines of an nft transaction whose generation line (whose process) has not come yet. */
-  #firewallPending = false;
+  /**
+   * The nft transaction whose lines came but whose generation line (whose process) has not yet:
+   * when its first line came, and which tables its lines named.
+   */
+  #pending: { since: number; ours: boolean; others: boolean } | undefined;
   /** The tools the kernel adapter started lately (their nft transactions are the agent's own). */
   readonly #ownProcesses: number[] = [];
   #routing: Kept<Omit<NodeState, "firewall" | "kubeProxy" | "datapath">> | undefined;
@@ -110,7 +125,7 @@ export class ReadCache {
   /** The firewall as last read; `basis` when it was read right after one of the agent's transactions. */
   #firewall: (Kept<readonly OwnedFirewall[]> & { readonly basis?: FirewallBasis }) | undefined;
   #transaction: Transaction | undefined;
-  readonly #listNftChain: ((chain: string) => Promise<readonly ListedRule[]>) | undefined;
+  readonly #listNftChain: ReadCacheOptions["listNftChain"];
   /** Bumped by every write (at its start and its end): a read that saw one is not kept. */
   #routingEpoch = 0;
   #firewallEpoch = 0;
@@ -152,10 +167,12 @@ export class ReadCache {
     this.#liveSince.firewall ??= performance.now();
     const pid = generationProcess(line);
     if (pid === undefined) {
-      this.#firewallPending = true;
+      this.#pending ??= { since: performance.now(), ours: false, others: false };
+      if (/ symroute\b/.test(line)) this.#pending.ours = true;
+      else this.#pending.others = true;
       return;
     }
-    this.#firewallPending = false;
+    this.#pending = undefined;
     if (pid === "unknown" || !this.#ownProcesses.includes(pid)) this.#foreignFirewallAt = performance.now();
   }
 
@@ -176,14 +193,20 @@ export class ReadCache {
   /** Whether nothing `kept` depends on can have changed since it was read. */
   #valid(kept: Kept<unknown>, dependsOn: readonly Evidence[]): boolean {
     for (const which of dependsOn) {
-      const since = this.#liveSince[which === "links" ? "routing" : which];
+      const since = this.#liveSince[which === "links" ? "routing" : which === "others" ? "firewall" : which];
       if (since === undefined || since > kept.monoStart) return false;
     }
     if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
     if (dependsOn.includes("links") && this.#latestLinkEvent > kept.wallStart) return false;
+    const nft = dependsOn.includes("firewall") || dependsOn.includes("others");
+    if (nft && this.#foreignFirewallAt >= kept.monoStart) return false;
+    // A transaction still without its generation line: a read that started after its first line
+    // came saw it, whoever made it; an earlier one waits for the line (the agent's own: still good).
+    const pending = this.#pending;
     if (
-      dependsOn.includes("firewall") &&
-      (this.#firewallPending || this.#foreignFirewallAt >= kept.monoStart)
+      pending !== undefined &&
+      pending.since > kept.monoStart &&
+      ((dependsOn.includes("firewall") && pending.ours) || (dependsOn.includes("others") && pending.others))
     )
       return false;
     return true;
@@ -323,9 +346,13 @@ export class ReadCache {
     if (basis === undefined || list === undefined || !this.#followed(transaction, this.#firewallEpoch))
       return undefined;
     const labels = chainsToList(basis.chains, basis.listed, transaction.chains);
-    if (labels === undefined) return undefined;
     const fresh = new Map<string, readonly ListedRule[]>(
-      await Promise.all(labels.map(async (label) => [label, await list(label)] as const)),
+      await Promise.all(
+        labels.map(async (label) => {
+          const { family, chain } = transaction.chains.get(label) as ScriptChain;
+          return [label, asListed(label, await list(family, chain))] as const;
+        }),
+      ),
     );
     return [composeListing(basis.listed, transaction.chains, fresh)];
   }
@@ -339,14 +366,14 @@ export class ReadCache {
     // (XDP, tc) and in BPF's file system (no event: seen at the resync). The agent's own routing
     // writes change neither.
     const kubeProxy = this.#kubeProxy;
-    if (scope.kubeProxyHints === true && (kubeProxy === undefined || !this.#valid(kubeProxy, ["firewall"])))
+    if (scope.kubeProxyHints === true && (kubeProxy === undefined || !this.#valid(kubeProxy, ["others"])))
       return undefined;
     const datapath = this.#datapath;
     if (
       scope.datapath !== undefined &&
       (datapath === undefined ||
         datapath.key !== datapathKey(scope) ||
-        !this.#valid(datapath, ["links", "firewall"]))
+        !this.#valid(datapath, ["links", "others"]))
     )
       return undefined;
     const names = new Set(scope.sysctls);

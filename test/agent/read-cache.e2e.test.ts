@@ -126,5 +126,7 @@ test(
     );
     assert.deepEqual(recorded(), await listed());
     assert.ok(reads("chains") >= 1, "verification listed only the changed chains");
+    // No verification failed on the way (a wrong listing would be rolled back, then applied again).
+    assert.doesNotMatch(agent.output(), /reconcile failed/);
   },
 );

@@ -135,10 +135,10 @@ export function registerAgent(program: Command): void {
         const readCache: ReadCache = new ReadCache({
           ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
           onRead: (from) => metrics.nodeReads.inc({ from }),
-          listNftChain: async (chain) =>
+          listNftChain: async (family, chain) =>
             nftRulesFromText(
               (
-                await runTool("nft", ["-t", "list", "chain", "inet", NFT_TABLE, chain], {
+                await runTool("nft", ["-t", "list", "chain", family, NFT_TABLE, chain], {
                   onSpawn: (pid) => readCache.ownProcess(pid),
                 })
               ).stdout,
