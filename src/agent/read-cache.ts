@@ -35,8 +35,11 @@ export type MonitorName = "routing" | "firewall";
 /** Where a read came from: kept, the kernel in full, or only the nft chains the agent changed. */
 export type ReadFrom = "cache" | "kernel" | "chains";
 
-/** What a kept read depends on: every routing line, the routing monitor's [LINK] lines, nft's. */
-type Evidence = "routing" | "links" | "firewall";
+/**
+ * What a kept read depends on: every routing line, the routing monitor's [LINK] lines, nft's lines
+ * about symroute's tables (`firewall`) or about any other (`others`: kube-proxy's traces).
+ */
+type Evidence = "routing" | "links" | "firewall" | "others";
 
 interface Kept<T> {
   readonly value: T;
@@ -108,8 +111,11 @@ export class ReadCache {
   #latestLinkEvent = -Infinity;
   /** When the latest foreign nft transaction's generation line arrived (monotonic). */
   #foreignFirewallAt = -Infinity;
-  /** Lines of an nft transaction whose generation line (whose process) has not come yet. */
-  #firewallPending = false;
+  /**
+   * The nft transaction whose lines came but whose generation line (whose process) has not yet:
+   * when its first line came, and which tables its lines named.
+   */
+  #pending: { since: number; ours: boolean; others: boolean } | undefined;
   /** The tools the kernel adapter started lately (their nft transactions are the agent's own). */
   readonly #ownProcesses: number[] = [];
   #routing: Kept<Omit<NodeState, "firewall" | "kubeProxy" | "datapath">> | undefined;
@@ -161,10 +167,12 @@ export class ReadCache {
     this.#liveSince.firewall ??= performance.now();
     const pid = generationProcess(line);
     if (pid === undefined) {
-      this.#firewallPending = true;
+      this.#pending ??= { since: performance.now(), ours: false, others: false };
+      if (/ symroute\b/.test(line)) this.#pending.ours = true;
+      else this.#pending.others = true;
       return;
     }
-    this.#firewallPending = false;
+    this.#pending = undefined;
     if (pid === "unknown" || !this.#ownProcesses.includes(pid)) this.#foreignFirewallAt = performance.now();
   }
 
@@ -185,14 +193,20 @@ export class ReadCache {
   /** Whether nothing `kept` depends on can have changed since it was read. */
   #valid(kept: Kept<unknown>, dependsOn: readonly Evidence[]): boolean {
     for (const which of dependsOn) {
-      const since = this.#liveSince[which === "links" ? "routing" : which];
+      const since = this.#liveSince[which === "links" ? "routing" : which === "others" ? "firewall" : which];
       if (since === undefined || since > kept.monoStart) return false;
     }
     if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
     if (dependsOn.includes("links") && this.#latestLinkEvent > kept.wallStart) return false;
+    const nft = dependsOn.includes("firewall") || dependsOn.includes("others");
+    if (nft && this.#foreignFirewallAt >= kept.monoStart) return false;
+    // A transaction still without its generation line: a read that started after its first line
+    // came saw it, whoever made it; an earlier one waits for the line (the agent's own: still good).
+    const pending = this.#pending;
     if (
-      dependsOn.includes("firewall") &&
-      (this.#firewallPending || this.#foreignFirewallAt >= kept.monoStart)
+      pending !== undefined &&
+      pending.since > kept.monoStart &&
+      ((dependsOn.includes("firewall") && pending.ours) || (dependsOn.includes("others") && pending.others))
     )
       return false;
     return true;
@@ -352,14 +366,14 @@ export class ReadCache {
     // (XDP, tc) and in BPF's file system (no event: seen at the resync). The agent's own routing
     // writes change neither.
     const kubeProxy = this.#kubeProxy;
-    if (scope.kubeProxyHints === true && (kubeProxy === undefined || !this.#valid(kubeProxy, ["firewall"])))
+    if (scope.kubeProxyHints === true && (kubeProxy === undefined || !this.#valid(kubeProxy, ["others"])))
       return undefined;
     const datapath = this.#datapath;
     if (
       scope.datapath !== undefined &&
       (datapath === undefined ||
         datapath.key !== datapathKey(scope) ||
-        !this.#valid(datapath, ["links", "firewall"]))
+        !this.#valid(datapath, ["links", "others"]))
     )
       return undefined;
     const names = new Set(scope.sysctls);

@@ -27,7 +27,8 @@ export interface Packet {
   readonly uid?: number;
   /**
    * Input packets: the address kube-proxy's DNAT rewrites `to` into. The anti-spoofing guard
-   * (prerouting, priority raw) sees `to`; routing and rp_filter, which come after the DNAT, see this.
+   * (before DNAT: ingress of its interface in nftables, mangle prerouting in iptables) sees `to`;
+   * routing and rp_filter, which come after the DNAT, see this.
    */
   readonly dnatTo?: string;
 }
@@ -110,7 +111,7 @@ export interface TraceOptions {
   readonly explain?: boolean;
   /**
    * symroute's anti-spoofing guards in place on the node (FirewallSpec.guards): input packets on
-   * their interfaces go through them first, as through the firewall's prerouting raw chain.
+   * their interfaces go through them first, as through the firewall's guard chains (before DNAT).
    */
   readonly guards?: readonly SpoofGuard[];
 }

@@ -170,6 +170,9 @@ describe("firewall events that are symroute's", () => {
       "delete rule arp symroute probes handle 3",
       "delete table arp symroute",
       "delete table inet symroute",
+      // The nftables front end's guards: one ingress chain per guarded interface.
+      "delete rule netdev symroute guard_ext0 handle 5",
+      "delete chain netdev symroute guard_ext0",
       'add rule inet symroute prerouting ct state new meta l4proto tcp comment "x"',
     ])
       assert.equal(isSymrouteFirewallEvent(line), true, line);

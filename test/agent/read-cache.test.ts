@@ -288,3 +288,28 @@ test("after the agent's own nft transaction only the chains whose text changed a
   assert.deepEqual(await wrapped.readFirewall(["nftables"]), [{ backend: "nftables", ...listingOf(first) }]);
   assert.equal(fullReads, 2);
 });
+
+test("a transaction whose generation line has not come yet: reads before its first line wait for it, reads after it are good", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  const from = async (read: () => Promise<unknown>): Promise<string | undefined> => {
+    reads.length = 0;
+    await read();
+    return reads[0];
+  };
+  const firewall = () => wrapped.readFirewall(["nftables"]);
+  // kube-proxy's traces (kubeProxyMode auto) are kept with the routing read.
+  const node = () => wrapped.readNode({ sysctls: [], firewalls: [], kubeProxyHints: true });
+  assert.equal(await from(firewall), "kernel");
+  assert.equal(await from(node), "kernel");
+  cache.firewallLine("add rule inet symroute pre counter");
+  assert.equal(await from(node), "cache", "lines about symroute's tables say nothing of kube-proxy's");
+  assert.equal(await from(firewall), "kernel", "kept before the line");
+  assert.equal(await from(firewall), "cache", "read after the line came");
+  cache.firewallLine("add rule ip kube-proxy services counter");
+  assert.equal(await from(node), "kernel");
+  cache.firewallLine(`# new generation 3 by process ${FOREIGN_PID} (kube-proxy)`);
+  assert.equal(await from(firewall), "kernel", "another process's transaction");
+  assert.equal(await from(node), "kernel");
+  assert.equal(await from(node), "cache");
+});

@@ -3,7 +3,8 @@
 // apply: the guard's chain is in `table netdev symroute` on ext0's ingress and nothing of symroute's
 // hooks prerouting at priority raw; a spoofed packet into ext0 is dropped, a client's packet to the
 // pool passes, and a counter put at the head of the guard's chain (by the test) counts the packets
-// that entered ext0 and none of those that entered eth0.
+// that entered ext0 and none of those that entered eth0. Fragmented datagrams get the same verdicts;
+// in loose mode a source routed anywhere passes and one the node cannot route is dropped.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -20,6 +21,8 @@ const CLIENT = "203.0.113.10";
 const LB = "1.2.3.4";
 const NODE = "192.168.1.10";
 const SPOOF = "10.112.0.5";
+/** A source the node has no route for (an `unreachable` route the loose test adds). */
+const UNROUTED = "198.51.100.7";
 const PORT = 9998;
 
 const inNode = (node: Netns, argv: readonly string[], input?: string): string => {
@@ -37,11 +40,13 @@ function segment(node: Netns): void {
     "addr add 1.2.3.1/24 dev r-ext0",
     `addr add ${CLIENT}/32 dev lo`,
     `addr add ${SPOOF}/32 dev lo`,
+    `addr add ${UNROUTED}/32 dev lo`,
     "link set lo up",
     `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
     `neigh replace ${NODE} lladdr ${mac} dev r-ext0 nud permanent`,
     `rule add from ${SPOOF} lookup 99 priority 99`,
     `route add ${NODE}/32 dev r-ext0 table 99`,
+    `rule add from ${UNROUTED} lookup 99 priority 97`,
     `rule add from ${CLIENT} lookup 98 priority 98`,
     `route add ${LB}/32 dev r-ext0 table 98`,
   ];
@@ -53,11 +58,13 @@ const COUNTERS = `table inet gi {
   counter spoof-past { }
   counter client-past { }
   counter eth0-past { }
+  counter unrouted-past { }
   chain after_guard {
     type filter hook prerouting priority -350; policy accept;
     iifname "ext0" ip saddr ${SPOOF} udp dport ${PORT} counter name "spoof-past"
     iifname "ext0" ip saddr ${CLIENT} ip daddr ${LB} udp dport ${PORT} counter name "client-past"
     iifname "eth0" udp dport ${PORT} counter name "eth0-past"
+    iifname "ext0" ip saddr ${UNROUTED} udp dport ${PORT} counter name "unrouted-past"
   }
 }
 `;
@@ -83,10 +90,21 @@ function enteredGuard(node: Netns): number {
   return rule.expr.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
 }
 
-function send(node: Netns, from: string, to: string, count = 1): void {
-  const script = `const s=require("node:dgram").createSocket("udp4");let n=${count};s.bind({address:"${from}"},()=>{const go=()=>s.send("x",${PORT},"${to}",(e)=>{if(e){process.exitCode=1;s.close();return}if(--n>0)go();else s.close()});go()})`;
+function send(node: Netns, from: string, to: string, count = 1, size = 1): void {
+  const script = `const s=require("node:dgram").createSocket("udp4");let n=${count};s.bind({address:"${from}"},()=>{const go=()=>s.send(Buffer.alloc(${size}),${PORT},"${to}",(e)=>{if(e){process.exitCode=1;s.close();return}if(--n>0)go();else s.close()});go()})`;
   const r = run(["ip", "netns", "exec", node.peer, process.execPath, "-e", script]);
   assert.equal(r.code, 0, r.stderr);
+}
+
+/** Datagrams the node reassembled from fragments (/proc/net/snmp, Ip: ReasmOKs). */
+function reassemblies(node: Netns): number {
+  const [names, values] = inNode(node, ["cat", "/proc/net/snmp"])
+    .split("\n")
+    .filter((l) => l.startsWith("Ip: "))
+    .map((l) => l.split(" "));
+  const at = names?.indexOf("ReasmOKs") ?? -1;
+  assert.ok(at > 0, "ReasmOKs in /proc/net/snmp");
+  return Number(values?.[at]);
 }
 
 /** Waits (a condition, polled) until `name` reaches `value`; returns what it reached. */
@@ -158,5 +176,63 @@ test(
     );
     assert.equal(counter(node, "spoof-past"), spoof, "the spoofed packet was dropped");
     assert.equal(enteredGuard(node), 2, "both packets into ext0 entered the guard");
+
+    // Ingress comes before defragmentation: the guard sees each fragment, and decides alike for all
+    // of a datagram's fragments (they share its addresses). The sender's link MTU makes it fragment.
+    must(["ip", "-n", node.peer, "link", "set", "r-ext0", "mtu", "576"]);
+    const reassembled = reassemblies(node);
+    send(node, SPOOF, NODE, 1, 1400);
+    send(node, CLIENT, LB, 1, 1400);
+    assert.equal(
+      awaitCounter(node, "client-past", client + 2),
+      client + 2,
+      "the client's fragmented datagram passed the guard, reassembled",
+    );
+    assert.equal(counter(node, "spoof-past"), spoof, "no fragment of the spoofed datagram passed");
+    assert.equal(reassemblies(node), reassembled + 1, "the node reassembled the client's datagram only");
+    // Only a first fragment carries the UDP header the test's counter matches.
+    assert.equal(enteredGuard(node), 4, "the first fragment of each datagram entered the guard");
+  },
+);
+
+test(
+  "loose mode at ingress: a source the node routes anywhere passes, one it cannot route is dropped",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    segment(node);
+    // ext0 checked loosely before symroute: the guard keeps that mode.
+    inNode(node, ["sysctl", "-qw", "net.ipv4.conf.ext0.rp_filter=2"]);
+    inNode(node, ["ip", "route", "add", "unreachable", "198.51.100.0/24"]);
+    const config = join(dir, "loose.yaml");
+    writeFileSync(
+      config,
+      "firewall: nftables\nnetworks:\n  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n",
+    );
+    chmodSync(config, 0o644);
+    const applied = node.symroute(["apply", "-c", config]);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    const netdev = inNode(node, ["nft", "list", "table", "netdev", "symroute"]);
+    assert.match(netdev, /meta protocol ip fib saddr oif missing drop comment "ext0 v4 loose source check #/);
+    inNode(node, ["nft", "-f", "-"], COUNTERS);
+
+    const [spoof, unrouted, client] = ["spoof-past", "unrouted-past", "client-past"].map((c) =>
+      counter(node, c),
+    );
+    send(node, UNROUTED, NODE);
+    send(node, SPOOF, NODE);
+    send(node, CLIENT, LB);
+    assert.equal(
+      awaitCounter(node, "client-past", (client as number) + 1),
+      (client as number) + 1,
+      "the client passed",
+    );
+    // Routed back by eth0's default route: loose mode lets it through, as rp_filter 2 did.
+    assert.equal(
+      awaitCounter(node, "spoof-past", (spoof as number) + 1),
+      (spoof as number) + 1,
+      "a routable source passes",
+    );
+    assert.equal(counter(node, "unrouted-past"), unrouted, "a source the node cannot route is dropped");
   },
 );

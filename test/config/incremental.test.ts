@@ -220,6 +220,10 @@ test("YAML the splitter must not misread: anchors, tags, block scalars, multi-li
     "%YAML 1.2\n---\nnetworks:\n  - name: a\n    addresses: [1.2.3.0/24]\n    interface: e0\n",
     "networks:\n  - name: a\n    addresses: [1.2.3.0/24]\n    interface: e0\n    <<: {method: none}\n",
     "\ufeffnetworks:\n  - name: a\n    addresses: [1.2.3.0/24]\n    interface: e0\n",
+    // `networks:` at column 0 inside a flow collection: a block sequence is not allowed there.
+    "{\nnetworks:\n  - {name: a, addresses: [1.2.3.0/24], interface: e0}\n}\n",
+    "{x: 1,\nnetworks:\n  - {name: a, addresses: [1.2.3.0/24], interface: e0}\n}\n",
+    "[\nnetworks:\n  - {name: a, addresses: [1.2.3.0/24], interface: e0}\n]\n",
   ];
   for (const text of texts) {
     // Read twice: cold, then with its own memo (every entry reused when the first read was clean).
