@@ -260,7 +260,7 @@ function perObjectDeleteScript(node: BenchNode, p: Payloads, dir: string): strin
   const cmds: string[] = [];
   for (const [family, batch] of Object.entries(p.ip))
     for (const l of batch) cmds.push(`ip ${family === "ipv6" ? "-6 " : ""}${l}`);
-  for (const table of ["inet symroute", "arp symroute"]) {
+  for (const table of ["inet symroute", "netdev symroute", "arp symroute"]) {
     const listed = run(node.inside(["nft", "-j", "-a", "list", "table", ...table.split(" ")]));
     if (listed.code !== 0) continue;
     const items = (

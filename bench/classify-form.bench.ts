@@ -20,15 +20,15 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { cpus } from "node:os";
-import { createBareNamespace } from "../test/support/netns.ts";
 import {
   CLI,
   cleanupScratch,
   createNode,
+  createPod,
   destroyAll,
   log,
   must,
-  PREFIX,
+  POD_ADDRESS as POD,
   REPO,
   run,
   scratch,
@@ -43,13 +43,11 @@ const PATHS: readonly PathName[] = ["eth0", "ext0-pool", "ext0-other"];
 const SERVICE = "10.96.0.10";
 /** A service outside every pool, reached through ext0. */
 const OTHER_SERVICE = "10.96.0.12";
-const POD = "10.112.0.5";
 /** An LB address in the first network's pool (bench/lib.ts: 100.64.0.0/24, gateway .1). */
 const LB = "100.64.0.10";
 const LB_GATEWAY = "100.64.0.1";
 /** A client on ext0's segment whose source the node routes back through ext0. */
 const CLIENT = "203.0.113.5";
-const pods: { destroy(): void }[] = [];
 
 interface Variant {
   /** As asked for: none, nftables, iptables, each but none with an optional @CLI. */
@@ -85,20 +83,7 @@ function variantsOf(text: string): Variant[] {
 
 function setUp(variant: Variant, networks: number): Setup {
   const node = createNode();
-  const podNamespace = createBareNamespace(`${PREFIX}pod`);
-  pods.push(podNamespace);
-  const pod = podNamespace.name;
-  must(["ip", "-n", node.name, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", pod]);
-  must(["ip", "-n", node.name, "-batch", "-"], "addr add 10.112.0.1/24 dev vpod\nlink set vpod up\n");
-  must(
-    ["ip", "-n", pod, "-batch", "-"],
-    `link set lo up\naddr add ${POD}/24 dev eth0\nlink set eth0 up\nroute add default via 10.112.0.1\n`,
-  );
-  // The pod drops the datagrams before its own stack (no ICMP back: one-way cost).
-  must(
-    ["ip", "netns", "exec", pod, "nft", "-f", "-"],
-    "table inet sink {\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n  }\n}\n",
-  );
+  const pod = createPod(node);
   must(node.inside(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
   for (const service of [SERVICE, LB, OTHER_SERVICE])
     must(
@@ -270,6 +255,5 @@ try {
   await main();
 } finally {
   destroyAll();
-  for (const pod of pods) pod.destroy();
   cleanupScratch();
 }

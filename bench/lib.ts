@@ -7,7 +7,14 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, REPO, createNamespaceNode, run as runInHarness, type Run } from "../test/support/netns.ts";
+import {
+  CLI,
+  REPO,
+  createBareNamespace,
+  createNamespaceNode,
+  run as runInHarness,
+  type Run,
+} from "../test/support/netns.ts";
 
 export { CLI, REPO, type Run };
 export const RESULTS = join(REPO, "bench/results");
@@ -125,6 +132,39 @@ export function createNode(): BenchNode {
 
 export function destroyAll(): void {
   for (const node of [...live]) node.destroy();
+  for (const pod of [...pods]) pod.destroy();
+}
+
+/** The pod a bench node forwards to (createPod). */
+export const POD_ADDRESS = "10.112.0.5";
+const pods = new Set<{ destroy(): void }>();
+
+/**
+ * A pod namespace behind `node`: the node's `vpod` 10.112.0.1/24 to the pod's eth0 POD_ADDRESS,
+ * default route via the node. The pod drops what it receives before its own stack (no ICMP back:
+ * the one-way cost of a datagram). Removed by destroyAll. Returns the pod namespace's name.
+ */
+export function createPod(node: BenchNode): string {
+  const namespace = createBareNamespace(`${PREFIX}pod`);
+  const pod = {
+    destroy() {
+      pods.delete(pod);
+      namespace.destroy();
+    },
+  };
+  pods.add(pod);
+  const name = namespace.name;
+  must(["ip", "-n", node.name, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", name]);
+  must(["ip", "-n", node.name, "-batch", "-"], "addr add 10.112.0.1/24 dev vpod\nlink set vpod up\n");
+  must(
+    ["ip", "-n", name, "-batch", "-"],
+    `link set lo up\naddr add ${POD_ADDRESS}/24 dev eth0\nlink set eth0 up\nroute add default via 10.112.0.1\n`,
+  );
+  must(
+    ["ip", "netns", "exec", name, "nft", "-f", "-"],
+    "table inet sink {\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n  }\n}\n",
+  );
+  return name;
 }
 
 export async function withNode<T>(body: (node: BenchNode) => Promise<T>): Promise<T> {

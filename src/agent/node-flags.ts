@@ -5,6 +5,9 @@
 // --lite-mode: V8 interprets and never compiles optimised code (no TurboFan, no feedback until a
 //   function is hot): the agent's resident memory at 10 networks drops by about 20 MiB and stops
 //   growing with every compiled function; its reconciles cost somewhat more CPU (docs/agent.md).
+//   Measured against it (docs/agent.md, "Node flags measured"): without it, with --jitless alone, or
+//   with --optimize-for-size, --single-threaded-gc or --no-opt, the agent went over 80 MiB in
+//   Kubernetes mode after 50 drift repairs.
 // --max-semi-space-size=1: the young generation takes 2 MiB instead of up to 32 MiB; the agent
 //   allocates little between reconciles, so scavenges stay rare. Under --lite-mode V8 keeps it that
 //   small whatever this flag says (a larger value measured no fewer scavenges, docs/agent.md); the

@@ -137,7 +137,9 @@ function readSkeleton(split: Split): { value: Record<string, unknown>; nodes: nu
   const doc = readYamlDocument(split.skeleton);
   if (doc.errors.length > 0 || doc.warnings.length > 0) return undefined;
   const root = doc.contents;
-  if (!isMap(root) || root.tag !== undefined) return undefined;
+  // A flow mapping (`{` on the first line) may hold `networks:` at column 0 too, but never a block
+  // sequence: only a block mapping reads the split entries as the whole text does.
+  if (!isMap(root) || root.flow === true || root.tag !== undefined) return undefined;
   const networks = root.items.find((pair) => isScalar(pair.key) && pair.key.range?.[0] === split.keyOffset);
   if (networks === undefined || !isScalar(networks.key) || networks.key.value !== "networks")
     return undefined;

@@ -369,17 +369,18 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
   }
   const guards = (spec.guards ?? []).filter((g) => g.family === family);
   if (guards.length > 0) {
-    // In mangle, before nat's DNAT: the destination is still the pool's address. The pools are one
-    // set lookup (address and incoming interface); then a packet walks one `-i` rule per guarded
-    // interface (not per pool) to its interface's chain.
+    // In mangle, before nat's DNAT: the destination is still the pool's address. A packet walks one
+    // `-i` rule per guarded interface (not per pool) to its interface's chain; there the pools are
+    // one set lookup (address and incoming interface). The set lookup comes after the dispatch, so
+    // that packets of interfaces without a guard (pods, the node's own) never pay for it.
     add("PREROUTING", "", `-j ${IPT_GUARD}`, "symroute guard");
     const guardSet = setOf("guard");
-    if (guardSet !== undefined)
-      add(IPT_GUARD, `-m set --match-set ${guardSet} dst,src`, "-j RETURN", "pools exempt from the guards");
     for (const g of guards)
       add(IPT_GUARD, `-i ${ifnameToken(g.iif)}`, `-g ${iptGuardChain(g.iif)}`, guardLabel(g.iif));
     for (const g of guards) {
       const chain = iptGuardChain(g.iif);
+      if (guardSet !== undefined && g.exempt.length > 0)
+        add(chain, `-m set --match-set ${guardSet} dst,src`, "-j RETURN", `${g.iif} pools exempt`);
       if (family === 6) {
         for (const type of ["neighbour-solicitation", "neighbour-advertisement", "router-advertisement"])
           add(chain, `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}`, "-j RETURN", `${g.iif} ${type}`);

@@ -220,6 +220,10 @@ test("YAML the splitter must not misread: anchors, tags, block scalars, multi-li
     "%YAML 1.2\n---\nnetworks:\n  - name: a\n    addresses: [1.2.3.0/24]\n    interface: e0\n",
     "networks:\n  - name: a\n    addresses: [1.2.3.0/24]\n    interface: e0\n    <<: {method: none}\n",
     "\ufeffnetworks:\n  - name: a\n    addresses: [1.2.3.0/24]\n    interface: e0\n",
+    // `networks:` at column 0 inside a flow collection: a block sequence is not allowed there.
+    "{\nnetworks:\n  - {name: a, addresses: [1.2.3.0/24], interface: e0}\n}\n",
+    "{x: 1,\nnetworks:\n  - {name: a, addresses: [1.2.3.0/24], interface: e0}\n}\n",
+    "[\nnetworks:\n  - {name: a, addresses: [1.2.3.0/24], interface: e0}\n]\n",
   ];
   for (const text of texts) {
     // Read twice: cold, then with its own memo (every entry reused when the first read was clean).
@@ -298,4 +302,43 @@ test("an object (the cluster's networks merged into the file's) checked with the
   );
   t.diagnostic(`${reused} entries reused`);
   assert.ok(reused > 0, "no entry was ever reused");
+});
+
+test("fragments inserted at the start of lines (where the splitter looks) read as the whole text does", (t) => {
+  const entry = (i: number): string => `  - {name: n${i}, addresses: [10.0.${i}.0/24], interface: e0}\n`;
+  const base =
+    `tables: {from: 20000, to: 29999}\nnetworks:\n${entry(0)}${entry(1)}` +
+    "  - name: n2\n    addresses:\n      - 10.0.2.0/24\n    interface: e0\nfirewall: auto\n";
+  const memo = parseConfigTextReusing(base).memo;
+  const fragments = [
+    ...[" ", "  ", "\t", "#", " # c", "\n", "\r", "\r\n", "\ufeff", "\u2028", "\u0085", "\u00a0"],
+    ...["-", "- ", "? ", ": ", "&a ", "*a", "!!str ", "[", "]", "{", "}", "'", '"', "|", "%", "---", "..."],
+    ...["firewall: auto\n", "x: 1\n", "networks:\n", "    method: none\n", "      - 10.7.0.0/24\n"],
+    ...["- {name: z, addresses: [10.9.0.0/24], interface: e0}\n", `  ${entry(8).trimStart()}`],
+  ];
+  let incremental = 0;
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(), fc.constantFrom(...fragments), fc.nat({ max: 6 })), {
+        minLength: 1,
+        maxLength: 3,
+      }),
+      (edits) => {
+        let text = base;
+        for (const [at, fragment, column] of edits) {
+          const lines = text.split("\n");
+          const i = at % lines.length;
+          const line = lines[i] ?? "";
+          const c = Math.min(column, line.length);
+          lines[i] = line.slice(0, c) + fragment + line.slice(c);
+          text = lines.join("\n");
+        }
+        const read = parseConfigTextReusing(text, memo);
+        if (read.reused !== undefined) incremental++;
+        assert.deepEqual(read.result, parseConfigText(text), JSON.stringify(text));
+      },
+    ),
+    { numRuns: runs * 10 },
+  );
+  t.diagnostic(`${incremental} texts read incrementally`);
 });

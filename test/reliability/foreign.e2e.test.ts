@@ -124,7 +124,7 @@ function foreignOnly(dump: string): string {
           if (line === skipUntil) skipUntil = undefined;
           continue;
         }
-        const block = /^(\s*)(table (?:inet|arp) symroute|chain SYMROUTE-\S+) \{$/.exec(line);
+        const block = /^(\s*)(table (?:inet|arp|netdev) symroute|chain SYMROUTE-\S+) \{$/.exec(line);
         if (block !== null) {
           skipUntil = `${block[1]}}`;
           continue;

@@ -193,13 +193,15 @@ const rulesPerChain = (script: string): Record<string, number> => {
   return counts;
 };
 
-test("iptables: 1 and 50 networks give the same rules in every chain (the pools are in ipsets)", () => {
+test("iptables: 2 and 50 networks give the same rules in every chain (the pools are in ipsets)", () => {
   for (const family of [4, 6] as const) {
-    const one = rulesPerChain(renderIptables(guarded(1), family, new Set()));
+    const one = rulesPerChain(renderIptables(guarded(2), family, new Set()));
     const fifty = rulesPerChain(renderIptables(guarded(50), family, new Set()));
     assert.deepEqual(fifty, one, `IPv${family}`);
     assert.equal(one["SYMROUTE-CLASSIFY"], 3);
-    assert.equal(one["SYMROUTE-GUARD"], 3); // the pools' set, then one goto per interface
+    assert.equal(one["SYMROUTE-GUARD"], 2); // one goto per interface, no set lookup
+    // In each interface's chain: the pools' set, then the source check.
+    assert.equal(one["SYMROUTE-G-ext0"], family === 4 ? 2 : 5);
   }
   // The sets hold the pools: one element per pool and interface.
   const sets = ipsetsOf(guarded(50));
@@ -259,4 +261,27 @@ test("ipset payloads: each set filled aside and swapped in; stale sets destroyed
   assert.equal(renderIpsetRemove(s, [name as string]), undefined);
   // Only names symroute could have made go back into a payload.
   assert.throws(() => renderIpsetRemove(undefined, ["symroute-x\ncreate y"]));
+});
+
+test("iptables guards: packets of unguarded interfaces do no set lookup (dispatch by -i first)", () => {
+  const script = renderIptables(guarded(10), 4, new Set());
+  const guard = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-GUARD "));
+  assert.deepEqual(
+    guard.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
+    ["-A SYMROUTE-GUARD -i ext0 -g SYMROUTE-G-ext0", "-A SYMROUTE-GUARD -i ext1 -g SYMROUTE-G-ext1"],
+  );
+  const [, guardSet] = ipsetsOf(guarded(10)).map((x) => x.name);
+  const ext0 = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-G-ext0 "));
+  assert.match(ext0[0] ?? "", new RegExp(`-m set --match-set ${guardSet} dst,src .*-j RETURN$`));
+  assert.match(ext0[1] ?? "", /-m rpfilter --invert .*-j DROP$/);
+  // An interface without pools checks sources without a set lookup.
+  const noPools: FirewallSpec = {
+    ...guarded(10),
+    guards: [{ family: 4, iif: "eth0", mode: "loose", exempt: [], reason: "r" }],
+  };
+  const eth0 = renderIptables(noPools, 4, new Set())
+    .split("\n")
+    .filter((l) => l.startsWith("-A SYMROUTE-G-eth0 "));
+  assert.equal(eth0.length, 1, eth0.join("\n"));
+  assert.match(eth0[0] ?? "", /-m rpfilter --loose --invert/);
 });
