@@ -102,7 +102,7 @@ fidelity: deps build
 	SYMROUTE_FIDELITY_RUNS=10000 bash scripts/run-tests.sh test/simulate/fidelity.e2e.test.ts
 
 fuzz: npm-deps
-	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts test/config/fuzz-rejects.test.ts test/config/property.test.ts test/config/overlaps.test.ts
+	SYMROUTE_FUZZ_RUNS=10000 bash scripts/run-tests.sh test/config/fuzz.test.ts test/config/fuzz-rejects.test.ts test/config/property.test.ts test/config/overlaps.test.ts test/config/incremental.test.ts
 
 # Reliability runs (docs/reliability.md): SIGKILLs in apply and in delete of 200 networks; an agent
 # soak; the failure-injection suite.

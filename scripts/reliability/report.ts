@@ -211,8 +211,11 @@ export function renderReliability(): string {
     "[`test/config/fuzz-rejects.test.ts`](../test/config/fuzz-rejects.test.ts): a valid file with one field",
     "broken by construction (a bad name, interface, address, gateway, table, method, firewall, route",
     "protocol or mark mask; an unknown key; a repeated network name) is refused, with an issue naming",
-    "that field. `make test` runs `SYMROUTE_FUZZ_RUNS` cases per property (its default); `make fuzz`",
-    "runs many more. Both are part of `make test`, so they have no result file of their own.",
+    "that field. [`test/config/incremental.test.ts`](../test/config/incremental.test.ts): the agent's",
+    "re-read of an edited file (only the changed `networks` entries) gives what a whole read gives,",
+    "issues included, for random files and random edits. `make test` runs `SYMROUTE_FUZZ_RUNS` cases",
+    "per property (its default); `make fuzz` runs many more. All are part of `make test`, so they have",
+    "no result file of their own.",
     "",
   );
   soakSection(out, soak);
