@@ -346,6 +346,9 @@ export class ReadCache {
     if (basis === undefined || list === undefined || !this.#followed(transaction, this.#firewallEpoch))
       return undefined;
     const labels = chainsToList(basis.chains, basis.listed, transaction.chains);
+    // A process per chain pays off only for a few (a network more or less changes five or six);
+    // more, and the table is listed whole (1,000 networks added at once: 2,000 chains).
+    if (labels.length > MAX_CHAINS_LISTED) return undefined;
     const fresh = new Map<string, readonly ListedRule[]>(
       await Promise.all(
         labels.map(async (label) => {
@@ -402,6 +405,9 @@ export class ReadCache {
     };
   }
 }
+
+/** The most chains listed one by one after a transaction; beyond it, the tables are listed whole. */
+export const MAX_CHAINS_LISTED = 12;
 
 const datapathKey = (scope: ReadScope): string => JSON.stringify(scope.datapath?.interfaces ?? []);
 

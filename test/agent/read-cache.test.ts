@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createEngine } from "../../src/engine/engine.ts";
 import type { Kernel } from "../../src/engine/ports.ts";
-import { generationProcess, ReadCache, splitStamp } from "../../src/agent/read-cache.ts";
+import { generationProcess, MAX_CHAINS_LISTED, ReadCache, splitStamp } from "../../src/agent/read-cache.ts";
 import { scriptChains } from "../../src/agent/nft-chains.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
@@ -281,6 +281,21 @@ test("after the agent's own nft transaction only the chains whose text changed a
   assert.deepEqual(await wrapped.readFirewall(["nftables"]), [{ backend: "nftables", ...listingOf(third) }]);
   assert.deepEqual(listedChains, ["netdev guard_ext0", "arp probes"]);
   assert.equal(fullReads, 1);
+
+  // More chains changed than are worth a process each: listed whole.
+  const many = Object.fromEntries(
+    Array.from({ length: MAX_CHAINS_LISTED + 1 }, (_, i) => [
+      `c0x${i + 10}`,
+      `ct mark set ${i} comment "m${i}"`,
+    ]),
+  );
+  listedChains.length = 0;
+  const wide = script({ pre: 'counter accept comment "pre"', ...many }, "ext1", "1.2.0.0/16");
+  await wrapped.runNft(wide);
+  assert.deepEqual(await wrapped.readFirewall(["nftables"]), [{ backend: "nftables", ...listingOf(wide) }]);
+  assert.deepEqual(listedChains, []);
+  assert.equal(fullReads, 2);
+  fullReads = 1;
 
   // Another process's transaction in between: listed whole.
   await wrapped.runNft(first);
