@@ -1,5 +1,7 @@
 // IP addresses and prefixes as bigints, in the canonical text forms `ip -j` prints.
-// Pure: no imports, so every layer (and the simulator's hot path) can use it.
+// Pure: no imports but memo.ts, so every layer (and the simulator's hot path) can use it.
+
+import { recentMemo } from "./memo.ts";
 
 export type Family = 4 | 6;
 
@@ -206,6 +208,15 @@ export function parsePrefixLength(text: string, start: number): number | undefin
 
 /** "1.2.3.0/24", "1.2.3.4" (a host), "default" (family needed), "2001:db8::/64". */
 export function parsePrefix(text: string, options: ParsePrefixOptions = {}): Prefix | undefined {
+  return options.strict === true ? scanPrefix(text, options) : recentPrefix(text);
+}
+
+// A plan parses every pool, gateway and rule selector again; a Prefix is immutable, so one parse
+// serves each text seen lately (the number of texts is bounded, see memo.ts).
+const recentPrefix = recentMemo(4096, (text: string): Prefix | undefined => scanPrefix(text, {}));
+
+/** parsePrefix without the memo. */
+export function scanPrefix(text: string, options: ParsePrefixOptions): Prefix | undefined {
   const slash = text.indexOf("/");
   const end = slash < 0 ? text.length : slash;
   const v6 = text.lastIndexOf(":", end - 1) >= 0;

@@ -83,8 +83,42 @@ export interface FirewallRule {
   readonly table?: "netdev";
 }
 
-const keyOf = (label: string, chain: string, body: string): string =>
+/** A rule's comment key: its label and a digest of its chain and body. */
+export const freshKeyOf = (label: string, chain: string, body: string): string =>
   commentToken(`${label.slice(0, 100)} #${fnv1aOfLines(chain, body)}`);
+
+/**
+ * Keys computed lately, by body, then chain and label. Every plan builds the rules of a new spec, and
+ * hashing each rule's text again took a warm reconcile at 1,000 networks about 10 ms under the
+ * agent's `--lite-mode` (an interpreted loop per character); a body seen lately is one native string
+ * hash instead. Two generations, the older dropped when the newer holds MEMO_CHARS of bodies: a
+ * bound on what it keeps, and what a plan no longer builds goes within two. Only ever the value
+ * freshKeyOf gives (test/model/key-memo.test.ts).
+ */
+const MEMO_CHARS = 1 << 19;
+let recentKeys = new Map<string, Map<string, string>>();
+let olderKeys = new Map<string, Map<string, string>>();
+let recentChars = 0;
+
+export function keyOf(label: string, chain: string, body: string): string {
+  const inner = `${chain}\n${label}`;
+  const known = recentKeys.get(body)?.get(inner);
+  if (known !== undefined) return known;
+  const key = olderKeys.get(body)?.get(inner) ?? freshKeyOf(label, chain, body);
+  if (recentChars + body.length > MEMO_CHARS) {
+    olderKeys = recentKeys;
+    recentKeys = new Map();
+    recentChars = 0;
+  }
+  let byInner = recentKeys.get(body);
+  if (byInner === undefined) {
+    byInner = new Map();
+    recentKeys.set(body, byInner);
+    recentChars += body.length;
+  }
+  byInner.set(inner, key);
+  return key;
+}
 
 const byValue = (entries: readonly MarkEntry[]): Map<number, string> => {
   const names = new Map<number, string>();

@@ -5,11 +5,36 @@ import type { Route, Rule } from "./state.ts";
 
 /** The kernel's route identity: table, destination, tos and metric, and for IPv6 the source prefix. */
 export function routeKey(route: Route): string {
+  let key = routeKeys.get(route);
+  if (key === undefined) {
+    key = freshRouteKey(route);
+    routeKeys.set(route, key);
+  }
+  return key;
+}
+
+// Routes and rules are immutable, and the agent plans against the objects its last read gave
+// (kept while the kernel showed no change) and verifies against the plan's own: each object's key
+// is built once, not on every diff (thousands per plan, costly under the agent's `--lite-mode`).
+// WeakMaps let them go with the objects.
+const routeKeys = new WeakMap<Route, string>();
+const ruleKeys = new WeakMap<Rule, string>();
+
+export function freshRouteKey(route: Route): string {
   return `${route.family}|${route.table}|${route.dst}|${route.src ?? ""}|${route.tos ?? 0}|${route.metric ?? 0}`;
 }
 
 /** Every field of a rule; the kernel refuses exact duplicates but allows one priority twice. */
 export function ruleKey(rule: Rule): string {
+  let key = ruleKeys.get(rule);
+  if (key === undefined) {
+    key = freshRuleKey(rule);
+    ruleKeys.set(rule, key);
+  }
+  return key;
+}
+
+export function freshRuleKey(rule: Rule): string {
   // One template, not an array joined: the diff keys thousands of rules, twice per apply.
   return `${rule.family}|${rule.priority}|${rule.not === true ? "not" : ""}|${rule.from ?? ""}|${rule.to ?? ""}|${rule.iif ?? ""}|${rule.oif ?? ""}|${rule.fwmark ?? ""}|${rule.fwmask ?? ""}|${rule.tos ?? ""}|${rule.ipproto ?? ""}|${rangeText(rule.sport)}|${rangeText(rule.dport)}|${rangeText(rule.uidrange)}|${rule.action}|${rule.table ?? ""}|${rule.goto ?? ""}|${rule.suppressPrefixlength ?? ""}|${rule.suppressIfgroup ?? ""}`;
 }

@@ -2,6 +2,7 @@
 // passes one of these guards: a newline or a quote in a name must never reach a tool.
 
 import { SymrouteError } from "./errors.ts";
+import { recentMemo } from "./memo.ts";
 import {
   canonicalIp,
   formatIp,
@@ -39,6 +40,14 @@ export function prefixToken(text: string): string {
 }
 
 export function cidrToken(text: string): string {
+  return recentCidr(text);
+}
+
+// Every pool of every network goes through here on every plan (the firewall's elements and guards).
+const recentCidr = recentMemo(4096, (text: string): string => scanCidr(text));
+
+/** cidrToken without the memo. */
+export function scanCidr(text: string): string {
   if (isCanonicalIpv4Cidr(text)) return text;
   const p = parsePrefix(text);
   if (p === undefined) refuse("prefix", text);

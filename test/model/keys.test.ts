@@ -4,8 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ruleKey } from "../../src/model/keys.ts";
-import type { Rule } from "../../src/model/state.ts";
+import { freshRouteKey, freshRuleKey, routeKey, ruleKey } from "../../src/model/keys.ts";
+import type { Route, Rule } from "../../src/model/state.ts";
 
 const range = fc.option(
   fc.record({ start: fc.integer({ min: 0, max: 65535 }), end: fc.integer({ min: 0, max: 65535 }) }),
@@ -66,4 +66,36 @@ test("a rule's key is its fields in a fixed order, '|' between them", () => {
     protocol: 201,
   };
   assert.equal(ruleKey(r), "4|1001||||||10|16383||||||lookup|20009|||");
+});
+
+const route: fc.Arbitrary<Route> = fc
+  .record({
+    family: fc.constantFrom(4 as const, 6 as const),
+    table: fc.integer({ min: 1, max: 30000 }),
+    type: fc.constantFrom("unicast" as const, "blackhole" as const),
+    dst: fc.constantFrom("default", "1.2.3.0/24", "2001:db8::/64"),
+    src: maybe(fc.constantFrom("2001:db8::/64")),
+    tos: maybe(fc.integer({ min: 1, max: 255 })),
+    metric: maybe(fc.integer({ min: 0, max: 1024 })),
+    dev: maybe(fc.constantFrom("ext0", "eth0")),
+    protocol: maybe(fc.constantFrom(201, 4)),
+  })
+  .map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as unknown as Route);
+
+// The keys are kept per object (the diff asks for them on every plan); kept, they are what a fresh
+// computation gives, for the object asked again and for an equal copy.
+test("a kept route or rule key is the fresh one", () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(route, rule), { maxLength: 20 }), fc.array(fc.nat()), (pairs, picks) => {
+      for (const pick of [...picks, ...picks]) {
+        const [r, u] = pairs[pick % Math.max(pairs.length, 1)] ?? [undefined, undefined];
+        if (r === undefined || u === undefined) continue;
+        assert.equal(routeKey(r), freshRouteKey(r));
+        assert.equal(ruleKey(u), freshRuleKey(u));
+        assert.equal(routeKey({ ...r }), freshRouteKey(r));
+        assert.equal(ruleKey({ ...u }), freshRuleKey(u));
+      }
+    }),
+    { numRuns: 500 },
+  );
 });

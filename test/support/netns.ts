@@ -205,6 +205,20 @@ export function createBareNamespace(prefix: string): { readonly name: string; de
   return { name, destroy: () => void run(["ip", "netns", "del", name]) };
 }
 
+/** SIGKILLs every process in namespace `name` (`ip netns pids`); none is no error. */
+function killProcessesIn(name: string): void {
+  const pids = run(["ip", "netns", "pids", name])
+    .stdout.split("\n")
+    .filter((p) => /^\d+$/.test(p));
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+}
+
 /** The article's node in fresh namespaces, torn down by destroy() (also when building fails). */
 export function createNamespaceNode(options: NodeOptions = {}): Netns {
   const prefix = options.prefix ?? "sr-t";
@@ -213,9 +227,13 @@ export function createNamespaceNode(options: NodeOptions = {}): Netns {
   const peer = `${prefix}p-${id}`;
   const stateDir = mkdtempSync(join(tmpdir(), "symroute-test-"));
   const destroy = (): void => {
+    // A test's agent may still be running (its own after-hook runs later): kill what lives in the
+    // namespace first, so that it does not write into the state directory while it is removed.
+    killProcessesIn(name);
     run(["ip", "netns", "del", name]);
     run(["ip", "netns", "del", peer]);
-    rmSync(stateDir, { recursive: true, force: true });
+    // A process killed just now may still be closing its files: retry a directory that refills.
+    rmSync(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
   };
   try {
     buildArticleNode(name, peer, options);
