@@ -84,6 +84,8 @@ export interface ReadCacheOptions {
    * (nft-chains.ts).
    */
   readonly listNftChain?: (family: ScriptChain["family"], chain: string) => Promise<readonly ListedRule[]>;
+  /** The monotonic clock (ms); tests replace it. */
+  readonly now?: () => number;
 }
 
 /** The agent's last nft transaction, split by chain, and what was kept when it started. */
@@ -116,8 +118,12 @@ export class ReadCache {
    * when its first line came, and which tables its lines named.
    */
   #pending: { since: number; ours: boolean; others: boolean } | undefined;
-  /** The tools the kernel adapter started lately (their nft transactions are the agent's own). */
-  readonly #ownProcesses: number[] = [];
+  /**
+   * The tools the kernel adapter started in the last OWN_PROCESS_MS (their nft transactions are
+   * the agent's own), with when: process ids come round again (pid_max is 32768 here), so an old
+   * one may be another process's by now.
+   */
+  readonly #ownProcesses = new Map<number, number>();
   #routing: Kept<Omit<NodeState, "firewall" | "kubeProxy" | "datapath">> | undefined;
   #kubeProxy: Kept<Omit<KubeProxyHints, "ipvsLink">> | undefined;
   /** The datapath's traces for the interfaces in `key` (undefined value: the reader gave none). */
@@ -126,6 +132,7 @@ export class ReadCache {
   #firewall: (Kept<readonly OwnedFirewall[]> & { readonly basis?: FirewallBasis }) | undefined;
   #transaction: Transaction | undefined;
   readonly #listNftChain: ReadCacheOptions["listNftChain"];
+  readonly #now: () => number;
   /** Bumped by every write (at its start and its end): a read that saw one is not kept. */
   #routingEpoch = 0;
   #firewallEpoch = 0;
@@ -145,17 +152,20 @@ export class ReadCache {
       });
     this.#onRead = options.onRead ?? (() => undefined);
     this.#listNftChain = options.listNftChain;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** A tool the kernel adapter started. */
   ownProcess(pid: number): void {
-    this.#ownProcesses.push(pid);
-    if (this.#ownProcesses.length > 256) this.#ownProcesses.shift();
+    this.#forgetOldProcesses();
+    // A process id seen again goes last: the map stays in the order the tools were started.
+    this.#ownProcesses.delete(pid);
+    this.#ownProcesses.set(pid, this.#now());
   }
 
   /** A line of the routing monitor (`ip -o -ts monitor`), relevant or not. */
   routingLine(line: string): void {
-    this.#liveSince.routing ??= performance.now();
+    this.#liveSince.routing ??= this.#now();
     // No stamp: the line's arrival is after the change too.
     const { at = Date.now(), event } = splitStamp(line);
     if (at > this.#latestRoutingEvent) this.#latestRoutingEvent = at;
@@ -164,16 +174,26 @@ export class ReadCache {
 
   /** A line of `nft monitor`, whatever table it names. */
   firewallLine(line: string): void {
-    this.#liveSince.firewall ??= performance.now();
+    this.#liveSince.firewall ??= this.#now();
     const pid = generationProcess(line);
     if (pid === undefined) {
-      this.#pending ??= { since: performance.now(), ours: false, others: false };
+      this.#pending ??= { since: this.#now(), ours: false, others: false };
       if (/ symroute\b/.test(line)) this.#pending.ours = true;
       else this.#pending.others = true;
       return;
     }
     this.#pending = undefined;
-    if (pid === "unknown" || !this.#ownProcesses.includes(pid)) this.#foreignFirewallAt = performance.now();
+    this.#forgetOldProcesses();
+    if (pid === "unknown" || !this.#ownProcesses.has(pid)) this.#foreignFirewallAt = this.#now();
+  }
+
+  #forgetOldProcesses(): void {
+    const oldest = this.#now() - OWN_PROCESS_MS;
+    for (const [pid, at] of this.#ownProcesses) {
+      // In the order they were started: the first recent one ends the search.
+      if (at >= oldest) break;
+      this.#ownProcesses.delete(pid);
+    }
   }
 
   /** A monitor stopped: until its restart shows a line, nothing it watches can be trusted. */
@@ -239,7 +259,7 @@ export class ReadCache {
     };
     const start = (): { wallStart: number; monoStart: number } => ({
       wallStart: Date.now(),
-      monoStart: performance.now(),
+      monoStart: this.#now(),
     });
 
     return {
@@ -310,7 +330,7 @@ export class ReadCache {
           kept?.basis !== undefined && this.#firewallWrites === 0 && this.#valid(kept, ["firewall"])
             ? kept.basis
             : undefined;
-        const startMono = performance.now();
+        const startMono = this.#now();
         await firewallWrite(() => kernel.runNft(script));
         const chains = scriptChains(script);
         if (chains !== undefined)
@@ -405,6 +425,12 @@ export class ReadCache {
     };
   }
 }
+
+/**
+ * How long a tool the agent started counts as its own in nft's generation lines: its line comes
+ * within a second or two; a line later than this is taken for another process's (a full read).
+ */
+export const OWN_PROCESS_MS = 30_000;
 
 /** The most chains listed one by one after a transaction; beyond it, the tables are listed whole. */
 export const MAX_CHAINS_LISTED = 12;

@@ -7,7 +7,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createEngine } from "../../src/engine/engine.ts";
 import type { Kernel } from "../../src/engine/ports.ts";
-import { generationProcess, MAX_CHAINS_LISTED, ReadCache, splitStamp } from "../../src/agent/read-cache.ts";
+import {
+  generationProcess,
+  MAX_CHAINS_LISTED,
+  OWN_PROCESS_MS,
+  ReadCache,
+  splitStamp,
+} from "../../src/agent/read-cache.ts";
 import { scriptChains } from "../../src/agent/nft-chains.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
@@ -327,4 +333,30 @@ test("a transaction whose generation line has not come yet: reads before its fir
   assert.equal(await from(firewall), "kernel", "another process's transaction");
   assert.equal(await from(node), "kernel");
   assert.equal(await from(node), "cache");
+});
+
+test("a process id the agent used long ago is another process's by now: its transaction drops the firewall read", async () => {
+  let clock = 0;
+  const fake = new FakeKernel(articleNode());
+  const reads: string[] = [];
+  const cache = new ReadCache({
+    readSysctl: async (name) => fake.state.sysctls[name],
+    onRead: (from) => reads.push(from),
+    now: () => clock,
+  });
+  const wrapped = cache.wrap(fake);
+  const from = async (): Promise<string | undefined> => {
+    reads.length = 0;
+    clock += 1;
+    await wrapped.readFirewall(["nftables"]);
+    return reads[0];
+  };
+  cache.ownProcess(OWN_PID);
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  assert.equal(await from(), "kernel");
+  cache.firewallLine(`# new generation 2 by process ${OWN_PID} (nft)`);
+  assert.equal(await from(), "cache", "the agent's own, just now");
+  clock += OWN_PROCESS_MS + 1;
+  cache.firewallLine(`# new generation 3 by process ${OWN_PID} (nft)`);
+  assert.equal(await from(), "kernel", "the same id, long after the agent started it");
 });
