@@ -33,7 +33,6 @@ import { createInterface } from "node:readline";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { cpus, release } from "node:os";
-import { createBareNamespace } from "../test/support/netns.ts";
 import { dataplaneSection } from "./dataplane-report.ts";
 import {
   CLI,
@@ -50,6 +49,8 @@ import {
   writeConfig,
   writeResult,
   type BenchNode,
+  createPod,
+  POD_ADDRESS,
 } from "./lib.ts";
 
 export interface DataplaneVariant {
@@ -190,8 +191,7 @@ const NODE_SERVICE = "10.96.0.11";
 const NODE_ADDRESS = "192.168.1.10";
 const hex = (v: number): string => `0x${v.toString(16)}`;
 /** The pod namespaces made (the harness's bare namespaces), removed at the end (bench/run.sh also removes them by prefix). */
-const pods: { destroy(): void }[] = [];
-const POD = "10.112.0.5";
+const POD = POD_ADDRESS;
 /** The source port of the existing flow. */
 const EXISTING_SOURCE_PORT = 40000;
 /** A source no packet of the bench has: the one-rule control's rule matches nothing. */
@@ -290,22 +290,10 @@ async function setUp(spec: VariantSpec, sender: string): Promise<Setup> {
   // Another build's CLI in place of this tree's.
   const symroute = (args: readonly string[]): string[] =>
     node.symroute(args).map((a) => (a === CLI && spec.cli !== undefined ? spec.cli : a));
-  const podNamespace = createBareNamespace(`${PREFIX}pod`);
-  pods.push(podNamespace);
-  const pod = podNamespace.name;
-  must(["ip", "-n", node.name, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", pod]);
-  must(["ip", "-n", node.name, "-batch", "-"], "addr add 10.112.0.1/24 dev vpod\nlink set vpod up\n");
-  must(
-    ["ip", "-n", pod, "-batch", "-"],
-    `link set lo up\naddr add ${POD}/24 dev eth0\nlink set eth0 up\nroute add default via 10.112.0.1\n`,
-  );
   // The pod takes the datagrams and drops them before its own stack (no ICMP back: one-way cost),
   // counting the bench's. The node has forwarded them by then: its conntrack confirmed their
   // entries in postrouting.
-  must(
-    ["ip", "netns", "exec", pod, "nft", "-f", "-"],
-    'table inet sink {\n  counter delivered {}\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n    udp dport 1024-65535 counter name "delivered"\n  }\n}\n',
-  );
+  const pod = createPod(node);
   must(node.inside(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
   for (const [service, backend] of [
     [SERVICE, POD],
@@ -647,7 +635,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   } finally {
     for (const sink of sinks) sink.close();
     destroyAll();
-    for (const pod of pods) pod.destroy();
     cleanupScratch();
   }
 }

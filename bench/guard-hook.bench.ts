@@ -19,7 +19,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { cpus } from "node:os";
-import { createBareNamespace } from "../test/support/netns.ts";
 import {
   cleanupScratch,
   createNode,
@@ -33,6 +32,8 @@ import {
   stats,
   writeConfig,
   type BenchNode,
+  createPod,
+  POD_ADDRESS,
 } from "./lib.ts";
 
 type Variant = "none" | "no-guard" | "prerouting" | "ingress";
@@ -41,13 +42,12 @@ type PathName = "eth0-new" | "eth0-existing" | "ext0-pool" | "ext0-checked";
 const SERVICE = "10.96.0.10";
 const NODE_SERVICE = "10.96.0.11";
 const NODE_ADDRESS = "192.168.1.10";
-const POD = "10.112.0.5";
+const POD = POD_ADDRESS;
 /** The first network's pool (bench/lib.ts networkAddress(0)): an LB address in it, and its gateway. */
 const LB = "100.64.0.10";
 const LB_GATEWAY = "100.64.0.1";
 /** A client on ext0's segment whose source the node routes back through ext0. */
 const CLIENT = "203.0.113.5";
-const pods: { destroy(): void }[] = [];
 const cpu = process.env["SRBENCH_GUARD_CPU"] ?? String(cpus().length - 1);
 /** The sender's CPU pinning (none without taskset). */
 const pin = run(["taskset", "-c", cpu, "true"]).code === 0 ? ["taskset", "-c", cpu] : [];
@@ -63,19 +63,7 @@ const inNode = (s: { node: BenchNode }, argv: readonly string[]): string[] => s.
 
 function setUp(variant: Variant, networks: number): Setup {
   const node = createNode();
-  const podNamespace = createBareNamespace(`${PREFIX}pod`);
-  pods.push(podNamespace);
-  const pod = podNamespace.name;
-  must(["ip", "-n", node.name, "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", pod]);
-  must(["ip", "-n", node.name, "-batch", "-"], "addr add 10.112.0.1/24 dev vpod\nlink set vpod up\n");
-  must(
-    ["ip", "-n", pod, "-batch", "-"],
-    `link set lo up\naddr add ${POD}/24 dev eth0\nlink set eth0 up\nroute add default via 10.112.0.1\n`,
-  );
-  must(
-    ["ip", "netns", "exec", pod, "nft", "-f", "-"],
-    "table inet sink {\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n  }\n}\n",
-  );
+  const pod = createPod(node);
   must(node.inside(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
   for (const [service, backend] of [
     [SERVICE, POD],
@@ -227,6 +215,5 @@ try {
   await main();
 } finally {
   destroyAll();
-  for (const pod of pods) pod.destroy();
   cleanupScratch();
 }

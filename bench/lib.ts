@@ -142,7 +142,8 @@ const pods = new Set<{ destroy(): void }>();
 /**
  * A pod namespace behind `node`: the node's `vpod` 10.112.0.1/24 to the pod's eth0 POD_ADDRESS,
  * default route via the node. The pod drops what it receives before its own stack (no ICMP back:
- * the one-way cost of a datagram). Removed by destroyAll. Returns the pod namespace's name.
+ * the one-way cost of a datagram), counting UDP datagrams to ports 1024-65535 (nft counter
+ * `inet sink delivered`). Removed by destroyAll. Returns the pod namespace's name.
  */
 export function createPod(node: BenchNode): string {
   const namespace = createBareNamespace(`${PREFIX}pod`);
@@ -162,7 +163,7 @@ export function createPod(node: BenchNode): string {
   );
   must(
     ["ip", "netns", "exec", name, "nft", "-f", "-"],
-    "table inet sink {\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n  }\n}\n",
+    'table inet sink {\n  counter delivered {}\n  chain in {\n    type filter hook prerouting priority -400; policy drop;\n    udp dport 1024-65535 counter name "delivered"\n  }\n}\n',
   );
   return name;
 }
