@@ -17,9 +17,8 @@
 // Knobs: SRBENCH_CLASSIFY_VARIANTS=none,nftables,nftables@/other/tree/bin/symroute,iptables
 //   SRBENCH_CLASSIFY_NETWORKS=1000  SRBENCH_CLASSIFY_ROUNDS=15  SRBENCH_CLASSIFY_DATAGRAMS=20000
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { cpus } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import {
   CLI,
   cleanupScratch,
@@ -35,6 +34,7 @@ import {
   stats,
   writeConfig,
   type BenchNode,
+  writeAbResults,
 } from "./lib.ts";
 
 type PathName = "eth0" | "ext0-pool" | "ext0-other";
@@ -220,24 +220,7 @@ async function main(): Promise<void> {
       ]),
     ),
   }));
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        networks,
-        datagramsPerRound: count,
-        rounds,
-        cpus: cpus().length,
-        loadBefore,
-        loadAfter: readFileSync("/proc/loadavg", "utf8").trim(),
-        results,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  writeAbResults(out, { networks, datagramsPerRound: count, rounds, loadBefore }, results);
   log(`classify-form: results in ${out}`);
   type Summary = ReturnType<typeof stats>;
   const show = (x: Summary, digits: number): string =>

@@ -16,8 +16,8 @@
 // Run: node --import tsx bench/guard-hook.bench.ts  (root; SRBENCH_GUARD_ROUNDS=9,
 // SRBENCH_GUARD_DATAGRAMS=20000, SRBENCH_GUARD_NETWORKS=10)
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { cpus } from "node:os";
 import {
   cleanupScratch,
@@ -34,6 +34,7 @@ import {
   type BenchNode,
   createPod,
   POD_ADDRESS,
+  writeAbResults,
 } from "./lib.ts";
 
 type Variant = "none" | "no-guard" | "prerouting" | "ingress";
@@ -179,24 +180,7 @@ async function main(): Promise<void> {
   }
   const results = setups.map((s) => ({ variant: s.variant, ns: s.ns }));
   const out = resolve(process.env["SRBENCH_GUARD_OUT"] ?? join(REPO, "tmp/bench/guard-hook.json"));
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        networks,
-        datagramsPerRound: count,
-        rounds,
-        cpus: cpus().length,
-        loadBefore,
-        loadAfter: readFileSync("/proc/loadavg", "utf8").trim(),
-        results,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  writeAbResults(out, { networks, datagramsPerRound: count, rounds, loadBefore }, results);
   // Ratios per round against `no-guard` (adjacent in time, so a load change hits both), summarised
   // by their median with min-max.
   const floorOf = setups.find((s) => s.variant === "no-guard");

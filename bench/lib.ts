@@ -5,8 +5,8 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import {
   CLI,
   REPO,
@@ -266,4 +266,21 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     cleanupScratch();
     process.exit(130);
   });
+}
+
+/** Writes an A/B bench's results to `out` (tmp/bench/, never bench/results/) with the run's machine facts. */
+export function writeAbResults(
+  out: string,
+  run: { networks: number; datagramsPerRound: number; rounds: number; loadBefore: string },
+  results: unknown,
+): void {
+  mkdirSync(dirname(out), { recursive: true });
+  const body = {
+    date: new Date().toISOString(),
+    ...run,
+    cpus: cpus().length,
+    loadAfter: readFileSync("/proc/loadavg", "utf8").trim(),
+    results,
+  };
+  writeFileSync(out, `${JSON.stringify(body, null, 2)}\n`);
 }

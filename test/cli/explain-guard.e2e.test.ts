@@ -10,15 +10,20 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createNode, e2eUnavailable, must, run, type Netns } from "../support/netns.ts";
+import {
+  SEGMENT_CLIENT as CLIENT,
+  SEGMENT_LB as LB,
+  SEGMENT_NODE as NODE,
+  SEGMENT_SPOOF as SPOOF,
+  ext0Mac,
+  mustInNode as inNode,
+  spoofingSegment,
+} from "../support/spoof-segment.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-explain-guard-"));
 chmodSync(dir, 0o755);
 
-const CLIENT = "203.0.113.10";
-const LB = "1.2.3.4";
-const NODE = "192.168.1.10";
-const SPOOF = "10.112.0.5";
 const PORT = 9999;
 
 function configFor(firewall: string): string {
@@ -32,36 +37,6 @@ networks:
   );
   chmodSync(path, 0o644);
   return path;
-}
-
-const inNode = (node: Netns, argv: readonly string[], input?: string): string => {
-  const r = node.exec(argv, input);
-  assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-};
-
-/**
- * The host on the external segment: the router's end with the client's address, and a pod-range
- * source it sends from into ext0 (a rule of its own), as a spoofing host would. It knows the
- * node's MAC (pinned on the sender's side only; nothing is pinned on the node).
- */
-function segment(node: Netns): void {
-  const mac = (JSON.parse(inNode(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
-    ?.address;
-  assert.ok(mac);
-  const lines = [
-    "addr add 1.2.3.1/24 dev r-ext0",
-    `addr add ${CLIENT}/32 dev lo`,
-    `addr add ${SPOOF}/32 dev lo`,
-    "link set lo up",
-    `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
-    `neigh replace ${NODE} lladdr ${mac} dev r-ext0 nud permanent`,
-    `rule add from ${SPOOF} lookup 99 priority 99`,
-    `route add ${NODE}/32 dev r-ext0 table 99`,
-    `rule add from ${CLIENT} lookup 98 priority 98`,
-    `route add ${LB}/32 dev r-ext0 table 98`,
-  ];
-  must(["ip", "-n", node.peer, "-batch", "-"], `${lines.join("\n")}\n`);
 }
 
 /**
@@ -161,7 +136,7 @@ const GUARD_REMOVAL: Record<string, readonly string[]> = {
 for (const firewall of ["nftables", "iptables"] as const) {
   test(`explain's anti-spoofing verdict agrees with real traffic on ext0 (${firewall})`, { skip }, (t) => {
     const node = createNode(t);
-    segment(node);
+    spoofingSegment(node);
     const config = configFor(firewall);
     const applied = node.symroute(["apply", "-c", config]);
     assert.equal(applied.code, 0, applied.stderr);
@@ -278,9 +253,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
     { skip },
     (t) => {
       const node = createNode(t, { dualStack: true });
-      const mac = (JSON.parse(inNode(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
-        ?.address;
-      assert.ok(mac);
+      const mac = ext0Mac(node);
       const lines = [
         `addr add ${SPOOF6}/128 dev lo nodad`,
         `addr add ${CLIENT6}/128 dev lo nodad`,

@@ -12,46 +12,22 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createNode, e2eUnavailable, must, run, type Netns } from "../support/netns.ts";
+import {
+  SEGMENT_CLIENT as CLIENT,
+  SEGMENT_LB as LB,
+  SEGMENT_NODE as NODE,
+  SEGMENT_SPOOF as SPOOF,
+  mustInNode as inNode,
+  spoofingSegment,
+} from "../support/spoof-segment.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-guard-ingress-"));
 chmodSync(dir, 0o755);
 
-const CLIENT = "203.0.113.10";
-const LB = "1.2.3.4";
-const NODE = "192.168.1.10";
-const SPOOF = "10.112.0.5";
 /** A source the node has no route for (an `unreachable` route the loose test adds). */
 const UNROUTED = "198.51.100.7";
 const PORT = 9998;
-
-const inNode = (node: Netns, argv: readonly string[], input?: string): string => {
-  const r = node.exec(argv, input);
-  assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-};
-
-/** The external segment: the client, and a spoofing host sending a pod-range source into ext0. */
-function segment(node: Netns): void {
-  const mac = (JSON.parse(inNode(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
-    ?.address;
-  assert.ok(mac);
-  const lines = [
-    "addr add 1.2.3.1/24 dev r-ext0",
-    `addr add ${CLIENT}/32 dev lo`,
-    `addr add ${SPOOF}/32 dev lo`,
-    `addr add ${UNROUTED}/32 dev lo`,
-    "link set lo up",
-    `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
-    `neigh replace ${NODE} lladdr ${mac} dev r-ext0 nud permanent`,
-    `rule add from ${SPOOF} lookup 99 priority 99`,
-    `route add ${NODE}/32 dev r-ext0 table 99`,
-    `rule add from ${UNROUTED} lookup 99 priority 97`,
-    `rule add from ${CLIENT} lookup 98 priority 98`,
-    `route add ${LB}/32 dev r-ext0 table 98`,
-  ];
-  must(["ip", "-n", node.peer, "-batch", "-"], `${lines.join("\n")}\n`);
-}
 
 /** The test's counters on the node, after every ingress hook (prerouting, before conntrack). */
 const COUNTERS = `table inet gi {
@@ -119,7 +95,7 @@ test(
   { skip },
   (t) => {
     const node = createNode(t);
-    segment(node);
+    spoofingSegment(node, [UNROUTED]);
     const config = join(dir, "nftables.yaml");
     writeFileSync(
       config,
@@ -200,7 +176,7 @@ test(
   { skip },
   (t) => {
     const node = createNode(t);
-    segment(node);
+    spoofingSegment(node, [UNROUTED]);
     // ext0 checked loosely before symroute: the guard keeps that mode.
     inNode(node, ["sysctl", "-qw", "net.ipv4.conf.ext0.rp_filter=2"]);
     inNode(node, ["ip", "route", "add", "unreachable", "198.51.100.0/24"]);
