@@ -6,10 +6,16 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createNode, e2eUnavailable, must, run, type Netns } from "../support/netns.ts";
+import {
+  PUBLIC_NETWORK,
+  configDir,
+  createNode,
+  e2eUnavailable,
+  must,
+  run,
+  writeConfigFile,
+  type Netns,
+} from "../support/netns.ts";
 import {
   SEGMENT_CLIENT as CLIENT,
   SEGMENT_LB as LB,
@@ -21,23 +27,12 @@ import {
 } from "../support/spoof-segment.ts";
 
 const skip = e2eUnavailable();
-const dir = mkdtempSync(join(tmpdir(), "symroute-explain-guard-"));
-chmodSync(dir, 0o755);
+const dir = configDir("symroute-explain-guard-");
 
 const PORT = 9999;
 
-function configFor(firewall: string): string {
-  const path = join(dir, `${firewall}.yaml`);
-  writeFileSync(
-    path,
-    `firewall: ${firewall}
-networks:
-  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
-`,
-  );
-  chmodSync(path, 0o644);
-  return path;
-}
+const configFor = (firewall: string): string =>
+  writeConfigFile(dir, `${firewall}.yaml`, `firewall: ${firewall}\n${PUBLIC_NETWORK}`);
 
 /**
  * The test's own counters on the node: arrival on ext0 (before symroute's guard there, at priority
@@ -190,19 +185,16 @@ const NODE6 = "2001:db8:1::10";
 const CLIENT6 = "2001:db8:9::10";
 const LB6 = "2001:db8:5::4";
 
-function dualConfigFor(firewall: string): string {
-  const path = join(dir, `dual-${firewall}.yaml`);
-  writeFileSync(
-    path,
+const dualConfigFor = (firewall: string): string =>
+  writeConfigFile(
+    dir,
+    `dual-${firewall}.yaml`,
     `firewall: ${firewall}
 networks:
   - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
   - { name: public6, addresses: ["2001:db8:5::/64"], interface: ext0, gateway: "2001:db8:5::1" }
 `,
   );
-  chmodSync(path, 0o644);
-  return path;
-}
 
 const COUNTERS6 = `table netdev xg6-ingress {
   counter arrived { }

@@ -8,10 +8,16 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createNode, e2eUnavailable, must, run, type Netns } from "../support/netns.ts";
+import {
+  PUBLIC_NETWORK,
+  configDir,
+  createNode,
+  e2eUnavailable,
+  must,
+  run,
+  writeConfigFile,
+  type Netns,
+} from "../support/netns.ts";
 import {
   SEGMENT_CLIENT as CLIENT,
   SEGMENT_LB as LB,
@@ -22,8 +28,14 @@ import {
 } from "../support/spoof-segment.ts";
 
 const skip = e2eUnavailable();
-const dir = mkdtempSync(join(tmpdir(), "symroute-guard-ingress-"));
-chmodSync(dir, 0o755);
+const dir = configDir("symroute-guard-ingress-");
+
+/** symroute (nftables front end) applied to the article's case 3 network; `fileName` in the test's dir. */
+function applyNftables(node: Netns, fileName: string): void {
+  const config = writeConfigFile(dir, fileName, `firewall: nftables\n${PUBLIC_NETWORK}`);
+  const applied = node.symroute(["apply", "-c", config]);
+  assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+}
 
 /** A source the node has no route for (an `unreachable` route the loose test adds). */
 const UNROUTED = "198.51.100.7";
@@ -96,14 +108,7 @@ test(
   (t) => {
     const node = createNode(t);
     spoofingSegment(node, [UNROUTED]);
-    const config = join(dir, "nftables.yaml");
-    writeFileSync(
-      config,
-      "firewall: nftables\nnetworks:\n  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n",
-    );
-    chmodSync(config, 0o644);
-    const applied = node.symroute(["apply", "-c", config]);
-    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    applyNftables(node, "nftables.yaml");
 
     // Where it hooks: ext0's ingress, in symroute's netdev table; no raw-priority prerouting chain.
     const netdev = inNode(node, ["nft", "list", "table", "netdev", "symroute"]);
@@ -180,14 +185,7 @@ test(
     // ext0 checked loosely before symroute: the guard keeps that mode.
     inNode(node, ["sysctl", "-qw", "net.ipv4.conf.ext0.rp_filter=2"]);
     inNode(node, ["ip", "route", "add", "unreachable", "198.51.100.0/24"]);
-    const config = join(dir, "loose.yaml");
-    writeFileSync(
-      config,
-      "firewall: nftables\nnetworks:\n  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n",
-    );
-    chmodSync(config, 0o644);
-    const applied = node.symroute(["apply", "-c", config]);
-    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    applyNftables(node, "loose.yaml");
     const netdev = inNode(node, ["nft", "list", "table", "netdev", "symroute"]);
     assert.match(netdev, /meta protocol ip fib saddr oif missing drop comment "ext0 v4 loose source check #/);
     inNode(node, ["nft", "-f", "-"], COUNTERS);
