@@ -146,7 +146,8 @@ export class ReadCache {
    * (whole or as a partial transaction) with no other firewall write since. `verified` once the
    * reconcile that ran it verified the node: only then is the next transaction a partial one.
    */
-  #table: (Kept<ReadonlyMap<string, ScriptChain>> & { readonly epoch: number; verified: boolean }) | undefined;
+  #table:
+    (Kept<ReadonlyMap<string, ScriptChain>> & { readonly epoch: number; verified: boolean }) | undefined;
   /** How the first nft transaction since the last `takeNftTransaction` ran. */
   #nftTransaction: NftTransactionKind | undefined;
   readonly #onNftTransaction: (kind: NftTransactionKind) => void;
