@@ -135,6 +135,7 @@ export function registerAgent(program: Command): void {
         const readCache: ReadCache = new ReadCache({
           ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
           onRead: (from) => metrics.nodeReads.inc({ from }),
+          onNftTransaction: (kind) => metrics.nftTransactions.inc({ kind }),
           listNftChain: async (family, chain) =>
             nftRulesFromText(
               (
