@@ -15,6 +15,7 @@ import type { KubernetesWiring } from "../../agent/config-source.ts";
 import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
 import { createLogger, parseLogLevel } from "../../agent/logger.ts";
 import { createMetrics } from "../../agent/metrics.ts";
+import { trackOwnedRpFilters } from "../../agent/owned-sysctls.ts";
 import { ReadCache } from "../../agent/read-cache.ts";
 import { DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
 import { runTool } from "../../adapters/exec.ts";
@@ -150,7 +151,9 @@ export function registerAgent(program: Command): void {
           ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
           onSpawn: (pid) => readCache.ownProcess(pid),
         });
-        const engine = createEngine({ ...deps, kernel: readCache.wrap(deps.kernel) });
+        // The state file says which interfaces' rp_filter symroute owns: their events count.
+        const owned = trackOwnedRpFilters(deps.store);
+        const engine = createEngine({ ...deps, store: owned.store, kernel: readCache.wrap(deps.kernel) });
         const kubernetes =
           opts.kubernetes === true
             ? await kubernetesWiring({
@@ -165,6 +168,7 @@ export function registerAgent(program: Command): void {
           logger,
           metrics,
           readCache,
+          rpFilterOwned: owned.interfaces,
           listen,
           resyncMs: opts.resyncInterval,
           debounceMs: opts.debounce,
