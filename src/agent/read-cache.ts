@@ -263,9 +263,10 @@ export class ReadCache {
    * The partial transaction from the tables as known to `next` (render/nft-incremental.ts), when the
    * tables are surely as the agent's last transaction left them: it was verified, no firewall write
    * since, and the monitor showed no other process's nft transaction since it started (a resync or
-   * a failure forgot it). Undefined: the whole-table transaction.
+   * a failure forgot it), and it is shorter than the whole-table script. Undefined: the whole-table
+   * transaction.
    */
-  #partialTransaction(next: ReadonlyMap<string, ScriptChain>): string | undefined {
+  #partialTransaction(next: ReadonlyMap<string, ScriptChain>, wholeLength: number): string | undefined {
     const known = this.#table;
     if (
       known === undefined ||
@@ -275,7 +276,10 @@ export class ReadCache {
       !this.#valid(known, ["firewall"])
     )
       return undefined;
-    return renderNftIncremental(known.value, next);
+    const partial = renderNftIncremental(known.value, next);
+    // Most of the tables changed (all networks added at once): the whole-table script is no more
+    // for nft to read, and depends on nothing kept.
+    return partial !== undefined && partial.length < wholeLength ? partial : undefined;
   }
 
   /** Whether nothing `kept` depends on can have changed since it was read. */
@@ -405,7 +409,7 @@ export class ReadCache {
             : undefined;
         const chains = scriptChains(script);
         // Only the chains that changed, when the tables are surely as the last transaction left them.
-        const partial = chains === undefined ? undefined : this.#partialTransaction(chains);
+        const partial = chains === undefined ? undefined : this.#partialTransaction(chains, script.length);
         const began = start();
         let ran: NftTransactionKind = partial === undefined ? "full" : "partial";
         await firewallWrite(async () => {

@@ -523,3 +523,26 @@ test("another process's nft transaction on other tables only (kube-proxy's) keep
   cache.firewallLine(`# new generation 11 by process ${FOREIGN_PID} (nft)`);
   assert.equal(await firewallFrom(), "kernel");
 });
+
+test("a partial transaction no shorter than the whole-table script (most chains new) runs whole", async () => {
+  const ran: string[] = [];
+  const kernel = {
+    runNft: async (s: string) => {
+      ran.push(s.startsWith("table inet symroute {}\n") ? "full" : "partial");
+    },
+  } as unknown as Kernel;
+  const cache = new ReadCache({});
+  cache.ownProcess(OWN_PID);
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const wrapped = cache.wrap(kernel);
+  const marks = (n: number): Record<string, string> =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [`c0x${i + 1}`, `ct mark set ${i} comment "m${i}"`]),
+    );
+  for (const chains of [marks(1), marks(2), marks(40), marks(41)]) {
+    await wrapped.runNft(script({ pre: 'counter comment "pre"', ...chains }));
+    cache.verified();
+  }
+  // One chain more: partial; 38 more: longer than the whole script; one more again: partial.
+  assert.deepEqual(ran, ["full", "partial", "full", "partial"]);
+});
