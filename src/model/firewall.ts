@@ -260,7 +260,7 @@ function nftGuardRules(spec: FirewallSpec): FirewallRule[] {
  * through may follow a letter in an nft identifier (checked against nft for odd names), so the
  * name is collision-free; no other chain of the table starts so.
  */
-export const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
+const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
 
 /** Entries by incoming interface, in order of first appearance (so the rendering is stable). */
 function entriesByInterface(entries: readonly MarkEntry[]): Map<string, MarkEntry[]> {
@@ -467,7 +467,7 @@ export function firewallRuleKeys(spec: FirewallSpec): string[] {
 }
 
 /** How new connections are classified into networks: what `plan` reports. */
-export interface ClassifyForm {
+interface ClassifyForm {
   readonly backend: FirewallSpec["backend"];
   /**
    * One lookup per new connection whatever the number of networks: `map` (nftables) or `set`
