@@ -339,8 +339,8 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "",
     "**Not covered.** A sysctl write that fails (no fault injection for `/proc/sys` on the real kernel;",
     "the engine's unit tests cover it with the in-memory kernel); a failure of the roll back itself on",
-    "the real kernel (the unit tests, `test/engine/verify-read.test.ts`, check that its error says what",
-    "is still changed and that the state file stays `inProgress`).",
+    "the real kernel other than an unreadable ipset (the unit tests, `test/engine/verify-read.test.ts`,",
+    "check that its error says what is still changed and that the state file stays `inProgress`).",
     "",
   );
 }
@@ -354,7 +354,10 @@ const ABOUT: Readonly<Record<string, readonly string[]>> = {
     "wrapper fails `ip -j` or `nft -j list` once a payload of that tool ran; the state file is not left",
     "`inProgress`), a missing interface is refused before any change, and the state directory sits on a",
     "tiny tmpfs: full before the apply (no payload may run) or full at the last state write (the apply's",
-    "payloads run, then the roll back's; the error says it rolled back).",
+    "payloads run, then the roll back's; the error says it rolled back). With `ipset save` failing after",
+    "the apply (iptables front end), the error names that read, never an empty one, and the roll back,",
+    "which reads the sets it would remove, says it could not run and what the node holds; once ipset",
+    "reads again, apply converges and delete restores the node.",
   ],
   "test/reliability/foreign.e2e.test.ts": [
     "**Foreign state.** The node is pre-loaded with kube-proxy-like and Calico-like rules, routes, nft",

@@ -71,6 +71,14 @@ export function failedBatchLine(stderr: string): number | undefined {
 /** nft's answer (measured, nft 1.0.6) to `list table` for a table that does not exist. */
 const NFT_NO_TABLE = /^Error: (?:Could not process rule: )?No such file or directory/m;
 
+/**
+ * ipset's answers when the kernel has no ip_set: no netfilter netlink socket at all ("Cannot open
+ * session to kernel."), or nfnetlink without the ip_set subsystem, which answers EINVAL to the
+ * protocol message ipset sends before any command (ip_set's dump of every set has no EINVAL of
+ * its own for ipset's well-formed request).
+ */
+const IPSET_NO_KERNEL_SUPPORT = /Cannot open session to kernel|Kernel error received: Invalid argument/;
+
 /** What iptables-nft prints, with exit 0, for a table holding a rule it cannot show. */
 const INCOMPATIBLE_TABLE = /^# Table `[^']*' is incompatible/m;
 
@@ -251,7 +259,18 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     if (result.code !== 0) {
       if (/Operation not permitted|Permission denied/i.test(result.stderr))
         throw toolError("ipset", IPSET_READ_ARGS, result);
-      return "";
+      // A kernel without ip_set holds no sets either. Any other failure would read as "no sets of
+      // ours": the next apply would create sets that exist, and a delete would leave them behind.
+      if (IPSET_NO_KERNEL_SUPPORT.test(result.stderr)) return "";
+      const command = `ipset ${IPSET_READ_ARGS.join(" ")}`;
+      throw new SymrouteError(
+        "kernel",
+        `${command} failed (exit ${result.code}): symroute cannot tell which of its sets are in the kernel`,
+        {
+          details: result.stderr.trim() === "" ? [] : result.stderr.trim().split("\n"),
+          hint: `run \`${command}\` to see why and repair ipset, then run symroute again`,
+        },
+      );
     }
     return result.stdout;
   };
@@ -607,22 +626,6 @@ export function nftRulesFromText(text: string): NftRule[] {
     }
   }
   return rules;
-}
-
-/** The comment key of every rule in `nft -t list table` output; a rule without one is drift. */
-export function nftRuleKeysFromText(text: string): string[] {
-  const keys: string[] = [];
-  let inChain = false;
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line.startsWith("chain ")) inChain = true;
-    else if (line === "}") inChain = false;
-    else if (inChain && line !== "" && !line.startsWith("type ") && !line.startsWith("policy ")) {
-      const m = / comment "([^"]*)"$/.exec(line);
-      keys.push(m?.[1] ?? `uncommented rule: ${line}`);
-    }
-  }
-  return keys;
 }
 
 /**

@@ -43,6 +43,11 @@ export interface AgentOptions {
    * lines, forgotten on start, resync and failures. Without it every reconcile reads the node.
    */
   readonly readCache?: ReadCache;
+  /**
+   * Interfaces whose rp_filter symroute owns by its state (owned-sysctls.ts): their netconf events
+   * count besides those of conf.all, conf.default and the networks' interfaces.
+   */
+  readonly rpFilterOwned?: () => ReadonlySet<string>;
 }
 
 export interface Agent {
@@ -102,7 +107,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           // Until a configuration is in force every event counts.
           relevant: (line) => {
             const interfaces = reconciler.interfacesInForce;
-            return interfaces === undefined || kernelEventConcerns(line, interfaces);
+            return (
+              interfaces === undefined || kernelEventConcerns(line, interfaces, options.rpFilterOwned?.())
+            );
           },
           onIgnored: () => metrics.eventsIgnored.inc({ source: "kernel" }),
           ...(readCache === undefined

@@ -43,14 +43,20 @@ export const MONITOR_COMMAND = [
 
 /**
  * Whether a line of MONITOR_COMMAND can change what a reconcile does, given the interfaces the
- * configuration in force names (each network's interface and VLAN parent). What the plan reads
+ * configuration in force names (each network's interface and VLAN parent) and those whose
+ * rp_filter symroute owns besides (owned-sysctls.ts). What the plan reads
  * from the node: every rule; routes in tables other than main and local (symroute's tables, and
  * foreign routes there are conflicts); main's default routes (how replies leave today); routes,
- * links and addresses of the named interfaces. Everything else (a pod's veth, its addresses, its
+ * links and addresses of the named interfaces; rp_filter of conf.all, conf.default, the named
+ * interfaces and the owned ones. Everything else (a pod's veth, its addresses, its
  * routes in main and local) is dropped: the periodic resync still re-reads the whole node. A link
  * created later inherits `conf.default.rp_filter`, which symroute sets when it lowers `conf.all`.
  */
-export function kernelEventConcerns(line: string, interfaces: ReadonlySet<string>): boolean {
+export function kernelEventConcerns(
+  line: string,
+  interfaces: ReadonlySet<string>,
+  rpFilterOwned: ReadonlySet<string> = new Set(),
+): boolean {
   const label = /^\[([A-Z]+)\]/.exec(line)?.[1];
   const body = line.slice(label === undefined ? 0 : label.length + 2).replace(/^Deleted /, "");
   if (label === "LINK" || label === "ADDR") {
@@ -60,10 +66,14 @@ export function kernelEventConcerns(line: string, interfaces: ReadonlySet<string
   }
   if (label === "NETCONF") {
     // "inet ext0 rp_filter strict": one setting changed (a link's first event lists every setting,
-    // a pod's veth coming, and is dropped). Only rp_filter of conf.all, conf.default and the named
-    // interfaces: a change there can drop every request (KERNEL-FACTS 5) until it is put back.
+    // a pod's veth coming, and is dropped). Only rp_filter of conf.all, conf.default, the named
+    // interfaces (a change there can drop every request, KERNEL-FACTS 5) and the other interfaces
+    // whose rp_filter symroute owns (raised when it lowered conf.all: their anti-spoofing).
     const name = /^inet (\S+) rp_filter \S+\s*$/.exec(body)?.[1];
-    return name !== undefined && (name === "all" || name === "default" || interfaces.has(name));
+    return (
+      name !== undefined &&
+      (name === "all" || name === "default" || interfaces.has(name) || rpFilterOwned.has(name))
+    );
   }
   if (label === "ROUTE") {
     const dev = /(?:^|\s)dev (\S+)/.exec(body)?.[1];

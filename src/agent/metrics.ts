@@ -22,6 +22,7 @@ export const METRIC_NAMES = {
   eventsCoalesced: "symroute_events_coalesced_total",
   eventsIgnored: "symroute_events_ignored_total",
   nodeReads: "symroute_node_reads_total",
+  nftTransactions: "symroute_nft_transactions_total",
 } as const;
 
 export interface AgentMetrics {
@@ -44,6 +45,7 @@ export interface AgentMetrics {
   readonly eventsCoalesced: Counter<"source">;
   readonly eventsIgnored: Counter<"source">;
   readonly nodeReads: Counter<"from">;
+  readonly nftTransactions: Counter<"kind">;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -149,6 +151,12 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       name: METRIC_NAMES.nodeReads,
       help: "Reads of the node's routing or firewall a reconcile asked for, by where they came from (cache: kept since an earlier read, nothing changed since; kernel; chains: only the nft chains the agent's transaction changed).",
       labelNames: ["from"] as const,
+      registers,
+    }),
+    nftTransactions: new Counter({
+      name: METRIC_NAMES.nftTransactions,
+      help: "The agent's nft transactions, by kind (partial: only the chains that changed; full: the tables replaced whole; partial-refused: nft refused a partial one, the whole-table one ran after it).",
+      labelNames: ["kind"] as const,
       registers,
     }),
   };

@@ -4,63 +4,16 @@
 // chains whose text changed (read-cache.ts). These functions split a transaction and a listing by
 // chain and put a listing together again.
 
-import { ARP_KEY_PREFIX, NFT_TABLE, arpKeyBackend } from "../model/firewall.ts";
+import { ARP_KEY_PREFIX, arpKeyBackend } from "../model/firewall.ts";
 import type { OwnedFirewall } from "../model/state.ts";
+import type { ScriptChain } from "../render/nft-incremental.ts";
+
+export { scriptChains, type ScriptChain } from "../render/nft-incremental.ts";
 
 /** One rule of a listing (adapters/kernel.ts NftRule): the comment key and the content. */
 export interface ListedRule {
   readonly key: string | undefined;
   readonly content: string;
-}
-
-/** One chain of a transaction: where it is and its text. */
-export interface ScriptChain {
-  readonly family: "inet" | "netdev" | "arp";
-  readonly chain: string;
-  readonly text: string;
-}
-
-/**
- * Each chain of a whole-table transaction, by the label its listing lines carry (`pre`,
- * `guard_ext0` of the netdev table; `arp:probes` for the ARP table); undefined for any script of
- * another shape, or one where two tables name a chain alike (their listing lines would mix).
- */
-export function scriptChains(script: string): Map<string, ScriptChain> | undefined {
-  const lines = script.split("\n");
-  if (lines[0] !== `table inet ${NFT_TABLE} {}` || lines[1] !== `delete table inet ${NFT_TABLE}`)
-    return undefined;
-  const chains = new Map<string, ScriptChain>();
-  let family: ScriptChain["family"] | undefined;
-  let chain: string | undefined;
-  let body: string[] = [];
-  for (const line of lines.slice(2)) {
-    if (chain !== undefined) {
-      if (line === "  }") {
-        const label = family === "arp" ? `${ARP_KEY_PREFIX}${chain}` : chain;
-        if (family === undefined || chains.has(label)) return undefined;
-        chains.set(label, { family, chain, text: body.join("\n") });
-        chain = undefined;
-      } else body.push(line);
-      continue;
-    }
-    const chainStart = /^ {2}chain (\S+) \{$/.exec(line);
-    if (chainStart !== null && family !== undefined) {
-      chain = chainStart[1];
-      body = [];
-      continue;
-    }
-    const table = /^(?:table|delete table) (inet|netdev|arp) (\S+)( \{\}| \{)?$/.exec(line);
-    if (table !== null && table[2] === NFT_TABLE) {
-      family = table[3] === " {" ? (table[1] as ScriptChain["family"]) : undefined;
-      continue;
-    }
-    if (line === "}" && family !== undefined) {
-      family = undefined;
-      continue;
-    }
-    if (line !== "") return undefined;
-  }
-  return chain === undefined && family === undefined ? chains : undefined;
 }
 
 /** The key the kernel adapter gives a listed line (nftRulesFromText): its comment. */

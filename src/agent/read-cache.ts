@@ -19,7 +19,8 @@ import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import type { Family } from "../model/address.ts";
 import type { DatapathTraces, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
-import type { Kernel, ReadScope } from "../engine/ports.ts";
+import { BatchError, type Kernel, type ReadScope } from "../engine/ports.ts";
+import { renderNftIncremental } from "../render/nft-incremental.ts";
 import {
   asListed,
   chainsToList,
@@ -31,6 +32,13 @@ import {
 } from "./nft-chains.ts";
 
 export type MonitorName = "routing" | "firewall";
+
+/**
+ * How the agent's nft transaction ran: `partial` (only the chains that changed: the table was known
+ * to be as its previous transaction left it), `full` (the tables replaced whole), `partial-refused`
+ * (nft refused the partial one, which changed nothing; the whole-table one ran after it).
+ */
+export type NftTransactionKind = "partial" | "full" | "partial-refused";
 
 /** Where a read came from: kept, the kernel in full, or only the nft chains the agent changed. */
 export type ReadFrom = "cache" | "kernel" | "chains";
@@ -84,6 +92,8 @@ export interface ReadCacheOptions {
    * (nft-chains.ts).
    */
   readonly listNftChain?: (family: ScriptChain["family"], chain: string) => Promise<readonly ListedRule[]>;
+  /** Told of every nft transaction of the agent's own: partial or whole-table. */
+  readonly onNftTransaction?: (kind: NftTransactionKind) => void;
   /** The monotonic clock (ms); tests replace it. */
   readonly now?: () => number;
 }
@@ -131,6 +141,16 @@ export class ReadCache {
   /** The firewall as last read; `basis` when it was read right after one of the agent's transactions. */
   #firewall: (Kept<readonly OwnedFirewall[]> & { readonly basis?: FirewallBasis }) | undefined;
   #transaction: Transaction | undefined;
+  /**
+   * The chains symroute's nft tables hold: those of the agent's last whole-table script, which ran
+   * (whole or as a partial transaction) with no other firewall write since. `verified` once the
+   * reconcile that ran it verified the node: only then is the next transaction a partial one.
+   */
+  #table:
+    (Kept<ReadonlyMap<string, ScriptChain>> & { readonly epoch: number; verified: boolean }) | undefined;
+  /** How the first nft transaction since the last `takeNftTransaction` ran. */
+  #nftTransaction: NftTransactionKind | undefined;
+  readonly #onNftTransaction: (kind: NftTransactionKind) => void;
   readonly #listNftChain: ReadCacheOptions["listNftChain"];
   readonly #now: () => number;
   /** Bumped by every write (at its start and its end): a read that saw one is not kept. */
@@ -152,6 +172,7 @@ export class ReadCache {
       });
     this.#onRead = options.onRead ?? (() => undefined);
     this.#listNftChain = options.listNftChain;
+    this.#onNftTransaction = options.onNftTransaction ?? (() => undefined);
     this.#now = options.now ?? (() => performance.now());
   }
 
@@ -208,6 +229,41 @@ export class ReadCache {
     this.#datapath = undefined;
     this.#firewall = undefined;
     this.#transaction = undefined;
+    this.#table = undefined;
+  }
+
+  /**
+   * The reconcile that ran the agent's last nft transaction verified the node (and no firewall
+   * write came after it): the next transaction may change only what differs from it.
+   */
+  verified(): void {
+    if (this.#table !== undefined && this.#table.epoch === this.#firewallEpoch) this.#table.verified = true;
+  }
+
+  /** How the first nft transaction since the last call ran (undefined: none ran). */
+  takeNftTransaction(): NftTransactionKind | undefined {
+    const kind = this.#nftTransaction;
+    this.#nftTransaction = undefined;
+    return kind;
+  }
+
+  /**
+   * The partial transaction from the tables as known to `next` (render/nft-incremental.ts), when the
+   * tables are surely as the agent's last transaction left them: it was verified, no firewall write
+   * since, and the monitor showed no other process's nft transaction since it started (a resync or
+   * a failure forgot it). Undefined: the whole-table transaction.
+   */
+  #partialTransaction(next: ReadonlyMap<string, ScriptChain>): string | undefined {
+    const known = this.#table;
+    if (
+      known === undefined ||
+      !known.verified ||
+      this.#firewallWrites > 0 ||
+      known.epoch !== this.#firewallEpoch ||
+      !this.#valid(known, ["firewall"])
+    )
+      return undefined;
+    return renderNftIncremental(known.value, next);
   }
 
   /** Whether nothing `kept` depends on can have changed since it was read. */
@@ -250,6 +306,7 @@ export class ReadCache {
       this.#firewallEpoch++;
       this.#firewall = undefined;
       this.#transaction = undefined;
+      this.#table = undefined;
       try {
         return await write();
       } finally {
@@ -330,16 +387,33 @@ export class ReadCache {
           kept?.basis !== undefined && this.#firewallWrites === 0 && this.#valid(kept, ["firewall"])
             ? kept.basis
             : undefined;
-        const startMono = this.#now();
-        await firewallWrite(() => kernel.runNft(script));
         const chains = scriptChains(script);
-        if (chains !== undefined)
+        // Only the chains that changed, when the tables are surely as the last transaction left them.
+        const partial = chains === undefined ? undefined : this.#partialTransaction(chains);
+        const began = start();
+        let ran: NftTransactionKind = partial === undefined ? "full" : "partial";
+        await firewallWrite(async () => {
+          if (partial === undefined) return kernel.runNft(script);
+          try {
+            await kernel.runNft(partial);
+          } catch (error) {
+            // nft refused it and changed nothing: the tables are not as known, so whole.
+            if (!(error instanceof BatchError) || error.tool !== "nft") throw error;
+            ran = "partial-refused";
+            await kernel.runNft(script);
+          }
+        });
+        this.#nftTransaction ??= ran;
+        this.#onNftTransaction(ran);
+        if (chains !== undefined) {
           this.#transaction = {
             chains,
             ...(basis === undefined ? {} : { basis }),
-            startMono,
+            startMono: began.monoStart,
             epoch: this.#firewallEpoch,
           };
+          this.#table = { value: chains, ...began, epoch: this.#firewallEpoch, verified: false };
+        }
       },
       runIptablesRestore: (family, payload) =>
         firewallWrite(() => kernel.runIptablesRestore(family, payload)),

@@ -25,8 +25,16 @@ export interface ReconcilerOptions {
   readonly metrics: AgentMetrics;
   /** How long an apply waits for a `symroute apply` run in the same namespace. */
   readonly lockWaitMs: number;
-  /** What the agent last read of the node (read-cache.ts): forgotten where a full read is due. */
-  readonly readCache?: { forget(): void };
+  /**
+   * What the agent last read of the node (read-cache.ts): forgotten where a full read is due, told
+   * when a reconcile verified the node (its next nft transaction may then be partial), and asked how
+   * the reconcile's nft transaction ran (the `applied` line's `nftTransaction`).
+   */
+  readonly readCache?: {
+    forget(): void;
+    verified?(): void;
+    takeNftTransaction?(): "partial" | "full" | "partial-refused" | undefined;
+  };
 }
 
 /** Reconciles that read the whole node whatever was kept: the first one and the periodic resync. */
@@ -72,6 +80,7 @@ export class Reconciler {
     let refused: ReadonlyMap<string, string> = new Map();
     let report: ApplyReport | undefined;
     if (FULL_READ_REASONS.some((r) => reasons.has(r))) this.#options.readCache?.forget();
+    this.#options.readCache?.takeNftTransaction?.();
     try {
       const desired = await source.desired();
       if (!desired.ready) {
@@ -100,6 +109,9 @@ export class Reconciler {
               ),
       };
       const changed = report.applied && report.changes.length > 0;
+      this.#options.readCache?.verified?.();
+      const nftTransaction = this.#options.readCache?.takeNftTransaction?.();
+      const nft = nftTransaction === undefined ? {} : { nftTransaction };
       this.#recordSuccess(config, report);
       if (changed && !configChanged) {
         metrics.driftRepairs.inc();
@@ -109,12 +121,18 @@ export class Reconciler {
             // What was repaired, as plan prints it (the first 50: a flushed table is thousands).
             repaired: describeChanges(report.changes, report.payloads).slice(0, 50),
             reasons: [...reasons],
+            ...nft,
           },
           "drift repaired",
         );
       } else if (changed) {
         logger.info(
-          { changes: report.changes.length, networks: config.networks.length, reasons: [...reasons] },
+          {
+            changes: report.changes.length,
+            networks: config.networks.length,
+            reasons: [...reasons],
+            ...nft,
+          },
           "applied",
         );
       } else {

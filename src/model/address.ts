@@ -241,10 +241,6 @@ export function scanPrefix(text: string, options: ParsePrefixOptions): Prefix | 
   return { family: 6, value, len };
 }
 
-export function defaultPrefix(family: Family): Prefix {
-  return { family, value: 0n, len: 0 };
-}
-
 /** Canonical text: "1.2.3.0/24", a full-length prefix without "/32", and "default" for /0. */
 export function formatPrefix(prefix: Prefix): string {
   if (prefix.len === 0) return "default";
@@ -312,8 +308,4 @@ export function canonicalPrefix(text: string, family?: Family): string | undefin
   if (isCanonicalIpv4Prefix(text)) return text;
   const p = parsePrefix(text);
   return p === undefined ? undefined : formatPrefix(p);
-}
-
-export function prefixFamily(text: string): Family | undefined {
-  return parsePrefix(text)?.family;
 }

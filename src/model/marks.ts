@@ -7,10 +7,6 @@ export interface Mark {
 
 export const formatHex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
-export function formatMark(mark: Mark): string {
-  return `${formatHex(mark.value)}/${formatHex(mark.mask)}`;
-}
-
 export function popcount(n: number): number {
   let count = 0;
   for (let x = n >>> 0; x !== 0; x &= x - 1) count++;

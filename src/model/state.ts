@@ -178,12 +178,3 @@ export const RESERVED_TABLES: readonly number[] = [TABLE_UNSPEC, TABLE_DEFAULT, 
 export const SCOPE_UNIVERSE = 0;
 export const SCOPE_LINK = 253;
 export const SCOPE_HOST = 254;
-
-export const emptyNodeState = (): NodeState => ({
-  links: [],
-  addresses: [],
-  routes: [],
-  rules: [],
-  sysctls: {},
-  firewall: [],
-});

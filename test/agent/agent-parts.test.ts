@@ -5,6 +5,8 @@ import { parseDuration } from "../../src/agent/duration.ts";
 import { isLoopback, parseListen, startHttpServer } from "../../src/agent/http.ts";
 import { isSymrouteFirewallEvent, kernelEventConcerns } from "../../src/agent/kernel-monitor.ts";
 import { acquireAgentLock } from "../../src/agent/lock.ts";
+import { trackOwnedRpFilters } from "../../src/agent/owned-sysctls.ts";
+import type { SavedState, StateStore } from "../../src/engine/ports.ts";
 import { createMetrics, METRIC_NAMES } from "../../src/agent/metrics.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 
@@ -152,6 +154,55 @@ describe("kernel events the configuration is concerned with", () => {
       "[NETCONF]inet ext0 rp_filter strict ",
     ])
       assert.equal(concerns(line), true, line);
+  });
+
+  it("keeps rp_filter of the other interfaces whose rp_filter symroute owns (raised when it lowered conf.all)", () => {
+    const owned = new Set(["eth0", "lo"]);
+    for (const line of ["[NETCONF]inet eth0 rp_filter off ", "[NETCONF]inet lo rp_filter loose "]) {
+      assert.equal(concerns(line), false, `without the state's record: ${line}`);
+      assert.equal(kernelEventConcerns(line, interfaces, owned), true, line);
+    }
+    // Their other settings, and a pod's veth, still do not count.
+    assert.equal(kernelEventConcerns("[NETCONF]inet eth0 forwarding on ", interfaces, owned), false);
+    assert.equal(kernelEventConcerns("[NETCONF]inet podx rp_filter strict ", interfaces, owned), false);
+  });
+});
+
+describe("the rp_filter sysctls symroute owns, from its state file", () => {
+  const stateWith = (names: string[]): SavedState => ({
+    version: 1,
+    previousSysctls: Object.fromEntries(names.map((n) => [n, "0"])),
+    allocations: {},
+    createdLinks: [],
+  });
+  it("follows what the state store reads, writes and removes", async () => {
+    let stored: SavedState | undefined = stateWith([
+      "net/ipv4/conf/all/rp_filter",
+      "net/ipv4/conf/eth0/rp_filter",
+      "net/ipv4/conf/all/arp_ignore",
+    ]);
+    const store: StateStore = {
+      location: "/state.json",
+      read: async () => stored,
+      write: async (state) => {
+        stored = state;
+      },
+      remove: async () => {
+        stored = undefined;
+      },
+      lock: async () => async () => {},
+    };
+    const owned = trackOwnedRpFilters(store);
+    assert.deepEqual([...owned.interfaces()], []);
+    assert.equal(owned.store.location, "/state.json");
+    await owned.store.read();
+    assert.deepEqual([...owned.interfaces()].sort(), ["all", "eth0"]);
+    await owned.store.write(stateWith(["net/ipv4/conf/lo/rp_filter", "net/ipv4/conf/eth0.100/rp_filter"]));
+    assert.deepEqual([...owned.interfaces()].sort(), ["eth0.100", "lo"]);
+    assert.deepEqual(Object.keys(stored?.previousSysctls ?? {}).length, 2, "written through");
+    await owned.store.remove();
+    assert.deepEqual([...owned.interfaces()], []);
+    assert.equal(stored, undefined);
   });
 });
 

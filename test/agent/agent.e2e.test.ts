@@ -170,6 +170,41 @@ test(
     });
 
     await t.test(
+      "eth0's rp_filter, which symroute raised when it lowered conf.all, lowered by hand is put back before the resync",
+      async () => {
+        // eth0 is in no network: symroute owns its rp_filter only because lowering conf.all would
+        // otherwise lower eth0's effective value (KERNEL-FACTS 5). Its netconf event must count too.
+        const eth0RpFilter = "/proc/sys/net/ipv4/conf/eth0/rp_filter";
+        const read = (): string => must(["ip", "netns", "exec", node.name, "cat", eth0RpFilter]).trim();
+        const repairs = (): number =>
+          agent
+            .output()
+            .split("\n")
+            .filter((l) => l.includes('"drift repaired"') && l.includes("net.ipv4.conf.eth0.rp_filter"))
+            .length;
+        assert.equal(read(), "1");
+        // Twice: a reconcile still due from the repairs above may put the first change back whatever
+        // the filter says; once that repair is logged, only the netconf event can bring a reconcile
+        // (the repair's own write is an eth0 event too), and the resync is 5 minutes away.
+        for (const round of [1, 2]) {
+          const before = repairs();
+          const started = Date.now();
+          assert.equal(
+            run(["ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=0"]).code,
+            0,
+          );
+          await pollUntil(
+            `eth0's rp_filter repaired (round ${round})`,
+            () => (read() === "1" && repairs() > before ? true : undefined),
+            10_000,
+            20,
+          );
+          t.diagnostic(`eth0's rp_filter repaired after ${Date.now() - started} ms (round ${round})`);
+        }
+      },
+    );
+
+    await t.test(
       "a pod's veth coming and going costs no reconcile; the node's own links still do",
       async () => {
         const inside = (...argv: string[]) => run(["ip", "netns", "exec", node.name, ...argv]);

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createEngine } from "../../src/engine/engine.ts";
-import type { Kernel } from "../../src/engine/ports.ts";
+import { BatchError, type Kernel } from "../../src/engine/ports.ts";
 import {
   generationProcess,
   MAX_CHAINS_LISTED,
@@ -359,4 +359,140 @@ test("a process id the agent used long ago is another process's by now: its tran
   clock += OWN_PROCESS_MS + 1;
   cache.firewallLine(`# new generation 3 by process ${OWN_PID} (nft)`);
   assert.equal(await from(), "kernel", "the same id, long after the agent started it");
+});
+
+/** The nft scripts `fake` ran since `from`, each as `partial` or `full`. */
+const nftRuns = (fake: FakeKernel, from = 0): string[] =>
+  fake.log
+    .slice(from)
+    .filter((l) => l.tool === "nft -f")
+    .map((l) => (l.input.startsWith("table inet symroute {}\n") ? "full" : "partial"));
+
+/** A fake kernel's methods as own properties (a class's are not), to replace one of them. */
+const bound = (fake: FakeKernel): Kernel =>
+  Object.fromEntries(
+    Object.getOwnPropertyNames(FakeKernel.prototype)
+      .filter((name) => name !== "constructor")
+      .map((name) => [
+        name,
+        (...args: unknown[]) =>
+          (fake as unknown as Record<string, (...a: unknown[]) => unknown>)[name]?.(...args),
+      ]),
+  ) as unknown as Kernel;
+
+const sortedFirewall = (fake: FakeKernel): unknown =>
+  fake.state.firewall.map((f) => ({ ...f, ruleKeys: [...f.ruleKeys].sort() }));
+
+const threeNetworks = configFrom(`
+firewall: nftables
+networks:
+  - name: public
+    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
+    interface: ext0
+    gateway: [1.2.3.1, "2001:db8:100::1"]
+  - name: third
+    addresses: [1.2.5.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+`);
+
+test("once a reconcile verified the node, the next nft transaction changes only the chains that differ, and leaves what a whole-table one leaves", async () => {
+  const plain = new FakeKernel(articleNode());
+  const fake = new FakeKernel(articleNode());
+  const kinds: string[] = [];
+  const cache = new ReadCache({
+    readSysctl: async (name) => fake.state.sysctls[name],
+    onNftTransaction: (kind) => kinds.push(kind),
+  });
+  cache.ownProcess(OWN_PID);
+  cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const engines = [
+    createEngine({ kernel: plain, store: new MemoryStore() }),
+    createEngine({ kernel: cache.wrap(fake), store: new MemoryStore() }),
+  ] as const;
+  const configs = [
+    dualStackGatewayConfig("nftables"),
+    twoNetworks, // a network added
+    threeNetworks, // one removed (its chains deleted), one added
+    dualStackGatewayConfig("nftables"),
+  ];
+  for (const config of configs) {
+    const [a, b] = await Promise.all(engines.map((e) => e.apply(config)));
+    assert.deepEqual(b?.changes, a?.changes);
+    assert.equal(b?.inSync, true);
+    assert.deepEqual(sortedFirewall(fake), sortedFirewall(plain));
+    assert.deepEqual({ ...fake.state, firewall: [] }, { ...plain.state, firewall: [] });
+    // The agent's reconciler says so after each verified reconcile.
+    cache.verified();
+  }
+  assert.deepEqual(nftRuns(fake), ["full", "partial", "partial", "partial"]);
+  assert.deepEqual(kinds, ["full", "partial", "partial", "partial"]);
+  assert.equal(cache.takeNftTransaction(), "full", "the first since the last take");
+  assert.equal(cache.takeNftTransaction(), undefined);
+  // The third network's chains went with it.
+  const removal = fake.log.filter((l) => l.tool === "nft -f")[3]?.input ?? "";
+  assert.match(removal, /^delete chain inet symroute \S+$/m, removal);
+});
+
+test("the whole-table transaction: before a verified reconcile, after forget(), after another process's nft transaction, and when nft refuses the partial one", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped } = cached(fake);
+  const engine = createEngine({ kernel: wrapped, store: new MemoryStore() });
+  const flip = [twoNetworks, dualStackGatewayConfig("nftables")];
+  let turn = 0;
+  const next = async (verify = true): Promise<string | undefined> => {
+    const from = fake.log.length;
+    const report = await engine.apply(flip[turn++ % 2] as (typeof flip)[number]);
+    assert.equal(report.inSync, true);
+    if (verify) cache.verified();
+    return nftRuns(fake, from)[0];
+  };
+  assert.equal(await next(false), "full", "the first");
+  assert.equal(await next(), "full", "the last one was not verified");
+  assert.equal(await next(), "partial");
+  cache.forget();
+  assert.equal(await next(), "full", "forgotten (a resync, a failure)");
+  cache.firewallLine("add rule inet symroute pre counter");
+  cache.firewallLine(`# new generation 9 by process ${FOREIGN_PID} (nft)`);
+  assert.equal(await next(), "full", "another process changed nft");
+  cache.monitorDown("firewall");
+  assert.equal(await next(), "full", "the nft monitor stopped");
+  cache.firewallLine(`# new generation 10 by process ${OWN_PID} (nft)`);
+  assert.equal(await next(), "full", "its line came after the last transaction");
+  assert.equal(await next(), "partial");
+
+  // nft refuses the partial transaction (it changed nothing): the whole-table one runs after it.
+  const refusing = new FakeKernel(articleNode());
+  const kinds: string[] = [];
+  const cache2 = new ReadCache({
+    readSysctl: async (name) => refusing.state.sysctls[name],
+    onNftTransaction: (kind) => kinds.push(kind),
+  });
+  cache2.ownProcess(OWN_PID);
+  cache2.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+  cache2.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const engine2 = createEngine({
+    // The fake with its nft refusing anything but a whole-table script.
+    kernel: cache2.wrap({
+      ...bound(refusing),
+      runNft: async (s) => {
+        if (!s.startsWith("table inet symroute {}\n"))
+          throw new BatchError("kernel", "nft -f - failed (exit 1): Error: refused", {
+            tool: "nft",
+            failedLine: 1,
+            failedText: s.split("\n")[0] ?? "",
+            details: [],
+          });
+        await refusing.runNft(s);
+      },
+    }),
+    store: new MemoryStore(),
+  });
+  for (const config of [dualStackGatewayConfig("nftables"), twoNetworks]) {
+    assert.equal((await engine2.apply(config)).inSync, true);
+    cache2.verified();
+  }
+  assert.deepEqual(kinds, ["full", "partial-refused"]);
+  assert.equal(cache2.takeNftTransaction(), "full");
 });

@@ -23,7 +23,7 @@ import type {
 } from "../../src/model/state.ts";
 import { BatchError, type Kernel, type ReadScope } from "../../src/engine/ports.ts";
 import { checkIptablesRestore, IptablesRefusal } from "./fake-iptables.ts";
-import { checkNftScript, NftRefusal, type NftTables } from "./fake-nft.ts";
+import { applyNftScript, checkNftScript, NftRefusal, type NftRuleset, type NftTables } from "./fake-nft.ts";
 import { ARP_KEY_PREFIX, IPSET_KEY_PREFIX, arpKeyBackend } from "../../src/model/firewall.ts";
 
 /** One ipset as the fake keeps it: its create line's parameters and its elements. */
@@ -265,6 +265,8 @@ export class FakeKernel implements Kernel {
   readonly explicit = new Set<string>();
   /** nft tables and their chains, as the transactions so far left them. */
   private nftTables: NftTables = new Map();
+  /** What the nft transactions so far left in the tables, rule by rule (a partial one changes them in place). */
+  private nftRuleset: NftRuleset = new Map();
   /** iptables' mangle chains per family, as the restores so far left them. */
   private readonly iptablesChains: Record<Family, ReadonlySet<string>> = { 4: new Set(), 6: new Set() };
 
@@ -470,6 +472,7 @@ export class FakeKernel implements Kernel {
     // As nft: the whole script is checked before any of it lands.
     try {
       this.nftTables = checkNftScript(script, this.nftTables);
+      this.nftRuleset = applyNftScript(this.nftRuleset, script);
     } catch (error) {
       if (!(error instanceof NftRefusal)) throw error;
       throw new BatchError(
@@ -483,8 +486,17 @@ export class FakeKernel implements Kernel {
         },
       );
     }
-    // Each table a script deletes is replaced whole by what the script declares for it.
+    // Each table a script deletes is replaced whole by what the script declares for it; a table a
+    // partial transaction (any of its commands) holds what the model of its content says.
+    const partial = /^(?:add (?:table|chain|rule)|flush chain|delete chain) \S+ symroute\b/m.test(script);
     const keysOfTable = (family: string): string[] | undefined => {
+      if (partial)
+        return [...(this.nftRuleset.get(`${family} symroute`)?.values() ?? [])].flatMap((c) =>
+          c.rules.flatMap((r) => {
+            const key = / comment "([^"]*)"$/.exec(r)?.[1];
+            return key === undefined ? [] : [key];
+          }),
+        );
       if (!script.includes(`delete table ${family} symroute`)) return undefined;
       const block = /^table (\S+) symroute \{$/gm;
       const keys: string[] = [];

@@ -145,6 +145,38 @@ export function checkNftScript(script: string, before: NftTables): Map<string, S
     const w = words(lines[n] as string, line);
     if (w.length === 0) continue;
     if (table === undefined) {
+      // The commands of a partial transaction (render/nft-incremental.ts), one object each.
+      const command = /^(add|flush|delete) (table|chain|rule)$/.exec(`${w[0] ?? ""} ${w[1] ?? ""}`);
+      if (command !== null && !(w[0] === "delete" && w[1] === "table")) {
+        const [family, name, chainName] = [w[2] ?? "", w[3] ?? "", w[4] ?? ""];
+        if (!FAMILIES.has(family) || name === "")
+          throw new NftRefusal(line, "syntax error, unexpected string, expecting end of file or newline");
+        const key = `${family} ${name}`;
+        if (w[1] === "table") {
+          if (w[0] !== "add") throw new NftRefusal(line, `syntax error, unexpected ${w[0]} table`);
+          if (!tables.has(key)) tables.set(key, new Set());
+          continue;
+        }
+        const chains = tables.get(key);
+        if (chains === undefined || chainName === "")
+          throw new NftRefusal(line, "Could not process rule: No such file or directory");
+        if (w[1] === "chain" && w[0] === "add") {
+          chains.add(chainName);
+          if (w[5] === "{") checkBaseChain(w.slice(6), line);
+          continue;
+        }
+        if (!chains.has(chainName))
+          throw new NftRefusal(line, "Could not process rule: No such file or directory");
+        if (w[1] === "chain") {
+          if (w[0] === "delete") chains.delete(chainName);
+          continue;
+        }
+        if (w[0] !== "add") throw new NftRefusal(line, `syntax error, unexpected ${w[0]} rule`);
+        const found: { target: string; line: number }[] = [];
+        checkRule(w.slice(5), line, found);
+        for (const j of found) jumps.push({ table: key, ...j });
+        continue;
+      }
       if (w[0] === "table" || (w[0] === "delete" && w[1] === "table")) {
         const at = w[0] === "table" ? 1 : 2;
         const [family, name] = [w[at] ?? "", w[at + 1] ?? ""];
@@ -197,6 +229,135 @@ export function checkNftScript(script: string, before: NftTables): Map<string, S
   for (const j of jumps) {
     if (!(tables.get(j.table)?.has(j.target) ?? false))
       throw new NftRefusal(j.line, "Could not process rule: No such file or directory");
+  }
+  return tables;
+}
+
+/** One chain as the kernel holds it: its base-chain declaration (undefined: a regular chain) and rules. */
+export interface NftChainContent {
+  readonly hook: string | undefined;
+  readonly rules: readonly string[];
+}
+
+/** Tables by "FAMILY NAME", each with its chains by name, in the order the kernel lists them. */
+export type NftRuleset = ReadonlyMap<string, ReadonlyMap<string, NftChainContent>>;
+
+/**
+ * What a script that `checkNftScript` took does to the tables' content: table blocks (a chain block
+ * for a chain that exists adds its rules to it, as nft does), and the commands `add table`,
+ * `delete table`, `add chain` (with or without its hook), `flush chain`, `delete chain`, `add rule`.
+ * Refused as nft refuses: a command on a missing table or chain, a chain deleted while a rule still
+ * jumps to it, a chain whose hook an `add chain` would change. Returns a copy; `before` is untouched.
+ */
+export function applyNftScript(
+  before: NftRuleset,
+  script: string,
+): Map<string, Map<string, NftChainContent>> {
+  const tables = new Map([...before].map(([t, chains]) => [t, new Map(chains)]));
+  const lines = script.split("\n");
+  const chainOf = (table: string, chain: string, line: number): NftChainContent => {
+    const found = tables.get(table)?.get(chain);
+    if (found === undefined) throw new NftRefusal(line, "Could not process rule: No such file or directory");
+    return found;
+  };
+  const tableOf = (table: string, line: number): Map<string, NftChainContent> => {
+    const found = tables.get(table);
+    if (found === undefined) throw new NftRefusal(line, "Could not process rule: No such file or directory");
+    return found;
+  };
+  const deleted: { table: string; chain: string; line: number }[] = [];
+  let table: string | undefined;
+  let chain: string | undefined;
+  for (let n = 0; n < lines.length; n++) {
+    const line = n + 1;
+    const text = (lines[n] as string).trim();
+    if (text === "" || text.startsWith("#")) continue;
+    if (table !== undefined) {
+      if (chain !== undefined) {
+        if (text === "}") chain = undefined;
+        else {
+          const c = chainOf(table, chain, line);
+          if (text.startsWith("type ")) tableOf(table, line).set(chain, { ...c, hook: text });
+          else tableOf(table, line).set(chain, { ...c, rules: [...c.rules, text] });
+        }
+        continue;
+      }
+      if (text === "}") {
+        table = undefined;
+        continue;
+      }
+      const start = /^chain (\S+) \{( \})?$/.exec(text);
+      if (start === null) continue; // sets and maps: not modelled
+      const name = start[1] as string;
+      const chains = tableOf(table, line);
+      if (!chains.has(name)) chains.set(name, { hook: undefined, rules: [] });
+      if (start[2] === undefined) chain = name;
+      continue;
+    }
+    let m = /^table (\S+) (\S+) \{ ?(\})?$/.exec(text);
+    if (m !== null) {
+      const key = `${m[1]} ${m[2]}`;
+      if (!tables.has(key)) tables.set(key, new Map());
+      if (m[3] === undefined) table = key;
+      continue;
+    }
+    m = /^(add|delete) table (\S+) (\S+)$/.exec(text);
+    if (m !== null) {
+      const key = `${m[2]} ${m[3]}`;
+      if (m[1] === "add") {
+        if (!tables.has(key)) tables.set(key, new Map());
+      } else if (!tables.delete(key))
+        throw new NftRefusal(line, "Could not process rule: No such file or directory");
+      continue;
+    }
+    m = /^add chain (\S+) (\S+) (\S+)(?: \{ (.*) \})?$/.exec(text);
+    if (m !== null) {
+      const key = `${m[1]} ${m[2]}`;
+      const chains = tableOf(key, line);
+      const hook = m[4];
+      const existing = chains.get(m[3] as string);
+      if (existing !== undefined && existing.hook !== hook)
+        throw new NftRefusal(line, "Could not process rule: Operation not supported");
+      if (existing === undefined) chains.set(m[3] as string, { hook, rules: [] });
+      continue;
+    }
+    m = /^(flush|delete) chain (\S+) (\S+) (\S+)$/.exec(text);
+    if (m !== null) {
+      const key = `${m[2]} ${m[3]}`;
+      const name = m[4] as string;
+      const c = chainOf(key, name, line);
+      if (m[1] === "flush") tableOf(key, line).set(name, { ...c, rules: [] });
+      else {
+        tableOf(key, line).delete(name);
+        deleted.push({ table: key, chain: name, line });
+      }
+      continue;
+    }
+    m = /^add rule (\S+) (\S+) (\S+) (.+)$/.exec(text);
+    if (m !== null) {
+      const key = `${m[1]} ${m[2]}`;
+      const c = chainOf(key, m[3] as string, line);
+      tableOf(key, line).set(m[3] as string, { ...c, rules: [...c.rules, m[4] as string] });
+      continue;
+    }
+    throw new NftRefusal(line, `syntax error, unexpected ${text.split(" ")[0] ?? ""}`);
+  }
+  // A chain still jumped to cannot be deleted (EBUSY); nor can a rule jump to a missing chain.
+  for (const [key, chains] of tables) {
+    for (const c of chains.values()) {
+      for (const rule of c.rules) {
+        for (const j of rule.matchAll(/\b(?:jump|goto) ([^\s,}]+)/g)) {
+          if (chains.has(j[1] as string)) continue;
+          const gone = deleted.find((d) => d.table === key && d.chain === j[1]);
+          throw new NftRefusal(
+            gone?.line ?? 1,
+            gone === undefined
+              ? "Could not process rule: No such file or directory"
+              : "Could not process rule: Device or resource busy",
+          );
+        }
+      }
+    }
   }
   return tables;
 }

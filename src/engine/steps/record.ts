@@ -35,8 +35,8 @@ export class StateRecord {
   /** The firewall's content as listed, renewed from the kernel's listing once verified. */
   contents: ContentsRecord | undefined;
 
-  constructor(private readonly rp: RoutingPlan) {
-    const { saved, diff } = rp;
+  constructor(readonly plan: RoutingPlan) {
+    const { saved, diff } = plan;
     this.previousSysctls = { ...(saved?.previousSysctls ?? {}) };
     for (const c of diff.changes) {
       if (c.kind === "sysctl" && c.from !== undefined && !(c.name in this.previousSysctls))
@@ -58,7 +58,7 @@ export class StateRecord {
     previousSysctls: Record<string, string> = this.previousSysctls,
     createdLinks: readonly string[] = this.createdLinks,
   ): SavedState {
-    const { desired, firewall, own } = this.rp;
+    const { desired, firewall, own } = this.plan;
     return {
       version: 1,
       previousSysctls,
@@ -78,8 +78,34 @@ export class StateRecord {
 }
 
 /**
- * Writes the record with `inProgress` before anything changes. A delete changes nothing the saved
- * state does not already describe: no write before it, so that a full disk cannot stop a clean-up.
+ * Whether a run that follows a crash of this one would need the record written before the node is
+ * touched: there is no record yet, or this run adds what only the record can say and the node
+ * cannot show: the value a sysctl had before symroute first changed it, a link symroute creates,
+ * or new ownership marks (rule priority band, route protocol) or front end, by which the next run
+ * and `delete` tell symroute's objects from others'. Everything else a crash can leave (routes and
+ * rules by their protocol, the firewall by its table and comments) is owned by those marks, and the
+ * next run plans from the node as it finds it; it recomputes the same allocations from the saved
+ * ones. So an apply that adds, changes or removes networks on the same interfaces and front end
+ * (the agent's usual edit) writes the state file once, at the commit.
+ */
+export function recordNeededBeforeApply(record: StateRecord, saved: SavedState | undefined): boolean {
+  if (saved === undefined) return true;
+  const { firewall, own } = record.plan;
+  // The record starts from the saved sysctls and links and only ever adds to them.
+  return (
+    Object.keys(record.previousSysctls).length !== Object.keys(saved.previousSysctls).length ||
+    record.createdLinks.length !== saved.createdLinks.length ||
+    (firewall !== undefined && firewall !== saved.firewall) ||
+    own.routeProtocol !== saved.routeProtocol ||
+    own.rulePriorities.from !== saved.rulePriorities?.from ||
+    own.rulePriorities.to !== saved.rulePriorities?.to
+  );
+}
+
+/**
+ * Writes the record with `inProgress` before anything changes, when a crash would need it
+ * (recordNeededBeforeApply). A delete changes nothing the saved state does not already describe: no
+ * write before it, so that a full disk cannot stop a clean-up.
  */
 export async function recordState(
   store: StateStore,
@@ -87,5 +113,6 @@ export async function recordState(
   saved: SavedState | undefined,
   removing: boolean,
 ): Promise<void> {
-  if (!removing || saved === undefined) await store.write(record.state(true));
+  if (removing ? saved === undefined : recordNeededBeforeApply(record, saved))
+    await store.write(record.state(true));
 }

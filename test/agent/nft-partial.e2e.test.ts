@@ -1,0 +1,134 @@
+// The warm agent's nft transaction changes only the chains that differ from what its previous,
+// verified transaction left (src/render/nft-incremental.ts, src/agent/read-cache.ts): a network
+// added or removed runs a partial transaction (the `applied` line says `"nftTransaction":"partial"`)
+// that leaves exactly the chains a whole-table one would, the removed network's chains deleted; a
+// change to symroute's table by another process makes the next transaction whole again, and it
+// repairs the change. The periodic resync is off: every transaction here is the edit's or the repair's.
+
+import { strict as assert } from "node:assert";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import type { FirewallSpec } from "../../src/model/firewall.ts";
+import { renderNft } from "../../src/render/firewall-scripts.ts";
+import { scriptChains } from "../../src/render/nft-incremental.ts";
+import { createNode, e2eUnavailable, run } from "../support/netns.ts";
+import { nsGet, startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
+
+const skip = e2eUnavailable();
+const URL_BASE = "http://127.0.0.1:9475";
+
+const network = (name: string, third: number): string => `  - name: ${name}
+    addresses: [1.2.${third}.0/24]
+    interface: ext0
+    gateway: 1.2.3.1
+`;
+const TWO = `firewall: nftables\nnetworks:\n${network("public", 3)}${network("second", 5)}`;
+const THREE = `${TWO}${network("third", 6)}`;
+const ONE = `firewall: nftables\nnetworks:\n${network("public", 3)}`;
+
+interface LogLine {
+  readonly msg?: string;
+  readonly networks?: number;
+  readonly nftTransaction?: string;
+}
+
+test(
+  "agent: a network added or removed is a partial nft transaction; another process's change to the table makes it whole again",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    const inNode = (argv: readonly string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
+    const agent = startNodeAgent(t, node, TWO, ["--resync-interval", "0", "--listen", "127.0.0.1:9475"]);
+    await untilReady(agent, node.name, URL_BASE);
+    const configFile = join(node.stateDir, "agent.yaml");
+
+    const logLines = (): LogLine[] =>
+      agent
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as LogLine);
+    const transactions = (): LogLine[] => logLines().filter((l) => l.nftTransaction !== undefined);
+    /** Waits for the next reconcile that ran an nft transaction; returns its log line. */
+    const nextTransaction = async (what: string, change: () => void): Promise<LogLine> => {
+      const seen = transactions().length;
+      change();
+      await untilAgent(agent, what, () => transactions().length > seen);
+      return transactions()[seen] as LogLine;
+    };
+    /** The chains symroute's tables hold, and those a whole-table transaction of `config` would leave. */
+    const chainsHeld = (): string[] => {
+      const listed = JSON.parse(inNode(["nft", "-j", "list", "chains"]).stdout) as {
+        nftables: { chain?: { family: string; table: string; name: string } }[];
+      };
+      return listed.nftables
+        .flatMap((o) => (o.chain?.table === "symroute" ? [`${o.chain.family} ${o.chain.name}`] : []))
+        .sort();
+    };
+    /** The chains the whole-table transaction of the spec the agent recorded would leave. */
+    const chainsWanted = (): string[] => {
+      const dir = readdirSync(node.stateDir).find((d) => existsSync(join(node.stateDir, d, "state.json")));
+      assert.ok(dir !== undefined);
+      const state = JSON.parse(readFileSync(join(node.stateDir, dir, "state.json"), "utf8")) as {
+        firewallSpec?: FirewallSpec;
+      };
+      const script = renderNft(state.firewallSpec);
+      return [...(scriptChains(script)?.values() ?? [])].map((c) => `${c.family} ${c.chain}`).sort();
+    };
+    const inSync = (config: string): boolean => {
+      const file = join(node.stateDir, "plan.yaml");
+      writeFileSync(file, config);
+      return node.symroute(["plan", "-c", file]).code === 0;
+    };
+
+    // The start's transaction came before the nft monitor showed its first line: until a
+    // transaction of the agent's has been seen by a listening monitor, the next is whole.
+    assert.equal(transactions()[0]?.nftTransaction, "full", JSON.stringify(transactions()));
+    const warmed = await nextTransaction("the third network applied", () => writeFileSync(configFile, THREE));
+    assert.deepEqual([warmed.msg, warmed.networks, warmed.nftTransaction], ["applied", 3, "full"]);
+
+    // Two networks removed: their chains are deleted in the same transaction.
+    const chainsBefore = chainsHeld();
+    const removed = await nextTransaction("two networks removed", () => writeFileSync(configFile, ONE));
+    assert.deepEqual([removed.msg, removed.networks, removed.nftTransaction], ["applied", 1, "partial"]);
+    assert.deepEqual(chainsHeld(), chainsWanted());
+    assert.ok(
+      chainsHeld().length < chainsBefore.length,
+      `${chainsBefore.join(",")} -> ${chainsHeld().join(",")}`,
+    );
+    assert.ok(inSync(ONE), "plan finds the node in sync");
+
+    // And added again: new chains, and the verdict maps that jump to them.
+    const added = await nextTransaction("two networks added", () => writeFileSync(configFile, THREE));
+    assert.deepEqual([added.msg, added.networks, added.nftTransaction], ["applied", 3, "partial"]);
+    assert.deepEqual(chainsHeld(), chainsBefore);
+    assert.deepEqual(chainsHeld(), chainsWanted());
+    assert.ok(inSync(THREE));
+
+    // Another process adds a rule to symroute's table: the repair replaces the table whole.
+    const foreign = await nextTransaction("the foreign rule repaired", () =>
+      assert.equal(inNode(["nft", "add", "rule", "inet", "symroute", "pre", "counter"]).code, 0),
+    );
+    assert.deepEqual([foreign.msg, foreign.nftTransaction], ["drift repaired", "full"]);
+    assert.doesNotMatch(
+      inNode(["nft", "list", "chain", "inet", "symroute", "pre"]).stdout,
+      /counter packets/,
+    );
+    assert.ok(inSync(THREE));
+
+    // Verified again: the next edit is partial again; then the guard's table deleted by hand.
+    const again = await nextTransaction("the second network applied", () => writeFileSync(configFile, TWO));
+    assert.equal(again.nftTransaction, "partial");
+    const gone = await nextTransaction("the deleted netdev table repaired", () =>
+      assert.equal(inNode(["nft", "delete", "table", "netdev", "symroute"]).code, 0),
+    );
+    assert.deepEqual([gone.msg, gone.nftTransaction], ["drift repaired", "full"]);
+    assert.deepEqual(chainsHeld(), chainsWanted());
+    assert.ok(inSync(TWO));
+
+    const metrics = nsGet(node.name, `${URL_BASE}/metrics`).body;
+    assert.match(metrics, /^symroute_nft_transactions_total\{kind="partial"\} 3$/m);
+    assert.doesNotMatch(agent.output(), /reconcile failed|partial-refused/);
+  },
+);
