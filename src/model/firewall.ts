@@ -283,7 +283,7 @@ function nftGuardRules(spec: FirewallSpec): FirewallRule[] {
  * (checked against nft for odd names), so the name is collision-free; no other chain of either
  * table starts so.
  */
-export const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
+const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
 
 /** The netdev chain that tags a packet with a network's value (its classify chains jump to it). */
 export const nftTagChain = (value: number): string => `tag${hexToken(value)}`;
@@ -493,7 +493,7 @@ export function firewallRuleKeys(spec: FirewallSpec): string[] {
 }
 
 /** How new connections are classified into networks: what `plan` reports. */
-export interface ClassifyForm {
+interface ClassifyForm {
   readonly backend: FirewallSpec["backend"];
   /**
    * One lookup per new connection whatever the number of networks: `map` (nftables) or `set`

@@ -1,6 +1,6 @@
 // Firewall marks: a value within a mask, as `ip rule ... fwmark VALUE/MASK` writes it.
 
-export interface Mark {
+interface Mark {
   readonly value: number;
   readonly mask: number;
 }

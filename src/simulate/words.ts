@@ -15,7 +15,7 @@ export interface WordPrefix {
 
 const wordCount = (family: Family): number => (family === 4 ? 1 : 4);
 
-export function bigintToWords(family: Family, value: bigint): number[] {
+function bigintToWords(family: Family, value: bigint): number[] {
   const n = wordCount(family);
   const out = new Array<number>(n);
   for (let i = 0; i < n; i++) out[i] = Number((value >> BigInt(32 * (n - 1 - i))) & 0xffffffffn);
@@ -25,7 +25,7 @@ export function bigintToWords(family: Family, value: bigint): number[] {
 /** Dotted quad to a word without regexes or bigints; undefined when it is not one. */
 export const fastIpv4 = parseIpv4Word;
 
-export interface ParsedAddress {
+interface ParsedAddress {
   readonly family: Family;
   readonly words: Words;
 }
