@@ -5,14 +5,21 @@
 // running with none (a full converge by a warm agent). Beside each, the same payloads fed straight
 // to the tools (`ip -batch`, `nft -f`, run side by side as the engine runs them), from the same node
 // state, taken from `symroute plan --payloads`; after each tools run its inverse puts the node back.
-// Prints JSON: { cases: [{ label, agentMs[], toolsMs[] }] }.
+// The agent runs its nft change as a partial transaction when it knows what its tables hold
+// (docs/agent.md, "Partial nft transactions"; its `applied` line says which): the tools are timed
+// with that partial script (renderNftIncremental of the same two whole-table scripts) and with the
+// whole-table one, and `toolsMs` is the kind the agent ran in every trial (the whole-table one if
+// any trial of the agent's was whole). One edit pair before the trials lets the agent's nft monitor
+// see one of its transactions (until then its transactions are whole).
+// Prints JSON: { cases: [{ label, agentMs[], toolsMs[], toolsPartialMs[], toolsFullMs[], agentTransactions[] }] }.
 // Args: STATE_DIR NETWORKS TRIALS
 
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODE_FLAGS, now, onLines, ProbedAgent } from "./agent-lib.ts";
 import { CLI, configText } from "./lib.ts";
+import { renderNftIncremental, scriptChains } from "../src/render/nft-incremental.ts";
 
 const [stateArg, networksText, trialsText] = process.argv.slice(2);
 if (stateArg === undefined) throw new Error("usage: agent-warm-probe.ts STATE_DIR NETWORKS TRIALS");
@@ -31,6 +38,26 @@ const toolsState = join(stateDir, "tools-state");
 interface Payloads {
   readonly ip: Record<string, readonly string[]>;
   readonly firewall: readonly { readonly tool: string; readonly script: string }[];
+}
+
+/** The file replaced whole (a temporary file renamed over it): the agent never reads half an edit. */
+function writeAtomically(file: string, text: string): void {
+  const temp = `${file}.tmp`;
+  writeFileSync(temp, text);
+  renameSync(temp, file);
+}
+
+/** `p` with its whole-table nft script turned into the partial transaction from `from`'s tables. */
+function partialOf(p: Payloads, from: Payloads): Payloads {
+  const nft = (q: Payloads): string => q.firewall.find((f) => f.tool === "nft")?.script ?? "";
+  // No nft payload: the plan changes no firewall (the empty node): no tables before.
+  const before = nft(from) === "" ? new Map() : scriptChains(nft(from));
+  const after = scriptChains(nft(p));
+  if (before === undefined || after === undefined)
+    throw new Error("a payload is not a whole-table nft script");
+  const script = renderNftIncremental(before, after);
+  if (script === undefined) throw new Error("the two nft scripts do not differ");
+  return { ...p, firewall: p.firewall.map((f) => (f.tool === "nft" ? { ...f, script } : f)) };
 }
 
 function symroute(args: readonly string[]): string {
@@ -91,26 +118,41 @@ async function undoIp(p: Payloads): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  // Tools first, on the empty node: the full payload, then (with the base applied) one network more.
+  // Tools first, on the empty node: the full payload (whole-table, and as the partial transaction
+  // from the empty tables), then (with the base applied) one network more, both ways.
+  const none = payloadsFor(texts.empty);
   const full = payloadsFor(texts.base);
+  const fullPartial = partialOf(full, none);
   const fullTools: number[] = [];
+  const fullPartialTools: number[] = [];
   for (let t = 0; t < TRIALS; t++) {
     fullTools.push(await feed(full));
+    await undoIp(full);
+    spawnSync("nft", ["flush", "ruleset"]);
+    fullPartialTools.push(await feed(fullPartial));
     await undoIp(full);
     spawnSync("nft", ["flush", "ruleset"]);
   }
   symroute(["apply", "-c", join(stateDir, "tools.yaml")]);
   const one = payloadsFor(texts.plusOne);
+  const onePartial = partialOf(one, full);
+  // Back from one network more to the base tables (not timed).
+  const oneBack = partialOf(full, one);
   const oneTools: number[] = [];
+  const onePartialTools: number[] = [];
   for (let t = 0; t < TRIALS; t++) {
     oneTools.push(await feed(one));
     await undoIp(one);
+    await feed({ ip: {}, firewall: oneBack.firewall });
+    onePartialTools.push(await feed(onePartial));
+    await undoIp(one);
+    await feed({ ip: {}, firewall: oneBack.firewall });
   }
   // Back to an empty node for the agent.
   symroute(["delete", "-c", join(stateDir, "tools.yaml")]);
   spawnSync("nft", ["flush", "ruleset"]);
 
-  writeFileSync(configFile, texts.base);
+  writeAtomically(configFile, texts.base);
   const agent = new ProbedAgent({
     source: ["-c", configFile],
     stateDir: join(stateDir, "agent-state"),
@@ -119,12 +161,15 @@ async function main(): Promise<void> {
     stdout: "pipe",
   });
   const applied: number[] = [];
+  /** How each applied reconcile ran its nft transaction (`nftTransaction` of its line). */
+  const transactions: string[] = [];
   const failures: string[] = [];
   let waiting: (() => void) | undefined;
   onLines(agent.child.stdout, (lines, at) => {
     for (const line of lines) {
       if (line.includes('"msg":"applied"')) {
         applied.push(at);
+        transactions.push(/"nftTransaction":"([^"]+)"/.exec(line)?.[1] ?? "none");
         waiting?.();
       } else if (line.includes('"level":"error"')) failures.push(line.slice(0, 300));
     }
@@ -141,43 +186,64 @@ async function main(): Promise<void> {
       };
     });
   };
-  const edit = async (text: string): Promise<number | undefined> => {
+  /** The edit's time to `applied` and how the agent ran its nft transaction. */
+  const edit = async (text: string): Promise<{ ms: number; nft: string } | undefined> => {
+    const seen = applied.length;
     const done = nextApplied(120_000);
     const started = now();
-    writeFileSync(configFile, text);
+    writeAtomically(configFile, text);
     const at = await done;
     // Let the file watcher's later events and the agent's status settle before the next edit.
     await new Promise((r) => setTimeout(r, 1500));
-    return at === undefined ? undefined : at - started;
+    return at === undefined ? undefined : { ms: at - started, nft: transactions[seen] ?? "none" };
   };
   try {
     if ((await nextApplied(300_000)) === undefined)
       throw new Error("the agent never applied the base config");
     await new Promise((r) => setTimeout(r, 2000));
+    // Warm-up: the start's transaction came before the agent's nft monitor showed a line.
+    await edit(texts.plusOne);
+    await edit(texts.base);
     const oneAgent: number[] = [];
+    const oneKinds: string[] = [];
     const fullAgent: number[] = [];
+    const fullKinds: string[] = [];
     for (let t = 0; t < TRIALS; t++) {
       const add = await edit(texts.plusOne);
-      if (add !== undefined) oneAgent.push(add);
+      if (add !== undefined) {
+        oneAgent.push(add.ms);
+        oneKinds.push(add.nft);
+      }
       await edit(texts.base);
     }
     for (let t = 0; t < TRIALS; t++) {
       await edit(texts.empty);
       const all = await edit(texts.base);
-      if (all !== undefined) fullAgent.push(all);
+      if (all !== undefined) {
+        fullAgent.push(all.ms);
+        fullKinds.push(all.nft);
+      }
     }
+    const allPartial = (kinds: readonly string[]): boolean =>
+      kinds.length > 0 && kinds.every((k) => k === "partial");
     process.stdout.write(
       `${JSON.stringify({
         cases: [
           {
             label: `1 network added to ${NETWORKS.toLocaleString("en-US")}`,
             agentMs: oneAgent,
-            toolsMs: oneTools,
+            toolsMs: allPartial(oneKinds) ? onePartialTools : oneTools,
+            toolsPartialMs: onePartialTools,
+            toolsFullMs: oneTools,
+            agentTransactions: oneKinds,
           },
           {
             label: `${NETWORKS.toLocaleString("en-US")} networks added to a running agent with none`,
             agentMs: fullAgent,
-            toolsMs: fullTools,
+            toolsMs: allPartial(fullKinds) ? fullPartialTools : fullTools,
+            toolsPartialMs: fullPartialTools,
+            toolsFullMs: fullTools,
+            agentTransactions: fullKinds,
           },
         ],
         failures: failures.slice(0, 5),

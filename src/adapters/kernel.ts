@@ -628,22 +628,6 @@ export function nftRulesFromText(text: string): NftRule[] {
   return rules;
 }
 
-/** The comment key of every rule in `nft -t list table` output; a rule without one is drift. */
-export function nftRuleKeysFromText(text: string): string[] {
-  const keys: string[] = [];
-  let inChain = false;
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line.startsWith("chain ")) inChain = true;
-    else if (line === "}") inChain = false;
-    else if (inChain && line !== "" && !line.startsWith("type ") && !line.startsWith("policy ")) {
-      const m = / comment "([^"]*)"$/.exec(line);
-      keys.push(m?.[1] ?? `uncommented rule: ${line}`);
-    }
-  }
-  return keys;
-}
-
 /**
  * symroute's sets in `ipset save` output: a key per set, and each line canonical for drift
  * comparison (hash size, bucket size and the random initval are the kernel's, not content).

@@ -132,28 +132,33 @@ export function registerAgent(program: Command): void {
         // A container sees /proc/sys read-only; the DaemonSet mounts the host's /proc/sys/net elsewhere.
         // The agent keeps what it read while its kernel monitors show nothing changed since
         // (read-cache.ts); it tells its own nft transactions from others' by the tools' process ids.
+        // Without the monitors nothing kept could be proven good: no cache, and the engine reads
+        // only what each step needs (the cache reads both families, for a next plan).
         const metrics = createMetrics({ processMetrics: true });
-        const readCache: ReadCache = new ReadCache({
-          ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
-          onRead: (from) => metrics.nodeReads.inc({ from }),
-          onNftTransaction: (kind) => metrics.nftTransactions.inc({ kind }),
-          listNftChain: async (family, chain) =>
-            nftRulesFromText(
-              (
-                await runTool("nft", ["-t", "list", "chain", family, NFT_TABLE, chain], {
-                  onSpawn: (pid) => readCache.ownProcess(pid),
-                })
-              ).stdout,
-            ),
-        });
+        const readCache: ReadCache | undefined = !opts.kernelEvents
+          ? undefined
+          : new ReadCache({
+              ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
+              onRead: (from) => metrics.nodeReads.inc({ from }),
+              onNftTransaction: (kind) => metrics.nftTransactions.inc({ kind }),
+              listNftChain: async (family, chain) =>
+                nftRulesFromText(
+                  (
+                    await runTool("nft", ["-t", "list", "chain", family, NFT_TABLE, chain], {
+                      onSpawn: (pid) => readCache?.ownProcess(pid),
+                    })
+                  ).stdout,
+                ),
+            });
         const deps = createNodeDeps({
           ...(stateDir === undefined ? {} : { stateDir }),
           ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
-          onSpawn: (pid) => readCache.ownProcess(pid),
+          onSpawn: (pid) => readCache?.ownProcess(pid),
         });
         // The state file says which interfaces' rp_filter symroute owns: their events count.
         const owned = trackOwnedRpFilters(deps.store);
-        const engine = createEngine({ ...deps, store: owned.store, kernel: readCache.wrap(deps.kernel) });
+        const kernel = readCache === undefined ? deps.kernel : readCache.wrap(deps.kernel);
+        const engine = createEngine({ ...deps, store: owned.store, kernel });
         const kubernetes =
           opts.kubernetes === true
             ? await kubernetesWiring({
@@ -167,7 +172,7 @@ export function registerAgent(program: Command): void {
           engine,
           logger,
           metrics,
-          readCache,
+          ...(readCache === undefined ? {} : { readCache }),
           rpFilterOwned: owned.interfaces,
           listen,
           resyncMs: opts.resyncInterval,

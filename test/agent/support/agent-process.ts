@@ -13,8 +13,11 @@ export interface AgentProcess {
   exited(timeoutMs: number): Promise<number | null>;
 }
 
-/** Runs the CLI from source (tsx), so the test exercises the tree as it is, not a stale dist/. */
-export function startAgentIn(ns: string, args: readonly string[]): AgentProcess {
+/**
+ * Runs the CLI from source (tsx), so the test exercises the tree as it is, not a stale dist/;
+ * `env` adds to the environment (a PATH with tool wrappers first).
+ */
+export function startAgentIn(ns: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
   const child = spawn(
     "ip",
     [
@@ -28,7 +31,7 @@ export function startAgentIn(ns: string, args: readonly string[]): AgentProcess 
       "agent",
       ...args,
     ],
-    { cwd: REPO, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
+    { cwd: REPO, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
   child.stdout?.on("data", (b: Buffer) => (out += b.toString("utf8")));
@@ -50,10 +53,11 @@ export function startNodeAgent(
   node: Netns,
   configText: string,
   args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
 ): AgentProcess {
   const config = join(node.stateDir, "agent.yaml");
   writeFileSync(config, configText);
-  const agent = startAgentIn(node.name, ["-c", config, "--state-dir", node.stateDir, ...args]);
+  const agent = startAgentIn(node.name, ["-c", config, "--state-dir", node.stateDir, ...args], env);
   t.after(() => {
     if (agent.child.exitCode === null) agent.child.kill("SIGKILL");
   });
