@@ -430,8 +430,24 @@ export const CONFIG_DEFAULTS = {
   rulePriorities: configSchema.shape.rulePriorities.parse(undefined),
 } as const;
 
-/** A network's fields as the schema gives them, in NetworkConfig's key order. */
+/**
+ * The network as the rest of symroute sees it. The same checked fields give the same object (the
+ * agent's config re-read reuses the fields of unchanged entries, and the plan keeps what it made
+ * for a network object: src/plan/desired.ts); both are immutable.
+ */
 export function toNetworkConfig(n: NetworkFields): NetworkConfig {
+  let network = networkConfigs.get(n);
+  if (network === undefined) {
+    network = freshNetworkConfig(n);
+    networkConfigs.set(n, network);
+  }
+  return network;
+}
+
+const networkConfigs = new WeakMap<NetworkFields, NetworkConfig>();
+
+/** A network's fields as the schema gives them, in NetworkConfig's key order. */
+function freshNetworkConfig(n: NetworkFields): NetworkConfig {
   return {
     name: n.name,
     addresses: n.addresses,
