@@ -4,7 +4,7 @@ import { createLinuxKernel } from "../adapters/kernel.ts";
 import { createStateFile, DEFAULT_STATE_DIR } from "../adapters/state-file.ts";
 import type { EngineDeps } from "../engine/engine.ts";
 
-export interface NodeDepsOptions {
+interface NodeDepsOptions {
   readonly stateDir?: string;
   /** Root of the sysctl tree (a container mounts the host's at /host/proc/sys). */
   readonly procSys?: string;

@@ -27,7 +27,7 @@ export function printJson(value: unknown): void {
 }
 
 /** Print an error the way every command does, and return the exit code for it. */
-export function reportError(error: unknown, format: OutputFormat): number {
+function reportError(error: unknown, format: OutputFormat): number {
   if (format === "json") {
     const body = isSymrouteError(error)
       ? error.toJSON()

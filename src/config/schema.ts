@@ -21,14 +21,14 @@ import { INTERFACE_RULE, NETWORK_NAME_RULE, interfaceNameProblem, networkNamePro
 export const METHODS = ["auto", "none", "route", "source", "connmark"] as const;
 export const FIREWALLS = ["auto", "nftables", "iptables"] as const;
 export const KUBE_PROXY_MODES = ["auto", "iptables", "nftables", "ipvs"] as const;
-export const MARK_OWNER_NAMES = Object.keys(KNOWN_MARK_OWNERS) as [string, ...string[]];
+const MARK_OWNER_NAMES = Object.keys(KNOWN_MARK_OWNERS) as [string, ...string[]];
 
 /** Far above any real cluster; they bound the checks across networks on hostile input. */
 export const MAX_NETWORKS = 16384;
 export const MAX_POOLS = 65536;
 const MAX_POD_CIDRS = 256;
 
-export const TABLE_MAX = 4294967295;
+const TABLE_MAX = 4294967295;
 const MARK_MASK_MAX = 0xffffffff;
 
 /**
@@ -430,8 +430,24 @@ export const CONFIG_DEFAULTS = {
   rulePriorities: configSchema.shape.rulePriorities.parse(undefined),
 } as const;
 
-/** A network's fields as the schema gives them, in NetworkConfig's key order. */
+/**
+ * The network as the rest of symroute sees it. The same checked fields give the same object (the
+ * agent's config re-read reuses the fields of unchanged entries, and the plan keeps what it made
+ * for a network object: src/plan/desired.ts); both are immutable.
+ */
 export function toNetworkConfig(n: NetworkFields): NetworkConfig {
+  let network = networkConfigs.get(n);
+  if (network === undefined) {
+    network = freshNetworkConfig(n);
+    networkConfigs.set(n, network);
+  }
+  return network;
+}
+
+const networkConfigs = new WeakMap<NetworkFields, NetworkConfig>();
+
+/** A network's fields as the schema gives them, in NetworkConfig's key order. */
+function freshNetworkConfig(n: NetworkFields): NetworkConfig {
   return {
     name: n.name,
     addresses: n.addresses,

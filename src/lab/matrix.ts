@@ -21,7 +21,7 @@ export type Phase = "before" | "after";
 
 /** external: a client outside the node reaches an LB address (what symroute fixes); spoof: a
  * spoofed packet is dropped; local: what must keep working (pods, the node's own traffic). */
-export type CellKind = "external" | "spoof" | "local";
+type CellKind = "external" | "spoof" | "local";
 
 export interface CellSpec {
   readonly name: string;
@@ -55,7 +55,7 @@ export interface Cell {
   readonly invalid?: boolean;
 }
 
-export const DEFAULT_CONNECT_TIMEOUT_MS = 1_500;
+const DEFAULT_CONNECT_TIMEOUT_MS = 1_500;
 const RETRY_TIMEOUT_FACTOR = 3;
 
 function connect(from: Host, proto: "tcp" | "udp", host: string, port: number) {
@@ -66,7 +66,7 @@ function connect(from: Host, proto: "tcp" | "udp", host: string, port: number) {
 }
 
 /** Packets the node's ingress counter of one spoof probe has seen (src/lab/spoof.ts). */
-export async function ingressCount(topology: Topology, probe: SpoofProbe): Promise<number> {
+async function ingressCount(topology: Topology, probe: SpoofProbe): Promise<number> {
   const listed = await topology.exec("node", [
     "nft",
     "-j",
@@ -175,11 +175,7 @@ export function spoofCell(probe: SpoofProbe): CellSpec {
 }
 
 /** Polls a condition with bounded retries (never a fixed sleep standing in for a condition). */
-export async function poll(
-  condition: () => Promise<boolean>,
-  withinMs: number,
-  intervalMs = 10,
-): Promise<boolean> {
+async function poll(condition: () => Promise<boolean>, withinMs: number, intervalMs = 10): Promise<boolean> {
   const attempts = Math.max(1, Math.ceil(withinMs / intervalMs));
   for (let i = 0; i < attempts; i++) {
     if (await condition()) return true;

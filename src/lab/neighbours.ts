@@ -7,7 +7,7 @@ import { familiesOf, poolOf } from "./spec.ts";
 import type { LabSpec } from "./spec.ts";
 import type { Topology } from "./topology.ts";
 
-export interface NextHop {
+interface NextHop {
   readonly family: 4 | 6;
   readonly address: string;
   readonly device: string;

@@ -16,7 +16,7 @@ const RUNNING_FROM_SOURCE = import.meta.url.endsWith(".ts");
  * How to start the probe inside a namespace: the compiled file when running from dist (or when the
  * build is fresh), the TypeScript file through tsx otherwise.
  */
-export function probeArgv(): string[] {
+function probeArgv(): string[] {
   // From dist, or from source with a fresh build: the compiled probe starts faster than tsx (about
   // 0.1 s against 0.7 s).
   if (!RUNNING_FROM_SOURCE || builtTreeIsFresh())

@@ -28,7 +28,7 @@ export interface ListenSpec {
   readonly address?: string;
 }
 
-export interface ConnectRequest {
+interface ConnectRequest {
   readonly op: "connect";
   readonly proto: "tcp" | "udp";
   readonly host: string;
@@ -37,7 +37,7 @@ export interface ConnectRequest {
   readonly source?: string;
 }
 
-export interface SendUdpRequest {
+interface SendUdpRequest {
   readonly op: "send-udp";
   readonly host: string;
   readonly port: number;
@@ -45,7 +45,7 @@ export interface SendUdpRequest {
   readonly payload: string;
 }
 
-export interface ReceivedRequest {
+interface ReceivedRequest {
   readonly op: "received";
   readonly payload: string;
 }

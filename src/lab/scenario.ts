@@ -42,7 +42,7 @@ export interface ScenarioReport {
   readonly arpControl?: ArpControl;
 }
 
-export interface ArpControl {
+interface ArpControl {
   /** How many ARP probe rules were removed. */
   readonly removed: number;
   /** The IPv4 external cells, expected to fail now. */
@@ -54,14 +54,14 @@ export interface ArpControl {
 }
 
 /** Hooks to show progress while a scenario runs (the demo prints; tests ignore them). */
-export interface ScenarioHooks {
+interface ScenarioHooks {
   built?(topology: Topology): void | Promise<void>;
   step?(name: string, value: Cell[] | SymrouteRun): void | Promise<void>;
   neighbours?(phase: "before" | "after", states: readonly NeighbourState[]): void | Promise<void>;
   arpControl?(control: ArpControl): void | Promise<void>;
 }
 
-export interface ScenarioOptions extends MatrixOptions {
+interface ScenarioOptions extends MatrixOptions {
   readonly prefix?: string;
   /** Stop after the "before" matrix (no symroute run). */
   readonly beforeOnly?: boolean;

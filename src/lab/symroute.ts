@@ -1,6 +1,5 @@
 // Running symroute on a lab node: the config the lab hands it, and the CLI inside the namespace.
 
-import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { builtTreeIsFresh, REPO_ROOT } from "./build-freshness.ts";
@@ -47,15 +46,6 @@ export function symrouteArgv(): string[] {
     return [process.execPath, "--import", import.meta.resolve("tsx"), join(REPO_ROOT, "src/cli/main.ts")];
   }
   return [process.execPath, join(REPO_ROOT, "bin/symroute")];
-}
-
-export function symrouteAvailable(): { ok: boolean; why?: string } {
-  const argv = symrouteArgv();
-  const entry = argv[argv.length - 1] ?? "";
-  if (entry.endsWith("bin/symroute") && !existsSync(join(REPO_ROOT, "dist/cli/main.js"))) {
-    return { ok: false, why: "the CLI is not built: run `make build`" };
-  }
-  return { ok: true };
 }
 
 export interface SymrouteRun extends ToolResult {

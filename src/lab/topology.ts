@@ -432,7 +432,7 @@ function listensOf(spec: LabSpec, host: Host): ListenSpec[] {
   }
 }
 
-export interface BuildOptions {
+interface BuildOptions {
   readonly prefix?: string;
   /** Probes keep serving after this process exits (`lab up`). */
   readonly persistent?: boolean;

@@ -25,7 +25,7 @@ export function parseIpv4Word(text: string): number | undefined {
 }
 
 /** The dotted quad text[0..end): no slice needed to read the address of "a.b.c.d/len". */
-export function ipv4WordBefore(text: string, end: number): number | undefined {
+function ipv4WordBefore(text: string, end: number): number | undefined {
   // A hand-written scanner: this runs for every address of every dump and config.
   let value = 0;
   let octet = 0;
@@ -187,14 +187,14 @@ export function maskOf(family: Family, len: number): bigint {
   return MASKS[family][len] ?? 0n;
 }
 
-export interface ParsePrefixOptions {
+interface ParsePrefixOptions {
   /** Refuse host bits set below the prefix length ("1.2.3.4/24"). */
   readonly strict?: boolean;
 }
 
 /** A prefix length: 1-3 digits, no leading zero (what `/^(0|[1-9][0-9]{0,2})$/` accepts). */
 /** The prefix length written from `start` to the end: 1-3 digits, no leading zero; undefined else. */
-export function parsePrefixLength(text: string, start: number): number | undefined {
+function parsePrefixLength(text: string, start: number): number | undefined {
   const digits = text.length - start;
   if (digits < 1 || digits > 3 || (digits > 1 && text.charCodeAt(start) === 48)) return undefined;
   let len = 0;
@@ -239,10 +239,6 @@ export function scanPrefix(text: string, options: ParsePrefixOptions): Prefix | 
   const value = ip & maskOf(6, len);
   if (options.strict === true && value !== ip) return undefined;
   return { family: 6, value, len };
-}
-
-export function defaultPrefix(family: Family): Prefix {
-  return { family, value: 0n, len: 0 };
 }
 
 /** Canonical text: "1.2.3.0/24", a full-length prefix without "/32", and "default" for /0. */
@@ -312,8 +308,4 @@ export function canonicalPrefix(text: string, family?: Family): string | undefin
   if (isCanonicalIpv4Prefix(text)) return text;
   const p = parsePrefix(text);
   return p === undefined ? undefined : formatPrefix(p);
-}
-
-export function prefixFamily(text: string): Family | undefined {
-  return parsePrefix(text)?.family;
 }

@@ -79,8 +79,10 @@ export interface FirewallRule {
   readonly body: string;
   readonly key: string;
   readonly family?: Family;
-  /** nftables: the rule's table is `netdev symroute` (the guards) rather than `inet symroute`. */
+  /** nftables: the rule's table is `netdev symroute` (guards, classify) rather than `inet symroute`. */
   readonly table?: "netdev";
+  /** nftables, netdev table: the chain is a base chain at ingress of this device. */
+  readonly device?: string;
 }
 
 /** A rule's comment key: its label and a digest of its chain and body. */
@@ -158,32 +160,57 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   if (spec.entries.length === 0) return rules;
   const networkOfValue = byValue(spec.entries);
   // Classification is a lookup per new connection whatever the number of networks (KERNEL-FACTS
-  // 12), in two steps: a verdict map on the incoming interface alone (a plain hash), then, in that
-  // interface's chain, one on the destination per family (single-field intervals). One map keyed by
-  // `iifname . ip daddr` with intervals would be a pipapo set, which this kernel runs with AVX2 and
-  // an FPU save in softirq for every new connection on every interface, and which grows with the
-  // elements of the interface (measured in docs/architecture.md). Both steps jump to one small chain
-  // per mark value, because `ct mark set ... map` would overwrite the other bits.
+  // 12), done where only a pool's interface's packets go: a base chain at ingress of that device
+  // (netdev table) looks the destination up in one verdict map per family (single-field intervals)
+  // and tags the packet with the network's value in symroute's bits of the packet mark. `pre` then
+  // costs a packet of any other interface one test of the packet mark, no lookup: a lookup (the
+  // interface's name, then a hash) was most of what symroute cost every new flow through the node
+  // (docs/architecture.md). Tagged packets of new connections get the value in the ct mark through
+  // one small chain per value (`ct mark set ... map` would overwrite the other bits), and every
+  // tagged packet loses the tag before routing, so that the request is routed as before.
   const byIf = entriesByInterface(spec.entries);
-  if (byIf.size > 0) {
-    const elements = [...byIf.keys()]
-      .map((iif) => `"${ifnameToken(iif)}" : jump ${nftClassifyChain(iif)}`)
-      .join(", ");
-    add("pre", `ct state new iifname vmap { ${elements} }`, "classify new connections by interface");
-  }
+  const tags = new Set<number>();
   for (const [iif, list] of byIf) {
     const chain = nftClassifyChain(iif);
+    const addIngress = (body: string, label: string): void => {
+      rules.push({ chain, body, key: keyOf(label, chain, body), table: "netdev", device: iif });
+    };
+    // As the guard's: frames the device hands to a VLAN or another MAC address on top of it are
+    // received there, and classified by that interface's own chain if it has pools.
+    addIngress("vlan id != 0 return", `${iif} classify: frames for its VLANs`);
+    addIngress("meta pkttype other return", `${iif} classify: frames for other hosts`);
     for (const family of [4, 6] as const) {
       const elements: string[] = [];
       for (const e of list) {
         if (e.family !== family) continue;
-        const verdict = ` : jump c${hexToken(e.value)}`;
+        tags.add(e.value);
+        const verdict = ` : jump ${nftTagChain(e.value)}`;
         for (const pool of e.pools) elements.push(cidrToken(pool) + verdict);
       }
       if (elements.length === 0) continue;
       const ip = family === 4 ? "ip" : "ip6";
-      add(chain, `${ip} daddr vmap { ${elements.join(", ")} }`, `${iif} classify IPv${family}`);
+      addIngress(`${ip} daddr vmap { ${elements.join(", ")} }`, `${iif} classify IPv${family}`);
     }
+  }
+  for (const [value, network] of networkOfValue) {
+    if (!tags.has(value)) continue;
+    const chain = nftTagChain(value);
+    const body = `meta mark set meta mark and ${keep} or ${hexToken(value)}`;
+    rules.push({
+      chain,
+      body,
+      key: keyOf(`${network} tag ${hexToken(value)}`, chain, body),
+      table: "netdev",
+    });
+  }
+  if (tags.size > 0) {
+    add("pre", `meta mark and ${mask} != 0 jump tagged`, "classify tagged packets");
+    const elements = [...tags]
+      .sort((a, b) => a - b)
+      .map((v) => `${hexToken(v)} : jump c${hexToken(v)}`)
+      .join(", ");
+    add("tagged", `ct state new meta mark and ${mask} vmap { ${elements} }`, "classify new connections");
+    add("tagged", `meta mark set meta mark and ${keep}`, "untag before routing");
   }
   add("pre", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on replies");
   add("out", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on local replies");
@@ -216,51 +243,50 @@ export const nftGuardChain = (iif: string): string => `guard_${ifnameToken(iif)}
  */
 function nftGuardRules(spec: FirewallSpec): FirewallRule[] {
   const rules: FirewallRule[] = [];
-  const add = (chain: string, body: string, label: string): void => {
-    rules.push({ chain, body, key: keyOf(label, chain, body), table: "netdev" });
-  };
   for (const [iif, list] of guardsByInterface(spec.guards ?? [])) {
     const chain = nftGuardChain(iif);
+    const add = (body: string, label: string): void => {
+      rules.push({ chain, body, key: keyOf(label, chain, body), table: "netdev", device: iif });
+    };
     // Ingress of a device also sees what the stack hands to devices stacked on it: frames tagged for
     // one of its VLANs (the tag is already out of the packet, so they look like IP) and frames for
     // another MAC address (a macvlan's). The stack receives neither on this interface, so a
     // `prerouting` guard of it never saw them: they go on, to the VLAN's own guard or rp_filter.
     // VLAN 0 (priority tagged) stays checked: the stack receives those on this interface.
-    add(chain, "vlan id != 0 return", `${iif} frames for its VLANs`);
-    add(chain, "meta pkttype other return", `${iif} frames for other hosts`);
+    add("vlan id != 0 return", `${iif} frames for its VLANs`);
+    add("meta pkttype other return", `${iif} frames for other hosts`);
     for (const g of list) {
       const ip = g.family === 4 ? "ip" : "ip6";
       if (g.exempt.length > 0)
-        add(
-          chain,
-          `${ip} daddr { ${g.exempt.map(cidrToken).join(", ")} } return`,
-          `${iif} v${g.family} pools`,
-        );
+        add(`${ip} daddr { ${g.exempt.map(cidrToken).join(", ")} } return`, `${iif} v${g.family} pools`);
       if (g.family === 4) {
         // As rp_filter and xt_rpfilter: DHCP-style packets from 0.0.0.0 are not checked.
-        add(chain, "ip saddr 0.0.0.0 ip daddr 255.255.255.255 return", `${iif} v4 dhcp`);
+        add("ip saddr 0.0.0.0 ip daddr 255.255.255.255 return", `${iif} v4 dhcp`);
       } else {
         // Neighbour discovery comes from link-local or unspecified sources fib cannot vouch for.
         add(
-          chain,
           "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } return",
           `${iif} v6 neighbour discovery`,
         );
       }
       const lookup = g.mode === "strict" ? "fib saddr . iif oif missing" : "fib saddr oif missing";
       // `meta nfproto` exists only in the inet family; in netdev the link-layer protocol says it.
-      add(chain, `meta protocol ${ip} ${lookup} drop`, `${iif} v${g.family} ${g.mode} source check`);
+      add(`meta protocol ${ip} ${lookup} drop`, `${iif} v${g.family} ${g.mode} source check`);
     }
   }
   return rules;
 }
 
 /**
- * An interface's classify chain. Interface names are unique and every character ifnameToken lets
- * through may follow a letter in an nft identifier (checked against nft for odd names), so the
- * name is collision-free; no other chain of the table starts so.
+ * An interface's classify chain (netdev table, at ingress of that device). Interface names are
+ * unique and every character ifnameToken lets through may follow a letter in an nft identifier
+ * (checked against nft for odd names), so the name is collision-free; no other chain of either
+ * table starts so.
  */
-export const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
+const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
+
+/** The netdev chain that tags a packet with a network's value (its classify chains jump to it). */
+export const nftTagChain = (value: number): string => `tag${hexToken(value)}`;
 
 /** Entries by incoming interface, in order of first appearance (so the rendering is stable). */
 function entriesByInterface(entries: readonly MarkEntry[]): Map<string, MarkEntry[]> {
@@ -467,7 +493,7 @@ export function firewallRuleKeys(spec: FirewallSpec): string[] {
 }
 
 /** How new connections are classified into networks: what `plan` reports. */
-export interface ClassifyForm {
+interface ClassifyForm {
   readonly backend: FirewallSpec["backend"];
   /**
    * One lookup per new connection whatever the number of networks: `map` (nftables) or `set`
@@ -477,11 +503,16 @@ export interface ClassifyForm {
   /** Elements of the maps or sets: one per pool. */
   readonly size: number;
   /**
-   * Lookups a new connection arriving on a pool's interface makes: 2 with nftables (its interface,
-   * a hash, then its destination in that interface's chain, intervals), 1 with iptables (one
-   * `hash:net,iface` set). A new connection on any other interface makes one, in either.
+   * Lookups a new connection arriving on a pool's interface makes: 2 with nftables (its
+   * destination at ingress of that interface, intervals, which tags the packet; then the tag in
+   * prerouting, a hash), 1 with iptables (one `hash:net,iface` set).
    */
   readonly lookups: number;
+  /**
+   * Lookups a new connection arriving on any other interface makes: 0 with nftables (it meets one
+   * test of the packet mark), 1 with iptables (the set misses). Absent in reports made before it.
+   */
+  readonly lookupsElsewhere?: number;
   /** One line in plain words. */
   readonly text: string;
 }
@@ -498,7 +529,8 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
       form: "map",
       size,
       lookups: 2,
-      text: `one verdict-map lookup on iifname (${interfaces} interface(s)), then one on ${keys.join(" / ")} in that interface's chain, per new connection (${size} element(s)), whatever the number of networks`,
+      lookupsElsewhere: 0,
+      text: `one verdict-map lookup on ${keys.join(" / ")} at ingress of a pool's interface (${interfaces} interface(s)), which tags the packet, then one on the tag in prerouting, per new connection (${size} element(s)), whatever the number of networks; none for connections on other interfaces`,
     };
   }
   const sets = ipsetsOf(spec).filter((x) => x.purpose === "classify");
@@ -507,6 +539,7 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
     form: "set",
     size,
     lookups: 1,
+    lookupsElsewhere: 1,
     text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection (${size} element(s)), whatever the number of networks`,
   };
 }

@@ -70,7 +70,7 @@ function fnvUpdate(hash: number, text: string): number {
 const fnvHex = (hash: number): string => (hash >>> 0).toString(16).padStart(8, "0");
 
 /** FNV-1a, 32 bits: short stable digests for rule comments without `node:crypto` in the core. */
-export function fnv1a(text: string): string {
+function fnv1a(text: string): string {
   return fnvHex(fnvUpdate(FNV_OFFSET, text));
 }
 

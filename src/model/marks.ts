@@ -1,15 +1,11 @@
 // Firewall marks: a value within a mask, as `ip rule ... fwmark VALUE/MASK` writes it.
 
-export interface Mark {
+interface Mark {
   readonly value: number;
   readonly mask: number;
 }
 
 export const formatHex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
-
-export function formatMark(mark: Mark): string {
-  return `${formatHex(mark.value)}/${formatHex(mark.mask)}`;
-}
 
 export function popcount(n: number): number {
   let count = 0;

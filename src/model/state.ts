@@ -172,18 +172,9 @@ export type RoutingState = Omit<NodeState, "firewall">;
 export const TABLE_LOCAL = 255;
 export const TABLE_MAIN = 254;
 export const TABLE_DEFAULT = 253;
-export const TABLE_UNSPEC = 0;
+const TABLE_UNSPEC = 0;
 export const RESERVED_TABLES: readonly number[] = [TABLE_UNSPEC, TABLE_DEFAULT, TABLE_MAIN, TABLE_LOCAL];
 
 export const SCOPE_UNIVERSE = 0;
 export const SCOPE_LINK = 253;
 export const SCOPE_HOST = 254;
-
-export const emptyNodeState = (): NodeState => ({
-  links: [],
-  addresses: [],
-  routes: [],
-  rules: [],
-  sysctls: {},
-  firewall: [],
-});

@@ -111,6 +111,8 @@ interface NodeFacts {
   readonly mainDefaults: ReadonlyMap<Family, readonly Route[]>;
   /** Where main's default route sends replies today, in words, by family. */
   readonly mainDefaultText: Readonly<Record<Family, string>>;
+  /** subnetsKey's texts, by interface, made when first asked for. */
+  readonly subnetKeys: Map<string, string>;
 }
 
 function nodeFacts(node: RoutingState): NodeFacts {
@@ -135,7 +137,12 @@ function nodeFacts(node: RoutingState): NodeFacts {
       ? "main has no default route"
       : `main would send them via ${current.gateway ?? "a direct route"} on ${current.dev ?? "?"}`;
   };
-  return { subnets, mainDefaults, mainDefaultText: { 4: describe(4), 6: describe(6) } };
+  return {
+    subnets,
+    mainDefaults,
+    mainDefaultText: { 4: describe(4), 6: describe(6) },
+    subnetKeys: new Map(),
+  };
 }
 
 interface Classified {
@@ -365,17 +372,19 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const marks: MarkEntry[] = [];
   const allocations: Record<string, { table?: number; mark?: number }> = {};
   const allocatedTables = new Set<number>();
-  const layout = bandLayout(config.rulePriorities);
-  const fwmask = config.marks.mask === ALL_MARK_BITS ? undefined : config.marks.mask;
-  const podCidrs: Record<Family, string[]> = { 4: [], 6: [] };
-  for (const cidr of config.podCIDRs) {
-    const family = parsePrefix(cidr)?.family;
-    if (family !== undefined) podCidrs[family].push(cidr);
-  }
+  const settings = partSettings(config, input.kubeProxyMode);
+  const global = `${input.kubeProxyMode}|${mainDefaultsKey(facts)}`;
 
   for (const network of config.networks) {
-    const classified = familyContexts(network).map((c) => classify(c, facts, input.kubeProxyMode));
-    halfGatewayWarnings(classified, facts, warnings);
+    // What this network adds depends on the network, the node's facts it was classified by, the
+    // settings and its table and mark alone: kept per network object (the agent's config re-read
+    // keeps the objects of unchanged entries), and made again when any of them differs.
+    const kept = networkParts.get(network);
+    const subnets = subnetsKey(facts, network.interface);
+    const classified =
+      kept !== undefined && kept.global === global && kept.subnets === subnets
+        ? kept.classified
+        : familyContexts(network).map((c) => classify(c, facts, input.kubeProxyMode));
     const needsTable = classified.some(usesTable);
     const needsMark = classified.some(usesMark);
     const saved = savedAllocations[network.name];
@@ -395,84 +404,26 @@ export function computeDesired(input: DesiredInput): DesiredState {
           ? saved.mark
           : allocator.mark();
     }
-    // Literals, not spreads of optional fields: thousands of these are built on every plan.
-    if (table !== undefined || mark !== undefined) {
-      allocations[network.name] =
-        mark === undefined ? { table } : table === undefined ? { mark } : { table, mark };
-    }
-
-    for (const c of classified) {
-      const { family, pools, poolTexts, gateway } = c.ctx;
-      decisions.push(decisionOf(c, usesTable(c) ? table : undefined, usesMark(c) ? mark : undefined));
-      if (c.method === "none") continue;
-      if (c.method === "route") {
-        for (const pool of poolTexts)
-          routes.push(linkRoute(family, TABLE_MAIN, pool, network.interface, proto));
-        continue;
-      }
-      if (gateway === undefined || table === undefined) {
-        throw new SymrouteError(
-          "invalid-argument",
-          `networks "${network.name}": method ${c.method} needs a gateway for IPv${family}`,
-        );
-      }
-      for (const pool of poolTexts) routes.push(linkRoute(family, table, pool, network.interface, proto));
-      const gw = parseIp(gateway);
-      if (gw !== undefined && !pools.some((p) => prefixContainsIp(p, gw))) {
-        // The gateway must be reachable on the link inside the table too.
-        routes.push(linkRoute(family, table, gateway, network.interface, proto));
-      }
-      routes.push(defaultRoute(family, table, gateway, network.interface, proto));
-      if (c.method === "source") {
-        for (const pool of poolTexts) {
-          for (const pod of podCidrs[family]) {
-            rules.push({
-              family,
-              priority: layout.exemptions,
-              from: pool,
-              to: pod,
-              action: "lookup",
-              table: TABLE_MAIN,
-              protocol: proto,
-            });
-          }
-          rules.push({
-            family,
-            priority: layout.sourceRules,
-            from: pool,
-            action: "lookup",
-            table,
-            protocol: proto,
-          });
-        }
-      } else if (mark !== undefined) {
-        // Literals, not spreads: `ip -j rule` leaves out an all-ones mask, so it is left out here too.
-        rules.push(
-          fwmask === undefined
-            ? { family, priority: layout.fwmarkRules, fwmark: mark, action: "lookup", table, protocol: proto }
-            : {
-                family,
-                priority: layout.fwmarkRules,
-                fwmark: mark,
-                fwmask,
-                action: "lookup",
-                table,
-                protocol: proto,
-              },
-        );
-        marks.push({
-          network: network.name,
-          family,
-          iif: network.interface,
-          pools: poolTexts.map(toCidr),
-          value: mark,
-        });
-      }
-    }
+    const part =
+      kept !== undefined &&
+      kept.classified === classified &&
+      kept.settings === settings.key &&
+      kept.table === table &&
+      kept.mark === mark
+        ? kept.part
+        : networkPart(network, classified, facts, settings, table, mark);
+    if (part !== kept?.part)
+      networkParts.set(network, { global, subnets, classified, settings: settings.key, table, mark, part });
+    if (part.allocation !== undefined) allocations[network.name] = part.allocation;
+    for (const w of part.warnings) warnings.push(w);
+    for (const d of part.decisions) decisions.push(d);
+    for (const r of part.routes) routes.push(r);
+    for (const r of part.rules) rules.push(r);
+    for (const m of part.marks) marks.push(m);
   }
 
   refuseGatewayHijack(node, routes);
-  const ruleSkips = skipRules(rules, layout, config.marks.mask, proto);
+  const ruleSkips = skipRules(rules, settings.layout, config.marks.mask, proto);
 
   const sysctlInput: SysctlInput = {
     decisions,
@@ -507,6 +458,177 @@ export function computeDesired(input: DesiredInput): DesiredState {
 }
 
 const ALL_MARK_BITS = 0xffffffff;
+
+/** What one network adds to the desired state (computeDesired appends them in the networks' order). */
+interface NetworkPart {
+  readonly decisions: readonly NetworkDecision[];
+  readonly routes: readonly Route[];
+  readonly rules: readonly Rule[];
+  readonly marks: readonly MarkEntry[];
+  readonly warnings: readonly string[];
+  readonly allocation: { readonly table?: number; readonly mark?: number } | undefined;
+}
+
+/** The configuration's settings a network's part depends on, and all of them as one text. */
+interface PartSettings {
+  readonly key: string;
+  readonly protocol: number;
+  readonly layout: BandLayout;
+  readonly fwmask: number | undefined;
+  readonly podCidrs: Readonly<Record<Family, readonly string[]>>;
+}
+
+function partSettings(config: Config, kubeProxyMode: Exclude<KubeProxyMode, "auto">): PartSettings {
+  const podCidrs: Record<Family, string[]> = { 4: [], 6: [] };
+  for (const cidr of config.podCIDRs) {
+    const family = parsePrefix(cidr)?.family;
+    if (family !== undefined) podCidrs[family].push(cidr);
+  }
+  const { from, to } = config.rulePriorities;
+  return {
+    key: `${kubeProxyMode}|${config.routeProtocol}|${from}-${to}|${config.marks.mask}|${config.podCIDRs.join(",")}`,
+    protocol: config.routeProtocol,
+    layout: bandLayout(config.rulePriorities),
+    fwmask: config.marks.mask === ALL_MARK_BITS ? undefined : config.marks.mask,
+    podCidrs,
+  };
+}
+
+/**
+ * The last part made for each network object, with what it was made from: the node's facts its
+ * classification read (main's default routes, the subnets on its interface, as text), the settings,
+ * its table and mark. A part is only ever reused for the same inputs (computeDesired is pure); the
+ * WeakMap lets parts go with the configuration's objects.
+ */
+const networkParts = new WeakMap<
+  NetworkConfig,
+  {
+    readonly global: string;
+    readonly subnets: string;
+    readonly classified: readonly Classified[];
+    readonly settings: string;
+    readonly table: number | undefined;
+    readonly mark: number | undefined;
+    readonly part: NetworkPart;
+  }
+>();
+
+/** main's default routes as classification reads them, both families (a handful of routes). */
+function mainDefaultsKey(facts: NodeFacts): string {
+  let key = `${facts.mainDefaultText[4]}|${facts.mainDefaultText[6]}`;
+  for (const family of [4, 6] as const)
+    for (const r of facts.mainDefaults.get(family) ?? [])
+      key += `|${family} ${r.gateway ?? ""} ${r.dev ?? ""}`;
+  return key;
+}
+
+/** The subnets of an interface, both families, as text (formatted once per interface and facts). */
+function subnetsKey(facts: NodeFacts, ifname: string): string {
+  let key = facts.subnetKeys.get(ifname);
+  if (key === undefined) {
+    key = [4, 6]
+      .map((f) => (facts.subnets.get(f as Family)?.get(ifname) ?? []).map(formatCidr).join(","))
+      .join("|");
+    facts.subnetKeys.set(ifname, key);
+  }
+  return key;
+}
+
+/** The network's decisions, routes, rules, marks, warnings and allocation, from its classification. */
+function networkPart(
+  network: NetworkConfig,
+  classified: readonly Classified[],
+  facts: NodeFacts,
+  settings: PartSettings,
+  table: number | undefined,
+  mark: number | undefined,
+): NetworkPart {
+  const { protocol: proto, layout, fwmask, podCidrs } = settings;
+  const warnings: string[] = [];
+  const decisions: NetworkDecision[] = [];
+  const routes: Route[] = [];
+  const rules: Rule[] = [];
+  const marks: MarkEntry[] = [];
+  halfGatewayWarnings(classified, facts, warnings);
+  for (const c of classified) {
+    const { family, pools, poolTexts, gateway } = c.ctx;
+    decisions.push(decisionOf(c, usesTable(c) ? table : undefined, usesMark(c) ? mark : undefined));
+    if (c.method === "none") continue;
+    if (c.method === "route") {
+      for (const pool of poolTexts)
+        routes.push(linkRoute(family, TABLE_MAIN, pool, network.interface, proto));
+      continue;
+    }
+    if (gateway === undefined || table === undefined) {
+      throw new SymrouteError(
+        "invalid-argument",
+        `networks "${network.name}": method ${c.method} needs a gateway for IPv${family}`,
+      );
+    }
+    for (const pool of poolTexts) routes.push(linkRoute(family, table, pool, network.interface, proto));
+    const gw = parseIp(gateway);
+    if (gw !== undefined && !pools.some((p) => prefixContainsIp(p, gw))) {
+      // The gateway must be reachable on the link inside the table too.
+      routes.push(linkRoute(family, table, gateway, network.interface, proto));
+    }
+    routes.push(defaultRoute(family, table, gateway, network.interface, proto));
+    if (c.method === "source") {
+      for (const pool of poolTexts) {
+        for (const pod of podCidrs[family]) {
+          rules.push({
+            family,
+            priority: layout.exemptions,
+            from: pool,
+            to: pod,
+            action: "lookup",
+            table: TABLE_MAIN,
+            protocol: proto,
+          });
+        }
+        rules.push({
+          family,
+          priority: layout.sourceRules,
+          from: pool,
+          action: "lookup",
+          table,
+          protocol: proto,
+        });
+      }
+    } else if (mark !== undefined) {
+      // Literals, not spreads: `ip -j rule` leaves out an all-ones mask, so it is left out here too.
+      rules.push(
+        fwmask === undefined
+          ? { family, priority: layout.fwmarkRules, fwmark: mark, action: "lookup", table, protocol: proto }
+          : {
+              family,
+              priority: layout.fwmarkRules,
+              fwmark: mark,
+              fwmask,
+              action: "lookup",
+              table,
+              protocol: proto,
+            },
+      );
+      marks.push({
+        network: network.name,
+        family,
+        iif: network.interface,
+        pools: poolTexts.map(toCidr),
+        value: mark,
+      });
+    }
+  }
+  // Literals, not spreads of optional fields: thousands of these are built on every plan.
+  const allocation =
+    table === undefined && mark === undefined
+      ? undefined
+      : mark === undefined
+        ? { table }
+        : table === undefined
+          ? { mark }
+          : { table, mark };
+  return { decisions, routes, rules, marks, warnings, allocation };
+}
 
 /** Where each kind of symroute's rules goes in its band of priorities. */
 export interface BandLayout {

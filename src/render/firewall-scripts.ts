@@ -47,19 +47,22 @@ export function renderNftArp(spec: FirewallSpec | undefined): string {
 }
 
 /**
- * The guards' chains in `table netdev symroute` (replaced whole, or only removed), each hooked at
- * ingress of its interface, before any other ingress hook.
+ * `table netdev symroute` (replaced whole, or only removed): the guards' and the classify chains,
+ * each hooked at ingress of its interface, and the tag chains the classify chains jump to.
  */
-function netdevTableLines(spec: FirewallSpec | undefined, byChain: Map<string, FirewallRule[]>): string[] {
+function netdevTableLines(byChain: Map<string, FirewallRule[]>): string[] {
   const lines = [`table netdev ${NFT_TABLE} {}`, `delete table netdev ${NFT_TABLE}`];
-  if (spec === undefined || byChain.size === 0) return lines;
-  const deviceOf = new Map((spec.guards ?? []).map((g) => [nftGuardChain(g.iif), ifnameToken(g.iif)]));
+  if (byChain.size === 0) return lines;
   lines.push(`table netdev ${NFT_TABLE} {`);
   for (const [chain, rules] of byChain) {
-    lines.push(
-      `  chain ${chain} {`,
-      `    type filter hook ingress device "${deviceOf.get(chain) ?? "?"}" priority ${GUARD_PRIORITY}; policy accept;`,
-    );
+    lines.push(`  chain ${chain} {`);
+    const device = rules[0]?.device;
+    if (device !== undefined) {
+      const priority = chain === nftGuardChain(device) ? GUARD_PRIORITY : CLASSIFY_PRIORITY;
+      lines.push(
+        `    type filter hook ingress device "${ifnameToken(device)}" priority ${priority}; policy accept;`,
+      );
+    }
     for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);
     lines.push("  }");
   }
@@ -69,17 +72,19 @@ function netdevTableLines(spec: FirewallSpec | undefined, byChain: Map<string, F
 
 /** The guards' ingress priority: before any other netdev ingress chain (the usual one is 0). */
 const GUARD_PRIORITY = -500;
+/** The classify chains' ingress priority: after the guards (a spoofed packet is dropped untagged). */
+const CLASSIFY_PRIORITY = -450;
 
 /** One `nft -f` transaction that replaces symroute's tables whole (or only removes them). */
 export function renderNft(spec: FirewallSpec | undefined): string {
   const lines = [`table inet ${NFT_TABLE} {}`, `delete table inet ${NFT_TABLE}`];
   if (spec === undefined)
-    return `${[...lines, ...netdevTableLines(undefined, new Map()), ...arpTableLines(undefined)].join("\n")}\n`;
+    return `${[...lines, ...netdevTableLines(new Map()), ...arpTableLines(undefined)].join("\n")}\n`;
   // Group once, in order of first appearance: one chain per mark value, so never filter per chain.
   const byChain = new Map<string, FirewallRule[]>();
-  const guardChains = new Map<string, FirewallRule[]>();
+  const netdevChains = new Map<string, FirewallRule[]>();
   for (const r of nftRules(spec)) {
-    const chains = r.table === "netdev" ? guardChains : byChain;
+    const chains = r.table === "netdev" ? netdevChains : byChain;
     const list = chains.get(r.chain);
     if (list === undefined) chains.set(r.chain, [r]);
     else list.push(r);
@@ -95,7 +100,7 @@ export function renderNft(spec: FirewallSpec | undefined): string {
     lines.push("  }");
   }
   if (byChain.size > 0) lines.push("}");
-  lines.push(...netdevTableLines(spec, guardChains), ...arpTableLines(spec));
+  lines.push(...netdevTableLines(netdevChains), ...arpTableLines(spec));
   return `${lines.join("\n")}\n`;
 }
 

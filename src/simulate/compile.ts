@@ -55,11 +55,11 @@ export interface CompiledRoute {
 }
 
 /** 0 a route to use, 1 a refusal (blackhole, unreachable, prohibit), 2 throw, 3 not modelled. */
-export type RouteUse = 0 | 1 | 2 | 3;
-export const USE_ROUTE = 0;
+type RouteUse = 0 | 1 | 2 | 3;
+const USE_ROUTE = 0;
 export const USE_REFUSE = 1;
 export const USE_THROW = 2;
-export const USE_UNSUPPORTED = 3;
+const USE_UNSUPPORTED = 3;
 
 export interface TrieNode {
   zero: TrieNode | undefined;
@@ -87,7 +87,7 @@ interface FilterNode {
   cumulative: Int32Array;
 }
 
-export interface RuleFilter {
+interface RuleFilter {
   readonly words: number;
   readonly fromRoot: FilterNode;
   readonly toRoot: FilterNode;

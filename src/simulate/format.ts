@@ -30,7 +30,7 @@ const PROTO_NAMES: Readonly<Record<number, string>> = {
 export const protoName = (n: number): string => PROTO_NAMES[n] ?? String(n);
 
 /** The selector and action part of a rule, as `ip rule show` prints it (without the priority). */
-export function formatRuleBody(rule: Rule): string {
+function formatRuleBody(rule: Rule): string {
   const parts: string[] = [];
   if (rule.not === true) parts.push("not");
   parts.push(`from ${rule.from ?? "all"}`);

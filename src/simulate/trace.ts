@@ -458,7 +458,7 @@ function fibLookup(index: FamilyIndex, flow: Flow, v6Strict: boolean, steps: Ste
 const confName = (dev: string, key: string): string => `net/ipv4/conf/${dev}/${key}`;
 
 /** The per-interface sysctls an IPv4 input decision reads ("{}" stands for the interface). */
-export const INPUT_SYSCTL_KEYS = [
+const INPUT_SYSCTL_KEYS = [
   "rp_filter",
   "accept_local",
   "src_valid_mark",

@@ -45,7 +45,7 @@ export type Verdict =
 /** The errno `ip route get` answers with when the kernel refuses. */
 export type RouteErrno = "ENETUNREACH" | "EHOSTUNREACH" | "EACCES" | "EINVAL";
 
-export type StepStage = "packet" | "guard" | "rule" | "lookup" | "rp_filter" | "verdict";
+type StepStage = "packet" | "guard" | "rule" | "lookup" | "rp_filter" | "verdict";
 
 /** One line of the explanation. */
 export interface Step {

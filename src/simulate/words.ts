@@ -1,7 +1,7 @@
 // Addresses as arrays of unsigned 32-bit words (1 for IPv4, 4 for IPv6): the simulator's hot path
 // compares and walks them with plain integer operations instead of bigints.
 
-import { familyBits, parseIp, parseIpv4Word, parsePrefix, type Family } from "../model/address.ts";
+import { parseIp, parseIpv4Word, parsePrefix, type Family } from "../model/address.ts";
 
 export type Words = readonly number[];
 
@@ -15,7 +15,7 @@ export interface WordPrefix {
 
 const wordCount = (family: Family): number => (family === 4 ? 1 : 4);
 
-export function bigintToWords(family: Family, value: bigint): number[] {
+function bigintToWords(family: Family, value: bigint): number[] {
   const n = wordCount(family);
   const out = new Array<number>(n);
   for (let i = 0; i < n; i++) out[i] = Number((value >> BigInt(32 * (n - 1 - i))) & 0xffffffffn);
@@ -25,7 +25,7 @@ export function bigintToWords(family: Family, value: bigint): number[] {
 /** Dotted quad to a word without regexes or bigints; undefined when it is not one. */
 export const fastIpv4 = parseIpv4Word;
 
-export interface ParsedAddress {
+interface ParsedAddress {
   readonly family: Family;
   readonly words: Words;
 }
@@ -78,14 +78,6 @@ export function prefixMatches(prefix: WordPrefix, words: Words): boolean {
 export function bitAt(words: Words, i: number): number {
   return ((words[i >>> 5] ?? 0) >>> (31 - (i & 31))) & 1;
 }
-
-export function wordsEqual(a: Words, b: Words): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-export const maxPrefixLen = familyBits;
 
 /** A word-set membership key (IPv4: the number itself; IPv6: joined words). */
 export function wordsKey(words: Words): string | number {

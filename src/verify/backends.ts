@@ -20,7 +20,7 @@ export type ClientPath =
   "client to LB, pod backend" | "client to LB, host-network backend" | "client to LB, pod on another node";
 
 /** What the choices below read: the node, the pod networks, the decisions, the clients asked for. */
-export interface BackendsInput {
+interface BackendsInput {
   readonly node: NodeState;
   readonly decisions: readonly NetworkDecision[];
   readonly podCIDRs: readonly string[];
@@ -28,7 +28,7 @@ export interface BackendsInput {
 }
 
 /** One backend the doctor simulates a client's request to, and the backend's reply from. */
-export interface SimulatedBackend {
+interface SimulatedBackend {
   readonly path: ClientPath;
   /** The address the client connects to. */
   readonly lb: string;
@@ -237,7 +237,7 @@ export function clientsOf(
   ];
 }
 
-export const DEFAULT_CLIENTS: Record<Family, string> = { 4: "203.0.113.10", 6: "2001:db8:ffff::10" };
+const DEFAULT_CLIENTS: Record<Family, string> = { 4: "203.0.113.10", 6: "2001:db8:ffff::10" };
 
 /** An address inside `prefix` that is not `avoid` and not the network address of a subnet. */
 export function hostIn(prefix: Prefix, avoid: readonly string[], skip = 0): string {

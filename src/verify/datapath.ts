@@ -15,14 +15,14 @@
 
 import type { DatapathTraces, Link } from "../model/state.ts";
 
-export interface DatapathObservation {
+interface DatapathObservation {
   readonly links: readonly Pick<Link, "ifname">[];
   readonly datapath: DatapathTraces;
   /** The pools' interfaces: a program there sees the requests before netfilter. */
   readonly interfaces: readonly string[];
 }
 
-export interface BypassingDatapath {
+interface BypassingDatapath {
   readonly name: "Cilium kube-proxy replacement" | "Calico eBPF dataplane";
   /** What on the node shows it, in plain words (names of links, maps, programs). */
   readonly evidence: readonly string[];

@@ -26,7 +26,7 @@ export interface HostFacts {
   readonly networkdDeletesForeignRules?: boolean;
 }
 
-export interface DoctorInput {
+interface DoctorInput {
   readonly node: NodeState;
   readonly decisions: readonly NetworkDecision[];
   /** The firewall symroute wants; its rules must be on the node for replies to get their mark. */

@@ -8,7 +8,7 @@ import type { Neighbour, NodeState } from "../model/state.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
 import type { NetworkDecision } from "../plan/types.ts";
 
-export interface NodeCheckInput {
+interface NodeCheckInput {
   readonly node: NodeState;
   readonly decisions: readonly NetworkDecision[];
   /** The firewall symroute wants (plan), with its ARP probes and anti-spoofing guards. */

@@ -294,16 +294,27 @@ test("a full disk at the last state write: the node is rolled back", { skip }, (
   if (!mountsWork()) return t.skip(missing("mount namespaces", "unshare -m with a tmpfs"));
   const node = nodeFor(t);
   const config = writeConfigFile(node.stateDir, "many.yaml", manyNetworksConfig(200));
-  // The state of 200 networks is some 60 KiB: measure it, then size the disk so that the lock
-  // file and the first ("inProgress") write fit but the last one (a temp file beside the old) does not.
+  // The state of 200 networks is some 180 KiB: measure it, then size the disk so that the lock
+  // file and the first ("inProgress") write fit but the last one (a temp file beside the old) does
+  // not. The first write is the last one without the firewall's listing (recorded after the apply).
   assert.equal(node.symroute(["apply", "-c", config]).code, 0);
   const sub = readdirSync(node.stateDir).find((f) => f.startsWith("netns-")) as string;
-  const pages = Math.ceil(statSync(join(node.stateDir, sub, "state.json")).size / 4096);
+  const file = join(node.stateDir, sub, "state.json");
+  const pages = Math.ceil(statSync(file).size / 4096);
+  const { firewallContents: _listing, ...first } = JSON.parse(readFileSync(file, "utf8")) as Record<
+    string,
+    unknown
+  >;
+  const firstPages = Math.ceil(`${JSON.stringify({ ...first, inProgress: true }, null, 2)}\n`.length / 4096);
   assert.equal(node.symroute(["delete"]).code, 0);
-  assert.ok(pages >= 4, `state of ${pages} pages is too small to place the failure`);
+  assert.ok(
+    pages >= 4 && pages - firstPages >= 2,
+    `state of ${pages} pages is too small to place the failure`,
+  );
   const sent = payloadCount(node, config);
   const before = node.dump();
-  const r = applyOnTinyDisk(node, config, `${(1 + pages + Math.floor(pages / 2)) * 4}k`);
+  // Room for the first write and all but one page of the last one (the lock file is empty).
+  const r = applyOnTinyDisk(node, config, `${(firstPages + pages - 1) * 4}k`);
   assert.equal(r.code, 1);
   // The failure came after the changes: the apply's own payloads all ran, then the roll back's,
   // and the error says so. A failure at the first write would have run no payload at all.

@@ -50,43 +50,71 @@ const rulesOf = (script: string, chain: string): string[] => {
   return lines.slice(start + 1, end).filter((l) => !l.includes(" hook "));
 };
 
+/** A chain's hook line, or undefined for a regular chain. */
+const hookOf = (script: string, chain: string): string | undefined => {
+  const lines = script.split("\n");
+  const start = lines.indexOf(`  chain ${chain} {`);
+  const line = lines[start + 1] ?? "";
+  return line.includes(" hook ") ? line.trim() : undefined;
+};
+
+/** The text of one table of a script (from `table FAMILY symroute {` to its closing brace). */
+const tableOf = (script: string, family: string): string => {
+  const start = script.indexOf(`\ntable ${family} symroute {\n`);
+  assert.notEqual(start, -1, `table ${family} in\n${script.slice(0, 2000)}`);
+  return script.slice(start, script.indexOf("\n}\n", start) + 3);
+};
+
 for (const n of [1, 10, 1000]) {
-  test(`${n} network(s): a new connection is one lookup by interface, then one by destination`, () => {
+  test(`${n} network(s): a pool's interface looks the destination up at its ingress; prerouting tests the mark`, () => {
     const s = spec(n);
     const script = renderNft(s);
-    const pre = rulesOf(script, "pre");
-    const classify = pre.filter((l) => l.includes("ct state new"));
-    assert.equal(classify.length, 1, classify.join("\n"));
-    // The first lookup is on the interface alone (a hash), not on a concatenation with intervals.
-    const dispatch =
-      n === 1 ? '"ext0" : jump classify_ext0' : '"ext0" : jump classify_ext0, "ext1" : jump classify_ext1';
-    assert.match(classify[0] ?? "", new RegExp(`^ {4}ct state new iifname vmap \\{ ${dispatch} \\} comment`));
+    const inet = tableOf(script, "inet");
+    const netdev = tableOf(script, "netdev");
+    // Every packet of every interface meets two tests in prerouting, neither a lookup.
+    assert.deepEqual(
+      rulesOf(inet, "pre").map((l) => l.replace(/ comment .*/, "").trim()),
+      ["meta mark and 0x3fff != 0 jump tagged", "ct direction reply ct mark and 0x3fff != 0 jump restore"],
+    );
+    assert.equal(script.includes("iifname"), false, "no lookup on the interface's name");
     assert.equal(script.includes(" . ip"), false, "no concatenated key");
-    // Each interface's chain: one destination lookup per family, one element per pool.
-    const ext0 = rulesOf(script, "classify_ext0");
-    assert.equal(ext0.length, 2, ext0.join("\n"));
-    assert.match(ext0[0] ?? "", /^ {4}ip daddr vmap \{ 100\.64\.0\.0\/24 : jump c0x1[, ]/);
-    assert.match(ext0[1] ?? "", /^ {4}ip6 daddr vmap \{ 2001:db8::\/64 : jump c0x1/);
+    // Tagged packets: new connections get the value in the ct mark; every one is untagged.
+    const tagged = rulesOf(inet, "tagged").map((l) => l.replace(/ comment .*/, "").trim());
+    assert.equal(tagged.length, 2, tagged.join("\n"));
+    assert.match(tagged[0] ?? "", /^ct state new meta mark and 0x3fff vmap \{ 0x1 : jump c0x1[, ]/);
+    assert.equal((tagged[0]?.match(/ : jump c0x/g) ?? []).length, n);
+    assert.equal(tagged[1], "meta mark set meta mark and 0xffffc000");
+    // Each interface's chain is a base chain at ingress of that device only: one destination
+    // lookup per family, one element per pool, after the frames it hands to stacked devices.
+    assert.equal(
+      hookOf(netdev, "classify_ext0"),
+      'type filter hook ingress device "ext0" priority -450; policy accept;',
+    );
+    const ext0 = rulesOf(netdev, "classify_ext0").map((l) => l.replace(/ comment .*/, "").trim());
+    assert.equal(ext0.length, 4, ext0.join("\n"));
+    assert.deepEqual(ext0.slice(0, 2), ["vlan id != 0 return", "meta pkttype other return"]);
+    assert.match(ext0[2] ?? "", /^ip daddr vmap \{ 100\.64\.0\.0\/24 : jump tag0x1[, ]/);
+    assert.match(ext0[3] ?? "", /^ip6 daddr vmap \{ 2001:db8::\/64 : jump tag0x1/);
     const elements = (lines: string[]): number =>
-      lines.reduce((sum, l) => sum + (l.match(/ : jump c0x/g) ?? []).length, 0);
-    const ext1 = n === 1 ? [] : rulesOf(script, "classify_ext1");
+      lines.reduce((sum, l) => sum + (l.match(/ : jump tag0x/g) ?? []).length, 0);
+    const ext1 = n === 1 ? [] : rulesOf(netdev, "classify_ext1");
     assert.equal(elements([...ext0, ...ext1]), s.entries.length);
-    if (n > 1)
-      assert.ok(
-        ext1.every((l) => l.startsWith("    ip daddr vmap ")),
-        ext1.join("\n"),
-      );
-    // One small chain per mark value, each keeping the bits outside the mask.
+    if (n > 1) assert.equal(hookOf(netdev, "classify_ext1")?.includes('device "ext1"'), true);
+    // One small chain per mark value in each table, each keeping the bits outside the mask.
     for (const v of [1, n]) {
       const hex = `0x${v.toString(16)}`;
       assert.deepEqual(
-        rulesOf(script, `c${hex}`).map((l) => l.replace(/ comment .*/, "").trim()),
+        rulesOf(inet, `c${hex}`).map((l) => l.replace(/ comment .*/, "").trim()),
         [`ct mark set ct mark and 0xffffc000 or ${hex}`],
       );
+      assert.deepEqual(
+        rulesOf(netdev, `tag${hex}`).map((l) => l.replace(/ comment .*/, "").trim()),
+        [`meta mark set meta mark and 0xffffc000 or ${hex}`],
+      );
+      assert.equal(hookOf(netdev, `tag${hex}`), undefined);
     }
-    assert.equal(script.includes("chain classify {"), false);
     // The reply side is unchanged: one dispatch by mark.
-    assert.equal(rulesOf(script, "restore").length, 1);
+    assert.equal(rulesOf(inet, "restore").length, 1);
   });
 }
 
@@ -115,7 +143,8 @@ test("odd interface names give distinct classify chains that are nft identifiers
   const script = renderNft({ backend: "nftables", mask: 0xff, entries });
   const chains = names.map((iif) => {
     const rules = rulesOf(script, `classify_${iif}`);
-    assert.equal(rules.length, 1, iif);
+    assert.equal(rules.length, 3, iif);
+    assert.equal(hookOf(script, `classify_${iif}`)?.includes(`device "${iif}"`), true, iif);
     return `classify_${iif}`;
   });
   assert.equal(new Set(chains).size, names.length);
@@ -150,14 +179,16 @@ test("plan names the form: a map for nftables, a set for iptables", () => {
   const nft = classifyForm(spec(10));
   assert.equal(nft?.form, "map");
   assert.equal(nft?.lookups, 2);
+  assert.equal(nft?.lookupsElsewhere, 0);
   assert.match(
     nft?.text ?? "",
-    /one verdict-map lookup on iifname \(2 interface\(s\)\), then one on ip daddr \/ ip6 daddr/,
+    /one verdict-map lookup on ip daddr \/ ip6 daddr at ingress of a pool's interface \(2 interface\(s\)\), which tags the packet, then one on the tag in prerouting, .*; none for connections on other interfaces$/,
   );
   const ipt = classifyForm(spec(10, "iptables"));
   assert.equal(ipt?.form, "set");
   assert.equal(ipt?.size, 11);
   assert.equal(ipt?.lookups, 1);
+  assert.equal(ipt?.lookupsElsewhere, 1);
   assert.match(ipt?.text ?? "", /one ipset lookup .*hash:net,iface symroute-c4-[0-9a-f]{8}, symroute-c6-/);
 });
 

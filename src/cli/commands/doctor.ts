@@ -15,7 +15,7 @@ import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } fro
 import { readConfigFile } from "./core.ts";
 
 /** systemd-networkd, when it runs, deletes foreign rules unless told not to. */
-export function networkdFacts(): HostFacts {
+function networkdFacts(): HostFacts {
   // networkd manages the host's own network namespace only.
   if (!existsSync("/run/systemd/netif/links") || !inInitialNetworkNamespace()) return {};
   const files = ["/etc/systemd/networkd.conf"];
@@ -41,7 +41,7 @@ function inInitialNetworkNamespace(): boolean {
   }
 }
 
-export function formatDoctorText(report: DoctorReport): string {
+function formatDoctorText(report: DoctorReport): string {
   const lines: string[] = [];
   for (const f of report.findings) {
     const where = `${f.network}${f.family === undefined ? "" : ` IPv${f.family}`}`;

@@ -83,7 +83,7 @@ function addressFamily(text: string, option: string): number {
 
 const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, icmp: 1, "ipv6-icmp": 58, sctp: 132 };
 
-export interface ExplainOptions {
+interface ExplainOptions {
   readonly from?: string;
   readonly to: string;
   readonly iif?: string;
@@ -148,7 +148,7 @@ export function checkInterfaces(packet: Packet, node: NodeState, where: string):
 }
 
 /** What explain simulates: the node, and symroute's anti-spoofing guards on it. */
-export interface ExplainState {
+interface ExplainState {
   readonly node: NodeState;
   readonly guards: readonly SpoofGuard[];
   /** Guards symroute's state names that are not (all) on the node: left out, and said so. */
@@ -196,7 +196,7 @@ export function dnatNotes(
 }
 
 /** kube-proxy's DNAT of a packet's destination, as the node's rules (or the snapshot) have it. */
-export interface DnatResolution {
+interface DnatResolution {
   /** The destination as asked. */
   readonly address: string;
   /** Each matching service and backend: `1.2.3.4:80/tcp → 10.112.0.5:8080`. */
@@ -211,7 +211,7 @@ export interface DnatResolution {
  * The DNAT kube-proxy applies to the packet's destination (protocol and port taken into account
  * when given), read from its rules; undefined when --dnat-to was given or no rule DNATs it.
  */
-export function resolveDnat(packet: Packet, read: KubeProxyServices | undefined): DnatResolution | undefined {
+function resolveDnat(packet: Packet, read: KubeProxyServices | undefined): DnatResolution | undefined {
   if (read === undefined || packet.dnatTo !== undefined) return undefined;
   const address = canonicalIp(packet.to);
   if (address === undefined) return undefined;
@@ -232,13 +232,13 @@ export function resolveDnat(packet: Packet, read: KubeProxyServices | undefined)
 }
 
 /** The packet as routing sees it after kube-proxy's DNAT: arriving, `dnatTo`; sent locally, the new `to`. */
-export function dnatPacket(packet: Packet, dnat: DnatResolution | undefined): Packet {
+function dnatPacket(packet: Packet, dnat: DnatResolution | undefined): Packet {
   if (dnat === undefined) return packet;
   return packet.iif === undefined ? { ...packet, to: dnat.traced } : { ...packet, dnatTo: dnat.traced };
 }
 
 /** What explain says about the DNAT it applied, and about a destination DNAT'ed only on other ports. */
-export function dnatResolutionNotes(
+function dnatResolutionNotes(
   packet: Packet,
   dnat: DnatResolution | undefined,
   read: KubeProxyServices | undefined,
@@ -265,7 +265,7 @@ export function dnatResolutionNotes(
  * Read the live node with every sysctl the simulator may need, and the guards symroute last
  * applied (its state file), kept only if the firewall holding them is on the node as applied.
  */
-export async function readLiveState(
+async function readLiveState(
   stateDir?: string,
   options: { everyFirewall?: boolean } = {},
 ): Promise<ExplainState> {

@@ -99,7 +99,7 @@ function colourNeighbour(n: NeighbourState): string {
 }
 
 /** Whether a finished scenario did what it should: the verdict `lab demo` exits with. */
-export function scenarioProblems(report: ScenarioReport): string[] {
+function scenarioProblems(report: ScenarioReport): string[] {
   const problems: string[] = [];
   const wrongBefore = unexpectedCells(report.before);
   if (wrongBefore.length > 0)
