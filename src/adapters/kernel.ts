@@ -43,7 +43,7 @@ import {
 
 type Json = Record<string, unknown>;
 
-export interface LinuxKernelOptions {
+interface LinuxKernelOptions {
   readonly run?: ToolRunner;
   /** Root of the sysctl tree; tests may point it elsewhere. */
   readonly procSys?: string;
@@ -63,7 +63,7 @@ function parseJsonArray(text: string, what: string): Json[] {
 }
 
 /** `Command failed -:3` in ip's stderr names the batch line that failed. */
-export function failedBatchLine(stderr: string): number | undefined {
+function failedBatchLine(stderr: string): number | undefined {
   const m = /Command failed [^:\n]*:(\d+)/.exec(stderr);
   return m === null ? undefined : Number(m[1]);
 }
@@ -632,7 +632,7 @@ export function nftRulesFromText(text: string): NftRule[] {
  * symroute's sets in `ipset save` output: a key per set, and each line canonical for drift
  * comparison (hash size, bucket size and the random initval are the kernel's, not content).
  */
-export function ipsetsFromSave(text: string): { keys: string[]; contents: string[] } {
+function ipsetsFromSave(text: string): { keys: string[]; contents: string[] } {
   const keys: string[] = [];
   const contents: string[] = [];
   for (const line of text.split("\n")) {

@@ -7,11 +7,11 @@
 import { connect, createServer, type Server } from "node:net";
 import { SymrouteError } from "../model/errors.ts";
 
-export interface NamespaceLock {
+interface NamespaceLock {
   release(): Promise<void>;
 }
 
-export interface LockHolder {
+interface LockHolder {
   readonly pid?: number;
   readonly startedAt?: string;
 }

@@ -16,7 +16,7 @@ export interface KernelMonitor {
   stop(): void;
 }
 
-export interface KernelMonitorOptions {
+interface KernelMonitorOptions {
   readonly onEvent: (line: string) => void;
   readonly onExit?: (detail: string) => void;
   readonly clock: Clock;
@@ -28,7 +28,7 @@ export interface KernelMonitorOptions {
   readonly optional?: boolean;
 }
 
-export const MONITOR_COMMAND = [
+const MONITOR_COMMAND = [
   "ip",
   "-o",
   "-ts",
@@ -89,7 +89,7 @@ export function kernelEventConcerns(
 }
 
 /** Firewall changes: nft reports every table's, so only symroute's own are kept (isSymrouteFirewallEvent). */
-export const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
+const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
 /**
  * symroute's nft tables (`inet symroute`; `netdev symroute`, the guards; `arp symroute`, the ARP
  * probes of either front end), its iptables chains (SYMROUTE-PRE, -OUT, -CLASSIFY, -GUARD, -G-IF:
@@ -102,7 +102,7 @@ export const isSymrouteFirewallEvent = (line: string): boolean =>
   /\bSYMROUTE-/.test(line) ||
   /^delete rule ip6? mangle (?:PREROUTING|OUTPUT) /.test(line);
 
-export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
+function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
   const [file, ...args] = options.command ?? MONITOR_COMMAND;
   let child: ChildProcess | undefined;
   let restart: TimerHandle | undefined;

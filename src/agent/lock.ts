@@ -5,7 +5,7 @@ import { SymrouteError } from "../model/errors.ts";
 
 export const AGENT_LOCK_NAME = "symroute-agent";
 
-export interface AgentLock {
+interface AgentLock {
   release(): Promise<void>;
 }
 

@@ -5,7 +5,7 @@ import { pino, type Logger, type DestinationStream } from "pino";
 
 export type { Logger };
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
+type LogLevel = "debug" | "info" | "warn" | "error";
 
 export function parseLogLevel(value: string): LogLevel {
   if (value === "debug" || value === "info" || value === "warn" || value === "error") return value;

@@ -8,7 +8,7 @@ import type { SavedState, StateStore } from "../engine/ports.ts";
 
 const RP_FILTER = /^net\/ipv4\/conf\/([^/]+)\/rp_filter$/;
 
-export interface OwnedRpFilters {
+interface OwnedRpFilters {
   /** The engine's state store, unchanged, watched for what it reads and writes. */
   readonly store: StateStore;
   /** Interfaces whose rp_filter the last state read or written records as symroute's. */

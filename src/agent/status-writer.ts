@@ -9,7 +9,7 @@ import type { ClusterSnapshot, KubernetesSource } from "./kubernetes/source.ts";
 import type { Logger } from "./logger.ts";
 import type { AgentMetrics } from "./metrics.ts";
 
-export interface StatusInput {
+interface StatusInput {
   readonly cluster:
     | { readonly source: KubernetesSource; readonly snapshot: ClusterSnapshot; readonly nodeName: string }
     | undefined;

@@ -32,7 +32,7 @@ export interface NetworkDraft {
 }
 
 /** A valid pool: its text, where it is in addresses, and its first and last address (poolSpan). */
-export interface DraftPool {
+interface DraftPool {
   readonly text: string;
   readonly position: number;
   readonly family: Family;

@@ -22,7 +22,7 @@ export interface PrefixEntry {
   readonly order: number;
 }
 
-export interface Overlap<T> {
+interface Overlap<T> {
   /** The pool to report, and the entry it overlaps. */
   readonly entry: T;
   readonly other: T;

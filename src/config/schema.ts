@@ -21,14 +21,14 @@ import { INTERFACE_RULE, NETWORK_NAME_RULE, interfaceNameProblem, networkNamePro
 export const METHODS = ["auto", "none", "route", "source", "connmark"] as const;
 export const FIREWALLS = ["auto", "nftables", "iptables"] as const;
 export const KUBE_PROXY_MODES = ["auto", "iptables", "nftables", "ipvs"] as const;
-export const MARK_OWNER_NAMES = Object.keys(KNOWN_MARK_OWNERS) as [string, ...string[]];
+const MARK_OWNER_NAMES = Object.keys(KNOWN_MARK_OWNERS) as [string, ...string[]];
 
 /** Far above any real cluster; they bound the checks across networks on hostile input. */
 export const MAX_NETWORKS = 16384;
 export const MAX_POOLS = 65536;
 const MAX_POD_CIDRS = 256;
 
-export const TABLE_MAX = 4294967295;
+const TABLE_MAX = 4294967295;
 const MARK_MASK_MAX = 0xffffffff;
 
 /**

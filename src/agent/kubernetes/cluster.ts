@@ -28,7 +28,7 @@ export type NetworkVerdict =
       readonly message: string;
     };
 
-export interface ClusterInput {
+interface ClusterInput {
   readonly networks: readonly SymrouteNetwork[];
   readonly pools: readonly IpAddressPool[];
   readonly l2Advertisements: readonly L2Advertisement[];

@@ -5,7 +5,7 @@
 
 import type { NodeStatus } from "./resources.ts";
 
-export const CONVERGED = "Converged";
+const CONVERGED = "Converged";
 
 /** metav1.Condition, as the CRD declares it. */
 export interface Condition {
@@ -17,7 +17,7 @@ export interface Condition {
   readonly observedGeneration?: number;
 }
 
-export interface NetworkSummary {
+interface NetworkSummary {
   readonly conditions: readonly Condition[];
   /** "converged/reporting", for the printer column. */
   readonly convergedNodes: string;

@@ -68,7 +68,7 @@ const conditions: Schema = {
 };
 
 /** The network item of the config schema (`configJsonSchema().properties.networks.items`). */
-export function networkItemSchema(configSchema: Schema): Schema {
+function networkItemSchema(configSchema: Schema): Schema {
   const properties = (configSchema.properties as Record<string, Schema> | undefined)?.networks;
   const items = properties?.items as Schema | undefined;
   if (items === undefined || typeof items.properties !== "object") {

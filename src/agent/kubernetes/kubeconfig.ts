@@ -8,7 +8,7 @@ import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { KubeConfig } from "./client-node.ts";
 
-export const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 export interface KubeConfigFound {
   readonly kubeConfig: KubeConfig;
@@ -27,7 +27,7 @@ export interface DiscoveryEnvironment {
   readonly tokenPath: string;
 }
 
-export const processEnvironment = (): DiscoveryEnvironment => ({
+const processEnvironment = (): DiscoveryEnvironment => ({
   env: process.env,
   home: homedir(),
   exists: existsSync,

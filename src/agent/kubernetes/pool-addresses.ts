@@ -10,7 +10,7 @@ import {
   type Prefix,
 } from "../../model/address.ts";
 
-export type PoolEntryResult =
+type PoolEntryResult =
   | { readonly ok: true; readonly prefixes: readonly string[] }
   | { readonly ok: false; readonly problem: string };
 

@@ -14,7 +14,7 @@ export const POOL_PLURAL = "ipaddresspools";
 export const L2ADVERTISEMENT_PLURAL = "l2advertisements";
 export const DEFAULT_METALLB_NAMESPACE = "metallb-system";
 
-export interface ObjectMeta {
+interface ObjectMeta {
   readonly name?: string;
   readonly namespace?: string;
   readonly labels?: Labels;
@@ -22,13 +22,13 @@ export interface ObjectMeta {
   readonly resourceVersion?: string;
 }
 
-export interface InterfaceOverride {
+interface InterfaceOverride {
   readonly nodeSelector?: LabelSelector;
   readonly interface?: string;
   readonly vlan?: unknown;
 }
 
-export interface PoolReference {
+interface PoolReference {
   readonly names?: readonly string[];
   readonly selector?: LabelSelector;
 }

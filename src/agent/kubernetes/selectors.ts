@@ -1,6 +1,6 @@
 // Kubernetes label selectors (matchLabels and matchExpressions), evaluated against a label map.
 
-export interface LabelSelectorRequirement {
+interface LabelSelectorRequirement {
   readonly key: string;
   readonly operator: string;
   readonly values?: readonly string[];
@@ -13,7 +13,7 @@ export interface LabelSelector {
 
 export type Labels = Readonly<Record<string, string>>;
 
-export type SelectorResult = { readonly matches: boolean; readonly problem?: string };
+type SelectorResult = { readonly matches: boolean; readonly problem?: string };
 
 /** An absent selector and an empty one both match everything, as in Kubernetes. */
 export function matchSelector(selector: LabelSelector | undefined, labels: Labels): SelectorResult {

@@ -42,7 +42,7 @@ export interface ClusterSnapshot {
   readonly node: NodeInfo;
 }
 
-export interface KubernetesSourceOptions {
+interface KubernetesSourceOptions {
   readonly kubeConfig: KubeConfig;
   /** Where the configuration came from (e.g. "in-cluster service account"), for error messages. */
   readonly from?: string;
@@ -279,7 +279,7 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
 /** Status writes that lost a race to another node are re-read and retried this many times in all. */
 const STATUS_ATTEMPTS = 5;
 
-export interface DiscoveringSourceOptions {
+interface DiscoveringSourceOptions {
   readonly discover: () => KubeConfigDiscovery;
   readonly clock: Clock;
   readonly create: (found: KubeConfigFound) => KubernetesSource;
