@@ -92,7 +92,10 @@ export class Reconciler {
       const { config } = desired;
       verdicts = desired.verdicts;
       refused = desired.refused;
-      const fingerprint = JSON.stringify(config);
+      // The same object is the same configuration (the source keeps it while nothing changed): no
+      // need to serialise 1,000 networks again for a drift repair or a follow-up reconcile.
+      const fingerprint =
+        this.#inForce?.config === config ? this.#inForce.fingerprint : JSON.stringify(config);
       const configChanged = this.#inForce?.fingerprint !== fingerprint;
       report = await engine.apply(config, { lockWaitMs: this.#options.lockWaitMs });
       this.#inForce = {
