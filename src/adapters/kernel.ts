@@ -22,7 +22,7 @@ import {
   arpKeyBackend,
 } from "../model/firewall.ts";
 import type { DnatService, KubeProxyServices } from "../model/services.ts";
-import { IPSET_SOCKET_REFUSED, runTool, toolError, type ToolRunner } from "./exec.ts";
+import { IPSET_SOCKET_REFUSED, runTool, toolError, type ToolResult, type ToolRunner } from "./exec.ts";
 import { parseIptablesNatServices, parseNftKubeProxyServices } from "./kube-proxy-parse.ts";
 import { parseAddresses, parseLinks, parseNeighbours, parseRoutes, parseRules } from "./iproute2-parse.ts";
 import {
@@ -82,6 +82,29 @@ const IPSET_NO_KERNEL_SUPPORT = /Cannot open session to kernel|Kernel error rece
 /** What iptables-nft prints, with exit 0, for a table holding a rule it cannot show. */
 const INCOMPATIBLE_TABLE = /^# Table `[^']*' is incompatible/m;
 
+/**
+ * A listing of symroute's objects that failed for a reason that does not mean "none of them": an
+ * error naming the command, what it could not tell, and the next step.
+ */
+function unreadableListing(
+  tool: string,
+  args: readonly string[],
+  result: ToolResult,
+  what: string,
+  repair: string,
+): SymrouteError {
+  const command = `${tool} ${args.join(" ")}`;
+  const stderr = result.stderr.trim();
+  return new SymrouteError(
+    "kernel",
+    `${command} failed (exit ${result.code}): symroute cannot tell which of ${what}`,
+    {
+      details: stderr === "" ? [] : stderr.split("\n"),
+      hint: `run \`${command}\` to see why and repair ${repair}, then run symroute again`,
+    },
+  );
+}
+
 export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
   const runner = options.run ?? runTool;
   const { onSpawn } = options;
@@ -134,15 +157,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       if (NFT_NO_TABLE.test(result.stderr)) return [];
       if (/Operation not permitted|Permission denied/i.test(result.stderr))
         throw toolError("nft", args, result);
-      const command = `nft ${args.join(" ")}`;
-      throw new SymrouteError(
-        "kernel",
-        `${command} failed (exit ${result.code}): symroute cannot tell which of its rules are in that table`,
-        {
-          details: result.stderr.trim() === "" ? [] : result.stderr.trim().split("\n"),
-          hint: `run \`${command}\` to see why and repair nftables, then run symroute again`,
-        },
-      );
+      throw unreadableListing("nft", args, result, "its rules are in that table", "nftables");
     }
     return nftRulesFromText(result.stdout);
   };
@@ -205,13 +220,12 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         if (/\(nf_tables\)/.test(result.stderr) && !(await symrouteChainsHiddenFrom(family))) continue;
         // Anything else would read as "nothing of ours": the next apply would insert the jumps
         // from the built-in chains a second time (iptables keeps duplicates).
-        throw new SymrouteError(
-          "kernel",
-          `${tool} ${IPTABLES_READ_ARGS.join(" ")} failed (exit ${result.code}): symroute cannot tell which of its rules are in IPv${family} table mangle`,
-          {
-            details: result.stderr.trim() === "" ? [] : result.stderr.trim().split("\n"),
-            hint: `run \`${tool} ${IPTABLES_READ_ARGS.join(" ")}\` to see why and repair iptables, then run symroute again`,
-          },
+        throw unreadableListing(
+          tool,
+          IPTABLES_READ_ARGS,
+          result,
+          `its rules are in IPv${family} table mangle`,
+          "iptables",
         );
       }
       if (INCOMPATIBLE_TABLE.test(result.stdout)) {
@@ -262,15 +276,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       // A kernel without ip_set holds no sets either. Any other failure would read as "no sets of
       // ours": the next apply would create sets that exist, and a delete would leave them behind.
       if (IPSET_NO_KERNEL_SUPPORT.test(result.stderr)) return "";
-      const command = `ipset ${IPSET_READ_ARGS.join(" ")}`;
-      throw new SymrouteError(
-        "kernel",
-        `${command} failed (exit ${result.code}): symroute cannot tell which of its sets are in the kernel`,
-        {
-          details: result.stderr.trim() === "" ? [] : result.stderr.trim().split("\n"),
-          hint: `run \`${command}\` to see why and repair ipset, then run symroute again`,
-        },
-      );
+      throw unreadableListing("ipset", IPSET_READ_ARGS, result, "its sets are in the kernel", "ipset");
     }
     return result.stdout;
   };

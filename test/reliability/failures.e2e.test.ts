@@ -46,6 +46,12 @@ function nodeFor(t: TestContext): Netns {
   return node;
 }
 
+/** The state file symroute keeps for the node (in a folder per network namespace). */
+function savedState(node: Netns): object {
+  const state = readdirSync(node.stateDir).find((f) => f.startsWith("netns-")) as string;
+  return JSON.parse(readFileSync(join(node.stateDir, state, "state.json"), "utf8")) as object;
+}
+
 /** Applies with `env`, expects exit 1 and the node exactly as before; returns stderr. */
 function applyMustFailCleanly(node: Netns, config: string, env?: NodeJS.ProcessEnv): string {
   const before = node.dump();
@@ -146,9 +152,7 @@ for (const { tool, cause } of readFailures) {
       const stderr = applyMustFailCleanly(node, config, tools.env({ kind: "fail-reads", tool }));
       assert.match(stderr, /apply failed and was rolled back: /);
       assert.match(stderr, cause);
-      const state = readdirSync(node.stateDir).find((f) => f.startsWith("netns-")) as string;
-      const saved = JSON.parse(readFileSync(join(node.stateDir, state, "state.json"), "utf8")) as object;
-      assert.equal("inProgress" in saved, false, "the state file must not be left in progress");
+      assert.equal("inProgress" in savedState(node), false, "the state file must not be left in progress");
       assert.equal(node.symroute(["apply", "-c", config]).code, 0);
       assert.equal(node.symroute(["plan", "-c", config]).code, 0);
     },
@@ -177,9 +181,8 @@ test(
     assert.match(r.stderr, /roll back of the iptables firewall failed: ipset save failed \(exit 1\)/);
     assert.match(r.stderr, /now: routing, links and sysctls are as before this apply/);
     assert.match(r.stderr, /now: symroute's iptables firewall is as the failed apply left it/);
-    const state = readdirSync(node.stateDir).find((f) => f.startsWith("netns-")) as string;
-    const saved = JSON.parse(readFileSync(join(node.stateDir, state, "state.json"), "utf8")) as object;
-    assert.equal("inProgress" in saved, true, "an incomplete roll back leaves the state file in progress");
+    const inProgress = "inProgress" in savedState(node);
+    assert.equal(inProgress, true, "an incomplete roll back leaves the state file in progress");
     assert.equal(node.symroute(["apply", "-c", config]).code, 0);
     assert.equal(node.symroute(["plan", "-c", config]).code, 0);
     assert.equal(node.symroute(["delete"]).code, 0);
