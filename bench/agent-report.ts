@@ -3,7 +3,6 @@
 // against its target with met or not met, from bench/results/{agent,churn,warm}.json of one run.
 // Kept apart from report.ts (like dataplane-report.ts) so that the sections evolve without conflicts.
 
-import { spawnSync } from "node:child_process";
 import type { AgentResults, AgentSize } from "./agent.bench.ts";
 import { percentile, readResult, stats } from "./lib.ts";
 
@@ -151,12 +150,13 @@ export function warmReconcileSection(
   if (r === undefined) return [...out, "Not measured (bench/results/warm.json is missing).", ""];
   if (r.error !== undefined) return [...out, `Not measured: ${r.error}`, ""];
   out.push(
-    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is replaced (a temporary file renamed over it) and the time runs from the edit to the agent's \`applied\` log line (read, plan, payloads run, verified). Beside it, the payloads of the same change (\`symroute plan --payloads\` from the same node state) fed straight to \`ip -batch\` and \`nft -f\`, side by side as the engine runs them, with the nft change as the agent ran it: a partial transaction of the changed chains when its \`applied\` line said \`partial\` in every trial (the same script, \`renderNftIncremental\` of the two whole-table scripts), else the whole-table one; the whole-table replace is timed beside it for information. The previous run is the agent's time in the results committed before this run (\`git show HEAD:bench/results/warm.json\`). Where the agent's time goes: docs/agent.md, "Warm reconcile". To re-run this section alone: \`SRBENCH_ONLY=warm bash bench/run.sh\` (as root, after make build; other Node flags with \`SRBENCH_AGENT_NODE_FLAGS\`).${loadNote(r.load, r.cpus, r.date)}`,
+    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is replaced (a temporary file renamed over it) and the time runs from the edit to the agent's \`applied\` log line (read, plan, payloads run, verified). Beside it, the payloads of the same change (\`symroute plan --payloads\` from the same node state) fed straight to \`ip -batch\` and \`nft -f\`, side by side as the engine runs them, with the nft change as the agent ran it: a partial transaction of the changed chains when its \`applied\` line said \`partial\` in every trial (the same script, \`renderNftIncremental\` of the two whole-table scripts), else the whole-table one; the whole-table replace is timed beside it for information. The previous run is the agent's time in the results of the run before this one (\`bench/results/warm-previous.json\`, kept by \`bench/run.sh\`). Where the agent's time goes: docs/agent.md, "Warm reconcile". To re-run this section alone: \`SRBENCH_ONLY=warm bash bench/run.sh\` (as root, after make build; other Node flags with \`SRBENCH_AGENT_NODE_FLAGS\`).${loadNote(r.load, r.cpus, r.date)}`,
     "",
     "| change | agent (median, n) | agent's nft transaction | tools, as the agent ran them (median) | ratio | target | | tools, whole-table nft (median) | agent, previous run (median) |",
     "|---|---|---|---|---|---|---|---|---|",
   );
-  const previous = previousWarm();
+  // The run before this one (bench/run.sh keeps its results as warm-previous.json).
+  const previous = readResult<WarmResults>("warm-previous");
   for (const c of r.cases) {
     const a = stats(c.agentMs).median;
     const t = stats(c.toolsMs).median;
@@ -179,18 +179,6 @@ export function warmReconcileSection(
     "",
   );
   return out;
-}
-
-/** The warm results committed before this run (undefined: none, or not a git checkout). */
-function previousWarm(): WarmResults | undefined {
-  const r = spawnSync("git", ["show", "HEAD:bench/results/warm.json"], { encoding: "utf8" });
-  if (r.status !== 0) return undefined;
-  try {
-    const parsed = JSON.parse(r.stdout) as WarmResults;
-    return Array.isArray(parsed.cases) && typeof parsed.date === "string" ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The file-mode rows, which the older sections (drift latency, peak memory, growth) report. */

@@ -62,12 +62,17 @@ if selected apply; then
   echo "bench: apply, no-op and delete (items 1-3, 6)"
   "${TSX[@]}" bench/apply.bench.ts || status=1
 fi
+# The warm reconcile's last results stay as warm-previous.json: section 9 reports the agent's time
+# beside them.
+keep_previous_warm() { if [ -f bench/results/warm.json ]; then cp bench/results/warm.json bench/results/warm-previous.json; fi; }
 if selected agent; then
+  keep_previous_warm
   rm -f bench/results/agent.json bench/results/churn.json bench/results/warm.json
   echo "bench: agent (items 4, 6; issue 15 item 3: footprint, churn)"
   "${TSX[@]}" bench/agent.bench.ts || status=1
 fi
 if selected warm && ! selected agent; then
+  keep_previous_warm
   rm -f bench/results/warm.json
   echo "bench: agent, warm reconcile only (issue 15 item 4)"
   SRBENCH_AGENT_PARTS=warm "${TSX[@]}" bench/agent.bench.ts || status=1

@@ -121,8 +121,13 @@ export class ReadCache {
   /** ip's stamp (wall ms) of the latest routing event, and of the latest about a link. */
   #latestRoutingEvent = -Infinity;
   #latestLinkEvent = -Infinity;
-  /** When the latest foreign nft transaction's generation line arrived (monotonic). */
-  #foreignFirewallAt = -Infinity;
+  /**
+   * When the generation line of the latest foreign nft transaction arrived (monotonic): one whose
+   * lines named symroute's tables (`ours`; `nft monitor` prints a line per object a transaction
+   * changes, a `flush ruleset` too), and one whose lines named any other table (`others`:
+   * kube-proxy's). A transaction whose lines did not come (none, or lost) counts as both.
+   */
+  readonly #foreignAt = { ours: -Infinity, others: -Infinity };
   /**
    * The nft transaction whose lines came but whose generation line (whose process) has not yet:
    * when its first line came, and which tables its lines named.
@@ -153,11 +158,14 @@ export class ReadCache {
   readonly #onNftTransaction: (kind: NftTransactionKind) => void;
   readonly #listNftChain: ReadCacheOptions["listNftChain"];
   readonly #now: () => number;
-  /** Bumped by every write (at its start and its end): a read that saw one is not kept. */
-  #routingEpoch = 0;
-  #firewallEpoch = 0;
-  #routingWrites = 0;
-  #firewallWrites = 0;
+  /**
+   * Per domain: the writes under way, and an epoch bumped by every write (at its start and its
+   * end): a read that saw one is not kept.
+   */
+  readonly #writes: Record<MonitorName, { running: number; epoch: number }> = {
+    routing: { running: 0, epoch: 0 },
+    firewall: { running: 0, epoch: 0 },
+  };
 
   constructor(options: ReadCacheOptions = {}) {
     const procSys = options.procSys ?? "/proc/sys";
@@ -197,6 +205,7 @@ export class ReadCache {
   firewallLine(line: string): void {
     this.#liveSince.firewall ??= this.#now();
     const pid = generationProcess(line);
+    const pending = this.#pending;
     if (pid === undefined) {
       this.#pending ??= { since: this.#now(), ours: false, others: false };
       if (/ symroute\b/.test(line)) this.#pending.ours = true;
@@ -205,7 +214,9 @@ export class ReadCache {
     }
     this.#pending = undefined;
     this.#forgetOldProcesses();
-    if (pid === "unknown" || !this.#ownProcesses.has(pid)) this.#foreignFirewallAt = this.#now();
+    if (pid !== "unknown" && this.#ownProcesses.has(pid)) return;
+    if (pending?.ours !== false) this.#foreignAt.ours = this.#now();
+    if (pending?.others !== false) this.#foreignAt.others = this.#now();
   }
 
   #forgetOldProcesses(): void {
@@ -237,7 +248,8 @@ export class ReadCache {
    * write came after it): the next transaction may change only what differs from it.
    */
   verified(): void {
-    if (this.#table !== undefined && this.#table.epoch === this.#firewallEpoch) this.#table.verified = true;
+    if (this.#table !== undefined && this.#table.epoch === this.#writes.firewall.epoch)
+      this.#table.verified = true;
   }
 
   /** How the first nft transaction since the last call ran (undefined: none ran). */
@@ -251,19 +263,23 @@ export class ReadCache {
    * The partial transaction from the tables as known to `next` (render/nft-incremental.ts), when the
    * tables are surely as the agent's last transaction left them: it was verified, no firewall write
    * since, and the monitor showed no other process's nft transaction since it started (a resync or
-   * a failure forgot it). Undefined: the whole-table transaction.
+   * a failure forgot it), and it is shorter than the whole-table script. Undefined: the whole-table
+   * transaction.
    */
-  #partialTransaction(next: ReadonlyMap<string, ScriptChain>): string | undefined {
+  #partialTransaction(next: ReadonlyMap<string, ScriptChain>, wholeLength: number): string | undefined {
     const known = this.#table;
     if (
       known === undefined ||
       !known.verified ||
-      this.#firewallWrites > 0 ||
-      known.epoch !== this.#firewallEpoch ||
+      this.#writes.firewall.running > 0 ||
+      known.epoch !== this.#writes.firewall.epoch ||
       !this.#valid(known, ["firewall"])
     )
       return undefined;
-    return renderNftIncremental(known.value, next);
+    const partial = renderNftIncremental(known.value, next);
+    // Most of the tables changed (all networks added at once): the whole-table script is no more
+    // for nft to read, and depends on nothing kept.
+    return partial !== undefined && partial.length < wholeLength ? partial : undefined;
   }
 
   /** Whether nothing `kept` depends on can have changed since it was read. */
@@ -274,8 +290,8 @@ export class ReadCache {
     }
     if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
     if (dependsOn.includes("links") && this.#latestLinkEvent > kept.wallStart) return false;
-    const nft = dependsOn.includes("firewall") || dependsOn.includes("others");
-    if (nft && this.#foreignFirewallAt >= kept.monoStart) return false;
+    if (dependsOn.includes("firewall") && this.#foreignAt.ours >= kept.monoStart) return false;
+    if (dependsOn.includes("others") && this.#foreignAt.others >= kept.monoStart) return false;
     // A transaction still without its generation line: a read that started after its first line
     // came saw it, whoever made it; an earlier one waits for the line (the agent's own: still good).
     const pending = this.#pending;
@@ -290,30 +306,26 @@ export class ReadCache {
 
   /** The Kernel port with reads served from what was kept, when it is still good. */
   wrap(kernel: Kernel): Kernel {
-    const routingWrite = async <T>(write: () => Promise<T>): Promise<T> => {
-      this.#routingWrites++;
-      this.#routingEpoch++;
-      this.#routing = undefined;
+    /** A write of the agent's: drops what was kept of its domain while it runs, and after. */
+    const domainWrite = async <T>(domain: MonitorName, write: () => Promise<T>): Promise<T> => {
+      const writes = this.#writes[domain];
+      writes.running++;
+      writes.epoch++;
+      if (domain === "routing") this.#routing = undefined;
+      else {
+        this.#firewall = undefined;
+        this.#transaction = undefined;
+        this.#table = undefined;
+      }
       try {
         return await write();
       } finally {
-        this.#routingWrites--;
-        this.#routingEpoch++;
+        writes.running--;
+        writes.epoch++;
       }
     };
-    const firewallWrite = async <T>(write: () => Promise<T>): Promise<T> => {
-      this.#firewallWrites++;
-      this.#firewallEpoch++;
-      this.#firewall = undefined;
-      this.#transaction = undefined;
-      this.#table = undefined;
-      try {
-        return await write();
-      } finally {
-        this.#firewallWrites--;
-        this.#firewallEpoch++;
-      }
-    };
+    const routingWrite = <T>(write: () => Promise<T>): Promise<T> => domainWrite("routing", write);
+    const firewallWrite = <T>(write: () => Promise<T>): Promise<T> => domainWrite("firewall", write);
     const start = (): { wallStart: number; monoStart: number } => ({
       wallStart: Date.now(),
       monoStart: this.#now(),
@@ -336,9 +348,13 @@ export class ReadCache {
         this.#onRead("kernel");
         // Both families, whatever was asked: verification reads only those it wrote, and the
         // next plan needs both.
-        const began = { ...start(), epoch: this.#routingEpoch, writing: this.#routingWrites > 0 };
+        const began = {
+          ...start(),
+          epoch: this.#writes.routing.epoch,
+          writing: this.#writes.routing.running > 0,
+        };
         const node = await kernel.readNode({ ...scope, families: [4, 6] });
-        if (!began.writing && began.epoch === this.#routingEpoch) {
+        if (!began.writing && began.epoch === this.#writes.routing.epoch) {
           const { firewall: _f, kubeProxy, datapath, ...routing } = node;
           this.#routing = { value: routing, ...began };
           if (kubeProxy !== undefined) {
@@ -354,17 +370,21 @@ export class ReadCache {
         // nft's tables only: the iptables front end's ipsets change without any event.
         if (backends.length !== 1 || backends[0] !== "nftables") return kernel.readFirewall(backends);
         const kept = this.#firewall;
-        if (kept !== undefined && this.#firewallWrites === 0 && this.#valid(kept, ["firewall"])) {
+        if (kept !== undefined && this.#writes.firewall.running === 0 && this.#valid(kept, ["firewall"])) {
           this.#onRead("cache");
           return kept.value;
         }
-        const began = { ...start(), epoch: this.#firewallEpoch, writing: this.#firewallWrites > 0 };
+        const began = {
+          ...start(),
+          epoch: this.#writes.firewall.epoch,
+          writing: this.#writes.firewall.running > 0,
+        };
         const transaction = began.writing ? undefined : this.#transaction;
         // Right after the agent's own transaction: only the chains it changed, when it can.
         const partial = transaction === undefined ? undefined : await this.#listChanged(transaction);
         this.#onRead(partial === undefined ? "kernel" : "chains");
         const read = partial ?? (await kernel.readFirewall(backends));
-        if (!began.writing && began.epoch === this.#firewallEpoch) {
+        if (!began.writing && began.epoch === this.#writes.firewall.epoch) {
           const after = transaction !== undefined && this.#followed(transaction, began.epoch);
           const listed =
             after && read.length === 1 && read[0] !== undefined ? listingByChain(read[0]) : undefined;
@@ -384,12 +404,12 @@ export class ReadCache {
         // What was kept when the transaction started, if still good: the basis of the next listing.
         const kept = this.#firewall;
         const basis =
-          kept?.basis !== undefined && this.#firewallWrites === 0 && this.#valid(kept, ["firewall"])
+          kept?.basis !== undefined && this.#writes.firewall.running === 0 && this.#valid(kept, ["firewall"])
             ? kept.basis
             : undefined;
         const chains = scriptChains(script);
         // Only the chains that changed, when the tables are surely as the last transaction left them.
-        const partial = chains === undefined ? undefined : this.#partialTransaction(chains);
+        const partial = chains === undefined ? undefined : this.#partialTransaction(chains, script.length);
         const began = start();
         let ran: NftTransactionKind = partial === undefined ? "full" : "partial";
         await firewallWrite(async () => {
@@ -410,9 +430,9 @@ export class ReadCache {
             chains,
             ...(basis === undefined ? {} : { basis }),
             startMono: began.monoStart,
-            epoch: this.#firewallEpoch,
+            epoch: this.#writes.firewall.epoch,
           };
-          this.#table = { value: chains, ...began, epoch: this.#firewallEpoch, verified: false };
+          this.#table = { value: chains, ...began, epoch: this.#writes.firewall.epoch, verified: false };
         }
       },
       runIptablesRestore: (family, payload) =>
@@ -427,7 +447,7 @@ export class ReadCache {
    * foreign nft transaction since it started (that one could have changed a chain it did not).
    */
   #followed(transaction: Transaction, epoch: number): boolean {
-    return epoch === transaction.epoch && this.#foreignFirewallAt < transaction.startMono;
+    return epoch === transaction.epoch && this.#foreignAt.ours < transaction.startMono;
   }
 
   /**
@@ -437,7 +457,11 @@ export class ReadCache {
   async #listChanged(transaction: Transaction): Promise<OwnedFirewall[] | undefined> {
     const { basis } = transaction;
     const list = this.#listNftChain;
-    if (basis === undefined || list === undefined || !this.#followed(transaction, this.#firewallEpoch))
+    if (
+      basis === undefined ||
+      list === undefined ||
+      !this.#followed(transaction, this.#writes.firewall.epoch)
+    )
       return undefined;
     const labels = chainsToList(basis.chains, basis.listed, transaction.chains);
     // A process per chain pays off only for a few (a network more or less changes five or six);
@@ -457,7 +481,7 @@ export class ReadCache {
   /** The node as kept, with the sysctls read afresh (files, no process); undefined when not good. */
   async #nodeFromCache(scope: ReadScope): Promise<NodeState | undefined> {
     const routing = this.#routing;
-    if (routing === undefined || this.#routingWrites > 0 || !this.#valid(routing, ["routing"]))
+    if (routing === undefined || this.#writes.routing.running > 0 || !this.#valid(routing, ["routing"]))
       return undefined;
     // kube-proxy's traces are in its nft tables (iptables-nft's too); the datapath is on links
     // (XDP, tc) and in BPF's file system (no event: seen at the resync). The agent's own routing

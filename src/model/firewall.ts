@@ -66,7 +66,12 @@ export const IPT_PRE = "SYMROUTE-PRE";
 export const IPT_OUT = "SYMROUTE-OUT";
 /** The classify rules, jumped to for new connections only (packets of existing ones skip them). */
 export const IPT_CLASSIFY = "SYMROUTE-CLASSIFY";
-/** The guards' dispatch chain (one `-i` rule per interface) and each interface's own chain. */
+/** New connections on a pool's interface go on to the classify set from here (one `-i` rule per interface). */
+export const IPT_NEW = "SYMROUTE-NEW";
+/**
+ * The guards' dispatch chain of an earlier layout (jumped to from PREROUTING): declared and removed
+ * by every payload, so that an upgrade takes it away. The dispatch is in SYMROUTE-PRE now.
+ */
 export const IPT_GUARD = "SYMROUTE-GUARD";
 export const iptGuardChain = (ifname: string): string => `SYMROUTE-G-${ifnameToken(ifname)}`;
 /** Every chain of symroute's in iptables starts so. */
@@ -406,17 +411,32 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
   const setOf = (purpose: IpSet["purpose"]): string | undefined =>
     sets.find((s) => s.purpose === purpose)?.name;
   const classifySet = setOf("classify");
+  const guards = (spec.guards ?? []).filter((g) => g.family === family);
+  if (classifySet === undefined && guards.length === 0) return rules;
+  // One jump from PREROUTING for everything symroute checks there: every packet of every interface
+  // takes it, so each rule it meets costs (docs/architecture.md, measured).
+  add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
+  if (classifySet !== undefined) add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
+  // The guards first, in mangle before nat's DNAT: the destination is still the pool's address. A
+  // packet meets one `-i` rule per guarded interface (not per pool), which jumps to that
+  // interface's chain; there the pools are one set lookup (address and incoming interface), so
+  // that packets of interfaces without a guard (pods, the node's own) never pay for it. A jump,
+  // not a goto: the rules after it still see the packets the guard lets through.
+  for (const g of guards)
+    add(IPT_PRE, `-i ${ifnameToken(g.iif)}`, `-j ${iptGuardChain(g.iif)}`, guardLabel(g.iif));
   if (classifySet !== undefined) {
-    add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
-    add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
-    // One set lookup per new connection, whatever the number of networks; packets of existing
-    // connections skip it.
-    add(
-      IPT_PRE,
-      `-m conntrack --ctstate NEW -m set --match-set ${classifySet} dst,src`,
-      `-j ${IPT_CLASSIFY}`,
-      "classify new connections",
-    );
+    // One set lookup per new connection on a pool's interface, whatever the number of networks:
+    // packets of existing connections stop at the state test, new ones on other interfaces at the
+    // interface test (one per pool interface), both cheaper than the set lookup they used to make.
+    add(IPT_PRE, "-m conntrack --ctstate NEW", `-j ${IPT_NEW}`, "classify new connections");
+    const interfaces = [...new Set(spec.entries.filter((e) => e.family === family).map((e) => e.iif))];
+    for (const iif of interfaces)
+      add(
+        IPT_NEW,
+        `-i ${ifnameToken(iif)} -m set --match-set ${classifySet} dst,src`,
+        `-j ${IPT_CLASSIFY}`,
+        `${iif} classify`,
+      );
     // The set's element puts the network's value in the packet mark; the mark's bits go into the
     // connection mark (its other bits kept), and the packet mark gets its bits back to zero, so that
     // the request itself is routed as before.
@@ -427,16 +447,8 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
     add(IPT_PRE, "-m conntrack --ctdir REPLY", restore, "restore mark on replies");
     add(IPT_OUT, "-m conntrack --ctdir REPLY", restore, "restore mark on local replies");
   }
-  const guards = (spec.guards ?? []).filter((g) => g.family === family);
   if (guards.length > 0) {
-    // In mangle, before nat's DNAT: the destination is still the pool's address. A packet walks one
-    // `-i` rule per guarded interface (not per pool) to its interface's chain; there the pools are
-    // one set lookup (address and incoming interface). The set lookup comes after the dispatch, so
-    // that packets of interfaces without a guard (pods, the node's own) never pay for it.
-    add("PREROUTING", "", `-j ${IPT_GUARD}`, "symroute guard");
     const guardSet = setOf("guard");
-    for (const g of guards)
-      add(IPT_GUARD, `-i ${ifnameToken(g.iif)}`, `-g ${iptGuardChain(g.iif)}`, guardLabel(g.iif));
     for (const g of guards) {
       const chain = iptGuardChain(g.iif);
       if (guardSet !== undefined && g.exempt.length > 0)
@@ -465,7 +477,20 @@ export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
       );
 
 /** The jump rules from the built-in chains, whatever the spec: how stale ones are recognised. */
-export const ALL_JUMPS = (family: Family): IptablesRule[] =>
+export const ALL_JUMPS = (family: Family): IptablesRule[] => [
+  ...currentJumps(family),
+  // The guards' own jump from PREROUTING, before their dispatch moved into SYMROUTE-PRE.
+  {
+    chain: "PREROUTING",
+    match: "",
+    target: `-j ${IPT_GUARD}`,
+    body: `-j ${IPT_GUARD}`,
+    key: keyOf("symroute guard", "PREROUTING", `-j ${IPT_GUARD}`),
+    family,
+  },
+];
+
+const currentJumps = (family: Family): IptablesRule[] =>
   iptablesRules(
     {
       backend: "iptables",
@@ -509,8 +534,8 @@ interface ClassifyForm {
    */
   readonly lookups: number;
   /**
-   * Lookups a new connection arriving on any other interface makes: 0 with nftables (it meets one
-   * test of the packet mark), 1 with iptables (the set misses). Absent in reports made before it.
+   * Lookups a new connection arriving on any other interface makes: 0 in either (nftables: one test
+   * of the packet mark; iptables: one `-i` test per pool interface). Absent in reports made before it.
    */
   readonly lookupsElsewhere?: number;
   /** One line in plain words. */
@@ -539,7 +564,7 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
     form: "set",
     size,
     lookups: 1,
-    lookupsElsewhere: 1,
-    text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection (${size} element(s)), whatever the number of networks`,
+    lookupsElsewhere: 0,
+    text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection on a pool's interface (${size} element(s)), whatever the number of networks; none for connections on other interfaces (one interface test per pool interface)`,
   };
 }

@@ -9,6 +9,7 @@ import {
   GUARD_KEY,
   IPT_CLASSIFY,
   IPT_GUARD,
+  IPT_NEW,
   IPT_OUT,
   IPT_PRE,
   NFT_TABLE,
@@ -129,7 +130,7 @@ export function renderIptables(
     return m === null ? [] : [iptGuardChain(m[1] as string)];
   });
   const chains = [
-    ...new Set([IPT_PRE, IPT_OUT, IPT_CLASSIFY, IPT_GUARD, ...wantedChains, ...staleGuardChains]),
+    ...new Set([IPT_PRE, IPT_OUT, IPT_NEW, IPT_CLASSIFY, IPT_GUARD, ...wantedChains, ...staleGuardChains]),
   ];
   const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
   const wantedKeys = new Set(wanted.map((r) => r.key));

@@ -42,8 +42,8 @@ test(
     // deletion succeeded (above); what is asserted is that the rule comes back without a resync.
     await within("the guard's rule to come back", guardRule);
 
-    const guardJump = (): boolean => mangle("PREROUTING").includes("-j SYMROUTE-GUARD");
-    assert.ok(guardJump(), mangle("PREROUTING"));
+    const preJump = (): boolean => mangle("PREROUTING").includes("-j SYMROUTE-PRE");
+    assert.ok(preJump(), mangle("PREROUTING"));
     assert.equal(
       inNode([
         "iptables",
@@ -56,11 +56,11 @@ test(
         "--comment",
         jumpComment(mangle("PREROUTING")),
         "-j",
-        "SYMROUTE-GUARD",
+        "SYMROUTE-PRE",
       ]).code,
       0,
     );
-    await within("the jump into the guard chain to come back", guardJump);
+    await within("the jump into SYMROUTE-PRE (the guard's dispatch with the rest) to come back", preJump);
 
     const probes = (): boolean => inNode(["nft", "list", "table", "arp", "symroute"]).code === 0;
     assert.ok(probes(), "the ARP probe table is there");
@@ -69,9 +69,9 @@ test(
   },
 );
 
-/** The comment of symroute's jump into SYMROUTE-GUARD, as `iptables -S PREROUTING` lists it. */
+/** The comment of symroute's jump into SYMROUTE-PRE, as `iptables -S PREROUTING` lists it. */
 function jumpComment(listing: string): string {
-  const comment = /--comment "([^"]+)" -j SYMROUTE-GUARD/.exec(listing)?.[1];
+  const comment = /--comment "([^"]+)" -j SYMROUTE-PRE/.exec(listing)?.[1];
   assert.ok(comment !== undefined, listing);
   return comment;
 }

@@ -496,3 +496,53 @@ test("the whole-table transaction: before a verified reconcile, after forget(), 
   assert.deepEqual(kinds, ["full", "partial-refused"]);
   assert.equal(cache2.takeNftTransaction(), "full");
 });
+
+test("another process's nft transaction on other tables only (kube-proxy's) keeps symroute's tables known; one with no lines, or naming them, does not", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  const engine = createEngine({ kernel: wrapped, store: new MemoryStore() });
+  const firewallFrom = async (): Promise<string | undefined> => {
+    reads.length = 0;
+    await wrapped.readFirewall(["nftables"]);
+    return reads[0];
+  };
+  await engine.apply(dualStackGatewayConfig("nftables"));
+  cache.verified();
+  cache.firewallLine("add rule ip kube-proxy services counter");
+  cache.firewallLine(`# new generation 9 by process ${FOREIGN_PID} (kube-proxy)`);
+  assert.equal(await firewallFrom(), "cache");
+  const from = fake.log.length;
+  await engine.apply(twoNetworks);
+  cache.verified();
+  assert.deepEqual(nftRuns(fake, from), ["partial"]);
+  // A generation line whose lines did not come: any table may have changed.
+  cache.firewallLine(`# new generation 10 by process ${FOREIGN_PID} (nft)`);
+  assert.equal(await firewallFrom(), "kernel");
+  cache.firewallLine("add table ip other");
+  cache.firewallLine("delete rule inet symroute pre handle 4");
+  cache.firewallLine(`# new generation 11 by process ${FOREIGN_PID} (nft)`);
+  assert.equal(await firewallFrom(), "kernel");
+});
+
+test("a partial transaction no shorter than the whole-table script (most chains new) runs whole", async () => {
+  const ran: string[] = [];
+  const kernel = {
+    runNft: async (s: string) => {
+      ran.push(s.startsWith("table inet symroute {}\n") ? "full" : "partial");
+    },
+  } as unknown as Kernel;
+  const cache = new ReadCache({});
+  cache.ownProcess(OWN_PID);
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const wrapped = cache.wrap(kernel);
+  const marks = (n: number): Record<string, string> =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [`c0x${i + 1}`, `ct mark set ${i} comment "m${i}"`]),
+    );
+  for (const chains of [marks(1), marks(2), marks(40), marks(41)]) {
+    await wrapped.runNft(script({ pre: 'counter comment "pre"', ...chains }));
+    cache.verified();
+  }
+  // One chain more: partial; 38 more: longer than the whole script; one more again: partial.
+  assert.deepEqual(ran, ["full", "partial", "full", "partial"]);
+});

@@ -125,7 +125,7 @@ function explain(node: Netns, from: string, to: string): ExplainJson {
 
 const GUARD_REMOVAL: Record<string, readonly string[]> = {
   nftables: ["nft", "flush", "chain", "netdev", "symroute", "guard_ext0"],
-  iptables: ["iptables", "-t", "mangle", "-F", "SYMROUTE-GUARD"],
+  iptables: ["iptables", "-t", "mangle", "-F", "SYMROUTE-G-ext0"],
 };
 
 for (const firewall of ["nftables", "iptables"] as const) {

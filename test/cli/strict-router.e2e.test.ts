@@ -267,7 +267,7 @@ function spoofPassesGuard(node: Netns, side: Side = V4): boolean {
 
 const GUARD_REMOVAL: Record<string, readonly string[]> = {
   nftables: ["nft", "flush", "chain", "netdev", "symroute", "guard_ext0"],
-  iptables: ["iptables", "-t", "mangle", "-F", "SYMROUTE-GUARD"],
+  iptables: ["iptables", "-t", "mangle", "-F", "SYMROUTE-G-ext0"],
 };
 
 for (const firewall of ["nftables", "iptables"] as const) {

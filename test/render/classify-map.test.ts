@@ -188,7 +188,7 @@ test("plan names the form: a map for nftables, a set for iptables", () => {
   assert.equal(ipt?.form, "set");
   assert.equal(ipt?.size, 11);
   assert.equal(ipt?.lookups, 1);
-  assert.equal(ipt?.lookupsElsewhere, 1);
+  assert.equal(ipt?.lookupsElsewhere, 0);
   assert.match(ipt?.text ?? "", /one ipset lookup .*hash:net,iface symroute-c4-[0-9a-f]{8}, symroute-c6-/);
 });
 
@@ -230,7 +230,10 @@ test("iptables: 2 and 50 networks give the same rules in every chain (the pools 
     const fifty = rulesPerChain(renderIptables(guarded(50), family, new Set()));
     assert.deepEqual(fifty, one, `IPv${family}`);
     assert.equal(one["SYMROUTE-CLASSIFY"], 3);
-    assert.equal(one["SYMROUTE-GUARD"], 2); // one goto per interface, no set lookup
+    // In SYMROUTE-PRE: one jump per guarded interface (no set lookup), the state test, the restore.
+    assert.equal(one["SYMROUTE-PRE"], 4);
+    assert.equal(one["SYMROUTE-GUARD"], undefined);
+    assert.equal(one["PREROUTING"], 1);
     // In each interface's chain: the pools' set, then the source check.
     assert.equal(one["SYMROUTE-G-ext0"], family === 4 ? 2 : 5);
   }
@@ -249,9 +252,16 @@ test("iptables: new connections to a pool are one set lookup; the mark's bits on
   const [classifySet] = ipsetsOf(s).map((x) => x.name);
   const pre = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
   assert.equal(pre.length, 2, pre.join("\n"));
-  assert.match(
-    pre[0] ?? "",
-    new RegExp(`--ctstate NEW -m set --match-set ${classifySet} dst,src .* -j SYMROUTE-CLASSIFY$`),
+  // New connections go on to one rule per pool interface; only those of a pool's interface reach
+  // the set.
+  assert.match(pre[0] ?? "", /-m conntrack --ctstate NEW .*-j SYMROUTE-NEW$/);
+  assert.match(pre[1] ?? "", /-m conntrack --ctdir REPLY .*-j CONNMARK --restore-mark/);
+  const next = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-NEW "));
+  assert.deepEqual(
+    next.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
+    ["ext0", "ext1"].map(
+      (iif) => `-A SYMROUTE-NEW -i ${iif} -m set --match-set ${classifySet} dst,src -j SYMROUTE-CLASSIFY`,
+    ),
   );
   const classify = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-CLASSIFY "));
   assert.deepEqual(
@@ -296,11 +306,21 @@ test("ipset payloads: each set filled aside and swapped in; stale sets destroyed
 
 test("iptables guards: packets of unguarded interfaces do no set lookup (dispatch by -i first)", () => {
   const script = renderIptables(guarded(10), 4, new Set());
-  const guard = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-GUARD "));
+  // One jump from PREROUTING; the guards' dispatch comes first in SYMROUTE-PRE, as jumps (a goto
+  // would skip the classify and restore rules after it for the packets a guard lets through).
+  const prerouting = script.split("\n").filter((l) => /^-[AI] PREROUTING /.test(l));
   assert.deepEqual(
-    guard.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
-    ["-A SYMROUTE-GUARD -i ext0 -g SYMROUTE-G-ext0", "-A SYMROUTE-GUARD -i ext1 -g SYMROUTE-G-ext1"],
+    prerouting.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
+    ["-I PREROUTING 1 -j SYMROUTE-PRE"],
   );
+  const guard = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
+  assert.deepEqual(
+    guard.slice(0, 2).map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
+    ["-A SYMROUTE-PRE -i ext0 -j SYMROUTE-G-ext0", "-A SYMROUTE-PRE -i ext1 -j SYMROUTE-G-ext1"],
+  );
+  // The earlier layout's dispatch chain is declared (so emptied) and removed.
+  assert.match(script, /^:SYMROUTE-GUARD - \[0:0\]$/m);
+  assert.match(script, /^-X SYMROUTE-GUARD$/m);
   const [, guardSet] = ipsetsOf(guarded(10)).map((x) => x.name);
   const ext0 = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-G-ext0 "));
   assert.match(ext0[0] ?? "", new RegExp(`-m set --match-set ${guardSet} dst,src .*-j RETURN$`));

@@ -34,3 +34,18 @@ test("a jump no longer wanted, listed three times: three deletions", () => {
   const script = renderIptables(undefined, 4, new Set([pre.key]), new Map([[pre.key, 3]]));
   assert.equal(linesFor(script, pre.key, "-D").length, 3, script);
 });
+
+test("the earlier layout's guard jump from PREROUTING is deleted before its chain is removed", () => {
+  const legacy = ALL_JUMPS(4).find((r) => r.chain === "PREROUTING" && r.target === "-j SYMROUTE-GUARD");
+  assert.ok(legacy !== undefined, "ALL_JUMPS still knows the guard's own jump");
+  const guarded: FirewallSpec = {
+    ...SPEC,
+    guards: [{ family: 4, iif: "ext0", mode: "strict", exempt: ["1.2.3.0/24"], reason: "r" }],
+  };
+  const script = renderIptables(guarded, 4, new Set([legacy.key]));
+  const lines = script.split("\n");
+  const deleted = lines.findIndex((l) => l.startsWith("-D PREROUTING") && l.includes(`"${legacy.key}"`));
+  assert.notEqual(deleted, -1, script);
+  assert.ok(deleted < lines.indexOf("-X SYMROUTE-GUARD"), script);
+  assert.equal(linesFor(script, legacy.key, "-I").length, 0, script);
+});
