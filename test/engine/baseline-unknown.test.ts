@@ -143,3 +143,22 @@ test("an older state file without the field reads as a complete record", async (
   await engine.remove();
   assert.deepEqual(kernel.state.sysctls, initial.sysctls);
 });
+
+test("a VLAN link on the node: the links symroute created are unknown too, and named on delete", async () => {
+  const { kernel, store, engine } = await configuredWithoutState();
+  kernel.state = {
+    ...kernel.state,
+    links: [
+      ...kernel.state.links,
+      { ifname: "eth0.100", ifindex: 9, up: true, kind: "vlan", link: "eth0", vlanId: 100 },
+    ],
+  };
+  await engine.apply(PUBLIC);
+  assert.deepEqual(store.state?.baselineUnknown, ["previousSysctls", "createdLinks"]);
+  const forced = await engine.remove(undefined, { force: true });
+  assert.match(forced.warnings.join("\n"), /left in place: VLAN link eth0\.100/);
+  assert.ok(
+    kernel.state.links.some((l) => l.ifname === "eth0.100"),
+    "a link not known as symroute's stays",
+  );
+});

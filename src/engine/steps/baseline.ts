@@ -54,7 +54,7 @@ export function baselineWarning(rp: RoutingPlan, parts: readonly BaselinePart[])
   if (rp.saved !== undefined || parts.length === 0) return undefined;
   return (
     `symroute's objects are on the node but there is no state file at ${rp.stateFile}: the state ` +
-    `written now records the node's values from before symroute as unknown (${parts.join(", ")}), ` +
+    `an apply writes now records the node's values from before symroute as unknown (${parts.join(", ")}), ` +
     `and delete refuses unless --force`
   );
 }
