@@ -48,6 +48,8 @@ export interface AgentOptions {
    * count besides those of conf.all, conf.default and the networks' interfaces.
    */
   readonly rpFilterOwned?: () => ReadonlySet<string>;
+  /** Read after each reconcile, so that the next finds it parsed (reconciler.ts). */
+  readonly stateFile?: { read(): Promise<unknown> };
 }
 
 export interface Agent {
@@ -83,6 +85,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     metrics,
     lockWaitMs,
     ...(readCache === undefined ? {} : { readCache }),
+    ...(options.stateFile === undefined ? {} : { stateFile: options.stateFile }),
   });
   const loop = new ReconcileLoop({
     reconcile: reconciler.reconcile,

@@ -35,6 +35,12 @@ export interface ReconcilerOptions {
     verified?(): void;
     takeNftTransaction?(): "partial" | "full" | "partial-refused" | undefined;
   };
+  /**
+   * The state file, read once more after each reconcile (off its path, errors ignored): with its
+   * reads kept while the file is unchanged (state-file.ts keepReads), the next reconcile, often the
+   * one the apply's own kernel events trigger, finds the state the last commit wrote parsed.
+   */
+  readonly stateFile?: { read(): Promise<unknown> };
 }
 
 /** Reconciles that read the whole node whatever was kept: the first one and the periodic resync. */
@@ -151,6 +157,7 @@ export class Reconciler {
         logger,
       );
       logger.debug({ ms: clock.now() - started }, "reconcile done");
+      this.#warmStateFile();
       return { result: "ok", changed };
     } catch (error) {
       // After a failure or a roll back, nothing read before it is trusted.
@@ -180,6 +187,11 @@ export class Reconciler {
       return { result: "error", retry: !PERMANENT_KINDS.has(kind) };
     }
   };
+
+  #warmStateFile(): void {
+    const stateFile = this.#options.stateFile;
+    if (stateFile !== undefined) setImmediate(() => void stateFile.read().catch(() => undefined));
+  }
 
   #recordSuccess(config: Config, report: ApplyReport): void {
     const { metrics } = this.#options;

@@ -10,6 +10,8 @@ interface NodeDepsOptions {
   readonly procSys?: string;
   /** Told the process id of every tool the kernel adapter starts (the agent's read cache). */
   readonly onSpawn?: (pid: number) => void;
+  /** The agent: the state file's last read is kept while the file is unchanged (state-file.ts). */
+  readonly keepStateReads?: boolean;
 }
 
 export function createNodeDeps(options: NodeDepsOptions = {}): EngineDeps {
@@ -18,6 +20,8 @@ export function createNodeDeps(options: NodeDepsOptions = {}): EngineDeps {
       ...(options.procSys === undefined ? {} : { procSys: options.procSys }),
       ...(options.onSpawn === undefined ? {} : { onSpawn: options.onSpawn }),
     }),
-    store: createStateFile(options.stateDir ?? DEFAULT_STATE_DIR),
+    store: createStateFile(options.stateDir ?? DEFAULT_STATE_DIR, {
+      keepReads: options.keepStateReads === true,
+    }),
   };
 }

@@ -109,6 +109,45 @@ describe("agent reconcile", () => {
     }
   });
 
+  it("reads the state file once more after each reconcile, after the engine is done with it", async () => {
+    const engine = scriptedEngine([{ changes: 4 }, {}]);
+    const clock = new FakeClock();
+    const order: string[] = [];
+    const agent = await startAgent({
+      engine: {
+        ...engine,
+        apply: async (config, options) => {
+          order.push("apply");
+          return engine.apply(config, options);
+        },
+      },
+      logger: quiet(),
+      clock,
+      metrics: createMetrics(),
+      configFile,
+      kernelEvents: false,
+      resyncMs: 60_000,
+      lockName: `symroute-agent-reconcile-${process.pid}-${++lockCounter}`,
+      stateFile: {
+        read: async () => {
+          order.push("state read");
+          throw new Error("a failed read is only a cache miss");
+        },
+      },
+    });
+    clock.idle = () => whileRunning(agent);
+    try {
+      await clock.advance(0);
+      await new Promise((resolve) => setImmediate(resolve));
+      await clock.advance(60_000);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(order, ["apply", "state read", "apply", "state read"]);
+      assert.deepEqual(agent.readiness(), { ready: true, reason: "converged" });
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it("reports conflicts without retrying in a loop", async () => {
     const engine = scriptedEngine([{ conflicts: 2 }, { conflicts: 2 }]);
     const { agent, clock, metrics } = await agentWith(engine);

@@ -154,6 +154,7 @@ export function registerAgent(program: Command): void {
           ...(stateDir === undefined ? {} : { stateDir }),
           ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
           onSpawn: (pid) => readCache?.ownProcess(pid),
+          keepStateReads: true,
         });
         // The state file says which interfaces' rp_filter symroute owns: their events count.
         const owned = trackOwnedRpFilters(deps.store);
@@ -174,6 +175,7 @@ export function registerAgent(program: Command): void {
           metrics,
           ...(readCache === undefined ? {} : { readCache }),
           rpFilterOwned: owned.interfaces,
+          stateFile: deps.store,
           listen,
           resyncMs: opts.resyncInterval,
           debounceMs: opts.debounce,

@@ -1,0 +1,70 @@
+// The state file's kept reads (keepReads, the agent's): the last state read is given again only
+// while the file is the same file unchanged; any other writer's change is read.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createStateFile } from "../../src/adapters/state-file.ts";
+import type { SavedState } from "../../src/engine/ports.ts";
+
+const state = (links: string[]): SavedState => ({
+  version: 1,
+  previousSysctls: { "net/ipv4/conf/all/rp_filter": "1" },
+  allocations: { a: { table: 20000, mark: 1 } },
+  createdLinks: links,
+});
+
+function scratch(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "symroute-state-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test("kept reads: the same state while the file is unchanged, the file's content after any change", async (t) => {
+  const dir = scratch(t);
+  const agent = createStateFile(dir, { keepReads: true });
+  const other = createStateFile(dir);
+  assert.equal(await agent.read(), undefined);
+
+  await agent.write(state(["v1"]));
+  const first = await agent.read();
+  assert.deepEqual(first, state(["v1"]));
+  assert.equal(await agent.read(), first, "unchanged file: the kept state");
+
+  // Another writer (a `symroute apply` by hand) replaces the file.
+  await other.write(state(["v2"]));
+  assert.deepEqual((await agent.read())?.createdLinks, ["v2"]);
+
+  // Changed in place, to the same length.
+  const file = agent.location;
+  const text = readFileSync(file, "utf8");
+  writeFileSync(file, text.replace('"v2"', '"v3"'));
+  assert.deepEqual((await agent.read())?.createdLinks, ["v3"]);
+
+  await other.remove();
+  assert.equal(await agent.read(), undefined);
+  await agent.write(state(["v4"]));
+  await agent.remove();
+  assert.equal(await agent.read(), undefined);
+});
+
+test("without kept reads every read parses the file again", async (t) => {
+  const dir = scratch(t);
+  const cli = createStateFile(dir);
+  await cli.write(state([]));
+  const a = await cli.read();
+  const b = await cli.read();
+  assert.deepEqual(a, b);
+  assert.notEqual(a, b);
+});
+
+test("an invalid state file is refused even right after a kept read", async (t) => {
+  const dir = scratch(t);
+  const agent = createStateFile(dir, { keepReads: true });
+  await agent.write(state([]));
+  await agent.read();
+  writeFileSync(agent.location, "{ not json");
+  await assert.rejects(agent.read(), /is not valid/);
+});
