@@ -8,7 +8,8 @@ import { apply } from "./steps/apply.ts";
 import { commit, commitInSync } from "./steps/commit.ts";
 import { lock } from "./steps/lock.ts";
 import { observe } from "./steps/observe.ts";
-import { finishPlan, ownership, planRouting, unrestorable, withObservedGuards } from "./steps/plan.ts";
+import { baselineWarning, unknownBaseline, unrestorable } from "./steps/baseline.ts";
+import { finishPlan, ownership, planRouting, withObservedGuards } from "./steps/plan.ts";
 import { recordState, StateRecord } from "./steps/record.ts";
 import { rollBack } from "./steps/rollback.ts";
 import { Verification, verify } from "./steps/verify.ts";
@@ -29,9 +30,15 @@ export async function converge(
     // Every read is in before anything is written: a failed read changes nothing.
     const observedFirewall = await routingPlan.firewallRead;
     const rp = withObservedGuards(routingPlan, observedFirewall);
-    const stateless = removing && saved === undefined ? unrestorable(rp, observedFirewall, options) : [];
+    const baselineUnknown = unknownBaseline(rp, observedFirewall);
+    const warning = removing ? undefined : baselineWarning(rp, baselineUnknown);
+    const baselineNotes = removing
+      ? unrestorable(rp, observedFirewall, options)
+      : warning === undefined
+        ? []
+        : [warning];
     const withWarnings = <T extends PlanReport>(report: T): T =>
-      stateless.length === 0 ? report : { ...report, warnings: [...report.warnings, ...stateless] };
+      baselineNotes.length === 0 ? report : { ...report, warnings: [...report.warnings, ...baselineNotes] };
     if (options.dryRun === true)
       return withWarnings({ ...finishPlan(rp, observedFirewall).report, applied: false });
     const routingPayloads = renderRoutingPayloads(rp.diff.changes, rp.desired.sysctls);
@@ -39,7 +46,7 @@ export async function converge(
     // and the ip batches can start before it is made.
     const early = rp.diff.changes.length > 0 ? undefined : finishPlan(rp, observedFirewall, routingPayloads);
 
-    const record = new StateRecord(rp);
+    const record = new StateRecord(rp, baselineUnknown);
     if (early?.report.inSync === true) {
       await commitInSync(store, record, rp, observedFirewall, removing);
       return withWarnings({ ...early.report, applied: false });

@@ -129,7 +129,16 @@ export interface SavedState {
   readonly routeProtocol?: number;
   /** An apply was under way and did not finish: the next run must converge fully. */
   readonly inProgress?: boolean;
+  /**
+   * The fields above that miss what was there before symroute: this record was first written on a
+   * node that already held symroute's objects (its state file lost), so their earlier values are
+   * gone, and delete refuses as without a state file. Absent (and in older files): all known.
+   */
+  readonly baselineUnknown?: readonly BaselinePart[];
 }
+
+/** A part of the state that records the node as it was before symroute (the field's name). */
+export type BaselinePart = "previousSysctls" | "createdLinks" | "iptablesTablesCreated";
 
 export interface Allocation {
   readonly table?: number;

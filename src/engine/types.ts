@@ -7,7 +7,7 @@ import type { Change } from "../model/change.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
 import type { Conflict, DesiredState, NetworkDecision, RuleSkip } from "../plan/types.ts";
 import type { Payloads } from "../render/payloads.ts";
-import type { Kernel, SavedState, StateStore } from "./ports.ts";
+import type { BaselinePart, Kernel, SavedState, StateStore } from "./ports.ts";
 
 export interface EngineDeps {
   readonly kernel: Kernel;
@@ -38,6 +38,8 @@ export interface StateInfo {
   readonly file: string;
   /** Whether the file held a record of an earlier apply. */
   readonly found: boolean;
+  /** The parts of the node before symroute that the record does not know (SavedState's field). */
+  readonly baselineUnknown?: readonly BaselinePart[];
 }
 
 export interface ApplyReport extends PlanReport {

@@ -2,7 +2,8 @@
 // node but no state file, the clean-up is refused as `symroute delete` refuses it (nothing removed,
 // the state file and the sysctls it cannot restore named, an error for a non-zero exit), and the
 // agent still closes its endpoints and frees the namespace's lock; with nothing owned and no state
-// there is nothing to do, and the stop succeeds.
+// there is nothing to do, and the stop succeeds. A state file the agent wrote again after its loss
+// (baseline unknown) is refused the same way.
 
 import { strict as assert } from "node:assert";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -95,6 +96,29 @@ describe("agent --cleanup-on-exit", () => {
     await again.agent.stop();
     await createEngine({ kernel, store: new MemoryStore() }).remove(parse(), { force: true });
     assert.deepEqual(ownedRules(kernel), []);
+  });
+
+  it("a state file rewritten after its loss (baseline unknown): refused the same way", async () => {
+    const kernel = new FakeKernel(articleNode());
+    const store = new MemoryStore();
+    const lockName = `symroute-cleanup-${process.pid}-${++lockCounter}`;
+    await (await converged(kernel, store, lockName)).agent.stop();
+    await store.remove();
+    // The next agent's first reconcile finds the node in sync and writes the state again.
+    const { agent, lines } = await converged(kernel, store, lockName);
+    assert.deepEqual(store.state?.baselineUnknown, ["previousSysctls"]);
+    await assert.rejects(
+      agent.stop({ cleanup: true }),
+      (error: unknown) =>
+        error instanceof SymrouteError &&
+        error.kind === "conflict" &&
+        /was written on a node symroute had already changed/.test(error.message) &&
+        error.details.includes("net.ipv4.conf.all.rp_filter=0"),
+    );
+    assert.ok(ownedRules(kernel).length > 0, "nothing was removed");
+    assert.ok(
+      lines.some((l) => (JSON.parse(l) as { msg: string }).msg === "--cleanup-on-exit removed nothing"),
+    );
   });
 
   it("nothing owned and no state file: nothing to remove, the stop succeeds", async () => {

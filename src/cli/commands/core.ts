@@ -119,7 +119,11 @@ export function formatPlanText(
   if (report.state !== undefined)
     out.push(
       pc.dim(
-        `  state: ${report.state.file} (${report.state.found ? "found" : "none: no earlier apply recorded"})`,
+        `  state: ${report.state.file} (${report.state.found ? "found" : "none: no earlier apply recorded"}${
+          report.state.baselineUnknown === undefined
+            ? ""
+            : `; not known from before symroute: ${report.state.baselineUnknown.join(", ")}`
+        })`,
       ),
     );
   const why = `    ${pc.dim("why:")} `;
@@ -282,7 +286,7 @@ export function registerPlanApplyDelete(program: Command): void {
     )
     .addHelpText(
       "after",
-      "\nExit codes: 0 removed (or nothing to remove), 1 error, also when symroute's objects are on the node but its state file is not (without --force).",
+      "\nExit codes: 0 removed (or nothing to remove), 1 error, also when symroute's objects are on the node but its state file is not, or does not know the node from before symroute (without --force).",
     )
     .option("-c, --config <file>", "configuration file, for its routeProtocol, rulePriorities and stateDir")
     .addOption(dryRunOption())
@@ -291,7 +295,7 @@ export function registerPlanApplyDelete(program: Command): void {
     .addOption(lockWaitOption())
     .option(
       "--force",
-      "remove symroute's objects even when its state file is missing; the sysctls it changed then stay as they are",
+      "remove symroute's objects even when its state file is missing or does not know the node from before symroute; the sysctls it changed then stay as they are",
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {

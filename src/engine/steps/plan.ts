@@ -9,14 +9,13 @@ import type { NodeState, OwnedFirewall } from "../../model/state.ts";
 import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
 import { diffFirewall, diffLinkDeletes, diffRouting, type OwnershipMarks } from "../../plan/diff.ts";
 import { keepObservedGuards } from "../../plan/kept-guards.ts";
-import { managedSysctlsNow } from "../../plan/sysctls.ts";
 import type { DesiredState } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
 import { FRONT_ENDS, firewallPayloads } from "../firewall/index.ts";
 import { bypassMessage, detectBypassingDatapaths } from "../../verify/datapath.ts";
 import type { SavedState } from "../ports.ts";
-import type { ApplyOptions, Observation, Planned, RoutingPlan } from "../types.ts";
+import type { Observation, Planned, RoutingPlan } from "../types.ts";
 
 const EMPTY_DESIRED: DesiredState = {
   decisions: [],
@@ -158,34 +157,13 @@ export function finishPlan(
       },
       firewallSpec: desired.firewall,
       ...(desired.ruleSkips === undefined ? {} : { ruleSkips: desired.ruleSkips }),
-      state: { file: rp.stateFile, found: rp.saved !== undefined },
+      state: {
+        file: rp.stateFile,
+        found: rp.saved !== undefined,
+        ...((rp.saved?.baselineUnknown ?? []).length === 0
+          ? {}
+          : { baselineUnknown: rp.saved?.baselineUnknown }),
+      },
     },
   };
-}
-
-/**
- * A delete that finds objects symroute owns but no state file: the sysctls symroute may have
- * changed cannot be put back (only the state knows their earlier values). Refused unless forced;
- * forced, the warning that says what stays as it is.
- */
-export function unrestorable(
-  rp: RoutingPlan,
-  observedFirewall: readonly OwnedFirewall[],
-  options: ApplyOptions,
-): string[] {
-  const { changes } = finishPlan(rp, observedFirewall).report;
-  if (changes.length === 0) return [];
-  const values = managedSysctlsNow(rp.routing);
-  const where = `no state file at ${rp.stateFile}`;
-  if (options.force !== true) {
-    throw new SymrouteError(
-      "conflict",
-      `found ${changes.length} object(s) symroute owns but ${where}: the values these sysctls had before symroute cannot be restored`,
-      {
-        details: values,
-        hint: "run delete with the --state-dir (or -c config with the stateDir) that apply used; or add --force to remove the objects and leave these sysctls as they are now",
-      },
-    );
-  }
-  return [`${where}: sysctls left as they are, not restored: ${values.join(", ")}`];
 }

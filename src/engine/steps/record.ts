@@ -5,7 +5,7 @@
 import type { Family } from "../../model/address.ts";
 import type { FirewallBackend, OwnedFirewall } from "../../model/state.ts";
 import type { DesiredState } from "../../plan/types.ts";
-import type { SavedState, StateStore } from "../ports.ts";
+import type { BaselinePart, SavedState, StateStore } from "../ports.ts";
 import type { RoutingPlan } from "../types.ts";
 
 type ContentsRecord = Partial<Record<FirewallBackend, readonly string[]>>;
@@ -35,7 +35,11 @@ export class StateRecord {
   /** The firewall's content as listed, renewed from the kernel's listing once verified. */
   contents: ContentsRecord | undefined;
 
-  constructor(readonly plan: RoutingPlan) {
+  constructor(
+    readonly plan: RoutingPlan,
+    /** What this record cannot know of the node before symroute (unknownBaseline); kept until delete. */
+    readonly baselineUnknown: readonly BaselinePart[] = plan.saved?.baselineUnknown ?? [],
+  ) {
     const { saved, diff } = plan;
     this.previousSysctls = { ...(saved?.previousSysctls ?? {}) };
     for (const c of diff.changes) {
@@ -73,6 +77,7 @@ export class StateRecord {
         ? {}
         : { firewallContents: this.contents }),
       ...(this.tablesCreated.size > 0 ? { iptablesTablesCreated: [...this.tablesCreated].sort() } : {}),
+      ...(this.baselineUnknown.length > 0 ? { baselineUnknown: this.baselineUnknown } : {}),
     };
   }
 }
