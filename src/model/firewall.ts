@@ -62,6 +62,11 @@ export interface FirewallSpec {
 }
 
 export const NFT_TABLE = "symroute";
+/**
+ * `pre`'s priority: right after conntrack (-200), before anything else can set a new connection's
+ * ct mark (mangle is -150, dstnat -100), and before routing.
+ */
+export const NFT_PRE_PRIORITY = -199;
 export const IPT_PRE = "SYMROUTE-PRE";
 export const IPT_OUT = "SYMROUTE-OUT";
 /** The classify rules, jumped to for new connections only (packets of existing ones skip them). */
@@ -164,15 +169,18 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   rules.push(...nftGuardRules(spec));
   if (spec.entries.length === 0) return rules;
   const networkOfValue = byValue(spec.entries);
-  // Classification is a lookup per new connection whatever the number of networks (KERNEL-FACTS
+  // Classification is one lookup per new connection whatever the number of networks (KERNEL-FACTS
   // 12), done where only a pool's interface's packets go: a base chain at ingress of that device
   // (netdev table) looks the destination up in one verdict map per family (single-field intervals)
   // and tags the packet with the network's value in symroute's bits of the packet mark. `pre` then
   // costs a packet of any other interface one test of the packet mark, no lookup: a lookup (the
   // interface's name, then a hash) was most of what symroute cost every new flow through the node
-  // (docs/architecture.md). Tagged packets of new connections get the value in the ct mark through
-  // one small chain per value (`ct mark set ... map` would overwrite the other bits), and every
-  // tagged packet loses the tag before routing, so that the request is routed as before.
+  // (docs/architecture.md). `pre` runs right after conntrack (NFT_PRE_PRIORITY), where a new
+  // connection's ct mark is still 0 (no other hook has run on it; a related connection, which
+  // inherits its master's, is not new): the tag becomes the ct mark as it is, with no other bits to
+  // keep and no lookup. Only when the ct mark is 0: the later packets of a UDP flow are new too, and
+  // other components may have set their bits on the first. Every tagged packet loses the tag before
+  // routing, so that the request is routed as before.
   const byIf = entriesByInterface(spec.entries);
   const tags = new Set<number>();
   for (const [iif, list] of byIf) {
@@ -210,19 +218,11 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   }
   if (tags.size > 0) {
     add("pre", `meta mark and ${mask} != 0 jump tagged`, "classify tagged packets");
-    const elements = [...tags]
-      .sort((a, b) => a - b)
-      .map((v) => `${hexToken(v)} : jump c${hexToken(v)}`)
-      .join(", ");
-    add("tagged", `ct state new meta mark and ${mask} vmap { ${elements} }`, "classify new connections");
+    add("tagged", `ct state new ct mark 0 ct mark set meta mark and ${mask}`, "classify new connections");
     add("tagged", `meta mark set meta mark and ${keep}`, "untag before routing");
   }
   add("pre", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on replies");
   add("out", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on local replies");
-  for (const [value, network] of networkOfValue) {
-    const hex = hexToken(value);
-    add(`c${hex}`, `ct mark set ct mark and ${keep} or ${hex}`, `${network} classify ${hex}`);
-  }
   const values = [...networkOfValue.keys()].sort((a, b) => a - b);
   if (values.length > 0) {
     // A verdict map keeps reply handling O(1) whatever the number of networks.
@@ -290,7 +290,10 @@ function nftGuardRules(spec: FirewallSpec): FirewallRule[] {
  */
 const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
 
-/** The netdev chain that tags a packet with a network's value (its classify chains jump to it). */
+/**
+ * The netdev chain that tags a packet with a network's value (its classify chains jump to it); one
+ * per value, because `meta mark set ... map` would overwrite the packet mark's other bits.
+ */
 export const nftTagChain = (value: number): string => `tag${hexToken(value)}`;
 
 /** Entries by incoming interface, in order of first appearance (so the rendering is stable). */
@@ -528,9 +531,9 @@ interface ClassifyForm {
   /** Elements of the maps or sets: one per pool. */
   readonly size: number;
   /**
-   * Lookups a new connection arriving on a pool's interface makes: 2 with nftables (its
-   * destination at ingress of that interface, intervals, which tags the packet; then the tag in
-   * prerouting, a hash), 1 with iptables (one `hash:net,iface` set).
+   * Lookups a new connection arriving on a pool's interface makes: 1 in either (nftables: its
+   * destination at ingress of that interface, intervals, which tags the packet; iptables: one
+   * `hash:net,iface` set).
    */
   readonly lookups: number;
   /**
@@ -553,9 +556,9 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
       backend: spec.backend,
       form: "map",
       size,
-      lookups: 2,
+      lookups: 1,
       lookupsElsewhere: 0,
-      text: `one verdict-map lookup on ${keys.join(" / ")} at ingress of a pool's interface (${interfaces} interface(s)), which tags the packet, then one on the tag in prerouting, per new connection (${size} element(s)), whatever the number of networks; none for connections on other interfaces`,
+      text: `one verdict-map lookup on ${keys.join(" / ")} at ingress of a pool's interface (${interfaces} interface(s)), which tags the packet with the network's value for prerouting to give the connection, per new connection (${size} element(s)), whatever the number of networks; none for connections on other interfaces`,
     };
   }
   const sets = ipsetsOf(spec).filter((x) => x.purpose === "classify");

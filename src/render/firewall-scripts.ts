@@ -12,6 +12,7 @@ import {
   IPT_NEW,
   IPT_OUT,
   IPT_PRE,
+  NFT_PRE_PRIORITY,
   NFT_TABLE,
   arpRules,
   iptGuardChain,
@@ -94,7 +95,8 @@ export function renderNft(spec: FirewallSpec | undefined): string {
   if (byChain.size > 0) lines.push(`table inet ${NFT_TABLE} {`);
   for (const [chain, rules] of byChain) {
     lines.push(`  chain ${chain} {`);
-    if (chain === "pre") lines.push("    type filter hook prerouting priority mangle; policy accept;");
+    if (chain === "pre")
+      lines.push(`    type filter hook prerouting priority ${NFT_PRE_PRIORITY}; policy accept;`);
     // Only a `route` chain re-routes a locally generated packet whose mark changed (KERNEL-FACTS 4).
     if (chain === "out") lines.push("    type route hook output priority mangle; policy accept;");
     for (const r of rules) lines.push(`    ${r.body} comment "${r.key}"`);

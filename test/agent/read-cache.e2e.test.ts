@@ -78,7 +78,7 @@ test(
     await within("the deleted rule to come back", hasRule);
 
     const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
-    const chain = /^\s*chain (c0x\w+) \{/m.exec(listing)?.[1];
+    const chain = /^\s*chain (m0x\w+) \{/m.exec(listing)?.[1];
     assert.ok(chain !== undefined, listing);
     const chainHasRule = (): boolean =>
       /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);

@@ -36,6 +36,9 @@ interface NftRule {
   rule?: { chain: string; expr: unknown[]; comment?: string };
 }
 
+/** A bit of another component's, set in the ct mark of a connection's first packet only. */
+const FIRST_ONLY_BIT = 0x20000000;
+
 /** A client outside every pool, on the peer's ext0 side: main would answer it through eth0. */
 const CLIENT4 = "203.0.113.10";
 const CLIENT6 = "2001:db8:ff::10";
@@ -131,12 +134,12 @@ test(
     };
     assert.equal(report.classify.form, "map");
     assert.equal(report.classify.size, 4);
-    assert.equal(report.classify.lookups, 2);
+    assert.equal(report.classify.lookups, 1);
     assert.equal(report.classify.lookupsElsewhere, 0);
     const text = node.symroute(["plan", "-c", CONFIG]);
     assert.match(
       text.stdout,
-      /classify new connections \(nftables\): map, one verdict-map lookup on ip daddr \/ ip6 daddr at ingress of a pool's interface \(1 interface\(s\)\), which tags the packet, then one on the tag in prerouting/,
+      /classify new connections \(nftables\): map, one verdict-map lookup on ip daddr \/ ip6 daddr at ingress of a pool's interface \(1 interface\(s\)\), which tags the packet with the network's value for prerouting to give the connection/,
     );
     // Before apply: only the other component's bit (rp_filter off for the moment, so that the node,
     // which does not route 5.6.7.1 back through ext0 yet, accepts the packet), and the reply to a
@@ -198,6 +201,38 @@ test(
     const blue = report.networks.find((n) => n.name === "blue")?.mark as number;
     const { mark, entries } = ctMarkOf(node, 4000);
     assert.equal(mark, FOREIGN_BIT | blue, `conntrack: ${entries}`);
+    // A UDP flow's later packets are new too (no reply yet): the ct mark is set from the tag only
+    // while it is 0, so that a bit another component set on the first packet alone (here in a nat
+    // chain, which only a connection's first packet meets) survives the second. (The node's
+    // port-unreachable is dropped, so that the client's socket sends the second one.)
+    node.exec(
+      ["nft", "-f", "-"],
+      [
+        "table inet firstonly {",
+        "  chain n {",
+        "    type nat hook prerouting priority -100; policy accept;",
+        `    ct mark set ct mark or ${FIRST_ONLY_BIT}`,
+        "  }",
+        "  chain o {",
+        "    type filter hook output priority 0; policy accept;",
+        "    icmp type destination-unreachable drop",
+        "  }",
+        "}",
+        "",
+      ].join("\n"),
+    );
+    must([
+      "ip",
+      "netns",
+      "exec",
+      node.peer,
+      "bash",
+      "-c",
+      "exec 3<>/dev/udp/5.6.7.5/4006 && echo one >&3 && echo two >&3",
+    ]);
+    const twice = ctMarkOf(node, 4006);
+    assert.equal(twice.mark, FOREIGN_BIT | FIRST_ONLY_BIT | blue, `conntrack: ${twice.entries}`);
+    node.exec(["nft", "delete", "table", "inet", "firstonly"]);
     // IPv6: the same through the ip6 map.
     const six = report.networks.find((n) => n.name === "six")?.mark as number;
     must(["ip", "netns", "exec", node.peer, "bash", "-c", "echo x > /dev/udp/2001:db8:7::5/4002"]);
@@ -222,10 +257,11 @@ test(
       );
     }
 
-    // Drift: remove the rule of blue's classify chain; plan sees it, apply puts it back.
+    // Drift: remove the rule of blue's tag chain; plan sees it, apply puts it back.
     const hex = `0x${blue.toString(16)}`;
-    const victim = rules.find((r) => r.chain === `c${hex}`) as { handle?: number } | undefined;
-    assert.ok(victim?.handle !== undefined, JSON.stringify(rules.map((r) => r.chain)));
+    const victim = netdev.nftables.find((o) => o.rule?.chain === `tag${hex}`)?.rule as
+      { handle?: number } | undefined;
+    assert.ok(victim?.handle !== undefined, JSON.stringify(netdev.nftables));
     must([
       "ip",
       "netns",
@@ -234,9 +270,9 @@ test(
       "nft",
       "delete",
       "rule",
-      "inet",
+      "netdev",
       "symroute",
-      `c${hex}`,
+      `tag${hex}`,
       "handle",
       String(victim.handle),
     ]);

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { freshKeyOf, keyOf, nftRules, type FirewallSpec } from "../../src/model/firewall.ts";
 
 const label = fc.stringMatching(/^[A-Za-z0-9_.:/ -]{1,30}$/);
-const chain = fc.constantFrom("pre", "out", "restore", "c0x1", "m0x1", "guard_ext0");
+const chain = fc.constantFrom("pre", "out", "restore", "tagged", "m0x1", "tag0x1", "guard_ext0");
 // Short bodies, and now and then one long enough that the memo drops a generation.
 const body = fc.oneof(
   { weight: 20, arbitrary: fc.string({ maxLength: 60 }) },

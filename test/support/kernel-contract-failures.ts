@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Family } from "../../src/model/address.ts";
-import { ipsetsOf, type FirewallSpec } from "../../src/model/firewall.ts";
+import { NFT_PRE_PRIORITY, ipsetsOf, type FirewallSpec } from "../../src/model/firewall.ts";
 import type { FirewallBackend } from "../../src/model/state.ts";
 import { BatchError, type BatchTool, type Kernel } from "../../src/engine/ports.ts";
 import { SYSCTLS_TO_READ } from "../../src/plan/sysctls.ts";
@@ -23,7 +23,8 @@ const inTable = (...body: string[]): string =>
   [
     "table inet symroute {",
     "  chain pre {",
-    "    type filter hook prerouting priority mangle; policy accept;",
+    // As symroute renders `pre`: nft refuses a base chain's priority changed in place.
+    `    type filter hook prerouting priority ${NFT_PRE_PRIORITY}; policy accept;`,
     ...body,
     "  }",
     "}",
@@ -97,7 +98,7 @@ export const NFT_CASES: readonly {
   },
   {
     name: "a priority that is neither a number nor a name",
-    script: inTable().replace("priority mangle", "priority bogus"),
+    script: inTable().replace(`priority ${NFT_PRE_PRIORITY}`, "priority bogus"),
     refusedAt: 3,
   },
   {
