@@ -230,3 +230,57 @@ test("a protocol move frees and takes tables as a run under one number does: the
   assert.equal(withState.changes.length, count(kernel.state, OLD));
   assert.ok(withState.changes.every((c) => c.action === "delete"));
 });
+
+// The other ownership settings move the same way (owned by protocol, they need no record of the
+// old value): the rule band, the table range, the mark mask, and all of them with the protocol.
+const SETTINGS = {
+  band: "rulePriorities: { from: 3000, to: 3999 }\n",
+  tables: "tables: { from: 30000, to: 30099 }\n",
+  marks: "marks: { mask: 0xf00, avoid: [] }\n",
+};
+for (const [name, settings] of [
+  ...Object.entries(SETTINGS),
+  ["all with the protocol", Object.values(SETTINGS).join("")],
+] as const) {
+  test(`${name} changed: one apply moves everything, in sync after, a delete leaves the node as it was`, async () => {
+    const initial = articleNode();
+    const kernel = new FakeKernel(initial);
+    const store = new MemoryStore();
+    const engine = createEngine({ kernel, store });
+    await engine.apply(withProtocol(OLD));
+    const protocol = name === "all with the protocol" ? NEW : OLD;
+    const moved = configFrom(
+      `${settings}routeProtocol: ${protocol}\npodCIDRs: [10.112.0.0/12]\nnetworks:\n${[A, B, C, ONLINK].join("\n")}\n`,
+    );
+    const plan = await engine.plan(moved);
+    assert.equal(plan.inSync, false);
+    assert.deepEqual(plan.conflicts, []);
+    await engine.apply(moved);
+    assert.equal((await engine.plan(moved)).inSync, true);
+    const ours = [...kernel.state.routes, ...kernel.state.rules].filter(
+      (o) => o.protocol === OLD || o.protocol === NEW,
+    );
+    assert.ok(ours.every((o) => o.protocol === protocol));
+    const tables = new Set(kernel.state.routes.filter((r) => r.protocol === protocol).map((r) => r.table));
+    const expectTables =
+      name === "band" || name === "marks" ? [254, 20000, 20001, 20002] : [254, 30000, 30001, 30002];
+    assert.deepEqual(
+      [...tables].sort((a, b) => a - b),
+      expectTables,
+    );
+    for (const r of kernel.state.rules.filter((x) => x.protocol === protocol)) {
+      const from = name === "band" || name.startsWith("all") ? 3000 : 1000;
+      assert.ok(r.priority >= from && r.priority <= from + 999, JSON.stringify(r));
+      if (r.fwmark !== undefined && r.fwmark !== 0 && (name === "marks" || name.startsWith("all")))
+        assert.equal(r.fwmark & ~0xf00, 0, JSON.stringify(r));
+    }
+    await engine.remove();
+    assert.deepEqual(kernel.state.routes, initial.routes);
+    assert.deepEqual(kernel.state.rules, initial.rules);
+    assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+    assert.deepEqual(
+      kernel.state.firewall.flatMap((f) => f.ruleKeys),
+      [],
+    );
+  });
+}
