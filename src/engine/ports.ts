@@ -127,6 +127,13 @@ export interface SavedState {
   /** The rule-priority band and protocol in force when the state was written. */
   readonly rulePriorities?: { readonly from: number; readonly to: number };
   readonly routeProtocol?: number;
+  /**
+   * Numbers `routeProtocol` had before a move to another that no verified run has finished yet:
+   * routes and rules under them are still symroute's (deleted and made again under the new
+   * number). Written with `inProgress` before the move touches the node, and with a roll back;
+   * cleared by the commit that verified nothing of symroute's carries them. Absent: none.
+   */
+  readonly formerRouteProtocols?: readonly number[];
   /** An apply was under way and did not finish: the next run must converge fully. */
   readonly inProgress?: boolean;
   /**

@@ -33,6 +33,9 @@ import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts"
 export interface SavedPlanningState {
   readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
   readonly previousSysctls: Readonly<Record<string, string>>;
+  /** The protocol symroute's routes and rules carried when the state was written, and former ones. */
+  readonly routeProtocol?: number;
+  readonly formerRouteProtocols?: readonly number[];
 }
 
 export interface DesiredInput {
@@ -349,10 +352,14 @@ export function computeDesired(input: DesiredInput): DesiredState {
     });
   }
 
-  // Tables that something else uses are never handed out.
+  // Tables that something else uses are never handed out. Objects under a protocol symroute had
+  // before a move of routeProtocol are its own (diff.ts deletes or re-makes them).
+  const owned = new Set([proto, ...(saved?.routeProtocol === undefined ? [] : [saved.routeProtocol])]);
+  for (const p of saved?.formerRouteProtocols ?? []) owned.add(p);
+  const foreign = (protocol: number | undefined): boolean => protocol === undefined || !owned.has(protocol);
   const foreignTables = new Set<number>();
-  for (const r of node.routes) if (r.protocol !== proto) foreignTables.add(r.table);
-  for (const r of node.rules) if (r.protocol !== proto && r.table !== undefined) foreignTables.add(r.table);
+  for (const r of node.routes) if (foreign(r.protocol)) foreignTables.add(r.table);
+  for (const r of node.rules) if (foreign(r.protocol) && r.table !== undefined) foreignTables.add(r.table);
   const allocator = new Allocator(config, foreignTables);
   const savedAllocations = saved?.allocations ?? {};
   for (const network of config.networks) {

@@ -18,7 +18,13 @@ import { routeNetworks, ruleNetworks } from "./conflict-networks.ts";
 import type { Conflict, DesiredState } from "./types.ts";
 
 export interface OwnershipMarks {
+  /** The protocol of every route and rule symroute makes. */
   readonly routeProtocol: number;
+  /**
+   * Protocols symroute's routes and rules may still carry from before a move of routeProtocol (the
+   * state file's): owned, never desired, so what carries them is deleted or re-made under routeProtocol.
+   */
+  readonly formerRouteProtocols?: readonly number[];
   readonly rulePriorities: { readonly from: number; readonly to: number };
   /** Sysctl values before symroute changed them. */
   readonly previousSysctls: Readonly<Record<string, string>>;
@@ -32,6 +38,17 @@ export interface DiffResult {
   readonly conflicts: readonly Conflict[];
   /** Foreign objects worth knowing about that block nothing (a rule in symroute's band). */
   readonly notices: readonly string[];
+}
+
+/**
+ * Whether a route or rule with this protocol is symroute's: its routeProtocol, or one it had before
+ * a move that has not finished (formerRouteProtocols).
+ */
+export function ownsProtocol(own: OwnershipMarks): (protocol: number | undefined) => boolean {
+  const former = own.formerRouteProtocols ?? [];
+  if (former.length === 0) return (protocol) => protocol === own.routeProtocol;
+  const owned = new Set([own.routeProtocol, ...former]);
+  return (protocol) => protocol !== undefined && owned.has(protocol);
 }
 
 const describeRoute = (r: Route): string =>
@@ -70,6 +87,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   const changes: Change[] = [];
   const conflicts: Conflict[] = [];
   const notices: string[] = [];
+  const owns = ownsProtocol(own);
 
   // Links first: routes need their device.
   const linkNames = new Set(node.links.map((l) => l.ifname));
@@ -100,7 +118,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     const current = observedRoutes.get(key);
     if (current === undefined) {
       changes.push({ kind: "route", action: "add", route });
-    } else if (current.protocol !== own.routeProtocol) {
+    } else if (!owns(current.protocol)) {
       if (!sameRouteValue({ ...current, protocol: own.routeProtocol }, route)) {
         conflicts.push({
           object: describeRoute(current),
@@ -109,6 +127,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
         });
       }
     } else if (!sameRouteValue(current, route)) {
+      // Also a route of symroute's under a former protocol: replaced in place, under the new one.
       changes.push({ kind: "route", action: "replace", route, previous: current });
     }
   }
@@ -117,9 +136,10 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   const allocated = new Set(desired.allocatedTables ?? []);
   node.routes.forEach((r, i) => {
     const key = observedRouteKeys[i] ?? "";
-    if (r.protocol === own.routeProtocol && !desiredRouteKeys.has(key)) {
+    const ours = owns(r.protocol);
+    if (ours && !desiredRouteKeys.has(key)) {
       changes.push({ kind: "route", action: "delete", route: r });
-    } else if (r.protocol !== own.routeProtocol && allocated.has(r.table) && !desiredRouteKeys.has(key)) {
+    } else if (!ours && allocated.has(r.table) && !desiredRouteKeys.has(key)) {
       conflicts.push({
         object: describeRoute(r),
         reason: `not symroute's (proto ${r.protocol ?? "?"}) but in table ${r.table}, which symroute allocated for its replies; remove it (ip${r.family === 6 ? " -6" : ""} route del ${r.dst} table ${r.table}); for routes of your own next to symroute's, give the network a table: of your own (docs/config.md)`,
@@ -128,17 +148,30 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     }
   });
 
-  // Rules by every selector (ruleKey leaves the protocol out); ours carry our protocol.
+  // Rules by every selector (ruleKey leaves the protocol out); ours carry our protocol. The kernel
+  // keeps rules that differ only by protocol apart (measured, 6.18): during a move of the protocol
+  // one key can show symroute's rule under the old number and under the new one, and someone
+  // else's. Per key: whether one carries routeProtocol, whether one is not symroute's.
   const observedRuleKeys = node.rules.map(ruleKey);
-  const observedRules = new Map<string, Rule>();
-  node.rules.forEach((r, i) => observedRules.set(observedRuleKeys[i] ?? "", r));
+  const observedRules = new Map<string, { current: boolean; foreign: boolean }>();
+  node.rules.forEach((r, i) => {
+    const key = observedRuleKeys[i] ?? "";
+    let seen = observedRules.get(key);
+    if (seen === undefined) {
+      seen = { current: false, foreign: false };
+      observedRules.set(key, seen);
+    }
+    if (r.protocol === own.routeProtocol) seen.current = true;
+    else if (!owns(r.protocol)) seen.foreign = true;
+  });
   const desiredRuleKeys = new Set<string>();
   for (const rule of desired.rules) {
     const key = ruleKey(rule);
     desiredRuleKeys.add(key);
-    const current = observedRules.get(key);
-    if (current === undefined) changes.push({ kind: "rule", action: "add", rule });
-    else if (current.protocol !== own.routeProtocol) {
+    const seen = observedRules.get(key);
+    if (seen?.current === true) continue;
+    if (seen?.foreign !== true) changes.push({ kind: "rule", action: "add", rule });
+    else {
       conflicts.push({
         object: `IPv${rule.family} rule ${rule.priority}`,
         reason: "an identical rule exists that symroute did not create",
@@ -151,10 +184,13 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   const gotos = desired.rules.filter((d) => d.action === "goto" && d.goto !== undefined);
   node.rules.forEach((r, i) => {
     const isDesired = desiredRuleKeys.has(observedRuleKeys[i] ?? "");
-    if (r.protocol === own.routeProtocol && !isDesired) {
+    const ours = owns(r.protocol);
+    // symroute's rule under a former protocol goes, after its copy under routeProtocol was added
+    // (the batch adds before it deletes, and the two do not clash: renderIpBatch).
+    if (ours && (!isDesired || r.protocol !== own.routeProtocol)) {
       changes.push({ kind: "rule", action: "delete", rule: r });
     } else if (
-      r.protocol !== own.routeProtocol &&
+      !ours &&
       !isDesired &&
       r.priority >= own.rulePriorities.from &&
       r.priority <= own.rulePriorities.to

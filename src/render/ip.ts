@@ -124,12 +124,12 @@ const routeClashKey = (route: Route): string =>
  * counts.
  */
 const ruleClashKey = (rule: Rule): string =>
-  ruleKey({
+  `${ruleKey({
     ...rule,
     not: undefined,
     goto: undefined,
     fwmask: rule.fwmark === undefined ? rule.fwmask : (rule.fwmask ?? ALL_ONES),
-  });
+  })}|${rule.protocol ?? ""}`;
 
 const clashKey = (change: RouteOrRuleChange): string =>
   change.kind === "route" ? `route|${routeClashKey(change.route)}` : `rule|${ruleClashKey(change.rule)}`;

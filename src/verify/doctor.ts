@@ -33,6 +33,11 @@ interface DoctorInput {
   readonly firewall: FirewallSpec | undefined;
   readonly podCIDRs: readonly string[];
   readonly routeProtocol: number;
+  /**
+   * Protocols symroute's state records from before a move of routeProtocol that no apply has
+   * finished (the state's routeProtocol and formerRouteProtocols): rules under them are symroute's.
+   */
+  readonly formerRouteProtocols?: readonly number[];
   readonly kubeProxyMode: string | undefined;
   /** Changes `plan` would make: symroute's objects are not all in place. */
   readonly pendingChanges: number;
@@ -326,6 +331,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
         const shadow =
           reply.rule !== undefined &&
           reply.rule.protocol !== input.routeProtocol &&
+          !(input.formerRouteProtocols ?? []).includes(reply.rule.protocol ?? -1) &&
           reply.rule.priority !== 0 &&
           reply.rule.priority < 32766;
         const cause =

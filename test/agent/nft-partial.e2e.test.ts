@@ -6,7 +6,7 @@
 // repairs the change. The periodic resync is off: every transaction here is the edit's or the repair's.
 
 import { strict as assert } from "node:assert";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { FirewallSpec } from "../../src/model/firewall.ts";
@@ -42,6 +42,11 @@ test(
     const agent = startNodeAgent(t, node, TWO, ["--resync-interval", "0", "--listen", "127.0.0.1:9475"]);
     await untilReady(agent, node.name, URL_BASE);
     const configFile = join(node.stateDir, "agent.yaml");
+    /** The config replaced whole (a file written in place may be read half-written, and still validate). */
+    const replaceConfig = (text: string): void => {
+      writeFileSync(`${configFile}.tmp`, text);
+      renameSync(`${configFile}.tmp`, configFile);
+    };
 
     const logLines = (): LogLine[] =>
       agent
@@ -84,13 +89,15 @@ test(
 
     // The start's transaction came before the nft monitor showed its first line: until a
     // transaction of the agent's has been seen by a listening monitor, the next is whole.
+    // (The log line may come after /readyz answers: pino writes asynchronously.)
+    await untilAgent(agent, "the start's applied line", () => transactions().length > 0);
     assert.equal(transactions()[0]?.nftTransaction, "full", JSON.stringify(transactions()));
-    const warmed = await nextTransaction("the third network applied", () => writeFileSync(configFile, THREE));
+    const warmed = await nextTransaction("the third network applied", () => replaceConfig(THREE));
     assert.deepEqual([warmed.msg, warmed.networks, warmed.nftTransaction], ["applied", 3, "full"]);
 
     // Two networks removed: their chains are deleted in the same transaction.
     const chainsBefore = chainsHeld();
-    const removed = await nextTransaction("two networks removed", () => writeFileSync(configFile, ONE));
+    const removed = await nextTransaction("two networks removed", () => replaceConfig(ONE));
     assert.deepEqual([removed.msg, removed.networks, removed.nftTransaction], ["applied", 1, "partial"]);
     assert.deepEqual(chainsHeld(), chainsWanted());
     assert.ok(
@@ -100,7 +107,7 @@ test(
     assert.ok(inSync(ONE), "plan finds the node in sync");
 
     // And added again: new chains, and the verdict maps that jump to them.
-    const added = await nextTransaction("two networks added", () => writeFileSync(configFile, THREE));
+    const added = await nextTransaction("two networks added", () => replaceConfig(THREE));
     assert.deepEqual([added.msg, added.networks, added.nftTransaction], ["applied", 3, "partial"]);
     assert.deepEqual(chainsHeld(), chainsBefore);
     assert.deepEqual(chainsHeld(), chainsWanted());
@@ -118,7 +125,7 @@ test(
     assert.ok(inSync(THREE));
 
     // Verified again: the next edit is partial again; then the guard's table deleted by hand.
-    const again = await nextTransaction("the second network applied", () => writeFileSync(configFile, TWO));
+    const again = await nextTransaction("the second network applied", () => replaceConfig(TWO));
     assert.equal(again.nftTransaction, "partial");
     const gone = await nextTransaction("the deleted netdev table repaired", () =>
       assert.equal(inNode(["nft", "delete", "table", "netdev", "symroute"]).code, 0),

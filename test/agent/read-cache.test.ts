@@ -546,3 +546,24 @@ test("a partial transaction no shorter than the whole-table script (most chains 
   // One chain more: partial; 38 more: longer than the whole script; one more again: partial.
   assert.deepEqual(ran, ["full", "partial", "full", "partial"]);
 });
+
+test("a failed apply after a partial nft transaction rolls the tables back whole, to what they held before", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped } = cached(fake);
+  const engine = createEngine({ kernel: wrapped, store: new MemoryStore() });
+  await engine.apply(dualStackGatewayConfig("nftables"));
+  cache.verified();
+  const before = sortedFirewall(fake);
+  const from = fake.log.length;
+  // The second network's routing fails: its ip batch line is refused after the nft transaction ran.
+  fake.faults.ipLine = /1\.2\.4\.0/;
+  await assert.rejects(engine.apply(twoNetworks), /rolled back/);
+  fake.faults = {};
+  assert.deepEqual(nftRuns(fake, from), ["partial", "full"], "the roll back is the previous spec, whole");
+  assert.deepEqual(sortedFirewall(fake), before);
+  // The reconciler forgets after a failure; the next transaction is whole and converges.
+  cache.forget();
+  const next = fake.log.length;
+  assert.equal((await engine.apply(twoNetworks)).inSync, true);
+  assert.deepEqual(nftRuns(fake, next), ["full"]);
+});

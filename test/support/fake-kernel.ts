@@ -414,7 +414,8 @@ export class FakeKernel implements Kernel {
     if (object === "rule") {
       const rule = parseRuleLine(family, words);
       const key = ruleKey(rule);
-      const index = next.rules.findIndex((r) => ruleKey(r) === key);
+      // As the kernel (measured, 6.18): rules that differ only by protocol are not duplicates.
+      const index = next.rules.findIndex((r) => ruleKey(r) === key && r.protocol === rule.protocol);
       if (verb === "del") {
         // As the kernel: the first rule (by priority) that has every attribute the line gives.
         const index = next.rules.findIndex((r) => r.family === family && deleteSelects(rule, r));
@@ -471,8 +472,10 @@ export class FakeKernel implements Kernel {
       });
     // As nft: the whole script is checked before any of it lands.
     try {
-      this.nftTables = checkNftScript(script, this.nftTables);
-      this.nftRuleset = applyNftScript(this.nftRuleset, script);
+      const tables = checkNftScript(script, this.nftTables);
+      const ruleset = applyNftScript(this.nftRuleset, script);
+      this.nftTables = tables;
+      this.nftRuleset = ruleset;
     } catch (error) {
       if (!(error instanceof NftRefusal)) throw error;
       throw new BatchError(

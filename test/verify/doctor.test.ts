@@ -8,6 +8,7 @@ import { parseConfigText } from "../../src/config/index.ts";
 import type { Config } from "../../src/config/schema.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { createEngine } from "../../src/engine/engine.ts";
+import { formerProtocols } from "../../src/engine/steps/plan.ts";
 import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";
 import { firewallRuleKeys, type FirewallSpec } from "../../src/model/firewall.ts";
 import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
@@ -76,6 +77,7 @@ async function run(kernel: FakeKernel, cfg: Config, store = new MemoryStore()): 
     firewall: plan.firewallSpec,
     podCIDRs: cfg.podCIDRs,
     routeProtocol: cfg.routeProtocol,
+    formerRouteProtocols: formerProtocols(cfg.routeProtocol, await store.read()),
     kubeProxyMode: plan.kubeProxyMode,
     pendingChanges: plan.changes.length,
     host: {},
@@ -138,6 +140,33 @@ test("a foreign rule that decides before symroute's is named", async () => {
     failing(report).some((p) => /rule 500 \(not symroute's\) decides before/.test(p)),
     failing(report).join("\n"),
   );
+});
+
+test("routeProtocol moved and not applied yet: symroute's rules under the old number are its own, and changes are pending", async () => {
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(CASE3);
+  // Another gateway and another protocol, not applied: replies still follow the old table.
+  const moved = config(
+    CASE3_YAML.replace("gateway: 1.2.3.1", "gateway: 1.2.3.2").replace(
+      "podCIDRs",
+      "routeProtocol: 202\npodCIDRs",
+    ),
+  );
+  const problems = failing(await run(kernel, moved, store));
+  assert.ok(
+    problems.some((p) => /^symroute: the node drifted/.test(p)),
+    problems.join("\n"),
+  );
+  assert.ok(
+    problems.some((p) =>
+      /replies are routed by table 20000 with mark 0x1, not by a table whose default route is 1\.2\.3\.2/.test(
+        p,
+      ),
+    ),
+    problems.join("\n"),
+  );
+  assert.ok(!problems.some((p) => /not symroute's/.test(p)), problems.join("\n"));
 });
 
 test("IPVS without strict ARP, and a down interface, are flagged", async () => {

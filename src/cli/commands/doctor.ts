@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { Command, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { createEngine } from "../../engine/engine.ts";
+import { formerProtocols } from "../../engine/steps/plan.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { SYSCTLS_TO_READ } from "../../plan/sysctls.ts";
 import { simulatorSysctls } from "../../simulate/index.ts";
@@ -118,6 +119,8 @@ export function registerDoctor(program: Command): void {
           ];
         });
         const missingNames = new Set(missingInterfaces.map((m) => m.network));
+        // A move of routeProtocol not applied yet: the rules under the state's number are symroute's.
+        const formerRouteProtocols = formerProtocols(config.routeProtocol, await deps.store.read());
         const plan = await createEngine(deps).plan({
           ...config,
           networks: config.networks.filter((n) => !missingNames.has(n.name)),
@@ -144,6 +147,7 @@ export function registerDoctor(program: Command): void {
           firewall: plan.firewallSpec,
           podCIDRs: config.podCIDRs,
           routeProtocol: config.routeProtocol,
+          formerRouteProtocols,
           kubeProxyMode: plan.kubeProxyMode,
           pendingChanges: plan.changes.length,
           host: networkdFacts(),

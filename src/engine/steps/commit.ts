@@ -3,7 +3,7 @@
 
 import type { OwnedFirewall } from "../../model/state.ts";
 import { FRONT_ENDS } from "../firewall/index.ts";
-import type { Kernel, StateStore } from "../ports.ts";
+import type { Kernel, SavedState, StateStore } from "../ports.ts";
 import type { Planned, RoutingPlan } from "../types.ts";
 import { recordContents, type StateRecord } from "./record.ts";
 
@@ -31,13 +31,17 @@ export async function commit(
       !removing && after.desired.firewall?.backend === frontEnd.name,
     );
   record.contents = recordContents(after.desired, after.node.firewall) ?? record.contents;
+  // Verified: whatever carried a former route protocol was deleted or re-made under the new one.
+  record.noFormerProtocols();
   if (removing) await store.remove();
   else await store.write(record.state(false, keptPrevious, keptLinks));
 }
 
 /**
  * A run that found the node in sync changes nothing on it; the state file is renewed only when its
- * record of the firewall's content is missing or the allocations moved, and a delete removes it.
+ * record of the firewall's content is missing, the allocations moved or the ownership marks did (a
+ * routeProtocol or rule band changed while symroute had nothing on the node that carries it, or a
+ * move whose objects are all under the new number already), and a delete removes it.
  */
 export async function commitInSync(
   store: StateStore,
@@ -50,11 +54,27 @@ export async function commitInSync(
   const contents = recordContents(desired, observedFirewall);
   const recordMissing = contents !== undefined && saved?.firewallContents === undefined;
   if (recordMissing) record.contents = contents;
+  // In sync: nothing of symroute's carries a former protocol (the diff would delete or re-make it).
+  record.noFormerProtocols();
   if (
     !removing &&
-    (recordMissing || JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations))
+    (recordMissing ||
+      JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations) ||
+      marksMoved(rp, saved))
   ) {
     await store.write(record.state(false));
   }
   if (removing && saved !== undefined) await store.remove();
+}
+
+/** Whether the record's ownership marks differ from the saved ones (or former protocols remain). */
+function marksMoved(rp: RoutingPlan, saved: SavedState | undefined): boolean {
+  const { own } = rp;
+  return (
+    saved !== undefined &&
+    (saved.routeProtocol !== own.routeProtocol ||
+      (saved.formerRouteProtocols ?? []).length > 0 ||
+      saved.rulePriorities?.from !== own.rulePriorities.from ||
+      saved.rulePriorities?.to !== own.rulePriorities.to)
+  );
 }

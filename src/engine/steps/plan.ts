@@ -7,7 +7,13 @@ import { CONFIG_DEFAULTS } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import type { NodeState, OwnedFirewall } from "../../model/state.ts";
 import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
-import { diffFirewall, diffLinkDeletes, diffRouting, type OwnershipMarks } from "../../plan/diff.ts";
+import {
+  diffFirewall,
+  diffLinkDeletes,
+  diffRouting,
+  ownsProtocol,
+  type OwnershipMarks,
+} from "../../plan/diff.ts";
 import { keepObservedGuards } from "../../plan/kept-guards.ts";
 import type { DesiredState } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
@@ -28,20 +34,37 @@ const EMPTY_DESIRED: DesiredState = {
   warnings: [],
 };
 
-/** How symroute's objects are told from others': the config's marks, else the state's, else defaults. */
+/**
+ * How symroute's objects are told from others': the config's marks, else the state's, else
+ * defaults. A protocol the state records that the config no longer uses (a move of routeProtocol,
+ * or one a crash or roll back left unfinished) is still symroute's: formerRouteProtocols.
+ */
 export function ownership(config: Config | undefined, saved: SavedState | undefined): OwnershipMarks {
+  const routeProtocol = config?.routeProtocol ?? saved?.routeProtocol ?? CONFIG_DEFAULTS.routeProtocol;
+  const former = formerProtocols(routeProtocol, saved);
   return {
-    routeProtocol: config?.routeProtocol ?? saved?.routeProtocol ?? CONFIG_DEFAULTS.routeProtocol,
+    routeProtocol,
+    ...(former.length === 0 ? {} : { formerRouteProtocols: former }),
     rulePriorities: config?.rulePriorities ?? saved?.rulePriorities ?? CONFIG_DEFAULTS.rulePriorities,
     previousSysctls: saved?.previousSysctls ?? {},
     createdLinks: saved?.createdLinks ?? [],
   };
 }
 
+/** The protocols the state names (its routeProtocol and former ones) other than `routeProtocol`. */
+export function formerProtocols(routeProtocol: number, saved: SavedState | undefined): number[] {
+  const named = [
+    ...(saved?.routeProtocol === undefined ? [] : [saved.routeProtocol]),
+    ...(saved?.formerRouteProtocols ?? []),
+  ];
+  return [...new Set(named)].filter((p) => p !== routeProtocol).sort((a, b) => a - b);
+}
+
 export function countOwned(node: NodeState, own: OwnershipMarks): number {
+  const owns = ownsProtocol(own);
   return (
-    node.routes.filter((r) => r.protocol === own.routeProtocol).length +
-    node.rules.filter((r) => r.protocol === own.routeProtocol).length +
+    node.routes.filter((r) => owns(r.protocol)).length +
+    node.rules.filter((r) => owns(r.protocol)).length +
     node.firewall.reduce((n, f) => n + f.ruleKeys.length, 0)
   );
 }

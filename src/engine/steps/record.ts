@@ -34,6 +34,12 @@ export class StateRecord {
   readonly tablesCreated: Set<Family>;
   /** The firewall's content as listed, renewed from the kernel's listing once verified. */
   contents: ContentsRecord | undefined;
+  /**
+   * Protocols symroute's routes and rules may still carry from before a move of routeProtocol:
+   * kept in every record (the one written before the apply, a roll back's) until a commit has
+   * verified that nothing of symroute's carries them (noFormerProtocols).
+   */
+  formerRouteProtocols: readonly number[];
 
   constructor(
     readonly plan: RoutingPlan,
@@ -54,6 +60,12 @@ export class StateRecord {
     ];
     this.tablesCreated = new Set<Family>(saved?.iptablesTablesCreated ?? []);
     this.contents = saved?.firewallContents;
+    this.formerRouteProtocols = plan.own.formerRouteProtocols ?? [];
+  }
+
+  /** After a verified run: no route or rule of symroute's carries a former protocol any more. */
+  noFormerProtocols(): void {
+    this.formerRouteProtocols = [];
   }
 
   /** The state to write, with these sysctls and links (by default all this run knows of). */
@@ -72,6 +84,7 @@ export class StateRecord {
       ...(desired.firewall === undefined ? {} : { firewallSpec: desired.firewall }),
       rulePriorities: own.rulePriorities,
       routeProtocol: own.routeProtocol,
+      ...(this.formerRouteProtocols.length > 0 ? { formerRouteProtocols: this.formerRouteProtocols } : {}),
       ...(inProgress ? { inProgress: true } : {}),
       ...(this.contents === undefined || desired.firewall === undefined
         ? {}
@@ -87,7 +100,9 @@ export class StateRecord {
  * touched: there is no record yet, or this run adds what only the record can say and the node
  * cannot show: the value a sysctl had before symroute first changed it, a link symroute creates,
  * or new ownership marks (rule priority band, route protocol) or front end, by which the next run
- * and `delete` tell symroute's objects from others'. Everything else a crash can leave (routes and
+ * and `delete` tell symroute's objects from others'. A move of the route protocol is recorded with
+ * the old number among formerRouteProtocols: a crash half way leaves routes and rules under both,
+ * and the next run (or `delete`) owns both. Everything else a crash can leave (routes and
  * rules by their protocol, the firewall by its table and comments) is owned by those marks, and the
  * next run plans from the node as it finds it; it recomputes the same allocations from the saved
  * ones. So an apply that adds, changes or removes networks on the same interfaces and front end
