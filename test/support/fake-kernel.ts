@@ -472,8 +472,10 @@ export class FakeKernel implements Kernel {
       });
     // As nft: the whole script is checked before any of it lands.
     try {
-      this.nftTables = checkNftScript(script, this.nftTables);
-      this.nftRuleset = applyNftScript(this.nftRuleset, script);
+      const tables = checkNftScript(script, this.nftTables);
+      const ruleset = applyNftScript(this.nftRuleset, script);
+      this.nftTables = tables;
+      this.nftRuleset = ruleset;
     } catch (error) {
       if (!(error instanceof NftRefusal)) throw error;
       throw new BatchError(

@@ -137,6 +137,8 @@ export function checkNftScript(script: string, before: NftTables): Map<string, S
   const tables = new Map<string, Set<string>>([...before].map(([t, chains]) => [t, new Set(chains)]));
   const lines = script.split("\n");
   const jumps: { table: string; target: string; line: number }[] = [];
+  /** Chains a `delete chain` of this script removed, with its line: a jump left to one is EBUSY there. */
+  const deletedChains = new Map<string, number>();
   let table: string | undefined;
   let chain: string | undefined;
   let inSet = false;
@@ -168,7 +170,10 @@ export function checkNftScript(script: string, before: NftTables): Map<string, S
         if (!chains.has(chainName))
           throw new NftRefusal(line, "Could not process rule: No such file or directory");
         if (w[1] === "chain") {
-          if (w[0] === "delete") chains.delete(chainName);
+          if (w[0] === "delete") {
+            chains.delete(chainName);
+            deletedChains.set(`${key} ${chainName}`, line);
+          }
           continue;
         }
         if (w[0] !== "add") throw new NftRefusal(line, `syntax error, unexpected ${w[0]} rule`);
@@ -227,8 +232,11 @@ export function checkNftScript(script: string, before: NftTables): Map<string, S
   if (table !== undefined) throw new NftRefusal(lines.length, "syntax error, unexpected end of file");
   // A jump may name a chain declared further down; only the whole transaction tells.
   for (const j of jumps) {
-    if (!(tables.get(j.table)?.has(j.target) ?? false))
-      throw new NftRefusal(j.line, "Could not process rule: No such file or directory");
+    if (tables.get(j.table)?.has(j.target) ?? false) continue;
+    const deleted = deletedChains.get(`${j.table} ${j.target}`);
+    if (deleted !== undefined)
+      throw new NftRefusal(deleted, "Could not process rule: Device or resource busy");
+    throw new NftRefusal(j.line, "Could not process rule: No such file or directory");
   }
   return tables;
 }

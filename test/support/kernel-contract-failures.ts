@@ -122,6 +122,32 @@ export const NFT_CASES: readonly {
     refusedAt: 4,
   },
   { name: "the delete of a table that is not there", script: "delete table inet nosuch\n", refusedAt: 1 },
+  // The agent's partial transactions (render/nft-incremental.ts): commands on the tables' chains.
+  {
+    name: "a partial transaction: chains added, one flushed and filled again",
+    script: [
+      inTable('    jump a comment "x #0"').replace(
+        /\}\n$/,
+        '  chain a {\n    return comment "x #1"\n  }\n}\n',
+      ),
+      "add chain inet symroute b",
+      'add rule inet symroute b return comment "x #2"',
+      "flush chain inet symroute a",
+      'add rule inet symroute a jump b comment "x #3"',
+      `add chain inet symroute out { type route hook output priority ${NFT_PRE_PRIORITY}; policy accept; }`,
+      "",
+    ].join("\n"),
+  },
+  {
+    name: "a partial transaction flushing a chain that is not there",
+    script: `${inTable()}flush chain inet symroute nosuch\n`,
+    refusedAt: 6,
+  },
+  {
+    name: "a partial transaction deleting a chain still jumped to",
+    script: `${inTable('    jump a comment "x #0"').replace(/\}\n$/, '  chain a {\n    return comment "x #1"\n  }\n}\n')}flush chain inet symroute a\ndelete chain inet symroute a\n`,
+    refusedAt: 11,
+  },
 ];
 
 /** The iptables-restore payloads of one family, each refused at a line. */
