@@ -231,6 +231,18 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     }
   });
 
+  const former = own.formerRouteProtocols ?? [];
+  if (former.length > 0) {
+    const current = (p: number | undefined): boolean => p !== own.routeProtocol && owns(p);
+    const left =
+      node.routes.reduce((n, r) => (current(r.protocol) ? n + 1 : n), 0) +
+      node.rules.reduce((n, r) => (current(r.protocol) ? n + 1 : n), 0);
+    if (left > 0)
+      notices.push(
+        `routeProtocol moves from ${former.join(", ")} (the state file's) to ${own.routeProtocol}: ${left} route(s) and rule(s) of symroute's still carry ${former.length === 1 ? "it" : "one of those"}; the apply re-makes them under ${own.routeProtocol} and removes them`,
+      );
+  }
+
   return { changes, conflicts, notices };
 }
 

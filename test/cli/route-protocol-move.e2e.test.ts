@@ -96,10 +96,19 @@ test(
       inSync: boolean;
       changes: { text: string }[];
       conflicts: unknown[];
+      warnings: string[];
       payloads: { ip: { ipv4: string[]; ipv6: string[] } };
     };
     assert.equal(planned.inSync, false);
     assert.deepEqual(planned.conflicts, [], "its own objects under the old number are no conflict");
+    assert.ok(
+      planned.warnings.some((w) =>
+        w.startsWith(
+          `routeProtocol moves from ${OLD} (the state file's) to ${NEW}: ${before.length} route(s) and rule(s)`,
+        ),
+      ),
+      planned.warnings.join("\n"),
+    );
     const texts = planned.changes.map((c) => c.text);
     assert.ok(
       texts.some((c) => c.includes(`proto ${NEW}`)),

@@ -69,6 +69,12 @@ test("the plan of a protocol move: routes replaced in place, rules added under t
   const plan = await engine.plan(withProtocol(NEW));
   assert.equal(plan.inSync, false);
   assert.deepEqual(plan.conflicts, []);
+  assert.ok(
+    plan.warnings.includes(
+      `routeProtocol moves from ${OLD} (the state file's) to ${NEW}: ${owned} route(s) and rule(s) of symroute's still carry it; the apply re-makes them under ${NEW} and removes them`,
+    ),
+    plan.warnings.join("\n"),
+  );
   const routing = plan.changes.filter((c) => c.kind === "route" || c.kind === "rule");
   const routes = routing.filter((c) => c.kind === "route");
   assert.ok(routes.length > 0);
@@ -105,6 +111,9 @@ test("a protocol move: one apply, a reply finds its table after every line, the 
   assert.equal(report.applied, true);
   assert.equal(report.inSync, true);
   assert.equal(count(kernel.state, OLD), 0, "nothing left under the old number");
+  assert.ok(
+    !(await engine.plan(withProtocol(NEW))).warnings.some((w) => w.startsWith("routeProtocol moves")),
+  );
   assert.ok(count(kernel.state, NEW) > 0);
   // Recorded before the node is touched with the old number among the former ones, then committed
   // without it.

@@ -162,6 +162,39 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     }
   });
 
+  test(`${name}: rules that differ only by protocol coexist, and a del with a protocol takes its own; a route is replaced under another protocol in place`, async () => {
+    const kernel = await makeKernel();
+    // A move of routeProtocol: the rule under the new number first, then the old one deleted; the
+    // route replaced (its identity leaves the protocol out).
+    await kernel.runIpBatch(4, [
+      "route add 1.2.3.0/24 dev ext0 table 20001 proto 201 scope 253",
+      "rule add priority 1001 fwmark 0x1/0xff lookup 20001 proto 201",
+      "rule add priority 1001 fwmark 0x1/0xff lookup 20001 proto 202",
+    ]);
+    await assert.rejects(
+      kernel.runIpBatch(4, ["rule add priority 1001 fwmark 0x1/0xff lookup 20001 proto 202"]),
+      (e: unknown) => isSymrouteError(e),
+    );
+    const both = await read(kernel);
+    assert.deepEqual(
+      both.rules.filter((r) => r.priority === 1001).map((r) => r.protocol),
+      [201, 202],
+    );
+    await kernel.runIpBatch(4, [
+      "route replace 1.2.3.0/24 dev ext0 table 20001 proto 202 scope 253",
+      "rule del priority 1001 fwmark 0x1/0xff lookup 20001 proto 201",
+    ]);
+    const node = await read(kernel);
+    assert.deepEqual(
+      node.rules.filter((r) => r.priority === 1001).map((r) => r.protocol),
+      [202],
+    );
+    assert.deepEqual(
+      node.routes.filter((r) => r.table === 20001).map((r) => [r.dst, r.protocol]),
+      [["1.2.3.0/24", 202]],
+    );
+  });
+
   test(`${name}: a failing batch line is named, and the lines before it stay applied`, async () => {
     const kernel = await makeKernel();
     await assert.rejects(
