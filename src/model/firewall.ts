@@ -170,56 +170,56 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
   if (spec.entries.length === 0) return rules;
   const networkOfValue = byValue(spec.entries);
   // Classification is one lookup per new connection whatever the number of networks (KERNEL-FACTS
-  // 12), done where only a pool's interface's packets go: a base chain at ingress of that device
-  // (netdev table) looks the destination up in one verdict map per family (single-field intervals)
-  // and tags the packet with the network's value in symroute's bits of the packet mark. `pre` then
-  // costs a packet of any other interface one test of the packet mark, no lookup: a lookup (the
-  // interface's name, then a hash) was most of what symroute cost every new flow through the node
-  // (docs/architecture.md). `pre` runs right after conntrack (NFT_PRE_PRIORITY), where a new
-  // connection's ct mark is still 0 (no other hook has run on it; a related connection, which
-  // inherits its master's, is not new): the tag becomes the ct mark as it is, with no other bits to
-  // keep and no lookup. Only when the ct mark is 0: the later packets of a UDP flow are new too, and
-  // other components may have set their bits on the first. Every tagged packet loses the tag before
-  // routing, so that the request is routed as before.
+  // 12), and packets of other interfaces make none: a base chain at ingress of each pool's
+  // interface (netdev table), which only that device's packets enter, tags them with the
+  // interface's number in symroute's bits of the packet mark (no lookup, so that the packets of a
+  // pool's established connections pay little). `pre` costs a packet of any other interface one
+  // test of the packet mark: a lookup there (the interface's name, then a hash) was most of what
+  // symroute cost every new flow through the node (docs/architecture.md). `pre` runs right after
+  // conntrack (NFT_PRE_PRIORITY), where a new connection's ct mark is still 0 (no other hook has
+  // run on it; a related connection, which inherits its master's, is not new): the interface's
+  // chain writes the network's value, looked up by destination, as the whole ct mark, with no
+  // other bits to keep and no chain per value. Only while the ct mark is 0: the later packets of a
+  // UDP flow are new too, and other components may have set their bits on the first. Every tagged
+  // packet loses the tag before routing, so that the request is routed as before.
   const byIf = entriesByInterface(spec.entries);
-  const tags = new Set<number>();
+  let tag = 0;
+  const dispatch: [string, number][] = [];
   for (const [iif, list] of byIf) {
-    const chain = nftClassifyChain(iif);
+    const ingress = nftTagChain(iif);
     const addIngress = (body: string, label: string): void => {
-      rules.push({ chain, body, key: keyOf(label, chain, body), table: "netdev", device: iif });
+      rules.push({ chain: ingress, body, key: keyOf(label, ingress, body), table: "netdev", device: iif });
     };
     // As the guard's: frames the device hands to a VLAN or another MAC address on top of it are
-    // received there, and classified by that interface's own chain if it has pools.
-    addIngress("vlan id != 0 return", `${iif} classify: frames for its VLANs`);
-    addIngress("meta pkttype other return", `${iif} classify: frames for other hosts`);
+    // received there, and tagged by that interface's own chain if it has pools.
+    addIngress("vlan id != 0 return", `${iif} tag: frames for its VLANs`);
+    addIngress("meta pkttype other return", `${iif} tag: frames for other hosts`);
+    tag += 1;
+    addIngress(`meta mark set meta mark and ${keep} or ${hexToken(tag)}`, `${iif} tag`);
+    dispatch.push([iif, tag]);
+    const chain = nftClassifyChain(iif);
     for (const family of [4, 6] as const) {
       const elements: string[] = [];
       for (const e of list) {
         if (e.family !== family) continue;
-        tags.add(e.value);
-        const verdict = ` : jump ${nftTagChain(e.value)}`;
-        for (const pool of e.pools) elements.push(cidrToken(pool) + verdict);
+        for (const pool of e.pools) elements.push(`${cidrToken(pool)} : ${hexToken(e.value)}`);
       }
       if (elements.length === 0) continue;
       const ip = family === 4 ? "ip" : "ip6";
-      addIngress(`${ip} daddr vmap { ${elements.join(", ")} }`, `${iif} classify IPv${family}`);
+      add(chain, `ct mark set ${ip} daddr map { ${elements.join(", ")} }`, `${iif} classify IPv${family}`);
     }
   }
-  for (const [value, network] of networkOfValue) {
-    if (!tags.has(value)) continue;
-    const chain = nftTagChain(value);
-    const body = `meta mark set meta mark and ${keep} or ${hexToken(value)}`;
-    rules.push({
-      chain,
-      body,
-      key: keyOf(`${network} tag ${hexToken(value)}`, chain, body),
-      table: "netdev",
-    });
-  }
-  if (tags.size > 0) {
+  if (dispatch.length > 0) {
     add("pre", `meta mark and ${mask} != 0 jump tagged`, "classify tagged packets");
-    add("tagged", `ct state new ct mark 0 ct mark set meta mark and ${mask}`, "classify new connections");
+    add("tagged", "ct state new ct mark 0 jump classify", "classify new connections");
     add("tagged", `meta mark set meta mark and ${keep}`, "untag before routing");
+    // One test per pool interface (not per network), walked by tagged new connections only.
+    for (const [iif, t] of dispatch)
+      add(
+        "classify",
+        `meta mark and ${mask} == ${hexToken(t)} goto ${nftClassifyChain(iif)}`,
+        `${iif} tagged`,
+      );
   }
   add("pre", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on replies");
   add("out", `ct direction reply ct mark and ${mask} != 0 jump restore`, "restore mark on local replies");
@@ -283,18 +283,15 @@ function nftGuardRules(spec: FirewallSpec): FirewallRule[] {
 }
 
 /**
- * An interface's classify chain (netdev table, at ingress of that device). Interface names are
- * unique and every character ifnameToken lets through may follow a letter in an nft identifier
- * (checked against nft for odd names), so the name is collision-free; no other chain of either
- * table starts so.
+ * An interface's classify chain (inet table: its pools' values by destination). Interface names
+ * are unique and every character ifnameToken lets through may follow a letter in an nft identifier
+ * (checked against nft for odd names), so the name is collision-free; no other chain of the table
+ * starts so.
  */
-const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
+export const nftClassifyChain = (iif: string): string => `classify_${ifnameToken(iif)}`;
 
-/**
- * The netdev chain that tags a packet with a network's value (its classify chains jump to it); one
- * per value, because `meta mark set ... map` would overwrite the packet mark's other bits.
- */
-export const nftTagChain = (value: number): string => `tag${hexToken(value)}`;
+/** An interface's tag chain: netdev table, at ingress of that device. */
+export const nftTagChain = (iif: string): string => `tag_${ifnameToken(iif)}`;
 
 /** Entries by incoming interface, in order of first appearance (so the rendering is stable). */
 function entriesByInterface(entries: readonly MarkEntry[]): Map<string, MarkEntry[]> {
@@ -532,7 +529,7 @@ interface ClassifyForm {
   readonly size: number;
   /**
    * Lookups a new connection arriving on a pool's interface makes: 1 in either (nftables: its
-   * destination at ingress of that interface, intervals, which tags the packet; iptables: one
+   * destination in that interface's map, after one tag test per pool interface; iptables: one
    * `hash:net,iface` set).
    */
   readonly lookups: number;
@@ -558,7 +555,7 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
       size,
       lookups: 1,
       lookupsElsewhere: 0,
-      text: `one verdict-map lookup on ${keys.join(" / ")} at ingress of a pool's interface (${interfaces} interface(s)), which tags the packet with the network's value for prerouting to give the connection, per new connection (${size} element(s)), whatever the number of networks; none for connections on other interfaces`,
+      text: `one map lookup on ${keys.join(" / ")} per new connection tagged at ingress of a pool's interface (${interfaces} interface(s)), in that interface's chain (${size} element(s)), whatever the number of networks; none for connections on other interfaces`,
     };
   }
   const sets = ipsetsOf(spec).filter((x) => x.purpose === "classify");

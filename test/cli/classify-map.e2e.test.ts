@@ -1,6 +1,6 @@
-// The real CLI in a fresh dual-stack namespace: nftables looks a packet's destination up at ingress
-// of a pool's interface (a chain of that device only), which tags it in symroute's bits of the
-// packet mark, and prerouting gives a new connection's tag to its ct mark (KERNEL-FACTS 12; not one
+// The real CLI in a fresh dual-stack namespace: nftables tags a packet at ingress of a pool's
+// interface (a chain of that device only) in symroute's bits of the packet mark, and prerouting
+// looks a tagged new connection's destination up in that interface's map (KERNEL-FACTS 12; not one
 // map on `iifname . ip daddr`, see docs/architecture.md); no lookup on the interface's name. A new
 // connection to a pool
 // gets its network's value in the ct mark while another component's bit outside symroute's mask
@@ -119,7 +119,7 @@ function connectFromClient(node: Netns, address: string, port: number): void {
 }
 
 test(
-  "nftables: a lookup by destination at the interface's ingress classifies; other bits survive; replies take the pool's table",
+  "nftables: a tag at the interface's ingress, then one lookup by destination, classifies; other bits survive; replies take the pool's table",
   { skip },
   (t) => {
     const node = createNode(t, { dualStack: true });
@@ -139,7 +139,7 @@ test(
     const text = node.symroute(["plan", "-c", CONFIG]);
     assert.match(
       text.stdout,
-      /classify new connections \(nftables\): map, one verdict-map lookup on ip daddr \/ ip6 daddr at ingress of a pool's interface \(1 interface\(s\)\), which tags the packet with the network's value for prerouting to give the connection/,
+      /classify new connections \(nftables\): map, one map lookup on ip daddr \/ ip6 daddr per new connection tagged at ingress of a pool's interface \(1 interface\(s\)\)/,
     );
     // Before apply: only the other component's bit (rp_filter off for the moment, so that the node,
     // which does not route 5.6.7.1 back through ext0 yet, accepts the packet), and the reply to a
@@ -164,36 +164,30 @@ test(
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);
 
     // In the kernel: prerouting holds no lookup (a test of the packet mark, then the reply side);
-    // ext0's chain, at ingress of ext0 only, looks up the destination, one map per family, with
-    // all of its pools, and jumps to the tag of the pool's network.
-    const listRules = (family: string): NonNullable<NftRule["rule"]>[] =>
-      (
-        JSON.parse(node.exec(["nft", "-j", "list", "table", family, "symroute"]).stdout) as {
-          nftables: NftRule[];
-        }
-      ).nftables.flatMap((o) => (o.rule === undefined ? [] : [o.rule]));
-    const rules = listRules("inet");
+    // ext0's tag chain, at ingress of ext0 only, tags its packets without a lookup; ext0's classify
+    // chain looks the destination up, one map per family, with all of its pools.
+    const rules = (
+      JSON.parse(node.exec(["nft", "-j", "list", "table", "inet", "symroute"]).stdout) as {
+        nftables: NftRule[];
+      }
+    ).nftables.flatMap((o) => (o.rule === undefined ? [] : [o.rule]));
     const pre = rules.filter((r) => r.chain === "pre").map((r) => JSON.stringify(r.expr));
     assert.equal(pre.length, 2, pre.join("\n"));
     assert.ok(
       pre.every((r) => !r.includes('"vmap"') && !r.includes('"iifname"')),
       pre.join("\n"),
     );
-    const netdev = JSON.parse(node.exec(["nft", "-j", "list", "table", "netdev", "symroute"]).stdout) as {
-      nftables: { rule?: NftRule["rule"] }[];
-    };
     // nft 1.0.6's JSON leaves the device out: the text listing names it.
-    const hook = node.exec(["nft", "list", "chain", "netdev", "symroute", "classify_ext0"]).stdout;
+    const hook = node.exec(["nft", "list", "chain", "netdev", "symroute", "tag_ext0"]).stdout;
     assert.match(hook, /type filter hook ingress device "ext0" priority -450;/, hook);
-    const perInterface = netdev.nftables.flatMap((o) =>
-      o.rule?.chain === "classify_ext0" && JSON.stringify(o.rule.expr).includes('"vmap"') ? [o.rule] : [],
-    );
+    assert.doesNotMatch(hook, /map|daddr/, hook);
+    const perInterface = rules.filter((r) => r.chain === "classify_ext0");
     assert.equal(perInterface.length, 2, JSON.stringify(perInterface));
     const [v4, v6] = perInterface.map((r) => JSON.stringify(r.expr));
-    assert.equal(v4?.match(/"jump"/g)?.length, 3, v4);
+    assert.equal(v4?.match(/"prefix"/g)?.length, 3, v4);
     assert.match(v4 ?? "", /"protocol":\s*"ip"/);
     assert.doesNotMatch(v4 ?? "", /"concat"|"iifname"/);
-    assert.equal(v6?.match(/"jump"/g)?.length, 1, v6);
+    assert.equal(v6?.match(/"prefix"/g)?.length, 1, v6);
     assert.match(v6 ?? "", /"protocol":\s*"ip6"/);
 
     // A new flow to blue: blue's value, the other bit kept.
@@ -257,11 +251,10 @@ test(
       );
     }
 
-    // Drift: remove the rule of blue's tag chain; plan sees it, apply puts it back.
+    // Drift: remove the rule of blue's restore chain; plan sees it, apply puts it back.
     const hex = `0x${blue.toString(16)}`;
-    const victim = netdev.nftables.find((o) => o.rule?.chain === `tag${hex}`)?.rule as
-      { handle?: number } | undefined;
-    assert.ok(victim?.handle !== undefined, JSON.stringify(netdev.nftables));
+    const victim = rules.find((r) => r.chain === `m${hex}`) as { handle?: number } | undefined;
+    assert.ok(victim?.handle !== undefined, JSON.stringify(rules.map((r) => r.chain)));
     must([
       "ip",
       "netns",
@@ -270,9 +263,9 @@ test(
       "nft",
       "delete",
       "rule",
-      "netdev",
+      "inet",
       "symroute",
-      `tag${hex}`,
+      `m${hex}`,
       "handle",
       String(victim.handle),
     ]);

@@ -66,55 +66,66 @@ const tableOf = (script: string, family: string): string => {
 };
 
 for (const n of [1, 10, 1000]) {
-  test(`${n} network(s): a pool's interface looks the destination up at its ingress; prerouting tests the mark`, () => {
+  test(`${n} network(s): a pool's interface tags at its ingress; prerouting tests the mark; new connections make one lookup`, () => {
     const s = spec(n);
     const script = renderNft(s);
     const inet = tableOf(script, "inet");
     const netdev = tableOf(script, "netdev");
+    const bare = (lines: string[]): string[] => lines.map((l) => l.replace(/ comment .*/, "").trim());
     // Every packet of every interface meets two tests in prerouting, neither a lookup.
-    assert.deepEqual(
-      rulesOf(inet, "pre").map((l) => l.replace(/ comment .*/, "").trim()),
-      ["meta mark and 0x3fff != 0 jump tagged", "ct direction reply ct mark and 0x3fff != 0 jump restore"],
-    );
+    assert.deepEqual(bare(rulesOf(inet, "pre")), [
+      "meta mark and 0x3fff != 0 jump tagged",
+      "ct direction reply ct mark and 0x3fff != 0 jump restore",
+    ]);
     assert.equal(script.includes("iifname"), false, "no lookup on the interface's name");
     assert.equal(script.includes(" . ip"), false, "no concatenated key");
-    // Right after conntrack, where a new connection's ct mark is still 0: the tag becomes the ct
-    // mark as it is (no lookup, no chain per value); every tagged packet is untagged.
+    // Each pool interface's tag chain is a base chain at ingress of that device only, without a
+    // lookup: after the frames it hands to stacked devices, its number in symroute's bits.
+    const tagged: [string, number][] =
+      n === 1
+        ? [["ext0", 1]]
+        : [
+            ["ext0", 1],
+            ["ext1", 2],
+          ];
+    for (const [iif, tag] of tagged) {
+      assert.equal(
+        hookOf(netdev, `tag_${iif}`),
+        `type filter hook ingress device "${iif}" priority -450; policy accept;`,
+      );
+      assert.deepEqual(bare(rulesOf(netdev, `tag_${iif}`)), [
+        "vlan id != 0 return",
+        "meta pkttype other return",
+        `meta mark set meta mark and 0xffffc000 or 0x${tag.toString(16)}`,
+      ]);
+    }
+    // Right after conntrack, where a new connection's ct mark is still 0: a tagged new connection
+    // goes to its interface's chain (one test per pool interface), whose map on the destination
+    // writes the network's value as the ct mark; every tagged packet is untagged.
     assert.equal(hookOf(inet, "pre"), "type filter hook prerouting priority -199; policy accept;");
-    const tagged = rulesOf(inet, "tagged").map((l) => l.replace(/ comment .*/, "").trim());
-    assert.deepEqual(tagged, [
-      "ct state new ct mark 0 ct mark set meta mark and 0x3fff",
+    assert.deepEqual(bare(rulesOf(inet, "tagged")), [
+      "ct state new ct mark 0 jump classify",
       "meta mark set meta mark and 0xffffc000",
     ]);
-    assert.equal(/\n {2}chain c0x/.test(inet), false, "no classify chain per value");
-    // Each interface's chain is a base chain at ingress of that device only: one destination
-    // lookup per family, one element per pool, after the frames it hands to stacked devices.
-    assert.equal(
-      hookOf(netdev, "classify_ext0"),
-      'type filter hook ingress device "ext0" priority -450; policy accept;',
+    assert.deepEqual(
+      bare(rulesOf(inet, "classify")),
+      (n === 1 ? ["ext0"] : ["ext0", "ext1"]).map(
+        (iif, i) => `meta mark and 0x3fff == 0x${(i + 1).toString(16)} goto classify_${iif}`,
+      ),
     );
-    const ext0 = rulesOf(netdev, "classify_ext0").map((l) => l.replace(/ comment .*/, "").trim());
-    assert.equal(ext0.length, 4, ext0.join("\n"));
-    assert.deepEqual(ext0.slice(0, 2), ["vlan id != 0 return", "meta pkttype other return"]);
-    assert.match(ext0[2] ?? "", /^ip daddr vmap \{ 100\.64\.0\.0\/24 : jump tag0x1[, ]/);
-    assert.match(ext0[3] ?? "", /^ip6 daddr vmap \{ 2001:db8::\/64 : jump tag0x1/);
+    const ext0 = bare(rulesOf(inet, "classify_ext0"));
+    assert.equal(ext0.length, 2, ext0.join("\n"));
+    assert.match(ext0[0] ?? "", /^ct mark set ip daddr map \{ 100\.64\.0\.0\/24 : 0x1[, ]/);
+    assert.match(ext0[1] ?? "", /^ct mark set ip6 daddr map \{ 2001:db8::\/64 : 0x1/);
     const elements = (lines: string[]): number =>
-      lines.reduce((sum, l) => sum + (l.match(/ : jump tag0x/g) ?? []).length, 0);
-    const ext1 = n === 1 ? [] : rulesOf(netdev, "classify_ext1");
+      lines.reduce((sum, l) => sum + (l.match(/ : 0x[0-9a-f]+/g) ?? []).length, 0);
+    const ext1 = n === 1 ? [] : bare(rulesOf(inet, "classify_ext1"));
     assert.equal(elements([...ext0, ...ext1]), s.entries.length);
-    if (n > 1) assert.equal(hookOf(netdev, "classify_ext1")?.includes('device "ext1"'), true);
-    // One small chain per mark value in each table, each keeping the bits outside the mask.
+    assert.equal(/\n {2}chain (c|tag)0x/.test(script), false, "no classify or tag chain per value");
+    // One small chain per mark value for replies, each keeping the bits outside the mask.
     for (const v of [1, n]) {
       const hex = `0x${v.toString(16)}`;
-      assert.deepEqual(
-        rulesOf(netdev, `tag${hex}`).map((l) => l.replace(/ comment .*/, "").trim()),
-        [`meta mark set meta mark and 0xffffc000 or ${hex}`],
-      );
-      assert.equal(hookOf(netdev, `tag${hex}`), undefined);
-      assert.deepEqual(
-        rulesOf(inet, `m${hex}`).map((l) => l.replace(/ comment .*/, "").trim()),
-        [`meta mark set meta mark and 0xffffc000 or ${hex}`],
-      );
+      assert.deepEqual(bare(rulesOf(inet, `m${hex}`)), [`meta mark set meta mark and 0xffffc000 or ${hex}`]);
     }
     // The reply side is unchanged: one dispatch by mark.
     assert.equal(rulesOf(inet, "restore").length, 1);
@@ -146,8 +157,9 @@ test("odd interface names give distinct classify chains that are nft identifiers
   const script = renderNft({ backend: "nftables", mask: 0xff, entries });
   const chains = names.map((iif) => {
     const rules = rulesOf(script, `classify_${iif}`);
-    assert.equal(rules.length, 3, iif);
-    assert.equal(hookOf(script, `classify_${iif}`)?.includes(`device "${iif}"`), true, iif);
+    assert.equal(rules.length, 1, iif);
+    assert.equal(rulesOf(script, `tag_${iif}`).length, 3, iif);
+    assert.equal(hookOf(script, `tag_${iif}`)?.includes(`device "${iif}"`), true, iif);
     return `classify_${iif}`;
   });
   assert.equal(new Set(chains).size, names.length);
@@ -185,7 +197,7 @@ test("plan names the form: a map for nftables, a set for iptables", () => {
   assert.equal(nft?.lookupsElsewhere, 0);
   assert.match(
     nft?.text ?? "",
-    /one verdict-map lookup on ip daddr \/ ip6 daddr at ingress of a pool's interface \(2 interface\(s\)\), which tags the packet with the network's value for prerouting to give the connection, .*; none for connections on other interfaces$/,
+    /one map lookup on ip daddr \/ ip6 daddr per new connection tagged at ingress of a pool's interface \(2 interface\(s\)\), .*; none for connections on other interfaces$/,
   );
   const ipt = classifyForm(spec(10, "iptables"));
   assert.equal(ipt?.form, "set");
