@@ -161,6 +161,13 @@ export class ReadCache {
    */
   #table:
     (Kept<ReadonlyMap<string, ScriptChain>> & { readonly epoch: number; verified: boolean }) | undefined;
+  /**
+   * What the reads since the last `verified` or `forget` depended on (`passThrough`: one the cache
+   * cannot keep, such as the iptables front end's or the neighbours), and the same for the reads of
+   * the reconcile that last verified the node (undefined: none since the last `forget`).
+   */
+  #reads: ReadsMade = { ...NO_READS };
+  #settled: ReadsMade | undefined;
   /** How the first nft transaction since the last `takeNftTransaction` ran. */
   #nftTransaction: NftTransactionKind | undefined;
   readonly #onNftTransaction: (kind: NftTransactionKind) => void;
@@ -253,6 +260,8 @@ export class ReadCache {
     this.#firewall = undefined;
     this.#transaction = undefined;
     this.#table = undefined;
+    this.#reads = { ...NO_READS };
+    this.#settled = undefined;
   }
 
   /**
@@ -262,6 +271,29 @@ export class ReadCache {
   verified(): void {
     if (this.#table !== undefined && this.#table.epoch === this.#writes.firewall.epoch)
       this.#table.verified = true;
+    this.#settled = this.#reads;
+    this.#reads = { ...NO_READS };
+  }
+
+  /**
+   * Whether nothing a reconcile reads can have changed since the last one verified the node with
+   * the same configuration: every read it made is kept and still good (the agent's own writes since
+   * would have dropped them; another process's change, or a monitor that stopped, makes them
+   * stale). Then a reconcile triggered only by the agent's own apply's kernel events would plan
+   * nothing (the sysctls, which no monitor shows, are read only by a reconcile that runs).
+   */
+  unchanged(): boolean {
+    const settled = this.#settled;
+    if (settled === undefined || settled.passThrough) return false;
+    if (this.#writes.routing.running > 0 || this.#writes.firewall.running > 0) return false;
+    const good = (kept: Kept<unknown> | undefined, dependsOn: readonly Evidence[]): boolean =>
+      kept !== undefined && this.#valid(kept, dependsOn);
+    return (
+      good(this.#routing, ["routing"]) &&
+      (!settled.firewall || good(this.#firewall, ["firewall"])) &&
+      (!settled.kubeProxy || good(this.#kubeProxy, ["others"])) &&
+      (!settled.datapath || good(this.#datapath, ["links", "others"]))
+    );
   }
 
   /** How the first nft transaction since the last call ran (undefined: none ran). */
@@ -370,7 +402,12 @@ export class ReadCache {
       readNode: async (scope: ReadScope): Promise<NodeState> => {
         const cacheable =
           scope.firewalls.length === 0 && scope.neighbours !== true && scope.kubeProxyServices !== true;
-        if (!cacheable) return kernel.readNode(scope);
+        if (!cacheable) {
+          this.#reads.passThrough = true;
+          return kernel.readNode(scope);
+        }
+        if (scope.kubeProxyHints === true) this.#reads.kubeProxy = true;
+        if (scope.datapath !== undefined) this.#reads.datapath = true;
         const kept = await this.#nodeFromCache(scope);
         if (kept !== undefined) {
           this.#onRead("cache");
@@ -399,7 +436,11 @@ export class ReadCache {
       },
       readFirewall: async (backends) => {
         // nft's tables only: the iptables front end's ipsets change without any event.
-        if (backends.length !== 1 || backends[0] !== "nftables") return kernel.readFirewall(backends);
+        if (backends.length !== 1 || backends[0] !== "nftables") {
+          if (backends.length > 0) this.#reads.passThrough = true;
+          return kernel.readFirewall(backends);
+        }
+        this.#reads.firewall = true;
         const kept = this.#firewall;
         if (kept !== undefined && this.#writes.firewall.running === 0 && this.#valid(kept, ["firewall"])) {
           this.#onRead("cache");
@@ -563,6 +604,21 @@ export const OWN_PROCESS_MS = 30_000;
 
 /** The most chains listed one by one after a transaction; beyond it, the tables are listed whole. */
 export const MAX_CHAINS_LISTED = 12;
+
+/** What a reconcile's reads depended on (`ReadCache.unchanged`). */
+interface ReadsMade {
+  passThrough: boolean;
+  firewall: boolean;
+  kubeProxy: boolean;
+  datapath: boolean;
+}
+
+const NO_READS: Readonly<ReadsMade> = {
+  passThrough: false,
+  firewall: false,
+  kubeProxy: false,
+  datapath: false,
+};
 
 const datapathKey = (scope: ReadScope): string => JSON.stringify(scope.datapath?.interfaces ?? []);
 

@@ -34,6 +34,8 @@ export interface ReconcilerOptions {
     forget(): void;
     verified?(): void;
     takeNftTransaction?(): "partial" | "full" | "partial-refused" | undefined;
+    /** Whether nothing the last verified reconcile read can have changed since (read-cache.ts). */
+    unchanged?(): boolean;
   };
   /**
    * The state file, read once more after each reconcile (off its path, errors ignored): with its
@@ -45,6 +47,9 @@ export interface ReconcilerOptions {
 
 /** Reconciles that read the whole node whatever was kept: the first one and the periodic resync. */
 const FULL_READ_REASONS = ["start", "resync"];
+
+/** The loop's reason for a kernel monitor's line (agent.ts). */
+const KERNEL_REASON = "kernel";
 
 export class Reconciler {
   readonly #options: ReconcilerOptions;
@@ -98,6 +103,13 @@ export class Reconciler {
       const { config } = desired;
       verdicts = desired.verdicts;
       refused = desired.refused;
+      if (this.#nothingToDo(reasons, config)) {
+        // Most often the agent's own apply's kernel events: what it verified still holds.
+        metrics.reconciles.inc({ result: "success" });
+        end();
+        logger.debug({ reasons: [...reasons] }, "in sync: nothing changed since the last verified reconcile");
+        return { result: "ok", changed: false };
+      }
       // The same object is the same configuration (the source keeps it while nothing changed): no
       // need to serialise 1,000 networks again for a drift repair or a follow-up reconcile.
       const fingerprint =
@@ -187,6 +199,23 @@ export class Reconciler {
       return { result: "error", retry: !PERMANENT_KINDS.has(kind) };
     }
   };
+
+  /**
+   * A reconcile that only kernel monitor lines triggered, with the configuration in force and
+   * converged (no conflicts), while the read cache proves that nothing it would read changed since
+   * the reconcile that verified the node: the apply would find the node in sync, so it is not run.
+   * Another process's change among those lines (a routing line stamped after the kept read, an nft
+   * transaction of another process) makes the cache say no, and the reconcile runs.
+   */
+  #nothingToDo(reasons: ReadonlySet<string>, config: Config): boolean {
+    return (
+      reasons.size > 0 &&
+      [...reasons].every((r) => r === KERNEL_REASON) &&
+      this.#inForce?.config === config &&
+      this.#lastOutcome.ok &&
+      this.#options.readCache?.unchanged?.() === true
+    );
+  }
 
   #warmStateFile(): void {
     const stateFile = this.#options.stateFile;

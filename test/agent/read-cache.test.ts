@@ -5,6 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { createEngine } from "../../src/engine/engine.ts";
 import { BatchError, type Kernel } from "../../src/engine/ports.ts";
 import {
@@ -15,6 +16,11 @@ import {
   splitStamp,
 } from "../../src/agent/read-cache.ts";
 import { scriptChains } from "../../src/agent/nft-chains.ts";
+import type { ConfigSource } from "../../src/agent/config-source.ts";
+import { createLogger } from "../../src/agent/logger.ts";
+import { createMetrics } from "../../src/agent/metrics.ts";
+import { Reconciler } from "../../src/agent/reconciler.ts";
+import { FakeClock } from "./support/fake-clock.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
@@ -629,4 +635,84 @@ test("after a start, nft's monitor printing the agent's own whole-table transact
     ["full"],
     "forgotten (a resync, a failure)",
   );
+});
+
+test("a reconcile triggered only by the agent's own kernel events runs no apply; another process's change among them still runs one and is repaired", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped } = cached(fake);
+  const engine = createEngine({ kernel: wrapped, store: new MemoryStore() });
+  let applies = 0;
+  let config = dualStackGatewayConfig("nftables");
+  const reconciler = new Reconciler({
+    engine: {
+      ...engine,
+      apply: (c, o) => {
+        applies++;
+        return engine.apply(c, o);
+      },
+    },
+    source: {
+      desired: async () => ({ ready: true, config, verdicts: [], refused: new Map() }),
+      staleNote: () => "",
+      converged: async () => undefined,
+      cluster: undefined,
+    } as unknown as ConfigSource,
+    clock: new FakeClock(),
+    logger: createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
+    metrics: createMetrics(),
+    lockWaitMs: 0,
+    readCache: cache,
+  });
+  /** Whether a reconcile for `reasons` ran the engine's apply, and whether it changed the node. */
+  const reconcile = async (...reasons: string[]): Promise<[boolean, boolean]> => {
+    const before = applies;
+    const outcome = await reconciler.reconcile(new Set(reasons));
+    assert.equal(outcome.result, "ok");
+    return [applies > before, outcome.result === "ok" && outcome.changed];
+  };
+  /** Lines as the agent's own apply leaves them: routing stamped before the reads that followed it. */
+  const ownLines = (stamp: number): void => {
+    cache.routingLine(stamped(stamp, "default via 1.2.3.1 dev ext0 table 20000 proto 201"));
+    cache.firewallLine("add rule inet symroute pre counter");
+    cache.firewallLine(`# new generation 5 by process ${OWN_PID} (nft)`);
+  };
+
+  const beforeStart = Date.now() - 1;
+  assert.deepEqual(await reconcile("start"), [true, true]);
+  ownLines(beforeStart);
+  // The first run, without a record, read every front end (the iptables one is not kept).
+  assert.deepEqual(await reconcile("kernel"), [true, false]);
+  assert.deepEqual(await reconcile("kernel"), [false, false], "only the agent's own lines");
+  assert.deepEqual(await reconcile("kernel", "file"), [true, false], "the config file changed too");
+
+  // Another process deletes one of symroute's routes; its line comes among the agent's own.
+  const routes = fake.state.routes;
+  const owned = routes.findIndex((r) => r.table === 20000 && r.dst === "default");
+  assert.ok(owned >= 0);
+  fake.state = { ...fake.state, routes: routes.filter((_, i) => i !== owned) };
+  ownLines(beforeStart);
+  cache.routingLine(stamped(Date.now(), `Deleted ${JSON.stringify(routes[owned])}`));
+  ownLines(beforeStart);
+  assert.deepEqual(await reconcile("kernel"), [true, true], "the foreign change is repaired");
+  assert.deepEqual(fake.state.routes.length, routes.length);
+  assert.deepEqual(await reconcile("kernel"), [false, false]);
+
+  // Another process's nft transaction on symroute's tables, among the agent's own.
+  ownLines(beforeStart);
+  cache.firewallLine("delete rule inet symroute pre handle 4");
+  cache.firewallLine(`# new generation 6 by process ${FOREIGN_PID} (nft)`);
+  assert.deepEqual(await reconcile("kernel"), [true, false]);
+  assert.deepEqual(await reconcile("kernel"), [false, false]);
+
+  // A monitor that stopped, a new configuration object, forget() (a resync): the apply runs.
+  cache.monitorDown("routing");
+  assert.deepEqual(await reconcile("kernel"), [true, false]);
+  cache.routingLine(stamped(beforeStart, "[LINK]1: lo: <LOOPBACK,UP>"));
+  assert.deepEqual(await reconcile("kernel"), [true, false], "its first line came after the kept read");
+  assert.deepEqual(await reconcile("kernel"), [false, false]);
+  config = { ...config };
+  assert.deepEqual(await reconcile("kernel"), [true, false], "another configuration object");
+  cache.forget();
+  assert.deepEqual(await reconcile("kernel"), [true, false]);
+  assert.deepEqual(await reconcile("kernel"), [false, false]);
 });
