@@ -382,6 +382,12 @@ const ABOUT: Readonly<Record<string, readonly string[]>> = {
   "test/reliability/crash.e2e.test.ts": [
     "**Crash consistency, short.** The `make test` version of the crash run above.",
   ],
+  "test/reliability/route-protocol-crash.e2e.test.ts": [
+    "**A `routeProtocol` move killed half way.** The `ip -batch` wrapper kills the apply that moves",
+    "symroute's routes and rules to another protocol after the routes were replaced and two rules added",
+    "under the new number: the state file names both numbers; the next apply converges (nothing left",
+    "under the old one, `plan` in sync), and a delete instead, from the state alone, restores the node.",
+  ],
 };
 
 function suiteSection(out: (...l: string[]) => void, tests: TestsJson | undefined): void {

@@ -11,7 +11,10 @@
 // - firewall (`nft monitor`): each transaction ends with `# new generation N by process PID`; the
 //   agent knows the process ids of the tools it started, anything else is foreign.
 // - a monitor that is not running, or has not yet shown a line since it started (so may not be
-//   listening yet), keeps nothing valid; the agent's own writes drop what they change.
+//   listening yet), keeps nothing valid; the agent's own writes drop what they change. One
+//   exception: nft's monitor printing the agent's own transaction on symroute's tables proves it
+//   listened from that commit on, and a whole-table transaction leaves the tables as its script
+//   says whatever came before its commit, so the first change after a start can be partial.
 // The reconciler forgets everything on start, on the periodic resync and after any failure, so
 // that those always read the node in full.
 
@@ -134,6 +137,11 @@ export class ReadCache {
    */
   #pending: { since: number; ours: boolean; others: boolean } | undefined;
   /**
+   * When nft's monitor, since it (re)started, last printed a transaction of the agent's own that
+   * named symroute's tables (monotonic): it was listening at that transaction's commit.
+   */
+  #ownSeenAt: number | undefined;
+  /**
    * The tools the kernel adapter started in the last OWN_PROCESS_MS (their nft transactions are
    * the agent's own), with when: process ids come round again (pid_max is 32768 here), so an old
    * one may be another process's by now.
@@ -214,7 +222,10 @@ export class ReadCache {
     }
     this.#pending = undefined;
     this.#forgetOldProcesses();
-    if (pid !== "unknown" && this.#ownProcesses.has(pid)) return;
+    if (pid !== "unknown" && this.#ownProcesses.has(pid)) {
+      if (pending?.ours === true) this.#ownSeenAt = this.#now();
+      return;
+    }
     if (pending?.ours !== false) this.#foreignAt.ours = this.#now();
     if (pending?.others !== false) this.#foreignAt.others = this.#now();
   }
@@ -231,6 +242,7 @@ export class ReadCache {
   /** A monitor stopped: until its restart shows a line, nothing it watches can be trusted. */
   monitorDown(which: MonitorName): void {
     this.#liveSince[which] = undefined;
+    if (which === "firewall") this.#ownSeenAt = undefined;
   }
 
   /** The next reads go to the kernel (start, resync, a failure). */
@@ -273,7 +285,7 @@ export class ReadCache {
       !known.verified ||
       this.#writes.firewall.running > 0 ||
       known.epoch !== this.#writes.firewall.epoch ||
-      !this.#valid(known, ["firewall"])
+      !(this.#valid(known, ["firewall"]) || this.#seenListening(known))
     )
       return undefined;
     const partial = renderNftIncremental(known.value, next);
@@ -282,9 +294,28 @@ export class ReadCache {
     return partial !== undefined && partial.length < wholeLength ? partial : undefined;
   }
 
+  /**
+   * Whether the tables as known to `table` hold although nft's monitor showed its first line only
+   * after the transaction that wrote them started (the agent's first after a start): the monitor
+   * then printed one of the agent's own transactions on symroute's tables, which is that one (no
+   * write of the agent's since) or an earlier one. Either way the monitor listened from the commit
+   * of that one on; whatever committed before it was replaced (a whole-table transaction: the
+   * first since `forget`; a partial one ran only on a table already proven). The foreign
+   * transactions it printed since still count (`#valid`'s other conditions).
+   */
+  #seenListening(table: Kept<unknown>): boolean {
+    return (
+      this.#liveSince.firewall !== undefined &&
+      this.#ownSeenAt !== undefined &&
+      this.#ownSeenAt >= table.monoStart &&
+      this.#valid(table, ["firewall"], true)
+    );
+  }
+
   /** Whether nothing `kept` depends on can have changed since it was read. */
-  #valid(kept: Kept<unknown>, dependsOn: readonly Evidence[]): boolean {
-    for (const which of dependsOn) {
+  #valid(kept: Kept<unknown>, dependsOn: readonly Evidence[], listening = false): boolean {
+    // `listening`: the monitors are known to have listened since before anything that matters.
+    for (const which of listening ? [] : dependsOn) {
       const since = this.#liveSince[which === "links" ? "routing" : which === "others" ? "firewall" : which];
       if (since === undefined || since > kept.monoStart) return false;
     }

@@ -87,13 +87,15 @@ test(
       return node.symroute(["plan", "-c", file]).code === 0;
     };
 
-    // The start's transaction came before the nft monitor showed its first line: until a
-    // transaction of the agent's has been seen by a listening monitor, the next is whole.
+    // The start's transaction is whole; nft's monitor printing it proves the monitor listened
+    // from its commit on, so the first edit after the start is partial already.
     // (The log line may come after /readyz answers: pino writes asynchronously.)
     await untilAgent(agent, "the start's applied line", () => transactions().length > 0);
     assert.equal(transactions()[0]?.nftTransaction, "full", JSON.stringify(transactions()));
     const warmed = await nextTransaction("the third network applied", () => replaceConfig(THREE));
-    assert.deepEqual([warmed.msg, warmed.networks, warmed.nftTransaction], ["applied", 3, "full"]);
+    assert.deepEqual([warmed.msg, warmed.networks, warmed.nftTransaction], ["applied", 3, "partial"]);
+    assert.deepEqual(chainsHeld(), chainsWanted());
+    assert.ok(inSync(THREE), "plan finds the node in sync");
 
     // Two networks removed: their chains are deleted in the same transaction.
     const chainsBefore = chainsHeld();
@@ -135,7 +137,7 @@ test(
     assert.ok(inSync(TWO));
 
     const metrics = nsGet(node.name, `${URL_BASE}/metrics`).body;
-    assert.match(metrics, /^symroute_nft_transactions_total\{kind="partial"\} 3$/m);
+    assert.match(metrics, /^symroute_nft_transactions_total\{kind="partial"\} 4$/m);
     assert.doesNotMatch(agent.output(), /reconcile failed|partial-refused/);
   },
 );

@@ -567,3 +567,66 @@ test("a failed apply after a partial nft transaction rolls the tables back whole
   assert.equal((await engine.apply(twoNetworks)).inSync, true);
   assert.deepEqual(nftRuns(fake, next), ["full"]);
 });
+
+test("after a start, nft's monitor printing the agent's own whole-table transaction proves it listened: the next one is partial, unless anything else says no", async () => {
+  /** A fresh cache whose nft monitor has printed nothing yet (the agent just started). */
+  const fresh = () => {
+    const fake = new FakeKernel(articleNode());
+    const cache = new ReadCache({ readSysctl: async (name) => fake.state.sysctls[name] });
+    cache.ownProcess(OWN_PID);
+    cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+    const engine = createEngine({ kernel: cache.wrap(fake), store: new MemoryStore() });
+    return { fake, cache, engine };
+  };
+  /** The first transaction (whole), `between` after it, then the next edit's transaction. */
+  const second = async (between: (cache: ReadCache) => void): Promise<string[]> => {
+    const { fake, cache, engine } = fresh();
+    assert.equal((await engine.apply(dualStackGatewayConfig("nftables"))).inSync, true);
+    between(cache);
+    cache.verified();
+    const from = fake.log.length;
+    assert.equal((await engine.apply(twoNetworks)).inSync, true);
+    return nftRuns(fake, from);
+  };
+  const ownPrinted = (cache: ReadCache, table = "inet symroute"): void => {
+    cache.firewallLine(`add table ${table}`);
+    cache.firewallLine(`# new generation 2 by process ${OWN_PID} (nft)`);
+  };
+  assert.deepEqual(await second(ownPrinted), ["partial"]);
+  assert.deepEqual(await second(() => undefined), ["full"], "the monitor printed nothing");
+  assert.deepEqual(
+    await second((c) => ownPrinted(c, "ip kube-proxy")),
+    ["full"],
+    "its transaction named no table of symroute's",
+  );
+  assert.deepEqual(
+    await second((c) => c.firewallLine(`# new generation 2 by process ${OWN_PID} (nft)`)),
+    ["full"],
+    "a generation line alone (the transaction's lines lost)",
+  );
+  assert.deepEqual(
+    await second((c) => {
+      ownPrinted(c);
+      c.firewallLine("add rule inet symroute pre counter");
+      c.firewallLine(`# new generation 3 by process ${FOREIGN_PID} (nft)`);
+    }),
+    ["full"],
+    "another process's transaction after it",
+  );
+  assert.deepEqual(
+    await second((c) => {
+      ownPrinted(c);
+      c.monitorDown("firewall");
+    }),
+    ["full"],
+    "the monitor stopped since",
+  );
+  assert.deepEqual(
+    await second((c) => {
+      ownPrinted(c);
+      c.forget();
+    }),
+    ["full"],
+    "forgotten (a resync, a failure)",
+  );
+});
