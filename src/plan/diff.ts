@@ -233,14 +233,27 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
 
   const former = own.formerRouteProtocols ?? [];
   if (former.length > 0) {
-    const current = (p: number | undefined): boolean => p !== own.routeProtocol && owns(p);
+    const underFormer = (p: number | undefined): boolean => p !== own.routeProtocol && owns(p);
     const left =
-      node.routes.reduce((n, r) => (current(r.protocol) ? n + 1 : n), 0) +
-      node.rules.reduce((n, r) => (current(r.protocol) ? n + 1 : n), 0);
-    if (left > 0)
+      node.routes.reduce((n, r) => (underFormer(r.protocol) ? n + 1 : n), 0) +
+      node.rules.reduce((n, r) => (underFormer(r.protocol) ? n + 1 : n), 0);
+    if (left > 0) {
       notices.push(
         `routeProtocol moves from ${former.join(", ")} (the state file's) to ${own.routeProtocol}: ${left} route(s) and rule(s) of symroute's still carry ${former.length === 1 ? "it" : "one of those"}; the apply re-makes them under ${own.routeProtocol} and removes them`,
       );
+      // Before the move, objects under the new number that symroute does not want are most likely
+      // another tool's: the number is symroute's from now on, and the apply deletes them.
+      const taken = changes.filter(
+        (c) =>
+          (c.kind === "route" || c.kind === "rule") &&
+          c.action === "delete" &&
+          (c.kind === "route" ? c.route.protocol : c.rule.protocol) === own.routeProtocol,
+      ).length;
+      if (taken > 0)
+        notices.push(
+          `${taken} route(s) and rule(s) on the node already carry proto ${own.routeProtocol} and are not symroute's to keep: from this move on symroute takes ${own.routeProtocol} as its own and the apply deletes them; if another tool uses ${own.routeProtocol}, choose another routeProtocol`,
+        );
+    }
   }
 
   return { changes, conflicts, notices };

@@ -133,6 +133,21 @@ test(
       );
     }
 
+    // doctor: the move is pending (exit 3, problems found), and the rules under the old number are
+    // symroute's, never "not symroute's".
+    const doctor = node.symroute(["doctor", "-c", moved, "-o", "json"]);
+    assert.equal(doctor.code, 3, doctor.stdout + doctor.stderr);
+    const findings = (
+      JSON.parse(doctor.stdout) as {
+        findings: { path: string; ok: boolean; summary: string; cause?: string }[];
+      }
+    ).findings;
+    assert.ok(
+      findings.some((f) => f.path === "symroute" && !f.ok && /change\(s\) pending/.test(f.summary)),
+      JSON.stringify(findings, null, 2),
+    );
+    assert.ok(!findings.some((f) => /not symroute's/.test(f.cause ?? "")), JSON.stringify(findings, null, 2));
+
     const applied = node.symroute(["apply", "-c", moved]);
     assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     assert.deepEqual(withProto(node, OLD), [], `nothing left under ${OLD}`);

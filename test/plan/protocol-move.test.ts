@@ -208,6 +208,41 @@ test("a protocol move rolled back: the node under the old number, the state owns
   assert.equal(store.state?.routeProtocol, NEW);
 });
 
+test("a move to a number another tool's routes carry: the plan says the apply deletes them", async () => {
+  const { engine, kernel } = await appliedUnder(OLD);
+  kernel.state = {
+    ...kernel.state,
+    routes: [
+      ...kernel.state.routes,
+      {
+        family: 4,
+        table: 254,
+        type: "unicast",
+        dst: "172.16.0.0/16",
+        gateway: "192.168.1.1",
+        dev: "eth0",
+        protocol: NEW,
+        scope: 0,
+      },
+    ],
+  };
+  const plan = await engine.plan(withProtocol(NEW));
+  assert.ok(
+    plan.warnings.some((w) =>
+      w.startsWith(
+        `1 route(s) and rule(s) on the node already carry proto ${NEW} and are not symroute's to keep`,
+      ),
+    ),
+    plan.warnings.join("\n"),
+  );
+  assert.ok(
+    plan.changes.some((c) => c.kind === "route" && c.action === "delete" && c.route.dst === "172.16.0.0/16"),
+  );
+  // Without a move, no such warning (the number was symroute's already).
+  const same = await engine.plan(withProtocol(OLD));
+  assert.ok(!same.warnings.some((w) => w.includes("already carry")), same.warnings.join("\n"));
+});
+
 test("a protocol move frees and takes tables as a run under one number does: the old number's objects are symroute's", async () => {
   const { kernel, store } = await appliedUnder(OLD);
   // c goes, d comes: d takes the table c leaves, with or without a move of the protocol.
