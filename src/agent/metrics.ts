@@ -23,6 +23,7 @@ export const METRIC_NAMES = {
   eventsIgnored: "symroute_events_ignored_total",
   nodeReads: "symroute_node_reads_total",
   nftTransactions: "symroute_nft_transactions_total",
+  nftChainsVerified: "symroute_nft_chains_verified_total",
 } as const;
 
 export interface AgentMetrics {
@@ -46,6 +47,7 @@ export interface AgentMetrics {
   readonly eventsIgnored: Counter<"source">;
   readonly nodeReads: Counter<"from">;
   readonly nftTransactions: Counter<"kind">;
+  readonly nftChainsVerified: Counter<"from">;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -157,6 +159,12 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       name: METRIC_NAMES.nftTransactions,
       help: "The agent's nft transactions, by kind (partial: only the chains that changed; full: the tables replaced whole; partial-refused: nft refused a partial one, the whole-table one ran after it).",
       labelNames: ["kind"] as const,
+      registers,
+    }),
+    nftChainsVerified: new Counter({
+      name: METRIC_NAMES.nftChainsVerified,
+      help: "Chains the verification after the agent's partial nft transaction took, by where from (monitor: as nft monitor printed the transaction; listed: nft -t list chain).",
+      labelNames: ["from"] as const,
       registers,
     }),
   };

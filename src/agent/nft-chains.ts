@@ -4,7 +4,7 @@
 // chains whose text changed (read-cache.ts). These functions split a transaction and a listing by
 // chain and put a listing together again.
 
-import { ARP_KEY_PREFIX, arpKeyBackend } from "../model/firewall.ts";
+import { ARP_KEY_PREFIX, arpKeyBackend, NFT_TABLE } from "../model/firewall.ts";
 import type { OwnedFirewall } from "../model/state.ts";
 import type { ScriptChain } from "../render/nft-incremental.ts";
 
@@ -96,4 +96,53 @@ export function composeListing(
     }
   }
   return { backend: "nftables", ruleKeys, contents };
+}
+
+const commentOf = (rule: string): string | undefined => / comment "([^"]*)"$/.exec(rule)?.[1];
+
+/**
+ * A chain's rules as `nft -t list chain` lists them (adapters/kernel.ts nftRulesFromText), from the
+ * `add rule` lines `nft monitor` printed for the agent's transaction that flushed and filled the
+ * chain or added it: the kernel's own report of what it stored, anonymous maps and sets with their
+ * elements. nft 1.0.6 prints `handle N` before some rules' text, which the listing does not; the
+ * counters are dropped as the listing's are. Undefined when the lines cannot stand for the listing:
+ * their comment keys are not the script's rule for rule (a line lost), or the chain is a base chain
+ * whose declaration was not listed before with the same text (a new one is listed).
+ */
+export function printedChain(
+  script: ScriptChain,
+  previous: ScriptChain | undefined,
+  previousListed: readonly string[] | undefined,
+  printed: readonly string[],
+): ListedRule[] | undefined {
+  const prefix = `add rule ${script.family} ${NFT_TABLE} ${script.chain} `;
+  const rules = printed
+    .filter((line) => line.startsWith(prefix))
+    .map((line) =>
+      line
+        .slice(prefix.length)
+        .replace(/^handle \d+ /, "")
+        .replace(/counter packets \d+ bytes \d+/g, "counter"),
+    );
+  const lines = script.text.split("\n").map((l) => l.trim());
+  const declaration = lines[0]?.startsWith("type ") === true ? lines[0] : undefined;
+  const wanted = lines.filter((l) => l !== "" && l !== declaration);
+  if (rules.length !== wanted.length) return undefined;
+  for (const [i, rule] of rules.entries()) {
+    const key = commentOf(rule);
+    if (key === undefined || key !== commentOf(wanted[i] ?? "")) return undefined;
+  }
+  let header: ListedRule[] = [];
+  if (declaration !== undefined) {
+    if (previous?.text.split("\n", 1)[0]?.trim() !== declaration) return undefined;
+    const label = script.family === "arp" ? `${ARP_KEY_PREFIX}${script.chain}` : script.chain;
+    // The ARP table's declaration is not in the front end's read (asListed): nothing to take.
+    if (script.family !== "arp") {
+      header = (previousListed ?? [])
+        .filter((content) => keyOf(label, content) === undefined)
+        .map((content) => ({ key: undefined, content }));
+      if (header.length === 0) return undefined;
+    }
+  }
+  return [...header, ...rules.map((rule) => ({ key: commentOf(rule), content: `${script.chain}: ${rule}` }))];
 }

@@ -29,6 +29,7 @@ import {
   chainsToList,
   composeListing,
   listingByChain,
+  printedChain,
   scriptChains,
   type ListedRule,
   type ScriptChain,
@@ -95,6 +96,11 @@ export interface ReadCacheOptions {
    * (nft-chains.ts).
    */
   readonly listNftChain?: (family: ScriptChain["family"], chain: string) => Promise<readonly ListedRule[]>;
+  /**
+   * Told of every chain verification took after a partial transaction: from what nft's monitor
+   * printed of it, or listed (`nft -t list chain`).
+   */
+  readonly onChainFrom?: (from: "monitor" | "listed") => void;
   /** Told of every nft transaction of the agent's own: partial or whole-table. */
   readonly onNftTransaction?: (kind: NftTransactionKind) => void;
   /** The monotonic clock (ms); tests replace it. */
@@ -104,11 +110,25 @@ export interface ReadCacheOptions {
 /** The agent's last nft transaction, split by chain, and what was kept when it started. */
 interface Transaction {
   readonly chains: ReadonlyMap<string, ScriptChain>;
+  /** A partial transaction: the chains it flushed and filled or added, and how nft's monitor printed it. */
+  readonly partial?: { readonly rewritten: ReadonlySet<string>; readonly run: PrintedRun };
   /** The chains of the transaction the kept listing followed, and that listing by chain. */
   readonly basis?: FirewallBasis;
   readonly startMono: number;
   /** The firewall epoch once it ended: another write since makes it no basis for a listing. */
   readonly epoch: number;
+}
+
+/**
+ * One of the agent's partial nft transactions as `nft monitor` prints it: the nft processes started
+ * while it ran (one of them is its own), and once its generation line came, its `add rule` lines on
+ * symroute's tables.
+ */
+interface PrintedRun {
+  readonly pids: Set<number>;
+  running: boolean;
+  printed: readonly string[] | undefined;
+  readonly waiters: (() => void)[];
 }
 
 interface FirewallBasis {
@@ -135,7 +155,9 @@ export class ReadCache {
    * The nft transaction whose lines came but whose generation line (whose process) has not yet:
    * when its first line came, and which tables its lines named.
    */
-  #pending: { since: number; ours: boolean; others: boolean } | undefined;
+  #pending: { since: number; ours: boolean; others: boolean; rules: string[] } | undefined;
+  /** The agent's latest partial nft transaction, until its printing came (or the next one). */
+  #printing: PrintedRun | undefined;
   /**
    * When nft's monitor, since it (re)started, last printed a transaction of the agent's own that
    * named symroute's tables (monotonic): it was listening at that transaction's commit.
@@ -171,6 +193,7 @@ export class ReadCache {
   /** How the first nft transaction since the last `takeNftTransaction` ran. */
   #nftTransaction: NftTransactionKind | undefined;
   readonly #onNftTransaction: (kind: NftTransactionKind) => void;
+  readonly #onChainFrom: (from: "monitor" | "listed") => void;
   readonly #listNftChain: ReadCacheOptions["listNftChain"];
   readonly #now: () => number;
   /**
@@ -196,6 +219,7 @@ export class ReadCache {
     this.#onRead = options.onRead ?? (() => undefined);
     this.#listNftChain = options.listNftChain;
     this.#onNftTransaction = options.onNftTransaction ?? (() => undefined);
+    this.#onChainFrom = options.onChainFrom ?? (() => undefined);
     this.#now = options.now ?? (() => performance.now());
   }
 
@@ -205,6 +229,7 @@ export class ReadCache {
     // A process id seen again goes last: the map stays in the order the tools were started.
     this.#ownProcesses.delete(pid);
     this.#ownProcesses.set(pid, this.#now());
+    if (this.#printing?.running === true) this.#printing.pids.add(pid);
   }
 
   /** A line of the routing monitor (`ip -o -ts monitor`), relevant or not. */
@@ -222,15 +247,24 @@ export class ReadCache {
     const pid = generationProcess(line);
     const pending = this.#pending;
     if (pid === undefined) {
-      this.#pending ??= { since: this.#now(), ours: false, others: false };
-      if (/ symroute\b/.test(line)) this.#pending.ours = true;
-      else this.#pending.others = true;
+      this.#pending ??= { since: this.#now(), ours: false, others: false, rules: [] };
+      if (/ symroute\b/.test(line)) {
+        this.#pending.ours = true;
+        // Kept only while a partial transaction of the agent's waits for its printing.
+        if (this.#printing?.printed === undefined && line.startsWith(`add rule `))
+          this.#pending.rules.push(line);
+      } else this.#pending.others = true;
       return;
     }
     this.#pending = undefined;
     this.#forgetOldProcesses();
     if (pid !== "unknown" && this.#ownProcesses.has(pid)) {
       if (pending?.ours === true) this.#ownSeenAt = this.#now();
+      const printing = this.#printing;
+      if (printing !== undefined && printing.printed === undefined && printing.pids.has(pid)) {
+        printing.printed = pending?.rules ?? [];
+        for (const wake of printing.waiters.splice(0)) wake();
+      }
       return;
     }
     if (pending?.ours !== false) this.#foreignAt.ours = this.#now();
@@ -249,11 +283,22 @@ export class ReadCache {
   /** A monitor stopped: until its restart shows a line, nothing it watches can be trusted. */
   monitorDown(which: MonitorName): void {
     this.#liveSince[which] = undefined;
-    if (which === "firewall") this.#ownSeenAt = undefined;
+    if (which === "firewall") {
+      this.#ownSeenAt = undefined;
+      // Its lines may be lost with it: the changed chains are listed.
+      this.#dropPrinting();
+    }
+  }
+
+  #dropPrinting(): void {
+    const printing = this.#printing;
+    this.#printing = undefined;
+    if (printing !== undefined) for (const wake of printing.waiters.splice(0)) wake();
   }
 
   /** The next reads go to the kernel (start, resync, a failure). */
   forget(): void {
+    this.#dropPrinting();
     this.#routing = undefined;
     this.#kubeProxy = undefined;
     this.#datapath = undefined;
@@ -484,15 +529,25 @@ export class ReadCache {
         const partial = chains === undefined ? undefined : this.#partialTransaction(chains, script.length);
         const began = start();
         let ran: NftTransactionKind = partial === undefined ? "full" : "partial";
+        const known = this.#table?.value;
+        this.#dropPrinting();
+        const printing: PrintedRun | undefined =
+          partial === undefined
+            ? undefined
+            : { pids: new Set(), running: true, printed: undefined, waiters: [] };
+        this.#printing = printing;
         await firewallWrite(async () => {
           if (partial === undefined) return kernel.runNft(script);
           try {
             await kernel.runNft(partial);
           } catch (error) {
+            this.#dropPrinting();
             // nft refused it and changed nothing: the tables are not as known, so whole.
             if (!(error instanceof BatchError) || error.tool !== "nft") throw error;
             ran = "partial-refused";
             await kernel.runNft(script);
+          } finally {
+            if (printing !== undefined) printing.running = false;
           }
         });
         this.#nftTransaction ??= ran;
@@ -501,6 +556,9 @@ export class ReadCache {
           this.#transaction = {
             chains,
             ...(basis === undefined ? {} : { basis }),
+            ...(ran === "partial" && printing !== undefined && known !== undefined
+              ? { partial: { rewritten: rewrittenChains(known, chains), run: printing } }
+              : {}),
             startMono: began.monoStart,
             epoch: this.#writes.firewall.epoch,
           };
@@ -539,15 +597,54 @@ export class ReadCache {
     // A process per chain pays off only for a few (a network more or less changes five or six);
     // more, and the table is listed whole (1,000 networks added at once: 2,000 chains).
     if (labels.length > MAX_CHAINS_LISTED) return undefined;
+    const printed = await this.#printedRules(transaction, labels);
     const fresh = new Map<string, readonly ListedRule[]>(
       await Promise.all(
         labels.map(async (label) => {
-          const { family, chain } = transaction.chains.get(label) as ScriptChain;
-          return [label, asListed(label, await list(family, chain))] as const;
+          const script = transaction.chains.get(label) as ScriptChain;
+          const fromMonitor =
+            printed === undefined || transaction.partial?.rewritten.has(label) !== true
+              ? undefined
+              : printedChain(script, basis.chains.get(label), basis.listed.get(label), printed);
+          if (fromMonitor !== undefined) this.#onChainFrom("monitor");
+          else this.#onChainFrom("listed");
+          const rules = fromMonitor ?? (await list(script.family, script.chain));
+          return [label, asListed(label, rules)] as const;
         }),
       ),
     );
     return [composeListing(basis.listed, transaction.chains, fresh)];
+  }
+
+  /**
+   * The `add rule` lines nft's monitor printed for the agent's partial `transaction`, waited for up
+   * to PRINT_WAIT_MS; undefined when they did not come, or when anything could have come between:
+   * another transaction's lines without their generation line yet, another process's transaction
+   * since it started, a write of the agent's since (then the changed chains are listed).
+   */
+  async #printedRules(
+    transaction: Transaction,
+    labels: readonly string[],
+  ): Promise<readonly string[] | undefined> {
+    const run = transaction.partial?.run;
+    if (run === undefined || !labels.some((l) => transaction.partial?.rewritten.has(l) === true))
+      return undefined;
+    if (run.printed === undefined && this.#printing === run) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, PRINT_WAIT_MS);
+        run.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (
+      run.printed === undefined ||
+      this.#pending !== undefined ||
+      !this.#followed(transaction, this.#writes.firewall.epoch)
+    )
+      return undefined;
+    return run.printed;
   }
 
   /** The node as kept, with the sysctls read afresh (files, no process); undefined when not good. */
@@ -601,6 +698,22 @@ export class ReadCache {
  * within a second or two; a line later than this is taken for another process's (a full read).
  */
 export const OWN_PROCESS_MS = 30_000;
+
+/**
+ * How long verification waits for nft's monitor to print the agent's partial transaction before it
+ * lists the changed chains instead (it prints within milliseconds of the commit).
+ */
+export const PRINT_WAIT_MS = 250;
+
+/** The chains a partial transaction from `known` to `next` flushes and fills, or adds (nft-incremental.ts). */
+function rewrittenChains(
+  known: ReadonlyMap<string, ScriptChain>,
+  next: ReadonlyMap<string, ScriptChain>,
+): Set<string> {
+  const rewritten = new Set<string>();
+  for (const [label, chain] of next) if (known.get(label)?.text !== chain.text) rewritten.add(label);
+  return rewritten;
+}
 
 /** The most chains listed one by one after a transaction; beyond it, the tables are listed whole. */
 export const MAX_CHAINS_LISTED = 12;

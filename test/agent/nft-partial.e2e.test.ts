@@ -138,6 +138,8 @@ test(
 
     const metrics = nsGet(node.name, `${URL_BASE}/metrics`).body;
     assert.match(metrics, /^symroute_nft_transactions_total\{kind="partial"\} 4$/m);
+    // Their verification took the rewritten chains from what nft's monitor printed of them.
+    assert.match(metrics, /^symroute_nft_chains_verified_total\{from="monitor"\} [1-9]\d*$/m, metrics);
     assert.doesNotMatch(agent.output(), /reconcile failed|partial-refused/);
   },
 );

@@ -210,7 +210,28 @@ test(
       return fwmarkRules().some((r) => r.priority === victim) && chainHasRule();
     });
     const plan = join(node.stateDir, "plan.yaml");
-    writeFileSync(plan, withNetwork(8));
-    assert.equal(node.symroute(["plan", "-c", plan]).code, 0, "plan finds the node in sync");
+    const planInSync = (text: string): boolean => {
+      writeFileSync(plan, text);
+      return node.symroute(["plan", "-c", plan]).code === 0;
+    };
+    assert.ok(planInSync(withNetwork(8)), "plan finds the node in sync");
+
+    // A network added: its partial transaction rewrites `restore` (its verdict map gains the new
+    // mark). The moment the transaction shows in the kernel, another process flushes `restore`,
+    // racing the verification (which takes the chain from nft's monitor when it printed the
+    // transaction): whatever the order, the flush is seen and repaired.
+    const restore = (): string =>
+      inNode(["nft", "-t", "list", "chain", "inet", "symroute", "restore"]).stdout;
+    const jumps = (): number => (restore().match(/goto m0x/g) ?? []).length;
+    const jumpsBefore = jumps();
+    const fourth = `${withNetwork(8)}  - name: n9\n    addresses: [1.2.9.0/24]\n    interface: ext0\n    gateway: 1.2.3.1\n`;
+    writeFileSync(`${configFile}.tmp`, fourth);
+    renameSync(`${configFile}.tmp`, configFile);
+    await within("the new network's transaction", () => jumps() > jumpsBefore);
+    assert.equal(inNode(["nft", "flush", "chain", "inet", "symroute", "restore"]).code, 0);
+    await within(
+      "restore filled again and the node in sync",
+      () => jumps() > jumpsBefore && planInSync(fourth),
+    );
   },
 );

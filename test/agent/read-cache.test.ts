@@ -716,3 +716,131 @@ test("a reconcile triggered only by the agent's own kernel events runs no apply;
   assert.deepEqual(await reconcile("kernel"), [true, false]);
   assert.deepEqual(await reconcile("kernel"), [false, false]);
 });
+
+test("after a partial transaction, verification takes the rewritten chains from what nft's monitor printed of it, and lists them when it cannot", async () => {
+  let current = "";
+  let target = "";
+  const NFT_PID = 6100;
+  const listedChains: string[] = [];
+  const from: string[] = [];
+  const kernel = {
+    runNft: async (s: string) => {
+      cache.ownProcess(NFT_PID);
+      // A partial transaction leaves the tables as the whole-table script does.
+      current = s.startsWith("table inet symroute {}\n") ? s : target;
+    },
+    readFirewall: async () => [{ backend: "nftables" as const, ...listingOf(current) }],
+  } as unknown as Kernel;
+  const cache = new ReadCache({
+    onChainFrom: (f) => from.push(f),
+    listNftChain: async (family, chain) => {
+      listedChains.push(`${family} ${chain}`);
+      const label = family === "arp" ? `arp:${chain}` : chain;
+      return listingOf(current)
+        .contents.filter((c) => c.startsWith(`${label}: `))
+        .map((c) => c.slice(family === "arp" ? 4 : 0))
+        .map((content) => ({ key: / comment "([^"]*)"$/.exec(content)?.[1], content }));
+    },
+  });
+  cache.ownProcess(OWN_PID);
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const wrapped = cache.wrap(kernel);
+  let generation = 1;
+  /** What `nft monitor` prints of a transaction to `script` of the chains in `labels`, as nft 1.0.6 does. */
+  const print = (script: string, labels: readonly string[], pid = NFT_PID, drop?: string): void => {
+    const chains = scriptChains(script);
+    for (const label of labels) {
+      const c = chains?.get(label);
+      assert.ok(c !== undefined, label);
+      const rules = c.text
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l !== "" && !l.startsWith("type "));
+      for (const [i, rule] of rules.entries())
+        if (rule !== drop)
+          // nft 1.0.6 prints a handle before some rules' text.
+          cache.firewallLine(
+            `add rule ${c.family} symroute ${c.chain} ${i === 0 ? "" : `handle ${i + 40} `}${rule.replace(/\bcounter\b/, "counter packets 0 bytes 0")}`,
+          );
+    }
+    cache.firewallLine(`# new generation ${++generation} by process ${pid} (nft)`);
+  };
+  const step = async (
+    chains: Record<string, string>,
+    probe = "ext0",
+    before?: () => void,
+    pools?: string,
+  ): Promise<{ listed: string[]; from: string[]; script: string }> => {
+    target = script(chains, probe, pools);
+    listedChains.length = 0;
+    from.length = 0;
+    await wrapped.runNft(target);
+    before?.();
+    assert.deepEqual(await wrapped.readFirewall(["nftables"]), [
+      { backend: "nftables", ...listingOf(target) },
+    ]);
+    cache.verified();
+    return { listed: [...listedChains], from: [...from], script: target };
+  };
+
+  // The first: whole, listed whole; the second: whole (the first was not verified before it ran).
+  await step({ pre: 'counter comment "pre"', c0x1: 'ct mark set 1 comment "n0"' });
+  await step({ pre: 'counter comment "pre"', c0x1: 'ct mark set 1 comment "n0"' }, "ext0");
+  // Partial: pre changed, c0x2 new, the ARP chain changed. Printed: none listed.
+  const printed = await step(
+    {
+      pre: 'counter accept comment "pre"',
+      c0x1: 'ct mark set 1 comment "n0"',
+      c0x2: 'ct mark set 2 comment "n1"',
+    },
+    "ext1",
+    () => print(target, ["pre", "c0x2", "arp:probes"]),
+  );
+  assert.deepEqual([printed.listed, printed.from], [[], ["monitor", "monitor", "monitor"]]);
+
+  // A rule's line lost: that chain is listed, the others taken from the monitor.
+  const lost = await step(
+    { pre: 'counter comment "pre"', c0x1: 'ct mark set 1 comment "n0"', c0x2: 'ct mark set 2 comment "n1"' },
+    "ext0",
+    () => print(target, ["pre", "arp:probes"], NFT_PID, 'counter comment "pre"'),
+  );
+  assert.deepEqual(lost.listed, ["inet pre"]);
+  assert.deepEqual([...lost.from].sort(), ["listed", "monitor"]);
+
+  // A pool changed in the netdev guard, a base chain: its declaration as listed before.
+  const guard = await step(
+    { pre: 'counter comment "pre"', c0x1: 'ct mark set 1 comment "n0"', c0x2: 'ct mark set 2 comment "n1"' },
+    "ext0",
+    () => print(target, ["guard_ext0"]),
+    "1.2.0.0/16",
+  );
+  assert.deepEqual([guard.listed, guard.from], [[], ["monitor"]]);
+
+  // The printing never comes (a monitor that lost it): listed after the wait.
+  const never = await step(
+    { pre: 'counter accept comment "pre"', c0x1: 'ct mark set 1 comment "n0"' },
+    "ext0",
+  );
+  assert.deepEqual(never.listed, ["inet pre", "netdev guard_ext0"]);
+
+  // Another transaction's lines came after the agent's, without their generation line yet: listed.
+  const pending = await step(
+    { pre: 'counter comment "pre"', c0x1: 'ct mark set 1 comment "n0"' },
+    "ext0",
+    () => {
+      print(target, ["pre"]);
+      cache.firewallLine("add rule inet symroute pre counter");
+    },
+  );
+  assert.deepEqual(pending.listed, ["inet pre"]);
+  cache.firewallLine(`# new generation ${++generation} by process ${OWN_PID} (nft)`);
+
+  // The printing of the transaction arrives while verification waits for it.
+  target = script({ pre: 'counter accept comment "pre"', c0x1: 'ct mark set 1 comment "n0"' }, "ext0");
+  listedChains.length = 0;
+  await wrapped.runNft(target);
+  const read = wrapped.readFirewall(["nftables"]);
+  print(target, ["pre"]);
+  assert.deepEqual(await read, [{ backend: "nftables", ...listingOf(target) }]);
+  assert.deepEqual(listedChains, []);
+});

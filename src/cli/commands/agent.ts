@@ -141,6 +141,7 @@ export function registerAgent(program: Command): void {
               ...(opts.procSys === undefined ? {} : { procSys: opts.procSys }),
               onRead: (from) => metrics.nodeReads.inc({ from }),
               onNftTransaction: (kind) => metrics.nftTransactions.inc({ kind }),
+              onChainFrom: (from) => metrics.nftChainsVerified.inc({ from }),
               listNftChain: async (family, chain) =>
                 nftRulesFromText(
                   (
