@@ -107,7 +107,10 @@ export class Reconciler {
         // Most often the agent's own apply's kernel events: what it verified still holds.
         metrics.reconciles.inc({ result: "success" });
         end();
-        logger.debug({ reasons: [...reasons] }, "in sync: nothing changed since the last verified reconcile");
+        logger.debug(
+          { reasons: [...reasons], ms: clock.now() - started },
+          "in sync: nothing changed since the last verified reconcile",
+        );
         return { result: "ok", changed: false };
       }
       // The same object is the same configuration (the source keeps it while nothing changed): no
