@@ -40,6 +40,9 @@ const classifyText = (v: DataplaneVariant): string =>
   v.classify === undefined ? "-" : v.ruleSkip === true ? `${v.classify}, rule skip` : v.classify;
 
 type Mode = "new" | "existing";
+/** A path's results where the run measured it (SRBENCH_DATAPLANE_PATHS may leave a path empty). */
+const measured = (p: PathResult | undefined): PathResult | undefined =>
+  p !== undefined && (p.newFlowNs.length > 0 || p.existingFlowNs.length > 0) ? p : undefined;
 const wall = (p: PathResult, mode: Mode): number[] => (mode === "new" ? p.newFlowNs : p.existingFlowNs);
 
 /** Section 7 from bench/results/dataplane.json, or from the results given (a run of chosen variants). */
@@ -59,18 +62,25 @@ export function dataplaneSection(
     return out;
   }
   const none = r.variants.find((v) => v.firewall === "none");
-  const paths: readonly {
+  /** The paths the target is judged on: through eth0, concerning no pool. */
+  const targetPaths: readonly {
     readonly title: string;
     readonly short: string;
     readonly of: (v: DataplaneVariant) => PathResult | undefined;
   }[] = [
-    { title: "Forwarded to a pod", short: "forwarded to a pod", of: (v) => v },
+    { title: "Forwarded to a pod", short: "forwarded to a pod", of: (v) => measured(v) },
     {
       title: "Delivered to the node (a host-network backend)",
       short: "delivered to the node",
-      of: (v) => v.toNode,
+      of: (v) => measured(v.toNode),
     },
   ];
+  const poolPath = {
+    title: "Arriving on a pool's interface (the pool's own traffic)",
+    short: "arriving on a pool's interface",
+    of: (v: DataplaneVariant): PathResult | undefined => measured(v.toPool),
+  };
+  const paths = [...targetPaths, poolPath];
   // Results from before the sender's CPU time (and before the node's socket sink) are judged on
   // wall time, as ratios of medians; since then on CPU time, as medians of per-round ratios.
   const cpuBased = r.timeBase === "cpu";
@@ -90,6 +100,7 @@ export function dataplaneSection(
   /** "A.AAx for new flows, B.BBx for existing ones" per path, of v against base. */
   const both = (v: DataplaneVariant, base: DataplaneVariant | undefined): string =>
     paths
+      .filter((path) => path.of(v) !== undefined && base !== undefined && path.of(base) !== undefined)
       .map((path) => {
         const p = path.of(v);
         const b = base === undefined ? undefined : path.of(base);
@@ -99,7 +110,9 @@ export function dataplaneSection(
       .join("; ");
   const loaded = Number(r.loadBefore.split(" ")[0]) > r.cpus;
   // Results from before the node's socket sink carry no proof of their existing flows.
-  const proven = r.variants.some((v) => v.existingFlowProof !== undefined);
+  const proven = r.variants.some((v) =>
+    [v, v.toNode, v.toPool].some((p) => p?.existingFlowProof !== undefined),
+  );
   if (r.chosen === true)
     out.push(
       `> A run of chosen variants (\`SRBENCH_DATAPLANE_VARIANTS=${r.variants.map((v) => v.spec ?? v.firewall).join(",")}\`), not the section of \`make bench\`.`,
@@ -121,12 +134,14 @@ export function dataplaneSection(
       (proven
         ? "a socket with the smallest receive buffer, not read while the sender runs: the kernel delivers each datagram to it after every input hook, conntrack's confirm included, and drops it at the full buffer; counted in the node's /proc/net/snmp, InDatagrams + RcvbufErrors"
         : "in these results, which predate the socket, the node dropped the datagrams in an nft input hook at priority 0, before conntrack confirms the entry: its existing-flow column measured new flows") +
-      "). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry, the classify path), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context (softirq), so the sender's time per datagram includes the node's netfilter and routing path. These flows concern no pool: a rule list is walked to its end. The conntrack table is flushed before every batch. Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
+      "). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context (softirq), so the sender's time per datagram includes the node's netfilter and routing path. The flows through eth0 concern no pool, and symroute's classify path passes them by without a lookup: in nftables eth0 has no ingress chain of symroute's (it tags only a pool's interface's packets), so in prerouting every packet, new or not, meets two tests, of the packet mark and of the ct direction; in iptables every packet takes the one jump to `SYMROUTE-PRE`, its one `-i IF` test per guarded interface and its ct state and ct direction tests, and a new connection the `-i IF` tests of `SYMROUTE-NEW` (the ipset lookup is made only for a pool's interface). The third path, where measured, enters through ext0, a pool's interface, from the pool's gateway address to a LoadBalancer address in network 0's pool (100.64.0.10, DNATed to the pod like a service; ext0's MAC pinned in the peer's neighbour table, as MetalLB's ARP reply would): the flow symroute exists for. Its packets pass the guard on ext0, and a new connection is classified (nftables: the tag at ext0's ingress, then one map lookup on the destination writes the ct mark; iptables: the ipset match of `SYMROUTE-NEW`, then `SET --map-set`, a second lookup of the same set for the mark, saved to the ct mark); a packet of an existing connection pays the guard (a set lookup on the destination, which returns the pool's packets: at ext0's ingress in nftables, in the guard chain `SYMROUTE-PRE` jumps to in iptables) and, in nftables, the tag and its removal. The variants without symroute run rp_filter as symroute leaves it (off on ext0, strict on eth0), else the node would drop the pool's packets, whose source it routes through eth0. Without symroute the pod's reply is routed out of eth0, not ext0 (the wrong way, which symroute exists to fix), but conntrack has seen it at the node's prerouting, so the flow is established in every variant: the bench measures the forward direction only. The conntrack table is flushed before every batch. Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
     "",
   );
   if (cpuBased) {
-    const b = none?.newFlowCpuNs ?? [];
-    const w = none?.newFlowNs ?? [];
+    // The first path the run measured.
+    const first = paths.map((path) => (none === undefined ? undefined : path.of(none))).find((p) => p);
+    const b = first?.newFlowCpuNs ?? [];
+    const w = first?.newFlowNs ?? [];
     out.push(
       `Times are the sender thread's CPU time per datagram (\`CLOCK_THREAD_CPUTIME_ID\`): it holds the softirq work done in the sender's context, since this kernel does not account softirq time apart (\`CONFIG_IRQ_TIME_ACCOUNTING\` is off in /proc/config.gz; the bench falls back to wall time where it is on or unknown), and it leaves out the time other processes take the CPU away, which wall time counts. In this run no symroute's new-flow batches spread ${spread(b)} in CPU time against ${spread(w)} in wall time. Wall time per datagram, what earlier runs reported, is in the table beside it. The ratios are medians of per-round ratios: each round runs every variant back to back, in alternating order, so a change of load between rounds does not move them.`,
       "",
@@ -139,10 +154,20 @@ export function dataplaneSection(
   for (const path of paths) {
     const base = none === undefined ? undefined : path.of(none);
     if (!r.variants.some((v) => path.of(v) !== undefined)) {
-      out.push(`### ${path.title}`, "", "Not measured in this run (the results predate this path).", "");
+      out.push(
+        `### ${path.title}`,
+        "",
+        "Not measured in this run (the results predate this path, or `SRBENCH_DATAPLANE_PATHS` left it out).",
+        "",
+      );
       continue;
     }
     out.push(`### ${path.title}`, "");
+    if (path === poolPath)
+      out.push(
+        "Issue 15 sets no target for this path: the ratios are information, the trade-off of classifying only a pool's interface's packets (docs/architecture.md). `make bench` measures it for a few variants only. The classified column says whether the existing flow's conntrack entry carried a ct mark (symroute classified the connection).",
+        "",
+      );
     if (cpuBased)
       out.push(
         "| variant | classify form (`plan`) | new flow: CPU, median (min – max) | vs none | wall | existing flow: CPU, median (min – max) | vs none | wall | delivered |",
@@ -156,11 +181,15 @@ export function dataplaneSection(
     for (const v of r.variants) {
       const p = path.of(v);
       if (p === undefined) continue;
+      const form =
+        p.classified === undefined
+          ? classifyText(v)
+          : `${classifyText(v)}; ${p.classified ? "classified" : "not classified"}`;
       const delivered = Number.isFinite(p.delivered) ? `${(p.delivered * 100).toFixed(1)}%` : "-";
       out.push(
         cpuBased
-          ? `| ${label(v)} | ${classifyText(v)} | ${range(timed(p, "new"), usFine)} | ${ratio(versus(p, base, "new"))} | ${us(median(p.newFlowNs))} | ${range(timed(p, "existing"), usFine)} | ${ratio(versus(p, base, "existing"))} | ${us(median(p.existingFlowNs))} | ${delivered} |`
-          : `| ${label(v)} | ${classifyText(v)} | ${range(p.newFlowNs)} | ${ratio(versus(p, base, "new"))} | ${range(p.existingFlowNs)} | ${ratio(versus(p, base, "existing"))} | ${delivered} |`,
+          ? `| ${label(v)} | ${form} | ${range(timed(p, "new"), usFine)} | ${ratio(versus(p, base, "new"))} | ${us(median(p.newFlowNs))} | ${range(timed(p, "existing"), usFine)} | ${ratio(versus(p, base, "existing"))} | ${us(median(p.existingFlowNs))} | ${delivered} |`
+          : `| ${label(v)} | ${form} | ${range(p.newFlowNs)} | ${ratio(versus(p, base, "new"))} | ${range(p.existingFlowNs)} | ${ratio(versus(p, base, "existing"))} | ${delivered} |`,
       );
     }
     out.push("");
@@ -177,7 +206,7 @@ export function dataplaneSection(
         out.push(`- ${name}: not measured in this run.`);
         continue;
       }
-      const verdicts = paths.map((path) => {
+      const verdicts = targetPaths.map((path) => {
         const p = path.of(v);
         const base = none === undefined ? undefined : path.of(none);
         if (p === undefined || base === undefined) return `${path.short}: not measured`;
@@ -192,6 +221,19 @@ export function dataplaneSection(
       out.push(`- ${name}: ${verdicts.join("; ")}.`);
     }
   }
+  const poolRows = r.variants.filter(
+    (v) => v.toPool !== undefined && v.firewall !== "none" && none?.toPool !== undefined,
+  );
+  if (poolRows.length > 0)
+    out.push(
+      `- Arriving on a pool's interface (no target set by issue 15; information): ${poolRows
+        .map((v) => {
+          const p = v.toPool as PathResult;
+          const b = none?.toPool as PathResult;
+          return `${label(v)}: ${ratio(versus(p, b, "new"))} for new flows, ${ratio(versus(p, b, "existing"))} for existing ones`;
+        })
+        .join("; ")}.`,
+    );
   const control = r.variants.find((v) => v.firewall === "ip-rules");
   if (control !== undefined) {
     out.push(
@@ -237,7 +279,7 @@ export function dataplaneSection(
           (v) => v.firewall === narrow.firewall && v.networks === narrow.networks && v.narrowBand !== true,
         );
   if (narrow !== undefined && withSkip !== undefined) {
-    const pair = paths.map((path) => {
+    const pair = targetPaths.map((path) => {
       const base = none === undefined ? undefined : path.of(none);
       const a = path.of(withSkip);
       const b = path.of(narrow);

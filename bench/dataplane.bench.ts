@@ -3,10 +3,12 @@
 // kube-proxy stand-in (iptables nat DNAT rules, so conntrack is on in every variant): one service
 // forwarded to a pod namespace, one delivered to the node's own address (a host-network backend).
 // The sender (bench/flow-sender.c, compiled here) sits in the node's peer and sends datagrams to a
-// service address: each to a new port (a new flow, the case that walks symroute's classify path) or
-// all on one flow (packets of an existing flow). These flows concern no pool: a rule list would be
-// walked to its end; nftables' map and iptables' ipset are one lookup each (the `classify` form
-// `plan` reports is recorded per variant). Rounds visit the variants in turn, so that a load change
+// service address: each to a new port (a new flow) or all on one flow (packets of an existing flow).
+// Those flows enter through eth0 and concern no pool. A third path, `pool`, enters through ext0 (a
+// pool's interface) to a LoadBalancer address in network 0's pool, DNATed to the pod: the pool's
+// own traffic, which symroute classifies (the `classify` form `plan` reports is recorded per
+// variant). `make bench` measures it for a few variants only (POOL_VARIANTS: no symroute, its A/A,
+// the one-rule control, each front end at 1,000 networks); SRBENCH_DATAPLANE_VARIANTS, for all. Rounds visit the variants in turn, so that a load change
 // hits all of them alike; the ratio is each variant's median over the baseline's median from the
 // same run.
 // Writes bench/results/dataplane.json (docs/benchmarks.md section 7), or, with chosen variants, a
@@ -14,7 +16,7 @@
 // Run: node --import tsx bench/dataplane.bench.ts   (root; or SRBENCH_ONLY=dataplane bash bench/run.sh)
 // Knobs: SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000  SRBENCH_QUICK=1 (5,000 left out, 12 rounds)
 //   SRBENCH_DATAPLANE_ROUNDS=36  SRBENCH_DATAPLANE_DATAGRAMS=5000 (many short rounds: steadier ratios)
-//   SRBENCH_DATAPLANE_PATHS=pod,node  SRBENCH_DATAPLANE_MODES=new,existing  SRBENCH_DATAPLANE_PIN=CPU
+//   SRBENCH_DATAPLANE_PATHS=pod,node,pool  SRBENCH_DATAPLANE_MODES=new,existing  SRBENCH_DATAPLANE_PIN=CPU
 //   SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order; the results go
 //     to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and its .md beside it,
 //     never to bench/results/. A variant is KIND[:NETWORKS][:narrow][@CLI]:
@@ -85,6 +87,11 @@ export interface DataplaneVariant {
   readonly delivered: number;
   /** The same flows to a service whose backend is the node itself (absent in older results). */
   readonly toNode?: PathResult;
+  /**
+   * Flows arriving on ext0, a pool's interface, to a LoadBalancer address in a pool, DNATed to the
+   * pod (the pool's own traffic); absent where not measured (older results, variants left out).
+   */
+  readonly toPool?: PathResult;
   /** The proof that an existing flow is one confirmed conntrack entry that saw every datagram. */
   readonly existingFlowProof?: string;
   /** What batches found in conntrack that the mode does not mean (the first few); empty when sound. */
@@ -99,6 +106,11 @@ export interface PathResult {
   readonly existingFlowCpuNs?: number[];
   readonly delivered: number;
   readonly existingFlowProof?: string;
+  /**
+   * Whether the existing flow's conntrack entry carried a ct mark (symroute classified the
+   * connection), read with the proof; only where it tells something (the pool path).
+   */
+  readonly classified?: boolean;
 }
 
 export interface DataplaneResults {
@@ -186,6 +198,12 @@ function defaultVariants(): VariantSpec[] {
 }
 
 const SERVICE = "10.96.0.10";
+/** A LoadBalancer address in network 0's pool (bench/lib.ts: 100.64.0.0/24, gateway .1). */
+const LB = "100.64.0.10";
+/** The pool's gateway: the sender's address on ext0's side, which the node routes replies to. */
+const LB_GATEWAY = "100.64.0.1";
+/** The variants whose pool path `make bench` measures (every chosen variant's otherwise). */
+const POOL_VARIANTS: readonly string[] = ["none", "one-rule", "nftables:1000", "iptables:1000"];
 /** A service whose backend is the node's own eth0 address (host network), on the same ports. */
 const NODE_SERVICE = "10.96.0.11";
 const NODE_ADDRESS = "192.168.1.10";
@@ -229,13 +247,18 @@ interface Setup {
     cli?: string;
   };
   readonly paths: Record<Path, PathMeasure>;
+  /** The paths this variant measures (the pool path only for some). */
+  readonly measured: readonly Path[];
+  /** The pool path's datagrams that reached the pod (all rounds; the pod path's counter is shared). */
+  poolArrived: number;
   /** What a batch found that it should not have (conntrack entries, failed sends); empty when sound. */
   readonly problems: string[];
 }
 
-/** Where a batch goes: through the node to the pod, or to the node itself. */
-type Path = "pod" | "node";
-const PATHS: readonly Path[] = ["pod", "node"];
+/** Where a batch goes: through the node to the pod, to the node itself, or to the pod from ext0 to a pool address. */
+type Path = "pod" | "node" | "pool";
+const PATHS: readonly Path[] = ["pod", "node", "pool"];
+const DESTINATION: Record<Path, string> = { pod: SERVICE, node: NODE_SERVICE, pool: LB };
 
 /** The port of the node's host-network backend: every node-service datagram is DNATed to it. */
 const SINK_PORT = 9;
@@ -284,7 +307,7 @@ class Sink {
 const sinks: Sink[] = [];
 
 /** A node with a pod behind a DNAT, and symroute applied (or not). */
-async function setUp(spec: VariantSpec, sender: string): Promise<Setup> {
+async function setUp(spec: VariantSpec, sender: string, measured: readonly Path[]): Promise<Setup> {
   const { firewall, networks } = spec;
   const node = createNode();
   // Another build's CLI in place of this tree's.
@@ -295,9 +318,11 @@ async function setUp(spec: VariantSpec, sender: string): Promise<Setup> {
   // entries in postrouting.
   const pod = createPod(node);
   must(node.inside(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+  // The LB address's rule last, in every variant: the eth0 flows match theirs before it.
   for (const [service, backend] of [
     [SERVICE, POD],
     [NODE_SERVICE, `${NODE_ADDRESS}:${SINK_PORT}`],
+    [LB, POD],
   ] as const) {
     must(
       node.inside(
@@ -319,6 +344,31 @@ async function setUp(spec: VariantSpec, sender: string): Promise<Setup> {
   const ready = await sink.next();
   if (ready !== "ready") throw new Error(`sink: ${ready}`);
   must(["ip", "-n", node.peer, "route", "add", "10.96.0.0/16", "via", "192.168.1.10"]);
+  // The pool's side: the sender reaches the LB address from the pool's gateway address through
+  // r-ext0, ext0's MAC pinned (MetalLB's ARP reply stands in).
+  const ext0 = JSON.parse(must(node.inside(["ip", "-j", "link", "show", "ext0"]))) as { address: string }[];
+  must(
+    ["ip", "-n", node.peer, "-batch", "-"],
+    `addr add ${LB_GATEWAY}/24 dev r-ext0
+neigh add ${LB} lladdr ${ext0[0]?.address ?? ""} dev r-ext0 nud permanent
+`,
+  );
+  const applied = firewall === "nftables" || firewall === "iptables";
+  if (!applied) {
+    // rp_filter as symroute leaves it (strict on every interface but the pool's, none there): the
+    // harness's all=1 would drop the pool's packets on ext0, whose source the node routes through
+    // eth0; the eth0 paths keep strict mode (eth0 and vpod raised before `all` is lowered).
+    must(
+      node.inside([
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.eth0.rp_filter=1",
+        "net.ipv4.conf.vpod.rp_filter=1",
+        "net.ipv4.conf.ext0.rp_filter=0",
+        "net.ipv4.conf.all.rp_filter=0",
+      ]),
+    );
+  }
   let classify: string | undefined;
   let ruleSkip: boolean | undefined;
   if (firewall === "ip-rules" || firewall === "ip-rules-skip") {
@@ -371,7 +421,10 @@ async function setUp(spec: VariantSpec, sender: string): Promise<Setup> {
     paths: {
       pod: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
       node: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
+      pool: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
     },
+    measured,
+    poolArrived: 0,
     problems: [],
   };
 }
@@ -394,12 +447,11 @@ function podReceived(s: Setup): number {
   return listing.nftables.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
 }
 
-const received = (s: Setup, path: Path): number => (path === "pod" ? podReceived(s) : nodeReceived(s));
+const received = (s: Setup, path: Path): number => (path === "node" ? nodeReceived(s) : podReceived(s));
 
 /** The node's conntrack entries of a service (confirmed entries only: `conntrack -L` lists the hash table). */
 function conntrackEntries(s: Setup, path: Path): string[] {
-  const service = path === "pod" ? SERVICE : NODE_SERVICE;
-  const listed = must(s.node.inside(["conntrack", "-L", "-p", "udp", "--orig-dst", service]));
+  const listed = must(s.node.inside(["conntrack", "-L", "-p", "udp", "--orig-dst", DESTINATION[path]]));
   return listed.split("\n").filter((l) => l.startsWith("udp"));
 }
 
@@ -434,21 +486,24 @@ async function send(
 ): Promise<{ wall: number; cpu: number }> {
   // A fresh conntrack table each time: every datagram of a `new` round is a new connection.
   run(s.node.inside(["conntrack", "-F"]));
-  const service = path === "pod" ? SERVICE : NODE_SERVICE;
+  const service = DESTINATION[path];
+  const podBefore = path === "pool" ? podReceived(s) : 0;
   const from = mode === "same" ? [String(EXISTING_SOURCE_PORT)] : [];
   if (mode === "same") {
     // An established connection: one datagram, then the backend answers on the same flow (a UDP
     // flow stays NEW in conntrack until it has seen a reply).
     if (path === "node") await s.sink.ask("drain");
     must(senderArgv(s.node.peer, sender, [service, "1", "1024", "same", ...from]));
-    if (path === "pod")
+    if (path !== "node")
+      // The pod answers the client (the peer's eth0 address, or the pool's gateway): conntrack
+      // takes the reply at the node's prerouting, whatever the node's routing does with it after.
       must([
         "ip",
         "netns",
         "exec",
         s.pod,
         sender,
-        "192.168.1.1",
+        path === "pool" ? LB_GATEWAY : "192.168.1.1",
         "1",
         String(EXISTING_SOURCE_PORT),
         "same",
@@ -457,6 +512,8 @@ async function send(
     else await s.sink.ask("reply");
   }
   const out = must(senderArgv(s.node.peer, sender, [service, String(count), "1024", mode, ...from]));
+  // The pod's counter also counts the pod path's datagrams: the pool path's are told apart here.
+  if (path === "pool") s.poolArrived += podReceived(s) - podBefore;
   const [ns, failed, cpu] = out.trim().split(" ").map(Number);
   if (failed !== 0) s.problems.push(`${path} ${mode}: ${failed} sends failed`);
   s.paths[path].sent += count + (mode === "same" ? 1 : 0);
@@ -550,19 +607,22 @@ async function main(): Promise<void> {
     });
     return;
   }
+  const paths = listOf("SRBENCH_DATAPLANE_PATHS", PATHS);
   const setups: Setup[] = [];
   for (const spec of specs) {
     log(`dataplane: setting up ${spec.spec}`);
-    setups.push(await setUp(spec, sender));
+    // make bench measures the pool path for a few variants only (its time); chosen ones, all.
+    const pool = base.chosen === true || POOL_VARIANTS.includes(spec.spec);
+    setups.push(await setUp(spec, sender, pool ? paths : paths.filter((p) => p !== "pool")));
   }
-  const paths = listOf("SRBENCH_DATAPLANE_PATHS", PATHS);
   const modes = listOf("SRBENCH_DATAPLANE_MODES", ["new", "existing"] as const);
   // Warm up: neighbours resolved, caches filled.
   for (const s of setups) {
-    for (const path of paths) {
+    for (const path of s.measured) {
       await send(sender, s, 1000, "new", path);
       s.paths[path].sent = 0;
     }
+    s.poolArrived = 0;
     s.problems.length = 0;
   }
   const before = setups.map((s) => ({ pod: podReceived(s), node: nodeReceived(s) }));
@@ -571,14 +631,15 @@ async function main(): Promise<void> {
     // Alternate the order so that no variant always runs first or last.
     const order = r % 2 === 0 ? setups : [...setups].reverse();
     for (const path of paths) {
+      const measuring = order.filter((s) => s.measured.includes(path));
       if (modes.includes("new"))
-        for (const s of order) {
+        for (const s of measuring) {
           const t = await send(sender, s, count, "new", path);
           s.paths[path].newFlowNs.push(t.wall);
           s.paths[path].newFlowCpuNs.push(t.cpu);
         }
       if (modes.includes("existing"))
-        for (const s of order) {
+        for (const s of measuring) {
           const t = await send(sender, s, count, "same", path);
           s.paths[path].existingFlowNs.push(t.wall);
           s.paths[path].existingFlowCpuNs.push(t.cpu);
@@ -586,15 +647,20 @@ async function main(): Promise<void> {
     }
   }
   const delivered = setups.map((s, i) => ({
-    pod: (podReceived(s) - (before[i]?.pod ?? 0)) / s.paths.pod.sent,
+    pod: (podReceived(s) - (before[i]?.pod ?? 0) - s.poolArrived) / s.paths.pod.sent,
     node: (nodeReceived(s) - (before[i]?.node ?? 0)) / s.paths.node.sent,
+    pool: s.poolArrived / s.paths.pool.sent,
   }));
   log("dataplane: proving the existing flows (conntrack accounting on, outside the timed rounds)");
   const variants: DataplaneVariant[] = [];
   for (const [i, s] of setups.entries()) {
     const proof: Partial<Record<Path, string>> = {};
-    for (const path of paths) proof[path] = await proveExistingFlow(sender, s, path, 1000);
-    const d = delivered[i] as { pod: number; node: number };
+    for (const path of s.measured) proof[path] = await proveExistingFlow(sender, s, path, 1000);
+    // Whether symroute classified the pool's connection: the proof's entry is still there.
+    const classified = s.measured.includes("pool")
+      ? / mark=[1-9]/.test(conntrackEntries(s, "pool")[0] ?? "")
+      : undefined;
+    const d = delivered[i] as { pod: number; node: number; pool: number };
     const again = setups.slice(0, i).some((earlier) => earlier.variant.spec === s.variant.spec);
     variants.push({
       ...s.variant,
@@ -613,6 +679,19 @@ async function main(): Promise<void> {
         delivered: d.node,
         ...(proof.node === undefined ? {} : { existingFlowProof: proof.node }),
       },
+      ...(s.measured.includes("pool")
+        ? {
+            toPool: {
+              newFlowNs: s.paths.pool.newFlowNs,
+              existingFlowNs: s.paths.pool.existingFlowNs,
+              newFlowCpuNs: s.paths.pool.newFlowCpuNs,
+              existingFlowCpuNs: s.paths.pool.existingFlowCpuNs,
+              delivered: d.pool,
+              ...(proof.pool === undefined ? {} : { existingFlowProof: proof.pool }),
+              ...(classified === undefined ? {} : { classified }),
+            },
+          }
+        : {}),
       problems: s.problems.slice(0, 5),
     });
   }
