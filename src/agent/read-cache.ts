@@ -251,7 +251,11 @@ export class ReadCache {
       if (/ symroute\b/.test(line)) {
         this.#pending.ours = true;
         // Kept only while a partial transaction of the agent's waits for its printing.
-        if (this.#printing?.printed === undefined && line.startsWith(`add rule `))
+        if (
+          this.#printing !== undefined &&
+          this.#printing.printed === undefined &&
+          line.startsWith("add rule ")
+        )
           this.#pending.rules.push(line);
       } else this.#pending.others = true;
       return;
