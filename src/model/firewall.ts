@@ -430,17 +430,17 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
     // interface test (one per pool interface), both cheaper than the set lookup they used to make.
     add(IPT_PRE, "-m conntrack --ctstate NEW", `-j ${IPT_NEW}`, "classify new connections");
     const interfaces = [...new Set(spec.entries.filter((e) => e.family === family).map((e) => e.iif))];
+    // A goto: what follows in SYMROUTE-NEW is other interfaces' tests, which cannot match.
     for (const iif of interfaces)
-      add(
-        IPT_NEW,
-        `-i ${ifnameToken(iif)} -m set --match-set ${classifySet} dst,src`,
-        `-j ${IPT_CLASSIFY}`,
-        `${iif} classify`,
-      );
-    // The set's element puts the network's value in the packet mark; the mark's bits go into the
-    // connection mark (its other bits kept), and the packet mark gets its bits back to zero, so that
-    // the request itself is routed as before.
+      add(IPT_NEW, `-i ${ifnameToken(iif)}`, `-g ${IPT_CLASSIFY}`, `${iif} classify`);
+    // The one set lookup: a hit puts the element's value in symroute's bits of the packet mark (the
+    // others kept), a miss changes nothing. Those bits are 0 here (the mask is symroute's, and
+    // symroute sets them in prerouting only for replies, never for a new connection), so a value in
+    // them says that the set held the packet's pool: it goes into the connection mark (its other
+    // bits kept), and the packet mark gets its bits back to zero, so that the request itself is
+    // routed as before.
     add(IPT_CLASSIFY, "", `-j SET --map-set ${classifySet} dst,src --map-mark`, "mark from the set");
+    add(IPT_CLASSIFY, `-m mark --mark 0x0/${mask}`, "-j RETURN", "not a pool");
     add(IPT_CLASSIFY, "", `-j CONNMARK --save-mark --nfmask ${mask} --ctmask ${mask}`, "save mark");
     add(IPT_CLASSIFY, "", `-j MARK --set-xmark 0x0/${mask}`, "clear the packet mark");
     const restore = `-j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`;

@@ -36,6 +36,20 @@ ${Array.from(
 `,
   );
 
+// Before mangle (-150): kube-proxy's masquerade bit; after it: the packets whose mark is that bit alone.
+const PACKET_MARK_PROBE = `table inet probe {
+  counter kube_bit_alone {}
+  chain before {
+    type filter hook prerouting priority -170; policy accept;
+    udp dport 4000-4002 meta mark set meta mark or 0x4000
+  }
+  chain after {
+    type filter hook prerouting priority -140; policy accept;
+    udp dport 4000-4002 meta mark 0x4000 counter name kube_bit_alone
+  }
+}
+`;
+
 test(
   "iptables: one ipset lookup classifies; other bits of the ct mark survive; set drift is repaired; delete restores the dump",
   { skip },
@@ -43,6 +57,10 @@ test(
     const node = createNode(t);
     prepareForeignMark(node);
     const start = dumpNamespace(node.name);
+    // kube-proxy's bit in the packet mark before symroute's classify, and a count after it of the
+    // packets whose mark is that bit alone: the one set lookup's hit leaves symroute's bits clear
+    // again, and neither a hit nor a miss touches another component's bits.
+    node.exec(["nft", "-f", "-"], PACKET_MARK_PROBE);
 
     const plan = node.symroute(["plan", "-c", CONFIG, "-o", "json"]);
     assert.equal(plan.code, 2, plan.stderr);
@@ -85,6 +103,9 @@ test(
     assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
     assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 0);
     assert.equal(markOf(4002), FOREIGN_BIT | blue);
+    const probe = node.exec(["nft", "-j", "list", "counter", "inet", "probe", "kube_bit_alone"]).stdout;
+    assert.match(probe, /"packets": 3\b/, "3 new flows (2 hits, 1 miss) left with the packet mark 0x4000");
+    node.exec(["nft", "delete", "table", "inet", "probe"]);
 
     const deleted = node.symroute(["delete", "-c", CONFIG]);
     assert.equal(deleted.code, 0, deleted.stderr);
@@ -117,7 +138,7 @@ test("iptables: 1 and 50 networks give the same number of rules in symroute's ch
   assert.equal(applied.code, 0, applied.stderr);
   assert.deepEqual(rules(), one);
   assert.equal(elements(), 100);
-  assert.equal(one.get("iptables-save SYMROUTE-CLASSIFY"), 3);
+  assert.equal(one.get("iptables-save SYMROUTE-CLASSIFY"), 4); // the lookup, the miss test, save, clear
   assert.equal(node.symroute(["delete", "-c", many(50)]).code, 0);
   assert.equal(node.exec(["ipset", "list", "-n"]).stdout.trim(), "");
 });

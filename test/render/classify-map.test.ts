@@ -244,7 +244,8 @@ test("iptables: 2 and 50 networks give the same rules in every chain (the pools 
     const one = rulesPerChain(renderIptables(guarded(2), family, new Set()));
     const fifty = rulesPerChain(renderIptables(guarded(50), family, new Set()));
     assert.deepEqual(fifty, one, `IPv${family}`);
-    assert.equal(one["SYMROUTE-CLASSIFY"], 3);
+    // The lookup, the miss test, the save and the clear.
+    assert.equal(one["SYMROUTE-CLASSIFY"], 4);
     // In SYMROUTE-PRE: one jump per guarded interface (no set lookup), the state test, the restore.
     assert.equal(one["SYMROUTE-PRE"], 4);
     assert.equal(one["SYMROUTE-GUARD"], undefined);
@@ -268,21 +269,20 @@ test("iptables: new connections to a pool are one set lookup; the mark's bits on
   const pre = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
   assert.equal(pre.length, 2, pre.join("\n"));
   // New connections go on to one rule per pool interface; only those of a pool's interface reach
-  // the set.
+  // the set, and look it up once (its hit is read back from the packet mark's bits).
   assert.match(pre[0] ?? "", /-m conntrack --ctstate NEW .*-j SYMROUTE-NEW$/);
   assert.match(pre[1] ?? "", /-m conntrack --ctdir REPLY .*-j CONNMARK --restore-mark/);
   const next = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-NEW "));
   assert.deepEqual(
     next.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
-    ["ext0", "ext1"].map(
-      (iif) => `-A SYMROUTE-NEW -i ${iif} -m set --match-set ${classifySet} dst,src -j SYMROUTE-CLASSIFY`,
-    ),
+    ["ext0", "ext1"].map((iif) => `-A SYMROUTE-NEW -i ${iif} -g SYMROUTE-CLASSIFY`),
   );
   const classify = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-CLASSIFY "));
   assert.deepEqual(
     classify.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
     [
       `-A SYMROUTE-CLASSIFY -j SET --map-set ${classifySet} dst,src --map-mark`,
+      "-A SYMROUTE-CLASSIFY -m mark --mark 0x0/0x3fff -j RETURN",
       "-A SYMROUTE-CLASSIFY -j CONNMARK --save-mark --nfmask 0x3fff --ctmask 0x3fff",
       "-A SYMROUTE-CLASSIFY -j MARK --set-xmark 0x0/0x3fff",
     ],
