@@ -32,16 +32,25 @@ const FOREIGN_PID = 777;
 const stamped = (at: number, event: string): string =>
   `[${new Date(at).toISOString().slice(0, 19)}.${String(Math.round((at % 1000) * 1000)).padStart(6, "0")}] ${event}`;
 
+/**
+ * The monitors have shown a line, long before any read (they listen): ip's unless `routing` is
+ * false, nft's unless `firewall` is false (an agent just started, its nft monitor silent so far).
+ */
+function listening(cache: ReadCache, monitors: { routing?: boolean; firewall?: boolean } = {}): ReadCache {
+  cache.ownProcess(OWN_PID);
+  if (monitors.routing !== false)
+    cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+  if (monitors.firewall !== false) cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  return cache;
+}
+
 function cached(kernel: FakeKernel): { cache: ReadCache; wrapped: Kernel; reads: string[] } {
   const reads: string[] = [];
   const cache = new ReadCache({
     readSysctl: async (name) => kernel.state.sysctls[name],
     onRead: (from) => reads.push(from),
   });
-  // Both monitors have shown a line (they listen), long before any read.
-  cache.ownProcess(OWN_PID);
-  cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
-  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  listening(cache);
   return { cache, wrapped: cache.wrap(kernel), reads };
 }
 
@@ -180,6 +189,21 @@ test("a stopped monitor, a write of the agent's and forget() each send the next 
 });
 
 /** What nft lists for a whole-table script, as the kernel adapter parses it (one line per rule). */
+/** One chain of what `script` wrote, as `nft -t list chain` gives it (no `arp:` label); noted in `listed`. */
+async function listChainOf(
+  script: string,
+  listed: string[],
+  family: string,
+  chain: string,
+): Promise<{ key: string | undefined; content: string }[]> {
+  listed.push(`${family} ${chain}`);
+  const label = family === "arp" ? `arp:${chain}` : chain;
+  return listingOf(script)
+    .contents.filter((c) => c.startsWith(`${label}: `))
+    .map((c) => c.slice(family === "arp" ? 4 : 0))
+    .map((content) => ({ key: / comment "([^"]*)"$/.exec(content)?.[1], content }));
+}
+
 function listingOf(script: string): { ruleKeys: string[]; contents: string[] } {
   const ruleKeys: string[] = [];
   const contents: string[] = [];
@@ -246,19 +270,9 @@ test("after the agent's own nft transaction only the chains whose text changed a
     },
   } as unknown as Kernel;
   const cache = new ReadCache({
-    listNftChain: async (family, chain) => {
-      listedChains.push(`${family} ${chain}`);
-      const label = family === "arp" ? `arp:${chain}` : chain;
-      const { contents } = listingOf(current);
-      // As nft lists it: without the front end's `arp:` label.
-      return contents
-        .filter((c) => c.startsWith(`${label}: `))
-        .map((c) => c.slice(family === "arp" ? 4 : 0))
-        .map((content) => ({ key: / comment "([^"]*)"$/.exec(content)?.[1], content }));
-    },
+    listNftChain: (family, chain) => listChainOf(current, listedChains, family, chain),
   });
-  cache.ownProcess(OWN_PID);
-  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  listening(cache, { routing: false });
   const wrapped = cache.wrap(kernel);
 
   const first = script({
@@ -357,8 +371,7 @@ test("a process id the agent used long ago is another process's by now: its tran
     await wrapped.readFirewall(["nftables"]);
     return reads[0];
   };
-  cache.ownProcess(OWN_PID);
-  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  listening(cache, { routing: false });
   assert.equal(await from(), "kernel");
   cache.firewallLine(`# new generation 2 by process ${OWN_PID} (nft)`);
   assert.equal(await from(), "cache", "the agent's own, just now");
@@ -410,9 +423,7 @@ test("once a reconcile verified the node, the next nft transaction changes only 
     readSysctl: async (name) => fake.state.sysctls[name],
     onNftTransaction: (kind) => kinds.push(kind),
   });
-  cache.ownProcess(OWN_PID);
-  cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
-  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  listening(cache);
   const engines = [
     createEngine({ kernel: plain, store: new MemoryStore() }),
     createEngine({ kernel: cache.wrap(fake), store: new MemoryStore() }),
@@ -475,9 +486,7 @@ test("the whole-table transaction: before a verified reconcile, after forget(), 
     readSysctl: async (name) => refusing.state.sysctls[name],
     onNftTransaction: (kind) => kinds.push(kind),
   });
-  cache2.ownProcess(OWN_PID);
-  cache2.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
-  cache2.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  listening(cache2);
   const engine2 = createEngine({
     // The fake with its nft refusing anything but a whole-table script.
     kernel: cache2.wrap({
@@ -538,8 +547,7 @@ test("a partial transaction no shorter than the whole-table script (most chains 
     },
   } as unknown as Kernel;
   const cache = new ReadCache({});
-  cache.ownProcess(OWN_PID);
-  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  listening(cache, { routing: false });
   const wrapped = cache.wrap(kernel);
   const marks = (n: number): Record<string, string> =>
     Object.fromEntries(
@@ -579,8 +587,7 @@ test("after a start, nft's monitor printing the agent's own whole-table transact
   const fresh = () => {
     const fake = new FakeKernel(articleNode());
     const cache = new ReadCache({ readSysctl: async (name) => fake.state.sysctls[name] });
-    cache.ownProcess(OWN_PID);
-    cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+    listening(cache, { firewall: false });
     const engine = createEngine({ kernel: cache.wrap(fake), store: new MemoryStore() });
     return { fake, cache, engine };
   };
@@ -733,17 +740,9 @@ test("after a partial transaction, verification takes the rewritten chains from 
   } as unknown as Kernel;
   const cache = new ReadCache({
     onChainFrom: (f) => from.push(f),
-    listNftChain: async (family, chain) => {
-      listedChains.push(`${family} ${chain}`);
-      const label = family === "arp" ? `arp:${chain}` : chain;
-      return listingOf(current)
-        .contents.filter((c) => c.startsWith(`${label}: `))
-        .map((c) => c.slice(family === "arp" ? 4 : 0))
-        .map((content) => ({ key: / comment "([^"]*)"$/.exec(content)?.[1], content }));
-    },
+    listNftChain: (family, chain) => listChainOf(current, listedChains, family, chain),
   });
-  cache.ownProcess(OWN_PID);
-  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  listening(cache, { routing: false });
   const wrapped = cache.wrap(kernel);
   let generation = 1;
   /** What `nft monitor` prints of a transaction to `script` of the chains in `labels`, as nft 1.0.6 does. */
