@@ -62,7 +62,10 @@ export function registerAgent(program: Command): void {
         .default(DEFAULT_DEBOUNCE_MS, `${DEFAULT_DEBOUNCE_MS}ms`)
         .argParser(commanderParser((v) => parseDuration(v, "--debounce"))),
     )
-    .option("--no-kernel-events", "do not watch kernel changes (`ip monitor`); rely on the resync")
+    .option(
+      "--no-kernel-events",
+      "do not watch kernel changes (`ip monitor`, `nft monitor`): no read cache, no partial nft transactions; rely on the resync",
+    )
     .option(
       "--cleanup-on-exit",
       "on SIGTERM/SIGINT remove everything symroute owns (default: leave routing in place)",
