@@ -23,7 +23,7 @@ import { performance } from "node:perf_hooks";
 import type { Family } from "../model/address.ts";
 import type { DatapathTraces, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
 import { BatchError, type Kernel, type ReadScope } from "../engine/ports.ts";
-import { renderNftIncremental } from "../render/nft-incremental.ts";
+import { renderNftIncremental, rewrittenChains } from "../render/nft-incremental.ts";
 import {
   asListed,
   chainsToList,
@@ -708,16 +708,6 @@ export const OWN_PROCESS_MS = 30_000;
  * lists the changed chains instead (it prints within milliseconds of the commit).
  */
 export const PRINT_WAIT_MS = 250;
-
-/** The chains a partial transaction from `known` to `next` flushes and fills, or adds (nft-incremental.ts). */
-function rewrittenChains(
-  known: ReadonlyMap<string, ScriptChain>,
-  next: ReadonlyMap<string, ScriptChain>,
-): Set<string> {
-  const rewritten = new Set<string>();
-  for (const [label, chain] of next) if (known.get(label)?.text !== chain.text) rewritten.add(label);
-  return rewritten;
-}
 
 /** The most chains listed one by one after a transaction; beyond it, the tables are listed whole. */
 export const MAX_CHAINS_LISTED = 12;

@@ -29,6 +29,7 @@ import type { ArpProbe, MarkEntry, SpoofGuard } from "../model/firewall.ts";
 import type { CaseName, DesiredState, NetworkDecision, ResolvedMethod, RuleSkip } from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
 import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
+import { formerProtocols, ownsProtocol } from "./diff.ts";
 
 export interface SavedPlanningState {
   readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
@@ -354,9 +355,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
 
   // Tables that something else uses are never handed out. Objects under a protocol symroute had
   // before a move of routeProtocol are its own (diff.ts deletes or re-makes them).
-  const owned = new Set([proto, ...(saved?.routeProtocol === undefined ? [] : [saved.routeProtocol])]);
-  for (const p of saved?.formerRouteProtocols ?? []) owned.add(p);
-  const foreign = (protocol: number | undefined): boolean => protocol === undefined || !owned.has(protocol);
+  const owns = ownsProtocol({ routeProtocol: proto, formerRouteProtocols: formerProtocols(proto, saved) });
+  const foreign = (protocol: number | undefined): boolean => !owns(protocol);
   const foreignTables = new Set<number>();
   for (const r of node.routes) if (foreign(r.protocol)) foreignTables.add(r.table);
   for (const r of node.rules) if (foreign(r.protocol) && r.table !== undefined) foreignTables.add(r.table);

@@ -44,11 +44,25 @@ export interface DiffResult {
  * Whether a route or rule with this protocol is symroute's: its routeProtocol, or one it had before
  * a move that has not finished (formerRouteProtocols).
  */
-export function ownsProtocol(own: OwnershipMarks): (protocol: number | undefined) => boolean {
+export function ownsProtocol(
+  own: Pick<OwnershipMarks, "routeProtocol" | "formerRouteProtocols">,
+): (protocol: number | undefined) => boolean {
   const former = own.formerRouteProtocols ?? [];
   if (former.length === 0) return (protocol) => protocol === own.routeProtocol;
   const owned = new Set([own.routeProtocol, ...former]);
   return (protocol) => protocol !== undefined && owned.has(protocol);
+}
+
+/** The protocols a state file names (its routeProtocol and former ones) other than `routeProtocol`. */
+export function formerProtocols(
+  routeProtocol: number,
+  saved: { readonly routeProtocol?: number; readonly formerRouteProtocols?: readonly number[] } | undefined,
+): number[] {
+  const named = [
+    ...(saved?.routeProtocol === undefined ? [] : [saved.routeProtocol]),
+    ...(saved?.formerRouteProtocols ?? []),
+  ];
+  return [...new Set(named)].filter((p) => p !== routeProtocol).sort((a, b) => a - b);
 }
 
 const describeRoute = (r: Route): string =>

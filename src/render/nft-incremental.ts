@@ -123,3 +123,13 @@ export function renderNftIncremental(
   for (const f of tablesRemoved) lines.push(`delete table ${f} ${NFT_TABLE}`);
   return `${lines.join("\n")}\n`;
 }
+
+/** The chains the partial transaction from `previous` to `next` adds, or flushes and fills again. */
+export function rewrittenChains(
+  previous: ReadonlyMap<string, ScriptChain>,
+  next: ReadonlyMap<string, ScriptChain>,
+): Set<string> {
+  const rewritten = new Set<string>();
+  for (const [label, chain] of next) if (previous.get(label)?.text !== chain.text) rewritten.add(label);
+  return rewritten;
+}

@@ -8,7 +8,7 @@ import { parseConfigText } from "../../src/config/index.ts";
 import type { Config } from "../../src/config/schema.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { createEngine } from "../../src/engine/engine.ts";
-import { formerProtocols } from "../../src/engine/steps/plan.ts";
+import { formerProtocols } from "../../src/plan/diff.ts";
 import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";
 import { firewallRuleKeys, type FirewallSpec } from "../../src/model/firewall.ts";
 import { articleNode, FakeKernel } from "../support/fake-kernel.ts";

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { Command, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { createEngine } from "../../engine/engine.ts";
-import { formerProtocols } from "../../engine/steps/plan.ts";
+import { formerProtocols } from "../../plan/diff.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { SYSCTLS_TO_READ } from "../../plan/sysctls.ts";
 import { simulatorSysctls } from "../../simulate/index.ts";

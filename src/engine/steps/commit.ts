@@ -5,7 +5,7 @@ import type { OwnedFirewall } from "../../model/state.ts";
 import { FRONT_ENDS } from "../firewall/index.ts";
 import type { Kernel, SavedState, StateStore } from "../ports.ts";
 import type { Planned, RoutingPlan } from "../types.ts";
-import { recordContents, type StateRecord } from "./record.ts";
+import { ownershipMarksMoved, recordContents, type StateRecord } from "./record.ts";
 
 /**
  * After a verified apply: sysctls no longer managed have their original value again, links deleted
@@ -69,12 +69,8 @@ export async function commitInSync(
 
 /** Whether the record's ownership marks differ from the saved ones (or former protocols remain). */
 function marksMoved(rp: RoutingPlan, saved: SavedState | undefined): boolean {
-  const { own } = rp;
   return (
     saved !== undefined &&
-    (saved.routeProtocol !== own.routeProtocol ||
-      (saved.formerRouteProtocols ?? []).length > 0 ||
-      saved.rulePriorities?.from !== own.rulePriorities.from ||
-      saved.rulePriorities?.to !== own.rulePriorities.to)
+    ((saved.formerRouteProtocols ?? []).length > 0 || ownershipMarksMoved(rp.own, saved))
   );
 }

@@ -11,6 +11,7 @@ import {
   diffFirewall,
   diffLinkDeletes,
   diffRouting,
+  formerProtocols,
   ownsProtocol,
   type OwnershipMarks,
 } from "../../plan/diff.ts";
@@ -49,15 +50,6 @@ export function ownership(config: Config | undefined, saved: SavedState | undefi
     previousSysctls: saved?.previousSysctls ?? {},
     createdLinks: saved?.createdLinks ?? [],
   };
-}
-
-/** The protocols the state names (its routeProtocol and former ones) other than `routeProtocol`. */
-export function formerProtocols(routeProtocol: number, saved: SavedState | undefined): number[] {
-  const named = [
-    ...(saved?.routeProtocol === undefined ? [] : [saved.routeProtocol]),
-    ...(saved?.formerRouteProtocols ?? []),
-  ];
-  return [...new Set(named)].filter((p) => p !== routeProtocol).sort((a, b) => a - b);
 }
 
 export function countOwned(node: NodeState, own: OwnershipMarks): number {

@@ -116,6 +116,13 @@ export function recordNeededBeforeApply(record: StateRecord, saved: SavedState |
     Object.keys(record.previousSysctls).length !== Object.keys(saved.previousSysctls).length ||
     record.createdLinks.length !== saved.createdLinks.length ||
     (firewall !== undefined && firewall !== saved.firewall) ||
+    ownershipMarksMoved(own, saved)
+  );
+}
+
+/** Whether the route protocol or the rule band differs from the one the saved state records. */
+export function ownershipMarksMoved(own: RoutingPlan["own"], saved: SavedState): boolean {
+  return (
     own.routeProtocol !== saved.routeProtocol ||
     own.rulePriorities.from !== saved.rulePriorities?.from ||
     own.rulePriorities.to !== saved.rulePriorities?.to
