@@ -247,17 +247,22 @@ export function registerPlanApplyDelete(program: Command): void {
     )
     .addHelpText(
       "after",
-      "\nExit codes: 0 converged, 4 converged except objects blocked by foreign ones (conflicts), 1 error (nothing changed).",
+      "\nExit codes: 0 converged, 4 converged except objects blocked by foreign ones (conflicts), 1 error (nothing changed), also when a network's mark would move (without --force).",
     )
     .requiredOption("-c, --config <file>", "configuration file (YAML; - for stdin)")
     .addOption(dryRunOption())
     .addOption(outputOption())
     .addOption(stateDirOption())
     .addOption(lockWaitOption())
+    .option(
+      "--force",
+      "move a network's mark value (a changed marks.mask) although connections open now keep the old one: their replies leave by main until they close",
+    )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
         const report = await engineFor(opts.stateDir, config).apply(config, {
+          moveMarks: opts.force === true,
           dryRun: opts.dryRun === true,
           lockWaitMs: opts.lockWait * 1000,
         });
