@@ -69,6 +69,8 @@ function failedBatchLine(stderr: string): number | undefined {
 }
 
 /** nft's answer (measured, nft 1.0.6) to `list table` for a table that does not exist. */
+/** What the tools print when this user may not read the ruleset. */
+const PERMISSION_DENIED = /Operation not permitted|Permission denied|must be root/i;
 const NFT_NO_TABLE = /^Error: (?:Could not process rule: )?No such file or directory/m;
 
 /**
@@ -327,7 +329,17 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     for (const [i, r] of reads.entries()) {
       const out = outputs[i];
       if (out === undefined || out.code !== 0) {
-        sources.push(`${r.what}: ${out?.code === -1 ? `${r.tool} not available` : "absent"}`);
+        // Without privileges the tools fail as they do for a missing table: saying "absent" then
+        // would claim kube-proxy DNATs nothing where symroute could not look.
+        sources.push(
+          `${r.what}: ${
+            out?.code === -1
+              ? `${r.tool} not available`
+              : PERMISSION_DENIED.test(out?.stderr ?? "")
+                ? `not readable (${r.tool}: permission denied; run as root)`
+                : "absent"
+          }`,
+        );
         continue;
       }
       let found: DnatService[];

@@ -31,6 +31,26 @@ const isPermission = (cause: unknown): boolean => {
   return code === "EACCES" || code === "EPERM";
 };
 
+/**
+ * A state directory that is not one (`--state-dir` names a file, or a file is in the way on its
+ * path; or `state.json` is a directory): the user's choice of path, not the kernel's fault.
+ */
+function notADirectory(cause: unknown): boolean {
+  const code = (cause as NodeJS.ErrnoException).code;
+  return code === "ENOTDIR" || code === "EEXIST" || code === "EISDIR";
+}
+
+function notADirectoryError(what: string, stateDir: string, cause: unknown): SymrouteError {
+  return new SymrouteError(
+    "invalid-argument",
+    `${what}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)} (${stateDir} must be a directory, or a path where one can be made)`,
+    {
+      cause,
+      hint: "choose a directory with --state-dir (or the configuration's stateDir); symroute makes it when it is missing",
+    },
+  );
+}
+
 /** A state file or directory this user may not use: its own kind, and what to do about it. */
 function permissionError(what: string, stateDir: string, cause: unknown): SymrouteError {
   return new SymrouteError(
@@ -81,6 +101,8 @@ export function createStateFile(
     } catch (cause) {
       if (isPermission(cause))
         throw permissionError(`cannot create the state directory ${dir}`, stateDir, cause);
+      if (notADirectory(cause))
+        throw notADirectoryError(`cannot create the state directory ${dir}`, stateDir, cause);
       const code = (cause as NodeJS.ErrnoException).code;
       throw new SymrouteError(
         "kernel",
@@ -118,7 +140,13 @@ export function createStateFile(
       } catch (cause) {
         if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
         if (isPermission(cause)) throw permissionError(`cannot read the state file ${file}`, stateDir, cause);
-        throw new SymrouteError("kernel", `cannot read the state file ${file}`, { cause });
+        if (notADirectory(cause))
+          throw notADirectoryError(`cannot read the state file ${file}`, stateDir, cause);
+        const code = (cause as NodeJS.ErrnoException).code;
+        throw new SymrouteError("kernel", `cannot read the state file ${file}: ${code ?? String(cause)}`, {
+          cause,
+          hint: "check the state directory (--state-dir)",
+        });
       }
       try {
         const state = JSON.parse(text) as SavedState;
@@ -156,6 +184,8 @@ export function createStateFile(
         await rm(tmp, { force: true }).catch(() => undefined);
         if (isPermission(cause))
           throw permissionError(`cannot write the state file ${file}`, stateDir, cause);
+        if (notADirectory(cause))
+          throw notADirectoryError(`cannot write the state file ${file}`, stateDir, cause);
         const code = (cause as NodeJS.ErrnoException).code;
         throw new SymrouteError("kernel", `cannot write the state file ${file}: ${code ?? String(cause)}`, {
           cause,

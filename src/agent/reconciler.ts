@@ -118,7 +118,8 @@ export class Reconciler {
       const fingerprint =
         this.#inForce?.config === config ? this.#inForce.fingerprint : JSON.stringify(config);
       const configChanged = this.#inForce?.fingerprint !== fingerprint;
-      report = await engine.apply(config, { lockWaitMs: this.#options.lockWaitMs });
+      // The file is applied as written, a mark move too (its warning is logged: docs/agent.md).
+      report = await engine.apply(config, { lockWaitMs: this.#options.lockWaitMs, moveMarks: true });
       this.#inForce = {
         config,
         fingerprint,

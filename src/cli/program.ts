@@ -3,8 +3,42 @@
 import { Command } from "@commander-js/extra-typings";
 import { VERSION } from "./version.ts";
 
-export function createProgram(): Command {
-  return new Command()
+/**
+ * Whether a command line asks for JSON output (`-o json`, `-ojson`, `--output json`,
+ * `--output=json`). Read before commander parses it: a usage error (a missing `-c`, an unknown
+ * flag) happens before any option has a value, and a script reading `-o json` must still get JSON.
+ */
+export function wantsJson(argv: readonly string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") return false;
+    if ((arg === "-o" || arg === "--output") && argv[i + 1] === "json") return true;
+    if (arg === "-ojson" || arg === "--output=json") return true;
+  }
+  return false;
+}
+
+/**
+ * A usage error as `-o json` reports every error: `{"error": {kind, message, details, hint}}` on
+ * stdout, kind `invalid-argument`. `text` is commander's message ("error: ...\n", maybe with a
+ * "(Did you mean ...?)" line).
+ */
+export function usageErrorJson(text: string, command: string | undefined): string {
+  const lines = text
+    .trim()
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  const message = (lines[0] ?? "usage error").replace(/^error: /, "");
+  const suggestion = lines.slice(1).join(" ");
+  const help = `symroute ${command === undefined ? "" : `${command} `}--help`;
+  const hint =
+    suggestion === "" ? `see \`${help}\`` : `${suggestion.replace(/^\((.*)\)$/, "$1")} (see \`${help}\`)`;
+  return `${JSON.stringify({ error: { kind: "invalid-argument", message, details: [], hint } }, null, 2)}\n`;
+}
+
+export function createProgram(argv: readonly string[] = process.argv): Command {
+  const program = new Command()
     .name("symroute")
     .description("Routing for MetalLB L2 load-balancer addresses on their own subnet or VLAN.")
     .addHelpText(
@@ -14,4 +48,18 @@ export function createProgram(): Command {
     .version(VERSION)
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: false });
+  const args = argv.slice(2);
+  if (wantsJson(args)) {
+    // Subcommands inherit this: their usage errors become the JSON error body, and the help text
+    // that follows an error in text mode (written with writeErr) is left out.
+    const first = args.find((a) => !a.startsWith("-"));
+    program.configureOutput({
+      writeErr: () => {},
+      outputError: (text) => {
+        const known = program.commands.some((c) => c.name() === first);
+        process.stdout.write(usageErrorJson(text, known ? first : undefined));
+      },
+    });
+  }
+  return program;
 }

@@ -8,6 +8,7 @@ import { apply } from "./steps/apply.ts";
 import { commit, commitInSync } from "./steps/commit.ts";
 import { lock } from "./steps/lock.ts";
 import { observe } from "./steps/observe.ts";
+import { refuseMarkMoves } from "./steps/mark-moves.ts";
 import { baselineWarning, unknownBaseline, unrestorable } from "./steps/baseline.ts";
 import { finishPlan, ownership, planRouting, withObservedGuards } from "./steps/plan.ts";
 import { recordState, StateRecord } from "./steps/record.ts";
@@ -41,6 +42,7 @@ export async function converge(
       baselineNotes.length === 0 ? report : { ...report, warnings: [...report.warnings, ...baselineNotes] };
     if (options.dryRun === true)
       return withWarnings({ ...finishPlan(rp, observedFirewall).report, applied: false });
+    refuseMarkMoves(rp, options);
     const routingPayloads = renderRoutingPayloads(rp.diff.changes, rp.desired.sysctls);
     // Routing changes pending: the node is not in sync, whatever the firewall's comparison says,
     // and the ip batches can start before it is made.

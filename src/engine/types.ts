@@ -6,6 +6,7 @@ import type { DiffResult, OwnershipMarks } from "../plan/diff.ts";
 import type { Change } from "../model/change.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
 import type { Conflict, DesiredState, NetworkDecision, RuleSkip } from "../plan/types.ts";
+import type { MarkMove } from "../plan/mark-moves.ts";
 import type { Payloads } from "../render/payloads.ts";
 import type { BaselinePart, Kernel, SavedState, StateStore } from "./ports.ts";
 
@@ -53,6 +54,12 @@ export interface ApplyOptions {
    * have changed as they are (their earlier values are known only from the state).
    */
   readonly force?: boolean;
+  /**
+   * apply only: move a network's mark value (a changed marks.mask) although connections open at
+   * that moment keep the old value and lose their replies' route (plan's warning, MarkMove);
+   * without it such an apply is refused and changes nothing.
+   */
+  readonly moveMarks?: boolean;
   /** How long to wait for another run in this namespace to finish. */
   readonly lockWaitMs?: number;
 }
@@ -86,6 +93,10 @@ export interface RoutingPlan {
   readonly kubeProxyMode: string | undefined;
   /** Links added, sysctls, routes and rules (diffRouting). */
   readonly diff: DiffResult;
+  /** Networks whose mark value this plan changes (none when removing). */
+  readonly markMoves?: readonly MarkMove[];
+  /** The mark mask the moved values were written under (the state's firewall), for the messages. */
+  readonly oldMarkMask?: number;
   readonly firewallRead: Promise<readonly OwnedFirewall[]>;
   /** The state file, for the report. */
   readonly stateFile: string;

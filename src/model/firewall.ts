@@ -10,6 +10,7 @@
 
 import type { Family } from "./address.ts";
 import { fnv1aOfLines } from "./keys.ts";
+import { markValueForIndex } from "./marks.ts";
 import type { FirewallBackend } from "./state.ts";
 import { cidrToken, commentToken, hexToken, ifnameToken } from "./tokens.ts";
 
@@ -201,8 +202,12 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
     addIngress("vlan id != 0 return", `${iif} tag: frames for its VLANs`);
     addIngress("meta pkttype other return", `${iif} tag: frames for other hosts`);
     tag += 1;
-    addIngress(`meta mark set meta mark and ${keep} or ${hexToken(tag)}`, `${iif} tag`);
-    dispatch.push([iif, tag]);
+    // The interface's number spread over the mask's bits, as network values are: written raw, a
+    // mask without bit 0 (0xfe, 0xff00) would put the tag outside symroute's bits, and no
+    // connection would ever be classified (test/cli/mark-move.e2e.test.ts).
+    const tagValue = markValueForIndex(tag, spec.mask) ?? 0;
+    addIngress(`meta mark set meta mark and ${keep} or ${hexToken(tagValue)}`, `${iif} tag`);
+    dispatch.push([iif, tagValue]);
     const chain = nftClassifyChain(iif);
     for (const family of [4, 6] as const) {
       const elements: string[] = [];

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createStateFile } from "../../src/adapters/state-file.ts";
 import type { SavedState } from "../../src/engine/ports.ts";
+import { isSymrouteError } from "../../src/model/errors.ts";
 
 const state = (links: string[]): SavedState => ({
   version: 1,
@@ -67,4 +68,23 @@ test("an invalid state file is refused even right after a kept read", async (t) 
   await agent.read();
   writeFileSync(agent.location, "{ not json");
   await assert.rejects(agent.read(), /is not valid/);
+});
+
+test("a --state-dir that is a file is the user's path, named with what to do, not a kernel error", async (t) => {
+  const dir = scratch(t);
+  const file = join(dir, "not-a-directory");
+  writeFileSync(file, "");
+  for (const stateDir of [file, join(file, "below")]) {
+    const store = createStateFile(stateDir);
+    for (const attempt of [() => store.read(), () => store.write(state([]))]) {
+      await assert.rejects(attempt(), (error: unknown) => {
+        assert.ok(isSymrouteError(error), String(error));
+        assert.equal(error.kind, "invalid-argument");
+        assert.match(error.message, /ENOTDIR|EEXIST/);
+        assert.match(error.message, /must be a directory/);
+        assert.match(error.hint ?? "", /--state-dir/);
+        return true;
+      });
+    }
+  }
 });

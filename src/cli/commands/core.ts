@@ -9,6 +9,7 @@ import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
 import { classifyForm, ipsetsOf } from "../../model/firewall.ts";
+import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
@@ -17,15 +18,7 @@ export async function readConfigFile(path: string): Promise<Config> {
   try {
     text = path === "-" ? await readStdin() : await readFile(path, "utf8");
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new SymrouteError(
-      "invalid-argument",
-      `cannot read the configuration file ${path}: ${code ?? String(cause)}`,
-      {
-        cause,
-        hint: code === "ENOENT" ? "check the path given with -c/--config" : undefined,
-      },
-    );
+    throw configFileReadError(path, cause);
   }
   return loadConfigOrThrow(text, path === "-" ? "<stdin>" : path);
 }
@@ -247,17 +240,22 @@ export function registerPlanApplyDelete(program: Command): void {
     )
     .addHelpText(
       "after",
-      "\nExit codes: 0 converged, 4 converged except objects blocked by foreign ones (conflicts), 1 error (nothing changed).",
+      "\nExit codes: 0 converged, 4 converged except objects blocked by foreign ones (conflicts), 1 error (nothing changed), also when a network's mark would move (without --force).",
     )
     .requiredOption("-c, --config <file>", "configuration file (YAML; - for stdin)")
     .addOption(dryRunOption())
     .addOption(outputOption())
     .addOption(stateDirOption())
     .addOption(lockWaitOption())
+    .option(
+      "--force",
+      "move a network's mark value (a changed marks.mask) although connections open now keep the old one: their replies leave by main until they close",
+    )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
         const config = await readConfigFile(opts.config);
         const report = await engineFor(opts.stateDir, config).apply(config, {
+          moveMarks: opts.force === true,
           dryRun: opts.dryRun === true,
           lockWaitMs: opts.lockWait * 1000,
         });

@@ -509,6 +509,13 @@ export function registerExplain(program: Command): void {
           ...(firewallSpec === undefined ? {} : { firewallSpec }),
         };
         printJson(snapshot);
+        // A snapshot is often taken by one person and read by another: say on stderr (stdout is
+        // the file) what it could not hold.
+        const unreadable = node.kubeProxyServices?.sources.filter((s) => s.includes("not readable")) ?? [];
+        if (unreadable.length > 0)
+          process.stderr.write(
+            `warning: this snapshot could not read ${unreadable.join("; ")}: it holds no kube-proxy DNAT targets and no firewall rules from there; take it as root (or with CAP_NET_ADMIN) for a complete one\n`,
+          );
         return EXIT.ok;
       });
     });

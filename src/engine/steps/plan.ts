@@ -16,6 +16,7 @@ import {
   type OwnershipMarks,
 } from "../../plan/diff.ts";
 import { keepObservedGuards } from "../../plan/kept-guards.ts";
+import { markMoves, markMoveWarning } from "../../plan/mark-moves.ts";
 import type { DesiredState } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
@@ -108,6 +109,10 @@ export function planRouting(
       : FRONT_ENDS[desired.firewall.backend].missing(desired.firewall, observed);
   if (missing !== undefined) throw missing;
   const own = ownership(config, saved);
+  const moves =
+    config === undefined || saved === undefined
+      ? []
+      : markMoves(saved.allocations, desired.allocations, config.marks.mask);
   return {
     routing,
     desired,
@@ -116,6 +121,14 @@ export function planRouting(
     firewall,
     kubeProxyMode,
     diff: diffRouting(desired, routing, own),
+    ...(moves.length === 0
+      ? {}
+      : {
+          markMoves: moves,
+          oldMarkMask:
+            saved?.firewallSpec?.mask ??
+            moves.reduce((m, move) => (m | move.from) >>> 0, config?.marks.mask ?? 0),
+        }),
     firewallRead: observed.firewallRead,
     stateFile,
   };
@@ -156,7 +169,13 @@ export function finishPlan(
       networks: desired.decisions,
       changes,
       conflicts: rp.diff.conflicts,
-      warnings: [...desired.warnings, ...rp.diff.notices],
+      warnings: [
+        ...desired.warnings,
+        ...rp.diff.notices,
+        ...(rp.markMoves ?? []).map((m) =>
+          markMoveWarning(m, desired.firewall?.mask ?? m.to, rp.oldMarkMask ?? m.from),
+        ),
+      ],
       inSync: changes.length === 0,
       firewall: rp.firewall,
       kubeProxyMode: rp.kubeProxyMode,

@@ -1,0 +1,124 @@
+// The real CLI's usage errors (a missing or unknown flag, a flag's bad value, an unknown command):
+// exit 1, and with `-o json` the same `{"error": ...}` body on stdout as every other error, so a
+// script reading JSON never gets help text instead. Each run is inside a namespace of its own with
+// a state directory of its own, in case a usage error were ever not caught before the node is read.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CLI, createBareNamespace, e2eUnavailable, run } from "../support/netns.ts";
+import { usageErrorJson, wantsJson } from "../../src/cli/program.ts";
+
+const skip = e2eUnavailable();
+
+function cli(t: { after: (fn: () => void) => void }, args: readonly string[]) {
+  const ns = createBareNamespace("sr-usage");
+  const stateDir = mkdtempSync(join(tmpdir(), "symroute-usage-"));
+  t.after(() => {
+    ns.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  const config = join(stateDir, "config.yaml");
+  writeFileSync(config, "networks: []\n");
+  const argv = args.map((a) => (a === "CONFIG" ? config : a.replace(/^STATE(?=\/|$)/, stateDir)));
+  return run(["ip", "netns", "exec", ns.name, process.execPath, CLI, ...argv]);
+}
+
+interface ErrorBody {
+  error: { kind: string; message: string; details: string[]; hint?: string };
+}
+
+const cases: readonly { args: string[]; message: RegExp; hint: RegExp }[] = [
+  {
+    args: ["plan", "--state-dir", "STATE", "-o", "json"],
+    message: /required option '-c, --config <file>' not specified/,
+    hint: /symroute plan --help/,
+  },
+  {
+    args: ["apply", "-c", "CONFIG", "--state-dir", "STATE", "--bogus", "--output=json"],
+    message: /unknown option '--bogus'/,
+    hint: /symroute apply --help/,
+  },
+  {
+    args: ["delete", "--state-dir", "STATE", "--lock-wait", "soon", "-o", "json"],
+    message: /--lock-wait takes a number of seconds, not "soon"/,
+    hint: /symroute delete --help/,
+  },
+  { args: ["explain", "-o", "json"], message: /required option '--to <address>'/, hint: /explain --help/ },
+  {
+    args: ["doctor", "--state-dir", "STATE", "--output", "json"],
+    message: /doctor needs the configuration/,
+    hint: /symroute doctor -c FILE/,
+  },
+  { args: ["plann", "-o", "json"], message: /unknown command 'plann'/, hint: /Did you mean plan\?/ },
+];
+
+for (const c of cases) {
+  test(`-o json: a usage error is a JSON error body (${c.args.join(" ")})`, { skip }, (t) => {
+    const r = cli(t, c.args);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const body = JSON.parse(r.stdout) as ErrorBody;
+    assert.equal(body.error.kind, "invalid-argument");
+    assert.match(body.error.message, c.message);
+    assert.match(body.error.hint ?? "", c.hint);
+    assert.deepEqual(body.error.details, []);
+    assert.equal(r.stderr, "", "no help text after the JSON");
+  });
+}
+
+test("without -o json a usage error stays text on stderr, with the command's help", { skip }, (t) => {
+  const r = cli(t, ["plan", "--state-dir", "STATE"]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "");
+  assert.match(r.stderr, /^error: required option '-c, --config <file>' not specified/);
+  assert.match(r.stderr, /Usage: symroute plan/);
+});
+
+test("wantsJson reads every spelling of -o json, and nothing after --", () => {
+  for (const argv of [
+    ["-o", "json"],
+    ["--output", "json"],
+    ["-ojson"],
+    ["--output=json"],
+    ["plan", "-o", "json"],
+  ])
+    assert.equal(wantsJson(argv), true, argv.join(" "));
+  for (const argv of [["-o", "text"], ["-c", "json"], ["--", "-o", "json"], ["json"]])
+    assert.equal(wantsJson(argv), false, argv.join(" "));
+});
+
+test("usageErrorJson turns commander's suggestion into the hint", () => {
+  const body = JSON.parse(
+    usageErrorJson("error: unknown command 'plann'\n(Did you mean plan?)\n", undefined),
+  ) as ErrorBody;
+  assert.deepEqual(body, {
+    error: {
+      kind: "invalid-argument",
+      message: "unknown command 'plann'",
+      details: [],
+      hint: "Did you mean plan? (see `symroute --help`)",
+    },
+  });
+});
+
+for (const command of ["plan", "apply", "doctor", "agent"] as const) {
+  test(
+    `${command}: a configuration file that cannot be read names the errno and what to check`,
+    { skip },
+    (t) => {
+      const missingFile = cli(t, [command, "-c", "STATE/nope.yaml", "--state-dir", "STATE"]);
+      assert.equal(missingFile.code, 1, missingFile.stdout + missingFile.stderr);
+      assert.match(
+        missingFile.stderr,
+        /error \(invalid-argument\): cannot read the configuration file \S+nope\.yaml: ENOENT\n/,
+      );
+      assert.match(missingFile.stderr, /hint: check the path given with -c\/--config/);
+      const directory = cli(t, [command, "-c", "STATE", "--state-dir", "STATE"]);
+      assert.equal(directory.code, 1, directory.stdout + directory.stderr);
+      assert.match(directory.stderr, /cannot read the configuration file \S+: EISDIR\n/);
+      assert.match(directory.stderr, /hint: -c\/--config takes a file, not a directory/);
+    },
+  );
+}
