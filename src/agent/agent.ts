@@ -102,6 +102,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   });
 
   source.start((reason, triggerOptions) => loop.trigger(reason, triggerOptions));
+  readCache?.watchHookedInterfaces(() => reconciler.interfacesInForce);
   const kernel: KernelMonitor | undefined =
     options.kernelEvents === false
       ? undefined

@@ -145,6 +145,14 @@ export class ReadCache {
   #latestRoutingEvent = -Infinity;
   #latestLinkEvent = -Infinity;
   /**
+   * The latest [LINK] line of an interface symroute's netdev chains may hook (ip's stamp). A
+   * kernel that drops a base chain with its device does it without an nft event (Linux 6.18 keeps
+   * the chain and hooks the device created again under its name: measured, test/agent/
+   * interface-recreate.e2e.test.ts): only the link's event can tell the firewall read is stale.
+   */
+  #latestHookedLinkEvent = -Infinity;
+  #hookedInterfaces: () => ReadonlySet<string> | undefined = () => undefined;
+  /**
    * When the generation line of the latest foreign nft transaction arrived (monotonic): one whose
    * lines named symroute's tables (`ours`; `nft monitor` prints a line per object a transaction
    * changes, a `flush ruleset` too), and one whose lines named any other table (`others`:
@@ -223,6 +231,15 @@ export class ReadCache {
     this.#now = options.now ?? (() => performance.now());
   }
 
+  /**
+   * The interfaces symroute's nft base chains may hook at ingress (the configuration's; undefined,
+   * and until this is called: any link): a link event of one of them makes the kept firewall read
+   * stale.
+   */
+  watchHookedInterfaces(interfaces: () => ReadonlySet<string> | undefined): void {
+    this.#hookedInterfaces = interfaces;
+  }
+
   /** A tool the kernel adapter started. */
   ownProcess(pid: number): void {
     this.#forgetOldProcesses();
@@ -239,6 +256,12 @@ export class ReadCache {
     const { at = Date.now(), event } = splitStamp(line);
     if (at > this.#latestRoutingEvent) this.#latestRoutingEvent = at;
     if (event.startsWith("[LINK]") && at > this.#latestLinkEvent) this.#latestLinkEvent = at;
+    if (event.startsWith("[LINK]") && at > this.#latestHookedLinkEvent) {
+      // "[LINK]5: ext0@if4: <...>", "[LINK]Deleted 5: ext0@if4: ...".
+      const name = /^\[LINK\](?:Deleted )?\d+: ([^\s:@]+)/.exec(event)?.[1];
+      const hooked = this.#hookedInterfaces();
+      if (name === undefined || hooked === undefined || hooked.has(name)) this.#latestHookedLinkEvent = at;
+    }
   }
 
   /** A line of `nft monitor`, whatever table it names. */
@@ -403,6 +426,7 @@ export class ReadCache {
     if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
     if (dependsOn.includes("links") && this.#latestLinkEvent > kept.wallStart) return false;
     if (dependsOn.includes("firewall") && this.#foreignAt.ours >= kept.monoStart) return false;
+    if (dependsOn.includes("firewall") && this.#latestHookedLinkEvent > kept.wallStart) return false;
     if (dependsOn.includes("others") && this.#foreignAt.others >= kept.monoStart) return false;
     // A transaction still without its generation line: a read that started after its first line
     // came saw it, whoever made it; an earlier one waits for the line (the agent's own: still good).

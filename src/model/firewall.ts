@@ -68,15 +68,21 @@ export const NFT_TABLE = "symroute";
  * ct mark (mangle is -150, dstnat -100), and before routing.
  */
 export const NFT_PRE_PRIORITY = -199;
+/** The restore of replies' marks, jumped to from PREROUTING by packets of marked connections only. */
 export const IPT_PRE = "SYMROUTE-PRE";
+/** The same for locally generated replies, from OUTPUT. */
 export const IPT_OUT = "SYMROUTE-OUT";
-/** The classify rules, jumped to for new connections only (packets of existing ones skip them). */
+/** The classify rules, jumped to from PREROUTING by new connections on a pool's interface only. */
 export const IPT_CLASSIFY = "SYMROUTE-CLASSIFY";
-/** New connections on a pool's interface go on to the classify set from here (one `-i` rule per interface). */
+/**
+ * The new connections' dispatch chain of an earlier layout (one `-i IF -g SYMROUTE-CLASSIFY` per
+ * pool interface, jumped to from SYMROUTE-PRE): declared and removed by every payload, so that an
+ * upgrade takes it away. The `-i` tests are in PREROUTING now.
+ */
 export const IPT_NEW = "SYMROUTE-NEW";
 /**
  * The guards' dispatch chain of an earlier layout (jumped to from PREROUTING): declared and removed
- * by every payload, so that an upgrade takes it away. The dispatch is in SYMROUTE-PRE now.
+ * by every payload, so that an upgrade takes it away. The dispatch is in PREROUTING now.
  */
 export const IPT_GUARD = "SYMROUTE-GUARD";
 export const iptGuardChain = (ifname: string): string => `SYMROUTE-G-${ifnameToken(ifname)}`;
@@ -418,26 +424,34 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
   const classifySet = setOf("classify");
   const guards = (spec.guards ?? []).filter((g) => g.family === family);
   if (classifySet === undefined && guards.length === 0) return rules;
-  // One jump from PREROUTING for everything symroute checks there: every packet of every interface
-  // takes it, so each rule it meets costs (docs/architecture.md, measured).
-  add("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting");
-  if (classifySet !== undefined) add("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output");
+  // Every packet of every interface walks mangle PREROUTING, and iptables-nft (1.8.9) turns only
+  // `-i`, `-m mark` and addresses/ports into nft expressions of their own: `-m conntrack`,
+  // `-m connmark`, `-m set`, `-m comment` and the MARK/CONNMARK/SET targets each run through
+  // nft_compat, and every rule that matches counts into its counter. So the rules a packet of an
+  // interface without pools meets are in PREROUTING itself, each starting with the cheapest test
+  // that turns such a packet away: an `-i` test per guarded interface and per pool interface
+  // (native), then one connmark test (the only xt match it meets); the comment (the key) and the
+  // counter come after the test, so they cost only the packets that pass (docs/architecture.md).
   // The guards first, in mangle before nat's DNAT: the destination is still the pool's address. A
-  // packet meets one `-i` rule per guarded interface (not per pool), which jumps to that
-  // interface's chain; there the pools are one set lookup (address and incoming interface), so
-  // that packets of interfaces without a guard (pods, the node's own) never pay for it. A jump,
-  // not a goto: the rules after it still see the packets the guard lets through.
+  // jump, not a goto: the rules after it still see the packets the guard lets through.
   for (const g of guards)
-    add(IPT_PRE, `-i ${ifnameToken(g.iif)}`, `-j ${iptGuardChain(g.iif)}`, guardLabel(g.iif));
+    add("PREROUTING", `-i ${ifnameToken(g.iif)}`, `-j ${iptGuardChain(g.iif)}`, guardJumpLabel(g.iif));
   if (classifySet !== undefined) {
-    // One set lookup per new connection on a pool's interface, whatever the number of networks:
-    // packets of existing connections stop at the state test, new ones on other interfaces at the
-    // interface test (one per pool interface), both cheaper than the set lookup they used to make.
-    add(IPT_PRE, "-m conntrack --ctstate NEW", `-j ${IPT_NEW}`, "classify new connections");
+    // One set lookup per new connection on a pool's interface, whatever the number of networks;
+    // a packet of any other interface meets the interface test only.
     const interfaces = [...new Set(spec.entries.filter((e) => e.family === family).map((e) => e.iif))];
-    // A goto: what follows in SYMROUTE-NEW is other interfaces' tests, which cannot match.
     for (const iif of interfaces)
-      add(IPT_NEW, `-i ${ifnameToken(iif)}`, `-g ${IPT_CLASSIFY}`, `${iif} classify`);
+      add(
+        "PREROUTING",
+        `-i ${ifnameToken(iif)} -m conntrack --ctstate NEW`,
+        `-j ${IPT_CLASSIFY}`,
+        classifyJumpLabel(iif),
+      );
+    // Replies of the connections symroute marked get the mark back: the connmark test lets only
+    // the packets of those connections (either direction) on to the direction test.
+    const marked = `-m connmark ! --mark 0x0/${mask}`;
+    add("PREROUTING", marked, `-j ${IPT_PRE}`, repliesJumpLabel(false, mask));
+    add("OUTPUT", marked, `-j ${IPT_OUT}`, repliesJumpLabel(true, mask));
     // The one set lookup: a hit puts the element's value in symroute's bits of the packet mark (the
     // others kept), a miss changes nothing. Those bits are 0 here (the mask is symroute's, and
     // symroute sets them in prerouting only for replies, never for a new connection), so a value in
@@ -469,8 +483,29 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
   return rules;
 }
 
-/** The label of a guard's dispatch rule: the renderer finds stale interface chains by it. */
-const guardLabel = (iif: string): string => `guard ${iif}`;
+// The labels of the rules in the built-in chains name what their bodies depend on (an interface,
+// the mask), so that a rule no longer wanted is found again from its key alone (knownJumps) and
+// deleted with its exact text, which `-D` needs.
+const guardJumpLabel = (iif: string): string => `symroute guard ${iif}`;
+const classifyJumpLabel = (iif: string): string => `symroute classify ${iif}`;
+const repliesJumpLabel = (local: boolean, mask: string): string =>
+  `symroute ${local ? "local " : ""}replies ${mask}`;
+const INTERFACE_JUMP_KEY = /^symroute (guard|classify) (\S+) #[0-9a-f]+$/;
+const REPLIES_JUMP_KEY = /^symroute (local )?replies (0x[0-9a-f]{1,8}) #[0-9a-f]+$/;
+
+/**
+ * The guard chain (SYMROUTE-G-IF) a key names: the guard's jump from PREROUTING, or its dispatch
+ * rule in SYMROUTE-PRE of the layout before. The renderer declares and removes such chains when no
+ * longer wanted.
+ */
+export function guardChainOfKey(key: string): string | undefined {
+  const before = GUARD_KEY.exec(key);
+  if (before !== null) return iptGuardChain(before[1] as string);
+  const jump = INTERFACE_JUMP_KEY.exec(key);
+  return jump !== null && jump[1] === "guard" ? iptGuardChain(jump[2] as string) : undefined;
+}
+
+/** The label of a guard's dispatch rule in SYMROUTE-PRE before the jumps moved to PREROUTING. */
 export const GUARD_KEY = /^guard (\S+) #/;
 
 /** The families whose iptables objects a spec asks for. */
@@ -481,32 +516,67 @@ export const familiesOf = (spec: FirewallSpec | undefined): Family[] =>
         (f) => spec.entries.some((e) => e.family === f) || (spec.guards ?? []).some((g) => g.family === f),
       );
 
-/** The jump rules from the built-in chains, whatever the spec: how stale ones are recognised. */
-export const ALL_JUMPS = (family: Family): IptablesRule[] => [
-  ...currentJumps(family),
-  // The guards' own jump from PREROUTING, before their dispatch moved into SYMROUTE-PRE.
-  {
-    chain: "PREROUTING",
-    match: "",
-    target: `-j ${IPT_GUARD}`,
-    body: `-j ${IPT_GUARD}`,
-    key: keyOf("symroute guard", "PREROUTING", `-j ${IPT_GUARD}`),
-    family,
-  },
-];
+/** A rule of the built-in chains (the match and target as iptablesRules renders them). */
+const builtinRule = (
+  chain: string,
+  match: string,
+  target: string,
+  label: string,
+  family: Family,
+): IptablesRule => {
+  const body = `${match} ${target}`.trim();
+  return { chain, match, target, body, key: keyOf(label, chain, body), family };
+};
 
-const currentJumps = (family: Family): IptablesRule[] =>
-  iptablesRules(
-    {
-      backend: "iptables",
-      mask: 1,
-      entries: [
-        { network: "x", family, iif: "x", pools: [family === 4 ? "0.0.0.0/32" : "::/128"], value: 1 },
-      ],
-      guards: [{ family, iif: "x", mode: "strict", exempt: [], reason: "" }],
-    },
-    family,
-  ).filter((r) => BUILTIN.has(r.chain));
+/**
+ * The rules of symroute's in the built-in chains that `presentKeys` (the keys on the node) name,
+ * whatever the spec: how stale ones are recognised and deleted. The rules of the layouts before
+ * (one unconditional jump each from PREROUTING and OUTPUT, and the guards' own) are known by their
+ * fixed keys; the current ones, whose bodies depend on an interface or the mask, are rebuilt from
+ * their keys' labels (a label whose interface or mask is not a valid token names no rule of ours).
+ */
+export function knownJumps(family: Family, presentKeys: Iterable<string> = []): IptablesRule[] {
+  const rules = [
+    builtinRule("PREROUTING", "", `-j ${IPT_PRE}`, "symroute prerouting", family),
+    builtinRule("OUTPUT", "", `-j ${IPT_OUT}`, "symroute output", family),
+    builtinRule("PREROUTING", "", `-j ${IPT_GUARD}`, "symroute guard", family),
+  ];
+  for (const key of presentKeys) {
+    const byInterface = INTERFACE_JUMP_KEY.exec(key);
+    const replies = REPLIES_JUMP_KEY.exec(key);
+    try {
+      if (byInterface !== null) {
+        const iif = ifnameToken(byInterface[2] as string);
+        rules.push(
+          byInterface[1] === "guard"
+            ? builtinRule("PREROUTING", `-i ${iif}`, `-j ${iptGuardChain(iif)}`, guardJumpLabel(iif), family)
+            : builtinRule(
+                "PREROUTING",
+                `-i ${iif} -m conntrack --ctstate NEW`,
+                `-j ${IPT_CLASSIFY}`,
+                classifyJumpLabel(iif),
+                family,
+              ),
+        );
+      } else if (replies !== null) {
+        const mask = hexToken(Number(replies[2]));
+        const local = replies[1] !== undefined;
+        rules.push(
+          builtinRule(
+            local ? "OUTPUT" : "PREROUTING",
+            `-m connmark ! --mark 0x0/${mask}`,
+            `-j ${local ? IPT_OUT : IPT_PRE}`,
+            repliesJumpLabel(local, mask),
+            family,
+          ),
+        );
+      }
+    } catch {
+      // Not a token symroute would have written: no rule of ours to delete.
+    }
+  }
+  return rules;
+}
 
 /**
  * The comment keys the rendered firewall carries: iptables keys per family ("4:..."), the ipsets'

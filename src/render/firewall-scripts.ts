@@ -4,9 +4,7 @@
 
 import type { Family } from "../model/address.ts";
 import {
-  ALL_JUMPS,
   BUILTIN,
-  GUARD_KEY,
   IPT_CLASSIFY,
   IPT_GUARD,
   IPT_NEW,
@@ -15,7 +13,8 @@ import {
   NFT_PRE_PRIORITY,
   NFT_TABLE,
   arpRules,
-  iptGuardChain,
+  guardChainOfKey,
+  knownJumps,
   nftGuardChain,
   IPSET_PREFIX,
   iptablesRules,
@@ -126,28 +125,25 @@ export function renderIptables(
 ): string {
   const wanted = spec === undefined ? [] : iptablesRules(spec, family);
   const wantedChains = new Set(wanted.filter((r) => !BUILTIN.has(r.chain)).map((r) => r.chain));
-  // Interface chains of guards applied before: found by their dispatch rules' keys.
-  const staleGuardChains = [...presentKeys].flatMap((k) => {
-    const m = GUARD_KEY.exec(k);
-    return m === null ? [] : [iptGuardChain(m[1] as string)];
-  });
+  // Interface chains of guards applied before: found by their jumps' (or dispatch rules') keys.
+  const staleGuardChains = [...presentKeys].flatMap((k) => guardChainOfKey(k) ?? []);
   const chains = [
     ...new Set([IPT_PRE, IPT_OUT, IPT_NEW, IPT_CLASSIFY, IPT_GUARD, ...wantedChains, ...staleGuardChains]),
   ];
   const lines = ["*mangle", ...chains.map((c) => `:${c} - [0:0]`)];
   const wantedKeys = new Set(wanted.map((r) => r.key));
-  for (const r of ALL_JUMPS(family)) {
-    if (!presentKeys.has(r.key)) continue;
+  const deleted = new Set<string>();
+  for (const r of knownJumps(family, presentKeys)) {
+    if (!presentKeys.has(r.key) || deleted.has(r.key)) continue;
+    deleted.add(r.key);
     const extra = (copies.get(r.key) ?? 1) - (wantedKeys.has(r.key) ? 1 : 0);
     for (let i = 0; i < extra; i++) lines.push(iptablesLine("-D", r));
   }
-  for (const r of wanted) {
-    if (BUILTIN.has(r.chain)) {
-      if (!presentKeys.has(r.key)) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));
-    } else {
-      lines.push(iptablesLine("-A", r));
-    }
-  }
+  // Each missing rule of the built-in chains goes in at the top, the last first: together they
+  // keep the spec's order (the guards before classify and the replies' restore).
+  const builtins = wanted.filter((r) => BUILTIN.has(r.chain) && !presentKeys.has(r.key));
+  for (const r of builtins.reverse()) lines.push(iptablesLine("-I", { ...r, chain: `${r.chain} 1` }));
+  for (const r of wanted) if (!BUILTIN.has(r.chain)) lines.push(iptablesLine("-A", r));
   // Declared above (so they exist), emptied, and no longer jumped to: these go.
   for (const c of chains) if (!wantedChains.has(c)) lines.push(`-X ${c}`);
   lines.push("COMMIT");

@@ -22,7 +22,7 @@ function cli(t: { after: (fn: () => void) => void }, args: readonly string[]) {
   });
   const config = join(stateDir, "config.yaml");
   writeFileSync(config, "networks: []\n");
-  const argv = args.map((a) => (a === "CONFIG" ? config : a === "STATE" ? stateDir : a));
+  const argv = args.map((a) => (a === "CONFIG" ? config : a.replace(/^STATE(?=\/|$)/, stateDir)));
   return run(["ip", "netns", "exec", ns.name, process.execPath, CLI, ...argv]);
 }
 
@@ -102,3 +102,23 @@ test("usageErrorJson turns commander's suggestion into the hint", () => {
     },
   });
 });
+
+for (const command of ["plan", "apply", "doctor", "agent"] as const) {
+  test(
+    `${command}: a configuration file that cannot be read names the errno and what to check`,
+    { skip },
+    (t) => {
+      const missingFile = cli(t, [command, "-c", "STATE/nope.yaml", "--state-dir", "STATE"]);
+      assert.equal(missingFile.code, 1, missingFile.stdout + missingFile.stderr);
+      assert.match(
+        missingFile.stderr,
+        /error \(invalid-argument\): cannot read the configuration file \S+nope\.yaml: ENOENT\n/,
+      );
+      assert.match(missingFile.stderr, /hint: check the path given with -c\/--config/);
+      const directory = cli(t, [command, "-c", "STATE", "--state-dir", "STATE"]);
+      assert.equal(directory.code, 1, directory.stdout + directory.stderr);
+      assert.match(directory.stderr, /cannot read the configuration file \S+: EISDIR\n/);
+      assert.match(directory.stderr, /hint: -c\/--config takes a file, not a directory/);
+    },
+  );
+}

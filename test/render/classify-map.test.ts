@@ -246,10 +246,15 @@ test("iptables: 2 and 50 networks give the same rules in every chain (the pools 
     assert.deepEqual(fifty, one, `IPv${family}`);
     // The lookup, the miss test, the save and the clear.
     assert.equal(one["SYMROUTE-CLASSIFY"], 4);
-    // In SYMROUTE-PRE: one jump per guarded interface (no set lookup), the state test, the restore.
-    assert.equal(one["SYMROUTE-PRE"], 4);
+    // In PREROUTING: one jump per guarded interface and one per pool interface (each behind its
+    // `-i` test, no set lookup), and the replies' jump behind the connmark test; the restore alone
+    // in SYMROUTE-PRE and SYMROUTE-OUT.
+    assert.equal(one["PREROUTING"], family === 4 ? 2 + 2 + 1 : 2 + 1 + 1);
+    assert.equal(one["OUTPUT"], 1);
+    assert.equal(one["SYMROUTE-PRE"], 1);
+    assert.equal(one["SYMROUTE-OUT"], 1);
+    assert.equal(one["SYMROUTE-NEW"], undefined);
     assert.equal(one["SYMROUTE-GUARD"], undefined);
-    assert.equal(one["PREROUTING"], 1);
     // In each interface's chain: the pools' set, then the source check.
     assert.equal(one["SYMROUTE-G-ext0"], family === 4 ? 2 : 5);
   }
@@ -266,17 +271,30 @@ test("iptables: new connections to a pool are one set lookup; the mark's bits on
   const s = spec(100, "iptables");
   const script = renderIptables(s, 4, new Set());
   const [classifySet] = ipsetsOf(s).map((x) => x.name);
-  const pre = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
-  assert.equal(pre.length, 2, pre.join("\n"));
-  // New connections go on to one rule per pool interface; only those of a pool's interface reach
-  // the set, and look it up once (its hit is read back from the packet mark's bits).
-  assert.match(pre[0] ?? "", /-m conntrack --ctstate NEW .*-j SYMROUTE-NEW$/);
-  assert.match(pre[1] ?? "", /-m conntrack --ctdir REPLY .*-j CONNMARK --restore-mark/);
-  const next = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-NEW "));
+  const strip = (l: string): string => l.replace(/ -m comment --comment "[^"]*"/, "");
+  // New connections of a pool's interface go to the set from PREROUTING, one rule per pool
+  // interface; only those reach the set, and look it up once (its hit is read back from the packet
+  // mark's bits). Packets of connections symroute marked go on to the restore of replies.
+  const prerouting = script.split("\n").filter((l) => l.startsWith("-I PREROUTING "));
+  assert.deepEqual(prerouting.reverse().map(strip), [
+    "-I PREROUTING 1 -i ext0 -m conntrack --ctstate NEW -j SYMROUTE-CLASSIFY",
+    "-I PREROUTING 1 -i ext1 -m conntrack --ctstate NEW -j SYMROUTE-CLASSIFY",
+    "-I PREROUTING 1 -m connmark ! --mark 0x0/0x3fff -j SYMROUTE-PRE",
+  ]);
   assert.deepEqual(
-    next.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
-    ["ext0", "ext1"].map((iif) => `-A SYMROUTE-NEW -i ${iif} -g SYMROUTE-CLASSIFY`),
+    script
+      .split("\n")
+      .filter((l) => l.startsWith("-I OUTPUT "))
+      .map(strip),
+    ["-I OUTPUT 1 -m connmark ! --mark 0x0/0x3fff -j SYMROUTE-OUT"],
   );
+  const pre = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
+  assert.deepEqual(pre.map(strip), [
+    "-A SYMROUTE-PRE -m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0x3fff --ctmask 0x3fff",
+  ]);
+  // The earlier layout's dispatch chain for new connections is declared (so emptied) and removed.
+  assert.match(script, /^:SYMROUTE-NEW - \[0:0\]$/m);
+  assert.match(script, /^-X SYMROUTE-NEW$/m);
   const classify = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-CLASSIFY "));
   assert.deepEqual(
     classify.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
@@ -321,18 +339,17 @@ test("ipset payloads: each set filled aside and swapped in; stale sets destroyed
 
 test("iptables guards: packets of unguarded interfaces do no set lookup (dispatch by -i first)", () => {
   const script = renderIptables(guarded(10), 4, new Set());
-  // One jump from PREROUTING; the guards' dispatch comes first in SYMROUTE-PRE, as jumps (a goto
-  // would skip the classify and restore rules after it for the packets a guard lets through).
+  // The guards' jumps come first in PREROUTING, each behind its `-i` test, as jumps (a goto would
+  // skip the classify and restore rules after it for the packets a guard lets through).
   const prerouting = script.split("\n").filter((l) => /^-[AI] PREROUTING /.test(l));
   assert.deepEqual(
-    prerouting.map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
-    ["-I PREROUTING 1 -j SYMROUTE-PRE"],
+    prerouting
+      .reverse()
+      .slice(0, 2)
+      .map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
+    ["-I PREROUTING 1 -i ext0 -j SYMROUTE-G-ext0", "-I PREROUTING 1 -i ext1 -j SYMROUTE-G-ext1"],
   );
-  const guard = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
-  assert.deepEqual(
-    guard.slice(0, 2).map((l) => l.replace(/ -m comment --comment "[^"]*"/, "")),
-    ["-A SYMROUTE-PRE -i ext0 -j SYMROUTE-G-ext0", "-A SYMROUTE-PRE -i ext1 -j SYMROUTE-G-ext1"],
-  );
+  assert.equal(script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE ")).length, 1);
   // The earlier layout's dispatch chain is declared (so emptied) and removed.
   assert.match(script, /^:SYMROUTE-GUARD - \[0:0\]$/m);
   assert.match(script, /^-X SYMROUTE-GUARD$/m);

@@ -557,14 +557,23 @@ export class FakeKernel implements Kernel {
     }
     const all = this.state.firewall.find((f) => f.backend === "iptables")?.ruleKeys ?? [];
     const mine = all.filter((k) => k.startsWith(`${family}:`)).map((k) => k.slice(2));
-    // Jumps from the built-in chains, by their labels, and the chain each one targets.
+    // Rules of the built-in chains, by their labels, and the chain each one jumps to: the layouts'
+    // before (fixed labels), and the current ones (an interface or the mask in the label).
     const JUMPS: Record<string, string> = {
       "symroute prerouting": "SYMROUTE-PRE",
       "symroute output": "SYMROUTE-OUT",
       "symroute guard": "SYMROUTE-GUARD",
     };
-    const targetOf = (k: string): string | undefined =>
-      Object.entries(JUMPS).find(([label]) => k.startsWith(`${label} #`))?.[1];
+    const targetOf = (k: string): string | undefined => {
+      const fixed = Object.entries(JUMPS).find(([label]) => k.startsWith(`${label} #`))?.[1];
+      if (fixed !== undefined) return fixed;
+      const guard = /^symroute guard (\S+) #/.exec(k);
+      if (guard !== null) return `SYMROUTE-G-${guard[1]}`;
+      if (/^symroute classify \S+ #/.test(k)) return "SYMROUTE-CLASSIFY";
+      const replies = /^symroute (local )?replies \S+ #/.exec(k);
+      if (replies !== null) return replies[1] === undefined ? "SYMROUTE-PRE" : "SYMROUTE-OUT";
+      return undefined;
+    };
     let jumps = mine.filter((k) => targetOf(k) !== undefined);
     let chains = mine.filter((k) => targetOf(k) === undefined);
     const refs = new Map<string, string>();

@@ -21,6 +21,7 @@ import { DEFAULT_STATE_DIR } from "../../adapters/state-file.ts";
 import { runTool } from "../../adapters/exec.ts";
 import { nftRulesFromText } from "../../adapters/kernel.ts";
 import { NFT_TABLE } from "../../model/firewall.ts";
+import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, runAndExit } from "../output.ts";
 
@@ -114,13 +115,7 @@ export function registerAgent(program: Command): void {
           try {
             text = await readFile(opts.config, "utf8");
           } catch (cause) {
-            throw new SymrouteError(
-              "invalid-argument",
-              `cannot read the configuration file ${opts.config}: ${String(cause)}`,
-              {
-                cause,
-              },
-            );
+            throw configFileReadError(opts.config, cause);
           }
           // Checked even with --state-dir: a file that is wrong at start is an error, not a wait.
           const fileConfig = loadConfigOrThrow(text, opts.config);

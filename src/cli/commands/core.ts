@@ -9,6 +9,7 @@ import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
 import { classifyForm, ipsetsOf } from "../../model/firewall.ts";
+import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
 import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
 
@@ -17,15 +18,7 @@ export async function readConfigFile(path: string): Promise<Config> {
   try {
     text = path === "-" ? await readStdin() : await readFile(path, "utf8");
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new SymrouteError(
-      "invalid-argument",
-      `cannot read the configuration file ${path}: ${code ?? String(cause)}`,
-      {
-        cause,
-        hint: code === "ENOENT" ? "check the path given with -c/--config" : undefined,
-      },
-    );
+    throw configFileReadError(path, cause);
   }
   return loadConfigOrThrow(text, path === "-" ? "<stdin>" : path);
 }

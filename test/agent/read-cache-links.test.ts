@@ -1,0 +1,47 @@
+// A link event of an interface symroute's netdev chains hook makes the agent's kept firewall read
+// stale (src/agent/read-cache.ts): a kernel that drops a base chain with its device says nothing on
+// nft's monitor, so the link's own event is the only evidence. Other links' events (a pod's veth)
+// keep it. (Linux 6.18 keeps the chain: test/agent/interface-recreate.e2e.test.ts.)
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createEngine } from "../../src/engine/engine.ts";
+import { ReadCache } from "../../src/agent/read-cache.ts";
+import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+import { dualStackGatewayConfig } from "../support/config.ts";
+
+const OWN_PID = 4242;
+
+/** `ip -ts` stamps a line as it does (UTC, microseconds). */
+const stamped = (at: number, event: string): string =>
+  `[${new Date(at).toISOString().slice(0, 19)}.${String(Math.round((at % 1000) * 1000)).padStart(6, "0")}] ${event}`;
+
+test("a [LINK] line of a hooked interface sends the next firewall read to the kernel; another link's does not", async () => {
+  const fake = new FakeKernel(articleNode());
+  const reads: string[] = [];
+  const cache = new ReadCache({
+    readSysctl: async (name) => fake.state.sysctls[name],
+    onRead: (from) => reads.push(from),
+  });
+  cache.watchHookedInterfaces(() => new Set(["ext0"]));
+  cache.ownProcess(OWN_PID);
+  cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const wrapped = cache.wrap(fake);
+  await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(dualStackGatewayConfig("nftables"));
+  const readFirewall = async (): Promise<string | undefined> => {
+    reads.length = 0;
+    await wrapped.readFirewall(["nftables"]);
+    return reads[0];
+  };
+  assert.equal(await readFirewall(), "cache");
+  cache.routingLine(
+    stamped(Date.now() + 1, "[LINK]9: vethpod@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"),
+  );
+  assert.equal(await readFirewall(), "cache", "a pod's veth");
+  cache.routingLine(stamped(Date.now() + 1, "[LINK]Deleted 3: ext0@if4: <BROADCAST,MULTICAST> mtu 1500"));
+  assert.equal(await readFirewall(), "kernel", "ext0 deleted");
+  cache.routingLine(stamped(Date.now() + 1, "[LINK]5: ext0@if6: <BROADCAST,MULTICAST> mtu 1500"));
+  assert.equal(await readFirewall(), "kernel", "ext0 created");
+});
