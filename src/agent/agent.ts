@@ -75,6 +75,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     clock,
     logger,
     metrics,
+    ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
   });
   const { readCache } = options;
   const reconciler = new Reconciler({

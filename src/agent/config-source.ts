@@ -3,9 +3,9 @@
 // networks for this node (with the on-disk cache for a restart while the API server is unreachable).
 // A refused file edit keeps the last good file in force and marks the configuration stale.
 
-import { readFile } from "node:fs/promises";
-import { watch, type FSWatcher } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { open } from "node:fs/promises";
+import { existsSync, statSync, watch, type BigIntStats, type FSWatcher } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import type { ConfigTextMemo } from "../config/index.ts";
 import type { Config } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
@@ -22,6 +22,7 @@ import type { ClusterCache } from "./kubernetes/cluster-cache.ts";
 import type { ClusterSnapshot, KubernetesSource } from "./kubernetes/source.ts";
 import type { Logger } from "./logger.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { DEFAULT_DEBOUNCE_MS } from "./reconcile-loop.ts";
 
 export interface KubernetesWiring {
   readonly nodeName: string;
@@ -49,7 +50,10 @@ export type Desired =
   | { readonly ready: false; readonly reason: string };
 
 /** Why a source asks for a reconcile; `resetBackoff` for new configuration (a prompt attempt). */
-export type Trigger = (reason: string, options?: { readonly resetBackoff?: boolean }) => void;
+export type Trigger = (
+  reason: string,
+  options?: { readonly resetBackoff?: boolean; readonly immediate?: boolean },
+) => void;
 
 export interface ConfigSourceOptions {
   readonly configFile?: string;
@@ -57,6 +61,32 @@ export interface ConfigSourceOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: AgentMetrics;
+  /** The reconcile loop's debounce window: how long after a file event a read may be half an edit. */
+  readonly debounceMs?: number;
+}
+
+/** Which file, and as it was: a read of it is the read of that very content. */
+interface FileIdentity {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+function identityOf(stats: BigIntStats): FileIdentity {
+  const { dev, ino, size, mtimeNs, ctimeNs } = stats;
+  return { dev, ino, size, mtimeNs, ctimeNs };
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return (
+    a.dev === b.dev &&
+    a.ino === b.ino &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs
+  );
 }
 
 export class ConfigSource {
@@ -74,6 +104,14 @@ export class ConfigSource {
   #cacheAllowed = false;
   #cacheTimer: TimerHandle | undefined;
   #fileWatcher: FSWatcher | undefined;
+  #trigger: Trigger | undefined;
+  /**
+   * The config file's last event while its debounce window lasts, and the file it put in place
+   * complete (replaced whole by a rename), if it did: a read in that window uses only that file.
+   */
+  #fileEvent: { readonly complete: FileIdentity | undefined; readonly window: TimerHandle } | undefined;
+  /** The directory's previous event in this turn of the event loop (a rename's first half). */
+  #previousDirEvent: { readonly event: string; readonly name: string | null } | undefined;
   /** The last merge of file and cluster: a drift repair or a resync with nothing new reuses it. */
   #merged: { readonly file: FileResult; readonly key: string; readonly merged: MergedConfig } | undefined;
 
@@ -102,14 +140,28 @@ export class ConfigSource {
   /** Starts watching the file and the cluster; every change calls `trigger`. */
   start(trigger: Trigger): void {
     const { configFile, kubernetes, logger, metrics, clock } = this.#options;
+    this.#trigger = trigger;
     // Watch the directory, since editors and ConfigMap updates replace the file.
     if (configFile !== undefined) {
       const path = resolve(configFile);
       const name = basename(path);
       try {
-        this.#fileWatcher = watch(dirname(path), { persistent: false }, (_event, changed) => {
+        this.#fileWatcher = watch(dirname(path), { persistent: false }, (event, changed) => {
+          const previous = this.#previousDirEvent;
+          if (previous === undefined) setImmediate(() => (this.#previousDirEvent = undefined));
+          this.#previousDirEvent = { event, name: changed };
           if (changed === null || changed === name || changed === "..data") {
-            trigger("config-file", { resetBackoff: true });
+            const complete = event === "rename" ? replacedWhole(path, changed, previous) : undefined;
+            // The window ends before the loop's debounce run, whose timer is set after this one.
+            this.#fileEvent?.window.cancel();
+            const window = clock.after(this.#options.debounceMs ?? DEFAULT_DEBOUNCE_MS, () => {
+              this.#fileEvent = undefined;
+            });
+            this.#fileEvent = { complete, window };
+            trigger("config-file", {
+              resetBackoff: true,
+              ...(complete === undefined ? {} : { immediate: true }),
+            });
           }
         });
         this.#fileWatcher.on("error", (error) =>
@@ -142,6 +194,7 @@ export class ConfigSource {
 
   async stop(): Promise<void> {
     this.#cacheTimer?.cancel();
+    this.#fileEvent?.window.cancel();
     this.#fileWatcher?.close();
     await this.#kube?.stop();
   }
@@ -196,13 +249,39 @@ export class ConfigSource {
     });
   }
 
+  /**
+   * Whether a read that found the file as `before` and `after` can be used: it is not within the
+   * debounce window after the file's last event, or it read the very file that event put in place
+   * whole. Any in-place write, a new file written where the old one was deleted, or a change after
+   * the event (its times or size differ) waits for the debounce, as every edit did before.
+   */
+  #settled(before: FileIdentity, after: FileIdentity | undefined): boolean {
+    if (!this.#withinDebounce()) return true;
+    const complete = this.#fileEvent?.complete;
+    return (
+      complete !== undefined && sameFile(before, complete) && after !== undefined && sameFile(after, complete)
+    );
+  }
+
+  #withinDebounce(): boolean {
+    return this.#fileEvent !== undefined;
+  }
+
   /** Re-reads the file; a refused file keeps the last good one in force. */
   async #refreshFile(): Promise<void> {
     const { configFile, logger, metrics } = this.#options;
     if (configFile === undefined) return;
     let text: string;
     try {
-      text = await readFile(configFile, "utf8");
+      const read = await readWithIdentity(configFile, this.#withinDebounce());
+      if (!this.#settled(read.before, read.after)) {
+        // Within the debounce window after an event that did not put a whole file in place: an
+        // edit may be half written. The configuration in force stays until the debounced read.
+        logger.debug({ file: configFile }, "config file being written; read again after the debounce");
+        this.#trigger?.("config-file", { resetBackoff: true });
+        return;
+      }
+      text = read.text;
     } catch (error) {
       if (this.#fileText !== undefined || this.#file !== undefined) {
         logger.error(
@@ -248,5 +327,58 @@ export class ConfigSource {
         details: result.problems,
       });
     }
+  }
+}
+
+/**
+ * The file at `path` after a `rename` event named `changed`, when it is a file put there whole:
+ * ConfigMap's `..data` swap (the kubelet writes the new files, then renames a symlink over
+ * `..data`), or the second half of a rename into place (the directory's previous event in the same
+ * turn of the event loop was a `rename` of another name, now gone: a temporary file moved over the
+ * config file, as `mv`, `sed -i`, most editors and configuration tools write). A file created where
+ * the old one was deleted, or one written in place, is neither. inotify's IN_MOVED_FROM and
+ * IN_MOVED_TO of one rename come together, but Node names both `rename`, as it names a creation and
+ * a deletion: an unrelated file deleted just before the config file is created and written looks
+ * the same. The read that follows uses the file only if it is still exactly as stat'ed here.
+ */
+function replacedWhole(
+  path: string,
+  changed: string | null,
+  previous: { readonly event: string; readonly name: string | null } | undefined,
+): FileIdentity | undefined {
+  const swapped = changed === "..data";
+  const movedHere =
+    changed === basename(path) &&
+    previous !== undefined &&
+    previous.event === "rename" &&
+    previous.name !== null &&
+    previous.name !== changed &&
+    previous.name !== "..data" &&
+    !existsSync(join(dirname(path), previous.name));
+  if (!swapped && !movedHere) return undefined;
+  try {
+    return identityOf(statSync(path, { bigint: true }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file's text, with its identity before the read and (when `twice`) after it. */
+async function readWithIdentity(
+  path: string,
+  twice: boolean,
+): Promise<{
+  readonly text: string;
+  readonly before: FileIdentity;
+  readonly after: FileIdentity | undefined;
+}> {
+  const handle = await open(path, "r");
+  try {
+    const before = identityOf(await handle.stat({ bigint: true }));
+    const text = await handle.readFile("utf8");
+    const after = twice ? identityOf(await handle.stat({ bigint: true })) : undefined;
+    return { text, before, after };
+  } finally {
+    await handle.close();
   }
 }

@@ -24,6 +24,8 @@ export const METRIC_NAMES = {
   nodeReads: "symroute_node_reads_total",
   nftTransactions: "symroute_nft_transactions_total",
   nftChainsVerified: "symroute_nft_chains_verified_total",
+  planWarnings: "symroute_plan_warnings",
+  stateBaselineUnknown: "symroute_state_baseline_unknown",
 } as const;
 
 export interface AgentMetrics {
@@ -48,6 +50,8 @@ export interface AgentMetrics {
   readonly nodeReads: Counter<"from">;
   readonly nftTransactions: Counter<"kind">;
   readonly nftChainsVerified: Counter<"from">;
+  readonly planWarnings: Gauge;
+  readonly stateBaselineUnknown: Gauge;
 }
 
 export function createMetrics(options: { readonly processMetrics?: boolean } = {}): AgentMetrics {
@@ -165,6 +169,16 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
       name: METRIC_NAMES.nftChainsVerified,
       help: "Chains the verification after the agent's partial nft transaction took, by where from (monitor: as nft monitor printed the transaction; listed: nft -t list chain).",
       labelNames: ["from"] as const,
+      registers,
+    }),
+    planWarnings: new Gauge({
+      name: METRIC_NAMES.planWarnings,
+      help: "Warnings of the last successful reconcile's plan (each is logged at warn once, when it first appears).",
+      registers,
+    }),
+    stateBaselineUnknown: new Gauge({
+      name: METRIC_NAMES.stateBaselineUnknown,
+      help: "1 when the state file does not know the node from before symroute (written again after it was lost): delete and --cleanup-on-exit refuse until it is put back or delete --force runs.",
       registers,
     }),
   };

@@ -39,6 +39,11 @@ export interface ReconcileLoopOptions {
 export interface TriggerOptions {
   /** Forget earlier failures (a new configuration deserves a prompt attempt). */
   readonly resetBackoff?: boolean;
+  /**
+   * Nothing more of this change is coming (a config file replaced whole, config-source.ts): run
+   * without waiting for the debounce window.
+   */
+  readonly immediate?: boolean;
 }
 
 /**
@@ -63,6 +68,8 @@ export class ReconcileLoop {
   #scheduled: Scheduled | undefined;
   #running: Promise<void> | undefined;
   #dirty = false;
+  /** A trigger since the last run's start asked for no debounce. */
+  #immediate = false;
   #stopped = true;
   #failures = 0;
   #churn = 0;
@@ -98,13 +105,18 @@ export class ReconcileLoop {
       this.#churn = 0;
     }
     if (lateEvent) this.#churn = 0;
+    if (options.immediate === true) this.#immediate = true;
     if (this.#stopped) return;
     if (this.#running !== undefined) {
       this.#dirty = true;
       return;
     }
     const kind = this.#scheduled?.kind;
-    if (kind === "debounce") return;
+    if (kind === "debounce") {
+      // The window's other triggers run with it, now.
+      if (options.immediate === true) this.#schedule("debounce", 0);
+      return;
+    }
     if (kind === "retry" && options.resetBackoff !== true) return;
     if (kind === "churn" && options.resetBackoff !== true && !lateEvent) return;
     this.#scheduleNext();
@@ -168,7 +180,7 @@ export class ReconcileLoop {
     if (this.#churn > this.#churnLimit) {
       this.#schedule("churn", backoffDelay(this.#churn - this.#churnLimit, this.#backoff));
     } else {
-      this.#schedule("debounce", this.#debounceMs);
+      this.#schedule("debounce", this.#immediate ? 0 : this.#debounceMs);
     }
   }
 
@@ -177,6 +189,7 @@ export class ReconcileLoop {
     const reasons = this.#reasons;
     this.#reasons = new Set();
     this.#dirty = false;
+    this.#immediate = false;
     this.#runs++;
     this.#running = this.#reconcile(reasons)
       .catch((): LoopOutcome => ({ result: "error", retry: true }))

@@ -58,6 +58,8 @@ export class Reconciler {
     | undefined;
   #lastOutcome: { readonly ok: boolean; readonly reason: string } = { ok: false, reason: "starting" };
   #lastConflicts = "";
+  /** The last successful reconcile's plan warnings: each new one is logged once, at warn. */
+  #lastWarnings: ReadonlySet<string> = new Set();
 
   constructor(options: ReconcilerOptions) {
     this.#options = options;
@@ -164,7 +166,7 @@ export class Reconciler {
         logger.debug({ reasons: [...reasons] }, "in sync");
       }
       this.#reportConflicts(report);
-      for (const w of report.warnings) logger.debug({ warning: w }, "plan warning");
+      this.#reportWarnings(report);
       end();
       await source.converged();
       await writeNodeStatuses(
@@ -247,6 +249,19 @@ export class Reconciler {
               .map((c) => `${c.object}: ${c.reason}`)
               .join("; ")}`,
           };
+  }
+
+  /**
+   * Logs each plan warning at warn when it appears (not on every reconcile while it lasts), and
+   * counts them; says whether the state file knows the node from before symroute.
+   */
+  #reportWarnings(report: ApplyReport): void {
+    const { logger, metrics } = this.#options;
+    const now = new Set(report.warnings);
+    for (const warning of now) if (!this.#lastWarnings.has(warning)) logger.warn({ warning }, "plan warning");
+    this.#lastWarnings = now;
+    metrics.planWarnings.set(now.size);
+    metrics.stateBaselineUnknown.set((report.state?.baselineUnknown ?? []).length > 0 ? 1 : 0);
   }
 
   /** Logs conflicts when they change (not on every resync). */

@@ -38,8 +38,16 @@ export async function converge(
       : warning === undefined
         ? []
         : [warning];
+    // An apply's report names the record it wrote: a first record on a node symroute had already
+    // changed does not know the baseline either (the agent's symroute_state_baseline_unknown).
+    const recorded = <T extends PlanReport>(report: T): T =>
+      removing || options.dryRun === true || baselineUnknown.length === 0 || report.state === undefined
+        ? report
+        : { ...report, state: { ...report.state, baselineUnknown } };
     const withWarnings = <T extends PlanReport>(report: T): T =>
-      baselineNotes.length === 0 ? report : { ...report, warnings: [...report.warnings, ...baselineNotes] };
+      recorded(
+        baselineNotes.length === 0 ? report : { ...report, warnings: [...report.warnings, ...baselineNotes] },
+      );
     if (options.dryRun === true)
       return withWarnings({ ...finishPlan(rp, observedFirewall).report, applied: false });
     refuseMarkMoves(rp, options);

@@ -318,13 +318,15 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const vlans: VlanSpec[] = [];
 
   const linksByName = new Map(node.links.map((l) => [l.ifname, l]));
-  for (const network of config.networks) {
+  for (const [index, network] of config.networks.entries()) {
+    // Named as the configuration's checks name a field: its path, then the network's name.
+    const where = (field: string): string => `networks[${index}].${field} (network "${network.name}")`;
     const link = linksByName.get(network.interface);
     if (network.vlan !== undefined) {
       if (link === undefined) {
         if (!linkNames.has(network.vlan.parent)) {
           problems.push(
-            `networks "${network.name}": vlan.parent "${network.vlan.parent}" does not exist on this node`,
+            `${where("vlan.parent")}: interface "${network.vlan.parent}" does not exist on this node`,
           );
         }
         vlans.push({ ifname: network.interface, parent: network.vlan.parent, id: network.vlan.id });
@@ -333,13 +335,11 @@ export function computeDesired(input: DesiredInput): DesiredState {
         (link.kind !== "vlan" || link.vlanId !== network.vlan.id || link.link !== network.vlan.parent)
       ) {
         problems.push(
-          `networks "${network.name}": interface "${network.interface}" exists but is not VLAN ${network.vlan.id} on ${network.vlan.parent}`,
+          `${where("interface")}: interface "${network.interface}" exists but is not VLAN ${network.vlan.id} on ${network.vlan.parent}`,
         );
       }
     } else if (link === undefined) {
-      problems.push(
-        `networks "${network.name}": interface "${network.interface}" does not exist on this node`,
-      );
+      problems.push(`${where("interface")}: interface "${network.interface}" does not exist on this node`);
     } else if (!link.up) {
       warnings.push(
         `interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive`,
@@ -349,7 +349,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
   if (problems.length > 0) {
     throw new SymrouteError("dependency", `${problems.length} problem(s) with interfaces on this node`, {
       details: problems,
-      hint: "create the interfaces (or add vlan: to the network), or run on the right node/namespace",
+      hint: "create the interfaces (or add vlan: to the network), correct interface: in the configuration, or run on the right node or namespace (ip -br link lists this one's); `symroute doctor` diagnoses the other networks",
     });
   }
 

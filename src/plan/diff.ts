@@ -68,6 +68,28 @@ export function formerProtocols(
 const describeRoute = (r: Route): string =>
   `IPv${r.family} route ${r.type === "unicast" ? "" : `${r.type} `}${r.dst}${r.gateway === undefined ? "" : ` via ${r.gateway}`}${r.dev === undefined ? "" : ` dev ${r.dev}`} table ${r.table}`;
 
+/**
+ * The `ip route del` that removes this route and no other: with its gateway, device, metric and
+ * protocol, so that it cannot match symroute's route to the same destination (the kernel deletes
+ * the first route that every given selector matches, and compares the protocol when one is given).
+ */
+const routeDeleteCommand = (r: Route): string =>
+  `ip${r.family === 6 ? " -6" : ""} route del ${r.type === "unicast" ? "" : `${r.type} `}${r.dst}${
+    r.gateway === undefined ? "" : ` via ${r.gateway}`
+  }${r.dev === undefined ? "" : ` dev ${r.dev}`} table ${r.table}${r.metric === undefined ? "" : ` metric ${r.metric}`}${
+    r.protocol === undefined || r.protocol === 0 ? "" : ` proto ${r.protocol}`
+  }`;
+
+/**
+ * The `ip rule del` that removes this rule and no other. `ip rule del priority N` alone deletes the
+ * first rule at N, which is symroute's own when the two share a priority and symroute's is listed
+ * first: every selector is given instead (a foreign rule's protocol is often 0, which selects nothing).
+ */
+const ruleDeleteCommand = (r: Rule): string =>
+  `ip${r.family === 6 ? " -6" : ""} rule del ${describeRule(r)}${
+    r.protocol === undefined || r.protocol === 0 ? "" : ` proto ${r.protocol}`
+  }`;
+
 const networksField = (networks: readonly string[] | undefined): Pick<Conflict, "networks"> =>
   networks === undefined ? {} : { networks };
 
@@ -156,7 +178,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     } else if (!ours && allocated.has(r.table) && !desiredRouteKeys.has(key)) {
       conflicts.push({
         object: describeRoute(r),
-        reason: `not symroute's (proto ${r.protocol ?? "?"}) but in table ${r.table}, which symroute allocated for its replies; remove it (ip${r.family === 6 ? " -6" : ""} route del ${r.dst} table ${r.table}); for routes of your own next to symroute's, give the network a table: of your own (docs/config.md)`,
+        reason: `not symroute's (proto ${r.protocol ?? "?"}) but in table ${r.table}, which symroute allocated for its replies; remove it (${routeDeleteCommand(r)}); for routes of your own next to symroute's, give the network a table: of your own (docs/config.md)`,
         ...networksField(routeNetworks(desired.decisions, { family: r.family, table: r.table, dst: "" })),
       });
     }
@@ -216,17 +238,23 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       if (jumper !== undefined) {
         conflicts.push({
           object: `IPv${r.family} rule ${describeRule(r)}`,
-          reason: `not symroute's, and between symroute's skip rule ${describeRule(jumper)} and its target: packets that rule matches (those without symroute's mark) jump over it and never reach it; move it out of the band ${own.rulePriorities.from}-${own.rulePriorities.to} (ip${r.family === 6 ? " -6" : ""} rule del priority ${r.priority}, then add it outside)`,
+          reason: `not symroute's, and between symroute's skip rule ${describeRule(jumper)} and its target: packets that rule matches (those without symroute's mark) jump over it and never reach it; move it out of the band ${own.rulePriorities.from}-${own.rulePriorities.to} (${ruleDeleteCommand(r)}, then add it outside)`,
           ...networksField(ruleNetworks(desired.decisions, jumper)),
         });
         return;
       }
       // Only rules that route: a foreign rule tried before the skip or the nop changes nothing
       // they do (the rules behind them are checked in their own right).
+      // At one priority the kernel tries rules in list order: a foreign rule listed after
+      // symroute's copy is tried after it (a rule symroute has yet to add goes after the foreign one).
+      const listedBefore = (d: Rule): boolean => {
+        const key = ruleKey(d);
+        return node.rules.some((o, j) => j < i && observedRuleKeys[j] === key && owns(o.protocol));
+      };
       const shadowed = desired.rules.find(
         (d) =>
           d.family === r.family &&
-          d.priority >= r.priority &&
+          (d.priority > r.priority || (d.priority === r.priority && !listedBefore(d))) &&
           d.action !== "nop" &&
           d.action !== "goto" &&
           mayOverlap(r, d),
@@ -234,7 +262,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       if (shadowed !== undefined) {
         conflicts.push({
           object: `IPv${r.family} rule ${describeRule(r)}`,
-          reason: `not symroute's, in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}, and the kernel tries it before symroute's rule ${describeRule(shadowed)} for packets both match; remove it (ip${r.family === 6 ? " -6" : ""} rule del priority ${r.priority}), or move it out of the band`,
+          reason: `not symroute's, in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}, and the kernel tries it before symroute's rule ${describeRule(shadowed)} for packets both match; remove it (${ruleDeleteCommand(r)}), or move it out of the band`,
           ...networksField(ruleNetworks(desired.decisions, shadowed)),
         });
         return;
@@ -284,11 +312,18 @@ const describeRule = (r: Rule): string =>
     r.fwmark === undefined
       ? ""
       : `fwmark 0x${r.fwmark.toString(16)}${r.fwmask === undefined ? "" : `/0x${r.fwmask.toString(16)}`}`,
+    r.tos === undefined ? "" : `tos 0x${r.tos.toString(16)}`,
+    r.ipproto === undefined ? "" : `ipproto ${r.ipproto}`,
+    r.sport === undefined ? "" : `sport ${r.sport.start}-${r.sport.end}`,
+    r.dport === undefined ? "" : `dport ${r.dport.start}-${r.dport.end}`,
+    r.uidrange === undefined ? "" : `uidrange ${r.uidrange.start}-${r.uidrange.end}`,
     r.action === "lookup"
       ? `lookup ${r.table ?? "?"}`
       : r.action === "goto"
         ? `goto ${r.goto ?? "?"}`
         : r.action,
+    r.suppressPrefixlength === undefined ? "" : `suppress_prefixlength ${r.suppressPrefixlength}`,
+    r.suppressIfgroup === undefined ? "" : `suppress_ifgroup ${r.suppressIfgroup}`,
   ]
     .filter((w) => w !== "")
     .join(" ");

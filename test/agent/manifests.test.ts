@@ -201,7 +201,13 @@ describe("deploy/prometheus/", () => {
     const rules = (rule?.spec.groups as Obj[]).flatMap((g) => g.rules as Obj[]);
     assert.deepEqual(
       rules.map((r) => r.alert),
-      ["SymrouteNotConverged", "SymrouteConflicts", "SymrouteConfigErrors", "SymrouteKubernetesApiErrors"],
+      [
+        "SymrouteNotConverged",
+        "SymrouteConflicts",
+        "SymrouteConfigErrors",
+        "SymrouteStateBaselineUnknown",
+        "SymrouteKubernetesApiErrors",
+      ],
     );
     const known = new Set<string>(Object.values(METRIC_NAMES));
     for (const r of rules) {

@@ -56,6 +56,36 @@ describe("ReconcileLoop", () => {
     await loop.stop();
   });
 
+  it("runs an immediate trigger without the debounce window, with the triggers already waiting", async () => {
+    const r = recorder();
+    const loop = new ReconcileLoop({ reconcile: r.reconcile, clock: r.clock, debounceMs: 100, resyncMs: 0 });
+    loop.start();
+    await r.clock.advance(0);
+    loop.trigger("kernel");
+    await r.clock.advance(10);
+    assert.equal(r.calls.length, 1, "the kernel trigger waits for its window");
+    loop.trigger("config-file", { resetBackoff: true, immediate: true });
+    await r.clock.advance(0);
+    assert.equal(r.calls.length, 2, "the immediate trigger cut the window short");
+    assert.deepEqual(r.calls[1]?.reasons, ["config-file", "kernel"]);
+    // During a run: the next one starts as soon as it ends.
+    r.hold();
+    loop.trigger("config-file", { immediate: true });
+    await r.clock.advance(0);
+    assert.equal(r.calls.length, 3);
+    loop.trigger("config-file", { immediate: true });
+    r.release();
+    await r.clock.advance(0);
+    assert.equal(r.calls.length, 4, "no window after the run for an immediate trigger during it");
+    // And an ordinary trigger waits for the window again.
+    loop.trigger("config-file");
+    await r.clock.advance(99);
+    assert.equal(r.calls.length, 4);
+    await r.clock.advance(1);
+    assert.equal(r.calls.length, 5);
+    await loop.stop();
+  });
+
   it("tells of every trigger, and which ones were merged into a reconcile already due", async () => {
     const r = recorder();
     const seen: [string, boolean][] = [];

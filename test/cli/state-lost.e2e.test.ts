@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createNode, e2eUnavailable, configDir, writeConfigFile, PUBLIC_NETWORK } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
@@ -53,5 +53,35 @@ test(
     assert.doesNotMatch(node.exec(["ip", "rule"]).stdout, /lookup 20000/);
     assert.doesNotMatch(node.exec(["nft", "list", "ruleset"]).stdout, /symroute/);
     assert.equal(rpFilterAll(), "0", "the value from before symroute is unknown: left as it is");
+  },
+);
+
+test(
+  "the way out without delete: the earlier state file put back is a complete record again; delete then restores the node exactly",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    const start = node.dump();
+    const first = node.symroute(["apply", "-c", CONFIG, "-o", "json"]);
+    assert.equal(first.code, 0, first.stderr);
+    const stateFile = (JSON.parse(first.stdout) as { state: { file: string } }).state.file;
+    const backup = readFileSync(stateFile, "utf8");
+    rmSync(stateFile);
+    const again = node.symroute(["apply", "-c", CONFIG, "-o", "json"]);
+    assert.equal(again.code, 0, again.stderr);
+    // The apply's report names the record it wrote.
+    const written = JSON.parse(again.stdout) as { state: { found: boolean; baselineUnknown?: string[] } };
+    assert.deepEqual(written.state, { file: stateFile, found: false, baselineUnknown: ["previousSysctls"] });
+
+    writeFileSync(stateFile, backup);
+    const planned = node.symroute(["plan", "-c", CONFIG, "-o", "json"]);
+    assert.equal(planned.code, 0, planned.stdout + planned.stderr);
+    assert.deepEqual((JSON.parse(planned.stdout) as { state: unknown }).state, {
+      file: stateFile,
+      found: true,
+    });
+    const deleted = node.symroute(["delete"]);
+    assert.equal(deleted.code, 0, deleted.stdout + deleted.stderr);
+    assert.equal(node.dump(), start, "every sysctl back to its value from before symroute");
   },
 );

@@ -44,6 +44,10 @@ export function registerAgent(program: Command): void {
       "Keep this node converged: at start, on config file and kernel changes, on a periodic resync, and " +
         "(with --kubernetes) on SymrouteNetwork and MetalLB pool changes. SIGTERM leaves routing in place.",
     )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 stopped by SIGTERM or SIGINT (with --cleanup-on-exit, after removing what symroute owns), 1 error: a bad option or configuration at start, or with --cleanup-on-exit a removal that failed or was refused (docs/agent.md).",
+    )
     .option(
       "-c, --config <file>",
       "configuration file (global settings and local networks); required without --kubernetes",

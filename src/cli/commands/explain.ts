@@ -402,7 +402,10 @@ export function registerExplain(program: Command): void {
       "with --iif: kube-proxy's DNAT target (default: the first backend its rules name); the anti-spoofing guard sees --to, routing and rp_filter this",
     )
     .option("--state <file>", "explain on a snapshot written by `symroute snapshot` instead of the live node")
-    .option("--state-dir <dir>", "where symroute keeps its state (for the anti-spoofing guards it applied)")
+    .option(
+      "--state-dir <dir>",
+      "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
+    )
     .addOption(outputOption())
     .addHelpText(
       "after",
@@ -494,7 +497,10 @@ export function registerExplain(program: Command): void {
         .default("json" as OutputFormat)
         .argParser(parseOutputFormat),
     )
-    .option("--state-dir <dir>", "where symroute keeps its state (for the anti-spoofing guards it applied)")
+    .option(
+      "--state-dir <dir>",
+      "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
+    )
     .addHelpText(
       "after",
       "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod --mark 0x1/0xff\n",

@@ -215,6 +215,10 @@ export function registerLab(program: Command): void {
     .description(
       "Build the article's topologies in network namespaces and show what symroute does to them.\n" +
         "Needs Linux, root, and the Debian packages iproute2 nftables iptables ipset conntrack.",
+    )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 ok (demo: every check passed), 1 error or a failed check; 130 or 143 after SIGINT or SIGTERM, once the lab's namespaces are removed.",
     );
 
   lab

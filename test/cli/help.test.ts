@@ -1,0 +1,71 @@
+// Every command's --help, as a newcomer reads it: it states its exit codes, the same ones the README's
+// command table gives; every --state-dir says its default; every -o says its formats.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import type { Command } from "@commander-js/extra-typings";
+import { createProgram } from "../../src/cli/program.ts";
+import { registerAgent } from "../../src/cli/commands/agent.ts";
+import { registerPlanApplyDelete } from "../../src/cli/commands/core.ts";
+import { registerDoctor } from "../../src/cli/commands/doctor.ts";
+import { registerExplain } from "../../src/cli/commands/explain.ts";
+import { registerLab } from "../../src/cli/commands/lab.ts";
+
+const program = createProgram(["node", "symroute"]);
+for (const register of [registerPlanApplyDelete, registerExplain, registerDoctor, registerLab, registerAgent])
+  register(program as unknown as Command);
+
+function helpOf(command: Command): string {
+  let help = "";
+  command.configureOutput({ writeOut: (text) => (help += text) });
+  command.outputHelp();
+  return help;
+}
+
+/** The exit codes a text names after "Exit codes:" (to the end of that paragraph). */
+function exitCodes(text: string): number[] {
+  const start = text.indexOf("Exit codes:");
+  assert.ok(start >= 0, text);
+  const paragraph = text.slice(start).split(/\n\s*\n/)[0] ?? "";
+  return [...new Set([...paragraph.matchAll(/\b(\d+)\b/g)].map((m) => Number(m[1])))].sort((a, b) => a - b);
+}
+
+const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+
+/** The exit codes column of the README's command table, by command name. */
+function readmeExitCodes(name: string): number[] {
+  const row = readme.split("\n").find((l) => l.startsWith(`| \`symroute ${name}`));
+  assert.ok(row !== undefined, `README has a row for ${name}`);
+  const cells = row.split(/(?<!\\)\|/).map((c) => c.trim());
+  const codes = cells[cells.length - 2] ?? "";
+  return [...new Set([...codes.matchAll(/\b(\d+)\b/g)].map((m) => Number(m[1])))].sort((a, b) => a - b);
+}
+
+const commands = program.commands as unknown as Command[];
+
+for (const command of commands) {
+  const name = command.name();
+  if (name === "help") continue;
+  test(`symroute ${name} --help states the exit codes the README's table gives`, () => {
+    const help = helpOf(command);
+    assert.deepEqual(exitCodes(help), readmeExitCodes(name), help);
+  });
+}
+
+test("every --state-dir says where it defaults to, every -o which formats it takes", () => {
+  const leaves = commands.flatMap((c) =>
+    c.commands.length === 0 ? [c] : (c.commands as unknown as Command[]),
+  );
+  let seen = 0;
+  for (const command of leaves) {
+    for (const option of command.options) {
+      if (option.long === "--state-dir") {
+        seen++;
+        assert.match(option.description, /default/, `${command.name()} --state-dir: ${option.description}`);
+      }
+      if (option.long === "--output") assert.match(option.description, /json/, command.name());
+    }
+  }
+  assert.ok(seen >= 7, `--state-dir on plan, apply, delete, explain, snapshot, doctor, agent (${seen})`);
+});
