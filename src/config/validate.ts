@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { type Drafts, type NetworkDraft, checkAcrossFields, draftPool } from "./cross.ts";
 import { type ConfigIssue, type ConfigPath, describe, quoteString } from "./issues.ts";
+import { didYouMean } from "./suggest.ts";
 import { type Config, configSchema, networkList, networkSchema, toNetworkConfig } from "./schema.ts";
 
 export type ConfigResult =
@@ -61,7 +62,11 @@ function toIssues(error: z.ZodError, base: ConfigPath, out: PendingIssue[]): voi
         for (const key of issue.keys)
           add({
             path: [...path, key],
-            message: `unknown key ${quoteString(key)}; ${issue.message}`,
+            message: `unknown key ${quoteString(key)}; ${issue.message}${didYouMean(
+              key,
+              issue.message.replace(/^allowed: /, "").split(", "),
+              quoteString,
+            )}`,
             atKey: true,
           });
       } else if (issue.code === "invalid_union") {
@@ -96,7 +101,7 @@ function unknownKeys(value: Mapping, shape: object, path: ConfigPath, out: Pendi
     if (!allowed.includes(key))
       out.push({
         path: [...path, key],
-        message: `unknown key ${quoteString(key)}; allowed: ${allowed.join(", ")}`,
+        message: `unknown key ${quoteString(key)}; allowed: ${allowed.join(", ")}${didYouMean(key, allowed, quoteString)}`,
         atKey: true,
       });
 }

@@ -447,11 +447,13 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
         `-j ${IPT_CLASSIFY}`,
         classifyJumpLabel(iif),
       );
-    // Replies of the connections symroute marked get the mark back: the connmark test lets only
-    // the packets of those connections (either direction) on to the direction test.
-    const marked = `-m connmark ! --mark 0x0/${mask}`;
-    add("PREROUTING", marked, `-j ${IPT_PRE}`, repliesJumpLabel(false, mask));
-    add("OUTPUT", marked, `-j ${IPT_OUT}`, repliesJumpLabel(true, mask));
+    // Replies of the connections symroute marked get the mark back: the connmark test turns away
+    // the packets of every other connection, the direction test the requests of marked ones (the
+    // flows symroute exists for), both before the comment, the counter and the jump.
+    for (const local of [false, true]) {
+      const r = restoreJump(local, mask, true);
+      add(r.chain, r.match, r.target, restoreJumpLabel(local, mask, true));
+    }
     // The one set lookup: a hit puts the element's value in symroute's bits of the packet mark (the
     // others kept), a miss changes nothing. Those bits are 0 here (the mask is symroute's, and
     // symroute sets them in prerouting only for replies, never for a new connection), so a value in
@@ -463,8 +465,8 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
     add(IPT_CLASSIFY, "", `-j CONNMARK --save-mark --nfmask ${mask} --ctmask ${mask}`, "save mark");
     add(IPT_CLASSIFY, "", `-j MARK --set-xmark 0x0/${mask}`, "clear the packet mark");
     const restore = `-j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`;
-    add(IPT_PRE, "-m conntrack --ctdir REPLY", restore, "restore mark on replies");
-    add(IPT_OUT, "-m conntrack --ctdir REPLY", restore, "restore mark on local replies");
+    add(IPT_PRE, "", restore, "restore mark on replies");
+    add(IPT_OUT, "", restore, "restore mark on local replies");
   }
   if (guards.length > 0) {
     const guardSet = setOf("guard");
@@ -488,10 +490,22 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
 // deleted with its exact text, which `-D` needs.
 const guardJumpLabel = (iif: string): string => `symroute guard ${iif}`;
 const classifyJumpLabel = (iif: string): string => `symroute classify ${iif}`;
-const repliesJumpLabel = (local: boolean, mask: string): string =>
-  `symroute ${local ? "local " : ""}replies ${mask}`;
+/** The replies' jump (`PREROUTING` or, `local`, `OUTPUT`); without `direction`, its first form. */
+const restoreJump = (
+  local: boolean,
+  mask: string,
+  direction: boolean,
+): { chain: string; match: string; target: string } => ({
+  chain: local ? "OUTPUT" : "PREROUTING",
+  match: `-m connmark ! --mark 0x0/${mask}${direction ? " -m conntrack --ctdir REPLY" : ""}`,
+  target: `-j ${local ? IPT_OUT : IPT_PRE}`,
+});
+// Each form of the replies' jump has a label of its own (a key names one body): `replies` was the
+// first, which tested the direction in SYMROUTE-PRE; found again, it is deleted on upgrade.
+const restoreJumpLabel = (local: boolean, mask: string, direction: boolean): string =>
+  `symroute ${local ? "local " : ""}${direction ? "restore" : "replies"} ${mask}`;
 const INTERFACE_JUMP_KEY = /^symroute (guard|classify) (\S+) #[0-9a-f]+$/;
-const REPLIES_JUMP_KEY = /^symroute (local )?replies (0x[0-9a-f]{1,8}) #[0-9a-f]+$/;
+const RESTORE_JUMP_KEY = /^symroute (local )?(replies|restore) (0x[0-9a-f]{1,8}) #[0-9a-f]+$/;
 
 /**
  * The guard chain (SYMROUTE-G-IF) a key names: the guard's jump from PREROUTING, or its dispatch
@@ -543,7 +557,7 @@ export function knownJumps(family: Family, presentKeys: Iterable<string> = []): 
   ];
   for (const key of presentKeys) {
     const byInterface = INTERFACE_JUMP_KEY.exec(key);
-    const replies = REPLIES_JUMP_KEY.exec(key);
+    const restore = RESTORE_JUMP_KEY.exec(key);
     try {
       if (byInterface !== null) {
         const iif = ifnameToken(byInterface[2] as string);
@@ -558,18 +572,12 @@ export function knownJumps(family: Family, presentKeys: Iterable<string> = []): 
                 family,
               ),
         );
-      } else if (replies !== null) {
-        const mask = hexToken(Number(replies[2]));
-        const local = replies[1] !== undefined;
-        rules.push(
-          builtinRule(
-            local ? "OUTPUT" : "PREROUTING",
-            `-m connmark ! --mark 0x0/${mask}`,
-            `-j ${local ? IPT_OUT : IPT_PRE}`,
-            repliesJumpLabel(local, mask),
-            family,
-          ),
-        );
+      } else if (restore !== null) {
+        const mask = hexToken(Number(restore[3]));
+        const local = restore[1] !== undefined;
+        const direction = restore[2] === "restore";
+        const r = restoreJump(local, mask, direction);
+        rules.push(builtinRule(r.chain, r.match, r.target, restoreJumpLabel(local, mask, direction), family));
       }
     } catch {
       // Not a token symroute would have written: no rule of ours to delete.

@@ -247,7 +247,7 @@ test("iptables: 2 and 50 networks give the same rules in every chain (the pools 
     // The lookup, the miss test, the save and the clear.
     assert.equal(one["SYMROUTE-CLASSIFY"], 4);
     // In PREROUTING: one jump per guarded interface and one per pool interface (each behind its
-    // `-i` test, no set lookup), and the replies' jump behind the connmark test; the restore alone
+    // `-i` test, no set lookup), and the replies' jump behind the connmark and direction tests; the restore alone
     // in SYMROUTE-PRE and SYMROUTE-OUT.
     assert.equal(one["PREROUTING"], family === 4 ? 2 + 2 + 1 : 2 + 1 + 1);
     assert.equal(one["OUTPUT"], 1);
@@ -279,18 +279,18 @@ test("iptables: new connections to a pool are one set lookup; the mark's bits on
   assert.deepEqual(prerouting.reverse().map(strip), [
     "-I PREROUTING 1 -i ext0 -m conntrack --ctstate NEW -j SYMROUTE-CLASSIFY",
     "-I PREROUTING 1 -i ext1 -m conntrack --ctstate NEW -j SYMROUTE-CLASSIFY",
-    "-I PREROUTING 1 -m connmark ! --mark 0x0/0x3fff -j SYMROUTE-PRE",
+    "-I PREROUTING 1 -m connmark ! --mark 0x0/0x3fff -m conntrack --ctdir REPLY -j SYMROUTE-PRE",
   ]);
   assert.deepEqual(
     script
       .split("\n")
       .filter((l) => l.startsWith("-I OUTPUT "))
       .map(strip),
-    ["-I OUTPUT 1 -m connmark ! --mark 0x0/0x3fff -j SYMROUTE-OUT"],
+    ["-I OUTPUT 1 -m connmark ! --mark 0x0/0x3fff -m conntrack --ctdir REPLY -j SYMROUTE-OUT"],
   );
   const pre = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-PRE "));
   assert.deepEqual(pre.map(strip), [
-    "-A SYMROUTE-PRE -m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0x3fff --ctmask 0x3fff",
+    "-A SYMROUTE-PRE -j CONNMARK --restore-mark --nfmask 0x3fff --ctmask 0x3fff",
   ]);
   // The earlier layout's dispatch chain for new connections is declared (so emptied) and removed.
   assert.match(script, /^:SYMROUTE-NEW - \[0:0\]$/m);

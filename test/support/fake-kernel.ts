@@ -570,7 +570,7 @@ export class FakeKernel implements Kernel {
       const guard = /^symroute guard (\S+) #/.exec(k);
       if (guard !== null) return `SYMROUTE-G-${guard[1]}`;
       if (/^symroute classify \S+ #/.test(k)) return "SYMROUTE-CLASSIFY";
-      const replies = /^symroute (local )?replies \S+ #/.exec(k);
+      const replies = /^symroute (local )?(?:replies|restore) \S+ #/.exec(k);
       if (replies !== null) return replies[1] === undefined ? "SYMROUTE-PRE" : "SYMROUTE-OUT";
       return undefined;
     };
