@@ -12,7 +12,6 @@
 
 import { isMap, isScalar, isSeq } from "yaml";
 import type { NetworkDraft } from "./cross.ts";
-import { readPlainEntry } from "./plain-entry.ts";
 import { Converter, MAX_NODES, parseConfigText, readYamlDocument } from "./text.ts";
 import {
   type CheckedNetwork,
@@ -122,11 +121,6 @@ function lineEnd(text: string, from: number): number {
 
 /** One entry's text read on its own: its value, or undefined when it is not one clean item. */
 function readEntry(text: string): { value: unknown; nodes: number } | undefined {
-  return readPlainEntry(text) ?? readEntryWithYaml(text);
-}
-
-/** readEntry by the yaml package: every spelling (readPlainEntry only the common ones, faster). */
-export function readEntryWithYaml(text: string): { value: unknown; nodes: number } | undefined {
   const doc = readYamlDocument(text);
   if (doc.errors.length > 0 || doc.warnings.length > 0) return undefined;
   const seq = doc.contents;

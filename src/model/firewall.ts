@@ -425,33 +425,43 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
   const guards = (spec.guards ?? []).filter((g) => g.family === family);
   if (classifySet === undefined && guards.length === 0) return rules;
   // Every packet of every interface walks mangle PREROUTING, and iptables-nft (1.8.9) turns only
-  // `-i`, `-m mark` and addresses/ports into nft expressions of their own: `-m conntrack`,
+  // `-i`, `-m mark` and addresses/ports into nft expressions of its own: `-m conntrack`,
   // `-m connmark`, `-m set`, `-m comment` and the MARK/CONNMARK/SET targets each run through
   // nft_compat, and every rule that matches counts into its counter. So the rules a packet of an
   // interface without pools meets are in PREROUTING itself, each starting with the cheapest test
-  // that turns such a packet away: an `-i` test per guarded interface and per pool interface
-  // (native), then one connmark test (the only xt match it meets); the comment (the key) and the
-  // counter come after the test, so they cost only the packets that pass (docs/architecture.md).
+  // that turns such a packet away: one `-i` test per guarded or pool interface (native, but it
+  // copies the interface's name: measured, a failing one costs about as much as the connmark
+  // match, 1-1.5% of a packet through another interface), then one connmark test (the only xt
+  // match it meets); the comment (the key) and the counter come after the tests, so they cost
+  // only the packets that pass (docs/architecture.md).
   // The guards first, in mangle before nat's DNAT: the destination is still the pool's address. A
-  // jump, not a goto: the rules after it still see the packets the guard lets through.
+  // jump, not a goto: the rules after it still see the packets the guard lets through. A guarded
+  // interface's new connections are classified from its guard chain (below), behind the same test.
   for (const g of guards)
     add("PREROUTING", `-i ${ifnameToken(g.iif)}`, `-j ${iptGuardChain(g.iif)}`, guardJumpLabel(g.iif));
+  const guarded = new Set(guards.map((g) => g.iif));
+  const poolInterfaces = new Set(
+    classifySet === undefined ? [] : spec.entries.filter((e) => e.family === family).map((e) => e.iif),
+  );
   if (classifySet !== undefined) {
     // One set lookup per new connection on a pool's interface, whatever the number of networks;
     // a packet of any other interface meets the interface test only.
-    const interfaces = [...new Set(spec.entries.filter((e) => e.family === family).map((e) => e.iif))];
-    for (const iif of interfaces)
+    for (const iif of poolInterfaces) {
+      if (guarded.has(iif)) continue;
       add(
         "PREROUTING",
         `-i ${ifnameToken(iif)} -m conntrack --ctstate NEW`,
         `-j ${IPT_CLASSIFY}`,
         classifyJumpLabel(iif),
       );
-    // Replies of the connections symroute marked get the mark back: the connmark test lets only
-    // the packets of those connections (either direction) on to the direction test.
-    const marked = `-m connmark ! --mark 0x0/${mask}`;
-    add("PREROUTING", marked, `-j ${IPT_PRE}`, repliesJumpLabel(false, mask));
-    add("OUTPUT", marked, `-j ${IPT_OUT}`, repliesJumpLabel(true, mask));
+    }
+    // Replies of the connections symroute marked get the mark back: the connmark test turns away
+    // the packets of every other connection, the direction test the requests of marked ones (the
+    // flows symroute exists for), both before the comment, the counter and the jump.
+    for (const local of [false, true]) {
+      const r = restoreJump(local, mask, true);
+      add(r.chain, r.match, r.target, restoreJumpLabel(local, mask, true));
+    }
     // The one set lookup: a hit puts the element's value in symroute's bits of the packet mark (the
     // others kept), a miss changes nothing. Those bits are 0 here (the mask is symroute's, and
     // symroute sets them in prerouting only for replies, never for a new connection), so a value in
@@ -463,13 +473,18 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
     add(IPT_CLASSIFY, "", `-j CONNMARK --save-mark --nfmask ${mask} --ctmask ${mask}`, "save mark");
     add(IPT_CLASSIFY, "", `-j MARK --set-xmark 0x0/${mask}`, "clear the packet mark");
     const restore = `-j CONNMARK --restore-mark --nfmask ${mask} --ctmask ${mask}`;
-    add(IPT_PRE, "-m conntrack --ctdir REPLY", restore, "restore mark on replies");
-    add(IPT_OUT, "-m conntrack --ctdir REPLY", restore, "restore mark on local replies");
+    add(IPT_PRE, "", restore, "restore mark on replies");
+    add(IPT_OUT, "", restore, "restore mark on local replies");
   }
   if (guards.length > 0) {
     const guardSet = setOf("guard");
     for (const g of guards) {
       const chain = iptGuardChain(g.iif);
+      // Before the guard's own rules: the pools' exemption returns from the chain. A spoofed new
+      // connection classified here is dropped just after, and its conntrack entry with it (never
+      // confirmed).
+      if (poolInterfaces.has(g.iif))
+        add(chain, "-m conntrack --ctstate NEW", `-j ${IPT_CLASSIFY}`, `${g.iif} new connections`);
       if (guardSet !== undefined && g.exempt.length > 0)
         add(chain, `-m set --match-set ${guardSet} dst,src`, "-j RETURN", `${g.iif} pools exempt`);
       if (family === 6) {
@@ -488,10 +503,22 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
 // deleted with its exact text, which `-D` needs.
 const guardJumpLabel = (iif: string): string => `symroute guard ${iif}`;
 const classifyJumpLabel = (iif: string): string => `symroute classify ${iif}`;
-const repliesJumpLabel = (local: boolean, mask: string): string =>
-  `symroute ${local ? "local " : ""}replies ${mask}`;
+/** The replies' jump (`PREROUTING` or, `local`, `OUTPUT`); without `direction`, its first form. */
+const restoreJump = (
+  local: boolean,
+  mask: string,
+  direction: boolean,
+): { chain: string; match: string; target: string } => ({
+  chain: local ? "OUTPUT" : "PREROUTING",
+  match: `-m connmark ! --mark 0x0/${mask}${direction ? " -m conntrack --ctdir REPLY" : ""}`,
+  target: `-j ${local ? IPT_OUT : IPT_PRE}`,
+});
+// Each form of the replies' jump has a label of its own (a key names one body): `replies` was the
+// first, which tested the direction in SYMROUTE-PRE; found again, it is deleted on upgrade.
+const restoreJumpLabel = (local: boolean, mask: string, direction: boolean): string =>
+  `symroute ${local ? "local " : ""}${direction ? "restore" : "replies"} ${mask}`;
 const INTERFACE_JUMP_KEY = /^symroute (guard|classify) (\S+) #[0-9a-f]+$/;
-const REPLIES_JUMP_KEY = /^symroute (local )?replies (0x[0-9a-f]{1,8}) #[0-9a-f]+$/;
+const RESTORE_JUMP_KEY = /^symroute (local )?(replies|restore) (0x[0-9a-f]{1,8}) #[0-9a-f]+$/;
 
 /**
  * The guard chain (SYMROUTE-G-IF) a key names: the guard's jump from PREROUTING, or its dispatch
@@ -543,7 +570,7 @@ export function knownJumps(family: Family, presentKeys: Iterable<string> = []): 
   ];
   for (const key of presentKeys) {
     const byInterface = INTERFACE_JUMP_KEY.exec(key);
-    const replies = REPLIES_JUMP_KEY.exec(key);
+    const restore = RESTORE_JUMP_KEY.exec(key);
     try {
       if (byInterface !== null) {
         const iif = ifnameToken(byInterface[2] as string);
@@ -558,18 +585,12 @@ export function knownJumps(family: Family, presentKeys: Iterable<string> = []): 
                 family,
               ),
         );
-      } else if (replies !== null) {
-        const mask = hexToken(Number(replies[2]));
-        const local = replies[1] !== undefined;
-        rules.push(
-          builtinRule(
-            local ? "OUTPUT" : "PREROUTING",
-            `-m connmark ! --mark 0x0/${mask}`,
-            `-j ${local ? IPT_OUT : IPT_PRE}`,
-            repliesJumpLabel(local, mask),
-            family,
-          ),
-        );
+      } else if (restore !== null) {
+        const mask = hexToken(Number(restore[3]));
+        const local = restore[1] !== undefined;
+        const direction = restore[2] === "restore";
+        const r = restoreJump(local, mask, direction);
+        rules.push(builtinRule(r.chain, r.match, r.target, restoreJumpLabel(local, mask, direction), family));
       }
     } catch {
       // Not a token symroute would have written: no rule of ours to delete.

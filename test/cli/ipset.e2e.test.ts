@@ -2,13 +2,15 @@
 // ipset lookup (hash:net,iface), a new connection gets its network's value in the ct mark while
 // another component's bit outside symroute's mask survives, an element removed from the set is
 // drift that the next apply repairs, the rules do not grow with the networks, and delete returns the
-// node to its exact starting dump, sets included.
+// node to its exact starting dump, sets included. Each of symroute's rules in mangle PREROUTING
+// starts with a test, and the rules of the layouts before, found on a node, go with the next apply.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createNode, dumpNamespace, e2eUnavailable } from "../support/netns.ts";
 import { configDir, writeConfigFile } from "../support/netns.ts";
 import { ctMarkOf, FOREIGN_BIT, prepareForeignMark, sendFlow } from "../support/ct-mark.ts";
+import { keyOf, knownJumps } from "../../src/model/firewall.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-ipset-");
@@ -142,3 +144,81 @@ test("iptables: 1 and 50 networks give the same number of rules in symroute's ch
   assert.equal(node.symroute(["delete", "-c", many(50)]).code, 0);
   assert.equal(node.exec(["ipset", "list", "-n"]).stdout.trim(), "");
 });
+
+// iptables-nft turns `-i` into nft expressions of its own, and `-m conntrack`, `-m connmark` and
+// `-m comment` into nft_compat calls; each rule of mangle PREROUTING is walked by every packet of
+// every interface, and stops at its first failing test.
+test(
+  "iptables: each rule in PREROUTING starts with a test, the layouts before are removed by the next apply, classification still works",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    prepareForeignMark(node);
+    assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
+    const listing = (): string => node.exec(["iptables", "-t", "mangle", "-S"]).stdout;
+    const mask = /--comment "symroute restore (0x[0-9a-f]+) #/.exec(listing())?.[1];
+    assert.ok(mask !== undefined, listing());
+
+    // The first expression of each of symroute's rules in PREROUTING is a test (`-i` natively, or
+    // the connmark match), so the comment match and the counter after it cost only the packets
+    // that pass it; the layout before started with the comment (an unconditional jump). ext0, guarded
+    // and with pools, has one `-i` test for both.
+    const firstExpressions = (): string[] => {
+      const debug = node.exec([
+        "nft",
+        "--debug=netlink",
+        "list",
+        "chain",
+        "ip",
+        "mangle",
+        "PREROUTING",
+      ]).stdout;
+      return `\n${debug}`
+        .split(/\nip mangle PREROUTING [0-9 ]+\n/)
+        .slice(1)
+        .map((rule) => /\[ ([a-z]+ [a-z]+ [a-z]+)/.exec(rule)?.[1] ?? rule);
+    };
+    assert.deepEqual(firstExpressions().sort(), ["match name connmark", "meta load iifname"]);
+
+    // The layouts before, as an older symroute left them: one unconditional jump each from
+    // PREROUTING and OUTPUT, the new connections' dispatch chain, and the replies' jump without the
+    // direction test.
+    const legacy = knownJumps(4);
+    const legacyKey = (label: string): string =>
+      legacy.find((r) => r.key.startsWith(`${label} #`))?.key ?? "";
+    const replies = keyOf(
+      "symroute replies " + mask,
+      "PREROUTING",
+      `-m connmark ! --mark 0x0/${mask} -j SYMROUTE-PRE`,
+    );
+    const classifyKey = keyOf("ext0 classify", "SYMROUTE-NEW", "-i ext0 -g SYMROUTE-CLASSIFY");
+    node.exec(
+      ["iptables-restore", "--noflush"],
+      `*mangle
+:SYMROUTE-NEW - [0:0]
+-I PREROUTING 1 -m comment --comment "${legacyKey("symroute prerouting")}" -j SYMROUTE-PRE
+-I OUTPUT 1 -m comment --comment "${legacyKey("symroute output")}" -j SYMROUTE-OUT
+-I PREROUTING 1 -m connmark ! --mark 0x0/${mask} -m comment --comment "${replies}" -j SYMROUTE-PRE
+-A SYMROUTE-PRE -m conntrack --ctstate NEW -m comment --comment "classify new connections #4aa22650" -j SYMROUTE-NEW
+-A SYMROUTE-NEW -i ext0 -m comment --comment "${classifyKey}" -g SYMROUTE-CLASSIFY
+COMMIT
+`,
+    );
+    assert.match(listing(), /-N SYMROUTE-NEW/);
+    assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 2, "the rules of the layouts before are drift");
+    const applied = node.symroute(["apply", "-c", CONFIG]);
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout);
+    assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 0);
+    const after = listing();
+    assert.doesNotMatch(after, /SYMROUTE-NEW|symroute prerouting|symroute output|symroute replies/, after);
+    assert.equal(after.split("\n").filter((l) => l.startsWith("-A PREROUTING")).length, 2, after);
+    assert.deepEqual(firstExpressions().sort(), ["match name connmark", "meta load iifname"]);
+
+    // Classification and the other component's bit, as before.
+    sendFlow(node, 4000);
+    assert.notEqual(ctMarkOf(node, 4000).mark & Number(mask), 0, "the flow to blue is classified");
+    assert.equal(ctMarkOf(node, 4000).mark & FOREIGN_BIT, FOREIGN_BIT);
+    assert.equal(node.symroute(["delete", "-c", CONFIG]).code, 0);
+    assert.doesNotMatch(listing(), /SYMROUTE-/);
+  },
+);

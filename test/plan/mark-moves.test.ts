@@ -1,8 +1,14 @@
-// Which networks a changed marks.mask moves (src/plan/mark-moves.ts), and plan's warning for them.
+// Which networks a changed marks.mask moves (src/plan/mark-moves.ts), and plan's warning for them;
+// with the state file lost, the values the node shows (src/plan/recovered-allocations.ts).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { markMoves, markMoveWarning } from "../../src/plan/mark-moves.ts";
+import type { Config } from "../../src/config/schema.ts";
+import { createEngine } from "../../src/engine/engine.ts";
+import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+import { configFrom } from "../support/config.ts";
 
 test("a network whose saved value the new mask leaves out moves; kept values, new and removed networks do not", () => {
   const saved = { a: { table: 20000, mark: 0x1 }, b: { table: 20001, mark: 0x2 }, gone: { mark: 0x3 } };
@@ -24,4 +30,39 @@ test("an old value that matches another network's new one under the new mask nam
   assert.match(warning, /^network "c": its mark moves from 0x3 to 0x4 \(marks\.mask 0xfe\)/);
   assert.match(warning, /are routed by network "a"'s table \(its value 0x2 matches under marks\.mask 0xfe\)/);
   assert.match(warning, /conntrack -L -m 0x3\/0xff; apply refuses the move unless --force$/);
+});
+
+// With the state file lost, the allocations come from the node (src/plan/recovered-allocations.ts):
+// allocated afresh in the config's order, a network after a removed one took the removed one's
+// table and mark, and stranded its open connections without a word.
+const TWO = configFrom(`networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+const B_ONLY = (marks = ""): Config =>
+  configFrom(`${marks}networks:
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+
+test("a lost state file moves no table or mark: they are taken from the node", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const store = new MemoryStore();
+  const engine = createEngine({ kernel, store });
+  await engine.apply(TWO);
+  await engine.apply(B_ONLY());
+  assert.deepEqual(store.state?.allocations, { b: { table: 20001, mark: 0x2 } });
+  await store.remove();
+  const plan = await engine.plan(B_ONLY());
+  assert.deepEqual(
+    plan.networks.map((n) => [n.name, n.table, n.mark]),
+    [["b", 20001, 0x2]],
+  );
+  assert.equal(plan.inSync, true, JSON.stringify(plan.changes));
+  // A mask that leaves the node's value out is a move, warned and refused as with a state file.
+  const moved = await engine.plan(B_ONLY("marks: { mask: 0xfd }\n"));
+  assert.ok(
+    moved.warnings.some((w) => w.startsWith('network "b": its mark moves from 0x2 to 0x1')),
+    moved.warnings.join("\n"),
+  );
+  await assert.rejects(engine.apply(B_ONLY("marks: { mask: 0xfd }\n")), /mark of 1 network\(s\) would move/);
 });

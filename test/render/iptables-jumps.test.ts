@@ -6,7 +6,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { iptablesRules, knownJumps, type FirewallSpec } from "../../src/model/firewall.ts";
+import { iptablesRules, keyOf, knownJumps, type FirewallSpec } from "../../src/model/firewall.ts";
 import { renderIptables } from "../../src/render/firewall-scripts.ts";
 
 const SPEC: FirewallSpec = {
@@ -74,7 +74,7 @@ test("a change of mask or interface deletes the rules of the old ones and insert
   };
   const script = renderIptables(moved, 4, new Set(old));
   for (const key of old) {
-    const output = key.startsWith("symroute local replies");
+    const output = key.startsWith("symroute local ");
     assert.equal(
       linesFor(script, key, "-D", output ? "OUTPUT" : "PREROUTING").length,
       1,
@@ -88,13 +88,15 @@ test("a change of mask or interface deletes the rules of the old ones and insert
 });
 
 test("the missing rules of the built-in chains go in at the top in the spec's order", () => {
-  const script = renderIptables(GUARDED, 4, new Set());
-  const inserted = script.split("\n").filter((l) => l.startsWith("-I PREROUTING 1"));
-  // Inserted at the top one after the other: the last line ends up first.
-  assert.deepEqual(
-    inserted.reverse().map((l) => / -j (\S+)$/.exec(l)?.[1]),
-    ["SYMROUTE-G-ext0", "SYMROUTE-CLASSIFY", "SYMROUTE-PRE"],
-  );
+  const targets = (spec: FirewallSpec): (string | undefined)[] => {
+    const script = renderIptables(spec, 4, new Set());
+    const inserted = script.split("\n").filter((l) => l.startsWith("-I PREROUTING 1"));
+    // Inserted at the top one after the other: the last line ends up first.
+    return inserted.reverse().map((l) => / -j (\S+)$/.exec(l)?.[1]);
+  };
+  // A guarded pool interface classifies from its guard chain; an unguarded one from PREROUTING.
+  assert.deepEqual(targets(GUARDED), ["SYMROUTE-G-ext0", "SYMROUTE-PRE"]);
+  assert.deepEqual(targets(SPEC), ["SYMROUTE-CLASSIFY", "SYMROUTE-PRE"]);
 });
 
 test("the earlier layouts' jumps from PREROUTING and OUTPUT are deleted before their chains are removed", () => {
@@ -114,6 +116,20 @@ test("the earlier layouts' jumps from PREROUTING and OUTPUT are deleted before t
     const upgraded = renderIptables(GUARDED, 4, new Set([legacy.key]));
     assert.equal(linesFor(upgraded, legacy.key, "-D", builtin).length, 1, upgraded);
     assert.equal(linesFor(upgraded, legacy.key, "-I", builtin).length, 0, upgraded);
+  }
+});
+
+test("the replies' jump of the first form (no direction test) is deleted on upgrade", () => {
+  for (const [chain, label, target] of [
+    ["PREROUTING", "symroute replies 0xff", "SYMROUTE-PRE"],
+    ["OUTPUT", "symroute local replies 0xff", "SYMROUTE-OUT"],
+  ] as const) {
+    const body = `-m connmark ! --mark 0x0/0xff -j ${target}`;
+    const key = keyOf(label, chain, body);
+    const script = renderIptables(SPEC, 4, new Set([key]));
+    assert.deepEqual(linesFor(script, key, "-D", chain), [
+      `-D ${chain} -m connmark ! --mark 0x0/0xff -m comment --comment "${key}" -j ${target}`,
+    ]);
   }
 });
 

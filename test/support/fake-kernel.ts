@@ -299,7 +299,9 @@ export class FakeKernel implements Kernel {
     return clone({
       ...rest,
       addresses: read(this.state.addresses),
-      routes: read(this.state.routes),
+      routes: read(this.state.routes).filter(
+        (r) => scope.routeTables === undefined || scope.routeTables.includes(r.table),
+      ),
       rules: read(this.state.rules),
       sysctls,
       firewall: this.firewallOf(scope.firewalls),
@@ -570,7 +572,7 @@ export class FakeKernel implements Kernel {
       const guard = /^symroute guard (\S+) #/.exec(k);
       if (guard !== null) return `SYMROUTE-G-${guard[1]}`;
       if (/^symroute classify \S+ #/.test(k)) return "SYMROUTE-CLASSIFY";
-      const replies = /^symroute (local )?replies \S+ #/.exec(k);
+      const replies = /^symroute (local )?(?:replies|restore) \S+ #/.exec(k);
       if (replies !== null) return replies[1] === undefined ? "SYMROUTE-PRE" : "SYMROUTE-OUT";
       return undefined;
     };

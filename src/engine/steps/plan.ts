@@ -17,6 +17,7 @@ import {
 } from "../../plan/diff.ts";
 import { keepObservedGuards } from "../../plan/kept-guards.ts";
 import { markMoves, markMoveWarning } from "../../plan/mark-moves.ts";
+import { recoveredAllocations } from "../../plan/recovered-allocations.ts";
 import type { DesiredState } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
@@ -90,10 +91,23 @@ export function planRouting(
   // plan and apply; delete (removing) still runs, so that what an earlier apply left can go.
   if (!removing && config !== undefined) refuseBypassingDatapath(config, routing);
   const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
+  const own = ownership(config, saved);
+  // No state file: the tables and marks stay where the node shows them (a lost file moves nothing).
+  const recovered =
+    saved === undefined && config !== undefined && !removing
+      ? recoveredAllocations(config, routing, ownsProtocol(own))
+      : undefined;
   const desired =
     config === undefined || firewall === undefined || kubeProxyMode === undefined
       ? EMPTY_DESIRED
-      : computeDesired({ config, node: routing, saved, firewall, kubeProxyMode });
+      : computeDesired({
+          config,
+          node: routing,
+          saved:
+            saved ?? (recovered === undefined ? undefined : { allocations: recovered, previousSysctls: {} }),
+          firewall,
+          kubeProxyMode,
+        });
   if ((desired.firewall?.arpProbes ?? []).length > 0 && !available.includes("nftables")) {
     throw new SymrouteError(
       "dependency",
@@ -108,11 +122,11 @@ export function planRouting(
       ? undefined
       : FRONT_ENDS[desired.firewall.backend].missing(desired.firewall, observed);
   if (missing !== undefined) throw missing;
-  const own = ownership(config, saved);
+  const before = saved?.allocations ?? recovered;
   const moves =
-    config === undefined || saved === undefined
+    config === undefined || before === undefined
       ? []
-      : markMoves(saved.allocations, desired.allocations, config.marks.mask);
+      : markMoves(before, desired.allocations, config.marks.mask);
   return {
     routing,
     desired,
