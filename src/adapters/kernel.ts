@@ -37,6 +37,7 @@ import {
   batchInput,
   ipReadArgs,
   ipReadCommands,
+  routeReadCommands,
   kubeProxyNftArgs,
   tcIngressArgs,
 } from "./node-reads.ts";
@@ -434,10 +435,25 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           family === linksFrom,
           families.includes(family),
           scope.neighbours === true,
+          scope.routeTables,
         );
         if (commands.length === 0) return { objects: [] };
         const out = await ipBatchJson(family, commands);
-        return family === linksFrom ? { links: out[0] ?? [], objects: out.slice(1) } : { objects: out };
+        const objects = family === linksFrom ? out.slice(1) : out;
+        // addresses, the routes (one answer per table read), rules, neighbours: as one answer each.
+        const tables = scope.routeTables;
+        const routeAnswers = routeReadCommands(tables).length;
+        // `ip -j route show table N` leaves the table out of each route (iproute2 6.1): put it back.
+        const routes = objects
+          .slice(1, 1 + routeAnswers)
+          .flatMap((answer, i) =>
+            tables === undefined
+              ? answer
+              : answer.map((r) => ("table" in r ? r : { ...r, table: tables[i] })),
+          );
+        const grouped =
+          objects.length === 0 ? [] : [objects[0] ?? [], routes, ...objects.slice(1 + routeAnswers)];
+        return family === linksFrom ? { links: out[0] ?? [], objects: grouped } : { objects: grouped };
       };
       const [read4, read6] = await Promise.all([readFamily(4), readFamily(6)]);
       const linkJson = (linksFrom === 4 ? read4 : read6).links ?? [];

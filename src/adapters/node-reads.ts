@@ -12,12 +12,27 @@ export function ipReadArgs(family: Family): string[] {
  * The commands of one family's read; `withLinks` adds the link list (read once, by one family),
  * `neighbours` the neighbour table, last.
  */
-export function ipReadCommands(withLinks: boolean, objects: boolean, neighbours = false): string[] {
+export function ipReadCommands(
+  withLinks: boolean,
+  objects: boolean,
+  neighbours = false,
+  routeTables?: readonly number[],
+): string[] {
   return [
     ...(withLinks ? ["link show"] : []),
-    ...(objects ? ["addr show", "route show table all", "rule show"] : []),
+    ...(objects ? ["addr show", ...routeReadCommands(routeTables), "rule show"] : []),
     ...(objects && neighbours ? ["neigh show"] : []),
   ];
+}
+
+/** Every table's routes, or those of `tables` (ids: numbers only reach the batch), one command each. */
+export function routeReadCommands(tables?: readonly number[]): string[] {
+  if (tables === undefined) return ["route show table all"];
+  return tables.map((table) => {
+    if (!Number.isInteger(table) || table < 0 || table > 0xffffffff)
+      throw new Error(`not a route table id: ${String(table)}`);
+    return `route show table ${table}`;
+  });
 }
 
 /** The batch input for a list of commands. */

@@ -37,6 +37,8 @@ import {
 
 export type MonitorName = "routing" | "firewall";
 
+type KeptRouting = Kept<Omit<NodeState, "firewall" | "kubeProxy" | "datapath">>;
+
 /**
  * How the agent's nft transaction ran: `partial` (only the chains that changed: the table was known
  * to be as its previous transaction left it), `full` (the tables replaced whole), `partial-refused`
@@ -44,8 +46,11 @@ export type MonitorName = "routing" | "firewall";
  */
 export type NftTransactionKind = "partial" | "full" | "partial-refused";
 
-/** Where a read came from: kept, the kernel in full, or only the nft chains the agent changed. */
-export type ReadFrom = "cache" | "kernel" | "chains";
+/**
+ * Where a read came from: kept, the kernel in full, only the nft chains the agent changed, or the
+ * kernel for the route tables the agent's writes (and other lines since) named, the rest kept.
+ */
+export type ReadFrom = "cache" | "kernel" | "chains" | "tables";
 
 /**
  * What a kept read depends on: every routing line, the routing monitor's [LINK] lines, nft's lines
@@ -59,6 +64,52 @@ interface Kept<T> {
   readonly wallStart: number;
   /** Monotonic (ms) when the read started: compared with when lines arrived. */
   readonly monoStart: number;
+  /**
+   * A routing read whose routes outside `tables` were taken from an older read (#composable): as of
+   * `since` (ip's wall clock), so that any line about them stamped after it makes this read stale.
+   */
+  readonly explained?: Explained;
+}
+
+interface Explained {
+  readonly since: number;
+  readonly tables: ReadonlySet<number>;
+}
+
+/** Route tables `ip monitor` names by name (`main` it leaves out). */
+const NAMED_TABLES: Readonly<Record<string, number>> = { default: 253, main: 254, local: 255 };
+const MAIN_TABLE = 254;
+const LOCAL_TABLE = 255;
+
+/**
+ * The table a routing monitor line's route is in (`[ROUTE]... table N ...`; none written: main);
+ * undefined for any other line, or a table named otherwise.
+ */
+export function routeLineTable(event: string): number | undefined {
+  if (!event.startsWith("[ROUTE]")) return undefined;
+  const name = /\stable (\S+)/.exec(event)?.[1];
+  if (name === undefined) return MAIN_TABLE;
+  if (/^\d+$/.test(name)) return Number(name);
+  return NAMED_TABLES[name];
+}
+
+/**
+ * The route tables an `ip -batch` of the agent's names: `route` lines with their `table N`, and
+ * `rule` lines (rules are always read whole); undefined when a line may change routes elsewhere (a
+ * link or an address: the kernel drops IPv4 routes through them without an event).
+ */
+export function batchRouteTables(lines: readonly string[]): Set<number> | undefined {
+  const tables = new Set<number>();
+  for (const line of lines) {
+    const words = line.trim().split(/\s+/);
+    if (words[0] === "rule") continue;
+    if (words[0] !== "route") return undefined;
+    const at = words.indexOf("table");
+    const table = at < 0 ? undefined : words[at + 1];
+    if (table === undefined || !/^\d+$/.test(table)) return undefined;
+    tables.add(Number(table));
+  }
+  return tables;
 }
 
 /** `[2026-12-07T00:06:09.601195] [RULE]...` as `ip -ts` prints it (UTC: the monitor runs with TZ=UTC). */
@@ -151,6 +202,20 @@ export class ReadCache {
    * interface-recreate.e2e.test.ts): only the link's event can tell the firewall read is stale.
    */
   #latestHookedLinkEvent = -Infinity;
+  /**
+   * ip's stamp of the latest [ROUTE] line per table it names, and of the latest line that is
+   * neither a [ROUTE] line of a known table nor a [RULE] line (a link's or an address's can drop
+   * routes in any table without a route event): what a read composed by table depends on.
+   */
+  readonly #latestRouteEventOf = new Map<number, number>();
+  #latestUntabledEvent = -Infinity;
+  /**
+   * The routing read the agent's routing writes dropped (it was good then), and the route tables
+   * those writes named since (undefined: a write that may change routes anywhere): the verification
+   * after them reads only those tables' routes, and those named by lines since, and takes the
+   * others from it (#composable).
+   */
+  #routingBasis: { readonly read: KeptRouting; written: Set<number> | undefined } | undefined;
   #hookedInterfaces: () => ReadonlySet<string> | undefined = () => undefined;
   /**
    * When the generation line of the latest foreign nft transaction arrived (monotonic): one whose
@@ -177,7 +242,7 @@ export class ReadCache {
    * one may be another process's by now.
    */
   readonly #ownProcesses = new Map<number, number>();
-  #routing: Kept<Omit<NodeState, "firewall" | "kubeProxy" | "datapath">> | undefined;
+  #routing: KeptRouting | undefined;
   #kubeProxy: Kept<Omit<KubeProxyHints, "ipvsLink">> | undefined;
   /** The datapath's traces for the interfaces in `key` (undefined value: the reader gave none). */
   #datapath: (Kept<DatapathTraces | undefined> & { readonly key: string }) | undefined;
@@ -255,6 +320,10 @@ export class ReadCache {
     // No stamp: the line's arrival is after the change too.
     const { at = Date.now(), event } = splitStamp(line);
     if (at > this.#latestRoutingEvent) this.#latestRoutingEvent = at;
+    const table = routeLineTable(event);
+    if (table !== undefined) {
+      if (at > (this.#latestRouteEventOf.get(table) ?? -Infinity)) this.#latestRouteEventOf.set(table, at);
+    } else if (!event.startsWith("[RULE]") && at > this.#latestUntabledEvent) this.#latestUntabledEvent = at;
     if (event.startsWith("[LINK]") && at > this.#latestLinkEvent) this.#latestLinkEvent = at;
     if (event.startsWith("[LINK]") && at > this.#latestHookedLinkEvent) {
       // "[LINK]5: ext0@if4: <...>", "[LINK]Deleted 5: ext0@if4: ...".
@@ -327,6 +396,7 @@ export class ReadCache {
   forget(): void {
     this.#dropPrinting();
     this.#routing = undefined;
+    this.#routingBasis = undefined;
     this.#kubeProxy = undefined;
     this.#datapath = undefined;
     this.#firewall = undefined;
@@ -416,6 +486,43 @@ export class ReadCache {
     );
   }
 
+  /** Whether no routing line since `explained.since` concerns a route outside its tables. */
+  #explains(explained: Explained): boolean {
+    if (this.#latestUntabledEvent > explained.since) return false;
+    for (const [table, at] of this.#latestRouteEventOf)
+      if (at > explained.since && !explained.tables.has(table)) return false;
+    return true;
+  }
+
+  /**
+   * After the agent's routing writes, what a read may take from the read they dropped: the routes
+   * of every table but those the writes named, main and local (pods come and go there), and those
+   * named by any routing line stamped since that read (another process's change). None when the
+   * monitor was not listening then, a write may have changed routes anywhere, or a line since may
+   * have (a link's, an address's, a route's in a table known by another name).
+   */
+  #composable(): { readonly basis: KeptRouting; readonly explained: Explained } | undefined {
+    const basis = this.#routingBasis;
+    if (basis === undefined || basis.written === undefined || this.#writes.routing.running > 0)
+      return undefined;
+    const live = this.#liveSince.routing;
+    if (live === undefined || live > basis.read.monoStart) return undefined;
+    // A composed read's other routes are as of its own `since`.
+    const since = basis.read.explained?.since ?? basis.read.wallStart;
+    if (this.#latestUntabledEvent > since) return undefined;
+    const tables = new Set([MAIN_TABLE, LOCAL_TABLE, ...basis.written]);
+    for (const [table, at] of this.#latestRouteEventOf) if (at > since) tables.add(table);
+    return { basis: basis.read, explained: { since, tables } };
+  }
+
+  /** The route tables one of the agent's routing writes names (undefined: it may change any). */
+  #noteRoutingWrite(tables: ReadonlySet<number> | undefined): void {
+    const basis = this.#routingBasis;
+    if (basis === undefined || basis.written === undefined) return;
+    if (tables === undefined) basis.written = undefined;
+    else for (const t of tables) basis.written.add(t);
+  }
+
   /** Whether nothing `kept` depends on can have changed since it was read. */
   #valid(kept: Kept<unknown>, dependsOn: readonly Evidence[], listening = false): boolean {
     // `listening`: the monitors are known to have listened since before anything that matters.
@@ -424,6 +531,8 @@ export class ReadCache {
       if (since === undefined || since > kept.monoStart) return false;
     }
     if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
+    if (dependsOn.includes("routing") && kept.explained !== undefined && !this.#explains(kept.explained))
+      return false;
     if (dependsOn.includes("links") && this.#latestLinkEvent > kept.wallStart) return false;
     if (dependsOn.includes("firewall") && this.#foreignAt.ours >= kept.monoStart) return false;
     if (dependsOn.includes("firewall") && this.#latestHookedLinkEvent > kept.wallStart) return false;
@@ -447,8 +556,16 @@ export class ReadCache {
       const writes = this.#writes[domain];
       writes.running++;
       writes.epoch++;
-      if (domain === "routing") this.#routing = undefined;
-      else {
+      if (domain === "routing") {
+        // The read this write makes stale, if it was good: the next read takes the tables the
+        // writes do not name from it. Writes side by side (both families) share it.
+        const kept = this.#routing;
+        if (kept !== undefined)
+          this.#routingBasis = this.#valid(kept, ["routing"])
+            ? { read: kept, written: new Set() }
+            : undefined;
+        this.#routing = undefined;
+      } else {
         this.#firewall = undefined;
         this.#transaction = undefined;
         this.#table = undefined;
@@ -486,7 +603,6 @@ export class ReadCache {
           this.#onRead("cache");
           return kept;
         }
-        this.#onRead("kernel");
         // Both families, whatever was asked: verification reads only those it wrote, and the
         // next plan needs both.
         const began = {
@@ -494,10 +610,12 @@ export class ReadCache {
           epoch: this.#writes.routing.epoch,
           writing: this.#writes.routing.running > 0,
         };
-        const node = await kernel.readNode({ ...scope, families: [4, 6] });
+        const node = await this.#readRouting(kernel, { ...scope, families: [4, 6] }, began.writing);
+        this.#onRead(node.explained === undefined ? "kernel" : "tables");
         if (!began.writing && began.epoch === this.#writes.routing.epoch) {
-          const { firewall: _f, kubeProxy, datapath, ...routing } = node;
-          this.#routing = { value: routing, ...began };
+          const { firewall: _f, kubeProxy, datapath, explained, ...routing } = node;
+          this.#routing = { value: routing, ...began, ...(explained === undefined ? {} : { explained }) };
+          this.#routingBasis = undefined;
           if (kubeProxy !== undefined) {
             const { ipvsLink: _i, ...traces } = kubeProxy;
             this.#kubeProxy = { value: traces, ...began };
@@ -543,8 +661,17 @@ export class ReadCache {
         }
         return read;
       },
-      runIpBatch: (family, lines) => routingWrite(() => kernel.runIpBatch(family, lines)),
-      writeSysctls: (values) => routingWrite(() => kernel.writeSysctls(values)),
+      runIpBatch: (family, lines) =>
+        routingWrite(() => {
+          this.#noteRoutingWrite(batchRouteTables(lines));
+          return kernel.runIpBatch(family, lines);
+        }),
+      writeSysctls: (values) =>
+        routingWrite(() => {
+          // A sysctl (disable_ipv6, say) can drop routes anywhere.
+          this.#noteRoutingWrite(undefined);
+          return kernel.writeSysctls(values);
+        }),
       runNft: async (script) => {
         // What was kept when the transaction started, if still good: the basis of the next listing.
         const kept = this.#firewall;
@@ -598,6 +725,29 @@ export class ReadCache {
       runIpsetRestore: (payload) => firewallWrite(() => kernel.runIpsetRestore(payload)),
       dropEmptyIptablesMangle: (family) => firewallWrite(() => kernel.dropEmptyIptablesMangle(family)),
     };
+  }
+
+  /**
+   * The node read from the kernel: after the agent's routing writes, only the route tables they
+   * and the lines since named, the other routes taken from the read the writes dropped
+   * (#composable; `explained` then says how it was made); else whole.
+   */
+  async #readRouting(
+    kernel: Kernel,
+    scope: ReadScope,
+    writing: boolean,
+  ): Promise<NodeState & { readonly explained?: Explained }> {
+    const composable = writing ? undefined : this.#composable();
+    if (composable === undefined) return kernel.readNode(scope);
+    const { basis, explained } = composable;
+    const node = await kernel.readNode({
+      ...scope,
+      routeTables: [...explained.tables].sort((a, b) => a - b),
+    });
+    // A line that came during the read may name another table, or drop routes anywhere.
+    if (!this.#explains(explained)) return kernel.readNode(scope);
+    const kept = basis.value.routes.filter((r) => !explained.tables.has(r.table));
+    return { ...node, routes: node.routes.concat(kept), explained };
   }
 
   /**

@@ -21,6 +21,11 @@ export interface ReadScope {
    * the others. Links are read either way.
    */
   readonly families?: readonly Family[];
+  /**
+   * Read the routes of only these tables (the state then holds no other table's routes); default:
+   * every table. Links, addresses and rules are read whole either way.
+   */
+  readonly routeTables?: readonly number[];
   /** Also read the neighbour table of the families read (doctor). Default: no. */
   readonly neighbours?: boolean;
   /**

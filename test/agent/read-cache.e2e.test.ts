@@ -126,6 +126,9 @@ test(
     );
     assert.deepEqual(recorded(), await listed());
     assert.ok(reads("chains") >= 1, "verification listed only the changed chains");
+    // And read only the route tables the agent's batch named (with main's and local's), the others
+    // taken from the read before: what it recorded of routing is what the kernel holds.
+    assert.ok(reads("tables") >= 1, "verification read only the route tables the write named");
     // No verification failed on the way (a wrong listing would be rolled back, then applied again).
     assert.doesNotMatch(agent.output(), /reconcile failed/);
   },

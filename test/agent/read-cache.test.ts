@@ -7,13 +7,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { createEngine } from "../../src/engine/engine.ts";
-import { BatchError, type Kernel } from "../../src/engine/ports.ts";
+import { BatchError, type Kernel, type ReadScope } from "../../src/engine/ports.ts";
 import {
   generationProcess,
   MAX_CHAINS_LISTED,
   OWN_PROCESS_MS,
   ReadCache,
   splitStamp,
+  batchRouteTables,
+  routeLineTable,
 } from "../../src/agent/read-cache.ts";
 import { scriptChains } from "../../src/agent/nft-chains.ts";
 import type { ConfigSource } from "../../src/agent/config-source.ts";
@@ -179,13 +181,139 @@ test("a stopped monitor, a write of the agent's and forget() each send the next 
   assert.equal(await read(), "kernel", "the line came after the last read started");
   assert.equal(await read(), "cache");
   await wrapped.runIpBatch(4, ["rule add priority 99 lookup 99"]);
-  assert.equal(await read(), "kernel");
+  // Rules are read whole; of the routes only main's and local's (pods come and go there).
+  assert.equal(await read(), "tables");
+  assert.equal(await read(), "cache");
+  await wrapped.runIpBatch(4, ["link set ext0 mtu 1400"]);
+  assert.equal(await read(), "kernel", "a link's change may drop routes in any table");
   assert.equal(await read(), "cache");
   cache.forget();
   assert.equal(await read(), "kernel");
   // A read asked for one family is the kept node's, filtered as the kernel adapter would.
   const v4 = await wrapped.readNode({ ...scope, families: [4] });
   assert.deepEqual(v4.rules, (await fake.readNode({ ...scope, families: [4] })).rules);
+});
+
+test("the route tables of the agent's batches and of ip monitor's lines", () => {
+  assert.deepEqual(
+    batchRouteTables([
+      "route replace default via 1.2.3.1 dev ext0 table 20000 proto 201",
+      "rule add priority 1000 fwmark 0x1/0x3fff lookup 20000 proto 201",
+      "route del 1.2.4.0/24 dev ext0 table 20001 proto 201",
+    ]),
+    new Set([20000, 20001]),
+  );
+  assert.equal(batchRouteTables(["route add 1.2.3.0/24 dev ext0"]), undefined, "main, unnamed");
+  assert.equal(batchRouteTables(["link add link eth0 name eth0.100 type vlan id 100"]), undefined);
+  assert.equal(batchRouteTables(["addr add 1.2.3.4/32 dev ext0"]), undefined);
+  assert.equal(routeLineTable("[ROUTE]default via 1.2.3.1 dev ext0 table 20000 proto 201"), 20000);
+  assert.equal(routeLineTable("[ROUTE]Deleted 1.2.4.0/24 dev ext0 table 20001 proto 201 scope link"), 20001);
+  assert.equal(routeLineTable("[ROUTE]10.112.0.5 dev vpod scope link"), 254);
+  assert.equal(routeLineTable("[ROUTE]local 10.112.0.1 dev vpod table local proto kernel scope host"), 255);
+  assert.equal(routeLineTable("[ROUTE]default dev ext0 table symroute"), undefined, "a table's name");
+  assert.equal(routeLineTable("[RULE]1000:\tfrom all lookup 20000"), undefined);
+});
+
+/** The kernel's routing as a comparable text: every route, in any order. */
+const routesOf = (node: { readonly routes: readonly unknown[] }): string[] =>
+  node.routes.map((r) => JSON.stringify(r)).sort();
+
+test("after the agent's routing write, the read takes only the tables it and the lines since named from the kernel", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(twoNetworks);
+  const scopes: ReadScope[] = [];
+  const readNode = fake.readNode.bind(fake);
+  fake.readNode = (scope) => {
+    scopes.push(scope);
+    return readNode(scope);
+  };
+  const scope = { sysctls: [], firewalls: [] };
+  const whole = async (): Promise<string[]> => routesOf(await readNode(scope));
+  const tablesOf = (route: { table: number }): number => route.table;
+  const owned = [...new Set(fake.state.routes.map(tablesOf))].filter((t) => t >= 20000);
+  assert.ok(owned.length >= 2, `symroute's tables: ${owned.join(", ")}`);
+  const [first = 0, second = 0] = owned;
+
+  // The agent writes table `first`; another process deletes a route of `second`, its line stamped
+  // after the kept read (it came before the verification's read).
+  await wrapped.readNode(scope);
+  reads.length = 0;
+  await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["cache"]);
+  // Stamps between the kept read's start and the next read's: the clock moves on first.
+  const kept = Date.now();
+  while (Date.now() <= kept + 2);
+  await wrapped.runIpBatch(4, [`route add 198.51.100.0/24 dev ext0 table ${first} proto 201`]);
+  const foreign = fake.state.routes.find((r) => r.table === second);
+  assert.ok(foreign !== undefined);
+  fake.state = { ...fake.state, routes: fake.state.routes.filter((r) => r !== foreign) };
+  cache.routingLine(stamped(kept + 1, `[ROUTE]Deleted ${foreign.dst} dev ext0 table ${second} proto 201`));
+  scopes.length = 0;
+  reads.length = 0;
+  const read = await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["tables"]);
+  assert.deepEqual(
+    scopes.map((s) => s.routeTables),
+    [[254, 255, first, second].sort((a, b) => a - b)],
+  );
+  assert.deepEqual(routesOf(read), await whole());
+  // Kept as composed, and good while no line concerns another table.
+  reads.length = 0;
+  assert.deepEqual(routesOf(await wrapped.readNode(scope)), await whole());
+  assert.deepEqual(reads, ["cache"]);
+});
+
+test("a composed read is stale once a late line names a table it took from the older read", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(twoNetworks);
+  const scope = { sysctls: [], firewalls: [] };
+  const owned = [...new Set(fake.state.routes.map((r) => r.table))].filter((t) => t >= 20000);
+  const [first = 0, second = 0] = owned;
+  const basisRead = Date.now();
+  await wrapped.readNode(scope);
+  // The clock moves on, so that the composed read starts after the foreign change's stamp.
+  while (Date.now() <= basisRead + 2);
+  await wrapped.runIpBatch(4, [`route add 198.51.100.0/24 dev ext0 table ${first} proto 201`]);
+  // Another process deletes a route of `second` before the verification reads; its line comes
+  // only after that read (ip's pipe, the event loop), stamped before it.
+  const foreign = fake.state.routes.find((r) => r.table === second);
+  assert.ok(foreign !== undefined);
+  fake.state = { ...fake.state, routes: fake.state.routes.filter((r) => r !== foreign) };
+  reads.length = 0;
+  const read = await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["tables"]);
+  assert.ok(routesOf(read).includes(JSON.stringify(foreign)), "the composed read missed it");
+  cache.routingLine(
+    stamped(basisRead + 1, `[ROUTE]Deleted ${foreign.dst} dev ext0 table ${second} proto 201`),
+  );
+  reads.length = 0;
+  const again = await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["kernel"]);
+  assert.deepEqual(routesOf(again), routesOf(await fake.readNode(scope)));
+  assert.equal(cache.unchanged(), false);
+});
+
+test("a link's or an address's line since the kept read makes the read after a write whole", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(twoNetworks);
+  const scope = { sysctls: [], firewalls: [] };
+  const owned = [...new Set(fake.state.routes.map((r) => r.table))].filter((t) => t >= 20000);
+  for (const line of [
+    "[LINK]5: ext1@if4: <BROADCAST,MULTICAST> mtu 1500",
+    "[ADDR]Deleted 5: ext1 inet 1.2.9.4/24",
+  ]) {
+    await wrapped.readNode(scope);
+    await wrapped.runIpBatch(4, [`route add 198.51.100.0/24 dev ext0 table ${owned[0] ?? 0} proto 201`]);
+    cache.routingLine(stamped(Date.now() + 0.5, line));
+    reads.length = 0;
+    await wrapped.readNode(scope);
+    assert.deepEqual(reads, ["kernel"], line);
+    await wrapped.runIpBatch(4, [`route del 198.51.100.0/24 dev ext0 table ${owned[0] ?? 0} proto 201`]);
+    await wrapped.readNode(scope);
+  }
 });
 
 /** What nft lists for a whole-table script, as the kernel adapter parses it (one line per rule). */

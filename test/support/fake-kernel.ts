@@ -299,7 +299,9 @@ export class FakeKernel implements Kernel {
     return clone({
       ...rest,
       addresses: read(this.state.addresses),
-      routes: read(this.state.routes),
+      routes: read(this.state.routes).filter(
+        (r) => scope.routeTables === undefined || scope.routeTables.includes(r.table),
+      ),
       rules: read(this.state.rules),
       sysctls,
       firewall: this.firewallOf(scope.firewalls),

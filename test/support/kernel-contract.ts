@@ -360,6 +360,30 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     }
   });
 
+  test(`${name}: a read of some route tables holds their routes only, and everything else whole`, async () => {
+    const kernel = await makeKernel();
+    await kernel.runIpBatch(4, [
+      "route add 1.2.3.0/24 dev ext0 table 20000 proto 201",
+      "route add 1.2.4.0/24 dev ext0 table 20001 proto 201",
+    ]);
+    await kernel.runIpBatch(6, ["route add 2001:db8:5::/64 dev ext0 table 20000 proto 201"]);
+    const scope = { ...SYSCTLS_TO_READ, firewalls: [] };
+    const all = await kernel.readNode(scope);
+    for (const tables of [[20000], [254, 20001], []]) {
+      const some = await kernel.readNode({ ...scope, routeTables: tables });
+      // In any order: `table all` lists the tables in the kernel's order, these in the order asked.
+      const sorted = (routes: readonly unknown[]): string[] => routes.map((r) => JSON.stringify(r)).sort();
+      assert.deepEqual(
+        sorted(some.routes),
+        sorted(all.routes.filter((r) => tables.includes(r.table))),
+        `tables ${tables.join(",")}`,
+      );
+      assert.deepEqual(some.links, all.links);
+      assert.deepEqual(some.addresses, all.addresses);
+      assert.deepEqual(some.rules, all.rules);
+    }
+  });
+
   test(`${name}: sysctls written read back`, async () => {
     const kernel = await makeKernel();
     await kernel.writeSysctls([["net/ipv4/conf/ext0/rp_filter", "2"]]);
