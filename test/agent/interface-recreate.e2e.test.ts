@@ -13,7 +13,8 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 import { createNode, e2eUnavailable, must, type Netns } from "../support/netns.ts";
-import { startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
+import { backoffDelay } from "../../src/agent/backoff.ts";
+import { startNodeAgent, untilAgent, untilReady, type AgentProcess } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const URL_BASE = "http://127.0.0.1:9473";
@@ -162,5 +163,74 @@ test(
     assert.equal(rpFilter, "0", "the new ext0's rp_filter (strict, from conf.default) put back to 0");
     const routes = must(["ip", "-n", node.name, "-j", "route", "show", "table", "20000"]);
     assert.match(routes, /"dst":"default","gateway":"1.2.3.1","dev":"ext0"/);
+  },
+);
+
+interface LogLine {
+  readonly time: string;
+  readonly msg: string;
+  readonly kind?: string;
+}
+const logLines = (text: string): LogLine[] =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+
+/** Recreates ext0 (both ends) as the first test does. */
+function recreateExt0(node: Netns): void {
+  must([
+    "ip",
+    "link",
+    "add",
+    "ext0",
+    "netns",
+    node.name,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "r-ext0",
+    "netns",
+    node.peer,
+  ]);
+  must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
+  peerSide(node);
+}
+
+const failuresOf = (agent: AgentProcess): LogLine[] =>
+  logLines(agent.output()).filter((l) => l.msg === "reconcile failed" && l.kind === "dependency");
+
+test(
+  "agent: a pool's interface back after the failures' backoff grew is repaired on its event, not at the next retry",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    topology(node);
+    const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
+    await untilReady(agent, node.name, URL_BASE);
+    must(["ip", "-n", node.name, "link", "del", "ext0"]);
+    // Five failed reconciles (interface missing): the next retry is 4 s after the fifth.
+    await untilAgent(agent, "five failed reconciles", () => failuresOf(agent).length >= 5);
+    const before = agent.output();
+    const failures = failuresOf(agent);
+    recreateExt0(node);
+    await untilAgent(agent, "a reply by the pool's table after ext0 came back", () => replyByExt0(node));
+    const last = failures.at(-1) as LogLine;
+    const repairLine = (): LogLine | undefined =>
+      logLines(agent.output().slice(before.length)).find(
+        (l) => l.msg === "drift repaired" || l.msg === "applied",
+      );
+    // Log lines come out after the fact: wait for it.
+    await untilAgent(agent, "the repair's log line", () => repairLine() !== undefined);
+    const repaired = repairLine();
+    assert.ok(repaired, agent.output());
+    // The agent's own clock: without the link event cutting the backoff short, the repair could not
+    // come before the retry it scheduled after its last failure.
+    const waited = Date.parse(repaired.time) - Date.parse(last.time);
+    assert.ok(
+      waited < backoffDelay(failures.length),
+      `repaired ${waited} ms after the last failure; the retry was due after ${backoffDelay(failures.length)} ms`,
+    );
   },
 );

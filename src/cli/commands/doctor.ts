@@ -12,7 +12,14 @@ import { simulatorSysctls } from "../../simulate/index.ts";
 import { parseAddressWords } from "../../simulate/words.ts";
 import { diagnose, type DoctorReport, type HostFacts, type MissingInterface } from "../../verify/doctor.ts";
 import { createNodeDeps } from "../deps.ts";
-import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+import {
+  EXIT,
+  parseOutputFormat,
+  parseStateDir,
+  printJson,
+  runAndExit,
+  type OutputFormat,
+} from "../output.ts";
 import { readConfigFile } from "./core.ts";
 
 /** systemd-networkd, when it runs, deletes foreign rules unless told not to. */
@@ -76,6 +83,7 @@ export function registerDoctor(program: Command): void {
     .option(
       "--state-dir <dir>",
       "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
+      parseStateDir,
     )
     .option(
       "--client <address>",

@@ -21,7 +21,14 @@ import { protoName } from "../../simulate/format.ts";
 import { canonicalIp } from "../../model/address.ts";
 import { formatBackend, formatServiceAddress, type KubeProxyServices } from "../../model/services.ts";
 import { parseAddressWords, parseWordPrefix, prefixMatches } from "../../simulate/words.ts";
-import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+import {
+  EXIT,
+  parseOutputFormat,
+  parseStateDir,
+  printJson,
+  runAndExit,
+  type OutputFormat,
+} from "../output.ts";
 
 /** The snapshot file: the NodeState with a version, so that later formats can be told apart. */
 export interface Snapshot {
@@ -405,6 +412,7 @@ export function registerExplain(program: Command): void {
     .option(
       "--state-dir <dir>",
       "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
+      parseStateDir,
     )
     .addOption(outputOption())
     .addHelpText(
@@ -500,6 +508,7 @@ export function registerExplain(program: Command): void {
     .option(
       "--state-dir <dir>",
       "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
+      parseStateDir,
     )
     .addHelpText(
       "after",
