@@ -222,3 +222,41 @@ COMMIT
     assert.doesNotMatch(listing(), /SYMROUTE-/);
   },
 );
+
+test(
+  "iptables: a pool interface without a guard classifies its new connections from PREROUTING",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    prepareForeignMark(node);
+    // rp_filter already off where symroute would lower it: nothing lowered, so no guard on ext0.
+    node.exec([
+      "sysctl",
+      "-qw",
+      "net.ipv4.conf.all.rp_filter=0",
+      "net.ipv4.conf.default.rp_filter=0",
+      "net.ipv4.conf.ext0.rp_filter=0",
+    ]);
+    const report = JSON.parse(node.symroute(["plan", "-c", CONFIG, "-o", "json"]).stdout) as {
+      guards: { iif: string; family: number }[];
+      networks: { name: string; mark?: number }[];
+    };
+    assert.deepEqual(
+      report.guards.filter((g) => g.family === 4),
+      [],
+      "no IPv4 guard",
+    );
+    assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
+    const prerouting = node.exec(["iptables", "-t", "mangle", "-S", "PREROUTING"]).stdout;
+    assert.match(
+      prerouting,
+      /-A PREROUTING -i ext0 -m conntrack --ctstate NEW .*-j SYMROUTE-CLASSIFY/,
+      prerouting,
+    );
+    assert.doesNotMatch(prerouting, /SYMROUTE-G-/, prerouting);
+    const blue = report.networks.find((n) => n.name === "blue")?.mark as number;
+    sendFlow(node, 4000);
+    assert.equal(ctMarkOf(node, 4000).mark, FOREIGN_BIT | blue);
+    assert.equal(node.symroute(["delete", "-c", CONFIG]).code, 0);
+  },
+);
