@@ -67,6 +67,11 @@ function formatDoctorText(report: DoctorReport): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** `symroute explain`, with the state directory doctor read when it is not the default. */
+function explainCommand(stateDir: string | undefined): string {
+  return stateDir === undefined ? "symroute explain" : `symroute explain --state-dir ${resolve(stateDir)}`;
+}
+
 export function registerDoctor(program: Command): void {
   program
     .command("doctor")
@@ -160,6 +165,8 @@ export function registerDoctor(program: Command): void {
           pendingChanges: plan.changes.length,
           host: networkdFacts(),
           applyCommand,
+          // explain reads symroute's guards from the state directory this doctor run used.
+          explainCommand: explainCommand(opts.stateDir ?? config.stateDir),
           clients,
           missingInterfaces,
         });
