@@ -116,55 +116,66 @@ function strayDelivered(node: Netns): boolean {
 const netdevChains = (node: Netns): string =>
   must(["ip", "netns", "exec", node.name, "nft", "list", "table", "netdev", "symroute"]);
 
-test(
-  "agent: a pool's interface deleted and created again is classified and guarded again, on kernel events alone",
-  { skip },
-  async (t) => {
-    const node = createNode(t);
-    topology(node);
-    const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
-    await untilReady(agent, node.name, URL_BASE);
-    await untilAgent(agent, "a reply by the pool's table", () => replyByExt0(node));
-    assert.equal(strayDelivered(node), false, "the guard drops the stray source on ext0");
+for (const address of [undefined, "1.2.3.9/24"] as const) {
+  test(
+    `agent: a pool's interface ${address === undefined ? "without an address" : `with ${address}`} deleted and created again is classified and guarded again, on kernel events alone`,
+    { skip },
+    async (t) => {
+      const node = createNode(t);
+      const withAddress = (): void => {
+        if (address !== undefined) must(["ip", "-n", node.name, "addr", "add", address, "dev", "ext0"]);
+      };
+      withAddress();
+      topology(node);
+      const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
+      await untilReady(agent, node.name, URL_BASE);
+      await untilAgent(agent, "a reply by the pool's table", () => replyByExt0(node));
+      assert.equal(strayDelivered(node), false, "the guard drops the stray source on ext0");
+      const rpFilter = (): string =>
+        must(["ip", "netns", "exec", node.name, "sysctl", "-n", "net.ipv4.conf.ext0.rp_filter"]).trim();
+      const rpFilters = (): string =>
+        must(["ip", "netns", "exec", node.name, "sysctl", "-a"])
+          .split("\n")
+          .filter((l) => l.includes(".rp_filter = "))
+          .join("\n");
+      const lowered = rpFilter();
+      const converged = rpFilters();
 
-    must(["ip", "-n", node.name, "link", "del", "ext0"]);
-    // The kernel keeps both base chains, with their device, while ext0 is gone (measured).
-    assert.match(netdevChains(node), /chain guard_ext0 \{\n\s+type filter hook ingress device "ext0"/);
-    assert.match(netdevChains(node), /chain tag_ext0 \{\n\s+type filter hook ingress device "ext0"/);
-    must([
-      "ip",
-      "link",
-      "add",
-      "ext0",
-      "netns",
-      node.name,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "r-ext0",
-      "netns",
-      node.peer,
-    ]);
-    must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
-    peerSide(node);
+      must(["ip", "-n", node.name, "link", "del", "ext0"]);
+      // The kernel keeps both base chains, with their device, while ext0 is gone (measured).
+      assert.match(netdevChains(node), /chain guard_ext0 \{\n\s+type filter hook ingress device "ext0"/);
+      assert.match(netdevChains(node), /chain tag_ext0 \{\n\s+type filter hook ingress device "ext0"/);
+      // As a network manager re-creates it: the link, then its address (if any), then up.
+      must([
+        "ip",
+        "link",
+        "add",
+        "ext0",
+        "netns",
+        node.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "r-ext0",
+        "netns",
+        node.peer,
+      ]);
+      withAddress();
+      must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
+      peerSide(node);
 
-    await untilAgent(agent, "a reply by the pool's table after ext0 came back", () => replyByExt0(node));
-    assert.equal(strayDelivered(node), false, "the guard drops the stray source on the new ext0");
-    const rpFilter = must([
-      "ip",
-      "netns",
-      "exec",
-      node.name,
-      "sysctl",
-      "-n",
-      "net.ipv4.conf.ext0.rp_filter",
-    ]).trim();
-    assert.equal(rpFilter, "0", "the new ext0's rp_filter (strict, from conf.default) put back to 0");
-    const routes = must(["ip", "-n", node.name, "-j", "route", "show", "table", "20000"]);
-    assert.match(routes, /"dst":"default","gateway":"1.2.3.1","dev":"ext0"/);
-  },
-);
+      await untilAgent(agent, "a reply by the pool's table after ext0 came back", () => replyByExt0(node));
+      assert.equal(strayDelivered(node), false, "the guard drops the stray source on the new ext0");
+      // The agent may have seen ext0 before its address came (then it planned for an interface without
+      // one): it settles where it was.
+      await untilAgent(agent, "every rp_filter as before", () => rpFilters() === converged);
+      assert.equal(rpFilter(), lowered, "the new ext0's rp_filter (strict, from conf.default) put back");
+      const routes = must(["ip", "-n", node.name, "-j", "route", "show", "table", "20000"]);
+      assert.match(routes, /"dst":"default","gateway":"1.2.3.1","dev":"ext0"/);
+    },
+  );
+}
 
 interface LogLine {
   readonly time: string;

@@ -204,7 +204,9 @@ for (const firewall of ["nftables", "iptables"]) {
       // plan names the consequence and the next step (exit 2: changes pending).
       const plan = node.symroute(["plan", "-c", MOVED, "-o", "json"]);
       assert.equal(plan.code, 2, plan.stderr);
-      const warnings = (JSON.parse(plan.stdout) as { warnings: string[] }).warnings;
+      const planned = JSON.parse(plan.stdout) as { warnings: string[]; markMoves: unknown };
+      const { warnings } = planned;
+      assert.deepEqual(planned.markMoves, [{ network: "public", from: 0x1, to: 0x2, table: 20000 }]);
       const warning = warnings.find((w) => w.startsWith('network "public": its mark moves from 0x1 to 0x2'));
       assert.ok(warning, warnings.join("\n"));
       assert.match(warning, /leave by main/);
