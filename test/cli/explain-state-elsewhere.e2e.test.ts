@@ -69,6 +69,28 @@ test(
     assert.equal(seen.result, "rejected");
     assert.ok(!seen.notes.some((n) => n.includes("no state file")), JSON.stringify(seen.notes));
 
+    // A snapshot taken that way warns on stderr; with apply's state it holds the guards, silently.
+    const snapshot = run([
+      "ip",
+      "netns",
+      "exec",
+      node.name,
+      process.execPath,
+      CLI,
+      "snapshot",
+      "--state-dir",
+      other,
+    ]);
+    assert.equal(snapshot.code, 0, snapshot.stderr);
+    assert.match(
+      snapshot.stderr,
+      /^warning: symroute's firewall \(nftables\) is on this node, but there is no state file at /,
+    );
+    assert.equal((JSON.parse(snapshot.stdout) as { guards?: unknown[] }).guards, undefined);
+    const complete = node.symroute(["snapshot"]);
+    assert.equal(complete.stderr, "");
+    assert.equal((JSON.parse(complete.stdout) as { guards?: unknown[] }).guards?.length, 1);
+
     // A locally generated packet meets no guard: no note either.
     const local = run([
       "ip",

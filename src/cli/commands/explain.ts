@@ -545,7 +545,9 @@ export function registerExplain(program: Command): void {
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
-        const { node, guards, firewallSpec } = await readLiveState(opts.stateDir, { everyFirewall: true });
+        const { node, guards, firewallSpec, stateElsewhere } = await readLiveState(opts.stateDir, {
+          everyFirewall: true,
+        });
         const snapshot: Snapshot = {
           version: 1,
           node,
@@ -556,6 +558,10 @@ export function registerExplain(program: Command): void {
         // A snapshot is often taken by one person and read by another: say on stderr (stdout is
         // the file) what it could not hold.
         const unreadable = node.kubeProxyServices?.sources.filter((s) => s.includes("not readable")) ?? [];
+        if (stateElsewhere !== undefined)
+          process.stderr.write(
+            `warning: symroute's firewall (${stateElsewhere.backends.join(", ")}) is on this node, but there is no state file at ${stateElsewhere.file}: the snapshot holds its rules but not the anti-spoofing guards it applied, which explain --state on it cannot simulate then; give --state-dir the directory apply used\n`,
+          );
         if (unreadable.length > 0)
           process.stderr.write(
             `warning: this snapshot could not read ${unreadable.join("; ")}: it holds no kube-proxy DNAT targets and no firewall rules from there; take it as root (or with CAP_NET_ADMIN) for a complete one\n`,
