@@ -162,6 +162,24 @@ interface ExplainState {
   readonly missingGuards: readonly SpoofGuard[];
   /** symroute's firewall as last applied (its pools: the addresses kube-proxy DNATs), if known. */
   readonly firewallSpec?: FirewallSpec;
+  /**
+   * No state was found, yet symroute's firewall is on the node (its state is elsewhere: another
+   * --state-dir, the config's stateDir): the state file looked for and the front ends found.
+   */
+  readonly stateElsewhere?: { readonly file: string; readonly backends: readonly FirewallBackend[] };
+}
+
+/** Why an arriving packet's guard verdict may be missing: the state that names the guards was not found. */
+export function stateElsewhereNote(
+  packet: Packet,
+  elsewhere: ExplainState["stateElsewhere"],
+): readonly string[] {
+  if (packet.iif === undefined || elsewhere === undefined) return [];
+  return [
+    `symroute's firewall (${elsewhere.backends.join(", ")}) is on this node, but there is no state file at ${elsewhere.file}: ` +
+      `its anti-spoofing guards, which decide before routing for packets arriving on a pool's interface, are not simulated; ` +
+      `give --state-dir the directory apply used (the configuration's stateDir, if it sets one)`,
+  ];
 }
 
 const BACKENDS: readonly FirewallBackend[] = ["nftables", "iptables"];
@@ -304,6 +322,16 @@ async function readLiveState(
   }
   const known = spec === undefined ? {} : { firewallSpec: spec };
   const wanted = spec?.guards ?? [];
+  if (saved === undefined) {
+    // Without a state the guards are unknown: say so when symroute's firewall is there all the same.
+    const present =
+      options.everyFirewall === true
+        ? node.firewall
+        : (await Promise.all(BACKENDS.map((b) => deps.kernel.readFirewall([b]).catch(() => [])))).flat();
+    const backends = present.filter((f) => f.ruleKeys.length > 0).map((f) => f.backend);
+    if (backends.length > 0)
+      return { node, guards: [], missingGuards: [], stateElsewhere: { file: deps.store.location, backends } };
+  }
   if (spec === undefined || wanted.length === 0) return { node, guards: [], missingGuards: [], ...known };
   const owned = node.firewall.find((f) => f.backend === spec.backend)?.ruleKeys ?? [];
   const inPlace = firewallRuleKeys(spec).every((k) => owned.includes(k));
@@ -463,6 +491,7 @@ export function registerExplain(program: Command): void {
             (g) =>
               `symroute's IPv${g.family} guard on ${g.iif} is in its state but its firewall is not on the node as applied: not simulated (run \`symroute plan\`)`,
           )
+          .concat(stateElsewhereNote(packet, state.stateElsewhere))
           .concat(dnatResolutionNotes(packet, dnat, read))
           .concat(
             dnat === undefined
