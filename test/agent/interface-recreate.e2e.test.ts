@@ -12,7 +12,7 @@
 
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, must, type Netns } from "../support/netns.ts";
+import { createNode, e2eUnavailable, must, nftCounter, type Netns } from "../support/netns.ts";
 import { backoffDelay } from "../../src/agent/backoff.ts";
 import { startNodeAgent, untilAgent, untilReady, type AgentProcess } from "./support/agent-process.ts";
 
@@ -80,12 +80,7 @@ function topology(node: Netns): void {
   );
 }
 
-function counter(node: Netns, name: string): number {
-  const listed = JSON.parse(
-    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", "inet", "probe", name]),
-  ) as { nftables: { counter?: { packets: number } }[] };
-  return listed.nftables.find((o) => o.counter !== undefined)?.counter?.packets ?? 0;
-}
+const counter = (node: Netns, name: string): number => nftCounter(node, "probe", name);
 
 /**
  * A TCP connection from the client to a closed port of the pool address; the node's reset is the
@@ -113,6 +108,28 @@ function strayDelivered(node: Netns): boolean {
   return counter(node, "stray_in") > before;
 }
 
+/** Creates ext0 again (both ends) as a network manager would: the link, its address (if any), up. */
+function recreateExt0(node: Netns, address?: string): void {
+  must([
+    "ip",
+    "link",
+    "add",
+    "ext0",
+    "netns",
+    node.name,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "r-ext0",
+    "netns",
+    node.peer,
+  ]);
+  if (address !== undefined) must(["ip", "-n", node.name, "addr", "add", address, "dev", "ext0"]);
+  must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
+  peerSide(node);
+}
+
 const netdevChains = (node: Netns): string =>
   must(["ip", "netns", "exec", node.name, "nft", "list", "table", "netdev", "symroute"]);
 
@@ -122,10 +139,7 @@ for (const address of [undefined, "1.2.3.9/24"] as const) {
     { skip },
     async (t) => {
       const node = createNode(t);
-      const withAddress = (): void => {
-        if (address !== undefined) must(["ip", "-n", node.name, "addr", "add", address, "dev", "ext0"]);
-      };
-      withAddress();
+      if (address !== undefined) must(["ip", "-n", node.name, "addr", "add", address, "dev", "ext0"]);
       topology(node);
       const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
       await untilReady(agent, node.name, URL_BASE);
@@ -145,25 +159,7 @@ for (const address of [undefined, "1.2.3.9/24"] as const) {
       // The kernel keeps both base chains, with their device, while ext0 is gone (measured).
       assert.match(netdevChains(node), /chain guard_ext0 \{\n\s+type filter hook ingress device "ext0"/);
       assert.match(netdevChains(node), /chain tag_ext0 \{\n\s+type filter hook ingress device "ext0"/);
-      // As a network manager re-creates it: the link, then its address (if any), then up.
-      must([
-        "ip",
-        "link",
-        "add",
-        "ext0",
-        "netns",
-        node.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "r-ext0",
-        "netns",
-        node.peer,
-      ]);
-      withAddress();
-      must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
-      peerSide(node);
+      recreateExt0(node, address);
 
       await untilAgent(agent, "a reply by the pool's table after ext0 came back", () => replyByExt0(node));
       assert.equal(strayDelivered(node), false, "the guard drops the stray source on the new ext0");
@@ -187,27 +183,6 @@ const logLines = (text: string): LogLine[] =>
     .split("\n")
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as LogLine);
-
-/** Recreates ext0 (both ends) as the first test does. */
-function recreateExt0(node: Netns): void {
-  must([
-    "ip",
-    "link",
-    "add",
-    "ext0",
-    "netns",
-    node.name,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "r-ext0",
-    "netns",
-    node.peer,
-  ]);
-  must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
-  peerSide(node);
-}
 
 const failuresOf = (agent: AgentProcess): LogLine[] =>
   logLines(agent.output()).filter((l) => l.msg === "reconcile failed" && l.kind === "dependency");
