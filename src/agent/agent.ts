@@ -11,7 +11,12 @@ import { isSymrouteError } from "../model/errors.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { ConfigSource, type KubernetesWiring } from "./config-source.ts";
 import { startAgentEndpoints, type AgentHttpServer, type ListenAddress, type Readiness } from "./http.ts";
-import { kernelEventConcerns, watchKernel, type KernelMonitor } from "./kernel-monitor.ts";
+import {
+  kernelEventConcerns,
+  kernelEventResetsBackoff,
+  watchKernel,
+  type KernelMonitor,
+} from "./kernel-monitor.ts";
 import { acquireAgentLock, AGENT_LOCK_NAME } from "./lock.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type AgentMetrics } from "./metrics.ts";
@@ -108,7 +113,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       ? undefined
       : watchKernel({
           clock,
-          onEvent: () => loop.trigger("kernel"),
+          onEvent: (line) => {
+            const interfaces = reconciler.interfacesInForce;
+            loop.trigger(
+              "kernel",
+              // Only while waiting for the node: the agent's own apply makes link events too (a
+              // VLAN it creates, or deletes when it rolls back), which must not cut the backoff short.
+              reconciler.waitingForNode &&
+                interfaces !== undefined &&
+                kernelEventResetsBackoff(line, interfaces)
+                ? { resetBackoff: true }
+                : {},
+            );
+          },
           // Until a configuration is in force every event counts.
           relevant: (line) => {
             const interfaces = reconciler.interfacesInForce;

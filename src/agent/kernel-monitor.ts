@@ -88,6 +88,20 @@ export function kernelEventConcerns(
   return true;
 }
 
+/**
+ * Whether a line says that one of the named interfaces changed (a link or an address event): a
+ * pool's interface that comes back after it was deleted (a VLAN the network manager re-creates)
+ * comes with conf.default's rp_filter, which drops every request on it until the agent repairs it
+ * (KERNEL-FACTS 5), so such a line cuts the failures' backoff short rather than wait up to 30 s.
+ */
+export function kernelEventResetsBackoff(line: string, interfaces: ReadonlySet<string>): boolean {
+  const label = /^\[([A-Z]+)\]/.exec(line)?.[1];
+  if (label !== "LINK" && label !== "ADDR") return false;
+  const body = line.slice(label.length + 2).replace(/^Deleted /, "");
+  const name = /^\d+: ([^\s:@]+)/.exec(body)?.[1];
+  return name !== undefined && interfaces.has(name);
+}
+
 /** Firewall changes: nft reports every table's, so only symroute's own are kept (isSymrouteFirewallEvent). */
 const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
 /**
@@ -174,7 +188,8 @@ function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
  */
 export function watchKernel(options: {
   readonly clock: Clock;
-  readonly onEvent: () => void;
+  /** A line that asks for a reconcile (the routing monitor's without ip's stamp). */
+  readonly onEvent: (line: string) => void;
   /** Routing events that cannot change a reconcile (kernelEventConcerns); told, not acted on. */
   readonly relevant?: (line: string) => boolean;
   readonly onIgnored?: () => void;
@@ -189,7 +204,7 @@ export function watchKernel(options: {
     onEvent: (line) => {
       options.onRoutingLine?.(line);
       const { event } = splitStamp(line);
-      if (options.relevant === undefined || options.relevant(event)) options.onEvent();
+      if (options.relevant === undefined || options.relevant(event)) options.onEvent(event);
       else options.onIgnored?.();
     },
     onExit: (detail) => options.onExit("kernel-monitor", detail),
@@ -200,7 +215,7 @@ export function watchKernel(options: {
     optional: true,
     onEvent: (line) => {
       options.onFirewallLine?.(line);
-      if (isSymrouteFirewallEvent(line)) options.onEvent();
+      if (isSymrouteFirewallEvent(line)) options.onEvent(line);
     },
     onExit: (detail) => options.onExit("firewall-monitor", detail),
   });

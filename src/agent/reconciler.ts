@@ -57,6 +57,8 @@ export class Reconciler {
     | { readonly config: Config; readonly fingerprint: string; readonly interfaces: ReadonlySet<string> }
     | undefined;
   #lastOutcome: { readonly ok: boolean; readonly reason: string } = { ok: false, reason: "starting" };
+  /** The last reconcile failed on something missing from the node (an interface): nothing was written. */
+  #waitingForNode = false;
   #lastConflicts = "";
   /** The last successful reconcile's plan warnings: each new one is logged once, at warn. */
   #lastWarnings: ReadonlySet<string> = new Set();
@@ -73,6 +75,14 @@ export class Reconciler {
   /** The interfaces the configuration in force names (networks' interfaces and VLAN parents). */
   get interfacesInForce(): ReadonlySet<string> | undefined {
     return this.#inForce?.interfaces;
+  }
+
+  /**
+   * Whether the last reconcile failed on a dependency of the node (a network's interface missing),
+   * before anything was written: an event that such an interface came back is worth a prompt retry.
+   */
+  get waitingForNode(): boolean {
+    return this.#waitingForNode;
   }
 
   readiness(): Readiness {
@@ -135,6 +145,7 @@ export class Reconciler {
                 ]),
               ),
       };
+      this.#waitingForNode = false;
       const changed = report.applied && report.changes.length > 0;
       this.#options.readCache?.verified?.();
       const nftTransaction = this.#options.readCache?.takeNftTransaction?.();
@@ -182,6 +193,7 @@ export class Reconciler {
       this.#options.readCache?.forget();
       end();
       const kind = isSymrouteError(error) ? error.kind : "internal";
+      this.#waitingForNode = kind === "dependency";
       metrics.reconciles.inc({ result: "error" });
       metrics.reconcileErrors.inc({ kind });
       metrics.converged.set(0);

@@ -100,5 +100,13 @@ function nodeStatusFor(
   }
   const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);
   const how = decisions.map((d) => `IPv${d.family} ${d.method}: ${d.reason}`).join("; ");
-  return { converged: true, reason: "Converged", message: how === "" ? "in sync" : how };
+  // Plan's warnings about this network come first: converged, but something the operator should see.
+  const warnings = (report?.warnings ?? [])
+    .filter((w) => w.includes(`network "${verdict.network}"`))
+    .map((w) => `warning: ${w}`);
+  return {
+    converged: true,
+    reason: "Converged",
+    message: [...warnings, how === "" ? "in sync" : how].join("; "),
+  };
 }

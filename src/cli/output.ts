@@ -1,5 +1,6 @@
 // How every command reports: text for people, JSON for machines, and one exit-code table.
 
+import { resolve } from "node:path";
 import { InvalidArgumentError } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { isSymrouteError } from "../model/errors.ts";
@@ -20,6 +21,19 @@ export type OutputFormat = "text" | "json";
 export function parseOutputFormat(value: string): OutputFormat {
   if (value === "text" || value === "json") return value;
   throw new InvalidArgumentError(`--output must be "text" or "json", not ${JSON.stringify(value)}`);
+}
+
+/**
+ * `--state-dir`: an absolute path, as the configuration's stateDir must be. A relative one is taken
+ * from the current directory once (so the `state:` line, doctor's fix and a later run from elsewhere
+ * agree on it); an empty one (`--state-dir "$UNSET"` in a script) would put the state at `/`.
+ */
+export function parseStateDir(value: string): string {
+  if (value.trim() === "")
+    throw new InvalidArgumentError(
+      "--state-dir needs a directory, not an empty string (an unset variable in a script?)",
+    );
+  return resolve(value);
 }
 
 export function printJson(value: unknown): void {

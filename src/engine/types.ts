@@ -32,6 +32,8 @@ export interface PlanReport {
   readonly ruleSkips?: readonly RuleSkip[];
   /** The state file this run used, and whether it held a record (set by the engine). */
   readonly state?: StateInfo;
+  /** Networks whose mark value this plan moves (plan's warning; apply refuses without moveMarks). */
+  readonly markMoves?: readonly MarkMove[];
 }
 
 export interface StateInfo {

@@ -425,28 +425,36 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
   const guards = (spec.guards ?? []).filter((g) => g.family === family);
   if (classifySet === undefined && guards.length === 0) return rules;
   // Every packet of every interface walks mangle PREROUTING, and iptables-nft (1.8.9) turns only
-  // `-i`, `-m mark` and addresses/ports into nft expressions of their own: `-m conntrack`,
+  // `-i`, `-m mark` and addresses/ports into nft expressions of its own: `-m conntrack`,
   // `-m connmark`, `-m set`, `-m comment` and the MARK/CONNMARK/SET targets each run through
   // nft_compat, and every rule that matches counts into its counter. So the rules a packet of an
   // interface without pools meets are in PREROUTING itself, each starting with the cheapest test
-  // that turns such a packet away: an `-i` test per guarded interface and per pool interface
-  // (native), then one connmark test (the only xt match it meets); the comment (the key) and the
-  // counter come after the test, so they cost only the packets that pass (docs/architecture.md).
+  // that turns such a packet away: one `-i` test per guarded or pool interface (native, but it
+  // copies the interface's name: measured, a failing one costs about as much as the connmark
+  // match, 1-1.5% of a packet through another interface), then one connmark test (the only xt
+  // match it meets); the comment (the key) and the counter come after the tests, so they cost
+  // only the packets that pass (docs/architecture.md).
   // The guards first, in mangle before nat's DNAT: the destination is still the pool's address. A
-  // jump, not a goto: the rules after it still see the packets the guard lets through.
+  // jump, not a goto: the rules after it still see the packets the guard lets through. A guarded
+  // interface's new connections are classified from its guard chain (below), behind the same test.
   for (const g of guards)
     add("PREROUTING", `-i ${ifnameToken(g.iif)}`, `-j ${iptGuardChain(g.iif)}`, guardJumpLabel(g.iif));
+  const guarded = new Set(guards.map((g) => g.iif));
+  const poolInterfaces = new Set(
+    classifySet === undefined ? [] : spec.entries.filter((e) => e.family === family).map((e) => e.iif),
+  );
   if (classifySet !== undefined) {
     // One set lookup per new connection on a pool's interface, whatever the number of networks;
     // a packet of any other interface meets the interface test only.
-    const interfaces = [...new Set(spec.entries.filter((e) => e.family === family).map((e) => e.iif))];
-    for (const iif of interfaces)
+    for (const iif of poolInterfaces) {
+      if (guarded.has(iif)) continue;
       add(
         "PREROUTING",
         `-i ${ifnameToken(iif)} -m conntrack --ctstate NEW`,
         `-j ${IPT_CLASSIFY}`,
         classifyJumpLabel(iif),
       );
+    }
     // Replies of the connections symroute marked get the mark back: the connmark test turns away
     // the packets of every other connection, the direction test the requests of marked ones (the
     // flows symroute exists for), both before the comment, the counter and the jump.
@@ -472,6 +480,11 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
     const guardSet = setOf("guard");
     for (const g of guards) {
       const chain = iptGuardChain(g.iif);
+      // Before the guard's own rules: the pools' exemption returns from the chain. A spoofed new
+      // connection classified here is dropped just after, and its conntrack entry with it (never
+      // confirmed).
+      if (poolInterfaces.has(g.iif))
+        add(chain, "-m conntrack --ctstate NEW", `-j ${IPT_CLASSIFY}`, `${g.iif} new connections`);
       if (guardSet !== undefined && g.exempt.length > 0)
         add(chain, `-m set --match-set ${guardSet} dst,src`, "-j RETURN", `${g.iif} pools exempt`);
       if (family === 6) {

@@ -9,7 +9,7 @@ import { formatHex } from "../model/marks.ts";
 import type { NodeState } from "../model/state.ts";
 import { ARP_KEY_PREFIX, firewallRuleKeys, type FirewallSpec } from "../model/firewall.ts";
 import type { NetworkDecision } from "../plan/types.ts";
-import { compileRoutingState, tracePacket, type Trace } from "../simulate/index.ts";
+import { compileRoutingState, tracePacket, type Packet, type Trace } from "../simulate/index.ts";
 import { clientsOf, hostIn, simulatedBackends, type ClientPath } from "./backends.ts";
 import { nodeChecks } from "./node-checks.ts";
 
@@ -48,6 +48,28 @@ interface DoctorInput {
   readonly missingInterfaces?: readonly MissingInterface[];
   /** The command that applies this configuration, named in fixes (default `symroute apply -c FILE`). */
   readonly applyCommand?: string;
+  /**
+   * `symroute explain` with the state directory its guards come from, completed with a packet in
+   * the fix of a path the simulator cannot tell (default `symroute explain`).
+   */
+  readonly explainCommand?: string;
+}
+
+const PROTOCOL_NAMES: Readonly<Record<number, string>> = { 1: "icmp", 6: "tcp", 17: "udp" };
+
+/** The explain command line that asks about exactly this packet, to see the step it stops at. */
+export function explainPacketCommand(base: string, packet: Packet): string {
+  const words = [base];
+  if (packet.from !== undefined) words.push("--from", packet.from);
+  words.push("--to", packet.to);
+  if (packet.iif !== undefined) words.push("--iif", packet.iif);
+  if (packet.dnatTo !== undefined) words.push("--dnat-to", packet.dnatTo);
+  if (packet.mark !== undefined && packet.mark !== 0) words.push("--mark", formatHex(packet.mark));
+  if (packet.ipproto !== undefined)
+    words.push("--proto", PROTOCOL_NAMES[packet.ipproto] ?? String(packet.ipproto));
+  if (packet.sport !== undefined) words.push("--sport", String(packet.sport));
+  if (packet.dport !== undefined) words.push("--dport", String(packet.dport));
+  return words.join(" ");
 }
 
 export interface MissingInterface {
@@ -118,6 +140,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
   })();
   const guardRulesInPlace = keysInPlace(guardKeys);
   const apply = input.applyCommand ?? "symroute apply -c FILE";
+  const explain = input.explainCommand ?? "symroute explain";
   // symroute's anti-spoofing guards, simulated only when its firewall is on the node as planned.
   const guardsInPlace = guardRulesInPlace ? (fw?.guards ?? []) : [];
 
@@ -229,17 +252,14 @@ export function diagnose(input: DoctorInput): DoctorReport {
         const port = { ipproto: b.ipproto, dport: b.port, sport: 40000 };
         // As it arrives: to the LB address (symroute's guards, before DNAT, exempt it), then DNAT'ed
         // (rp_filter runs after the DNAT: KERNEL-FACTS 5).
-        const request = tracePacket(
-          index,
-          {
-            from: client.address,
-            to: b.lb,
-            ...(b.backend === b.lb ? {} : { dnatTo: b.backend }),
-            iif: d.interface,
-            ...port,
-          },
-          { guards: guardsInPlace },
-        );
+        const requestPacket: Packet = {
+          from: client.address,
+          to: b.lb,
+          ...(b.backend === b.lb ? {} : { dnatTo: b.backend }),
+          iif: d.interface,
+          ...port,
+        };
+        const request = tracePacket(index, requestPacket, { guards: guardsInPlace });
         const asked = `the request from ${client.address} to ${b.lb}${b.backend === b.lb ? "" : ` (DNAT to ${b.backend})`}`;
         if (request.result === "unsupported") {
           findings.push({
@@ -247,7 +267,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
             ok: false,
             summary: `cannot tell: ${request.reason ?? "not modelled"}`,
             cause: "the simulator does not model this state",
-            fix: "see `symroute explain` for details",
+            fix: `run \`${explainPacketCommand(explain, requestPacket)}\` to see the step it stops at, and check that path on the node with real traffic`,
           });
           continue;
         }
@@ -286,7 +306,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
           continue;
         }
         // The reply: from the backend (or the LB address itself with IPVS), with the restored mark.
-        const reply = tracePacket(index, {
+        const replyPacket: Packet = {
           from: b.backend,
           to: client.address,
           ...(b.iif === undefined ? {} : { iif: b.iif }),
@@ -294,7 +314,8 @@ export function diagnose(input: DoctorInput): DoctorReport {
           ipproto: b.ipproto,
           sport: b.backendPort,
           dport: 40000,
-        });
+        };
+        const reply = tracePacket(index, replyPacket);
         // Replies to a client beyond the pool's link must leave by its gateway; to an on-link client,
         // directly on the pool's interface; a network with nothing to do keeps the node's own routes.
         const expectDev = wantsGateway || d.gateway === undefined ? d.interface : undefined;
@@ -309,7 +330,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
             ok: false,
             summary: `${reached}; the reply cannot be told: ${reply.reason ?? "not modelled"}`,
             cause: "the simulator does not model this state",
-            fix: "see `symroute explain` for details",
+            fix: `run \`${explainPacketCommand(explain, replyPacket)}\` to see the step it stops at, and check that path on the node with real traffic`,
           });
           continue;
         }

@@ -12,8 +12,9 @@
 
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, must, type Netns } from "../support/netns.ts";
-import { startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
+import { createNode, e2eUnavailable, must, nftCounter, type Netns } from "../support/netns.ts";
+import { backoffDelay } from "../../src/agent/backoff.ts";
+import { startNodeAgent, untilAgent, untilReady, type AgentProcess } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const URL_BASE = "http://127.0.0.1:9473";
@@ -79,12 +80,7 @@ function topology(node: Netns): void {
   );
 }
 
-function counter(node: Netns, name: string): number {
-  const listed = JSON.parse(
-    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", "inet", "probe", name]),
-  ) as { nftables: { counter?: { packets: number } }[] };
-  return listed.nftables.find((o) => o.counter !== undefined)?.counter?.packets ?? 0;
-}
+const counter = (node: Netns, name: string): number => nftCounter(node, "probe", name);
 
 /**
  * A TCP connection from the client to a closed port of the pool address; the node's reset is the
@@ -112,55 +108,115 @@ function strayDelivered(node: Netns): boolean {
   return counter(node, "stray_in") > before;
 }
 
+/** Creates ext0 again (both ends) as a network manager would: the link, its address (if any), up. */
+function recreateExt0(node: Netns, address?: string): void {
+  must([
+    "ip",
+    "link",
+    "add",
+    "ext0",
+    "netns",
+    node.name,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "r-ext0",
+    "netns",
+    node.peer,
+  ]);
+  if (address !== undefined) must(["ip", "-n", node.name, "addr", "add", address, "dev", "ext0"]);
+  must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
+  peerSide(node);
+}
+
 const netdevChains = (node: Netns): string =>
   must(["ip", "netns", "exec", node.name, "nft", "list", "table", "netdev", "symroute"]);
 
+for (const address of [undefined, "1.2.3.9/24"] as const) {
+  test(
+    `agent: a pool's interface ${address === undefined ? "without an address" : `with ${address}`} deleted and created again is classified and guarded again, on kernel events alone`,
+    { skip },
+    async (t) => {
+      const node = createNode(t);
+      if (address !== undefined) must(["ip", "-n", node.name, "addr", "add", address, "dev", "ext0"]);
+      topology(node);
+      const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
+      await untilReady(agent, node.name, URL_BASE);
+      await untilAgent(agent, "a reply by the pool's table", () => replyByExt0(node));
+      assert.equal(strayDelivered(node), false, "the guard drops the stray source on ext0");
+      const rpFilter = (): string =>
+        must(["ip", "netns", "exec", node.name, "sysctl", "-n", "net.ipv4.conf.ext0.rp_filter"]).trim();
+      const rpFilters = (): string =>
+        must(["ip", "netns", "exec", node.name, "sysctl", "-a"])
+          .split("\n")
+          .filter((l) => l.includes(".rp_filter = "))
+          .join("\n");
+      const lowered = rpFilter();
+      const converged = rpFilters();
+
+      must(["ip", "-n", node.name, "link", "del", "ext0"]);
+      // The kernel keeps both base chains, with their device, while ext0 is gone (measured).
+      assert.match(netdevChains(node), /chain guard_ext0 \{\n\s+type filter hook ingress device "ext0"/);
+      assert.match(netdevChains(node), /chain tag_ext0 \{\n\s+type filter hook ingress device "ext0"/);
+      recreateExt0(node, address);
+
+      await untilAgent(agent, "a reply by the pool's table after ext0 came back", () => replyByExt0(node));
+      assert.equal(strayDelivered(node), false, "the guard drops the stray source on the new ext0");
+      // The agent may have seen ext0 before its address came (then it planned for an interface without
+      // one): it settles where it was.
+      await untilAgent(agent, "every rp_filter as before", () => rpFilters() === converged);
+      assert.equal(rpFilter(), lowered, "the new ext0's rp_filter (strict, from conf.default) put back");
+      const routes = must(["ip", "-n", node.name, "-j", "route", "show", "table", "20000"]);
+      assert.match(routes, /"dst":"default","gateway":"1.2.3.1","dev":"ext0"/);
+    },
+  );
+}
+
+interface LogLine {
+  readonly time: string;
+  readonly msg: string;
+  readonly kind?: string;
+}
+const logLines = (text: string): LogLine[] =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+
+const failuresOf = (agent: AgentProcess): LogLine[] =>
+  logLines(agent.output()).filter((l) => l.msg === "reconcile failed" && l.kind === "dependency");
+
 test(
-  "agent: a pool's interface deleted and created again is classified and guarded again, on kernel events alone",
+  "agent: a pool's interface back after the failures' backoff grew is repaired on its event, not at the next retry",
   { skip },
   async (t) => {
     const node = createNode(t);
     topology(node);
     const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
     await untilReady(agent, node.name, URL_BASE);
-    await untilAgent(agent, "a reply by the pool's table", () => replyByExt0(node));
-    assert.equal(strayDelivered(node), false, "the guard drops the stray source on ext0");
-
     must(["ip", "-n", node.name, "link", "del", "ext0"]);
-    // The kernel keeps both base chains, with their device, while ext0 is gone (measured).
-    assert.match(netdevChains(node), /chain guard_ext0 \{\n\s+type filter hook ingress device "ext0"/);
-    assert.match(netdevChains(node), /chain tag_ext0 \{\n\s+type filter hook ingress device "ext0"/);
-    must([
-      "ip",
-      "link",
-      "add",
-      "ext0",
-      "netns",
-      node.name,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "r-ext0",
-      "netns",
-      node.peer,
-    ]);
-    must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
-    peerSide(node);
-
+    // Five failed reconciles (interface missing): the next retry is 4 s after the fifth.
+    await untilAgent(agent, "five failed reconciles", () => failuresOf(agent).length >= 5);
+    const before = agent.output();
+    const failures = failuresOf(agent);
+    recreateExt0(node);
     await untilAgent(agent, "a reply by the pool's table after ext0 came back", () => replyByExt0(node));
-    assert.equal(strayDelivered(node), false, "the guard drops the stray source on the new ext0");
-    const rpFilter = must([
-      "ip",
-      "netns",
-      "exec",
-      node.name,
-      "sysctl",
-      "-n",
-      "net.ipv4.conf.ext0.rp_filter",
-    ]).trim();
-    assert.equal(rpFilter, "0", "the new ext0's rp_filter (strict, from conf.default) put back to 0");
-    const routes = must(["ip", "-n", node.name, "-j", "route", "show", "table", "20000"]);
-    assert.match(routes, /"dst":"default","gateway":"1.2.3.1","dev":"ext0"/);
+    const last = failures.at(-1) as LogLine;
+    const repairLine = (): LogLine | undefined =>
+      logLines(agent.output().slice(before.length)).find(
+        (l) => l.msg === "drift repaired" || l.msg === "applied",
+      );
+    // Log lines come out after the fact: wait for it.
+    await untilAgent(agent, "the repair's log line", () => repairLine() !== undefined);
+    const repaired = repairLine();
+    assert.ok(repaired, agent.output());
+    // The agent's own clock: without the link event cutting the backoff short, the repair could not
+    // come before the retry it scheduled after its last failure.
+    const waited = Date.parse(repaired.time) - Date.parse(last.time);
+    assert.ok(
+      waited < backoffDelay(failures.length),
+      `repaired ${waited} ms after the last failure; the retry was due after ${backoffDelay(failures.length)} ms`,
+    );
   },
 );

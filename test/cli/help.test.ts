@@ -69,3 +69,32 @@ test("every --state-dir says where it defaults to, every -o which formats it tak
   }
   assert.ok(seen >= 7, `--state-dir on plan, apply, delete, explain, snapshot, doctor, agent (${seen})`);
 });
+
+test("every --state-dir refuses an empty path (it would put the state at /) and makes a relative one absolute", () => {
+  const leaves = commands.flatMap((c) =>
+    c.commands.length === 0 ? [c] : (c.commands as unknown as Command[]),
+  );
+  const parsers = leaves.flatMap((c) =>
+    c.options.filter((o) => o.long === "--state-dir").map((o) => ({ name: c.name(), parse: o.parseArg })),
+  );
+  assert.equal(parsers.length, 7, parsers.map((p) => p.name).join(", "));
+  for (const { name, parse } of parsers) {
+    assert.ok(parse !== undefined, `${name} --state-dir has a parser`);
+    for (const empty of ["", "  "])
+      assert.throws(
+        () => parse(empty, undefined),
+        /--state-dir needs a directory, not an empty string/,
+        name,
+      );
+    assert.equal(parse("some/dir", undefined), `${process.cwd()}/some/dir`, name);
+    assert.equal(parse("/var/lib/x", undefined), "/var/lib/x", name);
+  }
+});
+
+test("snapshot's -o takes json only: text would be printed as JSON all the same", () => {
+  const snapshot = commands.find((c) => c.name() === "snapshot");
+  const parse = snapshot?.options.find((o) => o.long === "--output")?.parseArg;
+  assert.ok(parse !== undefined);
+  assert.equal(parse("json", undefined), "json");
+  assert.throws(() => parse("text", undefined), /snapshot prints JSON only/);
+});

@@ -161,7 +161,8 @@ test(
 
     // The first expression of each of symroute's rules in PREROUTING is a test (`-i` natively, or
     // the connmark match), so the comment match and the counter after it cost only the packets
-    // that pass it; the layout before started with the comment (an unconditional jump).
+    // that pass it; the layout before started with the comment (an unconditional jump). ext0, guarded
+    // and with pools, has one `-i` test for both.
     const firstExpressions = (): string[] => {
       const debug = node.exec([
         "nft",
@@ -177,11 +178,7 @@ test(
         .slice(1)
         .map((rule) => /\[ ([a-z]+ [a-z]+ [a-z]+)/.exec(rule)?.[1] ?? rule);
     };
-    assert.deepEqual(firstExpressions().sort(), [
-      "match name connmark",
-      "meta load iifname",
-      "meta load iifname",
-    ]);
+    assert.deepEqual(firstExpressions().sort(), ["match name connmark", "meta load iifname"]);
 
     // The layouts before, as an older symroute left them: one unconditional jump each from
     // PREROUTING and OUTPUT, the new connections' dispatch chain, and the replies' jump without the
@@ -214,12 +211,8 @@ COMMIT
     assert.equal(node.symroute(["plan", "-c", CONFIG]).code, 0);
     const after = listing();
     assert.doesNotMatch(after, /SYMROUTE-NEW|symroute prerouting|symroute output|symroute replies/, after);
-    assert.equal(after.split("\n").filter((l) => l.startsWith("-A PREROUTING")).length, 3, after);
-    assert.deepEqual(firstExpressions().sort(), [
-      "match name connmark",
-      "meta load iifname",
-      "meta load iifname",
-    ]);
+    assert.equal(after.split("\n").filter((l) => l.startsWith("-A PREROUTING")).length, 2, after);
+    assert.deepEqual(firstExpressions().sort(), ["match name connmark", "meta load iifname"]);
 
     // Classification and the other component's bit, as before.
     sendFlow(node, 4000);
@@ -227,5 +220,43 @@ COMMIT
     assert.equal(ctMarkOf(node, 4000).mark & FOREIGN_BIT, FOREIGN_BIT);
     assert.equal(node.symroute(["delete", "-c", CONFIG]).code, 0);
     assert.doesNotMatch(listing(), /SYMROUTE-/);
+  },
+);
+
+test(
+  "iptables: a pool interface without a guard classifies its new connections from PREROUTING",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    prepareForeignMark(node);
+    // rp_filter already off where symroute would lower it: nothing lowered, so no guard on ext0.
+    node.exec([
+      "sysctl",
+      "-qw",
+      "net.ipv4.conf.all.rp_filter=0",
+      "net.ipv4.conf.default.rp_filter=0",
+      "net.ipv4.conf.ext0.rp_filter=0",
+    ]);
+    const report = JSON.parse(node.symroute(["plan", "-c", CONFIG, "-o", "json"]).stdout) as {
+      guards: { iif: string; family: number }[];
+      networks: { name: string; mark?: number }[];
+    };
+    assert.deepEqual(
+      report.guards.filter((g) => g.family === 4),
+      [],
+      "no IPv4 guard",
+    );
+    assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
+    const prerouting = node.exec(["iptables", "-t", "mangle", "-S", "PREROUTING"]).stdout;
+    assert.match(
+      prerouting,
+      /-A PREROUTING -i ext0 -m conntrack --ctstate NEW .*-j SYMROUTE-CLASSIFY/,
+      prerouting,
+    );
+    assert.doesNotMatch(prerouting, /SYMROUTE-G-/, prerouting);
+    const blue = report.networks.find((n) => n.name === "blue")?.mark as number;
+    sendFlow(node, 4000);
+    assert.equal(ctMarkOf(node, 4000).mark, FOREIGN_BIT | blue);
+    assert.equal(node.symroute(["delete", "-c", CONFIG]).code, 0);
   },
 );

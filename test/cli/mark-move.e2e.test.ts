@@ -19,6 +19,8 @@ import {
   createNode,
   e2eUnavailable,
   must,
+  nftCounter,
+  startServer,
   type Netns,
   writeConfigFile,
 } from "../support/netns.ts";
@@ -95,27 +97,15 @@ table inet probe {
 }
 
 /** Packets to the client that left the node by `oif` so far. */
-function repliesBy(node: Netns, oif: "ext0" | "eth0"): number {
-  const listed = JSON.parse(node.exec(["nft", "-j", "list", "counter", "inet", "probe", oif]).stdout) as {
-    nftables: { counter?: { packets: number } }[];
-  };
-  return listed.nftables.find((o) => o.counter !== undefined)?.counter?.packets ?? 0;
-}
+const repliesBy = (node: Netns, oif: "ext0" | "eth0"): number => nftCounter(node, "probe", oif);
 
 /** A line-echo server in the node (the host-network backend), up until the test ends. */
-async function startEchoServer(t: TestContext, node: Netns): Promise<void> {
-  const script = `require("node:net").createServer((s) => s.pipe(s)).listen(${PORT}, "${NODE}", () => console.log("ready"))`;
-  const child = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", script], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  t.after(() => child.kill());
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("ready")) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`the echo server exited (${code})`)));
-  });
-}
+const startEchoServer = (t: TestContext, node: Netns): Promise<void> =>
+  startServer(
+    t,
+    node,
+    `require("node:net").createServer((s) => s.pipe(s)).listen(${PORT}, "${NODE}", () => console.log("ready"))`,
+  );
 
 /** One TCP connection from the client to the LB address, held open; each line sent comes back. */
 interface Connection {
@@ -204,7 +194,9 @@ for (const firewall of ["nftables", "iptables"]) {
       // plan names the consequence and the next step (exit 2: changes pending).
       const plan = node.symroute(["plan", "-c", MOVED, "-o", "json"]);
       assert.equal(plan.code, 2, plan.stderr);
-      const warnings = (JSON.parse(plan.stdout) as { warnings: string[] }).warnings;
+      const planned = JSON.parse(plan.stdout) as { warnings: string[]; markMoves: unknown };
+      const { warnings } = planned;
+      assert.deepEqual(planned.markMoves, [{ network: "public", from: 0x1, to: 0x2, table: 20000 }]);
       const warning = warnings.find((w) => w.startsWith('network "public": its mark moves from 0x1 to 0x2'));
       assert.ok(warning, warnings.join("\n"));
       assert.match(warning, /leave by main/);

@@ -122,3 +122,25 @@ for (const command of ["plan", "apply", "doctor", "agent"] as const) {
     },
   );
 }
+
+// Only read-only commands here: before the fix an empty --state-dir put the state at `/`, and a
+// failing test must not write there (test/cli/help.test.ts checks every command's parser).
+for (const command of ["plan", "explain"] as const) {
+  test(
+    `${command}: an empty --state-dir is refused, not taken as / (an unset variable in a script)`,
+    { skip },
+    (t) => {
+      const args = command === "explain" ? ["--to", "1.2.3.4"] : ["-c", "CONFIG"];
+      const r = cli(t, [command, ...args, "--state-dir", ""]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /--state-dir needs a directory, not an empty string/);
+    },
+  );
+}
+
+test("a relative --state-dir is made absolute once: the state line names the whole path", { skip }, (t) => {
+  const r = cli(t, ["plan", "-c", "CONFIG", "--state-dir", "relative-state", "-o", "json"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const state = (JSON.parse(r.stdout) as { state: { file: string } }).state;
+  assert.ok(state.file.startsWith(`${process.cwd()}/relative-state/netns-`), state.file);
+});

@@ -49,5 +49,8 @@ test("the examples say what the article's cases need", () => {
   assert.deepEqual(case3?.gateways, { 4: "1.2.3.1" });
   assert.deepEqual(load("case4-pods.yaml").podCIDRs, ["10.112.0.0/12"]);
   const dual = load("dual-stack.yaml").networks[0];
-  assert.deepEqual(dual?.gateways, { 4: "1.2.3.1", 6: "2001:db8:1::1" });
+  // Not the docs' management network (eth0's 2001:db8:1::/64, its router 2001:db8:1::1: docs/lab.md):
+  // copied onto the lab's node, a pool there would be the node's own subnet on another interface.
+  assert.deepEqual(dual?.gateways, { 4: "1.2.3.1", 6: "2001:db8:4::1" });
+  assert.deepEqual(dual?.addresses, ["1.2.3.0/24", "2001:db8:4::/64"]);
 });

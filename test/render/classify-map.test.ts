@@ -246,17 +246,20 @@ test("iptables: 2 and 50 networks give the same rules in every chain (the pools 
     assert.deepEqual(fifty, one, `IPv${family}`);
     // The lookup, the miss test, the save and the clear.
     assert.equal(one["SYMROUTE-CLASSIFY"], 4);
-    // In PREROUTING: one jump per guarded interface and one per pool interface (each behind its
-    // `-i` test, no set lookup), and the replies' jump behind the connmark and direction tests; the restore alone
-    // in SYMROUTE-PRE and SYMROUTE-OUT.
-    assert.equal(one["PREROUTING"], family === 4 ? 2 + 2 + 1 : 2 + 1 + 1);
+    // In PREROUTING: one jump per guarded interface (behind its `-i` test, no set lookup; every
+    // interface here is guarded, so its new connections are classified from its guard chain), and
+    // the replies' jump behind the connmark and direction tests; the restore alone in SYMROUTE-PRE
+    // and SYMROUTE-OUT.
+    assert.equal(one["PREROUTING"], 2 + 1);
+
     assert.equal(one["OUTPUT"], 1);
     assert.equal(one["SYMROUTE-PRE"], 1);
     assert.equal(one["SYMROUTE-OUT"], 1);
     assert.equal(one["SYMROUTE-NEW"], undefined);
     assert.equal(one["SYMROUTE-GUARD"], undefined);
-    // In each interface's chain: the pools' set, then the source check.
-    assert.equal(one["SYMROUTE-G-ext0"], family === 4 ? 2 : 5);
+    // In each interface's chain: its new connections to the classify set, the pools' set, then the
+    // source check (IPv6: neighbour discovery returned before it).
+    assert.equal(one["SYMROUTE-G-ext0"], family === 4 ? 3 : 6);
   }
   // The sets hold the pools: one element per pool and interface.
   const sets = ipsetsOf(guarded(50));
@@ -355,8 +358,12 @@ test("iptables guards: packets of unguarded interfaces do no set lookup (dispatc
   assert.match(script, /^-X SYMROUTE-GUARD$/m);
   const [, guardSet] = ipsetsOf(guarded(10)).map((x) => x.name);
   const ext0 = script.split("\n").filter((l) => l.startsWith("-A SYMROUTE-G-ext0 "));
-  assert.match(ext0[0] ?? "", new RegExp(`-m set --match-set ${guardSet} dst,src .*-j RETURN$`));
-  assert.match(ext0[1] ?? "", /-m rpfilter --invert .*-j DROP$/);
+  // A guarded pool interface classifies its new connections from its guard chain: one `-i` test
+  // in PREROUTING for both.
+  assert.match(ext0[0] ?? "", /^-A SYMROUTE-G-ext0 -m conntrack --ctstate NEW .*-j SYMROUTE-CLASSIFY$/);
+  assert.match(ext0[1] ?? "", new RegExp(`-m set --match-set ${guardSet} dst,src .*-j RETURN$`));
+  assert.match(ext0[2] ?? "", /-m rpfilter --invert .*-j DROP$/);
+  assert.equal(prerouting.filter((l) => l.includes(" -i ext0 ")).length, 1, prerouting.join("\n"));
   // An interface without pools checks sources without a set lookup.
   const noPools: FirewallSpec = {
     ...guarded(10),

@@ -88,13 +88,15 @@ test("a change of mask or interface deletes the rules of the old ones and insert
 });
 
 test("the missing rules of the built-in chains go in at the top in the spec's order", () => {
-  const script = renderIptables(GUARDED, 4, new Set());
-  const inserted = script.split("\n").filter((l) => l.startsWith("-I PREROUTING 1"));
-  // Inserted at the top one after the other: the last line ends up first.
-  assert.deepEqual(
-    inserted.reverse().map((l) => / -j (\S+)$/.exec(l)?.[1]),
-    ["SYMROUTE-G-ext0", "SYMROUTE-CLASSIFY", "SYMROUTE-PRE"],
-  );
+  const targets = (spec: FirewallSpec): (string | undefined)[] => {
+    const script = renderIptables(spec, 4, new Set());
+    const inserted = script.split("\n").filter((l) => l.startsWith("-I PREROUTING 1"));
+    // Inserted at the top one after the other: the last line ends up first.
+    return inserted.reverse().map((l) => / -j (\S+)$/.exec(l)?.[1]);
+  };
+  // A guarded pool interface classifies from its guard chain; an unguarded one from PREROUTING.
+  assert.deepEqual(targets(GUARDED), ["SYMROUTE-G-ext0", "SYMROUTE-PRE"]);
+  assert.deepEqual(targets(SPEC), ["SYMROUTE-CLASSIFY", "SYMROUTE-PRE"]);
 });
 
 test("the earlier layouts' jumps from PREROUTING and OUTPUT are deleted before their chains are removed", () => {

@@ -372,7 +372,17 @@ export const PUBLIC_NETWORK = `networks:
 
 /** An HTTP server in the node itself (a host-network backend) on `port`, up until the test ends. */
 export async function startHttpServer(t: TestContext, node: Netns, port: number): Promise<void> {
-  const script = `require("node:http").createServer((q, r) => r.end("ok")).listen(${port}, "::", () => console.log("ready"))`;
+  await startServer(
+    t,
+    node,
+    `require("node:http").createServer((q, r) => r.end("ok")).listen(${port}, "::", () => console.log("ready"))`,
+  );
+}
+
+/**
+ * A server in the node, up until the test ends: `script` (node -e) prints "ready" once it listens.
+ */
+export async function startServer(t: TestContext, node: Netns, script: string): Promise<void> {
   const child = spawn("ip", ["netns", "exec", node.name, process.execPath, "-e", script], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -383,4 +393,14 @@ export async function startHttpServer(t: TestContext, node: Netns, port: number)
     });
     child.on("exit", (code) => reject(new Error(`the server exited (${code})`)));
   });
+}
+
+/** The packets a named counter of the node's nft table `inet TABLE` counted so far. */
+export function nftCounter(node: Netns, table: string, name: string): number {
+  const listed = JSON.parse(
+    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", "inet", table, name]),
+  ) as {
+    nftables: { counter?: { packets: number } }[];
+  };
+  return listed.nftables.find((o) => o.counter !== undefined)?.counter?.packets ?? 0;
 }

@@ -23,7 +23,7 @@ import { nftRulesFromText } from "../../adapters/kernel.ts";
 import { NFT_TABLE } from "../../model/firewall.ts";
 import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
-import { EXIT, runAndExit } from "../output.ts";
+import { EXIT, parseStateDir, runAndExit } from "../output.ts";
 
 /** Commander reports InvalidArgumentError as a usage error (exit 1, with help); anything else would crash. */
 function commanderParser<T>(parse: (value: string) => T): (value: string) => T {
@@ -55,6 +55,7 @@ export function registerAgent(program: Command): void {
     .option(
       "--state-dir <dir>",
       "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
+      parseStateDir,
     )
     .option("--listen <host:port>", "health, readiness and metrics endpoints (read-only)", DEFAULT_LISTEN)
     .addOption(

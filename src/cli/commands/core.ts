@@ -11,7 +11,14 @@ import { createEngine, describeChanges, type ApplyReport, type PlanReport } from
 import { classifyForm, ipsetsOf } from "../../model/firewall.ts";
 import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
-import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+import {
+  EXIT,
+  parseOutputFormat,
+  parseStateDir,
+  printJson,
+  runAndExit,
+  type OutputFormat,
+} from "../output.ts";
 
 export async function readConfigFile(path: string): Promise<Config> {
   let text: string;
@@ -37,7 +44,7 @@ const stateDirOption = () =>
   new Option(
     "--state-dir <dir>",
     "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
-  );
+  ).argParser(parseStateDir);
 
 const lockWaitOption = () =>
   new Option("--lock-wait <seconds>", "how long to wait for another symroute run in this namespace")
@@ -70,6 +77,7 @@ export function planToJson(
     changes: changesToJson(report),
     conflicts: report.conflicts,
     warnings: report.warnings,
+    ...(report.markMoves === undefined ? {} : { markMoves: report.markMoves }),
     ownedObjects: report.ownedObjects,
     // The state file this run used (absent from reports made without an engine).
     ...(report.state === undefined ? {} : { state: report.state }),

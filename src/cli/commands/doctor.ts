@@ -12,7 +12,14 @@ import { simulatorSysctls } from "../../simulate/index.ts";
 import { parseAddressWords } from "../../simulate/words.ts";
 import { diagnose, type DoctorReport, type HostFacts, type MissingInterface } from "../../verify/doctor.ts";
 import { createNodeDeps } from "../deps.ts";
-import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+import {
+  EXIT,
+  parseOutputFormat,
+  parseStateDir,
+  printJson,
+  runAndExit,
+  type OutputFormat,
+} from "../output.ts";
 import { readConfigFile } from "./core.ts";
 
 /** systemd-networkd, when it runs, deletes foreign rules unless told not to. */
@@ -60,6 +67,11 @@ function formatDoctorText(report: DoctorReport): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** `symroute explain`, with the state directory doctor read when it is not the default. */
+function explainCommand(stateDir: string | undefined): string {
+  return stateDir === undefined ? "symroute explain" : `symroute explain --state-dir ${resolve(stateDir)}`;
+}
+
 export function registerDoctor(program: Command): void {
   program
     .command("doctor")
@@ -76,6 +88,7 @@ export function registerDoctor(program: Command): void {
     .option(
       "--state-dir <dir>",
       "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
+      parseStateDir,
     )
     .option(
       "--client <address>",
@@ -152,6 +165,8 @@ export function registerDoctor(program: Command): void {
           pendingChanges: plan.changes.length,
           host: networkdFacts(),
           applyCommand,
+          // explain reads symroute's guards from the state directory this doctor run used.
+          explainCommand: explainCommand(opts.stateDir ?? config.stateDir),
           clients,
           missingInterfaces,
         });

@@ -2,7 +2,7 @@
 // or on a snapshot; `symroute snapshot`: the node's routing state as JSON for a later explain.
 
 import { readFile } from "node:fs/promises";
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { listConfInterfaces } from "../../adapters/kernel.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, NodeState } from "../../model/state.ts";
@@ -21,7 +21,14 @@ import { protoName } from "../../simulate/format.ts";
 import { canonicalIp } from "../../model/address.ts";
 import { formatBackend, formatServiceAddress, type KubeProxyServices } from "../../model/services.ts";
 import { parseAddressWords, parseWordPrefix, prefixMatches } from "../../simulate/words.ts";
-import { EXIT, parseOutputFormat, printJson, runAndExit, type OutputFormat } from "../output.ts";
+import {
+  EXIT,
+  parseOutputFormat,
+  parseStateDir,
+  printJson,
+  runAndExit,
+  type OutputFormat,
+} from "../output.ts";
 
 /** The snapshot file: the NodeState with a version, so that later formats can be told apart. */
 export interface Snapshot {
@@ -155,6 +162,24 @@ interface ExplainState {
   readonly missingGuards: readonly SpoofGuard[];
   /** symroute's firewall as last applied (its pools: the addresses kube-proxy DNATs), if known. */
   readonly firewallSpec?: FirewallSpec;
+  /**
+   * No state was found, yet symroute's firewall is on the node (its state is elsewhere: another
+   * --state-dir, the config's stateDir): the state file looked for and the front ends found.
+   */
+  readonly stateElsewhere?: { readonly file: string; readonly backends: readonly FirewallBackend[] };
+}
+
+/** Why an arriving packet's guard verdict may be missing: the state that names the guards was not found. */
+export function stateElsewhereNote(
+  packet: Packet,
+  elsewhere: ExplainState["stateElsewhere"],
+): readonly string[] {
+  if (packet.iif === undefined || elsewhere === undefined) return [];
+  return [
+    `symroute's firewall (${elsewhere.backends.join(", ")}) is on this node, but there is no state file at ${elsewhere.file}: ` +
+      `its anti-spoofing guards, which decide before routing for packets arriving on a pool's interface, are not simulated; ` +
+      `give --state-dir the directory apply used (the configuration's stateDir, if it sets one)`,
+  ];
 }
 
 const BACKENDS: readonly FirewallBackend[] = ["nftables", "iptables"];
@@ -297,6 +322,16 @@ async function readLiveState(
   }
   const known = spec === undefined ? {} : { firewallSpec: spec };
   const wanted = spec?.guards ?? [];
+  if (saved === undefined) {
+    // Without a state the guards are unknown: say so when symroute's firewall is there all the same.
+    const present =
+      options.everyFirewall === true
+        ? node.firewall
+        : (await Promise.all(BACKENDS.map((b) => deps.kernel.readFirewall([b]).catch(() => [])))).flat();
+    const backends = present.filter((f) => f.ruleKeys.length > 0).map((f) => f.backend);
+    if (backends.length > 0)
+      return { node, guards: [], missingGuards: [], stateElsewhere: { file: deps.store.location, backends } };
+  }
   if (spec === undefined || wanted.length === 0) return { node, guards: [], missingGuards: [], ...known };
   const owned = node.firewall.find((f) => f.backend === spec.backend)?.ruleKeys ?? [];
   const inPlace = firewallRuleKeys(spec).every((k) => owned.includes(k));
@@ -405,6 +440,7 @@ export function registerExplain(program: Command): void {
     .option(
       "--state-dir <dir>",
       "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
+      parseStateDir,
     )
     .addOption(outputOption())
     .addHelpText(
@@ -455,6 +491,7 @@ export function registerExplain(program: Command): void {
             (g) =>
               `symroute's IPv${g.family} guard on ${g.iif} is in its state but its firewall is not on the node as applied: not simulated (run \`symroute plan\`)`,
           )
+          .concat(stateElsewhereNote(packet, state.stateElsewhere))
           .concat(dnatResolutionNotes(packet, dnat, read))
           .concat(
             dnat === undefined
@@ -495,11 +532,18 @@ export function registerExplain(program: Command): void {
     .addOption(
       new Option("-o, --output <format>", "json (the only format)")
         .default("json" as OutputFormat)
-        .argParser(parseOutputFormat),
+        .argParser((value: string): OutputFormat => {
+          // A snapshot is a file for explain --state: text would be printed as JSON all the same.
+          if (value === "json") return value;
+          throw new InvalidArgumentError(
+            `snapshot prints JSON only: --output takes "json", not ${JSON.stringify(value)}`,
+          );
+        }),
     )
     .option(
       "--state-dir <dir>",
       "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
+      parseStateDir,
     )
     .addHelpText(
       "after",
@@ -507,7 +551,9 @@ export function registerExplain(program: Command): void {
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
-        const { node, guards, firewallSpec } = await readLiveState(opts.stateDir, { everyFirewall: true });
+        const { node, guards, firewallSpec, stateElsewhere } = await readLiveState(opts.stateDir, {
+          everyFirewall: true,
+        });
         const snapshot: Snapshot = {
           version: 1,
           node,
@@ -518,6 +564,10 @@ export function registerExplain(program: Command): void {
         // A snapshot is often taken by one person and read by another: say on stderr (stdout is
         // the file) what it could not hold.
         const unreadable = node.kubeProxyServices?.sources.filter((s) => s.includes("not readable")) ?? [];
+        if (stateElsewhere !== undefined)
+          process.stderr.write(
+            `warning: symroute's firewall (${stateElsewhere.backends.join(", ")}) is on this node, but there is no state file at ${stateElsewhere.file}: the snapshot holds its rules but not the anti-spoofing guards it applied, which explain --state on it cannot simulate then; give --state-dir the directory apply used\n`,
+          );
         if (unreadable.length > 0)
           process.stderr.write(
             `warning: this snapshot could not read ${unreadable.join("; ")}: it holds no kube-proxy DNAT targets and no firewall rules from there; take it as root (or with CAP_NET_ADMIN) for a complete one\n`,

@@ -204,6 +204,7 @@ export function finishPlan(
         linkDeletes: renderLinkBatch(changes, "delete"),
       },
       firewallSpec: desired.firewall,
+      ...(rp.markMoves === undefined ? {} : { markMoves: rp.markMoves }),
       ...(desired.ruleSkips === undefined ? {} : { ruleSkips: desired.ruleSkips }),
       state: {
         file: rp.stateFile,
