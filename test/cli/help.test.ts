@@ -90,3 +90,11 @@ test("every --state-dir refuses an empty path (it would put the state at /) and 
     assert.equal(parse("/var/lib/x", undefined), "/var/lib/x", name);
   }
 });
+
+test("snapshot's -o takes json only: text would be printed as JSON all the same", () => {
+  const snapshot = commands.find((c) => c.name() === "snapshot");
+  const parse = snapshot?.options.find((o) => o.long === "--output")?.parseArg;
+  assert.ok(parse !== undefined);
+  assert.equal(parse("json", undefined), "json");
+  assert.throws(() => parse("text", undefined), /snapshot prints JSON only/);
+});

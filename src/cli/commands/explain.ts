@@ -2,7 +2,7 @@
 // or on a snapshot; `symroute snapshot`: the node's routing state as JSON for a later explain.
 
 import { readFile } from "node:fs/promises";
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { listConfInterfaces } from "../../adapters/kernel.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, NodeState } from "../../model/state.ts";
@@ -532,7 +532,13 @@ export function registerExplain(program: Command): void {
     .addOption(
       new Option("-o, --output <format>", "json (the only format)")
         .default("json" as OutputFormat)
-        .argParser(parseOutputFormat),
+        .argParser((value: string): OutputFormat => {
+          // A snapshot is a file for explain --state: text would be printed as JSON all the same.
+          if (value === "json") return value;
+          throw new InvalidArgumentError(
+            `snapshot prints JSON only: --output takes "json", not ${JSON.stringify(value)}`,
+          );
+        }),
     )
     .option(
       "--state-dir <dir>",
