@@ -78,6 +78,8 @@ interface Explained {
 
 /** Route tables `ip monitor` names by name (`main` it leaves out). */
 const NAMED_TABLES: Readonly<Record<string, number>> = { default: 253, main: 254, local: 255 };
+/** More route tables to read than this after a write, and every table is read (one command). */
+const MAX_TABLES_READ = 64;
 const MAIN_TABLE = 254;
 const LOCAL_TABLE = 255;
 
@@ -512,6 +514,8 @@ export class ReadCache {
     if (this.#latestUntabledEvent > since) return undefined;
     const tables = new Set([MAIN_TABLE, LOCAL_TABLE, ...basis.written]);
     for (const [table, at] of this.#latestRouteEventOf) if (at > since) tables.add(table);
+    // Most tables named (networks added by the hundred): one read of every table is as cheap.
+    if (tables.size > MAX_TABLES_READ) return undefined;
     return { basis: basis.read, explained: { since, tables } };
   }
 

@@ -208,9 +208,14 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     if (seen?.current === true) continue;
     if (seen?.foreign !== true) changes.push({ kind: "rule", action: "add", rule });
     else {
+      const copy = node.rules.find((o, j) => observedRuleKeys[j] === key && !owns(o.protocol));
       conflicts.push({
         object: `IPv${rule.family} rule ${rule.priority}`,
-        reason: "an identical rule exists that symroute did not create",
+        reason: `an identical rule exists that symroute did not create${
+          copy === undefined
+            ? ""
+            : ` (${describeRule(copy)}${copy.protocol === undefined ? "" : ` proto ${copy.protocol}`}); if no other tool needs it, remove it (${ruleDeleteCommand(copy)}) and apply: symroute then adds its own`
+        }`,
         ...networksField(ruleNetworks(desired.decisions, rule)),
       });
     }

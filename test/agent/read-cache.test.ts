@@ -295,6 +295,28 @@ test("a composed read is stale once a late line names a table it took from the o
   assert.equal(cache.unchanged(), false);
 });
 
+test("a batch that names more route tables than are worth a command each is verified by a whole read", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { wrapped, reads } = cached(fake);
+  const scope = { sysctls: [], firewalls: [] };
+  await wrapped.readNode(scope);
+  const many = Array.from(
+    { length: 65 },
+    (_, i) => `route add 198.51.100.${i}/32 dev ext0 table ${30000 + i}`,
+  );
+  await wrapped.runIpBatch(4, many);
+  reads.length = 0;
+  await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["kernel"]);
+  await wrapped.runIpBatch(
+    4,
+    many.slice(0, 62).map((l) => l.replace("route add", "route del")),
+  );
+  reads.length = 0;
+  await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["tables"], "62 tables, main and local");
+});
+
 test("a link's or an address's line since the kept read makes the read after a write whole", async () => {
   const fake = new FakeKernel(articleNode());
   const { cache, wrapped, reads } = cached(fake);

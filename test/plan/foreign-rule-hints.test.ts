@@ -97,3 +97,14 @@ test("a foreign route in symroute's table: the fix gives its gateway, device and
     reason,
   );
 });
+
+test("a foreign copy of symroute's own rule: the fix removes that copy, which a later apply replaces", () => {
+  const copy: Rule = { ...ours, protocol: 4 };
+  const conflicts = conflictsWith([copy]);
+  assert.equal(conflicts.length, 1, JSON.stringify(conflicts));
+  assert.equal(conflicts[0]?.object, `IPv4 rule ${ours.priority}`);
+  assert.equal(
+    conflicts[0]?.reason,
+    `an identical rule exists that symroute did not create (priority ${ours.priority} fwmark 0x1/0xff lookup ${ours.table} proto 4); if no other tool needs it, remove it (ip rule del priority ${ours.priority} fwmark 0x1/0xff lookup ${ours.table} proto 4) and apply: symroute then adds its own`,
+  );
+});
