@@ -344,7 +344,9 @@ export function computeDesired(input: DesiredInput): DesiredState {
       }
     } else if (link === undefined) {
       problems.push(`${where("interface")}: interface "${network.interface}" does not exist on this node`);
-    } else if (!link.up) {
+    }
+    // A VLAN symroute created and someone set down, too.
+    if (link !== undefined && !link.up) {
       warnings.push(
         `interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive; ` +
           `its routes are left out until it is up (the kernel refuses a route through a down interface, and removed those it had)`,
