@@ -354,6 +354,19 @@ export function computeDesired(input: DesiredInput): DesiredState {
       downInterfaces.add(network.interface);
     }
   }
+  // A gateway that is an address of this node (the node's own address written for the router's) is
+  // accepted by the kernel, with the gateway's host route on the pool's interface: replies are then
+  // sent to an address nothing on that link answers for. Said, not refused.
+  const localAddresses = new Map(node.addresses.map((a) => [`${a.family}|${a.local}`, a.ifname]));
+  for (const network of config.networks) {
+    for (const [family, gateway] of Object.entries(network.gateways)) {
+      const ifname = localAddresses.get(`${family}|${gateway}`);
+      if (ifname !== undefined)
+        warnings.push(
+          `network "${network.name}": gateway ${gateway} is an address of this node (on ${ifname}), not a router: replies for its pools would be sent to the node itself and never leave; give the address of the router behind ${network.interface}`,
+        );
+    }
+  }
   if (problems.length > 0) {
     throw new SymrouteError("dependency", `${problems.length} problem(s) with interfaces on this node`, {
       details: problems,

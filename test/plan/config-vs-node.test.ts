@@ -1,5 +1,6 @@
-// An interface the configuration names that the node lacks: each problem names the field as the
-// configuration's own checks do (its path, then the network), and the hint says what to do.
+// The configuration against the node it runs on: an interface the node lacks is named as the
+// configuration's own checks name a field (its path, then the network), with what to do; a gateway
+// that is one of the node's own addresses is named in a warning.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -37,4 +38,23 @@ networks:
       return true;
     },
   );
+});
+
+test("a gateway that is the node's own address is named in a warning (the kernel accepts it, replies never leave)", () => {
+  const config = configFrom(`
+networks:
+  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 192.168.1.10 }
+  - { name: fine, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+  const desired = computeDesired({
+    config,
+    node: articleNode(),
+    saved: undefined,
+    firewall: "nftables",
+    kubeProxyMode: "iptables",
+  });
+  const warnings = desired.warnings.filter((w) => w.includes("is an address of this node"));
+  assert.deepEqual(warnings, [
+    'network "public": gateway 192.168.1.10 is an address of this node (on eth0), not a router: replies for its pools would be sent to the node itself and never leave; give the address of the router behind ext0',
+  ]);
 });
