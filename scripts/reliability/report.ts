@@ -350,7 +350,7 @@ const ABOUT: Readonly<Record<string, readonly string[]>> = {
     "**Failure mid-apply.** Each backend fails in turn and the node must be exactly as before the apply",
     "(full dump), with an error that names the cause and the failing line: nft and iptables-restore get",
     "one corrupted line (a wrapper rewrites it; the real tool refuses it), the kernel refuses a rule (a",
-    "backward goto) and a route (its device is down), the verification's reads fail after the apply (a",
+    "backward goto) and a route (a gateway off its link), the verification's reads fail after the apply (a",
     "wrapper fails `ip -j` or `nft -j list` once a payload of that tool ran; the state file is not left",
     "`inProgress`), a missing interface is refused before any change, and the state directory sits on a",
     "tiny tmpfs: full before the apply (no payload may run) or full at the last state write (the apply's",

@@ -36,6 +36,21 @@ export function parseStateDir(value: string): string {
   return resolve(value);
 }
 
+/**
+ * An option's parser for commander: commander reports InvalidArgumentError as a usage error (exit
+ * 1, the flag named, the command's help); any other error thrown by a parser crashes with a stack.
+ */
+export function commanderParser<T>(parse: (value: string) => T): (value: string) => T {
+  return (value) => {
+    try {
+      return parse(value);
+    } catch (error) {
+      const hint = isSymrouteError(error) && error.hint !== undefined ? ` (${error.hint})` : "";
+      throw new InvalidArgumentError(`${error instanceof Error ? error.message : String(error)}${hint}`);
+    }
+  };
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

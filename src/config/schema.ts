@@ -12,6 +12,7 @@ import {
   parseIp,
   parsePrefix,
   prefixesOverlap,
+  rangePrefixes,
 } from "../model/address.ts";
 import { KNOWN_MARK_OWNERS } from "../model/marks.ts";
 import { RESERVED_TABLES, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN } from "../model/state.ts";
@@ -107,11 +108,29 @@ const SPECIAL_PREFIXES = [
 const specialOverlap = (prefix: Prefix): string | undefined =>
   SPECIAL_PREFIXES.find((s) => prefixesOverlap(s.prefix, prefix))?.what;
 
+/**
+ * A MetalLB range (`FIRST-LAST`, MetalLB's IPAddressPool form) where a CIDR was expected: the CIDRs
+ * that cover it, to write instead. Undefined when the text is not such a range.
+ */
+function rangeMessage(field: string, text: string): string | undefined {
+  const match = /^\s*([^\s-]+)\s*-\s*([^\s-]+)\s*$/.exec(text);
+  if (match === null) return undefined;
+  const first = parseIp(match[1] as string);
+  const last = parseIp(match[2] as string);
+  if (first === undefined || last === undefined || first.family !== last.family || first.value > last.value)
+    return undefined;
+  const cover = rangePrefixes(first.family, first.value, last.value).map(formatPrefix);
+  const shown =
+    cover.length <= 16 ? cover.join(", ") : `${cover.slice(0, 16).join(", ")}, ... (${cover.length} in all)`;
+  return `${field} ${quoteString(text)} is a range (MetalLB's form), not a CIDR; write the CIDRs that cover it instead: [${shown}]`;
+}
+
 /** A pool or pod CIDR, strict about host bits; the canonical text, or an issue and z.NEVER. */
 function prefixText(field: string, listField: string, what: string, unicast: boolean) {
   const notAddress = (text: string): string =>
+    rangeMessage(field, text) ??
     `${field} ${quoteString(text)} is not an IP address or CIDR; ` +
-    `allowed: an IPv4 or IPv6 subnet like 1.2.3.0/24 or 2001:db8::/64, or a single address`;
+      `allowed: an IPv4 or IPv6 subnet like 1.2.3.0/24 or 2001:db8::/64, or a single address`;
   return z
     .string({
       error: (iss) =>

@@ -309,3 +309,25 @@ export function canonicalPrefix(text: string, family?: Family): string | undefin
   const p = parsePrefix(text);
   return p === undefined ? undefined : formatPrefix(p);
 }
+
+/**
+ * The fewest prefixes that cover `first`..`last` exactly (both included, one family): how a MetalLB
+ * range such as 192.168.1.100-192.168.1.120 is written as CIDRs.
+ */
+export function rangePrefixes(family: Family, first: bigint, last: bigint): Prefix[] {
+  const bits = familyBits(family);
+  const out: Prefix[] = [];
+  let at = first;
+  while (at <= last) {
+    // The largest block that starts at `at` (aligned) and ends within the range.
+    let len = bits;
+    while (len > 0) {
+      const size = 1n << BigInt(bits - len + 1);
+      if (at % size !== 0n || at + size - 1n > last) break;
+      len--;
+    }
+    out.push({ family, value: at, len });
+    at += 1n << BigInt(bits - len);
+  }
+  return out;
+}

@@ -318,6 +318,10 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const vlans: VlanSpec[] = [];
 
   const linksByName = new Map(node.links.map((l) => [l.ifname, l]));
+  // Interfaces the config names that are administratively down: no route through them can be added
+  // (measured: IPv4 and IPv6 refuse it, and the kernel deletes those routes when the link goes down),
+  // so they are left out and every other network still converges; the link's event brings them.
+  const downInterfaces = new Set<string>();
   for (const [index, network] of config.networks.entries()) {
     // Named as the configuration's checks name a field: its path, then the network's name.
     const where = (field: string): string => `networks[${index}].${field} (network "${network.name}")`;
@@ -340,10 +344,14 @@ export function computeDesired(input: DesiredInput): DesiredState {
       }
     } else if (link === undefined) {
       problems.push(`${where("interface")}: interface "${network.interface}" does not exist on this node`);
-    } else if (!link.up) {
+    }
+    // A VLAN symroute created and someone set down, too.
+    if (link !== undefined && !link.up) {
       warnings.push(
-        `interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive`,
+        `interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive; ` +
+          `its routes are left out until it is up (the kernel refuses a route through a down interface, and removed those it had)`,
       );
+      downInterfaces.add(network.interface);
     }
   }
   if (problems.length > 0) {
@@ -429,6 +437,11 @@ export function computeDesired(input: DesiredInput): DesiredState {
     for (const m of part.marks) marks.push(m);
   }
 
+  if (downInterfaces.size > 0) {
+    const kept = routes.filter((r) => r.dev === undefined || !downInterfaces.has(r.dev));
+    routes.length = 0;
+    routes.push(...kept);
+  }
   refuseGatewayHijack(node, routes);
   const ruleSkips = skipRules(rules, settings.layout, config.marks.mask, proto);
 

@@ -220,3 +220,26 @@ test(
     );
   },
 );
+
+test(
+  "agent: a pool's interface set down stays converged (its routes left out) and gets its routes back when it is up",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    topology(node);
+    const agent = startNodeAgent(t, node, CONFIG, ["--resync-interval", "0"]);
+    await untilReady(agent, node.name, URL_BASE);
+    await untilAgent(agent, "a reply by the pool's table", () => replyByExt0(node));
+    const table = (): string => must(["ip", "-n", node.name, "-j", "route", "show", "table", "20000"]);
+    must(["ip", "-n", node.name, "link", "set", "ext0", "down"]);
+    // The kernel deleted the routes through ext0; the agent plans none while it is down and stays ready.
+    assert.equal(table().trim(), "[]");
+    await untilAgent(agent, "the down interface's warning", () =>
+      agent.output().includes("is down: requests cannot arrive"),
+    );
+    await untilReady(agent, node.name, URL_BASE);
+    must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
+    await untilAgent(agent, "a reply by the pool's table after ext0 came up", () => replyByExt0(node));
+    assert.match(table(), /"dst":"default","gateway":"1.2.3.1","dev":"ext0"/);
+  },
+);

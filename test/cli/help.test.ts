@@ -98,3 +98,26 @@ test("snapshot's -o takes json only: text would be printed as JSON all the same"
   assert.equal(parse("json", undefined), "json");
   assert.throws(() => parse("text", undefined), /snapshot prints JSON only/);
 });
+
+test("every option parser refuses a bad value as a usage error, never with a stack trace", () => {
+  const all = (c: Command): Command[] => [c, ...(c.commands as unknown as Command[]).flatMap(all)];
+  let checked = 0;
+  for (const command of all(program as unknown as Command)) {
+    for (const option of command.options) {
+      if (option.parseArg === undefined) continue;
+      for (const bad of ["x-bogus", "-1", "99999999999", ""]) {
+        checked++;
+        try {
+          option.parseArg(bad, undefined);
+        } catch (error) {
+          assert.equal(
+            (error as { code?: string }).code,
+            "commander.invalidArgument",
+            `${command.name()} ${option.long} ${JSON.stringify(bad)}: ${String(error)}`,
+          );
+        }
+      }
+    }
+  }
+  assert.ok(checked > 20, `${checked}`);
+});

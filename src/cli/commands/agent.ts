@@ -2,10 +2,10 @@
 
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { Command, Option } from "@commander-js/extra-typings";
 import { loadConfigOrThrow } from "../../config/index.ts";
 import { createEngine } from "../../engine/engine.ts";
-import { isSymrouteError, SymrouteError } from "../../model/errors.ts";
+import { SymrouteError } from "../../model/errors.ts";
 import { startAgent, type Agent } from "../../agent/agent.ts";
 import { systemClock } from "../../agent/clock.ts";
 import { parseDuration } from "../../agent/duration.ts";
@@ -23,19 +23,7 @@ import { nftRulesFromText } from "../../adapters/kernel.ts";
 import { NFT_TABLE } from "../../model/firewall.ts";
 import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
-import { EXIT, parseStateDir, runAndExit } from "../output.ts";
-
-/** Commander reports InvalidArgumentError as a usage error (exit 1, with help); anything else would crash. */
-function commanderParser<T>(parse: (value: string) => T): (value: string) => T {
-  return (value) => {
-    try {
-      return parse(value);
-    } catch (error) {
-      const hint = isSymrouteError(error) && error.hint !== undefined ? ` (${error.hint})` : "";
-      throw new InvalidArgumentError(`${error instanceof Error ? error.message : String(error)}${hint}`);
-    }
-  };
-}
+import { commanderParser, EXIT, parseStateDir, runAndExit } from "../output.ts";
 
 export function registerAgent(program: Command): void {
   program

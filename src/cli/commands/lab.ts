@@ -25,7 +25,7 @@ import { labConfigText, stateDirOf, symrouteArgv, writeLabConfig } from "../../l
 import type { SymrouteRun } from "../../lab/symroute.ts";
 import { buildTopology, LAB_PREFIX, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
 import { SymrouteError } from "../../model/errors.ts";
-import { EXIT, runAndExit } from "../output.ts";
+import { commanderParser, EXIT, runAndExit } from "../output.ts";
 
 /** Ctrl-C or a TERM while a topology exists: tear it down, then exit as the signal would. */
 function tearDownOnSignals(): void {
@@ -40,7 +40,8 @@ function tearDownOnSignals(): void {
   }
 }
 
-const caseOption = () => new Option("--case <n>", "the article's case: 1, 2, 3 or 4").argParser(parseLabCase);
+const caseOption = () =>
+  new Option("--case <n>", "the article's case: 1, 2, 3 or 4").argParser(commanderParser(parseLabCase));
 const kubeProxyOption = () =>
   new Option("--kube-proxy <mode>", "kube-proxy stand-in")
     .choices(KUBE_PROXY_VARIANTS)
