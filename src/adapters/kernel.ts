@@ -38,6 +38,7 @@ import {
   ipReadArgs,
   ipReadCommands,
   routeReadCommands,
+  ruleReadCommands,
   kubeProxyNftArgs,
   tcIngressArgs,
 } from "./node-reads.ts";
@@ -436,6 +437,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           families.includes(family),
           scope.neighbours === true,
           scope.routeTables,
+          scope.rulePriorities,
         );
         if (commands.length === 0) return { objects: [] };
         const out = await ipBatchJson(family, commands);
@@ -451,8 +453,13 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
               ? answer
               : answer.map((r) => ("table" in r ? r : { ...r, table: tables[i] })),
           );
+        // The rules likewise (one answer per priority read; each keeps its priority).
+        const ruleAnswers = ruleReadCommands(scope.rulePriorities).length;
+        const rules = objects.slice(1 + routeAnswers, 1 + routeAnswers + ruleAnswers).flat();
         const grouped =
-          objects.length === 0 ? [] : [objects[0] ?? [], routes, ...objects.slice(1 + routeAnswers)];
+          objects.length === 0
+            ? []
+            : [objects[0] ?? [], routes, rules, ...objects.slice(1 + routeAnswers + ruleAnswers)];
         return family === linksFrom ? { links: out[0] ?? [], objects: grouped } : { objects: grouped };
       };
       const [read4, read6] = await Promise.all([readFamily(4), readFamily(6)]);

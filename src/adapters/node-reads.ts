@@ -17,10 +17,11 @@ export function ipReadCommands(
   objects: boolean,
   neighbours = false,
   routeTables?: readonly number[],
+  rulePriorities?: readonly number[],
 ): string[] {
   return [
     ...(withLinks ? ["link show"] : []),
-    ...(objects ? ["addr show", ...routeReadCommands(routeTables), "rule show"] : []),
+    ...(objects ? ["addr show", ...routeReadCommands(routeTables), ...ruleReadCommands(rulePriorities)] : []),
     ...(objects && neighbours ? ["neigh show"] : []),
   ];
 }
@@ -32,6 +33,16 @@ export function routeReadCommands(tables?: readonly number[]): string[] {
     if (!Number.isInteger(table) || table < 0 || table > 0xffffffff)
       throw new Error(`not a route table id: ${String(table)}`);
     return `route show table ${table}`;
+  });
+}
+
+/** Every rule, or those of `priorities` (numbers only reach the batch), one command each. */
+export function ruleReadCommands(priorities?: readonly number[]): string[] {
+  if (priorities === undefined) return ["rule show"];
+  return priorities.map((priority) => {
+    if (!Number.isInteger(priority) || priority < 0 || priority > 0xffffffff)
+      throw new Error(`not a rule priority: ${String(priority)}`);
+    return `rule show pref ${priority}`;
   });
 }
 

@@ -155,7 +155,7 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     }),
     nodeReads: new Counter({
       name: METRIC_NAMES.nodeReads,
-      help: "Reads of the node's routing or firewall a reconcile asked for, by where they came from (cache: kept since an earlier read, nothing changed since; kernel; chains: only the nft chains the agent's transaction changed; tables: only the route tables the agent's routing write and the monitor's lines since named, the other routes kept).",
+      help: "Reads of the node's routing or firewall a reconcile asked for, by where they came from (cache: kept since an earlier read, nothing changed since; kernel; chains: only the nft chains the agent's transaction changed; tables: only the route tables and rule priorities the agent's routing write and the monitor's lines since named, the others kept).",
       labelNames: ["from"] as const,
       registers,
     }),

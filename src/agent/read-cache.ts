@@ -65,8 +65,9 @@ interface Kept<T> {
   /** Monotonic (ms) when the read started: compared with when lines arrived. */
   readonly monoStart: number;
   /**
-   * A routing read whose routes outside `tables` were taken from an older read (#composable): as of
-   * `since` (ip's wall clock), so that any line about them stamped after it makes this read stale.
+   * A routing read whose routes outside `tables` and rules outside `priorities` were taken from an
+   * older read (#composable): as of `since` (ip's wall clock), so that any line about them stamped
+   * after it makes this read stale.
    */
   readonly explained?: Explained;
 }
@@ -74,6 +75,7 @@ interface Kept<T> {
 interface Explained {
   readonly since: number;
   readonly tables: ReadonlySet<number>;
+  readonly priorities: ReadonlySet<number>;
 }
 
 /** Route tables `ip monitor` names by name (`main` it leaves out). */
@@ -95,23 +97,44 @@ export function routeLineTable(event: string): number | undefined {
   return NAMED_TABLES[name];
 }
 
+/** The priority of a routing monitor line's rule (`[RULE]1000:\t...`); undefined for any other line. */
+export function ruleLinePriority(event: string): number | undefined {
+  const m = /^\[RULE\](?:Deleted )?(\d+):/.exec(event);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/** What an `ip -batch` of the agent's changes: route tables and rule priorities. */
+export interface BatchTargets {
+  readonly tables: ReadonlySet<number>;
+  readonly priorities: ReadonlySet<number>;
+}
+
 /**
- * The route tables an `ip -batch` of the agent's names: `route` lines with their `table N`, and
- * `rule` lines (rules are always read whole); undefined when a line may change routes elsewhere (a
+ * The route tables and rule priorities an `ip -batch` of the agent's names (`route ... table N`,
+ * `rule ... priority N`); undefined when a line names neither, or may change routes elsewhere (a
  * link or an address: the kernel drops IPv4 routes through them without an event).
  */
-export function batchRouteTables(lines: readonly string[]): Set<number> | undefined {
+export function batchTargets(lines: readonly string[]): BatchTargets | undefined {
   const tables = new Set<number>();
+  const priorities = new Set<number>();
+  const numberAfter = (words: readonly string[], names: readonly string[]): number | undefined => {
+    const at = words.findIndex((w) => names.includes(w));
+    const value = at < 0 ? undefined : words[at + 1];
+    return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+  };
   for (const line of lines) {
     const words = line.trim().split(/\s+/);
-    if (words[0] === "rule") continue;
-    if (words[0] !== "route") return undefined;
-    const at = words.indexOf("table");
-    const table = at < 0 ? undefined : words[at + 1];
-    if (table === undefined || !/^\d+$/.test(table)) return undefined;
-    tables.add(Number(table));
+    const kind = words[0];
+    const target =
+      kind === "route"
+        ? numberAfter(words, ["table"])
+        : kind === "rule"
+          ? numberAfter(words, ["priority", "pref", "preference"])
+          : undefined;
+    if (target === undefined) return undefined;
+    (kind === "route" ? tables : priorities).add(target);
   }
-  return tables;
+  return { tables, priorities };
 }
 
 /** `[2026-12-07T00:06:09.601195] [RULE]...` as `ip -ts` prints it (UTC: the monitor runs with TZ=UTC). */
@@ -205,19 +228,22 @@ export class ReadCache {
    */
   #latestHookedLinkEvent = -Infinity;
   /**
-   * ip's stamp of the latest [ROUTE] line per table it names, and of the latest line that is
-   * neither a [ROUTE] line of a known table nor a [RULE] line (a link's or an address's can drop
-   * routes in any table without a route event): what a read composed by table depends on.
+   * ip's stamp of the latest [ROUTE] line per table it names, of the latest [RULE] line per
+   * priority, and of the latest line that is neither (a link's or an address's can drop routes in
+   * any table without a route event): what a read composed by table and priority depends on.
    */
   readonly #latestRouteEventOf = new Map<number, number>();
+  readonly #latestRuleEventOf = new Map<number, number>();
   #latestUntabledEvent = -Infinity;
   /**
    * The routing read the agent's routing writes dropped (it was good then), and the route tables
-   * those writes named since (undefined: a write that may change routes anywhere): the verification
-   * after them reads only those tables' routes, and those named by lines since, and takes the
-   * others from it (#composable).
+   * and rule priorities those writes named since (undefined: a write that may change routes
+   * anywhere): the verification after them reads only those tables' routes and those priorities'
+   * rules, and those named by lines since, and takes the others from it (#composable).
    */
-  #routingBasis: { readonly read: KeptRouting; written: Set<number> | undefined } | undefined;
+  #routingBasis:
+    | { readonly read: KeptRouting; written: { tables: Set<number>; priorities: Set<number> } | undefined }
+    | undefined;
   #hookedInterfaces: () => ReadonlySet<string> | undefined = () => undefined;
   /**
    * When the generation line of the latest foreign nft transaction arrived (monotonic): one whose
@@ -323,9 +349,13 @@ export class ReadCache {
     const { at = Date.now(), event } = splitStamp(line);
     if (at > this.#latestRoutingEvent) this.#latestRoutingEvent = at;
     const table = routeLineTable(event);
+    const priority = table === undefined ? ruleLinePriority(event) : undefined;
     if (table !== undefined) {
       if (at > (this.#latestRouteEventOf.get(table) ?? -Infinity)) this.#latestRouteEventOf.set(table, at);
-    } else if (!event.startsWith("[RULE]") && at > this.#latestUntabledEvent) this.#latestUntabledEvent = at;
+    } else if (priority !== undefined) {
+      if (at > (this.#latestRuleEventOf.get(priority) ?? -Infinity))
+        this.#latestRuleEventOf.set(priority, at);
+    } else if (at > this.#latestUntabledEvent) this.#latestUntabledEvent = at;
     if (event.startsWith("[LINK]") && at > this.#latestLinkEvent) this.#latestLinkEvent = at;
     if (event.startsWith("[LINK]") && at > this.#latestHookedLinkEvent) {
       // "[LINK]5: ext0@if4: <...>", "[LINK]Deleted 5: ext0@if4: ...".
@@ -488,11 +518,13 @@ export class ReadCache {
     );
   }
 
-  /** Whether no routing line since `explained.since` concerns a route outside its tables. */
+  /** Whether no routing line since `explained.since` concerns a route or rule it did not read. */
   #explains(explained: Explained): boolean {
     if (this.#latestUntabledEvent > explained.since) return false;
     for (const [table, at] of this.#latestRouteEventOf)
       if (at > explained.since && !explained.tables.has(table)) return false;
+    for (const [priority, at] of this.#latestRuleEventOf)
+      if (at > explained.since && !explained.priorities.has(priority)) return false;
     return true;
   }
 
@@ -512,19 +544,25 @@ export class ReadCache {
     // A composed read's other routes are as of its own `since`.
     const since = basis.read.explained?.since ?? basis.read.wallStart;
     if (this.#latestUntabledEvent > since) return undefined;
-    const tables = new Set([MAIN_TABLE, LOCAL_TABLE, ...basis.written]);
+    const tables = new Set([MAIN_TABLE, LOCAL_TABLE, ...basis.written.tables]);
     for (const [table, at] of this.#latestRouteEventOf) if (at > since) tables.add(table);
-    // Most tables named (networks added by the hundred): one read of every table is as cheap.
-    if (tables.size > MAX_TABLES_READ) return undefined;
-    return { basis: basis.read, explained: { since, tables } };
+    const priorities = new Set(basis.written.priorities);
+    for (const [priority, at] of this.#latestRuleEventOf) if (at > since) priorities.add(priority);
+    // Most tables named (networks added by the hundred): one read of everything is as cheap.
+    if (tables.size > MAX_TABLES_READ || priorities.size > MAX_TABLES_READ) return undefined;
+    return { basis: basis.read, explained: { since, tables, priorities } };
   }
 
-  /** The route tables one of the agent's routing writes names (undefined: it may change any). */
-  #noteRoutingWrite(tables: ReadonlySet<number> | undefined): void {
+  /** What one of the agent's routing writes changes (undefined: it may change routes anywhere). */
+  #noteRoutingWrite(targets: BatchTargets | undefined): void {
     const basis = this.#routingBasis;
     if (basis === undefined || basis.written === undefined) return;
-    if (tables === undefined) basis.written = undefined;
-    else for (const t of tables) basis.written.add(t);
+    if (targets === undefined) {
+      basis.written = undefined;
+      return;
+    }
+    for (const t of targets.tables) basis.written.tables.add(t);
+    for (const p of targets.priorities) basis.written.priorities.add(p);
   }
 
   /** Whether nothing `kept` depends on can have changed since it was read. */
@@ -566,7 +604,7 @@ export class ReadCache {
         const kept = this.#routing;
         if (kept !== undefined)
           this.#routingBasis = this.#valid(kept, ["routing"])
-            ? { read: kept, written: new Set() }
+            ? { read: kept, written: { tables: new Set(), priorities: new Set() } }
             : undefined;
         this.#routing = undefined;
       } else {
@@ -667,7 +705,7 @@ export class ReadCache {
       },
       runIpBatch: (family, lines) =>
         routingWrite(() => {
-          this.#noteRoutingWrite(batchRouteTables(lines));
+          this.#noteRoutingWrite(batchTargets(lines));
           return kernel.runIpBatch(family, lines);
         }),
       writeSysctls: (values) =>
@@ -747,11 +785,17 @@ export class ReadCache {
     const node = await kernel.readNode({
       ...scope,
       routeTables: [...explained.tables].sort((a, b) => a - b),
+      rulePriorities: [...explained.priorities].sort((a, b) => a - b),
     });
     // A line that came during the read may name another table, or drop routes anywhere.
     if (!this.#explains(explained)) return kernel.readNode(scope);
-    const kept = basis.value.routes.filter((r) => !explained.tables.has(r.table));
-    return { ...node, routes: node.routes.concat(kept), explained };
+    const routes = node.routes.concat(basis.value.routes.filter((r) => !explained.tables.has(r.table)));
+    // In the kernel's order (by family, then priority): all rules of one priority come from one
+    // read, in their order, and the sort is stable.
+    const rules = node.rules
+      .concat(basis.value.rules.filter((r) => !explained.priorities.has(r.priority)))
+      .sort((a, b) => a.family - b.family || a.priority - b.priority);
+    return { ...node, routes, rules, explained };
   }
 
   /**

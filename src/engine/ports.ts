@@ -23,9 +23,11 @@ export interface ReadScope {
   readonly families?: readonly Family[];
   /**
    * Read the routes of only these tables (the state then holds no other table's routes); default:
-   * every table. Links, addresses and rules are read whole either way.
+   * every table. Links and addresses are read whole either way.
    */
   readonly routeTables?: readonly number[];
+  /** Read the rules of only these priorities (both families); default: every rule. */
+  readonly rulePriorities?: readonly number[];
   /** Also read the neighbour table of the families read (doctor). Default: no. */
   readonly neighbours?: boolean;
   /**

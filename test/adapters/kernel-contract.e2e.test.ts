@@ -72,6 +72,6 @@ if (INSIDE !== undefined) {
     );
     assert.equal(r.code, 0, r.stdout + r.stderr);
     // The nested runner must really have run the whole suite.
-    assert.match(r.stdout, /ℹ pass 23\n/, r.stdout);
+    assert.match(r.stdout, /ℹ pass 24\n/, r.stdout);
   });
 }

@@ -14,8 +14,9 @@ import {
   OWN_PROCESS_MS,
   ReadCache,
   splitStamp,
-  batchRouteTables,
+  batchTargets,
   routeLineTable,
+  ruleLinePriority,
 } from "../../src/agent/read-cache.ts";
 import { scriptChains } from "../../src/agent/nft-chains.ts";
 import type { ConfigSource } from "../../src/agent/config-source.ts";
@@ -196,16 +197,20 @@ test("a stopped monitor, a write of the agent's and forget() each send the next 
 
 test("the route tables of the agent's batches and of ip monitor's lines", () => {
   assert.deepEqual(
-    batchRouteTables([
+    batchTargets([
       "route replace default via 1.2.3.1 dev ext0 table 20000 proto 201",
       "rule add priority 1000 fwmark 0x1/0x3fff lookup 20000 proto 201",
       "route del 1.2.4.0/24 dev ext0 table 20001 proto 201",
     ]),
-    new Set([20000, 20001]),
+    { tables: new Set([20000, 20001]), priorities: new Set([1000]) },
   );
-  assert.equal(batchRouteTables(["route add 1.2.3.0/24 dev ext0"]), undefined, "main, unnamed");
-  assert.equal(batchRouteTables(["link add link eth0 name eth0.100 type vlan id 100"]), undefined);
-  assert.equal(batchRouteTables(["addr add 1.2.3.4/32 dev ext0"]), undefined);
+  assert.equal(batchTargets(["route add 1.2.3.0/24 dev ext0"]), undefined, "main, unnamed");
+  assert.equal(batchTargets(["rule add fwmark 0x1 lookup 20000"]), undefined, "no priority");
+  assert.equal(batchTargets(["link add link eth0 name eth0.100 type vlan id 100"]), undefined);
+  assert.equal(batchTargets(["addr add 1.2.3.4/32 dev ext0"]), undefined);
+  assert.equal(ruleLinePriority("[RULE]1000:\tfrom all fwmark 0x1/0x3fff lookup 20000 proto 201"), 1000);
+  assert.equal(ruleLinePriority("[RULE]Deleted 1001:\tfrom all lookup 20001"), 1001);
+  assert.equal(ruleLinePriority("[ROUTE]default via 1.2.3.1 dev ext0 table 20000"), undefined);
   assert.equal(routeLineTable("[ROUTE]default via 1.2.3.1 dev ext0 table 20000 proto 201"), 20000);
   assert.equal(routeLineTable("[ROUTE]Deleted 1.2.4.0/24 dev ext0 table 20001 proto 201 scope link"), 20001);
   assert.equal(routeLineTable("[ROUTE]10.112.0.5 dev vpod scope link"), 254);
@@ -218,7 +223,7 @@ test("the route tables of the agent's batches and of ip monitor's lines", () => 
 const routesOf = (node: { readonly routes: readonly unknown[] }): string[] =>
   node.routes.map((r) => JSON.stringify(r)).sort();
 
-test("after the agent's routing write, the read takes only the tables it and the lines since named from the kernel", async () => {
+test("after the agent's routing write, the read takes only the tables and priorities it and the lines since named from the kernel", async () => {
   const fake = new FakeKernel(articleNode());
   const { cache, wrapped, reads } = cached(fake);
   await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(twoNetworks);
@@ -244,11 +249,22 @@ test("after the agent's routing write, the read takes only the tables it and the
   // Stamps between the kept read's start and the next read's: the clock moves on first.
   const kept = Date.now();
   while (Date.now() <= kept + 2);
-  await wrapped.runIpBatch(4, [`route add 198.51.100.0/24 dev ext0 table ${first} proto 201`]);
+  await wrapped.runIpBatch(4, [
+    `route add 198.51.100.0/24 dev ext0 table ${first} proto 201`,
+    `rule add priority 31000 from 198.51.100.0/24 lookup ${first} proto 201`,
+  ]);
   const foreign = fake.state.routes.find((r) => r.table === second);
   assert.ok(foreign !== undefined);
-  fake.state = { ...fake.state, routes: fake.state.routes.filter((r) => r !== foreign) };
+  // And one of symroute's rules, deleted by another process too.
+  const foreignRule = fake.state.rules.find((r) => r.family === 4 && r.table === second);
+  assert.ok(foreignRule !== undefined);
+  fake.state = {
+    ...fake.state,
+    routes: fake.state.routes.filter((r) => r !== foreign),
+    rules: fake.state.rules.filter((r) => r !== foreignRule),
+  };
   cache.routingLine(stamped(kept + 1, `[ROUTE]Deleted ${foreign.dst} dev ext0 table ${second} proto 201`));
+  cache.routingLine(stamped(kept + 1, `[RULE]Deleted ${foreignRule.priority}:\tfrom all lookup ${second}`));
   scopes.length = 0;
   reads.length = 0;
   const read = await wrapped.readNode(scope);
@@ -257,7 +273,13 @@ test("after the agent's routing write, the read takes only the tables it and the
     scopes.map((s) => s.routeTables),
     [[254, 255, first, second].sort((a, b) => a - b)],
   );
+  assert.deepEqual(
+    scopes.map((s) => s.rulePriorities),
+    [[foreignRule.priority, 31000].sort((a, b) => a - b)],
+  );
   assert.deepEqual(routesOf(read), await whole());
+  // The rules in the kernel's order, as a whole read gives them.
+  assert.deepEqual(read.rules, (await readNode(scope)).rules);
   // Kept as composed, and good while no line concerns another table.
   reads.length = 0;
   assert.deepEqual(routesOf(await wrapped.readNode(scope)), await whole());
@@ -293,6 +315,31 @@ test("a composed read is stale once a late line names a table it took from the o
   assert.deepEqual(reads, ["kernel"]);
   assert.deepEqual(routesOf(again), routesOf(await fake.readNode(scope)));
   assert.equal(cache.unchanged(), false);
+});
+
+test("a composed read is stale once a late line names a rule priority it took from the older read", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(twoNetworks);
+  const scope = { sysctls: [], firewalls: [] };
+  const victim = fake.state.rules.find((r) => r.family === 4 && r.table !== undefined && r.table >= 20000);
+  assert.ok(victim !== undefined);
+  await wrapped.readNode(scope);
+  const basisRead = Date.now();
+  await wrapped.readNode(scope);
+  while (Date.now() <= basisRead + 2);
+  await wrapped.runIpBatch(4, ["rule add priority 31000 from 198.51.100.0/24 lookup 30000"]);
+  fake.state = { ...fake.state, rules: fake.state.rules.filter((r) => r !== victim) };
+  reads.length = 0;
+  await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["tables"]);
+  cache.routingLine(
+    stamped(basisRead + 1, `[RULE]Deleted ${victim.priority}:\tfrom all lookup ${victim.table}`),
+  );
+  reads.length = 0;
+  const again = await wrapped.readNode(scope);
+  assert.deepEqual(reads, ["kernel"]);
+  assert.deepEqual(again.rules, (await fake.readNode(scope)).rules);
 });
 
 test("a batch that names more route tables than are worth a command each is verified by a whole read", async () => {

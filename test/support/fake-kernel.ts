@@ -302,7 +302,9 @@ export class FakeKernel implements Kernel {
       routes: read(this.state.routes).filter(
         (r) => scope.routeTables === undefined || scope.routeTables.includes(r.table),
       ),
-      rules: read(this.state.rules),
+      rules: read(this.state.rules).filter(
+        (r) => scope.rulePriorities === undefined || scope.rulePriorities.includes(r.priority),
+      ),
       sysctls,
       firewall: this.firewallOf(scope.firewalls),
       ...(scope.neighbours === true ? { neighbours: read(neighbours ?? []) } : {}),

@@ -384,6 +384,27 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     }
   });
 
+  test(`${name}: a read of some rule priorities holds their rules only, in the kernel's order`, async () => {
+    const kernel = await makeKernel();
+    await kernel.runIpBatch(4, [
+      "rule add priority 1000 fwmark 0x1/0xff lookup 20000 proto 201",
+      "rule add priority 1000 from 1.2.3.0/24 lookup 20001 proto 201",
+      "rule add priority 1001 fwmark 0x2/0xff lookup 20001 proto 201",
+    ]);
+    await kernel.runIpBatch(6, ["rule add priority 1000 fwmark 0x1/0xff lookup 20000 proto 201"]);
+    const scope = { ...SYSCTLS_TO_READ, firewalls: [] };
+    const all = await kernel.readNode(scope);
+    for (const priorities of [[1000], [1001, 32766], []]) {
+      const some = await kernel.readNode({ ...scope, rulePriorities: priorities });
+      assert.deepEqual(
+        some.rules,
+        all.rules.filter((r) => priorities.includes(r.priority)),
+        `priorities ${priorities.join(",")}`,
+      );
+      assert.deepEqual(some.routes, all.routes);
+    }
+  });
+
   test(`${name}: sysctls written read back`, async () => {
     const kernel = await makeKernel();
     await kernel.writeSysctls([["net/ipv4/conf/ext0/rp_filter", "2"]]);
