@@ -188,7 +188,9 @@ function classify(
       ctx,
       method: "route",
       case: "route",
-      reason: `${poolText} is on no subnet of this node and has no gateway: it needs a route via ${network.interface}`,
+      // Only the interface's own subnets: a part is kept while they are unchanged (desired-memo);
+      // a pool on another interface's subnet is warned about for the whole plan (otherSubnetWarnings).
+      reason: `${poolText} is on no subnet of ${network.interface} and has no gateway: it needs a route via ${network.interface}`,
     };
   }
   // With a gateway: what would the kernel do with a reply today? main's default route decides.
@@ -237,6 +239,34 @@ function halfGatewayWarnings(classified: readonly Classified[], facts: NodeFacts
       `network "${network.name}": IPv${family} pools ${poolTexts.join(", ")} have no IPv${family} gateway while IPv${other} has ${otherGateway}: ` +
         `symroute treats them as on-link on ${network.interface} (method ${c.method}), and the kernel routes replies to IPv${family} clients beyond that link by main, ` +
         `not back through ${network.interface} (${facts.mainDefaultText[family]}); add the IPv${family} router to gateway if such clients exist`,
+    );
+  }
+}
+
+/**
+ * A pool on a subnet of another interface than its network's (most often the wrong `interface:`):
+ * symroute's routes for it take those addresses away from that interface. A warning: a pool carved
+ * out of a subnet and delivered on another link is possible, but rare. Over the final decisions, not
+ * in a network's part: it depends on every interface's subnets, which a kept part does not.
+ */
+function otherSubnetWarnings(
+  decisions: readonly NetworkDecision[],
+  facts: NodeFacts,
+  warnings: string[],
+): void {
+  for (const d of decisions) {
+    if (d.method === "none") continue;
+    const found: string[] = [];
+    for (const [ifname, subnets] of facts.subnets.get(d.family) ?? []) {
+      if (ifname === d.interface) continue;
+      for (const subnet of subnets)
+        if (d.pools.some((pool) => prefixContains(subnet, parsePrefix(pool) ?? subnet)))
+          found.push(`${ifname}'s ${formatPrefixText(subnet)}`);
+    }
+    if (found.length === 0) continue;
+    warnings.push(
+      `network "${d.name}": ${d.pools.join(", ")} is on ${found.join(", ")}, but its interface is ${d.interface}: ` +
+        `symroute's routes for it (method ${d.method}) take these addresses away from that link; if MetalLB announces them there, set interface to it`,
     );
   }
 }
@@ -449,6 +479,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     for (const r of part.rules) rules.push(r);
     for (const m of part.marks) marks.push(m);
   }
+  otherSubnetWarnings(decisions, facts, warnings);
 
   if (downInterfaces.size > 0) {
     const kept = routes.filter((r) => r.dev === undefined || !downInterfaces.has(r.dev));

@@ -58,3 +58,35 @@ networks:
     'network "public": gateway 192.168.1.10 is an address of this node (on eth0), not a router: replies for its pools would be sent to the node itself and never leave; give the address of the router behind ext0',
   ]);
 });
+
+test("a pool on another interface's subnet (the wrong interface:, most often) is named in a warning", () => {
+  const desiredFor = (yaml: string) =>
+    computeDesired({
+      config: configFrom(yaml),
+      node: articleNode(),
+      saved: undefined,
+      firewall: "nftables",
+      kubeProxyMode: "iptables",
+    });
+  const wrong = desiredFor(`
+networks:
+  - { name: lan, addresses: [192.168.1.200/29], interface: ext0 }
+`);
+  assert.deepEqual(
+    wrong.warnings.filter((w) => w.includes("but its interface is")),
+    [
+      "network \"lan\": 192.168.1.200/29 is on eth0's 192.168.1.0/24, but its interface is ext0: symroute's routes for it (method route) take these addresses away from that link; if MetalLB announces them there, set interface to it",
+    ],
+  );
+  assert.match(
+    wrong.decisions[0]?.reason ?? "",
+    /^192\.168\.1\.200\/29 is on no subnet of ext0 and has no gateway/,
+  );
+  // On its own interface's subnet: nothing to do, nothing to say.
+  const right = desiredFor(`
+networks:
+  - { name: lan, addresses: [192.168.1.200/29], interface: eth0 }
+`);
+  assert.equal(right.decisions[0]?.method, "none");
+  assert.deepEqual(right.warnings, []);
+});
