@@ -36,18 +36,11 @@ test(
     assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
     const other = mkdtempSync(join(tmpdir(), "symroute-other-state-"));
     t.after(() => rmSync(other, { recursive: true, force: true }));
+    /** symroute in the node with a state directory apply did not use. */
+    const withOtherState = (args: readonly string[]) =>
+      run(["ip", "netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", other]);
 
-    const elsewhere = run([
-      "ip",
-      "netns",
-      "exec",
-      node.name,
-      process.execPath,
-      CLI,
-      ...SPOOFED,
-      "--state-dir",
-      other,
-    ]);
+    const elsewhere = withOtherState(SPOOFED);
     assert.equal(elsewhere.code, 0, elsewhere.stderr);
     const blind = JSON.parse(elsewhere.stdout) as Answer;
     assert.equal(blind.guard ?? null, null);
@@ -70,17 +63,7 @@ test(
     assert.ok(!seen.notes.some((n) => n.includes("no state file")), JSON.stringify(seen.notes));
 
     // A snapshot taken that way warns on stderr; with apply's state it holds the guards, silently.
-    const snapshot = run([
-      "ip",
-      "netns",
-      "exec",
-      node.name,
-      process.execPath,
-      CLI,
-      "snapshot",
-      "--state-dir",
-      other,
-    ]);
+    const snapshot = withOtherState(["snapshot"]);
     assert.equal(snapshot.code, 0, snapshot.stderr);
     assert.match(
       snapshot.stderr,
@@ -92,21 +75,7 @@ test(
     assert.equal((JSON.parse(complete.stdout) as { guards?: unknown[] }).guards?.length, 1);
 
     // A locally generated packet meets no guard: no note either.
-    const local = run([
-      "ip",
-      "netns",
-      "exec",
-      node.name,
-      process.execPath,
-      CLI,
-      "explain",
-      "--to",
-      "192.168.1.1",
-      "-o",
-      "json",
-      "--state-dir",
-      other,
-    ]);
+    const local = withOtherState(["explain", "--to", "192.168.1.1", "-o", "json"]);
     assert.deepEqual((JSON.parse(local.stdout) as Answer).notes, []);
   },
 );

@@ -5,9 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { isSymrouteError } from "../../src/model/errors.ts";
-import { computeDesired } from "../../src/plan/desired.ts";
-import { articleNode } from "../support/fake-kernel.ts";
 import { configFrom } from "../support/config.ts";
+import { desiredOnArticleNode } from "../support/desired.ts";
 
 test("a missing interface or VLAN parent names networks[i].field and the network", () => {
   const config = configFrom(`
@@ -17,14 +16,7 @@ networks:
   - { name: vlan, addresses: [9.9.9.0/24], interface: eth7.100, vlan: { parent: eth7, id: 100 } }
 `);
   assert.throws(
-    () =>
-      computeDesired({
-        config,
-        node: articleNode(),
-        saved: undefined,
-        firewall: "nftables",
-        kubeProxyMode: "iptables",
-      }),
+    () => desiredOnArticleNode(config),
     (error: unknown) => {
       assert.ok(isSymrouteError(error));
       assert.equal(error.kind, "dependency");
@@ -46,13 +38,7 @@ networks:
   - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 192.168.1.10 }
   - { name: fine, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
 `);
-  const desired = computeDesired({
-    config,
-    node: articleNode(),
-    saved: undefined,
-    firewall: "nftables",
-    kubeProxyMode: "iptables",
-  });
+  const desired = desiredOnArticleNode(config);
   const warnings = desired.warnings.filter((w) => w.includes("is an address of this node"));
   assert.deepEqual(warnings, [
     'network "public": gateway 192.168.1.10 is an address of this node (on eth0), not a router: replies for its pools would be sent to the node itself and never leave; give the address of the router behind ext0',
@@ -60,14 +46,7 @@ networks:
 });
 
 test("a pool on another interface's subnet (the wrong interface:, most often) is named in a warning", () => {
-  const desiredFor = (yaml: string) =>
-    computeDesired({
-      config: configFrom(yaml),
-      node: articleNode(),
-      saved: undefined,
-      firewall: "nftables",
-      kubeProxyMode: "iptables",
-    });
+  const desiredFor = (yaml: string) => desiredOnArticleNode(configFrom(yaml));
   const wrong = desiredFor(`
 networks:
   - { name: lan, addresses: [192.168.1.200/29], interface: ext0 }

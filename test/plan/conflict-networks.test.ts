@@ -4,10 +4,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Route, Rule } from "../../src/model/state.ts";
-import { computeDesired } from "../../src/plan/desired.ts";
 import { diffRouting } from "../../src/plan/diff.ts";
 import { articleNode } from "../support/fake-kernel.ts";
 import { configFrom } from "../support/config.ts";
+import { desiredOnArticleNode, freshOwnership } from "../support/desired.ts";
 
 // Three connmark networks on ext0 (a skip rule over their fwmark rules) and one route network.
 const cfg = configFrom(`
@@ -17,19 +17,8 @@ networks:
   - { name: n2, addresses: [10.2.3.0/24], interface: ext0, gateway: 10.2.3.1 }
   - { name: direct, addresses: [5.6.7.0/24], interface: ext0 }
 `);
-const desired = computeDesired({
-  config: cfg,
-  node: articleNode(),
-  saved: undefined,
-  firewall: "nftables",
-  kubeProxyMode: "iptables",
-});
-const own = {
-  routeProtocol: cfg.routeProtocol,
-  rulePriorities: cfg.rulePriorities,
-  previousSysctls: {},
-  createdLinks: [],
-};
+const desired = desiredOnArticleNode(cfg);
+const own = freshOwnership(cfg);
 const tableOf = (name: string): number => {
   const table = desired.decisions.find((d) => d.name === name)?.table;
   assert.ok(table !== undefined, `${name} has a table`);

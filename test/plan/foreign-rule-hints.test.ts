@@ -6,28 +6,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Route, Rule } from "../../src/model/state.ts";
-import { computeDesired } from "../../src/plan/desired.ts";
 import { diffRouting } from "../../src/plan/diff.ts";
 import { articleNode } from "../support/fake-kernel.ts";
 import { configFrom } from "../support/config.ts";
+import { desiredOnArticleNode, freshOwnership } from "../support/desired.ts";
 
 const cfg = configFrom(`
 networks:
   - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
 `);
-const desired = computeDesired({
-  config: cfg,
-  node: articleNode(),
-  saved: undefined,
-  firewall: "nftables",
-  kubeProxyMode: "iptables",
-});
-const own = {
-  routeProtocol: cfg.routeProtocol,
-  rulePriorities: cfg.rulePriorities,
-  previousSysctls: {},
-  createdLinks: [],
-};
+const desired = desiredOnArticleNode(cfg);
+const own = freshOwnership(cfg);
 const ours = desired.rules.find((r) => r.fwmark !== undefined);
 assert.ok(ours !== undefined);
 // `ip rule add priority 1001 from 5.5.5.5 lookup 100` by hand: protocol unspec (0).
