@@ -144,3 +144,12 @@ test("a relative --state-dir is made absolute once: the state line names the who
   const state = (JSON.parse(r.stdout) as { state: { file: string } }).state;
   assert.ok(state.file.startsWith(`${process.cwd()}/relative-state/netns-`), state.file);
 });
+
+test("delete -c with a broken configuration says that delete needs no -c", { skip }, (t) => {
+  const r = cli(t, ["delete", "-c", "STATE/nope.yaml", "--state-dir", "STATE"]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(
+    r.stderr,
+    /hint: check the path given with -c\/--config; delete needs no -c: without it, it uses the settings the last apply recorded/,
+  );
+});

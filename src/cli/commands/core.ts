@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typin
 import pc from "picocolors";
 import { loadConfigOrThrow } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
-import { SymrouteError } from "../../model/errors.ts";
+import { isSymrouteError, SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
 import { classifyForm, ipsetsOf } from "../../model/firewall.ts";
@@ -305,7 +305,18 @@ export function registerPlanApplyDelete(program: Command): void {
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
-        const config = opts.config === undefined ? undefined : await readConfigFile(opts.config);
+        const config =
+          opts.config === undefined
+            ? undefined
+            : await readConfigFile(opts.config).catch((error: unknown) => {
+                // A broken file must not stand between the node and its clean-up.
+                if (!isSymrouteError(error) || error.kind !== "invalid-argument") throw error;
+                throw new SymrouteError(error.kind, error.message, {
+                  cause: error,
+                  details: error.details,
+                  hint: `${error.hint === undefined ? "" : `${error.hint}; `}delete needs no -c: without it, it uses the settings the last apply recorded`,
+                });
+              });
         const report = await engineFor(opts.stateDir, config).remove(config, {
           force: opts.force === true,
           dryRun: opts.dryRun === true,
