@@ -85,7 +85,7 @@ const routeDeleteCommand = (r: Route): string =>
  * first rule at N, which is symroute's own when the two share a priority and symroute's is listed
  * first: every selector is given instead (a foreign rule's protocol is often 0, which selects nothing).
  */
-const ruleDeleteCommand = (r: Rule): string =>
+export const ruleDeleteCommand = (r: Rule): string =>
   `ip${r.family === 6 ? " -6" : ""} rule del ${describeRule(r)}${
     r.protocol === undefined || r.protocol === 0 ? "" : ` proto ${r.protocol}`
   }`;

@@ -8,6 +8,7 @@ import { formatIp, parsePrefix, type Family, type Prefix } from "../model/addres
 import { formatHex } from "../model/marks.ts";
 import type { NodeState } from "../model/state.ts";
 import { ARP_KEY_PREFIX, firewallRuleKeys, type FirewallSpec } from "../model/firewall.ts";
+import { ruleDeleteCommand } from "../plan/diff.ts";
 import type { NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Packet, type Trace } from "../simulate/index.ts";
 import { clientsOf, hostIn, simulatedBackends, type ClientPath } from "./backends.ts";
@@ -373,7 +374,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
             : `the reply ${describe(reply)}${wantsGateway ? `, not via ${d.gateway ?? "?"} on ${d.interface}` : ""}: upstream routers drop it`,
           cause,
           fix: shadow
-            ? `remove or re-prioritise rule ${reply.rule?.priority}, or move symroute's rulePriorities before it`
+            ? `remove that rule (${reply.rule === undefined ? "?" : ruleDeleteCommand(reply.rule)}) or move it after symroute's, or move symroute's rulePriorities before it`
             : onLink
               ? linkFix
               : `run \`${apply}\``,

@@ -140,6 +140,15 @@ test("a foreign rule that decides before symroute's is named", async () => {
     failing(report).some((p) => /rule 500 \(not symroute's\) decides before/.test(p)),
     failing(report).join("\n"),
   );
+  // The fix names the command that removes that rule alone (`ip rule del priority 500` could take
+  // another rule at 500 first).
+  const fixes = report.findings.filter((f) => !f.ok && /rule 500/.test(f.cause ?? "")).map((f) => f.fix);
+  assert.ok(fixes.length > 0);
+  for (const fix of fixes)
+    assert.match(
+      fix ?? "",
+      /^remove that rule \(ip rule del priority 500 lookup 254\) or move it after symroute's/,
+    );
 });
 
 test("routeProtocol moved and not applied yet: symroute's rules under the old number are its own, and changes are pending", async () => {
