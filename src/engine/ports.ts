@@ -119,6 +119,12 @@ export interface SavedState {
   readonly previousSysctls: Readonly<Record<string, string>>;
   /** Stable table and mark allocations per network name. */
   readonly allocations: Readonly<Record<string, Allocation>>;
+  /**
+   * Tables and marks networks held and none holds now, by the network that held them (a removed
+   * network's connections can still carry its mark): new networks take them only when the room has
+   * no other, and a network of that name that comes back takes its own again. Absent: none.
+   */
+  readonly freedAllocations?: Readonly<Record<string, Allocation>>;
   /** Links symroute created (VLAN interfaces), deleted again on delete. */
   readonly createdLinks: readonly string[];
   readonly firewall?: FirewallBackend;

@@ -33,6 +33,8 @@ import { formerProtocols, ownsProtocol } from "./diff.ts";
 
 export interface SavedPlanningState {
   readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  /** Values networks held before and none holds now, by that network (new ones avoid them). */
+  readonly freedAllocations?: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
   readonly previousSysctls: Readonly<Record<string, string>>;
   /** The protocol symroute's routes and rules carried when the state was written, and former ones. */
   readonly routeProtocol?: number;
@@ -283,21 +285,31 @@ const caseOf = (method: ResolvedMethod): CaseName =>
         ? "policy-routing"
         : "source-routing";
 
-/** Tables and marks stay where the saved state put them; new ones take the lowest free value. */
+/**
+ * Tables and marks stay where the saved state put them; new ones take the lowest value no network
+ * held in the previous record, and only when the room has none left, the lowest one a network held
+ * and no longer does (its connections still in conntrack carry that mark: computeDesired warns).
+ */
 class Allocator {
   private readonly usedTables = new Set<number>();
   private readonly usedMarks = new Set<number>();
   private nextTable: number;
   private nextMarkIndex = 1;
+  private nextHeldTable: number;
+  private nextHeldMarkIndex = 1;
 
   constructor(
     private readonly config: Config,
     foreignTables: ReadonlySet<number>,
+    /** Values a network held in the previous record (or one removed before, still remembered). */
+    private readonly heldTables: ReadonlySet<number>,
+    private readonly heldMarks: ReadonlySet<number>,
   ) {
     for (const t of foreignTables) this.usedTables.add(t);
     for (const t of RESERVED_TABLES) this.usedTables.add(t);
     for (const n of config.networks) if (n.table !== undefined) this.usedTables.add(n.table);
     this.nextTable = config.tables.from;
+    this.nextHeldTable = config.tables.from;
   }
 
   claim(table: number | undefined, mark: number | undefined): void {
@@ -305,16 +317,30 @@ class Allocator {
     if (mark !== undefined) this.usedMarks.add(mark);
   }
 
+  tableFree(table: number): boolean {
+    return !this.usedTables.has(table);
+  }
+
+  markFree(mark: number): boolean {
+    return !this.usedMarks.has(mark);
+  }
+
   table(): number {
-    while (this.usedTables.has(this.nextTable)) this.nextTable++;
-    if (this.nextTable > this.config.tables.to) {
+    while (this.usedTables.has(this.nextTable) || this.heldTables.has(this.nextTable)) this.nextTable++;
+    if (this.nextTable <= this.config.tables.to) {
+      const t = this.nextTable;
+      this.usedTables.add(t);
+      return t;
+    }
+    while (this.usedTables.has(this.nextHeldTable)) this.nextHeldTable++;
+    if (this.nextHeldTable > this.config.tables.to) {
       throw new SymrouteError(
         "invalid-argument",
         `tables: the range ${this.config.tables.from}..${this.config.tables.to} has no free table left`,
         { hint: "widen tables.to, or give networks an explicit table" },
       );
     }
-    const t = this.nextTable;
+    const t = this.nextHeldTable;
     this.usedTables.add(t);
     return t;
   }
@@ -323,6 +349,15 @@ class Allocator {
     const mask = this.config.marks.mask;
     for (;;) {
       const value = markValueForIndex(this.nextMarkIndex, mask);
+      if (value === undefined) break;
+      this.nextMarkIndex++;
+      if (!this.usedMarks.has(value) && !this.heldMarks.has(value)) {
+        this.usedMarks.add(value);
+        return value;
+      }
+    }
+    for (;;) {
+      const value = markValueForIndex(this.nextHeldMarkIndex, mask);
       if (value === undefined) {
         throw new SymrouteError(
           "invalid-argument",
@@ -330,13 +365,86 @@ class Allocator {
           { hint: "widen marks.mask with bits no other component on the node uses" },
         );
       }
-      this.nextMarkIndex++;
+      this.nextHeldMarkIndex++;
       if (!this.usedMarks.has(value)) {
         this.usedMarks.add(value);
         return value;
       }
     }
   }
+}
+
+type AllocationRecord = Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+
+/**
+ * The values a network held in the saved record (or one removed earlier, still remembered) that no
+ * network holds now, by the network that held them: new networks avoid them while the room has
+ * others, and a network of that name that comes back takes its own again.
+ */
+function freedAllocations(
+  config: Config,
+  saved: SavedPlanningState | undefined,
+  held: AllocationRecord,
+): Record<string, { table?: number; mark?: number }> {
+  const heldTables = new Set<number>();
+  const heldMarks = new Set<number>();
+  for (const a of Object.values(held)) {
+    if (a.table !== undefined) heldTables.add(a.table);
+    if (a.mark !== undefined) heldMarks.add(a.mark);
+  }
+  for (const n of config.networks) if (n.table !== undefined) heldTables.add(n.table);
+  const freed: Record<string, { table?: number; mark?: number }> = {};
+  // The saved record's own values first: a network's latest value is the one its connections carry.
+  for (const record of [saved?.allocations ?? {}, saved?.freedAllocations ?? {}]) {
+    for (const [name, a] of Object.entries(record)) {
+      const entry = freed[name] ?? {};
+      if (
+        entry.table === undefined &&
+        a.table !== undefined &&
+        tableInRange(config, a.table) &&
+        !heldTables.has(a.table)
+      ) {
+        entry.table = a.table;
+        heldTables.add(a.table);
+      }
+      if (
+        entry.mark === undefined &&
+        a.mark !== undefined &&
+        markUnderMask(config, a.mark) &&
+        !heldMarks.has(a.mark)
+      ) {
+        entry.mark = a.mark;
+        heldMarks.add(a.mark);
+      }
+      if (entry.table !== undefined || entry.mark !== undefined) freed[name] = entry;
+    }
+  }
+  return freed;
+}
+
+const tableInRange = (config: Config, table: number): boolean =>
+  table >= config.tables.from && table <= config.tables.to;
+const markUnderMask = (config: Config, mark: number): boolean =>
+  mark !== 0 && (mark & ~config.marks.mask) === 0;
+
+/** plan's warning for a new network given a mark another network held: its open connections. */
+function markReuseWarning(
+  network: NetworkConfig,
+  mark: number,
+  table: number | undefined,
+  heldBy: string,
+  mask: number,
+): string {
+  const check = `${formatHex(mark)}/${formatHex(mask)}`;
+  const gateways = Object.values(network.gateways).filter((g) => g !== undefined);
+  return (
+    `network "${network.name}" takes mark ${formatHex(mark)}, which network "${heldBy}" held ` +
+    `(marks.mask ${formatHex(mask)} has no value left that no network held): connections to "${heldBy}"'s pools ` +
+    `still open carry ${formatHex(mark)} in their ct mark, so their replies are routed by ` +
+    `${table === undefined ? `network "${network.name}"'s table` : `table ${table} (network "${network.name}"'s)`} ` +
+    `and leave by ${gateways.length === 0 ? "its gateway" : `its gateway ${gateways.join(", ")}`} until they close. ` +
+    `List them with conntrack -L -m ${check}, or end them with conntrack -D -m ${check}`
+  );
 }
 
 export function computeDesired(input: DesiredInput): DesiredState {
@@ -411,16 +519,55 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const foreignTables = new Set<number>();
   for (const r of node.routes) if (foreign(r.protocol)) foreignTables.add(r.table);
   for (const r of node.rules) if (foreign(r.protocol) && r.table !== undefined) foreignTables.add(r.table);
-  const allocator = new Allocator(config, foreignTables);
   const savedAllocations = saved?.allocations ?? {};
+  const freedBefore = saved?.freedAllocations ?? {};
+  // Who held each value in the previous record: the saved networks', over those removed before.
+  const tableHolders = new Map<number, string>();
+  const markHolders = new Map<number, string>();
+  for (const record of [freedBefore, savedAllocations]) {
+    for (const [name, a] of Object.entries(record)) {
+      if (a.table !== undefined) tableHolders.set(a.table, name);
+      if (a.mark !== undefined) markHolders.set(a.mark, name);
+    }
+  }
+  const allocator = new Allocator(
+    config,
+    foreignTables,
+    new Set(tableHolders.keys()),
+    new Set(markHolders.keys()),
+  );
+  // Each network's previous values that stay its own: its saved ones, else (it was removed and is
+  // back) the ones it held then, if no other network took them since.
+  const previousOf = new Map<string, { table?: number; mark?: number }>();
   for (const network of config.networks) {
     const a = savedAllocations[network.name];
     if (a === undefined) continue;
     // A foreign object that appeared in a table symroute already uses does not move it (the
     // operator's route would silently lose its effect): it is reported as a conflict (diff.ts).
-    const tableOk = a.table !== undefined && a.table >= config.tables.from && a.table <= config.tables.to;
-    const markOk = a.mark !== undefined && (a.mark & ~config.marks.mask) === 0 && a.mark !== 0;
-    allocator.claim(tableOk ? a.table : undefined, markOk ? a.mark : undefined);
+    const table = a.table !== undefined && tableInRange(config, a.table) ? a.table : undefined;
+    const mark = a.mark !== undefined && markUnderMask(config, a.mark) ? a.mark : undefined;
+    allocator.claim(table, mark);
+    previousOf.set(network.name, {
+      ...(table === undefined ? {} : { table }),
+      ...(mark === undefined ? {} : { mark }),
+    });
+  }
+  for (const network of config.networks) {
+    const a = freedBefore[network.name];
+    if (a === undefined || savedAllocations[network.name] !== undefined) continue;
+    const table =
+      a.table !== undefined && tableInRange(config, a.table) && allocator.tableFree(a.table)
+        ? a.table
+        : undefined;
+    const mark =
+      a.mark !== undefined && markUnderMask(config, a.mark) && allocator.markFree(a.mark)
+        ? a.mark
+        : undefined;
+    allocator.claim(table, mark);
+    previousOf.set(network.name, {
+      ...(table === undefined ? {} : { table }),
+      ...(mark === undefined ? {} : { mark }),
+    });
   }
 
   const facts = nodeFacts(node);
@@ -445,22 +592,21 @@ export function computeDesired(input: DesiredInput): DesiredState {
         : familyContexts(network).map((c) => classify(c, facts, input.kubeProxyMode));
     const needsTable = classified.some(usesTable);
     const needsMark = classified.some(usesMark);
-    const saved = savedAllocations[network.name];
+    const previous = previousOf.get(network.name);
     let table: number | undefined;
     let mark: number | undefined;
     if (needsTable) {
-      table =
-        network.table ??
-        (saved?.table !== undefined && saved.table >= config.tables.from && saved.table <= config.tables.to
-          ? saved.table
-          : allocator.table());
+      table = network.table ?? previous?.table ?? allocator.table();
       if (network.table === undefined) allocatedTables.add(table);
     }
     if (needsMark) {
-      mark =
-        saved?.mark !== undefined && saved.mark !== 0 && (saved.mark & ~config.marks.mask) === 0
-          ? saved.mark
-          : allocator.mark();
+      mark = previous?.mark;
+      if (mark === undefined) {
+        mark = allocator.mark();
+        const heldBy = markHolders.get(mark);
+        if (heldBy !== undefined && heldBy !== network.name)
+          warnings.push(markReuseWarning(network, mark, table, heldBy, config.marks.mask));
+      }
     }
     const part =
       kept !== undefined &&
@@ -515,11 +661,17 @@ export function computeDesired(input: DesiredInput): DesiredState {
       : undefined,
     vlans,
     allocations,
+    ...freedField(freedAllocations(config, saved, allocations)),
     warnings,
     ...(allocatedTables.size > 0 ? { allocatedTables: [...allocatedTables].sort((a, b) => a - b) } : {}),
     ...(ruleSkips.length > 0 ? { ruleSkips } : {}),
   };
 }
+
+const freedField = (
+  freed: Record<string, { table?: number; mark?: number }>,
+): { freedAllocations?: AllocationRecord } =>
+  Object.keys(freed).length === 0 ? {} : { freedAllocations: freed };
 
 const ALL_MARK_BITS = 0xffffffff;
 

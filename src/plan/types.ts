@@ -52,6 +52,12 @@ export interface DesiredState {
   readonly firewall: FirewallSpec | undefined;
   readonly vlans: readonly VlanSpec[];
   readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  /**
+   * Tables and marks a network held in the previous record (or one removed before, remembered) and
+   * none holds now, by that network: connections of a removed network can still carry its mark, so
+   * new networks take these last. Absent: none.
+   */
+  readonly freedAllocations?: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
   readonly warnings: readonly string[];
   /**
    * Tables symroute chose itself (not a network's `table:`): a foreign route in one is a conflict.

@@ -245,12 +245,13 @@ test("a move to a number another tool's routes carry: the plan says the apply de
 
 test("a protocol move frees and takes tables as a run under one number does: the old number's objects are symroute's", async () => {
   const { kernel, store } = await appliedUnder(OLD);
-  // c goes, d comes: d takes the table c leaves, with or without a move of the protocol.
+  // c goes, d comes: d takes the same table with or without a move of the protocol, not the one c
+  // leaves (20002: new networks take a table no network held while the range has one).
   const sameNumber = await createEngine({ kernel, store }).plan(withProtocol(OLD, [A, B, D, ONLINK]));
   const moved = await createEngine({ kernel, store }).plan(withProtocol(NEW, [A, B, D, ONLINK]));
   const tableOfD = (networks: typeof moved.networks) => networks.find((n) => n.name === "d")?.table;
-  assert.equal(tableOfD(sameNumber.networks), 20002);
-  assert.equal(tableOfD(moved.networks), 20002);
+  assert.equal(tableOfD(sameNumber.networks), 20003);
+  assert.equal(tableOfD(moved.networks), 20003);
   assert.deepEqual(moved.conflicts, []);
   // Without the state naming it, the old number's objects are someone else's: never deleted.
   const own = {

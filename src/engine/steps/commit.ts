@@ -60,6 +60,7 @@ export async function commitInSync(
     !removing &&
     (recordMissing ||
       JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations) ||
+      JSON.stringify(saved?.freedAllocations ?? {}) !== JSON.stringify(desired.freedAllocations ?? {}) ||
       marksMoved(rp, saved))
   ) {
     await store.write(record.state(false));

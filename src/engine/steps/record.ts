@@ -79,6 +79,7 @@ export class StateRecord {
       version: 1,
       previousSysctls,
       allocations: desired.allocations,
+      ...(desired.freedAllocations === undefined ? {} : { freedAllocations: desired.freedAllocations }),
       createdLinks,
       ...(firewall === undefined ? {} : { firewall }),
       ...(desired.firewall === undefined ? {} : { firewallSpec: desired.firewall }),

@@ -186,10 +186,13 @@ export async function rollBack(
   let stateWritten = true;
   try {
     record.contents = saved?.firewallContents;
+    // The allocations, freed ones too, stay the saved ones: the node is back to them.
+    const { freedAllocations: _thisRun, ...state } = record.state(!complete);
     await store.write({
-      ...record.state(!complete),
+      ...state,
       ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
       allocations: saved?.allocations ?? {},
+      ...(saved?.freedAllocations === undefined ? {} : { freedAllocations: saved.freedAllocations }),
     });
   } catch (error) {
     // The original failure is what the user needs to see; this one goes with it.
