@@ -106,10 +106,11 @@ export function kernelEventResetsBackoff(line: string, interfaces: ReadonlySet<s
 const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
 /**
  * symroute's nft tables (`inet symroute`; `netdev symroute`, the guards; `arp symroute`, the ARP
- * probes of either front end), its iptables chains (SYMROUTE-PRE, -OUT, -CLASSIFY, -GUARD, -G-IF:
- * iptables-nft changes are nft events too), and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by
- * its handle only, and it may be symroute's jump into its chains (a reconcile too many is cheaper
- * than a missed drift).
+ * probes of either front end), its iptables chains and the rules in mangle's PREROUTING and OUTPUT
+ * that jump to them (every name starts with SYMROUTE-: -PRE, -OUT, -CLASSIFY, -G-IF, and -NEW and
+ * -GUARD of the layouts before, which an apply removes; iptables-nft changes are nft events too),
+ * and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by its handle
+ * only, and it may be one of symroute's (a reconcile too many is cheaper than a missed drift).
  */
 export const isSymrouteFirewallEvent = (line: string): boolean =>
   / (?:inet|netdev|arp) symroute\b/.test(line) ||
