@@ -97,6 +97,19 @@ export function routeLineTable(event: string): number | undefined {
   return NAMED_TABLES[name];
 }
 
+/**
+ * The interface a routing monitor line about a link or an address names (`[LINK]5: ext0@if4: <...>`,
+ * `[ADDR]Deleted 5: ext0    inet 1.2.3.4/24 ...`), and which of the two the line is about; undefined
+ * for any other line. `name` is undefined when the line does not have the usual form.
+ */
+export function interfaceLine(
+  event: string,
+): { readonly label: "LINK" | "ADDR"; readonly name: string | undefined } | undefined {
+  const m = /^\[(LINK|ADDR)\](?:Deleted )?(.*)$/s.exec(event);
+  if (m === null) return undefined;
+  return { label: m[1] as "LINK" | "ADDR", name: /^\d+: ([^\s:@]+)/.exec(m[2] as string)?.[1] };
+}
+
 /** The priority of a routing monitor line's rule (`[RULE]1000:\t...`); undefined for any other line. */
 export function ruleLinePriority(event: string): number | undefined {
   const m = /^\[RULE\](?:Deleted )?(\d+):/.exec(event);
@@ -357,9 +370,9 @@ export class ReadCache {
         this.#latestRuleEventOf.set(priority, at);
     } else if (at > this.#latestUntabledEvent) this.#latestUntabledEvent = at;
     if (event.startsWith("[LINK]") && at > this.#latestLinkEvent) this.#latestLinkEvent = at;
-    if (event.startsWith("[LINK]") && at > this.#latestHookedLinkEvent) {
-      // "[LINK]5: ext0@if4: <...>", "[LINK]Deleted 5: ext0@if4: ...".
-      const name = /^\[LINK\](?:Deleted )?\d+: ([^\s:@]+)/.exec(event)?.[1];
+    const link = interfaceLine(event);
+    if (link?.label === "LINK" && at > this.#latestHookedLinkEvent) {
+      const { name } = link;
       const hooked = this.#hookedInterfaces();
       if (name === undefined || hooked === undefined || hooked.has(name)) this.#latestHookedLinkEvent = at;
     }
