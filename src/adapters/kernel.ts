@@ -70,9 +70,9 @@ function failedBatchLine(stderr: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
-/** nft's answer (measured, nft 1.0.6) to `list table` for a table that does not exist. */
 /** What the tools print when this user may not read the ruleset. */
 const PERMISSION_DENIED = /Operation not permitted|Permission denied|must be root/i;
+/** nft's answer (measured, nft 1.0.6) to `list table` for a table that does not exist. */
 const NFT_NO_TABLE = /^Error: (?:Could not process rule: )?No such file or directory/m;
 
 /**
