@@ -12,7 +12,15 @@
 
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, ext0Mac, must, nftCounter, type Netns } from "../support/netns.ts";
+import {
+  addPeerLink,
+  createNode,
+  e2eUnavailable,
+  ext0Mac,
+  must,
+  nftCounter,
+  type Netns,
+} from "../support/netns.ts";
 import { backoffDelay } from "../../src/agent/backoff.ts";
 import { startNodeAgent, untilAgent, untilReady, type AgentProcess } from "./support/agent-process.ts";
 
@@ -106,21 +114,7 @@ function strayDelivered(node: Netns): boolean {
 
 /** Creates ext0 again (both ends) as a network manager would: the link, its address (if any), up. */
 function recreateExt0(node: Netns, address?: string): void {
-  must([
-    "ip",
-    "link",
-    "add",
-    "ext0",
-    "netns",
-    node.name,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "r-ext0",
-    "netns",
-    node.peer,
-  ]);
+  addPeerLink(node, "ext0");
   if (address !== undefined) must(["ip", "-n", node.name, "addr", "add", address, "dev", "ext0"]);
   must(["ip", "-n", node.name, "link", "set", "ext0", "up"]);
   peerSide(node);

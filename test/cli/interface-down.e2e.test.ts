@@ -8,7 +8,14 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { configDir, createNode, e2eUnavailable, must, writeConfigFile } from "../support/netns.ts";
+import {
+  addPeerLink,
+  configDir,
+  createNode,
+  e2eUnavailable,
+  must,
+  writeConfigFile,
+} from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const CONFIG = writeConfigFile(
@@ -25,21 +32,7 @@ test(
   { skip },
   (t) => {
     const node = createNode(t);
-    must([
-      "ip",
-      "link",
-      "add",
-      "ext1",
-      "netns",
-      node.name,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "r-ext1",
-      "netns",
-      node.peer,
-    ]);
+    addPeerLink(node, "ext1");
     const routesVia = (dev: string): string[] =>
       ["-4", "-6"].flatMap((family) =>
         (

@@ -395,6 +395,25 @@ export async function startServer(t: TestContext, node: Netns, script: string): 
   });
 }
 
+/** A veth `name` in the node whose other end, `r-NAME`, is in the peer (as ext0 and r-ext0), both down. */
+export function addPeerLink(node: Netns, name: string): void {
+  must([
+    "ip",
+    "link",
+    "add",
+    name,
+    "netns",
+    node.name,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    `r-${name}`,
+    "netns",
+    node.peer,
+  ]);
+}
+
 /** The MAC address of the node's ext0: what the peer pins for the node's addresses (MetalLB's ARP answer). */
 export function ext0Mac(node: Netns): string {
   const links = JSON.parse(must(["ip", "-n", node.name, "-j", "link", "show", "ext0"])) as {
