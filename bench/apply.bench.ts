@@ -175,7 +175,7 @@ function leastApplyScript(p: Payloads, dir: string): string {
     if (batch.length === 0) continue;
     const f = family === "ipv6" ? 6 : 4;
     const input = join(dir, `least-read-ip${f}`);
-    writeFileSync(input, batchInput(ipReadCommands(false, true)));
+    writeFileSync(input, batchInput(ipReadCommands({ links: false, objects: true })));
     reads.push(ipBatchRead(f, input));
   }
   for (const f of p.firewall) {
@@ -297,7 +297,7 @@ function ipBatchRead(family: 4 | 6, input: string): string {
 function readsScripts(dir: string): { reads: string; least: string } {
   const batch = (family: 4 | 6): string => {
     const path = join(dir, `reads-ip${family}`);
-    writeFileSync(path, batchInput(ipReadCommands(family === 4, true)));
+    writeFileSync(path, batchInput(ipReadCommands({ links: family === 4, objects: true })));
     return ipBatchRead(family, path);
   };
   const reads = [

@@ -70,9 +70,9 @@ function failedBatchLine(stderr: string): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
-/** nft's answer (measured, nft 1.0.6) to `list table` for a table that does not exist. */
 /** What the tools print when this user may not read the ruleset. */
 const PERMISSION_DENIED = /Operation not permitted|Permission denied|must be root/i;
+/** nft's answer (measured, nft 1.0.6) to `list table` for a table that does not exist. */
 const NFT_NO_TABLE = /^Error: (?:Could not process rule: )?No such file or directory/m;
 
 /**
@@ -432,13 +432,13 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       const families = scope.families ?? [4, 6];
       const linksFrom: Family = families.includes(6) && !families.includes(4) ? 6 : 4;
       const readFamily = async (family: Family): Promise<{ links?: Json[]; objects: Json[][] }> => {
-        const commands = ipReadCommands(
-          family === linksFrom,
-          families.includes(family),
-          scope.neighbours === true,
-          scope.routeTables,
-          scope.rulePriorities,
-        );
+        const commands = ipReadCommands({
+          links: family === linksFrom,
+          objects: families.includes(family),
+          neighbours: scope.neighbours === true,
+          routeTables: scope.routeTables,
+          rulePriorities: scope.rulePriorities,
+        });
         if (commands.length === 0) return { objects: [] };
         const out = await ipBatchJson(family, commands);
         const objects = family === linksFrom ? out.slice(1) : out;

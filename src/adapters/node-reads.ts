@@ -8,19 +8,25 @@ export function ipReadArgs(family: Family): string[] {
   return [`-${family}`, "-j", "-N", "-d", "-batch", "-"];
 }
 
-/**
- * The commands of one family's read; `withLinks` adds the link list (read once, by one family),
- * `neighbours` the neighbour table, last.
- */
-export function ipReadCommands(
-  withLinks: boolean,
-  objects: boolean,
-  neighbours = false,
-  routeTables?: readonly number[],
-  rulePriorities?: readonly number[],
-): string[] {
+/** What one family's read lists (see ipReadCommands). */
+export interface IpReadParts {
+  /** The link list (read once, by one family). */
+  readonly links: boolean;
+  /** Addresses, routes and rules of the family. */
+  readonly objects: boolean;
+  /** The neighbour table too, last (with `objects` only). */
+  readonly neighbours?: boolean;
+  /** The routes of only these tables (one command each); default every table. */
+  readonly routeTables?: readonly number[];
+  /** The rules of only these priorities (one command each); default every rule. */
+  readonly rulePriorities?: readonly number[];
+}
+
+/** The commands of one family's read, in the order the answers are taken apart. */
+export function ipReadCommands(parts: IpReadParts): string[] {
+  const { links, objects, neighbours = false, routeTables, rulePriorities } = parts;
   return [
-    ...(withLinks ? ["link show"] : []),
+    ...(links ? ["link show"] : []),
     ...(objects ? ["addr show", ...routeReadCommands(routeTables), ...ruleReadCommands(rulePriorities)] : []),
     ...(objects && neighbours ? ["neigh show"] : []),
   ];

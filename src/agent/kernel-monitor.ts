@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { backoffDelay } from "./backoff.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
-import { splitStamp } from "./read-cache.ts";
+import { interfaceLine, splitStamp } from "./read-cache.ts";
 
 export interface KernelMonitor {
   stop(): void;
@@ -57,13 +57,11 @@ export function kernelEventConcerns(
   interfaces: ReadonlySet<string>,
   rpFilterOwned: ReadonlySet<string> = new Set(),
 ): boolean {
+  const link = interfaceLine(line);
+  // A line of another form than expected: better a reconcile too many than a missed drift.
+  if (link !== undefined) return link.name === undefined || interfaces.has(link.name);
   const label = /^\[([A-Z]+)\]/.exec(line)?.[1];
   const body = line.slice(label === undefined ? 0 : label.length + 2).replace(/^Deleted /, "");
-  if (label === "LINK" || label === "ADDR") {
-    // "5: podx@podxp: <...> ..." and "5: podx    inet 10.9.9.1/24 ...".
-    const name = /^\d+: ([^\s:@]+)/.exec(body)?.[1];
-    return name === undefined || interfaces.has(name);
-  }
   if (label === "NETCONF") {
     // "inet ext0 rp_filter strict": one setting changed (a link's first event lists every setting,
     // a pod's veth coming, and is dropped). Only rp_filter of conf.all, conf.default, the named
@@ -95,10 +93,7 @@ export function kernelEventConcerns(
  * (KERNEL-FACTS 5), so such a line cuts the failures' backoff short rather than wait up to 30 s.
  */
 export function kernelEventResetsBackoff(line: string, interfaces: ReadonlySet<string>): boolean {
-  const label = /^\[([A-Z]+)\]/.exec(line)?.[1];
-  if (label !== "LINK" && label !== "ADDR") return false;
-  const body = line.slice(label.length + 2).replace(/^Deleted /, "");
-  const name = /^\d+: ([^\s:@]+)/.exec(body)?.[1];
+  const name = interfaceLine(line)?.name;
   return name !== undefined && interfaces.has(name);
 }
 
@@ -106,10 +101,11 @@ export function kernelEventResetsBackoff(line: string, interfaces: ReadonlySet<s
 const NFT_MONITOR_COMMAND = ["nft", "monitor"] as const;
 /**
  * symroute's nft tables (`inet symroute`; `netdev symroute`, the guards; `arp symroute`, the ARP
- * probes of either front end), its iptables chains (SYMROUTE-PRE, -OUT, -CLASSIFY, -GUARD, -G-IF:
- * iptables-nft changes are nft events too), and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by
- * its handle only, and it may be symroute's jump into its chains (a reconcile too many is cheaper
- * than a missed drift).
+ * probes of either front end), its iptables chains and the rules in mangle's PREROUTING and OUTPUT
+ * that jump to them (every name starts with SYMROUTE-: -PRE, -OUT, -CLASSIFY, -G-IF, and -NEW and
+ * -GUARD of the layouts before, which an apply removes; iptables-nft changes are nft events too),
+ * and a rule deleted from mangle's PREROUTING or OUTPUT: nft names a deleted rule by its handle
+ * only, and it may be one of symroute's (a reconcile too many is cheaper than a missed drift).
  */
 export const isSymrouteFirewallEvent = (line: string): boolean =>
   / (?:inet|netdev|arp) symroute\b/.test(line) ||

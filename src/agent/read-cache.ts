@@ -21,7 +21,15 @@
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import type { Family } from "../model/address.ts";
-import type { DatapathTraces, KubeProxyHints, NodeState, OwnedFirewall } from "../model/state.ts";
+import {
+  TABLE_DEFAULT,
+  TABLE_LOCAL,
+  TABLE_MAIN,
+  type DatapathTraces,
+  type KubeProxyHints,
+  type NodeState,
+  type OwnedFirewall,
+} from "../model/state.ts";
 import { BatchError, type Kernel, type ReadScope } from "../engine/ports.ts";
 import { renderNftIncremental, rewrittenChains } from "../render/nft-incremental.ts";
 import {
@@ -79,11 +87,16 @@ interface Explained {
 }
 
 /** Route tables `ip monitor` names by name (`main` it leaves out). */
-const NAMED_TABLES: Readonly<Record<string, number>> = { default: 253, main: 254, local: 255 };
-/** More route tables to read than this after a write, and every table is read (one command). */
-const MAX_TABLES_READ = 64;
-const MAIN_TABLE = 254;
-const LOCAL_TABLE = 255;
+const NAMED_TABLES: Readonly<Record<string, number>> = {
+  default: TABLE_DEFAULT,
+  main: TABLE_MAIN,
+  local: TABLE_LOCAL,
+};
+/**
+ * More route tables, or more rule priorities, to read than this after a write (one command each),
+ * and everything is read instead (networks added by the hundred: one read of all is as cheap).
+ */
+const MAX_TARGETED_READS = 64;
 
 /**
  * The table a routing monitor line's route is in (`[ROUTE]... table N ...`; none written: main);
@@ -92,9 +105,22 @@ const LOCAL_TABLE = 255;
 export function routeLineTable(event: string): number | undefined {
   if (!event.startsWith("[ROUTE]")) return undefined;
   const name = /\stable (\S+)/.exec(event)?.[1];
-  if (name === undefined) return MAIN_TABLE;
+  if (name === undefined) return TABLE_MAIN;
   if (/^\d+$/.test(name)) return Number(name);
   return NAMED_TABLES[name];
+}
+
+/**
+ * The interface a routing monitor line about a link or an address names (`[LINK]5: ext0@if4: <...>`,
+ * `[ADDR]Deleted 5: ext0    inet 1.2.3.4/24 ...`), and which of the two the line is about; undefined
+ * for any other line. `name` is undefined when the line does not have the usual form.
+ */
+export function interfaceLine(
+  event: string,
+): { readonly label: "LINK" | "ADDR"; readonly name: string | undefined } | undefined {
+  const m = /^\[(LINK|ADDR)\](?:Deleted )?(.*)$/s.exec(event);
+  if (m === null) return undefined;
+  return { label: m[1] as "LINK" | "ADDR", name: /^\d+: ([^\s:@]+)/.exec(m[2] as string)?.[1] };
 }
 
 /** The priority of a routing monitor line's rule (`[RULE]1000:\t...`); undefined for any other line. */
@@ -357,9 +383,9 @@ export class ReadCache {
         this.#latestRuleEventOf.set(priority, at);
     } else if (at > this.#latestUntabledEvent) this.#latestUntabledEvent = at;
     if (event.startsWith("[LINK]") && at > this.#latestLinkEvent) this.#latestLinkEvent = at;
-    if (event.startsWith("[LINK]") && at > this.#latestHookedLinkEvent) {
-      // "[LINK]5: ext0@if4: <...>", "[LINK]Deleted 5: ext0@if4: ...".
-      const name = /^\[LINK\](?:Deleted )?\d+: ([^\s:@]+)/.exec(event)?.[1];
+    const link = interfaceLine(event);
+    if (link?.label === "LINK" && at > this.#latestHookedLinkEvent) {
+      const { name } = link;
       const hooked = this.#hookedInterfaces();
       if (name === undefined || hooked === undefined || hooked.has(name)) this.#latestHookedLinkEvent = at;
     }
@@ -544,12 +570,12 @@ export class ReadCache {
     // A composed read's other routes are as of its own `since`.
     const since = basis.read.explained?.since ?? basis.read.wallStart;
     if (this.#latestUntabledEvent > since) return undefined;
-    const tables = new Set([MAIN_TABLE, LOCAL_TABLE, ...basis.written.tables]);
+    const tables = new Set([TABLE_MAIN, TABLE_LOCAL, ...basis.written.tables]);
     for (const [table, at] of this.#latestRouteEventOf) if (at > since) tables.add(table);
     const priorities = new Set(basis.written.priorities);
     for (const [priority, at] of this.#latestRuleEventOf) if (at > since) priorities.add(priority);
     // Most tables named (networks added by the hundred): one read of everything is as cheap.
-    if (tables.size > MAX_TABLES_READ || priorities.size > MAX_TABLES_READ) return undefined;
+    if (tables.size > MAX_TARGETED_READS || priorities.size > MAX_TARGETED_READS) return undefined;
     return { basis: basis.read, explained: { since, tables, priorities } };
   }
 

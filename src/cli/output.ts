@@ -1,7 +1,7 @@
 // How every command reports: text for people, JSON for machines, and one exit-code table.
 
 import { resolve } from "node:path";
-import { InvalidArgumentError } from "@commander-js/extra-typings";
+import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import pc from "picocolors";
 import { isSymrouteError } from "../model/errors.ts";
 
@@ -35,6 +35,13 @@ export function parseStateDir(value: string): string {
     );
   return resolve(value);
 }
+
+/** `--state-dir` of the commands that read a configuration (plan, apply, delete, doctor, agent). */
+export const stateDirOption = () =>
+  new Option(
+    "--state-dir <dir>",
+    "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
+  ).argParser(parseStateDir);
 
 /**
  * An option's parser for commander: commander reports InvalidArgumentError as a usage error (exit

@@ -49,17 +49,29 @@ export function createProgram(argv: readonly string[] = process.argv): Command {
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: false });
   const args = argv.slice(2);
+  // The command the line names (read when an error is reported: every command is registered then).
+  const commandNamed = (): string | undefined =>
+    args.find((a) => program.commands.some((c) => c.name() === a));
+  /**
+   * `symroute --state-dir DIR plan`: the option belongs to the command and goes after it. Commander
+   * says only "unknown option"; say where it goes when the command named has it.
+   */
+  const misplaced = (text: string): string => {
+    const flag = /unknown option '([^'=]+)/.exec(text)?.[1];
+    const command = commandNamed();
+    if (flag === undefined || !(args[0] ?? "").startsWith("-") || command === undefined) return "";
+    const owner = program.commands.find(
+      (c) => c.name() === command && c.options.some((o) => o.long === flag || o.short === flag),
+    );
+    return owner === undefined ? "" : `(options go after the command: symroute ${command} ${flag} ...)\n`;
+  };
   if (wantsJson(args)) {
     // Subcommands inherit this: their usage errors become the JSON error body, and the help text
     // that follows an error in text mode (written with writeErr) is left out.
-    const first = args.find((a) => !a.startsWith("-"));
     program.configureOutput({
       writeErr: () => {},
-      outputError: (text) => {
-        const known = program.commands.some((c) => c.name() === first);
-        process.stdout.write(usageErrorJson(text, known ? first : undefined));
-      },
+      outputError: (text) => process.stdout.write(usageErrorJson(text + misplaced(text), commandNamed())),
     });
-  }
+  } else program.configureOutput({ outputError: (text, write) => write(text + misplaced(text)) });
   return program;
 }

@@ -155,6 +155,21 @@ export function validateNetwork(value: unknown, index: number, out: PendingIssue
   return { draft, fields: out.length === before ? (fields as NetworkFields) : undefined };
 }
 
+/**
+ * A Kubernetes object given as the configuration (the shipped ConfigMap or a SymrouteNetwork, say):
+ * what to give instead, ahead of the unknown keys it also has.
+ */
+function kubernetesManifest(value: Mapping): string | undefined {
+  const kind = own(value, "kind");
+  if (typeof kind !== "string" || typeof own(value, "apiVersion") !== "string") return undefined;
+  const what = `this is a Kubernetes ${quoteString(kind)} object, not a symroute configuration`;
+  if (kind === "ConfigMap")
+    return `${what}: the configuration is the text of one of its data keys (config.yaml in deploy/configmap.yaml); give that text as a file of its own`;
+  if (kind === "SymrouteNetwork")
+    return `${what}: its spec is one network, which the agent takes from the cluster with --kubernetes; in a file, write it as an entry of networks`;
+  return `${what}; docs/config.md shows the file's shape`;
+}
+
 /** Validate without positions; parseConfigText adds them. */
 export function validatePending(
   value: unknown,
@@ -170,6 +185,8 @@ export function validatePending(
     });
     return { issues };
   }
+  const manifest = kubernetesManifest(value);
+  if (manifest !== undefined) issues.push({ path: [], message: manifest });
   unknownKeys(value, shape, [], issues);
   const at = (key: string): [unknown, ConfigPath, PendingIssue[]] => [own(value, key), [key], issues];
   const podCIDRs = field(shape.podCIDRs, ...at("podCIDRs"));

@@ -95,10 +95,16 @@ export interface RoutingPlan {
   readonly kubeProxyMode: string | undefined;
   /** Links added, sysctls, routes and rules (diffRouting). */
   readonly diff: DiffResult;
-  /** Networks whose mark value this plan changes (none when removing). */
-  readonly markMoves?: readonly MarkMove[];
-  /** The mark mask the moved values were written under (the state's firewall), for the messages. */
-  readonly oldMarkMask?: number;
+  /**
+   * Networks whose mark value this plan changes (undefined when none, as when removing), with the
+   * configuration's marks.mask and the mask the old values were written under (the state's
+   * firewall), for the messages.
+   */
+  readonly markMoves?: {
+    readonly moves: readonly MarkMove[];
+    readonly mask: number;
+    readonly oldMask: number;
+  };
   readonly firewallRead: Promise<readonly OwnedFirewall[]>;
   /** The state file, for the report. */
   readonly stateFile: string;

@@ -459,8 +459,8 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
     // the packets of every other connection, the direction test the requests of marked ones (the
     // flows symroute exists for), both before the comment, the counter and the jump.
     for (const local of [false, true]) {
-      const r = restoreJump(local, mask, true);
-      add(r.chain, r.match, r.target, restoreJumpLabel(local, mask, true));
+      const r = restoreJump({ local, mask, testsDirection: true });
+      add(r.chain, r.match, r.target, r.label);
     }
     // The one set lookup: a hit puts the element's value in symroute's bits of the packet mark (the
     // others kept), a miss changes nothing. Those bits are 0 here (the mask is symroute's, and
@@ -503,20 +503,28 @@ export function iptablesRules(spec: FirewallSpec, family: Family): IptablesRule[
 // deleted with its exact text, which `-D` needs.
 const guardJumpLabel = (iif: string): string => `symroute guard ${iif}`;
 const classifyJumpLabel = (iif: string): string => `symroute classify ${iif}`;
-/** The replies' jump (`PREROUTING` or, `local`, `OUTPUT`); without `direction`, its first form. */
-const restoreJump = (
-  local: boolean,
-  mask: string,
-  direction: boolean,
-): { chain: string; match: string; target: string } => ({
+/** A form of the replies' jump into SYMROUTE-PRE from PREROUTING, or (`local`) SYMROUTE-OUT from OUTPUT. */
+interface RestoreJumpForm {
+  readonly local: boolean;
+  readonly mask: string;
+  /** Also `--ctdir REPLY` (the current form); without it, the first form, deleted on upgrade. */
+  readonly testsDirection: boolean;
+}
+
+/**
+ * The replies' jump of a form, with its label. Each form has a label of its own (a key names one
+ * body): `replies` was the first, which tested the direction in SYMROUTE-PRE.
+ */
+const restoreJump = ({
+  local,
+  mask,
+  testsDirection,
+}: RestoreJumpForm): { chain: string; match: string; target: string; label: string } => ({
   chain: local ? "OUTPUT" : "PREROUTING",
-  match: `-m connmark ! --mark 0x0/${mask}${direction ? " -m conntrack --ctdir REPLY" : ""}`,
+  match: `-m connmark ! --mark 0x0/${mask}${testsDirection ? " -m conntrack --ctdir REPLY" : ""}`,
   target: `-j ${local ? IPT_OUT : IPT_PRE}`,
+  label: `symroute ${local ? "local " : ""}${testsDirection ? "restore" : "replies"} ${mask}`,
 });
-// Each form of the replies' jump has a label of its own (a key names one body): `replies` was the
-// first, which tested the direction in SYMROUTE-PRE; found again, it is deleted on upgrade.
-const restoreJumpLabel = (local: boolean, mask: string, direction: boolean): string =>
-  `symroute ${local ? "local " : ""}${direction ? "restore" : "replies"} ${mask}`;
 const INTERFACE_JUMP_KEY = /^symroute (guard|classify) (\S+) #[0-9a-f]+$/;
 const RESTORE_JUMP_KEY = /^symroute (local )?(replies|restore) (0x[0-9a-f]{1,8}) #[0-9a-f]+$/;
 
@@ -586,11 +594,12 @@ export function knownJumps(family: Family, presentKeys: Iterable<string> = []): 
               ),
         );
       } else if (restore !== null) {
-        const mask = hexToken(Number(restore[3]));
-        const local = restore[1] !== undefined;
-        const direction = restore[2] === "restore";
-        const r = restoreJump(local, mask, direction);
-        rules.push(builtinRule(r.chain, r.match, r.target, restoreJumpLabel(local, mask, direction), family));
+        const r = restoreJump({
+          local: restore[1] !== undefined,
+          mask: hexToken(Number(restore[3])),
+          testsDirection: restore[2] === "restore",
+        });
+        rules.push(builtinRule(r.chain, r.match, r.target, r.label, family));
       }
     } catch {
       // Not a token symroute would have written: no rule of ours to delete.

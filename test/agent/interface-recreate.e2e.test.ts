@@ -12,7 +12,7 @@
 
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, must, nftCounter, type Netns } from "../support/netns.ts";
+import { createNode, e2eUnavailable, ext0Mac, must, nftCounter, type Netns } from "../support/netns.ts";
 import { backoffDelay } from "../../src/agent/backoff.ts";
 import { startNodeAgent, untilAgent, untilReady, type AgentProcess } from "./support/agent-process.ts";
 
@@ -31,13 +31,9 @@ const CONFIG = `networks:
     gateway: 1.2.3.1
 `;
 
-const extMac = (node: Netns): string =>
-  (JSON.parse(must(["ip", "-n", node.name, "-j", "link", "show", "ext0"])) as { address: string }[])[0]
-    ?.address as string;
-
 /** The peer's side of ext0: the gateway, the client, the stray source, and routes to the node's addresses through it. */
 function peerSide(node: Netns): void {
-  const mac = extMac(node);
+  const mac = ext0Mac(node);
   must(
     ["ip", "-n", node.peer, "-batch", "-"],
     [

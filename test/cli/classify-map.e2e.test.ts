@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createNode, e2eUnavailable, must, type Netns } from "../support/netns.ts";
+import { createNode, e2eUnavailable, ext0Mac, must, type Netns } from "../support/netns.ts";
 import { ctMarkOf, FOREIGN_BIT, prepareForeignMark, sendFlow } from "../support/ct-mark.ts";
 
 const skip = e2eUnavailable();
@@ -43,10 +43,6 @@ const FIRST_ONLY_BIT = 0x20000000;
 const CLIENT4 = "203.0.113.10";
 const CLIENT6 = "2001:db8:ff::10";
 
-const extMac = (node: Netns): string =>
-  (JSON.parse(node.exec(["ip", "-j", "link", "show", "ext0"]).stdout) as { address: string }[])[0]
-    ?.address as string;
-
 /**
  * Pool addresses of the node's own (1.2.3.4 and 2001:db8:7::5 on lo) reachable from the peer through
  * ext0, and both clients' addresses on the peer, used as sources towards the pool addresses; counters on
@@ -57,7 +53,7 @@ function prepareClients(node: Netns): void {
     ["ip", "-n", node.name, "-batch", "-"],
     "addr add 2001:db8:7::5/128 dev lo\naddr add 1.2.3.4/32 dev lo\n",
   );
-  const mac = extMac(node);
+  const mac = ext0Mac(node);
   must(
     ["ip", "-n", node.peer, "-batch", "-"],
     [
@@ -284,7 +280,7 @@ test(
     );
     must(
       ["ip", "-n", node.peer, "-batch", "-"],
-      `addr add 192.0.2.1/24 dev r-ext0\nneigh add 198.51.100.5 lladdr ${extMac(node)} dev r-ext0\nroute add 198.51.100.5/32 dev r-ext0 src 192.0.2.1\n`,
+      `addr add 192.0.2.1/24 dev r-ext0\nneigh add 198.51.100.5 lladdr ${ext0Mac(node)} dev r-ext0\nroute add 198.51.100.5/32 dev r-ext0 src 192.0.2.1\n`,
     );
     must(["ip", "netns", "exec", node.peer, "bash", "-c", "echo x > /dev/udp/198.51.100.5/4004"]);
     const outside = ctMarkOf(node, 4004);

@@ -11,6 +11,7 @@ import {
   configDir,
   createNode,
   e2eUnavailable,
+  ext0Mac,
   must,
   run,
   writeConfigFile,
@@ -21,7 +22,6 @@ import {
   SEGMENT_LB as LB,
   SEGMENT_NODE as NODE,
   SEGMENT_SPOOF as SPOOF,
-  ext0Mac,
   mustInNode as inNode,
   spoofingSegment,
 } from "../support/spoof-segment.ts";

@@ -16,6 +16,7 @@ import {
   connect,
   createNode,
   e2eUnavailable,
+  ext0Mac,
   must,
   nftCounter,
   startServer,
@@ -62,8 +63,7 @@ function topology(node: Netns): void {
     node.peer,
   ]);
   must(["ip", "-n", node.name, "link", "set", "ext1", "up"]);
-  const mac = (JSON.parse(node.exec(["ip", "-j", "link", "show", "ext0"]).stdout) as { address: string }[])[0]
-    ?.address as string;
+  const mac = ext0Mac(node);
   must(
     ["ip", "-n", node.peer, "-batch", "-"],
     [

@@ -18,6 +18,7 @@ import {
   type Connection,
   createNode,
   e2eUnavailable,
+  ext0Mac,
   must,
   nftCounter,
   startServer,
@@ -51,8 +52,7 @@ ${marks}networks:
  * the interface they leave by.
  */
 function topology(node: Netns): void {
-  const mac = (JSON.parse(node.exec(["ip", "-j", "link", "show", "ext0"]).stdout) as { address: string }[])[0]
-    ?.address as string;
+  const mac = ext0Mac(node);
   must(
     ["ip", "-n", node.peer, "-batch", "-"],
     [

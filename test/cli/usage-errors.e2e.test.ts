@@ -153,3 +153,20 @@ test("delete -c with a broken configuration says that delete needs no -c", { ski
     /hint: check the path given with -c\/--config; delete needs no -c: without it, it uses the settings the last apply recorded/,
   );
 });
+
+test("a command's option put before the command says where it goes", { skip }, (t) => {
+  const text = cli(t, ["--state-dir", "STATE", "plan", "-c", "CONFIG"]);
+  assert.equal(text.code, 1);
+  assert.match(
+    text.stderr,
+    /^error: unknown option '--state-dir'\n\(options go after the command: symroute plan --state-dir \.\.\.\)\n/,
+  );
+  const json = cli(t, ["-o", "json", "plan", "-c", "CONFIG"]);
+  assert.equal(json.code, 1);
+  assert.equal(
+    (JSON.parse(json.stdout) as ErrorBody).error.hint,
+    "options go after the command: symroute plan -o ... (see `symroute plan --help`)",
+  );
+  // An option no command has gets no such line.
+  assert.doesNotMatch(cli(t, ["--bogus", "plan"]).stderr, /options go after/);
+});

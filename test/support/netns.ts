@@ -455,6 +455,16 @@ process.stdin.on("data", (d) => s.write(d));`;
   };
 }
 
+/** The MAC address of the node's ext0: what the peer pins for the node's addresses (MetalLB's ARP answer). */
+export function ext0Mac(node: Netns): string {
+  const links = JSON.parse(must(["ip", "-n", node.name, "-j", "link", "show", "ext0"])) as {
+    address?: string;
+  }[];
+  const mac = links[0]?.address;
+  if (mac === undefined) throw new Error(`ext0 of ${node.name} has no MAC address`);
+  return mac;
+}
+
 /** The packets a named counter of the node's nft table `inet TABLE` counted so far. */
 export function nftCounter(node: Netns, table: string, name: string): number {
   const listed = JSON.parse(

@@ -4,7 +4,7 @@
 // MetalLB's speaker answering ARP for the LB address; nothing is pinned on the node).
 
 import { strict as assert } from "node:assert";
-import { must, type Netns } from "./netns.ts";
+import { ext0Mac, must, type Netns } from "./netns.ts";
 
 export const SEGMENT_CLIENT = "203.0.113.10";
 export const SEGMENT_LB = "1.2.3.4";
@@ -16,14 +16,6 @@ export function mustInNode(node: Netns, argv: readonly string[], input?: string)
   const r = node.exec(argv, input);
   assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
   return r.stdout;
-}
-
-/** The node's ext0 MAC address. */
-export function ext0Mac(node: Netns): string {
-  const mac = (JSON.parse(mustInNode(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
-    ?.address;
-  assert.ok(mac);
-  return mac;
 }
 
 /**

@@ -1,36 +1,11 @@
 // MetalLB IPAddressPool `spec.addresses` entries ("192.0.2.0/24", "192.0.2.10-192.0.2.20",
 // "2001:db8::/64") as the minimal list of canonical prefixes symroute's config takes.
 
-import {
-  familyBits,
-  formatPrefix,
-  parseIp,
-  parsePrefix,
-  type Family,
-  type Prefix,
-} from "../../model/address.ts";
+import { formatPrefix, parseIp, parsePrefix, rangePrefixes } from "../../model/address.ts";
 
 type PoolEntryResult =
   | { readonly ok: true; readonly prefixes: readonly string[] }
   | { readonly ok: false; readonly problem: string };
-
-/** The smallest set of aligned blocks that covers exactly [from, to]. */
-export function rangeToPrefixes(family: Family, from: bigint, to: bigint): Prefix[] {
-  const bits = familyBits(family);
-  const out: Prefix[] = [];
-  let low = from;
-  while (low <= to) {
-    // The largest block aligned at `low`: its size is the lowest set bit of `low` (all of space for 0)...
-    let size = low === 0n ? 1n << BigInt(bits) : low & -low;
-    // ...shrunk until it ends inside the range.
-    while (low + size - 1n > to) size >>= 1n;
-    let len = bits;
-    for (let s = size; s > 1n; s >>= 1n) len--;
-    out.push({ family, value: low, len });
-    low += size;
-  }
-  return out;
-}
 
 export function poolEntryToPrefixes(entry: string): PoolEntryResult {
   const text = entry.trim();
@@ -47,7 +22,7 @@ export function poolEntryToPrefixes(entry: string): PoolEntryResult {
     if (from.value > to.value) {
       return { ok: false, problem: `${JSON.stringify(entry)} ends before it starts` };
     }
-    const blocks = rangeToPrefixes(from.family, from.value, to.value);
+    const blocks = rangePrefixes(from.family, from.value, to.value);
     if (blocks.some((b) => b.len === 0)) {
       return {
         ok: false,

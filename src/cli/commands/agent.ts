@@ -23,7 +23,7 @@ import { nftRulesFromText } from "../../adapters/kernel.ts";
 import { NFT_TABLE } from "../../model/firewall.ts";
 import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
-import { commanderParser, EXIT, parseStateDir, runAndExit } from "../output.ts";
+import { commanderParser, EXIT, runAndExit, stateDirOption } from "../output.ts";
 
 export function registerAgent(program: Command): void {
   program
@@ -40,11 +40,7 @@ export function registerAgent(program: Command): void {
       "-c, --config <file>",
       "configuration file (global settings and local networks); required without --kubernetes",
     )
-    .option(
-      "--state-dir <dir>",
-      "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
-      parseStateDir,
-    )
+    .addOption(stateDirOption())
     .option("--listen <host:port>", "health, readiness and metrics endpoints (read-only)", DEFAULT_LISTEN)
     .addOption(
       new Option("--resync-interval <duration>", "full resync period, e.g. 60s, 5m; 0 turns it off")

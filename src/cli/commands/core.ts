@@ -14,9 +14,9 @@ import { createNodeDeps } from "../deps.ts";
 import {
   EXIT,
   parseOutputFormat,
-  parseStateDir,
   printJson,
   runAndExit,
+  stateDirOption,
   type OutputFormat,
 } from "../output.ts";
 
@@ -40,11 +40,6 @@ const outputOption = () =>
   new Option("-o, --output <format>", "text or json")
     .default("text" as OutputFormat)
     .argParser(parseOutputFormat);
-const stateDirOption = () =>
-  new Option(
-    "--state-dir <dir>",
-    "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
-  ).argParser(parseStateDir);
 
 const lockWaitOption = () =>
   new Option("--lock-wait <seconds>", "how long to wait for another symroute run in this namespace")

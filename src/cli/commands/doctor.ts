@@ -15,9 +15,9 @@ import { createNodeDeps } from "../deps.ts";
 import {
   EXIT,
   parseOutputFormat,
-  parseStateDir,
   printJson,
   runAndExit,
+  stateDirOption,
   type OutputFormat,
 } from "../output.ts";
 import { readConfigFile } from "./core.ts";
@@ -85,11 +85,7 @@ export function registerDoctor(program: Command): void {
         .default("text" as OutputFormat)
         .argParser(parseOutputFormat),
     )
-    .option(
-      "--state-dir <dir>",
-      "where symroute keeps its state (default: the config's stateDir, else /var/lib/symroute)",
-      parseStateDir,
-    )
+    .addOption(stateDirOption())
     .option(
       "--client <address>",
       "an outside client to simulate; repeat for more (default 203.0.113.10 / 2001:db8:ffff::10)",

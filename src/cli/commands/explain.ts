@@ -30,6 +30,13 @@ import {
   type OutputFormat,
 } from "../output.ts";
 
+/** explain's and snapshot's `--state-dir`: they read the state only for the guards apply made. */
+const guardStateDirOption = () =>
+  new Option(
+    "--state-dir <dir>",
+    "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
+  ).argParser(parseStateDir);
+
 /** The snapshot file: the NodeState with a version, so that later formats can be told apart. */
 export interface Snapshot {
   readonly version: 1;
@@ -437,11 +444,7 @@ export function registerExplain(program: Command): void {
       "with --iif: kube-proxy's DNAT target (default: the first backend its rules name); the anti-spoofing guard sees --to, routing and rp_filter this",
     )
     .option("--state <file>", "explain on a snapshot written by `symroute snapshot` instead of the live node")
-    .option(
-      "--state-dir <dir>",
-      "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
-      parseStateDir,
-    )
+    .addOption(guardStateDirOption())
     .addOption(outputOption())
     .addHelpText(
       "after",
@@ -540,11 +543,7 @@ export function registerExplain(program: Command): void {
           );
         }),
     )
-    .option(
-      "--state-dir <dir>",
-      "where symroute keeps its state, for the anti-spoofing guards it applied (default: /var/lib/symroute; unreadable there: no guards)",
-      parseStateDir,
-    )
+    .addOption(guardStateDirOption())
     .addHelpText(
       "after",
       "\nExample:\n  symroute snapshot > node.json\n  symroute explain --state node.json --from 10.112.0.5 --to 203.0.113.10 --iif vpod --mark 0x1/0xff\n",

@@ -8,9 +8,8 @@ import { strandedConnectionsCommand } from "../../plan/mark-moves.ts";
 import type { ApplyOptions, RoutingPlan } from "../types.ts";
 
 export function refuseMarkMoves(rp: RoutingPlan, options: ApplyOptions): void {
-  const moves = rp.markMoves ?? [];
-  if (moves.length === 0 || options.moveMarks === true) return;
-  const oldMask = rp.oldMarkMask ?? 0xffffffff;
+  if (rp.markMoves === undefined || options.moveMarks === true) return;
+  const { moves, oldMask } = rp.markMoves;
   throw new SymrouteError(
     "conflict",
     `the mark of ${moves.length} network(s) would move: connections to their pools open now keep the old value in their ct mark, and their replies would no longer reach the network's table until they close`,

@@ -135,13 +135,16 @@ export function planRouting(
     firewall,
     kubeProxyMode,
     diff: diffRouting(desired, routing, own),
-    ...(moves.length === 0
+    ...(config === undefined || moves.length === 0
       ? {}
       : {
-          markMoves: moves,
-          oldMarkMask:
-            saved?.firewallSpec?.mask ??
-            moves.reduce((m, move) => (m | move.from) >>> 0, config?.marks.mask ?? 0),
+          markMoves: {
+            moves,
+            mask: config.marks.mask,
+            oldMask:
+              saved?.firewallSpec?.mask ??
+              moves.reduce((m, move) => (m | move.from) >>> 0, config.marks.mask),
+          },
         }),
     firewallRead: observed.firewallRead,
     stateFile,
@@ -183,13 +186,7 @@ export function finishPlan(
       networks: desired.decisions,
       changes,
       conflicts: rp.diff.conflicts,
-      warnings: [
-        ...desired.warnings,
-        ...rp.diff.notices,
-        ...(rp.markMoves ?? []).map((m) =>
-          markMoveWarning(m, desired.firewall?.mask ?? m.to, rp.oldMarkMask ?? m.from),
-        ),
-      ],
+      warnings: [...desired.warnings, ...rp.diff.notices, ...markMoveWarnings(rp.markMoves)],
       inSync: changes.length === 0,
       firewall: rp.firewall,
       kubeProxyMode: rp.kubeProxyMode,
@@ -204,7 +201,7 @@ export function finishPlan(
         linkDeletes: renderLinkBatch(changes, "delete"),
       },
       firewallSpec: desired.firewall,
-      ...(rp.markMoves === undefined ? {} : { markMoves: rp.markMoves }),
+      ...(rp.markMoves === undefined ? {} : { markMoves: rp.markMoves.moves }),
       ...(desired.ruleSkips === undefined ? {} : { ruleSkips: desired.ruleSkips }),
       state: {
         file: rp.stateFile,
@@ -216,3 +213,9 @@ export function finishPlan(
     },
   };
 }
+
+/** plan's warning for each network whose mark moves. */
+const markMoveWarnings = (markMoves: RoutingPlan["markMoves"]): string[] =>
+  markMoves === undefined
+    ? []
+    : markMoves.moves.map((m) => markMoveWarning(m, markMoves.mask, markMoves.oldMask));
