@@ -90,14 +90,21 @@ async function watched(setUp: (dir: string) => string): Promise<Watched> {
   return { source, clock, triggers, triggered };
 }
 
+/** A watched plain file (agent.yaml, one network), with its path. */
+async function watchedPlainFile(): Promise<Watched & { readonly file: string }> {
+  let file = "";
+  const w = await watched((dir) => {
+    file = join(dir, "agent.yaml");
+    writeFileSync(file, config(1));
+    return file;
+  });
+  return { ...w, file };
+}
+
 describe("ConfigSource: the config file's edits", () => {
   it("reads a file renamed over the config file at once", async () => {
-    let file = "";
-    const w = await watched((dir) => {
-      file = join(dir, "agent.yaml");
-      writeFileSync(file, config(1));
-      return file;
-    });
+    const w = await watchedPlainFile();
+    const { file } = w;
     assert.equal(await networks(w.source), 1);
     writeFileSync(`${file}.tmp`, config(3));
     renameSync(`${file}.tmp`, file);
@@ -129,12 +136,8 @@ describe("ConfigSource: the config file's edits", () => {
   });
 
   it("never reads an edit written in place within the debounce window", async () => {
-    let file = "";
-    const w = await watched((dir) => {
-      file = join(dir, "agent.yaml");
-      writeFileSync(file, config(1));
-      return file;
-    });
+    const w = await watchedPlainFile();
+    const { file } = w;
     assert.equal(await networks(w.source), 1);
     // Half of the new text: itself a valid configuration with fewer networks.
     const full = config(4);
@@ -157,12 +160,8 @@ describe("ConfigSource: the config file's edits", () => {
   });
 
   it("never reads a new file written where the old one was deleted within the window", async () => {
-    let file = "";
-    const w = await watched((dir) => {
-      file = join(dir, "agent.yaml");
-      writeFileSync(file, config(1));
-      return file;
-    });
+    const w = await watchedPlainFile();
+    const { file } = w;
     assert.equal(await networks(w.source), 1);
     unlinkSync(file);
     const fd = openSync(file, "wx");
@@ -181,12 +180,8 @@ describe("ConfigSource: the config file's edits", () => {
   });
 
   it("never reads a file an editor writes in place after renaming the old one to a backup", async () => {
-    let file = "";
-    const w = await watched((dir) => {
-      file = join(dir, "agent.yaml");
-      writeFileSync(file, config(1));
-      return file;
-    });
+    const w = await watchedPlainFile();
+    const { file } = w;
     assert.equal(await networks(w.source), 1);
     // vim and emacs: the old file becomes the backup, the new one is created and written.
     renameSync(file, `${file}~`);
@@ -205,12 +200,8 @@ describe("ConfigSource: the config file's edits", () => {
   });
 
   it("uses a renamed file only as it was when its event came", async () => {
-    let file = "";
-    const w = await watched((dir) => {
-      file = join(dir, "agent.yaml");
-      writeFileSync(file, config(1));
-      return file;
-    });
+    const w = await watchedPlainFile();
+    const { file } = w;
     assert.equal(await networks(w.source), 1);
     writeFileSync(`${file}.tmp`, config(2));
     renameSync(`${file}.tmp`, file);
