@@ -12,10 +12,10 @@
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { createInterface } from "node:readline";
 import {
   configDir,
+  connect,
+  type Connection,
   createNode,
   e2eUnavailable,
   ext0Mac,
@@ -107,56 +107,8 @@ const startEchoServer = (t: TestContext, node: Netns): Promise<void> =>
     `require("node:net").createServer((s) => s.pipe(s)).listen(${PORT}, "${NODE}", () => console.log("ready"))`,
   );
 
-/** One TCP connection from the client to the LB address, held open; each line sent comes back. */
-interface Connection {
-  /** Sends `line` and waits for its echo. */
-  echo(line: string): Promise<string>;
-  /** The connection's ct mark in the node's conntrack table. */
-  ctMark(): number;
-}
-
-async function connect(t: TestContext, node: Netns): Promise<Connection> {
-  const script = `const s = require("node:net").connect({ host: "${LB}", port: ${PORT}, localAddress: "${CLIENT}" }, () => console.log("connected " + s.localPort));
-s.setEncoding("utf8"); s.on("data", (d) => process.stdout.write(d));
-process.stdin.on("data", (d) => s.write(d));`;
-  const child: ChildProcessWithoutNullStreams = spawn("ip", [
-    "netns",
-    "exec",
-    node.peer,
-    process.execPath,
-    "-e",
-    script,
-  ]);
-  t.after(() => child.kill());
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const { value, done } = await lines.next();
-    if (done === true) throw new Error("the client exited");
-    return value as string;
-  };
-  const first = await next();
-  const port = Number(/^connected (\d+)$/.exec(first)?.[1]);
-  assert.ok(port > 0, first);
-  return {
-    echo: async (line) => {
-      child.stdin.write(`${line}\n`);
-      return next();
-    },
-    ctMark: () => {
-      const entries = node.exec([
-        "conntrack",
-        "-L",
-        "-p",
-        "tcp",
-        "--sport",
-        String(port),
-        "-o",
-        "extended",
-      ]).stdout;
-      return Number(/ mark=(\d+)/.exec(entries)?.[1]);
-    },
-  };
-}
+const open = (t: TestContext, node: Netns): Promise<Connection> =>
+  connect(t, node, { from: CLIENT, to: LB, port: PORT });
 
 /**
  * Sends a line on `connection` and says which way the packets to the client it caused left by:
@@ -183,7 +135,7 @@ for (const firewall of ["nftables", "iptables"]) {
       const applied = node.symroute(["apply", "-c", BEFORE]);
       assert.equal(applied.code, 0, applied.stderr);
 
-      const live = await connect(t, node);
+      const live = await open(t, node);
       assert.equal(
         await repliesOf(node, live, "one"),
         "ext0",
@@ -228,7 +180,7 @@ for (const firewall of ["nftables", "iptables"]) {
         "the stranded connection's replies leave by eth0",
       );
       assert.equal(live.ctMark(), 0x1);
-      const fresh = await connect(t, node);
+      const fresh = await open(t, node);
       assert.equal(await repliesOf(node, fresh, "four"), "ext0", "a new connection's replies leave by ext0");
       assert.equal(fresh.ctMark(), 0x2);
       assert.equal(node.symroute(["plan", "-c", MOVED]).code, 0);

@@ -3,10 +3,11 @@
 // sysctls) that prove a round trip byte for byte. The lab's own snapshot (src/lab/snapshot.ts) shares
 // how an `ip -j` dump is settled.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import type { TestContext } from "node:test";
 import { checkLabPrerequisites } from "../../src/lab/preflight.ts";
 import { settledIpJson } from "../../src/lab/snapshot.ts";
@@ -412,6 +413,65 @@ export function addPeerLink(node: Netns, name: string): void {
     "netns",
     node.peer,
   ]);
+}
+
+/** One TCP connection from the peer to a line-echo server behind the node, held open. */
+export interface Connection {
+  /** Sends `line` and waits for its echo. */
+  echo(line: string): Promise<string>;
+  /** The connection's ct mark in the node's conntrack table. */
+  ctMark(): number;
+}
+
+/**
+ * Opens a connection from `from` (an address of the peer's) to `to`:`port`, open until the test
+ * ends (the mark-move and freed-mark e2e tests hold one across applies).
+ */
+export async function connect(
+  t: TestContext,
+  node: Netns,
+  { from, to, port }: { from: string; to: string; port: number },
+): Promise<Connection> {
+  const script = `const s = require("node:net").connect({ host: "${to}", port: ${port}, localAddress: "${from}" }, () => console.log("connected " + s.localPort));
+s.setEncoding("utf8"); s.on("data", (d) => process.stdout.write(d));
+process.stdin.on("data", (d) => s.write(d));`;
+  const child: ChildProcessWithoutNullStreams = spawn("ip", [
+    "netns",
+    "exec",
+    node.peer,
+    process.execPath,
+    "-e",
+    script,
+  ]);
+  t.after(() => child.kill());
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const { value, done } = await lines.next();
+    if (done === true) throw new Error("the client exited");
+    return value as string;
+  };
+  const first = await next();
+  const localPort = Number(/^connected (\d+)$/.exec(first)?.[1]);
+  if (!(localPort > 0)) throw new Error(`the client did not connect: ${first}`);
+  return {
+    echo: async (line) => {
+      child.stdin.write(`${line}\n`);
+      return next();
+    },
+    ctMark: () => {
+      const entries = node.exec([
+        "conntrack",
+        "-L",
+        "-p",
+        "tcp",
+        "--sport",
+        String(localPort),
+        "-o",
+        "extended",
+      ]).stdout;
+      return Number(/ mark=(\d+)/.exec(entries)?.[1]);
+    },
+  };
 }
 
 /** The MAC address of the node's ext0: what the peer pins for the node's addresses (MetalLB's ARP answer). */
