@@ -205,7 +205,10 @@ function buildNftRules(spec: FirewallSpec): FirewallRule[] {
     // The interface's number spread over the mask's bits, as network values are: written raw, a
     // mask without bit 0 (0xfe, 0xff00) would put the tag outside symroute's bits, and no
     // connection would ever be classified (test/cli/mark-move.e2e.test.ts).
-    const tagValue = markValueForIndex(tag, spec.mask) ?? 0;
+    const tagValue = markValueForIndex(tag, spec.mask);
+    // Each interface here has a marked network, and the allocator gives no more marks than fit.
+    if (tagValue === undefined)
+      throw new Error(`interface tag ${tag} does not fit in mask ${hexToken(spec.mask)}`);
     addIngress(`meta mark set meta mark and ${keep} or ${hexToken(tagValue)}`, `${iif} tag`);
     dispatch.push([iif, tagValue]);
     const chain = nftClassifyChain(iif);
