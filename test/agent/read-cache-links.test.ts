@@ -7,30 +7,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createEngine } from "../../src/engine/engine.ts";
-import { ReadCache } from "../../src/agent/read-cache.ts";
 import { kernelEventResetsBackoff } from "../../src/agent/kernel-monitor.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { dualStackGatewayConfig } from "../support/config.ts";
-
-const OWN_PID = 4242;
-
-/** `ip -ts` stamps a line as it does (UTC, microseconds). */
-const stamped = (at: number, event: string): string =>
-  `[${new Date(at).toISOString().slice(0, 19)}.${String(Math.round((at % 1000) * 1000)).padStart(6, "0")}] ${event}`;
+import { cached, stamped } from "./support/read-cache.ts";
 
 test("a [LINK] line of a hooked interface sends the next firewall read to the kernel; another link's does not", async () => {
   const fake = new FakeKernel(articleNode());
-  const reads: string[] = [];
-  const cache = new ReadCache({
-    readSysctl: async (name) => fake.state.sysctls[name],
-    onRead: (from) => reads.push(from),
-  });
+  const { cache, wrapped, reads } = cached(fake);
   cache.watchHookedInterfaces(() => new Set(["ext0"]));
-  cache.ownProcess(OWN_PID);
-  cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
-  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
-  const wrapped = cache.wrap(fake);
   await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(dualStackGatewayConfig("nftables"));
   const readFirewall = async (): Promise<string | undefined> => {
     reads.length = 0;

@@ -24,38 +24,12 @@ import { createLogger } from "../../src/agent/logger.ts";
 import { createMetrics } from "../../src/agent/metrics.ts";
 import { Reconciler } from "../../src/agent/reconciler.ts";
 import { FakeClock } from "./support/fake-clock.ts";
+import { cached, listening, OWN_PID, stamped } from "./support/read-cache.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
 
-const OWN_PID = 4242;
 const FOREIGN_PID = 777;
-
-/** `ip -ts` stamps a line as it does (UTC, microseconds). */
-const stamped = (at: number, event: string): string =>
-  `[${new Date(at).toISOString().slice(0, 19)}.${String(Math.round((at % 1000) * 1000)).padStart(6, "0")}] ${event}`;
-
-/**
- * The monitors have shown a line, long before any read (they listen): ip's unless `routing` is
- * false, nft's unless `firewall` is false (an agent just started, its nft monitor silent so far).
- */
-function listening(cache: ReadCache, monitors: { routing?: boolean; firewall?: boolean } = {}): ReadCache {
-  cache.ownProcess(OWN_PID);
-  if (monitors.routing !== false)
-    cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
-  if (monitors.firewall !== false) cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
-  return cache;
-}
-
-function cached(kernel: FakeKernel): { cache: ReadCache; wrapped: Kernel; reads: string[] } {
-  const reads: string[] = [];
-  const cache = new ReadCache({
-    readSysctl: async (name) => kernel.state.sysctls[name],
-    onRead: (from) => reads.push(from),
-  });
-  listening(cache);
-  return { cache, wrapped: cache.wrap(kernel), reads };
-}
 
 const twoNetworks = configFrom(`
 firewall: nftables
