@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Config } from "../../src/config/schema.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import type { Rule } from "../../src/model/state.ts";
-import { bandLayout, computeDesired, SKIP_FROM_FWMARK_RULES } from "../../src/plan/desired.ts";
+import { bandLayout, SKIP_FROM_FWMARK_RULES } from "../../src/plan/desired.ts";
 import { diffRouting } from "../../src/plan/diff.ts";
 import { ruleArgs } from "../../src/render/ip.ts";
 import { compileRoutingState } from "../../src/simulate/compile.ts";
@@ -16,6 +16,7 @@ import { simulatorSysctls, tracePacket } from "../../src/simulate/trace.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom as config } from "../support/config.ts";
+import { desiredOnArticleNode, freshOwnership } from "../support/desired.ts";
 
 /** `count` connmark networks on ext0 (1.2.N.0/24 via 1.2.N.1), and `extra` YAML at the top. */
 function networks(count: number, extra = ""): Config {
@@ -25,22 +26,6 @@ function networks(count: number, extra = ""): Config {
   );
   return config(`${extra}\nnetworks:\n${lines.join("\n")}\n`);
 }
-
-const desiredFor = (cfg: Config) =>
-  computeDesired({
-    config: cfg,
-    node: articleNode(),
-    saved: undefined,
-    firewall: "nftables",
-    kubeProxyMode: "iptables",
-  });
-
-const own = (cfg: Config) => ({
-  routeProtocol: cfg.routeProtocol,
-  rulePriorities: cfg.rulePriorities,
-  previousSysctls: {},
-  createdLinks: [],
-});
 
 test("the band holds skip, fwmark rules, nop, exemptions and source rules in that order", () => {
   assert.deepEqual(bandLayout({ from: 1000, to: 1999 }), {
@@ -61,7 +46,7 @@ test("the band holds skip, fwmark rules, nop, exemptions and source rules in tha
 });
 
 test(`from ${SKIP_FROM_FWMARK_RULES} fwmark rules a skip rule jumps to a nop past them; below, none and why`, () => {
-  const many = desiredFor(networks(SKIP_FROM_FWMARK_RULES));
+  const many = desiredOnArticleNode(networks(SKIP_FROM_FWMARK_RULES));
   const skip = many.rules.filter((r) => r.action === "goto");
   assert.deepEqual(skip, [
     { family: 4, priority: 1000, fwmark: 0, fwmask: 0xff, action: "goto", goto: 1002, protocol: 201 },
@@ -78,21 +63,21 @@ test(`from ${SKIP_FROM_FWMARK_RULES} fwmark rules a skip rule jumps to a nop pas
   assert.equal(many.ruleSkips?.[0]?.skip?.goto, 1002);
   assert.equal(ruleArgs(skip[0] as Rule).join(" "), "priority 1000 fwmark 0x0/0xff goto 1002 proto 201");
 
-  const few = desiredFor(networks(SKIP_FROM_FWMARK_RULES - 1));
+  const few = desiredOnArticleNode(networks(SKIP_FROM_FWMARK_RULES - 1));
   assert.ok(!few.rules.some((r) => r.action === "goto" || r.action === "nop"));
   assert.equal(few.ruleSkips?.[0]?.skip, undefined);
   assert.match(few.ruleSkips?.[0]?.reason ?? "", /as many rules as it saves/);
 
-  const narrow = desiredFor(networks(5, "rulePriorities: {from: 100, to: 103}"));
+  const narrow = desiredOnArticleNode(networks(5, "rulePriorities: {from: 100, to: 103}"));
   assert.ok(!narrow.rules.some((r) => r.action === "goto" || r.action === "nop"));
   assert.match(narrow.ruleSkips?.[0]?.reason ?? "", /fewer than 5 priorities/);
 
   // No fwmark rule at all: nothing to say.
-  assert.equal(desiredFor(config("networks: []")).ruleSkips, undefined);
+  assert.equal(desiredOnArticleNode(config("networks: []")).ruleSkips, undefined);
 });
 
 test("with every mark bit symroute's, the skip says so explicitly: `fwmark 0` alone would match every packet", () => {
-  const d = desiredFor(networks(3, "marks: {mask: 0xffffffff, avoid: []}"));
+  const d = desiredOnArticleNode(networks(3, "marks: {mask: 0xffffffff, avoid: []}"));
   const skip = d.rules.find((r) => r.action === "goto") as Rule;
   // The kernel lists an all-ones mask as no mask: the model leaves it out, the batch line writes it.
   assert.equal(skip.fwmask, undefined);
@@ -101,7 +86,7 @@ test("with every mark bit symroute's, the skip says so explicitly: `fwmark 0` al
 });
 
 test("a method source network's rules come after the nop, where the skip cannot take a packet past them", () => {
-  const d = desiredFor(
+  const d = desiredOnArticleNode(
     config(`
 podCIDRs: [10.112.0.0/12]
 networks:
@@ -130,7 +115,7 @@ networks:
 });
 
 test("simulator: an unmarked packet jumps over the fwmark rules, a marked one is routed by its table", () => {
-  const d = desiredFor(networks(4));
+  const d = desiredOnArticleNode(networks(4));
   const base = articleNode();
   const node = {
     ...base,
@@ -172,10 +157,10 @@ test("simulator: an unmarked packet jumps over the fwmark rules, a marked one is
 
 test("a foreign rule between the skip and its nop that unmarked packets reach is a conflict that says so", () => {
   const cfg = networks(3);
-  const d = desiredFor(cfg);
+  const d = desiredOnArticleNode(cfg);
   const foreign: Rule = { family: 4, priority: 1001, to: "198.51.100.0/24", action: "lookup", table: 7 };
   const node = { ...articleNode(), rules: [...articleNode().rules, ...d.rules, foreign] };
-  const result = diffRouting(d, node, own(cfg));
+  const result = diffRouting(d, node, freshOwnership(cfg));
   assert.equal(result.conflicts.length, 1, JSON.stringify(result));
   assert.match(result.conflicts[0]?.object ?? "", /priority 1001 to 198\.51\.100\.0\/24 lookup 7/);
   assert.match(
@@ -184,11 +169,19 @@ test("a foreign rule between the skip and its nop that unmarked packets reach is
   );
   // One that only marked packets reach is not jumped over: the skip lets those through.
   const marked: Rule = { family: 4, priority: 1001, fwmark: 0x9, fwmask: 0xff, action: "lookup", table: 7 };
-  const other = diffRouting(d, { ...node, rules: [...articleNode().rules, ...d.rules, marked] }, own(cfg));
+  const other = diffRouting(
+    d,
+    { ...node, rules: [...articleNode().rules, ...d.rules, marked] },
+    freshOwnership(cfg),
+  );
   assert.ok(!other.conflicts.some((c) => /jump over it/.test(c.reason)), JSON.stringify(other));
   // At the nop's priority (after the fwmark rules, nothing of symroute's behind it): a notice.
   const atNop: Rule = { family: 4, priority: 1002, to: "198.51.100.0/24", action: "lookup", table: 7 };
-  const notice = diffRouting(d, { ...node, rules: [...articleNode().rules, ...d.rules, atNop] }, own(cfg));
+  const notice = diffRouting(
+    d,
+    { ...node, rules: [...articleNode().rules, ...d.rules, atNop] },
+    freshOwnership(cfg),
+  );
   assert.deepEqual(notice.conflicts, []);
   assert.match(notice.notices.join("\n"), /priority 1002 lookup 7 is not symroute's/);
 });
