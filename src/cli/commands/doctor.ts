@@ -67,9 +67,12 @@ function formatDoctorText(report: DoctorReport): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** `symroute explain`, with the state directory doctor read when it is not the default. */
+/**
+ * `symroute explain`, with the state directory doctor read when it is not the default (absolute:
+ * --state-dir is made so as it is parsed, the configuration's stateDir must be).
+ */
 function explainCommand(stateDir: string | undefined): string {
-  return stateDir === undefined ? "symroute explain" : `symroute explain --state-dir ${resolve(stateDir)}`;
+  return stateDir === undefined ? "symroute explain" : `symroute explain --state-dir ${stateDir}`;
 }
 
 export function registerDoctor(program: Command): void {
@@ -138,7 +141,7 @@ export function registerDoctor(program: Command): void {
         const applyCommand = [
           "symroute apply -c",
           resolve(opts.config),
-          ...(opts.stateDir === undefined ? [] : ["--state-dir", resolve(opts.stateDir)]),
+          ...(opts.stateDir === undefined ? [] : ["--state-dir", opts.stateDir]),
         ].join(" ");
         const clients: Partial<Record<4 | 6, string[]>> = {};
         for (const c of opts.client ?? []) {
