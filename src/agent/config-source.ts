@@ -273,7 +273,7 @@ export class ConfigSource {
     if (configFile === undefined) return;
     let text: string;
     try {
-      const read = await readWithIdentity(configFile, this.#withinDebounce());
+      const read = await readWithIdentity(configFile, { statAfter: this.#withinDebounce() });
       if (!this.#settled(read.before, read.after)) {
         // Within the debounce window after an event that did not put a whole file in place: an
         // edit may be half written. The configuration in force stays until the debounced read.
@@ -363,10 +363,13 @@ function replacedWhole(
   }
 }
 
-/** The file's text, with its identity before the read and (when `twice`) after it. */
+/**
+ * The file's text, with its identity before the read and (`statAfter`: within the debounce window,
+ * where the read must be of the very file an event put in place) after it.
+ */
 async function readWithIdentity(
   path: string,
-  twice: boolean,
+  { statAfter }: { readonly statAfter: boolean },
 ): Promise<{
   readonly text: string;
   readonly before: FileIdentity;
@@ -376,7 +379,7 @@ async function readWithIdentity(
   try {
     const before = identityOf(await handle.stat({ bigint: true }));
     const text = await handle.readFile("utf8");
-    const after = twice ? identityOf(await handle.stat({ bigint: true })) : undefined;
+    const after = statAfter ? identityOf(await handle.stat({ bigint: true })) : undefined;
     return { text, before, after };
   } finally {
     await handle.close();
