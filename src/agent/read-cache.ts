@@ -77,10 +77,11 @@ interface Kept<T> {
    * older read (#composable): as of `since` (ip's wall clock), so that any line about them stamped
    * after it makes this read stale.
    */
-  readonly explained?: Explained;
+  readonly composed?: ComposedRead;
 }
 
-interface Explained {
+/** What a composed routing read took from the kernel (`tables`, `priorities`), and as of when the rest. */
+interface ComposedRead {
   readonly since: number;
   readonly tables: ReadonlySet<number>;
   readonly priorities: ReadonlySet<number>;
@@ -544,13 +545,13 @@ export class ReadCache {
     );
   }
 
-  /** Whether no routing line since `explained.since` concerns a route or rule it did not read. */
-  #explains(explained: Explained): boolean {
-    if (this.#latestUntabledEvent > explained.since) return false;
+  /** Whether no routing line since `composed.since` concerns a route or rule it did not read. */
+  #composedStillValid(composed: ComposedRead): boolean {
+    if (this.#latestUntabledEvent > composed.since) return false;
     for (const [table, at] of this.#latestRouteEventOf)
-      if (at > explained.since && !explained.tables.has(table)) return false;
+      if (at > composed.since && !composed.tables.has(table)) return false;
     for (const [priority, at] of this.#latestRuleEventOf)
-      if (at > explained.since && !explained.priorities.has(priority)) return false;
+      if (at > composed.since && !composed.priorities.has(priority)) return false;
     return true;
   }
 
@@ -561,14 +562,14 @@ export class ReadCache {
    * monitor was not listening then, a write may have changed routes anywhere, or a line since may
    * have (a link's, an address's, a route's in a table known by another name).
    */
-  #composable(): { readonly basis: KeptRouting; readonly explained: Explained } | undefined {
+  #composable(): { readonly basis: KeptRouting; readonly composed: ComposedRead } | undefined {
     const basis = this.#routingBasis;
     if (basis === undefined || basis.written === undefined || this.#writes.routing.running > 0)
       return undefined;
     const live = this.#liveSince.routing;
     if (live === undefined || live > basis.read.monoStart) return undefined;
     // A composed read's other routes are as of its own `since`.
-    const since = basis.read.explained?.since ?? basis.read.wallStart;
+    const since = basis.read.composed?.since ?? basis.read.wallStart;
     if (this.#latestUntabledEvent > since) return undefined;
     const tables = new Set([TABLE_MAIN, TABLE_LOCAL, ...basis.written.tables]);
     for (const [table, at] of this.#latestRouteEventOf) if (at > since) tables.add(table);
@@ -576,7 +577,7 @@ export class ReadCache {
     for (const [priority, at] of this.#latestRuleEventOf) if (at > since) priorities.add(priority);
     // Most tables named (networks added by the hundred): one read of everything is as cheap.
     if (tables.size > MAX_TARGETED_READS || priorities.size > MAX_TARGETED_READS) return undefined;
-    return { basis: basis.read, explained: { since, tables, priorities } };
+    return { basis: basis.read, composed: { since, tables, priorities } };
   }
 
   /** What one of the agent's routing writes changes (undefined: it may change routes anywhere). */
@@ -599,7 +600,11 @@ export class ReadCache {
       if (since === undefined || since > kept.monoStart) return false;
     }
     if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
-    if (dependsOn.includes("routing") && kept.explained !== undefined && !this.#explains(kept.explained))
+    if (
+      dependsOn.includes("routing") &&
+      kept.composed !== undefined &&
+      !this.#composedStillValid(kept.composed)
+    )
       return false;
     if (dependsOn.includes("links") && this.#latestLinkEvent > kept.wallStart) return false;
     if (dependsOn.includes("firewall") && this.#foreignAt.ours >= kept.monoStart) return false;
@@ -679,10 +684,10 @@ export class ReadCache {
           writing: this.#writes.routing.running > 0,
         };
         const node = await this.#readRouting(kernel, { ...scope, families: [4, 6] }, began.writing);
-        this.#onRead(node.explained === undefined ? "kernel" : "tables");
+        this.#onRead(node.composed === undefined ? "kernel" : "tables");
         if (!began.writing && began.epoch === this.#writes.routing.epoch) {
-          const { firewall: _f, kubeProxy, datapath, explained, ...routing } = node;
-          this.#routing = { value: routing, ...began, ...(explained === undefined ? {} : { explained }) };
+          const { firewall: _f, kubeProxy, datapath, composed, ...routing } = node;
+          this.#routing = { value: routing, ...began, ...(composed === undefined ? {} : { composed }) };
           this.#routingBasis = undefined;
           if (kubeProxy !== undefined) {
             const { ipvsLink: _i, ...traces } = kubeProxy;
@@ -798,30 +803,30 @@ export class ReadCache {
   /**
    * The node read from the kernel: after the agent's routing writes, only the route tables they
    * and the lines since named, the other routes taken from the read the writes dropped
-   * (#composable; `explained` then says how it was made); else whole.
+   * (#composable; `composed` then says how it was made); else whole.
    */
   async #readRouting(
     kernel: Kernel,
     scope: ReadScope,
     writing: boolean,
-  ): Promise<NodeState & { readonly explained?: Explained }> {
+  ): Promise<NodeState & { readonly composed?: ComposedRead }> {
     const composable = writing ? undefined : this.#composable();
     if (composable === undefined) return kernel.readNode(scope);
-    const { basis, explained } = composable;
+    const { basis, composed } = composable;
     const node = await kernel.readNode({
       ...scope,
-      routeTables: [...explained.tables].sort((a, b) => a - b),
-      rulePriorities: [...explained.priorities].sort((a, b) => a - b),
+      routeTables: [...composed.tables].sort((a, b) => a - b),
+      rulePriorities: [...composed.priorities].sort((a, b) => a - b),
     });
     // A line that came during the read may name another table, or drop routes anywhere.
-    if (!this.#explains(explained)) return kernel.readNode(scope);
-    const routes = node.routes.concat(basis.value.routes.filter((r) => !explained.tables.has(r.table)));
+    if (!this.#composedStillValid(composed)) return kernel.readNode(scope);
+    const routes = node.routes.concat(basis.value.routes.filter((r) => !composed.tables.has(r.table)));
     // In the kernel's order (by family, then priority): all rules of one priority come from one
     // read, in their order, and the sort is stable.
     const rules = node.rules
-      .concat(basis.value.rules.filter((r) => !explained.priorities.has(r.priority)))
+      .concat(basis.value.rules.filter((r) => !composed.priorities.has(r.priority)))
       .sort((a, b) => a.family - b.family || a.priority - b.priority);
-    return { ...node, routes, rules, explained };
+    return { ...node, routes, rules, composed };
   }
 
   /**
