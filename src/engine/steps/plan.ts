@@ -141,6 +141,8 @@ export function planRouting(
           markMoves: {
             moves,
             mask: config.marks.mask,
+            // Without the state's firewall (a lost file, say) the old mask is not known: one that covers
+            // the new mask and every old value, for conntrack -m VALUE/MASK to match them.
             oldMask:
               saved?.firewallSpec?.mask ??
               moves.reduce((m, move) => (m | move.from) >>> 0, config.marks.mask),
