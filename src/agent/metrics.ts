@@ -173,7 +173,7 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     }),
     planWarnings: new Gauge({
       name: METRIC_NAMES.planWarnings,
-      help: "Warnings of the last successful reconcile's plan (each is logged at warn once, when it first appears).",
+      help: "Warnings of the last successful reconcile's plan (each is logged at warn when it appears, not on every reconcile while it lasts; again if it goes and comes back).",
       registers,
     }),
     stateBaselineUnknown: new Gauge({
