@@ -3,10 +3,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, createNode, e2eUnavailable, must, publicCli, run } from "../support/netns.ts";
+import { asNobody, CLI, createNode, e2eUnavailable, must, nobodysStateDir, run } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-cfg-"));
@@ -160,28 +160,6 @@ test("--dry-run prints the payloads and changes nothing", { skip }, (t) => {
   assert.match(r.stdout, /# nft -f -\ntable inet symroute \{\}\ndelete table inet symroute/);
   assert.equal(node.dump(), start);
 });
-
-/** `symroute ARGS` as nobody without capabilities, in the node's namespace. */
-function asNobody(node: ReturnType<typeof createNode>, args: readonly string[]) {
-  return node.exec([
-    "setpriv",
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-    "--inh-caps=-all",
-    process.execPath,
-    publicCli(),
-    ...args,
-  ]);
-}
-
-/** A state directory nobody owns (tests never use /var/lib/symroute). */
-function nobodysStateDir(t: { after: (fn: () => void) => void }): string {
-  const stateDir = mkdtempSync(join(tmpdir(), "symroute-nobody-"));
-  chownSync(stateDir, 65534, 65534);
-  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
-  return stateDir;
-}
 
 test("without privileges: a clear error, exit 1, nothing changed", { skip }, (t) => {
   const node = createNode(t);

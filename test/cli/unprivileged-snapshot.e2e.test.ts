@@ -4,10 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chownSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createNode, e2eUnavailable, publicCli } from "../support/netns.ts";
+import { asNobody, createNode, e2eUnavailable, nobodysStateDir } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 
@@ -20,26 +17,14 @@ test(
   { skip },
   (t) => {
     const node = createNode(t);
-    const stateDir = mkdtempSync(join(tmpdir(), "symroute-nobody-"));
-    chownSync(stateDir, 65534, 65534);
-    t.after(() => rmSync(stateDir, { recursive: true, force: true }));
-    const argv = ["snapshot", "--state-dir", stateDir];
-    const asNobody = node.exec([
-      "setpriv",
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      "--inh-caps=-all",
-      process.execPath,
-      publicCli(),
-      ...argv,
-    ]);
-    assert.equal(asNobody.code, 0, asNobody.stderr);
-    const sources = (JSON.parse(asNobody.stdout) as SnapshotSources).node.kubeProxyServices.sources;
+    const argv = ["snapshot", "--state-dir", nobodysStateDir(t)];
+    const byNobody = asNobody(node, argv);
+    assert.equal(byNobody.code, 0, byNobody.stderr);
+    const sources = (JSON.parse(byNobody.stdout) as SnapshotSources).node.kubeProxyServices.sources;
     assert.ok(sources.length > 0);
     for (const source of sources)
       assert.match(source, /: not readable \(\S+: permission denied; run as root\)$/);
-    assert.match(asNobody.stderr, /^warning: this snapshot could not read iptables nat: not readable/);
+    assert.match(byNobody.stderr, /^warning: this snapshot could not read iptables nat: not readable/);
 
     // As root the same node reads them: nothing is absent for lack of privileges, and no warning.
     const asRoot = node.symroute(argv);

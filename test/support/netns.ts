@@ -4,7 +4,7 @@
 // how an `ip -j` dump is settled.
 
 import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -53,6 +53,28 @@ export function publicCli(): string {
   chmodSync(dir, 0o755);
   return (publicCopy = join(dir, "bin/symroute"));
 }
+/** `symroute ARGS` as nobody without capabilities, in the node's namespace. */
+export function asNobody(node: Netns, args: readonly string[]): Run {
+  return node.exec([
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+    process.execPath,
+    publicCli(),
+    ...args,
+  ]);
+}
+
+/** A state directory nobody owns (tests never use /var/lib/symroute), removed after the test. */
+export function nobodysStateDir(t: { after: (fn: () => void) => void }): string {
+  const stateDir = mkdtempSync(join(tmpdir(), "symroute-nobody-"));
+  chownSync(stateDir, 65534, 65534);
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  return stateDir;
+}
+
 let counter = 0;
 
 export interface Run {
