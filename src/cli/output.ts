@@ -1,4 +1,5 @@
-// How every command reports: text for people, JSON for machines, and one exit-code table.
+// How every command reports (text for people, JSON for machines, one exit-code table), and what
+// the commands share in reading their options (--state-dir, parsers commander reports as usage errors).
 
 import { resolve } from "node:path";
 import { InvalidArgumentError, Option } from "@commander-js/extra-typings";
