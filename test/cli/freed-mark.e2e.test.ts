@@ -11,25 +11,17 @@
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { configDir, createNode, e2eUnavailable, writeConfigFile } from "../support/netns.ts";
+import type { Connection, Netns } from "../support/netns.ts";
 import {
-  configDir,
-  connect,
-  createNode,
-  e2eUnavailable,
-  ext0Mac,
-  must,
-  nftCounter,
-  startServer,
-  type Connection,
-  type Netns,
-  writeConfigFile,
-} from "../support/netns.ts";
+  openPoolConnection,
+  poolConnectionTopology,
+  repliesOf as repliesBy,
+  startEchoServer,
+} from "../support/pool-connection.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-freedmark-");
-const CLIENT = "203.0.113.10";
-const LB = "1.2.3.4";
-const NODE = "192.168.1.10";
 const PORT = 8086;
 const PUBLIC = "  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n";
 // Keeps ext0 in use (and its rp_filter lowered): with ext0 left by every network, its strict
@@ -40,94 +32,22 @@ const OTHER = "  - { name: other, addresses: [1.2.5.0/24], interface: ext1, gate
 const configWith = (firewall: string, name: string, networks: string): string =>
   writeConfigFile(dir, `${firewall}-${name}.yaml`, `firewall: ${firewall}\nnetworks:\n${networks}`);
 
+const WAYS = ["eth0", "ext0", "ext1"];
+
 /**
  * The article's node with a second external link, ext1 (its peer end r-ext1 holds other's gateway
- * 1.2.5.1); the client and the LB address as in mark-move.e2e.test.ts; rp_filter off on the peer
- * so that replies by any way reach the client; counters of the packets to the client by the
- * interface they leave the node by.
+ * 1.2.5.1); the client, the LB address and the counters as in mark-move.e2e.test.ts.
  */
-function topology(node: Netns): void {
-  must([
-    "ip",
-    "link",
-    "add",
-    "ext1",
-    "netns",
-    node.name,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "r-ext1",
-    "netns",
-    node.peer,
-  ]);
-  must(["ip", "-n", node.name, "link", "set", "ext1", "up"]);
-  const mac = ext0Mac(node);
-  must(
-    ["ip", "-n", node.peer, "-batch", "-"],
-    [
-      "link set r-ext1 up",
-      "addr add 1.2.3.1/24 dev r-ext0",
-      "addr add 1.2.6.1/24 dev r-ext0",
-      "addr add 1.2.5.1/24 dev r-ext1",
-      `addr add ${CLIENT}/32 dev r-ext0`,
-      `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
-      `route add ${LB}/32 dev r-ext0 src ${CLIENT}`,
-      "",
-    ].join("\n"),
-  );
-  must([
-    "ip",
-    "netns",
-    "exec",
-    node.peer,
-    "sysctl",
-    "-qw",
-    "net.ipv4.conf.all.rp_filter=0",
-    "net.ipv4.conf.r-eth0.rp_filter=0",
-    "net.ipv4.conf.r-ext0.rp_filter=0",
-    "net.ipv4.conf.r-ext1.rp_filter=0",
-  ]);
-  const r = node.exec(
-    ["nft", "-f", "-"],
-    `table ip kube-proxy-standin {
-  chain pre {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip daddr ${LB} tcp dport ${PORT} dnat to ${NODE}:${PORT}
-  }
-}
-table inet probe {
-  counter ext0 {}
-  counter ext1 {}
-  counter eth0 {}
-  chain post {
-    type filter hook postrouting priority 0; policy accept;
-    ip daddr ${CLIENT} oifname "ext0" counter name "ext0"
-    ip daddr ${CLIENT} oifname "ext1" counter name "ext1"
-    ip daddr ${CLIENT} oifname "eth0" counter name "eth0"
-  }
-}
-`,
-  );
-  assert.equal(r.code, 0, r.stderr);
-}
-
-const WAYS = ["eth0", "ext0", "ext1"] as const;
+const topology = (node: Netns): void =>
+  poolConnectionTopology(node, {
+    port: PORT,
+    ways: WAYS,
+    peerAddresses: ["1.2.3.1/24 dev r-ext0", "1.2.6.1/24 dev r-ext0", "1.2.5.1/24 dev r-ext1"],
+  });
 
 /** Sends a line on `connection` and says which ways the packets to the client it caused left by. */
-async function repliesOf(node: Netns, connection: Connection, line: string): Promise<string> {
-  const before = WAYS.map((way) => nftCounter(node, "probe", way));
-  assert.equal(await connection.echo(line), line);
-  return WAYS.filter((way, i) => nftCounter(node, "probe", way) > (before[i] ?? 0)).join(" and ");
-}
-
-const startEchoServer = (t: TestContext, node: Netns): Promise<void> =>
-  startServer(
-    t,
-    node,
-    `require("node:net").createServer((s) => s.pipe(s)).listen(${PORT}, "${NODE}", () => console.log("ready"))`,
-  );
+const repliesOf = (node: Netns, connection: Connection, line: string): Promise<string> =>
+  repliesBy(node, WAYS, connection, line);
 
 for (const firewall of ["nftables"]) {
   const BEFORE = configWith(firewall, "public", PUBLIC + KEEP);
@@ -139,10 +59,10 @@ for (const firewall of ["nftables"]) {
     async (t) => {
       const node = createNode(t);
       topology(node);
-      await startEchoServer(t, node);
+      await startEchoServer(t, node, PORT);
       const applied = node.symroute(["apply", "-c", BEFORE]);
       assert.equal(applied.code, 0, applied.stderr);
-      const live = await connect(t, node, { from: CLIENT, to: LB, port: PORT });
+      const live = await openPoolConnection(t, node, PORT);
       assert.equal(await repliesOf(node, live, "one"), "ext0", "before: by public's gateway");
       assert.equal(live.ctMark(), 0x1);
 

@@ -12,26 +12,19 @@
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { configDir, createNode, e2eUnavailable, writeConfigFile } from "../support/netns.ts";
 import {
-  configDir,
-  connect,
-  type Connection,
-  createNode,
-  e2eUnavailable,
-  ext0Mac,
-  must,
-  nftCounter,
-  startServer,
-  type Netns,
-  writeConfigFile,
-} from "../support/netns.ts";
+  openPoolConnection,
+  poolConnectionTopology,
+  repliesOf as repliesBy,
+  startEchoServer,
+} from "../support/pool-connection.ts";
+import type { Connection, Netns } from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-markmove-");
-const CLIENT = "203.0.113.10";
-const LB = "1.2.3.4";
-const NODE = "192.168.1.10";
 const PORT = 8085;
+const WAYS = ["eth0", "ext0"];
 
 const configWith = (firewall: string, marks: string): string =>
   writeConfigFile(
@@ -43,83 +36,15 @@ ${marks}networks:
 `,
   );
 
-/**
- * The peer: the pool's gateway 1.2.3.1 on the external segment, the client's address, the LB
- * address as a static neighbour (MetalLB's ARP answer). rp_filter off on the peer, so that a reply
- * that leaves the node by the wrong way still reaches the client (the counters on the node tell the
- * ways apart; a strict router would drop it, KERNEL-FACTS 1). On the node: kube-proxy's stand-in
- * DNATs the LB address to the node's own server, and counters count the packets to the client by
- * the interface they leave by.
- */
-function topology(node: Netns): void {
-  const mac = ext0Mac(node);
-  must(
-    ["ip", "-n", node.peer, "-batch", "-"],
-    [
-      "addr add 1.2.3.1/24 dev r-ext0",
-      `addr add ${CLIENT}/32 dev r-ext0`,
-      `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
-      `route add ${LB}/32 dev r-ext0 src ${CLIENT}`,
-      "",
-    ].join("\n"),
-  );
-  must([
-    "ip",
-    "netns",
-    "exec",
-    node.peer,
-    "sysctl",
-    "-qw",
-    "net.ipv4.conf.all.rp_filter=0",
-    "net.ipv4.conf.r-eth0.rp_filter=0",
-    "net.ipv4.conf.r-ext0.rp_filter=0",
-  ]);
-  const r = node.exec(
-    ["nft", "-f", "-"],
-    `table ip kube-proxy-standin {
-  chain pre {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip daddr ${LB} tcp dport ${PORT} dnat to ${NODE}:${PORT}
-  }
-}
-table inet probe {
-  counter ext0 {}
-  counter eth0 {}
-  chain post {
-    type filter hook postrouting priority 0; policy accept;
-    ip daddr ${CLIENT} oifname "ext0" counter name "ext0"
-    ip daddr ${CLIENT} oifname "eth0" counter name "eth0"
-  }
-}
-`,
-  );
-  assert.equal(r.code, 0, r.stderr);
-}
+/** The pool's gateway 1.2.3.1 on ext0's segment, the client, the DNAT and the counters. */
+const topology = (node: Netns): void =>
+  poolConnectionTopology(node, { port: PORT, ways: WAYS, peerAddresses: ["1.2.3.1/24 dev r-ext0"] });
 
-/** Packets to the client that left the node by `oif` so far. */
-const repliesBy = (node: Netns, oif: "ext0" | "eth0"): number => nftCounter(node, "probe", oif);
+const open = (t: TestContext, node: Netns): Promise<Connection> => openPoolConnection(t, node, PORT);
 
-/** A line-echo server in the node (the host-network backend), up until the test ends. */
-const startEchoServer = (t: TestContext, node: Netns): Promise<void> =>
-  startServer(
-    t,
-    node,
-    `require("node:net").createServer((s) => s.pipe(s)).listen(${PORT}, "${NODE}", () => console.log("ready"))`,
-  );
-
-const open = (t: TestContext, node: Netns): Promise<Connection> =>
-  connect(t, node, { from: CLIENT, to: LB, port: PORT });
-
-/**
- * Sends a line on `connection` and says which way the packets to the client it caused left by:
- * "ext0", "eth0", or both (the echo, and an ack when the client's own ack is not piggy-backed).
- */
-async function repliesOf(node: Netns, connection: Connection, line: string): Promise<string> {
-  const [eth0, ext0] = [repliesBy(node, "eth0"), repliesBy(node, "ext0")];
-  assert.equal(await connection.echo(line), line);
-  const by = [repliesBy(node, "eth0") > eth0 ? "eth0" : "", repliesBy(node, "ext0") > ext0 ? "ext0" : ""];
-  return by.filter((b) => b !== "").join(" and ");
-}
+/** Which way ("ext0", "eth0", or both) the packets to the client a line on `connection` caused left by. */
+const repliesOf = (node: Netns, connection: Connection, line: string): Promise<string> =>
+  repliesBy(node, WAYS, connection, line);
 
 for (const firewall of ["nftables", "iptables"]) {
   // 0x1, public's value under the default mask 0xff, is outside 0xfe: public moves to 0x2.
@@ -131,7 +56,7 @@ for (const firewall of ["nftables", "iptables"]) {
     async (t) => {
       const node = createNode(t);
       topology(node);
-      await startEchoServer(t, node);
+      await startEchoServer(t, node, PORT);
       const applied = node.symroute(["apply", "-c", BEFORE]);
       assert.equal(applied.code, 0, applied.stderr);
 
