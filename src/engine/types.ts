@@ -7,6 +7,7 @@ import type { Change } from "../model/change.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
 import type { Conflict, DesiredState, NetworkDecision, RuleSkip } from "../plan/types.ts";
 import type { MarkMove } from "../plan/mark-moves.ts";
+import type { KubeProxyModeSource } from "../plan/desired.ts";
 import type { Payloads } from "../render/payloads.ts";
 import type { BaselinePart, Kernel, SavedState, StateStore } from "./ports.ts";
 
@@ -23,6 +24,8 @@ export interface PlanReport {
   readonly inSync: boolean;
   readonly firewall: FirewallBackend | undefined;
   readonly kubeProxyMode: string | undefined;
+  /** Where kubeProxyMode came from: the config, kube-proxy's traces, or assumed (auto, none found). */
+  readonly kubeProxyModeSource: KubeProxyModeSource | undefined;
   /** Routes, rules and firewall rules symroute owns on the node (after the apply, for apply). */
   readonly ownedObjects: number;
   readonly payloads: Payloads;
@@ -93,6 +96,8 @@ export interface RoutingPlan {
   readonly own: OwnershipMarks;
   readonly firewall: FirewallBackend | undefined;
   readonly kubeProxyMode: string | undefined;
+  /** Where kubeProxyMode came from: the config, kube-proxy's traces, or assumed (auto, none found). */
+  readonly kubeProxyModeSource: KubeProxyModeSource | undefined;
   /** Links added, sysctls, routes and rules (diffRouting). */
   readonly diff: DiffResult;
   /**

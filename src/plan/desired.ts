@@ -49,6 +49,21 @@ export interface DesiredInput {
   readonly kubeProxyMode: Exclude<KubeProxyMode, "auto">;
 }
 
+/**
+ * Where the kube-proxy mode came from: the config, kube-proxy's traces on the node (`auto`), or
+ * nothing found (`auto` assumes iptables, which is wrong on an IPVS node whose kube-proxy has not
+ * started yet: worth saying).
+ */
+export type KubeProxyModeSource = "config" | "detected" | "assumed";
+
+export function kubeProxyModeSource(config: Config, node: RoutingState): KubeProxyModeSource {
+  if (config.kubeProxyMode !== "auto") return "config";
+  const traces = node.kubeProxy;
+  return traces?.ipvsLink === true || traces?.nftablesTable === true || traces?.iptablesChains === true
+    ? "detected"
+    : "assumed";
+}
+
 export function resolveKubeProxyMode(config: Config, node: RoutingState): Exclude<KubeProxyMode, "auto"> {
   if (config.kubeProxyMode !== "auto") return config.kubeProxyMode;
   if (node.kubeProxy?.ipvsLink === true) return "ipvs";

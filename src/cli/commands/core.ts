@@ -58,6 +58,14 @@ function changesToJson(report: PlanReport): Record<string, unknown>[] {
   return report.changes.map((change, i) => ({ ...change, text: texts[i] }));
 }
 
+/** kube-proxy's mode as plan's title line shows it: said when `auto` found no kube-proxy. */
+function kubeProxyText(report: PlanReport): string {
+  if (report.kubeProxyMode === undefined) return "-";
+  return report.kubeProxyModeSource === "assumed"
+    ? `${report.kubeProxyMode}, assumed: no kube-proxy found on the node`
+    : report.kubeProxyMode;
+}
+
 export function planToJson(
   report: PlanReport | ApplyReport,
   options: { payloads: boolean },
@@ -68,6 +76,7 @@ export function planToJson(
     ...("applied" in report ? { applied: report.applied } : {}),
     firewall: report.firewall ?? null,
     kubeProxyMode: report.kubeProxyMode ?? null,
+    kubeProxyModeSource: report.kubeProxyModeSource ?? null,
     networks: report.networks,
     changes: changesToJson(report),
     conflicts: report.conflicts,
@@ -109,8 +118,7 @@ export function formatPlanText(
 ): string {
   const out: string[] = [];
   out.push(
-    pc.bold(title) +
-      pc.dim(`  (firewall: ${report.firewall ?? "-"}, kube-proxy: ${report.kubeProxyMode ?? "-"})`),
+    pc.bold(title) + pc.dim(`  (firewall: ${report.firewall ?? "-"}, kube-proxy: ${kubeProxyText(report)})`),
   );
   if (report.state !== undefined)
     out.push(

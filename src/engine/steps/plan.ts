@@ -6,7 +6,7 @@ import type { Config } from "../../config/schema.ts";
 import { CONFIG_DEFAULTS } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import type { NodeState, OwnedFirewall } from "../../model/state.ts";
-import { computeDesired, resolveKubeProxyMode } from "../../plan/desired.ts";
+import { computeDesired, kubeProxyModeSource, resolveKubeProxyMode } from "../../plan/desired.ts";
 import {
   diffFirewall,
   diffLinkDeletes,
@@ -91,6 +91,7 @@ export function planRouting(
   // plan and apply; delete (removing) still runs, so that what an earlier apply left can go.
   if (!removing && config !== undefined) refuseBypassingDatapath(config, routing);
   const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
+  const kubeProxySource = config === undefined || removing ? undefined : kubeProxyModeSource(config, routing);
   const own = ownership(config, saved);
   // No state file: the tables and marks stay where the node shows them (a lost file moves nothing).
   const recovered =
@@ -134,6 +135,7 @@ export function planRouting(
     own,
     firewall,
     kubeProxyMode,
+    kubeProxyModeSource: kubeProxySource,
     diff: diffRouting(desired, routing, own),
     ...(config === undefined || moves.length === 0
       ? {}
@@ -192,6 +194,7 @@ export function finishPlan(
       inSync: changes.length === 0,
       firewall: rp.firewall,
       kubeProxyMode: rp.kubeProxyMode,
+      kubeProxyModeSource: rp.kubeProxyModeSource,
       ownedObjects: countOwned(node, own),
       payloads: {
         ...routingPayloads,
