@@ -56,19 +56,31 @@ export interface DesiredInput {
  */
 export type KubeProxyModeSource = "config" | "detected" | "assumed";
 
-export function kubeProxyModeSource(config: Config, node: RoutingState): KubeProxyModeSource {
-  if (config.kubeProxyMode !== "auto") return "config";
-  const traces = node.kubeProxy;
-  return traces?.ipvsLink === true || traces?.nftablesTable === true || traces?.iptablesChains === true
-    ? "detected"
-    : "assumed";
-}
+/** The desired state of no configuration (delete, or nothing to plan): symroute wants nothing. */
+export const EMPTY_DESIRED: DesiredState = {
+  decisions: [],
+  routes: [],
+  rules: [],
+  sysctls: {},
+  firewall: undefined,
+  vlans: [],
+  allocations: {},
+  warnings: [],
+};
 
-export function resolveKubeProxyMode(config: Config, node: RoutingState): Exclude<KubeProxyMode, "auto"> {
-  if (config.kubeProxyMode !== "auto") return config.kubeProxyMode;
-  if (node.kubeProxy?.ipvsLink === true) return "ipvs";
-  if (node.kubeProxy?.nftablesTable === true && node.kubeProxy.iptablesChains !== true) return "nftables";
-  return "iptables";
+/** kube-proxy's mode for the plan, and where it came from. */
+export function resolveKubeProxyMode(
+  config: Config,
+  node: RoutingState,
+): { readonly mode: Exclude<KubeProxyMode, "auto">; readonly source: KubeProxyModeSource } {
+  if (config.kubeProxyMode !== "auto") return { mode: config.kubeProxyMode, source: "config" };
+  const traces = node.kubeProxy;
+  if (traces?.ipvsLink === true) return { mode: "ipvs", source: "detected" };
+  if (traces?.nftablesTable === true && traces.iptablesChains !== true) {
+    return { mode: "nftables", source: "detected" };
+  }
+  const found = traces?.nftablesTable === true || traces?.iptablesChains === true;
+  return { mode: "iptables", source: found ? "detected" : "assumed" };
 }
 
 export function resolveFirewall(config: Config, available: readonly FirewallBackend[]): FirewallBackend {
@@ -408,28 +420,21 @@ function freedAllocations(
     if (a.mark !== undefined) heldMarks.add(a.mark);
   }
   for (const n of config.networks) if (n.table !== undefined) heldTables.add(n.table);
+  const kinds = [
+    { key: "table", held: heldTables, fits: (v: number) => tableInRange(config, v) },
+    { key: "mark", held: heldMarks, fits: (v: number) => markUnderMask(config, v) },
+  ] as const;
   const freed: Record<string, { table?: number; mark?: number }> = {};
   // The saved record's own values first: a network's latest value is the one its connections carry.
   for (const record of [saved?.allocations ?? {}, saved?.freedAllocations ?? {}]) {
     for (const [name, a] of Object.entries(record)) {
       const entry = freed[name] ?? {};
-      if (
-        entry.table === undefined &&
-        a.table !== undefined &&
-        tableInRange(config, a.table) &&
-        !heldTables.has(a.table)
-      ) {
-        entry.table = a.table;
-        heldTables.add(a.table);
-      }
-      if (
-        entry.mark === undefined &&
-        a.mark !== undefined &&
-        markUnderMask(config, a.mark) &&
-        !heldMarks.has(a.mark)
-      ) {
-        entry.mark = a.mark;
-        heldMarks.add(a.mark);
+      for (const kind of kinds) {
+        const value = a[kind.key];
+        if (entry[kind.key] !== undefined || value === undefined) continue;
+        if (!kind.fits(value) || kind.held.has(value)) continue;
+        entry[kind.key] = value;
+        kind.held.add(value);
       }
       if (entry.table !== undefined || entry.mark !== undefined) freed[name] = entry;
     }

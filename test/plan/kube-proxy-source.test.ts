@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseConfigText } from "../../src/config/index.ts";
-import { kubeProxyModeSource, resolveKubeProxyMode } from "../../src/plan/desired.ts";
+import { resolveKubeProxyMode } from "../../src/plan/desired.ts";
 import type { KubeProxyHints } from "../../src/model/state.ts";
 import { articleNode } from "../support/fake-kernel.ts";
 
@@ -21,8 +21,8 @@ const NONE: KubeProxyHints = { iptablesChains: false, nftablesTable: false, ipvs
 
 test("a mode written in the config is the config's, traces or not", () => {
   for (const hints of [undefined, NONE, { ...NONE, ipvsLink: true }]) {
-    assert.equal(kubeProxyModeSource(configWith("nftables"), nodeWith(hints)), "config");
-    assert.equal(resolveKubeProxyMode(configWith("nftables"), nodeWith(hints)), "nftables");
+    assert.equal(resolveKubeProxyMode(configWith("nftables"), nodeWith(hints)).source, "config");
+    assert.equal(resolveKubeProxyMode(configWith("nftables"), nodeWith(hints)).mode, "nftables");
   }
 });
 
@@ -34,14 +34,14 @@ test("auto with one of kube-proxy's traces is detected", () => {
   ];
   for (const [trace, mode] of cases) {
     const node = nodeWith({ ...NONE, ...trace });
-    assert.equal(kubeProxyModeSource(configWith("auto"), node), "detected", mode);
-    assert.equal(resolveKubeProxyMode(configWith("auto"), node), mode);
+    assert.equal(resolveKubeProxyMode(configWith("auto"), node).source, "detected", mode);
+    assert.equal(resolveKubeProxyMode(configWith("auto"), node).mode, mode);
   }
 });
 
 test("auto with no trace (or none read) is an assumption of iptables", () => {
   for (const hints of [undefined, NONE]) {
-    assert.equal(kubeProxyModeSource(configWith("auto"), nodeWith(hints)), "assumed");
-    assert.equal(resolveKubeProxyMode(configWith("auto"), nodeWith(hints)), "iptables");
+    assert.equal(resolveKubeProxyMode(configWith("auto"), nodeWith(hints)).source, "assumed");
+    assert.equal(resolveKubeProxyMode(configWith("auto"), nodeWith(hints)).mode, "iptables");
   }
 });

@@ -10,6 +10,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import type { SavedState } from "../../src/engine/ports.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { diffRouting } from "../../src/plan/diff.ts";
+import { EMPTY_DESIRED } from "../../src/plan/desired.ts";
 import { compileRoutingState } from "../../src/simulate/compile.ts";
 import { formatTrace } from "../../src/simulate/format.ts";
 import { tracePacket } from "../../src/simulate/trace.ts";
@@ -260,16 +261,7 @@ test("a protocol move frees and takes tables as a run under one number does: the
     previousSysctls: {},
     createdLinks: [],
   };
-  const nothing = {
-    decisions: [],
-    routes: [],
-    rules: [],
-    sysctls: {},
-    firewall: undefined,
-    vlans: [],
-    allocations: {},
-    warnings: [],
-  };
+  const nothing = EMPTY_DESIRED;
   assert.deepEqual(diffRouting(nothing, kernel.state, own).changes, []);
   const withState = diffRouting(nothing, kernel.state, { ...own, formerRouteProtocols: [OLD] });
   assert.equal(withState.changes.length, count(kernel.state, OLD));

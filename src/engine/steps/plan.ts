@@ -6,7 +6,7 @@ import type { Config } from "../../config/schema.ts";
 import { CONFIG_DEFAULTS } from "../../config/schema.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import type { NodeState, OwnedFirewall } from "../../model/state.ts";
-import { computeDesired, kubeProxyModeSource, resolveKubeProxyMode } from "../../plan/desired.ts";
+import { computeDesired, EMPTY_DESIRED, resolveKubeProxyMode } from "../../plan/desired.ts";
 import {
   diffFirewall,
   diffLinkDeletes,
@@ -18,24 +18,12 @@ import {
 import { keepObservedGuards } from "../../plan/kept-guards.ts";
 import { markMoves, markMoveWarning } from "../../plan/mark-moves.ts";
 import { recoveredAllocations } from "../../plan/recovered-allocations.ts";
-import type { DesiredState } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
 import { FRONT_ENDS, firewallPayloads } from "../firewall/index.ts";
 import { bypassMessage, detectBypassingDatapaths } from "../../verify/datapath.ts";
 import type { SavedState } from "../ports.ts";
 import type { Observation, Planned, RoutingPlan } from "../types.ts";
-
-const EMPTY_DESIRED: DesiredState = {
-  decisions: [],
-  routes: [],
-  rules: [],
-  sysctls: {},
-  firewall: undefined,
-  vlans: [],
-  allocations: {},
-  warnings: [],
-};
 
 /**
  * How symroute's objects are told from others': the config's marks, else the state's, else
@@ -90,8 +78,8 @@ export function planRouting(
   // A datapath that DNATs outside netfilter makes every object symroute would add useless: refuse
   // plan and apply; delete (removing) still runs, so that what an earlier apply left can go.
   if (!removing && config !== undefined) refuseBypassingDatapath(config, routing);
-  const kubeProxyMode = config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
-  const kubeProxySource = config === undefined || removing ? undefined : kubeProxyModeSource(config, routing);
+  const kubeProxy = config === undefined || removing ? undefined : resolveKubeProxyMode(config, routing);
+  const kubeProxyMode = kubeProxy?.mode;
   const own = ownership(config, saved);
   // No state file: the tables and marks stay where the node shows them (a lost file moves nothing).
   const recovered =
@@ -135,7 +123,7 @@ export function planRouting(
     own,
     firewall,
     kubeProxyMode,
-    kubeProxyModeSource: kubeProxySource,
+    kubeProxyModeSource: kubeProxy?.source,
     diff: diffRouting(desired, routing, own),
     ...(config === undefined || moves.length === 0
       ? {}
