@@ -6,6 +6,7 @@ import type { Family } from "../model/address.ts";
 import { SymrouteError, type ErrorKind, type SymrouteErrorOptions } from "../model/errors.ts";
 import type { FirewallBackend, NodeState, OwnedFirewall } from "../model/state.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
+import type { Allocation } from "../plan/types.ts";
 
 export interface ReadScope {
   /** sysctl names to read (they are not enumerable cheaply). */
@@ -160,10 +161,7 @@ export interface SavedState {
 /** A part of the state that records the node as it was before symroute (the field's name). */
 export type BaselinePart = "previousSysctls" | "createdLinks" | "iptablesTablesCreated";
 
-export interface Allocation {
-  readonly table?: number;
-  readonly mark?: number;
-}
+export type { Allocation };
 
 export interface StateStore {
   read(): Promise<SavedState | undefined>;

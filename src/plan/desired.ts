@@ -26,15 +26,23 @@ import {
   type Rule,
 } from "../model/state.ts";
 import type { ArpProbe, MarkEntry, SpoofGuard } from "../model/firewall.ts";
-import type { CaseName, DesiredState, NetworkDecision, ResolvedMethod, RuleSkip } from "./types.ts";
+import type {
+  Allocation,
+  Allocations,
+  CaseName,
+  DesiredState,
+  NetworkDecision,
+  ResolvedMethod,
+  RuleSkip,
+} from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
 import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
 import { formerProtocols, ownsProtocol } from "./diff.ts";
 
 export interface SavedPlanningState {
-  readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  readonly allocations: Allocations;
   /** Values networks held before and none holds now, by that network (new ones avoid them). */
-  readonly freedAllocations?: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  readonly freedAllocations?: Allocations;
   readonly previousSysctls: Readonly<Record<string, string>>;
   /** The protocol symroute's routes and rules carried when the state was written, and former ones. */
   readonly routeProtocol?: number;
@@ -401,8 +409,6 @@ class Allocator {
   }
 }
 
-type AllocationRecord = Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
-
 /**
  * The values a network held in the saved record (or one removed earlier, still remembered) that no
  * network holds now, by the network that held them: new networks avoid them while the room has
@@ -411,7 +417,7 @@ type AllocationRecord = Readonly<Record<string, { readonly table?: number; reado
 function freedAllocations(
   config: Config,
   saved: SavedPlanningState | undefined,
-  held: AllocationRecord,
+  held: Allocations,
 ): Record<string, { table?: number; mark?: number }> {
   const heldTables = new Set<number>();
   const heldMarks = new Set<number>();
@@ -690,8 +696,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
 
 const freedField = (
   freed: Record<string, { table?: number; mark?: number }>,
-): { freedAllocations?: AllocationRecord } =>
-  Object.keys(freed).length === 0 ? {} : { freedAllocations: freed };
+): { freedAllocations?: Allocations } => (Object.keys(freed).length === 0 ? {} : { freedAllocations: freed });
 
 const ALL_MARK_BITS = 0xffffffff;
 
@@ -702,7 +707,7 @@ interface NetworkPart {
   readonly rules: readonly Rule[];
   readonly marks: readonly MarkEntry[];
   readonly warnings: readonly string[];
-  readonly allocation: { readonly table?: number; readonly mark?: number } | undefined;
+  readonly allocation: Allocation | undefined;
 }
 
 /** The configuration's settings a network's part depends on, and all of them as one text. */

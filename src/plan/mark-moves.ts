@@ -5,6 +5,7 @@
 // until it closes. New connections get the new value and are not affected.
 
 import { formatHex } from "../model/marks.ts";
+import type { Allocations } from "./types.ts";
 
 export interface MarkMove {
   readonly network: string;
@@ -15,8 +16,6 @@ export interface MarkMove {
   /** The network whose new value the old one matches under the new mask: its table takes them instead. */
   readonly takenBy?: string;
 }
-
-type Allocations = Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
 
 /** The networks present before and after whose mark value differs. */
 export function markMoves(saved: Allocations, desired: Allocations, mask: number): MarkMove[] {

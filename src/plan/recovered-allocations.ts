@@ -7,6 +7,7 @@
 import type { Config } from "../config/schema.ts";
 import { parsePrefix, type Prefix } from "../model/address.ts";
 import { RESERVED_TABLES, type RoutingState } from "../model/state.ts";
+import type { Allocation } from "./types.ts";
 
 const prefixKey = (p: Prefix | undefined): string | undefined =>
   p === undefined ? undefined : `${p.family}|${p.value}|${p.len}`;
@@ -16,7 +17,7 @@ export function recoveredAllocations(
   config: Config,
   node: RoutingState,
   owns: (protocol: number | undefined) => boolean,
-): Record<string, { table?: number; mark?: number }> {
+): Record<string, Allocation> {
   const tableOfPool = new Map<string, number>();
   for (const r of node.routes) {
     if (!owns(r.protocol) || r.dst === "default" || RESERVED_TABLES.includes(r.table)) continue;
@@ -28,7 +29,7 @@ export function recoveredAllocations(
     if (!owns(r.protocol) || r.action !== "lookup" || r.table === undefined) continue;
     if (r.fwmark !== undefined && r.fwmark !== 0) markOfTable.set(r.table, r.fwmark);
   }
-  const recovered: Record<string, { table?: number; mark?: number }> = {};
+  const recovered: Record<string, Allocation> = {};
   for (const network of config.networks) {
     const table = network.addresses
       .map((a) => tableOfPool.get(prefixKey(parsePrefix(a)) ?? ""))

@@ -42,6 +42,15 @@ export interface RuleSkip {
   readonly reason: string;
 }
 
+/** A network's routing table and mark value (either absent when the network needs none). */
+export interface Allocation {
+  readonly table?: number;
+  readonly mark?: number;
+}
+
+/** Allocations by network name. */
+export type Allocations = Readonly<Record<string, Allocation>>;
+
 export interface DesiredState {
   readonly decisions: readonly NetworkDecision[];
   readonly routes: readonly Route[];
@@ -51,13 +60,13 @@ export interface DesiredState {
   /** undefined: symroute needs no firewall objects. */
   readonly firewall: FirewallSpec | undefined;
   readonly vlans: readonly VlanSpec[];
-  readonly allocations: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  readonly allocations: Allocations;
   /**
    * Tables and marks a network held in the previous record (or one removed before, remembered) and
    * none holds now, by that network: connections of a removed network can still carry its mark, so
    * new networks take these last. Absent: none.
    */
-  readonly freedAllocations?: Readonly<Record<string, { readonly table?: number; readonly mark?: number }>>;
+  readonly freedAllocations?: Allocations;
   readonly warnings: readonly string[];
   /**
    * Tables symroute chose itself (not a network's `table:`): a foreign route in one is a conflict.
