@@ -5,6 +5,7 @@
 import type { BigIntStats } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
+import { parseSavedState } from "../config/state-schema.ts";
 import { SymrouteError } from "../model/errors.ts";
 import { isLock, tryNamespaceLock } from "./namespace-lock.ts";
 import type { SavedState, StateStore } from "../engine/ports.ts";
@@ -148,21 +149,25 @@ export function createStateFile(
           hint: "check the state directory (--state-dir)",
         });
       }
-      try {
-        const state = JSON.parse(text) as SavedState;
-        if (state.version !== 1) throw new Error(`unknown version ${String(state.version)}`);
-        if (options.keepReads === true) kept = { identity, state };
-        return state;
-      } catch (cause) {
+      const parsed = parseSavedState(text);
+      if (!parsed.ok) {
+        const [first = "", ...more] = parsed.problems;
         throw new SymrouteError(
           "invalid-argument",
-          `the state file ${file} is not valid: ${(cause as Error).message}`,
+          `the state file ${file} is not valid: ${first}${more.length === 0 ? "" : ` (and ${more.length} more problem${more.length === 1 ? "" : "s"})`}`,
           {
-            cause,
-            hint: "move it away only if you know the node holds no symroute objects, or restore it from a backup",
+            details: parsed.problems,
+            hint:
+              `nothing was changed. Restore ${file} from a backup, or correct the field named; move it away ` +
+              `only if the node holds none of symroute's objects (symroute plan counts them): delete needs it ` +
+              `to put the node back as it was`,
           },
         );
       }
+      // The schema holds every field SavedState has, as today's writer and older files have them.
+      const state: SavedState = parsed.state;
+      if (options.keepReads === true) kept = { identity, state };
+      return state;
     },
 
     async write(state: SavedState): Promise<void> {

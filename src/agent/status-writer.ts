@@ -101,9 +101,10 @@ function nodeStatusFor(
   const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);
   const how = decisions.map((d) => `IPv${d.family} ${d.method}: ${d.reason}`).join("; ");
   // Plan's warnings about this network come first: converged, but something the operator should see.
-  const warnings = (report?.warnings ?? [])
-    .filter((w) => w.includes(`network "${verdict.network}"`))
-    .map((w) => `warning: ${w}`);
+  // By the networks each concerns: its message may name other networks too.
+  const warnings = (report?.warningDetails ?? [])
+    .filter((w) => w.networks.includes(verdict.network))
+    .map((w) => `warning: ${w.message}`);
   return {
     converged: true,
     reason: "Converged",

@@ -46,8 +46,61 @@ function withoutNulls(value: unknown): unknown {
 const own = (mapping: Mapping, key: string): unknown =>
   Object.hasOwn(mapping, key) ? withoutNulls(mapping[key] ?? undefined) : undefined;
 
+/** Wrappers that check nothing of the value's shape: the schema inside decides it. */
+const WRAPPERS = new Set(["optional", "nullable", "default", "prefault", "nonoptional", "readonly", "catch"]);
+
+/** `schema` without its wrappers (and a pipe's input for a pipe): the schema that checks the value's shape. */
+function unwrapped(schema: z.core.$ZodType): z.core.$ZodType {
+  let at = schema;
+  for (;;) {
+    const def = at._zod.def;
+    if (WRAPPERS.has(def.type)) at = (def as z.core.$ZodOptionalDef).innerType;
+    else if (def.type === "pipe") at = (def as z.core.$ZodPipeDef).in;
+    else return at;
+  }
+}
+
+/**
+ * The schema of the value at `path` inside `schema`, unwrapped; undefined when the path leaves it.
+ * zod's issues give paths, and the schema at one says what the value there may be.
+ */
+function schemaAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): z.core.$ZodType | undefined {
+  const at = unwrapped(schema);
+  const [head, ...rest] = path;
+  if (head === undefined) return at;
+  const def = at._zod.def;
+  if (def.type === "object" && typeof head === "string") {
+    const inner = (def as z.core.$ZodObjectDef).shape[head];
+    return inner === undefined ? undefined : schemaAt(inner, rest);
+  }
+  if (def.type === "array" && typeof head === "number")
+    return schemaAt((def as z.core.$ZodArrayDef).element, rest);
+  if (def.type === "union")
+    for (const option of (def as z.core.$ZodUnionDef).options) {
+      const found = schemaAt(option, path);
+      if (found !== undefined) return found;
+    }
+  return undefined;
+}
+
+/** The keys the mapping at `path` inside `schema` allows (what an unknown key there may be instead). */
+function allowedKeys(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
+  const def = schemaAt(schema, path)?._zod.def;
+  return def?.type === "object" ? Object.keys((def as z.core.$ZodObjectDef).shape) : [];
+}
+
+/** Option `index` of the union at `path` inside `schema`; undefined when there is none. */
+function unionOption(
+  schema: z.core.$ZodType,
+  path: readonly PropertyKey[],
+  index: number,
+): z.core.$ZodType | undefined {
+  const def = schemaAt(schema, path)?._zod.def;
+  return def?.type === "union" ? (def as z.core.$ZodUnionDef).options[index] : undefined;
+}
+
 /** zod's issues as ours: one per path (the first), unknown keys one per key, a union's matching branch. */
-function toIssues(error: z.ZodError, base: ConfigPath, out: PendingIssue[]): void {
+function toIssues(error: z.ZodError, schema: z.core.$ZodType, base: ConfigPath, out: PendingIssue[]): void {
   const seen = new Set(out.map((i) => JSON.stringify(i.path)));
   const add = (issue: PendingIssue): void => {
     const key = JSON.stringify(issue.path);
@@ -55,31 +108,31 @@ function toIssues(error: z.ZodError, base: ConfigPath, out: PendingIssue[]): voi
     seen.add(key);
     out.push(issue);
   };
-  const walk = (issues: readonly z.core.$ZodIssue[], prefix: ConfigPath): void => {
+  // `at`: the schema the issues' paths start from (a union's branch for that branch's issues).
+  const walk = (issues: readonly z.core.$ZodIssue[], prefix: ConfigPath, at: z.core.$ZodType): void => {
     for (const issue of issues) {
       const path = [...prefix, ...(issue.path as (string | number)[])];
       if (issue.code === "unrecognized_keys") {
+        const allowed = allowedKeys(at, issue.path);
         for (const key of issue.keys)
           add({
             path: [...path, key],
-            message: `unknown key ${quoteString(key)}; ${issue.message}${didYouMean(
-              key,
-              issue.message.replace(/^allowed: /, "").split(", "),
-              quoteString,
-            )}`,
+            message: `unknown key ${quoteString(key)}; ${issue.message}${didYouMean(key, allowed, quoteString)}`,
             atKey: true,
           });
       } else if (issue.code === "invalid_union") {
-        // The branch whose type fits the value: its issues say what is wrong inside it.
-        const fits = issue.errors.find(
+        // The branch whose type fits the value: its issues say what is wrong inside it. zod gives
+        // one list of issues per option, in the options' order.
+        const fits = issue.errors.findIndex(
           (e) => !e.some((i) => i.code === "invalid_type" && i.path.length === 0),
         );
-        if (fits === undefined) add({ path, message: issue.message });
-        else walk(fits, path);
+        const branch = issue.errors[fits];
+        if (branch === undefined) add({ path, message: issue.message });
+        else walk(branch, path, unionOption(at, issue.path, fits) ?? z.never());
       } else add({ path, message: issue.message });
     }
   };
-  walk(error.issues, base);
+  walk(error.issues, base, schema);
 }
 
 /** Parse `value` with `schema`; the value, or undefined with the issues added to `out`. */
@@ -91,7 +144,7 @@ function field<T extends z.ZodType>(
 ): z.output<T> | undefined {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  toIssues(result.error, path, out);
+  toIssues(result.error, schema, path, out);
   return undefined;
 }
 

@@ -3,6 +3,7 @@
 // what passes between them.
 
 import type { Config } from "../config/schema.ts";
+import { warningMessages } from "../plan/types.ts";
 import { renderRoutingPayloads } from "../render/payloads.ts";
 import { apply } from "./steps/apply.ts";
 import { commit, commitInSync } from "./steps/commit.ts";
@@ -46,7 +47,13 @@ export async function converge(
         : { ...report, state: { ...report.state, baselineUnknown } };
     const withWarnings = <T extends PlanReport>(report: T): T =>
       recorded(
-        baselineNotes.length === 0 ? report : { ...report, warnings: [...report.warnings, ...baselineNotes] },
+        baselineNotes.length === 0
+          ? report
+          : {
+              ...report,
+              warnings: [...report.warnings, ...warningMessages(baselineNotes)],
+              warningDetails: [...report.warningDetails, ...baselineNotes],
+            },
       );
     if (options.dryRun === true)
       return withWarnings({ ...finishPlan(rp, observedFirewall).report, applied: false });

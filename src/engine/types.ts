@@ -5,7 +5,7 @@ import type { FirewallBackend, NodeState, OwnedFirewall, RoutingState } from "..
 import type { DiffResult, OwnershipMarks } from "../plan/diff.ts";
 import type { Change } from "../model/change.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
-import type { Conflict, DesiredState, NetworkDecision, RuleSkip } from "../plan/types.ts";
+import type { Conflict, DesiredState, NetworkDecision, PlanWarning, RuleSkip } from "../plan/types.ts";
 import type { MarkMove } from "../plan/mark-moves.ts";
 import type { KubeProxyModeSource } from "../plan/desired.ts";
 import type { Payloads } from "../render/payloads.ts";
@@ -20,7 +20,10 @@ export interface PlanReport {
   readonly networks: readonly NetworkDecision[];
   readonly changes: readonly Change[];
   readonly conflicts: readonly Conflict[];
+  /** The messages of warningDetails, in its order. */
   readonly warnings: readonly string[];
+  /** Each warning with its kind and the networks it concerns. */
+  readonly warningDetails: readonly PlanWarning[];
   readonly inSync: boolean;
   readonly firewall: FirewallBackend | undefined;
   readonly kubeProxyMode: string | undefined;

@@ -26,14 +26,16 @@ import {
   type Rule,
 } from "../model/state.ts";
 import type { ArpProbe, MarkEntry, SpoofGuard } from "../model/firewall.ts";
-import type {
-  Allocation,
-  Allocations,
-  CaseName,
-  DesiredState,
-  NetworkDecision,
-  ResolvedMethod,
-  RuleSkip,
+import {
+  warningMessages,
+  type Allocation,
+  type Allocations,
+  type CaseName,
+  type DesiredState,
+  type NetworkDecision,
+  type PlanWarning,
+  type ResolvedMethod,
+  type RuleSkip,
 } from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
 import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
@@ -74,6 +76,7 @@ export const EMPTY_DESIRED: DesiredState = {
   vlans: [],
   allocations: {},
   warnings: [],
+  warningDetails: [],
 };
 
 /** kube-proxy's mode for the plan, and where it came from. */
@@ -265,18 +268,25 @@ function classify(
  * checks sources drops it, or it never arrives). A warning rather than an error: clients on the
  * interface's own link are served, and that setup is legitimate (docs/config.md).
  */
-function halfGatewayWarnings(classified: readonly Classified[], facts: NodeFacts, warnings: string[]): void {
+function halfGatewayWarnings(
+  classified: readonly Classified[],
+  facts: NodeFacts,
+  warnings: PlanWarning[],
+): void {
   for (const c of classified) {
     const { network, family, gateway, poolTexts } = c.ctx;
     if (gateway !== undefined) continue;
     const other: Family = family === 4 ? 6 : 4;
     const otherGateway = network.gateways[other];
     if (otherGateway === undefined) continue;
-    warnings.push(
-      `network "${network.name}": IPv${family} pools ${poolTexts.join(", ")} have no IPv${family} gateway while IPv${other} has ${otherGateway}: ` +
+    warnings.push({
+      kind: "half-gateway",
+      message:
+        `network "${network.name}": IPv${family} pools ${poolTexts.join(", ")} have no IPv${family} gateway while IPv${other} has ${otherGateway}: ` +
         `symroute treats them as on-link on ${network.interface} (method ${c.method}), and the kernel routes replies to IPv${family} clients beyond that link by main, ` +
         `not back through ${network.interface} (${facts.mainDefaultText[family]}); add the IPv${family} router to gateway if such clients exist`,
-    );
+      networks: [network.name],
+    });
   }
 }
 
@@ -289,7 +299,7 @@ function halfGatewayWarnings(classified: readonly Classified[], facts: NodeFacts
 function otherSubnetWarnings(
   decisions: readonly NetworkDecision[],
   facts: NodeFacts,
-  warnings: string[],
+  warnings: PlanWarning[],
 ): void {
   for (const d of decisions) {
     if (d.method === "none") continue;
@@ -301,10 +311,13 @@ function otherSubnetWarnings(
           found.push(`${ifname}'s ${formatPrefixText(subnet)}`);
     }
     if (found.length === 0) continue;
-    warnings.push(
-      `network "${d.name}": ${d.pools.join(", ")} is on ${found.join(", ")}, but its interface is ${d.interface}: ` +
+    warnings.push({
+      kind: "pool-on-other-interface",
+      message:
+        `network "${d.name}": ${d.pools.join(", ")} is on ${found.join(", ")}, but its interface is ${d.interface}: ` +
         `symroute's routes for it (method ${d.method}) take these addresses away from that link; if MetalLB announces them there, set interface to it`,
-    );
+      networks: [d.name],
+    });
   }
 }
 
@@ -478,7 +491,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const proto = config.routeProtocol;
   const linkNames = new Set(node.links.map((l) => l.ifname));
   const problems: string[] = [];
-  const warnings: string[] = [];
+  const warnings: PlanWarning[] = [];
   const vlans: VlanSpec[] = [];
 
   const linksByName = new Map(node.links.map((l) => [l.ifname, l]));
@@ -511,10 +524,13 @@ export function computeDesired(input: DesiredInput): DesiredState {
     }
     // A VLAN symroute created and someone set down, too.
     if (link !== undefined && !link.up) {
-      warnings.push(
-        `interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive; ` +
+      warnings.push({
+        kind: "interface-down",
+        message:
+          `interface "${network.interface}" (network "${network.name}") is down: requests cannot arrive; ` +
           `its routes are left out until it is up (the kernel refuses a route through a down interface, and removed those it had)`,
-      );
+        networks: [network.name],
+      });
       downInterfaces.add(network.interface);
     }
   }
@@ -526,9 +542,11 @@ export function computeDesired(input: DesiredInput): DesiredState {
     for (const [family, gateway] of Object.entries(network.gateways)) {
       const ifname = localAddresses.get(`${family}|${gateway}`);
       if (ifname !== undefined)
-        warnings.push(
-          `network "${network.name}": gateway ${gateway} is an address of this node (on ${ifname}), not a router: replies for its pools would be sent to the node itself and never leave; give the address of the router behind ${network.interface}`,
-        );
+        warnings.push({
+          kind: "gateway-is-node-address",
+          message: `network "${network.name}": gateway ${gateway} is an address of this node (on ${ifname}), not a router: replies for its pools would be sent to the node itself and never leave; give the address of the router behind ${network.interface}`,
+          networks: [network.name],
+        });
     }
   }
   if (problems.length > 0) {
@@ -631,7 +649,12 @@ export function computeDesired(input: DesiredInput): DesiredState {
         mark = allocator.mark();
         const heldBy = markHolders.get(mark);
         if (heldBy !== undefined && heldBy !== network.name)
-          warnings.push(markReuseWarning(network, mark, table, heldBy, config.marks.mask));
+          // About this network: the one that held the mark is named, not concerned.
+          warnings.push({
+            kind: "mark-reused",
+            message: markReuseWarning(network, mark, table, heldBy, config.marks.mask),
+            networks: [network.name],
+          });
       }
     }
     const part =
@@ -688,7 +711,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
     vlans,
     allocations,
     ...freedField(freedAllocations(config, saved, allocations)),
-    warnings,
+    warnings: warningMessages(warnings),
+    warningDetails: warnings,
     ...(allocatedTables.size > 0 ? { allocatedTables: [...allocatedTables].sort((a, b) => a - b) } : {}),
     ...(ruleSkips.length > 0 ? { ruleSkips } : {}),
   };
@@ -706,7 +730,7 @@ interface NetworkPart {
   readonly routes: readonly Route[];
   readonly rules: readonly Rule[];
   readonly marks: readonly MarkEntry[];
-  readonly warnings: readonly string[];
+  readonly warnings: readonly PlanWarning[];
   readonly allocation: Allocation | undefined;
 }
 
@@ -785,7 +809,7 @@ function networkPart(
   mark: number | undefined,
 ): NetworkPart {
   const { protocol: proto, layout, fwmask, podCidrs } = settings;
-  const warnings: string[] = [];
+  const warnings: PlanWarning[] = [];
   const decisions: NetworkDecision[] = [];
   const routes: Route[] = [];
   const rules: Rule[] = [];

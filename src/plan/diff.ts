@@ -15,7 +15,7 @@ import type {
 import { firewallRuleKeys } from "../model/firewall.ts";
 import type { Change } from "../model/change.ts";
 import { routeNetworks, ruleNetworks } from "./conflict-networks.ts";
-import type { Conflict, DesiredState } from "./types.ts";
+import { warningMessages, type Conflict, type DesiredState, type PlanWarning } from "./types.ts";
 
 export interface OwnershipMarks {
   /** The protocol of every route and rule symroute makes. */
@@ -36,8 +36,12 @@ export interface DiffResult {
   readonly changes: readonly Change[];
   /** Foreign objects that keep a desired object out. */
   readonly conflicts: readonly Conflict[];
-  /** Foreign objects worth knowing about that block nothing (a rule in symroute's band). */
+  /**
+   * Foreign objects worth knowing about that block nothing (a rule in symroute's band), and a move
+   * of the route protocol: the messages of noticeDetails.
+   */
   readonly notices: readonly string[];
+  readonly noticeDetails: readonly PlanWarning[];
 }
 
 /**
@@ -115,6 +119,7 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
     ],
     conflicts: routing.conflicts,
     notices: routing.notices,
+    noticeDetails: routing.noticeDetails,
   };
 }
 
@@ -122,7 +127,7 @@ export function diffState(desired: DesiredState, node: NodeState, own: Ownership
 export function diffRouting(desired: DesiredState, node: RoutingState, own: OwnershipMarks): DiffResult {
   const changes: Change[] = [];
   const conflicts: Conflict[] = [];
-  const notices: string[] = [];
+  const notices: PlanWarning[] = [];
   const owns = ownsProtocol(own);
 
   // Links first: routes need their device.
@@ -272,9 +277,11 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
         });
         return;
       }
-      notices.push(
-        `IPv${r.family} rule priority ${r.priority}${r.table === undefined ? "" : ` lookup ${r.table}`} is not symroute's but sits in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}; left alone`,
-      );
+      notices.push({
+        kind: "foreign-rule-in-band",
+        message: `IPv${r.family} rule priority ${r.priority}${r.table === undefined ? "" : ` lookup ${r.table}`} is not symroute's but sits in its priority band ${own.rulePriorities.from}-${own.rulePriorities.to}; left alone`,
+        networks: [],
+      });
     }
   });
 
@@ -285,9 +292,11 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       node.routes.reduce((n, r) => (underFormer(r.protocol) ? n + 1 : n), 0) +
       node.rules.reduce((n, r) => (underFormer(r.protocol) ? n + 1 : n), 0);
     if (left > 0) {
-      notices.push(
-        `routeProtocol moves from ${former.join(", ")} (the state file's) to ${own.routeProtocol}: ${left} route(s) and rule(s) of symroute's still carry ${former.length === 1 ? "it" : "one of those"}; the apply re-makes them under ${own.routeProtocol} and removes them`,
-      );
+      notices.push({
+        kind: "route-protocol-move",
+        message: `routeProtocol moves from ${former.join(", ")} (the state file's) to ${own.routeProtocol}: ${left} route(s) and rule(s) of symroute's still carry ${former.length === 1 ? "it" : "one of those"}; the apply re-makes them under ${own.routeProtocol} and removes them`,
+        networks: [],
+      });
       // Before the move, objects under the new number that symroute does not want are most likely
       // another tool's: the number is symroute's from now on, and the apply deletes them.
       const taken = changes.filter(
@@ -297,13 +306,15 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
           (c.kind === "route" ? c.route.protocol : c.rule.protocol) === own.routeProtocol,
       ).length;
       if (taken > 0)
-        notices.push(
-          `${taken} route(s) and rule(s) on the node already carry proto ${own.routeProtocol} and are not symroute's to keep: from this move on symroute takes ${own.routeProtocol} as its own and the apply deletes them; if another tool uses ${own.routeProtocol}, choose another routeProtocol`,
-        );
+        notices.push({
+          kind: "route-protocol-taken",
+          message: `${taken} route(s) and rule(s) on the node already carry proto ${own.routeProtocol} and are not symroute's to keep: from this move on symroute takes ${own.routeProtocol} as its own and the apply deletes them; if another tool uses ${own.routeProtocol}, choose another routeProtocol`,
+          networks: [],
+        });
     }
   }
 
-  return { changes, conflicts, notices };
+  return { changes, conflicts, notices: warningMessages(notices), noticeDetails: notices };
 }
 
 const describeRule = (r: Rule): string =>

@@ -42,6 +42,43 @@ export interface RuleSkip {
   readonly reason: string;
 }
 
+/**
+ * What a warning is about, stable for scripts and alerts (the message's words may change):
+ * a network's interface is down; its gateway is an address of this node; it takes a mark another
+ * network held; one family has a gateway and the other none; a pool is on another interface's
+ * subnet; a foreign rule sits in symroute's band; the route protocol moves, or its new number is
+ * already on other objects; a network's mark value moves; the state does not know the node from
+ * before symroute, or a forced delete leaves parts of it as they are.
+ */
+export const WARNING_KINDS = [
+  "interface-down",
+  "gateway-is-node-address",
+  "mark-reused",
+  "half-gateway",
+  "pool-on-other-interface",
+  "foreign-rule-in-band",
+  "route-protocol-move",
+  "route-protocol-taken",
+  "mark-move",
+  "baseline-unknown",
+  "baseline-not-restored",
+] as const;
+export type WarningKind = (typeof WARNING_KINDS)[number];
+
+/**
+ * One warning: the message `warnings[]` carries, with its kind and the networks it concerns (a
+ * warning about one network may name another, which it does not concern). Empty networks: the node
+ * as a whole.
+ */
+export interface PlanWarning {
+  readonly kind: WarningKind;
+  readonly message: string;
+  readonly networks: readonly string[];
+}
+
+/** The warnings' messages, as `warnings[]` lists them. */
+export const warningMessages = (warnings: readonly PlanWarning[]): string[] => warnings.map((w) => w.message);
+
 /** A network's routing table and mark value (either absent when the network needs none). */
 export interface Allocation {
   readonly table?: number;
@@ -67,7 +104,9 @@ export interface DesiredState {
    * new networks take these last. Absent: none.
    */
   readonly freedAllocations?: Allocations;
+  /** The messages of warningDetails, in its order. */
   readonly warnings: readonly string[];
+  readonly warningDetails: readonly PlanWarning[];
   /**
    * Tables symroute chose itself (not a network's `table:`): a foreign route in one is a conflict.
    * In a table of the operator's choosing, their own routes are expected.

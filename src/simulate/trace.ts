@@ -188,7 +188,7 @@ const AMBIGUOUS_V6: CompiledRoute = {
   dev: undefined,
   gateway: undefined,
   unsupported:
-    "IPv6 forwarding is off and the route has a gateway or shares its prefix: the kernel then scores routers by neighbour reachability, which the snapshot does not hold (not modelled)",
+    "IPv6 forwarding is off and the route has a gateway that a shorter prefix could stand in for, or shares its prefix: the kernel then scores routers by neighbour reachability, which the snapshot does not hold (not modelled)",
 };
 
 /** The route the table gives (check `unsupported` on it), or undefined when it has none. */
@@ -200,9 +200,14 @@ function lookupTable(
 ): CompiledRoute | undefined {
   if (index.family === 4) return lookupTable4(table, flow.dst, flow.oif);
   let deepest: TrieNode | undefined;
+  /** Whether a shorter prefix than the deepest on the path has routes (the kernel's backtrack). */
+  let shorter = false;
   let node: TrieNode | undefined = table.root;
   for (let i = 0; node !== undefined; i++) {
-    if (node.routes !== undefined) deepest = node;
+    if (node.routes !== undefined) {
+      if (deepest !== undefined) shorter = true;
+      deepest = node;
+    }
     if (i === 128) break;
     node = bitAt(flow.dst, i) === 0 ? node.zero : node.one;
   }
@@ -211,9 +216,17 @@ function lookupTable(
   if (deepest === undefined) return undefined;
   const routes = deepest.routes as CompiledRoute[];
   const first = routes[0] as CompiledRoute;
-  // With forwarding off the kernel prefers routers whose neighbour entry is reachable: a choice
-  // the snapshot (no neighbour table) cannot make when a gateway or several routes are involved.
-  if (first.unsupported === undefined && v6Strict && (routes.length > 1 || first.gateway !== undefined)) {
+  // With forwarding off the kernel prefers routes whose gateway's neighbour entry is reachable
+  // (fib6_table_lookup with RT6_LOOKUP_F_REACHABLE): it may take another route of the deepest
+  // prefix, or backtrack to a shorter prefix of this table, and only when neither gives one does it
+  // look again without the preference. The snapshot (no neighbour table) cannot make that choice
+  // when there is one to make; a lone route with a gateway and nothing shorter (a reply table's
+  // default) is taken whatever its neighbour's state.
+  if (
+    first.unsupported === undefined &&
+    v6Strict &&
+    (routes.length > 1 || (first.gateway !== undefined && shorter))
+  ) {
     return AMBIGUOUS_V6;
   }
   return first;

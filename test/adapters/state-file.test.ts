@@ -88,3 +88,69 @@ test("a --state-dir that is a file is the user's path, named with what to do, no
     }
   }
 });
+
+// A state file edited by hand or cut short: refused with the field and the next step, the file left
+// as it was (the engine reads the state before it changes anything: test/cli/state-invalid.e2e).
+const INVALID: readonly (readonly [string, (text: string) => string, RegExp])[] = [
+  ["cut short", (text) => text.slice(0, text.length / 2), /not JSON .*cut short/],
+  [
+    "a table as text",
+    (text) => text.replace('"table": 20000', '"table": "20000"'),
+    /allocations\.a\.table: must be a table number from 1 to 4294967295; got "20000"/,
+  ],
+  [
+    "a sysctl name that leaves /proc/sys",
+    (text) => text.replace('"net/ipv4/conf/all/rp_filter"', '"net/ipv4/conf/../../../../etc/motd"'),
+    /previousSysctls\["net\/ipv4\/conf\/\.\.\/\.\.\/\.\.\/\.\.\/etc\/motd"\]: sysctl name .* is not one of symroute's/,
+  ],
+  [
+    "a created link that is no interface name",
+    (text) => text.replace('"createdLinks": []', '"createdLinks": ["eth0 100"]'),
+    /createdLinks\[0\]: interface name "eth0 100" is not allowed/,
+  ],
+  [
+    "a required field removed",
+    (text) => text.replace(/"allocations": \{[^}]*\}\s*\},/, ""),
+    /allocations: is missing; must be a mapping of network names/,
+  ],
+  ["another version", (text) => text.replace('"version": 1', '"version": 2'), /version: must be 1/],
+];
+
+for (const [what, edit, expected] of INVALID) {
+  test(`a state file with ${what} is refused, naming the field and what to do, and left as it is`, async (t) => {
+    const dir = scratch(t);
+    for (const keepReads of [false, true]) {
+      const store = createStateFile(dir, { keepReads });
+      await store.write(state([]));
+      await store.read();
+      const text = edit(readFileSync(store.location, "utf8"));
+      writeFileSync(store.location, text);
+      await assert.rejects(store.read(), (error: unknown) => {
+        assert.ok(isSymrouteError(error), String(error));
+        assert.equal(error.kind, "invalid-argument");
+        assert.match(error.message, new RegExp(`the state file ${store.location} is not valid: `));
+        assert.match(error.message, expected);
+        assert.match(
+          error.hint ?? "",
+          /nothing was changed\. Restore .* from a backup, or correct the field named/,
+        );
+        return true;
+      });
+      assert.equal(readFileSync(store.location, "utf8"), text, "the file is left as it was");
+    }
+  });
+}
+
+test("older state files load as they were written: the first version's fields, and today's without the optional ones", async (t) => {
+  const dir = scratch(t);
+  const store = createStateFile(dir);
+  await store.write(state([]));
+  for (const name of ["fixtures/state-first-version.json", "../plan/cases/route-protocol-move/saved.json"]) {
+    const text = readFileSync(new URL(name, import.meta.url), "utf8");
+    writeFileSync(store.location, text);
+    assert.deepEqual(await store.read(), JSON.parse(text), name);
+  }
+  // A field a later version adds is kept, not refused: a downgrade still reads the file.
+  writeFileSync(store.location, JSON.stringify({ ...state([]), laterField: { x: 1 } }));
+  assert.deepEqual(await store.read(), { ...state([]), laterField: { x: 1 } });
+});

@@ -1,6 +1,6 @@
 // Plan's warnings about a network show in its Kubernetes status entry for the node (status-writer):
 // still converged, the warning first in the message, so that `kubectl get srn` shows it; a network
-// the warning does not name keeps its message as it was.
+// the warning does not concern keeps its message as it was, even when the warning names it.
 
 import { strict as assert } from "node:assert";
 import { Writable } from "node:stream";
@@ -11,6 +11,36 @@ import { createMetrics } from "../../src/agent/metrics.ts";
 import { writeNodeStatuses } from "../../src/agent/status-writer.ts";
 import type { NodeStatus } from "../../src/agent/kubernetes/resources.ts";
 import type { ClusterSnapshot, KubernetesSource } from "../../src/agent/kubernetes/source.ts";
+import { createEngine } from "../../src/engine/engine.ts";
+import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+import { configFrom } from "../support/config.ts";
+
+/** The status each network gets from this report, by network. */
+async function statusesFor(
+  report: ApplyReport,
+  names: readonly string[],
+): Promise<Map<string, NodeStatus | undefined>> {
+  const written = new Map<string, NodeStatus | undefined>();
+  const source = {
+    writeStatus: async (network: string, status: NodeStatus | undefined) => void written.set(network, status),
+  } as unknown as KubernetesSource;
+  const snapshot = {
+    networks: names.map((name) => ({ metadata: { name, generation: 1 } })),
+  } as unknown as ClusterSnapshot;
+  await writeNodeStatuses(
+    {
+      cluster: { source, snapshot, nodeName: "node-a" },
+      verdicts: names.map((network) => ({ network, state: "selected", entry: {} })),
+      refused: new Map(),
+      report,
+      failure: undefined,
+    },
+    createMetrics(),
+    createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
+  );
+  return written;
+}
 
 test("a plan warning naming a network is in that network's status message, first", async () => {
   const written = new Map<string, NodeStatus | undefined>();
@@ -38,6 +68,7 @@ test("a plan warning naming a network is in that network's status message, first
     networks: [decision("public"), decision("other")],
     conflicts: [],
     warnings: [warning],
+    warningDetails: [{ kind: "half-gateway", message: warning, networks: ["public"] }],
   } as unknown as ApplyReport;
   await writeNodeStatuses(
     {
@@ -57,4 +88,30 @@ test("a plan warning naming a network is in that network's status message, first
   assert.equal(written.get("public")?.reason, "Converged");
   assert.equal(written.get("public")?.message, `warning: ${warning}; IPv4 route: on-link`);
   assert.equal(written.get("other")?.message, "IPv4 route: on-link");
+});
+
+test("a warning about one network that names another shows on the first only", async () => {
+  // A mask that moves c's mark onto b's value: c's warning says b's table takes c's open replies.
+  const networks = (mask: string) =>
+    configFrom(`marks: { mask: ${mask} }
+networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+  - { name: c, addresses: [1.2.5.0/24], interface: ext0, gateway: 1.2.5.1 }
+`);
+  const engine = createEngine({ kernel: new FakeKernel(articleNode()), store: new MemoryStore() });
+  await engine.apply(networks("0xff"));
+  const plan = await engine.plan(networks("0xfe"));
+  const aboutC = plan.warningDetails.find((w) => w.kind === "mark-move" && w.networks.includes("c"));
+  assert.ok(aboutC !== undefined, JSON.stringify(plan.warningDetails));
+  assert.deepEqual(aboutC.networks, ["c"]);
+  assert.match(aboutC.message, /network "b"'s table/);
+  assert.deepEqual(
+    plan.warnings,
+    plan.warningDetails.map((w) => w.message),
+    "warnings[] are the details' messages, in order",
+  );
+  const written = await statusesFor({ ...plan, applied: false }, ["a", "b", "c"]);
+  assert.ok(written.get("c")?.message.startsWith(`warning: ${aboutC.message}`), written.get("c")?.message);
+  assert.doesNotMatch(written.get("b")?.message ?? "", /warning/);
 });

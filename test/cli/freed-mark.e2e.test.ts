@@ -5,15 +5,29 @@
 // leave by main (eth0: the removal's own consequence), and when the removed network comes back it
 // takes its value again and their replies are back on its gateway (ext0). Real TCP connection to
 // a DNAT'ed LB address, counters on the node's way out. Before the allocator avoided freed values,
-// "other" took 0x1 and the replies left by ext1. nftables only: with the iptables front end, the
-// guard on ext0 drops the removed pool's incoming packets (its strict source check exempts the
-// config's pools only), so no reply is made whatever the marks.
+// "other" took 0x1 and the replies left by ext1.
+// The node's rp_filter is loose (2, systemd's default), so ext0's guard is loose too and lets the
+// removed pool's packets in (their source is routed back, by main): with a strict one they are
+// dropped on arrival, in both front ends (removed-pool-guard.e2e.test.ts), and no reply is made.
+// The two front ends restore differently: iptables' CONNMARK --restore-mark copies any value under
+// the mask into the reply's packet mark, nftables' map only the values of current networks. Their
+// replies take the same way all the same, as `ip rule` has a fwmark rule for exactly the current
+// networks' values: 0x1 restored by iptables matches none, and the reply is routed by main as
+// nftables' unmarked one is. The test counts the replies that carry 0x1 to show both.
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { configDir, createNode, e2eUnavailable, writeConfigFile } from "../support/netns.ts";
+import {
+  configDir,
+  createNode,
+  e2eUnavailable,
+  must,
+  nftCounter,
+  writeConfigFile,
+} from "../support/netns.ts";
 import type { Connection, Netns } from "../support/netns.ts";
 import {
+  CLIENT,
   openPoolConnection,
   poolConnectionTopology,
   repliesOf as repliesBy,
@@ -38,18 +52,48 @@ const WAYS = ["eth0", "ext0", "ext1"];
  * The article's node with a second external link, ext1 (its peer end r-ext1 holds other's gateway
  * 1.2.5.1); the client, the LB address and the counters as in mark-move.e2e.test.ts.
  */
-const topology = (node: Netns): void =>
-  poolConnectionTopology(node, {
+const topology = (t: TestContext, node: Netns): void =>
+  poolConnectionTopology(t, node, {
     port: PORT,
     ways: WAYS,
     peerAddresses: ["1.2.3.1/24 dev r-ext0", "1.2.6.1/24 dev r-ext0", "1.2.5.1/24 dev r-ext1"],
   });
 
+/**
+ * The node's rp_filter loose (2) on conf.all and the pools' interfaces, as systemd sets it; a
+ * counter of the packets to the client that leave with the removed network's value (0x1) in
+ * symroute's bits of their packet mark.
+ */
+function looseNode(node: Netns): void {
+  must([
+    "ip",
+    "netns",
+    "exec",
+    node.name,
+    "sysctl",
+    "-qw",
+    "net.ipv4.conf.all.rp_filter=2",
+    "net.ipv4.conf.ext0.rp_filter=2",
+    "net.ipv4.conf.ext1.rp_filter=2",
+  ]);
+  must(
+    ["ip", "netns", "exec", node.name, "nft", "-f", "-"],
+    `table inet freed-mark {
+  counter marked { }
+  chain post {
+    type filter hook postrouting priority 0; policy accept;
+    ip daddr ${CLIENT} meta mark & 0xff == 0x1 counter name "marked"
+  }
+}
+`,
+  );
+}
+
 /** Sends a line on `connection` and says which ways the packets to the client it caused left by. */
 const repliesOf = (node: Netns, connection: Connection, line: string): Promise<string> =>
   repliesBy(node, WAYS, connection, line);
 
-for (const firewall of ["nftables"]) {
+for (const firewall of ["nftables", "iptables"]) {
   const BEFORE = configWith(firewall, "public", PUBLIC + KEEP);
   const SWAPPED = configWith(firewall, "other", KEEP + OTHER);
   const BOTH = configWith(firewall, "both", KEEP + OTHER + PUBLIC);
@@ -58,7 +102,8 @@ for (const firewall of ["nftables"]) {
     { skip },
     async (t) => {
       const node = createNode(t);
-      topology(node);
+      topology(t, node);
+      looseNode(node);
       await startEchoServer(t, node, PORT);
       const applied = node.symroute(["apply", "-c", BEFORE]);
       assert.equal(applied.code, 0, applied.stderr);
@@ -83,14 +128,28 @@ for (const firewall of ["nftables"]) {
         planned.warnings.filter((w) => w.includes("takes mark")),
         [],
       );
-      const swapped = node.symroute(["apply", "-c", SWAPPED]);
+      const swapped = node.symroute(["apply", "-c", SWAPPED, "-o", "json"]);
       assert.equal(swapped.code, 0, swapped.stderr);
+      const guards = (JSON.parse(swapped.stdout) as { guards: { iif: string; mode: string }[] }).guards;
+      assert.deepEqual(
+        guards.map((g) => [g.iif, g.mode]),
+        [
+          ["ext0", "loose"],
+          ["ext1", "loose"],
+        ],
+      );
+      const marked = nftCounter(node, "freed-mark", "marked");
       assert.equal(
         await repliesOf(node, live, "two"),
         "eth0",
         "public's open connection: by main, not by other's gateway (ext1)",
       );
       assert.equal(live.ctMark(), 0x1);
+      assert.equal(
+        nftCounter(node, "freed-mark", "marked") > marked,
+        firewall === "iptables",
+        "iptables restores 0x1 into the replies' packet mark, nftables restores only current networks' values",
+      );
 
       // public comes back: it takes 0x1 again, and its open connection's replies its gateway.
       const back = node.symroute(["apply", "-c", BOTH]);

@@ -37,8 +37,8 @@ ${marks}networks:
   );
 
 /** The pool's gateway 1.2.3.1 on ext0's segment, the client, the DNAT and the counters. */
-const topology = (node: Netns): void =>
-  poolConnectionTopology(node, { port: PORT, ways: WAYS, peerAddresses: ["1.2.3.1/24 dev r-ext0"] });
+const topology = (t: TestContext, node: Netns): void =>
+  poolConnectionTopology(t, node, { port: PORT, ways: WAYS, peerAddresses: ["1.2.3.1/24 dev r-ext0"] });
 
 const open = (t: TestContext, node: Netns): Promise<Connection> => openPoolConnection(t, node, PORT);
 
@@ -55,7 +55,7 @@ for (const firewall of ["nftables", "iptables"]) {
     { skip },
     async (t) => {
       const node = createNode(t);
-      topology(node);
+      topology(t, node);
       await startEchoServer(t, node, PORT);
       const applied = node.symroute(["apply", "-c", BEFORE]);
       assert.equal(applied.code, 0, applied.stderr);

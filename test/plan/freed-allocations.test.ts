@@ -77,6 +77,11 @@ test("with no value left that no network held, a freed mark is reused and plan s
       '(network "n4"\'s) and leave by its gateway 1.2.14.1 until they close. ' +
       "List them with conntrack -L -m 0x3/0x3, or end them with conntrack -D -m 0x3/0x3",
   ]);
+  // About n4 alone: n3 is named, not concerned (the agent shows it on n4's status only).
+  assert.deepEqual(
+    after.warningDetails.map((w) => [w.kind, w.networks]),
+    [["mark-reused", ["n4"]]],
+  );
 });
 
 // A sequence of edits, each applied on the record the one before left (allocations and freed).

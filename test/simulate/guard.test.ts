@@ -130,11 +130,27 @@ test("the packet comes first in the explanation; a guard lookup the simulator ca
     ["packet", "guard"],
   );
   assert.match(t.steps?.[0]?.reason ?? "", /DNAT to 10\.112\.0\.5/);
-  // IPv6 forwarding off and the source behind a gateway: the kernel scores routers (not modelled).
+  // IPv6 forwarding off and the source behind one of two routers: the kernel scores them by their
+  // neighbour entries (not modelled).
   const node = appliedNode();
-  const v6off = compileRoutingState({
+  const v6off = {
     ...node,
     sysctls: { ...node.sysctls, "net/ipv6/conf/all/forwarding": "0" },
+  };
+  const twoRouters = compileRoutingState({
+    ...v6off,
+    routes: [
+      ...v6off.routes,
+      {
+        family: 6,
+        table: 254,
+        type: "unicast",
+        dst: "default",
+        gateway: "2001:db8:1::2",
+        dev: "eth0",
+        metric: 2048,
+      },
+    ],
   });
   const v6guard: SpoofGuard = {
     family: 6,
@@ -143,11 +159,13 @@ test("the packet comes first in the explanation; a guard lookup the simulator ca
     exempt: ["2001:db8:5::/64"],
     reason: "",
   };
-  const u = tracePacket(
-    v6off,
-    { from: "2001:db8:9::9", to: "2001:db8:1::10", iif: "ext0" },
-    { guards: [v6guard] },
-  );
+  const packet = { from: "2001:db8:9::9", to: "2001:db8:1::10", iif: "ext0" };
+  const u = tracePacket(twoRouters, packet, { guards: [v6guard] });
   assert.equal(u.result, "unsupported");
   assert.match(u.reason ?? "", /^guard on ext0: lookup of the source 2001:db8:9::9/);
+  // One default route and nothing shorter: a host takes it whatever its router's neighbour state
+  // (the kernel looks again without the preference), so the guard's lookup is told.
+  const oneRouter = tracePacket(compileRoutingState(v6off), packet, { guards: [v6guard] });
+  assert.equal(oneRouter.guard?.result, "drop", JSON.stringify(oneRouter));
+  assert.match(oneRouter.reason ?? "", /lookup of the source 2001:db8:9::9 leaves by eth0, not ext0/);
 });

@@ -446,13 +446,14 @@ export interface Connection {
 }
 
 /**
- * Opens a connection from `from` (an address of the peer's) to `to`:`port`, open until the test
- * ends (the mark-move and freed-mark e2e tests hold one across applies).
+ * Opens a connection from `from` (an address of `namespace`'s, the peer's unless given) to
+ * `to`:`port`, open until the test ends (the mark-move and freed-mark e2e tests hold one across
+ * applies).
  */
 export async function connect(
   t: TestContext,
   node: Netns,
-  { from, to, port }: { from: string; to: string; port: number },
+  { from, to, port, namespace = node.peer }: { from: string; to: string; port: number; namespace?: string },
 ): Promise<Connection> {
   const script = `const s = require("node:net").connect({ host: "${to}", port: ${port}, localAddress: "${from}" }, () => console.log("connected " + s.localPort));
 s.setEncoding("utf8"); s.on("data", (d) => process.stdout.write(d));
@@ -460,7 +461,7 @@ process.stdin.on("data", (d) => s.write(d));`;
   const child: ChildProcessWithoutNullStreams = spawn("ip", [
     "netns",
     "exec",
-    node.peer,
+    namespace,
     process.execPath,
     "-e",
     script,

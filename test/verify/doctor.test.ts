@@ -413,3 +413,96 @@ test("drift with the iptables front end: the fix says when a running agent repai
   assert.equal(nftDrift?.ok, false);
   assert.doesNotMatch(nftDrift?.fix ?? "", /ipset/);
 });
+
+// IPv6 forwarding off (a host, not a router): the kernel's fib6_table_lookup then prefers routes
+// whose gateway's neighbour is reachable (RT6_LOOKUP_F_REACHABLE), which can only pick another
+// route of the same table: another of the deepest prefix's routes, or, backtracking, a shorter
+// prefix's; with none of either, it retries without the preference and takes the same lone route.
+// A pool's reply table holds its link's prefix and one default via the gateway: nothing to choose.
+const DUAL = config(`
+podCIDRs: [10.112.0.0/12]
+networks:
+  - name: public
+    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
+    interface: ext0
+    gateway: [1.2.3.1, "2001:db8:100::1"]
+`);
+
+/** labNode with IPv6 on eth0: its prefix, one default route, and forwarding as given. */
+function dualNode(forwarding: "0" | "1", extraRoutes: NodeState["routes"] = []): NodeState {
+  const node = labNode();
+  return {
+    ...node,
+    sysctls: { ...node.sysctls, "net/ipv6/conf/all/forwarding": forwarding },
+    addresses: [...node.addresses, { ifname: "eth0", family: 6, local: "2001:db8:1::10", prefixlen: 64 }],
+    routes: [
+      ...node.routes,
+      {
+        family: 6,
+        table: 254,
+        type: "unicast",
+        dst: "2001:db8:1::/64",
+        dev: "eth0",
+        protocol: 2,
+        metric: 256,
+      },
+      {
+        family: 6,
+        table: 254,
+        type: "unicast",
+        dst: "default",
+        gateway: "2001:db8:1::1",
+        dev: "eth0",
+        protocol: 3,
+        metric: 1024,
+      },
+      ...extraRoutes,
+    ],
+  };
+}
+
+test("IPv6 forwarding off: a pool's replies through its gateway are told, the node healthy as with forwarding on", async () => {
+  for (const forwarding of ["1", "0"] as const) {
+    const kernel = new FakeKernel(dualNode(forwarding));
+    const store = new MemoryStore();
+    await createEngine({ kernel, store }).apply(DUAL);
+    const report = await run(kernel, DUAL, store);
+    const v6 = report.findings.filter((f) => f.family === 6 && f.path.startsWith("client to LB"));
+    assert.ok(v6.length > 0);
+    assert.deepEqual(failing(report), [], `forwarding ${forwarding}`);
+    assert.ok(
+      v6.some(
+        (f) => f.client === "2001:db8:ffff::10" && /leaves by ext0 via 2001:db8:100::1/.test(f.summary),
+      ),
+      JSON.stringify(v6, null, 2),
+    );
+  }
+});
+
+test("IPv6 forwarding off: a reply table where a router could be passed over for another is still not told", async () => {
+  // A second default via another router in the pool's table: which one a host takes depends on
+  // their neighbour entries, which doctor does not simulate.
+  const kernel = new FakeKernel(dualNode("0"));
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(DUAL);
+  const table = (await store.read())?.allocations["public"]?.table;
+  kernel.state = {
+    ...kernel.state,
+    routes: [
+      ...kernel.state.routes,
+      {
+        family: 6,
+        table,
+        type: "unicast",
+        dst: "default",
+        gateway: "2001:db8:100::2",
+        dev: "ext0",
+        metric: 2048,
+      },
+    ],
+  } as NodeState;
+  const report = await run(kernel, DUAL, store);
+  const beyond = report.findings.find((f) => f.family === 6 && f.client === "2001:db8:ffff::10");
+  assert.equal(beyond?.ok, false, JSON.stringify(beyond));
+  assert.match(beyond?.summary ?? "", /the reply cannot be told: IPv6 forwarding is off/);
+});

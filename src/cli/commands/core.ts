@@ -81,6 +81,7 @@ export function planToJson(
     changes: changesToJson(report),
     conflicts: report.conflicts,
     warnings: report.warnings,
+    warningDetails: report.warningDetails,
     ...(report.markMoves === undefined ? {} : { markMoves: report.markMoves }),
     ownedObjects: report.ownedObjects,
     // The state file this run used (absent from reports made without an engine).

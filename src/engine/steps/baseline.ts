@@ -6,6 +6,7 @@
 
 import { SymrouteError } from "../../model/errors.ts";
 import type { OwnedFirewall } from "../../model/state.ts";
+import type { PlanWarning } from "../../plan/types.ts";
 import { managedSysctlsNow } from "../../plan/sysctls.ts";
 import type { BaselinePart } from "../ports.ts";
 import type { ApplyOptions, RoutingPlan } from "../types.ts";
@@ -50,13 +51,16 @@ export function unrestorableParts(rp: RoutingPlan): string[] {
 }
 
 /** The apply's warning when the record it writes cannot know the baseline; undefined otherwise. */
-export function baselineWarning(rp: RoutingPlan, parts: readonly BaselinePart[]): string | undefined {
+export function baselineWarning(rp: RoutingPlan, parts: readonly BaselinePart[]): PlanWarning | undefined {
   if (rp.saved !== undefined || parts.length === 0) return undefined;
-  return (
-    `symroute's objects are on the node but there is no state file at ${rp.stateFile}: the state ` +
-    `an apply writes now records the node's values from before symroute as unknown (${parts.join(", ")}), ` +
-    `and delete refuses unless --force`
-  );
+  return {
+    kind: "baseline-unknown",
+    message:
+      `symroute's objects are on the node but there is no state file at ${rp.stateFile}: the state ` +
+      `an apply writes now records the node's values from before symroute as unknown (${parts.join(", ")}), ` +
+      `and delete refuses unless --force`,
+    networks: [],
+  };
 }
 
 /**
@@ -68,7 +72,7 @@ export function unrestorable(
   rp: RoutingPlan,
   observedFirewall: readonly OwnedFirewall[],
   options: ApplyOptions,
-): string[] {
+): PlanWarning[] {
   if (rp.saved !== undefined && (rp.saved.baselineUnknown ?? []).length === 0) return [];
   const { changes } = finishPlan(rp, observedFirewall).report;
   if (changes.length === 0) return [];
@@ -93,7 +97,12 @@ export function unrestorable(
   const sysctls = left.filter((l) => l.includes("="));
   const others = left.filter((l) => !l.includes("="));
   return [
-    `${where}: sysctls left as they are, not restored: ${sysctls.join(", ")}` +
-      (others.length === 0 ? "" : `; left in place: ${others.join(", ")}`),
+    {
+      kind: "baseline-not-restored",
+      message:
+        `${where}: sysctls left as they are, not restored: ${sysctls.join(", ")}` +
+        (others.length === 0 ? "" : `; left in place: ${others.join(", ")}`),
+      networks: [],
+    },
   ];
 }

@@ -18,6 +18,7 @@ import {
 import { keepObservedGuards } from "../../plan/kept-guards.ts";
 import { markMoves, markMoveWarning } from "../../plan/mark-moves.ts";
 import { recoveredAllocations } from "../../plan/recovered-allocations.ts";
+import { warningMessages, type PlanWarning } from "../../plan/types.ts";
 import { renderLinkBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
 import { FRONT_ENDS, firewallPayloads } from "../firewall/index.ts";
@@ -165,6 +166,7 @@ export function finishPlan(
 ): Planned {
   const { desired, own } = rp;
   const node: NodeState = { ...rp.routing, firewall: observedFirewall };
+  const warnings = [...desired.warningDetails, ...rp.diff.noticeDetails, ...markMoveWarnings(rp.markMoves)];
   // The same order diffState gives: the routing part keeps its indices, which its payloads name.
   const changes = [
     ...rp.diff.changes,
@@ -178,7 +180,8 @@ export function finishPlan(
       networks: desired.decisions,
       changes,
       conflicts: rp.diff.conflicts,
-      warnings: [...desired.warnings, ...rp.diff.notices, ...markMoveWarnings(rp.markMoves)],
+      warnings: warningMessages(warnings),
+      warningDetails: warnings,
       inSync: changes.length === 0,
       firewall: rp.firewall,
       kubeProxyMode: rp.kubeProxyMode,
@@ -208,7 +211,12 @@ export function finishPlan(
 }
 
 /** plan's warning for each network whose mark moves. */
-const markMoveWarnings = (markMoves: RoutingPlan["markMoves"]): string[] =>
+const markMoveWarnings = (markMoves: RoutingPlan["markMoves"]): PlanWarning[] =>
   markMoves === undefined
     ? []
-    : markMoves.moves.map((m) => markMoveWarning(m, markMoves.mask, markMoves.oldMask));
+    : markMoves.moves.map((m) => ({
+        kind: "mark-move",
+        message: markMoveWarning(m, markMoves.mask, markMoves.oldMask),
+        // The network that takes the old value is named, not concerned.
+        networks: [m.network],
+      }));
