@@ -528,7 +528,7 @@ function soakSection(out: (...l: string[]) => void, soak: SoakJson | undefined):
     "  error** in its window (table above) is most likely this one: damping logs nothing (the load",
     "  average, given above, slows every repair as well).",
     "- _Verification races._ A drift made while the agent applies fails that apply's verification",
-    "  (`1 change(s) still pending after apply`); the engine rolls the apply back and the agent retries",
+    "  (`1 change still pending after apply`); the engine rolls the apply back and the agent retries",
     "  after its failure back-off, which an event does not bring forward either. A miss preceded by",
     "  such errors is this one.",
     "",

@@ -42,6 +42,7 @@ import {
   kubeProxyNftArgs,
   tcIngressArgs,
 } from "./node-reads.ts";
+import { counted } from "../model/plural.ts";
 
 type Json = Record<string, unknown>;
 
@@ -351,7 +352,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         sources.push(`${r.what}: not readable`);
         continue;
       }
-      sources.push(`${r.what}: ${found.length} DNAT'ed destination(s)`);
+      sources.push(`${r.what}: ${counted(found.length, "DNAT'ed destination")}`);
       services.push(...found);
     }
     return { sources, services };

@@ -167,7 +167,7 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     }),
     nftChainsVerified: new Counter({
       name: METRIC_NAMES.nftChainsVerified,
-      help: "Chains the verification after the agent's partial nft transaction took, by where from (monitor: as nft monitor printed the transaction; listed: nft -t list chain).",
+      help: "Chains the verification after an nft transaction of the agent's took, by where from (monitor: as nft monitor printed the transaction; listed: nft -t list chain).",
       labelNames: ["from"] as const,
       registers,
     }),

@@ -101,29 +101,68 @@ export function composeListing(
 const commentOf = (rule: string): string | undefined => / comment "([^"]*)"$/.exec(rule)?.[1];
 
 /**
- * A chain's rules as `nft -t list chain` lists them (adapters/kernel.ts nftRulesFromText), from the
- * `add rule` lines `nft monitor` printed for the agent's transaction that flushed and filled the
- * chain or added it: the kernel's own report of what it stored, anonymous maps and sets with their
- * elements. nft 1.0.6 prints `handle N` before some rules' text, which the listing does not; the
- * counters are dropped as the listing's are. Undefined when the lines cannot stand for the listing:
- * their comment keys are not the script's rule for rule (a line lost), or the chain is a base chain
- * whose declaration was not listed before with the same text (a new one is listed).
+ * What `nft monitor` printed of one chain in one of the agent's transactions: its `add rule` lines'
+ * text (after `add rule FAMILY symroute CHAIN `) and, for a chain the transaction created, the
+ * declaration between the braces of its `add chain` line (empty for a regular chain).
+ */
+export interface PrintedChain {
+  readonly rules: string[];
+  declaration?: string;
+}
+
+const PRINTED_LINE = /^add (rule|chain) (inet|netdev|arp) (\S+) (\S+)(?: (.*))?$/;
+
+/**
+ * The `add rule` and `add chain` lines nft's monitor printed for a transaction on symroute's tables,
+ * by the chain's label (`arp:` before the ARP table's); other lines are left out.
+ */
+export function printedByChain(lines: readonly string[]): Map<string, PrintedChain> {
+  const byChain = new Map<string, PrintedChain>();
+  for (const line of lines) {
+    const m = PRINTED_LINE.exec(line);
+    if (m === null || m[3] !== NFT_TABLE) continue;
+    const [, what, family, , chain, rest = ""] = m as unknown as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string?,
+    ];
+    const label = family === "arp" ? `${ARP_KEY_PREFIX}${chain}` : chain;
+    let printed = byChain.get(label);
+    if (printed === undefined) {
+      printed = { rules: [] };
+      byChain.set(label, printed);
+    }
+    if (what === "rule") printed.rules.push(rest);
+    else printed.declaration = /^\{ (.*) \}$/.exec(rest)?.[1] ?? "";
+  }
+  return byChain;
+}
+
+/**
+ * A chain's rules as `nft -t list chain` lists them (adapters/kernel.ts nftRulesFromText), from what
+ * `nft monitor` printed for the agent's transaction that flushed and filled the chain or added it
+ * (whole-table transactions add every chain): the kernel's own report of what it stored, anonymous
+ * maps and sets with their elements. nft 1.0.6 prints `handle N` before some rules' text, which the
+ * listing does not; the counters are dropped as the listing's are. A base chain's declaration is
+ * the printed `add chain` line's when that is the script's, character for character (measured on
+ * nft 1.0.6: it is then the listing's); nft leaves a netdev chain's `device` out of that line, so
+ * such a chain's declaration comes from the listing before, when the previous transaction declared
+ * it with the same text. Undefined when the lines cannot stand for the listing: their comment keys
+ * are not the script's rule for rule (a line lost, a rule not as rendered), or a base chain's
+ * declaration is neither printed as the script's nor listed before with the same text.
  */
 export function printedChain(
   script: ScriptChain,
   previous: ScriptChain | undefined,
   previousListed: readonly string[] | undefined,
-  printed: readonly string[],
+  printed: PrintedChain | undefined,
 ): ListedRule[] | undefined {
-  const prefix = `add rule ${script.family} ${NFT_TABLE} ${script.chain} `;
-  const rules = printed
-    .filter((line) => line.startsWith(prefix))
-    .map((line) =>
-      line
-        .slice(prefix.length)
-        .replace(/^handle \d+ /, "")
-        .replace(/counter packets \d+ bytes \d+/g, "counter"),
-    );
+  const rules = (printed?.rules ?? []).map((line) =>
+    line.replace(/^handle \d+ /, "").replace(/counter packets \d+ bytes \d+/g, "counter"),
+  );
   const lines = script.text.split("\n").map((l) => l.trim());
   const declaration = lines[0]?.startsWith("type ") === true ? lines[0] : undefined;
   const wanted = lines.filter((l) => l !== "" && l !== declaration);
@@ -134,13 +173,16 @@ export function printedChain(
   }
   let header: ListedRule[] = [];
   if (declaration !== undefined) {
-    if (previous?.text.split("\n", 1)[0]?.trim() !== declaration) return undefined;
-    const label = script.family === "arp" ? `${ARP_KEY_PREFIX}${script.chain}` : script.chain;
+    const printedAsScript = printed?.declaration === declaration;
+    const declaredAsBefore = previous?.text.split("\n", 1)[0]?.trim() === declaration;
+    if (!printedAsScript && !declaredAsBefore) return undefined;
     // The ARP table's declaration is not in the front end's read (asListed): nothing to take.
     if (script.family !== "arp") {
-      header = (previousListed ?? [])
-        .filter((content) => keyOf(label, content) === undefined)
-        .map((content) => ({ key: undefined, content }));
+      header = printedAsScript
+        ? [{ key: undefined, content: `${script.chain}: ${declaration}` }]
+        : (previousListed ?? [])
+            .filter((content) => keyOf(script.chain, content) === undefined)
+            .map((content) => ({ key: undefined, content }));
       if (header.length === 0) return undefined;
     }
   }

@@ -37,9 +37,11 @@ import {
   chainsToList,
   composeListing,
   listingByChain,
+  printedByChain,
   printedChain,
   scriptChains,
   type ListedRule,
+  type PrintedChain,
   type ScriptChain,
 } from "./nft-chains.ts";
 
@@ -200,8 +202,8 @@ export interface ReadCacheOptions {
    */
   readonly listNftChain?: (family: ScriptChain["family"], chain: string) => Promise<readonly ListedRule[]>;
   /**
-   * Told of every chain verification took after a partial transaction: from what nft's monitor
-   * printed of it, or listed (`nft -t list chain`).
+   * Told of every chain verification took after one of the agent's nft transactions: from what
+   * nft's monitor printed of it, or listed (`nft -t list chain`).
    */
   readonly onChainFrom?: (from: "monitor" | "listed") => void;
   /** Told of every nft transaction of the agent's own: partial or whole-table. */
@@ -213,8 +215,16 @@ export interface ReadCacheOptions {
 /** The agent's last nft transaction, split by chain, and what was kept when it started. */
 interface Transaction {
   readonly chains: ReadonlyMap<string, ScriptChain>;
-  /** A partial transaction: the chains it flushed and filled or added, and how nft's monitor printed it. */
-  readonly partial?: { readonly rewritten: ReadonlySet<string>; readonly run: PrintedRun };
+  /**
+   * The chains it made anew (a partial transaction: those it flushed and filled or added; a
+   * whole-table one: all), and how nft's monitor printed it.
+   */
+  readonly printed?: {
+    readonly rewritten: ReadonlySet<string>;
+    readonly run: PrintedRun;
+    /** A whole-table transaction: the tables hold nothing else. */
+    readonly whole: boolean;
+  };
   /** The chains of the transaction the kept listing followed, and that listing by chain. */
   readonly basis?: FirewallBasis;
   readonly startMono: number;
@@ -223,9 +233,9 @@ interface Transaction {
 }
 
 /**
- * One of the agent's partial nft transactions as `nft monitor` prints it: the nft processes started
- * while it ran (one of them is its own), and once its generation line came, its `add rule` lines on
- * symroute's tables.
+ * One of the agent's nft transactions as `nft monitor` prints it: the nft processes started while
+ * it ran (one of them is its own), and once its generation line came, its `add rule` and `add
+ * chain` lines on symroute's tables.
  */
 interface PrintedRun {
   readonly pids: Set<number>;
@@ -284,7 +294,7 @@ export class ReadCache {
    * when its first line came, and which tables its lines named.
    */
   #pending: { since: number; ours: boolean; others: boolean; rules: string[] } | undefined;
-  /** The agent's latest partial nft transaction, until its printing came (or the next one). */
+  /** The agent's latest nft transaction, until its printing came (or the next one). */
   #printing: PrintedRun | undefined;
   /**
    * When nft's monitor, since it (re)started, last printed a transaction of the agent's own that
@@ -401,13 +411,16 @@ export class ReadCache {
       this.#pending ??= { since: this.#now(), ours: false, others: false, rules: [] };
       if (/ symroute\b/.test(line)) {
         this.#pending.ours = true;
-        // Kept only while a partial transaction of the agent's waits for its printing.
-        if (
-          this.#printing !== undefined &&
-          this.#printing.printed === undefined &&
-          line.startsWith("add rule ")
-        )
-          this.#pending.rules.push(line);
+        // Kept only while a transaction of the agent's waits for its printing.
+        if (this.#printing !== undefined && this.#printing.printed === undefined) {
+          if (line.startsWith("add rule ") || line.startsWith("add chain ")) this.#pending.rules.push(line);
+          else if (line.startsWith("delete table ")) {
+            // What the transaction added to that table before deleting it is not in it.
+            const family = line.split(" ")[2];
+            const pending = this.#pending;
+            pending.rules = pending.rules.filter((l) => l.split(" ", 3)[2] !== family);
+          }
+        }
       } else this.#pending.others = true;
       return;
     }
@@ -759,21 +772,25 @@ export class ReadCache {
         let ran: NftTransactionKind = partial === undefined ? "full" : "partial";
         const known = this.#table?.value;
         this.#dropPrinting();
+        // A whole-table transaction is verified from its printing too, once nft's monitor has
+        // shown that it is running (else there would be nothing to wait for).
         const printing: PrintedRun | undefined =
-          partial === undefined
-            ? undefined
-            : { pids: new Set(), running: true, printed: undefined, waiters: [] };
+          chains !== undefined && (partial !== undefined || this.#liveSince.firewall !== undefined)
+            ? { pids: new Set(), running: true, printed: undefined, waiters: [] }
+            : undefined;
         this.#printing = printing;
         await firewallWrite(async () => {
-          if (partial === undefined) return kernel.runNft(script);
           try {
-            await kernel.runNft(partial);
-          } catch (error) {
-            this.#dropPrinting();
-            // nft refused it and changed nothing: the tables are not as known, so whole.
-            if (!(error instanceof BatchError) || error.tool !== "nft") throw error;
-            ran = "partial-refused";
-            await kernel.runNft(script);
+            if (partial === undefined) return await kernel.runNft(script);
+            try {
+              await kernel.runNft(partial);
+            } catch (error) {
+              this.#dropPrinting();
+              // nft refused it and changed nothing: the tables are not as known, so whole.
+              if (!(error instanceof BatchError) || error.tool !== "nft") throw error;
+              ran = "partial-refused";
+              await kernel.runNft(script);
+            }
           } finally {
             if (printing !== undefined) printing.running = false;
           }
@@ -781,12 +798,22 @@ export class ReadCache {
         this.#nftTransaction ??= ran;
         this.#onNftTransaction(ran);
         if (chains !== undefined) {
+          // The chains the transaction made anew (after a refused partial one, nothing was printed).
+          const kind = ran as NftTransactionKind;
+          const rewritten =
+            kind === "partial"
+              ? known === undefined
+                ? undefined
+                : rewrittenChains(known, chains)
+              : kind === "full"
+                ? new Set(chains.keys())
+                : undefined;
           this.#transaction = {
             chains,
             ...(basis === undefined ? {} : { basis }),
-            ...(ran === "partial" && printing !== undefined && known !== undefined
-              ? { partial: { rewritten: rewrittenChains(known, chains), run: printing } }
-              : {}),
+            ...(rewritten === undefined || printing === undefined
+              ? {}
+              : { printed: { rewritten, run: printing, whole: kind === "full" } }),
             startMono: began.monoStart,
             epoch: this.#writes.firewall.epoch,
           };
@@ -838,53 +865,68 @@ export class ReadCache {
   }
 
   /**
-   * The firewall after the agent's transaction, listing only the chains it changed (the others
-   * list as they did after the transaction the basis followed); undefined: list it whole.
+   * The firewall after the agent's transaction: the chains it changed from what nft's monitor
+   * printed of it, or listed one by one (the others list as they did after the transaction the
+   * basis followed); undefined: list it whole. Without a basis, only a whole-table transaction
+   * (which made every chain anew) can be verified so.
    */
   async #listChanged(transaction: Transaction): Promise<OwnedFirewall[] | undefined> {
-    const { basis } = transaction;
+    const { basis, printed: made } = transaction;
     const list = this.#listNftChain;
-    if (
-      basis === undefined ||
-      list === undefined ||
-      !this.#followed(transaction, this.#writes.firewall.epoch)
-    )
-      return undefined;
-    const labels = chainsToList(basis.chains, basis.listed, transaction.chains);
-    // A process per chain pays off only for a few (a network more or less changes five or six);
-    // more, and the table is listed whole (1,000 networks added at once: 2,000 chains).
-    if (labels.length > MAX_CHAINS_LISTED) return undefined;
+    if (list === undefined || !this.#followed(transaction, this.#writes.firewall.epoch)) return undefined;
+    if (basis === undefined && made?.whole !== true) return undefined;
+    const labels =
+      basis === undefined
+        ? [...transaction.chains.keys()]
+        : chainsToList(basis.chains, basis.listed, transaction.chains);
+    // Without a printing to wait for, a process per chain pays off only for a few (a network more
+    // or less changes five or six); more, and the table is listed whole.
+    if (labels.length > MAX_CHAINS_LISTED && made === undefined) return undefined;
     const printed = await this.#printedRules(transaction, labels);
+    // Without a listing before, a chain is the printing's or listed; no printing: the tables whole.
+    if (basis === undefined && printed === undefined) return undefined;
+    const fromMonitor = new Map<string, ListedRule[]>();
+    const toList: string[] = [];
+    for (const label of labels) {
+      const script = transaction.chains.get(label) as ScriptChain;
+      const rules =
+        printed === undefined || made?.rewritten.has(label) !== true
+          ? undefined
+          : printedChain(script, basis?.chains.get(label), basis?.listed.get(label), printed.get(label));
+      if (rules === undefined) toList.push(label);
+      else fromMonitor.set(label, rules);
+    }
+    // 1,000 networks added at once with no printing: 2,000 chains.
+    if (toList.length > MAX_CHAINS_LISTED) return undefined;
+    for (let i = 0; i < fromMonitor.size; i++) this.#onChainFrom("monitor");
     const fresh = new Map<string, readonly ListedRule[]>(
       await Promise.all(
         labels.map(async (label) => {
           const script = transaction.chains.get(label) as ScriptChain;
-          const fromMonitor =
-            printed === undefined || transaction.partial?.rewritten.has(label) !== true
-              ? undefined
-              : printedChain(script, basis.chains.get(label), basis.listed.get(label), printed);
-          if (fromMonitor !== undefined) this.#onChainFrom("monitor");
-          else this.#onChainFrom("listed");
-          const rules = fromMonitor ?? (await list(script.family, script.chain));
+          let rules = fromMonitor.get(label);
+          if (rules === undefined) {
+            this.#onChainFrom("listed");
+            rules = [...(await list(script.family, script.chain))];
+          }
           return [label, asListed(label, rules)] as const;
         }),
       ),
     );
-    return [composeListing(basis.listed, transaction.chains, fresh)];
+    return [composeListing(basis?.listed ?? new Map(), transaction.chains, fresh)];
   }
 
   /**
-   * The `add rule` lines nft's monitor printed for the agent's partial `transaction`, waited for up
-   * to PRINT_WAIT_MS; undefined when they did not come, or when anything could have come between:
+   * What nft's monitor printed for the agent's `transaction`, by chain, waited for up to
+   * PRINT_WAIT_MS; undefined when it did not come, or when anything could have come between:
    * another transaction's lines without their generation line yet, another process's transaction
    * since it started, a write of the agent's since (then the changed chains are listed).
    */
   async #printedRules(
     transaction: Transaction,
     labels: readonly string[],
-  ): Promise<readonly string[] | undefined> {
-    const run = transaction.partial?.run;
-    if (run === undefined || !labels.some((l) => transaction.partial?.rewritten.has(l) === true))
+  ): Promise<ReadonlyMap<string, PrintedChain> | undefined> {
+    const run = transaction.printed?.run;
+    if (run === undefined || !labels.some((l) => transaction.printed?.rewritten.has(l) === true))
       return undefined;
     if (run.printed === undefined && this.#printing === run) {
       await new Promise<void>((resolve) => {
@@ -901,7 +943,7 @@ export class ReadCache {
       !this.#followed(transaction, this.#writes.firewall.epoch)
     )
       return undefined;
-    return run.printed;
+    return printedByChain(run.printed);
   }
 
   /** The node as kept, with the sysctls read afresh (files, no process); undefined when not good. */

@@ -8,6 +8,7 @@ import type { NodeStatus } from "./kubernetes/resources.ts";
 import type { ClusterSnapshot, KubernetesSource } from "./kubernetes/source.ts";
 import type { Logger } from "./logger.ts";
 import type { AgentMetrics } from "./metrics.ts";
+import { counted } from "../model/plural.ts";
 
 interface StatusInput {
   readonly cluster:
@@ -95,7 +96,7 @@ function nodeStatusFor(
     return {
       converged: false,
       reason: "Conflict",
-      message: [...shown, ...(more > 0 ? [`and ${more} more conflict(s)`] : [])].join("; "),
+      message: [...shown, ...(more > 0 ? [`and ${counted(more, "more conflict")}`] : [])].join("; "),
     };
   }
   const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);

@@ -9,6 +9,7 @@ import { type ConfigPath, formatPath, quoteString } from "./issues.ts";
 import { type SpanEntry, findSpanOverlaps, prefixBounds } from "./overlaps.ts";
 import type { Gateways, KubeProxyMode, MarkSettings, Method, Range, Vlan } from "./schema.ts";
 import { MAX_POOLS } from "./schema.ts";
+import { counted } from "../model/plural.ts";
 
 export interface Issue {
   readonly path: ConfigPath;
@@ -235,7 +236,7 @@ function checkCapacity(
       out.push({
         path: ["tables"],
         message:
-          `tables ${tables.from}-${tables.to} holds ${size} table(s) but ${need} networks need one ` +
+          `tables ${tables.from}-${tables.to} holds ${counted(size, "table")} but ${need} networks need one ` +
           `(those without table whose method is auto, source or connmark); widen the range`,
       });
   }
@@ -261,7 +262,7 @@ function checkCapacity(
     out.push({
       path: ["marks", "mask"],
       message:
-        `marks.mask ${formatHex(marks.mask)} has room for ${room} network(s) with a gateway but ${need} ` +
+        `marks.mask ${formatHex(marks.mask)} has room for ${counted(room, "network")} with a gateway but ${need} ` +
         `may need a mark (method connmark, or auto with a gateway); give the mask more bits`,
     });
 }

@@ -17,6 +17,7 @@ import {
 import type { ConfigIssue, ConfigPath } from "./issues.ts";
 import { UnsupportedValue, describe, escapeUnprintable, quoteString } from "./issues.ts";
 import { type ConfigResult, type PendingIssue, validatePending } from "./validate.ts";
+import { counted } from "../model/plural.ts";
 
 /** Bounds on what a configuration document may expand to (aliases can multiply a small text). */
 export const MAX_NODES = 100_000;
@@ -194,7 +195,7 @@ export function parseConfigText(text: string): ConfigResult {
     const more = yamlProblems.length - MAX_YAML_ISSUES;
     yamlIssues.push({
       path: [],
-      message: `YAML: ${more} more problem(s) from here on, likely caused by the ones above`,
+      message: `YAML: ${counted(more, "more problem")} from here on, likely caused by the ones above`,
       ...at(rest.pos[0]),
     });
   }

@@ -3,6 +3,7 @@
 import type { Change } from "../model/change.ts";
 import { changeLines } from "../render/ip.ts";
 import type { Payloads } from "../render/payloads.ts";
+import { counted } from "../model/plural.ts";
 
 /**
  * describeChange of every change, taking the line of a route or rule change from the batch already
@@ -36,7 +37,7 @@ export function describeChange(change: Change): string {
     case "firewall":
       return change.action === "delete"
         ? `firewall ${change.backend}: remove symroute's rules (${change.rules})`
-        : `firewall ${change.backend}: replace symroute's rules (${change.rules} rules)`;
+        : `firewall ${change.backend}: replace symroute's rules (${counted(change.rules, "rule")})`;
     case "link":
       return changeLines(change)
         .map((l) => `ip ${l}`)

@@ -13,6 +13,7 @@ import { fnv1aOfLines } from "./keys.ts";
 import { markValueForIndex } from "./marks.ts";
 import type { FirewallBackend } from "./state.ts";
 import { cidrToken, commentToken, hexToken, ifnameToken } from "./tokens.ts";
+import { counted } from "./plural.ts";
 
 /** One connection-marking entry: new connections arriving on `iif` for `pools` get `value`. */
 export interface MarkEntry {
@@ -663,7 +664,7 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
       size,
       lookups: 1,
       lookupsElsewhere: 0,
-      text: `one map lookup on ${keys.join(" / ")} per new connection tagged at ingress of a pool's interface (${interfaces} interface(s)), in that interface's chain (${size} element(s)), whatever the number of networks; none for connections on other interfaces`,
+      text: `one map lookup on ${keys.join(" / ")} per new connection tagged at ingress of a pool's interface (${counted(interfaces, "interface")}), in that interface's chain (${counted(size, "element")}), whatever the number of networks; none for connections on other interfaces`,
     };
   }
   const sets = ipsetsOf(spec).filter((x) => x.purpose === "classify");
@@ -673,6 +674,6 @@ export function classifyForm(spec: FirewallSpec | undefined): ClassifyForm | und
     size,
     lookups: 1,
     lookupsElsewhere: 0,
-    text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection on a pool's interface (${size} element(s)), whatever the number of networks; none for connections on other interfaces (one interface test per pool interface)`,
+    text: `one ipset lookup on destination . incoming interface (hash:net,iface ${sets.map((x) => x.name).join(", ")}) per new connection on a pool's interface (${counted(size, "element")}), whatever the number of networks; none for connections on other interfaces (one interface test per pool interface)`,
   };
 }

@@ -40,6 +40,7 @@ import {
 import type { VlanSpec } from "../model/change.ts";
 import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
 import { formerProtocols, ownsProtocol } from "./diff.ts";
+import { counted } from "../model/plural.ts";
 
 export interface SavedPlanningState {
   readonly allocations: Allocations;
@@ -550,10 +551,14 @@ export function computeDesired(input: DesiredInput): DesiredState {
     }
   }
   if (problems.length > 0) {
-    throw new SymrouteError("dependency", `${problems.length} problem(s) with interfaces on this node`, {
-      details: problems,
-      hint: "create the interfaces (or add vlan: to the network), correct interface: in the configuration, or run on the right node or namespace (ip -br link lists this one's); `symroute doctor` diagnoses the other networks",
-    });
+    throw new SymrouteError(
+      "dependency",
+      `${counted(problems.length, "problem")} with interfaces on this node`,
+      {
+        details: problems,
+        hint: "create the interfaces (or add vlan: to the network), correct interface: in the configuration, or run on the right node or namespace (ip -br link lists this one's); `symroute doctor` diagnoses the other networks",
+      },
+    );
   }
 
   // Tables that something else uses are never handed out. Objects under a protocol symroute had
@@ -952,7 +957,7 @@ function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: nu
       skips.push({
         family,
         fwmarkRules,
-        reason: `rulePriorities has fewer than ${SKIP_LAYOUT_PRIORITIES} priorities, too few for a skip rule: every packet without a mark in ${maskText} tries the ${fwmarkRules} fwmark rule(s)`,
+        reason: `rulePriorities has fewer than ${SKIP_LAYOUT_PRIORITIES} priorities, too few for a skip rule: every packet without a mark in ${maskText} tries the ${counted(fwmarkRules, "fwmark rule")}`,
       });
       continue;
     }
@@ -960,7 +965,7 @@ function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: nu
       skips.push({
         family,
         fwmarkRules,
-        reason: `only ${fwmarkRules} fwmark rule(s): a skip rule and its nop would cost a packet without a mark as many rules as it saves`,
+        reason: `only ${counted(fwmarkRules, "fwmark rule")}: a skip rule and its nop would cost a packet without a mark as many rules as it saves`,
       });
       continue;
     }

@@ -14,6 +14,7 @@ import { formatBackend, formatServiceAddress } from "../model/services.ts";
 import type { NodeState, Route } from "../model/state.ts";
 import type { NetworkDecision } from "../plan/types.ts";
 import { tracePacket, type RoutingIndex } from "../simulate/index.ts";
+import { counted } from "../model/plural.ts";
 
 /** The client paths doctor reports, by where the backend is. */
 export type ClientPath =
@@ -124,7 +125,7 @@ export function simulatedBackends(
     const all = [...pairs.values()];
     if (all.length > MAX_SIMULATED)
       note(
-        `${all.length - MAX_SIMULATED} more backend(s) of LB addresses in ${poolText} not simulated (the first ${MAX_SIMULATED} are)`,
+        `${counted(all.length - MAX_SIMULATED, "more backend")} of LB addresses in ${poolText} not simulated (the first ${MAX_SIMULATED} are)`,
       );
     const sims = all.slice(0, MAX_SIMULATED).map((p): SimulatedBackend => {
       if (localAddrs.includes(p.backend))

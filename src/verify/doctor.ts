@@ -13,6 +13,7 @@ import type { NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Packet, type Trace } from "../simulate/index.ts";
 import { clientsOf, hostIn, simulatedBackends, type ClientPath } from "./backends.ts";
 import { nodeChecks } from "./node-checks.ts";
+import { counted } from "../model/plural.ts";
 
 /**
  * Why a running agent may not have repaired it yet: no kernel event reports a change to an ipset
@@ -151,7 +152,7 @@ export function diagnose(input: DoctorInput): DoctorReport {
       family: undefined,
       path: "symroute",
       ok: false,
-      summary: `symroute's objects are not all in place: ${input.pendingChanges} change(s) pending`,
+      summary: `symroute's objects are not all in place: ${counted(input.pendingChanges, "change")} pending`,
       cause: "the node drifted from the configuration, or it was never applied",
       fix: `run \`${apply}\` (or run the agent to keep the node converged)${fw?.backend === "iptables" ? IPSET_REPAIR_BOUND : ""}`,
     });

@@ -120,7 +120,7 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
     assert.equal(entry?.converged, false);
     assert.match(entry?.message ?? "", new RegExp(`9\\.9\\.9\\.0/24.*table ${table}`));
     assert.equal(entry?.message.match(/in table \d+, which symroute allocated/g)?.length, 3);
-    assert.match(entry?.message ?? "", /; and 1 more conflict\(s\)$/);
+    assert.match(entry?.message ?? "", /; and 1 more conflict$/);
     // The other network's entry says nothing of them (after a whole reconcile more, its statuses
     // written).
     await nextWholeReconcile();

@@ -116,10 +116,21 @@ test(
     assert.ok(inSync(THREE));
 
     // Another process adds a rule to symroute's table: the repair replaces the table whole.
+    const monitorChains = (): number =>
+      Number(
+        /^symroute_nft_chains_verified_total\{from="monitor"\} (\d+)$/m.exec(
+          nsGet(node.name, `${URL_BASE}/metrics`).body,
+        )?.[1] ?? "0",
+      );
+    const beforeRepair = monitorChains();
     const foreign = await nextTransaction("the foreign rule repaired", () =>
       assert.equal(inNode(["nft", "add", "rule", "inet", "symroute", "pre", "counter"]).code, 0),
     );
     assert.deepEqual([foreign.msg, foreign.nftTransaction], ["drift repaired", "full"]);
+    // Its verification took every chain of the inet table from what nft's monitor printed of the
+    // whole-table transaction (the netdev guard's declaration, printed without its device, is listed).
+    const inetChains = chainsWanted().filter((c) => c.startsWith("inet ")).length;
+    assert.ok(monitorChains() - beforeRepair >= inetChains, `${beforeRepair} -> ${monitorChains()}`);
     assert.doesNotMatch(
       inNode(["nft", "list", "chain", "inet", "symroute", "pre"]).stdout,
       /counter packets/,

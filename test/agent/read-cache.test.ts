@@ -1014,3 +1014,111 @@ test("after a partial transaction, verification takes the rewritten chains from 
   assert.deepEqual(await read, [{ backend: "nftables", ...listingOf(target) }]);
   assert.deepEqual(listedChains, []);
 });
+
+test("after a whole-table transaction, verification takes every chain from what nft's monitor printed of it, lists what the printing cannot prove, and catches a rule not as rendered", async () => {
+  /** What the kernel holds: the script it applied (the agent's, unless a test says otherwise). */
+  let current = "";
+  let applied: ((script: string) => string) | undefined;
+  let fullReads = 0;
+  const NFT_PID = 6200;
+  const listedChains: string[] = [];
+  const from: string[] = [];
+  const kernel = {
+    runNft: async (s: string) => {
+      cache.ownProcess(NFT_PID);
+      current = applied?.(s) ?? s;
+    },
+    readFirewall: async () => {
+      fullReads++;
+      return [{ backend: "nftables" as const, ...listingOf(current) }];
+    },
+  } as unknown as Kernel;
+  const cache = new ReadCache({
+    onChainFrom: (f) => from.push(f),
+    listNftChain: (family, chain) => listChainOf(current, listedChains, family, chain),
+  });
+  listening(cache, { routing: false });
+  const wrapped = cache.wrap(kernel);
+  let generation = 1;
+  /**
+   * What `nft monitor` prints of a whole-table transaction, as nft 1.0.6 does: each table added,
+   * deleted and added again, each chain's `add chain` line (a base chain's declaration without a
+   * netdev chain's device), its rules (a handle before some), then the generation line.
+   */
+  const print = (script: string): void => {
+    const chains = scriptChains(script);
+    assert.ok(chains !== undefined);
+    const rules: string[] = [];
+    for (const family of ["inet", "netdev", "arp"]) {
+      cache.firewallLine(`add table ${family} symroute`);
+      // A line the transaction added before it deleted the table: not in the table after it.
+      const some = [...chains.values()].find((c) => c.family === family)?.chain ?? "none";
+      cache.firewallLine(`add rule ${family} symroute ${some} counter comment "gone"`);
+      cache.firewallLine(`delete table ${family} symroute`);
+      cache.firewallLine(`add table ${family} symroute`);
+      for (const c of chains.values()) {
+        if (c.family !== family) continue;
+        const lines = c.text.split("\n").map((l) => l.trim());
+        const declaration = lines[0]?.startsWith("type ") === true ? lines[0] : undefined;
+        cache.firewallLine(
+          `add chain ${family} symroute ${c.chain}${declaration === undefined ? "" : ` { ${declaration.replace(/ device "[^"]*"/, "")} }`}`,
+        );
+        for (const [i, rule] of lines.filter((l) => l !== "" && l !== declaration).entries())
+          rules.push(
+            `add rule ${family} symroute ${c.chain} ${i === 0 ? "" : `handle ${i + 40} `}${rule.replace(/\bcounter\b/, "counter packets 0 bytes 0")}`,
+          );
+      }
+      for (const r of rules.splice(0)) cache.firewallLine(r);
+    }
+    cache.firewallLine(`# new generation ${++generation} by process ${NFT_PID} (nft)`);
+  };
+  const step = async (
+    chains: Record<string, string>,
+    printing: "printed" | "lost",
+  ): Promise<{ listed: string[]; from: string[]; read: unknown; reads: number }> => {
+    const target = script(chains);
+    listedChains.length = 0;
+    from.length = 0;
+    fullReads = 0;
+    await wrapped.runNft(target);
+    if (printing === "printed") print(current);
+    const read = await wrapped.readFirewall(["nftables"]);
+    return { listed: [...listedChains], from: [...from], read, reads: fullReads };
+  };
+  const first = { pre: 'counter comment "pre"', c0x1: 'ct mark set 1 comment "n0"' };
+
+  // The first since a start (no listing before it): every chain from the printing but the netdev
+  // guard, whose device the printing leaves out: that one is listed.
+  cache.forget();
+  const whole = await step(first, "printed");
+  assert.deepEqual(whole.read, [{ backend: "nftables", ...listingOf(script(first)) }]);
+  assert.deepEqual([whole.listed, whole.reads], [["netdev guard_ext0"], 0]);
+  assert.deepEqual([...whole.from].sort(), ["listed", "monitor", "monitor", "monitor"]);
+
+  // Whole again (not verified in between), with the listing after the first as its basis: the
+  // changed chains from the printing, the guard's declaration as listed before (the same text).
+  const second = {
+    pre: 'counter accept comment "pre"',
+    c0x1: 'ct mark set 1 comment "n0"',
+    c0x2: 'ct mark set 2 comment "n1"',
+  };
+  const again = await step(second, "printed");
+  assert.deepEqual(again.read, [{ backend: "nftables", ...listingOf(script(second)) }]);
+  assert.deepEqual([again.listed, again.reads], [[], 0]);
+
+  // The kernel holds a rule other than the script's (a transaction not applied as rendered): the
+  // printing shows it, that chain is listed, and the read is what the kernel holds, not the script.
+  applied = (s) => s.replace('ct mark set 2 comment "n1"', 'ct mark set 3 comment "other"');
+  cache.forget();
+  const wrong = await step(second, "printed");
+  assert.deepEqual(wrong.listed, ["inet c0x2", "netdev guard_ext0"]);
+  assert.deepEqual(wrong.read, [{ backend: "nftables", ...listingOf(current) }]);
+  assert.notDeepEqual(wrong.read, [{ backend: "nftables", ...listingOf(script(second)) }]);
+  applied = undefined;
+
+  // No printing (a monitor that lost it) and no listing before: listed whole after the wait.
+  cache.forget();
+  const lost = await step(first, "lost");
+  assert.deepEqual([lost.listed, lost.from, lost.reads], [[], [], 1]);
+  assert.deepEqual(lost.read, [{ backend: "nftables", ...listingOf(script(first)) }]);
+});

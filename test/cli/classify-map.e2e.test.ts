@@ -135,7 +135,7 @@ test(
     const text = node.symroute(["plan", "-c", CONFIG]);
     assert.match(
       text.stdout,
-      /classify new connections \(nftables\): map, one map lookup on ip daddr \/ ip6 daddr per new connection tagged at ingress of a pool's interface \(1 interface\(s\)\)/,
+      /classify new connections \(nftables\): map, one map lookup on ip daddr \/ ip6 daddr per new connection tagged at ingress of a pool's interface \(1 interface\)/,
     );
     // Before apply: only the other component's bit (rp_filter off for the moment, so that the node,
     // which does not route 5.6.7.1 back through ext0 yet, accepts the packet), and the reply to a

@@ -1,7 +1,8 @@
-// A path the simulator cannot tell (here an IPv6 reply on a node with IPv6 forwarding off, where the
-// kernel scores routers by neighbour reachability) is not ok, and its fix is the explain command
-// that asks about exactly that packet, with doctor's state directory: run as printed, it shows the
-// step the simulator stops at (exit 3, not modelled), not a bare "see symroute explain".
+// A path the simulator cannot tell (here an IPv6 packet on a node with IPv6 forwarding off and two
+// routers to choose from, where the kernel scores routers by neighbour reachability) is not ok, and
+// its fix is the explain command that asks about exactly that packet, with doctor's state
+// directory: run as printed, it shows the step the simulator stops at (exit 3, not modelled), not a
+// bare "see symroute explain". (One default route alone is told: docs/explain.md.)
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +17,7 @@ const CONFIG = writeConfigFile(
   - name: public
     addresses: [1.2.3.0/24, "2001:db8:4::/64"]
     interface: ext0
-    gateway: [1.2.3.1, "2001:db8:4::1"]
+    gateway: 1.2.3.1
 `,
 );
 
@@ -35,6 +36,23 @@ test(
     const node = createNode(t, { dualStack: true });
     const applied = node.symroute(["apply", "-c", CONFIG]);
     assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    // A second IPv6 router in main (as router advertisements give a host): the IPv6 pools have no
+    // gateway, so replies to a client beyond ext0's link follow main, which could take either.
+    const second = node.exec([
+      "ip",
+      "-6",
+      "route",
+      "add",
+      "default",
+      "via",
+      "2001:db8:1::2",
+      "dev",
+      "eth0",
+      "metric",
+      "2048",
+    ]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(node.exec(["sysctl", "-n", "net.ipv6.conf.all.forwarding"]).stdout.trim(), "0");
     const doctor = node.symroute(["doctor", "-c", CONFIG, "-o", "json"]);
     assert.equal(doctor.code, 3, doctor.stdout + doctor.stderr);
     const findings = (JSON.parse(doctor.stdout) as { findings: Finding[] }).findings;

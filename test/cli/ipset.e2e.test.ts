@@ -82,7 +82,7 @@ test(
     );
     const text = node.symroute(["plan", "-c", CONFIG]);
     assert.match(text.stdout, /classify new connections \(iptables\): set, one ipset lookup/);
-    assert.match(text.stdout, /ipset symroute-c4-[0-9a-f]{8} \(hash:net,iface, IPv4, 3 element\(s\)\)/);
+    assert.match(text.stdout, /ipset symroute-c4-[0-9a-f]{8} \(hash:net,iface, IPv4, 3 elements\)/);
 
     const applied = node.symroute(["apply", "-c", CONFIG]);
     assert.equal(applied.code, 0, applied.stderr + applied.stdout);

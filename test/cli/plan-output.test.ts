@@ -44,3 +44,17 @@ test("a delete with nothing of symroute's on the node says there is nothing to d
   assert.match(text, /\nNothing to delete: symroute owns nothing on this node\.\n$/);
   assert.doesNotMatch(text, /In sync/);
 });
+
+test("counts agree with their nouns: no 'change(s)', no '(1 rules)'", () => {
+  const one = { ...report, changes: report.changes.filter((c) => c.kind === "firewall").slice(0, 1) };
+  const firewall = one.changes[0];
+  assert.ok(firewall !== undefined && firewall.kind === "firewall");
+  const single = { ...one, changes: [{ ...firewall, rules: 1 }] };
+  const text = plain(formatPlanText(single as PlanReport, "symroute plan"));
+  assert.match(text, /\n1 change:\n/);
+  assert.match(text, /\(1 rule\)/);
+  for (const shown of [text, plain(formatPlanText(report, "symroute plan"))]) {
+    assert.doesNotMatch(shown, /\(s\)/);
+    assert.doesNotMatch(shown, /\b1 (rules|changes|interfaces|elements)\b/);
+  }
+});

@@ -104,7 +104,7 @@ test(
     assert.ok(
       planned.warnings.some((w) =>
         w.startsWith(
-          `routeProtocol moves from ${OLD} (the state file's) to ${NEW}: ${before.length} route(s) and rule(s)`,
+          `routeProtocol moves from ${OLD} (the state file's) to ${NEW}: ${before.length} routes and rules`,
         ),
       ),
       planned.warnings.join("\n"),
@@ -143,7 +143,7 @@ test(
       }
     ).findings;
     assert.ok(
-      findings.some((f) => f.path === "symroute" && !f.ok && /change\(s\) pending/.test(f.summary)),
+      findings.some((f) => f.path === "symroute" && !f.ok && /changes? pending/.test(f.summary)),
       JSON.stringify(findings, null, 2),
     );
     assert.ok(!findings.some((f) => /not symroute's/.test(f.cause ?? "")), JSON.stringify(findings, null, 2));

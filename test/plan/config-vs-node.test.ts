@@ -20,7 +20,7 @@ networks:
     (error: unknown) => {
       assert.ok(isSymrouteError(error));
       assert.equal(error.kind, "dependency");
-      assert.equal(error.message, "2 problem(s) with interfaces on this node");
+      assert.equal(error.message, "2 problems with interfaces on this node");
       assert.deepEqual(error.details, [
         'networks[1].interface (network "lab"): interface "ext9" does not exist on this node',
         'networks[2].vlan.parent (network "vlan"): interface "eth7" does not exist on this node',

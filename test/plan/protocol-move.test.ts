@@ -72,7 +72,7 @@ test("the plan of a protocol move: routes replaced in place, rules added under t
   assert.deepEqual(plan.conflicts, []);
   assert.ok(
     plan.warnings.includes(
-      `routeProtocol moves from ${OLD} (the state file's) to ${NEW}: ${owned} route(s) and rule(s) of symroute's still carry it; the apply re-makes them under ${NEW} and removes them`,
+      `routeProtocol moves from ${OLD} (the state file's) to ${NEW}: ${owned} routes and rules of symroute's still carry it; the apply re-makes them under ${NEW} and removes them`,
     ),
     plan.warnings.join("\n"),
   );
@@ -230,9 +230,7 @@ test("a move to a number another tool's routes carry: the plan says the apply de
   const plan = await engine.plan(withProtocol(NEW));
   assert.ok(
     plan.warnings.some((w) =>
-      w.startsWith(
-        `1 route(s) and rule(s) on the node already carry proto ${NEW} and are not symroute's to keep`,
-      ),
+      w.startsWith(`1 route or rule on the node already carries proto ${NEW} and is not symroute's to keep`),
     ),
     plan.warnings.join("\n"),
   );
@@ -294,7 +292,7 @@ for (const [name, settings] of [
     assert.deepEqual(plan.conflicts, []);
     // A new mask moves the marks: refused unless accepted (mark-moves.test.ts), then done in one apply.
     if (settings.includes("marks"))
-      await assert.rejects(engine.apply(moved), /mark of 3 network\(s\) would move/);
+      await assert.rejects(engine.apply(moved), /mark of 3 networks would move/);
     await engine.apply(moved, { moveMarks: true });
     assert.equal((await engine.plan(moved)).inSync, true);
     const ours = [...kernel.state.routes, ...kernel.state.rules].filter(

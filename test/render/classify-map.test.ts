@@ -197,7 +197,7 @@ test("plan names the form: a map for nftables, a set for iptables", () => {
   assert.equal(nft?.lookupsElsewhere, 0);
   assert.match(
     nft?.text ?? "",
-    /one map lookup on ip daddr \/ ip6 daddr per new connection tagged at ingress of a pool's interface \(2 interface\(s\)\), .*; none for connections on other interfaces$/,
+    /one map lookup on ip daddr \/ ip6 daddr per new connection tagged at ingress of a pool's interface \(2 interfaces\), .*; none for connections on other interfaces$/,
   );
   const ipt = classifyForm(spec(10, "iptables"));
   assert.equal(ipt?.form, "set");

@@ -266,7 +266,7 @@ test("kube-proxy's DNAT targets read from the node are the backends simulated; w
   kernel.state = {
     ...kernel.state,
     kubeProxyServices: {
-      sources: ["iptables nat: 2 DNAT'ed destination(s)"],
+      sources: ["iptables nat: 2 DNAT'ed destinations"],
       services: [
         {
           family: 4,

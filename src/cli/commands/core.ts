@@ -19,6 +19,7 @@ import {
   stateDirOption,
   type OutputFormat,
 } from "../output.ts";
+import { counted } from "../../model/plural.ts";
 
 export async function readConfigFile(path: string): Promise<Config> {
   let text: string;
@@ -158,14 +159,14 @@ export function formatPlanText(
   for (const s of report.ruleSkips ?? []) {
     const what =
       s.skip === undefined
-        ? `none before the ${s.fwmarkRules} fwmark rule(s)`
+        ? `none before the ${counted(s.fwmarkRules, "fwmark rule")}`
         : `priority ${s.skip.priority} goto ${s.skip.goto} over the ${s.fwmarkRules} fwmark rules`;
     out.push(`  ${pc.cyan("rule skip")} IPv${s.family}: ${pc.bold(what)}`, why + s.reason);
   }
   for (const s of ipsetsOf(report.firewallSpec)) {
     const what = s.purpose === "classify" ? "classify by pool and interface" : "pools the guards exempt";
     out.push(
-      `  ${pc.cyan("ipset")} ${s.name} (hash:net,iface, IPv${s.family}, ${s.elements.length} element(s)): ${what}`,
+      `  ${pc.cyan("ipset")} ${s.name} (hash:net,iface, IPv${s.family}, ${counted(s.elements.length, "element")}): ${what}`,
       `${why}one set lookup per packet whatever the number of pools (sets, not rule lists)`,
     );
   }
@@ -179,7 +180,7 @@ export function formatPlanText(
       ),
     );
   } else {
-    out.push(`${changes.length} change(s):`);
+    out.push(`${counted(changes.length, "change")}:`);
     const texts = describeChanges(changes, report.payloads);
     // The coloured sign of each action, made once rather than once per change.
     const added = `  ${pc.green("+")} `;
@@ -279,9 +280,9 @@ export function registerPlanApplyDelete(program: Command): void {
           process.stdout.write(formatPlanText(report, "symroute apply"));
           process.stdout.write(
             report.conflicts.length > 0
-              ? `${pc.red("Not converged")}: ${report.conflicts.length} conflict(s) with foreign objects (above); ${report.applied ? `${report.changes.length} change(s) applied, ` : ""}symroute owns ${report.ownedObjects} object(s).\n`
+              ? `${pc.red("Not converged")}: ${counted(report.conflicts.length, "conflict")} with foreign objects (above); ${report.applied ? `${counted(report.changes.length, "change")} applied, ` : ""}symroute owns ${counted(report.ownedObjects, "object")}.\n`
               : report.applied
-                ? `${pc.green("Applied and verified")}: ${report.changes.length} change(s); symroute owns ${report.ownedObjects} object(s).\n`
+                ? `${pc.green("Applied and verified")}: ${counted(report.changes.length, "change")}; symroute owns ${counted(report.ownedObjects, "object")}.\n`
                 : "Nothing to do: the node was already converged.\n",
           );
         }
@@ -335,7 +336,7 @@ export function registerPlanApplyDelete(program: Command): void {
           );
           if (opts.dryRun === true) process.stdout.write(formatPayloadsText(report));
           else if (report.applied)
-            process.stdout.write(`${pc.green("Removed")}: ${report.changes.length} change(s).\n`);
+            process.stdout.write(`${pc.green("Removed")}: ${counted(report.changes.length, "change")}.\n`);
         }
         return EXIT.ok;
       });

@@ -21,6 +21,7 @@ import {
   type OutputFormat,
 } from "../output.ts";
 import { readConfigFile } from "./core.ts";
+import { counted } from "../../model/plural.ts";
 
 /** systemd-networkd, when it runs, deletes foreign rules unless told not to. */
 function networkdFacts(): HostFacts {
@@ -62,7 +63,9 @@ function formatDoctorText(report: DoctorReport): string {
   }
   const problems = report.findings.filter((f) => !f.ok).length;
   lines.push(
-    problems === 0 ? pc.green("Healthy: every path checked works.") : pc.red(`${problems} problem(s) found.`),
+    problems === 0
+      ? pc.green("Healthy: every path checked works.")
+      : pc.red(`${counted(problems, "problem")} found.`),
   );
   return `${lines.join("\n")}\n`;
 }

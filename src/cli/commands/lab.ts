@@ -26,6 +26,7 @@ import type { SymrouteRun } from "../../lab/symroute.ts";
 import { buildTopology, LAB_PREFIX, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { commanderParser, EXIT, runAndExit } from "../output.ts";
+import { counted } from "../../model/plural.ts";
 
 /** Ctrl-C or a TERM while a topology exists: tear it down, then exit as the signal would. */
 function tearDownOnSignals(): void {
@@ -104,14 +105,16 @@ function scenarioProblems(report: ScenarioReport): string[] {
   const problems: string[] = [];
   const wrongBefore = unexpectedCells(report.before);
   if (wrongBefore.length > 0)
-    problems.push(`${wrongBefore.length} cell(s) before symroute were not as expected`);
+    problems.push(
+      `${counted(wrongBefore.length, "cell")} before symroute ${wrongBefore.length === 1 ? "was" : "were"} not as expected`,
+    );
   if (report.stoppedAt !== undefined) problems.push(`symroute ${report.stoppedAt} failed`);
   if (report.planAfterApply !== undefined && report.planAfterApply.code !== 0) {
     problems.push(`plan after apply exited ${report.planAfterApply.code} (expected 0: in sync)`);
   }
   if (report.after !== undefined) {
     const wrong = unexpectedCells(report.after);
-    if (wrong.length > 0) problems.push(`${wrong.length} cell(s) after apply failed`);
+    if (wrong.length > 0) problems.push(`${counted(wrong.length, "cell")} after apply failed`);
   }
   const unresolved = (report.neighbours?.after ?? []).filter((n) => !resolved(n));
   if (unresolved.length > 0) {
@@ -174,7 +177,7 @@ async function demo(specs: readonly LabSpec[]): Promise<number> {
         arpControl: (control) => {
           process.stdout.write(
             heading(
-              `Control: symroute's ARP probes removed (${control.removed} rule(s)), the next hop's MAC forgotten`,
+              `Control: symroute's ARP probes removed (${counted(control.removed, "rule")}), the next hop's MAC forgotten`,
             ),
           );
           process.stdout.write(
@@ -317,7 +320,7 @@ export function registerLab(program: Command): void {
         process.stdout.write(
           removed.length === 0
             ? "No lab namespaces.\n"
-            : `Removed ${removed.length} namespace(s): ${removed.join(" ")}\n`,
+            : `Removed ${counted(removed.length, "namespace")}: ${removed.join(" ")}\n`,
         );
         return EXIT.ok;
       });

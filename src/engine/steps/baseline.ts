@@ -11,6 +11,7 @@ import { managedSysctlsNow } from "../../plan/sysctls.ts";
 import type { BaselinePart } from "../ports.ts";
 import type { ApplyOptions, RoutingPlan } from "../types.ts";
 import { countOwned, finishPlan } from "./plan.ts";
+import { counted } from "../../model/plural.ts";
 
 /**
  * The parts of the baseline the record this run writes cannot know: the saved record's, or, with no
@@ -84,7 +85,7 @@ export function unrestorable(
   if (options.force !== true) {
     throw new SymrouteError(
       "conflict",
-      `found ${changes.length} object(s) symroute owns but ${where}: the values these sysctls had before symroute cannot be restored`,
+      `found ${counted(changes.length, "object")} symroute owns but ${where}: the values these sysctls had before symroute cannot be restored`,
       {
         details: left,
         hint:

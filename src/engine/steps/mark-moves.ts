@@ -6,13 +6,14 @@ import { SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { strandedConnectionsCommand } from "../../plan/mark-moves.ts";
 import type { ApplyOptions, RoutingPlan } from "../types.ts";
+import { counted } from "../../model/plural.ts";
 
 export function refuseMarkMoves(rp: RoutingPlan, options: ApplyOptions): void {
   if (rp.markMoves === undefined || options.moveMarks === true) return;
   const { moves, oldMask } = rp.markMoves;
   throw new SymrouteError(
     "conflict",
-    `the mark of ${moves.length} network(s) would move: connections to their pools open now keep the old value in their ct mark, and their replies would no longer reach the network's table until they close`,
+    `the mark of ${counted(moves.length, "network")} would move: connections to their pools open now keep the old value in their ct mark, and their replies would no longer reach the network's table until they close`,
     {
       details: moves.map(
         (m) =>

@@ -20,6 +20,7 @@ import { frontEndOf } from "../firewall/index.ts";
 import type { Kernel } from "../ports.ts";
 import type { Planned, RoutingPlan } from "../types.ts";
 import { countOwned } from "./plan.ts";
+import { counted } from "../../model/plural.ts";
 
 interface RoutingCheck {
   readonly reread: RoutingState;
@@ -131,10 +132,14 @@ export async function verify(
   if (after.report.inSync) return { after };
   return {
     after,
-    failure: new SymrouteError("verification", `${changes.length} change(s) still pending after apply`, {
-      details: changes.slice(0, 10).map(describeChange),
-      hint: "something on the node changes these objects back (a network manager?); see `symroute doctor`",
-    }),
+    failure: new SymrouteError(
+      "verification",
+      `${counted(changes.length, "change")} still pending after apply`,
+      {
+        details: changes.slice(0, 10).map(describeChange),
+        hint: "something on the node changes these objects back (a network manager?); see `symroute doctor`",
+      },
+    ),
   };
 }
 
