@@ -2,8 +2,17 @@
 // that the next run converges to exactly the desired state (no duplicates, `plan` in sync) and that
 // `delete` restores the original node byte for byte. Shared by the test and scripts/reliability/crash.ts.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import type { FaultTools, PayloadTool } from "./fault-tools.ts";
 import { join } from "node:path";
@@ -46,6 +55,9 @@ export interface Baseline {
   /** When the last payload (ip -batch, nft -f, *-restore) was done, from the start. */
   readonly applyPayloadsEndMs: number;
   readonly deletePayloadsEndMs: number;
+  /** When each payload (ip -batch, nft -f, *-restore) was done, from the start, in order. */
+  readonly applyPayloadEndsMs: readonly number[];
+  readonly deletePayloadEndsMs: readonly number[];
 }
 
 export interface TrialResult {
@@ -56,6 +68,11 @@ export interface TrialResult {
   /** From the start of the run, or from the start of its first payload (`afterChangesStart`). */
   readonly delayMs: number;
   readonly afterChangesStart: boolean;
+  /**
+   * The run was held once the payload the kill was aimed at was done (fault-tools.ts,
+   * SR_FAULT_HOLD), and the kill found it there: the timer was late, the kill landed after that payload.
+   */
+  readonly killedAtHold: boolean;
   readonly landing: Landing;
   /** Payloads that had started, and that had ended, when the signal was sent (from the trace). */
   readonly payloadsStarted: number;
@@ -78,7 +95,13 @@ async function timed(
   node: Netns,
   args: readonly string[],
   tools: FaultTools,
-): Promise<{ ms: number; changesAtMs: number; payloadsEndMs: number; code: number }> {
+): Promise<{
+  ms: number;
+  changesAtMs: number;
+  payloadsEndMs: number;
+  payloadEndsMs: number[];
+  code: number;
+}> {
   const traceDir = mkdtempSync(join(tmpdir(), "symroute-trace-"));
   const trace = join(traceDir, "trace");
   const startedAt = Date.now();
@@ -105,19 +128,24 @@ async function timed(
     ms,
     changesAtMs: Math.min(...starts) - startedAt,
     payloadsEndMs: Math.max(...ends) - startedAt,
+    payloadEndsMs: ends.map((atMs) => atMs - startedAt).sort((a, b) => a - b),
     code: code ?? 1,
   };
 }
 
-/** The wrappers' trace (fault-tools.ts, SR_FAULT_TRACE): one entry per payload start and end. */
-function readTrace(file: string): { tool: string; what: "start" | "end"; atMs: number }[] {
+/** The wrappers' trace (fault-tools.ts, SR_FAULT_TRACE): one entry per payload start and end (and hold). */
+function readTrace(file: string): { tool: string; what: "start" | "end" | "hold"; atMs: number }[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, "utf8")
     .split("\n")
     .filter((l) => l !== "")
     .map((l) => {
       const [tool = "", what, ns = "0"] = l.split(" ");
-      return { tool, what: what === "end" ? "end" : "start", atMs: Number(BigInt(ns) / 1_000_000n) };
+      return {
+        tool,
+        what: what === "end" || what === "hold" ? what : "start",
+        atMs: Number(BigInt(ns) / 1_000_000n),
+      };
     });
 }
 
@@ -141,6 +169,8 @@ export async function measureBaseline(node: Netns, config: string, tools: FaultT
     deleteChangesAtMs: deleted.changesAtMs,
     applyPayloadsEndMs: applied.payloadsEndMs,
     deletePayloadsEndMs: deleted.payloadsEndMs,
+    applyPayloadEndsMs: applied.payloadEndsMs,
+    deletePayloadEndsMs: deleted.payloadEndsMs,
   };
 }
 
@@ -176,7 +206,8 @@ function stateFiles(stateDir: string): { inProgress: boolean; stateLeft: boolean
 /**
  * Starts symroute, SIGKILLs it `delayMs` after its start (or, with `afterChangesStart`, after its
  * first payload started: the kernel changes have begun), and waits until it and its
- * children are gone.
+ * children are gone. With `holdAfter`, the wrapper of the run's `holdAfter`-th payload waits once
+ * its tool is done until the kill was sent: the run cannot commit or exit before the kill.
  */
 async function killDuring(
   node: Netns,
@@ -185,16 +216,27 @@ async function killDuring(
   mode: KillMode,
   afterChangesStart: boolean,
   tools: FaultTools,
-): Promise<{ exitedFirst: boolean; payloadsStarted: number; payloadsEnded: number }> {
+  holdAfter: number | undefined,
+): Promise<{ exitedFirst: boolean; payloadsStarted: number; payloadsEnded: number; killedAtHold: boolean }> {
   const traceDir = mkdtempSync(join(tmpdir(), "symroute-trace-"));
   const trace = join(traceDir, "trace");
+  const fifo = join(traceDir, "hold");
+  // Opened read-write: the open does not wait for the wrapper, and the release line written after
+  // the kill stays in the fifo until a wrapper that reaches its hold later (a process-mode kill
+  // leaves the tool finishing its payload) reads it.
+  let holdFd: number | undefined;
+  if (holdAfter !== undefined) {
+    execFileSync("mkfifo", [fifo]);
+    holdFd = openSync(fifo, "r+");
+  }
+  const hold = holdAfter === undefined ? undefined : { after: holdAfter, fifo };
   const child = spawn(
     "ip",
     ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
     {
       stdio: "ignore",
       detached: mode === "group",
-      env: { ...process.env, NO_COLOR: "1", ...tools.env(undefined, { trace }) },
+      env: { ...process.env, NO_COLOR: "1", ...tools.env(undefined, { trace, ...(hold && { hold }) }) },
     },
   );
   let exitCode: number | null | undefined;
@@ -218,15 +260,18 @@ async function killDuring(
       exitedFirst = true; // it exited between the check and the kill
     }
   }
+  if (holdFd !== undefined) writeSync(holdFd, "release\n");
   await exited;
   // \`ip netns exec\` exits with the signal of the process it ran: no signal means symroute ended on its own.
   if (!exitedFirst && child.signalCode === null && exitCode !== null) exitedFirst = true;
   await namespaceQuiet(node.name);
+  if (holdFd !== undefined) closeSync(holdFd);
   rmSync(traceDir, { recursive: true, force: true });
   return {
     exitedFirst,
     payloadsStarted: atKill.filter((e) => e.what === "start").length,
     payloadsEnded: atKill.filter((e) => e.what === "end").length,
+    killedAtHold: !exitedFirst && atKill.some((e) => e.what === "hold"),
   };
 }
 
@@ -291,11 +336,18 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
   const started = performance.now();
   const random = prng(seed);
   // One trial in four (0, 4, 8, ...): from the start, anywhere in 0..duration of an uninterrupted
-  // run (start-up, reads and planning included). The others: from the moment this run starts
-  // changing the kernel (its state file says "inProgress"), anywhere until its last payload ended in
-  // an uninterrupted run: a uniform draw from the start rarely hits the changes, and the machine's
-  // load moves them. Either way the range is cut into slices and each trial draws within its own
-  // slice, so n trials cover it.
+  // run (start-up, reads and planning included), nothing held: the truly random moments, which can
+  // find windows nobody named. The others: from the moment this run starts changing the kernel (its
+  // state file says "inProgress"), anywhere until its last payload ended in an uninterrupted run: a
+  // uniform draw from the start rarely hits the changes, and the machine's load moves them. These
+  // runs are held (fault-tools.ts, SR_FAULT_HOLD) until the kill was sent once the payload the kill
+  // is aimed at is done: the one that ended, in the uninterrupted run, first at or after the drawn
+  // moment. On a loaded machine the timer fires late, or the test process sees the first payload
+  // late; without the hold the run would have gone on, often to its commit and exit, proving
+  // nothing. A kill that finds the run held lands after that payload and before the next (or, after
+  // the last one, before the commit): still mid-change, and still spread over the payloads as the
+  // draw was. Either way the range is cut into slices and each trial draws within its own slice, so
+  // n trials cover it.
   const duration = phase === "apply" ? baseline.applyMs : baseline.deleteMs;
   const changesAt = phase === "apply" ? baseline.applyChangesAtMs : baseline.deleteChangesAtMs;
   const payloadsEnd = phase === "apply" ? baseline.applyPayloadsEndMs : baseline.deletePayloadsEndMs;
@@ -314,13 +366,17 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     if (applied.code !== 0) problems.push(`set-up apply exited ${applied.code}: ${applied.stderr.trim()}`);
   }
   const args = phase === "apply" ? ["apply", "-c", config] : ["delete"];
-  const { exitedFirst, payloadsStarted, payloadsEnded } = await killDuring(
+  const ends = phase === "apply" ? baseline.applyPayloadEndsMs : baseline.deletePayloadEndsMs;
+  const aimedAt = ends.findIndex((end) => end >= changesAt + delayMs);
+  const holdAfter = aimedAt === -1 ? ends.length : aimedAt + 1;
+  const { exitedFirst, payloadsStarted, payloadsEnded, killedAtHold } = await killDuring(
     node,
     args,
     delayMs,
     killMode,
     afterChangesStart,
     tools,
+    afterChangesStart ? holdAfter : undefined,
   );
   const landing = landingOf(node, baseline, phase, exitedFirst);
   const { inProgress, stateLeft } = stateFiles(node.stateDir);
@@ -333,6 +389,7 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     killMode,
     delayMs,
     afterChangesStart,
+    killedAtHold,
     landing,
     payloadsStarted,
     payloadsEnded,

@@ -11,6 +11,11 @@
 //   SR_FAULT_TRACE=FILE (with or without a fault)
 //     every payload appends "TOOL start NS", and "TOOL end NS" when its tool is done (wall clock, ns)
 //     to FILE: when the kernel changes of a run begin and end, and which of them ran
+//   SR_FAULT_HOLD=FIFO  SR_FAULT_HOLD_AFTER=N (with or without a fault)
+//     once the real tool has run the run's N-th payload (all tools counted), the wrapper appends
+//     "TOOL hold NS" to the trace and waits for a line on FIFO before it exits: symroute, waiting
+//     for its child, cannot go on to commit or exit, so a kill timed from an earlier run cannot land
+//     after this run ended however loaded the machine is (see crash.ts, crashTrial)
 
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,9 +27,14 @@ export interface FaultTools {
   readonly dir: string;
   /**
    * The environment for one symroute run with this fault, or none (PATH included); a fresh call
-   * counter. With `trace`, the payloads' start and end times are appended to that file.
+   * counter. With `trace`, the payloads' start and end times are appended to that file. With
+   * `hold`, the wrapper of the run's `hold.after`-th payload waits, once its tool is done, for a line
+   * on the fifo `hold.fifo` (made by the caller, opened read-write so that a line written early waits).
    */
-  env(fault: Fault | undefined, options?: { readonly trace?: string }): NodeJS.ProcessEnv;
+  env(
+    fault: Fault | undefined,
+    options?: { readonly trace?: string; readonly hold?: { readonly after: number; readonly fifo: string } },
+  ): NodeJS.ProcessEnv;
   remove(): void;
 }
 
@@ -61,14 +71,28 @@ for a in "$@"; do [ "$a" = "${PAYLOAD_ARG[tool]}" ] && is_payload=1; done
 for a in "$@"; do [ "$a" = "-j" ] && is_payload=0; done
 trace() { [ "$is_payload" = 1 ] && [ -n "\${SR_FAULT_TRACE:-}" ] && echo "${tool} $1 $(date +%s%N)" >>"$SR_FAULT_TRACE"; return 0; }
 trace start
+# After the real tool: the run's payloads counted; at the SR_FAULT_HOLD_AFTER-th, wait for a line on
+# SR_FAULT_HOLD (the test opens it read-write, so a line written before the wait is not lost).
+hold() {
+  [ "$is_payload" = 1 ] && [ -n "\${SR_FAULT_HOLD:-}" ] || return 0
+  k=$(( $(cat "$SR_FAULT_PAYLOADS" 2>/dev/null || echo 0) + 1 ))
+  echo "$k" >"$SR_FAULT_PAYLOADS"
+  [ "$k" = "$SR_FAULT_HOLD_AFTER" ] || return 0
+  trace hold
+  read -r _ <"$SR_FAULT_HOLD"
+  return 0
+}
 if [ "$is_payload" = 0 ] && [ "\${SR_FAULT:-}" = fail-reads ] && [ "\${SR_FAULT_TOOL:-}" = "${tool}" ] && [ -s "\${SR_FAULT_COUNTER:-}" ]; then
   echo "${tool}: injected read failure" >&2
   exit 1
 fi
 if [ "$is_payload" = 0 ] || [ "\${SR_FAULT_TOOL:-}" != "${tool}" ]; then
-  [ "$is_payload" = 0 ] || [ -z "\${SR_FAULT_TRACE:-}" ] && exec "$real" "$@"
+  if [ "$is_payload" = 0 ] || { [ -z "\${SR_FAULT_TRACE:-}" ] && [ -z "\${SR_FAULT_HOLD:-}" ]; }; then
+    exec "$real" "$@"
+  fi
   "$real" "$@"; status=$?
   trace end
+  hold
   exit "$status"
 fi
 payload=$(mktemp)
@@ -96,6 +120,7 @@ corrupt)
 esac
 rm -f "$payload"
 trace end
+hold
 exit "$status"
 `;
 }
@@ -115,7 +140,16 @@ export function createFaultTools(): FaultTools {
     env(fault, options = {}) {
       const counter = join(dir, `counter-${++runs}`);
       const path = `${dir}:${process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`;
-      const trace = options.trace === undefined ? {} : { SR_FAULT_TRACE: options.trace };
+      const trace = {
+        ...(options.trace === undefined ? {} : { SR_FAULT_TRACE: options.trace }),
+        ...(options.hold === undefined
+          ? {}
+          : {
+              SR_FAULT_HOLD: options.hold.fifo,
+              SR_FAULT_HOLD_AFTER: String(options.hold.after),
+              SR_FAULT_PAYLOADS: join(dir, `payloads-${runs}`),
+            }),
+      };
       if (fault === undefined) return { PATH: path, SR_FAULT_COUNTER: counter, ...trace };
       const common = { PATH: path, SR_FAULT_COUNTER: counter, SR_FAULT_TOOL: fault.tool, ...trace };
       switch (fault.kind) {
