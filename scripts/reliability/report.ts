@@ -26,6 +26,7 @@ interface TrialJson {
   readonly killMode: string;
   readonly delayMs: number;
   readonly afterChangesStart: boolean;
+  readonly killedAtHold?: boolean;
   readonly landing: "before-changes" | "partial" | "complete" | "exited-first";
   readonly uncommitted: boolean;
   readonly problems: readonly string[];
@@ -244,10 +245,14 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "  each ip batch n is none, one, half, all but one and all; each firewall transaction runs before",
     "  or after its commit. Each point must be reached.",
     "- **Random moments**: one trial in four draws the moment from the start of the run (start-up,",
-    "  reads and planning included); the others from the moment this run's first payload starts, over",
-    "  the span of the payloads of an uninterrupted run (timed from the wrappers' trace, again every",
-    "  20 trials). Half the kills hit symroute alone (its children finish their input), half its",
-    "  process group.",
+    "  reads and planning included), with nothing held; the others from the moment this run's first",
+    "  payload starts, over the span of the payloads of an uninterrupted run (timed from the wrappers'",
+    "  trace, again every 20 trials). For these, the wrapper of the payload the kill is aimed at (the",
+    "  one that ended first at or after the drawn moment in the uninterrupted run) holds the run once",
+    "  its tool is done, until the kill was sent: on a loaded machine a late timer then lands right",
+    "  after that payload instead of after the run committed and exited. The hold is a fifo line",
+    "  written after the kill, not a timer. Half the kills hit symroute alone (its children finish",
+    "  their input), half its process group.",
     "",
     "Where a kill landed is judged from the node afterwards. Only a kill **mid-change** tests crash",
     "recovery: the kernel partly changed, or fully changed with the run not committed yet (an apply's",
@@ -322,9 +327,13 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
   const fromChanges = crash.results.filter((r) => r.afterChangesStart);
   const midOf = (xs: readonly TrialJson[]): number =>
     xs.filter((r) => r.landing === "partial" || (r.landing === "complete" && r.uncommitted)).length;
+  // Results written before the hold existed have no killedAtHold: nothing to say about it.
+  const holds = fromChanges.some((r) => r.killedAtHold !== undefined);
+  const held = fromChanges.filter((r) => r.killedAtHold === true).length;
   out(
     `Kills drawn from the start: ${fromStart.length}, ${midOf(fromStart)} mid-change; drawn from the first payload: ` +
-      `${fromChanges.length}, ${midOf(fromChanges)} mid-change. Kill modes: process ${crash.results.filter((r) => r.killMode === "process").length}, ` +
+      `${fromChanges.length}, ${midOf(fromChanges)} mid-change${holds ? `, ${held} of them found the run held after the payload aimed at` : ""}. ` +
+      `Kill modes: process ${crash.results.filter((r) => r.killMode === "process").length}, ` +
       `group ${crash.results.filter((r) => r.killMode === "group").length}.`,
     "",
   );
