@@ -168,7 +168,7 @@ try {
       results.push(result);
       const status = result.problems.length === 0 ? "ok" : "FAILED";
       console.log(
-        `${phase} ${String(trial).padStart(3)} seed ${result.seed} ${result.killMode.padEnd(7)} kill at ${result.afterChangesStart ? "changes+" : "start+  "}${String(result.delayMs).padStart(5)} ms ${result.killedAtHold ? `held after #${result.payloadsEnded} ` : "              "}` +
+        `${phase} ${String(trial).padStart(3)} seed ${result.seed} ${result.killMode.padEnd(7)} kill at ${result.afterChangesStart ? "changes+" : "start+  "}${String(result.delayMs).padStart(5)} ms ${(result.killedAtHold ? `held after ${result.holdAfter ?? ""}` : "").padEnd(18)}` +
           `-> ${result.landing.padEnd(14)} ${result.uncommitted ? "uncommitted " : "            "}${landedMidChange(result) ? "mid-change " : "           "}${status}` +
           (result.leftovers.length > 0 ? ` leftovers: ${result.leftovers.join(", ")}` : ""),
       );

@@ -84,7 +84,7 @@ test(
         seed: seed * 1000 + trial * 2 + (phase === "delete" ? 1 : 0),
       });
       results.push(result);
-      const what = `${phase} trial ${trial} killed at ${result.afterChangesStart ? "changes" : "start"}+${result.delayMs} ms${result.killedAtHold ? ` (found held after payload #${result.payloadsEnded})` : ""} (${result.killMode}, replay: SYMROUTE_CRASH_SEED=${seed})`;
+      const what = `${phase} trial ${trial} killed at ${result.afterChangesStart ? "changes" : "start"}+${result.delayMs} ms${result.killedAtHold ? ` (found held after ${result.holdAfter})` : ""} (${result.killMode}, replay: SYMROUTE_CRASH_SEED=${seed})`;
       t.diagnostic(
         `${what} -> ${result.landing}${result.uncommitted ? " (uncommitted)" : ""}${landedMidChange(result) ? ", mid-change" : ""}`,
       );

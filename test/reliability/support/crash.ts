@@ -14,7 +14,7 @@ import {
   writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import type { FaultTools, PayloadTool } from "./fault-tools.ts";
+import type { FaultTools, Hold, PayloadTool } from "./fault-tools.ts";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { canonicalDump, CLI, dumpDifference, type Netns, run } from "../../support/netns.ts";
@@ -55,9 +55,16 @@ export interface Baseline {
   /** When the last payload (ip -batch, nft -f, *-restore) was done, from the start. */
   readonly applyPayloadsEndMs: number;
   readonly deletePayloadsEndMs: number;
-  /** When each payload (ip -batch, nft -f, *-restore) was done, from the start, in order. */
-  readonly applyPayloadEndsMs: readonly number[];
-  readonly deletePayloadEndsMs: readonly number[];
+  /** Each payload (ip -batch, nft -f, *-restore) and when it was done, from the start, in order. */
+  readonly applyPayloadEnds: readonly PayloadEnd[];
+  readonly deletePayloadEnds: readonly PayloadEnd[];
+}
+
+export interface PayloadEnd {
+  readonly tool: PayloadTool;
+  /** The n-th payload of that tool in the run (a tool's payloads run one after another). */
+  readonly call: number;
+  readonly atMs: number;
 }
 
 export interface TrialResult {
@@ -68,9 +75,11 @@ export interface TrialResult {
   /** From the start of the run, or from the start of its first payload (`afterChangesStart`). */
   readonly delayMs: number;
   readonly afterChangesStart: boolean;
+  /** The payload after which the run was held until the kill (kills from the changes' start). */
+  readonly holdAfter?: string;
   /**
-   * The run was held once the payload the kill was aimed at was done (fault-tools.ts,
-   * SR_FAULT_HOLD), and the kill found it there: the timer was late, the kill landed after that payload.
+   * The kill found the run held after that payload (fault-tools.ts, SR_FAULT_HOLD): the timer was
+   * late, the kill landed right after that payload.
    */
   readonly killedAtHold: boolean;
   readonly landing: Landing;
@@ -99,7 +108,7 @@ async function timed(
   ms: number;
   changesAtMs: number;
   payloadsEndMs: number;
-  payloadEndsMs: number[];
+  payloadEnds: PayloadEnd[];
   code: number;
 }> {
   const traceDir = mkdtempSync(join(tmpdir(), "symroute-trace-"));
@@ -128,9 +137,22 @@ async function timed(
     ms,
     changesAtMs: Math.min(...starts) - startedAt,
     payloadsEndMs: Math.max(...ends) - startedAt,
-    payloadEndsMs: ends.map((atMs) => atMs - startedAt).sort((a, b) => a - b),
+    payloadEnds: payloadEnds(events, startedAt),
     code: code ?? 1,
   };
+}
+
+/** Each payload's end in the trace, numbered per tool (a tool's payloads run one after another). */
+function payloadEnds(events: ReturnType<typeof readTrace>, startedAt: number): PayloadEnd[] {
+  const calls = new Map<string, number>();
+  const out: PayloadEnd[] = [];
+  for (const e of events) {
+    if (e.what !== "end") continue;
+    const call = (calls.get(e.tool) ?? 0) + 1;
+    calls.set(e.tool, call);
+    out.push({ tool: e.tool as PayloadTool, call, atMs: e.atMs - startedAt });
+  }
+  return out.sort((a, b) => a.atMs - b.atMs);
 }
 
 /** The wrappers' trace (fault-tools.ts, SR_FAULT_TRACE): one entry per payload start and end (and hold). */
@@ -169,8 +191,8 @@ export async function measureBaseline(node: Netns, config: string, tools: FaultT
     deleteChangesAtMs: deleted.changesAtMs,
     applyPayloadsEndMs: applied.payloadsEndMs,
     deletePayloadsEndMs: deleted.payloadsEndMs,
-    applyPayloadEndsMs: applied.payloadEndsMs,
-    deletePayloadEndsMs: deleted.payloadEndsMs,
+    applyPayloadEnds: applied.payloadEnds,
+    deletePayloadEnds: deleted.payloadEnds,
   };
 }
 
@@ -206,8 +228,8 @@ function stateFiles(stateDir: string): { inProgress: boolean; stateLeft: boolean
 /**
  * Starts symroute, SIGKILLs it `delayMs` after its start (or, with `afterChangesStart`, after its
  * first payload started: the kernel changes have begun), and waits until it and its
- * children are gone. With `holdAfter`, the wrapper of the run's `holdAfter`-th payload waits once
- * its tool is done until the kill was sent: the run cannot commit or exit before the kill.
+ * children are gone. With `holdAfter`, the wrapper of that payload waits once its tool is done
+ * until the kill was sent: the run cannot commit or exit before the kill.
  */
 async function killDuring(
   node: Netns,
@@ -216,7 +238,7 @@ async function killDuring(
   mode: KillMode,
   afterChangesStart: boolean,
   tools: FaultTools,
-  holdAfter: number | undefined,
+  holdAfter: Omit<Hold, "fifo"> | undefined,
 ): Promise<{ exitedFirst: boolean; payloadsStarted: number; payloadsEnded: number; killedAtHold: boolean }> {
   const traceDir = mkdtempSync(join(tmpdir(), "symroute-trace-"));
   const trace = join(traceDir, "trace");
@@ -229,7 +251,7 @@ async function killDuring(
     execFileSync("mkfifo", [fifo]);
     holdFd = openSync(fifo, "r+");
   }
-  const hold = holdAfter === undefined ? undefined : { after: holdAfter, fifo };
+  const hold = holdAfter === undefined ? undefined : { ...holdAfter, fifo };
   const child = spawn(
     "ip",
     ["netns", "exec", node.name, process.execPath, CLI, ...args, "--state-dir", node.stateDir],
@@ -366,9 +388,10 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     if (applied.code !== 0) problems.push(`set-up apply exited ${applied.code}: ${applied.stderr.trim()}`);
   }
   const args = phase === "apply" ? ["apply", "-c", config] : ["delete"];
-  const ends = phase === "apply" ? baseline.applyPayloadEndsMs : baseline.deletePayloadEndsMs;
-  const aimedAt = ends.findIndex((end) => end >= changesAt + delayMs);
-  const holdAfter = aimedAt === -1 ? ends.length : aimedAt + 1;
+  const ends = phase === "apply" ? baseline.applyPayloadEnds : baseline.deletePayloadEnds;
+  const aimedAt = ends.find((end) => end.atMs >= changesAt + delayMs) ?? ends[ends.length - 1];
+  const holdAfter =
+    afterChangesStart && aimedAt !== undefined ? { tool: aimedAt.tool, call: aimedAt.call } : undefined;
   const { exitedFirst, payloadsStarted, payloadsEnded, killedAtHold } = await killDuring(
     node,
     args,
@@ -376,7 +399,7 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     killMode,
     afterChangesStart,
     tools,
-    afterChangesStart ? holdAfter : undefined,
+    holdAfter,
   );
   const landing = landingOf(node, baseline, phase, exitedFirst);
   const { inProgress, stateLeft } = stateFiles(node.stateDir);
@@ -389,6 +412,7 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
     killMode,
     delayMs,
     afterChangesStart,
+    ...(holdAfter && { holdAfter: `${holdAfter.tool} #${holdAfter.call}` }),
     killedAtHold,
     landing,
     payloadsStarted,

@@ -11,11 +11,12 @@
 //   SR_FAULT_TRACE=FILE (with or without a fault)
 //     every payload appends "TOOL start NS", and "TOOL end NS" when its tool is done (wall clock, ns)
 //     to FILE: when the kernel changes of a run begin and end, and which of them ran
-//   SR_FAULT_HOLD=FIFO  SR_FAULT_HOLD_AFTER=N (with or without a fault)
-//     once the real tool has run the run's N-th payload (all tools counted), the wrapper appends
-//     "TOOL hold NS" to the trace and waits for a line on FIFO before it exits: symroute, waiting
-//     for its child, cannot go on to commit or exit, so a kill timed from an earlier run cannot land
-//     after this run ended however loaded the machine is (see crash.ts, crashTrial)
+//   SR_FAULT_HOLD=FIFO  SR_FAULT_HOLD_TOOL=ip  SR_FAULT_HOLD_CALL=2 (with or without a fault)
+//     once the real tool has run the 2nd ip payload, the wrapper appends "ip hold NS" to the trace
+//     and waits for a line on FIFO before it exits: symroute, waiting for its child, cannot go on to
+//     commit or exit, so a kill timed from an earlier run cannot land after this run ended however
+//     loaded the machine is (see crash.ts, crashTrial). Counted per tool: symroute runs its ip
+//     batches one after another but its firewall payloads alongside them.
 
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,12 +29,13 @@ export interface FaultTools {
   /**
    * The environment for one symroute run with this fault, or none (PATH included); a fresh call
    * counter. With `trace`, the payloads' start and end times are appended to that file. With
-   * `hold`, the wrapper of the run's `hold.after`-th payload waits, once its tool is done, for a line
-   * on the fifo `hold.fifo` (made by the caller, opened read-write so that a line written early waits).
+   * `hold`, the wrapper of the `hold.call`-th payload of `hold.tool` waits, once its tool is done,
+   * for a line on the fifo `hold.fifo` (made by the caller, opened read-write so that a line
+   * written early waits).
    */
   env(
     fault: Fault | undefined,
-    options?: { readonly trace?: string; readonly hold?: { readonly after: number; readonly fifo: string } },
+    options?: { readonly trace?: string; readonly hold?: Hold },
   ): NodeJS.ProcessEnv;
   remove(): void;
 }
@@ -47,6 +49,13 @@ export type Fault =
     }
   | { readonly kind: "corrupt"; readonly tool: PayloadTool; readonly match: string; readonly sed: string }
   | { readonly kind: "fail-reads"; readonly tool: PayloadTool };
+
+export interface Hold {
+  readonly tool: PayloadTool;
+  /** The n-th payload of that tool in the run (1 = the first). */
+  readonly call: number;
+  readonly fifo: string;
+}
 
 export type PayloadTool = "ip" | "nft" | "iptables-restore" | "ip6tables-restore" | "ipset";
 
@@ -71,13 +80,13 @@ for a in "$@"; do [ "$a" = "${PAYLOAD_ARG[tool]}" ] && is_payload=1; done
 for a in "$@"; do [ "$a" = "-j" ] && is_payload=0; done
 trace() { [ "$is_payload" = 1 ] && [ -n "\${SR_FAULT_TRACE:-}" ] && echo "${tool} $1 $(date +%s%N)" >>"$SR_FAULT_TRACE"; return 0; }
 trace start
-# After the real tool: the run's payloads counted; at the SR_FAULT_HOLD_AFTER-th, wait for a line on
+# After the real tool: this tool's payloads counted; at the SR_FAULT_HOLD_CALL-th, wait for a line on
 # SR_FAULT_HOLD (the test opens it read-write, so a line written before the wait is not lost).
 hold() {
-  [ "$is_payload" = 1 ] && [ -n "\${SR_FAULT_HOLD:-}" ] || return 0
-  k=$(( $(cat "$SR_FAULT_PAYLOADS" 2>/dev/null || echo 0) + 1 ))
-  echo "$k" >"$SR_FAULT_PAYLOADS"
-  [ "$k" = "$SR_FAULT_HOLD_AFTER" ] || return 0
+  [ "$is_payload" = 1 ] && [ -n "\${SR_FAULT_HOLD:-}" ] && [ "\${SR_FAULT_HOLD_TOOL:-}" = "${tool}" ] || return 0
+  k=$(( $(cat "$SR_FAULT_HOLD_COUNTER" 2>/dev/null || echo 0) + 1 ))
+  echo "$k" >"$SR_FAULT_HOLD_COUNTER"
+  [ "$k" = "$SR_FAULT_HOLD_CALL" ] || return 0
   trace hold
   read -r _ <"$SR_FAULT_HOLD"
   return 0
@@ -146,8 +155,9 @@ export function createFaultTools(): FaultTools {
           ? {}
           : {
               SR_FAULT_HOLD: options.hold.fifo,
-              SR_FAULT_HOLD_AFTER: String(options.hold.after),
-              SR_FAULT_PAYLOADS: join(dir, `payloads-${runs}`),
+              SR_FAULT_HOLD_TOOL: options.hold.tool,
+              SR_FAULT_HOLD_CALL: String(options.hold.call),
+              SR_FAULT_HOLD_COUNTER: join(dir, `hold-counter-${runs}`),
             }),
       };
       if (fault === undefined) return { PATH: path, SR_FAULT_COUNTER: counter, ...trace };
