@@ -13,7 +13,9 @@
 // the mask into the reply's packet mark, nftables' map only the values of current networks. Their
 // replies take the same way all the same, as `ip rule` has a fwmark rule for exactly the current
 // networks' values: 0x1 restored by iptables matches none, and the reply is routed by main as
-// nftables' unmarked one is. The test counts the replies that carry 0x1 to show both.
+// nftables' unmarked one is. The test counts the replies that carry 0x1 to show both. When the
+// mask has no value left that no network held, a new network takes the freed one (plan warns), and
+// then both front ends give the removed one's open connections its table and gateway alike.
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -42,9 +44,12 @@ const PUBLIC = "  - { name: public, addresses: [1.2.3.0/24], interface: ext0, ga
 // rp_filter back, the client's packets would be dropped on arrival whatever the marks.
 const KEEP = "  - { name: keep, addresses: [1.2.6.0/24], interface: ext0, gateway: 1.2.6.1 }\n";
 const OTHER = "  - { name: other, addresses: [1.2.5.0/24], interface: ext1, gateway: 1.2.5.1 }\n";
+// A third network on ext1, for the mask that has no value left that no network held.
+const LATE = "  - { name: late, addresses: [1.2.7.0/24], interface: ext1, gateway: 1.2.7.1 }\n";
+const FULL_MASK = "marks: { mask: 0x3 }\n";
 
-const configWith = (firewall: string, name: string, networks: string): string =>
-  writeConfigFile(dir, `${firewall}-${name}.yaml`, `firewall: ${firewall}\nnetworks:\n${networks}`);
+const configWith = (firewall: string, name: string, marks: string, networks: string): string =>
+  writeConfigFile(dir, `${firewall}-${name}.yaml`, `firewall: ${firewall}\n${marks}networks:\n${networks}`);
 
 const WAYS = ["eth0", "ext0", "ext1"];
 
@@ -56,7 +61,12 @@ const topology = (t: TestContext, node: Netns): void =>
   poolConnectionTopology(t, node, {
     port: PORT,
     ways: WAYS,
-    peerAddresses: ["1.2.3.1/24 dev r-ext0", "1.2.6.1/24 dev r-ext0", "1.2.5.1/24 dev r-ext1"],
+    peerAddresses: [
+      "1.2.3.1/24 dev r-ext0",
+      "1.2.6.1/24 dev r-ext0",
+      "1.2.5.1/24 dev r-ext1",
+      "1.2.7.1/24 dev r-ext1",
+    ],
   });
 
 /**
@@ -93,23 +103,32 @@ function looseNode(node: Netns): void {
 const repliesOf = (node: Netns, connection: Connection, line: string): Promise<string> =>
   repliesBy(node, WAYS, connection, line);
 
+/**
+ * A fresh node (the topology above, loose), `config` applied with public in it, and a client's
+ * connection to public's pool open, its replies by public's gateway and its ct mark 0x1.
+ */
+async function publicConnection(t: TestContext, config: string): Promise<{ node: Netns; live: Connection }> {
+  const node = createNode(t);
+  topology(t, node);
+  looseNode(node);
+  await startEchoServer(t, node, PORT);
+  const applied = node.symroute(["apply", "-c", config]);
+  assert.equal(applied.code, 0, applied.stderr);
+  const live = await openPoolConnection(t, node, PORT);
+  assert.equal(await repliesOf(node, live, "one"), "ext0", "before: by public's gateway");
+  assert.equal(live.ctMark(), 0x1);
+  return { node, live };
+}
+
 for (const firewall of ["nftables", "iptables"]) {
-  const BEFORE = configWith(firewall, "public", PUBLIC + KEEP);
-  const SWAPPED = configWith(firewall, "other", KEEP + OTHER);
-  const BOTH = configWith(firewall, "both", KEEP + OTHER + PUBLIC);
+  const BEFORE = configWith(firewall, "public", "", PUBLIC + KEEP);
+  const SWAPPED = configWith(firewall, "other", "", KEEP + OTHER);
+  const BOTH = configWith(firewall, "both", "", KEEP + OTHER + PUBLIC);
   test(
     `${firewall}: a network added as another is removed does not take its mark: the removed one's open connections do not leave by the new one's gateway`,
     { skip },
     async (t) => {
-      const node = createNode(t);
-      topology(t, node);
-      looseNode(node);
-      await startEchoServer(t, node, PORT);
-      const applied = node.symroute(["apply", "-c", BEFORE]);
-      assert.equal(applied.code, 0, applied.stderr);
-      const live = await openPoolConnection(t, node, PORT);
-      assert.equal(await repliesOf(node, live, "one"), "ext0", "before: by public's gateway");
-      assert.equal(live.ctMark(), 0x1);
+      const { node, live } = await publicConnection(t, BEFORE);
 
       const plan = node.symroute(["plan", "-c", SWAPPED, "-o", "json"]);
       assert.equal(plan.code, 2, plan.stderr);
@@ -168,6 +187,43 @@ for (const firewall of ["nftables", "iptables"]) {
           ["public", 0x1],
         ],
       );
+    },
+  );
+
+  // marks.mask 0x3 holds three values: with keep on 0x2 and other on 0x3, late can only take 0x1,
+  // public's. Both front ends then route public's open connection by late's table alike: nftables'
+  // map holds 0x1 again, iptables restored it all along, and the rule for 0x1 is late's now.
+  const FULL_BEFORE = configWith(firewall, "full-public", FULL_MASK, PUBLIC + KEEP);
+  const FULL_SWAPPED = configWith(firewall, "full-late", FULL_MASK, KEEP + OTHER + LATE);
+  test(
+    `${firewall}: a network that must take a removed one's mark (the mask has no other) takes its open connections' replies, as plan warns`,
+    { skip },
+    async (t) => {
+      const { node, live } = await publicConnection(t, FULL_BEFORE);
+
+      const swapped = node.symroute(["apply", "-c", FULL_SWAPPED, "-o", "json"]);
+      assert.equal(swapped.code, 0, swapped.stderr);
+      const report = JSON.parse(swapped.stdout) as {
+        networks: { name: string; mark?: number }[];
+        warnings: string[];
+      };
+      assert.deepEqual(
+        report.networks.map((n) => [n.name, n.mark]),
+        [
+          ["keep", 0x2],
+          ["other", 0x3],
+          ["late", 0x1],
+        ],
+      );
+      assert.ok(
+        report.warnings.some((w) =>
+          w.startsWith('network "late" takes mark 0x1, which network "public" held'),
+        ),
+        report.warnings.join("\n"),
+      );
+      const marked = nftCounter(node, "freed-mark", "marked");
+      assert.equal(await repliesOf(node, live, "two"), "ext1", "public's open connection: by late's gateway");
+      assert.ok(nftCounter(node, "freed-mark", "marked") > marked, "its replies carry 0x1, late's value");
     },
   );
 }

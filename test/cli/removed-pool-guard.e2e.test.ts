@@ -16,7 +16,14 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { configDir, createNode, e2eUnavailable, must, writeConfigFile } from "../support/netns.ts";
+import {
+  configDir,
+  createNode,
+  e2eUnavailable,
+  must,
+  nftCounter,
+  writeConfigFile,
+} from "../support/netns.ts";
 import type { Netns } from "../support/netns.ts";
 import {
   CLIENT,
@@ -48,12 +55,9 @@ table inet removed-pool {
 }
 `;
 
-function counted(node: Netns, family: "netdev" | "inet", name: string): number {
-  const out = JSON.parse(
-    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", family, "removed-pool", name]),
-  ) as { nftables: { counter?: { packets: number } }[] };
-  return out.nftables.find((o) => o.counter !== undefined)?.counter?.packets ?? 0;
-}
+/** What the counter `name` of the test's table `FAMILY removed-pool` counted so far. */
+const counterPackets = (node: Netns, family: "netdev" | "inet", name: string): number =>
+  nftCounter(node, "removed-pool", name, family);
 
 /** Resolves once `condition` holds, checked every 20 ms; throws naming `what` after 10 s. */
 async function until(condition: () => boolean, what: string): Promise<void> {
@@ -101,15 +105,15 @@ for (const firewall of ["nftables", "iptables"]) {
 
       // The line is sent and never echoed: its segment is dropped, and the client sends it again.
       // Once a second copy has arrived, the first has been through the guards long since.
-      const arrived = counted(node, "netdev", "arrived");
-      const past = counted(node, "inet", "past");
+      const arrived = counterPackets(node, "netdev", "arrived");
+      const past = counterPackets(node, "inet", "past");
       void live.echo("two").catch(() => undefined);
       await until(
-        () => counted(node, "netdev", "arrived") >= arrived + 2,
+        () => counterPackets(node, "netdev", "arrived") >= arrived + 2,
         "the client's segment and its retransmission at ext0's ingress",
       );
       assert.equal(
-        counted(node, "inet", "past"),
+        counterPackets(node, "inet", "past"),
         past,
         "no packet of the removed pool's connection got past the guard (it would reach kube-proxy's DNAT)",
       );

@@ -507,10 +507,10 @@ export function ext0Mac(node: Netns): string {
   return mac;
 }
 
-/** The packets a named counter of the node's nft table `inet TABLE` counted so far. */
-export function nftCounter(node: Netns, table: string, name: string): number {
+/** The packets a named counter of the node's nft table `FAMILY TABLE` counted so far. */
+export function nftCounter(node: Netns, table: string, name: string, family = "inet"): number {
   const listed = JSON.parse(
-    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", "inet", table, name]),
+    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", family, table, name]),
   ) as {
     nftables: { counter?: { packets: number } }[];
   };
