@@ -4,7 +4,16 @@
 // how an `ip -j` dump is settled.
 
 import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -298,6 +307,18 @@ export function createNode(t: TestContext, options: NodeOptions = {}): Netns {
   const node = createNamespaceNode(options);
   t.after(node.destroy);
   return node;
+}
+
+/** The node's state file (`netns-ID/state.json` under its state directory), once a run wrote it. */
+export function stateFileOf(node: Netns): string {
+  const files = readdirSync(node.stateDir)
+    .filter((entry) => entry.startsWith("netns-"))
+    .map((entry) => join(node.stateDir, entry, "state.json"))
+    .filter((file) => existsSync(file));
+  const [file] = files;
+  if (file === undefined || files.length > 1)
+    throw new Error(`expected one state file under ${node.stateDir}, found ${files.length}`);
+  return file;
 }
 
 const DUMPS: readonly (readonly string[])[] = [
