@@ -32,6 +32,7 @@ import {
   poolConnectionTopology,
   startEchoServer,
 } from "../support/pool-connection.ts";
+import { pollUntil } from "../agent/support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-removed-pool-");
@@ -58,15 +59,6 @@ table inet removed-pool {
 /** What the counter `name` of the test's table `FAMILY removed-pool` counted so far. */
 const counterPackets = (node: Netns, family: "netdev" | "inet", name: string): number =>
   nftCounter(node, "removed-pool", name, family);
-
-/** Resolves once `condition` holds, checked every 20 ms; throws naming `what` after 10 s. */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`not within 10 s: ${what}`);
-}
 
 for (const firewall of ["nftables", "iptables"]) {
   const BEFORE = writeConfigFile(
@@ -108,9 +100,11 @@ for (const firewall of ["nftables", "iptables"]) {
       const arrived = counterPackets(node, "netdev", "arrived");
       const past = counterPackets(node, "inet", "past");
       void live.echo("two").catch(() => undefined);
-      await until(
-        () => counterPackets(node, "netdev", "arrived") >= arrived + 2,
+      await pollUntil(
         "the client's segment and its retransmission at ext0's ingress",
+        () => (counterPackets(node, "netdev", "arrived") >= arrived + 2 ? true : undefined),
+        10_000,
+        20,
       );
       assert.equal(
         counterPackets(node, "inet", "past"),
