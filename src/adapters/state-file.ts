@@ -7,6 +7,7 @@ import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseSavedState } from "../config/state-schema.ts";
 import { SymrouteError } from "../model/errors.ts";
+import { counted } from "../model/plural.ts";
 import { isLock, tryNamespaceLock } from "./namespace-lock.ts";
 import type { SavedState, StateStore } from "../engine/ports.ts";
 
@@ -154,7 +155,7 @@ export function createStateFile(
         const [first = "", ...more] = parsed.problems;
         throw new SymrouteError(
           "invalid-argument",
-          `the state file ${file} is not valid: ${first}${more.length === 0 ? "" : ` (and ${more.length} more problem${more.length === 1 ? "" : "s"})`}`,
+          `the state file ${file} is not valid: ${first}${more.length === 0 ? "" : ` (and ${counted(more.length, "more problem")})`}`,
           {
             details: parsed.problems,
             hint:

@@ -5,6 +5,7 @@
 import { describeChanges, type Engine, type ApplyReport } from "../engine/engine.ts";
 import type { Config } from "../config/schema.ts";
 import { isSymrouteError } from "../model/errors.ts";
+import { counted } from "../model/plural.ts";
 import type { Clock } from "./clock.ts";
 import type { ConfigSource } from "./config-source.ts";
 import type { Readiness } from "./http.ts";
@@ -256,7 +257,7 @@ export class Reconciler {
         ? { ok: true, reason: "converged" }
         : {
             ok: false,
-            reason: `converged except ${report.conflicts.length} conflict(s) with foreign objects: ${report.conflicts
+            reason: `converged except ${counted(report.conflicts.length, "conflict")} with foreign objects: ${report.conflicts
               .slice(0, 3)
               .map((c) => `${c.object}: ${c.reason}`)
               .join("; ")}`,

@@ -2,6 +2,7 @@
 // Pure: no I/O; callers read the file (or the custom resource) and pass its content.
 
 import { SymrouteError } from "../model/errors.ts";
+import { counted } from "../model/plural.ts";
 import { formatConfigIssues } from "./issues.ts";
 import type { Config } from "./schema.ts";
 import { parseConfigText } from "./text.ts";
@@ -30,10 +31,9 @@ export { interfaceNameProblem } from "./names.ts";
 export function loadConfigOrThrow(text: string, fileName: string): Config {
   const result = parseConfigText(text);
   if (result.ok) return result.config;
-  const count = result.issues.length;
   throw new SymrouteError(
     "invalid-argument",
-    `${fileName}: ${count} ${count === 1 ? "problem" : "problems"} in the configuration`,
+    `${fileName}: ${counted(result.issues.length, "problem")} in the configuration`,
     { details: formatConfigIssues(fileName, result.issues), hint: "see docs/config.md" },
   );
 }

@@ -133,15 +133,13 @@ export const savedStateSchema = mapping(
     createdLinks: list(interfaceName, "a list of interface names"),
     firewall: backend.optional(),
     firewallSpec: firewallSpec.optional(),
-    firewallContents: z
-      .object(
-        {
-          nftables: list(z.string({ error: must("a text") }), "a list of rules").optional(),
-          iptables: list(z.string({ error: must("a text") }), "a list of rules").optional(),
-        },
-        { error: must("a mapping of nftables and iptables") },
-      )
-      .optional(),
+    firewallContents: mapping(
+      {
+        nftables: list(z.string({ error: must("a text") }), "a list of rules").optional(),
+        iptables: list(z.string({ error: must("a text") }), "a list of rules").optional(),
+      },
+      "a mapping of nftables and iptables",
+    ).optional(),
     iptablesTablesCreated: list(family, "a list of 4 and 6").optional(),
     rulePriorities: band.optional(),
     routeProtocol: routeProtocol.optional(),

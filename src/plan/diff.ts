@@ -16,7 +16,7 @@ import { firewallRuleKeys } from "../model/firewall.ts";
 import type { Change } from "../model/change.ts";
 import { routeNetworks, ruleNetworks } from "./conflict-networks.ts";
 import { warningMessages, type Conflict, type DesiredState, type PlanWarning } from "./types.ts";
-import { counted } from "../model/plural.ts";
+import { agreeing, counted } from "../model/plural.ts";
 
 export interface OwnershipMarks {
   /** The protocol of every route and rule symroute makes. */
@@ -295,7 +295,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     if (left > 0) {
       notices.push({
         kind: "route-protocol-move",
-        message: `routeProtocol moves from ${former.join(", ")} (the state file's) to ${own.routeProtocol}: ${counted(left, "route or rule", "routes and rules")} of symroute's still ${left === 1 ? "carries" : "carry"} ${former.length === 1 ? "it" : "one of those"}; the apply re-makes them under ${own.routeProtocol} and removes them`,
+        message: `routeProtocol moves from ${former.join(", ")} (the state file's) to ${own.routeProtocol}: ${counted(left, "route or rule", "routes and rules")} of symroute's still ${agreeing(left, "carries", "carry")} ${former.length === 1 ? "it" : "one of those"}; the apply re-makes them under ${own.routeProtocol} and removes them`,
         networks: [],
       });
       // Before the move, objects under the new number that symroute does not want are most likely
@@ -309,7 +309,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       if (taken > 0)
         notices.push({
           kind: "route-protocol-taken",
-          message: `${counted(taken, "route or rule", "routes and rules")} on the node already ${taken === 1 ? "carries" : "carry"} proto ${own.routeProtocol} and ${taken === 1 ? "is" : "are"} not symroute's to keep: from this move on symroute takes ${own.routeProtocol} as its own and the apply deletes them; if another tool uses ${own.routeProtocol}, choose another routeProtocol`,
+          message: `${counted(taken, "route or rule", "routes and rules")} on the node already ${agreeing(taken, "carries", "carry")} proto ${own.routeProtocol} and ${agreeing(taken, "is", "are")} not symroute's to keep: from this move on symroute takes ${own.routeProtocol} as its own and the apply deletes them; if another tool uses ${own.routeProtocol}, choose another routeProtocol`,
           networks: [],
         });
     }

@@ -200,19 +200,19 @@ function lookupTable(
 ): CompiledRoute | undefined {
   if (index.family === 4) return lookupTable4(table, flow.dst, flow.oif);
   let deepest: TrieNode | undefined;
-  /** Whether a shorter prefix than the deepest on the path has routes (the kernel's backtrack). */
-  let shorter = false;
+  /** Whether a shorter prefix than the deepest on the path has routes (where the kernel may backtrack to). */
+  let shorterPrefixHasRoutes = false;
   let node: TrieNode | undefined = table.root;
   for (let i = 0; node !== undefined; i++) {
     if (node.routes !== undefined) {
-      if (deepest !== undefined) shorter = true;
+      if (deepest !== undefined) shorterPrefixHasRoutes = true;
       deepest = node;
     }
     if (i === 128) break;
     node = bitAt(flow.dst, i) === 0 ? node.zero : node.one;
   }
   // The longest prefix with routes decides; among its routes the lowest metric (no oif modelled for
-  // IPv6, so every route is acceptable and no backtracking happens).
+  // IPv6, so every route is acceptable: with forwarding on, no backtracking happens).
   if (deepest === undefined) return undefined;
   const routes = deepest.routes as CompiledRoute[];
   const first = routes[0] as CompiledRoute;
@@ -225,7 +225,7 @@ function lookupTable(
   if (
     first.unsupported === undefined &&
     v6Strict &&
-    (routes.length > 1 || (first.gateway !== undefined && shorter))
+    (routes.length > 1 || (first.gateway !== undefined && shorterPrefixHasRoutes))
   ) {
     return AMBIGUOUS_V6;
   }

@@ -153,4 +153,12 @@ test("older state files load as they were written: the first version's fields, a
   // A field a later version adds is kept, not refused: a downgrade still reads the file.
   writeFileSync(store.location, JSON.stringify({ ...state([]), laterField: { x: 1 } }));
   assert.deepEqual(await store.read(), { ...state([]), laterField: { x: 1 } });
+  // Within a mapping too: a later front end's contents, a later field of an allocation.
+  const later = {
+    ...state([]),
+    allocations: { a: { table: 20000, mark: 1, laterField: 2 } },
+    firewallContents: { nftables: ["rule"], laterFrontEnd: ["rule"] },
+  };
+  writeFileSync(store.location, JSON.stringify(later));
+  assert.deepEqual(await store.read(), later);
 });

@@ -157,7 +157,7 @@ describe("agent reconcile", () => {
       assert.equal(await value(metrics, "symroute_conflicts"), 2);
       // Readiness says the node is not what the configuration asks, and why.
       assert.equal(agent.readiness().ready, false);
-      assert.match(agent.readiness().reason, /^converged except 2 conflict\(s\) with foreign objects: /);
+      assert.match(agent.readiness().reason, /^converged except 2 conflicts with foreign objects: /);
       assert.equal(await value(metrics, "symroute_converged"), 0);
     } finally {
       await agent.stop();

@@ -5,7 +5,7 @@
 import { strict as assert } from "node:assert";
 import { rmSync } from "node:fs";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, must } from "../support/netns.ts";
+import { createNode, e2eUnavailable, must, stateFileOf } from "../support/netns.ts";
 import { startNodeAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
@@ -31,8 +31,7 @@ test(
     await untilReady(agent, node.name, "http://127.0.0.1:9479");
     assert.ok(ownedRules(node.name) > 0);
     // The state lives under the state directory, in a folder per network namespace.
-    const stateFile = must(["find", node.stateDir, "-name", "state.json"]).trim();
-    assert.ok(stateFile.endsWith("state.json"), stateFile);
+    const stateFile = stateFileOf(node);
     rmSync(stateFile);
 
     agent.child.kill("SIGTERM");

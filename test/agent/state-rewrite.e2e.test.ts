@@ -8,7 +8,7 @@
 import { strict as assert } from "node:assert";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, must, PUBLIC_NETWORK } from "../support/netns.ts";
+import { createNode, e2eUnavailable, must, PUBLIC_NETWORK, stateFileOf } from "../support/netns.ts";
 import { startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
@@ -33,7 +33,7 @@ test(
       "127.0.0.1:9482",
     ]);
     await untilReady(agent, node.name, BASE);
-    const stateFile = must(["find", node.stateDir, "-name", "state.json"]).trim();
+    const stateFile = stateFileOf(node);
     const read = (): State => JSON.parse(readFileSync(stateFile, "utf8")) as State;
     const before = read();
     assert.equal(before.previousSysctls["net/ipv4/conf/all/rp_filter"], "1", JSON.stringify(before));

@@ -9,7 +9,7 @@ import { strict as assert } from "node:assert";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { createNode, e2eUnavailable, must, type Netns } from "../support/netns.ts";
+import { createNode, e2eUnavailable, must, stateFileOf, type Netns } from "../support/netns.ts";
 import {
   metricValue,
   nsGet,
@@ -77,7 +77,7 @@ test(
     writeFileSync(configFile, HALF);
     await untilAgent(agent, "the warning again", () => metric(node, "symroute_plan_warnings") === 1);
 
-    const stateFile = must(["find", node.stateDir, "-name", "state.json"]).trim();
+    const stateFile = stateFileOf(node);
     rmSync(stateFile);
     await driftRepaired(agent, node);
     await untilAgent(agent, "the state file written again", () => existsSync(stateFile));

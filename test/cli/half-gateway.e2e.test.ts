@@ -133,7 +133,9 @@ test(
     const fixed = node.symroute(["apply", "-c", FULL, "-o", "json"]);
     assert.equal(fixed.code, 0, fixed.stderr);
     assert.ok(
-      !(JSON.parse(fixed.stdout) as { warnings: string[] }).warnings.some((w) => /no IPv6 gateway/.test(w)),
+      !(JSON.parse(fixed.stdout) as { warningDetails: { kind: string }[] }).warningDetails.some(
+        (w) => w.kind === "half-gateway",
+      ),
     );
     assert.equal(clientReachesLb(node), true, "with the IPv6 gateway the reply goes back through ext0");
     const fullPaths = doctor(FULL).findings.filter((f) => f.family === 6 && f.client === CLIENT);

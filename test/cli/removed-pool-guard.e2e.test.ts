@@ -16,7 +16,14 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { configDir, createNode, e2eUnavailable, must, writeConfigFile } from "../support/netns.ts";
+import {
+  configDir,
+  createNode,
+  e2eUnavailable,
+  must,
+  nftCounter,
+  writeConfigFile,
+} from "../support/netns.ts";
 import type { Netns } from "../support/netns.ts";
 import {
   CLIENT,
@@ -25,6 +32,7 @@ import {
   poolConnectionTopology,
   startEchoServer,
 } from "../support/pool-connection.ts";
+import { pollUntil } from "../agent/support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-removed-pool-");
@@ -48,21 +56,9 @@ table inet removed-pool {
 }
 `;
 
-function counted(node: Netns, family: "netdev" | "inet", name: string): number {
-  const out = JSON.parse(
-    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", family, "removed-pool", name]),
-  ) as { nftables: { counter?: { packets: number } }[] };
-  return out.nftables.find((o) => o.counter !== undefined)?.counter?.packets ?? 0;
-}
-
-/** Resolves once `condition` holds, checked every 20 ms; throws naming `what` after 10 s. */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`not within 10 s: ${what}`);
-}
+/** What the counter `name` of the test's table `FAMILY removed-pool` counted so far. */
+const counterPackets = (node: Netns, family: "netdev" | "inet", name: string): number =>
+  nftCounter(node, "removed-pool", name, family);
 
 for (const firewall of ["nftables", "iptables"]) {
   const BEFORE = writeConfigFile(
@@ -101,15 +97,17 @@ for (const firewall of ["nftables", "iptables"]) {
 
       // The line is sent and never echoed: its segment is dropped, and the client sends it again.
       // Once a second copy has arrived, the first has been through the guards long since.
-      const arrived = counted(node, "netdev", "arrived");
-      const past = counted(node, "inet", "past");
+      const arrived = counterPackets(node, "netdev", "arrived");
+      const past = counterPackets(node, "inet", "past");
       void live.echo("two").catch(() => undefined);
-      await until(
-        () => counted(node, "netdev", "arrived") >= arrived + 2,
+      await pollUntil(
         "the client's segment and its retransmission at ext0's ingress",
+        () => (counterPackets(node, "netdev", "arrived") >= arrived + 2 ? true : undefined),
+        10_000,
+        20,
       );
       assert.equal(
-        counted(node, "inet", "past"),
+        counterPackets(node, "inet", "past"),
         past,
         "no packet of the removed pool's connection got past the guard (it would reach kube-proxy's DNAT)",
       );

@@ -5,10 +5,17 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createNode, e2eUnavailable, configDir, writeConfigFile, PUBLIC_NETWORK } from "../support/netns.ts";
+import {
+  createNode,
+  e2eUnavailable,
+  configDir,
+  stateFileOf,
+  writeConfigFile,
+  PUBLIC_NETWORK,
+} from "../support/netns.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-state-invalid-");
@@ -22,8 +29,7 @@ test(
     const outside = mkdtempSync(join(tmpdir(), "symroute-outside-"));
     t.after(() => rmSync(outside, { recursive: true, force: true }));
     assert.equal(node.symroute(["apply", "-c", CONFIG]).code, 0);
-    const [netns] = readdirSync(node.stateDir);
-    const file = join(node.stateDir, netns as string, "state.json");
+    const file = stateFileOf(node);
     const good = readFileSync(file, "utf8");
     const during = node.dump();
 

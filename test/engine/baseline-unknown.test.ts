@@ -40,7 +40,10 @@ test("a fresh node: the first record knows the baseline, and delete restores it"
   const applied = await engine.apply(PUBLIC);
   assert.equal(store.state?.baselineUnknown, undefined);
   assert.equal(store.state?.previousSysctls[ALL], "1");
-  assert.equal(applied.warnings.filter((w) => /no state file/.test(w)).length, 0);
+  assert.deepEqual(
+    applied.warningDetails.filter((w) => w.kind === "baseline-unknown"),
+    [],
+  );
   await engine.remove();
   assert.deepEqual(kernel.state.sysctls, initial.sysctls);
 });

@@ -4,7 +4,16 @@
 // how an `ip -j` dump is settled.
 
 import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -300,6 +309,18 @@ export function createNode(t: TestContext, options: NodeOptions = {}): Netns {
   return node;
 }
 
+/** The node's state file (`netns-ID/state.json` under its state directory), once a run wrote it. */
+export function stateFileOf(node: Netns): string {
+  const files = readdirSync(node.stateDir)
+    .filter((entry) => entry.startsWith("netns-"))
+    .map((entry) => join(node.stateDir, entry, "state.json"))
+    .filter((file) => existsSync(file));
+  const [file] = files;
+  if (file === undefined || files.length > 1)
+    throw new Error(`expected one state file under ${node.stateDir}, found ${files.length}`);
+  return file;
+}
+
 const DUMPS: readonly (readonly string[])[] = [
   ["ip", "-j", "-d", "link", "show"],
   ["ip", "-j", "-d", "addr", "show"],
@@ -507,10 +528,10 @@ export function ext0Mac(node: Netns): string {
   return mac;
 }
 
-/** The packets a named counter of the node's nft table `inet TABLE` counted so far. */
-export function nftCounter(node: Netns, table: string, name: string): number {
+/** The packets a named counter of the node's nft table `FAMILY TABLE` counted so far. */
+export function nftCounter(node: Netns, table: string, name: string, family = "inet"): number {
   const listed = JSON.parse(
-    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", "inet", table, name]),
+    must(["ip", "netns", "exec", node.name, "nft", "-j", "list", "counter", family, table, name]),
   ) as {
     nftables: { counter?: { packets: number } }[];
   };

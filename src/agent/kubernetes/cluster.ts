@@ -2,6 +2,7 @@
 // internal/config (resources in, a validated config or named problems out). Every problem names the
 // object and the value, and becomes that object's status for this node.
 
+import { agreeing } from "../../model/plural.ts";
 import { networkNameProblem } from "../../config/names.ts";
 import { poolEntryToPrefixes } from "./pool-addresses.ts";
 import type {
@@ -82,7 +83,7 @@ function verdictFor(object: SymrouteNetwork, input: ClusterInput): NetworkVerdic
     return invalid(
       name,
       "InvalidSpec",
-      `spec has unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")}`,
+      `spec has unknown ${agreeing(unknown.length, "field", "fields")} ${unknown.map((k) => JSON.stringify(k)).join(", ")}`,
     );
   }
   const nodeLabels = input.node.labels;
@@ -147,8 +148,8 @@ function verdictFor(object: SymrouteNetwork, input: ClusterInput): NetworkVerdic
         network: name,
         state: "not-announced",
         message:
-          `no L2Advertisement announces IPAddressPool(s) ${[...selected.keys()].map((n) => JSON.stringify(n)).join(", ")} ` +
-          `from node ${input.node.name}: MetalLB sends no traffic for them here`,
+          `no L2Advertisement announces ${agreeing(selected.size, "IPAddressPool", "IPAddressPools")} ${[...selected.keys()].map((n) => JSON.stringify(n)).join(", ")} ` +
+          `from node ${input.node.name}: MetalLB sends no traffic for ${agreeing(selected.size, "it", "them")} here`,
       };
     }
   }

@@ -26,7 +26,7 @@ import type { SymrouteRun } from "../../lab/symroute.ts";
 import { buildTopology, LAB_PREFIX, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { commanderParser, EXIT, runAndExit } from "../output.ts";
-import { counted } from "../../model/plural.ts";
+import { agreeing, counted } from "../../model/plural.ts";
 
 /** Ctrl-C or a TERM while a topology exists: tear it down, then exit as the signal would. */
 function tearDownOnSignals(): void {
@@ -106,7 +106,7 @@ function scenarioProblems(report: ScenarioReport): string[] {
   const wrongBefore = unexpectedCells(report.before);
   if (wrongBefore.length > 0)
     problems.push(
-      `${counted(wrongBefore.length, "cell")} before symroute ${wrongBefore.length === 1 ? "was" : "were"} not as expected`,
+      `${counted(wrongBefore.length, "cell")} before symroute ${agreeing(wrongBefore.length, "was", "were")} not as expected`,
     );
   if (report.stoppedAt !== undefined) problems.push(`symroute ${report.stoppedAt} failed`);
   if (report.planAfterApply !== undefined && report.planAfterApply.code !== 0) {

@@ -12,7 +12,7 @@ import { FRONT_ENDS, firewallPayloads, frontEndOf } from "../firewall/index.ts";
 import { BatchError, type Kernel, type SavedState, type StateStore } from "../ports.ts";
 import { runIpBatch } from "./apply.ts";
 import type { StateRecord } from "./record.ts";
-import { counted } from "../../model/plural.ts";
+import { agreeing, counted } from "../../model/plural.ts";
 
 /** The changes that undo `executed`, in reverse order. */
 function inverseChanges(executed: readonly Change[]): Change[] {
@@ -127,7 +127,7 @@ async function undo(
   if (left.length === 0) node.push("routing, links and sysctls are as before this apply");
   else
     node.push(
-      `routing, links and sysctls: ${counted(left.length, "change")} of this apply ${left.length === 1 ? "is" : "are"} still on the node`,
+      `routing, links and sysctls: ${counted(left.length, "change")} of this apply ${agreeing(left.length, "is", "are")} still on the node`,
       ...left.slice(0, 10).map((c) => `still to undo: ${describeChange(c)}`),
       ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
     );

@@ -1,0 +1,31 @@
+// README's list of `plan -o json` / `apply -o json` fields names every field the CLI prints (a
+// field added to planToJson without its line in README fails here; the fields are a contract).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { planToJson } from "../../src/cli/commands/core.ts";
+import type { ApplyReport } from "../../src/engine/engine.ts";
+
+test("README lists every top-level field of plan/apply -o json", () => {
+  const recorded = JSON.parse(
+    readFileSync(new URL("../cli/fixtures/plan-report.json", import.meta.url), "utf8"),
+  ) as ApplyReport;
+  // The fields printed only sometimes, present: an apply's, a mark move's, the state file's.
+  const report = {
+    ...recorded,
+    applied: true,
+    markMoves: { mask: 0xff, oldMask: 0xffff, moves: [] },
+    state: { file: "/var/lib/symroute/netns-1-2/state.json", found: true },
+  } as unknown as ApplyReport;
+  const fields = Object.keys(planToJson(report, { payloads: true }));
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const start = readme.indexOf("`plan -o json` / `apply -o json` fields:");
+  assert.ok(start >= 0, "README's list of -o json fields");
+  const listed = readme.slice(start, readme.indexOf("\n\n", start));
+  for (const field of fields)
+    assert.ok(
+      listed.includes(`\`${field}\``) || listed.includes(`\`${field}[]\``),
+      `README's -o json fields miss ${field}`,
+    );
+});
