@@ -30,8 +30,10 @@ import {
 import type { Connection, Netns } from "../support/netns.ts";
 import {
   CLIENT,
+  KEEP_ENTRY as KEEP,
   openPoolConnection,
   poolConnectionTopology,
+  PUBLIC_ENTRY as PUBLIC,
   repliesOf as repliesBy,
   startEchoServer,
 } from "../support/pool-connection.ts";
@@ -39,10 +41,6 @@ import {
 const skip = e2eUnavailable();
 const dir = configDir("symroute-freedmark-");
 const PORT = 8086;
-const PUBLIC = "  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n";
-// Keeps ext0 in use (and its rp_filter lowered): with ext0 left by every network, its strict
-// rp_filter back, the client's packets would be dropped on arrival whatever the marks.
-const KEEP = "  - { name: keep, addresses: [1.2.6.0/24], interface: ext0, gateway: 1.2.6.1 }\n";
 const OTHER = "  - { name: other, addresses: [1.2.5.0/24], interface: ext1, gateway: 1.2.5.1 }\n";
 // A third network on ext1, for the mask that has no value left that no network held.
 const LATE = "  - { name: late, addresses: [1.2.7.0/24], interface: ext1, gateway: 1.2.7.1 }\n";

@@ -27,9 +27,11 @@ import {
 import type { Netns } from "../support/netns.ts";
 import {
   CLIENT,
+  KEEP_ENTRY as KEEP,
   LB,
   openPoolConnection,
   poolConnectionTopology,
+  PUBLIC_ENTRY as PUBLIC,
   startEchoServer,
 } from "../support/pool-connection.ts";
 import { pollUntil } from "../agent/support/agent-process.ts";
@@ -37,8 +39,6 @@ import { pollUntil } from "../agent/support/agent-process.ts";
 const skip = e2eUnavailable();
 const dir = configDir("symroute-removed-pool-");
 const PORT = 8087;
-const PUBLIC = "  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n";
-const KEEP = "  - { name: keep, addresses: [1.2.6.0/24], interface: ext0, gateway: 1.2.6.1 }\n";
 
 const COUNTERS = `table netdev removed-pool {
   counter arrived { }

@@ -30,6 +30,16 @@ const CLIENT_GATEWAY = "203.0.113.1";
 export const LB = "1.2.3.4";
 const NODE = "192.168.1.10";
 
+/** The network of LB's pool, as an entry of a config's `networks:` (its gateway: peer address 1.2.3.1/24 dev r-ext0). */
+export const PUBLIC_ENTRY =
+  "  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }\n";
+/**
+ * A second network on ext0 (its gateway: peer address 1.2.6.1/24 dev r-ext0), which keeps ext0 in
+ * use, and its rp_filter lowered, when public is removed: with ext0 left by every network, its
+ * strict rp_filter back, the client's packets would be dropped on arrival.
+ */
+export const KEEP_ENTRY = "  - { name: keep, addresses: [1.2.6.0/24], interface: ext0, gateway: 1.2.6.1 }\n";
+
 export interface PoolConnectionTopology {
   /** The echo server's port (one per test file: the tests of a file may run side by side). */
   readonly port: number;
