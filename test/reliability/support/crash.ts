@@ -366,9 +366,9 @@ export async function crashTrial(options: TrialOptions): Promise<TrialResult> {
   // is aimed at is done: the one that ended, in the uninterrupted run, first at or after the drawn
   // moment. On a loaded machine the timer fires late, or the test process sees the first payload
   // late; without the hold the run would have gone on, often to its commit and exit, proving
-  // nothing. A kill that finds the run held lands after that payload and before the next (or, after
-  // the last one, before the commit): still mid-change, and still spread over the payloads as the
-  // draw was. Either way the range is cut into slices and each trial draws within its own slice, so
+  // nothing. A kill that finds the run held lands with that payload done and the run not committed
+  // (its ip batches run one after another, its firewall payload alongside them): still mid-change,
+  // and still spread over the payloads as the draw was. Either way the range is cut into slices and each trial draws within its own slice, so
   // n trials cover it.
   const duration = phase === "apply" ? baseline.applyMs : baseline.deleteMs;
   const changesAt = phase === "apply" ? baseline.applyChangesAtMs : baseline.deleteChangesAtMs;
