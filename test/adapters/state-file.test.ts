@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createStateFile } from "../../src/adapters/state-file.ts";
 import type { SavedState } from "../../src/engine/ports.ts";
+import { savedStateSchema } from "../../src/config/state-schema.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 
 const state = (links: string[]): SavedState => ({
@@ -161,4 +162,13 @@ test("older state files load as they were written: the first version's fields, a
   };
   writeFileSync(store.location, JSON.stringify(later));
   assert.deepEqual(await store.read(), later);
+});
+
+// A field SavedState gains without its line in the schema would be read unchecked (kept as an
+// unknown key): the type check fails here, naming it.
+type UncheckedFields = Exclude<keyof SavedState, keyof typeof savedStateSchema.shape>;
+const everyFieldChecked: [UncheckedFields] extends [never] ? true : UncheckedFields = true;
+
+test("the state file's schema checks every field SavedState has", () => {
+  assert.equal(everyFieldChecked, true);
 });
