@@ -47,14 +47,22 @@ const UINT32_MAX = 4294967295;
 
 /**
  * A sysctl of symroute's in path form (net/ipv4/conf/IFACE/NAME, as written under /proc/sys): never
- * a path that leaves that directory.
+ * a path that leaves that directory. IFACE is any name the kernel gives a link (dev_valid_name: 1 to
+ * 15 bytes, no '/', ':' or whitespace, not "." or ".."), not only one the config allows: when symroute
+ * lowers conf.all's rp_filter it records that of every link on the node (plan/sysctls.ts).
  */
-const SYSCTL_NAME = /^net\/ipv[46]\/conf\/[A-Za-z0-9_.-]{1,15}\/[a-z0-9_]{1,64}$/;
+const SYSCTL_NAME = /^net\/ipv[46]\/conf\/([^/:\s]{1,15})\/[a-z0-9_]{1,64}$/u;
 const sysctlName = text("a sysctl name").check(
-  z.refine((name: string) => SYSCTL_NAME.test(name) && !/\/\.\.?\//.test(name), {
-    error: (iss) =>
-      `sysctl name ${quoteString(String(iss.input))} is not one of symroute's (net/ipv4/conf/INTERFACE/NAME, as under /proc/sys)`,
-  }),
+  z.refine(
+    (name: string) => {
+      const iface = SYSCTL_NAME.exec(name)?.[1];
+      return iface !== undefined && iface !== "." && iface !== "..";
+    },
+    {
+      error: (iss) =>
+        `sysctl name ${quoteString(String(iss.input))} is not one of symroute's (net/ipv4/conf/INTERFACE/NAME, as under /proc/sys)`,
+    },
+  ),
 );
 
 const allocation = mapping(

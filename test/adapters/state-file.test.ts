@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createStateFile } from "../../src/adapters/state-file.ts";
 import type { SavedState } from "../../src/engine/ports.ts";
+import { savedStateSchema } from "../../src/config/state-schema.ts";
 import { isSymrouteError } from "../../src/model/errors.ts";
 
 const state = (links: string[]): SavedState => ({
@@ -161,4 +162,36 @@ test("older state files load as they were written: the first version's fields, a
   };
   writeFileSync(store.location, JSON.stringify(later));
   assert.deepEqual(await store.read(), later);
+});
+
+test("a sysctl of a link whose name the config would refuse loads: symroute records every link's rp_filter", async (t) => {
+  // The kernel allows any name without '/', ':' or whitespace (dev_valid_name); lowering conf.all,
+  // symroute raises and records each other link's rp_filter, whatever its name.
+  const store = createStateFile(scratch(t));
+  const names = [
+    "net/ipv4/conf/odd+1/rp_filter",
+    "net/ipv4/conf/veth@x#1/rp_filter",
+    "net/ipv4/conf/.x/rp_filter",
+  ];
+  const written = { ...state([]), previousSysctls: Object.fromEntries(names.map((n) => [n, "0"])) };
+  await store.write(written);
+  assert.deepEqual(await store.read(), written);
+  // Still never a path out of /proc/sys/net/ipv4/conf.
+  for (const name of [
+    "net/ipv4/conf/../rp_filter",
+    "net/ipv4/conf/./rp_filter",
+    "net/ipv4/conf/a:b/rp_filter",
+  ]) {
+    writeFileSync(store.location, JSON.stringify({ ...state([]), previousSysctls: { [name]: "0" } }));
+    await assert.rejects(store.read(), /is not one of symroute's/, name);
+  }
+});
+
+// A field SavedState gains without its line in the schema would be read unchecked (kept as an
+// unknown key): the type check fails here, naming it.
+type UncheckedFields = Exclude<keyof SavedState, keyof typeof savedStateSchema.shape>;
+const everyFieldChecked: [UncheckedFields] extends [never] ? true : UncheckedFields = true;
+
+test("the state file's schema checks every field SavedState has", () => {
+  assert.equal(everyFieldChecked, true);
 });
