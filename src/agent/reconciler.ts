@@ -271,7 +271,13 @@ export class Reconciler {
   #reportWarnings(report: ApplyReport): void {
     const { logger, metrics } = this.#options;
     const now = new Set(report.warnings);
-    for (const warning of now) if (!this.#lastWarnings.has(warning)) logger.warn({ warning }, "plan warning");
+    // The kind and networks beside the words, so log queries need not match message text.
+    const details = new Map(report.warningDetails.map((d) => [d.message, d]));
+    for (const warning of now) {
+      if (this.#lastWarnings.has(warning)) continue;
+      const detail = details.get(warning);
+      logger.warn({ warning, kind: detail?.kind, networks: detail?.networks }, "plan warning");
+    }
     this.#lastWarnings = now;
     metrics.planWarnings.set(now.size);
     metrics.stateBaselineUnknown.set((report.state?.baselineUnknown ?? []).length > 0 ? 1 : 0);

@@ -36,16 +36,18 @@ interface LogLine {
   level: string;
   msg: string;
   warning?: string;
+  kind?: string;
+  networks?: string[];
 }
 
-const warned = (agent: AgentProcess, start: string): number =>
+const warnings = (agent: AgentProcess, start: string): LogLine[] =>
   agent
     .output()
     .split("\n")
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as LogLine)
-    .filter((l) => l.msg === "plan warning" && l.level === "warn" && (l.warning ?? "").startsWith(start))
-    .length;
+    .filter((l) => l.msg === "plan warning" && l.level === "warn" && (l.warning ?? "").startsWith(start));
+const warned = (agent: AgentProcess, start: string): number => warnings(agent, start).length;
 
 const metric = (node: Netns, name: string): number | undefined =>
   metricValue(nsGet(node.name, `${BASE}/metrics`).body, name);
@@ -92,5 +94,10 @@ test(
     assert.equal(await agent.exited(15_000), 0, agent.output());
     assert.equal(warned(agent, HALF_WARNING), 2, agent.output());
     assert.equal(warned(agent, NO_STATE), 1, agent.output());
+    // Each line carries the warning's kind and the networks it concerns (warningDetails).
+    const [half] = warnings(agent, HALF_WARNING);
+    assert.deepEqual([half?.kind, half?.networks], ["half-gateway", ["public"]]);
+    const [noState] = warnings(agent, NO_STATE);
+    assert.deepEqual([noState?.kind, noState?.networks], ["baseline-unknown", []]);
   },
 );
