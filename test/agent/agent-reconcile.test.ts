@@ -44,6 +44,7 @@ function scriptedEngine(steps: Step[]): Engine & { calls: Config[] } {
           reason: "foreign",
         })),
         warnings: [],
+        warningDetails: [],
         inSync: (step.changes ?? 0) === 0,
         firewall: undefined,
         kubeProxyMode: undefined,

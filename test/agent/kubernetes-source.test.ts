@@ -42,6 +42,7 @@ function recordingEngine(): Engine & { applied: Config[] } {
       changes: [],
       conflicts: [],
       warnings: [],
+      warningDetails: [],
       inSync: true,
       firewall: undefined,
       kubeProxyMode: undefined,
