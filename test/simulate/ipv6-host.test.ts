@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { NodeState, Route } from "../../src/model/state.ts";
 import { compileRoutingState } from "../../src/simulate/compile.ts";
 import { tracePacket } from "../../src/simulate/trace.ts";
+import { ETH0_IPV6, eth0Ipv6Routes } from "../support/ipv6-host.ts";
 
 /** A host on eth0 (2001:db8:1::10/64) with a default route via 2001:db8:1::1, and `extra` routes in main. */
 function host(forwarding: "0" | "1", extra: readonly Route[] = []): NodeState {
@@ -17,31 +18,14 @@ function host(forwarding: "0" | "1", extra: readonly Route[] = []): NodeState {
       { ifname: "lo", ifindex: 1, up: true },
       { ifname: "eth0", ifindex: 2, up: true },
     ],
-    addresses: [{ ifname: "eth0", family: 6, local: "2001:db8:1::10", prefixlen: 64 }],
+    addresses: [ETH0_IPV6],
     rules: [
       { family: 6, priority: 0, action: "lookup", table: 255 },
       { family: 6, priority: 32766, action: "lookup", table: 254 },
     ],
     routes: [
       { family: 6, table: 255, type: "local", dst: "2001:db8:1::10", dev: "eth0", protocol: 2 },
-      {
-        family: 6,
-        table: 254,
-        type: "unicast",
-        dst: "2001:db8:1::/64",
-        dev: "eth0",
-        protocol: 2,
-        metric: 256,
-      },
-      {
-        family: 6,
-        table: 254,
-        type: "unicast",
-        dst: "default",
-        gateway: "2001:db8:1::1",
-        dev: "eth0",
-        metric: 1024,
-      },
+      ...eth0Ipv6Routes(),
       ...extra,
     ],
     sysctls: { "net/ipv6/conf/all/forwarding": forwarding },

@@ -13,6 +13,7 @@ import { diagnose, type DoctorReport } from "../../src/verify/doctor.ts";
 import { firewallRuleKeys, type FirewallSpec } from "../../src/model/firewall.ts";
 import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
+import { ETH0_IPV6, eth0Ipv6Routes } from "../support/ipv6-host.ts";
 
 function config(yaml: string): Config {
   const r = parseConfigText(yaml);
@@ -407,30 +408,8 @@ function dualNode(forwarding: "0" | "1", extraRoutes: NodeState["routes"] = []):
   return {
     ...node,
     sysctls: { ...node.sysctls, "net/ipv6/conf/all/forwarding": forwarding },
-    addresses: [...node.addresses, { ifname: "eth0", family: 6, local: "2001:db8:1::10", prefixlen: 64 }],
-    routes: [
-      ...node.routes,
-      {
-        family: 6,
-        table: 254,
-        type: "unicast",
-        dst: "2001:db8:1::/64",
-        dev: "eth0",
-        protocol: 2,
-        metric: 256,
-      },
-      {
-        family: 6,
-        table: 254,
-        type: "unicast",
-        dst: "default",
-        gateway: "2001:db8:1::1",
-        dev: "eth0",
-        protocol: 3,
-        metric: 1024,
-      },
-      ...extraRoutes,
-    ],
+    addresses: [...node.addresses, ETH0_IPV6],
+    routes: [...node.routes, ...eth0Ipv6Routes(3), ...extraRoutes],
   };
 }
 
