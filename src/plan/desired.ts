@@ -302,24 +302,54 @@ function otherSubnetWarnings(
   facts: NodeFacts,
   warnings: PlanWarning[],
 ): void {
-  for (const d of decisions) {
+  const texts = new Map<Family, string>();
+  for (let i = 0; i < decisions.length; i++) {
+    const d = decisions[i] as NetworkDecision;
     if (d.method === "none") continue;
-    const found: string[] = [];
-    for (const [ifname, subnets] of facts.subnets.get(d.family) ?? []) {
-      if (ifname === d.interface) continue;
-      for (const subnet of subnets)
-        if (d.pools.some((pool) => prefixContains(subnet, parsePrefix(pool) ?? subnet)))
-          found.push(`${ifname}'s ${formatPrefixText(subnet)}`);
-    }
-    if (found.length === 0) continue;
-    warnings.push({
-      kind: "pool-on-other-interface",
-      message:
-        `network "${d.name}": ${d.pools.join(", ")} is on ${found.join(", ")}, but its interface is ${d.interface}: ` +
-        `symroute's routes for it (method ${d.method}) take these addresses away from that link; if MetalLB announces them there, set interface to it`,
-      networks: [d.name],
-    });
+    let subnets = texts.get(d.family);
+    if (subnets === undefined) texts.set(d.family, (subnets = allSubnetsText(facts, d.family)));
+    const kept = otherSubnetFindings.get(d);
+    const warning =
+      kept !== undefined && kept.subnets === subnets ? kept.warning : otherSubnetWarning(d, facts);
+    if (kept?.subnets !== subnets) otherSubnetFindings.set(d, { subnets, warning });
+    if (warning !== undefined) warnings.push(warning);
   }
+}
+
+/**
+ * otherSubnetWarning's answer for a decision object (kept with its network's part, so the same
+ * object plan after plan), with every interface's subnets of its family it was made from, as text:
+ * the same decision against the same subnets finds the same.
+ */
+const otherSubnetFindings = new WeakMap<
+  NetworkDecision,
+  { readonly subnets: string; readonly warning: PlanWarning | undefined }
+>();
+
+/** Every interface's subnets of `family`, in the facts' order, as text. */
+function allSubnetsText(facts: NodeFacts, family: Family): string {
+  let text = "";
+  for (const [ifname, subnets] of facts.subnets.get(family) ?? [])
+    text += `${ifname} ${subnets.map(formatCidr).join(",")}|`;
+  return text;
+}
+
+function otherSubnetWarning(d: NetworkDecision, facts: NodeFacts): PlanWarning | undefined {
+  const found: string[] = [];
+  for (const [ifname, subnets] of facts.subnets.get(d.family) ?? []) {
+    if (ifname === d.interface) continue;
+    for (const subnet of subnets)
+      if (d.pools.some((pool) => prefixContains(subnet, parsePrefix(pool) ?? subnet)))
+        found.push(`${ifname}'s ${formatPrefixText(subnet)}`);
+  }
+  if (found.length === 0) return undefined;
+  return {
+    kind: "pool-on-other-interface",
+    message:
+      `network "${d.name}": ${d.pools.join(", ")} is on ${found.join(", ")}, but its interface is ${d.interface}: ` +
+      `symroute's routes for it (method ${d.method}) take these addresses away from that link; if MetalLB announces them there, set interface to it`,
+    networks: [d.name],
+  };
 }
 
 const usesTable = (c: Classified): boolean => c.method === "source" || c.method === "connmark";
@@ -435,11 +465,15 @@ function freedAllocations(
 ): Record<string, { table?: number; mark?: number }> {
   const heldTables = new Set<number>();
   const heldMarks = new Set<number>();
-  for (const a of Object.values(held)) {
+  for (const name in held) {
+    const a = held[name] as Allocation;
     if (a.table !== undefined) heldTables.add(a.table);
     if (a.mark !== undefined) heldMarks.add(a.mark);
   }
-  for (const n of config.networks) if (n.table !== undefined) heldTables.add(n.table);
+  for (let i = 0; i < config.networks.length; i++) {
+    const table = (config.networks[i] as NetworkConfig).table;
+    if (table !== undefined) heldTables.add(table);
+  }
   const kinds = [
     { key: "table", held: heldTables, fits: (v: number) => tableInRange(config, v) },
     { key: "mark", held: heldMarks, fits: (v: number) => markUnderMask(config, v) },
@@ -447,16 +481,19 @@ function freedAllocations(
   const freed: Record<string, { table?: number; mark?: number }> = {};
   // The saved record's own values first: a network's latest value is the one its connections carry.
   for (const record of [saved?.allocations ?? {}, saved?.freedAllocations ?? {}]) {
-    for (const [name, a] of Object.entries(record)) {
-      const entry = freed[name] ?? {};
+    for (const name in record) {
+      const a = record[name] as Allocation;
+      // Most saved values are held by a network still there: nothing is made for them.
+      let entry = freed[name];
       for (const kind of kinds) {
         const value = a[kind.key];
-        if (entry[kind.key] !== undefined || value === undefined) continue;
+        if (entry?.[kind.key] !== undefined || value === undefined) continue;
         if (!kind.fits(value) || kind.held.has(value)) continue;
+        entry ??= {};
         entry[kind.key] = value;
         kind.held.add(value);
       }
-      if (entry.table !== undefined || entry.mark !== undefined) freed[name] = entry;
+      if (entry !== undefined) freed[name] = entry;
     }
   }
   return freed;
@@ -487,6 +524,10 @@ function markReuseWarning(
   );
 }
 
+/** A network's field named as the configuration's checks name it: its path, then the network's name. */
+const whereInConfig = (index: number, network: NetworkConfig, field: string): string =>
+  `networks[${index}].${field} (network "${network.name}")`;
+
 export function computeDesired(input: DesiredInput): DesiredState {
   const { config, node, saved } = input;
   const proto = config.routeProtocol;
@@ -500,9 +541,11 @@ export function computeDesired(input: DesiredInput): DesiredState {
   // (measured: IPv4 and IPv6 refuse it, and the kernel deletes those routes when the link goes down),
   // so they are left out and every other network still converges; the link's event brings them.
   const downInterfaces = new Set<string>();
-  for (const [index, network] of config.networks.entries()) {
-    // Named as the configuration's checks name a field: its path, then the network's name.
-    const where = (field: string): string => `networks[${index}].${field} (network "${network.name}")`;
+  // Indexed loops over the networks here and below: under the agent's --lite-mode every step of a
+  // for-of allocates (its iterator's result, the entries' pairs), a thousand networks at a time.
+  for (let index = 0; index < config.networks.length; index++) {
+    const network = config.networks[index] as NetworkConfig;
+    const where = (field: string): string => whereInConfig(index, network, field);
     const link = linksByName.get(network.interface);
     if (network.vlan !== undefined) {
       if (link === undefined) {
@@ -538,9 +581,13 @@ export function computeDesired(input: DesiredInput): DesiredState {
   // A gateway that is an address of this node (the node's own address written for the router's) is
   // accepted by the kernel, with the gateway's host route on the pool's interface: replies are then
   // sent to an address nothing on that link answers for. Said, not refused.
-  const localAddresses = new Map(node.addresses.map((a) => [`${a.family}|${a.local}`, a.ifname]));
-  for (const network of config.networks) {
-    for (const [family, gateway] of Object.entries(network.gateways)) {
+  const localAddresses = new Map<string, string>(
+    node.addresses.map((a) => [`${a.family}|${a.local}`, a.ifname]),
+  );
+  for (let i = 0; i < config.networks.length; i++) {
+    const network = config.networks[i] as NetworkConfig;
+    for (const family in network.gateways) {
+      const gateway = network.gateways[Number(family) as Family];
       const ifname = localAddresses.get(`${family}|${gateway}`);
       if (ifname !== undefined)
         warnings.push({
@@ -574,7 +621,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const tableHolders = new Map<number, string>();
   const markHolders = new Map<number, string>();
   for (const record of [freedBefore, savedAllocations]) {
-    for (const [name, a] of Object.entries(record)) {
+    for (const name in record) {
+      const a = record[name] as Allocation;
       if (a.table !== undefined) tableHolders.set(a.table, name);
       if (a.mark !== undefined) markHolders.set(a.mark, name);
     }
@@ -588,7 +636,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
   // Each network's previous values that stay its own: its saved ones, else (it was removed and is
   // back) the ones it held then, if no other network took them since.
   const previousOf = new Map<string, { table?: number; mark?: number }>();
-  for (const network of config.networks) {
+  for (let i = 0; i < config.networks.length; i++) {
+    const network = config.networks[i] as NetworkConfig;
     const a = savedAllocations[network.name];
     if (a === undefined) continue;
     // A foreign object that appeared in a table symroute already uses does not move it (the
@@ -601,7 +650,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
       ...(mark === undefined ? {} : { mark }),
     });
   }
-  for (const network of config.networks) {
+  for (let i = 0; i < config.networks.length; i++) {
+    const network = config.networks[i] as NetworkConfig;
     const a = freedBefore[network.name];
     if (a === undefined || savedAllocations[network.name] !== undefined) continue;
     const table =
@@ -629,7 +679,8 @@ export function computeDesired(input: DesiredInput): DesiredState {
   const settings = partSettings(config, input.kubeProxyMode);
   const global = `${input.kubeProxyMode}|${mainDefaultsKey(facts)}`;
 
-  for (const network of config.networks) {
+  for (let i = 0; i < config.networks.length; i++) {
+    const network = config.networks[i] as NetworkConfig;
     // What this network adds depends on the network, the node's facts it was classified by, the
     // settings and its table and mark alone: kept per network object (the agent's config re-read
     // keeps the objects of unchanged entries), and made again when any of them differs.
@@ -673,11 +724,11 @@ export function computeDesired(input: DesiredInput): DesiredState {
     if (part !== kept?.part)
       networkParts.set(network, { global, subnets, classified, settings: settings.key, table, mark, part });
     if (part.allocation !== undefined) allocations[network.name] = part.allocation;
-    for (const w of part.warnings) warnings.push(w);
-    for (const d of part.decisions) decisions.push(d);
-    for (const r of part.routes) routes.push(r);
-    for (const r of part.rules) rules.push(r);
-    for (const m of part.marks) marks.push(m);
+    warnings.push(...part.warnings);
+    decisions.push(...part.decisions);
+    routes.push(...part.routes);
+    rules.push(...part.rules);
+    marks.push(...part.marks);
   }
   otherSubnetWarnings(decisions, facts, warnings);
 
