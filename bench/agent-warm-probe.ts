@@ -11,7 +11,8 @@
 // whole-table one, and `toolsMs` is the kind the agent ran in every trial (the whole-table one if
 // any trial of the agent's was whole). One edit pair before the trials lets the agent's nft monitor
 // see one of its transactions (until then its transactions are whole).
-// Prints JSON: { cases: [{ label, agentMs[], toolsMs[], toolsPartialMs[], toolsFullMs[], agentTransactions[] }] }.
+// Prints JSON: { cases: [{ label, agentMs[], toolsMs[], toolsPartialMs[], toolsFullMs[], agentTransactions[],
+// agentCpuMs[] (the agent's CPU per edit, until 1.5 s after it) }] }.
 // Args: STATE_DIR NETWORKS TRIALS
 
 import { spawn, spawnSync } from "node:child_process";
@@ -186,16 +187,22 @@ async function main(): Promise<void> {
       };
     });
   };
-  /** The edit's time to `applied` and how the agent ran its nft transaction. */
-  const edit = async (text: string): Promise<{ ms: number; nft: string } | undefined> => {
+  /**
+   * The edit's time to `applied`, how the agent ran its nft transaction, and the CPU the agent used
+   * from the edit until 1.5 s after it (the follow-ups and the state file's re-read included; in
+   * the kernel's 10 ms ticks): less at the mercy of other work on the machine than the wall time.
+   */
+  const edit = async (text: string): Promise<{ ms: number; nft: string; cpuMs: number } | undefined> => {
     const seen = applied.length;
     const done = nextApplied(120_000);
+    const cpuBefore = agent.cpuSeconds();
     const started = now();
     writeAtomically(configFile, text);
     const at = await done;
     // Let the file watcher's later events and the agent's status settle before the next edit.
     await new Promise((r) => setTimeout(r, 1500));
-    return at === undefined ? undefined : { ms: at - started, nft: transactions[seen] ?? "none" };
+    const cpuMs = Math.round((agent.cpuSeconds() - cpuBefore) * 1000);
+    return at === undefined ? undefined : { ms: at - started, nft: transactions[seen] ?? "none", cpuMs };
   };
   try {
     if ((await nextApplied(300_000)) === undefined)
@@ -206,13 +213,16 @@ async function main(): Promise<void> {
     await edit(texts.base);
     const oneAgent: number[] = [];
     const oneKinds: string[] = [];
+    const oneCpu: number[] = [];
     const fullAgent: number[] = [];
     const fullKinds: string[] = [];
+    const fullCpu: number[] = [];
     for (let t = 0; t < TRIALS; t++) {
       const add = await edit(texts.plusOne);
       if (add !== undefined) {
         oneAgent.push(add.ms);
         oneKinds.push(add.nft);
+        oneCpu.push(add.cpuMs);
       }
       await edit(texts.base);
     }
@@ -222,6 +232,7 @@ async function main(): Promise<void> {
       if (all !== undefined) {
         fullAgent.push(all.ms);
         fullKinds.push(all.nft);
+        fullCpu.push(all.cpuMs);
       }
     }
     const allPartial = (kinds: readonly string[]): boolean =>
@@ -236,6 +247,7 @@ async function main(): Promise<void> {
             toolsPartialMs: onePartialTools,
             toolsFullMs: oneTools,
             agentTransactions: oneKinds,
+            agentCpuMs: oneCpu,
           },
           {
             label: `${NETWORKS.toLocaleString("en-US")} networks added to a running agent with none`,
@@ -244,6 +256,7 @@ async function main(): Promise<void> {
             toolsPartialMs: fullPartialTools,
             toolsFullMs: fullTools,
             agentTransactions: fullKinds,
+            agentCpuMs: fullCpu,
           },
         ],
         failures: failures.slice(0, 5),
