@@ -9,6 +9,7 @@
 
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { counted } from "../src/model/plural.ts";
 import {
   batchInput,
   IPSET_READ_ARGS,
@@ -358,7 +359,7 @@ async function measureSize(networks: number): Promise<SizeResult> {
       runs: perObjectRuns,
       note:
         perObjectRuns > 0 && perObjectRuns < repeats
-          ? `one process per object ran ${perObjectRuns} time(s), not ${repeats}, to keep \`make bench\` short`
+          ? `one process per object ran ${counted(perObjectRuns, "time")}, not ${repeats}, to keep \`make bench\` short`
           : "",
     },
     checks,

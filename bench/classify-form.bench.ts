@@ -19,6 +19,7 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { counted } from "../src/model/plural.ts";
 import {
   CLI,
   cleanupScratch,
@@ -177,7 +178,7 @@ async function main(): Promise<void> {
   const sender = join(scratch(), "flow-sender");
   must(["cc", "-O2", "-o", sender, join(REPO, "bench/flow-sender.c")]);
   const setups = variants.map((v) => {
-    log(`classify-form: ${v.spec} with ${networks} network(s)`);
+    log(`classify-form: ${v.spec} with ${counted(networks, "network")}`);
     return setUp(v, networks);
   });
   for (const s of setups) {

@@ -9,6 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { counted } from "../src/model/plural.ts";
 import { explainedSkip, MISSING_FEATURES } from "../test/support/skip.ts";
 import { runProvenance, writeResult } from "./reliability/results.ts";
 
@@ -119,13 +120,13 @@ files.forEach((given, i) => {
 const skips = [...skipped.values()].reduce((a, b) => a + b, 0);
 const why = [...skipped].map(([k, n]) => `${n} ${k === "unexplained" ? k : `missing ${k}`}`).join(", ");
 console.log(
-  `run-tests: ${passed} passed, ${failed} failed, ${skips} skipped${skips > 0 ? ` (${why})` : ""}, from ${files.length} file(s)`,
+  `run-tests: ${passed} passed, ${failed} failed, ${skips} skipped${skips > 0 ? ` (${why})` : ""}, from ${counted(files.length, "file")}`,
 );
 if (problems.length > 0) {
   console.error(`run-tests: the run does not prove what it should:\n  ${problems.join("\n  ")}`);
   console.error(`run-tests: a skip must say "missing: <feature>", one of: ${MISSING_FEATURES.join(", ")}`);
 }
-if (failed > 0) console.error(`run-tests: ${failed} test(s) failed`);
+if (failed > 0) console.error(`run-tests: ${counted(failed, "test")} failed`);
 const resultsFile = process.env["RUN_TESTS_RESULTS"];
 if (resultsFile !== undefined && resultsFile !== "") {
   writeResult(resultsFile, {

@@ -4,6 +4,7 @@
 
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve, dirname } from "node:path";
+import { counted } from "../src/model/plural.ts";
 
 // A tree other than this one (a test plants a forbidden import in a copy) may be named.
 const ROOT = resolve(process.argv[2] ?? resolve(import.meta.dirname, ".."));
@@ -81,7 +82,7 @@ for (const file of files) {
 }
 
 if (problems.length > 0) {
-  console.error(`layering: ${problems.length} problem(s)`);
+  console.error(`layering: ${counted(problems.length, "problem")}`);
   for (const p of problems) console.error(`  ${p}`);
   process.exit(1);
 }

@@ -30,7 +30,8 @@ run_one() {
 }
 export -f run_one
 
-echo "run-tests: $# test file(s)"
+if [ $# -eq 1 ]; then files="file"; else files="files"; fi
+echo "run-tests: $# test $files"
 n=0
 for f in "$@"; do
   n=$((n + 1))

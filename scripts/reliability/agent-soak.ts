@@ -22,6 +22,7 @@
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { AGENT_NODE_FLAGS } from "../../src/agent/node-flags.ts";
+import { counted } from "../../src/model/plural.ts";
 import { runProvenance, writeResult } from "./results.ts";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
@@ -441,7 +442,8 @@ try {
   // A drift made while the agent applies makes its verification fail ("still pending after apply"):
   // the engine rolls back and the agent retries. Expected with this churn; anything else is a failure.
   const otherErrors = agentProblems.length - summary.verificationRaces;
-  if (otherErrors > 0) failures.push(`${otherErrors} reconcile error(s) other than verification races`);
+  if (otherErrors > 0)
+    failures.push(`${counted(otherErrors, "reconcile error")} other than verification races`);
   summary.ok = failures.length === 0;
   const { samples: _samples, agentProblems: _problems, misses: _misses, ...short } = summary;
   const byMessage = new Map<string, number>();

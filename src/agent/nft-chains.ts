@@ -102,12 +102,13 @@ const commentOf = (rule: string): string | undefined => / comment "([^"]*)"$/.ex
 
 /**
  * What `nft monitor` printed of one chain in one of the agent's transactions: its `add rule` lines'
- * text (after `add rule FAMILY symroute CHAIN `) and, for a chain the transaction created, the
- * declaration between the braces of its `add chain` line (empty for a regular chain).
+ * text (after `add rule FAMILY symroute CHAIN `) and, for a base chain the transaction created, the
+ * declaration between the braces of its `add chain` line (undefined for a regular chain, whose line
+ * has none, and for a chain the transaction did not create).
  */
 export interface PrintedChain {
-  readonly rules: string[];
-  declaration?: string;
+  readonly rules: readonly string[];
+  readonly declaration?: string;
 }
 
 const PRINTED_LINE = /^add (rule|chain) (inet|netdev|arp) (\S+) (\S+)(?: (.*))?$/;
@@ -117,7 +118,8 @@ const PRINTED_LINE = /^add (rule|chain) (inet|netdev|arp) (\S+) (\S+)(?: (.*))?$
  * by the chain's label (`arp:` before the ARP table's); other lines are left out.
  */
 export function printedByChain(lines: readonly string[]): Map<string, PrintedChain> {
-  const byChain = new Map<string, PrintedChain>();
+  // Built line by line; returned as PrintedChain, read only.
+  const byChain = new Map<string, { rules: string[]; declaration?: string }>();
   for (const line of lines) {
     const m = PRINTED_LINE.exec(line);
     if (m === null || m[3] !== NFT_TABLE) continue;
@@ -136,7 +138,10 @@ export function printedByChain(lines: readonly string[]): Map<string, PrintedCha
       byChain.set(label, printed);
     }
     if (what === "rule") printed.rules.push(rest);
-    else printed.declaration = /^\{ (.*) \}$/.exec(rest)?.[1] ?? "";
+    else {
+      const declaration = /^\{ (.*) \}$/.exec(rest)?.[1];
+      if (declaration !== undefined) printed.declaration = declaration;
+    }
   }
   return byChain;
 }

@@ -769,7 +769,6 @@ export class ReadCache {
         // Only the chains that changed, when the tables are surely as the last transaction left them.
         const partial = chains === undefined ? undefined : this.#partialTransaction(chains, script.length);
         const began = start();
-        let ran: NftTransactionKind = partial === undefined ? "full" : "partial";
         const known = this.#table?.value;
         this.#dropPrinting();
         // A whole-table transaction is verified from its printing too, once nft's monitor has
@@ -779,17 +778,21 @@ export class ReadCache {
             ? { pids: new Set(), running: true, printed: undefined, waiters: [] }
             : undefined;
         this.#printing = printing;
-        await firewallWrite(async () => {
+        const ran = await firewallWrite(async (): Promise<NftTransactionKind> => {
           try {
-            if (partial === undefined) return await kernel.runNft(script);
+            if (partial === undefined) {
+              await kernel.runNft(script);
+              return "full";
+            }
             try {
               await kernel.runNft(partial);
+              return "partial";
             } catch (error) {
               this.#dropPrinting();
               // nft refused it and changed nothing: the tables are not as known, so whole.
               if (!(error instanceof BatchError) || error.tool !== "nft") throw error;
-              ran = "partial-refused";
               await kernel.runNft(script);
+              return "partial-refused";
             }
           } finally {
             if (printing !== undefined) printing.running = false;
@@ -799,13 +802,12 @@ export class ReadCache {
         this.#onNftTransaction(ran);
         if (chains !== undefined) {
           // The chains the transaction made anew (after a refused partial one, nothing was printed).
-          const kind = ran as NftTransactionKind;
           const rewritten =
-            kind === "partial"
+            ran === "partial"
               ? known === undefined
                 ? undefined
                 : rewrittenChains(known, chains)
-              : kind === "full"
+              : ran === "full"
                 ? new Set(chains.keys())
                 : undefined;
           this.#transaction = {
@@ -813,7 +815,7 @@ export class ReadCache {
             ...(basis === undefined ? {} : { basis }),
             ...(rewritten === undefined || printing === undefined
               ? {}
-              : { printed: { rewritten, run: printing, whole: kind === "full" } }),
+              : { printed: { rewritten, run: printing, whole: ran === "full" } }),
             startMono: began.monoStart,
             epoch: this.#writes.firewall.epoch,
           };

@@ -67,8 +67,23 @@ function choice<const T extends readonly [string, ...string[]]>(field: string, c
   });
 }
 
-/** A mapping with exactly these keys; unknown keys are reported one by one (validate.ts). */
+/** The keys each mapping allows, by the mapping's name in messages (mapping's `field`). */
+const keysOfMappings = new Map<string, readonly string[]>();
+
+/**
+ * The keys the mapping named `name` allows ("vlan", "marks": the key path messages use), for the
+ * did-you-mean of an unknown key there (validate.ts); none for a name no mapping has.
+ */
+export function mappingKeys(name: string): readonly string[] {
+  return keysOfMappings.get(name) ?? [];
+}
+
+/**
+ * A mapping with exactly these keys; unknown keys are reported one by one (validate.ts). `field`:
+ * its name in messages, the key path to it (vlan, marks), by which mappingKeys finds its keys.
+ */
 function mapping<S extends z.core.$ZodLooseShape>(field: string, shape: S) {
+  keysOfMappings.set(field, Object.keys(shape));
   const keys = list(Object.keys(shape));
   return z.strictObject(shape, {
     error: (iss) =>

@@ -7,7 +7,14 @@ import { z } from "zod";
 import { type Drafts, type NetworkDraft, checkAcrossFields, draftPool } from "./cross.ts";
 import { type ConfigIssue, type ConfigPath, describe, quoteString } from "./issues.ts";
 import { didYouMean } from "./suggest.ts";
-import { type Config, configSchema, networkList, networkSchema, toNetworkConfig } from "./schema.ts";
+import {
+  type Config,
+  configSchema,
+  mappingKeys,
+  networkList,
+  networkSchema,
+  toNetworkConfig,
+} from "./schema.ts";
 
 export type ConfigResult =
   /** `value`: the plain value the text holds (parseConfigText), for callers that merge into it. */
@@ -46,61 +53,12 @@ function withoutNulls(value: unknown): unknown {
 const own = (mapping: Mapping, key: string): unknown =>
   Object.hasOwn(mapping, key) ? withoutNulls(mapping[key] ?? undefined) : undefined;
 
-/** Wrappers that check nothing of the value's shape: the schema inside decides it. */
-const WRAPPERS = new Set(["optional", "nullable", "default", "prefault", "nonoptional", "readonly", "catch"]);
-
-/** `schema` without its wrappers (and a pipe's input for a pipe): the schema that checks the value's shape. */
-function unwrapped(schema: z.core.$ZodType): z.core.$ZodType {
-  let at = schema;
-  for (;;) {
-    const def = at._zod.def;
-    if (WRAPPERS.has(def.type)) at = (def as z.core.$ZodOptionalDef).innerType;
-    else if (def.type === "pipe") at = (def as z.core.$ZodPipeDef).in;
-    else return at;
-  }
-}
-
 /**
- * The schema of the value at `path` inside `schema`, unwrapped; undefined when the path leaves it.
- * zod's issues give paths, and the schema at one says what the value there may be.
+ * zod's issues as ours: one per path (the first), unknown keys one per key, a union's matching
+ * branch. `base`: the field's path; its last key names the field, and with the issue's path the
+ * mapping an unknown key is in (mappingKeys).
  */
-function schemaAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): z.core.$ZodType | undefined {
-  const at = unwrapped(schema);
-  const [head, ...rest] = path;
-  if (head === undefined) return at;
-  const def = at._zod.def;
-  if (def.type === "object" && typeof head === "string") {
-    const inner = (def as z.core.$ZodObjectDef).shape[head];
-    return inner === undefined ? undefined : schemaAt(inner, rest);
-  }
-  if (def.type === "array" && typeof head === "number")
-    return schemaAt((def as z.core.$ZodArrayDef).element, rest);
-  if (def.type === "union")
-    for (const option of (def as z.core.$ZodUnionDef).options) {
-      const found = schemaAt(option, path);
-      if (found !== undefined) return found;
-    }
-  return undefined;
-}
-
-/** The keys the mapping at `path` inside `schema` allows (what an unknown key there may be instead). */
-function allowedKeys(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
-  const def = schemaAt(schema, path)?._zod.def;
-  return def?.type === "object" ? Object.keys((def as z.core.$ZodObjectDef).shape) : [];
-}
-
-/** Option `index` of the union at `path` inside `schema`; undefined when there is none. */
-function unionOption(
-  schema: z.core.$ZodType,
-  path: readonly PropertyKey[],
-  index: number,
-): z.core.$ZodType | undefined {
-  const def = schemaAt(schema, path)?._zod.def;
-  return def?.type === "union" ? (def as z.core.$ZodUnionDef).options[index] : undefined;
-}
-
-/** zod's issues as ours: one per path (the first), unknown keys one per key, a union's matching branch. */
-function toIssues(error: z.ZodError, schema: z.core.$ZodType, base: ConfigPath, out: PendingIssue[]): void {
+function toIssues(error: z.ZodError, base: ConfigPath, out: PendingIssue[]): void {
   const seen = new Set(out.map((i) => JSON.stringify(i.path)));
   const add = (issue: PendingIssue): void => {
     const key = JSON.stringify(issue.path);
@@ -108,12 +66,15 @@ function toIssues(error: z.ZodError, schema: z.core.$ZodType, base: ConfigPath, 
     seen.add(key);
     out.push(issue);
   };
-  // `at`: the schema the issues' paths start from (a union's branch for that branch's issues).
-  const walk = (issues: readonly z.core.$ZodIssue[], prefix: ConfigPath, at: z.core.$ZodType): void => {
+  const fieldKey = base.at(-1);
+  // `inField`: where the issues' paths start inside the field (a union's place for its branch's issues).
+  const walk = (issues: readonly z.core.$ZodIssue[], inField: ConfigPath): void => {
     for (const issue of issues) {
-      const path = [...prefix, ...(issue.path as (string | number)[])];
+      const at = [...inField, ...(issue.path as (string | number)[])];
+      const path = [...base, ...at];
       if (issue.code === "unrecognized_keys") {
-        const allowed = allowedKeys(at, issue.path);
+        const name = [fieldKey, ...at].filter((k) => typeof k === "string").join(".");
+        const allowed = mappingKeys(name);
         for (const key of issue.keys)
           add({
             path: [...path, key],
@@ -123,16 +84,15 @@ function toIssues(error: z.ZodError, schema: z.core.$ZodType, base: ConfigPath, 
       } else if (issue.code === "invalid_union") {
         // The branch whose type fits the value: its issues say what is wrong inside it. zod gives
         // one list of issues per option, in the options' order.
-        const fits = issue.errors.findIndex(
+        const branch = issue.errors.find(
           (e) => !e.some((i) => i.code === "invalid_type" && i.path.length === 0),
         );
-        const branch = issue.errors[fits];
         if (branch === undefined) add({ path, message: issue.message });
-        else walk(branch, path, unionOption(at, issue.path, fits) ?? z.never());
+        else walk(branch, at);
       } else add({ path, message: issue.message });
     }
   };
-  walk(error.issues, base, schema);
+  walk(error.issues, []);
 }
 
 /** Parse `value` with `schema`; the value, or undefined with the issues added to `out`. */
@@ -144,7 +104,7 @@ function field<T extends z.ZodType>(
 ): z.output<T> | undefined {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  toIssues(result.error, schema, path, out);
+  toIssues(result.error, path, out);
   return undefined;
 }
 

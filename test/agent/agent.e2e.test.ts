@@ -6,18 +6,13 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createNode, e2eUnavailable, must, run } from "../support/netns.ts";
+import { PUBLIC_NETWORK_WITH_PODS } from "../support/config.ts";
 import { metricValue, nsGet, pollUntil, startAgentIn, type AgentProcess } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const URL_BASE = "http://127.0.0.1:9473";
 
-const ONE_NETWORK = `podCIDRs: [10.112.0.0/12]
-networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`;
+const ONE_NETWORK = PUBLIC_NETWORK_WITH_PODS;
 const TWO_NETWORKS = `${ONE_NETWORK}  - name: second
     addresses: [198.51.100.0/24]
     interface: ext1

@@ -5,19 +5,13 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 import { createNode, e2eUnavailable, must, run } from "../support/netns.ts";
+import { PUBLIC_NETWORK_WITH_PODS } from "../support/config.ts";
 import { pollUntil, startNodeAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
 const URL_BASE = "http://127.0.0.1:9473";
 
-const CONFIG = `firewall: iptables
-podCIDRs: [10.112.0.0/12]
-networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`;
+const CONFIG = `firewall: iptables\n${PUBLIC_NETWORK_WITH_PODS}`;
 
 /** symroute's classify set in the namespace and its elements, as `ipset save` lists them. */
 function classifySet(ns: string): { name: string; elements: string[] } | undefined {

@@ -32,6 +32,8 @@ describe("SymrouteNetwork conditions", () => {
     );
     assert.equal(all.conditions[0]?.status, "True");
     assert.equal(all.conditions[0]?.message, "2 of 2 nodes converged");
+    const one = summarizeNodes({ a: entry(true, "Converged") }, 2, none.conditions, "T2");
+    assert.equal(one.conditions[0]?.message, "1 of 1 node converged");
     assert.equal(all.convergedNodes, "2/2");
     const bad = summarizeNodes(
       {

@@ -130,7 +130,7 @@ describe("Kubernetes status: a conflict with a foreign object", () => {
     const condition = conflicted.conditions?.find((c) => c.type === "Converged");
     assert.equal(condition?.status, "False");
     assert.equal(condition?.reason, "Conflict");
-    assert.match(condition?.message ?? "", /1 of 1 nodes not converged; node-a: Conflict: .*9\.9\.9\.0\/24/);
+    assert.match(condition?.message ?? "", /1 of 1 node not converged; node-a: Conflict: .*9\.9\.9\.0\/24/);
     assert.equal(conflicted.convergedNodes, "0/1");
     assert.ok(
       foreign.every((f) => kernel.state.routes.includes(f)),

@@ -11,18 +11,14 @@ import { kernelEventResetsBackoff } from "../../src/agent/kernel-monitor.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { dualStackGatewayConfig } from "../support/config.ts";
-import { cached, stamped } from "./support/read-cache.ts";
+import { cached, sourceOf, stamped } from "./support/read-cache.ts";
 
 test("a [LINK] line of a hooked interface sends the next firewall read to the kernel; another link's does not", async () => {
   const fake = new FakeKernel(articleNode());
   const { cache, wrapped, reads } = cached(fake);
   cache.watchHookedInterfaces(() => new Set(["ext0"]));
   await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(dualStackGatewayConfig("nftables"));
-  const readFirewall = async (): Promise<string | undefined> => {
-    reads.length = 0;
-    await wrapped.readFirewall(["nftables"]);
-    return reads[0];
-  };
+  const readFirewall = () => sourceOf(reads, () => wrapped.readFirewall(["nftables"]));
   assert.equal(await readFirewall(), "cache");
   cache.routingLine(
     stamped(Date.now() + 1, "[LINK]9: vethpod@if3: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"),

@@ -24,7 +24,7 @@ import { createLogger } from "../../src/agent/logger.ts";
 import { createMetrics } from "../../src/agent/metrics.ts";
 import { Reconciler } from "../../src/agent/reconciler.ts";
 import { FakeClock } from "./support/fake-clock.ts";
-import { cached, listening, OWN_PID, stamped } from "./support/read-cache.ts";
+import { cached, listening, OWN_PID, sourceOf, stamped } from "./support/read-cache.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
@@ -117,11 +117,7 @@ test("nft transactions: the agent's own keep the firewall read, another process'
   const fake = new FakeKernel(articleNode());
   const { cache, wrapped, reads } = cached(fake);
   await createEngine({ kernel: wrapped, store: new MemoryStore() }).apply(dualStackGatewayConfig("nftables"));
-  const readFirewall = async (): Promise<string | undefined> => {
-    reads.length = 0;
-    await wrapped.readFirewall(["nftables"]);
-    return reads[0];
-  };
+  const readFirewall = () => sourceOf(reads, () => wrapped.readFirewall(["nftables"]));
   assert.equal(await readFirewall(), "cache");
   cache.firewallLine("add rule inet symroute pre counter");
   assert.equal(await readFirewall(), "kernel", "a transaction whose process is not known yet");
@@ -142,11 +138,7 @@ test("a stopped monitor, a write of the agent's and forget() each send the next 
   const fake = new FakeKernel(articleNode());
   const { cache, wrapped, reads } = cached(fake);
   const scope = { sysctls: [], firewalls: [] };
-  const read = async (): Promise<string | undefined> => {
-    reads.length = 0;
-    await wrapped.readNode(scope);
-    return reads[0];
-  };
+  const read = () => sourceOf(reads, () => wrapped.readNode(scope));
   assert.equal(await read(), "kernel");
   assert.equal(await read(), "cache");
   cache.monitorDown("routing");
@@ -504,11 +496,7 @@ test("after the agent's own nft transaction only the chains whose text changed a
 test("a transaction whose generation line has not come yet: reads before its first line wait for it, reads after it are good", async () => {
   const fake = new FakeKernel(articleNode());
   const { cache, wrapped, reads } = cached(fake);
-  const from = async (read: () => Promise<unknown>): Promise<string | undefined> => {
-    reads.length = 0;
-    await read();
-    return reads[0];
-  };
+  const from = (read: () => Promise<unknown>) => sourceOf(reads, read);
   const firewall = () => wrapped.readFirewall(["nftables"]);
   // kube-proxy's traces (kubeProxyMode auto) are kept with the routing read.
   const node = () => wrapped.readNode({ sysctls: [], firewalls: [], kubeProxyHints: true });
@@ -536,11 +524,9 @@ test("a process id the agent used long ago is another process's by now: its tran
     now: () => clock,
   });
   const wrapped = cache.wrap(fake);
-  const from = async (): Promise<string | undefined> => {
-    reads.length = 0;
+  const from = (): Promise<string | undefined> => {
     clock += 1;
-    await wrapped.readFirewall(["nftables"]);
-    return reads[0];
+    return sourceOf(reads, () => wrapped.readFirewall(["nftables"]));
   };
   listening(cache, { routing: false });
   assert.equal(await from(), "kernel");
@@ -687,11 +673,7 @@ test("another process's nft transaction on other tables only (kube-proxy's) keep
   const fake = new FakeKernel(articleNode());
   const { cache, wrapped, reads } = cached(fake);
   const engine = createEngine({ kernel: wrapped, store: new MemoryStore() });
-  const firewallFrom = async (): Promise<string | undefined> => {
-    reads.length = 0;
-    await wrapped.readFirewall(["nftables"]);
-    return reads[0];
-  };
+  const firewallFrom = () => sourceOf(reads, () => wrapped.readFirewall(["nftables"]));
   await engine.apply(dualStackGatewayConfig("nftables"));
   cache.verified();
   cache.firewallLine("add rule ip kube-proxy services counter");

@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { asNobody, CLI, createNode, e2eUnavailable, must, nobodysStateDir, run } from "../support/netns.ts";
+import { PUBLIC_NETWORK_WITH_PODS } from "../support/config.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-cfg-"));
@@ -18,16 +19,7 @@ function configFile(name: string, text: string): string {
   return path;
 }
 
-const PUBLIC = configFile(
-  "public.yaml",
-  `podCIDRs: [10.112.0.0/12]
-networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`,
-);
+const PUBLIC = configFile("public.yaml", PUBLIC_NETWORK_WITH_PODS);
 
 test("apply -o json reports inSync true once it applied and verified", { skip }, (t) => {
   const node = createNode(t);

@@ -49,7 +49,8 @@ test(
     ];
     for (const [what, text, expected] of cases) {
       writeFileSync(file, text);
-      for (const args of [["apply", "-c", CONFIG], ["delete"]]) {
+      // --force passes over a missing state file, not an invalid one (delete --help, README).
+      for (const args of [["apply", "-c", CONFIG], ["delete"], ["delete", "--force"]]) {
         const run = node.symroute([...args, "-o", "json"]);
         assert.equal(run.code, 1, `${what}, ${args[0]}: ${run.stdout}${run.stderr}`);
         const error = (JSON.parse(run.stdout) as { error: { kind: string; message: string; hint: string } })

@@ -8,16 +8,9 @@ import { isSymrouteError } from "../../src/model/errors.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-import { configFrom as config } from "../support/config.ts";
+import { configFrom as config, PUBLIC_NETWORK_WITH_PODS } from "../support/config.ts";
 
-const PUBLIC = config(`
-podCIDRs: [10.112.0.0/12]
-networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`);
+const PUBLIC = config(PUBLIC_NETWORK_WITH_PODS);
 const ALL = "net/ipv4/conf/all/rp_filter";
 
 function setup() {

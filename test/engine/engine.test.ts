@@ -6,16 +6,9 @@ import { isSymrouteError } from "../../src/model/errors.ts";
 import { createEngine, describeChange, describeChanges } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-import { configFrom as config } from "../support/config.ts";
+import { configFrom as config, PUBLIC_NETWORK_WITH_PODS } from "../support/config.ts";
 
-const PUBLIC = config(`
-podCIDRs: [10.112.0.0/12]
-networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`);
+const PUBLIC = config(PUBLIC_NETWORK_WITH_PODS);
 
 function setup() {
   const kernel = new FakeKernel(articleNode());

@@ -406,13 +406,8 @@ export function writeConfigFile(dir: string, fileName: string, text: string): st
   return path;
 }
 
-/** The article's case 3 network: the pool 1.2.3.0/24 on ext0, via the router 1.2.3.1. */
-export const PUBLIC_NETWORK = `networks:
-  - name: public
-    addresses: [1.2.3.0/24]
-    interface: ext0
-    gateway: 1.2.3.1
-`;
+// Kept here too: the e2e tests, scripts and benches take it with the harness.
+export { PUBLIC_NETWORK } from "./config.ts";
 
 /** An HTTP server in the node itself (a host-network backend) on `port`, up until the test ends. */
 export async function startHttpServer(t: TestContext, node: Netns, port: number): Promise<void> {

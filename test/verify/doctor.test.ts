@@ -4,7 +4,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseConfigText } from "../../src/config/index.ts";
 import type { Config } from "../../src/config/schema.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { createEngine } from "../../src/engine/engine.ts";
@@ -14,18 +13,9 @@ import { firewallRuleKeys, type FirewallSpec } from "../../src/model/firewall.ts
 import { articleNode, FakeKernel } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { ETH0_IPV6, eth0Ipv6Routes } from "../support/ipv6-host.ts";
+import { configFrom as config, dualStackGatewayConfig, PUBLIC_NETWORK_WITH_PODS } from "../support/config.ts";
 
-function config(yaml: string): Config {
-  const r = parseConfigText(yaml);
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.config;
-}
-
-const CASE3_YAML = `
-podCIDRs: [10.112.0.0/12]
-networks:
-  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
-`;
+const CASE3_YAML = PUBLIC_NETWORK_WITH_PODS;
 const CASE3 = config(CASE3_YAML);
 
 /** The article's node with a pod network behind vpod, forwarding on, and the simulator's sysctls. */
@@ -393,14 +383,7 @@ test("drift with the iptables front end: the fix says when a running agent repai
 // route of the same table: another of the deepest prefix's routes, or, backtracking, a shorter
 // prefix's; with none of either, it retries without the preference and takes the same lone route.
 // A pool's reply table holds its link's prefix and one default via the gateway: nothing to choose.
-const DUAL = config(`
-podCIDRs: [10.112.0.0/12]
-networks:
-  - name: public
-    addresses: [1.2.3.0/24, "2001:db8:100::/64"]
-    interface: ext0
-    gateway: [1.2.3.1, "2001:db8:100::1"]
-`);
+const DUAL = dualStackGatewayConfig("auto", ["10.112.0.0/12"]);
 
 /** labNode with IPv6 on eth0: its prefix, one default route, and forwarding as given. */
 function dualNode(forwarding: "0" | "1", extraRoutes: NodeState["routes"] = []): NodeState {

@@ -3,6 +3,7 @@
 // that changes its own entry recomputes them from the whole map it read, under the object's
 // resourceVersion (a conflict re-reads), so the last writer always had the latest view.
 
+import { counted } from "../../model/plural.ts";
 import type { NodeStatus } from "./resources.ts";
 
 const CONVERGED = "Converged";
@@ -42,7 +43,7 @@ export function summarizeNodes(
   } else if (failing.length === 0) {
     status = "True";
     reason = "AllNodesConverged";
-    message = `${ok} of ${names.length} nodes converged`;
+    message = `${ok} of ${counted(names.length, "node")} converged`;
   } else {
     const first = failing[0] as string;
     const entry = nodes[first] as NodeStatus;
@@ -50,7 +51,7 @@ export function summarizeNodes(
     reason = entry.reason;
     const more =
       failing.length > 1 ? ` (and ${failing.length - 1} more: ${failing.slice(1, 4).join(", ")})` : "";
-    message = `${failing.length} of ${names.length} nodes not converged; ${first}: ${entry.reason}: ${entry.message}${more}`;
+    message = `${failing.length} of ${counted(names.length, "node")} not converged; ${first}: ${entry.reason}: ${entry.message}${more}`;
   }
   const before = previous?.find((c) => c.type === CONVERGED);
   const condition: Condition = {

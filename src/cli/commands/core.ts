@@ -299,7 +299,7 @@ export function registerPlanApplyDelete(program: Command): void {
     )
     .addHelpText(
       "after",
-      "\nExit codes: 0 removed (or nothing to remove), 1 error, also when symroute's objects are on the node but its state file is not, or does not know the node from before symroute (without --force).",
+      "\nExit codes: 0 removed (or nothing to remove), 1 error, also when symroute's objects are on the node but its state file is not, or does not know the node from before symroute (without --force), and when its state file is there but not valid (edited by hand, cut short), --force or not: nothing is changed; correct the field named or restore the file from a backup.",
     )
     .option("-c, --config <file>", "configuration file, for its routeProtocol, rulePriorities and stateDir")
     .addOption(dryRunOption())
@@ -308,7 +308,7 @@ export function registerPlanApplyDelete(program: Command): void {
     .addOption(lockWaitOption())
     .option(
       "--force",
-      "remove symroute's objects even when its state file is missing or does not know the node from before symroute; the sysctls it changed then stay as they are",
+      "remove symroute's objects even when its state file is missing or does not know the node from before symroute; the sysctls it changed then stay as they are. A state file that is there but not valid is refused all the same",
     )
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {

@@ -27,6 +27,13 @@ export function listening(
   return cache;
 }
 
+/** Where `read` took what it read from ("cache" or "kernel"), as the cache noted it in `reads`. */
+export async function sourceOf(reads: string[], read: () => Promise<unknown>): Promise<string | undefined> {
+  reads.length = 0;
+  await read();
+  return reads[0];
+}
+
 /** A listening cache around `kernel`, the kernel it wraps, and where each read came from. */
 export function cached(kernel: FakeKernel): { cache: ReadCache; wrapped: Kernel; reads: string[] } {
   const reads: string[] = [];
