@@ -1,8 +1,8 @@
 // The real node: iproute2 to read and write routing, nft or iptables for symroute's firewall
 // objects, /proc/sys for sysctls. One process per tool per step, never one per object.
 
-import { constants } from "node:fs";
-import { access, readFile, writeFile, readdir } from "node:fs/promises";
+import { constants, readFileSync } from "node:fs";
+import { access, writeFile, readdir } from "node:fs/promises";
 import type { Family } from "../model/address.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
 import type {
@@ -140,9 +140,14 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     return lines.map((line, i) => parseJsonArray(line, `ip -${family} -j ${commands[i] ?? ""}`));
   };
 
-  const readSysctl = async (name: string): Promise<string | undefined> => {
+  /**
+   * A sysctl's value, read synchronously: a file of /proc/sys is made in memory when read, so the
+   * read never waits, and with a rp_filter per link a node read asks for dozens (one link per pod);
+   * as promises each cost four turns of the event loop (open, stat, read, close).
+   */
+  const readSysctl = (name: string): string | undefined => {
     try {
-      return (await readFile(`${procSys}/${name}`, "utf8")).trim();
+      return readFileSync(`${procSys}/${name}`, "utf8").trim();
     } catch {
       return undefined;
     }
@@ -476,12 +481,10 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
         for (const link of links) names.add(template.replace("{}", link.ifname));
       }
       const sysctls: Record<string, string> = {};
-      await Promise.all(
-        [...names].map(async (name) => {
-          const value = await readSysctl(name);
-          if (value !== undefined) sysctls[name] = value;
-        }),
-      );
+      for (const name of names) {
+        const value = readSysctl(name);
+        if (value !== undefined) sysctls[name] = value;
+      }
       const firewall = await firewallReads;
       return {
         links,

@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { backoffDelay } from "./backoff.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { LineSplitter } from "./lines.ts";
 import { interfaceLine, splitStamp } from "./read-cache.ts";
 
 export interface KernelMonitor {
@@ -127,14 +128,11 @@ function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = proc;
-    let pending = "";
+    const lines = new LineSplitter();
     let stderr = "";
     proc.stdout?.setEncoding("utf8");
     proc.stdout?.on("data", (chunk: string) => {
-      pending += chunk;
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) {
+      for (const line of lines.push(chunk)) {
         if (line.trim() !== "" && (options.filter === undefined || options.filter(line)))
           options.onEvent(line);
       }

@@ -18,7 +18,7 @@
 // The reconciler forgets everything on start, on the periodic resync and after any failure, so
 // that those always read the node in full.
 
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { Family } from "../model/address.ts";
 import {
@@ -348,8 +348,10 @@ export class ReadCache {
     this.#readSysctl =
       options.readSysctl ??
       (async (name) => {
+        // Synchronous, as the kernel adapter's: /proc/sys never waits, and a promise read costs
+        // four turns of the event loop per file (one rp_filter per link: dozens on a node).
         try {
-          return (await readFile(`${procSys}/${name}`, "utf8")).trim();
+          return readFileSync(`${procSys}/${name}`, "utf8").trim();
         } catch {
           return undefined; // absent on this node: left out, as the kernel adapter does
         }
