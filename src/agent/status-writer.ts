@@ -102,9 +102,11 @@ function nodeStatusFor(
   const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);
   const how = decisions.map((d) => `IPv${d.family} ${d.method}: ${d.reason}`).join("; ");
   // Plan's warnings about this network come first: converged, but something the operator should see.
-  // By the networks each concerns: its message may name other networks too.
+  // By the networks each concerns: its message may name other networks too. One that concerns no
+  // network is the whole node's (a state file without the node from before symroute, a foreign rule
+  // in the band), so every network's, as for conflicts: else no status would show it.
   const warnings = (report?.warningDetails ?? [])
-    .filter((w) => w.networks.includes(verdict.network))
+    .filter((w) => w.networks.length === 0 || w.networks.includes(verdict.network))
     .map((w) => `warning: ${w.message}`);
   return {
     converged: true,

@@ -1,6 +1,7 @@
 // Plan's warnings about a network show in its Kubernetes status entry for the node (status-writer):
 // still converged, the warning first in the message, so that `kubectl get srn` shows it; a network
-// the warning does not concern keeps its message as it was, even when the warning names it.
+// the warning does not concern keeps its message as it was, even when the warning names it. A
+// warning about the node as a whole (no networks) shows on every network's entry.
 
 import { strict as assert } from "node:assert";
 import { Writable } from "node:stream";
@@ -91,4 +92,26 @@ networks:
   const written = await statusesFor({ ...plan, applied: false }, ["a", "b", "c"]);
   assert.ok(written.get("c")?.message.startsWith(`warning: ${aboutC.message}`), written.get("c")?.message);
   assert.doesNotMatch(written.get("b")?.message ?? "", /warning/);
+});
+
+test("a warning about the whole node (a state file written again without the node from before symroute) shows on every network's entry", async () => {
+  const config = configFrom(`networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+  const kernel = new FakeKernel(articleNode());
+  await createEngine({ kernel, store: new MemoryStore() }).apply(config);
+  // The state file lost: the next apply writes one that does not know the node from before symroute.
+  const report = await createEngine({ kernel, store: new MemoryStore() }).apply(config);
+  const baseline = report.warningDetails.find((w) => w.kind === "baseline-unknown");
+  assert.ok(baseline !== undefined, JSON.stringify(report.warningDetails));
+  assert.deepEqual(baseline.networks, []);
+  const written = await statusesFor(report, ["a", "b"]);
+  for (const network of ["a", "b"]) {
+    assert.equal(written.get(network)?.reason, "Converged", network);
+    assert.ok(
+      written.get(network)?.message.startsWith(`warning: ${baseline.message}`),
+      `${network}: ${written.get(network)?.message}`,
+    );
+  }
 });
