@@ -19,8 +19,8 @@ const networks = (firewall: string, count: number): string =>
     (_, i) => `  - { name: n${i}, addresses: [10.${i}.3.0/24], interface: ext0, gateway: 10.${i}.3.1 }\n`,
   ).join("")}`;
 
-function mustIn(node: Netns, argv: readonly string[]): string {
-  const r = node.exec(argv);
+function mustIn(node: Netns, argv: readonly string[], input?: string): string {
+  const r = node.exec(argv, input);
   assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
   return r.stdout;
 }
@@ -91,3 +91,87 @@ for (const firewall of ["nftables", "iptables"] as const) {
     },
   );
 }
+
+/** The lines of the `# ip -batch -` payload that `apply --dry-run` prints (IPv4's). */
+function ipBatchOf(dryRun: string): string[] {
+  const lines: string[] = [];
+  let inBatch = false;
+  for (const line of dryRun.split("\n")) {
+    if (line.startsWith("# ")) inBatch = line === "# ip -batch -";
+    else if (inBatch && line.trim() !== "") lines.push(line);
+  }
+  return lines;
+}
+
+/** Each of `count` networks' marks (i + 1) routed by its table, and no mark by main: what is wrong. */
+function misrouted(node: Netns, count: number): string[] {
+  const gets = Array.from(
+    { length: count },
+    (_, i) => `route get 198.51.100.7 mark 0x${(i + 1).toString(16)}`,
+  );
+  const r = node.exec(["ip", "-4", "-batch", "-"], `${gets.join("\n")}\nroute get 198.51.100.7\n`);
+  assert.equal(r.code, 0, r.stderr);
+  const answers = r.stdout.split("\n").filter((l) => l.startsWith("198.51.100.7"));
+  const wrong: string[] = [];
+  for (let i = 0; i < count; i++)
+    if (!new RegExp(`via 10\\.${i}\\.3\\.1 dev ext0 table ${20000 + i} `).test(answers[i] ?? ""))
+      wrong.push(`mark ${i + 1}: ${answers[i]}`);
+  if (!/via 192\.168\.1\.1 dev eth0/.test(answers[count] ?? "")) wrong.push(`no mark: ${answers[count]}`);
+  return wrong;
+}
+
+test(
+  "a node laid out by the release before the groups (70 fwmark rules in one list at 1001): one apply moves them into the groups, every mark routed by its table after each line of its batch",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    const config = writeConfigFile(dir, "upgrade.yaml", networks("nftables", 70));
+    const start = node.dump();
+    assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+    // The earlier release's rules for the same networks: the skip to the nop at 1002 and every
+    // fwmark rule at 1001 (its firewall, tables and state file are the same as this one's).
+    const layOutAsBefore = (): void => {
+      // `ip rule show proto 201` lists every rule: the protocol is picked out here.
+      const now = (
+        JSON.parse(mustIn(node, ["ip", "-4", "-j", "rule", "show"])) as {
+          priority: number;
+          protocol?: string;
+        }[]
+      ).filter((r) => r.protocol === "201");
+      const lines = [
+        ...now.map((r) => `rule del priority ${r.priority} proto 201`),
+        "rule add priority 1002 nop proto 201",
+        "rule add priority 1000 fwmark 0x0/0xff goto 1002 proto 201",
+        ...Array.from(
+          { length: 70 },
+          (_, i) =>
+            `rule add priority 1001 fwmark 0x${(i + 1).toString(16)}/0xff lookup ${20000 + i} proto 201`,
+        ),
+      ];
+      mustIn(node, ["ip", "-4", "-batch", "-"], `${lines.join("\n")}\n`);
+      assert.doesNotMatch(mustIn(node, ["ip", "-4", "rule"]), /goto 10(0[3-9]|1)/);
+    };
+    layOutAsBefore();
+    assert.deepEqual(misrouted(node, 70), []);
+    assert.equal(node.symroute(["plan", "-c", config]).code, 2);
+
+    // The apply's batch, a line at a time: no moment in which a network's replies leave by main.
+    const dry = node.symroute(["apply", "--dry-run", "-c", config]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const batch = ipBatchOf(dry.stdout);
+    assert.ok(batch.length > 70, dry.stdout);
+    for (const line of batch) {
+      mustIn(node, ["ip", "-4", "-batch", "-"], `${line}\n`);
+      assert.deepEqual(misrouted(node, 70), [], `after ${line}`);
+    }
+    // The real apply from the earlier layout again (the batch replayed left the groups in place).
+    layOutAsBefore();
+    const applied = node.symroute(["apply", "-c", config]);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    assert.equal(node.symroute(["plan", "-c", config]).code, 0);
+    assert.match(mustIn(node, ["ip", "-4", "rule"]), /^1001:\tfrom all fwmark 0\/0xe0 goto 1006 proto 201$/m);
+    assert.deepEqual(misrouted(node, 70), []);
+    assert.equal(node.symroute(["delete"]).code, 0);
+    assert.equal(node.dump(), start);
+  },
+);
