@@ -339,7 +339,11 @@ export function dataplaneSection(
     const sample = proofs[0];
     out.push(
       failed.length === 0 && sample !== undefined
-        ? `- The existing flow, after the rounds with conntrack accounting on, in each of the ${proofs.length} variant-path pairs: ${sample.text.replace(/^ok: /, "")} (the same in every pair).`
+        ? `- The existing flow, after the rounds with conntrack accounting on, in each of the ${proofs.length} variant-path pairs: ${[
+            ...new Set(proofs.map((p) => p.text.replace(/^ok: /, ""))),
+          ].join(
+            "; or ",
+          )} (the same in every pair${proofs.some((p) => p.path === replyPath) ? " of a direction" : ""}).`
         : `- **The existing flow is not what it should be** in ${failed.length} of ${proofs.length} variant-path pairs: ${failed
             .slice(0, 6)
             .map((p) => `${label(p.v)}, ${p.path.short}: ${p.text}`)
