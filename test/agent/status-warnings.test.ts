@@ -17,17 +17,21 @@ import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom } from "../support/config.ts";
 
-/** The status each network gets from this report, by network. */
+/** The status each network gets from this report, by network (`shown`: what its object shows now). */
 async function statusesFor(
   report: ApplyReport,
   names: readonly string[],
+  shown: ReadonlyMap<string, NodeStatus | undefined> = new Map(),
 ): Promise<Map<string, NodeStatus | undefined>> {
   const written = new Map<string, NodeStatus | undefined>();
   const source = {
     writeStatus: async (network: string, status: NodeStatus | undefined) => void written.set(network, status),
   } as unknown as KubernetesSource;
   const snapshot = {
-    networks: names.map((name) => ({ metadata: { name, generation: 1 } })),
+    networks: names.map((name) => ({
+      metadata: { name, generation: 1 },
+      status: { nodes: shown.has(name) ? { "node-a": shown.get(name) } : {} },
+    })),
   } as unknown as ClusterSnapshot;
   await writeNodeStatuses(
     {
@@ -114,4 +118,38 @@ test("a warning about the whole node (a state file written again without the nod
       `${network}: ${written.get(network)?.message}`,
     );
   }
+});
+
+test("whole-node warnings on every entry: the first three and how many more, and written once while they last", async () => {
+  const config = configFrom(`networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+  const kernel = new FakeKernel(articleNode());
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  await engine.apply(config);
+  // Another tool's six rules in symroute's band, after its own: a warning each, about the node.
+  const foreign = [1, 2, 3, 4, 5, 6].map((n) => ({
+    family: 4 as const,
+    priority: 1500 + n,
+    to: `9.9.${n}.0/24`,
+    action: "lookup" as const,
+    table: 100 + n,
+    protocol: 4,
+  }));
+  kernel.state = { ...kernel.state, rules: [...kernel.state.rules, ...foreign] };
+  const report = await engine.apply(config);
+  const inBand = report.warningDetails.filter((w) => w.kind === "foreign-rule-in-band");
+  assert.equal(inBand.length, 6, JSON.stringify(report.warningDetails));
+  const written = await statusesFor(report, ["a", "b"]);
+  for (const network of ["a", "b"]) {
+    const message = written.get(network)?.message ?? "";
+    assert.equal(message.match(/warning: /g)?.length, 3, message);
+    assert.ok(message.startsWith(`warning: ${inBand[0]?.message}`), message);
+    assert.match(message, /; and 3 more warnings; IPv4 connmark: /, message);
+  }
+  // The next reconcile's report the same: the entries already say it, nothing is written.
+  const again = await engine.apply(config);
+  const rewritten = await statusesFor(again, ["a", "b"], written);
+  assert.deepEqual([...rewritten.keys()], []);
 });
