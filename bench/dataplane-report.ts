@@ -80,7 +80,14 @@ export function dataplaneSection(
     short: "arriving on a pool's interface",
     of: (v: DataplaneVariant): PathResult | undefined => measured(v.toPool),
   };
-  const paths = [...targetPaths, poolPath];
+  const replyPath = {
+    title: "Replies of a pool's connection (the pod answering a client beyond a pool's gateway)",
+    short: "replies of a pool's connection",
+    of: (v: DataplaneVariant): PathResult | undefined => measured(v.toReply),
+  };
+  // Results from before the reply path leave it out of the page altogether (it renders as it did).
+  const replies = r.variants.some((v) => replyPath.of(v) !== undefined);
+  const paths = replies ? [...targetPaths, poolPath, replyPath] : [...targetPaths, poolPath];
   // Results from before the sender's CPU time (and before the node's socket sink) are judged on
   // wall time, as ratios of medians; since then on CPU time, as medians of per-round ratios.
   const cpuBased = r.timeBase === "cpu";
@@ -111,7 +118,7 @@ export function dataplaneSection(
   const loaded = Number(r.loadBefore.split(" ")[0]) > r.cpus;
   // Results from before the node's socket sink carry no proof of their existing flows.
   const proven = r.variants.some((v) =>
-    [v, v.toNode, v.toPool].some((p) => p?.existingFlowProof !== undefined),
+    [v, v.toNode, v.toPool, v.toReply].some((p) => p?.existingFlowProof !== undefined),
   );
   if (r.chosen === true)
     out.push(
@@ -134,7 +141,13 @@ export function dataplaneSection(
       (proven
         ? "a socket with the smallest receive buffer, not read while the sender runs: the kernel delivers each datagram to it after every input hook, conntrack's confirm included, and drops it at the full buffer; counted in the node's /proc/net/snmp, InDatagrams + RcvbufErrors"
         : "in these results, which predate the socket, the node dropped the datagrams in an nft input hook at priority 0, before conntrack confirms the entry: its existing-flow column measured new flows") +
-      "). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context (softirq), so the sender's time per datagram includes the node's netfilter and routing path. The flows through eth0 concern no pool, and symroute's classify path passes them by without a lookup: in nftables eth0 has no ingress chain of symroute's (it tags only a pool's interface's packets), so in prerouting every packet, new or not, meets two tests, of the packet mark and of the ct direction; in iptables every packet, new or not, meets in mangle `PREROUTING` one `-i IF` test per guarded or pool interface (a native nft expression) and one connmark test (the only xtables match on its way, which a connection symroute did not mark fails; the ipset lookup is made only for a pool's interface). The third path, where measured, enters through ext0, a pool's interface, from the pool's gateway address to a LoadBalancer address in network 0's pool (100.64.0.10, DNATed to the pod like a service; ext0's MAC pinned in the peer's neighbour table, as MetalLB's ARP reply would): the flow symroute exists for. Its packets pass the guard on ext0, and a new connection is classified (nftables: the tag at ext0's ingress, then one map lookup on the destination writes the ct mark; iptables: `PREROUTING`'s `-i IF` test jumps to the interface's guard chain, whose first rule sends a new connection to `SYMROUTE-CLASSIFY`, where one `SET --map-set` lookup writes the mark, saved to the ct mark); a packet of an existing connection pays the guard (a set lookup on the destination, which returns the pool's packets: at ext0's ingress in nftables, in the guard chain `PREROUTING` jumps to in iptables, where it passes the connmark test too and fails the direction test) and, in nftables, the tag and its removal. The variants without symroute run rp_filter as symroute leaves it (off on ext0, strict on eth0), else the node would drop the pool's packets, whose source it routes through eth0. Without symroute the pod's reply is routed out of eth0, not ext0 (the wrong way, which symroute exists to fix), but conntrack has seen it at the node's prerouting, so the flow is established in every variant: the bench measures the forward direction only. The conntrack table is flushed before every batch. Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
+      "). A sender compiled at bench time (bench/flow-sender.c) in the node's peer sends 16-byte UDP datagrams to a service through the node's eth0: *new flow* sends each to a new port (a new conntrack entry), *existing flow* sends all on one flow that the backend has answered once (established in conntrack: a UDP flow without a reply stays new). Through veth the node and the pod process each datagram in the sender's context (softirq), so the sender's time per datagram includes the node's netfilter and routing path. The flows through eth0 concern no pool, and symroute's classify path passes them by without a lookup: in nftables eth0 has no ingress chain of symroute's (it tags only a pool's interface's packets), so in prerouting every packet, new or not, meets two tests, of the packet mark and of the ct direction; in iptables every packet, new or not, meets in mangle `PREROUTING` one `-i IF` test per guarded or pool interface (a native nft expression) and one connmark test (the only xtables match on its way, which a connection symroute did not mark fails; the ipset lookup is made only for a pool's interface). The third path, where measured, enters through ext0, a pool's interface, from the pool's gateway address to a LoadBalancer address in network 0's pool (100.64.0.10, DNATed to the pod like a service; ext0's MAC pinned in the peer's neighbour table, as MetalLB's ARP reply would): the flow symroute exists for. Its packets pass the guard on ext0, and a new connection is classified (nftables: the tag at ext0's ingress, then one map lookup on the destination writes the ct mark; iptables: `PREROUTING`'s `-i IF` test jumps to the interface's guard chain, whose first rule sends a new connection to `SYMROUTE-CLASSIFY`, where one `SET --map-set` lookup writes the mark, saved to the ct mark); a packet of an existing connection pays the guard (a set lookup on the destination, which returns the pool's packets: at ext0's ingress in nftables, in the guard chain `PREROUTING` jumps to in iptables, where it passes the connmark test too and fails the direction test) and, in nftables, the tag and its removal. The variants without symroute run rp_filter as symroute leaves it (off on ext0, strict on eth0), else the node would drop the pool's packets, whose source it routes through eth0. Without symroute the pod's reply is routed out of eth0, not ext0 (the wrong way, which symroute exists to fix), but conntrack has seen it at the node's prerouting, so the flow is established in every variant: " +
+      (replies ? "this path measures" : "the bench measures") +
+      " the forward direction only. The conntrack table is flushed before every batch. " +
+      (replies
+        ? "The fourth path, where measured, is the other direction of a pool's traffic: the peer sends one datagram from the gateway address of the variant's last network (network 0's without networks) to a LoadBalancer address in its pool, DNATed to the pod, and the pod answers it with the timed datagrams (its sender's time), which the node routes back to the client: in conntrack each is a reply of a connection symroute classified, so symroute restores its mark and the route lookup takes the network's table through its `fwmark` rule, the last of the list when the rules are one list (without symroute main routes them, out of eth0); the peer counts and drops them in its first hook. "
+        : "") +
+      "Where the classify column says `rule skip`, symroute rendered its skip rule (`fwmark 0x0/MASK goto` a `nop`, docs/config.md), so packets without a mark do not walk its fwmark rules.",
     "",
   );
   if (cpuBased) {
@@ -163,6 +176,11 @@ export function dataplaneSection(
       continue;
     }
     out.push(`### ${path.title}`, "");
+    if (path === replyPath)
+      out.push(
+        "Issue 15 sets no target for this path: the ratios are information. What grows with the networks here is the walk of symroute's `fwmark` rules by a reply's route lookup (from 64 in a family they are in groups of 32 behind one goto each: docs/config.md, `rulePriorities`). Existing flows only (a reply belongs to a connection). The classified column says whether the connection's conntrack entry carried a ct mark.",
+        "",
+      );
     if (path === poolPath)
       out.push(
         "Issue 15 sets no target for this path: the ratios are information, the trade-off of classifying only a pool's interface's packets (docs/architecture.md). `make bench` measures it for a few variants only. The classified column says whether the existing flow's conntrack entry carried a ct mark (symroute classified the connection).",
@@ -232,6 +250,18 @@ export function dataplaneSection(
           const b = none?.toPool as PathResult;
           return `${label(v)}: ${ratio(versus(p, b, "new"))} for new flows, ${ratio(versus(p, b, "existing"))} for existing ones`;
         })
+        .join("; ")}.`,
+    );
+  const replyRows = r.variants.filter(
+    (v) => v.toReply !== undefined && v.firewall !== "none" && none?.toReply !== undefined,
+  );
+  if (replyRows.length > 0)
+    out.push(
+      `- Replies of a pool's connection, to the variant's last network (no target set by issue 15; information): ${replyRows
+        .map(
+          (v) =>
+            `${label(v)}: ${ratio(versus(v.toReply as PathResult, none?.toReply as PathResult, "existing"))}`,
+        )
         .join("; ")}.`,
     );
   const control = r.variants.find((v) => v.firewall === "ip-rules");
@@ -309,7 +339,11 @@ export function dataplaneSection(
     const sample = proofs[0];
     out.push(
       failed.length === 0 && sample !== undefined
-        ? `- The existing flow, after the rounds with conntrack accounting on, in each of the ${proofs.length} variant-path pairs: ${sample.text.replace(/^ok: /, "")} (the same in every pair).`
+        ? `- The existing flow, after the rounds with conntrack accounting on, in each of the ${proofs.length} variant-path pairs: ${[
+            ...new Set(proofs.map((p) => p.text.replace(/^ok: /, ""))),
+          ].join(
+            "; or ",
+          )} (the same in every pair${proofs.some((p) => p.path === replyPath) ? " of a direction" : ""}).`
         : `- **The existing flow is not what it should be** in ${failed.length} of ${proofs.length} variant-path pairs: ${failed
             .slice(0, 6)
             .map((p) => `${label(p.v)}, ${p.path.short}: ${p.text}`)

@@ -7,7 +7,9 @@
 // Those flows enter through eth0 and concern no pool. A third path, `pool`, enters through ext0 (a
 // pool's interface) to a LoadBalancer address in network 0's pool, DNATed to the pod: the pool's
 // own traffic, which symroute classifies (the `classify` form `plan` reports is recorded per
-// variant). `make bench` measures it for a few variants only (POOL_VARIANTS: no symroute, its A/A,
+// variant). A fourth, `reply`, is that traffic's other direction: the pod answers a client beyond
+// the gateway of the variant's last network (timed in the pod's sender), a reply symroute gives the
+// connection's mark, routed through its fwmark rules (the last of them when they are one list). `make bench` measures it for a few variants only (POOL_VARIANTS: no symroute, its A/A,
 // the one-rule control, each front end at 1,000 networks); SRBENCH_DATAPLANE_VARIANTS, for all. Rounds visit the variants in turn, so that a load change
 // hits all of them alike; the ratio is each variant's median over the baseline's median from the
 // same run.
@@ -16,7 +18,7 @@
 // Run: node --import tsx bench/dataplane.bench.ts   (root; or SRBENCH_ONLY=dataplane bash bench/run.sh)
 // Knobs: SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000  SRBENCH_QUICK=1 (5,000 left out, 12 rounds)
 //   SRBENCH_DATAPLANE_ROUNDS=36  SRBENCH_DATAPLANE_DATAGRAMS=5000 (many short rounds: steadier ratios)
-//   SRBENCH_DATAPLANE_PATHS=pod,node,pool  SRBENCH_DATAPLANE_MODES=new,existing  SRBENCH_DATAPLANE_PIN=CPU
+//   SRBENCH_DATAPLANE_PATHS=pod,node,pool,reply  SRBENCH_DATAPLANE_MODES=new,existing  SRBENCH_DATAPLANE_PIN=CPU
 //   SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order; the results go
 //     to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and its .md beside it,
 //     never to bench/results/. A variant is KIND[:NETWORKS][:narrow][@CLI]:
@@ -52,6 +54,7 @@ import {
   writeResult,
   type BenchNode,
   createPod,
+  networkAddress,
   POD_ADDRESS,
 } from "./lib.ts";
 
@@ -92,6 +95,12 @@ export interface DataplaneVariant {
    * pod (the pool's own traffic); absent where not measured (older results, variants left out).
    */
   readonly toPool?: PathResult;
+  /**
+   * Replies of a pool's established connection: the pod answering a client beyond the gateway of
+   * the variant's last network (its fwmark rule comes last in a list), through the node; existing
+   * flows only. Absent where not measured (older results, SRBENCH_DATAPLANE_PATHS).
+   */
+  readonly toReply?: PathResult;
   /** The proof that an existing flow is one confirmed conntrack entry that saw every datagram. */
   readonly existingFlowProof?: string;
   /** What batches found in conntrack that the mode does not mean (the first few); empty when sound. */
@@ -251,14 +260,23 @@ interface Setup {
   readonly measured: readonly Path[];
   /** The pool path's datagrams that reached the pod (all rounds; the pod path's counter is shared). */
   poolArrived: number;
+  /** The reply path's connection: the LB address of the variant's last network and its gateway (the client). */
+  readonly reply: { readonly lb: string; readonly gateway: string };
   /** What a batch found that it should not have (conntrack entries, failed sends); empty when sound. */
   readonly problems: string[];
 }
 
-/** Where a batch goes: through the node to the pod, to the node itself, or to the pod from ext0 to a pool address. */
-type Path = "pod" | "node" | "pool";
-const PATHS: readonly Path[] = ["pod", "node", "pool"];
-const DESTINATION: Record<Path, string> = { pod: SERVICE, node: NODE_SERVICE, pool: LB };
+/**
+ * Where a batch goes: through the node to the pod, to the node itself, to the pod from ext0 to a
+ * pool address, or (reply) from the pod back through the node to a client beyond a pool's gateway.
+ */
+type Path = "pod" | "node" | "pool" | "reply";
+const PATHS: readonly Path[] = ["pod", "node", "pool", "reply"];
+/** The service address a path's flows are sent to (the reply path's: its connection's LB address). */
+const destinationOf = (s: Setup, path: Path): string =>
+  path === "pod" ? SERVICE : path === "node" ? NODE_SERVICE : path === "pool" ? LB : s.reply.lb;
+/** The reply path's client port (the pool path's is EXISTING_SOURCE_PORT): the peer drops and counts it. */
+const REPLY_CLIENT_PORT = 40001;
 
 /** The port of the node's host-network backend: every node-service datagram is DNATed to it. */
 const SINK_PORT = 9;
@@ -309,6 +327,9 @@ const sinks: Sink[] = [];
 /** A node with a pod behind a DNAT, and symroute applied (or not). */
 async function setUp(spec: VariantSpec, sender: string, measured: readonly Path[]): Promise<Setup> {
   const { firewall, networks } = spec;
+  // The reply path's connection: to the last network's pool (network 0's without networks).
+  const last = networkAddress(Math.max(0, networks - 1));
+  const reply = { lb: last.gateway.replace(/\.1$/, ".10"), gateway: last.gateway };
   const node = createNode();
   // Another build's CLI in place of this tree's.
   const symroute = (args: readonly string[]): string[] =>
@@ -323,6 +344,7 @@ async function setUp(spec: VariantSpec, sender: string, measured: readonly Path[
     [SERVICE, POD],
     [NODE_SERVICE, `${NODE_ADDRESS}:${SINK_PORT}`],
     [LB, POD],
+    ...(reply.lb === LB ? [] : [[reply.lb, POD] as const]),
   ] as const) {
     must(
       node.inside(
@@ -351,7 +373,19 @@ async function setUp(spec: VariantSpec, sender: string, measured: readonly Path[
     ["ip", "-n", node.peer, "-batch", "-"],
     `addr add ${LB_GATEWAY}/24 dev r-ext0
 neigh add ${LB} lladdr ${ext0[0]?.address ?? ""} dev r-ext0 nud permanent
-`,
+${
+  reply.lb === LB
+    ? ""
+    : `addr add ${reply.gateway}/24 dev r-ext0
+neigh add ${reply.lb} lladdr ${ext0[0]?.address ?? ""} dev r-ext0 nud permanent
+`
+}`,
+  );
+  // The reply path's client: the peer counts and drops the pod's replies in its first hook,
+  // whichever interface the node sent them out of (no socket, no ICMP back).
+  must(
+    ["ip", "netns", "exec", node.peer, "nft", "-f", "-"],
+    `table inet replies {\n  counter arrived {}\n  chain in {\n    type filter hook prerouting priority -400; policy accept;\n    udp dport ${REPLY_CLIENT_PORT} counter name "arrived" drop\n  }\n}\n`,
   );
   const applied = firewall === "nftables" || firewall === "iptables";
   if (!applied) {
@@ -422,9 +456,11 @@ neigh add ${LB} lladdr ${ext0[0]?.address ?? ""} dev r-ext0 nud permanent
       pod: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
       node: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
       pool: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
+      reply: { newFlowNs: [], existingFlowNs: [], newFlowCpuNs: [], existingFlowCpuNs: [], sent: 0 },
     },
     measured,
     poolArrived: 0,
+    reply,
     problems: [],
   };
 }
@@ -447,11 +483,20 @@ function podReceived(s: Setup): number {
   return listing.nftables.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
 }
 
-const received = (s: Setup, path: Path): number => (path === "node" ? nodeReceived(s) : podReceived(s));
+/** The pod's replies that reached the client (the peer's counter). */
+function replyReceived(s: Setup): number {
+  const listing = JSON.parse(
+    must(["ip", "netns", "exec", s.node.peer, "nft", "-j", "list", "counter", "inet", "replies", "arrived"]),
+  ) as { nftables: { counter?: { packets: number } }[] };
+  return listing.nftables.find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
+}
+
+const received = (s: Setup, path: Path): number =>
+  path === "node" ? nodeReceived(s) : path === "reply" ? replyReceived(s) : podReceived(s);
 
 /** The node's conntrack entries of a service (confirmed entries only: `conntrack -L` lists the hash table). */
 function conntrackEntries(s: Setup, path: Path): string[] {
-  const listed = must(s.node.inside(["conntrack", "-L", "-p", "udp", "--orig-dst", DESTINATION[path]]));
+  const listed = must(s.node.inside(["conntrack", "-L", "-p", "udp", "--orig-dst", destinationOf(s, path)]));
   return listed.split("\n").filter((l) => l.startsWith("udp"));
 }
 
@@ -486,7 +531,8 @@ async function send(
 ): Promise<{ wall: number; cpu: number }> {
   // A fresh conntrack table each time: every datagram of a `new` round is a new connection.
   run(s.node.inside(["conntrack", "-F"]));
-  const service = DESTINATION[path];
+  if (path === "reply") return sendReplies(sender, s, count);
+  const service = destinationOf(s, path);
   const podBefore = path === "pool" ? podReceived(s) : 0;
   const from = mode === "same" ? [String(EXISTING_SOURCE_PORT)] : [];
   if (mode === "same") {
@@ -528,6 +574,27 @@ async function send(
 }
 
 /**
+ * The reply path's batch: the client's one datagram to its connection's LB address (DNATed to the
+ * pod; symroute, where applied, classifies it by its pool), then `count` answers of the pod on
+ * that flow, timed in the pod's sender: each is a reply in conntrack, given the connection's mark
+ * and routed by the mark's table (by main without symroute). Returns nanoseconds per datagram.
+ */
+function sendReplies(sender: string, s: Setup, count: number): { wall: number; cpu: number } {
+  const client = String(REPLY_CLIENT_PORT);
+  must(senderArgv(s.node.peer, sender, [s.reply.lb, "1", "1024", "same", client]));
+  const out = must(senderArgv(s.pod, sender, [s.reply.gateway, String(count), client, "same", "1024"]));
+  const [ns, failed, cpu] = out.trim().split(" ").map(Number);
+  if (failed !== 0) s.problems.push(`reply: ${failed} sends failed`);
+  s.paths.reply.sent += count;
+  const entries = conntrackEntries(s, "reply");
+  if (entries.length !== 1 || /UNREPLIED/.test(entries[0] ?? ""))
+    s.problems.push(
+      `reply: ${entries.length} confirmed conntrack entries (expected one replied): ${entries.slice(0, 2).join(" / ")}`,
+    );
+  return { wall: ns as number, cpu: cpu as number };
+}
+
+/**
  * The proof, outside the timed rounds: with conntrack accounting on, one existing flow of `count`
  * datagrams is one confirmed, replied entry that counted every datagram, and every datagram arrived.
  */
@@ -538,10 +605,14 @@ async function proveExistingFlow(sender: string, s: Setup, path: Path, count: nu
     await send(sender, s, count, "same", path);
     const arrived = received(s, path) - before;
     const entries = conntrackEntries(s, path);
-    const packets = Number(/packets=(\d+)/.exec(entries[0] ?? "")?.[1] ?? "NaN");
+    // The reply path's datagrams are the entry's reply direction (the second count); one more
+    // went the original way. The other paths' are the original direction, the setup's one included.
+    const counts = [...(entries[0] ?? "").matchAll(/packets=(\d+)/g)].map((m) => Number(m[1]));
+    const packets = (path === "reply" ? counts[1] : counts[0]) ?? Number.NaN;
+    const expected = path === "reply" ? count : count + 1;
     const replied = entries.length === 1 && !/UNREPLIED/.test(entries[0] ?? "");
-    const sound = replied && packets === count + 1 && arrived === count + 1;
-    return `${sound ? "ok" : "FAILED"}: ${entries.length} confirmed conntrack entr${entries.length === 1 ? "y" : "ies"}${replied ? ", replied" : ""}, ${packets} datagrams counted in it, ${arrived} arrived, of ${count + 1} sent`;
+    const sound = replied && packets === expected && arrived === expected;
+    return `${sound ? "ok" : "FAILED"}: ${entries.length} confirmed conntrack entr${entries.length === 1 ? "y" : "ies"}${replied ? ", replied" : ""}, ${packets} datagrams counted in it${path === "reply" ? " (reply direction)" : ""}, ${arrived} arrived, of ${expected} sent`;
   } finally {
     must(s.node.inside(["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=0"]));
   }
@@ -613,7 +684,13 @@ async function main(): Promise<void> {
     log(`dataplane: setting up ${spec.spec}`);
     // make bench measures the pool path for a few variants only (its time); chosen ones, all.
     const pool = base.chosen === true || POOL_VARIANTS.includes(spec.spec);
-    setups.push(await setUp(spec, sender, pool ? paths : paths.filter((p) => p !== "pool")));
+    // symroute applied without networks has no pool: ext0 keeps its strict rp_filter, which drops
+    // the client's packets from a pool's gateway address, so neither pool path can be measured.
+    const poolless = (spec.firewall === "nftables" || spec.firewall === "iptables") && spec.networks === 0;
+    const measured = paths.filter(
+      (p) => !(p === "pool" && (!pool || poolless)) && !(p === "reply" && poolless),
+    );
+    setups.push(await setUp(spec, sender, measured));
   }
   const modes = listOf("SRBENCH_DATAPLANE_MODES", ["new", "existing"] as const);
   // Warm up: neighbours resolved, caches filled.
@@ -625,14 +702,19 @@ async function main(): Promise<void> {
     s.poolArrived = 0;
     s.problems.length = 0;
   }
-  const before = setups.map((s) => ({ pod: podReceived(s), node: nodeReceived(s) }));
+  const before = setups.map((s) => ({
+    pod: podReceived(s),
+    node: nodeReceived(s),
+    reply: s.measured.includes("reply") ? replyReceived(s) : 0,
+  }));
   for (let r = 0; r < rounds; r++) {
     log(`dataplane: round ${r + 1}/${rounds}`);
     // Alternate the order so that no variant always runs first or last.
     const order = r % 2 === 0 ? setups : [...setups].reverse();
     for (const path of paths) {
       const measuring = order.filter((s) => s.measured.includes(path));
-      if (modes.includes("new"))
+      // The reply path has existing flows only: a reply belongs to a connection.
+      if (modes.includes("new") && path !== "reply")
         for (const s of measuring) {
           const t = await send(sender, s, count, "new", path);
           s.paths[path].newFlowNs.push(t.wall);
@@ -650,17 +732,23 @@ async function main(): Promise<void> {
     pod: (podReceived(s) - (before[i]?.pod ?? 0) - s.poolArrived) / s.paths.pod.sent,
     node: (nodeReceived(s) - (before[i]?.node ?? 0)) / s.paths.node.sent,
     pool: s.poolArrived / s.paths.pool.sent,
+    reply: (replyReceived(s) - (before[i]?.reply ?? 0)) / s.paths.reply.sent,
   }));
   log("dataplane: proving the existing flows (conntrack accounting on, outside the timed rounds)");
   const variants: DataplaneVariant[] = [];
   for (const [i, s] of setups.entries()) {
     const proof: Partial<Record<Path, string>> = {};
-    for (const path of s.measured) proof[path] = await proveExistingFlow(sender, s, path, 1000);
-    // Whether symroute classified the pool's connection: the proof's entry is still there.
-    const classified = s.measured.includes("pool")
-      ? / mark=[1-9]/.test(conntrackEntries(s, "pool")[0] ?? "")
-      : undefined;
-    const d = delivered[i] as { pod: number; node: number; pool: number };
+    // Whether symroute classified the pool's connection, and the reply path's (whose replies then
+    // took its mark): read from the proof's entry, there until the next batch flushes conntrack.
+    const marked: Partial<Record<Path, boolean>> = {};
+    for (const path of s.measured) {
+      proof[path] = await proveExistingFlow(sender, s, path, 1000);
+      if (path === "pool" || path === "reply")
+        marked[path] = / mark=[1-9]/.test(conntrackEntries(s, path)[0] ?? "");
+    }
+    const classified = marked.pool;
+    const replyClassified = marked.reply;
+    const d = delivered[i] as { pod: number; node: number; pool: number; reply: number };
     const again = setups.slice(0, i).some((earlier) => earlier.variant.spec === s.variant.spec);
     variants.push({
       ...s.variant,
@@ -689,6 +777,18 @@ async function main(): Promise<void> {
               delivered: d.pool,
               ...(proof.pool === undefined ? {} : { existingFlowProof: proof.pool }),
               ...(classified === undefined ? {} : { classified }),
+            },
+          }
+        : {}),
+      ...(s.measured.includes("reply")
+        ? {
+            toReply: {
+              newFlowNs: [],
+              existingFlowNs: s.paths.reply.existingFlowNs,
+              existingFlowCpuNs: s.paths.reply.existingFlowCpuNs,
+              delivered: d.reply,
+              ...(proof.reply === undefined ? {} : { existingFlowProof: proof.reply }),
+              ...(replyClassified === undefined ? {} : { classified: replyClassified }),
             },
           }
         : {}),

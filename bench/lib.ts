@@ -178,7 +178,7 @@ export async function withNode<T>(body: (node: BenchNode) => Promise<T>): Promis
 }
 
 /** Third and second octets vary: 100.(64 + i/256).(i%256).0/24, gateway .1; up to 16,384 networks. */
-function networkAddress(i: number): { pool: string; gateway: string } {
+export function networkAddress(i: number): { pool: string; gateway: string } {
   const b = 64 + Math.floor(i / 256);
   const c = i % 256;
   return { pool: `100.${b}.${c}.0/24`, gateway: `100.${b}.${c}.1` };

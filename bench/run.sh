@@ -10,9 +10,10 @@
 #     SRBENCH_AGENT_NODE_FLAGS="--flag ..." (default src/agent/node-flags.ts; also for `agent`).
 #   Data plane (bench/dataplane.bench.ts): SRBENCH_DATAPLANE_SIZES=0,10,100,1000,5000
 #     SRBENCH_DATAPLANE_ROUNDS=36  SRBENCH_DATAPLANE_DATAGRAMS=5000 (per variant, path, mode and round)
-#     SRBENCH_DATAPLANE_PATHS=pod,node,pool  SRBENCH_DATAPLANE_MODES=new,existing (a subset: a shorter A/B;
+#     SRBENCH_DATAPLANE_PATHS=pod,node,pool,reply  SRBENCH_DATAPLANE_MODES=new,existing (a subset: a shorter A/B;
 #       pool: through ext0 to a LoadBalancer address, measured by `make bench` for none, one-rule,
-#       nftables:1000 and iptables:1000 only, for every chosen variant)
+#       nftables:1000 and iptables:1000 only, for every chosen variant; reply: the pod's answers on a
+#       connection to the last network's pool, back through the node, existing flows only)
 #     SRBENCH_DATAPLANE_PIN=1  pin the sender (and the node's softirq work it carries) to that CPU
 #     SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000,...  only these variants, in this order (an A/B):
 #       the results go to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and the

@@ -25,6 +25,7 @@ export const METRIC_NAMES = {
   nftTransactions: "symroute_nft_transactions_total",
   nftChainsVerified: "symroute_nft_chains_verified_total",
   planWarnings: "symroute_plan_warnings",
+  planWarningsByKind: "symroute_plan_warnings_by_kind",
   stateBaselineUnknown: "symroute_state_baseline_unknown",
 } as const;
 
@@ -51,6 +52,7 @@ export interface AgentMetrics {
   readonly nftTransactions: Counter<"kind">;
   readonly nftChainsVerified: Counter<"from">;
   readonly planWarnings: Gauge;
+  readonly planWarningsByKind: Gauge<"kind">;
   readonly stateBaselineUnknown: Gauge;
 }
 
@@ -174,6 +176,12 @@ export function createMetrics(options: { readonly processMetrics?: boolean } = {
     planWarnings: new Gauge({
       name: METRIC_NAMES.planWarnings,
       help: "Warnings of the last successful reconcile's plan (each is logged at warn when it appears, not on every reconcile while it lasts; again if it goes and comes back).",
+      registers,
+    }),
+    planWarningsByKind: new Gauge({
+      name: METRIC_NAMES.planWarningsByKind,
+      help: "The same warnings by kind (warningDetails[].kind; every kind is present, 0 when none), so that alerts need not match message text.",
+      labelNames: ["kind"] as const,
       registers,
     }),
     stateBaselineUnknown: new Gauge({

@@ -47,16 +47,19 @@ export function listingByChain(owned: OwnedFirewall): Map<string, string[]> | un
   return byChain;
 }
 
-/** The chains of `next` that must be listed: new ones, and those whose text differs from `previous`'s. */
+/**
+ * The chains of `next` that must be listed, by label: new ones, and those whose text differs from
+ * `previous`'s.
+ */
 export function chainsToList(
   previous: ReadonlyMap<string, ScriptChain>,
   listed: ReadonlyMap<string, readonly string[]>,
   next: ReadonlyMap<string, ScriptChain>,
-): string[] {
-  const changed: string[] = [];
-  for (const [label, { text }] of next) {
-    if (previous.get(label)?.text === text && listed.has(label)) continue;
-    changed.push(label);
+): [string, ScriptChain][] {
+  const changed: [string, ScriptChain][] = [];
+  for (const [label, chain] of next) {
+    if (previous.get(label)?.text === chain.text && listed.has(label)) continue;
+    changed.push([label, chain]);
   }
   return changed;
 }

@@ -879,10 +879,11 @@ export class ReadCache {
     const list = this.#listNftChain;
     if (list === undefined || !this.#followed(transaction, this.#writes.firewall.epoch)) return undefined;
     if (basis === undefined && made?.whole !== true) return undefined;
-    const labels =
+    const chains =
       basis === undefined
-        ? [...transaction.chains.keys()]
+        ? [...transaction.chains]
         : chainsToList(basis.chains, basis.listed, transaction.chains);
+    const labels = chains.map(([label]) => label);
     // Without a printing to wait for, a process per chain pays off only for a few (a network more
     // or less changes five or six); more, and the table is listed whole.
     if (labels.length > MAX_CHAINS_LISTED && made === undefined) return undefined;
@@ -891,8 +892,7 @@ export class ReadCache {
     if (basis === undefined && printed === undefined) return undefined;
     const fromMonitor = new Map<string, ListedRule[]>();
     const toList: string[] = [];
-    for (const label of labels) {
-      const script = transaction.chains.get(label) as ScriptChain;
+    for (const [label, script] of chains) {
       const rules =
         printed === undefined || made?.rewritten.has(label) !== true
           ? undefined
@@ -905,8 +905,7 @@ export class ReadCache {
     for (let i = 0; i < fromMonitor.size; i++) this.#onChainFrom("monitor");
     const fresh = new Map<string, readonly ListedRule[]>(
       await Promise.all(
-        labels.map(async (label) => {
-          const script = transaction.chains.get(label) as ScriptChain;
+        chains.map(async ([label, script]) => {
           let rules = fromMonitor.get(label);
           if (rules === undefined) {
             this.#onChainFrom("listed");

@@ -6,6 +6,7 @@ import { describeChanges, type Engine, type ApplyReport } from "../engine/engine
 import type { Config } from "../config/schema.ts";
 import { isSymrouteError } from "../model/errors.ts";
 import { counted } from "../model/plural.ts";
+import { WARNING_KINDS } from "../plan/types.ts";
 import type { Clock } from "./clock.ts";
 import type { ConfigSource } from "./config-source.ts";
 import type { Readiness } from "./http.ts";
@@ -280,6 +281,9 @@ export class Reconciler {
     }
     this.#lastWarnings = now;
     metrics.planWarnings.set(now.size);
+    const byKind = new Map<string, number>(WARNING_KINDS.map((kind) => [kind, 0]));
+    for (const d of details.values()) byKind.set(d.kind, (byKind.get(d.kind) ?? 0) + 1);
+    for (const [kind, count] of byKind) metrics.planWarningsByKind.set({ kind }, count);
     metrics.stateBaselineUnknown.set((report.state?.baselineUnknown ?? []).length > 0 ? 1 : 0);
   }
 

@@ -71,6 +71,9 @@ export async function writeNodeStatuses(
 /** How many of a network's conflicts its status names (the rest are counted). */
 const CONFLICTS_SHOWN = 3;
 
+/** How many of the plan's warnings a network's status names (the rest are counted). */
+const WARNINGS_SHOWN = 3;
+
 /** What this node says about one network; undefined: nothing (the network does not select it). */
 function nodeStatusFor(
   verdict: NetworkVerdict,
@@ -102,13 +105,23 @@ function nodeStatusFor(
   const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);
   const how = decisions.map((d) => `IPv${d.family} ${d.method}: ${d.reason}`).join("; ");
   // Plan's warnings about this network come first: converged, but something the operator should see.
-  // By the networks each concerns: its message may name other networks too.
-  const warnings = (report?.warningDetails ?? [])
-    .filter((w) => w.networks.includes(verdict.network))
-    .map((w) => `warning: ${w.message}`);
+  // By the networks each concerns: its message may name other networks too. One that concerns no
+  // network is the whole node's (a state file without the node from before symroute, a foreign rule
+  // in the band), so every network's, as for conflicts: else no status would show it.
+  // The first few and how many more, as for conflicts: the whole node's (one per foreign rule in
+  // the band) are on every network's entry, and each entry is one node's of many on the object.
+  const warnings = (report?.warningDetails ?? []).filter(
+    (w) => w.networks.length === 0 || w.networks.includes(verdict.network),
+  );
+  const shown = warnings.slice(0, WARNINGS_SHOWN).map((w) => `warning: ${w.message}`);
+  const more = warnings.length - shown.length;
   return {
     converged: true,
     reason: "Converged",
-    message: [...warnings, how === "" ? "in sync" : how].join("; "),
+    message: [
+      ...shown,
+      ...(more > 0 ? [`and ${counted(more, "more warning")}`] : []),
+      how === "" ? "in sync" : how,
+    ].join("; "),
   };
 }

@@ -28,6 +28,19 @@ export function markValueForIndex(index: number, mask: number): number | undefin
   return rest === 0 ? value >>> 0 : undefined;
 }
 
+/** The index whose bits `markValueForIndex` spread over `mask`: the mark's bits under the mask, packed (a "pext"). */
+export function markIndexOf(value: number, mask: number): number {
+  let index = 0;
+  let place = 1;
+  for (let bit = 0; bit < 32; bit++) {
+    if (((mask >>> bit) & 1) === 1) {
+      if (((value >>> bit) & 1) === 1) index += place;
+      place *= 2;
+    }
+  }
+  return index;
+}
+
 /** Mark bits other components document as theirs (see docs/config.md). */
 export const KNOWN_MARK_OWNERS: Readonly<Record<string, number>> = {
   "kube-proxy": 0x0000c000,

@@ -14,7 +14,7 @@ import {
 } from "../model/address.ts";
 import type { Config, KubeProxyMode, NetworkConfig } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
-import { formatHex, markValueForIndex, popcount } from "../model/marks.ts";
+import { formatHex, markIndexOf, markValueForIndex, popcount } from "../model/marks.ts";
 import {
   SCOPE_LINK,
   SCOPE_UNIVERSE,
@@ -963,6 +963,14 @@ export interface BandLayout {
   readonly exemptions: number;
   /** Method source's `from POOL lookup TABLE`. */
   readonly sourceRules: number;
+  /**
+   * With many fwmark rules in a family (FWMARK_GROUPS_FROM), where their groups start: a second
+   * skip rule at this priority, group G's fwmark rules at this + 1 + G, then a `nop` (see
+   * `skipRules`); undefined: the band has no room for it (the layout without a skip).
+   */
+  readonly groups: number | undefined;
+  /** The band's last priority: the groups and their `nop` must fit before it or on it. */
+  readonly last: number;
 }
 
 /** Priorities the layout with a skip rule needs: skip, fwmark rules, nop, exemptions, source rules. */
@@ -978,9 +986,25 @@ export const SKIP_LAYOUT_PRIORITIES = 5;
 export function bandLayout(band: { readonly from: number; readonly to: number }): BandLayout {
   const b = band.from;
   if (band.to - band.from + 1 < SKIP_LAYOUT_PRIORITIES) {
-    return { skip: undefined, fwmarkRules: b + 1, nop: undefined, exemptions: b, sourceRules: b + 1 };
+    return {
+      skip: undefined,
+      fwmarkRules: b + 1,
+      nop: undefined,
+      exemptions: b,
+      sourceRules: b + 1,
+      groups: undefined,
+      last: band.to,
+    };
   }
-  return { skip: b, fwmarkRules: b + 1, nop: b + 2, exemptions: b + 3, sourceRules: b + 4 };
+  return {
+    skip: b,
+    fwmarkRules: b + 1,
+    nop: b + 2,
+    exemptions: b + 3,
+    sourceRules: b + 4,
+    groups: b + 5,
+    last: band.to,
+  };
 }
 
 /**
@@ -993,8 +1017,27 @@ export function bandLayout(band: { readonly from: number; readonly to: number })
 export const SKIP_FROM_FWMARK_RULES = 3;
 
 /**
+ * From this many fwmark rules in a family on, they are put in groups (below). Counted, not timed:
+ * a marked packet (a reply symroute routes) tries every fwmark rule before its own, about 2.3 ns
+ * each on Linux 6.18 (2.3 us for the last of 1,000; docs/architecture.md), and the groups cost a
+ * packet one `goto` per group before its own plus the rules of its group before its own.
+ */
+export const FWMARK_GROUPS_FROM = 64;
+
+/** Marks per group: the index's low 5 bits (markIndexOf) pick the rule within its group. */
+export const FWMARK_GROUP_SIZE = 32;
+
+/**
  * For each family with fwmark rules: the skip rule and its nop appended to `rules` when they pay,
- * and the decision in words either way.
+ * and the decision in words either way. From FWMARK_GROUPS_FROM fwmark rules on, with room in the
+ * band, the fwmark rules go in groups of FWMARK_GROUP_SIZE mark values (by the value's index under
+ * the mask, markIndexOf, so a network's rule keeps its group while others come and go): group G at
+ * priority `groups + 1 + G`, and at the fwmark rules' own priority one `fwmark GROUP/GROUPMASK goto`
+ * per group, so a marked packet tries at most one goto per group and the rules of its own group,
+ * not every network's rule. After the last group a `nop`. A packet without a mark goes past all of
+ * it: the skip rule jumps to that nop, or, when the family has rules the band's unmarked packets
+ * need (method source's, at the exemptions and source priorities), to the first nop as before, and
+ * a second skip rule at `groups` takes it from there past the groups.
  */
 function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: number): RuleSkip[] {
   const counts: Record<Family, number> = { 4: 0, 6: 0 };
@@ -1020,30 +1063,109 @@ function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: nu
       });
       continue;
     }
-    // The nop first: a goto whose target does not exist yet is ignored by the kernel, never wrong,
-    // but this way the skip works from the moment it is added.
-    rules.push({ family, priority: layout.nop, action: "nop", protocol });
-    rules.push(
-      mask === ALL_MARK_BITS
-        ? { family, priority: layout.skip, fwmark: 0, action: "goto", goto: layout.nop, protocol }
-        : {
-            family,
-            priority: layout.skip,
-            fwmark: 0,
-            fwmask: mask,
-            action: "goto",
-            goto: layout.nop,
-            protocol,
-          },
-    );
+    const grouped =
+      fwmarkRules >= FWMARK_GROUPS_FROM ? groupFwmarkRules(rules, family, layout, mask, protocol) : undefined;
+    const reason = `packets without a mark in ${maskText} (every new flow through the node that is not a reply symroute routes) jump from priority ${layout.skip} to ${layout.nop}, past the ${fwmarkRules} fwmark rules, instead of trying each`;
+    if (grouped === undefined || typeof grouped === "string") {
+      // The nop first: a goto whose target does not exist yet is ignored by the kernel, never wrong,
+      // but this way the skip works from the moment it is added.
+      rules.push({ family, priority: layout.nop, action: "nop", protocol });
+      rules.push(markZero(family, layout.skip, layout.nop, mask, protocol));
+      skips.push({
+        family,
+        fwmarkRules,
+        skip: { priority: layout.skip, goto: layout.nop },
+        reason: grouped === undefined ? reason : `${reason}; ${grouped}`,
+      });
+      continue;
+    }
+    const { groups, nop, unmarked } = grouped;
+    const target = unmarked ? layout.nop : nop;
     skips.push({
       family,
       fwmarkRules,
-      skip: { priority: layout.skip, goto: layout.nop },
-      reason: `packets without a mark in ${maskText} (every new flow through the node that is not a reply symroute routes) jump from priority ${layout.skip} to ${layout.nop}, past the ${fwmarkRules} fwmark rules, instead of trying each`,
+      skip: { priority: layout.skip, goto: target },
+      groups: {
+        dispatch: layout.fwmarkRules,
+        groups: groups.length,
+        from: (layout.groups ?? 0) + 1,
+        to: nop - 1,
+        nop,
+      },
+      reason: `packets without a mark in ${maskText} (every new flow through the node that is not a reply symroute routes) jump from priority ${layout.skip} to ${target}${unmarked ? ` (the rules of method source after it), then from ${layout.groups ?? "?"} to ${nop},` : ","} past the ${fwmarkRules} fwmark rules; a marked packet (a reply symroute routes) tries one goto per group of ${FWMARK_GROUP_SIZE} mark values at ${layout.fwmarkRules} until its own (${groups.length} groups at ${(layout.groups ?? 0) + 1}-${nop - 1}), then the rules of its group, not each network's in turn`,
     });
   }
   return skips;
+}
+
+/**
+ * `family`'s fwmark rules moved to their groups' priorities in `rules`, and the nops and gotos
+ * appended (targets first: a goto whose target does not exist yet is ignored by the kernel, never
+ * wrong, but this way each works from the moment it is added). Returns the groups, or why not.
+ */
+function groupFwmarkRules(
+  rules: Rule[],
+  family: Family,
+  layout: BandLayout,
+  mask: number,
+  protocol: number,
+): { groups: { priority: number; value: number }[]; nop: number; unmarked: boolean } | string {
+  const { groups: base, skip, nop: firstNop } = layout;
+  if (base === undefined || skip === undefined || firstNop === undefined)
+    return "the band has no room for groups";
+  const low = markValueForIndex(FWMARK_GROUP_SIZE - 1, mask);
+  if (low === undefined || popcount(mask) <= Math.log2(FWMARK_GROUP_SIZE))
+    return "the mask is too small for groups";
+  const groupMask = (mask & ~low) >>> 0;
+  const groupOf = (mark: number): number => Math.floor(markIndexOf(mark, mask) / FWMARK_GROUP_SIZE);
+  let last = 0;
+  for (const r of rules)
+    if (
+      r.family === family &&
+      r.fwmark !== undefined &&
+      r.action === "lookup" &&
+      r.priority === layout.fwmarkRules
+    )
+      last = Math.max(last, groupOf(r.fwmark));
+  const nop = base + 2 + last;
+  if (nop > layout.last)
+    return `no room in rulePriorities for groups of fwmark rules (priorities ${layout.fwmarkRules}-${nop} needed, the band ends at ${layout.last}): a marked packet tries each fwmark rule before its own`;
+  const used = new Map<number, number>();
+  let unmarked = false;
+  for (const [i, r] of rules.entries()) {
+    if (r.family !== family) continue;
+    if (r.priority === layout.exemptions || r.priority === layout.sourceRules) unmarked = true;
+    if (r.fwmark === undefined || r.action !== "lookup" || r.priority !== layout.fwmarkRules) continue;
+    const g = groupOf(r.fwmark);
+    rules[i] = { ...r, priority: base + 1 + g };
+    used.set(g, (markValueForIndex(g * FWMARK_GROUP_SIZE, mask) ?? 0) >>> 0);
+  }
+  rules.push({ family, priority: nop, action: "nop", protocol });
+  if (unmarked) {
+    rules.push({ family, priority: firstNop, action: "nop", protocol });
+    rules.push(markZero(family, base, nop, mask, protocol));
+  }
+  rules.push(markZero(family, skip, unmarked ? firstNop : nop, mask, protocol));
+  const groups = [...used.entries()].sort((a, b) => a[0] - b[0]);
+  for (const [g, value] of groups)
+    rules.push({
+      family,
+      priority: layout.fwmarkRules,
+      fwmark: value,
+      fwmask: groupMask,
+      action: "goto",
+      goto: base + 1 + g,
+      protocol,
+    });
+  return { groups: groups.map(([g, value]) => ({ priority: base + 1 + g, value })), nop, unmarked };
+}
+
+/** `fwmark 0x0/MASK goto TARGET`: a packet without symroute's mark bits goes on at TARGET. */
+function markZero(family: Family, priority: number, goto: number, mask: number, protocol: number): Rule {
+  // Literals, not spreads: `ip -j rule` leaves out an all-ones mask, so it is left out here too.
+  return mask === ALL_MARK_BITS
+    ? { family, priority, fwmark: 0, action: "goto", goto, protocol }
+    : { family, priority, fwmark: 0, fwmask: mask, action: "goto", goto, protocol };
 }
 
 /** Unique, in first-seen order. */

@@ -226,8 +226,8 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       });
     }
   }
-  // symroute's goto rules (the skip over its fwmark rules): a foreign rule between one and its target
-  // no longer sees the packets the goto takes past it.
+  // symroute's goto rules (the skips over its fwmark rules, and the gotos to their groups): a
+  // foreign rule between one and its target no longer sees the packets the goto takes past it.
   const gotos = desired.rules.filter((d) => d.action === "goto" && d.goto !== undefined);
   node.rules.forEach((r, i) => {
     const isDesired = desiredRuleKeys.has(observedRuleKeys[i] ?? "");
@@ -249,7 +249,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
       if (jumper !== undefined) {
         conflicts.push({
           object: `IPv${r.family} rule ${describeRule(r)}`,
-          reason: `not symroute's, and between symroute's skip rule ${describeRule(jumper)} and its target: packets that rule matches (those without symroute's mark) jump over it and never reach it; move it out of the band ${own.rulePriorities.from}-${own.rulePriorities.to} (${ruleDeleteCommand(r)}, then add it outside)`,
+          reason: `not symroute's, and between symroute's ${jumper.fwmark === 0 ? "skip rule" : "goto rule"} ${describeRule(jumper)} and its target: packets that rule matches (${jumper.fwmark === 0 ? "those without symroute's mark" : "replies with the marks of one group of networks"}) jump over it and never reach it; move it out of the band ${own.rulePriorities.from}-${own.rulePriorities.to} (${ruleDeleteCommand(r)}, then add it outside)`,
           ...networksField(ruleNetworks(desired.decisions, jumper)),
         });
         return;

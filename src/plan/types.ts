@@ -38,6 +38,18 @@ export interface RuleSkip {
   readonly fwmarkRules: number;
   /** The skip rule's priority and its target's (the nop); undefined: no skip rule. */
   readonly skip?: { readonly priority: number; readonly goto: number };
+  /**
+   * From 64 fwmark rules on (with room in the band): the fwmark rules in groups of 32 mark values,
+   * at priorities `from`-`to` (group G at `from` + G), each behind one `fwmark GROUP/GROUPMASK goto`
+   * at `dispatch`, and a `nop` at `nop` after the last group; undefined: one list at one priority.
+   */
+  readonly groups?: {
+    readonly dispatch: number;
+    readonly groups: number;
+    readonly from: number;
+    readonly to: number;
+    readonly nop: number;
+  };
   /** One line in plain words: why there is a skip rule or not (shown by `plan`). */
   readonly reason: string;
 }

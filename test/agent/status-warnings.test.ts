@@ -1,6 +1,7 @@
 // Plan's warnings about a network show in its Kubernetes status entry for the node (status-writer):
 // still converged, the warning first in the message, so that `kubectl get srn` shows it; a network
-// the warning does not concern keeps its message as it was, even when the warning names it.
+// the warning does not concern keeps its message as it was, even when the warning names it. A
+// warning about the node as a whole (no networks) shows on every network's entry.
 
 import { strict as assert } from "node:assert";
 import { Writable } from "node:stream";
@@ -16,17 +17,21 @@ import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom } from "../support/config.ts";
 
-/** The status each network gets from this report, by network. */
+/** The status each network gets from this report, by network (`shown`: what its object shows now). */
 async function statusesFor(
   report: ApplyReport,
   names: readonly string[],
+  shown: ReadonlyMap<string, NodeStatus | undefined> = new Map(),
 ): Promise<Map<string, NodeStatus | undefined>> {
   const written = new Map<string, NodeStatus | undefined>();
   const source = {
     writeStatus: async (network: string, status: NodeStatus | undefined) => void written.set(network, status),
   } as unknown as KubernetesSource;
   const snapshot = {
-    networks: names.map((name) => ({ metadata: { name, generation: 1 } })),
+    networks: names.map((name) => ({
+      metadata: { name, generation: 1 },
+      status: { nodes: shown.has(name) ? { "node-a": shown.get(name) } : {} },
+    })),
   } as unknown as ClusterSnapshot;
   await writeNodeStatuses(
     {
@@ -91,4 +96,60 @@ networks:
   const written = await statusesFor({ ...plan, applied: false }, ["a", "b", "c"]);
   assert.ok(written.get("c")?.message.startsWith(`warning: ${aboutC.message}`), written.get("c")?.message);
   assert.doesNotMatch(written.get("b")?.message ?? "", /warning/);
+});
+
+test("a warning about the whole node (a state file written again without the node from before symroute) shows on every network's entry", async () => {
+  const config = configFrom(`networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+  const kernel = new FakeKernel(articleNode());
+  await createEngine({ kernel, store: new MemoryStore() }).apply(config);
+  // The state file lost: the next apply writes one that does not know the node from before symroute.
+  const report = await createEngine({ kernel, store: new MemoryStore() }).apply(config);
+  const baseline = report.warningDetails.find((w) => w.kind === "baseline-unknown");
+  assert.ok(baseline !== undefined, JSON.stringify(report.warningDetails));
+  assert.deepEqual(baseline.networks, []);
+  const written = await statusesFor(report, ["a", "b"]);
+  for (const network of ["a", "b"]) {
+    assert.equal(written.get(network)?.reason, "Converged", network);
+    assert.ok(
+      written.get(network)?.message.startsWith(`warning: ${baseline.message}`),
+      `${network}: ${written.get(network)?.message}`,
+    );
+  }
+});
+
+test("whole-node warnings on every entry: the first three and how many more, and written once while they last", async () => {
+  const config = configFrom(`networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+  const kernel = new FakeKernel(articleNode());
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  await engine.apply(config);
+  // Another tool's six rules in symroute's band, after its own: a warning each, about the node.
+  const foreign = [1, 2, 3, 4, 5, 6].map((n) => ({
+    family: 4 as const,
+    priority: 1500 + n,
+    to: `9.9.${n}.0/24`,
+    action: "lookup" as const,
+    table: 100 + n,
+    protocol: 4,
+  }));
+  kernel.state = { ...kernel.state, rules: [...kernel.state.rules, ...foreign] };
+  const report = await engine.apply(config);
+  const inBand = report.warningDetails.filter((w) => w.kind === "foreign-rule-in-band");
+  assert.equal(inBand.length, 6, JSON.stringify(report.warningDetails));
+  const written = await statusesFor(report, ["a", "b"]);
+  for (const network of ["a", "b"]) {
+    const message = written.get(network)?.message ?? "";
+    assert.equal(message.match(/warning: /g)?.length, 3, message);
+    assert.ok(message.startsWith(`warning: ${inBand[0]?.message}`), message);
+    assert.match(message, /; and 3 more warnings; IPv4 connmark: /, message);
+  }
+  // The next reconcile's report the same: the entries already say it, nothing is written.
+  const again = await engine.apply(config);
+  const rewritten = await statusesFor(again, ["a", "b"], written);
+  assert.deepEqual([...rewritten.keys()], []);
 });

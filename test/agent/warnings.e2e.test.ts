@@ -71,11 +71,15 @@ test(
     await driftRepaired(agent, node);
     await driftRepaired(agent, node);
     assert.equal(metric(node, "symroute_plan_warnings"), 1);
+    // By kind too: every kind has its series, 0 when none, so an alert can name the kind.
+    assert.equal(metric(node, 'symroute_plan_warnings_by_kind{kind="half-gateway"}'), 1);
+    assert.equal(metric(node, 'symroute_plan_warnings_by_kind{kind="mark-move"}'), 0);
     assert.equal(metric(node, "symroute_state_baseline_unknown"), 0);
 
     // With an IPv6 gateway the warning goes; without it again, it comes back: logged again.
     writeFileSync(configFile, BOTH);
     await untilAgent(agent, "no warning left", () => metric(node, "symroute_plan_warnings") === 0);
+    assert.equal(metric(node, 'symroute_plan_warnings_by_kind{kind="half-gateway"}'), 0);
     writeFileSync(configFile, HALF);
     await untilAgent(agent, "the warning again", () => metric(node, "symroute_plan_warnings") === 1);
 

@@ -12,7 +12,7 @@ import {
   prefixContains,
   prefixesOverlap,
 } from "../../src/model/address.ts";
-import { markValueForIndex, popcount } from "../../src/model/marks.ts";
+import { markIndexOf, markValueForIndex, popcount } from "../../src/model/marks.ts";
 
 test("every IPv4 and IPv6 address round-trips through parse and format", () => {
   fc.assert(
@@ -65,6 +65,8 @@ test("mark values spread an index over the mask's bits and stay inside it", () =
       if (index >= 2 ** popcount(mask)) return assert.equal(value, undefined);
       assert.ok(value !== undefined && value !== 0);
       assert.equal((value & ~mask) >>> 0, 0);
+      // The fwmark rules' groups read the index back from the value.
+      assert.equal(markIndexOf(value, mask), index);
     }),
   );
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Config } from "../../src/config/schema.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import type { Rule } from "../../src/model/state.ts";
-import { bandLayout, SKIP_FROM_FWMARK_RULES } from "../../src/plan/desired.ts";
+import { bandLayout, FWMARK_GROUPS_FROM, SKIP_FROM_FWMARK_RULES } from "../../src/plan/desired.ts";
 import { diffRouting } from "../../src/plan/diff.ts";
 import { ruleArgs } from "../../src/render/ip.ts";
 import { compileRoutingState } from "../../src/simulate/compile.ts";
@@ -34,6 +34,8 @@ test("the band holds skip, fwmark rules, nop, exemptions and source rules in tha
     nop: 1002,
     exemptions: 1003,
     sourceRules: 1004,
+    groups: 1005,
+    last: 1999,
   });
   // Too narrow for five priorities: no skip, the layout before it.
   assert.deepEqual(bandLayout({ from: 1000, to: 1003 }), {
@@ -42,6 +44,8 @@ test("the band holds skip, fwmark rules, nop, exemptions and source rules in tha
     nop: undefined,
     exemptions: 1000,
     sourceRules: 1001,
+    groups: undefined,
+    last: 1003,
   });
 });
 
@@ -235,4 +239,169 @@ test("a skip rule refused by the kernel rolls the apply back; a nop deleted by h
   );
   await engine.apply(cfg);
   assert.equal((await engine.plan(cfg)).inSync, true);
+});
+
+/** The article's node with `d`'s rules and routes, and the sysctls the simulator reads for input packets. */
+function nodeWith(d: ReturnType<typeof desiredOnArticleNode>) {
+  const base = articleNode();
+  return {
+    ...base,
+    sysctls: {
+      ...Object.fromEntries(
+        simulatorSysctls(["eth0", "ext0"]).map((name) => [name, name.endsWith("forwarding") ? "1" : "0"]),
+      ),
+      ...base.sysctls,
+    },
+    rules: [...base.rules, ...d.rules],
+    routes: [...base.routes, ...d.routes],
+  };
+}
+
+test(`from ${FWMARK_GROUPS_FROM} fwmark rules they go in groups of 32 marks, each behind one goto`, () => {
+  const d = desiredOnArticleNode(networks(70));
+  const lines = (action: string): string[] =>
+    d.rules.filter((r) => r.action === action).map((r) => ruleArgs(r).join(" "));
+  // Marks 0x1-0x46 under the mask 0xff: groups 0 (0x1-0x1f), 1 (0x20-0x3f), 2 (0x40-0x46).
+  assert.deepEqual(lines("goto"), [
+    "priority 1000 fwmark 0x0/0xff goto 1009 proto 201",
+    "priority 1001 fwmark 0x0/0xe0 goto 1006 proto 201",
+    "priority 1001 fwmark 0x20/0xe0 goto 1007 proto 201",
+    "priority 1001 fwmark 0x40/0xe0 goto 1008 proto 201",
+  ]);
+  // No method source rules: the skip goes straight to the nop after the groups.
+  assert.deepEqual(lines("nop"), ["priority 1009 nop proto 201"]);
+  const byPriority = new Map<number, number>();
+  for (const r of d.rules.filter((r) => r.action === "lookup" && r.fwmark !== undefined))
+    byPriority.set(r.priority, (byPriority.get(r.priority) ?? 0) + 1);
+  assert.deepEqual(
+    [...byPriority.entries()],
+    [
+      [1006, 31],
+      [1007, 32],
+      [1008, 7],
+    ],
+  );
+  assert.deepEqual(d.ruleSkips?.[0]?.skip, { priority: 1000, goto: 1009 });
+  assert.deepEqual(d.ruleSkips?.[0]?.groups, { dispatch: 1001, groups: 3, from: 1006, to: 1008, nop: 1009 });
+  assert.match(d.ruleSkips?.[0]?.reason ?? "", /one goto per group of 32 mark values at 1001/);
+
+  // One fewer than the threshold: one list at 1001, as before.
+  const flat = desiredOnArticleNode(networks(FWMARK_GROUPS_FROM - 1));
+  assert.ok(
+    flat.rules
+      .filter((r) => r.action === "lookup" && r.fwmark !== undefined)
+      .every((r) => r.priority === 1001),
+  );
+  assert.equal(flat.ruleSkips?.[0]?.groups, undefined);
+});
+
+test("simulator: in groups, every network's replies take its table, trying its group's goto and rules only", () => {
+  const d = desiredOnArticleNode(networks(70));
+  const index = compileRoutingState(nodeWith(d));
+  for (let i = 0; i < 70; i++) {
+    const trace = tracePacket(
+      index,
+      { from: "192.168.1.50", iif: "eth0", to: "198.51.100.7", mark: i + 1 },
+      { explain: true },
+    );
+    assert.equal(trace.table, 20000 + i, formatTrace(trace).join("\n"));
+    const tried = (trace.steps ?? []).filter((s) => s.stage === "rule").length;
+    // The local rule, the skip, at most 3 gotos, at most 32 rules of its group.
+    assert.ok(tried <= 2 + 3 + 32, `${i}: ${tried} rules\n${formatTrace(trace).join("\n")}`);
+  }
+  const unmarked = tracePacket(
+    index,
+    { from: "192.168.1.50", iif: "eth0", to: "198.51.100.7" },
+    { explain: true },
+  );
+  assert.equal(unmarked.table, 254);
+  assert.ok(
+    !(unmarked.steps ?? []).some(
+      (s) => s.stage === "rule" && (s.priority ?? 0) > 1000 && (s.priority ?? 0) < 1009,
+    ),
+    formatTrace(unmarked).join("\n"),
+  );
+  // A mark no network holds (a removed network's open connections): no rule of symroute's, main.
+  assert.equal(
+    tracePacket(index, { from: "192.168.1.50", iif: "eth0", to: "198.51.100.7", mark: 0x50 }).table,
+    254,
+  );
+  assert.equal(
+    tracePacket(index, { from: "192.168.1.50", iif: "eth0", to: "198.51.100.7", mark: 0x45 }).table,
+    20068,
+  );
+});
+
+test("in groups with method source's rules: the skip lands on the first nop, a second skip takes unmarked packets past the groups", () => {
+  const lines = Array.from(
+    { length: 70 },
+    (_, i) => `  - { name: n${i}, addresses: [10.${i}.3.0/24], interface: ext0, gateway: 10.${i}.3.1 }`,
+  );
+  const d = desiredOnArticleNode(
+    config(`podCIDRs: [10.112.0.0/12]
+networks:
+${lines.join("\n")}
+  - { name: ipvs, addresses: [10.200.3.0/24], interface: ext0, gateway: 10.200.3.1, method: source }
+`),
+  );
+  const gotos = d.rules.filter((r) => r.action !== "lookup").map((r) => ruleArgs(r).join(" "));
+  assert.ok(gotos.includes("priority 1000 fwmark 0x0/0xff goto 1002 proto 201"), gotos.join("\n"));
+  assert.ok(gotos.includes("priority 1002 nop proto 201"), gotos.join("\n"));
+  assert.ok(gotos.includes("priority 1005 fwmark 0x0/0xff goto 1009 proto 201"), gotos.join("\n"));
+  assert.ok(gotos.includes("priority 1009 nop proto 201"), gotos.join("\n"));
+  const base = nodeWith(d);
+  const node = {
+    ...base,
+    addresses: [
+      ...base.addresses,
+      { ifname: "ext0", family: 4 as const, local: "10.200.3.4", prefixlen: 32 },
+    ],
+  };
+  const index = compileRoutingState(node);
+  const reply = tracePacket(index, { from: "10.200.3.4", to: "198.51.100.7" }, { explain: true });
+  assert.equal(reply.rule?.priority, 1004, formatTrace(reply).join("\n"));
+  const toPod = tracePacket(index, { from: "10.200.3.4", to: "10.112.0.5" }, { explain: true });
+  assert.equal(toPod.rule?.priority, 1003, formatTrace(toPod).join("\n"));
+  const marked = tracePacket(index, { from: "192.168.1.50", iif: "eth0", to: "198.51.100.7", mark: 0x46 });
+  assert.equal(marked.table, 20069);
+});
+
+test("a band without room for the groups keeps one list, and plan says why", () => {
+  // Groups 0-2 and their nop need 1001-1009.
+  const d = desiredOnArticleNode(networks(70, "rulePriorities: {from: 1000, to: 1008}"));
+  assert.ok(
+    d.rules.filter((r) => r.action === "lookup" && r.fwmark !== undefined).every((r) => r.priority === 1001),
+  );
+  assert.deepEqual(d.ruleSkips?.[0]?.skip, { priority: 1000, goto: 1002 });
+  assert.equal(d.ruleSkips?.[0]?.groups, undefined);
+  assert.match(
+    d.ruleSkips?.[0]?.reason ?? "",
+    /no room in rulePriorities for groups.*1001-1009.*ends at 1008/,
+  );
+  const wide = desiredOnArticleNode(networks(70, "rulePriorities: {from: 1000, to: 1009}"));
+  assert.equal(wide.ruleSkips?.[0]?.groups?.nop, 1009);
+});
+
+test("apply moves the fwmark rules into groups and back (in sync after each), and delete returns the node's rules exactly", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  const before = structuredClone(kernel.state.rules);
+  const few = networks(FWMARK_GROUPS_FROM - 1);
+  const many = networks(70);
+  await engine.apply(few);
+  await engine.apply(many);
+  assert.equal((await engine.plan(many)).inSync, true);
+  const marked = kernel.state.rules.filter((r) => r.action === "lookup" && r.fwmark !== undefined);
+  assert.equal(marked.length, 70);
+  assert.ok(marked.every((r) => r.priority >= 1006 && r.priority <= 1008));
+  await engine.apply(few);
+  assert.equal((await engine.plan(few)).inSync, true);
+  assert.ok(
+    kernel.state.rules
+      .filter((r) => r.action === "lookup" && r.fwmark !== undefined)
+      .every((r) => r.priority === 1001),
+  );
+  await engine.apply(many);
+  await engine.remove();
+  assert.deepEqual(kernel.state.rules, before);
 });

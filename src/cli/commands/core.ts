@@ -160,7 +160,9 @@ export function formatPlanText(
     const what =
       s.skip === undefined
         ? `none before the ${counted(s.fwmarkRules, "fwmark rule")}`
-        : `priority ${s.skip.priority} goto ${s.skip.goto} over the ${s.fwmarkRules} fwmark rules`;
+        : s.groups === undefined
+          ? `priority ${s.skip.priority} goto ${s.skip.goto} over the ${s.fwmarkRules} fwmark rules`
+          : `priority ${s.skip.priority} goto ${s.skip.goto} over the ${s.fwmarkRules} fwmark rules, in ${counted(s.groups.groups, "group")} at ${s.groups.from}-${s.groups.to} behind gotos at ${s.groups.dispatch}`;
     out.push(`  ${pc.cyan("rule skip")} IPv${s.family}: ${pc.bold(what)}`, why + s.reason);
   }
   for (const s of ipsetsOf(report.firewallSpec)) {
