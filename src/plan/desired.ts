@@ -738,7 +738,14 @@ export function computeDesired(input: DesiredInput): DesiredState {
     routes.push(...kept);
   }
   refuseGatewayHijack(node, routes);
-  const ruleSkips = skipRules(rules, settings.layout, config.marks.mask, proto);
+  // Other tools' rules in the band: the groups are not laid over one (see groupFwmarkRules).
+  const foreignInBand = node.rules.filter(
+    (r) =>
+      foreign(r.protocol) &&
+      r.priority >= config.rulePriorities.from &&
+      r.priority <= config.rulePriorities.to,
+  );
+  const ruleSkips = skipRules(rules, settings.layout, config.marks.mask, proto, foreignInBand);
 
   const sysctlInput: SysctlInput = {
     decisions,
@@ -1039,7 +1046,13 @@ export const FWMARK_GROUP_SIZE = 32;
  * need (method source's, at the exemptions and source priorities), to the first nop as before, and
  * a second skip rule at `groups` takes it from there past the groups.
  */
-function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: number): RuleSkip[] {
+function skipRules(
+  rules: Rule[],
+  layout: BandLayout,
+  mask: number,
+  protocol: number,
+  foreignInBand: readonly Rule[],
+): RuleSkip[] {
   const counts: Record<Family, number> = { 4: 0, 6: 0 };
   for (const r of rules) if (r.fwmark !== undefined) counts[r.family]++;
   const maskText = formatHex(mask);
@@ -1064,7 +1077,9 @@ function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: nu
       continue;
     }
     const grouped =
-      fwmarkRules >= FWMARK_GROUPS_FROM ? groupFwmarkRules(rules, family, layout, mask, protocol) : undefined;
+      fwmarkRules >= FWMARK_GROUPS_FROM
+        ? groupFwmarkRules(rules, family, layout, mask, protocol, foreignInBand)
+        : undefined;
     const reason = `packets without a mark in ${maskText} (every new flow through the node that is not a reply symroute routes) jump from priority ${layout.skip} to ${layout.nop}, past the ${fwmarkRules} fwmark rules, instead of trying each`;
     if (grouped === undefined || typeof grouped === "string") {
       // The nop first: a goto whose target does not exist yet is ignored by the kernel, never wrong,
@@ -1101,7 +1116,10 @@ function skipRules(rules: Rule[], layout: BandLayout, mask: number, protocol: nu
 /**
  * `family`'s fwmark rules moved to their groups' priorities in `rules`, and the nops and gotos
  * appended (targets first: a goto whose target does not exist yet is ignored by the kernel, never
- * wrong, but this way each works from the moment it is added). Returns the groups, or why not.
+ * wrong, but this way each works from the moment it is added). Returns the groups, or why not:
+ * also when another tool's rule sits in the priorities the skips would newly jump over (from the
+ * first nop, or after the second skip, up to the groups' nop): one list's skip lands before it, so
+ * every packet without a mark reaches it today, and the groups would take such packets past it.
  */
 function groupFwmarkRules(
   rules: Rule[],
@@ -1109,6 +1127,7 @@ function groupFwmarkRules(
   layout: BandLayout,
   mask: number,
   protocol: number,
+  foreignInBand: readonly Rule[],
 ): { groups: { priority: number; value: number }[]; nop: number; unmarked: boolean } | string {
   const { groups: base, skip, nop: firstNop } = layout;
   if (base === undefined || skip === undefined || firstNop === undefined)
@@ -1130,6 +1149,15 @@ function groupFwmarkRules(
   const nop = base + 2 + last;
   if (nop > layout.last)
     return `no room in rulePriorities for groups of fwmark rules (priorities ${layout.fwmarkRules}-${nop} needed, the band ends at ${layout.last}): a marked packet tries each fwmark rule before its own`;
+  // Jumped over by packets without a mark: from the first nop with one skip, after the second skip
+  // with two (method source's rules stay before it). One at the groups' nop is still reached.
+  const withSourceRules = rules.some(
+    (r) => r.family === family && (r.priority === layout.exemptions || r.priority === layout.sourceRules),
+  );
+  const jumped = withSourceRules ? base + 1 : firstNop;
+  const inTheWay = foreignInBand.find((r) => r.family === family && r.priority >= jumped && r.priority < nop);
+  if (inTheWay !== undefined)
+    return `no groups of fwmark rules: rule priority ${inTheWay.priority}${inTheWay.table === undefined ? "" : ` lookup ${inTheWay.table}`} is not symroute's and sits where they would go (${jumped}-${nop - 1}), where packets without a mark reach it; a marked packet tries each fwmark rule before its own`;
   const used = new Map<number, number>();
   let unmarked = false;
   for (const [i, r] of rules.entries()) {

@@ -175,3 +175,35 @@ test(
     assert.equal(node.dump(), start);
   },
 );
+
+test(
+  "another tool's rule where the groups would go (1007): one list stays, the rule still sees every packet without a mark, apply exits 0",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    const config = writeConfigFile(dir, "foreign.yaml", networks("nftables", 70));
+    mustIn(node, ["ip", "route", "add", "blackhole", "203.0.113.0/24", "table", "77"]);
+    mustIn(node, ["ip", "rule", "add", "priority", "1007", "to", "203.0.113.0/24", "lookup", "77"]);
+    const start = node.dump();
+    const applied = node.symroute(["apply", "-c", config]);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    assert.match(
+      applied.stdout,
+      /rule skip IPv4: priority 1000 goto 1002 over the 70 fwmark rules\n.*no groups of fwmark rules: rule priority 1007 lookup 77 is not symroute's/,
+    );
+    // Its blackhole answers a packet without a mark, as before symroute; every mark its table.
+    assert.match(routeGet(node, "203.0.113.7"), /error: .*Invalid argument/);
+    assert.deepEqual(misrouted(node, 70), []);
+    assert.equal(node.symroute(["plan", "-c", config]).code, 0);
+    // Once it is gone, the groups; delete leaves the other tool's rule where it was.
+    mustIn(node, ["ip", "rule", "del", "priority", "1007", "to", "203.0.113.0/24", "lookup", "77"]);
+    assert.equal(node.symroute(["apply", "-c", config]).code, 0);
+    assert.match(mustIn(node, ["ip", "-4", "rule"]), /^1000:\tfrom all fwmark 0\/0xff goto 1009 proto 201$/m);
+    mustIn(node, ["ip", "rule", "add", "priority", "1007", "to", "203.0.113.0/24", "lookup", "77"]);
+    const back = node.symroute(["apply", "-c", config]);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    assert.match(routeGet(node, "203.0.113.7"), /error: .*Invalid argument/);
+    assert.equal(node.symroute(["delete"]).code, 0);
+    assert.equal(node.dump(), start);
+  },
+);

@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import type { Config } from "../../src/config/schema.ts";
 import { createEngine } from "../../src/engine/engine.ts";
 import type { Rule } from "../../src/model/state.ts";
-import { bandLayout, FWMARK_GROUPS_FROM, SKIP_FROM_FWMARK_RULES } from "../../src/plan/desired.ts";
+import {
+  bandLayout,
+  computeDesired,
+  FWMARK_GROUPS_FROM,
+  SKIP_FROM_FWMARK_RULES,
+} from "../../src/plan/desired.ts";
 import { diffRouting } from "../../src/plan/diff.ts";
 import { ruleArgs } from "../../src/render/ip.ts";
 import { compileRoutingState } from "../../src/simulate/compile.ts";
@@ -404,4 +409,72 @@ test("apply moves the fwmark rules into groups and back (in sync after each), an
   await engine.apply(many);
   await engine.remove();
   assert.deepEqual(kernel.state.rules, before);
+});
+
+test("a foreign rule where the groups would go keeps one list (it is not jumped over), and plan says why", () => {
+  const cfg = networks(70);
+  // Another tool's rule at 1007, reached today by every packet without a mark (the skip lands on
+  // 1002): groups at 1006-1008 behind a skip to 1009 would take those packets past it.
+  const foreign: Rule = { family: 4, priority: 1007, to: "198.51.100.0/24", action: "lookup", table: 7 };
+  const node = { ...articleNode(), rules: [...articleNode().rules, foreign] };
+  const d = computeDesired({
+    config: cfg,
+    node,
+    saved: undefined,
+    firewall: "nftables",
+    kubeProxyMode: "iptables",
+  });
+  assert.ok(
+    d.rules.filter((r) => r.action === "lookup" && r.fwmark !== undefined).every((r) => r.priority === 1001),
+  );
+  assert.deepEqual(d.ruleSkips?.[0]?.skip, { priority: 1000, goto: 1002 });
+  assert.equal(d.ruleSkips?.[0]?.groups, undefined);
+  assert.match(
+    d.ruleSkips?.[0]?.reason ?? "",
+    /rule priority 1007 lookup 7 is not symroute's and sits where they would go \(1002-1008\)/,
+  );
+  const result = diffRouting(d, { ...node, rules: [...node.rules, ...d.rules] }, freshOwnership(cfg));
+  assert.deepEqual(result.conflicts, []);
+  // At the groups' nop or after it, or in the other family, or symroute's own: the groups as
+  // without it.
+  for (const rule of [
+    { ...foreign, priority: 1009 },
+    { ...foreign, priority: 1010 },
+    { family: 6 as const, priority: 1007, to: "2001:db8::/64", action: "lookup" as const, table: 7 },
+    { ...foreign, fwmark: 0x21, fwmask: 0xff, table: 20032, protocol: 201 },
+  ]) {
+    const other = computeDesired({
+      config: cfg,
+      node: { ...articleNode(), rules: [...articleNode().rules, rule] },
+      saved: undefined,
+      firewall: "nftables",
+      kubeProxyMode: "iptables",
+    });
+    assert.equal(other.ruleSkips?.[0]?.groups?.nop, 1009, JSON.stringify(rule));
+  }
+});
+
+test("with method source's rules, a foreign rule among them does not stop the groups; one after the second skip does", () => {
+  const cfg = config(`networks:
+${Array.from({ length: 70 }, (_, i) => `  - { name: n${i}, addresses: [10.${i}.3.0/24], interface: ext0, gateway: 10.${i}.3.1 }`).join("\n")}
+  - { name: s, addresses: [10.200.3.0/24], interface: ext0, gateway: 10.200.3.1, method: source }
+`);
+  const desiredWith = (priority: number) =>
+    computeDesired({
+      config: cfg,
+      node: {
+        ...articleNode(),
+        rules: [
+          ...articleNode().rules,
+          { family: 4, priority, to: "198.51.100.0/24", action: "lookup", table: 7 },
+        ],
+      },
+      saved: undefined,
+      firewall: "nftables",
+      kubeProxyMode: "iptables",
+    });
+  // 1003: reached as before (the skip lands on 1002, the second skip is at 1005).
+  assert.equal(desiredWith(1003).ruleSkips?.[0]?.groups?.nop, 1009);
+  assert.equal(desiredWith(1006).ruleSkips?.[0]?.groups, undefined);
+  assert.match(desiredWith(1006).ruleSkips?.[0]?.reason ?? "", /sits where they would go \(1006-1008\)/);
 });
