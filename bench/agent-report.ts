@@ -4,6 +4,7 @@
 // Kept apart from report.ts (like dataplane-report.ts) so that the sections evolve without conflicts.
 
 import type { AgentResults, AgentSize } from "./agent.bench.ts";
+import { counted } from "../src/model/plural.ts";
 import { percentile, readResult, stats } from "./lib.ts";
 
 export const TARGETS = {
@@ -81,7 +82,7 @@ const loadNote = (
 ): string =>
   load === undefined
     ? ""
-    : ` Run ${date === undefined ? "" : `${date.slice(0, 16).replace("T", " ")} UTC, `}load average before ${load.before}, after ${load.after}${cpus === undefined ? "" : ` on ${cpus} CPU(s)`}.`;
+    : ` Run ${date === undefined ? "" : `${date.slice(0, 16).replace("T", " ")} UTC, `}load average before ${load.before}, after ${load.after}${cpus === undefined ? "" : ` on ${counted(cpus, "CPU")}`}.`;
 
 export function agentFootprintSection(): string[] {
   const out: string[] = ["## 8. Agent footprint (issue 15 item 3)", ""];

@@ -2,6 +2,7 @@
 // bench/dataplane.bench.ts). Kept apart from report.ts so that the two evolve without conflicts.
 
 import type { DataplaneResults, DataplaneVariant, PathResult } from "./dataplane.bench.ts";
+import { counted } from "../src/model/plural.ts";
 import { percentile, readResult, stats } from "./lib.ts";
 
 const TARGET = 1.1;
@@ -126,7 +127,7 @@ export function dataplaneSection(
       "",
     );
   out.push(
-    `Run ${r.date.slice(0, 16).replace("T", " ")} UTC: ${r.rounds} rounds of ${r.datagramsPerRound.toLocaleString("en-US")} datagrams per variant, mode and path, the variants visited in turn in every round (${cpuBased ? "ratios are medians of per-round ratios" : "ratios are of medians from the same run"}). Load average before ${r.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${r.loadAfter?.split(" ").slice(0, 3).join(" ") ?? "-"}, on ${r.cpus} CPU(s)${r.pinnedCpu === undefined ? "" : `; the sender pinned to CPU ${r.pinnedCpu}`}.`,
+    `Run ${r.date.slice(0, 16).replace("T", " ")} UTC: ${r.rounds} rounds of ${r.datagramsPerRound.toLocaleString("en-US")} datagrams per variant, mode and path, the variants visited in turn in every round (${cpuBased ? "ratios are medians of per-round ratios" : "ratios are of medians from the same run"}). Load average before ${r.loadBefore.split(" ").slice(0, 3).join(" ")}, after ${r.loadAfter?.split(" ").slice(0, 3).join(" ") ?? "-"}, on ${counted(r.cpus, "CPU")}${r.pinnedCpu === undefined ? "" : `; the sender pinned to CPU ${r.pinnedCpu}`}.`,
     "",
   );
   if (loaded)
