@@ -8,33 +8,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { configDir, createNode, e2eUnavailable, writeConfigFile, type Netns } from "../support/netns.ts";
+import { gatewayNetworks, misrouted, routeGet } from "../support/rule-groups.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-groups-");
-
-/** `count` networks with their own gateways on ext0 (10.N.3.0/24 via 10.N.3.1). */
-const networks = (firewall: string, count: number): string =>
-  `firewall: ${firewall}\nnetworks:\n${Array.from(
-    { length: count },
-    (_, i) => `  - { name: n${i}, addresses: [10.${i}.3.0/24], interface: ext0, gateway: 10.${i}.3.1 }\n`,
-  ).join("")}`;
 
 function mustIn(node: Netns, argv: readonly string[], input?: string): string {
   const r = node.exec(argv, input);
   assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
   return r.stdout;
-}
-
-/** `ip route get DST [mark M]`: the kernel's answer, or its error. */
-function routeGet(node: Netns, dst: string, mark?: number): string {
-  const r = node.exec([
-    "ip",
-    "route",
-    "get",
-    dst,
-    ...(mark === undefined ? [] : ["mark", `0x${mark.toString(16)}`]),
-  ]);
-  return r.code === 0 ? r.stdout : `error: ${r.stderr}`;
 }
 
 for (const firewall of ["nftables", "iptables"] as const) {
@@ -43,8 +25,8 @@ for (const firewall of ["nftables", "iptables"] as const) {
     { skip },
     (t) => {
       const node = createNode(t);
-      const many = writeConfigFile(dir, `many-${firewall}.yaml`, networks(firewall, 70));
-      const few = writeConfigFile(dir, `few-${firewall}.yaml`, networks(firewall, 63));
+      const many = writeConfigFile(dir, `many-${firewall}.yaml`, gatewayNetworks(firewall, 70));
+      const few = writeConfigFile(dir, `few-${firewall}.yaml`, gatewayNetworks(firewall, 63));
       const start = node.dump();
       const applied = node.symroute(["apply", "-c", many]);
       assert.equal(applied.code, 0, applied.stdout + applied.stderr);
@@ -104,29 +86,12 @@ function ipBatchOf(dryRun: string): string[] {
   return lines;
 }
 
-/** Each of `count` networks' marks (i + 1) routed by its table, and no mark by main: what is wrong. */
-function misrouted(node: Netns, count: number): string[] {
-  const gets = Array.from(
-    { length: count },
-    (_, i) => `route get 198.51.100.7 mark 0x${(i + 1).toString(16)}`,
-  );
-  const r = node.exec(["ip", "-4", "-batch", "-"], `${gets.join("\n")}\nroute get 198.51.100.7\n`);
-  assert.equal(r.code, 0, r.stderr);
-  const answers = r.stdout.split("\n").filter((l) => l.startsWith("198.51.100.7"));
-  const wrong: string[] = [];
-  for (let i = 0; i < count; i++)
-    if (!new RegExp(`via 10\\.${i}\\.3\\.1 dev ext0 table ${20000 + i} `).test(answers[i] ?? ""))
-      wrong.push(`mark ${i + 1}: ${answers[i]}`);
-  if (!/via 192\.168\.1\.1 dev eth0/.test(answers[count] ?? "")) wrong.push(`no mark: ${answers[count]}`);
-  return wrong;
-}
-
 test(
   "a node laid out by the release before the groups (70 fwmark rules in one list at 1001): one apply moves them into the groups, every mark routed by its table after each line of its batch",
   { skip },
   (t) => {
     const node = createNode(t);
-    const config = writeConfigFile(dir, "upgrade.yaml", networks("nftables", 70));
+    const config = writeConfigFile(dir, "upgrade.yaml", gatewayNetworks("nftables", 70));
     const start = node.dump();
     assert.equal(node.symroute(["apply", "-c", config]).code, 0);
     // The earlier release's rules for the same networks: the skip to the nop at 1002 and every
@@ -182,7 +147,7 @@ test(
   { skip },
   (t) => {
     const node = createNode(t);
-    const config = writeConfigFile(dir, "foreign.yaml", networks("nftables", 70));
+    const config = writeConfigFile(dir, "foreign.yaml", gatewayNetworks("nftables", 70));
     mustIn(node, ["ip", "route", "add", "blackhole", "203.0.113.0/24", "table", "77"]);
     mustIn(node, ["ip", "rule", "add", "priority", "1007", "to", "203.0.113.0/24", "lookup", "77"]);
     const start = node.dump();

@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { configDir, createNode, e2eUnavailable, writeConfigFile, type Netns } from "../support/netns.ts";
+import { routeGet } from "../support/rule-groups.ts";
 
 const skip = e2eUnavailable();
 const dir = configDir("symroute-skip-");
@@ -22,19 +23,6 @@ function mustIn(node: Netns, argv: readonly string[]): string {
   const r = node.exec(argv);
   assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
   return r.stdout;
-}
-
-/** `ip [-6] route get DST [mark M]`: the kernel's answer, or its error. */
-function routeGet(node: Netns, family: 4 | 6, dst: string, mark?: number): string {
-  const r = node.exec([
-    "ip",
-    ...(family === 6 ? ["-6"] : []),
-    "route",
-    "get",
-    dst,
-    ...(mark === undefined ? [] : ["mark", `0x${mark.toString(16)}`]),
-  ]);
-  return r.code === 0 ? r.stdout : `error: ${r.stderr}`;
 }
 
 for (const firewall of ["nftables", "iptables"] as const) {
@@ -72,15 +60,15 @@ for (const firewall of ["nftables", "iptables"] as const) {
         "77",
       ]);
       // Unmarked (and marked with bits that are not symroute's): main's default route, canary jumped.
-      assert.match(routeGet(node, 4, "198.51.100.7"), /via 192\.168\.1\.1 dev eth0/);
-      assert.match(routeGet(node, 4, "198.51.100.7", 0x4000), /via 192\.168\.1\.1 dev eth0/);
-      assert.match(routeGet(node, 6, "2001:db8:ffff::7"), /via 2001:db8:1::1 dev eth0/);
+      assert.match(routeGet(node, "198.51.100.7"), /via 192\.168\.1\.1 dev eth0/);
+      assert.match(routeGet(node, "198.51.100.7", 0x4000), /via 192\.168\.1\.1 dev eth0/);
+      assert.match(routeGet(node, "2001:db8:ffff::7"), /via 2001:db8:1::1 dev eth0/);
       // Marked: the network's table, through its fwmark rule (tried before the canary added after it).
-      assert.match(routeGet(node, 4, "198.51.100.7", 0x2), /via 5\.6\.7\.1 dev ext0 table 20001/);
-      assert.match(routeGet(node, 6, "2001:db8:ffff::7", 0x3), /via 2001:db8:300::1 dev ext0 table 20002/);
+      assert.match(routeGet(node, "198.51.100.7", 0x2), /via 5\.6\.7\.1 dev ext0 table 20001/);
+      assert.match(routeGet(node, "2001:db8:ffff::7", 0x3), /via 2001:db8:300::1 dev ext0 table 20002/);
       // The canary is what a marked packet without a network of its own meets: it is really there.
-      assert.match(routeGet(node, 4, "198.51.100.7", 0x7), /error: .*Invalid argument/);
-      assert.match(routeGet(node, 6, "2001:db8:ffff::7", 0x7), /error: .*Invalid argument/);
+      assert.match(routeGet(node, "198.51.100.7", 0x7), /error: .*Invalid argument/);
+      assert.match(routeGet(node, "2001:db8:ffff::7", 0x7), /error: .*Invalid argument/);
 
       const plan = node.symroute(["plan", "-c", cfg]);
       assert.equal(plan.code, 4, plan.stdout + plan.stderr);
