@@ -63,6 +63,8 @@ export interface WarmCase {
   readonly toolsFullMs?: readonly number[];
   /** How the agent ran its nft transaction in each trial (its `applied` line's `nftTransaction`). */
   readonly agentTransactions?: readonly string[];
+  /** The agent's CPU (user + system, 10 ms ticks) from the edit until 1.5 s after it (ms, per run). */
+  readonly agentCpuMs?: readonly number[];
 }
 
 export interface WarmResults {
@@ -151,10 +153,10 @@ export function warmReconcileSection(
   if (r === undefined) return [...out, "Not measured (bench/results/warm.json is missing).", ""];
   if (r.error !== undefined) return [...out, `Not measured: ${r.error}`, ""];
   out.push(
-    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is replaced (a temporary file renamed over it) and the time runs from the edit to the agent's \`applied\` log line (read, plan, payloads run, verified). Beside it, the payloads of the same change (\`symroute plan --payloads\` from the same node state) fed straight to \`ip -batch\` and \`nft -f\`, side by side as the engine runs them, with the nft change as the agent ran it: a partial transaction of the changed chains when its \`applied\` line said \`partial\` in every trial (the same script, \`renderNftIncremental\` of the two whole-table scripts), else the whole-table one; the whole-table replace is timed beside it for information. The previous run is the agent's time in the results of the run before this one (\`bench/results/warm-previous.json\`, kept by \`bench/run.sh\`). Where the agent's time goes: docs/agent.md, "Warm reconcile". To re-run this section alone: \`SRBENCH_ONLY=warm bash bench/run.sh\` (as root, after make build; other Node flags with \`SRBENCH_AGENT_NODE_FLAGS\`).${loadNote(r.load, r.cpus, r.date)}`,
+    `A running agent (Node flags \`${r.nodeFlags.join(" ") || "none"}\`) converged on ${r.networks.toLocaleString("en-US")} networks; the config file is replaced (a temporary file renamed over it) and the time runs from the edit to the agent's \`applied\` log line (read, plan, payloads run, verified). Beside it, the payloads of the same change (\`symroute plan --payloads\` from the same node state) fed straight to \`ip -batch\` and \`nft -f\`, side by side as the engine runs them, with the nft change as the agent ran it: a partial transaction of the changed chains when its \`applied\` line said \`partial\` in every trial (the same script, \`renderNftIncremental\` of the two whole-table scripts), else the whole-table one; the whole-table replace is timed beside it for information. The previous run is the agent's time in the results of the run before this one (\`bench/results/warm-previous.json\`, kept by \`bench/run.sh\`). The agent's CPU is its process's user and system time (\`/proc/PID/stat\`, in ticks of 10 ms) from the edit until 1.5 s after it, follow-up reconciles included: what an edit costs the node, which load on the machine does not lengthen as it does the wall time. Where the agent's time goes: docs/agent.md, "Warm reconcile". To re-run this section alone: \`SRBENCH_ONLY=warm bash bench/run.sh\` (as root, after make build; other Node flags with \`SRBENCH_AGENT_NODE_FLAGS\`).${loadNote(r.load, r.cpus, r.date)}`,
     "",
-    "| change | agent (median, n) | agent's nft transaction | tools, as the agent ran them (median) | ratio | target | | tools, whole-table nft (median) | agent, previous run (median) |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| change | agent (median, n) | agent's nft transaction | tools, as the agent ran them (median) | ratio | target | | tools, whole-table nft (median) | agent, previous run (median) | agent's CPU per edit (median) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   );
   // The run before this one (bench/run.sh keeps its results as warm-previous.json).
   const previous = readResult<WarmResults>("warm-previous");
@@ -170,7 +172,7 @@ export function warmReconcileSection(
         ? "-"
         : `${ms(stats(before.agentMs).median)} (${previous?.date.slice(0, 16).replace("T", " ") ?? ""})`;
     out.push(
-      `| ${c.label} | ${ms(a)} (n=${c.agentMs.length}, p90 ${ms(percentile([...c.agentMs], 90))}) | ${kinds} | ${ms(t)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-"} | ≤ ${TARGETS.warmRatio}x | ${met(Number.isFinite(ratio) ? ratio <= TARGETS.warmRatio : undefined)} | ${whole} | ${was} |`,
+      `| ${c.label} | ${ms(a)} (n=${c.agentMs.length}, p90 ${ms(percentile([...c.agentMs], 90))}) | ${kinds} | ${ms(t)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-"} | ≤ ${TARGETS.warmRatio}x | ${met(Number.isFinite(ratio) ? ratio <= TARGETS.warmRatio : undefined)} | ${whole} | ${was} | ${c.agentCpuMs === undefined || c.agentCpuMs.length === 0 ? "-" : ms(stats(c.agentCpuMs).median)} |`,
     );
   }
   const oneShot = oneShotApplyMs(r.networks);
