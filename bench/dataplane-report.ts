@@ -28,13 +28,15 @@ const label = (v: DataplaneVariant): string =>
       ? "no symroute"
       : v.firewall === "one-rule"
         ? "control: no symroute, plus one unrelated `ip rule`"
-        : v.firewall === "empty-chain"
-          ? "control: no symroute, plus an empty nft base chain at prerouting"
-          : v.firewall === "ip-rules"
-            ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
-            : v.firewall === "ip-rules-skip"
-              ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
-              : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}${v.cli === undefined ? "" : ` (CLI \`${v.cli}\`)`}`;
+        : v.firewall === "rule-removed"
+          ? "control: no symroute, one unrelated `ip rule` added and deleted again"
+          : v.firewall === "empty-chain"
+            ? "control: no symroute, plus an empty nft base chain at prerouting"
+            : v.firewall === "ip-rules"
+              ? `control: ${v.networks.toLocaleString("en-US")} \`ip rule fwmark\` lines, no firewall`
+              : v.firewall === "ip-rules-skip"
+                ? `control: the same lines behind one \`fwmark 0/MASK goto\` skip, no firewall`
+                : `symroute, ${v.firewall}, ${v.networks.toLocaleString("en-US")} networks${v.narrowBand === true ? ", band too narrow for the skip rule (control)" : ""}${v.cli === undefined ? "" : ` (CLI \`${v.cli}\`)`}`;
 
 /** The classify form `plan` named, and whether the rules had symroute's skip rule. */
 const classifyText = (v: DataplaneVariant): string =>
@@ -286,7 +288,7 @@ export function dataplaneSection(
   const oneRule = r.variants.find((v) => v.firewall === "one-rule");
   if (oneRule !== undefined) {
     out.push(
-      `- Control: one \`ip rule\` of anyone's, which no packet here matches (no symroute, no firewall): ${both(oneRule, none)}. The first rule added to a namespace turns the kernel's policy routing on for good: its merged local/main lookup gives way to a walk of the rules and separate table lookups on every routed packet (twice per forwarded packet with rp_filter). Any node with a rule of any other tool pays this; symroute, whose replies need rules, pays it too.`,
+      `- Control: one \`ip rule\` of anyone's, which no packet here matches (no symroute, no firewall): ${both(oneRule, none)}. The first rule added to a namespace turns the kernel's policy routing on for good (a rule added and deleted again costs as much: the \`rule-removed\` control, docs/architecture.md): its merged local/main lookup gives way to a walk of the rules and separate table lookups on every routed packet (twice per forwarded packet with rp_filter). Any node with a rule of any other tool pays this; symroute, whose replies need rules, pays it too.`,
     );
     for (const fw of ["nftables", "iptables"] as const) {
       const v = r.variants.find((x) => x.firewall === fw && x.networks === 1000 && x.narrowBand !== true);

@@ -27,6 +27,7 @@
 //       ...:narrow               the same in a band of 4 rule priorities (no room for the skip rule)
 //       ip-rules:N               N `ip rule fwmark` lines only, no firewall; ip-rules-skip:N: behind a skip
 //       one-rule                 no symroute, plus one `ip rule` no packet matches (routing's fixed cost)
+//       rule-removed             no symroute, that rule added and deleted again (a node after delete)
 //       empty-chain              no symroute, plus an empty nft base chain at prerouting
 //       ...@CLI                  symroute from another build, e.g. nftables:1000@/work/main/bin/symroute
 //                                (A/B of two builds side by side in one run)
@@ -68,7 +69,14 @@ export interface DataplaneVariant {
    * `fwmark 0/MASK goto` rule that sends unmarked packets past them to a `nop` (a possible fix).
    */
   readonly firewall:
-    "none" | "nftables" | "iptables" | "ip-rules" | "ip-rules-skip" | "one-rule" | "empty-chain";
+    | "none"
+    | "nftables"
+    | "iptables"
+    | "ip-rules"
+    | "ip-rules-skip"
+    | "one-rule"
+    | "rule-removed"
+    | "empty-chain";
   readonly networks: number;
   /** The classify form `plan` reported (map, set; rules before ipset), when symroute is applied. */
   readonly classify?: string;
@@ -155,6 +163,7 @@ export interface VariantSpec {
 const KINDS: readonly DataplaneVariant["firewall"][] = [
   "none",
   "one-rule",
+  "rule-removed",
   "empty-chain",
   "nftables",
   "iptables",
@@ -179,7 +188,11 @@ export function parseVariants(text: string): VariantSpec[] {
       const networks = numbers.length === 0 ? 0 : Number(numbers[0]);
       if (numbers.length > 1 || !Number.isInteger(networks) || networks < 0)
         throw new Error(`variant ${spec}: expected KIND[:NETWORKS][:narrow][@CLI]`);
-      const bare = firewall === "none" || firewall === "one-rule" || firewall === "empty-chain";
+      const bare =
+        firewall === "none" ||
+        firewall === "one-rule" ||
+        firewall === "rule-removed" ||
+        firewall === "empty-chain";
       if (bare && (networks !== 0 || narrowBand || cli !== undefined))
         throw new Error(`variant ${spec}: ${firewall} takes no networks, band or CLI`);
       if (cli !== undefined && !existsSync(cli)) throw new Error(`variant ${spec}: no CLI at ${cli}`);
@@ -416,6 +429,11 @@ neigh add ${reply.lb} lladdr ${ext0[0]?.address ?? ""} dev r-ext0 nud permanent
     // One rule no packet of the bench matches: the kernel's policy routing is on from the first
     // rule of anyone's (the merged local/main lookup is gone, KERNEL-FACTS).
     must(node.inside(["ip", "rule", "add", "priority", "1000", "from", UNRELATED, "lookup", "30000"]));
+  } else if (firewall === "rule-removed") {
+    // The same rule added and deleted again, as a node after `symroute delete` has it: whether
+    // the kernel goes back to its merged lookup once no rule of anyone's is left.
+    must(node.inside(["ip", "rule", "add", "priority", "1000", "from", UNRELATED, "lookup", "30000"]));
+    must(node.inside(["ip", "rule", "del", "priority", "1000", "from", UNRELATED, "lookup", "30000"]));
   } else if (firewall === "empty-chain") {
     must(
       node.inside(["nft", "-f", "-"]),

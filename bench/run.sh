@@ -19,7 +19,8 @@
 #       the results go to SRBENCH_DATAPLANE_OUT (default tmp/bench/dataplane.json, git-ignored) and the
 #       section for them to tmp/bench/dataplane.md and stdout; bench/results/ and docs/ are untouched.
 #       A variant is KIND[:NETWORKS][:narrow][@CLI], KIND one of none, nftables, iptables, ip-rules,
-#       ip-rules-skip, one-rule (no symroute + one unrelated ip rule), empty-chain (no symroute + an
+#       ip-rules-skip, one-rule (no symroute + one unrelated ip rule), rule-removed (that rule added
+#       and deleted again), empty-chain (no symroute + an
 #       empty nft base chain at prerouting); :narrow = a band of 4 rule priorities; @CLI = another
 #       build's bin/symroute. The same variant twice (none,none) shows the noise of the run.
 #     Example: SRBENCH_ONLY=dataplane SRBENCH_DATAPLANE_VARIANTS=none,nftables:1000@/work/main/bin/symroute,nftables:1000 bash bench/run.sh
