@@ -124,20 +124,7 @@ networks:
 });
 
 test("simulator: an unmarked packet jumps over the fwmark rules, a marked one is routed by its table", () => {
-  const d = desiredOnArticleNode(networks(4));
-  const base = articleNode();
-  const node = {
-    ...base,
-    // What the simulator reads for input packets: the node's values, the kernel's defaults for the rest.
-    sysctls: {
-      ...Object.fromEntries(
-        simulatorSysctls(["eth0", "ext0"]).map((name) => [name, name.endsWith("forwarding") ? "1" : "0"]),
-      ),
-      ...base.sysctls,
-    },
-    rules: [...base.rules, ...d.rules],
-    routes: [...base.routes, ...d.routes],
-  };
+  const node = nodeWith(desiredOnArticleNode(networks(4)));
   const index = compileRoutingState(node);
   // Forwarded from a pod behind eth0 (on its subnet, so rp_filter passes it).
   const unmarked = tracePacket(
@@ -247,10 +234,12 @@ test("a skip rule refused by the kernel rolls the apply back; a nop deleted by h
 });
 
 /** The article's node with `d`'s rules and routes, and the sysctls the simulator reads for input packets. */
+/** The article's node with `d`'s rules and routes, and the sysctls the simulator reads for input packets. */
 function nodeWith(d: ReturnType<typeof desiredOnArticleNode>) {
   const base = articleNode();
   return {
     ...base,
+    // The node's values, the kernel's defaults for the rest.
     sysctls: {
       ...Object.fromEntries(
         simulatorSysctls(["eth0", "ext0"]).map((name) => [name, name.endsWith("forwarding") ? "1" : "0"]),
