@@ -113,8 +113,18 @@ function nodeStatusFor(
   const warnings = (report?.warningDetails ?? []).filter(
     (w) => w.networks.length === 0 || w.networks.includes(verdict.network),
   );
-  const shown = warnings.slice(0, WARNINGS_SHOWN).map((w) => `warning: ${w.message}`);
-  const more = warnings.length - shown.length;
+  const lines = warnings.map((w) => w.message);
+  // The plan warns of a state file without the node from before symroute only in the apply that
+  // writes it; the condition (delete refuses without --force) lasts, so the status says it while
+  // the record says so.
+  const unknown = report?.state?.baselineUnknown ?? [];
+  if (unknown.length > 0 && !warnings.some((w) => w.kind === "baseline-unknown"))
+    lines.unshift(
+      `the state file does not know the node from before symroute (${unknown.join(", ")}): ` +
+        "delete refuses unless --force, which leaves those as they are; put the lost state file back if you have it",
+    );
+  const shown = lines.slice(0, WARNINGS_SHOWN).map((line) => `warning: ${line}`);
+  const more = lines.length - shown.length;
   return {
     converged: true,
     reason: "Converged",

@@ -153,3 +153,27 @@ test("whole-node warnings on every entry: the first three and how many more, and
   const rewritten = await statusesFor(again, ["a", "b"], written);
   assert.deepEqual([...rewritten.keys()], []);
 });
+
+test("a state file without the node from before symroute shows on every entry while it lasts, not only in the apply that wrote it", async () => {
+  const config = configFrom(`networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+  const kernel = new FakeKernel(articleNode());
+  await createEngine({ kernel, store: new MemoryStore() }).apply(config);
+  // The state file lost: the apply after it warns once; the next ones have no warning, but the
+  // record still does not know the node from before symroute, and delete refuses without --force.
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  const first = await engine.apply(config);
+  const written = await statusesFor(first, ["a", "b"]);
+  const later = await engine.apply(config);
+  assert.equal(later.warningDetails.filter((w) => w.kind === "baseline-unknown").length, 0);
+  assert.ok((later.state?.baselineUnknown ?? []).length > 0, JSON.stringify(later.state));
+  const rewritten = await statusesFor(later, ["a", "b"], written);
+  for (const network of ["a", "b"]) {
+    const message = rewritten.get(network)?.message ?? written.get(network)?.message ?? "";
+    assert.match(message, /^warning: the state file does not know the node from before symroute \(/, message);
+    assert.match(message, /delete refuses unless --force/, message);
+    assert.equal(message.match(/warning: /g)?.length, 1, message);
+  }
+});
