@@ -140,18 +140,7 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
     return lines.map((line, i) => parseJsonArray(line, `ip -${family} -j ${commands[i] ?? ""}`));
   };
 
-  /**
-   * A sysctl's value, read synchronously: a file of /proc/sys is made in memory when read, so the
-   * read never waits, and with a rp_filter per link a node read asks for dozens (one link per pod);
-   * as promises each cost four turns of the event loop (open, stat, read, close).
-   */
-  const readSysctl = (name: string): string | undefined => {
-    try {
-      return readFileSync(`${procSys}/${name}`, "utf8").trim();
-    } catch {
-      return undefined;
-    }
-  };
+  const readSysctl = (name: string): string | undefined => readSysctlFile(procSys, name);
 
   /** The rules of one nft table of ours; [] when it does not exist, undefined when nft is not installed. */
   const readNftKeys = async (args: readonly string[]): Promise<NftRule[] | undefined> => {
@@ -705,6 +694,20 @@ async function onPath(name: string): Promise<boolean> {
 }
 
 /** Names of the interfaces with IPv4 conf entries: what `readdir(/proc/sys/net/ipv4/conf)` lists. */
+/**
+ * A sysctl's value from its file under `procSys` (undefined: absent on this node), read
+ * synchronously: a file of /proc/sys is made in memory when read, so the read never waits, and with
+ * a rp_filter per link a node read asks for dozens (one link per pod); as promises each cost four
+ * turns of the event loop (open, stat, read, close).
+ */
+export function readSysctlFile(procSys: string, name: string): string | undefined {
+  try {
+    return readFileSync(`${procSys}/${name}`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
 export async function listConfInterfaces(procSys = "/proc/sys"): Promise<string[]> {
   try {
     return await readdir(`${procSys}/net/ipv4/conf`);

@@ -18,8 +18,8 @@
 // The reconciler forgets everything on start, on the periodic resync and after any failure, so
 // that those always read the node in full.
 
-import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { readSysctlFile } from "../adapters/kernel.ts";
 import type { Family } from "../model/address.ts";
 import {
   TABLE_DEFAULT,
@@ -345,17 +345,7 @@ export class ReadCache {
 
   constructor(options: ReadCacheOptions = {}) {
     const procSys = options.procSys ?? "/proc/sys";
-    this.#readSysctl =
-      options.readSysctl ??
-      (async (name) => {
-        // Synchronous, as the kernel adapter's: /proc/sys never waits, and a promise read costs
-        // four turns of the event loop per file (one rp_filter per link: dozens on a node).
-        try {
-          return readFileSync(`${procSys}/${name}`, "utf8").trim();
-        } catch {
-          return undefined; // absent on this node: left out, as the kernel adapter does
-        }
-      });
+    this.#readSysctl = options.readSysctl ?? (async (name) => readSysctlFile(procSys, name));
     this.#onRead = options.onRead ?? (() => undefined);
     this.#listNftChain = options.listNftChain;
     this.#onNftTransaction = options.onNftTransaction ?? (() => undefined);

@@ -68,11 +68,14 @@ export async function writeNodeStatuses(
   }
 }
 
-/** How many of a network's conflicts its status names (the rest are counted). */
-const CONFLICTS_SHOWN = 3;
+/** How many of a network's conflicts, and of the plan's warnings, its status names. */
+const SHOWN = 3;
 
-/** How many of the plan's warnings a network's status names (the rest are counted). */
-const WARNINGS_SHOWN = 3;
+/** The first SHOWN of `lines`, then how many more (`noun`, counted): an entry's message stays short. */
+function firstAndCount(lines: readonly string[], noun: string): string[] {
+  const more = lines.length - SHOWN;
+  return [...lines.slice(0, SHOWN), ...(more > 0 ? [`and ${counted(more, noun)}`] : [])];
+}
 
 /** What this node says about one network; undefined: nothing (the network does not select it). */
 function nodeStatusFor(
@@ -94,12 +97,13 @@ function nodeStatusFor(
     (c) => c.networks === undefined || c.networks.includes(verdict.network),
   );
   if (conflicts.length > 0) {
-    const shown = conflicts.slice(0, CONFLICTS_SHOWN).map((c) => `${c.object}: ${c.reason}`);
-    const more = conflicts.length - shown.length;
     return {
       converged: false,
       reason: "Conflict",
-      message: [...shown, ...(more > 0 ? [`and ${counted(more, "more conflict")}`] : [])].join("; "),
+      message: firstAndCount(
+        conflicts.map((c) => `${c.object}: ${c.reason}`),
+        "more conflict",
+      ).join("; "),
     };
   }
   const decisions = (report?.networks ?? []).filter((d) => d.name === verdict.network);
@@ -113,25 +117,19 @@ function nodeStatusFor(
   const warnings = (report?.warningDetails ?? []).filter(
     (w) => w.networks.length === 0 || w.networks.includes(verdict.network),
   );
-  const lines = warnings.map((w) => w.message);
+  const lines = warnings.map((w) => `warning: ${w.message}`);
   // The plan warns of a state file without the node from before symroute only in the apply that
   // writes it; the condition (delete refuses without --force) lasts, so the status says it while
   // the record says so.
   const unknown = report?.state?.baselineUnknown ?? [];
   if (unknown.length > 0 && !warnings.some((w) => w.kind === "baseline-unknown"))
     lines.unshift(
-      `the state file does not know the node from before symroute (${unknown.join(", ")}): ` +
+      `warning: the state file does not know the node from before symroute (${unknown.join(", ")}): ` +
         "delete refuses unless --force, which leaves those as they are; put the lost state file back if you have it",
     );
-  const shown = lines.slice(0, WARNINGS_SHOWN).map((line) => `warning: ${line}`);
-  const more = lines.length - shown.length;
   return {
     converged: true,
     reason: "Converged",
-    message: [
-      ...shown,
-      ...(more > 0 ? [`and ${counted(more, "more warning")}`] : []),
-      how === "" ? "in sync" : how,
-    ].join("; "),
+    message: [...firstAndCount(lines, "more warning"), how === "" ? "in sync" : how].join("; "),
   };
 }

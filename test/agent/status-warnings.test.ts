@@ -47,6 +47,20 @@ async function statusesFor(
   return written;
 }
 
+/** Networks a and b, each with its own gateway on ext0. */
+const TWO_NETWORKS = `networks:
+  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
+  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`;
+
+/** Two networks applied, then the state file lost: an engine whose store has no record of them. */
+async function stateLost() {
+  const config = configFrom(TWO_NETWORKS);
+  const kernel = new FakeKernel(articleNode());
+  await createEngine({ kernel, store: new MemoryStore() }).apply(config);
+  return { config, engine: createEngine({ kernel, store: new MemoryStore() }) };
+}
+
 test("a plan warning naming a network is in that network's status message, first", async () => {
   const decision = (name: string) => ({
     name,
@@ -99,14 +113,9 @@ networks:
 });
 
 test("a warning about the whole node (a state file written again without the node from before symroute) shows on every network's entry", async () => {
-  const config = configFrom(`networks:
-  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
-  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
-`);
-  const kernel = new FakeKernel(articleNode());
-  await createEngine({ kernel, store: new MemoryStore() }).apply(config);
   // The state file lost: the next apply writes one that does not know the node from before symroute.
-  const report = await createEngine({ kernel, store: new MemoryStore() }).apply(config);
+  const { config, engine } = await stateLost();
+  const report = await engine.apply(config);
   const baseline = report.warningDetails.find((w) => w.kind === "baseline-unknown");
   assert.ok(baseline !== undefined, JSON.stringify(report.warningDetails));
   assert.deepEqual(baseline.networks, []);
@@ -121,10 +130,7 @@ test("a warning about the whole node (a state file written again without the nod
 });
 
 test("whole-node warnings on every entry: the first three and how many more, and written once while they last", async () => {
-  const config = configFrom(`networks:
-  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
-  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
-`);
+  const config = configFrom(TWO_NETWORKS);
   const kernel = new FakeKernel(articleNode());
   const engine = createEngine({ kernel, store: new MemoryStore() });
   await engine.apply(config);
@@ -155,15 +161,9 @@ test("whole-node warnings on every entry: the first three and how many more, and
 });
 
 test("a state file without the node from before symroute shows on every entry while it lasts, not only in the apply that wrote it", async () => {
-  const config = configFrom(`networks:
-  - { name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }
-  - { name: b, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
-`);
-  const kernel = new FakeKernel(articleNode());
-  await createEngine({ kernel, store: new MemoryStore() }).apply(config);
   // The state file lost: the apply after it warns once; the next ones have no warning, but the
   // record still does not know the node from before symroute, and delete refuses without --force.
-  const engine = createEngine({ kernel, store: new MemoryStore() });
+  const { config, engine } = await stateLost();
   const first = await engine.apply(config);
   const written = await statusesFor(first, ["a", "b"]);
   const later = await engine.apply(config);

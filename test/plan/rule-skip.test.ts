@@ -234,6 +234,15 @@ test("a skip rule refused by the kernel rolls the apply back; a nop deleted by h
 });
 
 /** The article's node with `d`'s rules and routes, and the sysctls the simulator reads for input packets. */
+/** `d`'s fwmark rules in one list at 1001 behind the skip at 1000, no groups. */
+function assertOneList(d: ReturnType<typeof desiredOnArticleNode>): void {
+  assert.ok(
+    d.rules.filter((r) => r.action === "lookup" && r.fwmark !== undefined).every((r) => r.priority === 1001),
+  );
+  assert.deepEqual(d.ruleSkips?.[0]?.skip, { priority: 1000, goto: 1002 });
+  assert.equal(d.ruleSkips?.[0]?.groups, undefined);
+}
+
 /** The article's node with `d`'s rules and routes, and the sysctls the simulator reads for input packets. */
 function nodeWith(d: ReturnType<typeof desiredOnArticleNode>) {
   const base = articleNode();
@@ -363,11 +372,7 @@ ${lines.join("\n")}
 test("a band without room for the groups keeps one list, and plan says why", () => {
   // Groups 0-2 and their nop need 1001-1009.
   const d = desiredOnArticleNode(networks(70, "rulePriorities: {from: 1000, to: 1008}"));
-  assert.ok(
-    d.rules.filter((r) => r.action === "lookup" && r.fwmark !== undefined).every((r) => r.priority === 1001),
-  );
-  assert.deepEqual(d.ruleSkips?.[0]?.skip, { priority: 1000, goto: 1002 });
-  assert.equal(d.ruleSkips?.[0]?.groups, undefined);
+  assertOneList(d);
   assert.match(
     d.ruleSkips?.[0]?.reason ?? "",
     /no room in rulePriorities for groups.*1001-1009.*ends at 1008/,
@@ -413,11 +418,7 @@ test("a foreign rule where the groups would go keeps one list (it is not jumped 
     firewall: "nftables",
     kubeProxyMode: "iptables",
   });
-  assert.ok(
-    d.rules.filter((r) => r.action === "lookup" && r.fwmark !== undefined).every((r) => r.priority === 1001),
-  );
-  assert.deepEqual(d.ruleSkips?.[0]?.skip, { priority: 1000, goto: 1002 });
-  assert.equal(d.ruleSkips?.[0]?.groups, undefined);
+  assertOneList(d);
   assert.match(
     d.ruleSkips?.[0]?.reason ?? "",
     /rule priority 1007 lookup 7 is not symroute's and sits where they would go \(1002-1008\)/,
