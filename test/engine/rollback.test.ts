@@ -144,3 +144,24 @@ networks:
   );
   assert.equal((await engine.plan(moved)).inSync, true);
 });
+
+/** `count` gateway networks on ext0, IPv4, with the rule band given. */
+const networks = (count: number, band = "{from: 1000, to: 1999}"): ReturnType<typeof configFrom> =>
+  configFrom(`firewall: nftables
+rulePriorities: ${band}
+networks:
+${Array.from({ length: count }, (_, i) => `  - { name: n${i}, addresses: [1.2.${i}.0/24], interface: ext0, gateway: 1.2.${i}.1 }`).join("\n")}
+`);
+
+test("a roll back puts the rules it deleted back in their order (a move of the band, a delete)", async () => {
+  const { kernel, engine } = setup();
+  await engine.apply(networks(5));
+  const applied = structuredClone(kernel.state.rules);
+  assert.ok(applied.filter((r) => r.priority === 1001).length === 5, "one list of 5 at 1001");
+  kernel.faults.nft = true;
+  // Every rule moves to the new band (added, then the old ones deleted); nft then refuses.
+  await failedApply(engine.apply(networks(6, "{from: 3000, to: 3999}")));
+  assert.deepEqual(kernel.state.rules, applied);
+  await failedApply(engine.remove());
+  assert.deepEqual(kernel.state.rules, applied);
+});

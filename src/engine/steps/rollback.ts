@@ -39,6 +39,13 @@ function inverseChanges(executed: readonly Change[]): Change[] {
         break; // restored from the saved spec, whole
     }
   }
+  // The rules deleted come back in the order they were deleted (the node's order), not reversed:
+  // the kernel lists a rule added at a priority after those already there, so that a priority whose
+  // rules all went comes back as it was listed. Nothing else depends on their order (a goto to a
+  // priority without a rule yet is taken), and the batch orders the other changes by kind.
+  const readded = out.flatMap((c, i) => (c.kind === "rule" && c.action === "add" ? [i] : []));
+  const inOrder = readded.map((i) => out[i] as Change).reverse();
+  readded.forEach((at, k) => (out[at] = inOrder[k] as Change));
   return out;
 }
 
