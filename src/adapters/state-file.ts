@@ -89,8 +89,11 @@ export function createStateFile(
 ): StateStore {
   let dir = "";
   let file = "";
-  /** keepReads: the last state read or written, and the identity of that file. */
-  let kept: { readonly identity: string; readonly state: SavedState } | undefined;
+  /**
+   * keepReads: the last state read or written, and the identity of that file; a state written is
+   * kept as its text until asked for (parsed off the reconcile's path, by the read after it).
+   */
+  let kept: { readonly identity: string; state: SavedState | string } | undefined;
   const resolve = async (): Promise<void> => {
     if (dir !== "") return;
     dir = `${stateDir}/${await networkNamespaceId()}`;
@@ -127,7 +130,10 @@ export function createStateFile(
       await resolve();
       if (options.keepReads === true && kept !== undefined) {
         const now = await stat(file, { bigint: true }).catch(() => undefined);
-        if (now !== undefined && identityOf(now) === kept.identity) return kept.state;
+        if (now !== undefined && identityOf(now) === kept.identity) {
+          if (typeof kept.state === "string") kept.state = JSON.parse(kept.state) as SavedState;
+          return kept.state;
+        }
       }
       let text: string;
       let identity: string;
@@ -208,10 +214,11 @@ export function createStateFile(
         });
       }
       // keepReads: the state as the next read would give it, without reading and checking the file
-      // again (12-14 ms of CPU at 1,000 networks, every reconcile): the text just written, parsed.
-      // The schema keeps what it accepts as it is (no defaults, no transforms, unknown keys kept),
-      // and accepts every state the engine writes (test/adapters/state-file-kept-write.test.ts).
-      kept = identity === undefined ? undefined : { identity, state: JSON.parse(text) as SavedState };
+      // again (12-14 ms of CPU at 1,000 networks, every reconcile): the text just written, parsed
+      // when asked for. The schema keeps what it accepts as it is (no defaults, no transforms,
+      // unknown keys kept), and accepts every state the engine writes
+      // (test/adapters/state-file-kept-write.test.ts).
+      kept = identity === undefined ? undefined : { identity, state: text };
     },
 
     async remove(): Promise<void> {
