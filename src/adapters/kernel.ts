@@ -5,6 +5,7 @@ import { constants, readFileSync } from "node:fs";
 import { access, writeFile, readdir } from "node:fs/promises";
 import type { Family } from "../model/address.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
+import { isSymrouteIpsetName } from "../model/tokens.ts";
 import type {
   AttachedProgram,
   DatapathTraces,
@@ -14,13 +15,7 @@ import type {
   OwnedFirewall,
 } from "../model/state.ts";
 import { BatchError, type Kernel, type ReadScope } from "../engine/ports.ts";
-import {
-  ARP_KEY_PREFIX,
-  IPSET_KEY_PREFIX,
-  IPSET_PREFIX,
-  IPT_CHAIN_PREFIX,
-  arpKeyBackend,
-} from "../model/firewall.ts";
+import { ARP_KEY_PREFIX, IPSET_KEY_PREFIX, IPT_CHAIN_PREFIX, arpKeyBackend } from "../model/firewall.ts";
 import type { DnatService, KubeProxyServices } from "../model/services.ts";
 import { IPSET_SOCKET_REFUSED, runTool, toolError, type ToolResult, type ToolRunner } from "./exec.ts";
 import { parseIptablesNatServices, parseNftKubeProxyServices } from "./kube-proxy-parse.ts";
@@ -671,7 +666,7 @@ function ipsetsFromSave(text: string): { keys: string[]; contents: string[] } {
   const contents: string[] = [];
   for (const line of text.split("\n")) {
     const m = /^(create|add) (\S+)/.exec(line);
-    if (m === null || !(m[2] as string).startsWith(IPSET_PREFIX)) continue;
+    if (m === null || !isSymrouteIpsetName(m[2] as string)) continue;
     if (m[1] === "create") keys.push(IPSET_KEY_PREFIX + (m[2] as string));
     const canonical = line.replace(/ (hashsize|bucketsize|initval) \S+/g, "").trim();
     contents.push(IPSET_KEY_PREFIX + canonical);

@@ -167,8 +167,9 @@ export function createStateFile(
             details: parsed.problems,
             hint:
               `nothing was changed. Restore ${file} from a backup, or correct the field named; move it away ` +
-              `only if the node holds none of symroute's objects (symroute plan counts them): delete needs it ` +
-              `to put the node back as it was`,
+              `only if the node holds none of symroute's objects (\`symroute delete --dry-run --state-dir\` an empty ` +
+              `directory says whether it finds any; plan reads this file too and refuses it the same way): delete ` +
+              `needs it to put the node back as it was`,
           },
         );
       }

@@ -36,4 +36,13 @@ for (const load of loaders) {
   register(program);
 }
 
-await program.parseAsync(process.argv);
+// `symroute validate --help`: commander prints the program's help and exits 0 for a command that
+// does not exist, so a script probing for a command takes it for there. Without the help flag
+// commander reports the unknown command (exit 1, with a suggestion when one is close).
+const unknownCommand =
+  wanted !== undefined && !wanted.startsWith("-") && wanted !== "help" && !(wanted in COMMANDS);
+await program.parseAsync(
+  unknownCommand
+    ? process.argv.filter((arg, i) => i < 2 || (arg !== "--help" && arg !== "-h"))
+    : process.argv,
+);

@@ -63,13 +63,26 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+const INTERNAL_HINT = "this is a bug in symroute; please report it with the command you ran";
+
+/**
+ * The `error` of `-o json`: a SymrouteError's fields, or for a bug in symroute kind `internal` with
+ * the same fields (details empty, the hint the text output gives), so a script reads one shape.
+ */
+export function errorJson(error: unknown): Record<string, unknown> {
+  if (isSymrouteError(error)) return error.toJSON();
+  return {
+    kind: "internal",
+    message: error instanceof Error ? error.message : String(error),
+    details: [],
+    hint: INTERNAL_HINT,
+  };
+}
+
 /** Print an error the way every command does, and return the exit code for it. */
 function reportError(error: unknown, format: OutputFormat): number {
   if (format === "json") {
-    const body = isSymrouteError(error)
-      ? error.toJSON()
-      : { kind: "internal", message: error instanceof Error ? error.message : String(error) };
-    process.stdout.write(`${JSON.stringify({ error: body }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ error: errorJson(error) }, null, 2)}\n`);
     return EXIT.error;
   }
   if (isSymrouteError(error)) {
@@ -79,7 +92,7 @@ function reportError(error: unknown, format: OutputFormat): number {
   } else {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
     process.stderr.write(`${pc.red("internal error")}: ${message}\n`);
-    process.stderr.write("hint: this is a bug in symroute; please report it with the command you ran\n");
+    process.stderr.write(`hint: ${INTERNAL_HINT}\n`);
   }
   return EXIT.error;
 }

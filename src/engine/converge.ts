@@ -55,9 +55,10 @@ export async function converge(
               warningDetails: [...report.warningDetails, ...baselineNotes],
             },
       );
+    // Before the dry run's return: a dry run answers as the apply would, a refusal included.
+    refuseMarkMoves(rp, options);
     if (options.dryRun === true)
       return withWarnings({ ...finishPlan(rp, observedFirewall).report, applied: false });
-    refuseMarkMoves(rp, options);
     const routingPayloads = renderRoutingPayloads(rp.diff.changes, rp.desired.sysctls);
     // Routing changes pending: the node is not in sync, whatever the firewall's comparison says,
     // and the ip batches can start before it is made.

@@ -76,8 +76,15 @@ export function commentToken(text: string): string {
   return text;
 }
 
+/**
+ * Whether an ipset's name is one symroute could have made: only such a set is symroute's. Another
+ * under its prefix is someone else's, left alone (read as symroute's, its name failed the token
+ * guard below and made every plan fail).
+ */
+export const isSymrouteIpsetName = (name: string): boolean => /^symroute-[A-Za-z0-9_-]{1,22}$/.test(name);
+
 /** A set name read back from the node goes into a payload only if symroute could have made it. */
 export function ipsetNameToken(name: string): string {
-  if (!/^symroute-[A-Za-z0-9_-]{1,22}$/.test(name)) refuse("ipset name", name);
+  if (!isSymrouteIpsetName(name)) refuse("ipset name", name);
   return name;
 }

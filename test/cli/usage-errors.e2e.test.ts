@@ -53,6 +53,12 @@ const cases: readonly { args: string[]; message: RegExp; hint: RegExp }[] = [
     hint: /symroute doctor -c FILE/,
   },
   { args: ["plann", "-o", "json"], message: /unknown command 'plann'/, hint: /Did you mean plan\?/ },
+  // With --help it printed the program's help and exited 0: a script probing for the command took it for there.
+  {
+    args: ["validate", "--help", "-o", "json"],
+    message: /unknown command 'validate'/,
+    hint: /symroute --help/,
+  },
 ];
 
 for (const c of cases) {
@@ -75,6 +81,23 @@ test("without -o json a usage error stays text on stderr, with the command's hel
   assert.match(r.stderr, /^error: required option '-c, --config <file>' not specified/);
   assert.match(r.stderr, /Usage: symroute plan/);
 });
+
+test(
+  "--help after a command that does not exist is the unknown command's error, not the help (exit 1)",
+  { skip },
+  (t) => {
+    for (const help of ["--help", "-h"]) {
+      const r = cli(t, ["validate", help]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, /^error: unknown command 'validate'\n/);
+    }
+    // A command that exists still gets its help, and `help NAME` is commander's own.
+    const plan = cli(t, ["plan", "--help"]);
+    assert.equal(plan.code, 0);
+    assert.match(plan.stdout, /^Usage: symroute plan/);
+  },
+);
 
 test("wantsJson reads every spelling of -o json, and nothing after --", () => {
   for (const argv of [

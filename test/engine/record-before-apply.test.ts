@@ -99,3 +99,40 @@ test("a switch of firewall front end is recorded before the node is touched", as
   await engine.apply({ ...networks(A), firewall: "iptables" });
   assert.deepEqual(store.writes[0], { inProgress: true, payloadsBefore: before });
 });
+
+/** A store whose write of an in-progress record is the last thing the run does: it crashes there. */
+class CrashingAtRecord extends MemoryStore {
+  record: SavedState | undefined;
+  override async write(state: SavedState): Promise<void> {
+    if (state.inProgress === true) {
+      this.record = structuredClone(state);
+      await super.write(state);
+      throw new Error("crash (simulated): the run ends here");
+    }
+    await super.write(state);
+  }
+}
+
+for (const [from, to] of [
+  ["iptables", "nftables"],
+  ["nftables", "iptables"],
+] as const) {
+  test(`a crash right after the record of a move from ${from} to ${to}: the next run removes the ${from} firewall`, async () => {
+    const kernel = new FakeKernel(articleNode());
+    const first = new MemoryStore();
+    const gateway = (firewall: string) => config(`firewall: ${firewall}\nnetworks:\n${A}\n`);
+    await createEngine({ kernel, store: first }).apply(gateway(from));
+    const crashing = new CrashingAtRecord();
+    await crashing.write(first.state as SavedState);
+    await assert.rejects(createEngine({ kernel, store: crashing }).apply(gateway(to)), /crash/);
+    assert.equal(crashing.record?.firewall, to, "the record before the move names the new front end");
+    // The node is untouched: the next run starts from that record.
+    const next = new MemoryStore();
+    await next.write(crashing.record as SavedState);
+    assert.equal((await createEngine({ kernel, store: next }).apply(gateway(to))).applied, true);
+    const left = kernel.state.firewall.filter((f) => f.backend === from).flatMap((f) => f.ruleKeys);
+    assert.deepEqual(left, [], `nothing of the ${from} front end is left`);
+    if (from === "iptables") assert.deepEqual([...kernel.ipsets.keys()], [], "nor its sets");
+    assert.equal((await createEngine({ kernel, store: next }).plan(gateway(to))).inSync, true);
+  });
+}

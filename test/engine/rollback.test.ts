@@ -9,7 +9,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import { isSymrouteError, type SymrouteError } from "../../src/model/errors.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
-import { dualStackGatewayConfig } from "../support/config.ts";
+import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
 
 const PUBLIC = dualStackGatewayConfig("nftables");
 
@@ -76,4 +76,92 @@ test("conf.all the roll back cannot raise back: no interface is lowered, routing
   const sysctl = (name: string) => kernel.state.sysctls[`net/ipv4/conf/${name}/rp_filter`];
   assert.equal(sysctl("all"), "0");
   for (const name of ["default", "lo", "eth0"]) assert.equal(sysctl(name), "1", name);
+});
+
+/** Every firewall object of symroute's on the fake node, front end by front end, and its ipsets. */
+const firewallOf = (kernel: FakeKernel): string[] => [
+  ...kernel.state.firewall.flatMap((f) => f.ruleKeys.map((k) => `${f.backend} ${k}`)).sort(),
+  ...[...kernel.ipsets.keys()].sort(),
+];
+
+test("the ip batch starts before the firewall half is planned: a failure planning it rolls the batch back", async () => {
+  const { kernel, store, engine, initial } = setup();
+  // The firewall's read names a set symroute could not have made: the firewall half's renderer
+  // refuses to write it (the token guard), after the ip batches started.
+  kernel.state = { ...kernel.state, firewall: [{ backend: "iptables", ruleKeys: ["ipset:symroute-a.b"] }] };
+  const { error } = await failedApply(engine.apply(dualStackGatewayConfig("iptables")));
+  assert.match(
+    error.message,
+    /^apply failed and was rolled back: refusing to render ipset name "symroute-a\.b"/,
+  );
+  assert.ok(
+    kernel.log.some((l) => l.tool === "ip -4 -batch" && /^rule add /m.test(l.input)),
+    "the batch ran before the failure",
+  );
+  assert.deepEqual(kernel.state.rules, initial.rules);
+  assert.deepEqual(kernel.state.routes, initial.routes);
+  assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+  assert.deepEqual(firewallOf(kernel), ["iptables ipset:symroute-a.b"]);
+  // The firewall of the failed apply was never in force: the record does not say it was.
+  assert.equal(store.state?.firewallSpec, undefined);
+});
+
+test("a roll back does not record the failed apply's firewall: the next roll back does not put it on the node", async () => {
+  const { kernel, store, engine } = setup();
+  kernel.faults.ipLine = /^rule add/;
+  for (const attempt of [1, 2]) {
+    // The firewall transaction runs beside the failing ip batch, then is undone.
+    await failedApply(engine.apply(PUBLIC));
+    assert.deepEqual(firewallOf(kernel), [], `after failed apply ${attempt}`);
+    assert.equal(store.state?.firewallSpec, undefined, `record after failed apply ${attempt}`);
+  }
+});
+
+test("a rolled back move of front end: the firewall is as before (its ARP probes too), and the next move leaves nothing of the old one", async () => {
+  const { kernel, store, engine } = setup();
+  await engine.apply(dualStackGatewayConfig("iptables"));
+  const before = firewallOf(kernel);
+  assert.ok(
+    before.some((k) => k.startsWith("iptables arp:")),
+    "the iptables front end's ARP probes",
+  );
+  // The move comes with a new network, whose route ip refuses.
+  const moved = configFrom(`firewall: nftables
+networks:
+  - { name: public, addresses: [1.2.3.0/24, "2001:db8:100::/64"], interface: ext0, gateway: [1.2.3.1, "2001:db8:100::1"] }
+  - { name: second, addresses: [1.2.4.0/24], interface: ext0, gateway: 1.2.4.1 }
+`);
+  kernel.faults.ipLine = /^route add .*1\.2\.4\./;
+  await failedApply(engine.apply(moved));
+  assert.deepEqual(firewallOf(kernel), before);
+  assert.equal(store.state?.firewall, "iptables");
+  kernel.faults = {};
+  assert.equal((await engine.apply(moved)).applied, true);
+  assert.deepEqual(
+    firewallOf(kernel).filter((k) => !k.startsWith("nftables ")),
+    [],
+    "nothing of the iptables front end is left",
+  );
+  assert.equal((await engine.plan(moved)).inSync, true);
+});
+
+/** `count` gateway networks on ext0, IPv4, with the rule band given. */
+const networks = (count: number, band = "{from: 1000, to: 1999}"): ReturnType<typeof configFrom> =>
+  configFrom(`firewall: nftables
+rulePriorities: ${band}
+networks:
+${Array.from({ length: count }, (_, i) => `  - { name: n${i}, addresses: [1.2.${i}.0/24], interface: ext0, gateway: 1.2.${i}.1 }`).join("\n")}
+`);
+
+test("a roll back puts the rules it deleted back in their order (a move of the band, a delete)", async () => {
+  const { kernel, engine } = setup();
+  await engine.apply(networks(5));
+  const applied = structuredClone(kernel.state.rules);
+  assert.ok(applied.filter((r) => r.priority === 1001).length === 5, "one list of 5 at 1001");
+  kernel.faults.nft = true;
+  // Every rule moves to the new band (added, then the old ones deleted); nft then refuses.
+  await failedApply(engine.apply(networks(6, "{from: 3000, to: 3999}")));
+  assert.deepEqual(kernel.state.rules, applied);
+  await failedApply(engine.remove());
+  assert.deepEqual(kernel.state.rules, applied);
 });

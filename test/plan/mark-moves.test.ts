@@ -9,6 +9,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
 import { configFrom } from "../support/config.ts";
+import { isSymrouteError } from "../../src/model/errors.ts";
 
 test("a network whose saved value the new mask leaves out moves; kept values, new and removed networks do not", () => {
   const saved = { a: { table: 20000, mark: 0x1 }, b: { table: 20001, mark: 0x2 }, gone: { mark: 0x3 } };
@@ -65,4 +66,27 @@ test("a lost state file moves no table or mark: they are taken from the node", a
     moved.warnings.join("\n"),
   );
   await assert.rejects(engine.apply(B_ONLY("marks: { mask: 0xfd }\n")), /mark of 1 network would move/);
+});
+
+test("apply --dry-run answers a mark move as the apply would: refused without --force, its payloads with it", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const engine = createEngine({ kernel, store: new MemoryStore() });
+  await engine.apply(TWO);
+  await engine.apply(B_ONLY()); // b keeps 0x2, which marks.mask 0xfd leaves out
+  const ran = kernel.log.length;
+  const moved = B_ONLY("marks: { mask: 0xfd }\n");
+  // It exited 0 with the move's payloads, and the apply it previewed then refused (exit 1).
+  await assert.rejects(
+    engine.apply(moved, { dryRun: true }),
+    (e: unknown) =>
+      isSymrouteError(e) && e.kind === "conflict" && /mark of 1 network would move/.test(e.message),
+  );
+  const forced = await engine.apply(moved, { dryRun: true, moveMarks: true });
+  assert.equal(forced.applied, false);
+  const lines = forced.payloads.ip.flatMap((b) => b.lines);
+  assert.ok(
+    lines.some((l) => /^rule add priority 1001 fwmark 0x4\/0xfd lookup 20001 /.test(l)),
+    lines.join("\n"),
+  );
+  assert.equal(kernel.log.length, ran, "a dry run runs nothing");
 });

@@ -99,6 +99,9 @@ test("bad options are invalid-argument errors that name the option", () => {
     [{ to: "1.2.3.4", from: "10.0.0.1", iif: "eth0", dnatTo: "pod" }, /--dnat-to/],
     [{ to: "1.2.3.4", mark: "0x3/0x1" }, /--mark/],
     [{ to: "1.2.3.4", mark: "0x1/" }, /--mark/],
+    // A protocol name it does not know: the message lists the names it does.
+    [{ to: "1.2.3.4", proto: "xyz" }, /--proto must be tcp, udp, icmp, ipv6-icmp, sctp or a protocol number/],
+    [{ to: "1.2.3.4", proto: "256" }, /--proto must be a number from 0 to 255/],
   ];
   for (const [options, message] of cases) {
     assert.throws(

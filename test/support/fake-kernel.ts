@@ -25,6 +25,7 @@ import { BatchError, type Kernel, type ReadScope } from "../../src/engine/ports.
 import { checkIptablesRestore, IptablesRefusal } from "./fake-iptables.ts";
 import { applyNftScript, checkNftScript, NftRefusal, type NftRuleset, type NftTables } from "./fake-nft.ts";
 import { ARP_KEY_PREFIX, IPSET_KEY_PREFIX, arpKeyBackend } from "../../src/model/firewall.ts";
+import { isSymrouteIpsetName } from "../../src/model/tokens.ts";
 
 /** One ipset as the fake keeps it: its create line's parameters and its elements. */
 interface FakeIpset {
@@ -323,7 +324,7 @@ export class FakeKernel implements Kernel {
       const owned = this.state.firewall.find((f) => f.backend === backend) ?? { backend, ruleKeys: [] };
       if (backend !== "iptables") return owned;
       // Like the real reader: symroute's sets are read with the iptables front end's rules.
-      const sets = [...this.ipsets.keys()].filter((n) => n.startsWith("symroute-")).sort();
+      const sets = [...this.ipsets.keys()].filter(isSymrouteIpsetName).sort();
       return { ...owned, ruleKeys: [...owned.ruleKeys, ...sets.map((n) => IPSET_KEY_PREFIX + n)] };
     });
   }

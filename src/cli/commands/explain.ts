@@ -97,6 +97,17 @@ function addressFamily(text: string, option: string): number {
 
 const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, icmp: 1, "ipv6-icmp": 58, sctp: 132 };
 
+/** `--proto`: a name of PROTOCOLS or a number; the error lists the names, which the number's does not. */
+function parseProto(text: string): number {
+  const named = PROTOCOLS[text.toLowerCase()];
+  if (named !== undefined) return named;
+  if (!/^(0x[0-9a-f]+|[0-9]+)$/i.test(text))
+    throw invalid(
+      `--proto must be ${Object.keys(PROTOCOLS).join(", ")} or a protocol number from 0 to 255, not ${JSON.stringify(text)}`,
+    );
+  return parseNumber(text, "--proto", 255);
+}
+
 interface ExplainOptions {
   readonly from?: string;
   readonly to: string;
@@ -123,7 +134,7 @@ export function packetFromOptions(o: ExplainOptions): Packet {
     throw invalid(`--dnat-to ${o.dnatTo} and --to ${o.to} are of different families`);
   let ipproto: number | undefined;
   if (o.proto !== undefined) {
-    ipproto = PROTOCOLS[o.proto.toLowerCase()] ?? parseNumber(o.proto, "--proto", 255);
+    ipproto = parseProto(o.proto);
   }
   const packet: Record<string, unknown> = { to: o.to };
   if (o.from !== undefined) packet["from"] = o.from;
@@ -435,7 +446,10 @@ export function registerExplain(program: Command): void {
       "firewall mark of the packet (decimal or 0x hex), or a network's mark as plan prints it (0x1/0xff: its value)",
     )
     .option("--tos <tos>", "TOS byte (IPv4)")
-    .option("--proto <proto>", "tcp, udp, icmp or a protocol number (default: udp for IPv4, as ip route get)")
+    .option(
+      "--proto <proto>",
+      "tcp, udp, icmp, ipv6-icmp, sctp or a protocol number (default: udp for IPv4, as ip route get)",
+    )
     .option("--sport <port>", "source port (with --proto)")
     .option("--dport <port>", "destination port (with --proto)")
     .option("--uid <uid>", "socket owner of a locally generated packet (default 0)")

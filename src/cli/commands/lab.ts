@@ -41,8 +41,11 @@ function tearDownOnSignals(): void {
   }
 }
 
-const caseOption = () =>
-  new Option("--case <n>", "the article's case: 1, 2, 3 or 4").argParser(commanderParser(parseLabCase));
+/** `--case`; `unset` says what the command does without it (demo: every case; up: one default). */
+const caseOption = (unset: string) =>
+  new Option("--case <n>", `the article's case: 1, 2, 3 or 4 (${unset})`).argParser(
+    commanderParser(parseLabCase),
+  );
 const kubeProxyOption = () =>
   new Option("--kube-proxy <mode>", "kube-proxy stand-in")
     .choices(KUBE_PROXY_VARIANTS)
@@ -231,7 +234,7 @@ export function registerLab(program: Command): void {
       "For each case: the topology, connectivity before, symroute's plan, apply, connectivity " +
         "after, delete, and a check that the node is back to its start. Everything is removed at the end.",
     )
-    .addOption(caseOption())
+    .addOption(caseOption("default: the four cases, then case 4 with the IPVS-like stand-in"))
     .addOption(kubeProxyOption())
     .addOption(firewallOption())
     .addOption(ipv4Option())
@@ -257,7 +260,7 @@ export function registerLab(program: Command): void {
   lab
     .command("up")
     .description("Build one case's topology and leave it running; `symroute lab down` removes it.")
-    .addOption(caseOption())
+    .addOption(caseOption(`default: ${DEFAULT_SPEC.case}`))
     .addOption(kubeProxyOption())
     .addOption(firewallOption())
     .addOption(ipv4Option())

@@ -19,7 +19,7 @@ export function refuseMarkMoves(rp: RoutingPlan, options: ApplyOptions): void {
         (m) =>
           `network "${m.network}": ${formatHex(m.from)} -> ${formatHex(m.to)}; open connections: ${strandedConnectionsCommand(m, oldMask)}`,
       ),
-      hint: "apply --force moves the marks anyway (new connections are not affected); or keep a marks.mask that covers the old values, or move at a quiet time",
+      hint: "apply --force moves the marks anyway (new connections are not affected; apply --dry-run --force shows what it would run); or keep a marks.mask that covers the old values, or move at a quiet time",
     },
   );
 }

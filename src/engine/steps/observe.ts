@@ -55,9 +55,11 @@ export async function observe(
     firewallError = error;
   }
   // Only the front ends that can hold symroute's objects: the one wanted and the one last used.
-  // Without a record (a first run, or a lost state file) every available one is read.
+  // Without a record (a first run, or a lost state file) every available one is read, and so with a
+  // record still in progress (a crash, or an incomplete roll back): one written before a move of
+  // front end names the new one, and the old one's objects are still on the node.
   const firewallsRead =
-    saved === undefined || firewall === undefined
+    saved === undefined || firewall === undefined || saved.inProgress === true
       ? available
       : available.filter((b) => b === firewall || b === saved.firewall);
   const firewallRead = kernel.readFirewall(firewallsRead);

@@ -39,6 +39,13 @@ function inverseChanges(executed: readonly Change[]): Change[] {
         break; // restored from the saved spec, whole
     }
   }
+  // The rules deleted come back in the order they were deleted (the node's order), not reversed:
+  // the kernel lists a rule added at a priority after those already there, so that a priority whose
+  // rules all went comes back as it was listed. Nothing else depends on their order (a goto to a
+  // priority without a rule yet is taken), and the batch orders the other changes by kind.
+  const readded = out.flatMap((c, i) => (c.kind === "rule" && c.action === "add" ? [i] : []));
+  const inOrder = readded.map((i) => out[i] as Change).reverse();
+  readded.forEach((at, k) => (out[at] = inOrder[k] as Change));
   return out;
 }
 
@@ -132,9 +139,11 @@ async function undo(
       ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
     );
   if (!ran.firewallTouched) return { problems, node };
-  const backends = new Set<FirewallBackend>(
-    ran.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : [])),
-  );
+  // The front end the saved spec is for goes last: both write nft's `table arp symroute` (the ARP
+  // probes), and an emptied front end's payload deletes it (firewallPayloads orders them alike).
+  const backends = [
+    ...new Set<FirewallBackend>(ran.changes.flatMap((c) => (c.kind === "firewall" ? [c.backend] : []))),
+  ].sort((a, b) => Number(a === saved?.firewallSpec?.backend) - Number(b === saved?.firewallSpec?.backend));
   for (const backend of backends) {
     let payloadsRun = 0;
     try {
@@ -186,12 +195,22 @@ export async function rollBack(
   const complete = problems.length === 0;
   let stateWritten = true;
   try {
-    record.contents = saved?.firewallContents;
-    // The allocations, freed ones too, stay the saved ones: the node is back to them.
-    const { freedAllocations: _thisRun, ...state } = record.state(!complete);
+    // The allocations, freed ones too, stay the saved ones: the node is back to them. So does the
+    // firewall's record: this run's spec was never in force (a later roll back would put it on the
+    // node), and its front end is not where the saved firewall is (a later run would not read that).
+    const {
+      freedAllocations: _thisRun,
+      firewall: _thisFrontEnd,
+      firewallSpec: _thisSpec,
+      firewallContents: _thisContents,
+      ...state
+    } = record.state(!complete);
+    const frontEnd = saved?.firewall ?? record.plan.firewall;
     await store.write({
       ...state,
+      ...(frontEnd === undefined ? {} : { firewall: frontEnd }),
       ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
+      ...(saved?.firewallContents === undefined ? {} : { firewallContents: saved.firewallContents }),
       allocations: saved?.allocations ?? {},
       ...(saved?.freedAllocations === undefined ? {} : { freedAllocations: saved.freedAllocations }),
     });

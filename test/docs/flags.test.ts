@@ -1,0 +1,79 @@
+// The option tables of docs/agent.md ("Flags") and docs/explain.md ("Options") against the
+// commands' real options: every flag the command takes has its row, no row names a flag it does not
+// take, and a default the command declares is the one the row gives.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import type { Command } from "@commander-js/extra-typings";
+import { createProgram } from "../../src/cli/program.ts";
+import { registerAgent } from "../../src/cli/commands/agent.ts";
+import { registerExplain } from "../../src/cli/commands/explain.ts";
+
+const program = createProgram(["node", "symroute"]);
+registerExplain(program as unknown as Command);
+registerAgent(program as unknown as Command);
+
+/** The rows of the first table after `heading` in `page`: each row's first cell and its other cells. */
+function rows(page: string, heading: string): { flags: string[]; cells: string[] }[] {
+  const doc = readFileSync(new URL(`../../docs/${page}`, import.meta.url), "utf8");
+  const start = doc.indexOf(`\n${heading}\n`);
+  assert.ok(start >= 0, `docs/${page} has the heading ${heading}`);
+  const out: { flags: string[]; cells: string[] }[] = [];
+  let inTable = false;
+  for (const line of doc.slice(start + heading.length + 2).split("\n")) {
+    if (!line.startsWith("|")) {
+      if (inTable) break;
+      continue;
+    }
+    inTable = true;
+    const cells = line
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
+    // `--flag VALUE`, `-c, --config FILE`, `-o json`: the flags a row names, long or short.
+    const flags = [...(cells[0] ?? "").matchAll(/(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b/g)].map(
+      (m) => m[1] ?? "",
+    );
+    if (flags.length > 0) out.push({ flags, cells: cells.slice(1) });
+  }
+  return out;
+}
+
+function check(commandName: string, page: string, heading: string): void {
+  const command = (program.commands as unknown as Command[]).find((c) => c.name() === commandName);
+  assert.ok(command !== undefined);
+  const table = rows(page, heading);
+  const documented = new Set(table.flatMap((r) => r.flags));
+  const options = command.options.filter((o) => o.long !== "--help");
+  for (const o of options)
+    assert.ok(
+      documented.has(o.long ?? "") || documented.has(o.short ?? ""),
+      `docs/${page} ${heading}: no row for ${o.flags}`,
+    );
+  for (const flag of documented)
+    assert.ok(
+      options.some((o) => o.long === flag || o.short === flag),
+      `docs/${page} ${heading}: ${flag} is not an option of ${commandName}`,
+    );
+  for (const option of command.options) {
+    // The default as --help shows it: its description when it has one (`60s` for 60000 ms).
+    const value: unknown = option.defaultValueDescription ?? option.defaultValue;
+    if (typeof value !== "string" || option.long === undefined) continue;
+    const row = table.find(
+      (r) => r.flags.includes(option.long as string) || r.flags.includes(option.short ?? ""),
+    );
+    assert.ok(
+      row?.cells.some((c) => c.includes(`\`${value}\``)),
+      `docs/${page}: ${option.long}'s default is ${value}, its row says ${row?.cells.join(" | ")}`,
+    );
+  }
+}
+
+test("docs/agent.md's Flags table is `symroute agent`'s options, with their defaults", () => {
+  check("agent", "agent.md", "## Flags");
+});
+
+test("docs/explain.md's Options table is `symroute explain`'s options", () => {
+  check("explain", "explain.md", "## Options");
+});
