@@ -2,6 +2,7 @@
 // changes ran (for `ip -batch`, the lines before the failing one); it applies their inverses,
 // restores old sysctl values, and re-applies the previously recorded firewall spec.
 
+import type { Family } from "../../model/address.ts";
 import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, RoutingState } from "../../model/state.ts";
 import type { Change } from "../../model/change.ts";
@@ -100,6 +101,8 @@ async function undo(
   saved: SavedState | undefined,
   routing: RoutingState,
   ran: Ran,
+  /** Families whose iptables mangle table symroute created (the saved ones, and this run's). */
+  tablesCreated: Set<Family>,
 ): Promise<Undone> {
   const problems: string[] = [];
   const node: string[] = [];
@@ -156,6 +159,9 @@ async function undo(
         await frontEndOf(p).run(kernel, p);
         payloadsRun++;
       }
+      // As a commit does: a front end the saved record does not use drops the tables symroute
+      // created for it (iptables-nft made the mangle table on the failed apply's first use).
+      await FRONT_ENDS[backend].cleanUp(kernel, tablesCreated, saved?.firewallSpec?.backend === backend);
       node.push(`symroute's ${backend} firewall is as before this apply`);
     } catch (error) {
       problems.push(`roll back of the ${backend} firewall failed: ${messageOf(error)}`);
@@ -195,7 +201,7 @@ export async function rollBack(
   /** What failed, for the message: the command the user ran. */
   run: "apply" | "delete" = "apply",
 ): Promise<never> {
-  const { problems, node, linksLeft } = await undo(kernel, saved, routing, ran);
+  const { problems, node, linksLeft } = await undo(kernel, saved, routing, ran, record.tablesCreated);
   const complete = problems.length === 0;
   let stateWritten = true;
   try {
