@@ -175,8 +175,9 @@ interface Ran {
 }
 
 /**
- * Rolls back what ran, records the state as it was (the links and sysctl values this run learnt of
- * stay known; still `inProgress` when the roll back was incomplete), and throws the failure, saying
+ * Rolls back what ran, records the state as it was (the sysctl values this run learnt of stay known,
+ * the links it added only while they may be on the node; still `inProgress` when the roll back was
+ * incomplete), and throws the failure, saying
  * whether the roll back was complete and, when not, what the node holds now.
  */
 export async function rollBack(
@@ -193,6 +194,17 @@ export async function rollBack(
 ): Promise<never> {
   const { problems, node } = await undo(kernel, saved, routing, ran);
   const complete = problems.length === 0;
+  // A link this run added is symroute's only while it may still be on the node: after a complete
+  // roll back none is, nor is one whose add never ran (a kernel without 802.1Q). Recorded, a later
+  // delete, or an apply without its `vlan:`, would delete an interface of that name made another way.
+  const createdLinks = [
+    ...new Set([
+      ...(saved?.createdLinks ?? []),
+      ...(complete
+        ? []
+        : ran.executed.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : []))),
+    ]),
+  ];
   let stateWritten = true;
   try {
     // The allocations, freed ones too, stay the saved ones: the node is back to them. So does the
@@ -204,7 +216,7 @@ export async function rollBack(
       firewallSpec: _thisSpec,
       firewallContents: _thisContents,
       ...state
-    } = record.state(!complete);
+    } = record.state(!complete, record.previousSysctls, createdLinks);
     const frontEnd = saved?.firewall ?? record.plan.firewall;
     await store.write({
       ...state,
