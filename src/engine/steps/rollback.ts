@@ -90,6 +90,8 @@ const messageOf = (error: unknown): string => (error instanceof Error ? error.me
 interface Undone {
   readonly problems: string[];
   readonly node: string[];
+  /** VLAN links the failed run created that are still on the node (their undo failed). */
+  readonly linksLeft: string[];
 }
 
 /** Undoes `executed`: routing by the inverse changes, each firewall front end touched from `saved`. */
@@ -131,6 +133,7 @@ async function undo(
     if (error !== undefined) problems.push(`roll back of routing failed: ${messageOf(error)}`);
   }
   const left = inverse.filter((_, i) => !done.has(i) || failed.has(i));
+  const linksLeft = left.flatMap((c) => (c.kind === "link" && c.action === "delete" ? [c.vlan.ifname] : []));
   if (left.length === 0) node.push("routing, links and sysctls are as before this apply");
   else
     node.push(
@@ -138,7 +141,7 @@ async function undo(
       ...left.slice(0, 10).map((c) => `still to undo: ${describeChange(c)}`),
       ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
     );
-  if (!ran.firewallTouched) return { problems, node };
+  if (!ran.firewallTouched) return { problems, node, linksLeft };
   // The front end the saved spec is for goes last: both write nft's `table arp symroute` (the ARP
   // probes), and an emptied front end's payload deletes it (firewallPayloads orders them alike).
   const backends = [
@@ -163,7 +166,7 @@ async function undo(
       );
     }
   }
-  return { problems, node };
+  return { problems, node, linksLeft };
 }
 
 /** What the failed apply ran, for the roll back. */
@@ -176,7 +179,7 @@ interface Ran {
 
 /**
  * Rolls back what ran, records the state as it was (the sysctl values this run learnt of stay known,
- * the links it added only while they may be on the node; still `inProgress` when the roll back was
+ * and the links it created that are still there; still `inProgress` when the roll back was
  * incomplete), and throws the failure, saying
  * whether the roll back was complete and, when not, what the node holds now.
  */
@@ -192,19 +195,8 @@ export async function rollBack(
   /** What failed, for the message: the command the user ran. */
   run: "apply" | "delete" = "apply",
 ): Promise<never> {
-  const { problems, node } = await undo(kernel, saved, routing, ran);
+  const { problems, node, linksLeft } = await undo(kernel, saved, routing, ran);
   const complete = problems.length === 0;
-  // A link this run added is symroute's only while it may still be on the node: after a complete
-  // roll back none is, nor is one whose add never ran (a kernel without 802.1Q). Recorded, a later
-  // delete, or an apply without its `vlan:`, would delete an interface of that name made another way.
-  const createdLinks = [
-    ...new Set([
-      ...(saved?.createdLinks ?? []),
-      ...(complete
-        ? []
-        : ran.executed.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : []))),
-    ]),
-  ];
   let stateWritten = true;
   try {
     // The allocations, freed ones too, stay the saved ones: the node is back to them. So does the
@@ -216,7 +208,12 @@ export async function rollBack(
       firewallSpec: _thisSpec,
       firewallContents: _thisContents,
       ...state
-    } = record.state(!complete, record.previousSysctls, createdLinks);
+    } = record.state(!complete, record.previousSysctls, [
+      // Links the failed run created are symroute's only while they are still there: one deleted
+      // again, recorded, would make a link of that name made later by someone else symroute's to
+      // delete.
+      ...new Set([...(saved?.createdLinks ?? []), ...linksLeft]),
+    ]);
     const frontEnd = saved?.firewall ?? record.plan.firewall;
     await store.write({
       ...state,
