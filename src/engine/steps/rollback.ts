@@ -205,8 +205,8 @@ interface Ran {
 
 /**
  * Rolls back what ran, records the state as it was (of the sysctl values and links this run learnt
- * of, those its writes still hold; still `inProgress` when the roll back was incomplete), and
- * throws the failure, saying
+ * of, those its writes still hold; still `inProgress` when the roll back was incomplete or the saved
+ * record was), and throws the failure, saying
  * whether the roll back was complete and, when not, what the node holds now.
  */
 export async function rollBack(
@@ -240,12 +240,18 @@ export async function rollBack(
       firewallSpec: _thisSpec,
       firewallContents: _thisContents,
       ...state
-    } = record.state(!complete, previousSysctls(record, saved, sysctlsLeft), [
-      // Links the failed run created are symroute's only while they are still there: one deleted
-      // again, recorded, would make a link of that name made later by someone else symroute's to
-      // delete.
-      ...new Set([...(saved?.createdLinks ?? []), ...linksLeft]),
-    ]);
+    } = record.state(
+      // The node is back to the saved record's: one still in progress (a crash) stays so, or the
+      // next run would not read every front end, and a half-made move of front end would stay.
+      !complete || saved?.inProgress === true,
+      previousSysctls(record, saved, sysctlsLeft),
+      [
+        // Links the failed run created are symroute's only while they are still there: one deleted
+        // again, recorded, would make a link of that name made later by someone else symroute's to
+        // delete.
+        ...new Set([...(saved?.createdLinks ?? []), ...linksLeft]),
+      ],
+    );
     const frontEnd = saved?.firewall ?? record.plan.firewall;
     await store.write({
       ...state,
