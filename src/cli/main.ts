@@ -36,13 +36,22 @@ for (const load of loaders) {
   register(program);
 }
 
-// `symroute validate --help`: commander prints the program's help and exits 0 for a command that
-// does not exist, so a script probing for a command takes it for there. Without the help flag
-// commander reports the unknown command (exit 1, with a suggestion when one is close).
-const unknownCommand =
-  wanted !== undefined && !wanted.startsWith("-") && wanted !== "help" && !(wanted in COMMANDS);
+// `symroute validate --help`, `symroute lab foo --help`: commander prints the parent's help and exits
+// 0 for a command that does not exist, so a script probing for a command takes it for there. Without
+// the help flag commander reports the unknown command (exit 1, with a suggestion when one is close).
+function namesUnknownCommand(args: readonly string[]): boolean {
+  let command: Command = program;
+  for (const arg of args) {
+    if (arg.startsWith("-") || command.commands.length === 0) return false;
+    const sub = command.commands.find((c) => c.name() === arg);
+    if (sub === undefined) return arg !== "help";
+    command = sub as Command;
+  }
+  return false;
+}
+const args = process.argv.slice(2);
 await program.parseAsync(
-  unknownCommand
-    ? process.argv.filter((arg, i) => i < 2 || (arg !== "--help" && arg !== "-h"))
+  namesUnknownCommand(args)
+    ? [...process.argv.slice(0, 2), ...args.filter((arg) => arg !== "--help" && arg !== "-h")]
     : process.argv,
 );

@@ -208,7 +208,7 @@ export function simulatedBackends(
 
 /**
  * The clients whose requests are simulated: the given (or default) outside client behind the
- * network's gateway; without a gateway, a host of the pool's own link, and also an outside client
+ * network's gateway (a given one inside a pool is on the pool's link); without a gateway, a host of the pool's own link, and also an outside client
  * when one is given or when the network's other family has a gateway (a forgotten one: plan warns).
  */
 export function clientsOf(
@@ -220,11 +220,13 @@ export function clientsOf(
   const wanted = input.clients?.[d.family];
   const given = wanted === undefined ? [] : typeof wanted === "string" ? [wanted] : [...wanted];
   const outside = given.length > 0 ? given : [DEFAULT_CLIENTS[d.family]];
-  if (d.gateway !== undefined) return outside.map((address) => ({ address, onLink: false }));
   const inPool = (address: string): boolean => {
     const ip = parseIp(address);
     return ip !== undefined && pools.some((p) => prefixContainsIp(p, ip));
   };
+  // With a gateway too, a client given inside a pool is a host of the pool's own link: the network's
+  // table holds the pool's link route, so its reply leaves directly on the interface.
+  if (d.gateway !== undefined) return outside.map((address) => ({ address, onLink: inPool(address) }));
   const onLinkGiven = given.filter(inPool);
   const beyondGiven = given.filter((a) => !inPool(a));
   const half = input.decisions.some(

@@ -320,11 +320,12 @@ export function diagnose(input: DoctorInput): DoctorReport {
         const reply = tracePacket(index, replyPacket);
         // Replies to a client beyond the pool's link must leave by its gateway; to an on-link client,
         // directly on the pool's interface; a network with nothing to do keeps the node's own routes.
-        const expectDev = wantsGateway || d.gateway === undefined ? d.interface : undefined;
+        const expectDev = wantsGateway || d.gateway === undefined || onLink ? d.interface : undefined;
+        const expectGateway = onLink ? undefined : d.gateway;
         const good =
           reply.result === "unicast" &&
           (expectDev === undefined ||
-            (reply.dev === expectDev && (d.gateway === undefined || reply.gateway === d.gateway)));
+            (reply.dev === expectDev && (expectGateway === undefined || reply.gateway === expectGateway)));
         const reached = `request reaches ${b.backend === b.lb ? b.lb : b.backend}`;
         if (reply.result === "unsupported") {
           findings.push({

@@ -92,6 +92,10 @@ test(
       assert.equal(r.stdout, "");
       assert.match(r.stderr, /^error: unknown command 'validate'\n/);
     }
+    // The same one level down: lab's subcommands.
+    const lab = cli(t, ["lab", "foo", "--help"]);
+    assert.equal(lab.code, 1, lab.stdout + lab.stderr);
+    assert.match(lab.stderr, /^error: unknown command 'foo'\n/);
     // A command that exists still gets its help, and `help NAME` is commander's own.
     const plan = cli(t, ["plan", "--help"]);
     assert.equal(plan.code, 0);

@@ -1,6 +1,7 @@
 // The option tables of docs/agent.md ("Flags") and docs/explain.md ("Options") against the
 // commands' real options: every flag the command takes has its row, no row names a flag it does not
-// take, and a default the command declares is the one the row gives.
+// take, and a default the command declares is the one the row gives. README's command table may
+// leave flags out, but every flag it shows must be its command's.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -8,7 +9,10 @@ import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
 import { createProgram } from "../../src/cli/program.ts";
 import { registerAgent } from "../../src/cli/commands/agent.ts";
+import { registerPlanApplyDelete } from "../../src/cli/commands/core.ts";
+import { registerDoctor } from "../../src/cli/commands/doctor.ts";
 import { registerExplain } from "../../src/cli/commands/explain.ts";
+import { registerLab } from "../../src/cli/commands/lab.ts";
 
 const program = createProgram(["node", "symroute"]);
 registerExplain(program as unknown as Command);
@@ -76,4 +80,34 @@ test("docs/agent.md's Flags table is `symroute agent`'s options, with their defa
 
 test("docs/explain.md's Options table is `symroute explain`'s options", () => {
   check("explain", "explain.md", "## Options");
+});
+
+test("every flag README's command table shows is an option of its command", () => {
+  const all = createProgram(["node", "symroute"]);
+  for (const register of [
+    registerPlanApplyDelete,
+    registerExplain,
+    registerDoctor,
+    registerLab,
+    registerAgent,
+  ])
+    register(all as unknown as Command);
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const rows = readme.split("\n").filter((l) => l.startsWith("| `symroute "));
+  assert.ok(rows.length >= 8, `README's command rows: ${rows.length}`);
+  for (const row of rows) {
+    const usage = (row.split(/(?<!\\)\|/)[1] ?? "").trim();
+    const name = /^`symroute ([a-z]+)/.exec(usage)?.[1] ?? "";
+    const command = (all.commands as unknown as Command[]).find((c) => c.name() === name);
+    assert.ok(command !== undefined, `README names a command ${name}`);
+    // lab's flags belong to its subcommands.
+    const options = [command, ...(command.commands as unknown as Command[])].flatMap((c) => c.options);
+    for (const m of usage.matchAll(/(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b/g)) {
+      const flag = m[1] as string;
+      assert.ok(
+        options.some((o) => o.long === flag || o.short === flag),
+        `README: symroute ${name} ${flag} is not an option of it`,
+      );
+    }
+  }
 });

@@ -165,3 +165,36 @@ test("a roll back puts the rules it deleted back in their order (a move of the b
   await failedApply(engine.remove());
   assert.deepEqual(kernel.state.rules, applied);
 });
+
+test("a roll back that deleted the VLAN link it created does not record it: a link of that name made later is not symroute's", async () => {
+  const { kernel, store, engine } = setup();
+  kernel.faults.ipLine = /^rule add/;
+  const { error } = await failedApply(
+    engine.apply(
+      configFrom(`networks:
+  - { name: public, addresses: [1.2.3.0/24], interface: eth0.100, vlan: {parent: eth0, id: 100}, gateway: 1.2.3.1 }
+`),
+    ),
+  );
+  assert.match(error.message, /was rolled back/);
+  assert.ok(!kernel.state.links.some((l) => l.ifname === "eth0.100"), "the roll back deleted the link");
+  assert.deepEqual(store.state?.createdLinks, []);
+  // Someone else makes eth0.100; the network now names it without `vlan`.
+  kernel.faults = {};
+  kernel.state = {
+    ...kernel.state,
+    links: [
+      ...kernel.state.links,
+      { ifname: "eth0.100", ifindex: 9, up: true, kind: "vlan", link: "eth0", vlanId: 100 },
+    ],
+    sysctls: { ...kernel.state.sysctls, "net/ipv4/conf/eth0.100/rp_filter": "1" },
+  };
+  const report = await engine.apply(
+    configFrom(`networks:
+  - { name: public, addresses: [1.2.3.0/24], interface: eth0.100, gateway: 1.2.3.1 }
+`),
+  );
+  assert.equal(report.applied, true);
+  assert.ok(!report.changes.some((c) => c.kind === "link"), "no link is deleted");
+  assert.ok(kernel.state.links.some((l) => l.ifname === "eth0.100"));
+});

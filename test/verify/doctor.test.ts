@@ -60,9 +60,15 @@ function labNode(): NodeState {
   };
 }
 
-async function run(kernel: FakeKernel, cfg: Config, store = new MemoryStore()): Promise<DoctorReport> {
+async function run(
+  kernel: FakeKernel,
+  cfg: Config,
+  store = new MemoryStore(),
+  clients?: { 4?: string },
+): Promise<DoctorReport> {
   const plan = await createEngine({ kernel, store }).plan(cfg);
   return diagnose({
+    ...(clients === undefined ? {} : { clients }),
     node: kernel.state,
     decisions: plan.networks,
     firewall: plan.firewallSpec,
@@ -112,6 +118,31 @@ test("with the firewall rules gone, replies lose their mark and doctor says so",
   assert.ok(
     failing(report).some((p) => /firewall rules are missing/.test(p)),
     failing(report).join("\n"),
+  );
+});
+
+test("a --client inside the pool of a network with a gateway is on the pool's link: its reply leaves directly", async () => {
+  // Measured in a scratch namespace: a host 1.2.3.9 on ext0's link reached a DNAT'ed 1.2.3.4 (HTTP
+  // 200) through case 3's table, whose 1.2.3.0/24 dev ext0 sends the reply to it directly; doctor
+  // said the reply should leave via 1.2.3.1 and called it broken.
+  const kernel = new FakeKernel(labNode());
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(CASE3);
+  const onLink = { 4: "1.2.3.9" };
+  const after = await run(kernel, CASE3, store, onLink);
+  assert.deepEqual(failing(after), []);
+  assert.ok(
+    after.findings.some(
+      (f) => f.client === "1.2.3.9" && /leaves by ext0 \(direct\) \(table 20000\)/.test(f.summary),
+    ),
+    after.findings.map((f) => f.summary).join("\n"),
+  );
+  // Without the firewall the reply has no mark and leaves by main: still broken.
+  kernel.state = { ...kernel.state, firewall: [] };
+  const unmarked = await run(kernel, CASE3, store, onLink);
+  assert.ok(
+    unmarked.findings.some((f) => f.client === "1.2.3.9" && !f.ok && /not directly on ext0/.test(f.summary)),
+    failing(unmarked).join("\n"),
   );
 });
 

@@ -201,7 +201,9 @@ async function kubernetesWiring(options: {
   // An explicit --kubeconfig that is missing is a mistake at start (exit 1); otherwise the agent
   // keeps looking, with backoff, and says where it looked.
   if (kubeconfig !== undefined && !discoverKubeConfig(kubeconfig).found) {
-    throw new SymrouteError("invalid-argument", `--kubeconfig ${kubeconfig}: no such file`);
+    throw new SymrouteError("invalid-argument", `--kubeconfig ${kubeconfig}: no such file`, {
+      hint: "correct the path, or leave --kubeconfig out: the agent then looks in-cluster, in $KUBECONFIG and in ~/.kube/config",
+    });
   }
   return {
     nodeName,

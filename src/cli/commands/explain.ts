@@ -377,7 +377,10 @@ export async function readSnapshot(path: string): Promise<ExplainState> {
   try {
     doc = JSON.parse(text);
   } catch (cause) {
-    throw new SymrouteError("invalid-argument", `the snapshot ${path} is not JSON`, { cause });
+    throw new SymrouteError("invalid-argument", `the snapshot ${path} is not JSON`, {
+      cause,
+      hint: "give --state the file `symroute snapshot > node.json` wrote (whole: a copy cut short is not JSON)",
+    });
   }
   const snapshot = doc as Partial<Snapshot> | null;
   if (

@@ -2,6 +2,7 @@
 // changes ran (for `ip -batch`, the lines before the failing one); it applies their inverses,
 // restores old sysctl values, and re-applies the previously recorded firewall spec.
 
+import type { Family } from "../../model/address.ts";
 import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, RoutingState } from "../../model/state.ts";
 import type { Change } from "../../model/change.ts";
@@ -90,6 +91,8 @@ const messageOf = (error: unknown): string => (error instanceof Error ? error.me
 interface Undone {
   readonly problems: string[];
   readonly node: string[];
+  /** VLAN links the failed run created that are still on the node (their undo failed). */
+  readonly linksLeft: string[];
 }
 
 /** Undoes `executed`: routing by the inverse changes, each firewall front end touched from `saved`. */
@@ -98,6 +101,8 @@ async function undo(
   saved: SavedState | undefined,
   routing: RoutingState,
   ran: Ran,
+  /** Families whose iptables mangle table symroute created (the saved ones, and this run's). */
+  tablesCreated: Set<Family>,
 ): Promise<Undone> {
   const problems: string[] = [];
   const node: string[] = [];
@@ -131,6 +136,7 @@ async function undo(
     if (error !== undefined) problems.push(`roll back of routing failed: ${messageOf(error)}`);
   }
   const left = inverse.filter((_, i) => !done.has(i) || failed.has(i));
+  const linksLeft = left.flatMap((c) => (c.kind === "link" && c.action === "delete" ? [c.vlan.ifname] : []));
   if (left.length === 0) node.push("routing, links and sysctls are as before this apply");
   else
     node.push(
@@ -138,7 +144,7 @@ async function undo(
       ...left.slice(0, 10).map((c) => `still to undo: ${describeChange(c)}`),
       ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
     );
-  if (!ran.firewallTouched) return { problems, node };
+  if (!ran.firewallTouched) return { problems, node, linksLeft };
   // The front end the saved spec is for goes last: both write nft's `table arp symroute` (the ARP
   // probes), and an emptied front end's payload deletes it (firewallPayloads orders them alike).
   const backends = [
@@ -153,6 +159,9 @@ async function undo(
         await frontEndOf(p).run(kernel, p);
         payloadsRun++;
       }
+      // As a commit does: a front end the saved record does not use drops the tables symroute
+      // created for it (iptables-nft made the mangle table on the failed apply's first use).
+      await FRONT_ENDS[backend].cleanUp(kernel, tablesCreated, saved?.firewallSpec?.backend === backend);
       node.push(`symroute's ${backend} firewall is as before this apply`);
     } catch (error) {
       problems.push(`roll back of the ${backend} firewall failed: ${messageOf(error)}`);
@@ -163,7 +172,7 @@ async function undo(
       );
     }
   }
-  return { problems, node };
+  return { problems, node, linksLeft };
 }
 
 /** What the failed apply ran, for the roll back. */
@@ -175,8 +184,9 @@ interface Ran {
 }
 
 /**
- * Rolls back what ran, records the state as it was (the links and sysctl values this run learnt of
- * stay known; still `inProgress` when the roll back was incomplete), and throws the failure, saying
+ * Rolls back what ran, records the state as it was (the sysctl values this run learnt of stay known,
+ * and the links it created that are still there; still `inProgress` when the roll back was
+ * incomplete), and throws the failure, saying
  * whether the roll back was complete and, when not, what the node holds now.
  */
 export async function rollBack(
@@ -191,7 +201,7 @@ export async function rollBack(
   /** What failed, for the message: the command the user ran. */
   run: "apply" | "delete" = "apply",
 ): Promise<never> {
-  const { problems, node } = await undo(kernel, saved, routing, ran);
+  const { problems, node, linksLeft } = await undo(kernel, saved, routing, ran, record.tablesCreated);
   const complete = problems.length === 0;
   let stateWritten = true;
   try {
@@ -204,7 +214,12 @@ export async function rollBack(
       firewallSpec: _thisSpec,
       firewallContents: _thisContents,
       ...state
-    } = record.state(!complete);
+    } = record.state(!complete, record.previousSysctls, [
+      // Links the failed run created are symroute's only while they are still there: one deleted
+      // again, recorded, would make a link of that name made later by someone else symroute's to
+      // delete.
+      ...new Set([...(saved?.createdLinks ?? []), ...linksLeft]),
+    ]);
     const frontEnd = saved?.firewall ?? record.plan.firewall;
     await store.write({
       ...state,

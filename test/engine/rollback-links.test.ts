@@ -1,0 +1,52 @@
+// A link an apply tried to add is symroute's only while it may be on the node. A first apply whose
+// VLAN the kernel refused (no 802.1Q) left `createdLinks: [eth0.100]` in the state file after its
+// complete roll back; the operator then made eth0.100 another way, as the error's hint says, and the
+// next apply without `vlan:` deleted that interface (measured in a scratch namespace with the CLI).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createEngine } from "../../src/engine/engine.ts";
+import { isSymrouteError } from "../../src/model/errors.ts";
+import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
+import { MemoryStore } from "../support/memory-store.ts";
+import { configFrom } from "../support/config.ts";
+
+const WITH_VLAN = configFrom(`networks:
+  - { name: public, addresses: [1.2.3.0/24], interface: eth0.100, vlan: { parent: eth0, id: 100 }, gateway: 1.2.3.1 }
+`);
+const WITHOUT_VLAN = configFrom(`networks:
+  - { name: public, addresses: [1.2.3.0/24], interface: eth0.100, gateway: 1.2.3.1 }
+`);
+
+test("a VLAN the kernel refuses is not recorded as created: the interface made another way later is kept", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const store = new MemoryStore();
+  const engine = createEngine({ kernel, store });
+  kernel.faults.ipLine = /type vlan/;
+  await assert.rejects(
+    engine.apply(WITH_VLAN),
+    (e: unknown) => isSymrouteError(e) && /rolled back/.test(e.message),
+  );
+  assert.deepEqual(store.state?.createdLinks ?? [], [], "no link of this run is on the node");
+  assert.equal(store.state?.inProgress, undefined, "the roll back was complete");
+
+  // The operator makes eth0.100 another way and drops vlan: from the configuration.
+  kernel.faults = {};
+  kernel.state = {
+    ...kernel.state,
+    links: [...kernel.state.links, { ifname: "eth0.100", ifindex: 9, up: true, kind: "veth" }],
+    sysctls: { ...kernel.state.sysctls, "net/ipv4/conf/eth0.100/rp_filter": "0" },
+  };
+  const plan = await engine.plan(WITHOUT_VLAN);
+  assert.ok(!plan.changes.some((c) => c.kind === "link"), JSON.stringify(plan.changes));
+  assert.equal((await engine.apply(WITHOUT_VLAN)).applied, true);
+  assert.ok(
+    kernel.state.links.some((l) => l.ifname === "eth0.100"),
+    "the operator's interface is kept",
+  );
+  await engine.remove(undefined);
+  assert.ok(
+    kernel.state.links.some((l) => l.ifname === "eth0.100"),
+    "delete keeps it too",
+  );
+});
