@@ -158,3 +158,15 @@ test("a VLAN link on the node: the links symroute created are unknown too, and n
     "a link not known as symroute's stays",
   );
 });
+
+test("delete without a state file counts the objects symroute owns, not the changes that remove them", async () => {
+  const { engine } = await configuredWithoutState();
+  const { ownedObjects, changes } = await engine.plan(PUBLIC);
+  assert.ok(ownedObjects > 1, `owned: ${ownedObjects}`);
+  await assert.rejects(engine.remove(), (e: unknown) => {
+    assert.ok(isSymrouteError(e));
+    assert.match(e.message, new RegExp(`^found ${ownedObjects} objects symroute owns but no state file at`));
+    return true;
+  });
+  assert.equal(changes.length, 0, "the plan of the same config is in sync");
+});

@@ -75,8 +75,8 @@ export function unrestorable(
   options: ApplyOptions,
 ): PlanWarning[] {
   if (rp.saved !== undefined && (rp.saved.baselineUnknown ?? []).length === 0) return [];
-  const { changes } = finishPlan(rp, observedFirewall).report;
-  if (changes.length === 0) return [];
+  const { report } = finishPlan(rp, observedFirewall);
+  if (report.changes.length === 0) return [];
   const left = unrestorableParts(rp);
   const where =
     rp.saved === undefined
@@ -85,7 +85,8 @@ export function unrestorable(
   if (options.force !== true) {
     throw new SymrouteError(
       "conflict",
-      `found ${counted(changes.length, "object")} symroute owns but ${where}: the values these sysctls had before symroute cannot be restored`,
+      // Objects, not changes: one change may remove a whole firewall table.
+      `found ${counted(report.ownedObjects, "object")} symroute owns but ${where}: the values these sysctls had before symroute cannot be restored`,
       {
         details: left,
         hint:
