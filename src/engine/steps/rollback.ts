@@ -246,10 +246,13 @@ export async function rollBack(
       !complete || saved?.inProgress === true,
       previousSysctls(record, saved, sysctlsLeft),
       [
-        // Links the failed run created are symroute's only while they are still there: one deleted
-        // again, recorded, would make a link of that name made later by someone else symroute's to
-        // delete.
-        ...new Set([...(saved?.createdLinks ?? []), ...linksLeft]),
+        // Links are symroute's only while they are there: one deleted again (or never made: a
+        // record written before a crash names links still to add), recorded, would make a link of
+        // that name made later by someone else symroute's to delete. The saved ones this run found.
+        ...new Set([
+          ...(saved?.createdLinks ?? []).filter((l) => routing.links.some((x) => x.ifname === l)),
+          ...linksLeft,
+        ]),
       ],
     );
     const frontEnd = saved?.firewall ?? record.plan.firewall;
