@@ -34,7 +34,10 @@ export function listingByChain(owned: OwnedFirewall): Map<string, string[]> | un
   const contents = owned.contents ?? [];
   const byChain = new Map<string, string[]>();
   const keys: string[] = [];
-  for (const content of contents) {
+  // Indexed loops and Map.forEach in this file: thousands of lines and chains on every reconcile,
+  // and each step of for...of allocates under --lite-mode.
+  for (let i = 0; i < contents.length; i++) {
+    const content = contents[i] as string;
     const label = labelOf(content);
     if (label === "") return undefined;
     const list = byChain.get(label);
@@ -57,10 +60,9 @@ export function chainsToList(
   next: ReadonlyMap<string, ScriptChain>,
 ): [string, ScriptChain][] {
   const changed: [string, ScriptChain][] = [];
-  for (const [label, chain] of next) {
-    if (previous.get(label)?.text === chain.text && listed.has(label)) continue;
-    changed.push([label, chain]);
-  }
+  next.forEach((chain, label) => {
+    if (previous.get(label)?.text !== chain.text || !listed.has(label)) changed.push([label, chain]);
+  });
   return changed;
 }
 
@@ -83,21 +85,24 @@ export function composeListing(
 ): OwnedFirewall {
   const ruleKeys: string[] = [];
   const contents: string[] = [];
-  for (const label of next.keys()) {
+  next.forEach((_chain, label) => {
     const rules = fresh.get(label);
     if (rules !== undefined) {
-      for (const r of rules) {
+      for (let i = 0; i < rules.length; i++) {
+        const r = rules[i] as ListedRule;
         if (r.key !== undefined) ruleKeys.push(r.key);
         contents.push(r.content);
       }
-      continue;
+      return;
     }
-    for (const content of listed.get(label) ?? []) {
+    const before = listed.get(label) ?? [];
+    for (let i = 0; i < before.length; i++) {
+      const content = before[i] as string;
       const key = keyOf(label, content);
       if (key !== undefined) ruleKeys.push(key);
       contents.push(content);
     }
-  }
+  });
   return { backend: "nftables", ruleKeys, contents };
 }
 

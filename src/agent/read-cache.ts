@@ -553,11 +553,16 @@ export class ReadCache {
   /** Whether no routing line since `composed.since` concerns a route or rule it did not read. */
   #composedStillValid(composed: ComposedRead): boolean {
     if (this.#latestUntabledEvent > composed.since) return false;
-    for (const [table, at] of this.#latestRouteEventOf)
-      if (at > composed.since && !composed.tables.has(table)) return false;
-    for (const [priority, at] of this.#latestRuleEventOf)
-      if (at > composed.since && !composed.priorities.has(priority)) return false;
-    return true;
+    // Map.forEach: the maps hold every table and priority ever named (thousands), asked several
+    // times per reconcile, and each step of for...of allocates its entry under --lite-mode.
+    let valid = true;
+    this.#latestRouteEventOf.forEach((at, table) => {
+      if (valid && at > composed.since && !composed.tables.has(table)) valid = false;
+    });
+    this.#latestRuleEventOf.forEach((at, priority) => {
+      if (valid && at > composed.since && !composed.priorities.has(priority)) valid = false;
+    });
+    return valid;
   }
 
   /**

@@ -25,7 +25,10 @@ export function scriptChains(script: string): Map<string, ScriptChain> | undefin
   let family: ScriptChain["family"] | undefined;
   let chain: string | undefined;
   let body: string[] = [];
-  for (const line of lines.slice(2)) {
+  // An indexed loop: a whole table is thousands of lines, split on every reconcile of the agent,
+  // and each step of for...of allocates under --lite-mode.
+  for (let i = 2; i < lines.length; i++) {
+    const line = lines[i] as string;
     if (chain !== undefined) {
       if (line === "  }") {
         const label = family === "arp" ? `${ARP_KEY_PREFIX}${chain}` : chain;
@@ -89,23 +92,31 @@ export function renderNftIncremental(
   next: ReadonlyMap<string, ScriptChain>,
 ): string | undefined {
   const where = (c: ScriptChain): string => `${c.family} ${NFT_TABLE} ${c.chain}`;
-  const tablesBefore = new Set([...previous.values()].map((c) => c.family));
-  const tablesAfter = new Set([...next.values()].map((c) => c.family));
+  // Map.forEach, not for...of or spreads: thousands of chains on every reconcile of the agent, and
+  // each step of an iterator allocates under --lite-mode.
+  const tablesBefore = new Set<ScriptChain["family"]>();
+  previous.forEach((c) => tablesBefore.add(c.family));
+  const tablesAfter = new Set<ScriptChain["family"]>();
+  next.forEach((c) => tablesAfter.add(c.family));
   const added: ScriptChain[] = [];
   const changed: ScriptChain[] = [];
-  for (const [label, chain] of next) {
+  let whole = false;
+  next.forEach((chain, label) => {
+    if (whole) return;
     const before = previous.get(label);
     if (before === undefined) added.push(chain);
-    else if (before.family !== chain.family || before.chain !== chain.chain) return undefined;
+    else if (before.family !== chain.family || before.chain !== chain.chain) whole = true;
     else if (before.text !== chain.text) {
-      if (hookOf(before.text) !== hookOf(chain.text)) return undefined;
-      changed.push(chain);
+      if (hookOf(before.text) !== hookOf(chain.text)) whole = true;
+      else changed.push(chain);
     }
-  }
+  });
+  if (whole) return undefined;
   // A removed chain goes with its table when the table goes.
-  const removed = [...previous]
-    .filter(([label, c]) => !next.has(label) && tablesAfter.has(c.family))
-    .map(([, c]) => c);
+  const removed: ScriptChain[] = [];
+  previous.forEach((c, label) => {
+    if (!next.has(label) && tablesAfter.has(c.family)) removed.push(c);
+  });
   const tablesRemoved = FAMILIES.filter((f) => tablesBefore.has(f) && !tablesAfter.has(f));
   if (added.length + changed.length + removed.length + tablesRemoved.length === 0) return undefined;
   const lines: string[] = [];
@@ -130,6 +141,8 @@ export function rewrittenChains(
   next: ReadonlyMap<string, ScriptChain>,
 ): Set<string> {
   const rewritten = new Set<string>();
-  for (const [label, chain] of next) if (previous.get(label)?.text !== chain.text) rewritten.add(label);
+  next.forEach((chain, label) => {
+    if (previous.get(label)?.text !== chain.text) rewritten.add(label);
+  });
   return rewritten;
 }

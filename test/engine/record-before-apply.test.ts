@@ -136,3 +136,34 @@ for (const [from, to] of [
     assert.equal((await createEngine({ kernel, store: next }).plan(gateway(to))).inSync, true);
   });
 }
+
+for (const [from, to] of [
+  ["iptables", "nftables"],
+  ["nftables", "iptables"],
+] as const) {
+  test(`after a crash in a move from ${from} to ${to}, a run rolled back whole keeps the record in progress: the one after it removes the ${from} firewall`, async () => {
+    const { kernel } = setup();
+    const first = new MemoryStore();
+    const gateway = (firewall: string, ...more: string[]) =>
+      config(`podCIDRs: [10.112.0.0/12]\nfirewall: ${firewall}\nnetworks:\n${[A, ...more].join("\n")}\n`);
+    await createEngine({ kernel, store: first }).apply(gateway(from));
+    const crashing = new CrashingAtRecord();
+    await crashing.write(first.state as SavedState);
+    await assert.rejects(createEngine({ kernel, store: crashing }).apply(gateway(to)), /crash/);
+    const next = new MemoryStore();
+    await next.write(crashing.record as SavedState);
+    // The next run fails before its firewall half runs (a sysctl write) and is rolled back whole:
+    // the node is as the crash left it, both front ends' objects on it.
+    kernel.faults.sysctl = "net/ipv4/conf/ext1/rp_filter";
+    await assert.rejects(
+      createEngine({ kernel, store: next }).apply(gateway(to, B)),
+      /apply failed and was rolled back/,
+    );
+    assert.equal(next.state?.inProgress, true, "the record is still that of a run in progress");
+    kernel.faults = {};
+    assert.equal((await createEngine({ kernel, store: next }).apply(gateway(to))).applied, true);
+    const left = kernel.state.firewall.filter((f) => f.backend === from).flatMap((f) => f.ruleKeys);
+    assert.deepEqual(left, [], `nothing of the ${from} front end is left`);
+    assert.equal(next.state?.inProgress, undefined);
+  });
+}

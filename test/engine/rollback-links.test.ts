@@ -50,3 +50,37 @@ test("a VLAN the kernel refuses is not recorded as created: the interface made a
     "delete keeps it too",
   );
 });
+
+test("a crash before the VLAN was added, then a run the kernel refuses it: the roll back does not keep the link the crash's record named", async () => {
+  const kernel = new FakeKernel(articleNode());
+  // The record written before the apply names eth0.100; the run ends there (a crash).
+  const crashing = new MemoryStore();
+  const write = crashing.write.bind(crashing);
+  crashing.write = async (state) => {
+    await write(state);
+    if (state.inProgress === true) throw new Error("crash (simulated): the run ends here");
+  };
+  await assert.rejects(createEngine({ kernel, store: crashing }).apply(WITH_VLAN), /crash/);
+  assert.deepEqual(crashing.state?.createdLinks, ["eth0.100"]);
+  const store = new MemoryStore();
+  await store.write(crashing.state as NonNullable<typeof crashing.state>);
+  const engine = createEngine({ kernel, store });
+  kernel.faults.ipLine = /type vlan/;
+  await assert.rejects(
+    engine.apply(WITH_VLAN),
+    (e: unknown) => isSymrouteError(e) && /rolled back/.test(e.message),
+  );
+  assert.deepEqual(store.state?.createdLinks, [], "eth0.100 is not on the node");
+
+  kernel.faults = {};
+  kernel.state = {
+    ...kernel.state,
+    links: [...kernel.state.links, { ifname: "eth0.100", ifindex: 9, up: true, kind: "veth" }],
+    sysctls: { ...kernel.state.sysctls, "net/ipv4/conf/eth0.100/rp_filter": "0" },
+  };
+  assert.equal((await engine.apply(WITHOUT_VLAN)).applied, true);
+  assert.ok(
+    kernel.state.links.some((l) => l.ifname === "eth0.100"),
+    "the operator's interface is kept",
+  );
+});

@@ -198,3 +198,27 @@ test("a roll back that deleted the VLAN link it created does not record it: a li
   assert.ok(!report.changes.some((c) => c.kind === "link"), "no link is deleted");
   assert.ok(kernel.state.links.some((l) => l.ifname === "eth0.100"));
 });
+
+test("a roll back records the sysctl values it learnt only for writes still on the node: a value set later by someone else is not symroute's to restore", async () => {
+  const { kernel, store, engine, initial } = setup();
+  const lo = "net/ipv4/conf/lo/rp_filter";
+  // Incomplete: the write the roll back could not undo keeps its value from before symroute.
+  failFirewallThenSysctl(kernel, lo);
+  await failedApply(engine.apply(PUBLIC));
+  assert.deepEqual(store.state?.previousSysctls, { [lo]: initial.sysctls[lo] });
+  kernel.faults = {};
+  await engine.remove(undefined);
+  assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+
+  // Complete: every sysctl is back, and none is recorded.
+  kernel.faults.nft = true;
+  const { error } = await failedApply(engine.apply(PUBLIC));
+  assert.match(error.message, /was rolled back/);
+  assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+  assert.deepEqual(store.state?.previousSysctls, {});
+  // The operator sets one of them; a delete leaves it so.
+  kernel.faults = {};
+  kernel.state = { ...kernel.state, sysctls: { ...kernel.state.sysctls, [lo]: "2" } };
+  await engine.remove(undefined);
+  assert.equal(kernel.state.sysctls[lo], "2");
+});

@@ -93,6 +93,8 @@ interface Undone {
   readonly node: string[];
   /** VLAN links the failed run created that are still on the node (their undo failed). */
   readonly linksLeft: string[];
+  /** Sysctls the failed run wrote that still have its value (their undo failed or was held back). */
+  readonly sysctlsLeft: Set<string>;
 }
 
 /** Undoes `executed`: routing by the inverse changes, each firewall front end touched from `saved`. */
@@ -137,6 +139,7 @@ async function undo(
   }
   const left = inverse.filter((_, i) => !done.has(i) || failed.has(i));
   const linksLeft = left.flatMap((c) => (c.kind === "link" && c.action === "delete" ? [c.vlan.ifname] : []));
+  const sysctlsLeft = new Set(left.flatMap((c) => (c.kind === "sysctl" ? [c.name] : [])));
   if (left.length === 0) node.push("routing, links and sysctls are as before this apply");
   else
     node.push(
@@ -144,7 +147,7 @@ async function undo(
       ...left.slice(0, 10).map((c) => `still to undo: ${describeChange(c)}`),
       ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
     );
-  if (!ran.firewallTouched) return { problems, node, linksLeft };
+  if (!ran.firewallTouched) return { problems, node, linksLeft, sysctlsLeft };
   // The front end the saved spec is for goes last: both write nft's `table arp symroute` (the ARP
   // probes), and an emptied front end's payload deletes it (firewallPayloads orders them alike).
   const backends = [
@@ -172,7 +175,24 @@ async function undo(
       );
     }
   }
-  return { problems, node, linksLeft };
+  return { problems, node, linksLeft, sysctlsLeft };
+}
+
+/**
+ * The sysctl values from before symroute the roll back's record keeps: the saved ones, and those
+ * this run learnt whose write is still on the node. One put back and recorded would make a value
+ * set later by someone else symroute's to restore (a later apply without it, or delete).
+ */
+function previousSysctls(
+  record: StateRecord,
+  saved: SavedState | undefined,
+  sysctlsLeft: ReadonlySet<string>,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(record.previousSysctls).filter(
+      ([name]) => name in (saved?.previousSysctls ?? {}) || sysctlsLeft.has(name),
+    ),
+  );
 }
 
 /** What the failed apply ran, for the roll back. */
@@ -184,9 +204,9 @@ interface Ran {
 }
 
 /**
- * Rolls back what ran, records the state as it was (the sysctl values this run learnt of stay known,
- * and the links it created that are still there; still `inProgress` when the roll back was
- * incomplete), and throws the failure, saying
+ * Rolls back what ran, records the state as it was (of the sysctl values and links this run learnt
+ * of, those its writes still hold; still `inProgress` when the roll back was incomplete or the saved
+ * record was), and throws the failure, saying
  * whether the roll back was complete and, when not, what the node holds now.
  */
 export async function rollBack(
@@ -201,7 +221,13 @@ export async function rollBack(
   /** What failed, for the message: the command the user ran. */
   run: "apply" | "delete" = "apply",
 ): Promise<never> {
-  const { problems, node, linksLeft } = await undo(kernel, saved, routing, ran, record.tablesCreated);
+  const { problems, node, linksLeft, sysctlsLeft } = await undo(
+    kernel,
+    saved,
+    routing,
+    ran,
+    record.tablesCreated,
+  );
   const complete = problems.length === 0;
   let stateWritten = true;
   try {
@@ -214,12 +240,21 @@ export async function rollBack(
       firewallSpec: _thisSpec,
       firewallContents: _thisContents,
       ...state
-    } = record.state(!complete, record.previousSysctls, [
-      // Links the failed run created are symroute's only while they are still there: one deleted
-      // again, recorded, would make a link of that name made later by someone else symroute's to
-      // delete.
-      ...new Set([...(saved?.createdLinks ?? []), ...linksLeft]),
-    ]);
+    } = record.state(
+      // The node is back to the saved record's: one still in progress (a crash) stays so, or the
+      // next run would not read every front end, and a half-made move of front end would stay.
+      !complete || saved?.inProgress === true,
+      previousSysctls(record, saved, sysctlsLeft),
+      [
+        // Links are symroute's only while they are there: one deleted again (or never made: a
+        // record written before a crash names links still to add), recorded, would make a link of
+        // that name made later by someone else symroute's to delete. The saved ones this run found.
+        ...new Set([
+          ...(saved?.createdLinks ?? []).filter((l) => routing.links.some((x) => x.ifname === l)),
+          ...linksLeft,
+        ]),
+      ],
+    );
     const frontEnd = saved?.firewall ?? record.plan.firewall;
     await store.write({
       ...state,
