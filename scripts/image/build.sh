@@ -3,8 +3,9 @@
 #
 #   layer 1: a Debian root filesystem made by mmdebstrap (nodejs, iproute2, nftables, iptables, ipset,
 #            conntrack and their dependencies; no apt, no docs), cached in .cache/image/
-#   layer 2: /app = bin/, dist/ (make build), package.json and the production node_modules
-#            (`npm ci --omit=dev` in a staging directory, cached by package-lock.json)
+#   layer 2: /app = bin/, dist/ (make build), docs/ (error hints name its pages), package.json and
+#            the production node_modules (`npm ci --omit=dev` in a staging directory, cached by
+#            package-lock.json)
 #
 # Output: dist/symroute-image.tar, an OCI image layout in a tar (podman/skopeo `oci-archive:`) that
 # also carries docker's manifest.json (`docker load`), and dist/symroute-image.packages (every Debian
@@ -88,7 +89,7 @@ if [ ! -d "$deps/node_modules" ]; then
 fi
 app="$work/app-root"
 mkdir -p "$app/app" "$app/etc/symroute"
-cp -r bin dist package.json "$app/app/"
+cp -r bin dist docs package.json "$app/app/"
 rm -f "$app/app/dist/$(basename "${out%.tar}")".* # an earlier image is not part of the next one
 cp -r "$deps/node_modules" "$app/app/"
 cp deploy/symroute.example.yaml "$app/etc/symroute/config.yaml"
@@ -128,7 +129,7 @@ const config = {
   rootfs: { type: "layers", diff_ids: [`sha256:${baseDiff}`, `sha256:${appDiff}`] },
   history: [
     { created, created_by: "mmdebstrap (scripts/image/build.sh): Debian with nodejs, iproute2, nftables, iptables, ipset, conntrack" },
-    { created, created_by: "scripts/image/build.sh: /app (bin, dist, production node_modules)" },
+    { created, created_by: "scripts/image/build.sh: /app (bin, dist, docs, production node_modules)" },
   ],
 };
 require("node:fs").writeFileSync(file, JSON.stringify(config));

@@ -249,7 +249,7 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
         .concat(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", IMAGE])
         .concat([
           "-c",
-          "node --version; for t in ip nft iptables conntrack; do command -v $t; done; test ! -e /usr/bin/apt && echo no-apt",
+          "node --version; for t in ip nft iptables conntrack; do command -v $t; done; test ! -e /usr/bin/apt && echo no-apt; test -f /app/docs/config.md && echo docs",
         ]),
       true,
     );
@@ -262,6 +262,7 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
       "/usr/sbin/iptables",
       "/usr/sbin/conntrack",
       "no-apt",
+      "docs", // the page an invalid config's hint names
     ]);
   });
 
