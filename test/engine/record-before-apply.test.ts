@@ -167,3 +167,27 @@ for (const [from, to] of [
     assert.equal(next.state?.inProgress, undefined);
   });
 }
+
+test("a crash after a move of front end ran whole, before the commit's record: the next run, in sync, settles the record", async () => {
+  const { kernel } = setup();
+  const gateway = (firewall: string) =>
+    config(`podCIDRs: [10.112.0.0/12]\nfirewall: ${firewall}\nnetworks:\n${A}\n`);
+  const store = new MemoryStore();
+  await createEngine({ kernel, store }).apply(gateway("iptables"));
+  // The move runs whole; the crash comes just before the commit's write: the state file keeps the
+  // record written before the move.
+  let before: SavedState | undefined;
+  const write = store.write.bind(store);
+  store.write = async (state) => {
+    if (state.inProgress === true) before = structuredClone(state);
+    await write(state);
+  };
+  await createEngine({ kernel, store }).apply(gateway("nftables"));
+  assert.equal(before?.inProgress, true);
+  const next = new MemoryStore();
+  await next.write(before as SavedState);
+  const report = await createEngine({ kernel, store: next }).apply(gateway("nftables"));
+  assert.equal(report.inSync, true);
+  assert.equal(next.state?.inProgress, undefined, "the record is no longer in progress");
+  assert.equal((await createEngine({ kernel, store: next }).plan(gateway("nftables"))).inSync, true);
+});

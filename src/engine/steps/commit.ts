@@ -39,7 +39,8 @@ export async function commit(
 
 /**
  * A run that found the node in sync changes nothing on it; the state file is renewed only when its
- * record of the firewall's content is missing, the allocations moved or the ownership marks did (a
+ * record of the firewall's content is missing, it is still in progress (a crash before the commit's
+ * record), the allocations moved or the ownership marks did (a
  * routeProtocol or rule band changed while symroute had nothing on the node that carries it, or a
  * move whose objects are all under the new number already), and a delete removes it.
  */
@@ -52,13 +53,20 @@ export async function commitInSync(
 ): Promise<void> {
   const { saved, desired } = rp;
   const contents = recordContents(desired, observedFirewall);
-  const recordMissing = contents !== undefined && saved?.firewallContents === undefined;
-  if (recordMissing) record.contents = contents;
+  const backend = desired.firewall?.backend;
+  const recordMissing =
+    contents !== undefined && backend !== undefined && saved?.firewallContents?.[backend] === undefined;
+  // A record still in progress (a crash after the node was written, before the commit's record):
+  // the node is in sync with every front end, all read (observe), so the record is settled;
+  // left in progress, every later run would read every front end again.
+  const settling = saved?.inProgress === true;
+  if (recordMissing || settling) record.contents = contents ?? record.contents;
   // In sync: nothing of symroute's carries a former protocol (the diff would delete or re-make it).
   record.noFormerProtocols();
   if (
     !removing &&
     (recordMissing ||
+      settling ||
       JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations) ||
       JSON.stringify(saved?.freedAllocations ?? {}) !== JSON.stringify(desired.freedAllocations ?? {}) ||
       marksMoved(rp, saved))
