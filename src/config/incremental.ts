@@ -29,8 +29,11 @@ interface ReadEntry {
   readonly value: unknown;
   /** Values converted, for the bound on the whole document. */
   readonly nodes: number;
-  readonly draft: Omit<NetworkDraft, "index">;
-  readonly fields: NetworkFields;
+  /**
+   * What its check gave, at the index it was last read at: given again as it is while the entry
+   * stays at that index (no copy of a thousand drafts per read), with the index changed otherwise.
+   */
+  readonly checked: { readonly draft: NetworkDraft; readonly fields: NetworkFields };
 }
 
 /** What one read leaves for the next: the entries of the text it read, by their text. */
@@ -119,6 +122,13 @@ function lineEnd(text: string, from: number): number {
   return end < 0 ? text.length : end;
 }
 
+/** An entry's check as at `index`: itself when it was made there. */
+const atIndex = (
+  checked: ReadEntry["checked"],
+  index: number,
+): { readonly draft: NetworkDraft; readonly fields: NetworkFields } =>
+  checked.draft.index === index ? checked : { draft: { ...checked.draft, index }, fields: checked.fields };
+
 /** One entry's text read on its own: its value, or undefined when it is not one clean item. */
 function readEntry(text: string): { value: unknown; nodes: number } | undefined {
   const doc = readYamlDocument(text);
@@ -177,7 +187,13 @@ export function parseConfigTextReusing(text: string, previous: ConfigTextMemo = 
   for (const entryText of split.entries) {
     const known = entries.get(entryText) ?? previous.entries.get(entryText);
     if (known !== undefined) {
-      entries.set(entryText, known);
+      // The next read finds it at its index now (an entry written twice keeps its first index).
+      const index = values.length;
+      if (!entries.has(entryText))
+        entries.set(
+          entryText,
+          known.checked.draft.index === index ? known : { ...known, checked: atIndex(known.checked, index) },
+        );
       values.push(known.value);
       nodes += known.nodes;
       reused++;
@@ -211,15 +227,17 @@ export function parseConfigTextReusing(text: string, previous: ConfigTextMemo = 
   for (const entry of entries.values()) byValue.set(entry.value, entry);
   const checkNetwork: NetworkChecker = (item, index, out): CheckedNetwork => {
     const known = byValue.get(item);
-    if (known !== undefined) return { draft: { ...known.draft, index }, fields: known.fields };
+    if (known !== undefined) return atIndex(known.checked, index);
     const before = out.length;
     const checked = validateNetwork(item, index, out);
     const read = fresh.get(item);
     // Only an entry without issues of its own (an unknown key leaves its fields valid) is kept.
-    if (read !== undefined && checked.fields !== undefined && out.length === before) {
-      const { index: _index, ...draft } = checked.draft;
-      entries.set(read.text, { value: item, nodes: read.nodes, draft, fields: checked.fields });
-    }
+    if (read !== undefined && checked.fields !== undefined && out.length === before)
+      entries.set(read.text, {
+        value: item,
+        nodes: read.nodes,
+        checked: { draft: checked.draft, fields: checked.fields },
+      });
     return checked;
   };
   const { config, issues } = validatePending(value, checkNetwork);
