@@ -9,6 +9,8 @@ import { createEngine } from "../../src/engine/engine.ts";
 import { isSymrouteError, type SymrouteError } from "../../src/model/errors.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
+import type { Family } from "../../src/model/address.ts";
+import type { SavedState } from "../../src/engine/ports.ts";
 import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
 
 const PUBLIC = dualStackGatewayConfig("nftables");
@@ -221,4 +223,47 @@ test("a roll back records the sysctl values it learnt only for writes still on t
   kernel.state = { ...kernel.state, sysctls: { ...kernel.state.sysctls, [lo]: "2" } };
   await engine.remove(undefined);
   assert.equal(kernel.state.sysctls[lo], "2");
+});
+
+/** A node whose iptables mangle tables come and go as iptables-nft's do (made on first use). */
+class MangleKernel extends FakeKernel {
+  readonly mangle = new Set<Family>();
+  override async iptablesMangleExists(family: Family): Promise<boolean> {
+    return this.mangle.has(family);
+  }
+  override async runIptablesRestore(family: Family, payload: string): Promise<void> {
+    await super.runIptablesRestore(family, payload);
+    this.mangle.add(family);
+  }
+  override async dropEmptyIptablesMangle(family: Family): Promise<void> {
+    const keys = this.state.firewall.filter((f) => f.backend === "iptables").flatMap((f) => f.ruleKeys);
+    if (!keys.some((k) => k.startsWith(`${family}:`))) this.mangle.delete(family);
+  }
+}
+
+test("a commit that fails after its clean-up dropped the iptables mangle table: the roll back that makes it again records it", async () => {
+  const kernel = new MangleKernel(articleNode());
+  const store = new MemoryStore();
+  const engine = createEngine({ kernel, store });
+  const withFirewall = (firewall: string) =>
+    configFrom(
+      `firewall: ${firewall}\nnetworks:\n  - {name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1}\n`,
+    );
+  await engine.apply(withFirewall("iptables"));
+  assert.deepEqual(store.state?.iptablesTablesCreated, [4]);
+  // The move's commit drops the emptied mangle table, then its write fails (a full disk, once).
+  const write = store.write.bind(store);
+  let failed = false;
+  store.write = async (state: SavedState) => {
+    if (state.inProgress !== true && !failed) {
+      failed = true;
+      throw new Error("ENOSPC (injected)");
+    }
+    await write(state);
+  };
+  await assert.rejects(engine.apply(withFirewall("nftables")), /was rolled back/);
+  assert.ok(kernel.mangle.has(4), "the roll back's iptables-restore made the mangle table again");
+  assert.deepEqual(store.state?.iptablesTablesCreated, [4], "and the record says symroute made it");
+  await engine.remove(undefined);
+  assert.deepEqual([...kernel.mangle], [], "delete drops it");
 });

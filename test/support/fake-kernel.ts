@@ -731,11 +731,11 @@ export class FakeKernel implements Kernel {
     }
   }
 
-  async iptablesMangleExists(): Promise<boolean> {
+  async iptablesMangleExists(_family: Family): Promise<boolean> {
     return true;
   }
 
-  async dropEmptyIptablesMangle(): Promise<void> {}
+  async dropEmptyIptablesMangle(_family: Family): Promise<void> {}
 
   async availableFirewalls(): Promise<readonly FirewallBackend[]> {
     return this.firewalls;

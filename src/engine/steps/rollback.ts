@@ -159,7 +159,8 @@ async function undo(
       // Only a front end whose payloads depend on what it holds now reads it again.
       const firewall = FRONT_ENDS[backend].rendersFromNode ? await kernel.readFirewall([backend]) : [];
       for (const p of firewallPayloads(saved?.firewallSpec, { ...routing, firewall }, [backend])) {
-        await frontEndOf(p).run(kernel, p);
+        // A table the restore makes is symroute's too (a failed commit's clean-up dropped it).
+        await frontEndOf(p).run(kernel, p, tablesCreated);
         payloadsRun++;
       }
       // As a commit does: a front end the saved record does not use drops the tables symroute
