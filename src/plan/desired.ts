@@ -757,6 +757,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     previous: saved?.previousSysctls ?? {},
     kubeProxyMode: input.kubeProxyMode,
     leaving: leavingLinks(saved?.createdLinks ?? [], vlans),
+    creating: new Set(vlans.flatMap((v) => (linkNames.has(v.ifname) ? [] : [v.ifname]))),
   };
   const sysctls = desiredSysctls(sysctlInput);
   const guards = spoofGuards(decisions, sysctlInput, sysctls);

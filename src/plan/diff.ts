@@ -139,8 +139,13 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   }
 
   // Sysctls: desired values, and recorded ones that are no longer wanted go back to what they were.
+  // A link this plan adds comes with conf.default's value now (it is added before the writes).
+  const defaultRpFilter = rpFilterName("default");
+  const created = new Set(
+    desired.vlans.flatMap((v) => (linkNames.has(v.ifname) ? [] : [rpFilterName(v.ifname)])),
+  );
   for (const [name, to] of Object.entries(desired.sysctls)) {
-    const from = node.sysctls[name];
+    const from = node.sysctls[name] ?? (created.has(name) ? node.sysctls[defaultRpFilter] : undefined);
     if (from !== to) changes.push({ kind: "sysctl", action: "set", name, from, to });
   }
   // A link the plan deletes takes its sysctls with it: nothing to put back on it first.

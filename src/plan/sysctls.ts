@@ -19,6 +19,8 @@ export interface SysctlInput {
   readonly kubeProxyMode: Exclude<KubeProxyMode, "auto">;
   /** Links this plan deletes (VLANs symroute created that no network wants): nothing to keep on them. */
   readonly leaving?: ReadonlySet<string>;
+  /** Links this plan creates (VLANs not on the node yet): they come with conf.default's values. */
+  readonly creating?: ReadonlySet<string>;
 }
 
 /** The VLAN links symroute created that no network wants any more: the plan deletes them. */
@@ -38,6 +40,15 @@ function original(input: SysctlInput, name: string): number | undefined {
   return Number.isInteger(n) ? n : undefined;
 }
 
+/**
+ * An interface's own rp_filter before symroute; for a link the plan creates, what the kernel gives a
+ * new link (conf.default's value), which the apply's writes, made after the link is added, correct.
+ */
+function originalRpFilter(input: SysctlInput, ifname: string): number | undefined {
+  const own = original(input, rpFilterName(ifname));
+  return own === undefined && input.creating?.has(ifname) === true ? original(input, DEFAULT) : own;
+}
+
 export function desiredSysctls(input: SysctlInput): Record<string, string> {
   const out: Record<string, string> = {};
   const { node } = input;
@@ -49,7 +60,7 @@ export function desiredSysctls(input: SysctlInput): Record<string, string> {
   const oldAll = original(input, ALL) ?? 0;
   let lowerAll = false;
   for (const ifname of [...external].sort()) {
-    const own = original(input, rpFilterName(ifname)) ?? 0;
+    const own = originalRpFilter(input, ifname) ?? 0;
     if (Math.max(oldAll, own) === 0) continue;
     if (hasIpv4(ifname)) {
       // Loose mode passes once the interface has an address: no need to touch conf.all.
@@ -63,12 +74,12 @@ export function desiredSysctls(input: SysctlInput): Record<string, string> {
   if (lowerAll) {
     out[ALL] = "0";
     // Every other interface (and default, for interfaces created later) keeps max(old all, own).
-    const others = [...node.links.map((l) => l.ifname), "default"].filter(
+    const others = [...node.links.map((l) => l.ifname), ...(input.creating ?? []), "default"].filter(
       (n) => !external.has(n) && n !== "all" && input.leaving?.has(n) !== true,
     );
     for (const ifname of others) {
       const name = rpFilterName(ifname);
-      const own = original(input, name);
+      const own = originalRpFilter(input, ifname);
       if (own !== undefined && own < oldAll) out[name] = String(oldAll);
     }
   }
@@ -100,14 +111,21 @@ export function loweredRpFilter(
 ): Map<string, 1 | 2> {
   const before = (name: string): number => original(input, name) ?? 0;
   const after = (name: string): number => {
-    const text = desired[name] ?? input.node.sysctls[name];
+    // What the apply leaves: the desired value, else a recorded one going back to its value before
+    // symroute (the diff restores those no longer desired), else the node's.
+    const text = desired[name] ?? input.previous[name] ?? input.node.sysctls[name];
     const n = Number(text ?? "0");
     return Number.isInteger(n) ? n : 0;
   };
+  // A link the plan creates starts with conf.default's value, as the kernel gives it.
+  const afterRpFilter = (ifname: string): number =>
+    input.creating?.has(ifname) === true && desired[rpFilterName(ifname)] === undefined
+      ? after(DEFAULT)
+      : after(rpFilterName(ifname));
   const out = new Map<string, 1 | 2>();
   for (const ifname of interfaces) {
-    const was = Math.max(before(ALL), before(rpFilterName(ifname)));
-    const now = Math.max(after(ALL), after(rpFilterName(ifname)));
+    const was = Math.max(before(ALL), originalRpFilter(input, ifname) ?? 0);
+    const now = Math.max(after(ALL), afterRpFilter(ifname));
     // Effective values order as 0 (off) < 2 (loose) < 1 (strict).
     const strength = (v: number): number => (v === 1 ? 2 : v === 2 ? 1 : 0);
     if (strength(now) < strength(was)) out.set(ifname, was === 1 ? 1 : 2);

@@ -22,6 +22,8 @@ const networkArb = (i: number) =>
       v6: fc.boolean(),
       gateway: fc.boolean(),
       single: fc.boolean(),
+      // A VLAN symroute creates on the interface (one id per parent: networks on it share it).
+      vlan: fc.boolean(),
     })
     .map((n) => {
       const addresses: string[] = [];
@@ -34,7 +36,14 @@ const networkArb = (i: number) =>
         addresses.push(`2001:db8:${i}::/64`);
         if (n.gateway) gateway.push(`2001:db8:${i}::1`);
       }
-      return { name: `net-${i}`, addresses, interface: n.iface, ...(gateway.length > 0 ? { gateway } : {}) };
+      return {
+        name: `net-${i}`,
+        addresses,
+        ...(n.vlan
+          ? { interface: `${n.iface}.7`, vlan: { parent: n.iface, id: 7 } }
+          : { interface: n.iface }),
+        ...(gateway.length > 0 ? { gateway } : {}),
+      };
     });
 
 const sysctlValue = fc.constantFrom("0", "1", "2");
@@ -69,6 +78,10 @@ function nodeFor(s: { all: string; dflt: string; eth0: string; exts: string[] })
   return { ...base, links, sysctls };
 }
 
+/** The VLAN links the apply created (on the node now, not before). */
+const createdVlans = (kernel: FakeKernel, initial: NodeState): string[] =>
+  kernel.state.links.flatMap((l) => (initial.links.some((i) => i.ifname === l.ifname) ? [] : [l.ifname]));
+
 const effective = (node: NodeState, ifname: string): number =>
   Math.max(
     Number(node.sysctls["net/ipv4/conf/all/rp_filter"]),
@@ -99,13 +112,14 @@ test("apply converges, is idempotent, keeps other interfaces' rp_filter, and del
       const external = new Set(
         applied.networks.filter((n) => n.method === "connmark" && n.family === 4).map((n) => n.interface),
       );
-      for (const ifname of ["lo", "eth0", ...EXTERNAL]) {
+      for (const ifname of ["lo", "eth0", ...EXTERNAL, ...createdVlans(kernel, initial)]) {
         if (external.has(ifname))
           assert.equal(effective(kernel.state, ifname), 0, `${ifname} accepts replies' requests`);
         else
           assert.equal(
             effective(kernel.state, ifname),
-            effective(initial, ifname),
+            // A VLAN symroute made keeps what a new link would have had: conf.default's value.
+            effective(initial, initial.links.some((l) => l.ifname === ifname) ? ifname : "default"),
             `${ifname} keeps its rp_filter`,
           );
       }
@@ -122,4 +136,36 @@ test("apply converges, is idempotent, keeps other interfaces' rp_filter, and del
     { numRuns: RUNS },
   );
   t.diagnostic(`${executed} generated scenarios`);
+});
+
+test("a change from one config to another converges, and delete then restores the node", async (t) => {
+  let executed = 0;
+  const configOf = (s: { firewall: string; pods: boolean }, networks: unknown[]) => {
+    const parsed = validateConfigObject({
+      ...(s.pods ? { podCIDRs: ["10.112.0.0/12", "fd00:112::/56"] } : {}),
+      firewall: s.firewall,
+      networks,
+    });
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+    return parsed.config;
+  };
+  await fc.assert(
+    fc.asyncProperty(scenarioArb, scenarioArb, async ([s, before], [, after]) => {
+      executed++;
+      const initial = nodeFor(s);
+      const kernel = new FakeKernel(initial);
+      const engine = createEngine({ kernel, store: new MemoryStore() });
+      await engine.apply(configOf(s, before));
+      const next = configOf(s, after);
+      await engine.apply(next);
+      assert.deepEqual((await engine.plan(next)).changes, [], "the plan after the change is empty");
+      await engine.remove();
+      assert.deepEqual(kernel.state.links, initial.links);
+      assert.deepEqual(kernel.state.routes, initial.routes);
+      assert.deepEqual(kernel.state.rules, initial.rules);
+      assert.deepEqual(kernel.state.sysctls, initial.sysctls);
+    }),
+    { numRuns: Math.ceil(RUNS / 2) },
+  );
+  t.diagnostic(`${executed} generated changes`);
 });

@@ -459,6 +459,12 @@ export class FakeKernel implements Kernel {
         const name = words[0];
         next.links = next.links.filter((l) => l.ifname !== name);
         next.routes = next.routes.filter((r) => r.dev !== name);
+        // As the kernel: the link's /proc/sys/net/ipv*/conf/NAME goes with it.
+        next.sysctls = Object.fromEntries(
+          Object.entries(next.sysctls).filter(
+            ([n]) => !(n.startsWith("net/ipv") && n.split("/")[3] === name),
+          ),
+        );
       }
       return;
     }
