@@ -38,7 +38,7 @@ import {
   type RuleSkip,
 } from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
-import { desiredSysctls, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
+import { desiredSysctls, leavingLinks, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
 import { formerProtocols, ownsProtocol } from "./diff.ts";
 import { counted } from "../model/plural.ts";
 
@@ -50,6 +50,8 @@ export interface SavedPlanningState {
   /** The protocol symroute's routes and rules carried when the state was written, and former ones. */
   readonly routeProtocol?: number;
   readonly formerRouteProtocols?: readonly number[];
+  /** VLAN links symroute created (the diff deletes those no network wants any more). */
+  readonly createdLinks?: readonly string[];
 }
 
 export interface DesiredInput {
@@ -554,7 +556,6 @@ export function computeDesired(input: DesiredInput): DesiredState {
             `${where("vlan.parent")}: interface "${network.vlan.parent}" does not exist on this node`,
           );
         }
-        vlans.push({ ifname: network.interface, parent: network.vlan.parent, id: network.vlan.id });
       } else if (
         link.kind !== undefined &&
         (link.kind !== "vlan" || link.vlanId !== network.vlan.id || link.link !== network.vlan.parent)
@@ -563,6 +564,9 @@ export function computeDesired(input: DesiredInput): DesiredState {
           `${where("interface")}: interface "${network.interface}" exists but is not VLAN ${network.vlan.id} on ${network.vlan.parent}`,
         );
       }
+      // Wanted whether or not it is there yet: the diff adds it when missing, and keeps the one
+      // symroute created (listed only when missing, the next run deleted it as no longer wanted).
+      vlans.push({ ifname: network.interface, parent: network.vlan.parent, id: network.vlan.id });
     } else if (link === undefined) {
       problems.push(`${where("interface")}: interface "${network.interface}" does not exist on this node`);
     }
@@ -752,6 +756,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     node,
     previous: saved?.previousSysctls ?? {},
     kubeProxyMode: input.kubeProxyMode,
+    leaving: leavingLinks(saved?.createdLinks ?? [], vlans),
   };
   const sysctls = desiredSysctls(sysctlInput);
   const guards = spoofGuards(decisions, sysctlInput, sysctls);

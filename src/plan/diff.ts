@@ -15,6 +15,7 @@ import type {
 import { firewallRuleKeys } from "../model/firewall.ts";
 import type { Change } from "../model/change.ts";
 import { routeNetworks, ruleNetworks } from "./conflict-networks.ts";
+import { leavingLinks, rpFilterName } from "./sysctls.ts";
 import { warningMessages, type Conflict, type DesiredState, type PlanWarning } from "./types.ts";
 import { agreeing, counted } from "../model/plural.ts";
 
@@ -142,8 +143,10 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     const from = node.sysctls[name];
     if (from !== to) changes.push({ kind: "sysctl", action: "set", name, from, to });
   }
+  // A link the plan deletes takes its sysctls with it: nothing to put back on it first.
+  const leaving = new Set([...leavingLinks(own.createdLinks, desired.vlans)].map(rpFilterName));
   for (const [name, previous] of Object.entries(own.previousSysctls)) {
-    if (name in desired.sysctls) continue;
+    if (name in desired.sysctls || leaving.has(name)) continue;
     const from = node.sysctls[name];
     if (from !== undefined && from !== previous)
       changes.push({ kind: "sysctl", action: "set", name, from, to: previous });
@@ -424,10 +427,9 @@ export function diffLinkDeletes(
   own: OwnershipMarks,
 ): Change[] {
   const changes: Change[] = [];
-  const wantedLinks = new Set(desired.vlans.map((v) => v.ifname));
-  for (const ifname of own.createdLinks) {
+  for (const ifname of leavingLinks(own.createdLinks, desired.vlans)) {
     const link = links.find((l) => l.ifname === ifname);
-    if (link !== undefined && !wantedLinks.has(ifname)) {
+    if (link !== undefined) {
       changes.push({
         kind: "link",
         action: "delete",

@@ -17,6 +17,17 @@ export interface SysctlInput {
   /** Values before symroute first changed them: the baseline to keep for everything else. */
   readonly previous: Readonly<Record<string, string>>;
   readonly kubeProxyMode: Exclude<KubeProxyMode, "auto">;
+  /** Links this plan deletes (VLANs symroute created that no network wants): nothing to keep on them. */
+  readonly leaving?: ReadonlySet<string>;
+}
+
+/** The VLAN links symroute created that no network wants any more: the plan deletes them. */
+export function leavingLinks(
+  createdLinks: readonly string[],
+  wanted: readonly { readonly ifname: string }[],
+): Set<string> {
+  const names = new Set(wanted.map((v) => v.ifname));
+  return new Set(createdLinks.filter((l) => !names.has(l)));
 }
 
 /** What the node would have if symroute had never touched a sysctl. */
@@ -53,7 +64,7 @@ export function desiredSysctls(input: SysctlInput): Record<string, string> {
     out[ALL] = "0";
     // Every other interface (and default, for interfaces created later) keeps max(old all, own).
     const others = [...node.links.map((l) => l.ifname), "default"].filter(
-      (n) => !external.has(n) && n !== "all",
+      (n) => !external.has(n) && n !== "all" && input.leaving?.has(n) !== true,
     );
     for (const ifname of others) {
       const name = rpFilterName(ifname);

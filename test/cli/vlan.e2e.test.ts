@@ -39,6 +39,10 @@ test("a network with vlan: creates the VLAN interface, and delete removes it", {
   assert.equal(link[0]?.linkinfo?.info_kind, "vlan");
   assert.equal(link[0]?.linkinfo?.info_data?.id, 100);
   assert.equal(node.symroute(["plan", "-c", config]).code, 0);
+  // The next apply keeps the VLAN it made (test/engine/vlan-lifecycle.test.ts without 802.1Q).
+  const again = node.symroute(["apply", "-c", config]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(node.exec(["ip", "-j", "link", "show", "eth0.100"]).code, 0, "eth0.100 is still there");
   assert.equal(node.symroute(["delete"]).code, 0);
   assert.equal(node.dump(), start);
 });
