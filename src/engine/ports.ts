@@ -144,7 +144,8 @@ export interface SavedState {
   /**
    * Numbers `routeProtocol` had before a move to another that no verified run has finished yet:
    * routes and rules under them are still symroute's (deleted and made again under the new
-   * number). Written with `inProgress` before the move touches the node, and with a roll back;
+   * number). Written with `inProgress` before the move touches the node, and with a roll back that
+   * could not undo everything (a complete one writes the saved marks);
    * cleared by the commit that verified nothing of symroute's carries them. Absent: none.
    */
   readonly formerRouteProtocols?: readonly number[];

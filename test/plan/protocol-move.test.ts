@@ -187,7 +187,7 @@ test("a crash after any line of a protocol move: the next apply converges, and a
   }
 });
 
-test("a protocol move rolled back: the node under the old number, the state owns both until a move completes", async () => {
+test("a protocol move rolled back whole: the node and the state under the old number, another tool's routes under the new one are not symroute's", async () => {
   const { engine, kernel, store } = await appliedUnder(OLD);
   const before = structuredClone(kernel.state);
   // The last rule deletion is refused: everything before it ran, and is undone.
@@ -196,13 +196,28 @@ test("a protocol move rolled back: the node under the old number, the state owns
   kernel.faults = {};
   assert.deepEqual(kernel.state.routes, before.routes);
   assert.deepEqual(kernel.state.rules, before.rules);
-  assert.equal(store.state?.routeProtocol, NEW);
-  assert.deepEqual(store.state?.formerRouteProtocols, [OLD]);
-  // Back to the old number: in sync, and the record forgets the move.
+  // Nothing of symroute's carries the new number: the record is the saved one (a crash during the
+  // move is covered by the record written before it, which names both).
+  assert.equal(store.state?.routeProtocol, OLD);
+  assert.equal(store.state?.formerRouteProtocols, undefined);
+  // Another tool then uses the new number; back to the old number: in sync, its route kept.
+  const foreign = {
+    family: 4,
+    table: 254,
+    type: "unicast",
+    dst: "172.16.0.0/16",
+    gateway: "192.168.1.1",
+    dev: "eth0",
+    protocol: NEW,
+    scope: 0,
+  } as const;
+  kernel.state = { ...kernel.state, routes: [...kernel.state.routes, foreign] };
   assert.equal((await engine.plan(withProtocol(OLD))).inSync, true);
   await engine.apply(withProtocol(OLD));
   assert.equal(store.state?.routeProtocol, OLD);
   assert.equal(store.state?.formerRouteProtocols, undefined);
+  assert.ok(kernel.state.routes.some((r) => r.dst === foreign.dst));
+  kernel.state = { ...kernel.state, routes: kernel.state.routes.filter((r) => r.dst !== foreign.dst) };
   // Or forward again: converges under the new one.
   await engine.apply(withProtocol(NEW));
   assert.equal(count(kernel.state, OLD), 0);

@@ -240,6 +240,9 @@ export async function rollBack(
       firewall: _thisFrontEnd,
       firewallSpec: _thisSpec,
       firewallContents: _thisContents,
+      routeProtocol,
+      rulePriorities,
+      formerRouteProtocols,
       ...state
     } = record.state(
       // The node is back to the saved record's: one still in progress (a crash) stays so, or the
@@ -257,8 +260,18 @@ export async function rollBack(
       ],
     );
     const frontEnd = saved?.firewall ?? record.plan.firewall;
+    // So do the ownership marks after a complete roll back: nothing of symroute's carries a move's
+    // new routeProtocol, and recorded, another tool's routes under it (those the move deleted and
+    // the roll back put back too) were symroute's to delete once the config went back.
+    const marks =
+      complete && saved !== undefined ? saved : { routeProtocol, rulePriorities, formerRouteProtocols };
     await store.write({
       ...state,
+      ...(marks.routeProtocol === undefined ? {} : { routeProtocol: marks.routeProtocol }),
+      ...(marks.rulePriorities === undefined ? {} : { rulePriorities: marks.rulePriorities }),
+      ...(marks.formerRouteProtocols === undefined
+        ? {}
+        : { formerRouteProtocols: marks.formerRouteProtocols }),
       ...(frontEnd === undefined ? {} : { firewall: frontEnd }),
       ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
       ...(saved?.firewallContents === undefined ? {} : { firewallContents: saved.firewallContents }),
