@@ -16,6 +16,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import type { SavedState } from "../../src/engine/ports.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
+import { networkArb } from "../support/network-arb.ts";
 
 const RUNS = Number(process.env["SYMROUTE_PROPERTY_RUNS"] ?? 100);
 const EXTERNAL = ["ext0", "ext1"];
@@ -31,39 +32,13 @@ class RecordingStore extends MemoryStore {
   }
 }
 
-const networkArb = (i: number) =>
-  fc
-    .record({
-      iface: fc.constantFrom(...EXTERNAL),
-      v4: fc.boolean(),
-      v6: fc.boolean(),
-      gateway: fc.boolean(),
-      single: fc.boolean(),
-    })
-    .map((n) => {
-      const addresses: string[] = [];
-      const gateway: string[] = [];
-      if (n.v4 || !n.v6) {
-        addresses.push(n.single ? `100.64.${i}.7` : `100.64.${i}.0/24`);
-        if (n.gateway) gateway.push(n.single ? `100.65.${i}.1` : `100.64.${i}.1`);
-      }
-      if (n.v6) {
-        addresses.push(`2001:db8:${i}::/64`);
-        if (n.gateway) gateway.push(`2001:db8:${i}::1`);
-      }
-      return {
-        name: `net-${i}`,
-        addresses,
-        interface: n.iface,
-        ...(gateway.length > 0 ? { gateway } : {}),
-      };
-    });
-
 /** A config: some of networks 0-5 (any subset), a firewall front end, pod CIDRs or not. */
 const configArb = fc.record({
   firewall: fc.constantFrom("nftables", "iptables"),
   pods: fc.boolean(),
-  networks: fc.subarray([0, 1, 2, 3, 4, 5]).chain((ids) => fc.tuple(...ids.map((i) => networkArb(i)))),
+  networks: fc
+    .subarray([0, 1, 2, 3, 4, 5])
+    .chain((ids) => fc.tuple(...ids.map((i) => networkArb(i, EXTERNAL)))),
 });
 
 test("every state the engine writes reads back as exactly its JSON value (what the agent's store keeps)", async (t) => {

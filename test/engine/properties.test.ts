@@ -10,41 +10,10 @@ import { createEngine } from "../../src/engine/engine.ts";
 import type { NodeState } from "../../src/model/state.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
+import { networkArb } from "../support/network-arb.ts";
 
 const RUNS = Number(process.env["SYMROUTE_PROPERTY_RUNS"] ?? 150);
 const EXTERNAL = ["ext0", "ext1", "ext2"];
-
-const networkArb = (i: number) =>
-  fc
-    .record({
-      iface: fc.constantFrom(...EXTERNAL),
-      v4: fc.boolean(),
-      v6: fc.boolean(),
-      gateway: fc.boolean(),
-      single: fc.boolean(),
-      // A VLAN symroute creates on the interface (one id per parent: networks on it share it).
-      vlan: fc.boolean(),
-    })
-    .map((n) => {
-      const addresses: string[] = [];
-      const gateway: string[] = [];
-      if (n.v4 || !n.v6) {
-        addresses.push(n.single ? `100.64.${i}.7` : `100.64.${i}.0/24`);
-        if (n.gateway) gateway.push(n.single ? `100.65.${i}.1` : `100.64.${i}.1`);
-      }
-      if (n.v6) {
-        addresses.push(`2001:db8:${i}::/64`);
-        if (n.gateway) gateway.push(`2001:db8:${i}::1`);
-      }
-      return {
-        name: `net-${i}`,
-        addresses,
-        ...(n.vlan
-          ? { interface: `${n.iface}.7`, vlan: { parent: n.iface, id: 7 } }
-          : { interface: n.iface }),
-        ...(gateway.length > 0 ? { gateway } : {}),
-      };
-    });
 
 const sysctlValue = fc.constantFrom("0", "1", "2");
 
@@ -59,7 +28,7 @@ const scenarioArb = fc
     pods: fc.boolean(),
   })
   .chain((s) =>
-    fc.tuple(fc.constant(s), fc.tuple(...Array.from({ length: s.count }, (_, i) => networkArb(i)))),
+    fc.tuple(fc.constant(s), fc.tuple(...Array.from({ length: s.count }, (_, i) => networkArb(i, EXTERNAL)))),
   );
 
 function nodeFor(s: { all: string; dflt: string; eth0: string; exts: string[] }): NodeState {
