@@ -3,6 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { tableAfter } from "../support/markdown-table.ts";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { z } from "zod";
@@ -14,20 +15,8 @@ type Schema = Record<string, unknown>;
 
 /** The rows of the first table after `heading`: field name (without backticks) -> cells. */
 function table(heading: string): Map<string, string[]> {
-  const start = doc.indexOf(`\n${heading}\n`);
-  assert.ok(start >= 0, `docs/config.md has no heading ${heading}`);
   const rows = new Map<string, string[]>();
-  let inTable = false;
-  for (const line of doc.slice(start + heading.length + 2).split("\n")) {
-    if (!line.startsWith("|")) {
-      if (inTable) break;
-      continue;
-    }
-    inTable = true;
-    const cells = line
-      .split("|")
-      .slice(1, -1)
-      .map((c) => c.trim());
+  for (const cells of tableAfter(doc, heading, "docs/config.md")) {
     const name = /^`([^`]+)`$/.exec(cells[0] ?? "")?.[1];
     if (name !== undefined) rows.set(name, cells.slice(1));
   }

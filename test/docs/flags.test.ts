@@ -5,6 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { tableAfter } from "../support/markdown-table.ts";
 import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
 import { createProgram } from "../../src/cli/program.ts";
@@ -21,20 +22,8 @@ registerAgent(program as unknown as Command);
 /** The rows of the first table after `heading` in `page`: each row's first cell and its other cells. */
 function rows(page: string, heading: string): { flags: string[]; cells: string[] }[] {
   const doc = readFileSync(new URL(`../../docs/${page}`, import.meta.url), "utf8");
-  const start = doc.indexOf(`\n${heading}\n`);
-  assert.ok(start >= 0, `docs/${page} has the heading ${heading}`);
   const out: { flags: string[]; cells: string[] }[] = [];
-  let inTable = false;
-  for (const line of doc.slice(start + heading.length + 2).split("\n")) {
-    if (!line.startsWith("|")) {
-      if (inTable) break;
-      continue;
-    }
-    inTable = true;
-    const cells = line
-      .split("|")
-      .slice(1, -1)
-      .map((c) => c.trim());
+  for (const cells of tableAfter(doc, heading, `docs/${page}`)) {
     // `--flag VALUE`, `-c, --config FILE`, `-o json`: the flags a row names, long or short.
     const flags = [...(cells[0] ?? "").matchAll(/(?<![\w-])(--[a-z][a-z-]*|-[a-z])\b/g)].map(
       (m) => m[1] ?? "",
