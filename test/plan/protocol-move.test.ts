@@ -20,6 +20,17 @@ import { configFrom } from "../support/config.ts";
 
 const OLD = 201;
 const NEW = 202;
+/** Another tool's route under the number a move goes to. */
+const FOREIGN_UNDER_NEW = {
+  family: 4,
+  table: 254,
+  type: "unicast",
+  dst: "172.16.0.0/16",
+  gateway: "192.168.1.1",
+  dev: "eth0",
+  protocol: NEW,
+  scope: 0,
+} as const;
 const A = "  - { name: a, addresses: [10.0.3.0/24], interface: ext0, gateway: 10.0.3.1 }";
 const B = "  - { name: b, addresses: [10.1.3.0/24], interface: ext0, gateway: 10.1.3.1 }";
 const C = "  - { name: c, addresses: [10.2.3.0/24], interface: ext0, gateway: 10.2.3.1 }";
@@ -201,16 +212,7 @@ test("a protocol move rolled back whole: the node and the state under the old nu
   assert.equal(store.state?.routeProtocol, OLD);
   assert.equal(store.state?.formerRouteProtocols, undefined);
   // Another tool then uses the new number; back to the old number: in sync, its route kept.
-  const foreign = {
-    family: 4,
-    table: 254,
-    type: "unicast",
-    dst: "172.16.0.0/16",
-    gateway: "192.168.1.1",
-    dev: "eth0",
-    protocol: NEW,
-    scope: 0,
-  } as const;
+  const foreign = FOREIGN_UNDER_NEW;
   kernel.state = { ...kernel.state, routes: [...kernel.state.routes, foreign] };
   assert.equal((await engine.plan(withProtocol(OLD))).inSync, true);
   await engine.apply(withProtocol(OLD));
@@ -228,19 +230,7 @@ test("a move to a number another tool's routes carry: the plan says the apply de
   const { engine, kernel } = await appliedUnder(OLD);
   kernel.state = {
     ...kernel.state,
-    routes: [
-      ...kernel.state.routes,
-      {
-        family: 4,
-        table: 254,
-        type: "unicast",
-        dst: "172.16.0.0/16",
-        gateway: "192.168.1.1",
-        dev: "eth0",
-        protocol: NEW,
-        scope: 0,
-      },
-    ],
+    routes: [...kernel.state.routes, FOREIGN_UNDER_NEW],
   };
   const plan = await engine.plan(withProtocol(NEW));
   assert.ok(
