@@ -267,3 +267,33 @@ test("a commit that fails after its clean-up dropped the iptables mangle table: 
   await engine.remove(undefined);
   assert.deepEqual([...kernel.mangle], [], "delete drops it");
 });
+
+test("an ip6tables-restore the tool refused made no mangle table: the record does not name one", async () => {
+  /** Refuses every ip6tables-restore once `refuseIpv6` is set, as the tool refuses a bad payload. */
+  class RefusingIpv6 extends MangleKernel {
+    refuseIpv6 = false;
+    override async runIptablesRestore(family: Family, payload: string): Promise<void> {
+      this.faults.iptables = family === 6 && this.refuseIpv6;
+      try {
+        await super.runIptablesRestore(family, payload);
+      } finally {
+        this.faults.iptables = false;
+      }
+    }
+  }
+  const kernel = new RefusingIpv6(articleNode());
+  const store = new MemoryStore();
+  const engine = createEngine({ kernel, store });
+  const v4 = "  - {name: a, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1}\n";
+  const v6 = "  - {name: b, addresses: ['2001:db8:5::/64'], interface: ext0, gateway: '2001:db8:5::1'}\n";
+  await engine.apply(configFrom(`firewall: iptables\nnetworks:\n${v4}`));
+  assert.deepEqual(store.state?.iptablesTablesCreated, [4]);
+  // The IPv6 network's first ip6tables-restore is refused (the saved front end stays iptables).
+  kernel.refuseIpv6 = true;
+  await assert.rejects(
+    engine.apply(configFrom(`firewall: iptables\nnetworks:\n${v4}${v6}`)),
+    /was rolled back/,
+  );
+  assert.deepEqual([...kernel.mangle], [4], "no IPv6 mangle table was made");
+  assert.deepEqual(store.state?.iptablesTablesCreated, [4], "and the record names only the IPv4 one");
+});

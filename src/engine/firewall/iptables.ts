@@ -24,14 +24,19 @@ export const iptablesFrontEnd: FirewallFrontEnd = {
   async run(kernel, payload, created) {
     if (payload.tool === "nft") return kernel.runNft(payload.script);
     if (payload.tool === "ipset") return kernel.runIpsetRestore(payload.script);
-    // iptables-nft creates the mangle table on first use: noted, so that clean-up can drop it.
-    if (
+    // iptables-nft creates the mangle table on first use: noted, so that clean-up can drop it; only
+    // once it is there (a restore the tool refused made none, and the record would name it).
+    const absent =
       created !== undefined &&
       !created.has(payload.family) &&
-      !(await kernel.iptablesMangleExists(payload.family))
-    )
-      created.add(payload.family);
-    return kernel.runIptablesRestore(payload.family, payload.script);
+      !(await kernel.iptablesMangleExists(payload.family));
+    try {
+      await kernel.runIptablesRestore(payload.family, payload.script);
+    } finally {
+      // Unknown (the read failed): noted as before, the drop removes only an empty table.
+      const made = absent && (await kernel.iptablesMangleExists(payload.family).catch(() => true));
+      if (made) created?.add(payload.family);
+    }
   },
   async cleanUp(kernel, created, inUse) {
     if (inUse) return;
