@@ -38,7 +38,7 @@ import {
   type RuleSkip,
 } from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
-import { desiredSysctls, leavingLinks, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
+import { creatingLinks, desiredSysctls, leavingLinks, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
 import { formerProtocols, ownsProtocol } from "./diff.ts";
 import { counted } from "../model/plural.ts";
 
@@ -757,7 +757,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
     previous: saved?.previousSysctls ?? {},
     kubeProxyMode: input.kubeProxyMode,
     leaving: leavingLinks(saved?.createdLinks ?? [], vlans),
-    creating: new Set(vlans.flatMap((v) => (linkNames.has(v.ifname) ? [] : [v.ifname]))),
+    creating: creatingLinks(vlans, linkNames),
   };
   const sysctls = desiredSysctls(sysctlInput);
   const guards = spoofGuards(decisions, sysctlInput, sysctls);

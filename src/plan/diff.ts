@@ -15,7 +15,7 @@ import type {
 import { firewallRuleKeys } from "../model/firewall.ts";
 import type { Change } from "../model/change.ts";
 import { routeNetworks, ruleNetworks } from "./conflict-networks.ts";
-import { leavingLinks, rpFilterName } from "./sysctls.ts";
+import { creatingLinks, leavingLinks, rpFilterName } from "./sysctls.ts";
 import { warningMessages, type Conflict, type DesiredState, type PlanWarning } from "./types.ts";
 import { agreeing, counted } from "../model/plural.ts";
 
@@ -141,9 +141,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   // Sysctls: desired values, and recorded ones that are no longer wanted go back to what they were.
   // A link this plan adds comes with conf.default's value now (it is added before the writes).
   const defaultRpFilter = rpFilterName("default");
-  const created = new Set(
-    desired.vlans.flatMap((v) => (linkNames.has(v.ifname) ? [] : [rpFilterName(v.ifname)])),
-  );
+  const created = new Set([...creatingLinks(desired.vlans, linkNames)].map(rpFilterName));
   for (const [name, to] of Object.entries(desired.sysctls)) {
     const from = node.sysctls[name] ?? (created.has(name) ? node.sysctls[defaultRpFilter] : undefined);
     if (from !== to) changes.push({ kind: "sysctl", action: "set", name, from, to });

@@ -23,6 +23,14 @@ export interface SysctlInput {
   readonly creating?: ReadonlySet<string>;
 }
 
+/** The VLAN links the config wants that are not on the node yet: the plan adds them. */
+export function creatingLinks(
+  wanted: readonly { readonly ifname: string }[],
+  present: ReadonlySet<string>,
+): Set<string> {
+  return new Set(wanted.flatMap((v) => (present.has(v.ifname) ? [] : [v.ifname])));
+}
+
 /** The VLAN links symroute created that no network wants any more: the plan deletes them. */
 export function leavingLinks(
   createdLinks: readonly string[],
