@@ -177,7 +177,13 @@ export function planToJson(
 export function formatPlanText(
   report: PlanReport,
   title: string,
-  options: { readonly removing?: boolean; readonly cluster?: ClusterView } = {},
+  options: {
+    readonly removing?: boolean;
+    /** The caller ends the report with its own line when nothing changes (apply's verdict). */
+    readonly ownVerdict?: boolean;
+    /** plan --kubernetes: what each SymrouteNetwork means for this node, under the title. */
+    readonly cluster?: ClusterView;
+  } = {},
 ): string {
   const out: string[] = [];
   out.push(
@@ -236,13 +242,14 @@ export function formatPlanText(
   }
   const changes = report.changes;
   if (changes.length === 0) {
-    out.push(
-      pc.green(
-        options.removing === true
-          ? "Nothing to delete: symroute owns nothing on this node."
-          : "In sync: nothing to change.",
-      ),
-    );
+    if (options.ownVerdict !== true)
+      out.push(
+        pc.green(
+          options.removing === true
+            ? "Nothing to delete: symroute owns nothing on this node."
+            : "In sync: nothing to change.",
+        ),
+      );
   } else {
     out.push(`${counted(changes.length, "change")}:`);
     const texts = describeChanges(changes, report.payloads);
@@ -258,6 +265,17 @@ export function formatPlanText(
   for (const c of report.conflicts) out.push(`${pc.red("conflict:")} ${c.object}: ${c.reason}`);
   for (const w of report.warnings) out.push(`${pc.yellow("warning:")} ${w}`);
   return `${out.join("\n")}\n`;
+}
+
+/** apply's text report: the plan it ran, then one verdict line (converged, applied, or blocked). */
+export function formatApplyText(report: ApplyReport): string {
+  const verdict =
+    report.conflicts.length > 0
+      ? `${pc.red("Not converged")}: ${counted(report.conflicts.length, "conflict")} with foreign objects (above); ${report.applied ? `${counted(report.changes.length, "change")} applied, ` : ""}symroute owns ${counted(report.ownedObjects, "object")}.`
+      : report.applied
+        ? `${pc.green("Applied and verified")}: ${counted(report.changes.length, "change")}; symroute owns ${counted(report.ownedObjects, "object")}.`
+        : `${pc.green("Nothing to do")}: the node was already converged.`;
+  return `${formatPlanText(report, "symroute apply", { ownVerdict: true })}${verdict}\n`;
 }
 
 export function formatPayloadsText(report: PlanReport): string {
@@ -359,16 +377,7 @@ export function registerPlanApplyDelete(program: Command): void {
         else if (opts.dryRun === true) {
           process.stdout.write(formatPlanText(report, "symroute apply --dry-run"));
           process.stdout.write(formatPayloadsText(report));
-        } else {
-          process.stdout.write(formatPlanText(report, "symroute apply"));
-          process.stdout.write(
-            report.conflicts.length > 0
-              ? `${pc.red("Not converged")}: ${counted(report.conflicts.length, "conflict")} with foreign objects (above); ${report.applied ? `${counted(report.changes.length, "change")} applied, ` : ""}symroute owns ${counted(report.ownedObjects, "object")}.\n`
-              : report.applied
-                ? `${pc.green("Applied and verified")}: ${counted(report.changes.length, "change")}; symroute owns ${counted(report.ownedObjects, "object")}.\n`
-                : "Nothing to do: the node was already converged.\n",
-          );
-        }
+        } else process.stdout.write(formatApplyText(report));
         return report.conflicts.length > 0 ? EXIT.conflicts : EXIT.ok;
       });
     });
