@@ -11,13 +11,13 @@ import type { Config } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import {
+  configFromCluster,
   EMPTY_FILE,
-  mergeClusterNetworks,
   rereadConfigFile,
+  type ClusterConfig,
   type FileResult,
-  type MergedConfig,
 } from "./desired-config.ts";
-import { networksFromCluster, type NetworkVerdict } from "./kubernetes/cluster.ts";
+import type { NetworkVerdict } from "./kubernetes/cluster.ts";
 import type { ClusterCache } from "./kubernetes/cluster-cache.ts";
 import type { ClusterSnapshot, KubernetesSource } from "./kubernetes/source.ts";
 import type { Logger } from "./logger.ts";
@@ -113,7 +113,7 @@ export class ConfigSource {
   /** The directory's previous event in this turn of the event loop (a rename's first half). */
   #previousDirEvent: { readonly event: string; readonly name: string | null } | undefined;
   /** The last merge of file and cluster: a drift repair or a resync with nothing new reuses it. */
-  #merged: { readonly file: FileResult; readonly key: string; readonly merged: MergedConfig } | undefined;
+  #merged: ClusterConfig | undefined;
 
   constructor(options: ConfigSourceOptions) {
     this.#options = options;
@@ -222,13 +222,9 @@ export class ConfigSource {
     if (fresh !== undefined) this.#pendingCacheSave = fresh;
     if (snapshot === undefined) return { ready: false, reason: kube.waitingFor() };
     this.#lastSnapshot = snapshot;
-    const verdicts = networksFromCluster(snapshot);
-    const key = JSON.stringify(verdicts);
-    const merged =
-      this.#merged?.file === file && this.#merged.key === key
-        ? this.#merged.merged
-        : mergeClusterNetworks(file, verdicts, this.#merged?.merged.memo);
-    this.#merged = { file, key, merged };
+    const cluster = configFromCluster(file, snapshot, this.#merged);
+    this.#merged = cluster;
+    const { verdicts, merged } = cluster;
     const refusedText = JSON.stringify([...merged.refused]);
     if (refusedText !== this.#lastRefused && merged.refused.size > 0) {
       metrics.configErrors.inc({ source: "kubernetes" });

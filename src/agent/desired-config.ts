@@ -12,7 +12,8 @@ import {
   validateConfigObjectReusing,
 } from "../config/index.ts";
 import type { Config } from "../config/schema.ts";
-import type { NetworkVerdict } from "./kubernetes/cluster.ts";
+import { networksFromCluster, type NetworkVerdict } from "./kubernetes/cluster.ts";
+import type { ClusterSnapshot } from "./kubernetes/source.ts";
 
 export type FileResult =
   | { readonly ok: true; readonly config: Config; readonly raw: Record<string, unknown> }
@@ -109,6 +110,33 @@ export function mergeClusterNetworks(
     }
   }
   return { config, refused, memo: next };
+}
+
+/** The configuration for this node from the file and the cluster's view, with how it was made. */
+export interface ClusterConfig {
+  readonly file: Extract<FileResult, { ok: true }>;
+  /** What each SymrouteNetwork means for this node. */
+  readonly verdicts: readonly NetworkVerdict[];
+  /** The verdicts as text: an unchanged cluster view gives the same key. */
+  readonly key: string;
+  readonly merged: MergedConfig;
+}
+
+/**
+ * What the agent converges to with --kubernetes, and what `plan --kubernetes` and
+ * `doctor --kubernetes` show: the file's settings and networks plus the cluster's networks for this
+ * node. `last` (the agent's previous result) is returned as it is while neither the file nor the
+ * verdicts changed, and its memo spares the merge the networks it checked already.
+ */
+export function configFromCluster(
+  file: Extract<FileResult, { ok: true }>,
+  snapshot: ClusterSnapshot,
+  last?: ClusterConfig,
+): ClusterConfig {
+  const verdicts = networksFromCluster(snapshot);
+  const key = JSON.stringify(verdicts);
+  if (last !== undefined && last.file === file && last.key === key) return last;
+  return { file, verdicts, key, merged: mergeClusterNetworks(file, verdicts, last?.merged.memo) };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -77,11 +77,15 @@ export function commentToken(text: string): string {
 }
 
 /**
- * Whether an ipset's name is one symroute could have made: only such a set is symroute's. Another
- * under its prefix is someone else's, left alone (read as symroute's, its name failed the token
- * guard below and made every plan fail).
+ * Whether an ipset's name is one symroute makes (buildIpsets in firewall.ts: `symroute-`, c or g,
+ * the family, an 8-digit FNV digest; the fill's temporary set adds `-t`; the same format since the
+ * first sets, so older nodes' sets match too): only such a set is symroute's. Another under its
+ * prefix is someone else's and left alone: `symroute-a.b` failed the token guard and every plan;
+ * `symroute-backup` was destroyed as stale, and with a foreign iptables rule using it every apply
+ * failed.
  */
-export const isSymrouteIpsetName = (name: string): boolean => /^symroute-[A-Za-z0-9_-]{1,22}$/.test(name);
+export const isSymrouteIpsetName = (name: string): boolean =>
+  /^symroute-[cg][46]-[0-9a-f]{8}(-t)?$/.test(name);
 
 /** A set name read back from the node goes into a payload only if symroute could have made it. */
 export function ipsetNameToken(name: string): string {

@@ -15,9 +15,12 @@ const ok = (stdout: string): ToolResult => ({ code: 0, stdout, stderr: "" });
 const failed = (stderr: string): ToolResult => ({ code: 1, stdout: "", stderr });
 const SAVED = ok(
   [
-    "create symroute-c4-0123456789abcdef hash:net,iface family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1234",
-    "add symroute-c4-0123456789abcdef 203.0.113.0/24,ext0",
+    "create symroute-c4-0123abcd hash:net,iface family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1234",
+    "add symroute-c4-0123abcd 203.0.113.0/24,ext0",
     "create other hash:ip family inet hashsize 1024 maxelem 65536",
+    // Under symroute's prefix, but not a name symroute makes: someone else's.
+    "create symroute-backup hash:net family inet hashsize 1024 maxelem 65536",
+    "add symroute-backup 198.51.100.0/24",
     "",
   ].join("\n"),
 );
@@ -43,7 +46,7 @@ const read = async (run: ToolRunner) => {
 
 test("symroute's sets are read; other sets are not its own", async () => {
   const owned = await read(runner(SAVED));
-  assert.deepEqual(owned?.ruleKeys, ["ipset:symroute-c4-0123456789abcdef"]);
+  assert.deepEqual(owned?.ruleKeys, ["ipset:symroute-c4-0123abcd"]);
 });
 
 test("no sets, no ipset, or a kernel without ip_set: nothing of ours", async () => {

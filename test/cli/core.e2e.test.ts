@@ -43,6 +43,7 @@ test("plan says 2 before apply and 0 after; a second apply changes nothing", { s
   const again = node.symroute(["apply", "-c", PUBLIC]);
   assert.equal(again.code, 0);
   assert.match(again.stdout, /already converged/);
+  assert.doesNotMatch(again.stdout, /In sync/, "one message for a converged node, not two");
   const rules = JSON.parse(node.exec(["ip", "-j", "rule"]).stdout) as { fwmark?: string; table?: string }[];
   assert.ok(
     rules.some((r) => r.fwmark === "0x1" && r.table === "20000"),

@@ -6,8 +6,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { formatPayloadsText, formatPlanText, planToJson } from "../../src/cli/commands/core.ts";
-import { describeChange, describeChanges, type PlanReport } from "../../src/engine/engine.ts";
+import {
+  formatApplyText,
+  formatPayloadsText,
+  formatPlanText,
+  planToJson,
+} from "../../src/cli/commands/core.ts";
+import {
+  describeChange,
+  describeChanges,
+  type ApplyReport,
+  type PlanReport,
+} from "../../src/engine/engine.ts";
 
 const read = (name: string): string => readFileSync(new URL(`fixtures/${name}`, import.meta.url), "utf8");
 const report = JSON.parse(read("plan-report.json")) as PlanReport;
@@ -36,6 +46,39 @@ test("the JSON report and the change descriptions are the recorded ones", () => 
 test("a report in sync says so", () => {
   const inSync = { ...report, changes: [], conflicts: [], warnings: [] };
   assert.match(plain(formatPlanText(inSync, "symroute plan")), /\nIn sync: nothing to change\.\n$/);
+});
+
+test("an apply that finds the node converged says so once", () => {
+  const converged: ApplyReport = { ...report, changes: [], conflicts: [], warnings: [], applied: false };
+  const text = plain(formatApplyText(converged));
+  assert.match(text, /\nNothing to do: the node was already converged\.\n$/);
+  assert.doesNotMatch(text, /In sync/);
+});
+
+test("an apply blocked only by conflicts does not say it is in sync", () => {
+  const conflict = { object: "ip rule priority 1001", reason: "a foreign rule holds it" };
+  const blocked: ApplyReport = {
+    ...report,
+    changes: [],
+    conflicts: [conflict],
+    warnings: [],
+    applied: false,
+  };
+  const text = plain(formatApplyText(blocked));
+  assert.match(text, /\nconflict: ip rule priority 1001: a foreign rule holds it\nNot converged: 1 conflict/);
+  assert.doesNotMatch(text, /In sync|Nothing to do/);
+});
+
+test("an apply that changed the node lists the changes, then says it applied them", () => {
+  const applied: ApplyReport = { ...report, conflicts: [], warnings: [], applied: true };
+  const text = plain(formatApplyText(applied));
+  assert.match(text, new RegExp(`\\n${report.changes.length} changes:\\n`));
+  assert.match(
+    text,
+    new RegExp(
+      `\\nApplied and verified: ${report.changes.length} changes; symroute owns \\d+ objects?\\.\\n$`,
+    ),
+  );
 });
 
 test("a delete with nothing of symroute's on the node says there is nothing to delete", () => {

@@ -9,6 +9,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import { isSymrouteError, type SymrouteError } from "../../src/model/errors.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
+import { MangleKernel } from "../support/mangle-kernel.ts";
 import type { Family } from "../../src/model/address.ts";
 import type { SavedState } from "../../src/engine/ports.ts";
 import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
@@ -224,22 +225,6 @@ test("a roll back records the sysctl values it learnt only for writes still on t
   await engine.remove(undefined);
   assert.equal(kernel.state.sysctls[lo], "2");
 });
-
-/** A node whose iptables mangle tables come and go as iptables-nft's do (made on first use). */
-class MangleKernel extends FakeKernel {
-  readonly mangle = new Set<Family>();
-  override async iptablesMangleExists(family: Family): Promise<boolean> {
-    return this.mangle.has(family);
-  }
-  override async runIptablesRestore(family: Family, payload: string): Promise<void> {
-    await super.runIptablesRestore(family, payload);
-    this.mangle.add(family);
-  }
-  override async dropEmptyIptablesMangle(family: Family): Promise<void> {
-    const keys = this.state.firewall.filter((f) => f.backend === "iptables").flatMap((f) => f.ruleKeys);
-    if (!keys.some((k) => k.startsWith(`${family}:`))) this.mangle.delete(family);
-  }
-}
 
 test("a commit that fails after its clean-up dropped the iptables mangle table: the roll back that makes it again records it", async () => {
   const kernel = new MangleKernel(articleNode());

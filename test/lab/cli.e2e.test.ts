@@ -1,5 +1,6 @@
 // End-to-end: `symroute lab up` leaves a topology running whose servers answer, and
-// `symroute lab down --prefix` removes exactly that run (namespaces, probes, run directory).
+// `symroute lab down --prefix` removes exactly that run (namespaces, probes, run directory); with
+// two labs up, a plain `lab down` removes neither.
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -63,6 +64,63 @@ describe("symroute lab up / lab down", () => {
       assert.ok(!existsSync(config), "lab down removes the run directory");
     },
   );
+
+  it(
+    "with two labs up, plain lab down removes neither, and --prefix removes one: the other keeps serving",
+    { skip: missing, timeout: 120_000 },
+    async (t) => {
+      const prefixes: string[] = [];
+      t.after(async () => {
+        for (const p of prefixes) await symroute("lab", "down", "--prefix", p);
+      });
+      for (let i = 0; i < 2; i++) {
+        const up = await symroute("lab", "up", "--case", "1", "--ipv4-only");
+        const prefix = /lab down --prefix (srlab-\S+)/.exec(up.stdout)?.[1];
+        if (prefix !== undefined) prefixes.push(prefix);
+        assert.equal(up.code, 0, up.stderr);
+        assert.ok(prefix !== undefined, `lab up names its prefix:\n${up.stdout}`);
+      }
+      const [first, second] = prefixes as [string, string];
+      assert.notEqual(first, second);
+      const hostsOf = async (prefix: string) =>
+        (await listLabNamespaces()).filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+      const HOSTS = ["client", "node", "pod", "podc", "router"];
+
+      // Before, this removed every lab namespace on the machine: both labs (and any test's).
+      const plain = await symroute("lab", "down");
+      assert.equal(plain.code, 1, plain.stdout + plain.stderr);
+      assert.match(plain.stderr, /lab runs are up; lab down removes one only when it is the only one/);
+      for (const p of prefixes) {
+        assert.ok(plain.stderr.includes(p), `the refusal names ${p}:\n${plain.stderr}`);
+        assert.deepEqual((await hostsOf(p)).sort(), HOSTS, `${p} is still there`);
+      }
+      assert.match(plain.stderr, /--all removes every lab namespace/);
+
+      const one = await symroute("lab", "down", "--prefix", first);
+      assert.equal(one.code, 0, one.stderr);
+      assert.deepEqual(await hostsOf(first), []);
+      assert.deepEqual((await hostsOf(second)).sort(), HOSTS);
+      const echo = await runTool(
+        "ip",
+        [
+          "netns",
+          "exec",
+          `${second}client`,
+          "bash",
+          "-c",
+          'exec 3<>/dev/tcp/192.168.1.10/8081 && printf hello >&3 && read -t 3 -n 5 reply <&3 && echo "$reply"',
+        ],
+        { allowFailure: true },
+      );
+      assert.equal(echo.stdout.trim(), "hello", `the second lab still serves: ${echo.stderr}`);
+    },
+  );
+
+  it("--prefix and --all together are refused", { skip: missing }, async () => {
+    const down = await symroute("lab", "down", "--all", "--prefix", "srlab-1-1-");
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot be used with/);
+  });
 
   it("refuses a prefix that is not the lab's", { skip: missing }, async () => {
     const down = await symroute("lab", "down", "--prefix", "sr-other-");

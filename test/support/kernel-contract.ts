@@ -275,22 +275,22 @@ export function kernelContract(name: string, makeKernel: () => Promise<Kernel>):
     await assert.rejects(
       kernel.runIpsetRestore(
         [
-          "create symroute-k4-test hash:net,iface family inet",
-          "add symroute-k4-test 1.2.3.0/24,ext0",
-          "add symroute-k4-test bogus",
-          "create symroute-k4-never hash:net,iface family inet",
+          "create symroute-c4-00000001 hash:net,iface family inet",
+          "add symroute-c4-00000001 1.2.3.0/24,ext0",
+          "add symroute-c4-00000001 bogus",
+          "create symroute-c4-00000002 hash:net,iface family inet",
         ].join("\n") + "\n",
       ),
       (e: unknown) =>
         isSymrouteError(e) &&
-        e.details.some((d) => d.startsWith("failing line 3: add symroute-k4-test bogus")),
+        e.details.some((d) => d.startsWith("failing line 3: add symroute-c4-00000001 bogus")),
     );
     const keys = (await kernel.readFirewall(["iptables"]))[0]?.ruleKeys ?? [];
-    assert.ok(keys.includes(`${IPSET_KEY_PREFIX}symroute-k4-test`), keys.join(","));
-    assert.ok(!keys.includes(`${IPSET_KEY_PREFIX}symroute-k4-never`), keys.join(","));
+    assert.ok(keys.includes(`${IPSET_KEY_PREFIX}symroute-c4-00000001`), keys.join(","));
+    assert.ok(!keys.includes(`${IPSET_KEY_PREFIX}symroute-c4-00000002`), keys.join(","));
     // -exist: creating the same set again and destroying an absent one are no errors.
     await kernel.runIpsetRestore(
-      "create symroute-k4-test hash:net,iface family inet\ndestroy symroute-k4-test\ndestroy symroute-k4-test\n",
+      "create symroute-c4-00000001 hash:net,iface family inet\ndestroy symroute-c4-00000001\ndestroy symroute-c4-00000001\n",
     );
     assert.deepEqual((await kernel.readFirewall(["iptables"]))[0]?.ruleKeys ?? [], []);
   });

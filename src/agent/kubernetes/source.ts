@@ -73,6 +73,88 @@ export interface KubernetesSource {
 
 type AnyObject = KubernetesObject & Record<string, unknown>;
 
+interface ClusterList {
+  readonly path: string;
+  readonly list: () => Promise<KubernetesListObject<AnyObject>>;
+  readonly fieldSelector?: string;
+}
+
+/**
+ * What a node's view of the cluster is read from: the SymrouteNetworks, MetalLB's pools and
+ * advertisements in its namespace, and this node. One definition for the agent's informers and the
+ * one-shot read of `plan --kubernetes` (readClusterSnapshot).
+ */
+function clusterLists(
+  kubeConfig: KubeConfig,
+  nodeName: string,
+  metallbNamespace: string,
+): {
+  readonly networks: ClusterList;
+  readonly pools: ClusterList;
+  readonly l2Advertisements: ClusterList;
+  readonly node: ClusterList;
+} {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const metallb = (plural: string): ClusterList => ({
+    path: `/apis/${METALLB_GROUP}/${METALLB_VERSION}/namespaces/${metallbNamespace}/${plural}`,
+    list: () =>
+      custom.listNamespacedCustomObject({
+        group: METALLB_GROUP,
+        version: METALLB_VERSION,
+        namespace: metallbNamespace,
+        plural,
+      }),
+  });
+  const nodeSelector = `metadata.name=${nodeName}`;
+  return {
+    networks: {
+      path: `/apis/${SYMROUTE_GROUP}/${SYMROUTE_VERSION}/${SYMROUTE_PLURAL}`,
+      list: () =>
+        custom.listClusterCustomObject({
+          group: SYMROUTE_GROUP,
+          version: SYMROUTE_VERSION,
+          plural: SYMROUTE_PLURAL,
+        }),
+    },
+    pools: metallb(POOL_PLURAL),
+    l2Advertisements: metallb(L2ADVERTISEMENT_PLURAL),
+    node: {
+      path: "/api/v1/nodes",
+      list: async () =>
+        (await core.listNode({ fieldSelector: nodeSelector })) as unknown as KubernetesListObject<AnyObject>,
+      fieldSelector: nodeSelector,
+    },
+  };
+}
+
+/**
+ * The cluster as this node's agent sees it, read once (one list of each, no watch): for the
+ * one-shot commands (`plan --kubernetes`, `doctor --kubernetes`). undefined when the node is not in
+ * the cluster; an API error is thrown as the client reports it.
+ */
+export async function readClusterSnapshot(options: {
+  readonly kubeConfig: KubeConfig;
+  readonly nodeName: string;
+  readonly metallbNamespace: string;
+}): Promise<ClusterSnapshot | undefined> {
+  const lists = clusterLists(options.kubeConfig, options.nodeName, options.metallbNamespace);
+  const [networks, pools, l2Advertisements, nodes] = await Promise.all([
+    lists.networks.list(),
+    lists.pools.list(),
+    lists.l2Advertisements.list(),
+    lists.node.list(),
+  ]);
+  const self = nodes.items.find((n) => n.metadata?.name === options.nodeName);
+  if (self === undefined) return undefined;
+  return {
+    networks: networks.items as unknown as SymrouteNetwork[],
+    pools: pools.items as unknown as IpAddressPool[],
+    l2Advertisements: l2Advertisements.items as unknown as L2Advertisement[],
+    node: { name: options.nodeName, labels: self.metadata?.labels ?? {} },
+  };
+}
+
 interface Feed {
   readonly name: string;
   readonly informer: ListWatch<AnyObject>;
@@ -82,7 +164,6 @@ interface Feed {
 export function createKubernetesSource(options: KubernetesSourceOptions): KubernetesSource {
   const { kubeConfig, nodeName, metallbNamespace, clock } = options;
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   const watch = new Watch(kubeConfig);
   let stopped = true;
   const server = kubeConfig.getCurrentCluster()?.server ?? "(no current cluster)";
@@ -163,46 +244,11 @@ export function createKubernetesSource(options: KubernetesSourceOptions): Kubern
     return entry;
   };
 
-  const networks = feed(
-    "symroutenetworks",
-    `/apis/${SYMROUTE_GROUP}/${SYMROUTE_VERSION}/${SYMROUTE_PLURAL}`,
-    () =>
-      custom.listClusterCustomObject({
-        group: SYMROUTE_GROUP,
-        version: SYMROUTE_VERSION,
-        plural: SYMROUTE_PLURAL,
-      }),
-  );
-  const pools = feed(
-    "ipaddresspools",
-    `/apis/${METALLB_GROUP}/${METALLB_VERSION}/namespaces/${metallbNamespace}/${POOL_PLURAL}`,
-    () =>
-      custom.listNamespacedCustomObject({
-        group: METALLB_GROUP,
-        version: METALLB_VERSION,
-        namespace: metallbNamespace,
-        plural: POOL_PLURAL,
-      }),
-  );
-  const l2ads = feed(
-    "l2advertisements",
-    `/apis/${METALLB_GROUP}/${METALLB_VERSION}/namespaces/${metallbNamespace}/${L2ADVERTISEMENT_PLURAL}`,
-    () =>
-      custom.listNamespacedCustomObject({
-        group: METALLB_GROUP,
-        version: METALLB_VERSION,
-        namespace: metallbNamespace,
-        plural: L2ADVERTISEMENT_PLURAL,
-      }),
-  );
-  const nodeSelector = `metadata.name=${nodeName}`;
-  const node = feed(
-    "node",
-    "/api/v1/nodes",
-    async () =>
-      (await core.listNode({ fieldSelector: nodeSelector })) as unknown as KubernetesListObject<AnyObject>,
-    nodeSelector,
-  );
+  const lists = clusterLists(kubeConfig, nodeName, metallbNamespace);
+  const networks = feed("symroutenetworks", lists.networks.path, lists.networks.list);
+  const pools = feed("ipaddresspools", lists.pools.path, lists.pools.list);
+  const l2ads = feed("l2advertisements", lists.l2Advertisements.path, lists.l2Advertisements.list);
+  const node = feed("node", lists.node.path, lists.node.list, lists.node.fieldSelector);
 
   return {
     start() {

@@ -12,7 +12,6 @@ import { parseDuration } from "../../agent/duration.ts";
 import { DEFAULT_DEBOUNCE_MS } from "../../agent/reconcile-loop.ts";
 import { DEFAULT_LISTEN, parseListen } from "../../agent/http.ts";
 import type { KubernetesWiring } from "../../agent/config-source.ts";
-import { DEFAULT_METALLB_NAMESPACE } from "../../agent/kubernetes/resources.ts";
 import { createLogger, parseLogLevel } from "../../agent/logger.ts";
 import { createMetrics } from "../../agent/metrics.ts";
 import { trackOwnedRpFilters } from "../../agent/owned-sysctls.ts";
@@ -23,6 +22,13 @@ import { nftRulesFromText } from "../../adapters/kernel.ts";
 import { NFT_TABLE } from "../../model/firewall.ts";
 import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
+import {
+  kubeconfigOption,
+  kubernetesOption,
+  metallbNamespaceOption,
+  nodeNameOption,
+  requireNodeName,
+} from "../kubernetes-options.ts";
 import { commanderParser, EXIT, runAndExit, stateDirOption } from "../output.ts";
 
 export function registerAgent(program: Command): void {
@@ -60,17 +66,12 @@ export function registerAgent(program: Command): void {
       "--cleanup-on-exit",
       "on SIGTERM/SIGINT remove everything symroute owns (default: leave routing in place)",
     )
-    .option("--kubernetes", "take networks from SymrouteNetwork resources and MetalLB pools in the cluster")
-    .addOption(new Option("--node-name <name>", "this node's name (with --kubernetes)").env("NODE_NAME"))
-    .option(
-      "--kubeconfig <file>",
-      "kubeconfig (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)",
+    .addOption(
+      kubernetesOption("take networks from SymrouteNetwork resources and MetalLB pools in the cluster"),
     )
-    .option(
-      "--metallb-namespace <ns>",
-      "namespace of MetalLB's IPAddressPools and L2Advertisements",
-      DEFAULT_METALLB_NAMESPACE,
-    )
+    .addOption(nodeNameOption())
+    .addOption(kubeconfigOption())
+    .addOption(metallbNamespaceOption())
     .option(
       "--proc-sys <dir>",
       "root of the sysctl tree (default /proc/sys; a container mounts the host's elsewhere)",
@@ -87,15 +88,7 @@ export function registerAgent(program: Command): void {
             hint: "see deploy/symroute.example.yaml for an example",
           });
         }
-        if (opts.kubernetes === true && (opts.nodeName === undefined || opts.nodeName === "")) {
-          throw new SymrouteError(
-            "invalid-argument",
-            "--kubernetes needs --node-name (or the NODE_NAME environment variable)",
-            {
-              hint: "in a DaemonSet, set NODE_NAME from the downward API (fieldRef spec.nodeName)",
-            },
-          );
-        }
+        const nodeName = opts.kubernetes === true ? requireNodeName(opts.nodeName) : undefined;
         const listen = parseListen(opts.listen);
         // A file that is wrong at start is an error now (exit 1), not a silent wait.
         let stateDir = opts.stateDir;
@@ -149,9 +142,9 @@ export function registerAgent(program: Command): void {
         const kernel = readCache === undefined ? deps.kernel : readCache.wrap(deps.kernel);
         const engine = createEngine({ ...deps, store: owned.store, kernel });
         const kubernetes =
-          opts.kubernetes === true
+          nodeName !== undefined
             ? await kubernetesWiring({
-                nodeName: opts.nodeName ?? "",
+                nodeName,
                 kubeconfig: opts.kubeconfig,
                 metallbNamespace: opts.metallbNamespace,
                 stateDir: stateDir ?? DEFAULT_STATE_DIR,

@@ -9,8 +9,16 @@ import { isSymrouteError, SymrouteError } from "../../model/errors.ts";
 import { formatHex } from "../../model/marks.ts";
 import { createEngine, describeChanges, type ApplyReport, type PlanReport } from "../../engine/engine.ts";
 import { classifyForm, ipsetsOf } from "../../model/firewall.ts";
+import type { ClusterView } from "../cluster-config.ts";
 import { configFileReadError } from "../config-file.ts";
 import { createNodeDeps } from "../deps.ts";
+import {
+  kubeconfigOption,
+  kubernetesOption,
+  metallbNamespaceOption,
+  nodeNameOption,
+  requireNodeName,
+} from "../kubernetes-options.ts";
 import {
   EXIT,
   parseOutputFormat,
@@ -22,13 +30,66 @@ import {
 import { counted } from "../../model/plural.ts";
 
 export async function readConfigFile(path: string): Promise<Config> {
-  let text: string;
+  const { text, name } = await readConfigText(path);
+  return loadConfigOrThrow(text, name);
+}
+
+/** The file's text (`-`: stdin) and the name its problems are reported under. */
+async function readConfigText(path: string): Promise<{ readonly text: string; readonly name: string }> {
   try {
-    text = path === "-" ? await readStdin() : await readFile(path, "utf8");
+    const text = path === "-" ? await readStdin() : await readFile(path, "utf8");
+    return { text, name: path === "-" ? "<stdin>" : path };
   } catch (cause) {
     throw configFileReadError(path, cause);
   }
-  return loadConfigOrThrow(text, path === "-" ? "<stdin>" : path);
+}
+
+/** The options of a command that takes its networks from a file or, like the agent, from the cluster. */
+export interface NetworksOptions {
+  readonly config?: string;
+  readonly kubernetes?: true;
+  readonly nodeName?: string;
+  readonly kubeconfig?: string;
+  readonly metallbNamespace: string;
+}
+
+/**
+ * plan's and doctor's configuration: the file (-c), or with --kubernetes the one the agent with
+ * the same flags converges this node to (the file, when given, for the global settings and local
+ * networks, as the agent's -c). `missing`: neither was given. The Kubernetes client is loaded only
+ * with --kubernetes.
+ */
+export async function readNetworksConfig(
+  opts: NetworksOptions,
+  missing: () => never,
+): Promise<{ readonly config: Config; readonly cluster?: ClusterView }> {
+  if (opts.kubernetes !== true) {
+    if (opts.config === undefined) return missing();
+    return { config: await readConfigFile(opts.config) };
+  }
+  const nodeName = requireNodeName(opts.nodeName);
+  const file = opts.config === undefined ? undefined : await readConfigText(opts.config);
+  const { readClusterConfig } = await import("../cluster-config.ts");
+  return readClusterConfig({
+    ...(file === undefined ? {} : { file }),
+    nodeName,
+    kubeconfig: opts.kubeconfig,
+    metallbNamespace: opts.metallbNamespace,
+  });
+}
+
+/** The cluster's networks for this node, as plan's text shows them under its title. */
+function clusterLines(cluster: ClusterView): string[] {
+  const out = [
+    pc.dim(
+      `  cluster: node ${cluster.node}, ${cluster.server}: ${counted(cluster.networks.length, "SymrouteNetwork")}`,
+    ),
+  ];
+  for (const n of cluster.networks) {
+    const state = n.state === "selected" ? "selected" : `${n.state} (${n.reason ?? n.state})`;
+    out.push(pc.dim(`    ${n.name}: ${state}${n.message === undefined ? "" : `: ${n.message}`}`));
+  }
+  return out;
 }
 
 async function readStdin(): Promise<string> {
@@ -116,7 +177,13 @@ export function planToJson(
 export function formatPlanText(
   report: PlanReport,
   title: string,
-  options: { readonly removing?: boolean } = {},
+  options: {
+    readonly removing?: boolean;
+    /** The caller ends the report with its own line when nothing changes (apply's verdict). */
+    readonly ownVerdict?: boolean;
+    /** plan --kubernetes: what each SymrouteNetwork means for this node, under the title. */
+    readonly cluster?: ClusterView;
+  } = {},
 ): string {
   const out: string[] = [];
   out.push(
@@ -132,6 +199,7 @@ export function formatPlanText(
         })`,
       ),
     );
+  if (options.cluster !== undefined) out.push(...clusterLines(options.cluster));
   const why = `    ${pc.dim("why:")} `;
   for (const n of report.networks) {
     let extra = n.table === undefined ? "" : `, table ${n.table}`;
@@ -174,13 +242,14 @@ export function formatPlanText(
   }
   const changes = report.changes;
   if (changes.length === 0) {
-    out.push(
-      pc.green(
-        options.removing === true
-          ? "Nothing to delete: symroute owns nothing on this node."
-          : "In sync: nothing to change.",
-      ),
-    );
+    if (options.ownVerdict !== true)
+      out.push(
+        pc.green(
+          options.removing === true
+            ? "Nothing to delete: symroute owns nothing on this node."
+            : "In sync: nothing to change.",
+        ),
+      );
   } else {
     out.push(`${counted(changes.length, "change")}:`);
     const texts = describeChanges(changes, report.payloads);
@@ -196,6 +265,17 @@ export function formatPlanText(
   for (const c of report.conflicts) out.push(`${pc.red("conflict:")} ${c.object}: ${c.reason}`);
   for (const w of report.warnings) out.push(`${pc.yellow("warning:")} ${w}`);
   return `${out.join("\n")}\n`;
+}
+
+/** apply's text report: the plan it ran, then one verdict line (converged, applied, or blocked). */
+export function formatApplyText(report: ApplyReport): string {
+  const verdict =
+    report.conflicts.length > 0
+      ? `${pc.red("Not converged")}: ${counted(report.conflicts.length, "conflict")} with foreign objects (above); ${report.applied ? `${counted(report.changes.length, "change")} applied, ` : ""}symroute owns ${counted(report.ownedObjects, "object")}.`
+      : report.applied
+        ? `${pc.green("Applied and verified")}: ${counted(report.changes.length, "change")}; symroute owns ${counted(report.ownedObjects, "object")}.`
+        : `${pc.green("Nothing to do")}: the node was already converged.`;
+  return `${formatPlanText(report, "symroute apply", { ownVerdict: true })}${verdict}\n`;
 }
 
 export function formatPayloadsText(report: PlanReport): string {
@@ -230,17 +310,36 @@ export function registerPlanApplyDelete(program: Command): void {
       "after",
       "\nExit codes: 0 in sync, 2 changes pending (whether or not there are conflicts too), 4 conflicts with foreign objects and no change pending, 1 error.",
     )
-    .requiredOption("-c, --config <file>", "configuration file (YAML; - for stdin)")
+    .option(
+      "-c, --config <file>",
+      "configuration file (YAML; - for stdin); required without --kubernetes, with it the agent's (global settings and local networks)",
+    )
     .addOption(outputOption())
     .addOption(stateDirOption())
     .option("--payloads", "also print the exact tool inputs an apply would run")
-    .action(async (opts) => {
+    .addOption(
+      kubernetesOption(
+        "the networks the cluster gives this node (SymrouteNetworks, MetalLB pools), as `symroute agent --kubernetes` with the same flags converges it; changes nothing",
+      ),
+    )
+    .addOption(nodeNameOption())
+    .addOption(kubeconfigOption())
+    .addOption(metallbNamespaceOption())
+    .action(async (opts, command) => {
       await runAndExit(opts.output, async () => {
-        const config = await readConfigFile(opts.config);
+        const { config, cluster } = await readNetworksConfig(opts, () =>
+          command.error("error: required option '-c, --config <file>' not specified (or --kubernetes)"),
+        );
         const report = await engineFor(opts.stateDir, config).plan(config);
-        if (opts.output === "json") printJson(planToJson(report, { payloads: opts.payloads === true }));
+        if (opts.output === "json")
+          printJson({
+            ...planToJson(report, { payloads: opts.payloads === true }),
+            ...(cluster === undefined ? {} : { cluster }),
+          });
         else {
-          process.stdout.write(formatPlanText(report, "symroute plan"));
+          process.stdout.write(
+            formatPlanText(report, "symroute plan", cluster === undefined ? {} : { cluster }),
+          );
           if (opts.payloads === true) process.stdout.write(formatPayloadsText(report));
         }
         if (report.changes.length > 0) return EXIT.changesPending;
@@ -278,16 +377,7 @@ export function registerPlanApplyDelete(program: Command): void {
         else if (opts.dryRun === true) {
           process.stdout.write(formatPlanText(report, "symroute apply --dry-run"));
           process.stdout.write(formatPayloadsText(report));
-        } else {
-          process.stdout.write(formatPlanText(report, "symroute apply"));
-          process.stdout.write(
-            report.conflicts.length > 0
-              ? `${pc.red("Not converged")}: ${counted(report.conflicts.length, "conflict")} with foreign objects (above); ${report.applied ? `${counted(report.changes.length, "change")} applied, ` : ""}symroute owns ${counted(report.ownedObjects, "object")}.\n`
-              : report.applied
-                ? `${pc.green("Applied and verified")}: ${counted(report.changes.length, "change")}; symroute owns ${counted(report.ownedObjects, "object")}.\n`
-                : "Nothing to do: the node was already converged.\n",
-          );
-        }
+        } else process.stdout.write(formatApplyText(report));
         return report.conflicts.length > 0 ? EXIT.conflicts : EXIT.ok;
       });
     });

@@ -13,6 +13,12 @@ import { parseAddressWords } from "../../simulate/words.ts";
 import { diagnose, type DoctorReport, type HostFacts, type MissingInterface } from "../../verify/doctor.ts";
 import { createNodeDeps } from "../deps.ts";
 import {
+  kubeconfigOption,
+  kubernetesOption,
+  metallbNamespaceOption,
+  nodeNameOption,
+} from "../kubernetes-options.ts";
+import {
   EXIT,
   parseOutputFormat,
   printJson,
@@ -20,7 +26,7 @@ import {
   stateDirOption,
   type OutputFormat,
 } from "../output.ts";
-import { readConfigFile } from "./core.ts";
+import { readNetworksConfig } from "./core.ts";
 import { counted } from "../../model/plural.ts";
 
 /** systemd-networkd, when it runs, deletes foreign rules unless told not to. */
@@ -50,7 +56,7 @@ function inInitialNetworkNamespace(): boolean {
   }
 }
 
-function formatDoctorText(report: DoctorReport): string {
+export function formatDoctorText(report: DoctorReport): string {
   const lines: string[] = [];
   for (const f of report.findings) {
     const where = `${f.network}${f.family === undefined ? "" : ` IPv${f.family}`}`;
@@ -63,9 +69,11 @@ function formatDoctorText(report: DoctorReport): string {
   }
   const problems = report.findings.filter((f) => !f.ok).length;
   lines.push(
-    problems === 0
-      ? pc.green("Healthy: every path checked works.")
-      : pc.red(`${counted(problems, "problem")} found.`),
+    report.findings.length === 0
+      ? "Nothing to check: no networks for this node in the configuration."
+      : problems === 0
+        ? pc.green("Healthy: every path checked works.")
+        : pc.red(`${counted(problems, "problem")} found.`),
   );
   return `${lines.join("\n")}\n`;
 }
@@ -85,7 +93,10 @@ export function registerDoctor(program: Command): void {
       "Simulate, for each network, a request from an outside client to an LB address and its reply (pod and host-network backends), and pods reaching the LB address; check that the node can resolve the network's gateway on the pool's interface (neighbour table, strict ARP) and that the interface still checks sources (rp_filter, symroute's guard); report what is broken with its cause and the command that fixes it.",
     )
     .addHelpText("after", "\nExit codes: 0 healthy, 3 problems found, 1 error.")
-    .option("-c, --config <file>", "configuration file (required: the file you apply)")
+    .option(
+      "-c, --config <file>",
+      "configuration file (required without --kubernetes: the file you apply; with it, the agent's)",
+    )
     .addOption(
       new Option("-o, --output <format>", "text or json")
         .default("text" as OutputFormat)
@@ -97,14 +108,21 @@ export function registerDoctor(program: Command): void {
       "an outside client to simulate; repeat for more (default 203.0.113.10 / 2001:db8:ffff::10)",
       (value: string, previous: string[] = []) => [...previous, value],
     )
+    .addOption(
+      kubernetesOption(
+        "diagnose the networks the cluster gives this node (SymrouteNetworks, MetalLB pools), as `symroute agent --kubernetes` with the same flags converges it",
+      ),
+    )
+    .addOption(nodeNameOption())
+    .addOption(kubeconfigOption())
+    .addOption(metallbNamespaceOption())
     .action(async (opts) => {
       await runAndExit(opts.output, async () => {
-        if (opts.config === undefined) {
+        const { config } = await readNetworksConfig(opts, () => {
           throw new SymrouteError("invalid-argument", "doctor needs the configuration to know the networks", {
-            hint: "run `symroute doctor -c FILE` with the file you apply",
+            hint: "run `symroute doctor -c FILE` with the file you apply, or `symroute doctor --kubernetes` on a node of a cluster (docs/kubernetes.md)",
           });
-        }
-        const config = await readConfigFile(opts.config);
+        });
         const deps = createNodeDeps({ stateDir: opts.stateDir ?? config.stateDir });
         const node = await deps.kernel.readNode({
           sysctls: [...SYSCTLS_TO_READ.sysctls, ...simulatorSysctls([])],
@@ -140,12 +158,17 @@ export function registerDoctor(program: Command): void {
           ...config,
           networks: config.networks.filter((n) => !missingNames.has(n.name)),
         });
-        // Fixes name the command exactly as this node needs it.
-        const applyCommand = [
-          "symroute apply -c",
-          resolve(opts.config),
-          ...(opts.stateDir === undefined ? [] : ["--state-dir", opts.stateDir]),
-        ].join(" ");
+        // Fixes name the command exactly as this node needs it: with --kubernetes, the agent converges it.
+        const stateDirArgs = opts.stateDir === undefined ? [] : ["--state-dir", opts.stateDir];
+        const applyCommand = (
+          opts.kubernetes === true
+            ? [
+                "symroute agent --kubernetes",
+                ...(opts.config === undefined ? [] : ["-c", resolve(opts.config)]),
+                ...stateDirArgs,
+              ]
+            : ["symroute apply -c", resolve(opts.config as string), ...stateDirArgs]
+        ).join(" ");
         const clients: Partial<Record<4 | 6, string[]>> = {};
         for (const c of opts.client ?? []) {
           const family = parseAddressWords(c)?.family;

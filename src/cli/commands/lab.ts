@@ -23,7 +23,14 @@ import {
 import type { FirewallFrontEnd, KubeProxyVariant, LabCase, LabSpec } from "../../lab/spec.ts";
 import { labConfigText, stateDirOf, symrouteArgv, writeLabConfig } from "../../lab/symroute.ts";
 import type { SymrouteRun } from "../../lab/symroute.ts";
-import { buildTopology, LAB_PREFIX, removeLabNamespaces, teardownAll } from "../../lab/topology.ts";
+import { defaultDown, labRunsOf, type LabRun } from "../../lab/runs.ts";
+import {
+  buildTopology,
+  LAB_PREFIX,
+  listLabNamespaces,
+  removeLabNamespaces,
+  teardownAll,
+} from "../../lab/topology.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { commanderParser, EXIT, runAndExit } from "../output.ts";
 import { agreeing, counted } from "../../model/plural.ts";
@@ -234,6 +241,10 @@ export function registerLab(program: Command): void {
       "For each case: the topology, connectivity before, symroute's plan, apply, connectivity " +
         "after, delete, and a check that the node is back to its start. Everything is removed at the end.",
     )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 every check passed, 1 error or a failed check; 130 or 143 after SIGINT or SIGTERM, once the lab's namespaces are removed.",
+    )
     .addOption(caseOption("default: the four cases, then case 4 with the IPVS-like stand-in"))
     .addOption(kubeProxyOption())
     .addOption(firewallOption())
@@ -260,6 +271,10 @@ export function registerLab(program: Command): void {
   lab
     .command("up")
     .description("Build one case's topology and leave it running; `symroute lab down` removes it.")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 built and left running, 1 error; 130 or 143 after SIGINT or SIGTERM, once the lab's namespaces are removed.",
+    )
     .addOption(caseOption(`default: ${DEFAULT_SPEC.case}`))
     .addOption(kubeProxyOption())
     .addOption(firewallOption())
@@ -294,7 +309,7 @@ export function registerLab(program: Command): void {
               ),
             ),
             "Servers: the pod serves TCP/UDP 8080, the node 8081, the client 9000 (echo).",
-            `Remove it with: symroute lab down --prefix ${topology.prefix}   (or every lab: symroute lab down)`,
+            `Remove it with: symroute lab down --prefix ${topology.prefix}   (or, when it is the only lab up: symroute lab down)`,
             "",
           ].join("\n"),
         );
@@ -304,28 +319,77 @@ export function registerLab(program: Command): void {
 
   lab
     .command("down")
-    .description('Remove every lab namespace (names starting with "srlab-") and the processes in them.')
-    .option("--prefix <prefix>", 'only the namespaces of one run, e.g. "srlab-1234-1-" (as `lab up` printed)')
+    .description(
+      "Remove a lab: its namespaces and the processes in them. Without --prefix or --all, the one lab run that no running process owns (a `lab up`'s); with several, it names them and removes nothing.",
+    )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 removed (or nothing to remove), 1 error, also when several lab runs are up and neither --prefix nor --all says which (nothing removed).",
+    )
+    .addOption(
+      new Option(
+        "--prefix <prefix>",
+        'only the namespaces of one run, e.g. "srlab-1234-1-" (as `lab up` printed)',
+      ).conflicts("all"),
+    )
+    .option(
+      "--all",
+      `every lab namespace on the machine (names starting with "${LAB_PREFIX}"), those of demos and tests running now included`,
+    )
     .action(async (opts) => {
       await runAndExit("text", async () => {
         await checkLabPrerequisites();
-        const prefix = opts.prefix ?? LAB_PREFIX;
-        if (!prefix.startsWith(LAB_PREFIX)) {
+        if (opts.prefix !== undefined && !opts.prefix.startsWith(LAB_PREFIX)) {
           throw new SymrouteError(
             "invalid-argument",
-            `--prefix must start with "${LAB_PREFIX}", not ${JSON.stringify(prefix)}`,
+            `--prefix must start with "${LAB_PREFIX}", not ${JSON.stringify(opts.prefix)}`,
             {
               hint: "lab down only removes the lab's own namespaces",
             },
           );
         }
-        const removed = await removeLabNamespaces(prefix);
-        process.stdout.write(
+        const out: string[] = [];
+        let prefix = opts.prefix ?? (opts.all === true ? LAB_PREFIX : undefined);
+        if (prefix === undefined) {
+          const choice = defaultDown(labRunsOf(await listLabNamespaces()), isRunning);
+          if (choice.kind === "several") {
+            throw new SymrouteError(
+              "invalid-argument",
+              `${choice.idle.length} lab runs are up; lab down removes one only when it is the only one: ${choice.idle.map(describeRun).join("; ")}`,
+              {
+                hint: `symroute lab down --prefix ${(choice.idle[0] as LabRun).prefix} removes one run; symroute lab down --all removes every lab namespace on the machine`,
+              },
+            );
+          }
+          for (const run of choice.inUse)
+            out.push(`Left ${describeRun(run)}: its process is running (--prefix ${run.prefix} removes it).`);
+          if (choice.kind === "remove") prefix = choice.run.prefix;
+        }
+        const removed = prefix === undefined ? [] : await removeLabNamespaces(prefix);
+        out.unshift(
           removed.length === 0
-            ? "No lab namespaces.\n"
-            : `Removed ${counted(removed.length, "namespace")}: ${removed.join(" ")}\n`,
+            ? "No lab namespaces removed."
+            : `Removed ${counted(removed.length, "namespace")}: ${removed.join(" ")}`,
         );
+        process.stdout.write(`${out.join("\n")}\n`);
         return EXIT.ok;
       });
     });
+}
+
+/** A run as `lab down` names it: its prefix, its process, its hosts. */
+function describeRun(run: LabRun): string {
+  const hosts = run.namespaces.map((n) => (n.startsWith(run.prefix) ? n.slice(run.prefix.length) : n));
+  return `${run.prefix} (${run.pid === undefined ? "" : `process ${run.pid}; `}${hosts.join(", ")})`;
+}
+
+/** Whether a process with this id exists (signal 0 only checks; EPERM: it exists, not ours). */
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }

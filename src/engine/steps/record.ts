@@ -5,7 +5,8 @@
 import type { Family } from "../../model/address.ts";
 import type { FirewallBackend, OwnedFirewall } from "../../model/state.ts";
 import type { DesiredState } from "../../plan/types.ts";
-import type { BaselinePart, SavedState, StateStore } from "../ports.ts";
+import { FRONT_ENDS } from "../firewall/index.ts";
+import type { BaselinePart, Kernel, SavedState, StateStore } from "../ports.ts";
 import type { RoutingPlan } from "../types.ts";
 
 type ContentsRecord = Partial<Record<FirewallBackend, readonly string[]>>;
@@ -45,6 +46,8 @@ export class StateRecord {
     readonly plan: RoutingPlan,
     /** What this record cannot know of the node before symroute (unknownBaseline); kept until delete. */
     readonly baselineUnknown: readonly BaselinePart[] = plan.saved?.baselineUnknown ?? [],
+    /** The firewall as observed: which tables a crashed run of the saved record made. */
+    observedFirewall: readonly OwnedFirewall[] = [],
   ) {
     const { saved, diff } = plan;
     this.previousSysctls = { ...(saved?.previousSysctls ?? {}) };
@@ -58,7 +61,12 @@ export class StateRecord {
         ...diff.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
       ]),
     ];
-    this.tablesCreated = new Set<Family>(saved?.iptablesTablesCreated ?? []);
+    // A crashed apply's record names the tables it may have made: those it did are symroute's.
+    const creating = saved?.iptablesTablesCreating ?? [];
+    this.tablesCreated = new Set<Family>([
+      ...(saved?.iptablesTablesCreated ?? []),
+      ...Object.values(FRONT_ENDS).flatMap((f) => f.tablesMade(creating, observedFirewall)),
+    ]);
     this.contents = saved?.firewallContents;
     this.formerRouteProtocols = plan.own.formerRouteProtocols ?? [];
   }
@@ -66,6 +74,21 @@ export class StateRecord {
   /** After a verified run: no route or rule of symroute's carries a former protocol any more. */
   noFormerProtocols(): void {
     this.formerRouteProtocols = [];
+  }
+
+  /**
+   * The record written before the node is touched: in progress, the firewall spec in force until
+   * now (a roll back after a crash puts it back; this run's was never applied), and the tables this
+   * run may create (`tablesCreating`, tablesToCreate), for the clean-up after a crash.
+   */
+  beforeApply(tablesCreating: readonly Family[]): SavedState {
+    const { firewallSpec: _notYetApplied, ...state } = this.state(true);
+    const inForce = this.plan.saved?.firewallSpec;
+    return {
+      ...state,
+      ...(inForce === undefined ? {} : { firewallSpec: inForce }),
+      ...(tablesCreating.length > 0 ? { iptablesTablesCreating: [...tablesCreating].sort() } : {}),
+    };
   }
 
   /** The state to write, with these sysctls and links (by default all this run knows of). */
@@ -109,8 +132,13 @@ export class StateRecord {
  * ones. So an apply that adds, changes or removes networks on the same interfaces and front end
  * (the agent's usual edit) writes the state file once, at the commit.
  */
-export function recordNeededBeforeApply(record: StateRecord, saved: SavedState | undefined): boolean {
-  if (saved === undefined) return true;
+export function recordNeededBeforeApply(
+  record: StateRecord,
+  saved: SavedState | undefined,
+  /** The tables this run may create (tablesToCreate): only the record can say a crash made them. */
+  tablesCreating: readonly Family[] = [],
+): boolean {
+  if (saved === undefined || tablesCreating.length > 0) return true;
   const { firewall, own } = record.plan;
   // The record starts from the saved sysctls and links and only ever adds to them.
   return (
@@ -136,11 +164,25 @@ export function ownershipMarksMoved(own: RoutingPlan["own"], saved: SavedState):
  * write before it, so that a full disk cannot stop a clean-up.
  */
 export async function recordState(
+  kernel: Kernel,
   store: StateStore,
   record: StateRecord,
   saved: SavedState | undefined,
   removing: boolean,
+  /** The firewall as observed (a front end's tables with symroute's objects in them are there). */
+  observedFirewall: readonly OwnedFirewall[],
 ): Promise<void> {
-  if (removing ? saved === undefined : recordNeededBeforeApply(record, saved))
-    await store.write(record.state(true));
+  if (removing) {
+    if (saved === undefined) await store.write(record.beforeApply([]));
+    return;
+  }
+  const spec = record.plan.desired.firewall;
+  const creating = (
+    await Promise.all(
+      Object.values(FRONT_ENDS).map((f) =>
+        f.tablesToCreate(kernel, spec, observedFirewall, record.tablesCreated),
+      ),
+    )
+  ).flat();
+  if (recordNeededBeforeApply(record, saved, creating)) await store.write(record.beforeApply(creating));
 }

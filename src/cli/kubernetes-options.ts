@@ -1,0 +1,36 @@
+// The flags that take a node's networks from the cluster, one definition for `agent`, `plan` and
+// `doctor`: the same names, defaults and environment variable wherever they appear. Nothing here
+// loads the Kubernetes client (src/cli/cluster-config.ts does, only with --kubernetes).
+
+import { Option } from "@commander-js/extra-typings";
+import { DEFAULT_METALLB_NAMESPACE } from "../agent/kubernetes/resources.ts";
+import { SymrouteError } from "../model/errors.ts";
+
+export const kubernetesOption = (description: string) => new Option("--kubernetes", description);
+
+export const nodeNameOption = () =>
+  new Option("--node-name <name>", "this node's name (with --kubernetes)").env("NODE_NAME");
+
+export const kubeconfigOption = () =>
+  new Option(
+    "--kubeconfig <file>",
+    "kubeconfig (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)",
+  );
+
+export const metallbNamespaceOption = () =>
+  new Option(
+    "--metallb-namespace <ns>",
+    "namespace of MetalLB's IPAddressPools and L2Advertisements",
+  ).default(DEFAULT_METALLB_NAMESPACE);
+
+/** --node-name (or NODE_NAME), which --kubernetes needs: the networks are this node's. */
+export function requireNodeName(nodeName: string | undefined): string {
+  if (nodeName === undefined || nodeName === "") {
+    throw new SymrouteError(
+      "invalid-argument",
+      "--kubernetes needs --node-name (or the NODE_NAME environment variable)",
+      { hint: "in a DaemonSet, set NODE_NAME from the downward API (fieldRef spec.nodeName)" },
+    );
+  }
+  return nodeName;
+}
