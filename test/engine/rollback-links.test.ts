@@ -150,3 +150,22 @@ test("a saved link gone from the node and a new one this run adds: the link is r
   assert.deepEqual(records, [["eth0.200"]], "recorded before it is made");
   assert.deepEqual(store.state?.createdLinks, ["eth0.200"]);
 });
+
+test("a VLAN link the failed run deleted and its roll back could not add back is no longer recorded", async () => {
+  const kernel = new FakeKernel(articleNode());
+  const store = new MemoryStore();
+  const engine = createEngine({ kernel, store });
+  const ONE = `  - { name: public, addresses: [1.2.3.0/24], interface: ext0, gateway: 1.2.3.1 }`;
+  const TAGGED = `  - { name: tagged, addresses: [5.6.7.0/24], interface: eth0.100, vlan: { parent: eth0, id: 100 }, gateway: 5.6.7.1 }`;
+  await engine.apply(configFrom(`networks:\n${ONE}\n${TAGGED}\n`));
+  assert.deepEqual(store.state?.createdLinks, ["eth0.100"]);
+  // The VLAN network goes: its link is deleted; nft refuses, and the link cannot be added back.
+  kernel.faults.nft = true;
+  kernel.faults.ipLine = /type vlan/;
+  await assert.rejects(
+    engine.apply(configFrom(`networks:\n${ONE}\n`)),
+    (e: unknown) => isSymrouteError(e) && /roll back was incomplete/.test(e.message),
+  );
+  assert.ok(!kernel.state.links.some((l) => l.ifname === "eth0.100"), "the link is gone");
+  assert.deepEqual(store.state?.createdLinks, [], "and not symroute's any more");
+});

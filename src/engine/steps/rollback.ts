@@ -14,6 +14,7 @@ import { BatchError, type Kernel, type SavedState, type StateStore } from "../po
 import { runIpBatch } from "./apply.ts";
 import type { StateRecord } from "./record.ts";
 import { agreeing, counted } from "../../model/plural.ts";
+import { rolledBackRecord, type RollBackLeft } from "./rollback-record.ts";
 
 /** The changes that undo `executed`, in reverse order. */
 function inverseChanges(executed: readonly Change[]): Change[] {
@@ -87,14 +88,10 @@ async function runIpBatchOnward(
 
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-/** What a roll back did: what failed (empty: nothing) and, part by part, what the node holds now. */
-interface Undone {
+/** What a roll back did: what failed (empty: nothing), part by part what the node holds now, what is left. */
+interface Undone extends Omit<RollBackLeft, "complete"> {
   readonly problems: string[];
   readonly node: string[];
-  /** VLAN links the failed run created that are still on the node (their undo failed). */
-  readonly linksLeft: string[];
-  /** Sysctls the failed run wrote that still have its value (their undo failed or was held back). */
-  readonly sysctlsLeft: Set<string>;
 }
 
 /** Undoes `executed`: routing by the inverse changes, each firewall front end touched from `saved`. */
@@ -139,6 +136,7 @@ async function undo(
   }
   const left = inverse.filter((_, i) => !done.has(i) || failed.has(i));
   const linksLeft = left.flatMap((c) => (c.kind === "link" && c.action === "delete" ? [c.vlan.ifname] : []));
+  const linksGone = left.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : []));
   const sysctlsLeft = new Set(left.flatMap((c) => (c.kind === "sysctl" ? [c.name] : [])));
   if (left.length === 0) node.push("routing, links and sysctls are as before this apply");
   else
@@ -147,7 +145,7 @@ async function undo(
       ...left.slice(0, 10).map((c) => `still to undo: ${describeChange(c)}`),
       ...(left.length > 10 ? [`and ${left.length - 10} more`] : []),
     );
-  if (!ran.firewallTouched) return { problems, node, linksLeft, sysctlsLeft };
+  if (!ran.firewallTouched) return { problems, node, linksLeft, linksGone, sysctlsLeft };
   // The front end the saved spec is for goes last: both write nft's `table arp symroute` (the ARP
   // probes), and an emptied front end's payload deletes it (firewallPayloads orders them alike).
   const backends = [
@@ -176,24 +174,7 @@ async function undo(
       );
     }
   }
-  return { problems, node, linksLeft, sysctlsLeft };
-}
-
-/**
- * The sysctl values from before symroute the roll back's record keeps: the saved ones, and those
- * this run learnt whose write is still on the node. One put back and recorded would make a value
- * set later by someone else symroute's to restore (a later apply without it, or delete).
- */
-function previousSysctls(
-  record: StateRecord,
-  saved: SavedState | undefined,
-  sysctlsLeft: ReadonlySet<string>,
-): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(record.previousSysctls).filter(
-      ([name]) => name in (saved?.previousSysctls ?? {}) || sysctlsLeft.has(name),
-    ),
-  );
+  return { problems, node, linksLeft, linksGone, sysctlsLeft };
 }
 
 /** What the failed apply ran, for the roll back. */
@@ -205,10 +186,9 @@ interface Ran {
 }
 
 /**
- * Rolls back what ran, records the state as it was (of the sysctl values and links this run learnt
- * of, those its writes still hold; still `inProgress` when the roll back was incomplete or the saved
- * record was), and throws the failure, saying
- * whether the roll back was complete and, when not, what the node holds now.
+ * Rolls back what ran, records the state as it was but for what the roll back left
+ * (rolledBackRecord), and throws the failure, saying whether the roll back was complete and, when
+ * not, what the node holds now.
  */
 export async function rollBack(
   kernel: Kernel,
@@ -222,67 +202,18 @@ export async function rollBack(
   /** What failed, for the message: the command the user ran. */
   run: "apply" | "delete" = "apply",
 ): Promise<never> {
-  const { problems, node, linksLeft, sysctlsLeft } = await undo(
-    kernel,
-    saved,
-    routing,
-    ran,
-    record.tablesCreated,
-  );
+  const { problems, node, ...left } = await undo(kernel, saved, routing, ran, record.tablesCreated);
   const complete = problems.length === 0;
   let stateWritten = true;
   try {
-    // The allocations, freed ones too, stay the saved ones: the node is back to them. So does the
-    // firewall's record: this run's spec was never in force (a later roll back would put it on the
-    // node), and its front end is not where the saved firewall is (a later run would not read that).
-    const {
-      freedAllocations: _thisRun,
-      firewall: _thisFrontEnd,
-      firewallSpec: _thisSpec,
-      firewallContents: _thisContents,
-      routeProtocol,
-      rulePriorities,
-      formerRouteProtocols,
-      ...state
-    } = record.state(
-      // The node is back to the saved record's: one still in progress (a crash) stays so, or the
-      // next run would not read every front end, and a half-made move of front end would stay.
-      !complete || saved?.inProgress === true,
-      previousSysctls(record, saved, sysctlsLeft),
-      [
-        // Links are symroute's only while they are there: one deleted again (or never made: a
-        // record written before a crash names links still to add), recorded, would make a link of
-        // that name made later by someone else symroute's to delete. The saved ones this run found.
-        ...new Set([
-          ...(saved?.createdLinks ?? []).filter((l) => routing.links.some((x) => x.ifname === l)),
-          ...linksLeft,
-        ]),
-      ],
+    await store.write(
+      rolledBackRecord(
+        saved,
+        record.state(false),
+        routing.links.map((l) => l.ifname),
+        { complete, ...left },
+      ),
     );
-    const frontEnd = saved?.firewall ?? record.plan.firewall;
-    // So do the ownership marks after a complete roll back: nothing of symroute's carries a move's
-    // new routeProtocol, and recorded, another tool's routes under it (those the move deleted and
-    // the roll back put back too) were symroute's to delete once the config went back. An
-    // incomplete one keeps both numbers (what is left still carries the new one), and the saved
-    // band: rules are symroute's by protocol in any band, and the band is where a later delete
-    // without a config looks for others' rules, which the roll back put back there.
-    const marks =
-      complete && saved !== undefined
-        ? saved
-        : { routeProtocol, rulePriorities: saved?.rulePriorities ?? rulePriorities, formerRouteProtocols };
-    await store.write({
-      ...state,
-      ...(marks.routeProtocol === undefined ? {} : { routeProtocol: marks.routeProtocol }),
-      ...(marks.rulePriorities === undefined ? {} : { rulePriorities: marks.rulePriorities }),
-      ...(marks.formerRouteProtocols === undefined
-        ? {}
-        : { formerRouteProtocols: marks.formerRouteProtocols }),
-      ...(frontEnd === undefined ? {} : { firewall: frontEnd }),
-      ...(saved?.firewallSpec === undefined ? {} : { firewallSpec: saved.firewallSpec }),
-      ...(saved?.firewallContents === undefined ? {} : { firewallContents: saved.firewallContents }),
-      allocations: saved?.allocations ?? {},
-      ...(saved?.freedAllocations === undefined ? {} : { freedAllocations: saved.freedAllocations }),
-    });
   } catch (error) {
     // The original failure is what the user needs to see; this one goes with it.
     stateWritten = false;
