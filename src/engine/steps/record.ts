@@ -29,7 +29,11 @@ export function recordContents(
 export class StateRecord {
   /** sysctl values before symroute first changed them: the saved ones, and those this run changes. */
   readonly previousSysctls: Record<string, string>;
-  /** Links symroute created: the saved ones, and those this run adds. */
+  /**
+   * Links symroute created: the saved ones still on the node, and those this run adds. One gone (a
+   * record written before a crash names links it had yet to add), recorded, would make a link of
+   * that name made later by someone else symroute's to delete.
+   */
   readonly createdLinks: readonly string[];
   /** Families whose iptables mangle table symroute created (apply adds to it, commit clears it). */
   readonly tablesCreated: Set<Family>;
@@ -57,7 +61,7 @@ export class StateRecord {
     }
     this.createdLinks = [
       ...new Set([
-        ...(saved?.createdLinks ?? []),
+        ...(saved?.createdLinks ?? []).filter((l) => plan.routing.links.some((x) => x.ifname === l)),
         ...diff.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
       ]),
     ];
@@ -140,10 +144,11 @@ export function recordNeededBeforeApply(
 ): boolean {
   if (saved === undefined || tablesCreating.length > 0) return true;
   const { firewall, own } = record.plan;
-  // The record starts from the saved sysctls and links and only ever adds to them.
+  // The record starts from the saved sysctls and only ever adds to them; of the saved links it
+  // keeps those still there.
   return (
     Object.keys(record.previousSysctls).length !== Object.keys(saved.previousSysctls).length ||
-    record.createdLinks.length !== saved.createdLinks.length ||
+    record.createdLinks.some((l) => !saved.createdLinks.includes(l)) ||
     (firewall !== undefined && firewall !== saved.firewall) ||
     ownershipMarksMoved(own, saved)
   );
