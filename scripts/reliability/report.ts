@@ -397,6 +397,12 @@ const ABOUT: Readonly<Record<string, readonly string[]>> = {
     "under the new number: the state file names both numbers; the next apply converges (nothing left",
     "under the old one, `plan` in sync), and a delete instead, from the state alone, restores the node.",
   ],
+  "test/reliability/iptables-table-crash.e2e.test.ts": [
+    "**A first `firewall: iptables` apply killed after its `iptables-restore`.** iptables-nft has made",
+    "`table ip mangle`; the record written before the apply names it as a table the apply may make",
+    "(`iptablesTablesCreating`), so the next `delete`, or an apply and then a delete, restores the node",
+    "with no empty table left; a mangle table that was there before (kube-proxy's) stays.",
+  ],
 };
 
 function suiteSection(out: (...l: string[]) => void, tests: TestsJson | undefined): void {

@@ -149,6 +149,7 @@ export const savedStateSchema = mapping(
       "a mapping of nftables and iptables",
     ).optional(),
     iptablesTablesCreated: list(family, "a list of 4 and 6").optional(),
+    iptablesTablesCreating: list(family, "a list of 4 and 6").optional(),
     rulePriorities: band.optional(),
     routeProtocol: routeProtocol.optional(),
     formerRouteProtocols: list(routeProtocol, "a list of route protocols").optional(),

@@ -64,12 +64,12 @@ export async function converge(
     // and the ip batches can start before it is made.
     const early = rp.diff.changes.length > 0 ? undefined : finishPlan(rp, observedFirewall, routingPayloads);
 
-    const record = new StateRecord(rp, baselineUnknown);
+    const record = new StateRecord(rp, baselineUnknown, observedFirewall);
     if (early?.report.inSync === true) {
       await commitInSync(store, record, rp, observedFirewall, removing);
       return withWarnings({ ...early.report, applied: false });
     }
-    await recordState(store, record, saved, removing);
+    await recordState(kernel, store, record, saved, removing, observedFirewall);
 
     const check = new Verification(kernel, rp, observedFirewall, ownership(config, record.state(false)), [
       ...new Set(routingPayloads.ip.map((b) => b.family)),

@@ -138,6 +138,14 @@ export interface SavedState {
   readonly firewallContents?: Partial<Record<FirewallBackend, readonly string[]>>;
   /** Families whose iptables mangle table symroute's first iptables-restore created. */
   readonly iptablesTablesCreated?: readonly Family[];
+  /**
+   * Written with `inProgress` before an apply: families whose iptables mangle table was absent and
+   * that the apply's iptables-restore may create. The next run takes as symroute's those it finds
+   * holding symroute's chains (the restore makes the table and the chains together), and forgets
+   * the others: a table that was there before, or is made later by another tool, is never
+   * symroute's. Absent: none.
+   */
+  readonly iptablesTablesCreating?: readonly Family[];
   /** The rule-priority band and protocol in force when the state was written. */
   readonly rulePriorities?: { readonly from: number; readonly to: number };
   readonly routeProtocol?: number;

@@ -99,6 +99,22 @@ export const ruleDeleteCommand = (r: Rule): string =>
 const networksField = (networks: readonly string[] | undefined): Pick<Conflict, "networks"> =>
   networks === undefined ? {} : { networks };
 
+/**
+ * A listed rule with the elements of each anonymous set or map in one order. The agent records a
+ * chain it rewrote as nft's monitor printed it, a cold read as `nft -t list` lists it, and for a set
+ * that is not an interval set the two differ in order only (measured, nft 1.0.6: the monitor prints
+ * the script's order, the listing sorts; `icmpv6 type { ... }`, the ARP probes' `"IF" . ADDR`, a
+ * verdict map's keys): taken as drift, every such edit made the next cold plan exit 2 and the
+ * agent's resync replace the firewall.
+ */
+const setsSorted = (line: string): string =>
+  line.includes("{ ")
+    ? line.replace(
+        /\{ ([^{}]*) \}/g,
+        (_whole, elements: string) => `{ ${elements.split(", ").sort().join(", ")} }`,
+      )
+    : line;
+
 /** Equal as multisets (both of one length). */
 function sameSorted(a: readonly string[], b: readonly string[]): boolean {
   const x = [...a].sort();
@@ -409,7 +425,8 @@ export function diffFirewall(
     const contentDiffers =
       record !== undefined &&
       contents !== undefined &&
-      (record.length !== contents.length || !sameSorted(record, contents));
+      (record.length !== contents.length ||
+        (!sameSorted(record, contents) && !sameSorted(record.map(setsSorted), contents.map(setsSorted))));
     if (keysDiffer || contentDiffers) {
       changes.push({
         kind: "firewall",

@@ -12,7 +12,7 @@ import { test } from "node:test";
 import type { FirewallSpec } from "../../src/model/firewall.ts";
 import { renderNft } from "../../src/render/firewall-scripts.ts";
 import { scriptChains } from "../../src/render/nft-incremental.ts";
-import { createNode, e2eUnavailable, run } from "../support/netns.ts";
+import { addPeerLink, createNode, e2eUnavailable, run } from "../support/netns.ts";
 import { nsGet, startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
@@ -151,6 +151,68 @@ test(
     assert.match(metrics, /^symroute_nft_transactions_total\{kind="partial"\} 4$/m);
     // Their verification took the rewritten chains from what nft's monitor printed of them.
     assert.match(metrics, /^symroute_nft_chains_verified_total\{from="monitor"\} [1-9]\d*$/m, metrics);
+    assert.doesNotMatch(agent.output(), /reconcile failed|partial-refused/);
+  },
+);
+
+// nft's monitor prints the elements of a set that is not an interval set in the order the script
+// wrote them, `nft list` sorted (measured, nft 1.0.6): the guard's `icmpv6 type { ... }` and the ARP
+// probes' `"IF" . ADDR` set. A partial transaction records the chains it rewrote as printed; a cold
+// plan compares the kernel's listing with that record. Before the comparison took the elements in
+// one order, the next cold plan found "drift" (exit 2) after every such edit, and the agent's resync
+// replaced the firewall it had just verified.
+const DUAL = (v6Pool: string): string => `  - name: public
+    addresses: [1.2.3.0/24, "${v6Pool}"]
+    interface: ext0
+    gateway: [1.2.3.1, "2001:db8:100::1"]
+`;
+const ON_EXT1 = `  - name: other
+    addresses: [5.6.8.0/24]
+    interface: ext1
+    gateway: 5.6.8.1
+`;
+
+test(
+  "agent: after a partial transaction that rewrote a guard and the ARP probes, a cold plan finds the node in sync",
+  { skip },
+  async (t) => {
+    const node = createNode(t, { dualStack: true });
+    addPeerLink(node, "ext1");
+    assert.equal(run(["ip", "-n", node.name, "link", "set", "ext1", "up"]).code, 0);
+    const start = `firewall: nftables\nnetworks:\n${DUAL("2001:db8:100::/64")}`;
+    // ext1's network first: its ARP probe comes before ext0's in the script, after it in the listing.
+    const edited = `firewall: nftables\nnetworks:\n${ON_EXT1}${DUAL("2001:db8:500::/64")}`;
+    const agent = startNodeAgent(t, node, start, ["--resync-interval", "0", "--listen", "127.0.0.1:9475"]);
+    await untilReady(agent, node.name, URL_BASE);
+    const configFile = join(node.stateDir, "agent.yaml");
+    const transactions = (): LogLine[] =>
+      agent
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as LogLine)
+        .filter((l) => l.nftTransaction !== undefined);
+    const planCode = (config: string): number => {
+      const file = join(node.stateDir, "plan.yaml");
+      writeFileSync(file, config);
+      return node.symroute(["plan", "-c", file]).code;
+    };
+    await untilAgent(agent, "the start's applied line", () => transactions().length > 0);
+    assert.equal(planCode(start), 0);
+
+    writeFileSync(`${configFile}.tmp`, edited);
+    renameSync(`${configFile}.tmp`, configFile);
+    await untilAgent(agent, "the edit applied", () => transactions().length > 1);
+    assert.deepEqual(
+      [transactions()[1]?.msg, transactions()[1]?.nftTransaction],
+      ["applied", "partial"],
+      agent.output(),
+    );
+    // The listing holds the sets sorted, the record as the monitor printed them: the same rules.
+    const listed = run(["ip", "netns", "exec", node.name, "nft", "list", "ruleset"]).stdout;
+    assert.match(listed, /icmpv6 type \{ nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert \}/);
+    assert.match(listed, /\{ "ext0" \. 1\.2\.3\.1, "ext1" \. 5\.6\.8\.1 \}/);
+    assert.equal(planCode(edited), 0, "a cold plan after the agent's partial transaction");
     assert.doesNotMatch(agent.output(), /reconcile failed|partial-refused/);
   },
 );

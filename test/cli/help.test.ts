@@ -53,6 +53,24 @@ for (const command of commands) {
   });
 }
 
+test("every subcommand's --help states its exit codes too, among those of its command's README row", () => {
+  for (const parent of commands.filter((c) => c.commands.length > 0)) {
+    for (const command of parent.commands as unknown as Command[]) {
+      if (command.name() === "help") continue;
+      const help = helpOf(command);
+      const allowed = readmeExitCodes(parent.name());
+      for (const code of exitCodes(help))
+        assert.ok(allowed.includes(code), `${parent.name()} ${command.name()}: exit code ${code}\n${help}`);
+    }
+  }
+});
+
+test("the command list of `symroute --help` names no exit codes: they are in each command's own help", () => {
+  const help = helpOf(program as unknown as Command);
+  const list = help.slice(help.indexOf("Commands:"), help.lastIndexOf("\nExit codes:"));
+  assert.doesNotMatch(list, /Exit codes/, list);
+});
+
 test("every --state-dir says where it defaults to, every -o which formats it takes", () => {
   const leaves = commands.flatMap((c) =>
     c.commands.length === 0 ? [c] : (c.commands as unknown as Command[]),

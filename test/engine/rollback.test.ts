@@ -9,6 +9,7 @@ import { createEngine } from "../../src/engine/engine.ts";
 import { isSymrouteError, type SymrouteError } from "../../src/model/errors.ts";
 import { FakeKernel, articleNode } from "../support/fake-kernel.ts";
 import { MemoryStore } from "../support/memory-store.ts";
+import { MangleKernel } from "../support/mangle-kernel.ts";
 import type { Family } from "../../src/model/address.ts";
 import type { SavedState } from "../../src/engine/ports.ts";
 import { configFrom, dualStackGatewayConfig } from "../support/config.ts";
@@ -225,22 +226,6 @@ test("a roll back records the sysctl values it learnt only for writes still on t
   assert.equal(kernel.state.sysctls[lo], "2");
 });
 
-/** A node whose iptables mangle tables come and go as iptables-nft's do (made on first use). */
-class MangleKernel extends FakeKernel {
-  readonly mangle = new Set<Family>();
-  override async iptablesMangleExists(family: Family): Promise<boolean> {
-    return this.mangle.has(family);
-  }
-  override async runIptablesRestore(family: Family, payload: string): Promise<void> {
-    await super.runIptablesRestore(family, payload);
-    this.mangle.add(family);
-  }
-  override async dropEmptyIptablesMangle(family: Family): Promise<void> {
-    const keys = this.state.firewall.filter((f) => f.backend === "iptables").flatMap((f) => f.ruleKeys);
-    if (!keys.some((k) => k.startsWith(`${family}:`))) this.mangle.delete(family);
-  }
-}
-
 test("a commit that fails after its clean-up dropped the iptables mangle table: the roll back that makes it again records it", async () => {
   const kernel = new MangleKernel(articleNode());
   const store = new MemoryStore();
@@ -296,4 +281,46 @@ test("an ip6tables-restore the tool refused made no mangle table: the record doe
   );
   assert.deepEqual([...kernel.mangle], [4], "no IPv6 mangle table was made");
   assert.deepEqual(store.state?.iptablesTablesCreated, [4], "and the record names only the IPv4 one");
+});
+
+test("a rolled back move of the rule band records the band of before, also when the roll back is incomplete: delete without a config looks at foreign rules there", async () => {
+  const { kernel, store, engine } = setup();
+  kernel.state = {
+    ...kernel.state,
+    links: [...kernel.state.links, { ifname: "ext1", ifindex: 8, up: true }],
+    sysctls: { ...kernel.state.sysctls, "net/ipv4/conf/ext1/rp_filter": "1" },
+  };
+  await engine.apply(networks(2));
+  assert.deepEqual(store.state?.rulePriorities, { from: 1000, to: 1999 });
+  // The move comes with a network on ext1 (its rp_filter is lowered); nft refuses, and ext1's value
+  // cannot be written back: the roll back is incomplete.
+  const moved = configFrom(`firewall: nftables
+rulePriorities: {from: 3000, to: 3999}
+networks:
+  - { name: n0, addresses: [1.2.0.0/24], interface: ext0, gateway: 1.2.0.1 }
+  - { name: n1, addresses: [1.2.1.0/24], interface: ext0, gateway: 1.2.1.1 }
+  - { name: b, addresses: [5.6.7.0/24], interface: ext1, gateway: 5.6.7.1 }
+`);
+  failFirewallThenSysctl(kernel, "net/ipv4/conf/ext1/rp_filter");
+  const { error } = await failedApply(engine.apply(moved));
+  assert.match(error.message, /roll back was incomplete/);
+  assert.deepEqual(
+    kernel.state.rules.filter((r) => r.priority >= 3000 && r.priority <= 3999).map((r) => r.priority),
+    [],
+    "every rule is back in the band of before",
+  );
+  assert.deepEqual(store.state?.rulePriorities, { from: 1000, to: 1999 });
+  // Another tool's rule in that band: the delete without a config says so.
+  kernel.faults = {};
+  kernel.state = {
+    ...kernel.state,
+    rules: [...kernel.state.rules, { family: 4, priority: 1500, action: "lookup", table: 77 }],
+  };
+  const report = await engine.remove(undefined);
+  assert.ok(
+    report.warnings.some((w) =>
+      /priority 1500 lookup 77 is not symroute's but sits in its priority band 1000-1999/.test(w),
+    ),
+    report.warnings.join("\n"),
+  );
 });

@@ -309,15 +309,17 @@ test("a full disk at the last state write: the node is rolled back", { skip }, (
   const config = writeConfigFile(node.stateDir, "many.yaml", manyNetworksConfig(200));
   // The state of 200 networks is some 180 KiB: measure it, then size the disk so that the lock
   // file and the first ("inProgress") write fit but the last one (a temp file beside the old) does
-  // not. The first write is the last one without the firewall's listing (recorded after the apply).
+  // not. The first write is the last one without the firewall's listing (recorded after the apply)
+  // and spec (none was in force before this first apply).
   assert.equal(node.symroute(["apply", "-c", config]).code, 0);
   const sub = readdirSync(node.stateDir).find((f) => f.startsWith("netns-")) as string;
   const file = join(node.stateDir, sub, "state.json");
   const pages = Math.ceil(statSync(file).size / 4096);
-  const { firewallContents: _listing, ...first } = JSON.parse(readFileSync(file, "utf8")) as Record<
-    string,
-    unknown
-  >;
+  const {
+    firewallContents: _listing,
+    firewallSpec: _notInForce,
+    ...first
+  } = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
   const firstPages = Math.ceil(`${JSON.stringify({ ...first, inProgress: true }, null, 2)}\n`.length / 4096);
   assert.equal(node.symroute(["delete"]).code, 0);
   assert.ok(

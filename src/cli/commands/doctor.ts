@@ -56,7 +56,7 @@ function inInitialNetworkNamespace(): boolean {
   }
 }
 
-function formatDoctorText(report: DoctorReport): string {
+export function formatDoctorText(report: DoctorReport): string {
   const lines: string[] = [];
   for (const f of report.findings) {
     const where = `${f.network}${f.family === undefined ? "" : ` IPv${f.family}`}`;
@@ -69,9 +69,11 @@ function formatDoctorText(report: DoctorReport): string {
   }
   const problems = report.findings.filter((f) => !f.ok).length;
   lines.push(
-    problems === 0
-      ? pc.green("Healthy: every path checked works.")
-      : pc.red(`${counted(problems, "problem")} found.`),
+    report.findings.length === 0
+      ? "Nothing to check: no networks for this node in the configuration."
+      : problems === 0
+        ? pc.green("Healthy: every path checked works.")
+        : pc.red(`${counted(problems, "problem")} found.`),
   );
   return `${lines.join("\n")}\n`;
 }

@@ -435,8 +435,11 @@ export function registerExplain(program: Command): void {
       "Explain how the kernel routes one packet: every policy rule tried and why it matched or not, " +
         "the table, the route, the gateway and device, and the rp_filter verdict for arriving packets; " +
         "a destination kube-proxy DNATs (read from its rules) is traced to its backend. " +
-        "Works on the live node or on a snapshot (--state).\n" +
-        "Exit codes: 0 explained, whatever the verdict (unicast, local, blackhole, unreachable, ...: " +
+        "Works on the live node or on a snapshot (--state).",
+    )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 explained, whatever the verdict (unicast, local, blackhole, unreachable, ...: " +
         "see the output); 3 the packet needs kernel behaviour the simulator does not model " +
         "(result unsupported); 1 error.",
     )
@@ -546,9 +549,9 @@ export function registerExplain(program: Command): void {
     .description(
       "Print this node's routing state (links, addresses, rules and routes of every table, the " +
         "sysctls explain reads, kube-proxy's DNAT targets, and symroute's firewall: its rules as the kernel lists them and, from its state, " +
-        "the marks, pools and guards it applied) as JSON, for `symroute explain --state FILE` elsewhere or later.\n" +
-        "Exit codes: 0 ok, 1 error.",
+        "the marks, pools and guards it applied) as JSON, for `symroute explain --state FILE` elsewhere or later.",
     )
+    .addHelpText("after", "\nExit codes: 0 ok, 1 error.")
     .addOption(
       new Option("-o, --output <format>", "json (the only format)")
         .default("json" as OutputFormat)

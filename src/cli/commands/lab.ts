@@ -241,6 +241,10 @@ export function registerLab(program: Command): void {
       "For each case: the topology, connectivity before, symroute's plan, apply, connectivity " +
         "after, delete, and a check that the node is back to its start. Everything is removed at the end.",
     )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 every check passed, 1 error or a failed check; 130 or 143 after SIGINT or SIGTERM, once the lab's namespaces are removed.",
+    )
     .addOption(caseOption("default: the four cases, then case 4 with the IPVS-like stand-in"))
     .addOption(kubeProxyOption())
     .addOption(firewallOption())
@@ -267,6 +271,10 @@ export function registerLab(program: Command): void {
   lab
     .command("up")
     .description("Build one case's topology and leave it running; `symroute lab down` removes it.")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 built and left running, 1 error; 130 or 143 after SIGINT or SIGTERM, once the lab's namespaces are removed.",
+    )
     .addOption(caseOption(`default: ${DEFAULT_SPEC.case}`))
     .addOption(kubeProxyOption())
     .addOption(firewallOption())

@@ -4,7 +4,7 @@
 
 import type { Family } from "../../model/address.ts";
 import type { FirewallSpec } from "../../model/firewall.ts";
-import type { FirewallBackend, NodeState } from "../../model/state.ts";
+import type { FirewallBackend, NodeState, OwnedFirewall } from "../../model/state.ts";
 import type { FirewallPayload } from "../../render/payloads.ts";
 import type { SymrouteError } from "../../model/errors.ts";
 import type { Kernel } from "../ports.ts";
@@ -32,6 +32,23 @@ export interface FirewallFrontEnd {
    * the tool creates on this run and symroute alone will use (so that clean-up can remove them).
    */
   run(kernel: Kernel, payload: FirewallPayload, created?: Set<Family>): Promise<void>;
+  /**
+   * The families whose tables running `spec`'s payloads would create: absent now and not already
+   * in `created` (`observed`: the front ends' objects as read). The record written before an apply
+   * names them, so that the run after a crash can tell a table this one made from one that was there.
+   */
+  tablesToCreate(
+    kernel: Kernel,
+    spec: FirewallSpec | undefined,
+    observed: readonly OwnedFirewall[],
+    created: ReadonlySet<Family>,
+  ): Promise<Family[]>;
+  /**
+   * Of the families a run that crashed may have created tables for (`creating`, from its record),
+   * those whose table it did make: the front end's objects are in it (`observed`, read after the
+   * crash), since one restore makes the table and its objects together.
+   */
+  tablesMade(creating: readonly Family[], observed: readonly OwnedFirewall[]): Family[];
   /**
    * After a committed run: removes what symroute created for this front end (`created`) and no
    * longer needs; `inUse` when it is the front end the config wants.

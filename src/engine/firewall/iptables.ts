@@ -3,9 +3,15 @@
 // has no ARP output hook).
 
 import { SymrouteError } from "../../model/errors.ts";
-import { ipsetsOf } from "../../model/firewall.ts";
+import type { Family } from "../../model/address.ts";
+import { familiesOf, ipsetsOf } from "../../model/firewall.ts";
+import type { OwnedFirewall } from "../../model/state.ts";
 import { renderIptablesPayloads } from "../../render/payloads.ts";
 import type { FirewallFrontEnd } from "./front-end.ts";
+
+/** Whether symroute's iptables chains are in `family`'s mangle table (then that table is there). */
+const chainsIn = (observed: readonly OwnedFirewall[], family: Family): boolean =>
+  (observed.find((f) => f.backend === "iptables")?.ruleKeys ?? []).some((k) => k.startsWith(`${family}:`));
 
 export const iptablesFrontEnd: FirewallFrontEnd = {
   name: "iptables",
@@ -38,6 +44,15 @@ export const iptablesFrontEnd: FirewallFrontEnd = {
       if (made) created?.add(payload.family);
     }
   },
+  async tablesToCreate(kernel, spec, observed, created) {
+    if (spec?.backend !== "iptables") return [];
+    // A family with symroute's chains has its table: no tool run to ask (the agent's usual edit).
+    const families = familiesOf(spec).filter((f) => !created.has(f) && !chainsIn(observed, f));
+    // A failed look reads as "there" (iptablesMangleExists): never claimed, never dropped.
+    const there = await Promise.all(families.map((f) => kernel.iptablesMangleExists(f)));
+    return families.filter((_, i) => there[i] === false);
+  },
+  tablesMade: (creating, observed) => creating.filter((f) => chainsIn(observed, f)),
   async cleanUp(kernel, created, inUse) {
     if (inUse) return;
     // The mangle table goes again when symroute created it and nothing else uses it.

@@ -15,4 +15,7 @@ export const nftablesFrontEnd: FirewallFrontEnd = {
   run: (kernel, payload) => kernel.runNft(payload.script),
   // Its tables are symroute's own, and a removal deletes them: nothing else to clean up.
   cleanUp: async () => {},
+  // Its tables are named symroute's and go with its objects (delete removes them whole).
+  tablesToCreate: async () => [],
+  tablesMade: () => [],
 };

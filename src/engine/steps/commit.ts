@@ -19,10 +19,7 @@ export async function commit(
   after: Planned,
   removing: boolean,
 ): Promise<void> {
-  const stillDesired = after.desired.sysctls;
-  const keptPrevious = Object.fromEntries(
-    Object.entries(record.previousSysctls).filter(([name]) => name in stillDesired),
-  );
+  const keptPrevious = stillManaged(record, after.desired.sysctls);
   const keptLinks = record.createdLinks.filter((l) => after.node.links.some((x) => x.ifname === l));
   for (const frontEnd of Object.values(FRONT_ENDS))
     await frontEnd.cleanUp(
@@ -35,6 +32,18 @@ export async function commit(
   record.noFormerProtocols();
   if (removing) await store.remove();
   else await store.write(record.state(false, keptPrevious, keptLinks));
+}
+
+/**
+ * The values from before symroute of the sysctls it still manages: one it no longer does is back to
+ * that value (the diff wrote it back, or a crash left it unwritten), and recorded, a value set later
+ * by someone else would be symroute's to overwrite (a later delete).
+ */
+function stillManaged(
+  record: StateRecord,
+  desired: Readonly<Record<string, string>>,
+): Record<string, string> {
+  return Object.fromEntries(Object.entries(record.previousSysctls).filter(([name]) => name in desired));
 }
 
 /**
@@ -71,7 +80,9 @@ export async function commitInSync(
       JSON.stringify(saved?.freedAllocations ?? {}) !== JSON.stringify(desired.freedAllocations ?? {}) ||
       marksMoved(rp, saved))
   ) {
-    await store.write(record.state(false));
+    // Of a record a crash left, the sysctls it had yet to write and no longer wants go (as a
+    // commit's): a VLAN never made, a network dropped from the config.
+    await store.write(record.state(false, stillManaged(record, desired.sysctls)));
   }
   if (removing && saved !== undefined) await store.remove();
 }

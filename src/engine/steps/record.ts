@@ -5,7 +5,8 @@
 import type { Family } from "../../model/address.ts";
 import type { FirewallBackend, OwnedFirewall } from "../../model/state.ts";
 import type { DesiredState } from "../../plan/types.ts";
-import type { BaselinePart, SavedState, StateStore } from "../ports.ts";
+import { FRONT_ENDS } from "../firewall/index.ts";
+import type { BaselinePart, Kernel, SavedState, StateStore } from "../ports.ts";
 import type { RoutingPlan } from "../types.ts";
 
 type ContentsRecord = Partial<Record<FirewallBackend, readonly string[]>>;
@@ -28,7 +29,11 @@ export function recordContents(
 export class StateRecord {
   /** sysctl values before symroute first changed them: the saved ones, and those this run changes. */
   readonly previousSysctls: Record<string, string>;
-  /** Links symroute created: the saved ones, and those this run adds. */
+  /**
+   * Links symroute created: the saved ones still on the node, and those this run adds. One gone (a
+   * record written before a crash names links it had yet to add), recorded, would make a link of
+   * that name made later by someone else symroute's to delete.
+   */
   readonly createdLinks: readonly string[];
   /** Families whose iptables mangle table symroute created (apply adds to it, commit clears it). */
   readonly tablesCreated: Set<Family>;
@@ -45,6 +50,8 @@ export class StateRecord {
     readonly plan: RoutingPlan,
     /** What this record cannot know of the node before symroute (unknownBaseline); kept until delete. */
     readonly baselineUnknown: readonly BaselinePart[] = plan.saved?.baselineUnknown ?? [],
+    /** The firewall as observed: which tables a crashed run of the saved record made. */
+    observedFirewall: readonly OwnedFirewall[] = [],
   ) {
     const { saved, diff } = plan;
     this.previousSysctls = { ...(saved?.previousSysctls ?? {}) };
@@ -54,11 +61,16 @@ export class StateRecord {
     }
     this.createdLinks = [
       ...new Set([
-        ...(saved?.createdLinks ?? []),
+        ...(saved?.createdLinks ?? []).filter((l) => plan.routing.links.some((x) => x.ifname === l)),
         ...diff.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
       ]),
     ];
-    this.tablesCreated = new Set<Family>(saved?.iptablesTablesCreated ?? []);
+    // A crashed apply's record names the tables it may have made: those it did are symroute's.
+    const creating = saved?.iptablesTablesCreating ?? [];
+    this.tablesCreated = new Set<Family>([
+      ...(saved?.iptablesTablesCreated ?? []),
+      ...Object.values(FRONT_ENDS).flatMap((f) => f.tablesMade(creating, observedFirewall)),
+    ]);
     this.contents = saved?.firewallContents;
     this.formerRouteProtocols = plan.own.formerRouteProtocols ?? [];
   }
@@ -66,6 +78,21 @@ export class StateRecord {
   /** After a verified run: no route or rule of symroute's carries a former protocol any more. */
   noFormerProtocols(): void {
     this.formerRouteProtocols = [];
+  }
+
+  /**
+   * The record written before the node is touched: in progress, the firewall spec in force until
+   * now (a roll back after a crash puts it back; this run's was never applied), and the tables this
+   * run may create (`tablesCreating`, tablesToCreate), for the clean-up after a crash.
+   */
+  beforeApply(tablesCreating: readonly Family[]): SavedState {
+    const { firewallSpec: _notYetApplied, ...state } = this.state(true);
+    const inForce = this.plan.saved?.firewallSpec;
+    return {
+      ...state,
+      ...(inForce === undefined ? {} : { firewallSpec: inForce }),
+      ...(tablesCreating.length > 0 ? { iptablesTablesCreating: [...tablesCreating].sort() } : {}),
+    };
   }
 
   /** The state to write, with these sysctls and links (by default all this run knows of). */
@@ -109,13 +136,19 @@ export class StateRecord {
  * ones. So an apply that adds, changes or removes networks on the same interfaces and front end
  * (the agent's usual edit) writes the state file once, at the commit.
  */
-export function recordNeededBeforeApply(record: StateRecord, saved: SavedState | undefined): boolean {
-  if (saved === undefined) return true;
+export function recordNeededBeforeApply(
+  record: StateRecord,
+  saved: SavedState | undefined,
+  /** The tables this run may create (tablesToCreate): only the record can say a crash made them. */
+  tablesCreating: readonly Family[] = [],
+): boolean {
+  if (saved === undefined || tablesCreating.length > 0) return true;
   const { firewall, own } = record.plan;
-  // The record starts from the saved sysctls and links and only ever adds to them.
+  // The record starts from the saved sysctls and only ever adds to them; of the saved links it
+  // keeps those still there.
   return (
     Object.keys(record.previousSysctls).length !== Object.keys(saved.previousSysctls).length ||
-    record.createdLinks.length !== saved.createdLinks.length ||
+    record.createdLinks.some((l) => !saved.createdLinks.includes(l)) ||
     (firewall !== undefined && firewall !== saved.firewall) ||
     ownershipMarksMoved(own, saved)
   );
@@ -136,11 +169,25 @@ export function ownershipMarksMoved(own: RoutingPlan["own"], saved: SavedState):
  * write before it, so that a full disk cannot stop a clean-up.
  */
 export async function recordState(
+  kernel: Kernel,
   store: StateStore,
   record: StateRecord,
   saved: SavedState | undefined,
   removing: boolean,
+  /** The firewall as observed (a front end's tables with symroute's objects in them are there). */
+  observedFirewall: readonly OwnedFirewall[],
 ): Promise<void> {
-  if (removing ? saved === undefined : recordNeededBeforeApply(record, saved))
-    await store.write(record.state(true));
+  if (removing) {
+    if (saved === undefined) await store.write(record.beforeApply([]));
+    return;
+  }
+  const spec = record.plan.desired.firewall;
+  const creating = (
+    await Promise.all(
+      Object.values(FRONT_ENDS).map((f) =>
+        f.tablesToCreate(kernel, spec, observedFirewall, record.tablesCreated),
+      ),
+    )
+  ).flat();
+  if (recordNeededBeforeApply(record, saved, creating)) await store.write(record.beforeApply(creating));
 }

@@ -262,9 +262,14 @@ export async function rollBack(
     const frontEnd = saved?.firewall ?? record.plan.firewall;
     // So do the ownership marks after a complete roll back: nothing of symroute's carries a move's
     // new routeProtocol, and recorded, another tool's routes under it (those the move deleted and
-    // the roll back put back too) were symroute's to delete once the config went back.
+    // the roll back put back too) were symroute's to delete once the config went back. An
+    // incomplete one keeps both numbers (what is left still carries the new one), and the saved
+    // band: rules are symroute's by protocol in any band, and the band is where a later delete
+    // without a config looks for others' rules, which the roll back put back there.
     const marks =
-      complete && saved !== undefined ? saved : { routeProtocol, rulePriorities, formerRouteProtocols };
+      complete && saved !== undefined
+        ? saved
+        : { routeProtocol, rulePriorities: saved?.rulePriorities ?? rulePriorities, formerRouteProtocols };
     await store.write({
       ...state,
       ...(marks.routeProtocol === undefined ? {} : { routeProtocol: marks.routeProtocol }),
