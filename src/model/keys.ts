@@ -1,5 +1,6 @@
-// Identity of kernel objects: two objects with one key cannot both exist, so a differing one is
-// replaced, not added.
+// Identity of kernel objects: two objects with one key cannot both be added, so a differing one is
+// replaced, not added. (The kernel keeps an appended IPv4 route beside one with its key, as it does
+// an address's connected route: the diff compares symroute's own, src/plan/diff.ts.)
 
 import type { Route, Rule } from "./state.ts";
 

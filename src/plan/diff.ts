@@ -174,7 +174,14 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   // Routes by kernel identity; each key is built once (there are thousands).
   const observedRouteKeys = node.routes.map(routeKey);
   const observedRoutes = new Map<string, Route>();
-  node.routes.forEach((r, i) => observedRoutes.set(observedRouteKeys[i] ?? "", r));
+  // One key can list twice: the kernel keeps an appended IPv4 route beside one with its key (an
+  // address's connected route added after symroute's own, measured). symroute's own is the one
+  // compared with the desired route; another tool's beside it is not taken for it.
+  node.routes.forEach((r, i) => {
+    const key = observedRouteKeys[i] ?? "";
+    const kept = observedRoutes.get(key);
+    if (kept === undefined || owns(r.protocol) || !owns(kept.protocol)) observedRoutes.set(key, r);
+  });
   const desiredRouteKeys = new Set<string>();
   for (const route of desired.routes) {
     const key = routeKey(route);
@@ -203,7 +210,13 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
     const ours = owns(r.protocol);
     if (ours && !desiredRouteKeys.has(key)) {
       changes.push({ kind: "route", action: "delete", route: r });
-    } else if (!ours && allocated.has(r.table) && !desiredRouteKeys.has(key)) {
+    } else if (
+      !ours &&
+      allocated.has(r.table) &&
+      // Also one listed beside symroute's own route with that key (appended).
+      (!desiredRouteKeys.has(key) ||
+        (observedRoutes.get(key) !== r && owns(observedRoutes.get(key)?.protocol)))
+    ) {
       conflicts.push({
         object: describeRoute(r),
         reason: `not symroute's (proto ${r.protocol ?? "?"}) but in table ${r.table}, which symroute allocated for its replies; remove it (${routeDeleteCommand(r)}); for routes of your own next to symroute's, give the network a table: of your own (docs/config.md)`,

@@ -51,6 +51,11 @@ interface DoctorInput {
   /** The command that applies this configuration, named in fixes (default `symroute apply -c FILE`). */
   readonly applyCommand?: string;
   /**
+   * The agent converges this node (`doctor --kubernetes`; applyCommand is its command line): pending
+   * changes mean it has not, and its log and the networks' status say why.
+   */
+  readonly agentConverges?: boolean;
+  /**
    * `symroute explain` with the state directory its guards come from, completed with a packet in
    * the fix of a path the simulator cannot tell (default `symroute explain`).
    */
@@ -154,7 +159,11 @@ export function diagnose(input: DoctorInput): DoctorReport {
       ok: false,
       summary: `symroute's objects are not all in place: ${counted(input.pendingChanges, "change")} pending`,
       cause: "the node drifted from the configuration, or it was never applied",
-      fix: `run \`${apply}\` (or run the agent to keep the node converged)${fw?.backend === "iptables" ? IPSET_REPAIR_BOUND : ""}`,
+      fix: `${
+        input.agentConverges === true
+          ? `the agent (\`${apply}\`) converges this node: if it runs, its log and the SymrouteNetworks' status (\`kubectl get srn -o yaml\`) say why it has not`
+          : `run \`${apply}\` (or run the agent to keep the node converged)`
+      }${fw?.backend === "iptables" ? IPSET_REPAIR_BOUND : ""}`,
     });
   }
   if (input.host.networkdDeletesForeignRules === true) {

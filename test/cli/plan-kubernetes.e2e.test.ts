@@ -207,6 +207,10 @@ test(
       JSON.parse(before.stdout) as { findings: { network: string; ok: boolean; fix?: string }[] }
     ).findings;
     assert.ok(findings.some((f) => f.network === "public" && !f.ok));
+    assert.match(
+      findings.find((f) => f.network === "*")?.fix ?? "",
+      /^the agent \(`symroute agent --kubernetes .*`\) converges this node: if it runs, its log and the SymrouteNetworks' status/,
+    );
     // The fix names what converges a Kubernetes node: the agent, with the flags given.
     assert.ok(
       findings.some((f) => f.fix?.includes(`symroute agent --kubernetes -c ${GLOBALS_FILE}`) === true),

@@ -139,12 +139,15 @@ for (const command of ["plan", "apply", "doctor", "agent"] as const) {
       assert.equal(missingFile.code, 1, missingFile.stdout + missingFile.stderr);
       assert.match(
         missingFile.stderr,
-        /error \(invalid-argument\): cannot read the configuration file \S+nope\.yaml: ENOENT\n/,
+        /error \(invalid-argument\): cannot read the configuration file \S+nope\.yaml: no such file or directory \(ENOENT\)\n/,
       );
       assert.match(missingFile.stderr, /hint: check the path given with -c\/--config/);
       const directory = cli(t, [command, "-c", "STATE", "--state-dir", "STATE"]);
       assert.equal(directory.code, 1, directory.stdout + directory.stderr);
-      assert.match(directory.stderr, /cannot read the configuration file \S+: EISDIR\n/);
+      assert.match(
+        directory.stderr,
+        /cannot read the configuration file \S+: illegal operation on a directory \(EISDIR\)\n/,
+      );
       assert.match(directory.stderr, /hint: -c\/--config takes a file, not a directory/);
     },
   );

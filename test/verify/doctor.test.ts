@@ -473,3 +473,33 @@ test("IPv6 forwarding off: a reply table where a router could be passed over for
   assert.equal(beyond?.ok, false, JSON.stringify(beyond));
   assert.match(beyond?.summary ?? "", /the reply cannot be told: IPv6 forwarding is off/);
 });
+
+test("pending changes: the fix runs apply, or with the agent converging the node (--kubernetes) says where it tells why not", async () => {
+  const kernel = new FakeKernel(labNode());
+  const plan = await createEngine({ kernel, store: new MemoryStore() }).plan(CASE3);
+  const input = {
+    node: kernel.state,
+    decisions: plan.networks,
+    firewall: plan.firewallSpec,
+    podCIDRs: CASE3.podCIDRs,
+    routeProtocol: CASE3.routeProtocol,
+    kubeProxyMode: plan.kubeProxyMode,
+    pendingChanges: plan.changes.length,
+    host: {},
+  };
+  const pending = (r: DoctorReport) => r.findings.find((f) => f.path === "symroute")?.fix ?? "";
+  assert.equal(
+    pending(diagnose({ ...input, applyCommand: "symroute apply -c /etc/s.yaml" })),
+    "run `symroute apply -c /etc/s.yaml` (or run the agent to keep the node converged)",
+  );
+  assert.equal(
+    pending(
+      diagnose({
+        ...input,
+        applyCommand: "symroute agent --kubernetes -c /etc/s.yaml",
+        agentConverges: true,
+      }),
+    ),
+    "the agent (`symroute agent --kubernetes -c /etc/s.yaml`) converges this node: if it runs, its log and the SymrouteNetworks' status (`kubectl get srn -o yaml`) say why it has not",
+  );
+});

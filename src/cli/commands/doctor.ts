@@ -190,6 +190,7 @@ export function registerDoctor(program: Command): void {
           pendingChanges: plan.changes.length,
           host: networkdFacts(),
           applyCommand,
+          ...(opts.kubernetes === true ? { agentConverges: true } : {}),
           // explain reads symroute's guards from the state directory this doctor run used.
           explainCommand: explainCommand(opts.stateDir ?? config.stateDir),
           clients,

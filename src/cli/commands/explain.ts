@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
 import { listConfInterfaces } from "../../adapters/kernel.ts";
 import { SymrouteError } from "../../model/errors.ts";
+import { fileErrorText } from "../config-file.ts";
 import type { FirewallBackend, NodeState } from "../../model/state.ts";
 import {
   firewallRuleKeys,
@@ -363,15 +364,10 @@ export async function readSnapshot(path: string): Promise<ExplainState> {
   try {
     text = await readFile(path, "utf8");
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new SymrouteError(
-      "invalid-argument",
-      `cannot read the snapshot ${path}: ${code ?? String(cause)}`,
-      {
-        cause,
-        hint: "make one with `symroute snapshot > node.json`",
-      },
-    );
+    throw new SymrouteError("invalid-argument", `cannot read the snapshot ${path}: ${fileErrorText(cause)}`, {
+      cause,
+      hint: "make one with `symroute snapshot > node.json`",
+    });
   }
   let doc: unknown;
   try {
