@@ -403,6 +403,11 @@ const ABOUT: Readonly<Record<string, readonly string[]>> = {
     "(`iptablesTablesCreating`), so the next `delete`, or an apply and then a delete, restores the node",
     "with no empty table left; a mangle table that was there before (kube-proxy's) stays.",
   ],
+  "test/reliability/firewall-spec-crash.e2e.test.ts": [
+    "**An apply killed before its firewall ran, then a failed apply.** The record written before the",
+    "killed apply (a move of the rule band) keeps the firewall spec in force; the next apply, refused",
+    "by ip and rolled back, puts that spec back, not the killed run's, which was never on the node.",
+  ],
 };
 
 function suiteSection(out: (...l: string[]) => void, tests: TestsJson | undefined): void {
