@@ -195,3 +195,12 @@ const everyFieldChecked: [UncheckedFields] extends [never] ? true : UncheckedFie
 test("the state file's schema checks every field SavedState has", () => {
   assert.equal(everyFieldChecked, true);
 });
+
+test("a record written before an apply names the mangle tables it may make: read back, and a family that is not one refused by name", async (t) => {
+  const store = createStateFile(scratch(t));
+  const before = { ...state([]), inProgress: true, iptablesTablesCreating: [4, 6] } as SavedState;
+  await store.write(before);
+  assert.deepEqual(await store.read(), before);
+  writeFileSync(store.location, JSON.stringify({ ...before, iptablesTablesCreating: [5] }));
+  await assert.rejects(store.read(), /iptablesTablesCreating\[0\]/);
+});
