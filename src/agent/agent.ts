@@ -148,6 +148,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
               `${which === "kernel-monitor" ? "kernel" : "firewall"} monitor stopped; restarting it (periodic resync still runs)`,
             );
           },
+          // Whatever changed while it was down (a rule deleted, a chain flushed; or the foreign nft
+          // transaction that killed nft monitor) came with no event: read the node and repair now,
+          // not at the resync. The restarted monitor keeps nothing valid until it shows a line.
+          onRestart: (which) => {
+            logger.info({ monitor: which }, "monitor restarted; reconciling from a fresh read");
+            loop.trigger(which);
+          },
         });
 
   let http: AgentHttpServer | undefined;

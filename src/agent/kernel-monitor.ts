@@ -17,9 +17,14 @@ export interface KernelMonitor {
   stop(): void;
 }
 
-interface KernelMonitorOptions {
+export interface KernelMonitorOptions {
   readonly onEvent: (line: string) => void;
   readonly onExit?: (detail: string) => void;
+  /**
+   * A monitor restarted after an exit is running again: what changed while it was down came with
+   * no line, so the node must be read afresh (the agent reconciles).
+   */
+  readonly onRestart?: () => void;
   readonly clock: Clock;
   /** The command; replaced in tests. */
   readonly command?: readonly [string, ...string[]];
@@ -113,14 +118,14 @@ export const isSymrouteFirewallEvent = (line: string): boolean =>
   /\bSYMROUTE-/.test(line) ||
   /^delete rule ip6? mangle (?:PREROUTING|OUTPUT) /.test(line);
 
-function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
+export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
   const [file, ...args] = options.command ?? MONITOR_COMMAND;
   let child: ChildProcess | undefined;
   let restart: TimerHandle | undefined;
   let stopped = false;
   let failures = 0;
 
-  const launch = (): void => {
+  const launch = (restarted = false): void => {
     const startedAt = options.clock.now();
     const proc = spawn(file, args, {
       // ip stamps its lines in local time: UTC, so that the read cache can compare them.
@@ -128,6 +133,10 @@ function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = proc;
+    if (restarted)
+      proc.on("spawn", () => {
+        if (child === proc && !stopped) options.onRestart?.();
+      });
     const lines = new LineSplitter();
     let stderr = "";
     proc.stdout?.setEncoding("utf8");
@@ -148,7 +157,9 @@ function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor {
       // A monitor that ran for a while before dying starts a fresh backoff sequence.
       failures = options.clock.now() - startedAt > 60_000 ? 1 : failures + 1;
       options.onExit?.(detail);
-      restart = options.clock.after(backoffDelay(failures, { initialMs: 500, maxMs: 30_000 }), launch);
+      restart = options.clock.after(backoffDelay(failures, { initialMs: 500, maxMs: 30_000 }), () =>
+        launch(true),
+      );
     };
     proc.on("error", (error: NodeJS.ErrnoException) => {
       if (options.optional === true && error.code === "ENOENT") {
@@ -189,6 +200,8 @@ export function watchKernel(options: {
   readonly onIgnored?: () => void;
   /** A monitor stopped (it is restarted with backoff): `source` names which, for the metrics. */
   readonly onExit: (source: "kernel-monitor" | "firewall-monitor", detail: string) => void;
+  /** A stopped monitor runs again: what changed while it was down came with no line. */
+  readonly onRestart?: (source: "kernel-monitor" | "firewall-monitor") => void;
   /** Every line of each monitor as it came, before any filter (the read cache's evidence). */
   readonly onRoutingLine?: (line: string) => void;
   readonly onFirewallLine?: (line: string) => void;
@@ -202,6 +215,7 @@ export function watchKernel(options: {
       else options.onIgnored?.();
     },
     onExit: (detail) => options.onExit("kernel-monitor", detail),
+    onRestart: () => options.onRestart?.("kernel-monitor"),
   });
   const firewall = startKernelMonitor({
     clock: options.clock,
@@ -212,6 +226,7 @@ export function watchKernel(options: {
       if (isSymrouteFirewallEvent(line)) options.onEvent(line);
     },
     onExit: (detail) => options.onExit("firewall-monitor", detail),
+    onRestart: () => options.onRestart?.("firewall-monitor"),
   });
   return {
     stop() {
