@@ -93,6 +93,9 @@ cp -r bin dist docs package.json "$app/app/"
 rm -f "$app/app/dist/$(basename "${out%.tar}")".* # an earlier image is not part of the next one
 cp -r "$deps/node_modules" "$app/app/"
 cp deploy/symroute.example.yaml "$app/etc/symroute/config.yaml"
+# `kubectl exec ... -- symroute plan` finds it on PATH (docs/kubernetes.md), as on a host.
+mkdir -p "$app/usr/local/bin"
+ln -s /app/bin/symroute "$app/usr/local/bin/symroute"
 # Nothing in /app is writable at run time (the root filesystem is read-only anyway).
 chmod -R u=rwX,go=rX "$app"
 det_tar "$app" "$work/app.tar.gz"

@@ -102,6 +102,8 @@ export interface Finding {
   readonly cause?: string;
   /** What fixes it, when broken. */
   readonly fix?: string;
+  /** An ok finding's risk to watch, with what to do about it; it leaves the finding ok (exit 0). */
+  readonly warning?: string;
   /** Client paths: the client whose request and reply were simulated. */
   readonly client?: string;
   /** Client paths: the backend the request was DNAT'ed to (the LB address itself with IPVS). */

@@ -31,6 +31,8 @@ export interface NodeCheckFinding {
   readonly summary: string;
   readonly cause?: string;
   readonly fix?: string;
+  /** An ok finding's risk to watch (it does not make the finding or the node unhealthy). */
+  readonly warning?: string;
 }
 
 /** NUD states in which the kernel has (or keeps trying with) a link-layer address. */
@@ -151,6 +153,11 @@ function gatewayCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFindi
       ...base,
       ok: true,
       summary: `${hops.text} is resolved on ${d.interface} (neighbour ${list(resolved)})${pinned ? ": pinned by hand, a new MAC of the router will not be learned" : ""}`,
+      ...(pinned
+        ? {
+            warning: `the neighbour entry is PERMANENT: if the router's MAC changes (a failover, a new box), replies go to the old one; \`ip neigh del ${d.gateway ?? "ADDRESS"} dev ${d.interface}\` lets the node resolve it`,
+          }
+        : {}),
     };
   }
   if (sender.usable || announce < 2) {
@@ -160,6 +167,11 @@ function gatewayCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFindi
       ...base,
       ok: true,
       summary: `${hops.text}: not resolved yet; ARP requests on ${d.interface} would carry ${sender.text} (arp_announce ${announce})${sender.usable ? "" : ", which routers that check ARP senders ignore"}`,
+      ...(sender.usable
+        ? {}
+        : {
+            warning: `${why}; a router that checks ARP senders would ignore the node's requests: ${probeFix}`,
+          }),
     };
   }
   return {

@@ -26,3 +26,20 @@ test("networks checked and all fine: healthy", () => {
     "ok   public IPv4: gateway: 1.2.3.1 resolved on ext0\nHealthy: every path checked works.\n",
   );
 });
+
+test("an ok finding with a warning is labelled warn, prints it, and the node stays healthy", () => {
+  const warned = {
+    network: "public",
+    family: 4 as const,
+    path: "gateway" as const,
+    ok: true,
+    summary: "gateway 1.2.3.1: not resolved yet",
+    warning: "a router that checks ARP senders would ignore the node's requests",
+  };
+  assert.equal(
+    plain(formatDoctorText({ healthy: true, findings: [warned] })),
+    "warn public IPv4: gateway: gateway 1.2.3.1: not resolved yet\n" +
+      "       warning: a router that checks ARP senders would ignore the node's requests\n" +
+      "Healthy: every path checked works (1 warning above).\n",
+  );
+});

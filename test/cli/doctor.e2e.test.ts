@@ -103,6 +103,7 @@ test(
       warned.summary,
       /would carry 192\.168\.1\.10 \(from eth0\) \(arp_announce 0\), which routers that check ARP senders ignore/,
     );
+    assert.match(warned.warning ?? "", /would ignore the node's requests/);
     must(["ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
     const strict = doctor(node);
     assert.equal(strict.code, 3);

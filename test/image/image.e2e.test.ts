@@ -249,7 +249,7 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
         .concat(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", IMAGE])
         .concat([
           "-c",
-          "node --version; for t in ip nft iptables conntrack; do command -v $t; done; test ! -e /usr/bin/apt && echo no-apt; test -f /app/docs/config.md && echo docs",
+          "node --version; for t in ip nft iptables conntrack; do command -v $t; done; test ! -e /usr/bin/apt && echo no-apt; test -f /app/docs/config.md && echo docs; symroute --version >/dev/null && command -v symroute",
         ]),
       true,
     );
@@ -263,6 +263,7 @@ describe("the agent's image (make image) on a lab node", { skip, timeout: 900_00
       "/usr/sbin/conntrack",
       "no-apt",
       "docs", // the page an invalid config's hint names
+      "/usr/local/bin/symroute", // `kubectl exec ... -- symroute plan` (docs/kubernetes.md)
     ]);
   });
 

@@ -92,6 +92,9 @@ test("strict ARP with no usable sender is found before any traffic; without stri
     lax.summary,
     /not resolved yet; ARP requests on ext0 would carry 192\.168\.1\.10 \(from eth0\) \(arp_announce 0\), which routers that check ARP senders ignore/,
   );
+  // Ok, but flagged: a warning names the risk and symroute's probes as the way out.
+  assert.match(lax.warning ?? "", /a router that checks ARP senders would ignore the node's requests/);
+  assert.match(lax.warning ?? "", /RFC 5227 probes/);
 
   const strict = one(check(node({ sysctls: { "net/ipv4/conf/all/arp_announce": "2" } })), "gateway");
   assert.equal(strict.ok, false);
@@ -113,6 +116,7 @@ test("strict ARP with no usable sender is found before any traffic; without stri
   const f = one(check(lbLocal), "gateway");
   assert.equal(f.ok, true, JSON.stringify(f));
   assert.match(f.summary, /would carry 1\.2\.3\.4 \(a local LB address, on kube-ipvs0\)/);
+  assert.equal(f.warning, undefined, "a usable sender is no warning");
   const strictIpvs = one(
     check({ ...lbLocal, sysctls: { ...lbLocal.sysctls, "net/ipv4/conf/all/arp_announce": "2" } }),
     "gateway",
@@ -132,6 +136,8 @@ test("a resolved gateway, an address in the subnet, or symroute's probes in plac
   );
   assert.equal(pinned.ok, true);
   assert.match(pinned.summary, /pinned by hand/);
+  assert.match(pinned.warning ?? "", /PERMANENT.*ip neigh del 1\.2\.3\.1 dev ext0/);
+  assert.equal(reachable.warning, undefined);
   const base = node();
   const addressed = one(
     check({

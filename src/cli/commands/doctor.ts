@@ -60,19 +60,24 @@ export function formatDoctorText(report: DoctorReport): string {
   const lines: string[] = [];
   for (const f of report.findings) {
     const where = `${f.network}${f.family === undefined ? "" : ` IPv${f.family}`}`;
-    lines.push(`${f.ok ? pc.green("ok  ") : pc.red("FAIL")} ${where}: ${f.path}: ${f.summary}`);
+    const label = !f.ok ? pc.red("FAIL") : f.warning !== undefined ? pc.yellow("warn") : pc.green("ok  ");
+    lines.push(`${label} ${where}: ${f.path}: ${f.summary}`);
     if (f.services !== undefined && f.services.length > 0)
       lines.push(`       kube-proxy: ${f.services.join(", ")}`);
     if (f.assumed !== undefined) lines.push(`       assumed: ${f.assumed}`);
     if (f.cause !== undefined) lines.push(`       cause: ${f.cause}`);
     if (f.fix !== undefined) lines.push(`       fix:   ${f.fix}`);
+    if (f.warning !== undefined) lines.push(`       warning: ${f.warning}`);
   }
   const problems = report.findings.filter((f) => !f.ok).length;
+  const warnings = report.findings.filter((f) => f.ok && f.warning !== undefined).length;
   lines.push(
     report.findings.length === 0
       ? "Nothing to check: no networks for this node in the configuration."
       : problems === 0
-        ? pc.green("Healthy: every path checked works.")
+        ? warnings === 0
+          ? pc.green("Healthy: every path checked works.")
+          : pc.green(`Healthy: every path checked works (${counted(warnings, "warning")} above).`)
         : pc.red(`${counted(problems, "problem")} found.`),
   );
   return `${lines.join("\n")}\n`;
