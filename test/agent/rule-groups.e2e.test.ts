@@ -34,11 +34,19 @@ test(
       /^1001:\tfrom all fwmark 0\/0xe0 goto 1006 proto 201$/m.test(text);
     let edits = 0;
     for (const count of [64, 65, 64, 63]) {
+      // The rules are on the node before the apply's verification and report: wait for its count
+      // too (symroute_converged still says 1 from the step before while it runs).
+      const appliedBefore = metric("symroute_changes_applied_total");
       writeFileSync(configFile, gatewayNetworks("nftables", count));
       await untilAgent(agent, `${count} networks applied`, () => {
         const text = rules();
         const fwmark = (text.match(/lookup 2\d{4} proto 201$/gm) ?? []).length;
-        return fwmark === count && grouped(text) === count >= 64 && metric("symroute_converged") === 1;
+        return (
+          fwmark === count &&
+          grouped(text) === count >= 64 &&
+          metric("symroute_changes_applied_total") > appliedBefore &&
+          metric("symroute_converged") === 1
+        );
       });
       const text = rules();
       assert.doesNotMatch(text, /unresolved/, text);
