@@ -155,6 +155,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
             logger.info({ monitor: which }, "monitor restarted; reconciling from a fresh read");
             loop.trigger(which);
           },
+          // The kernel dropped notifications (the monitor's buffer overflowed): nothing kept can be
+          // proven good until the monitor shows a line again, and what changed may be drift.
+          onLost: (which, detail) => {
+            readCache?.monitorDown(which === "kernel-monitor" ? "routing" : "firewall");
+            metrics.sourceErrors.inc({ source: which });
+            logger.warn({ detail }, "monitor lost kernel notifications; reconciling from a fresh read");
+            loop.trigger(which);
+          },
         });
 
   let http: AgentHttpServer | undefined;

@@ -440,10 +440,16 @@ export class ReadCache {
     }
   }
 
-  /** A monitor stopped: until its restart shows a line, nothing it watches can be trusted. */
+  /**
+   * A monitor stopped, or lost lines (its buffer overflowed): until it shows a line again, nothing
+   * it watches can be trusted.
+   */
   monitorDown(which: MonitorName): void {
     this.#liveSince[which] = undefined;
     if (which === "firewall") {
+      // A transaction whose generation line never came (lost with the monitor's lines): not
+      // taken as part of the next one's.
+      this.#pending = undefined;
       this.#ownSeenAt = undefined;
       // Its lines may be lost with it: the changed chains are listed.
       this.#dropPrinting();

@@ -53,3 +53,33 @@ test("a restart that cannot spawn its tool is no restart", async () => {
     monitor.stop();
   }
 });
+
+test("a running monitor that says it lost notifications (either tool's words) calls onLost, and that line is no event", async () => {
+  const clock = new FakeClock();
+  const events: string[] = [];
+  const lost: string[] = [];
+  // As measured (docs/agent.md): ip on stderr, nft on stdout; then a line of an event, then it waits.
+  const script = [
+    `process.stderr.write("netlink receive error No buffer space available (105)\\n");`,
+    `process.stdout.write("# ERROR: We lost some netlink events!\\n[RULE]1001: from all lookup 7\\n");`,
+    `setInterval(() => undefined, 1000);`,
+  ].join("");
+  const monitor = startKernelMonitor({
+    clock,
+    command: [process.execPath, "-e", script],
+    onEvent: (line) => events.push(line),
+    onLost: (detail) => lost.push(detail),
+  });
+  try {
+    await pollUntil("both losses and the event", () =>
+      lost.length === 2 && events.length === 1 ? true : undefined,
+    );
+    assert.deepEqual(lost.sort(), [
+      "# ERROR: We lost some netlink events!",
+      "netlink receive error No buffer space available (105)",
+    ]);
+    assert.deepEqual(events, ["[RULE]1001: from all lookup 7"]);
+  } finally {
+    monitor.stop();
+  }
+});

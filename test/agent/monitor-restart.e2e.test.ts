@@ -3,11 +3,13 @@
 // another, docs/agent.md) is restarted; whatever changed while it was down came with no event. The
 // agent reconciles from a fresh read once it restarted the monitor, so a rule deleted and an nft
 // chain flushed in that gap come back with the periodic resync off (before, they stayed until the
-// resync, or forever with it off).
+// resync, or forever with it off). The same for a monitor that keeps running but lost notifications
+// (its socket's buffer overflowed while it was starved: here stopped with SIGSTOP under a burst).
 
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createNode, e2eUnavailable, run } from "../support/netns.ts";
 import { startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
 
@@ -104,5 +106,107 @@ test(
     await within("the firewall monitor's exit logged", () => stopped("firewall") === 1);
     await within(`chain ${chain}'s rule flushed while nft monitor was down to come back`, chainHasRule);
     assert.doesNotMatch(agent.output(), /reconcile failed/);
+  },
+);
+
+test(
+  "agent: drift whose notification the kernel dropped (a monitor's buffer overflowed) is repaired, resync off",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    const inNode = (argv: readonly string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
+    const agent = startNodeAgent(t, node, CONFIG, [
+      "--resync-interval",
+      "0",
+      "--listen",
+      "127.0.0.1:9482",
+      "--log-level",
+      "debug",
+    ]);
+    const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
+    await untilReady(agent, node.name, "http://127.0.0.1:9482");
+    await within("the start's follow-up reconcile", () => /"msg":"in sync/.test(agent.output()));
+    const agentPid = agent.child.pid;
+    assert.ok(agentPid !== undefined);
+    const monitor = (argv: readonly string[]): number => {
+      const pids = childrenRunning(agentPid, argv);
+      assert.equal(pids.length, 1, `one ${argv.join(" ")} child: ${JSON.stringify(pids)}`);
+      return pids[0] ?? 0;
+    };
+    // A pod's interface: its routes in main are events the agent ignores (kernelEventConcerns).
+    assert.equal(inNode(["ip", "link", "add", "pod0", "type", "veth", "peer", "name", "pod1"]).code, 0);
+    assert.equal(inNode(["ip", "link", "set", "pod0", "up"]).code, 0);
+    assert.equal(inNode(["ip", "link", "set", "pod1", "up"]).code, 0);
+    const stopped: number[] = [];
+    t.after(() => {
+      for (const pid of stopped) {
+        try {
+          process.kill(pid, "SIGCONT");
+        } catch {
+          // gone already
+        }
+      }
+    });
+    /** Stops a monitor, floods its socket with `flood` (in the node), makes `drift`, resumes it. */
+    const overflow = (pid: number, flood: readonly string[], drift: () => void): void => {
+      stopped.push(pid);
+      process.kill(pid, "SIGSTOP");
+      try {
+        assert.equal(inNode(flood).code, 0);
+        drift();
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+    };
+
+    // 20,000 routes of the pod's: ip monitor's 1 MB buffer holds about 2,500 (measured).
+    const routes = join(node.stateDir, "routes.batch");
+    writeFileSync(
+      routes,
+      Array.from(
+        { length: 20_000 },
+        (_, i) => `route add 10.${100 + Math.floor(i / 250)}.${i % 250}.0/24 dev pod0\n`,
+      ).join(""),
+    );
+    const fwmarkRules = (): { priority?: number; fwmark?: string; table?: string }[] =>
+      (
+        JSON.parse(inNode(["ip", "-j", "rule", "show"]).stdout) as {
+          priority?: number;
+          fwmark?: string;
+          table?: string;
+        }[]
+      ).filter((r) => r.fwmark !== undefined && r.table !== undefined && r.table !== "main");
+    const victim = fwmarkRules()[0]?.priority;
+    assert.ok(victim !== undefined, JSON.stringify(fwmarkRules()));
+    overflow(monitor(["ip", "-o", "-ts", "monitor"]), ["ip", "-batch", routes], () =>
+      assert.equal(inNode(["ip", "rule", "del", "priority", String(victim)]).code, 0),
+    );
+    await within("the rule deleted while ip monitor's buffer was full to come back", () =>
+      fwmarkRules().some((r) => r.priority === victim),
+    );
+
+    // 60,000 rules in another program's nft table: more than nft monitor's buffer holds (measured).
+    const rules = join(node.stateDir, "rules.nft");
+    writeFileSync(
+      rules,
+      `add table inet other\nadd chain inet other c\n${Array.from(
+        { length: 60_000 },
+        (_, i) => `add rule inet other c ip daddr 10.${Math.floor(i / 250) % 250}.${i % 250}.1 counter\n`,
+      ).join("")}`,
+    );
+    const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
+    const chain = /^\s*chain (m0x\w+) \{/m.exec(listing)?.[1];
+    assert.ok(chain !== undefined, listing);
+    const chainHasRule = (): boolean =>
+      /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);
+    assert.ok(chainHasRule());
+    overflow(monitor(["nft", "monitor"]), ["nft", "-f", rules], () =>
+      assert.equal(inNode(["nft", "flush", "chain", "inet", "symroute", chain]).code, 0),
+    );
+    await within(
+      `chain ${chain}'s rule flushed while nft monitor's buffer was full to come back`,
+      chainHasRule,
+    );
+    assert.match(agent.output(), /monitor lost kernel notifications/);
   },
 );
