@@ -210,3 +210,59 @@ test(
     assert.match(agent.output(), /monitor lost kernel notifications/);
   },
 );
+
+test(
+  "agent: another program's nft transaction that kills nft monitor (SIGSEGV, nft 1.0.6) and flushes one of symroute's chains: repaired, resync off",
+  { skip },
+  async (t) => {
+    const node = createNode(t);
+    const inNode = (argv: readonly string[], input?: string) =>
+      run(["ip", "netns", "exec", node.name, ...argv], input === undefined ? {} : { input });
+    // Another program's set, a concatenation with intervals, made before nft monitor starts (one
+    // that saw it made prints the elements as garbage instead of dying, measured).
+    const other = [
+      "table inet other {",
+      "  set s {",
+      "    type ifname . ipv4_addr",
+      "    flags interval",
+      '    elements = { "a" . 10.0.0.0/24 }',
+      "  }",
+      "}",
+      "",
+    ].join("\n");
+    assert.equal(inNode(["nft", "-f", "-"], other).code, 0);
+    const agent = startNodeAgent(t, node, CONFIG, [
+      "--resync-interval",
+      "0",
+      "--listen",
+      "127.0.0.1:9483",
+      "--log-level",
+      "debug",
+    ]);
+    const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
+    await untilReady(agent, node.name, "http://127.0.0.1:9483");
+    await within("the start's follow-up reconcile", () => /"msg":"in sync/.test(agent.output()));
+    const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
+    const chain = /^\s*chain (m0x\w+) \{/m.exec(listing)?.[1];
+    assert.ok(chain !== undefined, listing);
+    const chainHasRule = (): boolean =>
+      /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);
+    assert.ok(chainHasRule());
+    // One element added and another deleted (nft monitor dies printing them), then the flush: it
+    // never prints the flush's line.
+    const killer = [
+      'add element inet other s { "b" . 10.0.1.0/24 }',
+      'delete element inet other s { "a" . 10.0.0.0/24 }',
+      `flush chain inet symroute ${chain}`,
+      "",
+    ].join("\n");
+    assert.equal(inNode(["nft", "-f", "-"], killer).code, 0);
+    await within(`chain ${chain}'s rule flushed with nft monitor's death to come back`, chainHasRule);
+    // Whether nft 1.0.6 dies on it depends on its memory (it reads garbage): measured, a monitor
+    // started from a shell died (exit 139) in 6 of 6 runs, but not the agent's in 3 of 3, which
+    // printed the flush's line; one that saw the set made printed a 330 KB line of garbage for the
+    // element instead. Either way the chain comes back: from the line, or from the restart.
+    if (!/nft exited \(SIGSEGV\)/.test(agent.output()))
+      t.diagnostic("nft monitor did not die by SIGSEGV (an nft other than 1.0.6?)");
+  },
+);
