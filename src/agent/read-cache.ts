@@ -210,7 +210,17 @@ export interface ReadCacheOptions {
   readonly onNftTransaction?: (kind: NftTransactionKind) => void;
   /** The monotonic clock (ms); tests replace it. */
   readonly now?: () => number;
+  /** The wall clock (ms), the clock ip stamps its lines with; tests replace it. */
+  readonly wallNow?: () => number;
 }
+
+/**
+ * How far the wall clock may go back against the monotonic one (a step: NTP, chrony's makestep, a
+ * VM's clock set) before the kept reads stop counting: a change ip stamps after such a step can be
+ * stamped before a read that started earlier and missed it. Below this, the window of changes that
+ * could be missed is that short; a slew moves the clocks apart by at most 0.5 ms a second.
+ */
+export const WALL_CLOCK_STEP_MS = 50;
 
 /** The agent's last nft transaction, split by chain, and what was kept when it started. */
 interface Transaction {
@@ -334,6 +344,7 @@ export class ReadCache {
   readonly #onChainFrom: (from: "monitor" | "listed") => void;
   readonly #listNftChain: ReadCacheOptions["listNftChain"];
   readonly #now: () => number;
+  readonly #wallNow: () => number;
   /**
    * Per domain: the writes under way, and an epoch bumped by every write (at its start and its
    * end): a read that saw one is not kept.
@@ -351,6 +362,7 @@ export class ReadCache {
     this.#onNftTransaction = options.onNftTransaction ?? (() => undefined);
     this.#onChainFrom = options.onChainFrom ?? (() => undefined);
     this.#now = options.now ?? (() => performance.now());
+    this.#wallNow = options.wallNow ?? (() => Date.now());
   }
 
   /**
@@ -375,7 +387,7 @@ export class ReadCache {
   routingLine(line: string): void {
     this.#liveSince.routing ??= this.#now();
     // No stamp: the line's arrival is after the change too.
-    const { at = Date.now(), event } = splitStamp(line);
+    const { at = this.#wallNow(), event } = splitStamp(line);
     if (at > this.#latestRoutingEvent) this.#latestRoutingEvent = at;
     const table = routeLineTable(event);
     const priority = table === undefined ? ruleLinePriority(event) : undefined;
@@ -578,10 +590,16 @@ export class ReadCache {
    * monitor was not listening then, a write may have changed routes anywhere, or a line since may
    * have (a link's, an address's, a route's in a table known by another name).
    */
+  /** Whether the wall clock went back against the monotonic one since `kept` started (a step). */
+  #wallSteppedBack(kept: Kept<unknown>): boolean {
+    return this.#wallNow() - this.#now() < kept.wallStart - kept.monoStart - WALL_CLOCK_STEP_MS;
+  }
+
   #composable(): { readonly basis: KeptRouting; readonly composed: ComposedRead } | undefined {
     const basis = this.#routingBasis;
     if (basis === undefined || basis.written === undefined || this.#writes.routing.running > 0)
       return undefined;
+    if (this.#wallSteppedBack(basis.read)) return undefined;
     const live = this.#liveSince.routing;
     if (live === undefined || live > basis.read.monoStart) return undefined;
     // A composed read's other routes are as of its own `since`.
@@ -615,6 +633,12 @@ export class ReadCache {
       const since = this.#liveSince[which === "links" ? "routing" : which === "others" ? "firewall" : which];
       if (since === undefined || since > kept.monoStart) return false;
     }
+    // The wall clock went back since the read started: ip's stamps can no longer be compared with it.
+    if (
+      (dependsOn.includes("routing") || dependsOn.includes("links") || dependsOn.includes("firewall")) &&
+      this.#wallSteppedBack(kept)
+    )
+      return false;
     if (dependsOn.includes("routing") && this.#latestRoutingEvent > kept.wallStart) return false;
     if (
       dependsOn.includes("routing") &&
@@ -669,7 +693,7 @@ export class ReadCache {
     const routingWrite = <T>(write: () => Promise<T>): Promise<T> => domainWrite("routing", write);
     const firewallWrite = <T>(write: () => Promise<T>): Promise<T> => domainWrite("firewall", write);
     const start = (): { wallStart: number; monoStart: number } => ({
-      wallStart: Date.now(),
+      wallStart: this.#wallNow(),
       monoStart: this.#now(),
     });
 

@@ -1104,3 +1104,43 @@ test("after a whole-table transaction, verification takes every chain from what 
   assert.deepEqual([lost.listed, lost.from, lost.reads], [[], [], 1]);
   assert.deepEqual(lost.read, [{ backend: "nftables", ...listingOf(script(first)) }]);
 });
+
+test("the wall clock stepped back (NTP, a VM's clock set): a change ip stamps after the step, before the kept read's start, still drops the read", async () => {
+  const fake = new FakeKernel(articleNode());
+  let mono = 1_000_000;
+  let wall = Date.UTC(2026, 11, 7, 12, 0, 0);
+  const reads: string[] = [];
+  const cache = new ReadCache({
+    readSysctl: async (name) => fake.state.sysctls[name],
+    onRead: (from) => reads.push(from),
+    now: () => mono,
+    wallNow: () => wall,
+  });
+  cache.ownProcess(OWN_PID);
+  cache.routingLine(stamped(wall - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+  cache.firewallLine(`# new generation 1 by process ${OWN_PID} (nft)`);
+  const wrapped = cache.wrap(fake);
+  const engine = createEngine({ kernel: wrapped, store: new MemoryStore() });
+  const config = dualStackGatewayConfig("nftables");
+  await engine.apply(config);
+  const converged = structuredClone(fake.state);
+  const owned = fake.state.rules.find(
+    (r) => r.protocol !== undefined && r.priority !== undefined && r.table !== 254,
+  );
+  assert.ok(owned !== undefined);
+  // 10 s later by both clocks, then the wall clock is set back 2 s; another process deletes a rule
+  // and ip stamps its line by the wall clock: before the kept read started.
+  mono += 10_000;
+  wall += 10_000 - 2_000;
+  fake.state = { ...fake.state, rules: fake.state.rules.filter((r) => r !== owned) };
+  cache.routingLine(stamped(wall, `[RULE]Deleted ${owned.priority}:\tfrom all lookup ${owned.table}`));
+  const repaired = await engine.apply(config);
+  assert.equal(repaired.applied, true, "the rule's deletion was seen");
+  assert.deepEqual(fake.state.rules, converged.rules);
+  // The next reads, made after the step, are kept again.
+  mono += 1_000;
+  wall += 1_000;
+  reads.length = 0;
+  assert.equal((await engine.plan(config)).inSync, true);
+  assert.ok(reads.includes("cache"), reads.join(" "));
+});
