@@ -14,7 +14,7 @@ export const nodeNameOption = () =>
 export const kubeconfigOption = () =>
   new Option(
     "--kubeconfig <file>",
-    "kubeconfig (default: in-cluster service account, $KUBECONFIG, ~/.kube/config)",
+    "kubeconfig (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)",
   );
 
 export const metallbNamespaceOption = () =>

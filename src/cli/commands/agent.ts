@@ -195,7 +195,7 @@ async function kubernetesWiring(options: {
   // keeps looking, with backoff, and says where it looked.
   if (kubeconfig !== undefined && !discoverKubeConfig(kubeconfig).found) {
     throw new SymrouteError("invalid-argument", `--kubeconfig ${kubeconfig}: no such file`, {
-      hint: "correct the path, or leave --kubeconfig out: the agent then looks in-cluster, in $KUBECONFIG and in ~/.kube/config",
+      hint: "correct the path, or leave --kubeconfig out: the agent then looks in $KUBECONFIG, in ~/.kube/config and in-cluster",
     });
   }
   return {
