@@ -137,8 +137,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           ...(readCache === undefined
             ? {}
             : {
-                onRoutingLine: (line: string) => readCache.routingLine(line),
-                onFirewallLine: (line: string) => readCache.firewallLine(line),
+                onRoutingLine: (line: string, live: boolean) => readCache.routingLine(line, live),
+                onFirewallLine: (line: string, live: boolean) => readCache.firewallLine(line, live),
               }),
           onExit: (which, detail) => {
             readCache?.monitorDown(which === "kernel-monitor" ? "routing" : "firewall");

@@ -18,7 +18,11 @@ export interface KernelMonitor {
 }
 
 export interface KernelMonitorOptions {
-  readonly onEvent: (line: string) => void;
+  /**
+   * A line; `live` is false for a line read after the monitor's exit was seen (Node may report a
+   * child's exit before the last of its output): a change, but no proof that a monitor listens.
+   */
+  readonly onEvent: (line: string, live: boolean) => void;
   readonly onExit?: (detail: string) => void;
   /**
    * A monitor restarted after an exit is running again: what changed while it was down came with
@@ -159,7 +163,7 @@ export function startKernelMonitor(options: KernelMonitorOptions): KernelMonitor
       for (const line of lines.push(chunk)) {
         if (LOST_EVENTS.test(line)) options.onLost?.(line);
         else if (line.trim() !== "" && (options.filter === undefined || options.filter(line)))
-          options.onEvent(line);
+          options.onEvent(line, child === proc);
       }
     });
     proc.stderr?.setEncoding("utf8");
@@ -222,13 +226,13 @@ export function watchKernel(options: {
   /** A running monitor lost notifications (LOST_EVENTS): what changed then came with no line. */
   readonly onLost?: (source: "kernel-monitor" | "firewall-monitor", detail: string) => void;
   /** Every line of each monitor as it came, before any filter (the read cache's evidence). */
-  readonly onRoutingLine?: (line: string) => void;
-  readonly onFirewallLine?: (line: string) => void;
+  readonly onRoutingLine?: (line: string, live: boolean) => void;
+  readonly onFirewallLine?: (line: string, live: boolean) => void;
 }): KernelMonitor {
   const routing = startKernelMonitor({
     clock: options.clock,
-    onEvent: (line) => {
-      options.onRoutingLine?.(line);
+    onEvent: (line, live) => {
+      options.onRoutingLine?.(line, live);
       const { event } = splitStamp(line);
       if (options.relevant === undefined || options.relevant(event)) options.onEvent(event);
       else options.onIgnored?.();
@@ -241,8 +245,8 @@ export function watchKernel(options: {
     clock: options.clock,
     command: NFT_MONITOR_COMMAND,
     optional: true,
-    onEvent: (line) => {
-      options.onFirewallLine?.(line);
+    onEvent: (line, live) => {
+      options.onFirewallLine?.(line, live);
       if (isSymrouteFirewallEvent(line)) options.onEvent(line);
     },
     onExit: (detail) => options.onExit("firewall-monitor", detail),

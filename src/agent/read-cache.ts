@@ -383,9 +383,13 @@ export class ReadCache {
     if (this.#printing?.running === true) this.#printing.pids.add(pid);
   }
 
-  /** A line of the routing monitor (`ip -o -ts monitor`), relevant or not. */
-  routingLine(line: string): void {
-    this.#liveSince.routing ??= this.#now();
+  /**
+   * A line of the routing monitor (`ip -o -ts monitor`), relevant or not; `live`: false for one read
+   * after the monitor's exit was seen.
+   */
+  routingLine(line: string, live = true): void {
+    // A line of a monitor already gone (read after its exit) is a change, not a sign of listening.
+    if (live) this.#liveSince.routing ??= this.#now();
     // No stamp: the line's arrival is after the change too.
     const { at = this.#wallNow(), event } = splitStamp(line);
     if (at > this.#latestRoutingEvent) this.#latestRoutingEvent = at;
@@ -407,8 +411,8 @@ export class ReadCache {
   }
 
   /** A line of `nft monitor`, whatever table it names. */
-  firewallLine(line: string): void {
-    this.#liveSince.firewall ??= this.#now();
+  firewallLine(line: string, live = true): void {
+    if (live) this.#liveSince.firewall ??= this.#now();
     const pid = generationProcess(line);
     const pending = this.#pending;
     if (pid === undefined) {

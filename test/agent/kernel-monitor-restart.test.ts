@@ -3,6 +3,9 @@
 // down came with no line. The first start and a restart that cannot spawn say nothing.
 
 import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { startKernelMonitor } from "../../src/agent/kernel-monitor.ts";
 import { pollUntil } from "./support/agent-process.ts";
@@ -81,5 +84,40 @@ test("a running monitor that says it lost notifications (either tool's words) ca
     assert.deepEqual(events, ["[RULE]1001: from all lookup 7"]);
   } finally {
     monitor.stop();
+  }
+});
+
+test("a line read after the monitor's exit was seen comes as an event that is not live", async () => {
+  const clock = new FakeClock();
+  const dir = mkdtempSync(join(tmpdir(), "symroute-monitor-"));
+  const go = join(dir, "go");
+  const events: { line: string; live: boolean }[] = [];
+  let exited = false;
+  // The tool exits at once; a process it leaves behind holds its stdout and writes a line once the
+  // test says so (after the exit was seen): Node may give a child's output after its exit.
+  const late = `const fs = require("node:fs"); const t = setInterval(() => { if (fs.existsSync(${JSON.stringify(go)})) { clearInterval(t); process.stdout.write("[RULE]late\\n"); } else if (!fs.existsSync(${JSON.stringify(dir)})) process.exit(0); }, 10);`;
+  const tool = `require("node:child_process").spawn(process.execPath, ["-e", ${JSON.stringify(late)}], { stdio: ["ignore", "inherit", "ignore"], detached: true }).unref(); process.stdout.write("[RULE]early\\n"); process.exit(0);`;
+  const monitor = startKernelMonitor({
+    clock,
+    command: [process.execPath, "-e", tool],
+    onEvent: (line, live) => events.push({ line, live }),
+    onExit: () => (exited = true),
+  });
+  try {
+    await pollUntil("the tool's exit", () => (exited ? true : undefined), 10_000, 10);
+    writeFileSync(go, "");
+    await pollUntil(
+      "the late line",
+      () => (events.some((e) => e.line === "[RULE]late") ? true : undefined),
+      10_000,
+      10,
+    );
+    assert.deepEqual(
+      events.find((e) => e.line === "[RULE]late"),
+      { line: "[RULE]late", live: false },
+    );
+  } finally {
+    monitor.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

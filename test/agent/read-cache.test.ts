@@ -1144,3 +1144,18 @@ test("the wall clock stepped back (NTP, a VM's clock set): a change ip stamps af
   assert.equal((await engine.plan(config)).inSync, true);
   assert.ok(reads.includes("cache"), reads.join(" "));
 });
+
+test("a line of a monitor already gone (read after its exit) drops kept reads but proves no listening", async () => {
+  const fake = new FakeKernel(articleNode());
+  const { cache, wrapped, reads } = cached(fake);
+  const read = () => sourceOf(reads, () => wrapped.readNode({ sysctls: [], firewalls: [] }));
+  assert.equal(await read(), "kernel");
+  assert.equal(await read(), "cache");
+  cache.monitorDown("routing");
+  cache.routingLine(stamped(Date.now() - 60_000, "[RULE]1000:\tfrom all lookup 100"), false);
+  assert.equal(await read(), "kernel");
+  assert.equal(await read(), "kernel", "no monitor has shown that it listens");
+  cache.routingLine(stamped(Date.now() - 60_000, "[LINK]1: lo: <LOOPBACK,UP>"));
+  assert.equal(await read(), "kernel");
+  assert.equal(await read(), "cache", "the restarted monitor's line");
+});
