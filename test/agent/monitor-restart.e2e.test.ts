@@ -7,14 +7,13 @@
 // (its socket's buffer overflowed while it was starved: here stopped with SIGSTOP under a burst).
 
 import { strict as assert } from "node:assert";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createNode, e2eUnavailable, run } from "../support/netns.ts";
+import { createNode, e2eUnavailable, type Netns, run } from "../support/netns.ts";
 import { startNodeAgent, untilAgent, untilReady } from "./support/agent-process.ts";
 
 const skip = e2eUnavailable();
-const URL_BASE = "http://127.0.0.1:9481";
 
 const CONFIG = `firewall: nftables
 networks:
@@ -39,29 +38,68 @@ function childrenRunning(parent: number, argv: readonly string[]): number[] {
   });
 }
 
+/** A command in the node's namespace. */
+const inNodeOf = (node: Netns) => (argv: readonly string[], input?: string) =>
+  run(["ip", "netns", "exec", node.name, ...argv], input === undefined ? {} : { input });
+
+/**
+ * The agent on `node` with the periodic resync off and debug logs, listening on `port`: ready, and
+ * past its start's follow-up reconcile (which reads the node and would repair a drift by chance).
+ */
+async function startWatchedAgent(t: TestContext, node: Netns, port: number) {
+  const agent = startNodeAgent(t, node, CONFIG, [
+    "--resync-interval",
+    "0",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--log-level",
+    "debug",
+  ]);
+  const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
+  await untilReady(agent, node.name, `http://127.0.0.1:${port}`);
+  await within("the start's follow-up reconcile", () => /"msg":"in sync/.test(agent.output()));
+  const agentPid = agent.child.pid;
+  assert.ok(agentPid !== undefined);
+  /** The pid of the agent's one monitor started as `argv`. */
+  const monitor = (argv: readonly string[]): number => {
+    const pids = childrenRunning(agentPid, argv);
+    assert.equal(pids.length, 1, `one ${argv.join(" ")} child: ${JSON.stringify(pids)}`);
+    return pids[0] ?? 0;
+  };
+  return { agent, agentPid, within, monitor };
+}
+
+/** symroute's fwmark rules on the node (those that look a table up). */
+function fwmarkRules(
+  inNode: ReturnType<typeof inNodeOf>,
+): { priority?: number; fwmark?: string; table?: string }[] {
+  return (
+    JSON.parse(inNode(["ip", "-j", "rule", "show"]).stdout) as {
+      priority?: number;
+      fwmark?: string;
+      table?: string;
+    }[]
+  ).filter((r) => r.fwmark !== undefined && r.table !== undefined && r.table !== "main");
+}
+
+/** One of symroute's network chains, and whether it holds its rule (it does now). */
+function networkChain(inNode: ReturnType<typeof inNodeOf>): { chain: string; chainHasRule: () => boolean } {
+  const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
+  const chain = /^\s*chain (m0x\w+) \{/m.exec(listing)?.[1];
+  assert.ok(chain !== undefined, listing);
+  const chainHasRule = (): boolean =>
+    /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);
+  assert.ok(chainHasRule());
+  return { chain, chainHasRule };
+}
+
 test(
   "agent: drift made while a kernel monitor is down (killed) is repaired once the monitor is restarted, resync off",
   { skip },
   async (t) => {
     const node = createNode(t);
-    const inNode = (argv: readonly string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
-    const agent = startNodeAgent(t, node, CONFIG, [
-      "--resync-interval",
-      "0",
-      "--listen",
-      "127.0.0.1:9481",
-      "--log-level",
-      "debug",
-    ]);
-    const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
-    await untilReady(agent, node.name, URL_BASE);
-    const agentPid = agent.child.pid;
-    assert.ok(agentPid !== undefined);
-    const monitor = (argv: readonly string[]): number => {
-      const pids = childrenRunning(agentPid, argv);
-      assert.equal(pids.length, 1, `one ${argv.join(" ")} child: ${JSON.stringify(pids)}`);
-      return pids[0] ?? 0;
-    };
+    const inNode = inNodeOf(node);
+    const { agent, agentPid, within, monitor } = await startWatchedAgent(t, node, 9481);
     const stopped = (which: string): number =>
       agent
         .output()
@@ -69,24 +107,14 @@ test(
         .filter((l) => l.includes(`"${which} monitor stopped`)).length;
 
     // ip monitor killed, then one of symroute's rules deleted before the agent restarts it.
-    const fwmarkRules = (): { priority?: number; fwmark?: string; table?: string }[] =>
-      (
-        JSON.parse(inNode(["ip", "-j", "rule", "show"]).stdout) as {
-          priority?: number;
-          fwmark?: string;
-          table?: string;
-        }[]
-      ).filter((r) => r.fwmark !== undefined && r.table !== undefined && r.table !== "main");
-    const victim = fwmarkRules()[0]?.priority;
-    assert.ok(victim !== undefined, JSON.stringify(fwmarkRules()));
-    // The follow-up of the start's own kernel events done (it would read the node and repair by chance).
-    await within("the start's follow-up reconcile", () => /"msg":"in sync/.test(agent.output()));
+    const victim = fwmarkRules(inNode)[0]?.priority;
+    assert.ok(victim !== undefined, JSON.stringify(fwmarkRules(inNode)));
     const ipMonitor = monitor(["ip", "-o", "-ts", "monitor"]);
     process.kill(ipMonitor, "SIGKILL");
     assert.equal(inNode(["ip", "rule", "del", "priority", String(victim)]).code, 0);
     await within("the kernel monitor's exit logged", () => stopped("kernel") === 1);
     await within("the rule deleted while ip monitor was down to come back", () =>
-      fwmarkRules().some((r) => r.priority === victim),
+      fwmarkRules(inNode).some((r) => r.priority === victim),
     );
     await within(
       "ip monitor running again",
@@ -94,12 +122,7 @@ test(
     );
 
     // nft monitor killed, then one of symroute's chains flushed before the agent restarts it.
-    const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
-    const chain = /^\s*chain (m0x\w+) \{/m.exec(listing)?.[1];
-    assert.ok(chain !== undefined, listing);
-    const chainHasRule = (): boolean =>
-      /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);
-    assert.ok(chainHasRule());
+    const { chain, chainHasRule } = networkChain(inNode);
     const nftMonitor = monitor(["nft", "monitor"]);
     process.kill(nftMonitor, "SIGKILL");
     assert.equal(inNode(["nft", "flush", "chain", "inet", "symroute", chain]).code, 0);
@@ -114,25 +137,8 @@ test(
   { skip },
   async (t) => {
     const node = createNode(t);
-    const inNode = (argv: readonly string[]) => run(["ip", "netns", "exec", node.name, ...argv]);
-    const agent = startNodeAgent(t, node, CONFIG, [
-      "--resync-interval",
-      "0",
-      "--listen",
-      "127.0.0.1:9482",
-      "--log-level",
-      "debug",
-    ]);
-    const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
-    await untilReady(agent, node.name, "http://127.0.0.1:9482");
-    await within("the start's follow-up reconcile", () => /"msg":"in sync/.test(agent.output()));
-    const agentPid = agent.child.pid;
-    assert.ok(agentPid !== undefined);
-    const monitor = (argv: readonly string[]): number => {
-      const pids = childrenRunning(agentPid, argv);
-      assert.equal(pids.length, 1, `one ${argv.join(" ")} child: ${JSON.stringify(pids)}`);
-      return pids[0] ?? 0;
-    };
+    const inNode = inNodeOf(node);
+    const { agent, within, monitor } = await startWatchedAgent(t, node, 9482);
     // A pod's interface: its routes in main are events the agent ignores (kernelEventConcerns).
     assert.equal(inNode(["ip", "link", "add", "pod0", "type", "veth", "peer", "name", "pod1"]).code, 0);
     assert.equal(inNode(["ip", "link", "set", "pod0", "up"]).code, 0);
@@ -168,21 +174,13 @@ test(
         (_, i) => `route add 10.${100 + Math.floor(i / 250)}.${i % 250}.0/24 dev pod0\n`,
       ).join(""),
     );
-    const fwmarkRules = (): { priority?: number; fwmark?: string; table?: string }[] =>
-      (
-        JSON.parse(inNode(["ip", "-j", "rule", "show"]).stdout) as {
-          priority?: number;
-          fwmark?: string;
-          table?: string;
-        }[]
-      ).filter((r) => r.fwmark !== undefined && r.table !== undefined && r.table !== "main");
-    const victim = fwmarkRules()[0]?.priority;
-    assert.ok(victim !== undefined, JSON.stringify(fwmarkRules()));
+    const victim = fwmarkRules(inNode)[0]?.priority;
+    assert.ok(victim !== undefined, JSON.stringify(fwmarkRules(inNode)));
     overflow(monitor(["ip", "-o", "-ts", "monitor"]), ["ip", "-batch", routes], () =>
       assert.equal(inNode(["ip", "rule", "del", "priority", String(victim)]).code, 0),
     );
     await within("the rule deleted while ip monitor's buffer was full to come back", () =>
-      fwmarkRules().some((r) => r.priority === victim),
+      fwmarkRules(inNode).some((r) => r.priority === victim),
     );
 
     // 60,000 rules in another program's nft table: more than nft monitor's buffer holds (measured).
@@ -194,12 +192,7 @@ test(
         (_, i) => `add rule inet other c ip daddr 10.${Math.floor(i / 250) % 250}.${i % 250}.1 counter\n`,
       ).join("")}`,
     );
-    const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
-    const chain = /^\s*chain (m0x\w+) \{/m.exec(listing)?.[1];
-    assert.ok(chain !== undefined, listing);
-    const chainHasRule = (): boolean =>
-      /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);
-    assert.ok(chainHasRule());
+    const { chain, chainHasRule } = networkChain(inNode);
     overflow(monitor(["nft", "monitor"]), ["nft", "-f", rules], () =>
       assert.equal(inNode(["nft", "flush", "chain", "inet", "symroute", chain]).code, 0),
     );
@@ -216,8 +209,7 @@ test(
   { skip },
   async (t) => {
     const node = createNode(t);
-    const inNode = (argv: readonly string[], input?: string) =>
-      run(["ip", "netns", "exec", node.name, ...argv], input === undefined ? {} : { input });
+    const inNode = inNodeOf(node);
     // Another program's set, a concatenation with intervals, made before nft monitor starts (one
     // that saw it made prints the elements as garbage instead of dying, measured).
     const other = [
@@ -231,23 +223,8 @@ test(
       "",
     ].join("\n");
     assert.equal(inNode(["nft", "-f", "-"], other).code, 0);
-    const agent = startNodeAgent(t, node, CONFIG, [
-      "--resync-interval",
-      "0",
-      "--listen",
-      "127.0.0.1:9483",
-      "--log-level",
-      "debug",
-    ]);
-    const within = (what: string, check: () => boolean): Promise<void> => untilAgent(agent, what, check);
-    await untilReady(agent, node.name, "http://127.0.0.1:9483");
-    await within("the start's follow-up reconcile", () => /"msg":"in sync/.test(agent.output()));
-    const listing = inNode(["nft", "-t", "list", "table", "inet", "symroute"]).stdout;
-    const chain = /^\s*chain (m0x\w+) \{/m.exec(listing)?.[1];
-    assert.ok(chain !== undefined, listing);
-    const chainHasRule = (): boolean =>
-      /comment "/.test(inNode(["nft", "-t", "list", "chain", "inet", "symroute", chain]).stdout);
-    assert.ok(chainHasRule());
+    const { agent, within } = await startWatchedAgent(t, node, 9483);
+    const { chain, chainHasRule } = networkChain(inNode);
     // One element added and another deleted (nft monitor dies printing them), then the flush: it
     // never prints the flush's line.
     const killer = [
