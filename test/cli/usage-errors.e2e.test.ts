@@ -74,12 +74,42 @@ for (const c of cases) {
   });
 }
 
-test("without -o json a usage error stays text on stderr, with the command's help", { skip }, (t) => {
-  const r = cli(t, ["plan", "--state-dir", "STATE"]);
-  assert.equal(r.code, 1);
-  assert.equal(r.stdout, "");
-  assert.match(r.stderr, /^error: required option '-c, --config <file>' not specified/);
-  assert.match(r.stderr, /Usage: symroute plan/);
+test(
+  "without -o json a usage error is one line and a hint naming the command's --help, not the whole help",
+  { skip },
+  (t) => {
+    const r = cli(t, ["plan", "--state-dir", "STATE"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    assert.equal(
+      r.stderr,
+      "error: required option '-c, --config <file>' not specified (or --kubernetes)\nhint: see `symroute plan --help`\n",
+    );
+    const unknown = cli(t, ["apply", "-c", "CONFIG", "--state-dir", "STATE", "--bogus"]);
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.stderr, "error: unknown option '--bogus'\nhint: see `symroute apply --help`\n");
+    const suggested = cli(t, ["plann"]);
+    assert.equal(
+      suggested.stderr,
+      "error: unknown command 'plann'\nhint: Did you mean plan? (see `symroute --help`)\n",
+    );
+  },
+);
+
+test("a usage error of a lab subcommand names that subcommand's --help, in text and JSON", { skip }, (t) => {
+  const text = cli(t, ["lab", "up", "--case", "7"]);
+  assert.equal(text.code, 1);
+  assert.equal(
+    text.stderr,
+    "error: option '--case <n>' argument '7' is invalid. --case must be 1, 2, 3 or 4, not \"7\"\nhint: see `symroute lab up --help`\n",
+  );
+  // lab has no -o: asked for JSON anyway, stdout is one JSON document, nothing on stderr.
+  const json = cli(t, ["lab", "down", "--all", "-o", "json"]);
+  assert.equal(json.code, 1);
+  assert.equal(json.stderr, "");
+  const body = JSON.parse(json.stdout) as ErrorBody;
+  assert.equal(body.error.message, "unknown option '-o'");
+  assert.equal(body.error.hint, "see `symroute lab down --help`");
 });
 
 test(
@@ -189,7 +219,7 @@ test("a command's option put before the command says where it goes", { skip }, (
   assert.equal(text.code, 1);
   assert.match(
     text.stderr,
-    /^error: unknown option '--state-dir'\n\(options go after the command: symroute plan --state-dir \.\.\.\)\n/,
+    /^error: unknown option '--state-dir'\nhint: options go after the command: symroute plan --state-dir \.\.\. \(see `symroute plan --help`\)\n$/,
   );
   const json = cli(t, ["-o", "json", "plan", "-c", "CONFIG"]);
   assert.equal(json.code, 1);
