@@ -230,3 +230,46 @@ test("a command's option put before the command says where it goes", { skip }, (
   // An option no command has gets no such line.
   assert.doesNotMatch(cli(t, ["--bogus", "plan"]).stderr, /options go after/);
 });
+
+// Given without --kubernetes they were ignored: `plan -c FILE --node-name n1` answered for the file
+// alone, as if the node's cluster networks had been asked for and there were none.
+for (const args of [
+  ["plan", "-c", "CONFIG", "--state-dir", "STATE", "--node-name", "n1"],
+  ["doctor", "-c", "CONFIG", "--state-dir", "STATE", "--kubeconfig", "STATE/kubeconfig"],
+  // --listen nope: before the fix the agent stopped there (exit 1, another message), not ran on.
+  ["agent", "-c", "CONFIG", "--state-dir", "STATE", "--metallb-namespace", "lb", "--listen", "nope"],
+]) {
+  const flag = args.find((a) => a.startsWith("--") && !["--state-dir", "--listen"].includes(a)) ?? "";
+  test(`${args[0]}: ${flag} without --kubernetes is a usage error naming both flags`, { skip }, (t) => {
+    const text = cli(t, args);
+    assert.equal(text.code, 1, text.stdout + text.stderr);
+    assert.equal(
+      text.stderr,
+      `error: ${flag} is used only with --kubernetes; add --kubernetes, or leave ${flag} out\nhint: see \`symroute ${args[0]} --help\`\n`,
+    );
+    if (args[0] === "agent") return;
+    const json = cli(t, [...args, "-o", "json"]);
+    assert.equal(json.code, 1, json.stdout + json.stderr);
+    assert.equal((JSON.parse(json.stdout) as ErrorBody).error.kind, "invalid-argument");
+  });
+}
+
+test(
+  "NODE_NAME in the environment without --kubernetes is not an error (a DaemonSet sets it)",
+  { skip },
+  (t) => {
+    const ns = createBareNamespace("sr-usage");
+    const stateDir = mkdtempSync(join(tmpdir(), "symroute-usage-"));
+    t.after(() => {
+      ns.destroy();
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+    const config = join(stateDir, "config.yaml");
+    writeFileSync(config, "networks: []\n");
+    const r = run(
+      ["ip", "netns", "exec", ns.name, process.execPath, CLI, "plan", "-c", config, "--state-dir", stateDir],
+      { env: { NODE_NAME: "n1" } },
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  },
+);
