@@ -24,7 +24,7 @@ export async function commit(
   for (const frontEnd of Object.values(FRONT_ENDS))
     await frontEnd.cleanUp(
       kernel,
-      record.tablesCreated,
+      record.created,
       !removing && after.desired.firewall?.backend === frontEnd.name,
     );
   record.contents = recordContents(after.desired, after.node.firewall) ?? record.contents;
