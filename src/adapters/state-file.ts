@@ -6,6 +6,7 @@ import type { BigIntStats } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseSavedState } from "../config/state-schema.ts";
+import { fileErrorText } from "./file-error.ts";
 import { SymrouteError } from "../model/errors.ts";
 import { counted } from "../model/plural.ts";
 import { isLock, tryNamespaceLock } from "./namespace-lock.ts";
@@ -42,10 +43,20 @@ function notADirectory(cause: unknown): boolean {
   return code === "ENOTDIR" || code === "EEXIST" || code === "EISDIR";
 }
 
-function notADirectoryError(what: string, stateDir: string, cause: unknown): SymrouteError {
+function notADirectoryError(what: string, stateDir: string, file: string, cause: unknown): SymrouteError {
+  // EISDIR: the state directory is fine, but its state.json (or state.json.tmp) is a directory.
+  if ((cause as NodeJS.ErrnoException).code === "EISDIR")
+    return new SymrouteError(
+      "invalid-argument",
+      `${what}: ${fileErrorText(cause)}: ${file} is a directory, not a file`,
+      {
+        cause,
+        hint: `move ${file} away (symroute writes the file there), or choose another directory with --state-dir`,
+      },
+    );
   return new SymrouteError(
     "invalid-argument",
-    `${what}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)} (${stateDir} must be a directory, or a path where one can be made)`,
+    `${what}: ${fileErrorText(cause)} (${stateDir} must be a directory, or a path where one can be made)`,
     {
       cause,
       hint: "choose a directory with --state-dir (or the configuration's stateDir); symroute makes it when it is missing",
@@ -55,16 +66,12 @@ function notADirectoryError(what: string, stateDir: string, cause: unknown): Sym
 
 /** A state file or directory this user may not use: its own kind, and what to do about it. */
 function permissionError(what: string, stateDir: string, cause: unknown): SymrouteError {
-  return new SymrouteError(
-    "permission",
-    `${what}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`,
-    {
-      cause,
-      hint:
-        `this user may not use ${stateDir} (root without CAP_DAC_OVERRIDE cannot use a directory it does not ` +
-        `own): run symroute as the user that owns it, fix its owner, or choose another directory with --state-dir`,
-    },
-  );
+  return new SymrouteError("permission", `${what}: ${fileErrorText(cause)}`, {
+    cause,
+    hint:
+      `this user may not use ${stateDir} (root without CAP_DAC_OVERRIDE cannot use a directory it does not ` +
+      `own): run symroute as the user that owns it, fix its owner, or choose another directory with --state-dir`,
+  });
 }
 
 export interface StateFileOptions {
@@ -108,16 +115,11 @@ export function createStateFile(
       if (isPermission(cause))
         throw permissionError(`cannot create the state directory ${dir}`, stateDir, cause);
       if (notADirectory(cause))
-        throw notADirectoryError(`cannot create the state directory ${dir}`, stateDir, cause);
-      const code = (cause as NodeJS.ErrnoException).code;
-      throw new SymrouteError(
-        "kernel",
-        `cannot create the state directory ${dir}: ${code ?? String(cause)}`,
-        {
-          cause,
-          hint: "choose another directory with --state-dir",
-        },
-      );
+        throw notADirectoryError(`cannot create the state directory ${dir}`, stateDir, dir, cause);
+      throw new SymrouteError("kernel", `cannot create the state directory ${dir}: ${fileErrorText(cause)}`, {
+        cause,
+        hint: "choose another directory with --state-dir",
+      });
     }
   };
 
@@ -150,9 +152,8 @@ export function createStateFile(
         if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
         if (isPermission(cause)) throw permissionError(`cannot read the state file ${file}`, stateDir, cause);
         if (notADirectory(cause))
-          throw notADirectoryError(`cannot read the state file ${file}`, stateDir, cause);
-        const code = (cause as NodeJS.ErrnoException).code;
-        throw new SymrouteError("kernel", `cannot read the state file ${file}: ${code ?? String(cause)}`, {
+          throw notADirectoryError(`cannot read the state file ${file}`, stateDir, file, cause);
+        throw new SymrouteError("kernel", `cannot read the state file ${file}: ${fileErrorText(cause)}`, {
           cause,
           hint: "check the state directory (--state-dir)",
         });
@@ -204,9 +205,9 @@ export function createStateFile(
         if (isPermission(cause))
           throw permissionError(`cannot write the state file ${file}`, stateDir, cause);
         if (notADirectory(cause))
-          throw notADirectoryError(`cannot write the state file ${file}`, stateDir, cause);
+          throw notADirectoryError(`cannot write the state file ${file}`, stateDir, file, cause);
         const code = (cause as NodeJS.ErrnoException).code;
-        throw new SymrouteError("kernel", `cannot write the state file ${file}: ${code ?? String(cause)}`, {
+        throw new SymrouteError("kernel", `cannot write the state file ${file}: ${fileErrorText(cause)}`, {
           cause,
           hint:
             code === "ENOSPC"

@@ -6,6 +6,7 @@
 import { open } from "node:fs/promises";
 import { existsSync, statSync, watch, type BigIntStats, type FSWatcher } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { fileErrorText } from "../adapters/file-error.ts";
 import type { ConfigTextMemo } from "../config/index.ts";
 import type { Config } from "../config/schema.ts";
 import { SymrouteError } from "../model/errors.ts";
@@ -279,9 +280,10 @@ export class ConfigSource {
       }
       text = read.text;
     } catch (error) {
+      const hint = configFileReadHint(configFile, error);
       if (this.#fileText !== undefined || this.#file !== undefined) {
         logger.error(
-          { file: configFile, err: String(error) },
+          { file: configFile, err: fileErrorText(error), hint },
           "cannot read the config file; keeping the last good one",
         );
       }
@@ -289,7 +291,8 @@ export class ConfigSource {
       if (this.#file === undefined) {
         throw new SymrouteError(
           "invalid-argument",
-          `cannot read the config file ${configFile}: ${String(error)}`,
+          `cannot read the config file ${configFile}: ${fileErrorText(error)}`,
+          { cause: error, hint },
         );
       }
       return;
@@ -324,6 +327,17 @@ export class ConfigSource {
       });
     }
   }
+}
+
+/** What to do about a config file the agent cannot read (again), by its errno. */
+function configFileReadHint(file: string, error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT")
+    return `put the file back at ${file} (a ConfigMap: check that it is still mounted there); the agent reads it on its next event or resync`;
+  if (code === "EACCES" || code === "EPERM")
+    return `the agent's user may not read ${file}: fix its permissions; the agent reads it on its next event or resync`;
+  if (code === "EISDIR") return `${file} is a directory: --config takes the file itself`;
+  return `check ${file}; the agent reads it again on its next event or resync`;
 }
 
 /**

@@ -1,18 +1,9 @@
 // The one way every command reports a configuration file it cannot read.
 
+import { fileErrorText } from "../adapters/file-error.ts";
 import { SymrouteError } from "../model/errors.ts";
 
-/**
- * A file system error in words, with its code for searching: `no such file or directory (ENOENT)`.
- * The words are the ones Node puts before the call in the message ("ENOENT: no such file ..., open");
- * without them, the code alone, or the error as text.
- */
-export function fileErrorText(cause: unknown): string {
-  const code = (cause as NodeJS.ErrnoException).code;
-  if (code === undefined) return String(cause);
-  const words = new RegExp(`^${code}: ([^,]+)`).exec((cause as Error).message ?? "")?.[1];
-  return words === undefined ? code : `${words} (${code})`;
-}
+export { fileErrorText };
 
 /** `cannot read the configuration file PATH: no such file or directory (ENOENT)`, with what to check; the cause kept. */
 export function configFileReadError(path: string, cause: unknown): SymrouteError {

@@ -34,3 +34,29 @@ export function requireNodeName(nodeName: string | undefined): string {
   }
   return nodeName;
 }
+
+/** The flags that mean something only with --kubernetes, by their option keys. */
+const KUBERNETES_ONLY = [
+  ["nodeName", "--node-name"],
+  ["kubeconfig", "--kubeconfig"],
+  ["metallbNamespace", "--metallb-namespace"],
+] as const;
+
+interface CommandOptions {
+  opts(): Record<string, unknown>;
+  getOptionValueSource(key: string): string | undefined;
+  error(message: string): never;
+}
+
+/**
+ * A usage error for --node-name, --kubeconfig or --metallb-namespace given without --kubernetes:
+ * they were silently ignored, and `plan -c FILE --node-name n1` answered for the file alone. Only
+ * what the command line gives: NODE_NAME from the environment (a DaemonSet sets it for every
+ * command) is not an error.
+ */
+export function refuseKubernetesFlagsWithout(command: CommandOptions): void {
+  if (command.opts()["kubernetes"] === true) return;
+  for (const [key, flag] of KUBERNETES_ONLY)
+    if (command.getOptionValueSource(key) === "cli")
+      command.error(`error: ${flag} is used only with --kubernetes; add --kubernetes, or leave ${flag} out`);
+}

@@ -46,7 +46,7 @@ export const stateDirOption = () =>
 
 /**
  * An option's parser for commander: commander reports InvalidArgumentError as a usage error (exit
- * 1, the flag named, the command's help); any other error thrown by a parser crashes with a stack.
+ * 1, the flag named, a hint naming the command's --help); any other error thrown by a parser crashes with a stack.
  */
 export function commanderParser<T>(parse: (value: string) => T): (value: string) => T {
   return (value) => {

@@ -19,22 +19,41 @@ export function wantsJson(argv: readonly string[]): boolean {
 }
 
 /**
- * A usage error as `-o json` reports every error: `{"error": {kind, message, details, hint}}` on
- * stdout, kind `invalid-argument`. `text` is commander's message ("error: ...\n", maybe with a
- * "(Did you mean ...?)" line).
+ * What a usage error says to do next: commander's suggestion ("(Did you mean plan?)") and any line
+ * of ours after its message, then the help of the command the line names. `text` is commander's
+ * message ("error: ...\n", maybe with more lines); `command` the command's path (`plan`, `lab up`).
  */
-export function usageErrorJson(text: string, command: string | undefined): string {
+function usageError(text: string, command: string | undefined): { message: string; hint: string } {
   const lines = text
     .trim()
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l !== "");
   const message = (lines[0] ?? "usage error").replace(/^error: /, "");
-  const suggestion = lines.slice(1).join(" ");
+  const suggestion = lines
+    .slice(1)
+    .map((l) => l.replace(/^\((.*)\)$/, "$1"))
+    .join(" ");
   const help = `symroute ${command === undefined ? "" : `${command} `}--help`;
-  const hint =
-    suggestion === "" ? `see \`${help}\`` : `${suggestion.replace(/^\((.*)\)$/, "$1")} (see \`${help}\`)`;
+  return { message, hint: suggestion === "" ? `see \`${help}\`` : `${suggestion} (see \`${help}\`)` };
+}
+
+/**
+ * A usage error as `-o json` reports every error: `{"error": {kind, message, details, hint}}` on
+ * stdout, kind `invalid-argument`.
+ */
+export function usageErrorJson(text: string, command: string | undefined): string {
+  const { message, hint } = usageError(text, command);
   return `${JSON.stringify({ error: { kind: "invalid-argument", message, details: [], hint } }, null, 2)}\n`;
+}
+
+/**
+ * A usage error as text: the problem on one line and the next step on another, as every other
+ * error prints its hint; not the command's whole help, which buried the one line that mattered.
+ */
+export function usageErrorText(text: string, command: string | undefined): string {
+  const { message, hint } = usageError(text, command);
+  return `error: ${message}\nhint: ${hint}\n`;
 }
 
 export function createProgram(argv: readonly string[] = process.argv): Command {
@@ -46,19 +65,26 @@ export function createProgram(argv: readonly string[] = process.argv): Command {
       "\nExit codes: 0 ok, 1 error, 2 changes pending (plan), 3 problems found (doctor) or a verdict the simulator does not model (explain), 4 conflicts with objects symroute does not own (plan, apply).\nRun a command in another network namespace with `ip netns exec NAME symroute ...`.",
     )
     .version(VERSION)
-    .showHelpAfterError()
     .configureHelp({ sortSubcommands: false });
   const args = argv.slice(2);
-  // The command the line names (read when an error is reported: every command is registered then).
-  const commandNamed = (): string | undefined =>
-    args.find((a) => program.commands.some((c) => c.name() === a));
+  // The command the line names, with its subcommand (`lab up`), read when an error is reported:
+  // every command is registered then.
+  const commandNamed = (): string | undefined => {
+    const at = args.findIndex((a) => program.commands.some((c) => c.name() === a));
+    if (at === -1) return undefined;
+    const command = program.commands.find((c) => c.name() === args[at]);
+    const sub = args
+      .slice(at + 1)
+      .find((a) => command?.commands.some((c) => c.name() === a && c.name() !== "help"));
+    return sub === undefined ? args[at] : `${args[at]} ${sub}`;
+  };
   /**
    * `symroute --state-dir DIR plan`: the option belongs to the command and goes after it. Commander
    * says only "unknown option"; say where it goes when the command named has it.
    */
   const misplaced = (text: string): string => {
     const flag = /unknown option '([^'=]+)/.exec(text)?.[1];
-    const command = commandNamed();
+    const command = commandNamed()?.split(" ")[0];
     if (flag === undefined || !(args[0] ?? "").startsWith("-") || command === undefined) return "";
     const owner = program.commands.find(
       (c) => c.name() === command && c.options.some((o) => o.long === flag || o.short === flag),
@@ -66,12 +92,15 @@ export function createProgram(argv: readonly string[] = process.argv): Command {
     return owner === undefined ? "" : `(options go after the command: symroute ${command} ${flag} ...)\n`;
   };
   if (wantsJson(args)) {
-    // Subcommands inherit this: their usage errors become the JSON error body, and the help text
-    // that follows an error in text mode (written with writeErr) is left out.
+    // Subcommands inherit this: their usage errors become the JSON error body, and help commander
+    // writes as an error (`symroute lab` without its subcommand) is left out of stdout's one document.
     program.configureOutput({
       writeErr: () => {},
       outputError: (text) => process.stdout.write(usageErrorJson(text + misplaced(text), commandNamed())),
     });
-  } else program.configureOutput({ outputError: (text, write) => write(text + misplaced(text)) });
+  } else
+    program.configureOutput({
+      outputError: (text, write) => write(usageErrorText(text + misplaced(text), commandNamed())),
+    });
   return program;
 }

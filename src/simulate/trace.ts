@@ -199,6 +199,7 @@ function lookupTable(
   v6Strict: boolean,
 ): CompiledRoute | undefined {
   if (index.family === 4) return lookupTable4(table, flow.dst, flow.oif);
+  if (flow.oif !== undefined) return lookupTable6Bound(table, flow.dst, flow.oif);
   let deepest: TrieNode | undefined;
   /** Whether a shorter prefix than the deepest on the path has routes (where the kernel may backtrack to). */
   let shorterPrefixHasRoutes = false;
@@ -230,6 +231,29 @@ function lookupTable(
     return AMBIGUOUS_V6;
   }
   return first;
+}
+
+/**
+ * IPv6 bound to a device (RT6_LOOKUP_F_IFACE, as nft's `fib` and xt_rpfilter look up a link-local
+ * source: on the interface it arrived on): of the deepest prefix, the first route in metric order
+ * out of `oif`; a prefix without one is passed over for a shorter one (fib6_backtrack), and a table
+ * without one gives nothing (the rule walk goes on). A route the simulator cannot read stops it.
+ */
+function lookupTable6Bound(table: TableIndex, dst: Words, oif: string): CompiledRoute | undefined {
+  const path: CompiledRoute[][] = [];
+  let node: TrieNode | undefined = table.root;
+  for (let i = 0; node !== undefined; i++) {
+    if (node.routes !== undefined) path.push(node.routes);
+    if (i === 128) break;
+    node = bitAt(dst, i) === 0 ? node.zero : node.one;
+  }
+  for (let k = path.length - 1; k >= 0; k--) {
+    for (const route of path[k] as CompiledRoute[]) {
+      if (route.unsupported !== undefined) return route;
+      if (route.dev === oif) return route;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -663,6 +687,7 @@ function runGuard(
       reason: `${packet.to} is in ${exempt}, a pool of ${iif}: accepted without a source check`,
     };
   const from = packet.from ?? (fam.family === 4 ? "0.0.0.0" : "::");
+  const linkLocalSource = fam.family === 6 && src !== undefined && special6(src) === "link-local";
   const reverse: Flow = {
     family: fam.family,
     src: dst,
@@ -670,8 +695,10 @@ function runGuard(
     dst: src ?? zeroWords(fam.family),
     dstText: from,
     iif: "lo",
-    // nft's strict form restricts the lookup to the input interface (IPv4 honours an oif here).
-    oif: g.mode === "strict" && fam.family === 4 ? iif : undefined,
+    // nft's strict form restricts the lookup to the input interface (IPv4 honours an oif here);
+    // IPv6 binds it only for a link-local source, and then in both modes (the address means
+    // nothing off its link: fe80::/64 has a route on every interface).
+    oif: (g.mode === "strict" && fam.family === 4) || linkLocalSource ? iif : undefined,
     mark: 0,
     tos: 0,
     ipproto: 0,
@@ -681,7 +708,7 @@ function runGuard(
   };
   const v6Strict = fam.family === 6 && (index.sysctls["net/ipv6/conf/all/forwarding"] ?? "1").trim() === "0";
   const res = fibLookup(fam, reverse, v6Strict, undefined);
-  const what = `lookup of the source ${from}`;
+  const what = `lookup of the source ${from}${linkLocalSource ? ` (link-local: on ${iif} only)` : ""}`;
   if (res.kind === "unsupported")
     throw new UnsupportedError(`guard on ${iif}: ${what}: ${res.reason ?? "not modelled"}`);
   const route = res.route;
@@ -692,7 +719,7 @@ function runGuard(
       return {
         ...base,
         result: "drop",
-        reason: `strict guard on ${iif}: ${what} leaves by ${free.route.dev ?? "?"}, not ${iif}: ${free.route.text}: spoofed source, dropped`,
+        reason: `${g.mode} guard on ${iif}: ${what} leaves by ${free.route.dev ?? "?"}, not ${iif}: ${free.route.text}: spoofed source, dropped`,
       };
   }
   if (res.kind !== "route" || route === undefined)

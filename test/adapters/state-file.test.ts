@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createStateFile } from "../../src/adapters/state-file.ts";
@@ -88,6 +88,35 @@ test("a --state-dir that is a file is the user's path, named with what to do, no
       });
     }
   }
+});
+
+test("a state.json that is a directory is named as such, the errno in words, not 'EISDIR' alone nor the state directory blamed", async (t) => {
+  const dir = scratch(t);
+  const store = createStateFile(dir);
+  await store.write(state([]));
+  const file = store.location;
+  rmSync(file);
+  mkdirSync(file);
+  for (const attempt of [() => store.read(), () => store.write(state([]))]) {
+    await assert.rejects(attempt(), (error: unknown) => {
+      assert.ok(isSymrouteError(error), String(error));
+      assert.equal(error.kind, "invalid-argument");
+      assert.match(
+        error.message,
+        /^cannot (read|write) the state file \S+state\.json: illegal operation on a directory \(EISDIR\): \S+state\.json is a directory, not a file$/,
+      );
+      assert.match(error.hint ?? "", /^move \S+state\.json away/);
+      return true;
+    });
+  }
+});
+
+test("a state directory under a file: the errno in words, then its code", async (t) => {
+  const file = join(scratch(t), "not-a-directory");
+  writeFileSync(file, "");
+  await assert.rejects(createStateFile(join(file, "below")).read(), {
+    message: new RegExp(`: not a directory \\(ENOTDIR\\) \\(${file}/below must be a directory`),
+  });
 });
 
 // A state file edited by hand or cut short: refused with the field and the next step, the file left

@@ -220,3 +220,52 @@ describe("ConfigSource: the config file's edits", () => {
     assert.equal(await networks(w.source), 6);
   });
 });
+
+describe("ConfigSource: a config file it cannot read", () => {
+  it("logs the errno in words, the path and the next step, and keeps the last good configuration", async () => {
+    const dir = join(root, `d${dirs++}`);
+    mkdirSync(dir);
+    const file = join(dir, "agent.yaml");
+    writeFileSync(file, config(2));
+    const lines: string[] = [];
+    const source = new ConfigSource({
+      configFile: file,
+      clock: new FakeClock(),
+      logger: createLogger(
+        "error",
+        new Writable({
+          write: (chunk: Buffer, _e, done) => {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      ),
+      metrics: createMetrics(),
+      debounceMs: DEBOUNCE_MS,
+    });
+    assert.equal(await networks(source), 2);
+    unlinkSync(file);
+    assert.equal(await networks(source), 2);
+    const logged = JSON.parse(lines.at(-1) ?? "{}") as Record<string, unknown>;
+    assert.equal(logged["msg"], "cannot read the config file; keeping the last good one");
+    assert.equal(logged["file"], file);
+    assert.equal(logged["err"], "no such file or directory (ENOENT)");
+    assert.match(String(logged["hint"]), new RegExp(`^put the file back at ${file}`));
+  });
+
+  it("without a good configuration yet, the error names the path, the errno in words and the next step", async () => {
+    const dir = join(root, `d${dirs++}`);
+    mkdirSync(dir);
+    const source = new ConfigSource({
+      configFile: dir,
+      clock: new FakeClock(),
+      logger: createLogger("error", new Writable({ write: (_c, _e, done) => done() })),
+      metrics: createMetrics(),
+      debounceMs: DEBOUNCE_MS,
+    });
+    await assert.rejects(source.desired(), {
+      message: `cannot read the config file ${dir}: illegal operation on a directory (EISDIR)`,
+      hint: `${dir} is a directory: --config takes the file itself`,
+    });
+  });
+});

@@ -170,7 +170,10 @@ test("a state file the user may not read is a permission error that names it", {
   assert.equal(node.symroute(["apply", "-c", PUBLIC]).code, 0);
   const r = asNobody(node, ["plan", "-c", PUBLIC, "--state-dir", node.stateDir]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
-  assert.match(r.stderr, /error \(permission\): cannot read the state file .*state\.json: EACCES/);
+  assert.match(
+    r.stderr,
+    /error \(permission\): cannot read the state file .*state\.json: permission denied \(EACCES\)\n/,
+  );
   assert.match(r.stderr, /hint: this user may not use .*--state-dir/);
   const json = asNobody(node, ["plan", "-c", PUBLIC, "--state-dir", node.stateDir, "-o", "json"]);
   assert.equal((JSON.parse(json.stdout) as { error: { kind: string } }).error.kind, "permission");

@@ -200,16 +200,18 @@ const COUNTERS6 = `table netdev xg6-ingress {
   counter arrived { }
   chain ext0 {
     type filter hook ingress device "ext0" priority -600; policy accept;
-    ip6 saddr { ${SPOOF6}, ${CLIENT6} } udp dport ${PORT} counter name "arrived"
+    ip6 saddr { ${SPOOF6}, ${CLIENT6}, fe80::/10 } udp dport ${PORT} counter name "arrived"
   }
 }
 table inet xg6 {
   counter spoof-past { }
+  counter link-local-past { }
   counter control-past { }
   counter delivered { }
   chain after_guard {
     type filter hook prerouting priority -140; policy accept;
     ip6 saddr ${SPOOF6} udp dport ${PORT} counter name "spoof-past"
+    ip6 saddr fe80::/10 udp dport ${PORT} counter name "link-local-past"
     ip6 saddr ${CLIENT6} ip6 daddr ${LB6} udp dport ${PORT} counter name "control-past"
   }
   chain input {
@@ -225,18 +227,33 @@ function send6(node: Netns, from: string, to: string): void {
   assert.equal(r.code, 0, r.stderr);
 }
 
-/** As spoofPasses, for IPv6: the spoofed packet, then a control to the IPv6 pool. */
-function spoof6Passes(node: Netns): boolean {
+/**
+ * As spoofPasses, for IPv6: the packet from `source` (the spoofed one unless told), then a control
+ * to the IPv6 pool; `passedCounter` counts the first past the guard.
+ */
+function spoof6Passes(node: Netns, source = SPOOF6, passedCounter = "spoof-past"): boolean {
   const arrived = counter(node, "netdev", "xg6-ingress", "arrived");
-  const passed = counter(node, "inet", "xg6", "spoof-past");
+  const passed = counter(node, "inet", "xg6", passedCounter);
   const controls = counter(node, "inet", "xg6", "control-past");
-  send6(node, SPOOF6, NODE6);
+  send6(node, source, NODE6);
   send6(node, CLIENT6, LB6);
   let seen = counter(node, "inet", "xg6", "control-past");
   for (let i = 0; i < 2000 && seen === controls; i++) seen = counter(node, "inet", "xg6", "control-past");
   assert.ok(seen > controls, "the control packet passed the guard");
   assert.equal(counter(node, "netdev", "xg6-ingress", "arrived"), arrived + 2, "both packets reached ext0");
-  return counter(node, "inet", "xg6", "spoof-past") > passed;
+  return counter(node, "inet", "xg6", passedCounter) > passed;
+}
+
+/** The link-local address of the peer's end of ext0's link. */
+function peerLinkLocal(node: Netns): string {
+  const listed = JSON.parse(
+    must(["ip", "-n", node.peer, "-6", "-j", "addr", "show", "dev", "r-ext0", "scope", "link"]),
+  ) as {
+    addr_info: { local: string }[];
+  }[];
+  const local = listed[0]?.addr_info[0]?.local;
+  assert.ok(local !== undefined, "r-ext0 has a link-local address");
+  return local;
 }
 
 for (const firewall of ["nftables", "iptables"] as const) {
@@ -287,6 +304,22 @@ for (const firewall of ["nftables", "iptables"] as const) {
       assert.equal(explain(node, CLIENT6, LB6).guard?.result, "exempt");
       assert.equal(spoof6Passes(node), false, "after apply the spoofed IPv6 packet is dropped");
       assert.equal(counter(node, "inet", "xg6", "delivered"), 1);
+
+      // The router's link-local address: the kernel looks a link-local source up on the interface
+      // it arrived on (every interface has its own fe80::/64, eth0's listed first), so it passes the
+      // guard; explain said it was dropped.
+      const linkLocal = peerLinkLocal(node);
+      must(
+        ["ip", "-n", node.peer, "-6", "-batch", "-"],
+        `rule add from ${linkLocal} lookup 97 priority 97\nroute add ${NODE6}/128 dev r-ext0 table 97\n`,
+      );
+      const fromLinkLocal = explain(node, linkLocal, NODE6);
+      assert.equal(fromLinkLocal.guard?.result, "pass", JSON.stringify(fromLinkLocal));
+      assert.equal(
+        spoof6Passes(node, `${linkLocal}%r-ext0`, "link-local-past"),
+        true,
+        "a link-local source passes the guard",
+      );
     },
   );
 }

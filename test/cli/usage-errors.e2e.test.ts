@@ -74,12 +74,42 @@ for (const c of cases) {
   });
 }
 
-test("without -o json a usage error stays text on stderr, with the command's help", { skip }, (t) => {
-  const r = cli(t, ["plan", "--state-dir", "STATE"]);
-  assert.equal(r.code, 1);
-  assert.equal(r.stdout, "");
-  assert.match(r.stderr, /^error: required option '-c, --config <file>' not specified/);
-  assert.match(r.stderr, /Usage: symroute plan/);
+test(
+  "without -o json a usage error is one line and a hint naming the command's --help, not the whole help",
+  { skip },
+  (t) => {
+    const r = cli(t, ["plan", "--state-dir", "STATE"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    assert.equal(
+      r.stderr,
+      "error: required option '-c, --config <file>' not specified (or --kubernetes)\nhint: see `symroute plan --help`\n",
+    );
+    const unknown = cli(t, ["apply", "-c", "CONFIG", "--state-dir", "STATE", "--bogus"]);
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.stderr, "error: unknown option '--bogus'\nhint: see `symroute apply --help`\n");
+    const suggested = cli(t, ["plann"]);
+    assert.equal(
+      suggested.stderr,
+      "error: unknown command 'plann'\nhint: Did you mean plan? (see `symroute --help`)\n",
+    );
+  },
+);
+
+test("a usage error of a lab subcommand names that subcommand's --help, in text and JSON", { skip }, (t) => {
+  const text = cli(t, ["lab", "up", "--case", "7"]);
+  assert.equal(text.code, 1);
+  assert.equal(
+    text.stderr,
+    "error: option '--case <n>' argument '7' is invalid. --case must be 1, 2, 3 or 4, not \"7\"\nhint: see `symroute lab up --help`\n",
+  );
+  // lab has no -o: asked for JSON anyway, stdout is one JSON document, nothing on stderr.
+  const json = cli(t, ["lab", "down", "--all", "-o", "json"]);
+  assert.equal(json.code, 1);
+  assert.equal(json.stderr, "");
+  const body = JSON.parse(json.stdout) as ErrorBody;
+  assert.equal(body.error.message, "unknown option '-o'");
+  assert.equal(body.error.hint, "see `symroute lab down --help`");
 });
 
 test(
@@ -189,7 +219,7 @@ test("a command's option put before the command says where it goes", { skip }, (
   assert.equal(text.code, 1);
   assert.match(
     text.stderr,
-    /^error: unknown option '--state-dir'\n\(options go after the command: symroute plan --state-dir \.\.\.\)\n/,
+    /^error: unknown option '--state-dir'\nhint: options go after the command: symroute plan --state-dir \.\.\. \(see `symroute plan --help`\)\n$/,
   );
   const json = cli(t, ["-o", "json", "plan", "-c", "CONFIG"]);
   assert.equal(json.code, 1);
@@ -200,3 +230,46 @@ test("a command's option put before the command says where it goes", { skip }, (
   // An option no command has gets no such line.
   assert.doesNotMatch(cli(t, ["--bogus", "plan"]).stderr, /options go after/);
 });
+
+// Given without --kubernetes they were ignored: `plan -c FILE --node-name n1` answered for the file
+// alone, as if the node's cluster networks had been asked for and there were none.
+for (const args of [
+  ["plan", "-c", "CONFIG", "--state-dir", "STATE", "--node-name", "n1"],
+  ["doctor", "-c", "CONFIG", "--state-dir", "STATE", "--kubeconfig", "STATE/kubeconfig"],
+  // --listen nope: before the fix the agent stopped there (exit 1, another message), not ran on.
+  ["agent", "-c", "CONFIG", "--state-dir", "STATE", "--metallb-namespace", "lb", "--listen", "nope"],
+]) {
+  const flag = args.find((a) => a.startsWith("--") && !["--state-dir", "--listen"].includes(a)) ?? "";
+  test(`${args[0]}: ${flag} without --kubernetes is a usage error naming both flags`, { skip }, (t) => {
+    const text = cli(t, args);
+    assert.equal(text.code, 1, text.stdout + text.stderr);
+    assert.equal(
+      text.stderr,
+      `error: ${flag} is used only with --kubernetes; add --kubernetes, or leave ${flag} out\nhint: see \`symroute ${args[0]} --help\`\n`,
+    );
+    if (args[0] === "agent") return;
+    const json = cli(t, [...args, "-o", "json"]);
+    assert.equal(json.code, 1, json.stdout + json.stderr);
+    assert.equal((JSON.parse(json.stdout) as ErrorBody).error.kind, "invalid-argument");
+  });
+}
+
+test(
+  "NODE_NAME in the environment without --kubernetes is not an error (a DaemonSet sets it)",
+  { skip },
+  (t) => {
+    const ns = createBareNamespace("sr-usage");
+    const stateDir = mkdtempSync(join(tmpdir(), "symroute-usage-"));
+    t.after(() => {
+      ns.destroy();
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+    const config = join(stateDir, "config.yaml");
+    writeFileSync(config, "networks: []\n");
+    const r = run(
+      ["ip", "netns", "exec", ns.name, process.execPath, CLI, "plan", "-c", config, "--state-dir", stateDir],
+      { env: { NODE_NAME: "n1" } },
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  },
+);

@@ -119,6 +119,58 @@ test("no guard for IPv6 on ext0: the step says the source is not checked; other 
   assert.equal(eth0.guard, undefined);
 });
 
+test("IPv6: a link-local source is looked up on the interface it arrived on, as nft's fib and xt_rpfilter do", () => {
+  // Every interface with IPv6 has its own fe80::/64 route; eth0's comes first. The kernel binds the
+  // reverse lookup of a link-local address to the input device (RT6_LOOKUP_F_IFACE), in strict and
+  // loose mode alike, so the router's link-local address passes ext0's guard (measured: a UDP
+  // packet from it reaches the node with either front end).
+  const node = appliedNode();
+  const linkLocal = (dev: string) =>
+    ({ family: 6, table: 254, type: "unicast", dst: "fe80::/64", dev, protocol: 2, metric: 256 }) as const;
+  const state = (devs: readonly string[]) =>
+    compileRoutingState({ ...node, routes: [...node.routes, ...devs.map(linkLocal)] });
+  const guard6: SpoofGuard = {
+    family: 6,
+    iif: "ext0",
+    mode: "strict",
+    exempt: ["2001:db8:5::/64"],
+    reason: "",
+  };
+  const withExt0 = state(["eth0", "ext0", "vpod"]);
+  for (const mode of ["strict", "loose"] as const) {
+    for (const to of ["2001:db8:1::10", "fe80::5e:ff:fe00:410"]) {
+      const t = tracePacket(
+        withExt0,
+        { from: "fe80::5e:ff:fe00:401", to, iif: "ext0" },
+        { guards: [{ ...guard6, mode }] },
+      );
+      assert.equal(t.guard?.result, "pass", JSON.stringify(t));
+      assert.match(t.guard?.reason ?? "", /link-local: on ext0 only\) leaves by ext0: fe80::\/64 dev ext0/);
+    }
+  }
+  // A global source is not bound: the first route of its prefix decides, as before.
+  const global = tracePacket(
+    withExt0,
+    { from: "2001:db8:1::77", to: "2001:db8:1::10", iif: "ext0" },
+    {
+      guards: [guard6],
+    },
+  );
+  assert.equal(global.guard?.result, "drop");
+  // Without a link-local route on ext0 (no IPv6 link-local address there) nothing routes it back out
+  // of ext0: dropped, and the reason says where it would go instead.
+  const without = tracePacket(
+    state(["eth0", "vpod"]),
+    { from: "fe80::5e:ff:fe00:401", to: "2001:db8:1::10", iif: "ext0" },
+    { guards: [guard6] },
+  );
+  assert.equal(without.result, "rejected");
+  assert.match(
+    without.guard?.reason ?? "",
+    /strict guard on ext0: .* leaves by eth0, not ext0: fe80::\/64 dev eth0/,
+  );
+});
+
 test("the packet comes first in the explanation; a guard lookup the simulator cannot model is unsupported, not a crash", () => {
   const t = tracePacket(
     index,

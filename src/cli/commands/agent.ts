@@ -27,6 +27,7 @@ import {
   kubernetesOption,
   metallbNamespaceOption,
   nodeNameOption,
+  refuseKubernetesFlagsWithout,
   requireNodeName,
 } from "../kubernetes-options.ts";
 import { commanderParser, EXIT, runAndExit, stateDirOption } from "../output.ts";
@@ -81,7 +82,8 @@ export function registerAgent(program: Command): void {
         .default("info")
         .argParser(commanderParser(parseLogLevel)),
     )
-    .action(async (opts) => {
+    .action(async (opts, command) => {
+      refuseKubernetesFlagsWithout(command);
       await runAndExit("text", async () => {
         if (opts.config === undefined && opts.kubernetes !== true) {
           throw new SymrouteError("invalid-argument", "agent needs -c/--config FILE (or --kubernetes)", {

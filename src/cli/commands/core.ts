@@ -17,6 +17,7 @@ import {
   kubernetesOption,
   metallbNamespaceOption,
   nodeNameOption,
+  refuseKubernetesFlagsWithout,
   requireNodeName,
 } from "../kubernetes-options.ts";
 import {
@@ -326,6 +327,7 @@ export function registerPlanApplyDelete(program: Command): void {
     .addOption(kubeconfigOption())
     .addOption(metallbNamespaceOption())
     .action(async (opts, command) => {
+      refuseKubernetesFlagsWithout(command);
       await runAndExit(opts.output, async () => {
         const { config, cluster } = await readNetworksConfig(opts, () =>
           command.error("error: required option '-c, --config <file>' not specified (or --kubernetes)"),

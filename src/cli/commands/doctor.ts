@@ -17,6 +17,7 @@ import {
   kubernetesOption,
   metallbNamespaceOption,
   nodeNameOption,
+  refuseKubernetesFlagsWithout,
 } from "../kubernetes-options.ts";
 import {
   EXIT,
@@ -121,7 +122,8 @@ export function registerDoctor(program: Command): void {
     .addOption(nodeNameOption())
     .addOption(kubeconfigOption())
     .addOption(metallbNamespaceOption())
-    .action(async (opts) => {
+    .action(async (opts, command) => {
+      refuseKubernetesFlagsWithout(command);
       await runAndExit(opts.output, async () => {
         const { config } = await readNetworksConfig(opts, () => {
           throw new SymrouteError("invalid-argument", "doctor needs the configuration to know the networks", {
