@@ -173,6 +173,41 @@ function checkShared(drafts: readonly NetworkDraft[], out: Issue[]): void {
   }
 }
 
+/**
+ * A gateway that is itself an LB address (an entry of addresses of a single address, in any
+ * network): the router replies go back through and an address MetalLB announces from a node cannot
+ * be one address, so such a network can never work. A gateway inside a pool's subnet is the usual
+ * layout and stays accepted.
+ */
+function checkGatewaysAmongPools(drafts: readonly NetworkDraft[], out: Issue[]): void {
+  const singles = new Map<string, { readonly owner: NetworkDraft; readonly pool: DraftPool }>();
+  for (const owner of drafts)
+    for (const pool of owner.pools)
+      if (pool.lo === pool.hi) singles.set(`${pool.family}|${pool.lo}`, { owner, pool });
+  if (singles.size === 0) return;
+  for (const d of drafts) {
+    for (const family of [4, 6] as const) {
+      const gateway = d.gateways?.[family];
+      const parsed = gateway === undefined ? undefined : parsePrefix(gateway);
+      if (gateway === undefined || parsed === undefined || parsed.family !== family) continue;
+      const hit = singles.get(`${family}|${prefixBounds(parsed).lo}`);
+      if (hit === undefined) continue;
+      const where =
+        hit.owner === d
+          ? "this network's addresses"
+          : `the addresses of ${hit.owner.name === undefined ? "another network" : `network ${quoteString(hit.owner.name)}`}`;
+      out.push({
+        path: ["networks", d.index, "gateway"],
+        message:
+          `gateway ${quoteString(gateway)} is also an LB address, in ${where} ` +
+          `(${formatPath(["networks", hit.owner.index, "addresses", hit.pool.position])}): the router replies go ` +
+          `back through cannot be an address MetalLB announces from a node; give the router's own address ` +
+          `as gateway, and leave it out of addresses`,
+      });
+    }
+  }
+}
+
 interface PoolEntry extends SpanEntry {
   readonly text: string;
   /** The index in podCIDRs (a pod CIDR) or in the network's addresses. */
@@ -280,6 +315,7 @@ export function checkAcrossFields(drafts: Drafts): Issue[] {
   else {
     checkShared(networks, out);
     checkOverlaps(networks, drafts.podCIDRs, out);
+    checkGatewaysAmongPools(networks, out);
   }
   checkCapacity(networks, drafts.tables, drafts.marks, out);
   const mode = drafts.kubeProxyMode;

@@ -1,7 +1,7 @@
 // Two doctor checks below the routing layer (issue 13 item 5): can the node resolve its next hop
-// on a pool's interface (KERNEL-FACTS 10), and does a pool's interface still check sources
-// (KERNEL-FACTS 5, 11)? Pure: the observed node (with its neighbour table), the decisions, and the
-// firewall symroute wants and whether it is in place.
+// on a pool's interface (KERNEL-FACTS 10; for IPv6, has the interface a link-local address), and
+// does a pool's interface still check sources (KERNEL-FACTS 5, 11)? Pure: the observed node (with
+// its neighbour table), the decisions, and the firewall symroute wants and whether it is in place.
 
 import { parseIp, parsePrefix, prefixContainsIp, prefixesOverlap, type Prefix } from "../model/address.ts";
 import type { Neighbour, NodeState } from "../model/state.ts";
@@ -183,6 +183,51 @@ function gatewayCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFindi
   };
 }
 
+/**
+ * IPv6 next hops on a pool's interface: the kernel sends a neighbour solicitation only from a
+ * link-local address of the interface, or from the packet's own source when that is an address of
+ * the interface, which a reply's LB address is not (ndisc_solicit, ndisc_send_ns). On an interface
+ * without one (IPv6 off there, address generation off: netplan `link-local: []`, systemd-networkd
+ * `LinkLocalAddressing=no`) it sends none: measured, the gateway's entry stays INCOMPLETE and not one
+ * solicitation reaches the router, so every reply is lost although the routing is right. An entry
+ * pinned by hand (PERMANENT) needs none.
+ */
+const LINK_LOCAL = parsePrefix("fe80::/10") as Prefix;
+
+function neighbourSolicitationCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFinding | undefined {
+  if (d.family !== 6 || d.method === "none") return undefined;
+  const hops =
+    d.gateway !== undefined
+      ? `gateway ${d.gateway}`
+      : d.method === "route"
+        ? `on-link clients in ${d.pools.join(", ")}`
+        : undefined;
+  const { node } = input;
+  // Like the IPv4 check, only where the neighbour table was read (doctor reads it).
+  if (hops === undefined || node.neighbours === undefined) return undefined;
+  // A missing or down interface is reported as such; its addresses say nothing then.
+  if (!node.links.some((l) => l.ifname === d.interface && l.up)) return undefined;
+  const linkLocal = node.addresses.find((a) => {
+    const ip = a.family === 6 && a.ifname === d.interface ? parseIp(a.local) : undefined;
+    return ip !== undefined && prefixContainsIp(LINK_LOCAL, ip);
+  });
+  if (linkLocal !== undefined) return undefined;
+  const pinned = node.neighbours.some(
+    (n) => n.family === 6 && n.ifname === d.interface && n.dst === d.gateway && n.state.includes("PERMANENT"),
+  );
+  if (pinned) return undefined;
+  const dev = d.interface;
+  return {
+    network: d.name,
+    family: 6,
+    path: "gateway",
+    ok: false,
+    summary: `${hops} cannot be resolved from ${dev}: it has no IPv6 link-local address, so the node sends no neighbour solicitation there and replies cannot leave`,
+    cause: `the kernel solicits a neighbour only from a link-local address of the interface (or from the packet's source when that is an address of ${dev}, which an LB address replied from is not); ${dev} has none: IPv6 is off there, or its address generation is (netplan \`link-local: []\`, systemd-networkd \`LinkLocalAddressing=no\`, \`ip link set ${dev} addrgenmode none\`)`,
+    fix: `give ${dev} a link-local address: in the network configuration, or by hand \`sysctl -w net.ipv6.conf.${dev}.disable_ipv6=0 net.ipv6.conf.${dev}.addr_gen_mode=0\` (the kernel makes it when either value changes)`,
+  };
+}
+
 function antiSpoofCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFinding | undefined {
   if (d.method === "none") return undefined;
   const { node } = input;
@@ -243,7 +288,7 @@ export function nodeChecks(input: NodeCheckInput): NodeCheckFinding[] {
   const out: NodeCheckFinding[] = [];
   const seenSpoof = new Set<string>();
   for (const d of input.decisions) {
-    const g = gatewayCheck(input, d);
+    const g = gatewayCheck(input, d) ?? neighbourSolicitationCheck(input, d);
     if (g !== undefined) out.push(g);
     // One anti-spoofing finding per interface and family, however many networks share it.
     const key = `${d.family} ${d.interface}`;

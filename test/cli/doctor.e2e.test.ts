@@ -235,3 +235,109 @@ test(
     assert.ok(arpRequestsSeen(node) >= 1);
   },
 );
+
+/** Neighbour solicitations that reached the router's end of ext0's link. */
+function solicitationsSeen(node: Netns): number {
+  const out = must([
+    "ip",
+    "netns",
+    "exec",
+    node.peer,
+    "nft",
+    "-j",
+    "list",
+    "counter",
+    "netdev",
+    "nd-seen",
+    "ns",
+  ]);
+  const doc = JSON.parse(out) as { nftables: { counter?: { packets: number } }[] };
+  return doc.nftables.find((x) => x.counter !== undefined)?.counter?.packets ?? 0;
+}
+
+/** As sendToGateway, for IPv6: the node's kernel needs 2001:db8:5::1's MAC on ext0. */
+function sendToGateway6(node: Netns): void {
+  must(
+    ["ip", "netns", "exec", node.name, "ip", "-6", "-batch", "-"],
+    "route add 2001:db8:5::1/128 dev ext0 table 77\nrule add to 2001:db8:5::1 lookup 77 priority 77\n",
+  );
+  must([
+    "ip",
+    "netns",
+    "exec",
+    node.name,
+    process.execPath,
+    "-e",
+    "const s=require('node:dgram').createSocket('udp6');s.send('x',9,'2001:db8:5::1',()=>s.close())",
+  ]);
+  must(
+    ["ip", "netns", "exec", node.name, "ip", "-6", "-batch", "-"],
+    "rule del to 2001:db8:5::1 lookup 77 priority 77\nroute del 2001:db8:5::1/128 dev ext0 table 77\n",
+  );
+}
+
+function gatewayNeighbour6(node: Netns): string[] {
+  const listed = JSON.parse(
+    must(["ip", "-n", node.name, "-6", "-j", "neigh", "show", "dev", "ext0", "to", "2001:db8:5::1"]),
+  ) as { state: string[] }[];
+  return listed[0]?.state ?? [];
+}
+
+test(
+  "doctor: an IPv6 gateway on an interface without a link-local address is never asked for; the fix it names resolves it",
+  { skip },
+  (t) => {
+    const node = createNode(t, { dualStack: true });
+    must(["ip", "-n", node.peer, "addr", "add", "2001:db8:5::1/64", "dev", "r-ext0", "nodad"]);
+    must(
+      ["ip", "netns", "exec", node.peer, "nft", "-f", "-"],
+      'table netdev nd-seen {\n  counter ns { }\n  chain in {\n    type filter hook ingress device "r-ext0" priority 0; policy accept;\n    icmpv6 type nd-neighbor-solicit counter name "ns"\n  }\n}\n',
+    );
+    assert.equal(node.symroute(["apply", "-c", DUAL]).code, 0);
+    // What netplan's `link-local: []` leaves: no address generation, no link-local address.
+    must(["ip", "-n", node.name, "link", "set", "ext0", "addrgenmode", "none"]);
+    must(["ip", "-n", node.name, "-6", "addr", "flush", "dev", "ext0", "scope", "link"]);
+
+    sendToGateway6(node);
+    const r = node.symroute(["doctor", "-c", DUAL, "-o", "json"]);
+    assert.equal(r.code, 3, r.stderr + r.stdout);
+    const f = finding(JSON.parse(r.stdout) as DoctorReport, "gateway", 6);
+    assert.equal(f.ok, false);
+    assert.match(
+      f.summary,
+      /gateway 2001:db8:5::1 cannot be resolved from ext0: it has no IPv6 link-local address/,
+    );
+    // The kernel sent nothing: the router saw no solicitation, the entry is not resolved.
+    assert.equal(solicitationsSeen(node), 0);
+    assert.ok(
+      gatewayNeighbour6(node).every((s) => s === "INCOMPLETE" || s === "FAILED"),
+      gatewayNeighbour6(node).join(","),
+    );
+
+    // The fix it names: the kernel makes the address, and the node's next solicitation is answered.
+    const fix = /`(sysctl -w [^`]+)`/.exec(f.fix ?? "")?.[1];
+    assert.ok(fix !== undefined, f.fix);
+    must(["ip", "netns", "exec", node.name, ...fix.split(" ")]);
+    must(["ip", "-n", node.name, "-6", "neigh", "flush", "dev", "ext0"]);
+    sendToGateway6(node);
+    assert.ok(solicitationsSeen(node) >= 1, "the router received the node's solicitation");
+    let states = gatewayNeighbour6(node);
+    for (
+      let i = 0;
+      i < 2000 && !states.some((s) => ["REACHABLE", "STALE", "DELAY", "PROBE"].includes(s));
+      i++
+    )
+      states = gatewayNeighbour6(node);
+    assert.ok(
+      states.some((s) => ["REACHABLE", "STALE", "DELAY", "PROBE"].includes(s)),
+      states.join(","),
+    );
+    const after = node.symroute(["doctor", "-c", DUAL, "-o", "json"]);
+    const report = JSON.parse(after.stdout) as DoctorReport;
+    assert.equal(
+      report.findings.some((x) => x.path === "gateway" && x.family === 6),
+      false,
+      JSON.stringify(report.findings),
+    );
+  },
+);

@@ -174,10 +174,58 @@ test("on-link clients (case 2) are next hops too; IPv6 and networks symroute lea
   assert.equal(f.ok, false);
   assert.match(f.summary, /on-link clients in 1\.2\.3\.0\/24 is not resolved/);
   assert.equal(
-    check(node(), [CASE3_V6]).some((x) => x.path === "gateway"),
+    check(withLinkLocal(node()), [CASE3_V6]).some((x) => x.path === "gateway"),
     false,
   );
   assert.deepEqual(check(node(), [{ ...CASE3, method: "none", case: "nothing-to-do" }]), []);
+});
+
+/** The node with the link-local address the kernel gives ext0 when IPv6 and address generation are on. */
+const withLinkLocal = (n: NodeState): NodeState => ({
+  ...n,
+  addresses: [
+    ...n.addresses,
+    { ifname: "ext0", family: 6, local: "fe80::5e:ff:fe00:410", prefixlen: 64, scope: "link" },
+  ],
+});
+
+test("IPv6: a pool's interface without a link-local address sends no neighbour solicitation: the gateway cannot be resolved", () => {
+  // Measured: with ext0's link-local address gone (addrgenmode none), the gateway's entry stays
+  // INCOMPLETE and no solicitation reaches the router; replies to the pool are lost.
+  for (const neighbours of [[], [{ ...neigh("2001:db8:1::1", "INCOMPLETE"), family: 6 as const }]]) {
+    const f = one(check(node({ neighbours }), [CASE3_V6]), "gateway", 6);
+    assert.equal(f.ok, false);
+    assert.match(
+      f.summary,
+      /gateway 2001:db8:1::1 cannot be resolved from ext0: it has no IPv6 link-local address/,
+    );
+    assert.match(f.cause ?? "", /only from a link-local address of the interface/);
+    assert.match(
+      f.fix ?? "",
+      /sysctl -w net\.ipv6\.conf\.ext0\.disable_ipv6=0 net\.ipv6\.conf\.ext0\.addr_gen_mode=0/,
+    );
+  }
+  // Case 2's on-link clients are next hops too.
+  const onLink = { ...CASE3_V6, gateway: undefined, method: "route", case: "route" } as NetworkDecision;
+  assert.match(
+    one(check(node(), [onLink]), "gateway", 6).summary,
+    /on-link clients in 2001:db8:1::\/64 cannot be resolved/,
+  );
+  // Fine: a link-local address, an entry pinned by hand, ext0 down (reported as such), the neighbour
+  // table not read.
+  const pinned = node({
+    neighbours: [{ ...neigh("2001:db8:1::1", "PERMANENT", "02:00:00:00:00:01"), family: 6 }],
+  });
+  const down = node({
+    links: articleNode().links.map((l) => (l.ifname === "ext0" ? { ...l, up: false } : l)),
+  });
+  const unread: NodeState = { ...articleNode() };
+  for (const n of [withLinkLocal(node()), pinned, down, unread])
+    assert.equal(
+      check(n, [CASE3_V6]).some((x) => x.path === "gateway"),
+      false,
+      JSON.stringify(n.addresses),
+    );
 });
 
 test("weakened anti-spoofing: rp_filter lowered to 0 by hand with no guard; a guard in place restores it", () => {
