@@ -599,6 +599,35 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
       return r === undefined || r.code === 0 || !/No such file or directory/.test(r.stderr);
     },
 
+    async iptablesBaseChainsAbsent(family: Family, chains: readonly string[]): Promise<string[]> {
+      // iptables-nft makes a built-in chain on its first use, as an nft base chain; legacy iptables
+      // has them all, and nft shows none of them (none is ever found made, so none is claimed).
+      const wanted = chains.filter((c) => /^[A-Z]+$/.test(c));
+      const r = await run("nft", ["list", "table", family === 4 ? "ip" : "ip6", "mangle"], {
+        allowFailure: true,
+      }).catch(() => undefined);
+      // Unknown (no nft, an unreadable table): all there, never claimed, never dropped.
+      if (r === undefined) return [];
+      if (r.code !== 0) return /No such file or directory/.test(r.stderr) ? wanted : [];
+      return wanted.filter((c) => !new RegExp(`^\\s*chain ${c} \\{`, "m").test(r.stdout));
+    },
+
+    async dropEmptyIptablesChain(family: Family, chain: string): Promise<void> {
+      if (!/^[A-Z]+$/.test(chain)) return;
+      const table = family === 4 ? "ip" : "ip6";
+      const listed = await run("nft", ["list", "chain", table, "mangle", chain], { allowFailure: true });
+      if (listed.code !== 0) return;
+      // Only an empty chain with the policy iptables-nft gave it: a rule, or a policy set since,
+      // is someone else's. nft refuses to delete a chain that holds rules (one added meanwhile).
+      const lines = listed.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l !== "" && l !== "}" && !l.startsWith("table ") && !l.startsWith("chain "));
+      const [hook, ...rules] = lines;
+      if (rules.length > 0 || hook === undefined || !/^type .*; policy accept;$/.test(hook)) return;
+      await run("nft", ["delete", "chain", table, "mangle", chain], { allowFailure: true });
+    },
+
     async dropEmptyIptablesMangle(family: Family): Promise<void> {
       const tool = family === 4 ? "iptables-save" : "ip6tables-save";
       const saved = await run(tool, ["-t", "mangle"], { allowFailure: true });

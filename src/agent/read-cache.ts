@@ -705,6 +705,7 @@ export class ReadCache {
       // Passed through (a class's methods are not own properties: named one by one).
       ipsetAvailable: () => kernel.ipsetAvailable(),
       iptablesMangleExists: (family) => kernel.iptablesMangleExists(family),
+      iptablesBaseChainsAbsent: (family, chains) => kernel.iptablesBaseChainsAbsent(family, chains),
       availableFirewalls: () => kernel.availableFirewalls(),
       readNode: async (scope: ReadScope): Promise<NodeState> => {
         const cacheable =
@@ -857,6 +858,8 @@ export class ReadCache {
         firewallWrite(() => kernel.runIptablesRestore(family, payload)),
       runIpsetRestore: (payload) => firewallWrite(() => kernel.runIpsetRestore(payload)),
       dropEmptyIptablesMangle: (family) => firewallWrite(() => kernel.dropEmptyIptablesMangle(family)),
+      dropEmptyIptablesChain: (family, chain) =>
+        firewallWrite(() => kernel.dropEmptyIptablesChain(family, chain)),
     };
   }
 

@@ -42,6 +42,11 @@ const prefix = text("a prefix such as 1.2.3.0/24").check(
 );
 
 const family = z.union([z.literal(4), z.literal(6)], { error: must("4 or 6") });
+/** A built-in chain of iptables' mangle table in a family, as `4:PREROUTING`. */
+const builtinChain = text('a chain such as "4:PREROUTING"').regex(
+  /^[46]:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING)$/,
+  { error: must('a family and a built-in chain, such as "4:PREROUTING"') },
+);
 const backend = z.enum(["nftables", "iptables"], { error: must('"nftables" or "iptables"') });
 const UINT32_MAX = 4294967295;
 
@@ -150,6 +155,8 @@ export const savedStateSchema = mapping(
     ).optional(),
     iptablesTablesCreated: list(family, "a list of 4 and 6").optional(),
     iptablesTablesCreating: list(family, "a list of 4 and 6").optional(),
+    iptablesChainsCreated: list(builtinChain, 'a list of chains such as "4:PREROUTING"').optional(),
+    iptablesChainsCreating: list(builtinChain, 'a list of chains such as "4:PREROUTING"').optional(),
     rulePriorities: band.optional(),
     routeProtocol: routeProtocol.optional(),
     formerRouteProtocols: list(routeProtocol, "a list of route protocols").optional(),

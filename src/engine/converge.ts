@@ -79,7 +79,7 @@ export async function converge(
       routingPayloads,
       rp.diff.changes,
       (): Planned => check.expect(early ?? finishPlan(rp, observedFirewall, routingPayloads)),
-      record.tablesCreated,
+      record.created,
       { routingDone: () => void check.routing(), firewallDone: () => void check.firewall() },
     );
     const { planned } = outcome;

@@ -109,6 +109,13 @@ export interface Kernel {
   iptablesMangleExists(family: Family): Promise<boolean>;
   /** Remove iptables' mangle table again if it holds nothing (symroute created it). */
   dropEmptyIptablesMangle(family: Family): Promise<void>;
+  /**
+   * Which of `chains` (built-in chains of iptables' mangle table) are absent: iptables-nft makes
+   * one on its first use. Unknown (a read that fails, legacy iptables): none.
+   */
+  iptablesBaseChainsAbsent(family: Family, chains: readonly string[]): Promise<string[]>;
+  /** Remove a built-in chain of iptables' mangle table again if it is empty, policy accept (symroute created it). */
+  dropEmptyIptablesChain(family: Family, chain: string): Promise<void>;
   /** Which firewall front ends work on this node. */
   availableFirewalls(): Promise<readonly FirewallBackend[]>;
 }
@@ -146,6 +153,19 @@ export interface SavedState {
    * symroute's. Absent: none.
    */
   readonly iptablesTablesCreating?: readonly Family[];
+  /**
+   * Built-in chains of iptables' mangle table (`4:PREROUTING`) that symroute's iptables-restore
+   * created (iptables-nft makes one on first use, also in a table that was there, such as
+   * kube-proxy's with only its own chains): removed again when empty once symroute no longer
+   * uses the front end. Absent: none.
+   */
+  readonly iptablesChainsCreated?: readonly string[];
+  /**
+   * Written with `inProgress` before an apply, as iptablesTablesCreating: the built-in chains that
+   * were absent and that the apply's iptables-restore may create. The next run takes as
+   * symroute's those it finds holding symroute's jumps. Absent: none.
+   */
+  readonly iptablesChainsCreating?: readonly string[];
   /** The rule-priority band and protocol in force when the state was written. */
   readonly rulePriorities?: { readonly from: number; readonly to: number };
   readonly routeProtocol?: number;

@@ -150,6 +150,14 @@ export function renderIptables(
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * The built-in chains a renderIptables payload inserts jumps into (`-I CHAIN 1`): where
+ * iptables-nft makes a chain that is missing.
+ */
+export function builtinChainsInserted(script: string): string[] {
+  return [...new Set([...script.matchAll(/^-I (\S+) 1 /gm)].map((m) => m[1] as string))];
+}
+
 const ipsetCreate = (name: string, set: IpSet): string =>
   `create ${name} hash:net,iface family ${set.family === 4 ? "inet" : "inet6"}${set.skbinfo ? " skbinfo" : ""}`;
 

@@ -2,7 +2,8 @@
 // wrapper, the restore then run whole): iptables-nft has made `table ip mangle` with its base
 // chains. The record written before the apply names the table as one it may make, so the next
 // `delete` (or an apply, then a delete) leaves the node as it was, no empty table behind; a mangle
-// table that was there before (kube-proxy's chain in it) stays.
+// table that was there before (kube-proxy's chain in it) stays, and of its built-in chains only
+// those the restore made (named in the record too) go.
 //
 // And a delete killed after its payloads, just before its commit dropped the mangle table symroute
 // made (`nft delete table`, killed by the wrapper before it ran): the next delete finds nothing of
@@ -41,6 +42,7 @@ function savedState(node: Netns): {
   inProgress?: boolean;
   iptablesTablesCreating?: number[];
   iptablesTablesCreated?: number[];
+  iptablesChainsCreating?: string[];
 } {
   const [netns] = readdirSync(node.stateDir).filter((d) => d.startsWith("netns-"));
   assert.ok(netns !== undefined, `a state directory in ${node.stateDir}`);
@@ -53,6 +55,7 @@ for (const [next, before] of [
   ["delete", "no mangle table"],
   ["apply, then delete", "no mangle table"],
   ["delete", "kube-proxy's mangle table"],
+  ["delete", "kube-proxy's mangle table without built-in chains"],
 ] as const) {
   test(
     `first iptables apply killed after its restore, ${before}, then ${next}: the node is as before`,
@@ -62,12 +65,17 @@ for (const [next, before] of [
       t.after(() => tools.remove());
       const node = createNode(t);
       if (before !== "no mangle table") {
-        // Its base chains too: a restore makes missing ones, and a delete leaves them (an empty
-        // chain of a table symroute did not make is not its to remove).
+        // With its base chains, or (as kube-proxy and kubelet leave it with iptables-nft) only its
+        // own chain: the restore makes the missing base chains, recorded before it as ones it may make.
+        const chainsToo = before === "kube-proxy's mangle table";
         for (const argv of [
           ["-N", "KUBE-KUBELET-CANARY"],
-          ["-A", "PREROUTING", "-j", "KUBE-KUBELET-CANARY"],
-          ["-A", "OUTPUT", "-j", "KUBE-KUBELET-CANARY"],
+          ...(chainsToo
+            ? [
+                ["-A", "PREROUTING", "-j", "KUBE-KUBELET-CANARY"],
+                ["-A", "OUTPUT", "-j", "KUBE-KUBELET-CANARY"],
+              ]
+            : []),
         ]) {
           const made = node.exec(["iptables", "-t", "mangle", ...argv]);
           assert.equal(made.code, 0, made.stderr);
@@ -94,6 +102,10 @@ for (const [next, before] of [
       assertSameDump(start, node.dump(), `after the killed apply and ${next}`);
       // What let it: the record written before the apply named the table it may make.
       assert.deepEqual(crashed.iptablesTablesCreating, before === "no mangle table" ? [4] : undefined);
+      assert.deepEqual(
+        crashed.iptablesChainsCreating,
+        before === "kube-proxy's mangle table" ? undefined : ["4:OUTPUT", "4:PREROUTING"],
+      );
     },
   );
 }

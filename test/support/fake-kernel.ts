@@ -743,6 +743,12 @@ export class FakeKernel implements Kernel {
 
   async dropEmptyIptablesMangle(_family: Family): Promise<void> {}
 
+  async iptablesBaseChainsAbsent(_family: Family, _chains: readonly string[]): Promise<string[]> {
+    return [];
+  }
+
+  async dropEmptyIptablesChain(_family: Family, _chain: string): Promise<void> {}
+
   async availableFirewalls(): Promise<readonly FirewallBackend[]> {
     return this.firewalls;
   }

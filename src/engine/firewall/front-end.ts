@@ -10,6 +10,22 @@ import type { SymrouteError } from "../../model/errors.ts";
 import type { Kernel } from "../ports.ts";
 import type { Observation } from "../types.ts";
 
+/**
+ * What a front end's tools created on the node for symroute: the iptables mangle tables by family,
+ * and the built-in chains in them (`4:PREROUTING`; iptables-nft makes each on first use, also in a
+ * table that was there). Clean-up removes them again once symroute no longer uses them.
+ */
+export interface CreatedObjects {
+  readonly tables: Set<Family>;
+  readonly chains: Set<string>;
+}
+
+/** What a run may create (CreatedObjects, as lists): named by the record written before it. */
+export interface CreatingObjects {
+  readonly tables: readonly Family[];
+  readonly chains: readonly string[];
+}
+
 export interface FirewallFrontEnd {
   /** Its name in the config, the plan and the state file. */
   readonly name: FirewallBackend;
@@ -28,30 +44,30 @@ export interface FirewallFrontEnd {
   /** Whether a payload of a plan is one of this front end's. */
   owns(payload: FirewallPayload): boolean;
   /**
-   * Runs one of its payloads. `created`, when given (an apply), gains the families whose tables
-   * the tool creates on this run and symroute alone will use (so that clean-up can remove them).
+   * Runs one of its payloads. `created`, when given (an apply), gains the tables and built-in
+   * chains the tool creates on this run for symroute (so that clean-up can remove them).
    */
-  run(kernel: Kernel, payload: FirewallPayload, created?: Set<Family>): Promise<void>;
+  run(kernel: Kernel, payload: FirewallPayload, created?: CreatedObjects): Promise<void>;
   /**
-   * The families whose tables running `spec`'s payloads would create: absent now and not already
-   * in `created` (`observed`: the front ends' objects as read). The record written before an apply
-   * names them, so that the run after a crash can tell a table this one made from one that was there.
+   * The tables and built-in chains running `spec`'s payloads would create: absent now and not
+   * already in `created` (`observed`: the front ends' objects as read). The record written before
+   * an apply names them, so that the run after a crash can tell what this one made from what was there.
    */
-  tablesToCreate(
+  toCreate(
     kernel: Kernel,
     spec: FirewallSpec | undefined,
     observed: readonly OwnedFirewall[],
-    created: ReadonlySet<Family>,
-  ): Promise<Family[]>;
+    created: CreatedObjects,
+  ): Promise<CreatingObjects>;
   /**
-   * Of the families a run that crashed may have created tables for (`creating`, from its record),
-   * those whose table it did make: the front end's objects are in it (`observed`, read after the
-   * crash), since one restore makes the table and its objects together.
+   * Of what a run that crashed may have created (`creating`, from its record), what it did make:
+   * the front end's objects are in it (`observed`, read after the crash), since one restore makes
+   * the table or chain and symroute's rules in it together.
    */
-  tablesMade(creating: readonly Family[], observed: readonly OwnedFirewall[]): Family[];
+  made(creating: CreatingObjects, observed: readonly OwnedFirewall[]): CreatingObjects;
   /**
    * After a committed run: removes what symroute created for this front end (`created`) and no
    * longer needs; `inUse` when it is the front end the config wants.
    */
-  cleanUp(kernel: Kernel, created: Set<Family>, inUse: boolean): Promise<void>;
+  cleanUp(kernel: Kernel, created: CreatedObjects, inUse: boolean): Promise<void>;
 }

@@ -7,7 +7,7 @@ import type { FirewallFrontEnd } from "./front-end.ts";
 import { iptablesFrontEnd } from "./iptables.ts";
 import { nftablesFrontEnd } from "./nftables.ts";
 
-export type { FirewallFrontEnd } from "./front-end.ts";
+export type { CreatedObjects, CreatingObjects, FirewallFrontEnd } from "./front-end.ts";
 
 export const FRONT_ENDS: Readonly<Record<FirewallBackend, FirewallFrontEnd>> = {
   nftables: nftablesFrontEnd,

@@ -16,6 +16,6 @@ export const nftablesFrontEnd: FirewallFrontEnd = {
   // Its tables are symroute's own, and a removal deletes them: nothing else to clean up.
   cleanUp: async () => {},
   // Its tables are named symroute's and go with its objects (delete removes them whole).
-  tablesToCreate: async () => [],
-  tablesMade: () => [],
+  toCreate: async () => ({ tables: [], chains: [] }),
+  made: () => ({ tables: [], chains: [] }),
 };

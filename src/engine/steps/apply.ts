@@ -3,11 +3,10 @@
 // (nft matches interfaces by name, rules by mark), so the order between them changes nothing but
 // the wall time.
 
-import type { Family } from "../../model/address.ts";
 import type { Change } from "../../model/change.ts";
 import type { IpBatch } from "../../render/ip.ts";
 import type { Payloads, renderRoutingPayloads } from "../../render/payloads.ts";
-import { frontEndOf } from "../firewall/index.ts";
+import { frontEndOf, type CreatedObjects } from "../firewall/index.ts";
 import { BatchError, type Kernel } from "../ports.ts";
 import type { Planned } from "../types.ts";
 
@@ -68,14 +67,14 @@ const refusedTransaction = (error: unknown): boolean =>
  * before the firewall is even compared: `finish` completes the plan (firewall and link deletions)
  * while they run. `routingDone` and `firewallDone` fire as soon as each branch succeeded, so that
  * verification reads each part while the other is still being written. Each firewall payload is
- * run by its front end; `tablesCreated` gains the families whose tables they create.
+ * run by its front end; `created` gains the tables and chains they create.
  */
 export async function apply(
   kernel: Kernel,
   first: RoutingPayloads,
   routingChanges: readonly Change[],
   finish: () => Planned,
-  tablesCreated: Set<Family>,
+  created: CreatedObjects,
   hooks: ApplyHooks,
 ): Promise<ApplyOutcome> {
   const done = new Set<number>();
@@ -89,7 +88,7 @@ export async function apply(
   const firewall = async (payloads: Payloads): Promise<void> => {
     for (const p of payloads.firewall) {
       try {
-        await frontEndOf(p).run(kernel, p, tablesCreated);
+        await frontEndOf(p).run(kernel, p, created);
       } catch (error) {
         // A transaction the tool refused changed nothing; anything else may have.
         if (!refusedTransaction(error)) firewallTouched = true;

@@ -5,9 +5,11 @@
 import type { Family } from "../../model/address.ts";
 import type { FirewallBackend, OwnedFirewall } from "../../model/state.ts";
 import type { DesiredState } from "../../plan/types.ts";
-import { FRONT_ENDS } from "../firewall/index.ts";
+import { FRONT_ENDS, type CreatedObjects, type CreatingObjects } from "../firewall/index.ts";
 import type { BaselinePart, Kernel, SavedState, StateStore } from "../ports.ts";
 import type { RoutingPlan } from "../types.ts";
+
+const NOTHING_CREATING: CreatingObjects = { tables: [], chains: [] };
 
 type ContentsRecord = Partial<Record<FirewallBackend, readonly string[]>>;
 
@@ -35,8 +37,11 @@ export class StateRecord {
    * that name made later by someone else symroute's to delete.
    */
   readonly createdLinks: readonly string[];
-  /** Families whose iptables mangle table symroute created (apply adds to it, commit clears it). */
-  readonly tablesCreated: Set<Family>;
+  /**
+   * The iptables mangle tables (by family) and built-in chains symroute created (apply adds to
+   * them, the clean-up of a commit that no longer uses them clears them).
+   */
+  readonly created: CreatedObjects;
   /** The firewall's content as listed, renewed from the kernel's listing once verified. */
   contents: ContentsRecord | undefined;
   /**
@@ -65,12 +70,17 @@ export class StateRecord {
         ...diff.changes.flatMap((c) => (c.kind === "link" && c.action === "add" ? [c.vlan.ifname] : [])),
       ]),
     ];
-    // A crashed apply's record names the tables it may have made: those it did are symroute's.
-    const creating = saved?.iptablesTablesCreating ?? [];
-    this.tablesCreated = new Set<Family>([
-      ...(saved?.iptablesTablesCreated ?? []),
-      ...Object.values(FRONT_ENDS).flatMap((f) => f.tablesMade(creating, observedFirewall)),
-    ]);
+    // A crashed apply's record names the tables and chains it may have made: those it did are
+    // symroute's.
+    const creating: CreatingObjects = {
+      tables: saved?.iptablesTablesCreating ?? [],
+      chains: saved?.iptablesChainsCreating ?? [],
+    };
+    const made = Object.values(FRONT_ENDS).map((f) => f.made(creating, observedFirewall));
+    this.created = {
+      tables: new Set<Family>([...(saved?.iptablesTablesCreated ?? []), ...made.flatMap((m) => m.tables)]),
+      chains: new Set<string>([...(saved?.iptablesChainsCreated ?? []), ...made.flatMap((m) => m.chains)]),
+    };
     this.contents = saved?.firewallContents;
     this.formerRouteProtocols = plan.own.formerRouteProtocols ?? [];
   }
@@ -82,16 +92,17 @@ export class StateRecord {
 
   /**
    * The record written before the node is touched: in progress, the firewall spec in force until
-   * now (a roll back after a crash puts it back; this run's was never applied), and the tables this
-   * run may create (`tablesCreating`, tablesToCreate), for the clean-up after a crash.
+   * now (a roll back after a crash puts it back; this run's was never applied), and the tables and
+   * chains this run may create (`creating`, toCreate), for the clean-up after a crash.
    */
-  beforeApply(tablesCreating: readonly Family[]): SavedState {
+  beforeApply(creating: CreatingObjects = NOTHING_CREATING): SavedState {
     const { firewallSpec: _notYetApplied, ...state } = this.state(true);
     const inForce = this.plan.saved?.firewallSpec;
     return {
       ...state,
       ...(inForce === undefined ? {} : { firewallSpec: inForce }),
-      ...(tablesCreating.length > 0 ? { iptablesTablesCreating: [...tablesCreating].sort() } : {}),
+      ...(creating.tables.length > 0 ? { iptablesTablesCreating: [...creating.tables].sort() } : {}),
+      ...(creating.chains.length > 0 ? { iptablesChainsCreating: [...creating.chains].sort() } : {}),
     };
   }
 
@@ -117,7 +128,8 @@ export class StateRecord {
       ...(this.contents === undefined || desired.firewall === undefined
         ? {}
         : { firewallContents: this.contents }),
-      ...(this.tablesCreated.size > 0 ? { iptablesTablesCreated: [...this.tablesCreated].sort() } : {}),
+      ...(this.created.tables.size > 0 ? { iptablesTablesCreated: [...this.created.tables].sort() } : {}),
+      ...(this.created.chains.size > 0 ? { iptablesChainsCreated: [...this.created.chains].sort() } : {}),
       ...(this.baselineUnknown.length > 0 ? { baselineUnknown: this.baselineUnknown } : {}),
     };
   }
@@ -139,10 +151,10 @@ export class StateRecord {
 export function recordNeededBeforeApply(
   record: StateRecord,
   saved: SavedState | undefined,
-  /** The tables this run may create (tablesToCreate): only the record can say a crash made them. */
-  tablesCreating: readonly Family[] = [],
+  /** What this run may create (toCreate): only the record can say a crash made it. */
+  creating: CreatingObjects = NOTHING_CREATING,
 ): boolean {
-  if (saved === undefined || tablesCreating.length > 0) return true;
+  if (saved === undefined || creating.tables.length > 0 || creating.chains.length > 0) return true;
   const { firewall, own } = record.plan;
   // The record starts from the saved sysctls and only ever adds to them; of the saved links it
   // keeps those still there.
@@ -178,16 +190,16 @@ export async function recordState(
   observedFirewall: readonly OwnedFirewall[],
 ): Promise<void> {
   if (removing) {
-    if (saved === undefined) await store.write(record.beforeApply([]));
+    if (saved === undefined) await store.write(record.beforeApply());
     return;
   }
   const spec = record.plan.desired.firewall;
-  const creating = (
-    await Promise.all(
-      Object.values(FRONT_ENDS).map((f) =>
-        f.tablesToCreate(kernel, spec, observedFirewall, record.tablesCreated),
-      ),
-    )
-  ).flat();
+  const each = await Promise.all(
+    Object.values(FRONT_ENDS).map((f) => f.toCreate(kernel, spec, observedFirewall, record.created)),
+  );
+  const creating: CreatingObjects = {
+    tables: each.flatMap((c) => c.tables),
+    chains: each.flatMap((c) => c.chains),
+  };
   if (recordNeededBeforeApply(record, saved, creating)) await store.write(record.beforeApply(creating));
 }

@@ -59,6 +59,7 @@ export function rolledBackRecord(
     formerRouteProtocols: attemptedFormer,
     inProgress: _attemptedInProgress,
     iptablesTablesCreating: _creating,
+    iptablesChainsCreating: _creatingChains,
     ...kept
   } = attempted;
   const previousSysctls = Object.fromEntries(

@@ -2,14 +2,13 @@
 // changes ran (for `ip -batch`, the lines before the failing one); it applies their inverses,
 // restores old sysctl values, and re-applies the previously recorded firewall spec.
 
-import type { Family } from "../../model/address.ts";
 import { SymrouteError, isSymrouteError } from "../../model/errors.ts";
 import type { FirewallBackend, RoutingState } from "../../model/state.ts";
 import type { Change } from "../../model/change.ts";
 import { renderLinkBatch, type IpBatch } from "../../render/ip.ts";
 import { renderRoutingPayloads } from "../../render/payloads.ts";
 import { describeChange } from "../describe.ts";
-import { FRONT_ENDS, firewallPayloads, frontEndOf } from "../firewall/index.ts";
+import { FRONT_ENDS, firewallPayloads, frontEndOf, type CreatedObjects } from "../firewall/index.ts";
 import { BatchError, type Kernel, type SavedState, type StateStore } from "../ports.ts";
 import { runIpBatch } from "./apply.ts";
 import type { StateRecord } from "./record.ts";
@@ -100,8 +99,8 @@ async function undo(
   saved: SavedState | undefined,
   routing: RoutingState,
   ran: Ran,
-  /** Families whose iptables mangle table symroute created (the saved ones, and this run's). */
-  tablesCreated: Set<Family>,
+  /** The iptables mangle tables and chains symroute created (the saved ones, and this run's). */
+  created: CreatedObjects,
 ): Promise<Undone> {
   const problems: string[] = [];
   const node: string[] = [];
@@ -158,12 +157,12 @@ async function undo(
       const firewall = FRONT_ENDS[backend].rendersFromNode ? await kernel.readFirewall([backend]) : [];
       for (const p of firewallPayloads(saved?.firewallSpec, { ...routing, firewall }, [backend])) {
         // A table the restore makes is symroute's too (a failed commit's clean-up dropped it).
-        await frontEndOf(p).run(kernel, p, tablesCreated);
+        await frontEndOf(p).run(kernel, p, created);
         payloadsRun++;
       }
       // As a commit does: a front end the saved record does not use drops the tables symroute
       // created for it (iptables-nft made the mangle table on the failed apply's first use).
-      await FRONT_ENDS[backend].cleanUp(kernel, tablesCreated, saved?.firewallSpec?.backend === backend);
+      await FRONT_ENDS[backend].cleanUp(kernel, created, saved?.firewallSpec?.backend === backend);
       node.push(`symroute's ${backend} firewall is as before this apply`);
     } catch (error) {
       problems.push(`roll back of the ${backend} firewall failed: ${messageOf(error)}`);
@@ -202,7 +201,7 @@ export async function rollBack(
   /** What failed, for the message: the command the user ran. */
   run: "apply" | "delete" = "apply",
 ): Promise<never> {
-  const { problems, node, ...left } = await undo(kernel, saved, routing, ran, record.tablesCreated);
+  const { problems, node, ...left } = await undo(kernel, saved, routing, ran, record.created);
   const complete = problems.length === 0;
   let stateWritten = true;
   try {
