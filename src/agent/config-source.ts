@@ -97,7 +97,8 @@ export class ConfigSource {
   /** What the last read of the file leaves for the next: an edit re-reads only the entries it changed. */
   #fileMemo: ConfigTextMemo | undefined;
   /** The config file's last edit was refused: the configuration in force is an older one. */
-  #stale: { readonly problems: readonly string[] } | undefined;
+  /** `unreadable`: the file could not be read at all (deleted, unmounted), not refused. */
+  #stale: { readonly problems: readonly string[]; readonly unreadable?: true } | undefined;
   #lastRefused = "";
   #kube: KubernetesSource | undefined;
   #lastSnapshot: ClusterSnapshot | undefined;
@@ -135,7 +136,10 @@ export class ConfigSource {
   /** Said beside readiness while a refused edit leaves an older configuration in force. */
   staleNote(): string {
     if (this.#stale === undefined) return "";
-    return `; the running config is stale: the last edit of ${this.#options.configFile ?? "the config file"} was refused (${this.#stale.problems.join("; ")}), the last good configuration stays in force`;
+    const file = this.#options.configFile ?? "the config file";
+    if (this.#stale.unreadable === true)
+      return `; the running config is stale: ${file} cannot be read (${this.#stale.problems.join("; ")}), the last good configuration stays in force`;
+    return `; the running config is stale: the last edit of ${file} was refused (${this.#stale.problems.join("; ")}), the last good configuration stays in force`;
   }
 
   /** Starts watching the file and the cluster; every change calls `trigger`. */
@@ -288,6 +292,13 @@ export class ConfigSource {
         );
       }
       metrics.configErrors.inc({ source: "file" });
+      if (this.#file?.ok === true) {
+        // As a refused edit: the configuration in force is no longer what the file says.
+        this.#stale = { problems: [fileErrorText(error)], unreadable: true };
+        metrics.configStale.set(1);
+        // Read again whole when it is back, the same text too: that read decides whether it is stale.
+        this.#fileText = undefined;
+      }
       if (this.#file === undefined) {
         throw new SymrouteError(
           "invalid-argument",

@@ -222,7 +222,7 @@ describe("ConfigSource: the config file's edits", () => {
 });
 
 describe("ConfigSource: a config file it cannot read", () => {
-  it("logs the errno in words, the path and the next step, and keeps the last good configuration", async () => {
+  it("logs the errno in words, the path and the next step, keeps the last good configuration, and calls it stale", async () => {
     const dir = join(root, `d${dirs++}`);
     mkdirSync(dir);
     const file = join(dir, "agent.yaml");
@@ -251,6 +251,20 @@ describe("ConfigSource: a config file it cannot read", () => {
     assert.equal(logged["file"], file);
     assert.equal(logged["err"], "no such file or directory (ENOENT)");
     assert.match(String(logged["hint"]), new RegExp(`^put the file back at ${file}`));
+    // /readyz says so, as for a refused edit (it said "converged" and nothing else).
+    assert.equal(
+      source.staleNote(),
+      `; the running config is stale: ${file} cannot be read (no such file or directory (ENOENT)), the last good configuration stays in force`,
+    );
+    // Back as it was: no longer stale. Back refused: stale with the file's problems.
+    writeFileSync(file, config(2));
+    assert.equal(await networks(source), 2);
+    assert.equal(source.staleNote(), "");
+    unlinkSync(file);
+    await source.desired();
+    writeFileSync(file, "networks: 7\n");
+    assert.equal(await networks(source), 2);
+    assert.match(source.staleNote(), /the last edit of .* was refused \(.*networks/);
   });
 
   it("without a good configuration yet, the error names the path, the errno in words and the next step", async () => {

@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { planToJson } from "../../src/cli/commands/core.ts";
 import type { ApplyReport } from "../../src/engine/engine.ts";
+import { traceToJson } from "../../src/cli/commands/explain.ts";
+import type { Trace } from "../../src/simulate/types.ts";
+import { tableAfter } from "../support/markdown-table.ts";
 
 test("README lists every top-level field of plan/apply -o json", () => {
   const recorded = JSON.parse(
@@ -27,5 +30,21 @@ test("README lists every top-level field of plan/apply -o json", () => {
     assert.ok(
       listed.includes(`\`${field}\``) || listed.includes(`\`${field}[]\``),
       `README's -o json fields miss ${field}`,
+    );
+});
+
+test("docs/explain.md's table of explain -o json fields names every field explain prints", () => {
+  const page = readFileSync(new URL("../../docs/explain.md", import.meta.url), "utf8");
+  // The keys do not depend on the trace: absent ones are null. dnat and notes the command adds.
+  const fields = [
+    ...Object.keys(traceToJson({ result: "unicast", family: 4 } as unknown as Trace)),
+    "dnat",
+    "notes",
+  ];
+  const cells = tableAfter(page, "## JSON output (`-o json`)", "docs/explain.md").map((row) => row[0] ?? "");
+  for (const field of fields)
+    assert.ok(
+      cells.some((cell) => cell.includes(`\`${field}\``)),
+      `docs/explain.md's JSON table misses ${field}`,
     );
 });
