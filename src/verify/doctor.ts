@@ -9,7 +9,7 @@ import { formatHex } from "../model/marks.ts";
 import type { NodeState } from "../model/state.ts";
 import { ARP_KEY_PREFIX, firewallRuleKeys, type FirewallSpec } from "../model/firewall.ts";
 import { ruleDeleteCommand } from "../plan/diff.ts";
-import type { NetworkDecision } from "../plan/types.ts";
+import type { Conflict, NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Packet, type Trace } from "../simulate/index.ts";
 import { clientsOf, hostIn, simulatedBackends, type ClientPath } from "./backends.ts";
 import { nodeChecks } from "./node-checks.ts";
@@ -43,6 +43,8 @@ interface DoctorInput {
   readonly kubeProxyMode: string | undefined;
   /** Changes `plan` would make: symroute's objects are not all in place. */
   readonly pendingChanges: number;
+  /** Foreign objects `plan` finds in symroute's way (apply and plan exit 4); absent: none. */
+  readonly conflicts?: readonly Conflict[];
   readonly host: HostFacts;
   /** The outside clients to simulate, per family (default 203.0.113.10 / 2001:db8:ffff::10). */
   readonly clients?: Partial<Record<Family, string | readonly string[]>>;
@@ -89,7 +91,7 @@ export interface MissingInterface {
 }
 
 export type PathName =
-  "interface" | ClientPath | "pod to LB" | "gateway" | "anti-spoofing" | "node" | "symroute";
+  "interface" | ClientPath | "pod to LB" | "gateway" | "anti-spoofing" | "node" | "symroute" | "conflict";
 
 export interface Finding {
   readonly network: string;
@@ -166,6 +168,20 @@ export function diagnose(input: DoctorInput): DoctorReport {
           ? `the agent (\`${apply}\`) converges this node: if it runs, its log and the SymrouteNetworks' status (\`kubectl get srn -o yaml\`) say why it has not`
           : `run \`${apply}\` (or run the agent to keep the node converged)`
       }${fw?.backend === "iptables" ? IPSET_REPAIR_BOUND : ""}`,
+    });
+  }
+  // What plan and apply report as conflicts: another tool's object that symroute leaves alone and
+  // that is in its way, or that one of its rules takes packets past (a goto over a foreign rule).
+  for (const c of input.conflicts ?? []) {
+    const family = /^IPv([46]) /.exec(c.object)?.[1];
+    findings.push({
+      network: c.networks?.length === 1 ? (c.networks[0] ?? "*") : "*",
+      family: family === undefined ? undefined : (Number(family) as Family),
+      path: "conflict",
+      ok: false,
+      summary: `conflict with another tool's object ${c.object} (symroute leaves it alone; plan and apply exit 4)`,
+      cause: c.reason,
+      fix: `move or remove that object as the cause says, then run \`${apply}\`: symroute never changes another tool's object`,
     });
   }
   if (input.host.networkdDeletesForeignRules === true) {

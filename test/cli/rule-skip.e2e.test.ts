@@ -76,6 +76,18 @@ for (const firewall of ["nftables", "iptables"] as const) {
         plan.stdout,
         /conflict: IPv4 rule priority 1001 to 198\.51\.100\.0\/24 lookup 77: not symroute's, and between symroute's skip rule priority 1000 fwmark 0x0\/0xff goto 1002 .*jump over it/,
       );
+      // doctor names it too, with the command that removes it (before, it said nothing of it).
+      const doctor = node.symroute(["doctor", "-c", cfg, "-o", "json"]);
+      assert.equal(doctor.code, 3, doctor.stdout + doctor.stderr);
+      const conflicts = (
+        JSON.parse(doctor.stdout) as {
+          findings: { path: string; ok: boolean; summary: string; cause?: string }[];
+        }
+      ).findings.filter((f) => f.path === "conflict");
+      assert.equal(conflicts.length, 2, doctor.stdout);
+      assert.ok(conflicts.every((f) => !f.ok));
+      assert.match(conflicts[0]?.summary ?? "", /IPv4 rule priority 1001 to 198\.51\.100\.0\/24 lookup 77/);
+      assert.match(conflicts[0]?.cause ?? "", /ip rule del priority 1001 to 198\.51\.100\.0\/24 lookup 77/);
 
       mustIn(node, ["ip", "rule", "del", "priority", "1001", "to", "198.51.100.0/24", "lookup", "77"]);
       mustIn(node, [

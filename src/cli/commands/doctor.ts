@@ -195,6 +195,7 @@ export function registerDoctor(program: Command): void {
           formerRouteProtocols,
           kubeProxyMode: plan.kubeProxyMode,
           pendingChanges: plan.changes.length,
+          conflicts: plan.conflicts,
           host: networkdFacts(),
           applyCommand,
           ...(opts.kubernetes === true ? { agentConverges: true } : {}),
