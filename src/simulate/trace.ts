@@ -695,10 +695,12 @@ function runGuard(
     dst: src ?? zeroWords(fam.family),
     dstText: from,
     iif: "lo",
-    // nft's strict form restricts the lookup to the input interface (IPv4 honours an oif here);
-    // IPv6 binds it only for a link-local source, and then in both modes (the address means
-    // nothing off its link: fe80::/64 has a route on every interface).
-    oif: (g.mode === "strict" && fam.family === 4) || linkLocalSource ? iif : undefined,
+    // Unbound, then the device compared (strict): nft's `fib saddr . iif` binds an IPv4 lookup to
+    // no device (6.18: only to the interface's VRF; measured, a source whose prefix has a route on
+    // eth0 before one on ext0 is dropped by ext0's guard in both front ends). IPv6 binds the
+    // lookup of a link-local source, in both modes (the address means nothing off its link:
+    // fe80::/64 has a route on every interface).
+    oif: linkLocalSource ? iif : undefined,
     mark: 0,
     tos: 0,
     ipproto: 0,

@@ -180,6 +180,50 @@ for (const firewall of ["nftables", "iptables"] as const) {
   });
 }
 
+/** A source whose /24 the node routes out of eth0 (metric 100) before ext0 (metric 200). */
+const TWO_ROUTES = "10.77.0.5";
+const TWO_ROUTES_COUNTERS = `table inet xg2 {
+  counter past { }
+  counter control-past { }
+  chain after_guard {
+    type filter hook prerouting priority -140; policy accept;
+    ip saddr ${TWO_ROUTES} udp dport ${PORT} counter name "past"
+    ip saddr ${CLIENT} ip daddr ${LB} udp dport ${PORT} counter name "control-past"
+  }
+}
+`;
+
+for (const firewall of ["nftables", "iptables"] as const) {
+  test(
+    `a source with a route on eth0 before one on ext0: dropped by the strict guard, and explain agrees (${firewall})`,
+    { skip },
+    (t) => {
+      const node = createNode(t);
+      spoofingSegment(node, [TWO_ROUTES]);
+      inNode(
+        node,
+        ["ip", "-batch", "-"],
+        "route add 10.77.0.0/24 dev eth0 metric 100\nroute add 10.77.0.0/24 dev ext0 metric 200\n",
+      );
+      assert.equal(node.symroute(["apply", "-c", configFor(firewall)]).code, 0);
+      inNode(node, ["nft", "-f", "-"], TWO_ROUTES_COUNTERS);
+
+      // The kernel looks the source up on no particular device (both front ends), takes eth0's
+      // route and drops the packet; explain looked it up on ext0 alone and passed it.
+      const explained = explain(node, TWO_ROUTES, NODE);
+      assert.equal(explained.result, "rejected", JSON.stringify(explained));
+      assert.match(explained.guard?.reason ?? "", /leaves by eth0, not ext0: 10\.77\.0\.0\/24 dev eth0/);
+      const controls = counter(node, "inet", "xg2", "control-past");
+      send(node, TWO_ROUTES, NODE);
+      send(node, CLIENT, LB);
+      let seen = counter(node, "inet", "xg2", "control-past");
+      for (let i = 0; i < 2000 && seen === controls; i++) seen = counter(node, "inet", "xg2", "control-past");
+      assert.ok(seen > controls, "the control packet, sent after it, passed the guard");
+      assert.equal(counter(node, "inet", "xg2", "past"), 0, "the packet was dropped by the guard");
+    },
+  );
+}
+
 const SPOOF6 = "2001:db8:1::77"; // an address of the management subnet, sent into ext0
 const NODE6 = "2001:db8:1::10";
 const CLIENT6 = "2001:db8:9::10";

@@ -119,6 +119,32 @@ test("no guard for IPv6 on ext0: the step says the source is not checked; other 
   assert.equal(eth0.guard, undefined);
 });
 
+test("IPv4: the guard looks the source up on no particular device, then compares it (strict), as the kernel does", () => {
+  // The source's prefix has a route on eth0 (metric 100) before one on ext0 (metric 200): nft's
+  // `fib saddr . iif oif` and xt_rpfilter both take eth0's and drop the packet (measured on 6.18,
+  // both front ends); explain passed it, having looked the source up on ext0 alone.
+  const node = appliedNode();
+  const twoDevices = compileRoutingState({
+    ...node,
+    routes: [
+      ...node.routes,
+      { family: 4, table: 254, type: "unicast", dst: "10.77.0.0/24", dev: "eth0", metric: 100, scope: 253 },
+      { family: 4, table: 254, type: "unicast", dst: "10.77.0.0/24", dev: "ext0", metric: 200, scope: 253 },
+    ],
+  });
+  const packet = { from: "10.77.0.5", to: "192.168.1.10", iif: "ext0" };
+  const strict = tracePacket(twoDevices, packet, { guards });
+  assert.equal(strict.result, "rejected", JSON.stringify(strict));
+  assert.match(
+    strict.guard?.reason ?? "",
+    /strict guard on ext0: lookup of the source 10\.77\.0\.5 leaves by eth0, not ext0: 10\.77\.0\.0\/24 dev eth0/,
+  );
+  assert.equal(
+    tracePacket(twoDevices, packet, { guards: [{ ...GUARD, mode: "loose" }] }).guard?.result,
+    "pass",
+  );
+});
+
 test("IPv6: a link-local source is looked up on the interface it arrived on, as nft's fib and xt_rpfilter do", () => {
   // Every interface with IPv6 has its own fe80::/64 route; eth0's comes first. The kernel binds the
   // reverse lookup of a link-local address to the input device (RT6_LOOKUP_F_IFACE), in strict and
