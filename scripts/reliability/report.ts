@@ -401,7 +401,10 @@ const ABOUT: Readonly<Record<string, readonly string[]>> = {
     "**A first `firewall: iptables` apply killed after its `iptables-restore`.** iptables-nft has made",
     "`table ip mangle`; the record written before the apply names it as a table the apply may make",
     "(`iptablesTablesCreating`), so the next `delete`, or an apply and then a delete, restores the node",
-    "with no empty table left; a mangle table that was there before (kube-proxy's) stays.",
+    "with no empty table left; a mangle table that was there before (kube-proxy's) stays. And a delete",
+    "killed after its payloads, just before its commit dropped the mangle table symroute made: the next",
+    "delete finds the node in sync and still drops the table its record names (or an apply keeps that",
+    "record for the delete after it).",
   ],
   "test/reliability/firewall-spec-crash.e2e.test.ts": [
     "**An apply killed before its firewall ran, then a failed apply.** The record written before the",

@@ -66,7 +66,7 @@ export async function converge(
 
     const record = new StateRecord(rp, baselineUnknown, observedFirewall);
     if (early?.report.inSync === true) {
-      await commitInSync(store, record, rp, observedFirewall, removing);
+      await commitInSync(kernel, store, record, rp, observedFirewall, removing);
       return withWarnings({ ...early.report, applied: false });
     }
     await recordState(kernel, store, record, saved, removing, observedFirewall);

@@ -70,6 +70,27 @@ test("an IPv6 network added to an iptables config, killed after its first ip6tab
   assert.deepEqual([...kernel.mangle], []);
 });
 
+for (const next of ["delete", "apply then delete"] as const) {
+  test(`a delete killed after its payloads, before it dropped the mangle table it made: ${next} drops it`, async () => {
+    const { kernel, store, engine } = setup();
+    await engine.apply(networks("iptables", A));
+    kernel.crashAfter = "drop4";
+    await assert.rejects(engine.remove(undefined), /crash/);
+    assert.deepEqual(firewallOf(kernel), [], "the delete's payloads ran");
+    assert.deepEqual([...kernel.mangle], [4], "the table is still there");
+    assert.deepEqual(store.state?.iptablesTablesCreated, [4], "the record still names it");
+    kernel.restart();
+    if (next === "apply then delete") {
+      assert.equal((await engine.apply(networks("iptables", A))).applied, true);
+      assert.deepEqual(store.state?.iptablesTablesCreated, [4]);
+    }
+    // In sync (nothing of symroute's left): the clean-up its commit had yet to do is done.
+    await engine.remove(undefined);
+    assert.equal(store.state, undefined);
+    assert.deepEqual([...kernel.mangle], [], "no empty mangle table is left");
+  });
+}
+
 for (const foreign of ["empty", "with kube-proxy's chains"] as const) {
   test(`a mangle table that was there before symroute (${foreign}) is never symroute's, crash or not`, async () => {
     const { kernel, store, engine } = setup();

@@ -4,6 +4,11 @@
 // `delete` (or an apply, then a delete) leaves the node as it was, no empty table behind; a mangle
 // table that was there before (kube-proxy's chain in it) stays, and of its built-in chains only
 // those the restore made (named in the record too) go.
+//
+// And a delete killed after its payloads, just before its commit dropped the mangle table symroute
+// made (`nft delete table`, killed by the wrapper before it ran): the next delete finds nothing of
+// symroute's left, in sync, and must still drop that table before it removes the state file that
+// names it; an apply in sync keeps that record, for the delete after it.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -36,6 +41,7 @@ const mangleTable = (node: Netns): boolean => node.exec(["nft", "list", "table",
 function savedState(node: Netns): {
   inProgress?: boolean;
   iptablesTablesCreating?: number[];
+  iptablesTablesCreated?: number[];
   iptablesChainsCreating?: string[];
 } {
   const [netns] = readdirSync(node.stateDir).filter((d) => d.startsWith("netns-"));
@@ -100,6 +106,38 @@ for (const [next, before] of [
         crashed.iptablesChainsCreating,
         before === "kube-proxy's mangle table" ? undefined : ["4:OUTPUT", "4:PREROUTING"],
       );
+    },
+  );
+}
+
+for (const next of ["delete", "apply, then delete"] as const) {
+  test(
+    `iptables delete killed before it dropped the mangle table it made, then ${next}: the node is as before`,
+    { skip },
+    (t) => {
+      const tools = createFaultTools();
+      t.after(() => tools.remove());
+      const node = createNode(t);
+      const start = node.dump();
+      const applied = node.symroute(["apply", "-c", config]);
+      assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+      assert.deepEqual(savedState(node).iptablesTablesCreated, [4]);
+      const killed = node.symroute(
+        ["delete"],
+        tools.env({ kind: "crash", tool: "nft", call: 1, lines: 0, arg: "delete" }),
+      );
+      assert.equal(killed.code, 137, `killed: ${killed.stdout}${killed.stderr}`);
+      assert.ok(mangleTable(node), "killed before the table was dropped");
+      assert.deepEqual(savedState(node).iptablesTablesCreated, [4]);
+      if (next === "apply, then delete") {
+        const again = node.symroute(["apply", "-c", config]);
+        assert.equal(again.code, 0, again.stdout + again.stderr);
+        assert.equal(node.symroute(["plan", "-c", config]).code, 0);
+      }
+      const deleted = node.symroute(["delete"]);
+      assert.equal(deleted.code, 0, deleted.stdout + deleted.stderr);
+      assert.equal(mangleTable(node), false, "the table symroute made is dropped");
+      assertSameDump(start, node.dump(), `after the killed delete and ${next}`);
     },
   );
 }

@@ -15,7 +15,10 @@ export class MangleKernel extends FakeKernel {
   readonly mangle = new Set<Family>();
   /** Families whose mangle table holds another tool's chains (kube-proxy's): never empty. */
   readonly foreignChains = new Set<Family>();
-  /** The step after which the run crashes (`iptables4`, `nft`, ...; see FakeKernel's steps). */
+  /**
+   * The step after which the run crashes (`iptables4`, `nft`, ...; see FakeKernel's steps), or
+   * `drop4`/`drop6`: the run crashes just before the clean-up drops that family's mangle table.
+   */
   crashAfter: string | undefined;
   /** Whether the run crashed: nothing reaches the node any more. */
   crashed = false;
@@ -64,6 +67,7 @@ export class MangleKernel extends FakeKernel {
   }
   override async dropEmptyIptablesMangle(family: Family): Promise<void> {
     if (this.crashed) throw crashError();
+    this.ran(`drop${family}`);
     const keys = this.state.firewall.filter((f) => f.backend === "iptables").flatMap((f) => f.ruleKeys);
     if (!this.foreignChains.has(family) && !keys.some((k) => k.startsWith(`${family}:`)))
       this.mangle.delete(family);

@@ -47,13 +47,17 @@ function stillManaged(
 }
 
 /**
- * A run that found the node in sync changes nothing on it; the state file is renewed only when its
- * record of the firewall's content is missing, it is still in progress (a crash before the commit's
- * record), the allocations moved or the ownership marks did (a
- * routeProtocol or rule band changed while symroute had nothing on the node that carries it, or a
- * move whose objects are all under the new number already), and a delete removes it.
+ * A run that found the node in sync changes nothing on it but what a crashed run's commit had yet
+ * to clean up: each front end drops the tables and built-in chains symroute made and no longer
+ * uses (a delete killed after its payloads left them, named in its record). The state file is
+ * renewed only when that clean-up changed the record, when its record of the firewall's content is
+ * missing, it is still in progress (a crash before the commit's record), the allocations moved or
+ * the ownership marks did (a routeProtocol or rule band changed while symroute had nothing on the
+ * node that carries it, or a move whose objects are all under the new number already), and a
+ * delete removes it.
  */
 export async function commitInSync(
+  kernel: Kernel,
   store: StateStore,
   record: StateRecord,
   rp: RoutingPlan,
@@ -69,6 +73,11 @@ export async function commitInSync(
   // the node is in sync with every front end, all read (observe), so the record is settled;
   // left in progress, every later run would read every front end again.
   const settling = saved?.inProgress === true;
+  const createdCount = (): number => record.created.tables.size + record.created.chains.size;
+  const createdBefore = createdCount();
+  for (const frontEnd of Object.values(FRONT_ENDS))
+    await frontEnd.cleanUp(kernel, record.created, !removing && desired.firewall?.backend === frontEnd.name);
+  const cleanedUp = createdCount() !== createdBefore;
   if (recordMissing || settling) record.contents = contents ?? record.contents;
   // In sync: nothing of symroute's carries a former protocol (the diff would delete or re-make it).
   record.noFormerProtocols();
@@ -76,6 +85,7 @@ export async function commitInSync(
     !removing &&
     (recordMissing ||
       settling ||
+      cleanedUp ||
       JSON.stringify(saved?.allocations ?? {}) !== JSON.stringify(desired.allocations) ||
       JSON.stringify(saved?.freedAllocations ?? {}) !== JSON.stringify(desired.freedAllocations ?? {}) ||
       marksMoved(rp, saved))

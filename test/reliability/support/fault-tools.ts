@@ -4,6 +4,9 @@
 // straight to the real tool. Faults are chosen per run with environment variables:
 //   SR_FAULT=crash  SR_FAULT_TOOL=ip  SR_FAULT_CALL=2  SR_FAULT_LINES=17
 //     the 2nd ip batch: symroute is killed, then the first 17 lines of its batch run ("all": every line)
+//   SR_FAULT=crash  SR_FAULT_TOOL=nft  SR_FAULT_ARG=delete  SR_FAULT_CALL=1  SR_FAULT_LINES=0|all
+//     the 1st call of the tool with that argument (payload or not: `nft delete table ...`, the
+//     iptables front end's clean-up): symroute is killed before the call runs (0), or after (all)
 //   SR_FAULT=corrupt  SR_FAULT_TOOL=nft  SR_FAULT_MATCH=REGEX  SR_FAULT_SED=SED-EXPRESSION
 //     the first payload line matching REGEX is rewritten with the sed expression, then the real tool runs
 //   SR_FAULT=fail-reads  SR_FAULT_TOOL=ip
@@ -46,6 +49,11 @@ export type Fault =
       readonly tool: PayloadTool;
       readonly call: number;
       readonly lines: number | "all";
+      /**
+       * With it, the kill point is the `call`-th call of the tool that has this argument, payload or
+       * not; `lines` 0 kills before the call runs, "all" once it ran (the tool's input untouched).
+       */
+      readonly arg?: string;
     }
   | { readonly kind: "corrupt"; readonly tool: PayloadTool; readonly match: string; readonly sed: string }
   | { readonly kind: "fail-reads"; readonly tool: PayloadTool };
@@ -91,6 +99,21 @@ hold() {
   read -r _ <"$SR_FAULT_HOLD"
   return 0
 }
+if [ "\${SR_FAULT:-}" = crash ] && [ -n "\${SR_FAULT_ARG:-}" ] && [ "\${SR_FAULT_TOOL:-}" = "${tool}" ]; then
+  hit=0
+  for a in "$@"; do [ "$a" = "$SR_FAULT_ARG" ] && hit=1; done
+  if [ "$hit" = 1 ]; then
+    n=$(( $(cat "$SR_FAULT_COUNTER" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" >"$SR_FAULT_COUNTER"
+    if [ "$n" = "$SR_FAULT_CALL" ]; then
+      [ "$SR_FAULT_LINES" = all ] || { kill -9 "$PPID"; exit 1; }
+      "$real" "$@"; status=$?
+      kill -9 "$PPID"
+      exit "$status"
+    fi
+  fi
+  exec "$real" "$@"
+fi
 if [ "$is_payload" = 0 ] && [ "\${SR_FAULT:-}" = fail-reads ] && [ "\${SR_FAULT_TOOL:-}" = "${tool}" ] && [ -s "\${SR_FAULT_COUNTER:-}" ]; then
   echo "${tool}: injected read failure" >&2
   exit 1
@@ -169,6 +192,7 @@ export function createFaultTools(): FaultTools {
             SR_FAULT: "crash",
             SR_FAULT_CALL: String(fault.call),
             SR_FAULT_LINES: String(fault.lines),
+            ...(fault.arg === undefined ? {} : { SR_FAULT_ARG: fault.arg }),
           };
         case "corrupt":
           return { ...common, SR_FAULT: "corrupt", SR_FAULT_MATCH: fault.match, SR_FAULT_SED: fault.sed };
