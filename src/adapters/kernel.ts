@@ -4,6 +4,7 @@
 import { constants, readFileSync } from "node:fs";
 import { access, writeFile, readdir } from "node:fs/promises";
 import type { Family } from "../model/address.ts";
+import { fileErrorText } from "./file-error.ts";
 import { SymrouteError, isSymrouteError } from "../model/errors.ts";
 import { isSymrouteIpsetName } from "../model/tokens.ts";
 import type {
@@ -578,13 +579,15 @@ export function createLinuxKernel(options: LinuxKernelOptions = {}): Kernel {
           const code = (cause as NodeJS.ErrnoException).code;
           throw new SymrouteError(
             code === "EACCES" || code === "EPERM" || code === "EROFS" ? "permission" : "kernel",
-            `could not set ${name.replaceAll("/", ".")} to ${value}: ${code ?? String(cause)}`,
+            `could not set ${name.replaceAll("/", ".")} to ${value} (${procSys}/${name}): ${fileErrorText(cause)}`,
             {
               cause,
               hint:
                 code === "EACCES" || code === "EPERM" || code === "EROFS"
                   ? "run as root; in a container, /proc/sys must be writable (CAP_NET_ADMIN in the host network namespace)"
-                  : undefined,
+                  : code === "ENOENT"
+                    ? "the interface it belongs to is gone (deleted while symroute ran?), or --proc-sys names another tree: check the link, then run again"
+                    : undefined,
             },
           );
         }

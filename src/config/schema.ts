@@ -17,6 +17,7 @@ import {
 import { KNOWN_MARK_OWNERS } from "../model/marks.ts";
 import { RESERVED_TABLES, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN } from "../model/state.ts";
 import { describe, quoteString } from "./issues.ts";
+import { closestChoice } from "./suggest.ts";
 import { INTERFACE_RULE, NETWORK_NAME_RULE, interfaceNameProblem, networkNameProblem } from "./names.ts";
 
 export const METHODS = ["auto", "none", "route", "source", "connmark"] as const;
@@ -63,7 +64,11 @@ function integer(field: string, min: number, max: number, required?: string) {
 
 function choice<const T extends readonly [string, ...string[]]>(field: string, choices: T) {
   return z.enum(choices, {
-    error: (iss) => `${field} must be one of ${list(choices)}; got ${describe(iss.input)}`,
+    error: (iss) => {
+      const close = typeof iss.input === "string" ? closestChoice(iss.input, choices) : undefined;
+      const suggestion = close === undefined ? "" : `; did you mean ${quoteString(close)}?`;
+      return `${field} must be one of ${list(choices)}; got ${describe(iss.input)}${suggestion}`;
+    },
   });
 }
 

@@ -54,3 +54,14 @@ export function didYouMean(key: string, allowed: readonly string[], quote: (s: s
   const close = closestKey(key, allowed);
   return close === undefined ? "" : `; did you mean ${quote(close)}?`;
 }
+
+/**
+ * The allowed value closest to `value`, as closestKey, or else the one allowed value it begins
+ * (`nft` for nftables, `ipv` for ipvs: a short form people type); undefined when none or several.
+ */
+export function closestChoice(value: string, allowed: readonly string[]): string | undefined {
+  const close = closestKey(value, allowed);
+  if (close !== undefined || value.length < 2) return close;
+  const starts = allowed.filter((a) => folded(a).startsWith(folded(value)));
+  return starts.length === 1 ? starts[0] : undefined;
+}
