@@ -15,7 +15,7 @@ help:
 	@echo "make bench     benchmarks -> docs/benchmarks.md (root)"
 	@echo "make fidelity  10,000+ simulator-vs-kernel route lookups (root)"
 	@echo "make fuzz      10,000+ generated config files through the loader"
-	@echo "make crash     SIGKILLs during apply and delete of 200 networks, each recovery checked (root)"
+	@echo "make crash     SIGKILLs during apply and delete of 200 networks, both firewall front ends, each recovery checked (root)"
 	@echo "make soak      the agent under config changes and drift (root)"
 	@echo "make failures  the failure-injection suite, results kept for docs/reliability.md (root)"
 	@echo "make crd       regenerate deploy/crd.yaml from the config schema"
@@ -110,7 +110,7 @@ fuzz: npm-deps
 # docs/reliability.md from the result files, whether the run passed or not.
 RELIABILITY_TESTS = $(sort $(wildcard test/reliability/*.e2e.test.ts))
 crash: deps build
-	status=0; $(TSX) scripts/reliability/crash.ts 100 --json docs/results/crash.json || status=$$?; \
+	status=0; $(TSX) scripts/reliability/crash.ts 100 --firewall both --json docs/results/crash.json || status=$$?; \
 	$(TSX) scripts/reliability/report.ts; exit $$status
 
 soak: deps build

@@ -1,18 +1,23 @@
 // Crash consistency, the full run (issue 7, item 1): SIGKILL symroute at random moments of `apply`
-// and `delete` of 200 networks, N trials each (default 100), and check every recovery.
+// and `delete` of 200 networks, N trials each (default 100), and check every recovery; with each
+// firewall front end asked for (`--firewall`, default both: nftables, then iptables).
 //
-//   node --import tsx scripts/reliability/crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE] [--no-points]
+//   node --import tsx scripts/reliability/crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE]
+//     [--no-points] [--firewall nftables|iptables|both]
 //   SYMROUTE_CRASH_TRIALS=100 SYMROUTE_CRASH_SEED=1 node --import tsx scripts/reliability/crash.ts
 //
-// First every exact crash point (each ip batch killed after 0, 1, half, all-but-one and all of its
-// lines; each nft/iptables-restore killed before and after its commit; see support/fault-tools.ts),
+// The node has kube-proxy's own iptables rules, chains and ipsets on it first (loadForeignKubeProxy):
+// every recovery must leave them as they were. Per front end, first every exact crash point (each ip
+// batch and `ipset restore` killed after 0, 1, half, all-but-one and all of its lines; each nft and
+// iptables-restore/ip6tables-restore killed before and after its commit; see support/fault-tools.ts),
 // then TRIALS kills at random moments per phase (see crashTrial for how the moment is drawn);
 // TRIALS 0 runs the crash points only.
 // Needs root (network namespaces) and a built CLI (`make build`). Replay one trial with
-// `--only apply:17 --seed S` (the base seed and the trial number that the summary prints).
+// `--firewall F --only apply:17 --seed S` (the base seed and the trial number that the summary prints).
 // Exit code 0 when every trial recovered, every crash point was reached and at least 60% of the
-// random kills of each phase landed mid-change (see landedMidChange); 1 otherwise. `--json FILE`
-// writes the results (with the commit they ran on) for scripts/reliability/report.ts.
+// random kills of each phase landed mid-change (see landedMidChange), per front end; 1 otherwise.
+// `--json FILE` writes the results (with the commit they ran on) for scripts/reliability/report.ts:
+// every point, trial and baseline names its front end (`firewall`; none in files from before).
 
 import { runProvenance, writeResult } from "./results.ts";
 import { parseArgs } from "node:util";
@@ -32,8 +37,9 @@ import {
   type TrialResult,
 } from "../../test/reliability/support/crash.ts";
 import { createFaultTools, type PayloadTool } from "../../test/reliability/support/fault-tools.ts";
-import { createNamespaceNode, type Netns, writeConfigFile } from "../../test/support/netns.ts";
-import { manyNetworksConfig } from "../../test/reliability/support/node.ts";
+import { readFileSync } from "node:fs";
+import { createNamespaceNode, type Netns, stateFileOf, writeConfigFile } from "../../test/support/netns.ts";
+import { loadForeignKubeProxy, manyNetworksConfig } from "../../test/reliability/support/node.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -43,13 +49,29 @@ const { values, positionals } = parseArgs({
     json: { type: "string" },
     only: { type: "string" },
     "no-points": { type: "boolean", default: false },
+    firewall: { type: "string", default: "both" },
   },
 });
 const trials = Number(positionals[0] ?? process.env["SYMROUTE_CRASH_TRIALS"] ?? 100);
 const baseSeed = Number(values.seed ?? process.env["SYMROUTE_CRASH_SEED"] ?? Date.now() % 1_000_000);
 const networks = Number(values.networks);
-if (!Number.isInteger(trials) || trials < 0 || !Number.isInteger(networks) || networks < 1) {
-  console.error("usage: crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE] [--only apply:K|delete:K]");
+type Firewall = "nftables" | "iptables";
+const firewalls: readonly Firewall[] =
+  values.firewall === "both"
+    ? ["nftables", "iptables"]
+    : values.firewall === "nftables" || values.firewall === "iptables"
+      ? [values.firewall]
+      : [];
+if (
+  !Number.isInteger(trials) ||
+  trials < 0 ||
+  !Number.isInteger(networks) ||
+  networks < 1 ||
+  firewalls.length === 0
+) {
+  console.error(
+    "usage: crash.ts [TRIALS] [--seed S] [--networks N] [--json FILE] [--only apply:K|delete:K] [--firewall nftables|iptables|both]",
+  );
   process.exit(2);
 }
 if (process.getuid?.() !== 0) {
@@ -63,12 +85,14 @@ const trialSeed = (phase: Phase, trial: number): number =>
 
 const only = values.only === undefined ? undefined : /^(apply|delete):(\d+)$/.exec(values.only);
 let node: Netns | undefined;
-const results: TrialResult[] = [];
-const pointResults: CrashPointResult[] = [];
+/** Each result names the front end it ran with. */
+type Of<T> = T & { readonly firewall: Firewall };
+const results: Of<TrialResult>[] = [];
+const pointResults: Of<CrashPointResult>[] = [];
 const tools = createFaultTools();
 const provenance = runProvenance();
 /** The uninterrupted runs' timings, measured at the start and every 20 trials. */
-const baselines: Omit<Baseline, "original" | "converged">[] = [];
+const baselines: Of<Omit<Baseline, "original" | "converged">>[] = [];
 const save = (final?: { problems: readonly string[]; seconds: number }): void => {
   if (values.json !== undefined) {
     writeResult(values.json, {
@@ -81,6 +105,7 @@ const save = (final?: { problems: readonly string[]; seconds: number }): void =>
       baseSeed,
       networks,
       trials,
+      firewalls,
       minMidChangeShare: MIN_MID_CHANGE_SHARE,
       baselines,
       points: pointResults,
@@ -103,78 +128,100 @@ function payloadCounts(json: string): Partial<Record<PayloadTool, number[]>> {
     ip: Object.values(p.ip).map((lines) => lines.length),
   };
   for (const f of p.firewall) {
-    // The fault wrappers do not wrap ipset (the iptables front end's sets): not a kill point.
-    if (f.tool === "ipset") continue;
     const tool: PayloadTool =
-      f.tool === "nft" ? "nft" : f.family === 6 ? "ip6tables-restore" : "iptables-restore";
+      f.tool === "nft" || f.tool === "ipset"
+        ? f.tool
+        : f.family === 6
+          ? "ip6tables-restore"
+          : "iptables-restore";
     (counts[tool] ??= []).push(f.script.split("\n").length);
   }
   return counts;
 }
 const started = Date.now();
 
-async function fresh(): Promise<{ node: Netns; config: string; baseline: Baseline }> {
+async function fresh(firewall: Firewall): Promise<{ node: Netns; config: string; baseline: Baseline }> {
   node?.destroy();
   node = createNamespaceNode({ prefix: "sr-crash", dualStack: true });
-  const config = writeConfigFile(node.stateDir, "networks.yaml", manyNetworksConfig(networks));
+  loadForeignKubeProxy(node);
+  const config = writeConfigFile(node.stateDir, "networks.yaml", manyNetworksConfig(networks, firewall));
   const baseline = await measureBaseline(node, config, tools);
   const { original: _o, converged: _c, ...timings } = baseline;
-  baselines.push(timings);
+  baselines.push({ firewall, ...timings });
   return { node, config, baseline };
 }
 
 try {
-  let setup = await fresh();
-  console.log(
-    `crash: ${networks} networks, ${trials} trials per phase, base seed ${baseSeed}; ` +
-      `uninterrupted apply ${Math.round(setup.baseline.applyMs)} ms (changes from ${Math.round(setup.baseline.applyChangesAtMs)} ms), ` +
-      `delete ${Math.round(setup.baseline.deleteMs)} ms (changes from ${Math.round(setup.baseline.deleteChangesAtMs)} ms)`,
-  );
-  if (values["no-points"] !== true && only === undefined) {
-    const n = setup.node;
-    const applyCounts = payloadCounts(
-      n.symroute(["plan", "-c", setup.config, "-o", "json", "--payloads"]).stdout,
+  for (const firewall of firewalls) {
+    let setup = await fresh(firewall);
+    console.log(
+      `crash, firewall ${firewall}: ${networks} networks, ${trials} trials per phase, base seed ${baseSeed}; ` +
+        `uninterrupted apply ${Math.round(setup.baseline.applyMs)} ms (changes from ${Math.round(setup.baseline.applyChangesAtMs)} ms), ` +
+        `delete ${Math.round(setup.baseline.deleteMs)} ms (changes from ${Math.round(setup.baseline.deleteChangesAtMs)} ms)`,
     );
-    n.symroute(["apply", "-c", setup.config]);
-    const deleteCounts = payloadCounts(n.symroute(["delete", "--dry-run", "-o", "json"]).stdout);
-    n.symroute(["delete"]);
-    const points = [...crashPoints("apply", applyCounts), ...crashPoints("delete", deleteCounts)];
-    console.log(`crash points: ${points.length}`);
-    for (const [i, point] of points.entries()) {
-      const r = await crashPointTrial({ ...setup, tools, deleteFirst: i % 2 === 0 }, point);
-      pointResults.push(r);
-      console.log(
-        `${describePoint(point)} -> ${r.fired ? r.landing : "not reached"} ${r.inProgressLeft ? "inProgress " : ""}${r.problems.length === 0 ? "ok" : `FAILED: ${r.problems.join("; ")}`}`,
+    if (values["no-points"] !== true && only === undefined) {
+      const n = setup.node;
+      const applyCounts = payloadCounts(
+        n.symroute(["plan", "-c", setup.config, "-o", "json", "--payloads"]).stdout,
       );
-      if (r.problems.length > 0) setup = await fresh();
-      save();
+      n.symroute(["apply", "-c", setup.config]);
+      const deleteCounts = payloadCounts(n.symroute(["delete", "--dry-run", "-o", "json"]).stdout);
+      // The delete's commit drops each mangle table the iptables front end made (`nft delete
+      // table`, not a payload) before it removes the state file: a kill before and after each.
+      const { iptablesTablesCreated = [] } = JSON.parse(readFileSync(stateFileOf(n), "utf8")) as {
+        iptablesTablesCreated?: number[];
+      };
+      n.symroute(["delete"]);
+      const points = [
+        ...crashPoints("apply", applyCounts),
+        ...crashPoints("delete", deleteCounts),
+        ...iptablesTablesCreated.flatMap((_, i) =>
+          ([0, "all"] as const).map((lines) => ({
+            phase: "delete" as const,
+            tool: "nft" as const,
+            call: i + 1,
+            lines,
+            arg: "delete",
+          })),
+        ),
+      ];
+      console.log(`crash points (${firewall}): ${points.length}`);
+      for (const [i, point] of points.entries()) {
+        const r = await crashPointTrial({ ...setup, tools, deleteFirst: i % 2 === 0 }, point);
+        pointResults.push({ firewall, ...r });
+        console.log(
+          `${firewall} ${describePoint(point)} -> ${r.fired ? r.landing : "not reached"} ${r.inProgressLeft ? "inProgress " : ""}${r.problems.length === 0 ? "ok" : `FAILED: ${r.problems.join("; ")}`}`,
+        );
+        if (r.problems.length > 0) setup = await fresh(firewall);
+        save();
+      }
     }
-  }
-  // Phases interleaved, so that a run cut short still has figures for both.
-  for (let trial = 0; trial < trials; trial++) {
-    // The machine's load changes how long a run takes: measure again now and then, so that the
-    // kill moments keep covering the run.
-    if (trial > 0 && trial % 20 === 0) setup = await fresh();
-    for (const phase of ["apply", "delete"] as const) {
-      if (only !== undefined && only !== null && (only[1] !== phase || Number(only[2]) !== trial)) continue;
-      const result = await crashTrial({
-        ...setup,
-        tools,
-        phase,
-        trial,
-        windows: trials,
-        seed: trialSeed(phase, trial),
-      });
-      results.push(result);
-      const status = result.problems.length === 0 ? "ok" : "FAILED";
-      console.log(
-        `${phase} ${String(trial).padStart(3)} seed ${result.seed} ${result.killMode.padEnd(7)} kill at ${result.afterChangesStart ? "changes+" : "start+  "}${String(result.delayMs).padStart(5)} ms ${(result.killedAtHold ? `held after ${result.holdAfter ?? ""}` : "").padEnd(18)}` +
-          `-> ${result.landing.padEnd(14)} ${result.uncommitted ? "uncommitted " : "            "}${landedMidChange(result) ? "mid-change " : "           "}${status}` +
-          (result.leftovers.length > 0 ? ` leftovers: ${result.leftovers.join(", ")}` : ""),
-      );
-      // A failed trial may leave the node dirty: the next one starts from a fresh namespace.
-      if (result.problems.length > 0) setup = await fresh();
-      save();
+    // Phases interleaved, so that a run cut short still has figures for both.
+    for (let trial = 0; trial < trials; trial++) {
+      // The machine's load changes how long a run takes: measure again now and then, so that the
+      // kill moments keep covering the run.
+      if (trial > 0 && trial % 20 === 0) setup = await fresh(firewall);
+      for (const phase of ["apply", "delete"] as const) {
+        if (only !== undefined && only !== null && (only[1] !== phase || Number(only[2]) !== trial)) continue;
+        const result = await crashTrial({
+          ...setup,
+          tools,
+          phase,
+          trial,
+          windows: trials,
+          seed: trialSeed(phase, trial),
+        });
+        results.push({ firewall, ...result });
+        const status = result.problems.length === 0 ? "ok" : "FAILED";
+        console.log(
+          `${firewall} ${phase} ${String(trial).padStart(3)} seed ${result.seed} ${result.killMode.padEnd(7)} kill at ${result.afterChangesStart ? "changes+" : "start+  "}${String(result.delayMs).padStart(5)} ms ${(result.killedAtHold ? `held after ${result.holdAfter ?? ""}` : "").padEnd(18)}` +
+            `-> ${result.landing.padEnd(14)} ${result.uncommitted ? "uncommitted " : "            "}${landedMidChange(result) ? "mid-change " : "           "}${status}` +
+            (result.leftovers.length > 0 ? ` leftovers: ${result.leftovers.join(", ")}` : ""),
+        );
+        // A failed trial may leave the node dirty: the next one starts from a fresh namespace.
+        if (result.problems.length > 0) setup = await fresh(firewall);
+        save();
+      }
     }
   }
 } finally {
@@ -182,22 +229,28 @@ try {
   tools.remove();
 }
 
-const pointsFailed = pointResults.filter((r) => r.problems.length > 0);
-console.log(
-  `\ncrash points: ${pointResults.length} (${pointResults.filter((r) => r.fired).length} reached), ${pointsFailed.length} failed` +
-    pointsFailed.map((r) => `\n  FAILED ${describePoint(r.point)}: ${r.problems.join("; ")}`).join(""),
-);
 const seconds = Math.round((Date.now() - started) / 1000);
-console.log(`${summarise(results)}\ntook ${seconds} s`);
-// A replay of one trial (--only) proves nothing about shares.
-const weak = only === undefined ? weakRun(results, pointResults) : [];
-for (const p of weak) console.log(`WEAK RUN: ${p}`);
-const problems = [
-  ...pointsFailed.map((r) => `${describePoint(r.point)}: ${r.problems.join("; ")}`),
-  ...results
-    .filter((r) => r.problems.length > 0)
-    .map((r) => `${r.phase} trial ${r.trial}: ${r.problems.join("; ")}`),
-  ...weak,
-];
+const problems: string[] = [];
+for (const firewall of firewalls) {
+  const points = pointResults.filter((r) => r.firewall === firewall);
+  const trialsOf = results.filter((r) => r.firewall === firewall);
+  const pointsFailed = points.filter((r) => r.problems.length > 0);
+  console.log(
+    `\n${firewall}: crash points: ${points.length} (${points.filter((r) => r.fired).length} reached), ${pointsFailed.length} failed` +
+      pointsFailed.map((r) => `\n  FAILED ${describePoint(r.point)}: ${r.problems.join("; ")}`).join(""),
+  );
+  console.log(summarise(trialsOf));
+  // A replay of one trial (--only) proves nothing about shares.
+  const weak = only === undefined ? weakRun(trialsOf, points) : [];
+  for (const p of weak) console.log(`WEAK RUN (${firewall}): ${p}`);
+  problems.push(
+    ...pointsFailed.map((r) => `${firewall} ${describePoint(r.point)}: ${r.problems.join("; ")}`),
+    ...trialsOf
+      .filter((r) => r.problems.length > 0)
+      .map((r) => `${firewall} ${r.phase} trial ${r.trial}: ${r.problems.join("; ")}`),
+    ...weak.map((p) => `${firewall}: ${p}`),
+  );
+}
+console.log(`took ${seconds} s`);
 save({ problems, seconds });
 process.exit(problems.length > 0 ? 1 : 0);

@@ -11,8 +11,12 @@ import { REPO, RESULTS, type Provenance } from "./results.ts";
 
 export const OUT = join(REPO, "docs/reliability.md");
 
+/** The front end a crash run used; files from before `--firewall` name none: nftables. */
+type FirewallJson = "nftables" | "iptables";
+
 interface CrashPointJson {
-  readonly point: { phase: string; tool: string; call: number; lines: number | "all" };
+  readonly firewall?: FirewallJson;
+  readonly point: { phase: string; tool: string; call: number; lines: number | "all"; arg?: string };
   readonly fired: boolean;
   readonly landing: string;
   readonly inProgressLeft: boolean;
@@ -20,6 +24,7 @@ interface CrashPointJson {
 }
 
 interface TrialJson {
+  readonly firewall?: FirewallJson;
   readonly phase: "apply" | "delete";
   readonly trial: number;
   readonly seed: number;
@@ -40,8 +45,11 @@ interface CrashJson extends Provenance {
   readonly baseSeed: number;
   readonly networks: number;
   readonly trials: number;
+  /** The front ends run, in order (none in files from before: nftables alone). */
+  readonly firewalls?: readonly FirewallJson[];
   readonly minMidChangeShare: number;
   readonly baselines: readonly {
+    firewall?: FirewallJson;
     applyMs: number;
     deleteMs: number;
     applyChangesAtMs: number;
@@ -229,7 +237,13 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "",
     "**What.** symroute is killed with SIGKILL during `apply` and during `delete` of many networks",
     "(`manyNetworksConfig` in [`test/reliability/support/node.ts`](../test/reliability/support/node.ts):",
-    "an IPv4 pool per network, an IPv6 pool on every second one, a gateway each). After each kill:",
+    "an IPv4 pool per network, an IPv6 pool on every second one, a gateway each), with each firewall",
+    "front end in turn: `firewall: nftables` (one `nft -f`) and `firewall: iptables` (`ipset restore`",
+    "of the pools' sets, `iptables-restore` and `ip6tables-restore` in the mangle table, nft's ARP",
+    "table). The node has kube-proxy's own objects on it first (`loadForeignKubeProxy`: an IPv4 mangle",
+    "table with its chains and a rule in `PREROUTING` that matches one of its ipsets, `nat` and",
+    "`filter` chains in both families, two ipsets; no IPv6 mangle table, which the iptables front end",
+    "makes and must drop again): they are part of the node every check compares. After each kill:",
     "",
     "- apply: `apply` again must exit 0, `plan` must exit 0, no object may be there twice, and the node",
     "  (every list sorted) must equal the node after an uninterrupted apply; then `delete` must restore",
@@ -239,11 +253,14 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "",
     "Two kinds of kill ([`test/reliability/support/crash.ts`](../test/reliability/support/crash.ts)):",
     "",
-    "- **Crash points**: a wrapper of `ip`, `nft` or `iptables-restore` first in symroute's `PATH`",
-    "  ([`fault-tools.ts`](../test/reliability/support/fault-tools.ts)) kills symroute when it receives",
-    "  payload #k, then lets the first n lines of it run, as a tool that outlives its parent does; for",
-    "  each ip batch n is none, one, half, all but one and all; each firewall transaction runs before",
-    "  or after its commit. Each point must be reached.",
+    "- **Crash points**: a wrapper of `ip`, `nft`, `ipset`, `iptables-restore` or `ip6tables-restore`",
+    "  first in symroute's `PATH` ([`fault-tools.ts`](../test/reliability/support/fault-tools.ts)) kills",
+    "  symroute when it receives payload #k, then lets the first n lines of it run, as a tool that",
+    "  outlives its parent does; for each ip batch and `ipset restore` (both keep the lines that ran) n",
+    "  is none, one, half, all but one and all; each firewall transaction runs before or after its",
+    "  commit. With the iptables front end also the delete's clean-up: killed before and after each",
+    "  `nft delete table` that drops a mangle table symroute made (its commit, before the state file",
+    "  goes). Each point must be reached.",
     "- **Random moments**: one trial in four draws the moment from the start of the run (start-up,",
     "  reads and planning included), with nothing held; the others from the moment this run's first",
     "  payload starts, over the span of the payloads of an uninterrupted run (timed from the wrappers'",
@@ -261,9 +278,11 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "when a recovery fails, when a crash point is not reached, or when fewer than the required share of",
     "each phase's random kills landed mid-change.",
     "",
-    "**Commands.** `make crash` (`scripts/reliability/crash.ts`, writes `docs/results/crash.json`);",
-    "`node --import tsx --test test/reliability/crash.e2e.test.ts` (in `make test`: five crash points,",
-    "a few random kills per phase, the same checks and the same required share).",
+    "**Commands.** `make crash` (`scripts/reliability/crash.ts --firewall both`, writes",
+    "`docs/results/crash.json`; `--firewall nftables` or `iptables` runs one front end);",
+    "`node --import tsx --test test/reliability/crash.e2e.test.ts` (in `make test`, per front end: five",
+    "crash points with nftables, seven with iptables, a few random kills per phase, the same checks",
+    "and the same required share).",
     "",
   );
   if (crash === undefined) {
@@ -271,72 +290,15 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     return;
   }
   out(`**Figures** (${provenanceLine(crash)}):`, "");
-  const b = crash.baselines;
-  const range = (xs: number[]): string => {
-    if (xs.length === 0) return "-";
-    const [lo, hi] = [Math.round(Math.min(...xs)), Math.round(Math.max(...xs))];
-    return lo === hi ? ms(lo) : `${ms(lo)} – ${ms(hi)}`;
-  };
   out(
-    `- ${int.format(crash.networks)} networks, ${int.format(crash.trials)} random kills per phase, base seed ${crash.baseSeed}` +
+    `- ${int.format(crash.networks)} networks, ${int.format(crash.trials)} random kills per phase and front end, base seed ${crash.baseSeed}` +
       (crash.seconds === undefined
         ? "; the run did not finish"
         : `; the run took ${int.format(crash.seconds)} s`) +
       ".",
-    `- Uninterrupted runs (${b.length} measured): apply ${range(b.map((x) => x.applyMs))}, its payloads from ` +
-      `${range(b.map((x) => x.applyChangesAtMs))} to ${range(b.map((x) => x.applyPayloadsEndMs))} after the start; ` +
-      `delete ${range(b.map((x) => x.deleteMs))}, its payloads from ${range(b.map((x) => x.deleteChangesAtMs))} ` +
-      `to ${range(b.map((x) => x.deletePayloadsEndMs))}.`,
     "",
   );
-  if (crash.points.length > 0) {
-    const reached = crash.points.filter((p) => p.fired).length;
-    const failed = crash.points.filter((p) => p.problems.length > 0).length;
-    out(
-      `Crash points: ${crash.points.length}, ${reached} reached, ${failed} failed.`,
-      "",
-      "| phase | payload | lines run after the kill | landed | state left `inProgress` | result |",
-      "| --- | --- | --- | --- | --- | --- |",
-      ...crash.points.map(
-        (p) =>
-          `| ${p.point.phase} | ${p.point.tool} #${p.point.call} | ${p.point.lines} | ${p.fired ? p.landing : "not reached"} | ${p.inProgressLeft ? "yes" : "no"} | ${p.problems.length === 0 ? "ok" : `FAILED: ${cell(p.problems.join("; "))}`} |`,
-      ),
-      "",
-    );
-  }
-  out(
-    "Random kills:",
-    "",
-    "| phase | kills | failed | mid-change (required) | of which partly changed / changed, uncommitted | before any change | after the commit | no signal sent |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
-  );
-  for (const phase of ["apply", "delete"] as const) {
-    const of = crash.results.filter((r) => r.phase === phase);
-    const partial = of.filter((r) => r.landing === "partial").length;
-    const uncommitted = of.filter((r) => r.landing === "complete" && r.uncommitted).length;
-    const mid = partial + uncommitted;
-    const needed = Math.ceil(crash.minMidChangeShare * of.length);
-    out(
-      `| ${phase} | ${of.length} | ${of.filter((r) => r.problems.length > 0).length} | ${mid} (${pct(mid, of.length)}; at least ${needed}) | ${partial} / ${uncommitted} | ` +
-        `${of.filter((r) => r.landing === "before-changes").length} | ${of.filter((r) => r.landing === "complete" && !r.uncommitted).length} | ` +
-        `${of.filter((r) => r.landing === "exited-first").length} |`,
-    );
-  }
-  out("");
-  const fromStart = crash.results.filter((r) => !r.afterChangesStart);
-  const fromChanges = crash.results.filter((r) => r.afterChangesStart);
-  const midOf = (xs: readonly TrialJson[]): number =>
-    xs.filter((r) => r.landing === "partial" || (r.landing === "complete" && r.uncommitted)).length;
-  // Results written before the hold existed have no killedAtHold: nothing to say about it.
-  const holds = fromChanges.some((r) => r.killedAtHold !== undefined);
-  const held = fromChanges.filter((r) => r.killedAtHold === true).length;
-  out(
-    `Kills drawn from the start: ${fromStart.length}, ${midOf(fromStart)} mid-change; drawn from the first payload: ` +
-      `${fromChanges.length}, ${midOf(fromChanges)} mid-change${holds ? `, ${held} of them found the run held after the payload aimed at` : ""}. ` +
-      `Kill modes: process ${crash.results.filter((r) => r.killMode === "process").length}, ` +
-      `group ${crash.results.filter((r) => r.killMode === "group").length}.`,
-    "",
-  );
+  for (const firewall of crash.firewalls ?? ["nftables"]) crashFigures(out, crash, firewall);
   const problems = crash.problems ?? [];
   out(
     problems.length === 0
@@ -350,6 +312,76 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "the engine's unit tests cover it with the in-memory kernel); a failure of the roll back itself on",
     "the real kernel other than an unreadable ipset (the unit tests, `test/engine/verify-read.test.ts`,",
     "check that its error says what is still changed and that the state file stays `inProgress`).",
+    "",
+  );
+}
+
+/** One front end's figures of a crash run: its baselines, crash points and random kills. */
+function crashFigures(out: (...l: string[]) => void, crash: CrashJson, firewall: FirewallJson): void {
+  const ofFirewall = <T extends { firewall?: FirewallJson }>(xs: readonly T[]): T[] =>
+    xs.filter((x) => (x.firewall ?? "nftables") === firewall);
+  const b = ofFirewall(crash.baselines);
+  const points = ofFirewall(crash.points);
+  const results = ofFirewall(crash.results);
+  out(`### \`firewall: ${firewall}\``, "");
+  const range = (xs: number[]): string => {
+    if (xs.length === 0) return "-";
+    const [lo, hi] = [Math.round(Math.min(...xs)), Math.round(Math.max(...xs))];
+    return lo === hi ? ms(lo) : `${ms(lo)} – ${ms(hi)}`;
+  };
+  out(
+    `Uninterrupted runs (${b.length} measured): apply ${range(b.map((x) => x.applyMs))}, its payloads from ` +
+      `${range(b.map((x) => x.applyChangesAtMs))} to ${range(b.map((x) => x.applyPayloadsEndMs))} after the start; ` +
+      `delete ${range(b.map((x) => x.deleteMs))}, its payloads from ${range(b.map((x) => x.deleteChangesAtMs))} ` +
+      `to ${range(b.map((x) => x.deletePayloadsEndMs))}.`,
+    "",
+  );
+  if (points.length > 0) {
+    const reached = points.filter((p) => p.fired).length;
+    const failed = points.filter((p) => p.problems.length > 0).length;
+    out(
+      `Crash points: ${points.length}, ${reached} reached, ${failed} failed.`,
+      "",
+      "| phase | payload | lines run after the kill | landed | state left `inProgress` | result |",
+      "| --- | --- | --- | --- | --- | --- |",
+      ...points.map(
+        (p) =>
+          `| ${p.point.phase} | ${p.point.arg === undefined ? `${p.point.tool} #${p.point.call}` : `${p.point.tool} \`${p.point.arg}\` call #${p.point.call}`} | ${p.point.arg === undefined ? p.point.lines : p.point.lines === "all" ? "killed after it ran" : "killed before it ran"} | ${p.fired ? p.landing : "not reached"} | ${p.inProgressLeft ? "yes" : "no"} | ${p.problems.length === 0 ? "ok" : `FAILED: ${cell(p.problems.join("; "))}`} |`,
+      ),
+      "",
+    );
+  }
+  out(
+    "Random kills:",
+    "",
+    "| phase | kills | failed | mid-change (required) | of which partly changed / changed, uncommitted | before any change | after the commit | no signal sent |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const phase of ["apply", "delete"] as const) {
+    const of = results.filter((r) => r.phase === phase);
+    const partial = of.filter((r) => r.landing === "partial").length;
+    const uncommitted = of.filter((r) => r.landing === "complete" && r.uncommitted).length;
+    const mid = partial + uncommitted;
+    const needed = Math.ceil(crash.minMidChangeShare * of.length);
+    out(
+      `| ${phase} | ${of.length} | ${of.filter((r) => r.problems.length > 0).length} | ${mid} (${pct(mid, of.length)}; at least ${needed}) | ${partial} / ${uncommitted} | ` +
+        `${of.filter((r) => r.landing === "before-changes").length} | ${of.filter((r) => r.landing === "complete" && !r.uncommitted).length} | ` +
+        `${of.filter((r) => r.landing === "exited-first").length} |`,
+    );
+  }
+  out("");
+  const fromStart = results.filter((r) => !r.afterChangesStart);
+  const fromChanges = results.filter((r) => r.afterChangesStart);
+  const midOf = (xs: readonly TrialJson[]): number =>
+    xs.filter((r) => r.landing === "partial" || (r.landing === "complete" && r.uncommitted)).length;
+  // Results written before the hold existed have no killedAtHold: nothing to say about it.
+  const holds = fromChanges.some((r) => r.killedAtHold !== undefined);
+  const held = fromChanges.filter((r) => r.killedAtHold === true).length;
+  out(
+    `Kills drawn from the start: ${fromStart.length}, ${midOf(fromStart)} mid-change; drawn from the first payload: ` +
+      `${fromChanges.length}, ${midOf(fromChanges)} mid-change${holds ? `, ${held} of them found the run held after the payload aimed at` : ""}. ` +
+      `Kill modes: process ${results.filter((r) => r.killMode === "process").length}, ` +
+      `group ${results.filter((r) => r.killMode === "group").length}.`,
     "",
   );
 }

@@ -449,6 +449,12 @@ export interface CrashPoint {
   readonly call: number;
   /** How many lines of that payload the tool runs (after symroute is dead); "all": the whole payload. */
   readonly lines: number | "all";
+  /**
+   * A call that is not a payload: the `call`-th call of the tool with this argument (`nft delete`:
+   * the iptables front end's clean-up of the mangle table it made), killed before it ran (`lines`
+   * 0) or after ("all").
+   */
+  readonly arg?: string;
 }
 
 export interface CrashPointResult {
@@ -462,6 +468,8 @@ export interface CrashPointResult {
 }
 
 export function describePoint(p: CrashPoint): string {
+  if (p.arg !== undefined)
+    return `${p.phase}: killed ${p.lines === "all" ? "after" : "before"} ${p.tool} ${p.arg} call #${p.call}`;
   return `${p.phase}: killed at ${p.tool} payload #${p.call} with ${p.lines === "all" ? "all" : p.lines} line(s) run`;
 }
 
@@ -482,7 +490,13 @@ export async function crashPointTrial(
     const applied = node.symroute(["apply", "-c", config]);
     if (applied.code !== 0) problems.push(`set-up apply exited ${applied.code}: ${applied.stderr.trim()}`);
   }
-  const env = tools.env({ kind: "crash", tool: point.tool, call: point.call, lines: point.lines });
+  const env = tools.env({
+    kind: "crash",
+    tool: point.tool,
+    call: point.call,
+    lines: point.lines,
+    ...(point.arg === undefined ? {} : { arg: point.arg }),
+  });
   const args = point.phase === "apply" ? ["apply", "-c", config] : ["delete"];
   const killed = node.symroute(args, env);
   await namespaceQuiet(node.name);
@@ -506,8 +520,9 @@ export function crashPoints(
   const points: CrashPoint[] = [];
   for (const [tool, counts] of Object.entries(payloads) as [PayloadTool, readonly number[]][]) {
     counts.forEach((count, i) => {
+      // ip -batch and ipset restore run line by line, keeping what ran: every step may be the last.
       const lines =
-        tool === "ip"
+        tool === "ip" || tool === "ipset"
           ? [...new Set([0, 1, Math.floor(count / 2), count - 1])].filter((n) => n >= 0 && n < count)
           : [0];
       for (const n of lines) points.push({ phase, tool, call: i + 1, lines: n });

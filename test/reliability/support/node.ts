@@ -2,7 +2,26 @@
 // shared with the end-to-end tests, scripts/reliability/ and the benchmarks): a config of many
 // networks, and the consistency checks a crash must not break.
 
+import { readFileSync } from "node:fs";
 import type { Netns } from "../../support/netns.ts";
+
+/**
+ * Loads kube-proxy's own iptables rules, chains and ipsets (fixtures/crash-foreign-*) into the
+ * node: what a crash run must leave alone. IPv4 has a mangle table of kube-proxy's, IPv6 none (the
+ * iptables front end makes it, and drops it again).
+ */
+export function loadForeignKubeProxy(node: Pick<Netns, "exec">): void {
+  const fixture = (name: string): string =>
+    readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
+  for (const [argv, file] of [
+    [["ipset", "restore"], "crash-foreign.ipset"],
+    [["iptables-restore", "--noflush"], "crash-foreign-iptables.rules"],
+    [["ip6tables-restore", "--noflush"], "crash-foreign-ip6tables.rules"],
+  ] as const) {
+    const r = node.exec(argv, fixture(file));
+    if (r.code !== 0) throw new Error(`${argv.join(" ")} < ${file} failed (${r.code}): ${r.stderr.trim()}`);
+  }
+}
 
 /**
  * `count` networks on ext0, each with a /24 pool 10.112.N.0/24 and its gateway .1; every even one
