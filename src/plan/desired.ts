@@ -39,7 +39,7 @@ import {
 } from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
 import { creatingLinks, desiredSysctls, leavingLinks, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
-import { formerProtocols, ownsProtocol } from "./diff.ts";
+import { describeRule, formerProtocols, mayOverlap, ownsProtocol } from "./diff.ts";
 import { counted } from "../model/plural.ts";
 
 export interface SavedPlanningState {
@@ -1082,6 +1082,20 @@ function skipRules(
       });
       continue;
     }
+    // Never laid over another tool's rule: the skip would take the packets it can match past it.
+    const { skip: from, nop: to } = layout;
+    const skipRule = markZero(family, from, to, mask, protocol);
+    const inTheWay = foreignInBand.find(
+      (r) => r.family === family && r.priority > from && r.priority < to && mayOverlap(r, skipRule),
+    );
+    if (inTheWay !== undefined) {
+      skips.push({
+        family,
+        fwmarkRules,
+        reason: `no skip rule: rule ${describeRule(inTheWay)} is not symroute's and sits between the skip's priority ${layout.skip} and its nop ${layout.nop}, where packets without a mark reach it; every packet without a mark in ${maskText} tries the ${counted(fwmarkRules, "fwmark rule")}`,
+      });
+      continue;
+    }
     const grouped =
       fwmarkRules >= FWMARK_GROUPS_FROM
         ? groupFwmarkRules(rules, family, layout, mask, protocol, foreignInBand)
@@ -1091,7 +1105,7 @@ function skipRules(
       // The nop first: a goto whose target does not exist yet is ignored by the kernel, never wrong,
       // but this way the skip works from the moment it is added.
       rules.push({ family, priority: layout.nop, action: "nop", protocol });
-      rules.push(markZero(family, layout.skip, layout.nop, mask, protocol));
+      rules.push(skipRule);
       skips.push({
         family,
         fwmarkRules,

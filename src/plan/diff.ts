@@ -353,7 +353,7 @@ export function diffRouting(desired: DesiredState, node: RoutingState, own: Owne
   return { changes, conflicts, notices: warningMessages(notices), noticeDetails: notices };
 }
 
-const describeRule = (r: Rule): string =>
+export const describeRule = (r: Rule): string =>
   [
     `priority ${r.priority}`,
     r.not === true ? "not" : "",

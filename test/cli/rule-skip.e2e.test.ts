@@ -1,7 +1,7 @@
 // The skip rule over symroute's fwmark rules on the real kernel (issue 15): the kernel's route
-// lookup takes a packet without a mark past them (a canary rule between the skip and its nop is
-// never reached, and plan calls it a conflict), a marked packet still gets its network's table, in
-// both families; delete returns the namespace byte for byte.
+// lookup takes a packet without a mark past them, a marked packet still gets its network's table,
+// in both families; a foreign rule between the skip and its nop makes symroute leave the skip out
+// (that rule then sees the packets it matches again); delete returns the namespace byte for byte.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -44,22 +44,25 @@ for (const firewall of ["nftables", "iptables"] as const) {
       }
 
       // A canary between the skip and the nop: every packet that reaches it is refused.
+      const canary = (action: "add" | "del"): void => {
+        mustIn(node, ["ip", "rule", action, "priority", "1001", "to", "198.51.100.0/24", "lookup", "77"]);
+        mustIn(node, [
+          "ip",
+          "-6",
+          "rule",
+          action,
+          "priority",
+          "1001",
+          "to",
+          "2001:db8:ffff::/48",
+          "lookup",
+          "77",
+        ]);
+      };
       mustIn(node, ["ip", "route", "add", "blackhole", "198.51.100.0/24", "table", "77"]);
-      mustIn(node, ["ip", "rule", "add", "priority", "1001", "to", "198.51.100.0/24", "lookup", "77"]);
       mustIn(node, ["ip", "-6", "route", "add", "blackhole", "2001:db8:ffff::/48", "table", "77"]);
-      mustIn(node, [
-        "ip",
-        "-6",
-        "rule",
-        "add",
-        "priority",
-        "1001",
-        "to",
-        "2001:db8:ffff::/48",
-        "lookup",
-        "77",
-      ]);
-      // Unmarked (and marked with bits that are not symroute's): main's default route, canary jumped.
+      canary("add");
+      // Unmarked (and marked with bits that are not symroute's): the skip takes them past the canary.
       assert.match(routeGet(node, "198.51.100.7"), /via 192\.168\.1\.1 dev eth0/);
       assert.match(routeGet(node, "198.51.100.7", 0x4000), /via 192\.168\.1\.1 dev eth0/);
       assert.match(routeGet(node, "2001:db8:ffff::7"), /via 2001:db8:1::1 dev eth0/);
@@ -70,13 +73,25 @@ for (const firewall of ["nftables", "iptables"] as const) {
       assert.match(routeGet(node, "198.51.100.7", 0x7), /error: .*Invalid argument/);
       assert.match(routeGet(node, "2001:db8:ffff::7", 0x7), /error: .*Invalid argument/);
 
+      // symroute yields: the skip goes while another tool's rule sits where it would jump.
       const plan = node.symroute(["plan", "-c", cfg]);
-      assert.equal(plan.code, 4, plan.stdout + plan.stderr);
+      assert.equal(plan.code, 2, plan.stdout + plan.stderr);
       assert.match(
         plan.stdout,
-        /conflict: IPv4 rule priority 1001 to 198\.51\.100\.0\/24 lookup 77: not symroute's, and between symroute's skip rule priority 1000 fwmark 0x0\/0xff goto 1002 .*jump over it/,
+        /no skip rule: rule priority 1001 to 198\.51\.100\.0\/24 lookup 77 is not symroute's and sits between the skip's priority 1000 and its nop 1002/,
       );
-      // doctor names it too, with the command that removes it (before, it said nothing of it).
+      const yielded = node.symroute(["apply", "-c", cfg]);
+      assert.equal(yielded.code, 0, yielded.stdout + yielded.stderr);
+      for (const family of [4, 6] as const)
+        assert.doesNotMatch(mustIn(node, ["ip", `-${family}`, "rule"]), /goto 1002/);
+      assert.match(routeGet(node, "198.51.100.7"), /error: .*Invalid argument/);
+      assert.match(routeGet(node, "2001:db8:ffff::7"), /error: .*Invalid argument/);
+      assert.match(routeGet(node, "198.51.100.7", 0x2), /via 5\.6\.7\.1 dev ext0 table 20001/);
+      assert.equal(node.symroute(["plan", "-c", cfg]).code, 0);
+
+      // A foreign route in a table symroute allocated is a conflict: doctor names it, with the
+      // command that removes it.
+      mustIn(node, ["ip", "route", "add", "198.18.0.0/24", "dev", "ext0", "table", "20000"]);
       const doctor = node.symroute(["doctor", "-c", cfg, "-o", "json"]);
       assert.equal(doctor.code, 3, doctor.stdout + doctor.stderr);
       const conflicts = (
@@ -84,26 +99,22 @@ for (const firewall of ["nftables", "iptables"] as const) {
           findings: { path: string; ok: boolean; summary: string; cause?: string }[];
         }
       ).findings.filter((f) => f.path === "conflict");
-      assert.equal(conflicts.length, 2, doctor.stdout);
+      assert.equal(conflicts.length, 1, doctor.stdout);
       assert.ok(conflicts.every((f) => !f.ok));
-      assert.match(conflicts[0]?.summary ?? "", /IPv4 rule priority 1001 to 198\.51\.100\.0\/24 lookup 77/);
-      assert.match(conflicts[0]?.cause ?? "", /ip rule del priority 1001 to 198\.51\.100\.0\/24 lookup 77/);
+      assert.match(conflicts[0]?.summary ?? "", /198\.18\.0\.0\/24/);
+      assert.match(conflicts[0]?.cause ?? "", /ip route del 198\.18\.0\.0\/24/);
+      mustIn(node, ["ip", "route", "del", "198.18.0.0/24", "dev", "ext0", "table", "20000"]);
 
-      mustIn(node, ["ip", "rule", "del", "priority", "1001", "to", "198.51.100.0/24", "lookup", "77"]);
-      mustIn(node, [
-        "ip",
-        "-6",
-        "rule",
-        "del",
-        "priority",
-        "1001",
-        "to",
-        "2001:db8:ffff::/48",
-        "lookup",
-        "77",
-      ]);
+      // The canary gone, the skip comes back.
+      canary("del");
       mustIn(node, ["ip", "route", "flush", "table", "77"]);
       mustIn(node, ["ip", "-6", "route", "flush", "table", "77"]);
+      assert.equal(node.symroute(["plan", "-c", cfg]).code, 2);
+      assert.equal(node.symroute(["apply", "-c", cfg]).code, 0);
+      assert.match(
+        mustIn(node, ["ip", "-4", "rule"]),
+        /^1000:\tfrom all fwmark 0\/0xff goto 1002 proto 201$/m,
+      );
       assert.equal(node.symroute(["plan", "-c", cfg]).code, 0);
       const deleted = node.symroute(["delete"]);
       assert.equal(deleted.code, 0, deleted.stderr);
@@ -111,3 +122,31 @@ for (const firewall of ["nftables", "iptables"] as const) {
     },
   );
 }
+
+test(
+  "a foreign rule already between the skip's priority and its nop: apply leaves the skip out, and unmarked packets still reach that rule",
+  { skip },
+  (t) => {
+    const node = createNode(t, { dualStack: true });
+    const cfg = writeConfigFile(dir, "three-foreign-first.yaml", networks("nftables"));
+    mustIn(node, ["ip", "route", "add", "blackhole", "198.51.100.0/24", "table", "77"]);
+    mustIn(node, ["ip", "rule", "add", "priority", "1001", "to", "198.51.100.0/24", "lookup", "77"]);
+    assert.match(routeGet(node, "198.51.100.7"), /error: .*Invalid argument/);
+    const start = node.dump();
+    const applied = node.symroute(["apply", "-c", cfg]);
+    // Other conflicts of that rule (it comes before symroute's fwmark rules) may be reported; the
+    // skip, which would take every unmarked packet past it, is not laid over it.
+    assert.ok([0, 4].includes(applied.code ?? -1), applied.stdout + applied.stderr);
+    assert.match(
+      applied.stdout,
+      /no skip rule: rule priority 1001 to 198\.51\.100\.0\/24 lookup 77 is not symroute's/,
+    );
+    assert.doesNotMatch(mustIn(node, ["ip", "-4", "rule"]), /goto 1002/);
+    assert.match(routeGet(node, "198.51.100.7"), /error: .*Invalid argument/);
+    // IPv6 has no such rule: its skip is there.
+    assert.match(mustIn(node, ["ip", "-6", "rule"]), /^1000:\tfrom all fwmark 0\/0xff goto 1002 proto 201$/m);
+    const deleted = node.symroute(["delete"]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(node.dump(), start);
+  },
+);
