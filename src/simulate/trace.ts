@@ -19,6 +19,7 @@ import {
 } from "./compile.ts";
 import { protoName } from "./format.ts";
 import type { SpoofGuard } from "../model/firewall.ts";
+import type { FirewallBackend } from "../model/state.ts";
 import type {
   GuardVerdict,
   Packet,
@@ -52,6 +53,11 @@ interface Flow {
   /** "lo" for locally generated packets (LOOPBACK_IFINDEX), as the kernel does. */
   readonly iif: string;
   readonly oif: string | undefined;
+  /**
+   * IPv6: `oif` only picks, among the routes of the prefix found, one out of it if there is one
+   * (a lookup without RT6_LOOKUP_F_IFACE: ip6tables' strict rpfilter); otherwise it binds the lookup.
+   */
+  readonly oifPreferred?: boolean;
   readonly mark: number;
   readonly tos: number;
   readonly ipproto: number;
@@ -199,7 +205,10 @@ function lookupTable(
   v6Strict: boolean,
 ): CompiledRoute | undefined {
   if (index.family === 4) return lookupTable4(table, flow.dst, flow.oif);
-  if (flow.oif !== undefined) return lookupTable6Bound(table, flow.dst, flow.oif);
+  if (flow.oif !== undefined)
+    return flow.oifPreferred === true
+      ? lookupTable6Preferring(table, flow.dst, flow.oif)
+      : lookupTable6Bound(table, flow.dst, flow.oif);
   let deepest: TrieNode | undefined;
   /** Whether a shorter prefix than the deepest on the path has routes (where the kernel may backtrack to). */
   let shorterPrefixHasRoutes = false;
@@ -254,6 +263,27 @@ function lookupTable6Bound(table: TableIndex, dst: Words, oif: string): Compiled
     }
   }
   return undefined;
+}
+
+/**
+ * IPv6 with a device preferred, not bound (rt6_device_match without RT6_LOOKUP_F_IFACE): the
+ * deepest prefix with routes decides, as without one; among its routes the first out of `oif`,
+ * else the first.
+ */
+function lookupTable6Preferring(table: TableIndex, dst: Words, oif: string): CompiledRoute | undefined {
+  let deepest: CompiledRoute[] | undefined;
+  let node: TrieNode | undefined = table.root;
+  for (let i = 0; node !== undefined; i++) {
+    if (node.routes !== undefined) deepest = node.routes;
+    if (i === 128) break;
+    node = bitAt(dst, i) === 0 ? node.zero : node.one;
+  }
+  if (deepest === undefined) return undefined;
+  for (const route of deepest) {
+    if (route.unsupported !== undefined) return route;
+    if (route.dev === oif) return route;
+  }
+  return deepest[0];
 }
 
 /**
@@ -667,6 +697,7 @@ function runGuard(
   dst: Words,
   packet: Packet,
   src: Words | undefined,
+  frontEnd: FirewallBackend,
 ): GuardVerdict {
   const iif = g.iif;
   const base = { iif, mode: g.mode };
@@ -688,6 +719,7 @@ function runGuard(
     };
   const from = packet.from ?? (fam.family === 4 ? "0.0.0.0" : "::");
   const linkLocalSource = fam.family === 6 && src !== undefined && special6(src) === "link-local";
+  const ip6tablesStrict = fam.family === 6 && g.mode === "strict" && frontEnd === "iptables";
   const reverse: Flow = {
     family: fam.family,
     src: dst,
@@ -700,7 +732,9 @@ function runGuard(
     // eth0 before one on ext0 is dropped by ext0's guard in both front ends). IPv6 binds the
     // lookup of a link-local source, in both modes (the address means nothing off its link:
     // fe80::/64 has a route on every interface).
-    oif: linkLocalSource ? iif : undefined,
+    // ip6tables' strict rpfilter sets the input interface without binding the lookup to it.
+    oif: linkLocalSource || ip6tablesStrict ? iif : undefined,
+    ...(ip6tablesStrict && !linkLocalSource ? { oifPreferred: true } : {}),
     mark: 0,
     tos: 0,
     ipproto: 0,
@@ -708,15 +742,16 @@ function runGuard(
     dport: 0,
     uid: 0,
   };
-  const v6Strict = fam.family === 6 && (index.sysctls["net/ipv6/conf/all/forwarding"] ?? "1").trim() === "0";
-  const res = fibLookup(fam, reverse, v6Strict, undefined);
+  // nft's fib and ip6tables' rpfilter look up with ip6_route_lookup, which never scores routers by
+  // their neighbours (that is ip6_pol_route's, with forwarding off): the first route decides.
+  const res = fibLookup(fam, reverse, false, undefined);
   const what = `lookup of the source ${from}${linkLocalSource ? ` (link-local: on ${iif} only)` : ""}`;
   if (res.kind === "unsupported")
     throw new UnsupportedError(`guard on ${iif}: ${what}: ${res.reason ?? "not modelled"}`);
   const route = res.route;
   if ((res.kind !== "route" || route === undefined) && reverse.oif !== undefined) {
     // Bound to the interface, the lookup found nothing: say where the source is routed instead.
-    const free = fibLookup(fam, { ...reverse, oif: undefined }, v6Strict, undefined);
+    const free = fibLookup(fam, { ...reverse, oif: undefined }, false, undefined);
     if (free.kind === "route" && free.route !== undefined)
       return {
         ...base,
@@ -785,7 +820,7 @@ export function tracePacket(index: RoutingIndex, original: Packet, options?: Tra
       });
     } else {
       try {
-        guard = runGuard(index, fam, g, dst, packet, src);
+        guard = runGuard(index, fam, g, dst, packet, src, options.guardFrontEnd ?? "nftables");
       } catch (error) {
         if (error instanceof MissingSysctl || error instanceof UnsupportedError)
           return unsupportedTrace(base, error.message);

@@ -2,7 +2,7 @@
 // kernel's decision (rule walk, table lookup, rp_filter) with the verdict the kernel would give.
 
 import type { Family } from "../model/address.ts";
-import type { Route, Rule } from "../model/state.ts";
+import type { FirewallBackend, Route, Rule } from "../model/state.ts";
 import type { SpoofGuard } from "../model/firewall.ts";
 
 /** A packet to route, in the words of `ip route get`. */
@@ -114,4 +114,9 @@ export interface TraceOptions {
    * their interfaces go through them first, as through the firewall's guard chains (before DNAT).
    */
   readonly guards?: readonly SpoofGuard[];
+  /**
+   * The front end holding them (default nftables): they check alike but for an IPv6 source that is
+   * not link-local, where ip6tables' strict rpfilter prefers a route out of the input interface.
+   */
+  readonly guardFrontEnd?: FirewallBackend;
 }

@@ -272,7 +272,10 @@ export function diagnose(input: DoctorInput): DoctorReport {
           iif: d.interface,
           ...port,
         };
-        const request = tracePacket(index, requestPacket, { guards: guardsInPlace });
+        const request = tracePacket(index, requestPacket, {
+          guards: guardsInPlace,
+          ...(fw === undefined ? {} : { guardFrontEnd: fw.backend }),
+        });
         const asked = `the request from ${client.address} to ${b.lb}${b.backend === b.lb ? "" : ` (DNAT to ${b.backend})`}`;
         if (request.result === "unsupported") {
           findings.push({

@@ -367,3 +367,61 @@ for (const firewall of ["nftables", "iptables"] as const) {
     },
   );
 }
+
+/** An IPv6 source whose /64 the node routes out of eth0 (metric 100) and out of ext0 (metric 200). */
+const TWO_ROUTES6 = "2001:db8:77::5";
+const TWO_ROUTES6_COUNTERS = `table inet xg7 {
+  counter past { }
+  counter control-past { }
+  chain after_guard {
+    type filter hook prerouting priority -140; policy accept;
+    ip6 saddr ${TWO_ROUTES6} udp dport ${PORT} counter name "past"
+    ip6 saddr ${CLIENT6} ip6 daddr ${LB6} udp dport ${PORT} counter name "control-past"
+  }
+}
+`;
+
+// The one case where the front ends differ: ip6tables' strict rpfilter prefers, among the routes of
+// the prefix it finds, one out of the input interface; nft's fib takes the first.
+for (const [firewall, passes] of [
+  ["nftables", false],
+  ["iptables", true],
+] as const) {
+  test(
+    `IPv6: a source with routes on eth0 and on ext0 is ${passes ? "passed" : "dropped"} by the ${firewall} guard, and explain agrees`,
+    { skip },
+    (t) => {
+      const node = createNode(t, { dualStack: true });
+      const mac = ext0Mac(node);
+      const lines = [
+        `addr add ${TWO_ROUTES6}/128 dev lo nodad`,
+        `addr add ${CLIENT6}/128 dev lo nodad`,
+        "link set lo up",
+        `neigh replace ${NODE6} lladdr ${mac} dev r-ext0 nud permanent`,
+        `neigh replace ${LB6} lladdr ${mac} dev r-ext0 nud permanent`,
+        `rule add from ${TWO_ROUTES6} lookup 99 priority 99`,
+        `route add ${NODE6}/128 dev r-ext0 table 99`,
+        `rule add from ${CLIENT6} lookup 98 priority 98`,
+        `route add ${LB6}/128 dev r-ext0 table 98`,
+      ];
+      must(["ip", "-n", node.peer, "-6", "-batch", "-"], `${lines.join("\n")}\n`);
+      inNode(
+        node,
+        ["ip", "-6", "-batch", "-"],
+        "route add 2001:db8:77::/64 dev eth0 metric 100\nroute add 2001:db8:77::/64 dev ext0 metric 200\n",
+      );
+      assert.equal(node.symroute(["apply", "-c", dualConfigFor(firewall)]).code, 0);
+      inNode(node, ["nft", "-f", "-"], TWO_ROUTES6_COUNTERS);
+
+      const explained = explain(node, TWO_ROUTES6, NODE6);
+      assert.equal(explained.guard?.result, passes ? "pass" : "drop", JSON.stringify(explained));
+      const controls = counter(node, "inet", "xg7", "control-past");
+      send6(node, TWO_ROUTES6, NODE6);
+      send6(node, CLIENT6, LB6);
+      let seen = counter(node, "inet", "xg7", "control-past");
+      for (let i = 0; i < 2000 && seen === controls; i++) seen = counter(node, "inet", "xg7", "control-past");
+      assert.ok(seen > controls, "the control packet, sent after it, passed the guard");
+      assert.equal(counter(node, "inet", "xg7", "past"), passes ? 1 : 0);
+    },
+  );
+}

@@ -145,6 +145,54 @@ test("IPv4: the guard looks the source up on no particular device, then compares
   );
 });
 
+test("IPv6: ip6tables' strict guard prefers a route out of the input interface among those of the prefix found; nftables does not", () => {
+  // Measured on 6.18: the source's /64 has a route on eth0 (metric 100) and one on ext0 (metric 200);
+  // nft's guard drops the packet, ip6tables' passes it.
+  const node = appliedNode();
+  const route = (dev: string, metric: number) =>
+    ({ family: 6, table: 254, type: "unicast", dst: "2001:db8:77::/64", dev, metric }) as const;
+  const guard6: SpoofGuard = {
+    family: 6,
+    iif: "ext0",
+    mode: "strict",
+    exempt: ["2001:db8:5::/64"],
+    reason: "",
+  };
+  const packet = { from: "2001:db8:77::5", to: "2001:db8:1::10", iif: "ext0" };
+  const both = compileRoutingState({
+    ...node,
+    routes: [...node.routes, route("eth0", 100), route("ext0", 200)],
+  });
+  assert.equal(tracePacket(both, packet, { guards: [guard6] }).guard?.result, "drop");
+  assert.equal(
+    tracePacket(both, packet, { guards: [guard6], guardFrontEnd: "nftables" }).guard?.result,
+    "drop",
+  );
+  const ipt = tracePacket(both, packet, { guards: [guard6], guardFrontEnd: "iptables" });
+  assert.equal(ipt.guard?.result, "pass", JSON.stringify(ipt));
+  assert.match(ipt.guard?.reason ?? "", /leaves by ext0: 2001:db8:77::\/64 dev ext0/);
+  // Only a route of the prefix found counts: no backtracking to a shorter one out of ext0.
+  const shorter = compileRoutingState({
+    ...node,
+    routes: [
+      ...node.routes,
+      route("eth0", 100),
+      { family: 6, table: 254, type: "unicast", dst: "2001:db8::/32", dev: "ext0", metric: 100 },
+    ],
+  });
+  assert.equal(
+    tracePacket(shorter, packet, { guards: [guard6], guardFrontEnd: "iptables" }).guard?.result,
+    "drop",
+  );
+  // IPv4 and loose guards are alike in both front ends.
+  const v4 = tracePacket(
+    index,
+    { from: "10.112.0.99", to: "192.168.1.10", iif: "ext0" },
+    { guards, guardFrontEnd: "iptables" },
+  );
+  assert.equal(v4.guard?.result, "drop");
+});
+
 test("IPv6: a link-local source is looked up on the interface it arrived on, as nft's fib and xt_rpfilter do", () => {
   // Every interface with IPv6 has its own fe80::/64 route; eth0's comes first. The kernel binds the
   // reverse lookup of a link-local address to the input device (RT6_LOOKUP_F_IFACE), in strict and
@@ -208,13 +256,28 @@ test("the packet comes first in the explanation; a guard lookup the simulator ca
     ["packet", "guard"],
   );
   assert.match(t.steps?.[0]?.reason ?? "", /DNAT to 10\.112\.0\.5/);
-  // IPv6 forwarding off and the source behind one of two routers: the kernel scores them by their
-  // neighbour entries (not modelled).
+  // A rule the simulator cannot read, met on the guard's lookup: unsupported, not a crash.
   const node = appliedNode();
-  const v6off = {
-    ...node,
-    sysctls: { ...node.sysctls, "net/ipv6/conf/all/forwarding": "0" },
+  const v6guard: SpoofGuard = {
+    family: 6,
+    iif: "ext0",
+    mode: "strict",
+    exempt: ["2001:db8:5::/64"],
+    reason: "",
   };
+  const packet = { from: "2001:db8:9::9", to: "2001:db8:1::10", iif: "ext0" };
+  const unreadable = compileRoutingState({
+    ...node,
+    rules: [...node.rules, { family: 6, priority: 100, action: "lookup", table: 254, suppressIfgroup: 1 }],
+  });
+  const u = tracePacket(unreadable, packet, { guards: [v6guard] });
+  assert.equal(u.result, "unsupported");
+  assert.match(u.reason ?? "", /^guard on ext0: lookup of the source 2001:db8:9::9/);
+  // IPv6 forwarding off and the source behind one of two routers: the routing of a packet scores
+  // them by their neighbour entries (not modelled), but the guard's lookup (ip6_route_lookup) does
+  // not: the first route decides. Measured: with eth0's router FAILED and ext0's PERMANENT, `ip -6
+  // route get` picks ext0's default (metric 2048) and the guard drops by eth0's (metric 1024).
+  const v6off = { ...node, sysctls: { ...node.sysctls, "net/ipv6/conf/all/forwarding": "0" } };
   const twoRouters = compileRoutingState({
     ...v6off,
     routes: [
@@ -224,25 +287,16 @@ test("the packet comes first in the explanation; a guard lookup the simulator ca
         table: 254,
         type: "unicast",
         dst: "default",
-        gateway: "2001:db8:1::2",
-        dev: "eth0",
+        gateway: "2001:db8:5::1",
+        dev: "ext0",
         metric: 2048,
+        onlink: true,
       },
     ],
   });
-  const v6guard: SpoofGuard = {
-    family: 6,
-    iif: "ext0",
-    mode: "strict",
-    exempt: ["2001:db8:5::/64"],
-    reason: "",
-  };
-  const packet = { from: "2001:db8:9::9", to: "2001:db8:1::10", iif: "ext0" };
-  const u = tracePacket(twoRouters, packet, { guards: [v6guard] });
-  assert.equal(u.result, "unsupported");
-  assert.match(u.reason ?? "", /^guard on ext0: lookup of the source 2001:db8:9::9/);
-  // One default route and nothing shorter: a host takes it whatever its router's neighbour state
-  // (the kernel looks again without the preference), so the guard's lookup is told.
+  const told = tracePacket(twoRouters, packet, { guards: [v6guard] });
+  assert.equal(told.guard?.result, "drop", JSON.stringify(told));
+  assert.match(told.reason ?? "", /lookup of the source 2001:db8:9::9 leaves by eth0, not ext0/);
   const oneRouter = tracePacket(compileRoutingState(v6off), packet, { guards: [v6guard] });
   assert.equal(oneRouter.guard?.result, "drop", JSON.stringify(oneRouter));
   assert.match(oneRouter.reason ?? "", /lookup of the source 2001:db8:9::9 leaves by eth0, not ext0/);

@@ -503,6 +503,7 @@ export function registerExplain(program: Command): void {
         const trace = tracePacket(compileRoutingState(state.node), dnatPacket(packet, dnat), {
           explain: true,
           guards: state.guards,
+          ...(state.firewallSpec === undefined ? {} : { guardFrontEnd: state.firewallSpec.backend }),
         });
         const missing = state.missingGuards
           .filter((g) => g.iif === packet.iif)
