@@ -120,6 +120,10 @@ function apiError(error: unknown, server: string, metallbNamespace: string): Sym
   return new SymrouteError(
     "dependency",
     `cannot reach the Kubernetes API at ${server}: ${error instanceof Error ? error.message : String(error)}`,
-    { cause: error, retriable: true },
+    {
+      cause: error,
+      retriable: true,
+      hint: `check the API server's address, ${server}, and that this node reaches it (the API server down, a firewall or proxy in the way)`,
+    },
   );
 }

@@ -13,7 +13,11 @@ import { usageErrorJson, wantsJson } from "../../src/cli/program.ts";
 
 const skip = e2eUnavailable();
 
-function cli(t: { after: (fn: () => void) => void }, args: readonly string[]) {
+function cli(
+  t: { after: (fn: () => void) => void },
+  args: readonly string[],
+  prepare?: (stateDir: string) => void,
+) {
   const ns = createBareNamespace("sr-usage");
   const stateDir = mkdtempSync(join(tmpdir(), "symroute-usage-"));
   t.after(() => {
@@ -22,6 +26,7 @@ function cli(t: { after: (fn: () => void) => void }, args: readonly string[]) {
   });
   const config = join(stateDir, "config.yaml");
   writeFileSync(config, "networks: []\n");
+  prepare?.(stateDir);
   const argv = args.map((a) => (a === "CONFIG" ? config : a.replace(/^STATE(?=\/|$)/, stateDir)));
   return run(["ip", "netns", "exec", ns.name, process.execPath, CLI, ...argv]);
 }
@@ -271,5 +276,47 @@ test(
       { env: { NODE_NAME: "n1" } },
     );
     assert.equal(r.code, 0, r.stdout + r.stderr);
+  },
+);
+
+test(
+  "plan --kubernetes with an API server it cannot reach names the server, the cause and what to check",
+  { skip },
+  (t) => {
+    const kubeconfig = [
+      "apiVersion: v1",
+      "kind: Config",
+      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]',
+      "contexts: [{name: c, context: {cluster: c, user: u}}]",
+      "current-context: c",
+      "users: [{name: u, user: {token: x}}]",
+    ].join("\n");
+    const r = cli(
+      t,
+      [
+        "plan",
+        "--kubernetes",
+        "--node-name",
+        "n1",
+        "--kubeconfig",
+        "STATE/kubeconfig",
+        "--state-dir",
+        "STATE",
+        "-o",
+        "json",
+      ],
+      (stateDir) => writeFileSync(join(stateDir, "kubeconfig"), `${kubeconfig}\n`),
+    );
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const { error } = JSON.parse(r.stdout) as ErrorBody;
+    assert.equal(error.kind, "dependency");
+    assert.match(
+      error.message,
+      /^cannot reach the Kubernetes API at https:\/\/127\.0\.0\.1:1 .*: request to https:\/\/127\.0\.0\.1:1\/apis\/\S+ failed/,
+    );
+    assert.match(
+      error.hint ?? "",
+      /^check the API server's address, https:\/\/127\.0\.0\.1:1 \(from --kubeconfig \S+\), and that this node reaches it/,
+    );
   },
 );
