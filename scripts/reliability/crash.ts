@@ -166,16 +166,19 @@ try {
       );
       n.symroute(["apply", "-c", setup.config]);
       const deleteCounts = payloadCounts(n.symroute(["delete", "--dry-run", "-o", "json"]).stdout);
-      // The delete's commit drops each mangle table the iptables front end made (`nft delete
-      // table`, not a payload) before it removes the state file: a kill before and after each.
-      const { iptablesTablesCreated = [] } = JSON.parse(readFileSync(stateFileOf(n), "utf8")) as {
+      // The delete's commit drops each built-in chain and mangle table the iptables front end made
+      // (one `nft delete` each, not a payload) before it removes the state file: a kill before and
+      // after each.
+      const made = JSON.parse(readFileSync(stateFileOf(n), "utf8")) as {
         iptablesTablesCreated?: number[];
+        iptablesChainsCreated?: string[];
       };
+      const drops = (made.iptablesTablesCreated ?? []).length + (made.iptablesChainsCreated ?? []).length;
       n.symroute(["delete"]);
       const points = [
         ...crashPoints("apply", applyCounts),
         ...crashPoints("delete", deleteCounts),
-        ...iptablesTablesCreated.flatMap((_, i) =>
+        ...Array.from({ length: drops }, (_, i) => i).flatMap((i) =>
           ([0, "all"] as const).map((lines) => ({
             phase: "delete" as const,
             tool: "nft" as const,

@@ -43,8 +43,10 @@ const RANDOM_TRIALS = Number(process.env["SYMROUTE_CRASH_TRIALS"] ?? 4);
 /**
  * Crash points per front end. nftables: ip batches (IPv4 first, then IPv6), the nft transaction
  * after them. iptables: the sets' `ipset restore` (it keeps the lines that ran), one restore per
- * family, the delete's `ipset restore` that destroys the sets, and its commit's `nft delete table`
- * of the IPv6 mangle table it made (kube-proxy's IPv4 one is not its to drop).
+ * family, the delete's `ipset restore` that destroys the sets, and its commit's `nft delete`s of
+ * what it made in IPv6 (kube-proxy has no mangle table there): the built-in chains OUTPUT and
+ * PREROUTING, then the table (kube-proxy's IPv4 one is not its to drop); killed before the first
+ * and before the last.
  */
 const POINTS: Readonly<Record<Firewall, (lines: { v4: number; ipsetFill: number }) => CrashPoint[]>> = {
   nftables: ({ v4 }) => [
@@ -61,7 +63,7 @@ const POINTS: Readonly<Record<Firewall, (lines: { v4: number; ipsetFill: number 
     { phase: "delete", tool: "ip6tables-restore", call: 1, lines: "all" },
     { phase: "delete", tool: "ipset", call: 1, lines: 1 },
     { phase: "delete", tool: "nft", call: 1, lines: 0, arg: "delete" },
-    { phase: "delete", tool: "nft", call: 1, lines: "all", arg: "delete" },
+    { phase: "delete", tool: "nft", call: 3, lines: 0, arg: "delete" },
   ],
 };
 
