@@ -96,7 +96,14 @@ function addressFamily(text: string, option: string): number {
   return parsed.family;
 }
 
-const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, icmp: 1, "ipv6-icmp": 58, sctp: 132 };
+/** The protocol names `--proto` takes (besides a number); its --help and the docs list these. */
+export const PROTOCOLS: Readonly<Record<string, number>> = {
+  tcp: 6,
+  udp: 17,
+  icmp: 1,
+  "ipv6-icmp": 58,
+  sctp: 132,
+};
 
 /** `--proto`: a name of PROTOCOLS or a number; the error lists the names, which the number's does not. */
 function parseProto(text: string): number {
@@ -450,7 +457,7 @@ export function registerExplain(program: Command): void {
     .option("--tos <tos>", "TOS byte (IPv4)")
     .option(
       "--proto <proto>",
-      "tcp, udp, icmp, ipv6-icmp, sctp or a protocol number (default: udp for IPv4, as ip route get)",
+      `${Object.keys(PROTOCOLS).join(", ")} or a protocol number from 0 to 255 (default: udp for IPv4, as ip route get; 0 for IPv6)`,
     )
     .option("--sport <port>", "source port (with --proto)")
     .option("--dport <port>", "destination port (with --proto)")
