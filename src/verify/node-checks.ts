@@ -210,7 +210,8 @@ function neighbourSolicitationCheck(input: NodeCheckInput, d: NetworkDecision): 
   const { node } = input;
   // Like the IPv4 check, only where the neighbour table was read (doctor reads it). With IPv6 off
   // on the interface the interface finding says so, with its fix.
-  if (hops === undefined || node.neighbours === undefined || ipv6Disabled(node, d.interface)) return undefined;
+  if (hops === undefined || node.neighbours === undefined || ipv6Disabled(node, d.interface))
+    return undefined;
   // A missing or down interface is reported as such; its addresses say nothing then.
   if (!node.links.some((l) => l.ifname === d.interface && l.up)) return undefined;
   const linkLocal = node.addresses.find((a) => {
