@@ -38,7 +38,14 @@ import {
   type RuleSkip,
 } from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
-import { creatingLinks, desiredSysctls, leavingLinks, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
+import {
+  creatingLinks,
+  desiredSysctls,
+  disableIpv6Name,
+  leavingLinks,
+  loweredRpFilter,
+  type SysctlInput,
+} from "./sysctls.ts";
 import { describeRule, formerProtocols, mayOverlap, ownsProtocol } from "./diff.ts";
 import { counted } from "../model/plural.ts";
 
@@ -543,6 +550,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
   // (measured: IPv4 and IPv6 refuse it, and the kernel deletes those routes when the link goes down),
   // so they are left out and every other network still converges; the link's event brings them.
   const downInterfaces = new Set<string>();
+  const ipv6DisabledInterfaces = new Set<string>();
   // Indexed loops over the networks here and below: under the agent's --lite-mode every step of a
   // for-of allocates (its iterator's result, the entries' pairs), a thousand networks at a time.
   for (let index = 0; index < config.networks.length; index++) {
@@ -580,6 +588,23 @@ export function computeDesired(input: DesiredInput): DesiredState {
         networks: [network.name],
       });
       downInterfaces.add(network.interface);
+    } else if (
+      link !== undefined &&
+      node.sysctls[disableIpv6Name(network.interface)] === "1" &&
+      network.addresses.some((a) => a.includes(":"))
+    ) {
+      // IPv6 off on the interface: the kernel refuses an IPv6 route through it ("IPv6 is disabled
+      // on nexthop device") and drops every IPv6 packet arriving there (measured), so its IPv6
+      // routes are left out like a down link's; turning IPv6 on (an address event) brings them.
+      warnings.push({
+        kind: "ipv6-disabled",
+        message:
+          `IPv6 is disabled on interface "${network.interface}" (network "${network.name}", net.ipv6.conf.${network.interface}.disable_ipv6 1): ` +
+          `requests for its IPv6 pools cannot arrive; its IPv6 routes are left out until IPv6 is on there ` +
+          `(the kernel refuses an IPv6 route through it): sysctl -w net.ipv6.conf.${network.interface}.disable_ipv6=0`,
+        networks: [network.name],
+      });
+      ipv6DisabledInterfaces.add(network.interface);
     }
   }
   // A gateway that is an address of this node (the node's own address written for the router's) is
@@ -736,8 +761,12 @@ export function computeDesired(input: DesiredInput): DesiredState {
   }
   otherSubnetWarnings(decisions, facts, warnings);
 
-  if (downInterfaces.size > 0) {
-    const kept = routes.filter((r) => r.dev === undefined || !downInterfaces.has(r.dev));
+  if (downInterfaces.size > 0 || ipv6DisabledInterfaces.size > 0) {
+    const kept = routes.filter(
+      (r) =>
+        r.dev === undefined ||
+        (!downInterfaces.has(r.dev) && !(r.family === 6 && ipv6DisabledInterfaces.has(r.dev))),
+    );
     routes.length = 0;
     routes.push(...kept);
   }

@@ -12,7 +12,7 @@ import { ruleDeleteCommand } from "../plan/diff.ts";
 import type { Conflict, NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Packet, type Trace } from "../simulate/index.ts";
 import { clientsOf, hostIn, simulatedBackends, type ClientPath } from "./backends.ts";
-import { nodeChecks } from "./node-checks.ts";
+import { ipv6Disabled, nodeChecks } from "./node-checks.ts";
 import { counted } from "../model/plural.ts";
 
 /**
@@ -248,6 +248,19 @@ export function diagnose(input: DoctorInput): DoctorReport {
           link === undefined
             ? `create it (or give the network \`vlan:\` so symroute does), then run \`${apply}\``
             : `ip link set ${d.interface} up`,
+      });
+      continue;
+    }
+    if (d.family === 6 && ipv6Disabled(node, d.interface)) {
+      findings.push({
+        network: d.name,
+        family: 6,
+        path: "interface",
+        ok: false,
+        summary: `IPv6 is disabled on interface ${d.interface} (net.ipv6.conf.${d.interface}.disable_ipv6 1)`,
+        cause:
+          "the kernel drops every IPv6 packet arriving on it and refuses IPv6 routes through it: no IPv6 path of this network can work, and apply leaves its IPv6 routes out",
+        fix: `sysctl -w net.ipv6.conf.${d.interface}.disable_ipv6=0 (and in the node's network configuration, so that it stays on), then run \`${apply}\``,
       });
       continue;
     }
