@@ -1210,15 +1210,23 @@ function groupFwmarkRules(
     return "the mask is too small for groups";
   const groupMask = (mask & ~low) >>> 0;
   const groupOf = (mark: number): number => Math.floor(markIndexOf(mark, mask) / FWMARK_GROUP_SIZE);
+  /** Each fwmark rule's group, from its kept move when the same rule object was grouped before. */
+  const groupOfRule = new Map<Rule, number>();
   let last = 0;
-  for (const r of rules)
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Rule;
     if (
       r.family === family &&
       r.fwmark !== undefined &&
       r.action === "lookup" &&
       r.priority === layout.fwmarkRules
-    )
-      last = Math.max(last, groupOf(r.fwmark));
+    ) {
+      const kept = groupedRules.get(r);
+      const g = kept !== undefined && kept.mask === mask ? kept.group : groupOf(r.fwmark);
+      groupOfRule.set(r, g);
+      if (g > last) last = g;
+    }
+  }
   const nop = base + 2 + last;
   if (nop > layout.last)
     return `no room in rulePriorities for groups of fwmark rules (priorities ${layout.fwmarkRules}-${nop} needed, the band ends at ${layout.last}): a marked packet tries each fwmark rule before its own`;
@@ -1233,13 +1241,21 @@ function groupFwmarkRules(
     return `no groups of fwmark rules: rule priority ${inTheWay.priority}${inTheWay.table === undefined ? "" : ` lookup ${inTheWay.table}`} is not symroute's and sits where they would go (${jumped}-${nop - 1}), where packets without a mark reach it; a marked packet tries each fwmark rule before its own`;
   const used = new Map<number, number>();
   let unmarked = false;
-  for (const [i, r] of rules.entries()) {
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Rule;
     if (r.family !== family) continue;
     if (r.priority === layout.exemptions || r.priority === layout.sourceRules) unmarked = true;
-    if (r.fwmark === undefined || r.action !== "lookup" || r.priority !== layout.fwmarkRules) continue;
-    const g = groupOf(r.fwmark);
-    rules[i] = { ...r, priority: base + 1 + g };
-    used.set(g, (markValueForIndex(g * FWMARK_GROUP_SIZE, mask) ?? 0) >>> 0);
+    const g = groupOfRule.get(r);
+    if (g === undefined) continue;
+    const priority = base + 1 + g;
+    const kept = groupedRules.get(r);
+    if (kept !== undefined && kept.mask === mask && kept.moved.priority === priority) rules[i] = kept.moved;
+    else {
+      const moved = { ...r, priority };
+      groupedRules.set(r, { mask, group: g, moved });
+      rules[i] = moved;
+    }
+    if (!used.has(g)) used.set(g, (markValueForIndex(g * FWMARK_GROUP_SIZE, mask) ?? 0) >>> 0);
   }
   rules.push({ family, priority: nop, action: "nop", protocol });
   if (unmarked) {
@@ -1260,6 +1276,17 @@ function groupFwmarkRules(
     });
   return { groups: groups.map(([g, value]) => ({ priority: base + 1 + g, value })), nop, unmarked };
 }
+
+/**
+ * A fwmark rule's group under a mask and the rule moved to its group's priority, kept per rule
+ * object (a network's kept part gives the same rule object on every plan): the same moved object
+ * comes back, so its route-rule key (src/model/keys.ts) is not built again on every plan, and
+ * markIndexOf is not asked again. A WeakMap lets them go with the parts.
+ */
+const groupedRules = new WeakMap<
+  Rule,
+  { readonly mask: number; readonly group: number; readonly moved: Rule }
+>();
 
 /** `fwmark 0x0/MASK goto TARGET`: a packet without symroute's mark bits goes on at TARGET. */
 function markZero(family: Family, priority: number, goto: number, mask: number, protocol: number): Rule {
