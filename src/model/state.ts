@@ -19,6 +19,18 @@ export interface Link {
   readonly master?: string;
 }
 
+/**
+ * The bridge (or bond, team, Open vSwitch datapath) `link` is a port of: that device's receive
+ * handler takes every packet arriving on the port, so the IP layer sees the master as the input
+ * interface (measured with a bridge and real traffic: br0's rp_filter decides, ARP replies land on
+ * br0; `ip route get ... iif PORT` does not show it). A VRF is left out: its ports keep their packets.
+ */
+export function portOf(link: Link | undefined, links: ReadonlyMap<string, Link>): Link | undefined {
+  if (link?.master === undefined) return undefined;
+  const master = links.get(link.master);
+  return master === undefined || master.kind === "vrf" ? undefined : master;
+}
+
 export interface InterfaceAddress {
   readonly ifname: string;
   readonly family: Family;

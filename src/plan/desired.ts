@@ -21,7 +21,7 @@ import {
   TABLE_MAIN,
   RESERVED_TABLES,
   type FirewallBackend,
-  type Link,
+  portOf,
   type RoutingState,
   type Route,
   type Rule,
@@ -532,18 +532,6 @@ function markReuseWarning(
     `and leave by ${gateways.length === 0 ? "its gateway" : `its gateway ${gateways.join(", ")}`} until they close. ` +
     `List them with conntrack -L -m ${check}, or end them with conntrack -D -m ${check}`
   );
-}
-
-/**
- * The bridge (or bond, team, Open vSwitch datapath) `link` is a port of: that device's receive
- * handler takes every packet arriving on the port, so the IP layer sees the master as the input
- * interface (measured with a bridge and real traffic: br0's rp_filter decides, ARP replies land on
- * br0; `ip route get ... iif PORT` does not show it). A VRF is left out: its ports keep their packets.
- */
-export function portOf(link: Link | undefined, links: ReadonlyMap<string, Link>): Link | undefined {
-  if (link?.master === undefined) return undefined;
-  const master = links.get(link.master);
-  return master === undefined || master.kind === "vrf" ? undefined : master;
 }
 
 /** A network's field named as the configuration's checks name it: its path, then the network's name. */

@@ -6,9 +6,8 @@
 
 import { formatIp, parsePrefix, type Family, type Prefix } from "../model/address.ts";
 import { formatHex } from "../model/marks.ts";
-import type { NodeState } from "../model/state.ts";
+import { portOf, type NodeState } from "../model/state.ts";
 import { ARP_KEY_PREFIX, firewallRuleKeys, type FirewallSpec } from "../model/firewall.ts";
-import { portOf } from "../plan/desired.ts";
 import { ruleDeleteCommand } from "../plan/diff.ts";
 import type { Conflict, NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Packet, type Trace } from "../simulate/index.ts";

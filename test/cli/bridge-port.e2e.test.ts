@@ -112,3 +112,24 @@ test(
     assert.equal(doctor(ON_BRIDGE).healthy, true);
   },
 );
+
+test(
+  "explain --iif on a bridge's port says the bridge receives the packet, and asks for --iif br0",
+  { skip },
+  (t) => {
+    const node = createNode(t);
+    topology(node);
+    const r = node.symroute(["explain", "--from", CLIENT, "--to", LB, "--iif", "ext0", "-o", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const notes = (JSON.parse(r.stdout) as { notes: string[] }).notes;
+    assert.ok(
+      notes.some((n) => /^ext0 is a port of bridge br0: .* ask with --iif br0$/.test(n)),
+      JSON.stringify(notes),
+    );
+    const onBridge = node.symroute(["explain", "--from", CLIENT, "--to", LB, "--iif", "br0", "-o", "json"]);
+    assert.equal(onBridge.code, 0, onBridge.stderr);
+    assert.ok(
+      !(JSON.parse(onBridge.stdout) as { notes: string[] }).notes.some((n) => /is a port of/.test(n)),
+    );
+  },
+);

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typin
 import { listConfInterfaces } from "../../adapters/kernel.ts";
 import { SymrouteError } from "../../model/errors.ts";
 import { fileErrorText } from "../config-file.ts";
-import type { FirewallBackend, NodeState } from "../../model/state.ts";
+import { portOf, type FirewallBackend, type NodeState } from "../../model/state.ts";
 import {
   firewallRuleKeys,
   type FirewallSpec,
@@ -182,6 +182,23 @@ export function checkInterfaces(packet: Packet, node: NodeState, where: string):
       `${option}: no interface named ${name} on ${where}; its interfaces: ${names.length === 0 ? "none" : names.join(", ")}`,
     );
   }
+}
+
+/**
+ * An --iif that is a bridge's (bond's) port: the kernel hands the packets arriving on it to the
+ * bridge, so the answer for the port (like `ip route get ... iif PORT`'s) is not what they meet.
+ */
+function portNote(packet: Packet, node: NodeState): string[] {
+  if (packet.iif === undefined) return [];
+  const master = portOf(
+    node.links.find((l) => l.ifname === packet.iif),
+    new Map(node.links.map((l) => [l.ifname, l])),
+  );
+  return master === undefined
+    ? []
+    : [
+        `${packet.iif} is a port of ${master.kind ?? "device"} ${master.ifname}: the kernel hands every packet arriving on it to ${master.ifname} (rp_filter, routing and ARP see ${master.ifname}), so this answer, like \`ip route get ... iif ${packet.iif}\`'s, is not what such a packet meets: ask with --iif ${master.ifname}`,
+      ];
 }
 
 /** What explain simulates: the node, and symroute's anti-spoofing guards on it. */
@@ -523,6 +540,7 @@ export function registerExplain(program: Command): void {
               `symroute's IPv${g.family} guard on ${g.iif} is in its state but its firewall is not on the node as applied: not simulated (run \`symroute plan\`)`,
           )
           .concat(stateElsewhereNote(packet, state.stateElsewhere))
+          .concat(portNote(packet, state.node))
           .concat(dnatResolutionNotes(packet, dnat, read))
           .concat(
             dnat === undefined
