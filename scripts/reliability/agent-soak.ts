@@ -60,6 +60,15 @@ const NFT_DEADLINE_MS = 25_000;
 // The agent watches routing (`ip monitor`), not nftables: nft drift waits for the periodic resync.
 const RESYNC = "10s";
 const random = prng(seed);
+// Ctrl-C, or a kill of the run: the finally below does not run, so the agent and the namespace go
+// here. Registered before the namespace is made: from then on a signal waits for the loop, which
+// first turns after the agent has started.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    if (agent.exitCode === null) agent.kill("SIGKILL");
+    node.destroy();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  });
 const node = createNamespaceNode({ prefix: "sr-soak" });
 const configs = [manyNetworksConfig(networks), manyNetworksConfig(networks - 10)];
 const configFile = writeConfigFile(node.stateDir, "agent.yaml", configs[0] as string);

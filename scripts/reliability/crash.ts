@@ -90,6 +90,14 @@ type Of<T> = T & { readonly firewall: Firewall };
 const results: Of<TrialResult>[] = [];
 const pointResults: Of<CrashPointResult>[] = [];
 const tools = createFaultTools();
+// Ctrl-C, or a kill of the run: the finally below does not run, so the namespaces and the tool
+// wrappers go here (after the symroute run in progress, which blocks the loop, has returned).
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.once(signal, () => {
+    node?.destroy();
+    tools.remove();
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  });
 const provenance = runProvenance();
 /** The uninterrupted runs' timings, measured at the start and every 20 trials. */
 const baselines: Of<Omit<Baseline, "original" | "converged">>[] = [];

@@ -282,7 +282,8 @@ function crashSection(out: (...l: string[]) => void, crash: CrashJson | undefine
     "`docs/results/crash.json`; `--firewall nftables` or `iptables` runs one front end);",
     "`node --import tsx --test test/reliability/crash.e2e.test.ts` (in `make test`, per front end: five",
     "crash points with nftables, seven with iptables, a few random kills per phase, the same checks",
-    "and the same required share).",
+    "and the same required share). Interrupted (Ctrl-C, or a kill), `make crash` and `make soak`",
+    "remove their namespaces and exit 130 or 143 (`test/scripts/reliability-interrupt.e2e.test.ts`).",
     "",
   );
   if (crash === undefined) {

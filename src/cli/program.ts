@@ -1,6 +1,7 @@
 // The top-level command every entry of the CLI builds: name, help, version, error behaviour.
 
 import { Command } from "@commander-js/extra-typings";
+import pc from "picocolors";
 import { VERSION } from "./version.ts";
 
 /**
@@ -29,7 +30,11 @@ function usageError(text: string, command: string | undefined): { message: strin
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l !== "");
-  const message = (lines[0] ?? "usage error").replace(/^error: /, "");
+  // Commander puts "option '--case <n>' argument '7' is invalid." before the message of our
+  // parsers, which name the option and the value themselves.
+  const message = (lines[0] ?? "usage error")
+    .replace(/^error: /, "")
+    .replace(/^option '[^']*' argument '.*' is invalid\. (?=--)/, "");
   const suggestion = lines
     .slice(1)
     .map((l) => l.replace(/^\((.*)\)$/, "$1"))
@@ -48,12 +53,13 @@ export function usageErrorJson(text: string, command: string | undefined): strin
 }
 
 /**
- * A usage error as text: the problem on one line and the next step on another, as every other
- * error prints its hint; not the command's whole help, which buried the one line that mattered.
+ * A usage error as text, as every other error prints (output.ts, reportError): the problem with its
+ * kind on one line and the next step on another; not the command's whole help, which buried the
+ * one line that mattered.
  */
 export function usageErrorText(text: string, command: string | undefined): string {
   const { message, hint } = usageError(text, command);
-  return `error: ${message}\nhint: ${hint}\n`;
+  return `${pc.red("error")} (invalid-argument): ${message}\n${pc.dim("hint:")} ${hint}\n`;
 }
 
 export function createProgram(argv: readonly string[] = process.argv): Command {

@@ -62,13 +62,16 @@ function integer(field: string, min: number, max: number, required?: string) {
     .max(max);
 }
 
+/** `; did you mean "calico"?` when `input` is a typo of one of `choices`, else nothing. */
+function suggestChoice(input: unknown, choices: readonly string[]): string {
+  const close = typeof input === "string" ? closestChoice(input, choices) : undefined;
+  return close === undefined ? "" : `; did you mean ${quoteString(close)}?`;
+}
+
 function choice<const T extends readonly [string, ...string[]]>(field: string, choices: T) {
   return z.enum(choices, {
-    error: (iss) => {
-      const close = typeof iss.input === "string" ? closestChoice(iss.input, choices) : undefined;
-      const suggestion = close === undefined ? "" : `; did you mean ${quoteString(close)}?`;
-      return `${field} must be one of ${list(choices)}; got ${describe(iss.input)}${suggestion}`;
-    },
+    error: (iss) =>
+      `${field} must be one of ${list(choices)}; got ${describe(iss.input)}${suggestChoice(iss.input, choices)}`,
   });
 }
 
@@ -341,7 +344,7 @@ const marks = mapping("marks", {
       z.enum(MARK_OWNER_NAMES, {
         error: (iss) =>
           typeof iss.input === "string"
-            ? `marks.avoid entry ${quoteString(iss.input)} is not a known component; allowed: ${list(MARK_OWNER_NAMES)}`
+            ? `marks.avoid entry ${quoteString(iss.input)} is not a known component; allowed: ${list(MARK_OWNER_NAMES)}${suggestChoice(iss.input, MARK_OWNER_NAMES)}`
             : `marks.avoid entries must be component names; got ${describe(iss.input)}`,
       }),
       { error: (iss) => `marks.avoid must be a list of component names; got ${describe(iss.input)}` },

@@ -21,6 +21,7 @@ import {
   TABLE_MAIN,
   RESERVED_TABLES,
   type FirewallBackend,
+  type Link,
   type RoutingState,
   type Route,
   type Rule,
@@ -38,7 +39,14 @@ import {
   type RuleSkip,
 } from "./types.ts";
 import type { VlanSpec } from "../model/change.ts";
-import { creatingLinks, desiredSysctls, leavingLinks, loweredRpFilter, type SysctlInput } from "./sysctls.ts";
+import {
+  creatingLinks,
+  desiredSysctls,
+  disableIpv6Name,
+  leavingLinks,
+  loweredRpFilter,
+  type SysctlInput,
+} from "./sysctls.ts";
 import { describeRule, formerProtocols, mayOverlap, ownsProtocol } from "./diff.ts";
 import { counted } from "../model/plural.ts";
 
@@ -526,6 +534,18 @@ function markReuseWarning(
   );
 }
 
+/**
+ * The bridge (or bond, team, Open vSwitch datapath) `link` is a port of: that device's receive
+ * handler takes every packet arriving on the port, so the IP layer sees the master as the input
+ * interface (measured with a bridge and real traffic: br0's rp_filter decides, ARP replies land on
+ * br0; `ip route get ... iif PORT` does not show it). A VRF is left out: its ports keep their packets.
+ */
+export function portOf(link: Link | undefined, links: ReadonlyMap<string, Link>): Link | undefined {
+  if (link?.master === undefined) return undefined;
+  const master = links.get(link.master);
+  return master === undefined || master.kind === "vrf" ? undefined : master;
+}
+
 /** A network's field named as the configuration's checks name it: its path, then the network's name. */
 const whereInConfig = (index: number, network: NetworkConfig, field: string): string =>
   `networks[${index}].${field} (network "${network.name}")`;
@@ -543,6 +563,7 @@ export function computeDesired(input: DesiredInput): DesiredState {
   // (measured: IPv4 and IPv6 refuse it, and the kernel deletes those routes when the link goes down),
   // so they are left out and every other network still converges; the link's event brings them.
   const downInterfaces = new Set<string>();
+  const ipv6DisabledInterfaces = new Set<string>();
   // Indexed loops over the networks here and below: under the agent's --lite-mode every step of a
   // for-of allocates (its iterator's result, the entries' pairs), a thousand networks at a time.
   for (let index = 0; index < config.networks.length; index++) {
@@ -570,6 +591,17 @@ export function computeDesired(input: DesiredInput): DesiredState {
     } else if (link === undefined) {
       problems.push(`${where("interface")}: interface "${network.interface}" does not exist on this node`);
     }
+    const master = portOf(link, linksByName);
+    if (master !== undefined) {
+      warnings.push({
+        kind: "interface-is-port",
+        message:
+          `interface "${network.interface}" (network "${network.name}") is a port of ${master.kind ?? "device"} "${master.ifname}": ` +
+          `the kernel hands every packet arriving on it to ${master.ifname}, so rp_filter, routing and ARP see ${master.ifname}, ` +
+          `and requests for its pools and replies sent through ${network.interface} fail: set interface: ${master.ifname}`,
+        networks: [network.name],
+      });
+    }
     // A VLAN symroute created and someone set down, too.
     if (link !== undefined && !link.up) {
       warnings.push({
@@ -580,6 +612,23 @@ export function computeDesired(input: DesiredInput): DesiredState {
         networks: [network.name],
       });
       downInterfaces.add(network.interface);
+    } else if (
+      link !== undefined &&
+      node.sysctls[disableIpv6Name(network.interface)] === "1" &&
+      network.addresses.some((a) => a.includes(":"))
+    ) {
+      // IPv6 off on the interface: the kernel refuses an IPv6 route through it ("IPv6 is disabled
+      // on nexthop device") and drops every IPv6 packet arriving there (measured), so its IPv6
+      // routes are left out like a down link's; turning IPv6 on (an address event) brings them.
+      warnings.push({
+        kind: "ipv6-disabled",
+        message:
+          `IPv6 is disabled on interface "${network.interface}" (network "${network.name}", net.ipv6.conf.${network.interface}.disable_ipv6 1): ` +
+          `requests for its IPv6 pools cannot arrive; its IPv6 routes are left out until IPv6 is on there ` +
+          `(the kernel refuses an IPv6 route through it): sysctl -w net.ipv6.conf.${network.interface}.disable_ipv6=0`,
+        networks: [network.name],
+      });
+      ipv6DisabledInterfaces.add(network.interface);
     }
   }
   // A gateway that is an address of this node (the node's own address written for the router's) is
@@ -736,8 +785,12 @@ export function computeDesired(input: DesiredInput): DesiredState {
   }
   otherSubnetWarnings(decisions, facts, warnings);
 
-  if (downInterfaces.size > 0) {
-    const kept = routes.filter((r) => r.dev === undefined || !downInterfaces.has(r.dev));
+  if (downInterfaces.size > 0 || ipv6DisabledInterfaces.size > 0) {
+    const kept = routes.filter(
+      (r) =>
+        r.dev === undefined ||
+        (!downInterfaces.has(r.dev) && !(r.family === 6 && ipv6DisabledInterfaces.has(r.dev))),
+    );
     routes.length = 0;
     routes.push(...kept);
   }
@@ -1157,15 +1210,23 @@ function groupFwmarkRules(
     return "the mask is too small for groups";
   const groupMask = (mask & ~low) >>> 0;
   const groupOf = (mark: number): number => Math.floor(markIndexOf(mark, mask) / FWMARK_GROUP_SIZE);
+  /** Each fwmark rule's group, from its kept move when the same rule object was grouped before. */
+  const groupOfRule = new Map<Rule, number>();
   let last = 0;
-  for (const r of rules)
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Rule;
     if (
       r.family === family &&
       r.fwmark !== undefined &&
       r.action === "lookup" &&
       r.priority === layout.fwmarkRules
-    )
-      last = Math.max(last, groupOf(r.fwmark));
+    ) {
+      const kept = groupedRules.get(r);
+      const g = kept !== undefined && kept.mask === mask ? kept.group : groupOf(r.fwmark);
+      groupOfRule.set(r, g);
+      if (g > last) last = g;
+    }
+  }
   const nop = base + 2 + last;
   if (nop > layout.last)
     return `no room in rulePriorities for groups of fwmark rules (priorities ${layout.fwmarkRules}-${nop} needed, the band ends at ${layout.last}): a marked packet tries each fwmark rule before its own`;
@@ -1180,13 +1241,21 @@ function groupFwmarkRules(
     return `no groups of fwmark rules: rule priority ${inTheWay.priority}${inTheWay.table === undefined ? "" : ` lookup ${inTheWay.table}`} is not symroute's and sits where they would go (${jumped}-${nop - 1}), where packets without a mark reach it; a marked packet tries each fwmark rule before its own`;
   const used = new Map<number, number>();
   let unmarked = false;
-  for (const [i, r] of rules.entries()) {
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Rule;
     if (r.family !== family) continue;
     if (r.priority === layout.exemptions || r.priority === layout.sourceRules) unmarked = true;
-    if (r.fwmark === undefined || r.action !== "lookup" || r.priority !== layout.fwmarkRules) continue;
-    const g = groupOf(r.fwmark);
-    rules[i] = { ...r, priority: base + 1 + g };
-    used.set(g, (markValueForIndex(g * FWMARK_GROUP_SIZE, mask) ?? 0) >>> 0);
+    const g = groupOfRule.get(r);
+    if (g === undefined) continue;
+    const priority = base + 1 + g;
+    const kept = groupedRules.get(r);
+    if (kept !== undefined && kept.mask === mask && kept.moved.priority === priority) rules[i] = kept.moved;
+    else {
+      const moved = { ...r, priority };
+      groupedRules.set(r, { mask, group: g, moved });
+      rules[i] = moved;
+    }
+    if (!used.has(g)) used.set(g, (markValueForIndex(g * FWMARK_GROUP_SIZE, mask) ?? 0) >>> 0);
   }
   rules.push({ family, priority: nop, action: "nop", protocol });
   if (unmarked) {
@@ -1207,6 +1276,17 @@ function groupFwmarkRules(
     });
   return { groups: groups.map(([g, value]) => ({ priority: base + 1 + g, value })), nop, unmarked };
 }
+
+/**
+ * A fwmark rule's group under a mask and the rule moved to its group's priority, kept per rule
+ * object (a network's kept part gives the same rule object on every plan): the same moved object
+ * comes back, so its route-rule key (src/model/keys.ts) is not built again on every plan, and
+ * markIndexOf is not asked again. A WeakMap lets them go with the parts.
+ */
+const groupedRules = new WeakMap<
+  Rule,
+  { readonly mask: number; readonly group: number; readonly moved: Rule }
+>();
 
 /** `fwmark 0x0/MASK goto TARGET`: a packet without symroute's mark bits goes on at TARGET. */
 function markZero(family: Family, priority: number, goto: number, mask: number, protocol: number): Rule {

@@ -6,6 +6,8 @@ import type { RoutingState } from "../model/state.ts";
 import type { NetworkDecision } from "./types.ts";
 
 export const rpFilterName = (ifname: string): string => `net/ipv4/conf/${ifname}/rp_filter`;
+/** 1: IPv6 is off on the interface (no addresses, no routes through it, arriving packets dropped). */
+export const disableIpv6Name = (ifname: string): string => `net/ipv6/conf/${ifname}/disable_ipv6`;
 export const ARP_IGNORE = "net/ipv4/conf/all/arp_ignore";
 export const ARP_ANNOUNCE = "net/ipv4/conf/all/arp_announce";
 const ALL = rpFilterName("all");
@@ -104,7 +106,7 @@ export function desiredSysctls(input: SysctlInput): Record<string, string> {
 /** The sysctls the observer must read for planning: fixed names, and templates per link. */
 export const SYSCTLS_TO_READ = {
   sysctls: [ALL, DEFAULT, ARP_IGNORE, ARP_ANNOUNCE],
-  linkSysctls: [rpFilterName("{}")],
+  linkSysctls: [rpFilterName("{}"), disableIpv6Name("{}")],
 } as const;
 
 /**

@@ -7,6 +7,7 @@ import { parseIp, parsePrefix, prefixContainsIp, prefixesOverlap, type Prefix } 
 import type { Neighbour, NodeState } from "../model/state.ts";
 import type { FirewallSpec } from "../model/firewall.ts";
 import type { NetworkDecision } from "../plan/types.ts";
+import { disableIpv6Name } from "../plan/sysctls.ts";
 
 interface NodeCheckInput {
   readonly node: NodeState;
@@ -194,6 +195,10 @@ function gatewayCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFindi
  */
 const LINK_LOCAL = parsePrefix("fe80::/10") as Prefix;
 
+/** IPv6 is off on the interface (its disable_ipv6 read as 1). */
+export const ipv6Disabled = (node: NodeState, ifname: string): boolean =>
+  node.sysctls[disableIpv6Name(ifname)] === "1";
+
 function neighbourSolicitationCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFinding | undefined {
   if (d.family !== 6 || d.method === "none") return undefined;
   const hops =
@@ -203,8 +208,10 @@ function neighbourSolicitationCheck(input: NodeCheckInput, d: NetworkDecision): 
         ? `on-link clients in ${d.pools.join(", ")}`
         : undefined;
   const { node } = input;
-  // Like the IPv4 check, only where the neighbour table was read (doctor reads it).
-  if (hops === undefined || node.neighbours === undefined) return undefined;
+  // Like the IPv4 check, only where the neighbour table was read (doctor reads it). With IPv6 off
+  // on the interface the interface finding says so, with its fix.
+  if (hops === undefined || node.neighbours === undefined || ipv6Disabled(node, d.interface))
+    return undefined;
   // A missing or down interface is reported as such; its addresses say nothing then.
   if (!node.links.some((l) => l.ifname === d.interface && l.up)) return undefined;
   const linkLocal = node.addresses.find((a) => {
@@ -246,6 +253,13 @@ function antiSpoofCheck(input: NodeCheckInput, d: NetworkDecision): NodeCheckFin
     wanted === undefined
       ? undefined
       : `\`${input.applyCommand}\`: symroute's guard restores the check in the firewall${exempt}`;
+  if (d.family === 6 && ipv6Disabled(node, d.interface)) {
+    return {
+      ...base,
+      ok: true,
+      summary: `IPv6 is off on ${d.interface}: the kernel drops every IPv6 packet arriving on it`,
+    };
+  }
   if (d.family === 6) {
     return {
       ...base,

@@ -70,6 +70,16 @@ function counter(node: Netns, family: string, table: string, name: string): numb
   return c.packets;
 }
 
+/**
+ * Polls a counter until it is above `from` (or gives up after 2,000 reads): packets sent from the
+ * peer cross the node in the peer's context, so this is usually the first read.
+ */
+function counterAbove(node: Netns, family: string, table: string, name: string, from: number): number {
+  let seen = counter(node, family, table, name);
+  for (let i = 0; i < 2000 && seen <= from; i++) seen = counter(node, family, table, name);
+  return seen;
+}
+
 function send(node: Netns, from: string, to: string): void {
   const script = `const s=require("node:dgram").createSocket("udp4");s.bind({address:"${from}"},()=>s.send("x",${PORT},"${to}",(e)=>{s.close();process.exitCode=e?1:0}))`;
   const r = run(["ip", "netns", "exec", node.peer, process.execPath, "-e", script]);
@@ -87,8 +97,7 @@ function spoofPasses(node: Netns): boolean {
   const controls = counter(node, "inet", "xg", "control-past");
   send(node, SPOOF, NODE);
   send(node, CLIENT, LB);
-  let seen = counter(node, "inet", "xg", "control-past");
-  for (let i = 0; i < 2000 && seen === controls; i++) seen = counter(node, "inet", "xg", "control-past");
+  const seen = counterAbove(node, "inet", "xg", "control-past", controls);
   assert.ok(seen > controls, "the control packet passed the guard");
   assert.equal(counter(node, "netdev", "xg-ingress", "arrived"), arrived + 2, "both packets reached ext0");
   return counter(node, "inet", "xg", "spoof-past") > passed;
@@ -169,8 +178,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
       /guard on ext0 is in its state but its firewall is not on the node as applied/,
     );
     assert.equal(spoofPasses(node), true, "without the guard the spoofed packet passes");
-    let delivered = counter(node, "inet", "xg", "delivered");
-    for (let i = 0; i < 2000 && delivered === 0; i++) delivered = counter(node, "inet", "xg", "delivered");
+    const delivered = counterAbove(node, "inet", "xg", "delivered", 0);
     assert.equal(delivered, 1, "the spoofed packet was delivered");
 
     // apply repairs it, and explain and traffic agree again.
@@ -216,8 +224,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
       const controls = counter(node, "inet", "xg2", "control-past");
       send(node, TWO_ROUTES, NODE);
       send(node, CLIENT, LB);
-      let seen = counter(node, "inet", "xg2", "control-past");
-      for (let i = 0; i < 2000 && seen === controls; i++) seen = counter(node, "inet", "xg2", "control-past");
+      const seen = counterAbove(node, "inet", "xg2", "control-past", controls);
       assert.ok(seen > controls, "the control packet, sent after it, passed the guard");
       assert.equal(counter(node, "inet", "xg2", "past"), 0, "the packet was dropped by the guard");
     },
@@ -281,11 +288,31 @@ function spoof6Passes(node: Netns, source = SPOOF6, passedCounter = "spoof-past"
   const controls = counter(node, "inet", "xg6", "control-past");
   send6(node, source, NODE6);
   send6(node, CLIENT6, LB6);
-  let seen = counter(node, "inet", "xg6", "control-past");
-  for (let i = 0; i < 2000 && seen === controls; i++) seen = counter(node, "inet", "xg6", "control-past");
+  const seen = counterAbove(node, "inet", "xg6", "control-past", controls);
   assert.ok(seen > controls, "the control packet passed the guard");
   assert.equal(counter(node, "netdev", "xg6-ingress", "arrived"), arrived + 2, "both packets reached ext0");
   return counter(node, "inet", "xg6", passedCounter) > passed;
+}
+
+/**
+ * The peer sends from `source` to NODE6 and from CLIENT6 to LB6, both into ext0: the sources on its
+ * lo, a rule per source, and ext0's MAC pinned for both destinations (for LB6 the stand-in for
+ * MetalLB's neighbour answer; for NODE6, an address of eth0's, a sender on ext0's link aiming at it).
+ */
+function peerSendsThroughExt0(node: Netns, source: string): void {
+  const mac = ext0Mac(node);
+  const lines = [
+    `addr add ${source}/128 dev lo nodad`,
+    `addr add ${CLIENT6}/128 dev lo nodad`,
+    "link set lo up",
+    `neigh replace ${NODE6} lladdr ${mac} dev r-ext0 nud permanent`,
+    `neigh replace ${LB6} lladdr ${mac} dev r-ext0 nud permanent`,
+    `rule add from ${source} lookup 99 priority 99`,
+    `route add ${NODE6}/128 dev r-ext0 table 99`,
+    `rule add from ${CLIENT6} lookup 98 priority 98`,
+    `route add ${LB6}/128 dev r-ext0 table 98`,
+  ];
+  must(["ip", "-n", node.peer, "-6", "-batch", "-"], `${lines.join("\n")}\n`);
 }
 
 /** The link-local address of the peer's end of ext0's link. */
@@ -306,19 +333,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
     { skip },
     (t) => {
       const node = createNode(t, { dualStack: true });
-      const mac = ext0Mac(node);
-      const lines = [
-        `addr add ${SPOOF6}/128 dev lo nodad`,
-        `addr add ${CLIENT6}/128 dev lo nodad`,
-        "link set lo up",
-        `neigh replace ${NODE6} lladdr ${mac} dev r-ext0 nud permanent`,
-        `neigh replace ${LB6} lladdr ${mac} dev r-ext0 nud permanent`,
-        `rule add from ${SPOOF6} lookup 99 priority 99`,
-        `route add ${NODE6}/128 dev r-ext0 table 99`,
-        `rule add from ${CLIENT6} lookup 98 priority 98`,
-        `route add ${LB6}/128 dev r-ext0 table 98`,
-      ];
-      must(["ip", "-n", node.peer, "-6", "-batch", "-"], `${lines.join("\n")}\n`);
+      peerSendsThroughExt0(node, SPOOF6);
       inNode(node, ["nft", "-f", "-"], COUNTERS6);
 
       // Before apply: Linux has no IPv6 rp_filter; explain says nothing checks, and the packet is delivered.
@@ -326,8 +341,7 @@ for (const firewall of ["nftables", "iptables"] as const) {
       assert.equal(before.guard, null);
       assert.equal(before.result, "local", JSON.stringify(before));
       assert.equal(spoof6Passes(node), true, "before apply the spoofed IPv6 packet passes");
-      let delivered = counter(node, "inet", "xg6", "delivered");
-      for (let i = 0; i < 2000 && delivered === 0; i++) delivered = counter(node, "inet", "xg6", "delivered");
+      const delivered = counterAbove(node, "inet", "xg6", "delivered", 0);
       assert.equal(delivered, 1);
       const text = node.symroute(["explain", "--from", SPOOF6, "--to", NODE6, "--iif", "ext0"]);
       assert.match(
@@ -392,19 +406,7 @@ for (const [firewall, passes] of [
     { skip },
     (t) => {
       const node = createNode(t, { dualStack: true });
-      const mac = ext0Mac(node);
-      const lines = [
-        `addr add ${TWO_ROUTES6}/128 dev lo nodad`,
-        `addr add ${CLIENT6}/128 dev lo nodad`,
-        "link set lo up",
-        `neigh replace ${NODE6} lladdr ${mac} dev r-ext0 nud permanent`,
-        `neigh replace ${LB6} lladdr ${mac} dev r-ext0 nud permanent`,
-        `rule add from ${TWO_ROUTES6} lookup 99 priority 99`,
-        `route add ${NODE6}/128 dev r-ext0 table 99`,
-        `rule add from ${CLIENT6} lookup 98 priority 98`,
-        `route add ${LB6}/128 dev r-ext0 table 98`,
-      ];
-      must(["ip", "-n", node.peer, "-6", "-batch", "-"], `${lines.join("\n")}\n`);
+      peerSendsThroughExt0(node, TWO_ROUTES6);
       inNode(
         node,
         ["ip", "-6", "-batch", "-"],
@@ -418,8 +420,7 @@ for (const [firewall, passes] of [
       const controls = counter(node, "inet", "xg7", "control-past");
       send6(node, TWO_ROUTES6, NODE6);
       send6(node, CLIENT6, LB6);
-      let seen = counter(node, "inet", "xg7", "control-past");
-      for (let i = 0; i < 2000 && seen === controls; i++) seen = counter(node, "inet", "xg7", "control-past");
+      const seen = counterAbove(node, "inet", "xg7", "control-past", controls);
       assert.ok(seen > controls, "the control packet, sent after it, passed the guard");
       assert.equal(counter(node, "inet", "xg7", "past"), passes ? 1 : 0);
     },

@@ -88,16 +88,51 @@ test(
     assert.equal(r.stdout, "");
     assert.equal(
       r.stderr,
-      "error: required option '-c, --config <file>' not specified (or --kubernetes)\nhint: see `symroute plan --help`\n",
+      "error (invalid-argument): required option '-c, --config <file>' not specified (or --kubernetes)\nhint: see `symroute plan --help`\n",
     );
     const unknown = cli(t, ["apply", "-c", "CONFIG", "--state-dir", "STATE", "--bogus"]);
     assert.equal(unknown.code, 1);
-    assert.equal(unknown.stderr, "error: unknown option '--bogus'\nhint: see `symroute apply --help`\n");
+    assert.equal(
+      unknown.stderr,
+      "error (invalid-argument): unknown option '--bogus'\nhint: see `symroute apply --help`\n",
+    );
     const suggested = cli(t, ["plann"]);
     assert.equal(
       suggested.stderr,
-      "error: unknown command 'plann'\nhint: Did you mean plan? (see `symroute --help`)\n",
+      "error (invalid-argument): unknown command 'plann'\nhint: Did you mean plan? (see `symroute --help`)\n",
     );
+  },
+);
+
+test(
+  "one style for every usage error: commander's and those a command finds in its options' values read together",
+  { skip },
+  (t) => {
+    // Commander's (an option's bad value), and explain's own checks of its options: before, the
+    // first printed `error: ...` with a hint and the others `error (invalid-argument): ...` with
+    // none.
+    const byCommander = cli(t, ["delete", "--state-dir", "STATE", "--lock-wait", "soon"]);
+    assert.equal(byCommander.code, 1);
+    assert.equal(
+      byCommander.stderr,
+      'error (invalid-argument): --lock-wait takes a number of seconds, not "soon"\nhint: see `symroute delete --help`\n',
+    );
+    const byExplain = cli(t, ["explain", "--to", "1.2.3.4", "--iif", "lo"]);
+    assert.equal(byExplain.code, 1);
+    assert.equal(
+      byExplain.stderr,
+      "error (invalid-argument): --iif needs --from: an arriving packet has a source address\nhint: see `symroute explain --help`\n",
+    );
+    const withHint = cli(t, ["explain", "--to", "1.2.3.4", "--dport", "80", "-o", "json"]);
+    assert.equal(withHint.code, 1);
+    assert.deepEqual(JSON.parse(withHint.stdout), {
+      error: {
+        kind: "invalid-argument",
+        message: "--sport and --dport need --proto",
+        details: [],
+        hint: "add --proto tcp or --proto udp (see `symroute explain --help`)",
+      },
+    });
   },
 );
 
@@ -106,7 +141,7 @@ test("a usage error of a lab subcommand names that subcommand's --help, in text 
   assert.equal(text.code, 1);
   assert.equal(
     text.stderr,
-    "error: option '--case <n>' argument '7' is invalid. --case must be 1, 2, 3 or 4, not \"7\"\nhint: see `symroute lab up --help`\n",
+    'error (invalid-argument): --case must be 1, 2, 3 or 4, not "7"\nhint: see `symroute lab up --help`\n',
   );
   // lab has no -o: asked for JSON anyway, stdout is one JSON document, nothing on stderr.
   const json = cli(t, ["lab", "down", "--all", "-o", "json"]);
@@ -125,12 +160,12 @@ test(
       const r = cli(t, ["validate", help]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.equal(r.stdout, "");
-      assert.match(r.stderr, /^error: unknown command 'validate'\n/);
+      assert.match(r.stderr, /^error \(invalid-argument\): unknown command 'validate'\n/);
     }
     // The same one level down: lab's subcommands.
     const lab = cli(t, ["lab", "foo", "--help"]);
     assert.equal(lab.code, 1, lab.stdout + lab.stderr);
-    assert.match(lab.stderr, /^error: unknown command 'foo'\n/);
+    assert.match(lab.stderr, /^error \(invalid-argument\): unknown command 'foo'\n/);
     // A command that exists still gets its help, and `help NAME` is commander's own.
     const plan = cli(t, ["plan", "--help"]);
     assert.equal(plan.code, 0);
@@ -224,7 +259,7 @@ test("a command's option put before the command says where it goes", { skip }, (
   assert.equal(text.code, 1);
   assert.match(
     text.stderr,
-    /^error: unknown option '--state-dir'\nhint: options go after the command: symroute plan --state-dir \.\.\. \(see `symroute plan --help`\)\n$/,
+    /^error \(invalid-argument\): unknown option '--state-dir'\nhint: options go after the command: symroute plan --state-dir \.\.\. \(see `symroute plan --help`\)\n$/,
   );
   const json = cli(t, ["-o", "json", "plan", "-c", "CONFIG"]);
   assert.equal(json.code, 1);
@@ -250,7 +285,7 @@ for (const args of [
     assert.equal(text.code, 1, text.stdout + text.stderr);
     assert.equal(
       text.stderr,
-      `error: ${flag} is used only with --kubernetes; add --kubernetes, or leave ${flag} out\nhint: see \`symroute ${args[0]} --help\`\n`,
+      `error (invalid-argument): ${flag} is used only with --kubernetes; add --kubernetes, or leave ${flag} out\nhint: see \`symroute ${args[0]} --help\`\n`,
     );
     if (args[0] === "agent") return;
     const json = cli(t, [...args, "-o", "json"]);

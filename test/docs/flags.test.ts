@@ -12,7 +12,7 @@ import { createProgram } from "../../src/cli/program.ts";
 import { registerAgent } from "../../src/cli/commands/agent.ts";
 import { registerPlanApplyDelete } from "../../src/cli/commands/core.ts";
 import { registerDoctor } from "../../src/cli/commands/doctor.ts";
-import { registerExplain } from "../../src/cli/commands/explain.ts";
+import { PROTOCOLS, registerExplain } from "../../src/cli/commands/explain.ts";
 import { registerLab } from "../../src/cli/commands/lab.ts";
 
 const program = createProgram(["node", "symroute"]);
@@ -98,5 +98,27 @@ test("every flag README's command table shows is an option of its command", () =
         `README: symroute ${name} ${flag} is not an option of it`,
       );
     }
+  }
+});
+
+test("README, docs/explain.md and explain --help name every protocol --proto takes, and no other", () => {
+  const command = (program.commands as unknown as Command[]).find((c) => c.name() === "explain");
+  const help = command?.options.find((o) => o.long === "--proto")?.description ?? "";
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const readmeRow = readme.split("\n").find((l) => l.startsWith("| `symroute explain")) ?? "";
+  const docsRow =
+    rows("explain.md", "## Options")
+      .find((r) => r.flags.includes("--proto"))
+      ?.cells.join(" ") ?? "";
+  const names = Object.keys(PROTOCOLS);
+  for (const [where, text] of [
+    ["explain --help", help],
+    ["README's explain row", readmeRow],
+    ["docs/explain.md's --proto row", docsRow],
+  ] as const) {
+    // A choice list (`--proto tcp|udp`) would name only some: every name must be there.
+    for (const name of names)
+      assert.match(text, new RegExp(`(?<![\\w-])${name}(?![\\w-])`), `${where}: ${name}`);
+    assert.doesNotMatch(text, /--proto [a-z-]+\\?\|/, `${where} lists --proto's choices as a subset`);
   }
 });

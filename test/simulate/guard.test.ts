@@ -43,6 +43,14 @@ function appliedNode(): NodeState {
 }
 
 const GUARD: SpoofGuard = { family: 4, iif: "ext0", mode: "strict", exempt: ["1.2.3.0/24"], reason: "" };
+/** ext0's IPv6 guard, exempting the IPv6 pool. */
+const GUARD6: SpoofGuard = {
+  family: 6,
+  iif: "ext0",
+  mode: "strict",
+  exempt: ["2001:db8:5::/64"],
+  reason: "",
+};
 const index = compileRoutingState(appliedNode());
 const guards = [GUARD];
 
@@ -151,24 +159,17 @@ test("IPv6: ip6tables' strict guard prefers a route out of the input interface a
   const node = appliedNode();
   const route = (dev: string, metric: number) =>
     ({ family: 6, table: 254, type: "unicast", dst: "2001:db8:77::/64", dev, metric }) as const;
-  const guard6: SpoofGuard = {
-    family: 6,
-    iif: "ext0",
-    mode: "strict",
-    exempt: ["2001:db8:5::/64"],
-    reason: "",
-  };
   const packet = { from: "2001:db8:77::5", to: "2001:db8:1::10", iif: "ext0" };
   const both = compileRoutingState({
     ...node,
     routes: [...node.routes, route("eth0", 100), route("ext0", 200)],
   });
-  assert.equal(tracePacket(both, packet, { guards: [guard6] }).guard?.result, "drop");
+  assert.equal(tracePacket(both, packet, { guards: [GUARD6] }).guard?.result, "drop");
   assert.equal(
-    tracePacket(both, packet, { guards: [guard6], guardFrontEnd: "nftables" }).guard?.result,
+    tracePacket(both, packet, { guards: [GUARD6], guardFrontEnd: "nftables" }).guard?.result,
     "drop",
   );
-  const ipt = tracePacket(both, packet, { guards: [guard6], guardFrontEnd: "iptables" });
+  const ipt = tracePacket(both, packet, { guards: [GUARD6], guardFrontEnd: "iptables" });
   assert.equal(ipt.guard?.result, "pass", JSON.stringify(ipt));
   assert.match(ipt.guard?.reason ?? "", /leaves by ext0: 2001:db8:77::\/64 dev ext0/);
   // Only a route of the prefix found counts: no backtracking to a shorter one out of ext0.
@@ -181,7 +182,7 @@ test("IPv6: ip6tables' strict guard prefers a route out of the input interface a
     ],
   });
   assert.equal(
-    tracePacket(shorter, packet, { guards: [guard6], guardFrontEnd: "iptables" }).guard?.result,
+    tracePacket(shorter, packet, { guards: [GUARD6], guardFrontEnd: "iptables" }).guard?.result,
     "drop",
   );
   // IPv4 and loose guards are alike in both front ends.
@@ -203,20 +204,13 @@ test("IPv6: a link-local source is looked up on the interface it arrived on, as 
     ({ family: 6, table: 254, type: "unicast", dst: "fe80::/64", dev, protocol: 2, metric: 256 }) as const;
   const state = (devs: readonly string[]) =>
     compileRoutingState({ ...node, routes: [...node.routes, ...devs.map(linkLocal)] });
-  const guard6: SpoofGuard = {
-    family: 6,
-    iif: "ext0",
-    mode: "strict",
-    exempt: ["2001:db8:5::/64"],
-    reason: "",
-  };
   const withExt0 = state(["eth0", "ext0", "vpod"]);
   for (const mode of ["strict", "loose"] as const) {
     for (const to of ["2001:db8:1::10", "fe80::5e:ff:fe00:410"]) {
       const t = tracePacket(
         withExt0,
         { from: "fe80::5e:ff:fe00:401", to, iif: "ext0" },
-        { guards: [{ ...guard6, mode }] },
+        { guards: [{ ...GUARD6, mode }] },
       );
       assert.equal(t.guard?.result, "pass", JSON.stringify(t));
       assert.match(t.guard?.reason ?? "", /link-local: on ext0 only\) leaves by ext0: fe80::\/64 dev ext0/);
@@ -227,7 +221,7 @@ test("IPv6: a link-local source is looked up on the interface it arrived on, as 
     withExt0,
     { from: "2001:db8:1::77", to: "2001:db8:1::10", iif: "ext0" },
     {
-      guards: [guard6],
+      guards: [GUARD6],
     },
   );
   assert.equal(global.guard?.result, "drop");
@@ -236,7 +230,7 @@ test("IPv6: a link-local source is looked up on the interface it arrived on, as 
   const without = tracePacket(
     state(["eth0", "vpod"]),
     { from: "fe80::5e:ff:fe00:401", to: "2001:db8:1::10", iif: "ext0" },
-    { guards: [guard6] },
+    { guards: [GUARD6] },
   );
   assert.equal(without.result, "rejected");
   assert.match(
@@ -258,19 +252,12 @@ test("the packet comes first in the explanation; a guard lookup the simulator ca
   assert.match(t.steps?.[0]?.reason ?? "", /DNAT to 10\.112\.0\.5/);
   // A rule the simulator cannot read, met on the guard's lookup: unsupported, not a crash.
   const node = appliedNode();
-  const v6guard: SpoofGuard = {
-    family: 6,
-    iif: "ext0",
-    mode: "strict",
-    exempt: ["2001:db8:5::/64"],
-    reason: "",
-  };
   const packet = { from: "2001:db8:9::9", to: "2001:db8:1::10", iif: "ext0" };
   const unreadable = compileRoutingState({
     ...node,
     rules: [...node.rules, { family: 6, priority: 100, action: "lookup", table: 254, suppressIfgroup: 1 }],
   });
-  const u = tracePacket(unreadable, packet, { guards: [v6guard] });
+  const u = tracePacket(unreadable, packet, { guards: [GUARD6] });
   assert.equal(u.result, "unsupported");
   assert.match(u.reason ?? "", /^guard on ext0: lookup of the source 2001:db8:9::9/);
   // IPv6 forwarding off and the source behind one of two routers: the routing of a packet scores
@@ -294,10 +281,10 @@ test("the packet comes first in the explanation; a guard lookup the simulator ca
       },
     ],
   });
-  const told = tracePacket(twoRouters, packet, { guards: [v6guard] });
+  const told = tracePacket(twoRouters, packet, { guards: [GUARD6] });
   assert.equal(told.guard?.result, "drop", JSON.stringify(told));
   assert.match(told.reason ?? "", /lookup of the source 2001:db8:9::9 leaves by eth0, not ext0/);
-  const oneRouter = tracePacket(compileRoutingState(v6off), packet, { guards: [v6guard] });
+  const oneRouter = tracePacket(compileRoutingState(v6off), packet, { guards: [GUARD6] });
   assert.equal(oneRouter.guard?.result, "drop", JSON.stringify(oneRouter));
   assert.match(oneRouter.reason ?? "", /lookup of the source 2001:db8:9::9 leaves by eth0, not ext0/);
 });

@@ -60,6 +60,12 @@ function invalid(message: string, hint?: string): SymrouteError {
   return new SymrouteError("invalid-argument", message, hint === undefined ? {} : { hint });
 }
 
+/** A bad option or combination of options: a usage error, whose hint names --help as commander's do. */
+function usage(message: string, hint?: string): SymrouteError {
+  const help = "see `symroute explain --help`";
+  return invalid(message, hint === undefined ? help : `${hint} (${help})`);
+}
+
 function parseNumber(text: string, what: string, max: number): number {
   const value = /^0x[0-9a-f]+$/i.test(text)
     ? parseInt(text, 16)
@@ -67,9 +73,7 @@ function parseNumber(text: string, what: string, max: number): number {
       ? Number(text)
       : Number.NaN;
   if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw invalid(
-      `${what} must be a number from 0 to ${max} (decimal or 0x hex), not ${JSON.stringify(text)}`,
-    );
+    throw usage(`${what} must be a number from 0 to ${max} (decimal or 0x hex), not ${JSON.stringify(text)}`);
   }
   return value;
 }
@@ -84,7 +88,7 @@ function parseMark(text: string): number {
   const value = parseNumber(text.slice(0, slash), "--mark (value)", 0xffffffff);
   const mask = parseNumber(text.slice(slash + 1), "--mark (mask)", 0xffffffff);
   if ((value & ~mask) >>> 0 !== 0)
-    throw invalid(`--mark ${text}: the value has bits outside the mask`, "give the mark as `plan` prints it");
+    throw usage(`--mark ${text}: the value has bits outside the mask`, "give the mark as `plan` prints it");
   return value;
 }
 
@@ -92,18 +96,25 @@ function parseMark(text: string): number {
 function addressFamily(text: string, option: string): number {
   const parsed = parseAddressWords(text);
   if (parsed === undefined)
-    throw invalid(`${option} must be an IPv4 or IPv6 address, not ${JSON.stringify(text)}`);
+    throw usage(`${option} must be an IPv4 or IPv6 address, not ${JSON.stringify(text)}`);
   return parsed.family;
 }
 
-const PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, icmp: 1, "ipv6-icmp": 58, sctp: 132 };
+/** The protocol names `--proto` takes (besides a number); its --help and the docs list these. */
+export const PROTOCOLS: Readonly<Record<string, number>> = {
+  tcp: 6,
+  udp: 17,
+  icmp: 1,
+  "ipv6-icmp": 58,
+  sctp: 132,
+};
 
 /** `--proto`: a name of PROTOCOLS or a number; the error lists the names, which the number's does not. */
 function parseProto(text: string): number {
   const named = PROTOCOLS[text.toLowerCase()];
   if (named !== undefined) return named;
   if (!/^(0x[0-9a-f]+|[0-9]+)$/i.test(text))
-    throw invalid(
+    throw usage(
       `--proto must be ${Object.keys(PROTOCOLS).join(", ")} or a protocol number from 0 to 255, not ${JSON.stringify(text)}`,
     );
   return parseNumber(text, "--proto", 255);
@@ -126,13 +137,13 @@ interface ExplainOptions {
 /** Command-line options to a packet; errors name the option and the value. */
 export function packetFromOptions(o: ExplainOptions): Packet {
   if ((o.sport !== undefined || o.dport !== undefined) && o.proto === undefined) {
-    throw invalid("--sport and --dport need --proto", "add --proto tcp or --proto udp");
+    throw usage("--sport and --dport need --proto", "add --proto tcp or --proto udp");
   }
   const family = addressFamily(o.to, "--to");
   if (o.from !== undefined && addressFamily(o.from, "--from") !== family)
-    throw invalid(`--from ${o.from} and --to ${o.to} are of different families`);
+    throw usage(`--from ${o.from} and --to ${o.to} are of different families`);
   if (o.dnatTo !== undefined && addressFamily(o.dnatTo, "--dnat-to") !== family)
-    throw invalid(`--dnat-to ${o.dnatTo} and --to ${o.to} are of different families`);
+    throw usage(`--dnat-to ${o.dnatTo} and --to ${o.to} are of different families`);
   let ipproto: number | undefined;
   if (o.proto !== undefined) {
     ipproto = parseProto(o.proto);
@@ -149,13 +160,13 @@ export function packetFromOptions(o: ExplainOptions): Packet {
   if (o.uid !== undefined) packet["uid"] = parseNumber(o.uid, "--uid", 0xfffffffe);
   if (o.dnatTo !== undefined) {
     if (o.iif === undefined)
-      throw invalid("--dnat-to needs --iif: kube-proxy's DNAT rewrites arriving packets");
+      throw usage("--dnat-to needs --iif: kube-proxy's DNAT rewrites arriving packets");
     packet["dnatTo"] = o.dnatTo;
   }
   if (o.iif !== undefined && o.oif !== undefined)
-    throw invalid("--iif and --oif exclude each other: a packet either arrives or is sent");
+    throw usage("--iif and --oif exclude each other: a packet either arrives or is sent");
   if (o.iif !== undefined && o.from === undefined)
-    throw invalid("--iif needs --from: an arriving packet has a source address");
+    throw usage("--iif needs --from: an arriving packet has a source address");
   return packet as unknown as Packet;
 }
 
@@ -450,7 +461,7 @@ export function registerExplain(program: Command): void {
     .option("--tos <tos>", "TOS byte (IPv4)")
     .option(
       "--proto <proto>",
-      "tcp, udp, icmp, ipv6-icmp, sctp or a protocol number (default: udp for IPv4, as ip route get)",
+      `${Object.keys(PROTOCOLS).join(", ")} or a protocol number from 0 to 255 (default: udp for IPv4, as ip route get; 0 for IPv6)`,
     )
     .option("--sport <port>", "source port (with --proto)")
     .option("--dport <port>", "destination port (with --proto)")

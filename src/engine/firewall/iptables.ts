@@ -17,6 +17,12 @@ const chainsIn = (observed: readonly OwnedFirewall[], family: Family): boolean =
 /** A built-in chain of a family's mangle table, as the state file names it. */
 const chainKey = (family: Family, chain: string): string => `${family}:${chain}`;
 
+/** The family and chain a `chainKey` names. */
+const parseChainKey = (key: string): { family: Family; chain: string } => {
+  const [family, chain] = key.split(":");
+  return { family: Number(family) as Family, chain: chain ?? "" };
+};
+
 /** Whether a rule of symroute's is in built-in `chain` of `family` as read (then the chain is there). */
 const ruleIn = (observed: readonly OwnedFirewall[], family: Family, chain: string): boolean =>
   (observed.find((f) => f.backend === "iptables")?.contents ?? []).some((c) =>
@@ -101,8 +107,8 @@ export const iptablesFrontEnd: FirewallFrontEnd = {
     tables: creating.tables.filter((f) => chainsIn(observed, f)),
     // One restore made the chain and put symroute's jump in it.
     chains: creating.chains.filter((key) => {
-      const [family, chain] = key.split(":");
-      return ruleIn(observed, Number(family) as Family, chain ?? "");
+      const { family, chain } = parseChainKey(key);
+      return ruleIn(observed, family, chain);
     }),
   }),
   async cleanUp(kernel, created, inUse) {
@@ -110,8 +116,8 @@ export const iptablesFrontEnd: FirewallFrontEnd = {
     // A built-in chain goes again when symroute created it and it is empty; then the mangle table
     // when symroute created it and nothing else uses it.
     for (const key of created.chains) {
-      const [family, chain] = key.split(":");
-      await kernel.dropEmptyIptablesChain(Number(family) as Family, chain ?? "");
+      const { family, chain } = parseChainKey(key);
+      await kernel.dropEmptyIptablesChain(family, chain);
     }
     created.chains.clear();
     for (const family of created.tables) await kernel.dropEmptyIptablesMangle(family);
