@@ -70,6 +70,7 @@ export function parseLinks(json: readonly Json[]): Link[] {
     const linkinfo = l["linkinfo"] as Json | undefined;
     const infoData = linkinfo?.["info_data"] as Json | undefined;
     const kind = str(linkinfo?.["info_kind"]);
+    const master = str(l["master"]);
     return {
       ifname: String(l["ifname"]),
       ifindex: num(l["ifindex"]) ?? 0,
@@ -78,6 +79,7 @@ export function parseLinks(json: readonly Json[]): Link[] {
       kind,
       link: str(l["link"]),
       vlanId: kind === "vlan" ? num(infoData?.["id"]) : undefined,
+      ...(master === undefined ? {} : { master }),
     };
   });
 }

@@ -15,6 +15,8 @@ export interface Link {
   /** The lower device of a VLAN. */
   readonly link?: string;
   readonly vlanId?: number;
+  /** The device this one is a port of (a bridge's or a bond's), which receives its packets. */
+  readonly master?: string;
 }
 
 export interface InterfaceAddress {

@@ -21,6 +21,7 @@ import {
   TABLE_MAIN,
   RESERVED_TABLES,
   type FirewallBackend,
+  type Link,
   type RoutingState,
   type Route,
   type Rule,
@@ -533,6 +534,18 @@ function markReuseWarning(
   );
 }
 
+/**
+ * The bridge (or bond, team, Open vSwitch datapath) `link` is a port of: that device's receive
+ * handler takes every packet arriving on the port, so the IP layer sees the master as the input
+ * interface (measured with a bridge and real traffic: br0's rp_filter decides, ARP replies land on
+ * br0; `ip route get ... iif PORT` does not show it). A VRF is left out: its ports keep their packets.
+ */
+export function portOf(link: Link | undefined, links: ReadonlyMap<string, Link>): Link | undefined {
+  if (link?.master === undefined) return undefined;
+  const master = links.get(link.master);
+  return master === undefined || master.kind === "vrf" ? undefined : master;
+}
+
 /** A network's field named as the configuration's checks name it: its path, then the network's name. */
 const whereInConfig = (index: number, network: NetworkConfig, field: string): string =>
   `networks[${index}].${field} (network "${network.name}")`;
@@ -577,6 +590,17 @@ export function computeDesired(input: DesiredInput): DesiredState {
       vlans.push({ ifname: network.interface, parent: network.vlan.parent, id: network.vlan.id });
     } else if (link === undefined) {
       problems.push(`${where("interface")}: interface "${network.interface}" does not exist on this node`);
+    }
+    const master = portOf(link, linksByName);
+    if (master !== undefined) {
+      warnings.push({
+        kind: "interface-is-port",
+        message:
+          `interface "${network.interface}" (network "${network.name}") is a port of ${master.kind ?? "device"} "${master.ifname}": ` +
+          `the kernel hands every packet arriving on it to ${master.ifname}, so rp_filter, routing and ARP see ${master.ifname}, ` +
+          `and requests for its pools and replies sent through ${network.interface} fail: set interface: ${master.ifname}`,
+        networks: [network.name],
+      });
     }
     // A VLAN symroute created and someone set down, too.
     if (link !== undefined && !link.up) {

@@ -56,7 +56,8 @@ export interface RuleSkip {
 
 /**
  * What a warning is about, stable for scripts and alerts (the message's words may change):
- * a network's interface is down, or has IPv6 off while the network has IPv6 pools; its gateway is an address of this node; it takes a mark another
+ * a network's interface is down, or has IPv6 off while the network has IPv6 pools, or is a bridge's
+ * (bond's) port; its gateway is an address of this node; it takes a mark another
  * network held; one family has a gateway and the other none; a pool is on another interface's
  * subnet; a foreign rule sits in symroute's band; the route protocol moves, or its new number is
  * already on other objects; a network's mark value moves; the state does not know the node from
@@ -65,6 +66,7 @@ export interface RuleSkip {
 export const WARNING_KINDS = [
   "interface-down",
   "ipv6-disabled",
+  "interface-is-port",
   "gateway-is-node-address",
   "mark-reused",
   "half-gateway",

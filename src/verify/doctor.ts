@@ -8,6 +8,7 @@ import { formatIp, parsePrefix, type Family, type Prefix } from "../model/addres
 import { formatHex } from "../model/marks.ts";
 import type { NodeState } from "../model/state.ts";
 import { ARP_KEY_PREFIX, firewallRuleKeys, type FirewallSpec } from "../model/firewall.ts";
+import { portOf } from "../plan/desired.ts";
 import { ruleDeleteCommand } from "../plan/diff.ts";
 import type { Conflict, NetworkDecision } from "../plan/types.ts";
 import { compileRoutingState, tracePacket, type Packet, type Trace } from "../simulate/index.ts";
@@ -234,8 +235,9 @@ export function diagnose(input: DoctorInput): DoctorReport {
     }
   }
 
+  const linksByName = new Map(node.links.map((l) => [l.ifname, l]));
   for (const d of input.decisions) {
-    const link = node.links.find((l) => l.ifname === d.interface);
+    const link = linksByName.get(d.interface);
     if (link === undefined || !link.up) {
       findings.push({
         network: d.name,
@@ -248,6 +250,19 @@ export function diagnose(input: DoctorInput): DoctorReport {
           link === undefined
             ? `create it (or give the network \`vlan:\` so symroute does), then run \`${apply}\``
             : `ip link set ${d.interface} up`,
+      });
+      continue;
+    }
+    const master = portOf(link, linksByName);
+    if (master !== undefined) {
+      findings.push({
+        network: d.name,
+        family: d.family,
+        path: "interface",
+        ok: false,
+        summary: `interface ${d.interface} is a port of ${master.kind ?? "device"} ${master.ifname}: its packets arrive on ${master.ifname}`,
+        cause: `the kernel hands every packet arriving on ${d.interface} to ${master.ifname}: rp_filter (${master.ifname}'s), routing and ARP see ${master.ifname}, not ${d.interface}, so requests for the pool are dropped and replies sent through ${d.interface} find no neighbour there`,
+        fix: `set \`interface: ${master.ifname}\` for network ${d.name} in the configuration, then run \`${apply}\``,
       });
       continue;
     }
