@@ -2,7 +2,8 @@
 // events scripts/test-events.mjs wrote (n.jsonl) and the runner's exit code (n.rc). Every file must
 // have produced at least one test result; prints the counts of passed, failed and skipped tests;
 // fails on any skip other than a missing feature of test/support/skip.ts, on a todo, and on a
-// runner that failed. Exit 1 when a check fails.
+// runner that failed; lists the slowest files with their wall times (n.ms, when there). Exit 1 when a
+// check fails.
 //   node --import tsx scripts/check-test-run.ts DIR FILE...
 // With RUN_TESTS_RESULTS=FILE it also writes every test's outcome and diagnostics there, with the
 // commit they ran on (docs/results/failures.json, read by scripts/reliability/report.ts).
@@ -26,6 +27,8 @@ interface TestEvent {
 }
 
 const [dir, ...files] = process.argv.slice(2);
+/** How many of the slowest files the run lists with their wall times. */
+const SLOWEST_SHOWN = 10;
 if (dir === undefined || files.length === 0) {
   console.error("usage: check-test-run.ts DIR FILE...");
   process.exit(2);
@@ -122,6 +125,16 @@ const why = [...skipped].map(([k, n]) => `${n} ${k === "unexplained" ? k : `miss
 console.log(
   `run-tests: ${passed} passed, ${failed} failed, ${skips} skipped${skips > 0 ? ` (${why})` : ""}, from ${counted(files.length, "file")}`,
 );
+// Where the time went (scripts/run-tests.sh writes each file's wall time to n.ms).
+const walls = files
+  .map((given, i) => ({ given, ms: Number(read(join(dir, `${i + 1}.ms`))?.trim() ?? Number.NaN) }))
+  .filter((w) => Number.isFinite(w.ms))
+  .sort((a, b) => b.ms - a.ms)
+  .slice(0, SLOWEST_SHOWN);
+if (walls.length > 0)
+  console.log(
+    `run-tests: the slowest files (wall):\n${walls.map((w) => `  ${(w.ms / 1000).toFixed(1).padStart(6)} s  ${w.given}`).join("\n")}`,
+  );
 if (problems.length > 0) {
   console.error(`run-tests: the run does not prove what it should:\n  ${problems.join("\n  ")}`);
   console.error(`run-tests: a skip must say "missing: <feature>", one of: ${MISSING_FEATURES.join(", ")}`);

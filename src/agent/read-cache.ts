@@ -212,6 +212,8 @@ export interface ReadCacheOptions {
   readonly now?: () => number;
   /** The wall clock (ms), the clock ip stamps its lines with; tests replace it. */
   readonly wallNow?: () => number;
+  /** Runs `fire` after `ms` (returns its cancel): the waits for nft's monitor; tests replace it. */
+  readonly timer?: (ms: number, fire: () => void) => () => void;
 }
 
 /**
@@ -345,6 +347,9 @@ export class ReadCache {
   readonly #listNftChain: ReadCacheOptions["listNftChain"];
   readonly #now: () => number;
   readonly #wallNow: () => number;
+  readonly #timer: NonNullable<ReadCacheOptions["timer"]>;
+  /** Lines of `nft monitor` about symroute's tables read so far: whether a printing is still coming. */
+  #symrouteLines = 0;
   /**
    * Per domain: the writes under way, and an epoch bumped by every write (at its start and its
    * end): a read that saw one is not kept.
@@ -363,6 +368,12 @@ export class ReadCache {
     this.#onChainFrom = options.onChainFrom ?? (() => undefined);
     this.#now = options.now ?? (() => performance.now());
     this.#wallNow = options.wallNow ?? (() => Date.now());
+    this.#timer =
+      options.timer ??
+      ((ms, fire) => {
+        const handle = setTimeout(fire, ms);
+        return () => clearTimeout(handle);
+      });
   }
 
   /**
@@ -418,6 +429,7 @@ export class ReadCache {
     if (pid === undefined) {
       this.#pending ??= { since: this.#now(), ours: false, others: false, rules: [] };
       if (/ symroute\b/.test(line)) {
+        this.#symrouteLines++;
         this.#pending.ours = true;
         // Kept only while a transaction of the agent's waits for its printing.
         if (this.#printing !== undefined && this.#printing.printed === undefined) {
@@ -963,14 +975,22 @@ export class ReadCache {
     const run = transaction.printed?.run;
     if (run === undefined || !labels.some((l) => transaction.printed?.rewritten.has(l) === true))
       return undefined;
-    if (run.printed === undefined && this.#printing === run) {
+    // Each wait ends with the printing, or after PRINT_WAIT_MS; again while nft's monitor is still
+    // printing (a line about symroute's tables came during the last wait), up to PRINT_WAIT_MAX_MS
+    // in all: under load its printing of a large transaction (80 KB for one network added to 1,000,
+    // 310 KB for a whole table, a few bytes per write) can take longer than one wait, and listing
+    // the chains instead costs nft more of the CPU it is short of (docs/agent.md).
+    for (let waited = 0; run.printed === undefined && this.#printing === run && waited < PRINT_WAIT_MAX_MS;) {
+      const linesBefore = this.#symrouteLines;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, PRINT_WAIT_MS);
+        const cancel = this.#timer(PRINT_WAIT_MS, resolve);
         run.waiters.push(() => {
-          clearTimeout(timer);
+          cancel();
           resolve();
         });
       });
+      waited += PRINT_WAIT_MS;
+      if (this.#symrouteLines === linesBefore) break;
     }
     if (
       run.printed === undefined ||
@@ -1034,10 +1054,12 @@ export class ReadCache {
 export const OWN_PROCESS_MS = 30_000;
 
 /**
- * How long verification waits for nft's monitor to print the agent's partial transaction before it
- * lists the changed chains instead (it prints within milliseconds of the commit).
+ * How long verification waits for nft's monitor to print the agent's transaction before it lists
+ * the changed chains instead (it prints within milliseconds of the commit on an idle node), and
+ * again while lines keep coming, up to PRINT_WAIT_MAX_MS in all.
  */
 export const PRINT_WAIT_MS = 250;
+export const PRINT_WAIT_MAX_MS = 2_000;
 
 /** The most chains listed one by one after a transaction; beyond it, the tables are listed whole. */
 export const MAX_CHAINS_LISTED = 12;

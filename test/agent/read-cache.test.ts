@@ -997,6 +997,111 @@ test("after a partial transaction, verification takes the rewritten chains from 
   assert.deepEqual(listedChains, []);
 });
 
+test("verification waits again while nft's monitor is still printing the transaction (under load), and lists the chains once the lines stop", async () => {
+  let current = "";
+  let target = "";
+  const NFT_PID = 6200;
+  const listedChains: string[] = [];
+  const from: string[] = [];
+  const kernel = {
+    runNft: async (s: string) => {
+      cache.ownProcess(NFT_PID);
+      current = s.startsWith("table inet symroute {}\n") ? s : target;
+    },
+    readFirewall: async () => [{ backend: "nftables" as const, ...listingOf(current) }],
+  } as unknown as Kernel;
+  // The waits' timers, fired by the test: each fire is PRINT_WAIT_MS gone without the printing.
+  const timers: (() => void)[] = [];
+  let scheduled: (() => void) | undefined;
+  const nextTimer = (): Promise<void> =>
+    timers.length > 0 ? Promise.resolve() : new Promise((resolve) => (scheduled = resolve));
+  const fire = (): void => timers.shift()?.();
+  const cache = new ReadCache({
+    onChainFrom: (f) => from.push(f),
+    listNftChain: (family, chain) => listChainOf(current, listedChains, family, chain),
+    timer: (_ms, fired) => {
+      timers.push(fired);
+      scheduled?.();
+      scheduled = undefined;
+      return () => {
+        const at = timers.indexOf(fired);
+        if (at >= 0) timers.splice(at, 1);
+      };
+    },
+  });
+  listening(cache, { routing: false });
+  const wrapped = cache.wrap(kernel);
+  let generation = 1;
+  /** What `nft monitor` prints of the chains in `labels` of `script` (without the generation line). */
+  const printed = (s: string, labels: readonly string[]): string[] =>
+    labels.flatMap((label) => {
+      const c = scriptChains(s)?.get(label);
+      assert.ok(c !== undefined, label);
+      return c.text
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l !== "" && !l.startsWith("type "))
+        .map((rule) => `add rule ${c.family} symroute ${c.chain} ${rule}`);
+    });
+  const generationLine = (): string => `# new generation ${++generation} by process ${NFT_PID} (nft)`;
+  const labels = ["pre", "c0x2", "arp:probes"];
+  const chainsBefore = { pre: 'counter comment "pre"', c0x1: 'ct mark set 1 comment "n0"' };
+  const chainsAfter = {
+    pre: 'counter accept comment "pre"',
+    c0x1: 'ct mark set 1 comment "n0"',
+    c0x2: 'ct mark set 2 comment "n1"',
+  };
+  /** Two whole-table transactions printed at once, the second verified: the next one is partial. */
+  const settle = async (chains: Record<string, string>): Promise<void> => {
+    for (let i = 0; i < 2; i++) {
+      target = script(chains);
+      await wrapped.runNft(target);
+      for (const line of printed(target, [...(scriptChains(target)?.keys() ?? [])])) cache.firewallLine(line);
+      cache.firewallLine(generationLine());
+      assert.deepEqual(await wrapped.readFirewall(["nftables"]), [
+        { backend: "nftables", ...listingOf(target) },
+      ]);
+      cache.verified();
+    }
+  };
+
+  // The printing comes in two parts, the second after the first wait ran out: waited for, none listed.
+  await settle(chainsBefore);
+  target = script(chainsAfter, "ext1");
+  listedChains.length = 0;
+  from.length = 0;
+  await wrapped.runNft(target);
+  const lines = printed(target, labels);
+  const read = wrapped.readFirewall(["nftables"]);
+  await nextTimer();
+  for (const line of lines.slice(0, 2)) cache.firewallLine(line);
+  fire();
+  await nextTimer();
+  for (const line of lines.slice(2)) cache.firewallLine(line);
+  cache.firewallLine(generationLine());
+  assert.deepEqual(await read, [{ backend: "nftables", ...listingOf(target) }]);
+  assert.deepEqual([listedChains, from], [[], ["monitor", "monitor", "monitor"]]);
+  cache.verified();
+
+  // The printing stops half way (a wait with no line about symroute's tables): the chains are listed.
+  await settle(chainsBefore);
+  target = script(chainsAfter, "ext1");
+  listedChains.length = 0;
+  from.length = 0;
+  await wrapped.runNft(target);
+  const stalled = wrapped.readFirewall(["nftables"]);
+  await nextTimer();
+  for (const line of printed(target, labels).slice(0, 2)) cache.firewallLine(line);
+  fire();
+  await nextTimer();
+  // Another table's line (kube-proxy's) is no sign that symroute's printing is still coming.
+  cache.firewallLine("add rule ip kube-proxy services counter");
+  fire();
+  assert.deepEqual(await stalled, [{ backend: "nftables", ...listingOf(target) }]);
+  assert.deepEqual(listedChains, ["inet pre", "inet c0x2", "arp probes"]);
+  assert.equal(timers.length, 0);
+});
+
 test("after a whole-table transaction, verification takes every chain from what nft's monitor printed of it, lists what the printing cannot prove, and catches a rule not as rendered", async () => {
   /** What the kernel holds: the script it applied (the agent's, unless a test says otherwise). */
   let current = "";

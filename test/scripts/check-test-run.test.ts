@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { explainedSkip, missing } from "../support/skip.ts";
@@ -19,7 +19,7 @@ interface Ev {
 }
 
 /** Runs the checker on files a.test.ts, b.test.ts, ... each with its events and exit code. */
-function check(files: { events: Ev[]; rc?: number }[]): { code: number; out: string } {
+function check(files: { events: Ev[]; rc?: number; ms?: number }[]): { code: number; out: string } {
   const dir = mkdtempSync(join(tmpdir(), "symroute-check-run-"));
   try {
     const names = files.map((_, i) => join(dir, `${String.fromCharCode(97 + i)}.test.ts`));
@@ -33,6 +33,7 @@ function check(files: { events: Ev[]; rc?: number }[]): { code: number; out: str
       );
       writeFileSync(join(dir, `${i + 1}.jsonl`), lines.map((l) => `${l}\n`).join(""));
       writeFileSync(join(dir, `${i + 1}.rc`), `${f.rc ?? 0}\n`);
+      if (f.ms !== undefined) writeFileSync(join(dir, `${i + 1}.ms`), `${f.ms}\n`);
     });
     const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/check-test-run.ts", dir, ...names], {
       cwd: REPO,
@@ -91,4 +92,28 @@ test("the allowed skip messages: missing: <feature>, optionally followed by what
   assert.equal(explainedSkip("missing: rootless"), undefined);
   assert.equal(explainedSkip("needs root"), undefined);
   assert.equal(explainedSkip(true), undefined);
+});
+
+test("the slowest files are listed, slowest first, with their wall times", () => {
+  const r = check([
+    { events: [{}], ms: 1_200 },
+    { events: [{}], ms: 152_345 },
+    { events: [{}] },
+    { events: [{}], ms: 30_000 },
+  ]);
+  assert.equal(r.code, 0, r.out);
+  assert.match(
+    r.out,
+    /slowest files \(wall\):\n +152\.3 s +\S+b\.test\.ts\n +30\.0 s +\S+d\.test\.ts\n +1\.2 s +\S+a\.test\.ts\n/,
+  );
+  assert.doesNotMatch(r.out, /c\.test\.ts/, "a file without a wall time is left out");
+});
+
+test("scripts/slow-tests.txt (run-tests.sh starts these first) names test files that exist", () => {
+  const listed = readFileSync(join(REPO, "scripts/slow-tests.txt"), "utf8")
+    .split("\n")
+    .filter((line) => line !== "" && !line.startsWith("#"));
+  assert.ok(listed.length > 0);
+  for (const file of listed) assert.ok(file.endsWith(".test.ts") && existsSync(join(REPO, file)), file);
+  assert.equal(new Set(listed).size, listed.length, "each file once");
 });
