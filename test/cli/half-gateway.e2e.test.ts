@@ -9,16 +9,24 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DoctorReport } from "../../src/verify/doctor.ts";
-import { createNode, e2eUnavailable, run, type Netns, startHttpServer } from "../support/netns.ts";
+import { createNode, e2eUnavailable, type Netns, startHttpServer } from "../support/netns.ts";
+import {
+  IPV6_CLIENT,
+  IPV6_LB,
+  IPV6_NODE,
+  clientReachesLb as reachesLb,
+  ipv6RouterTopology,
+  mustIn,
+} from "../support/ipv6-router.ts";
 
 const skip = e2eUnavailable();
 const dir = mkdtempSync(join(tmpdir(), "symroute-half-"));
 chmodSync(dir, 0o755);
 
 const PORT = 8082;
-const CLIENT = "2001:db8:ff::10";
-const LB = "2001:db8:100::4";
-const NODE = "2001:db8:1::10";
+const CLIENT = IPV6_CLIENT;
+const LB = IPV6_LB;
+const NODE = IPV6_NODE;
 
 function configFile(name: string, gateway: string): string {
   const path = join(dir, name);
@@ -37,48 +45,8 @@ function configFile(name: string, gateway: string): string {
 const HALF = configFile("half.yaml", "1.2.3.1");
 const FULL = configFile("full.yaml", `[1.2.3.1, "2001:db8:100::1"]`);
 
-const mustIn = (node: Netns, argv: readonly string[], input?: string): string => {
-  const r = node.exec(argv, input);
-  assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-};
-const inRouter = (node: Netns, argv: readonly string[], input?: string) =>
-  run(["ip", "netns", "exec", node.peer, ...argv], { input });
-
-/**
- * The router (the peer namespace) is 2001:db8:100::1 on ext0's segment, with the client's address on
- * its loopback and a static neighbour for the LB address (MetalLB answers in user space). It has no
- * IPv6 address toward eth0: a reply sent that way is lost, as behind a router that checks sources.
- * On the node, kube-proxy's stand-in DNATs the LB address to the node's own server.
- */
-function topology(node: Netns): void {
-  const mac = (JSON.parse(mustIn(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
-    ?.address;
-  assert.ok(mac);
-  const router = [
-    "link set lo up",
-    "addr add 2001:db8:100::1/64 dev r-ext0 nodad",
-    `addr add ${CLIENT}/128 dev lo nodad`,
-    `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
-  ];
-  const r = inRouter(node, ["ip", "-6", "-batch", "-"], `${router.join("\n")}\n`);
-  assert.equal(r.code, 0, r.stderr);
-  mustIn(
-    node,
-    ["nft", "-f", "-"],
-    `table ip6 kube-proxy-standin {
-  chain pre {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip6 daddr ${LB} tcp dport ${PORT} dnat to [${NODE}]:${PORT}
-  }
-}
-`,
-  );
-}
-
-const clientReachesLb = (node: Netns): boolean =>
-  inRouter(node, ["curl", "-s", "--max-time", "3", "--interface", CLIENT, `http://[${LB}]:${PORT}/`])
-    .stdout === "ok";
+const topology = (node: Netns): void => ipv6RouterTopology(node, PORT);
+const clientReachesLb = (node: Netns): boolean => reachesLb(node, PORT);
 
 test(
   "an IPv6 pool without an IPv6 gateway next to an IPv4 one: plan warns, and the traffic agrees",

@@ -10,7 +10,14 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DoctorReport } from "../../src/verify/doctor.ts";
-import { createNode, e2eUnavailable, run, type Netns, startHttpServer } from "../support/netns.ts";
+import { createNode, e2eUnavailable, type Netns, startHttpServer } from "../support/netns.ts";
+import {
+  IPV6_CLIENT,
+  IPV6_LB,
+  clientReachesLb as reachesLb,
+  ipv6RouterTopology,
+  mustIn,
+} from "../support/ipv6-router.ts";
 import { startNodeAgent, untilAgent, untilReady } from "../agent/support/agent-process.ts";
 
 const skip = e2eUnavailable();
@@ -18,9 +25,8 @@ const dir = mkdtempSync(join(tmpdir(), "symroute-v6off-"));
 chmodSync(dir, 0o755);
 
 const PORT = 8083;
-const CLIENT = "2001:db8:ff::10";
-const LB = "2001:db8:100::4";
-const NODE = "2001:db8:1::10";
+const CLIENT = IPV6_CLIENT;
+const LB = IPV6_LB;
 const URL_BASE = "http://127.0.0.1:9473";
 const CONFIG = join(dir, "dual.yaml");
 writeFileSync(
@@ -34,43 +40,8 @@ writeFileSync(
 );
 chmodSync(CONFIG, 0o644);
 
-const mustIn = (node: Netns, argv: readonly string[], input?: string): string => {
-  const r = node.exec(argv, input);
-  assert.equal(r.code, 0, `${argv.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-};
-const inRouter = (node: Netns, argv: readonly string[], input?: string) =>
-  run(["ip", "netns", "exec", node.peer, ...argv], { input });
-
-/** The router is 2001:db8:100::1 on ext0's segment (the client on its loopback); kube-proxy's stand-in DNATs the LB address to the node. */
-function topology(node: Netns): void {
-  const mac = (JSON.parse(mustIn(node, ["ip", "-j", "link", "show", "ext0"])) as { address: string }[])[0]
-    ?.address;
-  assert.ok(mac);
-  const router = [
-    "link set lo up",
-    "addr add 2001:db8:100::1/64 dev r-ext0 nodad",
-    `addr add ${CLIENT}/128 dev lo nodad`,
-    `neigh replace ${LB} lladdr ${mac} dev r-ext0 nud permanent`,
-  ];
-  const r = inRouter(node, ["ip", "-6", "-batch", "-"], `${router.join("\n")}\n`);
-  assert.equal(r.code, 0, r.stderr);
-  mustIn(
-    node,
-    ["nft", "-f", "-"],
-    `table ip6 kube-proxy-standin {
-  chain pre {
-    type nat hook prerouting priority dstnat; policy accept;
-    ip6 daddr ${LB} tcp dport ${PORT} dnat to [${NODE}]:${PORT}
-  }
-}
-`,
-  );
-}
-
-const clientReachesLb = (node: Netns): boolean =>
-  inRouter(node, ["curl", "-s", "--max-time", "3", "--interface", CLIENT, `http://[${LB}]:${PORT}/`])
-    .stdout === "ok";
+const topology = (node: Netns): void => ipv6RouterTopology(node, PORT);
+const clientReachesLb = (node: Netns): boolean => reachesLb(node, PORT);
 
 const table20000 = (node: Netns): string => mustIn(node, ["ip", "-6", "route", "show", "table", "20000"]);
 
